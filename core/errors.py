@@ -1,0 +1,104 @@
+"""One exception root for pgvault; every error knows the exit code the seeds give it.
+
+PgvaultError (4: any other error)
+├── InputError (3: bad command input)
+├── OperationFailed (1: the operation failed)
+│   ├── PostgresError
+│   ├── Cancelled
+│   └── StorageError
+│       ├── ObjectNotFound
+│       ├── ContainerNotFound
+│       ├── ObjectExists
+│       └── IntegrityError
+└── CloudConnectionError (2: the connection to the cloud provider failed)
+    ├── EndpointUnreachable
+    ├── AccessDenied
+    └── TransientError (throttling, 5xx, resets; retried before it surfaces)
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from core.secrets import redact
+
+
+class ExitCode(IntEnum):
+    """Exit codes of barman-cloud's commands, which pgvault keeps."""
+
+    OK = 0
+    FAILED = 1
+    CONNECTION = 2
+    INPUT = 3
+    OTHER = 4
+
+
+class PgvaultError(Exception):
+    """Root of every error pgvault raises on purpose; the message is always redacted."""
+
+    exit_code: ExitCode = ExitCode.OTHER
+
+    def __init__(self, message: str) -> None:
+        self.message = redact(message)
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputError(PgvaultError):
+    """The command line, a URL or an argument is malformed."""
+
+    exit_code = ExitCode.INPUT
+
+
+class OperationFailed(PgvaultError):
+    """The operation ran and failed (connectivity to the cloud was fine)."""
+
+    exit_code = ExitCode.FAILED
+
+
+class PostgresError(OperationFailed):
+    """PostgreSQL refused a connection or a backup function failed."""
+
+
+class Cancelled(OperationFailed):
+    """The operation was cancelled by the operator."""
+
+
+class StorageError(OperationFailed):
+    """An object-store operation failed for a reason retrying cannot fix."""
+
+
+class ObjectNotFound(StorageError):
+    """The object does not exist."""
+
+
+class ContainerNotFound(StorageError):
+    """The bucket or container does not exist."""
+
+
+class ObjectExists(StorageError):
+    """The object exists and pgvault will not overwrite it."""
+
+
+class IntegrityError(StorageError):
+    """Stored bytes do not match their recorded size or checksum."""
+
+
+class CloudConnectionError(PgvaultError):
+    """The object store could not be reached or refused the credentials."""
+
+    exit_code = ExitCode.CONNECTION
+
+
+class EndpointUnreachable(CloudConnectionError):
+    """Connection refused, DNS failure, TLS failure or timeout."""
+
+
+class AccessDenied(CloudConnectionError):
+    """The credentials were refused (HTTP 401/403)."""
+
+
+class TransientError(CloudConnectionError):
+    """Throttling, a 5xx answer or a reset connection: worth retrying."""

@@ -1,0 +1,41 @@
+"""Size arguments parsed exactly as barman-cloud parses them, and printed for people."""
+
+from __future__ import annotations
+
+from core.errors import InputError
+
+_PREFIXES = "KMGTPEZY"
+
+
+def parse_size(text: str) -> int:
+    """Parse '5MB' (base 1024), '5MiB' (base 1000, barman's inversion) or plain bytes."""
+    value = text.strip().upper()
+    try:
+        if value.endswith("B"):
+            base, idx = (1000, 3) if len(value) >= 2 and value[-2] == "I" else (1024, 2)
+            multiplier = base
+            for prefix in _PREFIXES:
+                if len(value) >= idx and value[-idx] == prefix:
+                    result = int(float(value[:-idx]) * multiplier)
+                    break
+                multiplier *= base
+            else:
+                result = int(value[: -idx + 1])
+        else:
+            result = int(value)
+    except (ValueError, IndexError):
+        raise InputError(f"'{text}' is not a valid size string") from None
+    if result < 1:
+        raise InputError(f"'{text}' is not a valid size string")
+    return result
+
+
+def format_size(n: float) -> str:
+    """Binary units with one decimal, e.g. 1.5 GiB; compact for tables and logs."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    value = float(n)
+    for unit in units:
+        if abs(value) < 1024 or unit == units[-1]:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} PiB"  # pragma: no cover - loop always returns

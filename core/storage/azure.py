@@ -1,0 +1,390 @@
+"""Azure Blob Storage through azure-storage-blob: block uploads, index tags, access tiers."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    IncompleteReadError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import (
+    BlobBlock,
+    BlobPrefix,
+    BlobServiceClient,
+    ContainerClient,
+    StandardBlobTier,
+)
+
+from core.errors import (
+    AccessDenied,
+    ContainerNotFound,
+    EndpointUnreachable,
+    InputError,
+    ObjectExists,
+    ObjectNotFound,
+    PgvaultError,
+    StorageError,
+    TransientError,
+)
+from core.secrets import register_secret
+from core.storage.bandwidth import Payload
+from core.storage.base import (
+    CommonPrefix,
+    ObjectInfo,
+    ObjectStore,
+    PendingUpload,
+    PutOptions,
+    RawStream,
+    StoreConfig,
+)
+from core.urls import Location, Provider
+
+AZURE_CREDENTIALS = ("azure-cli", "managed-identity", "default")
+
+
+def translate(exc: BaseException, what: str) -> PgvaultError:
+    """Map an azure-core exception to pgvault's hierarchy."""
+    if isinstance(exc, PgvaultError):
+        return exc
+    code = str(getattr(exc, "error_code", "") or "")
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, ResourceNotFoundError):
+        if code == "ContainerNotFound":
+            return ContainerNotFound(f"{what}: container does not exist")
+        return ObjectNotFound(f"{what}: not found")
+    if isinstance(exc, ResourceModifiedError) or status == 412:
+        return ObjectExists(f"{what}: object already exists")
+    if isinstance(exc, ResourceExistsError):
+        if code in ("BlobAlreadyExists", "ConditionNotMet"):
+            return ObjectExists(f"{what}: object already exists")
+        return StorageError(f"{what}: {code or exc}")
+    if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
+        return AccessDenied(f"{what}: access denied ({code or status})")
+    if isinstance(exc, ServiceRequestError):
+        return EndpointUnreachable(f"{what}: cannot reach the Azure endpoint")
+    if isinstance(exc, ServiceResponseError | IncompleteReadError | ConnectionError):
+        return TransientError(f"{what}: connection dropped")
+    if isinstance(exc, HttpResponseError):
+        if status in (408, 429) or (isinstance(status, int) and status >= 500):
+            return TransientError(f"{what}: HTTP {status} {code}".strip())
+        return StorageError(f"{what}: HTTP {status} {code}".strip())
+    if isinstance(exc, AzureError):
+        return StorageError(f"{what}: {exc}")
+    raise exc
+
+
+def _tier(name: str) -> StandardBlobTier:
+    """Azure access tiers by name, case-insensitive: Hot, Cool, Cold, Archive."""
+    for tier in StandardBlobTier:
+        if tier.value.lower() == name.lower():
+            return tier
+    choices = ", ".join(t.value for t in StandardBlobTier)
+    raise InputError(f"unknown Azure access tier {name!r} (one of {choices})")
+
+
+class _Guard:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and not isinstance(exc, PgvaultError) and isinstance(exc, Exception):
+            raise translate(exc, self.what) from exc
+
+
+@dataclass
+class _Upload:
+    key: str
+    options: PutOptions
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def block_id(self, number: int) -> str:
+        return f"{self.tag}-{number:06d}"
+
+
+class _AzureStream(RawStream):
+    def __init__(self, downloader: Any, what: str) -> None:
+        self._chunks = downloader.chunks() if downloader is not None else iter(())
+        self._buffer = b""
+        self._what = what
+
+    def read(self, n: int) -> bytes:
+        with _Guard(self._what):
+            while not self._buffer:
+                try:
+                    self._buffer = next(self._chunks)
+                except StopIteration:
+                    return b""
+        data, self._buffer = self._buffer[:n], self._buffer[n:]
+        return data
+
+    def close(self) -> None:
+        self._chunks = iter(())
+
+
+def _service_client(location: Location, config: StoreConfig) -> BlobServiceClient:
+    kwargs: dict[str, Any] = {
+        "retry_total": 0,
+        "connection_timeout": 10,
+        "read_timeout": config.read_timeout or 60,
+        "max_block_size": config.azure_max_block_size or 4 * 1024 * 1024,
+        "max_single_put_size": config.azure_max_single_put_size or 64 * 1024 * 1024,
+    }
+    account = location.account or os.environ.get("AZURE_STORAGE_ACCOUNT")
+    endpoint = location.endpoint or (
+        f"https://{account}.blob.core.windows.net" if account else None
+    )
+    creds = location.credentials
+    if config.azure_credential:
+        if config.azure_credential not in AZURE_CREDENTIALS:
+            raise InputError(f"--azure-credential must be one of {', '.join(AZURE_CREDENTIALS)}")
+        if endpoint is None:
+            raise InputError("the Azure storage account is unknown: use an account URL")
+        return BlobServiceClient(endpoint, credential=_identity(config.azure_credential), **kwargs)
+    if creds.azure_account_key or creds.azure_sas_token:
+        if endpoint is None or account is None:
+            raise InputError("azure:// URLs with a key need AZURE_ACCOUNT_NAME")
+        credential: Any = creds.azure_sas_token or {
+            "account_name": str(account),
+            "account_key": creds.azure_account_key,
+        }
+        return BlobServiceClient(endpoint, credential=credential, **kwargs)
+    connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    if connection_string:
+        register_secret(connection_string)
+        try:
+            return BlobServiceClient.from_connection_string(connection_string, **kwargs)
+        except ValueError as exc:
+            raise InputError("AZURE_STORAGE_CONNECTION_STRING is malformed") from exc
+    if endpoint is None:
+        raise InputError(
+            "the Azure storage account is unknown: use https://ACCOUNT.blob.core.windows.net/..., "
+            "AZURE_ACCOUNT_NAME in an azure:// URL, or AZURE_STORAGE_CONNECTION_STRING"
+        )
+    sas = os.environ.get("AZURE_STORAGE_SAS_TOKEN")
+    if sas:
+        register_secret(sas)
+        return BlobServiceClient(endpoint, credential=sas, **kwargs)
+    key = os.environ.get("AZURE_STORAGE_KEY")
+    if key:
+        register_secret(key)
+        return BlobServiceClient(
+            endpoint, credential={"account_name": str(account), "account_key": key}, **kwargs
+        )
+    return BlobServiceClient(endpoint, credential=_identity("default"), **kwargs)
+
+
+def _identity(kind: str) -> Any:
+    try:
+        import azure.identity as identity
+    except ImportError:
+        raise InputError(
+            "no Azure storage credentials in the environment, and azure-identity is not "
+            "installed for --azure-credential (pip install 'pgvault[azure-identity]')"
+        ) from None
+    if kind == "azure-cli":
+        return identity.AzureCliCredential()
+    if kind == "managed-identity":
+        return identity.ManagedIdentityCredential()
+    return identity.DefaultAzureCredential()
+
+
+class AzureStore(ObjectStore):
+    """An Azure Blob Storage container."""
+
+    provider = Provider.AZURE
+    min_part_size = 64 * 1024
+    max_parts = 50_000
+    delete_batch = 256
+
+    def __init__(self, location: Location, config: StoreConfig) -> None:
+        super().__init__(location, config)
+        self._service = _service_client(location, config)
+        self._container: ContainerClient = self._service.get_container_client(location.bucket)
+
+    def default_chunk_size(self) -> int:
+        return self.config.azure_max_block_size or 16 * 1024 * 1024
+
+    def _blob(self, full: str) -> Any:
+        return self._container.get_blob_client(full)
+
+    def _scope(self) -> dict[str, Any]:
+        return (
+            {"encryption_scope": self.config.encryption_scope}
+            if (self.config.encryption_scope)
+            else {}
+        )
+
+    def _check(self) -> None:
+        with _Guard(f"container {self.location.bucket}"):
+            if not self._container.exists():
+                raise ContainerNotFound(f"container {self.location.bucket} does not exist")
+
+    def _put(self, key: str, body: Payload, options: PutOptions) -> None:
+        full = self.key(key)
+        args: dict[str, Any] = dict(self._scope())
+        if options.tags:
+            args["tags"] = options.tag_dict()
+        if options.storage_class:
+            args["standard_blob_tier"] = _tier(options.storage_class)
+        with _Guard(f"put {full}"):
+            self._blob(full).upload_blob(
+                body, length=len(body), overwrite=not options.if_absent, max_concurrency=1, **args
+            )
+
+    def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
+        full = self.key(key)
+        if options.if_absent:
+            with _Guard(f"head {full}"):
+                if self._blob(full).exists():
+                    raise ObjectExists(f"{full}: object already exists")
+        return _Upload(key=full, options=options)
+
+    def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> str:
+        block_id = handle.block_id(number)
+        with _Guard(f"upload block {number} of {handle.key}"):
+            self._blob(handle.key).stage_block(block_id, body, length=len(body), **self._scope())
+        return block_id
+
+    def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
+        args: dict[str, Any] = dict(self._scope())
+        if handle.options.tags:
+            args["tags"] = handle.options.tag_dict()
+        if handle.options.storage_class:
+            args["standard_blob_tier"] = _tier(handle.options.storage_class)
+        if handle.options.if_absent:
+            args["etag"] = "*"
+            args["match_condition"] = MatchConditions.IfMissing
+        with _Guard(f"commit {handle.key}"):
+            self._blob(handle.key).commit_block_list([BlobBlock(block_id=b) for b in parts], **args)
+
+    def _mpu_abort(self, handle: _Upload) -> None:
+        self._discard_uncommitted(handle.key)
+
+    def _discard_uncommitted(self, full: str) -> None:
+        # Uncommitted blocks vanish when a blob is written; a blob that does not exist yet
+        # is written empty and deleted at once. A committed blob is left as it is.
+        blob = self._blob(full)
+        with _Guard(f"abort upload of {full}"):
+            try:
+                blob.get_blob_properties()
+                return
+            except ResourceNotFoundError:
+                pass
+            blob.upload_blob(b"", overwrite=True)
+            blob.delete_blob()
+
+    def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:
+        full = self.key(key)
+        length = None if end is None else end - start
+        if length == 0:
+            return _AzureStream(None, full)
+        with _Guard(f"get {full}"):
+            try:
+                downloader = self._blob(full).download_blob(
+                    offset=start if (start or length is not None) else None,
+                    length=length,
+                    max_concurrency=1,
+                )
+            except HttpResponseError as exc:
+                if exc.status_code == 416:
+                    return _AzureStream(None, full)
+                raise
+        return _AzureStream(downloader, f"get {full}")
+
+    def _head(self, key: str) -> ObjectInfo:
+        full = self.key(key)
+        with _Guard(f"head {full}"):
+            props = self._blob(full).get_blob_properties()
+        return ObjectInfo(
+            key=key,
+            size=props.size,
+            modified=props.last_modified,
+            etag=props.etag,
+            storage_class=str(props.blob_tier) if props.blob_tier else None,
+        )
+
+    def _list(
+        self, prefix: str, delimiter: str | None, page_size: int | None
+    ) -> Iterator[ObjectInfo | CommonPrefix]:
+        full_prefix = self.full_prefix(prefix)
+        with _Guard(f"list {full_prefix or '/'}"):
+            items: Any
+            if delimiter:
+                items = self._container.walk_blobs(
+                    name_starts_with=full_prefix or None,
+                    delimiter=delimiter,
+                    results_per_page=page_size,
+                )
+            else:
+                items = self._container.list_blobs(
+                    name_starts_with=full_prefix or None, results_per_page=page_size
+                )
+            for item in items:
+                if isinstance(item, BlobPrefix):
+                    yield CommonPrefix(self.relative(item.name))
+                else:
+                    yield ObjectInfo(
+                        key=self.relative(item.name),
+                        size=item.size,
+                        modified=item.last_modified,
+                        etag=item.etag,
+                        storage_class=str(item.blob_tier) if item.blob_tier else None,
+                    )
+
+    def _delete(self, keys: list[str]) -> None:
+        names = [self.key(k) for k in keys]
+        with _Guard(f"delete {len(keys)} objects"):
+            responses = self._container.delete_blobs(*names, raise_on_any_failure=False)
+            failures = [r for r in responses if r.status_code not in (200, 202, 404)]
+        if failures:
+            raise StorageError(
+                f"could not delete {len(failures)} object(s): HTTP {failures[0].status_code}"
+            )
+
+    def _get_tags(self, key: str) -> dict[str, str]:
+        full = self.key(key)
+        with _Guard(f"get tags of {full}"):
+            tags: dict[str, str] = self._blob(full).get_blob_tags()
+        return tags
+
+    def _set_tags(self, key: str, tags: dict[str, str]) -> None:
+        full = self.key(key)
+        with _Guard(f"set tags of {full}"):
+            self._blob(full).set_blob_tags(tags)
+
+    def _set_storage_class(self, key: str, storage_class: str) -> None:
+        full = self.key(key)
+        with _Guard(f"set the tier of {full}"):
+            self._blob(full).set_standard_blob_tier(_tier(storage_class))
+
+    def _list_pending(self, prefix: str) -> list[PendingUpload]:
+        full_prefix = self.full_prefix(prefix) or None
+        with _Guard(f"list uploads under {full_prefix or '/'}"):
+            committed = {b.name for b in self._container.list_blobs(name_starts_with=full_prefix)}
+            every = self._container.list_blobs(
+                name_starts_with=full_prefix, include=["uncommittedblobs"]
+            )
+            return [
+                PendingUpload(key=self.relative(b.name), upload_id=b.name)
+                for b in every
+                if b.name not in committed
+            ]
+
+    def _abort_pending(self, upload: PendingUpload) -> None:
+        self._discard_uncommitted(upload.upload_id)

@@ -1,0 +1,384 @@
+"""Google Cloud Storage through google-cloud-storage.
+
+An object that fits in one chunk is one upload request with a CRC32C check. A larger one
+is a parallel composite upload (the technique of gcloud storage): its parts go up as
+temporary objects under `.pgvault-tmp/<upload>/`, -J at a time, and are composed into the
+object, then deleted. A resumable session would allow only one chunk in flight.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+from google.api_core import exceptions as gexc
+from google.auth import exceptions as auth_exc
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from google.resumable_media import common as media_common
+
+from core.errors import (
+    AccessDenied,
+    ContainerNotFound,
+    EndpointUnreachable,
+    InputError,
+    ObjectExists,
+    ObjectNotFound,
+    PgvaultError,
+    StorageError,
+    TransientError,
+)
+from core.storage.bandwidth import Payload
+from core.storage.base import (
+    CommonPrefix,
+    ObjectInfo,
+    ObjectStore,
+    PendingUpload,
+    PutOptions,
+    RawStream,
+    StoreConfig,
+)
+from core.urls import Location, Provider
+
+TMP_DIR = ".pgvault-tmp"
+COMPOSE_LIMIT = 32
+TARGET_KEY = "pgvault-target"
+
+
+def translate(exc: BaseException, what: str) -> PgvaultError:
+    """Map a google-cloud-storage / requests exception to pgvault's hierarchy."""
+    if isinstance(exc, PgvaultError):
+        return exc
+    if isinstance(exc, gexc.NotFound):
+        if "bucket" in str(exc).lower() and "object" not in str(exc).lower():
+            return ContainerNotFound(f"{what}: bucket does not exist")
+        return ObjectNotFound(f"{what}: not found")
+    if isinstance(exc, gexc.PreconditionFailed):
+        return ObjectExists(f"{what}: object already exists")
+    if isinstance(exc, gexc.Forbidden | gexc.Unauthorized | auth_exc.RefreshError):
+        return AccessDenied(f"{what}: access denied")
+    if isinstance(exc, auth_exc.DefaultCredentialsError):
+        return AccessDenied(
+            f"{what}: no Google credentials (set GOOGLE_APPLICATION_CREDENTIALS or use "
+            "?AUTH=specified&CREDENTIALS=... in the URL)"
+        )
+    if isinstance(exc, gexc.TooManyRequests | gexc.ServerError | gexc.RequestRangeNotSatisfiable):
+        return TransientError(f"{what}: {exc.code} {exc.message}")
+    if isinstance(exc, media_common.InvalidResponse):
+        status = getattr(exc.response, "status_code", 0)
+        if status == 404:
+            return ObjectNotFound(f"{what}: not found")
+        if status == 412:
+            return ObjectExists(f"{what}: object already exists")
+        if status in (401, 403):
+            return AccessDenied(f"{what}: access denied")
+        if status == 429 or status >= 500:
+            return TransientError(f"{what}: HTTP {status}")
+        return StorageError(f"{what}: HTTP {status}")
+    if isinstance(exc, media_common.DataCorruption):
+        return TransientError(f"{what}: checksum mismatch in transfer")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        text = str(exc)
+        if (
+            "Connection refused" in text
+            or "Name or service not known" in text
+            or ("Failed to resolve" in text)
+        ):
+            return EndpointUnreachable(f"{what}: cannot reach the GCS endpoint")
+        return TransientError(f"{what}: connection dropped")
+    if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ChunkedEncodingError):
+        return TransientError(f"{what}: {type(exc).__name__}")
+    if isinstance(exc, auth_exc.TransportError):
+        return EndpointUnreachable(f"{what}: cannot reach the Google endpoint")
+    if isinstance(exc, gexc.GoogleAPICallError):
+        return StorageError(f"{what}: {exc.code} {exc.message}")
+    raise exc
+
+
+class _Guard:
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None and not isinstance(exc, PgvaultError) and isinstance(exc, Exception):
+            raise translate(exc, self.what) from exc
+
+
+@dataclass
+class _Upload:
+    key: str
+    options: PutOptions
+    upload_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+class _GcsStream(RawStream):
+    def __init__(self, reader: Any, what: str) -> None:
+        self._reader = reader
+        self._what = what
+
+    def read(self, n: int) -> bytes:
+        if self._reader is None:
+            return b""
+        with _Guard(self._what):
+            data: bytes = self._reader.read(n)
+            return data
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+
+def _client(location: Location) -> storage.Client:
+    creds = location.credentials
+    if os.environ.get("STORAGE_EMULATOR_HOST") and not creds.gcs_service_account_json:
+        return storage.Client(project="pgvault", credentials=AnonymousCredentials())
+    if creds.gcs_service_account_json:
+        from google.oauth2 import service_account
+
+        try:
+            info = json.loads(creds.gcs_service_account_json)
+            credentials = service_account.Credentials.from_service_account_info(info)
+        except (ValueError, KeyError) as exc:
+            raise InputError("CREDENTIALS is not a valid service-account key") from exc
+        return storage.Client(project=info.get("project_id"), credentials=credentials)
+    with _Guard("connect to Google Cloud Storage"):
+        return storage.Client()
+
+
+class GcsStore(ObjectStore):
+    """A Google Cloud Storage bucket."""
+
+    provider = Provider.GCS
+    min_part_size = 256 * 1024
+    max_parts = COMPOSE_LIMIT**3
+    delete_batch = 100
+
+    def __init__(self, location: Location, config: StoreConfig) -> None:
+        super().__init__(location, config)
+        self._client = _client(location)
+        self._bucket = self._client.bucket(location.bucket)
+        self._timeout = (10, config.read_timeout or 60)
+
+    def _blob(self, full: str, options: PutOptions | None = None) -> storage.Blob:
+        blob = self._bucket.blob(full, kms_key_name=self.config.kms_key_name)
+        if options is not None:
+            if options.storage_class:
+                blob.storage_class = options.storage_class
+            if options.tags:
+                blob.metadata = options.tag_dict()
+        return blob
+
+    def _tmp_prefix(self, upload_id: str) -> str:
+        return self.key(f"{TMP_DIR}/{upload_id}") + "/"
+
+    def _check(self) -> None:
+        with _Guard(f"bucket {self.location.bucket}"):
+            if not self._bucket.exists(timeout=self._timeout, retry=None):
+                raise ContainerNotFound(f"bucket {self.location.bucket} does not exist")
+
+    def _upload(self, blob: storage.Blob, body: Payload, if_absent: bool, what: str) -> None:
+        with _Guard(what):
+            blob.upload_from_file(
+                body,
+                size=len(body),
+                rewind=True,
+                checksum="crc32c",
+                retry=None,
+                timeout=self._timeout,
+                if_generation_match=0 if if_absent else None,
+            )
+
+    def _put(self, key: str, body: Payload, options: PutOptions) -> None:
+        full = self.key(key)
+        self._upload(self._blob(full, options), body, options.if_absent, f"put {full}")
+
+    def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
+        full = self.key(key)
+        if options.if_absent:
+            with _Guard(f"head {full}"):
+                if self._blob(full).exists(timeout=self._timeout, retry=None):
+                    raise ObjectExists(f"{full}: object already exists")
+        return _Upload(key=full, options=options)
+
+    def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> str:
+        name = f"{self._tmp_prefix(handle.upload_id)}{number:06d}"
+        blob = self._blob(name)
+        blob.metadata = {TARGET_KEY: handle.key}
+        self._upload(blob, body, False, f"upload part {number} of {handle.key}")
+        return name
+
+    def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
+        names: list[str] = list(parts)
+        temporary: list[str] = list(names)
+        level = 0
+        while len(names) > COMPOSE_LIMIT:
+            level += 1
+            grouped = []
+            for i in range(0, len(names), COMPOSE_LIMIT):
+                target = f"{self._tmp_prefix(handle.upload_id)}c{level}-{i // COMPOSE_LIMIT:06d}"
+                self._compose(self._blob(target), names[i : i + COMPOSE_LIMIT], False)
+                grouped.append(target)
+            temporary.extend(grouped)
+            names = grouped
+        self._compose(self._blob(handle.key, handle.options), names, handle.options.if_absent)
+        self._delete_full(temporary)
+
+    def _compose(self, destination: storage.Blob, names: list[str], if_absent: bool) -> None:
+        with _Guard(f"compose {destination.name}"):
+            destination.compose(
+                [self._bucket.blob(n) for n in names],
+                retry=None,
+                timeout=self._timeout,
+                if_generation_match=0 if if_absent else None,
+            )
+
+    def _mpu_abort(self, handle: _Upload) -> None:
+        self._delete_prefix(self._tmp_prefix(handle.upload_id))
+
+    def _delete_prefix(self, full_prefix: str) -> None:
+        with _Guard(f"list {full_prefix}"):
+            names = [
+                b.name
+                for b in self._client.list_blobs(
+                    self._bucket, prefix=full_prefix, retry=None, timeout=self._timeout
+                )
+            ]
+        self._delete_full(names)
+
+    def _delete_full(self, names: list[str]) -> None:
+        for name in names:
+            with _Guard(f"delete {name}"), contextlib.suppress(gexc.NotFound):
+                self._bucket.delete_blob(name, retry=None, timeout=self._timeout)
+
+    def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:
+        full = self.key(key)
+        if end is not None and end <= start:
+            return _GcsStream(None, full)
+        blob = self._blob(full)
+        with _Guard(f"get {full}"):
+            try:
+                reader = blob.open(
+                    "rb",
+                    chunk_size=4 * 1024 * 1024,
+                    retry=None,
+                    timeout=self._timeout,
+                )
+                if start:
+                    reader.seek(start)
+            except gexc.RequestRangeNotSatisfiable:
+                return _GcsStream(None, full)
+        if end is not None:
+            return _Limited(_GcsStream(reader, f"get {full}"), end - start)
+        return _GcsStream(reader, f"get {full}")
+
+    def _head(self, key: str) -> ObjectInfo:
+        full = self.key(key)
+        with _Guard(f"head {full}"):
+            blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
+        if blob is None:
+            raise ObjectNotFound(f"head {full}: not found")
+        return ObjectInfo(
+            key=key,
+            size=blob.size or 0,
+            modified=blob.updated,
+            etag=blob.etag,
+            storage_class=blob.storage_class,
+        )
+
+    def _list(
+        self, prefix: str, delimiter: str | None, page_size: int | None
+    ) -> Iterator[ObjectInfo | CommonPrefix]:
+        full_prefix = self.full_prefix(prefix)
+        tmp = self.key(TMP_DIR) + "/"
+        with _Guard(f"list {full_prefix or '/'}"):
+            iterator = self._client.list_blobs(
+                self._bucket,
+                prefix=full_prefix or None,
+                delimiter=delimiter,
+                page_size=page_size,
+                retry=None,
+                timeout=self._timeout,
+            )
+            for page in iterator.pages:
+                for blob in page:
+                    if blob.name.startswith(tmp):
+                        continue
+                    yield ObjectInfo(
+                        key=self.relative(blob.name),
+                        size=blob.size or 0,
+                        modified=blob.updated,
+                        etag=blob.etag,
+                        storage_class=blob.storage_class,
+                    )
+                for common in sorted(page.prefixes):
+                    if common == tmp:
+                        continue
+                    yield CommonPrefix(self.relative(common))
+
+    def _delete(self, keys: list[str]) -> None:
+        self._delete_full([self.key(k) for k in keys])
+
+    def _get_tags(self, key: str) -> dict[str, str]:
+        full = self.key(key)
+        with _Guard(f"get tags of {full}"):
+            blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
+        if blob is None:
+            raise ObjectNotFound(f"get tags of {full}: not found")
+        return dict(blob.metadata or {})
+
+    def _set_tags(self, key: str, tags: dict[str, str]) -> None:
+        full = self.key(key)
+        with _Guard(f"set tags of {full}"):
+            blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
+            if blob is None:
+                raise ObjectNotFound(f"set tags of {full}: not found")
+            blob.metadata = tags
+            blob.patch(retry=None, timeout=self._timeout)
+
+    def _set_storage_class(self, key: str, storage_class: str) -> None:
+        full = self.key(key)
+        with _Guard(f"change the storage class of {full}"):
+            self._blob(full).update_storage_class(storage_class, retry=None, timeout=self._timeout)
+
+    def _list_pending(self, prefix: str) -> list[PendingUpload]:
+        tmp = self.key(TMP_DIR) + "/"
+        uploads: dict[str, PendingUpload] = {}
+        with _Guard(f"list {tmp}"):
+            for blob in self._client.list_blobs(
+                self._bucket, prefix=tmp, retry=None, timeout=self._timeout
+            ):
+                upload_id = blob.name[len(tmp) :].split("/", 1)[0]
+                target = self.relative((blob.metadata or {}).get(TARGET_KEY, ""))
+                if upload_id not in uploads and target.startswith(prefix):
+                    uploads[upload_id] = PendingUpload(
+                        key=target, upload_id=upload_id, started=blob.time_created
+                    )
+        return list(uploads.values())
+
+    def _abort_pending(self, upload: PendingUpload) -> None:
+        self._delete_prefix(self._tmp_prefix(upload.upload_id))
+
+
+class _Limited(RawStream):
+    def __init__(self, inner: RawStream, left: int) -> None:
+        self._inner = inner
+        self._left = left
+
+    def read(self, n: int) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._inner.read(min(n, self._left))
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._inner.close()

@@ -1,0 +1,371 @@
+"""A local directory as an object store: atomic writes (temp file, fsync, rename, fsync dir).
+
+Parts of a streaming write land at their offsets in a hidden temp file, concurrently; the
+object appears under its name only once complete. Tags and storage class live in a hidden
+sidecar file next to the object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from core.errors import ContainerNotFound, InputError, ObjectExists, ObjectNotFound, StorageError
+from core.storage.bandwidth import Payload
+from core.storage.base import (
+    CommonPrefix,
+    ObjectInfo,
+    ObjectStore,
+    PendingUpload,
+    PutOptions,
+    RawStream,
+    StoreConfig,
+)
+from core.urls import Location, Provider
+
+PARTIAL = ".pgvault-partial"
+META = ".pgvault-meta"
+COPY_BLOCK = 1024 * 1024
+
+
+@dataclass
+class _Upload:
+    key: str
+    final: str
+    temp: str
+    fd: int
+    options: PutOptions
+
+
+class _FileStream(RawStream):
+    def __init__(self, path: str, start: int, end: int | None) -> None:
+        self._fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._fh.seek(start)
+        self._left = None if end is None else end - start
+
+    def read(self, n: int) -> bytes:
+        if self._left is not None:
+            n = min(n, self._left)
+            if n <= 0:
+                return b""
+        data = self._fh.read(n)
+        if self._left is not None:
+            self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".") and (name.endswith(PARTIAL) or name.endswith(META))
+
+
+class LocalStore(ObjectStore):
+    """Objects are files under the location's directory; keys map to relative paths."""
+
+    provider = Provider.FILE
+    min_part_size = 1
+    max_parts = 1_000_000
+    delete_batch = 1000
+
+    def __init__(self, location: Location, config: StoreConfig) -> None:
+        super().__init__(location, config)
+        self.root = (
+            os.path.join(location.bucket, location.prefix) if location.prefix else (location.bucket)
+        )
+
+    def default_chunk_size(self) -> int:
+        return 8 * 1024 * 1024
+
+    # ---- paths ----------------------------------------------------------------------------
+
+    def _path(self, key: str) -> str:
+        parts = key.split("/")
+        if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise InputError(f"invalid object key {key!r}")
+        return os.path.join(self.root, *parts)
+
+    def _meta_path(self, path: str) -> str:
+        head, tail = os.path.split(path)
+        return os.path.join(head, f".{tail}{META}")
+
+    def _require_root(self) -> None:
+        """Create the root directory on first use, like `mkdir -p`."""
+        if os.path.isdir(self.root):
+            return
+        try:
+            os.makedirs(self.root, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise ContainerNotFound(f"{self.root} is not a directory") from None
+        except FileNotFoundError:
+            raise ContainerNotFound(f"directory {self.root} cannot be created") from None
+        except PermissionError:
+            raise StorageError(f"no permission to create directory {self.root}") from None
+
+    def _read_meta(self, path: str) -> dict[str, Any]:
+        try:
+            with open(self._meta_path(path)) as fh:
+                data: dict[str, Any] = json.load(fh)
+                return data
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            raise StorageError(f"unreadable metadata for {path}: {exc}") from exc
+
+    def _write_meta(self, path: str, meta: dict[str, Any]) -> None:
+        target = self._meta_path(path)
+        if not meta:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(target)
+            return
+        temp = f"{target}.{uuid.uuid4().hex}{PARTIAL}"
+        with open(temp, "w") as fh:
+            json.dump(meta, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temp, target)
+
+    def _options_meta(self, options: PutOptions) -> dict[str, Any]:
+        meta: dict[str, Any] = {}
+        if options.tags:
+            meta["tags"] = options.tag_dict()
+        if options.storage_class:
+            meta["storage_class"] = options.storage_class
+        return meta
+
+    # ---- primitives --------------------------------------------------------------------------
+
+    def _check(self) -> None:
+        self._require_root()
+        if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
+            raise StorageError(f"directory {self.root} is not writable by this user")
+
+    def _begin(self, key: str, options: PutOptions) -> _Upload:
+        self._require_root()
+        final = self._path(key)
+        directory, name = os.path.split(final)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
+        if options.if_absent and os.path.exists(final):
+            raise ObjectExists(f"{key} already exists")
+        temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}{PARTIAL}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        return _Upload(key=key, final=final, temp=temp, fd=fd, options=options)
+
+    def _finish(self, upload: _Upload) -> None:
+        try:
+            os.fsync(upload.fd)
+        finally:
+            os.close(upload.fd)
+        directory = os.path.dirname(upload.final)
+        meta = self._options_meta(upload.options)
+        if upload.options.if_absent:
+            try:
+                os.link(upload.temp, upload.final)
+            except FileExistsError:
+                os.unlink(upload.temp)
+                raise ObjectExists(f"{upload.key} already exists") from None
+            os.unlink(upload.temp)
+            self._write_meta(upload.final, meta)
+        else:
+            self._write_meta(upload.final, meta)
+            os.replace(upload.temp, upload.final)
+        _fsync_dir(directory)
+
+    def _put(self, key: str, body: Payload, options: PutOptions) -> None:
+        upload = self._begin(key, options)
+        try:
+            self._write_at(upload.fd, 0, body)
+            self._finish(upload)
+        except BaseException:
+            self._discard(upload)
+            raise
+
+    def _write_at(self, fd: int, offset: int, body: Payload) -> None:
+        buf = bytearray(COPY_BLOCK)
+        view = memoryview(buf)
+        while True:
+            n = body.readinto(view)
+            if not n:
+                return
+            written = 0
+            while written < n:
+                written += os.pwrite(fd, view[written:n], offset + written)
+            offset += n
+
+    def _discard(self, upload: _Upload) -> None:
+        with contextlib.suppress(OSError):
+            os.close(upload.fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(upload.temp)
+
+    def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
+        return self._begin(key, options)
+
+    def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> int:
+        self._write_at(handle.fd, offset, body)
+        return number
+
+    def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
+        self._finish(handle)
+
+    def _mpu_abort(self, handle: _Upload) -> None:
+        self._discard(handle)
+
+    def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:
+        path = self._path(key)
+        try:
+            return _FileStream(path, start, end)
+        except FileNotFoundError:
+            self._require_root()
+            raise ObjectNotFound(f"{key} does not exist") from None
+        except IsADirectoryError:
+            raise ObjectNotFound(f"{key} does not exist") from None
+
+    def _head(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._require_root()
+            raise ObjectNotFound(f"{key} does not exist") from None
+        if not os.path.isfile(path):
+            raise ObjectNotFound(f"{key} does not exist")
+        meta = self._read_meta(path)
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            storage_class=meta.get("storage_class"),
+        )
+
+    def _walk_keys(self, directory: str, rel: str) -> Iterator[str]:
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if _is_hidden(entry.name):
+                continue
+            key = f"{rel}{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk_keys(entry.path, key + "/")
+            elif entry.is_file(follow_symlinks=False):
+                yield key
+
+    def _list(
+        self, prefix: str, delimiter: str | None, page_size: int | None
+    ) -> Iterator[ObjectInfo | CommonPrefix]:
+        self._require_root()
+        dir_part, _, name_part = prefix.rpartition("/")
+        base = os.path.join(self.root, *dir_part.split("/")) if dir_part else self.root
+        rel = f"{dir_part}/" if dir_part else ""
+        if delimiter not in (None, "", "/"):
+            raise InputError("the local store lists with delimiter '/' or none")
+        if delimiter == "/":
+            try:
+                entries = sorted(os.scandir(base), key=lambda e: e.name)
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            for entry in entries:
+                if _is_hidden(entry.name) or not entry.name.startswith(name_part):
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if any(True for _ in self._walk_keys(entry.path, "")):
+                        yield CommonPrefix(f"{rel}{entry.name}/")
+                elif entry.is_file(follow_symlinks=False):
+                    yield self._info(f"{rel}{entry.name}", entry.path)
+            return
+        keys = sorted(k for k in self._walk_keys(base, rel) if k.startswith(prefix))
+        for key in keys:
+            yield self._info(key, self._path(key))
+
+    def _info(self, key: str, path: str) -> ObjectInfo:
+        st = os.stat(path)
+        return ObjectInfo(
+            key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, UTC)
+        )
+
+    def _delete(self, keys: list[str]) -> None:
+        touched: set[str] = set()
+        for key in keys:
+            path = self._path(key)
+            for victim in (path, self._meta_path(path)):
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                    os.unlink(victim)
+            touched.add(os.path.dirname(path))
+        for directory in sorted(touched, key=len, reverse=True):
+            self._prune(directory)
+
+    def _prune(self, directory: str) -> None:
+        """Remove directories left empty, up to (not including) the root."""
+        root = os.path.abspath(self.root)
+        current = os.path.abspath(directory)
+        while current.startswith(root + os.sep):
+            try:
+                os.rmdir(current)
+            except OSError:
+                return
+            current = os.path.dirname(current)
+
+    def _get_tags(self, key: str) -> dict[str, str]:
+        path = self._path(key)
+        if not os.path.isfile(path):
+            raise ObjectNotFound(f"{key} does not exist")
+        tags: dict[str, str] = self._read_meta(path).get("tags", {})
+        return tags
+
+    def _set_tags(self, key: str, tags: dict[str, str]) -> None:
+        path = self._path(key)
+        if not os.path.isfile(path):
+            raise ObjectNotFound(f"{key} does not exist")
+        meta = self._read_meta(path)
+        meta["tags"] = tags
+        if not tags:
+            meta.pop("tags")
+        self._write_meta(path, meta)
+
+    def _set_storage_class(self, key: str, storage_class: str) -> None:
+        path = self._path(key)
+        if not os.path.isfile(path):
+            raise ObjectNotFound(f"{key} does not exist")
+        meta = self._read_meta(path)
+        meta["storage_class"] = storage_class
+        self._write_meta(path, meta)
+
+    def _list_pending(self, prefix: str) -> list[PendingUpload]:
+        self._require_root()
+        pending = []
+        for directory, _, files in os.walk(self.root):
+            for name in files:
+                if not (name.startswith(".") and name.endswith(PARTIAL)):
+                    continue
+                rel_dir = os.path.relpath(directory, self.root)
+                original = name[1:].rsplit(".", 2)[0]
+                key = original if rel_dir == "." else f"{rel_dir}/{original}"
+                if key.startswith(prefix):
+                    path = os.path.join(directory, name)
+                    started = datetime.fromtimestamp(os.stat(path).st_mtime, UTC)
+                    pending.append(PendingUpload(key=key, upload_id=path, started=started))
+        return pending
+
+    def _abort_pending(self, upload: PendingUpload) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(upload.upload_id)

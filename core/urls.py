@@ -1,0 +1,298 @@
+"""Destination URLs: provider, bucket or container, prefix and credentials, parsed once.
+
+Accepted forms (barman-cloud's, CockroachDB's query parameters, and a local directory):
+  s3://bucket/prefix[?AWS_ACCESS_KEY_ID=..&AWS_SECRET_ACCESS_KEY=..&AWS_REGION=..&AWS_ENDPOINT=..]
+  https://ACCOUNT.blob.core.windows.net/CONTAINER/prefix
+  http://127.0.0.1:10000/ACCOUNT/CONTAINER/prefix          (an emulator such as Azurite)
+  azure://CONTAINER/prefix[?AZURE_ACCOUNT_NAME=..&AZURE_ACCOUNT_KEY=..]
+  gs://bucket/prefix[?AUTH=specified&CREDENTIALS=<base64 service-account JSON>]
+  https://storage.googleapis.com/bucket/prefix
+  file:///absolute/path
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from enum import StrEnum
+from urllib.parse import parse_qsl, urlsplit
+
+from core.errors import InputError
+from core.secrets import register_secret
+
+
+class Provider(StrEnum):
+    """Storage providers; the values are barman-cloud's --cloud-provider names."""
+
+    S3 = "aws-s3"
+    AZURE = "azure-blob-storage"
+    GCS = "google-cloud-storage"
+    FILE = "local-directory"
+
+
+CLOUD_PROVIDER_CHOICES = (Provider.S3.value, Provider.AZURE.value, Provider.GCS.value)
+
+_S3_PARAMS = {
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_ENDPOINT",
+    "AUTH",
+}
+_AZURE_PARAMS = {"AZURE_ACCOUNT_NAME", "AZURE_ACCOUNT_KEY", "AZURE_SAS_TOKEN", "AZURE_ENDPOINT"}
+_GCS_PARAMS = {"AUTH", "CREDENTIALS"}
+_SECRET_PARAMS = {
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_ACCOUNT_KEY",
+    "AZURE_SAS_TOKEN",
+    "CREDENTIALS",
+}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Credentials carried in the URL's query string; never printed (repr hides them)."""
+
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    azure_account_key: str | None = field(default=None, repr=False)
+    azure_sas_token: str | None = field(default=None, repr=False)
+    gcs_service_account_json: str | None = field(default=None, repr=False)
+
+    def is_empty(self) -> bool:
+        return not any(
+            (
+                self.aws_access_key_id,
+                self.aws_secret_access_key,
+                self.aws_session_token,
+                self.azure_account_key,
+                self.azure_sas_token,
+                self.gcs_service_account_json,
+            )
+        )
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a catalog lives: one bucket/container/directory and a key prefix inside it."""
+
+    provider: Provider
+    bucket: str
+    prefix: str
+    account: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    credentials: Credentials = field(default_factory=Credentials, repr=False)
+    # Explicit authentication mode from the URL (CockroachDB's AUTH parameter).
+    auth: str | None = None
+
+    def display(self) -> str:
+        """The URL without credentials: safe for logs, job records and the console."""
+        tail = f"/{self.prefix}" if self.prefix else ""
+        if self.provider is Provider.S3:
+            return f"s3://{self.bucket}{tail}"
+        if self.provider is Provider.GCS:
+            return f"gs://{self.bucket}{tail}"
+        if self.provider is Provider.FILE:
+            return f"file://{self.bucket}{tail}"
+        if self.endpoint and not self.endpoint.endswith(".blob.core.windows.net"):
+            return f"{self.endpoint.rstrip('/')}/{self.bucket}{tail}"
+        return f"https://{self.account}.blob.core.windows.net/{self.bucket}{tail}"
+
+    def child(self, *parts: str) -> str:
+        """A key under this location's prefix."""
+        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
+
+
+def parse_location(url: str, cloud_provider: str | None = None) -> Location:
+    """Parse a destination URL; cloud_provider is --cloud-provider when given."""
+    if not url or any(c.isspace() for c in url):
+        raise InputError(f"invalid destination URL {url!r}")
+    if url.startswith("/"):
+        raise InputError(f"a local directory destination is written file://{url}")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    query = _query(parts.query)
+    explicit = Provider(cloud_provider) if cloud_provider else None
+
+    if scheme == "s3":
+        location = _s3(parts.netloc, parts.path, query)
+    elif scheme in ("gs", "gcs"):
+        location = _gcs(parts.netloc, parts.path, query)
+    elif scheme in ("azure", "azure-blob", "azure-storage"):
+        location = _azure_short(parts.netloc, parts.path, query)
+    elif scheme == "file":
+        location = _file(parts.netloc, parts.path, query)
+    elif scheme in ("http", "https"):
+        host = (parts.hostname or "").lower()
+        if host == "storage.googleapis.com":
+            bucket, prefix = _split_path(parts.path, url)
+            location = _gcs(bucket, "/" + prefix, query)
+        elif (
+            host.endswith(".blob.core.windows.net")
+            or explicit is Provider.AZURE
+            or (explicit is None and host)
+        ):
+            location = _azure_http(scheme, parts.netloc, parts.path, query, url)
+        else:
+            raise InputError(f"invalid destination URL {_safe(url)!r}")
+    else:
+        raise InputError(
+            f"unsupported URL scheme {scheme!r} in {_safe(url)!r} "
+            "(use s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ or file://)"
+        )
+
+    if explicit is not None and explicit is not location.provider:
+        if location.provider is Provider.FILE:
+            raise InputError("--cloud-provider does not apply to a file:// destination")
+        raise InputError(
+            f"--cloud-provider {explicit.value} does not match the URL {_safe(url)!r} "
+            f"(a {location.provider.value} URL)"
+        )
+    return location
+
+
+def _query(raw: str) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(raw, keep_blank_values=True):
+        if key in _SECRET_PARAMS:
+            register_secret(value)
+        params[key] = value
+    return params
+
+
+def _safe(url: str) -> str:
+    """A URL with its query string (where credentials live) removed."""
+    return url.split("?", 1)[0]
+
+
+def _split_path(path: str, url: str) -> tuple[str, str]:
+    segments = [s for s in path.split("/") if s]
+    if not segments:
+        raise InputError(f"no bucket or container in {_safe(url)!r}")
+    return segments[0], "/".join(segments[1:])
+
+
+def _unknown(query: dict[str, str], allowed: set[str], scheme: str) -> None:
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        raise InputError(f"unknown {scheme} URL parameter(s): {', '.join(unknown)}")
+
+
+def _check_bucket(bucket: str, url_hint: str) -> str:
+    if not bucket:
+        raise InputError(f"no bucket or container in {url_hint!r}")
+    return bucket
+
+
+def _s3(netloc: str, path: str, query: dict[str, str]) -> Location:
+    _unknown(query, _S3_PARAMS, "s3://")
+    bucket = _check_bucket(netloc, f"s3://{netloc}{path}")
+    auth = query.get("AUTH")
+    if auth not in (None, "implicit", "specified"):
+        raise InputError("AUTH must be 'implicit' or 'specified' for s3:// URLs")
+    creds = Credentials(
+        aws_access_key_id=query.get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=query.get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=query.get("AWS_SESSION_TOKEN"),
+    )
+    if auth == "specified" and not (creds.aws_access_key_id and creds.aws_secret_access_key):
+        raise InputError("AUTH=specified needs AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+    if bool(creds.aws_access_key_id) != bool(creds.aws_secret_access_key):
+        raise InputError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be given together")
+    return Location(
+        provider=Provider.S3,
+        bucket=bucket,
+        prefix=path.strip("/"),
+        endpoint=query.get("AWS_ENDPOINT") or None,
+        region=query.get("AWS_REGION") or None,
+        credentials=creds,
+        auth=auth,
+    )
+
+
+def _gcs(netloc: str, path: str, query: dict[str, str]) -> Location:
+    _unknown(query, _GCS_PARAMS, "gs://")
+    bucket = _check_bucket(netloc, f"gs://{netloc}{path}")
+    auth = query.get("AUTH")
+    if auth not in (None, "implicit", "default", "specified"):
+        raise InputError("AUTH must be 'implicit', 'default' or 'specified' for gs:// URLs")
+    service_account = None
+    if "CREDENTIALS" in query:
+        try:
+            service_account = base64.b64decode(query["CREDENTIALS"], validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise InputError("CREDENTIALS must be a base64-encoded service-account key") from None
+        register_secret(service_account)
+    if auth == "specified" and service_account is None:
+        raise InputError("AUTH=specified needs the CREDENTIALS parameter")
+    return Location(
+        provider=Provider.GCS,
+        bucket=bucket,
+        prefix=path.strip("/"),
+        credentials=Credentials(gcs_service_account_json=service_account),
+        auth=auth,
+    )
+
+
+def _azure_short(netloc: str, path: str, query: dict[str, str]) -> Location:
+    _unknown(query, _AZURE_PARAMS, "azure://")
+    container = _check_bucket(netloc, f"azure://{netloc}{path}")
+    account = query.get("AZURE_ACCOUNT_NAME") or None
+    endpoint = query.get("AZURE_ENDPOINT") or None
+    return Location(
+        provider=Provider.AZURE,
+        bucket=container,
+        prefix=path.strip("/"),
+        account=account,
+        endpoint=endpoint,
+        credentials=Credentials(
+            azure_account_key=query.get("AZURE_ACCOUNT_KEY"),
+            azure_sas_token=query.get("AZURE_SAS_TOKEN"),
+        ),
+    )
+
+
+def _azure_http(scheme: str, netloc: str, path: str, query: dict[str, str], url: str) -> Location:
+    _unknown(query, _AZURE_PARAMS, "Azure")
+    host = netloc.rsplit("@", 1)[-1]
+    creds = Credentials(
+        azure_account_key=query.get("AZURE_ACCOUNT_KEY"),
+        azure_sas_token=query.get("AZURE_SAS_TOKEN"),
+    )
+    if host.lower().endswith(".blob.core.windows.net"):
+        account = host.split(".", 1)[0]
+        container, prefix = _split_path(path, url)
+        endpoint = f"{scheme}://{host}"
+    else:
+        # Emulator form: the account is the first path segment (barman-cloud's rule).
+        segments = [s for s in path.split("/") if s]
+        if len(segments) < 2:
+            raise InputError(
+                f"an Azure emulator URL is http://HOST:PORT/ACCOUNT/CONTAINER/prefix, "
+                f"got {_safe(url)!r}"
+            )
+        account, container, prefix = segments[0], segments[1], "/".join(segments[2:])
+        endpoint = f"{scheme}://{host}/{account}"
+    return Location(
+        provider=Provider.AZURE,
+        bucket=container,
+        prefix=prefix,
+        account=account,
+        endpoint=endpoint,
+        credentials=creds,
+    )
+
+
+def _file(netloc: str, path: str, query: dict[str, str]) -> Location:
+    if query:
+        raise InputError("file:// URLs take no parameters")
+    if netloc not in ("", "localhost"):
+        raise InputError(f"file:// URLs name a local path, not a host ({netloc!r})")
+    if not path.startswith("/") or path == "/":
+        raise InputError("a file:// URL needs an absolute directory path, e.g. file:///var/backups")
+    return Location(provider=Provider.FILE, bucket=path.rstrip("/"), prefix="")

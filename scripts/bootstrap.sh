@@ -1,0 +1,91 @@
+# Shared set-up steps for scripts/console and scripts/test. Each step is skipped when it is
+# already satisfied, so a second run costs seconds.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$REPO/.venv"
+TOOLS="$REPO/.tools"
+AZURITE_VERSION="3.35.0"
+BARMAN_VERSION="3.19.1"
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        echo "need root (or sudo) to run: $*" >&2; return 1; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+    # apt_install PACKAGE... : installs those not installed yet (one apt-get update at most).
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    say "installing Debian packages: ${missing[*]}"
+    if [ "$APT_UPDATED" -eq 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${missing[@]}" >/dev/null
+}
+
+ensure_venv() {
+    # .venv from Debian's /usr/bin/python3, so that the postgres user can run what it holds.
+    apt_install python3 python3-venv python3-dev
+    if [ ! -x "$VENV/bin/python" ]; then
+        say "creating $VENV"
+        /usr/bin/python3 -m venv "$VENV"
+    fi
+    local extras="$1" stamp="$VENV/.pgvault-installed-$1"
+    local want
+    want="$(sha1sum "$REPO/pyproject.toml" | cut -c1-40)"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "installing pgvault and its Python dependencies ($extras)"
+        "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO[$extras]" 2>&1 \
+            | grep -v "^WARNING: Location" || true
+        "$VENV/bin/python" -c "import core, tui" # fails loudly if the install did not work
+        echo "$want" > "$stamp"
+    fi
+    chmod o+rx "$REPO" "$VENV" 2>/dev/null || true
+}
+
+ensure_postgres() {
+    # Debian's PostgreSQL server (the cluster it creates is not used) and the postgres user.
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        apt_install postgresql postgresql-contrib
+    fi
+    id postgres >/dev/null 2>&1 || as_root useradd -r -M -s /usr/sbin/nologin postgres
+}
+
+ensure_azurite() {
+    local bin="$TOOLS/azurite/node_modules/.bin/azurite-blob"
+    if [ -x "$bin" ] && grep -q "\"version\": \"$AZURITE_VERSION\"" \
+        "$TOOLS/azurite/node_modules/azurite/package.json" 2>/dev/null; then
+        return 0
+    fi
+    command -v npm >/dev/null || apt_install nodejs npm
+    say "installing Azurite $AZURITE_VERSION from npm"
+    mkdir -p "$TOOLS/azurite"
+    (cd "$TOOLS/azurite" && { [ -f package.json ] || npm init -y >/dev/null; } \
+        && npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION" >/dev/null)
+}
+
+ensure_barman() {
+    # barman-cloud, for the compatibility tests and the benchmarks (its own venv: it pins
+    # google-cloud-storage to a range of its own).
+    if [ -x "$TOOLS/barman/bin/barman-cloud-backup" ] && \
+        "$TOOLS/barman/bin/python" -c "import barman, sys; sys.exit(barman.__version__ != '$BARMAN_VERSION')"; then
+        return 0
+    fi
+    say "installing barman-cloud $BARMAN_VERSION"
+    /usr/bin/python3 -m venv "$TOOLS/barman"
+    "$TOOLS/barman/bin/pip" install -q --disable-pip-version-check \
+        "barman[cloud,azure,google,snappy,lz4,zstandard]==$BARMAN_VERSION" 2>&1 \
+        | grep -v "^WARNING: Location" || true
+    chmod -R o+rX "$TOOLS/barman"
+}
+
+ensure_test_tools() {
+    apt_install tmux procps fonts-dejavu-core
+}

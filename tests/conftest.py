@@ -1,0 +1,54 @@
+"""Session-wide real parts: object-store emulators on loopback, PostgreSQL clusters."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.destinations import PROVIDERS, TestDestination, make_destination
+from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
+
+pytest_plugins = ["tests.support.pg_fixtures"]
+
+
+@pytest.fixture(scope="session")
+def emulators() -> Iterator[dict[str, Emulator]]:
+    """moto, Azurite and fake-gcs-server, started once, with their client environment set."""
+    started: dict[str, Emulator] = {}
+    try:
+        started["s3"] = start_moto()
+        started["azure"] = start_azurite()
+        started["gcs"] = start_fake_gcs()
+        for emulator in started.values():
+            os.environ.update(emulator.env)
+        yield started
+    finally:
+        for emulator in started.values():
+            emulator.stop()
+
+
+@pytest.fixture(params=PROVIDERS)
+def destination(
+    request: pytest.FixtureRequest, emulators: dict[str, Emulator]
+) -> Iterator[TestDestination]:
+    """A fresh destination on each of the four backends in turn."""
+    dest = make_destination(request.param, emulators)
+    yield dest
+    dest.drop()
+
+
+@pytest.fixture
+def make_dest(emulators: dict[str, Emulator]) -> Iterator[object]:
+    """Factory for extra destinations on a named backend."""
+    made: list[TestDestination] = []
+
+    def factory(provider: str, prefix: str = "pfx", create: bool = True) -> TestDestination:
+        dest = make_destination(provider, emulators, prefix=prefix, create=create)
+        made.append(dest)
+        return dest
+
+    yield factory
+    for dest in made:
+        dest.drop()

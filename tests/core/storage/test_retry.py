@@ -1,0 +1,84 @@
+"""Retries: transient errors are retried with backoff, permanent ones are not, reads resume."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import AccessDenied, ContainerNotFound, TransientError
+from core.storage.base import RawStream
+from core.storage.retry import RetryPolicy
+from tests.support.destinations import TestDestination
+
+
+def test_transient_errors_are_retried_until_success() -> None:
+    calls = []
+    sleeps: list[float] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise TransientError("503 SlowDown")
+        return "ok"
+
+    assert RetryPolicy(attempts=5, base=0.1).call(flaky, "op", sleep=sleeps.append) == "ok"
+    assert len(calls) == 3 and len(sleeps) == 2
+    assert all(0 <= s <= 0.2 for s in sleeps)
+
+
+@pytest.mark.parametrize("error", [AccessDenied("403"), ContainerNotFound("no bucket")])
+def test_what_cannot_succeed_is_not_retried(error: Exception) -> None:
+    calls = []
+
+    def failing() -> None:
+        calls.append(1)
+        raise error
+
+    with pytest.raises(type(error)):
+        RetryPolicy(attempts=5).call(failing, "op", sleep=lambda s: None)
+    assert len(calls) == 1
+
+
+def test_retries_give_up_after_the_last_attempt() -> None:
+    calls = []
+
+    def failing() -> None:
+        calls.append(1)
+        raise TransientError("reset")
+
+    with pytest.raises(TransientError):
+        RetryPolicy(attempts=4).call(failing, "op", sleep=lambda s: None)
+    assert len(calls) == 4
+
+
+def test_a_download_dropped_mid_stream_resumes_where_it_broke(
+    destination: TestDestination,
+) -> None:
+    data = bytes(range(256)) * 40_000  # ~10 MB
+    with destination.store(retry=RetryPolicy(attempts=3, base=0.01, cap=0.01)) as store:
+        store.put_bytes("drop/obj", data)
+        opened: list[int] = []
+        original = store._open_stream
+
+        class Dropping(RawStream):
+            """The real stream, cut with a reset after 1 MB, the first time only."""
+
+            def __init__(self, inner: RawStream, cut: bool) -> None:
+                self.inner, self.cut, self.seen = inner, cut, 0
+
+            def read(self, n: int) -> bytes:
+                if self.cut and self.seen >= 1_000_000:
+                    raise TransientError("connection reset by peer")
+                chunk = self.inner.read(min(n, 65536))
+                self.seen += len(chunk)
+                return chunk
+
+            def close(self) -> None:
+                self.inner.close()
+
+        def dropping(key: str, start: int, end: int | None) -> RawStream:
+            opened.append(start)
+            return Dropping(original(key, start, end), cut=len(opened) == 1)
+
+        store._open_stream = dropping  # type: ignore[method-assign]
+        assert store.get_bytes("drop/obj") == data
+        assert len(opened) == 2 and opened[0] == 0 and opened[1] >= 1_000_000

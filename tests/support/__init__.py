@@ -1,0 +1,1 @@
+"""Test and benchmark support: real emulators and real PostgreSQL clusters on loopback."""

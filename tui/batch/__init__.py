@@ -1,0 +1,1 @@
+"""The headless face: `pgvault --batch COMMAND`. Never imports Textual."""

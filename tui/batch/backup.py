@@ -1,0 +1,175 @@
+"""`pgvault --batch backup [flags] DESTINATION_URL SERVER_NAME`: barman-cloud-backup's surface."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import replace
+
+from core.errors import ExitCode, InputError
+from tui.batch.main import Context
+from tui.batch.options import (
+    add_cloud,
+    add_general,
+    add_tags,
+    location_from,
+    positive_int,
+    size,
+    store_config_from,
+)
+
+SNAPSHOT_FLAGS = (
+    "snapshot_instance",
+    "snapshot_disk",
+    "snapshot_zone",
+    "gcp_zone",
+    "snapshot_gcp_project",
+    "gcp_project",
+    "aws_region",
+    "azure_subscription_id",
+    "azure_resource_group",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Take a hot physical backup of a local PostgreSQL cluster and stream it to a cloud "
+        "destination or a local directory, in barman-cloud's layout."
+    )
+    parser.add_argument(
+        "url",
+        metavar="DESTINATION_URL",
+        help="s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ "
+        "or file:// destination",
+    )
+    parser.add_argument("server_name", metavar="SERVER_NAME", help="the name of the server")
+    add_general(parser)
+    add_cloud(parser, writes=True)
+    compression = parser.add_mutually_exclusive_group()
+    compression.add_argument(
+        "-z",
+        "--gzip",
+        dest="compression",
+        action="store_const",
+        const="gzip",
+        help="gzip-compress the backup",
+    )
+    compression.add_argument(
+        "-j",
+        "--bzip2",
+        dest="compression",
+        action="store_const",
+        const="bzip2",
+        help="bzip2-compress the backup",
+    )
+    compression.add_argument(
+        "--snappy",
+        dest="compression",
+        action="store_const",
+        const="snappy",
+        help="snappy-compress the backup",
+    )
+    compression.add_argument(
+        "--lz4",
+        dest="compression",
+        action="store_const",
+        const="lz4",
+        help="lz4-compress the backup",
+    )
+    compression.add_argument(
+        "--zstd",
+        dest="compression",
+        action="store_const",
+        const="zstd",
+        help="zstd-compress the backup",
+    )
+    pg = parser.add_argument_group("PostgreSQL connection")
+    pg.add_argument("-h", "--host", help="host or Unix socket (default: libpq settings)")
+    pg.add_argument("-p", "--port", help="port (default: libpq settings)")
+    pg.add_argument("-U", "--user", help="user name (default: libpq settings)")
+    pg.add_argument(
+        "-d",
+        "--dbname",
+        default="postgres",
+        help='database name or conninfo string (default: "postgres")',
+    )
+    parser.add_argument("-n", "--name", help="a name to reference this backup by")
+    parser.add_argument(
+        "-J",
+        "--jobs",
+        type=positive_int,
+        default=2,
+        help="number of parts uploaded in parallel (default: 2)",
+    )
+    parser.add_argument(
+        "-S",
+        "--max-archive-size",
+        type=size,
+        default=size("100GB"),
+        help="maximum size of an archive when uploading (default: 100GB)",
+    )
+    parser.add_argument(
+        "--immediate-checkpoint",
+        action="store_true",
+        help="force the initial checkpoint to be done as quickly as possible",
+    )
+    parser.add_argument(
+        "--min-chunk-size",
+        type=size,
+        help="minimum size of an individual chunk when uploading "
+        "(default: 5MB for aws-s3, 64KB for azure-blob-storage, 256KiB for GCS)",
+    )
+    parser.add_argument(
+        "--max-bandwidth",
+        type=size,
+        help="the maximum bytes per second uploaded (default: no limit)",
+    )
+    parser.add_argument(
+        "--keepalive-interval",
+        type=int,
+        default=60,
+        help="seconds between keepalive queries on the backup session (default: 60, 0 disables)",
+    )
+    parser.add_argument(
+        "--checksum-algorithm",
+        choices=("crc32c", "sha256"),
+        default="crc32c",
+        help="per-file checksum in the manifest (default: crc32c)",
+    )
+    add_tags(parser, "tags", "files")
+    snapshot = parser.add_argument_group("Snapshot backups (not available yet)")
+    snapshot.add_argument("--snapshot-instance")
+    snapshot.add_argument("--snapshot-disk", action="append")
+    snapshot.add_argument("--snapshot-zone")
+    snapshot.add_argument("--gcp-zone")
+    snapshot.add_argument("--snapshot-gcp-project")
+    snapshot.add_argument("--gcp-project")
+    snapshot.add_argument("--aws-region")
+    snapshot.add_argument("--azure-subscription-id")
+    snapshot.add_argument("--azure-resource-group")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    used = [f"--{f.replace('_', '-')}" for f in SNAPSHOT_FLAGS if getattr(args, f, None)]
+    if used:
+        raise InputError(
+            f"snapshot backups ({', '.join(used)}) are not available in pgvault yet; "
+            "take a streamed backup without the snapshot options"
+        )
+    if os.environ.get("BARMAN_HOOK"):
+        raise InputError("the Barman hook-script mode is not available in pgvault yet")
+    location = location_from(args)
+    config = store_config_from(
+        args,
+        jobs=args.jobs,
+        min_chunk_size=args.min_chunk_size,
+        max_bandwidth=args.max_bandwidth,
+    )
+    if args.test:
+        from core.storage import open_store
+        from core.storage.retry import NO_RETRY
+
+        with open_store(location, replace(config, retry=NO_RETRY)) as store:
+            store.check()
+        return ExitCode.OK
+    raise InputError("backups are not built yet")

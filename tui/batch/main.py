@@ -1,0 +1,106 @@
+"""Dispatch `pgvault --batch COMMAND ...` to one command module, with the seeds' exit codes.
+
+Only the invoked command's module is imported, so `archive_command` pays for what it uses.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from dataclasses import dataclass
+from types import ModuleType
+
+from core import __version__
+from core.errors import ExitCode, PgvaultError
+from core.secrets import RedactingFormatter, redact
+
+# name -> (module under tui.batch, one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "backup": ("backup", "take a physical base backup of a PostgreSQL cluster"),
+}
+
+log = logging.getLogger("pgvault")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every command gets besides its own arguments."""
+
+    state_dir: str | None = None
+
+
+def usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = [
+        "usage: pgvault --batch COMMAND [ARGS ...]   (COMMAND --help for its options)",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name.ljust(width)}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "exit codes: 0 ok, 1 failed, 2 cloud connection failed, 3 bad input, 4 other"]
+    return "\n".join(lines)
+
+
+def load(name: str) -> ModuleType:
+    module_name, _ = COMMANDS[name]
+    return importlib.import_module(f"tui.batch.{module_name}")
+
+
+def configure_logging(verbosity: int) -> None:
+    """WARNING by default; each -v goes one level down, each -q one level up."""
+    level = max(logging.DEBUG, min(logging.CRITICAL, logging.WARNING - 10 * verbosity))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # SDK chatter stays out of operator output unless -vv.
+    for noisy in ("botocore", "boto3", "urllib3", "azure", "google", "s3transfer"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING if verbosity < 2 else level))
+
+
+def run(argv: list[str], state_dir: str | None = None) -> int:
+    """Run one batch command and return its exit code; never lets a traceback escape."""
+    if not argv or argv[0] in ("--help", "help"):
+        print(usage())
+        return ExitCode.OK if argv else ExitCode.INPUT
+    if argv[0] in ("-V", "--version"):
+        print(f"pgvault {__version__}")
+        return ExitCode.OK
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"pgvault: error: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return ExitCode.INPUT
+    module = load(name)
+    from tui.batch.options import BatchParser, ParseExit
+
+    parser = BatchParser(prog=f"pgvault --batch {name}", add_help=False)
+    module.add_arguments(parser)
+    try:
+        args = parser.parse_args(rest)
+    except ParseExit as done:
+        return done.code
+    except PgvaultError as exc:
+        print(f"pgvault {name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
+    try:
+        code: int = module.run(args, Context(state_dir=state_dir))
+        return code
+    except PgvaultError as exc:
+        print(f"pgvault {name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"pgvault {name}: interrupted", file=sys.stderr)
+        return ExitCode.FAILED
+    except BrokenPipeError:
+        return ExitCode.FAILED
+    except Exception as exc:
+        log.debug("unexpected error", exc_info=True)
+        print(
+            f"pgvault {name}: unexpected error: {redact(f'{type(exc).__name__}: {exc}')}"
+            " (run with -vv for details)",
+            file=sys.stderr,
+        )
+        return ExitCode.OTHER

@@ -1,0 +1,190 @@
+"""Flags shared by batch commands, named and defaulted as barman-cloud names them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, NoReturn
+
+from core import __version__
+from core.errors import ExitCode, InputError
+from core.sizes import parse_size
+from core.storage import StoreConfig, validate_tags
+from core.urls import CLOUD_PROVIDER_CHOICES, Location, parse_location
+
+
+class ParseExit(Exception):
+    """--help or --version was handled; exit with this code."""
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class BatchParser(argparse.ArgumentParser):
+    """argparse that reports bad input as exit 3 with one line, never SystemExit(2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(message)
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            print(message, file=sys.stderr if status else sys.stdout, end="")
+        raise ParseExit(ExitCode.OK if status == 0 else ExitCode.INPUT)
+
+
+def size(text: str) -> int:
+    """argparse type for barman-style sizes."""
+    try:
+        return parse_size(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def tag(text: str) -> tuple[str, str]:
+    """A KEY,VALUE tag as barman-cloud writes it."""
+    key, sep, value = text.partition(",")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"tag {text!r} must be KEY,VALUE")
+    return key, value
+
+
+def add_general(parser: argparse.ArgumentParser) -> None:
+    """-V, --help, -v/-q (counted, mutually exclusive)."""
+    parser.add_argument("-V", "--version", action="version", version=f"pgvault {__version__}")
+    parser.add_argument("--help", action="help", help="show this help message and exit")
+    verbosity = parser.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="increase output verbosity (e.g., -vv is more than -v)",
+    )
+    verbosity.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=0,
+        help="decrease output verbosity (e.g., -qq is less than -q)",
+    )
+
+
+def add_cloud(parser: argparse.ArgumentParser, *, test: bool = True, writes: bool = False) -> None:
+    """Provider selection and the per-provider connection flags (and SSE when writing)."""
+    if test:
+        parser.add_argument(
+            "-t", "--test", action="store_true", help="test cloud connectivity and exit"
+        )
+    parser.add_argument(
+        "--cloud-provider",
+        choices=CLOUD_PROVIDER_CHOICES,
+        default=None,
+        help="the cloud provider (default: inferred from the URL)",
+    )
+    aws = parser.add_argument_group("Extra options for the aws-s3 cloud provider")
+    aws.add_argument("--endpoint-url", help="override the default S3 endpoint URL")
+    aws.add_argument(
+        "-P",
+        "--aws-profile",
+        "--profile",
+        dest="aws_profile",
+        help="profile name (e.g. INI section in AWS credentials file)",
+    )
+    aws.add_argument(
+        "--read-timeout",
+        type=positive_int,
+        help="seconds to wait when reading from a connection (default: 60)",
+    )
+    aws.add_argument(
+        "--addressing-style",
+        choices=("auto", "virtual", "path"),
+        help="S3 addressing style (default: auto)",
+    )
+    if writes:
+        aws.add_argument(
+            "-e",
+            "--encryption",
+            choices=("AES256", "aws:kms"),
+            help="the server-side encryption used when storing data in S3",
+        )
+        aws.add_argument(
+            "--sse-kms-key-id", help="the AWS KMS key ID or ARN (only with -e aws:kms)"
+        )
+    azure = parser.add_argument_group("Extra options for the azure-blob-storage cloud provider")
+    azure.add_argument(
+        "--azure-credential",
+        "--credential",
+        dest="azure_credential",
+        choices=("azure-cli", "managed-identity", "default"),
+        help="the type of Azure credential (default: from the environment)",
+    )
+    if writes:
+        azure.add_argument(
+            "--encryption-scope", help="an Azure encryption scope used to encrypt the data"
+        )
+        gcs = parser.add_argument_group("Extra options for the google-cloud-storage provider")
+        gcs.add_argument("--kms-key-name", help="the GCP KMS key used to encrypt the data")
+
+
+def add_tags(parser: argparse.ArgumentParser, name: str = "tags", what: str = "files") -> None:
+    """--tags K,V [K,V ...] or repeated --tag K,V (mutually exclusive), at most ten."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        f"--{name}",
+        nargs="*",
+        type=tag,
+        metavar="KEY,VALUE",
+        default=None,
+        help=f"tags to be added to all uploaded {what} in cloud storage",
+    )
+    group.add_argument(
+        f"--{name.rstrip('s')}",
+        action="append",
+        type=tag,
+        metavar="KEY,VALUE",
+        dest=f"{name}_repeated",
+        help=f"one tag for {what} (repeatable)",
+    )
+
+
+def tags_from(args: argparse.Namespace, name: str = "tags") -> tuple[tuple[str, str], ...]:
+    values = getattr(args, name, None) or getattr(args, f"{name}_repeated", None) or []
+    return validate_tags(values)
+
+
+def location_from(args: argparse.Namespace, attribute: str = "url") -> Location:
+    location = parse_location(getattr(args, attribute), args.cloud_provider)
+    if args.endpoint_url and location.provider.value != "aws-s3":
+        raise InputError("--endpoint-url applies to S3 destinations only")
+    return location
+
+
+def store_config_from(args: argparse.Namespace, **overrides: Any) -> StoreConfig:
+    """A StoreConfig from the parsed flags; commands pass jobs, chunk and bandwidth."""
+    sse = getattr(args, "encryption", None)
+    kms_id = getattr(args, "sse_kms_key_id", None)
+    if kms_id and sse != "aws:kms":
+        raise InputError("--sse-kms-key-id is only allowed with -e/--encryption aws:kms")
+    values: dict[str, Any] = {
+        "endpoint_url": args.endpoint_url,
+        "aws_profile": args.aws_profile,
+        "read_timeout": args.read_timeout,
+        "addressing_style": None if args.addressing_style == "auto" else args.addressing_style,
+        "azure_credential": args.azure_credential,
+        "sse": sse,
+        "sse_kms_key_id": kms_id,
+        "encryption_scope": getattr(args, "encryption_scope", None),
+        "kms_key_name": getattr(args, "kms_key_name", None),
+    }
+    values.update(overrides)
+    return StoreConfig(**values)

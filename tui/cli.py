@@ -1,0 +1,86 @@
+"""The `pgvault` entry point: the console by default, `--batch COMMAND` for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import __version__
+
+CONSOLE_USAGE = """\
+usage: pgvault [--version] [--state-dir DIR] [--read-only] [--demo] [DESTINATION_URL ...]
+       pgvault [--state-dir DIR] --batch COMMAND [ARGS ...]
+
+Opens the pgvault console. With --batch, runs COMMAND headless; `pgvault --batch --help`
+lists the commands.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the batch face without importing Textual, or open the console."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    state_dir: str | None = None
+    # Global options may precede --batch; everything after --batch belongs to the command.
+    head: list[str] = []
+    while args and args[0] != "--batch":
+        head.append(args.pop(0))
+    if args and args[0] == "--batch":
+        args.pop(0)
+        state_dir = _take_state_dir(head)
+        if head:
+            print(
+                f"pgvault: unexpected arguments before --batch: {' '.join(head)}", file=sys.stderr
+            )
+            return 3
+        from tui.batch.main import run
+
+        return run(args, state_dir=state_dir)
+    return _console(head)
+
+
+def _take_state_dir(head: list[str]) -> str | None:
+    for i, arg in enumerate(head):
+        if arg == "--state-dir" and i + 1 < len(head):
+            value = head[i + 1]
+            del head[i : i + 2]
+            return value
+        if arg.startswith("--state-dir="):
+            del head[i]
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _console(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="pgvault", usage=CONSOLE_USAGE, add_help=True)
+    parser.add_argument("--version", action="version", version=f"pgvault {__version__}")
+    parser.add_argument("--state-dir", help="job store directory (default: XDG state dir)")
+    parser.add_argument(
+        "--read-only", action="store_true", help="hide every action that changes anything"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="start a throwaway PostgreSQL with sample data and back it up",
+    )
+    parser.add_argument(
+        "destinations",
+        nargs="*",
+        metavar="DESTINATION_URL",
+        help="catalogs to browse (default: the local directory destination)",
+    )
+    try:
+        options = parser.parse_args(argv)
+    except SystemExit as exc:
+        return 0 if exc.code == 0 else 3
+    from tui.app import run_console
+
+    return run_console(
+        state_dir=options.state_dir,
+        read_only=options.read_only,
+        demo=options.demo,
+        destinations=options.destinations,
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
