@@ -102,3 +102,21 @@ class AccessDenied(CloudConnectionError):
 
 class TransientError(CloudConnectionError):
     """Throttling, a 5xx answer or a reset connection: worth retrying."""
+
+
+def own_cause(exc: BaseException) -> PgvaultError | None:
+    """The PgvaultError an SDK wrapped (a Cancelled raised inside a request body read)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, PgvaultError):
+            return current
+        seen.add(id(current))
+        wrapped = (
+            getattr(current, "kwargs", {}).get("error") if hasattr(current, "kwargs") else None
+        )
+        if isinstance(wrapped, BaseException):
+            current = wrapped
+            continue
+        current = current.__cause__ or current.__context__
+    return None

@@ -38,6 +38,7 @@ from core.errors import (
     PgvaultError,
     StorageError,
     TransientError,
+    own_cause,
 )
 from core.secrets import register_secret
 from core.storage.bandwidth import Payload
@@ -57,8 +58,9 @@ AZURE_CREDENTIALS = ("azure-cli", "managed-identity", "default")
 
 def translate(exc: BaseException, what: str) -> PgvaultError:
     """Map an azure-core exception to pgvault's hierarchy."""
-    if isinstance(exc, PgvaultError):
-        return exc
+    own = own_cause(exc)
+    if own is not None:
+        return own
     code = str(getattr(exc, "error_code", "") or "")
     status = getattr(exc, "status_code", None)
     if isinstance(exc, ResourceNotFoundError):

@@ -49,16 +49,23 @@ class BandwidthLimiter:
 
 
 class Payload(io.RawIOBase):
-    """A seekable read-only view of one part; reads are charged to the limiter, if any.
+    """A seekable read-only view of one part; reads pass the gate and are charged to the limiter.
 
     Bytes are charged once: a second read of the same range (an SDK rewinding to retry or
     to compute a checksum) is free, so retries do not eat the budget twice.
     """
 
-    def __init__(self, data: bytes | bytearray | memoryview, limiter: BandwidthLimiter | None):
+    def __init__(
+        self,
+        data: bytes | bytearray | memoryview,
+        limiter: BandwidthLimiter | None,
+        gate: Callable[[], None] | None = None,
+    ):
         super().__init__()
         self._view = memoryview(data).cast("B")
         self._limiter = limiter
+        # Called before every slice: a paused job blocks here, a cancelled one raises.
+        self._gate = gate
         self._pos = 0
         self._charged = 0
         #: off while an SDK reads the body for a signature rather than for the wire
@@ -86,6 +93,9 @@ class Payload(io.RawIOBase):
         n = min(len(target), len(self._view) - self._pos)
         if n <= 0:
             return 0
+        if self._gate is not None:
+            n = min(n, SLICE)
+            self._gate()
         if self._limiter is not None and self.charging:
             n = min(n, SLICE)
             end = self._pos + n
@@ -97,7 +107,7 @@ class Payload(io.RawIOBase):
         return n
 
     def read(self, size: int | None = -1) -> bytes:
-        if self._limiter is None:
+        if self._limiter is None and self._gate is None:
             end = len(self._view) if size is None or size < 0 else self._pos + size
             chunk = bytes(self._view[self._pos : end])
             self._pos += len(chunk)

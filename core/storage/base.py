@@ -122,6 +122,8 @@ class ObjectStore(ABC):
         self.location = location
         self.config = config
         self.limiter = BandwidthLimiter(config.max_bandwidth) if config.max_bandwidth else None
+        #: called before each slice of every upload (a job's checkpoint: pause or cancel)
+        self.gate: Callable[[], None] | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -178,7 +180,9 @@ class ObjectStore(ABC):
 
     def put_bytes(self, key: str, data: bytes, options: PutOptions = PutOptions()) -> None:
         """Store a small object in one request (retried as a whole)."""
-        self._retry(lambda: self._put(key, Payload(data, self.limiter), options), f"put {key}")
+        self._retry(
+            lambda: self._put(key, Payload(data, self.limiter, self.gate), options), f"put {key}"
+        )
 
     def open_writer(
         self, key: str, options: PutOptions = PutOptions(), chunk_size: int | None = None
@@ -455,7 +459,7 @@ class ObjectWriter:
 
     def _upload_part(self, number: int, offset: int, data: bytes) -> Any:
         def attempt() -> Any:
-            body = Payload(data, self.store.limiter)
+            body = Payload(data, self.store.limiter, self.store.gate)
             return self.store._mpu_part(self._handle, number, offset, body)
 
         return self.store._retry(attempt, f"upload part {number} of {self.key}")

@@ -33,6 +33,7 @@ from core.errors import (
     PgvaultError,
     StorageError,
     TransientError,
+    own_cause,
 )
 from core.storage.bandwidth import Payload
 from core.storage.base import (
@@ -53,8 +54,9 @@ TARGET_KEY = "pgvault-target"
 
 def translate(exc: BaseException, what: str) -> PgvaultError:
     """Map a google-cloud-storage / requests exception to pgvault's hierarchy."""
-    if isinstance(exc, PgvaultError):
-        return exc
+    own = own_cause(exc)
+    if own is not None:
+        return own
     if isinstance(exc, gexc.NotFound):
         if "bucket" in str(exc).lower() and "object" not in str(exc).lower():
             return ContainerNotFound(f"{what}: bucket does not exist")

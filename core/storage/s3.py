@@ -23,6 +23,7 @@ from core.errors import (
     PgvaultError,
     StorageError,
     TransientError,
+    own_cause,
 )
 from core.storage.bandwidth import Payload
 from core.storage.base import (
@@ -66,8 +67,9 @@ _DENIED_CODES = {
 
 def translate(exc: BaseException, what: str) -> PgvaultError:
     """Map a boto3/botocore exception to pgvault's hierarchy."""
-    if isinstance(exc, PgvaultError):
-        return exc
+    own = own_cause(exc)
+    if own is not None:
+        return own
     if isinstance(exc, bce.ClientError):
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))

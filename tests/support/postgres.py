@@ -131,10 +131,14 @@ class Cluster:
     def sql(
         self, query: str, params: Sequence[Any] | None = None, dbname: str = "postgres"
     ) -> list[tuple[Any, ...]]:
-        with self.connect(dbname) as conn, conn.cursor() as cur:
-            cur.execute(query, params)
-            rows: list[tuple[Any, ...]] = cur.fetchall() if cur.description else []
-        conn.close()
+        # Not `with conn`: psycopg2 2.9 opens a transaction there even in autocommit mode.
+        conn = self.connect(dbname)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                rows: list[tuple[Any, ...]] = cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
         return rows
 
     def one(self, query: str, params: Sequence[Any] | None = None, dbname: str = "postgres") -> Any:

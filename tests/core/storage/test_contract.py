@@ -257,3 +257,25 @@ def test_wrong_key_is_refused_by_azurite(
         assert "Xby8" not in str(caught.value)
         with pytest.raises(AccessDenied):
             store.put_bytes("x", b"y")
+
+
+def test_a_cancel_raised_by_the_gate_stops_an_upload_and_is_not_retried(
+    destination: TestDestination,
+) -> None:
+    from core.errors import Cancelled
+
+    with destination.store(jobs=2) as store:
+        calls = []
+
+        def gate() -> None:
+            calls.append(1)
+            if len(calls) > 20:
+                raise Cancelled("cancelled by the operator")
+
+        store.gate = gate
+        chunk = 5 * MiB
+        with pytest.raises(Cancelled), store.open_writer("gated/obj", chunk_size=chunk) as writer:
+            writer.write(_pattern(3 * chunk))
+        assert not store.exists("gated/obj")
+        assert store.list_pending_uploads() == []
+        assert len(calls) < 3 * chunk // (64 * 1024)  # it stopped early, without retrying

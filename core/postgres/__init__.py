@@ -1,0 +1,1 @@
+"""PostgreSQL facts pgvault relies on: WAL names and LSNs, connections, the backup API."""
