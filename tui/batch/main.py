@@ -18,6 +18,7 @@ from core.secrets import RedactingFormatter, redact
 # name -> (module under tui.batch, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("backup", "take a physical base backup of a PostgreSQL cluster"),
+    "jobs": ("jobs", "list, show, watch, pause, resume and cancel jobs"),
 }
 
 log = logging.getLogger("pgvault")

@@ -1,0 +1,42 @@
+"""The job engine: every long operation is a job recorded in a store any process can read.
+
+- model: states, legal transitions, the Job record
+- store: the SQLite store (writers for the engine, readers for `jobs` and the console)
+- reporter: the Reporter that persists progress and obeys pause/resume/cancel
+- kinds: what a job runs (a request dataclass and a function)
+- runner: run a job in the foreground or detached; worker: the detached process
+- liveness: heartbeats, process checks, marking dead jobs failed
+"""
+
+from core.jobs.kinds import JobInfo, JobKind, load_kind
+from core.jobs.liveness import reap_dead
+from core.jobs.model import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    IllegalTransition,
+    Job,
+    JobFilter,
+    JobNotFound,
+    JobState,
+    LogLine,
+)
+from core.jobs.reporter import JobReporter
+from core.jobs.store import Changes, JobStore
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINAL_STATES",
+    "Changes",
+    "IllegalTransition",
+    "Job",
+    "JobFilter",
+    "JobInfo",
+    "JobKind",
+    "JobNotFound",
+    "JobReporter",
+    "JobState",
+    "JobStore",
+    "LogLine",
+    "load_kind",
+    "reap_dead",
+]

@@ -1,0 +1,130 @@
+"""Job kinds: what a job runs, how its request is stored, and how a worker process finds it.
+
+A kind pairs a request (a frozen dataclass of JSON-friendly fields; sequences as tuples)
+with a function `run(request, reporter) -> result dict | None`. A detached job runs in a
+new process, which finds the kind again through its import path ("module:attribute"),
+recorded in the job row. The request itself reaches that process through a pipe, never
+through the store: it may carry credentials. The store keeps `public(request)`, the
+request with every secret removed, which is what `jobs show` prints and what a resume of
+a crashed job starts from (credentials then come from the environment, as usual).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from core.errors import InputError, OperationFailed
+from core.jobs.model import Job
+from core.progress import Reporter
+
+R = TypeVar("R")
+
+#: built-in kinds by name -> import path; the backup pipeline and others register here
+BUILTIN: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """How a request appears in the store: what it acts on, in words and in fields."""
+
+    description: str
+    server: str | None = None
+    destination: str | None = None  # Location.display(): no credentials
+
+
+@dataclass(frozen=True)
+class JobKind(Generic[R]):
+    """One kind of long operation that runs as a job."""
+
+    name: str
+    request_type: type[R]
+    run: Callable[[R, Reporter], dict[str, Any] | None]
+    describe: Callable[[R], JobInfo]
+    #: where this object lives ("module:attribute"), for worker processes
+    entry: str
+    #: the request without secrets (stored as the job's options); identity by default
+    public: Callable[[R], R] = lambda request: request
+    #: the request that resumes a failed job of this kind (None: not resumable)
+    resume: Callable[[R, Job], R] | None = None
+
+    def encode(self, request: R) -> dict[str, Any]:
+        if not isinstance(request, self.request_type):
+            raise TypeError(f"{self.name} jobs take {self.request_type.__name__} requests")
+        return dataclasses.asdict(request)  # type: ignore[call-overload, no-any-return]
+
+    def decode(self, data: dict[str, Any]) -> R:
+        """The request from its encoded form (lists become tuples again)."""
+        return _build(self.request_type, data)
+
+    def options(self, request: R) -> dict[str, Any]:
+        return self.encode(self.public(request))
+
+
+def _tupled(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_tupled(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tupled(v) for k, v in value.items()}
+    return value
+
+
+def _build(cls: type[R], data: dict[str, Any]) -> R:
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        hint = hints.get(f.name)
+        nested = _dataclass_in(hint)
+        if nested is not None and isinstance(value, dict):
+            values[f.name] = _build(nested, value)
+        else:
+            values[f.name] = _tupled(value)
+    return cls(**values)
+
+
+def _dataclass_in(hint: Any) -> type[Any] | None:
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return hint
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        for arg in typing.get_args(hint):
+            if isinstance(arg, type) and dataclasses.is_dataclass(arg):
+                return arg
+    return None
+
+
+def load_kind(name: str, entry: str | None = None) -> JobKind[Any]:
+    """The kind registered under `name`, or found at `entry` ('module:attribute')."""
+    path = BUILTIN.get(name) or entry
+    if not path:
+        raise InputError(f"unknown job kind {name!r}")
+    module_name, _, attribute = path.partition(":")
+    try:
+        kind = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise OperationFailed(f"cannot load the {name!r} job kind from {path}: {exc}") from None
+    if not isinstance(kind, JobKind) or kind.name != name:
+        raise OperationFailed(f"{path} is not the {name!r} job kind")
+    return kind
+
+
+def encode_request(kind: JobKind[Any], request: Any) -> str:
+    return json.dumps(kind.encode(request))
+
+
+def decode_request(kind: JobKind[Any], text: str) -> Any:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise OperationFailed(f"malformed {kind.name} job request: {exc}") from None
+    if not isinstance(data, dict):
+        raise OperationFailed(f"malformed {kind.name} job request")
+    return kind.decode(data)

@@ -1,0 +1,191 @@
+"""The job reporter: core.progress's Tracker, persisted to the job store by a background thread.
+
+The operation calls the Reporter methods (in memory, cheap) and `checkpoint()`. A flusher
+thread, with its own store connection, writes the snapshot, the heartbeat, new 1 s rate
+samples and buffered log lines in one transaction every FLUSH_INTERVAL, and polls the
+job's state every POLL_INTERVAL to apply the operator's requests to the Control: a
+pause blocks every checkpoint (and every 64 KiB upload slice through `store.gate`) within
+POLL_INTERVAL plus one slice; a cancel makes the next checkpoint raise Cancelled.
+A failing store never fails the operation: the flusher logs and tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from core.jobs.model import IllegalTransition, Job, JobState
+from core.jobs.store import JobStore
+from core.progress import Control, ProgressSnapshot, RateSample, Tracker
+
+log = logging.getLogger("pgvault.jobs")
+
+FLUSH_INTERVAL = 0.5  # seconds between progress writes
+POLL_INTERVAL = 0.2  # seconds between reads of the requested state
+MAX_PENDING_LINES = 10_000  # log lines buffered between flushes (oldest dropped beyond)
+STORED_LEVEL = logging.INFO  # log lines below this stay out of the job's log
+
+
+class JobReporter:
+    """A Reporter for one job in the store; start() before the operation, finish() after."""
+
+    def __init__(
+        self,
+        store_path: str | os.PathLike[str],
+        job_id: int,
+        *,
+        control: Control | None = None,
+        flush_interval: float = FLUSH_INTERVAL,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        self.job_id = job_id
+        self.control = control or Control()
+        self.tracker = Tracker(self.control, on_log=self._on_log)
+        self._store_path = store_path
+        self._flush_interval = flush_interval
+        self._poll_interval = poll_interval
+        self._lines: deque[tuple[float, int, str]] = deque(maxlen=MAX_PENDING_LINES)
+        self._lines_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._store: JobStore | None = None
+        self._last_sample = 0.0
+        self._state = JobState.RUNNING
+        self._store_failing = False
+
+    # ---- Reporter --------------------------------------------------------------------------------
+
+    def phase(self, name: str) -> None:
+        self.tracker.phase(name)
+        self._on_log(time.time(), logging.INFO, f"phase: {name}")
+
+    def set_totals(self, bytes_total: int | None = None, files_total: int | None = None) -> None:
+        self.tracker.set_totals(bytes_total, files_total)
+
+    def advance(self, nbytes: int = 0, files: int = 0) -> None:
+        self.tracker.advance(nbytes, files)
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        self.tracker.log(message, level)
+
+    def checkpoint(self) -> None:
+        self.control.checkpoint()
+
+    def record(self, message: str, level: int = logging.INFO) -> None:
+        """A line for the job's log only (the command prints its own outcome)."""
+        self._on_log(time.time(), level, message)
+
+    # ---- what the runner and a foreground progress bar use ---------------------------------------
+
+    def snapshot(self) -> ProgressSnapshot:
+        return self.tracker.snapshot()
+
+    @property
+    def state(self) -> JobState:
+        """The job's state as of the last flush."""
+        return self._state
+
+    def start(self, initial: JobState = JobState.RUNNING) -> None:
+        """Open the reporter's store connection and start flushing."""
+        self._state = initial
+        if initial is JobState.PAUSED:
+            self.control.pause()
+        self._store = JobStore(self._store_path)
+        self._thread = threading.Thread(
+            target=self._run, name=f"pgvault-job-{self.job_id}", daemon=True
+        )
+        self._thread.start()
+
+    def finish(
+        self,
+        state: JobState,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+    ) -> Job:
+        """Stop flushing, write the last progress and the final state."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        store = self._store or JobStore(self._store_path)
+        try:
+            self._flush(store)
+            try:
+                job = store.transition(self.job_id, state, error=error, result=result)
+            except IllegalTransition:
+                # Someone else ended it first (a reaper that wrongly judged us dead, or an
+                # operator's cancel racing the end): keep their verdict.
+                job = store.get(self.job_id)
+            self._state = job.state
+            return job
+        finally:
+            store.close()
+            self._store = None
+
+    # ---- internals -------------------------------------------------------------------------------
+
+    def _on_log(self, at: float, level: int, message: str) -> None:
+        if level >= STORED_LEVEL:
+            with self._lines_lock:
+                self._lines.append((at, level, message))
+
+    def _run(self) -> None:
+        assert self._store is not None
+        store = self._store
+        next_flush = 0.0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            try:
+                if now >= next_flush or self._requested(store) is not self._state:
+                    self._flush(store)
+                    next_flush = now + self._flush_interval
+                if self._store_failing:
+                    log.info("job store %s writable again", store.path)
+                    self._store_failing = False
+            except Exception as exc:  # the store must never fail the operation
+                if not self._store_failing:
+                    log.warning("cannot update job %s in the job store: %s", self.job_id, exc)
+                    self._store_failing = True
+            self._stop.wait(self._poll_interval)
+
+    def _requested(self, store: JobStore) -> JobState:
+        rows = store._read("SELECT state FROM jobs WHERE id = ?", (self.job_id,))
+        return JobState(rows[0][0]) if rows else self._state
+
+    def _flush(self, store: JobStore) -> None:
+        snapshot = self.tracker.snapshot()
+        samples: list[RateSample] = self.tracker.samples(since=self._last_sample)
+        with self._lines_lock:
+            lines = list(self._lines)
+            self._lines.clear()
+        try:
+            self._state = store.flush(self.job_id, snapshot, samples, lines, self._decide)
+        except BaseException:
+            with self._lines_lock:
+                self._lines.extendleft(reversed(lines))
+            raise
+        if samples:
+            self._last_sample = samples[-1].at
+
+    def _decide(self, requested: JobState) -> JobState | None:
+        """Apply the state the operator left to the Control; return the acknowledgement."""
+        if requested is JobState.PAUSE_REQUESTED:
+            self.control.pause()
+            self.tracker.log("paused by the operator")
+            return JobState.PAUSED
+        if requested is JobState.PAUSED:
+            self.control.pause()
+        elif requested in (JobState.RUNNING, JobState.PENDING):
+            if self.control.paused:
+                self.control.resume()
+                self.tracker.log("resumed by the operator")
+        elif requested is JobState.CANCEL_REQUESTED:
+            if not self.control.cancelled:
+                self.control.cancel("cancelled by the operator")
+                self.tracker.log("cancel requested by the operator")
+        elif requested.final and not self.control.cancelled:
+            self.control.cancel(f"the job was marked {requested.value} by another process")
+        return None

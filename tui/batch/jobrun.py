@@ -1,0 +1,87 @@
+"""Run a batch command's core operation as a job: `--detach`, or in the foreground with a bar.
+
+Every long command (backup, restore, verify) calls `add_job_options(parser)` and then
+`run_as_job(args, ctx, kind, request)`, so they all behave the same way:
+- `--detach`: the job id alone on stdout, return at once; the job runs in its own process;
+- otherwise: the job runs here (visible in `jobs list`), with a progress bar on stderr when
+  stderr is a terminal and nothing extra when it is not; its failure is raised so the
+  command exits with the seeds' code (a cancelled job exits 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TypeVar
+
+from core.jobs import Job, JobKind, JobReporter, JobStore
+from core.jobs.runner import raise_for, run_foreground, spawn_detached
+from tui.batch.main import Context
+from tui.batch.progressbar import LiveBar, Progress
+
+R = TypeVar("R")
+
+
+def add_job_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="run as a background job: print the job id and return at once "
+        "(follow it with `pgvault --batch jobs watch ID`)",
+    )
+
+
+def open_store(ctx: Context) -> JobStore:
+    return JobStore.open(ctx.state_dir)
+
+
+def run_as_job(
+    args: argparse.Namespace,
+    ctx: Context,
+    kind: JobKind[R],
+    request: R,
+    resumed_from: int | None = None,
+) -> Job | None:
+    """Run the request as a job; the finished job, or None when detached (id printed)."""
+    with open_store(ctx) as store:
+        if getattr(args, "detach", False):
+            job = spawn_detached(store, kind, request, resumed_from=resumed_from)
+            print(job.id, flush=True)
+            return None
+        return run_here(store, kind, request, resumed_from, quiet=getattr(args, "quiet", 0) > 0)
+
+
+def run_here(
+    store: JobStore,
+    kind: JobKind[R],
+    request: R,
+    resumed_from: int | None = None,
+    quiet: bool = False,
+) -> Job:
+    """Run in this process; a live bar on stderr when it is a terminal (and not -q)."""
+    bars: list[LiveBar] = []
+
+    def on_start(job: Job, reporter: JobReporter) -> None:
+        if quiet or not sys.stderr.isatty():
+            return
+        live = LiveBar(
+            sys.stderr,
+            lambda: Progress.of_snapshot(reporter.snapshot(), reporter.state.value),
+            prefix=f"job {job.id}",
+        )
+        live.start()
+        bars.append(live)
+
+    try:
+        outcome = run_foreground(
+            store,
+            kind,
+            request,
+            resumed_from=resumed_from,
+            on_start=on_start,
+            capture_logging=True,
+        )
+    finally:
+        for live in bars:
+            live.stop()
+    return raise_for(outcome)

@@ -1,0 +1,187 @@
+"""Progress lines for the --batch face: a redrawn bar on a terminal, plain lines otherwise.
+
+Written by hand (no rich, no textual): the batch path imports neither.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from core.jobs import Job
+from core.progress import ProgressSnapshot
+from core.sizes import format_size
+
+BAR_WIDTH = 24
+
+
+@dataclass(frozen=True)
+class Progress:
+    """The fields a progress line shows, from a Job (store) or a ProgressSnapshot (in process)."""
+
+    phase: str
+    bytes_done: int
+    bytes_total: int | None
+    files_done: int
+    files_total: int | None
+    rate: float
+    eta: float | None
+    state: str = ""
+
+    @classmethod
+    def of_job(cls, job: Job) -> Progress:
+        return cls(
+            job.phase,
+            job.bytes_done,
+            job.bytes_total,
+            job.files_done,
+            job.files_total,
+            job.rate,
+            job.eta,
+            job.state.value,
+        )
+
+    @classmethod
+    def of_snapshot(cls, snap: ProgressSnapshot, state: str = "") -> Progress:
+        return cls(
+            snap.phase,
+            snap.bytes_done,
+            snap.bytes_total,
+            snap.files_done,
+            snap.files_total,
+            snap.rate,
+            snap.eta,
+            state,
+        )
+
+    @property
+    def fraction(self) -> float | None:
+        if not self.bytes_total:
+            return None
+        return min(1.0, self.bytes_done / self.bytes_total)
+
+
+def format_duration(seconds: float | None) -> str:
+    """'42s', '3m07s', '2h05m', '3d04h'; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    s = round(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def format_rate(rate: float) -> str:
+    return f"{format_size(rate)}/s"
+
+
+def format_amount(p: Progress) -> str:
+    done = format_size(p.bytes_done)
+    amount = f"{done}/{format_size(p.bytes_total)}" if p.bytes_total else done
+    if p.files_total:
+        amount += f" {p.files_done}/{p.files_total} files"
+    elif p.files_done:
+        amount += f" {p.files_done} files"
+    return amount
+
+
+def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
+    if fraction is None:
+        return "[" + "?" * 0 + "-" * width + "]"
+    filled = int(fraction * width)
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def percent(fraction: float | None) -> str:
+    return "  ?  " if fraction is None else f"{fraction * 100:5.1f}%"
+
+
+def bar_line(p: Progress, prefix: str, width: int) -> str:
+    """One terminal line: prefix, bar, percent, amount, rate, ETA, phase; cut to width."""
+    state = f" {p.state}" if p.state and p.state != "running" else ""
+    parts = [
+        f"{prefix}{state}",
+        bar(p.fraction),
+        percent(p.fraction),
+        format_amount(p),
+        format_rate(p.rate),
+        f"ETA {format_duration(p.eta)}",
+        p.phase,
+    ]
+    return " ".join(x for x in parts if x)[: max(10, width - 1)]
+
+
+def plain_line(p: Progress, prefix: str) -> str:
+    """One log-friendly line (no bar, no carriage return)."""
+    fraction = "" if p.fraction is None else f" {p.fraction * 100:.1f}%"
+    state = f" {p.state}" if p.state else ""
+    return (
+        f"{prefix}{state}{fraction} {format_amount(p)} {format_rate(p.rate)} "
+        f"eta {format_duration(p.eta)} phase {p.phase or '-'}"
+    )
+
+
+def terminal_width(stream: TextIO) -> int:
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+class LiveBar:
+    """Redraws one line on a terminal stream from `read()` every `interval` seconds."""
+
+    def __init__(
+        self,
+        stream: TextIO,
+        read: Callable[[], Progress],
+        prefix: str,
+        interval: float = 0.5,
+    ) -> None:
+        self._stream = stream
+        self._read = read
+        self._prefix = prefix
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drawn = False
+
+    def draw(self) -> None:
+        line = bar_line(self._read(), self._prefix, terminal_width(self._stream))
+        self._stream.write("\r\x1b[K" + line)
+        self._stream.flush()
+        self._drawn = True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="pgvault-bar", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.draw()
+            except (OSError, ValueError):  # the terminal went away: stop drawing
+                return
+            self._stop.wait(self._interval)
+
+    def stop(self, clear: bool = True) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._drawn:
+            try:
+                self._stream.write("\r\x1b[K" if clear else "\n")
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass
+
+
+def elapsed(job: Job, now: float | None = None) -> float | None:
+    if job.started is None:
+        return None
+    return (job.finished or now or time.time()) - job.started
