@@ -1,0 +1,349 @@
+"""The job engine across real processes: detached jobs controlled with `pgvault --batch jobs`.
+
+The operation is a real upload through core.storage (tests/support/jobkinds.py) running in
+its own detached process; every control and every read goes through the pgvault
+executable in yet another process.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from core.jobs import JobStore
+from core.jobs.liveness import DEAD_AFTER
+from core.jobs.runner import spawn_detached
+from tests.support.destinations import TestDestination
+from tests.support.jobkinds import UPLOAD, UploadRequest
+from tests.support.jobs import REPO, bytes_on_disk, make_source, pgvault, show, wait_for
+
+MiB = 1024 * 1024
+
+
+def file_sha(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def store(state_dir: Path) -> JobStore:
+    return JobStore(state_dir / "jobs.db")
+
+
+def detached_upload(store: JobStore, request: UploadRequest) -> int:
+    return spawn_detached(store, UPLOAD, request).id
+
+
+def test_pause_stops_every_byte_within_a_second_and_resume_finishes_the_upload(
+    store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
+) -> None:
+    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    source = make_source(tmp_path / "src", 48 * MiB)
+    job_id = detached_upload(
+        store, UploadRequest(source, dest.url, "data/blob", max_bandwidth=6 * MiB)
+    )
+    wait_for(lambda: show(state_dir, job_id)["bytes_done"] > 6 * MiB, what="bytes to flow")
+
+    pgvault(state_dir, "jobs", "pause", str(job_id), check=True)
+    requested = time.monotonic()
+    # Bytes actually written to the destination, sampled every 20 ms for 4.5 s.
+    history: list[tuple[float, int]] = []
+    while time.monotonic() - requested < 4.5:
+        history.append((time.monotonic(), bytes_on_disk(dest.bucket)))
+        time.sleep(0.02)
+    last_change = max(
+        (t for (t, n), (_, prev) in zip(history[1:], history, strict=False) if n != prev),
+        default=requested,
+    )
+    assert last_change - requested < 1.0, f"bytes still moving {last_change - requested:.2f} s"
+    assert history[-1][1] < 48 * MiB
+
+    first = show(state_dir, job_id)
+    time.sleep(3)
+    second = show(state_dir, job_id)
+    assert first["state"] == second["state"] == "paused"
+    assert first["bytes_done"] == second["bytes_done"]
+    assert second["rate"] == 0 and second["heartbeat"] is not None
+
+    pgvault(state_dir, "jobs", "resume", str(job_id), check=True)
+    done = wait_for(
+        lambda: (job := show(state_dir, job_id))["state"] != "running" and job,
+        timeout=60,
+        what="the job to end",
+    )
+    assert done["state"] == "succeeded", done
+    assert done["bytes_done"] == 48 * MiB
+    assert file_sha(Path(dest.bucket) / "pfx" / "data" / "blob") == file_sha(source)
+    log = pgvault(state_dir, "jobs", "log", str(job_id), check=True).stdout
+    for expected in ("pause requested", "paused by the operator", "resumed by the operator"):
+        assert expected in log
+
+
+def test_cancel_aborts_the_multipart_upload_within_seconds(
+    store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
+) -> None:
+    dest: TestDestination = make_dest("s3")  # type: ignore[operator]
+    source = make_source(tmp_path / "src", 64 * MiB)
+    request = UploadRequest(
+        source,
+        dest.url,
+        "big",
+        endpoint_url=dest.config.endpoint_url,
+        max_bandwidth=4 * MiB,
+        chunk_size=5 * MiB,
+    )
+    job_id = detached_upload(store, request)
+    wait_for(lambda: show(state_dir, job_id)["bytes_done"] > 11 * MiB, what="parts to go")
+    with dest.store() as objects:
+        assert [u.key for u in objects.list_pending_uploads()] == ["big"]
+    started = time.monotonic()
+    result = pgvault(state_dir, "jobs", "cancel", str(job_id), "--wait", "--timeout", "20")
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"job {job_id}: cancel requested",
+        f"job {job_id}: cancelled",
+    ]
+    assert took < 5.0
+    job = show(state_dir, job_id)
+    assert job["state"] == "cancelled" and job["error"] == "cancelled by the operator"
+    with dest.store() as objects:
+        assert objects.list_pending_uploads() == []
+        assert not objects.exists("big")
+    again = pgvault(state_dir, "jobs", "pause", str(job_id))
+    assert again.returncode == 1
+    assert (
+        again.stderr.strip() == f"pgvault jobs: error: cannot pause job {job_id}: it is cancelled"
+    )
+
+
+def _tty_session_parent(
+    store_path: Path, request: UploadRequest
+) -> tuple[subprocess.Popen[bytes], int]:
+    """A parent in its own session with a pseudo-terminal as controlling terminal, like a
+    login over SSH; it starts a detached job, prints its id and waits for the terminal."""
+    code = (
+        "import sys, time\n"
+        "from core.jobs import JobStore\n"
+        "from core.jobs.runner import spawn_detached\n"
+        "from tests.support.jobkinds import UPLOAD, UploadRequest\n"
+        f"request = UploadRequest(**{request.__dict__!r})\n"
+        f"job = spawn_detached(JobStore({str(store_path)!r}), UPLOAD, request)\n"
+        "print('JOB', job.id, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    master, slave = pty.openpty()
+
+    def controlling_terminal() -> None:  # runs after setsid() in the child
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=controlling_terminal,
+        cwd=REPO,
+    )
+    os.close(slave)
+    return parent, master
+
+
+def test_a_detached_job_survives_the_end_of_its_terminal_session(
+    store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
+) -> None:
+    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    source = make_source(tmp_path / "src", 16 * MiB)
+    request = UploadRequest(source, dest.url, "kept", max_bandwidth=4 * MiB)
+    parent, master = _tty_session_parent(store.path, request)
+    output = b""
+    while b"\n" not in output.partition(b"JOB ")[2]:
+        output += os.read(master, 1024)
+    job_id = int(output.partition(b"JOB ")[2].split()[0])
+    wait_for(lambda: show(state_dir, job_id)["state"] == "running", what="the job to run")
+    os.close(master)  # the terminal hangs up: SIGHUP to the session
+    assert parent.wait(timeout=10) == -signal.SIGHUP
+    job = show(state_dir, job_id)
+    assert job["state"] == "running" and job["bytes_done"] < 16 * MiB
+    done = wait_for(
+        lambda: (j := show(state_dir, job_id))["state"] not in ("running", "pending") and j,
+        timeout=60,
+        what="the job to end",
+    )
+    assert done["state"] == "succeeded", done
+    assert done["detached"] is True and done["pid"] != parent.pid
+    assert file_sha(Path(dest.bucket) / "pfx" / "kept") == file_sha(source)
+
+
+def test_a_killed_job_is_marked_failed_and_resumed_in_a_new_job(
+    store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
+) -> None:
+    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    source = make_source(tmp_path / "src", 24 * MiB)
+    job_id = detached_upload(
+        store, UploadRequest(source, dest.url, "obj", max_bandwidth=4 * MiB, server="pg-k")
+    )
+    running = wait_for(
+        lambda: (j := show(state_dir, job_id))["bytes_done"] > 2 * MiB and j, what="progress"
+    )
+    os.kill(running["pid"], signal.SIGKILL)
+    killed = time.monotonic()
+    still = show(state_dir, job_id)
+    assert still["state"] == "running"  # the heartbeat is recent: not judged yet
+    failed = wait_for(
+        lambda: (j := show(state_dir, job_id))["state"] == "failed" and j,
+        timeout=DEAD_AFTER + 10,
+        interval=0.5,
+        what="the dead job to be marked failed",
+    )
+    assert time.monotonic() - killed < DEAD_AFTER + 5
+    assert "process died" in failed["error"] and str(running["pid"]) in failed["error"]
+
+    resumed = pgvault(state_dir, "jobs", "resume", str(job_id), "--detach", check=True)
+    new_id = int(resumed.stdout.strip())
+    assert new_id != job_id
+    done = wait_for(
+        lambda: (j := show(state_dir, new_id))["state"] not in ("pending", "running") and j,
+        timeout=60,
+        what="the resumed job to end",
+    )
+    assert done["state"] == "succeeded", done
+    assert done["resumed_from"] == job_id and done["server"] == "pg-k"
+    assert file_sha(Path(dest.bucket) / "pfx" / "obj") == file_sha(source)
+
+
+def test_several_jobs_run_at_once_and_list_filters_select_them(
+    store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
+) -> None:
+    source = make_source(tmp_path / "src", 16 * MiB)
+    ids = {}
+    for server in ("pg-1", "pg-2", "pg-3"):
+        dest: TestDestination = make_dest("file")  # type: ignore[operator]
+        ids[server] = detached_upload(
+            store, UploadRequest(source, dest.url, "o", server=server, max_bandwidth=4 * MiB)
+        )
+
+    def all_moving() -> bool:
+        jobs = json.loads(pgvault(state_dir, "jobs", "list", "--format", "json").stdout)
+        return sum(j["state"] == "running" and j["bytes_done"] > 0 for j in jobs) == 3
+
+    wait_for(all_moving, what="three jobs running at the same time")
+    running = json.loads(
+        pgvault(state_dir, "jobs", "list", "--state", "running", "--format", "json").stdout
+    )
+    assert sorted(j["server"] for j in running) == ["pg-1", "pg-2", "pg-3"]
+    for job_id in ids.values():
+        result = pgvault(state_dir, "jobs", "watch", str(job_id), "--interval", "1", timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1].startswith(f"job {job_id} succeeded after ")
+
+    def listed(*args: str) -> list[int]:
+        out = pgvault(state_dir, "jobs", "list", *args, "--format", "json", check=True)
+        return [j["id"] for j in json.loads(out.stdout)]
+
+    everything = sorted(ids.values(), reverse=True)
+    assert listed() == everything
+    assert listed("--server", "pg-2") == [ids["pg-2"]]
+    assert listed("--server", "pg-1,pg-3") == [ids["pg-3"], ids["pg-1"]]
+    assert listed("--state", "succeeded", "--kind", "test-upload") == everything
+    assert listed("--state", "active") == []
+    assert listed("--kind", "backup") == []
+    assert listed("--since", "10m") == everything
+    future = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() + 3600))
+    assert listed("--since", future) == []
+    table = pgvault(state_dir, "jobs", "list", check=True).stdout.splitlines()
+    assert table[0].split()[:4] == ["ID", "KIND", "SERVER", "STATE"]
+    assert [line.split()[0] for line in table[1:]] == [str(i) for i in everything]
+    bad = pgvault(state_dir, "jobs", "list", "--since", "yesterday")
+    assert bad.returncode == 3 and bad.stderr.count("\n") == 1 and "--since" in bad.stderr
+
+
+def test_watch_draws_a_bar_on_a_terminal_and_plain_lines_otherwise(
+    store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
+) -> None:
+    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    source = make_source(tmp_path / "src", 12 * MiB)
+    job_id = detached_upload(store, UploadRequest(source, dest.url, "w", max_bandwidth=4 * MiB))
+    master, slave = pty.openpty()
+    watcher = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "pgvault"),
+            "--state-dir",
+            str(state_dir),
+            "--batch",
+            "jobs",
+            "watch",
+            str(job_id),
+        ],
+        stdout=slave,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+    )
+    os.close(slave)
+    plain = pgvault(state_dir, "jobs", "watch", str(job_id), "--interval", "1", timeout=60)
+    assert watcher.wait(timeout=30) == 0
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    text = screen.decode()
+    assert "\r\x1b[K" in text and "[####" in text and "MiB/s" in text
+    assert f"job {job_id} succeeded after" in text
+    lines = plain.stdout.splitlines()
+    assert "\r" not in plain.stdout and len(lines) >= 2
+    assert all(line.startswith(f"job {job_id} ") for line in lines)
+    assert " running " in lines[0] and lines[-1].startswith(f"job {job_id} succeeded after")
+    as_json = pgvault(state_dir, "jobs", "watch", str(job_id), "--format", "json", check=True)
+    last = json.loads(as_json.stdout.splitlines()[-1])
+    assert last["state"] == "succeeded" and last["bytes_done"] == 12 * MiB
+
+
+def test_unknown_jobs_and_bad_input_get_one_line_and_the_seeds_codes(state_dir: Path) -> None:
+    for args, code, message in [
+        (["jobs", "show", "42"], 3, "no job 42 in the job store"),
+        (["jobs", "pause", "x1"], 3, "invalid job id 'x1'"),
+        (["jobs", "list", "--state", "sleeping"], 3, "unknown job state 'sleeping'"),
+        (["jobs", "frobnicate"], 3, "invalid choice"),
+    ]:
+        result = pgvault(state_dir, *args)
+        assert result.returncode == code, (args, result.stderr)
+        assert message in result.stderr and result.stderr.count("\n") == 1
+        assert "Traceback" not in result.stderr
+    assert pgvault(state_dir, "jobs", "list").returncode == 0
+
+
+def test_a_job_whose_request_cannot_be_run_fails_with_its_reason(
+    store: JobStore, state_dir: Path, tmp_path: Path
+) -> None:
+    request = UploadRequest(str(tmp_path / "missing"), f"file://{tmp_path}/d", "o")
+    job_id = detached_upload(store, request)
+    job = wait_for(
+        lambda: (j := show(state_dir, job_id))["state"] not in ("pending", "running") and j,
+        what="the job to end",
+    )
+    assert job["state"] == "failed"
+    assert "FileNotFoundError" in job["error"] and "missing" in job["error"]
+    worker_log = (state_dir / "workers" / f"job-{job_id}.log").read_text()
+    assert "exits with 4" in worker_log
