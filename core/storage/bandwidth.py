@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 SLICE = 64 * 1024
 
@@ -122,6 +122,20 @@ class Payload(io.RawIOBase):
             out += buf[:n]
             want -= n
         return bytes(out)
+
+    def views(self, size: int = 1024 * 1024) -> Iterator[memoryview]:
+        """The rest of the payload as zero-copy slices, each through the gate and limiter."""
+        if self._gate is not None or self._limiter is not None:
+            size = min(size, SLICE)
+        while self._pos < len(self._view):
+            if self._gate is not None:
+                self._gate()
+            end = min(len(self._view), self._pos + size)
+            if self._limiter is not None and self.charging and end > self._charged:
+                self._limiter.consume(end - max(self._pos, self._charged))
+                self._charged = end
+            view, self._pos = self._view[self._pos : end], end
+            yield view
 
     def getvalue(self) -> bytes:
         """All bytes, charged as one read from the start."""

@@ -198,6 +198,16 @@ class ObjectStore(ABC):
         """A file-like reader that resumes with a ranged read after a dropped connection."""
         return ObjectReader(self, key, start, length)
 
+    def open_prefetching_reader(
+        self, key: str, size: int | None = None, part_size: int = 8 * MiB, jobs: int | None = None
+    ) -> PrefetchingReader:
+        """A sequential reader fed by `jobs` concurrent ranged reads ahead of it.
+
+        Memory is bounded by jobs x part_size; each range is retried on its own.
+        """
+        total = self.head(key).size if size is None else size
+        return PrefetchingReader(self, key, total, part_size, jobs or self.config.jobs)
+
     def read_range(self, key: str, start: int, length: int) -> bytes:
         """Exactly length bytes from start (fewer only at the end of the object)."""
         with self.open_reader(key, start, length) as reader:
@@ -500,16 +510,14 @@ class ObjectReader(io.RawIOBase):
             )
         return self._stream
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def _read_some(self, size: int) -> bytes:
+        """Up to size bytes from the stream (b'' at the end), reopening it after a drop."""
         if self._eof:
-            return 0
-        target = memoryview(buffer).cast("B")
-        want = len(target)
-        if self._end is not None:
-            want = min(want, self._end - self._pos)
+            return b""
+        want = size if self._end is None else min(size, self._end - self._pos)
         if want <= 0:
             self._eof = True
-            return 0
+            return b""
         policy = self.store.config.retry
         while True:
             try:
@@ -525,21 +533,22 @@ class ObjectReader(io.RawIOBase):
             # The SDKs raise on a body shorter than its Content-Length, so a clean end
             # here is the end of the object (a range may reach past it).
             self._eof = True
-            return 0
-        n = len(chunk)
-        target[:n] = chunk
-        self._pos += n
+            return b""
+        self._pos += len(chunk)
         self._failures = 0
-        return n
+        return chunk
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        target = memoryview(buffer).cast("B")
+        chunk = self._read_some(len(target))
+        target[: len(chunk)] = chunk
+        return len(chunk)
 
     def read(self, size: int | None = -1) -> bytes:
         if size is not None and size >= 0:
-            return super().read(size) or b""
+            return self._read_some(size)
         parts = []
-        while True:
-            chunk = super().read(READ_BLOCK)
-            if not chunk:
-                break
+        while chunk := self._read_some(READ_BLOCK):
             parts.append(chunk)
         return b"".join(parts)
 
@@ -554,6 +563,72 @@ class ObjectReader(io.RawIOBase):
         super().close()
 
 
+class PrefetchingReader(io.RawIOBase):
+    """Reads an object front to back while the next ranges download concurrently."""
+
+    def __init__(self, store: ObjectStore, key: str, size: int, part_size: int, jobs: int):
+        super().__init__()
+        self.store = store
+        self.key = key
+        self.size = size
+        self._part = part_size
+        self._next_start = 0
+        self._pending: deque[Future[bytes]] = deque()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="pgvault-get")
+        self._depth = max(1, jobs)
+        self._current = memoryview(b"")
+        self._fill()
+
+    def readable(self) -> bool:
+        return True
+
+    def _fill(self) -> None:
+        while len(self._pending) < self._depth and self._next_start < self.size:
+            start = self._next_start
+            length = min(self._part, self.size - start)
+            self._next_start += length
+            self._pending.append(self._pool.submit(self._fetch, start, length))
+
+    def _fetch(self, start: int, length: int) -> bytes:
+        data = self.store.read_range(self.key, start, length)
+        if len(data) != length:
+            raise StorageError(
+                f"{self.key}: expected {length} bytes at offset {start}, got {len(data)} "
+                "(the object changed or was truncated)"
+            )
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        target = memoryview(buffer).cast("B")
+        while not len(self._current):
+            if not self._pending:
+                return 0
+            self._current = memoryview(self._pending.popleft().result())
+            self._fill()
+        n = min(len(target), len(self._current))
+        target[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
+
+    def read_chunk(self) -> bytes:
+        """The next downloaded part as it is (no copy), b'' at the end."""
+        if len(self._current):
+            chunk, self._current = bytes(self._current), memoryview(b"")
+            return chunk
+        if not self._pending:
+            return b""
+        data = self._pending.popleft().result()
+        self._fill()
+        return data
+
+    def close(self) -> None:
+        for future in self._pending:
+            future.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+        super().close()
+
+
 __all__ = [
     "NO_RETRY",
     "CommonPrefix",
@@ -562,6 +637,7 @@ __all__ = [
     "ObjectStore",
     "ObjectWriter",
     "PendingUpload",
+    "PrefetchingReader",
     "PutOptions",
     "RawStream",
     "StoreConfig",

@@ -199,16 +199,11 @@ class LocalStore(ObjectStore):
             raise
 
     def _write_at(self, fd: int, offset: int, body: Payload) -> None:
-        buf = bytearray(COPY_BLOCK)
-        view = memoryview(buf)
-        while True:
-            n = body.readinto(view)
-            if not n:
-                return
+        for view in body.views(COPY_BLOCK * 8):
             written = 0
-            while written < n:
-                written += os.pwrite(fd, view[written:n], offset + written)
-            offset += n
+            while written < len(view):
+                written += os.pwrite(fd, view[written:], offset + written)
+            offset += len(view)
 
     def _discard(self, upload: _Upload) -> None:
         with contextlib.suppress(OSError):

@@ -279,3 +279,17 @@ def test_a_cancel_raised_by_the_gate_stops_an_upload_and_is_not_retried(
         assert not store.exists("gated/obj")
         assert store.list_pending_uploads() == []
         assert len(calls) < 3 * chunk // (64 * 1024)  # it stopped early, without retrying
+
+
+def test_prefetching_reader_returns_the_object_in_order(destination: TestDestination) -> None:
+    data = _pattern(21 * MiB + 3)
+    with destination.store(jobs=3) as store:
+        store.put_bytes("pre/obj", data)
+        with store.open_prefetching_reader("pre/obj", part_size=4 * MiB) as reader:
+            got = bytearray()
+            while chunk := reader.read_chunk():
+                got += chunk
+        assert bytes(got) == data
+        with store.open_prefetching_reader("pre/obj", part_size=5 * MiB, jobs=2) as reader:
+            assert reader.read(7) == data[:7]
+            assert reader.read() == data[7:]
