@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs import JobStore
+from core.jobs import JobState, JobStore
 from core.jobs.liveness import DEAD_AFTER
 from core.jobs.runner import spawn_detached
 from tests.support.destinations import TestDestination
 from tests.support.jobkinds import UPLOAD, UploadRequest
-from tests.support.jobs import REPO, bytes_on_disk, make_source, pgvault, show, wait_for
+from tests.support.jobs import PGVAULT, REPO, bytes_on_disk, make_source, pgvault, show, wait_for
 
 MiB = 1024 * 1024
 
@@ -347,3 +347,49 @@ def test_a_job_whose_request_cannot_be_run_fails_with_its_reason(
     assert "FileNotFoundError" in job["error"] and "missing" in job["error"]
     worker_log = (state_dir / "workers" / f"job-{job_id}.log").read_text()
     assert "exits with 4" in worker_log
+
+
+def test_resume_in_the_foreground_draws_a_bar_and_shows_in_jobs_list(
+    store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
+) -> None:
+    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    source = make_source(tmp_path / "src", 12 * MiB)
+    failed = store.create(
+        "test-upload",
+        state=JobState.RUNNING,
+        options=UPLOAD.options(UploadRequest(source, dest.url, "fg", max_bandwidth=4 * MiB)),
+        entry=UPLOAD.entry,
+    )
+    store.transition(failed.id, JobState.FAILED, error="the machine rebooted")
+    master, slave = pty.openpty()
+    foreground = subprocess.Popen(
+        [PGVAULT, "--state-dir", str(state_dir), "--batch", "jobs", "resume", str(failed.id)],
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    os.close(slave)
+    running = wait_for(
+        lambda: [j for j in store.list_jobs() if j.resumed_from == failed.id and j.bytes_done],
+        what="the resumed job in the list",
+    )[0]
+    assert running.state is JobState.RUNNING and not running.detached
+    assert running.pid == foreground.pid
+    out, _ = foreground.communicate(timeout=60)
+    assert foreground.returncode == 0
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    text = screen.decode()
+    assert f"job {failed.id}: resuming in a new job" in text
+    assert f"\r\x1b[Kjob {running.id} [" in text and "MiB/s" in text
+    assert out.decode().startswith(f"job {running.id} succeeded after")
+    assert store.get(running.id).state is JobState.SUCCEEDED

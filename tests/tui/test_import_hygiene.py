@@ -16,8 +16,9 @@ print(','.join(loaded))
 
 
 def _loaded_ui_modules(body: str) -> str:
-    result = subprocess.run([sys.executable, "-c", PROBE.format(body=body)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE.format(body=body)], capture_output=True, text=True, check=True
+    )
     return result.stdout.strip()
 
 

@@ -233,3 +233,21 @@ def test_many_processes_write_and_read_at_once_without_errors(store: JobStore) -
         assert store.get(job.id).bytes_done == 200
         assert len(store.log_tail(job.id, limit=0)) == 200
     assert store.rev() >= 800
+
+
+def test_a_worker_claims_a_pending_job_in_the_state_the_operator_left(store: JobStore) -> None:
+    from core.jobs.liveness import this_process
+
+    plain = store.create("copy")
+    paused = store.create("copy")
+    cancelled = store.create("copy")
+    store.request_pause(paused.id)
+    store.request_cancel(cancelled.id)
+    me = this_process()
+    assert store.claim(plain.id, me).state is JobState.RUNNING
+    assert store.claim(paused.id, me).state is JobState.PAUSED
+    gone = store.claim(cancelled.id, me)
+    assert gone.state is JobState.CANCELLED and gone.finished is not None
+    with pytest.raises(IllegalTransition, match="cannot start job"):
+        store.claim(plain.id, me)
+    assert store.get(plain.id).pid == os.getpid()
