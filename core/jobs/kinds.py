@@ -11,7 +11,9 @@ a crashed job starts from (credentials then come from the environment, as usual)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import enum
 import importlib
 import json
 import types
@@ -79,26 +81,29 @@ def _build(cls: type[R], data: dict[str, Any]) -> R:
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        hint = hints.get(f.name)
-        nested = _dataclass_in(hint)
-        if nested is not None and isinstance(value, dict):
-            values[f.name] = _build(nested, value)
-        else:
-            values[f.name] = _tupled(value)
+        if f.name in data:
+            values[f.name] = _value(hints.get(f.name), data[f.name])
     return cls(**values)
 
 
-def _dataclass_in(hint: Any) -> type[Any] | None:
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return hint
+def _value(hint: Any, value: Any) -> Any:
+    """A decoded JSON value as the field's type wants it (dataclass, enum, tuple)."""
+    if value is None:
+        return None
+    for candidate in _alternatives(hint):
+        if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
+            if isinstance(value, dict):
+                return _build(candidate, value)
+        elif isinstance(candidate, type) and issubclass(candidate, enum.Enum):
+            with contextlib.suppress(ValueError):
+                return candidate(value)
+    return _tupled(value)
+
+
+def _alternatives(hint: Any) -> tuple[Any, ...]:
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        for arg in typing.get_args(hint):
-            if isinstance(arg, type) and dataclasses.is_dataclass(arg):
-                return arg
-    return None
+        return typing.get_args(hint)
+    return (hint,)
 
 
 def load_kind(name: str, entry: str | None = None) -> JobKind[Any]:
