@@ -393,3 +393,38 @@ def test_resume_in_the_foreground_draws_a_bar_and_shows_in_jobs_list(
     assert f"\r\x1b[Kjob {running.id} [" in text and "MiB/s" in text
     assert out.decode().startswith(f"job {running.id} succeeded after")
     assert store.get(running.id).state is JobState.SUCCEEDED
+
+
+def test_ctrl_c_cancels_a_foreground_job_cleanly(
+    store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
+) -> None:
+    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    source = make_source(tmp_path / "src", 32 * MiB)
+    failed = store.create(
+        "test-upload",
+        state=JobState.RUNNING,
+        options=UPLOAD.options(UploadRequest(source, dest.url, "int", max_bandwidth=4 * MiB)),
+        entry=UPLOAD.entry,
+    )
+    store.transition(failed.id, JobState.FAILED, error="crashed")
+    foreground = subprocess.Popen(
+        [PGVAULT, "--state-dir", str(state_dir), "--batch", "jobs", "resume", str(failed.id)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    job = wait_for(
+        lambda: [j for j in store.list_jobs() if j.resumed_from == failed.id and j.bytes_done],
+        what="the resumed job to move",
+    )[0]
+    foreground.send_signal(signal.SIGINT)
+    _, err = foreground.communicate(timeout=20)
+    assert foreground.returncode == 1
+    assert err.decode().splitlines()[-1] == (
+        f"pgvault jobs: error: job {job.id} cancelled: interrupted by SIGINT"
+    )
+    ended = store.get(job.id)
+    assert ended.state is JobState.CANCELLED and ended.error == "interrupted by SIGINT"
+    with dest.store() as objects:
+        assert objects.list_pending_uploads() == [] and not objects.exists("int")

@@ -11,7 +11,12 @@ Every long command (backup, restore, verify) calls `add_job_options(parser)` and
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import TypeVar
 
 from core.jobs import Job, JobKind, JobReporter, JobStore
@@ -72,16 +77,43 @@ def run_here(
         live.start()
         bars.append(live)
 
+    def started(job: Job, reporter: JobReporter) -> None:
+        controls.append(reporter)
+        on_start(job, reporter)
+
+    controls: list[JobReporter] = []
     try:
-        outcome = run_foreground(
-            store,
-            kind,
-            request,
-            resumed_from=resumed_from,
-            on_start=on_start,
-            capture_logging=True,
-        )
+        with _cancel_on_signals(controls):
+            outcome = run_foreground(
+                store,
+                kind,
+                request,
+                resumed_from=resumed_from,
+                on_start=started,
+                capture_logging=True,
+            )
     finally:
         for live in bars:
             live.stop()
     return raise_for(outcome)
+
+
+@contextmanager
+def _cancel_on_signals(reporters: list[JobReporter]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM cancel the job cleanly at its next checkpoint (then exit 1)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        reason = f"interrupted by {signal.Signals(signum).name}"
+        for reporter in reporters:
+            # Control takes a lock the interrupted code might hold: cancel from a thread.
+            threading.Thread(target=reporter.control.cancel, args=(reason,)).start()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
