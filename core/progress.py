@@ -68,6 +68,10 @@ class Reporter(Protocol):
 
     def log(self, message: str, level: int = logging.INFO) -> None: ...
 
+    def detail(self, key: str, value: str | int | float | bool | None) -> None:
+        """Record a fact about the operation for whoever watches (e.g. the backup ID)."""
+        ...
+
     def checkpoint(self) -> None:
         """Return at once when running; block while paused; raise Cancelled when cancelled."""
         ...
@@ -143,6 +147,7 @@ class Tracker:
         self._samples: deque[RateSample] = deque(maxlen=MAX_SAMPLES)
         self._sample_at = now
         self._sample_bytes = 0
+        self._details: dict[str, str | int | float | bool | None] = {}
 
     # ---- Reporter ---------------------------------------------------------------------------
 
@@ -172,6 +177,10 @@ class Tracker:
         if self._on_log is not None:
             self._on_log(self._clock(), level, message)
 
+    def detail(self, key: str, value: str | int | float | bool | None) -> None:
+        with self._lock:
+            self._details[key] = value
+
     def checkpoint(self) -> None:
         self.control.checkpoint()
 
@@ -196,6 +205,11 @@ class Tracker:
                 started=self._started,
                 updated=self._updated,
             )
+
+    def details(self) -> dict[str, str | int | float | bool | None]:
+        """The facts recorded with detail(), as of now."""
+        with self._lock:
+            return dict(self._details)
 
     def samples(self, since: float = 0.0) -> list[RateSample]:
         """Completed 1 s rate samples newer than `since`."""
@@ -239,6 +253,9 @@ class NullReporter:
 
     def log(self, message: str, level: int = logging.INFO) -> None:
         log.log(level, message)
+
+    def detail(self, key: str, value: str | int | float | bool | None) -> None:
+        return None
 
     def checkpoint(self) -> None:
         return None

@@ -56,6 +56,7 @@ class JobReporter:
         self._last_sample = 0.0
         self._state = JobState.RUNNING
         self._store_failing = False
+        self._details_written: dict[str, Any] = {}
 
     # ---- Reporter --------------------------------------------------------------------------------
 
@@ -71,6 +72,9 @@ class JobReporter:
 
     def log(self, message: str, level: int = logging.INFO) -> None:
         self.tracker.log(message, level)
+
+    def detail(self, key: str, value: str | int | float | bool | None) -> None:
+        self.tracker.detail(key, value)
 
     def checkpoint(self) -> None:
         self.control.checkpoint()
@@ -113,6 +117,7 @@ class JobReporter:
         store = self._store or JobStore(self._store_path)
         try:
             self._flush(store)
+            result = {**self.tracker.details(), **(result or {})}
             try:
                 job = store.transition(self.job_id, state, error=error, result=result)
             except IllegalTransition:
@@ -158,17 +163,22 @@ class JobReporter:
     def _flush(self, store: JobStore) -> None:
         snapshot = self.tracker.snapshot()
         samples: list[RateSample] = self.tracker.samples(since=self._last_sample)
+        details = self.tracker.details()
+        changed = details if details != self._details_written else None
         with self._lines_lock:
             lines = list(self._lines)
             self._lines.clear()
         try:
-            self._state = store.flush(self.job_id, snapshot, samples, lines, self._decide)
+            self._state = store.flush(
+                self.job_id, snapshot, samples, lines, self._decide, details=changed
+            )
         except BaseException:
             with self._lines_lock:
                 self._lines.extendleft(reversed(lines))
             raise
         if samples:
             self._last_sample = samples[-1].at
+        self._details_written = details
 
     def _decide(self, requested: JobState) -> JobState | None:
         """Apply the state the operator left to the Control; return the acknowledgement."""

@@ -451,12 +451,14 @@ class JobStore:
         samples: Sequence[RateSample],
         lines: Sequence[tuple[float, int, str]],
         decide: Callable[[JobState], JobState | None] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> JobState:
         """The running job's batched write: progress, heartbeat, new samples and log lines.
 
         `decide` sees the state the operator left (e.g. pause-requested), applies it to the
         operation and returns the state to acknowledge (e.g. paused), all in one transaction.
-        Returns the job's state after the flush.
+        `details` (facts the operation recorded, such as a backup ID) replace the job's
+        result while it runs. Returns the job's state after the flush.
         """
         now = time.time()
         with self._write() as conn:
@@ -489,6 +491,8 @@ class JobStore:
                     job_id,
                 ),
             )
+            if details is not None:
+                conn.execute("UPDATE jobs SET result = ? WHERE id = ?", (_json(details), job_id))
             if samples:
                 conn.executemany(
                     "INSERT OR REPLACE INTO job_samples (job_id, at, rate) VALUES (?, ?, ?)",

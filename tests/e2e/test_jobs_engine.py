@@ -79,6 +79,7 @@ def test_pause_stops_every_byte_within_a_second_and_resume_finishes_the_upload(
     assert first["state"] == second["state"] == "paused"
     assert first["bytes_done"] == second["bytes_done"]
     assert second["rate"] == 0 and second["heartbeat"] is not None
+    assert second["result"] == {"key": "data/blob"}  # a detail the operation recorded
 
     pgvault(state_dir, "jobs", "resume", str(job_id), check=True)
     done = wait_for(

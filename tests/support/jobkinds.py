@@ -44,6 +44,7 @@ def upload(request: UploadRequest, reporter: Reporter) -> dict[str, Any]:
     reporter.phase("upload")
     reporter.set_totals(bytes_total=size, files_total=1)
     reporter.log(f"uploading {size} bytes to {request.key}")
+    reporter.detail("key", request.key)
     with open_store(parse_location(request.url), config) as store:
         store.gate = reporter.checkpoint
         with open(request.source, "rb") as source, store.open_writer(request.key) as writer:

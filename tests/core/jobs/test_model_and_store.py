@@ -251,3 +251,15 @@ def test_a_worker_claims_a_pending_job_in_the_state_the_operator_left(store: Job
     with pytest.raises(IllegalTransition, match="cannot start job"):
         store.claim(plain.id, me)
     assert store.get(plain.id).pid == os.getpid()
+
+
+def test_tracker_details_are_kept_apart_from_progress() -> None:
+    from core.progress import NullReporter, Tracker
+
+    tracker = Tracker()
+    tracker.detail("backup_id", "20260101T000000")
+    tracker.detail("reused_bytes", 5)
+    details = tracker.details()
+    details["x"] = 1  # a copy
+    assert tracker.details() == {"backup_id": "20260101T000000", "reused_bytes": 5}
+    NullReporter().detail("ignored", 1)
