@@ -152,18 +152,24 @@ class JobStore:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fresh = not self.path.exists()
-        old_umask = os.umask(0o077)  # the database and its -wal/-shm files: owner only
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files
+            # the database's permissions. (Not through umask: it is process-wide.) Only when
+            # it is missing: closing a descriptor of a database this process has open would
+            # drop SQLite's POSIX locks on it.
+            if not self.path.exists():
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
             self._conn = sqlite3.connect(
                 self.path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
-        finally:
-            os.umask(old_umask)
+        except (OSError, sqlite3.Error) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise OperationFailed(f"cannot open the job store {self.path}: {reason}") from None
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._conn.execute("PRAGMA journal_mode = WAL")
@@ -174,9 +180,6 @@ class JobStore:
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise OperationFailed(f"cannot open the job store {self.path}: {exc}") from None
-        if fresh:
-            with contextlib.suppress(OSError):
-                os.chmod(self.path, 0o600)
 
     @classmethod
     def open(cls, explicit_state_dir: str | None = None) -> JobStore:

@@ -6,6 +6,8 @@ import logging
 import multiprocessing
 import os
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -56,10 +58,48 @@ def test_job_ids_are_positive_integers() -> None:
 
 
 def test_store_is_private_and_in_wal_mode(store: JobStore) -> None:
-    assert store.path.stat().st_mode & 0o077 == 0
+    store.create("copy", state=JobState.RUNNING)
+    for path in store.path.parent.iterdir():  # jobs.db, jobs.db-wal, jobs.db-shm
+        assert path.stat().st_mode & 0o077 == 0, path
+    assert len(list(store.path.parent.iterdir())) == 3
     assert store.path.parent.stat().st_mode & 0o077 == 0
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_opening_the_store_again_keeps_this_processs_writes_visible_to_others(
+    store: JobStore,
+) -> None:
+    # Opening the store must not touch a database this process already has open (closing
+    # any descriptor of it would drop SQLite's locks and leave the first connection stale).
+    job = store.create("copy", state=JobState.RUNNING)
+    second = JobStore(store.path)  # as a JobReporter opens its own
+    code = (
+        "import sys; from core.jobs import JobStore; store = JobStore(sys.argv[1]); "
+        "job = int(sys.argv[2]); print(store.get(job).state.value)\n"
+        "if sys.argv[3] == 'pause': store.request_pause(job)"
+    )
+
+    def other_process(action: str) -> str:
+        args = [sys.executable, "-c", code, str(store.path), str(job.id), action]
+        return subprocess.run(args, check=True, capture_output=True, text=True).stdout.strip()
+
+    # Another process writes and exits (the last one out would checkpoint and remove the
+    # WAL if this process's locks were gone); this process writes again; all see it.
+    other_process("pause")
+    assert store.get(job.id).state is JobState.PAUSE_REQUESTED
+    second.request_resume(job.id)
+    assert other_process("read") == "running"
+    assert store.get(job.id).state is JobState.RUNNING
+
+
+def test_an_unusable_state_directory_is_one_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(Exception) as info:
+        JobStore(blocker / "state" / "jobs.db")
+    assert info.value.__class__.__name__ == "OperationFailed"
+    assert str(info.value).startswith(f"cannot open the job store {blocker}/state/jobs.db: ")
 
 
 def test_operator_verbs_follow_the_rules(store: JobStore) -> None:
