@@ -11,20 +11,24 @@ Every long command (backup, restore, verify) calls `add_job_options(parser)` and
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 from typing import TypeVar
 
-from core.jobs import Job, JobKind, JobReporter, JobStore
+from core.errors import OperationFailed
+from core.jobs import Job, JobKind, JobReporter, JobState, JobStore
 from core.jobs.runner import raise_for, run_foreground, spawn_detached
+from core.progress import Tracker
 from tui.batch.main import Context
 from tui.batch.progressbar import LiveBar, Progress
 
 R = TypeVar("R")
+log = logging.getLogger("pgvault.jobs")
 
 
 def add_job_options(parser: argparse.ArgumentParser) -> None:
@@ -47,13 +51,42 @@ def run_as_job(
     request: R,
     resumed_from: int | None = None,
 ) -> Job | None:
-    """Run the request as a job; the finished job, or None when detached (id printed)."""
-    with open_store(ctx) as store:
-        if getattr(args, "detach", False):
+    """Run the request as a job; the finished job, or None when detached (id printed).
+
+    When the job store cannot be opened (a read-only home, a full disk), a foreground run
+    goes on without it, with a warning: the store must never stop a backup from cron.
+    """
+    detach = getattr(args, "detach", False)
+    quiet = getattr(args, "quiet", 0) > 0
+    try:
+        store = open_store(ctx)
+    except OperationFailed as exc:
+        if detach:
+            raise
+        log.warning("%s; running without job tracking (not visible to `jobs`)", exc)
+        return run_untracked(kind, request, quiet)
+    with store:
+        if detach:
             job = spawn_detached(store, kind, request, resumed_from=resumed_from)
             print(job.id, flush=True)
             return None
-        return run_here(store, kind, request, resumed_from, quiet=getattr(args, "quiet", 0) > 0)
+        return run_here(store, kind, request, resumed_from, quiet=quiet)
+
+
+def run_untracked(kind: JobKind[R], request: R, quiet: bool = False) -> Job:
+    """The operation alone, with a bar and Ctrl-C cancelling it; a Job record with id 0."""
+    tracker = Tracker()
+    live = None
+    if not quiet and sys.stderr.isatty():
+        live = LiveBar(sys.stderr, lambda: Progress.of_snapshot(tracker.snapshot()), kind.name)
+        live.start()
+    try:
+        with _cancel_on_signals([tracker]):
+            result = kind.run(request, tracker) or {}
+    finally:
+        if live is not None:
+            live.stop()
+    return Job(id=0, kind=kind.name, state=JobState.SUCCEEDED, result=result)
 
 
 def run_here(
@@ -99,7 +132,7 @@ def run_here(
 
 
 @contextmanager
-def _cancel_on_signals(reporters: list[JobReporter]) -> Iterator[None]:
+def _cancel_on_signals(reporters: Sequence[JobReporter | Tracker]) -> Iterator[None]:
     """Ctrl-C and SIGTERM cancel the job cleanly at its next checkpoint (then exit 1)."""
     if threading.current_thread() is not threading.main_thread():
         yield
