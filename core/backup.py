@@ -155,15 +155,18 @@ def _boot_id() -> str:
 
 
 def _process_start(pid: int) -> str | None:
-    """The start time of a process (clock ticks since boot), None when it does not exist."""
+    """The start time of a live process (clock ticks since boot); None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
             raw = fh.read()
     except (FileNotFoundError, ProcessLookupError):
         return None
     except OSError:
-        return ""
-    return raw.rsplit(")", 1)[-1].split()[19]
+        return ""  # unknown: treated as alive
+    fields = raw.rsplit(")", 1)[-1].split()
+    if fields[0] in ("Z", "X"):  # a zombie has finished running
+        return None
+    return fields[19]
 
 
 def _lease() -> dict[str, object]:
@@ -529,6 +532,7 @@ class _Pipeline:
         stop = self.backup.stop()
         if not facts.in_recovery:
             self._after_stop(self.backup)
+        self._phase("finishing the upload")
         root = os.stat(pgdata)
         label_bytes = stop.labelfile.encode("utf-8")
         data.add_bytes(
