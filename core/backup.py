@@ -503,6 +503,9 @@ class _Pipeline:
         data_tree = scan_pgdata(pgdata, facts)
         external = _external_config(facts, pgdata)
         total = sum(t.size for t in [*trees, data_tree]) + PG_CONTROL_SIZE
+        for _, path, _ in external:
+            with contextlib.suppress(OSError):
+                total += os.stat(path).st_size
         files = sum(t.files for t in [*trees, data_tree]) + 2 + len(external)
         self.reporter.set_totals(bytes_total=total, files_total=files)
 
@@ -535,6 +538,7 @@ class _Pipeline:
         self._phase("finishing the upload")
         root = os.stat(pgdata)
         label_bytes = stop.labelfile.encode("utf-8")
+        self.reporter.set_totals(bytes_total=total + len(label_bytes))
         data.add_bytes(
             "backup_label",
             label_bytes,

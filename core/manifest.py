@@ -46,7 +46,8 @@ class Crc32c:
         self._crc = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        self._crc = google_crc32c.extend(self._crc, data)
+        # The C extension takes only immutable buffers (bytes); pipelines pass bytes.
+        self._crc = google_crc32c.extend(self._crc, data if type(data) is bytes else bytes(data))
 
     def hexdigest(self) -> str:
         return int(self._crc).to_bytes(4, "little").hex()
