@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from tests.support.postgres import Cluster, add_tablespace, make_cluster, world_dir
 
 
 def archived_cluster(
-    bindir: str | None = None, settings: Mapping[str, object] | None = None
+    bindir: str | None = None,
+    settings: Mapping[str, object] | None = None,
+    initdb_args: Sequence[str] = (),
 ) -> tuple[Cluster, str]:
     """A running cluster whose archive_command copies WAL into a directory postgres owns."""
     archive = world_dir("pgvault-wal-")
@@ -16,6 +18,7 @@ def archived_cluster(
         bindir=bindir,
         archive_command=f"test ! -f {archive}/%f && cp %p {archive}/%f",
         settings=settings,
+        initdb_args=initdb_args,
     )
     return cluster, archive
 
