@@ -63,7 +63,7 @@ from core.postgres.connection import (
     read_facts,
 )
 from core.postgres.inventory import inventory
-from core.postgres.pgdata import PG_CONTROL, scan_pgdata, scan_tablespace
+from core.postgres.pgdata import PG_CONTROL, scan_pgdata, scan_tablespace, wal_archive_busy
 from core.postgres.walnames import format_lsn, parse_history, segment_of_lsn
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, PutOptions, StoreConfig, open_store, validate_tags
@@ -532,7 +532,10 @@ class _Pipeline:
             self._add_external(data, kind, path, optional)
 
         self._phase("stopping the backup")
-        stop = self.backup.stop()
+        # PostgreSQL's own wait for archiving polls once a second; pgvault reads the same
+        # archive status files itself, every few milliseconds.
+        stop = self.backup.stop(wait_for_archive=False)
+        self._wait_for_archiving(facts, start, stop)
         if not facts.in_recovery:
             self._after_stop(self.backup)
         self._phase("finishing the upload")
@@ -628,6 +631,34 @@ class _Pipeline:
         )
 
     # ---- pieces --------------------------------------------------------------------------------
+
+    def _wait_for_archiving(self, facts: ServerFacts, start: BackupStart, stop: BackupStop) -> None:
+        """Wait, as pg_backup_stop(true) would, until the backup's last segment and its
+        .backup history file are archived."""
+        archiving = facts.archive_mode == "always" or (
+            facts.archive_mode == "on" and not facts.in_recovery
+        )
+        if not archiving:
+            return
+        size = facts.wal_segment_size
+        last = segment_of_lsn(stop.timeline, stop.lsn - 1, size)
+        history = f"{segment_of_lsn(stop.timeline, start.lsn, size)}.{start.lsn % size:08X}.backup"
+        pgdata = facts.data_directory
+        started = time.monotonic()
+        warned = 0.0
+        delay = 0.005
+        while any(wal_archive_busy(pgdata, name) for name in (last, history)):
+            self.checkpoint()
+            waited = time.monotonic() - started
+            if waited - warned >= 60:
+                warned = waited
+                self.reporter.log(
+                    f"still waiting for {last} to be archived ({waited:.0f} s): check "
+                    "archive_command and the server log",
+                    logging.WARNING,
+                )
+            time.sleep(delay)
+            delay = min(0.2, delay * 2)
 
     def _after_stop(self, backup: BackupSession) -> None:
         """As barman-cloud: switch WAL and create the restore point barman_<ID> (primary only)."""

@@ -339,14 +339,16 @@ class BackupSession:
         self._start_keepalive()
         return BackupStart(lsn=parse_lsn(lsn), timeline=int(timeline), time=started)
 
-    def stop(self) -> BackupStop:
-        """Stop the backup, waiting until the WAL it needs is archived."""
+    def stop(self, wait_for_archive: bool = True) -> BackupStop:
+        """Stop the backup; with wait_for_archive, PostgreSQL returns once the WAL it needs
+        is archived (checking every second: callers that can read pg_wal wait themselves)."""
         self._end_keepalive()
         self.raise_if_lost()
+        wait = "true" if wait_for_archive else "false"
         if self.version_num >= 150000:
-            function = "pg_backup_stop(true)"
+            function = f"pg_backup_stop({wait})"
         else:
-            function = "pg_stop_backup(false, true)"
+            function = f"pg_stop_backup(false, {wait})"
         lsn, labelfile, spcmapfile, timeline, stopped = self.session.query(
             "SELECT s.lsn::text, s.labelfile, s.spcmapfile,"
             " (SELECT CASE WHEN pg_is_in_recovery() THEN min_recovery_end_timeline"

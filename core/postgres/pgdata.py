@@ -238,3 +238,16 @@ def scan_tablespace(location: str, oid: int, facts: ServerFacts) -> Tree:
     tree.entries.append(_entry(version_dir, st))
     _Walker(tree, facts, is_pgdata=False, skip=set()).walk(version_dir)
     return tree
+
+
+def wal_archive_busy(pgdata: str, name: str) -> bool:
+    """PostgreSQL's XLogArchiveIsBusy(), read from pg_wal/archive_status on this host."""
+    status = os.path.join(pgdata, "pg_wal", "archive_status", name)
+    if os.path.exists(status + ".done"):
+        return False
+    if os.path.exists(status + ".ready"):
+        return True
+    if os.path.exists(status + ".done"):  # the archiver may have just finished
+        return False
+    # Removed by a checkpoint: it was archived, and that is why it has no status file.
+    return os.path.exists(os.path.join(pgdata, "pg_wal", name))
