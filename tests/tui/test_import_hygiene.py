@@ -28,8 +28,8 @@ def _loaded_ui_modules(body: str) -> str:
         "import core, core.storage, core.codecs, core.progress, core.layout, core.backup_info",
         "import tui.cli, tui.batch.main",
         # The whole --batch path, through the real entry point, for a command that runs.
-        "from tui.cli import main\ntry:\n    main(['--batch', 'backup', '-t', 'file:///tmp/pgvault-hygiene', 'pg'])\n"
-        "except SystemExit:\n    pass",
+        "from tui.cli import main\n"
+        "main(['--batch', 'backup', '-t', 'file:///tmp/pgvault-hygiene', 'pg'])",
     ],
 )
 def test_batch_path_never_imports_textual_or_rich(body: str) -> None:

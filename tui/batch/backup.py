@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from types import FrameType
 
 from core.errors import ExitCode, InputError
+from core.progress import Control, Tracker
 from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
@@ -16,7 +23,11 @@ from tui.batch.options import (
     positive_int,
     size,
     store_config_from,
+    tags_from,
 )
+
+log = logging.getLogger("pgvault.backup")
+TiB = 1024**4
 
 SNAPSHOT_FLAGS = (
     "snapshot_instance",
@@ -172,4 +183,50 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         with open_store(location, replace(config, retry=NO_RETRY)) as store:
             store.check()
         return ExitCode.OK
-    raise InputError("backups are not built yet")
+    if args.keepalive_interval < 0:
+        raise InputError("--keepalive-interval must be 0 (off) or a number of seconds")
+    max_archive_size = args.max_archive_size
+    if max_archive_size > TiB:
+        log.warning("-S/--max-archive-size is capped at 1TB (as barman-cloud does)")
+        max_archive_size = TiB
+
+    from core.backup import BackupRequest, result_summary, run_backup
+    from core.postgres.connection import ConnectionParams
+
+    request = BackupRequest(
+        location=location,
+        server=args.server_name,
+        store_config=config,
+        connection=ConnectionParams(
+            host=args.host, port=args.port, user=args.user, dbname=args.dbname
+        ),
+        compression=args.compression,
+        name=args.name,
+        max_archive_size=max_archive_size,
+        immediate_checkpoint=args.immediate_checkpoint,
+        keepalive_interval=float(args.keepalive_interval),
+        checksum_algorithm=args.checksum_algorithm,
+        tags=tags_from(args),
+    )
+    control = Control()
+    with _cancel_on_signals(control):
+        result = run_backup(request, Tracker(control))
+    print(result.backup_id)
+    if args.verbose:
+        print(result_summary(result), file=sys.stderr)
+    return ExitCode.OK
+
+
+@contextmanager
+def _cancel_on_signals(control: Control) -> Iterator[None]:
+    """SIGINT and SIGTERM cancel the backup cleanly (FAILED, uploads aborted), then exit 1."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        control.cancel(f"interrupted by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,408 @@
+"""Tar archive sets streamed to the object store: read, checksum, compress, upload, roll over.
+
+A reader thread turns a walked tree into tar blocks, checksumming each file as it reads it
+and applying PostgreSQL's rules for files that change during the copy (reference §6: the
+scanned size is what is sent; a file that grew is cut there, one that shrank is padded with
+zeros, one that vanished is skipped). The writer compresses the blocks (on several cores),
+checksums the stored bytes and streams them to `data.tar`, `data_0001.tar`, ... through
+ObjectStore.open_writer, which keeps at most -J parts in flight. Memory is bounded by the
+blocks queued between the two and the parts in flight, whatever the database size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.codecs import Codec, Compressor
+from core.errors import OperationFailed
+from core.layout import ArchiveRef, ServerLayout
+from core.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
+from core.postgres.pgdata import Entry, Tree
+from core.progress import Reporter
+from core.storage import ObjectStore, ObjectWriter, PutOptions
+from core.tarstream import end_of_archive, header, padding
+
+log = logging.getLogger("pgvault.archives")
+
+MiB = 1024 * 1024
+BLOCK_SIZE = 4 * MiB  # tar bytes per queued block
+READ_SIZE = 1 * MiB  # one read() of a data file
+SMALL = 64 * 1024  # pieces below this are gathered into one buffer
+QUEUE_DEPTH = 4
+
+
+@dataclass(slots=True)
+class Member:
+    """A file as it went into an archive; filled in by the reader and the writer."""
+
+    manifest_path: str
+    size: int
+    mtime: float
+    header_size: int
+    checksum: str = ""
+    archive: str = ""
+    offset: int = 0
+
+    def record(self) -> FileRecord:
+        return FileRecord(
+            path=self.manifest_path,
+            size=self.size,
+            mtime=self.mtime,
+            checksum=self.checksum,
+            archive=self.archive,
+            offset=self.offset,
+        )
+
+
+class _DirStart:
+    """Marks where a directory's header starts (it opens the first part if needed)."""
+
+
+_DIR = _DirStart()
+
+
+@dataclass(slots=True)
+class _Block:
+    """A run of the tar stream: bytes, and markers where a file's header starts."""
+
+    items: list[bytes | Member | _DirStart] = field(default_factory=list)
+    size: int = 0
+
+
+class _Failure:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()
+
+
+class _TreeReader(threading.Thread):
+    """Reads a tree's files into tar blocks on its own thread.
+
+    Small pieces (headers, small files, padding) are gathered into one buffer; large reads
+    travel as the bytes object os.read returned, so file data is copied once by the kernel
+    and never again before compression.
+    """
+
+    def __init__(
+        self,
+        tree: Tree,
+        algorithm: str,
+        reporter: Reporter,
+        checkpoint: Callable[[], None],
+    ) -> None:
+        super().__init__(name="pgvault-reader", daemon=True)
+        self.tree = tree
+        self.algorithm = algorithm
+        self.reporter = reporter
+        self.checkpoint = checkpoint
+        self.blocks: queue.Queue[object] = queue.Queue(maxsize=QUEUE_DEPTH)
+        self.stopping = threading.Event()
+        self._block = _Block()
+        self._small = bytearray()
+
+    # ---- producer side -------------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            for entry in self.tree.entries:
+                self.checkpoint()
+                if self.stopping.is_set():
+                    return
+                if entry.is_dir:
+                    self._mark(_DIR)
+                    self._add(
+                        header(entry.path, 0, entry.mode, entry.uid, entry.gid, entry.mtime, True)
+                    )
+                else:
+                    self._file(entry)
+            self._emit()
+            self._put(_END)
+        except BaseException as exc:  # handed to the writer, which re-raises it
+            self._put(_Failure(exc))
+
+    def _flush_small(self) -> None:
+        if self._small:
+            self._block.items.append(bytes(self._small))
+            self._small.clear()
+
+    def _mark(self, marker: Member | _DirStart) -> None:
+        self._flush_small()
+        self._block.items.append(marker)
+
+    def _add(self, data: bytes) -> None:
+        if len(data) < SMALL:
+            self._small += data
+        else:
+            self._flush_small()
+            self._block.items.append(data)
+        self._block.size += len(data)
+        if self._block.size >= BLOCK_SIZE:
+            self._emit()
+
+    def _emit(self) -> None:
+        self._flush_small()
+        if self._block.items:
+            self._put(self._block)
+            self._block = _Block()
+
+    def _put(self, item: object) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.blocks.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _file(self, entry: Entry) -> None:
+        source = self.tree.source(entry)
+        try:
+            fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            self.tree.excluded["vanished"] += 1
+            self.reporter.advance(0, files=1)
+            return
+        except OSError as exc:
+            raise OperationFailed(f"cannot open {source}: {exc.strerror}") from None
+        try:
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            raw = header(entry.path, entry.size, entry.mode, entry.uid, entry.gid, entry.mtime)
+            member = Member(
+                manifest_path=self.tree.manifest_prefix + entry.path,
+                size=entry.size,
+                mtime=entry.mtime,
+                header_size=len(raw),
+            )
+            self._mark(member)
+            self._add(raw)
+            member.checksum = self._copy(fd, source, entry.size)
+            pad = padding(entry.size)
+            if pad:
+                self._add(pad)
+        finally:
+            os.close(fd)
+        self.reporter.advance(0, files=1)
+
+    def _copy(self, fd: int, source: str, size: int) -> str:
+        """Send exactly `size` bytes: cut a file that grew, zero-pad one that shrank."""
+        checksum: Checksum = new_checksum(self.algorithm)
+        left = size
+        while left:
+            try:
+                data = os.read(fd, min(left, READ_SIZE))
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                raise OperationFailed(f"cannot read {source}: {exc.strerror}") from None
+            if not data:
+                log.info("%s shrank during the backup: padding it with zeros", source)
+                data = bytes(min(left, READ_SIZE))
+            checksum.update(data)
+            self._add(data)
+            left -= len(data)
+            self.reporter.advance(len(data))
+        return checksum.hexdigest()
+
+    # ---- consumer side -------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.blocks.get_nowait()
+        self.join(timeout=10)
+
+
+@dataclass
+class _Part:
+    ref: ArchiveRef
+    writer: ObjectWriter
+    compressor: Compressor | None
+    checksum: Checksum
+    tar_bytes: int = 0
+    stored: int = 0
+    files: int = 0
+
+
+class ArchiveSetWriter:
+    """One archive set (PGDATA 'data' or a tablespace OID), split at max_size into parts."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        layout: ServerLayout,
+        backup_id: str,
+        name: str,
+        codec: Codec | None,
+        level: int | None,
+        threads: int,
+        max_size: int,
+        chunk_size: int,
+        options: PutOptions,
+        algorithm: str,
+        reporter: Reporter,
+        checkpoint: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.layout = layout
+        self.backup_id = backup_id
+        self.name = name
+        self.codec = codec
+        self.level = level
+        self.threads = threads
+        self.max_size = max_size
+        self.chunk_size = chunk_size
+        self.options = options
+        self.algorithm = algorithm
+        self.reporter = reporter
+        self.checkpoint = checkpoint
+        self.members: list[Member] = []
+        self.archives: list[ArchiveRecord] = []
+        self._part: _Part | None = None
+        self._next_part = 0
+
+    # ---- adding content --------------------------------------------------------------------
+
+    def add_tree(self, tree: Tree) -> None:
+        """Stream every entry of a walked tree into the set."""
+        reader = _TreeReader(tree, self.algorithm, self.reporter, self.checkpoint)
+        reader.start()
+        try:
+            while True:
+                item = reader.blocks.get()
+                if item is _END:
+                    break
+                if isinstance(item, _Failure):
+                    raise item.exc
+                assert isinstance(item, _Block)
+                self._write_block(item)
+        except BaseException:
+            reader.stop()
+            raise
+        reader.join()
+
+    def add_bytes(
+        self,
+        path: str,
+        data: bytes,
+        manifest_path: str,
+        mode: int,
+        uid: int,
+        gid: int,
+        mtime: float,
+    ) -> None:
+        """Add one in-memory file (pg_control, backup_label) at the end of the current part."""
+        self.checkpoint()
+        raw = header(path, len(data), mode, uid, gid, mtime)
+        member = Member(manifest_path, len(data), mtime, len(raw))
+        member.checksum = _digest(self.algorithm, data)
+        self._start_member(member)
+        self._write(raw + data + padding(len(data)))
+        self.reporter.advance(len(data), files=1)
+
+    def close(self) -> list[ArchiveRecord]:
+        """Finish the last part; returns every part of the set."""
+        if self._part is None:
+            self._open_part()
+        self._finish_part()
+        return self.archives
+
+    def abort(self) -> None:
+        """Abort the part being uploaded (no unfinished upload is left behind)."""
+        part, self._part = self._part, None
+        if part is not None:
+            part.writer.abort()
+            close = getattr(part.compressor, "close", None)
+            if callable(close):
+                with contextlib.suppress(Exception):
+                    close()
+
+    # ---- internals ---------------------------------------------------------------------------
+
+    def _write_block(self, block: _Block) -> None:
+        self.checkpoint()
+        for item in block.items:
+            if isinstance(item, Member):
+                self._start_member(item)
+            elif isinstance(item, _DirStart):
+                if self._part is None:
+                    self._open_part()
+            else:
+                self._write(item)
+
+    def _start_member(self, member: Member) -> None:
+        """Roll over before a file once the part's stored size passed -S (barman's rule)."""
+        if self._part is None:
+            self._open_part()
+        elif self._part.stored > self.max_size:
+            self._finish_part()
+            self._open_part()
+        part = self._part
+        assert part is not None
+        member.archive = part.ref.filename()
+        member.offset = part.tar_bytes + member.header_size
+        part.files += 1
+        self.members.append(member)
+
+    def _open_part(self) -> None:
+        ref = ArchiveRef(self.name, self._next_part, self.codec)
+        self._next_part += 1
+        key = self.layout.archive(self.backup_id, ref)
+        writer = self.store.open_writer(key, self.options, self.chunk_size)
+        compressor = self.codec.compressor(self.level, self.threads) if self.codec else None
+        self._part = _Part(ref, writer, compressor, new_checksum(self.algorithm))
+
+    def _write(self, data: bytes | memoryview) -> None:
+        part = self._part
+        if part is None:
+            self._open_part()
+            part = self._part
+            assert part is not None
+        part.tar_bytes += len(data)
+        out = part.compressor.compress(data) if part.compressor else data
+        if out:
+            self._store(part, out)
+
+    def _store(self, part: _Part, data: bytes | memoryview) -> None:
+        part.checksum.update(data)
+        part.writer.write(data)
+        part.stored += len(data)
+
+    def _finish_part(self) -> None:
+        part = self._part
+        assert part is not None
+        tail = end_of_archive(part.tar_bytes)
+        part.tar_bytes += len(tail)
+        out = part.compressor.compress(tail) if part.compressor else tail
+        if part.compressor:
+            out += part.compressor.flush()
+        if out:
+            self._store(part, out)
+        size = part.writer.close()
+        self._part = None
+        self.archives.append(
+            ArchiveRecord(
+                filename=part.ref.filename(),
+                name=self.name,
+                part=part.ref.part,
+                size=size,
+                checksum=part.checksum.hexdigest(),
+                tar_size=part.tar_bytes,
+                files=part.files,
+            )
+        )
+        log.info("stored %s (%d bytes)", part.ref.filename(), size)
+
+
+def _digest(algorithm: str, data: bytes) -> str:
+    checksum = new_checksum(algorithm)
+    checksum.update(data)
+    return checksum.hexdigest()

@@ -1,0 +1,50 @@
+"""The stop waits until the backup's WAL is archived, as pg_backup_stop(true) does, and that
+wait can be interrupted."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+from core.backup_info import FAILED
+from core.catalog import Catalog
+from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, last_segment_needed, parse_lsn
+from tests.support.cli import pgvault, spawn
+from tests.support.destinations import TestDestination
+from tests.support.postgres import Cluster, world_dir
+
+
+def test_the_backup_ends_only_once_its_wal_is_archived(
+    cluster_factory: Callable[..., Cluster], make_dest: Callable[..., TestDestination]
+) -> None:
+    archive = world_dir("pgvault-slow-wal-")
+    cluster = cluster_factory(archive_command=f"sleep 1 && cp %p {archive}/%f")
+    dest = make_dest("file")
+    result = pgvault("backup", "--immediate-checkpoint", *cluster.conninfo_args(), dest.url, "pg")
+    assert result.returncode == 0, result.stderr
+    archived = set(os.listdir(archive))  # read at once: nothing may be missing now
+    with dest.store() as store:
+        info = Catalog(store, "pg").get(result.stdout.strip())
+    assert info.end_xlog and info.begin_xlog and info.timeline
+    last = last_segment_needed(info.timeline, parse_lsn(info.end_xlog), DEFAULT_SEGMENT_SIZE)
+    assert last in archived
+    assert f"{info.begin_wal}.{info.begin_offset:08X}.backup" in archived
+
+
+def test_a_stuck_archive_command_keeps_the_backup_waiting_until_interrupted(
+    cluster_factory: Callable[..., Cluster], make_dest: Callable[..., TestDestination]
+) -> None:
+    cluster = cluster_factory(archive_command="false")
+    dest = make_dest("file")
+    proc = spawn("backup", "--immediate-checkpoint", *cluster.conninfo_args(), dest.url, "pg")
+    time.sleep(4)
+    assert proc.poll() is None  # still waiting for WAL that cannot be archived
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    with dest.store() as store:
+        (info,) = Catalog(store, "pg").backups()
+    assert info.status == FAILED
+    assert info.error == "failure stopping the backup (interrupted by SIGTERM)", stderr
