@@ -250,7 +250,11 @@ class ArchiveSetWriter:
         algorithm: str,
         reporter: Reporter,
         checkpoint: Callable[[], None],
+        first_part: int = 0,
+        on_part: Callable[[ArchiveRecord, list[Member]], None] | None = None,
     ) -> None:
+        """`first_part` numbers the first part (a resumed backup continues after the parts
+        it kept); `on_part` gets each part once it is stored, with its members."""
         self.store = store
         self.layout = layout
         self.backup_id = backup_id
@@ -267,7 +271,9 @@ class ArchiveSetWriter:
         self.members: list[Member] = []
         self.archives: list[ArchiveRecord] = []
         self._part: _Part | None = None
-        self._next_part = 0
+        self._next_part = first_part
+        self._on_part = on_part
+        self._part_members = 0  # index in self.members of the current part's first member
 
     # ---- adding content --------------------------------------------------------------------
 
@@ -359,6 +365,7 @@ class ArchiveSetWriter:
         writer = self.store.open_writer(key, self.options, self.chunk_size)
         compressor = self.codec.compressor(self.level, self.threads) if self.codec else None
         self._part = _Part(ref, writer, compressor, new_checksum(self.algorithm))
+        self._part_members = len(self.members)
 
     def _write(self, data: bytes | memoryview) -> None:
         part = self._part
@@ -388,18 +395,19 @@ class ArchiveSetWriter:
             self._store(part, out)
         size = part.writer.close()
         self._part = None
-        self.archives.append(
-            ArchiveRecord(
-                filename=part.ref.filename(),
-                name=self.name,
-                part=part.ref.part,
-                size=size,
-                checksum=part.checksum.hexdigest(),
-                tar_size=part.tar_bytes,
-                files=part.files,
-            )
+        record = ArchiveRecord(
+            filename=part.ref.filename(),
+            name=self.name,
+            part=part.ref.part,
+            size=size,
+            checksum=part.checksum.hexdigest(),
+            tar_size=part.tar_bytes,
+            files=part.files,
         )
+        self.archives.append(record)
         log.info("stored %s (%d bytes)", part.ref.filename(), size)
+        if self._on_part is not None:
+            self._on_part(record, self.members[self._part_members :])
 
 
 def _digest(algorithm: str, data: bytes) -> str:

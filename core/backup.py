@@ -31,8 +31,16 @@ from datetime import datetime, timedelta
 import google_crc32c
 
 from core import __version__
-from core.archives import ArchiveSetWriter
+from core.archives import ArchiveSetWriter, Member
 from core.backup_info import DONE, FAILED, STARTED, BackupInfo, parse, serialize
+from core.backup_resume import (
+    PartCheckpoint,
+    ResumePlan,
+    delete_checkpoints,
+    plan_resume,
+    resumable_manifest,
+    write_checkpoint,
+)
 from core.codecs import get_codec
 from core.errors import (
     Cancelled,
@@ -63,7 +71,13 @@ from core.postgres.connection import (
     read_facts,
 )
 from core.postgres.inventory import inventory
-from core.postgres.pgdata import PG_CONTROL, scan_pgdata, scan_tablespace, wal_archive_busy
+from core.postgres.pgdata import (
+    PG_CONTROL,
+    Tree,
+    scan_pgdata,
+    scan_tablespace,
+    wal_archive_busy,
+)
 from core.postgres.walnames import format_lsn, parse_history, segment_of_lsn
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, PutOptions, StoreConfig, open_store, validate_tags
@@ -97,6 +111,7 @@ class BackupRequest:
     checksum_algorithm: str = "crc32c"
     tags: tuple[tuple[str, str], ...] = ()
     threads: int = 0  # compression threads; 0: one per core
+    resume: str | None = None  # a FAILED backup of this server to continue (backup_resume)
 
 
 @dataclass(frozen=True)
@@ -342,6 +357,7 @@ class _Pipeline:
         self.info: BackupInfo | None = None
         self.manifest: PgvaultManifest | None = None
         self.writers: list[ArchiveSetWriter] = []
+        self.resume_plan: ResumePlan | None = None
         self.phase = "connecting"
         self.started_at = time.monotonic()
 
@@ -398,6 +414,9 @@ class _Pipeline:
 
     def _claim(self, facts: ServerFacts) -> None:
         """Pick a backup ID nobody else has: backup.info STARTED written only if absent."""
+        if self.request.resume:
+            self._reclaim(facts, self.request.resume)
+            return
         self._phase("claiming a backup ID")
         when = datetime.now().replace(microsecond=0)
         for _ in range(ID_ATTEMPTS):
@@ -420,6 +439,29 @@ class _Pipeline:
             break
         else:
             raise OperationFailed(f"no free backup ID found for server {self.request.server}")
+        self._claimed(facts)
+
+    def _reclaim(self, facts: ServerFacts, backup_id: str) -> None:
+        """Take over a FAILED backup's ID to continue it (see core.backup_resume)."""
+        self._phase("resuming a failed backup")
+        resumable_manifest(
+            self.store,
+            self.layout,
+            backup_id,
+            facts.system_identifier,
+            self.codec.name if self.codec else None,
+            self.algorithm,
+            (t.oid for t in facts.tablespaces),
+            _lease_is_dead,
+        )
+        self.backup_id = backup_id
+        self.info = self._base_info(backup_id, facts)
+        self.store.put_bytes(self.layout.backup_info(backup_id), serialize(self.info), self.options)
+        self.resume_plan = ResumePlan(backup_id)
+        self._claimed(facts)
+
+    def _claimed(self, facts: ServerFacts) -> None:
+        self.reporter.detail("backup_id", self.backup_id)
         self.store.gate = self.checkpoint
         self.manifest = PgvaultManifest(
             backup_id=self.backup_id,
@@ -508,6 +550,12 @@ class _Pipeline:
                 total += os.stat(path).st_size
         files = sum(t.files for t in [*trees, data_tree]) + 2 + len(external)
         self.reporter.set_totals(bytes_total=total, files_total=files)
+        if self.resume_plan is not None:
+            trees, data_tree = self._plan_resume(facts, trees, data_tree)
+            # Progress counts this run's work: what the kept parts hold is not done again.
+            total -= self.resume_plan.reused_bytes
+            files -= len(self.resume_plan.files)
+            self.reporter.set_totals(bytes_total=total, files_total=files)
 
         self._phase("copying files")
         copy_started = time.monotonic()
@@ -557,6 +605,13 @@ class _Pipeline:
 
         self._phase("writing manifests")
         records = self._file_records()
+        kept_archives: tuple[ArchiveRecord, ...] = ()
+        if self.resume_plan is not None:
+            kept_archives = tuple(self.resume_plan.archives)
+            records = {
+                **{f.path: f for f in self.resume_plan.files},
+                **records,
+            }
         start_tli = _label_timeline(stop.labelfile, start.timeline)
         ranges = _wal_ranges(pgdata, start_tli, start.lsn, stop.timeline, stop.lsn)
         manifest_bytes = postgres_manifest(
@@ -565,7 +620,7 @@ class _Pipeline:
         self.store.put_bytes(
             self.layout.backup_file(self.backup_id, PG_MANIFEST), manifest_bytes, self.options
         )
-        archives = tuple(a for w in self.writers for a in w.archives)
+        archives = kept_archives + tuple(a for w in self.writers for a in w.archives)
         excluded: dict[str, int] = {}
         for tree in [*trees, data_tree]:
             for reason, count in tree.excluded.items():
@@ -610,6 +665,8 @@ class _Pipeline:
         self.store.put_bytes(
             self.layout.backup_info(self.backup_id), serialize(self.info), self.options
         )
+        with contextlib.suppress(PgvaultError):  # leftovers are harmless; DONE is what counts
+            delete_checkpoints(self.store, self.layout, self.backup_id)
         self._phase("done")
         assert self.info.begin_xlog and self.info.end_xlog
         return BackupResult(
@@ -682,6 +739,42 @@ class _Pipeline:
             self.reporter.log(f"databases and tables not recorded: {exc}", logging.WARNING)
             return (), ()
 
+    def _plan_resume(
+        self, facts: ServerFacts, trees: list[Tree], data_tree: Tree
+    ) -> tuple[list[Tree], Tree]:
+        """Keep what the failed run stored of files unchanged since; the trees left to copy."""
+        assert self.resume_plan is not None
+        self._phase("checking what the failed backup stored")
+        by_name = {str(t.oid): tree for t, tree in zip(facts.tablespaces, trees, strict=True)}
+        by_name["data"] = data_tree
+        plan = plan_resume(
+            self.store,
+            self.layout,
+            self.backup_id,
+            by_name,
+            self.algorithm,
+            self.checkpoint,
+            self.reporter.log,
+        )
+        self.resume_plan = plan
+        self.reporter.detail("reused_bytes", plan.reused_bytes)
+        self.reporter.detail("reused_stored_bytes", plan.reused_stored)
+        self.reporter.log(
+            f"resuming backup {self.backup_id}: {len(plan.archives)} stored parts kept "
+            f"({len(plan.files)} files, {plan.reused_stored} bytes not sent again)"
+        )
+        return [plan.remaining(t) for t in trees], plan.remaining(data_tree)
+
+    def _checkpoint_part(self, record: ArchiveRecord, members: list[Member]) -> None:
+        """A stored part, recorded so that a resumed run can keep it."""
+        write_checkpoint(
+            self.store,
+            self.layout,
+            self.backup_id,
+            PartCheckpoint(record, tuple(m.record() for m in members)),
+            self.options,
+        )
+
     def _writer(self, name: str, chunk: int) -> ArchiveSetWriter:
         writer = ArchiveSetWriter(
             store=self.store,
@@ -697,6 +790,8 @@ class _Pipeline:
             algorithm=self.algorithm,
             reporter=self.reporter,
             checkpoint=self.checkpoint,
+            first_part=self.resume_plan.next_part(name) if self.resume_plan else 0,
+            on_part=self._checkpoint_part,
         )
         self.writers.append(writer)
         return writer
