@@ -13,6 +13,19 @@ from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, sta
 pytest_plugins = ["tests.support.pg_fixtures"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def job_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Every pgvault a test runs records its jobs here, never in the user's own state dir."""
+    path = str(tmp_path_factory.mktemp("pgvault-state"))
+    previous = os.environ.get("PGVAULT_STATE_DIR")
+    os.environ["PGVAULT_STATE_DIR"] = path
+    yield path
+    if previous is None:
+        os.environ.pop("PGVAULT_STATE_DIR", None)
+    else:
+        os.environ["PGVAULT_STATE_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def emulators() -> Iterator[dict[str, Emulator]]:
     """moto, Azurite and fake-gcs-server, started once, with their client environment set."""

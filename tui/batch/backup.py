@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-from types import FrameType
 
 from core.errors import ExitCode, InputError
-from core.progress import Control, Tracker
+from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
@@ -148,6 +144,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-file checksum in the manifest (default: crc32c)",
     )
     add_tags(parser, "tags", "files")
+    add_job_options(parser)
     snapshot = parser.add_argument_group("Snapshot backups (not available yet)")
     snapshot.add_argument("--snapshot-instance")
     snapshot.add_argument("--snapshot-disk", action="append")
@@ -190,7 +187,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         log.warning("-S/--max-archive-size is capped at 1TB (as barman-cloud does)")
         max_archive_size = TiB
 
-    from core.backup import BackupRequest, result_summary, run_backup
+    from core.backup import BackupRequest
     from core.postgres.connection import ConnectionParams
 
     request = BackupRequest(
@@ -208,25 +205,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         checksum_algorithm=args.checksum_algorithm,
         tags=tags_from(args),
     )
-    control = Control()
-    with _cancel_on_signals(control):
-        result = run_backup(request, Tracker(control))
-    print(result.backup_id)
-    if args.verbose:
-        print(result_summary(result), file=sys.stderr)
+    from core.jobs.builtin import BACKUP
+
+    job = run_as_job(args, ctx, BACKUP, request)
+    if job is not None:  # in the foreground: the backup ID, as barman-cloud-backup prints it
+        print(job.result["backup_id"])
+        if args.verbose:
+            print(job.result["summary"], file=sys.stderr)
     return ExitCode.OK
-
-
-@contextmanager
-def _cancel_on_signals(control: Control) -> Iterator[None]:
-    """SIGINT and SIGTERM cancel the backup cleanly (FAILED, uploads aborted), then exit 1."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        control.cancel(f"interrupted by {signal.Signals(signum).name}")
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

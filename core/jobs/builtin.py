@@ -1,0 +1,78 @@
+"""The product's job kinds: what `backup` (and later restore, verify) run as jobs.
+
+Each kind tells the engine how to run its request, how to describe it in the job store
+without secrets, and (for backups) how to resume a failed one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+from core.backup import BackupRequest, result_summary, run_backup
+from core.jobs.kinds import JobInfo, JobKind
+from core.jobs.model import Job
+from core.progress import Reporter
+from core.urls import Credentials
+
+_CONNINFO_PASSWORD = re.compile(r"(?i)\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+_URI_PASSWORD = re.compile(r"(?i)^(postgres(?:ql)?://[^/:@]*):[^@/]*@")
+_URI_QUERY_PASSWORD = re.compile(r"(?i)([?&])password=[^&]*&?")
+
+
+def without_password(dbname: str) -> str:
+    """A conninfo string or URI with its password removed (the rest kept for a resume)."""
+    if not dbname.lower().startswith(("postgres://", "postgresql://")):
+        return _CONNINFO_PASSWORD.sub("", dbname).strip()
+    text = _URI_PASSWORD.sub(r"\1@", dbname)
+    return _URI_QUERY_PASSWORD.sub(r"\1", text).rstrip("?&")
+
+
+def _run_backup(request: BackupRequest, reporter: Reporter) -> dict[str, Any]:
+    result = run_backup(request, reporter)
+    return {
+        "backup_id": result.backup_id,
+        "status": result.status,
+        "files": result.files,
+        "bytes_read": result.bytes_read,
+        "bytes_stored": result.bytes_stored,
+        "begin_wal": result.begin_wal,
+        "end_wal": result.end_wal,
+        "summary": result_summary(result),
+    }
+
+
+def _describe(request: BackupRequest) -> JobInfo:
+    where = request.location.display()
+    return JobInfo(
+        description=f"backup of {request.server} to {where}",
+        server=request.server,
+        destination=where,
+    )
+
+
+def _public(request: BackupRequest) -> BackupRequest:
+    """The request without credentials: none from the URL, no PostgreSQL password."""
+    return replace(
+        request,
+        location=replace(request.location, credentials=Credentials()),
+        connection=replace(request.connection, dbname=without_password(request.connection.dbname)),
+    )
+
+
+def _resume(request: BackupRequest, failed: Job) -> BackupRequest:
+    """Resume the failed job's backup: reuse its stored archives whose files are unchanged."""
+    backup_id = failed.result.get("backup_id")
+    return replace(request, resume=backup_id if isinstance(backup_id, str) else None)
+
+
+BACKUP: JobKind[BackupRequest] = JobKind(
+    name="backup",
+    request_type=BackupRequest,
+    run=_run_backup,
+    describe=_describe,
+    entry="core.jobs.builtin:BACKUP",
+    public=_public,
+    resume=_resume,
+)
