@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from core.backup_info import DONE, FAILED
 from core.catalog import Catalog
 from core.jobs.liveness import DEAD_AFTER
 from tests.support.destinations import TestDestination
-from tests.support.jobs import pgvault, show, wait_for
+from tests.support.jobs import PGVAULT, pgvault, show, wait_for
 from tests.support.postgres import Cluster, wait_for_recovery_end
 from tests.support.restore import barman_restore, restore_target, start_recovered
 from tests.support.sample import archived_cluster, checksums, populate
@@ -270,6 +272,43 @@ def test_backups_of_two_servers_run_at_once(
         pgvault(state_dir, "jobs", "list", "--server", "pg-b", "--format", "json").stdout
     )
     assert [j["id"] for j in listed] == [ids["pg-b"]]
+
+
+def test_a_foreground_backup_is_a_job_with_a_bar_only_on_a_terminal(
+    source: tuple[Cluster, str, dict[str, Any]], state_dir: Path, make_dest: object
+) -> None:
+    cluster, _, _ = source
+    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    plain = pgvault(state_dir, *backup_args(cluster, dest, "--max-bandwidth", "20MB"))
+    assert plain.returncode == 0 and plain.stderr == ""  # not a terminal: nothing extra
+    (first,) = json.loads(pgvault(state_dir, "jobs", "list", "--format", "json").stdout)
+    assert first["kind"] == "backup" and first["state"] == "succeeded"
+    assert not first["detached"] and first["result"]["backup_id"] == plain.stdout.strip()
+
+    master, slave = pty.openpty()
+    command = [PGVAULT, "--state-dir", str(state_dir), "--batch"]
+    command += backup_args(cluster, dest, "--max-bandwidth", "20MB")
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=slave, env={**os.environ, **dest.env}
+    )
+    os.close(slave)
+    out, _ = proc.communicate(timeout=300)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    second = json.loads(pgvault(state_dir, "jobs", "list", "--format", "json").stdout)[0]
+    assert out.decode().strip() == second["result"]["backup_id"]  # stdout: the ID alone
+    text = screen.decode()
+    assert f"\r\x1b[Kjob {second['id']} [" in text and "MiB/s" in text
+    assert "copying files" in text
 
 
 def test_a_resumed_backup_sends_again_the_parts_whose_files_changed(

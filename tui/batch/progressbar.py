@@ -5,11 +5,12 @@ Written by hand (no rich, no textual): the batch path imports neither.
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 from core.jobs import Job
@@ -95,7 +96,7 @@ def format_amount(p: Progress) -> str:
 
 def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
     if fraction is None:
-        return "[" + "?" * 0 + "-" * width + "]"
+        return "[" + "-" * width + "]"
     filled = int(fraction * width)
     return "[" + "#" * filled + "-" * (width - filled) + "]"
 
@@ -105,18 +106,20 @@ def percent(fraction: float | None) -> str:
 
 
 def bar_line(p: Progress, prefix: str, width: int) -> str:
-    """One terminal line: prefix, bar, percent, amount, rate, ETA, phase; cut to width."""
+    """One terminal line: prefix, bar, percent, amount, rate, ETA, phase; fitted to width.
+
+    The bar narrows first, then the file counts go, then the line is cut.
+    """
     state = f" {p.state}" if p.state and p.state != "running" else ""
-    parts = [
-        f"{prefix}{state}",
-        bar(p.fraction),
-        percent(p.fraction),
-        format_amount(p),
-        format_rate(p.rate),
-        f"ETA {format_duration(p.eta)}",
-        p.phase,
-    ]
-    return " ".join(x for x in parts if x)[: max(10, width - 1)]
+    tail = [percent(p.fraction), "", format_rate(p.rate), f"ETA {format_duration(p.eta)}"]
+    for amount in (format_amount(p), format_amount(replace(p, files_total=None, files_done=0))):
+        tail[1] = amount
+        rest = " ".join([f"{prefix}{state}", *tail, p.phase])
+        room = width - 1 - len(rest) - 3  # brackets and a space
+        if room >= 10:
+            return " ".join([f"{prefix}{state}", bar(p.fraction, min(room, 30)), *tail, p.phase])
+    line = " ".join([f"{prefix}{state}", bar(p.fraction, 10), *tail, p.phase])
+    return line[: max(10, width - 1)]
 
 
 def plain_line(p: Progress, prefix: str) -> str:
@@ -130,7 +133,12 @@ def plain_line(p: Progress, prefix: str) -> str:
 
 
 def terminal_width(stream: TextIO) -> int:
-    return shutil.get_terminal_size((80, 24)).columns
+    """The width of the terminal the stream writes to (80 when unknown)."""
+    try:
+        columns = os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        columns = 0
+    return columns or shutil.get_terminal_size((80, 24)).columns or 80
 
 
 class LiveBar:
