@@ -57,6 +57,8 @@ class JobReporter:
         self._state = JobState.RUNNING
         self._store_failing = False
         self._details_written: dict[str, Any] = {}
+        #: CPU seconds the flusher thread used (what the job engine costs beside the work)
+        self.flusher_cpu = 0.0
 
     # ---- Reporter --------------------------------------------------------------------------------
 
@@ -141,6 +143,13 @@ class JobReporter:
         assert self._store is not None
         store = self._store
         next_flush = 0.0
+        started = time.thread_time()
+        try:
+            self._loop(store, next_flush)
+        finally:
+            self.flusher_cpu = time.thread_time() - started
+
+    def _loop(self, store: JobStore, next_flush: float) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
             try:

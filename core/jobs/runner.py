@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 from core.errors import Cancelled, OperationFailed, PgvaultError, own_cause
 from core.jobs.kinds import JobKind, encode_request, load_kind
-from core.jobs.liveness import process_of, reap_dead, this_process
-from core.jobs.model import Job, JobState
+from core.jobs.liveness import hostname, process_of, reap_dead, this_process
+from core.jobs.model import IllegalTransition, Job, JobState
 from core.jobs.reporter import JobReporter
 from core.jobs.store import JobStore
 from core.secrets import RedactingFormatter, redact
@@ -131,6 +131,24 @@ def raise_for(outcome: Outcome) -> Job:
     if outcome.job.state is JobState.CANCELLED and not isinstance(outcome.error, KeyboardInterrupt):
         raise Cancelled(f"job {outcome.job.id} cancelled: {outcome.job.error}")
     raise outcome.error
+
+
+def resume_request(store: JobStore, job_id: int) -> tuple[JobKind[Any], Any]:
+    """The kind and request of a new job that resumes failed job `job_id` (one-line errors)."""
+    job = store.get(job_id)
+    if job.state is not JobState.FAILED:
+        raise IllegalTransition(
+            f"cannot resume job {job_id} in a new job: it is {job.state.value}, not failed"
+        )
+    kind = load_kind(job.kind, store.entry(job_id))
+    if kind.resume is None:
+        raise IllegalTransition(
+            f"cannot resume job {job_id}: {job.kind} jobs cannot be resumed after they fail; "
+            "start a new one"
+        )
+    if job.host not in (None, hostname()):
+        raise IllegalTransition(f"cannot resume job {job_id} here: it ran on {job.host}")
+    return kind, kind.resume(kind.decode(job.options), job)
 
 
 def spawn_detached(
@@ -252,6 +270,7 @@ __all__ = [
     "Outcome",
     "execute",
     "raise_for",
+    "resume_request",
     "run_foreground",
     "run_worker",
     "spawn_detached",

@@ -25,12 +25,10 @@ from core.jobs import (
     JobFilter,
     JobState,
     JobStore,
-    load_kind,
     reap_dead,
 )
-from core.jobs.liveness import hostname
 from core.jobs.model import parse_job_id, parse_state
-from core.jobs.runner import spawn_detached
+from core.jobs.runner import resume_request, spawn_detached
 from core.sizes import format_size
 from tui.batch.jobrun import open_store, run_here
 from tui.batch.main import Context
@@ -474,15 +472,7 @@ def _resume(store: JobStore, args: argparse.Namespace) -> int:
         job, changed = store.request_resume(job_id)
         print(f"job {job_id}: {'resumed' if changed else 'already ' + job.state.value}")
         return ExitCode.OK
-    kind = load_kind(job.kind, store.entry(job_id))
-    if kind.resume is None:
-        raise IllegalTransition(
-            f"cannot resume job {job_id}: {job.kind} jobs cannot be resumed after they fail; "
-            "start a new one"
-        )
-    if job.host not in (None, hostname()):
-        raise IllegalTransition(f"cannot resume job {job_id} here: it ran on {job.host}")
-    request = kind.resume(kind.decode(job.options), job)
+    kind, request = resume_request(store, job_id)
     if args.detach:
         new = spawn_detached(store, kind, request, resumed_from=job_id)
         print(new.id, flush=True)

@@ -143,3 +143,23 @@ def test_credentials_in_the_url_never_reach_the_store(
     assert secret not in dump
     raw = b"".join(p.read_bytes() for p in store.path.parent.iterdir() if p.is_file())
     assert secret.encode() not in raw
+
+
+def test_only_failed_jobs_of_resumable_kinds_resume_in_a_new_job(store: JobStore) -> None:
+    from core.jobs.model import IllegalTransition
+    from core.jobs.runner import resume_request
+    from tests.core.jobs.test_kinds import KIND
+
+    plain = store.create(KIND.name, state=JobState.RUNNING, entry=KIND.entry, options={})
+    with pytest.raises(IllegalTransition, match="it is running, not failed"):
+        resume_request(store, plain.id)
+    store.transition(plain.id, JobState.FAILED, error="boom")
+    with pytest.raises(IllegalTransition, match="roundtrip jobs cannot be resumed"):
+        resume_request(store, plain.id)
+    request = UploadRequest("/src", "file:///tmp/x", "k")
+    upload = store.create(
+        UPLOAD.name, state=JobState.RUNNING, entry=UPLOAD.entry, options=UPLOAD.options(request)
+    )
+    store.transition(upload.id, JobState.FAILED, error="boom")
+    kind, again = resume_request(store, upload.id)
+    assert kind is UPLOAD and again == request
