@@ -298,13 +298,14 @@ class ArchiveSetWriter:
         uid: int,
         gid: int,
         mtime: float,
+        rollover: bool = True,
     ) -> None:
         """Add one in-memory file (pg_control, backup_label) at the end of the current part."""
         self.checkpoint()
         raw = header(path, len(data), mode, uid, gid, mtime)
         member = Member(manifest_path, len(data), mtime, len(raw))
         member.checksum = _digest(self.algorithm, data)
-        self._start_member(member)
+        self._start_member(member, rollover)
         self._write(raw + data + padding(len(data)))
         self.reporter.advance(len(data), files=1)
 
@@ -338,11 +339,11 @@ class ArchiveSetWriter:
             else:
                 self._write(item)
 
-    def _start_member(self, member: Member) -> None:
+    def _start_member(self, member: Member, rollover: bool = True) -> None:
         """Roll over before a file once the part's stored size passed -S (barman's rule)."""
         if self._part is None:
             self._open_part()
-        elif self._part.stored > self.max_size:
+        elif rollover and self._part.stored > self.max_size:
             self._finish_part()
             self._open_part()
         part = self._part
