@@ -224,6 +224,7 @@ class _TreeReader(threading.Thread):
 @dataclass
 class _Part:
     ref: ArchiveRef
+    filename: str  # one string shared by every member the part holds
     writer: ObjectWriter
     compressor: Compressor | None
     checksum: Checksum
@@ -348,7 +349,7 @@ class ArchiveSetWriter:
             self._open_part()
         part = self._part
         assert part is not None
-        member.archive = part.ref.filename()
+        member.archive = part.filename
         member.offset = part.tar_bytes + member.header_size
         part.files += 1
         self.members.append(member)
@@ -359,7 +360,7 @@ class ArchiveSetWriter:
         key = self.layout.archive(self.backup_id, ref)
         writer = self.store.open_writer(key, self.options, self.chunk_size)
         compressor = self.codec.compressor(self.level, self.threads) if self.codec else None
-        self._part = _Part(ref, writer, compressor, new_checksum(self.algorithm))
+        self._part = _Part(ref, ref.filename(), writer, compressor, new_checksum(self.algorithm))
 
     def _write(self, data: bytes | memoryview) -> None:
         part = self._part

@@ -518,8 +518,10 @@ class _Pipeline:
             writer = self._writer(str(tablespace.oid), chunk)
             writer.add_tree(tree)
             writer.close()
+            tree.entries = []  # streamed: only the members' records are kept from here
         data = self._writer("data", chunk)
         data.add_tree(data_tree)
+        data_tree.entries = []
         control, control_stat = _read_pg_control(pgdata)
         data.add_bytes(
             PG_CONTROL,
