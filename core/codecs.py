@@ -166,6 +166,13 @@ class _BlockPipeline:
         self._pool.shutdown(wait=True)
         return b"".join(out)
 
+    def close(self) -> None:
+        """Drop pending blocks and stop the threads (an aborted stream)."""
+        for future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
     def _submit(self, block: bytes, last: bool) -> bytes:
         tail = self._previous_tail
         if self._keep_tail:
@@ -213,6 +220,9 @@ class ParallelGzip:
         trailer = struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
         return self._head() + body + trailer
 
+    def close(self) -> None:
+        self._blocks.close()
+
 
 class ParallelLz4:
     """One lz4 frame of independent 4 MiB blocks, compressed in parallel (no checksums:
@@ -252,6 +262,9 @@ class ParallelLz4:
     def flush(self) -> bytes:
         return self._head() + self._blocks.finish()
 
+    def close(self) -> None:
+        self._blocks.close()
+
 
 class ParallelSnappy:
     """One framed snappy stream; 4 MiB blocks are framed in parallel, later stream headers
@@ -281,6 +294,9 @@ class ParallelSnappy:
 
     def flush(self) -> bytes:
         return self._head() + self._blocks.finish()
+
+    def close(self) -> None:
+        self._blocks.close()
 
 
 class _Zstd:
