@@ -231,9 +231,9 @@ def main() -> int:
     # Each pgvault run is paired with the run it is compared with, just before it, so that
     # both see the same load on the shared cores; ratios are the median over the pairs.
     moto = None if args.skip_s3 else start_moto()
+    local = make_destination("file", {})
     try:
         compressions = args.compressions.split(",")
-        local = make_destination("file", {})
         for compression in [] if args.skip_local else compressions:
             pairs = [(raw(), pgvault(local, compression)) for _ in range(args.runs)]
             mine = figure("pgvault", "local dir", compression, [p for _, p in pairs])
@@ -274,6 +274,7 @@ def main() -> int:
                     flush=True,
                 )
     finally:
+        local.drop()
         if moto is not None:
             moto.stop()
     if not raw_times:
