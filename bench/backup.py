@@ -1,4 +1,4 @@
-"""Full-backup throughput: pgvault against `tar | zstd` and barman-cloud-backup, same data, same run.
+"""Full-backup throughput: pgvault against `tar | zstd` and barman-cloud-backup, same run.
 
     .venv/bin/python bench/backup.py [--scale 100] [--blob-mb 300] [--runs 2] [--reuse]
 
@@ -9,19 +9,25 @@ Builds (or with --reuse, restarts) a PostgreSQL 15 cluster holding pgbench at --
     S3 emulator (moto on 127.0.0.1);
   - barman-cloud-backup (PGVAULT_BARMAN_BIN) with none, lz4 and gzip to the same emulator
     (barman-cloud 3.19 has no zstd for base backups).
-Each figure is the best of --runs runs (the machine's cores are shared); MB/s is the data
-directory's bytes over wall time, peak RSS is the backup process's (and its children's)
-maximum resident set. The page cache is warm for every run (one untimed read first).
+Each time is the best of --runs runs (the machine's cores are shared with other work).
+Every pgvault run is paired with the run it is compared with, taken just before it, and a
+ratio is the median over the pairs, so both sides of a ratio saw the same load. MB/s is the
+data directory's bytes over wall time; "read" is what the tool itself read (pgvault skips
+pg_wal's contents). Peak RSS is the largest resident set of the backup process or any of
+its children. The page cache is warm for every run (one untimed read first).
 Results print as a markdown table and are saved under bench/results/.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +54,14 @@ PGVAULT = str(Path(sys.executable).parent / "pgvault")
 
 
 @dataclass
+class Run:
+    seconds: float
+    rss: float
+    read: float | None
+    stored: float
+
+
+@dataclass
 class Figure:
     tool: str
     destination: str
@@ -58,21 +72,20 @@ class Figure:
     stored_mb: float | None = None
     ratio_to_raw: float | None = None
     ratio_to_barman: float | None = None
+    read_mb: float | None = None  # what the tool itself read (pgvault skips pg_wal)
 
 
 def tree_size(path: str) -> int:
     total = 0
     for root, _, files in os.walk(path):
         for name in files:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 total += os.lstat(os.path.join(root, name)).st_size
-            except FileNotFoundError:
-                pass
     return total
 
 
 def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Run cmd in a fresh wrapper process; (seconds, peak RSS MB of cmd's process tree, stdout)."""
+    """Run cmd in a fresh wrapper process; (seconds, peak RSS MB of cmd's process tree, stderr)."""
     wrapper = (
         "import resource, subprocess, sys, time, json\n"
         "t = time.monotonic()\n"
@@ -91,7 +104,7 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, 
     data = json.loads(result.stdout)
     if data["rc"] != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({data['rc']}):\n{data['err']}")
-    return data["dt"], data["rss"] / 1024, data["out"]
+    return data["dt"], data["rss"] / 1024, data["err"]
 
 
 def build_cluster(scale: int, blob_mb: int, reuse: bool) -> tuple[Cluster, str]:
@@ -150,17 +163,16 @@ def build_cluster(scale: int, blob_mb: int, reuse: bool) -> tuple[Cluster, str]:
     return cluster, archive
 
 
-def best(runs: int, fn: object) -> tuple[float, float, str]:
-    results = [fn() for _ in range(runs)]  # type: ignore[operator]
-    return min(results, key=lambda r: r[0])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=100)
     parser.add_argument("--blob-mb", type=int, default=300)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--reuse", action="store_true", help="reuse the cluster of a previous run")
+    parser.add_argument(
+        "--compressions", default="none,lz4,zstd,gzip", help="comma-separated, e.g. snappy,bzip2"
+    )
+    parser.add_argument("--skip-local", action="store_true")
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--skip-barman", action="store_true")
     args = parser.parse_args()
@@ -173,98 +185,114 @@ def main() -> int:
     db_size = int(cluster.one("select sum(pg_database_size(oid)) from pg_database"))
     print(
         f"data directory {size / MB:.0f} MB (pg_wal {wal / MB:.0f} MB), "
-        f"databases {db_size / MB:.0f} MB; {os.cpu_count()} cores",
+        f"databases {db_size / MB:.0f} MB; {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f}",
         flush=True,
     )
     figures: list[Figure] = []
-
+    conn = [*cluster.conninfo_args()]
     parent, name = os.path.split(pgdata)
     raw_cmd = ["sh", "-c", f"tar -cf - -C {parent} {name} | zstd -3 -T2 -q >/dev/null"]
     subprocess.run(raw_cmd, check=True)  # warm the page cache
-    dt, _, _ = best(args.runs, lambda: measured(raw_cmd))
-    raw_rate = size / MB / dt
-    figures.append(Figure("tar | zstd -3 -T2", "/dev/null", "zstd", dt, raw_rate, None))
-    print(f"raw pipeline: {dt:.2f} s, {raw_rate:.0f} MB/s", flush=True)
+    raw_times: list[float] = []
 
-    conn = [*cluster.conninfo_args()]
+    def raw() -> float:
+        dt = measured(raw_cmd)[0]
+        raw_times.append(dt)
+        return dt
+
+    def pgvault(dest: TestDestination, compression: str) -> Run:
+        flags = [] if compression == "none" else [f"--{compression}"]
+        cmd = [PGVAULT, "--batch", "backup", "-v", "--immediate-checkpoint", *flags, *conn]
+        dt, rss, err = measured([*cmd, *dest.cli_args, dest.url, "bench"], dest.env)
+        found = re.search(r"([\d.]+) MiB read", err)
+        read = float(found.group(1)) * 1024 * 1024 / MB if found else None
+        return Run(dt, rss, read, clear(dest))
+
+    def barman(dest: TestDestination, compression: str) -> Run:
+        flags = [] if compression == "none" else [f"--{compression}"]
+        cmd = [barman_bin("barman-cloud-backup"), "--immediate-checkpoint", *flags, *conn]
+        dt, rss, _ = measured([*cmd, *dest.cli_args, dest.url, "barman"], dest.env)
+        return Run(dt, rss, None, clear(dest))
+
+    def figure(tool: str, where: str, compression: str, runs: list[Run]) -> Figure:
+        fastest = min(runs, key=lambda r: r.seconds)
+        return Figure(
+            tool,
+            where,
+            compression,
+            fastest.seconds,
+            size / MB / fastest.seconds,
+            max(r.rss for r in runs),
+            fastest.stored,
+            read_mb=fastest.read,
+        )
+
+    # Each pgvault run is paired with the run it is compared with, just before it, so that
+    # both see the same load on the shared cores; ratios are the median over the pairs.
     moto = None if args.skip_s3 else start_moto()
+    local = make_destination("file", {})
     try:
-        destinations: list[tuple[str, TestDestination]] = [
-            ("local dir", make_destination("file", {}))
-        ]
+        compressions = args.compressions.split(",")
+        for compression in [] if args.skip_local else compressions:
+            pairs = [(raw(), pgvault(local, compression)) for _ in range(args.runs)]
+            mine = figure("pgvault", "local dir", compression, [p for _, p in pairs])
+            mine.ratio_to_raw = statistics.median(r / p.seconds for r, p in pairs)
+            figures.append(mine)
+            print(
+                f"{mine.tool} local {compression}: {mine.seconds:.2f} s, "
+                f"x{mine.ratio_to_raw:.2f} of raw, RSS {mine.peak_rss_mb:.0f} MB",
+                flush=True,
+            )
         if moto is not None:
             os.environ.update(moto.env)
-            destinations.append(("S3 (moto)", make_destination("s3", {"s3": moto})))
-        for label, dest in destinations:
-            for compression in ("none", "lz4", "zstd", "gzip"):
-                flags = [] if compression == "none" else [f"--{compression}"]
-
-                def run_pgvault(
-                    dest: TestDestination = dest, flags: list[str] = flags
-                ) -> tuple[float, float, str]:
-                    cmd = [
-                        PGVAULT,
-                        "--batch",
-                        "backup",
-                        "--immediate-checkpoint",
-                        *flags,
-                        *conn,
-                        *dest.cli_args,
-                        dest.url,
-                        "bench",
-                    ]
-                    result = measured(cmd, dest.env)
-                    clear(dest)
-                    return result
-
-                dt, rss, _ = best(args.runs, run_pgvault)
-                stored = last_stored.get("mb")
-                figure = Figure("pgvault", label, compression, dt, size / MB / dt, rss, stored)
-                figure.ratio_to_raw = figure.mb_per_s / raw_rate
-                figures.append(figure)
+            s3 = make_destination("s3", {"s3": moto})
+            for compression in compressions:
+                with_barman = compression != "zstd" and not args.skip_barman
+                pairs_b: list[tuple[Run, Run]] = []
+                runs: list[Run] = []
+                for _ in range(args.runs):
+                    if with_barman:
+                        theirs = barman(s3, compression)
+                        pairs_b.append((theirs, pgvault(s3, compression)))
+                        runs.append(pairs_b[-1][1])
+                    else:
+                        runs.append(pgvault(s3, compression))
+                mine = figure("pgvault", "S3 (moto)", compression, runs)
+                figures.append(mine)
+                if pairs_b:
+                    theirs_fig = figure(
+                        "barman-cloud 3.19.1", "S3 (moto)", compression, [b for b, _ in pairs_b]
+                    )
+                    mine.ratio_to_barman = statistics.median(
+                        b.seconds / p.seconds for b, p in pairs_b
+                    )
+                    figures.append(theirs_fig)
                 print(
-                    f"pgvault {label} {compression}: {dt:.2f} s, {figure.mb_per_s:.0f} MB/s, "
-                    f"peak RSS {rss:.0f} MB, stored {stored:.0f} MB",
-                    flush=True,
-                )
-        if moto is not None and not args.skip_barman:
-            dest = make_destination("s3", {"s3": moto})
-            for compression in ("none", "lz4", "gzip"):
-                flags = [] if compression == "none" else [f"--{compression}"]
-                cmd = [
-                    barman_bin("barman-cloud-backup"),
-                    "--immediate-checkpoint",
-                    *flags,
-                    *conn,
-                    *dest.cli_args,
-                    dest.url,
-                    "barman",
-                ]
-                dt, rss, _ = measured(cmd, dest.env)
-                stored = clear(dest)
-                figure = Figure(
-                    "barman-cloud 3.19.1", "S3 (moto)", compression, dt, size / MB / dt, rss, stored
-                )
-                figure.ratio_to_raw = figure.mb_per_s / raw_rate
-                figures.append(figure)
-                mine = next(
-                    f
-                    for f in figures
-                    if f.tool == "pgvault"
-                    and f.destination == "S3 (moto)"
-                    and f.compression == compression
-                )
-                mine.ratio_to_barman = mine.mb_per_s / figure.mb_per_s
-                print(
-                    f"barman {compression}: {dt:.2f} s, {figure.mb_per_s:.0f} MB/s, "
-                    f"peak RSS {rss:.0f} MB -> pgvault is {mine.ratio_to_barman:.1f}x",
+                    f"pgvault S3 {compression}: {mine.seconds:.2f} s, RSS "
+                    f"{mine.peak_rss_mb:.0f} MB, vs barman {mine.ratio_to_barman}",
                     flush=True,
                 )
     finally:
+        local.drop()
         if moto is not None:
             moto.stop()
-
-    print()
+    if not raw_times:
+        raw()
+    best_raw = min(raw_times)
+    figures.insert(
+        0,
+        Figure(
+            "tar \\| zstd -3 -T2",
+            "/dev/null",
+            "zstd",
+            best_raw,
+            size / MB / best_raw,
+            None,
+            read_mb=size / MB,
+        ),
+    )
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}\n")
     print(table(figures, size, wal))
     results = REPO / "bench" / "results"
     results.mkdir(exist_ok=True)
@@ -275,16 +303,12 @@ def main() -> int:
     return 0
 
 
-last_stored: dict[str, float] = {}
-
-
 def clear(dest: TestDestination) -> float:
     """Delete everything stored (moto keeps objects in RAM); returns the MB that were stored."""
     with dest.store() as store:
         objects = list(store.list_objects(""))
         stored = sum(o.size for o in objects if ".tar" in o.key) / MB
         store.delete_many([o.key for o in objects])
-    last_stored["mb"] = stored
     return stored
 
 
@@ -294,14 +318,15 @@ def table(figures: list[Figure], size: int, wal: int) -> str:
         f"{os.cpu_count()} shared cores.",
         "",
         "| tool | destination | compression | time (s) | MB/s | vs raw pipeline |"
-        " vs barman-cloud | peak RSS (MB) | stored (MB) |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        " vs barman-cloud | peak RSS (MB) | read (MB) | read MB/s | stored (MB) |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for f in figures:
         lines.append(
             f"| {f.tool} | {f.destination} | {f.compression} | {f.seconds:.2f} | "
             f"{f.mb_per_s:.0f} | {fmt(f.ratio_to_raw, 2)} | {fmt(f.ratio_to_barman, 1, 'x')} | "
-            f"{fmt(f.peak_rss_mb, 0)} | {fmt(f.stored_mb, 0)} |"
+            f"{fmt(f.peak_rss_mb, 0)} | {fmt(f.read_mb, 0)} | "
+            f"{fmt(f.read_mb / f.seconds if f.read_mb else None, 0)} | {fmt(f.stored_mb, 0)} |"
         )
     return "\n".join(lines)
 

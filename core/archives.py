@@ -224,6 +224,7 @@ class _TreeReader(threading.Thread):
 @dataclass
 class _Part:
     ref: ArchiveRef
+    filename: str  # one string shared by every member the part holds
     writer: ObjectWriter
     compressor: Compressor | None
     checksum: Checksum
@@ -304,13 +305,14 @@ class ArchiveSetWriter:
         uid: int,
         gid: int,
         mtime: float,
+        rollover: bool = True,
     ) -> None:
         """Add one in-memory file (pg_control, backup_label) at the end of the current part."""
         self.checkpoint()
         raw = header(path, len(data), mode, uid, gid, mtime)
         member = Member(manifest_path, len(data), mtime, len(raw))
         member.checksum = _digest(self.algorithm, data)
-        self._start_member(member)
+        self._start_member(member, rollover)
         self._write(raw + data + padding(len(data)))
         self.reporter.advance(len(data), files=1)
 
@@ -344,16 +346,16 @@ class ArchiveSetWriter:
             else:
                 self._write(item)
 
-    def _start_member(self, member: Member) -> None:
+    def _start_member(self, member: Member, rollover: bool = True) -> None:
         """Roll over before a file once the part's stored size passed -S (barman's rule)."""
         if self._part is None:
             self._open_part()
-        elif self._part.stored > self.max_size:
+        elif rollover and self._part.stored > self.max_size:
             self._finish_part()
             self._open_part()
         part = self._part
         assert part is not None
-        member.archive = part.ref.filename()
+        member.archive = part.filename
         member.offset = part.tar_bytes + member.header_size
         part.files += 1
         self.members.append(member)
@@ -364,7 +366,7 @@ class ArchiveSetWriter:
         key = self.layout.archive(self.backup_id, ref)
         writer = self.store.open_writer(key, self.options, self.chunk_size)
         compressor = self.codec.compressor(self.level, self.threads) if self.codec else None
-        self._part = _Part(ref, writer, compressor, new_checksum(self.algorithm))
+        self._part = _Part(ref, ref.filename(), writer, compressor, new_checksum(self.algorithm))
         self._part_members = len(self.members)
 
     def _write(self, data: bytes | memoryview) -> None:

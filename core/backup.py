@@ -383,8 +383,10 @@ class _Pipeline:
         try:
             facts = read_facts(self.session)
             self._check_data_directory(facts)
-            with contextlib.suppress(PgvaultError):
+            try:
                 reap_interrupted(self.store, self.request.server)
+            except Exception as exc:  # cleaning up after others never stops a backup
+                self.reporter.log(f"could not clean up interrupted backups: {exc}", logging.WARNING)
             self._claim(facts)
         except BaseException:
             self.session.close()
@@ -564,8 +566,10 @@ class _Pipeline:
             writer = self._writer(str(tablespace.oid), chunk)
             writer.add_tree(tree)
             writer.close()
+            tree.entries = []  # streamed: only the members' records are kept from here
         data = self._writer("data", chunk)
         data.add_tree(data_tree)
+        data_tree.entries = []
         control, control_stat = _read_pg_control(pgdata)
         data.add_bytes(
             PG_CONTROL,
@@ -581,9 +585,12 @@ class _Pipeline:
 
         self._phase("stopping the backup")
         # PostgreSQL's own wait for archiving polls once a second; pgvault reads the same
-        # archive status files itself, every few milliseconds.
-        stop = self.backup.stop(wait_for_archive=False)
-        self._wait_for_archiving(facts, start, stop)
+        # archive status files itself, every few milliseconds, when it can read them.
+        status_dir = os.path.join(pgdata, "pg_wal", "archive_status")
+        watch = os.access(status_dir, os.R_OK | os.X_OK)
+        stop = self.backup.stop(wait_for_archive=not watch)
+        if watch:
+            self._wait_for_archiving(facts, start, stop)
         if not facts.in_recovery:
             self._after_stop(self.backup)
         self._phase("finishing the upload")
@@ -598,6 +605,7 @@ class _Pipeline:
             root.st_uid,
             root.st_gid,
             stop.time.timestamp(),
+            rollover=False,  # with pg_control, in the last part, as barman-cloud has it
         )
         data.close()
         copy_time = time.monotonic() - copy_started

@@ -321,8 +321,10 @@ class BackupSession:
     _keepalive: threading.Thread | None = None
 
     def start(self, label: str, fast: bool) -> BackupStart:
+        # The session must outlive the copy however long it is idle, and neither a slow
+        # start checkpoint nor the wait for archiving may hit a configured statement_timeout.
+        self.session.query("SET statement_timeout = 0")
         if self.version_num >= 140000:
-            # The session must outlive the copy, however long it is idle.
             self.session.query("SET idle_session_timeout = 0")
         function = (
             "pg_backup_start(%s, %s)"

@@ -403,8 +403,10 @@ class ObjectWriter:
             self._buffer += view[:room]
             view = view[room:]
             if len(self._buffer) >= self.chunk_size:
-                self._dispatch(bytes(self._buffer))
-                self._buffer = bytearray()
+                # The full buffer becomes the part as it is (no copy); writes go on in a
+                # fresh one, so memory stays at the parts in flight plus one buffer.
+                full, self._buffer = self._buffer, bytearray()
+                self._dispatch(full)
         self.bytes_written += size
         return size
 
@@ -419,8 +421,8 @@ class ObjectWriter:
                 self.store.put_bytes(self.key, data, self.options)
             else:
                 if self._buffer:
-                    self._dispatch(bytes(self._buffer))
-                    self._buffer = bytearray()
+                    full, self._buffer = self._buffer, bytearray()
+                    self._dispatch(full)
                 self._drain(0)
                 parts = [self._parts[n] for n in sorted(self._parts)]
                 self.store._retry(
@@ -449,7 +451,7 @@ class ObjectWriter:
             except PgvaultError as exc:
                 log.warning("could not abort the upload of %s: %s", self.key, exc)
 
-    def _dispatch(self, data: bytes) -> None:
+    def _dispatch(self, data: bytes | bytearray) -> None:
         if self._handle is None:
             self._handle = self.store._retry(
                 lambda: self.store._mpu_begin(self.key, self.options), f"start upload {self.key}"
@@ -467,7 +469,7 @@ class ObjectWriter:
         future = self.store._executor().submit(self._upload_part, number, offset, data)
         self._inflight.append((number, future))
 
-    def _upload_part(self, number: int, offset: int, data: bytes) -> Any:
+    def _upload_part(self, number: int, offset: int, data: bytes | bytearray) -> Any:
         def attempt() -> Any:
             body = Payload(data, self.store.limiter, self.store.gate)
             return self.store._mpu_part(self._handle, number, offset, body)

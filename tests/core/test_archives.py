@@ -123,3 +123,36 @@ def test_rollover_happens_before_a_file_once_a_part_passed_max_size(tmp_path: Pa
         data = tar[record.offset : record.offset + record.size]
         assert data == (root / record.path.removeprefix("pg_tblspc/16384/")).read_bytes()
     assert tracker.snapshot().bytes_done == 6 * 300_000
+
+
+def test_abort_leaves_no_upload_and_no_codec_threads(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    store = open_store(parse_location(f"file://{tmp_path}/dest"), StoreConfig())
+    tracker = Tracker()
+    writer = ArchiveSetWriter(
+        store,
+        ServerLayout("pg"),
+        "20261121T101010",
+        "data",
+        get_codec("gzip"),
+        None,
+        2,
+        max_size=1 << 40,
+        chunk_size=1 << 20,
+        options=PutOptions(),
+        algorithm=CRC32C,
+        reporter=tracker,
+        checkpoint=tracker.checkpoint,
+    )
+    for i in range(3):
+        writer.add_bytes(f"f{i}", os.urandom(2 << 20), f"f{i}", 0o600, 0, 0, 0.0)
+    assert store.list_pending_uploads("")  # parts of data.tar.gz are on their way
+    writer.abort()
+    assert store.list_pending_uploads("") == []
+    assert list(store.list_objects("")) == []
+    deadline = time.monotonic() + 5
+    while any(t.name.startswith("pgvault-codec") for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "codec threads left running"
+        time.sleep(0.05)

@@ -4,6 +4,7 @@ wait can be interrupted."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -20,11 +21,16 @@ def test_the_backup_ends_only_once_its_wal_is_archived(
     cluster_factory: Callable[..., Cluster], make_dest: Callable[..., TestDestination]
 ) -> None:
     archive = world_dir("pgvault-slow-wal-")
-    cluster = cluster_factory(archive_command=f"sleep 1 && cp %p {archive}/%f")
-    dest = make_dest("file")
-    result = pgvault("backup", "--immediate-checkpoint", *cluster.conninfo_args(), dest.url, "pg")
-    assert result.returncode == 0, result.stderr
-    archived = set(os.listdir(archive))  # read at once: nothing may be missing now
+    try:
+        cluster = cluster_factory(archive_command=f"sleep 1 && cp %p {archive}/%f")
+        dest = make_dest("file")
+        result = pgvault(
+            "backup", "--immediate-checkpoint", *cluster.conninfo_args(), dest.url, "pg"
+        )
+        assert result.returncode == 0, result.stderr
+        archived = set(os.listdir(archive))  # read at once: nothing may be missing now
+    finally:
+        shutil.rmtree(archive, ignore_errors=True)
     with dest.store() as store:
         info = Catalog(store, "pg").get(result.stdout.strip())
     assert info.end_xlog and info.begin_xlog and info.timeline

@@ -153,3 +153,29 @@ def test_verbose_prints_a_summary_and_stdout_holds_only_the_id(
     assert result.stdout == backup_id + "\n"
     assert f"backup {backup_id}: " in result.stderr and "MiB read" in result.stderr
     assert "WAL archiving is off" in result.stderr  # the pg fixture does not archive
+
+
+def test_tags_go_on_every_object_of_the_backup(
+    pg: Cluster, make_dest: Callable[..., TestDestination]
+) -> None:
+    dest = make_dest("s3")
+    result = pgvault(
+        "backup",
+        "--immediate-checkpoint",
+        "--tags",
+        "team,db",
+        "env,prod",
+        "-S",
+        "1MB",
+        *pg.conninfo_args(),
+        *dest.cli_args,
+        dest.url,
+        "pg",
+        env=dest.env,
+    )
+    assert result.returncode == 0, result.stderr
+    with dest.store() as store:
+        keys = [o.key for o in store.list_objects("pg/base/")]
+        assert len([k for k in keys if "/data_" in k]) >= 2  # multipart-sized parts too
+        for key in keys:
+            assert store.get_tags(key) == {"team": "db", "env": "prod"}, key
