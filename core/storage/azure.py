@@ -244,6 +244,8 @@ class AzureStore(ObjectStore):
             args["tags"] = options.tag_dict()
         if options.storage_class:
             args["standard_blob_tier"] = _tier(options.storage_class)
+        if options.metadata:
+            args["metadata"] = options.metadata_dict()
         with _Guard(f"put {full}"):
             self._blob(full).upload_blob(
                 body, length=len(body), overwrite=not options.if_absent, max_concurrency=1, **args
@@ -269,6 +271,8 @@ class AzureStore(ObjectStore):
             args["tags"] = handle.options.tag_dict()
         if handle.options.storage_class:
             args["standard_blob_tier"] = _tier(handle.options.storage_class)
+        if handle.options.metadata:
+            args["metadata"] = handle.options.metadata_dict()
         if handle.options.if_absent:
             args["etag"] = "*"
             args["match_condition"] = MatchConditions.IfMissing
@@ -319,6 +323,7 @@ class AzureStore(ObjectStore):
             modified=props.last_modified,
             etag=props.etag,
             storage_class=str(props.blob_tier) if props.blob_tier else None,
+            metadata=tuple(sorted((k.lower(), v) for k, v in (props.metadata or {}).items())),
         )
 
     def _list(

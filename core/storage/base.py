@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -31,6 +32,7 @@ T = TypeVar("T")
 
 MiB = 1024 * 1024
 MAX_TAGS = 10
+_METADATA_KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 READ_BLOCK = 1 * MiB
 
 
@@ -43,6 +45,11 @@ class ObjectInfo:
     modified: datetime | None = None
     etag: str | None = None
     storage_class: str | None = None
+    #: user metadata written with PutOptions.metadata (filled by head(), not by listings)
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def metadata_dict(self) -> dict[str, str]:
+        return dict(self.metadata)
 
 
 @dataclass(frozen=True)
@@ -63,14 +70,28 @@ class PendingUpload:
 
 @dataclass(frozen=True)
 class PutOptions:
-    """Per-object write options: tags, storage class or tier, and no-overwrite."""
+    """Per-object write options: tags, storage class or tier, no-overwrite, and metadata.
+
+    Metadata keys are lowercase letters, digits and underscores (valid on every provider:
+    S3 lowercases them, Azure wants identifiers); values are ASCII. Unlike tags they are
+    returned by head() and do not count towards the ten-tag limit.
+    """
 
     tags: tuple[tuple[str, str], ...] = ()
     storage_class: str | None = None
     if_absent: bool = False
+    metadata: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        for key, value in self.metadata:
+            if not _METADATA_KEY.match(key) or not value.isascii():
+                raise InputError(f"invalid object metadata {key!r}={value!r}")
 
     def tag_dict(self) -> dict[str, str]:
         return dict(self.tags)
+
+    def metadata_dict(self) -> dict[str, str]:
+        return dict(self.metadata)
 
 
 @dataclass(frozen=True)

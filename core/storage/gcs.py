@@ -51,6 +51,9 @@ from core.urls import Location, Provider
 TMP_DIR = ".pgvault-tmp"
 COMPOSE_LIMIT = 32
 TARGET_KEY = "pgvault-target"
+# GCS has one metadata map: tags live there as barman-cloud puts them, and PutOptions
+# metadata under this prefix, so that get_tags() and head() can tell them apart.
+META_PREFIX = "pgvault-meta-"
 
 
 def translate(exc: BaseException, what: str) -> PgvaultError:
@@ -176,8 +179,10 @@ class GcsStore(ObjectStore):
         if options is not None:
             if options.storage_class:
                 blob.storage_class = options.storage_class
-            if options.tags:
-                blob.metadata = options.tag_dict()
+            merged = options.tag_dict()
+            merged.update({META_PREFIX + k: v for k, v in options.metadata})
+            if merged:
+                blob.metadata = merged
         return blob
 
     def _tmp_prefix(self, upload_id: str) -> str:
@@ -300,6 +305,13 @@ class GcsStore(ObjectStore):
             modified=blob.updated,
             etag=blob.etag,
             storage_class=blob.storage_class,
+            metadata=tuple(
+                sorted(
+                    (k[len(META_PREFIX) :], v)
+                    for k, v in (blob.metadata or {}).items()
+                    if k.startswith(META_PREFIX)
+                )
+            ),
         )
 
     def _list(
@@ -341,7 +353,7 @@ class GcsStore(ObjectStore):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
         if blob is None:
             raise ObjectNotFound(f"get tags of {full}: not found")
-        return dict(blob.metadata or {})
+        return {k: v for k, v in (blob.metadata or {}).items() if not k.startswith(META_PREFIX)}
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         full = self.key(key)

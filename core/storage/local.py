@@ -146,6 +146,8 @@ class LocalStore(ObjectStore):
             meta["tags"] = options.tag_dict()
         if options.storage_class:
             meta["storage_class"] = options.storage_class
+        if options.metadata:
+            meta["metadata"] = options.metadata_dict()
         return meta
 
     # ---- primitives --------------------------------------------------------------------------
@@ -249,6 +251,7 @@ class LocalStore(ObjectStore):
             size=st.st_size,
             modified=datetime.fromtimestamp(st.st_mtime, UTC),
             storage_class=meta.get("storage_class"),
+            metadata=tuple(sorted(meta.get("metadata", {}).items())),
         )
 
     def _walk_keys(self, directory: str, rel: str) -> Iterator[str]:

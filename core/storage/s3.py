@@ -211,6 +211,8 @@ class S3Store(ObjectStore):
             extra["Tagging"] = urlencode(options.tags, quote_via=quote)
         if options.storage_class:
             extra["StorageClass"] = options.storage_class
+        if options.metadata:
+            extra["Metadata"] = options.metadata_dict()
         if self.config.sse:
             extra["ServerSideEncryption"] = self.config.sse
         if self.config.sse_kms_key_id:
@@ -319,6 +321,7 @@ class S3Store(ObjectStore):
             modified=answer.get("LastModified"),
             etag=answer.get("ETag"),
             storage_class=answer.get("StorageClass", "STANDARD"),
+            metadata=tuple(sorted((k.lower(), v) for k, v in answer.get("Metadata", {}).items())),
         )
 
     def _list(
