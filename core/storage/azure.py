@@ -274,7 +274,7 @@ class AzureStore(ObjectStore):
         if handle.options.metadata:
             args["metadata"] = handle.options.metadata_dict()
         if handle.options.if_absent:
-            args["etag"] = "*"
+            # IfMissing sends If-None-Match: *; an `etag` argument would leak to the transport.
             args["match_condition"] = MatchConditions.IfMissing
         with _Guard(f"commit {handle.key}"):
             self._blob(handle.key).commit_block_list([BlobBlock(block_id=b) for b in parts], **args)

@@ -225,6 +225,12 @@ class GcsStore(ObjectStore):
         return name
 
     def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
+        if handle.options.if_absent:
+            # The compose below carries ifGenerationMatch=0, which GCS enforces; this check
+            # also covers emulators that ignore preconditions on compose (fake-gcs-server).
+            with _Guard(f"head {handle.key}"):
+                if self._blob(handle.key).exists(timeout=self._timeout, retry=None):
+                    raise ObjectExists(f"{handle.key}: object already exists")
         names: list[str] = list(parts)
         temporary: list[str] = list(names)
         level = 0

@@ -125,6 +125,7 @@ class _Guard:
 class _Upload:
     key: str
     upload_id: str
+    if_absent: bool = False
 
 
 class _S3Stream(RawStream):
@@ -252,7 +253,7 @@ class S3Store(ObjectStore):
             answer = self._client.create_multipart_upload(
                 Bucket=self.bucket, Key=full, ChecksumAlgorithm="CRC32", **self._extra(options)
             )
-        return _Upload(key=full, upload_id=answer["UploadId"])
+        return _Upload(key=full, upload_id=answer["UploadId"], if_absent=options.if_absent)
 
     def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> Any:
         with _Guard(f"upload part {number} of {handle.key}"):
@@ -269,12 +270,15 @@ class S3Store(ObjectStore):
         return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": checksum}
 
     def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
+        # If-None-Match on the completion makes if_absent atomic (S3 since 2024-08).
+        condition = {"IfNoneMatch": "*"} if handle.if_absent else {}
         with _Guard(f"complete upload of {handle.key}"):
             self._client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=handle.key,
                 UploadId=handle.upload_id,
                 MultipartUpload={"Parts": parts},
+                **condition,
             )
 
     def _mpu_abort(self, handle: _Upload) -> None:
