@@ -1,0 +1,280 @@
+"""Archive one WAL file in barman-cloud's layout, durably and without ever overwriting.
+
+The object is `<server>/wals/<timeline+log>/<name>[.gz|.bz2|.xz|.snappy|.zst|.lz4]`
+(history files directly under `wals/`). Success means the store confirmed the object.
+Archiving a name that is already archived, under any compression suffix, succeeds when the
+stored content equals the file and fails with WalConflict otherwise, leaving the stored
+object untouched. The comparison uses the SHA-256 of the uncompressed bytes that pgvault
+records in the object's metadata; objects without it (written by barman-cloud) are
+downloaded, decompressed and compared byte for byte.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from core.codecs import Codec, get_codec, parse_level
+from core.errors import InputError, ObjectExists, ObjectNotFound, PgvaultError
+from core.layout import ServerLayout
+from core.postgres.walnames import is_history, is_wal_name
+from core.progress import NullReporter, Reporter
+from core.storage import ObjectInfo, ObjectStore, PutOptions
+from core.urls import Provider
+from core.wal.errors import LocalIOError, WalConflict, WalCorrupt, WalRejected
+from core.wal.header import BadWalFile, check_wal_file
+
+log = logging.getLogger("pgvault.wal")
+
+META_SHA256 = "pgvault_sha256"
+META_SIZE = "pgvault_size"
+META_SYSID = "pgvault_sysid"
+
+
+def resolve_level(codec: Codec | None, text: str | None) -> int | None:
+    """barman-cloud's --compression-level: low/medium/high or a clamped integer; medium
+    when absent."""
+    if codec is None:
+        if text is not None:
+            raise InputError("--compression-level needs a compression option (-z, --zstd, ...)")
+        return None
+    if text is None:
+        return codec.levels[1]
+    return parse_level(codec, text.strip().lower())
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """How WAL objects are written: compression, tags, and Azure's single-put limit."""
+
+    compression: str | None = None
+    level: int | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    #: used instead of `tags` for .history files when given (barman's --history-tags)
+    history_tags: tuple[tuple[str, str], ...] | None = None
+    #: Azure: objects larger than this go up as blocks of `block_size` (--max-single-put-size)
+    single_put_limit: int | None = None
+    block_size: int | None = None
+
+    @property
+    def codec(self) -> Codec | None:
+        return get_codec(self.compression)
+
+    def tags_for(self, name: str) -> tuple[tuple[str, str], ...]:
+        if is_history(name) and self.history_tags:
+            return self.history_tags
+        return self.tags
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What identifies the exact bytes of a file on disk without reading them."""
+
+    device: int
+    inode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileIdentity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class WalFile:
+    """A WAL file read from disk and checked: its bytes, digest and identity."""
+
+    name: str
+    path: str
+    data: bytes
+    sha256: str
+    identity: FileIdentity
+    system_identifier: int | None
+
+
+@dataclass(frozen=True)
+class ArchiveResult:
+    """The outcome of archiving one file: stored now, or found already archived."""
+
+    name: str
+    key: str
+    stored: bool
+    size: int
+    stored_size: int
+    system_identifier: int | None
+
+
+def wal_name_of(path: str) -> str:
+    name = os.path.basename(path)
+    if not is_wal_name(name):
+        raise InputError(f"{path} is an invalid name for a WAL file")
+    return name
+
+
+def read_wal_file(path: str) -> WalFile:
+    """Read and check a WAL file: a bad name is exit 3, bad content exit 1 (WalRejected)."""
+    name = wal_name_of(path)
+    try:
+        with open(path, "rb") as fh:
+            before = FileIdentity.of(os.fstat(fh.fileno()))
+            data = fh.read()
+            after = FileIdentity.of(os.fstat(fh.fileno()))
+    except FileNotFoundError:
+        raise InputError(f"WAL file {path} does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a directory, not a WAL file") from None
+    except OSError as exc:
+        raise LocalIOError(f"cannot read WAL file {path}: {exc.strerror}") from None
+    if before != after or len(data) != before.size:
+        raise WalRejected(f"{path} changed while it was read; not archived")
+    try:
+        header = check_wal_file(name, data)
+    except BadWalFile as exc:
+        raise WalRejected(f"refusing to archive {path}: {exc}") from None
+    return WalFile(
+        name=name,
+        path=path,
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        identity=before,
+        system_identifier=header.system_identifier if header else None,
+    )
+
+
+def wal_metadata(wal: WalFile) -> tuple[tuple[str, str], ...]:
+    meta = [(META_SHA256, wal.sha256), (META_SIZE, str(len(wal.data)))]
+    if wal.system_identifier is not None:
+        meta.append((META_SYSID, str(wal.system_identifier)))
+    return tuple(meta)
+
+
+def decompress_object(key: str, codec: Codec | None, data: bytes) -> bytes:
+    """The uncompressed bytes of an archived object; WalCorrupt when they cannot be had."""
+    if codec is None:
+        return data
+    try:
+        return codec.decompress(data)
+    except Exception as exc:  # each codec library raises its own error types
+        raise WalCorrupt(f"{key} does not decompress as {codec.name}: {exc}") from None
+
+
+class WalArchiver:
+    """Archives WAL files of one server into one store; safe to share between threads."""
+
+    def __init__(self, store: ObjectStore, server: str, settings: ArchiveSettings) -> None:
+        self.store = store
+        self.layout = ServerLayout(server)
+        self.settings = settings
+        self.codec = settings.codec
+
+    # ---- lookups ----------------------------------------------------------------------------
+
+    def archived_copies(
+        self, name: str, listing: Iterable[ObjectInfo] | None = None
+    ) -> list[ObjectInfo]:
+        """Every object holding WAL `name`, whatever its compression suffix."""
+        if listing is None:
+            listing = self.store.list_objects(self.layout.wal_dir(name) + name)
+        found = []
+        for info in listing:
+            parsed = self.layout.parse_wal(info.key)
+            if parsed is not None and parsed[0] == name:
+                found.append(info)
+        return found
+
+    def list_wal_dir(self, name: str) -> list[ObjectInfo]:
+        """One listing of the directory that holds `name` (shared by a batch)."""
+        return list(self.store.list_objects(self.layout.wal_dir(name)))
+
+    def same_content(self, info: ObjectInfo, wal: WalFile) -> bool:
+        """Does the stored object hold exactly the bytes of `wal`?"""
+        head = self.store.head(info.key)
+        meta = head.metadata_dict()
+        if META_SHA256 in meta:
+            return meta[META_SHA256] == wal.sha256 and meta.get(META_SIZE) == str(len(wal.data))
+        parsed = self.layout.parse_wal(info.key)
+        codec = parsed[1] if parsed else None
+        try:
+            stored = decompress_object(info.key, codec, self.store.get_bytes(info.key))
+        except WalCorrupt as exc:
+            log.warning("%s", exc)
+            return False
+        return stored == wal.data
+
+    # ---- archiving ----------------------------------------------------------------------------
+
+    def archive(self, path: str, reporter: Reporter | None = None) -> ArchiveResult:
+        return self.archive_file(read_wal_file(path), reporter=reporter)
+
+    def archive_file(
+        self,
+        wal: WalFile,
+        listing: Sequence[ObjectInfo] | None = None,
+        reporter: Reporter | None = None,
+    ) -> ArchiveResult:
+        """Store `wal` unless an equal copy is archived; WalConflict for a different one."""
+        reporter = reporter or NullReporter()
+        copies = self.archived_copies(wal.name, listing)
+        if copies:
+            return self._resolve(wal, copies, reporter)
+        key = self.layout.wal(wal.name, self.codec)
+        body = self._compress(wal)
+        options = PutOptions(
+            tags=self.settings.tags_for(wal.name), if_absent=True, metadata=wal_metadata(wal)
+        )
+        try:
+            self._put(key, body, options)
+        except ObjectExists:
+            # Someone stored it between the listing and the write: compare with theirs.
+            return self._resolve(wal, self.archived_copies(wal.name), reporter)
+        reporter.advance(len(wal.data), files=1)
+        log.info("archived %s as %s (%d bytes stored)", wal.name, key, len(body))
+        return ArchiveResult(wal.name, key, True, len(wal.data), len(body), wal.system_identifier)
+
+    def _resolve(self, wal: WalFile, copies: list[ObjectInfo], reporter: Reporter) -> ArchiveResult:
+        for info in copies:
+            try:
+                same = self.same_content(info, wal)
+            except ObjectNotFound:
+                same = False
+            if not same:
+                raise WalConflict(
+                    f"{wal.name} is already archived as {info.key} with different content; "
+                    "the archived copy is kept and nothing was written (check that no other "
+                    "server archives into this server name)"
+                )
+        reporter.advance(len(wal.data), files=1)
+        log.info("%s is already archived with identical content", wal.name)
+        first = copies[0]
+        return ArchiveResult(
+            wal.name, first.key, False, len(wal.data), first.size, wal.system_identifier
+        )
+
+    def _compress(self, wal: WalFile) -> bytes:
+        if self.codec is None:
+            return wal.data
+        return self.codec.compress(wal.data, self.settings.level)
+
+    def _put(self, key: str, body: bytes, options: PutOptions) -> None:
+        limit = self.settings.single_put_limit
+        if (
+            self.store.provider is Provider.AZURE
+            and limit is not None
+            and len(body) > limit
+            and self.settings.block_size
+        ):
+            # barman-cloud's concurrent chunk method: blocks of --max-block-size,
+            # --max-concurrency of them in flight (the store's jobs), one commit.
+            with self.store.open_writer(key, options, chunk_size=self.settings.block_size) as w:
+                w.write(body)
+            return
+        self.store.put_bytes(key, body, options)
+
+
+def archive_error_summary(exc: PgvaultError) -> str:
+    """One line for logs and error markers."""
+    return f"{type(exc).__name__}: {exc}"

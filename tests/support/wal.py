@@ -1,0 +1,127 @@
+"""WAL test material: real segments written by PostgreSQL, and helpers around the archive."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import struct
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from core.codecs import codec_for_suffix
+from core.layout import ServerLayout
+from core.storage import ObjectStore
+from tests.support.postgres import Cluster, as_postgres, make_cluster, world_dir
+
+SEGMENT = 16 * 1024 * 1024
+HISTORY_2 = b"1\t0/5000EC0\tno recovery target specified\n"
+
+
+def synthetic_segment(
+    name: str, sysid: int = 7710584389701979633, magic: int = 0xD110, size: int = SEGMENT
+) -> bytes:
+    """A segment-sized buffer with a valid long page header for `name` (no records)."""
+    tli = int(name[:8], 16)
+    segno = int(name[8:16], 16) * (0x100000000 // size) + int(name[16:24], 16)
+    header = struct.pack("<HHIQIIQII", magic, 0x0002, tli, segno * size, 0, 0, sysid, size, 8192)
+    return header + bytes(size - len(header))
+
+
+@dataclass
+class WalSample:
+    """Files PostgreSQL archived with a plain `cp`: segments and a .backup label."""
+
+    directory: str
+    segments: list[str]
+    backup_label: str
+    system_identifier: int
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def read(self, name: str) -> bytes:
+        return Path(self.path(name)).read_bytes()
+
+
+def switch_segments(cluster: Cluster, count: int, rows: int = 20000) -> list[str]:
+    """Write some rows and switch WAL `count` times; returns the segments filled."""
+    names = []
+    cluster.sql("create table if not exists filler(i int, t text)")
+    for _ in range(count):
+        cluster.sql(f"insert into filler select g, md5(g::text) from generate_series(1,{rows}) g")
+        names.append(cluster.one("select pg_walfile_name(pg_current_wal_lsn())"))
+        cluster.sql("select pg_switch_wal()")
+    return names
+
+
+def wait_for(predicate: object, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def wal_sample() -> Iterator[WalSample]:
+    """Real segments of one cluster, copied out by archive_command = cp."""
+    directory = world_dir("pgvault-walsample-")
+    cluster = make_cluster(archive_command=f"cp %p {directory}/%f")
+    try:
+        session = cluster.connect()
+        with session.cursor() as cur:
+            cur.execute("select pg_backup_start('sample', true)")
+            segments = switch_segments(cluster, 3)
+            cur.execute("select pg_backup_stop()")
+        session.close()
+        cluster.sql("select pg_switch_wal()")
+        sysid = int(cluster.one("select system_identifier from pg_control_system()"))
+        wait_for(
+            lambda: (
+                any(n.endswith(".backup") for n in os.listdir(directory))
+                and all(os.path.exists(os.path.join(directory, s)) for s in segments)
+            ),
+            what="the sample WAL to be archived",
+        )
+    finally:
+        cluster.drop()
+    label = next(n for n in sorted(os.listdir(directory)) if n.endswith(".backup"))
+    as_postgres(["chmod", "-R", "a+r", directory])
+    yield WalSample(directory, segments, label, sysid)
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def archived_names(store: ObjectStore, server: str) -> dict[str, str]:
+    """WAL name -> key of everything under <server>/wals/ (compression suffix stripped)."""
+    layout = ServerLayout(server)
+    found = {}
+    for info in store.list_objects(layout.wals_prefix):
+        parsed = layout.parse_wal(info.key)
+        if parsed:
+            found[parsed[0]] = info.key
+    return found
+
+
+def archived_bytes(store: ObjectStore, key: str) -> bytes:
+    """The uncompressed content of an archived WAL object."""
+    _, codec = codec_for_suffix(key)
+    data = store.get_bytes(key)
+    return codec.decompress(data) if codec else data
+
+
+def kill_pid_file(path: str) -> int | None:
+    """SIGKILL the process whose id a pid/lock file holds (a process this test started)."""
+    try:
+        pid = int(Path(path).read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return pid
