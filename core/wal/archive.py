@@ -18,13 +18,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from core.codecs import Codec, get_codec, parse_level
-from core.errors import InputError, ObjectExists, ObjectNotFound, PgvaultError
+from core.errors import InputError, ObjectExists, ObjectNotFound
 from core.layout import ServerLayout
-from core.postgres.walnames import is_history, is_wal_name
+from core.postgres.walnames import is_history
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectInfo, ObjectStore, PutOptions
 from core.urls import Provider
 from core.wal.errors import LocalIOError, WalConflict, WalCorrupt, WalRejected
+from core.wal.files import FileIdentity, wal_name_of
 from core.wal.header import BadWalFile, check_wal_file
 
 log = logging.getLogger("pgvault.wal")
@@ -70,21 +71,6 @@ class ArchiveSettings:
 
 
 @dataclass(frozen=True)
-class FileIdentity:
-    """What identifies the exact bytes of a file on disk without reading them."""
-
-    device: int
-    inode: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> FileIdentity:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-@dataclass(frozen=True)
 class WalFile:
     """A WAL file read from disk and checked: its bytes, digest and identity."""
 
@@ -106,13 +92,6 @@ class ArchiveResult:
     size: int
     stored_size: int
     system_identifier: int | None
-
-
-def wal_name_of(path: str) -> str:
-    name = os.path.basename(path)
-    if not is_wal_name(name):
-        raise InputError(f"{path} is an invalid name for a WAL file")
-    return name
 
 
 def read_wal_file(path: str) -> WalFile:
@@ -205,7 +184,7 @@ class WalArchiver:
             return False
         return stored == wal.data
 
-    # ---- archiving ----------------------------------------------------------------------------
+    # ---- archiving --------------------------------------------------------------------------
 
     def archive(self, path: str, reporter: Reporter | None = None) -> ArchiveResult:
         return self.archive_file(read_wal_file(path), reporter=reporter)
@@ -273,8 +252,3 @@ class WalArchiver:
                 w.write(body)
             return
         self.store.put_bytes(key, body, options)
-
-
-def archive_error_summary(exc: PgvaultError) -> str:
-    """One line for logs and error markers."""
-    return f"{type(exc).__name__}: {exc}"

@@ -19,6 +19,12 @@ from core.secrets import RedactingFormatter, redact
 COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("backup", "take a physical base backup of a PostgreSQL cluster"),
     "jobs": ("jobs", "list, show, watch, pause, resume and cancel jobs"),
+    "wal-archive": ("wal_archive", "archive one WAL file (for archive_command)"),
+    "wal-restore": ("wal_restore", "fetch one WAL file from the archive (for restore_command)"),
+    "check-wal-archive": (
+        "check_wal_archive",
+        "check a WAL archive is safe for a new server, or that backups have all their WAL",
+    ),
 }
 
 log = logging.getLogger("pgvault")

@@ -124,6 +124,7 @@ def add_cloud(parser: argparse.ArgumentParser, *, test: bool = True, writes: boo
     azure.add_argument(
         "--azure-credential",
         "--credential",
+        "--default",
         dest="azure_credential",
         choices=("azure-cli", "managed-identity", "default"),
         help="the type of Azure credential (default: from the environment)",
@@ -152,12 +153,13 @@ def add_tags(parser: argparse.ArgumentParser, name: str = "tags", what: str = "f
         action="append",
         type=tag,
         metavar="KEY,VALUE",
-        dest=f"{name}_repeated",
+        dest=f"{name.replace('-', '_')}_repeated",
         help=f"one tag for {what} (repeatable)",
     )
 
 
 def tags_from(args: argparse.Namespace, name: str = "tags") -> tuple[tuple[str, str], ...]:
+    name = name.replace("-", "_")
     values = getattr(args, name, None) or getattr(args, f"{name}_repeated", None) or []
     return validate_tags(values)
 

@@ -1,0 +1,276 @@
+"""Fetch one WAL file for restore_command, verified before PostgreSQL sees it.
+
+A file reaches WAL_DEST only after it decompressed completely, matched the SHA-256 and
+size pgvault recorded when archiving (objects barman-cloud wrote have none), and passed
+the header checks: right segment size, right page address, and, when WAL_DEST is inside
+a data directory, the system identifier of that cluster. It is written under a temporary
+name and renamed, so PostgreSQL never sees a partial file. With `parallel` > 1 the next
+segments are downloaded at the same time into a spool (also verified, also renamed into
+place), and later calls take them from there, as barman-cloud-wal-restore -p does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import shutil
+import struct
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from core.codecs import Codec
+from core.errors import InputError, ObjectNotFound, PgvaultError
+from core.layout import ServerLayout
+from core.postgres.walnames import Segment, is_segment, is_wal_name, segment_name
+from core.storage import ObjectInfo, ObjectStore
+from core.wal.archive import META_SHA256, META_SIZE, decompress_object
+from core.wal.errors import LocalIOError, WalCorrupt, WalNotFound
+from core.wal.files import private_dir
+from core.wal.header import BadWalFile, check_wal_file
+
+log = logging.getLogger("pgvault.wal")
+
+DEFAULT_SPOOL = "/var/tmp/walrestore"
+
+
+@dataclass(frozen=True)
+class FetchOptions:
+    no_partial: bool = False
+    parallel: int = 0
+    spool_dir: str = DEFAULT_SPOOL
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    name: str
+    source: str
+    prefetched: list[str] = field(default_factory=list)
+
+
+def cluster_system_identifier(dest: str) -> int | None:
+    """The system identifier of the cluster whose pg_wal holds `dest`, when there is one.
+
+    restore_command runs in the data directory with %p = pg_wal/RECOVERYXLOG.
+    """
+    pgdata = os.path.dirname(os.path.dirname(os.path.abspath(dest)))
+    if not os.path.isfile(os.path.join(pgdata, "PG_VERSION")):
+        return None
+    try:
+        with open(os.path.join(pgdata, "global", "pg_control"), "rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    if len(head) != 8:
+        return None
+    return int(struct.unpack("<Q", head)[0])
+
+
+def verify_wal(
+    name: str, key: str, codec: Codec | None, raw: bytes, meta: dict[str, str], sysid: int | None
+) -> bytes:
+    """The uncompressed bytes of `key` when they are a sound copy of WAL file `name`."""
+    data = decompress_object(key, codec, raw)
+    if META_SHA256 in meta:
+        if meta.get(META_SIZE) not in (None, str(len(data))):
+            raise WalCorrupt(
+                f"{key} holds {len(data)} bytes, {meta[META_SIZE]} were archived; "
+                "refusing to hand it to PostgreSQL"
+            )
+        if hashlib.sha256(data).hexdigest() != meta[META_SHA256]:
+            raise WalCorrupt(
+                f"{key} does not match the SHA-256 recorded when it was archived; "
+                "refusing to hand it to PostgreSQL"
+            )
+    try:
+        check_wal_file(name, data, sysid)
+    except BadWalFile as exc:
+        raise WalCorrupt(f"{key} is not a sound copy of {name}: {exc}") from None
+    return data
+
+
+def _write_atomically(data: bytes, dest: str) -> None:
+    directory = os.path.dirname(os.path.abspath(dest))
+    temp = os.path.join(directory, f".{os.path.basename(dest)}.pgvault-{os.getpid()}.tmp")
+    try:
+        with open(temp, "wb") as fh:
+            fh.write(data)
+        os.replace(temp, dest)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise LocalIOError(f"cannot write {dest}: {exc.strerror}") from None
+
+
+class WalFetcher:
+    """restore_command's engine for one server of one destination."""
+
+    def __init__(
+        self, store: ObjectStore, server: str, options: FetchOptions, spool_identity: str
+    ) -> None:
+        self.store = store
+        self.layout = ServerLayout(server)
+        self.options = options
+        digest = hashlib.sha1(f"{spool_identity}\0{server}".encode()).hexdigest()[:12]
+        self.spool = os.path.join(options.spool_dir, f"{server}.{digest}")
+
+    # ---- the request ------------------------------------------------------------------------
+
+    def fetch(self, name: str, dest: str) -> FetchResult:
+        """Deliver `name` to `dest`; WalNotFound when the archive does not have it."""
+        if not is_wal_name(name):
+            raise InputError(f"{name} is an invalid name for a WAL file")
+        sysid = cluster_system_identifier(dest)
+        if self._from_spool(name, dest, sysid):
+            return FetchResult(name, "spool")
+        prefetch = self.options.parallel > 1 and is_segment(name)
+        listing = self._listing(name, prefetch)
+        candidates = self._candidates(name, listing)
+        if not candidates:
+            raise WalNotFound(f"{name} is not in the archive")
+        targets = self._prefetch_targets(name, listing) if prefetch else []
+        workers = max(1, min(self.options.parallel, len(targets) + 1))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgvault-fetch") as pool:
+            fetched: dict[str, Future[bool]] = {
+                target: pool.submit(self._prefetch, target, info, sysid) for target, info in targets
+            }
+            source = self._deliver(name, candidates, dest, sysid)
+            done = [target for target, future in fetched.items() if future.result()]
+        return FetchResult(name, source, done)
+
+    def _deliver(
+        self,
+        name: str,
+        candidates: list[tuple[ObjectInfo, Codec | None]],
+        dest: str,
+        sysid: int | None,
+    ) -> str:
+        errors: list[WalCorrupt] = []
+        for info, codec in candidates:
+            try:
+                data = self._download(name, info, codec, sysid)
+            except WalCorrupt as exc:
+                log.warning("%s", exc)
+                errors.append(exc)
+                continue
+            except ObjectNotFound:
+                continue  # removed since the listing (retention): try the next copy
+            _write_atomically(data, dest)
+            log.info("restored %s from %s", name, info.key)
+            return info.key
+        if errors:
+            raise errors[0]
+        raise WalNotFound(f"{name} is not in the archive")
+
+    def _download(
+        self, name: str, info: ObjectInfo, codec: Codec | None, sysid: int | None
+    ) -> bytes:
+        meta = self.store.head(info.key).metadata_dict()
+        raw = self.store.get_bytes(info.key)
+        return verify_wal(name, info.key, codec, raw, meta, sysid)
+
+    # ---- what the archive holds -------------------------------------------------------------
+
+    def _listing(self, name: str, whole_directory: bool) -> list[ObjectInfo]:
+        directory = self.layout.wal_dir(name)
+        if not whole_directory:
+            return list(self.store.list_objects(directory + name))
+        listing = list(self.store.list_objects(directory))
+        last = Segment.parse(name).segno + self.options.parallel - 1
+        following = segment_name(Segment.parse(name).timeline, last)
+        if following[:16] != name[:16]:
+            listing += list(self.store.list_objects(self.layout.wal_dir(following)))
+        return listing
+
+    def _copies(
+        self, listing: list[ObjectInfo]
+    ) -> dict[str, list[tuple[ObjectInfo, Codec | None]]]:
+        copies: dict[str, list[tuple[ObjectInfo, Codec | None]]] = {}
+        for info in listing:
+            parsed = self.layout.parse_wal(info.key)
+            if parsed is not None:
+                copies.setdefault(parsed[0], []).append((info, parsed[1]))
+        return copies
+
+    def _candidates(
+        self, name: str, listing: list[ObjectInfo]
+    ) -> list[tuple[ObjectInfo, Codec | None]]:
+        """The objects that can serve `name`: its own copies, else its .partial (barman's
+        rule, unless --no-partial)."""
+        copies = self._copies(listing)
+        if copies.get(name):
+            return copies[name]
+        if is_segment(name) and not self.options.no_partial:
+            return copies.get(f"{name}.partial", [])
+        return []
+
+    def _prefetch_targets(
+        self, name: str, listing: list[ObjectInfo]
+    ) -> list[tuple[str, tuple[ObjectInfo, Codec | None]]]:
+        """The next parallel-1 segments, consecutive, that the archive holds in full."""
+        copies = self._copies(listing)
+        segment = Segment.parse(name)
+        targets = []
+        for _ in range(self.options.parallel - 1):
+            segment = segment.next()
+            following = segment.name()
+            if not copies.get(following):
+                break
+            if not os.path.exists(os.path.join(self.spool, following)):
+                targets.append((following, copies[following][0]))
+        return targets
+
+    # ---- the spool --------------------------------------------------------------------------
+
+    def _spool_ready(self) -> bool:
+        try:
+            private_dir(self.spool)
+        except LocalIOError as exc:
+            log.warning("not prefetching: %s", exc)
+            return False
+        return True
+
+    def _prefetch(
+        self, name: str, copy: tuple[ObjectInfo, Codec | None], sysid: int | None
+    ) -> bool:
+        info, codec = copy
+        try:
+            if not self._spool_ready():
+                return False
+            data = self._download(name, info, codec, sysid)
+            _write_atomically(data, os.path.join(self.spool, name))
+        except PgvaultError as exc:
+            log.info("prefetch of %s failed (it will be fetched when asked for): %s", name, exc)
+            return False
+        return True
+
+    def _from_spool(self, name: str, dest: str, sysid: int | None) -> bool:
+        path = os.path.join(self.spool, name)
+        if not os.path.isfile(path):
+            return False
+        try:
+            private_dir(self.spool, create=False)
+            with open(path, "rb") as fh:
+                data = fh.read()
+            check_wal_file(name, data, sysid)
+        except (LocalIOError, OSError, BadWalFile) as exc:
+            log.warning("ignoring %s in the spool: %s", path, exc)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            return False
+        try:
+            os.replace(path, dest)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise LocalIOError(f"cannot move {path} to {dest}: {exc.strerror}") from None
+            _write_atomically(data, dest)
+            os.unlink(path)
+        log.info("restored %s from the spool", name)
+        return True
+
+
+def remove_spool(path: str) -> None:
+    """Remove a restore spool directory (tests and cleanup after a restore)."""
+    shutil.rmtree(path, ignore_errors=True)

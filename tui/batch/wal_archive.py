@@ -1,0 +1,235 @@
+"""`pgvault --batch wal-archive [flags] DESTINATION_URL SERVER_NAME WAL_PATH`.
+
+barman-cloud-wal-archive's surface for archive_command, plus the fast path (`--async`): a
+local spool and a background pusher that uploads many segments at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from core.errors import ExitCode, InputError
+from tui.batch.main import Context
+from tui.batch.options import (
+    add_cloud,
+    add_general,
+    add_tags,
+    location_from,
+    positive_int,
+    size,
+    store_config_from,
+    tags_from,
+)
+
+log = logging.getLogger("pgvault.wal")
+
+DEFAULT_SPOOL = "/var/tmp/pgvault-walarchive"
+COMPRESSIONS = (
+    ("-z", "--gzip", "gzip"),
+    ("-j", "--bzip2", "bzip2"),
+    (None, "--xz", "xz"),
+    (None, "--snappy", "snappy"),
+    (None, "--zstd", "zstd"),
+    (None, "--lz4", "lz4"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Archive one WAL file for archive_command ('... %p'), in barman-cloud's layout. "
+        "Exit 0 only once the file is stored; a file already archived with the same content "
+        "succeeds, with different content it fails (exit 1) and the archive is left as it was."
+    )
+    parser.add_argument(
+        "url",
+        metavar="DESTINATION_URL",
+        help="s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ or file://",
+    )
+    parser.add_argument("server_name", metavar="SERVER_NAME", help="the name of the server")
+    parser.add_argument(
+        "wal_path",
+        metavar="WAL_PATH",
+        nargs="?",
+        default=None,
+        help="the value of the '%%p' keyword (according to 'archive_command')",
+    )
+    add_general(parser)
+    add_cloud(parser, writes=True)
+    compression = parser.add_mutually_exclusive_group()
+    for short, long, name in COMPRESSIONS:
+        flags = [f for f in (short, long) if f]
+        compression.add_argument(
+            *flags,
+            dest="compression",
+            action="store_const",
+            const=name,
+            help=f"{name}-compress the WAL while uploading",
+        )
+    parser.add_argument(
+        "--compression-level",
+        help="low, medium (default), high, or a number for the chosen algorithm (clamped)",
+    )
+    add_tags(parser, "tags", "WAL files")
+    add_tags(parser, "history-tags", "history files (used instead of --tags for them)")
+    azure = parser.add_argument_group("Azure uploads (barman-cloud's chunk method)")
+    azure.add_argument(
+        "--max-block-size",
+        type=size,
+        default=size("4MB"),
+        help="the chunk size of the concurrent chunk method (default: 4MB)",
+    )
+    azure.add_argument(
+        "--max-concurrency",
+        type=positive_int,
+        default=1,
+        help="chunks of one WAL file uploaded concurrently (default: 1)",
+    )
+    azure.add_argument(
+        "--max-single-put-size",
+        type=size,
+        default=size("64MB"),
+        help="larger objects use the concurrent chunk method (default: 64MB)",
+    )
+    parser.add_argument(
+        "--max-bandwidth",
+        type=size,
+        help="the maximum bytes per second uploaded, shared by all uploads (default: no limit)",
+    )
+    fast = parser.add_argument_group(
+        "Fast path (pgvault): a local spool and a background pusher uploading many files "
+        "at once; PostgreSQL still hears success only for a stored file"
+    )
+    fast.add_argument(
+        "--async",
+        dest="async_mode",
+        action="store_true",
+        help="hand the file to the background pusher and wait for it to be stored",
+    )
+    fast.add_argument(
+        "--spool-dir",
+        default=DEFAULT_SPOOL,
+        help=f"where the pusher keeps its markers, lock and log (default: {DEFAULT_SPOOL})",
+    )
+    fast.add_argument(
+        "-J",
+        "--jobs",
+        type=positive_int,
+        default=4,
+        help="WAL files the pusher uploads at the same time (default: 4)",
+    )
+    fast.add_argument(
+        "--async-timeout",
+        type=positive_int,
+        default=60,
+        help="seconds archive_command waits for its file before failing (default: 60)",
+    )
+    fast.add_argument(
+        "--pusher-idle",
+        type=positive_int,
+        default=30,
+        help="seconds without archive_command calls after which the pusher exits (default: 30)",
+    )
+
+
+def _wal_path(args: argparse.Namespace) -> str:
+    """%p, or BARMAN_FILE when called as a Barman pre archive hook (as barman-cloud is)."""
+    hook, phase = os.environ.get("BARMAN_HOOK"), os.environ.get("BARMAN_PHASE")
+    if hook is not None and phase is not None:
+        if hook not in ("archive_script", "archive_retry_script") or phase != "pre":
+            raise InputError(f"wal-archive called as an unsupported hook script: {phase}_{hook}")
+        path = os.environ.get("BARMAN_FILE")
+        if not path:
+            raise InputError("expected environment variable BARMAN_FILE not set")
+        return path
+    if args.wal_path is None:
+        raise InputError("the following arguments are required: WAL_PATH")
+    return str(args.wal_path)
+
+
+def settings_from(args: argparse.Namespace) -> object:
+    """ArchiveSettings from the flags (imports the codecs only when archiving)."""
+    from core.codecs import get_codec
+    from core.wal.archive import ArchiveSettings, resolve_level
+
+    codec = get_codec(args.compression)
+    history = tags_from(args, "history-tags")
+    return ArchiveSettings(
+        compression=args.compression,
+        level=resolve_level(codec, args.compression_level),
+        tags=tags_from(args, "tags"),
+        history_tags=history or None,
+        single_put_limit=args.max_single_put_size,
+        block_size=args.max_block_size,
+    )
+
+
+def open_archiver(args: argparse.Namespace, jobs: int) -> object:
+    """A WalArchiver on the destination of the flags (the SDK is imported here)."""
+    from core.storage import open_store
+    from core.wal.archive import ArchiveSettings, WalArchiver
+
+    settings = settings_from(args)
+    assert isinstance(settings, ArchiveSettings)
+    config = store_config_from(
+        args,
+        jobs=jobs,
+        max_bandwidth=args.max_bandwidth,
+        azure_max_block_size=args.max_block_size,
+        azure_max_single_put_size=args.max_single_put_size,
+    )
+    store = open_store(location_from(args), config)
+    return WalArchiver(store, args.server_name, settings)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    location_from(args)  # a malformed URL is exit 3 before anything else
+    tags_from(args, "tags")
+    tags_from(args, "history-tags")
+    if args.compression_level is not None and args.compression is None:
+        raise InputError("--compression-level needs a compression option (-z, --zstd, ...)")
+    if args.sse_kms_key_id and args.encryption != "aws:kms":
+        raise InputError("--sse-kms-key-id is only allowed with -e/--encryption aws:kms")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    _check_flags(args)
+    if args.test:
+        from dataclasses import replace
+
+        from core.storage import open_store
+        from core.storage.retry import NO_RETRY
+
+        config = store_config_from(args)
+        with open_store(location_from(args), replace(config, retry=NO_RETRY)) as store:
+            store.check()
+        return ExitCode.OK
+    path = _wal_path(args)
+    if args.async_mode:
+        return _run_async(args, path)
+    from core.wal.archive import WalArchiver
+
+    archiver = open_archiver(args, jobs=args.max_concurrency)
+    assert isinstance(archiver, WalArchiver)
+    with archiver.store:
+        archiver.archive(path)  # logs what it did at INFO (-v)
+    return ExitCode.OK
+
+
+def _run_async(args: argparse.Namespace, path: str) -> int:
+    from core.wal.spool import ArchiveSpool, archive_through_spool
+    from tui.batch.wal_pusher import namespace_identity, start_pusher
+
+    wal_dir = os.path.dirname(os.path.abspath(path))
+    spool = ArchiveSpool.for_destination(
+        args.spool_dir, args.server_name, namespace_identity(args, wal_dir)
+    )
+    outcome = archive_through_spool(
+        spool,
+        path,
+        timeout=args.async_timeout,
+        start_pusher=lambda: start_pusher(args, wal_dir, spool),
+    )
+    log.info("%s: %s", os.path.basename(path), outcome)
+    return ExitCode.OK

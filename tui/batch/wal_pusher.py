@@ -1,0 +1,130 @@
+"""The fast path's background pusher process (internal): `python -m tui.batch.wal_pusher`.
+
+`wal-archive --async` starts it detached, in a session of its own, with its parsed flags as
+JSON on stdin: never on the command line, where credentials inside a URL would show in ps.
+Its output goes to the spool's pusher.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+
+from core.errors import PgvaultError
+from core.secrets import RedactingFormatter
+from core.wal.spool import ArchiveSpool
+
+# Flags that do not change how or where objects are written: an archive_command with other
+# values of these still uses the same spool and pusher.
+NOT_IDENTITY = ("wal_path", "verbose", "quiet", "test", "async_timeout")
+TAG_FLAGS = ("tags", "tags_repeated", "history_tags", "history_tags_repeated")
+
+
+def namespace_identity(args: argparse.Namespace, wal_dir: str) -> str:
+    """What makes a spool: every flag that shapes the upload, and the pg_wal directory."""
+    flags = {k: v for k, v in sorted(vars(args).items()) if k not in NOT_IDENTITY}
+    return json.dumps({"flags": flags, "wal_dir": os.path.realpath(wal_dir)}, default=str)
+
+
+def start_pusher(args: argparse.Namespace, wal_dir: str, spool: ArchiveSpool) -> None:
+    """Start a detached pusher for this spool (it exits at once if one already runs)."""
+    payload = json.dumps({"args": vars(args), "wal_dir": wal_dir, "spool": spool.root})
+    log_fd = os.open(spool.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tui.batch.wal_pusher"],
+            stdin=subprocess.PIPE,
+            stdout=log_fd,
+            stderr=log_fd,
+            cwd="/",
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(log_fd)
+    assert process.stdin is not None
+    process.stdin.write(payload.encode())
+    process.stdin.close()
+
+
+def _namespace(raw: dict[str, object]) -> argparse.Namespace:
+    args = argparse.Namespace(**raw)
+    for name in TAG_FLAGS:
+        value = getattr(args, name, None)
+        if value:
+            setattr(args, name, [tuple(pair) for pair in value])  # JSON made them lists
+    return args
+
+
+def _configure_logging(verbosity: int) -> None:
+    level = max(logging.DEBUG, min(logging.CRITICAL, logging.WARNING - 10 * verbosity))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        RedactingFormatter(f"%(asctime)s pusher[{os.getpid()}] %(levelname)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("botocore", "boto3", "urllib3", "azure", "google", "s3transfer"):
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def fail_ready_files(spool: ArchiveSpool, wal_dir: str, exc: PgvaultError) -> None:
+    """Write the error for every file waiting to be archived."""
+    from core.wal.files import FileIdentity
+
+    status = os.path.join(wal_dir, "archive_status")
+    try:
+        names = [n[: -len(".ready")] for n in os.listdir(status) if n.endswith(".ready")]
+    except OSError:
+        return
+    for name in names:
+        try:
+            identity = FileIdentity.of(os.stat(os.path.join(wal_dir, name)))
+        except OSError:
+            continue
+        spool.write_error(name, identity, int(exc.exit_code), str(exc))
+
+
+def main() -> int:
+    from core.wal.archive import WalArchiver
+    from core.wal.pusher import Pusher, PusherSettings
+    from tui.batch.wal_archive import open_archiver
+
+    try:
+        payload = json.loads(sys.stdin.read())
+        args = _namespace(payload["args"])
+        wal_dir, root = str(payload["wal_dir"]), str(payload["spool"])
+    except (ValueError, KeyError, TypeError) as exc:
+        print(f"pgvault pusher: bad start request: {exc}", file=sys.stderr)
+        return 3
+    _configure_logging(int(args.verbose) - int(args.quiet))
+    log = logging.getLogger("pgvault.wal.pusher")
+    spool = ArchiveSpool(root)
+    try:
+        archiver = open_archiver(args, jobs=args.max_concurrency)
+    except PgvaultError as exc:
+        # archive_command waits for its file: tell it why nothing will come.
+        log.error("%s", exc)
+        fail_ready_files(spool, wal_dir, exc)
+        return int(exc.exit_code)
+    assert isinstance(archiver, WalArchiver)
+    settings = PusherSettings(jobs=args.jobs, idle_exit=float(args.pusher_idle))
+    try:
+        with archiver.store:
+            Pusher(archiver, spool, wal_dir, settings).run()
+    except PgvaultError as exc:
+        log.error("%s", exc)
+        return int(exc.exit_code)
+    except Exception:
+        log.exception("the pusher failed")
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

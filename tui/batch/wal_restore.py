@@ -1,0 +1,132 @@
+"""`pgvault --batch wal-restore [flags] SOURCE_URL SERVER_NAME WAL_NAME WAL_DEST`.
+
+barman-cloud-wal-restore's surface for restore_command ('... %f %p'). Exit codes: 0 the
+file is at WAL_DEST; 1, quietly, the archive does not have it (PostgreSQL's normal end of
+the archive); 2 the cloud could not be reached; 3 bad input; 4 any other failure (a
+corrupt archived file, a missing bucket), with a message on stderr. PostgreSQL takes every
+code from 1 to 125 for "not available"; `--abort-on-error` exits 255 on failures other than
+a missing file instead, which makes PostgreSQL stop recovery rather than end it early.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from core.errors import ContainerNotFound, ExitCode, InputError, PgvaultError
+from core.postgres.walnames import is_wal_name
+from tui.batch.main import Context
+from tui.batch.options import add_cloud, add_general, location_from, store_config_from
+
+log = logging.getLogger("pgvault.wal")
+
+ABORT_RECOVERY = 255
+
+
+def _parallel(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.wal.restore import DEFAULT_SPOOL
+
+    parser.description = (
+        "Fetch one WAL file from the archive for restore_command ('... %f %p'). The file "
+        "is verified (complete, checksum, header) before it is written to WAL_DEST."
+    )
+    parser.add_argument(
+        "url",
+        metavar="SOURCE_URL",
+        help="s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ or file://",
+    )
+    parser.add_argument("server_name", metavar="SERVER_NAME", help="the name of the server")
+    parser.add_argument(
+        "wal_name", metavar="WAL_NAME", help="the value of the '%%f' keyword (restore_command)"
+    )
+    parser.add_argument(
+        "wal_dest", metavar="WAL_DEST", help="the value of the '%%p' keyword (restore_command)"
+    )
+    add_general(parser)
+    add_cloud(parser)
+    parser.add_argument(
+        "--no-partial", action="store_true", help="do not serve a segment from its .partial file"
+    )
+    parser.add_argument(
+        "-p",
+        "--parallel",
+        type=_parallel,
+        default=0,
+        help="fetch the requested file and the next PARALLEL-1 segments at once "
+        "(default: 0, disabled)",
+    )
+    parser.add_argument(
+        "--spool-dir",
+        default=DEFAULT_SPOOL,
+        help=f"where prefetched segments wait (default: {DEFAULT_SPOOL})",
+    )
+    parser.add_argument(
+        "--abort-on-error",
+        action="store_true",
+        help=f"exit {ABORT_RECOVERY} on any failure but a missing file, so that PostgreSQL "
+        "stops recovery (FATAL) instead of taking the failure for the end of the archive",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    try:
+        return _run(args)
+    except PgvaultError as exc:
+        if not args.abort_on_error or isinstance(exc, InputError):
+            raise
+        print(f"pgvault wal-restore: error: {exc}", file=sys.stderr)
+        return ABORT_RECOVERY
+
+
+def _run(args: argparse.Namespace) -> int:
+    from core.storage import open_store
+    from core.urls import Provider
+    from core.wal.errors import WalNotFound
+    from core.wal.restore import FetchOptions, WalFetcher
+
+    if not args.test and not is_wal_name(args.wal_name):
+        raise InputError(f"{args.wal_name} is an invalid name for a WAL file")
+    location = location_from(args)
+    config = store_config_from(args, jobs=max(1, args.parallel))
+    if args.test:
+        from dataclasses import replace
+
+        from core.storage.retry import NO_RETRY
+
+        with open_store(location, replace(config, retry=NO_RETRY)) as store:
+            store.check()
+        return ExitCode.OK
+    if location.provider is Provider.FILE and not os.path.isdir(location.bucket):
+        # A local store creates its directory on first use; a restore must not.
+        raise ArchiveMissing(f"the archive directory {location.bucket} does not exist")
+    options = FetchOptions(
+        no_partial=args.no_partial, parallel=args.parallel, spool_dir=args.spool_dir
+    )
+    try:
+        with open_store(location, config) as store:
+            fetcher = WalFetcher(store, args.server_name, options, location.display())
+            fetcher.fetch(args.wal_name, args.wal_dest)
+    except WalNotFound as exc:
+        log.info("%s", exc)  # PostgreSQL asks past the end of the archive: no noise
+        return ExitCode.FAILED
+    except ContainerNotFound as exc:
+        raise ArchiveMissing(str(exc)) from None
+    return ExitCode.OK
+
+
+class ArchiveMissing(PgvaultError):
+    """The bucket, container or directory is missing: loud, and never 'not found' (1)."""
+
+    exit_code = ExitCode.OTHER
