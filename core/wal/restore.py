@@ -75,15 +75,9 @@ def verify_wal(
     data = decompress_object(key, codec, raw)
     if META_SHA256 in meta:
         if meta.get(META_SIZE) not in (None, str(len(data))):
-            raise WalCorrupt(
-                f"{key} holds {len(data)} bytes, {meta[META_SIZE]} were archived; "
-                "refusing to hand it to PostgreSQL"
-            )
+            raise WalCorrupt(f"{key} holds {len(data)} bytes, {meta[META_SIZE]} were archived")
         if hashlib.sha256(data).hexdigest() != meta[META_SHA256]:
-            raise WalCorrupt(
-                f"{key} does not match the SHA-256 recorded when it was archived; "
-                "refusing to hand it to PostgreSQL"
-            )
+            raise WalCorrupt(f"{key} does not match the SHA-256 recorded when it was archived")
     try:
         check_wal_file(name, data, sysid)
     except BadWalFile as exc:
@@ -148,11 +142,12 @@ class WalFetcher:
         sysid: int | None,
     ) -> str:
         errors: list[WalCorrupt] = []
-        for info, codec in candidates:
+        for position, (info, codec) in enumerate(candidates, 1):
             try:
                 data = self._download(name, info, codec, sysid)
             except WalCorrupt as exc:
-                log.warning("%s", exc)
+                if position < len(candidates):
+                    log.warning("%s; trying another copy", exc)
                 errors.append(exc)
                 continue
             except ObjectNotFound:
@@ -161,7 +156,7 @@ class WalFetcher:
             log.info("restored %s from %s", name, info.key)
             return info.key
         if errors:
-            raise errors[0]
+            raise WalCorrupt(f"{errors[0]}; {name} was not written to {dest}")
         raise WalNotFound(f"{name} is not in the archive")
 
     def _download(

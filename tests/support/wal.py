@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,3 +126,73 @@ def kill_pid_file(path: str) -> int | None:
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
     return pid
+
+
+def pgvault_run(
+    pgvault_bin: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    as_pg: bool = False,
+    timeout: float = 180,
+) -> subprocess.CompletedProcess[str]:
+    """Run `pgvault --batch ARGS...` as an operator would (as postgres when as_pg)."""
+    cmd = [pgvault_bin, "--batch", *args]
+    if as_pg:
+        return as_postgres(cmd, env=env, check=False, timeout=timeout)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
+
+
+def archive_command(pgvault_bin: str, url: str, *flags: str, server: str = "pg1") -> str:
+    """archive_command running pgvault wal-archive (flags before the positionals)."""
+    return " ".join([pgvault_bin, "--batch", "wal-archive", *flags, url, server, "%p"])
+
+
+def restore_command(pgvault_bin: str, url: str, *flags: str, server: str = "pg1") -> str:
+    return " ".join([pgvault_bin, "--batch", "wal-restore", *flags, url, server, "%f", "%p"])
+
+
+def wait_archived_count(cluster: Cluster, count: int, timeout: float = 120) -> None:
+    """Wait until pg_stat_archiver counts `count` archived files (failing loudly)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        archived, failed = cluster.sql("select archived_count, failed_count from pg_stat_archiver")[
+            0
+        ]
+        if archived >= count:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(
+        f"only {archived} of {count} files archived ({failed} failures); log:\n"
+        f"{cluster.server_log()[-3000:]}"
+    )
+
+
+def pg_wal_bytes(cluster: Cluster, name: str) -> bytes:
+    return Path(cluster.data, "pg_wal", name).read_bytes()
+
+
+def status_files(cluster: Cluster, suffix: str) -> set[str]:
+    status = Path(cluster.data, "pg_wal", "archive_status")
+    return {p.name[: -len(suffix)] for p in status.iterdir() if p.name.endswith(suffix)}
+
+
+def barman_tool(name: str) -> str:
+    """A barman-cloud command (PGVAULT_BARMAN_BIN, else the copy ./scripts/test installs)."""
+    from tests.support.emulators import REPO
+
+    directory = os.environ.get("PGVAULT_BARMAN_BIN") or str(REPO / ".tools" / "barman" / "bin")
+    path = os.path.join(directory, name)
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f"{path} is missing: run ./scripts/test (it installs barman-cloud)")
+    return path
+
+
+def barman_args(provider: str, cli_args: list[str]) -> list[str]:
+    """barman-cloud needs --cloud-provider spelled out (it defaults to aws-s3)."""
+    if provider == "s3":
+        return ["--cloud-provider", "aws-s3", *cli_args]
+    if provider == "azure":
+        return ["--cloud-provider", "azure-blob-storage"]
+    return ["--cloud-provider", "google-cloud-storage"]

@@ -1,0 +1,99 @@
+"""`pgvault --batch check-wal-archive [flags] DESTINATION_URL SERVER_NAME`.
+
+Without --gaps, barman-cloud-check-wal-archive's check: exit 0 when a new server may archive
+into this server name (an empty archive, or with --timeline N nothing on timeline N or
+later), 1 when it must not. Unlike barman-cloud it never creates the bucket. With --gaps,
+the gap check: every backup's WAL is present, and no hole follows it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from core.errors import ExitCode, InputError
+from tui.batch.main import Context
+from tui.batch.options import add_cloud, add_general, location_from, positive_int, store_config_from
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Check that the WAL archive of SERVER_NAME can be used by a new server (barman-cloud's "
+        "check), or with --gaps that every backup has every WAL segment it needs."
+    )
+    parser.add_argument(
+        "url",
+        metavar="DESTINATION_URL",
+        help="s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ or file://",
+    )
+    parser.add_argument("server_name", metavar="SERVER_NAME", help="the name of the server")
+    add_general(parser)
+    add_cloud(parser)
+    parser.add_argument(
+        "--timeline",
+        type=positive_int,
+        help="the earliest timeline whose WAL files should cause the check to fail",
+    )
+    parser.add_argument(
+        "--gaps",
+        action="store_true",
+        help="check instead that every backup has every segment from its begin to its end "
+        "WAL, and that no segment is missing after it (point-in-time recovery)",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from dataclasses import replace
+
+    from core.storage import open_store
+    from core.storage.retry import NO_RETRY
+    from core.wal.check import (
+        archived_wals,
+        check_archive_usable,
+        check_backups,
+        read_backup_infos,
+        read_histories,
+    )
+    from core.wal.errors import ArchiveGaps
+
+    if args.gaps and args.timeline is not None:
+        raise InputError("--gaps and --timeline answer different questions: use one")
+    location = location_from(args)
+    config = store_config_from(args)
+    with open_store(location, replace(config, retry=NO_RETRY)) as store:
+        store.check()  # connectivity and the bucket: 2 or 1, never a bucket created
+    if args.test:
+        return ExitCode.OK
+    with open_store(location, config) as store:
+        archived = archived_wals(store, args.server_name)
+        if not args.gaps:
+            check_archive_usable(archived, args.timeline)
+            return ExitCode.OK
+        backups = read_backup_infos(store, args.server_name)
+        coverage = check_backups(backups, archived, read_histories(store, archived))
+    if not coverage:
+        print(f"no completed backups of {args.server_name}: nothing to check")
+        return ExitCode.OK
+    for item in coverage:
+        head = f"backup {item.backup_id} ({item.begin_wal}..{item.end_wal})"
+        if item.missing:
+            print(
+                f"{head}: MISSING {len(item.missing)} segment(s) it needs: "
+                f"{', '.join(item.missing)}"
+            )
+            continue
+        line = f"{head}: all segments present"
+        if item.gaps_after:
+            line += (
+                f"; WAL after it has {len(item.gaps_after)} missing segment(s) "
+                f"({', '.join(item.gaps_after[:5])}{', ...' if len(item.gaps_after) > 5 else ''})"
+                f"; recovery stops at {item.recoverable_until}"
+            )
+        elif item.recoverable_until:
+            line += f"; WAL continuous to {item.recoverable_until}"
+        print(line)
+    failed = [c for c in coverage if not c.ok]
+    if failed:
+        raise ArchiveGaps(
+            f"{len(failed)} of {len(coverage)} backup(s) lack WAL segments (listed above)"
+        )
+    return ExitCode.OK
