@@ -89,10 +89,12 @@ class Pusher:
 
     def run(self) -> BatchResult:
         self.spool.prepare()
-        if not self.spool.acquire_lock(wait=2.0):
+        # Signals reach only the main thread; elsewhere the pusher relies on its rescans.
+        signals = threading.current_thread() is threading.main_thread()
+        if not self.spool.acquire_lock(wait=2.0, signallable=signals):
             log.info("another pusher runs for %s", self.spool.root)
             return self.total
-        previous = signal.signal(signal.SIGUSR1, self._on_wake)
+        previous = signal.signal(signal.SIGUSR1, self._on_wake) if signals else None
         last_work = time.monotonic()
         try:
             with ThreadPoolExecutor(
@@ -113,7 +115,8 @@ class Pusher:
                         break
                     self._wake.wait(self.settings.rescan)
         finally:
-            signal.signal(signal.SIGUSR1, previous)
+            if signals:
+                signal.signal(signal.SIGUSR1, previous)
             self.spool.release_lock()
         log.info(
             "pusher exits: %d stored, %d already archived, %d failed",

@@ -174,8 +174,12 @@ class ArchiveSpool:
         except FileNotFoundError:
             return float("inf")
 
-    def acquire_lock(self, wait: float = 0.0) -> bool:
-        """Become the one pusher of this spool (True), or find another running (False)."""
+    def acquire_lock(self, wait: float = 0.0, signallable: bool = True) -> bool:
+        """Become the one pusher of this spool (True), or find another running (False).
+
+        The lock file holds the pid that SIGUSR1 wakes, or 0 when the pusher runs in a
+        thread that cannot take signals (a pusher inside another process).
+        """
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + wait
         while True:
@@ -188,7 +192,7 @@ class ArchiveSpool:
                     return False
                 time.sleep(0.05)
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"{os.getpid() if signallable else 0}\n".encode())
         self._lock_fd = fd
         return True
 

@@ -1,0 +1,124 @@
+"""The fast path without PostgreSQL: a pg_wal directory of real segments, the real pusher."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.progress import Tracker
+from core.wal.archive import ArchiveSettings, WalArchiver
+from core.wal.errors import WalConflict
+from core.wal.files import FileIdentity
+from core.wal.pusher import Pusher, PusherSettings
+from core.wal.spool import ArchiveSpool, PusherFailed, archive_through_spool
+from tests.support.destinations import TestDestination
+from tests.support.postgres import world_dir
+from tests.support.wal import WalSample, archived_bytes, archived_names
+
+
+@pytest.fixture
+def pg_wal(wal_sample: WalSample) -> Iterator[str]:
+    """A pg_wal with the sample's segments marked .ready, as PostgreSQL leaves them."""
+    base = world_dir("pgvault-pgwal-")
+    wal_dir = os.path.join(base, "pg_wal")
+    os.makedirs(os.path.join(wal_dir, "archive_status"))
+    for name in [*wal_sample.segments, wal_sample.backup_label]:
+        shutil.copy(wal_sample.path(name), os.path.join(wal_dir, name))
+        Path(wal_dir, "archive_status", f"{name}.ready").touch()
+    yield wal_dir
+    shutil.rmtree(base, ignore_errors=True)
+
+
+class PusherThread:
+    """Runs the real Pusher in a thread, as archive_command's start_pusher would a process."""
+
+    def __init__(self, archiver: WalArchiver, spool: ArchiveSpool, wal_dir: str) -> None:
+        self.batches: list[Tracker] = []
+        self.pusher = Pusher(
+            archiver,
+            spool,
+            wal_dir,
+            PusherSettings(jobs=3, idle_exit=0.5, rescan=0.05),
+            reporter_factory=self._reporter,
+        )
+        self.thread: threading.Thread | None = None
+
+    def _reporter(self, names: list[str]) -> Tracker:
+        tracker = Tracker()
+        self.batches.append(tracker)
+        return tracker
+
+    def start(self) -> None:
+        if self.thread is None or not self.thread.is_alive():
+            self.thread = threading.Thread(target=self.pusher.run, daemon=True)
+            self.thread.start()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join(30)
+
+
+def _mark_done(wal_dir: str, name: str) -> None:
+    """What PostgreSQL does once archive_command returned 0."""
+    status = Path(wal_dir, "archive_status")
+    (status / f"{name}.ready").rename(status / f"{name}.done")
+
+
+def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
+    destination: TestDestination, pg_wal: str, wal_sample: WalSample
+) -> None:
+    spool = ArchiveSpool(os.path.join(world_dir("pgvault-spool-"), "pg1.test"))
+    with destination.store() as store:
+        archiver = WalArchiver(store, "pg1", ArchiveSettings("zstd", 1))
+        runner = PusherThread(archiver, spool, pg_wal)
+        names = [*wal_sample.segments, wal_sample.backup_label]
+        for name in sorted(names):
+            outcome = archive_through_spool(spool, os.path.join(pg_wal, name), 30, runner.start)
+            assert "stored by the pusher" in outcome
+            _mark_done(pg_wal, name)
+        runner.join()
+        stored = archived_names(store, "pg1")
+        assert sorted(stored) == sorted(names)
+        for name in names:
+            assert archived_bytes(store, stored[name]) == wal_sample.read(name)
+    assert spool.markers() == []  # every marker was consumed
+    snapshots = [b.snapshot() for b in runner.batches]
+    assert sum(s.files_done for s in snapshots) == len(names)
+    assert all(s.files_done == s.files_total and s.phase == "pushing WAL" for s in snapshots)
+    assert sum(s.bytes_total or 0 for s in snapshots) == sum(
+        os.path.getsize(wal_sample.path(n)) for n in names
+    )
+
+
+def test_no_marker_acknowledges_other_bytes_and_conflicts_reach_archive_command(
+    destination: TestDestination, pg_wal: str, wal_sample: WalSample
+) -> None:
+    spool = ArchiveSpool(os.path.join(world_dir("pgvault-spool-"), "pg1.test"))
+    first = wal_sample.segments[0]
+    path = os.path.join(pg_wal, first)
+    with destination.store() as store:
+        archiver = WalArchiver(store, "pg1", ArchiveSettings())
+        runner = PusherThread(archiver, spool, pg_wal)
+        archive_through_spool(spool, path, 30, runner.start)
+        runner.join()
+
+        assert spool.read_marker(first) is None  # consumed when archive_command returned 0
+        # A marker for the stored file is left behind, then the file is replaced by other
+        # bytes under the same name: the marker must not acknowledge them.
+        stored_identity = FileIdentity.of(os.stat(path))
+        spool.write_marker(first, stored_identity, "pg1/wals/stale")
+        changed = bytearray(wal_sample.read(first))
+        changed[5_000_000] ^= 1
+        os.remove(path)
+        Path(path).write_bytes(bytes(changed))
+        assert FileIdentity.of(os.stat(path)) != stored_identity
+        with pytest.raises(PusherFailed, match="different content") as caught:
+            archive_through_spool(spool, path, 30, runner.start)
+        assert caught.value.exit_code == WalConflict.exit_code == 1
+        runner.join()
+        assert archived_bytes(store, archived_names(store, "pg1")[first]) == wal_sample.read(first)

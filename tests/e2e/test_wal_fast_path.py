@@ -1,0 +1,146 @@
+"""The fast path (`wal-archive --async`) under a real PostgreSQL, including a killed pusher."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from core.wal.spool import ArchiveSpool
+from tests.support.destinations import TestDestination
+from tests.support.postgres import Cluster, world_dir
+from tests.support.wal import (
+    archive_command,
+    archived_bytes,
+    archived_names,
+    pg_wal_bytes,
+    status_files,
+    switch_segments,
+    synthetic_segment,
+    wait_archived_count,
+    wait_for,
+)
+
+
+@pytest.fixture
+def spool_root() -> Iterator[str]:
+    """A spool directory; pushers left running are stopped (by their pid) afterwards."""
+    root = world_dir("pgvault-archspool-")
+    yield root
+    for spool in _spools(root):
+        pid = spool.pusher_pid()
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _spools(root: str) -> list[ArchiveSpool]:
+    return [ArchiveSpool(os.path.join(root, d)) for d in sorted(os.listdir(root))]
+
+
+def _fast(pgvault_bin: str, dest: TestDestination, spool_root: str, *flags: str) -> str:
+    return archive_command(
+        pgvault_bin, dest.url, *dest.cli_args, "--async", "--spool-dir", spool_root, *flags
+    )
+
+
+def _assert_archive_matches(dest: TestDestination, cluster: Cluster, names: set[str]) -> None:
+    with dest.store() as store:
+        stored = archived_names(store, "pg1")
+        for name in names:
+            assert name in stored, f"{name} acknowledged to PostgreSQL but not stored"
+            assert archived_bytes(store, stored[name]) == pg_wal_bytes(cluster, name)
+
+
+@pytest.mark.parametrize("provider", ["azure", "gcs"])
+def test_the_fast_path_archives_every_segment(
+    provider: str,
+    make_dest: Callable[..., TestDestination],
+    pgvault_bin: str,
+    cluster_factory: Callable[..., Cluster],
+    spool_root: str,
+) -> None:
+    dest = make_dest(provider)
+    cluster = cluster_factory(
+        archive_command=_fast(pgvault_bin, dest, spool_root, "--lz4", "-J", "4"),
+        env=dest.env,
+        settings={"wal_keep_size": "1GB"},
+    )
+    segments = switch_segments(cluster, 12, rows=3000)
+    wait_archived_count(cluster, len(segments))
+    assert cluster.one("select failed_count from pg_stat_archiver") == 0
+    _assert_archive_matches(dest, cluster, set(segments))
+    (spool,) = _spools(spool_root)
+    assert spool.pusher_pid(), "the pusher should still be running (it idles out later)"
+    wait_for(lambda: spool.markers() == [], what="markers to be consumed or cleaned")
+    assert os.stat(spool.root).st_mode & 0o777 == 0o700
+
+
+@pytest.mark.parametrize("provider", ["file", "s3"])
+def test_a_killed_pusher_loses_nothing(
+    provider: str,
+    make_dest: Callable[..., TestDestination],
+    pgvault_bin: str,
+    cluster_factory: Callable[..., Cluster],
+    spool_root: str,
+) -> None:
+    dest = make_dest(provider)
+    # A bandwidth cap keeps several uploads in flight when the pusher is killed.
+    flags = ("-J", "4", "--max-bandwidth", "24MB")
+    cluster = cluster_factory(
+        archive_command=_fast(pgvault_bin, dest, spool_root, *flags),
+        env=dest.env,
+        settings={"wal_keep_size": "2GB"},
+    )
+    segments = switch_segments(cluster, 14, rows=2000)
+    wait_for(lambda: len(status_files(cluster, ".done")) >= 2, what="the first acknowledgements")
+    (spool,) = _spools(spool_root)
+    killed = spool.pusher_pid()
+    assert killed
+    os.kill(killed, signal.SIGKILL)
+    wait_for(lambda: spool.pusher_pid() != killed, what="the killed pusher's lock to go")
+
+    done_at_kill = status_files(cluster, ".done")
+    archived_at_kill = cluster.one("select archived_count from pg_stat_archiver")
+    assert len(done_at_kill) < len(segments), "the pusher finished before it was killed"
+    assert archived_at_kill <= len(done_at_kill)
+    _assert_archive_matches(dest, cluster, done_at_kill)
+    if provider == "file":
+        with dest.store() as store:
+            assert store.list_pending_uploads(), "no upload was cut off by the kill"
+
+    # archive_command starts a new pusher; every segment ends up stored, byte for byte.
+    wait_archived_count(cluster, len(segments), timeout=180)
+    done = status_files(cluster, ".done")
+    assert set(segments) <= done
+    _assert_archive_matches(dest, cluster, done)
+    assert spool.pusher_pid() not in (None, killed)
+    last = cluster.one("select last_archived_wal from pg_stat_archiver")
+    assert last == max(segments)
+
+
+def test_a_conflict_is_reported_to_postgresql_and_never_acknowledged(
+    make_dest: Callable[..., TestDestination],
+    pgvault_bin: str,
+    cluster_factory: Callable[..., Cluster],
+    spool_root: str,
+) -> None:
+    dest = make_dest("s3")
+    first = "000000010000000000000001"
+    with dest.store() as store:  # another server already archived other bytes as segment 1
+        store.put_bytes(f"pg1/wals/{first[:16]}/{first}", synthetic_segment(first))
+    cluster = cluster_factory(archive_command=_fast(pgvault_bin, dest, spool_root), env=dest.env)
+    switch_segments(cluster, 2, rows=1000)
+    wait_for(
+        lambda: cluster.one("select failed_count from pg_stat_archiver") >= 2,
+        what="archive_command failures",
+    )
+    assert "different content" in cluster.server_log()
+    assert first not in status_files(cluster, ".done")
+    assert cluster.one("select archived_count from pg_stat_archiver") == 0
+    with dest.store() as store:
+        key = archived_names(store, "pg1")[first]
+        assert store.get_bytes(key) == synthetic_segment(first)
