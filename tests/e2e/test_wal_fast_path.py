@@ -18,6 +18,7 @@ from tests.support.wal import (
     archived_names,
     pg_wal_bytes,
     status_files,
+    stop_pushers,
     switch_segments,
     synthetic_segment,
     wait_archived_count,
@@ -30,10 +31,7 @@ def spool_root() -> Iterator[str]:
     """A spool directory; pushers left running are stopped (by their pid) afterwards."""
     root = world_dir("pgvault-archspool-")
     yield root
-    for spool in _spools(root):
-        pid = spool.pusher_pid()
-        if pid:
-            os.kill(pid, signal.SIGTERM)
+    stop_pushers(root)
     shutil.rmtree(root, ignore_errors=True)
 
 

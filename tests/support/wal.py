@@ -196,3 +196,16 @@ def barman_args(provider: str, cli_args: list[str]) -> list[str]:
     if provider == "azure":
         return ["--cloud-provider", "azure-blob-storage"]
     return ["--cloud-provider", "google-cloud-storage"]
+
+
+def stop_pushers(spool_root: str) -> None:
+    """SIGTERM the fast-path pushers of every spool under spool_root (started by a test)."""
+    from core.wal.spool import ArchiveSpool
+
+    if not os.path.isdir(spool_root):
+        return
+    for name in os.listdir(spool_root):
+        pid = ArchiveSpool(os.path.join(spool_root, name)).pusher_pid()
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
