@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from core import __version__
@@ -26,6 +25,13 @@ def main(argv: list[str] | None = None) -> int:
         head.append(args.pop(0))
     if args and args[0] == "--batch":
         args.pop(0)
+        if not head and args[:1] == ["wal-archive"] and "--async" in args:
+            # archive_command's fast path: a file the pusher already stored is acknowledged
+            # before argparse or any storage code is even imported.
+            from tui.batch.wal_fast import quick_ack
+
+            if quick_ack(args[1:]):
+                return 0
         state_dir = _take_state_dir(head)
         if head:
             print(
@@ -51,6 +57,8 @@ def _take_state_dir(head: list[str]) -> str | None:
 
 
 def _console(argv: list[str]) -> int:
+    import argparse
+
     parser = argparse.ArgumentParser(prog="pgvault", usage=CONSOLE_USAGE, add_help=True)
     parser.add_argument("--version", action="version", version=f"pgvault {__version__}")
     parser.add_argument("--state-dir", help="job store directory (default: XDG state dir)")

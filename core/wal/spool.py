@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
 import signal
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ExitCode, InputError, OperationFailed, PgvaultError
+from core.wal import ack
 from core.wal.files import FileIdentity, private_dir, wal_name_of
 
 
@@ -77,20 +77,12 @@ class ArchiveSpool:
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.ok_dir = os.path.join(root, "ok")
+        self.ok_dir = os.path.join(root, ack.MARKERS)
         self.error_dir = os.path.join(root, "error")
         self.lock_path = os.path.join(root, "pusher.lock")
         self.log_path = os.path.join(root, "pusher.log")
-        self.heartbeat_path = os.path.join(root, "heartbeat")
+        self.heartbeat_path = os.path.join(root, ack.HEARTBEAT)
         self._lock_fd: int | None = None
-
-    @classmethod
-    def for_destination(cls, spool_dir: str, server: str, identity: str) -> ArchiveSpool:
-        """The spool of one configuration: <spool_dir>/<server>.<hash of the identity>."""
-        if not os.path.isabs(spool_dir):
-            raise InputError(f"--spool-dir must be an absolute path, got {spool_dir!r}")
-        digest = hashlib.sha1(identity.encode()).hexdigest()[:12]
-        return cls(os.path.join(spool_dir, f"{server}.{digest}"))
 
     # ---- layout and safety ------------------------------------------------------------------
 
@@ -111,13 +103,10 @@ class ArchiveSpool:
         _write_json(self._marker(name), {"identity": identity.as_list(), "key": key})
 
     def read_marker(self, name: str) -> Marker | None:
-        data = _read_json(self._marker(name))
-        if data is None:
+        found = ack.read_marker(self.root, name)
+        if found is None:
             return None
-        try:
-            return Marker(FileIdentity.from_list(data["identity"]), str(data["key"]))
-        except (TypeError, KeyError, ValueError):
-            return None
+        return Marker(FileIdentity.from_list(found[0]), found[1])
 
     def remove_marker(self, name: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -35,6 +35,8 @@ class Context:
     """What every command gets besides its own arguments."""
 
     state_dir: str | None = None
+    #: the command's own arguments as given (after the command name)
+    argv: tuple[str, ...] = ()
 
 
 def usage() -> str:
@@ -93,7 +95,7 @@ def run(argv: list[str], state_dir: str | None = None) -> int:
         return exc.exit_code
     configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
     try:
-        code: int = module.run(args, Context(state_dir=state_dir))
+        code: int = module.run(args, Context(state_dir=state_dir, argv=tuple(rest)))
         return code
     except PgvaultError as exc:
         print(f"pgvault {name}: error: {exc}", file=sys.stderr)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from core import __version__
 from core.errors import ExitCode, InputError
 from core.sizes import parse_size
-from core.storage import StoreConfig, validate_tags
 from core.urls import CLOUD_PROVIDER_CHOICES, Location, parse_location
+
+if TYPE_CHECKING:
+    from core.storage import StoreConfig
 
 
 class ParseExit(Exception):
@@ -161,6 +163,9 @@ def add_tags(parser: argparse.ArgumentParser, name: str = "tags", what: str = "f
 def tags_from(args: argparse.Namespace, name: str = "tags") -> tuple[tuple[str, str], ...]:
     name = name.replace("-", "_")
     values = getattr(args, name, None) or getattr(args, f"{name}_repeated", None) or []
+    # core.storage loads lazily: archive_command's fast path never touches a store.
+    from core.storage import validate_tags
+
     return validate_tags(values)
 
 
@@ -189,4 +194,6 @@ def store_config_from(args: argparse.Namespace, **overrides: Any) -> StoreConfig
         "kms_key_name": getattr(args, "kms_key_name", None),
     }
     values.update(overrides)
+    from core.storage import StoreConfig
+
     return StoreConfig(**values)

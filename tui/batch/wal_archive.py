@@ -25,7 +25,7 @@ from tui.batch.options import (
 
 log = logging.getLogger("pgvault.wal")
 
-DEFAULT_SPOOL = "/var/tmp/pgvault-walarchive"
+DEFAULT_SPOOL = "/var/tmp/pgvault-walarchive"  # the same as tui.batch.wal_fast's
 COMPRESSIONS = (
     ("-z", "--gzip", "gzip"),
     ("-j", "--bzip2", "bzip2"),
@@ -207,7 +207,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return ExitCode.OK
     path = _wal_path(args)
     if args.async_mode:
-        return _run_async(args, path)
+        return _run_async(args, path, list(ctx.argv))
     from core.wal.archive import WalArchiver
 
     archiver = open_archiver(args, jobs=args.max_concurrency)
@@ -217,14 +217,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return ExitCode.OK
 
 
-def _run_async(args: argparse.Namespace, path: str) -> int:
+def _run_async(args: argparse.Namespace, path: str, argv: list[str]) -> int:
     from core.wal.spool import ArchiveSpool, archive_through_spool
-    from tui.batch.wal_pusher import namespace_identity, start_pusher
+    from tui.batch.wal_fast import spool_location
+    from tui.batch.wal_pusher import start_pusher
 
     wal_dir = os.path.dirname(os.path.abspath(path))
-    spool = ArchiveSpool.for_destination(
-        args.spool_dir, args.server_name, namespace_identity(args, wal_dir)
-    )
+    if not os.path.isabs(args.spool_dir):
+        raise InputError(f"--spool-dir must be an absolute path, got {args.spool_dir!r}")
+    spool = ArchiveSpool(spool_location(argv, wal_dir))
     outcome = archive_through_spool(
         spool,
         path,

@@ -18,16 +18,7 @@ from core.errors import PgvaultError
 from core.secrets import RedactingFormatter
 from core.wal.spool import ArchiveSpool
 
-# Flags that do not change how or where objects are written: an archive_command with other
-# values of these still uses the same spool and pusher.
-NOT_IDENTITY = ("wal_path", "verbose", "quiet", "test", "async_timeout")
 TAG_FLAGS = ("tags", "tags_repeated", "history_tags", "history_tags_repeated")
-
-
-def namespace_identity(args: argparse.Namespace, wal_dir: str) -> str:
-    """What makes a spool: every flag that shapes the upload, and the pg_wal directory."""
-    flags = {k: v for k, v in sorted(vars(args).items()) if k not in NOT_IDENTITY}
-    return json.dumps({"flags": flags, "wal_dir": os.path.realpath(wal_dir)}, default=str)
 
 
 def start_pusher(args: argparse.Namespace, wal_dir: str, spool: ArchiveSpool) -> None:
