@@ -1,15 +1,17 @@
 """WAL archiving rate: barman-cloud-wal-archive, pgvault wal-archive and its fast path.
 
-    .venv/bin/python bench/wal.py [--providers s3 gcs azure] [--segments 48]
-                                  [--compression zstd] [--jobs 8] [--clients 4] [--scale 20]
+    .venv/bin/python bench/wal.py [--providers s3 gcs azure] [--segments 48] [--jobs 4]
+                                  [--compression zstd] [--clients 4] [--scale 20]
+                                  [--rate TPS] [--rounds 1]
 
 One PostgreSQL 15 server, the emulators on 127.0.0.1, one run. For each provider and each
 archiver in turn:
-  1. archiving is paused (archive_command = '') while pgbench builds a backlog of at least
-     --segments ready WAL segments;
+  1. archiving is paused (archive_command = '') while updates of pgbench_accounts build a
+     backlog of at least --segments ready WAL segments;
   2. pgbench keeps writing (-N, --clients clients) while archive_command is switched to the
      archiver; the clock runs until pg_stat_archiver counts --segments more archived files.
-Segments per second = segments / seconds. The archivers, each to a fresh bucket with the
+Segments per second = segments / seconds; with --rounds, the best run of each is shown
+(all are saved). The archivers, each to a fresh bucket with the
 same compression:
   - barman-cloud-wal-archive (PGVAULT_BARMAN_BIN, 3.19.1): one process per segment;
   - pgvault --batch wal-archive: one process per segment;
@@ -94,20 +96,24 @@ def set_archive_command(cluster: Cluster, command: str) -> None:
     cluster.sql("select pg_reload_conf()")
 
 
-def build_backlog(cluster: Cluster, segments: int, clients: int) -> None:
+def build_backlog(cluster: Cluster, segments: int) -> None:
+    """Pause archiving and write pgbench_accounts updates until `segments` files are ready.
+
+    Bulk updates of pgbench's own table fill the backlog far faster than pgbench would, with
+    the same kind of WAL (heap updates and full-page images of pgbench_accounts).
+    """
     set_archive_command(cluster, "")
     time.sleep(1.0)  # let a running archive_command finish
-    if ready_segments(cluster) >= segments:
-        return
-    load = Pgbench(cluster, clients)
-    try:
-        deadline = time.monotonic() + 1800
-        while ready_segments(cluster) < segments:
-            if time.monotonic() > deadline:
-                raise TimeoutError("pgbench did not fill the backlog")
-            time.sleep(0.2)
-    finally:
-        load.stop()
+    deadline = time.monotonic() + 1800
+    part = 0
+    while ready_segments(cluster) < segments:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the backlog did not fill")
+        cluster.sql(
+            "update pgbench_accounts set abalance = abalance + 1 where aid %% 8 = %s", (part,)
+        )
+        part = (part + 1) % 8
+    cluster.sql("checkpoint")
 
 
 def measure(
@@ -168,6 +174,16 @@ def commands(dest: TestDestination, compression: str, jobs: int, spool: str) -> 
     }
 
 
+def best(results: list[Result]) -> list[Result]:
+    """The fastest run of each (provider, archiver): the one least disturbed by neighbours."""
+    chosen: dict[tuple[str, str], Result] = {}
+    for r in results:
+        key = (r.provider, r.archiver)
+        if key not in chosen or r.rate > chosen[key].rate:
+            chosen[key] = r
+    return list(chosen.values())
+
+
 def table(results: list[Result]) -> str:
     lines = [
         "| provider | archiver | segments | seconds | segments/s | MB/s | vs barman-cloud |"
@@ -191,9 +207,10 @@ def main() -> int:
     )
     parser.add_argument("--segments", type=int, default=48)
     parser.add_argument("--compression", default="zstd", choices=["none", *BARMAN_FLAG])
-    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--scale", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each; the best is shown")
     parser.add_argument(
         "--rate", type=int, default=None, help="pgbench -R (default: no limit, all it can)"
     )
@@ -238,30 +255,31 @@ def main() -> int:
             check=True,
             capture_output=True,
         )
-        for provider in options.providers:
-            for archiver, command in commands(
-                make_destination(provider, emulators),
-                options.compression,
-                options.jobs,
-                spool_root,
-            ).items():
-                build_backlog(cluster, options.segments, options.clients)
-                result = measure(
-                    cluster,
-                    provider,
-                    archiver,
-                    command,
-                    options.segments,
-                    options.clients,
-                    options.rate,
-                )
-                stop_pushers(spool_root)
-                results.append(result)
-                print(
-                    f"{provider:6} {archiver:38} {result.rate:6.2f} segments/s "
-                    f"({result.segments} in {result.seconds:.1f}s, {result.failures} failures)",
-                    flush=True,
-                )
+        for _round in range(options.rounds):
+            for provider in options.providers:
+                for archiver, command in commands(
+                    make_destination(provider, emulators),
+                    options.compression,
+                    options.jobs,
+                    spool_root,
+                ).items():
+                    build_backlog(cluster, options.segments)
+                    result = measure(
+                        cluster,
+                        provider,
+                        archiver,
+                        command,
+                        options.segments,
+                        options.clients,
+                        options.rate,
+                    )
+                    stop_pushers(spool_root)
+                    results.append(result)
+                    print(
+                        f"{provider:6} {archiver:38} {result.rate:6.2f} segments/s "
+                        f"({result.segments} in {result.seconds:.1f}s, {result.failures} failures)",
+                        flush=True,
+                    )
     finally:
         stop_pushers(spool_root)
         if cluster is not None:
@@ -275,7 +293,7 @@ def main() -> int:
         f"pgbench -N -c {options.clients}{f' -R {options.rate}' if options.rate else ''} "
         f"-s {options.scale} writing all along"
     )
-    print(table(results))
+    print(table(best(results)))
     out = REPO / "bench" / "results" / f"wal-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

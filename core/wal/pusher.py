@@ -230,14 +230,13 @@ class Pusher:
         ):
             target.extend(source)
         self.total.failed.update(result.failed)
-        log.info(
-            "batch of %d: %d stored, %d already archived, %d failed in %.2fs",
-            len(names),
-            len(result.pushed),
-            len(result.already),
-            len(result.failed),
-            result.seconds,
+        level = logging.WARNING if result.failed else logging.INFO
+        reporter.log(
+            f"batch of {len(names)}: {len(result.pushed)} stored, {len(result.already)} "
+            f"already archived, {len(result.failed)} failed in {result.seconds:.2f}s",
+            level,
         )
+        reporter.phase("done")
         return result
 
     def _identity(self, name: str) -> FileIdentity | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from typing import TYPE_CHECKING
 
 from core.errors import ExitCode, InputError
 from tui.batch.main import Context
@@ -22,6 +23,9 @@ from tui.batch.options import (
     store_config_from,
     tags_from,
 )
+
+if TYPE_CHECKING:
+    from core.wal.archive import ArchiveSettings, WalArchiver
 
 log = logging.getLogger("pgvault.wal")
 
@@ -148,7 +152,7 @@ def _wal_path(args: argparse.Namespace) -> str:
     return str(args.wal_path)
 
 
-def settings_from(args: argparse.Namespace) -> object:
+def settings_from(args: argparse.Namespace) -> ArchiveSettings:
     """ArchiveSettings from the flags (imports the codecs only when archiving)."""
     from core.codecs import get_codec
     from core.wal.archive import ArchiveSettings, resolve_level
@@ -165,13 +169,12 @@ def settings_from(args: argparse.Namespace) -> object:
     )
 
 
-def open_archiver(args: argparse.Namespace, jobs: int) -> object:
+def open_archiver(args: argparse.Namespace, jobs: int) -> WalArchiver:
     """A WalArchiver on the destination of the flags (the SDK is imported here)."""
     from core.storage import open_store
-    from core.wal.archive import ArchiveSettings, WalArchiver
+    from core.wal.archive import WalArchiver
 
     settings = settings_from(args)
-    assert isinstance(settings, ArchiveSettings)
     config = store_config_from(
         args,
         jobs=jobs,
@@ -184,11 +187,9 @@ def open_archiver(args: argparse.Namespace, jobs: int) -> object:
 
 
 def _check_flags(args: argparse.Namespace) -> None:
-    location_from(args)  # a malformed URL is exit 3 before anything else
-    tags_from(args, "tags")
-    tags_from(args, "history-tags")
-    if args.compression_level is not None and args.compression is None:
-        raise InputError("--compression-level needs a compression option (-z, --zstd, ...)")
+    """Bad input is exit 3 here, also in --async mode (before any pusher sees it)."""
+    location_from(args)
+    settings_from(args)  # tags, history tags, compression level
     if args.sse_kms_key_id and args.encryption != "aws:kms":
         raise InputError("--sse-kms-key-id is only allowed with -e/--encryption aws:kms")
 
@@ -208,10 +209,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     path = _wal_path(args)
     if args.async_mode:
         return _run_async(args, path, list(ctx.argv))
-    from core.wal.archive import WalArchiver
-
     archiver = open_archiver(args, jobs=args.max_concurrency)
-    assert isinstance(archiver, WalArchiver)
     with archiver.store:
         archiver.archive(path)  # logs what it did at INFO (-v)
     return ExitCode.OK

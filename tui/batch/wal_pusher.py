@@ -82,7 +82,6 @@ def fail_ready_files(spool: ArchiveSpool, wal_dir: str, exc: PgvaultError) -> No
 
 
 def main() -> int:
-    from core.wal.archive import WalArchiver
     from core.wal.pusher import Pusher, PusherSettings
     from tui.batch.wal_archive import open_archiver
 
@@ -103,7 +102,6 @@ def main() -> int:
         log.error("%s", exc)
         fail_ready_files(spool, wal_dir, exc)
         return int(exc.exit_code)
-    assert isinstance(archiver, WalArchiver)
     settings = PusherSettings(jobs=args.jobs, idle_exit=float(args.pusher_idle))
     try:
         with archiver.store:

@@ -49,7 +49,9 @@ class PusherThread:
         self.thread: threading.Thread | None = None
 
     def _reporter(self, names: list[str]) -> Tracker:
-        tracker = Tracker()
+        lines: list[str] = []
+        tracker = Tracker(on_log=lambda at, level, message: lines.append(message))
+        tracker.logged = lines  # type: ignore[attr-defined]
         self.batches.append(tracker)
         return tracker
 
@@ -89,7 +91,8 @@ def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
     assert spool.markers() == []  # every marker was consumed
     snapshots = [b.snapshot() for b in runner.batches]
     assert sum(s.files_done for s in snapshots) == len(names)
-    assert all(s.files_done == s.files_total and s.phase == "pushing WAL" for s in snapshots)
+    assert all(s.files_done == s.files_total and s.phase == "done" for s in snapshots)
+    assert all(any("stored" in line for line in b.logged) for b in runner.batches)  # type: ignore[attr-defined]
     assert sum(s.bytes_total or 0 for s in snapshots) == sum(
         os.path.getsize(wal_sample.path(n)) for n in names
     )
