@@ -15,9 +15,9 @@ import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from core.backup_info import DONE, BackupInfo, parse
+from core.backup_info import DONE, BackupInfo
 from core.codecs import codec_for_suffix
-from core.errors import PgvaultError, StorageError
+from core.errors import PgvaultError
 from core.layout import ServerLayout
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,
@@ -29,7 +29,7 @@ from core.postgres.walnames import (
     segment_name,
     segment_number,
 )
-from core.storage import CommonPrefix, ObjectStore
+from core.storage import ObjectStore
 from core.wal.archive import decompress_object
 from core.wal.errors import ArchiveNotUsable
 
@@ -229,22 +229,3 @@ def check_backups(
             coverage.recoverable_until = before[-1] if before else None
         results.append(coverage)
     return results
-
-
-def read_backup_infos(store: ObjectStore, server: str) -> list[BackupInfo]:
-    """Every readable backup.info of the server, oldest first.
-
-    A minimal reader for the gap check; switch to core.catalog's backup listing once the
-    backup pipeline provides it.
-    """
-    layout = ServerLayout(server)
-    infos = []
-    for entry in store.list_entries(layout.base_prefix, delimiter="/"):
-        if not isinstance(entry, CommonPrefix):
-            continue
-        backup_id = entry.prefix.rstrip("/").rsplit("/", 1)[-1]
-        try:
-            infos.append(parse(backup_id, store.get_bytes(layout.backup_info(backup_id))))
-        except StorageError as exc:
-            log.warning("skipping backup %s: %s", backup_id, exc)
-    return sorted(infos, key=lambda i: i.backup_id)

@@ -5,10 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.backup_info import DONE, FAILED, BackupInfo, serialize
+from core.catalog import Catalog
 from core.postgres.walnames import Segment
 from tests.support.destinations import TestDestination
 from tests.support.emulators import free_port
-from tests.support.wal import WalSample, pgvault_run
+from tests.support.postgres import Cluster
+from tests.support.wal import (
+    WalSample,
+    archive_command,
+    archived_names,
+    pgvault_run,
+    switch_segments,
+)
 
 
 def _archive(pgvault_bin: str, dest: TestDestination, sample: WalSample) -> None:
@@ -125,3 +133,41 @@ def test_the_gap_check_lists_what_each_backup_lacks(
     ) in result.stdout
     bad = pgvault_run(pgvault_bin, *gaps, "--timeline", "2", env=dest.env)
     assert bad.returncode == 3
+
+
+def test_a_real_backup_and_its_archived_wal_pass_the_gap_check(
+    make_dest: Callable[..., TestDestination],
+    pgvault_bin: str,
+    cluster_factory: Callable[..., Cluster],
+) -> None:
+    dest = make_dest("s3")
+    cluster = cluster_factory(
+        archive_command=archive_command(pgvault_bin, dest.url, *dest.cli_args, "--lz4"),
+        env=dest.env,
+    )
+    switch_segments(cluster, 2, rows=2000)
+    backup = pgvault_run(
+        pgvault_bin,
+        "backup",
+        "--immediate-checkpoint",
+        *cluster.conninfo_args(),
+        *dest.cli_args,
+        dest.url,
+        "pg1",
+        env=dest.env,
+    )
+    assert backup.returncode == 0, backup.stderr
+    after = switch_segments(cluster, 2, rows=2000)
+    cluster.wait_archived(after[-1])
+    gaps = ["check-wal-archive", "--gaps", *dest.cli_args, dest.url, "pg1"]
+    result = pgvault_run(pgvault_bin, *gaps, env=dest.env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"all segments present; WAL continuous to {after[-1]}" in result.stdout
+
+    with dest.store() as store:
+        (info,) = Catalog(store, "pg1").backups()
+        keys = archived_names(store, "pg1")
+        store.delete_many([keys[info.begin_wal]])
+    result = pgvault_run(pgvault_bin, *gaps, env=dest.env)
+    assert result.returncode == 1
+    assert f"MISSING 1 segment(s) it needs: {info.begin_wal}" in result.stdout

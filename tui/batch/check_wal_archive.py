@@ -44,15 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from dataclasses import replace
 
+    from core.catalog import Catalog
     from core.storage import open_store
     from core.storage.retry import NO_RETRY
-    from core.wal.check import (
-        archived_wals,
-        check_archive_usable,
-        check_backups,
-        read_backup_infos,
-        read_histories,
-    )
+    from core.wal.check import archived_wals, check_archive_usable, check_backups, read_histories
     from core.wal.errors import ArchiveGaps
 
     if args.gaps and args.timeline is not None:
@@ -68,7 +63,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if not args.gaps:
             check_archive_usable(archived, args.timeline)
             return ExitCode.OK
-        backups = read_backup_infos(store, args.server_name)
+        backups = Catalog(store, args.server_name).backups()
         coverage = check_backups(backups, archived, read_histories(store, archived))
     if not coverage:
         print(f"no completed backups of {args.server_name}: nothing to check")
