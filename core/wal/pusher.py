@@ -29,6 +29,7 @@ from core.postgres.walnames import is_history, is_wal_name
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectInfo
 from core.wal.archive import WalArchiver, read_wal_file
+from core.wal.errors import LocalIOError
 from core.wal.files import FileIdentity
 from core.wal.spool import ArchiveSpool
 
@@ -265,8 +266,12 @@ class Pusher:
         except Exception as exc:  # a bug must not kill the pusher silently
             log.exception("unexpected error pushing %s", name)
             return self._failed(name, identity, PgvaultError(f"{type(exc).__name__}: {exc}"))
-        self.spool.write_marker(name, identity, outcome.key)
-        self.spool.clear_error(name)
+        try:
+            self.spool.write_marker(name, identity, outcome.key)
+            self.spool.clear_error(name)
+        except OSError as exc:  # stored, but archive_command cannot be told (disk full?)
+            failure = LocalIOError(f"cannot write the marker of {name}: {exc.strerror}")
+            return self._failed(name, identity, failure)
         self._failed_at.pop(name, None)
         self._pushed[name] = identity
         return "stored" if outcome.stored else "already"
@@ -275,6 +280,11 @@ class Pusher:
         message = str(exc)
         log.warning("could not archive %s: %s", name, message)
         if identity is not None:
-            self.spool.write_error(name, identity, int(exc.exit_code or ExitCode.OTHER), message)
+            try:
+                self.spool.write_error(
+                    name, identity, int(exc.exit_code or ExitCode.OTHER), message
+                )
+            except OSError as error:  # archive_command will time out and PostgreSQL retry
+                log.error("cannot write the error marker of %s: %s", name, error.strerror)
         self._failed_at[name] = time.monotonic()
         return message

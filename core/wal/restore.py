@@ -16,7 +16,6 @@ import errno
 import hashlib
 import logging
 import os
-import shutil
 import struct
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -264,8 +263,3 @@ class WalFetcher:
             os.unlink(path)
         log.info("restored %s from the spool", name)
         return True
-
-
-def remove_spool(path: str) -> None:
-    """Remove a restore spool directory (tests and cleanup after a restore)."""
-    shutil.rmtree(path, ignore_errors=True)

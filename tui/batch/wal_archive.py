@@ -23,13 +23,13 @@ from tui.batch.options import (
     store_config_from,
     tags_from,
 )
+from tui.batch.wal_fast import DEFAULT_SPOOL
 
 if TYPE_CHECKING:
     from core.wal.archive import ArchiveSettings, WalArchiver
 
 log = logging.getLogger("pgvault.wal")
 
-DEFAULT_SPOOL = "/var/tmp/pgvault-walarchive"  # the same as tui.batch.wal_fast's
 COMPRESSIONS = (
     ("-z", "--gzip", "gzip"),
     ("-j", "--bzip2", "bzip2"),
