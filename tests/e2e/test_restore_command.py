@@ -18,6 +18,9 @@ from tests.support.postgres import (
 )
 from tests.support.wal import (
     archive_command,
+    archived_names,
+    pg_wal_bytes,
+    pgvault_run,
     restore_command,
     stop_pushers,
     switch_segments,
@@ -85,9 +88,13 @@ def test_postgres_replays_archived_wal_through_restore_command(
         os.path.join(spools, "restore"),
         "--abort-on-error",
     )
-    restored = start_restored(
-        base, source.bindir, env=dest.env, settings={"restore_command": command}
-    )
+    # The restored server goes on archiving into the same archive, on its new timeline.
+    settings = {
+        "restore_command": command,
+        "archive_mode": "on",
+        "archive_command": archive_command(pgvault_bin, dest.url, *archive_flags),
+    }
+    restored = start_restored(base, source.bindir, env=dest.env, settings=settings)
     try:
         wait_for_recovery_end(restored)
         assert restored.table_checksums() == expected
@@ -96,6 +103,29 @@ def test_postgres_replays_archived_wal_through_restore_command(
         assert f'restored log file "{last}" from archive' in log
         wait_for(lambda: not restored.one("select pg_is_in_recovery()"), what="promotion")
         assert "FATAL" not in log
+
+        (segment,) = switch_segments(restored, 1, rows=1000)
+        assert segment.startswith("00000002")
+        restored.wait_archived(segment)
+        with dest.store() as store:
+            assert "00000002.history" in archived_names(store, "pg1")
+        history = os.path.join(world_dir("pgvault-history-"), "RECOVERYHISTORY")
+        fetched = pgvault_run(
+            pgvault_bin,
+            "wal-restore",
+            *dest.cli_args,
+            dest.url,
+            "pg1",
+            "00000002.history",
+            history,
+            env=dest.env,
+        )
+        assert fetched.returncode == 0, fetched.stderr
+        with open(history, "rb") as fh:
+            assert fh.read() == pg_wal_bytes(restored, "00000002.history")
+        check = ["check-wal-archive", *dest.cli_args, dest.url, "pg1"]
+        assert pgvault_run(pgvault_bin, *check, "--timeline", "3", env=dest.env).returncode == 0
+        assert pgvault_run(pgvault_bin, *check, "--timeline", "2", env=dest.env).returncode == 1
     finally:
         restored.drop()
         stop_pushers(os.path.join(spools, "archive"))
