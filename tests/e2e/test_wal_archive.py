@@ -149,6 +149,14 @@ def test_bad_input_gets_one_line_and_the_seeds_exit_code(
             "aws:kms",
         ),
     ]
+    cases += [
+        (["wal-archive", "-J", "8", *base, wal_sample.path(wal_sample.segments[0])], 3, "--async"),
+        (
+            ["wal-archive", "--spool-dir", scratch, *base, wal_sample.path(wal_sample.segments[0])],
+            3,
+            "--async",
+        ),
+    ]
     garbage = os.path.join(scratch, "000000010000000000000077")
     with open(garbage, "wb") as fh:
         fh.write(os.urandom(16 * 1024 * 1024))
@@ -204,3 +212,25 @@ def test_test_mode_and_unreachable_or_missing_destinations(
         assert result.returncode == 2, result.stderr
         assert "cannot reach" in result.stderr
         assert secret not in result.stderr + result.stdout
+
+
+def test_flags_of_another_provider_are_reported_not_dropped(
+    make_dest: Callable[..., TestDestination], pgvault_bin: str, wal_sample: WalSample
+) -> None:
+    dest = make_dest("s3")
+    result = pgvault_run(
+        pgvault_bin,
+        "wal-archive",
+        *dest.cli_args,
+        "--kms-key-name",
+        "k",
+        "--max-concurrency",
+        "4",
+        dest.url,
+        "pg1",
+        wal_sample.path(wal_sample.segments[0]),
+        env=dest.env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "--kms-key-name: google-cloud-storage only, not used" in result.stderr
+    assert "--max-concurrency: azure-blob-storage only, not used" in result.stderr

@@ -81,19 +81,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     azure.add_argument(
         "--max-block-size",
         type=size,
-        default=size("4MB"),
         help="the chunk size of the concurrent chunk method (default: 4MB)",
     )
     azure.add_argument(
         "--max-concurrency",
         type=positive_int,
-        default=1,
         help="chunks of one WAL file uploaded concurrently (default: 1)",
     )
     azure.add_argument(
         "--max-single-put-size",
         type=size,
-        default=size("64MB"),
         help="larger objects use the concurrent chunk method (default: 64MB)",
     )
     parser.add_argument(
@@ -113,26 +110,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     fast.add_argument(
         "--spool-dir",
-        default=DEFAULT_SPOOL,
         help=f"where the pusher keeps its markers, lock and log (default: {DEFAULT_SPOOL})",
     )
     fast.add_argument(
         "-J",
         "--jobs",
         type=positive_int,
-        default=4,
         help="WAL files the pusher uploads at the same time (default: 4)",
     )
     fast.add_argument(
         "--async-timeout",
         type=positive_int,
-        default=60,
         help="seconds archive_command waits for its file before failing (default: 60)",
     )
     fast.add_argument(
         "--pusher-idle",
         type=positive_int,
-        default=30,
         help="seconds without archive_command calls after which the pusher exits (default: 30)",
     )
 
@@ -186,9 +179,47 @@ def open_archiver(args: argparse.Namespace, jobs: int) -> WalArchiver:
     return WalArchiver(store, args.server_name, settings)
 
 
+FAST_PATH_DEFAULTS: dict[str, object] = {
+    "spool_dir": DEFAULT_SPOOL,
+    "jobs": 4,
+    "async_timeout": 60,
+    "pusher_idle": 30,
+}
+
+
+AZURE_DEFAULTS = {
+    "max_block_size": size("4MB"),
+    "max_concurrency": 1,
+    "max_single_put_size": size("64MB"),
+}
+# Flags that only one provider uses: given for another, they are reported, not dropped.
+PROVIDER_FLAGS = {
+    "aws-s3": ("encryption", "sse_kms_key_id"),
+    "azure-blob-storage": ("encryption_scope", *AZURE_DEFAULTS),
+    "google-cloud-storage": ("kms_key_name",),
+}
+
+
+def _warn_foreign_flags(args: argparse.Namespace, provider: str) -> None:
+    for owner, names in PROVIDER_FLAGS.items():
+        given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
+        if owner != provider and given:
+            log.warning("%s: %s only, not used for this destination", ", ".join(given), owner)
+
+
 def _check_flags(args: argparse.Namespace) -> None:
     """Bad input is exit 3 here, also in --async mode (before any pusher sees it)."""
-    location_from(args)
+    _warn_foreign_flags(args, location_from(args).provider.value)
+    for azure_flag, azure_default in AZURE_DEFAULTS.items():
+        if getattr(args, azure_flag) is None:
+            setattr(args, azure_flag, azure_default)
+    given = [name for name in FAST_PATH_DEFAULTS if getattr(args, name) is not None]
+    if given and not args.async_mode:
+        names = ", ".join("-J/--jobs" if n == "jobs" else f"--{n.replace('_', '-')}" for n in given)
+        raise InputError(f"{names} only apply with --async")
+    for name, default in FAST_PATH_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     settings_from(args)  # tags, history tags, compression level
     if args.sse_kms_key_id and args.encryption != "aws:kms":
         raise InputError("--sse-kms-key-id is only allowed with -e/--encryption aws:kms")
