@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.support.destinations import TestDestination
-from tests.support.postgres import Cluster, world_dir
+from tests.support.postgres import Cluster
 from tests.support.wal import (
     archive_command,
     archived_names,
@@ -47,6 +47,7 @@ def test_barman_cloud_wal_restore_reads_what_pgvault_archived(
     make_dest: Callable[..., TestDestination],
     pgvault_bin: str,
     cluster_factory: Callable[..., Cluster],
+    scratch_dirs: Callable[[str], str],
 ) -> None:
     dest = make_dest(provider)
     cluster = cluster_factory(
@@ -56,7 +57,7 @@ def test_barman_cloud_wal_restore_reads_what_pgvault_archived(
     )
     commands = [archive_command(pgvault_bin, dest.url, *dest.cli_args, c) for c in compressions]
     segments = _switch_with_each(cluster, commands)
-    target = world_dir("pgvault-barman-restore-")
+    target = scratch_dirs("pgvault-barman-restore-")
     restore = barman_tool("barman-cloud-wal-restore")
     for segment in segments:
         out = os.path.join(target, segment)
@@ -79,6 +80,7 @@ def test_pgvault_reads_and_recognises_what_barman_cloud_archived(
     make_dest: Callable[..., TestDestination],
     pgvault_bin: str,
     cluster_factory: Callable[..., Cluster],
+    scratch_dirs: Callable[[str], str],
 ) -> None:
     dest = make_dest(provider)
     barman = barman_tool("barman-cloud-wal-archive")
@@ -92,7 +94,7 @@ def test_pgvault_reads_and_recognises_what_barman_cloud_archived(
         keys = archived_names(store, "pg1")
     assert all(s in keys for s in segments)
 
-    target = world_dir("pgvault-restore-")
+    target = scratch_dirs("pgvault-walrestore-target-")
     os.makedirs(os.path.join(target, "pg_wal"))
     for segment in segments:
         out = os.path.join(target, "pg_wal", "RECOVERYXLOG")

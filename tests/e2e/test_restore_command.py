@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 
 import pytest
@@ -14,7 +13,6 @@ from tests.support.postgres import (
     as_postgres,
     start_restored,
     wait_for_recovery_end,
-    world_dir,
 )
 from tests.support.wal import (
     archive_command,
@@ -35,9 +33,10 @@ def test_postgres_replays_archived_wal_through_restore_command(
     make_dest: Callable[..., TestDestination],
     pgvault_bin: str,
     cluster_factory: Callable[..., Cluster],
+    scratch_dirs: Callable[[str], str],
 ) -> None:
     dest = make_dest(provider)
-    spools = world_dir("pgvault-pitr-spools-")
+    spools = scratch_dirs("pgvault-pitr-spools-")
     archive_flags = [*dest.cli_args, "--zstd"]
     if fast:
         archive_flags += ["--async", "--spool-dir", os.path.join(spools, "archive")]
@@ -47,7 +46,7 @@ def test_postgres_replays_archived_wal_through_restore_command(
     source.sql("create table t(id int primary key, note text)")
     source.sql("insert into t select g, 'before the copy' from generate_series(1, 1000) g")
 
-    base = os.path.join(world_dir("pgvault-basecopy-"), "data")
+    base = os.path.join(scratch_dirs("pgvault-basecopy-"), "data")
     as_postgres(
         [
             f"{source.bindir}/pg_basebackup",
@@ -109,7 +108,7 @@ def test_postgres_replays_archived_wal_through_restore_command(
         restored.wait_archived(segment)
         with dest.store() as store:
             assert "00000002.history" in archived_names(store, "pg1")
-        history = os.path.join(world_dir("pgvault-history-"), "RECOVERYHISTORY")
+        history = os.path.join(scratch_dirs("pgvault-history-"), "RECOVERYHISTORY")
         fetched = pgvault_run(
             pgvault_bin,
             "wal-restore",
@@ -129,5 +128,3 @@ def test_postgres_replays_archived_wal_through_restore_command(
     finally:
         restored.drop()
         stop_pushers(os.path.join(spools, "archive"))
-        shutil.rmtree(spools, ignore_errors=True)
-        shutil.rmtree(os.path.dirname(base), ignore_errors=True)

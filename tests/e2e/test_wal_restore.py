@@ -182,10 +182,11 @@ def test_prefetched_segments_are_served_from_the_spool(
     pgvault_bin: str,
     wal_sample: WalSample,
     pgdata: str,
+    scratch_dirs: Callable[[str], str],
 ) -> None:
     dest = make_dest("gcs")
     _archive(pgvault_bin, dest, wal_sample, "--lz4")
-    spool = world_dir("pgvault-walspool-")
+    spool = scratch_dirs("pgvault-walspool-")
     first, second, third = wal_sample.segments
     target = _dest(pgdata)
     result = _restore(pgvault_bin, dest, first, target, "-p", "3", "--spool-dir", spool)
@@ -202,7 +203,6 @@ def test_prefetched_segments_are_served_from_the_spool(
         with open(target, "rb") as fh:
             assert fh.read() == wal_sample.read(name)
     assert os.listdir(os.path.join(spool, namespace)) == []
-    shutil.rmtree(spool)
 
 
 def test_a_spool_others_can_write_to_is_not_trusted(
@@ -210,10 +210,11 @@ def test_a_spool_others_can_write_to_is_not_trusted(
     pgvault_bin: str,
     wal_sample: WalSample,
     pgdata: str,
+    scratch_dirs: Callable[[str], str],
 ) -> None:
     dest = make_dest("file")
     _archive(pgvault_bin, dest, wal_sample)
-    spool = world_dir("pgvault-walspool-")
+    spool = scratch_dirs("pgvault-walspool-")
     first, second, _ = wal_sample.segments
     target = _dest(pgdata)
     assert (
@@ -229,7 +230,6 @@ def test_a_spool_others_can_write_to_is_not_trusted(
     assert "writable by other users" in result.stderr
     with open(target, "rb") as fh:
         assert fh.read() == wal_sample.read(second)
-    shutil.rmtree(spool)
 
 
 def test_partial_segments_and_the_clusters_own_wal(

@@ -9,7 +9,7 @@ import signal
 import struct
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,3 +209,18 @@ def stop_pushers(spool_root: str) -> None:
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+
+
+@pytest.fixture
+def scratch_dirs() -> Iterator[Callable[[str], str]]:
+    """Make directories the postgres user can reach; all are removed after the test."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        path = world_dir(prefix)
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -72,9 +72,12 @@ def _mark_done(wal_dir: str, name: str) -> None:
 
 
 def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
-    destination: TestDestination, pg_wal: str, wal_sample: WalSample
+    destination: TestDestination,
+    pg_wal: str,
+    wal_sample: WalSample,
+    scratch_dirs: Callable[[str], str],
 ) -> None:
-    spool = ArchiveSpool(os.path.join(world_dir("pgvault-spool-"), "pg1.test"))
+    spool = ArchiveSpool(os.path.join(scratch_dirs("pgvault-spool-"), "pg1.test"))
     with destination.store() as store:
         archiver = WalArchiver(store, "pg1", ArchiveSettings("zstd", 1))
         runner = PusherThread(archiver, spool, pg_wal)
@@ -99,9 +102,12 @@ def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
 
 
 def test_no_marker_acknowledges_other_bytes_and_conflicts_reach_archive_command(
-    destination: TestDestination, pg_wal: str, wal_sample: WalSample
+    destination: TestDestination,
+    pg_wal: str,
+    wal_sample: WalSample,
+    scratch_dirs: Callable[[str], str],
 ) -> None:
-    spool = ArchiveSpool(os.path.join(world_dir("pgvault-spool-"), "pg1.test"))
+    spool = ArchiveSpool(os.path.join(scratch_dirs("pgvault-spool-"), "pg1.test"))
     first = wal_sample.segments[0]
     path = os.path.join(pg_wal, first)
     with destination.store() as store:
