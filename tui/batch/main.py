@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("jobs", "list, show, watch, pause, resume and cancel jobs"),
     "wal-archive": ("wal_archive", "archive one WAL file (for archive_command)"),
     "wal-restore": ("wal_restore", "fetch one WAL file from the archive (for restore_command)"),
+    "backup-list": ("backup_list", "list the backups of a server"),
+    "backup-show": ("backup_show", "show one backup: metadata, objects, WAL, databases, tables"),
     "check-wal-archive": (
         "check_wal_archive",
         "check a WAL archive is safe for a new server, or that backups have all their WAL",
