@@ -88,7 +88,8 @@ def parse_now(text: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.astimezone()
 
 
-def _validate(request: DeleteRequest) -> None:
+def validate_request(request: DeleteRequest) -> None:
+    """Bad input (exit 3) found before anything is read or deleted."""
     ServerLayout(request.server)
     if (request.backup is None) == (request.policy is None):
         raise InputError("give one of a backup (-b) and a retention policy (-r)")
@@ -106,7 +107,7 @@ def _validate(request: DeleteRequest) -> None:
 
 def run_delete(request: DeleteRequest, reporter: Reporter | None = None) -> DeleteResult:
     """Delete as asked; raises a PgvaultError subclass (with its exit code) when refused."""
-    _validate(request)
+    validate_request(request)
     reporter = reporter or NullReporter()
     with open_store(request.location, request.store_config) as store:
         if request.batch_size is not None:
@@ -340,17 +341,18 @@ class _Deleter:
 def wal_runs(
     names: list[str], segment_size: int = DEFAULT_SEGMENT_SIZE
 ) -> list[tuple[str, str, int]]:
-    """Consecutive segments folded into (first, last, count); other files stand alone."""
+    """Consecutive segments folded into (first, last, count); other files one by one after."""
     runs: list[tuple[str, str, int]] = []
     previous: Segment | None = None
-    for name in sorted(names):
-        current = Segment.parse(name, segment_size) if is_segment(name) else None
-        if current is not None and previous is not None and runs and current == previous.next():
+    for name in sorted(n for n in names if is_segment(n)):
+        current = Segment.parse(name, segment_size)
+        if previous is not None and current == previous.next():
             first, _, count = runs[-1]
             runs[-1] = (first, name, count + 1)
         else:
             runs.append((name, name, 1))
         previous = current
+    runs += [(name, name, 1) for name in sorted(n for n in names if not is_segment(n))]
     return runs
 
 
@@ -438,5 +440,6 @@ __all__ = [
     "result_lines",
     "run_delete",
     "run_delete_job",
+    "validate_request",
     "wal_runs",
 ]

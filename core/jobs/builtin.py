@@ -1,4 +1,5 @@
-"""The product's job kinds: what `backup` (and later restore, verify) run as jobs.
+"""The product's job kinds: what `backup`, `backup-delete` and `verify` (and later restore)
+run as jobs.
 
 Each kind tells the engine how to run its request, how to describe it in the job store
 without secrets, and (for backups) how to resume a failed one.
@@ -11,6 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from core.backup import BackupRequest, result_summary, run_backup
+from core.delete import DeleteRequest, describe, public_request, run_delete_job
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import Job
 from core.progress import Reporter
@@ -75,4 +77,18 @@ BACKUP: JobKind[BackupRequest] = JobKind(
     entry="core.jobs.builtin:BACKUP",
     public=_public,
     resume=_resume,
+)
+
+
+DELETE: JobKind[DeleteRequest] = JobKind(
+    name="delete",
+    request_type=DeleteRequest,
+    run=run_delete_job,
+    describe=lambda request: JobInfo(
+        description=describe(request),
+        server=request.server,
+        destination=request.location.display(),
+    ),
+    entry="core.jobs.builtin:DELETE",
+    public=public_request,
 )
