@@ -11,8 +11,9 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from core.backup import BackupRequest, result_summary, run_backup
+from core.backup import BackupRequest, result_summary, run_backup, validate_request
 from core.delete import DeleteRequest, describe, public_request, run_delete_job
+from core.delete import validate_request as validate_delete
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import Job
 from core.progress import Reporter
@@ -77,6 +78,7 @@ BACKUP: JobKind[BackupRequest] = JobKind(
     entry="core.jobs.builtin:BACKUP",
     public=_public,
     resume=_resume,
+    validate=validate_request,
 )
 
 
@@ -91,4 +93,5 @@ DELETE: JobKind[DeleteRequest] = JobKind(
     ),
     entry="core.jobs.builtin:DELETE",
     public=public_request,
+    validate=validate_delete,
 )

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
-    from core.delete import DeleteRequest, result_lines, validate_request
+    from core.delete import DeleteRequest, result_lines
     from core.jobs.builtin import DELETE
 
     location, config = source(args)
@@ -106,7 +106,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         now=args.as_of,
         force=args.force,
     )
-    validate_request(request)  # bad input is reported before a job is recorded
     job = run_as_job(args, ctx, DELETE, request)
     if job is not None and not args.quiet:
         print("\n".join(result_lines(job.result, verbose=args.verbose > 0)))
