@@ -32,6 +32,7 @@ R = TypeVar("R")
 BUILTIN: dict[str, str] = {
     "backup": "core.jobs.builtin:BACKUP",
     "delete": "core.jobs.builtin:DELETE",
+    "restore": "core.jobs.builtin:RESTORE",
 }
 
 
