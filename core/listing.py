@@ -237,7 +237,8 @@ def _info_fields(info: BackupInfo) -> dict[str, Any]:
 # ---- show ---------------------------------------------------------------------------------------
 
 
-def _wal_needed(info: BackupInfo, manifest: PgvaultManifest | None) -> WalNeeded:
+def wal_needed(info: BackupInfo, manifest: PgvaultManifest | None) -> WalNeeded:
+    """The segments (and ranges) a backup needs to reach consistency."""
     size = info.xlog_segment_size or DEFAULT_SEGMENT_SIZE
     ranges: list[tuple[int, str, str]] = []
     if manifest is not None:
@@ -336,7 +337,7 @@ def show_backup(store: ObjectStore, server: str, reference: str) -> BackupDetail
         other_objects=tuple(sorted(others, key=lambda o: (o.key.endswith(BACKUP_INFO), o.key))),
         manifest=_manifest_summary(manifest, has_pg_manifest) if manifest else None,
         tablespaces=tuple(info.tablespaces or ()),
-        wal=_wal_needed(info, manifest),
+        wal=wal_needed(info, manifest),
         databases=manifest.databases if manifest else (),
         tables=manifest.tables if manifest else (),
         warnings=tuple(warnings),
@@ -427,4 +428,5 @@ __all__ = [
     "show_backup",
     "summarise",
     "summary_json",
+    "wal_needed",
 ]

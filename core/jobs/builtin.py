@@ -19,6 +19,10 @@ from core.progress import Reporter
 from core.restore import RestoreRequest, run_restore
 from core.restore import result_summary as restore_summary
 from core.urls import Credentials
+from core.verify import VerifyRequest, run_verify_job
+from core.verify import describe as describe_verify
+from core.verify import public_request as public_verify
+from core.verify import validate_request as validate_verify
 
 _CONNINFO_PASSWORD = re.compile(r"(?i)\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 _URI_PASSWORD = re.compile(r"(?i)^(postgres(?:ql)?://[^/:@]*):[^@/]*@")
@@ -157,4 +161,19 @@ RESTORE: JobKind[RestoreRequest] = JobKind(
     public=_public_restore,
     # A failed restore removes what it wrote: running it again is a new restore.
     resume=None,
+)
+
+
+VERIFY: JobKind[VerifyRequest] = JobKind(
+    name="verify",
+    request_type=VerifyRequest,
+    run=run_verify_job,
+    describe=lambda request: JobInfo(
+        description=describe_verify(request),
+        server=request.server,
+        destination=request.location.display(),
+    ),
+    entry="core.jobs.builtin:VERIFY",
+    public=public_verify,
+    validate=validate_verify,
 )

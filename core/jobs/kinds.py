@@ -33,6 +33,7 @@ BUILTIN: dict[str, str] = {
     "backup": "core.jobs.builtin:BACKUP",
     "delete": "core.jobs.builtin:DELETE",
     "restore": "core.jobs.builtin:RESTORE",
+    "verify": "core.jobs.builtin:VERIFY",
 }
 
 

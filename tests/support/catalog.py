@@ -126,3 +126,45 @@ def json_out(result: subprocess.CompletedProcess[str]) -> dict[str, object]:
     assert result.returncode == 0, result.stderr
     data: dict[str, object] = json.loads(result.stdout)
     return data
+
+
+def flip_byte(dest: TestDestination, key: str, offset: int | None = None) -> bytes:
+    """Flip one byte of a stored object (the middle one by default); returns the original."""
+    with dest.store() as store:
+        original = store.get_bytes(key)
+        changed = bytearray(original)
+        changed[len(changed) // 2 if offset is None else offset] ^= 0x40
+        store.put_bytes(key, bytes(changed))
+    return original
+
+
+def put_object(dest: TestDestination, key: str, data: bytes) -> None:
+    with dest.store() as store:
+        store.put_bytes(key, data)
+
+
+def take_object(dest: TestDestination, key: str) -> bytes:
+    """Delete a stored object; returns its bytes (to put it back)."""
+    with dest.store() as store:
+        data = store.get_bytes(key)
+        store.delete_many([key])
+    return data
+
+
+def wal_key(dest: TestDestination, name: str, server: str = SERVER) -> str:
+    """The key of an archived WAL file, whatever its compression suffix."""
+    layout = ServerLayout(server)
+    with dest.store() as store:
+        for obj in store.list_objects(layout.wals_prefix):
+            parsed = layout.parse_wal(obj.key)
+            if parsed is not None and parsed[0] == name:
+                return obj.key
+    raise AssertionError(f"{name} is not archived")
+
+
+def archive_keys(dest: TestDestination, backup_id: str, server: str = SERVER) -> list[str]:
+    """The data archive parts of a backup, in part order."""
+    with dest.store() as store:
+        info = Catalog(store, server).get(backup_id)
+        sets = Catalog(store, server).archives(info)
+    return [p.key for p in sets[0].parts]

@@ -29,6 +29,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "delete a backup, or what a retention policy no longer needs, and its WAL",
     ),
     "backup-keep": ("backup_keep", "keep a backup from retention, release it, or show its status"),
+    "verify": (
+        "verify",
+        "check every object and checksum of a backup and its WAL; --restore-drill restores "
+        "and starts it",
+    ),
     "check-wal-archive": (
         "check_wal_archive",
         "check a WAL archive is safe for a new server, or that backups have all their WAL",
