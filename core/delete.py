@@ -152,7 +152,7 @@ class _Deleter:
                     backup_id,
                     f"OBSOLETE under {policy}"
                     if backup_id in obsolete
-                    else "FAILED, older than the newest DONE backup",
+                    else "older than the newest DONE backup",
                 )
                 for backup_id in report.to_delete
             ]

@@ -75,7 +75,11 @@ def archived_server(
         env=dest.env,
         settings={"wal_keep_size": "1GB"},
     )
-    return ArchivedServer(cluster, dest)
+    server = ArchivedServer(cluster, dest)
+    # postgres archives first, so it creates the WAL directories of a file:// destination
+    # (root's backups can write into postgres's directories, not the other way round).
+    server.write_wal(1)
+    return server
 
 
 def object_keys(dest: TestDestination, prefix: str = "") -> set[str]:
