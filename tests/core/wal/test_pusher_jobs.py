@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.jobs import JobFilter, JobState, JobStore
+from core.jobs import Job, JobFilter, JobState, JobStore
+from core.storage import ObjectStore
 from core.wal.archive import ArchiveSettings, WalArchiver
 from core.wal.jobs import KIND, recorded_batches
 from core.wal.spool import ArchiveSpool, PusherFailed, archive_through_spool
@@ -19,24 +20,34 @@ from tests.support.pusher import PusherThread, mark_done
 from tests.support.wal import WalSample, archived_bytes, archived_names
 
 
-def _batches(jobs: JobStore) -> list:  # type: ignore[type-arg]
+@pytest.fixture
+def spool(scratch_dirs: Callable[[str], str]) -> ArchiveSpool:
+    return ArchiveSpool(os.path.join(scratch_dirs("pgvault-spool-"), "pg1.test"))
+
+
+def _batches(jobs: JobStore) -> list[Job]:
     return jobs.list_jobs(JobFilter(kinds=(KIND,)))
+
+
+def _recording_pusher(
+    store: ObjectStore, spool: ArchiveSpool, pg_wal: str, jobs: JobStore, codec: str | None = None
+) -> tuple[WalArchiver, PusherThread]:
+    """The real pusher, every batch recorded as a job in `jobs`."""
+    archiver = WalArchiver(store, "pg1", ArchiveSettings(codec))
+    batches = recorded_batches(jobs, "pg1", store.describe(), spool.root)
+    return archiver, PusherThread(archiver, spool, pg_wal, batches)
 
 
 def test_every_batch_is_a_job_with_its_files_bytes_and_outcome(
     destination: TestDestination,
     pg_wal: str,
     wal_sample: WalSample,
-    scratch_dirs: Callable[[str], str],
+    spool: ArchiveSpool,
     tmp_path: Path,
 ) -> None:
-    spool = ArchiveSpool(os.path.join(scratch_dirs("pgvault-spool-"), "pg1.test"))
     names = sorted([*wal_sample.segments, wal_sample.backup_label])
     with JobStore(tmp_path / "jobs.db") as jobs, destination.store() as store:
-        archiver = WalArchiver(store, "pg1", ArchiveSettings("lz4"))
-        runner = PusherThread(
-            archiver, spool, pg_wal, recorded_batches(jobs, "pg1", destination.url, spool.root)
-        )
+        _, runner = _recording_pusher(store, spool, pg_wal, jobs, "lz4")
         for name in names:
             archive_through_spool(spool, os.path.join(pg_wal, name), 30, runner.start)
             mark_done(pg_wal, name)
@@ -59,20 +70,16 @@ def test_a_batch_that_cannot_archive_a_file_is_a_failed_job_naming_it(
     destination: TestDestination,
     pg_wal: str,
     wal_sample: WalSample,
-    scratch_dirs: Callable[[str], str],
+    spool: ArchiveSpool,
     tmp_path: Path,
 ) -> None:
-    spool = ArchiveSpool(os.path.join(scratch_dirs("pgvault-spool-"), "pg1.test"))
     first = wal_sample.segments[0]
     other = bytearray(wal_sample.read(first))
     other[4_000_000] ^= 1
     with JobStore(tmp_path / "jobs.db") as jobs, destination.store() as store:
-        archiver = WalArchiver(store, "pg1", ArchiveSettings())
+        archiver, runner = _recording_pusher(store, spool, pg_wal, jobs)
         # another server archived different bytes under this name first
         store.put_bytes(archiver.layout.wal(first), bytes(other))
-        runner = PusherThread(
-            archiver, spool, pg_wal, recorded_batches(jobs, "pg1", destination.url, spool.root)
-        )
         with pytest.raises(PusherFailed, match="different content"):
             archive_through_spool(spool, os.path.join(pg_wal, first), 30, runner.start)
         runner.join()
@@ -86,10 +93,9 @@ def test_a_paused_batch_sends_nothing_until_resumed(
     destination: TestDestination,
     pg_wal: str,
     wal_sample: WalSample,
-    scratch_dirs: Callable[[str], str],
+    spool: ArchiveSpool,
     tmp_path: Path,
 ) -> None:
-    spool = ArchiveSpool(os.path.join(scratch_dirs("pgvault-spool-"), "pg1.test"))
     first = wal_sample.segments[0]
     size = os.path.getsize(wal_sample.path(first))
     # A cap of a quarter of a segment per second keeps the upload going for about 4 s.
@@ -98,10 +104,7 @@ def test_a_paused_batch_sends_nothing_until_resumed(
         JobStore(tmp_path / "jobs.db") as operator,
         destination.store(max_bandwidth=size // 4) as store,
     ):
-        archiver = WalArchiver(store, "pg1", ArchiveSettings())
-        runner = PusherThread(
-            archiver, spool, pg_wal, recorded_batches(jobs, "pg1", destination.url, spool.root)
-        )
+        _, runner = _recording_pusher(store, spool, pg_wal, jobs)
         outcome: list[str] = []
         archiving = threading.Thread(
             target=lambda: outcome.append(
