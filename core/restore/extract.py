@@ -255,7 +255,13 @@ class Extractor:
     def _owner(self, member: TarMember) -> tuple[int, int]:
         if not self.state.as_root:
             return os.geteuid(), os.getegid()
-        return _uid(member.uname, member.uid), _gid(member.gname, member.gid)
+        uid, gid = _uid(member.uname, member.uid), _gid(member.gname, member.gid)
+        owner = self.state.root_owner
+        if uid == 0 and owner is not None and owner[0] != 0:
+            # barman-cloud writes backup_label as root's (reference §9): a file of the
+            # data directory belongs to the data directory's owner.
+            return owner
+        return uid, gid
 
     def _skip(self, manifest_path: str, why: str) -> None:
         with self.state.lock:
