@@ -16,6 +16,7 @@ from core.jobs.model import Job
 from core.progress import Reporter
 from core.restore import RestoreRequest, run_restore
 from core.restore import result_summary as restore_summary
+from core.restore import validate_request as validate_restore
 from core.urls import Credentials
 
 _CONNINFO_PASSWORD = re.compile(r"(?i)\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
@@ -140,4 +141,5 @@ RESTORE: JobKind[RestoreRequest] = JobKind(
     public=_public_restore,
     # A failed restore removes what it wrote: running it again is a new restore.
     resume=None,
+    validate=validate_restore,
 )

@@ -141,6 +141,12 @@ def run_restore(request: RestoreRequest, reporter: Reporter | None = None) -> Re
 # ---- validation -----------------------------------------------------------------------------
 
 
+def validate_request(request: RestoreRequest) -> None:
+    """Reject bad input (exit 3), a non-empty RECOVERY_DIR included, before anything starts."""
+    plan = _validate(request)
+    _empty_or_missing(plan.recovery_dir, "the recovery directory")
+
+
 @dataclass(frozen=True)
 class _Plan:
     recovery_dir: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -66,3 +67,21 @@ def test_missing_backups_fail_with_1_and_unreachable_stores_with_2(
     assert result.returncode == 2, result.stderr
     assert pgvault("restore", "-t", local.url, "pg", "latest", target).returncode == 0
     assert not os.path.exists(target)
+
+
+def test_refusals_record_no_job(local: TestDestination, tmp_path: Path) -> None:
+    env = {"PGVAULT_STATE_DIR": str(tmp_path / "state")}
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "precious").write_text("keep me")
+    result = pgvault("restore", local.url, "pg", "latest", str(data), env=env)
+    assert result.returncode == 3 and f"{data} is not empty" in result.stderr
+    inside = ["--wal-restore-dir", str(tmp_path / "fresh" / "wal")]
+    result = pgvault(
+        "restore", *inside, local.url, "pg", "latest", str(tmp_path / "fresh"), env=env
+    )
+    assert result.returncode == 3 and "outside the data directory" in result.stderr
+    listing = pgvault("jobs", "list", "--format", "json", env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert json.loads(listing.stdout) == []
+    assert os.listdir(data) == ["precious"]
