@@ -217,17 +217,17 @@ class Extractor:
     def data(self, chunk: memoryview) -> None:
         if self._fd is None:
             return
-        data = bytes(chunk)
+        # No copy: the chunk is only used during this call.
         if self._checksum is not None:
-            self._checksum.update(data)
-        view = memoryview(data)
+            self._checksum.update(chunk)
+        view = chunk
         while len(view):
             try:
                 written = os.write(self._fd, view)
             except OSError as exc:
                 raise OperationFailed(f"cannot write {self._final}: {exc.strerror}") from None
             view = view[written:]
-        self._written += len(data)
+        self._written += len(chunk)
 
     def end(self) -> None:
         if self._fd is None or self._member is None:
