@@ -1007,4 +1007,5 @@ __all__ = [
     "default_pgvault_command",
     "result_summary",
     "run_restore",
+    "validate_request",
 ]
