@@ -702,7 +702,7 @@ class DecompressingReader:
                 data = b""
             try:
                 out = d.decompress(data, n)
-            except (OSError, EOFError, ValueError, RuntimeError, zlib.error) as exc:
+            except (OSError, EOFError, ValueError, RuntimeError, zlib.error, lzma.LZMAError) as exc:
                 raise ValueError(f"corrupt {self.codec.name} stream: {exc}") from None
             if d.eof:
                 self._in_stream = False

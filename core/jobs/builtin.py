@@ -18,6 +18,7 @@ from core.jobs.model import Job
 from core.progress import Reporter
 from core.restore import RestoreRequest, run_restore
 from core.restore import result_summary as restore_summary
+from core.restore import validate_request as validate_restore
 from core.urls import Credentials
 from core.verify import VerifyRequest, run_verify_job
 from core.verify import describe as describe_verify
@@ -161,6 +162,7 @@ RESTORE: JobKind[RestoreRequest] = JobKind(
     public=_public_restore,
     # A failed restore removes what it wrote: running it again is a new restore.
     resume=None,
+    validate=validate_restore,
 )
 
 

@@ -34,6 +34,7 @@ BUILTIN: dict[str, str] = {
     "delete": "core.jobs.builtin:DELETE",
     "restore": "core.jobs.builtin:RESTORE",
     "verify": "core.jobs.builtin:VERIFY",
+    "wal-push": "core.wal.jobs:WAL_PUSH",
 }
 
 

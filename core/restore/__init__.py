@@ -15,6 +15,7 @@ from core.restore.pipeline import (
     default_pgvault_command,
     result_summary,
     run_restore,
+    validate_request,
 )
 from core.restore.targets import RecoveryTarget, make_target
 
@@ -26,4 +27,5 @@ __all__ = [
     "make_target",
     "result_summary",
     "run_restore",
+    "validate_request",
 ]

@@ -217,17 +217,17 @@ class Extractor:
     def data(self, chunk: memoryview) -> None:
         if self._fd is None:
             return
-        data = bytes(chunk)
+        # No copy: the chunk is only used during this call.
         if self._checksum is not None:
-            self._checksum.update(data)
-        view = memoryview(data)
+            self._checksum.update(chunk)
+        view = chunk
         while len(view):
             try:
                 written = os.write(self._fd, view)
             except OSError as exc:
                 raise OperationFailed(f"cannot write {self._final}: {exc.strerror}") from None
             view = view[written:]
-        self._written += len(data)
+        self._written += len(chunk)
 
     def end(self) -> None:
         if self._fd is None or self._member is None:
@@ -255,7 +255,13 @@ class Extractor:
     def _owner(self, member: TarMember) -> tuple[int, int]:
         if not self.state.as_root:
             return os.geteuid(), os.getegid()
-        return _uid(member.uname, member.uid), _gid(member.gname, member.gid)
+        uid, gid = _uid(member.uname, member.uid), _gid(member.gname, member.gid)
+        owner = self.state.root_owner
+        if uid == 0 and owner is not None and owner[0] != 0:
+            # barman-cloud writes backup_label as root's (reference §9): a file of the
+            # data directory belongs to the data directory's owner.
+            return owner
+        return uid, gid
 
     def _skip(self, manifest_path: str, why: str) -> None:
         with self.state.lock:

@@ -103,7 +103,7 @@ class RestoreRequest:
     wal_credentials: str = "file"  # file or environment (core.restore.recovery)
     wal_restore_dir: str | None = None  # None: RECOVERY_DIR + '.pgvault'
     wal_prefetch: int = 4  # restore_command's -p
-    archive_mode: str = "preserve"  # or off: the restored server archives nothing
+    archive_mode: str = "hold"  # hold, preserve or off (core.restore.recovery.ARCHIVE_MODES)
     sync: bool = True
 
 
@@ -141,6 +141,12 @@ def run_restore(request: RestoreRequest, reporter: Reporter | None = None) -> Re
 # ---- validation -----------------------------------------------------------------------------
 
 
+def validate_request(request: RestoreRequest) -> None:
+    """Reject bad input (exit 3), a non-empty RECOVERY_DIR included, before anything starts."""
+    plan = _validate(request)
+    _empty_or_missing(plan.recovery_dir, "the recovery directory")
+
+
 @dataclass(frozen=True)
 class _Plan:
     recovery_dir: str
@@ -176,7 +182,7 @@ def _validate(request: RestoreRequest) -> _Plan:
     if not request.backup:
         raise InputError("name the backup to restore (an ID, a name, latest or auto)")
     if request.wal_credentials not in CREDENTIAL_MODES:
-        raise InputError(f"--wal-credentials must be one of {', '.join(CREDENTIAL_MODES)}")
+        raise InputError(f"--wal-credentials-via must be one of {', '.join(CREDENTIAL_MODES)}")
     if request.archive_mode not in ARCHIVE_MODES:
         raise InputError(f"--archive-mode must be one of {', '.join(ARCHIVE_MODES)}")
     if request.wal_prefetch < 0:
@@ -707,7 +713,7 @@ class _Restore:
         record: ArchiveRecord | None,
         budget: _Budget,
     ) -> None:
-        label = self.store.key(part.key)
+        label = f"{self.store.describe().rstrip('/')}/{part.key}"  # the object, named in full
         reader = self.store.open_prefetching_reader(
             part.key, size=part.size, part_size=RANGE_SIZE, jobs=budget.jobs, limit=budget.semaphore
         )
@@ -900,7 +906,9 @@ class _Restore:
         if credentials_file:
             # The credentials serve recovery only: removed once the server is promoted.
             end_command = f"rm -f -- {_shell_path(credentials_file)}"
-        settings = recovery_settings(request.target, command, request.archive_mode, end_command)
+        settings = recovery_settings(
+            request.target, command, request.archive_mode, end_command, info.version
+        )
         text = settings_text(settings, info.backup_id, request.server)
         auto_conf = os.path.join(pgdata, "postgresql.auto.conf")
         with open(auto_conf, "a", encoding="utf-8") as fh:
@@ -999,4 +1007,5 @@ __all__ = [
     "default_pgvault_command",
     "result_summary",
     "run_restore",
+    "validate_request",
 ]

@@ -35,7 +35,10 @@ from core.urls import Location, Provider, credential_params, public_url
 log = logging.getLogger("pgvault.restore")
 
 CREDENTIAL_MODES = ("file", "environment")
-ARCHIVE_MODES = ("preserve", "off")
+#: hold: archive_command = 'false' (nothing archived, nothing lost: the WAL waits in pg_wal
+#: until an operator sets archive_command, as barman's recover does); preserve: the
+#: backup's settings; off: archive_mode = off
+ARCHIVE_MODES = ("hold", "preserve", "off")
 CREDENTIALS_FILE = "credentials.json"
 SPOOL_DIR = "wal-spool"
 #: AWS credential sources that are keys pgvault can copy (not roles the server can assume)
@@ -127,7 +130,7 @@ def capture_credentials(
         if url:
             notes.append(
                 "the URL's credentials are not passed to restore_command "
-                "(--wal-credentials environment): the server's environment must provide them"
+                "(--wal-credentials-via environment): the server's environment must provide them"
             )
         return StoredCredentials(), False, notes
     environment: dict[str, str] = {}
@@ -204,6 +207,7 @@ def recovery_settings(
     restore_command: str,
     archive_mode: str,
     recovery_end_command: str | None,
+    server_version: int | None = None,
 ) -> list[tuple[str, str]]:
     """The settings appended to postgresql.auto.conf (later lines win over the backup's).
 
@@ -231,6 +235,12 @@ def recovery_settings(
         settings.append(("recovery_end_command", recovery_end_command))
     if archive_mode == "off":
         settings.append(("archive_mode", "off"))
+    elif archive_mode == "hold":
+        # A restored copy that archived into the backup's archive would add its timeline
+        # to the history every later restore of the source follows.
+        if (server_version or 0) >= 150000:
+            settings.append(("archive_library", ""))
+        settings.append(("archive_command", "false"))
     return settings
 
 

@@ -74,10 +74,13 @@ def recover(
     stop_message: str,
     action: str,
     backup: str = "latest",
+    wal_dir: str | None = None,
 ) -> str:
     """Restore with `flags`, start the server, check the stop and the rows; the backup ID."""
     target = new_target()
     try:
+        if wal_dir is not None:
+            flags = [*flags, "--wal-restore-dir", os.path.join(target.base, wal_dir)]
         result = restore(source.dest, target, backup, *flags)
         backup_id = result.stdout.strip()
         with open(os.path.join(target.data, "postgresql.auto.conf")) as fh:
@@ -103,6 +106,9 @@ def recover(
                 _wait_promoted(server)
                 wait_log(server, stop_message)
             log = server.server_log()
+            for name, value in source.dest.env.items():  # the restore's credentials
+                if "SECRET" in name or "CONNECTION_STRING" in name:
+                    assert value not in conf
             assert "consistent recovery state reached" in log
             assert 'restored log file "' in log
             assert _marks(server) == expected
@@ -158,6 +164,8 @@ def test_pitr_on_a_local_directory_every_target(
         f'recovery stopping at restore point "{marks.name}"',
         "pause",
         backup=backup,
+        # restore_command quotes what the shell and PostgreSQL's %-expansion would change.
+        wal_dir='it\'s 100% $HOME "odd"',
     )
     recover(
         source,

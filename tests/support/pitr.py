@@ -106,16 +106,18 @@ class Source:
     pgvault_bin: str
     backups: list[str] = field(default_factory=list)
 
-    def backup(self, *flags: str) -> str:
+    def backup(self, *flags: str, dest: TestDestination | None = None) -> str:
+        """A pgvault backup into the source's destination (or another one)."""
+        dest = dest or self.dest
         result = pgvault(
             "backup",
             "--immediate-checkpoint",
             *flags,
             *self.cluster.conninfo_args(),
-            *self.dest.cli_args,
-            self.dest.url,
+            *dest.cli_args,
+            dest.url,
             SERVER,
-            env=self.dest.env,
+            env=dest.env,
         )
         assert result.returncode == 0, result.stderr
         self.backups.append(result.stdout.strip())

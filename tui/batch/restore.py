@@ -125,7 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "be executable by the data directory's owner",
     )
     wal.add_argument(
-        "--wal-credentials",
+        "--wal-credentials-via",
+        dest="wal_credentials",
         choices=("file", "environment"),
         default="file",
         help="file: copy the credentials this restore uses into a 0600 file restore_command "
@@ -146,10 +147,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--archive-mode",
-        choices=("preserve", "off"),
-        default="preserve",
-        help="off: the restored server does not archive WAL (for copies and drills that must "
-        "not write into the archive); default: preserve its settings",
+        choices=("hold", "preserve", "off"),
+        default="hold",
+        help="hold (default): archive_command = 'false', the restored server keeps its WAL "
+        "until you set archive_command, so that it never writes into the backup's archive by "
+        "accident; preserve: the backup's archiving settings; off: archive_mode = off",
     )
     parser.add_argument(
         "--no-sync", action="store_true", help="do not fsync the restored files (faster, unsafe)"
