@@ -13,6 +13,60 @@ from tests.support.restore import run_barman
 from tests.support.sample import populate
 
 PROBE_ROWS = 30_000
+SUMMARY_KEYS = {
+    "server",
+    "backup_id",
+    "name",
+    "status",
+    "kind",
+    "begin_time",
+    "end_time",
+    "begin_wal",
+    "end_wal",
+    "begin_lsn",
+    "end_lsn",
+    "timeline",
+    "stored_size",
+    "data_size",
+    "compression",
+    "keep",
+    "written_by",
+    "error",
+    "system_identifier",
+    "postgres_version",
+    "parent_backup_id",
+}
+SHOW_KEYS = {
+    "server",
+    "backup_id",
+    "summary",
+    "backup_info",
+    "manifest",
+    "tablespaces",
+    "archives",
+    "objects",
+    "wal",
+    "databases",
+    "tables",
+    "warnings",
+}
+MANIFEST_KEYS = {
+    "pgvault_version",
+    "state",
+    "started",
+    "finished",
+    "checksum_algorithm",
+    "compression",
+    "compression_level",
+    "files",
+    "data_bytes",
+    "postgres_version_text",
+    "data_checksums",
+    "block_size",
+    "segment_size",
+    "excluded",
+    "has_backup_manifest",
+}
 
 
 def test_two_backups_list_in_a_table_and_in_json_and_show_their_tables(
@@ -59,6 +113,7 @@ def test_two_backups_list_in_a_table_and_in_json_and_show_their_tables(
         "backups_list"
     ]
     view = entries[1]["pgvault"]
+    assert set(view) == SUMMARY_KEYS  # the documented shape (README)
     assert view["status"] == "DONE" and view["kind"] == "full" and view["keep"] is None
     assert view["compression"] == "gzip" and view["written_by"] == "pgvault"
     assert view["begin_wal"] == info.begin_wal and view["timeline"] == 1
@@ -69,6 +124,8 @@ def test_two_backups_list_in_a_table_and_in_json_and_show_their_tables(
 
     # ---- backup-show: the probe table is in the second backup only, with its size then.
     shown = json_out(server.run("backup-show", second, "--format", "json"))
+    assert set(shown) == SHOW_KEYS and shown["summary"] == view
+    assert set(shown["manifest"]) == MANIFEST_KEYS  # type: ignore[arg-type]
     probe = [t for t in shown["tables"] if t["name"] == "catalog_probe"]  # type: ignore[union-attr]
     assert len(probe) == 1 and probe[0]["database"] == "postgres"
     assert heap <= probe[0]["size"] <= total_now
@@ -98,5 +155,7 @@ def test_two_backups_list_in_a_table_and_in_json_and_show_their_tables(
     assert unknown.returncode == 1 and "no backup matches 'no-such-name'" in unknown.stderr
     bad = server.run("backup-list", "--format", "yaml")
     assert bad.returncode == 3 and "invalid choice" in bad.stderr
-    for result in (missing, unknown, bad):
+    lock = server.run("backup-delete", "-r", "REDUNDANCY 1", "--check-object-lock")
+    assert lock.returncode == 3 and "--check-object-lock is not available" in lock.stderr
+    for result in (missing, unknown, bad, lock):
         assert "Traceback" not in result.stderr and len(result.stderr.splitlines()) == 1

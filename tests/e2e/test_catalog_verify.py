@@ -14,6 +14,7 @@ from tests.support.catalog import (
     take_object,
     wal_key,
 )
+from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster
 from tests.support.sample import populate
@@ -40,6 +41,12 @@ def test_verify_passes_a_good_backup_and_names_each_damaged_object(
     assert "backup_manifest: its own SHA-256 checksum matches" in out
     assert f"WAL segment(s) needed to reach consistency ({info.begin_wal}" in out
     assert f"backup {backup_id}: verified" in out
+
+    # As a detached job: the job id at once, the job's outcome through `jobs`.
+    detached = server.run("verify", backup_id, "--detach")
+    assert detached.returncode == 0 and detached.stdout.strip().isdigit(), detached.stderr
+    watched = pgvault("jobs", "watch", detached.stdout.strip(), timeout=300)
+    assert watched.returncode == 0, watched.stderr
 
     def failure(expected: list[str]) -> str:
         result = server.run("verify", backup_id)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from core.errors import ExitCode
+from core.errors import ExitCode, InputError
 from tui.batch.catalog_options import add_source, connectivity_test, source
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
@@ -83,10 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with -b: delete a STARTED backup even though pgvault cannot prove its process "
         "has ended (a backup interrupted on another host, or written by barman-cloud)",
     )
+    parser.add_argument(
+        "--check-object-lock",
+        action="store_true",
+        help="not available in pgvault yet (barman-cloud's S3 Object Lock check): refused",
+    )
     add_job_options(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.check_object_lock:
+        raise InputError(
+            "--check-object-lock is not available in pgvault yet: pgvault does not check S3 "
+            "Object Lock retention before deleting"
+        )
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
