@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from core.backup_info import BackupInfo
-from core.errors import OperationFailed, PgvaultError
+from core.errors import Cancelled, ExitCode, OperationFailed, PgvaultError
 from core.postgres.connection import ConnectionParams, Session
 from core.progress import Reporter
 from core.restore import RestoreRequest, make_target, run_restore
@@ -124,17 +124,24 @@ class _Server:
     def run(self, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
         other = self.uid != os.geteuid()
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PGTZ": "UTC"}
-        return subprocess.run(
-            list(args),
-            capture_output=True,
-            text=True,
-            cwd=self.work,
-            env=env,
-            timeout=timeout,
-            user=self.uid if other else None,
-            group=self.gid if other else None,
-            extra_groups=[] if other else None,
-        )
+        try:
+            return subprocess.run(
+                list(args),
+                capture_output=True,
+                text=True,
+                cwd=self.work,
+                env=env,
+                timeout=timeout,
+                user=self.uid if other else None,
+                group=self.gid if other else None,
+                extra_groups=[] if other else None,
+            )
+        except subprocess.TimeoutExpired:
+            raise DrillFailed(
+                f"{os.path.basename(args[0])} did not finish within {timeout:.0f} s"
+            ) from None
+        except OSError as exc:
+            raise DrillFailed(f"cannot run {args[0]}: {exc}") from None
 
     def configure(self) -> None:
         os.mkdir(self.sock, 0o700)
@@ -184,7 +191,7 @@ class _Server:
     def stop(self) -> None:
         if not self.started:
             return
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
+        with contextlib.suppress(PgvaultError):
             self.run(
                 [
                     os.path.join(self.bindir, "pg_ctl"),
@@ -220,10 +227,11 @@ class _Server:
         assert last is not None
         raise last
 
-    def wait_promoted(self, timeout: float) -> str:
+    def wait_promoted(self, timeout: float, reporter: Reporter) -> str:
         """Wait until recovery has ended; the server's version."""
         deadline = time.monotonic() + timeout
         while True:
+            reporter.checkpoint()
             try:
                 with self.session() as session:
                     if not session.one("select pg_is_in_recovery()"):
@@ -286,7 +294,7 @@ def run_drill(request: VerifyRequest, info: BackupInfo, reporter: Reporter) -> l
         started = time.monotonic()
         server.start(request.drill_timeout)
         reporter.phase("restore drill: waiting for consistency")
-        version = server.wait_promoted(request.drill_timeout)
+        version = server.wait_promoted(request.drill_timeout, reporter)
         lines.append(
             f"PostgreSQL {version} ({bindir}) started as {server.user} on port {server.port}, "
             f"replayed the WAL to consistency and was promoted in "
@@ -302,11 +310,11 @@ def run_drill(request: VerifyRequest, info: BackupInfo, reporter: Reporter) -> l
         lines.append(f"databases that accept connections: {', '.join(databases)}")
         lines.append(_amcheck(server, request, reporter))
     except PgvaultError as exc:
-        if server is not None and not isinstance(exc, DrillFailed):
-            raise DrillFailed(f"restore drill failed: {exc}\n{server.log_tail()}") from exc
-        if isinstance(exc, DrillFailed):
+        # Cancellation, an unreachable store (2) and bad input (3) keep their own codes.
+        if isinstance(exc, DrillFailed | Cancelled) or exc.exit_code != ExitCode.FAILED:
             raise
-        raise DrillFailed(f"restore drill failed: {exc}") from exc
+        tail = f"\n{server.log_tail()}" if server is not None else ""
+        raise DrillFailed(f"restore drill failed: {exc}{tail}") from exc
     finally:
         reporter.phase("restore drill: cleaning up")
         if server is not None:
