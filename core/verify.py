@@ -101,7 +101,8 @@ def validate_request(request: VerifyRequest) -> None:
         if given
     ]
     if drill_only and not request.restore_drill:
-        raise InputError(f"{', '.join(drill_only)} appl(ies) to --restore-drill only")
+        verb = "applies" if len(drill_only) == 1 else "apply"
+        raise InputError(f"{' and '.join(drill_only)} {verb} to --restore-drill only")
     if request.pg_bindir is not None and not os.path.isfile(
         os.path.join(request.pg_bindir, "pg_ctl")
     ):
@@ -325,9 +326,7 @@ class _Verifier:
             for _, part in parts:
                 if part.filename not in records:
                     self.problem(f"{part.key}: stored, but not recorded in {PGVAULT_MANIFEST}")
-        self.reporter.set_totals(
-            bytes_total=sum(p.size for _, p in parts), files_total=len(files) if files else None
-        )
+        self.reporter.set_totals(bytes_total=sum(p.size for _, p in parts))
         self.reporter.phase("reading the archives")
         seen: set[str] = set()
         complete: set[str] = set()

@@ -76,3 +76,11 @@ def test_verify_passes_a_good_backup_and_names_each_damaged_object(
 
     again = server.run("verify", backup_id)
     assert again.returncode == 0, again.stderr
+
+    # Bad input is refused before any job is recorded; a backup that is not there is not.
+    bad = server.run("verify", backup_id, "--no-amcheck")
+    assert bad.returncode == 3 and "--no-amcheck applies to --restore-drill only" in bad.stderr
+    missing = server.run("verify", "20000101T000000")
+    assert missing.returncode == 1 and "not found" in missing.stderr
+    for result in (bad, missing):
+        assert "Traceback" not in result.stderr
