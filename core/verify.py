@@ -125,7 +125,8 @@ def run_verify(request: VerifyRequest, reporter: Reporter | None = None) -> Veri
         shown = "\n  ".join(verifier.problems)
         raise VerificationFailed(
             f"backup {info.backup_id} of server {request.server} failed verification "
-            f"({len(verifier.problems)} problem(s)):\n  {shown}"
+            f"({len(verifier.problems)} problem(s)):\n  {shown}\n"
+            "do not rely on this backup to restore: take a new one (and verify the others)"
         )
     if request.restore_drill:
         from core.drill import run_drill
