@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.backup_info import DONE, BackupInfo
-from core.catalog import Catalog, StoredArchive
+from core.catalog import ArchiveSet, Catalog, StoredArchive
 from core.codecs import Decompressor, codec_for_suffix
 from core.errors import InputError, IntegrityError, ObjectNotFound, PgvaultError
 from core.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, ServerLayout
@@ -118,7 +119,7 @@ def run_verify(request: VerifyRequest, reporter: Reporter | None = None) -> Veri
     validate_request(request)
     reporter = reporter or NullReporter()
     with open_store(request.location, request.store_config) as store:
-        verifier = _Verifier(store, request.server, reporter)
+        verifier = _Verifier(store, request.server, reporter, request.store_config.jobs)
         info = verifier.run(request.backup)
     result = verifier.result(info)
     if verifier.problems:
@@ -219,8 +220,16 @@ def _feed(parser: TarStream, decompressor: Decompressor | None, chunk: bytes | N
     return None
 
 
+@dataclass
+class _PartResult:
+    checker: _FileChecker | None  # None: the archive could not be read whole
+    problems: list[str]
+    size: int
+
+
 class _Verifier:
-    def __init__(self, store: ObjectStore, server: str, reporter: Reporter) -> None:
+    def __init__(self, store: ObjectStore, server: str, reporter: Reporter, jobs: int = 1) -> None:
+        self.jobs = jobs
         self.store = store
         self.server = server
         self.layout = ServerLayout(server)
@@ -332,9 +341,22 @@ class _Verifier:
         seen: set[str] = set()
         complete: set[str] = set()
         file_count = 0
-        for archive_set, part in parts:
+
+        def read(item: tuple[ArchiveSet, StoredArchive]) -> _PartResult:
+            archive_set, part = item
             prefix = "" if archive_set.tablespace is None else f"pg_tblspc/{archive_set.name}/"
-            checker = self._part(part, prefix, records.get(part.filename), files)
+            return self._part(part, prefix, records.get(part.filename), files)
+
+        # Several archives at once (-J); their problems reported in part order.
+        workers = max(1, min(self.jobs, len(parts)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="pgvault-verify") as pool:
+            results = list(pool.map(read, parts))
+        for (_, part), result in zip(parts, results, strict=True):
+            self.objects += 1
+            self.bytes_read += result.size
+            for text in result.problems:
+                self.problem(text)
+            checker = result.checker
             if checker is not None:
                 seen |= checker.seen
                 file_count += checker.files
@@ -370,14 +392,14 @@ class _Verifier:
         prefix: str,
         record: ArchiveRecord | None,
         files: dict[str, FileRecord] | None,
-    ) -> _FileChecker | None:
-        """Read one stored archive; its checker when it was read whole, else None."""
+    ) -> _PartResult:
+        """Read one stored archive (on a worker thread): its checker when read whole."""
         label = part.key
-        before = len(self.problems)
+        problems: list[str] = []
 
         def problem(text: str) -> None:
-            if len(self.problems) - before < MAX_PROBLEMS_PER_ARCHIVE:
-                self.problem(text)
+            if len(problems) < MAX_PROBLEMS_PER_ARCHIVE:
+                problems.append(text)
 
         manifest = self.manifest
         algorithm = manifest.checksum_algorithm if manifest else None
@@ -403,22 +425,20 @@ class _Verifier:
                         broken = _feed(parser, decompressor, chunk)
         except ObjectNotFound:
             problem(f"{label}: listed, but gone when read")
-            return None
+            return _PartResult(None, problems, size)
         if broken is None:
             if decompressor is not None and not decompressor.eof:
                 broken = f"the {codec.name if codec else ''} stream is truncated"
             else:
                 broken = _feed(parser, None, None)
-        self.objects += 1
-        self.bytes_read += size
         if size != part.size:
             problem(f"{label}: {size} bytes read, {part.size} listed")
         if checksum is not None and record is not None:
             self._compare_stored(label, size, checksum, record, problem)
         if broken is not None:
             problem(f"{label}: unreadable archive: {broken}")
-            return None
-        return checker
+            return _PartResult(None, problems, size)
+        return _PartResult(checker, problems, size)
 
     @staticmethod
     def _compare_stored(

@@ -3,6 +3,7 @@ missing WAL segment each fail with exit 1 and a message naming the object."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from tests.support.catalog import (
@@ -67,6 +68,17 @@ def test_verify_passes_a_good_backup_and_names_each_damaged_object(
     last = take_object(dest, parts[-1])
     failure([f"{parts[-1]}: recorded in pgvault.json, missing from the store"])
     put_object(dest, parts[-1], last)
+
+    # A file pgvault.json records that its archive does not hold.
+    manifest_key = f"{SERVER}/base/{backup_id}/pgvault.json"
+    with dest.store() as store:
+        recorded = store.get_bytes(manifest_key)
+    document = json.loads(recorded)
+    ghost = dict(document["files"][0], path="base/1/999999", archive="data_0001.tar.gz")
+    document["files"].append(ghost)
+    put_object(dest, manifest_key, json.dumps(document).encode())
+    failure([f"{parts[1]}: base/1/999999 is recorded in pgvault.json but not in it"])
+    put_object(dest, manifest_key, recorded)
 
     # A WAL segment the backup needs to reach consistency.
     key = wal_key(dest, info.begin_wal)

@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         type=positive_int,
         default=4,
-        help="ranged reads in flight during the drill's restore (default: 4)",
+        help="archives read at once, and ranged reads in flight during the drill's restore "
+        "(default: 4)",
     )
     drill = parser.add_argument_group("Restore drill")
     drill.add_argument(
