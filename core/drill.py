@@ -167,6 +167,7 @@ class _Server:
             fh.write(text)
 
     def start(self, timeout: float) -> None:
+        self.started = True  # even a pg_ctl that timed out may have left a server running
         result = self.run(
             [
                 os.path.join(self.bindir, "pg_ctl"),
@@ -181,7 +182,6 @@ class _Server:
             ],
             timeout=timeout + 30,
         )
-        self.started = True
         if result.returncode != 0:
             raise DrillFailed(
                 f"PostgreSQL did not start on the restored backup: "
