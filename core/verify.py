@@ -241,6 +241,7 @@ class _Verifier:
         self.objects = 0
         self.bytes_read = 0
         self.manifest: PgvaultManifest | None = None
+        self.has_manifest = False  # a pgvault.json is stored (readable or not)
 
     def problem(self, text: str) -> None:
         self.problems.append(text)
@@ -250,7 +251,7 @@ class _Verifier:
         return VerifyResult(
             backup_id=info.backup_id,
             server=self.server,
-            written_by="pgvault" if self.manifest is not None else "barman-cloud",
+            written_by="pgvault" if self.has_manifest else "barman-cloud",
             objects=self.objects,
             bytes_read=self.bytes_read,
             checked=tuple(self.checked),
@@ -288,7 +289,8 @@ class _Verifier:
 
     def _manifests(self, backup_id: str, listed: dict[str, Any]) -> None:
         key = self.layout.backup_file(backup_id, PGVAULT_MANIFEST)
-        if key in listed:
+        self.has_manifest = key in listed
+        if self.has_manifest:
             try:
                 self.manifest = load_pgvault(self.read(key))
             except PgvaultError as exc:
