@@ -253,8 +253,15 @@ class ObjectStore(ABC):
     def list_entries(
         self, prefix: str = "", delimiter: str | None = None, page_size: int | None = None
     ) -> Iterator[ObjectInfo | CommonPrefix]:
-        """Objects (and common prefixes with a delimiter) under prefix, every page."""
-        yield from self._list(prefix, delimiter, page_size)
+        """Objects (and common prefixes with a delimiter) under prefix, every page.
+
+        A listing that fails on a later page is resumed, never repeated (RetryPolicy.stream).
+        """
+        yield from self.config.retry.stream(
+            lambda: self._list(prefix, delimiter, page_size),
+            f"list {prefix or '/'}",
+            lambda item: item.key if isinstance(item, ObjectInfo) else "\0" + item.prefix,
+        )
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
         for item in self.list_entries(prefix):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -41,11 +41,40 @@ class RetryPolicy:
                 return fn()
             except RETRYABLE as exc:
                 failures += 1
-                if failures >= self.attempts:
-                    raise
-                pause = self.delay(failures)
-                log.info("retrying %s in %.2fs after: %s", what, pause, exc)
-                sleep(pause)
+                self._wait(failures, what, exc, sleep)
+
+    def stream(
+        self,
+        make: Callable[[], Iterator[T]],
+        what: str,
+        identity: Callable[[T], Hashable],
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> Iterator[T]:
+        """Iterate make(), starting it again after a transient failure, never yielding an
+        item (by identity) twice: a listing that breaks on its tenth page goes on."""
+        seen: set[Hashable] = set()
+        failures = 0
+        while True:
+            try:
+                for item in make():
+                    key = identity(item)
+                    if key not in seen:
+                        seen.add(key)
+                        yield item
+                return
+            except RETRYABLE as exc:
+                failures += 1
+                self._wait(failures, what, exc, sleep)
+
+    def _wait(
+        self, failures: int, what: str, exc: Exception, sleep: Callable[[float], None]
+    ) -> None:
+        """Sleep before the next attempt, or re-raise when the attempts are spent."""
+        if failures >= self.attempts:
+            raise exc
+        pause = self.delay(failures)
+        log.info("retrying %s in %.2fs after: %s", what, pause, exc)
+        sleep(pause)
 
 
 NO_RETRY = RetryPolicy(attempts=1)

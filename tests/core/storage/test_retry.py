@@ -82,3 +82,27 @@ def test_a_download_dropped_mid_stream_resumes_where_it_broke(
         store._open_stream = dropping  # type: ignore[method-assign]
         assert store.get_bytes("drop/obj") == data
         assert len(opened) == 2 and opened[0] == 0 and opened[1] >= 1_000_000
+
+
+def test_a_listing_broken_on_a_later_page_goes_on_without_repeating_entries(
+    destination: TestDestination,
+) -> None:
+    keys = [f"many/{i:04d}" for i in range(25)]
+    with destination.store(retry=RetryPolicy(attempts=3, base=0.01, cap=0.01)) as store:
+        for key in keys:
+            store.put_bytes(key, key.encode())
+        original = store._list
+        attempts: list[int] = []
+
+        def breaking(prefix: str, delimiter: str | None, page_size: int | None):  # type: ignore[no-untyped-def]
+            """The real listing in pages of 10, reset after its second page the first time."""
+            attempts.append(1)
+            for count, item in enumerate(original(prefix, delimiter, 10), 1):
+                yield item
+                if len(attempts) == 1 and count == 20:
+                    raise TransientError("connection dropped")
+
+        store._list = breaking  # type: ignore[method-assign]
+        listed = [info.key for info in store.list_objects("many/")]
+    assert listed == keys
+    assert len(attempts) == 2
