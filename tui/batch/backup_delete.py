@@ -14,23 +14,7 @@ from core.errors import ExitCode, InputError
 from tui.batch.catalog_options import add_source, connectivity_test, source
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
+from tui.batch.options import non_negative_int, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-m",
         "--minimum-redundancy",
-        type=_non_negative,
+        type=non_negative_int,
         default=0,
         help="the minimum number of DONE backups that must remain (default: 0)",
     )
@@ -67,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive,
+        type=positive_int,
         help="objects per delete request (default and maximum: 1000 for S3 and local "
         "directories, 256 for Azure, 100 for GCS)",
     )

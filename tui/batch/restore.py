@@ -19,7 +19,14 @@ from dataclasses import replace
 from core.errors import ExitCode, InputError
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
-from tui.batch.options import add_cloud, add_general, location_from, positive_int, store_config_from
+from tui.batch.options import (
+    add_cloud,
+    add_general,
+    location_from,
+    non_negative_int,
+    positive_int,
+    store_config_from,
+)
 
 SNAPSHOT_FLAGS = (
     "snapshot_recovery_instance",
@@ -38,16 +45,6 @@ def _tablespace_rule(text: str) -> tuple[str, str]:
             f"invalid tablespace relocation rule {text!r}: the syntax is NAME:LOCATION"
         )
     return name, location
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,7 +137,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     wal.add_argument(
         "--wal-prefetch",
-        type=_non_negative,
+        type=non_negative_int,
         default=4,
         metavar="N",
         help="restore_command fetches N segments at once (its -p; default: 4, 0 disables)",

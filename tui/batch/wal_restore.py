@@ -20,21 +20,17 @@ import sys
 from core.errors import ContainerNotFound, ExitCode, InputError, PgvaultError
 from core.postgres.walnames import is_wal_name
 from tui.batch.main import Context
-from tui.batch.options import add_cloud, add_general, location_from, store_config_from
+from tui.batch.options import (
+    add_cloud,
+    add_general,
+    location_from,
+    non_negative_int,
+    store_config_from,
+)
 
 log = logging.getLogger("pgvault.wal")
 
 ABORT_RECOVERY = 255
-
-
-def _parallel(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-p",
         "--parallel",
-        type=_parallel,
+        type=non_negative_int,
         default=0,
         help="fetch the requested file and the next PARALLEL-1 segments at once "
         "(default: 0, disabled)",
