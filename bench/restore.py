@@ -1,10 +1,12 @@
 """Restore throughput: pgvault restore next to the raw download + decompress of its objects.
 
-    .venv/bin/python bench/restore.py [--scale 25] [--runs 2] [--compressions zstd,gzip]
-                                      [--skip-local] [--skip-s3]
+    .venv/bin/python bench/restore.py [--scale 25] [--blob-mb 300] [--runs 2]
+                                      [--compressions zstd,gzip] [--skip-local] [--skip-s3]
 
-One PostgreSQL 15 cluster holding `pgbench -i -s SCALE`, backed up by pgvault once per
-compression to a local directory and to the S3 emulator (moto on 127.0.0.1). Then, on the
+Two PostgreSQL 15 clusters: one holding `pgbench -i -s SCALE` (compresses twentyfold), one
+holding --blob-mb MB of random bytea stored EXTERNAL (incompressible: the restore is not
+only decompression), each backed up by pgvault once per compression to a local directory
+and to the S3 emulator (moto on 127.0.0.1). Then, on the
 same objects in the same run, in rounds:
   - raw: a fresh Python process reads the backup's tar objects (open() for the local
     directory, boto3 get_object for S3; parts two at a time, as pgvault's workers go here)
@@ -64,6 +66,7 @@ PGVAULT = str(Path(sys.executable).parent / "pgvault")
 
 @dataclass
 class Figure:
+    data: str
     tool: str
     destination: str
     compression: str
@@ -76,6 +79,7 @@ class Figure:
 
 @dataclass
 class Backup:
+    data: str  # pgbench or random
     dest: TestDestination
     where: str
     compression: str
@@ -123,7 +127,8 @@ def raw_main(argv: list[str]) -> int:
 # ---- the benchmark --------------------------------------------------------------------------
 
 
-def build_cluster(scale: int) -> Cluster:
+def build_cluster(scale: int, blob_mb: int = 0) -> Cluster:
+    """pgbench at SCALE, or (blob_mb) only a table of incompressible bytea."""
     bindir = debian_bindir(15)
     cluster = make_cluster(
         bindir=bindir,
@@ -133,21 +138,39 @@ def build_cluster(scale: int) -> Cluster:
             "checkpoint_timeout": "30min",
         },
     )
-    print(f"loading pgbench scale {scale} ...", flush=True)
-    as_postgres(
-        [f"{bindir}/pgbench", "-i", "-q", "-s", str(scale), *cluster.conninfo_args(), "postgres"],
-        timeout=3600,
-    )
+    pgbench = f"{bindir}/pgbench"
+    if blob_mb:
+        print(f"loading {blob_mb} MB of random bytea ...", flush=True)
+        cluster.sql("create table blobs(id int primary key, payload bytea)")
+        cluster.sql("alter table blobs alter payload set storage external")  # no compression
+        conn = cluster.connect()
+        with conn.cursor() as cur:
+            for i in range(blob_mb):
+                cur.execute("insert into blobs values (%s, %s)", (i, os.urandom(MB)))
+        conn.close()
+    else:
+        print(f"loading pgbench scale {scale} ...", flush=True)
+        as_postgres(
+            [pgbench, "-i", "-q", "-s", str(scale), *cluster.conninfo_args(), "postgres"],
+            timeout=3600,
+        )
     cluster.sql("vacuum analyze")
     cluster.sql("checkpoint")
     return cluster
 
 
-def take_backup(cluster: Cluster, dest: TestDestination, where: str, compression: str) -> Backup:
+def server(data: str) -> str:
+    """One server name per data set: the two clusters are different systems."""
+    return f"{SERVER}-{data}"
+
+
+def take_backup(
+    data: str, cluster: Cluster, dest: TestDestination, where: str, compression: str
+) -> Backup:
     result = subprocess.run(
         [
             *(PGVAULT, "--batch", "backup", "--immediate-checkpoint", f"--{compression}"),
-            *(*cluster.conninfo_args(), *dest.cli_args, dest.url, SERVER),
+            *(*cluster.conninfo_args(), *dest.cli_args, dest.url, server(data)),
         ],
         capture_output=True,
         text=True,
@@ -156,11 +179,11 @@ def take_backup(cluster: Cluster, dest: TestDestination, where: str, compression
     if result.returncode != 0:
         raise RuntimeError(f"backup failed: {result.stderr}")
     backup_id = result.stdout.strip()
-    prefix = ServerLayout(SERVER).backup_prefix(backup_id)
+    prefix = ServerLayout(server(data)).backup_prefix(backup_id)
     with dest.store() as store:
         tars = [o for o in store.list_objects(prefix) if ".tar" in o.key]
     return Backup(
-        dest, where, compression, backup_id, [o.key for o in tars], sum(o.size for o in tars)
+        data, dest, where, compression, backup_id, [o.key for o in tars], sum(o.size for o in tars)
     )
 
 
@@ -215,7 +238,7 @@ def run_restore(backup: Backup, pgvault_bin: str, *flags: str) -> tuple[float, f
         seconds, rss, _ = measured(
             [
                 *(PGVAULT, "--batch", "restore", "--pgvault-command", pgvault_bin, *flags),
-                *(*dest.cli_args, dest.url, SERVER, backup.backup_id, data),
+                *(*dest.cli_args, dest.url, server(backup.data), backup.backup_id, data),
             ],
             dest.env,
         )
@@ -232,6 +255,7 @@ def main() -> int:
         return raw_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=25)
+    parser.add_argument("--blob-mb", type=int, default=300, help="0: no incompressible data set")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--compressions", default="zstd,gzip")
     parser.add_argument("--skip-local", action="store_true")
@@ -239,7 +263,6 @@ def main() -> int:
     args = parser.parse_args()
 
     pgvault_bin = pgvault_for_postgres()
-    cluster = build_cluster(args.scale)
     moto = None if args.skip_s3 else start_moto()
     dests: list[tuple[TestDestination, str]] = []
     if not args.skip_local:
@@ -248,19 +271,24 @@ def main() -> int:
         os.environ.update(moto.env)
         dests.append((make_destination("s3", {"s3": moto}), "S3 (moto)"))
     figures: list[Figure] = []
-    size = tree_size(cluster.data)
-    print(
-        f"data directory {size / MB:.0f} MB; {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f}",
-        flush=True,
-    )
+    backups: list[Backup] = []
+    sets = [("pgbench", args.scale, 0)] + ([("random", 0, args.blob_mb)] if args.blob_mb else [])
     try:
-        backups = [
-            take_backup(cluster, dest, where, compression)
-            for dest, where in dests
-            for compression in args.compressions.split(",")
-        ]
-        cluster.stop("fast")  # the restores should not compete with an idle server's work
+        for data, scale, blob_mb in sets:
+            cluster = build_cluster(scale, blob_mb)
+            try:
+                print(
+                    f"{data}: data directory {tree_size(cluster.data) / MB:.0f} MB; "
+                    f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+                backups += [
+                    take_backup(data, cluster, dest, where, compression)
+                    for dest, where in dests
+                    for compression in args.compressions.split(",")
+                ]
+            finally:
+                cluster.drop()  # the restores should not compete with an idle server's work
         for b in backups:
             warm(b)
             raw_runs: list[tuple[float, float]] = []
@@ -284,6 +312,7 @@ def main() -> int:
             best_raw = min(raw_runs)
             figures.append(
                 Figure(
+                    b.data,
                     "raw read + decompress",
                     b.where,
                     b.compression,
@@ -296,6 +325,7 @@ def main() -> int:
                 best_tar = min(tar_runs)
                 figures.append(
                     Figure(
+                        b.data,
                         f"{b.compression} -dc \\| tar -x",
                         b.where,
                         b.compression,
@@ -308,6 +338,7 @@ def main() -> int:
                 best = min(r[0] for r in runs)
                 figures.append(
                     Figure(
+                        b.data,
                         f"pgvault restore ({variant})",
                         b.where,
                         b.compression,
@@ -319,7 +350,8 @@ def main() -> int:
                     )
                 )
             print(
-                f"{b.where} {b.compression}: {mb:.0f} MB of tar in {b.stored / MB:.0f} MB stored; "
+                f"{b.data} {b.where} {b.compression}: {mb:.0f} MB of tar in "
+                f"{b.stored / MB:.0f} MB stored; "
                 + ", ".join(f"{f.tool} {f.seconds:.2f} s" for f in figures[-(3 + local) :]),
                 flush=True,
             )
@@ -328,7 +360,6 @@ def main() -> int:
             dest.drop()
         if moto is not None:
             moto.stop()
-        cluster.drop()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}\n")
     print(table(figures, backups))
     results = REPO / "bench" / "results"
@@ -346,19 +377,20 @@ def median_of(values: list[float | None]) -> float | None:
 
 def table(figures: list[Figure], backups: list[Backup]) -> str:
     sizes = "; ".join(
-        f"{b.where} {b.compression}: {b.tar_bytes / MB:.0f} MB of tar stored as "
+        f"{b.data} {b.where} {b.compression}: {b.tar_bytes / MB:.0f} MB of tar stored as "
         f"{b.stored / MB:.0f} MB in {len(b.keys)} object(s)"
         for b in backups
     )
     lines = [
         f"Backups: {sizes}. {os.cpu_count()} shared cores.",
         "",
-        "| tool | source | compression | time (s) | MB/s | vs raw | vs tar -x | peak RSS (MB) |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| data | tool | source | compression | time (s) | MB/s | vs raw | vs tar -x "
+        "| peak RSS (MB) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for f in figures:
         lines.append(
-            f"| {f.tool} | {f.destination} | {f.compression} | {f.seconds:.2f} | "
+            f"| {f.data} | {f.tool} | {f.destination} | {f.compression} | {f.seconds:.2f} | "
             f"{f.mb_per_s:.0f} | {fmt(f.ratio_to_raw, 2)} | {fmt(f.ratio_to_tar, 2)} | "
             f"{fmt(f.peak_rss_mb, 0)} |"
         )
