@@ -15,7 +15,9 @@ same objects in the same run, in rounds:
   - `pgvault --batch restore` of that backup into a fresh directory (fsync, the default);
   - the same with --no-sync;
   - for the local directory, `zstd -dc OBJECT | tar -xf -` (or gzip) into a fresh directory:
-    what the files cost to create and write here, without fsync.
+    what the files cost to create and write here, without fsync;
+  - for the local directory, both again into /dev/shm (tmpfs): the same work without the
+    disk's file system, which shows how much of the time is creating and writing files.
 Each pgvault run is paired with the raw run just before it; a ratio is the median over the
 pairs of raw seconds / pgvault seconds (1.0: as fast as the raw read), a time the best run.
 MB/s is the decompressed tar bytes over wall time, for every row. Peak RSS is the largest
@@ -34,6 +36,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -53,6 +56,7 @@ from tests.support.postgres import (  # noqa: E402
     Cluster,
     as_postgres,
     debian_bindir,
+    ensure_postgres_user,
     make_cluster,
     pgvault_for_postgres,
     world_dir,
@@ -62,6 +66,7 @@ MB = 1_000_000
 MiB = 1024 * 1024
 SERVER = "bench"
 PGVAULT = str(Path(sys.executable).parent / "pgvault")
+TMPFS = "/dev/shm"  # the same restores without the disk's file system, local objects only
 
 
 @dataclass
@@ -215,9 +220,21 @@ def run_raw(backup: Backup) -> tuple[float, float]:
     return seconds, rss
 
 
-def run_tar(backup: Backup) -> float:
+def fresh_dir(prefix: str, tmpfs: bool) -> str:
+    """A fresh directory the postgres user can reach, on the disk (/tmp) or in /dev/shm."""
+    if not tmpfs:
+        return world_dir(prefix)
+    path = tempfile.mkdtemp(prefix=prefix, dir=TMPFS)
+    if os.geteuid() == 0:
+        pw = ensure_postgres_user()
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    os.chmod(path, 0o755)
+    return path
+
+
+def run_tar(backup: Backup, tmpfs: bool = False) -> float:
     """`zstd -dc OBJECT | tar -xf -` into a fresh directory (local objects only, no fsync)."""
-    base = world_dir("pgvault-bench-tar-")
+    base = fresh_dir("pgvault-bench-tar-", tmpfs)
     root = backup.dest.url.removeprefix("file://")
     tool = {"zstd": "zstd -dc", "gzip": "gzip -dc", "lz4": "lz4 -dc"}[backup.compression]
     pipeline = " && ".join(
@@ -230,8 +247,10 @@ def run_tar(backup: Backup) -> float:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def run_restore(backup: Backup, pgvault_bin: str, *flags: str) -> tuple[float, float]:
-    base = world_dir("pgvault-bench-restore-")
+def run_restore(
+    backup: Backup, pgvault_bin: str, *flags: str, tmpfs: bool = False
+) -> tuple[float, float]:
+    base = fresh_dir("pgvault-bench-restore-", tmpfs)
     data = os.path.join(base, "data")
     try:
         dest = backup.dest
@@ -292,20 +311,25 @@ def main() -> int:
         for b in backups:
             warm(b)
             raw_runs: list[tuple[float, float]] = []
-            tar_runs: list[float] = []
-            mine: dict[str, list[tuple[float, float, float, float | None]]] = {
-                "fsync": [],
-                "--no-sync": [],
-            }
+            tar_runs: dict[bool, list[float]] = {False: [], True: []}
             local = b.dest.provider == "file"
+            variants: list[tuple[str, list[str], bool]] = [
+                ("fsync", [], False),
+                ("--no-sync", ["--no-sync"], False),
+            ]
+            if local and os.path.isdir(TMPFS):
+                variants.append(("in tmpfs", [], True))
+            mine: dict[str, list[tuple[float, float, float, float | None]]] = {
+                variant: [] for variant, _, _ in variants
+            }
             for _ in range(args.runs):
-                for variant, flags in (("fsync", []), ("--no-sync", ["--no-sync"])):
+                for variant, flags, tmpfs in variants:
                     raw = run_raw(b)
                     raw_runs.append(raw)
-                    tar = run_tar(b) if local else None
+                    tar = run_tar(b, tmpfs) if local else None
                     if tar is not None:
-                        tar_runs.append(tar)
-                    seconds, rss = run_restore(b, pgvault_bin, *flags)
+                        tar_runs[tmpfs].append(tar)
+                    seconds, rss = run_restore(b, pgvault_bin, *flags, tmpfs=tmpfs)
                     to_tar = tar / seconds if tar is not None else None
                     mine[variant].append((seconds, rss, raw[0] / seconds, to_tar))
             mb = b.tar_bytes / MB
@@ -321,19 +345,20 @@ def main() -> int:
                     max(r for _, r in raw_runs),
                 )
             )
-            if tar_runs:
-                best_tar = min(tar_runs)
-                figures.append(
-                    Figure(
-                        b.data,
-                        f"{b.compression} -dc \\| tar -x",
-                        b.where,
-                        b.compression,
-                        best_tar,
-                        mb / best_tar,
-                        None,
+            for tmpfs, runs_of_tar in tar_runs.items():
+                if runs_of_tar:
+                    best_tar = min(runs_of_tar)
+                    figures.append(
+                        Figure(
+                            b.data,
+                            f"{b.compression} -dc \\| tar -x" + (" (in tmpfs)" if tmpfs else ""),
+                            b.where,
+                            b.compression,
+                            best_tar,
+                            mb / best_tar,
+                            None,
+                        )
                     )
-                )
             for variant, runs in mine.items():
                 best = min(r[0] for r in runs)
                 figures.append(
@@ -352,7 +377,10 @@ def main() -> int:
             print(
                 f"{b.data} {b.where} {b.compression}: {mb:.0f} MB of tar in "
                 f"{b.stored / MB:.0f} MB stored; "
-                + ", ".join(f"{f.tool} {f.seconds:.2f} s" for f in figures[-(3 + local) :]),
+                + ", ".join(
+                    f"{f.tool} {f.seconds:.2f} s"
+                    for f in figures[-(1 + len(variants) + sum(map(bool, tar_runs.values()))) :]
+                ),
                 flush=True,
             )
     finally:
