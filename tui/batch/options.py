@@ -121,6 +121,9 @@ def add_cloud(parser: argparse.ArgumentParser, *, test: bool = True, writes: boo
         choices=("auto", "virtual", "path"),
         help="S3 addressing style (default: auto)",
     )
+    aws.add_argument(
+        "--sse-customer-key", help="SSE-C key file (barman-cloud 3.20): not available yet"
+    )
     if writes:
         aws.add_argument(
             "-e",
@@ -187,6 +190,8 @@ def location_from(args: argparse.Namespace, attribute: str = "url") -> Location:
 
 def store_config_from(args: argparse.Namespace, **overrides: Any) -> StoreConfig:
     """A StoreConfig from the parsed flags; commands pass jobs, chunk and bandwidth."""
+    if getattr(args, "sse_customer_key", None):
+        raise InputError("--sse-customer-key (SSE-C) is not available in pgvault yet")
     sse = getattr(args, "encryption", None)
     kms_id = getattr(args, "sse_kms_key_id", None)
     if kms_id and sse != "aws:kms":

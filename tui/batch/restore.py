@@ -71,9 +71,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_general(parser)
     add_cloud(parser)
     parser.add_argument(
-        "--sse-customer-key", help="SSE-C key file (barman-cloud 3.20): not available yet"
-    )
-    parser.add_argument(
         "--tablespace",
         action="append",
         type=_tablespace_rule,
@@ -169,8 +166,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"snapshot recovery ({', '.join(used)}) is not available in pgvault yet: "
             "pgvault restores backups stored as archives"
         )
-    if args.sse_customer_key:
-        raise InputError("--sse-customer-key (SSE-C) is not available in pgvault yet")
     location = location_from(args)
     config = store_config_from(args, jobs=args.jobs)
     if args.test:
