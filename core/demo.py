@@ -42,8 +42,8 @@ ROOT_DEMO_DIR = "/var/tmp/pgvault-demo"
 PG_USER = "postgres"
 STATE_FILE = "demo.json"
 #: the demo backup's upload cap: slow enough to watch, pause and cancel, fast enough to finish
-DEMO_BANDWIDTH = 6 * 1024 * 1024
-DEMO_COMPRESSION = "lz4"
+DEMO_BANDWIDTH = 8 * 1024 * 1024
+DEMO_COMPRESSION: str | None = None
 
 Step = Callable[[str], None]
 
@@ -347,7 +347,7 @@ def _create(base: Path, user: str, step: Step) -> Demo:
         "wal_level": "replica",
         "fsync": "off",
         "synchronous_commit": "off",
-        "max_wal_size": "1GB",
+        "max_wal_size": "256MB",
         "shared_buffers": "64MB",
         "logging_collector": "off",
         "archive_mode": "on" if archiving else "off",

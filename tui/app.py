@@ -20,6 +20,7 @@ from typing import Any, TypeVar, cast
 from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from core import paths
@@ -38,6 +39,7 @@ from tui.screens.jobs import JobsScreen
 from tui.screens.wal import WalScreen
 
 T = TypeVar("T")
+CATALOG_REFRESH = 30.0  # seconds between listings while a catalog view is shown
 log = logging.getLogger("pgvault.console")
 
 
@@ -79,6 +81,8 @@ class PgvaultApp(App[int]):
         self.demo_job: int | None = None
         self._tasks: dict[Worker[Any], tuple[Callable[[Any], None] | None, str]] = {}
         self.pending_selection: int | None = None
+        self._stale: set[str] = set()
+        self._stale_timer: Timer | None = None
         self.keymap_error: str | None = None
         from core.demo import load_demo
 
@@ -99,6 +103,7 @@ class PgvaultApp(App[int]):
             self.feed.run, thread=True, group="feed", exit_on_error=False, name="job feed"
         )
         self.load_catalog()
+        self.set_interval(CATALOG_REFRESH, self._periodic_reload)
         if self.config.demo:
             self.start_demo()
         elif self.demo is not None and self.demo.note:
@@ -186,6 +191,22 @@ class PgvaultApp(App[int]):
     # ---- the job feed ----------------------------------------------------------------------
 
     def on_jobs_changed(self, message: JobsChanged) -> None:
+        if self.jobs_loaded:
+            # A backup that started, got its ID or ended changed its destination's catalog.
+            for job in message.jobs:
+                before = self.jobs.get(job.id)
+                if (
+                    job.kind == "backup"
+                    and job.destination
+                    and (
+                        before is None
+                        or before.state is not job.state
+                        or before.result.get("backup_id") != job.result.get("backup_id")
+                    )
+                ):
+                    self._stale.add(job.destination)
+            if self._stale and self._stale_timer is None:
+                self._stale_timer = self.set_timer(1.0, self._reload_stale)
         if message.full:
             self.jobs = {job.id: job for job in message.jobs}
         else:
@@ -239,10 +260,24 @@ class PgvaultApp(App[int]):
             unique.append((url, demo))
         return unique
 
-    def load_catalog(self) -> None:
-        """List every destination again, each in its own thread."""
+    def _reload_stale(self) -> None:
+        stale, self._stale = self._stale, set()
+        self._stale_timer = None
+        known = {display_url(url) for url, _ in self.catalog_urls()}
+        if stale & known:
+            self.load_catalog(stale & known)
+
+    def _periodic_reload(self) -> None:
+        """Catalogs change behind the console's back (cron, other hosts): re-list while shown."""
+        if self.current_mode != "jobs" and not self.frozen:
+            self.load_catalog()
+
+    def load_catalog(self, only: set[str] | None = None) -> None:
+        """List every destination (or those labelled in `only`) again, each in a thread."""
         for url, demo in self.catalog_urls():
             label = display_url(url)
+            if only is not None and label not in only:
+                continue
             previous = self.destinations.get(label)
             self.destinations[label] = (
                 DestinationView(url, label, loading=True, demo=demo)

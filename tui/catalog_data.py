@@ -8,12 +8,14 @@ returns an immutable snapshot the UI thread renders. Destination URLs are kept a
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.backup_info import BackupInfo
 from core.browse import WalArchive, list_servers, wal_archive
 from core.catalog import Catalog
 from core.errors import PgvaultError
+from core.layout import ServerLayout
 from core.manifest import PgvaultManifest
 from core.secrets import redact
 from core.storage import ObjectStore, StoreConfig, open_store
@@ -45,6 +47,8 @@ class ServerView:
     backups: tuple[BackupInfo, ...] = ()
     error: str | None = None
     unreadable: tuple[str, ...] = ()
+    #: bytes each backup occupies in the store (every object under its directory)
+    stored: dict[str, int] = field(default_factory=dict, compare=False)
 
     @property
     def last(self) -> BackupInfo | None:
@@ -75,11 +79,27 @@ class BackupRef:
     label: str
     server: str
     info: BackupInfo = field(compare=False)
+    stored: int | None = None
 
 
 def open_for_browsing(url: str) -> ObjectStore:
     location: Location = parse_location(url)
     return open_store(location, StoreConfig(retry=BROWSE_RETRY))
+
+
+def stored_sizes(store: ObjectStore, server: str, backups: Sequence[BackupInfo]) -> dict[str, int]:
+    """Bytes under each backup's directory (archives, manifests, backup.info): one listing each.
+
+    backup.info's `size` is not written by barman-cloud's cloud backups nor by pgvault.
+    """
+    layout = ServerLayout(server)
+
+    def total(info: BackupInfo) -> tuple[str, int]:
+        prefix = layout.backup_prefix(info.backup_id)
+        return info.backup_id, sum(o.size for o in store.list_objects(prefix))
+
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="pgvault-sizes") as pool:
+        return dict(pool.map(total, backups))
 
 
 def load_destination(url: str, demo: bool = False) -> DestinationView:
@@ -92,7 +112,14 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                 catalog = Catalog(store, name)
                 try:
                     backups = tuple(catalog.backups())
-                    servers.append(ServerView(name, backups, unreadable=tuple(catalog.unreadable)))
+                    servers.append(
+                        ServerView(
+                            name,
+                            backups,
+                            unreadable=tuple(catalog.unreadable),
+                            stored=stored_sizes(store, name, backups),
+                        )
+                    )
                 except Exception as exc:
                     servers.append(ServerView(name, error=describe_error(exc)))
     except Exception as exc:

@@ -122,6 +122,13 @@ def cut(text: str, width: int) -> str:
     return text[: max(0, width - 2)] + ".." if width > 2 else text[:width]
 
 
+def cut_left(text: str, width: int) -> str:
+    """Keep the end: '..pgvault/backups'."""
+    if len(text) <= width:
+        return text
+    return ".." + text[-max(0, width - 2) :] if width > 2 else text[-width:]
+
+
 def amount(job: Job) -> str:
     """'173.2 MiB of 383.2 MiB'."""
     done = format_size(job.bytes_done)

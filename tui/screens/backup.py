@@ -55,7 +55,7 @@ def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool)
     text.append("\n")
     text.append(f"began {fmt.date_time(info.begin_time)}  ended {fmt.date_time(info.end_time)}")
     text.append(f"  took {fmt.duration(took(info))}\n")
-    stored, data = stored_size(info), info.cluster_size
+    stored, data = stored_size(info, ref.stored), info.cluster_size
     text.append(f"data {fmt.size(data)}  stored {fmt.size(stored)}")
     if stored and data:
         text.append(f" ({stored * 100 / data:.0f}%)")

@@ -49,12 +49,14 @@ def took(info: BackupInfo) -> float | None:
     return None
 
 
-def stored_size(info: BackupInfo) -> int | None:
-    """What the backup occupies in the store (barman-cloud's `size`)."""
+def stored_size(info: BackupInfo, listed: int | None = None) -> int | None:
+    """What the backup occupies in the store: as listed, else backup.info's size."""
+    if listed is not None:
+        return listed
     return info.size if info.size is not None else info.deduplicated_size
 
 
-def backup_cells(server: str, info: BackupInfo) -> dict[str, Text]:
+def backup_cells(server: str, info: BackupInfo, stored: int | None) -> dict[str, Text]:
     wal = "-"
     if info.begin_wal and info.end_wal:
         wal = f"{fmt.wal_short(info.begin_wal)}..{fmt.wal_short(info.end_wal)}"
@@ -65,13 +67,13 @@ def backup_cells(server: str, info: BackupInfo) -> dict[str, Text]:
         "kind": Text("full" if not info.parent_backup_id else "incr"),
         "begin": Text(fmt.short_date_time(info.begin_time)),
         "took": Text(fmt.duration(took(info)), justify="right"),
-        "size": Text(fmt.size(stored_size(info)), justify="right"),
+        "size": Text(fmt.size(stored_size(info, stored)), justify="right"),
         "data": Text(fmt.size(info.cluster_size), justify="right"),
         "wal": Text(wal),
     }
 
 
-def backup_summary(server: str, info: BackupInfo) -> Text:
+def backup_summary(server: str, info: BackupInfo, stored: int | None) -> Text:
     """Three short lines about one backup, under the table (fits 50 columns)."""
     text = Text()
     text.append(info.backup_id, style="bold")
@@ -81,7 +83,7 @@ def backup_summary(server: str, info: BackupInfo) -> Text:
     text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
     text.append(f"  {info.compression or 'uncompressed'}  took {fmt.duration(took(info))}\n")
     text.append(f"began {fmt.date_time(info.begin_time)}  ")
-    text.append(f"stored {fmt.size(stored_size(info))} of {fmt.size(info.cluster_size)}\n")
+    text.append(f"stored {fmt.size(stored_size(info, stored))} of {fmt.size(info.cluster_size)}\n")
     if info.begin_wal and info.end_wal:
         text.append(f"WAL {info.begin_wal}..{info.end_wal[-8:]}  timeline {info.timeline}")
     if info.error:
@@ -194,7 +196,11 @@ class CatalogScreen(ConsoleScreen):
     def destination_label(self, view: DestinationView) -> Text:
         tree = self.query_one("#destinations", Tree)
         room = max(12, (tree.size.width or 26) - 8)
-        text = Text(fmt.ellipsize(view.label.removeprefix("file://"), room))
+        if view.label.startswith("file://"):
+            # A directory reads by its end; a bucket by its start.
+            text = Text(fmt.cut_left(view.label.removeprefix("file://"), room))
+        else:
+            text = Text(fmt.cut(view.label, room))
         if view.demo:
             text.append(" demo", style="dim")
         if view.loading and not view.loaded:
@@ -236,12 +242,13 @@ class CatalogScreen(ConsoleScreen):
                 servers = tuple(s for s in servers if s.name == self.selection[2])
             for server in servers:
                 for info in reversed(server.backups):
-                    cells = backup_cells(server.name, info)
+                    stored = server.stored.get(info.backup_id)
+                    cells = backup_cells(server.name, info, stored)
                     if self.filter_terms and not self._matches(server.name, info):
                         continue
                     key = f"{server.name}/{info.backup_id}"
                     rows.append((key, cells))
-                    self._rows[key] = BackupRef(view.url, view.label, server.name, info)
+                    self._rows[key] = BackupRef(view.url, view.label, server.name, info, stored)
             if view.error:
                 message.append(f"{view.label}\n", style="bold")
                 message.append(f"cannot list it: {view.error}", style="red")
@@ -291,7 +298,7 @@ class CatalogScreen(ConsoleScreen):
             summary.display = False
             return
         summary.display = True
-        summary.update(backup_summary(ref.server, ref.info))
+        summary.update(backup_summary(ref.server, ref.info, ref.stored))
 
     # ---- actions ---------------------------------------------------------------------------
 

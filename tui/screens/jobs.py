@@ -240,10 +240,9 @@ class JobsScreen(ConsoleScreen):
         if selected != self._selected:
             self._selected = selected
             self.refresh_bindings()
+        panel = self.query_one("#selected", Vertical)
+        panel.display = job is not None
         if job is None:
-            title.update("")
-            bar.set_progress(None, "")
-            facts.update("")
             return
         now = self.console.config.clock()
         head = Text()
@@ -279,7 +278,7 @@ class JobsScreen(ConsoleScreen):
         if job is None:
             if action in ("pause", "resume", "cancel", "retry"):
                 return False
-            return None if action == "open" else True
+            return action != "open"
         if action == "pause":
             return job.state in PAUSABLE
         if action == "resume":

@@ -170,7 +170,9 @@ class WalScreen(ConsoleScreen):
             options.clear_options()
             for option_id, label, name in servers:
                 prompt = Text(name, style="bold")
-                prompt.append(f"\n{fmt.ellipsize(label.removeprefix('file://'), 20)}", style="dim")
+                where = label.removeprefix("file://")
+                short = fmt.cut_left(where, 20) if where != label else fmt.cut(label, 20)
+                prompt.append(f"\n{short}", style="dim")
                 options.add_option(Option(prompt, id=option_id))
             if servers:
                 ids = [s[0] for s in servers]
