@@ -69,12 +69,12 @@ def duration(seconds: float | None) -> str:
 
 
 def clock_time(ts: float | None, now: float | None = None) -> str:
-    """HH:MM:SS today, 'Mon DD HH:MM' on another day (local time)."""
+    """HH:MM:SS today, 'MM-DD HH:MM' on another day (local time)."""
     if ts is None:
         return "-"
     moment = datetime.fromtimestamp(ts)
     if now is not None and datetime.fromtimestamp(now).date() != moment.date():
-        return moment.strftime("%b %d %H:%M")
+        return moment.strftime("%m-%d %H:%M")
     return moment.strftime("%H:%M:%S")
 
 

@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.backup_info import DONE, FAILED, BackupInfo, serialize
 from core.jobs import JobState, JobStore
@@ -20,6 +23,11 @@ from core.jobs.store import ProcessInfo
 from core.layout import ServerLayout
 from core.manifest import DatabaseRecord, PgvaultManifest, TableRecord, dump_pgvault
 from core.progress import ProgressSnapshot, RateSample
+
+if TYPE_CHECKING:
+    from textual.pilot import Pilot
+
+    from tui.app import PgvaultApp
 
 #: the frozen "now" of every snapshot: 2026-03-14 15:09:26 UTC
 NOW = 1_773_500_966.0
@@ -274,4 +282,54 @@ def write_catalog(root: str | os.PathLike[str], server: str = "pg-main") -> list
     return ids
 
 
-__all__ = ["NOW", "ROWS", "Row", "fill_store", "write_catalog"]
+# ---- driving the console ----------------------------------------------------------------------
+
+
+def make_app(state_dir: str, *destinations: str, read_only: bool = False) -> PgvaultApp:
+    """The console on a fixed clock, without liveness checks (the rows' host is elsewhere)."""
+    from tui.app import PgvaultApp
+    from tui.config import ConsoleConfig
+
+    return PgvaultApp(
+        ConsoleConfig(
+            state_dir=state_dir,
+            destinations=tuple(destinations),
+            read_only=read_only,
+            clock=lambda: NOW,
+            reap=False,
+        )
+    )
+
+
+async def settle(pilot: Pilot[object], condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Let the app run until `condition()` holds (workers report through messages)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        await pilot.pause(0.05)
+
+
+def loaded(app: PgvaultApp) -> Callable[[], bool]:
+    """Jobs read, every destination listed, and the jobs view showing every job."""
+    from tui.screens.jobs import JobsScreen
+
+    def done() -> bool:
+        if not app.jobs_loaded:
+            return False
+        if not all(view.loaded and not view.loading for view in app.destinations.values()):
+            return False
+        screen = app.screen
+        if isinstance(screen, JobsScreen) and not screen.filter_terms:
+            return screen.table.row_count == len(app.jobs)
+        return True
+
+    return done
+
+
+def ready(app: PgvaultApp) -> Callable[[Pilot[object]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot, loaded(app))
+        await pilot.pause(0.2)
+
+    return run_before

@@ -138,6 +138,7 @@ class BackupScreen(ConsoleScreen):
         self.ref = ref
         self.manifest: PgvaultManifest | None = None
         self.loaded = False
+        self.wal_checked = False
         self.filter_terms: list[str] = []
 
     def compose(self) -> ComposeResult:
@@ -183,6 +184,7 @@ class BackupScreen(ConsoleScreen):
     def wal_loaded(self, archive: WalArchive) -> None:
         if not self.is_attached:
             return
+        self.wal_checked = True
         self.query_one("#backup-wal", Static).update(wal_line(archive, self.ref.info.backup_id))
 
     def show_contents(self) -> None:

@@ -28,7 +28,7 @@ JOB_COLUMNS = (
     Col("progress", "PROGRESS", PROGRESS_BAR + 5),
     Col("rate", "RATE", 10, right=True),
     Col("eta", "ETA", 6, right=True),
-    Col("started", "STARTED", 8, min_width=92),
+    Col("started", "STARTED", 11, min_width=96),
     Col("destination", "DESTINATION", 16, min_width=118, flex=True),
 )
 
@@ -125,7 +125,7 @@ class JobsScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         clock = self.console.config.clock
         yield TopBar()
-        with Horizontal(id="bandwidth"):
+        with Horizontal(id="bandwidth-strip"):
             yield Label("bandwidth ", id="bandwidth-label")
             yield Sparkline(clock, AGGREGATE_WINDOW, id="sparkline")
             yield Label("", id="bandwidth-now")
@@ -260,7 +260,7 @@ class JobsScreen(ConsoleScreen):
             line.append(job.error)
         else:
             parts = [f"phase {job.phase or '-'}"]
-            if not job.final:
+            if not job.final and job.rate > 0:
                 parts.append(fmt.rate(job.rate))
             parts.append(fmt.files(job))
             started = job.started or job.created

@@ -98,9 +98,9 @@ def coverage_rows(archive: WalArchive) -> list[tuple[str, dict[str, Text]]]:
     rows = []
     for coverage in reversed(archive.coverage):
         if coverage.missing:
-            state = Text(f"{len(coverage.missing)} MISSING", style="bold red")
+            state = Text("MISSING", style="bold red")
         elif coverage.gaps_after:
-            state = Text("gap after", style="yellow")
+            state = Text("PITR gap", style="yellow")
         else:
             state = Text("complete", style="green")
         until = coverage.recoverable_until or "-"
