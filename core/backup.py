@@ -138,13 +138,14 @@ class BackupResult:
 def run_backup(request: BackupRequest, reporter: Reporter | None = None) -> BackupResult:
     """Take one physical backup; raises a PgvaultError subclass when it cannot."""
     reporter = reporter or NullReporter()
-    _validate(request)
+    validate_request(request)
     store = open_store(request.location, request.store_config)
     with store:
         return _Pipeline(request, reporter, store).run()
 
 
-def _validate(request: BackupRequest) -> None:
+def validate_request(request: BackupRequest) -> None:
+    """Reject bad input (exit 3) before anything is recorded or started."""
     ServerLayout(request.server)
     if request.name is not None:
         validate_backup_name(request.name)

@@ -10,7 +10,7 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from core.backup import BackupRequest, result_summary, run_backup
+from core.backup import BackupRequest, result_summary, run_backup, validate_request
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import Job
 from core.progress import Reporter
@@ -75,4 +75,5 @@ BACKUP: JobKind[BackupRequest] = JobKind(
     entry="core.jobs.builtin:BACKUP",
     public=_public,
     resume=_resume,
+    validate=validate_request,
 )

@@ -55,6 +55,9 @@ class JobKind(Generic[R]):
     public: Callable[[R], R] = lambda request: request
     #: the request that resumes a failed job of this kind (None: not resumable)
     resume: Callable[[R, Job], R] | None = None
+    #: checks the request before any job is recorded, so bad input never becomes a
+    #: failed job; raises InputError (exit 3)
+    validate: Callable[[R], None] | None = None
 
     def encode(self, request: R) -> dict[str, Any]:
         if not isinstance(request, self.request_type):

@@ -49,6 +49,8 @@ def _record(
     detached: bool,
     resumed_from: int | None,
 ) -> Job:
+    if kind.validate is not None:
+        kind.validate(request)
     info = kind.describe(request)
     return store.create(
         kind.name,

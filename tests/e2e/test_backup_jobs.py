@@ -12,6 +12,7 @@ import pty
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -330,3 +331,44 @@ def test_a_resumed_backup_sends_again_the_parts_whose_files_changed(
     assert resent and resent[0] == f"{ts1}.tar:", log
     assert 0 < new["result"]["reused_stored_bytes"] < _stored(dest, backup_id)
     restore_and_compare(cluster, archive, changed, dest, backup_id)
+
+
+def test_bad_input_is_refused_before_any_job_is_recorded(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "--state-dir",
+            str(state),
+            "--batch",
+            "backup",
+            "-n",
+            "latest",
+            f"file://{tmp_path}/dest",
+            "pg1",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 3
+    assert "reserved word" in result.stderr
+    listing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "--state-dir",
+            str(state),
+            "--batch",
+            "jobs",
+            "list",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(listing.stdout) == []

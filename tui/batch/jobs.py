@@ -338,8 +338,7 @@ def _show(store: JobStore, args: argparse.Namespace) -> int:
         fields.append(("error", job.error))
     for key, value in job.result.items():
         fields.append((f"result.{key}", str(value)))
-    for key, value in sorted(job.options.items()):
-        fields.append((f"option.{key}", json.dumps(value)))
+    fields.extend((f"option.{key}", value) for key, value in _flat_options(job.options))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:
         print(f"{key.ljust(width)}  {value}")
@@ -484,6 +483,20 @@ def _resume(store: JobStore, args: argparse.Namespace) -> int:
 
 
 # ---- log -------------------------------------------------------------------------------------
+
+
+def _flat_options(options: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Options as dotted keys, leaving out what is unset (None, empty) for a readable show."""
+    flat: list[tuple[str, str]] = []
+    for key, value in sorted(options.items()):
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.extend(_flat_options(value, f"{name}."))
+        elif value is None or value == [] or value == "":
+            continue
+        else:
+            flat.append((name, value if isinstance(value, str) else json.dumps(value)))
+    return flat
 
 
 def _log_line(at: float, level: int, message: str) -> str:
