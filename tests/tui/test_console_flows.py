@@ -7,13 +7,14 @@ watch real backups obey.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Label
+from textual.widgets import Input, Label, RichLog
 
 from core.jobs import JobState, JobStore
-from tests.support.console import fill_store, loaded, make_app, settle
+from tests.support.console import ROWS, fill_store, loaded, make_app, settle
 from tui.app import PgvaultApp
 from tui.config import MUTATING
 from tui.modals.confirm import ConfirmScreen
@@ -271,3 +272,17 @@ async def test_fill_store_rows_are_what_the_table_shows(tmp_path: Path) -> None:
         table = app.screen.query_one("#jobs", ResponsiveTable)
         states = [table.get_cell(str(i), "state").plain for i in ids]
         assert states == ["running", "paused", "done", "FAILED", "cancelled"]
+
+
+async def test_job_detail_opens_on_the_newest_log_lines(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    fill_store(state, (replace(ROWS[0], log=tuple(f"line {i}" for i in range(40))),))
+    app = make_app(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        log = app.screen.query_one("#detail-log", RichLog)
+        await settle(pilot, lambda: len(log.lines) == 40)
+        await pilot.pause(0.3)
+        assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y
