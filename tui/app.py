@@ -67,6 +67,8 @@ class PgvaultApp(App[int]):
 
     def __init__(self, config: ConsoleConfig) -> None:
         super().__init__()
+        if self.no_color:
+            self._use_readable_monochrome()
         self.config = config
         self.read_only = config.read_only
         self.jobs: dict[int, Job] = {}
@@ -87,6 +89,17 @@ class PgvaultApp(App[int]):
         from core.demo import load_demo
 
         self.demo = load_demo()
+
+    def _use_readable_monochrome(self) -> None:
+        from textual.filter import Monochrome
+
+        from tui.monochrome import ReadableMonochrome
+
+        # Textual keeps its output filters in a private list; the monochrome snapshot test
+        # notices if that ever changes.
+        self._filters = [
+            ReadableMonochrome() if isinstance(f, Monochrome) else f for f in self._filters
+        ]
 
     # ---- life cycle ------------------------------------------------------------------------
 

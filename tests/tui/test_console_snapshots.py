@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -124,3 +125,13 @@ def test_help(snap_compare: SnapCompare, fixed_state: str) -> None:
 def test_empty_store(snap_compare: SnapCompare, tmp_path: Any) -> None:
     app = make_app(str(tmp_path / "empty-state"))
     assert snap_compare(app, run_before=before(app))
+
+
+def test_jobs_view_monochrome(
+    snap_compare: SnapCompare, fixed_state: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # NO_COLOR: states, the selected row and the bars must read by text and shade alone.
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(fixed_state)
+    assert app.no_color
+    assert snap_compare(app, run_before=before(app, "j"))
