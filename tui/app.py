@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from rich.text import Text
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
@@ -242,16 +243,26 @@ class PgvaultApp(App[int]):
             self.notify(message.error, severity="error", timeout=6)
         self.refresh_topbar()
 
+    def _shown(self) -> Screen[Any] | None:
+        """The current screen; None while the console is closing (its screens are gone and
+        the feed's last messages may still arrive)."""
+        try:
+            return self.screen
+        except ScreenStackError:
+            return None
+
     def _forward(self, method: str) -> None:
-        handler = getattr(self.screen, method, None)
+        handler = getattr(self._shown(), method, None)
         if handler is not None:
             handler()
 
     def refresh_topbar(self) -> None:
         from tui.widgets.topbar import TopBar
 
-        for bar in self.screen.query(TopBar):
-            bar.refresh()
+        screen = self._shown()
+        if screen is not None:
+            for bar in screen.query(TopBar):
+                bar.refresh()
 
     # ---- the catalog -----------------------------------------------------------------------
 

@@ -203,7 +203,7 @@ async def test_form_checks_fields_as_they_are_typed(fixed_state: str) -> None:
         }
         for field, (value, _) in errors.items():
             form.query_one(f"#{field}", Input).value = value
-        await pilot.pause(0.3)
+        await settle(pilot, lambda: all(form.query_one(f"#{f}-error").display for f in errors))
         for field, (_, message) in errors.items():
             label = form.query_one(f"#{field}-error", Label)
             assert label.display and message in str(label.render()), field

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from core.browse import WalArchive
 from core.manifest import PgvaultManifest, TableRecord
@@ -14,6 +14,7 @@ from tui import fmt
 from tui.catalog_data import BackupRef, load_manifest, load_wal
 from tui.screens.base import ConsoleScreen
 from tui.screens.catalog import STATUS_STYLE, stored_size, took
+from tui.widgets.keybar import KeyBar
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
 
@@ -149,7 +150,7 @@ class BackupScreen(ConsoleScreen):
             yield ResponsiveTable(DATABASE_COLUMNS, id="databases", openable=False)
             yield ResponsiveTable(TABLE_COLUMNS, id="tables", openable=False)
         yield Input(placeholder="filter tables: words to match (esc clears)", id="filter")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False

@@ -11,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize, ScreenResume
-from textual.widgets import DataTable, Footer, Input, Static, Tree
+from textual.widgets import DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from core.backup_info import DONE, FAILED, BackupInfo
 from tui import fmt
 from tui.catalog_data import BackupRef, DestinationView
 from tui.screens.base import ConsoleScreen
+from tui.widgets.keybar import KeyBar
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
 
@@ -134,7 +135,7 @@ class CatalogScreen(ConsoleScreen):
                 yield Static("", id="catalog-empty")
                 yield Static("", id="backup-summary")
         yield Input(placeholder="filter backups: words to match (esc clears)", id="filter")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False

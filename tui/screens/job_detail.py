@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, RichLog, Static
+from textual.widgets import RichLog, Static
 
 from core.errors import PgvaultError
 from core.jobs import Job, JobState, JobStore, LogLine
@@ -19,6 +19,7 @@ from tui.catalog_data import describe_error
 from tui.screens.base import ConsoleScreen
 from tui.screens.jobs import BAR_COLOR, PAUSABLE, RESUMABLE, STATE_COLOR
 from tui.widgets.bandwidth import BandwidthChart, span
+from tui.widgets.keybar import KeyBar
 from tui.widgets.progress import ProgressLine
 from tui.widgets.topbar import TopBar
 
@@ -123,7 +124,7 @@ class JobDetailScreen(ConsoleScreen):
         log = RichLog(id="detail-log", max_lines=1000, wrap=True, markup=False, highlight=False)
         log.border_title = "log"
         yield log
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         job = self.console.jobs.get(self.job_id)

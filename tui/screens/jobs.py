@@ -7,13 +7,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import ScreenResume
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from core.jobs import Job, JobState
 from tui import fmt
 from tui.config import AGGREGATE_WINDOW
 from tui.screens.base import ConsoleScreen
 from tui.widgets.bandwidth import Sparkline
+from tui.widgets.keybar import KeyBar
 from tui.widgets.progress import ProgressLine
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
@@ -136,7 +137,7 @@ class JobsScreen(ConsoleScreen):
             yield Static("", id="selected-title")
             yield ProgressLine(id="selected-bar")
             yield Static("", id="selected-facts")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).display = False

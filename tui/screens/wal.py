@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import ScreenResume
-from textual.widgets import Footer, OptionList, Static
+from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from core.browse import WalArchive
@@ -15,6 +15,7 @@ from core.sizes import format_size
 from tui import fmt
 from tui.catalog_data import load_wal
 from tui.screens.base import ConsoleScreen
+from tui.widgets.keybar import KeyBar
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
 
@@ -144,7 +145,7 @@ class WalScreen(ConsoleScreen):
                 yield Static("", id="wal-summary")
                 yield ResponsiveTable(RANGE_COLUMNS, id="wal-ranges", openable=False)
                 yield ResponsiveTable(COVERAGE_COLUMNS, id="wal-coverage", openable=False)
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.catalog_changed()
