@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cramjam
 import lz4.block
@@ -36,6 +36,10 @@ class Compressor(Protocol):
     def compress(self, data: bytes | memoryview) -> bytes: ...
 
     def flush(self) -> bytes: ...
+
+
+class Readable(Protocol):
+    def read(self, n: int, /) -> bytes: ...
 
 
 class Decompressor(Protocol):
@@ -68,6 +72,15 @@ class Codec:
 
     def decompressor(self) -> Decompressor:
         return _DECOMPRESSORS[self.name]()
+
+    def stream_reader(self, raw: Readable, read_size: int = MiB) -> DecompressingReader:
+        """A reader of the decompressed stream whose reads return at most n bytes each.
+
+        Unlike decompressor(), memory stays bounded whatever the compression ratio (a run
+        of zeros can expand 30,000-fold); concatenated streams are read through, and a
+        stream that ends early raises ValueError.
+        """
+        return DecompressingReader(self, raw, read_size)
 
     def compress(self, data: bytes, level: int | None = None, threads: int = 1) -> bytes:
         c = self.compressor(level, threads)
@@ -488,3 +501,244 @@ _DECOMPRESSORS: dict[str, Callable[[], Decompressor]] = {
     "lz4": lambda: _MultiStream(lz4.frame.LZ4FrameDecompressor),
     "zstd": _ZstdDecompressor,
 }
+
+
+# ---- bounded streaming decompression ------------------------------------------------------
+
+
+class _Bounded(Protocol):
+    """A decompressor that takes max_length (bz2, lzma, lz4.frame and the zlib adapter)."""
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+    @property
+    def eof(self) -> bool: ...
+
+    @property
+    def needs_input(self) -> bool: ...
+
+    @property
+    def unused_data(self) -> bytes: ...
+
+
+class _ZlibBounded:
+    """zlib's decompressobj in the needs_input/unused_data shape of bz2 and lzma."""
+
+    def __init__(self) -> None:
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._full = False  # the last call filled max_length: output may be pending
+
+    @property
+    def eof(self) -> bool:
+        return self._d.eof
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._d.unconsumed_tail and not self._full and not self._d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._d.unused_data or b""
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        source = self._d.unconsumed_tail + data if self._d.unconsumed_tail else data
+        out = self._d.decompress(source, max(0, max_length))
+        self._full = max_length > 0 and len(out) == max_length
+        return out
+
+
+_BOUNDED: dict[str, Callable[[], _Bounded]] = {
+    "gzip": _ZlibBounded,
+    "bzip2": bz2.BZ2Decompressor,
+    "xz": lzma.LZMADecompressor,
+    "lz4": lz4.frame.LZ4FrameDecompressor,
+}
+ZSTD_MAGIC = 0xFD2FB528
+SNAPPY_FEED = 64 * 1024  # a framed chunk holds at most 64 KiB: output stays small
+
+
+class _ZstdFrames:
+    """Follows the frame and block headers of a zstd stream as its bytes go by.
+
+    python-zstandard's stream reader ends quietly when its input ends inside a frame; this
+    tracker knows whether the input stopped between frames (RFC 8878: frame header, blocks
+    up to the last one, optional content checksum; skippable frames skipped).
+    """
+
+    def __init__(self) -> None:
+        self._need = 4  # bytes wanted for the next header
+        self._header = bytearray()
+        self._state = "magic"
+        self._skip = 0
+        self._checksum = False
+        self.started = False
+
+    @property
+    def between_frames(self) -> bool:
+        return self._state == "magic" and not self._header and not self._skip
+
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while len(view):
+            if self._skip:
+                step = min(self._skip, len(view))
+                self._skip -= step
+                view = view[step:]
+                continue
+            take = min(self._need - len(self._header), len(view))
+            self._header += view[:take]
+            view = view[take:]
+            if len(self._header) == self._need:
+                self._advance(bytes(self._header))
+
+    def _advance(self, header: bytes) -> None:
+        self._header.clear()
+        state = self._state
+        if state == "magic":
+            self.started = True
+            magic = int.from_bytes(header, "little")
+            if magic == ZSTD_MAGIC:
+                self._state, self._need = "descriptor", 1
+            elif magic & 0xFFFFFFF0 == 0x184D2A50:
+                self._state, self._need = "skippable", 4
+            else:
+                raise ValueError("not a zstd frame")
+        elif state == "skippable":
+            self._skip = int.from_bytes(header, "little")
+            self._state, self._need = "magic", 4
+        elif state == "descriptor":
+            flags = header[0]
+            single = bool(flags & 0x20)
+            fcs = (0, 2, 4, 8)[flags >> 6] or (1 if single else 0)
+            did = (0, 1, 2, 4)[flags & 0x03]
+            self._checksum = bool(flags & 0x04)
+            self._skip = (0 if single else 1) + did + fcs
+            self._state, self._need = "block", 3
+        elif state == "block":
+            value = int.from_bytes(header, "little")
+            last, kind, size = value & 1, (value >> 1) & 3, value >> 3
+            if kind == 3:
+                raise ValueError("corrupt zstd block header")
+            self._skip = 1 if kind == 1 else size
+            if last:
+                if self._checksum:
+                    self._skip += 4
+                self._state, self._need = "magic", 4
+
+
+class DecompressingReader:
+    """Decompressed reads of at most n bytes from a compressed source (Codec.stream_reader)."""
+
+    def __init__(self, codec: Codec, raw: Readable, read_size: int = MiB) -> None:
+        self.codec = codec
+        self._raw = raw
+        self._read_size = read_size
+        self._input = b""
+        self._exhausted = False
+        self._bounded: _Bounded | None = None
+        self._in_stream = False  # inside a stream that has not ended yet
+        self._frames: _ZstdFrames | None = None
+        self._zstd: Any = None
+        self._snappy: Decompressor | None = None
+        self._pending = b""  # snappy output not yet returned
+        if codec.name == "zstd":
+            self._frames = _ZstdFrames()
+            self._zstd = zstandard.ZstdDecompressor().stream_reader(
+                _Tap(raw, self._frames),  # type: ignore[arg-type]
+                read_size=read_size,
+                read_across_frames=True,
+            )
+
+    def read(self, n: int) -> bytes:
+        """Up to n decompressed bytes; b'' at the end of the stream."""
+        if n <= 0:
+            return b""
+        if self._zstd is not None:
+            return self._read_zstd(n)
+        if self.codec.name == "snappy":
+            return self._read_snappy(n)
+        return self._read_bounded(n)
+
+    def _truncated(self) -> ValueError:
+        return ValueError(f"truncated {self.codec.name} stream")
+
+    def _read_zstd(self, n: int) -> bytes:
+        try:
+            out: bytes = self._zstd.read(n)
+        except zstandard.ZstdError as exc:
+            raise ValueError(f"corrupt zstd stream: {exc}") from None
+        assert self._frames is not None
+        if not out and not self._frames.between_frames:
+            raise self._truncated()
+        return out
+
+    def _next_input(self) -> bytes:
+        if self._input:
+            data, self._input = self._input, b""
+            return data
+        if self._exhausted:
+            return b""
+        data = self._raw.read(self._read_size)
+        if not data:
+            self._exhausted = True
+        return data
+
+    def _read_bounded(self, n: int) -> bytes:
+        while True:
+            d = self._bounded
+            if d is None or d.eof:
+                data = self._next_input()
+                if not data:
+                    if self._in_stream:
+                        raise self._truncated()
+                    return b""
+                d = self._bounded = _BOUNDED[self.codec.name]()
+                self._in_stream = True
+            elif d.needs_input:
+                data = self._next_input()
+                if not data:
+                    raise self._truncated()
+            else:
+                data = b""
+            try:
+                out = d.decompress(data, n)
+            except (OSError, EOFError, ValueError, RuntimeError, zlib.error, lzma.LZMAError) as exc:
+                raise ValueError(f"corrupt {self.codec.name} stream: {exc}") from None
+            if d.eof:
+                self._in_stream = False
+                self._input = (d.unused_data or b"") + self._input
+            if out:
+                return out
+
+    def _read_snappy(self, n: int) -> bytes:
+        while not self._pending:
+            if self._snappy is None:
+                self._snappy = self.codec.decompressor()
+            if not self._input:
+                self._input = self._next_input()
+                if not self._input:
+                    if not self._snappy.eof and self._in_stream:
+                        raise self._truncated()
+                    return b""
+            piece, self._input = self._input[:SNAPPY_FEED], self._input[SNAPPY_FEED:]
+            self._in_stream = True
+            try:
+                self._pending = self._snappy.decompress(piece)
+            except Exception as exc:  # cramjam raises its own error types
+                raise ValueError(f"corrupt snappy stream: {exc}") from None
+        out, self._pending = self._pending[:n], self._pending[n:]
+        return out
+
+
+class _Tap:
+    """A source that shows every byte it hands out to the zstd frame tracker."""
+
+    def __init__(self, raw: Readable, frames: _ZstdFrames) -> None:
+        self._raw = raw
+        self._frames = frames
+
+    def read(self, n: int) -> bytes:
+        data = self._raw.read(n)
+        if data:
+            self._frames.update(data)
+        return data

@@ -46,8 +46,14 @@ class Crc32c:
         self._crc = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        # The C extension takes only immutable buffers (bytes); pipelines pass bytes.
-        self._crc = google_crc32c.extend(self._crc, data if type(data) is bytes else bytes(data))
+        # The C extension takes only bytes: a view of a whole bytes object is that object,
+        # anything else is copied.
+        whole = data.obj if isinstance(data, memoryview) else None
+        if type(whole) is bytes and len(whole) == len(data):
+            data = whole
+        if type(data) is not bytes:
+            data = bytes(data)
+        self._crc = google_crc32c.extend(self._crc, data)
 
     def hexdigest(self) -> str:
         return int(self._crc).to_bytes(4, "little").hex()

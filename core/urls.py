@@ -16,7 +16,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field
 from enum import StrEnum
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from core.errors import InputError
 from core.secrets import register_secret
@@ -296,3 +296,89 @@ def _file(netloc: str, path: str, query: dict[str, str]) -> Location:
     if not path.startswith("/") or path == "/":
         raise InputError("a file:// URL needs an absolute directory path, e.g. file:///var/backups")
     return Location(provider=Provider.FILE, bucket=path.rstrip("/"), prefix="")
+
+
+#: query parameters that carry credentials (moved out of any URL pgvault writes down)
+CREDENTIAL_PARAMS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_ACCOUNT_KEY",
+    "AZURE_SAS_TOKEN",
+    "CREDENTIALS",
+)
+
+
+def public_url(location: Location) -> str:
+    """A URL that parse_location reads back as `location` without its credentials.
+
+    Unlike display(), it keeps what is not secret and changes where the objects are: an
+    S3 region and endpoint given in the query string, an azure:// account or endpoint.
+    """
+    tail = f"/{location.prefix}" if location.prefix else ""
+    query: list[tuple[str, str]] = []
+    if location.provider is Provider.S3:
+        base = f"s3://{location.bucket}{tail}"
+        if location.region:
+            query.append(("AWS_REGION", location.region))
+        if location.endpoint:
+            query.append(("AWS_ENDPOINT", location.endpoint))
+        if location.auth == "implicit":
+            query.append(("AUTH", "implicit"))
+    elif location.provider is Provider.GCS:
+        base = f"gs://{location.bucket}{tail}"
+        if location.auth in ("implicit", "default"):
+            query.append(("AUTH", location.auth))
+    elif location.provider is Provider.FILE:
+        return f"file://{location.bucket}{tail}"
+    else:
+        endpoint = (location.endpoint or "").rstrip("/")
+        account = location.account
+        if account and endpoint.lower() == f"https://{account}.blob.core.windows.net".lower():
+            base = f"{endpoint}/{location.bucket}{tail}"
+        elif account and endpoint and urlsplit(endpoint).path.strip("/") == account:
+            base = f"{endpoint}/{location.bucket}{tail}"  # an emulator: /ACCOUNT/CONTAINER
+        else:
+            base = f"azure://{location.bucket}{tail}"
+            if account:
+                query.append(("AZURE_ACCOUNT_NAME", account))
+            if endpoint:
+                query.append(("AZURE_ENDPOINT", endpoint))
+    if not query:
+        return base
+    return f"{base}?{urlencode(query, quote_via=quote, safe='/:')}"
+
+
+def credential_params(location: Location) -> dict[str, str]:
+    """The URL query parameters that carry this location's credentials (secret)."""
+    creds = location.credentials
+    params: dict[str, str] = {}
+    if location.provider is Provider.S3:
+        for key, value in (
+            ("AWS_ACCESS_KEY_ID", creds.aws_access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", creds.aws_secret_access_key),
+            ("AWS_SESSION_TOKEN", creds.aws_session_token),
+        ):
+            if value:
+                params[key] = value
+        if params and location.auth == "specified":
+            params["AUTH"] = "specified"
+    elif location.provider is Provider.AZURE:
+        if creds.azure_account_key:
+            params["AZURE_ACCOUNT_KEY"] = creds.azure_account_key
+        if creds.azure_sas_token:
+            params["AZURE_SAS_TOKEN"] = creds.azure_sas_token
+    elif location.provider is Provider.GCS and creds.gcs_service_account_json:
+        encoded = base64.b64encode(creds.gcs_service_account_json.encode()).decode()
+        params["CREDENTIALS"] = encoded
+        if location.auth == "specified":
+            params["AUTH"] = "specified"
+    return params
+
+
+def with_query(url: str, params: dict[str, str]) -> str:
+    """`url` with more query parameters (credentials read back from a credentials file)."""
+    if not params:
+        return url
+    separator = "&" if "?" in url else "?"
+    return f"{url}{separator}{urlencode(list(params.items()), quote_via=quote, safe='')}"

@@ -1,4 +1,4 @@
-"""The product's job kinds: what `backup` (and later restore, verify) run as jobs.
+"""The product's job kinds: what `backup` and `restore` (and later verify) run as jobs.
 
 Each kind tells the engine how to run its request, how to describe it in the job store
 without secrets, and (for backups) how to resume a failed one.
@@ -14,6 +14,9 @@ from core.backup import BackupRequest, result_summary, run_backup, validate_requ
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import Job
 from core.progress import Reporter
+from core.restore import RestoreRequest, run_restore
+from core.restore import result_summary as restore_summary
+from core.restore import validate_request as validate_restore
 from core.urls import Credentials
 
 _CONNINFO_PASSWORD = re.compile(r"(?i)\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
@@ -76,4 +79,67 @@ BACKUP: JobKind[BackupRequest] = JobKind(
     public=_public,
     resume=_resume,
     validate=validate_request,
+)
+
+
+# ---- restore --------------------------------------------------------------------------------
+
+
+def _run_restore(request: RestoreRequest, reporter: Reporter) -> dict[str, Any]:
+    result = run_restore(request, reporter)
+    report = [restore_summary(result)]
+    report += [f"verified: {line}" for line in result.verified]
+    report += [f"not verified: {line}" for line in result.not_verified]
+    report += [f"warning: {line}" for line in result.warnings]
+    report.append(f"restore_command = {result.restore_command}")
+    if result.credentials_file:
+        report.append(
+            f"credentials for restore_command: {result.credentials_file} (0600, removed by "
+            "recovery_end_command once recovery ends)"
+        )
+    report.append(
+        f"next: start PostgreSQL as the data directory's owner, e.g. "
+        f"pg_ctl -D {result.recovery_dir} start; it recovers to {result.target}"
+    )
+    return {
+        "backup_id": result.backup_id,
+        "recovery_dir": result.recovery_dir,
+        "tablespaces": [list(t) for t in result.tablespaces],
+        "files": result.files,
+        "bytes_written": result.bytes_written,
+        "bytes_downloaded": result.bytes_downloaded,
+        "target": result.target,
+        "credentials_file": result.credentials_file,
+        "wal_restore_dir": result.wal_restore_dir,
+        "warnings": list(result.warnings),
+        "summary": report[0],
+        "report": report,
+    }
+
+
+def _describe_restore(request: RestoreRequest) -> JobInfo:
+    where = request.location.display()
+    return JobInfo(
+        description=f"restore of {request.server} {request.backup} from {where} "
+        f"into {request.recovery_dir}",
+        server=request.server,
+        destination=where,
+    )
+
+
+def _public_restore(request: RestoreRequest) -> RestoreRequest:
+    """The request without the URL's credentials (environment ones are never in it)."""
+    return replace(request, location=replace(request.location, credentials=Credentials()))
+
+
+RESTORE: JobKind[RestoreRequest] = JobKind(
+    name="restore",
+    request_type=RestoreRequest,
+    run=_run_restore,
+    describe=_describe_restore,
+    entry="core.jobs.builtin:RESTORE",
+    public=_public_restore,
+    # A failed restore removes what it wrote: running it again is a new restore.
+    resume=None,
+    validate=validate_restore,
 )

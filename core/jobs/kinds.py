@@ -29,7 +29,11 @@ from core.progress import Reporter
 R = TypeVar("R")
 
 #: built-in kinds by name -> import path; the backup pipeline and others register here
-BUILTIN: dict[str, str] = {"backup": "core.jobs.builtin:BACKUP"}
+BUILTIN: dict[str, str] = {
+    "backup": "core.jobs.builtin:BACKUP",
+    "restore": "core.jobs.builtin:RESTORE",
+    "wal-push": "core.wal.jobs:WAL_PUSH",
+}
 
 
 @dataclass(frozen=True)

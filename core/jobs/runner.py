@@ -25,6 +25,7 @@ from core.jobs.liveness import hostname, process_of, reap_dead, this_process
 from core.jobs.model import IllegalTransition, Job, JobState
 from core.jobs.reporter import JobReporter
 from core.jobs.store import JobStore
+from core.progress import Reporter
 from core.secrets import RedactingFormatter, redact
 
 R = TypeVar("R")
@@ -81,14 +82,20 @@ def execute(
     reporter: JobReporter,
     initial: JobState = JobState.RUNNING,
     capture_logging: bool = False,
+    operation: Callable[[R, Reporter], dict[str, Any] | None] | None = None,
 ) -> Outcome:
-    """Run the operation with the reporter and record how it ended; never raises for it."""
+    """Run the operation with the reporter and record how it ended; never raises for it.
+
+    `operation` replaces `kind.run` for work a process records as it does it in place
+    (the WAL pusher's batches).
+    """
     reporter.start(initial)
     error: BaseException | None = None
     result: dict[str, Any] | None = None
+    run = operation or kind.run
     with _captured_logs(reporter) if capture_logging else contextlib.nullcontext():
         try:
-            result = kind.run(request, reporter) or {}
+            result = run(request, reporter) or {}
         except BaseException as exc:  # recorded, then handed back to the caller
             error = exc
     if error is None:

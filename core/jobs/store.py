@@ -527,16 +527,20 @@ class JobStore:
             (job_id, job_id, MAX_LOG_LINES),
         )
 
-    def prune(self, finished_before: float) -> int:
+    def prune(
+        self, finished_before: float, kind: str | None = None, state: JobState | None = None
+    ) -> int:
         """Delete jobs that finished before the given time, with their logs and samples."""
+        query = "SELECT id FROM jobs WHERE finished IS NOT NULL AND finished < ?"
+        params: list[Any] = [finished_before]
+        if kind is not None:
+            query += " AND kind = ?"
+            params.append(kind)
+        if state is not None:
+            query += " AND state = ?"
+            params.append(state.value)
         with self._write() as conn:
-            ids = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT id FROM jobs WHERE finished IS NOT NULL AND finished < ?",
-                    (finished_before,),
-                )
-            ]
+            ids = [r[0] for r in conn.execute(query, params)]
             for job_id in ids:
                 conn.execute("DELETE FROM job_log WHERE job_id = ?", (job_id,))
                 conn.execute("DELETE FROM job_samples WHERE job_id = ?", (job_id,))

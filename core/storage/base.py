@@ -220,14 +220,20 @@ class ObjectStore(ABC):
         return ObjectReader(self, key, start, length)
 
     def open_prefetching_reader(
-        self, key: str, size: int | None = None, part_size: int = 8 * MiB, jobs: int | None = None
+        self,
+        key: str,
+        size: int | None = None,
+        part_size: int = 8 * MiB,
+        jobs: int | None = None,
+        limit: threading.Semaphore | None = None,
     ) -> PrefetchingReader:
         """A sequential reader fed by `jobs` concurrent ranged reads ahead of it.
 
-        Memory is bounded by jobs x part_size; each range is retried on its own.
+        Memory is bounded by jobs x part_size; each range is retried on its own. `limit`, a
+        semaphore shared by several readers, caps the ranged reads in flight across them.
         """
         total = self.head(key).size if size is None else size
-        return PrefetchingReader(self, key, total, part_size, jobs or self.config.jobs)
+        return PrefetchingReader(self, key, total, part_size, jobs or self.config.jobs, limit)
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
         """Exactly length bytes from start (fewer only at the end of the object)."""
@@ -589,11 +595,20 @@ class ObjectReader(io.RawIOBase):
 class PrefetchingReader(io.RawIOBase):
     """Reads an object front to back while the next ranges download concurrently."""
 
-    def __init__(self, store: ObjectStore, key: str, size: int, part_size: int, jobs: int):
+    def __init__(
+        self,
+        store: ObjectStore,
+        key: str,
+        size: int,
+        part_size: int,
+        jobs: int,
+        limit: threading.Semaphore | None = None,
+    ):
         super().__init__()
         self.store = store
         self.key = key
         self.size = size
+        self._limit = limit
         self._part = part_size
         self._next_start = 0
         self._pending: deque[Future[bytes]] = deque()
@@ -612,8 +627,16 @@ class PrefetchingReader(io.RawIOBase):
             self._next_start += length
             self._pending.append(self._pool.submit(self._fetch, start, length))
 
+    def set_depth(self, depth: int) -> None:
+        """How many ranges to keep requested ahead of the reader (at most `jobs` at once)."""
+        self._depth = max(1, depth)
+
     def _fetch(self, start: int, length: int) -> bytes:
-        data = self.store.read_range(self.key, start, length)
+        if self._limit is not None:
+            with self._limit:
+                data = self.store.read_range(self.key, start, length)
+        else:
+            data = self.store.read_range(self.key, start, length)
         if len(data) != length:
             raise StorageError(
                 f"{self.key}: expected {length} bytes at offset {start}, got {len(data)} "

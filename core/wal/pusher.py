@@ -1,8 +1,8 @@
 """The fast path's background pusher: uploads every `.ready` WAL file, many at a time.
 
 It scans `pg_wal/archive_status/*.ready`, pushes what it finds in batches of up to
-`batch_max` files with `jobs` uploads in flight (each batch reports through a Reporter, so
-that a job engine can record it), and writes `ok/<name>` in the spool only after the store
+`batch_max` files with `jobs` uploads in flight (each batch runs through a BatchRunner,
+which records it as a job: core.wal.jobs), and writes `ok/<name>` in the spool only after the store
 confirmed the object. A failure is written to `error/<name>` for archive_command to report.
 It exits when archive_command has not called for `idle_exit` seconds.
 
@@ -58,6 +58,17 @@ class BatchResult:
     seconds: float = 0.0
 
 
+#: one batch's work, given the Reporter it reports through
+BatchWork = Callable[[Reporter], BatchResult]
+#: runs a batch's work (names: the files in the batch), e.g. as a recorded job
+BatchRunner = Callable[[list[str], BatchWork], BatchResult]
+
+
+def run_unrecorded(names: list[str], work: BatchWork) -> BatchResult:
+    """The batch runner when no job store records batches."""
+    return work(NullReporter())
+
+
 def archive_order(name: str) -> tuple[int, str]:
     """PostgreSQL archives history files first, then everything by name."""
     return (0 if is_history(name) else 1, name)
@@ -72,14 +83,14 @@ class Pusher:
         spool: ArchiveSpool,
         wal_dir: str,
         settings: PusherSettings,
-        reporter_factory: Callable[[list[str]], Reporter] | None = None,
+        batch_runner: BatchRunner = run_unrecorded,
     ) -> None:
         self.archiver = archiver
         self.spool = spool
         self.wal_dir = wal_dir
         self.status_dir = os.path.join(wal_dir, "archive_status")
         self.settings = settings
-        self.reporter_factory = reporter_factory or (lambda names: NullReporter())
+        self.batch_runner = batch_runner
         self._wake = threading.Event()
         # name -> identity of files stored in this run (their marker may be consumed already)
         self._pushed: dict[str, FileIdentity] = {}
@@ -180,10 +191,12 @@ class Pusher:
     # ---- one batch --------------------------------------------------------------------------
 
     def push_batch(self, names: list[str], pool: ThreadPoolExecutor) -> BatchResult:
-        """Upload `names` with `jobs` in flight; one Reporter for the batch."""
+        """Upload `names` with `jobs` in flight, through the batch runner."""
+        return self.batch_runner(names, lambda reporter: self._push(names, pool, reporter))
+
+    def _push(self, names: list[str], pool: ThreadPoolExecutor, reporter: Reporter) -> BatchResult:
         started = time.monotonic()
         result = BatchResult()
-        reporter = self.reporter_factory(names)
         reporter.phase("pushing WAL")
         sizes = {}
         for name in names:

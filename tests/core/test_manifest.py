@@ -35,6 +35,17 @@ def test_crc32c_is_stored_in_host_byte_order_as_postgresql_does() -> None:
     crc.update(b"15")
     crc.update(memoryview(b"\n"))
     assert crc.hexdigest() == "8a744722"
+    # Views of a whole bytes object, of part of one, and of a bytearray give the same sum.
+    data = b"15\n"
+    for pieces in (
+        [memoryview(data)],
+        [memoryview(data)[:1], memoryview(data)[1:]],
+        [memoryview(bytearray(data))],
+    ):
+        crc = Crc32c()
+        for piece in pieces:
+            crc.update(piece)
+        assert crc.hexdigest() == "8a744722"
     sha = Sha256()
     sha.update(b"15\n")
     assert sha.hexdigest() == hashlib.sha256(b"15\n").hexdigest()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from core.jobs import JobFilter, JobState, JobStore
 from core.wal.spool import ArchiveSpool
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster, world_dir
@@ -39,9 +40,22 @@ def _spools(root: str) -> list[ArchiveSpool]:
     return [ArchiveSpool(os.path.join(root, d)) for d in sorted(os.listdir(root))]
 
 
-def _fast(pgvault_bin: str, dest: TestDestination, spool_root: str, *flags: str) -> str:
+def _fast(
+    pgvault_bin: str,
+    dest: TestDestination,
+    spool_root: str,
+    *flags: str,
+    state_dir: str | None = None,
+) -> str:
     return archive_command(
-        pgvault_bin, dest.url, *dest.cli_args, "--async", "--spool-dir", spool_root, *flags
+        pgvault_bin,
+        dest.url,
+        *dest.cli_args,
+        "--async",
+        "--spool-dir",
+        spool_root,
+        *flags,
+        state_dir=state_dir,
     )
 
 
@@ -60,10 +74,14 @@ def test_the_fast_path_archives_every_segment(
     pgvault_bin: str,
     cluster_factory: Callable[..., Cluster],
     spool_root: str,
+    scratch_dirs: Callable[[str], str],
 ) -> None:
     dest = make_dest(provider)
+    state_dir = scratch_dirs("pgvault-state-")  # the postgres user's job store
     cluster = cluster_factory(
-        archive_command=_fast(pgvault_bin, dest, spool_root, "--lz4", "-J", "4"),
+        archive_command=_fast(
+            pgvault_bin, dest, spool_root, "--lz4", "-J", "4", state_dir=state_dir
+        ),
         env=dest.env,
         settings={"wal_keep_size": "1GB"},
     )
@@ -71,6 +89,13 @@ def test_the_fast_path_archives_every_segment(
     wait_archived_count(cluster, len(segments))
     assert cluster.one("select failed_count from pg_stat_archiver") == 0
     _assert_archive_matches(dest, cluster, set(segments))
+    # Every batch the pusher uploaded is a job any pgvault process can list.
+    with JobStore.open(state_dir) as jobs:
+        batches = jobs.list_jobs(JobFilter(kinds=("wal-push",)))
+    assert batches and all(job.state is JobState.SUCCEEDED for job in batches)
+    pushed = {name for job in batches for name in job.options["files"]}
+    assert set(segments) <= pushed
+    assert all(job.server == "pg1" and job.files_done == job.files_total for job in batches)
     (spool,) = _spools(spool_root)
     assert spool.pusher_pid(), "the pusher should still be running (it idles out later)"
     wait_for(lambda: spool.markers() == [], what="markers to be consumed or cleaned")

@@ -144,9 +144,12 @@ def pgvault_run(
     )
 
 
-def archive_command(pgvault_bin: str, url: str, *flags: str, server: str = "pg1") -> str:
+def archive_command(
+    pgvault_bin: str, url: str, *flags: str, server: str = "pg1", state_dir: str | None = None
+) -> str:
     """archive_command running pgvault wal-archive (flags before the positionals)."""
-    return " ".join([pgvault_bin, "--batch", "wal-archive", *flags, url, server, "%p"])
+    state = ["--state-dir", state_dir] if state_dir else []
+    return " ".join([pgvault_bin, *state, "--batch", "wal-archive", *flags, url, server, "%p"])
 
 
 def restore_command(pgvault_bin: str, url: str, *flags: str, server: str = "pg1") -> str:

@@ -18,6 +18,7 @@ from core.secrets import RedactingFormatter, redact
 # name -> (module under tui.batch, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("backup", "take a physical base backup of a PostgreSQL cluster"),
+    "restore": ("restore", "restore a backup and configure point-in-time recovery"),
     "jobs": ("jobs", "list, show, watch, pause, resume and cancel jobs"),
     "wal-archive": ("wal_archive", "archive one WAL file (for archive_command)"),
     "wal-restore": ("wal_restore", "fetch one WAL file from the archive (for restore_command)"),

@@ -239,14 +239,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return ExitCode.OK
     path = _wal_path(args)
     if args.async_mode:
-        return _run_async(args, path, list(ctx.argv))
+        return _run_async(args, path, list(ctx.argv), ctx.state_dir)
     archiver = open_archiver(args, jobs=args.max_concurrency)
     with archiver.store:
         archiver.archive(path)  # logs what it did at INFO (-v)
     return ExitCode.OK
 
 
-def _run_async(args: argparse.Namespace, path: str, argv: list[str]) -> int:
+def _run_async(args: argparse.Namespace, path: str, argv: list[str], state_dir: str | None) -> int:
     from core.wal.spool import ArchiveSpool, archive_through_spool
     from tui.batch.wal_fast import spool_location
     from tui.batch.wal_pusher import start_pusher
@@ -259,7 +259,7 @@ def _run_async(args: argparse.Namespace, path: str, argv: list[str]) -> int:
         spool,
         path,
         timeout=args.async_timeout,
-        start_pusher=lambda: start_pusher(args, wal_dir, spool),
+        start_pusher=lambda: start_pusher(args, wal_dir, spool, state_dir),
     )
     log.info("%s: %s", os.path.basename(path), outcome)
     return ExitCode.OK

@@ -8,22 +8,33 @@ Its output goes to the spool's pusher.log.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from core.errors import PgvaultError
 from core.secrets import RedactingFormatter
 from core.wal.spool import ArchiveSpool
 
+if TYPE_CHECKING:
+    from core.jobs.store import JobStore
+
 TAG_FLAGS = ("tags", "tags_repeated", "history_tags", "history_tags_repeated")
 
 
-def start_pusher(args: argparse.Namespace, wal_dir: str, spool: ArchiveSpool) -> None:
+def start_pusher(
+    args: argparse.Namespace, wal_dir: str, spool: ArchiveSpool, state_dir: str | None
+) -> None:
     """Start a detached pusher for this spool (it exits at once if one already runs)."""
-    payload = json.dumps({"args": vars(args), "wal_dir": wal_dir, "spool": spool.root})
+    payload = json.dumps(
+        {"args": vars(args), "wal_dir": wal_dir, "spool": spool.root, "state_dir": state_dir}
+    )
     log_fd = os.open(spool.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         process = subprocess.Popen(
@@ -82,7 +93,9 @@ def fail_ready_files(spool: ArchiveSpool, wal_dir: str, exc: PgvaultError) -> No
 
 
 def main() -> int:
-    from core.wal.pusher import Pusher, PusherSettings
+    from core.wal.jobs import recorded_batches
+    from core.wal.pusher import BatchRunner, Pusher, PusherSettings, run_unrecorded
+    from tui.batch.options import location_from
     from tui.batch.wal_archive import open_archiver
 
     try:
@@ -104,8 +117,12 @@ def main() -> int:
         return int(exc.exit_code)
     settings = PusherSettings(jobs=args.jobs, idle_exit=float(args.pusher_idle))
     try:
-        with archiver.store:
-            Pusher(archiver, spool, wal_dir, settings).run()
+        with archiver.store, _job_store(payload.get("state_dir")) as jobs:
+            runner: BatchRunner = run_unrecorded
+            if jobs is not None:
+                destination = location_from(args).display()
+                runner = recorded_batches(jobs, args.server_name, destination, root)
+            Pusher(archiver, spool, wal_dir, settings, runner).run()
     except PgvaultError as exc:
         log.error("%s", exc)
         return int(exc.exit_code)
@@ -113,6 +130,23 @@ def main() -> int:
         log.exception("the pusher failed")
         return 4
     return 0
+
+
+@contextlib.contextmanager
+def _job_store(state_dir: object) -> Iterator[JobStore | None]:
+    """The job store that records the batches, or None (archiving goes on unrecorded)."""
+    from core.jobs.store import JobStore
+
+    try:
+        store = JobStore.open(state_dir if isinstance(state_dir, str) else None)
+    except (OSError, sqlite3.Error, PgvaultError) as exc:
+        logging.getLogger("pgvault.wal.pusher").warning(
+            "batches are not recorded as jobs: the job store cannot be opened (%s)", exc
+        )
+        yield None
+        return
+    with store:
+        yield store
 
 
 if __name__ == "__main__":

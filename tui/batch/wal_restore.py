@@ -5,7 +5,9 @@ file is at WAL_DEST; 1, quietly, the archive does not have it (PostgreSQL's norm
 the archive); 2 the cloud could not be reached; 3 bad input; 4 any other failure (a
 corrupt archived file, a missing bucket), with a message on stderr. PostgreSQL takes every
 code from 1 to 125 for "not available"; `--abort-on-error` exits 255 on failures other than
-a missing file instead, which makes PostgreSQL stop recovery rather than end it early.
+a missing file instead (bad input and unexpected errors included), which makes PostgreSQL
+stop recovery rather than end it early. `--credentials-file` names the 0600 file that
+`pgvault restore` writes with the credentials restore_command needs (core.credentials_file).
 """
 
 from __future__ import annotations
@@ -73,6 +75,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"where prefetched segments wait (default: {DEFAULT_SPOOL})",
     )
     parser.add_argument(
+        "--credentials-file",
+        metavar="PATH",
+        help="a 0600 JSON file of credentials (written by `pgvault --batch restore`): its URL "
+        "parameters are added to SOURCE_URL and its variables to the environment",
+    )
+    parser.add_argument(
         "--abort-on-error",
         action="store_true",
         help=f"exit {ABORT_RECOVERY} on any failure but a missing file, so that PostgreSQL "
@@ -84,9 +92,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         return _run(args)
     except PgvaultError as exc:
-        if not args.abort_on_error or isinstance(exc, InputError):
+        if not args.abort_on_error:
             raise
         print(f"pgvault wal-restore: error: {exc}", file=sys.stderr)
+        return ABORT_RECOVERY
+    except Exception as exc:
+        if not args.abort_on_error:
+            raise
+        from core.secrets import redact
+
+        log.debug("unexpected error", exc_info=True)
+        print(
+            f"pgvault wal-restore: unexpected error: {redact(f'{type(exc).__name__}: {exc}')}",
+            file=sys.stderr,
+        )
         return ABORT_RECOVERY
 
 
@@ -98,6 +117,13 @@ def _run(args: argparse.Namespace) -> int:
 
     if not args.test and not is_wal_name(args.wal_name):
         raise InputError(f"{args.wal_name} is an invalid name for a WAL file")
+    if args.credentials_file:
+        from core.credentials_file import load_credentials
+        from core.urls import with_query
+
+        stored = load_credentials(args.credentials_file)
+        os.environ.update(stored.environment)
+        args.url = with_query(args.url, stored.url)
     location = location_from(args)
     config = store_config_from(args, jobs=max(1, args.parallel))
     if args.test:

@@ -3,72 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from core.progress import Tracker
 from core.wal.archive import ArchiveSettings, WalArchiver
 from core.wal.errors import WalConflict
 from core.wal.files import FileIdentity
-from core.wal.pusher import Pusher, PusherSettings
 from core.wal.spool import ArchiveSpool, PusherFailed, archive_through_spool
 from tests.support.destinations import TestDestination
-from tests.support.postgres import world_dir
+from tests.support.pusher import PusherThread, mark_done
 from tests.support.wal import WalSample, archived_bytes, archived_names
-
-
-@pytest.fixture
-def pg_wal(wal_sample: WalSample) -> Iterator[str]:
-    """A pg_wal with the sample's segments marked .ready, as PostgreSQL leaves them."""
-    base = world_dir("pgvault-pgwal-")
-    wal_dir = os.path.join(base, "pg_wal")
-    os.makedirs(os.path.join(wal_dir, "archive_status"))
-    for name in [*wal_sample.segments, wal_sample.backup_label]:
-        shutil.copy(wal_sample.path(name), os.path.join(wal_dir, name))
-        Path(wal_dir, "archive_status", f"{name}.ready").touch()
-    yield wal_dir
-    shutil.rmtree(base, ignore_errors=True)
-
-
-class PusherThread:
-    """Runs the real Pusher in a thread, as archive_command's start_pusher would a process."""
-
-    def __init__(self, archiver: WalArchiver, spool: ArchiveSpool, wal_dir: str) -> None:
-        self.batches: list[Tracker] = []
-        self.pusher = Pusher(
-            archiver,
-            spool,
-            wal_dir,
-            PusherSettings(jobs=3, idle_exit=0.5, rescan=0.05),
-            reporter_factory=self._reporter,
-        )
-        self.thread: threading.Thread | None = None
-
-    def _reporter(self, names: list[str]) -> Tracker:
-        lines: list[str] = []
-        tracker = Tracker(on_log=lambda at, level, message: lines.append(message))
-        tracker.logged = lines  # type: ignore[attr-defined]
-        self.batches.append(tracker)
-        return tracker
-
-    def start(self) -> None:
-        if self.thread is None or not self.thread.is_alive():
-            self.thread = threading.Thread(target=self.pusher.run, daemon=True)
-            self.thread.start()
-
-    def join(self) -> None:
-        if self.thread is not None:
-            self.thread.join(30)
-
-
-def _mark_done(wal_dir: str, name: str) -> None:
-    """What PostgreSQL does once archive_command returned 0."""
-    status = Path(wal_dir, "archive_status")
-    (status / f"{name}.ready").rename(status / f"{name}.done")
 
 
 def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
@@ -85,7 +31,7 @@ def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
         for name in sorted(names):
             outcome = archive_through_spool(spool, os.path.join(pg_wal, name), 30, runner.start)
             assert "stored by the pusher" in outcome
-            _mark_done(pg_wal, name)
+            mark_done(pg_wal, name)
         runner.join()
         stored = archived_names(store, "pg1")
         assert sorted(stored) == sorted(names)

@@ -1,0 +1,247 @@
+"""Recovery targets: parsing them, and choosing the backup a point-in-time restore starts from.
+
+Choosing follows barman-cloud-restore's `auto` rules (reference §5.1), for `auto` and for
+`latest` alike, among DONE backups only: with a target time, the newest backup whose
+end_time is not after it; with a target LSN, the newest whose end_xlog is not after it;
+with `--target-tli N`, only backups taken on timeline N (`latest`: the newest timeline the
+WAL archive holds). Recovery can only stop after the backup's end (where the data becomes
+consistent), so a backup named explicitly must have ended before a time or LSN target.
+Targets by transaction ID or restore point name say nothing comparable: `latest` is then
+simply the newest backup.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from core.backup_info import DONE, BackupInfo
+from core.catalog import LATEST, Catalog
+from core.errors import InputError, OperationFailed
+from core.postgres.walnames import format_lsn, parse_lsn
+from core.storage import CommonPrefix, ObjectInfo
+
+ACTIONS = ("pause", "promote", "shutdown")
+DEFAULT_ACTION = "pause"
+MAX_NAME = 63  # PostgreSQL's limit for a restore point name (MAXFNAMELEN - 1)
+
+
+@dataclass(frozen=True)
+class RecoveryTarget:
+    """Where recovery stops and what the server does there; every field optional."""
+
+    time: str | None = None  # ISO 8601 with a UTC offset (normalised by parse_time)
+    lsn: str | None = None  # X/X
+    xid: str | None = None  # decimal
+    name: str | None = None  # a restore point
+    immediate: bool = False  # stop as soon as the backup is consistent
+    timeline: str | None = None  # 'latest', 'current' or a decimal timeline
+    action: str | None = None  # pause, promote, shutdown (None: pause when there is a target)
+    exclusive: bool = False  # stop just before the target instead of just after
+
+    @property
+    def kind(self) -> str | None:
+        for kind in ("time", "lsn", "xid", "name"):
+            if getattr(self, kind) is not None:
+                return kind
+        return "immediate" if self.immediate else None
+
+    @property
+    def effective_action(self) -> str | None:
+        if self.kind is None:
+            return None
+        return self.action or DEFAULT_ACTION
+
+    def describe(self) -> str:
+        kind = self.kind
+        if kind is None:
+            what = "the end of the WAL archive"
+        elif kind == "immediate":
+            what = "the end of the backup (consistency)"
+        else:
+            what = f"{kind} {getattr(self, kind)}"
+            if self.exclusive:
+                what += " (exclusive)"
+        if self.timeline:
+            what += f" on timeline {self.timeline}"
+        action = self.effective_action
+        return f"{what}, then {action}" if action else what
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time; without an offset it is local time (barman's rule)."""
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(
+            f"invalid target time {text!r}: use ISO 8601, e.g. '2026-11-21 10:15:00+00:00'"
+        ) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()
+    return parsed
+
+
+def format_time(moment: datetime) -> str:
+    """A time PostgreSQL reads unambiguously (numeric offset, microseconds kept)."""
+    return moment.isoformat(sep=" ")
+
+
+def parse_timeline(text: str) -> str:
+    value = text.strip().lower()
+    if value in ("latest", "current"):
+        return value
+    if value.isdigit() and int(value) > 0:
+        return str(int(value))
+    if re.fullmatch(r"0x[0-9a-f]+", value) and int(value, 16) > 0:
+        return str(int(value, 16))
+    raise InputError(f"invalid target timeline {text!r}: a positive number, current or latest")
+
+
+def make_target(
+    time: str | None = None,
+    lsn: str | None = None,
+    xid: str | None = None,
+    name: str | None = None,
+    immediate: bool = False,
+    timeline: str | None = None,
+    action: str | None = None,
+    exclusive: bool = False,
+) -> RecoveryTarget:
+    """Validate command-line targets into a RecoveryTarget (InputError when they clash)."""
+    given = [
+        flag
+        for flag, value in (
+            ("--target-time", time),
+            ("--target-lsn", lsn),
+            ("--target-xid", xid),
+            ("--target-name", name),
+            ("--target-immediate", immediate or None),
+        )
+        if value is not None
+    ]
+    if len(given) > 1:
+        raise InputError(f"only one recovery target may be given, not {' and '.join(given)}")
+    if time is not None:
+        time = format_time(parse_time(time))
+    if lsn is not None:
+        lsn = format_lsn(parse_lsn(lsn))
+    if xid is not None:
+        if not xid.strip().isdigit() or int(xid) < 3:
+            raise InputError(f"invalid target transaction ID {xid!r}")
+        xid = str(int(xid))
+    if name is not None and (not name or len(name.encode()) > MAX_NAME):
+        raise InputError(f"invalid restore point name {name!r} (1 to {MAX_NAME} bytes)")
+    if timeline is not None:
+        timeline = parse_timeline(timeline)
+    target = RecoveryTarget(time, lsn, xid, name, immediate, timeline, action, exclusive)
+    if action is not None:
+        if action not in ACTIONS:
+            raise InputError(f"--target-action must be one of {', '.join(ACTIONS)}")
+        if target.kind is None:
+            raise InputError(
+                "--target-action needs a recovery target: without one, recovery replays the "
+                "whole archive and the server is promoted"
+            )
+    if exclusive and target.kind not in ("time", "lsn", "xid"):
+        raise InputError(
+            "--target-exclusive applies to --target-time, --target-lsn and --target-xid"
+        )
+    return target
+
+
+# ---- choosing the backup ------------------------------------------------------------------
+
+
+def archived_timelines(catalog: Catalog) -> set[int]:
+    """The timelines the WAL archive holds segments or history files of."""
+    timelines = set()
+    prefix = catalog.layout.wals_prefix
+    for item in catalog.store.list_entries(prefix, delimiter="/"):
+        if isinstance(item, CommonPrefix):
+            name = item.prefix[len(prefix) :].rstrip("/")
+            if re.fullmatch(r"[0-9A-F]{16}", name):
+                timelines.add(int(name[:8], 16))
+        elif isinstance(item, ObjectInfo):
+            parsed = catalog.layout.parse_wal(item.key)
+            if parsed is not None and parsed[0].endswith(".history"):
+                timelines.add(int(parsed[0][:8], 16))
+    return timelines
+
+
+def _end_time(info: BackupInfo) -> datetime | None:
+    end = info.end_time
+    if end is not None and end.tzinfo is None:
+        end = end.astimezone()
+    return end
+
+
+def _ended_before(info: BackupInfo, target: RecoveryTarget) -> bool:
+    if target.time is not None:
+        end = _end_time(info)
+        return end is not None and end <= datetime.fromisoformat(target.time)
+    if target.lsn is not None:
+        return info.end_xlog is not None and parse_lsn(info.end_xlog) <= parse_lsn(target.lsn)
+    return True
+
+
+def choose_backup(catalog: Catalog, reference: str, target: RecoveryTarget) -> BackupInfo:
+    """The backup to restore for `reference` (an ID, a name, a shortcut or auto)."""
+    if reference == "auto" or reference in LATEST:
+        return _newest_for(catalog, reference, target)
+    info = catalog.resolve(reference)
+    if info.status != DONE:
+        raise OperationFailed(
+            f"backup {info.backup_id} of server {catalog.server} is {info.status}, not DONE: "
+            "it cannot be restored"
+        )
+    if not _ended_before(info, target):
+        end = info.end_time.isoformat(sep=" ") if info.end_time else "an unknown time"
+        raise OperationFailed(
+            f"backup {info.backup_id} ended at {end} (WAL {info.end_xlog}), after the "
+            f"recovery target {target.time or target.lsn}: recovery cannot stop before the "
+            "end of the backup it starts from; restore an older backup, or `latest` to let "
+            "pgvault choose"
+        )
+    if (
+        target.timeline
+        and target.timeline.isdigit()
+        and (info.timeline or 1) > int(target.timeline)
+    ):
+        raise OperationFailed(
+            f"backup {info.backup_id} is on timeline {info.timeline}, after the target "
+            f"timeline {target.timeline}"
+        )
+    return info
+
+
+def _newest_for(catalog: Catalog, reference: str, target: RecoveryTarget) -> BackupInfo:
+    timeline: int | None = None
+    if target.timeline == "current":
+        if reference == "auto":
+            raise InputError("--target-tli current needs a named backup, not auto")
+    elif target.timeline == "latest":
+        timelines = archived_timelines(catalog)
+        if not timelines:
+            raise OperationFailed(
+                f"--target-tli latest: the WAL archive of server {catalog.server} is empty"
+            )
+        timeline = max(timelines)
+    elif target.timeline is not None:
+        timeline = int(target.timeline)
+    candidates = [b for b in reversed(catalog.backups()) if b.status == DONE]
+    for info in candidates:
+        if timeline is not None and (info.timeline or 1) != timeline:
+            continue
+        if _ended_before(info, target):
+            return info
+    wanted = []
+    if target.time is not None or target.lsn is not None:
+        wanted.append(f"ended before {target.time or target.lsn}")
+    if timeline is not None:
+        wanted.append(f"was taken on timeline {timeline}")
+    condition = " and ".join(wanted) or "is DONE"
+    raise OperationFailed(
+        f"no backup of server {catalog.server} in {catalog.store.describe()} {condition}"
+    )

@@ -1,0 +1,224 @@
+"""`pgvault --batch restore [flags] SOURCE_URL SERVER_NAME BACKUP RECOVERY_DIR`.
+
+barman-cloud-restore's surface (BACKUP an ID, a name, latest/oldest/last-failed or auto;
+`--tablespace NAME:LOCATION`; `--target-tli/--target-lsn/--target-time` to choose with
+auto), plus what makes it a point-in-time restore: the other recovery targets, the action
+at the target, and restore_command written with recovery.signal. Exit codes: 0 restored; 1
+the restore failed (backup not found or not restorable, a damaged archive, no backup before
+the target); 2 the cloud could not be reached; 3 bad input, including a recovery directory
+or tablespace location that is not empty; 4 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+
+from core.errors import ExitCode, InputError
+from tui.batch.jobrun import add_job_options, run_as_job
+from tui.batch.main import Context
+from tui.batch.options import add_cloud, add_general, location_from, positive_int, store_config_from
+
+SNAPSHOT_FLAGS = (
+    "snapshot_recovery_instance",
+    "snapshot_recovery_zone",
+    "gcp_zone",
+    "aws_region",
+    "azure_resource_group",
+)
+DEFAULT_JOBS = 4
+
+
+def _tablespace_rule(text: str) -> tuple[str, str]:
+    name, sep, location = text.partition(":")
+    if not sep or not name or not location:
+        raise argparse.ArgumentTypeError(
+            f"invalid tablespace relocation rule {text!r}: the syntax is NAME:LOCATION"
+        )
+    return name, location
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Restore a backup into an empty directory and configure PostgreSQL's recovery "
+        "(restore_command running pgvault wal-restore, the recovery target, recovery.signal): "
+        "start PostgreSQL on RECOVERY_DIR and it replays the WAL archive to the target."
+    )
+    parser.add_argument(
+        "url",
+        metavar="SOURCE_URL",
+        help="s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ or file://",
+    )
+    parser.add_argument("server_name", metavar="SERVER_NAME", help="the name of the server")
+    parser.add_argument(
+        "backup_id",
+        metavar="BACKUP",
+        help="a backup ID, a backup name, latest, oldest, last-failed, or auto (the newest "
+        "backup that ended before the target)",
+    )
+    parser.add_argument(
+        "recovery_dir", metavar="RECOVERY_DIR", help="the data directory to create (empty)"
+    )
+    add_general(parser)
+    add_cloud(parser)
+    parser.add_argument(
+        "--sse-customer-key", help="SSE-C key file (barman-cloud 3.20): not available yet"
+    )
+    parser.add_argument(
+        "--tablespace",
+        action="append",
+        type=_tablespace_rule,
+        default=[],
+        metavar="NAME:LOCATION",
+        help="restore tablespace NAME to LOCATION instead of its original place (repeatable)",
+    )
+    parser.add_argument(
+        "-J",
+        "--jobs",
+        type=positive_int,
+        default=DEFAULT_JOBS,
+        help=f"ranged downloads in flight, over every archive (default: {DEFAULT_JOBS})",
+    )
+    targets = parser.add_argument_group("Recovery target (at most one; default: all the WAL)")
+    target = targets.add_mutually_exclusive_group()
+    target.add_argument("--target-time", help="a time, ISO 8601 (local time without an offset)")
+    target.add_argument("--target-lsn", help="a WAL location, e.g. 0/3000060")
+    target.add_argument("--target-xid", help="a transaction ID: stop at its commit")
+    target.add_argument("--target-name", help="a restore point (pg_create_restore_point)")
+    target.add_argument(
+        "--target-immediate",
+        action="store_true",
+        default=None,
+        help="stop as soon as the backup is consistent",
+    )
+    targets.add_argument(
+        "--target-tli", help="the timeline to recover along: a number, current or latest"
+    )
+    targets.add_argument(
+        "--target-action",
+        choices=("pause", "promote", "shutdown"),
+        help="what the server does at the target (default: pause, so that you can check "
+        "the data and then run pg_wal_replay_resume() to promote)",
+    )
+    targets.add_argument(
+        "--target-exclusive",
+        action="store_true",
+        help="stop just before the target time, LSN or transaction instead of just after",
+    )
+    wal = parser.add_argument_group("restore_command")
+    wal.add_argument(
+        "--pgvault-command",
+        metavar="PATH",
+        help="the pgvault executable restore_command runs (default: this pgvault); it must "
+        "be executable by the data directory's owner",
+    )
+    wal.add_argument(
+        "--wal-credentials-via",
+        dest="wal_credentials",
+        choices=("file", "environment"),
+        default="file",
+        help="file: copy the credentials this restore uses into a 0600 file restore_command "
+        "reads (default); environment: the server's environment provides them",
+    )
+    wal.add_argument(
+        "--wal-restore-dir",
+        metavar="DIR",
+        help="where restore_command's credentials file and WAL spool go, outside the data "
+        "directory (default: RECOVERY_DIR.pgvault)",
+    )
+    wal.add_argument(
+        "--wal-prefetch",
+        type=_non_negative,
+        default=4,
+        metavar="N",
+        help="restore_command fetches N segments at once (its -p; default: 4, 0 disables)",
+    )
+    parser.add_argument(
+        "--archive-mode",
+        choices=("hold", "preserve", "off"),
+        default="hold",
+        help="hold (default): archive_command = 'false', the restored server keeps its WAL "
+        "until you set archive_command, so that it never writes into the backup's archive by "
+        "accident; preserve: the backup's archiving settings; off: archive_mode = off",
+    )
+    parser.add_argument(
+        "--no-sync", action="store_true", help="do not fsync the restored files (faster, unsafe)"
+    )
+    add_job_options(parser)
+    snapshot = parser.add_argument_group("Snapshot recovery (not available yet)")
+    snapshot.add_argument("--snapshot-recovery-instance")
+    snapshot.add_argument("--snapshot-recovery-zone")
+    snapshot.add_argument("--gcp-zone")
+    snapshot.add_argument("--aws-region")
+    snapshot.add_argument("--azure-resource-group")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    used = [f"--{f.replace('_', '-')}" for f in SNAPSHOT_FLAGS if getattr(args, f, None)]
+    if used:
+        raise InputError(
+            f"snapshot recovery ({', '.join(used)}) is not available in pgvault yet: "
+            "pgvault restores backups stored as archives"
+        )
+    if args.sse_customer_key:
+        raise InputError("--sse-customer-key (SSE-C) is not available in pgvault yet")
+    location = location_from(args)
+    config = store_config_from(args, jobs=args.jobs)
+    if args.test:
+        from core.storage import open_store
+        from core.storage.retry import NO_RETRY
+
+        with open_store(location, replace(config, retry=NO_RETRY)) as store:
+            store.check()
+        return ExitCode.OK
+
+    from core.restore import RestoreRequest, make_target
+    from core.restore.pipeline import default_pgvault_command
+
+    target = make_target(
+        time=args.target_time,
+        lsn=args.target_lsn,
+        xid=args.target_xid,
+        name=args.target_name,
+        immediate=bool(args.target_immediate),
+        timeline=args.target_tli,
+        action=args.target_action,
+        exclusive=args.target_exclusive,
+    )
+    # Absolute paths: a detached job runs in another process.
+    request = RestoreRequest(
+        location=location,
+        server=args.server_name,
+        backup=args.backup_id,
+        recovery_dir=os.path.abspath(args.recovery_dir),
+        store_config=config,
+        tablespaces=tuple((name, os.path.abspath(path)) for name, path in args.tablespace),
+        target=target,
+        pgvault_command=args.pgvault_command or default_pgvault_command(),
+        wal_credentials=args.wal_credentials,
+        wal_restore_dir=os.path.abspath(args.wal_restore_dir) if args.wal_restore_dir else None,
+        wal_prefetch=args.wal_prefetch,
+        archive_mode=args.archive_mode,
+        sync=not args.no_sync,
+    )
+    from core.jobs.builtin import RESTORE
+
+    job = run_as_job(args, ctx, RESTORE, request)
+    if job is not None:
+        print(job.result["backup_id"])
+        if args.verbose:
+            for line in job.result.get("report", []):
+                print(line, file=sys.stderr)
+    return ExitCode.OK
