@@ -208,6 +208,9 @@ def _lease_is_dead(lease: dict[str, object]) -> bool:
     return started is None or (bool(started) and started != lease.get("pid_start"))
 
 
+lease_is_dead = _lease_is_dead  # public name: retention tells dead STARTED backups apart
+
+
 def reap_interrupted(store: ObjectStore, server: str) -> list[str]:
     """Clean up after backups whose process died (SIGKILL, OOM, power loss).
 
@@ -919,6 +922,7 @@ def result_summary(result: BackupResult) -> str:
 __all__ = [
     "BackupRequest",
     "BackupResult",
+    "lease_is_dead",
     "reap_interrupted",
     "result_summary",
     "run_backup",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from core.backup_info import DONE, FAILED, BackupInfo, Tablespace, parse
 from core.errors import InputError, ObjectNotFound, PgvaultError, StorageError
+from core.keep import read_keep
 from core.layout import (
     BACKUP_ID_RE,
     PG_MANIFEST,
@@ -64,6 +65,8 @@ class Catalog:
         self.layout = ServerLayout(server)
         self.server = server
         self._backups: list[BackupInfo] | None = None
+        self._objects: dict[str, tuple[ObjectInfo, ...]] | None = None
+        self._keeps: dict[str, str] | None = None
         self.unreadable: list[str] = []
 
     # ---- listing ---------------------------------------------------------------------------
@@ -102,6 +105,50 @@ class Catalog:
                 f"backup {backup_id} not found for server {self.server} in {self.store.describe()}"
             ) from None
         return parse(backup_id, raw)
+
+    def objects(self) -> dict[str, tuple[ObjectInfo, ...]]:
+        """Every object under base/, by backup ID (one recursive listing, cached)."""
+        if self._objects is None:
+            found: dict[str, list[ObjectInfo]] = {}
+            for obj in self.store.list_objects(self.layout.base_prefix):
+                backup_id = self.layout.backup_id_of(obj.key)
+                if backup_id is not None:
+                    found.setdefault(backup_id, []).append(obj)
+            self._objects = {k: tuple(v) for k, v in found.items()}
+        return self._objects
+
+    def keep_targets(self) -> dict[str, str]:
+        """Backup ID -> keep target ('full' or 'standalone') of every annotated backup.
+
+        As barman-cloud: the recursive listing says which annotations exist, and only
+        those are read.
+        """
+        if self._keeps is None:
+            annotated = [
+                backup_id
+                for backup_id, objects in self.objects().items()
+                if any(o.key == self.layout.keep_annotation(backup_id) for o in objects)
+            ]
+            keeps: dict[str, str] = {}
+            for backup_id in annotated:
+                target = read_keep(self.store, self.server, backup_id)
+                if target is not None:
+                    keeps[backup_id] = target
+            self._keeps = keeps
+        return dict(self._keeps)
+
+    def keep_target(self, backup_id: str) -> str | None:
+        """The keep target of one backup, read from the store (not the cache)."""
+        return read_keep(self.store, self.server, backup_id)
+
+    def forget(self, backup_id: str) -> None:
+        """Drop a deleted backup from the cached listing."""
+        if self._backups is not None:
+            self._backups = [b for b in self._backups if b.backup_id != backup_id]
+        if self._objects is not None:
+            self._objects.pop(backup_id, None)
+        if self._keeps is not None:
+            self._keeps.pop(backup_id, None)
 
     # ---- naming -----------------------------------------------------------------------------
 

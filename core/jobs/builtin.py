@@ -1,4 +1,4 @@
-"""The product's job kinds: what `backup` and `restore` (and later verify) run as jobs.
+"""The product's job kinds: what `backup`, `restore`, `backup-delete` and `verify` run as jobs.
 
 Each kind tells the engine how to run its request, how to describe it in the job store
 without secrets, and (for backups) how to resume a failed one.
@@ -11,6 +11,8 @@ from dataclasses import replace
 from typing import Any
 
 from core.backup import BackupRequest, result_summary, run_backup, validate_request
+from core.delete import DeleteRequest, describe, public_request, run_delete_job
+from core.delete import validate_request as validate_delete
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import Job
 from core.progress import Reporter
@@ -18,6 +20,10 @@ from core.restore import RestoreRequest, run_restore
 from core.restore import result_summary as restore_summary
 from core.restore import validate_request as validate_restore
 from core.urls import Credentials
+from core.verify import VerifyRequest, run_verify_job
+from core.verify import describe as describe_verify
+from core.verify import public_request as public_verify
+from core.verify import validate_request as validate_verify
 
 _CONNINFO_PASSWORD = re.compile(r"(?i)\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 _URI_PASSWORD = re.compile(r"(?i)^(postgres(?:ql)?://[^/:@]*):[^@/]*@")
@@ -82,6 +88,21 @@ BACKUP: JobKind[BackupRequest] = JobKind(
 )
 
 
+DELETE: JobKind[DeleteRequest] = JobKind(
+    name="delete",
+    request_type=DeleteRequest,
+    run=run_delete_job,
+    describe=lambda request: JobInfo(
+        description=describe(request),
+        server=request.server,
+        destination=request.location.display(),
+    ),
+    entry="core.jobs.builtin:DELETE",
+    public=public_request,
+    validate=validate_delete,
+)
+
+
 # ---- restore --------------------------------------------------------------------------------
 
 
@@ -142,4 +163,19 @@ RESTORE: JobKind[RestoreRequest] = JobKind(
     # A failed restore removes what it wrote: running it again is a new restore.
     resume=None,
     validate=validate_restore,
+)
+
+
+VERIFY: JobKind[VerifyRequest] = JobKind(
+    name="verify",
+    request_type=VerifyRequest,
+    run=run_verify_job,
+    describe=lambda request: JobInfo(
+        description=describe_verify(request),
+        server=request.server,
+        destination=request.location.display(),
+    ),
+    entry="core.jobs.builtin:VERIFY",
+    public=public_verify,
+    validate=validate_verify,
 )

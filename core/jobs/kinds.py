@@ -31,7 +31,9 @@ R = TypeVar("R")
 #: built-in kinds by name -> import path; the backup pipeline and others register here
 BUILTIN: dict[str, str] = {
     "backup": "core.jobs.builtin:BACKUP",
+    "delete": "core.jobs.builtin:DELETE",
     "restore": "core.jobs.builtin:RESTORE",
+    "verify": "core.jobs.builtin:VERIFY",
     "wal-push": "core.wal.jobs:WAL_PUSH",
 }
 

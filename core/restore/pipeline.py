@@ -94,7 +94,7 @@ class RestoreRequest:
 
     location: Location
     server: str
-    backup: str  # an ID, a name, latest/oldest/last-failed, or auto
+    backup: str  # an ID, a name, latest/oldest, or auto (only DONE backups restore)
     recovery_dir: str
     store_config: StoreConfig = field(default_factory=StoreConfig)
     tablespaces: tuple[tuple[str, str], ...] = ()  # (name, new location)

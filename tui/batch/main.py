@@ -22,6 +22,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("jobs", "list, show, watch, pause, resume and cancel jobs"),
     "wal-archive": ("wal_archive", "archive one WAL file (for archive_command)"),
     "wal-restore": ("wal_restore", "fetch one WAL file from the archive (for restore_command)"),
+    "backup-list": ("backup_list", "list the backups of a server"),
+    "backup-show": ("backup_show", "show one backup: metadata, objects, WAL, databases, tables"),
+    "backup-delete": (
+        "backup_delete",
+        "delete a backup, or what a retention policy no longer needs, and its WAL",
+    ),
+    "backup-keep": ("backup_keep", "keep a backup from retention, release it, or show its status"),
+    "verify": (
+        "verify",
+        "check every object and checksum of a backup and its WAL; --restore-drill restores "
+        "and starts it",
+    ),
     "check-wal-archive": (
         "check_wal_archive",
         "check a WAL archive is safe for a new server, or that backups have all their WAL",
@@ -84,6 +96,9 @@ def run(argv: list[str], state_dir: str | None = None) -> int:
         print(f"pgvault: error: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return ExitCode.INPUT
     module = load(name)
+    normalize = getattr(module, "normalize_argv", None)
+    if normalize is not None:  # a command that accepts two spellings of a flag
+        rest = normalize(rest)
     from tui.batch.options import BatchParser, ParseExit
 
     parser = BatchParser(prog=f"pgvault --batch {name}", add_help=False)

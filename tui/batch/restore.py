@@ -1,6 +1,6 @@
 """`pgvault --batch restore [flags] SOURCE_URL SERVER_NAME BACKUP RECOVERY_DIR`.
 
-barman-cloud-restore's surface (BACKUP an ID, a name, latest/oldest/last-failed or auto;
+barman-cloud-restore's surface (BACKUP an ID, a name, latest/oldest or auto;
 `--tablespace NAME:LOCATION`; `--target-tli/--target-lsn/--target-time` to choose with
 auto), plus what makes it a point-in-time restore: the other recovery targets, the action
 at the target, and restore_command written with recovery.signal. Exit codes: 0 restored; 1
@@ -65,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "backup_id",
         metavar="BACKUP",
-        help="a backup ID, a backup name, latest, oldest, last-failed, or auto (the newest "
+        help="a backup ID, a backup name, latest, oldest, or auto (the newest "
         "backup that ended before the target)",
     )
     parser.add_argument(

@@ -1,0 +1,445 @@
+"""backup-delete: one backup (`-b`) or what a retention policy frees (`-r`), then its WAL.
+
+    run_delete(DeleteRequest(...), reporter) -> DeleteResult
+
+Order per backup, as barman-cloud: the backup's data objects (archives, manifests, resume
+checkpoints), then backup.info last (so an interrupted deletion can be run again and still
+finds the backup), then the WAL no longer needed (core.wal.cleanup). A retention run deletes
+oldest first, re-reading each backup's backup.info and keep annotation just before deleting
+it, and skips any that changed since the policy was evaluated. Nothing is deleted when any
+backup.info of the catalog is unreadable (as barman-cloud), since WAL decisions need them all.
+
+Refused with exit 1, as barman-cloud refuses them: a kept backup; a DONE backup when fewer
+than `-m` DONE backups would remain. pgvault also refuses a STARTED backup that may still be
+running (its process is alive, or runs on another host, or barman-cloud wrote it) unless
+`force` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from core.backup_info import DONE, STARTED, BackupInfo
+from core.catalog import Catalog
+from core.errors import InputError, OperationFailed, PgvaultError
+from core.layout import PGVAULT_MANIFEST, ServerLayout
+from core.manifest import load_pgvault
+from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, Segment, is_segment
+from core.progress import NullReporter, Reporter
+from core.retention import WINDOW, RetentionReport, evaluate, parse_policy
+from core.storage import ObjectStore, StoreConfig, open_store
+from core.urls import Credentials, Location
+from core.wal.cleanup import WalCleanup, plan_wal_cleanup
+
+log = logging.getLogger("pgvault.delete")
+
+
+@dataclass(frozen=True)
+class DeleteRequest:
+    """`backup` (an ID, a name, latest...) or `policy` (barman's syntax), not both."""
+
+    location: Location
+    server: str
+    store_config: StoreConfig = field(default_factory=StoreConfig)
+    backup: str | None = None
+    policy: str | None = None
+    minimum_redundancy: int = 0
+    dry_run: bool = False
+    batch_size: int | None = None  # objects per delete request; None: the provider's maximum
+    #: ISO 8601 time a RECOVERY WINDOW is computed from; None: the clock when the run starts
+    now: str | None = None
+    #: delete a STARTED backup whose process pgvault cannot prove has ended
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class BackupDeletion:
+    """One backup deleted (or, in a dry run, that would be), and the WAL that went with it."""
+
+    backup_id: str
+    status: str
+    why: str
+    objects: tuple[str, ...]  # keys, backup.info last
+    size: int
+    wal: WalCleanup
+    segment_size: int = DEFAULT_SEGMENT_SIZE
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    server: str
+    dry_run: bool
+    report: RetentionReport | None
+    deletions: tuple[BackupDeletion, ...]
+    skipped: tuple[str, ...] = ()
+
+
+def parse_now(text: str) -> datetime:
+    """An ISO 8601 time; a time without offset is local time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(
+            f"invalid time {text!r} (ISO 8601, e.g. 2026-11-21T09:30:00+00:00)"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+def validate_request(request: DeleteRequest) -> None:
+    """Bad input (exit 3) found before anything is read or deleted."""
+    ServerLayout(request.server)
+    if (request.backup is None) == (request.policy is None):
+        raise InputError("give one of a backup (-b) and a retention policy (-r)")
+    if request.minimum_redundancy < 0:
+        raise InputError("-m/--minimum-redundancy must be 0 or more")
+    if request.batch_size is not None and request.batch_size < 1:
+        raise InputError("--batch-size must be at least 1")
+    if request.now is not None:
+        if request.policy is None or parse_policy(request.policy).kind != WINDOW:
+            raise InputError("--as-of applies to a RECOVERY WINDOW policy only")
+        parse_now(request.now)
+    if request.force and request.backup is None:
+        raise InputError("--force applies to -b only (a policy never deletes a STARTED backup)")
+
+
+def run_delete(request: DeleteRequest, reporter: Reporter | None = None) -> DeleteResult:
+    """Delete as asked; raises a PgvaultError subclass (with its exit code) when refused."""
+    validate_request(request)
+    reporter = reporter or NullReporter()
+    with open_store(request.location, request.store_config) as store:
+        if request.batch_size is not None:
+            # Never more than the provider takes in one request (barman clamps the same way).
+            store.delete_batch = min(request.batch_size, type(store).delete_batch)
+        return _Deleter(request, reporter, store).run()
+
+
+class _Deleter:
+    def __init__(self, request: DeleteRequest, reporter: Reporter, store: ObjectStore) -> None:
+        self.request = request
+        self.reporter = reporter
+        self.store = store
+        self.catalog = Catalog(store, request.server)
+        self.layout = ServerLayout(request.server)
+        self._archived: list[tuple[str, str]] | None = None
+
+    def run(self) -> DeleteResult:
+        self.reporter.phase("reading the catalog")
+        backups = self.catalog.backups()
+        if self.catalog.unreadable:
+            raise OperationFailed(
+                "cannot read the backup.info of backup(s) "
+                f"{', '.join(self.catalog.unreadable)}: unsafe to delete anything "
+                "while the catalog cannot be read whole"
+            )
+        keeps = self.catalog.keep_targets()
+        dead = self._dead_started(backups)
+        report: RetentionReport | None = None
+        if self.request.backup is not None:
+            info = self.catalog.resolve(self.request.backup)
+            self._check_single(info, backups, keeps, dead)
+            targets = [(info.backup_id, "requested with -b")]
+        else:
+            assert self.request.policy is not None
+            policy = parse_policy(self.request.policy)
+            now = parse_now(self.request.now) if self.request.now else None
+            report = evaluate(policy, backups, keeps, self.request.minimum_redundancy, now)
+            obsolete = set(report.obsolete)
+            targets = [
+                (
+                    backup_id,
+                    f"OBSOLETE under {policy}"
+                    if backup_id in obsolete
+                    else "older than the newest DONE backup",
+                )
+                for backup_id in report.to_delete
+            ]
+        deletions: list[BackupDeletion] = []
+        skipped: list[str] = []
+        remaining = list(backups)
+        by_id = {b.backup_id: b for b in backups}
+        self.reporter.set_totals(files_total=len(targets))
+        for backup_id, why in targets:
+            self.reporter.checkpoint()
+            expected = by_id[backup_id]
+            if report is not None:
+                change = self._changed(expected)
+                if change is not None:
+                    reason, current = change
+                    skipped.append(f"backup {backup_id} skipped: {reason}")
+                    self.reporter.log(skipped[-1], logging.WARNING)
+                    if current is not None:  # what it is now is what protects WAL
+                        remaining = [b for b in remaining if b.backup_id != backup_id]
+                        remaining.append(current)
+                    continue
+            deletion = self._delete(
+                expected, why, remaining, keeps, dead, skip_if_standalone=report is None
+            )
+            deletions.append(deletion)
+            remaining = [b for b in remaining if b.backup_id != backup_id]
+            self.reporter.advance(deletion.size, files=1)
+        self.reporter.phase("done")
+        return DeleteResult(
+            server=self.request.server,
+            dry_run=self.request.dry_run,
+            report=report,
+            deletions=tuple(deletions),
+            skipped=tuple(skipped),
+        )
+
+    # ---- checks ---------------------------------------------------------------------------
+
+    def _dead_started(self, backups: list[BackupInfo]) -> set[str]:
+        """STARTED pgvault backups whose process is known to have ended (this host)."""
+        from core.backup import lease_is_dead
+
+        dead = set()
+        for info in backups:
+            if info.status != STARTED:
+                continue
+            lease = self._lease(info.backup_id)
+            if lease is not None and lease_is_dead(lease):
+                dead.add(info.backup_id)
+        return dead
+
+    def _lease(self, backup_id: str) -> dict[str, Any] | None:
+        try:
+            raw = self.store.get_bytes(self.layout.backup_file(backup_id, PGVAULT_MANIFEST))
+            manifest = load_pgvault(raw)
+        except PgvaultError:
+            return None
+        if manifest.state != "running":
+            return None
+        return manifest.lease or {}
+
+    def _check_single(
+        self,
+        info: BackupInfo,
+        backups: list[BackupInfo],
+        keeps: dict[str, str],
+        dead: set[str],
+    ) -> None:
+        keep = self.catalog.keep_target(info.backup_id) or keeps.get(info.backup_id)
+        if keep:
+            raise OperationFailed(
+                f"backup {info.backup_id} of server {self.request.server} has a keep:{keep} "
+                "annotation; release it first (backup-keep --release) to delete it"
+            )
+        if info.status == DONE and self.request.minimum_redundancy > 0:
+            done = sum(1 for b in backups if b.status == DONE)
+            if self.request.minimum_redundancy >= done:
+                raise OperationFailed(
+                    f"not deleting backup {info.backup_id}: minimum redundancy is "
+                    f"{self.request.minimum_redundancy} and there are {done} DONE backup(s)"
+                )
+        if info.status == STARTED and info.backup_id not in dead:
+            if not self.request.force:
+                lease = self._lease(info.backup_id)
+                where = (
+                    f" (pgvault process {lease.get('pid')} on {lease.get('host')})" if lease else ""
+                )
+                raise OperationFailed(
+                    f"backup {info.backup_id} is STARTED and may still be running{where}; "
+                    "cancel it, or if its process has ended, delete it with --force"
+                )
+            self.reporter.log(
+                f"deleting STARTED backup {info.backup_id} (--force)", logging.WARNING
+            )
+        elif self.request.force:
+            self.reporter.log(
+                f"--force has no effect: backup {info.backup_id} is {info.status}",
+                logging.WARNING,
+            )
+
+    def _changed(self, expected: BackupInfo) -> tuple[str, BackupInfo | None] | None:
+        """Why a backup must not be deleted after all (re-read just before deleting it),
+        with its backup.info as it is now."""
+        try:
+            current = self.catalog.get(expected.backup_id)
+        except PgvaultError as exc:
+            return f"its backup.info cannot be read now ({exc})", None
+        if current.status != expected.status:
+            return f"its status changed from {expected.status} to {current.status}", current
+        keep = self.catalog.keep_target(expected.backup_id)
+        if keep:
+            return f"it has been kept (keep:{keep}) meanwhile", current
+        return None
+
+    # ---- deleting ---------------------------------------------------------------------------
+
+    def archived(self) -> list[tuple[str, str]]:
+        """(WAL name, key) of every WAL object (one listing per run, kept up to date)."""
+        if self._archived is None:
+            found = []
+            for obj in self.store.list_objects(self.layout.wals_prefix):
+                parsed = self.layout.parse_wal(obj.key)
+                if parsed is not None:
+                    found.append((parsed[0], obj.key))
+            self._archived = found
+        return self._archived
+
+    def _delete(
+        self,
+        info: BackupInfo,
+        why: str,
+        remaining: list[BackupInfo],
+        keeps: dict[str, str],
+        dead: set[str],
+        skip_if_standalone: bool,
+    ) -> BackupDeletion:
+        verb = "would delete" if self.request.dry_run else "deleting"
+        self.reporter.phase(f"{verb} backup {info.backup_id}")
+        prefix = self.layout.backup_prefix(info.backup_id)
+        info_key = self.layout.backup_info(info.backup_id)
+        objects = list(self.store.list_objects(prefix))
+        data = sorted(o.key for o in objects if o.key != info_key)
+        size = sum(o.size for o in objects)
+        if not self.request.dry_run:
+            self.store.delete_many(data)
+            self.store.delete_many([info_key])  # last: a failed deletion can be run again
+        self.catalog.forget(info.backup_id)
+        self.reporter.log(
+            f"{verb} backup {info.backup_id} ({info.status}, {why}): "
+            f"{len(data) + 1} objects, {size} bytes"
+        )
+        cleanup = plan_wal_cleanup(
+            info,
+            remaining,
+            keeps,
+            self.archived(),
+            skip_if_standalone=skip_if_standalone,
+            dead=dead,
+        )
+        if cleanup.remove and not self.request.dry_run:
+            self.reporter.phase(f"removing WAL after backup {info.backup_id}")
+            try:
+                self.store.delete_many(cleanup.keys)
+            except PgvaultError as exc:
+                raise OperationFailed(
+                    f"backup {info.backup_id} was deleted, but removing the WAL it no longer "
+                    f"needs failed: {exc}; run the deletion again to finish"
+                ) from exc
+        gone = set(cleanup.keys)
+        self._archived = [item for item in self.archived() if item[1] not in gone]
+        self.reporter.log(f"{len(cleanup.remove)} WAL file(s): {cleanup.reason}")
+        return BackupDeletion(
+            backup_id=info.backup_id,
+            status=info.status,
+            why=why,
+            objects=(*data, info_key),
+            size=size,
+            wal=cleanup,
+            segment_size=info.xlog_segment_size or DEFAULT_SEGMENT_SIZE,
+        )
+
+
+# ---- reporting ----------------------------------------------------------------------------------
+
+
+def wal_runs(
+    names: list[str], segment_size: int = DEFAULT_SEGMENT_SIZE
+) -> list[tuple[str, str, int]]:
+    """Consecutive segments folded into (first, last, count); other files one by one after."""
+    runs: list[tuple[str, str, int]] = []
+    previous: Segment | None = None
+    for name in sorted(n for n in names if is_segment(n)):
+        current = Segment.parse(name, segment_size)
+        if previous is not None and current == previous.next():
+            first, _, count = runs[-1]
+            runs[-1] = (first, name, count + 1)
+        else:
+            runs.append((name, name, 1))
+        previous = current
+    runs += [(name, name, 1) for name in sorted(n for n in names if not is_segment(n))]
+    return runs
+
+
+def result_dict(result: DeleteResult) -> dict[str, Any]:
+    """The result as a job records it (JSON): WAL as runs of consecutive segments."""
+    report = result.report
+    return {
+        "server": result.server,
+        "dry_run": result.dry_run,
+        "policy": str(report.policy) if report else None,
+        "now": report.now.isoformat() if report else None,
+        "statuses": [list(item) for item in report.statuses] if report else [],
+        "deleted": [
+            {
+                "backup_id": d.backup_id,
+                "status": d.status,
+                "why": d.why,
+                "objects": list(d.objects),
+                "size": d.size,
+                "wal_count": len(d.wal.remove),
+                "wal_runs": [
+                    list(run) for run in wal_runs([n for n, _ in d.wal.remove], d.segment_size)
+                ],
+                "wal_reason": d.wal.reason,
+            }
+            for d in result.deletions
+        ],
+        "skipped": list(result.skipped),
+    }
+
+
+def result_lines(result: dict[str, Any], verbose: bool = False) -> list[str]:
+    """What backup-delete prints, from a result_dict (a job's recorded result)."""
+    dry = result.get("dry_run", False)
+    lines = []
+    if result.get("policy"):
+        lines.append(f"retention policy {result['policy']} evaluated at {result['now']}")
+        if verbose:
+            lines += [f"  {backup_id}  {status}" for backup_id, status in result["statuses"]]
+    for item in result.get("deleted", []):
+        verb = "would delete" if dry else "deleted"
+        lines.append(
+            f"{verb} backup {item['backup_id']} ({item['status']}, {item['why']}): "
+            f"{len(item['objects'])} objects, {item['size']} bytes"
+        )
+        if dry or verbose:
+            lines += [f"  {key}" for key in item["objects"]]
+        count = item["wal_count"]
+        runs = ", ".join(
+            first if n == 1 else f"{first}..{last} ({n})" for first, last, n in item["wal_runs"]
+        )
+        wal_verb = "would remove" if dry else "removed"
+        lines.append(
+            f"  WAL: {wal_verb} {count} file(s){': ' + runs if runs else ''} ({item['wal_reason']})"
+        )
+    lines += list(result.get("skipped", []))
+    if not result.get("deleted") and not result.get("skipped"):
+        lines.append("nothing to delete")
+    return lines
+
+
+def public_request(request: DeleteRequest) -> DeleteRequest:
+    """The request as a job records it: no credentials from the URL."""
+    return replace(request, location=replace(request.location, credentials=Credentials()))
+
+
+def describe(request: DeleteRequest) -> str:
+    what = f"backup {request.backup}" if request.backup else f"retention {request.policy}"
+    dry = " (dry run)" if request.dry_run else ""
+    return f"delete {what} of {request.server} in {request.location.display()}{dry}"
+
+
+def run_delete_job(request: DeleteRequest, reporter: Reporter) -> dict[str, Any]:
+    return result_dict(run_delete(request, reporter))
+
+
+__all__ = [
+    "BackupDeletion",
+    "DeleteRequest",
+    "DeleteResult",
+    "describe",
+    "parse_now",
+    "public_request",
+    "result_dict",
+    "result_lines",
+    "run_delete",
+    "run_delete_job",
+    "validate_request",
+    "wal_runs",
+]

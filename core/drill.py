@@ -1,0 +1,379 @@
+"""The restore drill of `verify --restore-drill`: prove a backup restores and starts.
+
+    run_drill(request, info, reporter) -> report lines   (DrillFailed, exit 1, when it does not)
+
+Restores the backup with core.restore into a fresh temporary directory (tablespaces
+relocated inside it; recovery to consistency, then promote; archive_mode off so the
+drill's server archives nothing into the real archive), starts PostgreSQL on it as the
+data directory's owner (as root: never root; the `postgres` OS user when the files are
+root's) on a free port, listening on a private unix socket only, waits until recovery has
+ended, runs pg_amcheck over every database where the binaries have it, and always stops
+the server and removes the directory, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from core.backup_info import BackupInfo
+from core.errors import Cancelled, ExitCode, OperationFailed, PgvaultError
+from core.postgres.connection import ConnectionParams, Session
+from core.progress import Reporter
+from core.restore import RestoreRequest, make_target, run_restore
+
+if TYPE_CHECKING:
+    from core.verify import VerifyRequest
+
+log = logging.getLogger("pgvault.drill")
+
+PG_USER = "postgres"
+LOG_TAIL = 15
+
+
+class DrillFailed(OperationFailed):
+    """The backup did not restore, start, reach consistency or pass pg_amcheck (exit 1)."""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def major_of(version: int | None) -> int | None:
+    """150018 -> 15 (PostgreSQL's server_version_num)."""
+    if not version or version < 100000:
+        return None  # 9.x: named by two numbers; the bin directory must be given
+    return version // 10000
+
+
+def find_bindir(info: BackupInfo, given: str | None) -> str:
+    """PostgreSQL's bin directory for the backup's major version."""
+    if given:
+        return given
+    major = major_of(info.version)
+    candidates = []
+    if major is not None:
+        candidates += [
+            f"/usr/lib/postgresql/{major}/bin",
+            f"/usr/pgsql-{major}/bin",
+            f"/usr/local/pgsql-{major}/bin",
+        ]
+    on_path = shutil.which("pg_ctl")
+    if on_path:
+        candidates.append(os.path.dirname(os.path.realpath(on_path)))
+    if major is None:
+        candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for directory in candidates:
+        if not os.path.isfile(os.path.join(directory, "pg_ctl")):
+            continue
+        if major is None or _major_of_bindir(directory) == major:
+            return directory
+    raise DrillFailed(
+        f"no PostgreSQL {major or ''} server binaries found for the restore drill "
+        f"(looked in {', '.join(candidates) or 'PATH'}): pass --pg-bindir"
+    )
+
+
+def _major_of_bindir(directory: str) -> int | None:
+    try:
+        out = subprocess.run(
+            [os.path.join(directory, "postgres"), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    words = out.split()
+    version = words[-1] if words else ""
+    head = version.split(".")[0]
+    return int(head) if head.isdigit() else None
+
+
+class _Server:
+    """The drill's PostgreSQL: commands run as the data directory's owner."""
+
+    def __init__(self, bindir: str, work: str, data: str, uid: int, gid: int) -> None:
+        self.bindir = bindir
+        self.work = work
+        self.data = data
+        self.uid = uid
+        self.gid = gid
+        self.sock = os.path.join(work, "sock")
+        self.log = os.path.join(work, "server.log")
+        self.port = free_port()
+        self.started = False
+        try:
+            self.user = pwd.getpwuid(uid).pw_name
+        except KeyError:
+            self.user = PG_USER
+
+    def run(self, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        other = self.uid != os.geteuid()
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PGTZ": "UTC"}
+        try:
+            return subprocess.run(
+                list(args),
+                capture_output=True,
+                text=True,
+                cwd=self.work,
+                env=env,
+                timeout=timeout,
+                user=self.uid if other else None,
+                group=self.gid if other else None,
+                extra_groups=[] if other else None,
+            )
+        except subprocess.TimeoutExpired:
+            raise DrillFailed(
+                f"{os.path.basename(args[0])} did not finish within {timeout:.0f} s"
+            ) from None
+        except OSError as exc:
+            raise DrillFailed(f"cannot run {args[0]}: {exc}") from None
+
+    def configure(self) -> None:
+        os.mkdir(self.sock, 0o700)
+        hba = os.path.join(self.work, "pg_hba.conf")
+        with open(hba, "w", encoding="utf-8") as fh:
+            fh.write("local all all trust\n")
+        for path in (self.sock, hba, self.work):
+            os.chown(path, self.uid, self.gid)
+        # Appended last, after the restore's recovery settings: these win.
+        settings = {
+            "port": str(self.port),
+            "listen_addresses": "",
+            "unix_socket_directories": self.sock,
+            "hba_file": hba,
+            "archive_mode": "off",
+            "logging_collector": "off",
+            "log_destination": "stderr",
+        }
+        text = "\n# pgvault restore drill\n" + "".join(
+            f"{key} = '{value}'\n" for key, value in settings.items()
+        )
+        with open(os.path.join(self.data, "postgresql.auto.conf"), "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+    def start(self, timeout: float) -> None:
+        self.started = True  # even a pg_ctl that timed out may have left a server running
+        result = self.run(
+            [
+                os.path.join(self.bindir, "pg_ctl"),
+                "-D",
+                self.data,
+                "-l",
+                self.log,
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "start",
+            ],
+            timeout=timeout + 30,
+        )
+        if result.returncode != 0:
+            raise DrillFailed(
+                f"PostgreSQL did not start on the restored backup: "
+                f"{(result.stderr or result.stdout).strip()}\n{self.log_tail()}"
+            )
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        with contextlib.suppress(PgvaultError):
+            self.run(
+                [
+                    os.path.join(self.bindir, "pg_ctl"),
+                    "-D",
+                    self.data,
+                    "-m",
+                    "immediate",
+                    "-w",
+                    "stop",
+                ],
+                timeout=120,
+            )
+
+    def log_tail(self) -> str:
+        try:
+            with open(self.log, encoding="utf-8", errors="replace") as fh:
+                lines = fh.read().splitlines()
+        except OSError:
+            return "(no server log)"
+        return "server log:\n    " + "\n    ".join(lines[-LOG_TAIL:])
+
+    def session(self, dbname: str = "postgres") -> Session:
+        last: PgvaultError | None = None
+        for user in dict.fromkeys((self.user, PG_USER)):
+            try:
+                return Session(
+                    ConnectionParams(host=self.sock, port=str(self.port), user=user),
+                    application_name="pgvault-drill",
+                    dbname=dbname,
+                )
+            except PgvaultError as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    def wait_promoted(self, timeout: float, reporter: Reporter) -> str:
+        """Wait until recovery has ended; the server's version."""
+        deadline = time.monotonic() + timeout
+        while True:
+            reporter.checkpoint()
+            try:
+                with self.session() as session:
+                    if not session.one("select pg_is_in_recovery()"):
+                        return str(session.one("show server_version"))
+            except PgvaultError:
+                pass
+            if time.monotonic() > deadline:
+                raise DrillFailed(
+                    f"the restored server did not finish recovery within {timeout:.0f} s\n"
+                    f"{self.log_tail()}"
+                )
+            if (
+                self.run(
+                    [os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "status"], timeout=60
+                ).returncode
+                != 0
+            ):
+                raise DrillFailed(f"the restored server stopped during recovery\n{self.log_tail()}")
+            time.sleep(0.5)
+
+
+def run_drill(request: VerifyRequest, info: BackupInfo, reporter: Reporter) -> list[str]:
+    """Restore, start, wait for consistency, pg_amcheck, clean up; the report's lines."""
+    bindir = find_bindir(info, request.pg_bindir)
+    work = tempfile.mkdtemp(prefix="pgvault-drill-", dir=request.work_dir)
+    os.chmod(work, 0o755)  # the server's user must reach the data directory
+    lines: list[str] = []
+    server: _Server | None = None
+    try:
+        data = os.path.join(work, "data")
+        relocated = tuple(
+            (t.name, os.path.join(work, f"tablespace-{t.oid}")) for t in info.tablespaces or ()
+        )
+        reporter.phase("restore drill: restoring")
+        started = time.monotonic()
+        restored = run_restore(
+            RestoreRequest(
+                location=request.location,
+                server=request.server,
+                backup=info.backup_id,
+                recovery_dir=data,
+                store_config=request.store_config,
+                tablespaces=relocated,
+                target=make_target(immediate=True, action="promote"),
+                pgvault_command=request.pgvault_command,
+                wal_restore_dir=os.path.join(work, "wal"),
+                archive_mode="off",
+                sync=False,
+            ),
+            reporter,
+        )
+        lines.append(
+            f"restored backup {info.backup_id} into {work}: {restored.files} files, "
+            f"{restored.bytes_written} bytes, in {time.monotonic() - started:.1f} s"
+        )
+        uid, gid = _owner(data)
+        server = _Server(bindir, work, data, uid, gid)
+        server.configure()
+        reporter.phase("restore drill: starting PostgreSQL")
+        started = time.monotonic()
+        server.start(request.drill_timeout)
+        reporter.phase("restore drill: waiting for consistency")
+        version = server.wait_promoted(request.drill_timeout, reporter)
+        lines.append(
+            f"PostgreSQL {version} ({bindir}) started as {server.user} on port {server.port}, "
+            f"replayed the WAL to consistency and was promoted in "
+            f"{time.monotonic() - started:.1f} s"
+        )
+        with server.session() as session:
+            databases = [
+                str(row[0])
+                for row in session.query(
+                    "select datname from pg_database where datallowconn order by 1"
+                )
+            ]
+        lines.append(f"databases that accept connections: {', '.join(databases)}")
+        lines.append(_amcheck(server, request, reporter))
+    except PgvaultError as exc:
+        # Cancellation, an unreachable store (2) and bad input (3) keep their own codes.
+        if isinstance(exc, DrillFailed | Cancelled) or exc.exit_code != ExitCode.FAILED:
+            raise
+        tail = f"\n{server.log_tail()}" if server is not None else ""
+        raise DrillFailed(f"restore drill failed: {exc}{tail}") from exc
+    finally:
+        reporter.phase("restore drill: cleaning up")
+        if server is not None:
+            server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    lines.append(f"stopped the server and removed {work}")
+    return lines
+
+
+def _owner(data: str) -> tuple[int, int]:
+    """Who runs the drill's server: the data directory's owner, never root."""
+    st = os.stat(data)
+    if st.st_uid != 0:
+        return st.st_uid, st.st_gid
+    if os.geteuid() != 0:
+        raise DrillFailed(f"{data} belongs to root: PostgreSQL cannot run on it")
+    try:
+        user = pwd.getpwnam(PG_USER)
+    except KeyError:
+        raise DrillFailed(
+            f"the restored files belong to root and there is no {PG_USER} OS user to run "
+            "PostgreSQL as"
+        ) from None
+    parent = os.path.dirname(data)
+    for root, dirs, files in os.walk(parent):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
+    return user.pw_uid, user.pw_gid
+
+
+def _amcheck(server: _Server, request: VerifyRequest, reporter: Reporter) -> str:
+    tool = os.path.join(server.bindir, "pg_amcheck")
+    if not request.amcheck:
+        return "pg_amcheck not run (--no-amcheck)"
+    if not os.path.isfile(tool):
+        return f"pg_amcheck not run: {server.bindir} has none (PostgreSQL 14 and later have it)"
+    reporter.phase("restore drill: pg_amcheck")
+    result = server.run(
+        [
+            tool,
+            "-h",
+            server.sock,
+            "-p",
+            str(server.port),
+            "-U",
+            server.user,
+            "--all",
+            "--install-missing",
+        ],
+        timeout=request.drill_timeout,
+    )
+    output = (result.stdout + result.stderr).strip()
+    if result.returncode != 0:
+        shown = "\n    ".join(output.splitlines()[:20])
+        raise DrillFailed(
+            f"pg_amcheck found problems in the restored backup (exit {result.returncode}):"
+            f"\n    {shown}"
+        )
+    return "pg_amcheck --all: no corruption found in tables and B-tree indexes"
+
+
+__all__ = ["DrillFailed", "find_bindir", "free_port", "run_drill"]

@@ -1,0 +1,231 @@
+"""Retention policies as barman-cloud evaluates them, plus the FAILED backups it forgets.
+
+Policies (reference §4.1, case-insensitive): `REDUNDANCY n` and
+`RECOVERY WINDOW OF n DAY[S]|WEEK[S]|MONTH[S]` (a month is 31 days).
+
+Evaluation (§4.2), newest DONE backup first by backup ID:
+- REDUNDANCY n: the newest n DONE backups are VALID, older ones OBSOLETE; a kept backup is
+  KEEP:FULL or KEEP:STANDALONE and never obsolete, but it counts towards n. n below the
+  minimum redundancy is raised to it.
+- RECOVERY WINDOW: the point of recoverability is now minus the window. Backups are VALID
+  down to and including the first whose end_time is older than that point; older ones are
+  OBSOLETE, except that while fewer than the minimum redundancy are valid they are kept
+  as OBSOLETE* (potentially obsolete). Kept backups stay KEEP:... and count as valid.
+- Backups that are not DONE get `-` and no policy deletes them.
+
+pgvault adds one rule barman-cloud lacks (its FAILED backups pile up, §9): a FAILED backup
+older than the newest DONE one is listed in `failed` for removal. FAILED backups newer than
+the newest DONE one are left alone (an operator may still look at one, or resume it), and a
+STARTED backup is never removed by a policy.
+
+The clock is an argument (`now`), so a recovery window is computed for any moment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from core.backup_info import DONE, FAILED, BackupInfo
+from core.errors import InputError
+from core.keep import KEEP_STANDALONE
+
+VALID = "VALID"
+OBSOLETE = "OBSOLETE"
+POTENTIALLY_OBSOLETE = "OBSOLETE*"
+KEEP_FULL = "KEEP:FULL"
+KEEP_STANDALONE_STATUS = "KEEP:STANDALONE"
+NONE = "-"
+
+REDUNDANCY = "redundancy"
+WINDOW = "window"
+
+_REDUNDANCY_RE = re.compile(r"^\s*redundancy\s+(\d+)\s*$", re.IGNORECASE)
+_WINDOW_RE = re.compile(
+    r"^\s*recovery\s+window\s+of\s+(\d+)\s+(day|month|week)s?\s*$", re.IGNORECASE
+)
+_UNITS = {"day": "DAYS", "week": "WEEKS", "month": "MONTHS"}
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """A parsed policy: REDUNDANCY `value`, or RECOVERY WINDOW OF `value` `unit`."""
+
+    kind: str  # REDUNDANCY or WINDOW
+    value: int
+    unit: str | None = None  # DAYS, WEEKS, MONTHS for a window
+
+    def __str__(self) -> str:
+        if self.kind == REDUNDANCY:
+            return f"REDUNDANCY {self.value}"
+        return f"RECOVERY WINDOW OF {self.value} {self.unit}"
+
+    @property
+    def window(self) -> timedelta:
+        """The recovery window (a month is 31 days, as barman has it)."""
+        if self.kind != WINDOW:
+            raise ValueError("a redundancy policy has no window")
+        if self.unit == "WEEKS":
+            return timedelta(weeks=self.value)
+        if self.unit == "MONTHS":
+            return timedelta(days=31 * self.value)
+        return timedelta(days=self.value)
+
+
+def parse_policy(text: str) -> RetentionPolicy:
+    """'REDUNDANCY 2' or 'RECOVERY WINDOW OF 4 WEEKS'; anything else is bad input (exit 3)."""
+    match = _REDUNDANCY_RE.match(text)
+    if match:
+        return RetentionPolicy(REDUNDANCY, int(match[1]))
+    match = _WINDOW_RE.match(text)
+    if match:
+        return RetentionPolicy(WINDOW, int(match[1]), _UNITS[match[2].lower()])
+    raise InputError(
+        f"invalid retention policy {text!r}: expected 'REDUNDANCY n' or "
+        "'RECOVERY WINDOW OF n DAYS|WEEKS|MONTHS'"
+    )
+
+
+@dataclass(frozen=True)
+class RetentionReport:
+    """What a policy says of every backup of a server, at one moment."""
+
+    policy: RetentionPolicy
+    now: datetime
+    minimum_redundancy: int
+    #: (backup ID, status) for every backup, oldest first
+    statuses: tuple[tuple[str, str], ...]
+    #: DONE backups the policy deletes, oldest first
+    obsolete: tuple[str, ...]
+    #: FAILED backups older than the newest DONE one, oldest first
+    failed: tuple[str, ...]
+    point_of_recoverability: datetime | None = None
+
+    def status(self, backup_id: str) -> str:
+        return dict(self.statuses).get(backup_id, NONE)
+
+    @property
+    def to_delete(self) -> tuple[str, ...]:
+        """Everything the run removes, oldest first (WAL cleanup goes in that order)."""
+        return tuple(sorted({*self.obsolete, *self.failed}))
+
+
+def _keep_status(target: str | None) -> str | None:
+    if target is None:
+        return None
+    return KEEP_STANDALONE_STATUS if target == KEEP_STANDALONE else KEEP_FULL
+
+
+def _aware(moment: datetime) -> datetime:
+    """A naive time (barman writes local times) read as local time."""
+    return moment if moment.tzinfo is not None else moment.astimezone()
+
+
+def evaluate(
+    policy: RetentionPolicy,
+    backups: Sequence[BackupInfo],
+    keeps: Mapping[str, str],
+    minimum_redundancy: int = 0,
+    now: datetime | None = None,
+) -> RetentionReport:
+    """Classify every backup under the policy; `now` defaults to the clock (local time)."""
+    if minimum_redundancy < 0:
+        raise InputError("the minimum redundancy must be 0 or more")
+    moment = _aware(now) if now is not None else datetime.now().astimezone()
+    newest_first = sorted(backups, key=lambda b: b.backup_id, reverse=True)
+    report: dict[str, str] = {}
+    point = None
+    if policy.kind == REDUNDANCY:
+        _by_redundancy(newest_first, keeps, max(policy.value, minimum_redundancy), report)
+    else:
+        point = moment - policy.window
+        _by_window(newest_first, keeps, point, minimum_redundancy, report)
+    done_ids = [b.backup_id for b in newest_first if b.status == DONE]
+    newest_done = done_ids[0] if done_ids else None
+    failed = tuple(
+        sorted(
+            b.backup_id
+            for b in backups
+            if b.status == FAILED
+            and newest_done is not None
+            and b.backup_id < newest_done
+            and b.backup_id not in keeps
+        )
+    )
+    ordered = tuple((b.backup_id, report[b.backup_id]) for b in reversed(newest_first))
+    return RetentionReport(
+        policy=policy,
+        now=moment,
+        minimum_redundancy=minimum_redundancy,
+        statuses=ordered,
+        obsolete=tuple(bid for bid, status in ordered if status == OBSOLETE),
+        failed=failed,
+        point_of_recoverability=point,
+    )
+
+
+def _by_redundancy(
+    newest_first: Sequence[BackupInfo],
+    keeps: Mapping[str, str],
+    redundancy: int,
+    report: dict[str, str],
+) -> None:
+    counted = 0
+    for info in newest_first:
+        if info.status != DONE:
+            report[info.backup_id] = NONE
+            continue
+        kept = _keep_status(keeps.get(info.backup_id))
+        if kept:
+            report[info.backup_id] = kept
+        elif counted < redundancy:
+            report[info.backup_id] = VALID
+        else:
+            report[info.backup_id] = OBSOLETE
+        counted += 1  # kept backups count towards n, as in barman
+
+
+def _by_window(
+    newest_first: Sequence[BackupInfo],
+    keeps: Mapping[str, str],
+    point: datetime,
+    minimum_redundancy: int,
+    report: dict[str, str],
+) -> None:
+    found = False  # the first backup that ended before the point has been seen
+    valid = 0
+    for info in newest_first:
+        if info.status != DONE:
+            report[info.backup_id] = NONE
+            continue
+        kept = _keep_status(keeps.get(info.backup_id))
+        if found:
+            if valid < minimum_redundancy:
+                report[info.backup_id] = kept or POTENTIALLY_OBSOLETE
+                valid += 1
+            else:
+                report[info.backup_id] = kept or OBSOLETE
+            continue
+        report[info.backup_id] = kept or VALID
+        valid += 1
+        # A DONE backup always has an end time; one without is treated as inside the window.
+        if info.end_time is not None and _aware(info.end_time) < point:
+            found = True
+
+
+__all__ = [
+    "KEEP_FULL",
+    "KEEP_STANDALONE_STATUS",
+    "NONE",
+    "OBSOLETE",
+    "POTENTIALLY_OBSOLETE",
+    "REDUNDANCY",
+    "VALID",
+    "WINDOW",
+    "RetentionPolicy",
+    "RetentionReport",
+    "evaluate",
+    "parse_policy",
+]

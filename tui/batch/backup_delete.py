@@ -1,0 +1,122 @@
+"""`pgvault --batch backup-delete [flags] SOURCE_URL SERVER_NAME (-b BACKUP | -r POLICY)`.
+
+barman-cloud-backup-delete's flags (`-b/--backup-id`, `-r/--retention-policy`,
+`-m/--minimum-redundancy`, `--dry-run`, `--batch-size`), plus pgvault's `--as-of` (the
+moment a RECOVERY WINDOW is computed from), `--force` (a STARTED backup whose process cannot
+be proven gone) and `--detach`. Runs as a `delete` job.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from core.errors import ExitCode, InputError
+from tui.batch.catalog_options import add_source, connectivity_test, source
+from tui.batch.jobrun import add_job_options, run_as_job
+from tui.batch.main import Context
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_source(
+        parser,
+        "Delete one backup, or every backup a retention policy no longer needs (and FAILED "
+        "backups older than the newest DONE one), then the WAL no backup needs any more.",
+    )
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
+        "-b",
+        "--backup-id",
+        metavar="BACKUP",
+        help="the backup to delete: an ID, a name, or latest/oldest/last-failed",
+    )
+    what.add_argument(
+        "-r",
+        "--retention-policy",
+        metavar="POLICY",
+        help="delete what this policy no longer needs: REDUNDANCY n | "
+        "RECOVERY WINDOW OF n {DAYS | WEEKS | MONTHS}",
+    )
+    parser.add_argument(
+        "-m",
+        "--minimum-redundancy",
+        type=_non_negative,
+        default=0,
+        help="the minimum number of DONE backups that must remain (default: 0)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be deleted, delete nothing",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive,
+        help="objects per delete request (default and maximum: 1000 for S3 and local "
+        "directories, 256 for Azure, 100 for GCS)",
+    )
+    parser.add_argument(
+        "--as-of",
+        metavar="TIME",
+        help="compute a RECOVERY WINDOW as of this ISO 8601 time instead of now (to preview "
+        "with --dry-run what a later run deletes)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with -b: delete a STARTED backup even though pgvault cannot prove its process "
+        "has ended (a backup interrupted on another host, or written by barman-cloud)",
+    )
+    parser.add_argument(
+        "--check-object-lock",
+        action="store_true",
+        help="not available in pgvault yet (barman-cloud's S3 Object Lock check): refused",
+    )
+    add_job_options(parser)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.check_object_lock:
+        raise InputError(
+            "--check-object-lock is not available in pgvault yet: pgvault does not check S3 "
+            "Object Lock retention before deleting"
+        )
+    if args.test:
+        connectivity_test(args)
+        return ExitCode.OK
+    from core.delete import DeleteRequest, result_lines
+    from core.jobs.builtin import DELETE
+
+    location, config = source(args)
+    request = DeleteRequest(
+        location=location,
+        server=args.server_name,
+        store_config=config,
+        backup=args.backup_id,
+        policy=args.retention_policy,
+        minimum_redundancy=args.minimum_redundancy,
+        dry_run=args.dry_run,
+        batch_size=args.batch_size,
+        now=args.as_of,
+        force=args.force,
+    )
+    job = run_as_job(args, ctx, DELETE, request)
+    if job is not None and not args.quiet:
+        print("\n".join(result_lines(job.result, verbose=args.verbose > 0)))
+    return ExitCode.OK
