@@ -29,7 +29,13 @@ from core.errors import PgvaultError
 from core.jobs import Job, JobState, JobStore
 from core.progress import RateSample
 from core.secrets import redact
-from tui.catalog_data import DestinationView, describe_error, display_url, load_destination
+from tui.catalog_data import (
+    BackupRef,
+    DestinationView,
+    describe_error,
+    display_url,
+    load_destination,
+)
 from tui.commands import ConsoleCommands
 from tui.config import MUTATING, ConsoleConfig
 from tui.feed import JobFeed
@@ -40,7 +46,11 @@ from tui.screens.jobs import JobsScreen
 from tui.screens.wal import WalScreen
 
 T = TypeVar("T")
-CATALOG_REFRESH = 30.0  # seconds between listings while a catalog view is shown
+CATALOG_REFRESH = 30.0
+#: job kinds whose start or end changes a destination's catalog
+CATALOG_CHANGING = frozenset(
+    {"backup", "delete"}
+)  # seconds between listings while a catalog view is shown
 log = logging.getLogger("pgvault.console")
 
 
@@ -210,7 +220,7 @@ class PgvaultApp(App[int]):
             for job in message.jobs:
                 before = self.jobs.get(job.id)
                 if (
-                    job.kind == "backup"
+                    job.kind in CATALOG_CHANGING
                     and job.destination
                     and (
                         before is None
@@ -440,22 +450,97 @@ class PgvaultApp(App[int]):
             await self.switch_mode(mode)
         self.refresh_topbar()
 
+    def job_started(self, job_id: int | None, what: str) -> None:
+        """A job the console started: say so, and show it selected on the jobs view."""
+        if job_id is None:
+            return
+        self.pending_selection = job_id
+        self.notify(f"{what} job {job_id} started", timeout=4)
+        self.feed.refresh()
+        if self.current_mode != "jobs":
+            self.call_later(self.action_view, "jobs")
+        else:
+            self._forward("jobs_changed")
+
     def action_new_backup(self) -> None:
         from tui.modals.new_backup import NewBackupScreen, form_defaults
 
-        def started(job_id: int | None) -> None:
-            if job_id is None:
-                return
-            self.pending_selection = job_id
-            self.notify(f"backup job {job_id} started", timeout=4)
-            self.feed.refresh()
-            if self.current_mode != "jobs":
-                self.call_later(self.action_view, "jobs")
-            else:
-                self._forward("jobs_changed")
-
         defaults = form_defaults(list(self.jobs.values()), self.demo, self.catalog_urls())
-        self.push_screen(NewBackupScreen(defaults, self.config.state_dir), started)
+        self.push_screen(
+            NewBackupScreen(defaults, self.config.state_dir),
+            lambda job_id: self.job_started(job_id, "backup"),
+        )
+
+    # ---- backups in a catalog: restore, verify, delete -------------------------------------
+
+    def open_restore(self, ref: BackupRef) -> None:
+        from tui.modals.restore import RestoreScreen
+
+        self.push_screen(
+            RestoreScreen(ref, self.config.state_dir),
+            lambda job_id: self.job_started(job_id, "restore"),
+        )
+
+    def confirm_verify(self, ref: BackupRef) -> None:
+        from tui.modals.confirm import ConfirmScreen
+
+        question = (
+            f"Verify backup {ref.info.backup_id} of {ref.server}?\n"
+            f"Reads every object of it from {ref.label} and checks every checksum and the "
+            "WAL it needs; nothing is changed."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.start_catalog_job("verify", ref)
+
+        self.push_screen(ConfirmScreen(question, title="Verify backup"), answered)
+
+    def confirm_delete(self, ref: BackupRef) -> None:
+        from tui.modals.confirm import ConfirmScreen
+
+        question = (
+            f"Delete backup {ref.info.backup_id} of {ref.server} from {ref.label}?\n"
+            "Its objects are removed, then the WAL no remaining backup needs. "
+            "This cannot be undone."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.start_catalog_job("delete", ref)
+
+        self.push_screen(ConfirmScreen(question, title="Delete backup"), answered)
+
+    def start_catalog_job(self, verb: str, ref: BackupRef) -> None:
+        """A verify or delete job of one backup, detached, started from a thread."""
+        state_dir = self.config.state_dir
+
+        def work() -> Job:
+            from core.jobs.builtin import DELETE, VERIFY
+            from core.jobs.runner import spawn_detached
+            from core.urls import parse_location
+
+            location = parse_location(ref.url)
+            backup = ref.info.backup_id
+            with JobStore.open(state_dir) as store:
+                if verb == "verify":
+                    from core.verify import VerifyRequest
+
+                    return spawn_detached(
+                        store, VERIFY, VerifyRequest(location, ref.server, backup)
+                    )
+                from core.delete import DeleteRequest
+
+                return spawn_detached(
+                    store, DELETE, DeleteRequest(location, ref.server, backup=backup)
+                )
+
+        self.run_blocking(
+            work,
+            lambda job: self.job_started(job.id, verb),
+            f"{verb} backup {ref.info.backup_id}",
+            group=f"backup {ref.info.backup_id}",
+        )
 
     def action_help(self) -> None:
         from tui.modals.help import HelpScreen

@@ -13,7 +13,13 @@ from core.manifest import PgvaultManifest, TableRecord
 from tui import fmt
 from tui.catalog_data import BackupRef, load_manifest, load_wal
 from tui.screens.base import ConsoleScreen
-from tui.screens.catalog import STATUS_STYLE, stored_size, took
+from tui.screens.catalog import (
+    BACKUP_ACTIONS,
+    STATUS_STYLE,
+    backup_action_allowed,
+    stored_size,
+    took,
+)
 from tui.widgets.keybar import KeyBar
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
@@ -130,7 +136,8 @@ class BackupScreen(ConsoleScreen):
 
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc", id="back"),
-        Binding("tab", "switch_pane", "Pane", key_display="tab", id="pane.switch"),
+        *BACKUP_ACTIONS,
+        Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
         Binding("slash", "filter", "Filter", key_display="/", id="filter"),
     ]
 
@@ -214,6 +221,18 @@ class BackupScreen(ConsoleScreen):
             if all(term in haystack for term in self.filter_terms):
                 rows.append((f"{index}", table_cells(table)))
         tables.sync(rows)
+
+    def can(self, action: str) -> bool | None:
+        return backup_action_allowed(action, self.ref)
+
+    def action_restore(self) -> None:
+        self.console.open_restore(self.ref)
+
+    def action_verify(self) -> None:
+        self.console.confirm_verify(self.ref)
+
+    def action_delete(self) -> None:
+        self.console.confirm_delete(self.ref)
 
     def action_back(self) -> None:
         box = self.query_one("#filter", Input)

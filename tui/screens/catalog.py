@@ -36,6 +36,23 @@ BACKUP_COLUMNS = (
 
 STATUS_STYLE = {DONE: "bold green", FAILED: "bold red"}
 
+#: what can be done to the selected backup (hidden with --read-only: tui.config.MUTATING)
+BACKUP_ACTIONS = (
+    Binding("r", "restore", "Restore", id="backup.restore"),
+    Binding("v", "verify", "Verify", id="backup.verify"),
+    Binding("D", "delete", "Delete", id="backup.delete"),
+)
+
+
+def backup_action_allowed(action: str, ref: BackupRef | None) -> bool:
+    """Restore and verify a DONE backup; delete any (core refuses one still running)."""
+    if action in ("restore", "verify"):
+        return ref is not None and ref.info.status == DONE
+    if action == "delete":
+        return ref is not None
+    return True
+
+
 #: tree node data: ("destination", label) or ("server", label, server name)
 NodeData = tuple[str, ...]
 
@@ -107,7 +124,8 @@ class CatalogScreen(ConsoleScreen):
 
     BINDINGS = [
         Binding("enter", "open", "Open", key_display="enter", id="backup.open"),
-        Binding("tab", "switch_pane", "Pane", key_display="tab", id="pane.switch"),
+        *BACKUP_ACTIONS,
+        Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
         Binding("slash", "filter", "Filter", key_display="/", id="filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
     ]
@@ -292,6 +310,7 @@ class CatalogScreen(ConsoleScreen):
         self.action_open()
 
     def show_summary(self) -> None:
+        self.refresh_bindings()  # the backup actions depend on the selected backup
         summary = self.query_one("#backup-summary", Static)
         ref = self.selected_backup()
         if ref is None:
@@ -306,7 +325,22 @@ class CatalogScreen(ConsoleScreen):
     def can(self, action: str) -> bool | None:
         if action == "open":
             return None if self.selected_backup() is None else True
-        return True
+        return backup_action_allowed(action, self.selected_backup())
+
+    def action_restore(self) -> None:
+        ref = self.selected_backup()
+        if ref is not None:
+            self.console.open_restore(ref)
+
+    def action_verify(self) -> None:
+        ref = self.selected_backup()
+        if ref is not None:
+            self.console.confirm_verify(ref)
+
+    def action_delete(self) -> None:
+        ref = self.selected_backup()
+        if ref is not None:
+            self.console.confirm_delete(ref)
 
     def action_open(self) -> None:
         ref = self.selected_backup()
