@@ -1,5 +1,6 @@
 """The console against a real PostgreSQL: a backup started from the form, paused, resumed and
-cancelled with its keys; a finished backup browsed down to its tables and its WAL.
+cancelled with its keys; a finished backup browsed down to its tables and its WAL, and
+restored from the catalog's restore form into a directory PostgreSQL then starts on.
 
 The app runs headless (Pilot) in this process; the backups run as real detached job
 processes, as they do when an operator starts them from the console.
@@ -22,13 +23,15 @@ from core.storage import open_store
 from core.urls import parse_location
 from tests.support.console import settle
 from tests.support.jobs import pgvault
-from tests.support.postgres import Cluster, make_cluster, world_dir
-from tests.support.sample import populate
+from tests.support.pitr import new_target, restored_server
+from tests.support.postgres import Cluster, make_cluster, wait_for_recovery_end, world_dir
+from tests.support.sample import checksums, populate
 from tests.support.wal import archive_command
 from tui.app import PgvaultApp
 from tui.config import ConsoleConfig
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.new_backup import NewBackupScreen
+from tui.modals.restore import RestoreScreen
 from tui.screens.backup import BackupScreen
 from tui.screens.catalog import CatalogScreen
 from tui.screens.jobs import JobsScreen
@@ -200,3 +203,54 @@ async def test_the_catalog_shows_a_finished_backup_with_its_tables_and_wal(
         assert archive.segments > 0 and not [c for c in archive.coverage if c.missing]
         coverage = wal_view.query_one("#wal-coverage", ResponsiveTable)
         assert coverage.get_cell(backup_id, "state").plain in ("complete", "PITR gap")
+
+
+async def test_a_backup_restored_from_the_console_starts_with_the_same_tables(
+    source: Cluster, destination: str, state_dir: str
+) -> None:
+    done = pgvault(
+        state_dir,
+        "backup",
+        "--immediate-checkpoint",
+        "--lz4",
+        *source.conninfo_args(),
+        destination,
+        SERVER,
+        check=True,
+        timeout=300,
+    )
+    backup_id = done.stdout.strip()
+    expected = checksums(source)
+    target = new_target()
+    app = console(state_dir, destination)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot, lambda: app.jobs_loaded)
+            await pilot.press("2")
+            await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+            table = app.screen.query_one("#backups", ResponsiveTable)
+            key = f"{SERVER}/{backup_id}"
+            await settle(pilot, lambda: key in table.keys, timeout=30)
+            table.focus()
+            assert table.select_key(key)
+            await pilot.press("r")
+            await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+            form = app.screen
+            form.query_one("#directory", Input).value = target.data
+            # On the same host the source's tablespaces are in use: relocate them.
+            assert source.tablespaces
+            form.query_one("#tablespaces", Input).value = " ".join(
+                f"{name}:{target.base}/{name}" for name in source.tablespaces
+            )
+            await pilot.press("ctrl+s")
+            await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+            job_id = max(app.jobs)
+            assert app.jobs[job_id].kind == "restore"
+            await settle(pilot, lambda: app.jobs[job_id].final, timeout=300)
+            assert app.jobs[job_id].state is JobState.SUCCEEDED, app.jobs[job_id].error
+            assert app.jobs[job_id].result["backup_id"] == backup_id
+        with restored_server(target, source.bindir) as server:
+            wait_for_recovery_end(server)
+            assert checksums(server) == expected
+    finally:
+        target.drop()

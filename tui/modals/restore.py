@@ -21,12 +21,35 @@ from textual.worker import Worker, WorkerState
 from core.errors import InputError, PgvaultError
 from core.jobs import Job
 from core.restore import RestoreRequest, default_pgvault_command, make_target
+from core.storage import StoreConfig
 from core.urls import parse_location
+from tui.batch.restore import DEFAULT_JOBS
 from tui.catalog_data import BackupRef, describe_error
 
 
+def _path(text: str) -> str:
+    # Absolute: the job runs in another process, from another directory.
+    return os.path.abspath(os.path.expanduser(text.strip()))
+
+
+def parse_relocations(text: str) -> tuple[tuple[str, str], ...]:
+    """`NAME:DIR NAME:DIR`: where each tablespace goes (restore's --tablespace rules)."""
+    rules = []
+    for word in text.split():
+        name, sep, location = word.partition(":")
+        if not sep or not name or not location:
+            raise InputError(f"invalid tablespace rule {word!r}: the syntax is NAME:DIR")
+        rules.append((name, _path(location)))
+    return tuple(rules)
+
+
 def build_restore_request(
-    ref: BackupRef, backup: str, directory: str, time: str, immediate: bool
+    ref: BackupRef,
+    backup: str,
+    directory: str,
+    time: str = "",
+    immediate: bool = False,
+    tablespaces: str = "",
 ) -> RestoreRequest:
     """The request the form describes (raises PgvaultError on bad input)."""
     if not backup.strip():
@@ -38,8 +61,9 @@ def build_restore_request(
         location=parse_location(ref.url),
         server=ref.server,
         backup=backup.strip(),
-        # Absolute: the job runs in another process, from another directory.
-        recovery_dir=os.path.abspath(os.path.expanduser(directory.strip())),
+        recovery_dir=_path(directory),
+        store_config=StoreConfig(jobs=DEFAULT_JOBS),
+        tablespaces=parse_relocations(tablespaces),
         target=target,
         pgvault_command=default_pgvault_command(),
     )
@@ -77,6 +101,15 @@ class RestoreScreen(ModalScreen[int | None]):
                     id="directory",
                     compact=True,
                 )
+                names = [t.name for t in self.ref.info.tablespaces or ()]
+                if names:
+                    yield Label("Tablespaces", classes="form-label")
+                    yield Input(
+                        placeholder=" ".join(f"{name}:DIR" for name in names)
+                        + " (empty: where they were)",
+                        id="tablespaces",
+                        compact=True,
+                    )
                 yield Label("Point in time", classes="form-label")
                 yield Input(
                     placeholder="(empty: all archived WAL) 2026-11-21 10:15:00+00:00",
@@ -107,12 +140,14 @@ class RestoreScreen(ModalScreen[int | None]):
         return self.query_one(f"#{field_id}", Input).value
 
     def build_request(self) -> RestoreRequest:
+        relocations = self.query("#tablespaces")
         return build_restore_request(
             self.ref,
             self.value("backup"),
             self.value("directory"),
             self.value("time"),
             self.query_one("#immediate", Checkbox).value,
+            self.value("tablespaces") if relocations else "",
         )
 
     def on_input_changed(self, event: Input.Changed) -> None:
