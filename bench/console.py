@@ -47,7 +47,7 @@ Check = Callable[[str], bool]
 
 #: (key sent, what it does, the screen shows it when)
 STEPS: tuple[tuple[str, str, Check], ...] = (
-    ("2", "view switch", lambda s: "tab Pane" in s and "PROGRESS" not in s),
+    ("2", "view switch", lambda s: "▼" in s and "PROGRESS" not in s),
     ("1", "view switch", lambda s: "PROGRESS" in s and "Help:" not in s),
     ("?", "open help", lambda s: "Help: Jobs" in s),
     ("?", "close help", lambda s: "Help:" not in s and "PROGRESS" in s),

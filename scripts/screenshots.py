@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,11 +64,13 @@ def private_world() -> Path:
 async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
     import cairosvg
     from textual.pilot import Pilot
+    from textual.widgets import Input
 
     from core.jobs import JobState
     from tui.app import PgvaultApp
     from tui.config import ConsoleConfig
     from tui.modals.new_backup import NewBackupScreen
+    from tui.modals.restore import RestoreScreen
     from tui.screens.backup import BackupScreen
     from tui.screens.catalog import CatalogScreen
     from tui.screens.job_detail import JobDetailScreen
@@ -168,6 +171,16 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         detail.query_one("#tables", ResponsiveTable).focus()
         await pilot.pause(0.5)
         save("backup-tables")
+
+        await pilot.press("r")
+        await until(pilot, "the restore form", lambda: isinstance(app.screen, RestoreScreen), 10)
+        app.screen.query_one("#directory", Input).value = "/var/lib/postgresql/17/restored"
+        # A point in time after the backup ended: what the archived WAL can reach.
+        moment = datetime.now(UTC).replace(microsecond=0)
+        app.screen.query_one("#time", Input).value = moment.isoformat(sep=" ")
+        await pilot.pause(0.5)
+        save("restore")
+        await pilot.press("escape")
 
         await pilot.press("escape", "3")
         await pilot.pause(3)
