@@ -18,6 +18,10 @@ that wait only when its 100 ms select times out, so esc is reported apart (p50/p
 other keys are given without it). Samples taken while
 no backup job was running (between two backups) are not counted as busy ones.
 Target: p95 under 100 ms while the backup runs. Two shared cores: rerun when figures look odd.
+
+Then the console's own cost, which the machine's other load does not change: the same keys
+pressed in-process (Pilot, headless, on the fixed job rows and catalog the console tests
+use), timing the UI thread's CPU (time.thread_time) from the key to the app being idle.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -158,12 +163,64 @@ def rounds(count: int, state_dir: str | None) -> tuple[list[tuple[str, float]], 
     return samples, dropped
 
 
+CPU_KEYS = (
+    ("2", "view switch"),
+    ("1", "view switch"),
+    ("question_mark", "open help"),
+    ("question_mark", "close help"),
+    ("enter", "open detail"),
+    ("escape", "esc: detail"),
+)
+
+
+def ui_thread_cpu(rounds: int) -> list[tuple[str, float]]:
+    """(what, ms of UI-thread CPU) per key press, in-process on fixed rows."""
+    import asyncio
+    import tempfile
+
+    from textual.pilot import Pilot
+
+    from tests.support.console import fill_store, loaded, make_app, settle, write_catalog
+
+    base = Path(tempfile.mkdtemp(prefix="pgvault-bench-cpu-"))
+    os.environ["XDG_DATA_HOME"] = str(base / "data")
+    fill_store(base / "state")
+    write_catalog(base / "catalog")
+    app = make_app(str(base / "state"), f"file://{base / 'catalog'}")
+    samples: list[tuple[str, float]] = []
+
+    async def drive() -> None:
+        async with app.run_test(size=(WIDTH, HEIGHT)) as pilot:
+            await settle(cast("Pilot[object]", pilot), loaded(app))
+            for key in ("2", "1"):  # both views built once, as in a session
+                await pilot.press(key)
+                await pilot.pause(0.2)
+            for _ in range(rounds):
+                for key, what in CPU_KEYS:
+                    start = time.thread_time()
+                    await pilot.press(key)
+                    await pilot.pause()
+                    samples.append((what, (time.thread_time() - start) * 1000))
+                    await pilot.pause(0.2)
+
+    try:
+        asyncio.run(drive())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return samples
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=25, help="cycles of the six keys, busy")
     parser.add_argument("--idle-rounds", type=int, default=10, help="cycles with nothing running")
     parser.add_argument("--compression", default="zstd", choices=["none", "lz4", "zstd", "gzip"])
+    parser.add_argument("--cpu-rounds", type=int, default=10, help="cycles for the CPU part")
+    parser.add_argument("--cpu-only", action="store_true", help="only the in-process CPU part")
     args = parser.parse_args()
+    if args.cpu_only:
+        report("UI-thread CPU per key (in-process)", ui_thread_cpu(args.cpu_rounds))
+        return 0
 
     base = Path("/tmp") / f"pgvault-bench-console-{os.getpid()}"
     base.mkdir(mode=0o755)
@@ -240,6 +297,7 @@ def main() -> int:
                 [m for _, m in idle]
             )
             print(f"busy/idle p50 ratio: {ratio:.2f}")
+        report("UI-thread CPU per key (in-process)", ui_thread_cpu(args.cpu_rounds))
         return 0
     finally:
         if loop is not None:
