@@ -60,7 +60,11 @@ def source(pgvault_bin: str, destination: str) -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def state_dir(tmp_path: Path) -> str:
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    # The console also lists the default destination under XDG_DATA_HOME: a private one,
+    # so that no other run's servers come first in the catalog's tree.
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("PGVAULT_DEMO_DIR", str(tmp_path / "demo"))
     return str(tmp_path / "state")
 
 
