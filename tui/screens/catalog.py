@@ -119,7 +119,9 @@ class CatalogScreen(ConsoleScreen):
         "every URL given on the command line (`pgvault s3://bucket/prefix ...`). Each lists "
         "its servers and their backups, newest first, read from backup.info (catalogs "
         "barman-cloud wrote too). enter on a backup shows what it holds: databases, tables "
-        "and sizes recorded at backup time, and whether its WAL is all archived."
+        "and sizes recorded at backup time, and whether its WAL is all archived. r restores "
+        "a DONE backup (or recovers to a point in time) into a directory, v verifies it, D "
+        "deletes it; each runs as a job on the jobs view."
     )
 
     BINDINGS = [
