@@ -94,6 +94,20 @@ def test_backup_tables(snap_compare: SnapCompare, fixed_state: str, fixed_catalo
     assert snap_compare(app, run_before=before(app, "2", "tab", "j", "enter", then=contents))
 
 
+def test_restore_form(snap_compare: SnapCompare, fixed_state: str, fixed_catalog: str) -> None:
+    app = make_app(fixed_state, fixed_catalog)
+
+    async def filled(pilot: Pilot[Any]) -> None:
+        for field in app.screen.query(Input):
+            field.cursor_blink = False
+        app.screen.query_one("#directory", Input).value = "/srv/restored"
+        app.screen.query_one("#time", Input).value = "tomorrow at noon"
+        await pilot.press("ctrl+s")  # refused: the time is not ISO 8601
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, run_before=before(app, "2", "tab", "j", "r", then=filled))
+
+
 def test_wal_view(snap_compare: SnapCompare, fixed_state: str, fixed_catalog: str) -> None:
     app = make_app(fixed_state, fixed_catalog)
 
