@@ -1,10 +1,12 @@
 """Restore throughput: pgvault restore next to the raw download + decompress of its objects.
 
-    .venv/bin/python bench/restore.py [--scale 25] [--runs 2] [--compressions zstd,gzip]
-                                      [--skip-local] [--skip-s3]
+    .venv/bin/python bench/restore.py [--scale 25] [--blob-mb 300] [--runs 2]
+                                      [--compressions zstd,gzip] [--skip-local] [--skip-s3]
 
-One PostgreSQL 15 cluster holding `pgbench -i -s SCALE`, backed up by pgvault once per
-compression to a local directory and to the S3 emulator (moto on 127.0.0.1). Then, on the
+Two PostgreSQL 15 clusters: one holding `pgbench -i -s SCALE` (compresses twentyfold), one
+holding --blob-mb MB of random bytea stored EXTERNAL (incompressible: the restore is not
+only decompression), each backed up by pgvault once per compression to a local directory
+and to the S3 emulator (moto on 127.0.0.1). Then, on the
 same objects in the same run, in rounds:
   - raw: a fresh Python process reads the backup's tar objects (open() for the local
     directory, boto3 get_object for S3; parts two at a time, as pgvault's workers go here)
@@ -13,7 +15,9 @@ same objects in the same run, in rounds:
   - `pgvault --batch restore` of that backup into a fresh directory (fsync, the default);
   - the same with --no-sync;
   - for the local directory, `zstd -dc OBJECT | tar -xf -` (or gzip) into a fresh directory:
-    what the files cost to create and write here, without fsync.
+    what the files cost to create and write here, without fsync;
+  - for the local directory, both again into /dev/shm (tmpfs): the same work without the
+    disk's file system, which shows how much of the time is creating and writing files.
 Each pgvault run is paired with the raw run just before it; a ratio is the median over the
 pairs of raw seconds / pgvault seconds (1.0: as fast as the raw read), a time the best run.
 MB/s is the decompressed tar bytes over wall time, for every row. Peak RSS is the largest
@@ -32,6 +36,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -51,6 +56,7 @@ from tests.support.postgres import (  # noqa: E402
     Cluster,
     as_postgres,
     debian_bindir,
+    ensure_postgres_user,
     make_cluster,
     pgvault_for_postgres,
     world_dir,
@@ -60,10 +66,12 @@ MB = 1_000_000
 MiB = 1024 * 1024
 SERVER = "bench"
 PGVAULT = str(Path(sys.executable).parent / "pgvault")
+TMPFS = "/dev/shm"  # the same restores without the disk's file system, local objects only
 
 
 @dataclass
 class Figure:
+    data: str
     tool: str
     destination: str
     compression: str
@@ -76,6 +84,7 @@ class Figure:
 
 @dataclass
 class Backup:
+    data: str  # pgbench or random
     dest: TestDestination
     where: str
     compression: str
@@ -123,7 +132,8 @@ def raw_main(argv: list[str]) -> int:
 # ---- the benchmark --------------------------------------------------------------------------
 
 
-def build_cluster(scale: int) -> Cluster:
+def build_cluster(scale: int, blob_mb: int = 0) -> Cluster:
+    """pgbench at SCALE, or (blob_mb) only a table of incompressible bytea."""
     bindir = debian_bindir(15)
     cluster = make_cluster(
         bindir=bindir,
@@ -133,21 +143,39 @@ def build_cluster(scale: int) -> Cluster:
             "checkpoint_timeout": "30min",
         },
     )
-    print(f"loading pgbench scale {scale} ...", flush=True)
-    as_postgres(
-        [f"{bindir}/pgbench", "-i", "-q", "-s", str(scale), *cluster.conninfo_args(), "postgres"],
-        timeout=3600,
-    )
+    pgbench = f"{bindir}/pgbench"
+    if blob_mb:
+        print(f"loading {blob_mb} MB of random bytea ...", flush=True)
+        cluster.sql("create table blobs(id int primary key, payload bytea)")
+        cluster.sql("alter table blobs alter payload set storage external")  # no compression
+        conn = cluster.connect()
+        with conn.cursor() as cur:
+            for i in range(blob_mb):
+                cur.execute("insert into blobs values (%s, %s)", (i, os.urandom(MB)))
+        conn.close()
+    else:
+        print(f"loading pgbench scale {scale} ...", flush=True)
+        as_postgres(
+            [pgbench, "-i", "-q", "-s", str(scale), *cluster.conninfo_args(), "postgres"],
+            timeout=3600,
+        )
     cluster.sql("vacuum analyze")
     cluster.sql("checkpoint")
     return cluster
 
 
-def take_backup(cluster: Cluster, dest: TestDestination, where: str, compression: str) -> Backup:
+def server(data: str) -> str:
+    """One server name per data set: the two clusters are different systems."""
+    return f"{SERVER}-{data}"
+
+
+def take_backup(
+    data: str, cluster: Cluster, dest: TestDestination, where: str, compression: str
+) -> Backup:
     result = subprocess.run(
         [
             *(PGVAULT, "--batch", "backup", "--immediate-checkpoint", f"--{compression}"),
-            *(*cluster.conninfo_args(), *dest.cli_args, dest.url, SERVER),
+            *(*cluster.conninfo_args(), *dest.cli_args, dest.url, server(data)),
         ],
         capture_output=True,
         text=True,
@@ -156,11 +184,11 @@ def take_backup(cluster: Cluster, dest: TestDestination, where: str, compression
     if result.returncode != 0:
         raise RuntimeError(f"backup failed: {result.stderr}")
     backup_id = result.stdout.strip()
-    prefix = ServerLayout(SERVER).backup_prefix(backup_id)
+    prefix = ServerLayout(server(data)).backup_prefix(backup_id)
     with dest.store() as store:
         tars = [o for o in store.list_objects(prefix) if ".tar" in o.key]
     return Backup(
-        dest, where, compression, backup_id, [o.key for o in tars], sum(o.size for o in tars)
+        data, dest, where, compression, backup_id, [o.key for o in tars], sum(o.size for o in tars)
     )
 
 
@@ -192,9 +220,21 @@ def run_raw(backup: Backup) -> tuple[float, float]:
     return seconds, rss
 
 
-def run_tar(backup: Backup) -> float:
+def fresh_dir(prefix: str, tmpfs: bool) -> str:
+    """A fresh directory the postgres user can reach, on the disk (/tmp) or in /dev/shm."""
+    if not tmpfs:
+        return world_dir(prefix)
+    path = tempfile.mkdtemp(prefix=prefix, dir=TMPFS)
+    if os.geteuid() == 0:
+        pw = ensure_postgres_user()
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    os.chmod(path, 0o755)
+    return path
+
+
+def run_tar(backup: Backup, tmpfs: bool = False) -> float:
     """`zstd -dc OBJECT | tar -xf -` into a fresh directory (local objects only, no fsync)."""
-    base = world_dir("pgvault-bench-tar-")
+    base = fresh_dir("pgvault-bench-tar-", tmpfs)
     root = backup.dest.url.removeprefix("file://")
     tool = {"zstd": "zstd -dc", "gzip": "gzip -dc", "lz4": "lz4 -dc"}[backup.compression]
     pipeline = " && ".join(
@@ -207,15 +247,17 @@ def run_tar(backup: Backup) -> float:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def run_restore(backup: Backup, pgvault_bin: str, *flags: str) -> tuple[float, float]:
-    base = world_dir("pgvault-bench-restore-")
+def run_restore(
+    backup: Backup, pgvault_bin: str, *flags: str, tmpfs: bool = False
+) -> tuple[float, float]:
+    base = fresh_dir("pgvault-bench-restore-", tmpfs)
     data = os.path.join(base, "data")
     try:
         dest = backup.dest
         seconds, rss, _ = measured(
             [
                 *(PGVAULT, "--batch", "restore", "--pgvault-command", pgvault_bin, *flags),
-                *(*dest.cli_args, dest.url, SERVER, backup.backup_id, data),
+                *(*dest.cli_args, dest.url, server(backup.data), backup.backup_id, data),
             ],
             dest.env,
         )
@@ -232,6 +274,7 @@ def main() -> int:
         return raw_main(sys.argv[2:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=25)
+    parser.add_argument("--blob-mb", type=int, default=300, help="0: no incompressible data set")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--compressions", default="zstd,gzip")
     parser.add_argument("--skip-local", action="store_true")
@@ -239,7 +282,6 @@ def main() -> int:
     args = parser.parse_args()
 
     pgvault_bin = pgvault_for_postgres()
-    cluster = build_cluster(args.scale)
     moto = None if args.skip_s3 else start_moto()
     dests: list[tuple[TestDestination, str]] = []
     if not args.skip_local:
@@ -248,42 +290,53 @@ def main() -> int:
         os.environ.update(moto.env)
         dests.append((make_destination("s3", {"s3": moto}), "S3 (moto)"))
     figures: list[Figure] = []
-    size = tree_size(cluster.data)
-    print(
-        f"data directory {size / MB:.0f} MB; {os.cpu_count()} cores, "
-        f"load average {os.getloadavg()[0]:.1f}",
-        flush=True,
-    )
+    backups: list[Backup] = []
+    sets = [("pgbench", args.scale, 0)] + ([("random", 0, args.blob_mb)] if args.blob_mb else [])
     try:
-        backups = [
-            take_backup(cluster, dest, where, compression)
-            for dest, where in dests
-            for compression in args.compressions.split(",")
-        ]
-        cluster.stop("fast")  # the restores should not compete with an idle server's work
+        for data, scale, blob_mb in sets:
+            cluster = build_cluster(scale, blob_mb)
+            try:
+                print(
+                    f"{data}: data directory {tree_size(cluster.data) / MB:.0f} MB; "
+                    f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+                backups += [
+                    take_backup(data, cluster, dest, where, compression)
+                    for dest, where in dests
+                    for compression in args.compressions.split(",")
+                ]
+            finally:
+                cluster.drop()  # the restores should not compete with an idle server's work
         for b in backups:
             warm(b)
             raw_runs: list[tuple[float, float]] = []
-            tar_runs: list[float] = []
-            mine: dict[str, list[tuple[float, float, float, float | None]]] = {
-                "fsync": [],
-                "--no-sync": [],
-            }
+            tar_runs: dict[bool, list[float]] = {False: [], True: []}
             local = b.dest.provider == "file"
+            variants: list[tuple[str, list[str], bool]] = [
+                ("fsync", [], False),
+                ("--no-sync", ["--no-sync"], False),
+            ]
+            if local and os.path.isdir(TMPFS):
+                variants.append(("in tmpfs", [], True))
+            mine: dict[str, list[tuple[float, float, float, float | None]]] = {
+                variant: [] for variant, _, _ in variants
+            }
             for _ in range(args.runs):
-                for variant, flags in (("fsync", []), ("--no-sync", ["--no-sync"])):
+                for variant, flags, tmpfs in variants:
                     raw = run_raw(b)
                     raw_runs.append(raw)
-                    tar = run_tar(b) if local else None
+                    tar = run_tar(b, tmpfs) if local else None
                     if tar is not None:
-                        tar_runs.append(tar)
-                    seconds, rss = run_restore(b, pgvault_bin, *flags)
+                        tar_runs[tmpfs].append(tar)
+                    seconds, rss = run_restore(b, pgvault_bin, *flags, tmpfs=tmpfs)
                     to_tar = tar / seconds if tar is not None else None
                     mine[variant].append((seconds, rss, raw[0] / seconds, to_tar))
             mb = b.tar_bytes / MB
             best_raw = min(raw_runs)
             figures.append(
                 Figure(
+                    b.data,
                     "raw read + decompress",
                     b.where,
                     b.compression,
@@ -292,22 +345,25 @@ def main() -> int:
                     max(r for _, r in raw_runs),
                 )
             )
-            if tar_runs:
-                best_tar = min(tar_runs)
-                figures.append(
-                    Figure(
-                        f"{b.compression} -dc \\| tar -x",
-                        b.where,
-                        b.compression,
-                        best_tar,
-                        mb / best_tar,
-                        None,
+            for tmpfs, runs_of_tar in tar_runs.items():
+                if runs_of_tar:
+                    best_tar = min(runs_of_tar)
+                    figures.append(
+                        Figure(
+                            b.data,
+                            f"{b.compression} -dc \\| tar -x" + (" (in tmpfs)" if tmpfs else ""),
+                            b.where,
+                            b.compression,
+                            best_tar,
+                            mb / best_tar,
+                            None,
+                        )
                     )
-                )
             for variant, runs in mine.items():
                 best = min(r[0] for r in runs)
                 figures.append(
                     Figure(
+                        b.data,
                         f"pgvault restore ({variant})",
                         b.where,
                         b.compression,
@@ -319,8 +375,12 @@ def main() -> int:
                     )
                 )
             print(
-                f"{b.where} {b.compression}: {mb:.0f} MB of tar in {b.stored / MB:.0f} MB stored; "
-                + ", ".join(f"{f.tool} {f.seconds:.2f} s" for f in figures[-(3 + local) :]),
+                f"{b.data} {b.where} {b.compression}: {mb:.0f} MB of tar in "
+                f"{b.stored / MB:.0f} MB stored; "
+                + ", ".join(
+                    f"{f.tool} {f.seconds:.2f} s"
+                    for f in figures[-(1 + len(variants) + sum(map(bool, tar_runs.values()))) :]
+                ),
                 flush=True,
             )
     finally:
@@ -328,7 +388,6 @@ def main() -> int:
             dest.drop()
         if moto is not None:
             moto.stop()
-        cluster.drop()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}\n")
     print(table(figures, backups))
     results = REPO / "bench" / "results"
@@ -346,19 +405,20 @@ def median_of(values: list[float | None]) -> float | None:
 
 def table(figures: list[Figure], backups: list[Backup]) -> str:
     sizes = "; ".join(
-        f"{b.where} {b.compression}: {b.tar_bytes / MB:.0f} MB of tar stored as "
+        f"{b.data} {b.where} {b.compression}: {b.tar_bytes / MB:.0f} MB of tar stored as "
         f"{b.stored / MB:.0f} MB in {len(b.keys)} object(s)"
         for b in backups
     )
     lines = [
         f"Backups: {sizes}. {os.cpu_count()} shared cores.",
         "",
-        "| tool | source | compression | time (s) | MB/s | vs raw | vs tar -x | peak RSS (MB) |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| data | tool | source | compression | time (s) | MB/s | vs raw | vs tar -x "
+        "| peak RSS (MB) |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for f in figures:
         lines.append(
-            f"| {f.tool} | {f.destination} | {f.compression} | {f.seconds:.2f} | "
+            f"| {f.data} | {f.tool} | {f.destination} | {f.compression} | {f.seconds:.2f} | "
             f"{f.mb_per_s:.0f} | {fmt(f.ratio_to_raw, 2)} | {fmt(f.ratio_to_tar, 2)} | "
             f"{fmt(f.peak_rss_mb, 0)} |"
         )
