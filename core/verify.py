@@ -3,7 +3,8 @@
     run_verify(VerifyRequest(...), reporter) -> VerifyResult
 
 Checks, each problem naming the object: backup.info says DONE; pgvault.json and PostgreSQL's
-backup_manifest load (the latter's own SHA-256 matches); the archive parts are contiguous
+backup_manifest load (the latter's own SHA-256 matches, and it lists the same files,
+sizes and checksums as pgvault.json); the archive parts are contiguous
 and are exactly those pgvault.json records; every stored archive's size and checksum; every
 archive decompresses and is a complete tar stream; every file in it has the size and
 checksum pgvault.json records, and every recorded file is found; every WAL segment the
@@ -220,6 +221,29 @@ def _feed(parser: TarStream, decompressor: Decompressor | None, chunk: bytes | N
     return None
 
 
+def manifest_disagreements(document: dict[str, Any], files: dict[str, FileRecord]) -> list[str]:
+    """Where PostgreSQL's backup_manifest and pgvault.json disagree (both list every file)."""
+    out: list[str] = []
+    listed: set[str] = set()
+    for entry in document.get("Files", []):
+        path = entry.get("Path")
+        if path is None:
+            path = bytes.fromhex(entry.get("Encoded-Path", "")).decode("utf-8", "surrogateescape")
+        listed.add(path)
+        record = files.get(path)
+        if record is None:
+            out.append(f"{path} is listed, but not in {PGVAULT_MANIFEST}")
+        elif entry.get("Size") != record.size or entry.get("Checksum") != record.checksum:
+            out.append(
+                f"{path}: size {entry.get('Size')} and checksum {entry.get('Checksum')} here, "
+                f"{record.size} and {record.checksum} in {PGVAULT_MANIFEST}"
+            )
+    out += [
+        f"{path} is in {PGVAULT_MANIFEST}, not listed here" for path in sorted(set(files) - listed)
+    ]
+    return out
+
+
 @dataclass
 class _PartResult:
     checker: _FileChecker | None  # None: the archive could not be read whole
@@ -310,11 +334,25 @@ class _Verifier:
         pg_key = self.layout.backup_file(backup_id, PG_MANIFEST)
         if pg_key in listed:
             try:
-                check_postgres_manifest(self.read(pg_key))
+                document = check_postgres_manifest(self.read(pg_key))
             except PgvaultError as exc:
                 self.problem(f"{pg_key}: {exc}")
-            else:
+                return
+            if self.manifest is None:
                 self.checked.append(f"{PG_MANIFEST}: its own SHA-256 checksum matches")
+                return
+            files = {f.path: f for f in self.manifest.files}
+            disagreements = manifest_disagreements(document, files)
+            for text in disagreements[:MAX_PROBLEMS_PER_ARCHIVE]:
+                self.problem(f"{pg_key}: {text}")
+            if len(disagreements) > MAX_PROBLEMS_PER_ARCHIVE:
+                more = len(disagreements) - MAX_PROBLEMS_PER_ARCHIVE
+                self.problem(f"{pg_key}: ... and {more} more files disagree")
+            if not disagreements:
+                self.checked.append(
+                    f"{PG_MANIFEST}: its own SHA-256 checksum matches, and it lists the same "
+                    f"{len(files)} files, sizes and checksums as {PGVAULT_MANIFEST}"
+                )
         elif self.manifest is not None:
             self.not_checked.append(f"no {PG_MANIFEST}: pg_verifybackup cannot check a restore")
 
@@ -570,6 +608,7 @@ __all__ = [
     "VerifyRequest",
     "VerifyResult",
     "describe",
+    "manifest_disagreements",
     "public_request",
     "result_dict",
     "result_lines",

@@ -6,6 +6,7 @@ no remaining backup needs."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -57,6 +58,7 @@ def test_retention_keeps_the_right_backups_and_the_wal_they_need(
     server.write_wal(2)
     b2 = server.backup("--gzip")
     server.write_wal(2)
+    time.sleep(2.1)  # room for the FAILED backup's ID between b2's and b3's
     b3 = server.backup()
     server.write_wal(1)
     i1, i2, i3 = (server.info(b) for b in (b1, b2, b3))

@@ -39,7 +39,7 @@ def test_verify_passes_a_good_backup_and_names_each_damaged_object(
     assert good.returncode == 0, good.stderr
     out = good.stdout
     assert "match pgvault.json" in out and "every recorded file is present" in out
-    assert "backup_manifest: its own SHA-256 checksum matches" in out
+    assert "backup_manifest: its own SHA-256 checksum matches, and it lists the same" in out
     assert f"WAL segment(s) needed to reach consistency ({info.begin_wal}" in out
     assert f"backup {backup_id}: verified" in out
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from tests.support.catalog import archived_server
 from tests.support.destinations import TestDestination
-from tests.support.postgres import Cluster, world_dir
+from tests.support.postgres import Cluster, add_tablespace, world_dir
 
 
 def _corrupt_index_page(cluster: Cluster, index: str) -> None:
@@ -29,7 +29,12 @@ def test_restore_drill_passes_a_good_backup_and_fails_a_corrupted_one(
     cluster = server.cluster
     cluster.sql("create table drill(id int primary key, label text)")
     cluster.sql("insert into drill select g, md5(g::text) from generate_series(1, 20000) g")
+    # A tablespace: the drill relocates it inside its temporary directory.
+    location = add_tablespace(cluster, "drill_ts")
+    cluster.sql("create table elsewhere tablespace drill_ts as select generate_series(1, 5000) i")
+    cluster.sql("create index elsewhere_i on elsewhere(i) tablespace drill_ts")
     cluster.sql("checkpoint")
+    before = sorted(os.listdir(location))
     good = server.backup("--zstd")
     server.write_wal(1)
     work = world_dir("pgvault-drill-parent-")
@@ -43,6 +48,7 @@ def test_restore_drill_passes_a_good_backup_and_fails_a_corrupted_one(
     assert "databases that accept connections: postgres" in out
     assert f"backup {good}: verified" in out and "restore drill passed" in out
     assert os.listdir(work) == []
+    assert sorted(os.listdir(location)) == before  # the source's tablespace untouched
 
     # The backup copies the damaged page as it is (its checksums match what was read):
     # verify passes its objects, the drill's pg_amcheck finds the damage.
