@@ -286,3 +286,33 @@ async def test_job_detail_opens_on_the_newest_log_lines(tmp_path: Path) -> None:
         await settle(pilot, lambda: len(log.lines) == 40)
         await pilot.pause(0.3)
         assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y
+
+
+async def test_the_catalog_follows_the_first_server_until_the_operator_moves(
+    fixed_state: str, fixed_catalog: str
+) -> None:
+    from textual.widgets import Tree
+
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("2")
+        await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+        catalog = app.screen
+        assert isinstance(catalog, CatalogScreen)
+        tree = catalog.query_one("#destinations", Tree)
+        await settle(pilot, lambda: catalog.selection == ("server", fixed_catalog, "pg-main"))
+        # The tree highlights its first line (the empty default destination) by itself, as
+        # it does when listings arrive: the view stays on the server's backups.
+        tree.move_cursor(tree.root.children[0])
+        await pilot.pause(0.3)
+        assert catalog.selection == ("server", fixed_catalog, "pg-main")
+        assert table_keys(app, "#backups")
+        # The operator's own move is kept.
+        tree.focus()
+        await pilot.press("up")
+        await settle(
+            pilot, lambda: catalog.selection is not None and catalog.selection[0] == "destination"
+        )
+        await pilot.pause(0.3)
+        assert catalog.selection[0] == "destination"

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.events import Resize, ScreenResume
+from textual.events import Click, Key, Resize, ScreenResume
 from textual.widgets import DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
@@ -52,6 +52,9 @@ def backup_action_allowed(action: str, ref: BackupRef | None) -> bool:
         return ref is not None
     return True
 
+
+#: keys that move the tree's cursor (the operator chose where to look)
+TREE_MOVES = frozenset({"up", "down", "home", "end", "pageup", "pagedown", "left", "right"})
 
 #: tree node data: ("destination", label) or ("server", label, server name)
 NodeData = tuple[str, ...]
@@ -139,7 +142,6 @@ class CatalogScreen(ConsoleScreen):
         self._server_nodes: dict[tuple[str, str], TreeNode[NodeData]] = {}
         self.selection: NodeData | None = None
         self._navigated = False
-        self._moving = False
         self._rows: dict[str, BackupRef] = {}
 
     def compose(self) -> ComposeResult:
@@ -204,7 +206,6 @@ class CatalogScreen(ConsoleScreen):
             # Until the operator moves, follow the first server as listings arrive.
             first = self._first_server_node() or tree.root.children[0]
             if tree.cursor_node is not first:
-                self._moving = True
                 tree.move_cursor(first)
             self.selection = first.data
         self.show_backups()
@@ -230,11 +231,22 @@ class CatalogScreen(ConsoleScreen):
             text.append(" !", style="bold red")
         return text
 
-    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[NodeData]) -> None:
-        if self._moving:
-            self._moving = False
-        else:
+    def on_key(self, event: Key) -> None:
+        # Only the operator's own moves stop the tree following the first server: the tree
+        # also highlights its first line by itself when listings arrive, at any moment.
+        if event.key in TREE_MOVES and self.query_one("#destinations", Tree).has_focus:
             self._navigated = True
+
+    def on_click(self, event: Click) -> None:
+        if event.widget is self.query_one("#destinations", Tree):
+            self._navigated = True
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[NodeData]) -> None:
+        if not self._navigated:
+            first = self._first_server_node()
+            if first is not None and event.node is not first:
+                event.node.tree.move_cursor(first)
+                return
         self.selection = event.node.data
         self.show_backups()
 
