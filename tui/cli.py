@@ -8,6 +8,7 @@ from core import __version__
 
 CONSOLE_USAGE = """\
 usage: pgvault [--version] [--state-dir DIR] [--read-only] [--demo] [DESTINATION_URL ...]
+       pgvault [--state-dir DIR] --demo-stop
        pgvault [--state-dir DIR] --batch COMMAND [ARGS ...]
 
 Opens the pgvault console. With --batch, runs COMMAND headless; `pgvault --batch --help`
@@ -71,6 +72,11 @@ def _console(argv: list[str]) -> int:
         help="start a throwaway PostgreSQL with sample data and back it up",
     )
     parser.add_argument(
+        "--demo-stop",
+        action="store_true",
+        help="stop and remove the demo cluster (its backups stay), then exit",
+    )
+    parser.add_argument(
         "destinations",
         nargs="*",
         metavar="DESTINATION_URL",
@@ -80,6 +86,10 @@ def _console(argv: list[str]) -> int:
         options = parser.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 3
+    if options.demo_stop:
+        from tui.batch.main import run
+
+        return run(["demo", "stop"], state_dir=options.state_dir)
     from tui.app import run_console
 
     return run_console(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from dataclasses import replace
@@ -21,9 +20,6 @@ from tui.batch.options import (
     store_config_from,
     tags_from,
 )
-
-log = logging.getLogger("pgvault.backup")
-TiB = 1024**4
 
 SNAPSHOT_FLAGS = (
     "snapshot_instance",
@@ -180,26 +176,19 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         with open_store(location, replace(config, retry=NO_RETRY)) as store:
             store.check()
         return ExitCode.OK
-    if args.keepalive_interval < 0:
-        raise InputError("--keepalive-interval must be 0 (off) or a number of seconds")
-    max_archive_size = args.max_archive_size
-    if max_archive_size > TiB:
-        log.warning("-S/--max-archive-size is capped at 1TB (as barman-cloud does)")
-        max_archive_size = TiB
-
-    from core.backup import BackupRequest
+    from core.backup_request import make_backup_request
     from core.postgres.connection import ConnectionParams
 
-    request = BackupRequest(
-        location=location,
-        server=args.server_name,
+    request = make_backup_request(
+        location,
+        args.server_name,
         store_config=config,
         connection=ConnectionParams(
             host=args.host, port=args.port, user=args.user, dbname=args.dbname
         ),
         compression=args.compression,
         name=args.name,
-        max_archive_size=max_archive_size,
+        max_archive_size=args.max_archive_size,
         immediate_checkpoint=args.immediate_checkpoint,
         keepalive_interval=float(args.keepalive_interval),
         checksum_algorithm=args.checksum_algorithm,

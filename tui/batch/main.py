@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check_wal_archive",
         "check a WAL archive is safe for a new server, or that backups have all their WAL",
     ),
+    "demo": ("demo", "start, inspect or stop the console's throwaway demo cluster"),
 }
 
 log = logging.getLogger("pgvault")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from core import __version__
 from core.errors import ExitCode, InputError
 from core.sizes import parse_size
+from core.tags import parse_tag
 from core.urls import CLOUD_PROVIDER_CHOICES, Location, parse_location
 
 if TYPE_CHECKING:
@@ -63,10 +64,10 @@ def positive_int(text: str) -> int:
 
 def tag(text: str) -> tuple[str, str]:
     """A KEY,VALUE tag as barman-cloud writes it."""
-    key, sep, value = text.partition(",")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"tag {text!r} must be KEY,VALUE")
-    return key, value
+    try:
+        return parse_tag(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_general(parser: argparse.ArgumentParser) -> None:

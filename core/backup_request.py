@@ -1,0 +1,121 @@
+"""A BackupRequest from what an operator typed: shared by `--batch backup` and the console's form.
+
+Each field has a parser that raises a one-line InputError, so a form can check one field at
+a time (inline validation) with exactly the rules the command line applies, and
+`make_backup_request` applies them all together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from core.backup import DEFAULT_MAX_ARCHIVE_SIZE, MAX_ARCHIVE_SIZE, BackupRequest
+from core.codecs import get_codec
+from core.errors import InputError
+from core.layout import validate_backup_name, validate_server_name
+from core.manifest import checksum_name
+from core.postgres.connection import ConnectionParams
+from core.sizes import parse_size
+from core.storage import StoreConfig, validate_tags
+from core.tags import parse_tag, parse_tags
+from core.urls import Location, parse_location
+
+log = logging.getLogger("pgvault.backup")
+
+#: compressions a backup can use, in the order a form offers them (None: no compression)
+BACKUP_COMPRESSIONS: tuple[str | None, ...] = (None, "gzip", "bzip2", "snappy", "lz4", "zstd")
+
+
+def parse_jobs(text: str | int) -> int:
+    """-J: parts uploaded in parallel, at least 1."""
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise InputError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise InputError(f"{text!r} must be at least 1")
+    return value
+
+
+def parse_port(text: str) -> str:
+    """A TCP port number (kept as text, as libpq takes it)."""
+    value = text.strip()
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise InputError(f"port {text!r} must be a number from 1 to 65535")
+    return value
+
+
+def parse_bandwidth(text: str) -> int | None:
+    """--max-bandwidth: a size per second (barman's units); empty means no limit."""
+    return parse_size(text) if text.strip() else None
+
+
+def parse_destination(text: str, cloud_provider: str | None = None) -> Location:
+    return parse_location(text.strip(), cloud_provider)
+
+
+def parse_server_name(text: str) -> str:
+    return validate_server_name(text)
+
+
+def parse_backup_name(text: str) -> str | None:
+    """-n/--name: empty means none."""
+    return validate_backup_name(text) if text else None
+
+
+def make_backup_request(
+    location: Location,
+    server: str,
+    *,
+    store_config: StoreConfig | None = None,
+    connection: ConnectionParams | None = None,
+    compression: str | None = None,
+    name: str | None = None,
+    max_archive_size: int = DEFAULT_MAX_ARCHIVE_SIZE,
+    immediate_checkpoint: bool = False,
+    keepalive_interval: float = 60.0,
+    checksum_algorithm: str = "crc32c",
+    tags: Iterable[tuple[str, str]] = (),
+) -> BackupRequest:
+    """Every rule `backup` applies to its options; InputError (exit 3) on the first broken one."""
+    validate_server_name(server)
+    if name is not None:
+        validate_backup_name(name)
+    get_codec(compression)
+    checksum_name(checksum_algorithm)
+    if keepalive_interval < 0:
+        raise InputError("--keepalive-interval must be 0 (off) or a number of seconds")
+    if max_archive_size > MAX_ARCHIVE_SIZE:
+        log.warning("-S/--max-archive-size is capped at 1TB (as barman-cloud does)")
+        max_archive_size = MAX_ARCHIVE_SIZE
+    config = store_config or StoreConfig()
+    if config.jobs < 1:
+        raise InputError(f"-J/--jobs must be at least 1, got {config.jobs}")
+    return BackupRequest(
+        location=location,
+        server=server,
+        store_config=config,
+        connection=connection or ConnectionParams(),
+        compression=compression,
+        name=name,
+        max_archive_size=max_archive_size,
+        immediate_checkpoint=immediate_checkpoint,
+        keepalive_interval=float(keepalive_interval),
+        checksum_algorithm=checksum_algorithm,
+        tags=validate_tags(tags),
+    )
+
+
+__all__ = [
+    "BACKUP_COMPRESSIONS",
+    "make_backup_request",
+    "parse_backup_name",
+    "parse_bandwidth",
+    "parse_destination",
+    "parse_jobs",
+    "parse_port",
+    "parse_server_name",
+    "parse_tag",
+    "parse_tags",
+]

@@ -1,0 +1,211 @@
+"""Regenerate screenshots/*.png from the real console on real data.
+
+Starts the demo (a throwaway PostgreSQL with sample data and a real backup job at the demo's
+8 MiB/s), drives the app headless at a terminal size (80x24 by default) and saves each view
+as SVG (Textual's own export), converted to PNG with cairosvg. Every directory it uses is
+private and removed at the end; the demo cluster is stopped.
+
+    .venv/bin/python scripts/screenshots.py [--size 80x24] [--out screenshots] [--keep-svg]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import os
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+TEXT = re.compile(
+    r'<text ([^>]*?)x="([0-9.]+)"([^>]*?)textLength="([0-9.]+)"([^>]*)>([^<]*)</text>'
+)
+
+
+def one_cell_per_glyph(svg: str) -> str:
+    """Give every character of a run its own x: cairosvg ignores textLength, and glyphs
+    from a fallback font (block elements in bold) would otherwise push a run past its cells."""
+
+    def place(match: re.Match[str]) -> str:
+        before, x, middle, length, after, content = match.groups()
+        count = len(html.unescape(content))
+        if count < 2:
+            return match.group(0)
+        step = float(length) / count
+        xs = " ".join(f"{float(x) + i * step:.1f}" for i in range(count))
+        return f'<text {before}x="{xs}"{middle}textLength="{length}"{after}>{content}</text>'
+
+    return TEXT.sub(place, svg)
+
+
+def private_world() -> Path:
+    """Demo, destination, state and config directories no operator's console shares."""
+    base = Path("/tmp/pgvault-screens")  # short and fixed: the paths show on screen
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(mode=0o755)
+    base.chmod(0o755)  # the demo server's OS user reads its directory under it
+    os.environ["PGVAULT_DEMO_DIR"] = str(base / "demo")
+    os.environ["XDG_DATA_HOME"] = str(base / "data")
+    os.environ["XDG_CONFIG_HOME"] = str(base / "config")
+    os.environ["PGVAULT_STATE_DIR"] = str(base / "state")
+    os.environ.pop("NO_COLOR", None)
+    return base
+
+
+async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
+    import cairosvg
+    from textual.pilot import Pilot
+    from textual.widgets import Input
+
+    from core.jobs import JobState
+    from tui.app import PgvaultApp
+    from tui.config import ConsoleConfig
+    from tui.modals.new_backup import NewBackupScreen
+    from tui.modals.restore import RestoreScreen
+    from tui.screens.backup import BackupScreen
+    from tui.screens.catalog import CatalogScreen
+    from tui.screens.job_detail import JobDetailScreen
+    from tui.widgets.table import ResponsiveTable
+
+    app = PgvaultApp(ConsoleConfig(demo=True))
+    written: list[Path] = []
+
+    async def until(
+        pilot: Pilot[int], what: str, condition: Callable[[], bool], timeout: float
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"screenshots: timed out waiting for {what}")
+            await pilot.pause(0.1)
+
+    def save(name: str) -> None:
+        svg = out / f"{name}.svg"
+        app.save_screenshot(svg.name, str(out))
+        png = out / f"{name}.png"
+        text = one_cell_per_glyph(svg.read_text())
+        svg.write_text(text)
+        cairosvg.svg2png(bytestring=text.encode(), write_to=str(png), output_width=size[0] * 12)
+        if not keep_svg:
+            svg.unlink()
+        written.append(png)
+        print(f"screenshots: {png.relative_to(REPO) if png.is_relative_to(REPO) else png}")
+
+    def demo_job_running(seconds: float) -> Callable[[], bool]:
+        def check() -> bool:
+            job = app.jobs.get(app.demo_job or -1)
+            return (
+                job is not None
+                and job.state is JobState.RUNNING
+                and job.bytes_done > 0
+                and job.started is not None
+                and time.time() - job.started > seconds
+            )
+
+        return check
+
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, "the demo's backup job", demo_job_running(20), timeout=300)
+        save("jobs")
+        await pilot.press("question_mark")
+        await pilot.pause(0.5)
+        save("help")
+        await pilot.press("escape")
+
+        await pilot.press("enter")
+        await until(pilot, "job detail", lambda: isinstance(app.screen, JobDetailScreen), 10)
+        await pilot.pause(3)
+        save("job-detail")
+        await pilot.press("escape")
+
+        await pilot.press("n")
+        await until(
+            pilot, "the new-backup form", lambda: isinstance(app.screen, NewBackupScreen), 10
+        )
+        await pilot.pause(0.5)
+        save("new-backup")
+        await pilot.press("escape")
+
+        job_id = app.demo_job or -1
+        await until(
+            pilot,
+            "the demo backup to finish",
+            lambda: job_id in app.jobs and app.jobs[job_id].state is JobState.SUCCEEDED,
+            timeout=600,
+        )
+        backup_id = str(app.jobs[job_id].result.get("backup_id"))
+        await pilot.press("2")
+        await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
+        catalog = app.screen
+        key = f"demo/{backup_id}"
+        await until(
+            pilot,
+            "the finished backup in the catalog",
+            lambda: (
+                key in catalog.query_one("#backups", ResponsiveTable).keys
+                and catalog.query_one("#backups", ResponsiveTable).get_cell(key, "status").plain
+                == "DONE"
+            ),
+            timeout=60,
+        )
+        table = catalog.query_one("#backups", ResponsiveTable)
+        table.focus()
+        table.select_key(key)
+        await pilot.pause(0.5)
+        save("catalog")
+
+        await pilot.press("enter")
+        await until(pilot, "the backup's details", lambda: isinstance(app.screen, BackupScreen), 10)
+        detail = app.screen
+        assert isinstance(detail, BackupScreen)
+        await until(pilot, "its tables", lambda: detail.loaded and detail.wal_checked, 60)
+        detail.query_one("#tables", ResponsiveTable).focus()
+        await pilot.pause(0.5)
+        save("backup-tables")
+
+        await pilot.press("r")
+        await until(pilot, "the restore form", lambda: isinstance(app.screen, RestoreScreen), 10)
+        app.screen.query_one("#directory", Input).value = "/var/lib/postgresql/17/restored"
+        # A point in time after the backup ended: what the archived WAL can reach.
+        moment = datetime.now(UTC).replace(microsecond=0)
+        app.screen.query_one("#time", Input).value = moment.isoformat(sep=" ")
+        await pilot.pause(0.5)
+        save("restore")
+        await pilot.press("escape")
+
+        await pilot.press("escape", "3")
+        await pilot.pause(3)
+        save("wal")
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", default="80x24", help="terminal size, COLSxROWS")
+    parser.add_argument("--out", default=str(REPO / "screenshots"), type=Path)
+    parser.add_argument("--keep-svg", action="store_true", help="keep the SVGs next to the PNGs")
+    args = parser.parse_args()
+    cols, rows = (int(n) for n in args.size.lower().split("x"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = private_world()
+    try:
+        asyncio.run(shoot((cols, rows), args.out.resolve(), args.keep_svg))
+    finally:
+        from core.demo import stop_demo
+
+        print(f"screenshots: {stop_demo(os.environ['PGVAULT_STATE_DIR'])}")
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Restore, verify and delete from the catalog, key by key (Pilot), on a fixed local catalog.
+
+Each starts a real detached job through core's job kinds; delete is followed to its end (the
+backup's files go, and the catalog stops listing it). Restore and verify are checked as the
+jobs they record: the fixed catalog's objects are not real backups.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.jobs import Job, JobFilter, JobState, JobStore
+from core.layout import ServerLayout
+from tests.support.console import loaded, make_app, settle
+from tui.app import PgvaultApp
+from tui.config import MUTATING
+from tui.modals.confirm import ConfirmScreen
+from tui.modals.help import HelpScreen
+from tui.modals.restore import RestoreScreen
+from tui.screens.backup import BackupScreen
+from tui.screens.catalog import CatalogScreen
+from tui.screens.jobs import JobsScreen
+from tui.widgets.table import ResponsiveTable
+
+DONE_ID, FAILED_ID = "20260313T020000", "20260314T020000"  # in tests.support.console
+
+
+def jobs_of(state_dir: str, kind: str) -> list[Job]:
+    with JobStore.open(state_dir) as store:
+        return store.list_jobs(JobFilter(kinds=(kind,)))
+
+
+async def open_catalog_on(app: PgvaultApp, pilot: object, backup_id: str) -> CatalogScreen:
+    await settle(pilot, loaded(app))  # type: ignore[arg-type]
+    await pilot.press("2")  # type: ignore[attr-defined]
+    await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))  # type: ignore[arg-type]
+    catalog = app.screen
+    assert isinstance(catalog, CatalogScreen)
+    table = catalog.query_one("#backups", ResponsiveTable)
+    key = f"pg-main/{backup_id}"
+    await settle(pilot, lambda: key in table.keys)  # type: ignore[arg-type]
+    table.focus()
+    assert table.select_key(key)
+    await pilot.pause(0.1)  # type: ignore[attr-defined]
+    return catalog
+
+
+async def test_delete_asks_and_y_removes_the_backup(
+    fixed_state: str, fixed_catalog: str, console_world: Path
+) -> None:
+    info = console_world / "catalog" / ServerLayout("pg-main").backup_info(FAILED_ID)
+    assert info.exists()
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_catalog_on(app, pilot, FAILED_ID)
+        await pilot.press("D")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+        await pilot.pause(0.3)
+        assert jobs_of(fixed_state, "delete") == []
+
+        await pilot.press("D")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        # The job appears, selected, on the jobs view, and runs to its end.
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        await settle(pilot, lambda: len(jobs_of(fixed_state, "delete")) == 1)
+        (job,) = jobs_of(fixed_state, "delete")
+        assert job.server == "pg-main" and job.options.get("backup") == FAILED_ID
+        await settle(pilot, lambda: jobs_of(fixed_state, "delete")[0].final, timeout=60)
+        assert jobs_of(fixed_state, "delete")[0].state is JobState.SUCCEEDED
+        assert not info.exists()
+        # The catalog lists it no more (the console re-lists a destination a delete changed).
+        await pilot.press("2")
+        await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+        table = app.screen.query_one("#backups", ResponsiveTable)
+        await settle(pilot, lambda: f"pg-main/{FAILED_ID}" not in table.keys, timeout=20)
+        assert f"pg-main/{DONE_ID}" in table.keys
+
+
+async def test_verify_asks_and_y_starts_a_verify_job(fixed_state: str, fixed_catalog: str) -> None:
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        catalog = await open_catalog_on(app, pilot, DONE_ID)
+        assert "v Verify" in str(catalog.query_one("KeyBar").render())
+        await pilot.press("v")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+        assert jobs_of(fixed_state, "verify") == []
+        await pilot.press("v")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await settle(pilot, lambda: len(jobs_of(fixed_state, "verify")) == 1, timeout=20)
+        (job,) = jobs_of(fixed_state, "verify")
+        assert job.server == "pg-main" and job.options.get("backup") == DONE_ID
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
+
+
+async def test_restore_form_checks_its_fields_and_starts_a_restore_job(
+    fixed_state: str, fixed_catalog: str, tmp_path: Path
+) -> None:
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_catalog_on(app, pilot, DONE_ID)
+        await pilot.press("enter")  # from the backup's own screen too
+        await settle(pilot, lambda: isinstance(app.screen, BackupScreen))
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        form = app.screen
+        assert isinstance(form, RestoreScreen)
+        assert form.value("backup") == DONE_ID
+        status = form.query_one("#form-status")
+
+        await pilot.press("ctrl+s")  # no directory
+        await settle(pilot, lambda: "directory" in str(status.render()))
+        form.query_one("#directory").value = str(tmp_path / "restored")  # type: ignore[attr-defined]
+        form.query_one("#time").value = "yesterday"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "invalid target time" in str(status.render()))
+        assert jobs_of(fixed_state, "restore") == []
+
+        form.query_one("#time").value = "2026-03-13 12:00:00+00:00"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        (job,) = jobs_of(fixed_state, "restore")
+        assert job.server == "pg-main"
+        assert job.options.get("backup") == DONE_ID
+        assert job.options.get("recovery_dir") == str(tmp_path / "restored")
+        assert job.options.get("target", {}).get("time", "").startswith("2026-03-13 12:00:00")
+
+
+async def test_read_only_hides_restore_verify_and_delete(
+    fixed_state: str, fixed_catalog: str
+) -> None:
+    app = make_app(fixed_state, fixed_catalog, read_only=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        catalog = await open_catalog_on(app, pilot, DONE_ID)
+        actions = {b.binding.action for b in catalog.active_bindings.values()}
+        assert not actions & MUTATING, actions & MUTATING
+        keys = str(catalog.query_one("KeyBar").render())
+        assert "Restore" not in keys and "Verify" not in keys and "Delete" not in keys
+        await pilot.press("r", "v", "D")
+        await pilot.pause(0.3)
+        assert app.screen is catalog
+        await pilot.press("question_mark")
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert isinstance(app.screen, HelpScreen)
+        ids = {k.binding_id for k in app.screen.keys}
+        assert not ids & {"backup.restore", "backup.verify", "backup.delete"}
+    for kind in ("restore", "verify", "delete"):
+        assert jobs_of(fixed_state, kind) == []
+
+
+async def test_a_failed_backup_can_be_deleted_not_restored(
+    fixed_state: str, fixed_catalog: str
+) -> None:
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        catalog = await open_catalog_on(app, pilot, FAILED_ID)
+        keys = str(catalog.query_one("KeyBar").render())
+        assert "D Delete" in keys and "Restore" not in keys and "Verify" not in keys
+        await pilot.press("r")
+        await pilot.pause(0.3)
+        assert app.screen is catalog

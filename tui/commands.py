@@ -1,0 +1,83 @@
+"""The command palette (ctrl+p or `:`): views, a new backup, and every job by id or server.
+
+Read-only consoles are offered nothing that changes anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import TYPE_CHECKING, cast
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from core.jobs import JobState
+from tui.config import VIEWS
+
+if TYPE_CHECKING:
+    from tui.app import PgvaultApp
+
+Command = tuple[str, str, Callable[[], object]]  # (title, help, callback)
+
+
+class ConsoleCommands(Provider):
+    """pgvault's own commands."""
+
+    def _commands(self) -> Iterator[Command]:
+        app = cast("PgvaultApp", self.app)
+        for mode, key, label in VIEWS:
+            yield (
+                f"Go to {label}",
+                f"view {key}",
+                partial(app.run_action, f"view('{mode}')"),
+            )
+        if not app.read_only:
+            yield ("New backup", "open the backup form (n)", app.action_new_backup)
+        yield (
+            "Refresh",
+            "read the job store and list every destination again (R)",
+            app.action_refresh,
+        )
+        yield ("Freeze display", "stop or restart updating the screen (Z)", app.action_freeze)
+        for job in sorted(app.jobs.values(), key=lambda j: j.id, reverse=True)[:200]:
+            what = f"{job.kind} {job.server or ''} ({job.state.value})"
+            yield (f"Open job {job.id}: {what}", job.description, partial(self._open, job.id))
+            if app.read_only:
+                continue
+            if job.state in (JobState.RUNNING, JobState.PENDING):
+                yield (f"Pause job {job.id}: {what}", "", partial(app.control_job, job.id, "pause"))
+            if job.state in (JobState.PAUSED, JobState.PAUSE_REQUESTED):
+                yield (
+                    f"Resume job {job.id}: {what}",
+                    "",
+                    partial(app.control_job, job.id, "resume"),
+                )
+            if not job.final and job.state is not JobState.CANCEL_REQUESTED:
+                yield (
+                    f"Cancel job {job.id}: {what}",
+                    "asks first",
+                    partial(app.confirm_cancel, job),
+                )
+
+    def _open(self, job_id: int) -> None:
+        from tui.screens.job_detail import JobDetailScreen
+
+        app = cast("PgvaultApp", self.app)
+
+        async def go() -> None:
+            if app.current_mode != "jobs":
+                await app.switch_mode("jobs")
+            app.push_screen(JobDetailScreen(job_id))
+
+        app.call_later(go)
+
+    async def discover(self) -> Hits:
+        for title, help_text, callback in list(self._commands())[:10]:
+            yield DiscoveryHit(title, callback, help=help_text or None)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for title, help_text, callback in self._commands():
+            score = matcher.match(title)
+            if score > 0:
+                yield Hit(score, matcher.highlight(title), callback, help=help_text or None)

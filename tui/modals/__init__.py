@@ -1,0 +1,1 @@
+"""Dialogs over a screen: new backup form, confirmation, help."""

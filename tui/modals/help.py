@@ -1,0 +1,104 @@
+"""`?`: every key the current view answers to, from its live bindings, and what the view is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Label, Static
+
+GENERAL = (
+    "Jobs keep running when the console quits; reopen it to find them. "
+    "ctrl+p (or :) opens the command palette. "
+    'Keys can be changed in ~/.config/pgvault/keymap.toml ([keys] binding-id = "keys").'
+)
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    keys: str
+    description: str
+    binding_id: str
+    everywhere: bool
+
+
+def collect(screen: Screen[object]) -> list[KeyHelp]:
+    """The active bindings of a screen (and its focused widget, and the app), one per action."""
+    app = screen.app
+    grouped: dict[tuple[bool, str, str], list[str]] = {}
+    ids: dict[tuple[bool, str, str], str] = {}
+    for active in screen.active_bindings.values():
+        binding: Binding = active.binding
+        # pgvault's own keys carry an id (remappable); Textual's widget defaults (page keys,
+        # left/right in a table) do not and would drown the list.
+        if not binding.description or not binding.id or not active.enabled:
+            continue
+        everywhere = active.node is app
+        entry = (everywhere, binding.action, binding.description)
+        shown = binding.key_display or app.get_key_display(binding)
+        keys = grouped.setdefault(entry, [])
+        if shown not in keys:
+            keys.append(shown)
+        if binding.id and entry not in ids:
+            ids[entry] = binding.id
+    result = [
+        KeyHelp(" ".join(keys), description, ids.get((every, action, description), ""), every)
+        for (every, action, description), keys in grouped.items()
+    ]
+    return sorted(result, key=lambda k: k.everywhere)
+
+
+def key_table(keys: list[KeyHelp]) -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_column(style="dim", no_wrap=True)
+    for item in keys:
+        table.add_row(item.keys, item.description, item.binding_id)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys of the view below, then the keys that work everywhere."""
+
+    BINDINGS = [
+        Binding("escape,question_mark,f1,q", "close", "Close", key_display="esc", id="help.close"),
+    ]
+
+    def __init__(self, title: str, text: str, keys: list[KeyHelp]) -> None:
+        super().__init__()
+        self.title_text = title
+        self.text = text
+        self.keys = keys
+
+    @classmethod
+    def for_screen(cls, screen: Screen[object]) -> HelpScreen:
+        title = getattr(screen, "HELP_TITLE", "") or "pgvault"
+        text = getattr(screen, "HELP_TEXT", "")
+        return cls(title, text, collect(screen))
+
+    def compose(self) -> ComposeResult:
+        local = [k for k in self.keys if not k.everywhere]
+        general = [k for k in self.keys if k.everywhere]
+        with Vertical(id="dialog"):
+            yield Label(f"Help: {self.title_text}", id="dialog-title")
+            with VerticalScroll(id="help-body"):
+                if local:
+                    yield Label("In this view", classes="help-heading")
+                    yield Static(key_table(local))
+                if general:
+                    yield Label("Everywhere", classes="help-heading")
+                    yield Static(key_table(general))
+                if self.text:
+                    yield Label("About this view", classes="help-heading")
+                    yield Static(Text(self.text), classes="help-text")
+                yield Static(Text(GENERAL, style="dim"), classes="help-text")
+            yield Label("esc closes", id="dialog-hint")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

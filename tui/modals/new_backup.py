@@ -1,0 +1,364 @@
+"""`n`: a backup started from a form, as `pgvault --batch backup --detach` starts one.
+
+Every field is checked as it is typed, by the very parsers the command line uses
+(core.backup_request), and the request is built by the same function; the job starts in
+its own process (it outlives the console) and the form closes on the jobs view, where it
+appears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
+
+from core.backup import BackupRequest
+from core.backup_request import (
+    BACKUP_COMPRESSIONS,
+    make_backup_request,
+    parse_backup_name,
+    parse_bandwidth,
+    parse_destination,
+    parse_jobs,
+    parse_port,
+    parse_server_name,
+)
+from core.demo import Demo
+from core.errors import PgvaultError
+from core.jobs import Job
+from core.postgres.connection import ConnectionParams
+from core.secrets import register_secret
+from core.storage import StoreConfig
+from core.tags import parse_tags
+from tui.catalog_data import describe_error, display_url
+
+
+@dataclass(frozen=True)
+class FormDefaults:
+    """What the form opens with: the last backup's settings, else the demo's, else blanks."""
+
+    server: str = ""
+    destination: str = ""
+    host: str = ""
+    port: str = ""
+    user: str = ""
+    dbname: str = "postgres"
+    compression: str | None = None
+    jobs: str = "2"
+    bandwidth: str = ""
+    tags: str = ""
+    immediate: bool = True
+    destinations: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def form_defaults(
+    jobs: Sequence[Job], demo: Demo | None, catalog: Sequence[tuple[str, bool]]
+) -> FormDefaults:
+    """Prefill from the newest backup job's options (never credentials), else the demo."""
+    known = tuple(dict.fromkeys(display_url(url) for url, _ in catalog))
+    backups = sorted((j for j in jobs if j.kind == "backup"), key=lambda j: j.id)
+    if backups:
+        last = backups[-1]
+        options = last.options
+        connection = options.get("connection") or {}
+        store = options.get("store_config") or {}
+        tags = options.get("tags") or ()
+        bandwidth = store.get("max_bandwidth")
+        return FormDefaults(
+            server=_text(last.server),
+            destination=last.destination or (known[0] if known else ""),
+            host=_text(connection.get("host")),
+            port=_text(connection.get("port")),
+            user=_text(connection.get("user")),
+            dbname=_text(connection.get("dbname")) or "postgres",
+            compression=options.get("compression"),
+            jobs=_text(store.get("jobs") or 2),
+            bandwidth=f"{bandwidth}" if bandwidth else "",
+            tags=" ".join(f"{k},{v}" for k, v in tags),
+            immediate=bool(options.get("immediate_checkpoint", True)),
+            destinations=known,
+        )
+    if demo is not None:
+        params = demo.connection()
+        return FormDefaults(
+            server="demo",
+            destination=demo.destination,
+            host=params["host"],
+            port=params["port"],
+            user=params["user"],
+            dbname=params["dbname"],
+            compression="lz4",
+            destinations=known,
+        )
+    return FormDefaults(server="main", destination=known[0] if known else "", destinations=known)
+
+
+class Parsed(Validator):
+    """A core parser as a Textual validator: its one-line InputError is the message."""
+
+    def __init__(self, parse: Callable[[str], object], optional: bool = False) -> None:
+        super().__init__()
+        self.parse = parse
+        self.optional = optional
+
+    def validate(self, value: str) -> ValidationResult:
+        if self.optional and not value.strip():
+            return self.success()
+        try:
+            self.parse(value)
+        except PgvaultError as exc:
+            return self.failure(str(exc))
+        except ValueError as exc:
+            return self.failure(str(exc))
+        return self.success()
+
+
+def conninfo_with_password(dbname: str, password: str) -> str:
+    """A libpq conninfo string carrying the password (never stored: jobs strip it)."""
+
+    def quote(value: str) -> str:
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    register_secret(password)
+    if "=" in dbname or dbname.startswith(("postgresql://", "postgres://")):
+        raise PgvaultError("give the password in the conninfo string itself, or leave it empty")
+    return f"dbname={quote(dbname or 'postgres')} password={quote(password)}"
+
+
+FIELDS: tuple[tuple[str, str, str], ...] = (
+    # (id, label, placeholder)
+    ("server", "Server name", "the catalog name for this cluster, e.g. pg-main"),
+    ("destination", "Destination", "s3://bucket/prefix, gs://..., azure://..., file:///dir"),
+    ("host", "Host", "host name or socket directory (empty: libpq default)"),
+    ("port", "Port", "5432 (empty: libpq default)"),
+    ("user", "User", "(empty: libpq default)"),
+    ("dbname", "Database", "postgres, or a conninfo string"),
+    ("password", "Password", "(empty: .pgpass or PGPASSWORD)"),
+    ("jobs", "Parallel (-J)", "parts uploaded at once"),
+    ("bandwidth", "Bandwidth cap", "bytes/s, e.g. 20MB (empty: no limit)"),
+    ("name", "Backup name", "(optional) a name to restore it by"),
+    ("tags", "Tags", "KEY,VALUE ... (optional)"),
+)
+
+
+class NewBackupScreen(ModalScreen[int | None]):
+    """Dismissed with the new job's id, or None when abandoned."""
+
+    BINDINGS = [
+        Binding("ctrl+s,f2", "submit", "Start", key_display="^s/F2", id="form.submit"),
+        Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
+    ]
+
+    def __init__(self, defaults: FormDefaults, state_dir: str | None) -> None:
+        super().__init__()
+        self.defaults = defaults
+        self.state_dir = state_dir
+        self.starting = False
+        self._start_worker: Worker[Job] | None = None
+
+    def _validators(self, field_id: str) -> list[Validator]:
+        parsers: dict[str, tuple[Callable[[str], object], bool]] = {
+            "server": (parse_server_name, False),
+            "destination": (parse_destination, False),
+            "port": (parse_port, True),
+            "jobs": (parse_jobs, False),
+            "bandwidth": (parse_bandwidth, True),
+            "name": (parse_backup_name, True),
+            "tags": (parse_tags, True),
+        }
+        if field_id not in parsers:
+            return []
+        parse, optional = parsers[field_id]
+        return [Parsed(parse, optional)]
+
+    def compose(self) -> ComposeResult:
+        d = self.defaults
+        values = {
+            "server": d.server,
+            "destination": d.destination,
+            "host": d.host,
+            "port": d.port,
+            "user": d.user,
+            "dbname": d.dbname,
+            "password": "",
+            "jobs": d.jobs,
+            "bandwidth": d.bandwidth,
+            "name": "",
+            "tags": d.tags,
+        }
+        with Vertical(id="dialog", classes="form"):
+            yield Label("New backup", id="dialog-title")
+            with VerticalScroll(id="form-body"), Grid(id="form-grid"):
+                for field_id, label, placeholder in FIELDS:
+                    yield Label(label, classes="form-label")
+                    with Vertical(classes="form-field"):
+                        yield Input(
+                            value=values[field_id],
+                            placeholder=placeholder,
+                            id=field_id,
+                            compact=True,
+                            password=field_id == "password",
+                            validators=self._validators(field_id),
+                            validate_on=["changed", "submitted"],
+                            suggester=SuggestFromList(d.destinations, case_sensitive=True)
+                            if field_id == "destination" and d.destinations
+                            else None,
+                        )
+                        yield Label("", id=f"{field_id}-error", classes="form-error")
+                    if field_id == "password":
+                        yield Label("Compression", classes="form-label")
+                        yield Select(
+                            [(name or "none", name or "none") for name in BACKUP_COMPRESSIONS],
+                            value=d.compression or "none",
+                            allow_blank=False,
+                            compact=True,
+                            id="compression",
+                        )
+                yield Label("Checkpoint", classes="form-label")
+                yield Checkbox("fast (immediate) checkpoint", d.immediate, id="immediate")
+            yield Static("", id="form-status")
+            with Horizontal(id="buttons"):
+                yield Button("Start backup (^s)", id="start", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        for widget in self.query(Input):
+            widget.validate(widget.value)
+            self._show_error(widget, widget.validate(widget.value))
+        first = self.query_one("#server", Input)
+        (first if not first.value else self.query_one("#destination", Input)).focus()
+        if self.query_one("#server", Input).value and self.query_one("#destination", Input).value:
+            self.query_one("#host", Input).focus()
+
+    def _show_error(self, widget: Input, result: ValidationResult | None) -> None:
+        label = self.query_one(f"#{widget.id}-error", Label)
+        if (
+            result is None
+            or result.is_valid
+            or (
+                not widget.value.strip()
+                and widget.id
+                not in (
+                    "server",
+                    "destination",
+                    "jobs",
+                )
+            )
+        ):
+            label.update("")
+            label.display = False
+            return
+        label.update(Text("; ".join(result.failure_descriptions)))
+        label.display = True
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._show_error(event.input, event.validation_result)
+        self.query_one("#form-status", Static).update("")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "start":
+            self.action_submit()
+        else:
+            self.action_abandon()
+
+    def action_abandon(self) -> None:
+        if not self.starting:
+            self.dismiss(None)
+
+    def value(self, field_id: str) -> str:
+        return self.query_one(f"#{field_id}", Input).value
+
+    def build_request(self) -> BackupRequest:
+        """The request, with the command line's rules (raises PgvaultError on bad input)."""
+        dbname = self.value("dbname").strip() or "postgres"
+        password = self.value("password")
+        if password:
+            dbname = conninfo_with_password(dbname, password)
+        compression = self.query_one("#compression", Select).value
+        port = self.value("port").strip()
+        return make_backup_request(
+            parse_destination(self.value("destination")),
+            parse_server_name(self.value("server")),
+            store_config=StoreConfig(
+                jobs=parse_jobs(self.value("jobs")),
+                max_bandwidth=parse_bandwidth(self.value("bandwidth")),
+            ),
+            connection=ConnectionParams(
+                host=self.value("host").strip() or None,
+                port=parse_port(port) if port else None,
+                user=self.value("user").strip() or None,
+                dbname=dbname,
+            ),
+            compression=None if compression in ("none", Select.NULL) else str(compression),
+            name=parse_backup_name(self.value("name").strip()),
+            immediate_checkpoint=self.query_one("#immediate", Checkbox).value,
+            tags=parse_tags(self.value("tags")),
+        )
+
+    def action_submit(self) -> None:
+        if self.starting:
+            return
+        status = self.query_one("#form-status", Static)
+        invalid = []
+        for widget in self.query(Input):
+            result = widget.validate(widget.value)
+            self._show_error(widget, result)
+            if result is not None and not result.is_valid:
+                invalid.append(widget)
+        if invalid:
+            invalid[0].focus()
+            status.update(Text("Fix the fields marked above.", style="bold red"))
+            return
+        try:
+            request = self.build_request()
+        except PgvaultError as exc:
+            status.update(Text(str(exc), style="bold red"))
+            return
+        self.starting = True
+        self.query_one("#start", Button).disabled = True
+        status.update(Text("starting the backup job ...", style="bold"))
+        state_dir = self.state_dir
+
+        def work() -> Job:
+            from core.jobs import JobStore
+            from core.jobs.builtin import BACKUP
+            from core.jobs.runner import spawn_detached
+
+            with JobStore.open(state_dir) as store:
+                return spawn_detached(store, BACKUP, request)
+
+        self._start_worker = self.run_worker(work, thread=True, exit_on_error=False, group="start")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if self._start_worker is not event.worker:
+            return
+        if event.state is WorkerState.SUCCESS:
+            job = event.worker.result
+            assert isinstance(job, Job)
+            self.dismiss(job.id)
+        elif event.state is WorkerState.ERROR:
+            self.starting = False
+            self.query_one("#start", Button).disabled = False
+            message = describe_error(event.worker.error or RuntimeError("failed"))
+            self.query_one("#form-status", Static).update(
+                Text(f"cannot start: {message}", style="bold red")
+            )

@@ -1,0 +1,209 @@
+"""`r` on a backup: restore it (or recover to a point in time) into a directory, as
+`pgvault --batch restore --detach` does.
+
+The request is built and validated by core (core.restore: the recovery target's rules, an
+empty or new directory); the job runs in its own process and the form closes on the jobs
+view, where it appears.
+"""
+
+from __future__ import annotations
+
+import os
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Input, Label, Static
+from textual.worker import Worker, WorkerState
+
+from core.errors import InputError, PgvaultError
+from core.jobs import Job
+from core.restore import RestoreRequest, default_pgvault_command, make_target
+from core.storage import StoreConfig
+from core.urls import parse_location
+from tui.batch.restore import DEFAULT_JOBS
+from tui.catalog_data import BackupRef, describe_error
+
+
+def _path(text: str) -> str:
+    # Absolute: the job runs in another process, from another directory.
+    return os.path.abspath(os.path.expanduser(text.strip()))
+
+
+def parse_relocations(text: str) -> tuple[tuple[str, str], ...]:
+    """`NAME:DIR NAME:DIR`: where each tablespace goes (restore's --tablespace rules)."""
+    rules = []
+    for word in text.split():
+        name, sep, location = word.partition(":")
+        if not sep or not name or not location:
+            raise InputError(f"invalid tablespace rule {word!r}: the syntax is NAME:DIR")
+        rules.append((name, _path(location)))
+    return tuple(rules)
+
+
+def build_restore_request(
+    ref: BackupRef,
+    backup: str,
+    directory: str,
+    time: str = "",
+    immediate: bool = False,
+    tablespaces: str = "",
+) -> RestoreRequest:
+    """The request the form describes (raises PgvaultError on bad input)."""
+    if not backup.strip():
+        raise InputError("name the backup: an ID, a name, latest, or auto with a time")
+    if not directory.strip():
+        raise InputError("give the directory to restore into (empty or new)")
+    target = make_target(time=time.strip() or None, immediate=immediate)
+    return RestoreRequest(
+        location=parse_location(ref.url),
+        server=ref.server,
+        backup=backup.strip(),
+        recovery_dir=_path(directory),
+        store_config=StoreConfig(jobs=DEFAULT_JOBS),
+        tablespaces=parse_relocations(tablespaces),
+        target=target,
+        pgvault_command=default_pgvault_command(),
+    )
+
+
+class RestoreScreen(ModalScreen[int | None]):
+    """Dismissed with the restore job's id, or None when abandoned."""
+
+    BINDINGS = [
+        Binding("ctrl+s,f2", "submit", "Start", key_display="^s/F2", id="form.submit"),
+        Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
+    ]
+
+    def __init__(self, ref: BackupRef, state_dir: str | None) -> None:
+        super().__init__()
+        self.ref = ref
+        self.state_dir = state_dir
+        self.starting = False
+        self._start_worker: Worker[Job] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="form"):
+            yield Label(f"Restore from {self.ref.server}", id="dialog-title")
+            with Grid(id="form-grid"):
+                yield Label("Backup", classes="form-label")
+                yield Input(
+                    self.ref.info.backup_id,
+                    placeholder="an ID, a name, latest, or auto (with a time)",
+                    id="backup",
+                    compact=True,
+                )
+                yield Label("Into", classes="form-label")
+                yield Input(
+                    placeholder="an empty or new directory, e.g. /var/lib/pgsql/restored",
+                    id="directory",
+                    compact=True,
+                )
+                names = [t.name for t in self.ref.info.tablespaces or ()]
+                if names:
+                    yield Label("Tablespaces", classes="form-label")
+                    yield Input(
+                        placeholder=" ".join(f"{name}:DIR" for name in names)
+                        + " (empty: where they were)",
+                        id="tablespaces",
+                        compact=True,
+                    )
+                yield Label("Point in time", classes="form-label")
+                yield Input(
+                    placeholder="(empty: all archived WAL) 2026-11-21 10:15:00+00:00",
+                    id="time",
+                    compact=True,
+                )
+                yield Label("Stop", classes="form-label")
+                yield Checkbox(
+                    "at the end of the backup (no WAL replayed after it)", id="immediate"
+                )
+            yield Static(
+                Text(
+                    f"from {self.ref.label}; the copy never archives into this archive; "
+                    "start it with pg_ctl when the job is done",
+                    style="dim",
+                ),
+                id="restore-note",
+            )
+            yield Static("", id="form-status")
+            with Horizontal(id="buttons"):
+                yield Button("Start restore (^s)", id="start", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#directory", Input).focus()
+
+    def value(self, field_id: str) -> str:
+        return self.query_one(f"#{field_id}", Input).value
+
+    def build_request(self) -> RestoreRequest:
+        relocations = self.query("#tablespaces")
+        return build_restore_request(
+            self.ref,
+            self.value("backup"),
+            self.value("directory"),
+            self.value("time"),
+            self.query_one("#immediate", Checkbox).value,
+            self.value("tablespaces") if relocations else "",
+        )
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#form-status", Static).update("")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "start":
+            self.action_submit()
+        else:
+            self.action_abandon()
+
+    def action_abandon(self) -> None:
+        if not self.starting:
+            self.dismiss(None)
+
+    def action_submit(self) -> None:
+        if self.starting:
+            return
+        status = self.query_one("#form-status", Static)
+        try:
+            request = self.build_request()
+        except PgvaultError as exc:
+            status.update(Text(str(exc), style="bold red"))
+            return
+        self.starting = True
+        self.query_one("#start", Button).disabled = True
+        status.update(Text("starting the restore job ...", style="bold"))
+        state_dir = self.state_dir
+
+        def work() -> Job:
+            from core.jobs import JobStore
+            from core.jobs.builtin import RESTORE
+            from core.jobs.runner import spawn_detached
+
+            # The restore kind validates first (an empty or new directory, the target).
+            with JobStore.open(state_dir) as store:
+                return spawn_detached(store, RESTORE, request)
+
+        self._start_worker = self.run_worker(work, thread=True, exit_on_error=False, group="start")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if self._start_worker is not event.worker:
+            return
+        if event.state is WorkerState.SUCCESS:
+            job = event.worker.result
+            assert isinstance(job, Job)
+            self.dismiss(job.id)
+        elif event.state is WorkerState.ERROR:
+            self.starting = False
+            self.query_one("#start", Button).disabled = False
+            message = describe_error(event.worker.error or RuntimeError("failed"))
+            self.query_one("#form-status", Static).update(
+                Text(f"cannot start: {message}", style="bold red")
+            )

@@ -1,0 +1,265 @@
+"""One backup: what backup.info says, the databases and tables it holds, and its WAL."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Input, Static
+
+from core.browse import WalArchive
+from core.manifest import PgvaultManifest, TableRecord
+from tui import fmt
+from tui.catalog_data import BackupRef, load_manifest, load_wal
+from tui.screens.base import ConsoleScreen
+from tui.screens.catalog import (
+    BACKUP_ACTIONS,
+    STATUS_STYLE,
+    backup_action_allowed,
+    stored_size,
+    took,
+)
+from tui.widgets.keybar import KeyBar
+from tui.widgets.table import Col, ResponsiveTable
+from tui.widgets.topbar import TopBar
+
+DATABASE_COLUMNS = (
+    Col("name", "DATABASE", 10, flex=True),
+    Col("size", "SIZE", 9, right=True),
+)
+TABLE_COLUMNS = (
+    Col("database", "DATABASE", 9, min_width=50),
+    Col("table", "TABLE", 16, flex=True),
+    Col("kind", "KIND", 5, min_width=60),
+    Col("size", "SIZE", 9, right=True),
+)
+KIND_SHORT = {"table": "table", "partitioned table": "part", "materialized view": "matv"}
+
+
+def pg_version(number: int) -> str:
+    """170002 -> '17.2' (server_version_num)."""
+    return f"{number // 10000}.{number % 10000}" if number >= 100000 else str(number)
+
+
+def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool) -> Text:
+    info = ref.info
+    text = Text()
+    text.append(f"backup {info.backup_id}", style="bold")
+    if info.backup_name:
+        text.append(f" ({info.backup_name})", style="bold")
+    text.append(f" of {ref.server} in {ref.label}\n")
+    text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
+    text.append(f"  {'incremental' if info.parent_backup_id else 'full'}")
+    text.append(f"  compression {info.compression or 'none'}")
+    if manifest is not None:
+        text.append(f"  checksums {manifest.checksum_algorithm.lower()}")
+        version = manifest.postgres.get("version")
+        if isinstance(version, int):
+            text.append(f"  PostgreSQL {pg_version(version)}")
+    elif info.version:
+        text.append(f"  PostgreSQL {pg_version(info.version)}")
+    text.append("\n")
+    text.append(f"began {fmt.date_time(info.begin_time)}  ended {fmt.date_time(info.end_time)}")
+    text.append(f"  took {fmt.duration(took(info))}\n")
+    stored, data = stored_size(info, ref.stored), info.cluster_size
+    text.append(f"data {fmt.size(data)}  stored {fmt.size(stored)}")
+    if stored and data:
+        text.append(f" ({stored * 100 / data:.0f}%)")
+    if manifest is not None:
+        text.append(f"  {len(manifest.files)} files in {len(manifest.archives)} archive(s)")
+    text.append("\n")
+    if info.begin_wal and info.end_wal:
+        text.append(f"WAL {info.begin_wal} .. {info.end_wal}  timeline {info.timeline}\n")
+    if info.tablespaces:
+        names = ", ".join(f"{t.name} ({t.location})" for t in info.tablespaces)
+        text.append(f"tablespaces {names}\n")
+    if info.error:
+        text.append(f"error: {info.error}\n", style="bold red")
+    if loaded and manifest is None:
+        text.append(
+            "no pgvault.json (a backup barman-cloud wrote): databases and tables unknown\n",
+            style="yellow",
+        )
+    text.rstrip()
+    return text
+
+
+def wal_line(archive: WalArchive, backup_id: str) -> Text:
+    """Whether the archive holds what the backup needs, and how far recovery can go."""
+    coverage = next((c for c in archive.coverage if c.backup_id == backup_id), None)
+    text = Text()
+    if coverage is None:
+        text.append("WAL archive: not checked (only DONE backups are)", style="dim")
+        return text
+    if coverage.missing:
+        text.append(
+            f"WAL archive: {len(coverage.missing)} segment(s) the backup needs are missing "
+            f"(first {coverage.missing[0]}): it cannot be restored",
+            style="bold red",
+        )
+    elif coverage.gaps_after:
+        text.append("WAL archive: the backup's WAL is complete; ", style="green")
+        text.append(
+            f"point-in-time recovery stops at {coverage.recoverable_until} "
+            f"({len(coverage.gaps_after)} segment(s) missing after it)",
+            style="yellow",
+        )
+    else:
+        text.append("WAL archive: complete; ", style="green")
+        text.append(f"point-in-time recovery up to {coverage.recoverable_until or '-'}")
+    return text
+
+
+def table_cells(table: TableRecord) -> dict[str, Text]:
+    name = table.name if table.schema == "public" else f"{table.schema}.{table.name}"
+    if table.persistence == "unlogged":
+        name += " (unlogged)"
+    return {
+        "database": Text(table.database),
+        "table": Text(name),
+        "kind": Text(KIND_SHORT.get(table.kind, table.kind)),
+        "size": Text(fmt.size(table.size), justify="right"),
+    }
+
+
+class BackupScreen(ConsoleScreen):
+    """Pushed from the catalog with enter; esc goes back."""
+
+    VIEW = "catalog"
+    HELP_TITLE = "Backup"
+    HELP_TEXT = (
+        "What one backup holds, without downloading it: backup.info, and pgvault.json's "
+        "databases and tables with the sizes they had when the backup was taken (largest "
+        "first). The WAL line checks the archive holds every segment the backup needs."
+    )
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", key_display="esc", id="back"),
+        *BACKUP_ACTIONS,
+        Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
+        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
+    ]
+
+    def __init__(self, ref: BackupRef) -> None:
+        super().__init__()
+        self.ref = ref
+        self.manifest: PgvaultManifest | None = None
+        self.loaded = False
+        self.wal_checked = False
+        self.filter_terms: list[str] = []
+
+    def compose(self) -> ComposeResult:
+        yield TopBar()
+        yield Static(summary_text(self.ref, None, False), id="backup-info")
+        yield Static(Text("WAL archive: checking ...", style="dim"), id="backup-wal")
+        with Horizontal(id="backup-contents"):
+            yield ResponsiveTable(DATABASE_COLUMNS, id="databases", openable=False)
+            yield ResponsiveTable(TABLE_COLUMNS, id="tables", openable=False)
+        yield Input(placeholder="filter tables: words to match (esc clears)", id="filter")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.query_one("#tables", ResponsiveTable).focus()
+        ref = self.ref
+        self.console.run_blocking(
+            lambda: load_manifest(ref.url, ref.server, ref.info.backup_id),
+            self.manifest_loaded,
+            f"reading the manifest of {ref.info.backup_id}",
+            group="backup manifest",
+            exclusive=True,
+        )
+        view = self.console.destinations.get(ref.label)
+        server = view.server(ref.server) if view else None
+        backups = list(server.backups) if server else [ref.info]
+        self.console.run_blocking(
+            lambda: load_wal(ref.url, ref.server, backups),
+            self.wal_loaded,
+            f"checking the WAL archive of {ref.server}",
+            group="backup wal",
+            exclusive=True,
+        )
+
+    def manifest_loaded(self, manifest: PgvaultManifest | None) -> None:
+        if not self.is_attached:
+            return
+        self.manifest = manifest
+        self.loaded = True
+        self.query_one("#backup-info", Static).update(summary_text(self.ref, manifest, True))
+        self.show_contents()
+
+    def wal_loaded(self, archive: WalArchive) -> None:
+        if not self.is_attached:
+            return
+        self.wal_checked = True
+        self.query_one("#backup-wal", Static).update(wal_line(archive, self.ref.info.backup_id))
+
+    def show_contents(self) -> None:
+        manifest = self.manifest
+        databases = self.query_one("#databases", ResponsiveTable)
+        tables = self.query_one("#tables", ResponsiveTable)
+        if manifest is None:
+            databases.sync([])
+            tables.sync([])
+            return
+        databases.sync(
+            [
+                (
+                    d.name,
+                    {
+                        "name": Text(d.name),
+                        "size": Text(fmt.size(d.size), justify="right"),
+                    },
+                )
+                for d in sorted(manifest.databases, key=lambda d: -(d.size or 0))
+            ]
+        )
+        rows = []
+        for index, table in enumerate(sorted(manifest.tables, key=lambda t: -(t.size or 0))):
+            haystack = f"{table.database} {table.schema} {table.name} {table.kind}".lower()
+            if all(term in haystack for term in self.filter_terms):
+                rows.append((f"{index}", table_cells(table)))
+        tables.sync(rows)
+
+    def can(self, action: str) -> bool | None:
+        return backup_action_allowed(action, self.ref)
+
+    def action_restore(self) -> None:
+        self.console.open_restore(self.ref)
+
+    def action_verify(self) -> None:
+        self.console.confirm_verify(self.ref)
+
+    def action_delete(self) -> None:
+        self.console.confirm_delete(self.ref)
+
+    def action_back(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.display or self.filter_terms:
+            box.value = ""
+            box.display = False
+            self.filter_terms = []
+            self.show_contents()
+            self.query_one("#tables", ResponsiveTable).focus()
+            return
+        self.app.pop_screen()
+
+    def action_switch_pane(self) -> None:
+        databases = self.query_one("#databases", ResponsiveTable)
+        tables = self.query_one("#tables", ResponsiveTable)
+        (databases if tables.has_focus else tables).focus()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_terms = event.value.lower().split()
+        self.show_contents()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            event.input.display = False
+        self.query_one("#tables", ResponsiveTable).focus()

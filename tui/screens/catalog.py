@@ -1,0 +1,402 @@
+"""View 2: destinations and their servers (left), the selected server's backups (right).
+
+Listings come from the app's destination workers; nothing here touches a store. `enter` on
+a backup opens its details (databases, tables, WAL) in a pushed screen.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import Click, Key, Resize, ScreenResume
+from textual.widgets import DataTable, Input, Static, Tree
+from textual.widgets.tree import TreeNode
+
+from core.backup_info import DONE, FAILED, BackupInfo
+from tui import fmt
+from tui.catalog_data import BackupRef, DestinationView
+from tui.screens.base import ConsoleScreen
+from tui.widgets.keybar import KeyBar
+from tui.widgets.table import Col, ResponsiveTable
+from tui.widgets.topbar import TopBar
+
+BACKUP_COLUMNS = (
+    Col("server", "SERVER", 8, min_width=64),
+    Col("backup", "BACKUP", 16, flex=True),
+    Col("status", "STATUS", 7),
+    Col("kind", "KIND", 4, min_width=76),
+    Col("begin", "BEGIN", 11),
+    Col("took", "TOOK", 6, min_width=88, right=True),
+    Col("size", "STORED", 9, right=True),
+    Col("data", "DATA", 9, min_width=100, right=True),
+    Col("wal", "WAL", 17, min_width=112),
+)
+
+STATUS_STYLE = {DONE: "bold green", FAILED: "bold red"}
+
+#: what can be done to the selected backup (hidden with --read-only: tui.config.MUTATING)
+BACKUP_ACTIONS = (
+    Binding("r", "restore", "Restore", id="backup.restore"),
+    Binding("v", "verify", "Verify", id="backup.verify"),
+    Binding("D", "delete", "Delete", id="backup.delete"),
+)
+
+
+def backup_action_allowed(action: str, ref: BackupRef | None) -> bool:
+    """Restore and verify a DONE backup; delete any (core refuses one still running)."""
+    if action in ("restore", "verify"):
+        return ref is not None and ref.info.status == DONE
+    if action == "delete":
+        return ref is not None
+    return True
+
+
+#: keys that move the tree's cursor (the operator chose where to look)
+TREE_MOVES = frozenset({"up", "down", "home", "end", "pageup", "pagedown", "left", "right"})
+
+#: tree node data: ("destination", label) or ("server", label, server name)
+NodeData = tuple[str, ...]
+
+
+def backup_label(info: BackupInfo) -> str:
+    return f"{info.backup_id} {info.backup_name}" if info.backup_name else info.backup_id
+
+
+def took(info: BackupInfo) -> float | None:
+    if info.begin_time and info.end_time:
+        return (info.end_time - info.begin_time).total_seconds()
+    return None
+
+
+def stored_size(info: BackupInfo, listed: int | None = None) -> int | None:
+    """What the backup occupies in the store: as listed, else backup.info's size."""
+    if listed is not None:
+        return listed
+    return info.size if info.size is not None else info.deduplicated_size
+
+
+def backup_cells(server: str, info: BackupInfo, stored: int | None) -> dict[str, Text]:
+    wal = "-"
+    if info.begin_wal and info.end_wal:
+        wal = f"{fmt.wal_short(info.begin_wal)}..{fmt.wal_short(info.end_wal)}"
+    return {
+        "server": Text(server),
+        "backup": Text(backup_label(info)),
+        "status": Text(info.status, style=STATUS_STYLE.get(info.status, "yellow")),
+        "kind": Text("full" if not info.parent_backup_id else "incr"),
+        "begin": Text(fmt.short_date_time(info.begin_time)),
+        "took": Text(fmt.duration(took(info)), justify="right"),
+        "size": Text(fmt.size(stored_size(info, stored)), justify="right"),
+        "data": Text(fmt.size(info.cluster_size), justify="right"),
+        "wal": Text(wal),
+    }
+
+
+def backup_summary(server: str, info: BackupInfo, stored: int | None) -> Text:
+    """Three short lines about one backup, under the table (fits 50 columns)."""
+    text = Text()
+    text.append(info.backup_id, style="bold")
+    if info.backup_name:
+        text.append(f" {info.backup_name}", style="bold")
+    text.append("  ")
+    text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
+    text.append(f"  {info.compression or 'uncompressed'}  took {fmt.duration(took(info))}\n")
+    text.append(f"began {fmt.date_time(info.begin_time)}  ")
+    text.append(f"stored {fmt.size(stored_size(info, stored))} of {fmt.size(info.cluster_size)}\n")
+    if info.begin_wal and info.end_wal:
+        text.append(f"WAL {info.begin_wal}..{info.end_wal[-8:]}  timeline {info.timeline}")
+    if info.error:
+        text.append(f"\nerror: {info.error}", style="red")
+    return text
+
+
+class CatalogScreen(ConsoleScreen):
+    """Destinations -> servers in a tree; backups of the highlighted one in a table."""
+
+    VIEW = "catalog"
+    HELP_TITLE = "Catalog"
+    HELP_TEXT = (
+        "The destinations this console browses: the default local directory, the demo's, and "
+        "every URL given on the command line (`pgvault s3://bucket/prefix ...`). Each lists "
+        "its servers and their backups, newest first, read from backup.info (catalogs "
+        "barman-cloud wrote too). enter on a backup shows what it holds: databases, tables "
+        "and sizes recorded at backup time, and whether its WAL is all archived. r restores "
+        "a DONE backup (or recovers to a point in time) into a directory, v verifies it, D "
+        "deletes it; each runs as a job on the jobs view."
+    )
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", key_display="enter", id="backup.open"),
+        *BACKUP_ACTIONS,
+        Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
+        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_terms: list[str] = []
+        self._destination_nodes: dict[str, TreeNode[NodeData]] = {}
+        self._server_nodes: dict[tuple[str, str], TreeNode[NodeData]] = {}
+        self.selection: NodeData | None = None
+        self._navigated = False
+        self._rows: dict[str, BackupRef] = {}
+
+    def compose(self) -> ComposeResult:
+        yield TopBar()
+        with Horizontal(id="catalog-body"):
+            tree: Tree[NodeData] = Tree("destinations", id="destinations")
+            tree.show_root = False
+            tree.auto_expand = False
+            tree.guide_depth = 2
+            yield tree
+            with Vertical(id="catalog-right"):
+                yield ResponsiveTable(BACKUP_COLUMNS, id="backups")
+                yield Static("", id="catalog-empty")
+                yield Static("", id="backup-summary")
+        yield Input(placeholder="filter backups: words to match (esc clears)", id="filter")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.catalog_changed()
+        self.query_one("#destinations", Tree).focus()
+
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        self.catalog_changed()
+
+    def on_resize(self, event: Resize) -> None:
+        self.catalog_changed()
+
+    def reload(self) -> None:
+        self.console.load_catalog()
+
+    # ---- the tree --------------------------------------------------------------------------
+
+    def catalog_changed(self) -> None:
+        tree: Tree[NodeData] = self.query_one("#destinations", Tree)
+        for label, view in self.console.destinations.items():
+            node = self._destination_nodes.get(label)
+            text = self.destination_label(view)
+            if node is None:
+                node = tree.root.add(text, data=("destination", label), expand=True)
+                self._destination_nodes[label] = node
+            else:
+                node.set_label(text)
+            for server in view.servers:
+                key = (label, server.name)
+                server_text = Text(server.name)
+                count = len(server.backups)
+                server_text.append(f" {count}" if not server.error else " !", style="dim")
+                existing = self._server_nodes.get(key)
+                if existing is None:
+                    self._server_nodes[key] = node.add_leaf(
+                        server_text, data=("server", label, server.name)
+                    )
+                else:
+                    existing.set_label(server_text)
+            names = {s.name for s in view.servers}
+            for (dest, name), leaf in list(self._server_nodes.items()):
+                if dest == label and name not in names and view.loaded and not view.loading:
+                    leaf.remove()
+                    del self._server_nodes[(dest, name)]
+        if not self._navigated and tree.root.children:
+            # Until the operator moves, follow the first server as listings arrive.
+            first = self._first_server_node() or tree.root.children[0]
+            if tree.cursor_node is not first:
+                tree.move_cursor(first)
+            self.selection = first.data
+        self.show_backups()
+
+    def _first_server_node(self) -> TreeNode[NodeData] | None:
+        for node in self._server_nodes.values():
+            return node
+        return None
+
+    def destination_label(self, view: DestinationView) -> Text:
+        tree = self.query_one("#destinations", Tree)
+        room = max(12, (tree.size.width or 26) - 8)
+        if view.label.startswith("file://"):
+            # A directory reads by its end; a bucket by its start.
+            text = Text(fmt.cut_left(view.label.removeprefix("file://"), room))
+        else:
+            text = Text(fmt.cut(view.label, room))
+        if view.demo:
+            text.append(" demo", style="dim")
+        if view.loading and not view.loaded:
+            text.append(" ...", style="dim")
+        elif view.error:
+            text.append(" !", style="bold red")
+        return text
+
+    def on_key(self, event: Key) -> None:
+        # Only the operator's own moves stop the tree following the first server: the tree
+        # also highlights its first line by itself when listings arrive, at any moment.
+        if event.key in TREE_MOVES and self.query_one("#destinations", Tree).has_focus:
+            self._navigated = True
+
+    def on_click(self, event: Click) -> None:
+        if event.widget is self.query_one("#destinations", Tree):
+            self._navigated = True
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[NodeData]) -> None:
+        if not self._navigated:
+            first = self._first_server_node()
+            if first is not None and event.node is not first:
+                event.node.tree.move_cursor(first)
+                return
+        self.selection = event.node.data
+        self.show_backups()
+
+    def on_tree_node_selected(self, event: Tree.NodeSelected[NodeData]) -> None:
+        self.query_one("#backups", ResponsiveTable).focus()
+
+    # ---- the table -------------------------------------------------------------------------
+
+    def selected_destination(self) -> DestinationView | None:
+        if not self.selection:
+            return None
+        return self.console.destinations.get(self.selection[1])
+
+    def show_backups(self) -> None:
+        table = self.query_one("#backups", ResponsiveTable)
+        empty = self.query_one("#catalog-empty", Static)
+        view = self.selected_destination()
+        rows: list[tuple[str, dict[str, Text]]] = []
+        self._rows = {}
+        message = Text()
+        if view is None:
+            message.append("No destination.", style="dim")
+        else:
+            servers = view.servers
+            if self.selection and self.selection[0] == "server":
+                servers = tuple(s for s in servers if s.name == self.selection[2])
+            for server in servers:
+                for info in reversed(server.backups):
+                    stored = server.stored.get(info.backup_id)
+                    cells = backup_cells(server.name, info, stored)
+                    if self.filter_terms and not self._matches(server.name, info):
+                        continue
+                    key = f"{server.name}/{info.backup_id}"
+                    rows.append((key, cells))
+                    self._rows[key] = BackupRef(view.url, view.label, server.name, info, stored)
+            if view.error:
+                message.append(f"{view.label}\n", style="bold")
+                message.append(f"cannot list it: {view.error}", style="red")
+            elif view.loading and not view.loaded:
+                message.append(f"listing {view.label} ...", style="dim")
+            elif not rows:
+                message.append(f"{view.label}\n\n", style="bold")
+                if self.filter_terms:
+                    message.append("No backup matches the filter; esc clears it.")
+                else:
+                    message.append("No backups here yet. ")
+                    if not self.console.read_only:
+                        message.append("n", style="bold reverse")
+                        message.append(" starts one.")
+                errors = [f"{s.name}: {s.error}" for s in servers if s.error]
+                if errors:
+                    message.append("\n" + "\n".join(errors), style="red")
+        table.sync(rows)
+        table.display = bool(rows)
+        empty.display = not rows
+        empty.update(message)
+        self.show_summary()
+
+    def _matches(self, server: str, info: BackupInfo) -> bool:
+        haystack = " ".join(
+            part or ""
+            for part in (server, info.backup_id, info.backup_name, info.status, info.compression)
+        ).lower()
+        return all(term in haystack for term in self.filter_terms)
+
+    def selected_backup(self) -> BackupRef | None:
+        table = self.query_one("#backups", ResponsiveTable)
+        key = table.current_key if table.display else None
+        return self._rows.get(key) if key else None
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_summary()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def show_summary(self) -> None:
+        self.refresh_bindings()  # the backup actions depend on the selected backup
+        summary = self.query_one("#backup-summary", Static)
+        ref = self.selected_backup()
+        if ref is None:
+            summary.update("")
+            summary.display = False
+            return
+        summary.display = True
+        summary.update(backup_summary(ref.server, ref.info, ref.stored))
+
+    # ---- actions ---------------------------------------------------------------------------
+
+    def can(self, action: str) -> bool | None:
+        if action == "open":
+            return None if self.selected_backup() is None else True
+        return backup_action_allowed(action, self.selected_backup())
+
+    def action_restore(self) -> None:
+        ref = self.selected_backup()
+        if ref is not None:
+            self.console.open_restore(ref)
+
+    def action_verify(self) -> None:
+        ref = self.selected_backup()
+        if ref is not None:
+            self.console.confirm_verify(ref)
+
+    def action_delete(self) -> None:
+        ref = self.selected_backup()
+        if ref is not None:
+            self.console.confirm_delete(ref)
+
+    def action_open(self) -> None:
+        ref = self.selected_backup()
+        if ref is None:
+            tree: Tree[NodeData] = self.query_one("#destinations", Tree)
+            if tree.has_focus and self.query_one("#backups", ResponsiveTable).display:
+                self.query_one("#backups", ResponsiveTable).focus()
+            return
+        from tui.screens.backup import BackupScreen
+
+        self.app.push_screen(BackupScreen(ref))
+
+    def action_switch_pane(self) -> None:
+        tree = self.query_one("#destinations", Tree)
+        table = self.query_one("#backups", ResponsiveTable)
+        if tree.has_focus and table.display:
+            table.focus()
+        else:
+            tree.focus()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if not box.display and not self.filter_terms:
+            return
+        box.value = ""
+        box.display = False
+        self.filter_terms = []
+        self.show_backups()
+        self.query_one("#backups", ResponsiveTable).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_terms = event.value.lower().split()
+            self.show_backups()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value.strip():
+                event.input.display = False
+            self.query_one("#backups", ResponsiveTable).focus()

@@ -1,0 +1,260 @@
+"""One job, in full: progress and ETA, its bandwidth over time, the facts, the log tail."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import RichLog, Static
+
+from core.errors import PgvaultError
+from core.jobs import Job, JobState, JobStore, LogLine
+from core.progress import RateSample
+from tui import fmt
+from tui.catalog_data import describe_error
+from tui.screens.base import ConsoleScreen
+from tui.screens.jobs import BAR_COLOR, PAUSABLE, RESUMABLE, STATE_COLOR
+from tui.widgets.bandwidth import BandwidthChart, span
+from tui.widgets.keybar import KeyBar
+from tui.widgets.progress import ProgressLine
+from tui.widgets.topbar import TopBar
+
+POLL = 0.5
+HISTORY = 3600.0  # seconds of samples kept (the store keeps one hour)
+WINDOWS = (60.0, 300.0, 900.0, 3600.0)
+LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
+
+
+class DetailData(Message):
+    def __init__(
+        self, job: Job | None, samples: list[RateSample], lines: list[LogLine], error: str | None
+    ) -> None:
+        super().__init__()
+        self.job = job
+        self.samples = samples
+        self.lines = lines
+        self.error = error
+
+
+def facts_text(job: Job, now: float, width: int) -> Text:
+    """Two columns of label/value pairs (one column when narrow)."""
+    started = job.started or job.created
+    took = fmt.elapsed(job, now)
+    pairs = [
+        ("phase", job.phase or "-"),
+        ("rate", fmt.rate(job.rate) if not job.final else "-"),
+        ("bytes", fmt.amount(job)),
+        ("files", fmt.files(job)),
+        ("started", f"{fmt.date_time(started)}"),
+        ("elapsed" if not job.final else "took", fmt.duration(took)),
+        ("server", job.server or "-"),
+        ("ETA", fmt.duration(job.eta) if job.eta and not job.final else "-"),
+    ]
+    where = f"pid {job.pid} on {job.host}" if job.pid else (job.host or "-")
+    pairs.append(("process", where))
+    backup_id = job.result.get("backup_id")
+    pairs.append(("backup", str(backup_id) if backup_id else "-"))
+    if job.resumed_from:
+        pairs.append(("resumes", f"job {job.resumed_from}"))
+    text = Text()
+    column = max(24, (width - 2) // 2)
+    two = width >= 60
+    for index, (label, value) in enumerate(pairs):
+        cell = Text()
+        cell.append(f"{label:<8}", style="dim")
+        cell.append(value)
+        if two:
+            if index % 2 == 0:
+                cell.truncate(column - 1, overflow="ellipsis", pad=True)
+                text.append_text(cell)
+                text.append(" ")
+            else:
+                text.append_text(cell)
+                text.append("\n")
+        else:
+            text.append_text(cell)
+            text.append("\n")
+    if job.error:
+        text.append(f"{'error':<8}", style="dim")
+        text.append(job.error, style="bold red" if job.state is JobState.FAILED else "yellow")
+    text.rstrip()
+    return text
+
+
+class JobDetailScreen(ConsoleScreen):
+    """Pushed over the jobs view with enter; esc goes back."""
+
+    VIEW = "jobs"
+    HELP_TITLE = "Job detail"
+    HELP_TEXT = (
+        "The chart shows the bytes per second the job moved, one sample a second (the job "
+        "store keeps an hour). w changes the time window. The log is the job's own: what "
+        "`pgvault --batch jobs log ID` prints."
+    )
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", key_display="esc", id="back"),
+        Binding("p", "pause", "Pause", id="job.pause"),
+        Binding("p", "resume", "Resume", id="job.resume"),
+        Binding("C", "cancel", "Cancel", id="job.cancel"),
+        Binding("r", "retry", "Retry", id="job.retry"),
+        Binding("w", "window", "Window", id="detail.window"),
+    ]
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.job: Job | None = None
+        self.samples: list[RateSample] = []
+        self._stop = threading.Event()
+        self._state: JobState | None = None
+
+    def compose(self) -> ComposeResult:
+        yield TopBar()
+        yield Static("", id="detail-title")
+        yield ProgressLine(id="detail-bar")
+        yield Static("", id="detail-facts")
+        chart = BandwidthChart(self.console.config.clock, id="detail-chart")
+        chart.border_title = "bandwidth"
+        yield chart
+        log = RichLog(id="detail-log", max_lines=1000, wrap=True, markup=False, highlight=False)
+        log.border_title = "log"
+        yield log
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        job = self.console.jobs.get(self.job_id)
+        if job is not None:
+            self.show(job)
+        self.run_worker(
+            self._poll, thread=True, group="detail", exclusive=True, exit_on_error=False
+        )
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+
+    def _poll(self) -> None:
+        """Thread: the job, its new samples and its new log lines, twice a second."""
+        config = self.console.config
+        since = config.clock() - HISTORY
+        after = 0
+        store: JobStore | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    if store is None:
+                        store = JobStore.open(config.state_dir)
+                    job = store.get(self.job_id)
+                    samples = store.samples(self.job_id, since)
+                    lines = store.log_tail(self.job_id, limit=300, after_seq=after)
+                    if samples:
+                        since = samples[-1].at
+                    if lines:
+                        after = lines[-1].seq
+                    self.post_message(DetailData(job, samples, lines, None))
+                except PgvaultError as exc:
+                    self.post_message(DetailData(None, [], [], str(exc)))
+                except Exception as exc:
+                    self.post_message(DetailData(None, [], [], describe_error(exc)))
+                self._stop.wait(POLL)
+        finally:
+            if store is not None:
+                store.close()
+
+    def on_detail_data(self, message: DetailData) -> None:
+        if message.error:
+            self.query_one("#detail-title", Static).update(
+                Text(f"job {self.job_id}: {message.error}", style="bold red")
+            )
+            return
+        if message.samples:
+            self.samples = (self.samples + message.samples)[-int(HISTORY) :]
+            chart = self.query_one("#detail-chart", BandwidthChart)
+            chart.set_samples(self.samples)
+            self._chart_title()
+        if message.lines:
+            log = self.query_one("#detail-log", RichLog)
+            for line in message.lines:
+                entry = Text()
+                entry.append(fmt.clock_time(line.at) + " ", style="dim")
+                entry.append(line.message, style=LEVEL_STYLE.get(line.level, ""))
+                log.write(entry)
+        if message.job is not None and not self.console.frozen:
+            self.show(message.job)
+
+    def _chart_title(self) -> None:
+        chart = self.query_one("#detail-chart", BandwidthChart)
+        now = self.console.config.clock()
+        recent = [s.rate for s in self.samples if s.at > now - chart.window]
+        window = span(chart.window)
+        if recent:
+            peak = max(recent)
+            mean = sum(recent) / len(recent)
+            chart.border_title = (
+                f"bandwidth, last {window}: peak {fmt.rate(peak)}, mean {fmt.rate(mean)}"
+            )
+        else:
+            chart.border_title = f"bandwidth, last {window}: no samples"
+
+    def show(self, job: Job) -> None:
+        self.job = job
+        if job.state != self._state:
+            self._state = job.state
+            self.refresh_bindings()
+        now = self.console.config.clock()
+        title = Text()
+        title.append(f"job {job.id} ", style="bold")
+        title.append(f" {fmt.STATE_LABEL[job.state]} ", style=f"reverse {STATE_COLOR[job.state]}")
+        title.append(f"  {job.description or job.kind}")
+        self.query_one("#detail-title", Static).update(title)
+        right = fmt.amount(job)
+        if job.eta and not job.final:
+            right += f"  ETA {fmt.duration(job.eta)}"
+        self.query_one("#detail-bar", ProgressLine).set_progress(
+            job.fraction, right, BAR_COLOR.get(job.state, "")
+        )
+        facts = self.query_one("#detail-facts", Static)
+        facts.update(facts_text(job, now, facts.content_region.width or self.size.width))
+
+    # ---- actions ---------------------------------------------------------------------------
+
+    def can(self, action: str) -> bool | None:
+        job = self.job
+        if job is None:
+            return action not in ("pause", "resume", "cancel", "retry")
+        if action == "pause":
+            return job.state in PAUSABLE
+        if action == "resume":
+            return job.state in RESUMABLE
+        if action == "cancel":
+            return not job.final and job.state is not JobState.CANCEL_REQUESTED
+        if action == "retry":
+            return job.state is JobState.FAILED and job.kind == "backup"
+        return True
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_pause(self) -> None:
+        self.console.control_job(self.job_id, "pause")
+
+    def action_resume(self) -> None:
+        self.console.control_job(self.job_id, "resume")
+
+    def action_cancel(self) -> None:
+        if self.job is not None:
+            self.console.confirm_cancel(self.job)
+
+    def action_retry(self) -> None:
+        self.console.retry_job(self.job_id)
+
+    def action_window(self) -> None:
+        chart = self.query_one("#detail-chart", BandwidthChart)
+        index = WINDOWS.index(chart.window) if chart.window in WINDOWS else 0
+        chart.window = WINDOWS[(index + 1) % len(WINDOWS)]
+        chart.refresh()
+        self._chart_title()

@@ -1,0 +1,345 @@
+"""View 1, the default: every job, live, with the selected one's progress at the bottom."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import ScreenResume
+from textual.widgets import DataTable, Input, Label, Static
+
+from core.jobs import Job, JobState
+from tui import fmt
+from tui.config import AGGREGATE_WINDOW
+from tui.screens.base import ConsoleScreen
+from tui.widgets.bandwidth import Sparkline
+from tui.widgets.keybar import KeyBar
+from tui.widgets.progress import ProgressLine
+from tui.widgets.table import Col, ResponsiveTable
+from tui.widgets.topbar import TopBar
+
+PROGRESS_BAR = 10  # cells of bar in the table's progress column (then ' 100%')
+
+JOB_COLUMNS = (
+    Col("id", "ID", 4, right=True),
+    Col("state", "STATE", 10),
+    Col("kind", "KIND", 6),
+    Col("server", "SERVER", 8, flex=True),
+    Col("progress", "PROGRESS", PROGRESS_BAR + 5),
+    Col("rate", "RATE", 10, right=True),
+    Col("eta", "ETA", 6, right=True),
+    Col("started", "STARTED", 11, min_width=96),
+    Col("destination", "DESTINATION", 16, min_width=118, flex=True),
+)
+
+PAUSABLE = {JobState.RUNNING, JobState.PENDING}
+RESUMABLE = {JobState.PAUSED, JobState.PAUSE_REQUESTED}
+
+STATE_COLOR = {
+    JobState.PENDING: "dim",
+    JobState.RUNNING: "bold green",
+    JobState.PAUSE_REQUESTED: "yellow",
+    JobState.PAUSED: "bold yellow",
+    JobState.CANCEL_REQUESTED: "yellow",
+    JobState.CANCELLED: "dim",
+    JobState.FAILED: "bold red",
+    JobState.SUCCEEDED: "",
+}
+
+BAR_COLOR = {
+    JobState.RUNNING: "green",
+    JobState.PAUSED: "yellow",
+    JobState.PAUSE_REQUESTED: "yellow",
+    JobState.FAILED: "red",
+    JobState.CANCELLED: "dim",
+    JobState.CANCEL_REQUESTED: "yellow",
+}
+
+
+def job_cells(job: Job, now: float) -> dict[str, Text]:
+    """One table row for a job: words and digits first, colour only repeating them."""
+    fraction = job.fraction
+    progress = Text(fmt.bar(fraction, PROGRESS_BAR), style=BAR_COLOR.get(job.state, ""))
+    progress.append(" " + fmt.percent(fraction), style="")
+    active = not job.final
+    return {
+        "id": Text(str(job.id), justify="right"),
+        "state": Text(fmt.STATE_LABEL[job.state], style=STATE_COLOR[job.state]),
+        "kind": Text(job.kind),
+        "server": Text(job.server or "-"),
+        "progress": progress,
+        "rate": Text(fmt.rate(job.rate) if active else "-", justify="right"),
+        "eta": Text(fmt.duration(job.eta) if active and job.eta else "-", justify="right"),
+        "started": Text(fmt.clock_time(job.started or job.created, now)),
+        "destination": Text(job.destination or "-"),
+    }
+
+
+def matches(job: Job, terms: list[str]) -> bool:
+    haystack = " ".join(
+        str(part)
+        for part in (
+            job.id,
+            job.kind,
+            job.server,
+            job.state.value,
+            fmt.STATE_LABEL[job.state],
+            job.destination,
+            job.description,
+            job.phase,
+        )
+        if part
+    ).lower()
+    return all(term in haystack for term in terms)
+
+
+class JobsScreen(ConsoleScreen):
+    """Jobs, newest first; the bottom panel follows the cursor."""
+
+    VIEW = "jobs"
+    HELP_TITLE = "Jobs"
+    HELP_TEXT = (
+        "Every backup, restore and verify runs as a job, here or from `pgvault --batch`. "
+        "The list is live (three reads of the job store a second); rows are updated in "
+        "place. Pause stops all reading and sending within a second and keeps the "
+        "PostgreSQL backup session open; cancel aborts uploads and leaves nothing "
+        "restorable; a failed backup can be resumed in a new job that reuses what was "
+        "already uploaded."
+    )
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", key_display="enter", id="job.open"),
+        Binding("p", "pause", "Pause", id="job.pause"),
+        Binding("p", "resume", "Resume", id="job.resume"),
+        Binding("C", "cancel", "Cancel", id="job.cancel"),
+        Binding("r", "retry", "Retry", id="job.retry"),
+        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter_terms: list[str] = []
+        self._selected: tuple[int, JobState] | None = None
+
+    def compose(self) -> ComposeResult:
+        clock = self.console.config.clock
+        yield TopBar()
+        with Horizontal(id="bandwidth-strip"):
+            yield Label("bandwidth ", id="bandwidth-label")
+            yield Sparkline(clock, AGGREGATE_WINDOW, id="sparkline")
+            yield Label("", id="bandwidth-now")
+        yield ResponsiveTable(JOB_COLUMNS, id="jobs")
+        yield Static("", id="empty")
+        yield Input(placeholder="filter jobs: words to match (esc clears)", id="filter")
+        with Vertical(id="selected"):
+            yield Static("", id="selected-title")
+            yield ProgressLine(id="selected-bar")
+            yield Static("", id="selected-facts")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.jobs_changed()
+        self.bandwidth_changed()
+        self.query_one("#jobs", ResponsiveTable).focus()
+
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        self.jobs_changed()
+        self.bandwidth_changed()
+
+    # ---- data from the app -----------------------------------------------------------------
+
+    @property
+    def table(self) -> ResponsiveTable:
+        return self.query_one("#jobs", ResponsiveTable)
+
+    def visible_jobs(self) -> list[Job]:
+        jobs = sorted(self.console.jobs.values(), key=lambda j: j.id, reverse=True)
+        if self.filter_terms:
+            jobs = [j for j in jobs if matches(j, self.filter_terms)]
+        return jobs
+
+    def jobs_changed(self) -> None:
+        now = self.console.config.clock()
+        jobs = self.visible_jobs()
+        table = self.table
+        table.sync([(str(job.id), job_cells(job, now)) for job in jobs])
+        pending = self.console.pending_selection
+        if pending is not None and table.select_key(str(pending)):
+            self.console.pending_selection = None
+        table.display = bool(jobs)
+        empty = self.query_one("#empty", Static)
+        empty.display = not jobs
+        if not jobs:
+            empty.update(self.empty_text())
+        self.show_selected()
+
+    def empty_text(self) -> Text:
+        console = self.console
+        text = Text()
+        if self.filter_terms:
+            text.append(f"No job matches the filter {' '.join(self.filter_terms)!r}.\n")
+            text.append("esc clears the filter.", style="dim")
+            return text
+        if not console.jobs_loaded:
+            text.append("Reading the job store...", style="dim")
+            return text
+        text.append("No jobs yet.\n\n", style="bold")
+        if console.demo_status:
+            style = "bold red" if console.demo_failed else "bold"
+            text.append(f"demo: {console.demo_status}\n\n", style=style)
+        if console.read_only:
+            text.append("This console is read-only: jobs started elsewhere appear here.\n")
+        else:
+            text.append("n", style="bold reverse")
+            text.append(" starts a backup; ")
+            text.append("pgvault --demo", style="bold")
+            text.append(" opens on a throwaway PostgreSQL with a backup running.\n")
+        text.append(
+            "Jobs started with `pgvault --batch backup --detach` or from cron appear here too.",
+            style="dim",
+        )
+        return text
+
+    def demo_changed(self) -> None:
+        if not self.visible_jobs():
+            self.query_one("#empty", Static).update(self.empty_text())
+
+    def bandwidth_changed(self) -> None:
+        samples = self.console.bandwidth
+        self.query_one("#sparkline", Sparkline).set_samples(samples)
+        running = [
+            j for j in self.console.jobs.values() if j.state is JobState.RUNNING and j.rate > 0
+        ]
+        total = sum(j.rate for j in running)
+        label = f" {fmt.rate(total)}" if total else " idle"
+        self.query_one("#bandwidth-now", Label).update(label)
+
+    # ---- the selected job ------------------------------------------------------------------
+
+    def selected(self) -> Job | None:
+        key = self.table.current_key if self.table.display else None
+        if key is None:
+            return None
+        return self.console.jobs.get(int(key))
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show_selected()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def show_selected(self) -> None:
+        job = self.selected()
+        title = self.query_one("#selected-title", Static)
+        bar = self.query_one("#selected-bar", ProgressLine)
+        facts = self.query_one("#selected-facts", Static)
+        # The footer's keys follow the selected job's state (Pause or Resume, Cancel...).
+        selected = (job.id, job.state) if job else None
+        if selected != self._selected:
+            self._selected = selected
+            self.refresh_bindings()
+        panel = self.query_one("#selected", Vertical)
+        panel.display = job is not None
+        if job is None:
+            return
+        now = self.console.config.clock()
+        head = Text()
+        head.append(f"job {job.id} ", style="bold")
+        head.append(fmt.STATE_LABEL[job.state], style=STATE_COLOR[job.state] or "bold")
+        head.append(f"  {job.description or job.kind}")
+        title.update(head)
+        right = fmt.amount(job)
+        if job.eta and not job.final:
+            right += f"  ETA {fmt.duration(job.eta)}"
+        bar.set_progress(job.fraction, right, BAR_COLOR.get(job.state, ""))
+        line = Text()
+        if job.error and job.state in (JobState.FAILED, JobState.CANCELLED):
+            line.append(f"{job.state.value}: ", style=STATE_COLOR[job.state])
+            line.append(job.error)
+        else:
+            parts = [f"phase {job.phase or '-'}"]
+            if not job.final and job.rate > 0:
+                parts.append(fmt.rate(job.rate))
+            parts.append(fmt.files(job))
+            started = job.started or job.created
+            parts.append(f"started {fmt.clock_time(started, now)}")
+            took = fmt.elapsed(job, now)
+            if took is not None:
+                parts.append(("took " if job.final else "for ") + fmt.duration(took))
+            line.append("  ".join(parts), style="dim" if job.final else "")
+        facts.update(line)
+
+    # ---- actions ---------------------------------------------------------------------------
+
+    def can(self, action: str) -> bool | None:
+        job = self.selected()
+        if job is None:
+            if action in ("pause", "resume", "cancel", "retry"):
+                return False
+            return action != "open"
+        if action == "pause":
+            return job.state in PAUSABLE
+        if action == "resume":
+            return job.state in RESUMABLE
+        if action == "cancel":
+            return not job.final and job.state is not JobState.CANCEL_REQUESTED
+        if action == "retry":
+            return job.state is JobState.FAILED and job.kind == "backup"
+        return True
+
+    def action_open(self) -> None:
+        job = self.selected()
+        if job is None:
+            return
+        from tui.screens.job_detail import JobDetailScreen
+
+        self.app.push_screen(JobDetailScreen(job.id))
+
+    def action_pause(self) -> None:
+        job = self.selected()
+        if job is not None:
+            self.console.control_job(job.id, "pause")
+
+    def action_resume(self) -> None:
+        job = self.selected()
+        if job is not None:
+            self.console.control_job(job.id, "resume")
+
+    def action_cancel(self) -> None:
+        job = self.selected()
+        if job is not None:
+            self.console.confirm_cancel(job)
+
+    def action_retry(self) -> None:
+        job = self.selected()
+        if job is not None:
+            self.console.retry_job(job.id)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        if not box.display and not self.filter_terms:
+            return
+        box.value = ""
+        box.display = False
+        self.filter_terms = []
+        self.jobs_changed()
+        self.table.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self.filter_terms = event.value.lower().split()
+            self.jobs_changed()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value.strip():
+                event.input.display = False
+            self.table.focus()

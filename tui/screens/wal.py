@@ -1,0 +1,237 @@
+"""View 3: a server's WAL archive: what is archived, where the holes are, what each backup has."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.events import ScreenResume
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from core.browse import WalArchive
+from core.sizes import format_size
+from tui import fmt
+from tui.catalog_data import load_wal
+from tui.screens.base import ConsoleScreen
+from tui.widgets.keybar import KeyBar
+from tui.widgets.table import Col, ResponsiveTable
+from tui.widgets.topbar import TopBar
+
+RANGE_COLUMNS = (
+    Col("timeline", "TL", 3, right=True),
+    Col("first", "FROM", 24),
+    Col("last", "TO", 24, min_width=60),
+    Col("segments", "SEGMENTS", 8, right=True),
+    Col("state", "STATE", 8, flex=True),
+)
+COVERAGE_COLUMNS = (
+    Col("backup", "BACKUP", 15),
+    Col("state", "WAL", 8),
+    Col("until", "RECOVERABLE UNTIL", 24, flex=True),
+)
+
+
+def archive_summary(server: str, label: str, archive: WalArchive) -> Text:
+    text = Text()
+    text.append(f"{server}", style="bold")
+    text.append(f" in {label}\n")
+    if not archive.segments:
+        text.append("no WAL archived yet", style="yellow")
+        return text
+    text.append(f"{archive.segments} segments")
+    text.append(f" ({format_size(archive.segments * archive.segment_size)} of WAL)")
+    timelines = ", ".join(str(t) for t in archive.timelines)
+    text.append(f"  timeline{'s' if len(archive.timelines) > 1 else ''} {timelines}")
+    if archive.histories:
+        text.append(f"  {len(archive.histories)} history file(s)")
+    text.append("\n")
+    text.append(f"oldest {archive.oldest}\nnewest {archive.newest}\n")
+    if archive.gaps:
+        missing = sum(g.segments for g in archive.gaps)
+        text.append(f"{len(archive.gaps)} gap(s): {missing} segment(s) missing", style="bold red")
+    else:
+        text.append("no gaps", style="green")
+    if archive.partials:
+        text.append(f"  {archive.partials} .partial file(s)", style="dim")
+    return text
+
+
+def range_rows(archive: WalArchive) -> list[tuple[str, dict[str, Text]]]:
+    """Archived stretches and the gaps between them, in WAL order."""
+    items: list[tuple[int, str, dict[str, Text]]] = []
+    for index, stretch in enumerate(archive.stretches):
+        items.append(
+            (
+                stretch.timeline,
+                stretch.first,
+                {
+                    "timeline": Text(str(stretch.timeline), justify="right"),
+                    "first": Text(stretch.first),
+                    "last": Text(stretch.last),
+                    "segments": Text(str(stretch.segments), justify="right"),
+                    "state": Text("archived", style="green"),
+                    "key": Text(f"s{index}"),
+                },
+            )
+        )
+    for index, gap in enumerate(archive.gaps):
+        items.append(
+            (
+                gap.timeline,
+                gap.first_missing,
+                {
+                    "timeline": Text(str(gap.timeline), justify="right"),
+                    "first": Text(gap.first_missing, style="red"),
+                    "last": Text(gap.last_missing, style="red"),
+                    "segments": Text(str(gap.segments), justify="right", style="red"),
+                    "state": Text("MISSING", style="bold red"),
+                    "key": Text(f"g{index}"),
+                },
+            )
+        )
+    items.sort(key=lambda item: (item[0], item[1]))
+    return [(cells["key"].plain, cells) for _, _, cells in items]
+
+
+def coverage_rows(archive: WalArchive) -> list[tuple[str, dict[str, Text]]]:
+    rows = []
+    for coverage in reversed(archive.coverage):
+        if coverage.missing:
+            state = Text("MISSING", style="bold red")
+        elif coverage.gaps_after:
+            state = Text("PITR gap", style="yellow")
+        else:
+            state = Text("complete", style="green")
+        until = coverage.recoverable_until or "-"
+        rows.append(
+            (
+                coverage.backup_id,
+                {"backup": Text(coverage.backup_id), "state": state, "until": Text(until)},
+            )
+        )
+    return rows
+
+
+class WalScreen(ConsoleScreen):
+    """Servers on the left; the highlighted one's archive on the right."""
+
+    VIEW = "wal"
+    HELP_TITLE = "WAL archive"
+    HELP_TEXT = (
+        "Every server of every destination, and its WAL archive: the stretches of "
+        "consecutive segments per timeline and the holes between them, and for every DONE "
+        "backup whether the archive holds all the WAL it needs and how far point-in-time "
+        "recovery can go from it (the check `pgvault --batch check-wal-archive --gaps` makes)."
+    )
+
+    BINDINGS = [
+        Binding("tab", "switch_pane", "Pane", key_display="tab", id="pane.switch"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.archives: dict[str, WalArchive] = {}
+        self.errors: dict[str, str] = {}
+        self._servers: list[tuple[str, str, str]] = []  # (option id, destination label, server)
+        self.current: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield TopBar()
+        with Horizontal(id="wal-body"):
+            yield OptionList(id="wal-servers")
+            with Vertical(id="wal-right"):
+                yield Static("", id="wal-summary")
+                yield ResponsiveTable(RANGE_COLUMNS, id="wal-ranges", openable=False)
+                yield ResponsiveTable(COVERAGE_COLUMNS, id="wal-coverage", openable=False)
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.catalog_changed()
+        self.query_one("#wal-servers", OptionList).focus()
+
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        self.catalog_changed()
+
+    def reload(self) -> None:
+        self.archives.clear()
+        self.errors.clear()
+        self.console.load_catalog()
+
+    def catalog_changed(self) -> None:
+        servers = []
+        for label, view in self.console.destinations.items():
+            for server in view.servers:
+                servers.append((f"{label}|{server.name}", label, server.name))
+        options = self.query_one("#wal-servers", OptionList)
+        if servers != self._servers:
+            highlighted = self.current
+            self._servers = servers
+            options.clear_options()
+            for option_id, label, name in servers:
+                prompt = Text(name, style="bold")
+                where = label.removeprefix("file://")
+                short = fmt.cut_left(where, 20) if where != label else fmt.cut(label, 20)
+                prompt.append(f"\n{short}", style="dim")
+                options.add_option(Option(prompt, id=option_id))
+            if servers:
+                ids = [s[0] for s in servers]
+                options.highlighted = ids.index(highlighted) if highlighted in ids else 0
+        if not servers:
+            self.query_one("#wal-summary", Static).update(
+                Text("No servers in any destination yet.", style="dim")
+            )
+        elif self.current:
+            self.load(self.current)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id:
+            self.current = event.option.id
+            self.show(event.option.id)
+            self.load(event.option.id)
+
+    def load(self, option_id: str) -> None:
+        label, _, name = option_id.partition("|")
+        view = self.console.destinations.get(label)
+        server = view.server(name) if view else None
+        if view is None or server is None:
+            return
+        backups = list(server.backups)
+        url = view.url
+
+        def done(archive: WalArchive) -> None:
+            self.archives[option_id] = archive
+            self.errors.pop(option_id, None)
+            if self.is_attached and self.current == option_id:
+                self.show(option_id)
+
+        self.console.run_blocking(
+            lambda: load_wal(url, name, backups),
+            done,
+            f"listing the WAL archive of {name}",
+            group="wal",
+            exclusive=True,
+        )
+
+    def show(self, option_id: str) -> None:
+        label, _, name = option_id.partition("|")
+        summary = self.query_one("#wal-summary", Static)
+        ranges = self.query_one("#wal-ranges", ResponsiveTable)
+        coverage = self.query_one("#wal-coverage", ResponsiveTable)
+        archive = self.archives.get(option_id)
+        if archive is None:
+            summary.update(Text(f"{name}: listing the WAL archive ...", style="dim"))
+            ranges.sync([])
+            coverage.sync([])
+            return
+        summary.update(archive_summary(name, label, archive))
+        ranges.sync(range_rows(archive))
+        coverage.sync(coverage_rows(archive))
+        coverage.border_title = "backups and their WAL"
+
+    def action_switch_pane(self) -> None:
+        order = ["#wal-servers", "#wal-ranges", "#wal-coverage"]
+        focused = self.focused
+        current = next((i for i, sel in enumerate(order) if focused is self.query_one(sel)), -1)
+        self.query_one(order[(current + 1) % len(order)]).focus()

@@ -1,0 +1,1 @@
+"""The console's own widgets: tables, bandwidth charts, progress lines, the top bar."""

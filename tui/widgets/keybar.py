@@ -1,0 +1,56 @@
+"""The bottom line of every view: the keys that work here, `enter Open p Pause C Cancel`.
+
+Textual's Footer mounts one widget per key and rebuilds them all whenever the bindings
+change (every view switch, focus move, or selection that turns pause into resume): that
+was about half of the CPU a key press cost. This renders the same line as one Text.
+"""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.screen import Screen
+from textual.widget import Widget
+
+
+class KeyBar(Widget):
+    """The screen's active bindings that are shown, one `key Description` per action."""
+
+    COMPONENT_CLASSES = {"keybar--key", "keybar--description"}
+
+    DEFAULT_CSS = """
+    KeyBar {
+        dock: bottom;
+        height: 1;
+        color: $footer-foreground;
+        background: $footer-background;
+        .keybar--key { color: $footer-key-foreground; text-style: bold; }
+        .keybar--description { color: $footer-description-foreground; }
+    }
+    """
+
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+
+    def on_unmount(self) -> None:
+        self.screen.bindings_updated_signal.unsubscribe(self)
+
+    def _bindings_changed(self, screen: Screen[object]) -> None:
+        if screen is self.screen:
+            self.refresh()
+
+    def render(self) -> Text:
+        key_style = self.get_component_rich_style("keybar--key")
+        description_style = self.get_component_rich_style("keybar--description")
+        text = Text(no_wrap=True, overflow="ellipsis", end="")
+        actions: set[str] = set()
+        for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
+            if not binding.show or binding.action in actions:
+                continue
+            actions.add(binding.action)
+            if text:
+                text.append(" ")
+            dim = Style() if enabled else Style(dim=True)
+            text.append(self.app.get_key_display(binding), key_style + dim)
+            text.append(f" {binding.description}", description_style + dim)
+        return text

@@ -1,0 +1,43 @@
+"""A one-row progress bar with its numbers: blocks for the eye, a percentage for certainty."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from tui import fmt
+
+
+def progress_text(fraction: float | None, width: int, right: str = "", style: str = "") -> Text:
+    """'█████░░░░  45%  right' fitted to width (the bar shrinks first)."""
+    tail = f" {fmt.percent(fraction)}" + (f"  {right}" if right else "")
+    room = width - len(tail)
+    if room < 5:
+        tail = f" {fmt.percent(fraction)}"
+        room = width - len(tail)
+    text = Text()
+    text.append(fmt.bar(fraction, max(1, room)), style=style or "bold")
+    text.append(tail)
+    return text
+
+
+class ProgressLine(Widget):
+    """A job's progress across the whole width."""
+
+    DEFAULT_CSS = """
+    ProgressLine { height: 1; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.fraction: float | None = None
+        self.right = ""
+        self.bar_style = ""
+
+    def set_progress(self, fraction: float | None, right: str = "", style: str = "") -> None:
+        if (fraction, right, style) != (self.fraction, self.right, self.bar_style):
+            self.fraction, self.right, self.bar_style = fraction, right, style
+            self.refresh()
+
+    def render(self) -> Text:
+        return progress_text(self.fraction, self.content_region.width, self.right, self.bar_style)
