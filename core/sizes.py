@@ -39,3 +39,12 @@ def format_size(n: float) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} PiB"  # pragma: no cover - loop always returns
+
+
+def size_argument(n: int) -> str:
+    """A byte count as a size argument parse_size reads back exactly: 8388608 -> '8MB'."""
+    for prefix in reversed(_PREFIXES[:4]):
+        unit = 1024 ** (_PREFIXES.index(prefix) + 1)
+        if n >= unit and n % unit == 0:
+            return f"{n // unit}{prefix}B"
+    return str(n)

@@ -3,7 +3,7 @@
 import pytest
 
 from core.errors import InputError
-from core.sizes import format_size, parse_size
+from core.sizes import format_size, parse_size, size_argument
 
 
 @pytest.mark.parametrize(
@@ -32,3 +32,11 @@ def test_bad_sizes_are_input_errors(text: str) -> None:
 def test_format_size() -> None:
     assert format_size(512) == "512 B"
     assert format_size(1536 * 1024) == "1.5 MiB"
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(8388608, "8MB"), (3 * 1024**3, "3GB"), (1536, "1536"), (2048, "2KB")]
+)
+def test_a_byte_count_prints_as_a_size_argument_that_reads_back_exactly(n: int, text: str) -> None:
+    assert size_argument(n) == text
+    assert parse_size(size_argument(n)) == n

@@ -38,6 +38,7 @@ from core.errors import PgvaultError
 from core.jobs import Job
 from core.postgres.connection import ConnectionParams
 from core.secrets import register_secret
+from core.sizes import size_argument
 from core.storage import StoreConfig
 from core.tags import parse_tags
 from tui.catalog_data import describe_error, display_url
@@ -87,7 +88,7 @@ def form_defaults(
             dbname=_text(connection.get("dbname")) or "postgres",
             compression=options.get("compression"),
             jobs=_text(store.get("jobs") or 2),
-            bandwidth=f"{bandwidth}" if bandwidth else "",
+            bandwidth=size_argument(int(bandwidth)) if bandwidth else "",
             tags=" ".join(f"{k},{v}" for k, v in tags),
             immediate=bool(options.get("immediate_checkpoint", True)),
             destinations=known,
