@@ -14,13 +14,10 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
-from textual.worker import Worker, WorkerState
 
 from core.backup import BackupRequest
 from core.backup_request import (
@@ -36,12 +33,14 @@ from core.backup_request import (
 from core.demo import Demo
 from core.errors import PgvaultError
 from core.jobs import Job
+from core.jobs.builtin import BACKUP
 from core.postgres.connection import ConnectionParams
 from core.secrets import register_secret
 from core.sizes import size_argument
 from core.storage import StoreConfig
 from core.tags import parse_tags
-from tui.catalog_data import describe_error, display_url
+from tui.catalog_data import display_url
+from tui.modals.job_form import JobFormScreen
 
 
 @dataclass(frozen=True)
@@ -156,20 +155,15 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-class NewBackupScreen(ModalScreen[int | None]):
-    """Dismissed with the new job's id, or None when abandoned."""
+class NewBackupScreen(JobFormScreen):
+    """Dismissed with the new backup job's id, or None when abandoned."""
 
-    BINDINGS = [
-        Binding("ctrl+s,f2", "submit", "Start", key_display="^s/F2", id="form.submit"),
-        Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
-    ]
+    kind = BACKUP
+    what = "backup"
 
     def __init__(self, defaults: FormDefaults, state_dir: str | None) -> None:
-        super().__init__()
+        super().__init__(state_dir)
         self.defaults = defaults
-        self.state_dir = state_dir
-        self.starting = False
-        self._start_worker: Worker[Job] | None = None
 
     def _validators(self, field_id: str) -> list[Validator]:
         parsers: dict[str, tuple[Callable[[str], object], bool]] = {
@@ -274,17 +268,6 @@ class NewBackupScreen(ModalScreen[int | None]):
         event.stop()
         self.action_submit()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "start":
-            self.action_submit()
-        else:
-            self.action_abandon()
-
-    def action_abandon(self) -> None:
-        if not self.starting:
-            self.dismiss(None)
-
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
 
@@ -315,10 +298,7 @@ class NewBackupScreen(ModalScreen[int | None]):
             tags=parse_tags(self.value("tags")),
         )
 
-    def action_submit(self) -> None:
-        if self.starting:
-            return
-        status = self.query_one("#form-status", Static)
+    def check_fields(self) -> bool:
         invalid = []
         for widget in self.query(Input):
             result = widget.validate(widget.value)
@@ -327,39 +307,6 @@ class NewBackupScreen(ModalScreen[int | None]):
                 invalid.append(widget)
         if invalid:
             invalid[0].focus()
+            status = self.query_one("#form-status", Static)
             status.update(Text("Fix the fields marked above.", style="bold red"))
-            return
-        try:
-            request = self.build_request()
-        except PgvaultError as exc:
-            status.update(Text(str(exc), style="bold red"))
-            return
-        self.starting = True
-        self.query_one("#start", Button).disabled = True
-        status.update(Text("starting the backup job ...", style="bold"))
-        state_dir = self.state_dir
-
-        def work() -> Job:
-            from core.jobs import JobStore
-            from core.jobs.builtin import BACKUP
-            from core.jobs.runner import spawn_detached
-
-            with JobStore.open(state_dir) as store:
-                return spawn_detached(store, BACKUP, request)
-
-        self._start_worker = self.run_worker(work, thread=True, exit_on_error=False, group="start")
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if self._start_worker is not event.worker:
-            return
-        if event.state is WorkerState.SUCCESS:
-            job = event.worker.result
-            assert isinstance(job, Job)
-            self.dismiss(job.id)
-        elif event.state is WorkerState.ERROR:
-            self.starting = False
-            self.query_one("#start", Button).disabled = False
-            message = describe_error(event.worker.error or RuntimeError("failed"))
-            self.query_one("#form-status", Static).update(
-                Text(f"cannot start: {message}", style="bold red")
-            )
+        return not invalid

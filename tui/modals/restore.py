@@ -12,19 +12,17 @@ import os
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
-from textual.worker import Worker, WorkerState
 
-from core.errors import InputError, PgvaultError
-from core.jobs import Job
+from core.errors import InputError
+from core.jobs.builtin import RESTORE
 from core.restore import RestoreRequest, default_pgvault_command, make_target
 from core.storage import StoreConfig
 from core.urls import parse_location
 from tui.batch.restore import DEFAULT_JOBS
-from tui.catalog_data import BackupRef, describe_error
+from tui.catalog_data import BackupRef
+from tui.modals.job_form import JobFormScreen
 
 
 def _path(text: str) -> str:
@@ -69,20 +67,15 @@ def build_restore_request(
     )
 
 
-class RestoreScreen(ModalScreen[int | None]):
+class RestoreScreen(JobFormScreen):
     """Dismissed with the restore job's id, or None when abandoned."""
 
-    BINDINGS = [
-        Binding("ctrl+s,f2", "submit", "Start", key_display="^s/F2", id="form.submit"),
-        Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
-    ]
+    kind = RESTORE
+    what = "restore"
 
     def __init__(self, ref: BackupRef, state_dir: str | None) -> None:
-        super().__init__()
+        super().__init__(state_dir)
         self.ref = ref
-        self.state_dir = state_dir
-        self.starting = False
-        self._start_worker: Worker[Job] | None = None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="form"):
@@ -156,54 +149,3 @@ class RestoreScreen(ModalScreen[int | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_submit()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "start":
-            self.action_submit()
-        else:
-            self.action_abandon()
-
-    def action_abandon(self) -> None:
-        if not self.starting:
-            self.dismiss(None)
-
-    def action_submit(self) -> None:
-        if self.starting:
-            return
-        status = self.query_one("#form-status", Static)
-        try:
-            request = self.build_request()
-        except PgvaultError as exc:
-            status.update(Text(str(exc), style="bold red"))
-            return
-        self.starting = True
-        self.query_one("#start", Button).disabled = True
-        status.update(Text("starting the restore job ...", style="bold"))
-        state_dir = self.state_dir
-
-        def work() -> Job:
-            from core.jobs import JobStore
-            from core.jobs.builtin import RESTORE
-            from core.jobs.runner import spawn_detached
-
-            # The restore kind validates first (an empty or new directory, the target).
-            with JobStore.open(state_dir) as store:
-                return spawn_detached(store, RESTORE, request)
-
-        self._start_worker = self.run_worker(work, thread=True, exit_on_error=False, group="start")
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if self._start_worker is not event.worker:
-            return
-        if event.state is WorkerState.SUCCESS:
-            job = event.worker.result
-            assert isinstance(job, Job)
-            self.dismiss(job.id)
-        elif event.state is WorkerState.ERROR:
-            self.starting = False
-            self.query_one("#start", Button).disabled = False
-            message = describe_error(event.worker.error or RuntimeError("failed"))
-            self.query_one("#form-status", Static).update(
-                Text(f"cannot start: {message}", style="bold red")
-            )

@@ -1,0 +1,96 @@
+"""What every form that starts a detached job shares: submit, abandon, start off the UI thread."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+from textual.worker import Worker, WorkerState
+
+from core.errors import PgvaultError
+from core.jobs import Job, JobKind
+from tui.catalog_data import describe_error
+
+
+class JobFormScreen(ModalScreen[int | None]):
+    """A form dismissed with the id of the job it started, or None when abandoned.
+
+    Subclasses compose a `#form-status` Static and a `#start` Button, and implement
+    `build_request` (raising PgvaultError for bad input) and `check_fields`.
+    """
+
+    BINDINGS = [
+        Binding("ctrl+s,f2", "submit", "Start", key_display="^s/F2", id="form.submit"),
+        Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
+    ]
+    #: the job kind the form starts, and what the status line calls it
+    kind: JobKind[Any]
+    what = "job"
+
+    def __init__(self, state_dir: str | None) -> None:
+        super().__init__()
+        self.state_dir = state_dir
+        self.starting = False
+        self._start_worker: Worker[Job] | None = None
+
+    @abstractmethod
+    def build_request(self) -> Any:
+        """The kind's request from the fields; raises PgvaultError on bad input."""
+
+    def check_fields(self) -> bool:
+        """Show every field's problem; True when all are valid."""
+        return True
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "start":
+            self.action_submit()
+        else:
+            self.action_abandon()
+
+    def action_abandon(self) -> None:
+        if not self.starting:
+            self.dismiss(None)
+
+    def action_submit(self) -> None:
+        if self.starting or not self.check_fields():
+            return
+        status = self.query_one("#form-status", Static)
+        try:
+            request = self.build_request()
+        except PgvaultError as exc:
+            status.update(Text(str(exc), style="bold red"))
+            return
+        self.starting = True
+        self.query_one("#start", Button).disabled = True
+        status.update(Text(f"starting the {self.what} job ...", style="bold"))
+        state_dir, kind = self.state_dir, self.kind
+
+        def work() -> Job:
+            from core.jobs import JobStore
+            from core.jobs.runner import spawn_detached
+
+            # The kind validates the request before any job is recorded.
+            with JobStore.open(state_dir) as store:
+                return spawn_detached(store, kind, request)
+
+        self._start_worker = self.run_worker(work, thread=True, exit_on_error=False, group="start")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if self._start_worker is not event.worker:
+            return
+        if event.state is WorkerState.SUCCESS:
+            job = event.worker.result
+            assert isinstance(job, Job)
+            self.dismiss(job.id)
+        elif event.state is WorkerState.ERROR:
+            self.starting = False
+            self.query_one("#start", Button).disabled = False
+            message = describe_error(event.worker.error or RuntimeError("failed"))
+            self.query_one("#form-status", Static).update(
+                Text(f"cannot start: {message}", style="bold red")
+            )
