@@ -11,13 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Click, Key, Resize, ScreenResume
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from core.backup_info import DONE, FAILED, BackupInfo
 from tui import fmt
 from tui.catalog_data import BackupRef, DestinationView
-from tui.screens.base import ConsoleScreen
+from tui.screens.base import FilteredScreen
 from tui.widgets.keybar import KeyBar
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
@@ -112,7 +113,7 @@ def backup_summary(server: str, info: BackupInfo, stored: int | None) -> Text:
     return text
 
 
-class CatalogScreen(ConsoleScreen):
+class CatalogScreen(FilteredScreen):
     """Destinations -> servers in a tree; backups of the highlighted one in a table."""
 
     VIEW = "catalog"
@@ -137,7 +138,6 @@ class CatalogScreen(ConsoleScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.filter_terms: list[str] = []
         self._destination_nodes: dict[str, TreeNode[NodeData]] = {}
         self._server_nodes: dict[tuple[str, str], TreeNode[NodeData]] = {}
         self.selection: NodeData | None = None
@@ -341,6 +341,12 @@ class CatalogScreen(ConsoleScreen):
             return None if self.selected_backup() is None else True
         return backup_action_allowed(action, self.selected_backup())
 
+    def refilter(self) -> None:
+        self.show_backups()
+
+    def filtered_table(self) -> Widget:
+        return self.query_one("#backups", ResponsiveTable)
+
     def action_restore(self) -> None:
         ref = self.selected_backup()
         if ref is not None:
@@ -374,29 +380,3 @@ class CatalogScreen(ConsoleScreen):
             table.focus()
         else:
             tree.focus()
-
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        if not box.display and not self.filter_terms:
-            return
-        box.value = ""
-        box.display = False
-        self.filter_terms = []
-        self.show_backups()
-        self.query_one("#backups", ResponsiveTable).focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.filter_terms = event.value.lower().split()
-            self.show_backups()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            if not event.value.strip():
-                event.input.display = False
-            self.query_one("#backups", ResponsiveTable).focus()

@@ -7,12 +7,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import ScreenResume
+from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Static
 
 from core.jobs import Job, JobState
 from tui import fmt
 from tui.config import AGGREGATE_WINDOW
-from tui.screens.base import ConsoleScreen
+from tui.screens.base import FilteredScreen
 from tui.widgets.bandwidth import Sparkline
 from tui.widgets.keybar import KeyBar
 from tui.widgets.progress import ProgressLine
@@ -94,7 +95,7 @@ def matches(job: Job, terms: list[str]) -> bool:
     return all(term in haystack for term in terms)
 
 
-class JobsScreen(ConsoleScreen):
+class JobsScreen(FilteredScreen):
     """Jobs, newest first; the bottom panel follows the cursor."""
 
     VIEW = "jobs"
@@ -120,7 +121,6 @@ class JobsScreen(ConsoleScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.filter_terms: list[str] = []
         self._selected: tuple[int, JobState] | None = None
 
     def compose(self) -> ComposeResult:
@@ -290,6 +290,12 @@ class JobsScreen(ConsoleScreen):
             return job.state is JobState.FAILED and job.kind == "backup"
         return True
 
+    def refilter(self) -> None:
+        self.jobs_changed()
+
+    def filtered_table(self) -> Widget:
+        return self.table
+
     def action_open(self) -> None:
         job = self.selected()
         if job is None:
@@ -317,29 +323,3 @@ class JobsScreen(ConsoleScreen):
         job = self.selected()
         if job is not None:
             self.console.retry_job(job.id)
-
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        if not box.display and not self.filter_terms:
-            return
-        box.value = ""
-        box.display = False
-        self.filter_terms = []
-        self.jobs_changed()
-        self.table.focus()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == "filter":
-            self.filter_terms = event.value.lower().split()
-            self.jobs_changed()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "filter":
-            if not event.value.strip():
-                event.input.display = False
-            self.table.focus()
