@@ -57,7 +57,7 @@ async def _pump(
         while True:
             try:
                 data = await reader.read(CHUNK)
-            except ConnectionError:
+            except OSError:  # reset: pass it on as an end of stream
                 data = b""
             queue.put_nowait((max(loop.time(), ready_at) + delay, data))
             if not data:
@@ -96,7 +96,7 @@ class _Handler:
                 _pump(client_reader, upstream_writer, self.delay, ready_at),
                 _pump(upstream_reader, client_writer, self.delay, 0.0),
             )
-        except ConnectionError:
+        except OSError:  # one side went away (reset, or gone before its EOF arrived)
             pass
         finally:
             for writer in (client_writer, upstream_writer):

@@ -246,7 +246,7 @@ def table(results: list[Result]) -> str:
         lines.append(
             f"| {r.provider} | {r.rtt_ms:.0f} | {r.archiver} | {r.segments} | {r.seconds:.1f} | "
             f"{r.rate:.2f} | {r.rate * SEGMENT_MB:.0f} | {ratio:.1f}x | {r.wal_written_mb:.0f} | "
-            f"{r.failures} | {r.load:.1f} | {r.proxy_cpu:.1f} |"
+            f"{r.failures} | {r.load:.1f} | {r.proxy_cpu:.2f} |"
         )
     return "\n".join(lines)
 
@@ -345,7 +345,7 @@ def main() -> int:
                     print(
                         f"{provider:6} {archiver:38} {result.rate:6.2f} segments/s "
                         f"({result.segments} in {result.seconds:.1f}s, {result.failures} failures,"
-                        f" load {result.load:.1f}, proxy CPU {result.proxy_cpu:.1f}s)",
+                        f" load {result.load:.1f}, proxy CPU {result.proxy_cpu:.2f}s)",
                         flush=True,
                     )
     finally:
