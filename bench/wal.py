@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/wal.py [--providers s3 gcs azure] [--segments 48] [--jobs 4]
                                   [--compression zstd] [--clients 4] [--scale 20]
-                                  [--rate TPS] [--rounds 1]
+                                  [--rate TPS] [--rounds 1] [--rtt-ms 0] [--tls] [--keep-alive]
 
 One PostgreSQL 15 server, the emulators on 127.0.0.1, one run. For each provider and each
 archiver in turn:
@@ -16,6 +16,10 @@ same compression:
   - barman-cloud-wal-archive (PGVAULT_BARMAN_BIN, 3.19.1): one process per segment;
   - pgvault --batch wal-archive: one process per segment;
   - pgvault --batch wal-archive --async -J JOBS: the fast path (spool + background pusher).
+With --rtt-ms, every archiver reaches the emulators through the same latency proxy
+(bench/latency_proxy.py: half the round trip each way, one extra round trip per new
+connection, two with --tls); --keep-alive serves S3 with moto's app under waitress, which keeps
+connections open as S3 does (moto's own server closes them after every response).
 Everything shares this machine's 2 cores (pgbench, PostgreSQL, the emulator, the archiver),
 so compare the ratios, not the absolute figures. Results print as a markdown table and are
 saved under bench/results/.
@@ -30,7 +34,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,6 +66,9 @@ class Result:
     seconds: float
     wal_written_mb: float
     failures: int
+    rtt_ms: float = 0.0
+    load: float = 0.0  # 1-minute load average at the end of the run
+    proxy_cpu: float = 0.0  # seconds of CPU the latency proxy used during the run
 
     @property
     def rate(self) -> float:
@@ -84,6 +91,31 @@ class Pgbench:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(30)
+
+
+class Proxy:
+    """bench/latency_proxy.py in its own process, in front of one emulator."""
+
+    def __init__(self, emulator: Emulator, rtt_ms: float, tls: bool) -> None:
+        self.rtt_ms = rtt_ms
+        command = [sys.executable, str(REPO / "bench" / "latency_proxy.py")]
+        command += ["--target-port", str(emulator.port), "--delay-ms", str(rtt_ms / 2)]
+        self.process = subprocess.Popen(
+            [*command, *(["--tls"] if tls else [])], stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None
+        port = int(self.process.stdout.readline())
+        old, new = emulator.endpoint, f"http://127.0.0.1:{port}"
+        env = {k: v.replace(old, new) for k, v in emulator.env.items()}
+        self.emulator = replace(emulator, port=port, env=env)
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
 
 
 def ready_segments(cluster: Cluster) -> int:
@@ -124,9 +156,11 @@ def measure(
     segments: int,
     clients: int,
     rate: int | None,
+    proxy: Proxy | None,
 ) -> Result:
     archived0, failed0 = cluster.sql("select archived_count, failed_count from pg_stat_archiver")[0]
     lsn0 = cluster.one("select pg_current_wal_lsn()")
+    cpu0 = proxy.cpu_seconds() if proxy else 0.0
     load = Pgbench(cluster, clients, rate)
     watch = cluster.connect()  # one session for polling: no connection storm
     try:
@@ -147,31 +181,47 @@ def measure(
             seconds = time.monotonic() - started
             cur.execute("select pg_current_wal_lsn() - %s::pg_lsn", (lsn0,))
             written = cur.fetchone()[0]
+            proxy_cpu = proxy.cpu_seconds() - cpu0 if proxy else 0.0
     finally:
         watch.close()
         load.stop()
         set_archive_command(cluster, "")
     failed = cluster.one("select failed_count from pg_stat_archiver") - failed0
-    return Result(provider, archiver, segments, seconds, float(written) / 1_000_000, failed)
+    written_mb = float(written) / 1_000_000
+    rtt = proxy.rtt_ms if proxy else 0.0
+    return Result(
+        provider,
+        archiver,
+        segments,
+        seconds,
+        written_mb,
+        failed,
+        rtt,
+        os.getloadavg()[0],
+        proxy_cpu,
+    )
 
 
-def commands(dest: TestDestination, compression: str, jobs: int, spool: str) -> dict[str, str]:
+def commands(
+    dest: TestDestination, compression: str, jobs: list[int], spool: str
+) -> dict[str, str]:
     barman = barman_tool("barman-cloud-wal-archive")
     barman_flags = barman_args(dest.provider, dest.cli_args)
     pgvault_flags = [*dest.cli_args]
     if compression != "none":
         barman_flags.append(BARMAN_FLAG[compression])
         pgvault_flags.append(BARMAN_FLAG[compression])
-    fast = ["--async", "--spool-dir", spool, "-J", str(jobs)]
-    return {
+    pgvault = [PGVAULT, "--batch", "wal-archive", *pgvault_flags]
+    chosen = {
         "barman-cloud-wal-archive": " ".join([barman, *barman_flags, dest.url, "pg1", "%p"]),
-        "pgvault wal-archive": " ".join(
-            [PGVAULT, "--batch", "wal-archive", *pgvault_flags, dest.url, "pg1", "%p"]
-        ),
-        f"pgvault wal-archive --async -J {jobs}": " ".join(
-            [PGVAULT, "--batch", "wal-archive", *pgvault_flags, *fast, dest.url, "pg1", "%p"]
-        ),
+        "pgvault wal-archive": " ".join([*pgvault, dest.url, "pg1", "%p"]),
     }
+    for j in jobs:
+        fast = ["--async", "--spool-dir", spool, "-J", str(j)]
+        chosen[f"pgvault wal-archive --async -J {j}"] = " ".join(
+            [*pgvault, *fast, dest.url, "pg1", "%p"]
+        )
+    return chosen
 
 
 def best(results: list[Result]) -> list[Result]:
@@ -186,16 +236,17 @@ def best(results: list[Result]) -> list[Result]:
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| provider | archiver | segments | seconds | segments/s | MB/s | vs barman-cloud |"
-        " WAL written meanwhile (MB) | failures |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| provider | RTT (ms) | archiver | segments | seconds | segments/s | MB/s |"
+        " vs barman-cloud | WAL written meanwhile (MB) | failures | load | proxy CPU (s) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     baseline = {r.provider: r.rate for r in results if r.archiver.startswith("barman")}
     for r in results:
         ratio = r.rate / baseline[r.provider] if r.provider in baseline else float("nan")
         lines.append(
-            f"| {r.provider} | {r.archiver} | {r.segments} | {r.seconds:.1f} | {r.rate:.2f} | "
-            f"{r.rate * SEGMENT_MB:.0f} | {ratio:.1f}x | {r.wal_written_mb:.0f} | {r.failures} |"
+            f"| {r.provider} | {r.rtt_ms:.0f} | {r.archiver} | {r.segments} | {r.seconds:.1f} | "
+            f"{r.rate:.2f} | {r.rate * SEGMENT_MB:.0f} | {ratio:.1f}x | {r.wal_written_mb:.0f} | "
+            f"{r.failures} | {r.load:.1f} | {r.proxy_cpu:.2f} |"
         )
     return "\n".join(lines)
 
@@ -207,24 +258,39 @@ def main() -> int:
     )
     parser.add_argument("--segments", type=int, default=48)
     parser.add_argument("--compression", default="zstd", choices=["none", *BARMAN_FLAG])
-    parser.add_argument("--jobs", type=int, default=4)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[4], help="-J of the fast path")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--scale", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=1, help="runs of each; the best is shown")
     parser.add_argument(
         "--rate", type=int, default=None, help="pgbench -R (default: no limit, all it can)"
     )
+    parser.add_argument(
+        "--rtt-ms", type=float, default=0, help="round trip added by a proxy (0: none)"
+    )
+    parser.add_argument("--tls", action="store_true", help="the proxy charges a TLS handshake")
+    parser.add_argument(
+        "--keep-alive", action="store_true", help="S3: moto's app under waitress (keep-alive)"
+    )
     options = parser.parse_args()
 
     emulators: dict[str, Emulator] = {}
+    proxies: dict[str, Proxy] = {}
     cluster: Cluster | None = None
     spool_root = world_dir("pgvault-bench-spool-")
     results: list[Result] = []
     try:
         for provider in options.providers:
-            emulators[provider] = STARTERS[provider]()
+            if provider == "s3" and options.keep_alive:
+                emulators[provider] = start_moto(keep_alive=True)
+            else:
+                emulators[provider] = STARTERS[provider]()
+            if options.rtt_ms:
+                proxies[provider] = Proxy(emulators[provider], options.rtt_ms, options.tls)
+        # What the archivers (and PostgreSQL's environment) are pointed at.
+        targets = {p: proxies[p].emulator if p in proxies else e for p, e in emulators.items()}
         env: dict[str, str] = {}
-        for emulator in emulators.values():
+        for emulator in targets.values():
             env.update(emulator.env)
         os.environ.update(env)
         cluster = make_cluster(
@@ -258,7 +324,7 @@ def main() -> int:
         for _round in range(options.rounds):
             for provider in options.providers:
                 for archiver, command in commands(
-                    make_destination(provider, emulators),
+                    make_destination(provider, targets),
                     options.compression,
                     options.jobs,
                     spool_root,
@@ -272,18 +338,22 @@ def main() -> int:
                         options.segments,
                         options.clients,
                         options.rate,
+                        proxies.get(provider),
                     )
                     stop_pushers(spool_root)
                     results.append(result)
                     print(
                         f"{provider:6} {archiver:38} {result.rate:6.2f} segments/s "
-                        f"({result.segments} in {result.seconds:.1f}s, {result.failures} failures)",
+                        f"({result.segments} in {result.seconds:.1f}s, {result.failures} failures,"
+                        f" load {result.load:.1f}, proxy CPU {result.proxy_cpu:.2f}s)",
                         flush=True,
                     )
     finally:
         stop_pushers(spool_root)
         if cluster is not None:
             cluster.drop()
+        for proxy in proxies.values():
+            proxy.stop()
         for emulator in emulators.values():
             emulator.stop()
         shutil.rmtree(spool_root, ignore_errors=True)
@@ -291,7 +361,9 @@ def main() -> int:
     print(
         f"compression {options.compression}, {options.segments} segments of 16 MiB, "
         f"pgbench -N -c {options.clients}{f' -R {options.rate}' if options.rate else ''} "
-        f"-s {options.scale} writing all along"
+        f"-s {options.scale} writing all along; RTT {options.rtt_ms:g} ms"
+        f"{' + TLS handshake' if options.tls else ''}"
+        f"{', S3 with keep-alive' if options.keep_alive else ''}"
     )
     print(table(best(results)))
     out = REPO / "bench" / "results" / f"wal-{time.strftime('%Y%m%dT%H%M%S')}.json"

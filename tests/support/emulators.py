@@ -102,9 +102,24 @@ def _bin(name: str) -> str:
     return found
 
 
-def start_moto() -> Emulator:
+# moto's own server (werkzeug's) closes every connection after one response; S3 keeps them.
+MOTO_KEEP_ALIVE = """
+import sys
+from moto.server import DomainDispatcherApplication, create_backend_app
+from waitress import serve
+app = DomainDispatcherApplication(create_backend_app)
+serve(app, host="127.0.0.1", port=int(sys.argv[1]), threads=16, _quiet=True)
+"""
+
+
+def start_moto(keep_alive: bool = False) -> Emulator:
+    """moto's S3 server; with keep_alive, its app under waitress (HTTP/1.1 keep-alive)."""
     port = free_port()
-    proc, workdir, log = _spawn("moto", [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)])
+    if keep_alive:
+        cmd = [sys.executable, "-c", MOTO_KEEP_ALIVE, str(port)]
+    else:
+        cmd = [_bin("moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+    proc, workdir, log = _spawn("moto", cmd)
     emulator = Emulator("moto", port, proc, workdir, env=dict(S3_ENV))
     try:
         _wait_http(f"{emulator.endpoint}/moto-api/", proc, log)
