@@ -17,7 +17,7 @@ from core.progress import RateSample
 from tui import fmt
 from tui.catalog_data import describe_error
 from tui.screens.base import ConsoleScreen
-from tui.screens.jobs import BAR_COLOR, PAUSABLE, RESUMABLE, STATE_COLOR
+from tui.screens.jobs import BAR_COLOR, JOB_ACTIONS, STATE_COLOR, job_action_allowed
 from tui.widgets.bandwidth import BandwidthChart, span
 from tui.widgets.keybar import KeyBar
 from tui.widgets.progress import ProgressLine
@@ -98,10 +98,7 @@ class JobDetailScreen(ConsoleScreen):
 
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc", id="back"),
-        Binding("p", "pause", "Pause", id="job.pause"),
-        Binding("p", "resume", "Resume", id="job.resume"),
-        Binding("C", "cancel", "Cancel", id="job.cancel"),
-        Binding("r", "retry", "Retry", id="job.retry"),
+        *JOB_ACTIONS,
         Binding("w", "window", "Window", id="detail.window"),
     ]
 
@@ -223,18 +220,8 @@ class JobDetailScreen(ConsoleScreen):
     # ---- actions ---------------------------------------------------------------------------
 
     def can(self, action: str) -> bool | None:
-        job = self.job
-        if job is None:
-            return action not in ("pause", "resume", "cancel", "retry")
-        if action == "pause":
-            return job.state in PAUSABLE
-        if action == "resume":
-            return job.state in RESUMABLE
-        if action == "cancel":
-            return not job.final and job.state is not JobState.CANCEL_REQUESTED
-        if action == "retry":
-            return job.state is JobState.FAILED and job.kind == "backup"
-        return True
+        allowed = job_action_allowed(self.job, action)
+        return True if allowed is None else allowed
 
     def action_back(self) -> None:
         self.app.pop_screen()

@@ -36,6 +36,29 @@ JOB_COLUMNS = (
 
 PAUSABLE = {JobState.RUNNING, JobState.PENDING}
 RESUMABLE = {JobState.PAUSED, JobState.PAUSE_REQUESTED}
+#: the keys that act on one job, in the jobs view and the job detail alike
+JOB_ACTIONS = (
+    Binding("p", "pause", "Pause", id="job.pause"),
+    Binding("p", "resume", "Resume", id="job.resume"),
+    Binding("C", "cancel", "Cancel", id="job.cancel"),
+    Binding("r", "retry", "Retry", id="job.retry"),
+)
+
+
+def job_action_allowed(job: Job | None, action: str) -> bool | None:
+    """Whether a job action applies to `job` now; None for an action that is not one."""
+    if action not in ("pause", "resume", "cancel", "retry"):
+        return None
+    if job is None:
+        return False
+    if action == "pause":
+        return job.state in PAUSABLE
+    if action == "resume":
+        return job.state in RESUMABLE
+    if action == "cancel":
+        return not job.final and job.state is not JobState.CANCEL_REQUESTED
+    return job.state is JobState.FAILED and job.kind == "backup"  # retry: only backups resume
+
 
 STATE_COLOR = {
     JobState.PENDING: "dim",
@@ -111,10 +134,7 @@ class JobsScreen(FilteredScreen):
 
     BINDINGS = [
         Binding("enter", "open", "Open", key_display="enter", id="job.open"),
-        Binding("p", "pause", "Pause", id="job.pause"),
-        Binding("p", "resume", "Resume", id="job.resume"),
-        Binding("C", "cancel", "Cancel", id="job.cancel"),
-        Binding("r", "retry", "Retry", id="job.retry"),
+        *JOB_ACTIONS,
         Binding("slash", "filter", "Filter", key_display="/", id="filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
     ]
@@ -276,19 +296,10 @@ class JobsScreen(FilteredScreen):
 
     def can(self, action: str) -> bool | None:
         job = self.selected()
-        if job is None:
-            if action in ("pause", "resume", "cancel", "retry"):
-                return False
-            return action != "open"
-        if action == "pause":
-            return job.state in PAUSABLE
-        if action == "resume":
-            return job.state in RESUMABLE
-        if action == "cancel":
-            return not job.final and job.state is not JobState.CANCEL_REQUESTED
-        if action == "retry":
-            return job.state is JobState.FAILED and job.kind == "backup"
-        return True
+        allowed = job_action_allowed(job, action)
+        if allowed is not None:
+            return allowed
+        return job is not None or action != "open"
 
     def refilter(self) -> None:
         self.jobs_changed()
