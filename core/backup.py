@@ -140,6 +140,7 @@ def run_backup(request: BackupRequest, reporter: Reporter | None = None) -> Back
     reporter = reporter or NullReporter()
     validate_request(request)
     store = open_store(request.location, request.store_config)
+    store.meter = reporter.transferred
     with store:
         return _Pipeline(request, reporter, store).run()
 

@@ -1,7 +1,8 @@
 """The one progress and control interface between long operations and whoever watches them.
 
 Pipelines (backup, restore, verify, WAL push) report through a `Reporter`: the phase, totals,
-bytes and files done, log lines; and they call `checkpoint()` between chunks, which blocks
+bytes and files done, bytes on the wire, log lines; and they call `checkpoint()` between
+chunks, which blocks
 while the job is paused and raises Cancelled once it is cancelled. The job engine provides a
 Reporter that persists snapshots for other processes (the console, `jobs watch`) to read;
 tests and one-off calls use `Tracker` alone.
@@ -28,7 +29,7 @@ MAX_SAMPLES = 3600  # one hour of 1 s samples
 
 @dataclass(frozen=True)
 class RateSample:
-    """Bytes per second over the second ending at `at` (wall clock)."""
+    """Bytes per second on the wire over the second ending at `at` (wall clock)."""
 
     at: float
     rate: float
@@ -65,6 +66,10 @@ class Reporter(Protocol):
     ) -> None: ...
 
     def advance(self, nbytes: int = 0, files: int = 0) -> None: ...
+
+    def transferred(self, nbytes: int) -> None:
+        """Count bytes sent to or received from storage: what the bandwidth samples chart."""
+        ...
 
     def log(self, message: str, level: int = logging.INFO) -> None: ...
 
@@ -119,10 +124,12 @@ class Control:
 
 
 class Tracker:
-    """Counts progress, smooths the rate, keeps 1 s rate samples; a complete Reporter.
+    """Counts progress, smooths the rate, keeps 1 s bandwidth samples; a complete Reporter.
 
-    Listeners receive each log line; `snapshot()` and `samples()` are what a job store
-    persists on its own schedule, so reporting never waits on storage.
+    The rate and ETA follow the data done (`advance`); the samples follow the bytes on the
+    wire (`transferred`), which a bandwidth cap governs and compression shrinks. Listeners
+    receive each log line; `snapshot()` and `samples()` are what a job store persists on its
+    own schedule, so reporting never waits on storage.
     """
 
     def __init__(
@@ -146,7 +153,8 @@ class Tracker:
         self._history: deque[tuple[float, int]] = deque([(now, 0)])
         self._samples: deque[RateSample] = deque(maxlen=MAX_SAMPLES)
         self._sample_at = now
-        self._sample_bytes = 0
+        self._wire = 0
+        self._sample_wire = 0
         self._details: dict[str, str | int | float | bool | None] = {}
 
     # ---- Reporter ---------------------------------------------------------------------------
@@ -171,6 +179,13 @@ class Tracker:
             self._files += files
             self._updated = now
             self._roll(now)
+            self._remember(now)
+
+    def transferred(self, nbytes: int) -> None:
+        now = self._clock()
+        with self._lock:
+            self._roll(now)
+            self._wire += nbytes
 
     def log(self, message: str, level: int = logging.INFO) -> None:
         log.log(level, message)
@@ -190,6 +205,7 @@ class Tracker:
         now = self._clock()
         with self._lock:
             self._roll(now)
+            self._remember(now)
             rate = self._rate(now)
             remaining = None
             if self._bytes_total is not None and rate > 0:
@@ -224,9 +240,11 @@ class Tracker:
         # current one to it and zero to seconds with no activity (a paused job).
         while now - self._sample_at >= SAMPLE_INTERVAL:
             self._sample_at += SAMPLE_INTERVAL
-            delta = self._bytes - self._sample_bytes
+            delta = self._wire - self._sample_wire
             self._samples.append(RateSample(at=self._sample_at, rate=delta / SAMPLE_INTERVAL))
-            self._sample_bytes = self._bytes
+            self._sample_wire = self._wire
+
+    def _remember(self, now: float) -> None:
         self._history.append((now, self._bytes))
         while len(self._history) > 2 and now - self._history[1][0] >= RATE_WINDOW:
             self._history.popleft()
@@ -249,6 +267,9 @@ class NullReporter:
         return None
 
     def advance(self, nbytes: int = 0, files: int = 0) -> None:
+        return None
+
+    def transferred(self, nbytes: int) -> None:
         return None
 
     def log(self, message: str, level: int = logging.INFO) -> None:

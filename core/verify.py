@@ -120,6 +120,7 @@ def run_verify(request: VerifyRequest, reporter: Reporter | None = None) -> Veri
     validate_request(request)
     reporter = reporter or NullReporter()
     with open_store(request.location, request.store_config) as store:
+        store.meter = reporter.transferred
         verifier = _Verifier(store, request.server, reporter, request.store_config.jobs)
         info = verifier.run(request.backup)
     result = verifier.result(info)

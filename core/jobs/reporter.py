@@ -72,6 +72,9 @@ class JobReporter:
     def advance(self, nbytes: int = 0, files: int = 0) -> None:
         self.tracker.advance(nbytes, files)
 
+    def transferred(self, nbytes: int) -> None:
+        self.tracker.transferred(nbytes)
+
     def log(self, message: str, level: int = logging.INFO) -> None:
         self.tracker.log(message, level)
 

@@ -134,6 +134,7 @@ def run_restore(request: RestoreRequest, reporter: Reporter | None = None) -> Re
     reporter = reporter or NullReporter()
     plan = _validate(request)
     store = open_store(request.location, request.store_config)
+    store.meter = reporter.transferred
     with store:
         return _Restore(request, plan, reporter, store).run()
 

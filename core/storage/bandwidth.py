@@ -49,7 +49,8 @@ class BandwidthLimiter:
 
 
 class Payload(io.RawIOBase):
-    """A seekable read-only view of one part; reads pass the gate and are charged to the limiter.
+    """A seekable read-only view of one part; reads pass the gate and are charged to the
+    limiter and the meter.
 
     Bytes are charged once: a second read of the same range (an SDK rewinding to retry or
     to compute a checksum) is free, so retries do not eat the budget twice.
@@ -60,12 +61,14 @@ class Payload(io.RawIOBase):
         data: bytes | bytearray | memoryview,
         limiter: BandwidthLimiter | None,
         gate: Callable[[], None] | None = None,
+        meter: Callable[[int], None] | None = None,
     ):
         super().__init__()
         self._view = memoryview(data).cast("B")
         self._limiter = limiter
         # Called before every slice: a paused job blocks here, a cancelled one raises.
         self._gate = gate
+        self._meter = meter
         self._pos = 0
         self._charged = 0
         #: off while an SDK reads the body for a signature rather than for the wire
@@ -98,10 +101,7 @@ class Payload(io.RawIOBase):
             self._gate()
         if self._limiter is not None and self.charging:
             n = min(n, SLICE)
-            end = self._pos + n
-            if end > self._charged:
-                self._limiter.consume(end - max(self._pos, self._charged))
-                self._charged = end
+        self._charge(self._pos + n)
         target[:n] = self._view[self._pos : self._pos + n]
         self._pos += n
         return n
@@ -110,6 +110,7 @@ class Payload(io.RawIOBase):
         if self._limiter is None and self._gate is None:
             end = len(self._view) if size is None or size < 0 else self._pos + size
             chunk = bytes(self._view[self._pos : end])
+            self._charge(self._pos + len(chunk))
             self._pos += len(chunk)
             return chunk
         out = bytearray()
@@ -131,11 +132,20 @@ class Payload(io.RawIOBase):
             if self._gate is not None:
                 self._gate()
             end = min(len(self._view), self._pos + size)
-            if self._limiter is not None and self.charging and end > self._charged:
-                self._limiter.consume(end - max(self._pos, self._charged))
-                self._charged = end
+            self._charge(end)
             view, self._pos = self._view[self._pos : end], end
             yield view
+
+    def _charge(self, end: int) -> None:
+        """Charge the bytes up to `end` not charged before: the limiter waits, the meter counts."""
+        if not self.charging or end <= self._charged:
+            return
+        fresh = end - max(self._pos, self._charged)
+        if self._limiter is not None:
+            self._limiter.consume(fresh)
+        if self._meter is not None:
+            self._meter(fresh)
+        self._charged = end
 
     def getvalue(self) -> bytes:
         """All bytes, charged as one read from the start."""

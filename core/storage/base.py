@@ -145,6 +145,8 @@ class ObjectStore(ABC):
         self.limiter = BandwidthLimiter(config.max_bandwidth) if config.max_bandwidth else None
         #: called before each slice of every upload (a job's checkpoint: pause or cancel)
         self.gate: Callable[[], None] | None = None
+        #: told the size of every upload slice and download chunk (a job's bandwidth samples)
+        self.meter: Callable[[int], None] | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
 
@@ -201,9 +203,11 @@ class ObjectStore(ABC):
 
     def put_bytes(self, key: str, data: bytes, options: PutOptions = PutOptions()) -> None:
         """Store a small object in one request (retried as a whole)."""
-        self._retry(
-            lambda: self._put(key, Payload(data, self.limiter, self.gate), options), f"put {key}"
-        )
+        self._retry(lambda: self._put(key, self.payload(data), options), f"put {key}")
+
+    def payload(self, data: bytes | bytearray | memoryview) -> Payload:
+        """A request body for data, under this store's limiter, gate and meter."""
+        return Payload(data, self.limiter, self.gate, self.meter)
 
     def open_writer(
         self, key: str, options: PutOptions = PutOptions(), chunk_size: int | None = None
@@ -505,7 +509,7 @@ class ObjectWriter:
 
     def _upload_part(self, number: int, offset: int, data: bytes | bytearray) -> Any:
         def attempt() -> Any:
-            body = Payload(data, self.store.limiter, self.store.gate)
+            body = self.store.payload(data)
             return self.store._mpu_part(self._handle, number, offset, body)
 
         return self.store._retry(attempt, f"upload part {number} of {self.key}")
@@ -572,6 +576,8 @@ class ObjectReader(io.RawIOBase):
             return b""
         self._pos += len(chunk)
         self._failures = 0
+        if self.store.meter is not None:
+            self.store.meter(len(chunk))
         return chunk
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]

@@ -204,6 +204,7 @@ class Pusher:
                 sizes[name] = os.stat(os.path.join(self.wal_dir, name)).st_size
         reporter.set_totals(bytes_total=sum(sizes.values()), files_total=len(names))
         self.archiver.store.gate = reporter.checkpoint
+        self.archiver.store.meter = reporter.transferred
         # One listing per archive directory serves the whole batch's duplicate checks.
         pending: dict[str, Future[list[ObjectInfo]]] = {}
         for name in names:

@@ -23,6 +23,7 @@ import pytest
 from core.backup_info import DONE, FAILED
 from core.catalog import Catalog
 from core.jobs.liveness import DEAD_AFTER
+from core.jobs.store import JobStore
 from tests.support.destinations import TestDestination
 from tests.support.jobs import PGVAULT, pgvault, show, wait_for
 from tests.support.postgres import Cluster, wait_for_recovery_end
@@ -146,6 +147,12 @@ def test_a_paused_detached_backup_holds_still_then_resumes_and_restores(
     assert done["state"] == "succeeded", done
     backup_id = done["result"]["backup_id"]
     assert done["bytes_done"] == done["bytes_total"]
+    # The bandwidth chart shows the wire: under the cap from the first second (the data
+    # read ahead into the parts in flight is not bandwidth), nothing while paused.
+    rates = [s.rate for s in JobStore(state_dir / "jobs.db").samples(job_id)]
+    assert max(rates) <= 3 * MiB * 1.3, [round(r / MiB, 1) for r in rates]
+    # Every byte is charted but those of the last, unfinished second.
+    assert rates.count(0.0) >= 3 and sum(rates) >= done["bytes_total"] - 3 * MiB * 1.3
     with dest.store() as store:
         assert Catalog(store, SERVER).resolve("latest").backup_id == backup_id
         assert store.list_pending_uploads("") == []

@@ -47,6 +47,7 @@ def upload(request: UploadRequest, reporter: Reporter) -> dict[str, Any]:
     reporter.detail("key", request.key)
     with open_store(parse_location(request.url), config) as store:
         store.gate = reporter.checkpoint
+        store.meter = reporter.transferred
         with open(request.source, "rb") as source, store.open_writer(request.key) as writer:
             while block := source.read(BLOCK):
                 reporter.checkpoint()

@@ -44,6 +44,17 @@ def test_payload_charges_each_byte_once_even_when_rewound() -> None:
     assert sum(charged) == 300_000
 
 
+def test_payload_meters_each_byte_once_with_or_without_a_limiter() -> None:
+    for limiter in (None, BandwidthLimiter(10**9)):
+        metered: list[int] = []
+        payload = Payload(b"y" * 200_000, limiter, meter=metered.append)
+        assert b"".join(payload.views(70_000)) == b"y" * 200_000
+        payload.seek(0)
+        payload.charging = False  # a signing pass is not on the wire
+        assert len(payload.read()) == 200_000
+        assert sum(metered) == 200_000
+
+
 def test_real_upload_stays_within_ten_percent_over_any_ten_second_window(
     make_dest: object,
 ) -> None:

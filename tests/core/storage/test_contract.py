@@ -293,3 +293,21 @@ def test_prefetching_reader_returns_the_object_in_order(destination: TestDestina
         with store.open_prefetching_reader("pre/obj", part_size=5 * MiB, jobs=2) as reader:
             assert reader.read(7) == data[:7]
             assert reader.read() == data[7:]
+
+
+def test_the_meter_counts_each_byte_sent_and_received_once(
+    destination: TestDestination,
+) -> None:
+    metered: list[int] = []
+    with destination.store(jobs=2) as store:
+        store.meter = metered.append  # list.append is atomic: parts run on several threads
+        with store.open_writer("meter/multipart", chunk_size=5 * MiB) as writer:
+            writer.write(_pattern(12 * MiB + 1))
+        store.put_bytes("meter/small", _pattern(1000))
+        assert sum(metered) == 12 * MiB + 1 + 1000
+        metered.clear()
+        assert len(store.get_bytes("meter/small")) == 1000
+        with store.open_prefetching_reader("meter/multipart", part_size=4 * MiB) as reader:
+            while reader.read_chunk():
+                pass
+        assert sum(metered) == 12 * MiB + 1 + 1000
