@@ -1,4 +1,5 @@
-"""The command palette (ctrl+p or `:`): views, a new backup, and every job by id or server.
+"""The command palette (ctrl+p or `:`): views, a new backup, every job by id or server, and
+every listed backup by id (show, restore, verify, delete).
 
 Read-only consoles are offered nothing that changes anything.
 """
@@ -12,12 +13,17 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from core.jobs import JobState
+from tui.catalog_data import BackupRef
 from tui.config import VIEWS
+from tui.screens.catalog import backup_action_allowed
 
 if TYPE_CHECKING:
     from tui.app import PgvaultApp
 
 Command = tuple[str, str, Callable[[], object]]  # (title, help, callback)
+
+#: backups offered per server, newest first (a long catalog is browsed in its view)
+BACKUPS_PER_SERVER = 50
 
 
 class ConsoleCommands(Provider):
@@ -58,6 +64,42 @@ class ConsoleCommands(Provider):
                     "asks first",
                     partial(app.confirm_cancel, job),
                 )
+        yield from self._backup_commands()
+
+    def _backup_commands(self) -> Iterator[Command]:
+        app = cast("PgvaultApp", self.app)
+        for view in app.destinations.values():
+            for server in view.servers:
+                for info in reversed(server.backups[-BACKUPS_PER_SERVER:]):
+                    ref = BackupRef(
+                        view.url, view.label, server.name, info, server.stored.get(info.backup_id)
+                    )
+                    what = f"backup {info.backup_id} of {server.name} ({info.status})"
+                    yield (f"Show {what}", view.label, partial(self._show_backup, ref))
+                    if app.read_only:
+                        continue
+                    if backup_action_allowed("restore", ref):
+                        yield (
+                            f"Restore {what}",
+                            "opens the restore form",
+                            partial(app.open_restore, ref),
+                        )
+                    if backup_action_allowed("verify", ref):
+                        yield (f"Verify {what}", "asks first", partial(app.confirm_verify, ref))
+                    if backup_action_allowed("delete", ref):
+                        yield (f"Delete {what}", "asks first", partial(app.confirm_delete, ref))
+
+    def _show_backup(self, ref: BackupRef) -> None:
+        from tui.screens.backup import BackupScreen
+
+        app = cast("PgvaultApp", self.app)
+
+        async def go() -> None:
+            if app.current_mode != "catalog":
+                await app.switch_mode("catalog")
+            app.push_screen(BackupScreen(ref))
+
+        app.call_later(go)
 
     def _open(self, job_id: int) -> None:
         from tui.screens.job_detail import JobDetailScreen

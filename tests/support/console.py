@@ -327,6 +327,13 @@ def loaded(app: PgvaultApp) -> Callable[[], bool]:
     return done
 
 
+def palette_titles(app: PgvaultApp) -> list[str]:
+    """Every title the command palette offers on the current screen."""
+    from tui.commands import ConsoleCommands
+
+    return [title for title, _, _ in ConsoleCommands(app.screen)._commands()]
+
+
 def ready(app: PgvaultApp) -> Callable[[Pilot[object]], Awaitable[None]]:
     async def run_before(pilot: Pilot[object]) -> None:
         await settle(pilot, loaded(app))

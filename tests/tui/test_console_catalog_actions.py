@@ -11,7 +11,7 @@ from pathlib import Path
 
 from core.jobs import Job, JobFilter, JobState, JobStore
 from core.layout import ServerLayout
-from tests.support.console import loaded, make_app, settle
+from tests.support.console import loaded, make_app, palette_titles, settle
 from tui.app import PgvaultApp
 from tui.config import MUTATING
 from tui.modals.confirm import ConfirmScreen
@@ -164,3 +164,28 @@ async def test_a_failed_backup_can_be_deleted_not_restored(
         await pilot.press("r")
         await pilot.pause(0.3)
         assert app.screen is catalog
+
+
+async def test_the_palette_names_every_listed_backup_and_what_can_be_done_to_it(
+    fixed_state: str, fixed_catalog: str
+) -> None:
+    done, failed = f"backup {DONE_ID} of pg-main (DONE)", f"backup {FAILED_ID} of pg-main (FAILED)"
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        titles = palette_titles(app)
+        assert {f"{verb} {done}" for verb in ("Show", "Restore", "Verify", "Delete")} <= set(titles)
+        assert f"Show {failed}" in titles and f"Delete {failed}" in titles
+        assert f"Restore {failed}" not in titles and f"Verify {failed}" not in titles
+        await pilot.press("colon")
+        await pilot.pause(0.3)
+        await pilot.press(*f"Restore backup {DONE_ID}")
+        await pilot.pause(0.8)
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+    app = make_app(fixed_state, fixed_catalog, read_only=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        backups = [t for t in palette_titles(app) if f" of pg-main (" in t]
+        assert {f"Show {done}", f"Show {failed}"} <= set(backups)
+        assert all(title.startswith("Show ") for title in backups)

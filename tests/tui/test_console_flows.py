@@ -14,7 +14,7 @@ import pytest
 from textual.widgets import Input, Label, RichLog
 
 from core.jobs import JobState, JobStore
-from tests.support.console import ROWS, fill_store, loaded, make_app, settle
+from tests.support.console import ROWS, fill_store, loaded, make_app, palette_titles, settle
 from tui.app import PgvaultApp
 from tui.config import MUTATING
 from tui.modals.confirm import ConfirmScreen
@@ -25,6 +25,7 @@ from tui.screens.catalog import CatalogScreen
 from tui.screens.job_detail import JobDetailScreen
 from tui.screens.jobs import JobsScreen
 from tui.screens.wal import WalScreen
+from tui.widgets.keybar import KeyBar
 from tui.widgets.table import ResponsiveTable
 
 RUNNING, PAUSED, DONE, FAILED, CANCELLED = 5, 4, 3, 2, 1  # ids of the fixed rows
@@ -134,14 +135,19 @@ async def test_read_only_hides_every_action(fixed_state: str) -> None:
         await pilot.press("p", "C")
         await pilot.pause(0.3)
         assert state_of(fixed_state, RUNNING) is JobState.RUNNING
-        titles = [title for title, _, _ in app_commands(app)]
+        titles = palette_titles(app)
         assert titles and not [t for t in titles if t.startswith(("Pause", "Cancel", "New"))]
 
 
-def app_commands(app: PgvaultApp) -> list[tuple[str, str, object]]:
-    from tui.commands import ConsoleCommands
-
-    return list(ConsoleCommands(app.screen)._commands())
+async def test_a_click_on_a_key_in_the_key_bar_presses_it(fixed_state: str) -> None:
+    app = make_app(fixed_state)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot, loaded(app))
+        line = app.screen.query_one(KeyBar).render().plain
+        await pilot.click(KeyBar, offset=(line.index("Pause"), 0))
+        await settle(pilot, lambda: state_of(fixed_state, RUNNING) is JobState.PAUSE_REQUESTED)
+        await pilot.click(KeyBar, offset=(line.index("Help"), 0))
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
 
 
 async def test_filter_narrows_and_escape_clears(fixed_state: str) -> None:

@@ -1,5 +1,7 @@
 """The bottom line of every view: the keys that work here, `enter Open p Pause C Cancel`.
 
+A click on a key does what pressing it does.
+
 Textual's Footer mounts one widget per key and rebuilds them all whenever the bindings
 change (every view switch, focus move, or selection that turns pause into resume): that
 was about half of the CPU a key press cost. This renders the same line as one Text.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.screen import Screen
 from textual.widget import Widget
 
@@ -51,6 +54,16 @@ class KeyBar(Widget):
             if text:
                 text.append(" ")
             dim = Style() if enabled else Style(dim=True)
-            text.append(self.app.get_key_display(binding), key_style + dim)
-            text.append(f" {binding.description}", description_style + dim)
+            click = Style.from_meta({"key": binding.key, "enabled": enabled})
+            text.append(self.app.get_key_display(binding), key_style + dim + click)
+            text.append(f" {binding.description}", description_style + dim + click)
         return text
+
+    def on_click(self, event: events.Click) -> None:
+        meta = event.style.meta
+        if "key" not in meta:
+            return
+        if meta.get("enabled"):
+            self.app.simulate_key(str(meta["key"]))
+        else:
+            self.app.bell()
