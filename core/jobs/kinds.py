@@ -61,6 +61,8 @@ class JobKind(Generic[R]):
     public: Callable[[R], R] = lambda request: request
     #: the request that resumes a failed job of this kind (None: not resumable)
     resume: Callable[[R, Job], R] | None = None
+    #: what to do instead, for a kind that cannot be resumed
+    instead_of_resume: str = "start a new one"
     #: checks the request before any job is recorded, so bad input never becomes a
     #: failed job; raises InputError (exit 3)
     validate: Callable[[R], None] | None = None

@@ -153,7 +153,7 @@ def resume_request(store: JobStore, job_id: int) -> tuple[JobKind[Any], Any]:
     if kind.resume is None:
         raise IllegalTransition(
             f"cannot resume job {job_id}: {job.kind} jobs cannot be resumed after they fail; "
-            "start a new one"
+            f"{kind.instead_of_resume}"
         )
     if job.host not in (None, hostname()):
         raise IllegalTransition(f"cannot resume job {job_id} here: it ran on {job.host}")

@@ -66,6 +66,10 @@ WAL_PUSH: JobKind[WalPushRequest] = JobKind(
     run=_refuse,
     describe=_describe,
     entry="core.wal.jobs:WAL_PUSH",
+    instead_of_resume=(
+        "PostgreSQL calls archive_command again for every file not archived, and the pusher "
+        "retries it"
+    ),
 )
 
 

@@ -186,6 +186,6 @@ async def test_the_palette_names_every_listed_backup_and_what_can_be_done_to_it(
     app = make_app(fixed_state, fixed_catalog, read_only=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, loaded(app))
-        backups = [t for t in palette_titles(app) if f" of pg-main (" in t]
+        backups = [t for t in palette_titles(app) if " of pg-main (" in t]
         assert {f"Show {done}", f"Show {failed}"} <= set(backups)
         assert all(title.startswith("Show ") for title in backups)

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from core.jobs import Job, JobFilter, JobState, JobStore
+from core.jobs.model import IllegalTransition
+from core.jobs.runner import resume_request
 from core.storage import ObjectStore
 from core.wal.archive import ArchiveSettings, WalArchiver
 from core.wal.jobs import KIND, recorded_batches
@@ -87,6 +89,8 @@ def test_a_batch_that_cannot_archive_a_file_is_a_failed_job_naming_it(
         assert failed, [job.state for job in _batches(jobs)]
         assert first in (failed[0].error or "")
         assert archived_bytes(store, archived_names(store, "pg1")[first]) == bytes(other)
+        with pytest.raises(IllegalTransition, match="archive_command again for every file"):
+            resume_request(jobs, failed[0].id)  # the retry is PostgreSQL's
 
 
 def test_a_paused_batch_sends_nothing_until_resumed(
