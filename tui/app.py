@@ -89,6 +89,8 @@ class PgvaultApp(App[int]):
         self.feed_error: str | None = None
         self.frozen = False
         self.destinations: dict[str, DestinationView] = {}
+        #: installed help screens by what they show (tui.modals.help.HelpScreen.identity)
+        self._help_screens: dict[tuple[object, ...], str] = {}
         self.demo_status = ""
         self.demo_failed = False
         self.demo_job: int | None = None
@@ -548,7 +550,15 @@ class PgvaultApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             self.pop_screen()
             return
-        self.push_screen(HelpScreen.for_screen(self.screen))
+        # A help screen is built once per distinct content and kept installed: composing
+        # and styling it again cost most of the key's time.
+        help_screen = HelpScreen.for_screen(self.screen)
+        name = self._help_screens.get(help_screen.identity())
+        if name is None:
+            name = f"help-{len(self._help_screens)}"
+            self._help_screens[help_screen.identity()] = name
+            self.install_screen(help_screen, name)
+        self.push_screen(name)
 
     def action_refresh(self) -> None:
         self.feed.refresh()

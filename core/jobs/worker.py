@@ -2,6 +2,11 @@
 
 Started by core.jobs.runner.spawn_detached in its own session with stdout discarded and
 stderr appended to the job's worker log under the state directory; not a user command.
+
+The process lowers its CPU priority by JOB_NICENESS: on a database host the detached backup,
+restore or verify must not take CPU from PostgreSQL or from the operator's console. When
+the CPU is idle the job runs as fast as before; a job that must win runs in the foreground
+(`pgvault --batch backup` without `--detach`), at the caller's priority.
 """
 
 from __future__ import annotations
@@ -16,6 +21,9 @@ from core.jobs.runner import run_worker
 from core.secrets import RedactingFormatter, redact
 
 log = logging.getLogger("pgvault.jobs")
+
+#: added to the niceness of the process that started the job (capped at 19 by the kernel)
+JOB_NICENESS = 10
 
 
 def _configure_logging() -> None:
@@ -39,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     os.dup2(null, 0)
     os.close(null)
     _configure_logging()
-    log.info("job %s: process %s started", args.job_id, os.getpid())
+    niceness = os.nice(JOB_NICENESS)
+    log.info("job %s: process %s started (nice %s)", args.job_id, os.getpid(), niceness)
     try:
         code = run_worker(args.store, args.job_id, request)
     except PgvaultError as exc:

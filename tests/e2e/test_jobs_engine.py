@@ -24,6 +24,7 @@ import pytest
 from core.jobs import JobState, JobStore
 from core.jobs.liveness import DEAD_AFTER
 from core.jobs.runner import spawn_detached
+from core.jobs.worker import JOB_NICENESS
 from tests.support.destinations import TestDestination
 from tests.support.jobkinds import UPLOAD, UploadRequest
 from tests.support.jobs import PGVAULT, REPO, bytes_on_disk, make_source, pgvault, show, wait_for
@@ -178,6 +179,9 @@ def test_a_detached_job_survives_the_end_of_its_terminal_session(
         output += os.read(master, 1024)
     job_id = int(output.partition(b"JOB ")[2].split()[0])
     wait_for(lambda: show(state_dir, job_id)["state"] == "running", what="the job to run")
+    # It yields the CPU to PostgreSQL and the console: JOB_NICENESS below its parent.
+    niceness = os.getpriority(os.PRIO_PROCESS, show(state_dir, job_id)["pid"])
+    assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, parent.pid) + JOB_NICENESS)
     os.close(master)  # the terminal hangs up: SIGHUP to the session
     assert parent.wait(timeout=10) == -signal.SIGHUP
     job = show(state_dir, job_id)

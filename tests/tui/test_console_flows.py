@@ -79,6 +79,11 @@ async def test_question_mark_lists_the_keys_that_work_here(fixed_state: str) -> 
         # The selected job runs: pause and cancel apply, resume and retry do not.
         assert {"job.pause", "job.cancel", "row.open", "filter", "view.catalog", "quit"} <= ids
         assert "job.resume" not in ids and "job.retry" not in ids
+        first = app.screen
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await pilot.press("question_mark")  # the same help again: kept, not rebuilt
+        await settle(pilot, lambda: app.screen is first)
         await pilot.press("escape")
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
         await pilot.press("j", "question_mark")  # the paused job: resume instead of pause

@@ -76,6 +76,10 @@ class HelpScreen(ModalScreen[None]):
         self.text = text
         self.keys = keys
 
+    def identity(self) -> tuple[str, str, tuple[KeyHelp, ...]]:
+        """Equal for two help screens that would show the same thing."""
+        return (self.title_text, self.text, tuple(self.keys))
+
     @classmethod
     def for_screen(cls, screen: Screen[object]) -> HelpScreen:
         title = getattr(screen, "HELP_TITLE", "") or "pgvault"
