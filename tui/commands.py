@@ -11,6 +11,7 @@ from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
 
 from core.jobs import JobState
 from tui.catalog_data import BackupRef
@@ -92,24 +93,21 @@ class ConsoleCommands(Provider):
     def _show_backup(self, ref: BackupRef) -> None:
         from tui.screens.backup import BackupScreen
 
-        app = cast("PgvaultApp", self.app)
-
-        async def go() -> None:
-            if app.current_mode != "catalog":
-                await app.switch_mode("catalog")
-            app.push_screen(BackupScreen(ref))
-
-        app.call_later(go)
+        self._push_in("catalog", lambda: BackupScreen(ref))
 
     def _open(self, job_id: int) -> None:
         from tui.screens.job_detail import JobDetailScreen
 
+        self._push_in("jobs", lambda: JobDetailScreen(job_id))
+
+    def _push_in(self, mode: str, screen: Callable[[], Screen[object]]) -> None:
+        """Switch to a view, then open a screen over it."""
         app = cast("PgvaultApp", self.app)
 
         async def go() -> None:
-            if app.current_mode != "jobs":
-                await app.switch_mode("jobs")
-            app.push_screen(JobDetailScreen(job_id))
+            if app.current_mode != mode:
+                await app.switch_mode(mode)
+            app.push_screen(screen())
 
         app.call_later(go)
 

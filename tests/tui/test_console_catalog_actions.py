@@ -183,6 +183,15 @@ async def test_the_palette_names_every_listed_backup_and_what_can_be_done_to_it(
         await pilot.pause(0.8)
         await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        await pilot.press("escape")
+        await settle(pilot, lambda: not isinstance(app.screen, RestoreScreen))
+        await pilot.press("colon")
+        await pilot.pause(0.3)
+        await pilot.press(*f"Show backup {FAILED_ID}")
+        await pilot.pause(0.8)
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, BackupScreen))
+        assert app.current_mode == "catalog"
     app = make_app(fixed_state, fixed_catalog, read_only=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot, loaded(app))
