@@ -160,8 +160,8 @@ RESTORE: JobKind[RestoreRequest] = JobKind(
     describe=_describe_restore,
     entry="core.jobs.builtin:RESTORE",
     public=_public_restore,
-    # A failed restore removes what it wrote: running it again is a new restore.
     resume=None,
+    instead_of_resume="a failed restore removes what it wrote; run the restore again",
     validate=validate_restore,
 )
 

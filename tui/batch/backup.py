@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
 
 from core.errors import ExitCode, InputError
 from tui.batch.jobrun import add_job_options, run_as_job
@@ -14,6 +13,7 @@ from tui.batch.options import (
     add_cloud,
     add_general,
     add_tags,
+    check_store,
     location_from,
     positive_int,
     size,
@@ -170,11 +170,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         max_bandwidth=args.max_bandwidth,
     )
     if args.test:
-        from core.storage import open_store
-        from core.storage.retry import NO_RETRY
-
-        with open_store(location, replace(config, retry=NO_RETRY)) as store:
-            store.check()
+        check_store(location, config)
         return ExitCode.OK
     from core.backup_request import make_backup_request
     from core.postgres.connection import ConnectionParams

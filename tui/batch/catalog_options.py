@@ -6,11 +6,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 
 from core.storage import ObjectStore, StoreConfig
 from core.urls import Location
-from tui.batch.options import add_cloud, add_general, location_from, store_config_from
+from tui.batch.options import (
+    add_cloud,
+    add_general,
+    check_store,
+    location_from,
+    store_config_from,
+)
 
 
 def add_source(parser: argparse.ArgumentParser, description: str) -> None:
@@ -50,9 +55,4 @@ def opened(args: argparse.Namespace, **overrides: object) -> Iterator[ObjectStor
 
 def connectivity_test(args: argparse.Namespace) -> None:
     """-t: the endpoint answers and the bucket exists (exit 0), as barman-cloud's -t."""
-    from core.storage import open_store
-    from core.storage.retry import NO_RETRY
-
-    location, config = source(args)
-    with open_store(location, replace(config, retry=NO_RETRY)) as store:
-        store.check()
+    check_store(*source(args))

@@ -12,7 +12,14 @@ import argparse
 
 from core.errors import ExitCode, InputError
 from tui.batch.main import Context
-from tui.batch.options import add_cloud, add_general, location_from, positive_int, store_config_from
+from tui.batch.options import (
+    add_cloud,
+    add_general,
+    check_store,
+    location_from,
+    positive_int,
+    store_config_from,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,11 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from dataclasses import replace
 
     from core.catalog import Catalog
     from core.storage import open_store
-    from core.storage.retry import NO_RETRY
     from core.wal.check import archived_wals, check_archive_usable, check_backups, read_histories
     from core.wal.errors import ArchiveGaps
 
@@ -54,8 +59,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise InputError("--gaps and --timeline answer different questions: use one")
     location = location_from(args)
     config = store_config_from(args)
-    with open_store(location, replace(config, retry=NO_RETRY)) as store:
-        store.check()  # connectivity and the bucket: 2 or 1, never a bucket created
+    check_store(location, config)  # connectivity and the bucket: 2 or 1, never one created
     if args.test:
         return ExitCode.OK
     with open_store(location, config) as store:

@@ -212,3 +212,18 @@ def store_config_from(args: argparse.Namespace, **overrides: Any) -> StoreConfig
     from core.storage import StoreConfig
 
     return StoreConfig(**values)
+
+
+def check_store(location: Location, config: StoreConfig) -> None:
+    """-t, as barman-cloud's: the endpoint answers, the credentials work and the bucket exists.
+
+    Not retried: an operator or a script asking this wants the answer now. Raises the
+    storage error (exit 2, or 1 for a missing bucket) otherwise.
+    """
+    from dataclasses import replace
+
+    from core.storage import open_store
+    from core.storage.retry import NO_RETRY
+
+    with open_store(location, replace(config, retry=NO_RETRY)) as store:
+        store.check()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
 
 from core.errors import ExitCode, InputError
 from tui.batch.jobrun import add_job_options, run_as_job
@@ -22,6 +21,7 @@ from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
     add_general,
+    check_store,
     location_from,
     non_negative_int,
     positive_int,
@@ -169,11 +169,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     location = location_from(args)
     config = store_config_from(args, jobs=args.jobs)
     if args.test:
-        from core.storage import open_store
-        from core.storage.retry import NO_RETRY
-
-        with open_store(location, replace(config, retry=NO_RETRY)) as store:
-            store.check()
+        check_store(location, config)
         return ExitCode.OK
 
     from core.restore import RestoreRequest, make_target

@@ -17,6 +17,7 @@ from tui.batch.options import (
     add_cloud,
     add_general,
     add_tags,
+    check_store,
     location_from,
     positive_int,
     size,
@@ -228,14 +229,7 @@ def _check_flags(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     _check_flags(args)
     if args.test:
-        from dataclasses import replace
-
-        from core.storage import open_store
-        from core.storage.retry import NO_RETRY
-
-        config = store_config_from(args)
-        with open_store(location_from(args), replace(config, retry=NO_RETRY)) as store:
-            store.check()
+        check_store(location_from(args), store_config_from(args))
         return ExitCode.OK
     path = _wal_path(args)
     if args.async_mode:

@@ -23,6 +23,7 @@ from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
     add_general,
+    check_store,
     location_from,
     non_negative_int,
     store_config_from,
@@ -123,12 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     location = location_from(args)
     config = store_config_from(args, jobs=max(1, args.parallel))
     if args.test:
-        from dataclasses import replace
-
-        from core.storage.retry import NO_RETRY
-
-        with open_store(location, replace(config, retry=NO_RETRY)) as store:
-            store.check()
+        check_store(location, config)
         return ExitCode.OK
     if location.provider is Provider.FILE and not os.path.isdir(location.bucket):
         # A local store creates its directory on first use; a restore must not.

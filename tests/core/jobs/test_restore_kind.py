@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from core.jobs import load_kind
 from core.jobs.builtin import RESTORE
 from core.jobs.kinds import decode_request, encode_request
@@ -34,3 +38,15 @@ def test_the_stored_request_has_no_credentials() -> None:
     info = RESTORE.describe(request)
     assert (info.server, info.destination) == ("pg-main", "s3://bucket/pfx")
     assert "/srv/pg/data" in info.description
+
+
+def test_a_failed_restore_is_run_again_not_resumed(tmp_path: Path) -> None:
+    from core.jobs import JobState, JobStore
+    from core.jobs.model import IllegalTransition
+    from core.jobs.runner import resume_request
+
+    with JobStore(tmp_path / "jobs.db") as store:
+        job = store.create(RESTORE.name, state=JobState.RUNNING, entry=RESTORE.entry, options={})
+        store.transition(job.id, JobState.FAILED, error="disk full")
+        with pytest.raises(IllegalTransition, match="removes what it wrote; run the restore again"):
+            resume_request(store, job.id)
