@@ -25,8 +25,6 @@ from core.postgres.pgdata import Tree
 from core.progress import Reporter
 from core.storage import ObjectStore, PutOptions
 
-log = logging.getLogger("pgvault.backup")
-
 
 @dataclass(frozen=True)
 class BackupJob:
