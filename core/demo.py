@@ -489,7 +489,7 @@ def start_demo(
 
 
 def _start_backup(demo: Demo, state_dir: str | None, step: Step) -> tuple[int | None, str]:
-    from core.backup_request import make_backup_request
+    from core.backup.request import make_backup_request
     from core.jobs import JobFilter, JobStore
     from core.jobs.builtin import BACKUP
     from core.jobs.model import ACTIVE_STATES

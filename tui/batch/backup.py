@@ -172,7 +172,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         check_store(location, config)
         return ExitCode.OK
-    from core.backup_request import make_backup_request
+    from core.backup.request import make_backup_request
     from core.postgres.connection import ConnectionParams
 
     request = make_backup_request(

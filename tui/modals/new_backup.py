@@ -1,7 +1,7 @@
 """`n`: a backup started from a form, as `pgvault --batch backup --detach` starts one.
 
 Every field is checked as it is typed, by the very parsers the command line uses
-(core.backup_request), and the request is built by the same function; the job starts in
+(core.backup.request), and the request is built by the same function; the job starts in
 its own process (it outlives the console) and the form closes on the jobs view, where it
 appears.
 """
@@ -20,7 +20,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from core.backup import BackupRequest
-from core.backup_request import (
+from core.backup.request import (
     BACKUP_COMPRESSIONS,
     make_backup_request,
     parse_backup_name,

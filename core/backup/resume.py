@@ -19,14 +19,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
+from core.backup.lease import lease_is_dead
 from core.backup_info import FAILED, STARTED, parse
 from core.errors import ObjectNotFound, OperationFailed, PgvaultError, StorageError
 from core.layout import PGVAULT_MANIFEST, ServerLayout, parse_archive_name
 from core.manifest import ArchiveRecord, FileRecord, PgvaultManifest, load_pgvault, new_checksum
+from core.postgres.connection import ServerFacts
 from core.postgres.pgdata import Tree
 from core.storage import ObjectStore, PutOptions
 
@@ -37,6 +38,18 @@ READ_BLOCK = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
+class StoredBackup:
+    """Where one backup's objects live: the store, the server's layout and the backup ID."""
+
+    store: ObjectStore
+    layout: ServerLayout
+    backup_id: str
+
+    def key(self, filename: str) -> str:
+        return self.layout.backup_file(self.backup_id, filename)
+
+
+@dataclass(frozen=True)
 class PartCheckpoint:
     """A finished archive part and the files it holds."""
 
@@ -44,31 +57,23 @@ class PartCheckpoint:
     files: tuple[FileRecord, ...]
 
 
-def checkpoint_key(layout: ServerLayout, backup_id: str, filename: str) -> str:
-    return layout.backup_file(backup_id, f"{CHECKPOINT_DIR}/{filename}.json")
+def checkpoint_key(backup: StoredBackup, filename: str) -> str:
+    return backup.key(f"{CHECKPOINT_DIR}/{filename}.json")
 
 
-def write_checkpoint(
-    store: ObjectStore,
-    layout: ServerLayout,
-    backup_id: str,
-    part: PartCheckpoint,
-    options: PutOptions,
-) -> None:
+def write_checkpoint(backup: StoredBackup, part: PartCheckpoint, options: PutOptions) -> None:
     body = {"archive": asdict(part.archive), "files": [asdict(f) for f in part.files]}
-    key = checkpoint_key(layout, backup_id, part.archive.filename)
-    store.put_bytes(key, json.dumps(body).encode(), options)
+    key = checkpoint_key(backup, part.archive.filename)
+    backup.store.put_bytes(key, json.dumps(body).encode(), options)
 
 
-def load_checkpoints(
-    store: ObjectStore, layout: ServerLayout, backup_id: str
-) -> dict[str, list[PartCheckpoint]]:
+def load_checkpoints(backup: StoredBackup) -> dict[str, list[PartCheckpoint]]:
     """Every checkpoint of a backup, by archive set, in part order."""
-    prefix = layout.backup_file(backup_id, CHECKPOINT_DIR) + "/"
+    prefix = backup.key(CHECKPOINT_DIR) + "/"
     found: dict[str, list[PartCheckpoint]] = {}
-    for info in store.list_objects(prefix):
+    for info in backup.store.list_objects(prefix):
         try:
-            body = json.loads(store.get_bytes(info.key))
+            body = json.loads(backup.store.get_bytes(info.key))
             part = PartCheckpoint(
                 ArchiveRecord(**body["archive"]),
                 tuple(FileRecord(**f) for f in body["files"]),
@@ -82,30 +87,24 @@ def load_checkpoints(
     return found
 
 
-def delete_checkpoints(store: ObjectStore, layout: ServerLayout, backup_id: str) -> None:
-    prefix = layout.backup_file(backup_id, CHECKPOINT_DIR) + "/"
-    store.delete_many(info.key for info in store.list_objects(prefix))
+def delete_checkpoints(backup: StoredBackup) -> None:
+    prefix = backup.key(CHECKPOINT_DIR) + "/"
+    backup.store.delete_many(info.key for info in backup.store.list_objects(prefix))
 
 
 def resumable_manifest(
-    store: ObjectStore,
-    layout: ServerLayout,
-    backup_id: str,
-    system_identifier: str,
-    compression: str | None,
-    algorithm: str,
-    tablespace_oids: Iterable[int],
-    lease_is_dead: Callable[[dict[str, Any]], bool],
+    backup: StoredBackup, facts: ServerFacts, compression: str | None, algorithm: str
 ) -> PgvaultManifest:
     """The failed backup's manifest, if a new run of this server may continue it.
 
     A backup still STARTED whose process is gone (its lease names this host and a dead
     process) counts as failed: it is what a SIGKILL leaves.
     """
+    store, layout, backup_id = backup.store, backup.layout, backup.backup_id
     what = f"cannot resume backup {backup_id} of server {layout.server}"
     try:
         info = parse(backup_id, store.get_bytes(layout.backup_info(backup_id)))
-        manifest = load_pgvault(store.get_bytes(layout.backup_file(backup_id, PGVAULT_MANIFEST)))
+        manifest = load_pgvault(store.get_bytes(backup.key(PGVAULT_MANIFEST)))
     except ObjectNotFound:
         raise OperationFailed(f"{what}: it is not in the catalog") from None
     except StorageError as exc:
@@ -118,13 +117,15 @@ def resumable_manifest(
     if info.status != FAILED and not interrupted:
         raise OperationFailed(f"{what}: it is {info.status}, only a FAILED backup is resumed")
     reasons = []
-    if manifest.postgres.get("system_identifier") != system_identifier:
+    if manifest.postgres.get("system_identifier") != facts.system_identifier:
         reasons.append("it is another cluster's")
     if manifest.compression != compression:
         reasons.append(f"it was compressed with {manifest.compression or 'nothing'}")
     if manifest.checksum_algorithm != algorithm:
         reasons.append(f"its files are checksummed with {manifest.checksum_algorithm}")
-    if sorted(int(t["oid"]) for t in manifest.tablespaces) != sorted(tablespace_oids):
+    if sorted(int(t["oid"]) for t in manifest.tablespaces) != sorted(
+        t.oid for t in facts.tablespaces
+    ):
         reasons.append("the tablespaces changed")
     if reasons:
         raise OperationFailed(f"{what}: {'; '.join(reasons)}")
@@ -195,47 +196,65 @@ def _unchanged(
 
 
 def plan_resume(
-    store: ObjectStore,
-    layout: ServerLayout,
-    backup_id: str,
+    backup: StoredBackup,
     trees: dict[str, Tree],
     algorithm: str,
     checkpoint: Callable[[], None],
     reporter_log: Callable[[str], None],
 ) -> ResumePlan:
     """Keep each set's leading parts whose files are unchanged; delete the rest of the run."""
-    plan = ResumePlan(backup_id)
-    for name, parts in load_checkpoints(store, layout, backup_id).items():
-        kept: list[PartCheckpoint] = []
-        for part in parts:
-            if part.archive.part != len(kept) or name not in trees:
-                break
-            key = layout.backup_file(backup_id, part.archive.filename)
-            try:
-                if store.head(key).size != part.archive.size:
-                    break
-            except PgvaultError:
-                break
-            tree = trees[name]
-            changed = next(
-                (f for f in part.files if not _unchanged(f, tree, algorithm, checkpoint)), None
-            )
-            if changed is not None:
-                reporter_log(
-                    f"{part.archive.filename}: {changed.path} changed since, sent again "
-                    "from this part on"
-                )
-                break
-            kept.append(part)
+    plan = ResumePlan(backup.backup_id)
+    for name, parts in load_checkpoints(backup).items():
+        tree = trees.get(name)
+        if tree is None:
+            continue
+        kept = _leading_kept(backup, parts, tree, algorithm, checkpoint, reporter_log)
         if kept:
             plan.kept[name] = kept
-    # Everything else the failed run stored goes: parts not kept and their checkpoints.
+    _delete_stale(backup, plan)
+    return plan
+
+
+def _leading_kept(
+    backup: StoredBackup,
+    parts: list[PartCheckpoint],
+    tree: Tree,
+    algorithm: str,
+    checkpoint: Callable[[], None],
+    reporter_log: Callable[[str], None],
+) -> list[PartCheckpoint]:
+    """The parts, from the first on, stored whole and holding only files unchanged since."""
+    kept: list[PartCheckpoint] = []
+    for part in parts:
+        if part.archive.part != len(kept) or not _stored_whole(backup, part.archive):
+            break
+        changed = next(
+            (f for f in part.files if not _unchanged(f, tree, algorithm, checkpoint)), None
+        )
+        if changed is not None:
+            reporter_log(
+                f"{part.archive.filename}: {changed.path} changed since, sent again "
+                "from this part on"
+            )
+            break
+        kept.append(part)
+    return kept
+
+
+def _stored_whole(backup: StoredBackup, archive: ArchiveRecord) -> bool:
+    try:
+        return backup.store.head(backup.key(archive.filename)).size == archive.size
+    except PgvaultError:
+        return False
+
+
+def _delete_stale(backup: StoredBackup, plan: ResumePlan) -> None:
+    """Everything else the failed run stored goes: parts not kept and their checkpoints."""
     stale = []
-    for info in store.list_objects(layout.backup_prefix(backup_id)):
+    for info in backup.store.list_objects(backup.layout.backup_prefix(backup.backup_id)):
         filename = info.key.rsplit("/", 1)[-1]
         ref = parse_archive_name(filename)
         if ref is not None and ref.part >= plan.next_part(ref.name):
             stale.append(info.key)
-            stale.append(checkpoint_key(layout, backup_id, filename))
-    store.delete_many(stale)
-    return plan
+            stale.append(checkpoint_key(backup, filename))
+    backup.store.delete_many(stale)

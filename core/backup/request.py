@@ -1,4 +1,5 @@
-"""A BackupRequest from what an operator typed: shared by `--batch backup` and the console's form.
+"""The backup request: a frozen value, its validation, and how it is built from what an
+operator typed (shared by `--batch backup` and the console's form).
 
 Each field has a parser that raises a one-line InputError, so a form can check one field at
 a time (inline validation) with exactly the rules the command line applies, and
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from core.backup import DEFAULT_MAX_ARCHIVE_SIZE, MAX_ARCHIVE_SIZE, BackupRequest
 from core.codecs import get_codec
 from core.errors import InputError
-from core.layout import validate_backup_name, validate_server_name
+from core.layout import ServerLayout, validate_backup_name, validate_server_name
 from core.manifest import checksum_name
 from core.postgres.connection import ConnectionParams
 from core.sizes import parse_size
@@ -22,6 +23,42 @@ from core.tags import parse_tag, parse_tags
 from core.urls import Location, parse_location
 
 log = logging.getLogger("pgvault.backup")
+
+GiB = 1024**3
+DEFAULT_MAX_ARCHIVE_SIZE = 100 * GiB
+MAX_ARCHIVE_SIZE = 1024 * GiB  # barman-cloud's cap
+MAX_PORT = 65535
+
+
+@dataclass(frozen=True)
+class BackupRequest:
+    """Everything a backup needs; built by the command line or a job definition."""
+
+    location: Location
+    server: str
+    store_config: StoreConfig = field(default_factory=StoreConfig)
+    connection: ConnectionParams = field(default_factory=ConnectionParams)
+    compression: str | None = None  # gzip, bzip2, snappy, lz4, zstd or None
+    compression_level: int | None = None  # None: the codec's default
+    name: str | None = None
+    max_archive_size: int = DEFAULT_MAX_ARCHIVE_SIZE
+    immediate_checkpoint: bool = False
+    keepalive_interval: float = 60.0
+    checksum_algorithm: str = "crc32c"
+    tags: tuple[tuple[str, str], ...] = ()
+    threads: int = 0  # compression threads; 0: one per core
+    resume: str | None = None  # a FAILED backup of this server to continue (core.backup.resume)
+
+
+def validate_request(request: BackupRequest) -> None:
+    """Reject bad input (exit 3) before anything is recorded or started."""
+    ServerLayout(request.server)
+    if request.name is not None:
+        validate_backup_name(request.name)
+    get_codec(request.compression)
+    checksum_name(request.checksum_algorithm)
+    validate_tags(request.tags)
+
 
 #: compressions a backup can use, in the order a form offers them (None: no compression)
 BACKUP_COMPRESSIONS: tuple[str | None, ...] = (None, "gzip", "bzip2", "snappy", "lz4", "zstd")
@@ -41,7 +78,7 @@ def parse_jobs(text: str | int) -> int:
 def parse_port(text: str) -> str:
     """A TCP port number (kept as text, as libpq takes it)."""
     value = text.strip()
-    if not value.isdigit() or not 0 < int(value) < 65536:
+    if not value.isdigit() or not 0 < int(value) <= MAX_PORT:
         raise InputError(f"port {text!r} must be a number from 1 to 65535")
     return value
 
@@ -64,7 +101,7 @@ def parse_backup_name(text: str) -> str | None:
     return validate_backup_name(text) if text else None
 
 
-def make_backup_request(
+def make_backup_request(  # noqa: PLR0913 - keyword-only, one per option an operator sets
     location: Location,
     server: str,
     *,
@@ -109,6 +146,9 @@ def make_backup_request(
 
 __all__ = [
     "BACKUP_COMPRESSIONS",
+    "DEFAULT_MAX_ARCHIVE_SIZE",
+    "MAX_ARCHIVE_SIZE",
+    "BackupRequest",
     "make_backup_request",
     "parse_backup_name",
     "parse_bandwidth",
@@ -118,4 +158,5 @@ __all__ = [
     "parse_server_name",
     "parse_tag",
     "parse_tags",
+    "validate_request",
 ]

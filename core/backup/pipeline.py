@@ -1,0 +1,60 @@
+"""The physical backup: one call a command line, a job engine or the console makes.
+
+    run_backup(BackupRequest(...), reporter) -> BackupResult
+
+The phases, in the order pgBackRest's cmdBackup runs them:
+
+- start (core.backup.start): check the destination; connect; prove the data directory on
+  this host is the server's; clean up after interrupted backups; claim a backup ID
+  (backup.info STARTED written only if absent); record what the cluster holds;
+  pg_backup_start.
+- plan (core.backup.plan): walk tablespaces and PGDATA; resuming, keep the failed run's
+  parts whose files are unchanged.
+- stream (core.backup.stream): each archive set read, checksummed, compressed and uploaded
+  in parallel; pg_control last.
+- stop (core.backup.stop): pg_backup_stop, then wait for the WAL to be archived; then
+  backup_label into the last data part.
+- seal (core.backup.seal): backup_manifest and pgvault.json; backup.info DONE last.
+
+Any error or cancellation after the claim goes through core.backup.failure: backup.info
+FAILED with the reason, no unfinished upload, and PostgreSQL out of backup mode.
+"""
+
+from __future__ import annotations
+
+from core.backup.failure import fail
+from core.backup.plan import keep_stored_parts, plan_files
+from core.backup.request import BackupRequest, validate_request
+from core.backup.result import BackupResult
+from core.backup.seal import seal
+from core.backup.start import connect, start_backup
+from core.backup.state import BackupJob, BackupState
+from core.backup.stop import stop_backup
+from core.backup.stream import finish_upload, stream_files
+from core.progress import NullReporter, Reporter
+from core.storage import open_store
+
+
+def run_backup(request: BackupRequest, reporter: Reporter | None = None) -> BackupResult:
+    """Take one physical backup; raises a PgvaultError subclass when it cannot."""
+    reporter = reporter or NullReporter()
+    validate_request(request)
+    store = open_store(request.location, request.store_config)
+    store.meter = reporter.transferred
+    with store:
+        state = connect(BackupJob.create(request, reporter, store))
+        try:
+            return _phases(state)
+        except BaseException as exc:
+            fail(state, exc)
+
+
+def _phases(state: BackupState) -> BackupResult:
+    mode = start_backup(state)
+    plan = plan_files(state)
+    if state.resuming:
+        plan = keep_stored_parts(state, plan)
+    copy = stream_files(state, plan)
+    stop = stop_backup(state, mode)
+    copy_time = finish_upload(state, copy, mode, stop)
+    return seal(state, plan, mode, stop, copy_time)

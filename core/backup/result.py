@@ -1,0 +1,41 @@
+"""What a finished backup reports, and its one-line summary for operators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.manifest import ArchiveRecord
+
+MiB = 1024**2
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    """What a finished backup reports."""
+
+    backup_id: str
+    server: str
+    status: str
+    timeline: int
+    begin_lsn: str
+    end_lsn: str
+    begin_wal: str
+    end_wal: str
+    files: int
+    bytes_read: int
+    bytes_stored: int
+    archives: tuple[ArchiveRecord, ...]
+    elapsed: float
+    compression: str | None
+    excluded: dict[str, int]
+
+
+def result_summary(result: BackupResult) -> str:
+    """One line for operators: ID, size read and stored, rate, time."""
+    rate = result.bytes_read / result.elapsed / MiB if result.elapsed else 0.0
+    return (
+        f"backup {result.backup_id}: {result.files} files, "
+        f"{result.bytes_read / MiB:.1f} MiB read, {result.bytes_stored / MiB:.1f} MiB stored"
+        f" ({result.compression or 'no compression'}), {result.elapsed:.1f} s, "
+        f"{rate:.1f} MiB/s, WAL {result.begin_wal}..{result.end_wal}"
+    )

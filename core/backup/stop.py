@@ -1,0 +1,73 @@
+"""The stop phase: pg_backup_stop, then wait until the backup's WAL is archived."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from core.backup.state import BackupMode, BackupState
+from core.errors import Cancelled, PgvaultError
+from core.postgres.connection import BackupSession, BackupStop
+from core.postgres.pgdata import wal_archive_busy
+from core.postgres.walnames import segment_of_lsn
+
+WARN_EVERY = 60.0  # seconds between "still waiting" warnings
+MAX_POLL_DELAY = 0.2
+
+
+def stop_backup(state: BackupState, mode: BackupMode) -> BackupStop:
+    """Leave backup mode; on a primary, switch WAL and mark a restore point as barman-cloud."""
+    state.enter("stopping the backup")
+    # PostgreSQL's own wait for archiving polls once a second; pgvault reads the same
+    # archive status files itself, every few milliseconds, when it can read them.
+    status_dir = os.path.join(state.facts.data_directory, "pg_wal", "archive_status")
+    watch = os.access(status_dir, os.R_OK | os.X_OK)
+    stop = mode.session.stop(wait_for_archive=not watch)
+    if watch:
+        _wait_for_archiving(state, mode, stop)
+    if not state.facts.in_recovery:
+        _after_stop(state, mode.session)
+    return stop
+
+
+def _wait_for_archiving(state: BackupState, mode: BackupMode, stop: BackupStop) -> None:
+    """Wait, as pg_backup_stop(true) would, until the backup's last segment and its
+    .backup history file are archived."""
+    facts = state.facts
+    archiving = facts.archive_mode == "always" or (
+        facts.archive_mode == "on" and not facts.in_recovery
+    )
+    if not archiving:
+        return
+    start = mode.start
+    size = facts.wal_segment_size
+    last = segment_of_lsn(stop.timeline, stop.lsn - 1, size)
+    history = f"{segment_of_lsn(stop.timeline, start.lsn, size)}.{start.lsn % size:08X}.backup"
+    pgdata = facts.data_directory
+    started = time.monotonic()
+    warned = 0.0
+    delay = 0.005
+    while any(wal_archive_busy(pgdata, name) for name in (last, history)):
+        state.checkpoint()
+        waited = time.monotonic() - started
+        if waited - warned >= WARN_EVERY:
+            warned = waited
+            state.log(
+                f"still waiting for {last} to be archived ({waited:.0f} s): check "
+                "archive_command and the server log",
+                logging.WARNING,
+            )
+        time.sleep(delay)
+        delay = min(MAX_POLL_DELAY, delay * 2)
+
+
+def _after_stop(state: BackupState, backup: BackupSession) -> None:
+    """As barman-cloud: switch WAL and create the restore point barman_<ID> (primary only)."""
+    try:
+        backup.switch_wal()
+        backup.restore_point(f"barman_{state.backup_id}")
+    except PgvaultError as exc:
+        if isinstance(exc, Cancelled):
+            raise
+        state.log(str(exc), logging.WARNING)

@@ -1,0 +1,119 @@
+"""The stream phase: walk -> tar -> compress -> parts, uploaded `-J` at a time.
+
+`open_archive_set` is the one place an archive set's transform is chosen (today the codec;
+an encryption stage would be added there), and every stored part is checkpointed so that a
+failed backup can be resumed.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from core.archives import ArchiveSetWriter, Member
+from core.backup.control import add_pg_control
+from core.backup.resume import PartCheckpoint, write_checkpoint
+from core.backup.state import BackupMode, BackupState, Copy, ExternalFile, FilePlan
+from core.errors import OperationFailed
+from core.manifest import ArchiveRecord
+from core.postgres.connection import BackupStop
+from core.storage import ObjectStore
+
+GiB = 1024**3
+MiB = 1024**2
+
+
+def stream_files(state: BackupState, plan: FilePlan) -> Copy:
+    """Every tablespace, then PGDATA, pg_control and outside config; data stays open."""
+    state.enter("copying files")
+    started = time.monotonic()
+    chunk = chunk_size(state.job.store, state.job.request.max_archive_size)
+    for tablespace, tree in zip(state.facts.tablespaces, plan.tablespaces, strict=True):
+        name = str(tablespace.oid)
+        writer = open_archive_set(state, name, chunk, plan.first_part(name))
+        writer.add_tree(tree)
+        writer.close()
+        tree.entries = []  # streamed: only the members' records are kept from here
+    data = open_archive_set(state, "data", chunk, plan.first_part("data"))
+    data.add_tree(plan.data)
+    plan.data.entries = []
+    add_pg_control(data, state.facts.data_directory)
+    for file in plan.external:
+        _add_external(data, file)
+    return Copy(data, started, plan.bytes_total)
+
+
+def finish_upload(state: BackupState, copy: Copy, mode: BackupMode, stop: BackupStop) -> float:
+    """backup_label into the data archive's last part; returns the seconds spent copying."""
+    state.enter("finishing the upload")
+    root = os.stat(state.facts.data_directory)
+    label_bytes = stop.labelfile.encode("utf-8")
+    state.job.reporter.set_totals(bytes_total=copy.bytes_total + len(label_bytes))
+    copy.data.add_bytes(
+        "backup_label",
+        label_bytes,
+        "backup_label",
+        0o600,
+        root.st_uid,
+        root.st_gid,
+        stop.time.timestamp(),
+        rollover=False,  # with pg_control, in the last part, as barman-cloud has it
+    )
+    copy.data.close()
+    copy_time = time.monotonic() - copy.started
+    mode.session.close()
+    return copy_time
+
+
+def chunk_size(store: ObjectStore, max_archive_size: int) -> int:
+    """Parts large enough for an archive of -S plus one 1 GiB file within the part limit."""
+    needed = -(-(max_archive_size + GiB) // (store.max_parts - 1))
+    needed = -(-needed // MiB) * MiB
+    return max(store.chunk_size, needed)
+
+
+def open_archive_set(
+    state: BackupState, name: str, chunk: int, first_part: int
+) -> ArchiveSetWriter:
+    """An archive set writer with the backup's compression; the failure path aborts it."""
+    job = state.job
+
+    def checkpoint_part(record: ArchiveRecord, members: list[Member]) -> None:
+        """A stored part, recorded so that a resumed run can keep it."""
+        part = PartCheckpoint(record, tuple(m.record() for m in members))
+        write_checkpoint(state.stored, part, job.options)
+
+    writer = ArchiveSetWriter(
+        store=job.store,
+        layout=job.layout,
+        backup_id=state.backup_id,
+        name=name,
+        codec=job.codec,
+        level=job.request.compression_level,
+        threads=job.threads,
+        max_size=job.request.max_archive_size,
+        chunk_size=chunk,
+        options=job.options,
+        algorithm=job.algorithm,
+        reporter=job.reporter,
+        checkpoint=state.checkpoint,
+        first_part=first_part,
+        on_part=checkpoint_part,
+    )
+    state.writers.append(writer)
+    return writer
+
+
+def _add_external(data: ArchiveSetWriter, file: ExternalFile) -> None:
+    try:
+        with open(file.path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            content = fh.read()
+    except FileNotFoundError:
+        if file.optional:
+            return
+        raise OperationFailed(f"{file.kind} {file.path} does not exist") from None
+    except OSError as exc:
+        raise OperationFailed(f"cannot read {file.kind} {file.path}: {exc.strerror}") from None
+    name = os.path.basename(file.path)
+    data.add_bytes(name, content, name, st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime)
