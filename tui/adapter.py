@@ -1,0 +1,148 @@
+"""Core values as the console shows them: the one place the console reads them from core.
+
+Errors become one redacted line, URLs lose their credentials, a job's result gives the
+backup it made, and destinations become immutable listings (`DestinationView`) that the
+catalog and WAL views render. The `load_*` functions block (listings over the network) and
+run in thread workers. Destination URLs are kept as given (they may carry credentials) but
+only `Location.display()` is ever shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from core.backup_info import BackupInfo
+from core.browse import WalArchive, list_servers, wal_archive
+from core.catalog import Catalog
+from core.errors import PgvaultError
+from core.jobs import Job
+from core.layout import ServerLayout
+from core.manifest import PgvaultManifest
+from core.secrets import redact
+from core.storage import ObjectStore, StoreConfig, open_store
+from core.storage.retry import RetryPolicy
+from core.urls import Location, parse_location
+
+#: browsing retries briefly: an operator waits on it, a backup does not
+BROWSE_RETRY = RetryPolicy(attempts=2, base=0.2, cap=1.0)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an exception: pgvault's own messages as they are, others with their type."""
+    text = str(exc) if isinstance(exc, PgvaultError) else f"{type(exc).__name__}: {exc}"
+    lines = text.strip().splitlines()
+    return redact(lines[0] if lines else type(exc).__name__)
+
+
+def display_url(url: str) -> str:
+    """The URL as the console shows it: without credentials (the raw text if it does not parse)."""
+    try:
+        return parse_location(url).display()
+    except PgvaultError:
+        return redact(url.split("?", 1)[0])
+
+
+def job_backup_id(job: Job) -> str | None:
+    """The backup a job made or acted on, once known (the only read of a job's result)."""
+    backup_id = job.result.get("backup_id")
+    return str(backup_id) if backup_id else None
+
+
+@dataclass(frozen=True)
+class ServerView:
+    name: str
+    backups: tuple[BackupInfo, ...] = ()
+    error: str | None = None
+    unreadable: tuple[str, ...] = ()
+    #: bytes each backup occupies in the store (every object under its directory)
+    stored: dict[str, int] = field(default_factory=dict, compare=False)
+
+    @property
+    def last(self) -> BackupInfo | None:
+        return self.backups[-1] if self.backups else None
+
+
+@dataclass(frozen=True)
+class DestinationView:
+    """One destination's servers and their backups, as listed at `loaded_at`."""
+
+    url: str  # as given: never shown
+    label: str  # display(): no credentials
+    servers: tuple[ServerView, ...] = ()
+    error: str | None = None
+    loading: bool = False
+    loaded: bool = False
+    demo: bool = False
+
+    def server(self, name: str) -> ServerView | None:
+        return next((s for s in self.servers if s.name == name), None)
+
+
+@dataclass(frozen=True)
+class BackupRef:
+    """One backup as the views name it: where it is and its backup.info."""
+
+    url: str
+    label: str
+    server: str
+    info: BackupInfo = field(compare=False)
+    stored: int | None = None
+
+
+def open_for_browsing(url: str) -> ObjectStore:
+    location: Location = parse_location(url)
+    return open_store(location, StoreConfig(retry=BROWSE_RETRY))
+
+
+def stored_sizes(store: ObjectStore, server: str, backups: Sequence[BackupInfo]) -> dict[str, int]:
+    """Bytes under each backup's directory (archives, manifests, backup.info): one listing each.
+
+    backup.info's `size` is not written by barman-cloud's cloud backups nor by pgvault.
+    """
+    layout = ServerLayout(server)
+
+    def total(info: BackupInfo) -> tuple[str, int]:
+        prefix = layout.backup_prefix(info.backup_id)
+        return info.backup_id, sum(o.size for o in store.list_objects(prefix))
+
+    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="pgvault-sizes") as pool:
+        return dict(pool.map(total, backups))
+
+
+def load_destination(url: str, demo: bool = False) -> DestinationView:
+    """List a destination's servers and every server's backups (blocks: run in a thread)."""
+    label = display_url(url)
+    try:
+        with open_for_browsing(url) as store:
+            servers = []
+            for name in list_servers(store):
+                catalog = Catalog(store, name)
+                try:
+                    backups = tuple(catalog.backups())
+                    servers.append(
+                        ServerView(
+                            name,
+                            backups,
+                            unreadable=tuple(catalog.unreadable),
+                            stored=stored_sizes(store, name, backups),
+                        )
+                    )
+                except Exception as exc:
+                    servers.append(ServerView(name, error=describe_error(exc)))
+    except Exception as exc:
+        return DestinationView(url, label, error=describe_error(exc), loaded=True, demo=demo)
+    return DestinationView(url, label, tuple(servers), loaded=True, demo=demo)
+
+
+def load_manifest(url: str, server: str, backup_id: str) -> PgvaultManifest | None:
+    """pgvault.json of one backup (None for a backup barman-cloud wrote)."""
+    with open_for_browsing(url) as store:
+        return Catalog(store, server).pgvault_manifest(backup_id)
+
+
+def load_wal(url: str, server: str, backups: Sequence[BackupInfo]) -> WalArchive:
+    """The server's WAL archive: stretches, gaps and every backup's coverage."""
+    with open_for_browsing(url) as store:
+        return wal_archive(store, server, backups)
