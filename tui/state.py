@@ -9,7 +9,6 @@ Imports no Textual.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
 
 from core import paths
 from core.demo import Demo
@@ -124,10 +123,3 @@ class ConsoleState:
             )
         )
         return label
-
-
-@runtime_checkable
-class HasConsoleState(Protocol):
-    """What the command palette needs of the app it runs in (it may not import the app)."""
-
-    state: ConsoleState
