@@ -25,7 +25,8 @@ class ConsoleScreen(Screen[Any]):
 
     #: which top-level view this screen belongs to (the top bar highlights it)
     VIEW = "jobs"
-    #: a sentence or two for the help screen
+    #: the help screen's title and a sentence or two about the view
+    HELP_TITLE = ""
     HELP_TEXT = ""
 
     def __init__(self, state: ConsoleState) -> None:
