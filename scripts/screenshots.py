@@ -102,7 +102,7 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
 
     def demo_job_running(seconds: float) -> Callable[[], bool]:
         def check() -> bool:
-            job = app.jobs.get(app.demo_job or -1)
+            job = app.state.jobs.get(app.state.demo_job or -1)
             return (
                 job is not None
                 and job.state is JobState.RUNNING
@@ -135,14 +135,14 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         save("new-backup")
         await pilot.press("escape")
 
-        job_id = app.demo_job or -1
+        job_id = app.state.demo_job or -1
         await until(
             pilot,
             "the demo backup to finish",
-            lambda: job_id in app.jobs and app.jobs[job_id].state is JobState.SUCCEEDED,
+            lambda: job_id in app.state.jobs and app.state.jobs[job_id].state is JobState.SUCCEEDED,
             timeout=600,
         )
-        backup_id = str(app.jobs[job_id].result.get("backup_id"))
+        backup_id = str(app.state.jobs[job_id].result.get("backup_id"))
         await pilot.press("2")
         await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
         catalog = app.screen

@@ -22,6 +22,9 @@ MUTATING = frozenset(
 POLL_INTERVAL = 0.33
 #: seconds of aggregate bandwidth on the jobs view's sparkline
 AGGREGATE_WINDOW = 120.0
+#: ranged downloads in flight for a restore started from the console: the default of
+#: `pgvault --batch restore -J` (tui.batch.restore.DEFAULT_JOBS), which the console may not import
+RESTORE_JOBS = 4
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
-from textual.app import App
+from textual.message import Message
 
 from core.errors import PgvaultError
 from core.jobs import JobStore, reap_dead
@@ -27,8 +28,8 @@ RETRY_EVERY = 2.0
 class JobFeed:
     """Runs in a thread worker (`run`); `refresh()` asks for a full re-read at once."""
 
-    def __init__(self, app: App[object], config: ConsoleConfig) -> None:
-        self.app = app
+    def __init__(self, post: Callable[[Message], object], config: ConsoleConfig) -> None:
+        self.post = post  # the app's post_message (thread-safe)
         self.config = config
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -59,15 +60,15 @@ class JobFeed:
                     full, self._full = self._full, False
                     changes = store.changed_since(0 if full else rev)
                     if full or changes.jobs:
-                        self.app.post_message(JobsChanged(changes.jobs, full, changes.rev))
+                        self.post(JobsChanged(changes.jobs, full, changes.rev))
                     rev = changes.rev
                     if full or now - last_bandwidth >= BANDWIDTH_EVERY:
                         last_bandwidth = now
                         since = self.config.clock() - AGGREGATE_WINDOW
-                        self.app.post_message(BandwidthSampled(store.aggregate_samples(since)))
+                        self.post(BandwidthSampled(store.aggregate_samples(since)))
                     if error is not None:
                         error = None
-                        self.app.post_message(FeedStatus(None))
+                        self.post(FeedStatus(None))
                     wait = self.config.poll_interval
                 except PgvaultError as exc:
                     wait = self._failed(str(exc), error)
@@ -87,6 +88,6 @@ class JobFeed:
 
     def _failed(self, message: str, previous: str | None) -> float:
         if message != previous:
-            self.app.post_message(FeedStatus(message))
+            self.post(FeedStatus(message))
         self._full = True
         return RETRY_EVERY

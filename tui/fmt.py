@@ -1,8 +1,9 @@
-"""How the console writes numbers, times, states and bars: short, aligned, readable without colour.
+"""How both faces write numbers, times, states and bars: short, aligned, readable without colour.
 
-Everything essential is in the characters (a state is a word, a bar is filled and empty
-blocks and a percentage); colour only repeats it. Imports no Textual: plain strings and
-rich-free tuples, so the functions are cheap to test.
+The one formatting module of the console and of `--batch` (tui/batch/progressbar.py draws its
+bars with these durations and rates). Everything essential is in the characters (a state is
+a word, a bar is filled and empty blocks and a percentage); colour only repeats it. Imports
+neither Textual nor rich: the batch path imports it, and the functions are cheap to test.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from datetime import datetime
 
 from core.jobs import Job, JobState
 from core.sizes import format_size
-from tui.batch.progressbar import format_duration
 
 #: how each state reads in a table (short enough for a 10-column cell)
 STATE_LABEL: dict[JobState, str] = {
@@ -25,19 +25,11 @@ STATE_LABEL: dict[JobState, str] = {
     JobState.SUCCEEDED: "done",
 }
 
-#: a CSS-like class per state, for colour (theme variables in the stylesheet)
-STATE_STYLE: dict[JobState, str] = {
-    JobState.PENDING: "dim",
-    JobState.RUNNING: "bold $success",
-    JobState.PAUSE_REQUESTED: "$warning",
-    JobState.PAUSED: "bold $warning",
-    JobState.CANCEL_REQUESTED: "$error",
-    JobState.CANCELLED: "dim",
-    JobState.FAILED: "bold $error",
-    JobState.SUCCEEDED: "",
-}
-
 FULL, EMPTY = "█", "░"
+MINUTE, HOUR, DAY = 60, 3600, 86400
+ELLIPSIS = ".."
+#: the length of a WAL segment name (timeline, log, segment: 8 hex digits each)
+SEGMENT_NAME = 24
 
 
 def bar(fraction: float | None, width: int) -> str:
@@ -55,9 +47,14 @@ def percent(fraction: float | None) -> str:
     return f"{fraction * 100:3.0f}%"
 
 
+def per_second(value: float) -> str:
+    """'17.0 MiB/s', '0 B/s': a rate of bytes, always with its unit."""
+    return f"{format_size(value)}/s"
+
+
 def rate(value: float) -> str:
     """'17.0 MiB/s'; '-' when nothing moves."""
-    return f"{format_size(value)}/s" if value > 0 else "-"
+    return per_second(value) if value > 0 else "-"
 
 
 def size(value: int | None) -> str:
@@ -65,7 +62,17 @@ def size(value: int | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    return format_duration(seconds)
+    """'42s', '3m07s', '2h05m', '3d04h'; '-' when unknown."""
+    if seconds is None:
+        return "-"
+    s = round(max(0.0, seconds))
+    if s < MINUTE:
+        return f"{s}s"
+    if s < HOUR:
+        return f"{s // MINUTE}m{s % MINUTE:02d}s"
+    if s < DAY:
+        return f"{s // HOUR}h{s % HOUR // MINUTE:02d}m"
+    return f"{s // DAY}d{s % DAY // HOUR:02d}h"
 
 
 def clock_time(ts: float | None, now: float | None = None) -> str:
@@ -102,31 +109,20 @@ def elapsed(job: Job, now: float) -> float | None:
     return max(0.0, (job.finished or now) - job.started)
 
 
-def ellipsize(text: str, width: int) -> str:
-    """Cut in the middle with '..' (paths and URLs keep their two ends)."""
-    if width <= 0:
-        return ""
-    if len(text) <= width:
-        return text
-    if width <= 4:
-        return text[:width]
-    head = (width - 2) // 2
-    tail = width - 2 - head
-    return f"{text[:head]}..{text[-tail:]}"
-
-
 def cut(text: str, width: int) -> str:
     """Cut at the end with '..'."""
     if len(text) <= width:
         return text
-    return text[: max(0, width - 2)] + ".." if width > 2 else text[:width]
+    cut = len(ELLIPSIS)
+    return text[: max(0, width - cut)] + ELLIPSIS if width > cut else text[:width]
 
 
 def cut_left(text: str, width: int) -> str:
     """Keep the end: '..pgvault/backups'."""
     if len(text) <= width:
         return text
-    return ".." + text[-max(0, width - 2) :] if width > 2 else text[-width:]
+    cut = len(ELLIPSIS)
+    return ELLIPSIS + text[-max(0, width - cut) :] if width > cut else text[-width:]
 
 
 def amount(job: Job) -> str:
@@ -143,7 +139,7 @@ def files(job: Job) -> str:
 
 def wal_short(name: str | None) -> str:
     """A segment name without its leading zeros of timeline and log: 'TL1 0/12'."""
-    if not name or len(name) < 24:
+    if not name or len(name) < SEGMENT_NAME:
         return name or "-"
     timeline = int(name[:8], 16)
     return f"{timeline}:{name[8:16].lstrip('0') or '0'}/{name[16:24].lstrip('0') or '0'}"

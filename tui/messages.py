@@ -1,4 +1,8 @@
-"""Messages the console's background threads post to the UI (thread-safe `post_message`)."""
+"""The console's messages: what its threads found, and what screens ask the app to do.
+
+The job feed and the demo's start post from threads (`post_message` is thread-safe); screens
+and the command palette post requests that bubble up to the app, which does them.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from textual.message import Message
 
 from core.jobs import Job
 from core.progress import RateSample
+from tui.adapter import BackupRef
 
 
 class JobsChanged(Message):
@@ -42,3 +47,58 @@ class DemoProgress(Message):
         self.text = text
         self.done = done
         self.error = error
+
+
+# ---- what screens and the palette ask the app to do ------------------------------------------
+
+
+class JobRequest(Message):
+    """Something the operator asked of one job (the app does it: tui.actions)."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+
+
+class OpenJob(JobRequest):
+    """Show the job in full, on the jobs view."""
+
+
+class PauseJob(JobRequest):
+    """Ask the job to pause."""
+
+
+class ResumeJob(JobRequest):
+    """Ask a paused job to go on."""
+
+
+class CancelJob(JobRequest):
+    """Cancel the job, once the operator confirms."""
+
+
+class RetryJob(JobRequest):
+    """Resume a failed backup in a new job."""
+
+
+class BackupRequest(Message):
+    """Something the operator asked of one backup in a catalog."""
+
+    def __init__(self, ref: BackupRef) -> None:
+        super().__init__()
+        self.ref = ref
+
+
+class OpenBackup(BackupRequest):
+    """Show what the backup holds, on the catalog view."""
+
+
+class RestoreBackup(BackupRequest):
+    """Open the restore form on the backup."""
+
+
+class VerifyBackup(BackupRequest):
+    """Verify the backup in a job, once the operator confirms."""
+
+
+class DeleteBackup(BackupRequest):
+    """Delete the backup in a job, once the operator confirms."""

@@ -16,6 +16,8 @@ from textual.filter import LineFilter
 
 #: the least difference of brightness (0 to 1) between text and its background
 MIN_CONTRAST = 0.25
+#: below this brightness a background is dark (text goes light), above it light
+MID_GREY = 0.5
 LIGHT = Color(230, 230, 230)
 DARK = Color(20, 20, 20)
 
@@ -26,7 +28,7 @@ def readable_grey_style(style: Style, background: Color) -> Style:
     bg = Color.from_rich_color(style.bgcolor).monochrome if style.bgcolor else None
     behind = bg or background.monochrome
     if fg is not None and abs(fg.brightness - behind.brightness) < MIN_CONTRAST:
-        fg = LIGHT if behind.brightness < 0.5 else DARK
+        fg = LIGHT if behind.brightness < MID_GREY else DARK
     return style + Style.from_color(fg.rich_color if fg else None, bg.rich_color if bg else None)
 
 

@@ -87,7 +87,7 @@ async def test_a_backup_from_the_form_is_paused_resumed_and_cancelled(
 ) -> None:
     app = console(state_dir, destination)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot, lambda: app.jobs_loaded)
+        await settle(pilot, lambda: app.state.jobs_loaded)
         await pilot.press("n")
         await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
         form = app.screen
@@ -109,13 +109,16 @@ async def test_a_backup_from_the_form_is_paused_resumed_and_cancelled(
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
 
         # It appears, selected, and runs.
-        await settle(pilot, lambda: bool(app.jobs), timeout=10)
-        job_id = max(app.jobs)
+        await settle(pilot, lambda: bool(app.state.jobs), timeout=10)
+        job_id = max(app.state.jobs)
         table = app.screen.query_one("#jobs", ResponsiveTable)
         await settle(pilot, lambda: table.current_key == str(job_id))
         await settle(
             pilot,
-            lambda: app.jobs[job_id].state is JobState.RUNNING and app.jobs[job_id].bytes_done > 0,
+            lambda: (
+                app.state.jobs[job_id].state is JobState.RUNNING
+                and app.state.jobs[job_id].bytes_done > 0
+            ),
             timeout=60,
         )
         assert table.get_cell(str(job_id), "state").plain == "running"
@@ -170,9 +173,9 @@ async def test_the_catalog_shows_a_finished_backup_with_its_tables_and_wal(
     backup_id = done.stdout.strip()
     app = console(state_dir, destination)
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot, lambda: app.jobs_loaded)
+        await settle(pilot, lambda: app.state.jobs_loaded)
         # The batch backup is a job the console shows, finished.
-        assert [j.state for j in app.jobs.values()] == [JobState.SUCCEEDED]
+        assert [j.state for j in app.state.jobs.values()] == [JobState.SUCCEEDED]
         await pilot.press("2")
         await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
         catalog = app.screen
@@ -229,7 +232,7 @@ async def test_a_backup_restored_from_the_console_starts_with_the_same_tables(
     app = console(state_dir, destination)
     try:
         async with app.run_test(size=(80, 24)) as pilot:
-            await settle(pilot, lambda: app.jobs_loaded)
+            await settle(pilot, lambda: app.state.jobs_loaded)
             await pilot.press("2")
             await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
             table = app.screen.query_one("#backups", ResponsiveTable)
@@ -248,11 +251,11 @@ async def test_a_backup_restored_from_the_console_starts_with_the_same_tables(
             )
             await pilot.press("ctrl+s")
             await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
-            job_id = max(app.jobs)
-            assert app.jobs[job_id].kind == "restore"
-            await settle(pilot, lambda: app.jobs[job_id].final, timeout=300)
-            assert app.jobs[job_id].state is JobState.SUCCEEDED, app.jobs[job_id].error
-            assert app.jobs[job_id].result["backup_id"] == backup_id
+            job_id = max(app.state.jobs)
+            assert app.state.jobs[job_id].kind == "restore"
+            await settle(pilot, lambda: app.state.jobs[job_id].final, timeout=300)
+            assert app.state.jobs[job_id].state is JobState.SUCCEEDED, app.state.jobs[job_id].error
+            assert app.state.jobs[job_id].result["backup_id"] == backup_id
         with restored_server(target, source.bindir) as server:
             wait_for_recovery_end(server)
             assert checksums(server) == expected

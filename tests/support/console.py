@@ -315,13 +315,13 @@ def loaded(app: PgvaultApp) -> Callable[[], bool]:
     from tui.screens.jobs import JobsScreen
 
     def done() -> bool:
-        if not app.jobs_loaded:
+        if not app.state.jobs_loaded:
             return False
-        if not all(view.loaded and not view.loading for view in app.destinations.values()):
+        if not all(view.loaded and not view.loading for view in app.state.destinations.values()):
             return False
         screen = app.screen
         if isinstance(screen, JobsScreen) and not screen.filter_terms:
-            return screen.table.row_count == len(app.jobs)
+            return screen.table.row_count == len(app.state.jobs)
         return True
 
     return done

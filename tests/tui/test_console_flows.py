@@ -99,7 +99,7 @@ async def test_p_pauses_and_resumes_the_selected_job(fixed_state: str) -> None:
         await settle(pilot, loaded(app))
         await pilot.press("p")
         await settle(pilot, lambda: state_of(fixed_state, RUNNING) is JobState.PAUSE_REQUESTED)
-        await settle(pilot, lambda: app.jobs[RUNNING].state is JobState.PAUSE_REQUESTED)
+        await settle(pilot, lambda: app.state.jobs[RUNNING].state is JobState.PAUSE_REQUESTED)
         await pilot.press("p")
         await settle(pilot, lambda: state_of(fixed_state, RUNNING) is JobState.RUNNING)
         await pilot.press("j", "p")
@@ -236,7 +236,7 @@ async def test_a_destination_that_cannot_be_listed_is_one_line(
     app = make_app(fixed_state, f"file://{not_a_directory}")
     async with app.run_test() as pilot:
         await settle(pilot, loaded(app))
-        view = app.destinations[f"file://{not_a_directory}"]
+        view = app.state.destinations[f"file://{not_a_directory}"]
         assert view.error and "\n" not in view.error
         await pilot.press("2")
         await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
@@ -248,8 +248,8 @@ async def test_an_unreadable_job_store_is_reported_not_fatal(tmp_path: Path) -> 
     blocker.write_text("not a directory")
     app = make_app(str(blocker))
     async with app.run_test() as pilot:
-        await settle(pilot, lambda: app.feed_error is not None)
-        assert "job store" in (app.feed_error or "")
+        await settle(pilot, lambda: app.state.feed_error is not None)
+        assert "job store" in (app.state.feed_error or "")
         await pilot.press("2", "1")
         await pilot.pause(0.2)
         assert app.is_running
@@ -270,7 +270,7 @@ async def test_credentials_in_a_url_never_reach_the_screen(fixed_state: str) -> 
         screen = app.export_screenshot()
         assert "acme-private" in screen
         assert secret not in screen
-        assert all(secret not in label for label in app.destinations)
+        assert all(secret not in label for label in app.state.destinations)
 
 
 async def test_fill_store_rows_are_what_the_table_shows(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tui.batch.progressbar import Progress, bar, bar_line, format_duration, plain_line
+from tui.batch.progressbar import Progress, bar, bar_line, plain_line
+from tui.fmt import duration as format_duration
 
 MiB = 1024 * 1024
 

@@ -37,11 +37,11 @@ from tui.batch.progressbar import (
     LiveBar,
     Progress,
     format_amount,
-    format_duration,
-    format_rate,
     percent,
     plain_line,
 )
+from tui.fmt import duration as format_duration
+from tui.fmt import per_second as format_rate
 
 VERBS = ("list", "show", "watch", "pause", "resume", "cancel", "log")
 POLL = 0.25  # seconds between store reads while watching or waiting

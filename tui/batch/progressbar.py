@@ -16,6 +16,8 @@ from typing import TextIO
 from core.jobs import Job
 from core.progress import ProgressSnapshot
 from core.sizes import format_size
+from tui.fmt import duration as format_duration
+from tui.fmt import per_second as format_rate
 
 BAR_WIDTH = 24
 
@@ -64,24 +66,6 @@ class Progress:
         if not self.bytes_total:
             return None
         return min(1.0, self.bytes_done / self.bytes_total)
-
-
-def format_duration(seconds: float | None) -> str:
-    """'42s', '3m07s', '2h05m', '3d04h'; '-' when unknown."""
-    if seconds is None:
-        return "-"
-    s = round(max(0.0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
-
-
-def format_rate(rate: float) -> str:
-    return f"{format_size(rate)}/s"
 
 
 def format_amount(p: Progress) -> str:

@@ -12,6 +12,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
+from tui.screens.base import ConsoleScreen
+
 GENERAL = (
     "Jobs keep running when the console quits; reopen it to find them. "
     "ctrl+p (or :) opens the command palette. "
@@ -82,9 +84,10 @@ class HelpScreen(ModalScreen[None]):
 
     @classmethod
     def for_screen(cls, screen: Screen[object]) -> HelpScreen:
-        title = getattr(screen, "HELP_TITLE", "") or "pgvault"
-        text = getattr(screen, "HELP_TEXT", "")
-        return cls(title, text, collect(screen))
+        title, text = "", ""
+        if isinstance(screen, ConsoleScreen):
+            title, text = screen.HELP_TITLE, screen.HELP_TEXT
+        return cls(title or "pgvault", text, collect(screen))
 
     def compose(self) -> ComposeResult:
         local = [k for k in self.keys if not k.everywhere]

@@ -13,7 +13,7 @@ from textual.worker import Worker, WorkerState
 
 from core.errors import PgvaultError
 from core.jobs import Job, JobKind
-from tui.catalog_data import describe_error
+from tui.adapter import describe_error
 
 
 class JobFormScreen(ModalScreen[int | None]):
@@ -81,12 +81,13 @@ class JobFormScreen(ModalScreen[int | None]):
         self._start_worker = self.run_worker(work, thread=True, exit_on_error=False, group="start")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if self._start_worker is not event.worker:
+        worker = self._start_worker
+        if worker is None or worker is not event.worker:
             return
         if event.state is WorkerState.SUCCESS:
-            job = event.worker.result
-            assert isinstance(job, Job)
-            self.dismiss(job.id)
+            job = worker.result
+            if job is not None:  # a successful start always has its job
+                self.dismiss(job.id)
         elif event.state is WorkerState.ERROR:
             self.starting = False
             self.query_one("#start", Button).disabled = False

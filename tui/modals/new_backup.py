@@ -39,7 +39,7 @@ from core.secrets import register_secret
 from core.sizes import size_argument
 from core.storage import StoreConfig
 from core.tags import parse_tags
-from tui.catalog_data import display_url
+from tui.adapter import display_url
 from tui.modals.job_form import JobFormScreen
 
 

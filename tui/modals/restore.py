@@ -20,8 +20,8 @@ from core.jobs.builtin import RESTORE
 from core.restore import RestoreRequest, default_pgvault_command, make_target
 from core.storage import StoreConfig
 from core.urls import parse_location
-from tui.batch.restore import DEFAULT_JOBS
-from tui.catalog_data import BackupRef
+from tui.adapter import BackupRef
+from tui.config import RESTORE_JOBS
 from tui.modals.job_form import JobFormScreen
 
 
@@ -60,7 +60,7 @@ def build_restore_request(
         server=ref.server,
         backup=backup.strip(),
         recovery_dir=_path(directory),
-        store_config=StoreConfig(jobs=DEFAULT_JOBS),
+        store_config=StoreConfig(jobs=RESTORE_JOBS),
         tablespaces=parse_relocations(tablespaces),
         target=target,
         pgvault_command=default_pgvault_command(),

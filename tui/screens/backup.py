@@ -11,15 +11,18 @@ from textual.widgets import Input, Static
 from core.browse import WalArchive
 from core.manifest import PgvaultManifest, TableRecord
 from tui import fmt
-from tui.catalog_data import BackupRef, load_manifest, load_wal
+from tui.adapter import BackupRef, load_manifest, load_wal
 from tui.screens.base import ConsoleScreen
 from tui.screens.catalog import (
     BACKUP_ACTIONS,
     STATUS_STYLE,
+    BackupActions,
     backup_action_allowed,
     stored_size,
     took,
 )
+from tui.state import ConsoleState
+from tui.tasks import Tasks
 from tui.widgets.keybar import KeyBar
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
@@ -34,12 +37,15 @@ TABLE_COLUMNS = (
     Col("kind", "KIND", 5, min_width=60),
     Col("size", "SIZE", 9, right=True),
 )
+#: server_version_num of PostgreSQL 10, the first numbered MAJOR.MINOR (170002 is 17.2)
+TWO_PART_VERSIONS = 100000
 KIND_SHORT = {"table": "table", "partitioned table": "part", "materialized view": "matv"}
 
 
 def pg_version(number: int) -> str:
     """170002 -> '17.2' (server_version_num)."""
-    return f"{number // 10000}.{number % 10000}" if number >= 100000 else str(number)
+    major, minor = divmod(number, 10000)
+    return f"{major}.{minor}" if number >= TWO_PART_VERSIONS else str(number)
 
 
 def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool) -> Text:
@@ -123,7 +129,7 @@ def table_cells(table: TableRecord) -> dict[str, Text]:
     }
 
 
-class BackupScreen(ConsoleScreen):
+class BackupScreen(BackupActions, ConsoleScreen):
     """Pushed from the catalog with enter; esc goes back."""
 
     VIEW = "catalog"
@@ -141,16 +147,17 @@ class BackupScreen(ConsoleScreen):
         Binding("slash", "filter", "Filter", key_display="/", id="filter"),
     ]
 
-    def __init__(self, ref: BackupRef) -> None:
-        super().__init__()
+    def __init__(self, ref: BackupRef, state: ConsoleState, tasks: Tasks) -> None:
+        super().__init__(state)
         self.ref = ref
+        self.tasks = tasks
         self.manifest: PgvaultManifest | None = None
         self.loaded = False
         self.wal_checked = False
         self.filter_terms: list[str] = []
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.state, self.VIEW)
         yield Static(summary_text(self.ref, None, False), id="backup-info")
         yield Static(Text("WAL archive: checking ...", style="dim"), id="backup-wal")
         with Horizontal(id="backup-contents"):
@@ -163,17 +170,17 @@ class BackupScreen(ConsoleScreen):
         self.query_one("#filter", Input).display = False
         self.query_one("#tables", ResponsiveTable).focus()
         ref = self.ref
-        self.console.run_blocking(
+        self.tasks.run(
             lambda: load_manifest(ref.url, ref.server, ref.info.backup_id),
             self.manifest_loaded,
             f"reading the manifest of {ref.info.backup_id}",
             group="backup manifest",
             exclusive=True,
         )
-        view = self.console.destinations.get(ref.label)
+        view = self.state.destinations.get(ref.label)
         server = view.server(ref.server) if view else None
         backups = list(server.backups) if server else [ref.info]
-        self.console.run_blocking(
+        self.tasks.run(
             lambda: load_wal(ref.url, ref.server, backups),
             self.wal_loaded,
             f"checking the WAL archive of {ref.server}",
@@ -222,17 +229,11 @@ class BackupScreen(ConsoleScreen):
                 rows.append((f"{index}", table_cells(table)))
         tables.sync(rows)
 
+    def current_backup(self) -> BackupRef:
+        return self.ref
+
     def can(self, action: str) -> bool | None:
         return backup_action_allowed(action, self.ref)
-
-    def action_restore(self) -> None:
-        self.console.open_restore(self.ref)
-
-    def action_verify(self) -> None:
-        self.console.confirm_verify(self.ref)
-
-    def action_delete(self) -> None:
-        self.console.confirm_delete(self.ref)
 
     def action_back(self) -> None:
         box = self.query_one("#filter", Input)

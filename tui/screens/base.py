@@ -1,18 +1,23 @@
-"""What every console screen shares: read-only enforcement and typed access to the app."""
+"""What every console screen shares: the state it reads, what it is told, read-only keys.
+
+Screens never import the app: they read the `ConsoleState` they are given, the app tells the
+shown screen what changed (`jobs_changed`, `catalog_changed`, ...), and a screen posts a
+message (tui.messages) for anything it wants done.
+"""
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
+from textual.app import App, ScreenStackError
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
 
 from tui.config import MUTATING
-
-if TYPE_CHECKING:
-    from tui.app import PgvaultApp
+from tui.state import ConsoleState
+from tui.widgets.topbar import TopBar
 
 
 class ConsoleScreen(Screen[Any]):
@@ -20,17 +25,40 @@ class ConsoleScreen(Screen[Any]):
 
     #: which top-level view this screen belongs to (the top bar highlights it)
     VIEW = "jobs"
-    #: a sentence or two for the help screen
+    #: the help screen's title and a sentence or two about the view
+    HELP_TITLE = ""
     HELP_TEXT = ""
 
-    @property
-    def console(self) -> PgvaultApp:
-        return cast("PgvaultApp", self.app)
+    def __init__(self, state: ConsoleState) -> None:
+        super().__init__()
+        self.state = state
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.console.read_only and action in MUTATING:
+        if self.state.read_only and action in MUTATING:
             return False
         return self.can(action)
+
+    # ---- what the app tells the shown screen (each does nothing unless the view shows it) --
+
+    def jobs_changed(self) -> None:
+        """The job feed brought new rows (state.jobs)."""
+
+    def bandwidth_changed(self) -> None:
+        """A new second of aggregate bandwidth (state.bandwidth)."""
+
+    def catalog_changed(self) -> None:
+        """A destination's listing started or arrived (state.destinations)."""
+
+    def demo_changed(self) -> None:
+        """The demo's start-up moved on (state.demo_status)."""
+
+    def forget_listings(self) -> None:
+        """The operator asked to refresh: drop what the view listed itself."""
+
+    def status_changed(self) -> None:
+        """Counts, read-only, frozen or store error: redraw the top bar."""
+        for bar in self.query(TopBar):
+            bar.refresh()
 
     def can(self, action: str) -> bool | None:
         """True to allow, False to hide the key, None to show it disabled."""
@@ -44,8 +72,8 @@ class FilteredScreen(ConsoleScreen):
     order), compose an Input with id `filter`, and say how to redraw and what to focus.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, state: ConsoleState) -> None:
+        super().__init__(state)
         self.filter_terms: list[str] = []
 
     @abstractmethod
@@ -81,3 +109,13 @@ class FilteredScreen(ConsoleScreen):
             if not event.value.strip():
                 event.input.display = False
             self.filtered_table().focus()
+
+
+def shown_screen(app: App[Any]) -> ConsoleScreen | None:
+    """The current screen if it is a view (None under a dialog, or while the console closes
+    and the feed's last messages still arrive)."""
+    try:
+        screen = app.screen
+    except ScreenStackError:
+        return None
+    return screen if isinstance(screen, ConsoleScreen) else None

@@ -6,19 +6,24 @@ a backup opens its details (databases, tables, WAL) in a pushed screen.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Click, Key, Resize, ScreenResume
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from core.backup_info import DONE, FAILED, BackupInfo
 from tui import fmt
-from tui.catalog_data import BackupRef, DestinationView
+from tui.adapter import BackupRef, DestinationView, ServerView
+from tui.messages import BackupRequest, DeleteBackup, OpenBackup, RestoreBackup, VerifyBackup
 from tui.screens.base import FilteredScreen
+from tui.state import ConsoleState
 from tui.widgets.keybar import KeyBar
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
@@ -52,6 +57,30 @@ def backup_action_allowed(action: str, ref: BackupRef | None) -> bool:
     if action == "delete":
         return ref is not None
     return True
+
+
+class _ShowsABackup(Protocol):
+    def current_backup(self) -> BackupRef | None: ...
+    def post_message(self, message: Message) -> bool: ...
+
+
+def _ask(screen: _ShowsABackup, request: type[BackupRequest]) -> None:
+    ref = screen.current_backup()
+    if ref is not None:
+        screen.post_message(request(ref))
+
+
+class BackupActions:
+    """The BACKUP_ACTIONS keys of a screen that shows one backup at a time (`current_backup`)."""
+
+    def action_restore(self: _ShowsABackup) -> None:
+        _ask(self, RestoreBackup)
+
+    def action_verify(self: _ShowsABackup) -> None:
+        _ask(self, VerifyBackup)
+
+    def action_delete(self: _ShowsABackup) -> None:
+        _ask(self, DeleteBackup)
 
 
 #: keys that move the tree's cursor (the operator chose where to look)
@@ -113,7 +142,7 @@ def backup_summary(server: str, info: BackupInfo, stored: int | None) -> Text:
     return text
 
 
-class CatalogScreen(FilteredScreen):
+class CatalogScreen(BackupActions, FilteredScreen):
     """Destinations -> servers in a tree; backups of the highlighted one in a table."""
 
     VIEW = "catalog"
@@ -136,8 +165,8 @@ class CatalogScreen(FilteredScreen):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, state: ConsoleState) -> None:
+        super().__init__(state)
         self._destination_nodes: dict[str, TreeNode[NodeData]] = {}
         self._server_nodes: dict[tuple[str, str], TreeNode[NodeData]] = {}
         self.selection: NodeData | None = None
@@ -145,7 +174,7 @@ class CatalogScreen(FilteredScreen):
         self._rows: dict[str, BackupRef] = {}
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.state, self.VIEW)
         with Horizontal(id="catalog-body"):
             tree: Tree[NodeData] = Tree("destinations", id="destinations")
             tree.show_root = False
@@ -170,14 +199,11 @@ class CatalogScreen(FilteredScreen):
     def on_resize(self, event: Resize) -> None:
         self.catalog_changed()
 
-    def reload(self) -> None:
-        self.console.load_catalog()
-
     # ---- the tree --------------------------------------------------------------------------
 
     def catalog_changed(self) -> None:
         tree: Tree[NodeData] = self.query_one("#destinations", Tree)
-        for label, view in self.console.destinations.items():
+        for label, view in self.state.destinations.items():
             node = self._destination_nodes.get(label)
             text = self.destination_label(view)
             if node is None:
@@ -258,7 +284,7 @@ class CatalogScreen(FilteredScreen):
     def selected_destination(self) -> DestinationView | None:
         if not self.selection:
             return None
-        return self.console.destinations.get(self.selection[1])
+        return self.state.destinations.get(self.selection[1])
 
     def show_backups(self) -> None:
         table = self.query_one("#backups", ResponsiveTable)
@@ -282,28 +308,36 @@ class CatalogScreen(FilteredScreen):
                     key = f"{server.name}/{info.backup_id}"
                     rows.append((key, cells))
                     self._rows[key] = BackupRef(view.url, view.label, server.name, info, stored)
-            if view.error:
-                message.append(f"{view.label}\n", style="bold")
-                message.append(f"cannot list it: {view.error}", style="red")
-            elif view.loading and not view.loaded:
-                message.append(f"listing {view.label} ...", style="dim")
-            elif not rows:
-                message.append(f"{view.label}\n\n", style="bold")
-                if self.filter_terms:
-                    message.append("No backup matches the filter; esc clears it.")
-                else:
-                    message.append("No backups here yet. ")
-                    if not self.console.read_only:
-                        message.append("n", style="bold reverse")
-                        message.append(" starts one.")
-                errors = [f"{s.name}: {s.error}" for s in servers if s.error]
-                if errors:
-                    message.append("\n" + "\n".join(errors), style="red")
+            message = self._listing_note(view, servers, bool(rows))
         table.sync(rows)
         table.display = bool(rows)
         empty.display = not rows
         empty.update(message)
         self.show_summary()
+
+    def _listing_note(
+        self, view: DestinationView, servers: tuple[ServerView, ...], any_rows: bool
+    ) -> Text:
+        """What stands in for the table: the listing's error, its progress, or why it is empty."""
+        message = Text()
+        if view.error:
+            message.append(f"{view.label}\n", style="bold")
+            message.append(f"cannot list it: {view.error}", style="red")
+        elif view.loading and not view.loaded:
+            message.append(f"listing {view.label} ...", style="dim")
+        elif not any_rows:
+            message.append(f"{view.label}\n\n", style="bold")
+            if self.filter_terms:
+                message.append("No backup matches the filter; esc clears it.")
+            else:
+                message.append("No backups here yet. ")
+                if not self.state.read_only:
+                    message.append("n", style="bold reverse")
+                    message.append(" starts one.")
+            errors = [f"{s.name}: {s.error}" for s in servers if s.error]
+            if errors:
+                message.append("\n" + "\n".join(errors), style="red")
+        return message
 
     def _matches(self, server: str, info: BackupInfo) -> bool:
         haystack = " ".join(
@@ -312,7 +346,8 @@ class CatalogScreen(FilteredScreen):
         ).lower()
         return all(term in haystack for term in self.filter_terms)
 
-    def selected_backup(self) -> BackupRef | None:
+    def current_backup(self) -> BackupRef | None:
+        """The backup under the table's cursor."""
         table = self.query_one("#backups", ResponsiveTable)
         key = table.current_key if table.display else None
         return self._rows.get(key) if key else None
@@ -326,7 +361,7 @@ class CatalogScreen(FilteredScreen):
     def show_summary(self) -> None:
         self.refresh_bindings()  # the backup actions depend on the selected backup
         summary = self.query_one("#backup-summary", Static)
-        ref = self.selected_backup()
+        ref = self.current_backup()
         if ref is None:
             summary.update("")
             summary.display = False
@@ -338,8 +373,8 @@ class CatalogScreen(FilteredScreen):
 
     def can(self, action: str) -> bool | None:
         if action == "open":
-            return None if self.selected_backup() is None else True
-        return backup_action_allowed(action, self.selected_backup())
+            return None if self.current_backup() is None else True
+        return backup_action_allowed(action, self.current_backup())
 
     def refilter(self) -> None:
         self.show_backups()
@@ -347,31 +382,14 @@ class CatalogScreen(FilteredScreen):
     def filtered_table(self) -> Widget:
         return self.query_one("#backups", ResponsiveTable)
 
-    def action_restore(self) -> None:
-        ref = self.selected_backup()
-        if ref is not None:
-            self.console.open_restore(ref)
-
-    def action_verify(self) -> None:
-        ref = self.selected_backup()
-        if ref is not None:
-            self.console.confirm_verify(ref)
-
-    def action_delete(self) -> None:
-        ref = self.selected_backup()
-        if ref is not None:
-            self.console.confirm_delete(ref)
-
     def action_open(self) -> None:
-        ref = self.selected_backup()
+        ref = self.current_backup()
         if ref is None:
             tree: Tree[NodeData] = self.query_one("#destinations", Tree)
             if tree.has_focus and self.query_one("#backups", ResponsiveTable).display:
                 self.query_one("#backups", ResponsiveTable).focus()
             return
-        from tui.screens.backup import BackupScreen
-
-        self.app.push_screen(BackupScreen(ref))
+        self.post_message(OpenBackup(ref))
 
     def action_switch_pane(self) -> None:
         tree = self.query_one("#destinations", Tree)

@@ -15,9 +15,10 @@ from core.errors import PgvaultError
 from core.jobs import Job, JobState, JobStore, LogLine
 from core.progress import RateSample
 from tui import fmt
-from tui.catalog_data import describe_error
+from tui.adapter import describe_error, job_backup_id
 from tui.screens.base import ConsoleScreen
-from tui.screens.jobs import BAR_COLOR, JOB_ACTIONS, STATE_COLOR, job_action_allowed
+from tui.screens.jobs import BAR_COLOR, JOB_ACTIONS, STATE_COLOR, JobActions, job_action_allowed
+from tui.state import ConsoleState
 from tui.widgets.bandwidth import BandwidthChart, span
 from tui.widgets.keybar import KeyBar
 from tui.widgets.progress import ProgressLine
@@ -26,6 +27,7 @@ from tui.widgets.topbar import TopBar
 POLL = 0.5
 HISTORY = 3600.0  # seconds of samples kept (the store keeps one hour)
 WINDOWS = (60.0, 300.0, 900.0, 3600.0)
+TWO_COLUMNS = 60  # the facts' width from which they go in two columns
 LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
 
 
@@ -56,13 +58,12 @@ def facts_text(job: Job, now: float, width: int) -> Text:
     ]
     where = f"pid {job.pid} on {job.host}" if job.pid else (job.host or "-")
     pairs.append(("process", where))
-    backup_id = job.result.get("backup_id")
-    pairs.append(("backup", str(backup_id) if backup_id else "-"))
+    pairs.append(("backup", job_backup_id(job) or "-"))
     if job.resumed_from:
         pairs.append(("resumes", f"job {job.resumed_from}"))
     text = Text()
     column = max(24, (width - 2) // 2)
-    two = width >= 60
+    two = width >= TWO_COLUMNS
     for index, (label, value) in enumerate(pairs):
         cell = Text()
         cell.append(f"{label:<8}", style="dim")
@@ -85,7 +86,7 @@ def facts_text(job: Job, now: float, width: int) -> Text:
     return text
 
 
-class JobDetailScreen(ConsoleScreen):
+class JobDetailScreen(JobActions, ConsoleScreen):
     """Pushed over the jobs view with enter; esc goes back."""
 
     VIEW = "jobs"
@@ -102,8 +103,8 @@ class JobDetailScreen(ConsoleScreen):
         Binding("w", "window", "Window", id="detail.window"),
     ]
 
-    def __init__(self, job_id: int) -> None:
-        super().__init__()
+    def __init__(self, job_id: int, state: ConsoleState) -> None:
+        super().__init__(state)
         self.job_id = job_id
         self.job: Job | None = None
         self.samples: list[RateSample] = []
@@ -111,11 +112,11 @@ class JobDetailScreen(ConsoleScreen):
         self._state: JobState | None = None
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.state, self.VIEW)
         yield Static("", id="detail-title")
         yield ProgressLine(id="detail-bar")
         yield Static("", id="detail-facts")
-        chart = BandwidthChart(self.console.config.clock, id="detail-chart")
+        chart = BandwidthChart(self.state.config.clock, id="detail-chart")
         chart.border_title = "bandwidth"
         yield chart
         log = RichLog(id="detail-log", max_lines=1000, wrap=True, markup=False, highlight=False)
@@ -124,7 +125,7 @@ class JobDetailScreen(ConsoleScreen):
         yield KeyBar()
 
     def on_mount(self) -> None:
-        job = self.console.jobs.get(self.job_id)
+        job = self.state.jobs.get(self.job_id)
         if job is not None:
             self.show(job)
         self.run_worker(
@@ -136,7 +137,7 @@ class JobDetailScreen(ConsoleScreen):
 
     def _poll(self) -> None:
         """Thread: the job, its new samples and its new log lines, twice a second."""
-        config = self.console.config
+        config = self.state.config
         since = config.clock() - HISTORY
         after = 0
         store: JobStore | None = None
@@ -180,12 +181,12 @@ class JobDetailScreen(ConsoleScreen):
                 entry.append(fmt.clock_time(line.at) + " ", style="dim")
                 entry.append(line.message, style=LEVEL_STYLE.get(line.level, ""))
                 log.write(entry)
-        if message.job is not None and not self.console.frozen:
+        if message.job is not None and not self.state.frozen:
             self.show(message.job)
 
     def _chart_title(self) -> None:
         chart = self.query_one("#detail-chart", BandwidthChart)
-        now = self.console.config.clock()
+        now = self.state.config.clock()
         recent = [s.rate for s in self.samples if s.at > now - chart.window]
         window = span(chart.window)
         if recent:
@@ -202,7 +203,7 @@ class JobDetailScreen(ConsoleScreen):
         if job.state != self._state:
             self._state = job.state
             self.refresh_bindings()
-        now = self.console.config.clock()
+        now = self.state.config.clock()
         title = Text()
         title.append(f"job {job.id} ", style="bold")
         title.append(f" {fmt.STATE_LABEL[job.state]} ", style=f"reverse {STATE_COLOR[job.state]}")
@@ -223,21 +224,12 @@ class JobDetailScreen(ConsoleScreen):
         allowed = job_action_allowed(self.job, action)
         return True if allowed is None else allowed
 
+    def current_job(self) -> Job | None:
+        """The job as last read (None until the first read)."""
+        return self.job
+
     def action_back(self) -> None:
         self.app.pop_screen()
-
-    def action_pause(self) -> None:
-        self.console.control_job(self.job_id, "pause")
-
-    def action_resume(self) -> None:
-        self.console.control_job(self.job_id, "resume")
-
-    def action_cancel(self) -> None:
-        if self.job is not None:
-            self.console.confirm_cancel(self.job)
-
-    def action_retry(self) -> None:
-        self.console.retry_job(self.job_id)
 
     def action_window(self) -> None:
         chart = self.query_one("#detail-chart", BandwidthChart)

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import ScreenResume
+from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Label, Static
 
 from core.jobs import Job, JobState
 from tui import fmt
 from tui.config import AGGREGATE_WINDOW
+from tui.messages import CancelJob, JobRequest, OpenJob, PauseJob, ResumeJob, RetryJob
 from tui.screens.base import FilteredScreen
+from tui.state import ConsoleState
 from tui.widgets.bandwidth import Sparkline
 from tui.widgets.keybar import KeyBar
 from tui.widgets.progress import ProgressLine
@@ -58,6 +63,33 @@ def job_action_allowed(job: Job | None, action: str) -> bool | None:
     if action == "cancel":
         return not job.final and job.state is not JobState.CANCEL_REQUESTED
     return job.state is JobState.FAILED and job.kind == "backup"  # retry: only backups resume
+
+
+class _ShowsAJob(Protocol):
+    def current_job(self) -> Job | None: ...
+    def post_message(self, message: Message) -> bool: ...
+
+
+def _ask(screen: _ShowsAJob, request: type[JobRequest]) -> None:
+    job = screen.current_job()
+    if job is not None:
+        screen.post_message(request(job))
+
+
+class JobActions:
+    """The JOB_ACTIONS keys of a screen that shows one job at a time (`current_job`)."""
+
+    def action_pause(self: _ShowsAJob) -> None:
+        _ask(self, PauseJob)
+
+    def action_resume(self: _ShowsAJob) -> None:
+        _ask(self, ResumeJob)
+
+    def action_cancel(self: _ShowsAJob) -> None:
+        _ask(self, CancelJob)
+
+    def action_retry(self: _ShowsAJob) -> None:
+        _ask(self, RetryJob)
 
 
 STATE_COLOR = {
@@ -118,7 +150,7 @@ def matches(job: Job, terms: list[str]) -> bool:
     return all(term in haystack for term in terms)
 
 
-class JobsScreen(FilteredScreen):
+class JobsScreen(JobActions, FilteredScreen):
     """Jobs, newest first; the bottom panel follows the cursor."""
 
     VIEW = "jobs"
@@ -139,13 +171,13 @@ class JobsScreen(FilteredScreen):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, state: ConsoleState) -> None:
+        super().__init__(state)
         self._selected: tuple[int, JobState] | None = None
 
     def compose(self) -> ComposeResult:
-        clock = self.console.config.clock
-        yield TopBar()
+        clock = self.state.config.clock
+        yield TopBar(self.state, self.VIEW)
         with Horizontal(id="bandwidth-strip"):
             yield Label("bandwidth ", id="bandwidth-label")
             yield Sparkline(clock, AGGREGATE_WINDOW, id="sparkline")
@@ -169,26 +201,26 @@ class JobsScreen(FilteredScreen):
         self.jobs_changed()
         self.bandwidth_changed()
 
-    # ---- data from the app -----------------------------------------------------------------
+    # ---- data from the state ---------------------------------------------------------------
 
     @property
     def table(self) -> ResponsiveTable:
         return self.query_one("#jobs", ResponsiveTable)
 
     def visible_jobs(self) -> list[Job]:
-        jobs = sorted(self.console.jobs.values(), key=lambda j: j.id, reverse=True)
+        jobs = self.state.newest_first()
         if self.filter_terms:
             jobs = [j for j in jobs if matches(j, self.filter_terms)]
         return jobs
 
     def jobs_changed(self) -> None:
-        now = self.console.config.clock()
+        now = self.state.config.clock()
         jobs = self.visible_jobs()
         table = self.table
         table.sync([(str(job.id), job_cells(job, now)) for job in jobs])
-        pending = self.console.pending_selection
+        pending = self.state.pending_selection
         if pending is not None and table.select_key(str(pending)):
-            self.console.pending_selection = None
+            self.state.pending_selection = None
         table.display = bool(jobs)
         empty = self.query_one("#empty", Static)
         empty.display = not jobs
@@ -197,20 +229,20 @@ class JobsScreen(FilteredScreen):
         self.show_selected()
 
     def empty_text(self) -> Text:
-        console = self.console
+        state = self.state
         text = Text()
         if self.filter_terms:
             text.append(f"No job matches the filter {' '.join(self.filter_terms)!r}.\n")
             text.append("esc clears the filter.", style="dim")
             return text
-        if not console.jobs_loaded:
+        if not state.jobs_loaded:
             text.append("Reading the job store...", style="dim")
             return text
         text.append("No jobs yet.\n\n", style="bold")
-        if console.demo_status:
-            style = "bold red" if console.demo_failed else "bold"
-            text.append(f"demo: {console.demo_status}\n\n", style=style)
-        if console.read_only:
+        if state.demo_status:
+            style = "bold red" if state.demo_failed else "bold"
+            text.append(f"demo: {state.demo_status}\n\n", style=style)
+        if state.read_only:
             text.append("This console is read-only: jobs started elsewhere appear here.\n")
         else:
             text.append("n", style="bold reverse")
@@ -228,10 +260,9 @@ class JobsScreen(FilteredScreen):
             self.query_one("#empty", Static).update(self.empty_text())
 
     def bandwidth_changed(self) -> None:
-        samples = self.console.bandwidth
-        self.query_one("#sparkline", Sparkline).set_samples(samples)
+        self.query_one("#sparkline", Sparkline).set_samples(self.state.bandwidth)
         running = [
-            j for j in self.console.jobs.values() if j.state is JobState.RUNNING and j.rate > 0
+            j for j in self.state.jobs.values() if j.state is JobState.RUNNING and j.rate > 0
         ]
         total = sum(j.rate for j in running)
         label = f" {fmt.rate(total)}" if total else " idle"
@@ -239,11 +270,12 @@ class JobsScreen(FilteredScreen):
 
     # ---- the selected job ------------------------------------------------------------------
 
-    def selected(self) -> Job | None:
+    def current_job(self) -> Job | None:
+        """The job under the table's cursor."""
         key = self.table.current_key if self.table.display else None
         if key is None:
             return None
-        return self.console.jobs.get(int(key))
+        return self.state.jobs.get(int(key))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show_selected()
@@ -252,7 +284,7 @@ class JobsScreen(FilteredScreen):
         self.action_open()
 
     def show_selected(self) -> None:
-        job = self.selected()
+        job = self.current_job()
         title = self.query_one("#selected-title", Static)
         bar = self.query_one("#selected-bar", ProgressLine)
         facts = self.query_one("#selected-facts", Static)
@@ -265,7 +297,7 @@ class JobsScreen(FilteredScreen):
         panel.display = job is not None
         if job is None:
             return
-        now = self.console.config.clock()
+        now = self.state.config.clock()
         head = Text()
         head.append(f"job {job.id} ", style="bold")
         head.append(fmt.STATE_LABEL[job.state], style=STATE_COLOR[job.state] or "bold")
@@ -295,7 +327,7 @@ class JobsScreen(FilteredScreen):
     # ---- actions ---------------------------------------------------------------------------
 
     def can(self, action: str) -> bool | None:
-        job = self.selected()
+        job = self.current_job()
         allowed = job_action_allowed(job, action)
         if allowed is not None:
             return allowed
@@ -308,29 +340,4 @@ class JobsScreen(FilteredScreen):
         return self.table
 
     def action_open(self) -> None:
-        job = self.selected()
-        if job is None:
-            return
-        from tui.screens.job_detail import JobDetailScreen
-
-        self.app.push_screen(JobDetailScreen(job.id))
-
-    def action_pause(self) -> None:
-        job = self.selected()
-        if job is not None:
-            self.console.control_job(job.id, "pause")
-
-    def action_resume(self) -> None:
-        job = self.selected()
-        if job is not None:
-            self.console.control_job(job.id, "resume")
-
-    def action_cancel(self) -> None:
-        job = self.selected()
-        if job is not None:
-            self.console.confirm_cancel(job)
-
-    def action_retry(self) -> None:
-        job = self.selected()
-        if job is not None:
-            self.console.retry_job(job.id)
+        _ask(self, OpenJob)

@@ -11,10 +11,11 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from core.browse import WalArchive
-from core.sizes import format_size
 from tui import fmt
-from tui.catalog_data import load_wal
+from tui.adapter import load_wal
 from tui.screens.base import ConsoleScreen
+from tui.state import ConsoleState
+from tui.tasks import Tasks
 from tui.widgets.keybar import KeyBar
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
@@ -41,7 +42,7 @@ def archive_summary(server: str, label: str, archive: WalArchive) -> Text:
         text.append("no WAL archived yet", style="yellow")
         return text
     text.append(f"{archive.segments} segments")
-    text.append(f" ({format_size(archive.segments * archive.segment_size)} of WAL)")
+    text.append(f" ({fmt.size(archive.segments * archive.segment_size)} of WAL)")
     timelines = ", ".join(str(t) for t in archive.timelines)
     text.append(f"  timeline{'s' if len(archive.timelines) > 1 else ''} {timelines}")
     if archive.histories:
@@ -130,15 +131,16 @@ class WalScreen(ConsoleScreen):
         Binding("tab", "switch_pane", "Pane", key_display="tab", id="pane.switch"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, state: ConsoleState, tasks: Tasks) -> None:
+        super().__init__(state)
+        self.tasks = tasks
         self.archives: dict[str, WalArchive] = {}
         self.errors: dict[str, str] = {}
         self._servers: list[tuple[str, str, str]] = []  # (option id, destination label, server)
         self.current: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield TopBar()
+        yield TopBar(self.state, self.VIEW)
         with Horizontal(id="wal-body"):
             yield OptionList(id="wal-servers")
             with Vertical(id="wal-right"):
@@ -154,14 +156,13 @@ class WalScreen(ConsoleScreen):
     def on_screen_resume(self, event: ScreenResume) -> None:
         self.catalog_changed()
 
-    def reload(self) -> None:
+    def forget_listings(self) -> None:
         self.archives.clear()
         self.errors.clear()
-        self.console.load_catalog()
 
     def catalog_changed(self) -> None:
         servers = []
-        for label, view in self.console.destinations.items():
+        for label, view in self.state.destinations.items():
             for server in view.servers:
                 servers.append((f"{label}|{server.name}", label, server.name))
         options = self.query_one("#wal-servers", OptionList)
@@ -193,7 +194,7 @@ class WalScreen(ConsoleScreen):
 
     def load(self, option_id: str) -> None:
         label, _, name = option_id.partition("|")
-        view = self.console.destinations.get(label)
+        view = self.state.destinations.get(label)
         server = view.server(name) if view else None
         if view is None or server is None:
             return
@@ -206,7 +207,7 @@ class WalScreen(ConsoleScreen):
             if self.is_attached and self.current == option_id:
                 self.show(option_id)
 
-        self.console.run_blocking(
+        self.tasks.run(
             lambda: load_wal(url, name, backups),
             done,
             f"listing the WAL archive of {name}",

@@ -15,11 +15,12 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from core.progress import RateSample
-from core.sizes import format_size
-from tui.batch.progressbar import format_duration
+from tui import fmt
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
 AXIS_WIDTH = 12
+MIN_ROWS = 2  # a chart any lower is drawn as a sparkline
+MID_LABEL_ROWS = 4  # a chart this high labels its middle row too
 
 
 def bucket_rates(
@@ -91,17 +92,17 @@ def bar_rows(heights: Sequence[int | None], rows: int) -> list[str]:
 
 
 def rate_label(value: float) -> str:
-    return f"{format_size(value)}/s" if value > 0 else "0"
+    return fmt.per_second(value) if value > 0 else "0"
 
 
 def span(seconds: float) -> str:
     """'5m', '2m30s', '1h', '45s': a time axis label."""
     s = round(seconds)
-    if s >= 3600 and s % 3600 == 0:
-        return f"{s // 3600}h"
-    if s >= 60 and s % 60 == 0:
-        return f"{s // 60}m"
-    return format_duration(s)
+    if s >= fmt.HOUR and s % fmt.HOUR == 0:
+        return f"{s // fmt.HOUR}h"
+    if s >= fmt.MINUTE and s % fmt.MINUTE == 0:
+        return f"{s // fmt.MINUTE}m"
+    return fmt.duration(s)
 
 
 def time_axis(width: int, window: float) -> str:
@@ -125,7 +126,7 @@ def render_chart(
     samples: Sequence[RateSample], now: float, window: float, width: int, height: int
 ) -> Text:
     """The whole chart: rate axis on the left, bars, time axis underneath."""
-    if width <= AXIS_WIDTH + 4 or height < 2:
+    if width <= AXIS_WIDTH + 4 or height < MIN_ROWS:
         return render_sparkline(samples, now, window, width)
     rows = height - 1
     columns = width - AXIS_WIDTH - 1
@@ -137,7 +138,7 @@ def render_chart(
     for index, line in enumerate(lines):
         if index == 0:
             label = rate_label(top)
-        elif index == rows // 2 and rows >= 4:
+        elif index == rows // 2 and rows >= MID_LABEL_ROWS:
             label = rate_label(top * (rows - index) / rows)
         elif index == rows - 1:
             label = "0"

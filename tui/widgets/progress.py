@@ -7,12 +7,14 @@ from textual.widget import Widget
 
 from tui import fmt
 
+MIN_BAR = 5  # cells of bar below which the right-hand text is dropped
+
 
 def progress_text(fraction: float | None, width: int, right: str = "", style: str = "") -> Text:
     """'█████░░░░  45%  right' fitted to width (the bar shrinks first)."""
     tail = f" {fmt.percent(fraction)}" + (f"  {right}" if right else "")
     room = width - len(tail)
-    if room < 5:
+    if room < MIN_BAR:
         tail = f" {fmt.percent(fraction)}"
         room = width - len(tail)
     text = Text()

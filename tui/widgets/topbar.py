@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from rich.text import Text
 from textual.widget import Widget
 
 from core.jobs import JobState
 from tui.config import VIEWS
-
-if TYPE_CHECKING:
-    from tui.app import PgvaultApp
+from tui.state import ConsoleState
 
 #: which counts the bar shows, in order, with their word and style
 COUNTED: tuple[tuple[tuple[JobState, ...], str, str], ...] = (
@@ -29,31 +25,34 @@ class TopBar(Widget):
     TopBar { height: 1; background: $panel; }
     """
 
+    def __init__(self, state: ConsoleState, view: str) -> None:
+        super().__init__()
+        self.state = state
+        self.view = view  # the top-level view (mode) the bar's screen belongs to
+
     def render(self) -> Text:
-        app = cast("PgvaultApp", self.app)
+        state = self.state
         width = self.content_region.width
         left = Text()
         left.append(" pgvault ", style="bold reverse")
-        current = app.current_mode
-        screen_view = getattr(self.screen, "VIEW", current)
         for mode, key, label in VIEWS:
             left.append(" ")
-            style = "bold reverse" if mode == screen_view else ""
+            style = "bold reverse" if mode == self.view else ""
             left.append(f" {key} {label} ", style=style)
         right = Text()
-        counts = app.job_counts()
+        counts = state.job_counts()
         for states, word, style in COUNTED:
             count = sum(counts.get(s, 0) for s in states)
             if count:
                 right.append(f"{count} {word}", style=style)
                 right.append("  ")
-        if app.read_only:
+        if state.read_only:
             right.append("READ-ONLY", style="bold reverse")
             right.append(" ")
-        if app.frozen:
+        if state.frozen:
             right.append("FROZEN", style="bold reverse")
             right.append(" ")
-        if app.feed_error:
+        if state.feed_error:
             right.append("STORE ERROR", style="bold red reverse")
             right.append(" ")
         right.rstrip()

@@ -1,8 +1,10 @@
-"""What the catalog and WAL views show, read from the destinations in worker threads.
+"""Core values as the console shows them: the one place the console reads them from core.
 
-Every function here blocks (listings over the network) and runs in a thread worker; each
-returns an immutable snapshot the UI thread renders. Destination URLs are kept as given
-(they may carry credentials) but only `Location.display()` is ever shown.
+Errors become one redacted line, URLs lose their credentials, a job's result gives the
+backup it made, and destinations become immutable listings (`DestinationView`) that the
+catalog and WAL views render. The `load_*` functions block (listings over the network) and
+run in thread workers. Destination URLs are kept as given (they may carry credentials) but
+only `Location.display()` is ever shown.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from core.backup_info import BackupInfo
 from core.browse import WalArchive, list_servers, wal_archive
 from core.catalog import Catalog
 from core.errors import PgvaultError
+from core.jobs import Job
 from core.layout import ServerLayout
 from core.manifest import PgvaultManifest
 from core.secrets import redact
@@ -39,6 +42,12 @@ def display_url(url: str) -> str:
         return parse_location(url).display()
     except PgvaultError:
         return redact(url.split("?", 1)[0])
+
+
+def job_backup_id(job: Job) -> str | None:
+    """The backup a job made or acted on, once known (the only read of a job's result)."""
+    backup_id = job.result.get("backup_id")
+    return str(backup_id) if backup_id else None
 
 
 @dataclass(frozen=True)

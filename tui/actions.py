@@ -1,0 +1,329 @@
+"""The operator's verbs, in one place: what the keys, the palette and the screens' requests do.
+
+The app routes each request message (tui.messages) and each global key to one method here.
+Anything that blocks (the job store, starting a job, listing a destination) runs in a thread
+worker (tui.tasks); forms and confirmations are modal screens whose answer comes back as a
+callback. After changing the state, the shown screen is told what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.app import App
+from textual.screen import Screen
+from textual.timer import Timer
+
+from core.errors import PgvaultError
+from core.jobs import Job, JobStore
+from tui.adapter import BackupRef, DestinationView, display_url, load_destination
+from tui.feed import JobFeed
+from tui.messages import DemoProgress
+from tui.modals.confirm import ConfirmScreen
+from tui.modals.help import HelpScreen
+from tui.modals.new_backup import NewBackupScreen, form_defaults
+from tui.modals.restore import RestoreScreen
+from tui.screens.backup import BackupScreen
+from tui.screens.base import ConsoleScreen, shown_screen
+from tui.screens.job_detail import JobDetailScreen
+from tui.state import ConsoleState
+from tui.tasks import Tasks
+
+#: seconds after a job changed a destination before it is listed again (changes coalesce)
+STALE_DELAY = 1.0
+#: a job-store request of one job: (store, job id) -> (the job, whether it changed)
+StoreRequest = Callable[[JobStore, int], tuple[Job, bool]]
+
+
+class ConsoleActions:
+    """Verbs over the app's state; the app owns the objects, this module what they do."""
+
+    def __init__(self, app: App[Any], state: ConsoleState, tasks: Tasks, feed: JobFeed) -> None:
+        self.app = app
+        self.state = state
+        self.tasks = tasks
+        self.feed = feed
+        #: installed help screens by what they show (HelpScreen.identity)
+        self._help_screens: dict[tuple[object, ...], str] = {}
+        self._stale: set[str] = set()
+        self._stale_timer: Timer | None = None
+
+    def tell(self, change: Callable[[ConsoleScreen], None]) -> None:
+        """Tell the shown view what changed (`ConsoleScreen.jobs_changed` and so on)."""
+        screen = shown_screen(self.app)
+        if screen is not None:
+            change(screen)
+
+    # ---- views -----------------------------------------------------------------------------
+
+    async def view(self, mode: str) -> None:
+        if self.app.current_mode != mode:
+            await self.app.switch_mode(mode)
+        self.tell(lambda screen: screen.status_changed())
+
+    def open_job(self, job: Job) -> None:
+        self._push_in("jobs", lambda: JobDetailScreen(job.id, self.state))
+
+    def open_backup(self, ref: BackupRef) -> None:
+        self._push_in("catalog", lambda: BackupScreen(ref, self.state, self.tasks))
+
+    def _push_in(self, mode: str, screen: Callable[[], Screen[Any]]) -> None:
+        """Switch to a view if needed, then open a screen over it."""
+
+        async def go() -> None:
+            if self.app.current_mode != mode:
+                await self.app.switch_mode(mode)
+            self.app.push_screen(screen())
+
+        self.app.call_later(go)
+
+    def help(self) -> None:
+        app = self.app
+        if isinstance(app.screen, HelpScreen):
+            app.pop_screen()
+            return
+        # A help screen is built once per distinct content and kept installed: composing
+        # and styling it again cost most of the key's time.
+        help_screen = HelpScreen.for_screen(app.screen)
+        name = self._help_screens.get(help_screen.identity())
+        if name is None:
+            name = f"help-{len(self._help_screens)}"
+            self._help_screens[help_screen.identity()] = name
+            app.install_screen(help_screen, name)
+        app.push_screen(name)
+
+    def refresh(self) -> None:
+        self.feed.refresh()
+        self.tell(lambda screen: screen.forget_listings())
+        self.reload_catalog()
+        self.app.notify("refreshing", timeout=1.5)
+
+    def freeze(self) -> None:
+        self.state.frozen = not self.state.frozen
+        self.tell(lambda screen: screen.status_changed())
+        if not self.state.frozen:
+            self.tell(lambda screen: screen.jobs_changed())
+            self.tell(lambda screen: screen.bandwidth_changed())
+
+    # ---- jobs ------------------------------------------------------------------------------
+
+    def pause_job(self, job: Job) -> None:
+        self._control(job.id, "pause", JobStore.request_pause)
+
+    def resume_job(self, job: Job) -> None:
+        self._control(job.id, "resume", JobStore.request_resume)
+
+    def cancel_job(self, job: Job) -> None:
+        """Ask first; cancel only on yes."""
+        question = (
+            f"Cancel job {job.id} ({job.description or job.kind})?\n"
+            "Uploads in flight are aborted; a cancelled backup is never restorable."
+        )
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._control(job.id, "cancel", JobStore.request_cancel)
+
+        self.app.push_screen(ConfirmScreen(question, title="Cancel job"), answered)
+
+    def _control(self, job_id: int, verb: str, request: StoreRequest) -> None:
+        """Pause, resume or cancel one job, from a thread (the store may be busy)."""
+        state_dir = self.state.config.state_dir
+
+        def work() -> str:
+            with JobStore.open(state_dir) as store:
+                job, changed = request(store, job_id)
+            if not changed:
+                return f"job {job_id} is already {job.state.value}"
+            return f"job {job_id}: {verb} requested"
+
+        def done(text: str) -> None:
+            self.app.notify(text, timeout=4)
+            self.feed.refresh()
+
+        self.tasks.run(work, done, f"{verb} job {job_id}", group=f"job {job_id}")
+
+    def retry_job(self, job: Job) -> None:
+        """Resume a failed backup in a new detached job that reuses what it uploaded."""
+        state_dir, failed = self.state.config.state_dir, job.id
+
+        def work() -> Job:
+            from core.jobs.runner import resume_request, spawn_detached
+
+            with JobStore.open(state_dir) as store:
+                kind, request = resume_request(store, failed)
+                return spawn_detached(store, kind, request, resumed_from=failed)
+
+        def done(new: Job) -> None:
+            self.state.pending_selection = new.id
+            self.app.notify(f"job {new.id} resumes failed job {failed}", timeout=5)
+            self.feed.refresh()
+
+        self.tasks.run(work, done, f"resume job {failed}", group=f"job {failed}")
+
+    def new_backup(self) -> None:
+        state = self.state
+        defaults = form_defaults(list(state.jobs.values()), state.demo, state.catalog_urls())
+        self.app.push_screen(
+            NewBackupScreen(defaults, state.config.state_dir),
+            lambda job_id: self.job_started(job_id, "backup"),
+        )
+
+    def job_started(self, job_id: int | None, what: str) -> None:
+        """A job the console started: say so, and show it selected on the jobs view."""
+        if job_id is None:
+            return
+        self.state.pending_selection = job_id
+        self.app.notify(f"{what} job {job_id} started", timeout=4)
+        self.feed.refresh()
+        if self.app.current_mode != "jobs":
+            self.app.call_later(self.view, "jobs")
+        else:
+            self.tell(lambda screen: screen.jobs_changed())
+
+    # ---- backups in a catalog: restore, verify, delete -------------------------------------
+
+    def restore_backup(self, ref: BackupRef) -> None:
+        self.app.push_screen(
+            RestoreScreen(ref, self.state.config.state_dir),
+            lambda job_id: self.job_started(job_id, "restore"),
+        )
+
+    def verify_backup(self, ref: BackupRef) -> None:
+        question = (
+            f"Verify backup {ref.info.backup_id} of {ref.server}?\n"
+            f"Reads every object of it from {ref.label} and checks every checksum and the "
+            "WAL it needs; nothing is changed."
+        )
+        self._confirm_catalog_job("verify", ref, question, "Verify backup")
+
+    def delete_backup(self, ref: BackupRef) -> None:
+        question = (
+            f"Delete backup {ref.info.backup_id} of {ref.server} from {ref.label}?\n"
+            "Its objects are removed, then the WAL no remaining backup needs. "
+            "This cannot be undone."
+        )
+        self._confirm_catalog_job("delete", ref, question, "Delete backup")
+
+    def _confirm_catalog_job(self, verb: str, ref: BackupRef, question: str, title: str) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._start_catalog_job(verb, ref)
+
+        self.app.push_screen(ConfirmScreen(question, title=title), answered)
+
+    def _start_catalog_job(self, verb: str, ref: BackupRef) -> None:
+        """A verify or delete job of one backup, detached, started from a thread."""
+        state_dir = self.state.config.state_dir
+
+        def work() -> Job:
+            from core.delete import DeleteRequest
+            from core.jobs.builtin import DELETE, VERIFY
+            from core.jobs.runner import spawn_detached
+            from core.urls import parse_location
+            from core.verify import VerifyRequest
+
+            location = parse_location(ref.url)
+            backup = ref.info.backup_id
+            with JobStore.open(state_dir) as store:
+                if verb == "verify":
+                    return spawn_detached(
+                        store, VERIFY, VerifyRequest(location, ref.server, backup)
+                    )
+                return spawn_detached(
+                    store, DELETE, DeleteRequest(location, ref.server, backup=backup)
+                )
+
+        self.tasks.run(
+            work,
+            lambda job: self.job_started(job.id, verb),
+            f"{verb} backup {ref.info.backup_id}",
+            group=f"backup {ref.info.backup_id}",
+        )
+
+    # ---- the catalog -----------------------------------------------------------------------
+
+    def reload_catalog(self, only: set[str] | None = None) -> None:
+        """List every destination (or those labelled in `only`) again, each in a thread."""
+        for url, demo in self.state.catalog_urls():
+            if only is not None and display_url(url) not in only:
+                continue
+            label = self.state.listing_started(url, demo)
+            self.tasks.run(
+                lambda url=url, demo=demo: load_destination(url, demo),  # type: ignore[misc]
+                self._destination_loaded,
+                f"listing {label}",
+                group=f"destination {label}",
+                exclusive=True,
+            )
+        self.tell(lambda screen: screen.catalog_changed())
+
+    def _destination_loaded(self, view: DestinationView) -> None:
+        self.state.destinations[view.label] = view
+        self.tell(lambda screen: screen.catalog_changed())
+
+    def catalogs_changed(self, destinations: set[str]) -> None:
+        """Jobs changed these destinations: list them again shortly (changes coalesce)."""
+        self._stale |= destinations
+        if self._stale and self._stale_timer is None:
+            self._stale_timer = self.app.set_timer(STALE_DELAY, self._reload_stale)
+
+    def _reload_stale(self) -> None:
+        stale, self._stale = self._stale, set()
+        self._stale_timer = None
+        known = {display_url(url) for url, _ in self.state.catalog_urls()}
+        if stale & known:
+            self.reload_catalog(stale & known)
+
+    def periodic_reload(self) -> None:
+        """Catalogs change behind the console's back (cron, other hosts): re-list while shown."""
+        if self.app.current_mode != "jobs" and not self.state.frozen:
+            self.reload_catalog()
+
+    # ---- the demo --------------------------------------------------------------------------
+
+    def start_demo(self) -> None:
+        from core.demo import start_demo
+
+        self.state.demo_status = "starting the demo"
+        state_dir = self.state.config.state_dir
+        app = self.app
+
+        def step(text: str) -> None:
+            app.post_message(DemoProgress(text))
+
+        def work() -> object:
+            try:
+                return start_demo(state_dir, step=step)
+            except PgvaultError as exc:
+                app.post_message(DemoProgress(str(exc), error=True))
+                return None
+
+        self.tasks.run(work, self._demo_started, "demo", group="demo", exclusive=True)
+
+    def demo_progress(self, message: DemoProgress) -> None:
+        self.state.demo_status = message.text
+        if message.error:
+            self.state.demo_failed = True
+            self.app.notify(message.text, severity="error", timeout=15)
+        self.tell(lambda screen: screen.demo_changed())
+
+    def _demo_started(self, result: object) -> None:
+        from core.demo import DemoStart
+
+        if not isinstance(result, DemoStart):
+            return
+        state = self.state
+        state.demo = result.demo
+        state.demo_job = result.job_id
+        if result.job_id is not None:
+            state.pending_selection = result.job_id
+            what = result.job_note or f"backup job {result.job_id} of the demo cluster started"
+            state.demo_status = what
+            self.app.notify(f"demo: {what}", timeout=6)
+        if result.demo.note:
+            self.app.notify(f"demo: {result.demo.note}", severity="warning", timeout=15)
+        self.feed.refresh()
+        self.reload_catalog()
+        self.tell(lambda screen: screen.demo_changed())
