@@ -227,7 +227,7 @@ class PgvaultApp(App[int]):
                     and (
                         before is None
                         or before.state is not job.state
-                        or before.result.get("backup_id") != job.result.get("backup_id")
+                        or before.details.backup_id != job.details.backup_id
                     )
                 ):
                     self._stale.add(job.destination)

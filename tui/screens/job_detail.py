@@ -16,6 +16,7 @@ from core.jobs import Job, JobState, JobStore, LogLine
 from core.progress import RateSample
 from tui import fmt
 from tui.catalog_data import describe_error
+from tui.job_results import backup_label
 from tui.screens.base import ConsoleScreen
 from tui.screens.jobs import BAR_COLOR, JOB_ACTIONS, STATE_COLOR, job_action_allowed
 from tui.widgets.bandwidth import BandwidthChart, span
@@ -56,8 +57,7 @@ def facts_text(job: Job, now: float, width: int) -> Text:
     ]
     where = f"pid {job.pid} on {job.host}" if job.pid else (job.host or "-")
     pairs.append(("process", where))
-    backup_id = job.result.get("backup_id")
-    pairs.append(("backup", str(backup_id) if backup_id else "-"))
+    pairs.append(("backup", backup_label(job)))
     if job.resumed_from:
         pairs.append(("resumes", f"job {job.resumed_from}"))
     text = Text()
