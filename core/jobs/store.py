@@ -424,18 +424,24 @@ class JobStore:
                     "UPDATE jobs SET result = ? WHERE id = ?",
                     (result_json(ResultRecord(details)), job_id),
                 )
-            if samples:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO job_samples (job_id, at, rate) VALUES (?, ?, ?)",
-                    [(job_id, s.at, s.rate) for s in samples],
-                )
-                conn.execute(
-                    "DELETE FROM job_samples WHERE job_id = ? AND at <= ?",
-                    (job_id, samples[-1].at - SAMPLE_HORIZON),
-                )
+            self._add_samples(conn, job_id, samples)
             if lines:
                 self._append_log(conn, job_id, lines)
         return state
+
+    @staticmethod
+    def _add_samples(conn: sqlite3.Connection, job_id: int, samples: Sequence[RateSample]) -> None:
+        """New 1 s rate samples; those older than SAMPLE_HORIZON before the last go."""
+        if not samples:
+            return
+        conn.executemany(
+            "INSERT OR REPLACE INTO job_samples (job_id, at, rate) VALUES (?, ?, ?)",
+            [(job_id, s.at, s.rate) for s in samples],
+        )
+        conn.execute(
+            "DELETE FROM job_samples WHERE job_id = ? AND at <= ?",
+            (job_id, samples[-1].at - SAMPLE_HORIZON),
+        )
 
     def append_log(self, job_id: int, lines: Sequence[tuple[float, int, str]]) -> None:
         with self._write() as conn:

@@ -104,7 +104,7 @@ def run_here(
             return
         live = LiveBar(
             sys.stderr,
-            lambda: Progress.of_snapshot(reporter.snapshot(), reporter.state.value),
+            lambda: Progress.of_snapshot(reporter.snapshot(), reporter.state),
             prefix=f"job {job.id}",
         )
         live.start()
