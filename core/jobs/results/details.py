@@ -8,9 +8,7 @@ are kept as they were recorded, in `other`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-
-Scalar = str | int | float | bool | None
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -26,32 +24,37 @@ class JobDetails:
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> JobDetails:
         """The known facts typed; anything else (or mistyped) kept in `other`."""
-        known: dict[str, str | int] = {}
-        other: dict[str, object] = {}
-        for key, value in data.items():
-            if _typed(key, value):
-                known[key] = value  # type: ignore[assignment]
-            else:
-                other[key] = value
-        return cls(**known, other=other)  # type: ignore[arg-type]
+        return cls(
+            backup_id=_text(data.get("backup_id")),
+            reused_bytes=_number(data.get("reused_bytes")),
+            reused_stored_bytes=_number(data.get("reused_stored_bytes")),
+            other={k: v for k, v in data.items() if not _typed(k, v)},
+        )
 
     def to_json(self) -> dict[str, object]:
-        facts: dict[str, object] = {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.name != "other" and getattr(self, f.name) is not None
+        facts = {
+            "backup_id": self.backup_id,
+            "reused_bytes": self.reused_bytes,
+            "reused_stored_bytes": self.reused_stored_bytes,
         }
-        return {**facts, **self.other}
+        return {**{k: v for k, v in facts.items() if v is not None}, **self.other}
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _number(value: object) -> int | None:
+    # bool is an int to Python, not to JSON.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _typed(key: str, value: object) -> bool:
-    """Whether the value is what JobDetails' field `key` holds."""
-    if key in _TEXT:
-        return isinstance(value, str)
-    return key in _NUMBER and isinstance(value, int) and not isinstance(value, bool)
+    """Whether `value` goes into JobDetails' own field `key` (else into `other`)."""
+    if key == "backup_id":
+        return _text(value) is not None
+    return key in DETAIL_KEYS and _number(value) is not None
 
 
-_TEXT = frozenset({"backup_id"})
-_NUMBER = frozenset({"reused_bytes", "reused_stored_bytes"})
 #: the keys JobDetails has a field for
-DETAIL_KEYS = _TEXT | _NUMBER
+DETAIL_KEYS = frozenset({"backup_id", "reused_bytes", "reused_stored_bytes"})

@@ -29,6 +29,8 @@ class JobResult(Protocol):
 
 
 class ResultType(Protocol):
+    """A result class: reads its stored JSON object back (a classmethod)."""
+
     def from_json(self, data: Mapping[str, object]) -> JobResult: ...
 
 

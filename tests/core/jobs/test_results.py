@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from core.jobs import Job, JobState, JobStore, JsonResult
+from core.jobs.kinds import BUILTIN
 from core.jobs.results import (
+    RESULT_TYPES,
     BackupJobResult,
     DeleteJobResult,
     JobDetails,
@@ -99,6 +101,10 @@ def _as_printed_before(result: dict[str, Any]) -> tuple[str, list[tuple[str, str
     """What `jobs show` printed from the loaded dict: its JSON and its result.* lines."""
     loaded = json.loads(json.dumps(result, sort_keys=True))
     return json.dumps(loaded, indent=2), [(f"result.{k}", str(v)) for k, v in loaded.items()]
+
+
+def test_every_built_in_kind_has_a_typed_result() -> None:
+    assert set(RESULT_TYPES) == set(BUILTIN)
 
 
 @pytest.fixture
