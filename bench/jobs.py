@@ -72,7 +72,9 @@ def timed_job(store: JobStore, kind: JobKind[Any], request: Any, size_key: str) 
     took, used = time.perf_counter() - wall, time.process_time() - cpu
     if outcome.job.state is not JobState.SUCCEEDED:
         raise SystemExit(f"job failed: {outcome.job.error}")
-    return Run(int(outcome.job.result[size_key]), took, used, reporters[0].flusher_cpu)
+    result = outcome.job.result
+    assert result is not None
+    return Run(int(result.to_json()[size_key]), took, used, reporters[0].flusher_cpu)
 
 
 class CountingReporter(NullReporter):

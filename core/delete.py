@@ -356,64 +356,6 @@ def wal_runs(
     return runs
 
 
-def result_dict(result: DeleteResult) -> dict[str, Any]:
-    """The result as a job records it (JSON): WAL as runs of consecutive segments."""
-    report = result.report
-    return {
-        "server": result.server,
-        "dry_run": result.dry_run,
-        "policy": str(report.policy) if report else None,
-        "now": report.now.isoformat() if report else None,
-        "statuses": [list(item) for item in report.statuses] if report else [],
-        "deleted": [
-            {
-                "backup_id": d.backup_id,
-                "status": d.status,
-                "why": d.why,
-                "objects": list(d.objects),
-                "size": d.size,
-                "wal_count": len(d.wal.remove),
-                "wal_runs": [
-                    list(run) for run in wal_runs([n for n, _ in d.wal.remove], d.segment_size)
-                ],
-                "wal_reason": d.wal.reason,
-            }
-            for d in result.deletions
-        ],
-        "skipped": list(result.skipped),
-    }
-
-
-def result_lines(result: dict[str, Any], verbose: bool = False) -> list[str]:
-    """What backup-delete prints, from a result_dict (a job's recorded result)."""
-    dry = result.get("dry_run", False)
-    lines = []
-    if result.get("policy"):
-        lines.append(f"retention policy {result['policy']} evaluated at {result['now']}")
-        if verbose:
-            lines += [f"  {backup_id}  {status}" for backup_id, status in result["statuses"]]
-    for item in result.get("deleted", []):
-        verb = "would delete" if dry else "deleted"
-        lines.append(
-            f"{verb} backup {item['backup_id']} ({item['status']}, {item['why']}): "
-            f"{len(item['objects'])} objects, {item['size']} bytes"
-        )
-        if dry or verbose:
-            lines += [f"  {key}" for key in item["objects"]]
-        count = item["wal_count"]
-        runs = ", ".join(
-            first if n == 1 else f"{first}..{last} ({n})" for first, last, n in item["wal_runs"]
-        )
-        wal_verb = "would remove" if dry else "removed"
-        lines.append(
-            f"  WAL: {wal_verb} {count} file(s){': ' + runs if runs else ''} ({item['wal_reason']})"
-        )
-    lines += list(result.get("skipped", []))
-    if not result.get("deleted") and not result.get("skipped"):
-        lines.append("nothing to delete")
-    return lines
-
-
 def public_request(request: DeleteRequest) -> DeleteRequest:
     """The request as a job records it: no credentials from the URL."""
     return replace(request, location=replace(request.location, credentials=Credentials()))
@@ -425,10 +367,6 @@ def describe(request: DeleteRequest) -> str:
     return f"delete {what} of {request.server} in {request.location.display()}{dry}"
 
 
-def run_delete_job(request: DeleteRequest, reporter: Reporter) -> dict[str, Any]:
-    return result_dict(run_delete(request, reporter))
-
-
 __all__ = [
     "BackupDeletion",
     "DeleteRequest",
@@ -436,10 +374,7 @@ __all__ = [
     "describe",
     "parse_now",
     "public_request",
-    "result_dict",
-    "result_lines",
     "run_delete",
-    "run_delete_job",
     "validate_request",
     "wal_runs",
 ]

@@ -142,7 +142,7 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
             lambda: job_id in app.state.jobs and app.state.jobs[job_id].state is JobState.SUCCEEDED,
             timeout=600,
         )
-        backup_id = str(app.state.jobs[job_id].result.get("backup_id"))
+        backup_id = str(app.state.jobs[job_id].details.backup_id)
         await pilot.press("2")
         await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
         catalog = app.screen

@@ -45,9 +45,8 @@ def display_url(url: str) -> str:
 
 
 def job_backup_id(job: Job) -> str | None:
-    """The backup a job made or acted on, once known (the only read of a job's result)."""
-    backup_id = job.result.get("backup_id")
-    return str(backup_id) if backup_id else None
+    """The backup a job made or acted on, once known (noted while the job runs)."""
+    return job.details.backup_id or None
 
 
 @dataclass(frozen=True)

@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any
 
 from core.backup import BackupRequest, result_summary, run_backup, validate_request
-from core.delete import DeleteRequest, describe, public_request, run_delete_job
+from core.delete import DeleteRequest, describe, public_request, run_delete, wal_runs
 from core.delete import validate_request as validate_delete
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import Job
+from core.jobs.results import (
+    BackupJobResult,
+    DeletedBackup,
+    DeleteJobResult,
+    RestoreJobResult,
+    VerifyJobResult,
+)
 from core.progress import Reporter
 from core.restore import RestoreRequest, run_restore
 from core.restore import result_summary as restore_summary
 from core.restore import validate_request as validate_restore
 from core.urls import Credentials
-from core.verify import VerifyRequest, run_verify_job
+from core.verify import VerifyRequest, run_verify
 from core.verify import describe as describe_verify
 from core.verify import public_request as public_verify
 from core.verify import validate_request as validate_verify
@@ -38,18 +44,18 @@ def without_password(dbname: str) -> str:
     return _URI_QUERY_PASSWORD.sub(r"\1", text).rstrip("?&")
 
 
-def _run_backup(request: BackupRequest, reporter: Reporter) -> dict[str, Any]:
+def _run_backup(request: BackupRequest, reporter: Reporter) -> BackupJobResult:
     result = run_backup(request, reporter)
-    return {
-        "backup_id": result.backup_id,
-        "status": result.status,
-        "files": result.files,
-        "bytes_read": result.bytes_read,
-        "bytes_stored": result.bytes_stored,
-        "begin_wal": result.begin_wal,
-        "end_wal": result.end_wal,
-        "summary": result_summary(result),
-    }
+    return BackupJobResult(
+        backup_id=result.backup_id,
+        status=result.status,
+        files=result.files,
+        bytes_read=result.bytes_read,
+        bytes_stored=result.bytes_stored,
+        begin_wal=result.begin_wal,
+        end_wal=result.end_wal,
+        summary=result_summary(result),
+    )
 
 
 def _describe(request: BackupRequest) -> JobInfo:
@@ -72,8 +78,7 @@ def _public(request: BackupRequest) -> BackupRequest:
 
 def _resume(request: BackupRequest, failed: Job) -> BackupRequest:
     """Resume the failed job's backup: reuse its stored archives whose files are unchanged."""
-    backup_id = failed.result.get("backup_id")
-    return replace(request, resume=backup_id if isinstance(backup_id, str) else None)
+    return replace(request, resume=failed.details.backup_id)
 
 
 BACKUP: JobKind[BackupRequest] = JobKind(
@@ -88,10 +93,37 @@ BACKUP: JobKind[BackupRequest] = JobKind(
 )
 
 
+def _run_delete(request: DeleteRequest, reporter: Reporter) -> DeleteJobResult:
+    result = run_delete(request, reporter)
+    report = result.report
+    return DeleteJobResult(
+        server=result.server,
+        dry_run=result.dry_run,
+        policy=str(report.policy) if report else None,
+        now=report.now.isoformat() if report else None,
+        statuses=report.statuses if report else (),
+        deleted=tuple(
+            DeletedBackup(
+                backup_id=d.backup_id,
+                status=d.status,
+                why=d.why,
+                objects=d.objects,
+                size=d.size,
+                wal_count=len(d.wal.remove),
+                # The WAL as runs of consecutive segments: a retention run frees thousands.
+                wal_runs=tuple(wal_runs([n for n, _ in d.wal.remove], d.segment_size)),
+                wal_reason=d.wal.reason,
+            )
+            for d in result.deletions
+        ),
+        skipped=result.skipped,
+    )
+
+
 DELETE: JobKind[DeleteRequest] = JobKind(
     name="delete",
     request_type=DeleteRequest,
-    run=run_delete_job,
+    run=_run_delete,
     describe=lambda request: JobInfo(
         description=describe(request),
         server=request.server,
@@ -106,7 +138,7 @@ DELETE: JobKind[DeleteRequest] = JobKind(
 # ---- restore --------------------------------------------------------------------------------
 
 
-def _run_restore(request: RestoreRequest, reporter: Reporter) -> dict[str, Any]:
+def _run_restore(request: RestoreRequest, reporter: Reporter) -> RestoreJobResult:
     result = run_restore(request, reporter)
     report = [restore_summary(result)]
     report += [f"verified: {line}" for line in result.verified]
@@ -122,20 +154,20 @@ def _run_restore(request: RestoreRequest, reporter: Reporter) -> dict[str, Any]:
         f"next: start PostgreSQL as the data directory's owner, e.g. "
         f"pg_ctl -D {result.recovery_dir} start; it recovers to {result.target}"
     )
-    return {
-        "backup_id": result.backup_id,
-        "recovery_dir": result.recovery_dir,
-        "tablespaces": [list(t) for t in result.tablespaces],
-        "files": result.files,
-        "bytes_written": result.bytes_written,
-        "bytes_downloaded": result.bytes_downloaded,
-        "target": result.target,
-        "credentials_file": result.credentials_file,
-        "wal_restore_dir": result.wal_restore_dir,
-        "warnings": list(result.warnings),
-        "summary": report[0],
-        "report": report,
-    }
+    return RestoreJobResult(
+        backup_id=result.backup_id,
+        recovery_dir=result.recovery_dir,
+        tablespaces=result.tablespaces,
+        files=result.files,
+        bytes_written=result.bytes_written,
+        bytes_downloaded=result.bytes_downloaded,
+        target=result.target,
+        credentials_file=result.credentials_file,
+        wal_restore_dir=result.wal_restore_dir,
+        warnings=result.warnings,
+        summary=report[0],
+        report=tuple(report),
+    )
 
 
 def _describe_restore(request: RestoreRequest) -> JobInfo:
@@ -166,10 +198,30 @@ RESTORE: JobKind[RestoreRequest] = JobKind(
 )
 
 
+# ---- verify ---------------------------------------------------------------------------------
+
+
+def _run_verify(request: VerifyRequest, reporter: Reporter) -> VerifyJobResult:
+    result = run_verify(request, reporter)
+    drill = ", restore drill passed" if result.drill else ""
+    return VerifyJobResult(
+        backup_id=result.backup_id,
+        server=result.server,
+        written_by=result.written_by,
+        objects=result.objects,
+        bytes_read=result.bytes_read,
+        checked=result.checked,
+        not_checked=result.not_checked,
+        drill=result.drill,
+        summary=f"backup {result.backup_id}: verified, {result.objects} objects, "
+        f"{result.bytes_read} bytes read{drill}",
+    )
+
+
 VERIFY: JobKind[VerifyRequest] = JobKind(
     name="verify",
     request_type=VerifyRequest,
-    run=run_verify_job,
+    run=_run_verify,
     describe=lambda request: JobInfo(
         description=describe_verify(request),
         server=request.server,

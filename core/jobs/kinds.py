@@ -1,7 +1,8 @@
 """Job kinds: what a job runs, how its request is stored, and how a worker process finds it.
 
 A kind pairs a request (a frozen dataclass of JSON-friendly fields; sequences as tuples)
-with a function `run(request, reporter) -> result dict | None`. A detached job runs in a
+with a function `run(request, reporter) -> JobResult | None`: the kind's typed result
+(core.jobs.results, where the store finds each kind's result type by name). A detached job runs in a
 new process, which finds the kind again through its import path ("module:attribute"),
 recorded in the job row. The request itself reaches that process through a pipe, never
 through the store: it may carry credentials. The store keeps `public(request)`, the
@@ -24,6 +25,7 @@ from typing import Any, Generic, TypeVar
 
 from core.errors import InputError, OperationFailed
 from core.jobs.model import Job
+from core.jobs.results import JobResult
 from core.progress import Reporter
 
 R = TypeVar("R")
@@ -53,7 +55,7 @@ class JobKind(Generic[R]):
 
     name: str
     request_type: type[R]
-    run: Callable[[R, Reporter], dict[str, Any] | None]
+    run: Callable[[R, Reporter], JobResult | None]
     describe: Callable[[R], JobInfo]
     #: where this object lives ("module:attribute"), for worker processes
     entry: str

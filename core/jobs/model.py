@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import InputError, OperationFailed
+from core.jobs.results import JobDetails, JobResult
+
+T = TypeVar("T")
 
 
 class JobState(StrEnum):
@@ -123,7 +126,10 @@ class Job:
     host: str | None = None
     detached: bool = False
     error: str | None = None
-    result: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: facts the operation recorded while it ran (the backup ID), in every state
+    details: JobDetails = field(default_factory=JobDetails)
+    #: the kind's typed result, once the job succeeded
+    result: JobResult | None = field(default=None, hash=False)
     resumed_from: int | None = None
     rev: int = 0  # the store's change counter when this row last changed
 
@@ -136,6 +142,15 @@ class Job:
     @property
     def final(self) -> bool:
         return self.state.final
+
+    def result_as(self, result_type: type[T]) -> T:
+        """The job's result as its kind's type; OperationFailed if it has none of that type."""
+        if not isinstance(self.result, result_type):
+            raise OperationFailed(
+                f"job {self.id} ({self.kind}, {self.state.value}) recorded no "
+                f"{result_type.__name__}"
+            )
+        return self.result
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import os
 import threading
 import time
 from collections import deque
-from typing import Any
 
 from core.jobs.model import IllegalTransition, Job, JobState
+from core.jobs.results import JobDetails, JobResult, ResultRecord
 from core.jobs.store import JobStore
 from core.progress import Control, ProgressSnapshot, RateSample, Tracker
 
@@ -56,7 +56,7 @@ class JobReporter:
         self._last_sample = 0.0
         self._state = JobState.RUNNING
         self._store_failing = False
-        self._details_written: dict[str, Any] = {}
+        self._details_written = JobDetails()
         #: CPU seconds the flusher thread used (what the job engine costs beside the work)
         self.flusher_cpu = 0.0
 
@@ -93,6 +93,10 @@ class JobReporter:
     def snapshot(self) -> ProgressSnapshot:
         return self.tracker.snapshot()
 
+    def details(self) -> JobDetails:
+        """The facts the operation recorded so far (Reporter.detail)."""
+        return JobDetails.from_json(self.tracker.details())
+
     @property
     def state(self) -> JobState:
         """The job's state as of the last flush."""
@@ -105,7 +109,7 @@ class JobReporter:
             self.control.pause()
         self._store = JobStore(self._store_path)
         self._thread = threading.Thread(
-            target=self._run, name=f"pgvault-job-{self.job_id}", daemon=True
+            target=self._run, args=(self._store,), name=f"pgvault-job-{self.job_id}", daemon=True
         )
         self._thread.start()
 
@@ -113,18 +117,18 @@ class JobReporter:
         self,
         state: JobState,
         error: str | None = None,
-        result: dict[str, Any] | None = None,
+        result: JobResult | None = None,
     ) -> Job:
-        """Stop flushing, write the last progress and the final state."""
+        """Stop flushing, write the last progress, the final state, the details and result."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         store = self._store or JobStore(self._store_path)
         try:
             self._flush(store)
-            result = {**self.tracker.details(), **(result or {})}
+            record = ResultRecord(self.details(), result)
             try:
-                job = store.transition(self.job_id, state, error=error, result=result)
+                job = store.transition(self.job_id, state, error=error, result=record)
             except IllegalTransition:
                 # Someone else ended it first (a reaper that wrongly judged us dead, or an
                 # operator's cancel racing the end): keep their verdict.
@@ -142,9 +146,7 @@ class JobReporter:
             with self._lines_lock:
                 self._lines.append((at, level, message))
 
-    def _run(self) -> None:
-        assert self._store is not None
-        store = self._store
+    def _run(self, store: JobStore) -> None:
         next_flush = 0.0
         started = time.thread_time()
         try:
@@ -175,7 +177,7 @@ class JobReporter:
     def _flush(self, store: JobStore) -> None:
         snapshot = self.tracker.snapshot()
         samples: list[RateSample] = self.tracker.samples(since=self._last_sample)
-        details = self.tracker.details()
+        details = self.details()
         changed = details if details != self._details_written else None
         with self._lines_lock:
             lines = list(self._lines)

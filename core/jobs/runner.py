@@ -24,6 +24,7 @@ from core.jobs.kinds import JobKind, encode_request, load_kind
 from core.jobs.liveness import hostname, process_of, reap_dead, this_process
 from core.jobs.model import IllegalTransition, Job, JobState
 from core.jobs.reporter import JobReporter
+from core.jobs.results import JobResult
 from core.jobs.store import JobStore
 from core.progress import Reporter
 from core.secrets import RedactingFormatter, redact
@@ -82,7 +83,7 @@ def execute(
     reporter: JobReporter,
     initial: JobState = JobState.RUNNING,
     capture_logging: bool = False,
-    operation: Callable[[R, Reporter], dict[str, Any] | None] | None = None,
+    operation: Callable[[R, Reporter], JobResult | None] | None = None,
 ) -> Outcome:
     """Run the operation with the reporter and record how it ended; never raises for it.
 
@@ -91,11 +92,11 @@ def execute(
     """
     reporter.start(initial)
     error: BaseException | None = None
-    result: dict[str, Any] | None = None
+    result: JobResult | None = None
     run = operation or kind.run
     with _captured_logs(reporter) if capture_logging else contextlib.nullcontext():
         try:
-            result = run(request, reporter) or {}
+            result = run(request, reporter)
         except BaseException as exc:  # recorded, then handed back to the caller
             error = exc
     if error is None:
@@ -181,7 +182,7 @@ def spawn_detached(
     try:
         # A new session: no controlling terminal, so neither the terminal closing (SIGHUP)
         # nor Ctrl-C in it reaches the job. The request goes through a pipe, not argv.
-        child = subprocess.Popen(
+        child = subprocess.Popen(  # noqa: S603 - fixed argv (this interpreter, our module)
             command,
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -195,12 +196,12 @@ def spawn_detached(
     finally:
         os.close(fd)
     store.set_process(job.id, process_of(child.pid))
-    assert child.stdin is not None
-    try:
-        child.stdin.write(encode_request(kind, request).encode())
-        child.stdin.close()
-    except BrokenPipeError:
-        pass  # the child died at once; the reaper records it from its stderr log
+    if child.stdin is not None:  # always, with stdin=PIPE
+        try:
+            child.stdin.write(encode_request(kind, request).encode())
+            child.stdin.close()
+        except BrokenPipeError:
+            pass  # the child died at once; the reaper records it from its stderr log
     # Reap the child when it ends, should this process live longer than it (a console).
     threading.Thread(target=child.wait, name=f"reap-job-{job.id}", daemon=True).start()
     return store.get(job.id)

@@ -13,7 +13,6 @@ Every write bumps a store-wide change counter and stamps the rows it touched wit
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sqlite3
@@ -36,6 +35,8 @@ from core.jobs.model import (
     LogLine,
     check_transition,
 )
+from core.jobs.results import JobDetails, ResultRecord
+from core.jobs.schema import SCHEMA, SCHEMA_VERSION, SELECT_JOBS, result_json, row_to_job, to_json
 from core.paths import state_dir
 from core.progress import MAX_SAMPLES, ProgressSnapshot, RateSample
 from core.secrets import redact
@@ -43,69 +44,10 @@ from core.secrets import redact
 log = logging.getLogger("pgvault.jobs")
 
 DB_NAME = "jobs.db"
-SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 MAX_LOG_LINES = 2000  # per job; older lines are dropped
 SAMPLE_HORIZON = float(MAX_SAMPLES)  # seconds of 1 s samples kept per job (one hour)
 RETENTION = 14 * 86400.0  # finished jobs older than this are pruned (CockroachDB's default)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('rev', 0);
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    entry TEXT,
-    state TEXT NOT NULL,
-    description TEXT NOT NULL DEFAULT '',
-    server TEXT,
-    destination TEXT,
-    options TEXT NOT NULL DEFAULT '{}',
-    phase TEXT NOT NULL DEFAULT '',
-    bytes_done INTEGER NOT NULL DEFAULT 0,
-    bytes_total INTEGER,
-    files_done INTEGER NOT NULL DEFAULT 0,
-    files_total INTEGER,
-    rate REAL NOT NULL DEFAULT 0,
-    eta REAL,
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL,
-    heartbeat REAL,
-    pid INTEGER,
-    pid_start INTEGER,
-    host TEXT,
-    detached INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    result TEXT NOT NULL DEFAULT '{}',
-    resumed_from INTEGER,
-    rev INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_rev ON jobs (rev);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state);
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
-CREATE TABLE IF NOT EXISTS job_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL,
-    at REAL NOT NULL,
-    level INTEGER NOT NULL,
-    message TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS job_log_job ON job_log (job_id, seq);
-CREATE TABLE IF NOT EXISTS job_samples (
-    job_id INTEGER NOT NULL,
-    at REAL NOT NULL,
-    rate REAL NOT NULL,
-    PRIMARY KEY (job_id, at)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS job_samples_at ON job_samples (at);
-"""
-
-_COLUMNS = (
-    "id, kind, state, description, server, destination, options, phase, bytes_done, "
-    "bytes_total, files_done, files_total, rate, eta, created, started, finished, heartbeat, "
-    "pid, host, detached, error, result, resumed_from, rev"
-)
 
 
 @dataclass(frozen=True)
@@ -123,23 +65,6 @@ class ProcessInfo:
     pid: int
     host: str
     start: int | None
-
-
-_FIELDS = tuple(name.strip() for name in _COLUMNS.split(","))
-
-
-def _row_to_job(row: Sequence[Any]) -> Job:
-    values = dict(zip(_FIELDS, row, strict=True))
-    values["state"] = JobState(values["state"])
-    values["options"] = json.loads(values["options"] or "{}")
-    values["result"] = json.loads(values["result"] or "{}")
-    values["detached"] = bool(values["detached"])
-    return Job(**values)
-
-
-def _json(value: dict[str, Any]) -> str:
-    # Secrets never reach a job record: the kinds remove them, this is the second belt.
-    return redact(json.dumps(value, sort_keys=True, default=str))
 
 
 class JobStore:
@@ -210,7 +135,7 @@ class JobStore:
                     f"(schema {version}, this one knows {SCHEMA_VERSION})"
                 )
             if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -241,14 +166,14 @@ class JobStore:
 
     @staticmethod
     def _get(conn: sqlite3.Connection, job_id: int) -> Job:
-        row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = conn.execute(f"{SELECT_JOBS} WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise JobNotFound(f"no job {job_id} in the job store")
-        return _row_to_job(row)
+        return row_to_job(row)
 
     # ---- creating and changing jobs --------------------------------------------------------------
 
-    def create(
+    def create(  # noqa: PLR0913 - keyword-only, one per column a new job row sets
         self,
         kind: str,
         *,
@@ -281,7 +206,7 @@ class JobStore:
                     redact(description),
                     server,
                     redact(destination) if destination else None,
-                    _json(options or {}),
+                    to_json(options or {}),
                     now,
                     now if state is JobState.RUNNING else None,
                     now,
@@ -342,13 +267,13 @@ class JobStore:
         *,
         verb: str | None = None,
         error: str | None = None,
-        result: dict[str, Any] | None = None,
+        result: ResultRecord | None = None,
         only_from: frozenset[JobState] | None = None,
     ) -> Job:
         """Move a job to `target` if the rules allow it (and it is in `only_from`, if given).
 
-        Raises IllegalTransition with a one-line message otherwise; a job already in
-        `target` is returned unchanged.
+        `result`, when given, replaces the recorded one. Raises IllegalTransition with a
+        one-line message otherwise; a job already in `target` is returned unchanged.
         """
         with self._write() as conn:
             job = self._get(conn, job_id)
@@ -370,7 +295,7 @@ class JobStore:
                     target.value,
                     now if target.final else None,
                     redact(error) if error is not None else None,
-                    _json(result) if result is not None else None,
+                    result_json(result) if result is not None else None,
                     rev,
                     int(target.final),
                     int(target.final),
@@ -454,7 +379,7 @@ class JobStore:
         samples: Sequence[RateSample],
         lines: Sequence[tuple[float, int, str]],
         decide: Callable[[JobState], JobState | None] | None = None,
-        details: dict[str, Any] | None = None,
+        details: JobDetails | None = None,
     ) -> JobState:
         """The running job's batched write: progress, heartbeat, new samples and log lines.
 
@@ -495,19 +420,28 @@ class JobStore:
                 ),
             )
             if details is not None:
-                conn.execute("UPDATE jobs SET result = ? WHERE id = ?", (_json(details), job_id))
-            if samples:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO job_samples (job_id, at, rate) VALUES (?, ?, ?)",
-                    [(job_id, s.at, s.rate) for s in samples],
-                )
                 conn.execute(
-                    "DELETE FROM job_samples WHERE job_id = ? AND at <= ?",
-                    (job_id, samples[-1].at - SAMPLE_HORIZON),
+                    "UPDATE jobs SET result = ? WHERE id = ?",
+                    (result_json(ResultRecord(details)), job_id),
                 )
+            self._add_samples(conn, job_id, samples)
             if lines:
                 self._append_log(conn, job_id, lines)
         return state
+
+    @staticmethod
+    def _add_samples(conn: sqlite3.Connection, job_id: int, samples: Sequence[RateSample]) -> None:
+        """New 1 s rate samples; those older than SAMPLE_HORIZON before the last go."""
+        if not samples:
+            return
+        conn.executemany(
+            "INSERT OR REPLACE INTO job_samples (job_id, at, rate) VALUES (?, ?, ?)",
+            [(job_id, s.at, s.rate) for s in samples],
+        )
+        conn.execute(
+            "DELETE FROM job_samples WHERE job_id = ? AND at <= ?",
+            (job_id, samples[-1].at - SAMPLE_HORIZON),
+        )
 
     def append_log(self, job_id: int, lines: Sequence[tuple[float, int, str]]) -> None:
         with self._write() as conn:
@@ -569,14 +503,14 @@ class JobStore:
         if where.since is not None:
             clauses.append("created >= ?")
             params.append(where.since)
-        query = f"SELECT {_COLUMNS} FROM jobs"
+        query = SELECT_JOBS
         if clauses:
             query += " WHERE " + " AND ".join(clauses)
         query += " ORDER BY id DESC"
         if where.limit:
             query += " LIMIT ?"
             params.append(where.limit)
-        return [_row_to_job(r) for r in self._read(query, params)]
+        return [row_to_job(r) for r in self._read(query, params)]
 
     def active_jobs(self) -> list[Job]:
         return self.list_jobs(JobFilter(states=tuple(ACTIVE_STATES)))
@@ -598,11 +532,11 @@ class JobStore:
                     self._conn.execute("SELECT value FROM meta WHERE key = 'rev'").fetchone()[0]
                 )
                 rows = self._conn.execute(
-                    f"SELECT {_COLUMNS} FROM jobs WHERE rev > ? ORDER BY id DESC", (rev,)
+                    f"{SELECT_JOBS} WHERE rev > ? ORDER BY id DESC", (rev,)
                 ).fetchall()
             finally:
                 self._conn.execute("COMMIT")
-        return Changes(current, [_row_to_job(r) for r in rows])
+        return Changes(current, [row_to_job(r) for r in rows])
 
     def log_tail(self, job_id: int, limit: int = 100, after_seq: int = 0) -> list[LogLine]:
         """The last `limit` log lines (with seq > after_seq), oldest first."""

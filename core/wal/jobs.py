@@ -14,11 +14,11 @@ import logging
 import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from core.errors import InputError, OperationFailed, PgvaultError
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import JobState
+from core.jobs.results import WalPushJobResult
 from core.jobs.runner import execute, raise_for, start_foreground
 from core.jobs.store import JobStore
 from core.progress import NullReporter, Reporter
@@ -53,7 +53,7 @@ def _describe(request: WalPushRequest) -> JobInfo:
     )
 
 
-def _refuse(request: WalPushRequest, reporter: Reporter) -> dict[str, Any] | None:
+def _refuse(request: WalPushRequest, reporter: Reporter) -> WalPushJobResult:
     raise InputError(
         "a WAL push batch runs inside the fast path's pusher and cannot be started again: "
         "PostgreSQL retries its files through archive_command"
@@ -73,13 +73,13 @@ WAL_PUSH: JobKind[WalPushRequest] = JobKind(
 )
 
 
-def _summary(result: BatchResult) -> dict[str, Any]:
-    return {
-        "stored": len(result.pushed),
-        "already_archived": len(result.already),
-        "failed": len(result.failed),
-        "gone": len(result.skipped),
-    }
+def _summary(result: BatchResult) -> WalPushJobResult:
+    return WalPushJobResult(
+        stored=len(result.pushed),
+        already_archived=len(result.already),
+        failed=len(result.failed),
+        gone=len(result.skipped),
+    )
 
 
 def recorded_batches(store: JobStore, server: str, destination: str, spool: str) -> BatchRunner:
@@ -95,7 +95,7 @@ def recorded_batches(store: JobStore, server: str, destination: str, spool: str)
             return work(NullReporter())
         done: list[BatchResult] = []
 
-        def operation(request: WalPushRequest, reporter: Reporter) -> dict[str, Any]:
+        def operation(request: WalPushRequest, reporter: Reporter) -> WalPushJobResult:
             result = work(reporter)
             done.append(result)
             if result.failed:

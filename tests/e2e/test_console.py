@@ -19,6 +19,7 @@ from textual.widgets import Input, Select
 from core.backup_info import DONE
 from core.catalog import Catalog
 from core.jobs import JobState, JobStore
+from core.jobs.results import RestoreJobResult
 from core.storage import open_store
 from core.urls import parse_location
 from tests.support.console import settle
@@ -255,7 +256,7 @@ async def test_a_backup_restored_from_the_console_starts_with_the_same_tables(
             assert app.state.jobs[job_id].kind == "restore"
             await settle(pilot, lambda: app.state.jobs[job_id].final, timeout=300)
             assert app.state.jobs[job_id].state is JobState.SUCCEEDED, app.state.jobs[job_id].error
-            assert app.state.jobs[job_id].result["backup_id"] == backup_id
+            assert app.state.jobs[job_id].result_as(RestoreJobResult).backup_id == backup_id
         with restored_server(target, source.bindir) as server:
             wait_for_recovery_end(server)
             assert checksums(server) == expected

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from typing import Any
 
 from core.jobs import JobInfo, JobKind
 from core.jobs.model import Job
+from core.jobs.results import JsonResult
 from core.progress import Reporter
 from core.storage import StoreConfig, open_store
 from core.urls import parse_location
@@ -32,7 +32,7 @@ class UploadRequest:
     chunk_size: int | None = None
 
 
-def upload(request: UploadRequest, reporter: Reporter) -> dict[str, Any]:
+def upload(request: UploadRequest, reporter: Reporter) -> JsonResult:
     """Stream the file into one object; pause and cancel act through the store's gate."""
     config = StoreConfig(
         endpoint_url=request.endpoint_url,
@@ -54,7 +54,7 @@ def upload(request: UploadRequest, reporter: Reporter) -> dict[str, Any]:
                 writer.write(block)
                 reporter.advance(len(block))
         reporter.advance(files=1)
-    return {"key": request.key, "size": size}
+    return JsonResult({"key": request.key, "size": size})
 
 
 def describe(request: UploadRequest) -> JobInfo:

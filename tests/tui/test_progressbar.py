@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.jobs import JobState
 from tui.batch.progressbar import Progress, bar, bar_line, plain_line
 from tui.fmt import duration as format_duration
 
@@ -9,7 +10,7 @@ MiB = 1024 * 1024
 
 
 def test_the_bar_line_fits_the_width_and_gives_up_the_least_useful_parts_first() -> None:
-    p = Progress("copying files", 12 * MiB, 48 * MiB, 900, 1000, 20 * MiB, 2.0, "running")
+    p = Progress("copying files", 12 * MiB, 48 * MiB, 900, 1000, 20 * MiB, 2.0, JobState.RUNNING)
     wide = bar_line(p, "job 12", 140)
     assert "900/1000 files" in wide and wide.endswith("copying files") and "[######" in wide
     eighty = bar_line(p, "job 12", 80)
@@ -17,12 +18,14 @@ def test_the_bar_line_fits_the_width_and_gives_up_the_least_useful_parts_first()
     for width in (20, 40, 60, 80, 100, 200):
         line = bar_line(p, "job 12", width)
         assert len(line) <= max(10, width - 1) and line.startswith("job 12 [")
-    paused = bar_line(Progress("copying files", 0, None, 0, None, 0.0, None, "paused"), "job 3", 80)
+    paused = bar_line(
+        Progress("copying files", 0, None, 0, None, 0.0, None, JobState.PAUSED), "job 3", 80
+    )
     assert paused.startswith("job 3 paused [") and "  ?  " in paused
 
 
 def test_plain_lines_and_durations() -> None:
-    p = Progress("upload", 3 * MiB, 4 * MiB, 0, 1, 1.5 * MiB, 3725.0, "running")
+    p = Progress("upload", 3 * MiB, 4 * MiB, 0, 1, 1.5 * MiB, 3725.0, JobState.RUNNING)
     assert plain_line(p, "job 1") == (
         "job 1 running 75.0% 3.0 MiB/4.0 MiB 0/1 files 1.5 MiB/s eta 1h02m phase upload"
     )

@@ -191,10 +191,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         tags=tags_from(args),
     )
     from core.jobs.builtin import BACKUP
+    from core.jobs.results import BackupJobResult
 
     job = run_as_job(args, ctx, BACKUP, request)
     if job is not None:  # in the foreground: the backup ID, as barman-cloud-backup prints it
-        print(job.result["backup_id"])
+        result = job.result_as(BackupJobResult)
+        print(result.backup_id)
         if args.verbose:
-            print(job.result["summary"], file=sys.stderr)
+            print(result.summary, file=sys.stderr)
     return ExitCode.OK

@@ -84,8 +84,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
-    from core.delete import DeleteRequest, result_lines
+    from core.delete import DeleteRequest
     from core.jobs.builtin import DELETE
+    from core.jobs.results import DeleteJobResult
+    from tui.job_results import delete_lines
 
     location, config = source(args)
     request = DeleteRequest(
@@ -102,5 +104,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     )
     job = run_as_job(args, ctx, DELETE, request)
     if job is not None and not args.quiet:
-        print("\n".join(result_lines(job.result, verbose=args.verbose > 0)))
+        result = job.result_as(DeleteJobResult)
+        print("\n".join(delete_lines(result, verbose=args.verbose > 0)))
     return ExitCode.OK

@@ -82,7 +82,7 @@ def run_untracked(kind: JobKind[R], request: R, quiet: bool = False) -> Job:
         live.start()
     try:
         with _cancel_on_signals([tracker]):
-            result = kind.run(request, tracker) or {}
+            result = kind.run(request, tracker)
     finally:
         if live is not None:
             live.stop()
@@ -104,7 +104,7 @@ def run_here(
             return
         live = LiveBar(
             sys.stderr,
-            lambda: Progress.of_snapshot(reporter.snapshot(), reporter.state.value),
+            lambda: Progress.of_snapshot(reporter.snapshot(), reporter.state),
             prefix=f"job {job.id}",
         )
         live.start()

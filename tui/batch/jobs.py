@@ -42,6 +42,7 @@ from tui.batch.progressbar import (
 )
 from tui.fmt import duration as format_duration
 from tui.fmt import per_second as format_rate
+from tui.job_results import result_fields, result_json
 
 VERBS = ("list", "show", "watch", "pause", "resume", "cancel", "log")
 POLL = 0.25  # seconds between store reads while watching or waiting
@@ -204,7 +205,7 @@ def job_dict(job: Job) -> dict[str, Any]:
         "host": job.host,
         "detached": job.detached,
         "error": job.error,
-        "result": job.result,
+        "result": result_json(job),
         "resumed_from": job.resumed_from,
         "options": job.options,
     }
@@ -336,8 +337,7 @@ def _show(store: JobStore, args: argparse.Namespace) -> int:
         fields.append(("resumed from", f"job {job.resumed_from}"))
     if job.error:
         fields.append(("error", job.error))
-    for key, value in job.result.items():
-        fields.append((f"result.{key}", str(value)))
+    fields.extend(result_fields(job))
     fields.extend((f"option.{key}", value) for key, value in _flat_options(job.options))
     width = max(len(k) for k, _ in fields)
     for key, value in fields:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TextIO
 
-from core.jobs import Job
+from core.jobs import Job, JobState
 from core.progress import ProgressSnapshot
 from core.sizes import format_size
 from tui.fmt import duration as format_duration
@@ -33,7 +33,7 @@ class Progress:
     files_total: int | None
     rate: float
     eta: float | None
-    state: str = ""
+    state: JobState | None = None  # None: an operation run without a job
 
     @classmethod
     def of_job(cls, job: Job) -> Progress:
@@ -45,11 +45,11 @@ class Progress:
             job.files_total,
             job.rate,
             job.eta,
-            job.state.value,
+            job.state,
         )
 
     @classmethod
-    def of_snapshot(cls, snap: ProgressSnapshot, state: str = "") -> Progress:
+    def of_snapshot(cls, snap: ProgressSnapshot, state: JobState | None = None) -> Progress:
         return cls(
             snap.phase,
             snap.bytes_done,
@@ -94,7 +94,7 @@ def bar_line(p: Progress, prefix: str, width: int) -> str:
 
     The bar narrows first, then the file counts go, then the line is cut.
     """
-    state = f" {p.state}" if p.state and p.state != "running" else ""
+    state = f" {p.state.value}" if p.state not in (None, JobState.RUNNING) else ""
     tail = [percent(p.fraction), "", format_rate(p.rate), f"ETA {format_duration(p.eta)}"]
     for amount in (format_amount(p), format_amount(replace(p, files_total=None, files_done=0))):
         tail[1] = amount
@@ -109,7 +109,7 @@ def bar_line(p: Progress, prefix: str, width: int) -> str:
 def plain_line(p: Progress, prefix: str) -> str:
     """One log-friendly line (no bar, no carriage return)."""
     fraction = "" if p.fraction is None else f" {p.fraction * 100:.1f}%"
-    state = f" {p.state}" if p.state else ""
+    state = f" {p.state.value}" if p.state is not None else ""
     return (
         f"{prefix}{state}{fraction} {format_amount(p)} {format_rate(p.rate)} "
         f"eta {format_duration(p.eta)} phase {p.phase or '-'}"

@@ -202,11 +202,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         sync=not args.no_sync,
     )
     from core.jobs.builtin import RESTORE
+    from core.jobs.results import RestoreJobResult
 
     job = run_as_job(args, ctx, RESTORE, request)
     if job is not None:
-        print(job.result["backup_id"])
+        result = job.result_as(RestoreJobResult)
+        print(result.backup_id)
         if args.verbose:
-            for line in job.result.get("report", []):
+            for line in result.report:
                 print(line, file=sys.stderr)
     return ExitCode.OK

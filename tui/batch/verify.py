@@ -77,7 +77,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         connectivity_test(args)
         return ExitCode.OK
     from core.jobs.builtin import VERIFY
-    from core.verify import VerifyRequest, result_lines
+    from core.jobs.results import VerifyJobResult
+    from core.verify import VerifyRequest
+    from tui.job_results import verify_lines
 
     location, config = source(args, jobs=args.jobs)
     pgvault_command = args.pgvault_command
@@ -100,5 +102,5 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     )
     job = run_as_job(args, ctx, VERIFY, request)
     if job is not None and not args.quiet:
-        print("\n".join(result_lines(job.result)))
+        print("\n".join(verify_lines(job.result_as(VerifyJobResult))))
     return ExitCode.OK

@@ -7,6 +7,7 @@ from core.jobs import JobState, load_kind
 from core.jobs.builtin import BACKUP, without_password
 from core.jobs.kinds import decode_request, encode_request
 from core.jobs.model import Job
+from core.jobs.results import JobDetails
 from core.postgres.connection import ConnectionParams
 from core.urls import parse_location
 
@@ -40,7 +41,7 @@ def test_the_stored_request_has_no_credentials_and_resumes_the_same_backup() -> 
     info = BACKUP.describe(request)
     assert (info.server, info.destination) == ("pg-main", "s3://bucket/pfx")
     failed = Job(
-        id=3, kind="backup", state=JobState.FAILED, result={"backup_id": "20260101T000000"}
+        id=3, kind="backup", state=JobState.FAILED, details=JobDetails(backup_id="20260101T000000")
     )
     assert BACKUP.resume is not None
     assert BACKUP.resume(stored, failed).resume == "20260101T000000"

@@ -12,6 +12,7 @@ import pytest
 
 from core.jobs import Job, JobFilter, JobState, JobStore
 from core.jobs.model import IllegalTransition
+from core.jobs.results import WalPushJobResult
 from core.jobs.runner import resume_request
 from core.storage import ObjectStore
 from core.wal.archive import ArchiveSettings, WalArchiver
@@ -60,7 +61,7 @@ def test_every_batch_is_a_job_with_its_files_bytes_and_outcome(
     assert batches, "no wal-push job was recorded"
     assert {job.state for job in batches} == {JobState.SUCCEEDED}
     assert sum(job.files_done for job in batches) == len(names)
-    assert sum(job.result["stored"] for job in batches) == len(names)
+    assert sum(job.result_as(WalPushJobResult).stored for job in batches) == len(names)
     assert sum(job.bytes_total or 0 for job in batches) == sum(
         os.path.getsize(wal_sample.path(n)) for n in names
     )
