@@ -22,13 +22,10 @@ import contextlib
 import logging
 import os
 import socket
-import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-
-import google_crc32c
 
 from core import __version__
 from core.archives import ArchiveSetWriter, Member
@@ -70,6 +67,7 @@ from core.postgres.connection import (
     Session,
     read_facts,
 )
+from core.postgres.control import parse_control, read_control
 from core.postgres.inventory import inventory
 from core.postgres.pgdata import (
     PG_CONTROL,
@@ -90,7 +88,6 @@ MiB = 1024**2
 DEFAULT_MAX_ARCHIVE_SIZE = 100 * GiB
 MAX_ARCHIVE_SIZE = 1024 * GiB  # barman-cloud's cap
 PG_CONTROL_SIZE = 8192
-PG_CONTROL_CRC_OFFSET = 288
 ID_ATTEMPTS = 120
 
 
@@ -264,24 +261,12 @@ def reap_interrupted(store: ObjectStore, server: str) -> list[str]:
 
 def _read_pg_control(pgdata: str) -> tuple[bytes, os.stat_result]:
     """global/pg_control with a valid CRC (it is rewritten in place: re-read a torn copy)."""
-    path = os.path.join(pgdata, PG_CONTROL)
-    for attempt in range(20):
-        try:
-            with open(path, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                data = fh.read()
-        except OSError as exc:
-            raise OperationFailed(f"cannot read {path}: {exc.strerror}") from None
-        if len(data) >= PG_CONTROL_CRC_OFFSET + 4:
-            stored = struct.unpack_from("<I", data, PG_CONTROL_CRC_OFFSET)[0]
-            if google_crc32c.value(data[:PG_CONTROL_CRC_OFFSET]) == stored:
-                return data, st
-        time.sleep(0.01 * (attempt + 1))
-    raise OperationFailed(f"{path} has an invalid checksum: the control file is damaged")
+    control, st = read_control(pgdata)
+    return control.raw, st
 
 
 def _system_identifier(control: bytes) -> str:
-    return str(struct.unpack_from("<Q", control, 0)[0])
+    return str(parse_control(control).system_identifier)
 
 
 def _label_timeline(label: str, default: int) -> int:

@@ -16,13 +16,13 @@ import errno
 import hashlib
 import logging
 import os
-import struct
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.codecs import Codec
 from core.errors import InputError, ObjectNotFound, PgvaultError
 from core.layout import ServerLayout
+from core.postgres.control import peek_system_identifier
 from core.postgres.walnames import Segment, is_segment, is_wal_name, segment_name
 from core.storage import ObjectInfo, ObjectStore
 from core.wal.archive import META_SHA256, META_SIZE, decompress_object
@@ -54,17 +54,7 @@ def cluster_system_identifier(dest: str) -> int | None:
 
     restore_command runs in the data directory with %p = pg_wal/RECOVERYXLOG.
     """
-    pgdata = os.path.dirname(os.path.dirname(os.path.abspath(dest)))
-    if not os.path.isfile(os.path.join(pgdata, "PG_VERSION")):
-        return None
-    try:
-        with open(os.path.join(pgdata, "global", "pg_control"), "rb") as fh:
-            head = fh.read(8)
-    except OSError:
-        return None
-    if len(head) != 8:
-        return None
-    return int(struct.unpack("<Q", head)[0])
+    return peek_system_identifier(os.path.dirname(os.path.dirname(os.path.abspath(dest))))
 
 
 def verify_wal(
