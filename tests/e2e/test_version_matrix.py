@@ -5,7 +5,7 @@ directory; a backup while rows are being written; more rows, a target time, more
 `pgvault restore` to that time; the server of the same major started on it (with an empty
 environment: only what the restore wrote); exactly the data of the target time is there.
 pg_verifybackup of the same major checks the restored directory where one is installed
-(15, 17 and 18; the npm packages of 13, 14 and 16 have no client tools). Two majors run
+(15 to 18; the npm packages have no client tools, and none of 13 or 14 is installed). Two majors run
 with WAL segments of other sizes than 16 MiB.
 """
 

