@@ -260,3 +260,14 @@ def peek_system_identifier(pgdata: str) -> int | None:
     if len(head) != SYSTEM_ID_SIZE:
         return None
     return int(struct.unpack("<Q", head)[0])
+
+
+def peek_control(pgdata: str) -> ControlFile | None:
+    """The pg_control of the data directory `pgdata`, or None when it has no sound one."""
+    if not os.path.isfile(os.path.join(pgdata, "PG_VERSION")):
+        return None
+    try:
+        with open(os.path.join(pgdata, PG_CONTROL), "rb") as fh:
+            return parse_control(fh.read())
+    except (OSError, ControlFileDamaged, UnsupportedControlFile):
+        return None

@@ -24,10 +24,12 @@ import psycopg2
 import pytest
 
 from core.catalog import Catalog
+from core.postgres.control import peek_system_identifier
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.pg_versions import (
     MAJORS,
+    initdb_only,
     server_bindir,
     server_env,
     tool_env,
@@ -42,10 +44,11 @@ from tests.support.restore import (
     start_recovered,
     verify_with_pg_verifybackup,
 )
-from tests.support.wal import archive_command
+from tests.support.wal import archive_command, pgvault_run, synthetic_segment
 
 # Non-default WAL segment sizes (MiB) on some majors: names and LSN arithmetic must follow.
 SEGMENT_MB = {14: 1, 17: 4}
+MiB = 1024 * 1024
 
 
 @contextmanager
@@ -255,3 +258,46 @@ def test_a_postgresql_18_backup_restores_with_barman_cloud(
         target.drop()
         cluster.drop()
         shutil.rmtree(archive, ignore_errors=True)
+
+
+def test_small_wal_segments_past_the_256th_restore_with_prefetch(
+    make_dest: Callable[..., TestDestination], pgvault_bin: str
+) -> None:
+    """With 1 MiB segments a timeline+log holds 4096 of them, so …00000100 follows …000000FF.
+
+    restore_command (prefetching, as pgvault restore writes it) must deliver it: read with
+    16 MiB arithmetic the name is invalid, and recovery would end there without a word.
+    """
+    pgdata = initdb_only(14, "--wal-segsize=1")
+    sysid = peek_system_identifier(pgdata)
+    assert sysid is not None
+    dest = make_dest("file")
+    spool = world_dir("pgvault-spool-")
+    names = [f"0000000100000000{n:08X}" for n in range(0xFE, 0x104)]
+    try:
+        for name in names:
+            path = os.path.join(spool, name)
+            with open(path, "wb") as fh:
+                fh.write(synthetic_segment(name, sysid=sysid, magic=0xD10D, size=MiB))
+            archived = pgvault_run(pgvault_bin, "wal-archive", dest.url, SERVER, path)
+            assert archived.returncode == 0, archived.stderr
+        target = os.path.join(pgdata, "pg_wal", "RECOVERYXLOG")
+        for name in names[1:4]:
+            restored = pgvault_run(
+                pgvault_bin,
+                "wal-restore",
+                "-p",
+                "4",
+                "--spool-dir",
+                spool,
+                dest.url,
+                SERVER,
+                name,
+                target,
+            )
+            assert restored.returncode == 0, restored.stderr
+            with open(target, "rb") as fh:
+                assert fh.read() == synthetic_segment(name, sysid=sysid, magic=0xD10D, size=MiB)
+    finally:
+        shutil.rmtree(os.path.dirname(pgdata), ignore_errors=True)
+        shutil.rmtree(spool, ignore_errors=True)
