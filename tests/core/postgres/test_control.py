@@ -22,6 +22,7 @@ from core.postgres.control import (
     check_restored_control,
     crc_ok,
     parse_control,
+    peek_control,
     peek_system_identifier,
     read_control,
 )
@@ -75,6 +76,7 @@ def test_every_major_reads_with_its_layout(initdb_dir: tuple[int, str]) -> None:
     assert control.relseg_size == 131072
     assert control.data_checksum_version == 1 and control.data_checksums
     assert control.system_identifier == peek_system_identifier(data)
+    assert peek_control(data) == control
     # Only this major's layout has the CRC where it looks: 18 moved it.
     others = {v.crc_offset for v in LAYOUTS.values()} - {LAYOUTS[CONTROL_VERSION[major]].crc_offset}
     for offset in others:
@@ -171,3 +173,17 @@ def test_the_restored_control_file_is_checked(tmp_path: Path) -> None:
         check_restored_control(str(path), "B", "8")
     assert check_restored_control(str(path), "B", "7").major == 18
     assert check_restored_control(str(path), "B", "").system_identifier == 7
+
+
+def test_peek_control_is_none_without_a_sound_control_file(tmp_path: Path) -> None:
+    assert peek_control(str(tmp_path)) is None  # no PG_VERSION: not a data directory
+    (tmp_path / "PG_VERSION").write_text("18\n")
+    assert peek_control(str(tmp_path)) is None  # no pg_control
+    (tmp_path / "global").mkdir()
+    (tmp_path / PG_CONTROL).write_bytes(_control(1800, 288))
+    assert peek_control(str(tmp_path)) is None  # damaged
+    (tmp_path / PG_CONTROL).write_bytes(_control(1900, 296))
+    assert peek_control(str(tmp_path)) is None  # unknown version
+    (tmp_path / PG_CONTROL).write_bytes(_control(1800, 292))
+    peeked = peek_control(str(tmp_path))
+    assert peeked is not None and peeked.major == 18
