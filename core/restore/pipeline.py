@@ -790,9 +790,8 @@ class _Restore:
 
     def _check_control(self, pgdata: str, info: BackupInfo) -> str:
         path = os.path.join(pgdata, PG_CONTROL_PENDING)
-        sysid = str(info.systemid) if info.systemid else ""
-        control = check_restored_control(path, info.backup_id, sysid)
-        sysid = control.system_identifier
+        expected = str(info.systemid) if info.systemid else ""
+        sysid = check_restored_control(path, info.backup_id, expected).system_identifier
         return f"global/pg_control is intact (CRC) and belongs to system {sysid}"
 
     def _layout(
