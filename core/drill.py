@@ -61,9 +61,10 @@ def major_of(version: int | None) -> int | None:
 
 def find_bindir(info: BackupInfo, given: str | None) -> str:
     """PostgreSQL's bin directory for the backup's major version."""
-    if given:
-        return given
     major = major_of(info.version)
+    if given:
+        _refuse_another_major(info, major, given)
+        return given
     candidates = []
     if major is not None:
         candidates += [
@@ -85,6 +86,17 @@ def find_bindir(info: BackupInfo, given: str | None) -> str:
         f"no PostgreSQL {major or ''} server binaries found for the restore drill "
         f"(looked in {', '.join(candidates) or 'PATH'}): pass --pg-bindir"
     )
+
+
+def _refuse_another_major(info: BackupInfo, major: int | None, bindir: str) -> None:
+    """A data directory starts only under its own major: refuse before anything is written."""
+    found = _major_of_bindir(bindir)
+    if major is not None and found is not None and found != major:
+        raise DrillFailed(
+            f"backup {info.backup_id} was taken on PostgreSQL {major} ({info.version}), "
+            f"and {bindir} holds PostgreSQL {found}: a PostgreSQL {found} server cannot "
+            f"start on it; pass the --pg-bindir of PostgreSQL {major}"
+        )
 
 
 def _major_of_bindir(directory: str) -> int | None:

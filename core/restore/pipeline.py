@@ -22,7 +22,6 @@ import os
 import pwd
 import shutil
 import stat
-import struct
 import subprocess
 import sys
 import threading
@@ -30,8 +29,6 @@ import time
 from collections import deque
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-
-import google_crc32c
 
 from core.backup_info import BackupInfo
 from core.catalog import ArchiveSet, Catalog, StoredArchive
@@ -51,6 +48,7 @@ from core.manifest import (
     check_postgres_manifest,
     new_checksum,
 )
+from core.postgres.control import check_restored_control
 from core.progress import NullReporter, Reporter
 from core.restore.extract import (
     PG_CONTROL,
@@ -85,7 +83,6 @@ MiB = 1024 * 1024
 RANGE_SIZE = 8 * MiB  # one ranged read of a stored archive
 DECOMPRESSED_READ = 4 * MiB  # one read of decompressed tar bytes
 QUEUE_DEPTH = 4
-PG_CONTROL_CRC_OFFSET = 288
 
 
 @dataclass(frozen=True)
@@ -793,24 +790,8 @@ class _Restore:
 
     def _check_control(self, pgdata: str, info: BackupInfo) -> str:
         path = os.path.join(pgdata, PG_CONTROL_PENDING)
-        try:
-            with open(path, "rb") as fh:
-                control = fh.read()
-        except FileNotFoundError:
-            raise IntegrityError(
-                f"backup {info.backup_id} holds no global/pg_control: it is not restorable"
-            ) from None
-        if len(control) < PG_CONTROL_CRC_OFFSET + 4:
-            raise IntegrityError("the restored global/pg_control is too short")
-        stored = struct.unpack_from("<I", control, PG_CONTROL_CRC_OFFSET)[0]
-        if google_crc32c.value(control[:PG_CONTROL_CRC_OFFSET]) != stored:
-            raise IntegrityError("the restored global/pg_control has an invalid checksum")
-        sysid = str(struct.unpack_from("<Q", control, 0)[0])
-        if info.systemid and str(info.systemid) != sysid:
-            raise IntegrityError(
-                f"the restored global/pg_control belongs to system {sysid}, backup.info "
-                f"says {info.systemid}"
-            )
+        expected = str(info.systemid) if info.systemid else ""
+        sysid = check_restored_control(path, info.backup_id, expected).system_identifier
         return f"global/pg_control is intact (CRC) and belongs to system {sysid}"
 
     def _layout(

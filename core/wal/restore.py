@@ -16,14 +16,21 @@ import errno
 import hashlib
 import logging
 import os
-import struct
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.codecs import Codec
 from core.errors import InputError, ObjectNotFound, PgvaultError
 from core.layout import ServerLayout
-from core.postgres.walnames import Segment, is_segment, is_wal_name, segment_name
+from core.postgres.control import peek_control, peek_system_identifier
+from core.postgres.walnames import (
+    DEFAULT_SEGMENT_SIZE,
+    Segment,
+    is_segment,
+    is_wal_name,
+    segment_name,
+    segments_per_id,
+)
 from core.storage import ObjectInfo, ObjectStore
 from core.wal.archive import META_SHA256, META_SIZE, decompress_object
 from core.wal.errors import LocalIOError, WalCorrupt, WalNotFound
@@ -54,17 +61,18 @@ def cluster_system_identifier(dest: str) -> int | None:
 
     restore_command runs in the data directory with %p = pg_wal/RECOVERYXLOG.
     """
-    pgdata = os.path.dirname(os.path.dirname(os.path.abspath(dest)))
-    if not os.path.isfile(os.path.join(pgdata, "PG_VERSION")):
-        return None
-    try:
-        with open(os.path.join(pgdata, "global", "pg_control"), "rb") as fh:
-            head = fh.read(8)
-    except OSError:
-        return None
-    if len(head) != 8:
-        return None
-    return int(struct.unpack("<Q", head)[0])
+    return peek_system_identifier(os.path.dirname(os.path.dirname(os.path.abspath(dest))))
+
+
+def cluster_segment_size(dest: str) -> int | None:
+    """The WAL segment size of the cluster whose pg_wal holds `dest`, when there is one."""
+    control = peek_control(os.path.dirname(os.path.dirname(os.path.abspath(dest))))
+    return control.wal_segment_size if control else None
+
+
+def _names_a_segment(name: str, segment_size: int) -> bool:
+    """Whether `name` is a segment name possible with that segment size."""
+    return is_segment(name) and int(name[16:24], 16) < segments_per_id(segment_size)
 
 
 def verify_wal(
@@ -118,12 +126,14 @@ class WalFetcher:
         sysid = cluster_system_identifier(dest)
         if self._from_spool(name, dest, sysid):
             return FetchResult(name, "spool")
-        prefetch = self.options.parallel > 1 and is_segment(name)
-        listing = self._listing(name, prefetch)
+        # Which names follow depends on the segment size (16 MiB unless the cluster says).
+        size = cluster_segment_size(dest) or DEFAULT_SEGMENT_SIZE
+        prefetch = self.options.parallel > 1 and _names_a_segment(name, size)
+        listing = self._listing(name, prefetch, size)
         candidates = self._candidates(name, listing)
         if not candidates:
             raise WalNotFound(f"{name} is not in the archive")
-        targets = self._prefetch_targets(name, listing) if prefetch else []
+        targets = self._prefetch_targets(name, listing, size) if prefetch else []
         workers = max(1, min(self.options.parallel, len(targets) + 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgvault-fetch") as pool:
             fetched: dict[str, Future[bool]] = {
@@ -167,13 +177,13 @@ class WalFetcher:
 
     # ---- what the archive holds -------------------------------------------------------------
 
-    def _listing(self, name: str, whole_directory: bool) -> list[ObjectInfo]:
+    def _listing(self, name: str, whole_directory: bool, size: int) -> list[ObjectInfo]:
         directory = self.layout.wal_dir(name)
         if not whole_directory:
             return list(self.store.list_objects(directory + name))
         listing = list(self.store.list_objects(directory))
-        last = Segment.parse(name).segno + self.options.parallel - 1
-        following = segment_name(Segment.parse(name).timeline, last)
+        segment = Segment.parse(name, size)
+        following = segment_name(segment.timeline, segment.segno + self.options.parallel - 1, size)
         if following[:16] != name[:16]:
             listing += list(self.store.list_objects(self.layout.wal_dir(following)))
         return listing
@@ -201,15 +211,15 @@ class WalFetcher:
         return []
 
     def _prefetch_targets(
-        self, name: str, listing: list[ObjectInfo]
+        self, name: str, listing: list[ObjectInfo], size: int
     ) -> list[tuple[str, tuple[ObjectInfo, Codec | None]]]:
         """The next parallel-1 segments, consecutive, that the archive holds in full."""
         copies = self._copies(listing)
-        segment = Segment.parse(name)
+        segment = Segment.parse(name, size)
         targets = []
         for _ in range(self.options.parallel - 1):
             segment = segment.next()
-            following = segment.name()
+            following = segment.name(size)
             if not copies.get(following):
                 break
             if not os.path.exists(os.path.join(self.spool, following)):

@@ -25,9 +25,9 @@ SYSTEM_ID = 7710000000000000001
 
 
 def pg_control(system_id: int = SYSTEM_ID) -> bytes:
-    """An 8 KiB pg_control with the system identifier and a valid CRC (offset 288)."""
+    """An 8 KiB pg_control of PostgreSQL 15 with the system identifier and a valid CRC (288)."""
     head = bytearray(288)
-    struct.pack_into("<Q", head, 0, system_id)
+    struct.pack_into("<QII", head, 0, system_id, 1300, 202209061)
     crc = google_crc32c.value(bytes(head))
     return bytes(head) + struct.pack("<I", crc) + bytes(8192 - 292)
 

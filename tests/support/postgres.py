@@ -240,7 +240,8 @@ def make_cluster(
             "--locale=C",
             "--no-sync",
             *initdb_args,
-        ]
+        ],
+        env=env,
     )
     cluster = Cluster(
         base=base, data=data, sock=sock, port=free_port(), bindir=bindir, env=dict(env or {})
