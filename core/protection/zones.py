@@ -44,11 +44,6 @@ def _candidates(wall: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
     return first, second
 
 
-def exists(wall: datetime, zone: tzinfo) -> bool:
-    first, _ = _candidates(wall, zone)
-    return wall_time(first, zone) == wall
-
-
 def resolve(wall: datetime, zone: tzinfo) -> datetime:
     """The one UTC instant a wall time runs at (first of a repeated time, end of a gap)."""
     first, second = _candidates(wall, zone)
