@@ -20,6 +20,7 @@ _DURATION = re.compile(
 )
 _UNITS = (("Y", "years"), ("M", "months"), ("W", "weeks"), ("D", "days"))
 _TIME_UNITS = (("H", "hours"), ("M", "minutes"), ("S", "seconds"))
+_NAMES = tuple(name for _, name in (*_UNITS, *_TIME_UNITS))
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ class Duration:
     def add_to(self, when: datetime) -> datetime:
         """when + this duration: months on the calendar (clamped), then the fixed part."""
         return add_months(when, self.total_months) + self.fixed_part()
+
+    def words(self) -> str:
+        """The duration in plain words: "6 months", "1 year 2 months", "15 minutes"."""
+        named = [(getattr(self, name), name) for name in _NAMES if getattr(self, name)]
+        return " ".join(f"{n} {name if n != 1 else name[:-1]}" for n, name in named) or "0 seconds"
 
     def __str__(self) -> str:
         date = "".join(

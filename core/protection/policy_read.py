@@ -7,6 +7,7 @@ CLI's create-lifecycle prints), and the snake_case keys of create-generic-criter
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from core.protection.durations import parse_duration
@@ -169,7 +170,7 @@ def _criteria(node: Node) -> Criteria:
             item.choice(DAYS_OF_WEEK) for item in node.child("daysOfTheWeek").items()
         ),
         months_of_year=tuple(item.choice(MONTHS) for item in node.child("monthsOfYear").items()),
-        schedule_times=tuple(item.text() for item in node.child("scheduleTimes").items()),
+        schedule_times=tuple(_time(item) for item in node.child("scheduleTimes").items()),
         weeks_of_the_month=tuple(
             item.choice(WEEKS_OF_MONTH) for item in node.child("weeksOfTheMonth").items()
         ),
@@ -177,6 +178,14 @@ def _criteria(node: Node) -> Criteria:
     if criteria == Criteria():
         raise node.fail("the criteria name no condition")
     return criteria
+
+
+def _time(node: Node) -> str:
+    try:
+        datetime.fromisoformat(node.text())
+    except ValueError:
+        raise node.fail("not an ISO 8601 date-time") from None
+    return node.text()
 
 
 def _day(node: Node) -> DayOfMonth:

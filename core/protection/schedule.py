@@ -178,16 +178,9 @@ def _parse_start(text: str, zone: tzinfo, where: str) -> datetime:
 
 def describe_period(period: Duration) -> str:
     """A period in plain words, for the console ("every week", "every 15 minutes")."""
-    parts = [
-        (period.years, "year"),
-        (period.months, "month"),
-        (period.weeks, "week"),
-        (period.days, "day"),
-        (period.hours, "hour"),
-        (period.minutes, "minute"),
-        (period.seconds, "second"),
-    ]
-    named = [(n, unit) for n, unit in parts if n]
-    if len(named) == 1 and named[0][0] == 1:
-        return f"every {named[0][1]}"
-    return "every " + " ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in named)
+    words = period.words()
+    return (
+        f"every {words[2:]}"
+        if words.startswith("1 ") and " " not in words[2:]
+        else f"every {words}"
+    )
