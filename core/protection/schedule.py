@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
+from functools import cached_property
 from typing import Protocol
 
 from core.errors import InputError
@@ -44,43 +45,60 @@ class RepeatingInterval:
     zone: tzinfo
     count: int | None = None
 
+    @cached_property
+    def origin(self) -> datetime:
+        """The first slot as an instant."""
+        return resolve(self.start, self.zone)
+
+    @cached_property
+    def _step(self) -> timedelta:
+        return self.period.fixed_part()
+
     def slot(self, index: int) -> datetime:
         if self.period.is_exact:
-            return resolve(self.start, self.zone) + self.period.fixed_part() * index
+            return self.origin + self._step * index
+        if not self.period.total_months:
+            return resolve(self.start + self._step * index, self.zone)
         return resolve(self.period.times(index).add_to(self.start), self.zone)
 
     def _in_range(self, index: int) -> bool:
         return index >= 0 and (self.count is None or index < self.count)
 
-    def _first_index_after(self, instant: datetime) -> int:
-        """The smallest slot index whose instant is strictly after `instant`."""
-        index = max(0, self._estimate(instant) - 1)
-        while index > 0 and self.slot(index) > instant:
+    def _first_after(self, instant: datetime) -> tuple[int, datetime]:
+        """The smallest slot index whose instant is strictly after `instant`, and that slot.
+
+        The estimate is exact away from DST changes and month ends, so this is usually
+        two slot computations.
+        """
+        index = self._estimate(instant)
+        while index > 0 and self.slot(index - 1) > instant:
             index -= 1
-        while self.slot(index) <= instant:
+        slot = self.slot(index)
+        while slot <= instant:
             index += 1
-        return index
+            slot = self.slot(index)
+        return index, slot
 
     def _estimate(self, instant: datetime) -> int:
+        """About the first index after instant (the walk in _first_after corrects it)."""
         if self.period.is_exact:
-            origin = resolve(self.start, self.zone)
-            return max(0, (instant - origin) // self.period.fixed_part())
+            return max(0, (instant - self.origin) // self._step + 1)
         wall = wall_time(instant, self.zone)
-        if wall <= self.start:
+        if wall < self.start:
             return 0
-        if not self.period.fixed_part():
+        if not self.period.total_months:
+            return (wall - self.start) // self._step + 1
+        if not self._step:
             months = (wall.year - self.start.year) * 12 + wall.month - self.start.month
             return months // self.period.total_months
-        if not self.period.total_months:
-            return (wall - self.start) // self.period.fixed_part()
         return (wall - self.start) // self.period.longest()
 
     def next_after(self, instant: datetime) -> datetime | None:
-        index = self._first_index_after(require_aware(instant))
-        return self.slot(index) if self._in_range(index) else None
+        index, slot = self._first_after(require_aware(instant))
+        return slot if self._in_range(index) else None
 
     def last_at_or_before(self, instant: datetime) -> datetime | None:
-        index = self._first_index_after(require_aware(instant)) - 1
+        index = self._first_after(require_aware(instant))[0] - 1
         if self.count is not None:
             index = min(index, self.count - 1)
         return self.slot(index) if index >= 0 else None

@@ -46,9 +46,13 @@ def _candidates(wall: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
 
 def resolve(wall: datetime, zone: tzinfo) -> datetime:
     """The one UTC instant a wall time runs at (first of a repeated time, end of a gap)."""
+    if zone is UTC:
+        return wall.replace(tzinfo=UTC)
     first, second = _candidates(wall, zone)
-    if first == second or wall_time(first, zone) == wall:
-        return min(first, second) if wall_time(second, zone) == wall else first
+    if first == second:
+        return first
+    if wall_time(first, zone) == wall:  # a repeated time: fold 0 is the first pass
+        return min(first, second)
     return _gap_end(min(first, second), max(first, second), zone)
 
 

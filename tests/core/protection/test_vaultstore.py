@@ -57,7 +57,7 @@ def filled(store: ObjectStore) -> VaultStore:
     return vaults
 
 
-@pytest.mark.parametrize("provider", ["file", "s3"])
+@pytest.mark.parametrize("provider", ["file", "s3", "azure", "gcs"])
 def test_vault_state_lives_in_the_destination(make_dest: MakeDest, provider: str) -> None:
     with make_dest(provider).store() as store:
         vaults = filled(store)
@@ -79,7 +79,7 @@ def test_vault_state_lives_in_the_destination(make_dest: MakeDest, provider: str
         )
 
 
-@pytest.mark.parametrize("provider", ["file", "s3"])
+@pytest.mark.parametrize("provider", ["file", "s3", "azure", "gcs"])
 def test_creation_is_conditional_and_a_slot_is_claimed_once(
     make_dest: MakeDest, provider: str
 ) -> None:
@@ -109,7 +109,7 @@ def test_creation_is_conditional_and_a_slot_is_claimed_once(
         ]
 
 
-@pytest.mark.parametrize("provider", ["file", "s3"])
+@pytest.mark.parametrize("provider", ["file", "s3", "azure", "gcs"])
 def test_deletes_are_refused_while_something_uses_the_target(
     make_dest: MakeDest, provider: str
 ) -> None:
