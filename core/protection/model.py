@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from core.errors import InputError
 from core.protection.jsondoc import Node
 from core.secrets import redact, register_secret
+from core.urls import CREDENTIAL_PARAMS
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_USERINFO = re.compile(r"://[^/@\s]*:[^/@\s]*@")
 _CONNINFO_PASSWORD = re.compile(r"(?i)(^|\s)password\s*=|://[^/@\s]*:[^/@\s]*@|[?&]password=")
 
 
@@ -118,6 +121,18 @@ class Vault:
     destination: str
     immutability_days: int | None = None
     created: datetime | None = None
+
+    def __post_init__(self) -> None:
+        query = parse_qs(urlsplit(self.destination).query)
+        if any(key.upper() in CREDENTIAL_PARAMS for key in query) or _USERINFO.search(
+            self.destination
+        ):
+            raise InputError(
+                f"vault {self.name!r}: the destination must not carry credentials "
+                "(store core.urls.public_url of the location)"
+            )
+        if self.immutability_days is not None and self.immutability_days < 1:
+            raise InputError(f"vault {self.name!r}: immutability days must be at least 1")
 
     def to_json(self) -> dict[str, Any]:
         document: dict[str, Any] = {

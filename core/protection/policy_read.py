@@ -283,9 +283,10 @@ def _tag_names(policy: BackupPolicy) -> dict[str, str]:
     found: dict[str, str] = {}
     for rule in policy.backup_rules:
         trigger = rule.trigger
-        tags = trigger.tagging_criteria if isinstance(trigger, ScheduleTrigger) else ()
-        infos = [t.tag_info for t in tags] if tags else [getattr(trigger, "tag_info", None)]
+        if isinstance(trigger, ScheduleTrigger):
+            infos = [tag.tag_info for tag in trigger.tagging_criteria]
+        else:
+            infos = [trigger.tag_info]
         for info in infos:
-            if isinstance(info, TagInfo):
-                found.setdefault(info.tag_name, f"rule {rule.name!r}")
+            found.setdefault(info.tag_name, f"rule {rule.name!r}")
     return found

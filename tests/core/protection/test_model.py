@@ -89,6 +89,15 @@ def test_a_bad_instance_names_its_path() -> None:
         BackupInstance.from_json(document)
 
 
+def test_a_vault_destination_never_carries_credentials() -> None:
+    with pytest.raises(InputError, match="must not carry credentials"):
+        Vault("v", "s3://bucket/p?AWS_SECRET_ACCESS_KEY=abc")
+    with pytest.raises(InputError, match="must not carry credentials"):
+        Vault("v", "https://user:pw@host/container")
+    with pytest.raises(InputError, match="at least 1"):
+        Vault("v", "file:///srv/backups", 0)
+
+
 def test_vaults_and_run_records_round_trip() -> None:
     vault = Vault("TestBkpVault", "s3://bucket/prefix", 30, datetime(2026, 1, 1, tzinfo=UTC))
     assert Vault.from_json(vault.to_json()) == vault
