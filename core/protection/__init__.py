@@ -23,7 +23,7 @@ from core.protection.policy_read import parse_policy, read_policy
 from core.protection.retention import Action, BackupPoint, RetentionPlan, plan_retention
 from core.protection.schedule import CompiledSchedule, compile_schedule
 from core.protection.simulate import Simulation, simulate
-from core.protection.tagging import choose_tag, tag_for_backup
+from core.protection.tagging import adhoc_tag, choose_tag, tag_for_backup
 from core.protection.vaultstore import VaultStore, list_vaults
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "Simulation",
     "Vault",
     "VaultStore",
+    "adhoc_tag",
     "choose_tag",
     "compile_schedule",
     "describe_policy",

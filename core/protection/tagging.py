@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 
+from core.errors import InputError
 from core.protection.durations import month_length
 from core.protection.policy import (
     DAYS_OF_WEEK,
@@ -122,3 +123,22 @@ def _at_time(local: datetime, times: Sequence[str], zone: tzinfo) -> bool:
         if (when.hour, when.minute) == (local.hour, local.minute):
             return True
     return False
+
+
+def adhoc_tag(policy: BackupPolicy, rule_name: str) -> str:
+    """The tag of an on-demand backup (`adhoc-backup --rule-name R`).
+
+    The seed passes a retention rule's name (Monthly), so the backup is kept as that rule
+    says; the REST API passes a backup rule's name, whose default tag then applies.
+    """
+    for retention in policy.retention_rules:
+        if retention.name == rule_name:
+            return retention.name
+    for rule in policy.backup_rules:
+        if rule.name == rule_name:
+            trigger = rule.trigger
+            if not isinstance(trigger, ScheduleTrigger):
+                return trigger.tag_info.tag_name
+            return next(t.tag_name for t in trigger.tagging_criteria if t.is_default)
+    names = [r.name for r in policy.policy_rules]
+    raise InputError(f"--rule-name {rule_name!r}: the policy's rules are {', '.join(names)}")

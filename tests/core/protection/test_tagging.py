@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from core.errors import InputError
 from core.protection.policy import (
     AbsoluteMarker,
     Criteria,
@@ -13,7 +16,7 @@ from core.protection.policy import (
     TagInfo,
 )
 from core.protection.policy_read import parse_policy
-from core.protection.tagging import choose_tag, tag_for_backup, week_of_month
+from core.protection.tagging import adhoc_tag, choose_tag, tag_for_backup, week_of_month
 from tests.core.protection.policies import osspol5_text
 
 
@@ -122,3 +125,11 @@ def test_a_backup_with_no_match_gets_the_default_and_times_can_be_required() -> 
     tags = [tag("Evening", 15, Criteria(schedule_times=("2026-01-01T22:00:00+00:00",))), DEFAULT]
     assert choose_tag(tags, utc(2026, 6, 3, 22), [], UTC).tag_name == "Evening"
     assert choose_tag(tags, utc(2026, 6, 3, 6), [], UTC).tag_name == "Default"
+
+
+def test_an_adhoc_backup_takes_the_named_rule_s_tag() -> None:
+    policy = parse_policy(osspol5_text())
+    assert adhoc_tag(policy, "Monthly") == "Monthly"  # the seed's adhoc-backup --rule-name
+    assert adhoc_tag(policy, "BackupWeekly") == "Default"  # a backup rule: its default tag
+    with pytest.raises(InputError, match="the policy's rules are BackupWeekly, Monthly, Default"):
+        adhoc_tag(policy, "Yearly")
