@@ -1,0 +1,314 @@
+"""Vaults, backup instances and run records: what a vault stores besides its policies.
+
+The database password never appears here: an instance names a secret reference
+(`env:NAME` or `file:PATH`) that is read when a backup runs. JSON shapes follow Azure's
+backup instance where a name exists there (friendlyName, datasourceAuthCredentials,
+policyInfo, currentProtectionState).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from core.errors import InputError
+from core.protection.jsondoc import Node
+from core.secrets import redact, register_secret
+from core.urls import CREDENTIAL_PARAMS
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_USERINFO = re.compile(r"://[^/@\s]*:[^/@\s]*@")
+_CONNINFO_PASSWORD = re.compile(r"(?i)(^|\s)password\s*=|://[^/@\s]*:[^/@\s]*@|[?&]password=")
+
+
+def validate_name(kind: str, name: str) -> str:
+    """A vault, policy or instance name: letters, digits, `_.-`, at most 63 characters."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(
+            f"invalid {kind} name {name!r}: use letters, digits, '_', '.' and '-' "
+            "(at most 63, starting with a letter or digit)"
+        )
+    return name
+
+
+def utc_text(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat()
+
+
+def parse_time(node: Node) -> datetime:
+    try:
+        when = datetime.fromisoformat(node.text())
+    except ValueError:
+        raise node.fail("not an ISO 8601 date-time") from None
+    if when.tzinfo is None:
+        raise node.fail("the date-time needs a UTC offset")
+    return when.astimezone(UTC)
+
+
+class SecretStoreType(StrEnum):
+    ENV = "env"
+    FILE = "file"
+
+
+@dataclass(frozen=True)
+class SecretReference:
+    """Where the database password is read at run time; the reference is not a secret."""
+
+    store_type: SecretStoreType
+    uri: str
+
+    def __str__(self) -> str:
+        return f"{self.store_type}:{self.uri}"
+
+    @classmethod
+    def parse(cls, text: str, where: str = "secret reference") -> SecretReference:
+        kind, sep, uri = text.partition(":")
+        if kind == "keyring":
+            raise InputError(
+                f"{where}: keyring secret references are not supported yet (use env: or file:)"
+            )
+        if not sep or not uri or kind not in SecretStoreType.__members__.values():
+            raise InputError(f"{where}: {text!r} is not env:NAME or file:PATH")
+        if kind == SecretStoreType.FILE and not os.path.isabs(uri):
+            raise InputError(f"{where}: file:{uri} must be an absolute path")
+        return cls(SecretStoreType(kind), uri)
+
+    def resolve(self) -> str:
+        """The secret's value, registered for redaction; InputError when it cannot be read."""
+        if self.store_type is SecretStoreType.ENV:
+            value = os.environ.get(self.uri)
+            if value is None:
+                raise InputError(f"secret reference {self}: the environment variable is not set")
+        else:
+            try:
+                with open(self.uri, encoding="utf-8") as handle:
+                    value = handle.read().rstrip("\r\n")
+            except OSError as exc:
+                raise InputError(
+                    f"secret reference {self}: cannot read the file ({exc.strerror})"
+                ) from None
+        if not value:
+            raise InputError(f"secret reference {self}: the secret is empty")
+        register_secret(value)
+        return value
+
+
+@dataclass(frozen=True)
+class Datasource:
+    """How to reach the database: a libpq conninfo without a password, plus the reference."""
+
+    conninfo: str
+    secret: SecretReference | None = None
+
+    def __post_init__(self) -> None:
+        if _CONNINFO_PASSWORD.search(self.conninfo):
+            raise InputError(
+                "the datasource conninfo must not hold a password; give a secret reference "
+                "(--secret-store-type env|file --secret-store-uri ...) instead"
+            )
+
+
+@dataclass(frozen=True)
+class Vault:
+    """A destination plus settings; its policies, instances and runs are stored in it."""
+
+    name: str
+    destination: str
+    immutability_days: int | None = None
+    created: datetime | None = None
+
+    def __post_init__(self) -> None:
+        query = parse_qs(urlsplit(self.destination).query)
+        if any(key.upper() in CREDENTIAL_PARAMS for key in query) or _USERINFO.search(
+            self.destination
+        ):
+            raise InputError(
+                f"vault {self.name!r}: the destination must not carry credentials "
+                "(store core.urls.public_url of the location)"
+            )
+        if self.immutability_days is not None and self.immutability_days < 1:
+            raise InputError(f"vault {self.name!r}: immutability days must be at least 1")
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "destination": self.destination,
+            "immutabilityDays": self.immutability_days,
+            "name": self.name,
+            "objectType": "PgvaultVault",
+        }
+        if self.created is not None:
+            document["created"] = utc_text(self.created)
+        return document
+
+    @classmethod
+    def from_json(cls, document: Any, what: str = "vault") -> Vault:
+        node = Node(document, "$", what)
+        node.object_type("PgvaultVault")
+        node.only_keys({"created", "destination", "immutabilityDays", "name", "objectType"})
+        days = node.child("immutabilityDays")
+        return cls(
+            validate_name("vault", node.child("name").text()),
+            node.child("destination").text(),
+            None if days.value is None else days.integer(),
+            parse_time(node.child("created")) if node.child("created").value else None,
+        )
+
+
+class ProtectionState(StrEnum):
+    """Azure's CurrentProtectionState values pgvault uses."""
+
+    CONFIGURED = "ProtectionConfigured"
+    STOPPED = "ProtectionStopped"
+
+
+@dataclass(frozen=True)
+class BackupInstance:
+    """A database under protection: which server, how to connect, which policy."""
+
+    name: str
+    server_name: str
+    datasource: Datasource
+    policy_name: str
+    state: ProtectionState = ProtectionState.CONFIGURED
+    created: datetime | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        credentials = None
+        if self.datasource.secret is not None:
+            credentials = {
+                "objectType": "SecretStoreBasedAuthCredentials",
+                "secretStoreResource": {
+                    "secretStoreType": str(self.datasource.secret.store_type),
+                    "uri": self.datasource.secret.uri,
+                },
+            }
+        document: dict[str, Any] = {
+            "currentProtectionState": str(self.state),
+            "dataSourceInfo": {"conninfo": self.datasource.conninfo, "objectType": "Datasource"},
+            "datasourceAuthCredentials": credentials,
+            "friendlyName": self.name,
+            "objectType": "BackupInstance",
+            "policyInfo": {"policyId": self.policy_name},
+            "serverName": self.server_name,
+        }
+        if self.created is not None:
+            document["created"] = utc_text(self.created)
+        return document
+
+    @classmethod
+    def from_json(cls, document: Any, what: str = "backup instance") -> BackupInstance:
+        node = Node(document, "$", what)
+        node.object_type("BackupInstance")
+        node.only_keys(
+            {
+                "created",
+                "currentProtectionState",
+                "dataSourceInfo",
+                "datasourceAuthCredentials",
+                "friendlyName",
+                "objectType",
+                "policyInfo",
+                "serverName",
+            }
+        )
+        info = node.child("dataSourceInfo")
+        info.object_type("Datasource")
+        info.only_keys({"conninfo", "objectType"})
+        try:
+            datasource = Datasource(
+                info.child("conninfo").text(), _secret(node.child("datasourceAuthCredentials"))
+            )
+        except InputError as exc:
+            raise info.fail(str(exc)) from None
+        state = node.child("currentProtectionState")
+        return cls(
+            validate_name("backup instance", node.child("friendlyName").text()),
+            node.child("serverName").text(),
+            datasource,
+            validate_name("policy", node.child("policyInfo").child("policyId").text()),
+            ProtectionState(state.choice(tuple(s.value for s in ProtectionState)))
+            if state.value
+            else ProtectionState.CONFIGURED,
+            parse_time(node.child("created")) if node.child("created").value else None,
+        )
+
+
+def _secret(node: Node) -> SecretReference | None:
+    if node.value is None:
+        return None
+    node.object_type("SecretStoreBasedAuthCredentials")
+    node.only_keys({"objectType", "secretStoreResource"})
+    resource = node.child("secretStoreResource")
+    resource.only_keys({"secretStoreType", "uri"})
+    kind = resource.child("secretStoreType").choice(tuple(s.value for s in SecretStoreType))
+    return SecretReference.parse(
+        f"{kind}:{resource.child('uri').text()}", f"{node.what} {resource.path}"
+    )
+
+
+class RunState(StrEnum):
+    CLAIMED = "claimed"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class RunTrigger(StrEnum):
+    SCHEDULED = "ScheduledBackup"
+    ADHOC = "OnDemandBackup"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One slot of one instance: who claimed it, the job that ran it, how it ended."""
+
+    instance: str
+    slot: datetime
+    rule: str
+    trigger: RunTrigger
+    state: RunState
+    claimed_by: str
+    tag: str | None = None
+    job_id: str | None = None
+    backup_id: str | None = None
+    finished: datetime | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "backupId": self.backup_id,
+            "claimedBy": self.claimed_by,
+            "error": redact(self.error) if self.error else None,
+            "finished": utc_text(self.finished) if self.finished else None,
+            "instance": self.instance,
+            "jobId": self.job_id,
+            "objectType": "PgvaultRun",
+            "rule": self.rule,
+            "slot": utc_text(self.slot),
+            "state": str(self.state),
+            "tag": self.tag,
+            "trigger": str(self.trigger),
+        }
+
+    @classmethod
+    def from_json(cls, document: Any, what: str = "run record") -> RunRecord:
+        node = Node(document, "$", what)
+        node.object_type("PgvaultRun")
+        finished = node.child("finished")
+        return cls(
+            instance=node.child("instance").text(),
+            slot=parse_time(node.child("slot")),
+            rule=node.child("rule").text(),
+            trigger=RunTrigger(node.child("trigger").choice(tuple(t.value for t in RunTrigger))),
+            state=RunState(node.child("state").choice(tuple(s.value for s in RunState))),
+            claimed_by=node.child("claimedBy").text(),
+            tag=node.child("tag").optional_text(),
+            job_id=node.child("jobId").optional_text(),
+            backup_id=node.child("backupId").optional_text(),
+            finished=parse_time(finished) if finished.value else None,
+            error=node.child("error").optional_text(),
+        )

@@ -1,0 +1,87 @@
+"""The seed's editing helpers build the policy the seed describes; plain-words descriptions."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.errors import InputError
+from core.protection.describe import describe_policy
+from core.protection.editing import (
+    create_absolute_criteria,
+    create_generic_criteria,
+    create_lifecycle,
+    create_schedule,
+    set_retention_rule,
+    set_tag,
+    set_trigger,
+)
+from core.protection.policy_read import parse_policy
+from tests.core.protection.policies import edited_policy, osspol5_text, template_text
+
+
+def test_the_seed_s_helper_sequence_gives_the_seed_s_policy() -> None:
+    schedule = create_schedule(
+        "Weekly", 1, ["2021-08-15T22:00:00", "2021-08-18T22:00:00", "2021-08-20T22:00:00"]
+    )
+    assert schedule == [
+        "R/2021-08-15T22:00:00+00:00/P1W",
+        "R/2021-08-18T22:00:00+00:00/P1W",
+        "R/2021-08-20T22:00:00+00:00/P1W",
+    ]
+    policy = set_trigger(json.loads(template_text()), schedule)
+    to_archive = create_lifecycle(6, "Months", "VaultStore", "ArchiveStore", "CopyOnExpiryOption")
+    on_archive = create_lifecycle(24, "Months", "ArchiveStore")
+    policy = set_retention_rule(policy, "Monthly", [to_archive, on_archive])
+    policy = set_tag(policy, "Monthly", [create_absolute_criteria("FirstOfMonth")])
+    assert parse_policy(json.dumps(policy)) == parse_policy(json.dumps(edited_policy()))
+
+
+def test_helpers_edit_existing_rules_and_tags_in_place() -> None:
+    policy = json.loads(template_text())
+    policy = set_retention_rule(policy, "Default", [create_lifecycle(30, "Days", "VaultStore")])
+    generic = create_generic_criteria(
+        days_of_week=["Sunday", "Friday"], days_of_month=["5", "Last"]
+    )
+    policy = set_retention_rule(policy, "Weekly", [create_lifecycle(8, "Weeks", "VaultStore")])
+    policy = set_tag(policy, "Weekly", [generic])
+    policy = set_tag(policy, "Weekly", [create_absolute_criteria("FirstOfWeek")])
+    parsed = parse_policy(json.dumps(set_trigger(policy, ["R/2026-01-01T00:00:00+00:00/P1D"])))
+    assert parsed.backup_rule().name == "BackupDaily"
+    assert len(parsed.retention_rules) == 2
+    assert describe_policy(parsed) == (
+        "daily at 00:00 UTC; first of week kept 8 weeks; other backups kept 30 days"
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "problem"),
+    [
+        (lambda: create_schedule("Monthly", 1, ["2026-01-01T00:00:00"]), "--interval-type"),
+        (lambda: create_schedule("Weekly", 0, ["2026-01-01T00:00:00"]), "at least 1"),
+        (lambda: create_lifecycle(6, "Fortnights", "VaultStore"), "Fortnights"),
+        (lambda: create_lifecycle(6, "Months", "OperationalStore"), "--source-datastore"),
+        (lambda: create_lifecycle(6, "Months", "VaultStore", "ArchiveStore"), "go together"),
+        (lambda: create_absolute_criteria("FirstOfDecade"), "--absolute-criteria"),
+        (lambda: create_generic_criteria(days_of_week=["Caturday"]), "Caturday"),
+        (lambda: create_generic_criteria(), "at least one"),
+        (lambda: set_tag(json.loads(template_text()), "Hourly", []), "no standard priority"),
+    ],
+)
+def test_helpers_refuse_bad_input(call: object, problem: str) -> None:
+    with pytest.raises(InputError, match=problem):
+        call()  # type: ignore[operator]
+
+
+def test_the_seed_s_policies_in_plain_words() -> None:
+    assert describe_policy(parse_policy(template_text())) == (
+        "weekly on Sun at 06:30 UTC; other backups kept 3 months"
+    )
+    assert describe_policy(parse_policy(osspol5_text())) == (
+        "weekly on Wed, Sat at 20:00 UTC; first of month kept 10 years; other backups kept 1 year"
+    )
+    assert describe_policy(parse_policy(json.dumps(edited_policy()))) == (
+        "weekly on Sun, Wed, Fri at 22:00 UTC; first of month kept 6 months then moved to "
+        "archive for 24 months; other backups kept 3 months"
+    )

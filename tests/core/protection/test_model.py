@@ -1,0 +1,118 @@
+"""Vaults, instances and run records: JSON both ways; secrets only by reference."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from core.errors import InputError
+from core.protection.model import (
+    BackupInstance,
+    Datasource,
+    ProtectionState,
+    RunRecord,
+    RunState,
+    RunTrigger,
+    SecretReference,
+    Vault,
+)
+from core.secrets import redact
+
+
+def test_secret_references_are_read_at_run_time_and_registered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGV_TEST_PASSWORD", "s3cret-from-env")
+    assert SecretReference.parse("env:PGV_TEST_PASSWORD").resolve() == "s3cret-from-env"
+    assert redact("password is s3cret-from-env") == "password is ***"
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("from-a-file\n")
+    assert SecretReference.parse(f"file:{secret_file}").resolve() == "from-a-file"
+
+
+def test_unreadable_or_malformed_references_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="environment variable is not set"):
+        SecretReference.parse("env:PGV_SURELY_NOT_SET").resolve()
+    with pytest.raises(InputError, match="cannot read the file"):
+        SecretReference.parse(f"file:{tmp_path}/missing").resolve()
+    with pytest.raises(InputError, match="not env:NAME or file:PATH"):
+        SecretReference.parse("vault:x")
+    with pytest.raises(InputError, match="absolute path"):
+        SecretReference.parse("file:relative/pw")
+    with pytest.raises(InputError, match="not supported yet"):
+        SecretReference.parse("keyring:pgvault/db")
+
+
+@pytest.mark.parametrize(
+    "conninfo",
+    [
+        "host=db user=app password=hunter2",
+        "postgresql://app:hunter2@db/app",
+        "postgresql://db/app?password=x",
+    ],
+)
+def test_a_conninfo_holding_a_password_is_refused(conninfo: str) -> None:
+    with pytest.raises(InputError, match="must not hold a password") as caught:
+        Datasource(conninfo)
+    assert "hunter2" not in str(caught.value)
+
+
+def test_an_instance_round_trips_and_stores_only_the_reference() -> None:
+    instance = BackupInstance(
+        "ossrg-empdb11",
+        "pg-main",
+        Datasource(
+            "host=db port=5432 user=backup dbname=empdb11", SecretReference.parse("env:PGPASS")
+        ),
+        "osspol5",
+        ProtectionState.STOPPED,
+        datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    document = instance.to_json()
+    assert document["datasourceAuthCredentials"]["secretStoreResource"] == {
+        "secretStoreType": "env",
+        "uri": "PGPASS",
+    }
+    assert BackupInstance.from_json(document) == instance
+
+
+def test_a_bad_instance_names_its_path() -> None:
+    document = BackupInstance("i1", "pg", Datasource("host=db"), "p1").to_json()
+    document["currentProtectionState"] = "Sleeping"
+    with pytest.raises(InputError, match=r"\$\.currentProtectionState: unknown value 'Sleeping'"):
+        BackupInstance.from_json(document)
+    document = BackupInstance("i1", "pg", Datasource("host=db"), "p1").to_json()
+    document["friendlyName"] = "bad/name"
+    with pytest.raises(InputError, match="invalid backup instance name"):
+        BackupInstance.from_json(document)
+
+
+def test_a_vault_destination_never_carries_credentials() -> None:
+    with pytest.raises(InputError, match="must not carry credentials"):
+        Vault("v", "s3://bucket/p?AWS_SECRET_ACCESS_KEY=abc")
+    with pytest.raises(InputError, match="must not carry credentials"):
+        Vault("v", "https://user:pw@host/container")
+    with pytest.raises(InputError, match="at least 1"):
+        Vault("v", "file:///srv/backups", 0)
+
+
+def test_vaults_and_run_records_round_trip() -> None:
+    vault = Vault("TestBkpVault", "s3://bucket/prefix", 30, datetime(2026, 1, 1, tzinfo=UTC))
+    assert Vault.from_json(vault.to_json()) == vault
+    run = RunRecord(
+        "i1",
+        datetime(2026, 3, 29, 1, tzinfo=UTC),
+        "BackupWeekly",
+        RunTrigger.SCHEDULED,
+        RunState.FAILED,
+        "host-a:123",
+        tag="Monthly",
+        job_id="j-1",
+        finished=datetime(2026, 3, 29, 1, 5, tzinfo=UTC),
+        error="connection failed: password=hunter2",
+    )
+    back = RunRecord.from_json(run.to_json())
+    assert back.error == "connection failed: password=***"
+    assert back == RunRecord(**{**run.__dict__, "error": back.error})
