@@ -23,16 +23,15 @@ import os
 import pwd
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import OperationFailed
 from core.paths import data_dir, default_destination
+from core.postgres import server
 
 log = logging.getLogger("pgvault.demo")
 
@@ -110,18 +109,7 @@ def load_demo() -> Demo | None:
 
 def is_running(demo: Demo) -> bool:
     """Whether the postmaster of the demo's data directory is alive."""
-    try:
-        first = Path(demo.data, "postmaster.pid").read_text().split("\n", 1)[0]
-        pid = int(first)
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return server.is_running(demo.data)
 
 
 # ---- running things as the server's OS user -----------------------------------------------------
@@ -300,14 +288,6 @@ def _prepare_wal_dir(destination: str, user: str) -> None:
     os.chmod(wals, 0o755)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _create(base: Path, user: str, step: Step) -> Demo:
     bindir = _usable_bindir(find_bindir(), user, base, step)
     pg = base / "pg"
@@ -339,7 +319,7 @@ def _create(base: Path, user: str, step: Step) -> Demo:
     archiving, archive_command, note = _archive_setup(destination, user)
     if archiving:
         _prepare_wal_dir(destination, user)
-    port = _free_port()
+    port = server.free_port()
     settings: dict[str, object] = {
         "port": port,
         "listen_addresses": "",
@@ -373,13 +353,18 @@ def _create(base: Path, user: str, step: Step) -> Demo:
     return demo
 
 
+def _pg_ctl(demo: Demo, what: str, check: bool) -> server.PgCtl:
+    """pg_ctl on the demo's cluster, run as its OS user; `what` names it in errors."""
+
+    def run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        return _run(argv, demo.os_user, what, timeout=timeout, check=check)
+
+    return server.PgCtl(demo.bindir, demo.data, run)
+
+
 def _start_server(demo: Demo, step: Step) -> None:
     step("starting the demo PostgreSQL server")
-    _run(
-        [f"{demo.bindir}/pg_ctl", "-D", demo.data, "-l", demo.log_file, "-w", "-t", "120", "start"],
-        demo.os_user,
-        "start the demo server",
-    )
+    _pg_ctl(demo, "start the demo server", check=True).start(demo.log_file, wait=120, timeout=180)
 
 
 def _connect(demo: Demo, dbname: str = "postgres"):  # type: ignore[no-untyped-def]
@@ -533,31 +518,15 @@ def stop_demo(state_dir: str | None = None, remove: bool = True) -> str:
     base = Path(demo.base)
     with _locked(base):
         if is_running(demo):
-            result = _run(
-                [f"{demo.bindir}/pg_ctl", "-D", demo.data, "-m", "fast", "-w", "-t", "60", "stop"],
-                demo.os_user,
-                "stop the demo server",
-                check=False,
-            )
+            ctl = _pg_ctl(demo, "stop the demo server", check=False)
+            result = ctl.stop("fast", timeout=180, wait=60)
             if result.returncode != 0 and is_running(demo):
-                _kill_postmaster(demo)
+                server.kill_postmaster(demo.data)
         if remove:
             shutil.rmtree(os.path.dirname(demo.data), ignore_errors=True)
             (base / STATE_FILE).unlink(missing_ok=True)
     kept = f"; its backups stay in {demo.destination}"
     return f"demo cluster stopped and removed{kept}" if remove else "demo cluster stopped"
-
-
-def _kill_postmaster(demo: Demo) -> None:
-    try:
-        pid = int(Path(demo.data, "postmaster.pid").read_text().split("\n", 1)[0])
-        os.kill(pid, signal.SIGQUIT)
-    except (OSError, ValueError):
-        return
-    for _ in range(100):
-        if not is_running(demo):
-            return
-        time.sleep(0.1)
 
 
 __all__ = [

@@ -455,6 +455,27 @@ def apply_directory_metadata(state: RestoreState) -> None:
             raise OperationFailed(f"cannot set the attributes of {meta.path}: {exc}") from None
 
 
+def write_file(path: str, data: bytes, owner: tuple[int, int] | None) -> None:
+    """Write a small file the restore adds (0600, never through a link), owned as asked."""
+    fd = os.open(path, _OPEN_FLAGS, 0o600)
+    try:
+        if owner is not None:
+            os.fchown(fd, owner[0], owner[1])
+        view = memoryview(data)
+        while len(view):
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 __all__ = [
     "NOT_RESTORED",
     "PG_CONTROL",
@@ -467,4 +488,6 @@ __all__ = [
     "UnsafeArchive",
     "apply_directory_metadata",
     "clean_name",
+    "fsync_path",
+    "write_file",
 ]
