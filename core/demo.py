@@ -37,7 +37,7 @@ log = logging.getLogger("pgvault.demo")
 
 DEMO_SERVER = "demo"
 DEMO_DIR_ENV = "PGVAULT_DEMO_DIR"
-ROOT_DEMO_DIR = "/var/tmp/pgvault-demo"
+ROOT_DEMO_DIR = "/var/tmp/pgvault-demo"  # noqa: S108 - a fixed place the postgres user reaches
 PG_USER = "postgres"
 STATE_FILE = "demo.json"
 #: the demo backup's upload cap: slow enough to watch, pause and cancel, fast enough to finish
@@ -135,7 +135,7 @@ def _run(
     cmd: list[str], user: str | None, what: str, timeout: float = 180, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - argv built here, no shell
             _as_user(cmd, user),
             cwd="/",
             capture_output=True,
@@ -153,7 +153,7 @@ def _run(
 
 def _run_input(cmd: list[str], user: str | None, text: str, what: str) -> None:
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - argv built here, no shell
             _as_user(cmd, user), cwd="/", input=text, text=True, capture_output=True, timeout=60
         )
     except (OSError, subprocess.SubprocessError) as exc:
@@ -167,7 +167,7 @@ def _readable_by_all(top: Path) -> None:
     for root, dirs, files in os.walk(top):
         for name in dirs:
             path = os.path.join(root, name)
-            os.chmod(path, os.stat(path).st_mode | 0o555)
+            os.chmod(path, os.stat(path).st_mode | 0o555)  # noqa: S103 - the server user runs them
         for name in files:
             path = os.path.join(root, name)
             if os.path.islink(path):
@@ -213,7 +213,7 @@ def _usable_bindir(bindir: str, user: str, base: Path, step: Step) -> str:
         step(f"copying the PostgreSQL binaries where the {user} user can run them")
         shutil.copytree(os.path.dirname(bindir), copy, symlinks=True, dirs_exist_ok=True)
         _readable_by_all(copy)
-        os.chmod(copy, 0o755)
+        os.chmod(copy, 0o755)  # noqa: S103 - the server's OS user runs these binaries
     return str(copy / "bin")
 
 
@@ -243,7 +243,7 @@ def _prepare_base(user: str) -> Path:
     base = demo_base()
     try:
         base.mkdir(parents=True, exist_ok=True)
-        os.chmod(base, 0o755)
+        os.chmod(base, 0o755)  # noqa: S103 - the server's OS user works under it
     except OSError as exc:
         raise OperationFailed(f"demo: cannot create {base}: {exc.strerror or exc}") from None
     return base
@@ -282,10 +282,29 @@ def _prepare_wal_dir(destination: str, user: str) -> None:
     wals = root / DEMO_SERVER / "wals"
     for path in (root, root / DEMO_SERVER):
         path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o755)
+        os.chmod(path, 0o755)  # noqa: S103 - the server's OS user archives WAL under it
     wals.mkdir(exist_ok=True)
     _chown(wals, user)
-    os.chmod(wals, 0o755)
+    os.chmod(wals, 0o755)  # noqa: S103 - the console lists what the server's user archives
+
+
+def _settings_text(port: int, sock: str, archiving: bool, archive_command: str) -> str:
+    """The demo cluster's postgresql.auto.conf lines: a Unix socket only, WAL archived."""
+    settings: dict[str, object] = {
+        "port": port,
+        "listen_addresses": "",
+        "unix_socket_directories": sock,
+        "wal_level": "replica",
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "max_wal_size": "256MB",
+        "shared_buffers": "64MB",
+        "logging_collector": "off",
+        "archive_mode": "on" if archiving else "off",
+        "archive_command": archive_command,
+        "archive_timeout": "60",
+    }
+    return "".join(f"{k} = '{str(v).replace(chr(39), chr(39) * 2)}'\n" for k, v in settings.items())
 
 
 def _create(base: Path, user: str, step: Step) -> Demo:
@@ -320,21 +339,7 @@ def _create(base: Path, user: str, step: Step) -> Demo:
     if archiving:
         _prepare_wal_dir(destination, user)
     port = server.free_port()
-    settings: dict[str, object] = {
-        "port": port,
-        "listen_addresses": "",
-        "unix_socket_directories": str(sock),
-        "wal_level": "replica",
-        "fsync": "off",
-        "synchronous_commit": "off",
-        "max_wal_size": "256MB",
-        "shared_buffers": "64MB",
-        "logging_collector": "off",
-        "archive_mode": "on" if archiving else "off",
-        "archive_command": archive_command,
-        "archive_timeout": "60",
-    }
-    text = "".join(f"{k} = '{str(v).replace(chr(39), chr(39) * 2)}'\n" for k, v in settings.items())
+    text = _settings_text(port, str(sock), archiving, archive_command)
     _run_input(
         ["tee", "-a", str(data / "postgresql.auto.conf")], user, text, "configure the demo cluster"
     )

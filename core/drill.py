@@ -45,6 +45,7 @@ log = logging.getLogger("pgvault.drill")
 
 PG_USER = "postgres"
 LOG_TAIL = 15
+PG10 = 100000  # from PostgreSQL 10 on, a major version is one number
 
 
 class DrillFailed(OperationFailed):
@@ -53,7 +54,7 @@ class DrillFailed(OperationFailed):
 
 def major_of(version: int | None) -> int | None:
     """150018 -> 15 (PostgreSQL's server_version_num)."""
-    if not version or version < 100000:
+    if not version or version < PG10:
         return None  # 9.x: named by two numbers; the bin directory must be given
     return version // 10000
 
@@ -88,7 +89,7 @@ def find_bindir(info: BackupInfo, given: str | None) -> str:
 
 def _major_of_bindir(directory: str) -> int | None:
     try:
-        out = subprocess.run(
+        out = subprocess.run(  # noqa: S603 - the bin directory's postgres, no shell
             [os.path.join(directory, "postgres"), "--version"],
             capture_output=True,
             text=True,
@@ -124,7 +125,7 @@ class _Server:
     def run(self, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PGTZ": "UTC"}
         try:
-            return run_as(args, self.uid, self.gid, env=env, cwd=self.work, timeout=timeout)
+            return run_as(args, (self.uid, self.gid), env=env, cwd=self.work, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise DrillFailed(
                 f"{os.path.basename(args[0])} did not finish within {timeout:.0f} s"
@@ -230,7 +231,7 @@ def run_drill(request: DrillRequest, info: BackupInfo, reporter: Reporter) -> li
     """Restore, start, wait for consistency, pg_amcheck, clean up; the report's lines."""
     bindir = find_bindir(info, request.pg_bindir)
     work = tempfile.mkdtemp(prefix="pgvault-drill-", dir=request.work_dir)
-    os.chmod(work, 0o755)  # the server's user must reach the data directory
+    os.chmod(work, 0o755)  # noqa: S103 - the server's user must reach the data directory
     lines: list[str] = []
     servers: list[_Server] = []  # the server once there is one: stopped whatever happens
     try:

@@ -243,6 +243,9 @@ class _Verifier:
                 "and a missing last archive part cannot be noticed; every archive was read, "
                 "decompressed and parsed as a complete tar stream instead"
             )
+        self._postgres_manifest(backup_id, listed)
+
+    def _postgres_manifest(self, backup_id: str, listed: dict[str, Any]) -> None:
         pg_key = self.layout.backup_file(backup_id, PG_MANIFEST)
         if pg_key in listed:
             try:

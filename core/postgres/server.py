@@ -80,15 +80,15 @@ def kill_postmaster(data: str, attempts: int = 100) -> None:
 
 def run_as(
     argv: Sequence[str],
-    uid: int,
-    gid: int,
+    owner: tuple[int, int],
     *,
     env: Mapping[str, str],
     cwd: str,
     timeout: float,
     groups: Sequence[int] = (),
 ) -> subprocess.CompletedProcess[str]:
-    """Run argv as uid:gid (switching only when that is another user), output captured."""
+    """Run argv as owner (uid, gid), switching only to another user; output captured."""
+    uid, gid = owner
     other = uid != os.geteuid()
     return subprocess.run(  # noqa: S603 - argv built by the caller, no shell
         list(argv),

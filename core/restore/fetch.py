@@ -28,6 +28,7 @@ from core.restore.tarparse import TarError, TarStream
 MiB = 1024 * 1024
 RANGE_SIZE = 8 * MiB  # one ranged read of a stored archive
 DECOMPRESSED_READ = 4 * MiB  # one read of decompressed tar bytes
+SHOWN = 5  # absent files named in the error
 
 
 @dataclass
@@ -110,7 +111,7 @@ def check_restored(run: RestoreRun) -> None:
         return
     absent = sorted(set(records) - state.written - set(state.left_out))
     if absent:
-        shown = ", ".join(absent[:5]) + (" ..." if len(absent) > 5 else "")
+        shown = ", ".join(absent[:SHOWN]) + (" ..." if len(absent) > SHOWN else "")
         raise IntegrityError(
             f"{len(absent)} files recorded in pgvault.json were not in the archives: {shown}"
         )

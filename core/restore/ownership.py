@@ -32,7 +32,7 @@ def check_runnable(command: str, uid: int, gid: int, needs_credentials: bool) ->
             pass
     argv = [command, "--batch", "wal-restore", "--help"]
     try:
-        result = run_as(argv, uid, gid, env=env, cwd="/", timeout=120, groups=groups)
+        result = run_as(argv, (uid, gid), env=env, cwd="/", timeout=120, groups=groups)
         usable = result.returncode == 0 and "--abort-on-error" in result.stdout
         if needs_credentials:
             usable = usable and "--credentials-file" in result.stdout
