@@ -1,6 +1,6 @@
 """The restore drill of `verify --restore-drill`: prove a backup restores and starts.
 
-    run_drill(request, info, reporter) -> report lines   (DrillFailed, exit 1, when it does not)
+    run_drill(DrillRequest(...), info, reporter) -> report lines   (DrillFailed, exit 1, if not)
 
 Restores the backup with core.restore into a fresh temporary directory (tablespaces
 relocated inside it; recovery to consistency, then promote; archive_mode off so the
