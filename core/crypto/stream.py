@@ -85,25 +85,35 @@ class EncryptingWriter:
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self.closed:
             raise ValueError("write to a closed EncryptingWriter")
-        self._buffer += data
-        self.bytes_in += len(data)
+        view = memoryview(data).cast("B")
+        size = len(view)
+        self.bytes_in += size
         # A full chunk waits until more data arrives: only then is it known not to be last.
-        while len(self._buffer) > CHUNK:
-            self._seal(bytes(self._buffer[:CHUNK]), last=False)
-            del self._buffer[:CHUNK]
-        return len(data)
+        if self._buffer:
+            room = CHUNK - len(self._buffer)
+            self._buffer += view[:room]
+            view = view[room:]
+            if not view:
+                return size
+            self._seal(self._buffer, last=False)
+            self._buffer = bytearray()
+        while len(view) > CHUNK:
+            self._seal(view[:CHUNK], last=False)
+            view = view[CHUNK:]
+        self._buffer += view
+        return size
 
     def close(self) -> None:
         """Seal the last chunk (possibly short; empty only for an empty payload)."""
         if self.closed:
             return
-        self._seal(bytes(self._buffer), last=True)
+        self._seal(self._buffer, last=True)
         self._buffer = bytearray()
         self.closed = True
         if self._close_sink:
             getattr(self._sink, "close", lambda: None)()
 
-    def _seal(self, chunk: bytes, last: bool) -> None:
+    def _seal(self, chunk: bytes | bytearray | memoryview, last: bool) -> None:
         sealed = self._aead.encrypt(_nonce(self._counter, last), chunk, None)
         self._counter += 1
         self.bytes_out += len(sealed)
@@ -134,11 +144,16 @@ class _Source:
 
     def read(self, size: int) -> bytes:
         """size bytes, fewer only at the end of the source."""
+        if not self._buffer:
+            data = self._raw.read(size) or b""
+            if len(data) == size or not data:
+                return data
+            self._buffer += data
         while len(self._buffer) < size and self._more(size - len(self._buffer)):
             pass
-        data = bytes(self._buffer[:size])
+        out = bytes(self._buffer[:size])
         del self._buffer[:size]
-        return data
+        return out
 
 
 def _file_key(header: Header, identities: Sequence[Identity], label: str) -> bytes:
@@ -179,7 +194,6 @@ class DecryptingReader(io.RawIOBase):
         if len(nonce) != NONCE_SIZE:
             raise DecryptionFailed(f"{label} is truncated (it ends inside the payload nonce)")
         self._aead = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
-        self._pending = b""
         self._plain = b""
         self._counter = 0
         self._done = False
@@ -208,24 +222,27 @@ class DecryptingReader(io.RawIOBase):
         """Decrypt the next chunk into _plain; False once the last one was read."""
         if self._done:
             return False
-        # One byte past a full chunk tells whether it is the last one.
-        data = self._pending + self._source.read(_SEALED + 1 - len(self._pending))
-        last = len(data) <= _SEALED
-        sealed, self._pending = (data, b"") if last else (data[:_SEALED], data[_SEALED:])
+        sealed = self._source.read(_SEALED)
         index = self._counter
-        if last and (len(sealed) < TAG or (len(sealed) == TAG and index > 0)):
+        short = len(sealed) < _SEALED
+        if short and (len(sealed) < TAG or (len(sealed) == TAG and index > 0)):
             raise DecryptionFailed(f"{self._label} is truncated (it ends at chunk {index})")
-        try:
-            self._plain = self._aead.decrypt(_nonce(index, last), sealed, None)
-        except InvalidTag:
-            what = "is truncated or was modified" if last else "was modified"
-            raise DecryptionFailed(
-                f"{self._label} {what}: chunk {index} (at payload byte {index * CHUNK}) "
-                "fails authentication"
-            ) from None
-        self._counter += 1
-        self._done = last
-        return True
+        # A full chunk is the last one only if its flag says so (tried second: it is rare).
+        for last in (True,) if short else (False, True):
+            try:
+                self._plain = self._aead.decrypt(_nonce(index, last), sealed, None)
+            except InvalidTag:
+                continue
+            if last and not short and self._source.read(1):
+                break  # data after the last chunk
+            self._counter += 1
+            self._done = last
+            return True
+        what = "is truncated or was modified" if short else "was modified"
+        raise DecryptionFailed(
+            f"{self._label} {what}: chunk {index} (at payload byte {index * CHUNK}) "
+            "fails authentication"
+        )
 
 
 def encrypt_bytes(data: bytes, recipients: Sequence[Recipient]) -> bytes:

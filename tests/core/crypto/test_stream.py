@@ -94,6 +94,14 @@ def test_a_flipped_byte_anywhere_is_detected() -> None:
         assert "base/b1/data.tar.gz.age" in str(info.value)
 
 
+@pytest.mark.parametrize("size", [10, CHUNK])
+def test_bytes_after_the_last_chunk_are_refused(size: int) -> None:
+    identity = generate_identity()
+    sealed = encrypt_bytes(os.urandom(size), [identity.recipient()])
+    with pytest.raises(DecryptionFailed, match=r"obj .*chunk 0"):
+        decrypt_bytes(sealed + b"extra", [identity], "obj")
+
+
 def test_a_changed_middle_chunk_names_it() -> None:
     identity = generate_identity()
     sealed = bytearray(encrypt_bytes(os.urandom(3 * CHUNK), [identity.recipient()]))
@@ -109,7 +117,8 @@ def test_decryption_failure_is_an_operation_failure_without_context() -> None:
         decrypt_bytes(sealed[:-1], [identity], "obj")
     assert isinstance(info.value, OperationFailed)
     assert info.value.exit_code == ExitCode.FAILED
-    assert info.value.__suppress_context__
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None or info.value.__suppress_context__
     assert identity.secret() not in str(info.value)
 
 
