@@ -14,6 +14,8 @@ once to the passphrase and/or once to the operators' recipients, armored in the 
     wrap: recipients age1...,age1...
     -----BEGIN AGE ENCRYPTED FILE-----
     ...
+    -----END AGE ENCRYPTED FILE-----
+    mac: ...
 
 Changing the passphrase or the operators rewrites only a wrap; a new generation adds a data
 key and keeps the old identities, so every object stays readable with the file unlocked once.
@@ -21,11 +23,14 @@ key and keeps the old identities, so every object stays readable with the file u
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from hashlib import sha256
 from typing import Final, Literal
 
 from core.crypto.armor import BEGIN, END, armor, dearmor
+from core.crypto.header import b64decode, b64encode, hkdf
 from core.crypto.keys import (
     Passphrase,
     X25519Identity,
@@ -70,6 +75,9 @@ class KeyFile:
     server: str
     generations: tuple[Generation, ...]
     wraps: tuple[Wrap, ...]
+    # HMAC of the clear lines under a key derived from the newest identity: checked on unlock,
+    # so a changed recipient list cannot slip into the next rewrap or rotation.
+    mac: bytes = b""
 
     @property
     def recipient(self) -> X25519Recipient:
@@ -97,6 +105,24 @@ def _seal(keys: UnlockedKeys, recipients: Sequence[Recipient]) -> bytes:
     return encrypt_bytes(text.encode(), recipients)
 
 
+def _clear_lines(keyfile: KeyFile) -> list[str]:
+    lines = [MAGIC, f"server: {keyfile.server}"]
+    lines += [f"generation: {g.number} {g.created} {g.recipient}" for g in keyfile.generations]
+    for wrap in keyfile.wraps:
+        names = ",".join(str(r) for r in wrap.recipients)
+        lines.append(f"wrap: {wrap.kind}" + (f" {names}" if names else ""))
+    return lines
+
+
+def _mac(keyfile: KeyFile, keys: UnlockedKeys) -> bytes:
+    key = hkdf(keys.identities[0].private, b"", b"pgvault-keyfile/v1 mac")
+    return hmac.new(key, "\n".join(_clear_lines(keyfile)).encode(), sha256).digest()
+
+
+def _signed(keyfile: KeyFile, keys: UnlockedKeys) -> KeyFile:
+    return replace(keyfile, mac=_mac(keyfile, keys))
+
+
 def _make_wraps(
     keys: UnlockedKeys, passphrase: Passphrase | None, recipients: Sequence[X25519Recipient]
 ) -> list[Wrap]:
@@ -120,7 +146,7 @@ def create_keyfile(
     keys = UnlockedKeys(server, (generate_identity(),))
     generation = Generation(1, created, keys.recipient)
     wraps = _make_wraps(keys, passphrase, recipients)
-    return KeyFile(server, (generation,), tuple(wraps)), keys
+    return _signed(KeyFile(server, (generation,), tuple(wraps)), keys), keys
 
 
 def unlock(
@@ -158,7 +184,10 @@ def _check_unlocked(keyfile: KeyFile, text: str, label: str) -> UnlockedKeys:
         raise DecryptionFailed(f"{label} holds the keys of another server")
     if [i.recipient() for i in identities] != [g.recipient for g in keyfile.generations]:
         raise DecryptionFailed(f"{label} was modified: its recipients do not match its keys")
-    return UnlockedKeys(keyfile.server, tuple(reversed(identities)))
+    keys = UnlockedKeys(keyfile.server, tuple(reversed(identities)))
+    if not hmac.compare_digest(_mac(keyfile, keys), keyfile.mac):
+        raise DecryptionFailed(f"{label} was modified: its clear lines do not match its keys")
+    return keys
 
 
 def rewrap(
@@ -186,7 +215,7 @@ def rewrap(
             f"refused: the keys of server {keyfile.server} would be left with no passphrase "
             "and no recipient to unwrap them"
         )
-    return replace(keyfile, wraps=tuple(sorted(wraps, key=lambda w: w.kind)))
+    return _signed(replace(keyfile, wraps=tuple(sorted(wraps, key=lambda w: w.kind))), keys)
 
 
 def rotate(
@@ -200,17 +229,18 @@ def rotate(
     generations = (*keyfile.generations, Generation(number, created, rotated.recipient))
     rcpt = keyfile.wrap(RECIPIENTS)
     wraps = _make_wraps(rotated, passphrase, rcpt.recipients if rcpt else ())
-    return replace(keyfile, generations=generations, wraps=tuple(wraps)), rotated
+    changed = replace(keyfile, generations=generations, wraps=tuple(wraps))
+    return _signed(changed, rotated), rotated
 
 
 def serialize_keyfile(keyfile: KeyFile) -> str:
-    """The key file's text: a small header in clear, then each armored wrap."""
-    lines = [MAGIC, f"server: {keyfile.server}"]
-    lines += [f"generation: {g.number} {g.created} {g.recipient}" for g in keyfile.generations]
-    for wrap in keyfile.wraps:
-        names = ",".join(str(r) for r in wrap.recipients)
-        lines.append(f"wrap: {wrap.kind}" + (f" {names}" if names else ""))
-        lines.append(armor(wrap.sealed).rstrip("\n"))
+    """The key file's text: the clear lines, each wrap armored after its line, the MAC."""
+    lines = _clear_lines(keyfile)
+    wrap_lines = lines[len(lines) - len(keyfile.wraps) :]
+    lines = lines[: len(lines) - len(keyfile.wraps)]
+    for line, wrap in zip(wrap_lines, keyfile.wraps, strict=True):
+        lines += [line, armor(wrap.sealed).rstrip("\n")]
+    lines.append(f"mac: {b64encode(keyfile.mac).decode()}")
     return "\n".join(lines) + "\n"
 
 
@@ -222,13 +252,16 @@ def parse_keyfile(text: str, server: str) -> KeyFile:
         raise DecryptionFailed(f"{label} is not a pgvault key file")
     if lines[1][len("server: ") :] != server:
         raise DecryptionFailed(f"{label} belongs to server {lines[1][len('server: ') :]!r}")
+    if not lines[-1].startswith("mac: "):
+        raise DecryptionFailed(f"{label} is malformed")
     try:
-        generations, wraps = _parse_body(lines[2:], label)
+        generations, wraps = _parse_body(lines[2:-1], label)
     except (ValueError, InputError):
         raise DecryptionFailed(f"{label} is malformed") from None
     if not generations or not wraps:
         raise DecryptionFailed(f"{label} is malformed")
-    return KeyFile(server, tuple(generations), tuple(wraps))
+    mac = b64decode(lines[-1][len("mac: ") :].encode(), "MAC", label)
+    return KeyFile(server, tuple(generations), tuple(wraps), mac)
 
 
 def _parse_body(lines: list[str], label: str) -> tuple[list[Generation], list[Wrap]]:

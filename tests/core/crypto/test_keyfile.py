@@ -88,6 +88,17 @@ def test_a_swapped_clear_recipient_is_caught_on_unlock() -> None:
         unlock(parse_keyfile(text, "main"), PASS)
 
 
+def test_a_changed_operator_list_is_caught_on_unlock() -> None:
+    operator, intruder = generate_identity(), generate_identity()
+    keyfile, _ = create_keyfile("main", PASS, [operator.recipient()], NOW)
+    text = serialize_keyfile(keyfile).replace(
+        f"wrap: recipients {operator.recipient()}",
+        f"wrap: recipients {operator.recipient()},{intruder.recipient()}",
+    )
+    with pytest.raises(DecryptionFailed, match="was modified: its clear lines"):
+        unlock(parse_keyfile(text, "main"), PASS)
+
+
 def test_malformed_key_files() -> None:
     for text in (
         "",
