@@ -71,9 +71,11 @@ class Passphrase:
     log_n: int = DEFAULT_LOG_N
 
     def __post_init__(self) -> None:
+        register_secret(self.value)
         if not self.value:
             raise InputError("the passphrase is empty")
-        register_secret(self.value)
+        if not 1 <= self.log_n <= MAX_LOG_N:
+            raise InputError(f"the scrypt work factor must be 2^1 to 2^{MAX_LOG_N}")
 
 
 def generate_identity() -> X25519Identity:
