@@ -137,25 +137,12 @@ class _Deleter:
         keeps = self.catalog.keep_targets()
         dead = self._dead_started(backups)
         report: RetentionReport | None = None
-        if self.request.backup is not None:
-            info = self.catalog.resolve(self.request.backup)
+        if self.request.policy is None:
+            info = self.catalog.resolve(self.request.backup or "")
             self._check_single(info, backups, keeps, dead)
             targets = [(info.backup_id, "requested with -b")]
         else:
-            assert self.request.policy is not None
-            policy = parse_policy(self.request.policy)
-            now = parse_now(self.request.now) if self.request.now else None
-            report = evaluate(policy, backups, keeps, self.request.minimum_redundancy, now)
-            obsolete = set(report.obsolete)
-            targets = [
-                (
-                    backup_id,
-                    f"OBSOLETE under {policy}"
-                    if backup_id in obsolete
-                    else "older than the newest DONE backup",
-                )
-                for backup_id in report.to_delete
-            ]
+            report, targets = self._by_policy(self.request.policy, backups, keeps)
         deletions: list[BackupDeletion] = []
         skipped: list[str] = []
         remaining = list(backups)
@@ -188,6 +175,25 @@ class _Deleter:
             deletions=tuple(deletions),
             skipped=tuple(skipped),
         )
+
+    def _by_policy(
+        self, text: str, backups: list[BackupInfo], keeps: dict[str, str]
+    ) -> tuple[RetentionReport, list[tuple[str, str]]]:
+        """The policy's report, and the backups it frees with why, oldest first."""
+        policy = parse_policy(text)
+        now = parse_now(self.request.now) if self.request.now else None
+        report = evaluate(policy, backups, keeps, self.request.minimum_redundancy, now)
+        obsolete = set(report.obsolete)
+        targets = [
+            (
+                backup_id,
+                f"OBSOLETE under {policy}"
+                if backup_id in obsolete
+                else "older than the newest DONE backup",
+            )
+            for backup_id in report.to_delete
+        ]
+        return report, targets
 
     # ---- checks ---------------------------------------------------------------------------
 
