@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from core.errors import InputError
-from core.secrets import register_secret
+from core.secrets import register_secret, without_query
 
 
 class Provider(StrEnum):
@@ -75,6 +75,17 @@ class Credentials:
             )
         )
 
+    def register(self) -> None:
+        """Make this process mask every secret here (a child handed a parsed location)."""
+        for value in (
+            self.aws_secret_access_key,
+            self.aws_session_token,
+            self.azure_account_key,
+            self.azure_sas_token,
+            self.gcs_service_account_json,
+        ):
+            register_secret(value)
+
 
 @dataclass(frozen=True)
 class Location:
@@ -102,6 +113,10 @@ class Location:
         if self.endpoint and not self.endpoint.endswith(".blob.core.windows.net"):
             return f"{self.endpoint.rstrip('/')}/{self.bucket}{tail}"
         return f"https://{self.account}.blob.core.windows.net/{self.bucket}{tail}"
+
+    def without_credentials(self) -> Location:
+        """This location as a record keeps it: where, never how to authenticate."""
+        return replace(self, credentials=Credentials())
 
     def child(self, *parts: str) -> str:
         """A key under this location's prefix."""
@@ -139,10 +154,10 @@ def parse_location(url: str, cloud_provider: str | None = None) -> Location:
         ):
             location = _azure_http(scheme, parts.netloc, parts.path, query, url)
         else:
-            raise InputError(f"invalid destination URL {_safe(url)!r}")
+            raise InputError(f"invalid destination URL {without_query(url)!r}")
     else:
         raise InputError(
-            f"unsupported URL scheme {scheme!r} in {_safe(url)!r} "
+            f"unsupported URL scheme {scheme!r} in {without_query(url)!r} "
             "(use s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ or file://)"
         )
 
@@ -150,7 +165,7 @@ def parse_location(url: str, cloud_provider: str | None = None) -> Location:
         if location.provider is Provider.FILE:
             raise InputError("--cloud-provider does not apply to a file:// destination")
         raise InputError(
-            f"--cloud-provider {explicit.value} does not match the URL {_safe(url)!r} "
+            f"--cloud-provider {explicit.value} does not match the URL {without_query(url)!r} "
             f"(a {location.provider.value} URL)"
         )
     return location
@@ -165,15 +180,10 @@ def _query(raw: str) -> dict[str, str]:
     return params
 
 
-def _safe(url: str) -> str:
-    """A URL with its query string (where credentials live) removed."""
-    return url.split("?", 1)[0]
-
-
 def _split_path(path: str, url: str) -> tuple[str, str]:
     segments = [s for s in path.split("/") if s]
     if not segments:
-        raise InputError(f"no bucket or container in {_safe(url)!r}")
+        raise InputError(f"no bucket or container in {without_query(url)!r}")
     return segments[0], "/".join(segments[1:])
 
 
@@ -274,7 +284,7 @@ def _azure_http(scheme: str, netloc: str, path: str, query: dict[str, str], url:
         if len(segments) < 2:
             raise InputError(
                 f"an Azure emulator URL is http://HOST:PORT/ACCOUNT/CONTAINER/prefix, "
-                f"got {_safe(url)!r}"
+                f"got {without_query(url)!r}"
             )
         account, container, prefix = segments[0], segments[1], "/".join(segments[2:])
         endpoint = f"{scheme}://{host}/{account}"

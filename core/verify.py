@@ -41,7 +41,7 @@ from core.progress import NullReporter, Reporter
 from core.restore.extract import NOT_RESTORED, clean_name
 from core.restore.tarparse import FILE, TarError, TarMember, TarStream
 from core.storage import ObjectStore, StoreConfig, open_store
-from core.urls import Credentials, Location
+from core.urls import Location
 from core.wal.archive import decompress_object
 from core.wal.check import archived_wals
 from core.wal.header import check_segment
@@ -594,7 +594,7 @@ def run_verify_job(request: VerifyRequest, reporter: Reporter) -> dict[str, Any]
 def public_request(request: VerifyRequest) -> VerifyRequest:
     from dataclasses import replace
 
-    return replace(request, location=replace(request.location, credentials=Credentials()))
+    return replace(request, location=request.location.without_credentials())
 
 
 def describe(request: VerifyRequest) -> str:
