@@ -13,11 +13,9 @@ from tui.batch.options import (
     add_cloud,
     add_general,
     add_tags,
-    check_store,
-    location_from,
+    destination_from,
     positive_int,
     size,
-    store_config_from,
     tags_from,
 )
 
@@ -162,23 +160,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     if os.environ.get("BARMAN_HOOK"):
         raise InputError("the Barman hook-script mode is not available in pgvault yet")
-    location = location_from(args)
-    config = store_config_from(
+    where = destination_from(
         args,
         jobs=args.jobs,
         min_chunk_size=args.min_chunk_size,
         max_bandwidth=args.max_bandwidth,
     )
     if args.test:
-        check_store(location, config)
+        where.check()
         return ExitCode.OK
     from core.backup_request import make_backup_request
     from core.postgres.connection import ConnectionParams
 
     request = make_backup_request(
-        location,
+        where.location,
         args.server_name,
-        store_config=config,
+        store_config=where.config,
         connection=ConnectionParams(
             host=args.host, port=args.port, user=args.user, dbname=args.dbname
         ),

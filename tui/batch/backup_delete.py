@@ -87,11 +87,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.delete import DeleteRequest, result_lines
     from core.jobs.builtin import DELETE
 
-    location, config = source(args)
+    where = source(args)
     request = DeleteRequest(
-        location=location,
+        location=where.location,
         server=args.server_name,
-        store_config=config,
+        store_config=where.config,
         backup=args.backup_id,
         policy=args.retention_policy,
         minimum_redundancy=args.minimum_redundancy,

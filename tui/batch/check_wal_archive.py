@@ -12,14 +12,7 @@ import argparse
 
 from core.errors import ExitCode, InputError
 from tui.batch.main import Context
-from tui.batch.options import (
-    add_cloud,
-    add_general,
-    check_store,
-    location_from,
-    positive_int,
-    store_config_from,
-)
+from tui.batch.options import add_cloud, add_general, destination_from, positive_int
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,20 +42,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-
     from core.catalog import Catalog
-    from core.storage import open_store
     from core.wal.check import archived_wals, check_archive_usable, check_backups, read_histories
     from core.wal.errors import ArchiveGaps
 
     if args.gaps and args.timeline is not None:
         raise InputError("--gaps and --timeline answer different questions: use one")
-    location = location_from(args)
-    config = store_config_from(args)
-    check_store(location, config)  # connectivity and the bucket: 2 or 1, never one created
+    where = destination_from(args)
+    where.check()  # connectivity and the bucket: 2 or 1, never one created
     if args.test:
         return ExitCode.OK
-    with open_store(location, config) as store:
+    with where.open() as store:
         archived = archived_wals(store, args.server_name)
         if not args.gaps:
             check_archive_usable(archived, args.timeline)

@@ -13,7 +13,7 @@ from types import ModuleType
 
 from core import __version__
 from core.errors import ExitCode, PgvaultError
-from core.secrets import RedactingFormatter, redact
+from core.secrets import log_redacted_to_stderr, redact
 
 # name -> (module under tui.batch, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -72,15 +72,8 @@ def load(name: str) -> ModuleType:
 
 def configure_logging(verbosity: int) -> None:
     """WARNING by default; each -v goes one level down, each -q one level up."""
-    level = max(logging.DEBUG, min(logging.CRITICAL, logging.WARNING - 10 * verbosity))
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(levelname)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
     # SDK chatter stays out of operator output unless -vv.
-    for noisy in ("botocore", "boto3", "urllib3", "azure", "google", "s3transfer"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING if verbosity < 2 else level))
+    log_redacted_to_stderr("%(levelname)s: %(message)s", verbosity, sdk_details=verbosity >= 2)
 
 
 def run(argv: list[str], state_dir: str | None = None) -> int:

@@ -21,11 +21,9 @@ from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
     add_general,
-    check_store,
-    location_from,
+    destination_from,
     non_negative_int,
     positive_int,
-    store_config_from,
 )
 
 SNAPSHOT_FLAGS = (
@@ -166,10 +164,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"snapshot recovery ({', '.join(used)}) is not available in pgvault yet: "
             "pgvault restores backups stored as archives"
         )
-    location = location_from(args)
-    config = store_config_from(args, jobs=args.jobs)
+    where = destination_from(args, jobs=args.jobs)
     if args.test:
-        check_store(location, config)
+        where.check()
         return ExitCode.OK
 
     from core.restore import RestoreRequest, make_target
@@ -187,11 +184,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     )
     # Absolute paths: a detached job runs in another process.
     request = RestoreRequest(
-        location=location,
+        location=where.location,
         server=args.server_name,
         backup=args.backup_id,
         recovery_dir=os.path.abspath(args.recovery_dir),
-        store_config=config,
+        store_config=where.config,
         tablespaces=tuple((name, os.path.abspath(path)) for name, path in args.tablespace),
         target=target,
         pgvault_command=args.pgvault_command or default_pgvault_command(),
