@@ -27,6 +27,8 @@ _PAIR = re.compile(
 # user:password@ in URLs and libpq URIs.
 _USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)")
 MASK = "***"
+#: shorter values are not remembered: masking them would garble ordinary words
+MIN_SECRET_LENGTH = 4
 # A PostgreSQL password in a conninfo string, a URI's user:password@ and a URI's ?password=.
 _CONNINFO_PASSWORD = re.compile(r"(?i)\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
 _URI_PASSWORD = re.compile(r"(?i)^(postgres(?:ql)?://[^/:@]*):[^@/]*@")
@@ -37,7 +39,7 @@ SDK_LOGGERS = ("botocore", "boto3", "urllib3", "azure", "google", "s3transfer")
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that it is masked wherever it would be printed."""
-    if value and len(value) >= 4:
+    if value and len(value) >= MIN_SECRET_LENGTH:
         with _lock:
             _known.add(value)
 

@@ -1,8 +1,8 @@
 """The fast path's background pusher process (internal): `python -m core.wal.daemon`.
 
-`wal-archive --async` starts it detached, in a session of its own, with its PusherRequest
-on stdin: never on the command line, where credentials of the destination would show in
-ps. Its output goes to the spool's pusher.log.
+archive_command starts it (core.wal.archive_command.start_pusher) detached, in a session of
+its own, with its PusherRequest on stdin: never on the command line, where credentials of
+the destination would show in ps. Its output goes to the spool's pusher.log.
 """
 
 from __future__ import annotations
@@ -12,49 +12,24 @@ import logging
 import os
 import pickle
 import sqlite3
-import subprocess
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from core.errors import ExitCode, PgvaultError
 from core.secrets import log_redacted_to_stderr
+from core.wal.archive_command import PusherRequest, open_archiver
 from core.wal.spool import ArchiveSpool
 
 if TYPE_CHECKING:
     from core.jobs.store import JobStore
-    from core.wal.archive_command import PusherRequest
 
 log = logging.getLogger("pgvault.wal.pusher")
 
 
-def start_pusher(request: PusherRequest) -> None:
-    """Start a detached pusher for the request's spool (it exits at once if one runs)."""
-    spool = ArchiveSpool(request.spool)
-    log_fd = os.open(spool.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "core.wal.daemon"],
-            stdin=subprocess.PIPE,
-            stdout=log_fd,
-            stderr=log_fd,
-            cwd="/",
-            start_new_session=True,
-            close_fds=True,
-        )
-    finally:
-        os.close(log_fd)
-    if process.stdin is None:  # pragma: no cover - stdin=PIPE always gives one
-        raise PgvaultError("the pusher was started without a pipe for its request")
-    process.stdin.write(pickle.dumps(request))
-    process.stdin.close()
-
-
 def _read_request() -> PusherRequest:
-    from core.wal.archive_command import PusherRequest
-
     # The pipe is written by the archive_command process that started this one.
-    request = pickle.loads(sys.stdin.buffer.read())
+    request = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - our parent's pipe only
     if not isinstance(request, PusherRequest):
         raise TypeError(f"expected a PusherRequest, got {type(request).__name__}")
     # The parent knew these secrets from the URL it parsed: mask them in this log too.
@@ -81,7 +56,6 @@ def fail_ready_files(spool: ArchiveSpool, wal_dir: str, exc: PgvaultError) -> No
 
 def run_pusher(request: PusherRequest) -> int:
     """Push every ready file of the request's pg_wal until idle; the exit code."""
-    from core.wal.archive_command import open_archiver
     from core.wal.jobs import recorded_batches
     from core.wal.pusher import BatchRunner, Pusher, run_unrecorded
 

@@ -34,6 +34,8 @@ from core.wal.header import BadWalFile, check_wal_file
 log = logging.getLogger("pgvault.wal")
 
 DEFAULT_SPOOL = "/var/tmp/walrestore"  # noqa: S108 - private_dir refuses a shared one
+#: pg_control starts with the system identifier (uint64)
+SYSID_BYTES = 8
 
 
 @dataclass(frozen=True)
@@ -83,10 +85,10 @@ def cluster_system_identifier(dest: str) -> int | None:
         return None
     try:
         with open(os.path.join(pgdata, "global", "pg_control"), "rb") as fh:
-            head = fh.read(8)
+            head = fh.read(SYSID_BYTES)
     except OSError:
         return None
-    if len(head) != 8:
+    if len(head) != SYSID_BYTES:
         return None
     return int(struct.unpack("<Q", head)[0])
 
@@ -130,7 +132,9 @@ class WalFetcher:
         self.store = store
         self.layout = ServerLayout(server)
         self.options = options
-        digest = hashlib.sha1(f"{spool_identity}\0{server}".encode()).hexdigest()[:12]
+        digest = hashlib.sha1(
+            f"{spool_identity}\0{server}".encode(), usedforsecurity=False
+        ).hexdigest()[:12]
         self.spool = os.path.join(options.spool_dir, f"{server}.{digest}")
 
     # ---- the request ------------------------------------------------------------------------

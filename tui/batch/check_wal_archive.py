@@ -14,6 +14,9 @@ from core.errors import ExitCode, InputError
 from tui.batch.main import Context
 from tui.batch.options import add_cloud, add_general, destination_from, positive_int
 
+#: missing segments named after a backup (the count says how many more)
+SHOWN = 5
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
@@ -72,9 +75,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             continue
         line = f"{head}: all segments present"
         if item.gaps_after:
+            more = ", ..." if len(item.gaps_after) > SHOWN else ""
             line += (
                 f"; WAL after it has {len(item.gaps_after)} missing segment(s) "
-                f"({', '.join(item.gaps_after[:5])}{', ...' if len(item.gaps_after) > 5 else ''})"
+                f"({', '.join(item.gaps_after[:SHOWN])}{more})"
                 f"; recovery stops at {item.recoverable_until}"
             )
         elif item.recoverable_until:

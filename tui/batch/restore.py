@@ -83,6 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_JOBS,
         help=f"ranged downloads in flight, over every archive (default: {DEFAULT_JOBS})",
     )
+    _add_targets(parser)
+    _add_restore_command(parser)
+    _add_restored_server(parser)
+    add_job_options(parser)
+    _add_snapshot(parser)
+
+
+def _add_targets(parser: argparse.ArgumentParser) -> None:
     targets = parser.add_argument_group("Recovery target (at most one; default: all the WAL)")
     target = targets.add_mutually_exclusive_group()
     target.add_argument("--target-time", help="a time, ISO 8601 (local time without an offset)")
@@ -109,6 +117,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stop just before the target time, LSN or transaction instead of just after",
     )
+
+
+def _add_restore_command(parser: argparse.ArgumentParser) -> None:
     wal = parser.add_argument_group("restore_command")
     wal.add_argument(
         "--pgvault-command",
@@ -137,6 +148,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="restore_command fetches N segments at once (its -p; default: 4, 0 disables)",
     )
+
+
+def _add_restored_server(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--archive-mode",
         choices=("hold", "preserve", "off"),
@@ -148,7 +162,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-sync", action="store_true", help="do not fsync the restored files (faster, unsafe)"
     )
-    add_job_options(parser)
+
+
+def _add_snapshot(parser: argparse.ArgumentParser) -> None:
     snapshot = parser.add_argument_group("Snapshot recovery (not available yet)")
     snapshot.add_argument("--snapshot-recovery-instance")
     snapshot.add_argument("--snapshot-recovery-zone")

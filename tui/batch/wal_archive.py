@@ -82,6 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_tags(parser, "tags", "WAL files")
     add_tags(parser, "history-tags", "history files (used instead of --tags for them)")
+    _add_azure(parser)
+    _add_fast_path(parser)
+
+
+def _add_azure(parser: argparse.ArgumentParser) -> None:
     azure = parser.add_argument_group("Azure uploads (barman-cloud's chunk method)")
     azure.add_argument(
         "--max-block-size",
@@ -103,6 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=size,
         help="the maximum bytes per second uploaded, shared by all uploads (default: no limit)",
     )
+
+
+def _add_fast_path(parser: argparse.ArgumentParser) -> None:
     fast = parser.add_argument_group(
         "Fast path (pgvault): a local spool and a background pusher uploading many files "
         "at once; PostgreSQL still hears success only for a stored file"

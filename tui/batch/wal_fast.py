@@ -32,11 +32,11 @@ def wal_path_index(argv: list[str]) -> int | None:
 
 
 def _spool_dir(argv: list[str]) -> str:
-    for index, token in enumerate(argv):
-        if token == "--spool-dir" and index + 1 < len(argv):
+    for index, arg in enumerate(argv):
+        if arg == "--spool-dir" and index + 1 < len(argv):
             return argv[index + 1]
-        if token.startswith("--spool-dir="):
-            return token.split("=", 1)[1]
+        if arg.startswith("--spool-dir="):
+            return arg.split("=", 1)[1]
     return DEFAULT_SPOOL
 
 
