@@ -31,7 +31,7 @@ from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, Segment, is_segment
 from core.progress import NullReporter, Reporter
 from core.retention import WINDOW, RetentionReport, evaluate, parse_policy
 from core.storage import ObjectStore, StoreConfig, open_store
-from core.urls import Credentials, Location
+from core.urls import Location
 from core.wal.cleanup import WalCleanup, plan_wal_cleanup
 
 log = logging.getLogger("pgvault.delete")
@@ -364,7 +364,7 @@ def wal_runs(
 
 def public_request(request: DeleteRequest) -> DeleteRequest:
     """The request as a job records it: no credentials from the URL."""
-    return replace(request, location=replace(request.location, credentials=Credentials()))
+    return replace(request, location=request.location.without_credentials())
 
 
 def describe(request: DeleteRequest) -> str:

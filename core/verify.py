@@ -32,7 +32,7 @@ from core.listing import wal_needed
 from core.manifest import FileRecord, PgvaultManifest, check_postgres_manifest, load_pgvault
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, StoreConfig, open_store
-from core.urls import Credentials, Location
+from core.urls import Location
 from core.verify_archive import MAX_PROBLEMS_PER_ARCHIVE, PartResult, Recorded, read_archive
 from core.wal.archive import decompress_object
 from core.wal.check import archived_wals
@@ -455,7 +455,7 @@ def run_verify_job(request: VerifyRequest, reporter: Reporter) -> dict[str, Any]
 def public_request(request: VerifyRequest) -> VerifyRequest:
     from dataclasses import replace
 
-    return replace(request, location=replace(request.location, credentials=Credentials()))
+    return replace(request, location=request.location.without_credentials())
 
 
 def describe(request: VerifyRequest) -> str:

@@ -20,7 +20,7 @@ from core.errors import PgvaultError
 from core.jobs import Job
 from core.layout import ServerLayout
 from core.manifest import PgvaultManifest
-from core.secrets import redact
+from core.secrets import redact, without_query
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.storage.retry import RetryPolicy
 from core.urls import Location, parse_location
@@ -41,7 +41,7 @@ def display_url(url: str) -> str:
     try:
         return parse_location(url).display()
     except PgvaultError:
-        return redact(url.split("?", 1)[0])
+        return redact(without_query(url))
 
 
 def job_backup_id(job: Job) -> str | None:

@@ -89,11 +89,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.jobs.results import DeleteJobResult
     from tui.job_results import delete_lines
 
-    location, config = source(args)
+    where = source(args)
     request = DeleteRequest(
-        location=location,
+        location=where.location,
         server=args.server_name,
-        store_config=config,
+        store_config=where.config,
         backup=args.backup_id,
         policy=args.retention_policy,
         minimum_redundancy=args.minimum_redundancy,
