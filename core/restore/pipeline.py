@@ -76,7 +76,7 @@ from core.restore.recovery import (
 from core.restore.targets import RecoveryTarget, choose_backup
 from core.restore.tarparse import TarError, TarStream
 from core.storage import ObjectStore, StoreConfig, open_store
-from core.storage.base import PrefetchingReader
+from core.storage.readers import PrefetchingReader
 from core.urls import Location
 
 log = logging.getLogger("pgvault.restore")
