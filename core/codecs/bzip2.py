@@ -8,28 +8,9 @@ from functools import partial
 from core.codecs.codec import Codec, Factories
 from core.codecs.streams import BoundedReader, MultiStream
 
-
-class Bz2Compressor:
-    def __init__(self, level: int, threads: int) -> None:
-        self._c = bz2.BZ2Compressor(max(1, level))
-
-    def compress(self, data: bytes | memoryview) -> bytes:
-        return self._c.compress(data)
-
-    def flush(self) -> bytes:
-        return self._c.flush()
-
-
-BZIP2 = Codec(
-    "bzip2",
-    ".bz2",
-    (1, 5, 9),
-    (1, 9),
-    9,
-    False,
-    Factories(
-        Bz2Compressor,
-        partial(MultiStream, bz2.BZ2Decompressor),
-        partial(BoundedReader, "bzip2", bz2.BZ2Decompressor),
-    ),
+FACTORIES = Factories(
+    lambda level, threads: bz2.BZ2Compressor(max(1, level)),
+    partial(MultiStream, bz2.BZ2Decompressor),
+    partial(BoundedReader, "bzip2", bz2.BZ2Decompressor),
 )
+BZIP2 = Codec("bzip2", ".bz2", (1, 5, 9), (1, 9), 9, False, FACTORIES)

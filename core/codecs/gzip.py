@@ -9,7 +9,9 @@ from functools import partial
 
 from core.codecs.blocks import BlockStream
 from core.codecs.codec import Codec, Compressor, Factories, MiB
-from core.codecs.streams import BoundedReader
+from core.codecs.streams import BoundedReader, MultiStream
+
+GZIP_WBITS = 16 + zlib.MAX_WBITS  # a gzip header and trailer around deflate
 
 
 class ParallelGzip(BlockStream):
@@ -44,52 +46,17 @@ class ParallelGzip(BlockStream):
         return struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
 
 
-class GzipSingle:
-    def __init__(self, level: int, threads: int) -> None:
-        self._c = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-
-    def compress(self, data: bytes | memoryview) -> bytes:
-        return self._c.compress(data)
-
-    def flush(self) -> bytes:
-        return self._c.flush()
-
-
 def _compressor(level: int, threads: int) -> Compressor:
-    return ParallelGzip(level, threads) if threads > 1 else GzipSingle(level, threads)
-
-
-class ZlibDecompressor:
-    """gzip, including several concatenated members (some tools write those)."""
-
-    def __init__(self) -> None:
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._eof = False
-
-    @property
-    def eof(self) -> bool:
-        return self._eof
-
-    def decompress(self, data: bytes | memoryview) -> bytes:
-        out = []
-        data = bytes(data)
-        while data:
-            out.append(self._d.decompress(data))
-            if self._d.eof:
-                data = self._d.unused_data
-                self._eof = not data
-                if data:
-                    self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            else:
-                data = b""
-        return b"".join(out)
+    if threads > 1:
+        return ParallelGzip(level, threads)
+    return zlib.compressobj(level, zlib.DEFLATED, GZIP_WBITS)
 
 
 class ZlibBounded:
     """zlib's decompressobj in the needs_input/unused_data shape of bz2 and lzma."""
 
     def __init__(self) -> None:
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._d = zlib.decompressobj(GZIP_WBITS)
         self._full = False  # the last call filled max_length: output may be pending
 
     @property
@@ -111,12 +78,10 @@ class ZlibBounded:
         return out
 
 
-GZIP = Codec(
-    "gzip",
-    ".gz",
-    (1, 6, 9),
-    (1, 9),
-    6,
-    True,
-    Factories(_compressor, ZlibDecompressor, partial(BoundedReader, "gzip", ZlibBounded)),
+# Concatenated members are read through (some tools write those).
+FACTORIES = Factories(
+    _compressor,
+    partial(MultiStream, partial(zlib.decompressobj, GZIP_WBITS)),
+    partial(BoundedReader, "gzip", ZlibBounded),
 )
+GZIP = Codec("gzip", ".gz", (1, 6, 9), (1, 9), 6, True, FACTORIES)

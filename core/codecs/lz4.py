@@ -44,16 +44,9 @@ class ParallelLz4(BlockStream):
         return out + (b"\x00\x00\x00\x00" if last else b"")
 
 
-LZ4 = Codec(
-    "lz4",
-    ".lz4",
-    (0, 6, 10),
-    (0, 16),
-    0,
-    True,
-    Factories(
-        ParallelLz4,
-        partial(MultiStream, lz4.frame.LZ4FrameDecompressor),
-        partial(BoundedReader, "lz4", lz4.frame.LZ4FrameDecompressor),
-    ),
+FACTORIES = Factories(
+    ParallelLz4,
+    partial(MultiStream, lz4.frame.LZ4FrameDecompressor),
+    partial(BoundedReader, "lz4", lz4.frame.LZ4FrameDecompressor),
 )
+LZ4 = Codec("lz4", ".lz4", (0, 6, 10), (0, 16), 0, True, FACTORIES)

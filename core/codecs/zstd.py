@@ -7,7 +7,7 @@ from typing import Any
 
 import zstandard
 
-from core.codecs.codec import Codec, Factories, MiB, Readable
+from core.codecs.codec import Codec, Compressor, Factories, MiB, Readable
 from core.codecs.streams import MultiStream, StreamReader
 
 ZSTD_MAGIC = 0xFD2FB528
@@ -15,24 +15,18 @@ SKIPPABLE_MAGIC = 0x184D2A50  # the low 4 bits vary (RFC 8878 3.1.2)
 RESERVED_BLOCK = 3
 
 
-class ZstdCompressor:
-    def __init__(self, level: int, threads: int) -> None:
-        # zstd's default job for its worker threads (4 x the window, 8 MiB at level 3) keeps
-        # tens of MB per worker in buffers; 4 MiB jobs compress as fast and as well on the
-        # data pgvault streams, for a fraction of the memory.
-        params = zstandard.ZstdCompressionParameters.from_level(
-            level,
-            threads=threads if threads > 1 else 0,
-            write_checksum=True,
-            job_size=4 * MiB if threads > 1 else 0,
-        )
-        self._c = zstandard.ZstdCompressor(compression_params=params).compressobj()
-
-    def compress(self, data: bytes | memoryview) -> bytes:
-        return self._c.compress(data)
-
-    def flush(self) -> bytes:
-        return self._c.flush()
+def _compressor(level: int, threads: int) -> Compressor:
+    # zstd's default job for its worker threads (4 x the window, 8 MiB at level 3) keeps
+    # tens of MB per worker in buffers; 4 MiB jobs compress as fast and as well on the
+    # data pgvault streams, for a fraction of the memory.
+    params = zstandard.ZstdCompressionParameters.from_level(
+        level,
+        threads=threads if threads > 1 else 0,
+        write_checksum=True,
+        job_size=4 * MiB if threads > 1 else 0,
+    )
+    compressor: Compressor = zstandard.ZstdCompressor(compression_params=params).compressobj()
+    return compressor
 
 
 def _decompressobj() -> Any:
@@ -144,12 +138,5 @@ class ZstdReader(StreamReader):
         return out
 
 
-ZSTD = Codec(
-    "zstd",
-    ".zst",
-    (1, 4, 9),
-    (-22, 22),
-    3,
-    True,
-    Factories(ZstdCompressor, partial(MultiStream, _decompressobj), ZstdReader),
-)
+FACTORIES = Factories(_compressor, partial(MultiStream, _decompressobj), ZstdReader)
+ZSTD = Codec("zstd", ".zst", (1, 4, 9), (-22, 22), 3, True, FACTORIES)
