@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import wal
 from tests.support.destinations import TestDestination
 from tests.support.emulators import Emulator
 from tests.support.fault_proxy import (
@@ -29,17 +30,7 @@ from tests.support.fault_proxy import (
     through_proxy,
 )
 from tests.support.postgres import Cluster
-from tests.support.wal import (
-    WalSample,
-    archive_command,
-    archived_bytes,
-    archived_names,
-    pg_wal_bytes,
-    pgvault_run,
-    switch_segments,
-    wait_archived_count,
-    wait_for,
-)
+from tests.support.wal import WalSample
 
 PROVIDERS = ["s3", "azure", "gcs"]
 
@@ -80,14 +71,14 @@ def test_a_lost_put_answer_then_failing_listings_is_success(
     proxy, via = proxied(dest, script)
     segment = wal_sample.segments[0]
     args = [*via.cli_args, "--zstd", via.url, "pg1", wal_sample.path(segment)]
-    done = pgvault_run(pgvault_bin, "wal-archive", *args, env=via.env)
+    done = wal.pgvault_run(pgvault_bin, "wal-archive", *args, env=via.env)
     assert done.returncode == 0, done.stderr
     assert script.done, proxy.seen  # the answer was lost and both listings failed
     assert proxy.faults() == [Fault.LOSE_ANSWER, Fault.UNAVAILABLE, Fault.RESET]
     with dest.store() as store:
-        keys = archived_names(store, "pg1")
+        keys = wal.archived_names(store, "pg1")
         assert list(keys) == [segment]
-        assert archived_bytes(store, keys[segment]) == wal_sample.read(segment)
+        assert wal.archived_bytes(store, keys[segment]) == wal_sample.read(segment)
 
 
 def _recording(command: str, log: str) -> str:
@@ -109,21 +100,21 @@ def test_bursts_of_faults_fail_archive_command_only_with_exit_2_and_lose_nothing
     # segments; the opening outage outlasts the store's 6 attempts (one exit 2 at least).
     proxy, via = proxied(dest, Bursts(seed=164, outage=12))
     log = os.path.join(scratch_dirs("pgvault-faults-"), "exits")
-    command = archive_command(pgvault_bin, via.url, *via.cli_args, "--zstd")
+    command = wal.archive_command(pgvault_bin, via.url, *via.cli_args, "--zstd")
     cluster = cluster_factory(
         archive_command=_recording(command, log),
         env=via.env,
         settings={"wal_keep_size": "1GB"},
     )
-    segments = switch_segments(cluster, 12, rows=2000)
-    wait_archived_count(cluster, len(segments), timeout=300)
-    wait_for(lambda: os.path.exists(log), what="the exit log")
+    segments = wal.switch_segments(cluster, 12, rows=2000)
+    wal.wait_archived_count(cluster, len(segments), timeout=300)
+    wal.wait_for(lambda: os.path.exists(log), what="the exit log")
     exits = [line.split() for line in Path(log).read_text().splitlines()]
     failures = [(code, name) for code, name in exits if code != "0"]
     assert failures and all(code == "2" for code, _ in failures), failures
     assert Fault.LOSE_ANSWER in proxy.faults()
     with dest.store() as store:
-        stored = archived_names(store, "pg1")
+        stored = wal.archived_names(store, "pg1")
         for name in segments:
             assert name in stored, f"{name} not stored"
-            assert archived_bytes(store, stored[name]) == pg_wal_bytes(cluster, name)
+            assert wal.archived_bytes(store, stored[name]) == wal.pg_wal_bytes(cluster, name)
