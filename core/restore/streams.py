@@ -7,7 +7,7 @@ from collections import deque
 
 from core.manifest import Checksum
 from core.progress import Reporter
-from core.storage.base import PrefetchingReader
+from core.storage import PrefetchingReader
 
 QUEUE_DEPTH = 4
 

@@ -208,8 +208,10 @@ class WalArchiver:
         try:
             self._put(key, body, options)
         except ObjectExists:
-            # Someone stored it between the listing and the write: compare with theirs.
-            return self._resolve(wal, self.archived_copies(wal.name), reporter)
+            # Someone stored it between the listing and the write, or an earlier attempt of
+            # this write did and its answer was lost: compare with the stored copy.
+            copies = self.archived_copies(wal.name) or [self.store.head(key)]
+            return self._resolve(wal, copies, reporter)
         reporter.advance(len(wal.data), files=1)
         log.info("archived %s as %s (%d bytes stored)", wal.name, key, len(body))
         return ArchiveResult(wal.name, key, True, len(wal.data), len(body), wal.system_identifier)
