@@ -123,7 +123,7 @@ class Bursts:
     _random: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
-        self._random = random.Random(self.seed)  # noqa: S311 - a reproducible fault plan, not a secret
+        self._random = random.Random(self.seed)
 
     def decide(self, request: Request) -> Fault:
         if self.outage > 0:
