@@ -19,10 +19,10 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.catalog.layout import ArchiveRef, ServerLayout
+from core.catalog.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
 from core.codecs import Codec, Compressor
 from core.errors import OperationFailed
-from core.layout import ArchiveRef, ServerLayout
-from core.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
 from core.postgres.pgdata import Entry, Tree
 from core.progress import Reporter
 from core.storage import ObjectStore, ObjectWriter, PutOptions

@@ -22,14 +22,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.backup_info import DONE, BackupInfo
-from core.catalog import ArchiveSet, Catalog, StoredArchive
+from core.catalog.backup_info import DONE, BackupInfo
+from core.catalog.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, ServerLayout
+from core.catalog.listing import wal_needed
+from core.catalog.manifest import FileRecord, PgvaultManifest, check_postgres_manifest, load_pgvault
+from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
 from core.codecs import codec_for_suffix
 from core.drill import DrillRequest, run_drill
 from core.errors import InputError, IntegrityError, PgvaultError
-from core.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, ServerLayout
-from core.listing import wal_needed
-from core.manifest import FileRecord, PgvaultManifest, check_postgres_manifest, load_pgvault
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import Location

@@ -14,8 +14,8 @@ from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget, Memb
 from core.backup.control import add_pg_control
 from core.backup.resume import PartCheckpoint, write_checkpoint
 from core.backup.state import BackupMode, BackupState, Copy, ExternalFile, FilePlan
+from core.catalog.manifest import ArchiveRecord
 from core.errors import OperationFailed
-from core.manifest import ArchiveRecord
 from core.postgres.connection import BackupStop
 from core.storage import ObjectStore
 from core.tarstream import FileAttributes

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core.backup import BackupRequest, result_summary, run_backup, validate_request
-from core.delete import DeleteRequest, describe, public_request, run_delete, wal_runs
-from core.delete import validate_request as validate_delete
+from core.catalog.delete import DeleteRequest, describe, public_request, run_delete, wal_runs
+from core.catalog.delete import validate_request as validate_delete
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import Job
 from core.jobs.results import (

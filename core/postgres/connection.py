@@ -22,7 +22,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from core.backup_info import Tablespace
+from core.catalog.backup_info import Tablespace
 from core.errors import Cancelled, PostgresError
 from core.postgres import versions
 from core.postgres.walnames import parse_lsn

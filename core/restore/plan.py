@@ -15,11 +15,11 @@ import stat
 import sys
 from dataclasses import dataclass
 
-from core.backup_info import BackupInfo
-from core.catalog import ArchiveSet, Catalog
+from core.catalog.backup_info import BackupInfo
+from core.catalog.layout import ServerLayout
+from core.catalog.manifest import ArchiveRecord, FileRecord, PgvaultManifest
+from core.catalog.reader import ArchiveSet, Catalog
 from core.errors import InputError
-from core.layout import ServerLayout
-from core.manifest import ArchiveRecord, FileRecord, PgvaultManifest
 from core.progress import Reporter
 from core.restore.extract import Destination
 from core.restore.recovery import ARCHIVE_MODES, CREDENTIAL_MODES

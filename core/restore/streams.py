@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from core.manifest import Checksum
+from core.catalog.manifest import Checksum
 from core.progress import Reporter
 from core.storage import PrefetchingReader
 

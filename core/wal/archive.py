@@ -17,9 +17,9 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from core.catalog.layout import ServerLayout
 from core.codecs import Codec, get_codec, parse_level
 from core.errors import InputError, ObjectExists, ObjectNotFound
-from core.layout import ServerLayout
 from core.postgres.walnames import is_history
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectInfo, ObjectStore, PutOptions

@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.backup_info import DONE, STARTED, BackupInfo
-from core.keep import KEEP_STANDALONE
+from core.catalog.backup_info import DONE, STARTED, BackupInfo
+from core.catalog.keep import KEEP_STANDALONE
 from core.postgres.walnames import is_history, is_segment
 
 

@@ -19,9 +19,9 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from core.catalog.layout import ServerLayout
 from core.codecs import Codec
 from core.errors import ContainerNotFound, InputError, ObjectNotFound, PgvaultError
-from core.layout import ServerLayout
 from core.postgres.control import peek_control, peek_system_identifier
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,

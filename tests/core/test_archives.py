@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget
+from core.catalog.layout import ServerLayout
+from core.catalog.manifest import CRC32C, checksum_of
 from core.codecs import get_codec
-from core.layout import ServerLayout
-from core.manifest import CRC32C, checksum_of
 from core.postgres.pgdata import Entry, Tree
 from core.progress import Tracker
 from core.storage import PutOptions, StoreConfig, open_store

@@ -16,7 +16,7 @@ import tarfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from core.catalog import Catalog
+from core.catalog.reader import Catalog
 from core.codecs import Decompressor
 from core.storage import ObjectStore
 from tests.support.destinations import TestDestination

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
-    from core.delete import DeleteRequest
+    from core.catalog.delete import DeleteRequest
     from core.jobs.builtin import DELETE
     from core.jobs.results import DeleteJobResult
     from tui.job_results import delete_lines

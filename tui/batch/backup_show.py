@@ -12,7 +12,7 @@ from tui.batch.catalog_options import add_format, add_source, connectivity_test,
 from tui.batch.main import Context
 
 if TYPE_CHECKING:
-    from core.listing import BackupDetails
+    from core.catalog.listing import BackupDetails
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -166,7 +166,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
-    from core.listing import details_json, show_backup
+    from core.catalog.listing import details_json, show_backup
 
     with opened(args) as store:
         details = show_backup(store, args.server_name, args.backup_id)

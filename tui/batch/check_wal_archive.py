@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from core.catalog import Catalog
+    from core.catalog.reader import Catalog
     from core.wal.check import archived_wals, check_archive_usable, check_backups, read_histories
     from core.wal.errors import ArchiveGaps
 

@@ -22,14 +22,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from core.backup_info import DONE, STARTED, BackupInfo
-from core.catalog import Catalog
+from core.catalog.backup_info import DONE, STARTED, BackupInfo
+from core.catalog.layout import ServerLayout
+from core.catalog.reader import Catalog
+from core.catalog.retention import WINDOW, RetentionReport, evaluate, parse_policy
 from core.errors import InputError, OperationFailed, PgvaultError
-from core.layout import PGVAULT_MANIFEST, ServerLayout
-from core.manifest import load_pgvault
 from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, Segment, is_segment
 from core.progress import NullReporter, Reporter
-from core.retention import WINDOW, RetentionReport, evaluate, parse_policy
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import Location
 from core.wal.cleanup import WalCleanup, plan_wal_cleanup
@@ -212,11 +211,10 @@ class _Deleter:
 
     def _lease(self, backup_id: str) -> dict[str, Any] | None:
         try:
-            raw = self.store.get_bytes(self.layout.backup_file(backup_id, PGVAULT_MANIFEST))
-            manifest = load_pgvault(raw)
+            manifest = self.catalog.pgvault_manifest(backup_id)
         except PgvaultError:
             return None
-        if manifest.state != "running":
+        if manifest is None or manifest.state != "running":
             return None
         return manifest.lease or {}
 
