@@ -1,0 +1,49 @@
+"""`pgvault --batch agent [--once] [--vault V]`: run due backups and retention, forever."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from core.errors import ExitCode
+from tui.batch.main import Context
+from tui.batch.options import add_general, positive_int
+from tui.batch.protection_options import add_vault, instant, now_or, print_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Evaluate every backup instance's schedule, run due backups as jobs (one agent per "
+        "slot, whatever the number of hosts), and apply retention lifecycles."
+    )
+    add_general(parser)
+    add_vault(parser, required=False)
+    parser.add_argument("--once", action="store_true", help="one pass, then exit (for cron)")
+    parser.add_argument(
+        "--interval",
+        type=positive_int,
+        default=30,
+        help="seconds between passes when running forever (default: 30)",
+    )
+    parser.add_argument(
+        "--now",
+        type=instant,
+        help="with --once: evaluate as if it were this instant (ISO 8601), to catch up or to test",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from core.errors import InputError
+    from core.protection.agent import agent_pass
+
+    if args.now is not None and not args.once:
+        raise InputError("--now is only allowed with --once")
+    while True:
+        reports = agent_pass(ctx.state_dir, args.vault, now_or(args.now))
+        print_json([report.to_json() for report in reports])
+        if args.once:
+            failed = any(
+                run.record is not None and run.record.error for r in reports for run in r.runs
+            )
+            return ExitCode.FAILED if failed else ExitCode.OK
+        time.sleep(args.interval)
