@@ -127,7 +127,7 @@ def _keys(dest: TestDestination) -> list[str]:
 
 
 def _bad(document: dict[str, Any], path: str, value: object) -> dict[str, Any]:
-    changed = json.loads(json.dumps(document))
+    changed: dict[str, Any] = json.loads(json.dumps(document))
     *parents, last = path.split(".")
     node: Any = changed
     for part in parents:
