@@ -96,6 +96,11 @@ def interval_of(schedule: CompiledSchedule, now: datetime) -> timedelta | None:
             break
         gaps.append(cursor - previous)
         cursor = previous
+    if not gaps:  # before the schedule's start: the gaps ahead
+        first = schedule.next_after(now)
+        second = schedule.next_after(first) if first is not None else None
+        if first is not None and second is not None:
+            gaps.append(second - first)
     return max(gaps, default=None)
 
 
@@ -128,7 +133,7 @@ def _health(
     if instance.state is ProtectionState.STOPPED:
         return Health.WARNING, "protection is stopped"
     if interval is None:
-        return Health.HEALTHY, "no schedule: backups are taken on demand"
+        return Health.HEALTHY, "no repeating schedule: backups are taken on demand"
     if last is None:
         since = instance.created or now
         if now - since > interval * CRITICAL_FACTOR:

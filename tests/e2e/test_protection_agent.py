@@ -228,12 +228,29 @@ def test_agent_runs_slots_once_tags_them_and_deletes_the_expired(
     assert result.returncode == 1, result.stderr
     assert "critical" in result.stdout
 
+    adhoc = agent.run(
+        "backup-instance", "adhoc-backup", "--vault", "v1", "--name", SERVER,
+        "--rule-name", "Daily",
+    )  # fmt: skip
+    assert (adhoc["trigger"], adhoc["tag"], adhoc["state"]) == (
+        "OnDemandBackup",
+        "Daily",
+        "succeeded",
+    )
+    assert adhoc["backupId"] in agent.backups()
+    wrong = pgvault(
+        "backup-instance", "adhoc-backup", "--vault", "v1", "--name", SERVER,
+        "--rule-name", "Hourly", env=agent.env,
+    )  # fmt: skip
+    assert wrong.returncode == 3
+    assert "the policy's rules are BackupEveryMinute, Default, Daily" in wrong.stderr
     agent.run("backup-instance", "stop-protection", "--vault", "v1", "--name", SERVER)
     assert agent.once(racing + timedelta(minutes=1))["runs"] == []
     if provider == "s3":  # barman-cloud reads the catalog the vault shares its bucket with
         listed = run_barman("backup-list", dest, "--format", "json", dest.url, SERVER)
         ids = [b["backup_id"] for b in json.loads(listed.stdout)["backups_list"]]
         assert ids == agent.backups()
+        assert len(ids) == 4
 
 
 def test_a_missing_password_fails_the_run_and_records_it(

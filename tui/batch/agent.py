@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 from core.errors import ExitCode
@@ -40,10 +41,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise InputError("--now is only allowed with --once")
     while True:
         reports = agent_pass(ctx.state_dir, args.vault, now_or(args.now))
-        print_json([report.to_json() for report in reports])
-        if args.once:
-            failed = any(
-                run.record is not None and run.record.error for r in reports for run in r.runs
-            )
-            return ExitCode.FAILED if failed else ExitCode.OK
-        time.sleep(args.interval)
+        documents = [report.to_json() for report in reports]
+        if not args.once:  # one JSON line per pass, for a journal
+            print(json.dumps(documents, sort_keys=True), flush=True)
+            time.sleep(args.interval)
+            continue
+        print_json(documents)
+        failed = any(run.record is not None and run.record.error for r in reports for run in r.runs)
+        return ExitCode.FAILED if failed else ExitCode.OK
