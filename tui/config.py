@@ -11,6 +11,7 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ("jobs", "1", "Jobs"),
     ("catalog", "2", "Catalog"),
     ("wal", "3", "WAL"),
+    ("protection", "4", "Protection"),
 )
 
 #: actions that change something: hidden (not just disabled) with --read-only

@@ -119,7 +119,9 @@ def instance_status(
         instance,
         describe_policy(policy),
         last,
-        schedule.next_after(now) if schedule else None,
+        schedule.next_after(now)
+        if schedule and instance.state is ProtectionState.CONFIGURED
+        else None,
         interval,
         health,
         reason,
