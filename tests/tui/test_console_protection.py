@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from textual.pilot import Pilot
 
@@ -79,7 +79,7 @@ async def test_the_view_lists_each_instance_with_its_health(fixed_state: str) ->
     app = make_app(fixed_state)
     async with app.run_test(size=(100, 24)) as pilot:
         await pilot.press("4")
-        await settle(pilot, loaded(app))
+        await settle(cast("Pilot[object]", pilot), loaded(app))
         screen = app.screen
         assert isinstance(screen, ProtectionScreen)
         health = {key.split("|")[1]: str(s.health) for key, s in screen.found.items()}

@@ -22,12 +22,12 @@ from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
 
 COLUMNS = (
-    Col("instance", "INSTANCE", 14),
+    Col("instance", "INSTANCE", 12),
     Col("health", "HEALTH", 8),
-    Col("policy", "POLICY", 12),
-    Col("last", "LAST SUCCESS", 16),
-    Col("next", "NEXT DUE", 16),
-    Col("rpo", "RPO", 9, right=True),
+    Col("policy", "POLICY", 10),
+    Col("last", "LAST SUCCESS", 12),
+    Col("next", "NEXT DUE", 11),
+    Col("rpo", "RPO", 7, right=True),
     Col("vault", "VAULT", 10, min_width=100, flex=True),
 )
 HEALTH_STYLE = {Health.HEALTHY: "green", Health.WARNING: "yellow", Health.CRITICAL: "bold red"}
@@ -48,7 +48,8 @@ def age(delta: timedelta | None) -> str:
 
 
 def when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment else "-"
+    """Month, day and UTC time: the year is the detail an operator needs least here."""
+    return moment.astimezone(UTC).strftime("%m-%d %H:%M") if moment else "-"
 
 
 def status_rows(found: list[InstanceStatus]) -> list[tuple[str, dict[str, Text]]]:
