@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from core.catalog import Catalog
+from core.errors import PgvaultError
 from core.jobs import JobStore
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
 from core.protection.policy import BackupPolicy, ScheduleTrigger
@@ -70,9 +71,16 @@ class PassReport:
     now: datetime
     runs: list[RunOutcome] = field(default_factory=list)
     retention: list[RetentionOutcome] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """A run failed or an instance could not be handled."""
+        return bool(self.errors) or any(r.record is not None and r.record.error for r in self.runs)
 
     def to_json(self) -> dict[str, object]:
         return {
+            "errors": list(self.errors),
             "now": self.now.isoformat(),
             "retention": [item.to_json() for item in self.retention],
             "runs": [run.to_json() for run in self.runs],
@@ -87,11 +95,15 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
     for instance in vault.store.instances():
         if instance.state is not ProtectionState.CONFIGURED:
             continue
-        policy = vault.store.get_policy(instance.policy_name)
-        outcome = run_due_slot(vault, jobs, instance, policy, now, who)
-        if outcome is not None:
-            report.runs.append(outcome)
-        report.retention.extend(apply_retention(vault, jobs, instance, policy, now))
+        try:
+            policy = vault.store.get_policy(instance.policy_name)
+            outcome = run_due_slot(vault, jobs, instance, policy, now, who)
+            if outcome is not None:
+                report.runs.append(outcome)
+            report.retention.extend(apply_retention(vault, jobs, instance, policy, now))
+        except PgvaultError as exc:  # one instance's trouble must not stop the others
+            log.error("%s: %s", instance.name, exc)
+            report.errors.append(f"{instance.name}: {exc}")
     return report
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.core.protection.policies import osspol5_text, template_text
-from tests.support.cli import pgvault
+from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
 
 MakeDest = Callable[..., TestDestination]
@@ -300,3 +300,22 @@ def test_the_seeds_editing_helpers_build_a_policy_that_is_created_and_simulated(
     assert [b["tag"] for b in backups if b["tag"] != "Default"] == ["Monthly", "Monthly"]
     assert [b["at"][:10] for b in backups if b["tag"] == "Monthly"] == ["2021-09-01", "2021-10-01"]
     assert not [e for e in simulated["events"] if e["event"] != "backup"]  # nothing expires yet
+
+
+def test_the_agent_without_once_passes_again_and_again(make_dest: MakeDest, tmp_path: Path) -> None:
+    operator = Operator(make_dest("file"), tmp_path / "state")
+    operator.create_vault()
+    assert "--now is only allowed with --once" in operator.fails(
+        "agent", "--now", "2026-01-01T00:00:00"
+    )
+    agent = spawn("agent", "--interval", "1", env=operator.env)
+    try:
+        assert agent.stdout is not None
+        passes = [json.loads(agent.stdout.readline()) for _ in range(2)]
+    finally:
+        agent.terminate()
+        agent.communicate(timeout=60)
+    assert [[(r["vault"], r["runs"], r["errors"]) for r in p] for p in passes] == [
+        [("v1", [], [])],
+        [("v1", [], [])],
+    ]

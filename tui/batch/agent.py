@@ -47,5 +47,4 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             time.sleep(args.interval)
             continue
         print_json(documents)
-        failed = any(run.record is not None and run.record.error for r in reports for run in r.runs)
-        return ExitCode.FAILED if failed else ExitCode.OK
+        return ExitCode.FAILED if any(report.failed for report in reports) else ExitCode.OK
