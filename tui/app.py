@@ -39,7 +39,9 @@ from tui.messages import (
     PauseJob,
     RestoreBackup,
     ResumeJob,
+    ResumeProtection,
     RetryJob,
+    StopProtection,
     VerifyBackup,
 )
 from tui.screens.catalog import CatalogScreen
@@ -200,6 +202,12 @@ class PgvaultApp(App[int]):
 
     def on_delete_backup(self, message: DeleteBackup) -> None:
         self.actions.delete_backup(message.ref)
+
+    def on_stop_protection(self, message: StopProtection) -> None:
+        self.actions.set_protection(message.vault, message.instance, stop=True)
+
+    def on_resume_protection(self, message: ResumeProtection) -> None:
+        self.actions.set_protection(message.vault, message.instance, stop=False)
 
     # ---- global keys -----------------------------------------------------------------------
 

@@ -16,7 +16,18 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
 
 #: actions that change something: hidden (not just disabled) with --read-only
 MUTATING = frozenset(
-    {"new_backup", "pause", "resume", "cancel", "retry", "verify", "delete", "restore"}
+    {
+        "new_backup",
+        "pause",
+        "resume",
+        "cancel",
+        "retry",
+        "verify",
+        "delete",
+        "restore",
+        "stop_protection",
+        "resume_protection",
+    }
 )
 
 #: seconds between job-store polls (three a second: live without costing the store anything)

@@ -114,3 +114,43 @@ async def test_an_empty_host_says_how_to_start(fixed_state: str, tmp_path: Path)
         await pilot.pause(1.0)
         text = str(app.screen.query_one("#protection-detail").render())
         assert "No backup instances" in text
+
+
+async def test_s_stops_protection_once_confirmed_and_r_resumes_it(fixed_state: str) -> None:
+    write_vault(fixed_state)
+    app = make_app(fixed_state)
+    async with app.run_test(size=(100, 24)) as pilot:
+        driver = cast("Pilot[object]", pilot)
+        await pilot.press("4")
+        await settle(driver, loaded(app))
+        screen = app.screen
+        assert isinstance(screen, ProtectionScreen)
+
+        def state_of(name: str) -> ProtectionState | None:
+            item = screen.found.get(f"prod|{name}")
+            return None if item is None else item.instance.state
+
+        await pilot.press("j")  # hr-db
+        await pilot.pause(0.3)
+        assert screen.current() is not None
+        assert not screen.can("resume_protection")
+        await pilot.press("s", "n")  # refused: nothing changes
+        await pilot.pause(0.5)
+        assert state_of("hr-db") is ProtectionState.CONFIGURED
+        await pilot.press("s", "y")
+        await settle(driver, lambda: state_of("hr-db") is ProtectionState.STOPPED)
+        await pilot.pause(0.3)
+        await pilot.press("r")
+        await settle(driver, lambda: state_of("hr-db") is ProtectionState.CONFIGURED)
+
+
+async def test_read_only_hides_stop_and_resume(fixed_state: str) -> None:
+    write_vault(fixed_state)
+    app = make_app(fixed_state, read_only=True)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("4")
+        await settle(cast("Pilot[object]", pilot), loaded(app))
+        screen = app.screen
+        assert isinstance(screen, ProtectionScreen)
+        assert screen.check_action("stop_protection", ()) is False
+        assert screen.check_action("resume_protection", ()) is False

@@ -10,10 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.events import ScreenResume
 from textual.widgets import DataTable, Static
 
+from core.protection.model import ProtectionState
 from core.protection.status import Health, InstanceStatus
+from tui.messages import ResumeProtection, StopProtection
 from tui.screens.base import ConsoleScreen
 from tui.state import ConsoleState
 from tui.tasks import Tasks
@@ -95,8 +98,14 @@ class ProtectionScreen(ConsoleScreen):
         "Every backup instance of every vault this host knows (`pgvault --batch vault list`): "
         "its health from thresholds derived from its schedule, the last successful backup, "
         "the next slot and the RPO (the age of the newest backup). The agent "
-        "(`pgvault --batch agent`) takes the backups; this view only reads."
+        "(`pgvault --batch agent`) takes the backups. `s` stops protecting the highlighted "
+        "instance (the agent skips it; its backups stay), `r` resumes it."
     )
+
+    BINDINGS = [
+        Binding("s", "stop_protection", "Stop", id="protection.stop"),
+        Binding("r", "resume_protection", "Resume", id="protection.resume"),
+    ]
 
     def __init__(self, state: ConsoleState, tasks: Tasks) -> None:
         super().__init__(state)
@@ -152,9 +161,33 @@ class ProtectionScreen(ConsoleScreen):
             )
         else:
             self.show(table.current_key)
+        self.refresh_bindings()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.show(event.row_key.value)
+        self.refresh_bindings()
+
+    def current(self) -> InstanceStatus | None:
+        key = self.query_one("#protection-table", ResponsiveTable).current_key
+        return self.found.get(key or "")
+
+    def can(self, action: str) -> bool | None:
+        item = self.current()
+        if action == "stop_protection":
+            return item is not None and item.instance.state is ProtectionState.CONFIGURED
+        if action == "resume_protection":
+            return item is not None and item.instance.state is ProtectionState.STOPPED
+        return True
+
+    def action_stop_protection(self) -> None:
+        item = self.current()
+        if item is not None:
+            self.post_message(StopProtection(item.vault, item.instance.name))
+
+    def action_resume_protection(self) -> None:
+        item = self.current()
+        if item is not None:
+            self.post_message(ResumeProtection(item.vault, item.instance.name))
 
     def show(self, key: str | None) -> None:
         item = self.found.get(key or "")
