@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from core.layout import ServerLayout
 from core.protection.describe import describe_policy
 from core.protection.model import BackupInstance, ProtectionState, RunRecord, RunState
 from core.protection.policy import BackupPolicy, ScheduleTrigger
 from core.protection.schedule import CompiledSchedule, compile_schedule
 from core.protection.zones import require_aware
+from core.storage import CommonPrefix, ObjectStore
 
 WARNING_FACTOR = 1.5
 CRITICAL_FACTOR = 2.0
@@ -44,16 +46,28 @@ class InstanceStatus:
     health: Health
     reason: str
     now: datetime
+    #: when the newest WAL file of the server was archived (None: none, or not looked at)
+    last_wal: datetime | None = None
 
     @property
     def rpo(self) -> timedelta | None:
+        """The age of the newest restorable point: the last backup's end, or the newest
+        WAL archived after it (WAL alone restores nothing)."""
         if self.last_success is None:
             return None
-        return self.now - (self.last_success.finished or self.last_success.slot)
+        point = self.last_success.finished or self.last_success.slot
+        if self.last_wal is not None:
+            point = max(point, self.last_wal)
+        return self.now - point
+
+    @property
+    def wal_lag(self) -> timedelta | None:
+        return None if self.last_wal is None else self.now - self.last_wal
 
     def to_json(self) -> dict[str, object]:
         last = self.last_success
         rpo = self.rpo
+        lag = self.wal_lag
         interval = self.interval
         return {
             "backupInstance": self.instance.name,
@@ -74,6 +88,8 @@ class InstanceStatus:
                 "warningAfterSeconds": int((interval * WARNING_FACTOR).total_seconds()),
             },
             "vault": self.vault,
+            "walArchiveLagSeconds": int(lag.total_seconds()) if lag is not None else None,
+            "lastWalArchived": self.last_wal.isoformat() if self.last_wal else None,
         }
 
 
@@ -105,7 +121,12 @@ def interval_of(schedule: CompiledSchedule, now: datetime) -> timedelta | None:
 
 
 def instance_status(
-    vault: str, instance: BackupInstance, policy: BackupPolicy, runs: list[RunRecord], now: datetime
+    vault: str,
+    instance: BackupInstance,
+    policy: BackupPolicy,
+    runs: list[RunRecord],
+    now: datetime,
+    last_wal: datetime | None = None,
 ) -> InstanceStatus:
     """Health from the newest successful run's end against the schedule's interval."""
     now = require_aware(now, "now")
@@ -126,6 +147,7 @@ def instance_status(
         health,
         reason,
         now,
+        last_wal,
     )
 
 
@@ -152,6 +174,20 @@ def _by_age(age: timedelta, interval: timedelta) -> tuple[Health, str]:
     return Health.HEALTHY, "the newest backup is within the schedule"
 
 
+def newest_wal(store: ObjectStore, server: str) -> datetime | None:
+    """When the server's newest WAL file was stored: the last WAL directory's newest object."""
+    layout = ServerLayout(server)
+    directories = [
+        item.prefix
+        for item in store.list_entries(layout.wals_prefix, delimiter="/")
+        if isinstance(item, CommonPrefix)
+    ]
+    if not directories:
+        return None
+    times = [o.modified for o in store.list_objects(max(directories)) if o.modified is not None]
+    return max(times, default=None)
+
+
 def protection_status(
     state_dir: str | None, vault: str | None, now: datetime
 ) -> list[InstanceStatus]:
@@ -165,7 +201,8 @@ def protection_status(
             for instance in opened.store.instances():
                 policy = opened.store.get_policy(instance.policy_name)
                 runs = list(opened.store.runs(instance.name))
-                found.append(instance_status(name, instance, policy, runs, now))
+                last_wal = newest_wal(opened.store.store, instance.server_name)
+                found.append(instance_status(name, instance, policy, runs, now, last_wal))
     return found
 
 
@@ -174,6 +211,7 @@ __all__ = [
     "InstanceStatus",
     "instance_status",
     "interval_of",
+    "newest_wal",
     "protection_status",
     "schedule_of",
 ]

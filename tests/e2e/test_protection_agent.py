@@ -222,6 +222,8 @@ def test_agent_runs_slots_once_tags_them_and_deletes_the_expired(
     status = agent.run("status", "--format", "json")
     assert [(s["backupInstance"], s["health"]) for s in status] == [(SERVER, "healthy")]
     assert status[0]["lastBackupId"] == ran[0]["backupId"]
+    assert isinstance(status[0]["walArchiveLagSeconds"], int)  # the server archives its WAL
+    assert status[0]["rpoSeconds"] <= status[0]["walArchiveLagSeconds"]
     assert status[0]["thresholds"] == {"criticalAfterSeconds": 120, "warningAfterSeconds": 90}
     stale = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()
     result = pgvault("status", "--check", "--now", stale, env=agent.env)

@@ -11,7 +11,17 @@ from tui.batch.main import Context
 from tui.batch.options import add_general
 from tui.batch.protection_options import add_vault, instant, now_or, print_json
 
-COLUMNS = ("Vault", "Instance", "Health", "Policy", "Last success", "Next due", "RPO", "Reason")
+COLUMNS = (
+    "Vault",
+    "Instance",
+    "Health",
+    "Policy",
+    "Last success",
+    "Next due",
+    "RPO",
+    "WAL lag",
+    "Reason",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +59,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 str(d["lastSuccess"] or "-"),
                 str(d["nextDue"] or "-"),
                 _age(d["rpoSeconds"]),
+                _age(d["walArchiveLagSeconds"]),
                 str(d["reason"]),
             )
             for d in documents

@@ -78,3 +78,19 @@ def test_never_run_and_stopped_instances() -> None:
     stopped = replace(INSTANCE, state=ProtectionState.STOPPED)
     status = instance_status("v", stopped, policy, [], CREATED + timedelta(days=30))
     assert (status.health, status.reason) == (Health.WARNING, "protection is stopped")
+
+
+def test_the_rpo_counts_wal_archived_after_the_newest_backup() -> None:
+    policy = parse_policy(template_text())
+    slot = datetime(2021, 8, 15, 6, 30, tzinfo=UTC)
+    runs = [run(slot, slot + timedelta(minutes=10))]
+    now = slot + timedelta(days=2)
+    wal = now - timedelta(minutes=3)
+    document = instance_status("v", INSTANCE, policy, runs, now, wal).to_json()
+    assert document["rpoSeconds"] == 180
+    assert document["walArchiveLagSeconds"] == 180
+    assert document["lastWalArchived"] == wal.isoformat()
+    # WAL older than the backup does not make the RPO worse; no backup, no restorable point
+    old = instance_status("v", INSTANCE, policy, runs, now, slot - timedelta(days=1))
+    assert old.to_json()["rpoSeconds"] == 2 * 86400 - 600
+    assert instance_status("v", INSTANCE, policy, [], now, wal).to_json()["rpoSeconds"] is None
