@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -319,3 +320,34 @@ def test_the_agent_without_once_passes_again_and_again(make_dest: MakeDest, tmp_
         [("v1", [], [])],
         [("v1", [], [])],
     ]
+
+
+def test_status_reports_an_instance_that_never_ran_and_check_fails_once_critical(
+    make_dest: MakeDest, tmp_path: Path
+) -> None:
+    operator = Operator(make_dest("file"), tmp_path / "state")
+    operator.create_vault()
+    operator.run(
+        "policy", "create", "--vault", "v1", "--name", "weekly",
+        "--policy", operator.file("weekly.json", template_text()),
+    )  # fmt: skip
+    instance = operator.run(
+        "backup-instance", "initialize", "--datasource", "host=/tmp", "--server-name", "pg1",
+        "--policy", "weekly",
+    )  # fmt: skip
+    operator.run(
+        "backup-instance", "create", "--vault", "v1",
+        "--backup-instance", operator.file("instance.json", instance),
+    )  # fmt: skip
+    table = pgvault("status", "--check", env=operator.env)
+    assert table.returncode == 0, table.stderr  # a warning is not critical
+    header, row = table.stdout.splitlines()
+    assert header.split()[:4] == ["Vault", "Instance", "Health", "Policy"]
+    assert row.split()[:4] == ["v1", "pg1", "warning", "weekly"]
+    assert "no successful backup yet" in row
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    result = pgvault("status", "--check", "--format", "json", "--now", later, env=operator.env)
+    assert result.returncode == 1
+    (document,) = json.loads(result.stdout)
+    assert (document["health"], document["rpoSeconds"]) == ("critical", None)
+    assert document["policyDescription"].startswith("weekly on Sun at 06:30 UTC")
