@@ -61,6 +61,54 @@ def private_world() -> Path:
     return base
 
 
+def protection_world(state_dir: str) -> None:
+    """A vault on the demo's destination, the seed's edited policy, the demo server as a
+    backup instance, and one real ad hoc backup of it (a job like any other)."""
+    import json
+    import tempfile
+
+    from core.demo import DEMO_SERVER, load_demo
+    from core.protection import editing, service
+    from core.protection.agent import adhoc
+    from core.protection.template import default_policy_template
+    from core.storage import StoreConfig
+    from core.urls import parse_location
+
+    demo = load_demo()
+    if demo is None:
+        raise SystemExit("screenshots: the demo is gone")
+    service.create_vault(
+        state_dir,
+        "demo-vault",
+        location=parse_location(demo.destination),
+        cloud_provider=None,
+        config=StoreConfig(),
+    )
+    days = ("2021-08-15T22:00:00", "2021-08-18T22:00:00", "2021-08-20T22:00:00")
+    policy = editing.set_trigger(
+        default_policy_template(), editing.create_schedule("Weekly", 1, days)
+    )
+    lifecycles = [
+        editing.create_lifecycle(6, "Months", "VaultStore", "ArchiveStore", "CopyOnExpiryOption"),
+        editing.create_lifecycle(24, "Months", "ArchiveStore"),
+    ]
+    policy = editing.set_retention_rule(policy, "Monthly", lifecycles)
+    policy = editing.set_tag(policy, "Monthly", [editing.create_absolute_criteria("FirstOfMonth")])
+    instance = service.initialize_instance(
+        conninfo=f"host={demo.socket_dir} port={demo.port} user=postgres dbname=postgres",
+        server_name=DEMO_SERVER,
+        policy="weekly",
+        name="demo",
+    )
+    with tempfile.TemporaryDirectory() as files:
+        policy_file, instance_file = Path(files, "policy.json"), Path(files, "instance.json")
+        policy_file.write_text(json.dumps(policy))
+        instance_file.write_text(json.dumps(instance))
+        service.create_policy(state_dir, "demo-vault", "weekly", str(policy_file))
+        service.create_instance(state_dir, "demo-vault", str(instance_file))
+    adhoc(state_dir, "demo-vault", "demo", "Monthly", datetime.now(UTC))
+
+
 async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
     import cairosvg
     from textual.pilot import Pilot
@@ -74,6 +122,7 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
     from tui.screens.backup import BackupScreen
     from tui.screens.catalog import CatalogScreen
     from tui.screens.job_detail import JobDetailScreen
+    from tui.screens.protection import ProtectionScreen
     from tui.widgets.table import ResponsiveTable
 
     app = PgvaultApp(ConsoleConfig(demo=True))
@@ -185,6 +234,17 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         await pilot.press("escape", "3")
         await pilot.pause(3)
         save("wal")
+
+        await asyncio.to_thread(protection_world, os.environ["PGVAULT_STATE_DIR"])
+        await pilot.press("4")
+        await until(
+            pilot,
+            "the protection view",
+            lambda: isinstance(app.screen, ProtectionScreen) and bool(app.screen.found),
+            timeout=60,
+        )
+        await pilot.pause(0.5)
+        save("protection")
     return written
 
 

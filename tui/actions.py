@@ -206,6 +206,39 @@ class ConsoleActions:
         )
         self._confirm_catalog_job("delete", ref, question, "Delete backup")
 
+    # ---- protection ------------------------------------------------------------------------
+
+    def set_protection(self, vault: str, instance: str, stop: bool) -> None:
+        """Stop (once confirmed) or resume an instance's protection, from a thread."""
+        state_dir = self.state.config.state_dir
+
+        def work() -> object:
+            from core.protection.model import ProtectionState
+            from core.protection.service import set_protection
+
+            wanted = ProtectionState.STOPPED if stop else ProtectionState.CONFIGURED
+            return set_protection(state_dir, vault, instance, wanted)
+
+        def done(_: object) -> None:
+            word = "stopped" if stop else "resumed"
+            self.app.notify(f"protection of {instance} {word}", timeout=3)
+            self.tell(lambda screen: screen.forget_listings())
+
+        def go() -> None:
+            self.tasks.run(work, done, f"changing the protection of {instance}")
+
+        if not stop:
+            go()
+            return
+        question = (
+            f"Stop protecting {instance} in vault {vault}?\n"
+            "The agent takes no more scheduled backups of it and applies no retention; its "
+            "backups stay. Resume with `r`."
+        )
+        self.app.push_screen(
+            ConfirmScreen(question, title="Stop protection"), lambda yes: go() if yes else None
+        )
+
     def _confirm_catalog_job(self, verb: str, ref: BackupRef, question: str, title: str) -> None:
         def answered(yes: bool | None) -> None:
             if yes:

@@ -6,8 +6,9 @@ The app is where the console's parts meet; it owns them and decides nothing itse
     screens, palette --requests--> app --> ConsoleActions (tui.actions): the verbs
                                    app --> the shown screen: what changed
 
-Views are Textual modes (1 jobs, 2 catalog, 3 WAL archive); drill-downs are pushed screens;
-forms and confirmations are modal screens. Nothing slow runs on the UI thread (tui.tasks).
+Views are Textual modes (1 jobs, 2 catalog, 3 WAL archive, 4 protection); drill-downs are
+pushed screens; forms and confirmations are modal screens. Nothing slow runs on the UI thread
+(tui.tasks).
 """
 
 from __future__ import annotations
@@ -38,11 +39,14 @@ from tui.messages import (
     PauseJob,
     RestoreBackup,
     ResumeJob,
+    ResumeProtection,
     RetryJob,
+    StopProtection,
     VerifyBackup,
 )
 from tui.screens.catalog import CatalogScreen
 from tui.screens.jobs import JobsScreen
+from tui.screens.protection import ProtectionScreen
 from tui.screens.wal import WalScreen
 from tui.state import ConsoleState
 from tui.tasks import Tasks, write_error_log
@@ -64,6 +68,7 @@ class PgvaultApp(App[int]):
         Binding("1", "view('jobs')", "Jobs", show=False, id="view.jobs"),
         Binding("2", "view('catalog')", "Catalog", show=False, id="view.catalog"),
         Binding("3", "view('wal')", "WAL", show=False, id="view.wal"),
+        Binding("4", "view('protection')", "Protection", show=False, id="view.protection"),
         Binding("n", "new_backup", "New backup", id="job.new"),
         Binding("question_mark,f1", "help", "Help", key_display="?", id="help"),
         Binding("R,f5", "refresh", "Refresh", show=False, id="refresh"),
@@ -87,6 +92,7 @@ class PgvaultApp(App[int]):
         self.add_mode("jobs", partial(JobsScreen, self.state))
         self.add_mode("catalog", partial(CatalogScreen, self.state))
         self.add_mode("wal", partial(WalScreen, self.state, self.tasks))
+        self.add_mode("protection", partial(ProtectionScreen, self.state, self.tasks))
 
     def _use_readable_monochrome(self) -> None:
         from textual.filter import Monochrome
@@ -196,6 +202,12 @@ class PgvaultApp(App[int]):
 
     def on_delete_backup(self, message: DeleteBackup) -> None:
         self.actions.delete_backup(message.ref)
+
+    def on_stop_protection(self, message: StopProtection) -> None:
+        self.actions.set_protection(message.vault, message.instance, stop=True)
+
+    def on_resume_protection(self, message: ResumeProtection) -> None:
+        self.actions.set_protection(message.vault, message.instance, stop=False)
 
     # ---- global keys -----------------------------------------------------------------------
 

@@ -11,11 +11,23 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     ("jobs", "1", "Jobs"),
     ("catalog", "2", "Catalog"),
     ("wal", "3", "WAL"),
+    ("protection", "4", "Protection"),
 )
 
 #: actions that change something: hidden (not just disabled) with --read-only
 MUTATING = frozenset(
-    {"new_backup", "pause", "resume", "cancel", "retry", "verify", "delete", "restore"}
+    {
+        "new_backup",
+        "pause",
+        "resume",
+        "cancel",
+        "retry",
+        "verify",
+        "delete",
+        "restore",
+        "stop_protection",
+        "resume_protection",
+    }
 )
 
 #: seconds between job-store polls (three a second: live without costing the store anything)

@@ -102,3 +102,20 @@ class VerifyBackup(BackupRequest):
 
 class DeleteBackup(BackupRequest):
     """Delete the backup in a job, once the operator confirms."""
+
+
+class ProtectionRequest(Message):
+    """Something the operator asked of one backup instance of a vault."""
+
+    def __init__(self, vault: str, instance: str) -> None:
+        super().__init__()
+        self.vault = vault
+        self.instance = instance
+
+
+class StopProtection(ProtectionRequest):
+    """Stop protecting the instance (the agent skips it), once the operator confirms."""
+
+
+class ResumeProtection(ProtectionRequest):
+    """Protect the instance again."""

@@ -40,6 +40,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check a WAL archive is safe for a new server, or that backups have all their WAL",
     ),
     "demo": ("demo", "start, inspect or stop the console's throwaway demo cluster"),
+    "vault": ("vault", "create, list, show or delete a vault (a destination with its policies)"),
+    "policy": ("policy", "backup policies: template, create, list, show, delete, simulate, edit"),
+    "backup-instance": (
+        "backup_instance",
+        "databases under a policy: initialize, create, list, show, delete, stop/resume "
+        "protection, adhoc-backup",
+    ),
+    "agent": ("agent", "run due scheduled backups and retention lifecycles (--once for cron)"),
+    "status": ("status", "protection status of every backup instance (--check for monitoring)"),
 }
 
 log = logging.getLogger("pgvault")

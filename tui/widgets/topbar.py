@@ -31,14 +31,34 @@ class TopBar(Widget):
         self.view = view  # the top-level view (mode) the bar's screen belongs to
 
     def render(self) -> Text:
-        state = self.state
         width = self.content_region.width
+        right = self._right()
+        left = self._left(compact=0)
+        for compact in range(1, len(VIEWS) + 1):
+            if left.cell_len + right.cell_len <= width:
+                break
+            # short of room: the last views by their key alone, so the counts stay whole
+            left = self._left(compact)
+        room = width - left.cell_len
+        if right.cell_len > room:
+            right.truncate(max(0, room), overflow="ellipsis")
+        gap = max(0, width - left.cell_len - right.cell_len)
+        return Text.assemble(left, " " * gap, right)
+
+    def _left(self, compact: int) -> Text:
+        """The views, the last `compact` of them (except the current one) by key alone."""
         left = Text()
         left.append(" pgvault ", style="bold reverse")
-        for mode, key, label in VIEWS:
+        for index, (mode, key, label) in enumerate(VIEWS):
             left.append(" ")
-            style = "bold reverse" if mode == self.view else ""
-            left.append(f" {key} {label} ", style=style)
+            current = mode == self.view
+            short = not current and index >= len(VIEWS) - compact
+            style = "bold reverse" if current else ""
+            left.append(f" {key} " if short else f" {key} {label} ", style=style)
+        return left
+
+    def _right(self) -> Text:
+        state = self.state
         right = Text()
         counts = state.job_counts()
         for states, word, style in COUNTED:
@@ -57,8 +77,4 @@ class TopBar(Widget):
             right.append(" ")
         right.rstrip()
         right.append(" ")
-        room = width - left.cell_len
-        if right.cell_len > room:
-            right.truncate(max(0, room), overflow="ellipsis")
-        gap = max(0, width - left.cell_len - right.cell_len)
-        return Text.assemble(left, " " * gap, right)
+        return right

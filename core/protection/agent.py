@@ -1,0 +1,249 @@
+"""The scheduler agent: run each instance's due slot once, then apply its lifecycles.
+
+One pass (`run_pass`) is what `agent --once` does; `agent` repeats it. Decisions use the
+functions simulate() uses (schedule.due, tagging.choose_tag, plan_retention), against the
+clock given. A missed slot is caught up once (due() returns only the latest). Another
+agent's claim of a slot (vaultstore.claim_run, a conditional write) makes this one skip it.
+
+ArchiveStore moves and copies are not available yet: such a step is reported as held
+and the backup stays in the VaultStore, so nothing a policy keeps is ever lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from core.catalog import Catalog
+from core.errors import PgvaultError
+from core.jobs import JobStore
+from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
+from core.protection.policy import BackupPolicy, ScheduleTrigger
+from core.protection.retention import VAULT, Action, BackupPoint, plan_retention
+from core.protection.runs import RunOutcome, delete_backup, take_backup
+from core.protection.schedule import compile_schedule
+from core.protection.service import OpenVault
+from core.protection.tagging import adhoc_tag, choose_tag
+from core.protection.zones import get_zone, require_aware
+
+log = logging.getLogger("pgvault.protection")
+ARCHIVE_REFUSAL = (
+    "ArchiveStore moves and copies are not available in pgvault yet: the backup stays in "
+    "the VaultStore"
+)
+
+
+def agent_id() -> str:
+    """Who claims a slot: host and process, for the run record."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class RetentionOutcome:
+    """One lifecycle step: done, held (and why) or failed."""
+
+    instance: str
+    backup_id: str
+    action: str
+    store: str
+    result: str  # done, held, failed
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "action": self.action,
+            "backupId": self.backup_id,
+            "instance": self.instance,
+            "reason": self.reason,
+            "result": self.result,
+            "store": self.store,
+        }
+
+
+@dataclass
+class PassReport:
+    """What one pass over a vault did."""
+
+    vault: str
+    now: datetime
+    runs: list[RunOutcome] = field(default_factory=list)
+    retention: list[RetentionOutcome] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """A run failed or an instance could not be handled."""
+        return bool(self.errors) or any(r.record is not None and r.record.error for r in self.runs)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "errors": list(self.errors),
+            "now": self.now.isoformat(),
+            "retention": [item.to_json() for item in self.retention],
+            "runs": [run.to_json() for run in self.runs],
+            "vault": self.vault,
+        }
+
+
+def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassReport:
+    """Every protected instance of the vault: its due slot, then its retention."""
+    now = require_aware(now, "now")
+    report = PassReport(vault.store.name, now)
+    for instance in vault.store.instances():
+        if instance.state is not ProtectionState.CONFIGURED:
+            continue
+        try:
+            policy = vault.store.get_policy(instance.policy_name)
+            outcome = run_due_slot(vault, jobs, instance, policy, now, who)
+            if outcome is not None:
+                report.runs.append(outcome)
+            report.retention.extend(apply_retention(vault, jobs, instance, policy, now))
+        except PgvaultError as exc:  # one instance's trouble must not stop the others
+            log.error("%s: %s", instance.name, exc)
+            report.errors.append(f"{instance.name}: {exc}")
+    return report
+
+
+def run_due_slot(
+    vault: OpenVault,
+    jobs: JobStore,
+    instance: BackupInstance,
+    policy: BackupPolicy,
+    now: datetime,
+    who: str,
+) -> RunOutcome | None:
+    """Run the instance's latest due slot (once, whoever claims it first); None if none."""
+    rule = policy.backup_rule()
+    trigger = rule.trigger
+    if not isinstance(trigger, ScheduleTrigger):
+        return None
+    schedule = compile_schedule(
+        trigger.schedule.repeating_time_intervals, trigger.schedule.time_zone
+    )
+    runs = [r for r in vault.store.runs(instance.name) if r.trigger is RunTrigger.SCHEDULED]
+    since = max((r.slot for r in runs), default=instance.created or now)
+    slot = schedule.due(since, now)
+    if slot is None:
+        return None
+    earlier = [r.slot for r in runs if r.state is RunState.SUCCEEDED]
+    tag = choose_tag(trigger.tagging_criteria, slot, earlier, get_zone(trigger.schedule.time_zone))
+    log.info("%s: slot %s is due (tag %s)", instance.name, slot.isoformat(), tag.tag_name)
+    return take_backup(
+        vault,
+        jobs,
+        instance,
+        rule=rule.name,
+        slot=slot,
+        trigger=RunTrigger.SCHEDULED,
+        tag=tag.tag_name,
+        agent_id=who,
+    )
+
+
+def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoint]:
+    """The instance's successful backups still DONE in the catalog, with their tags."""
+    done = {
+        info.backup_id
+        for info in Catalog(vault.store.store, instance.server_name).backups()
+        if info.status == "DONE"
+    }
+    return [
+        BackupPoint(run.backup_id, run.slot, run.tag or "Default")
+        for run in vault.store.runs(instance.name)
+        if run.state is RunState.SUCCEEDED and run.backup_id in done
+    ]
+
+
+def apply_retention(
+    vault: OpenVault,
+    jobs: JobStore,
+    instance: BackupInstance,
+    policy: BackupPolicy,
+    now: datetime,
+) -> list[RetentionOutcome]:
+    """Delete what the lifecycles say is expired; report what is held and why."""
+    plan = plan_retention(policy, backup_points(vault, instance), now)
+    results = [
+        RetentionOutcome(
+            instance.name, h.step.backup_id, str(h.step.action), str(h.step.store), "held", h.reason
+        )
+        for h in plan.held
+    ]
+    for step in plan.due:
+        base = (instance.name, step.backup_id, str(step.action), str(step.store))
+        if step.action is not Action.DELETE or step.store is not VAULT:
+            results.append(RetentionOutcome(*base, "held", ARCHIVE_REFUSAL))
+            continue
+        error = delete_backup(vault, jobs, instance.server_name, step.backup_id)
+        results.append(RetentionOutcome(*base, "failed" if error else "done", error))
+    return results
+
+
+def adhoc_backup(
+    vault: OpenVault, jobs: JobStore, name: str, rule_name: str, now: datetime, who: str
+) -> RunOutcome:
+    """`adhoc-backup --rule-name R`: a backup now, tagged so that rule's retention applies."""
+    instance = vault.store.get_instance(name)
+    tag = adhoc_tag(vault.store.get_policy(instance.policy_name), rule_name)
+    return take_backup(
+        vault,
+        jobs,
+        instance,
+        rule=rule_name,
+        slot=require_aware(now, "now").replace(microsecond=0),
+        trigger=RunTrigger.ADHOC,
+        tag=tag,
+        agent_id=who,
+    )
+
+
+def vault_names(state_dir: str | None, vault: str | None) -> list[str]:
+    """The one vault named, or every vault this host knows."""
+    from core.protection.registry import Registry
+
+    if vault is not None:
+        return [Registry(state_dir).get(vault).name]
+    return [entry.name for entry in Registry(state_dir).entries()]
+
+
+def agent_pass(
+    state_dir: str | None, vault: str | None, now: datetime, who: str | None = None
+) -> list[PassReport]:
+    """`agent --once`: one pass over the named vault, or every vault of this host."""
+    from core.protection.service import opened_vault
+
+    reports = []
+    with JobStore.open(state_dir) as jobs:
+        for name in vault_names(state_dir, vault):
+            with opened_vault(state_dir, name) as opened:
+                reports.append(run_pass(opened, jobs, now, who or agent_id()))
+    return reports
+
+
+def adhoc(
+    state_dir: str | None, vault: str, name: str, rule_name: str, now: datetime
+) -> RunOutcome:
+    """`backup-instance adhoc-backup`, opened from the registry."""
+    from core.protection.service import opened_vault
+
+    with JobStore.open(state_dir) as jobs, opened_vault(state_dir, vault) as opened:
+        return adhoc_backup(opened, jobs, name, rule_name, now, agent_id())
+
+
+__all__ = [
+    "ARCHIVE_REFUSAL",
+    "PassReport",
+    "RetentionOutcome",
+    "adhoc",
+    "adhoc_backup",
+    "agent_id",
+    "agent_pass",
+    "apply_retention",
+    "backup_points",
+    "run_due_slot",
+    "run_pass",
+    "vault_names",
+]

@@ -1,0 +1,269 @@
+"""The protection commands' operations (vault, policy, backup-instance), JSON in and out.
+
+Each function takes what the batch edge parsed and returns a JSON-ready value; every bad
+input is an InputError (exit 3) naming its JSON path, raised before anything is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from core.errors import InputError
+from core.protection.jsondoc import loads
+from core.protection.model import (
+    BackupInstance,
+    Datasource,
+    ProtectionState,
+    SecretReference,
+    Vault,
+    validate_name,
+)
+from core.protection.policy import BackupPolicy, policy_to_json
+from core.protection.policy_read import parse_policy
+from core.protection.registry import Registry, VaultEntry, entry_for
+from core.protection.simulate import simulate
+from core.protection.vaultstore import VaultStore
+from core.storage import StoreConfig, open_store
+from core.urls import Location, public_url
+
+
+def read_json_file(path: str, what: str) -> Any:
+    """A JSON file an operator named (`--policy FILE`); InputError when unreadable."""
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot read it ({exc.strerror})") from None
+    return loads(text, f"{what} {path}")
+
+
+def read_policy_file(path: str) -> BackupPolicy:
+    try:
+        text = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"policy file {path}: cannot read it ({exc.strerror})") from None
+    return parse_policy(text, f"policy file {path}")
+
+
+@dataclass(frozen=True)
+class OpenVault:
+    """A vault found in the registry, with its destination open."""
+
+    entry: VaultEntry
+    store: VaultStore
+
+    @property
+    def location(self) -> Location:
+        return self.entry.location()
+
+    @property
+    def config(self) -> StoreConfig:
+        return self.entry.store_config()
+
+
+@contextmanager
+def opened_vault(state_dir: str | None, name: str) -> Iterator[OpenVault]:
+    """The named vault's store, open for the duration of the block."""
+    entry = Registry(state_dir).get(name)
+    with open_store(entry.location(), entry.store_config()) as store:
+        yield OpenVault(entry, VaultStore(store, name))
+
+
+# ---- vaults ---------------------------------------------------------------------------------
+
+
+def create_vault(
+    state_dir: str | None,
+    name: str,
+    *,
+    location: Location,
+    cloud_provider: str | None,
+    config: StoreConfig,
+    immutability_days: int | None = None,
+) -> dict[str, Any]:
+    """Store a new vault in its destination and remember where it is on this host."""
+    validate_name("vault", name)
+    if immutability_days is not None:
+        raise InputError(
+            "--immutability-days: S3 Object Lock writes are not available in pgvault yet; "
+            "create the vault without it (nothing was stored)"
+        )
+    registry = Registry(state_dir)
+    if any(entry.name == name for entry in registry.entries()):
+        raise InputError(f"vault {name!r} already exists on this host")
+    vault = Vault(name, public_url(location), None, datetime.now(UTC).replace(microsecond=0))
+    with open_store(location, config) as store:
+        VaultStore(store, name).create(vault)
+    registry.add(entry_for(vault, cloud_provider, config))
+    return vault.to_json()
+
+
+def list_vaults(state_dir: str | None) -> list[dict[str, Any]]:
+    return [entry.to_json() for entry in Registry(state_dir).entries()]
+
+
+def show_vault(state_dir: str | None, name: str) -> dict[str, Any]:
+    with opened_vault(state_dir, name) as vault:
+        document = vault.store.load().to_json()
+        document["policies"] = vault.store.list_policies()
+        document["backupInstances"] = vault.store.list_instances()
+    return document
+
+
+def delete_vault(state_dir: str | None, name: str) -> dict[str, Any]:
+    """Delete the vault's state (refused while instances use it); its backups stay."""
+    with opened_vault(state_dir, name) as vault:
+        removed = vault.store.delete()
+    Registry(state_dir).remove(name)
+    return {"deleted": name, "objects": removed}
+
+
+# ---- policies -------------------------------------------------------------------------------
+
+
+def create_policy(state_dir: str | None, vault: str, name: str, path: str) -> dict[str, Any]:
+    policy = read_policy_file(path)
+    with opened_vault(state_dir, vault) as opened:
+        stored = opened.store.create_policy(name, policy)
+    return policy_to_json(stored)
+
+
+def list_policies(state_dir: str | None, vault: str) -> list[dict[str, Any]]:
+    with opened_vault(state_dir, vault) as opened:
+        return [policy_to_json(opened.store.get_policy(n)) for n in opened.store.list_policies()]
+
+
+def show_policy(state_dir: str | None, vault: str, name: str) -> dict[str, Any]:
+    with opened_vault(state_dir, vault) as opened:
+        return policy_to_json(opened.store.get_policy(name))
+
+
+def delete_policy(state_dir: str | None, vault: str, name: str) -> dict[str, Any]:
+    with opened_vault(state_dir, vault) as opened:
+        opened.store.delete_policy(name)
+    return {"deleted": name}
+
+
+def simulate_policy(path: str, start: datetime, days: int) -> dict[str, Any]:
+    """`policy simulate`: every slot, its tag, and each backup's moves and deletion."""
+    if days < 1:
+        raise InputError("--days must be at least 1")
+    policy = read_policy_file(path)
+    end = start + timedelta(days=days)
+    result = simulate(policy, start, end)
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "events": [
+            {
+                "at": event.at.isoformat(),
+                "backupId": event.backup_id,
+                "event": str(event.kind),
+                "store": str(event.store),
+                "tag": event.tag,
+                "target": str(event.target) if event.target else None,
+            }
+            for event in result.events
+        ],
+        "keptAtEnd": {
+            backup_id: sorted(str(s) for s in stores)
+            for backup_id, stores in sorted(result.kept_at(end - timedelta(microseconds=1)).items())
+        },
+    }
+
+
+# ---- backup instances -----------------------------------------------------------------------
+
+
+def initialize_instance(
+    *,
+    conninfo: str,
+    server_name: str,
+    policy: str,
+    name: str | None = None,
+    secret_store_type: str | None = None,
+    secret_store_uri: str | None = None,
+) -> dict[str, Any]:
+    """`backup-instance initialize`: the instance document to review and `create`."""
+    secret = None
+    if (secret_store_type is None) != (secret_store_uri is None):
+        raise InputError("--secret-store-type and --secret-store-uri go together")
+    if secret_store_type is not None:
+        secret = SecretReference.parse(f"{secret_store_type}:{secret_store_uri}", "--secret-store")
+    instance = BackupInstance(
+        validate_name("backup instance", name or server_name),
+        server_name,
+        Datasource(conninfo, secret),
+        validate_name("policy", policy),
+    )
+    return instance.to_json()
+
+
+def create_instance(state_dir: str | None, vault: str, path: str) -> dict[str, Any]:
+    """Store an instance; its secret reference must be readable now (never stored)."""
+    what = f"backup instance file {path}"
+    instance = BackupInstance.from_json(read_json_file(path, what), what)
+    if instance.datasource.secret is not None:
+        try:
+            instance.datasource.secret.resolve()
+        except InputError as exc:
+            raise InputError(f"{what} $.datasourceAuthCredentials: {exc}") from None
+    created = replace(instance, created=datetime.now(UTC).replace(microsecond=0))
+    with opened_vault(state_dir, vault) as opened:
+        opened.store.create_instance(created)
+    return created.to_json()
+
+
+def list_instances(state_dir: str | None, vault: str) -> list[dict[str, Any]]:
+    with opened_vault(state_dir, vault) as opened:
+        return [instance.to_json() for instance in opened.store.instances()]
+
+
+def show_instance(state_dir: str | None, vault: str, name: str) -> dict[str, Any]:
+    with opened_vault(state_dir, vault) as opened:
+        document = opened.store.get_instance(name).to_json()
+        document["runs"] = [run.to_json() for run in opened.store.runs(name)]
+    return document
+
+
+def delete_instance(state_dir: str | None, vault: str, name: str) -> dict[str, Any]:
+    with opened_vault(state_dir, vault) as opened:
+        removed = opened.store.delete_instance(name)
+    return {"deleted": name, "objects": removed}
+
+
+def set_protection(
+    state_dir: str | None, vault: str, name: str, state: ProtectionState
+) -> dict[str, Any]:
+    """stop-protection / resume-protection: the agent skips a stopped instance."""
+    with opened_vault(state_dir, vault) as opened:
+        instance = replace(opened.store.get_instance(name), state=state)
+        opened.store.update_instance(instance)
+    return instance.to_json()
+
+
+__all__ = [
+    "OpenVault",
+    "create_instance",
+    "create_policy",
+    "create_vault",
+    "delete_instance",
+    "delete_policy",
+    "delete_vault",
+    "initialize_instance",
+    "list_instances",
+    "list_policies",
+    "list_vaults",
+    "opened_vault",
+    "read_json_file",
+    "read_policy_file",
+    "set_protection",
+    "show_instance",
+    "show_policy",
+    "show_vault",
+    "simulate_policy",
+]

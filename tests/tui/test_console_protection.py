@@ -1,0 +1,156 @@
+"""View 4, protection: every instance of the vaults this host knows, with its health, policy,
+last success, next slot and RPO, on a fixed vault and a fixed clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+from textual.pilot import Pilot
+
+from core.protection.model import (
+    BackupInstance,
+    Datasource,
+    ProtectionState,
+    RunRecord,
+    RunState,
+    RunTrigger,
+    Vault,
+)
+from core.protection.policy_read import parse_policy
+from core.protection.registry import Registry, VaultEntry
+from core.protection.vaultstore import VaultStore
+from core.storage import open_store
+from core.urls import parse_location
+from tests.core.protection.policies import osspol5_text, template_text
+from tests.support.console import NOW, make_app, settle
+from tests.tui.conftest import FIXED
+from tui.screens.protection import ProtectionScreen
+
+SnapCompare = Callable[..., bool]
+CLOCK = datetime.fromtimestamp(NOW, UTC)
+#: (instance, policy, days since the last success or None, stopped)
+INSTANCES = (
+    ("sales-db", "osspol5", 2, False),
+    ("hr-db", "weekly", 12, False),
+    ("billing-db", "weekly", 20, False),
+    ("legacy-db", "weekly", None, True),
+)
+
+
+def write_vault(state_dir: str) -> None:
+    """A vault `prod` in a local directory with two policies and four instances."""
+    url = f"file://{FIXED / 'vault'}"
+    Registry(state_dir).add(VaultEntry("prod", url))
+    created = CLOCK - timedelta(days=60)
+    with open_store(parse_location(url)) as store:
+        vault = VaultStore(store, "prod")
+        vault.create(Vault("prod", url, None, created))
+        vault.create_policy("osspol5", parse_policy(osspol5_text()))
+        vault.create_policy("weekly", parse_policy(template_text()))
+        for name, policy, days, stopped in INSTANCES:
+            state = ProtectionState.STOPPED if stopped else ProtectionState.CONFIGURED
+            vault.create_instance(
+                BackupInstance(name, name, Datasource("host=/tmp"), policy, state, created)
+            )
+            if days is None:
+                continue
+            slot = CLOCK - timedelta(days=days, minutes=20)
+            backup_id = slot.strftime("%Y%m%dT%H%M%S")
+            record = RunRecord(
+                name, slot, "BackupWeekly", RunTrigger.SCHEDULED, RunState.SUCCEEDED,
+                "db-1:42", "Default", "7", backup_id, slot + timedelta(minutes=20),
+            )  # fmt: skip
+            vault.claim_run(record)
+
+
+def loaded(app: Any) -> Callable[[], bool]:
+    def check() -> bool:
+        screen = app.screen
+        return isinstance(screen, ProtectionScreen) and len(screen.found) == len(INSTANCES)
+
+    return check
+
+
+async def test_the_view_lists_each_instance_with_its_health(fixed_state: str) -> None:
+    write_vault(fixed_state)
+    app = make_app(fixed_state)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("4")
+        await settle(cast("Pilot[object]", pilot), loaded(app))
+        screen = app.screen
+        assert isinstance(screen, ProtectionScreen)
+        health = {key.split("|")[1]: str(s.health) for key, s in screen.found.items()}
+        assert health == {
+            "sales-db": "healthy",
+            "hr-db": "warning",
+            "billing-db": "critical",
+            "legacy-db": "warning",
+        }
+        detail = str(screen.query_one("#protection-detail").render())
+        assert "billing-db" in detail
+        assert "critical" in detail
+
+
+def test_protection_view(snap_compare: SnapCompare, fixed_state: str) -> None:
+    write_vault(fixed_state)
+    app = make_app(fixed_state)
+
+    async def before(pilot: Pilot[Any]) -> None:
+        await pilot.press("4")
+        await settle(pilot, loaded(app))
+        await pilot.press("j")
+        await pilot.pause(0.5)
+
+    assert snap_compare(app, run_before=before, terminal_size=(100, 24))
+
+
+async def test_an_empty_host_says_how_to_start(fixed_state: str, tmp_path: Path) -> None:
+    app = make_app(fixed_state)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("4")
+        await pilot.pause(1.0)
+        text = str(app.screen.query_one("#protection-detail").render())
+        assert "No backup instances" in text
+
+
+async def test_s_stops_protection_once_confirmed_and_r_resumes_it(fixed_state: str) -> None:
+    write_vault(fixed_state)
+    app = make_app(fixed_state)
+    async with app.run_test(size=(100, 24)) as pilot:
+        driver = cast("Pilot[object]", pilot)
+        await pilot.press("4")
+        await settle(driver, loaded(app))
+        screen = app.screen
+        assert isinstance(screen, ProtectionScreen)
+
+        def state_of(name: str) -> ProtectionState | None:
+            item = screen.found.get(f"prod|{name}")
+            return None if item is None else item.instance.state
+
+        await pilot.press("j")  # hr-db
+        await pilot.pause(0.3)
+        assert screen.current() is not None
+        assert not screen.can("resume_protection")
+        await pilot.press("s", "n")  # refused: nothing changes
+        await pilot.pause(0.5)
+        assert state_of("hr-db") is ProtectionState.CONFIGURED
+        await pilot.press("s", "y")
+        await settle(driver, lambda: state_of("hr-db") is ProtectionState.STOPPED)
+        await pilot.pause(0.3)
+        await pilot.press("r")
+        await settle(driver, lambda: state_of("hr-db") is ProtectionState.CONFIGURED)
+
+
+async def test_read_only_hides_stop_and_resume(fixed_state: str) -> None:
+    write_vault(fixed_state)
+    app = make_app(fixed_state, read_only=True)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("4")
+        await settle(cast("Pilot[object]", pilot), loaded(app))
+        screen = app.screen
+        assert isinstance(screen, ProtectionScreen)
+        assert screen.check_action("stop_protection", ()) is False
+        assert screen.check_action("resume_protection", ()) is False

@@ -1,0 +1,96 @@
+"""`pgvault --batch backup-instance ...`: az dataprotection backup-instance's verbs."""
+
+from __future__ import annotations
+
+import argparse
+
+from core.errors import ExitCode
+from tui.batch.main import Context
+from tui.batch.protection_options import add_vault, add_verbs, print_json
+
+
+def _initialize(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--datasource", required=True, metavar="CONNINFO", help="libpq conninfo, no password"
+    )
+    parser.add_argument("--server-name", required=True, help="the catalog's server name")
+    parser.add_argument("--policy", required=True, help="the policy's name in the vault")
+    parser.add_argument("--name", help="the instance's name (default: the server name)")
+    parser.add_argument("--secret-store-type", choices=("env", "file", "keyring"))
+    parser.add_argument("--secret-store-uri", metavar="NAME|PATH")
+
+
+def _create(parser: argparse.ArgumentParser) -> None:
+    add_vault(parser)
+    parser.add_argument("--backup-instance", required=True, metavar="FILE")
+
+
+def _named(parser: argparse.ArgumentParser) -> None:
+    add_vault(parser)
+    parser.add_argument("--name", required=True, help="the backup instance's name")
+
+
+def _adhoc(parser: argparse.ArgumentParser) -> None:
+    _named(parser)
+    parser.add_argument(
+        "--rule-name", required=True, help="the retention (or backup) rule whose tag it gets"
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Backup instances: a database under a vault's policy."
+    add_verbs(
+        parser,
+        {
+            "initialize": ("print a backup instance document to create", _initialize),
+            "create": ("store a backup instance in a vault", _create),
+            "list": ("the vault's backup instances", add_vault),
+            "show": ("one backup instance and its runs", _named),
+            "delete": ("delete an instance and its run records (not its backups)", _named),
+            "stop-protection": ("the agent stops backing it up", _named),
+            "resume-protection": ("the agent backs it up again", _named),
+            "adhoc-backup": ("take a backup now, tagged for a rule", _adhoc),
+        },
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    from core.protection import service
+    from core.protection.model import ProtectionState
+
+    verb = args.verb
+    if verb == "initialize":
+        print_json(
+            service.initialize_instance(
+                conninfo=args.datasource,
+                server_name=args.server_name,
+                policy=args.policy,
+                name=args.name,
+                secret_store_type=args.secret_store_type,
+                secret_store_uri=args.secret_store_uri,
+            )
+        )
+    elif verb == "create":
+        print_json(service.create_instance(ctx.state_dir, args.vault, args.backup_instance))
+    elif verb == "list":
+        print_json(service.list_instances(ctx.state_dir, args.vault))
+    elif verb == "show":
+        print_json(service.show_instance(ctx.state_dir, args.vault, args.name))
+    elif verb == "delete":
+        print_json(service.delete_instance(ctx.state_dir, args.vault, args.name))
+    elif verb in ("stop-protection", "resume-protection"):
+        state = ProtectionState.STOPPED if verb == "stop-protection" else ProtectionState.CONFIGURED
+        print_json(service.set_protection(ctx.state_dir, args.vault, args.name, state))
+    else:
+        return _adhoc_backup(args, ctx)
+    return ExitCode.OK
+
+
+def _adhoc_backup(args: argparse.Namespace, ctx: Context) -> int:
+    from core.protection.agent import adhoc
+    from tui.batch.protection_options import now_or
+
+    outcome = adhoc(ctx.state_dir, args.vault, args.name, args.rule_name, now_or(None))
+    print_json(outcome.to_json())
+    record = outcome.record
+    return ExitCode.OK if record is not None and record.backup_id else ExitCode.FAILED

@@ -1,0 +1,56 @@
+"""What the protection commands (vault, policy, backup-instance, agent, status) share:
+verbs as subcommands, `--vault`, instants, and JSON on stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from tui.batch.options import add_general
+
+Verb = Callable[[argparse.ArgumentParser], None]
+
+
+def add_verbs(
+    parser: argparse.ArgumentParser, verbs: Mapping[str, tuple[str, Verb]], dest: str = "verb"
+) -> None:
+    """One subcommand per verb (name -> (help, add its arguments)), each with -v/-q/--help."""
+    sub = parser.add_subparsers(dest=dest, required=True, metavar="VERB")
+    for name, (summary, add) in verbs.items():
+        verb = sub.add_parser(name, help=summary, description=summary, add_help=False)
+        add_general(verb)
+        add(verb)
+
+
+def no_arguments(parser: argparse.ArgumentParser) -> None:
+    """A verb without arguments of its own."""
+
+
+def add_vault(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    parser.add_argument(
+        "--vault",
+        "--vault-name",
+        dest="vault",
+        required=required,
+        help="the vault's name (see `vault list`)",
+    )
+
+
+def instant(text: str) -> datetime:
+    """argparse type for an ISO 8601 date or date-time; UTC when no offset is given."""
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 date-time") from None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def now_or(value: datetime | None) -> datetime:
+    return value if value is not None else datetime.now(UTC)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))

@@ -1,0 +1,195 @@
+"""View 4: protection: every backup instance of every vault this host knows, with its health.
+
+Read from the vaults' destinations in a thread (core.protection.status); the highlighted
+instance's policy is shown in plain words below the table.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.events import ScreenResume
+from textual.widgets import DataTable, Static
+
+from core.protection.model import ProtectionState
+from core.protection.status import Health, InstanceStatus
+from tui.messages import ResumeProtection, StopProtection
+from tui.screens.base import ConsoleScreen
+from tui.state import ConsoleState
+from tui.tasks import Tasks
+from tui.widgets.keybar import KeyBar
+from tui.widgets.table import Col, ResponsiveTable
+from tui.widgets.topbar import TopBar
+
+COLUMNS = (
+    Col("instance", "INSTANCE", 12),
+    Col("health", "HEALTH", 8),
+    Col("policy", "POLICY", 10),
+    Col("last", "LAST SUCCESS", 12),
+    Col("next", "NEXT DUE", 11),
+    Col("rpo", "RPO", 7, right=True),
+    Col("vault", "VAULT", 10, min_width=100, flex=True),
+)
+HEALTH_STYLE = {Health.HEALTHY: "green", Health.WARNING: "yellow", Health.CRITICAL: "bold red"}
+
+
+def age(delta: timedelta | None) -> str:
+    """An age as 3d04h, 5h02m or 42s."""
+    if delta is None:
+        return "-"
+    seconds = max(0, int(delta.total_seconds()))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{rest // 60:02d}m"
+    return f"{rest // 60}m{rest % 60:02d}s" if rest >= 60 else f"{rest}s"  # noqa: PLR2004 - a minute
+
+
+def when(moment: datetime | None) -> str:
+    """Month, day and UTC time: the year is the detail an operator needs least here."""
+    return moment.astimezone(UTC).strftime("%m-%d %H:%M") if moment else "-"
+
+
+def status_rows(found: list[InstanceStatus]) -> list[tuple[str, dict[str, Text]]]:
+    rows = []
+    for item in found:
+        last = item.last_success
+        key = f"{item.vault}|{item.instance.name}"
+        rows.append(
+            (
+                key,
+                {
+                    "instance": Text(item.instance.name, style="bold"),
+                    "health": Text(str(item.health), style=HEALTH_STYLE[item.health]),
+                    "policy": Text(item.instance.policy_name),
+                    "last": Text(when((last.finished or last.slot) if last else None)),
+                    "next": Text(when(item.next_due)),
+                    "rpo": Text(age(item.rpo), justify="right"),
+                    "vault": Text(item.vault, style="dim"),
+                },
+            )
+        )
+    return rows
+
+
+def detail(item: InstanceStatus) -> Text:
+    """The highlighted instance: its policy in words and why it has its health."""
+    text = Text()
+    text.append(f"{item.instance.name}", style="bold")
+    text.append(f" ({item.instance.server_name} in vault {item.vault}): ")
+    text.append(str(item.health), style=HEALTH_STYLE[item.health])
+    text.append(f" - {item.reason}\n")
+    text.append(f"{item.instance.policy_name}: ", style="bold")
+    text.append(item.policy_words)
+    return text
+
+
+class ProtectionScreen(ConsoleScreen):
+    """Backup instances, their health, last success, next slot and RPO."""
+
+    VIEW = "protection"
+    HELP_TITLE = "Protection"
+    HELP_TEXT = (
+        "Every backup instance of every vault this host knows (`pgvault --batch vault list`): "
+        "its health from thresholds derived from its schedule, the last successful backup, "
+        "the next slot and the RPO (the age of the newest backup). The agent "
+        "(`pgvault --batch agent`) takes the backups. `s` stops protecting the highlighted "
+        "instance (the agent skips it; its backups stay), `r` resumes it."
+    )
+
+    BINDINGS = [
+        Binding("s", "stop_protection", "Stop", id="protection.stop"),
+        Binding("r", "resume_protection", "Resume", id="protection.resume"),
+    ]
+
+    def __init__(self, state: ConsoleState, tasks: Tasks) -> None:
+        super().__init__(state)
+        self.tasks = tasks
+        self.found: dict[str, InstanceStatus] = {}
+        self.error: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield TopBar(self.state, self.VIEW)
+        yield ResponsiveTable(COLUMNS, id="protection-table", openable=False)
+        yield Static("", id="protection-detail")
+        yield KeyBar()
+
+    def on_mount(self) -> None:
+        self.query_one("#protection-detail", Static).update(
+            Text("reading the vaults ...", style="dim")
+        )
+        self.load()
+        self.query_one("#protection-table", ResponsiveTable).focus()
+
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        self.load()
+
+    def forget_listings(self) -> None:
+        self.load()
+
+    def load(self) -> None:
+        from core.protection.status import protection_status
+
+        state_dir = self.state.config.state_dir
+        now = datetime.fromtimestamp(self.state.config.clock(), UTC)
+        self.tasks.run(
+            lambda: protection_status(state_dir, None, now),
+            self.loaded,
+            "reading the vaults' protection status",
+            group="protection",
+            exclusive=True,
+        )
+
+    def loaded(self, found: list[InstanceStatus]) -> None:
+        self.found = {f"{item.vault}|{item.instance.name}": item for item in found}
+        if not self.is_attached:
+            return
+        table = self.query_one("#protection-table", ResponsiveTable)
+        table.sync(status_rows(found))
+        if not found:
+            self.query_one("#protection-detail", Static).update(
+                Text(
+                    "No backup instances: create a vault, a policy and an instance with "
+                    "`pgvault --batch vault|policy|backup-instance create`.",
+                    style="dim",
+                )
+            )
+        else:
+            self.show(table.current_key)
+        self.refresh_bindings()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.show(event.row_key.value)
+        self.refresh_bindings()
+
+    def current(self) -> InstanceStatus | None:
+        key = self.query_one("#protection-table", ResponsiveTable).current_key
+        return self.found.get(key or "")
+
+    def can(self, action: str) -> bool | None:
+        item = self.current()
+        if action == "stop_protection":
+            return item is not None and item.instance.state is ProtectionState.CONFIGURED
+        if action == "resume_protection":
+            return item is not None and item.instance.state is ProtectionState.STOPPED
+        return True
+
+    def action_stop_protection(self) -> None:
+        item = self.current()
+        if item is not None:
+            self.post_message(StopProtection(item.vault, item.instance.name))
+
+    def action_resume_protection(self) -> None:
+        item = self.current()
+        if item is not None:
+            self.post_message(ResumeProtection(item.vault, item.instance.name))
+
+    def show(self, key: str | None) -> None:
+        item = self.found.get(key or "")
+        if item is not None:
+            self.query_one("#protection-detail", Static).update(detail(item))
