@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.catalog import Catalog
+from core.catalog.reader import Catalog
 from core.errors import PgvaultError
 from core.jobs import JobStore
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger

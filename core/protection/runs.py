@@ -117,7 +117,7 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
 
 def delete_backup(vault: OpenVault, jobs: JobStore, server: str, backup_id: str) -> str | None:
     """Delete one backup (and the WAL only it needed) as a delete job; the error, or None."""
-    from core.delete import DeleteRequest
+    from core.catalog.delete import DeleteRequest
     from core.jobs.builtin import DELETE
 
     request = DeleteRequest(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from core.layout import ServerLayout
+from core.catalog.layout import ServerLayout
 from core.protection.describe import describe_policy
 from core.protection.model import BackupInstance, ProtectionState, RunRecord, RunState
 from core.protection.policy import BackupPolicy, ScheduleTrigger

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from core.catalog import Catalog
+from core.catalog.reader import Catalog
 from tests.support.catalog import SERVER, archived_server
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.catalog import Catalog
+from core.catalog.reader import Catalog
 from core.jobs import JobStore
 from core.protection.agent import ARCHIVE_REFUSAL, apply_retention
 from core.protection.model import (
