@@ -139,6 +139,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="crc32c",
         help="per-file checksum in the manifest (default: crc32c)",
     )
+    kind = parser.add_argument_group("Incremental backups").add_mutually_exclusive_group()
+    kind.add_argument(
+        "--incremental",
+        action="store_true",
+        help="store only what changed since the newest DONE backup of the server's latest chain",
+    )
+    kind.add_argument(
+        "--incremental-from",
+        metavar="BACKUP_ID",
+        help="store only what changed since this backup (an incremental of it)",
+    )
+    kind.add_argument(
+        "--differential",
+        action="store_true",
+        help="store only what changed since the latest chain's full backup",
+    )
     add_tags(parser, "tags", "files")
     add_job_options(parser)
     snapshot = parser.add_argument_group("Snapshot backups (not available yet)")
@@ -151,6 +167,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     snapshot.add_argument("--aws-region")
     snapshot.add_argument("--azure-subscription-id")
     snapshot.add_argument("--azure-resource-group")
+
+
+def _kind(args: argparse.Namespace) -> str | None:
+    if args.differential:
+        return "differential"
+    if args.incremental or args.incremental_from:
+        return "incremental"
+    return None
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -189,6 +213,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         keepalive_interval=float(args.keepalive_interval),
         checksum_algorithm=args.checksum_algorithm,
         tags=tags_from(args),
+        incremental=_kind(args),
+        incremental_from=args.incremental_from,
     )
     from core.jobs.builtin import BACKUP
     from core.jobs.results import BackupJobResult
