@@ -23,22 +23,21 @@ import os
 import pwd
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from core.errors import OperationFailed
 from core.paths import data_dir, default_destination
+from core.postgres import server
 
 log = logging.getLogger("pgvault.demo")
 
 DEMO_SERVER = "demo"
 DEMO_DIR_ENV = "PGVAULT_DEMO_DIR"
-ROOT_DEMO_DIR = "/var/tmp/pgvault-demo"
+ROOT_DEMO_DIR = "/var/tmp/pgvault-demo"  # noqa: S108 - a fixed place the postgres user reaches
 PG_USER = "postgres"
 STATE_FILE = "demo.json"
 #: the demo backup's upload cap: slow enough to watch, pause and cancel, fast enough to finish
@@ -110,18 +109,7 @@ def load_demo() -> Demo | None:
 
 def is_running(demo: Demo) -> bool:
     """Whether the postmaster of the demo's data directory is alive."""
-    try:
-        first = Path(demo.data, "postmaster.pid").read_text().split("\n", 1)[0]
-        pid = int(first)
-    except (OSError, ValueError):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return server.is_running(demo.data)
 
 
 # ---- running things as the server's OS user -----------------------------------------------------
@@ -147,7 +135,7 @@ def _run(
     cmd: list[str], user: str | None, what: str, timeout: float = 180, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - argv built here, no shell
             _as_user(cmd, user),
             cwd="/",
             capture_output=True,
@@ -165,7 +153,7 @@ def _run(
 
 def _run_input(cmd: list[str], user: str | None, text: str, what: str) -> None:
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - argv built here, no shell
             _as_user(cmd, user), cwd="/", input=text, text=True, capture_output=True, timeout=60
         )
     except (OSError, subprocess.SubprocessError) as exc:
@@ -179,7 +167,7 @@ def _readable_by_all(top: Path) -> None:
     for root, dirs, files in os.walk(top):
         for name in dirs:
             path = os.path.join(root, name)
-            os.chmod(path, os.stat(path).st_mode | 0o555)
+            os.chmod(path, os.stat(path).st_mode | 0o555)  # noqa: S103 - the server user runs them
         for name in files:
             path = os.path.join(root, name)
             if os.path.islink(path):
@@ -225,7 +213,7 @@ def _usable_bindir(bindir: str, user: str, base: Path, step: Step) -> str:
         step(f"copying the PostgreSQL binaries where the {user} user can run them")
         shutil.copytree(os.path.dirname(bindir), copy, symlinks=True, dirs_exist_ok=True)
         _readable_by_all(copy)
-        os.chmod(copy, 0o755)
+        os.chmod(copy, 0o755)  # noqa: S103 - the server's OS user runs these binaries
     return str(copy / "bin")
 
 
@@ -255,7 +243,7 @@ def _prepare_base(user: str) -> Path:
     base = demo_base()
     try:
         base.mkdir(parents=True, exist_ok=True)
-        os.chmod(base, 0o755)
+        os.chmod(base, 0o755)  # noqa: S103 - the server's OS user works under it
     except OSError as exc:
         raise OperationFailed(f"demo: cannot create {base}: {exc.strerror or exc}") from None
     return base
@@ -294,18 +282,29 @@ def _prepare_wal_dir(destination: str, user: str) -> None:
     wals = root / DEMO_SERVER / "wals"
     for path in (root, root / DEMO_SERVER):
         path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o755)
+        os.chmod(path, 0o755)  # noqa: S103 - the server's OS user archives WAL under it
     wals.mkdir(exist_ok=True)
     _chown(wals, user)
-    os.chmod(wals, 0o755)
+    os.chmod(wals, 0o755)  # noqa: S103 - the console lists what the server's user archives
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _settings_text(port: int, sock: str, archiving: bool, archive_command: str) -> str:
+    """The demo cluster's postgresql.auto.conf lines: a Unix socket only, WAL archived."""
+    settings: dict[str, object] = {
+        "port": port,
+        "listen_addresses": "",
+        "unix_socket_directories": sock,
+        "wal_level": "replica",
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "max_wal_size": "256MB",
+        "shared_buffers": "64MB",
+        "logging_collector": "off",
+        "archive_mode": "on" if archiving else "off",
+        "archive_command": archive_command,
+        "archive_timeout": "60",
+    }
+    return "".join(f"{k} = '{str(v).replace(chr(39), chr(39) * 2)}'\n" for k, v in settings.items())
 
 
 def _create(base: Path, user: str, step: Step) -> Demo:
@@ -339,22 +338,8 @@ def _create(base: Path, user: str, step: Step) -> Demo:
     archiving, archive_command, note = _archive_setup(destination, user)
     if archiving:
         _prepare_wal_dir(destination, user)
-    port = _free_port()
-    settings: dict[str, object] = {
-        "port": port,
-        "listen_addresses": "",
-        "unix_socket_directories": str(sock),
-        "wal_level": "replica",
-        "fsync": "off",
-        "synchronous_commit": "off",
-        "max_wal_size": "256MB",
-        "shared_buffers": "64MB",
-        "logging_collector": "off",
-        "archive_mode": "on" if archiving else "off",
-        "archive_command": archive_command,
-        "archive_timeout": "60",
-    }
-    text = "".join(f"{k} = '{str(v).replace(chr(39), chr(39) * 2)}'\n" for k, v in settings.items())
+    port = server.free_port()
+    text = _settings_text(port, str(sock), archiving, archive_command)
     _run_input(
         ["tee", "-a", str(data / "postgresql.auto.conf")], user, text, "configure the demo cluster"
     )
@@ -373,13 +358,18 @@ def _create(base: Path, user: str, step: Step) -> Demo:
     return demo
 
 
+def _pg_ctl(demo: Demo, what: str, check: bool) -> server.PgCtl:
+    """pg_ctl on the demo's cluster, run as its OS user; `what` names it in errors."""
+
+    def run(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+        return _run(argv, demo.os_user, what, timeout=timeout, check=check)
+
+    return server.PgCtl(demo.bindir, demo.data, run)
+
+
 def _start_server(demo: Demo, step: Step) -> None:
     step("starting the demo PostgreSQL server")
-    _run(
-        [f"{demo.bindir}/pg_ctl", "-D", demo.data, "-l", demo.log_file, "-w", "-t", "120", "start"],
-        demo.os_user,
-        "start the demo server",
-    )
+    _pg_ctl(demo, "start the demo server", check=True).start(demo.log_file, wait=120, timeout=180)
 
 
 def _connect(demo: Demo, dbname: str = "postgres"):  # type: ignore[no-untyped-def]
@@ -533,31 +523,15 @@ def stop_demo(state_dir: str | None = None, remove: bool = True) -> str:
     base = Path(demo.base)
     with _locked(base):
         if is_running(demo):
-            result = _run(
-                [f"{demo.bindir}/pg_ctl", "-D", demo.data, "-m", "fast", "-w", "-t", "60", "stop"],
-                demo.os_user,
-                "stop the demo server",
-                check=False,
-            )
+            ctl = _pg_ctl(demo, "stop the demo server", check=False)
+            result = ctl.stop("fast", timeout=180, wait=60)
             if result.returncode != 0 and is_running(demo):
-                _kill_postmaster(demo)
+                server.kill_postmaster(demo.data)
         if remove:
             shutil.rmtree(os.path.dirname(demo.data), ignore_errors=True)
             (base / STATE_FILE).unlink(missing_ok=True)
     kept = f"; its backups stay in {demo.destination}"
     return f"demo cluster stopped and removed{kept}" if remove else "demo cluster stopped"
-
-
-def _kill_postmaster(demo: Demo) -> None:
-    try:
-        pid = int(Path(demo.data, "postmaster.pid").read_text().split("\n", 1)[0])
-        os.kill(pid, signal.SIGQUIT)
-    except (OSError, ValueError):
-        return
-    for _ in range(100):
-        if not is_running(demo):
-            return
-        time.sleep(0.1)
 
 
 __all__ = [

@@ -1,6 +1,6 @@
 """The restore drill of `verify --restore-drill`: prove a backup restores and starts.
 
-    run_drill(request, info, reporter) -> report lines   (DrillFailed, exit 1, when it does not)
+    run_drill(DrillRequest(...), info, reporter) -> report lines   (DrillFailed, exit 1, if not)
 
 Restores the backup with core.restore into a fresh temporary directory (tablespaces
 relocated inside it; recovery to consistency, then promote; archive_mode off so the
@@ -19,42 +19,42 @@ import logging
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from core.backup_info import BackupInfo
 from core.errors import Cancelled, ExitCode, OperationFailed, PgvaultError
 from core.postgres.connection import ConnectionParams, Session
+from core.postgres.server import (
+    PgCtl,
+    ServerNotReady,
+    ServerStopped,
+    free_port,
+    log_tail,
+    run_as,
+)
 from core.progress import Reporter
 from core.restore import RestoreRequest, make_target, run_restore
-
-if TYPE_CHECKING:
-    from core.verify import VerifyRequest
+from core.storage import StoreConfig
+from core.urls import Location
 
 log = logging.getLogger("pgvault.drill")
 
 PG_USER = "postgres"
 LOG_TAIL = 15
+PG10 = 100000  # from PostgreSQL 10 on, a major version is one number
 
 
 class DrillFailed(OperationFailed):
     """The backup did not restore, start, reach consistency or pass pg_amcheck (exit 1)."""
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def major_of(version: int | None) -> int | None:
     """150018 -> 15 (PostgreSQL's server_version_num)."""
-    if not version or version < 100000:
+    if not version or version < PG10:
         return None  # 9.x: named by two numbers; the bin directory must be given
     return version // 10000
 
@@ -101,7 +101,7 @@ def _refuse_another_major(info: BackupInfo, major: int | None, bindir: str) -> N
 
 def _major_of_bindir(directory: str) -> int | None:
     try:
-        out = subprocess.run(
+        out = subprocess.run(  # noqa: S603 - the bin directory's postgres, no shell
             [os.path.join(directory, "postgres"), "--version"],
             capture_output=True,
             text=True,
@@ -128,26 +128,16 @@ class _Server:
         self.log = os.path.join(work, "server.log")
         self.port = free_port()
         self.started = False
+        self.ctl = PgCtl(bindir, data, self.run)
         try:
             self.user = pwd.getpwuid(uid).pw_name
         except KeyError:
             self.user = PG_USER
 
     def run(self, args: Sequence[str], timeout: float) -> subprocess.CompletedProcess[str]:
-        other = self.uid != os.geteuid()
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PGTZ": "UTC"}
         try:
-            return subprocess.run(
-                list(args),
-                capture_output=True,
-                text=True,
-                cwd=self.work,
-                env=env,
-                timeout=timeout,
-                user=self.uid if other else None,
-                group=self.gid if other else None,
-                extra_groups=[] if other else None,
-            )
+            return run_as(args, (self.uid, self.gid), env=env, cwd=self.work, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise DrillFailed(
                 f"{os.path.basename(args[0])} did not finish within {timeout:.0f} s"
@@ -180,20 +170,7 @@ class _Server:
 
     def start(self, timeout: float) -> None:
         self.started = True  # even a pg_ctl that timed out may have left a server running
-        result = self.run(
-            [
-                os.path.join(self.bindir, "pg_ctl"),
-                "-D",
-                self.data,
-                "-l",
-                self.log,
-                "-w",
-                "-t",
-                str(int(timeout)),
-                "start",
-            ],
-            timeout=timeout + 30,
-        )
+        result = self.ctl.start(self.log, wait=int(timeout), timeout=timeout + 30)
         if result.returncode != 0:
             raise DrillFailed(
                 f"PostgreSQL did not start on the restored backup: "
@@ -204,26 +181,10 @@ class _Server:
         if not self.started:
             return
         with contextlib.suppress(PgvaultError):
-            self.run(
-                [
-                    os.path.join(self.bindir, "pg_ctl"),
-                    "-D",
-                    self.data,
-                    "-m",
-                    "immediate",
-                    "-w",
-                    "stop",
-                ],
-                timeout=120,
-            )
+            self.ctl.stop("immediate", timeout=120)
 
     def log_tail(self) -> str:
-        try:
-            with open(self.log, encoding="utf-8", errors="replace") as fh:
-                lines = fh.read().splitlines()
-        except OSError:
-            return "(no server log)"
-        return "server log:\n    " + "\n    ".join(lines[-LOG_TAIL:])
+        return log_tail(self.log, LOG_TAIL)
 
     def session(self, dbname: str = "postgres") -> Session:
         last: PgvaultError | None = None
@@ -236,103 +197,129 @@ class _Server:
                 )
             except PgvaultError as exc:
                 last = exc
-        assert last is not None
+        if last is None:  # the loop always runs at least once
+            raise DrillFailed("no user to connect as")
         raise last
+
+    def _version_once_promoted(self) -> str | None:
+        try:
+            with self.session() as session:
+                if not session.one("select pg_is_in_recovery()"):
+                    return str(session.one("show server_version"))
+        except PgvaultError:
+            pass
+        return None
 
     def wait_promoted(self, timeout: float, reporter: Reporter) -> str:
         """Wait until recovery has ended; the server's version."""
-        deadline = time.monotonic() + timeout
-        while True:
-            reporter.checkpoint()
-            try:
-                with self.session() as session:
-                    if not session.one("select pg_is_in_recovery()"):
-                        return str(session.one("show server_version"))
-            except PgvaultError:
-                pass
-            if time.monotonic() > deadline:
-                raise DrillFailed(
-                    f"the restored server did not finish recovery within {timeout:.0f} s\n"
-                    f"{self.log_tail()}"
-                )
-            if (
-                self.run(
-                    [os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "status"], timeout=60
-                ).returncode
-                != 0
-            ):
-                raise DrillFailed(f"the restored server stopped during recovery\n{self.log_tail()}")
-            time.sleep(0.5)
+        try:
+            return self.ctl.wait_for(self._version_once_promoted, timeout, reporter.checkpoint)
+        except ServerNotReady:
+            raise DrillFailed(
+                f"the restored server did not finish recovery within {timeout:.0f} s\n"
+                f"{self.log_tail()}"
+            ) from None
+        except ServerStopped:
+            raise DrillFailed(
+                f"the restored server stopped during recovery\n{self.log_tail()}"
+            ) from None
 
 
-def run_drill(request: VerifyRequest, info: BackupInfo, reporter: Reporter) -> list[str]:
+@dataclass(frozen=True)
+class DrillRequest:
+    """Where the backup is, and how to restore and start it (verify --restore-drill)."""
+
+    location: Location
+    server: str
+    store_config: StoreConfig = field(default_factory=StoreConfig)
+    pgvault_command: str | None = None  # restore_command's pgvault (None: this pgvault)
+    pg_bindir: str | None = None  # None: found from the backup's version
+    work_dir: str | None = None  # None: the system's temp directory
+    amcheck: bool = True
+    timeout: float = 600.0
+
+
+def run_drill(request: DrillRequest, info: BackupInfo, reporter: Reporter) -> list[str]:
     """Restore, start, wait for consistency, pg_amcheck, clean up; the report's lines."""
     bindir = find_bindir(info, request.pg_bindir)
     work = tempfile.mkdtemp(prefix="pgvault-drill-", dir=request.work_dir)
-    os.chmod(work, 0o755)  # the server's user must reach the data directory
+    os.chmod(work, 0o755)  # noqa: S103 - the server's user must reach the data directory
     lines: list[str] = []
-    server: _Server | None = None
+    servers: list[_Server] = []  # the server once there is one: stopped whatever happens
     try:
-        data = os.path.join(work, "data")
-        relocated = tuple(
-            (t.name, os.path.join(work, f"tablespace-{t.oid}")) for t in info.tablespaces or ()
-        )
-        reporter.phase("restore drill: restoring")
-        started = time.monotonic()
-        restored = run_restore(
-            RestoreRequest(
-                location=request.location,
-                server=request.server,
-                backup=info.backup_id,
-                recovery_dir=data,
-                store_config=request.store_config,
-                tablespaces=relocated,
-                target=make_target(immediate=True, action="promote"),
-                pgvault_command=request.pgvault_command,
-                wal_restore_dir=os.path.join(work, "wal"),
-                archive_mode="off",
-                sync=False,
-            ),
-            reporter,
-        )
-        lines.append(
-            f"restored backup {info.backup_id} into {work}: {restored.files} files, "
-            f"{restored.bytes_written} bytes, in {time.monotonic() - started:.1f} s"
-        )
-        uid, gid = _owner(data)
-        server = _Server(bindir, work, data, uid, gid)
-        server.configure()
-        reporter.phase("restore drill: starting PostgreSQL")
-        started = time.monotonic()
-        server.start(request.drill_timeout)
-        reporter.phase("restore drill: waiting for consistency")
-        version = server.wait_promoted(request.drill_timeout, reporter)
-        lines.append(
-            f"PostgreSQL {version} ({bindir}) started as {server.user} on port {server.port}, "
-            f"replayed the WAL to consistency and was promoted in "
-            f"{time.monotonic() - started:.1f} s"
-        )
-        with server.session() as session:
-            databases = [
-                str(row[0])
-                for row in session.query(
-                    "select datname from pg_database where datallowconn order by 1"
-                )
-            ]
-        lines.append(f"databases that accept connections: {', '.join(databases)}")
-        lines.append(_amcheck(server, request, reporter))
+        data = _restore(request, info, work, reporter, lines)
+        servers.append(_Server(bindir, work, data, *_owner(data)))
+        lines += _start_and_check(servers[0], request, reporter)
     except PgvaultError as exc:
         # Cancellation, an unreachable store (2) and bad input (3) keep their own codes.
         if isinstance(exc, DrillFailed | Cancelled) or exc.exit_code != ExitCode.FAILED:
             raise
-        tail = f"\n{server.log_tail()}" if server is not None else ""
+        tail = f"\n{servers[0].log_tail()}" if servers else ""
         raise DrillFailed(f"restore drill failed: {exc}{tail}") from exc
     finally:
         reporter.phase("restore drill: cleaning up")
-        if server is not None:
+        for server in servers:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
     lines.append(f"stopped the server and removed {work}")
+    return lines
+
+
+def _restore(
+    request: DrillRequest, info: BackupInfo, work: str, reporter: Reporter, lines: list[str]
+) -> str:
+    """Restore the backup under `work` (tablespaces too), to promote at consistency."""
+    data = os.path.join(work, "data")
+    relocated = tuple(
+        (t.name, os.path.join(work, f"tablespace-{t.oid}")) for t in info.tablespaces or ()
+    )
+    reporter.phase("restore drill: restoring")
+    started = time.monotonic()
+    restored = run_restore(
+        RestoreRequest(
+            location=request.location,
+            server=request.server,
+            backup=info.backup_id,
+            recovery_dir=data,
+            store_config=request.store_config,
+            tablespaces=relocated,
+            target=make_target(immediate=True, action="promote"),
+            pgvault_command=request.pgvault_command,
+            wal_restore_dir=os.path.join(work, "wal"),
+            archive_mode="off",
+            sync=False,
+        ),
+        reporter,
+    )
+    lines.append(
+        f"restored backup {info.backup_id} into {work}: {restored.files} files, "
+        f"{restored.bytes_written} bytes, in {time.monotonic() - started:.1f} s"
+    )
+    return data
+
+
+def _start_and_check(server: _Server, request: DrillRequest, reporter: Reporter) -> list[str]:
+    """Start the server, wait for its promotion, list its databases, pg_amcheck them."""
+    server.configure()
+    reporter.phase("restore drill: starting PostgreSQL")
+    started = time.monotonic()
+    server.start(request.timeout)
+    reporter.phase("restore drill: waiting for consistency")
+    version = server.wait_promoted(request.timeout, reporter)
+    lines = [
+        f"PostgreSQL {version} ({server.bindir}) started as {server.user} on port "
+        f"{server.port}, replayed the WAL to consistency and was promoted in "
+        f"{time.monotonic() - started:.1f} s"
+    ]
+    with server.session() as session:
+        databases = [
+            str(row[0])
+            for row in session.query(
+                "select datname from pg_database where datallowconn order by 1"
+            )
+        ]
+    lines.append(f"databases that accept connections: {', '.join(databases)}")
+    lines.append(_amcheck(server, request, reporter))
     return lines
 
 
@@ -357,7 +344,7 @@ def _owner(data: str) -> tuple[int, int]:
     return user.pw_uid, user.pw_gid
 
 
-def _amcheck(server: _Server, request: VerifyRequest, reporter: Reporter) -> str:
+def _amcheck(server: _Server, request: DrillRequest, reporter: Reporter) -> str:
     tool = os.path.join(server.bindir, "pg_amcheck")
     if not request.amcheck:
         return "pg_amcheck not run (--no-amcheck)"
@@ -376,7 +363,7 @@ def _amcheck(server: _Server, request: VerifyRequest, reporter: Reporter) -> str
             "--all",
             "--install-missing",
         ],
-        timeout=request.drill_timeout,
+        timeout=request.timeout,
     )
     output = (result.stdout + result.stderr).strip()
     if result.returncode != 0:
@@ -388,4 +375,4 @@ def _amcheck(server: _Server, request: VerifyRequest, reporter: Reporter) -> str
     return "pg_amcheck --all: no corruption found in tables and B-tree indexes"
 
 
-__all__ = ["DrillFailed", "find_bindir", "free_port", "run_drill"]
+__all__ = ["DrillFailed", "DrillRequest", "find_bindir", "run_drill"]

@@ -5,6 +5,7 @@ PgvaultError (4: any other error)
 ├── OperationFailed (1: the operation failed)
 │   ├── PostgresError
 │   ├── Cancelled
+│   ├── DecryptionFailed
 │   └── StorageError
 │       ├── ObjectNotFound
 │       ├── ContainerNotFound
@@ -64,6 +65,10 @@ class PostgresError(OperationFailed):
 
 class Cancelled(OperationFailed):
     """The operation was cancelled by the operator."""
+
+
+class DecryptionFailed(OperationFailed):
+    """An encrypted object or key file did not open: no key, a wrong key, or changed bytes."""
 
 
 class StorageError(OperationFailed):

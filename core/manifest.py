@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import google_crc32c
 
 from core.errors import InputError, StorageError
+from core.postgres import versions
 from core.postgres.walnames import format_lsn
 
 CRC32C = "CRC32C"
@@ -176,7 +177,7 @@ def postgres_manifest(
     system_identifier: str,
 ) -> bytes:
     """The `backup_manifest` PostgreSQL's base backup would have written for these files."""
-    if server_version >= 170000:
+    if server_version >= versions.WAL_SUMMARIES:
         head = (
             '{ "PostgreSQL-Backup-Manifest-Version": 2,\n'
             f'"System-Identifier": {int(system_identifier)},\n"Files": ['

@@ -24,32 +24,21 @@ from typing import Any
 
 from core.backup_info import DONE, BackupInfo
 from core.catalog import ArchiveSet, Catalog, StoredArchive
-from core.codecs import Decompressor, codec_for_suffix
-from core.errors import InputError, IntegrityError, ObjectNotFound, PgvaultError
+from core.codecs import codec_for_suffix
+from core.drill import DrillRequest, run_drill
+from core.errors import InputError, IntegrityError, PgvaultError
 from core.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, ServerLayout
 from core.listing import wal_needed
-from core.manifest import (
-    ArchiveRecord,
-    Checksum,
-    FileRecord,
-    PgvaultManifest,
-    check_postgres_manifest,
-    load_pgvault,
-    new_checksum,
-)
+from core.manifest import FileRecord, PgvaultManifest, check_postgres_manifest, load_pgvault
 from core.progress import NullReporter, Reporter
-from core.restore.extract import NOT_RESTORED, clean_name
-from core.restore.tarparse import FILE, TarError, TarMember, TarStream
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import Credentials, Location
+from core.verify_archive import MAX_PROBLEMS_PER_ARCHIVE, PartResult, Recorded, read_archive
 from core.wal.archive import decompress_object
 from core.wal.check import archived_wals
 from core.wal.header import check_segment
 
 log = logging.getLogger("pgvault.verify")
-
-READ_SIZE = 4 * 1024 * 1024
-MAX_PROBLEMS_PER_ARCHIVE = 5
 
 
 class VerificationFailed(IntegrityError):
@@ -132,94 +121,23 @@ def run_verify(request: VerifyRequest, reporter: Reporter | None = None) -> Veri
             "do not rely on this backup to restore: take a new one (and verify the others)"
         )
     if request.restore_drill:
-        from core.drill import run_drill
-
-        lines = run_drill(request, info, reporter)
+        lines = run_drill(drill_request(request), info, reporter)
         result = VerifyResult(**{**result.__dict__, "drill": tuple(lines)})
     return result
 
 
-class _FileChecker:
-    """Tar handler: each regular file's size and checksum against pgvault.json."""
-
-    def __init__(
-        self,
-        label: str,
-        archive: str,
-        prefix: str,
-        records: dict[str, FileRecord] | None,
-        algorithm: str | None,
-        problem: Any,
-    ) -> None:
-        self.label = label
-        self.archive = archive
-        self.prefix = prefix
-        self.records = records
-        self.algorithm = algorithm
-        self.problem = problem
-        self.seen: set[str] = set()
-        self.files = 0
-        self._path: str | None = None
-        self._record: FileRecord | None = None
-        self._checksum: Checksum | None = None
-        self._size = 0
-
-    def begin(self, member: TarMember) -> None:
-        self._path = None
-        if member.kind != FILE:
-            return
-        path = self.prefix + clean_name(member.name, self.label)
-        self.files += 1
-        if self.records is None:
-            return
-        record = self.records.get(path)
-        if record is None:
-            if not self.prefix and (path in NOT_RESTORED or path.startswith("pg_wal/")):
-                return
-            self.problem(f"{self.label}: holds {path}, which pgvault.json does not record")
-            return
-        if record.archive != self.archive:
-            return  # a later copy in another part is the one restored (and checked there)
-        self._path = path
-        self._record = record
-        self._checksum = new_checksum(self.algorithm) if self.algorithm else None
-        self._size = 0
-
-    def data(self, chunk: memoryview) -> None:
-        if self._path is not None:
-            self._size += len(chunk)
-            if self._checksum is not None:
-                self._checksum.update(bytes(chunk))
-
-    def end(self) -> None:
-        if self._path is None or self._record is None:
-            return
-        path, record = self._path, self._record
-        self._path = None
-        self.seen.add(path)
-        digest = self._checksum.hexdigest() if self._checksum is not None else None
-        if self._size != record.size:
-            self.problem(
-                f"{self.label}: {path} is {self._size} bytes, pgvault.json records {record.size}"
-            )
-        elif digest != record.checksum:
-            self.problem(
-                f"{self.label}: {path} has checksum {digest}, pgvault.json records "
-                f"{record.checksum}"
-            )
-
-
-def _feed(parser: TarStream, decompressor: Decompressor | None, chunk: bytes | None) -> str | None:
-    """Feed the tar parser (None: finish it); why the stream is unreadable, or None."""
-    try:
-        if chunk is None:
-            parser.finish()
-        else:
-            parser.feed(decompressor.decompress(chunk) if decompressor else chunk)
-    except Exception as exc:  # each codec library raises its own error types
-        plain = isinstance(exc, TarError | PgvaultError)
-        return str(exc) if plain else f"{type(exc).__name__}: {exc}"
-    return None
+def drill_request(request: VerifyRequest) -> DrillRequest:
+    """The restore drill's part of a verify request."""
+    return DrillRequest(
+        location=request.location,
+        server=request.server,
+        store_config=request.store_config,
+        pgvault_command=request.pgvault_command,
+        pg_bindir=request.pg_bindir,
+        work_dir=request.work_dir,
+        amcheck=request.amcheck,
+        timeout=request.drill_timeout,
+    )
 
 
 def manifest_disagreements(document: dict[str, Any], files: dict[str, FileRecord]) -> list[str]:
@@ -243,13 +161,6 @@ def manifest_disagreements(document: dict[str, Any], files: dict[str, FileRecord
         f"{path} is in {PGVAULT_MANIFEST}, not listed here" for path in sorted(set(files) - listed)
     ]
     return out
-
-
-@dataclass
-class _PartResult:
-    checker: _FileChecker | None  # None: the archive could not be read whole
-    problems: list[str]
-    size: int
 
 
 class _Verifier:
@@ -332,6 +243,9 @@ class _Verifier:
                 "and a missing last archive part cannot be noticed; every archive was read, "
                 "decompressed and parsed as a complete tar stream instead"
             )
+        self._postgres_manifest(backup_id, listed)
+
+    def _postgres_manifest(self, backup_id: str, listed: dict[str, Any]) -> None:
         pg_key = self.layout.backup_file(backup_id, PG_MANIFEST)
         if pg_key in listed:
             try:
@@ -363,35 +277,23 @@ class _Verifier:
         except PgvaultError as exc:
             self.problem(str(exc))
             return set()
-        manifest = self.manifest
         parts = [(s, p) for s in sets for p in s.parts]
-        records: dict[str, ArchiveRecord] = {}
-        files: dict[str, FileRecord] | None = None
-        if manifest is not None:
-            records = {a.filename: a for a in manifest.archives}
-            files = {f.path: f for f in manifest.files}
-            stored = {p.filename for _, p in parts}
-            for filename in sorted(set(records) - stored):
-                key = self.layout.backup_file(info.backup_id, filename)
-                self.problem(f"{key}: recorded in {PGVAULT_MANIFEST}, missing from the store")
-            for _, part in parts:
-                if part.filename not in records:
-                    self.problem(f"{part.key}: stored, but not recorded in {PGVAULT_MANIFEST}")
+        recorded = self._recorded(info.backup_id, parts)
         self.reporter.set_totals(bytes_total=sum(p.size for _, p in parts))
         self.reporter.phase("reading the archives")
-        seen: set[str] = set()
-        complete: set[str] = set()
-        file_count = 0
 
-        def read(item: tuple[ArchiveSet, StoredArchive]) -> _PartResult:
+        def read(item: tuple[ArchiveSet, StoredArchive]) -> PartResult:
             archive_set, part = item
             prefix = "" if archive_set.tablespace is None else f"pg_tblspc/{archive_set.name}/"
-            return self._part(part, prefix, records.get(part.filename), files)
+            return read_archive(self.store, self.reporter, part, prefix, recorded)
 
         # Several archives at once (-J); their problems reported in part order.
         workers = max(1, min(self.jobs, len(parts)))
         with ThreadPoolExecutor(workers, thread_name_prefix="pgvault-verify") as pool:
             results = list(pool.map(read, parts))
+        seen: set[str] = set()
+        complete: set[str] = set()
+        file_count = 0
         for (_, part), result in zip(parts, results, strict=True):
             self.objects += 1
             self.bytes_read += result.size
@@ -402,95 +304,54 @@ class _Verifier:
                 seen |= checker.seen
                 file_count += checker.files
                 complete.add(part.filename)
-        if files is not None:
-            absent = sorted(p for p, f in files.items() if f.archive in complete and p not in seen)
-            for path in absent[:MAX_PROBLEMS_PER_ARCHIVE]:
-                key = self.layout.backup_file(info.backup_id, files[path].archive)
-                self.problem(f"{key}: {path} is recorded in {PGVAULT_MANIFEST} but not in it")
-            if len(absent) > MAX_PROBLEMS_PER_ARCHIVE:
-                self.problem(f"... and {len(absent) - MAX_PROBLEMS_PER_ARCHIVE} more files absent")
+        if recorded.files is not None:
+            self._absent(info.backup_id, recorded.files, complete, seen)
         if parts:
-            if manifest is not None:
-                algorithm = manifest.checksum_algorithm
-                self.checked.append(
-                    f"{len(parts)} archive object(s): sizes and {algorithm} checksums of the "
-                    f"stored bytes match {PGVAULT_MANIFEST}"
-                )
-                self.checked.append(
-                    f"{file_count} file(s) in them: sizes and {algorithm} checksums match "
-                    f"{PGVAULT_MANIFEST}, and every recorded file is present"
-                )
-            else:
-                self.checked.append(
-                    f"{len(parts)} archive object(s) read to the end: each decompresses and is "
-                    f"a complete tar stream ({file_count} files)"
-                )
+            self._archives_checked(len(parts), file_count)
         return {p.key for _, p in parts}
 
-    def _part(
-        self,
-        part: StoredArchive,
-        prefix: str,
-        record: ArchiveRecord | None,
-        files: dict[str, FileRecord] | None,
-    ) -> _PartResult:
-        """Read one stored archive (on a worker thread): its checker when read whole."""
-        label = part.key
-        problems: list[str] = []
-
-        def problem(text: str) -> None:
-            if len(problems) < MAX_PROBLEMS_PER_ARCHIVE:
-                problems.append(text)
-
+    def _recorded(self, backup_id: str, parts: list[tuple[ArchiveSet, StoredArchive]]) -> Recorded:
+        """pgvault.json's records; a problem for each part stored but not recorded, or back."""
         manifest = self.manifest
-        algorithm = manifest.checksum_algorithm if manifest else None
-        checker = _FileChecker(label, part.filename, prefix, files, algorithm, problem)
-        checksum = new_checksum(algorithm) if algorithm and record is not None else None
-        codec = part.ref.codec
-        decompressor = codec.decompressor() if codec else None
-        parser = TarStream(checker)
-        size = 0
-        broken: str | None = None  # why the archive cannot be read as a tar stream
-        try:
-            with self.store.open_reader(part.key) as reader:
-                while True:
-                    self.reporter.checkpoint()
-                    chunk = reader.read(READ_SIZE)
-                    if not chunk:
-                        break
-                    size += len(chunk)
-                    self.reporter.advance(len(chunk))
-                    if checksum is not None:
-                        checksum.update(chunk)
-                    if broken is None:  # read on to the end: the stored checksum says more
-                        broken = _feed(parser, decompressor, chunk)
-        except ObjectNotFound:
-            problem(f"{label}: listed, but gone when read")
-            return _PartResult(None, problems, size)
-        if broken is None:
-            if decompressor is not None and not decompressor.eof:
-                broken = f"the {codec.name if codec else ''} stream is truncated"
-            else:
-                broken = _feed(parser, None, None)
-        if size != part.size:
-            problem(f"{label}: {size} bytes read, {part.size} listed")
-        if checksum is not None and record is not None:
-            self._compare_stored(label, size, checksum, record, problem)
-        if broken is not None:
-            problem(f"{label}: unreadable archive: {broken}")
-            return _PartResult(None, problems, size)
-        return _PartResult(checker, problems, size)
+        if manifest is None:
+            return Recorded({}, None, None)
+        records = {a.filename: a for a in manifest.archives}
+        stored = {p.filename for _, p in parts}
+        for filename in sorted(set(records) - stored):
+            key = self.layout.backup_file(backup_id, filename)
+            self.problem(f"{key}: recorded in {PGVAULT_MANIFEST}, missing from the store")
+        for _, part in parts:
+            if part.filename not in records:
+                self.problem(f"{part.key}: stored, but not recorded in {PGVAULT_MANIFEST}")
+        files = {f.path: f for f in manifest.files}
+        return Recorded(records, files, manifest.checksum_algorithm)
 
-    @staticmethod
-    def _compare_stored(
-        label: str, size: int, checksum: Checksum, record: ArchiveRecord, problem: Any
+    def _absent(
+        self, backup_id: str, files: dict[str, FileRecord], complete: set[str], seen: set[str]
     ) -> None:
-        if size != record.size:
-            problem(f"{label}: {size} bytes stored, {PGVAULT_MANIFEST} records {record.size}")
-        elif checksum.hexdigest() != record.checksum:
-            problem(
-                f"{label}: checksum {checksum.hexdigest()} of the stored bytes does not match "
-                f"the {record.checksum} recorded in {PGVAULT_MANIFEST}"
+        """Files recorded in an archive that was read whole, but not found in it."""
+        absent = sorted(p for p, f in files.items() if f.archive in complete and p not in seen)
+        for path in absent[:MAX_PROBLEMS_PER_ARCHIVE]:
+            key = self.layout.backup_file(backup_id, files[path].archive)
+            self.problem(f"{key}: {path} is recorded in {PGVAULT_MANIFEST} but not in it")
+        if len(absent) > MAX_PROBLEMS_PER_ARCHIVE:
+            self.problem(f"... and {len(absent) - MAX_PROBLEMS_PER_ARCHIVE} more files absent")
+
+    def _archives_checked(self, parts: int, file_count: int) -> None:
+        if self.manifest is not None:
+            algorithm = self.manifest.checksum_algorithm
+            self.checked.append(
+                f"{parts} archive object(s): sizes and {algorithm} checksums of the "
+                f"stored bytes match {PGVAULT_MANIFEST}"
+            )
+            self.checked.append(
+                f"{file_count} file(s) in them: sizes and {algorithm} checksums match "
+                f"{PGVAULT_MANIFEST}, and every recorded file is present"
+            )
+        else:
+            self.checked.append(
+                f"{parts} archive object(s) read to the end: each decompresses and is "
+                f"a complete tar stream ({file_count} files)"
             )
 
     def _other_objects(

@@ -24,6 +24,7 @@ import psycopg2.extensions
 
 from core.backup_info import Tablespace
 from core.errors import Cancelled, PostgresError
+from core.postgres import versions
 from core.postgres.walnames import parse_lsn
 from core.secrets import register_secret
 
@@ -190,7 +191,7 @@ class ServerFacts:
 
     @property
     def major(self) -> int:
-        return self.version_num // 10000
+        return versions.major(self.version_num)
 
     @property
     def tablespace_version_dir(self) -> str:
@@ -262,10 +263,10 @@ def read_facts(session: Session) -> ServerFacts:
         log.info("cluster size unknown: %s", exc)
         cluster_size = None
     summarize_wal = None
-    if version_num >= 170000:
+    if version_num >= versions.WAL_SUMMARIES:
         summarize_wal = session.one("SELECT current_setting('summarize_wal')")
     stats_temp = None
-    if version_num < 150000:
+    if version_num < versions.BACKUP_FUNCTIONS_RENAMED:
         stats_temp = session.one("SELECT current_setting('stats_temp_directory')")
     return ServerFacts(
         version_num=version_num,
@@ -324,16 +325,17 @@ class BackupSession:
         # The session must outlive the copy however long it is idle, and neither a slow
         # start checkpoint nor the wait for archiving may hit a configured statement_timeout.
         self.session.query("SET statement_timeout = 0")
-        if self.version_num >= 140000:
+        if self.version_num >= versions.IDLE_SESSION_TIMEOUT:
             self.session.query("SET idle_session_timeout = 0")
         function = (
             "pg_backup_start(%s, %s)"
-            if self.version_num >= 150000
+            if self.version_num >= versions.BACKUP_FUNCTIONS_RENAMED
             else "pg_start_backup(%s, %s, false)"
         )
+        # The label is a bound parameter; `function` is one of two fixed names.
+        sql = "SELECT location::text, (SELECT timeline_id FROM pg_control_checkpoint()), now()"
         lsn, timeline, started = self.session.query(
-            f"SELECT location::text, (SELECT timeline_id FROM pg_control_checkpoint()), now()"
-            f" FROM {function} AS location",
+            f"{sql} FROM {function} AS location",
             (label[:1024], fast),
             what="starting the backup",
         )[0]
@@ -347,15 +349,19 @@ class BackupSession:
         self._end_keepalive()
         self.raise_if_lost()
         wait = "true" if wait_for_archive else "false"
-        if self.version_num >= 150000:
+        if self.version_num >= versions.BACKUP_FUNCTIONS_RENAMED:
             function = f"pg_backup_stop({wait})"
         else:
             function = f"pg_stop_backup(false, {wait})"
-        lsn, labelfile, spcmapfile, timeline, stopped = self.session.query(
+        # `function` is one of two fixed names with a literal true/false.
+        sql = (
             "SELECT s.lsn::text, s.labelfile, s.spcmapfile,"
             " (SELECT CASE WHEN pg_is_in_recovery() THEN min_recovery_end_timeline"
             "  ELSE timeline_id END FROM pg_control_checkpoint(), pg_control_recovery()),"
-            f" now() FROM {function} AS s",
+            " now()"
+        )
+        lsn, labelfile, spcmapfile, timeline, stopped = self.session.query(
+            f"{sql} FROM {function} AS s",
             what="stopping the backup (waiting for WAL archiving)",
         )[0]
         self.in_progress = False

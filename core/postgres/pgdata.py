@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from core.errors import OperationFailed
+from core.postgres import versions
 from core.postgres.connection import ServerFacts
 
 log = logging.getLogger("pgvault.pgdata")
@@ -139,7 +140,7 @@ class _Walker:
     def _is_db_dir(self, rel: str) -> bool:
         parent, _, name = rel.rpartition("/")
         if not name.isdigit():
-            return rel == "global" and self.facts.major >= 17
+            return rel == "global" and self.facts.version_num >= versions.WAL_SUMMARIES
         if self.is_pgdata:
             return parent == "base"
         return parent == self.version_dir
@@ -169,11 +170,7 @@ class _Walker:
         if name in EXCLUDE_FILES or name.startswith(EXCLUDE_FILE_PREFIXES):
             return "excluded files"
         if db_dir:
-            match = _RELATION.match(name)
-            if match and match["fork"] != "init" and f"{match['node']}_init" in present:
-                return "unlogged relations"
-            if _TEMP_RELATION.match(name):
-                return "temporary relations"
+            return _relation_exclusion(name, present)
         if self.is_pgdata and child == PG_CONTROL:
             return "pg_control"  # sent last, separately
         return None
@@ -187,7 +184,9 @@ class _Walker:
             return
         if self.is_pgdata and child == "pg_wal":
             entries.append(_entry(child, st, as_dir=True))
-            wal_dirs = ["archive_status"] + (["summaries"] if self.facts.major >= 17 else [])
+            wal_dirs = ["archive_status"] + (
+                ["summaries"] if self.facts.version_num >= versions.WAL_SUMMARIES else []
+            )
             for sub in wal_dirs:
                 entries.append(_entry(f"pg_wal/{sub}", st, as_dir=True))
             return
@@ -251,3 +250,13 @@ def wal_archive_busy(pgdata: str, name: str) -> bool:
         return False
     # Removed by a checkpoint: it was archived, and that is why it has no status file.
     return os.path.exists(os.path.join(pgdata, "pg_wal", name))
+
+
+def _relation_exclusion(name: str, present: set[str]) -> str | None:
+    """Unlogged relations (all but their init fork) and temporary relations are not copied."""
+    match = _RELATION.match(name)
+    if match and match["fork"] != "init" and f"{match['node']}_init" in present:
+        return "unlogged relations"
+    if _TEMP_RELATION.match(name):
+        return "temporary relations"
+    return None

@@ -23,6 +23,10 @@ ANY_WAL_RE = re.compile(
 )
 
 
+_LSN_HALF_MAX = 0xFFFFFFFF  # each side of the slash is a 32-bit hexadecimal number
+_HISTORY_FIELDS = 3  # timeline, switch point, reason
+
+
 def parse_lsn(text: str) -> int:
     """'16/B374D848' -> integer LSN."""
     try:
@@ -30,7 +34,7 @@ def parse_lsn(text: str) -> int:
         value = (int(high, 16) << 32) | int(low, 16)
     except ValueError:
         raise InputError(f"invalid LSN {text!r} (expected the form 16/B374D848)") from None
-    if int(high, 16) > 0xFFFFFFFF or int(low, 16) > 0xFFFFFFFF:
+    if max(int(high, 16), int(low, 16)) > _LSN_HALF_MAX:
         raise InputError(f"invalid LSN {text!r}")
     return value
 
@@ -150,7 +154,9 @@ def parse_history(text: str) -> list[HistoryEntry]:
         try:
             entries.append(
                 HistoryEntry(
-                    int(fields[0]), parse_lsn(fields[1]), fields[2] if len(fields) > 2 else ""
+                    int(fields[0]),
+                    parse_lsn(fields[1]),
+                    fields[2] if len(fields) >= _HISTORY_FIELDS else "",
                 )
             )
         except (IndexError, ValueError):

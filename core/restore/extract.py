@@ -47,6 +47,7 @@ NOT_RESTORED = {
     "tablespace_map": "the tablespace links are rebuilt for where each tablespace goes",
     "backup_manifest": "pgvault writes the backup's own",
 }
+_LINK_DEPTH = 2  # pg_tblspc/<oid>: the tablespace links of PGDATA
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -363,7 +364,7 @@ class Extractor:
     def _symlink(self, name: str, member: TarMember) -> None:
         manifest_path = self.dest.manifest_prefix + name
         parts = name.split("/")
-        if self.dest.name == "data" and len(parts) == 2 and parts[0] == "pg_tblspc":
+        if self.dest.name == "data" and len(parts) == _LINK_DEPTH and parts[0] == "pg_tblspc":
             if parts[1] in self.state.tablespace_oids:
                 with self.state.lock:
                     self.state.links.add(parts[1])
@@ -410,7 +411,11 @@ class Extractor:
     def _check_tablespace_path(self, name: str) -> None:
         """Nothing may be written under a tablespace link (its files have their own archive)."""
         parts = name.split("/")
-        if len(parts) > 2 and parts[0] == "pg_tblspc" and parts[1] in self.state.tablespace_oids:
+        if (
+            len(parts) > _LINK_DEPTH
+            and parts[0] == "pg_tblspc"
+            and parts[1] in self.state.tablespace_oids
+        ):
             raise UnsafeArchive(
                 f"{self.label}: {name} lies under the link of tablespace {parts[1]}"
             )
@@ -455,6 +460,27 @@ def apply_directory_metadata(state: RestoreState) -> None:
             raise OperationFailed(f"cannot set the attributes of {meta.path}: {exc}") from None
 
 
+def write_file(path: str, data: bytes, owner: tuple[int, int] | None) -> None:
+    """Write a small file the restore adds (0600, never through a link), owned as asked."""
+    fd = os.open(path, _OPEN_FLAGS, 0o600)
+    try:
+        if owner is not None:
+            os.fchown(fd, owner[0], owner[1])
+        view = memoryview(data)
+        while len(view):
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 __all__ = [
     "NOT_RESTORED",
     "PG_CONTROL",
@@ -467,4 +493,6 @@ __all__ = [
     "UnsafeArchive",
     "apply_directory_metadata",
     "clean_name",
+    "fsync_path",
+    "write_file",
 ]

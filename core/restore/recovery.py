@@ -35,6 +35,7 @@ from core.urls import Location, Provider, credential_params, public_url
 log = logging.getLogger("pgvault.restore")
 
 CREDENTIAL_MODES = ("file", "environment")
+PG15 = 150000  # archive_library appeared in PostgreSQL 15
 #: hold: archive_command = 'false' (nothing archived, nothing lost: the WAL waits in pg_wal
 #: until an operator sets archive_command, as barman's recover does); preserve: the
 #: backup's settings; off: archive_mode = off
@@ -154,7 +155,7 @@ def capture_credentials(
     return StoredCredentials(url=url, environment=environment), drop_profile, notes
 
 
-def wal_restore_argv(
+def wal_restore_argv(  # noqa: PLR0913, PLR0917 - restore_command's inputs, in its argv's order
     pgvault: str,
     location: Location,
     server: str,
@@ -238,7 +239,7 @@ def recovery_settings(
     elif archive_mode == "hold":
         # A restored copy that archived into the backup's archive would add its timeline
         # to the history every later restore of the source follows.
-        if (server_version or 0) >= 150000:
+        if (server_version or 0) >= PG15:
             settings.append(("archive_library", ""))
         settings.append(("archive_command", "false"))
     return settings
@@ -268,10 +269,10 @@ def config_warnings(pgdata: str) -> list[str]:
         text = line.split("#", 1)[0].strip()
         name, sep, value = text.partition("=")
         if not sep:
-            parts = text.split(None, 1)
-            if len(parts) != 2:
+            try:
+                name, value = text.split(None, 1)
+            except ValueError:  # a lone word (or nothing): not a setting
                 continue
-            name, value = parts
         name, value = name.strip().lower(), value.strip().strip("'")
         if name in ("data_directory", "hba_file", "ident_file", "include", "include_dir"):
             found[name] = value

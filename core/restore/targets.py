@@ -25,6 +25,7 @@ from core.storage import CommonPrefix, ObjectInfo
 ACTIONS = ("pause", "promote", "shutdown")
 DEFAULT_ACTION = "pause"
 MAX_NAME = 63  # PostgreSQL's limit for a restore point name (MAXFNAMELEN - 1)
+FIRST_NORMAL_XID = 3  # PostgreSQL's FirstNormalTransactionId
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def parse_timeline(text: str) -> str:
     raise InputError(f"invalid target timeline {text!r}: a positive number, current or latest")
 
 
-def make_target(
+def make_target(  # noqa: PLR0913 - one keyword for each recovery target option
+    *,
     time: str | None = None,
     lsn: str | None = None,
     xid: str | None = None,
@@ -128,7 +130,7 @@ def make_target(
     if lsn is not None:
         lsn = format_lsn(parse_lsn(lsn))
     if xid is not None:
-        if not xid.strip().isdigit() or int(xid) < 3:
+        if not xid.strip().isdigit() or int(xid) < FIRST_NORMAL_XID:
             raise InputError(f"invalid target transaction ID {xid!r}")
         xid = str(int(xid))
     if name is not None and (not name or len(name.encode()) > MAX_NAME):

@@ -15,6 +15,7 @@ from typing import Protocol
 
 BLOCK = 512
 MAX_META = 1024 * 1024  # a PAX header or GNU long name larger than this is not a sane archive
+END_BLOCKS = 2  # two zero blocks end a tar archive
 
 FILE, DIRECTORY, SYMLINK, HARDLINK, OTHER = "file", "directory", "symlink", "hardlink", "other"
 _KINDS = {
@@ -178,10 +179,35 @@ class TarStream:
             self._in_member = False
             self.handler.end()
 
+    def _member(self, info: tarfile.TarInfo) -> TarMember:
+        """The member a header describes, with the long names and PAX records before it."""
+        member = TarMember(
+            name=info.name,
+            kind=_KINDS.get(info.type, OTHER),
+            type=info.type,
+            size=info.size,
+            mode=info.mode,
+            uid=info.uid,
+            gid=info.gid,
+            uname=info.uname,
+            gname=info.gname,
+            mtime=float(info.mtime),
+            linkname=info.linkname,
+        )
+        if self._long_name is not None:
+            member = replace(member, name=self._long_name)
+        if self._long_link is not None:
+            member = replace(member, linkname=self._long_link)
+        pax = {**self._global, **self._pax}
+        if pax:
+            member = _apply_pax(member, pax)
+        self._pax, self._long_name, self._long_link = {}, None, None
+        return member
+
     def _on_header(self, block: bytes) -> None:
         if block == bytes(BLOCK):
             self._zero_blocks += 1
-            if self._zero_blocks == 2:
+            if self._zero_blocks == END_BLOCKS:
                 self.ended = True
             return
         if self._zero_blocks:
@@ -201,27 +227,7 @@ class TarStream:
             if not size:
                 self._member_data_done()
             return
-        member = TarMember(
-            name=info.name,
-            kind=_KINDS.get(info.type, OTHER),
-            type=info.type,
-            size=size,
-            mode=info.mode,
-            uid=info.uid,
-            gid=info.gid,
-            uname=info.uname,
-            gname=info.gname,
-            mtime=float(info.mtime),
-            linkname=info.linkname,
-        )
-        if self._long_name is not None:
-            member = replace(member, name=self._long_name)
-        if self._long_link is not None:
-            member = replace(member, linkname=self._long_link)
-        pax = {**self._global, **self._pax}
-        if pax:
-            member = _apply_pax(member, pax)
-        self._pax, self._long_name, self._long_link = {}, None, None
+        member = self._member(info)
         if member.type == tarfile.GNUTYPE_SPARSE:
             raise TarError(f"{member.name}: sparse members are not supported")
         if member.kind != FILE:

@@ -172,8 +172,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         check_store(location, config)
         return ExitCode.OK
 
-    from core.restore import RestoreRequest, make_target
-    from core.restore.pipeline import default_pgvault_command
+    from core.restore import RestoreRequest, default_pgvault_command, make_target
 
     target = make_target(
         time=args.target_time,

@@ -84,7 +84,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     location, config = source(args, jobs=args.jobs)
     pgvault_command = args.pgvault_command
     if args.restore_drill and pgvault_command is None:
-        from core.restore.pipeline import default_pgvault_command
+        from core.restore import default_pgvault_command
 
         pgvault_command = default_pgvault_command()
     request = VerifyRequest(

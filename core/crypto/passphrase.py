@@ -1,0 +1,60 @@
+"""Reading passphrases and identities from files or the environment, never from argv."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from core.crypto.keys import DEFAULT_LOG_N, Passphrase, X25519Identity, parse_identity_file
+from core.errors import InputError
+
+PASSPHRASE_ENV = "PGVAULT_ENCRYPTION_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
+
+
+def _read_private(path: Path, what: str) -> str:
+    """The text of a file only its owner can access; others are refused, as ssh does."""
+    try:
+        mode = path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InputError(
+                f"refusing the {what} {path}: group or others can access it (chmod 600 it)"
+            )
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InputError(f"the {what} {path} is not UTF-8 text") from None
+
+
+def _strip_newline(text: str) -> str:
+    for ending in ("\r\n", "\n"):
+        if text.endswith(ending):
+            return text[: -len(ending)]
+    return text
+
+
+def read_passphrase_file(path: Path, log_n: int = DEFAULT_LOG_N) -> Passphrase:
+    """The passphrase in path (one trailing newline dropped), registered as a secret."""
+    text = _strip_newline(_read_private(path, "passphrase file"))
+    if not text:
+        raise InputError(f"the passphrase file {path} is empty")
+    return Passphrase(text, log_n)
+
+
+def passphrase_from_env(
+    environ: Mapping[str, str] | None = None, name: str = PASSPHRASE_ENV
+) -> Passphrase | None:
+    """The passphrase in the environment variable, or None when it is unset."""
+    value = (os.environ if environ is None else environ).get(name)
+    if value is None:
+        return None
+    if not value:
+        raise InputError(f"{name} is set but empty")
+    return Passphrase(value)
+
+
+def read_identity_file(path: Path) -> tuple[X25519Identity, ...]:
+    """The identities of an age identity file (as age-keygen writes), owner-only."""
+    return parse_identity_file(_read_private(path, "identity file"))

@@ -1,0 +1,94 @@
+"""The configure-recovery phase: restore_command's directory, credentials, settings, signal.
+
+What the settings say is core.restore.recovery's; this phase puts them in place for the
+data directory's owner: restore_command's directory (its credentials file and WAL spool),
+the settings appended to postgresql.auto.conf, and recovery.signal.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+
+from core.credentials_file import write_credentials
+from core.restore.cleanup import make_dir
+from core.restore.extract import write_file
+from core.restore.recovery import (
+    CREDENTIALS_FILE,
+    SPOOL_DIR,
+    capture_credentials,
+    command_line,
+    recovery_settings,
+    settings_text,
+    wal_restore_argv,
+)
+from core.restore.state import RestoreRun
+
+
+def configure_recovery(run: RestoreRun) -> None:
+    """The phase: restore_command set up, the recovery settings and recovery.signal written."""
+    run.reporter.phase("writing the recovery settings")
+    request = run.request
+    credentials, drop_profile, notes = capture_credentials(
+        request.location, request.store_config, request.wal_credentials
+    )
+    run.warnings += notes
+    wal_dir = run.paths.wal_dir
+    if os.path.isdir(wal_dir):
+        run.emptied.append(wal_dir)
+    else:
+        make_dir(run, wal_dir, True)
+    run.own(wal_dir)
+    os.chmod(wal_dir, 0o700)
+    credentials_file = None
+    if not credentials.is_empty():
+        credentials_file = os.path.join(wal_dir, CREDENTIALS_FILE)
+        run.wal_files.append(credentials_file)
+        write_credentials(credentials_file, credentials, *(run.file_owner or (None, None)))
+    argv = wal_restore_argv(
+        run.paths.pgvault,
+        request.location,
+        request.server,
+        request.store_config,
+        request.wal_prefetch,
+        _spool_dir(run),
+        credentials_file,
+        drop_profile,
+    )
+    run.restore_command = command_line(argv)
+    run.credentials_file = credentials_file
+    _write_settings(run)
+
+
+def _spool_dir(run: RestoreRun) -> str | None:
+    """wal-restore's prefetch spool (with -p 2 and more), inside restore_command's directory."""
+    if run.request.wal_prefetch <= 1:
+        return None
+    spool = os.path.join(run.paths.wal_dir, SPOOL_DIR)
+    if not os.path.isdir(spool):
+        os.mkdir(spool, 0o700)
+        run.wal_files.append(spool)
+    run.own(spool)
+    return spool
+
+
+def _write_settings(run: RestoreRun) -> None:
+    request = run.request
+    info = run.plan.info
+    end_command = None
+    if run.credentials_file:
+        # The credentials serve recovery only: removed once the server is promoted.
+        end_command = f"rm -f -- {shlex.quote(run.credentials_file)}"
+    settings = recovery_settings(
+        request.target, run.restore_command, request.archive_mode, end_command, info.version
+    )
+    text = settings_text(settings, info.backup_id, request.server)
+    auto_conf = os.path.join(run.pgdata, "postgresql.auto.conf")
+    with open(auto_conf, "a", encoding="utf-8") as fh:
+        fh.write(text)
+    run.own(auto_conf)
+    write_file(os.path.join(run.pgdata, "recovery.signal"), b"", run.file_owner)
+    run.syncer.add(auto_conf)
+
+
+__all__ = ["configure_recovery"]

@@ -1,0 +1,250 @@
+"""The fetch and extract phases: every archive part downloaded, decompressed and untarred.
+
+Parts are read with ranged reads ahead of the reader (several parts at once, `-J` reads in
+flight in all, core.restore.streams.Budget); each part's stored bytes are checksummed as
+they arrive, turned into its tar stream (`_tar_stream`: decompressed; a decryption would
+be one more transform there) and untarred by core.restore.extract on a thread of its own.
+Then every file pgvault.json records must have arrived.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from core.catalog import ArchiveSet, StoredArchive
+from core.codecs import Codec
+from core.errors import Cancelled, IntegrityError
+from core.manifest import ArchiveRecord, new_checksum
+from core.restore.extract import Destination, Extractor, apply_directory_metadata
+from core.restore.plan import BackupPlan
+from core.restore.state import RestoreRun
+from core.restore.streams import Aborted, Budget, Pipe, StoredBytes
+from core.restore.tarparse import TarError, TarStream
+
+MiB = 1024 * 1024
+RANGE_SIZE = 8 * MiB  # one ranged read of a stored archive
+DECOMPRESSED_READ = 4 * MiB  # one read of decompressed tar bytes
+SHOWN = 5  # absent files named in the error
+
+
+@dataclass
+class _Unit:
+    """Parts that must be restored in order (one archive set without pgvault.json)."""
+
+    parts: list[tuple[ArchiveSet, StoredArchive, Destination]]
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for _, p, _ in self.parts)
+
+
+def check_recorded_archives(run: RestoreRun) -> None:
+    """The phase: the stored archive parts are exactly those pgvault.json records."""
+    plan = run.plan
+    info = plan.info
+    if plan.manifest is None:
+        run.not_verified.append(
+            f"backup {info.backup_id} has no pgvault.json (barman-cloud wrote it): the "
+            "stored archives and the restored files have no checksums to be checked "
+            "against; every archive was read to its end-of-archive marker and "
+            "decompressed without error"
+        )
+        return
+    recorded = set(plan.archive_records)
+    stored = {p.filename for s in plan.sets for p in s.parts}
+    missing = sorted(recorded - stored)
+    extra = sorted(stored - recorded)
+    if missing or extra:
+        raise IntegrityError(
+            f"backup {info.backup_id}: "
+            + "; ".join(
+                ([f"{', '.join(missing)} recorded but not stored"] if missing else [])
+                + ([f"{', '.join(extra)} stored but not recorded"] if extra else [])
+            )
+        )
+
+
+def fetch_files(run: RestoreRun) -> None:
+    """The phase: every part fetched and extracted, then the directories' attributes."""
+    plan = run.plan
+    records = run.files.records
+    total = sum(p.size for s in plan.sets for p in s.parts)
+    run.reporter.set_totals(bytes_total=total, files_total=len(records) if records else None)
+    run.reporter.phase("restoring files")
+    # With pgvault.json each file's record names the one part whose copy wins, so parts
+    # are independent; without it, the parts of one set go in order (tar's rule).
+    units = _units(plan, parallel_parts=records is not None)
+    jobs = max(1, run.request.store_config.jobs)
+    workers = max(1, min(len(units), jobs, max(2, os.cpu_count() or 1)))
+    budget = Budget(jobs)
+    archive_records = plan.archive_records
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgvault-restore")
+    futures: list[Future[None]] = []
+    try:
+        for unit in units:
+            futures.append(pool.submit(_unit, run, unit, archive_records, budget))
+        wait(futures, return_when=FIRST_EXCEPTION)
+        if any(f.done() and f.exception() is not None for f in futures):
+            run.abort.set()
+            wait(futures)
+            errors = [e for f in futures if (e := f.exception()) is not None]
+            real = [e for e in errors if not isinstance(e, Aborted | Cancelled)]
+            raise (real or errors)[0]
+    except BaseException:
+        run.abort.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    apply_directory_metadata(run.files)
+
+
+def check_restored(run: RestoreRun) -> None:
+    """The phase: every file pgvault.json records was restored (or deliberately left out)."""
+    run.reporter.phase("checking what was restored")
+    state = run.files
+    records = state.records
+    if records is None:
+        return
+    absent = sorted(set(records) - state.written - set(state.left_out))
+    if absent:
+        shown = ", ".join(absent[:SHOWN]) + (" ..." if len(absent) > SHOWN else "")
+        raise IntegrityError(
+            f"{len(absent)} files recorded in pgvault.json were not in the archives: {shown}"
+        )
+    algorithm = state.algorithm
+    run.verified.append(
+        f"{len(run.plan.archive_records)} stored archives match the sizes and "
+        f"{algorithm} checksums in pgvault.json"
+    )
+    run.verified.append(f"{state.files} restored files match their sizes and {algorithm} checksums")
+
+
+def _units(plan: BackupPlan, parallel_parts: bool) -> list[_Unit]:
+    units = []
+    for archive_set in plan.sets:
+        dest = plan.destinations[archive_set.name]
+        parts = [(archive_set, part, dest) for part in archive_set.parts]
+        if parallel_parts:
+            units += [_Unit([p]) for p in parts]
+        else:
+            units.append(_Unit(parts))
+    return sorted(units, key=lambda u: u.size, reverse=True)
+
+
+def _unit(
+    run: RestoreRun, unit: _Unit, archive_records: dict[str, ArchiveRecord], budget: Budget
+) -> None:
+    for _set, part, dest in unit.parts:
+        if run.abort.is_set():
+            raise Aborted
+        _part(run, part, dest, archive_records.get(part.filename), budget)
+
+
+def _part(
+    run: RestoreRun,
+    part: StoredArchive,
+    dest: Destination,
+    record: ArchiveRecord | None,
+    budget: Budget,
+) -> None:
+    label = f"{run.store.describe().rstrip('/')}/{part.key}"  # the object, named in full
+    reader = run.store.open_prefetching_reader(
+        part.key, size=part.size, part_size=RANGE_SIZE, jobs=budget.jobs, limit=budget.semaphore
+    )
+    budget.add(reader)
+    algorithm = run.files.algorithm
+    source = StoredBytes(
+        reader,
+        new_checksum(algorithm) if algorithm and record is not None else None,
+        run.reporter,
+        run.abort,
+    )
+    extractor = Extractor(run.files, dest, part.filename, label)
+    try:
+        _untar(_tar_stream(source, part.ref.codec), extractor, label)
+    finally:
+        budget.remove(reader)
+        reader.close()
+    with run.files.lock:
+        run.downloaded += source.size
+    _check_archive(label, part, source, record)
+
+
+def _tar_stream(source: StoredBytes, codec: Codec | None) -> Iterator[bytes]:
+    """An archive's tar bytes from its stored bytes (decompressed when it is compressed)."""
+    if codec is None:
+        while data := source.chunk():
+            yield data
+    else:
+        stream = codec.stream_reader(source, read_size=MiB)
+        while data := stream.read(DECOMPRESSED_READ):
+            yield data
+
+
+def _untar(chunks: Iterator[bytes], extractor: Extractor, label: str) -> None:
+    """Feed the tar stream to the extractor; parsing and writing on a thread of their own."""
+    pipe = Pipe()
+    errors: list[BaseException] = []
+    parser = TarStream(extractor)
+
+    def write() -> None:
+        try:
+            while (item := pipe.get()) is not None:
+                parser.feed(item)
+            parser.finish()
+        except BaseException as exc:
+            errors.append(exc)
+            pipe.fail()
+
+    # Decompression here, tar parsing and writes on their own thread: the codecs and
+    # os.write release the GIL, so the two overlap.
+    writer = threading.Thread(target=write, name="pgvault-untar", daemon=True)
+    writer.start()
+    failure: BaseException | None = None
+    try:
+        for data in chunks:
+            pipe.put(data)
+        pipe.put(None)
+    except BaseException as exc:
+        failure = exc
+        pipe.fail()
+    finally:
+        writer.join()
+    if errors and not isinstance(errors[0], Aborted):
+        raise _translate(errors[0], label)
+    if failure is not None:
+        if isinstance(failure, ValueError):  # a damaged compressed stream
+            raise IntegrityError(f"{label}: {failure}")
+        raise failure
+
+
+def _check_archive(
+    label: str, part: StoredArchive, source: StoredBytes, record: ArchiveRecord | None
+) -> None:
+    if source.size != part.size:
+        raise IntegrityError(f"{label}: {source.size} bytes read, {part.size} listed")
+    if record is None:
+        return
+    if record.size != source.size:
+        raise IntegrityError(
+            f"{label}: {source.size} bytes stored, pgvault.json records {record.size}"
+        )
+    digest = source.hexdigest()
+    if digest != record.checksum:
+        raise IntegrityError(
+            f"{label}: the stored bytes' checksum {digest} does not match the "
+            f"{record.checksum} recorded in pgvault.json: the archive is damaged"
+        )
+
+
+def _translate(exc: BaseException, label: str) -> BaseException:
+    if isinstance(exc, TarError):
+        return IntegrityError(f"{label}: {exc}")
+    return exc
+
+
+__all__ = ["check_recorded_archives", "check_restored", "fetch_files"]

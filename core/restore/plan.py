@@ -1,0 +1,239 @@
+"""The restore's plan: the request checked, the backup chosen, where every archive goes.
+
+Nothing is written here. `check_request` refuses bad input (exit 3) before the store is
+opened; `plan_restore` reads the catalog and returns a BackupPlan: the backup, its archive
+sets and manifests, each set's destination (PGDATA or a tablespace's location, relocated
+by --tablespace) and which directories the restore will create. An incremental chain
+would be planned here, as a plan naming every link to restore.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+from dataclasses import dataclass
+
+from core.backup_info import BackupInfo
+from core.catalog import ArchiveSet, Catalog
+from core.errors import InputError
+from core.layout import ServerLayout
+from core.manifest import ArchiveRecord, FileRecord, PgvaultManifest
+from core.progress import Reporter
+from core.restore.extract import Destination
+from core.restore.recovery import ARCHIVE_MODES, CREDENTIAL_MODES
+from core.restore.request import RestoreRequest
+from core.restore.targets import choose_backup
+from core.storage import ObjectStore
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The request's places, checked: the data directory, relocations, restore_command's."""
+
+    recovery_dir: str
+    rules: dict[str, str]  # tablespace name -> new location
+    wal_dir: str  # restore_command's directory (credentials, WAL spool)
+    pgvault: str  # restore_command's executable
+
+
+@dataclass(frozen=True)
+class BackupPlan:
+    """The backup to restore, what it holds and where each archive set goes."""
+
+    info: BackupInfo
+    sets: list[ArchiveSet]
+    manifest: PgvaultManifest | None  # pgvault.json (None: barman-cloud wrote the backup)
+    pg_manifest: bytes | None  # PostgreSQL's backup_manifest
+    destinations: dict[str, Destination]  # by archive set name ('data' or an OID)
+    create_root: bool  # the recovery directory is created (else an empty one is used)
+    creates: dict[str, bool]  # each tablespace location: created (True) or used empty
+
+    @property
+    def records(self) -> dict[str, FileRecord] | None:
+        """pgvault.json's files by path (None without pgvault.json)."""
+        if self.manifest is None:
+            return None
+        return {f.path: f for f in self.manifest.files}
+
+    @property
+    def archive_records(self) -> dict[str, ArchiveRecord]:
+        if self.manifest is None:
+            return {}
+        return {a.filename: a for a in self.manifest.archives}
+
+    @property
+    def algorithm(self) -> str | None:
+        return self.manifest.checksum_algorithm if self.manifest is not None else None
+
+
+def default_pgvault_command() -> str:
+    """The pgvault executable this process was started as (or the one next to Python)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "pgvault":
+        found = os.path.abspath(argv0) if os.sep in argv0 else shutil.which(argv0)
+        if found:
+            return found
+    beside = os.path.join(os.path.dirname(sys.executable), "pgvault")
+    if os.access(beside, os.X_OK):
+        return beside
+    found = shutil.which("pgvault")
+    if found:
+        return os.path.abspath(found)
+    raise InputError(
+        "cannot find the pgvault executable for restore_command: pass --pgvault-command"
+    )
+
+
+def validate_request(request: RestoreRequest) -> None:
+    """Reject bad input (exit 3), a non-empty RECOVERY_DIR included, before anything starts."""
+    paths = check_request(request)
+    empty_or_missing(paths.recovery_dir, "the recovery directory")
+
+
+def inside(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _check_options(request: RestoreRequest) -> None:
+    ServerLayout(request.server)
+    if not request.backup:
+        raise InputError("name the backup to restore (an ID, a name, latest or auto)")
+    if request.wal_credentials not in CREDENTIAL_MODES:
+        raise InputError(f"--wal-credentials-via must be one of {', '.join(CREDENTIAL_MODES)}")
+    if request.archive_mode not in ARCHIVE_MODES:
+        raise InputError(f"--archive-mode must be one of {', '.join(ARCHIVE_MODES)}")
+    if request.wal_prefetch < 0:
+        raise InputError("--wal-prefetch must not be negative")
+
+
+def _relocations(request: RestoreRequest) -> dict[str, str]:
+    rules: dict[str, str] = {}
+    for name, location in request.tablespaces:
+        if not name:
+            raise InputError(f"invalid tablespace rule {name}:{location} (NAME:LOCATION)")
+        if not os.path.isabs(location):
+            raise InputError(f"tablespace {name}: the location {location!r} must be absolute")
+        if name in rules:
+            raise InputError(f"tablespace {name} is relocated twice")
+        rules[name] = os.path.normpath(location)
+    return rules
+
+
+def check_request(request: RestoreRequest) -> Paths:
+    """The request's places, or InputError (exit 3) for what cannot be restored."""
+    _check_options(request)
+    recovery_dir = os.path.abspath(request.recovery_dir)
+    if recovery_dir == "/":
+        raise InputError("the recovery directory cannot be /")
+    rules = _relocations(request)
+    wal_dir = os.path.abspath(request.wal_restore_dir or recovery_dir + ".pgvault")
+    if inside(wal_dir, recovery_dir) or inside(recovery_dir, wal_dir):
+        raise InputError(
+            f"restore_command's directory {wal_dir} must be outside the data directory: "
+            "whatever is inside would be copied into every later backup"
+        )
+    pgvault = request.pgvault_command or default_pgvault_command()
+    if not os.path.isabs(pgvault):
+        raise InputError(f"--pgvault-command must be an absolute path, not {pgvault!r}")
+    if not os.access(pgvault, os.X_OK) or not os.path.isfile(pgvault):
+        raise InputError(f"--pgvault-command {pgvault} is not an executable file")
+    return Paths(recovery_dir, rules, wal_dir, pgvault)
+
+
+def empty_or_missing(path: str, what: str) -> bool:
+    """True when the directory must be created; InputError when it is not empty."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    if not stat.S_ISDIR(st.st_mode):
+        raise InputError(f"{what} {path} exists and is not a directory")
+    if os.listdir(path):
+        raise InputError(f"{what} {path} is not empty: pgvault restores into an empty directory")
+    return False
+
+
+def plan_restore(
+    request: RestoreRequest, paths: Paths, store: ObjectStore, reporter: Reporter
+) -> BackupPlan:
+    """Choose the backup and place each of its archive sets; nothing is written."""
+    reporter.phase("checking the recovery directory")
+    create_root = empty_or_missing(paths.recovery_dir, "the recovery directory")
+    reporter.phase("choosing the backup")
+    store.check()
+    catalog = Catalog(store, request.server)
+    info = choose_backup(catalog, request.backup, request.target)
+    reporter.detail("backup_id", info.backup_id)
+    reporter.log(f"restoring backup {info.backup_id} of server {request.server}")
+    sets = catalog.archives(info)
+    manifest = catalog.pgvault_manifest(info.backup_id)
+    pg_manifest = catalog.postgres_manifest(info.backup_id)
+    destinations = _destinations(paths, info, sets)
+    creates = {
+        d.root: empty_or_missing(d.root, f"the location of tablespace {d.name}")
+        for d in destinations.values()
+        if d.name != "data"
+    }
+    _check_wal_dir(paths.wal_dir)
+    return BackupPlan(info, sets, manifest, pg_manifest, destinations, create_root, creates)
+
+
+def _destinations(paths: Paths, info: BackupInfo, sets: list[ArchiveSet]) -> dict[str, Destination]:
+    tablespaces = {t.name: t for t in info.tablespaces or ()}
+    unknown = sorted(set(paths.rules) - set(tablespaces))
+    if unknown:
+        known = ", ".join(sorted(tablespaces)) or "none"
+        raise InputError(
+            f"backup {info.backup_id} has no tablespace {', '.join(unknown)} "
+            f"(its tablespaces: {known})"
+        )
+    destinations = {"data": Destination("data", paths.recovery_dir, "")}
+    used = {paths.recovery_dir: "the recovery directory"}
+    for archive_set in sets:
+        space = archive_set.tablespace
+        if space is None:
+            continue
+        root = os.path.abspath(paths.rules.get(space.name, space.location))
+        for other, what in used.items():
+            if inside(root, other) or inside(other, root):
+                raise InputError(
+                    f"tablespace {space.name} would be restored to {root}, which overlaps "
+                    f"{what} ({other}): relocate it with --tablespace {space.name}:LOCATION"
+                )
+        if inside(root, paths.wal_dir) or inside(paths.wal_dir, root):
+            raise InputError(f"tablespace {space.name}'s location {root} overlaps {paths.wal_dir}")
+        used[root] = f"tablespace {space.name}"
+        destinations[archive_set.name] = Destination(
+            archive_set.name, root, f"pg_tblspc/{space.oid}/"
+        )
+    return destinations
+
+
+def _check_wal_dir(wal_dir: str) -> None:
+    """restore_command's directory must be creatable (or an existing directory)."""
+    if os.path.lexists(wal_dir):
+        if os.path.islink(wal_dir) or not os.path.isdir(wal_dir):
+            raise InputError(f"{wal_dir} exists and is not a directory (--wal-restore-dir)")
+        return
+    probe = os.path.dirname(wal_dir)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(
+            f"cannot create {wal_dir} (restore_command's credentials and WAL spool): "
+            f"{probe} is not writable; choose a place with --wal-restore-dir"
+        )
+
+
+__all__ = [
+    "BackupPlan",
+    "Paths",
+    "check_request",
+    "default_pgvault_command",
+    "empty_or_missing",
+    "inside",
+    "plan_restore",
+    "validate_request",
+]

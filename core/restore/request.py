@@ -1,0 +1,65 @@
+"""What a restore is asked (RestoreRequest) and what it reports (RestoreResult)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from core.restore.targets import RecoveryTarget
+from core.storage import StoreConfig
+from core.urls import Location
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RestoreRequest:
+    """Everything a restore needs; built by the command line, a job or the console."""
+
+    location: Location
+    server: str
+    backup: str  # an ID, a name, latest/oldest, or auto (only DONE backups restore)
+    recovery_dir: str
+    store_config: StoreConfig = field(default_factory=StoreConfig)
+    tablespaces: tuple[tuple[str, str], ...] = ()  # (name, new location)
+    target: RecoveryTarget = field(default_factory=RecoveryTarget)
+    pgvault_command: str | None = None  # restore_command's executable (None: this pgvault)
+    wal_credentials: str = "file"  # file or environment (core.restore.recovery)
+    wal_restore_dir: str | None = None  # None: RECOVERY_DIR + '.pgvault'
+    wal_prefetch: int = 4  # restore_command's -p
+    archive_mode: str = "hold"  # hold, preserve or off (core.restore.recovery.ARCHIVE_MODES)
+    sync: bool = True
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What a finished restore reports."""
+
+    backup_id: str
+    server: str
+    recovery_dir: str
+    tablespaces: tuple[tuple[str, str], ...]  # (name, where it was restored)
+    files: int
+    bytes_written: int
+    bytes_downloaded: int
+    archives: int
+    elapsed: float
+    target: str
+    restore_command: str
+    credentials_file: str | None
+    wal_restore_dir: str
+    verified: tuple[str, ...]
+    not_verified: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def result_summary(result: RestoreResult) -> str:
+    rate = result.bytes_written / result.elapsed / MiB if result.elapsed else 0.0
+    return (
+        f"restored backup {result.backup_id} into {result.recovery_dir}: {result.files} files, "
+        f"{result.bytes_written / MiB:.1f} MiB ({result.bytes_downloaded / MiB:.1f} MiB "
+        f"downloaded from {result.archives} archives) in {result.elapsed:.1f} s, "
+        f"{rate:.1f} MiB/s; recovery to {result.target}"
+    )
+
+
+__all__ = ["RestoreRequest", "RestoreResult", "result_summary"]
