@@ -207,7 +207,7 @@ class _TreeReader(threading.Thread):
         if pad:
             self._add(pad)
 
-    def _blocks(  # noqa: PLR0913, PLR0917 - one file's facts, as _whole takes them, plus the choice
+    def _blocks(
         self,
         fd: int,
         source: str,

@@ -15,18 +15,12 @@ from typing import Any
 
 from core.backup_info import DONE, BackupInfo
 from core.catalog import Catalog
+from core.chains import DIFFERENTIAL, FULL, chain_of, kind_of
 from core.errors import InputError, ObjectNotFound
 from core.layout import BACKUP_ID_RE
 from core.manifest import PgvaultManifest
 from core.postgres.connection import ServerFacts
 from core.storage import ObjectStore
-
-FULL = "full"
-INCREMENTAL = "incremental"
-DIFFERENTIAL = "differential"
-PAGE_LSN = "page-lsn"
-WAL_SUMMARY = "wal-summary"
-INCREMENT_PREFIX = "incremental_"  # archive sets barman-cloud never reads (not data*/<oid>*)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,27 +55,6 @@ class ParentChoice:
     requested: str  # incremental or differential
     parent: Parent | None
     fallback: str | None  # why a full backup is taken instead
-
-
-def kind_of(manifest: PgvaultManifest | None) -> str:
-    """full, incremental or differential, as pgvault.json records it."""
-    record = manifest.incremental if manifest else None
-    if not record:
-        return FULL
-    return str(record.get("kind", FULL))
-
-
-def chain_of(manifest: PgvaultManifest | None) -> tuple[str, ...]:
-    """A backup's ancestors, full first (empty for a full backup)."""
-    if manifest is None or kind_of(manifest) == FULL:
-        return ()
-    record = manifest.incremental or {}
-    return tuple(str(i) for i in record.get("chain", ()))
-
-
-def parent_of(manifest: PgvaultManifest | None) -> str | None:
-    chain = chain_of(manifest)
-    return chain[-1] if chain else None
 
 
 def restored_files(manifest: PgvaultManifest) -> dict[str, FileState]:

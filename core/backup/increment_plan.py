@@ -21,8 +21,6 @@ from typing import Any
 
 from core.backup.blocks import RelationFile, changed_pages, relation_file, to_runs
 from core.backup.increment import (
-    PAGE_LSN,
-    WAL_SUMMARY,
     FileState,
     Parent,
     ParentChoice,
@@ -33,6 +31,7 @@ from core.backup.increment import (
 )
 from core.backup.state import BackupMode, BackupState, FilePlan
 from core.backup.summaries import SUMMARIES_FROM, SummaryMap, read_summaries
+from core.chains import PAGE_LSN, WAL_SUMMARY
 from core.postgres.pgdata import Entry, Tree
 from core.postgres.walnames import parse_lsn
 
@@ -56,9 +55,12 @@ class IncrementChooser:
 
     def choose(self, manifest_path: str, fd: int, size: int) -> Sequence[int] | None:
         decision = self.decisions.get(manifest_path)
-        if decision is None or decision == WHOLE:
+        if isinstance(decision, list):
+            blocks = decision
+        elif decision == SCAN:
+            blocks = self._scan(fd, size)
+        else:
             return None
-        blocks = self._scan(fd, size) if decision == SCAN else list(decision)
         mtime = self.mtimes[manifest_path]
         self.files[manifest_path] = [manifest_path, size, mtime, to_runs(blocks)]
         return blocks
@@ -121,9 +123,10 @@ def plan_increment(
     increment = Increment(choice.requested, parent, method, note, chooser)
     state.manifest = replace(state.manifest, incremental=increment.record())
     state.info = state.info.with_changes(parent_backup_id=parent.backup_id)
+    chain = " > ".join([*parent.chain, parent.backup_id])
     state.log(
-        f"{choice.requested} backup of {parent.backup_id} (chain {' > '.join(parent.chain) or '-'}),"
-        f" changed blocks found by {method}" + (f" ({note})" if note else "")
+        f"{choice.requested} backup on top of {chain}, changed blocks found by {method}"
+        + (f" ({note})" if note else "")
     )
     return _totals(state, plan, before), increment
 

@@ -62,7 +62,7 @@ def seal(
         delete_checkpoints(state.stored)
     state.enter("done")
     info = state.info
-    return BackupResult(
+    result = BackupResult(
         backup_id=state.backup_id,
         server=state.job.request.server,
         status=DONE,
@@ -78,19 +78,23 @@ def seal(
         elapsed=elapsed,
         compression=state.job.compression,
         excluded=contents.excluded,
-        **_kind(state, increment),
     )
+    return _with_kind(result, state, increment)
 
 
-def _kind(state: BackupState, increment: Increment | None) -> dict[str, str | None]:
+def _with_kind(
+    result: BackupResult, state: BackupState, increment: Increment | None
+) -> BackupResult:
     if increment is not None:
-        return {
-            "kind": increment.kind,
-            "parent": increment.parent.backup_id,
-            "method": increment.method,
-        }
+        return replace(
+            result,
+            kind=increment.kind,
+            parent=increment.parent.backup_id,
+            method=increment.method,
+        )
     record = state.manifest.incremental or {}
-    return {"fallback": record.get("fallback")}
+    fallback = record.get("fallback")
+    return replace(result, fallback=str(fallback)) if fallback else result
 
 
 def _contents(writers: list[ArchiveSetWriter], plan: FilePlan) -> _Contents:

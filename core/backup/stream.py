@@ -12,9 +12,9 @@ import time
 
 from core.archives import ArchiveSetWriter, BlockChooser, Member
 from core.backup.control import add_pg_control
-from core.backup.increment import INCREMENT_PREFIX
 from core.backup.resume import PartCheckpoint, write_checkpoint
 from core.backup.state import BackupMode, BackupState, Copy, ExternalFile, FilePlan
+from core.chains import INCREMENT_PREFIX
 from core.errors import OperationFailed
 from core.manifest import ArchiveRecord
 from core.postgres.connection import BackupStop
