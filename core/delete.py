@@ -24,6 +24,7 @@ from typing import Any
 
 from core.backup_info import DONE, STARTED, BackupInfo
 from core.catalog import Catalog
+from core.chains import dependents
 from core.errors import InputError, OperationFailed, PgvaultError
 from core.layout import PGVAULT_MANIFEST, ServerLayout
 from core.manifest import load_pgvault
@@ -147,15 +148,17 @@ class _Deleter:
             now = parse_now(self.request.now) if self.request.now else None
             report = evaluate(policy, backups, keeps, self.request.minimum_redundancy, now)
             obsolete = set(report.obsolete)
-            targets = [
-                (
-                    backup_id,
-                    f"OBSOLETE under {policy}"
-                    if backup_id in obsolete
-                    else "older than the newest DONE backup",
-                )
-                for backup_id in report.to_delete
-            ]
+            targets = self._keep_chains(
+                [
+                    (
+                        backup_id,
+                        f"OBSOLETE under {policy}"
+                        if backup_id in obsolete
+                        else "older than the newest DONE backup",
+                    )
+                    for backup_id in report.to_delete
+                ]
+            )
         deletions: list[BackupDeletion] = []
         skipped: list[str] = []
         remaining = list(backups)
@@ -191,6 +194,22 @@ class _Deleter:
 
     # ---- checks ---------------------------------------------------------------------------
 
+    def _keep_chains(self, targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Retention never breaks a chain: a backup an incremental kept needs is kept too."""
+        going = {backup_id for backup_id, _ in targets}
+        needed = dependents(self.catalog, going)
+        kept = []
+        for backup_id, why in targets:
+            staying = [d for d in needed.get(backup_id, []) if d not in going]
+            if staying:
+                self.reporter.log(
+                    f"backup {backup_id} kept: incremental backup(s) {', '.join(staying)} need it",
+                    logging.WARNING,
+                )
+                continue
+            kept.append((backup_id, why))
+        return kept
+
     def _dead_started(self, backups: list[BackupInfo]) -> set[str]:
         """STARTED pgvault backups whose process is known to have ended (this host)."""
         from core.backup import lease_is_dead
@@ -221,6 +240,13 @@ class _Deleter:
         keeps: dict[str, str],
         dead: set[str],
     ) -> None:
+        needed_by = dependents(self.catalog, [info.backup_id]).get(info.backup_id)
+        if needed_by:
+            raise OperationFailed(
+                f"backup {info.backup_id} of server {self.request.server} is needed by "
+                f"incremental backup(s) {', '.join(needed_by)}: delete those first "
+                "(newest first), or keep it"
+            )
         keep = self.catalog.keep_target(info.backup_id) or keeps.get(info.backup_id)
         if keep:
             raise OperationFailed(

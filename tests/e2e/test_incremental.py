@@ -63,12 +63,18 @@ class Chain:
 
 
 def tables(cluster: Cluster) -> Tables:
-    databases = [r[0] for r in cluster.sql("select datname from pg_database where datname like 'db%' or datname = 'postgres' order by 1")]
+    databases = [
+        r[0]
+        for r in cluster.sql(
+            "select datname from pg_database "
+            "where datname like 'db%' or datname = 'postgres' order by 1"
+        )
+    ]
     return {db: cluster.table_checksums(db) for db in databases}
 
 
 def _source(major: int, dest: TestDestination, pgvault_bin: str) -> Cluster:
-    settings: dict[str, object] = {"summarize_wal": "on"} if major >= 17 else {}  # noqa: PLR2004 - WAL summaries from 17
+    settings: dict[str, object] = {"summarize_wal": "on"} if major >= 17 else {}
     cluster = versioned_cluster(
         major,
         archive_command=archive_command(pgvault_bin, dest.url, *dest.cli_args, "--zstd"),
@@ -81,7 +87,9 @@ def _source(major: int, dest: TestDestination, pgvault_bin: str) -> Cluster:
     )
     for name in ("dropped", "truncated", "rewritten"):
         cluster.sql(f"create table {name}(id int, note text)")
-        cluster.sql(f"insert into {name} select g, md5(g::text) from generate_series(1, 5000) g")
+        cluster.sql(
+            f"insert into {name} select g, md5(g::text) from generate_series(1, 5000) g"  # noqa: S608 - fixed names
+        )
     # The archiver (as postgres) makes the server's directory before a backup (as root) does.
     segment = cluster.one("select pg_walfile_name(pg_current_wal_lsn())")
     cluster.sql("select pg_switch_wal()")
@@ -136,7 +144,7 @@ def _stored(catalog: Catalog, backup_id: str) -> int:
 def test_chain_records_kind_parent_method_and_stores_less(chain: Chain) -> None:
     catalog = chain.catalog()
     full, *incrementals, differential = chain.order
-    method = "wal-summary" if chain.major >= 18 else "page-lsn"  # noqa: PLR2004 - summaries on 18
+    method = "wal-summary" if chain.major >= 18 else "page-lsn"
     parent = full
     sizes = {full: _stored(catalog, full)}
     for backup_id in incrementals:
@@ -180,21 +188,45 @@ def test_every_point_of_the_chain_restores_and_matches(chain: Chain) -> None:
 
 
 def test_backup_list_and_show_name_kind_parent_and_method(chain: Chain) -> None:
-    listed = pgvault("backup-list", "--format", "json", *chain.dest.cli_args, chain.dest.url, SERVER, env=chain.dest.env)
+    listed = pgvault(
+        "backup-list",
+        "--format",
+        "json",
+        *chain.dest.cli_args,
+        chain.dest.url,
+        SERVER,
+        env=chain.dest.env,
+    )
     assert listed.returncode == 0, listed.stderr
     rows = {b["backup_id"]: b for b in json.loads(listed.stdout)["backups_list"]}
     full, first = chain.order[0], chain.order[1]
-    assert rows[full]["kind"] == "full"
-    assert rows[first]["kind"] == "incremental"
+    assert rows[full]["pgvault"]["kind"] == "full"
+    assert rows[first]["pgvault"]["kind"] == "incremental"
+    assert rows[first]["pgvault"]["chain"] == [full]
     assert rows[first]["parent_backup_id"] == full
-    shown = pgvault("backup-show", *chain.dest.cli_args, chain.dest.url, SERVER, first, env=chain.dest.env)
+    assert rows[chain.order[-1]]["pgvault"]["kind"] == "differential"
+    text = pgvault("backup-list", *chain.dest.cli_args, chain.dest.url, SERVER, env=chain.dest.env)
+    line = next(x for x in text.stdout.splitlines() if x.startswith(first))
+    assert full in line and ("page-lsn" in line or "wal-summary" in line)
+    shown = pgvault(
+        "backup-show", *chain.dest.cli_args, chain.dest.url, SERVER, first, env=chain.dest.env
+    )
     assert shown.returncode == 0, shown.stderr
     assert "incremental" in shown.stdout and full in shown.stdout
+    assert f"{full} > {first}" in shown.stdout
 
 
 def test_deleting_a_parent_is_refused_naming_its_dependents(chain: Chain) -> None:
     full = chain.order[0]
-    refused = pgvault("backup-delete", "-b", full, *chain.dest.cli_args, chain.dest.url, SERVER, env=chain.dest.env)
+    refused = pgvault(
+        "backup-delete",
+        "-b",
+        full,
+        *chain.dest.cli_args,
+        chain.dest.url,
+        SERVER,
+        env=chain.dest.env,
+    )
     assert refused.returncode == 1, refused.stderr
     assert chain.order[1] in refused.stderr
     assert chain.catalog().get(full).is_done
@@ -258,7 +290,9 @@ def test_barman_cloud_never_restores_an_incremental_as_full(
         incremental = chain.backup("--incremental")
         target = new_target()
         try:
-            refused = run_barman("restore", dest, dest.url, SERVER, incremental, target.data, check=False)
+            refused = run_barman(
+                "restore", dest, dest.url, SERVER, incremental, target.data, check=False
+            )
             assert refused.returncode != 0
             assert not os.path.exists(os.path.join(target.data, "PG_VERSION"))
             restored = run_barman("restore", dest, dest.url, SERVER, full, target.data + "-full")

@@ -12,7 +12,7 @@ from tui.batch.catalog_options import add_format, add_source, connectivity_test,
 from tui.batch.main import Context
 
 if TYPE_CHECKING:
-    from core.listing import BackupDetails
+    from core.listing import BackupDetails, BackupSummary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,18 @@ def _size(value: int | None) -> str:
     return format_size(value) if value is not None else "-"
 
 
+def _chain_fields(s: BackupSummary) -> list[tuple[str, object]]:
+    """An incremental's parent, chain and method; why a full backup was not incremental."""
+    found: list[tuple[str, object]] = []
+    if s.chain:  # nothing is added to a plain full backup's output
+        found.append(("Parent", s.parent_backup_id))
+        found.append(("Chain", " > ".join([*s.chain, s.backup_id])))
+        found.append(("Changes found by", s.method))
+    if s.fallback:
+        found.append(("Full, not incremental", s.fallback))
+    return found
+
+
 def render(details: BackupDetails) -> list[str]:
     """The console form of backup-show."""
     s, info = details.summary, details.info
@@ -47,6 +59,8 @@ def render(details: BackupDetails) -> list[str]:
     field("Name", s.name)
     field("Status", s.status + (f" ({s.error})" if s.error else ""))
     field("Kind", s.kind)
+    for label, value in _chain_fields(s):
+        field(label, value)
     field("Keep", s.keep or "nokeep")
     field("Written by", s.written_by)
     field("System identifier", s.system_identifier)
