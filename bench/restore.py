@@ -47,8 +47,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.backup import fmt, measured, tree_size  # noqa: E402
+from core.catalog.layout import ServerLayout  # noqa: E402
 from core.codecs import codec_for_suffix  # noqa: E402
-from core.layout import ServerLayout  # noqa: E402
 from core.urls import parse_location  # noqa: E402
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
 from tests.support.emulators import start_moto  # noqa: E402

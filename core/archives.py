@@ -20,14 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.catalog.layout import ArchiveRef, ServerLayout
+from core.catalog.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
 from core.codecs import Codec, Compressor
 from core.errors import OperationFailed
-from core.layout import ArchiveRef, ServerLayout
-from core.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
 from core.postgres.pgdata import Entry, Tree
 from core.progress import Reporter
 from core.storage import ObjectStore, ObjectWriter, PutOptions
-from core.tarstream import end_of_archive, header, padding
+from core.tarstream import Attributes, end_of_archive, header, padding
 
 log = logging.getLogger("pgvault.archives")
 
@@ -131,9 +131,7 @@ class _TreeReader(threading.Thread):
                     return
                 if entry.is_dir:
                     self._mark(_DIR)
-                    self._add(
-                        header(entry.path, 0, entry.mode, entry.uid, entry.gid, entry.mtime, True)
-                    )
+                    self._add(header(entry.path, 0, entry, is_dir=True))
                 else:
                     self._file(entry)
             self._emit()
@@ -198,7 +196,7 @@ class _TreeReader(threading.Thread):
     def _whole(self, fd: int, source: str, entry: Entry, manifest_path: str) -> None:
         with contextlib.suppress(OSError):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        raw = header(entry.path, entry.size, entry.mode, entry.uid, entry.gid, entry.mtime)
+        raw = header(entry.path, entry.size, entry)
         member = Member(manifest_path, entry.size, entry.mtime, len(raw))
         self._mark(member)
         self._add(raw)
@@ -219,7 +217,7 @@ class _TreeReader(threading.Thread):
         """Only the chosen blocks, one after the other (the block map says which they are)."""
         if blocks:
             size = len(blocks) * block_size
-            raw = header(entry.path, size, entry.mode, entry.uid, entry.gid, entry.mtime)
+            raw = header(entry.path, size, entry)
             member = Member(manifest_path, size, entry.mtime, len(raw))
             self._mark(member)
             self._add(raw)
@@ -274,42 +272,53 @@ class _Part:
     files: int = 0
 
 
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """How every part of a backup's archive sets is written (the same for all of them)."""
+
+    codec: Codec | None
+    level: int | None
+    threads: int
+    max_size: int  # -S: a part rolls over before the next file once it stored this much
+    chunk_size: int
+    options: PutOptions
+    algorithm: str  # of the per-file and per-part checksums
+
+    def compressor(self) -> Compressor | None:
+        """A fresh stream transform for one part: the seam where encryption would wrap it."""
+        return self.codec.compressor(self.level, self.threads) if self.codec else None
+
+
+@dataclass(frozen=True)
+class ArchiveTarget:
+    """Where a backup's parts go, and what watches and gates their upload."""
+
+    store: ObjectStore
+    layout: ServerLayout
+    backup_id: str
+    reporter: Reporter
+    checkpoint: Callable[[], None]
+
+
 class ArchiveSetWriter:
     """One archive set (PGDATA 'data' or a tablespace OID), split at max_size into parts."""
 
     def __init__(
         self,
-        store: ObjectStore,
-        layout: ServerLayout,
-        backup_id: str,
+        target: ArchiveTarget,
         name: str,
-        codec: Codec | None,
-        level: int | None,
-        threads: int,
-        max_size: int,
-        chunk_size: int,
-        options: PutOptions,
-        algorithm: str,
-        reporter: Reporter,
-        checkpoint: Callable[[], None],
+        settings: ArchiveSettings,
+        *,
         first_part: int = 0,
         on_part: Callable[[ArchiveRecord, list[Member]], None] | None = None,
     ) -> None:
         """`first_part` numbers the first part (a resumed backup continues after the parts
         it kept); `on_part` gets each part once it is stored, with its members."""
-        self.store = store
-        self.layout = layout
-        self.backup_id = backup_id
+        self.target = target
         self.name = name
-        self.codec = codec
-        self.level = level
-        self.threads = threads
-        self.max_size = max_size
-        self.chunk_size = chunk_size
-        self.options = options
-        self.algorithm = algorithm
-        self.reporter = reporter
-        self.checkpoint = checkpoint
+        self.settings = settings
+        self.reporter = target.reporter
+        self.checkpoint = target.checkpoint
         self.members: list[Member] = []
         self.archives: list[ArchiveRecord] = []
         self._part: _Part | None = None
@@ -321,38 +330,28 @@ class ArchiveSetWriter:
 
     def add_tree(self, tree: Tree, chooser: BlockChooser | None = None) -> None:
         """Stream every entry of a walked tree into the set (`chooser`: only some blocks)."""
-        reader = _TreeReader(tree, self.algorithm, self.reporter, self.checkpoint, chooser)
+        reader = _TreeReader(tree, self.settings.algorithm, self.reporter, self.checkpoint, chooser)
         reader.start()
         try:
-            while True:
-                item = reader.blocks.get()
-                if item is _END:
-                    break
+            while (item := reader.blocks.get()) is not _END:
                 if isinstance(item, _Failure):
                     raise item.exc
-                assert isinstance(item, _Block)
-                self._write_block(item)
+                if isinstance(item, _Block):
+                    self._write_block(item)
         except BaseException:
             reader.stop()
             raise
         reader.join()
 
     def add_bytes(
-        self,
-        path: str,
-        data: bytes,
-        manifest_path: str,
-        mode: int,
-        uid: int,
-        gid: int,
-        mtime: float,
-        rollover: bool = True,
+        self, path: str, data: bytes, attributes: Attributes, *, rollover: bool = True
     ) -> None:
-        """Add one in-memory file (pg_control, backup_label) at the end of the current part."""
+        """Add one in-memory file (pg_control, backup_label) at the end of the current part;
+        its manifest path is its archive path (these files live at the top of PGDATA)."""
         self.checkpoint()
-        raw = header(path, len(data), mode, uid, gid, mtime)
-        member = Member(manifest_path, len(data), mtime, len(raw))
-        member.checksum = _digest(self.algorithm, data)
+        raw = header(path, len(data), attributes)
+        member = Member(path, len(data), attributes.mtime, len(raw))
+        member.checksum = _digest(self.settings.algorithm, data)
         self._start_member(member, rollover)
         self._write(raw + data + padding(len(data)))
         self.reporter.advance(len(data), files=1)
@@ -391,31 +390,32 @@ class ArchiveSetWriter:
         """Roll over before a file once the part's stored size passed -S (barman's rule)."""
         if self._part is None:
             self._open_part()
-        elif rollover and self._part.stored > self.max_size:
+        elif rollover and self._part.stored > self.settings.max_size:
             self._finish_part()
             self._open_part()
-        part = self._part
-        assert part is not None
+        part = self._current()
         member.archive = part.filename
         member.offset = part.tar_bytes + member.header_size
         part.files += 1
         self.members.append(member)
 
-    def _open_part(self) -> None:
-        ref = ArchiveRef(self.name, self._next_part, self.codec)
+    def _open_part(self) -> _Part:
+        settings, target = self.settings, self.target
+        ref = ArchiveRef(self.name, self._next_part, settings.codec)
         self._next_part += 1
-        key = self.layout.archive(self.backup_id, ref)
-        writer = self.store.open_writer(key, self.options, self.chunk_size)
-        compressor = self.codec.compressor(self.level, self.threads) if self.codec else None
-        self._part = _Part(ref, ref.filename(), writer, compressor, new_checksum(self.algorithm))
+        key = target.layout.archive(target.backup_id, ref)
+        writer = target.store.open_writer(key, settings.options, settings.chunk_size)
+        checksum = new_checksum(settings.algorithm)
+        self._part = _Part(ref, ref.filename(), writer, settings.compressor(), checksum)
         self._part_members = len(self.members)
+        return self._part
+
+    def _current(self) -> _Part:
+        """The part being written, opened if there is none."""
+        return self._part if self._part is not None else self._open_part()
 
     def _write(self, data: bytes | memoryview) -> None:
-        part = self._part
-        if part is None:
-            self._open_part()
-            part = self._part
-            assert part is not None
+        part = self._current()
         part.tar_bytes += len(data)
         out = part.compressor.compress(data) if part.compressor else data
         if out:
@@ -427,8 +427,7 @@ class ArchiveSetWriter:
         part.stored += len(data)
 
     def _finish_part(self) -> None:
-        part = self._part
-        assert part is not None
+        part = self._current()
         tail = end_of_archive(part.tar_bytes)
         part.tar_bytes += len(tail)
         out = part.compressor.compress(tail) if part.compressor else tail

@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.backup_info import BackupInfo
+from core.catalog.backup_info import BackupInfo
 from core.errors import Cancelled, ExitCode, OperationFailed, PgvaultError
 from core.postgres.connection import ConnectionParams, Session
 from core.postgres.server import (

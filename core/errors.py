@@ -110,18 +110,25 @@ class TransientError(CloudConnectionError):
 
 
 def own_cause(exc: BaseException) -> PgvaultError | None:
-    """The PgvaultError an SDK wrapped (a Cancelled raised inside a request body read)."""
+    """The PgvaultError `exc` stands for: itself, what it was raised from, or what an SDK
+    wrapped (a Cancelled raised by an upload's gate inside a request).
+
+    What was being handled when `exc` was raised (its __context__) is not its cause: a
+    transient error met while handling ObjectExists is a transient error, and a cleanup that
+    fails after an upload failed fails for its own reason.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, PgvaultError):
             return current
         seen.add(id(current))
-        wrapped = (
-            getattr(current, "kwargs", {}).get("error") if hasattr(current, "kwargs") else None
-        )
-        if isinstance(wrapped, BaseException):
-            current = wrapped
-            continue
-        current = current.__cause__ or current.__context__
+        current = _wrapped(current) or current.__cause__
     return None
+
+
+def _wrapped(exc: BaseException) -> BaseException | None:
+    """The exception an SDK error carries as its reason (botocore's kwargs["error"])."""
+    kwargs = getattr(exc, "kwargs", None)
+    wrapped = kwargs.get("error") if isinstance(kwargs, dict) else None
+    return wrapped if isinstance(wrapped, BaseException) else None

@@ -23,7 +23,8 @@ from core.errors import Cancelled
 log = logging.getLogger("pgvault.progress")
 
 RATE_WINDOW = 5.0  # seconds of history behind the smoothed rate
-SAMPLE_INTERVAL = 1.0  # resolution of the rate samples kept for charts
+SAMPLE_INTERVAL = 1.0  # resolution of the rate samples
+_MIN_POINTS = 2  # a rate needs two points of history kept for charts
 MAX_SAMPLES = 3600  # one hour of 1 s samples
 
 
@@ -246,7 +247,8 @@ class Tracker:
 
     def _remember(self, now: float) -> None:
         self._history.append((now, self._bytes))
-        while len(self._history) > 2 and now - self._history[1][0] >= RATE_WINDOW:
+        # Keep at least two points, the older one at most RATE_WINDOW before the newest.
+        while len(self._history) > _MIN_POINTS and now - self._history[1][0] >= RATE_WINDOW:
             self._history.popleft()
 
     def _rate(self, now: float) -> float:

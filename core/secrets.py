@@ -1,9 +1,17 @@
-"""Keep secrets out of every message: a registry of known secret values plus patterns."""
+"""Keep secrets out of every message: a registry of known secret values plus patterns.
+
+This module owns credential stripping too: `redact` masks secrets inside any text,
+`without_query` and `without_password` remove them from a URL or a PostgreSQL connection
+string that is kept (a job record, a message), and `log_redacted_to_stderr` is how every
+pgvault process logs. A parsed destination drops its credentials with
+`core.urls.Location.without_credentials()`.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 
 _lock = threading.Lock()
@@ -19,11 +27,19 @@ _PAIR = re.compile(
 # user:password@ in URLs and libpq URIs.
 _USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)")
 MASK = "***"
+#: shorter values are not remembered: masking them would garble ordinary words
+MIN_SECRET_LENGTH = 4
+# A PostgreSQL password in a conninfo string, a URI's user:password@ and a URI's ?password=.
+_CONNINFO_PASSWORD = re.compile(r"(?i)\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
+_URI_PASSWORD = re.compile(r"(?i)^(postgres(?:ql)?://[^/:@]*):[^@/]*@")
+_URI_QUERY_PASSWORD = re.compile(r"(?i)([?&])password=[^&]*&?")
+#: SDK loggers that stay at WARNING unless their details are asked for (-vv)
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "azure", "google", "s3transfer")
 
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that it is masked wherever it would be printed."""
-    if value and len(value) >= 4:
+    if value and len(value) >= MIN_SECRET_LENGTH:
         with _lock:
             _known.add(value)
 
@@ -55,3 +71,31 @@ class RedactingFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+
+def without_query(url: str) -> str:
+    """A URL with its query string (where destination credentials live) removed."""
+    return url.split("?", 1)[0]
+
+
+def without_password(dbname: str) -> str:
+    """A conninfo string or URI with its password removed (the rest kept for a resume)."""
+    if not dbname.lower().startswith(("postgres://", "postgresql://")):
+        return _CONNINFO_PASSWORD.sub("", dbname).strip()
+    text = _URI_PASSWORD.sub(r"\1@", dbname)
+    return _URI_QUERY_PASSWORD.sub(r"\1", text).rstrip("?&")
+
+
+def log_redacted_to_stderr(fmt: str, verbosity: int, *, sdk_details: bool) -> None:
+    """Log to stderr through redact(): WARNING, one level down per -v, up per -q.
+
+    The cloud SDKs' loggers stay at WARNING or above unless `sdk_details` (-vv).
+    """
+    level = max(logging.DEBUG, min(logging.CRITICAL, logging.WARNING - 10 * verbosity))
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(fmt))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(level if sdk_details else max(level, logging.WARNING))

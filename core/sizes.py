@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.errors import InputError
 
 _PREFIXES = "KMGTPEZY"
+KIB = 1024
 
 
 def parse_size(text: str) -> int:
@@ -12,7 +13,8 @@ def parse_size(text: str) -> int:
     value = text.strip().upper()
     try:
         if value.endswith("B"):
-            base, idx = (1000, 3) if len(value) >= 2 and value[-2] == "I" else (1024, 2)
+            binary = value.endswith("IB")  # barman's inversion: 'MiB' counts in 1000s
+            base, idx = (1000, 3) if binary else (1024, 2)
             multiplier = base
             for prefix in _PREFIXES:
                 if len(value) >= idx and value[-idx] == prefix:
@@ -35,9 +37,9 @@ def format_size(n: float) -> str:
     units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
     value = float(n)
     for unit in units:
-        if abs(value) < 1024 or unit == units[-1]:
+        if abs(value) < KIB or unit == units[-1]:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
+        value /= KIB
     return f"{value:.1f} PiB"  # pragma: no cover - loop always returns
 
 

@@ -7,9 +7,12 @@ streamed by the caller, so nothing is ever staged on disk.
 from __future__ import annotations
 
 import grp
+import os
 import pwd
 import tarfile
+from dataclasses import dataclass
 from functools import cache
+from typing import Protocol
 
 BLOCK = tarfile.BLOCKSIZE  # 512
 RECORD = tarfile.RECORDSIZE  # 10240
@@ -31,25 +34,43 @@ def _group(gid: int) -> str:
         return ""
 
 
-def header(
-    name: str,
-    size: int,
-    mode: int,
-    uid: int,
-    gid: int,
-    mtime: float,
-    is_dir: bool = False,
-) -> bytes:
+class Attributes(Protocol):
+    """What a tar header records of a file besides its name and size."""
+
+    @property
+    def mode(self) -> int: ...
+    @property
+    def uid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
+    @property
+    def mtime(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class FileAttributes:
+    mode: int
+    uid: int
+    gid: int
+    mtime: float
+
+    @classmethod
+    def of(cls, st: os.stat_result, mode: int | None = None) -> FileAttributes:
+        """A file's own attributes (`mode` overrides its permission bits)."""
+        return cls(st.st_mode & 0o7777 if mode is None else mode, st.st_uid, st.st_gid, st.st_mtime)
+
+
+def header(name: str, size: int, attributes: Attributes, is_dir: bool = False) -> bytes:
     """A PAX header block (or blocks, for long or non-ASCII names and huge sizes)."""
     info = tarfile.TarInfo(name)
     info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
     info.size = 0 if is_dir else size
-    info.mode = mode
-    info.uid = uid
-    info.gid = gid
-    info.uname = _user(uid)
-    info.gname = _group(gid)
-    info.mtime = int(mtime)
+    info.mode = attributes.mode
+    info.uid = attributes.uid
+    info.gid = attributes.gid
+    info.uname = _user(attributes.uid)
+    info.gname = _group(attributes.gid)
+    info.mtime = int(attributes.mtime)
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
 
 from core.errors import InputError
-from core.secrets import register_secret
+from core.secrets import register_secret, without_query
 
 
 class Provider(StrEnum):
@@ -32,6 +32,8 @@ class Provider(StrEnum):
 
 
 CLOUD_PROVIDER_CHOICES = (Provider.S3.value, Provider.AZURE.value, Provider.GCS.value)
+#: an Azure emulator URL names /ACCOUNT/CONTAINER before the prefix
+EMULATOR_PATH_SEGMENTS = 2
 
 _S3_PARAMS = {
     "AWS_ACCESS_KEY_ID",
@@ -75,6 +77,17 @@ class Credentials:
             )
         )
 
+    def register(self) -> None:
+        """Make this process mask every secret here (a child handed a parsed location)."""
+        for value in (
+            self.aws_secret_access_key,
+            self.aws_session_token,
+            self.azure_account_key,
+            self.azure_sas_token,
+            self.gcs_service_account_json,
+        ):
+            register_secret(value)
+
 
 @dataclass(frozen=True)
 class Location:
@@ -103,6 +116,10 @@ class Location:
             return f"{self.endpoint.rstrip('/')}/{self.bucket}{tail}"
         return f"https://{self.account}.blob.core.windows.net/{self.bucket}{tail}"
 
+    def without_credentials(self) -> Location:
+        """This location as a record keeps it: where, never how to authenticate."""
+        return replace(self, credentials=Credentials())
+
     def child(self, *parts: str) -> str:
         """A key under this location's prefix."""
         return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
@@ -115,45 +132,54 @@ def parse_location(url: str, cloud_provider: str | None = None) -> Location:
     if url.startswith("/"):
         raise InputError(f"a local directory destination is written file://{url}")
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     query = _query(parts.query)
     explicit = Provider(cloud_provider) if cloud_provider else None
-
-    if scheme == "s3":
-        location = _s3(parts.netloc, parts.path, query)
-    elif scheme in ("gs", "gcs"):
-        location = _gcs(parts.netloc, parts.path, query)
-    elif scheme in ("azure", "azure-blob", "azure-storage"):
-        location = _azure_short(parts.netloc, parts.path, query)
-    elif scheme == "file":
-        location = _file(parts.netloc, parts.path, query)
-    elif scheme in ("http", "https"):
-        host = (parts.hostname or "").lower()
-        if host == "storage.googleapis.com":
-            bucket, prefix = _split_path(parts.path, url)
-            location = _gcs(bucket, "/" + prefix, query)
-        elif (
-            host.endswith(".blob.core.windows.net")
-            or explicit is Provider.AZURE
-            or (explicit is None and host)
-        ):
-            location = _azure_http(scheme, parts.netloc, parts.path, query, url)
-        else:
-            raise InputError(f"invalid destination URL {_safe(url)!r}")
-    else:
-        raise InputError(
-            f"unsupported URL scheme {scheme!r} in {_safe(url)!r} "
-            "(use s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ or file://)"
-        )
-
+    location = _by_scheme(parts, query, explicit, url)
     if explicit is not None and explicit is not location.provider:
         if location.provider is Provider.FILE:
             raise InputError("--cloud-provider does not apply to a file:// destination")
         raise InputError(
-            f"--cloud-provider {explicit.value} does not match the URL {_safe(url)!r} "
+            f"--cloud-provider {explicit.value} does not match the URL {without_query(url)!r} "
             f"(a {location.provider.value} URL)"
         )
     return location
+
+
+def _by_scheme(
+    parts: SplitResult, query: dict[str, str], explicit: Provider | None, url: str
+) -> Location:
+    scheme = parts.scheme.lower()
+    if scheme == "s3":
+        return _s3(parts.netloc, parts.path, query)
+    if scheme in ("gs", "gcs"):
+        return _gcs(parts.netloc, parts.path, query)
+    if scheme in ("azure", "azure-blob", "azure-storage"):
+        return _azure_short(parts.netloc, parts.path, query)
+    if scheme == "file":
+        return _file(parts.netloc, parts.path, query)
+    if scheme in ("http", "https"):
+        return _http(parts, query, explicit, url)
+    raise InputError(
+        f"unsupported URL scheme {scheme!r} in {without_query(url)!r} "
+        "(use s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ or file://)"
+    )
+
+
+def _http(
+    parts: SplitResult, query: dict[str, str], explicit: Provider | None, url: str
+) -> Location:
+    """https://storage.googleapis.com/..., an Azure account endpoint, or an emulator."""
+    host = (parts.hostname or "").lower()
+    if host == "storage.googleapis.com":
+        bucket, prefix = _split_path(parts.path, url)
+        return _gcs(bucket, "/" + prefix, query)
+    if (
+        host.endswith(".blob.core.windows.net")
+        or explicit is Provider.AZURE
+        or (explicit is None and host)
+    ):
+        return _azure_http(parts.scheme.lower(), parts.netloc, parts.path, query, url)
+    raise InputError(f"invalid destination URL {without_query(url)!r}")
 
 
 def _query(raw: str) -> dict[str, str]:
@@ -165,15 +191,10 @@ def _query(raw: str) -> dict[str, str]:
     return params
 
 
-def _safe(url: str) -> str:
-    """A URL with its query string (where credentials live) removed."""
-    return url.split("?", 1)[0]
-
-
 def _split_path(path: str, url: str) -> tuple[str, str]:
     segments = [s for s in path.split("/") if s]
     if not segments:
-        raise InputError(f"no bucket or container in {_safe(url)!r}")
+        raise InputError(f"no bucket or container in {without_query(url)!r}")
     return segments[0], "/".join(segments[1:])
 
 
@@ -271,10 +292,10 @@ def _azure_http(scheme: str, netloc: str, path: str, query: dict[str, str], url:
     else:
         # Emulator form: the account is the first path segment (barman-cloud's rule).
         segments = [s for s in path.split("/") if s]
-        if len(segments) < 2:
+        if len(segments) < EMULATOR_PATH_SEGMENTS:
             raise InputError(
                 f"an Azure emulator URL is http://HOST:PORT/ACCOUNT/CONTAINER/prefix, "
-                f"got {_safe(url)!r}"
+                f"got {without_query(url)!r}"
             )
         account, container, prefix = segments[0], segments[1], "/".join(segments[2:])
         endpoint = f"{scheme}://{host}/{account}"
@@ -316,37 +337,44 @@ def public_url(location: Location) -> str:
     S3 region and endpoint given in the query string, an azure:// account or endpoint.
     """
     tail = f"/{location.prefix}" if location.prefix else ""
-    query: list[tuple[str, str]] = []
+    if location.provider is Provider.FILE:
+        return f"file://{location.bucket}{tail}"
     if location.provider is Provider.S3:
-        base = f"s3://{location.bucket}{tail}"
-        if location.region:
-            query.append(("AWS_REGION", location.region))
-        if location.endpoint:
-            query.append(("AWS_ENDPOINT", location.endpoint))
-        if location.auth == "implicit":
-            query.append(("AUTH", "implicit"))
+        base, query = f"s3://{location.bucket}{tail}", _s3_public_query(location)
     elif location.provider is Provider.GCS:
         base = f"gs://{location.bucket}{tail}"
-        if location.auth in ("implicit", "default"):
-            query.append(("AUTH", location.auth))
-    elif location.provider is Provider.FILE:
-        return f"file://{location.bucket}{tail}"
+        query = [("AUTH", location.auth)] if location.auth in ("implicit", "default") else []
     else:
-        endpoint = (location.endpoint or "").rstrip("/")
-        account = location.account
-        if account and endpoint.lower() == f"https://{account}.blob.core.windows.net".lower():
-            base = f"{endpoint}/{location.bucket}{tail}"
-        elif account and endpoint and urlsplit(endpoint).path.strip("/") == account:
-            base = f"{endpoint}/{location.bucket}{tail}"  # an emulator: /ACCOUNT/CONTAINER
-        else:
-            base = f"azure://{location.bucket}{tail}"
-            if account:
-                query.append(("AZURE_ACCOUNT_NAME", account))
-            if endpoint:
-                query.append(("AZURE_ENDPOINT", endpoint))
+        base, query = _azure_public(location, tail)
     if not query:
         return base
     return f"{base}?{urlencode(query, quote_via=quote, safe='/:')}"
+
+
+def _s3_public_query(location: Location) -> list[tuple[str, str]]:
+    query = []
+    if location.region:
+        query.append(("AWS_REGION", location.region))
+    if location.endpoint:
+        query.append(("AWS_ENDPOINT", location.endpoint))
+    if location.auth == "implicit":
+        query.append(("AUTH", "implicit"))
+    return query
+
+
+def _azure_public(location: Location, tail: str) -> tuple[str, list[tuple[str, str]]]:
+    endpoint = (location.endpoint or "").rstrip("/")
+    account = location.account
+    if account and endpoint.lower() == f"https://{account}.blob.core.windows.net".lower():
+        return f"{endpoint}/{location.bucket}{tail}", []
+    if account and endpoint and urlsplit(endpoint).path.strip("/") == account:
+        return f"{endpoint}/{location.bucket}{tail}", []  # an emulator: /ACCOUNT/CONTAINER
+    query = []
+    if account:
+        query.append(("AZURE_ACCOUNT_NAME", account))
+    if endpoint:
+        query.append(("AZURE_ENDPOINT", endpoint))
+    return f"azure://{location.bucket}{tail}", query
 
 
 def credential_params(location: Location) -> dict[str, str]:

@@ -22,17 +22,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.backup_info import DONE, BackupInfo
-from core.catalog import ArchiveSet, Catalog, StoredArchive
+from core.catalog.backup_info import DONE, BackupInfo
+from core.catalog.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, ServerLayout
+from core.catalog.listing import wal_needed
+from core.catalog.manifest import FileRecord, PgvaultManifest, check_postgres_manifest, load_pgvault
+from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
 from core.codecs import codec_for_suffix
 from core.drill import DrillRequest, run_drill
 from core.errors import InputError, IntegrityError, PgvaultError
-from core.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, ServerLayout
-from core.listing import wal_needed
-from core.manifest import FileRecord, PgvaultManifest, check_postgres_manifest, load_pgvault
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, StoreConfig, open_store
-from core.urls import Credentials, Location
+from core.urls import Location
 from core.verify_archive import MAX_PROBLEMS_PER_ARCHIVE, PartResult, Recorded, read_archive
 from core.wal.archive import decompress_object
 from core.wal.check import archived_wals
@@ -455,7 +455,7 @@ def run_verify_job(request: VerifyRequest, reporter: Reporter) -> dict[str, Any]
 def public_request(request: VerifyRequest) -> VerifyRequest:
     from dataclasses import replace
 
-    return replace(request, location=replace(request.location, credentials=Credentials()))
+    return replace(request, location=request.location.without_credentials())
 
 
 def describe(request: VerifyRequest) -> str:

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.catalog import StoredArchive
+from core.catalog.layout import PGVAULT_MANIFEST
+from core.catalog.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
+from core.catalog.reader import StoredArchive
 from core.codecs import Codec, Decompressor
 from core.errors import ObjectNotFound, PgvaultError
-from core.layout import PGVAULT_MANIFEST
-from core.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
 from core.progress import Reporter
 from core.restore.extract import NOT_RESTORED, clean_name
 from core.restore.tarparse import FILE, TarError, TarMember, TarStream

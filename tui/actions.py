@@ -218,7 +218,7 @@ class ConsoleActions:
         state_dir = self.state.config.state_dir
 
         def work() -> Job:
-            from core.delete import DeleteRequest
+            from core.catalog.delete import DeleteRequest
             from core.jobs.builtin import DELETE, VERIFY
             from core.jobs.runner import spawn_detached
             from core.urls import parse_location

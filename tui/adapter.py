@@ -10,17 +10,15 @@ only `Location.display()` is ever shown.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from core.backup_info import BackupInfo
-from core.browse import WalArchive, list_servers, wal_archive
-from core.catalog import Catalog
+from core.catalog.backup_info import BackupInfo
+from core.catalog.browse import WalArchive, list_servers, wal_archive
+from core.catalog.manifest import PgvaultManifest
+from core.catalog.reader import Catalog
 from core.errors import PgvaultError
 from core.jobs import Job
-from core.layout import ServerLayout
-from core.manifest import PgvaultManifest
-from core.secrets import redact
+from core.secrets import redact, without_query
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.storage.retry import RetryPolicy
 from core.urls import Location, parse_location
@@ -41,7 +39,7 @@ def display_url(url: str) -> str:
     try:
         return parse_location(url).display()
     except PgvaultError:
-        return redact(url.split("?", 1)[0])
+        return redact(without_query(url))
 
 
 def job_backup_id(job: Job) -> str | None:
@@ -95,19 +93,12 @@ def open_for_browsing(url: str) -> ObjectStore:
     return open_store(location, StoreConfig(retry=BROWSE_RETRY))
 
 
-def stored_sizes(store: ObjectStore, server: str, backups: Sequence[BackupInfo]) -> dict[str, int]:
-    """Bytes under each backup's directory (archives, manifests, backup.info): one listing each.
-
-    backup.info's `size` is not written by barman-cloud's cloud backups nor by pgvault.
-    """
-    layout = ServerLayout(server)
-
-    def total(info: BackupInfo) -> tuple[str, int]:
-        prefix = layout.backup_prefix(info.backup_id)
-        return info.backup_id, sum(o.size for o in store.list_objects(prefix))
-
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="pgvault-sizes") as pool:
-        return dict(pool.map(total, backups))
+def stored_sizes(catalog: Catalog, backups: Sequence[BackupInfo]) -> dict[str, int]:
+    """Bytes under each backup's directory (archives, manifests, backup.info), from the
+    catalog's one recursive listing: backup.info's `size` is written by neither barman-cloud's
+    cloud backups nor pgvault."""
+    objects = catalog.objects()
+    return {b.backup_id: sum(o.size for o in objects.get(b.backup_id, ())) for b in backups}
 
 
 def load_destination(url: str, demo: bool = False) -> DestinationView:
@@ -125,7 +116,7 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                             name,
                             backups,
                             unreadable=tuple(catalog.unreadable),
-                            stored=stored_sizes(store, name, backups),
+                            stored=stored_sizes(catalog, backups),
                         )
                     )
                 except Exception as exc:

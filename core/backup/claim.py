@@ -14,9 +14,9 @@ from core import __version__
 from core.backup.lease import new_lease
 from core.backup.resume import StoredBackup, resumable_manifest
 from core.backup.state import BackupJob, BackupState
-from core.backup_info import STARTED, BackupInfo, serialize
+from core.catalog.backup_info import STARTED, BackupInfo, serialize
+from core.catalog.manifest import PgvaultManifest
 from core.errors import ObjectExists, OperationFailed
-from core.manifest import PgvaultManifest
 from core.postgres.connection import ServerFacts, Session
 
 log = logging.getLogger("pgvault.backup")

@@ -9,6 +9,7 @@ from core.errors import OperationFailed
 from core.postgres.connection import ServerFacts
 from core.postgres.control import read_control
 from core.postgres.pgdata import PG_CONTROL
+from core.tarstream import FileAttributes
 
 
 def check_data_directory(facts: ServerFacts) -> None:
@@ -31,12 +32,4 @@ def check_data_directory(facts: ServerFacts) -> None:
 def add_pg_control(data: ArchiveSetWriter, pgdata: str) -> None:
     """pg_control into the data archive, read after every other file as PostgreSQL requires."""
     control, control_stat = read_control(pgdata)
-    data.add_bytes(
-        PG_CONTROL,
-        control.raw,
-        PG_CONTROL,
-        control_stat.st_mode & 0o7777,
-        control_stat.st_uid,
-        control_stat.st_gid,
-        control_stat.st_mtime,
-    )
+    data.add_bytes(PG_CONTROL, control.raw, FileAttributes.of(control_stat))

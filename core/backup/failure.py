@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import NoReturn
 
 from core.backup.state import BackupState
-from core.backup_info import FAILED, serialize
+from core.catalog.backup_info import FAILED, serialize
 from core.errors import Cancelled, OperationFailed
 
 log = logging.getLogger("pgvault.backup")

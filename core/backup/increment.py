@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.backup_info import DONE, BackupInfo
-from core.catalog import Catalog
-from core.chains import DIFFERENTIAL, FULL, chain_of, kind_of
+from core.catalog.backup_info import DONE, BackupInfo
+from core.catalog.chains import DIFFERENTIAL, FULL, chain_of, kind_of
+from core.catalog.layout import BACKUP_ID_RE
+from core.catalog.manifest import PgvaultManifest
+from core.catalog.reader import Catalog
 from core.errors import InputError, ObjectNotFound
-from core.layout import BACKUP_ID_RE
-from core.manifest import PgvaultManifest
 from core.postgres.connection import ServerFacts
 from core.storage import ObjectStore
 

@@ -31,7 +31,7 @@ from core.backup.increment import (
 )
 from core.backup.state import BackupMode, BackupState, FilePlan
 from core.backup.summaries import SUMMARIES_FROM, SummaryMap, read_summaries
-from core.chains import PAGE_LSN, WAL_SUMMARY
+from core.catalog.chains import PAGE_LSN, WAL_SUMMARY
 from core.postgres.pgdata import Entry, Tree
 from core.postgres.walnames import parse_lsn
 

@@ -12,10 +12,10 @@ import os
 import socket
 from dataclasses import replace
 
-from core.backup_info import DONE, FAILED, STARTED, parse, serialize
+from core.catalog.backup_info import DONE, FAILED, STARTED, parse, serialize
+from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout
+from core.catalog.manifest import dump_pgvault, load_pgvault
 from core.errors import PgvaultError
-from core.layout import PGVAULT_MANIFEST, ServerLayout
-from core.manifest import dump_pgvault, load_pgvault
 from core.storage import ObjectStore
 
 log = logging.getLogger("pgvault.backup")

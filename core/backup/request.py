@@ -12,10 +12,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from core.catalog.layout import ServerLayout, validate_backup_name, validate_server_name
+from core.catalog.manifest import checksum_name
 from core.codecs import get_codec
 from core.errors import InputError
-from core.layout import ServerLayout, validate_backup_name, validate_server_name
-from core.manifest import checksum_name
 from core.postgres.connection import ConnectionParams
 from core.sizes import parse_size
 from core.storage import StoreConfig, validate_tags

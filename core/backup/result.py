@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.manifest import ArchiveRecord
+from core.catalog.manifest import ArchiveRecord
 
 MiB = 1024**2
 

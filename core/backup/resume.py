@@ -23,10 +23,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from core.backup.lease import lease_is_dead
-from core.backup_info import FAILED, STARTED, parse
+from core.catalog.backup_info import FAILED, STARTED, parse
+from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout, parse_archive_name
+from core.catalog.manifest import (
+    ArchiveRecord,
+    FileRecord,
+    PgvaultManifest,
+    load_pgvault,
+    new_checksum,
+)
 from core.errors import ObjectNotFound, OperationFailed, PgvaultError, StorageError
-from core.layout import PGVAULT_MANIFEST, ServerLayout, parse_archive_name
-from core.manifest import ArchiveRecord, FileRecord, PgvaultManifest, load_pgvault, new_checksum
 from core.postgres.connection import ServerFacts
 from core.postgres.pgdata import Tree
 from core.storage import ObjectStore, PutOptions

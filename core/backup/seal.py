@@ -17,10 +17,10 @@ from core.backup.increment_plan import Increment
 from core.backup.result import BackupResult
 from core.backup.resume import delete_checkpoints
 from core.backup.state import BackupMode, BackupState, FilePlan
-from core.backup_info import DONE, BackupInfo
+from core.catalog.backup_info import DONE, BackupInfo
+from core.catalog.layout import PG_MANIFEST
+from core.catalog.manifest import ArchiveRecord, FileRecord, WalRange, postgres_manifest
 from core.errors import OperationFailed, PgvaultError
-from core.layout import PG_MANIFEST
-from core.manifest import ArchiveRecord, FileRecord, WalRange, postgres_manifest
 from core.postgres.connection import BackupStop, ServerFacts
 from core.postgres.walnames import format_lsn, parse_history, segment_of_lsn
 

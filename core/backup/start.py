@@ -9,9 +9,9 @@ from core.backup.claim import claim
 from core.backup.control import check_data_directory
 from core.backup.lease import reap_interrupted
 from core.backup.state import BackupJob, BackupMode, BackupState
-from core.backup_info import BackupInfo
+from core.catalog.backup_info import BackupInfo
+from core.catalog.manifest import DatabaseRecord, TableRecord
 from core.errors import Cancelled, PgvaultError
-from core.manifest import DatabaseRecord, TableRecord
 from core.postgres.connection import BackupSession, BackupStart, ServerFacts, Session, read_facts
 from core.postgres.inventory import inventory
 from core.postgres.walnames import format_lsn, segment_of_lsn

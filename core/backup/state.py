@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from core.archives import ArchiveSetWriter
 from core.backup.request import BackupRequest
 from core.backup.resume import ResumePlan, StoredBackup
-from core.backup_info import BackupInfo, serialize
+from core.catalog.backup_info import BackupInfo, serialize
+from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout
+from core.catalog.manifest import PgvaultManifest, checksum_name, dump_pgvault
 from core.codecs import Codec, get_codec
-from core.layout import PGVAULT_MANIFEST, ServerLayout
-from core.manifest import PgvaultManifest, checksum_name, dump_pgvault
 from core.postgres.connection import BackupSession, BackupStart, ServerFacts, Session
 from core.postgres.pgdata import Tree
 from core.progress import Reporter

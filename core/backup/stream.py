@@ -10,15 +10,16 @@ from __future__ import annotations
 import os
 import time
 
-from core.archives import ArchiveSetWriter, BlockChooser, Member
+from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget, BlockChooser, Member
 from core.backup.control import add_pg_control
 from core.backup.resume import PartCheckpoint, write_checkpoint
 from core.backup.state import BackupMode, BackupState, Copy, ExternalFile, FilePlan
-from core.chains import INCREMENT_PREFIX
+from core.catalog.chains import INCREMENT_PREFIX
+from core.catalog.manifest import ArchiveRecord
 from core.errors import OperationFailed
-from core.manifest import ArchiveRecord
 from core.postgres.connection import BackupStop
 from core.storage import ObjectStore
+from core.tarstream import FileAttributes
 
 GiB = 1024**3
 MiB = 1024**2
@@ -57,11 +58,7 @@ def finish_upload(state: BackupState, copy: Copy, mode: BackupMode, stop: Backup
     copy.data.add_bytes(
         "backup_label",
         label_bytes,
-        "backup_label",
-        0o600,
-        root.st_uid,
-        root.st_gid,
-        stop.time.timestamp(),
+        FileAttributes(0o600, root.st_uid, root.st_gid, stop.time.timestamp()),
         rollover=False,  # with pg_control, in the last part, as barman-cloud has it
     )
     copy.data.close()
@@ -88,11 +85,8 @@ def open_archive_set(
         part = PartCheckpoint(record, tuple(m.record() for m in members))
         write_checkpoint(state.stored, part, job.options)
 
-    writer = ArchiveSetWriter(
-        store=job.store,
-        layout=job.layout,
-        backup_id=state.backup_id,
-        name=name,
+    target = ArchiveTarget(job.store, job.layout, state.backup_id, job.reporter, state.checkpoint)
+    settings = ArchiveSettings(
         codec=job.codec,
         level=job.request.compression_level,
         threads=job.threads,
@@ -100,10 +94,9 @@ def open_archive_set(
         chunk_size=chunk,
         options=job.options,
         algorithm=job.algorithm,
-        reporter=job.reporter,
-        checkpoint=state.checkpoint,
-        first_part=first_part,
-        on_part=checkpoint_part,
+    )
+    writer = ArchiveSetWriter(
+        target, name, settings, first_part=first_part, on_part=checkpoint_part
     )
     state.writers.append(writer)
     return writer
@@ -121,4 +114,4 @@ def _add_external(data: ArchiveSetWriter, file: ExternalFile) -> None:
     except OSError as exc:
         raise OperationFailed(f"cannot read {file.kind} {file.path}: {exc.strerror}") from None
     name = os.path.basename(file.path)
-    data.add_bytes(name, content, name, st.st_mode & 0o7777, st.st_uid, st.st_gid, st.st_mtime)
+    data.add_bytes(name, content, FileAttributes.of(st))

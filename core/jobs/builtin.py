@@ -6,12 +6,11 @@ without secrets, and (for backups) how to resume a failed one.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 from core.backup import BackupRequest, result_summary, run_backup, validate_request
-from core.delete import DeleteRequest, describe, public_request, run_delete, wal_runs
-from core.delete import validate_request as validate_delete
+from core.catalog.delete import DeleteRequest, describe, public_request, run_delete, wal_runs
+from core.catalog.delete import validate_request as validate_delete
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import Job
 from core.jobs.results import (
@@ -25,23 +24,11 @@ from core.progress import Reporter
 from core.restore import RestoreRequest, run_restore
 from core.restore import result_summary as restore_summary
 from core.restore import validate_request as validate_restore
-from core.urls import Credentials
+from core.secrets import without_password
 from core.verify import VerifyRequest, run_verify
 from core.verify import describe as describe_verify
 from core.verify import public_request as public_verify
 from core.verify import validate_request as validate_verify
-
-_CONNINFO_PASSWORD = re.compile(r"(?i)\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+)")
-_URI_PASSWORD = re.compile(r"(?i)^(postgres(?:ql)?://[^/:@]*):[^@/]*@")
-_URI_QUERY_PASSWORD = re.compile(r"(?i)([?&])password=[^&]*&?")
-
-
-def without_password(dbname: str) -> str:
-    """A conninfo string or URI with its password removed (the rest kept for a resume)."""
-    if not dbname.lower().startswith(("postgres://", "postgresql://")):
-        return _CONNINFO_PASSWORD.sub("", dbname).strip()
-    text = _URI_PASSWORD.sub(r"\1@", dbname)
-    return _URI_QUERY_PASSWORD.sub(r"\1", text).rstrip("?&")
 
 
 def _run_backup(request: BackupRequest, reporter: Reporter) -> BackupJobResult:
@@ -71,7 +58,7 @@ def _public(request: BackupRequest) -> BackupRequest:
     """The request without credentials: none from the URL, no PostgreSQL password."""
     return replace(
         request,
-        location=replace(request.location, credentials=Credentials()),
+        location=request.location.without_credentials(),
         connection=replace(request.connection, dbname=without_password(request.connection.dbname)),
     )
 
@@ -185,7 +172,7 @@ def _describe_restore(request: RestoreRequest) -> JobInfo:
 
 def _public_restore(request: RestoreRequest) -> RestoreRequest:
     """The request without the URL's credentials (environment ones are never in it)."""
-    return replace(request, location=replace(request.location, credentials=Credentials()))
+    return replace(request, location=request.location.without_credentials())
 
 
 RESTORE: JobKind[RestoreRequest] = JobKind(

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg2
 import psycopg2.extensions
 
-from core.backup_info import Tablespace
+from core.catalog.backup_info import Tablespace
 from core.errors import Cancelled, PostgresError
 from core.postgres import versions
 from core.postgres.walnames import parse_lsn
@@ -220,17 +220,52 @@ def read_facts(session: Session) -> ServerFacts:
         raise PostgresError(
             f"PostgreSQL {version_text} is not supported: pgvault backs up PostgreSQL 13 or later"
         )
-    segment_size = int(
+    system_identifier, catalog_version = session.query(
+        "SELECT system_identifier::text, catalog_version_no FROM pg_control_system()",
+        what="reading pg_control_system()",
+    )[0]
+    files = _configuration_files(session)
+    return ServerFacts(
+        version_num=version_num,
+        version_text=version_text,
+        data_directory=data_directory,
+        wal_segment_size=_wal_segment_size(session),
+        block_size=block_size,
+        data_checksums=data_checksums,
+        summarize_wal=(
+            session.one("SELECT current_setting('summarize_wal')")
+            if version_num >= versions.WAL_SUMMARIES
+            else None
+        ),
+        system_identifier=str(system_identifier),
+        catalog_version=int(catalog_version),
+        in_recovery=bool(in_recovery),
+        archive_mode=archive_mode,
+        tablespaces=_tablespaces(session),
+        config_file=files.get("config_file"),
+        hba_file=files.get("hba_file"),
+        ident_file=files.get("ident_file"),
+        included_files=_included_files(session),
+        cluster_size=_cluster_size(session),
+        stats_temp_directory=(
+            session.one("SELECT current_setting('stats_temp_directory')")
+            if version_num < versions.BACKUP_FUNCTIONS_RENAMED
+            else None
+        ),
+    )
+
+
+def _wal_segment_size(session: Session) -> int:
+    return int(
         session.one(
             "SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'",
             what="reading wal_segment_size",
         )
     )
-    system_identifier, catalog_version = session.query(
-        "SELECT system_identifier::text, catalog_version_no FROM pg_control_system()",
-        what="reading pg_control_system()",
-    )[0]
-    tablespaces = tuple(
+
+
+def _tablespaces(session: Session) -> tuple[Tablespace, ...]:
+    return tuple(
         Tablespace(name, int(oid), location)
         for name, oid, location in session.query(
             "SELECT spcname, oid, pg_tablespace_location(oid) FROM pg_tablespace"
@@ -238,14 +273,20 @@ def read_facts(session: Session) -> ServerFacts:
             what="listing tablespaces",
         )
     )
-    files = dict(
+
+
+def _configuration_files(session: Session) -> dict[str, str]:
+    return dict(
         session.query(
             "SELECT name, setting FROM pg_settings"
             " WHERE name IN ('config_file', 'hba_file', 'ident_file')",
             what="reading configuration file locations",
         )
     )
-    included = tuple(
+
+
+def _included_files(session: Session) -> tuple[str, ...]:
+    return tuple(
         row[0]
         for row in session.query(
             "SELECT DISTINCT sourcefile FROM pg_settings WHERE sourcefile IS NOT NULL"
@@ -254,40 +295,19 @@ def read_facts(session: Session) -> ServerFacts:
             what="reading included configuration files",
         )
     )
+
+
+def _cluster_size(session: Session) -> int | None:
+    """The size of every tablespace together; None where it cannot be read."""
     try:
-        cluster_size = session.one(
+        size = session.one(
             "SELECT sum(pg_tablespace_size(oid))::bigint FROM pg_tablespace",
             what="measuring the cluster",
         )
     except PostgresError as exc:
         log.info("cluster size unknown: %s", exc)
-        cluster_size = None
-    summarize_wal = None
-    if version_num >= versions.WAL_SUMMARIES:
-        summarize_wal = session.one("SELECT current_setting('summarize_wal')")
-    stats_temp = None
-    if version_num < versions.BACKUP_FUNCTIONS_RENAMED:
-        stats_temp = session.one("SELECT current_setting('stats_temp_directory')")
-    return ServerFacts(
-        version_num=version_num,
-        version_text=version_text,
-        data_directory=data_directory,
-        wal_segment_size=segment_size,
-        block_size=block_size,
-        data_checksums=data_checksums,
-        summarize_wal=summarize_wal,
-        system_identifier=str(system_identifier),
-        catalog_version=int(catalog_version),
-        in_recovery=bool(in_recovery),
-        archive_mode=archive_mode,
-        tablespaces=tablespaces,
-        config_file=files.get("config_file"),
-        hba_file=files.get("hba_file"),
-        ident_file=files.get("ident_file"),
-        included_files=included,
-        cluster_size=int(cluster_size) if cluster_size is not None else None,
-        stats_temp_directory=stats_temp,
-    )
+        return None
+    return int(size) if size is not None else None
 
 
 # ---- the backup session -------------------------------------------------------------------------

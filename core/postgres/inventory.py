@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from core.catalog.manifest import DatabaseRecord, TableRecord
 from core.errors import PostgresError
-from core.manifest import DatabaseRecord, TableRecord
 from core.postgres.connection import ConnectionParams, Session
 
 log = logging.getLogger("pgvault.postgres")

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core.backup.blocks import from_runs, relation_file
-from core.backup_info import BackupInfo
-from core.catalog import ArchiveSet, Catalog
-from core.chains import FULL, chain_of, kind_of, link_sets
+from core.catalog.backup_info import BackupInfo
+from core.catalog.chains import FULL, chain_of, kind_of, link_sets
+from core.catalog.manifest import FileRecord, PgvaultManifest, new_checksum
+from core.catalog.reader import ArchiveSet, Catalog
 from core.errors import IntegrityError, ObjectNotFound, OperationFailed
-from core.manifest import FileRecord, PgvaultManifest, new_checksum
 from core.restore.extract import NOT_RESTORED, Destination
 
 OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 
-from core.catalog import StoredArchive
+from core.catalog.manifest import FileRecord, new_checksum
+from core.catalog.reader import StoredArchive
 from core.errors import Cancelled, IntegrityError
-from core.manifest import FileRecord, new_checksum
 from core.restore.chain import BlockSink, ChainLink, Needs, finish_needs
 from core.restore.extract import (
     Destination,

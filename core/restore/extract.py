@@ -30,8 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
+from core.catalog.manifest import Checksum, FileRecord, new_checksum
 from core.errors import IntegrityError, OperationFailed, PgvaultError
-from core.manifest import Checksum, FileRecord, new_checksum
 from core.restore.tarparse import DIRECTORY, FILE, HARDLINK, SYMLINK, TarError, TarMember
 
 log = logging.getLogger("pgvault.restore")

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
-from core.catalog import ArchiveSet, StoredArchive
+from core.catalog.manifest import ArchiveRecord, new_checksum
+from core.catalog.reader import ArchiveSet, StoredArchive
 from core.codecs import Codec
 from core.errors import Cancelled, IntegrityError
-from core.manifest import ArchiveRecord, new_checksum
 from core.restore.extract import Destination, Extractor, apply_directory_metadata
 from core.restore.plan import BackupPlan
 from core.restore.state import RestoreRun

@@ -10,8 +10,8 @@ import logging
 import os
 import time
 
+from core.catalog.manifest import check_postgres_manifest
 from core.errors import IntegrityError, PgvaultError
-from core.manifest import check_postgres_manifest
 from core.postgres.control import check_restored_control
 from core.restore.extract import PG_CONTROL, PG_CONTROL_PENDING, fsync_path, write_file
 from core.restore.recovery import config_warnings

@@ -15,11 +15,11 @@ import stat
 import sys
 from dataclasses import dataclass
 
-from core.backup_info import BackupInfo
-from core.catalog import ArchiveSet, Catalog
+from core.catalog.backup_info import BackupInfo
+from core.catalog.layout import ServerLayout
+from core.catalog.manifest import ArchiveRecord, FileRecord, PgvaultManifest
+from core.catalog.reader import ArchiveSet, Catalog
 from core.errors import InputError
-from core.layout import ServerLayout
-from core.manifest import ArchiveRecord, FileRecord, PgvaultManifest
 from core.progress import Reporter
 from core.restore.chain import ChainLink, plan_chain
 from core.restore.extract import Destination
@@ -184,9 +184,7 @@ def plan_restore(
     if chain:
         ids = " > ".join(link.info.backup_id for link in reversed(chain))
         reporter.log(f"restoring the chain {ids} in one pass")
-    return BackupPlan(
-        info, sets, manifest, pg_manifest, destinations, create_root, creates, chain
-    )
+    return BackupPlan(info, sets, manifest, pg_manifest, destinations, create_root, creates, chain)
 
 
 def _destinations(paths: Paths, info: BackupInfo, sets: list[ArchiveSet]) -> dict[str, Destination]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from core.manifest import Checksum
+from core.catalog.manifest import Checksum
 from core.progress import Reporter
-from core.storage.base import PrefetchingReader
+from core.storage import PrefetchingReader
 
 QUEUE_DEPTH = 4
 

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from core.backup_info import DONE, BackupInfo
-from core.catalog import LATEST, Catalog
+from core.catalog.backup_info import DONE, BackupInfo
+from core.catalog.reader import LATEST, Catalog
 from core.errors import InputError, OperationFailed
 from core.postgres.walnames import format_lsn, parse_lsn
 from core.storage import CommonPrefix, ObjectInfo

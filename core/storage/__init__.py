@@ -1,18 +1,19 @@
-"""Object stores: one interface (ObjectStore), four backends, chosen by the location."""
+"""Object stores: one interface (ObjectStore), four backends, chosen by the location.
+
+objects (entries, write options, tags) and config (StoreConfig) are the vocabulary;
+backend is what a provider implements, store the API built on it, writer and readers the
+streaming transfers, retry and bandwidth what every request goes through; translate maps
+SDK exceptions to core.errors (one table per provider) and clients holds what the SDK
+clients share. local, s3, azure and gcs are the backends.
+"""
 
 from __future__ import annotations
 
-from core.storage.base import (
-    CommonPrefix,
-    ObjectInfo,
-    ObjectReader,
-    ObjectStore,
-    ObjectWriter,
-    PendingUpload,
-    PutOptions,
-    StoreConfig,
-    validate_tags,
-)
+from core.storage.config import StoreConfig
+from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions, validate_tags
+from core.storage.readers import ObjectReader, PrefetchingReader
+from core.storage.store import ObjectStore
+from core.storage.writer import ObjectWriter
 from core.urls import Location, Provider
 
 
@@ -43,6 +44,7 @@ __all__ = [
     "ObjectStore",
     "ObjectWriter",
     "PendingUpload",
+    "PrefetchingReader",
     "PutOptions",
     "StoreConfig",
     "open_store",

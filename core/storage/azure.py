@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from azure.core import MatchConditions
@@ -28,64 +30,79 @@ from azure.storage.blob import (
     StandardBlobTier,
 )
 
-from core.errors import (
-    AccessDenied,
-    ContainerNotFound,
-    EndpointUnreachable,
-    InputError,
-    ObjectExists,
-    ObjectNotFound,
-    PgvaultError,
-    StorageError,
-    TransientError,
-    own_cause,
-)
-from core.secrets import register_secret
+from core import errors
+from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
-from core.storage.base import (
-    CommonPrefix,
-    ObjectInfo,
-    ObjectStore,
-    PendingUpload,
-    PutOptions,
-    RawStream,
-    StoreConfig,
-)
+from core.storage.clients import Timeouts, env_secret
+from core.storage.config import StoreConfig
+from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.store import ObjectStore
+from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.urls import Location, Provider
 
 AZURE_CREDENTIALS = ("azure-cli", "managed-identity", "default")
 
 
-def translate(exc: BaseException, what: str) -> PgvaultError:
-    """Map an azure-core exception to pgvault's hierarchy."""
-    own = own_cause(exc)
-    if own is not None:
-        return own
+def _facts(exc: BaseException) -> Facts:
+    """An Azure error's code and HTTP status, and the ways its messages show them."""
     code = str(getattr(exc, "error_code", "") or "")
     status = getattr(exc, "status_code", None)
-    if isinstance(exc, ResourceNotFoundError):
-        if code == "ContainerNotFound":
-            return ContainerNotFound(f"{what}: container does not exist")
-        return ObjectNotFound(f"{what}: not found")
-    if isinstance(exc, ResourceModifiedError) or status == 412:
-        return ObjectExists(f"{what}: object already exists")
-    if isinstance(exc, ResourceExistsError):
-        if code in ("BlobAlreadyExists", "ConditionNotMet"):
-            return ObjectExists(f"{what}: object already exists")
-        return StorageError(f"{what}: {code or exc}")
-    if isinstance(exc, ClientAuthenticationError) or status in (401, 403):
-        return AccessDenied(f"{what}: access denied ({code or status})")
-    if isinstance(exc, ServiceRequestError):
-        return EndpointUnreachable(f"{what}: cannot reach the Azure endpoint")
-    if isinstance(exc, ServiceResponseError | IncompleteReadError | ConnectionError):
-        return TransientError(f"{what}: connection dropped")
-    if isinstance(exc, HttpResponseError):
-        if status in (408, 429) or (isinstance(status, int) and status >= 500):
-            return TransientError(f"{what}: HTTP {status} {code}".strip())
-        return StorageError(f"{what}: HTTP {status} {code}".strip())
-    if isinstance(exc, AzureError):
-        return StorageError(f"{what}: {exc}")
-    raise exc
+    return {
+        "code": code,
+        "status": status,
+        "code_or_exc": code or exc,
+        "code_or_status": code or status,
+        "http": f"HTTP {status} {code}".strip(),
+    }
+
+
+_EXISTS = "{what}: object already exists"
+ERRORS = ErrorTable(
+    (
+        Rule(
+            errors.ContainerNotFound,
+            "{what}: container does not exist",
+            (ResourceNotFoundError,),
+            {"ContainerNotFound"},
+        ),
+        Rule(errors.ObjectNotFound, "{what}: not found", (ResourceNotFoundError,)),
+        Rule(errors.ObjectExists, _EXISTS, (ResourceModifiedError,)),
+        Rule(errors.ObjectExists, _EXISTS, statuses={412}),
+        Rule(
+            errors.ObjectExists,
+            _EXISTS,
+            (ResourceExistsError,),
+            {"BlobAlreadyExists", "ConditionNotMet"},
+        ),
+        Rule(errors.StorageError, "{what}: {code_or_exc}", (ResourceExistsError,)),
+        Rule(
+            errors.AccessDenied,
+            "{what}: access denied ({code_or_status})",
+            (ClientAuthenticationError,),
+        ),
+        Rule(errors.AccessDenied, "{what}: access denied ({code_or_status})", statuses={401, 403}),
+        Rule(
+            errors.EndpointUnreachable,
+            "{what}: cannot reach the Azure endpoint",
+            (ServiceRequestError,),
+        ),
+        Rule(
+            errors.TransientError,
+            "{what}: connection dropped",
+            (ServiceResponseError, IncompleteReadError, ConnectionError),
+        ),
+        Rule(
+            errors.TransientError,
+            "{what}: {http}",
+            (HttpResponseError,),
+            statuses={408, 429, *SERVER_ERRORS},
+        ),
+        Rule(errors.StorageError, "{what}: {http}", (HttpResponseError,)),
+        Rule(errors.StorageError, "{what}: {exc}", (AzureError,)),
+    ),
+    _facts,
+)
+_guard = ERRORS.guard
 
 
 def _tier(name: str) -> StandardBlobTier:
@@ -94,19 +111,7 @@ def _tier(name: str) -> StandardBlobTier:
         if tier.value.lower() == name.lower():
             return tier
     choices = ", ".join(t.value for t in StandardBlobTier)
-    raise InputError(f"unknown Azure access tier {name!r} (one of {choices})")
-
-
-class _Guard:
-    def __init__(self, what: str) -> None:
-        self.what = what
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is not None and not isinstance(exc, PgvaultError) and isinstance(exc, Exception):
-            raise translate(exc, self.what) from exc
+    raise errors.InputError(f"unknown Azure access tier {name!r} (one of {choices})")
 
 
 @dataclass
@@ -126,7 +131,7 @@ class _AzureStream(RawStream):
         self._what = what
 
     def read(self, n: int) -> bytes:
-        with _Guard(self._what):
+        with _guard(self._what):
             while not self._buffer:
                 try:
                     self._buffer = next(self._chunks)
@@ -140,10 +145,11 @@ class _AzureStream(RawStream):
 
 
 def _service_client(location: Location, config: StoreConfig) -> BlobServiceClient:
+    timeouts = Timeouts.of(config)
     kwargs: dict[str, Any] = {
         "retry_total": 0,
-        "connection_timeout": 10,
-        "read_timeout": config.read_timeout or 60,
+        "connection_timeout": timeouts.connect,
+        "read_timeout": timeouts.read,
         "max_block_size": config.azure_max_block_size or 4 * 1024 * 1024,
         "max_single_put_size": config.azure_max_single_put_size or 64 * 1024 * 1024,
     }
@@ -154,37 +160,36 @@ def _service_client(location: Location, config: StoreConfig) -> BlobServiceClien
     creds = location.credentials
     if config.azure_credential:
         if config.azure_credential not in AZURE_CREDENTIALS:
-            raise InputError(f"--azure-credential must be one of {', '.join(AZURE_CREDENTIALS)}")
+            raise errors.InputError(
+                f"--azure-credential must be one of {', '.join(AZURE_CREDENTIALS)}"
+            )
         if endpoint is None:
-            raise InputError("the Azure storage account is unknown: use an account URL")
+            raise errors.InputError("the Azure storage account is unknown: use an account URL")
         return BlobServiceClient(endpoint, credential=_identity(config.azure_credential), **kwargs)
     if creds.azure_account_key or creds.azure_sas_token:
         if endpoint is None or account is None:
-            raise InputError("azure:// URLs with a key need AZURE_ACCOUNT_NAME")
+            raise errors.InputError("azure:// URLs with a key need AZURE_ACCOUNT_NAME")
         credential: Any = creds.azure_sas_token or {
             "account_name": str(account),
             "account_key": creds.azure_account_key,
         }
         return BlobServiceClient(endpoint, credential=credential, **kwargs)
-    connection_string = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    connection_string = env_secret("AZURE_STORAGE_CONNECTION_STRING")
     if connection_string:
-        register_secret(connection_string)
         try:
             return BlobServiceClient.from_connection_string(connection_string, **kwargs)
         except ValueError as exc:
-            raise InputError("AZURE_STORAGE_CONNECTION_STRING is malformed") from exc
+            raise errors.InputError("AZURE_STORAGE_CONNECTION_STRING is malformed") from exc
     if endpoint is None:
-        raise InputError(
+        raise errors.InputError(
             "the Azure storage account is unknown: use https://ACCOUNT.blob.core.windows.net/..., "
             "AZURE_ACCOUNT_NAME in an azure:// URL, or AZURE_STORAGE_CONNECTION_STRING"
         )
-    sas = os.environ.get("AZURE_STORAGE_SAS_TOKEN")
+    sas = env_secret("AZURE_STORAGE_SAS_TOKEN")
     if sas:
-        register_secret(sas)
         return BlobServiceClient(endpoint, credential=sas, **kwargs)
-    key = os.environ.get("AZURE_STORAGE_KEY")
+    key = env_secret("AZURE_STORAGE_KEY")
     if key:
-        register_secret(key)
         return BlobServiceClient(
             endpoint, credential={"account_name": str(account), "account_key": key}, **kwargs
         )
@@ -193,9 +198,10 @@ def _service_client(location: Location, config: StoreConfig) -> BlobServiceClien
 
 def _identity(kind: str) -> Any:
     try:
-        import azure.identity as identity
+        # Optional (pgvault[azure-identity]): loaded only for --azure-credential.
+        identity: Any = importlib.import_module("azure.identity")
     except ImportError:
-        raise InputError(
+        raise errors.InputError(
             "no Azure storage credentials in the environment, and azure-identity is not "
             "installed for --azure-credential (pip install 'pgvault[azure-identity]')"
         ) from None
@@ -233,9 +239,9 @@ class AzureStore(ObjectStore):
         )
 
     def _check(self) -> None:
-        with _Guard(f"container {self.location.bucket}"):
+        with _guard(f"container {self.location.bucket}"):
             if not self._container.exists():
-                raise ContainerNotFound(f"container {self.location.bucket} does not exist")
+                raise errors.ContainerNotFound(f"container {self.location.bucket} does not exist")
 
     def _put(self, key: str, body: Payload, options: PutOptions) -> None:
         full = self.key(key)
@@ -246,7 +252,7 @@ class AzureStore(ObjectStore):
             args["standard_blob_tier"] = _tier(options.storage_class)
         if options.metadata:
             args["metadata"] = options.metadata_dict()
-        with _Guard(f"put {full}"):
+        with _guard(f"put {full}"):
             self._blob(full).upload_blob(
                 body, length=len(body), overwrite=not options.if_absent, max_concurrency=1, **args
             )
@@ -254,14 +260,14 @@ class AzureStore(ObjectStore):
     def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
         full = self.key(key)
         if options.if_absent:
-            with _Guard(f"head {full}"):
+            with _guard(f"head {full}"):
                 if self._blob(full).exists():
-                    raise ObjectExists(f"{full}: object already exists")
+                    raise errors.ObjectExists(f"{full}: object already exists")
         return _Upload(key=full, options=options)
 
     def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> str:
         block_id = handle.block_id(number)
-        with _Guard(f"upload block {number} of {handle.key}"):
+        with _guard(f"upload block {number} of {handle.key}"):
             self._blob(handle.key).stage_block(block_id, body, length=len(body), **self._scope())
         return block_id
 
@@ -276,7 +282,7 @@ class AzureStore(ObjectStore):
         if handle.options.if_absent:
             # IfMissing sends If-None-Match: *; an `etag` argument would leak to the transport.
             args["match_condition"] = MatchConditions.IfMissing
-        with _Guard(f"commit {handle.key}"):
+        with _guard(f"commit {handle.key}"):
             self._blob(handle.key).commit_block_list([BlobBlock(block_id=b) for b in parts], **args)
 
     def _mpu_abort(self, handle: _Upload) -> None:
@@ -286,7 +292,7 @@ class AzureStore(ObjectStore):
         # Uncommitted blocks vanish when a blob is written; a blob that does not exist yet
         # is written empty and deleted at once. A committed blob is left as it is.
         blob = self._blob(full)
-        with _Guard(f"abort upload of {full}"):
+        with _guard(f"abort upload of {full}"):
             try:
                 blob.get_blob_properties()
                 return
@@ -300,7 +306,7 @@ class AzureStore(ObjectStore):
         length = None if end is None else end - start
         if length == 0:
             return _AzureStream(None, full)
-        with _Guard(f"get {full}"):
+        with _guard(f"get {full}"):
             try:
                 downloader = self._blob(full).download_blob(
                     offset=start if (start or length is not None) else None,
@@ -308,14 +314,14 @@ class AzureStore(ObjectStore):
                     max_concurrency=1,
                 )
             except HttpResponseError as exc:
-                if exc.status_code == 416:
+                if exc.status_code == HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
                     return _AzureStream(None, full)
                 raise
         return _AzureStream(downloader, f"get {full}")
 
     def _head(self, key: str) -> ObjectInfo:
         full = self.key(key)
-        with _Guard(f"head {full}"):
+        with _guard(f"head {full}"):
             props = self._blob(full).get_blob_properties()
         return ObjectInfo(
             key=key,
@@ -330,7 +336,7 @@ class AzureStore(ObjectStore):
         self, prefix: str, delimiter: str | None, page_size: int | None
     ) -> Iterator[ObjectInfo | CommonPrefix]:
         full_prefix = self.full_prefix(prefix)
-        with _Guard(f"list {full_prefix or '/'}"):
+        with _guard(f"list {full_prefix or '/'}"):
             items: Any
             if delimiter:
                 items = self._container.walk_blobs(
@@ -356,33 +362,33 @@ class AzureStore(ObjectStore):
 
     def _delete(self, keys: list[str]) -> None:
         names = [self.key(k) for k in keys]
-        with _Guard(f"delete {len(keys)} objects"):
+        with _guard(f"delete {len(keys)} objects"):
             responses = self._container.delete_blobs(*names, raise_on_any_failure=False)
             failures = [r for r in responses if r.status_code not in (200, 202, 404)]
         if failures:
-            raise StorageError(
+            raise errors.StorageError(
                 f"could not delete {len(failures)} object(s): HTTP {failures[0].status_code}"
             )
 
     def _get_tags(self, key: str) -> dict[str, str]:
         full = self.key(key)
-        with _Guard(f"get tags of {full}"):
+        with _guard(f"get tags of {full}"):
             tags: dict[str, str] = self._blob(full).get_blob_tags()
         return tags
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         full = self.key(key)
-        with _Guard(f"set tags of {full}"):
+        with _guard(f"set tags of {full}"):
             self._blob(full).set_blob_tags(tags)
 
     def _set_storage_class(self, key: str, storage_class: str) -> None:
         full = self.key(key)
-        with _Guard(f"set the tier of {full}"):
+        with _guard(f"set the tier of {full}"):
             self._blob(full).set_standard_blob_tier(_tier(storage_class))
 
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
         full_prefix = self.full_prefix(prefix) or None
-        with _Guard(f"list uploads under {full_prefix or '/'}"):
+        with _guard(f"list uploads under {full_prefix or '/'}"):
             committed = {b.name for b in self._container.list_blobs(name_starts_with=full_prefix)}
             every = self._container.list_blobs(
                 name_starts_with=full_prefix, include=["uncommittedblobs"]

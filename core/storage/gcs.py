@@ -24,28 +24,14 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.resumable_media import common as media_common
 
-from core.errors import (
-    AccessDenied,
-    ContainerNotFound,
-    EndpointUnreachable,
-    InputError,
-    ObjectExists,
-    ObjectNotFound,
-    PgvaultError,
-    StorageError,
-    TransientError,
-    own_cause,
-)
+from core import errors
+from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
-from core.storage.base import (
-    CommonPrefix,
-    ObjectInfo,
-    ObjectStore,
-    PendingUpload,
-    PutOptions,
-    RawStream,
-    StoreConfig,
-)
+from core.storage.clients import Timeouts
+from core.storage.config import StoreConfig
+from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.store import ObjectStore
+from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.urls import Location, Provider
 
 TMP_DIR = ".pgvault-tmp"
@@ -56,67 +42,93 @@ TARGET_KEY = "pgvault-target"
 META_PREFIX = "pgvault-meta-"
 
 
-def translate(exc: BaseException, what: str) -> PgvaultError:
-    """Map a google-cloud-storage / requests exception to pgvault's hierarchy."""
-    own = own_cause(exc)
-    if own is not None:
-        return own
-    if isinstance(exc, gexc.NotFound):
-        if "bucket" in str(exc).lower() and "object" not in str(exc).lower():
-            return ContainerNotFound(f"{what}: bucket does not exist")
-        return ObjectNotFound(f"{what}: not found")
-    if isinstance(exc, gexc.PreconditionFailed):
-        return ObjectExists(f"{what}: object already exists")
-    if isinstance(exc, gexc.Forbidden | gexc.Unauthorized | auth_exc.RefreshError):
-        return AccessDenied(f"{what}: access denied")
-    if isinstance(exc, auth_exc.DefaultCredentialsError):
-        return AccessDenied(
-            f"{what}: no Google credentials (set GOOGLE_APPLICATION_CREDENTIALS or use "
-            "?AUTH=specified&CREDENTIALS=... in the URL)"
-        )
-    if isinstance(exc, gexc.TooManyRequests | gexc.ServerError | gexc.RequestRangeNotSatisfiable):
-        return TransientError(f"{what}: {exc.code} {exc.message}")
+def _facts(exc: BaseException) -> Facts:
+    """A Google API error's code and message, or the HTTP status of a media transfer's."""
     if isinstance(exc, media_common.InvalidResponse):
-        status = getattr(exc.response, "status_code", 0)
-        if status == 404:
-            return ObjectNotFound(f"{what}: not found")
-        if status == 412:
-            return ObjectExists(f"{what}: object already exists")
-        if status in (401, 403):
-            return AccessDenied(f"{what}: access denied")
-        if status == 429 or status >= 500:
-            return TransientError(f"{what}: HTTP {status}")
-        return StorageError(f"{what}: HTTP {status}")
-    if isinstance(exc, media_common.DataCorruption):
-        return TransientError(f"{what}: checksum mismatch in transfer")
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        text = str(exc)
-        if (
-            "Connection refused" in text
-            or "Name or service not known" in text
-            or ("Failed to resolve" in text)
-        ):
-            return EndpointUnreachable(f"{what}: cannot reach the GCS endpoint")
-        return TransientError(f"{what}: connection dropped")
-    if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ChunkedEncodingError):
-        return TransientError(f"{what}: {type(exc).__name__}")
-    if isinstance(exc, auth_exc.TransportError):
-        return EndpointUnreachable(f"{what}: cannot reach the Google endpoint")
-    if isinstance(exc, gexc.GoogleAPICallError):
-        return StorageError(f"{what}: {exc.code} {exc.message}")
-    raise exc
+        return {"status": getattr(exc.response, "status_code", 0)}
+    return {"code": getattr(exc, "code", None), "message": getattr(exc, "message", "")}
 
 
-class _Guard:
-    def __init__(self, what: str) -> None:
-        self.what = what
+def _names_a_bucket(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "bucket" in text and "object" not in text
 
-    def __enter__(self) -> None:
-        return None
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is not None and not isinstance(exc, PgvaultError) and isinstance(exc, Exception):
-            raise translate(exc, self.what) from exc
+def _unreachable(exc: BaseException) -> bool:
+    text = str(exc)
+    return any(
+        sign in text
+        for sign in ("Connection refused", "Name or service not known", "Failed to resolve")
+    )
+
+
+_INVALID = (media_common.InvalidResponse,)
+_EXISTS = "{what}: object already exists"
+_DENIED = "{what}: access denied"
+ERRORS = ErrorTable(
+    (
+        Rule(
+            errors.ContainerNotFound,
+            "{what}: bucket does not exist",
+            (gexc.NotFound,),
+            when=_names_a_bucket,
+        ),
+        Rule(errors.ObjectNotFound, "{what}: not found", (gexc.NotFound,)),
+        Rule(errors.ObjectExists, _EXISTS, (gexc.PreconditionFailed,)),
+        Rule(
+            errors.AccessDenied,
+            _DENIED,
+            (gexc.Forbidden, gexc.Unauthorized, auth_exc.RefreshError),
+        ),
+        Rule(
+            errors.AccessDenied,
+            "{what}: no Google credentials (set GOOGLE_APPLICATION_CREDENTIALS or use "
+            "?AUTH=specified&CREDENTIALS=... in the URL)",
+            (auth_exc.DefaultCredentialsError,),
+        ),
+        Rule(
+            errors.TransientError,
+            "{what}: {code} {message}",
+            (gexc.TooManyRequests, gexc.ServerError, gexc.RequestRangeNotSatisfiable),
+        ),
+        Rule(errors.ObjectNotFound, "{what}: not found", _INVALID, statuses={404}),
+        Rule(errors.ObjectExists, _EXISTS, _INVALID, statuses={412}),
+        Rule(errors.AccessDenied, _DENIED, _INVALID, statuses={401, 403}),
+        Rule(
+            errors.TransientError, "{what}: HTTP {status}", _INVALID, statuses={429, *SERVER_ERRORS}
+        ),
+        Rule(errors.StorageError, "{what}: HTTP {status}", _INVALID),
+        Rule(
+            errors.TransientError,
+            "{what}: checksum mismatch in transfer",
+            (media_common.DataCorruption,),
+        ),
+        Rule(
+            errors.EndpointUnreachable,
+            "{what}: cannot reach the GCS endpoint",
+            (requests.exceptions.ConnectionError,),
+            when=_unreachable,
+        ),
+        Rule(
+            errors.TransientError,
+            "{what}: connection dropped",
+            (requests.exceptions.ConnectionError,),
+        ),
+        Rule(
+            errors.TransientError,
+            "{what}: {name}",
+            (requests.exceptions.Timeout, requests.exceptions.ChunkedEncodingError),
+        ),
+        Rule(
+            errors.EndpointUnreachable,
+            "{what}: cannot reach the Google endpoint",
+            (auth_exc.TransportError,),
+        ),
+        Rule(errors.StorageError, "{what}: {code} {message}", (gexc.GoogleAPICallError,)),
+    ),
+    _facts,
+)
+_guard = ERRORS.guard
 
 
 @dataclass
@@ -134,7 +146,7 @@ class _GcsStream(RawStream):
     def read(self, n: int) -> bytes:
         if self._reader is None:
             return b""
-        with _Guard(self._what):
+        with _guard(self._what):
             data: bytes = self._reader.read(n)
             return data
 
@@ -146,17 +158,17 @@ class _GcsStream(RawStream):
 def _client(location: Location) -> storage.Client:
     creds = location.credentials
     if os.environ.get("STORAGE_EMULATOR_HOST") and not creds.gcs_service_account_json:
-        return storage.Client(project="pgvault", credentials=AnonymousCredentials())
+        return storage.Client(project="pgvault", credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]  # google-auth is unannotated
     if creds.gcs_service_account_json:
         from google.oauth2 import service_account
 
         try:
             info = json.loads(creds.gcs_service_account_json)
-            credentials = service_account.Credentials.from_service_account_info(info)
+            credentials = service_account.Credentials.from_service_account_info(info)  # type: ignore[no-untyped-call]  # google-auth is unannotated
         except (ValueError, KeyError) as exc:
-            raise InputError("CREDENTIALS is not a valid service-account key") from exc
+            raise errors.InputError("CREDENTIALS is not a valid service-account key") from exc
         return storage.Client(project=info.get("project_id"), credentials=credentials)
-    with _Guard("connect to Google Cloud Storage"):
+    with _guard("connect to Google Cloud Storage"):
         return storage.Client()
 
 
@@ -172,7 +184,8 @@ class GcsStore(ObjectStore):
         super().__init__(location, config)
         self._client = _client(location)
         self._bucket = self._client.bucket(location.bucket)
-        self._timeout = (10, config.read_timeout or 60)
+        timeouts = Timeouts.of(config)
+        self._timeout = (timeouts.connect, timeouts.read)
 
     def _blob(self, full: str, options: PutOptions | None = None) -> storage.Blob:
         blob = self._bucket.blob(full, kms_key_name=self.config.kms_key_name)
@@ -189,12 +202,12 @@ class GcsStore(ObjectStore):
         return self.key(f"{TMP_DIR}/{upload_id}") + "/"
 
     def _check(self) -> None:
-        with _Guard(f"bucket {self.location.bucket}"):
+        with _guard(f"bucket {self.location.bucket}"):
             if not self._bucket.exists(timeout=self._timeout, retry=None):
-                raise ContainerNotFound(f"bucket {self.location.bucket} does not exist")
+                raise errors.ContainerNotFound(f"bucket {self.location.bucket} does not exist")
 
     def _upload(self, blob: storage.Blob, body: Payload, if_absent: bool, what: str) -> None:
-        with _Guard(what):
+        with _guard(what):
             blob.upload_from_file(
                 body,
                 size=len(body),
@@ -212,9 +225,9 @@ class GcsStore(ObjectStore):
     def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
         full = self.key(key)
         if options.if_absent:
-            with _Guard(f"head {full}"):
+            with _guard(f"head {full}"):
                 if self._blob(full).exists(timeout=self._timeout, retry=None):
-                    raise ObjectExists(f"{full}: object already exists")
+                    raise errors.ObjectExists(f"{full}: object already exists")
         return _Upload(key=full, options=options)
 
     def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> str:
@@ -228,9 +241,9 @@ class GcsStore(ObjectStore):
         if handle.options.if_absent:
             # The compose below carries ifGenerationMatch=0, which GCS enforces; this check
             # also covers emulators that ignore preconditions on compose (fake-gcs-server).
-            with _Guard(f"head {handle.key}"):
+            with _guard(f"head {handle.key}"):
                 if self._blob(handle.key).exists(timeout=self._timeout, retry=None):
-                    raise ObjectExists(f"{handle.key}: object already exists")
+                    raise errors.ObjectExists(f"{handle.key}: object already exists")
         names: list[str] = list(parts)
         temporary: list[str] = list(names)
         level = 0
@@ -247,7 +260,7 @@ class GcsStore(ObjectStore):
         self._delete_full(temporary)
 
     def _compose(self, destination: storage.Blob, names: list[str], if_absent: bool) -> None:
-        with _Guard(f"compose {destination.name}"):
+        with _guard(f"compose {destination.name}"):
             destination.compose(
                 [self._bucket.blob(n) for n in names],
                 retry=None,
@@ -259,7 +272,7 @@ class GcsStore(ObjectStore):
         self._delete_prefix(self._tmp_prefix(handle.upload_id))
 
     def _delete_prefix(self, full_prefix: str) -> None:
-        with _Guard(f"list {full_prefix}"):
+        with _guard(f"list {full_prefix}"):
             names = [
                 b.name
                 for b in self._client.list_blobs(
@@ -270,7 +283,7 @@ class GcsStore(ObjectStore):
 
     def _delete_full(self, names: list[str]) -> None:
         for name in names:
-            with _Guard(f"delete {name}"), contextlib.suppress(gexc.NotFound):
+            with _guard(f"delete {name}"), contextlib.suppress(gexc.NotFound):
                 self._bucket.delete_blob(name, retry=None, timeout=self._timeout)
 
     def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:
@@ -278,7 +291,7 @@ class GcsStore(ObjectStore):
         if end is not None and end <= start:
             return _GcsStream(None, full)
         blob = self._blob(full)
-        with _Guard(f"get {full}"):
+        with _guard(f"get {full}"):
             try:
                 if end is not None:
                     # A bounded range is one request (BlobReader would split it in chunks).
@@ -301,10 +314,10 @@ class GcsStore(ObjectStore):
 
     def _head(self, key: str) -> ObjectInfo:
         full = self.key(key)
-        with _Guard(f"head {full}"):
+        with _guard(f"head {full}"):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
         if blob is None:
-            raise ObjectNotFound(f"head {full}: not found")
+            raise errors.ObjectNotFound(f"head {full}: not found")
         return ObjectInfo(
             key=key,
             size=blob.size or 0,
@@ -325,7 +338,7 @@ class GcsStore(ObjectStore):
     ) -> Iterator[ObjectInfo | CommonPrefix]:
         full_prefix = self.full_prefix(prefix)
         tmp = self.key(TMP_DIR) + "/"
-        with _Guard(f"list {full_prefix or '/'}"):
+        with _guard(f"list {full_prefix or '/'}"):
             iterator = self._client.list_blobs(
                 self._bucket,
                 prefix=full_prefix or None,
@@ -355,30 +368,30 @@ class GcsStore(ObjectStore):
 
     def _get_tags(self, key: str) -> dict[str, str]:
         full = self.key(key)
-        with _Guard(f"get tags of {full}"):
+        with _guard(f"get tags of {full}"):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
         if blob is None:
-            raise ObjectNotFound(f"get tags of {full}: not found")
+            raise errors.ObjectNotFound(f"get tags of {full}: not found")
         return {k: v for k, v in (blob.metadata or {}).items() if not k.startswith(META_PREFIX)}
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         full = self.key(key)
-        with _Guard(f"set tags of {full}"):
+        with _guard(f"set tags of {full}"):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
             if blob is None:
-                raise ObjectNotFound(f"set tags of {full}: not found")
+                raise errors.ObjectNotFound(f"set tags of {full}: not found")
             blob.metadata = tags
             blob.patch(retry=None, timeout=self._timeout)
 
     def _set_storage_class(self, key: str, storage_class: str) -> None:
         full = self.key(key)
-        with _Guard(f"change the storage class of {full}"):
+        with _guard(f"change the storage class of {full}"):
             self._blob(full).update_storage_class(storage_class, retry=None, timeout=self._timeout)
 
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
         tmp = self.key(TMP_DIR) + "/"
         uploads: dict[str, PendingUpload] = {}
-        with _Guard(f"list {tmp}"):
+        with _guard(f"list {tmp}"):
             for blob in self._client.list_blobs(
                 self._bucket, prefix=tmp, retry=None, timeout=self._timeout
             ):

@@ -17,16 +17,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.errors import ContainerNotFound, InputError, ObjectExists, ObjectNotFound, StorageError
+from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
-from core.storage.base import (
-    CommonPrefix,
-    ObjectInfo,
-    ObjectStore,
-    PendingUpload,
-    PutOptions,
-    RawStream,
-    StoreConfig,
-)
+from core.storage.config import StoreConfig
+from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.store import ObjectStore
 from core.urls import Location, Provider
 
 PARTIAL = ".pgvault-partial"

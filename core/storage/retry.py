@@ -26,7 +26,8 @@ class RetryPolicy:
     cap: float = 20.0
 
     def delay(self, failures: int) -> float:
-        return random.uniform(0, min(self.cap, self.base * (2 ** (failures - 1))))
+        jitter = random.uniform(0, min(self.cap, self.base * (2 ** (failures - 1))))  # noqa: S311 - backoff jitter, not a secret
+        return jitter
 
     def call(
         self,

@@ -13,28 +13,14 @@ import boto3
 import botocore.exceptions as bce
 from botocore.config import Config
 
-from core.errors import (
-    AccessDenied,
-    ContainerNotFound,
-    EndpointUnreachable,
-    InputError,
-    ObjectExists,
-    ObjectNotFound,
-    PgvaultError,
-    StorageError,
-    TransientError,
-    own_cause,
-)
+from core import errors
+from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
-from core.storage.base import (
-    CommonPrefix,
-    ObjectInfo,
-    ObjectStore,
-    PendingUpload,
-    PutOptions,
-    RawStream,
-    StoreConfig,
-)
+from core.storage.clients import Timeouts
+from core.storage.config import StoreConfig
+from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.store import ObjectStore
+from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.urls import Location, Provider
 
 SSE_CHOICES = ("AES256", "aws:kms")
@@ -63,62 +49,71 @@ _DENIED_CODES = {
     "AllAccessDisabled",
     "AccountProblem",
 }
+_CLIENT = (bce.ClientError,)
 
 
-def translate(exc: BaseException, what: str) -> PgvaultError:
-    """Map a boto3/botocore exception to pgvault's hierarchy."""
-    own = own_cause(exc)
-    if own is not None:
-        return own
-    if isinstance(exc, bce.ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        message = error.get("Message") or code
-        if code in ("NoSuchBucket",):
-            return ContainerNotFound(f"{what}: bucket does not exist")
-        if code in ("NoSuchKey", "404", "NotFound", "NoSuchUpload"):
-            return ObjectNotFound(f"{what}: not found")
-        if code in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-            return ObjectExists(f"{what}: object already exists")
-        if code in _DENIED_CODES or status in (401, 403):
-            return AccessDenied(f"{what}: access denied ({code})")
-        if code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500):
-            return TransientError(f"{what}: {message}")
-        return StorageError(f"{what}: {code}: {message}")
-    if isinstance(exc, bce.EndpointConnectionError | bce.ConnectTimeoutError):
-        return EndpointUnreachable(f"{what}: cannot reach the S3 endpoint ({exc})")
-    if isinstance(
-        exc,
-        bce.ReadTimeoutError
-        | bce.ConnectionClosedError
-        | bce.ResponseStreamingError
-        | bce.IncompleteReadError
-        | bce.HTTPClientError
-        | ConnectionError,
-    ):
-        return TransientError(f"{what}: {exc}")
-    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
-        return AccessDenied(f"{what}: no AWS credentials found ({exc})")
-    if isinstance(exc, bce.ProfileNotFound):
-        return InputError(str(exc))
-    if isinstance(exc, bce.BotoCoreError):
-        return StorageError(f"{what}: {exc}")
-    raise exc
+def _facts(exc: BaseException) -> Facts:
+    """An S3 error answer's code, HTTP status and message."""
+    if not isinstance(exc, bce.ClientError):
+        return {}
+    code = _code(exc)
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    message = exc.response.get("Error", {}).get("Message") or code
+    return {"code": code, "status": status, "message": message}
 
 
-class _Guard:
-    """Translate SDK exceptions raised inside a `with` block."""
+def _code(exc: bce.ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
-    def __init__(self, what: str) -> None:
-        self.what = what
 
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        if exc is not None and not isinstance(exc, PgvaultError) and isinstance(exc, Exception):
-            raise translate(exc, self.what) from exc
+ERRORS = ErrorTable(
+    (
+        Rule(errors.ContainerNotFound, "{what}: bucket does not exist", _CLIENT, {"NoSuchBucket"}),
+        Rule(
+            errors.ObjectNotFound,
+            "{what}: not found",
+            _CLIENT,
+            codes={"NoSuchKey", "404", "NotFound", "NoSuchUpload"},
+        ),
+        Rule(
+            errors.ObjectExists,
+            "{what}: object already exists",
+            _CLIENT,
+            codes={"PreconditionFailed", "412", "ConditionalRequestConflict"},
+        ),
+        Rule(errors.AccessDenied, "{what}: access denied ({code})", _CLIENT, _DENIED_CODES),
+        Rule(errors.AccessDenied, "{what}: access denied ({code})", _CLIENT, statuses={401, 403}),
+        Rule(errors.TransientError, "{what}: {message}", _CLIENT, _TRANSIENT_CODES),
+        Rule(errors.TransientError, "{what}: {message}", _CLIENT, statuses=SERVER_ERRORS),
+        Rule(errors.StorageError, "{what}: {code}: {message}", _CLIENT),
+        Rule(
+            errors.EndpointUnreachable,
+            "{what}: cannot reach the S3 endpoint ({exc})",
+            (bce.EndpointConnectionError, bce.ConnectTimeoutError),
+        ),
+        Rule(
+            errors.TransientError,
+            "{what}: {exc}",
+            (
+                bce.ReadTimeoutError,
+                bce.ConnectionClosedError,
+                bce.ResponseStreamingError,
+                bce.IncompleteReadError,
+                bce.HTTPClientError,
+                ConnectionError,
+            ),
+        ),
+        Rule(
+            errors.AccessDenied,
+            "{what}: no AWS credentials found ({exc})",
+            (bce.NoCredentialsError, bce.PartialCredentialsError),
+        ),
+        Rule(errors.InputError, "{exc}", (bce.ProfileNotFound,)),
+        Rule(errors.StorageError, "{what}: {exc}", (bce.BotoCoreError,)),
+    ),
+    _facts,
+)
+_guard = ERRORS.guard
 
 
 @dataclass
@@ -134,7 +129,7 @@ class _S3Stream(RawStream):
         self._what = what
 
     def read(self, n: int) -> bytes:
-        with _Guard(self._what):
+        with _guard(self._what):
             data: bytes = self._body.read(n)
             return data
 
@@ -157,6 +152,45 @@ def _crc32_b64(body: Payload) -> str:
     return base64.b64encode(crc.to_bytes(4, "big")).decode()
 
 
+def _client(location: Location, config: StoreConfig) -> Any:
+    """A boto3 S3 client with pgvault's timeouts, without botocore's checksums."""
+    creds = location.credentials
+    try:
+        session = boto3.session.Session(
+            profile_name=config.aws_profile,
+            aws_access_key_id=creds.aws_access_key_id,
+            aws_secret_access_key=creds.aws_secret_access_key,
+            aws_session_token=creds.aws_session_token,
+            region_name=location.region,
+        )
+    except bce.ProfileNotFound as exc:
+        raise errors.InputError(f"AWS profile {config.aws_profile!r} not found") from exc
+    timeouts = Timeouts.of(config)
+    s3_options: Any = (
+        {"addressing_style": config.addressing_style} if config.addressing_style else {}
+    )
+    client = session.client(
+        "s3",
+        endpoint_url=config.endpoint_url or location.endpoint,
+        config=Config(
+            read_timeout=timeouts.read,
+            connect_timeout=timeouts.connect,
+            retries={"max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max(10, config.jobs * 2 + 2),
+            s3=s3_options or None,
+            # pgvault sends its own CRC32 per part; botocore must not re-read bodies.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+    # Over plain http SigV4 hashes every body before sending it; that read must not
+    # spend the bandwidth budget, or whole parts would burst onto the wire afterwards.
+    events = client.meta.events
+    events.register("before-sign.s3", _charging_off)
+    events.register("before-send.s3", _charging_on)
+    return client
+
+
 class S3Store(ObjectStore):
     """An S3 bucket (or an S3-compatible service through --endpoint-url)."""
 
@@ -168,43 +202,11 @@ class S3Store(ObjectStore):
     def __init__(self, location: Location, config: StoreConfig) -> None:
         super().__init__(location, config)
         if config.sse and config.sse not in SSE_CHOICES:
-            raise InputError(f"-e/--encryption must be one of {', '.join(SSE_CHOICES)}")
+            raise errors.InputError(f"-e/--encryption must be one of {', '.join(SSE_CHOICES)}")
         if config.sse_kms_key_id and config.sse != "aws:kms":
-            raise InputError("--sse-kms-key-id needs -e aws:kms")
-        creds = location.credentials
-        try:
-            session = boto3.session.Session(
-                profile_name=config.aws_profile,
-                aws_access_key_id=creds.aws_access_key_id,
-                aws_secret_access_key=creds.aws_secret_access_key,
-                aws_session_token=creds.aws_session_token,
-                region_name=location.region,
-            )
-        except bce.ProfileNotFound as exc:
-            raise InputError(f"AWS profile {config.aws_profile!r} not found") from exc
-        s3_config: Any = {}
-        if config.addressing_style:
-            s3_config["addressing_style"] = config.addressing_style
-        self._client: Any = session.client(
-            "s3",
-            endpoint_url=config.endpoint_url or location.endpoint,
-            config=Config(
-                read_timeout=config.read_timeout or 60,
-                connect_timeout=10,
-                retries={"max_attempts": 1, "mode": "standard"},
-                max_pool_connections=max(10, config.jobs * 2 + 2),
-                s3=s3_config or None,
-                # pgvault sends its own CRC32 per part; botocore must not re-read bodies.
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-            ),
-        )
+            raise errors.InputError("--sse-kms-key-id needs -e aws:kms")
+        self._client = _client(location, config)
         self.bucket = location.bucket
-        # Over plain http SigV4 hashes every body before sending it; that read must not
-        # spend the bandwidth budget, or whole parts would burst onto the wire afterwards.
-        events = self._client.meta.events
-        events.register("before-sign.s3", _charging_off)
-        events.register("before-send.s3", _charging_on)
 
     def _extra(self, options: PutOptions) -> dict[str, Any]:
         extra: dict[str, Any] = {}
@@ -221,13 +223,12 @@ class S3Store(ObjectStore):
         return extra
 
     def _check(self) -> None:
-        with _Guard(f"bucket {self.bucket}"):
+        with _guard(f"bucket {self.bucket}"):
             try:
                 self._client.head_bucket(Bucket=self.bucket)
             except bce.ClientError as exc:
-                code = str(exc.response.get("Error", {}).get("Code", ""))
-                if code in ("404", "NoSuchBucket", "NotFound"):
-                    raise ContainerNotFound(f"bucket {self.bucket} does not exist") from None
+                if _code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                    raise errors.ContainerNotFound(f"bucket {self.bucket} does not exist") from None
                 raise
 
     def _put(self, key: str, body: Payload, options: PutOptions) -> None:
@@ -235,7 +236,7 @@ class S3Store(ObjectStore):
         args = self._extra(options)
         if options.if_absent:
             args["IfNoneMatch"] = "*"
-        with _Guard(f"put {full}"):
+        with _guard(f"put {full}"):
             self._client.put_object(
                 Bucket=self.bucket,
                 Key=full,
@@ -248,15 +249,15 @@ class S3Store(ObjectStore):
     def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
         full = self.key(key)
         if options.if_absent and self._exists_raw(full):
-            raise ObjectExists(f"{full}: object already exists")
-        with _Guard(f"start upload of {full}"):
+            raise errors.ObjectExists(f"{full}: object already exists")
+        with _guard(f"start upload of {full}"):
             answer = self._client.create_multipart_upload(
                 Bucket=self.bucket, Key=full, ChecksumAlgorithm="CRC32", **self._extra(options)
             )
         return _Upload(key=full, upload_id=answer["UploadId"], if_absent=options.if_absent)
 
     def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> Any:
-        with _Guard(f"upload part {number} of {handle.key}"):
+        with _guard(f"upload part {number} of {handle.key}"):
             checksum = _crc32_b64(body)
             answer = self._client.upload_part(
                 Bucket=self.bucket,
@@ -272,7 +273,7 @@ class S3Store(ObjectStore):
     def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
         # If-None-Match on the completion makes if_absent atomic (S3 since 2024-08).
         condition = {"IfNoneMatch": "*"} if handle.if_absent else {}
-        with _Guard(f"complete upload of {handle.key}"):
+        with _guard(f"complete upload of {handle.key}"):
             self._client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=handle.key,
@@ -282,21 +283,21 @@ class S3Store(ObjectStore):
             )
 
     def _mpu_abort(self, handle: _Upload) -> None:
-        with _Guard(f"abort upload of {handle.key}"):
+        with _guard(f"abort upload of {handle.key}"):
             try:
                 self._client.abort_multipart_upload(
                     Bucket=self.bucket, Key=handle.key, UploadId=handle.upload_id
                 )
             except bce.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") != "NoSuchUpload":
+                if _code(exc) != "NoSuchUpload":
                     raise
 
     def _exists_raw(self, full: str) -> bool:
-        with _Guard(f"head {full}"):
+        with _guard(f"head {full}"):
             try:
                 self._client.head_object(Bucket=self.bucket, Key=full)
             except bce.ClientError as exc:
-                if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey"):
+                if _code(exc) in ("404", "NoSuchKey"):
                     return False
                 raise
         return True
@@ -306,18 +307,18 @@ class S3Store(ObjectStore):
         args: dict[str, Any] = {}
         if start or end is not None:
             args["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
-        with _Guard(f"get {full}"):
+        with _guard(f"get {full}"):
             try:
                 answer = self._client.get_object(Bucket=self.bucket, Key=full, **args)
             except bce.ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                if _code(exc) == "InvalidRange":
                     return _S3Stream(_Empty(), full)
                 raise
         return _S3Stream(answer["Body"], f"get {full}")
 
     def _head(self, key: str) -> ObjectInfo:
         full = self.key(key)
-        with _Guard(f"head {full}"):
+        with _guard(f"head {full}"):
             answer = self._client.head_object(Bucket=self.bucket, Key=full)
         return ObjectInfo(
             key=key,
@@ -337,7 +338,7 @@ class S3Store(ObjectStore):
             args["Delimiter"] = delimiter
         paginator = self._client.get_paginator("list_objects_v2")
         config = {"PageSize": page_size} if page_size else {}
-        with _Guard(f"list {full_prefix or '/'}"):
+        with _guard(f"list {full_prefix or '/'}"):
             for page in paginator.paginate(**args, PaginationConfig=config):
                 for item in page.get("Contents", []):
                     yield ObjectInfo(
@@ -352,35 +353,42 @@ class S3Store(ObjectStore):
 
     def _delete(self, keys: list[str]) -> None:
         objects = [{"Key": self.key(k)} for k in keys]
-        with _Guard(f"delete {len(keys)} objects"):
-            try:
-                answer = self._client.delete_objects(
-                    Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
-                )
-            except bce.ClientError as exc:
-                # Some S3-compatible stores reject bulk deletes (barman #1138): one by one.
-                if exc.response.get("Error", {}).get("Code") != "MissingContentMD5":
-                    raise
+        with _guard(f"delete {len(keys)} objects"):
+            answer = self._delete_objects(objects)
+            if answer is None:
+                # Some S3-compatible stores reject bulk deletes (barman #1138): one by one,
+                # outside the handler of that refusal, so that their errors are their own.
                 for obj in objects:
                     self._client.delete_object(Bucket=self.bucket, Key=obj["Key"])
                 return
-        errors = answer.get("Errors", [])
-        if errors:
-            first = errors[0]
-            raise StorageError(
-                f"could not delete {len(errors)} object(s), first {first.get('Key')}: "
+        failed = answer.get("Errors", [])
+        if failed:
+            first = failed[0]
+            raise errors.StorageError(
+                f"could not delete {len(failed)} object(s), first {first.get('Key')}: "
                 f"{first.get('Code')} {first.get('Message', '')}".strip()
             )
 
+    def _delete_objects(self, objects: list[dict[str, str]]) -> Any:
+        """One bulk delete; None when the store refuses bulk deletes."""
+        try:
+            return self._client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+            )
+        except bce.ClientError as exc:
+            if _code(exc) != "MissingContentMD5":
+                raise
+        return None
+
     def _get_tags(self, key: str) -> dict[str, str]:
         full = self.key(key)
-        with _Guard(f"get tags of {full}"):
+        with _guard(f"get tags of {full}"):
             answer = self._client.get_object_tagging(Bucket=self.bucket, Key=full)
         return {t["Key"]: t["Value"] for t in answer.get("TagSet", [])}
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         full = self.key(key)
-        with _Guard(f"set tags of {full}"):
+        with _guard(f"set tags of {full}"):
             self._client.put_object_tagging(
                 Bucket=self.bucket,
                 Key=full,
@@ -394,7 +402,7 @@ class S3Store(ObjectStore):
             extra["ServerSideEncryption"] = self.config.sse
         if self.config.sse_kms_key_id:
             extra["SSEKMSKeyId"] = self.config.sse_kms_key_id
-        with _Guard(f"change the storage class of {full}"):
+        with _guard(f"change the storage class of {full}"):
             self._client.copy_object(
                 Bucket=self.bucket,
                 Key=full,
@@ -409,7 +417,7 @@ class S3Store(ObjectStore):
         full_prefix = self.full_prefix(prefix)
         pending = []
         paginator = self._client.get_paginator("list_multipart_uploads")
-        with _Guard(f"list uploads under {full_prefix or '/'}"):
+        with _guard(f"list uploads under {full_prefix or '/'}"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
                 for upload in page.get("Uploads", []):
                     pending.append(

@@ -3,16 +3,25 @@
 archive_command runs once per WAL file; when the pusher has already stored the file, all
 it has to do is find `ok/<name>` naming that very file (device, inode, size, mtime, ctime),
 remove it and exit 0. This module does that without loading argparse, logging or enum.
+It also names the spools, so that archive_command and the pusher always agree on one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
 
 MARKERS = "ok"
 HEARTBEAT = "heartbeat"
+
+
+def spool_root(spool_dir: str, server: str, identity: list[str], wal_dir: str) -> str:
+    """<spool_dir>/<server>.<hash of what shapes the uploads and of the pg_wal directory>."""
+    text = json.dumps({"argv": identity, "wal_dir": os.path.realpath(wal_dir)})
+    digest = hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:12]
+    return os.path.join(spool_dir, f"{server}.{digest}")
 
 
 def identity_of(st: os.stat_result) -> list[int]:

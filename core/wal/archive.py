@@ -17,9 +17,9 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from core.catalog.layout import ServerLayout
 from core.codecs import Codec, get_codec, parse_level
 from core.errors import InputError, ObjectExists, ObjectNotFound
-from core.layout import ServerLayout
 from core.postgres.walnames import is_history
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectInfo, ObjectStore, PutOptions
@@ -208,8 +208,10 @@ class WalArchiver:
         try:
             self._put(key, body, options)
         except ObjectExists:
-            # Someone stored it between the listing and the write: compare with theirs.
-            return self._resolve(wal, self.archived_copies(wal.name), reporter)
+            # Someone stored it between the listing and the write, or an earlier attempt of
+            # this write did and its answer was lost: compare with the stored copy.
+            copies = self.archived_copies(wal.name) or [self.store.head(key)]
+            return self._resolve(wal, copies, reporter)
         reporter.advance(len(wal.data), files=1)
         log.info("archived %s as %s (%d bytes stored)", wal.name, key, len(body))
         return ArchiveResult(wal.name, key, True, len(wal.data), len(body), wal.system_identifier)

@@ -15,10 +15,10 @@ import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
-from core.backup_info import DONE, BackupInfo
+from core.catalog.backup_info import DONE, BackupInfo
+from core.catalog.layout import ServerLayout
 from core.codecs import codec_for_suffix
 from core.errors import PgvaultError
-from core.layout import ServerLayout
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,
     HistoryEntry,

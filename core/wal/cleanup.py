@@ -25,8 +25,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.backup_info import DONE, STARTED, BackupInfo
-from core.keep import KEEP_STANDALONE
+from core.catalog.backup_info import DONE, STARTED, BackupInfo
+from core.catalog.keep import KEEP_STANDALONE
 from core.postgres.walnames import is_history, is_segment
 
 
@@ -55,6 +55,10 @@ def _timeline(info: BackupInfo) -> int | None:
     return None
 
 
+class _NothingRemoved(Exception):
+    """Why this deletion frees no WAL (one line for operators)."""
+
+
 def plan_wal_cleanup(
     deleted: BackupInfo,
     backups: Sequence[BackupInfo],
@@ -71,66 +75,15 @@ def plan_wal_cleanup(
     """
     ordered = sorted(backups, key=lambda b: b.backup_id)
     others = [b for b in ordered if b.backup_id != deleted.backup_id]
-    done_before = [b for b in others if b.status == DONE and b.backup_id < deleted.backup_id]
-    ranges: list[tuple[str, str]] = []
-    for previous in reversed(done_before):
-        if keeps.get(previous.backup_id) != KEEP_STANDALONE:
-            return WalCleanup(
-                deleted.backup_id,
-                f"no WAL removed: the older backup {previous.backup_id} needs every WAL after it",
-            )
-        if skip_if_standalone:
-            return WalCleanup(
-                deleted.backup_id,
-                f"no WAL removed: the older backup {previous.backup_id} is keep:standalone "
-                "(WAL cleanup then happens only in retention runs)",
-            )
-        if previous.begin_wal and previous.end_wal:
-            ranges.append((previous.begin_wal, previous.end_wal))
-
-    following = [b for b in others if b.status == DONE and b.backup_id > deleted.backup_id]
-    until = following[0] if following else deleted
-    if not until.begin_wal or not is_segment(until.begin_wal):
-        return WalCleanup(
-            deleted.backup_id, f"no WAL removed: backup {until.backup_id} has no begin WAL"
-        )
+    try:
+        ranges = _walk_back(deleted, others, keeps, skip_if_standalone)
+        until = _until(deleted, others)
+        cutoff, held_by = _cutoff(deleted, until, others, keeps, dead, ranges)
+    except _NothingRemoved as why:
+        return WalCleanup(deleted.backup_id, f"no WAL removed: {why}")
     timeline = _timeline(until)
-    cutoff = until.begin_wal
-    held_by = until.backup_id
     protected_timelines = {t for b in others if (t := _timeline(b)) is not None} - {timeline}
-
-    for other in others:
-        begin = other.begin_wal if other.begin_wal and is_segment(other.begin_wal) else None
-        if other.status == STARTED and other.backup_id not in dead:
-            if begin is None:
-                return WalCleanup(
-                    deleted.backup_id,
-                    f"no WAL removed: backup {other.backup_id} is starting and its first WAL "
-                    "is not known yet",
-                )
-        elif other.status != DONE:
-            continue
-        elif keeps.get(other.backup_id) == KEEP_STANDALONE:
-            if other.begin_wal and other.end_wal:
-                ranges.append((other.begin_wal, other.end_wal))
-            continue
-        elif other.backup_id < deleted.backup_id:
-            continue  # only keep:standalone ones are left behind B (step 1)
-        if begin is not None and _timeline(other) == timeline and begin < cutoff:
-            cutoff, held_by = begin, other.backup_id
-
-    remove = []
-    for name, key in archived:
-        if is_history(name):
-            continue
-        if int(name[:8], 16) in protected_timelines:
-            continue
-        segment = name[:24]
-        if any(low <= segment <= high for low, high in ranges):
-            continue
-        if segment < cutoff:
-            remove.append((name, key))
-    remove.sort(key=lambda item: item[1])
+    remove = _below(cutoff, archived, ranges, protected_timelines)
     unique_ranges = tuple(sorted(set(ranges)))
     reason = f"WAL before {cutoff} (the first WAL of backup {held_by}) is no longer needed"
     if unique_ranges:
@@ -142,8 +95,90 @@ def plan_wal_cleanup(
         cutoff=cutoff,
         protected_ranges=unique_ranges,
         protected_timelines=tuple(sorted(protected_timelines)),
-        remove=tuple(remove),
+        remove=remove,
     )
+
+
+def _walk_back(
+    deleted: BackupInfo,
+    others: list[BackupInfo],
+    keeps: Mapping[str, str],
+    skip_if_standalone: bool,
+) -> list[tuple[str, str]]:
+    """Step 1: the keep:standalone ranges behind the deleted backup, newest first."""
+    done_before = [b for b in others if b.status == DONE and b.backup_id < deleted.backup_id]
+    ranges: list[tuple[str, str]] = []
+    for previous in reversed(done_before):
+        if keeps.get(previous.backup_id) != KEEP_STANDALONE:
+            raise _NothingRemoved(f"the older backup {previous.backup_id} needs every WAL after it")
+        if skip_if_standalone:
+            raise _NothingRemoved(
+                f"the older backup {previous.backup_id} is keep:standalone "
+                "(WAL cleanup then happens only in retention runs)"
+            )
+        if previous.begin_wal and previous.end_wal:
+            ranges.append((previous.begin_wal, previous.end_wal))
+    return ranges
+
+
+def _until(deleted: BackupInfo, others: list[BackupInfo]) -> BackupInfo:
+    """Step 2: the backup whose begin_wal is the cutoff (the next DONE one, or B itself)."""
+    following = [b for b in others if b.status == DONE and b.backup_id > deleted.backup_id]
+    until = following[0] if following else deleted
+    if not until.begin_wal or not is_segment(until.begin_wal):
+        raise _NothingRemoved(f"backup {until.backup_id} has no begin WAL")
+    return until
+
+
+def _cutoff(
+    deleted: BackupInfo,
+    until: BackupInfo,
+    others: list[BackupInfo],
+    keeps: Mapping[str, str],
+    dead: Collection[str],
+    ranges: list[tuple[str, str]],
+) -> tuple[str, str]:
+    """(cutoff, the backup holding it): never past a remaining backup's first WAL on the
+    same timeline; the standalone ranges of every remaining backup are added to `ranges`."""
+    timeline = _timeline(until)
+    cutoff, held_by = str(until.begin_wal), until.backup_id
+    for other in others:
+        begin = other.begin_wal if other.begin_wal and is_segment(other.begin_wal) else None
+        if other.status == STARTED and other.backup_id not in dead:
+            if begin is None:
+                raise _NothingRemoved(
+                    f"backup {other.backup_id} is starting and its first WAL is not known yet"
+                )
+        elif other.status != DONE:
+            continue
+        elif keeps.get(other.backup_id) == KEEP_STANDALONE:
+            if other.begin_wal and other.end_wal:
+                ranges.append((other.begin_wal, other.end_wal))
+            continue
+        elif other.backup_id < deleted.backup_id:
+            continue  # only keep:standalone ones are left behind B (step 1)
+        if begin is not None and _timeline(other) == timeline and begin < cutoff:
+            cutoff, held_by = begin, other.backup_id
+    return cutoff, held_by
+
+
+def _below(
+    cutoff: str,
+    archived: Iterable[tuple[str, str]],
+    ranges: list[tuple[str, str]],
+    protected_timelines: set[int],
+) -> tuple[tuple[str, str], ...]:
+    """Steps 3 and 4: what is named below the cutoff and protected by nothing, by key."""
+    remove = []
+    for name, key in archived:
+        if is_history(name) or int(name[:8], 16) in protected_timelines:
+            continue
+        segment = name[:24]
+        if any(low <= segment <= high for low, high in ranges):
+            continue
+        if segment < cutoff:
+            remove.append((name, key))
+    return tuple(sorted(remove, key=lambda item: item[1]))
 
 
 __all__ = ["WalCleanup", "plan_wal_cleanup"]

@@ -27,6 +27,12 @@ class LocalIOError(PgvaultError):
     """A local file or directory could not be read or written (exit 4)."""
 
 
+class ArchiveMissing(PgvaultError):
+    """The bucket, container or directory is missing: loud, and never 'not found' (1)."""
+
+    exit_code = ExitCode.OTHER
+
+
 class ArchiveNotUsable(OperationFailed):
     """check-wal-archive: the archive holds WAL that a new server must not mix with."""
 

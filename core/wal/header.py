@@ -26,6 +26,9 @@ LONG_HEADER = struct.Struct("<HHIQIIQII")
 XLP_LONG_HEADER = 0x0002
 MIN_SEGMENT = 1 << 20
 MAX_SEGMENT = 1 << 30
+#: PostgreSQL's WAL block size is a power of two from 1 kB to 64 kB
+MIN_BLOCK = 1 << 10
+MAX_BLOCK = 1 << 16
 # XLOG_PAGE_MAGIC of each major version; later versions keep the 0xD1xx range.
 MAGIC_VERSIONS = {
     0xD093: 96,
@@ -79,7 +82,7 @@ def parse_long_header(data: bytes | memoryview) -> SegmentHeader:
         raise BadWalFile("the first page has no long header")
     if not (_power_of_two(seg_size) and MIN_SEGMENT <= seg_size <= MAX_SEGMENT):
         raise BadWalFile(f"invalid segment size {seg_size} in the header")
-    if not (_power_of_two(blcksz) and 1024 <= blcksz <= 65536):
+    if not (_power_of_two(blcksz) and MIN_BLOCK <= blcksz <= MAX_BLOCK):
         raise BadWalFile(f"invalid WAL block size {blcksz} in the header")
     if tli < 1:
         raise BadWalFile("timeline 0 in the header")

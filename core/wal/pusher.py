@@ -28,7 +28,7 @@ from core.errors import ExitCode, InputError, PgvaultError
 from core.postgres.walnames import is_history, is_wal_name
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectInfo
-from core.wal.archive import WalArchiver, read_wal_file
+from core.wal.archive import ArchiveResult, WalArchiver, read_wal_file
 from core.wal.errors import LocalIOError
 from core.wal.files import FileIdentity
 from core.wal.spool import ArchiveSpool
@@ -271,15 +271,17 @@ class Pusher:
             outcome = self.archiver.archive_file(wal, listing=listing, reporter=reporter)
         except FileNotFoundError:
             return None
-        except InputError as exc:
-            if not os.path.exists(path):
-                return None  # archived and recycled meanwhile
-            return self._failed(name, identity, exc)
         except PgvaultError as exc:
+            if isinstance(exc, InputError) and not os.path.exists(path):
+                return None  # archived and recycled meanwhile
             return self._failed(name, identity, exc)
         except Exception as exc:  # a bug must not kill the pusher silently
             log.exception("unexpected error pushing %s", name)
             return self._failed(name, identity, PgvaultError(f"{type(exc).__name__}: {exc}"))
+        return self._acknowledge(name, identity, outcome)
+
+    def _acknowledge(self, name: str, identity: FileIdentity, outcome: ArchiveResult) -> str:
+        """Tell archive_command the file is stored (its marker); the outcome's word."""
         try:
             self.spool.write_marker(name, identity, outcome.key)
             self.spool.clear_error(name)

@@ -19,9 +19,9 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from core.catalog.layout import ServerLayout
 from core.codecs import Codec
-from core.errors import InputError, ObjectNotFound, PgvaultError
-from core.layout import ServerLayout
+from core.errors import ContainerNotFound, InputError, ObjectNotFound, PgvaultError
 from core.postgres.control import peek_control, peek_system_identifier
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,
@@ -31,15 +31,17 @@ from core.postgres.walnames import (
     segment_name,
     segments_per_id,
 )
-from core.storage import ObjectInfo, ObjectStore
+from core.storage import ObjectInfo, ObjectStore, StoreConfig, open_store
+from core.urls import Location, Provider
 from core.wal.archive import META_SHA256, META_SIZE, decompress_object
-from core.wal.errors import LocalIOError, WalCorrupt, WalNotFound
+from core.wal.errors import ArchiveMissing, LocalIOError, WalCorrupt, WalNotFound
 from core.wal.files import private_dir
 from core.wal.header import BadWalFile, check_wal_file
 
 log = logging.getLogger("pgvault.wal")
 
-DEFAULT_SPOOL = "/var/tmp/walrestore"
+DEFAULT_SPOOL = "/var/tmp/walrestore"  # noqa: S108 - private_dir refuses a shared one
+#: pg_control starts with the system identifier (uint64)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,29 @@ class FetchResult:
     name: str
     source: str
     prefetched: list[str] = field(default_factory=list)
+
+
+def restore_wal(
+    location: Location,
+    config: StoreConfig,
+    server: str,
+    options: FetchOptions,
+    name: str,
+    dest: str,
+) -> FetchResult:
+    """restore_command's request: `name` at `dest`, or WalNotFound (the end of the archive).
+
+    A missing archive (bucket, container, directory) is ArchiveMissing, never WalNotFound:
+    PostgreSQL would take that for the end of the archive.
+    """
+    if location.provider is Provider.FILE and not os.path.isdir(location.bucket):
+        # A local store creates its directory on first use; a restore must not.
+        raise ArchiveMissing(f"the archive directory {location.bucket} does not exist")
+    try:
+        with open_store(location, config) as store:
+            return WalFetcher(store, server, options, location.display()).fetch(name, dest)
+    except ContainerNotFound as exc:
+        raise ArchiveMissing(str(exc)) from None
 
 
 def cluster_system_identifier(dest: str) -> int | None:
@@ -114,7 +139,9 @@ class WalFetcher:
         self.store = store
         self.layout = ServerLayout(server)
         self.options = options
-        digest = hashlib.sha1(f"{spool_identity}\0{server}".encode()).hexdigest()[:12]
+        digest = hashlib.sha1(
+            f"{spool_identity}\0{server}".encode(), usedforsecurity=False
+        ).hexdigest()[:12]
         self.spool = os.path.join(options.spool_dir, f"{server}.{digest}")
 
     # ---- the request ------------------------------------------------------------------------

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from core.archives import ArchiveSetWriter
+from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget
+from core.catalog.layout import ServerLayout
+from core.catalog.manifest import CRC32C, checksum_of
 from core.codecs import get_codec
-from core.layout import ServerLayout
-from core.manifest import CRC32C, checksum_of
 from core.postgres.pgdata import Entry, Tree
 from core.progress import Tracker
 from core.storage import PutOptions, StoreConfig, open_store
+from core.tarstream import FileAttributes
 from core.urls import parse_location
 
 
@@ -53,19 +54,9 @@ def test_files_that_change_are_sent_as_postgresql_sends_them(
     tracker = Tracker()
     codec = get_codec(compression)
     writer = ArchiveSetWriter(
-        store,
-        ServerLayout("pg"),
-        "20261121T101010",
+        ArchiveTarget(store, ServerLayout("pg"), "20261121T101010", tracker, tracker.checkpoint),
         "data",
-        codec,
-        None,
-        2,
-        max_size=1 << 40,
-        chunk_size=1 << 20,
-        options=PutOptions(),
-        algorithm=CRC32C,
-        reporter=tracker,
-        checkpoint=tracker.checkpoint,
+        ArchiveSettings(codec, None, 2, 1 << 40, 1 << 20, PutOptions(), CRC32C),
     )
     writer.add_tree(tree)
     (archive,) = writer.close()
@@ -98,19 +89,9 @@ def test_rollover_happens_before_a_file_once_a_part_passed_max_size(tmp_path: Pa
     store = open_store(parse_location(f"file://{tmp_path}/dest"), StoreConfig())
     tracker = Tracker()
     writer = ArchiveSetWriter(
-        store,
-        ServerLayout("pg"),
-        "20261121T101010",
+        ArchiveTarget(store, ServerLayout("pg"), "20261121T101010", tracker, tracker.checkpoint),
         "16384",
-        None,
-        None,
-        1,
-        max_size=500_000,
-        chunk_size=1 << 20,
-        options=PutOptions(),
-        algorithm=CRC32C,
-        reporter=tracker,
-        checkpoint=tracker.checkpoint,
+        ArchiveSettings(None, None, 1, 500_000, 1 << 20, PutOptions(), CRC32C),
     )
     writer.add_tree(tree)
     parts = writer.close()
@@ -132,22 +113,12 @@ def test_abort_leaves_no_upload_and_no_codec_threads(tmp_path: Path) -> None:
     store = open_store(parse_location(f"file://{tmp_path}/dest"), StoreConfig())
     tracker = Tracker()
     writer = ArchiveSetWriter(
-        store,
-        ServerLayout("pg"),
-        "20261121T101010",
+        ArchiveTarget(store, ServerLayout("pg"), "20261121T101010", tracker, tracker.checkpoint),
         "data",
-        get_codec("gzip"),
-        None,
-        2,
-        max_size=1 << 40,
-        chunk_size=1 << 20,
-        options=PutOptions(),
-        algorithm=CRC32C,
-        reporter=tracker,
-        checkpoint=tracker.checkpoint,
+        ArchiveSettings(get_codec("gzip"), None, 2, 1 << 40, 1 << 20, PutOptions(), CRC32C),
     )
     for i in range(3):
-        writer.add_bytes(f"f{i}", os.urandom(2 << 20), f"f{i}", 0o600, 0, 0, 0.0)
+        writer.add_bytes(f"f{i}", os.urandom(2 << 20), FileAttributes(0o600, 0, 0, 0.0))
     assert store.list_pending_uploads("")  # parts of data.tar.gz are on their way
     writer.abort()
     assert store.list_pending_uploads("") == []

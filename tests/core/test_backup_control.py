@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 
 from core.backup import BackupRequest, BackupResult, run_backup
-from core.backup_info import DONE, FAILED
-from core.catalog import Catalog
+from core.catalog.backup_info import DONE, FAILED
+from core.catalog.reader import Catalog
 from core.errors import Cancelled
 from core.postgres.connection import ConnectionParams
 from core.progress import Control, Tracker

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from core.backup_info import DONE, FAILED, STARTED, BackupInfo, serialize
-from core.catalog import Catalog
+from core.catalog.backup_info import DONE, FAILED, STARTED, BackupInfo, serialize
+from core.catalog.reader import Catalog
 from core.errors import InputError, ObjectNotFound, StorageError
 from tests.support.destinations import TestDestination
 from tests.support.restore import run_barman

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.delete import wal_runs
+from core.catalog.delete import wal_runs
 
 MiB16 = 16 * 1024 * 1024
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from core.backup_info import BackupInfo, Tablespace, parse, serialize
+from core.catalog.backup_info import BackupInfo, Tablespace, parse, serialize
+from core.catalog.layout import ArchiveRef, ServerLayout, parse_archive_name, validate_backup_name
 from core.codecs import CODECS
 from core.errors import InputError
-from core.layout import ArchiveRef, ServerLayout, parse_archive_name, validate_backup_name
 
 # A backup.info written by barman-cloud-backup 3.19.1 (trimmed paths).
 # ruff: noqa: E501

@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from core.errors import StorageError
-from core.manifest import (
+from core.catalog.manifest import (
     ArchiveRecord,
     Crc32c,
     DatabaseRecord,
@@ -22,6 +21,7 @@ from core.manifest import (
     load_pgvault,
     postgres_manifest,
 )
+from core.errors import StorageError
 
 FILES = [
     FileRecord("PG_VERSION", 3, 1795261243.9, "8a744722", "data.tar", 1024),

@@ -8,9 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.backup_info import DONE, FAILED, STARTED, BackupInfo
-from core.errors import InputError
-from core.retention import (
+from core.catalog.backup_info import DONE, FAILED, STARTED, BackupInfo
+from core.catalog.retention import (
     KEEP_FULL,
     KEEP_STANDALONE_STATUS,
     NONE,
@@ -20,6 +19,7 @@ from core.retention import (
     evaluate,
     parse_policy,
 )
+from core.errors import InputError
 from tests.support.barman_oracle import barman_report
 
 DAY = timedelta(days=1)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.manifest import CRC32C, FileRecord, WalRange, check_postgres_manifest, postgres_manifest
+from core.catalog.manifest import (
+    CRC32C,
+    FileRecord,
+    WalRange,
+    check_postgres_manifest,
+    postgres_manifest,
+)
 from core.verify import manifest_disagreements
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.backup_info import DONE
-from core.catalog import Catalog, check_archives
-from core.manifest import check_postgres_manifest
+from core.catalog.backup_info import DONE
+from core.catalog.manifest import check_postgres_manifest
+from core.catalog.reader import Catalog, check_archives
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster, wait_for_recovery_end

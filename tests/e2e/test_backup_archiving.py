@@ -9,8 +9,8 @@ import signal
 import time
 from collections.abc import Callable
 
-from core.backup_info import FAILED
-from core.catalog import Catalog
+from core.catalog.backup_info import FAILED
+from core.catalog.reader import Catalog
 from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, last_segment_needed, parse_lsn
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from core.backup_info import DONE
-from core.catalog import Catalog
+from core.catalog.backup_info import DONE
+from core.catalog.reader import Catalog
 from tests.support.cli import PGVAULT, pgvault, spawn
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster

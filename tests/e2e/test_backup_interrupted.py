@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.backup_info import DONE, FAILED, STARTED
-from core.catalog import Catalog
+from core.catalog.backup_info import DONE, FAILED, STARTED
+from core.catalog.reader import Catalog
 from core.errors import ObjectNotFound
 from core.storage import ObjectStore
 from tests.support.cli import pgvault, spawn

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from core.backup_info import DONE, FAILED
-from core.catalog import Catalog
+from core.catalog.backup_info import DONE, FAILED
+from core.catalog.reader import Catalog
 from core.jobs.liveness import DEAD_AFTER
 from core.jobs.store import JobStore
 from tests.support.destinations import TestDestination

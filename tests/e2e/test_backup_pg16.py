@@ -6,7 +6,7 @@ import json
 import shutil
 from collections.abc import Callable
 
-from core.catalog import Catalog, check_archives
+from core.catalog.reader import Catalog, check_archives
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.postgres import pg16_bindir, wait_for_recovery_end

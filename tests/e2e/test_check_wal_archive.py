@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.backup_info import DONE, FAILED, BackupInfo, serialize
-from core.catalog import Catalog
+from core.catalog.backup_info import DONE, FAILED, BackupInfo, serialize
+from core.catalog.reader import Catalog
 from core.postgres.walnames import Segment
 from tests.support.destinations import TestDestination
 from tests.support.emulators import free_port

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Select
 
-from core.backup_info import DONE
-from core.catalog import Catalog
+from core.catalog.backup_info import DONE
+from core.catalog.reader import Catalog
 from core.jobs import JobState, JobStore
 from core.jobs.results import RestoreJobResult
 from core.storage import open_store

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from core.backup_info import FAILED, parse, serialize
-from core.catalog import Catalog
+from core.catalog.backup_info import FAILED, parse, serialize
+from core.catalog.reader import Catalog
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination, make_destination
 from tests.support.emulators import Emulator
@@ -88,9 +88,7 @@ def _source(major: int, dest: TestDestination, pgvault_bin: str) -> Cluster:
     )
     for name in ("dropped", "truncated", "rewritten"):
         cluster.sql(f"create table {name}(id int, note text)")
-        cluster.sql(
-            f"insert into {name} select g, md5(g::text) from generate_series(1, 5000) g"  # noqa: S608 - fixed names
-        )
+        cluster.sql(f"insert into {name} select g, md5(g::text) from generate_series(1, 5000) g")
     # The archiver (as postgres) makes the server's directory before a backup (as root) does.
     segment = cluster.one("select pg_walfile_name(pg_current_wal_lsn())")
     cluster.sql("select pg_switch_wal()")

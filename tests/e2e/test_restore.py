@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from core.catalog import Catalog
+from core.catalog.reader import Catalog
 from core.postgres.walnames import segment_range
 from tests.support.cli import PGVAULT
 from tests.support.destinations import TestDestination, make_destination

@@ -11,6 +11,7 @@ the target are there.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -58,11 +59,9 @@ def _marks(server: Cluster) -> list[int]:
 def _wait_promoted(server: Cluster, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(Exception):  # still starting
             if not server.one("select pg_is_in_recovery()"):
                 return
-        except Exception:  # still starting
-            pass
         time.sleep(0.2)
     raise AssertionError(f"not promoted:\n{server.server_log()[-4000:]}")
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 import psycopg2
 import pytest
 
-from core.catalog import Catalog
+from core.catalog.reader import Catalog
 from core.postgres.control import peek_system_identifier
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination

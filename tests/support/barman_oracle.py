@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from core.backup_info import BackupInfo
+from core.catalog.backup_info import BackupInfo
 from tests.support.restore import barman_bin
 
 _SCRIPT = r"""

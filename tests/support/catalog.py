@@ -7,9 +7,9 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 
-from core.backup_info import DONE, BackupInfo, serialize
-from core.catalog import Catalog
-from core.layout import ServerLayout
+from core.catalog.backup_info import DONE, BackupInfo, serialize
+from core.catalog.layout import ServerLayout
+from core.catalog.reader import Catalog
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster

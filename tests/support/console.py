@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.backup_info import DONE, FAILED, BackupInfo, serialize
+from core.catalog.backup_info import DONE, FAILED, BackupInfo, serialize
+from core.catalog.layout import ServerLayout
+from core.catalog.manifest import DatabaseRecord, PgvaultManifest, TableRecord, dump_pgvault
 from core.jobs import JobState, JobStore
 from core.jobs.store import ProcessInfo
-from core.layout import ServerLayout
-from core.manifest import DatabaseRecord, PgvaultManifest, TableRecord, dump_pgvault
 from core.progress import ProgressSnapshot, RateSample
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from datetime import datetime
 
 import google_crc32c
 
-from core.backup_info import DONE, BackupInfo, Tablespace, serialize
-from core.layout import ServerLayout
+from core.catalog.backup_info import DONE, BackupInfo, Tablespace, serialize
+from core.catalog.layout import ServerLayout
 
 SYSTEM_ID = 7710000000000000001
 

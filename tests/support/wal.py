@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from core.catalog.layout import ServerLayout
 from core.codecs import codec_for_suffix
-from core.layout import ServerLayout
 from core.storage import ObjectStore
 from tests.support.postgres import Cluster, as_postgres, make_cluster, world_dir
 

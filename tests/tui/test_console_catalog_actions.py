@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from core.catalog.layout import ServerLayout
 from core.jobs import Job, JobFilter, JobState, JobStore
-from core.layout import ServerLayout
 from tests.support.console import loaded, make_app, palette_titles, settle
 from tui.app import PgvaultApp
 from tui.config import MUTATING

@@ -25,7 +25,8 @@ def _loaded_ui_modules(body: str) -> str:
 @pytest.mark.parametrize(
     "body",
     [
-        "import core, core.storage, core.codecs, core.progress, core.layout, core.backup_info",
+        "import core, core.storage, core.codecs, core.progress, core.catalog.layout,"
+        " core.catalog.backup_info",
         "import tui.cli, tui.batch.main",
         # The whole --batch path, through the real entry point, for a command that runs.
         "from tui.cli import main\n"

@@ -13,14 +13,19 @@ from tui.batch.options import (
     add_cloud,
     add_general,
     add_tags,
-    check_store,
-    location_from,
+    destination_from,
     positive_int,
     size,
-    store_config_from,
     tags_from,
 )
 
+COMPRESSIONS = (
+    (("-z", "--gzip"), "gzip"),
+    (("-j", "--bzip2"), "bzip2"),
+    (("--snappy",), "snappy"),
+    (("--lz4",), "lz4"),
+    (("--zstd",), "zstd"),
+)
 SNAPSHOT_FLAGS = (
     "snapshot_instance",
     "snapshot_disk",
@@ -49,43 +54,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_general(parser)
     add_cloud(parser, writes=True)
     compression = parser.add_mutually_exclusive_group()
-    compression.add_argument(
-        "-z",
-        "--gzip",
-        dest="compression",
-        action="store_const",
-        const="gzip",
-        help="gzip-compress the backup",
-    )
-    compression.add_argument(
-        "-j",
-        "--bzip2",
-        dest="compression",
-        action="store_const",
-        const="bzip2",
-        help="bzip2-compress the backup",
-    )
-    compression.add_argument(
-        "--snappy",
-        dest="compression",
-        action="store_const",
-        const="snappy",
-        help="snappy-compress the backup",
-    )
-    compression.add_argument(
-        "--lz4",
-        dest="compression",
-        action="store_const",
-        const="lz4",
-        help="lz4-compress the backup",
-    )
-    compression.add_argument(
-        "--zstd",
-        dest="compression",
-        action="store_const",
-        const="zstd",
-        help="zstd-compress the backup",
-    )
+    for flags, name in COMPRESSIONS:
+        compression.add_argument(
+            *flags,
+            dest="compression",
+            action="store_const",
+            const=name,
+            help=f"{name}-compress the backup",
+        )
+    _add_connection(parser)
+    _add_upload(parser)
+    _add_kind(parser)
+    add_tags(parser, "tags", "files")
+    add_job_options(parser)
+    _add_snapshot(parser)
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
     pg = parser.add_argument_group("PostgreSQL connection")
     pg.add_argument("-h", "--host", help="host or Unix socket (default: libpq settings)")
     pg.add_argument("-p", "--port", help="port (default: libpq settings)")
@@ -96,6 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="postgres",
         help='database name or conninfo string (default: "postgres")',
     )
+
+
+def _add_upload(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-n", "--name", help="a name to reference this backup by")
     parser.add_argument(
         "-J",
@@ -139,6 +127,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="crc32c",
         help="per-file checksum in the manifest (default: crc32c)",
     )
+
+
+def _add_kind(parser: argparse.ArgumentParser) -> None:
     kind = parser.add_argument_group("Incremental backups").add_mutually_exclusive_group()
     kind.add_argument(
         "--incremental",
@@ -155,8 +146,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store only what changed since the latest chain's full backup",
     )
-    add_tags(parser, "tags", "files")
-    add_job_options(parser)
+
+
+def _add_snapshot(parser: argparse.ArgumentParser) -> None:
     snapshot = parser.add_argument_group("Snapshot backups (not available yet)")
     snapshot.add_argument("--snapshot-instance")
     snapshot.add_argument("--snapshot-disk", action="append")
@@ -186,23 +178,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     if os.environ.get("BARMAN_HOOK"):
         raise InputError("the Barman hook-script mode is not available in pgvault yet")
-    location = location_from(args)
-    config = store_config_from(
+    where = destination_from(
         args,
         jobs=args.jobs,
         min_chunk_size=args.min_chunk_size,
         max_bandwidth=args.max_bandwidth,
     )
     if args.test:
-        check_store(location, config)
+        where.check()
         return ExitCode.OK
     from core.backup.request import make_backup_request
     from core.postgres.connection import ConnectionParams
 
     request = make_backup_request(
-        location,
+        where.location,
         args.server_name,
-        store_config=config,
+        store_config=where.config,
         connection=ConnectionParams(
             host=args.host, port=args.port, user=args.user, dbname=args.dbname
         ),

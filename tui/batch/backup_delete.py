@@ -84,16 +84,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
-    from core.delete import DeleteRequest
+    from core.catalog.delete import DeleteRequest
     from core.jobs.builtin import DELETE
     from core.jobs.results import DeleteJobResult
     from tui.job_results import delete_lines
 
-    location, config = source(args)
+    where = source(args)
     request = DeleteRequest(
-        location=location,
+        location=where.location,
         server=args.server_name,
-        store_config=config,
+        store_config=where.config,
         backup=args.backup_id,
         policy=args.retention_policy,
         minimum_redundancy=args.minimum_redundancy,

@@ -73,8 +73,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
-    from core.catalog import Catalog
-    from core.keep import NOKEEP, read_keep, release_keep, set_keep
+    from core.catalog.keep import NOKEEP, read_keep, release_keep, set_keep
+    from core.catalog.reader import Catalog
 
     with opened(args) as store:
         info = Catalog(store, args.server_name).resolve(args.backup_id)

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
-    from core.listing import list_backups, listing_json
+    from core.catalog.listing import list_backups, listing_json
     from core.sizes import format_size
 
     with opened(args) as store:

@@ -12,7 +12,7 @@ from tui.batch.catalog_options import add_format, add_source, connectivity_test,
 from tui.batch.main import Context
 
 if TYPE_CHECKING:
-    from core.listing import BackupDetails, BackupSummary
+    from core.catalog.listing import BackupDetails, BackupSummary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,67 +49,91 @@ def _chain_fields(s: BackupSummary) -> list[tuple[str, object]]:
 
 def render(details: BackupDetails) -> list[str]:
     """The console form of backup-show."""
+    out = [f"Backup {details.summary.backup_id}:"]
+    for section in (_overview, _base_backup, _wal, _tablespaces, _manifest, _objects, _contents):
+        section(out, details)
+    out += [f"  warning: {warning}" for warning in details.warnings]
+    return out
+
+
+def _field(out: list[str], label: str, value: object) -> None:
+    out.append(f"  {label:<23}: {value if value not in (None, '') else '-'}")
+
+
+def _heading(out: list[str], title: str) -> None:
+    out += ["", f"  {title}:"]
+
+
+def _overview(out: list[str], details: BackupDetails) -> None:
     s, info = details.summary, details.info
-    out = [f"Backup {s.backup_id}:"]
-
-    def field(label: str, value: object) -> None:
-        out.append(f"  {label:<23}: {value if value not in (None, '') else '-'}")
-
-    field("Server", s.server)
-    field("Name", s.name)
-    field("Status", s.status + (f" ({s.error})" if s.error else ""))
-    field("Kind", s.kind)
+    _field(out, "Server", s.server)
+    _field(out, "Name", s.name)
+    _field(out, "Status", s.status + (f" ({s.error})" if s.error else ""))
+    _field(out, "Kind", s.kind)
     for label, value in _chain_fields(s):
-        field(label, value)
-    field("Keep", s.keep or "nokeep")
-    field("Written by", s.written_by)
-    field("System identifier", s.system_identifier)
-    field("PostgreSQL version", info.version)
-    field("PGDATA directory", info.pgdata)
-    field("Cluster size", _size(s.data_size))
-    field("Stored size", _size(s.stored_size))
-    field("Compression", s.compression or "none")
-    field("Data checksums", info.data_checksums)
-    out.append("")
-    out.append("  Base backup information:")
-    field("Timeline", s.timeline)
-    field("Begin time", s.begin_time)
-    field("End time", s.end_time)
-    field("Begin LSN", s.begin_lsn)
-    field("End LSN", s.end_lsn)
-    field("Begin WAL", s.begin_wal)
-    field("End WAL", s.end_wal)
+        _field(out, label, value)
+    _field(out, "Keep", s.keep or "nokeep")
+    _field(out, "Written by", s.written_by)
+    _field(out, "System identifier", s.system_identifier)
+    _field(out, "PostgreSQL version", info.version)
+    _field(out, "PGDATA directory", info.pgdata)
+    _field(out, "Cluster size", _size(s.data_size))
+    _field(out, "Stored size", _size(s.stored_size))
+    _field(out, "Compression", s.compression or "none")
+    _field(out, "Data checksums", info.data_checksums)
+
+
+def _base_backup(out: list[str], details: BackupDetails) -> None:
+    s, info = details.summary, details.info
+    _heading(out, "Base backup information")
+    _field(out, "Timeline", s.timeline)
+    _field(out, "Begin time", s.begin_time)
+    _field(out, "End time", s.end_time)
+    _field(out, "Begin LSN", s.begin_lsn)
+    _field(out, "End LSN", s.end_lsn)
+    _field(out, "Begin WAL", s.begin_wal)
+    _field(out, "End WAL", s.end_wal)
     if info.copy_stats:
-        field("Copy time (s)", info.copy_stats.get("copy_time"))
+        _field(out, "Copy time (s)", info.copy_stats.get("copy_time"))
+
+
+def _wal(out: list[str], details: BackupDetails) -> None:
     wal = details.wal
-    out.append("")
-    out.append("  WAL needed to restore it (to consistency):")
+    _heading(out, "WAL needed to restore it (to consistency)")
     for timeline, start, end in wal.ranges:
-        field(f"Timeline {timeline}", f"{start} .. {end}")
+        _field(out, f"Timeline {timeline}", f"{start} .. {end}")
     if wal.segments:
         first, last = wal.segments[0], wal.segments[-1]
-        field("Segments", f"{first} .. {last} ({len(wal.segments)})")
+        _field(out, "Segments", f"{first} .. {last} ({len(wal.segments)})")
+
+
+def _tablespaces(out: list[str], details: BackupDetails) -> None:
     if details.tablespaces:
-        out.append("")
-        out.append("  Tablespaces:")
+        _heading(out, "Tablespaces")
         for t in details.tablespaces:
-            field(t.name, f"{t.location} (oid: {t.oid})")
-    if details.manifest is not None:
-        m = details.manifest
-        out.append("")
-        out.append("  Manifest (pgvault.json):")
-        field("pgvault version", m.pgvault_version)
-        field("Started", m.started)
-        field("Finished", m.finished)
-        field("Files", f"{m.files} ({_size(m.data_bytes)})")
-        field("Checksum algorithm", m.checksum_algorithm)
-        if m.compression_level is not None:
-            field("Compression level", m.compression_level)
-        field("backup_manifest", "present" if m.has_backup_manifest else "missing")
-        if m.excluded:
-            field("Excluded", ", ".join(f"{k} {v}" for k, v in m.excluded))
-    out.append("")
-    out.append("  Stored objects:")
+            _field(out, t.name, f"{t.location} (oid: {t.oid})")
+
+
+def _manifest(out: list[str], details: BackupDetails) -> None:
+    m = details.manifest
+    if m is None:
+        return
+    _heading(out, "Manifest (pgvault.json)")
+    _field(out, "pgvault version", m.pgvault_version)
+    _field(out, "Started", m.started)
+    _field(out, "Finished", m.finished)
+    _field(out, "Files", f"{m.files} ({_size(m.data_bytes)})")
+    _field(out, "Checksum algorithm", m.checksum_algorithm)
+    if m.compression_level is not None:
+        _field(out, "Compression level", m.compression_level)
+    _field(out, "backup_manifest", "present" if m.has_backup_manifest else "missing")
+    if m.excluded:
+        _field(out, "Excluded", ", ".join(f"{k} {v}" for k, v in m.excluded))
+
+
+def _objects(out: list[str], details: BackupDetails) -> None:
+    s = details.summary
+    _heading(out, "Stored objects")
     rows = []
     for archive_set in details.archives:
         where = "PGDATA" if archive_set.tablespace is None else archive_set.tablespace.name
@@ -132,49 +156,31 @@ def render(details: BackupDetails) -> list[str]:
         "    " + line
         for line in table(rows, ("Object", "Holds", "Stored", "Uncompressed", "Files", "Checksum"))
     ]
-    if details.databases or details.tables:
-        out.append("")
-        out.append("  Databases (size at backup time):")
-        out += [
-            "    " + line
-            for line in table(
-                [(d.name, str(d.oid), _size(d.size)) for d in details.databases],
-                ("Database", "OID", "Size"),
-            )
-        ]
-        out.append("")
-        out.append("  Tables (size at backup time, with indexes and TOAST):")
-        out += [
-            "    " + line
-            for line in table(
-                [
-                    (
-                        t.database,
-                        t.schema,
-                        t.name,
-                        t.kind,
-                        t.persistence,
-                        t.tablespace or "-",
-                        _size(t.size),
-                    )
-                    for t in details.tables
-                ],
-                ("Database", "Schema", "Table", "Kind", "Persistence", "Tablespace", "Size"),
-            )
-        ]
-    elif details.manifest is None:
-        out.append("")
-        out.append("  Databases and tables: not recorded (barman-cloud writes no pgvault.json)")
-    for warning in details.warnings:
-        out.append(f"  warning: {warning}")
-    return out
+
+
+def _contents(out: list[str], details: BackupDetails) -> None:
+    if not (details.databases or details.tables):
+        if details.manifest is None:
+            out.append("")
+            out.append("  Databases and tables: not recorded (barman-cloud writes no pgvault.json)")
+        return
+    _heading(out, "Databases (size at backup time)")
+    databases = [(d.name, str(d.oid), _size(d.size)) for d in details.databases]
+    out += ["    " + line for line in table(databases, ("Database", "OID", "Size"))]
+    _heading(out, "Tables (size at backup time, with indexes and TOAST)")
+    tables = [
+        (t.database, t.schema, t.name, t.kind, t.persistence, t.tablespace or "-", _size(t.size))
+        for t in details.tables
+    ]
+    headers = ("Database", "Schema", "Table", "Kind", "Persistence", "Tablespace", "Size")
+    out += ["    " + line for line in table(tables, headers)]
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
-    from core.listing import details_json, show_backup
+    from core.catalog.listing import details_json, show_backup
 
     with opened(args) as store:
         details = show_backup(store, args.server_name, args.backup_id)

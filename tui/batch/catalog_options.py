@@ -6,16 +6,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from core.storage import ObjectStore, StoreConfig
-from core.urls import Location
-from tui.batch.options import (
-    add_cloud,
-    add_general,
-    check_store,
-    location_from,
-    store_config_from,
-)
+from core.storage import ObjectStore
+from tui.batch.options import Destination, add_cloud, add_general, destination_from
 
 
 def add_source(parser: argparse.ArgumentParser, description: str) -> None:
@@ -39,20 +33,17 @@ def add_format(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def source(args: argparse.Namespace, **overrides: object) -> tuple[Location, StoreConfig]:
-    return location_from(args), store_config_from(args, **overrides)
+def source(args: argparse.Namespace, **overrides: Any) -> Destination:
+    return destination_from(args, **overrides)
 
 
 @contextmanager
-def opened(args: argparse.Namespace, **overrides: object) -> Iterator[ObjectStore]:
-    """The store named on the command line (its bucket checked first with -t)."""
-    from core.storage import open_store
-
-    location, config = source(args, **overrides)
-    with open_store(location, config) as store:
+def opened(args: argparse.Namespace, **overrides: Any) -> Iterator[ObjectStore]:
+    """The store named on the command line."""
+    with source(args, **overrides).open() as store:
         yield store
 
 
 def connectivity_test(args: argparse.Namespace) -> None:
     """-t: the endpoint answers and the bucket exists (exit 0), as barman-cloud's -t."""
-    check_store(*source(args))
+    source(args).check()

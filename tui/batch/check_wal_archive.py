@@ -12,14 +12,10 @@ import argparse
 
 from core.errors import ExitCode, InputError
 from tui.batch.main import Context
-from tui.batch.options import (
-    add_cloud,
-    add_general,
-    check_store,
-    location_from,
-    positive_int,
-    store_config_from,
-)
+from tui.batch.options import add_cloud, add_general, destination_from, positive_int
+
+#: missing segments named after a backup (the count says how many more)
+SHOWN = 5
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,20 +45,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-
-    from core.catalog import Catalog
-    from core.storage import open_store
+    from core.catalog.reader import Catalog
     from core.wal.check import archived_wals, check_archive_usable, check_backups, read_histories
     from core.wal.errors import ArchiveGaps
 
     if args.gaps and args.timeline is not None:
         raise InputError("--gaps and --timeline answer different questions: use one")
-    location = location_from(args)
-    config = store_config_from(args)
-    check_store(location, config)  # connectivity and the bucket: 2 or 1, never one created
+    where = destination_from(args)
+    where.check()  # connectivity and the bucket: 2 or 1, never one created
     if args.test:
         return ExitCode.OK
-    with open_store(location, config) as store:
+    with where.open() as store:
         archived = archived_wals(store, args.server_name)
         if not args.gaps:
             check_archive_usable(archived, args.timeline)
@@ -82,9 +75,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             continue
         line = f"{head}: all segments present"
         if item.gaps_after:
+            more = ", ..." if len(item.gaps_after) > SHOWN else ""
             line += (
                 f"; WAL after it has {len(item.gaps_after)} missing segment(s) "
-                f"({', '.join(item.gaps_after[:5])}{', ...' if len(item.gaps_after) > 5 else ''})"
+                f"({', '.join(item.gaps_after[:SHOWN])}{more})"
                 f"; recovery stops at {item.recoverable_until}"
             )
         elif item.recoverable_until:

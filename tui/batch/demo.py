@@ -12,10 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from core.errors import ExitCode
 from tui.batch.main import Context
 from tui.batch.options import add_general
+
+if TYPE_CHECKING:
+    from core.demo import Demo
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("stop", "cancel the demo's jobs, stop its server and remove its data"),
     ):
         sub = verbs.add_parser(name, help=summary, description=summary, add_help=False)
-        assert isinstance(sub, parser_class)
+        if not isinstance(sub, parser_class):  # argparse makes subparsers of the parent's class
+            raise TypeError(f"demo {name}: expected a {parser_class.__name__}")
         add_general(sub)
         sub.add_argument(
             "--format", choices=("console", "json"), default="console", help="output format"
@@ -78,10 +83,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return ExitCode.OK
 
 
-def _describe(current: object, running: bool) -> str:
-    from core.demo import Demo
-
-    assert isinstance(current, Demo)
+def _describe(current: Demo, running: bool) -> str:
     lines = [
         f"demo cluster: {'running' if running else 'stopped'} (data {current.data})",
         f"connect: psql -h {current.socket_dir} -p {current.port} -U postgres",

@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,10 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         sub: argparse.ArgumentParser = verbs.add_parser(
             name, help=summary, description=summary, add_help=False
         )
-        assert isinstance(sub, parser_class)
+        if not isinstance(sub, parser_class):  # argparse makes subparsers of the parent's class
+            raise TypeError(f"jobs {name}: expected a {parser_class.__name__}")
         add_general(sub)
         return sub
 
+    _add_reading(verb)
+    _add_control(verb)
+
+
+def _add_reading(verb: Callable[[str, str], argparse.ArgumentParser]) -> None:
     listing = verb("list", "list jobs, newest first")
     listing.add_argument(
         "--state",
@@ -99,6 +106,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between progress lines when the output is not a terminal (default: 5)",
     )
     _add_format(watch, "json prints one JSON object per line")
+
+
+def _add_control(verb: Callable[[str, str], argparse.ArgumentParser]) -> None:
 
     pause = verb("pause", "pause a job: no more bytes are read or sent within a second")
     pause.add_argument("job_id", metavar="ID")
@@ -492,7 +502,7 @@ def _flat_options(options: dict[str, Any], prefix: str = "") -> list[tuple[str, 
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             flat.extend(_flat_options(value, f"{name}."))
-        elif value is None or value == [] or value == "":
+        elif value is None or value in ([], ""):
             continue
         else:
             flat.append((name, value if isinstance(value, str) else json.dumps(value)))

@@ -5,6 +5,7 @@ Only the invoked command's module is imported, so `archive_command` pays for wha
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import logging
 import sys
@@ -13,7 +14,7 @@ from types import ModuleType
 
 from core import __version__
 from core.errors import ExitCode, PgvaultError
-from core.secrets import RedactingFormatter, redact
+from core.secrets import log_redacted_to_stderr, redact
 
 # name -> (module under tui.batch, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -42,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 log = logging.getLogger("pgvault")
+#: -vv and more let the cloud SDKs' own logging through
+SDK_DETAILS_VERBOSITY = 2
 
 
 @dataclass(frozen=True)
@@ -72,29 +75,18 @@ def load(name: str) -> ModuleType:
 
 def configure_logging(verbosity: int) -> None:
     """WARNING by default; each -v goes one level down, each -q one level up."""
-    level = max(logging.DEBUG, min(logging.CRITICAL, logging.WARNING - 10 * verbosity))
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(levelname)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
     # SDK chatter stays out of operator output unless -vv.
-    for noisy in ("botocore", "boto3", "urllib3", "azure", "google", "s3transfer"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING if verbosity < 2 else level))
+    log_redacted_to_stderr(
+        "%(levelname)s: %(message)s", verbosity, sdk_details=verbosity >= SDK_DETAILS_VERBOSITY
+    )
 
 
 def run(argv: list[str], state_dir: str | None = None) -> int:
     """Run one batch command and return its exit code; never lets a traceback escape."""
-    if not argv or argv[0] in ("--help", "help"):
-        print(usage())
-        return ExitCode.OK if argv else ExitCode.INPUT
-    if argv[0] in ("-V", "--version"):
-        print(f"pgvault {__version__}")
-        return ExitCode.OK
+    answered = _without_command(argv)
+    if answered is not None:
+        return answered
     name, rest = argv[0], argv[1:]
-    if name not in COMMANDS:
-        print(f"pgvault: error: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
-        return ExitCode.INPUT
     module = load(name)
     normalize = getattr(module, "normalize_argv", None)
     if normalize is not None:  # a command that accepts two spellings of a flag
@@ -111,8 +103,27 @@ def run(argv: list[str], state_dir: str | None = None) -> int:
         print(f"pgvault {name}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     configure_logging(getattr(args, "verbose", 0) - getattr(args, "quiet", 0))
+    return _run_command(module, name, args, Context(state_dir=state_dir, argv=tuple(rest)))
+
+
+def _without_command(argv: list[str]) -> int | None:
+    """The exit code of --help, --version or an unknown command; None for a command."""
+    if not argv or argv[0] in ("--help", "help"):
+        print(usage())
+        return ExitCode.OK if argv else ExitCode.INPUT
+    if argv[0] in ("-V", "--version"):
+        print(f"pgvault {__version__}")
+        return ExitCode.OK
+    if argv[0] not in COMMANDS:
+        print(f"pgvault: error: unknown command {argv[0]!r}\n\n{usage()}", file=sys.stderr)
+        return ExitCode.INPUT
+    return None
+
+
+def _run_command(module: ModuleType, name: str, args: argparse.Namespace, ctx: Context) -> int:
+    """The command's exit code; every error becomes its message and its code."""
     try:
-        code: int = module.run(args, Context(state_dir=state_dir, argv=tuple(rest)))
+        code: int = module.run(args, ctx)
         return code
     except PgvaultError as exc:
         print(f"pgvault {name}: error: {exc}", file=sys.stderr)

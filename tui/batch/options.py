@@ -1,9 +1,14 @@
-"""Flags shared by batch commands, named and defaulted as barman-cloud names them."""
+"""Flags shared by batch commands, named and defaulted as barman-cloud names them.
+
+This is the argparse edge: every command turns its namespace into typed values here or
+in its own module (a Destination, a core request), and only those go further.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from core import __version__
@@ -13,7 +18,7 @@ from core.tags import parse_tag
 from core.urls import CLOUD_PROVIDER_CHOICES, Location, parse_location
 
 if TYPE_CHECKING:
-    from core.storage import StoreConfig
+    from core.storage import ObjectStore, StoreConfig
 
 
 class ParseExit(Exception):
@@ -173,6 +178,32 @@ def add_tags(parser: argparse.ArgumentParser, name: str = "tags", what: str = "f
     )
 
 
+@dataclass(frozen=True)
+class Destination:
+    """The command's URL and connection flags, parsed once: where, and how to connect."""
+
+    location: Location
+    config: StoreConfig
+
+    def open(self) -> ObjectStore:
+        """The store (the provider's SDK is imported here)."""
+        from core.storage import open_store
+
+        return open_store(self.location, self.config)
+
+    def check(self) -> None:
+        """-t: see check_store."""
+        check_store(self.location, self.config)
+
+
+def destination_from(
+    args: argparse.Namespace, url: str | None = None, **overrides: Any
+) -> Destination:
+    """The Destination of the flags; `url` replaces the URL argument, `overrides` the
+    StoreConfig fields a command sets itself (jobs, chunk size, bandwidth)."""
+    return Destination(location_from(args, url), store_config_from(args, **overrides))
+
+
 def tags_from(args: argparse.Namespace, name: str = "tags") -> tuple[tuple[str, str], ...]:
     name = name.replace("-", "_")
     values = getattr(args, name, None) or getattr(args, f"{name}_repeated", None) or []
@@ -182,8 +213,9 @@ def tags_from(args: argparse.Namespace, name: str = "tags") -> tuple[tuple[str, 
     return validate_tags(values)
 
 
-def location_from(args: argparse.Namespace, attribute: str = "url") -> Location:
-    location = parse_location(getattr(args, attribute), args.cloud_provider)
+def location_from(args: argparse.Namespace, url: str | None = None) -> Location:
+    """The URL argument (or `url`, when a command completed it) with --cloud-provider."""
+    location = parse_location(args.url if url is None else url, args.cloud_provider)
     if args.endpoint_url and location.provider.value != "aws-s3":
         raise InputError("--endpoint-url applies to S3 destinations only")
     return location

@@ -20,6 +20,8 @@ from tui.fmt import duration as format_duration
 from tui.fmt import per_second as format_rate
 
 BAR_WIDTH = 24
+NARROWEST_BAR = 10  # below this the bar goes and the line is cut
+WIDEST_BAR = 30
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,11 @@ def bar_line(p: Progress, prefix: str, width: int) -> str:
         tail[1] = amount
         rest = " ".join([f"{prefix}{state}", *tail, p.phase])
         room = width - 1 - len(rest) - 3  # brackets and a space
-        if room >= 10:
-            return " ".join([f"{prefix}{state}", bar(p.fraction, min(room, 30)), *tail, p.phase])
-    line = " ".join([f"{prefix}{state}", bar(p.fraction, 10), *tail, p.phase])
-    return line[: max(10, width - 1)]
+        if room >= NARROWEST_BAR:
+            wide = bar(p.fraction, min(room, WIDEST_BAR))
+            return " ".join([f"{prefix}{state}", wide, *tail, p.phase])
+    line = " ".join([f"{prefix}{state}", bar(p.fraction, NARROWEST_BAR), *tail, p.phase])
+    return line[: max(NARROWEST_BAR, width - 1)]
 
 
 def plain_line(p: Progress, prefix: str) -> str:

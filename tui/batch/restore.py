@@ -21,11 +21,9 @@ from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
     add_general,
-    check_store,
-    location_from,
+    destination_from,
     non_negative_int,
     positive_int,
-    store_config_from,
 )
 
 SNAPSHOT_FLAGS = (
@@ -85,6 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_JOBS,
         help=f"ranged downloads in flight, over every archive (default: {DEFAULT_JOBS})",
     )
+    _add_targets(parser)
+    _add_restore_command(parser)
+    _add_restored_server(parser)
+    add_job_options(parser)
+    _add_snapshot(parser)
+
+
+def _add_targets(parser: argparse.ArgumentParser) -> None:
     targets = parser.add_argument_group("Recovery target (at most one; default: all the WAL)")
     target = targets.add_mutually_exclusive_group()
     target.add_argument("--target-time", help="a time, ISO 8601 (local time without an offset)")
@@ -111,6 +117,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="stop just before the target time, LSN or transaction instead of just after",
     )
+
+
+def _add_restore_command(parser: argparse.ArgumentParser) -> None:
     wal = parser.add_argument_group("restore_command")
     wal.add_argument(
         "--pgvault-command",
@@ -139,6 +148,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="restore_command fetches N segments at once (its -p; default: 4, 0 disables)",
     )
+
+
+def _add_restored_server(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--archive-mode",
         choices=("hold", "preserve", "off"),
@@ -150,7 +162,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-sync", action="store_true", help="do not fsync the restored files (faster, unsafe)"
     )
-    add_job_options(parser)
+
+
+def _add_snapshot(parser: argparse.ArgumentParser) -> None:
     snapshot = parser.add_argument_group("Snapshot recovery (not available yet)")
     snapshot.add_argument("--snapshot-recovery-instance")
     snapshot.add_argument("--snapshot-recovery-zone")
@@ -166,10 +180,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"snapshot recovery ({', '.join(used)}) is not available in pgvault yet: "
             "pgvault restores backups stored as archives"
         )
-    location = location_from(args)
-    config = store_config_from(args, jobs=args.jobs)
+    where = destination_from(args, jobs=args.jobs)
     if args.test:
-        check_store(location, config)
+        where.check()
         return ExitCode.OK
 
     from core.restore import RestoreRequest, default_pgvault_command, make_target
@@ -186,11 +199,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     )
     # Absolute paths: a detached job runs in another process.
     request = RestoreRequest(
-        location=location,
+        location=where.location,
         server=args.server_name,
         backup=args.backup_id,
         recovery_dir=os.path.abspath(args.recovery_dir),
-        store_config=config,
+        store_config=where.config,
         tablespaces=tuple((name, os.path.abspath(path)) for name, path in args.tablespace),
         target=target,
         pgvault_command=args.pgvault_command or default_pgvault_command(),

@@ -81,17 +81,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.verify import VerifyRequest
     from tui.job_results import verify_lines
 
-    location, config = source(args, jobs=args.jobs)
+    where = source(args, jobs=args.jobs)
     pgvault_command = args.pgvault_command
     if args.restore_drill and pgvault_command is None:
         from core.restore import default_pgvault_command
 
         pgvault_command = default_pgvault_command()
     request = VerifyRequest(
-        location=location,
+        location=where.location,
         server=args.server_name,
         backup=args.backup_id,
-        store_config=config,
+        store_config=where.config,
         restore_drill=args.restore_drill,
         pgvault_command=pgvault_command,
         # Absolute paths: a detached job runs in another process.

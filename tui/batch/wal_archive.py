@@ -9,25 +9,29 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ExitCode, InputError
 from tui.batch.main import Context
 from tui.batch.options import (
+    Destination,
     add_cloud,
     add_general,
     add_tags,
-    check_store,
     location_from,
     positive_int,
     size,
     store_config_from,
     tags_from,
 )
-from tui.batch.wal_fast import DEFAULT_SPOOL
+from tui.batch.wal_fast import DEFAULT_SPOOL, spool_location
 
 if TYPE_CHECKING:
-    from core.wal.archive import ArchiveSettings, WalArchiver
+    from core.storage import StoreConfig
+    from core.urls import Location
+    from core.wal.archive import ArchiveSettings
+    from core.wal.archive_command import WalArchiveRequest
 
 log = logging.getLogger("pgvault.wal")
 
@@ -78,6 +82,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_tags(parser, "tags", "WAL files")
     add_tags(parser, "history-tags", "history files (used instead of --tags for them)")
+    _add_azure(parser)
+    _add_fast_path(parser)
+
+
+def _add_azure(parser: argparse.ArgumentParser) -> None:
     azure = parser.add_argument_group("Azure uploads (barman-cloud's chunk method)")
     azure.add_argument(
         "--max-block-size",
@@ -99,6 +108,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=size,
         help="the maximum bytes per second uploaded, shared by all uploads (default: no limit)",
     )
+
+
+def _add_fast_path(parser: argparse.ArgumentParser) -> None:
     fast = parser.add_argument_group(
         "Fast path (pgvault): a local spool and a background pusher uploading many files "
         "at once; PostgreSQL still hears success only for a stored file"
@@ -131,6 +143,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass(frozen=True)
+class FastPath:
+    """--spool-dir, -J, --async-timeout and --pusher-idle, defaults filled in."""
+
+    spool_dir: str
+    jobs: int
+    timeout: int
+    idle: int
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """The command line of one call, checked: bad input is exit 3 before anything runs."""
+
+    location: Location
+    settings: ArchiveSettings
+    #: Azure's chunk method: --max-concurrency (blocks in flight), defaults filled in
+    concurrency: int
+    #: None without --async
+    fast: FastPath | None
+
+
 def _wal_path(args: argparse.Namespace) -> str:
     """%p, or BARMAN_FILE when called as a Barman pre archive hook (as barman-cloud is)."""
     hook, phase = os.environ.get("BARMAN_HOOK"), os.environ.get("BARMAN_PHASE")
@@ -146,7 +180,7 @@ def _wal_path(args: argparse.Namespace) -> str:
     return str(args.wal_path)
 
 
-def settings_from(args: argparse.Namespace) -> ArchiveSettings:
+def _settings(args: argparse.Namespace, block_size: int, single_put: int) -> ArchiveSettings:
     """ArchiveSettings from the flags (imports the codecs only when archiving)."""
     from core.codecs import get_codec
     from core.wal.archive import ArchiveSettings, resolve_level
@@ -158,37 +192,12 @@ def settings_from(args: argparse.Namespace) -> ArchiveSettings:
         level=resolve_level(codec, args.compression_level),
         tags=tags_from(args, "tags"),
         history_tags=history or None,
-        single_put_limit=args.max_single_put_size,
-        block_size=args.max_block_size,
+        single_put_limit=single_put,
+        block_size=block_size,
     )
 
 
-def open_archiver(args: argparse.Namespace, jobs: int) -> WalArchiver:
-    """A WalArchiver on the destination of the flags (the SDK is imported here)."""
-    from core.storage import open_store
-    from core.wal.archive import WalArchiver
-
-    settings = settings_from(args)
-    config = store_config_from(
-        args,
-        jobs=jobs,
-        max_bandwidth=args.max_bandwidth,
-        azure_max_block_size=args.max_block_size,
-        azure_max_single_put_size=args.max_single_put_size,
-    )
-    store = open_store(location_from(args), config)
-    return WalArchiver(store, args.server_name, settings)
-
-
-FAST_PATH_DEFAULTS: dict[str, object] = {
-    "spool_dir": DEFAULT_SPOOL,
-    "jobs": 4,
-    "async_timeout": 60,
-    "pusher_idle": 30,
-}
-
-
-AZURE_DEFAULTS = {
+AZURE_DEFAULTS: dict[str, object] = {
     "max_block_size": size("4MB"),
     "max_concurrency": 1,
     "max_single_put_size": size("64MB"),
@@ -199,6 +208,20 @@ PROVIDER_FLAGS = {
     "azure-blob-storage": ("encryption_scope", *AZURE_DEFAULTS),
     "google-cloud-storage": ("kms_key_name",),
 }
+FAST_PATH_DEFAULTS: dict[str, object] = {
+    "spool_dir": DEFAULT_SPOOL,
+    "jobs": 4,
+    "async_timeout": 60,
+    "pusher_idle": 30,
+}
+
+
+def _given(args: argparse.Namespace, defaults: dict[str, object]) -> dict[str, Any]:
+    """Each flag's value, or its default when it was not given."""
+    return {
+        name: default if getattr(args, name) is None else getattr(args, name)
+        for name, default in defaults.items()
+    }
 
 
 def _warn_foreign_flags(args: argparse.Namespace, provider: str) -> None:
@@ -208,52 +231,78 @@ def _warn_foreign_flags(args: argparse.Namespace, provider: str) -> None:
             log.warning("%s: %s only, not used for this destination", ", ".join(given), owner)
 
 
-def _check_flags(args: argparse.Namespace) -> None:
-    """Bad input is exit 3 here, also in --async mode (before any pusher sees it)."""
-    _warn_foreign_flags(args, location_from(args).provider.value)
-    for azure_flag, azure_default in AZURE_DEFAULTS.items():
-        if getattr(args, azure_flag) is None:
-            setattr(args, azure_flag, azure_default)
+def _fast_path(args: argparse.Namespace) -> FastPath | None:
     given = [name for name in FAST_PATH_DEFAULTS if getattr(args, name) is not None]
     if given and not args.async_mode:
         names = ", ".join("-J/--jobs" if n == "jobs" else f"--{n.replace('_', '-')}" for n in given)
         raise InputError(f"{names} only apply with --async")
-    for name, default in FAST_PATH_DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    settings_from(args)  # tags, history tags, compression level
+    if not args.async_mode:
+        return None
+    values = _given(args, FAST_PATH_DEFAULTS)
+    return FastPath(
+        values["spool_dir"], values["jobs"], values["async_timeout"], values["pusher_idle"]
+    )
+
+
+def parse(args: argparse.Namespace) -> Parsed:
+    """Bad input is exit 3 here, also in --async mode (before any pusher sees it)."""
+    location = location_from(args)
+    _warn_foreign_flags(args, location.provider.value)
+    azure = _given(args, AZURE_DEFAULTS)
+    fast = _fast_path(args)
+    # tags, history tags, compression level
+    settings = _settings(args, azure["max_block_size"], azure["max_single_put_size"])
     if args.sse_kms_key_id and args.encryption != "aws:kms":
         raise InputError("--sse-kms-key-id is only allowed with -e/--encryption aws:kms")
+    return Parsed(location, settings, azure["max_concurrency"], fast)
+
+
+def _store_config(args: argparse.Namespace, parsed: Parsed) -> StoreConfig:
+    return store_config_from(
+        args,
+        jobs=parsed.concurrency,
+        max_bandwidth=args.max_bandwidth,
+        azure_max_block_size=parsed.settings.block_size,
+        azure_max_single_put_size=parsed.settings.single_put_limit,
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    _check_flags(args)
+    from core.wal.archive_command import WalArchiveRequest
+
+    parsed = parse(args)
     if args.test:
-        check_store(location_from(args), store_config_from(args))
+        Destination(parsed.location, store_config_from(args)).check()
         return ExitCode.OK
     path = _wal_path(args)
-    if args.async_mode:
-        return _run_async(args, path, list(ctx.argv), ctx.state_dir)
-    archiver = open_archiver(args, jobs=args.max_concurrency)
-    with archiver.store:
-        archiver.archive(path)  # logs what it did at INFO (-v)
-    return ExitCode.OK
+    request = WalArchiveRequest(
+        parsed.location, _store_config(args, parsed), args.server_name, parsed.settings
+    )
+    if parsed.fast is None:
+        from core.wal.archive_command import archive_now
+
+        archive_now(request, path)  # logs what it did at INFO (-v)
+        return ExitCode.OK
+    return _run_async(request, parsed.fast, path, ctx, args.verbose - args.quiet)
 
 
-def _run_async(args: argparse.Namespace, path: str, argv: list[str], state_dir: str | None) -> int:
-    from core.wal.spool import ArchiveSpool, archive_through_spool
-    from tui.batch.wal_fast import spool_location
-    from tui.batch.wal_pusher import start_pusher
+def _run_async(
+    request: WalArchiveRequest, fast: FastPath, path: str, ctx: Context, verbosity: int
+) -> int:
+    from core.wal.archive_command import PusherRequest, archive_through_pusher
+    from core.wal.pusher import PusherSettings
 
     wal_dir = os.path.dirname(os.path.abspath(path))
-    if not os.path.isabs(args.spool_dir):
-        raise InputError(f"--spool-dir must be an absolute path, got {args.spool_dir!r}")
-    spool = ArchiveSpool(spool_location(argv, wal_dir))
-    outcome = archive_through_spool(
-        spool,
-        path,
-        timeout=args.async_timeout,
-        start_pusher=lambda: start_pusher(args, wal_dir, spool, state_dir),
+    if not os.path.isabs(fast.spool_dir):
+        raise InputError(f"--spool-dir must be an absolute path, got {fast.spool_dir!r}")
+    pusher = PusherRequest(
+        archive=request,
+        pusher=PusherSettings(jobs=fast.jobs, idle_exit=float(fast.idle)),
+        wal_dir=wal_dir,
+        spool=spool_location(list(ctx.argv), wal_dir),
+        state_dir=ctx.state_dir,
+        verbosity=verbosity,
     )
+    outcome = archive_through_pusher(pusher, path, timeout=fast.timeout)
     log.info("%s: %s", os.path.basename(path), outcome)
     return ExitCode.OK

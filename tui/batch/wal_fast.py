@@ -1,19 +1,18 @@
-"""Where the fast path's spool is, computed from the raw arguments, before any heavy import.
+"""Where the fast path's spool is, read from the raw arguments before any heavy import.
 
 `pgvault --batch wal-archive --async ... %p` first tries `quick_ack`: when the pusher has
 already stored the file, archive_command exits 0 after a stat and a small read, without
 loading argparse or any storage code. Otherwise the full command runs. Both find the spool
-with `spool_location`, so they always agree.
+with `spool_location`, so they always agree. This module only reads the command line; the
+spool's name and the acknowledgement itself are core.wal.ack's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 
-DEFAULT_SPOOL = "/var/tmp/pgvault-walarchive"
+DEFAULT_SPOOL = "/var/tmp/pgvault-walarchive"  # noqa: S108 - private_dir refuses a shared one
 _WAL_NAME = re.compile(
     r"^(?:[0-9A-F]{24}(?:\.partial|\.[0-9A-F]{8}\.backup)?|[0-9A-F]{8}\.history)$"
 )
@@ -33,11 +32,11 @@ def wal_path_index(argv: list[str]) -> int | None:
 
 
 def _spool_dir(argv: list[str]) -> str:
-    for index, token in enumerate(argv):
-        if token == "--spool-dir" and index + 1 < len(argv):
+    for index, arg in enumerate(argv):
+        if arg == "--spool-dir" and index + 1 < len(argv):
             return argv[index + 1]
-        if token.startswith("--spool-dir="):
-            return token.split("=", 1)[1]
+        if arg.startswith("--spool-dir="):
+            return arg.split("=", 1)[1]
     return DEFAULT_SPOOL
 
 
@@ -61,15 +60,13 @@ def _identity_tokens(argv: list[str], wal_index: int | None) -> list[str]:
 
 def spool_location(argv: list[str], wal_dir: str) -> str:
     """<spool-dir>/<server>.<hash of the arguments and the pg_wal directory>."""
+    from core.wal.ack import spool_root
+
     index = wal_path_index(argv)
     server = argv[index - 1] if index else "wal"
     if server.startswith("-") or "/" in server:
         server = "wal"
-    identity = json.dumps(
-        {"argv": _identity_tokens(argv, index), "wal_dir": os.path.realpath(wal_dir)}
-    )
-    digest = hashlib.sha1(identity.encode()).hexdigest()[:12]
-    return os.path.join(_spool_dir(argv), f"{server}.{digest}")
+    return spool_root(_spool_dir(argv), server, _identity_tokens(argv, index), wal_dir)
 
 
 def quick_ack(argv: list[str]) -> bool:

@@ -17,17 +17,10 @@ import logging
 import os
 import sys
 
-from core.errors import ContainerNotFound, ExitCode, InputError, PgvaultError
+from core.errors import ExitCode, InputError, PgvaultError
 from core.postgres.walnames import is_wal_name
 from tui.batch.main import Context
-from tui.batch.options import (
-    add_cloud,
-    add_general,
-    check_store,
-    location_from,
-    non_negative_int,
-    store_config_from,
-)
+from tui.batch.options import add_cloud, add_general, destination_from, non_negative_int
 
 log = logging.getLogger("pgvault.wal")
 
@@ -107,44 +100,31 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from core.storage import open_store
-    from core.urls import Provider
     from core.wal.errors import WalNotFound
-    from core.wal.restore import FetchOptions, WalFetcher
+    from core.wal.restore import FetchOptions, restore_wal
 
     if not args.test and not is_wal_name(args.wal_name):
         raise InputError(f"{args.wal_name} is an invalid name for a WAL file")
+    url = args.url
     if args.credentials_file:
         from core.credentials_file import load_credentials
         from core.urls import with_query
 
         stored = load_credentials(args.credentials_file)
         os.environ.update(stored.environment)
-        args.url = with_query(args.url, stored.url)
-    location = location_from(args)
-    config = store_config_from(args, jobs=max(1, args.parallel))
+        url = with_query(url, stored.url)
+    where = destination_from(args, url, jobs=max(1, args.parallel))
     if args.test:
-        check_store(location, config)
+        where.check()
         return ExitCode.OK
-    if location.provider is Provider.FILE and not os.path.isdir(location.bucket):
-        # A local store creates its directory on first use; a restore must not.
-        raise ArchiveMissing(f"the archive directory {location.bucket} does not exist")
     options = FetchOptions(
         no_partial=args.no_partial, parallel=args.parallel, spool_dir=args.spool_dir
     )
     try:
-        with open_store(location, config) as store:
-            fetcher = WalFetcher(store, args.server_name, options, location.display())
-            fetcher.fetch(args.wal_name, args.wal_dest)
+        restore_wal(
+            where.location, where.config, args.server_name, options, args.wal_name, args.wal_dest
+        )
     except WalNotFound as exc:
         log.info("%s", exc)  # PostgreSQL asks past the end of the archive: no noise
         return ExitCode.FAILED
-    except ContainerNotFound as exc:
-        raise ArchiveMissing(str(exc)) from None
     return ExitCode.OK
-
-
-class ArchiveMissing(PgvaultError):
-    """The bucket, container or directory is missing: loud, and never 'not found' (1)."""
-
-    exit_code = ExitCode.OTHER

@@ -8,8 +8,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
-from core.browse import WalArchive
-from core.manifest import PgvaultManifest, TableRecord
+from core.catalog.browse import WalArchive
+from core.catalog.manifest import PgvaultManifest, TableRecord
 from tui import fmt
 from tui.adapter import BackupRef, load_manifest, load_wal
 from tui.screens.base import ConsoleScreen

@@ -18,7 +18,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
-from core.backup_info import DONE, FAILED, BackupInfo
+from core.catalog.backup_info import DONE, FAILED, BackupInfo
 from tui import fmt
 from tui.adapter import BackupRef, DestinationView, ServerView
 from tui.messages import BackupRequest, DeleteBackup, OpenBackup, RestoreBackup, VerifyBackup

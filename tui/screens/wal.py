@@ -10,7 +10,7 @@ from textual.events import ScreenResume
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.browse import WalArchive
+from core.catalog.browse import WalArchive
 from tui import fmt
 from tui.adapter import load_wal
 from tui.screens.base import ConsoleScreen

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from core.backup import BackupRequest
 from core.jobs import JobState, load_kind
-from core.jobs.builtin import BACKUP, without_password
+from core.jobs.builtin import BACKUP
 from core.jobs.kinds import decode_request, encode_request
 from core.jobs.model import Job
 from core.jobs.results import JobDetails
 from core.postgres.connection import ConnectionParams
+from core.secrets import without_password
 from core.urls import parse_location
 
 

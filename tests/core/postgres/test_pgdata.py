@@ -7,7 +7,7 @@ import tarfile
 from collections.abc import Callable
 
 from core.backup import BackupRequest, run_backup
-from core.catalog import Catalog
+from core.catalog.reader import Catalog
 from core.postgres.connection import ConnectionParams, Session, read_facts
 from core.postgres.pgdata import scan_pgdata, scan_tablespace
 from core.progress import Tracker

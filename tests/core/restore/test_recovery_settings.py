@@ -52,8 +52,7 @@ def test_unused_targets_are_emptied_before_the_chosen_one() -> None:
         n
         for n in names
         if n.startswith("recovery_target")
-        and n != "recovery_target_inclusive"
-        and n != "recovery_target_action"
+        and n not in {"recovery_target_inclusive", "recovery_target_action"}
     ]
     assert targets[-1] == "recovery_target_name"
     assert dict(settings)["recovery_target_name"] == "rp"

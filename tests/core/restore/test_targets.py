@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from core.catalog import Catalog
+from core.catalog.reader import Catalog
 from core.errors import InputError, OperationFailed
 from core.restore.targets import choose_backup, make_target
 from core.storage import open_store

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import AccessDenied, ContainerNotFound, TransientError
-from core.storage.base import RawStream
+from core.storage.backend import RawStream
 from core.storage.retry import RetryPolicy
 from tests.support.destinations import TestDestination
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.backup_info import DONE, FAILED, BackupInfo
+from core.catalog.backup_info import DONE, FAILED, BackupInfo
 from core.postgres.walnames import parse_history, segment_range
 from core.wal.check import check_archive_usable, check_backups, missing_segments
 from core.wal.errors import ArchiveNotUsable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.backup_info import DONE, FAILED, STARTED, BackupInfo
+from core.catalog.backup_info import DONE, FAILED, STARTED, BackupInfo
 from core.wal.cleanup import plan_wal_cleanup
 
 

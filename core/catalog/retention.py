@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.backup_info import DONE, FAILED, BackupInfo
+from core.catalog.backup_info import DONE, FAILED, BackupInfo
+from core.catalog.keep import KEEP_STANDALONE
 from core.errors import InputError
-from core.keep import KEEP_STANDALONE
 
 VALID = "VALID"
 OBSOLETE = "OBSOLETE"

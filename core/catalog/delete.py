@@ -22,17 +22,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from core.backup_info import DONE, STARTED, BackupInfo
-from core.catalog import Catalog
-from core.chains import dependents
+from core.catalog.backup_info import DONE, STARTED, BackupInfo
+from core.catalog.chains import dependents
+from core.catalog.layout import ServerLayout
+from core.catalog.reader import Catalog
+from core.catalog.retention import WINDOW, RetentionReport, evaluate, parse_policy
 from core.errors import InputError, OperationFailed, PgvaultError
-from core.layout import PGVAULT_MANIFEST, ServerLayout
-from core.manifest import load_pgvault
 from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, Segment, is_segment
 from core.progress import NullReporter, Reporter
-from core.retention import WINDOW, RetentionReport, evaluate, parse_policy
 from core.storage import ObjectStore, StoreConfig, open_store
-from core.urls import Credentials, Location
+from core.urls import Location
 from core.wal.cleanup import WalCleanup, plan_wal_cleanup
 
 log = logging.getLogger("pgvault.delete")
@@ -138,27 +137,13 @@ class _Deleter:
         keeps = self.catalog.keep_targets()
         dead = self._dead_started(backups)
         report: RetentionReport | None = None
-        if self.request.backup is not None:
-            info = self.catalog.resolve(self.request.backup)
+        if self.request.policy is None:
+            info = self.catalog.resolve(self.request.backup or "")
             self._check_single(info, backups, keeps, dead)
             targets = [(info.backup_id, "requested with -b")]
         else:
-            assert self.request.policy is not None
-            policy = parse_policy(self.request.policy)
-            now = parse_now(self.request.now) if self.request.now else None
-            report = evaluate(policy, backups, keeps, self.request.minimum_redundancy, now)
-            obsolete = set(report.obsolete)
-            targets = self._keep_chains(
-                [
-                    (
-                        backup_id,
-                        f"OBSOLETE under {policy}"
-                        if backup_id in obsolete
-                        else "older than the newest DONE backup",
-                    )
-                    for backup_id in report.to_delete
-                ]
-            )
+            report, targets = self._by_policy(self.request.policy, backups, keeps)
+            targets = self._keep_chains(targets)
         deletions: list[BackupDeletion] = []
         skipped: list[str] = []
         remaining = list(backups)
@@ -191,6 +176,25 @@ class _Deleter:
             deletions=tuple(deletions),
             skipped=tuple(skipped),
         )
+
+    def _by_policy(
+        self, text: str, backups: list[BackupInfo], keeps: dict[str, str]
+    ) -> tuple[RetentionReport, list[tuple[str, str]]]:
+        """The policy's report, and the backups it frees with why, oldest first."""
+        policy = parse_policy(text)
+        now = parse_now(self.request.now) if self.request.now else None
+        report = evaluate(policy, backups, keeps, self.request.minimum_redundancy, now)
+        obsolete = set(report.obsolete)
+        targets = [
+            (
+                backup_id,
+                f"OBSOLETE under {policy}"
+                if backup_id in obsolete
+                else "older than the newest DONE backup",
+            )
+            for backup_id in report.to_delete
+        ]
+        return report, targets
 
     # ---- checks ---------------------------------------------------------------------------
 
@@ -225,11 +229,10 @@ class _Deleter:
 
     def _lease(self, backup_id: str) -> dict[str, Any] | None:
         try:
-            raw = self.store.get_bytes(self.layout.backup_file(backup_id, PGVAULT_MANIFEST))
-            manifest = load_pgvault(raw)
+            manifest = self.catalog.pgvault_manifest(backup_id)
         except PgvaultError:
             return None
-        if manifest.state != "running":
+        if manifest is None or manifest.state != "running":
             return None
         return manifest.lease or {}
 
@@ -384,7 +387,7 @@ def wal_runs(
 
 def public_request(request: DeleteRequest) -> DeleteRequest:
     """The request as a job records it: no credentials from the URL."""
-    return replace(request, location=replace(request.location, credentials=Credentials()))
+    return replace(request, location=request.location.without_credentials())
 
 
 def describe(request: DeleteRequest) -> str:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from core.backup_info import BackupInfo
-from core.catalog import ArchiveSet, Catalog, StoredArchive
+from core.catalog.backup_info import BackupInfo
+from core.catalog.layout import TAR_SUFFIXES, ArchiveRef
+from core.catalog.manifest import PgvaultManifest
+from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
 from core.errors import IntegrityError, StorageError
-from core.layout import TAR_SUFFIXES, ArchiveRef
-from core.manifest import PgvaultManifest
 
 FULL = "full"
 INCREMENTAL = "incremental"

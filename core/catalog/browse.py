@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from core.backup_info import BackupInfo
+from core.catalog.backup_info import BackupInfo
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,
     Segment,

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from core.backup_info import DONE, FAILED, BackupInfo, Tablespace, parse
-from core.errors import InputError, ObjectNotFound, PgvaultError, StorageError
-from core.keep import read_keep
-from core.layout import (
+from core.catalog.backup_info import DONE, FAILED, BackupInfo, Tablespace, parse
+from core.catalog.keep import read_keep
+from core.catalog.layout import (
     BACKUP_ID_RE,
     PG_MANIFEST,
     PGVAULT_MANIFEST,
@@ -24,7 +23,8 @@ from core.layout import (
     ServerLayout,
     parse_archive_name,
 )
-from core.manifest import PgvaultManifest, load_pgvault, new_checksum
+from core.catalog.manifest import PgvaultManifest, load_pgvault, new_checksum
+from core.errors import InputError, ObjectNotFound, PgvaultError, StorageError
 from core.storage import CommonPrefix, ObjectInfo, ObjectStore
 
 log = logging.getLogger("pgvault.catalog")

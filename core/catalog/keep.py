@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from core.backup_info import DONE, BackupInfo
+from core.catalog.backup_info import DONE, BackupInfo
+from core.catalog.layout import ServerLayout
 from core.errors import ObjectNotFound, OperationFailed
-from core.layout import ServerLayout
 from core.storage import ObjectStore
 
 log = logging.getLogger("pgvault.keep")

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from core.backup_info import BackupInfo, Tablespace
-from core.catalog import Catalog
-from core.chains import link_sets
+from core.catalog.backup_info import BackupInfo, Tablespace
+from core.catalog.chains import link_sets
+from core.catalog.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, parse_archive_name
+from core.catalog.manifest import DatabaseRecord, PgvaultManifest, TableRecord
+from core.catalog.reader import Catalog
 from core.errors import PgvaultError, StorageError
-from core.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, parse_archive_name
-from core.manifest import DatabaseRecord, PgvaultManifest, TableRecord
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,
     Segment,

@@ -1,0 +1,52 @@
+"""lz4: one frame of independent blocks, compressed in parallel."""
+
+from __future__ import annotations
+
+import struct
+from functools import partial
+
+import lz4.block
+import lz4.frame
+
+from core.codecs.blocks import BlockStream
+from core.codecs.codec import Codec, Factories, MiB
+from core.codecs.streams import BoundedReader, MultiStream
+
+HIGH_COMPRESSION = 3  # lz4's HC mode starts at level 3
+
+
+class ParallelLz4(BlockStream):
+    """One lz4 frame of independent 4 MiB blocks, compressed in parallel (no checksums:
+    pgvault's manifest carries them)."""
+
+    BLOCK = 4 * MiB
+    # Magic, FLG (version 1, independent blocks), BD (4 MiB blocks), header checksum.
+    HEADER: bytes = lz4.frame.LZ4FrameCompressor(
+        block_size=lz4.frame.BLOCKSIZE_MAX4MB, block_linked=False, content_checksum=False
+    ).begin()
+
+    def __init__(self, level: int, threads: int) -> None:
+        self._level = level
+        super().__init__(threads)
+
+    def header(self) -> bytes:
+        return self.HEADER
+
+    def _block(self, block: bytes, _: bytes, last: bool) -> bytes:
+        out = b""
+        if block:
+            mode = "high_compression" if self._level >= HIGH_COMPRESSION else "default"
+            packed = lz4.block.compress(block, mode=mode, compression=self._level, store_size=False)
+            if len(packed) < len(block):
+                out = struct.pack("<I", len(packed)) + packed
+            else:
+                out = struct.pack("<I", len(block) | 0x80000000) + block
+        return out + (b"\x00\x00\x00\x00" if last else b"")
+
+
+FACTORIES = Factories(
+    ParallelLz4,
+    partial(MultiStream, lz4.frame.LZ4FrameDecompressor),
+    partial(BoundedReader, "lz4", lz4.frame.LZ4FrameDecompressor),
+)
+LZ4 = Codec("lz4", ".lz4", (0, 6, 10), (0, 16), 0, True, FACTORIES)

@@ -1,0 +1,116 @@
+"""The fast path's background pusher process (internal): `python -m core.wal.daemon`.
+
+archive_command starts it (core.wal.archive_command.start_pusher) detached, in a session of
+its own, with its PusherRequest on stdin: never on the command line, where credentials of
+the destination would show in ps. Its output goes to the spool's pusher.log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import sqlite3
+import sys
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from core.errors import ExitCode, PgvaultError
+from core.secrets import log_redacted_to_stderr
+from core.wal.archive_command import PusherRequest, open_archiver
+from core.wal.spool import ArchiveSpool
+
+if TYPE_CHECKING:
+    from core.jobs.store import JobStore
+
+log = logging.getLogger("pgvault.wal.pusher")
+
+
+def _read_request() -> PusherRequest:
+    # The pipe is written by the archive_command process that started this one.
+    request = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 - our parent's pipe only
+    if not isinstance(request, PusherRequest):
+        raise TypeError(f"expected a PusherRequest, got {type(request).__name__}")
+    # The parent knew these secrets from the URL it parsed: mask them in this log too.
+    request.archive.location.credentials.register()
+    return request
+
+
+def fail_ready_files(spool: ArchiveSpool, wal_dir: str, exc: PgvaultError) -> None:
+    """Write the error for every file waiting to be archived."""
+    from core.wal.files import FileIdentity
+
+    status = os.path.join(wal_dir, "archive_status")
+    try:
+        names = [n[: -len(".ready")] for n in os.listdir(status) if n.endswith(".ready")]
+    except OSError:
+        return
+    for name in names:
+        try:
+            identity = FileIdentity.of(os.stat(os.path.join(wal_dir, name)))
+        except OSError:
+            continue
+        spool.write_error(name, identity, int(exc.exit_code), str(exc))
+
+
+def run_pusher(request: PusherRequest) -> int:
+    """Push every ready file of the request's pg_wal until idle; the exit code."""
+    from core.wal.jobs import recorded_batches
+    from core.wal.pusher import BatchRunner, Pusher, run_unrecorded
+
+    spool = ArchiveSpool(request.spool)
+    try:
+        archiver = open_archiver(request.archive)
+    except PgvaultError as exc:
+        # archive_command waits for its file: tell it why nothing will come.
+        log.error("%s", exc)
+        fail_ready_files(spool, request.wal_dir, exc)
+        return int(exc.exit_code)
+    try:
+        with archiver.store, _job_store(request.state_dir) as jobs:
+            runner: BatchRunner = run_unrecorded
+            if jobs is not None:
+                destination = request.archive.location.display()
+                runner = recorded_batches(jobs, request.archive.server, destination, spool.root)
+            Pusher(archiver, spool, request.wal_dir, request.pusher, runner).run()
+    except PgvaultError as exc:
+        log.error("%s", exc)
+        return int(exc.exit_code)
+    except Exception:
+        log.exception("the pusher failed")
+        return int(ExitCode.OTHER)
+    return int(ExitCode.OK)
+
+
+@contextlib.contextmanager
+def _job_store(state_dir: str | None) -> Iterator[JobStore | None]:
+    """The job store that records the batches, or None (archiving goes on unrecorded)."""
+    from core.jobs.store import JobStore
+
+    try:
+        store = JobStore.open(state_dir)
+    except (OSError, sqlite3.Error, PgvaultError) as exc:
+        log.warning("batches are not recorded as jobs: the job store cannot be opened (%s)", exc)
+        yield None
+        return
+    with store:
+        yield store
+
+
+def main() -> int:
+    try:
+        request = _read_request()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
+        print(f"pgvault pusher: bad start request: {exc}", file=sys.stderr)
+        return int(ExitCode.INPUT)
+    log_redacted_to_stderr(
+        f"%(asctime)s pusher[{os.getpid()}] %(levelname)s: %(message)s",
+        request.verbosity,
+        sdk_details=False,
+    )
+    return run_pusher(request)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

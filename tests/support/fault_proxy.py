@@ -1,0 +1,301 @@
+"""An HTTP proxy on 127.0.0.1 that injects network faults in front of an object-store emulator.
+
+Each request is read whole, then a plan decides its fate: passed on, answered 503 SlowDown
+without reaching the emulator, cut with a TCP reset, or passed on and its answer lost (the
+emulator stored the object; the client sees a reset instead of the answer). Plans are
+deterministic: a `Script` of steps in order, or `Bursts` drawn from a seeded generator.
+The SDKs speak plain HTTP/1.1 to emulators, so the proxy speaks it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import http.client
+import json
+import random
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from tests.support.destinations import TestDestination
+from tests.support.emulators import Emulator, azurite_connection_string
+
+
+class Fault(enum.Enum):
+    PASS = "pass"
+    UNAVAILABLE = "503"  # answered 503 SlowDown / ServerBusy, never sent on
+    RESET = "reset"  # the connection is reset before the request is sent on
+    LOSE_ANSWER = "lose-answer"  # sent on and done, then the answer is replaced by a reset
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    body: bytes
+
+    @property
+    def query(self) -> str:
+        return urlsplit(self.path).query
+
+    @property
+    def route(self) -> str:
+        return urlsplit(self.path).path
+
+
+def is_listing(request: Request) -> bool:
+    """A listing on S3 (list-type=2), Azure (comp=list) or GCS (GET .../o)."""
+    if request.method != "GET":
+        return False
+    return (
+        "list-type=" in request.query
+        or "comp=list" in request.query
+        or (request.route.startswith("/storage/v1/b/") and request.route.endswith("/o"))
+    )
+
+
+def is_object_write(request: Request) -> bool:
+    """A whole-object write: S3 PutObject, Azure Put Blob, a GCS upload."""
+    if request.method == "POST":
+        return request.route.startswith("/upload/storage/v1/b/")
+    if request.method != "PUT":
+        return False
+    special = ("comp=", "uploadId=", "partNumber=", "tagging", "restype=")
+    return not any(word in request.query for word in special)
+
+
+def anything(request: Request) -> bool:
+    return True
+
+
+@dataclass
+class Step:
+    """Apply `fault` to the next `times` requests that `match`."""
+
+    match: Callable[[Request], bool]
+    fault: Fault
+    times: int = 1
+
+
+@dataclass
+class Script:
+    """Steps in order: a step is armed only once the one before it is used up; requests the
+    armed step does not match pass."""
+
+    steps: list[Step]
+
+    def decide(self, request: Request) -> Fault:
+        while self.steps and self.steps[0].times <= 0:
+            self.steps.pop(0)
+        if not self.steps or not self.steps[0].match(request):
+            return Fault.PASS
+        step = self.steps[0]
+        step.times -= 1
+        return step.fault
+
+    @property
+    def done(self) -> bool:
+        return all(step.times <= 0 for step in self.steps)
+
+
+@dataclass
+class Bursts:
+    """Faults in bursts: a two-state (calm/storm) channel driven by a seeded generator.
+
+    Before each request a calm channel turns stormy with probability `onset` and a stormy
+    one calms with probability `calm`. In a storm a request fails with probability
+    `density`: a write is sent on and its answer lost (its retry meets the stored object),
+    anything else is answered 503 SlowDown or reset. The first `outage` requests are all
+    answered 503 (the store throttles as archiving starts).
+    """
+
+    seed: int
+    onset: float = 0.2
+    calm: float = 0.3
+    density: float = 0.5
+    outage: int = 0
+    _stormy: bool = field(init=False, default=False)
+    _random: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def decide(self, request: Request) -> Fault:
+        if self.outage > 0:
+            self.outage -= 1
+            return Fault.UNAVAILABLE
+        draw = self._random.random
+        self._stormy = draw() >= self.calm if self._stormy else draw() < self.onset
+        if not self._stormy or draw() >= self.density:
+            return Fault.PASS
+        if is_object_write(request):
+            return Fault.LOSE_ANSWER
+        return Fault.UNAVAILABLE if draw() < 0.5 else Fault.RESET
+
+
+Plan = Script | Bursts
+_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection"}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, upstream_port: int, plan: Plan) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.upstream_port = upstream_port
+        self.plan = plan
+        self.lock = threading.Lock()
+        self.seen: list[tuple[str, str, Fault]] = []
+
+    def decide(self, request: Request) -> Fault:
+        with self.lock:
+            fault = self.plan.decide(request)
+            self.seen.append((request.method, request.path, fault))
+            return fault
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):  # a connection this proxy reset on purpose
+            super().finish()
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = bytearray()
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                out += self.rfile.read(size)
+                self.rfile.readline()
+            while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                pass
+            return bytes(out)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _handle(self) -> None:
+        request = Request(self.command, self.path, self._body())
+        fault = self.server.decide(request)
+        if fault is Fault.RESET:
+            self._reset()
+        elif fault is Fault.UNAVAILABLE:
+            self._unavailable(request)
+        else:
+            answer = self._forward(request)
+            if fault is Fault.LOSE_ANSWER:
+                self._reset()
+            else:
+                self._reply(*answer)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
+
+    def _forward(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
+        upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=60)
+        try:
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+            headers["Content-Length"] = str(len(request.body))
+            upstream.request(request.method, request.path, body=request.body, headers=headers)
+            answer = upstream.getresponse()
+            data = answer.read()
+            return answer.status, answer.getheaders(), data
+        finally:
+            upstream.close()
+
+    def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+        self.send_response_only(status)
+        for name, value in headers:
+            if name.lower() not in _HOP and not (
+                name.lower() == "content-length" and self.command != "HEAD"
+            ):
+                self.send_header(name, value)
+        if self.command != "HEAD":
+            self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD" and data:
+            self.wfile.write(data)
+
+    def _unavailable(self, request: Request) -> None:
+        if request.route.startswith(("/storage/", "/upload/")):
+            body = json.dumps({"error": {"code": 503, "message": "Service Unavailable"}}).encode()
+            kind = "application/json"
+        else:
+            body = (
+                b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+                b"<Message>Please reduce your request rate.</Message></Error>"
+            )
+            kind = "application/xml"
+        self.send_response_only(503)
+        self.send_header("Content-Type", kind)
+        self.send_header("x-ms-error-code", "ServerBusy")
+        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _reset(self) -> None:
+        """Close with SO_LINGER 0: the client reads a TCP reset, not an answer."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+
+class FaultProxy:
+    """The proxy in a daemon thread; `endpoint` is its http://127.0.0.1:PORT."""
+
+    def __init__(self, upstream_port: int, plan: Plan) -> None:
+        self._server = _Server(upstream_port, plan)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def seen(self) -> list[tuple[str, str, Fault]]:
+        with self._server.lock:
+            return list(self._server.seen)
+
+    def faults(self) -> list[Fault]:
+        return [fault for _, _, fault in self.seen if fault is not Fault.PASS]
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(10)
+
+
+def through_proxy(
+    dest: TestDestination, emulators: dict[str, Emulator], proxy: FaultProxy
+) -> TestDestination:
+    """The same destination reached through the proxy (by pgvault's command line with
+    cli_args and env, in process with config and env)."""
+    if dest.provider == "s3":
+        return replace(
+            dest,
+            config=replace(dest.config, endpoint_url=proxy.endpoint),
+            cli_args=["--endpoint-url", proxy.endpoint],
+        )
+    if dest.provider == "azure":
+        url = dest.url.replace(emulators["azure"].endpoint, proxy.endpoint)
+        env = {"AZURE_STORAGE_CONNECTION_STRING": azurite_connection_string(proxy.endpoint)}
+        return replace(dest, url=url, env=env)
+    return replace(dest, env={"STORAGE_EMULATOR_HOST": proxy.endpoint})
