@@ -215,6 +215,16 @@ def test_backup_list_and_show_name_kind_parent_and_method(chain: Chain) -> None:
     assert f"{full} > {first}" in shown.stdout
 
 
+def test_verify_reads_an_incremental_and_checks_its_chain(chain: Chain) -> None:
+    last = chain.order[-2]
+    result = pgvault(
+        "verify", *chain.dest.cli_args, chain.dest.url, SERVER, last, env=chain.dest.env
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every backup it builds on is there and DONE" in result.stdout
+    assert f"backup {last}: verified" in result.stdout
+
+
 def test_deleting_a_parent_is_refused_naming_its_dependents(chain: Chain) -> None:
     full = chain.order[0]
     refused = pgvault(
