@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ import pytest
 
 from core.catalog.backup_info import FAILED, parse, serialize
 from core.catalog.reader import Catalog
-from tests.support.cli import pgvault
+from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination, make_destination
 from tests.support.emulators import Emulator
 from tests.support.pg_versions import server_bindir, server_env, versioned_cluster
@@ -285,6 +286,42 @@ def test_a_failed_parent_gives_a_full_backup_saying_why(chain: Chain) -> None:
     assert manifest.incremental["kind"] == "full"
     assert "FAILED" in manifest.incremental["fallback"]
     assert chain.catalog().get(backup_id).parent_backup_id is None
+
+
+def test_an_incremental_killed_mid_way_leaves_the_chain_usable(chain: Chain) -> None:
+    c = chain.cluster
+    c.sql("update accounts set owner = owner || '?'")  # every page of the table changes
+    parent = chain.catalog().backups()[-1].backup_id
+    proc = spawn(
+        "backup",
+        "--incremental",
+        "--max-bandwidth",
+        "200KB",
+        *c.conninfo_args(),
+        *chain.dest.cli_args,
+        chain.dest.url,
+        SERVER,
+        env=chain.dest.env,
+    )
+    deadline = time.monotonic() + 120
+    while not any(b.status == "STARTED" for b in chain.catalog().backups()):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.kill()  # kill -9: no cleanup at all
+    proc.wait(30)
+    after = chain.backup("--incremental")
+    manifest = chain.catalog().pgvault_manifest(after)
+    assert manifest is not None and manifest.incremental is not None
+    assert manifest.incremental["parent"] == parent  # never the killed one
+    target = new_target()
+    try:
+        restore(chain.dest, target, after, "--target-immediate", "--target-action", "promote")
+        with restored_server(target, server_bindir(chain.major), server_env(chain.major)) as db:
+            wait_for_recovery_end(db)
+            assert tables(db) == chain.points[after]
+    finally:
+        target.drop()
 
 
 def test_barman_cloud_never_restores_an_incremental_as_full(
