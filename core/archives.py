@@ -16,8 +16,9 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from core.catalog.layout import ArchiveRef, ServerLayout
 from core.catalog.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
@@ -60,6 +61,16 @@ class Member:
         )
 
 
+class BlockChooser(Protocol):
+    """Which blocks of each file an incremental backup stores (core.backup.increment)."""
+
+    block_size: int
+
+    def choose(self, manifest_path: str, fd: int, size: int) -> Sequence[int] | None:
+        """None: store the whole file; else these block numbers (ascending), maybe none."""
+        ...
+
+
 class _DirStart:
     """Marks where a directory's header starts (it opens the first part if needed)."""
 
@@ -97,9 +108,11 @@ class _TreeReader(threading.Thread):
         algorithm: str,
         reporter: Reporter,
         checkpoint: Callable[[], None],
+        chooser: BlockChooser | None = None,
     ) -> None:
         super().__init__(name="pgvault-reader", daemon=True)
         self.tree = tree
+        self.chooser = chooser
         self.algorithm = algorithm
         self.reporter = reporter
         self.checkpoint = checkpoint
@@ -170,24 +183,52 @@ class _TreeReader(threading.Thread):
         except OSError as exc:
             raise OperationFailed(f"cannot open {source}: {exc.strerror}") from None
         try:
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            raw = header(entry.path, entry.size, entry)
-            member = Member(
-                manifest_path=self.tree.manifest_prefix + entry.path,
-                size=entry.size,
-                mtime=entry.mtime,
-                header_size=len(raw),
-            )
-            self._mark(member)
-            self._add(raw)
-            member.checksum = self._copy(fd, source, entry.size)
-            pad = padding(entry.size)
-            if pad:
-                self._add(pad)
+            manifest_path = self.tree.manifest_prefix + entry.path
+            chosen = self.chooser.choose(manifest_path, fd, entry.size) if self.chooser else None
+            if chosen is None or self.chooser is None:
+                self._whole(fd, source, entry, manifest_path)
+            else:
+                self._blocks(fd, source, entry, manifest_path, chosen, self.chooser.block_size)
         finally:
             os.close(fd)
         self.reporter.advance(0, files=1)
+
+    def _whole(self, fd: int, source: str, entry: Entry, manifest_path: str) -> None:
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        raw = header(entry.path, entry.size, entry)
+        member = Member(manifest_path, entry.size, entry.mtime, len(raw))
+        self._mark(member)
+        self._add(raw)
+        member.checksum = self._copy(fd, source, entry.size)
+        pad = padding(entry.size)
+        if pad:
+            self._add(pad)
+
+    def _blocks(
+        self,
+        fd: int,
+        source: str,
+        entry: Entry,
+        manifest_path: str,
+        blocks: Sequence[int],
+        block_size: int,
+    ) -> None:
+        """Only the chosen blocks, one after the other (the block map says which they are)."""
+        if blocks:
+            size = len(blocks) * block_size
+            raw = header(entry.path, size, entry)
+            member = Member(manifest_path, size, entry.mtime, len(raw))
+            self._mark(member)
+            self._add(raw)
+            checksum: Checksum = new_checksum(self.algorithm)
+            for number in blocks:
+                data = _pread_block(fd, source, number, block_size)
+                checksum.update(data)
+                self._add(data)
+            member.checksum = checksum.hexdigest()
+        # Progress counts the file as examined, whatever was stored of it.
+        self.reporter.advance(entry.size)
 
     def _copy(self, fd: int, source: str, size: int) -> str:
         """Send exactly `size` bytes: cut a file that grew, zero-pad one that shrank."""
@@ -287,9 +328,9 @@ class ArchiveSetWriter:
 
     # ---- adding content --------------------------------------------------------------------
 
-    def add_tree(self, tree: Tree) -> None:
-        """Stream every entry of a walked tree into the set."""
-        reader = _TreeReader(tree, self.settings.algorithm, self.reporter, self.checkpoint)
+    def add_tree(self, tree: Tree, chooser: BlockChooser | None = None) -> None:
+        """Stream every entry of a walked tree into the set (`chooser`: only some blocks)."""
+        reader = _TreeReader(tree, self.settings.algorithm, self.reporter, self.checkpoint, chooser)
         reader.start()
         try:
             while (item := reader.blocks.get()) is not _END:
@@ -409,6 +450,15 @@ class ArchiveSetWriter:
         log.info("stored %s (%d bytes)", part.ref.filename(), size)
         if self._on_part is not None:
             self._on_part(record, self.members[self._part_members :])
+
+
+def _pread_block(fd: int, source: str, number: int, block_size: int) -> bytes:
+    """One block; zeros past the end of a file that shrank (WAL replay rewrites it)."""
+    try:
+        data = os.pread(fd, block_size, number * block_size)
+    except OSError as exc:
+        raise OperationFailed(f"cannot read {source}: {exc.strerror}") from None
+    return data + bytes(block_size - len(data))
 
 
 def _digest(algorithm: str, data: bytes) -> str:

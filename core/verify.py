@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.catalog.backup_info import DONE, BackupInfo
+from core.catalog.chains import FULL, chain_of, kind_of, link_sets
 from core.catalog.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, ServerLayout
 from core.catalog.listing import wal_needed
 from core.catalog.manifest import FileRecord, PgvaultManifest, check_postgres_manifest, load_pgvault
@@ -273,7 +274,7 @@ class _Verifier:
 
     def _archives(self, info: BackupInfo) -> set[str]:
         try:
-            sets = self.catalog.archives(info)
+            sets = self._sets(info)
         except PgvaultError as exc:
             self.problem(str(exc))
             return set()
@@ -309,6 +310,25 @@ class _Verifier:
         if parts:
             self._archives_checked(len(parts), file_count)
         return {p.key for _, p in parts}
+
+    def _sets(self, info: BackupInfo) -> list[ArchiveSet]:
+        """The archive sets; an incremental's as pgvault.json records them, its chain checked."""
+        manifest = self.manifest
+        if manifest is None or kind_of(manifest) == FULL:
+            return self.catalog.archives(info)
+        whole = True
+        for backup_id in chain_of(manifest):
+            try:
+                status = self.catalog.get(backup_id).status
+            except PgvaultError:
+                status = "missing"
+            if status != DONE:
+                whole = False
+                self.problem(f"backup {backup_id} of its chain is {status}: it cannot be restored")
+        if whole:
+            chain = " > ".join([*chain_of(manifest), info.backup_id])
+            self.checked.append(f"chain {chain}: every backup it builds on is there and DONE")
+        return list(link_sets(self.catalog, info, manifest))
 
     def _recorded(self, backup_id: str, parts: list[tuple[ArchiveSet, StoredArchive]]) -> Recorded:
         """pgvault.json's records; a problem for each part stored but not recorded, or back."""

@@ -9,7 +9,8 @@ The phases, in the order pgBackRest's cmdBackup runs them:
   (backup.info STARTED written only if absent); record what the cluster holds;
   pg_backup_start.
 - plan (core.backup.plan): walk tablespaces and PGDATA; resuming, keep the failed run's
-  parts whose files are unchanged.
+  parts whose files are unchanged; incremental (core.backup.increment_plan), keep only what
+  changed since the parent, or fall back to a full backup saying why.
 - stream (core.backup.stream): each archive set read, checksummed, compressed and uploaded
   in parallel; pg_control last.
 - stop (core.backup.stop): pg_backup_stop, then wait for the WAL to be archived; then
@@ -23,6 +24,8 @@ FAILED with the reason, no unfinished upload, and PostgreSQL out of backup mode.
 from __future__ import annotations
 
 from core.backup.failure import fail
+from core.backup.increment import ParentChoice, choose_parent
+from core.backup.increment_plan import plan_increment
 from core.backup.plan import keep_stored_parts, plan_files
 from core.backup.request import BackupRequest, validate_request
 from core.backup.result import BackupResult
@@ -42,19 +45,28 @@ def run_backup(request: BackupRequest, reporter: Reporter | None = None) -> Back
     store = open_store(request.location, request.store_config)
     store.meter = reporter.transferred
     with store:
+        choice = None
+        if request.incremental:
+            # Before anything is recorded: an unknown parent is bad input (exit 3).
+            choice = choose_parent(
+                store, request.server, request.incremental, request.incremental_from
+            )
         state = connect(BackupJob.create(request, reporter, store))
         try:
-            return _phases(state)
+            return _phases(state, choice)
         except BaseException as exc:
             fail(state, exc)
 
 
-def _phases(state: BackupState) -> BackupResult:
+def _phases(state: BackupState, choice: ParentChoice | None) -> BackupResult:
     mode = start_backup(state)
     plan = plan_files(state)
+    increment = None
     if state.resuming:
         plan = keep_stored_parts(state, plan)
-    copy = stream_files(state, plan)
+    elif choice is not None:
+        plan, increment = plan_increment(state, mode, plan, choice)
+    copy = stream_files(state, plan, increment.chooser if increment else None)
     stop = stop_backup(state, mode)
     copy_time = finish_upload(state, copy, mode, stop)
-    return seal(state, plan, mode, stop, copy_time)
+    return seal(state, plan, mode, stop, copy_time, increment)

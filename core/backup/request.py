@@ -48,6 +48,8 @@ class BackupRequest:
     tags: tuple[tuple[str, str], ...] = ()
     threads: int = 0  # compression threads; 0: one per core
     resume: str | None = None  # a FAILED backup of this server to continue (core.backup.resume)
+    incremental: str | None = None  # incremental or differential (core.backup.increment)
+    incremental_from: str | None = None  # the parent's backup ID; None: the newest DONE backup
 
 
 def validate_request(request: BackupRequest) -> None:
@@ -58,6 +60,16 @@ def validate_request(request: BackupRequest) -> None:
     get_codec(request.compression)
     checksum_name(request.checksum_algorithm)
     validate_tags(request.tags)
+    _check_incremental(request.incremental, request.incremental_from, request.resume)
+
+
+def _check_incremental(kind: str | None, parent: str | None, resume: str | None) -> None:
+    if kind not in (None, "incremental", "differential"):
+        raise InputError(f"unknown backup kind {kind!r} (incremental or differential)")
+    if parent is not None and kind != "incremental":
+        raise InputError("--incremental-from names the parent of an --incremental backup")
+    if kind is not None and resume is not None:
+        raise InputError("a failed backup is resumed as it was started: no --incremental")
 
 
 #: compressions a backup can use, in the order a form offers them (None: no compression)
@@ -114,6 +126,8 @@ def make_backup_request(  # noqa: PLR0913 - keyword-only, one per option an oper
     keepalive_interval: float = 60.0,
     checksum_algorithm: str = "crc32c",
     tags: Iterable[tuple[str, str]] = (),
+    incremental: str | None = None,
+    incremental_from: str | None = None,
 ) -> BackupRequest:
     """Every rule `backup` applies to its options; InputError (exit 3) on the first broken one."""
     validate_server_name(server)
@@ -126,6 +140,7 @@ def make_backup_request(  # noqa: PLR0913 - keyword-only, one per option an oper
     if max_archive_size > MAX_ARCHIVE_SIZE:
         log.warning("-S/--max-archive-size is capped at 1TB (as barman-cloud does)")
         max_archive_size = MAX_ARCHIVE_SIZE
+    _check_incremental(incremental, incremental_from, None)
     config = store_config or StoreConfig()
     if config.jobs < 1:
         raise InputError(f"-J/--jobs must be at least 1, got {config.jobs}")
@@ -141,6 +156,8 @@ def make_backup_request(  # noqa: PLR0913 - keyword-only, one per option an oper
         keepalive_interval=float(keepalive_interval),
         checksum_algorithm=checksum_algorithm,
         tags=validate_tags(tags),
+        incremental=incremental,
+        incremental_from=incremental_from,
     )
 
 

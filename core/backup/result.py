@@ -28,6 +28,10 @@ class BackupResult:
     elapsed: float
     compression: str | None
     excluded: dict[str, int]
+    kind: str = "full"  # full, incremental or differential
+    parent: str | None = None
+    method: str | None = None  # how changed blocks were found (page-lsn, wal-summary)
+    fallback: str | None = None  # why a full backup was taken instead of an incremental
 
 
 def result_summary(result: BackupResult) -> str:
@@ -38,4 +42,13 @@ def result_summary(result: BackupResult) -> str:
         f"{result.bytes_read / MiB:.1f} MiB read, {result.bytes_stored / MiB:.1f} MiB stored"
         f" ({result.compression or 'no compression'}), {result.elapsed:.1f} s, "
         f"{rate:.1f} MiB/s, WAL {result.begin_wal}..{result.end_wal}"
-    )
+    ) + _kind_note(result)
+
+
+def _kind_note(result: BackupResult) -> str:
+    """Nothing for a plain full backup: its summary is as it always was."""
+    if result.parent is not None:
+        return f"; {result.kind} of {result.parent}, changes found by {result.method}"
+    if result.fallback is not None:
+        return f"; full backup instead of an incremental: {result.fallback}"
+    return ""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from core.archives import ArchiveSetWriter
+from core.backup.increment_plan import Increment
 from core.backup.result import BackupResult
 from core.backup.resume import delete_checkpoints
 from core.backup.state import BackupMode, BackupState, FilePlan
@@ -34,11 +35,18 @@ class _Contents:
 
 
 def seal(
-    state: BackupState, plan: FilePlan, mode: BackupMode, stop: BackupStop, copy_time: float
+    state: BackupState,
+    plan: FilePlan,
+    mode: BackupMode,
+    stop: BackupStop,
+    copy_time: float,
+    increment: Increment | None = None,
 ) -> BackupResult:
     """Write the manifests and backup.info DONE; the backup is restorable from here."""
     state.enter("writing manifests")
     contents = _contents(state.writers, plan)
+    if increment is not None:  # the block maps, now that the stream filled them in
+        state.manifest = replace(state.manifest, incremental=increment.record())
     _write_manifests(state, contents, mode, stop)
     elapsed = time.monotonic() - state.job.started_at
     state.info = _with_stop(state.info, stop, state.facts).with_changes(
@@ -54,7 +62,7 @@ def seal(
         delete_checkpoints(state.stored)
     state.enter("done")
     info = state.info
-    return BackupResult(
+    result = BackupResult(
         backup_id=state.backup_id,
         server=state.job.request.server,
         status=DONE,
@@ -71,6 +79,22 @@ def seal(
         compression=state.job.compression,
         excluded=contents.excluded,
     )
+    return _with_kind(result, state, increment)
+
+
+def _with_kind(
+    result: BackupResult, state: BackupState, increment: Increment | None
+) -> BackupResult:
+    if increment is not None:
+        return replace(
+            result,
+            kind=increment.kind,
+            parent=increment.parent.backup_id,
+            method=increment.method,
+        )
+    record = state.manifest.incremental or {}
+    fallback = record.get("fallback")
+    return replace(result, fallback=str(fallback)) if fallback else result
 
 
 def _contents(writers: list[ArchiveSetWriter], plan: FilePlan) -> _Contents:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 import time
 
-from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget, Member
+from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget, BlockChooser, Member
 from core.backup.control import add_pg_control
 from core.backup.resume import PartCheckpoint, write_checkpoint
 from core.backup.state import BackupMode, BackupState, Copy, ExternalFile, FilePlan
+from core.catalog.chains import INCREMENT_PREFIX
 from core.catalog.manifest import ArchiveRecord
 from core.errors import OperationFailed
 from core.postgres.connection import BackupStop
@@ -24,19 +25,23 @@ GiB = 1024**3
 MiB = 1024**2
 
 
-def stream_files(state: BackupState, plan: FilePlan) -> Copy:
-    """Every tablespace, then PGDATA, pg_control and outside config; data stays open."""
+def stream_files(state: BackupState, plan: FilePlan, chooser: BlockChooser | None = None) -> Copy:
+    """Every tablespace, then PGDATA, pg_control and outside config; data stays open.
+
+    An incremental (`chooser`) stores its sets as incremental_data..., which barman-cloud
+    never takes for a backup's archives."""
     state.enter("copying files")
     started = time.monotonic()
     chunk = chunk_size(state.job.store, state.job.request.max_archive_size)
+    prefix = INCREMENT_PREFIX if chooser else ""
     for tablespace, tree in zip(state.facts.tablespaces, plan.tablespaces, strict=True):
-        name = str(tablespace.oid)
+        name = prefix + str(tablespace.oid)
         writer = open_archive_set(state, name, chunk, plan.first_part(name))
-        writer.add_tree(tree)
+        writer.add_tree(tree, chooser)
         writer.close()
         tree.entries = []  # streamed: only the members' records are kept from here
-    data = open_archive_set(state, "data", chunk, plan.first_part("data"))
-    data.add_tree(plan.data)
+    data = open_archive_set(state, prefix + "data", chunk, plan.first_part("data"))
+    data.add_tree(plan.data, chooser)
     plan.data.entries = []
     add_pg_control(data, state.facts.data_directory)
     for file in plan.external:

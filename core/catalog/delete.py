@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from core.catalog.backup_info import DONE, STARTED, BackupInfo
+from core.catalog.chains import dependents
 from core.catalog.layout import ServerLayout
 from core.catalog.reader import Catalog
 from core.catalog.retention import WINDOW, RetentionReport, evaluate, parse_policy
@@ -142,6 +143,7 @@ class _Deleter:
             targets = [(info.backup_id, "requested with -b")]
         else:
             report, targets = self._by_policy(self.request.policy, backups, keeps)
+            targets = self._keep_chains(targets)
         deletions: list[BackupDeletion] = []
         skipped: list[str] = []
         remaining = list(backups)
@@ -196,6 +198,22 @@ class _Deleter:
 
     # ---- checks ---------------------------------------------------------------------------
 
+    def _keep_chains(self, targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Retention never breaks a chain: a backup an incremental kept needs is kept too."""
+        going = {backup_id for backup_id, _ in targets}
+        needed = dependents(self.catalog, going)
+        kept = []
+        for backup_id, why in targets:
+            staying = [d for d in needed.get(backup_id, []) if d not in going]
+            if staying:
+                self.reporter.log(
+                    f"backup {backup_id} kept: incremental backup(s) {', '.join(staying)} need it",
+                    logging.WARNING,
+                )
+                continue
+            kept.append((backup_id, why))
+        return kept
+
     def _dead_started(self, backups: list[BackupInfo]) -> set[str]:
         """STARTED pgvault backups whose process is known to have ended (this host)."""
         from core.backup import lease_is_dead
@@ -225,6 +243,13 @@ class _Deleter:
         keeps: dict[str, str],
         dead: set[str],
     ) -> None:
+        needed_by = dependents(self.catalog, [info.backup_id]).get(info.backup_id)
+        if needed_by:
+            raise OperationFailed(
+                f"backup {info.backup_id} of server {self.request.server} is needed by "
+                f"incremental backup(s) {', '.join(needed_by)}: delete those first "
+                "(newest first), or keep it"
+            )
         keep = self.catalog.keep_target(info.backup_id) or keeps.get(info.backup_id)
         if keep:
             raise OperationFailed(

@@ -11,11 +11,12 @@ time). Catalogs barman-cloud wrote work the same way; what only pgvault.json kno
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
 from core.catalog.backup_info import BackupInfo, Tablespace
+from core.catalog.chains import link_sets
 from core.catalog.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, parse_archive_name
 from core.catalog.manifest import DatabaseRecord, PgvaultManifest, TableRecord
 from core.catalog.reader import Catalog
@@ -62,6 +63,11 @@ class BackupSummary:
     system_identifier: str | None
     postgres_version: int | None
     parent_backup_id: str | None = None
+    #: an incremental's ancestors, full first; how its changed blocks were found
+    chain: tuple[str, ...] = ()
+    method: str | None = None
+    #: a full backup taken when an incremental was asked for: why
+    fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,7 @@ def summarise(catalog: Catalog, info: BackupInfo) -> BackupSummary:
     objects = catalog.objects().get(info.backup_id, ())
     layout = catalog.layout
     manifest_key = layout.backup_file(info.backup_id, PGVAULT_MANIFEST)
-    return BackupSummary(
+    summary = BackupSummary(
         server=catalog.server,
         backup_id=info.backup_id,
         name=info.backup_name,
@@ -187,6 +193,29 @@ def summarise(catalog: Catalog, info: BackupInfo) -> BackupSummary:
         system_identifier=info.systemid,
         postgres_version=info.version,
         parent_backup_id=info.parent_backup_id,
+    )
+    return _with_chain(catalog, summary) if summary.parent_backup_id else summary
+
+
+def _with_chain(
+    catalog: Catalog, summary: BackupSummary, manifest: PgvaultManifest | None = None
+) -> BackupSummary:
+    """An incremental's kind, chain and method, from its pgvault.json (read only for these)."""
+    if manifest is None:
+        try:
+            manifest = catalog.pgvault_manifest(summary.backup_id)
+        except StorageError:
+            return summary
+    record = (manifest.incremental if manifest else None) or {}
+    if not record:
+        return summary
+    if record.get("kind") == FULL:
+        return replace(summary, fallback=record.get("fallback"))
+    return replace(
+        summary,
+        kind=str(record.get("kind", summary.kind)),
+        chain=tuple(record.get("chain", ())),
+        method=record.get("method"),
     )
 
 
@@ -310,7 +339,11 @@ def show_backup(store: ObjectStore, server: str, reference: str) -> BackupDetail
     sets: list[ArchiveSetSummary] = []
     archive_keys: set[str] = set()
     try:
-        for archive_set in catalog.archives(info):
+        chained = manifest is not None and info.parent_backup_id
+        listed = (
+            link_sets(catalog, info, manifest) if manifest and chained else catalog.archives(info)
+        )
+        for archive_set in listed:
             parts = []
             for part in archive_set.parts:
                 record = records.get(part.filename)
@@ -331,7 +364,7 @@ def show_backup(store: ObjectStore, server: str, reference: str) -> BackupDetail
     others = tuple(o for o in objects if o.key not in archive_keys)
     has_pg_manifest = any(o.key == layout.backup_file(info.backup_id, PG_MANIFEST) for o in objects)
     return BackupDetails(
-        summary=summarise(catalog, info),
+        summary=_with_chain(catalog, summarise(catalog, info), manifest),
         info=info,
         archives=tuple(sets),
         other_objects=tuple(sorted(others, key=lambda o: (o.key.endswith(BACKUP_INFO), o.key))),

@@ -251,6 +251,9 @@ class PgvaultManifest:
     tables: tuple[TableRecord, ...] = ()
     excluded: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    # an incremental or differential backup: kind, parent, chain, method, per-file block maps
+    # (core.backup.increment); None for a full backup, and then not written at all
+    incremental: dict[str, Any] | None = None
 
     def archive(self, filename: str) -> ArchiveRecord | None:
         for record in self.archives:
@@ -264,6 +267,8 @@ def dump_pgvault(manifest: PgvaultManifest) -> bytes:
     head: dict[str, Any] = {"format": PGVAULT_FORMAT}
     for key, value in asdict(manifest).items():
         if key not in ("archives", "files", "databases", "tables"):
+            if key == "incremental" and value is None:
+                continue  # a full backup's pgvault.json is as it always was
             head[key] = value
     lines = [json.dumps(head, ensure_ascii=False, sort_keys=True)[:-1]]
     for key, items in (

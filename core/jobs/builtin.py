@@ -64,7 +64,10 @@ def _public(request: BackupRequest) -> BackupRequest:
 
 
 def _resume(request: BackupRequest, failed: Job) -> BackupRequest:
-    """Resume the failed job's backup: reuse its stored archives whose files are unchanged."""
+    """Resume the failed job's backup: reuse its stored archives whose files are unchanged.
+    An incremental is taken again from the start (it stores too little to be worth keeping)."""
+    if request.incremental:
+        return request
     return replace(request, resume=failed.details.backup_id)
 
 

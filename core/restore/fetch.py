@@ -2,7 +2,7 @@
 
 Parts are read with ranged reads ahead of the reader (several parts at once, `-J` reads in
 flight in all, core.restore.streams.Budget); each part's stored bytes are checksummed as
-they arrive, turned into its tar stream (`_tar_stream`: decompressed; a decryption would
+they arrive, turned into its tar stream (`tar_stream`: decompressed; a decryption would
 be one more transform there) and untarred by core.restore.extract on a thread of its own.
 Then every file pgvault.json records must have arrived.
 """
@@ -23,7 +23,7 @@ from core.restore.extract import Destination, Extractor, apply_directory_metadat
 from core.restore.plan import BackupPlan
 from core.restore.state import RestoreRun
 from core.restore.streams import Aborted, Budget, Pipe, StoredBytes
-from core.restore.tarparse import TarError, TarStream
+from core.restore.tarparse import TarError, TarHandler, TarStream
 
 MiB = 1024 * 1024
 RANGE_SIZE = 8 * MiB  # one ranged read of a stored archive
@@ -165,16 +165,16 @@ def _part(
     )
     extractor = Extractor(run.files, dest, part.filename, label)
     try:
-        _untar(_tar_stream(source, part.ref.codec), extractor, label)
+        untar(tar_stream(source, part.ref.codec), extractor, label)
     finally:
         budget.remove(reader)
         reader.close()
     with run.files.lock:
         run.downloaded += source.size
-    _check_archive(label, part, source, record)
+    check_archive(label, part, source, record)
 
 
-def _tar_stream(source: StoredBytes, codec: Codec | None) -> Iterator[bytes]:
+def tar_stream(source: StoredBytes, codec: Codec | None) -> Iterator[bytes]:
     """An archive's tar bytes from its stored bytes (decompressed when it is compressed)."""
     if codec is None:
         while data := source.chunk():
@@ -185,7 +185,7 @@ def _tar_stream(source: StoredBytes, codec: Codec | None) -> Iterator[bytes]:
             yield data
 
 
-def _untar(chunks: Iterator[bytes], extractor: Extractor, label: str) -> None:
+def untar(chunks: Iterator[bytes], extractor: TarHandler, label: str) -> None:
     """Feed the tar stream to the extractor; parsing and writing on a thread of their own."""
     pipe = Pipe()
     errors: list[BaseException] = []
@@ -222,7 +222,7 @@ def _untar(chunks: Iterator[bytes], extractor: Extractor, label: str) -> None:
         raise failure
 
 
-def _check_archive(
+def check_archive(
     label: str, part: StoredArchive, source: StoredBytes, record: ArchiveRecord | None
 ) -> None:
     if source.size != part.size:
@@ -247,4 +247,12 @@ def _translate(exc: BaseException, label: str) -> BaseException:
     return exc
 
 
-__all__ = ["check_recorded_archives", "check_restored", "fetch_files"]
+__all__ = [
+    "RANGE_SIZE",
+    "check_archive",
+    "check_recorded_archives",
+    "check_restored",
+    "fetch_files",
+    "tar_stream",
+    "untar",
+]

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 
 from core.progress import NullReporter, Reporter
+from core.restore.chain_fetch import fetch_backup
 from core.restore.cleanup import clean_up, prepare_directories
 from core.restore.configure import configure_recovery
-from core.restore.fetch import check_recorded_archives, check_restored, fetch_files
+from core.restore.fetch import check_recorded_archives, check_restored
 from core.restore.finish import (
     check_pg_control,
     lay_out,
@@ -37,7 +38,7 @@ PHASES: tuple[Phase, ...] = (
     prepare_directories,  # the recovery directory and tablespace locations, created or adopted
     check_recorded_archives,  # the stored parts are those pgvault.json records
     check_command_early,  # restore_command runs as us (as root: once the owner is known)
-    fetch_files,  # download, checksum, decompress and untar every part, -J at once
+    fetch_backup,  # download, checksum, decompress and untar every part (of a chain), -J at once
     check_restored,  # every file pgvault.json records arrived
     settle_owner,  # the data directory's owner (restore_command checked as that user)
     check_pg_control,  # the restored pg_control is intact and the backup's

@@ -3,8 +3,8 @@
 Nothing is written here. `check_request` refuses bad input (exit 3) before the store is
 opened; `plan_restore` reads the catalog and returns a BackupPlan: the backup, its archive
 sets and manifests, each set's destination (PGDATA or a tablespace's location, relocated
-by --tablespace) and which directories the restore will create. An incremental chain
-would be planned here, as a plan naming every link to restore.
+by --tablespace) and which directories the restore will create. An incremental is planned
+as its chain (core.restore.chain): every link to restore, newest first.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from core.catalog.manifest import ArchiveRecord, FileRecord, PgvaultManifest
 from core.catalog.reader import ArchiveSet, Catalog
 from core.errors import InputError
 from core.progress import Reporter
+from core.restore.chain import ChainLink, plan_chain
 from core.restore.extract import Destination
 from core.restore.recovery import ARCHIVE_MODES, CREDENTIAL_MODES
 from core.restore.request import RestoreRequest
@@ -49,6 +50,7 @@ class BackupPlan:
     destinations: dict[str, Destination]  # by archive set name ('data' or an OID)
     create_root: bool  # the recovery directory is created (else an empty one is used)
     creates: dict[str, bool]  # each tablespace location: created (True) or used empty
+    chain: tuple[ChainLink, ...] = ()  # an incremental: every link, newest first
 
     @property
     def records(self) -> dict[str, FileRecord] | None:
@@ -167,9 +169,11 @@ def plan_restore(
     info = choose_backup(catalog, request.backup, request.target)
     reporter.detail("backup_id", info.backup_id)
     reporter.log(f"restoring backup {info.backup_id} of server {request.server}")
-    sets = catalog.archives(info)
     manifest = catalog.pgvault_manifest(info.backup_id)
-    pg_manifest = catalog.postgres_manifest(info.backup_id)
+    chain = plan_chain(catalog, info, manifest)
+    sets = list(chain[0].sets) if chain else catalog.archives(info)
+    # An incremental's backup_manifest lists what it stores, not the directory restored.
+    pg_manifest = None if chain else catalog.postgres_manifest(info.backup_id)
     destinations = _destinations(paths, info, sets)
     creates = {
         d.root: empty_or_missing(d.root, f"the location of tablespace {d.name}")
@@ -177,7 +181,10 @@ def plan_restore(
         if d.name != "data"
     }
     _check_wal_dir(paths.wal_dir)
-    return BackupPlan(info, sets, manifest, pg_manifest, destinations, create_root, creates)
+    if chain:
+        ids = " > ".join(link.info.backup_id for link in reversed(chain))
+        reporter.log(f"restoring the chain {ids} in one pass")
+    return BackupPlan(info, sets, manifest, pg_manifest, destinations, create_root, creates, chain)
 
 
 def _destinations(paths: Paths, info: BackupInfo, sets: list[ArchiveSet]) -> dict[str, Destination]:

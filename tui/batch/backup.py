@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
     _add_connection(parser)
     _add_upload(parser)
+    _add_kind(parser)
     add_tags(parser, "tags", "files")
     add_job_options(parser)
     _add_snapshot(parser)
@@ -128,6 +129,25 @@ def _add_upload(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_kind(parser: argparse.ArgumentParser) -> None:
+    kind = parser.add_argument_group("Incremental backups").add_mutually_exclusive_group()
+    kind.add_argument(
+        "--incremental",
+        action="store_true",
+        help="store only what changed since the newest DONE backup of the server's latest chain",
+    )
+    kind.add_argument(
+        "--incremental-from",
+        metavar="BACKUP_ID",
+        help="store only what changed since this backup (an incremental of it)",
+    )
+    kind.add_argument(
+        "--differential",
+        action="store_true",
+        help="store only what changed since the latest chain's full backup",
+    )
+
+
 def _add_snapshot(parser: argparse.ArgumentParser) -> None:
     snapshot = parser.add_argument_group("Snapshot backups (not available yet)")
     snapshot.add_argument("--snapshot-instance")
@@ -139,6 +159,14 @@ def _add_snapshot(parser: argparse.ArgumentParser) -> None:
     snapshot.add_argument("--aws-region")
     snapshot.add_argument("--azure-subscription-id")
     snapshot.add_argument("--azure-resource-group")
+
+
+def _kind(args: argparse.Namespace) -> str | None:
+    if args.differential:
+        return "differential"
+    if args.incremental or args.incremental_from:
+        return "incremental"
+    return None
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -176,6 +204,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         keepalive_interval=float(args.keepalive_interval),
         checksum_algorithm=args.checksum_algorithm,
         tags=tags_from(args),
+        incremental=_kind(args),
+        incremental_from=args.incremental_from,
     )
     from core.jobs.builtin import BACKUP
     from core.jobs.results import BackupJobResult

@@ -60,7 +60,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.format == "json":
         print(json.dumps(listing_json(listing)))
         return ExitCode.OK
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (
             b.backup_id,
             b.name or "-",
@@ -78,8 +78,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
         for b in listing.backups
     ]
+    if any(b.parent_backup_id for b in listing.backups):  # chains: who builds on whom, and how
+        rows = [
+            (*row, b.parent_backup_id or "-", b.method or "-")
+            for row, b in zip(rows, listing.backups, strict=True)
+        ]
+        header: tuple[str, ...] = (*COLUMNS, "Parent", "Method")
+    else:
+        header = COLUMNS
     if rows:
-        print("\n".join(table(rows, COLUMNS)))
+        print("\n".join(table(rows, header)))
     else:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK

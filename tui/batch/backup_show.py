@@ -12,7 +12,7 @@ from tui.batch.catalog_options import add_format, add_source, connectivity_test,
 from tui.batch.main import Context
 
 if TYPE_CHECKING:
-    from core.catalog.listing import BackupDetails
+    from core.catalog.listing import BackupDetails, BackupSummary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +33,18 @@ def _size(value: int | None) -> str:
     from core.sizes import format_size
 
     return format_size(value) if value is not None else "-"
+
+
+def _chain_fields(s: BackupSummary) -> list[tuple[str, object]]:
+    """An incremental's parent, chain and method; why a full backup was not incremental."""
+    found: list[tuple[str, object]] = []
+    if s.chain:  # nothing is added to a plain full backup's output
+        found.append(("Parent", s.parent_backup_id))
+        found.append(("Chain", " > ".join([*s.chain, s.backup_id])))
+        found.append(("Changes found by", s.method))
+    if s.fallback:
+        found.append(("Full, not incremental", s.fallback))
+    return found
 
 
 def render(details: BackupDetails) -> list[str]:
@@ -58,6 +70,8 @@ def _overview(out: list[str], details: BackupDetails) -> None:
     _field(out, "Name", s.name)
     _field(out, "Status", s.status + (f" ({s.error})" if s.error else ""))
     _field(out, "Kind", s.kind)
+    for label, value in _chain_fields(s):
+        _field(out, label, value)
     _field(out, "Keep", s.keep or "nokeep")
     _field(out, "Written by", s.written_by)
     _field(out, "System identifier", s.system_identifier)

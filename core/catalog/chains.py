@@ -1,0 +1,98 @@
+"""Chains of backups: a full backup and the incrementals built on it, as pgvault.json says.
+
+An incremental's pgvault.json names its kind, parent and chain (every ancestor, the full
+backup first); its archive sets are `incremental_data.tar...`, `incremental_<oid>.tar...`
+(names barman-cloud never takes for a backup's archives), listed here from the record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from core.catalog.backup_info import BackupInfo
+from core.catalog.layout import TAR_SUFFIXES, ArchiveRef
+from core.catalog.manifest import PgvaultManifest
+from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
+from core.errors import IntegrityError, StorageError
+
+FULL = "full"
+INCREMENTAL = "incremental"
+DIFFERENTIAL = "differential"
+PAGE_LSN = "page-lsn"
+WAL_SUMMARY = "wal-summary"
+INCREMENT_PREFIX = "incremental_"  # archive sets barman-cloud never reads (not data*/<oid>*)
+
+
+def kind_of(manifest: PgvaultManifest | None) -> str:
+    """full, incremental or differential, as pgvault.json records it."""
+    record = manifest.incremental if manifest else None
+    if not record:
+        return FULL
+    return str(record.get("kind", FULL))
+
+
+def chain_of(manifest: PgvaultManifest | None) -> tuple[str, ...]:
+    """A backup's ancestors, full first (empty for a full backup)."""
+    if manifest is None or kind_of(manifest) == FULL:
+        return ()
+    record = manifest.incremental or {}
+    return tuple(str(i) for i in record.get("chain", ()))
+
+
+def link_sets(
+    catalog: Catalog, info: BackupInfo, manifest: PgvaultManifest
+) -> tuple[ArchiveSet, ...]:
+    """A backup's archive sets as pgvault.json records them; a part not stored is an error."""
+    layout = catalog.layout
+    prefix = layout.backup_prefix(info.backup_id)
+    stored = {o.key: o.size for o in catalog.store.list_objects(prefix)}
+    groups: dict[str, list[StoredArchive]] = {}
+    for record in manifest.archives:
+        key = layout.backup_file(info.backup_id, record.filename)
+        if key not in stored:
+            raise IntegrityError(
+                f"backup {info.backup_id}: {record.filename} is recorded in pgvault.json "
+                "but not stored"
+            )
+        suffix = max((s for s in TAR_SUFFIXES if record.filename.endswith(s)), key=len)
+        ref = ArchiveRef(record.name, record.part, TAR_SUFFIXES[suffix])
+        name = record.name.removeprefix(INCREMENT_PREFIX)
+        groups.setdefault(name, []).append(StoredArchive(key, ref, stored[key]))
+    tablespaces = {str(t.oid): t for t in info.tablespaces or ()}
+    order = sorted(groups, key=lambda n: (n != "data", n))
+    return tuple(
+        ArchiveSet(n, tablespaces.get(n), tuple(sorted(groups[n], key=lambda a: a.ref.part)))
+        for n in order
+    )
+
+
+def dependents(catalog: Catalog, backup_ids: Iterable[str] | None = None) -> dict[str, list[str]]:
+    """Backup ID -> the backups whose chain holds it (newest last); only incrementals are read."""
+    wanted = set(backup_ids) if backup_ids is not None else None
+    found: dict[str, list[str]] = {}
+    for info in catalog.backups():
+        if not info.parent_backup_id:
+            continue
+        try:
+            manifest = catalog.pgvault_manifest(info.backup_id)
+        except StorageError:
+            manifest = None
+        chain = chain_of(manifest) or (info.parent_backup_id,)
+        for ancestor in chain:
+            if wanted is None or ancestor in wanted:
+                found.setdefault(ancestor, []).append(info.backup_id)
+    return found
+
+
+__all__ = [
+    "DIFFERENTIAL",
+    "FULL",
+    "INCREMENTAL",
+    "INCREMENT_PREFIX",
+    "PAGE_LSN",
+    "WAL_SUMMARY",
+    "chain_of",
+    "dependents",
+    "kind_of",
+    "link_sets",
+]

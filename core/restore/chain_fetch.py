@@ -1,0 +1,231 @@
+"""The fetch phase of a chain: every link's parts streamed newest first, `-J` parts at once.
+
+The newest link's parts go through the ordinary extractor (directories, whole files,
+pg_control held back until the end) except its changed blocks; older links only give the
+blocks still missing (core.restore.chain).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+
+from core.catalog.manifest import FileRecord, new_checksum
+from core.catalog.reader import StoredArchive
+from core.errors import Cancelled, IntegrityError
+from core.restore.chain import BlockSink, ChainLink, Needs, finish_needs
+from core.restore.extract import (
+    Destination,
+    Extractor,
+    RestoreState,
+    apply_directory_metadata,
+    clean_name,
+)
+from core.restore.fetch import RANGE_SIZE, check_archive, fetch_files, tar_stream, untar
+from core.restore.state import RestoreRun
+from core.restore.streams import Aborted, Budget, StoredBytes
+from core.restore.tarparse import FILE, TarHandler, TarMember
+
+
+def fetch_backup(run: RestoreRun) -> None:
+    """The phase: a full backup's parts, or an incremental's whole chain."""
+    if run.plan.chain:
+        fetch_chain(run)
+    else:
+        fetch_files(run)
+
+
+def fetch_chain(run: RestoreRun) -> None:
+    """Every link, newest first; then the files short of blocks sized, dated and owned."""
+    links = run.plan.chain
+    where = run.plan.destinations
+    block_size = int((links[0].manifest.incremental or {}).get("block_size", 8192))
+    needs = Needs.of(links[0], where, block_size)
+    total = sum(p.size for link in links for s in link.sets for p in s.parts)
+    run.reporter.set_totals(bytes_total=total, files_total=len(run.files.records or {}))
+    for index, link in enumerate(links):
+        run.reporter.phase(
+            f"restoring {link.info.backup_id} ({index + 1} of the chain's {len(links)})"
+        )
+        _link(run, link, needs, newest=index == 0)
+    owner = run.files.root_owner if run.as_root else None
+    run.warnings += finish_needs(needs, owner)
+    for need in needs.files.values():
+        run.syncer.add(need.path)
+    apply_directory_metadata(run.files)
+    run.verified.append(
+        f"{len(links)} backups of the chain restored in one pass, newest first "
+        f"({len(needs.files)} files assembled from older links)"
+    )
+
+
+def _link(run: RestoreRun, link: ChainLink, needs: Needs, newest: bool) -> None:
+    parts = [
+        (part, run.plan.destinations[s.name])
+        for s in link.sets
+        if s.name in run.plan.destinations  # a tablespace dropped since: nothing of it is needed
+        for part in s.parts
+    ]
+    jobs = max(1, run.request.store_config.jobs)
+    budget = Budget(jobs)
+    pool = ThreadPoolExecutor(
+        max_workers=min(jobs, max(len(parts), 1)), thread_name_prefix="pgvault-chain"
+    )
+    futures: list[Future[None]] = []
+    try:
+        for part, dest in parts:
+            futures.append(pool.submit(_part, run, link, part, dest, needs, newest, budget))
+        wait(futures, return_when=FIRST_EXCEPTION)
+        errors = [e for f in futures if f.done() and (e := f.exception()) is not None]
+        if errors:
+            run.abort.set()
+            wait(futures)
+            real = [e for e in errors if not isinstance(e, Aborted | Cancelled)]
+            raise (real or errors)[0]
+    except BaseException:
+        run.abort.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _part(  # noqa: PLR0913, PLR0917 - a worker's arguments, submitted as they are
+    run: RestoreRun,
+    link: ChainLink,
+    part: StoredArchive,
+    dest: Destination,
+    needs: Needs,
+    newest: bool,
+    budget: Budget,
+) -> None:
+    if run.abort.is_set():
+        raise Aborted
+    label = f"{run.store.describe().rstrip('/')}/{part.key}"
+    record = link.manifest.archive(part.filename)
+    reader = run.store.open_prefetching_reader(
+        part.key, size=part.size, part_size=RANGE_SIZE, jobs=budget.jobs, limit=budget.semaphore
+    )
+    budget.add(reader)
+    algorithm = link.manifest.checksum_algorithm
+    source = StoredBytes(reader, new_checksum(algorithm), run.reporter, run.abort)
+    handler: TarHandler
+    if newest:
+        handler = _NewestLink(
+            run.files, Extractor(run.files, dest, part.filename, label), link, needs, dest, label
+        )
+    else:
+        handler = _OlderLink(link, needs, dest, part.filename, label)
+    try:
+        untar(tar_stream(source, part.ref.codec), handler, label)
+    finally:
+        budget.remove(reader)
+        reader.close()
+    with run.files.lock:
+        run.downloaded += source.size
+    check_archive(label, part, source, record)
+
+
+class _Blocks:
+    """A member routed to a BlockSink, checked against its record when it ends."""
+
+    def __init__(self, sink: BlockSink, record: FileRecord | None, label: str) -> None:
+        self.sink = sink
+        self.record = record
+        self.label = label
+
+    def finish(self) -> None:
+        digest = self.sink.end()
+        record = self.record
+        if record is not None and digest is not None and digest != record.checksum:
+            raise IntegrityError(
+                f"{record.path} in {self.label} does not match its checksum in pgvault.json: "
+                "the stored archive is damaged"
+            )
+
+
+class _NewestLink:
+    """The restored backup's own part: the extractor, except for its changed blocks."""
+
+    def __init__(
+        self,
+        state: RestoreState,
+        extractor: Extractor,
+        link: ChainLink,
+        needs: Needs,
+        dest: Destination,
+        label: str,
+    ) -> None:
+        self.state = state
+        self.extractor = extractor
+        self.maps = link.block_maps
+        self.records = link.records
+        self.needs = needs
+        self.dest = dest
+        self.label = label
+        self.algorithm = link.manifest.checksum_algorithm
+        self.blocks: _Blocks | None = None
+
+    def begin(self, member: TarMember) -> None:
+        path = self.dest.manifest_prefix + clean_name(member.name, self.label)
+        if member.kind == FILE and path in self.maps:
+            sink = BlockSink(self.needs, path, self.maps[path], self.algorithm)
+            self.blocks = _Blocks(sink, self.records.get(path), self.label)
+        else:
+            self.blocks = None
+            self.extractor.begin(member)
+
+    def data(self, chunk: memoryview) -> None:
+        if self.blocks is not None:
+            self.blocks.sink.data(chunk)
+        else:
+            self.extractor.data(chunk)
+
+    def end(self) -> None:
+        blocks, self.blocks = self.blocks, None
+        if blocks is None:
+            self.extractor.end()
+            return
+        blocks.finish()
+        with self.state.lock:
+            self.state.files += 1
+            self.state.written.add(blocks.sink.manifest_path)
+        self.state.advance_files(1)
+
+
+class _OlderLink:
+    """An older link's part: only the blocks still missing from the restored files."""
+
+    def __init__(
+        self, link: ChainLink, needs: Needs, dest: Destination, archive: str, label: str
+    ) -> None:
+        self.maps = link.block_maps
+        self.records = link.records
+        self.needs = needs
+        self.dest = dest
+        self.archive = archive
+        self.label = label
+        self.algorithm = link.manifest.checksum_algorithm
+        self.blocks: _Blocks | None = None
+
+    def begin(self, member: TarMember) -> None:
+        self.blocks = None
+        if member.kind != FILE:
+            return
+        path = self.dest.manifest_prefix + clean_name(member.name, self.label)
+        record = self.records.get(path)
+        if record is not None and record.archive != self.archive:
+            return  # a later copy in another part wins (tar's rule)
+        if self.needs.wants(path):
+            sink = BlockSink(self.needs, path, self.maps.get(path), self.algorithm)
+            self.blocks = _Blocks(sink, record, self.label)
+
+    def data(self, chunk: memoryview) -> None:
+        if self.blocks is not None:
+            self.blocks.sink.data(chunk)
+
+    def end(self) -> None:
+        blocks, self.blocks = self.blocks, None
+        if blocks is not None:
+            blocks.finish()
+
+
+__all__ = ["fetch_backup", "fetch_chain"]
