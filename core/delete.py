@@ -24,6 +24,7 @@ from typing import Any
 
 from core.backup_info import DONE, STARTED, BackupInfo
 from core.catalog import Catalog
+from core.encryption import open_object
 from core.errors import InputError, OperationFailed, PgvaultError
 from core.layout import PGVAULT_MANIFEST, ServerLayout
 from core.manifest import load_pgvault
@@ -213,7 +214,8 @@ class _Deleter:
     def _lease(self, backup_id: str) -> dict[str, Any] | None:
         try:
             raw = self.store.get_bytes(self.layout.backup_file(backup_id, PGVAULT_MANIFEST))
-            manifest = load_pgvault(raw)
+            plain = open_object(self.store, self.layout.server, raw, PGVAULT_MANIFEST)
+            manifest = load_pgvault(plain)
         except PgvaultError:
             return None
         if manifest.state != "running":

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 
 from core.backup.lease import lease_is_dead
 from core.backup_info import FAILED, STARTED, parse
+from core.encryption import open_object
 from core.errors import ObjectNotFound, OperationFailed, PgvaultError, StorageError
 from core.layout import PGVAULT_MANIFEST, ServerLayout, parse_archive_name
 from core.manifest import ArchiveRecord, FileRecord, PgvaultManifest, load_pgvault, new_checksum
@@ -104,7 +105,8 @@ def resumable_manifest(
     what = f"cannot resume backup {backup_id} of server {layout.server}"
     try:
         info = parse(backup_id, store.get_bytes(layout.backup_info(backup_id)))
-        manifest = load_pgvault(store.get_bytes(backup.key(PGVAULT_MANIFEST)))
+        raw = store.get_bytes(backup.key(PGVAULT_MANIFEST))
+        manifest = load_pgvault(open_object(store, layout.server, raw, PGVAULT_MANIFEST))
     except ObjectNotFound:
         raise OperationFailed(f"{what}: it is not in the catalog") from None
     except StorageError as exc:

@@ -17,6 +17,7 @@ from core.backup.result import BackupResult
 from core.backup.resume import delete_checkpoints
 from core.backup.state import BackupMode, BackupState, FilePlan
 from core.backup_info import DONE, BackupInfo
+from core.encryption import seal as seal_bytes
 from core.errors import OperationFailed, PgvaultError
 from core.layout import PG_MANIFEST
 from core.manifest import ArchiveRecord, FileRecord, WalRange, postgres_manifest
@@ -115,7 +116,7 @@ def _write_manifests(
     )
     state.job.store.put_bytes(
         state.job.layout.backup_file(state.backup_id, PG_MANIFEST),
-        manifest_bytes,
+        seal_bytes(manifest_bytes, state.job.recipient),
         state.job.options,
     )
     state.manifest = replace(

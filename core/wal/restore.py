@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.codecs import Codec
+from core.encryption import open_object
 from core.errors import ContainerNotFound, InputError, ObjectNotFound, PgvaultError
 from core.layout import ServerLayout
 from core.postgres.control import peek_control, peek_system_identifier
@@ -199,7 +200,7 @@ class WalFetcher:
         self, name: str, info: ObjectInfo, codec: Codec | None, sysid: int | None
     ) -> bytes:
         meta = self.store.head(info.key).metadata_dict()
-        raw = self.store.get_bytes(info.key)
+        raw = open_object(self.store, self.layout.server, self.store.get_bytes(info.key), info.key)
         return verify_wal(name, info.key, codec, raw, meta, sysid)
 
     # ---- what the archive holds -------------------------------------------------------------
