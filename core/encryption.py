@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.codecs import Compressor
 from core.crypto import (
+    Identity,
     KeyFile,
     Passphrase,
     UnlockedKeys,
@@ -30,10 +32,12 @@ from core.crypto import (
     unlock,
 )
 from core.crypto.passphrase import PASSPHRASE_ENV
-from core.crypto.stream import EncryptingWriter
+from core.crypto.stream import CHUNK, NONCE_SIZE, TAG, DecryptingReader, EncryptingWriter
 from core.errors import DecryptionFailed, ObjectNotFound
 from core.storage import ObjectStore, PutOptions
 
+_PLAIN_CHUNK = CHUNK
+_SEALED_CHUNK = CHUNK + TAG
 KEYFILE = "pgvault.keys"
 IDENTITY_ENV = "PGVAULT_ENCRYPTION_IDENTITY"
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -192,3 +196,53 @@ class EncryptingCompressor:
         close = getattr(self._inner, "close", None)
         if callable(close):
             close()
+
+
+class _Pending:
+    """The bytes fed so far and not yet read by the decrypting reader."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def read(self, size: int) -> bytes:
+        out = bytes(self.data[:size])
+        del self.data[:size]
+        return out
+
+
+class PushDecryptor:
+    """Decrypts an age file fed in pieces (for readers that push bytes, as verify's does)."""
+
+    def __init__(self, identities: Sequence[Identity], label: str) -> None:
+        self._identities = identities
+        self._label = label
+        self._pending = _Pending()
+        self._reader: DecryptingReader | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        """The plaintext of every chunk known not to be the last one."""
+        self._pending.data += data
+        if self._reader is None and not self._start(final=False):
+            return b""
+        assert self._reader is not None  # noqa: S101 - _start set it
+        out = []
+        # More than one sealed chunk waiting: the next one cannot be the last.
+        while len(self._pending.data) > _SEALED_CHUNK:
+            out.append(self._reader.read(_PLAIN_CHUNK))
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The rest, once every byte was fed; DecryptionFailed for a truncated file."""
+        if self._reader is None:
+            self._start(final=True)
+        assert self._reader is not None  # noqa: S101 - _start raises or sets it
+        return self._reader.read()
+
+    def _start(self, final: bool) -> bool:
+        data = self._pending.data
+        mac = data.find(b"\n--- ")
+        end = data.find(b"\n", mac + 1) if mac >= 0 else -1
+        if not final and (end < 0 or len(data) < end + 1 + NONCE_SIZE):
+            return False
+        self._reader = DecryptingReader(self._pending, self._identities, self._label)
+        return True

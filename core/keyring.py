@@ -50,7 +50,7 @@ def init_keys(
         raise ObjectExists(f"server {server} already has a key file ({keyfile_key(server)})")
     keyfile, _ = create_keyfile(server, passphrase, recipients, _now())
     save_keyfile(store, keyfile, PutOptions(if_absent=True))
-    log.warning("created the key file of server %s: %s", server, describe(keyfile)[0])
+    log.info("created the key file of server %s: %s", server, describe(keyfile)[0])
     return keyfile
 
 
@@ -68,7 +68,7 @@ def rotate_keys(store: ObjectStore, server: str, held: Unlock) -> KeyFile:
     keys = unlock(keyfile, held.passphrase, held.identities)
     rotated, _ = rotate(keyfile, keys, held.passphrase, _now())
     save_keyfile(store, rotated)
-    log.warning("server %s: data key generation %d started", server, rotated.generations[-1].number)
+    log.info("server %s: data key generation %d started", server, rotated.generations[-1].number)
     return rotated
 
 
@@ -93,7 +93,7 @@ def rewrap_keys(store: ObjectStore, server: str, held: Unlock, change: Rewrap) -
         recipients=change.recipients,
     )
     save_keyfile(store, changed)
-    log.warning("server %s: key file rewrapped (%s)", server, describe(changed)[-1])
+    log.info("server %s: key file rewrapped (%s)", server, describe(changed)[-1])
     return changed
 
 

@@ -26,6 +26,7 @@ from core.backup_info import DONE, BackupInfo
 from core.catalog import ArchiveSet, Catalog, StoredArchive
 from core.codecs import codec_for_suffix
 from core.drill import DrillRequest, run_drill
+from core.encryption import open_object
 from core.errors import InputError, IntegrityError, PgvaultError
 from core.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, ServerLayout
 from core.listing import wal_needed
@@ -200,6 +201,10 @@ class _Verifier:
         self.bytes_read += len(data)
         return data
 
+    def _open(self, key: str) -> bytes:
+        """An object's plaintext (decrypted when the server encrypts)."""
+        return open_object(self.store, self.server, self.read(key), key)
+
     # ---- the backup ----------------------------------------------------------------------
 
     def run(self, reference: str) -> BackupInfo:
@@ -228,7 +233,7 @@ class _Verifier:
         self.has_manifest = key in listed
         if self.has_manifest:
             try:
-                self.manifest = load_pgvault(self.read(key))
+                self.manifest = load_pgvault(self._open(key))
             except PgvaultError as exc:
                 self.problem(f"{key}: {exc}")
             else:
@@ -249,7 +254,7 @@ class _Verifier:
         pg_key = self.layout.backup_file(backup_id, PG_MANIFEST)
         if pg_key in listed:
             try:
-                document = check_postgres_manifest(self.read(pg_key))
+                document = check_postgres_manifest(self._open(pg_key))
             except PgvaultError as exc:
                 self.problem(f"{pg_key}: {exc}")
                 return
@@ -394,7 +399,7 @@ class _Verifier:
                 continue
             _, codec = codec_for_suffix(key)
             try:
-                data = decompress_object(key, codec, self.read(key))
+                data = decompress_object(key, codec, self._open(key))
                 check_segment(name, data, sysid)
             except PgvaultError as exc:
                 self.problem(f"{key}: {exc}")
