@@ -21,7 +21,7 @@ import pytest
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.pitr import Source, make_source, new_target, restore, restored_server
-from tests.support.postgres import Cluster
+from tests.support.postgres import Cluster, chown_tree
 from tests.support.restore import run_barman
 
 SERVER = "pg1"
@@ -60,9 +60,9 @@ def _operator(directory: Path, name: str = "operator.key") -> tuple[str, str]:
 
 def _keys(dest: TestDestination, *args: str) -> subprocess.CompletedProcess[str]:
     result = pgvault("keys", *args, *dest.cli_args, dest.url, SERVER, env=dest.env)
-    if dest.provider == "file" and args[0] != "show":
-        # Written by root here, read by archive_command as postgres (it holds no secret).
-        Path(dest.url.removeprefix("file://"), SERVER, "pgvault.keys").chmod(0o644)
+    if dest.provider == "file" and args[0] == "init":
+        # Created by root here; archive_command (postgres) reads it and adds wals/ beside it.
+        chown_tree(dest.url.removeprefix("file://"))
     return result
 
 
