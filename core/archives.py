@@ -366,9 +366,7 @@ class ArchiveSetWriter:
 
     def _open_part(self) -> _Part:
         settings, target = self.settings, self.target
-        ref = ArchiveRef(
-            self.name, self._next_part, settings.codec, settings.recipient is not None
-        )
+        ref = ArchiveRef(self.name, self._next_part, settings.codec, settings.recipient is not None)
         self._next_part += 1
         key = target.layout.archive(target.backup_id, ref)
         writer = target.store.open_writer(key, settings.options, settings.chunk_size)
