@@ -123,3 +123,20 @@ def test_archive_names_carry_the_age_suffix_after_compression() -> None:
     assert parse_archive_name("16384.tar.age") == ArchiveRef("16384", 0, None, True)
     assert parse_archive_name("data.tar.zst") == ArchiveRef("data", 0, get_codec("zstd"))
     assert parse_archive_name("data.tar.age.zst") is None
+
+
+def test_wal_archiver_seals_history_files_and_wal_restore_opens_them(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    from core.wal.archive import ArchiveSettings, WalArchiver
+    from core.wal.restore import FetchOptions, WalFetcher
+
+    init_keys(store, "pg1", _pass(), ())
+    history = tmp_path / "00000002.history"
+    history.write_text("1\t0/3000000\tno recovery target specified\n")
+    result = WalArchiver(store, "pg1", ArchiveSettings(compression="gzip")).archive(str(history))
+    assert is_encrypted(store.get_bytes(result.key))
+    fetcher = WalFetcher(store, "pg1", FetchOptions(spool_dir=str(tmp_path / "spool")), "t")
+    use_credentials(Credentials(_pass()))
+    fetcher.fetch("00000002.history", str(tmp_path / "restored"))
+    assert (tmp_path / "restored").read_bytes() == history.read_bytes()
