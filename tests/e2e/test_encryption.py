@@ -267,6 +267,20 @@ def test_rotation_keeps_old_backups_restorable_and_bad_keys_fail_cleanly(
         finally:
             target.drop()
 
+    # verify and backup-show read the encrypted manifests, parts and WAL with the key.
+    for backup_id in (before, after):
+        verified = pgvault(
+            "verify", "--encryption-passphrase-file", newpass, dest.url, SERVER, backup_id
+        )
+        outputs += [verified.stdout, verified.stderr]
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    shown = pgvault("backup-show", "--encryption-passphrase-file", newpass, dest.url, SERVER, after)
+    assert shown.returncode == 0, shown.stderr
+    locked = pgvault("backup-show", dest.url, SERVER, after)
+    assert locked.returncode == 1 and "locked" in locked.stderr, locked.stderr
+    listed = pgvault("backup-list", dest.url, SERVER)
+    assert listed.returncode == 0 and before in listed.stdout and after in listed.stdout
+
     # The old passphrase no longer opens the key file: exit 1, one line, nothing written.
     target = new_target()
     try:
