@@ -35,6 +35,14 @@ class _Refused(argparse.Action):
         )
 
 
+def refuse_passphrase_value(parser: argparse.ArgumentParser) -> None:
+    """Every command: `--encryption-passphrase VALUE` refused by name, the value not echoed
+    (unknown, it would be repeated in argparse's "unrecognized arguments")."""
+    parser.add_argument(
+        "--encryption-passphrase", nargs="?", action=_Refused, help=argparse.SUPPRESS
+    )
+
+
 def add_passphrase_file(
     parser: argparse.ArgumentParser, flag: str = "--encryption-passphrase-file"
 ) -> None:
@@ -57,9 +65,6 @@ def add_unlock(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="an age identity file (mode 0600) of an operator the key file is wrapped for "
         "(repeatable)",
-    )
-    group.add_argument(
-        "--encryption-passphrase", nargs="?", action=_Refused, help=argparse.SUPPRESS
     )
 
 
