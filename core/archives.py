@@ -23,6 +23,8 @@ from typing import Protocol
 from core.catalog.layout import ArchiveRef, ServerLayout
 from core.catalog.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
 from core.codecs import Codec, Compressor
+from core.crypto import X25519Recipient
+from core.encryption import EncryptingCompressor
 from core.errors import OperationFailed
 from core.postgres.pgdata import Entry, Tree
 from core.progress import Reporter
@@ -283,10 +285,14 @@ class ArchiveSettings:
     chunk_size: int
     options: PutOptions
     algorithm: str  # of the per-file and per-part checksums
+    recipient: X25519Recipient | None = None  # parts are sealed to it (age) after compression
 
     def compressor(self) -> Compressor | None:
-        """A fresh stream transform for one part: the seam where encryption would wrap it."""
-        return self.codec.compressor(self.level, self.threads) if self.codec else None
+        """A fresh stream transform for one part: compression, then encryption."""
+        codec = self.codec.compressor(self.level, self.threads) if self.codec else None
+        if self.recipient is None:
+            return codec
+        return EncryptingCompressor(codec, self.recipient)
 
 
 @dataclass(frozen=True)
@@ -401,7 +407,7 @@ class ArchiveSetWriter:
 
     def _open_part(self) -> _Part:
         settings, target = self.settings, self.target
-        ref = ArchiveRef(self.name, self._next_part, settings.codec)
+        ref = ArchiveRef(self.name, self._next_part, settings.codec, settings.recipient is not None)
         self._next_part += 1
         key = target.layout.archive(target.backup_id, ref)
         writer = target.store.open_writer(key, settings.options, settings.chunk_size)

@@ -30,6 +30,7 @@ from core.catalog.manifest import FileRecord, PgvaultManifest, check_postgres_ma
 from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
 from core.codecs import codec_for_suffix
 from core.drill import DrillRequest, run_drill
+from core.encryption import open_object
 from core.errors import InputError, IntegrityError, PgvaultError
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, StoreConfig, open_store
@@ -201,6 +202,10 @@ class _Verifier:
         self.bytes_read += len(data)
         return data
 
+    def _open(self, key: str) -> bytes:
+        """An object's plaintext (decrypted when the server encrypts)."""
+        return open_object(self.store, self.server, self.read(key), key)
+
     # ---- the backup ----------------------------------------------------------------------
 
     def run(self, reference: str) -> BackupInfo:
@@ -229,7 +234,7 @@ class _Verifier:
         self.has_manifest = key in listed
         if self.has_manifest:
             try:
-                self.manifest = load_pgvault(self.read(key))
+                self.manifest = load_pgvault(self._open(key))
             except PgvaultError as exc:
                 self.problem(f"{key}: {exc}")
             else:
@@ -250,7 +255,7 @@ class _Verifier:
         pg_key = self.layout.backup_file(backup_id, PG_MANIFEST)
         if pg_key in listed:
             try:
-                document = check_postgres_manifest(self.read(pg_key))
+                document = check_postgres_manifest(self._open(pg_key))
             except PgvaultError as exc:
                 self.problem(f"{pg_key}: {exc}")
                 return
@@ -414,7 +419,7 @@ class _Verifier:
                 continue
             _, codec = codec_for_suffix(key)
             try:
-                data = decompress_object(key, codec, self.read(key))
+                data = decompress_object(key, codec, self._open(key))
                 check_segment(name, data, sysid)
             except PgvaultError as exc:
                 self.problem(f"{key}: {exc}")

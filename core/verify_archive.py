@@ -17,7 +17,8 @@ from core.catalog.layout import PGVAULT_MANIFEST
 from core.catalog.manifest import ArchiveRecord, Checksum, FileRecord, new_checksum
 from core.catalog.reader import StoredArchive
 from core.codecs import Codec, Decompressor
-from core.errors import ObjectNotFound, PgvaultError
+from core.encryption import PushDecryptor, unlocked_keys
+from core.errors import DecryptionFailed, ObjectNotFound, PgvaultError
 from core.progress import Reporter
 from core.restore.extract import NOT_RESTORED, clean_name
 from core.restore.tarparse import FILE, TarError, TarMember, TarStream
@@ -132,6 +133,9 @@ def read_archive(
     checksum = new_checksum(algorithm) if algorithm and record is not None else None
     codec = part.ref.codec
     reading = _Reading(TarStream(checker), codec, codec.decompressor() if codec else None)
+    if part.ref.encrypted:
+        identities = unlocked_keys(store, part.key.split("/", 1)[0]).identities
+        reading.decryptor = PushDecryptor(identities, label)
     try:
         size = _read_stored(store, reporter, part.key, checksum, reading)
     except ObjectNotFound:
@@ -157,13 +161,29 @@ class _Reading:
     decompressor: Decompressor | None
     size: int = 0
     broken: str | None = None
+    decryptor: PushDecryptor | None = None  # an age-encrypted part: decrypted first
 
     def feed(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.broken is None:  # read on to the end: the stored checksum says more
-            self.broken = _feed(self.parser, self.decompressor, chunk)
+            plain = self._decrypt(chunk, last=False)
+            if plain is not None:
+                self.broken = _feed(self.parser, self.decompressor, plain)
+
+    def _decrypt(self, chunk: bytes, last: bool) -> bytes | None:
+        if self.decryptor is None:
+            return chunk
+        try:
+            return self.decryptor.finish() if last else self.decryptor.feed(chunk)
+        except DecryptionFailed as exc:
+            self.broken = str(exc)
+            return None
 
     def finish(self) -> str | None:
+        if self.broken is None and self.decryptor is not None:
+            plain = self._decrypt(b"", last=True)
+            if plain is not None:
+                self.broken = _feed(self.parser, self.decompressor, plain)
         if self.broken is None:
             if self.decompressor is not None and not self.decompressor.eof:
                 self.broken = f"the {self.codec.name if self.codec else ''} stream is truncated"

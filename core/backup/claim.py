@@ -119,6 +119,7 @@ def _new_manifest(job: BackupJob, backup_id: str, facts: ServerFacts) -> Pgvault
         compression=job.compression,
         compression_level=codec.clamp(job.request.compression_level) if codec else None,
         checksum_algorithm=job.algorithm,
+        encryption=f"age {job.recipient}" if job.recipient is not None else None,
         tablespaces=[
             {"name": t.name, "oid": t.oid, "location": t.location} for t in facts.tablespaces
         ],

@@ -15,6 +15,7 @@ from dataclasses import replace
 from core.catalog.backup_info import DONE, FAILED, STARTED, parse, serialize
 from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout
 from core.catalog.manifest import dump_pgvault, load_pgvault
+from core.encryption import open_object, seal, write_recipient
 from core.errors import PgvaultError
 from core.storage import ObjectStore
 
@@ -108,8 +109,9 @@ def _reapable(store: ObjectStore, layout: ServerLayout, backup_id: str) -> bool:
     if info.status != STARTED:
         return info.status in (DONE, FAILED)
     try:
-        manifest = load_pgvault(store.get_bytes(layout.backup_file(backup_id, PGVAULT_MANIFEST)))
-    except PgvaultError:
+        raw = store.get_bytes(layout.backup_file(backup_id, PGVAULT_MANIFEST))
+        manifest = load_pgvault(open_object(store, layout.server, raw, PGVAULT_MANIFEST))
+    except PgvaultError:  # a host that cannot decrypt leaves it to one that can
         return False
     if manifest.state != "running" or not lease_is_dead(manifest.lease or {}):
         return False
@@ -119,6 +121,9 @@ def _reapable(store: ObjectStore, layout: ServerLayout, backup_id: str) -> bool:
     )
     store.put_bytes(
         layout.backup_file(backup_id, PGVAULT_MANIFEST),
-        dump_pgvault(replace(manifest, state="failed", error=INTERRUPTED)),
+        seal(
+            dump_pgvault(replace(manifest, state="failed", error=INTERRUPTED)),
+            write_recipient(store, layout.server),
+        ),
     )
     return True

@@ -32,6 +32,7 @@ from core.catalog.manifest import (
     load_pgvault,
     new_checksum,
 )
+from core.encryption import open_object
 from core.errors import ObjectNotFound, OperationFailed, PgvaultError, StorageError
 from core.postgres.connection import ServerFacts
 from core.postgres.pgdata import Tree
@@ -110,7 +111,8 @@ def resumable_manifest(
     what = f"cannot resume backup {backup_id} of server {layout.server}"
     try:
         info = parse(backup_id, store.get_bytes(layout.backup_info(backup_id)))
-        manifest = load_pgvault(store.get_bytes(backup.key(PGVAULT_MANIFEST)))
+        raw = store.get_bytes(backup.key(PGVAULT_MANIFEST))
+        manifest = load_pgvault(open_object(store, layout.server, raw, PGVAULT_MANIFEST))
     except ObjectNotFound:
         raise OperationFailed(f"{what}: it is not in the catalog") from None
     except StorageError as exc:

@@ -20,6 +20,7 @@ from core.backup.state import BackupMode, BackupState, FilePlan
 from core.catalog.backup_info import DONE, BackupInfo
 from core.catalog.layout import PG_MANIFEST
 from core.catalog.manifest import ArchiveRecord, FileRecord, WalRange, postgres_manifest
+from core.encryption import seal as seal_bytes
 from core.errors import OperationFailed, PgvaultError
 from core.postgres.connection import BackupStop, ServerFacts
 from core.postgres.walnames import format_lsn, parse_history, segment_of_lsn
@@ -139,7 +140,7 @@ def _write_manifests(
     )
     state.job.store.put_bytes(
         state.job.layout.backup_file(state.backup_id, PG_MANIFEST),
-        manifest_bytes,
+        seal_bytes(manifest_bytes, state.job.recipient),
         state.job.options,
     )
     state.manifest = replace(

@@ -20,6 +20,8 @@ from core.catalog.backup_info import BackupInfo, serialize
 from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout
 from core.catalog.manifest import PgvaultManifest, checksum_name, dump_pgvault
 from core.codecs import Codec, get_codec
+from core.crypto import X25519Recipient
+from core.encryption import seal, write_recipient
 from core.postgres.connection import BackupSession, BackupStart, ServerFacts, Session
 from core.postgres.pgdata import Tree
 from core.progress import Reporter
@@ -39,6 +41,7 @@ class BackupJob:
     options: PutOptions  # every object the backup writes carries the request's tags
     threads: int  # compression threads
     started_at: float  # time.monotonic()
+    recipient: X25519Recipient | None = None  # the server's key file: every object sealed to it
 
     @classmethod
     def create(cls, request: BackupRequest, reporter: Reporter, store: ObjectStore) -> BackupJob:
@@ -52,6 +55,7 @@ class BackupJob:
             options=PutOptions(tags=request.tags),
             threads=request.threads or os.cpu_count() or 1,
             started_at=time.monotonic(),
+            recipient=write_recipient(store, request.server),
         )
 
     @property
@@ -99,7 +103,7 @@ class BackupState:
     def put_manifest(self) -> None:
         self.job.store.put_bytes(
             self.job.layout.backup_file(self.backup_id, PGVAULT_MANIFEST),
-            dump_pgvault(self.manifest),
+            seal(dump_pgvault(self.manifest), self.job.recipient),
             self.job.options,
         )
 

@@ -1,7 +1,7 @@
 """The stream phase: walk -> tar -> compress -> parts, uploaded `-J` at a time.
 
-`open_archive_set` is the one place an archive set's transform is chosen (today the codec;
-an encryption stage would be added there), and every stored part is checkpointed so that a
+`open_archive_set` is the one place an archive set's transform is chosen (the codec, then
+age encryption to the server's key file recipient), and every stored part is checkpointed so that a
 failed backup can be resumed.
 """
 
@@ -94,6 +94,7 @@ def open_archive_set(
         chunk_size=chunk,
         options=job.options,
         algorithm=job.algorithm,
+        recipient=job.recipient,
     )
     writer = ArchiveSetWriter(
         target, name, settings, first_part=first_part, on_part=checkpoint_part

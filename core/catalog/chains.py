@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.catalog.backup_info import BackupInfo
-from core.catalog.layout import TAR_SUFFIXES, ArchiveRef
+from core.catalog.layout import ENCRYPTED_SUFFIX, TAR_SUFFIXES, ArchiveRef
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
 from core.errors import IntegrityError, StorageError
@@ -54,8 +54,10 @@ def link_sets(
                 f"backup {info.backup_id}: {record.filename} is recorded in pgvault.json "
                 "but not stored"
             )
-        suffix = max((s for s in TAR_SUFFIXES if record.filename.endswith(s)), key=len)
-        ref = ArchiveRef(record.name, record.part, TAR_SUFFIXES[suffix])
+        encrypted = record.filename.endswith(ENCRYPTED_SUFFIX)
+        plain = record.filename.removesuffix(ENCRYPTED_SUFFIX)
+        suffix = max((s for s in TAR_SUFFIXES if plain.endswith(s)), key=len)
+        ref = ArchiveRef(record.name, record.part, TAR_SUFFIXES[suffix], encrypted)
         name = record.name.removeprefix(INCREMENT_PREFIX)
         groups.setdefault(name, []).append(StoredArchive(key, ref, stored[key]))
     tablespaces = {str(t.oid): t for t in info.tablespaces or ()}

@@ -6,6 +6,7 @@
     <server>/base/<backup_id>/annotations/keep
     <server>/wals/<timeline+log>/<segment>[.gz|...]      (.partial, .backup alike)
     <server>/wals/<timeline>.history[.gz|...]
+    <server>/pgvault.keys          (pgvault's encryption key file; archives then end in .age)
 
 pgvault adds files barman-cloud ignores: `backup_manifest` (PostgreSQL's format) and
 `pgvault.json` (per-file checksums, archive checksums, databases and tables) in the backup
@@ -40,6 +41,7 @@ BACKUP_INFO = "backup.info"
 PG_MANIFEST = "backup_manifest"
 PGVAULT_MANIFEST = "pgvault.json"
 KEEP = "annotations/keep"
+ENCRYPTED_SUFFIX = ".age"  # barman-cloud skips an unknown extension, then misses the archive
 
 _ARCHIVE_RE = re.compile(r"^(?P<name>data|\d+)(?:_(?P<part>\d{4}))?(?P<suffix>\.tar(?:\.\w+)?)$")
 
@@ -68,6 +70,7 @@ class ArchiveRef:
     name: str
     part: int
     codec: Codec | None
+    encrypted: bool = False  # an age file: '.age' after the compression suffix
 
     @property
     def is_data(self) -> bool:
@@ -76,15 +79,17 @@ class ArchiveRef:
     def filename(self) -> str:
         suffix = ".tar" + (self.codec.suffix if self.codec else "")
         part = f"_{self.part:04d}" if self.part else ""
-        return f"{self.name}{part}{suffix}"
+        return f"{self.name}{part}{suffix}{ENCRYPTED_SUFFIX if self.encrypted else ''}"
 
 
 def parse_archive_name(filename: str) -> ArchiveRef | None:
     """'data_0002.tar.zst' -> ArchiveRef('data', 2, zstd); None for any other file."""
-    match = _ARCHIVE_RE.match(filename)
+    encrypted = filename.endswith(ENCRYPTED_SUFFIX)
+    match = _ARCHIVE_RE.match(filename.removesuffix(ENCRYPTED_SUFFIX))
     if not match or match["suffix"] not in TAR_SUFFIXES:
         return None
-    return ArchiveRef(match["name"], int(match["part"] or 0), TAR_SUFFIXES[match["suffix"]])
+    codec = TAR_SUFFIXES[match["suffix"]]
+    return ArchiveRef(match["name"], int(match["part"] or 0), codec, encrypted)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from core.catalog.layout import (
     parse_archive_name,
 )
 from core.catalog.manifest import PgvaultManifest, load_pgvault, new_checksum
+from core.encryption import open_object
 from core.errors import InputError, ObjectNotFound, PgvaultError, StorageError
 from core.storage import CommonPrefix, ObjectInfo, ObjectStore
 
@@ -220,14 +221,19 @@ class Catalog:
             raw = self.store.get_bytes(self.layout.backup_file(backup_id, PGVAULT_MANIFEST))
         except ObjectNotFound:
             return None
-        return load_pgvault(raw)
+        return load_pgvault(open_object(self.store, self.server, raw, self._label(backup_id)))
 
     def postgres_manifest(self, backup_id: str) -> bytes | None:
         """The PostgreSQL-format backup_manifest; None when the backup has none."""
+        key = self.layout.backup_file(backup_id, PG_MANIFEST)
         try:
-            return self.store.get_bytes(self.layout.backup_file(backup_id, PG_MANIFEST))
+            raw = self.store.get_bytes(key)
         except ObjectNotFound:
             return None
+        return open_object(self.store, self.server, raw, f"{key}")
+
+    def _label(self, backup_id: str) -> str:
+        return self.layout.backup_file(backup_id, PGVAULT_MANIFEST)
 
 
 def check_archives(

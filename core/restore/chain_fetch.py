@@ -20,7 +20,14 @@ from core.restore.extract import (
     apply_directory_metadata,
     clean_name,
 )
-from core.restore.fetch import RANGE_SIZE, check_archive, fetch_files, tar_stream, untar
+from core.restore.fetch import (
+    RANGE_SIZE,
+    check_archive,
+    decrypted,
+    fetch_files,
+    tar_stream,
+    untar,
+)
 from core.restore.state import RestoreRun
 from core.restore.streams import Aborted, Budget, StoredBytes
 from core.restore.tarparse import FILE, TarHandler, TarMember
@@ -115,7 +122,8 @@ def _part(  # noqa: PLR0913, PLR0917 - a worker's arguments, submitted as they a
     else:
         handler = _OlderLink(link, needs, dest, part.filename, label)
     try:
-        untar(tar_stream(source, part.ref.codec), handler, label)
+        stored = decrypted(run, part, source, label) if part.ref.encrypted else source
+        untar(tar_stream(stored, part.ref.codec), handler, label)
     finally:
         budget.remove(reader)
         reader.close()

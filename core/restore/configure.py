@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shlex
+from dataclasses import replace
 
-from core.credentials_file import write_credentials
+from core.credentials_file import StoredCredentials, write_credentials
+from core.encryption import credentials_environment, current_credentials, load_keyfile
 from core.restore.cleanup import make_dir
 from core.restore.extract import write_file
 from core.restore.recovery import (
@@ -33,6 +35,7 @@ def configure_recovery(run: RestoreRun) -> None:
         request.location, request.store_config, request.wal_credentials
     )
     run.warnings += notes
+    credentials = _with_decryption(run, credentials)
     wal_dir = run.paths.wal_dir
     if os.path.isdir(wal_dir):
         run.emptied.append(wal_dir)
@@ -58,6 +61,16 @@ def configure_recovery(run: RestoreRun) -> None:
     run.restore_command = command_line(argv)
     run.credentials_file = credentials_file
     _write_settings(run)
+
+
+def _with_decryption(run: RestoreRun, credentials: StoredCredentials) -> StoredCredentials:
+    """An encrypted server: restore_command gets what unlocked it here (file mode only)."""
+    if run.request.wal_credentials == "environment":
+        return credentials
+    if load_keyfile(run.store, run.request.server) is None:
+        return credentials
+    extra = credentials_environment(current_credentials())
+    return replace(credentials, environment={**credentials.environment, **extra})
 
 
 def _spool_dir(run: RestoreRun) -> str | None:

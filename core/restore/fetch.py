@@ -2,8 +2,8 @@
 
 Parts are read with ranged reads ahead of the reader (several parts at once, `-J` reads in
 flight in all, core.restore.streams.Budget); each part's stored bytes are checksummed as
-they arrive, turned into its tar stream (`tar_stream`: decompressed; a decryption would
-be one more transform there) and untarred by core.restore.extract on a thread of its own.
+they arrive, turned into its tar stream (`tar_stream`: decrypted when it is an age file,
+then decompressed) and untarred by core.restore.extract on a thread of its own.
 Then every file pgvault.json records must have arrived.
 """
 
@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from core.catalog.manifest import ArchiveRecord, new_checksum
 from core.catalog.reader import ArchiveSet, StoredArchive
 from core.codecs import Codec
+from core.crypto import DecryptingReader
+from core.encryption import unlocked_keys
 from core.errors import Cancelled, IntegrityError
 from core.restore.extract import Destination, Extractor, apply_directory_metadata
 from core.restore.plan import BackupPlan
@@ -165,7 +167,8 @@ def _part(
     )
     extractor = Extractor(run.files, dest, part.filename, label)
     try:
-        untar(tar_stream(source, part.ref.codec), extractor, label)
+        stored = decrypted(run, part, source, label) if part.ref.encrypted else source
+        untar(tar_stream(stored, part.ref.codec), extractor, label)
     finally:
         budget.remove(reader)
         reader.close()
@@ -174,10 +177,18 @@ def _part(
     check_archive(label, part, source, record)
 
 
-def tar_stream(source: StoredBytes, codec: Codec | None) -> Iterator[bytes]:
-    """An archive's tar bytes from its stored bytes (decompressed when it is compressed)."""
+def decrypted(
+    run: RestoreRun, part: StoredArchive, source: StoredBytes, label: str
+) -> DecryptingReader:
+    """The plaintext of an age-encrypted part, with the server's keys unlocked once."""
+    identities = unlocked_keys(run.store, run.request.server).identities
+    return DecryptingReader(source, identities, label)
+
+
+def tar_stream(source: StoredBytes | DecryptingReader, codec: Codec | None) -> Iterator[bytes]:
+    """An archive's tar bytes from its stored bytes (decrypted, then decompressed)."""
     if codec is None:
-        while data := source.chunk():
+        while data := (source.chunk() if isinstance(source, StoredBytes) else source.read(MiB)):
             yield data
     else:
         stream = codec.stream_reader(source, read_size=MiB)

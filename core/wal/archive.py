@@ -6,7 +6,8 @@ Archiving a name that is already archived, under any compression suffix, succeed
 stored content equals the file and fails with WalConflict otherwise, leaving the stored
 object untouched. The comparison uses the SHA-256 of the uncompressed bytes that pgvault
 records in the object's metadata; objects without it (written by barman-cloud) are
-downloaded, decompressed and compared byte for byte.
+downloaded, decompressed and compared byte for byte. A server with a key file
+(core.encryption) has every object age-encrypted after compression, under the same key.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 from core.catalog.layout import ServerLayout
 from core.codecs import Codec, get_codec, parse_level
+from core.encryption import seal, write_recipient
 from core.errors import InputError, ObjectExists, ObjectNotFound
 from core.postgres.walnames import is_history
 from core.progress import NullReporter, Reporter
@@ -149,6 +151,8 @@ class WalArchiver:
         self.layout = ServerLayout(server)
         self.settings = settings
         self.codec = settings.codec
+        # A server with a key file: every object sealed to its data recipient (read once).
+        self.recipient = write_recipient(store, server)
 
     # ---- lookups ----------------------------------------------------------------------------
 
@@ -236,9 +240,10 @@ class WalArchiver:
         )
 
     def _compress(self, wal: WalFile) -> bytes:
+        """The stored body: compressed, then encrypted when the server has a key file."""
         if self.codec is None:
-            return wal.data
-        return self.codec.compress(wal.data, self.settings.level)
+            return seal(wal.data, self.recipient)
+        return seal(self.codec.compress(wal.data, self.settings.level), self.recipient)
 
     def _put(self, key: str, body: bytes, options: PutOptions) -> None:
         limit = self.settings.single_put_limit

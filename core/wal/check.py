@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from core.catalog.backup_info import DONE, BackupInfo
 from core.catalog.layout import ServerLayout
 from core.codecs import codec_for_suffix
+from core.encryption import open_object
 from core.errors import PgvaultError
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,
@@ -185,7 +186,8 @@ def read_histories(store: ObjectStore, archived: dict[str, str]) -> dict[int, li
             continue
         _, codec = codec_for_suffix(key)
         try:
-            text = decompress_object(key, codec, store.get_bytes(key)).decode("utf-8")
+            raw = open_object(store, key.split("/", 1)[0], store.get_bytes(key), key)
+            text = decompress_object(key, codec, raw).decode("utf-8")
             histories[wal_timeline(name)] = parse_history(text)
         except (PgvaultError, UnicodeDecodeError) as exc:
             log.warning("ignoring unreadable history file %s: %s", key, exc)

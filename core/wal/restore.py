@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from core.catalog.layout import ServerLayout
 from core.codecs import Codec
+from core.encryption import open_object
 from core.errors import ContainerNotFound, InputError, ObjectNotFound, PgvaultError
 from core.postgres.control import peek_control, peek_system_identifier
 from core.postgres.walnames import (
@@ -199,7 +200,7 @@ class WalFetcher:
         self, name: str, info: ObjectInfo, codec: Codec | None, sysid: int | None
     ) -> bytes:
         meta = self.store.head(info.key).metadata_dict()
-        raw = self.store.get_bytes(info.key)
+        raw = open_object(self.store, self.layout.server, self.store.get_bytes(info.key), info.key)
         return verify_wal(name, info.key, codec, raw, meta, sysid)
 
     # ---- what the archive holds -------------------------------------------------------------

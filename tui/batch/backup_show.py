@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from core.errors import ExitCode
 from tui.batch.backup_list import table
 from tui.batch.catalog_options import add_format, add_source, connectivity_test, opened
+from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.main import Context
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a backup ID, a backup name, or latest/last, oldest/first, last-failed",
     )
     add_format(parser)
+    add_unlock(parser)
 
 
 def _size(value: int | None) -> str:
@@ -182,6 +184,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return ExitCode.OK
     from core.catalog.listing import details_json, show_backup
 
+    apply_unlock(args)
     with opened(args) as store:
         details = show_backup(store, args.server_name, args.backup_id)
     if args.format == "json":

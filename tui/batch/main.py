@@ -39,6 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "check_wal_archive",
         "check a WAL archive is safe for a new server, or that backups have all their WAL",
     ),
+    "keys": ("keys", "create, show, rotate or rewrap the encryption keys of a server"),
     "demo": ("demo", "start, inspect or stop the console's throwaway demo cluster"),
     "vault": ("vault", "create, list, show or delete a vault (a destination with its policies)"),
     "policy": ("policy", "backup policies: template, create, list, show, delete, simulate, edit"),

@@ -16,6 +16,7 @@ from core.errors import ExitCode, InputError
 from core.sizes import parse_size
 from core.tags import parse_tag
 from core.urls import CLOUD_PROVIDER_CHOICES, Location, parse_location
+from tui.batch.encryption_options import refuse_passphrase_value
 
 if TYPE_CHECKING:
     from core.storage import ObjectStore, StoreConfig
@@ -78,6 +79,7 @@ def tag(text: str) -> tuple[str, str]:
 def add_general(parser: argparse.ArgumentParser) -> None:
     """-V, --help, -v/-q (counted, mutually exclusive)."""
     parser.add_argument("-V", "--version", action="version", version=f"pgvault {__version__}")
+    refuse_passphrase_value(parser)
     parser.add_argument("--help", action="help", help="show this help message and exit")
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument(

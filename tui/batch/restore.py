@@ -16,6 +16,7 @@ import os
 import sys
 
 from core.errors import ExitCode, InputError
+from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
 from tui.batch.options import (
@@ -87,6 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_restore_command(parser)
     _add_restored_server(parser)
     add_job_options(parser)
+    add_unlock(parser)
     _add_snapshot(parser)
 
 
@@ -184,6 +186,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         where.check()
         return ExitCode.OK
+    apply_unlock(args)
 
     from core.restore import RestoreRequest, default_pgvault_command, make_target
 

@@ -15,6 +15,7 @@ import os
 
 from core.errors import ExitCode
 from tui.batch.catalog_options import add_source, connectivity_test, source
+from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
 from tui.batch.options import positive_int
@@ -70,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds PostgreSQL may take to start and reach consistency (default: 600)",
     )
     add_job_options(parser)
+    add_unlock(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.verify import VerifyRequest
     from tui.job_results import verify_lines
 
+    apply_unlock(args)
     where = source(args, jobs=args.jobs)
     pgvault_command = args.pgvault_command
     if args.restore_drill and pgvault_command is None:

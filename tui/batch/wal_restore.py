@@ -19,6 +19,7 @@ import sys
 
 from core.errors import ExitCode, InputError, PgvaultError
 from core.postgres.walnames import is_wal_name
+from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.main import Context
 from tui.batch.options import add_cloud, add_general, destination_from, non_negative_int
 
@@ -70,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a 0600 JSON file of credentials (written by `pgvault --batch restore`): its URL "
         "parameters are added to SOURCE_URL and its variables to the environment",
     )
+    add_unlock(parser)
     parser.add_argument(
         "--abort-on-error",
         action="store_true",
@@ -113,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         stored = load_credentials(args.credentials_file)
         os.environ.update(stored.environment)
         url = with_query(url, stored.url)
+    apply_unlock(args)
     where = destination_from(args, url, jobs=max(1, args.parallel))
     if args.test:
         where.check()

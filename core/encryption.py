@@ -1,0 +1,248 @@
+"""A server's encryption in the store: its key file, sealing what is written, opening what is read.
+
+A server is encrypted when `<server>/pgvault.keys` exists (barman-cloud lists only base/ and
+wals/, so it never sees it). Writers need only the key file's clear data recipient; readers
+unlock it once per process with the credentials the command line gave (`use_credentials`).
+Whether an object is encrypted is read off its first bytes (the age header), so clear objects
+written before encryption was enabled stay readable.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.codecs import Compressor
+from core.crypto import (
+    Identity,
+    KeyFile,
+    Passphrase,
+    UnlockedKeys,
+    X25519Identity,
+    X25519Recipient,
+    decrypt_bytes,
+    encrypt_bytes,
+    format_identity_file,
+    parse_identity_file,
+    parse_keyfile,
+    passphrase_from_env,
+    serialize_keyfile,
+    unlock,
+)
+from core.crypto.passphrase import PASSPHRASE_ENV
+from core.crypto.stream import CHUNK, NONCE_SIZE, TAG, DecryptingReader, EncryptingWriter
+from core.errors import DecryptionFailed, ObjectNotFound
+from core.storage import ObjectStore, PutOptions
+
+_PLAIN_CHUNK = CHUNK
+_SEALED_CHUNK = CHUNK + TAG
+KEYFILE = "pgvault.keys"
+IDENTITY_ENV = "PGVAULT_ENCRYPTION_IDENTITY"
+AGE_MAGIC = b"age-encryption.org/v1\n"
+
+
+def keyfile_key(server: str) -> str:
+    return f"{server}/{KEYFILE}"
+
+
+def is_encrypted(data: bytes | memoryview) -> bool:
+    return bytes(data[: len(AGE_MAGIC)]) == AGE_MAGIC
+
+
+def load_keyfile(store: ObjectStore, server: str) -> KeyFile | None:
+    """The server's key file, or None when the server is not encrypted."""
+    try:
+        raw = store.get_bytes(keyfile_key(server))
+    except ObjectNotFound:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecryptionFailed(f"the key file of server {server} is not text") from None
+    return parse_keyfile(text, server)
+
+
+def save_keyfile(store: ObjectStore, keyfile: KeyFile, options: PutOptions | None = None) -> None:
+    store.put_bytes(
+        keyfile_key(keyfile.server), serialize_keyfile(keyfile).encode(), options or PutOptions()
+    )
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What this process was given to unlock key files: never printed, never stored."""
+
+    passphrase: Passphrase | None = None
+    identities: tuple[X25519Identity, ...] = ()
+
+    def __repr__(self) -> str:
+        return "Credentials(<redacted>)"
+
+    @property
+    def given(self) -> bool:
+        return self.passphrase is not None or bool(self.identities)
+
+
+def credentials_from_env() -> Credentials:
+    """PGVAULT_ENCRYPTION_PASSPHRASE and PGVAULT_ENCRYPTION_IDENTITY (an identity file's text):
+    what a detached job or restore_command has (the latter from its credentials file)."""
+    text = os.environ.get(IDENTITY_ENV)
+    return Credentials(passphrase_from_env(), parse_identity_file(text) if text else ())
+
+
+def credentials_environment(credentials: Credentials) -> dict[str, str]:
+    """The variables credentials_from_env reads back (for restore_command's 0600 file)."""
+    env = {}
+    if credentials.passphrase is not None:
+        env[PASSPHRASE_ENV] = credentials.passphrase.value
+    if credentials.identities:
+        env[IDENTITY_ENV] = format_identity_file(credentials.identities)
+    return env
+
+
+_lock = threading.Lock()
+_credentials = Credentials()
+_unlocked: dict[str, UnlockedKeys] = {}
+
+
+def use_credentials(credentials: Credentials) -> None:
+    """The process's credentials (the batch edge sets them once, from files or the env)."""
+    global _credentials
+    with _lock:
+        _credentials = credentials
+        _unlocked.clear()
+
+
+def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
+    """The server's identities, unlocked at most once per process (one scrypt at most)."""
+    with _lock:
+        keys = _unlocked.get(server)
+        if keys is not None:
+            return keys
+        keyfile = load_keyfile(store, server)
+        if keyfile is None:
+            raise DecryptionFailed(
+                f"server {server} has encrypted objects but no key file ({keyfile_key(server)})"
+            )
+        held = _credentials if _credentials.given else credentials_from_env()
+        keys = unlock(keyfile, held.passphrase, held.identities)
+        _unlocked[server] = keys
+        return keys
+
+
+def current_credentials() -> Credentials:
+    """What this process was given, else what its environment holds."""
+    with _lock:
+        return _credentials if _credentials.given else credentials_from_env()
+
+
+def write_recipient(store: ObjectStore, server: str) -> X25519Recipient | None:
+    """The recipient new objects of server are sealed to; None when it is not encrypted."""
+    keyfile = load_keyfile(store, server)
+    return keyfile.recipient if keyfile is not None else None
+
+
+def seal(data: bytes, recipient: X25519Recipient | None) -> bytes:
+    """data as an age file for recipient (as it is when there is no recipient)."""
+    return encrypt_bytes(data, [recipient]) if recipient is not None else data
+
+
+def open_object(store: ObjectStore, server: str, data: bytes, label: str) -> bytes:
+    """The plaintext of a stored object: decrypted when it is an age file."""
+    if not is_encrypted(data):
+        return data
+    return decrypt_bytes(data, unlocked_keys(store, server).identities, label)
+
+
+class _Buffer:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> int:
+        self.data += data
+        return len(data)
+
+    def drain(self) -> bytes:
+        out = bytes(self.data)
+        self.data.clear()
+        return out
+
+
+class EncryptingCompressor:
+    """A part's stream transform: compress (when a codec is set), then seal as age."""
+
+    def __init__(self, inner: Compressor | None, recipient: X25519Recipient) -> None:
+        self._inner = inner
+        self._out = _Buffer()
+        self._writer = EncryptingWriter(self._out, [recipient])
+
+    def compress(self, data: bytes | memoryview) -> bytes:
+        plain = self._inner.compress(data) if self._inner is not None else data
+        if plain:
+            self._writer.write(plain)
+        return self._out.drain()
+
+    def flush(self) -> bytes:
+        if self._inner is not None:
+            tail = self._inner.flush()
+            if tail:
+                self._writer.write(tail)
+        self._writer.close()
+        return self._out.drain()
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
+
+
+class _Pending:
+    """The bytes fed so far and not yet read by the decrypting reader."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def read(self, size: int) -> bytes:
+        out = bytes(self.data[:size])
+        del self.data[:size]
+        return out
+
+
+class PushDecryptor:
+    """Decrypts an age file fed in pieces (for readers that push bytes, as verify's does)."""
+
+    def __init__(self, identities: Sequence[Identity], label: str) -> None:
+        self._identities = identities
+        self._label = label
+        self._pending = _Pending()
+        self._reader: DecryptingReader | None = None
+
+    def feed(self, data: bytes) -> bytes:
+        """The plaintext of every chunk known not to be the last one."""
+        self._pending.data += data
+        if self._reader is None and not self._start(final=False):
+            return b""
+        assert self._reader is not None  # noqa: S101 - _start set it
+        out = []
+        # More than one sealed chunk waiting: the next one cannot be the last.
+        while len(self._pending.data) > _SEALED_CHUNK:
+            out.append(self._reader.read(_PLAIN_CHUNK))
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        """The rest, once every byte was fed; DecryptionFailed for a truncated file."""
+        if self._reader is None:
+            self._start(final=True)
+        assert self._reader is not None  # noqa: S101 - _start raises or sets it
+        return self._reader.read()
+
+    def _start(self, final: bool) -> bool:
+        data = self._pending.data
+        mac = data.find(b"\n--- ")
+        end = data.find(b"\n", mac + 1) if mac >= 0 else -1
+        if not final and (end < 0 or len(data) < end + 1 + NONCE_SIZE):
+            return False
+        self._reader = DecryptingReader(self._pending, self._identities, self._label)
+        return True
