@@ -18,7 +18,7 @@ from core.catalog.chains import DIFFERENTIAL, FULL, chain_of, kind_of
 from core.catalog.layout import BACKUP_ID_RE
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import Catalog
-from core.errors import InputError, ObjectNotFound
+from core.errors import DecryptionFailed, InputError, ObjectNotFound
 from core.postgres.connection import ServerFacts
 from core.storage import ObjectStore
 
@@ -84,11 +84,9 @@ def choose_parent(
         if not done:
             return ParentChoice(requested, None, f"no DONE backup of server {server} to build on")
         info = done[-1]
-    manifest = catalog.pgvault_manifest(info.backup_id)
+    manifest, unreadable = _parent_manifest(catalog, info)
     if manifest is None:
-        return ParentChoice(
-            requested, None, f"parent {info.backup_id} has no pgvault.json (not taken by pgvault)"
-        )
+        return ParentChoice(requested, None, unreadable)
     chain = chain_of(manifest)
     if requested == DIFFERENTIAL and chain:
         return choose_parent(store, server, requested, chain[0])
@@ -96,6 +94,20 @@ def choose_parent(
     if broken:
         return ParentChoice(requested, None, broken)
     return ParentChoice(requested, Parent(info, manifest, chain), None)
+
+
+def _parent_manifest(
+    catalog: Catalog, info: BackupInfo
+) -> tuple[PgvaultManifest | None, str | None]:
+    """The parent's pgvault.json, or why an incremental cannot be planned on it."""
+    try:
+        manifest = catalog.pgvault_manifest(info.backup_id)
+    except DecryptionFailed as exc:
+        # A write-only host (its key file wrapped for others) cannot read what it wrote.
+        return None, f"parent {info.backup_id}'s pgvault.json cannot be read here: {exc}"
+    if manifest is None:
+        return None, f"parent {info.backup_id} has no pgvault.json (not taken by pgvault)"
+    return manifest, None
 
 
 def _named(catalog: Catalog, backup_id: str) -> BackupInfo:

@@ -7,6 +7,7 @@ import os
 import sys
 
 from core.errors import ExitCode, InputError
+from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
 from tui.batch.options import (
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_kind(parser)
     add_tags(parser, "tags", "files")
     add_job_options(parser)
+    add_unlock(parser)  # an incremental of an encrypted server reads its parent's manifest
     _add_snapshot(parser)
 
 
@@ -187,6 +189,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         where.check()
         return ExitCode.OK
+    apply_unlock(args)
     from core.backup.request import make_backup_request
     from core.postgres.connection import ConnectionParams
 

@@ -1,0 +1,63 @@
+"""Encryption and incremental backups together: an encrypted server's chain is encrypted.
+
+An incremental of a server with a key file stores its changed blocks as age files
+(`incremental_data.tar.zst.age`), reads its parent's encrypted pgvault.json to plan, and a
+restore of the chain with the passphrase decrypts every link and replays the WAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_encryption import AGE_MAGIC, _keys, _passphrase_file, _wait_promoted
+from tests.support.destinations import TestDestination
+from tests.support.pitr import SERVER, Source, make_source, new_target, restore, restored_server
+
+
+@pytest.fixture
+def source(make_dest: Callable[..., TestDestination], pgvault_bin: str) -> Iterator[Source]:
+    made = make_source(make_dest("s3"), pgvault_bin, scale=1)
+    yield made
+    made.cluster.drop()
+
+
+def test_an_encrypted_chain_is_encrypted_and_restores(source: Source, tmp_path: Path) -> None:
+    dest = source.dest
+    passfile = _passphrase_file(tmp_path)
+    created = _keys(dest, "init", "--encryption-passphrase-file", passfile)
+    assert created.returncode == 0, created.stderr
+
+    full = source.backup("--zstd")
+    source.cluster.sql("insert into marks select g, 'between' from generate_series(1, 300) g")
+    # A host without the key falls back to a full backup, saying why; with it, an incremental.
+    fallback = source.backup("--zstd", "--incremental")
+    with dest.store() as store:
+        info = store.get_bytes(f"{SERVER}/base/{fallback}/backup.info").decode()
+    assert "parent_backup_id=None" in info
+    incremental = source.backup(
+        "--zstd", "--incremental-from", full, "--encryption-passphrase-file", passfile
+    )
+    source.cluster.sql("insert into marks select g, 'after' from generate_series(301, 400) g")
+    source.archive_everything()
+    expected = source.cluster.table_checksums()
+
+    with dest.store() as store:
+        keys = [o.key for o in store.list_objects(f"{SERVER}/base/{incremental}/")]
+        changed = [k for k in keys if "/incremental_data" in k]
+        assert changed and all(k.endswith(".tar.zst.age") for k in changed), keys
+        for key in changed:
+            assert store.get_bytes(key).startswith(AGE_MAGIC), key
+        info = store.get_bytes(f"{SERVER}/base/{incremental}/backup.info").decode()
+    assert f"parent_backup_id={full}" in info
+
+    target = new_target()
+    try:
+        restore(dest, target, incremental, "--encryption-passphrase-file", passfile)
+        with restored_server(target, source.cluster.bindir) as server:
+            _wait_promoted(server)
+            assert server.table_checksums() == expected
+    finally:
+        target.drop()
