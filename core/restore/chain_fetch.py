@@ -20,14 +20,7 @@ from core.restore.extract import (
     apply_directory_metadata,
     clean_name,
 )
-from core.restore.fetch import (
-    RANGE_SIZE,
-    check_archive,
-    decrypted,
-    fetch_files,
-    tar_stream,
-    untar,
-)
+from core.restore.fetch import RANGE_SIZE, count_part, fetch_files, untar_part
 from core.restore.state import RestoreRun
 from core.restore.streams import Aborted, Budget, StoredBytes
 from core.restore.tarparse import FILE, TarHandler, TarMember
@@ -122,14 +115,11 @@ def _part(  # noqa: PLR0913, PLR0917 - a worker's arguments, submitted as they a
     else:
         handler = _OlderLink(link, needs, dest, part.filename, label)
     try:
-        stored = decrypted(run, part, source, label) if part.ref.encrypted else source
-        untar(tar_stream(stored, part.ref.codec), handler, label)
+        untar_part(run, part, source, handler, label)
     finally:
         budget.remove(reader)
         reader.close()
-    with run.files.lock:
-        run.downloaded += source.size
-    check_archive(label, part, source, record)
+    count_part(run, part, source, record, label)
 
 
 class _Blocks:

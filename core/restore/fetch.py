@@ -167,11 +167,29 @@ def _part(
     )
     extractor = Extractor(run.files, dest, part.filename, label)
     try:
-        stored = decrypted(run, part, source, label) if part.ref.encrypted else source
-        untar(tar_stream(stored, part.ref.codec), extractor, label)
+        untar_part(run, part, source, extractor, label)
     finally:
         budget.remove(reader)
         reader.close()
+    count_part(run, part, source, record, label)
+
+
+def untar_part(
+    run: RestoreRun, part: StoredArchive, source: StoredBytes, handler: TarHandler, label: str
+) -> None:
+    """One stored part, decrypted and decompressed, into a tar handler."""
+    stored = decrypted(run, part, source, label) if part.ref.encrypted else source
+    untar(tar_stream(stored, part.ref.codec), handler, label)
+
+
+def count_part(
+    run: RestoreRun,
+    part: StoredArchive,
+    source: StoredBytes,
+    record: ArchiveRecord | None,
+    label: str,
+) -> None:
+    """A part fully read: its bytes counted, its stored size and checksum checked."""
     with run.files.lock:
         run.downloaded += source.size
     check_archive(label, part, source, record)
