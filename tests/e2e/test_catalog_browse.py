@@ -35,6 +35,9 @@ SUMMARY_KEYS = {
     "system_identifier",
     "postgres_version",
     "parent_backup_id",
+    "chain",
+    "method",
+    "fallback",
 }
 SHOW_KEYS = {
     "server",
