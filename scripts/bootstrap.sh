@@ -140,5 +140,5 @@ ensure_barman() {
 }
 
 ensure_test_tools() {
-    apt_install tmux procps fonts-dejavu-core age
+    apt_install tmux procps fonts-dejavu-core age zstd lz4
 }
