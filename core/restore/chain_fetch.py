@@ -7,11 +7,11 @@ blocks still missing (core.restore.chain).
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from functools import partial
 
 from core.catalog.manifest import FileRecord, new_checksum
 from core.catalog.reader import StoredArchive
-from core.errors import Cancelled, IntegrityError
+from core.errors import IntegrityError
 from core.restore.chain import BlockSink, ChainLink, Needs, finish_needs
 from core.restore.extract import (
     Destination,
@@ -20,7 +20,7 @@ from core.restore.extract import (
     apply_directory_metadata,
     clean_name,
 )
-from core.restore.fetch import RANGE_SIZE, count_part, fetch_files, untar_part
+from core.restore.fetch import RANGE_SIZE, count_part, fetch_files, run_all, untar_part
 from core.restore.state import RestoreRun
 from core.restore.streams import Aborted, Budget, StoredBytes
 from core.restore.tarparse import FILE, TarHandler, TarMember
@@ -67,25 +67,12 @@ def _link(run: RestoreRun, link: ChainLink, needs: Needs, newest: bool) -> None:
     ]
     jobs = max(1, run.request.store_config.jobs)
     budget = Budget(jobs)
-    pool = ThreadPoolExecutor(
-        max_workers=min(jobs, max(len(parts), 1)), thread_name_prefix="pgvault-chain"
+    run_all(
+        run,
+        [partial(_part, run, link, part, dest, needs, newest, budget) for part, dest in parts],
+        min(jobs, max(len(parts), 1)),
+        "pgvault-chain",
     )
-    futures: list[Future[None]] = []
-    try:
-        for part, dest in parts:
-            futures.append(pool.submit(_part, run, link, part, dest, needs, newest, budget))
-        wait(futures, return_when=FIRST_EXCEPTION)
-        errors = [e for f in futures if f.done() and (e := f.exception()) is not None]
-        if errors:
-            run.abort.set()
-            wait(futures)
-            real = [e for e in errors if not isinstance(e, Aborted | Cancelled)]
-            raise (real or errors)[0]
-    except BaseException:
-        run.abort.set()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _part(  # noqa: PLR0913, PLR0917 - a worker's arguments, submitted as they are

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 
 from core.catalog.manifest import ArchiveRecord, new_checksum
 from core.catalog.reader import ArchiveSet, StoredArchive
@@ -84,11 +85,22 @@ def fetch_files(run: RestoreRun) -> None:
     workers = max(1, min(len(units), jobs, max(2, os.cpu_count() or 1)))
     budget = Budget(jobs)
     archive_records = plan.archive_records
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pgvault-restore")
+    run_all(
+        run,
+        [partial(_unit, run, unit, archive_records, budget) for unit in units],
+        workers,
+        "pgvault-restore",
+    )
+    apply_directory_metadata(run.files)
+
+
+def run_all(run: RestoreRun, tasks: list[Callable[[], None]], workers: int, name: str) -> None:
+    """Every task on a pool; the first failure aborts the others and is raised (a real
+    error before the Aborted/Cancelled it caused in the others)."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
     futures: list[Future[None]] = []
     try:
-        for unit in units:
-            futures.append(pool.submit(_unit, run, unit, archive_records, budget))
+        futures = [pool.submit(task) for task in tasks]
         wait(futures, return_when=FIRST_EXCEPTION)
         if any(f.done() and f.exception() is not None for f in futures):
             run.abort.set()
@@ -101,7 +113,6 @@ def fetch_files(run: RestoreRun) -> None:
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    apply_directory_metadata(run.files)
 
 
 def check_restored(run: RestoreRun) -> None:
