@@ -34,6 +34,8 @@ R = TypeVar("R")
 BUILTIN: dict[str, str] = {
     "backup": "core.jobs.builtin:BACKUP",
     "delete": "core.jobs.builtin:DELETE",
+    "logical-backup": "core.logical.jobs:LOGICAL_BACKUP",
+    "logical-restore": "core.logical.jobs:LOGICAL_RESTORE",
     "restore": "core.jobs.builtin:RESTORE",
     "verify": "core.jobs.builtin:VERIFY",
     "wal-push": "core.wal.jobs:WAL_PUSH",

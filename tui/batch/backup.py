@@ -9,6 +9,8 @@ import sys
 from core.errors import ExitCode, InputError
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
+from tui.batch.logical import DEFAULT_STAGING_LIMIT, add_backup_arguments
+from tui.batch.logical import run_backup as run_logical
 from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
@@ -69,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_tags(parser, "tags", "files")
     add_job_options(parser)
     add_unlock(parser)  # an incremental of an encrypted server reads its parent's manifest
+    add_backup_arguments(parser)
     _add_snapshot(parser)
 
 
@@ -189,6 +192,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         where.check()
         return ExitCode.OK
+    if args.database or args.table:
+        return run_logical(args, ctx, where)
+    _refuse_logical(args)
     apply_unlock(args)
     from core.backup.request import make_backup_request
     from core.postgres.connection import ConnectionParams
@@ -220,3 +226,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if args.verbose:
             print(result.summary, file=sys.stderr)
     return ExitCode.OK
+
+
+def _refuse_logical(args: argparse.Namespace) -> None:
+    used = [
+        flag
+        for flag, value in (
+            ("--staging-dir", args.staging_dir),
+            ("--pg-bindir", args.pg_bindir),
+            ("--staging-limit", args.staging_limit != size(DEFAULT_STAGING_LIMIT)),
+        )
+        if value
+    ]
+    if used:
+        raise InputError(f"{', '.join(used)}: only for a logical backup (--database NAME)")

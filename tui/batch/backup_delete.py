@@ -84,6 +84,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
+    from core.logical.layout import is_logical_id
+
+    if is_logical_id(args.backup_id):
+        return _delete_logical(args)
     from core.catalog.delete import DeleteRequest
     from core.jobs.builtin import DELETE
     from core.jobs.results import DeleteJobResult
@@ -106,4 +110,30 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if job is not None and not args.quiet:
         result = job.result_as(DeleteJobResult)
         print("\n".join(delete_lines(result, verbose=args.verbose > 0)))
+    return ExitCode.OK
+
+
+def _delete_logical(args: argparse.Namespace) -> int:
+    """A logical backup: its own series, deleted alone (no WAL, no retention)."""
+    if args.minimum_redundancy or args.as_of or args.force:
+        raise InputError("-m, --as-of and --force apply to physical backups")
+    from core.logical.catalog import delete_logical, get_logical
+    from core.sizes import format_size
+
+    with source(args).open() as store:
+        if args.batch_size:
+            store.delete_batch = min(args.batch_size, type(store).delete_batch)
+        if args.dry_run:
+            manifest = get_logical(store, args.server_name, args.backup_id)
+            print(
+                f"would delete logical backup {manifest.backup_id} "
+                f"({format_size(manifest.stored_size)})"
+            )
+            return ExitCode.OK
+        gone = delete_logical(store, args.server_name, args.backup_id)
+    if not args.quiet:
+        print(
+            f"deleted logical backup {gone.backup_id}: {gone.objects} objects, "
+            f"{format_size(gone.size)}"
+        )
     return ExitCode.OK

@@ -53,12 +53,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         connectivity_test(args)
         return ExitCode.OK
     from core.catalog.listing import list_backups, listing_json
+    from core.logical.catalog import list_logical, summary_row
     from core.sizes import format_size
 
     with opened(args) as store:
         listing = list_backups(store, args.server_name)
+        logical = list_logical(store, args.server_name)
     if args.format == "json":
-        print(json.dumps(listing_json(listing)))
+        print(
+            json.dumps(
+                {**listing_json(listing), "logical_backups": [summary_row(m) for m in logical]}
+            )
+        )
         return ExitCode.OK
     rows: list[tuple[str, ...]] = [
         (
@@ -88,6 +94,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         header = COLUMNS
     if rows:
         print("\n".join(table(rows, header)))
-    else:
+    if logical:
+        from tui.batch.logical_catalog import list_lines
+
+        print("\n".join(([""] if rows else []) + list_lines(logical)))
+    if not rows and not logical:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK

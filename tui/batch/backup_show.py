@@ -183,7 +183,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         connectivity_test(args)
         return ExitCode.OK
     from core.catalog.listing import details_json, show_backup
+    from core.logical.layout import is_logical_id
 
+    if is_logical_id(args.backup_id):
+        return _show_logical(args)
     apply_unlock(args)
     with opened(args) as store:
         details = show_backup(store, args.server_name, args.backup_id)
@@ -191,4 +194,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print(json.dumps(details_json(details)))
     else:
         print("\n".join(render(details)))
+    return ExitCode.OK
+
+
+def _show_logical(args: argparse.Namespace) -> int:
+    from core.logical.catalog import get_logical, manifest_json
+    from tui.batch.logical_catalog import show_lines
+
+    with opened(args) as store:
+        manifest = get_logical(store, args.server_name, args.backup_id)
+    if args.format == "json":
+        print(json.dumps(manifest_json(manifest), ensure_ascii=False))
+    else:
+        print("\n".join(show_lines(manifest)))
     return ExitCode.OK

@@ -18,6 +18,12 @@ import sys
 from core.errors import ExitCode, InputError
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
+from tui.batch.logical import (
+    add_restore_arguments,
+    is_logical_restore,
+    refuse_logical_flags,
+    run_restore,
+)
 from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
@@ -65,7 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "backup that ended before the target)",
     )
     parser.add_argument(
-        "recovery_dir", metavar="RECOVERY_DIR", help="the data directory to create (empty)"
+        "recovery_dir",
+        metavar="RECOVERY_DIR",
+        nargs="?",
+        help="the data directory to create (empty); none for a logical backup",
     )
     add_general(parser)
     add_cloud(parser)
@@ -89,6 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_restored_server(parser)
     add_job_options(parser)
     add_unlock(parser)
+    add_restore_arguments(parser)
     _add_snapshot(parser)
 
 
@@ -186,6 +196,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         where.check()
         return ExitCode.OK
+    if is_logical_restore(args):
+        return run_restore(args, ctx, where)
+    refuse_logical_flags(args)
+    if not args.recovery_dir:
+        raise InputError("the following arguments are required: RECOVERY_DIR")
     apply_unlock(args)
 
     from core.restore import RestoreRequest, default_pgvault_command, make_target

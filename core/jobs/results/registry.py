@@ -17,6 +17,7 @@ from core.jobs.results.backup import BackupJobResult
 from core.jobs.results.delete import DeleteJobResult
 from core.jobs.results.details import DETAIL_KEYS, JobDetails
 from core.jobs.results.fields import MalformedResult
+from core.jobs.results.logical import LogicalJobResult
 from core.jobs.results.restore import RestoreJobResult
 from core.jobs.results.verify import VerifyJobResult
 from core.jobs.results.wal_push import WalPushJobResult
@@ -64,6 +65,8 @@ class JsonResult(Mapping[str, object]):
 RESULT_TYPES: dict[str, ResultType] = {
     "backup": BackupJobResult,
     "delete": DeleteJobResult,
+    "logical-backup": LogicalJobResult,
+    "logical-restore": LogicalJobResult,
     "restore": RestoreJobResult,
     "verify": VerifyJobResult,
     "wal-push": WalPushJobResult,

@@ -1,0 +1,198 @@
+"""The logical backup: one database, or the tables some patterns name, as pg_dump -Fd.
+
+    run_logical_backup(LogicalBackupRequest(...), reporter) -> LogicalBackupResult
+
+Check the database and the patterns (bad names are exit 3 before anything is stored),
+choose pg_dump by the server's major version, claim an ID, dump and upload
+(core.logical.dumper), then write `logical.json` last. A failure or a cancel removes what
+was uploaded, so nothing half-written is ever listed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import psycopg2.extensions
+
+from core import __version__
+from core.catalog.layout import validate_backup_name, validate_server_name
+from core.encryption import load_keyfile
+from core.errors import InputError
+from core.logical.dumper import DumpSpec, compression_flag, dump_and_upload
+from core.logical.inventory import database_facts, relations, select_tables
+from core.logical.layout import LogicalLayout, new_backup_id
+from core.logical.manifest import DatabaseDump, LogicalManifest
+from core.logical.tools import find_tool
+from core.postgres.connection import ConnectionParams
+from core.postgres.versions import major
+from core.progress import NullReporter, Reporter
+from core.secrets import register_secret
+from core.storage import ObjectStore, StoreConfig, open_store
+from core.urls import Location
+
+log = logging.getLogger("pgvault.logical")
+
+GiB = 1024**3
+COMPRESSIONS = (None, "gzip", "lz4", "zstd")
+
+
+@dataclass(frozen=True)
+class LogicalBackupRequest:
+    location: Location
+    server: str
+    database: str
+    store_config: StoreConfig = field(default_factory=StoreConfig)
+    connection: ConnectionParams = field(default_factory=ConnectionParams)
+    tables: tuple[str, ...] = ()  # pg_dump -t patterns; empty: the whole database
+    jobs: int = 2  # pg_dump -j, and files uploaded at once
+    compression: str | None = None  # pg_dump's -Z method
+    name: str | None = None
+    staging_dir: str | None = None  # default: the temporary directory
+    staging_limit: int = GiB  # finished files waiting for upload, at most
+    pg_bindir: str | None = None
+
+
+@dataclass(frozen=True)
+class LogicalBackupResult:
+    backup_id: str
+    database: str
+    tables: tuple[str, ...]  # schema.table of each table it holds
+    files: int
+    stored_bytes: int
+    pg_dump: str
+
+
+def validate_request(request: LogicalBackupRequest) -> None:
+    validate_server_name(request.server)
+    if not request.database:
+        raise InputError("--database needs a database name")
+    if request.name is not None:
+        validate_backup_name(request.name)
+    if request.compression not in COMPRESSIONS:
+        raise InputError(
+            f"a logical backup cannot use {request.compression}: use --gzip, --lz4 or --zstd"
+        )
+    if request.jobs < 1:
+        raise InputError("-J must be at least 1")
+    if request.staging_dir is not None and not os.path.isdir(request.staging_dir):
+        raise InputError(f"--staging-dir {request.staging_dir} is not a directory")
+
+
+def _split_password(params: ConnectionParams, database: str) -> tuple[str, str | None]:
+    """pg_dump's conninfo without the password (argv is public), and the password."""
+    parsed = psycopg2.extensions.parse_dsn(
+        params.dsn(dbname=database, application_name="pgvault logical backup")
+    )
+    password = parsed.pop("password", None)
+    register_secret(password)
+    return psycopg2.extensions.make_dsn(**parsed), password
+
+
+def run_logical_backup(
+    request: LogicalBackupRequest, reporter: Reporter | None = None
+) -> LogicalBackupResult:
+    reporter = reporter or NullReporter()
+    validate_request(request)
+    store = open_store(request.location, request.store_config)
+    store.meter = reporter.transferred
+    with store:
+        if load_keyfile(store, request.server) is not None:
+            raise InputError(
+                f"server {request.server} is encrypted and logical backups are not encrypted "
+                "yet: take logical backups under another server name, or a physical backup"
+            )
+        reporter.phase("inventory")
+        facts = database_facts(request.connection, request.database)
+        found = relations(request.connection, request.database)
+        tables = select_tables(found, request.tables, request.database)
+        server_major = major(facts.server_version)
+        tool = find_tool("pg_dump", server_major, server_major, request.pg_bindir)
+        compression_flag(request.compression, tool.major)
+        layout = LogicalLayout(request.server)
+        backup_id = _claim(store, layout)
+        reporter.detail("backup_id", backup_id)
+        started = datetime.now(UTC)
+        store.gate = reporter.checkpoint
+        try:
+            reporter.phase("dump")
+            dsn, password = _split_password(request.connection, request.database)
+            spec = DumpSpec(
+                tool=tool,
+                dsn=dsn,
+                password=password,
+                patterns=request.tables,
+                jobs=request.jobs,
+                compression=request.compression,
+                staging_dir=request.staging_dir,
+                staging_limit=request.staging_limit,
+            )
+            files = dump_and_upload(
+                spec, store, layout.dump_prefix(backup_id, request.database), reporter
+            )
+            reporter.phase("seal")
+            manifest = LogicalManifest(
+                backup_id=backup_id,
+                server=request.server,
+                name=request.name,
+                started=started.isoformat(),
+                finished=datetime.now(UTC).isoformat(),
+                pgvault_version=__version__,
+                server_version=facts.server_version,
+                server_version_text=facts.server_version_text,
+                pg_dump_version=tool.version,
+                compression=request.compression,
+                jobs=request.jobs,
+                databases=(
+                    DatabaseDump(
+                        name=facts.name,
+                        encoding=facts.encoding,
+                        size=facts.size,
+                        tables=tables,
+                        files=files,
+                        patterns=request.tables,
+                    ),
+                ),
+            )
+            store.put_bytes(layout.manifest(backup_id), manifest.to_bytes())
+        except BaseException:
+            _remove(store, layout, backup_id)
+            raise
+    return LogicalBackupResult(
+        backup_id=backup_id,
+        database=request.database,
+        tables=tuple(t.qualified for t in tables),
+        files=len(files),
+        stored_bytes=manifest.stored_size,
+        pg_dump=tool.version,
+    )
+
+
+def _claim(store: ObjectStore, layout: LogicalLayout) -> str:
+    """A new ID: the current local time, a second later while one is taken."""
+    moment = datetime.now()
+    while True:
+        backup_id = new_backup_id(moment)
+        if not any(True for _ in store.list_objects(layout.backup_prefix(backup_id))):
+            return backup_id
+        moment += timedelta(seconds=1)
+
+
+def _remove(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> None:
+    """What a failed or cancelled backup uploaded: nothing of it stays."""
+    store.gate = None  # the cleanup itself is not paused or cancelled
+    prefix = layout.backup_prefix(backup_id)
+    try:
+        store.abort_pending_uploads(prefix)
+        store.delete_many(o.key for o in store.list_objects(prefix))
+    except Exception as exc:
+        log.warning("could not remove the objects of failed logical backup %s: %s", backup_id, exc)
+
+
+def summary(result: LogicalBackupResult) -> str:
+    return (
+        f"logical backup {result.backup_id} of database {result.database}: {len(result.tables)} "
+        f"tables, {result.files} files, {result.stored_bytes} bytes stored ({result.pg_dump})"
+    )

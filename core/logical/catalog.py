@@ -1,0 +1,117 @@
+"""The logical backups of a server: list, find, delete. Their own series beside base/.
+
+A backup is listed once its `logical.json` exists (it is written last); a directory
+without one is what an interrupted backup left and is never offered for restore.
+Retention of physical backups never sees these (it lists base/ only).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from core.errors import ObjectNotFound, OperationFailed
+from core.logical.layout import LogicalLayout, is_logical_id
+from core.logical.manifest import LogicalManifest, parse_manifest
+from core.storage import CommonPrefix, ObjectStore
+
+log = logging.getLogger("pgvault.logical")
+
+LATEST = ("latest", "last")
+
+
+def list_logical(store: ObjectStore, server: str) -> tuple[LogicalManifest, ...]:
+    """Every finished logical backup of the server, oldest first."""
+    layout = LogicalLayout(server)
+    found = []
+    for item in store.list_entries(layout.prefix, delimiter="/"):
+        if not isinstance(item, CommonPrefix):
+            continue
+        backup_id = item.prefix.rstrip("/").rsplit("/", 1)[-1]
+        if not is_logical_id(backup_id):
+            continue
+        try:
+            found.append(get_logical(store, server, backup_id))
+        except ObjectNotFound:
+            continue  # unfinished: no manifest yet
+        except OperationFailed as exc:
+            log.warning("skipping logical backup %s: %s", backup_id, exc)
+    return tuple(sorted(found, key=lambda m: m.backup_id))
+
+
+def get_logical(store: ObjectStore, server: str, backup_id: str) -> LogicalManifest:
+    key = LogicalLayout(server).manifest(backup_id)
+    try:
+        raw = store.get_bytes(key)
+    except ObjectNotFound:
+        raise ObjectNotFound(
+            f"logical backup {backup_id} not found for server {server} in {store.describe()}"
+        ) from None
+    return parse_manifest(raw, key)
+
+
+def resolve_logical(
+    store: ObjectStore, server: str, reference: str, database: str | None = None
+) -> LogicalManifest:
+    """An ID, a name, or latest (the newest holding `database` when given)."""
+    if is_logical_id(reference):
+        return get_logical(store, server, reference)
+    backups = [
+        m
+        for m in list_logical(store, server)
+        if database is None or any(d.name == database for d in m.databases)
+    ]
+    if reference in LATEST:
+        if not backups:
+            what = f" of database {database}" if database else ""
+            raise ObjectNotFound(f"no logical backup{what} for server {server}")
+        return backups[-1]
+    named = [m for m in backups if m.name == reference]
+    if not named:
+        raise ObjectNotFound(f"no logical backup named {reference!r} for server {server}")
+    return named[-1]
+
+
+@dataclass(frozen=True)
+class LogicalDeletion:
+    backup_id: str
+    objects: int
+    size: int
+
+
+def delete_logical(store: ObjectStore, server: str, reference: str) -> LogicalDeletion:
+    """Delete one logical backup: its manifest first (it stops being restorable), then the rest."""
+    manifest = resolve_logical(store, server, reference)
+    layout = LogicalLayout(server)
+    prefix = layout.backup_prefix(manifest.backup_id)
+    objects = list(store.list_objects(prefix))
+    store.delete_many([layout.manifest(manifest.backup_id)])
+    store.delete_many(o.key for o in objects)
+    return LogicalDeletion(manifest.backup_id, len(objects), sum(o.size for o in objects))
+
+
+def manifest_json(manifest: LogicalManifest) -> dict[str, Any]:
+    data = asdict(manifest)
+    data["stored_size"] = manifest.stored_size
+    return data
+
+
+def summary_row(m: LogicalManifest) -> dict[str, Any]:
+    """One logical backup as backup-list shows it."""
+    return {
+        "backup_id": m.backup_id,
+        "name": m.name,
+        "status": m.status,
+        "kind": m.kind,
+        "databases": [d.name for d in m.databases],
+        "tables": sum(len(d.tables) for d in m.databases),
+        "patterns": [p for d in m.databases for p in d.patterns],
+        "begin_time": m.started,
+        "end_time": m.finished,
+        "stored_size": m.stored_size,
+        "data_size": sum(d.size for d in m.databases),
+        "compression": m.compression,
+        "server_version": m.server_version,
+        "pg_dump_version": m.pg_dump_version,
+    }

@@ -1,0 +1,228 @@
+"""pg_dump -Fd -j N into a staging directory, each finished file uploaded and removed.
+
+pg_dump writes `toc.dat` before the data and may rewrite nothing after, but an aborted
+dump leaves a valid-looking one, so `toc.dat` is uploaded only after pg_dump exited 0.
+Staging holds the files being written (one table's data each, at most N at a time) plus
+at most `staging_limit` bytes of finished files waiting for upload: past it, pg_dump's
+process group is stopped (SIGSTOP) until uploads catch up, which also bounds a pause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from core.errors import Cancelled, InputError, OperationFailed
+from core.logical.manifest import DumpFile
+from core.logical.staging import finished_files, size_of
+from core.logical.tools import Tool
+from core.progress import Reporter
+from core.storage import ObjectStore
+
+log = logging.getLogger("pgvault.logical")
+
+TOC = "toc.dat"
+READ_SIZE = 1024 * 1024
+POLL = 0.2
+_NO_MATCH = "no matching"
+
+
+@dataclass(frozen=True)
+class DumpSpec:
+    tool: Tool
+    dsn: str  # without the password
+    password: str | None
+    patterns: tuple[str, ...]
+    jobs: int
+    compression: str | None
+    staging_dir: str | None
+    staging_limit: int
+
+
+def compression_flag(compression: str | None, major: int) -> str:
+    """pg_dump's -Z for a method: gzip on every version, lz4 and zstd from 16."""
+    if compression is None:
+        return "0"
+    if compression == "gzip":
+        return "6"
+    if compression in ("lz4", "zstd"):
+        if major < 16:  # noqa: PLR2004 - the release that added them
+            raise InputError(
+                f"pg_dump {major} cannot write {compression}: use --gzip, or a PostgreSQL 16 "
+                "or later pg_dump (--pg-bindir)"
+            )
+        return compression
+    raise InputError(f"a logical backup cannot use {compression}: use --gzip, --lz4 or --zstd")
+
+
+def _argv(spec: DumpSpec, out: str) -> list[str]:
+    argv = [spec.tool.path, "-Fd", "-f", out, "-j", str(spec.jobs)]
+    argv += ["-Z", compression_flag(spec.compression, spec.tool.major)]
+    if spec.patterns:
+        argv.append("--strict-names")
+        for pattern in spec.patterns:
+            argv += ["-t", pattern]
+    return [*argv, "-d", spec.dsn]
+
+
+class _Upload:
+    """Uploads finished files with `jobs` threads; remembers what went where."""
+
+    def __init__(self, store: ObjectStore, prefix: str, reporter: Reporter, jobs: int) -> None:
+        self.store = store
+        self.prefix = prefix
+        self.reporter = reporter
+        self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pgvault-logical")
+        self.futures: dict[str, Future[DumpFile]] = {}
+
+    def submit(self, directory: str, name: str) -> None:
+        self.futures[name] = self.pool.submit(self.one, directory, name)
+
+    def one(self, directory: str, name: str) -> DumpFile:
+        path = os.path.join(directory, name)
+        with open(path, "rb") as src, self.store.open_writer(self.prefix + name) as writer:
+            while chunk := src.read(READ_SIZE):
+                writer.write(chunk)
+                self.reporter.advance(len(chunk))
+        self.reporter.advance(files=1)
+        os.unlink(path)
+        return DumpFile(name, writer.bytes_written)
+
+    def pending(self) -> list[str]:
+        return [n for n, f in self.futures.items() if not f.done()]
+
+    def raise_failed(self) -> None:
+        for future in self.futures.values():
+            if future.done() and future.exception() is not None:
+                future.result()
+
+    def results(self) -> list[DumpFile]:
+        return [f.result() for f in self.futures.values()]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Watch:
+    """Runs reporter.checkpoint in a thread, so that a cancel is seen while pg_dump runs."""
+
+    def __init__(self, checkpoint: Callable[[], None]) -> None:
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(checkpoint,), daemon=True)
+        self._thread.start()
+
+    def _run(self, checkpoint: Callable[[], None]) -> None:
+        while not self._stop.wait(POLL):
+            try:
+                checkpoint()
+            except Cancelled as exc:
+                self.error = exc
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def dump_and_upload(
+    spec: DumpSpec, store: ObjectStore, prefix: str, reporter: Reporter
+) -> tuple[DumpFile, ...]:
+    """Run pg_dump and upload its archive under `prefix`; toc.dat last."""
+    with tempfile.TemporaryDirectory(prefix="pgvault-logical-", dir=spec.staging_dir) as tmp:
+        out = os.path.join(tmp, "dump")
+        errors = os.path.join(tmp, "pg_dump.stderr")
+        upload = _Upload(store, prefix, reporter, spec.jobs)
+        watch = _Watch(reporter.checkpoint)
+        try:
+            with open(errors, "wb") as err:
+                proc = _start(spec, out, err)
+            try:
+                _follow(proc, out, upload, watch, spec.staging_limit)
+            finally:
+                _end(proc)
+            _check_exit(proc.returncode, errors)
+            for name in finished_files(out, proc.pid, {TOC, *upload.futures}):
+                upload.submit(out, name)
+            files = upload.results()
+            reporter.checkpoint()
+            return (*files, upload.one(out, TOC))
+        finally:
+            watch.stop()
+            upload.close()
+
+
+def _start(spec: DumpSpec, out: str, err: BinaryIO) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    if spec.password is not None:
+        env["PGPASSWORD"] = spec.password
+    log.info("running %s -Fd -j %d", spec.tool.path, spec.jobs)
+    return subprocess.Popen(  # noqa: S603 - pg_dump with arguments we built, no shell
+        _argv(spec, out),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        env=env,
+        start_new_session=True,  # its own process group: workers stop and die with it
+    )
+
+
+def _follow(
+    proc: subprocess.Popen[bytes], out: str, upload: _Upload, watch: _Watch, limit: int
+) -> None:
+    """Upload each finished file while pg_dump runs; stop pg_dump while staging is full."""
+    stopped = False
+    while True:
+        running = proc.poll() is None
+        for name in finished_files(out, proc.pid, {TOC, *upload.futures}) if running else ():
+            upload.submit(out, name)
+        upload.raise_failed()
+        if watch.error is not None:
+            raise watch.error
+        if not running:
+            return
+        full = size_of(out, upload.pending()) > limit
+        if full != stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGSTOP if full else signal.SIGCONT)
+            stopped = full
+        time.sleep(POLL)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """pg_dump and its workers gone (killed when still running: a failure or a cancel)."""
+    if proc.poll() is None:
+        for sig in (signal.SIGCONT, signal.SIGTERM):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # a worker left behind
+
+
+def _check_exit(code: int, errors: str) -> None:
+    if code == 0:
+        return
+    with open(errors, encoding="utf-8", errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    message = "; ".join(lines[-3:]) or f"exit code {code}"
+    if any(_NO_MATCH in line for line in lines):
+        raise InputError(f"pg_dump: {message}")
+    raise OperationFailed(f"pg_dump failed: {message}")
+
+
+__all__ = ["DumpSpec", "compression_flag", "dump_and_upload"]

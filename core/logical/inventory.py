@@ -1,0 +1,146 @@
+"""What a logical backup reads from the server before pg_dump runs: the database, its
+tables (row estimates, sizes, indexes, owned sequences), and which tables each `--table`
+pattern names, so that a bad name is refused before anything is stored.
+
+Patterns follow psql's rules, as pg_dump applies them: `schema.table`, `*` and `?`
+wildcards, unquoted letters folded to lower case, double quotes keeping case and
+characters literally; a pattern without a schema names tables on the search path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from core.errors import InputError
+from core.logical.manifest import TableEntry
+from core.postgres.connection import ConnectionParams, Session
+
+_RELATIONS = """
+select n.nspname, c.relname, c.relkind, c.reltuples::bigint,
+       case when c.relkind in ('r', 'p', 'm') then pg_table_size(c.oid) else 0 end,
+       pg_table_is_visible(c.oid),
+       array(select i.relname from pg_index x join pg_class i on i.oid = x.indexrelid
+             where x.indrelid = c.oid order by 1),
+       array(select array[sn.nspname::text, s.relname::text]
+             from pg_depend d join pg_class s on s.oid = d.objid
+             join pg_namespace sn on sn.oid = s.relnamespace
+             where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass
+               and d.refobjid = c.oid and s.relkind = 'S' and d.deptype in ('a', 'i')
+             order by 1)
+from pg_class c join pg_namespace n on n.oid = c.relnamespace
+where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+  and n.nspname not in ('pg_catalog', 'information_schema')
+  and n.nspname !~ '^pg_toast' and n.nspname !~ '^pg_temp'
+order by 1, 2
+"""
+TABLE_KINDS = ("r", "p")
+
+
+@dataclass(frozen=True)
+class Relation:
+    entry: TableEntry
+    kind: str
+    visible: bool
+
+
+@dataclass(frozen=True)
+class DatabaseFacts:
+    name: str
+    encoding: str
+    size: int
+    server_version: int
+    server_version_text: str
+
+
+def database_facts(params: ConnectionParams, database: str) -> DatabaseFacts:
+    """The database as the server knows it; InputError naming the others when absent."""
+    with Session(params, application_name="pgvault logical") as session:
+        rows = session.query(
+            "select datname, pg_encoding_to_char(encoding), pg_database_size(oid) "
+            "from pg_database where datallowconn and not datistemplate order by 1"
+        )
+        version = int(session.one("show server_version_num"))
+        text = str(session.one("select version()"))
+    for name, encoding, size in rows:
+        if name == database:
+            return DatabaseFacts(name, encoding, int(size), version, text)
+    held = ", ".join(r[0] for r in rows)
+    raise InputError(f"database {database!r} does not exist on the server (it has: {held})")
+
+
+def relations(params: ConnectionParams, database: str) -> list[Relation]:
+    with Session(params, application_name="pgvault logical", dbname=database) as session:
+        rows = session.query(_RELATIONS, what="listing the tables")
+    found = []
+    for schema, name, kind, tuples, size, visible, indexes, sequences in rows:
+        entry = TableEntry(
+            schema=schema,
+            name=name,
+            rows_estimate=int(tuples) if tuples is not None and tuples >= 0 else None,
+            size=int(size or 0),
+            indexes=tuple(indexes or ()),
+            sequences=tuple((s[0], s[1]) for s in sequences or ()),
+        )
+        found.append(Relation(entry, kind, bool(visible)))
+    return found
+
+
+def pattern_parts(pattern: str) -> tuple[str | None, str]:
+    """psql's pattern as (schema regex or None, name regex), both anchored."""
+    parts: list[str] = [""]
+    quoted = False
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == '"':
+            if quoted and pattern[i + 1 : i + 2] == '"':
+                parts[-1] += '"'
+                i += 1
+            else:
+                quoted = not quoted
+        elif quoted:
+            parts[-1] += re.escape(c)
+        elif c == ".":
+            parts.append("")
+        else:
+            parts[-1] += {"*": ".*", "?": ".", "$": r"\$"}.get(c, c.lower())
+        i += 1
+    # database.schema.table: the database part is the one connected to
+    parts = parts[-2:]
+    if len(parts) == 1:
+        return None, parts[0]
+    return parts[0], parts[1]
+
+
+def _matches(pattern: str, rel: Relation) -> bool:
+    schema_re, name_re = pattern_parts(pattern)
+    try:
+        if schema_re is None:
+            return rel.visible and re.fullmatch(name_re, rel.entry.name) is not None
+        return (
+            re.fullmatch(schema_re, rel.entry.schema) is not None
+            and re.fullmatch(name_re, rel.entry.name) is not None
+        )
+    except re.error as exc:
+        raise InputError(f"invalid table pattern {pattern!r}: {exc}") from None
+
+
+def select_tables(
+    found: list[Relation], patterns: tuple[str, ...], database: str
+) -> tuple[TableEntry, ...]:
+    """Every table, or those the patterns name; InputError for a pattern naming nothing."""
+    if not patterns:
+        return tuple(r.entry for r in found if r.kind in TABLE_KINDS)
+    chosen: dict[str, TableEntry] = {}
+    for pattern in patterns:
+        hits = [r for r in found if _matches(pattern, r)]
+        if not hits:
+            raise InputError(
+                f"no table matches {pattern!r} in database {database!r} "
+                "(write SCHEMA.TABLE; patterns follow psql's rules)"
+            )
+        for rel in hits:
+            if rel.kind in TABLE_KINDS:
+                chosen[rel.entry.qualified] = rel.entry
+    return tuple(chosen.values())

@@ -1,0 +1,260 @@
+"""The logical restore: a database (under its name or a new one) or some of its tables
+(into the same or another existing database), on a running server, by pg_restore -j.
+
+    run_logical_restore(LogicalRestoreRequest(...), reporter) -> LogicalRestoreResult
+
+Staging needs the archive's stored size for a database restore (only toc.dat and the
+chosen tables' data files for a table restore). Owners and grants are not restored: the
+restoring role owns what it creates (the seed's rule), so roles need not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import psycopg2.extensions
+
+from core.errors import InputError, OperationFailed
+from core.logical import target
+from core.logical.catalog import resolve_logical
+from core.logical.inventory import pattern_parts
+from core.logical.layout import LogicalLayout
+from core.logical.manifest import DatabaseDump, DumpFile, LogicalManifest, TableEntry
+from core.logical.process import run_tool
+from core.logical.selection import data_files, select_entries
+from core.logical.tools import Tool, find_tool
+from core.postgres.connection import ConnectionParams
+from core.postgres.versions import major
+from core.progress import NullReporter, Reporter
+from core.secrets import register_secret
+from core.storage import ObjectStore, StoreConfig, open_store
+from core.urls import Location
+
+TOC = "toc.dat"
+READ_SIZE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LogicalRestoreRequest:
+    location: Location
+    server: str
+    backup: str  # an ID, a name or latest
+    store_config: StoreConfig = field(default_factory=StoreConfig)
+    connection: ConnectionParams = field(default_factory=ConnectionParams)
+    database: str | None = None  # which database of the backup (needed when it holds several)
+    new_db_name: str | None = None
+    into_db: str | None = None
+    tables: tuple[str, ...] = ()
+    clean: bool = False
+    foreign_keys: bool = True
+    jobs: int = 2
+    staging_dir: str | None = None
+    pg_bindir: str | None = None
+
+
+@dataclass(frozen=True)
+class LogicalRestoreResult:
+    backup_id: str
+    database: str  # in the backup
+    target_database: str
+    tables: tuple[str, ...]  # restored (empty: the whole database)
+    bytes_downloaded: int
+    pg_restore: str
+
+
+def validate_request(request: LogicalRestoreRequest) -> None:
+    if request.into_db and request.new_db_name:
+        raise InputError("--into-db and --new-db-name exclude each other")
+    if request.into_db and not request.tables:
+        raise InputError(
+            "--into-db restores tables (--table): a database restore takes --new-db-name"
+        )
+    if not request.foreign_keys and not request.tables:
+        raise InputError("--no-foreign-keys applies to a table restore (--table)")
+    if request.jobs < 1:
+        raise InputError("-J must be at least 1")
+    if request.staging_dir is not None and not os.path.isdir(request.staging_dir):
+        raise InputError(f"--staging-dir {request.staging_dir} is not a directory")
+
+
+def _choose_database(manifest: LogicalManifest, name: str | None) -> DatabaseDump:
+    if name is not None:
+        return manifest.database(name)
+    if len(manifest.databases) != 1:
+        raise InputError(
+            f"logical backup {manifest.backup_id} holds several databases: name one with --database"
+        )
+    return manifest.databases[0]
+
+
+def match_tables(dump: DatabaseDump, patterns: tuple[str, ...]) -> tuple[TableEntry, ...]:
+    """The backup's tables the patterns name (a pattern without schema: any schema)."""
+    chosen: dict[str, TableEntry] = {}
+    for pattern in patterns:
+        schema_re, name_re = pattern_parts(pattern)
+        hits = [
+            t
+            for t in dump.tables
+            if re.fullmatch(name_re, t.name)
+            and (schema_re is None or re.fullmatch(schema_re, t.schema))
+        ]
+        if not hits:
+            raise InputError(
+                f"no table of logical backup matches {pattern!r} in database {dump.name!r}"
+            )
+        chosen.update({t.qualified: t for t in hits})
+    return tuple(chosen.values())
+
+
+def _dsn(params: ConnectionParams, database: str) -> tuple[str, str | None]:
+    parsed = psycopg2.extensions.parse_dsn(params.dsn(dbname=database, application_name=target.APP))
+    password = parsed.pop("password", None)
+    register_secret(password)
+    return psycopg2.extensions.make_dsn(**parsed), password
+
+
+def _dump_major(manifest: LogicalManifest) -> int:
+    found = re.search(r"\) (\d+)", manifest.pg_dump_version)
+    return int(found[1]) if found else major(manifest.server_version)
+
+
+def run_logical_restore(
+    request: LogicalRestoreRequest, reporter: Reporter | None = None
+) -> LogicalRestoreResult:
+    reporter = reporter or NullReporter()
+    validate_request(request)
+    store = open_store(request.location, request.store_config)
+    store.meter = reporter.transferred
+    store.gate = reporter.checkpoint
+    with store:
+        manifest = resolve_logical(store, request.server, request.backup, request.database)
+        dump = _choose_database(manifest, request.database)
+        tables = match_tables(dump, request.tables) if request.tables else ()
+        into = request.into_db or request.new_db_name or dump.name
+        params = request.connection
+        target_major = major(target.server_version(params))
+        tool = find_tool("pg_restore", target_major, _dump_major(manifest), request.pg_bindir)
+        if tables:
+            new_tables = target.check_tables(params, into, tables, request.clean)
+            create_db = False
+        else:
+            new_tables = ()
+            create_db = target.check_new_database(params, into, request.clean)
+        with tempfile.TemporaryDirectory(prefix="pgvault-logical-", dir=request.staging_dir) as tmp:
+            run = _Run(request, manifest, dump, tool, store, reporter, os.path.join(tmp, "dump"))
+            downloaded = run.fetch(tables)
+            try:
+                run.restore(into, tables, create_db)
+            except BaseException:
+                target.undo(params, into, create_db, new_tables)
+                raise
+    return LogicalRestoreResult(
+        backup_id=manifest.backup_id,
+        database=dump.name,
+        target_database=into,
+        tables=tuple(t.qualified for t in tables),
+        bytes_downloaded=downloaded,
+        pg_restore=tool.version,
+    )
+
+
+@dataclass
+class _Run:
+    request: LogicalRestoreRequest
+    manifest: LogicalManifest
+    dump: DatabaseDump
+    tool: Tool
+    store: ObjectStore
+    reporter: Reporter
+    directory: str
+    listing: str | None = None
+
+    def fetch(self, tables: tuple[TableEntry, ...]) -> int:
+        """Download toc.dat, then the data files the restore reads; bytes downloaded."""
+        os.makedirs(self.directory)
+        self.reporter.phase("download")
+        files = [f for f in self.dump.files if f.name != TOC]
+        toc = [f for f in self.dump.files if f.name == TOC]
+        if not toc:
+            raise OperationFailed(f"logical backup {self.manifest.backup_id} has no {TOC}")
+        self._check_space(self.dump.files)
+        done = self._get(toc[0])
+        if tables:
+            listed = run_tool(
+                [self.tool.path, "-l", self.directory], "pg_restore -l", self.reporter.checkpoint
+            )
+            selection = select_entries(listed, tables, self.request.foreign_keys)
+            self.listing = selection.listing
+            files = data_files(files, selection.data_ids)
+        self.reporter.set_totals(
+            bytes_total=sum(f.size for f in files) + done, files_total=len(files) + 1
+        )
+        with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:
+            done += sum(pool.map(self._get, files))
+        return done
+
+    def _check_space(self, files: tuple[DumpFile, ...]) -> None:
+        need = sum(f.size for f in files)
+        free = shutil.disk_usage(self.directory).free
+        if need > free:
+            raise OperationFailed(
+                f"staging needs {need} bytes in {os.path.dirname(self.directory)} and "
+                f"{free} are free: name a larger directory with --staging-dir"
+            )
+
+    def _get(self, item: DumpFile) -> int:
+        key = LogicalLayout(self.manifest.server).dump_file(
+            self.manifest.backup_id, self.dump.name, item.name
+        )
+        size = 0
+        with (
+            self.store.open_reader(key) as reader,
+            open(os.path.join(self.directory, item.name), "wb") as out,
+        ):
+            while chunk := reader.read(READ_SIZE):
+                out.write(chunk)
+                size += len(chunk)
+                self.reporter.advance(len(chunk))
+        self.reporter.advance(files=1)
+        return size
+
+    def restore(self, into: str, tables: tuple[TableEntry, ...], create_db: bool) -> None:
+        params = self.request.connection
+        self.reporter.phase("restore")
+        if create_db:
+            target.create_database(params, into, self.dump.encoding)
+        if tables:
+            target.create_schemas(params, into, {t.schema for t in tables})
+        dsn, password = _dsn(params, into)
+        argv = [
+            self.tool.path,
+            "-d",
+            dsn,
+            "-j",
+            str(self.request.jobs),
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+        ]
+        if self.request.clean:
+            argv += ["--clean", "--if-exists"]
+        if self.listing is not None:
+            path = os.path.join(os.path.dirname(self.directory), "restore.list")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(self.listing)
+            argv += ["-L", path]
+        run_tool([*argv, self.directory], "pg_restore", self.reporter.checkpoint, password)
+
+
+def summary(result: LogicalRestoreResult) -> str:
+    what = f"tables {', '.join(result.tables)} of" if result.tables else "database"
+    return (
+        f"restored {what} {result.database} from logical backup {result.backup_id} into "
+        f"database {result.target_database} ({result.bytes_downloaded} bytes downloaded, "
+        f"{result.pg_restore})"
+    )

@@ -1,0 +1,96 @@
+"""Which entries of a pg_dump archive a table restore needs, as a `pg_restore -L` list.
+
+`pg_restore -t` alone emits only CREATE TABLE and its data; a table restore here also
+takes what belongs to the table (the seed's dependent-object rules): its column defaults,
+constraints, indexes, triggers, policies and rules, the sequences it owns with their
+values, and its foreign keys unless told to skip them. Views and other tables are left
+out. The entries are matched by the names `pg_restore -l` prints and by the indexes and
+owned sequences the manifest recorded for each table.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from core.logical.manifest import DumpFile, TableEntry
+
+_LINE_RE = re.compile(r"^(?P<id>\d+); \d+ \d+ (?P<rest>.*)$")
+# longest first: "TABLE DATA" before "TABLE"
+_DESCS = (
+    "SEQUENCE OWNED BY",
+    "FK CONSTRAINT",
+    "SEQUENCE SET",
+    "TABLE DATA",
+    "CONSTRAINT",
+    "SEQUENCE",
+    "TRIGGER",
+    "DEFAULT",
+    "POLICY",
+    "INDEX",
+    "TABLE",
+    "RULE",
+)
+_OWN_TAG = ("TABLE", "TABLE DATA")
+_TABLE_PREFIXED = ("DEFAULT", "CONSTRAINT", "FK CONSTRAINT", "TRIGGER", "POLICY", "RULE")
+_SEQUENCE = ("SEQUENCE", "SEQUENCE SET", "SEQUENCE OWNED BY")
+
+
+@dataclass(frozen=True)
+class Selection:
+    listing: str  # the -L file: every line, the unwanted ones commented out
+    data_ids: tuple[int, ...]  # TABLE DATA entries kept (their files must be present)
+    entries: int
+
+
+def _entry(line: str) -> tuple[int, str, str] | None:
+    """(dump ID, description, 'schema tag' without the owner) of a listing line."""
+    match = _LINE_RE.match(line)
+    if not match:
+        return None
+    rest = match["rest"]
+    for desc in _DESCS:
+        if rest.startswith(desc + " "):
+            return int(match["id"]), desc, rest[len(desc) + 1 :].rsplit(" ", 1)[0]
+    return None
+
+
+def _wanted(desc: str, name: str, table: TableEntry, foreign_keys: bool) -> bool:
+    own = f"{table.schema} {table.name}"
+    if desc in _OWN_TAG:
+        return name == own
+    if desc in _TABLE_PREFIXED:
+        return name.startswith(own + " ") and (foreign_keys or desc != "FK CONSTRAINT")
+    if desc == "INDEX":
+        return name in {f"{table.schema} {index}" for index in table.indexes}
+    if desc in _SEQUENCE:
+        return name in {f"{s} {n}" for s, n in table.sequences}
+    return False
+
+
+def select_entries(
+    listing: str, tables: Iterable[TableEntry], foreign_keys: bool = True
+) -> Selection:
+    chosen = tuple(tables)
+    lines, data_ids, kept = [], [], 0
+    for line in listing.splitlines():
+        entry = _entry(line)
+        if entry is None:
+            lines.append(line if line.startswith(";") or not line.strip() else ";" + line)
+            continue
+        dump_id, desc, name = entry
+        if any(_wanted(desc, name, t, foreign_keys) for t in chosen):
+            lines.append(line)
+            kept += 1
+            if desc == "TABLE DATA":
+                data_ids.append(dump_id)
+        else:
+            lines.append(";" + line)
+    return Selection("\n".join(lines) + "\n", tuple(data_ids), kept)
+
+
+def data_files(files: Iterable[DumpFile], data_ids: Iterable[int]) -> list[DumpFile]:
+    """The files holding these TABLE DATA entries (`<id>.dat` and its compressed forms)."""
+    wanted = {str(i) for i in data_ids}
+    return [f for f in files if f.name.split(".", 1)[0] in wanted]

@@ -1,0 +1,204 @@
+"""The logical side of `backup` and `restore`: `--database NAME [--table PATTERN ...]`.
+
+Flags that only mean something for one kind of backup are refused for the other (exit 3),
+never silently ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from core.errors import ExitCode, InputError
+from tui.batch.jobrun import run_as_job
+from tui.batch.main import Context
+from tui.batch.options import Destination, size
+
+DEFAULT_STAGING_LIMIT = "1GiB"
+
+
+def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Logical backups (pg_dump's directory format; see README, Logical backups)"
+    )
+    group.add_argument("--database", metavar="NAME", help="take a logical backup of this database")
+    group.add_argument(
+        "--table",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="only these tables (pg_dump -t patterns, repeatable; each must match a table)",
+    )
+    _add_common(group)
+    group.add_argument(
+        "--staging-limit",
+        type=size,
+        default=size(DEFAULT_STAGING_LIMIT),
+        help="finished dump files waiting for upload at most; pg_dump is stopped beyond it "
+        f"(default: {DEFAULT_STAGING_LIMIT})",
+    )
+
+
+def _add_common(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--staging-dir",
+        metavar="DIR",
+        help="local directory for dump files in transit (default: the temporary directory)",
+    )
+    group.add_argument(
+        "--pg-bindir",
+        metavar="DIR",
+        help="where pg_dump/pg_restore are (default: the server's major version, searched)",
+    )
+
+
+def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "Logical restores (into a running server; BACKUP is a logical backup, no RECOVERY_DIR)"
+    )
+    group.add_argument("--database", metavar="NAME", help="the backup's database to restore")
+    group.add_argument(
+        "--new-db-name", metavar="NEW", help="restore the database under this new name"
+    )
+    group.add_argument(
+        "--into-db",
+        metavar="EXISTING",
+        help="restore the --table tables into this existing database",
+    )
+    group.add_argument(
+        "--table",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="restore only these tables, with their indexes, constraints and owned sequences",
+    )
+    group.add_argument(
+        "--clean",
+        action="store_true",
+        help="replace an existing database's or table's objects instead of refusing",
+    )
+    group.add_argument(
+        "--no-foreign-keys",
+        action="store_true",
+        help="a table restore leaves out the tables' foreign keys",
+    )
+    _add_common(group)
+    pg = parser.add_argument_group("PostgreSQL connection (logical restores)")
+    pg.add_argument("-h", "--host", help="host or Unix socket (default: libpq settings)")
+    pg.add_argument("-p", "--port", help="port (default: libpq settings)")
+    pg.add_argument("-U", "--user", help="user name (default: libpq settings)")
+    pg.add_argument(
+        "-d", "--dbname", default="postgres", help='maintenance database (default: "postgres")'
+    )
+
+
+def is_logical_restore(args: argparse.Namespace) -> bool:
+    from core.logical.layout import is_logical_id
+
+    chosen = (args.database, args.new_db_name, args.into_db, args.table, args.clean)
+    return is_logical_id(args.backup_id) or any(chosen) or args.no_foreign_keys
+
+
+def _refuse(used: list[str], what: str) -> None:
+    if used:
+        raise InputError(f"{', '.join(used)}: not available for {what}")
+
+
+def _abs(path: str | None) -> str | None:
+    return os.path.abspath(path) if path else None  # a detached job runs elsewhere
+
+
+def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> int:
+    physical = {
+        "--incremental": args.incremental,
+        "--incremental-from": args.incremental_from,
+        "--differential": args.differential,
+        "--immediate-checkpoint": args.immediate_checkpoint,
+        "--tags": args.tags or getattr(args, "tags_repeated", None),
+        "--bzip2/--snappy": args.compression in ("bzip2", "snappy"),
+    }
+    _refuse([flag for flag, value in physical.items() if value], "a logical backup")
+    if not args.database:
+        raise InputError("--table needs --database NAME: the database the tables are in")
+    from core.jobs.results import LogicalJobResult
+    from core.logical.backup import LogicalBackupRequest
+    from core.logical.jobs import LOGICAL_BACKUP
+    from core.postgres.connection import ConnectionParams
+
+    request = LogicalBackupRequest(
+        location=where.location,
+        server=args.server_name,
+        database=args.database,
+        store_config=where.config,
+        connection=ConnectionParams(args.host, args.port, args.user, args.dbname),
+        tables=tuple(args.table),
+        jobs=args.jobs,
+        compression=args.compression,
+        name=args.name,
+        staging_dir=_abs(args.staging_dir),
+        staging_limit=args.staging_limit,
+        pg_bindir=_abs(args.pg_bindir),
+    )
+    job = run_as_job(args, ctx, LOGICAL_BACKUP, request)
+    if job is not None:
+        result = job.result_as(LogicalJobResult)
+        print(result.backup_id)
+        if args.verbose:
+            print(result.summary, file=sys.stderr)
+    return ExitCode.OK
+
+
+def run_restore(args: argparse.Namespace, ctx: Context, where: Destination) -> int:
+    physical = {
+        "RECOVERY_DIR": args.recovery_dir,
+        "--tablespace": args.tablespace,
+        "--target-*": any(
+            getattr(args, f"target_{t}")
+            for t in ("time", "lsn", "xid", "name", "immediate", "tli", "action")
+        )
+        or args.target_exclusive,
+        "--pgvault-command": args.pgvault_command,
+        "--wal-restore-dir": args.wal_restore_dir,
+        "--no-sync": args.no_sync,
+    }
+    _refuse([flag for flag, value in physical.items() if value], "a logical restore")
+    from core.jobs.results import LogicalJobResult
+    from core.logical.jobs import LOGICAL_RESTORE
+    from core.logical.restore import LogicalRestoreRequest
+    from core.postgres.connection import ConnectionParams
+
+    request = LogicalRestoreRequest(
+        location=where.location,
+        server=args.server_name,
+        backup=args.backup_id,
+        store_config=where.config,
+        connection=ConnectionParams(args.host, args.port, args.user, args.dbname),
+        database=args.database,
+        new_db_name=args.new_db_name,
+        into_db=args.into_db,
+        tables=tuple(args.table),
+        clean=args.clean,
+        foreign_keys=not args.no_foreign_keys,
+        jobs=args.jobs,
+        staging_dir=_abs(args.staging_dir),
+        pg_bindir=_abs(args.pg_bindir),
+    )
+    job = run_as_job(args, ctx, LOGICAL_RESTORE, request)
+    if job is not None:
+        result = job.result_as(LogicalJobResult)
+        print(result.target_database)
+        if args.verbose:
+            print(result.summary, file=sys.stderr)
+    return ExitCode.OK
+
+
+def refuse_logical_flags(args: argparse.Namespace) -> None:
+    """A physical restore: the logical-only flags are refused."""
+    used = {
+        "--staging-dir": args.staging_dir,
+        "--pg-bindir": args.pg_bindir,
+        "-h/-p/-U": args.host or args.port or args.user,
+        "-d": args.dbname != "postgres",
+    }
+    _refuse([flag for flag, value in used.items() if value], "a physical restore")

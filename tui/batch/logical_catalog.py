@@ -1,0 +1,86 @@
+"""Logical backups in backup-list, backup-show and backup-delete (text and JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from core.sizes import format_size
+from tui.batch.backup_list import table
+
+if TYPE_CHECKING:
+    from core.logical.manifest import LogicalManifest
+
+COLUMNS = (
+    "Backup ID",
+    "Name",
+    "Status",
+    "Kind",
+    "Databases",
+    "Tables",
+    "Begin time",
+    "End time",
+    "Stored",
+    "Data",
+    "Compression",
+)
+
+
+def _time(iso: str) -> str:
+    return iso[:19].replace("T", " ")
+
+
+def list_lines(manifests: Sequence[LogicalManifest]) -> list[str]:
+    rows = [
+        (
+            m.backup_id,
+            m.name or "-",
+            m.status,
+            m.kind,
+            ",".join(d.name for d in m.databases),
+            ",".join(p for d in m.databases for p in d.patterns) or "all",
+            _time(m.started),
+            _time(m.finished),
+            format_size(m.stored_size),
+            format_size(sum(d.size for d in m.databases)),
+            m.compression or "none",
+        )
+        for m in manifests
+    ]
+    return ["Logical backups:", *table(rows, COLUMNS)]
+
+
+def show_lines(m: LogicalManifest) -> list[str]:
+    out = [f"Backup {m.backup_id}:"]
+    for label, value in (
+        ("Server", m.server),
+        ("Name", m.name),
+        ("Status", m.status),
+        ("Kind", m.kind),
+        ("Begin time", m.started),
+        ("End time", m.finished),
+        ("PostgreSQL version", f"{m.server_version} ({m.server_version_text.split(',')[0]})"),
+        ("pg_dump", m.pg_dump_version),
+        ("Compression", m.compression or "none"),
+        ("Parallel jobs", m.jobs),
+        ("Stored size", format_size(m.stored_size)),
+    ):
+        out.append(f"  {label:<23}: {value if value not in (None, '') else '-'}")
+    for d in m.databases:
+        out += ["", f"  Database {d.name} ({d.encoding}, {format_size(d.size)} at backup time):"]
+        if d.patterns:
+            out.append(f"    limited to: {' '.join(d.patterns)}")
+        rows = [
+            (
+                t.schema,
+                t.name,
+                str(t.rows_estimate) if t.rows_estimate is not None else "-",
+                format_size(t.size),
+            )
+            for t in d.tables
+        ]
+        out += [
+            "    " + line for line in table(rows, ("Schema", "Table", "Rows (estimate)", "Size"))
+        ]
+        out.append(f"    {len(d.files)} files, {format_size(d.stored_size)} stored")
+    return out
