@@ -80,15 +80,23 @@ class LogicalDeletion:
     size: int
 
 
-def delete_logical(store: ObjectStore, server: str, reference: str) -> LogicalDeletion:
-    """Delete one logical backup: its manifest first (it stops being restorable), then the rest."""
-    manifest = resolve_logical(store, server, reference)
+def delete_logical(
+    store: ObjectStore, server: str, reference: str, unfinished: bool = False
+) -> LogicalDeletion:
+    """Delete one logical backup: its manifest first (it stops being restorable), then the
+    rest. `unfinished`: also what a killed backup left without a manifest (by ID)."""
     layout = LogicalLayout(server)
-    prefix = layout.backup_prefix(manifest.backup_id)
+    if unfinished and is_logical_id(reference):
+        backup_id = reference
+    else:
+        backup_id = resolve_logical(store, server, reference).backup_id
+    prefix = layout.backup_prefix(backup_id)
     objects = list(store.list_objects(prefix))
-    store.delete_many([layout.manifest(manifest.backup_id)])
+    if not objects:
+        raise ObjectNotFound(f"logical backup {backup_id} not found for server {server}")
+    store.delete_many([layout.manifest(backup_id)])
     store.delete_many(o.key for o in objects)
-    return LogicalDeletion(manifest.backup_id, len(objects), sum(o.size for o in objects))
+    return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects))
 
 
 def manifest_json(manifest: LogicalManifest) -> dict[str, Any]:

@@ -10,6 +10,7 @@ process group is stopped (SIGSTOP) until uploads catch up, which also bounds a p
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -34,7 +35,9 @@ log = logging.getLogger("pgvault.logical")
 TOC = "toc.dat"
 READ_SIZE = 1024 * 1024
 POLL = 0.2
-_NO_MATCH = "no matching"
+#: pg_dump errors that are the operator's choice (exit 3): a name, a compression it lacks
+_INPUT_ERRORS = ("no matching", "does not support compression")
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,14 @@ def _start(spec: DumpSpec, out: str, err: BinaryIO) -> subprocess.Popen[bytes]:
         stderr=err,
         env=env,
         start_new_session=True,  # its own process group: workers stop and die with it
+        preexec_fn=_die_with_parent,  # one prctl call, no locks taken
     )
+
+
+def _die_with_parent() -> None:
+    """pg_dump is killed when pgvault is: never left holding its snapshot and locks."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _follow(
@@ -220,7 +230,7 @@ def _check_exit(code: int, errors: str) -> None:
     with open(errors, encoding="utf-8", errors="replace") as f:
         lines = [line.strip() for line in f if line.strip()]
     message = "; ".join(lines[-3:]) or f"exit code {code}"
-    if any(_NO_MATCH in line for line in lines):
+    if any(marker in line for line in lines for marker in _INPUT_ERRORS):
         raise InputError(f"pg_dump: {message}")
     raise OperationFailed(f"pg_dump failed: {message}")
 

@@ -138,7 +138,14 @@ def run_logical_restore(
         into = request.into_db or request.new_db_name or dump.name
         params = request.connection
         target_major = major(target.server_version(params))
-        tool = find_tool("pg_restore", target_major, _dump_major(manifest), request.pg_bindir)
+        dump_major = _dump_major(manifest)
+        if target_major < dump_major:
+            raise InputError(
+                f"logical backup {manifest.backup_id} was written by pg_dump {dump_major} and "
+                f"the target server is PostgreSQL {target_major}: PostgreSQL loads a dump only "
+                f"into its own or a later version; restore into PostgreSQL {dump_major} or later"
+            )
+        tool = find_tool("pg_restore", target_major, dump_major, request.pg_bindir)
         if tables:
             new_tables = target.check_tables(params, into, tables, request.clean)
             create_db = False

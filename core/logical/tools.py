@@ -55,7 +55,7 @@ def find_tool(name: str, want: int, minimum: int, bindir: str | None = None) -> 
     if bindir is not None:
         return _from_bindir(name, minimum, bindir)
     tools = [t for t in (probe(p) for p in _candidates(name)) if t is not None]
-    exact = [t for t in tools if t.major == want]
+    exact = [t for t in tools if t.major == want >= minimum]
     if exact:
         return exact[0]
     newer = sorted((t for t in tools if t.major >= minimum), key=lambda t: t.major)

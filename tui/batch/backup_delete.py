@@ -115,8 +115,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 def _delete_logical(args: argparse.Namespace) -> int:
     """A logical backup: its own series, deleted alone (no WAL, no retention)."""
-    if args.minimum_redundancy or args.as_of or args.force:
-        raise InputError("-m, --as-of and --force apply to physical backups")
+    if args.minimum_redundancy or args.as_of:
+        raise InputError("-m and --as-of apply to physical backups")
     from core.logical.catalog import delete_logical, get_logical
     from core.sizes import format_size
 
@@ -130,7 +130,8 @@ def _delete_logical(args: argparse.Namespace) -> int:
                 f"({format_size(manifest.stored_size)})"
             )
             return ExitCode.OK
-        gone = delete_logical(store, args.server_name, args.backup_id)
+        # --force: also the objects a killed logical backup left without its logical.json
+        gone = delete_logical(store, args.server_name, args.backup_id, unfinished=args.force)
     if not args.quiet:
         print(
             f"deleted logical backup {gone.backup_id}: {gone.objects} objects, "

@@ -1,0 +1,241 @@
+"""Logical backups: bad input and refusals with the seeds' exit codes, a cancelled and a
+killed backup that leave nothing listed, deleting one, and physical retention leaving
+them alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import pgvault, spawn
+from tests.support.destinations import TestDestination
+from tests.support.emulators import free_port
+from tests.support.logical import BINDIRS_ENV, SHOP, make_shop
+from tests.support.pg_versions import versioned_cluster
+from tests.support.postgres import Cluster
+
+SERVER = "cli-srv"
+
+
+@pytest.fixture
+def shop(pg: Cluster) -> Cluster:
+    make_shop(pg)
+    return pg
+
+
+@pytest.fixture
+def local(make_dest: Callable[..., TestDestination]) -> TestDestination:
+    return make_dest("file")
+
+
+def backup(dest: TestDestination, pg: Cluster, *flags: str) -> tuple[int, str, str]:
+    result = pgvault("backup", dest.url, SERVER, *pg.conninfo_args(), *flags, env=BINDIRS_ENV)
+    return result.returncode, result.stdout.strip(), result.stderr
+
+
+def logical_objects(dest: TestDestination) -> list[str]:
+    with dest.store() as store:
+        return [o.key for o in store.list_objects(f"{SERVER}/logical/")]
+
+
+def listed(dest: TestDestination) -> list[dict[str, object]]:
+    result = pgvault("backup-list", dest.url, SERVER, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    entries: list[dict[str, object]] = json.loads(result.stdout)["logical_backups"]
+    return entries
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--database", "nope"], "database 'nope' does not exist on the server"),
+        (["--database", SHOP, "--table", "sales.nothing"], "no table matches 'sales.nothing'"),
+        (["--database", SHOP, "--table", "nosuch.*"], "no table matches 'nosuch.*'"),
+        (["--table", "sales.orders"], "--table needs --database"),
+        (["--database", SHOP, "--incremental"], "--incremental: not available for a logical"),
+        (["--database", SHOP, "--bzip2"], "--bzip2/--snappy: not available for a logical"),
+        (["--staging-dir", "/tmp"], "only for a logical backup"),
+    ],
+)
+def test_backup_bad_input_exits_3(
+    shop: Cluster, local: TestDestination, flags: list[str], message: str
+) -> None:
+    code, _, err = backup(local, shop, *flags)
+    assert code == 3, err
+    assert message in err and err.count("\n") == 1
+    assert logical_objects(local) == []
+
+
+def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> None:
+    port = str(free_port())
+    result = pgvault("backup", local.url, SERVER, "-h", "127.0.0.1", "-p", port, "--database", SHOP)
+    assert result.returncode == 1 and "cannot connect to PostgreSQL" in result.stderr
+    code, backup_id, err = backup(local, shop, "--database", SHOP, "--table", "sales.orders")
+    assert code == 0, err
+    result = pgvault(
+        "restore", local.url, SERVER, backup_id, "-h", "127.0.0.1", "-p", port,
+        "--new-db-name", "x",
+    )  # fmt: skip
+    assert result.returncode == 1 and "cannot connect to PostgreSQL" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, code, message",
+    [
+        (["--into-db", "x"], 3, "--into-db restores tables"),
+        (["--table", "sales.orders", "--into-db", "nodb"], 3, "database 'nodb' does not exist"),
+        (["--table", "sales.customers"], 3, "no table of logical backup matches"),
+        (["--new-db-name", "x", "--no-foreign-keys"], 3, "--no-foreign-keys applies"),
+        (["--database", "other"], 3, "holds no database 'other'"),
+        (["--new-db-name", "x", "--target-lsn", "0/1"], 3, "not available for a logical restore"),
+    ],
+)
+def test_restore_bad_input(
+    shop: Cluster, local: TestDestination, flags: list[str], code: int, message: str
+) -> None:
+    done, backup_id, err = backup(local, shop, "--database", SHOP, "--table", "sales.orders")
+    assert done == 0, err
+    result = pgvault(
+        "restore", local.url, SERVER, backup_id, *shop.conninfo_args(), *flags, env=BINDIRS_ENV
+    )
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_unknown_backup_and_recovery_dir(
+    shop: Cluster, local: TestDestination, tmp_path: Path
+) -> None:
+    result = pgvault("restore", local.url, SERVER, "20250101T000000L", *shop.conninfo_args())
+    assert result.returncode == 1 and "logical backup 20250101T000000L not found" in result.stderr
+    result = pgvault("restore", local.url, SERVER, "20250101T000000L", str(tmp_path / "d"))
+    assert result.returncode == 3 and "RECOVERY_DIR: not available for a logical" in result.stderr
+
+
+def _pg_dumps(staging: Path) -> list[tuple[int, str]]:
+    """(pid, state) of the pg_dump processes writing into `staging`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if b"pg_dump" in cmdline and str(staging).encode() in cmdline:
+            found.append((int(entry), stat.rpartition(")")[2].split()[0]))
+    return found
+
+
+def _wait_for_upload_while_dumping(dest: TestDestination, staging: Path) -> None:
+    """Objects stored while pg_dump is still there (stopped: staging is full)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if logical_objects(dest) and _pg_dumps(staging):
+            return
+        time.sleep(0.1)
+    raise AssertionError("no upload seen while pg_dump ran")
+
+
+def _slow_backup(shop: Cluster, dest: TestDestination, staging: Path) -> object:
+    shop.sql(
+        "create table public.big as select g, md5(g::text) || repeat('z', 300) as t "
+        "from generate_series(1, 20000) g",
+        dbname=SHOP,
+    )
+    return spawn(
+        "backup", dest.url, SERVER, *shop.conninfo_args(), "--database", SHOP, "-J", "2",
+        "--staging-dir", str(staging), "--staging-limit", "1", "--max-bandwidth", "200KB",
+        env=BINDIRS_ENV,
+    )  # fmt: skip
+
+
+def test_cancelled_backup_leaves_nothing(
+    shop: Cluster, local: TestDestination, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    proc = _slow_backup(shop, local, staging)
+    _wait_for_upload_while_dumping(local, staging)
+    assert all(state == "T" for _, state in _pg_dumps(staging))  # bounded: pg_dump waits
+    proc.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
+    _, err = proc.communicate(timeout=120)  # type: ignore[attr-defined]
+    assert proc.returncode == 1, err  # type: ignore[attr-defined]
+    assert "interrupted by SIGINT" in err
+    assert listed(local) == [] and logical_objects(local) == []
+    assert _pg_dumps(staging) == [] and os.listdir(staging) == []
+
+
+def test_killed_backup_is_never_listed_and_can_be_removed(
+    shop: Cluster, local: TestDestination, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    proc = _slow_backup(shop, local, staging)
+    _wait_for_upload_while_dumping(local, staging)
+    proc.kill()  # type: ignore[attr-defined]
+    proc.communicate(timeout=60)  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while _pg_dumps(staging) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _pg_dumps(staging) == []  # pg_dump died with pgvault
+    left = logical_objects(local)
+    assert left and listed(local) == []
+    backup_id = left[0].split("/")[2]
+    refused = pgvault("restore", local.url, SERVER, backup_id, *shop.conninfo_args())
+    assert refused.returncode == 1 and "not found" in refused.stderr
+    result = pgvault("backup-delete", local.url, SERVER, "-b", backup_id, "--force")
+    assert result.returncode == 0, result.stderr
+    assert logical_objects(local) == []
+
+
+def test_zstd_needs_pg_dump_16_and_its_dump_a_server_as_new(
+    shop: Cluster, local: TestDestination
+) -> None:
+    code, _, err = backup(local, shop, "--database", SHOP, "--zstd")
+    assert code == 3 and "pg_dump 15 cannot write zstd" in err
+    pg18, pg17 = BINDIRS_ENV["PGVAULT_PG_BINDIRS"].split(":")
+    code, _, err = backup(local, shop, "--database", SHOP, "--zstd", "--pg-bindir", pg18)
+    assert code == 3 and "does not support compression with ZSTD" in err  # built without it
+    code, backup_id, err = backup(local, shop, "--database", SHOP, "--zstd", "--pg-bindir", pg17)
+    assert code == 0, err
+    (entry,) = listed(local)
+    assert entry["compression"] == "zstd" and "17." in str(entry["pg_dump_version"])
+    older = pgvault(
+        "restore", local.url, SERVER, backup_id, *shop.conninfo_args(), "--new-db-name", "z",
+        env=BINDIRS_ENV,
+    )  # fmt: skip
+    assert older.returncode == 3 and "written by pg_dump 17" in older.stderr
+    pg18 = versioned_cluster(18)
+    try:
+        result = pgvault(
+            "restore", local.url, SERVER, backup_id, *pg18.conninfo_args(), "--new-db-name", "z",
+            "-v", "--pg-bindir", pg17,  # the 18 build here has no zstd
+            env=BINDIRS_ENV,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "pg_restore (PostgreSQL) 17" in result.stderr
+        assert pg18.table_checksums("z") == shop.table_checksums(SHOP)
+    finally:
+        pg18.drop()
+
+
+def test_delete_and_retention_treat_logical_backups_as_their_own_series(
+    shop: Cluster, local: TestDestination
+) -> None:
+    code, first, err = backup(local, shop, "--database", SHOP, "--table", "sales.*")
+    assert code == 0, err
+    time.sleep(1)  # a new ID each second
+    code, second, err = backup(local, shop, "--database", SHOP, "-n", "keepme")
+    assert code == 0, err
+    retention = pgvault("backup-delete", local.url, SERVER, "-r", "REDUNDANCY 1")
+    assert retention.returncode == 0, retention.stderr
+    assert [e["backup_id"] for e in listed(local)] == [first, second]
+    result = pgvault("backup-delete", local.url, SERVER, "-b", first)
+    assert result.returncode == 0, result.stderr
+    assert [e["backup_id"] for e in listed(local)] == [second]
+    assert not [k for k in logical_objects(local) if f"/{first}/" in k]
