@@ -22,10 +22,10 @@ from core.catalog.layout import validate_backup_name, validate_server_name
 from core.encryption import load_keyfile
 from core.errors import InputError
 from core.logical.dumper import DumpSpec, compression_flag, dump_and_upload
-from core.logical.inventory import database_facts, relations, select_tables
+from core.logical.inventory import DatabaseFacts, database_facts, relations, select_tables
 from core.logical.layout import LogicalLayout, new_backup_id
-from core.logical.manifest import DatabaseDump, LogicalManifest
-from core.logical.tools import find_tool
+from core.logical.manifest import DatabaseDump, LogicalManifest, TableEntry
+from core.logical.tools import Tool, find_tool
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
 from core.progress import NullReporter, Reporter
@@ -91,6 +91,15 @@ def _split_password(params: ConnectionParams, database: str) -> tuple[str, str |
     return psycopg2.extensions.make_dsn(**parsed), password
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the server told before pg_dump runs."""
+
+    facts: DatabaseFacts
+    tables: tuple[TableEntry, ...]
+    tool: Tool
+
+
 def run_logical_backup(
     request: LogicalBackupRequest, reporter: Reporter | None = None
 ) -> LogicalBackupResult:
@@ -105,69 +114,86 @@ def run_logical_backup(
                 "yet: take logical backups under another server name, or a physical backup"
             )
         reporter.phase("inventory")
-        facts = database_facts(request.connection, request.database)
-        found = relations(request.connection, request.database)
-        tables = select_tables(found, request.tables, request.database)
-        server_major = major(facts.server_version)
-        tool = find_tool("pg_dump", server_major, server_major, request.pg_bindir)
-        compression_flag(request.compression, tool.major)
+        plan = _plan(request)
         layout = LogicalLayout(request.server)
         backup_id = _claim(store, layout)
         reporter.detail("backup_id", backup_id)
-        started = datetime.now(UTC)
         store.gate = reporter.checkpoint
         try:
-            reporter.phase("dump")
-            dsn, password = _split_password(request.connection, request.database)
-            spec = DumpSpec(
-                tool=tool,
-                dsn=dsn,
-                password=password,
-                patterns=request.tables,
-                jobs=request.jobs,
-                compression=request.compression,
-                staging_dir=request.staging_dir,
-                staging_limit=request.staging_limit,
-            )
-            files = dump_and_upload(
-                spec, store, layout.dump_prefix(backup_id, request.database), reporter
-            )
-            reporter.phase("seal")
-            manifest = LogicalManifest(
-                backup_id=backup_id,
-                server=request.server,
-                name=request.name,
-                started=started.isoformat(),
-                finished=datetime.now(UTC).isoformat(),
-                pgvault_version=__version__,
-                server_version=facts.server_version,
-                server_version_text=facts.server_version_text,
-                pg_dump_version=tool.version,
-                compression=request.compression,
-                jobs=request.jobs,
-                databases=(
-                    DatabaseDump(
-                        name=facts.name,
-                        encoding=facts.encoding,
-                        size=facts.size,
-                        tables=tables,
-                        files=files,
-                        patterns=request.tables,
-                    ),
-                ),
-            )
-            store.put_bytes(layout.manifest(backup_id), manifest.to_bytes())
+            manifest = _dump(request, plan, store, backup_id, reporter)
         except BaseException:
             _remove(store, layout, backup_id)
             raise
     return LogicalBackupResult(
         backup_id=backup_id,
         database=request.database,
-        tables=tuple(t.qualified for t in tables),
-        files=len(files),
+        tables=tuple(t.qualified for t in plan.tables),
+        files=len(manifest.databases[0].files),
         stored_bytes=manifest.stored_size,
-        pg_dump=tool.version,
+        pg_dump=plan.tool.version,
     )
+
+
+def _plan(request: LogicalBackupRequest) -> _Plan:
+    """The database, its tables (bad names refused), and the pg_dump to run."""
+    facts = database_facts(request.connection, request.database)
+    found = relations(request.connection, request.database)
+    tables = select_tables(found, request.tables, request.database)
+    server_major = major(facts.server_version)
+    tool = find_tool("pg_dump", server_major, server_major, request.pg_bindir)
+    compression_flag(request.compression, tool.major)
+    return _Plan(facts, tables, tool)
+
+
+def _dump(
+    request: LogicalBackupRequest,
+    plan: _Plan,
+    store: ObjectStore,
+    backup_id: str,
+    reporter: Reporter,
+) -> LogicalManifest:
+    """pg_dump uploaded file by file, then logical.json: the backup exists from then on."""
+    started = datetime.now(UTC)
+    reporter.phase("dump")
+    dsn, password = _split_password(request.connection, request.database)
+    spec = DumpSpec(
+        tool=plan.tool,
+        dsn=dsn,
+        password=password,
+        patterns=request.tables,
+        jobs=request.jobs,
+        compression=request.compression,
+        staging_dir=request.staging_dir,
+        staging_limit=request.staging_limit,
+    )
+    layout = LogicalLayout(request.server)
+    files = dump_and_upload(spec, store, layout.dump_prefix(backup_id, request.database), reporter)
+    reporter.phase("seal")
+    facts = plan.facts
+    database = DatabaseDump(
+        name=facts.name,
+        encoding=facts.encoding,
+        size=facts.size,
+        tables=plan.tables,
+        files=files,
+        patterns=request.tables,
+    )
+    manifest = LogicalManifest(
+        backup_id=backup_id,
+        server=request.server,
+        name=request.name,
+        started=started.isoformat(),
+        finished=datetime.now(UTC).isoformat(),
+        pgvault_version=__version__,
+        server_version=facts.server_version,
+        server_version_text=facts.server_version_text,
+        pg_dump_version=plan.tool.version,
+        compression=request.compression,
+        jobs=request.jobs,
+        databases=(database,),
+    )
+    store.put_bytes(layout.manifest(backup_id), manifest.to_bytes())
+    return manifest
 
 
 def _claim(store: ObjectStore, layout: LogicalLayout) -> str:

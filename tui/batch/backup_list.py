@@ -7,10 +7,15 @@ import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from core.errors import ExitCode
+from core.sizes import format_size
 from tui.batch.catalog_options import add_format, add_source, connectivity_test, opened
 from tui.batch.main import Context
+
+if TYPE_CHECKING:
+    from core.logical.manifest import LogicalManifest
 
 COLUMNS = (
     "Backup ID",
@@ -48,13 +53,51 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
     return lines
 
 
+LOGICAL_COLUMNS = (
+    "Backup ID",
+    "Name",
+    "Status",
+    "Kind",
+    "Databases",
+    "Tables",
+    "Begin time",
+    "End time",
+    "Stored",
+    "Data",
+    "Compression",
+)
+
+
+def _iso_time(iso: str) -> str:
+    return iso[:19].replace("T", " ")
+
+
+def logical_lines(manifests: Sequence[LogicalManifest]) -> list[str]:
+    rows = [
+        (
+            m.backup_id,
+            m.name or "-",
+            m.status,
+            m.kind,
+            ",".join(d.name for d in m.databases),
+            ",".join(p for d in m.databases for p in d.patterns) or "all",
+            _iso_time(m.started),
+            _iso_time(m.finished),
+            format_size(m.stored_size),
+            format_size(sum(d.size for d in m.databases)),
+            m.compression or "none",
+        )
+        for m in manifests
+    ]
+    return ["Logical backups:", *table(rows, LOGICAL_COLUMNS)]
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
     from core.catalog.listing import list_backups, listing_json
     from core.logical.catalog import list_logical, summary_row
-    from core.sizes import format_size
 
     with opened(args) as store:
         listing = list_backups(store, args.server_name)
@@ -95,9 +138,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if rows:
         print("\n".join(table(rows, header)))
     if logical:
-        from tui.batch.logical_catalog import list_lines
-
-        print("\n".join(([""] if rows else []) + list_lines(logical)))
+        print("\n".join(([""] if rows else []) + logical_lines(logical)))
     if not rows and not logical:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK

@@ -1,8 +1,7 @@
-"""Logical backups in backup-list, backup-show and backup-delete (text and JSON)."""
+"""A logical backup as backup-show prints it (backup-list's lines are in backup_list)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from core.sizes import format_size
@@ -10,44 +9,6 @@ from tui.batch.backup_list import table
 
 if TYPE_CHECKING:
     from core.logical.manifest import LogicalManifest
-
-COLUMNS = (
-    "Backup ID",
-    "Name",
-    "Status",
-    "Kind",
-    "Databases",
-    "Tables",
-    "Begin time",
-    "End time",
-    "Stored",
-    "Data",
-    "Compression",
-)
-
-
-def _time(iso: str) -> str:
-    return iso[:19].replace("T", " ")
-
-
-def list_lines(manifests: Sequence[LogicalManifest]) -> list[str]:
-    rows = [
-        (
-            m.backup_id,
-            m.name or "-",
-            m.status,
-            m.kind,
-            ",".join(d.name for d in m.databases),
-            ",".join(p for d in m.databases for p in d.patterns) or "all",
-            _time(m.started),
-            _time(m.finished),
-            format_size(m.stored_size),
-            format_size(sum(d.size for d in m.databases)),
-            m.compression or "none",
-        )
-        for m in manifests
-    ]
-    return ["Logical backups:", *table(rows, COLUMNS)]
 
 
 def show_lines(m: LogicalManifest) -> list[str]:
