@@ -19,6 +19,7 @@ from tests.support.emulators import free_port
 from tests.support.logical import BINDIRS_ENV, SHOP, make_shop
 from tests.support.pg_versions import versioned_cluster
 from tests.support.postgres import Cluster
+from tests.support.restore import run_barman
 
 SERVER = "cli-srv"
 
@@ -45,7 +46,9 @@ def logical_objects(dest: TestDestination) -> list[str]:
 
 
 def listed(dest: TestDestination) -> list[dict[str, object]]:
-    result = pgvault("backup-list", dest.url, SERVER, "--format", "json")
+    result = pgvault(
+        "backup-list", dest.url, SERVER, *dest.cli_args, "--format", "json", env=dest.env
+    )
     assert result.returncode == 0, result.stderr
     entries: list[dict[str, object]] = json.loads(result.stdout)["logical_backups"]
     return entries
@@ -239,3 +242,26 @@ def test_delete_and_retention_treat_logical_backups_as_their_own_series(
     assert result.returncode == 0, result.stderr
     assert [e["backup_id"] for e in listed(local)] == [second]
     assert not [k for k in logical_objects(local) if f"/{first}/" in k]
+
+
+def test_on_s3_barman_cloud_does_not_see_it_and_it_restores(
+    shop: Cluster, make_dest: Callable[..., TestDestination]
+) -> None:
+    dest = make_dest("s3")
+    result = pgvault(
+        "backup", dest.url, SERVER, *dest.cli_args, *shop.conninfo_args(),
+        "--database", SHOP, "--gzip", env={**dest.env, **BINDIRS_ENV},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    backup_id = result.stdout.strip()
+    seen = run_barman("backup-list", dest, "--format", "json", dest.url, SERVER).stdout
+    assert json.loads(seen) == {"backups_list": []}
+    run_barman("backup-delete", dest, "-r", "REDUNDANCY 1", dest.url, SERVER)
+    assert logical_objects(dest)
+    result = pgvault(
+        "restore", dest.url, SERVER, "latest", *dest.cli_args, *shop.conninfo_args(),
+        "--database", SHOP, "--new-db-name", "from_s3", env={**dest.env, **BINDIRS_ENV},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert shop.table_checksums("from_s3") == shop.table_checksums(SHOP)
+    assert [e["backup_id"] for e in listed(dest)] == [backup_id]
