@@ -64,6 +64,7 @@ def listed(dest: TestDestination) -> list[dict[str, object]]:
         (["--database", SHOP, "--incremental"], "--incremental: not available for a logical"),
         (["--database", SHOP, "--bzip2"], "--bzip2/--snappy: not available for a logical"),
         (["--staging-dir", "/tmp"], "only for a logical backup"),
+        (["--database", SHOP, "-S", "1GB"], "-S: not available for a logical backup"),
     ],
 )
 def test_backup_bad_input_exits_3(
@@ -97,6 +98,7 @@ def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> No
         (["--new-db-name", "x", "--no-foreign-keys"], 3, "--no-foreign-keys applies"),
         (["--database", "other"], 3, "holds no database 'other'"),
         (["--new-db-name", "x", "--target-lsn", "0/1"], 3, "not available for a logical restore"),
+        (["--new-db-name", "x", "--archive-mode", "off"], 3, "--archive-mode: not available"),
     ],
 )
 def test_restore_bad_input(

@@ -117,6 +117,9 @@ def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> in
         "--immediate-checkpoint": args.immediate_checkpoint,
         "--tags": args.tags or getattr(args, "tags_repeated", None),
         "--bzip2/--snappy": args.compression in ("bzip2", "snappy"),
+        "-S": args.max_archive_size != size("100GB"),
+        "--keepalive-interval": args.keepalive_interval != 60,  # noqa: PLR2004 - the default
+        "--checksum-algorithm": args.checksum_algorithm != "crc32c",
     }
     _refuse([flag for flag, value in physical.items() if value], "a logical backup")
     if not args.database:
@@ -161,6 +164,9 @@ def run_restore(args: argparse.Namespace, ctx: Context, where: Destination) -> i
         "--pgvault-command": args.pgvault_command,
         "--wal-restore-dir": args.wal_restore_dir,
         "--no-sync": args.no_sync,
+        "--wal-credentials-via": args.wal_credentials != "file",
+        "--wal-prefetch": args.wal_prefetch != 4,  # noqa: PLR2004 - the default
+        "--archive-mode": args.archive_mode != "hold",
     }
     _refuse([flag for flag, value in physical.items() if value], "a logical restore")
     from core.jobs.results import LogicalJobResult
