@@ -10,7 +10,6 @@ process group is stopped (SIGSTOP) until uploads catch up, which also bounds a p
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -25,6 +24,7 @@ from typing import BinaryIO
 
 from core.errors import Cancelled, InputError, OperationFailed
 from core.logical.manifest import DumpFile
+from core.logical.process import die_with_parent
 from core.logical.staging import finished_files, size_of
 from core.logical.tools import Tool
 from core.progress import Reporter
@@ -37,7 +37,6 @@ READ_SIZE = 1024 * 1024
 POLL = 0.2
 #: pg_dump errors that are the operator's choice (exit 3): a name, a compression it lacks
 _INPUT_ERRORS = ("no matching", "does not support compression")
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -175,15 +174,12 @@ def _start(spec: DumpSpec, out: str, err: BinaryIO) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=err,
         env=env,
-        start_new_session=True,  # its own process group: workers stop and die with it
-        preexec_fn=_die_with_parent,  # one prctl call, no locks taken
+        # Its own process group in pgvault's session: workers are stopped and killed with it,
+        # and should pgvault die, the kernel sends the group SIGHUP and SIGCONT (it became
+        # orphaned with stopped members), which a new session would never get.
+        process_group=0,
+        preexec_fn=die_with_parent,  # one prctl call, no locks taken
     )
-
-
-def _die_with_parent() -> None:
-    """pg_dump is killed when pgvault is: never left holding its snapshot and locks."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _follow(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -12,6 +13,13 @@ from collections.abc import Callable, Sequence
 from core.errors import OperationFailed
 
 POLL = 0.2
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child before exec: killed when pgvault is (never left holding locks)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def run_tool(
@@ -31,7 +39,8 @@ def run_tool(
             stdout=out,
             stderr=err,
             env=env,
-            start_new_session=True,
+            process_group=0,
+            preexec_fn=die_with_parent,  # one prctl call, no locks taken
         )
         try:
             while True:

@@ -16,6 +16,7 @@ import pytest
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
 from tests.support.emulators import free_port
+from tests.support.jobs import show, wait_for
 from tests.support.logical import BINDIRS_ENV, SHOP, make_shop
 from tests.support.pg_versions import versioned_cluster
 from tests.support.postgres import Cluster
@@ -146,15 +147,21 @@ def _wait_for_upload_while_dumping(dest: TestDestination, staging: Path) -> None
     raise AssertionError("no upload seen while pg_dump ran")
 
 
-def _slow_backup(shop: Cluster, dest: TestDestination, staging: Path) -> object:
+def make_big(shop: Cluster) -> None:
+    """A table pg_dump spends a few seconds on (it goes first, the largest): small files
+    close meanwhile, and a staging limit of one byte stops pg_dump before it is done."""
     shop.sql(
         "create table public.big as select g, md5(g::text) || repeat('z', 300) as t "
-        "from generate_series(1, 20000) g",
+        "from generate_series(1, 100000) g",
         dbname=SHOP,
     )
+
+
+def _slow_backup(shop: Cluster, dest: TestDestination, staging: Path) -> object:
+    make_big(shop)
     return spawn(
         "backup", dest.url, SERVER, *shop.conninfo_args(), "--database", SHOP, "-J", "2",
-        "--staging-dir", str(staging), "--staging-limit", "1", "--max-bandwidth", "200KB",
+        "--staging-dir", str(staging), "--staging-limit", "1", "--max-bandwidth", "200KB", "--gzip",
         env=BINDIRS_ENV,
     )  # fmt: skip
 
@@ -267,3 +274,44 @@ def test_on_s3_barman_cloud_does_not_see_it_and_it_restores(
     assert result.returncode == 0, result.stderr
     assert shop.table_checksums("from_s3") == shop.table_checksums(SHOP)
     assert [e["backup_id"] for e in listed(dest)] == [backup_id]
+
+
+def test_a_paused_logical_backup_holds_still_then_finishes_and_restores(
+    shop: Cluster, local: TestDestination, tmp_path: Path, job_store_dir: str
+) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    make_big(shop)
+    started = pgvault(
+        "backup", local.url, SERVER, *shop.conninfo_args(), "--database", SHOP, "-J", "2",
+        "--staging-dir", str(staging), "--staging-limit", "1", "--max-bandwidth", "500KB", "--gzip",
+        "--detach", env=BINDIRS_ENV,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    job_id = started.stdout.strip()
+    _wait_for_upload_while_dumping(local, staging)
+    paused = pgvault("jobs", "pause", job_id, "--wait", "--timeout", "10")
+    assert paused.returncode == 0, paused.stderr
+    time.sleep(1.0)  # what was in flight within the second lands
+    first = show(job_store_dir, int(job_id))
+    time.sleep(2.0)
+    second = show(job_store_dir, int(job_id))
+    assert first["state"] == second["state"] == "paused"
+    assert first["bytes_done"] == second["bytes_done"]
+    assert all(state == "T" for _, state in _pg_dumps(staging))  # staging stays bounded
+    assert pgvault("jobs", "resume", job_id).returncode == 0
+    done = wait_for(
+        lambda: (j := show(job_store_dir, int(job_id)))["state"] in ("succeeded", "failed") and j,
+        timeout=300,
+        interval=0.5,
+    )
+    assert done["state"] == "succeeded", done
+    backup_id = done["result"]["backup_id"]
+    assert [e["backup_id"] for e in listed(local)] == [backup_id]
+    result = pgvault(
+        "restore", local.url, SERVER, backup_id, *shop.conninfo_args(), "--new-db-name", "p",
+        env=BINDIRS_ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert shop.table_checksums("p") == shop.table_checksums(SHOP)
+    assert os.listdir(staging) == []
