@@ -1,4 +1,5 @@
-"""The logical backup: one database, or the tables some patterns name, as pg_dump -Fd.
+"""The logical backup: one database (or the tables some patterns name), or every database
+with the globals, as pg_dump -Fd.
 
     run_logical_backup(LogicalBackupRequest(...), reporter) -> LogicalBackupResult
 
@@ -22,9 +23,16 @@ from core.catalog.layout import validate_backup_name, validate_server_name
 from core.encryption import load_keyfile
 from core.errors import InputError
 from core.logical.dumper import DumpSpec, compression_flag, dump_and_upload
-from core.logical.inventory import DatabaseFacts, database_facts, relations, select_tables
+from core.logical.inventory import (
+    DatabaseFacts,
+    database_facts,
+    list_databases,
+    relations,
+    select_tables,
+)
 from core.logical.layout import LogicalLayout, new_backup_id
 from core.logical.manifest import DatabaseDump, LogicalManifest, TableEntry
+from core.logical.process import run_tool
 from core.logical.tools import Tool, find_tool
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
@@ -43,7 +51,7 @@ COMPRESSIONS = (None, "gzip", "lz4", "zstd")
 class LogicalBackupRequest:
     location: Location
     server: str
-    database: str
+    database: str | None  # None: every database (all_databases)
     store_config: StoreConfig = field(default_factory=StoreConfig)
     connection: ConnectionParams = field(default_factory=ConnectionParams)
     tables: tuple[str, ...] = ()  # pg_dump -t patterns; empty: the whole database
@@ -53,6 +61,8 @@ class LogicalBackupRequest:
     staging_dir: str | None = None  # default: the temporary directory
     staging_limit: int = GiB  # finished files waiting for upload, at most
     pg_bindir: str | None = None
+    #: every database, each in its own snapshot, and pg_dumpall --globals-only
+    all_databases: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,8 +77,10 @@ class LogicalBackupResult:
 
 def validate_request(request: LogicalBackupRequest) -> None:
     validate_server_name(request.server)
-    if not request.database:
-        raise InputError("--database needs a database name")
+    if request.all_databases == bool(request.database):
+        raise InputError("name one database with --database NAME, or pass --all-databases")
+    if request.all_databases and request.tables:
+        raise InputError("--table applies to one database (--database NAME)")
     if request.name is not None:
         validate_backup_name(request.name)
     if request.compression not in COMPRESSIONS:
@@ -95,9 +107,9 @@ def _split_password(params: ConnectionParams, database: str) -> tuple[str, str |
 class _Plan:
     """What the server told before pg_dump runs."""
 
-    facts: DatabaseFacts
-    tables: tuple[TableEntry, ...]
+    databases: tuple[tuple[DatabaseFacts, tuple[TableEntry, ...]], ...]
     tool: Tool
+    dumpall: Tool | None  # --all-databases: for the globals
 
 
 def run_logical_backup(
@@ -126,23 +138,31 @@ def run_logical_backup(
             raise
     return LogicalBackupResult(
         backup_id=backup_id,
-        database=request.database,
-        tables=tuple(t.qualified for t in plan.tables),
-        files=len(manifest.databases[0].files),
+        database=",".join(d.name for d in manifest.databases),
+        tables=tuple(t.qualified for _, tables in plan.databases for t in tables),
+        files=sum(len(d.files) for d in manifest.databases),
         stored_bytes=manifest.stored_size,
         pg_dump=plan.tool.version,
     )
 
 
 def _plan(request: LogicalBackupRequest) -> _Plan:
-    """The database, its tables (bad names refused), and the pg_dump to run."""
-    facts = database_facts(request.connection, request.database)
-    found = relations(request.connection, request.database)
-    tables = select_tables(found, request.tables, request.database)
-    server_major = major(facts.server_version)
+    """The databases, their tables (bad names refused), and the pg_dump to run."""
+    if request.database:
+        chosen = [database_facts(request.connection, request.database)]
+    else:
+        chosen = list_databases(request.connection)
+    databases = []
+    for facts in chosen:
+        found = relations(request.connection, facts.name)
+        databases.append((facts, select_tables(found, request.tables, facts.name)))
+    server_major = major(chosen[0].server_version)
     tool = find_tool("pg_dump", server_major, server_major, request.pg_bindir)
     compression_flag(request.compression, tool.major)
-    return _Plan(facts, tables, tool)
+    dumpall = None
+    if request.all_databases:
+        dumpall = find_tool("pg_dumpall", server_major, server_major, request.pg_bindir)
+    return _Plan(tuple(databases), tool, dumpall)
 
 
 def _dump(
@@ -154,30 +174,14 @@ def _dump(
 ) -> LogicalManifest:
     """pg_dump uploaded file by file, then logical.json: the backup exists from then on."""
     started = datetime.now(UTC)
-    reporter.phase("dump")
-    dsn, password = _split_password(request.connection, request.database)
-    spec = DumpSpec(
-        tool=plan.tool,
-        dsn=dsn,
-        password=password,
-        patterns=request.tables,
-        jobs=request.jobs,
-        compression=request.compression,
-        staging_dir=request.staging_dir,
-        staging_limit=request.staging_limit,
-    )
     layout = LogicalLayout(request.server)
-    files = dump_and_upload(spec, store, layout.dump_prefix(backup_id, request.database), reporter)
+    dumps = [
+        _dump_database(request, plan.tool, database, store, (backup_id, reporter))
+        for database in plan.databases
+    ]
+    globals_file = _globals(request, plan, store, layout.globals_sql(backup_id), reporter)
     reporter.phase("seal")
-    facts = plan.facts
-    database = DatabaseDump(
-        name=facts.name,
-        encoding=facts.encoding,
-        size=facts.size,
-        tables=plan.tables,
-        files=files,
-        patterns=request.tables,
-    )
+    facts = plan.databases[0][0]
     manifest = LogicalManifest(
         backup_id=backup_id,
         server=request.server,
@@ -190,10 +194,59 @@ def _dump(
         pg_dump_version=plan.tool.version,
         compression=request.compression,
         jobs=request.jobs,
-        databases=(database,),
+        databases=tuple(dumps),
+        globals_file=globals_file,
     )
     store.put_bytes(layout.manifest(backup_id), manifest.to_bytes())
     return manifest
+
+
+def _dump_database(
+    request: LogicalBackupRequest,
+    tool: Tool,
+    database: tuple[DatabaseFacts, tuple[TableEntry, ...]],
+    store: ObjectStore,
+    where: tuple[str, Reporter],
+) -> DatabaseDump:
+    """One database's pg_dump archive under db/<name>/ (its own snapshot)."""
+    facts, tables = database
+    backup_id, reporter = where
+    reporter.phase(f"dump {facts.name}")
+    dsn, password = _split_password(request.connection, facts.name)
+    spec = DumpSpec(
+        tool=tool,
+        dsn=dsn,
+        password=password,
+        patterns=request.tables,
+        jobs=request.jobs,
+        compression=request.compression,
+        staging_dir=request.staging_dir,
+        staging_limit=request.staging_limit,
+    )
+    prefix = LogicalLayout(request.server).dump_prefix(backup_id, facts.name)
+    files = dump_and_upload(spec, store, prefix, reporter)
+    return DatabaseDump(
+        name=facts.name,
+        encoding=facts.encoding,
+        size=facts.size,
+        tables=tables,
+        files=files,
+        patterns=request.tables,
+    )
+
+
+def _globals(
+    request: LogicalBackupRequest, plan: _Plan, store: ObjectStore, key: str, reporter: Reporter
+) -> str | None:
+    """Roles (without passwords) and tablespaces, as pg_dumpall --globals-only writes them."""
+    if plan.dumpall is None:
+        return None
+    reporter.phase("globals")
+    dsn, password = _split_password(request.connection, plan.databases[0][0].name)
+    argv = [plan.dumpall.path, "--globals-only", "--no-role-passwords", "-d", dsn]
+    sql = run_tool(argv, "pg_dumpall --globals-only", reporter.checkpoint, password)
+    store.put_bytes(key, sql.encode())
+    return key.rsplit("/", 1)[-1]
 
 
 def _claim(store: ObjectStore, layout: LogicalLayout) -> str:

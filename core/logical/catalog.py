@@ -120,6 +120,7 @@ def summary_row(m: LogicalManifest) -> dict[str, Any]:
         "stored_size": m.stored_size,
         "data_size": sum(d.size for d in m.databases),
         "compression": m.compression,
+        "globals": m.globals_file,
         "server_version": m.server_version,
         "pg_dump_version": m.pg_dump_version,
     }

@@ -53,8 +53,8 @@ class DatabaseFacts:
     server_version_text: str
 
 
-def database_facts(params: ConnectionParams, database: str) -> DatabaseFacts:
-    """The database as the server knows it; InputError naming the others when absent."""
+def list_databases(params: ConnectionParams) -> list[DatabaseFacts]:
+    """Every database one can connect to, templates aside, by name."""
     with Session(params, application_name="pgvault logical") as session:
         rows = session.query(
             "select datname, pg_encoding_to_char(encoding), pg_database_size(oid) "
@@ -62,10 +62,16 @@ def database_facts(params: ConnectionParams, database: str) -> DatabaseFacts:
         )
         version = int(session.one("show server_version_num"))
         text = str(session.one("select version()"))
-    for name, encoding, size in rows:
-        if name == database:
-            return DatabaseFacts(name, encoding, int(size), version, text)
-    held = ", ".join(r[0] for r in rows)
+    return [DatabaseFacts(name, enc, int(size), version, text) for name, enc, size in rows]
+
+
+def database_facts(params: ConnectionParams, database: str) -> DatabaseFacts:
+    """The database as the server knows it; InputError naming the others when absent."""
+    found = list_databases(params)
+    for facts in found:
+        if facts.name == database:
+            return facts
+    held = ", ".join(f.name for f in found)
     raise InputError(f"database {database!r} does not exist on the server (it has: {held})")
 
 

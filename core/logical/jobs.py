@@ -51,13 +51,16 @@ def _run_restore(request: LogicalRestoreRequest, reporter: Reporter) -> LogicalJ
     )
 
 
+def _what(request: LogicalBackupRequest) -> str:
+    return f"database {request.database}" if request.database else "all databases"
+
+
 LOGICAL_BACKUP: JobKind[LogicalBackupRequest] = JobKind(
     name="logical-backup",
     request_type=LogicalBackupRequest,
     run=_run_backup,
     describe=lambda r: JobInfo(
-        description=f"logical backup of database {r.database} of {r.server} to "
-        f"{r.location.display()}",
+        description=f"logical backup of {_what(r)} of {r.server} to {r.location.display()}",
         server=r.server,
         destination=r.location.display(),
     ),

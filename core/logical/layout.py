@@ -1,6 +1,7 @@
 """Keys of logical backups: `<server>/logical/<backup_id>/`, outside barman-cloud's `base/`.
 
     <server>/logical/<id>/db/<quoted database name>/toc.dat, <dumpId>.dat[.gz|.lz4|.zst]...
+    <server>/logical/<id>/globals.sql           --all-databases: roles and tablespaces (SQL)
     <server>/logical/<id>/logical.json          written last: the backup exists once it does
 
 A downloaded `db/<name>/` directory is a pg_dump directory-format archive: `pg_restore`
@@ -18,6 +19,7 @@ from core.catalog.layout import validate_server_name
 
 LOGICAL_ID_RE = re.compile(r"^\d{8}T\d{6}L$")
 MANIFEST = "logical.json"
+GLOBALS = "globals.sql"
 
 
 def is_logical_id(text: str | None) -> bool:
@@ -50,6 +52,9 @@ class LogicalLayout:
 
     def manifest(self, backup_id: str) -> str:
         return f"{self.backup_prefix(backup_id)}{MANIFEST}"
+
+    def globals_sql(self, backup_id: str) -> str:
+        return f"{self.backup_prefix(backup_id)}{GLOBALS}"
 
     def dump_prefix(self, backup_id: str, database: str) -> str:
         return f"{self.backup_prefix(backup_id)}db/{db_dirname(database)}/"

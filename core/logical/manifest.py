@@ -68,6 +68,8 @@ class LogicalManifest:
     compression: str | None  # pg_dump's -Z method (gzip, lz4, zstd) or None
     jobs: int
     databases: tuple[DatabaseDump, ...]
+    #: `pg_dumpall --globals-only` (roles, tablespaces) of an --all-databases backup
+    globals_file: str | None = None
     kind: str = KIND
     status: str = DONE
     format: int = FORMAT

@@ -315,3 +315,24 @@ def test_a_paused_logical_backup_holds_still_then_finishes_and_restores(
     assert result.returncode == 0, result.stderr
     assert shop.table_checksums("p") == shop.table_checksums(SHOP)
     assert os.listdir(staging) == []
+
+
+def test_all_databases_with_the_globals(shop: Cluster, local: TestDestination) -> None:
+    code, _, err = backup(local, shop, "--all-databases", "--table", "sales.orders")
+    assert code == 3 and "--table applies to one database" in err
+    shop.sql("create role reader login password 'secret-pw'")
+    code, backup_id, err = backup(local, shop, "--all-databases", "-J", "2")
+    assert code == 0, err
+    (entry,) = listed(local)
+    assert entry["databases"] == ["postgres", SHOP] and entry["globals"] == "globals.sql"
+    with local.store() as store:
+        sql = store.get_bytes(f"{SERVER}/logical/{backup_id}/globals.sql").decode()
+    assert "CREATE ROLE reader;" in sql and "secret-pw" not in sql and "SCRAM" not in sql
+    result = pgvault("restore", local.url, SERVER, backup_id, *shop.conninfo_args())
+    assert result.returncode == 3 and "holds several databases" in result.stderr
+    result = pgvault(
+        "restore", local.url, SERVER, backup_id, *shop.conninfo_args(), "--database", SHOP,
+        "--new-db-name", "from_all", env=BINDIRS_ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert shop.table_checksums("from_all") == shop.table_checksums(SHOP)

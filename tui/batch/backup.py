@@ -192,7 +192,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         where.check()
         return ExitCode.OK
-    if args.database or args.table:
+    if args.database or args.table or args.all_databases:
         return run_logical(args, ctx, where)
     _refuse_logical(args)
     apply_unlock(args)

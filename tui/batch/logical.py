@@ -30,6 +30,11 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATTERN",
         help="only these tables (pg_dump -t patterns, repeatable; each must match a table)",
     )
+    group.add_argument(
+        "--all-databases",
+        action="store_true",
+        help="every database (each its own snapshot) and pg_dumpall --globals-only",
+    )
     _add_common(group)
     group.add_argument(
         "--staging-limit",
@@ -122,7 +127,7 @@ def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> in
         "--checksum-algorithm": args.checksum_algorithm != "crc32c",
     }
     _refuse([flag for flag, value in physical.items() if value], "a logical backup")
-    if not args.database:
+    if not args.database and not args.all_databases:
         raise InputError("--table needs --database NAME: the database the tables are in")
     from core.jobs.results import LogicalJobResult
     from core.logical.backup import LogicalBackupRequest
@@ -133,6 +138,7 @@ def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> in
         location=where.location,
         server=args.server_name,
         database=args.database,
+        all_databases=args.all_databases,
         store_config=where.config,
         connection=ConnectionParams(args.host, args.port, args.user, args.dbname),
         tables=tuple(args.table),

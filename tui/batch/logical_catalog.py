@@ -25,6 +25,7 @@ def show_lines(m: LogicalManifest) -> list[str]:
         ("Compression", m.compression or "none"),
         ("Parallel jobs", m.jobs),
         ("Stored size", format_size(m.stored_size)),
+        ("Globals", m.globals_file),
     ):
         out.append(f"  {label:<23}: {value if value not in (None, '') else '-'}")
     for d in m.databases:
