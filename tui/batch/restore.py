@@ -7,6 +7,9 @@ at the target, and restore_command written with recovery.signal. Exit codes: 0 r
 the restore failed (backup not found or not restorable, a damaged archive, no backup before
 the target); 2 the cloud could not be reached; 3 bad input, including a recovery directory
 or tablespace location that is not empty; 4 anything else.
+
+A logical backup (an ID ending in L, or `--database`, `--table`, `--new-db-name`,
+`--into-db`) restores into a running server instead, with no RECOVERY_DIR: tui.batch.logical.
 """
 
 from __future__ import annotations
