@@ -123,6 +123,19 @@ def _dump_major(manifest: LogicalManifest) -> int:
     return int(found[1]) if found else major(manifest.server_version)
 
 
+def _tool(params: ConnectionParams, manifest: LogicalManifest, bindir: str | None) -> Tool:
+    """The target's pg_restore; InputError when the target is older than the dump."""
+    target_major = major(target.server_version(params))
+    dump_major = _dump_major(manifest)
+    if target_major < dump_major:
+        raise InputError(
+            f"logical backup {manifest.backup_id} was written by pg_dump {dump_major} and "
+            f"the target server is PostgreSQL {target_major}: PostgreSQL loads a dump only "
+            f"into its own or a later version; restore into PostgreSQL {dump_major} or later"
+        )
+    return find_tool("pg_restore", target_major, dump_major, bindir)
+
+
 def run_logical_restore(
     request: LogicalRestoreRequest, reporter: Reporter | None = None
 ) -> LogicalRestoreResult:
@@ -137,29 +150,26 @@ def run_logical_restore(
         tables = match_tables(dump, request.tables) if request.tables else ()
         into = request.into_db or request.new_db_name or dump.name
         params = request.connection
-        target_major = major(target.server_version(params))
-        dump_major = _dump_major(manifest)
-        if target_major < dump_major:
-            raise InputError(
-                f"logical backup {manifest.backup_id} was written by pg_dump {dump_major} and "
-                f"the target server is PostgreSQL {target_major}: PostgreSQL loads a dump only "
-                f"into its own or a later version; restore into PostgreSQL {dump_major} or later"
-            )
-        tool = find_tool("pg_restore", target_major, dump_major, request.pg_bindir)
+        tool = _tool(params, manifest, request.pg_bindir)
+        new_tables: tuple[TableEntry, ...] = ()
+        load_into, create_db = into, not tables
         if tables:
             new_tables = target.check_tables(params, into, tables, request.clean)
-            create_db = False
-        else:
-            new_tables = ()
-            create_db = target.check_new_database(params, into, request.clean)
+        elif not target.check_new_database(params, into, request.clean):
+            # --clean of a database: load a new one beside it, then swap the two, so that a
+            # failed restore leaves the existing database as it was
+            load_into = f"pgvault_restore_{manifest.backup_id.lower()}"
+            target.drop_database(params, load_into)  # what a crashed restore left
         with tempfile.TemporaryDirectory(prefix="pgvault-logical-", dir=request.staging_dir) as tmp:
             run = _Run(request, manifest, dump, tool, store, reporter, os.path.join(tmp, "dump"))
             downloaded = run.fetch(tables)
             try:
-                run.restore(into, tables, create_db)
+                run.restore(load_into, tables, create_db)
             except BaseException:
-                target.undo(params, into, create_db, new_tables)
+                target.undo(params, load_into, create_db, new_tables)
                 raise
+        if load_into != into:
+            target.replace_database(params, load_into, into)
     return LogicalRestoreResult(
         backup_id=manifest.backup_id,
         database=dump.name,
@@ -248,7 +258,7 @@ class _Run:
             "--no-privileges",
             "--exit-on-error",
         ]
-        if self.request.clean:
+        if tables and self.request.clean:
             argv += ["--clean", "--if-exists"]
         if self.listing is not None:
             path = os.path.join(os.path.dirname(self.directory), "restore.list")

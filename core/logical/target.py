@@ -42,7 +42,7 @@ def check_new_database(params: ConnectionParams, name: str, clean: bool) -> bool
     if not clean:
         raise InputError(
             f"database {name!r} already exists on the target server: restore under another "
-            "name with --new-db-name, or pass --clean to replace the objects the backup holds"
+            "name with --new-db-name, or pass --clean to replace it"
         )
     return False
 
@@ -76,6 +76,21 @@ def create_database(params: ConnectionParams, name: str, encoding: str) -> None:
         session.query(
             f"create database {ident(name)} template template0 encoding {literal(encoding)}",
             what=f"creating database {name}",
+        )
+
+
+def drop_database(params: ConnectionParams, name: str) -> None:
+    with Session(params, application_name=APP) as session:
+        session.query(f"drop database if exists {ident(name)}", what=f"dropping database {name}")
+
+
+def replace_database(params: ConnectionParams, loaded: str, name: str) -> None:
+    """--clean: the restored database takes the existing one's name (its sessions ended)."""
+    with Session(params, application_name=APP) as session:
+        session.query(f"drop database {ident(name)} with (force)", what=f"dropping database {name}")
+        session.query(
+            f"alter database {ident(loaded)} rename to {ident(name)}",
+            what=f"renaming database {loaded} to {name}",
         )
 
 

@@ -220,3 +220,19 @@ def test_catalog_lists_and_shows_the_logical_backup(taken: Taken) -> None:
     assert sizes["sales.customers"]["rows_estimate"] == 200
     assert sizes["sales.orders"]["size"] > 0
     assert "toc.dat" in {f["name"] for f in db["files"]}
+
+
+def test_clean_replaces_what_an_existing_database_holds(taken: Taken) -> None:
+    pg = taken.cluster
+    assert restore(taken, pg, "--new-db-name", "again").returncode == 0
+    expected = pg.table_checksums("again")
+    pg.sql("delete from sales.order_lines; create table extra (i int)", dbname="again")
+    held = pg.connect("again")  # a session on the database being replaced is ended
+    try:
+        result = restore(taken, pg, "--new-db-name", "again", "--clean")
+    finally:
+        held.close()
+    assert result.returncode == 0, result.stderr
+    assert pg.table_checksums("again") == expected  # "extra" is gone too
+    databases = {r[0] for r in pg.sql("select datname from pg_database")}
+    assert not [d for d in databases if d.startswith("pgvault_restore_")]
