@@ -124,3 +124,24 @@ async def test_the_catalog_names_its_destination_whole_and_marks_the_focused_pan
         assert tree.styles.border_right[0] == "solid"
         header = table.get_component_styles("datatable--header")
         assert header.text_style.reverse
+
+
+def test_jobs_show_names_both_rates(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    capped = replace(ROWS[0], rate=30 * MiB, samples=tuple(8 * MiB for _ in range(60)))
+    (job_id,) = fill_store(state, (capped,))
+    shown = subprocess.run(
+        [PGVAULT, "--state-dir", state, "--batch", "jobs", "show", str(job_id)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert re.search(r"^read rate +30\.0 MiB/s$", shown, re.M), shown
+    assert re.search(r"^sent rate +8\.0 MiB/s$", shown, re.M), shown
+    listed = subprocess.run(
+        [PGVAULT, "--state-dir", state, "--batch", "jobs", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "DATA RATE" in listed.splitlines()[0]
