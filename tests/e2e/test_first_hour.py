@@ -99,6 +99,15 @@ def test_unknown_servers_are_named_and_sizes_and_versions_read_alike(
     assert restore.returncode == 1
     assert "server pg2 has no backups" in restore.stderr and f"there: {SERVER}" in restore.stderr
     assert "is DONE" not in restore.stderr and not target.exists()
+    # --port: written into the restored configuration, and said in the next: line.
+    restored = tmp_path / "restored-here"
+    done = pgvault("restore", "-v", "--port", "54329", dest.url, SERVER, backup_id, str(restored))
+    assert done.returncode == 0, done.stderr
+    next_line = next(line for line in done.stderr.splitlines() if line.startswith("next:"))
+    assert "it listens on port 54329" in next_line
+    settings = (restored / "postgresql.auto.conf").read_text().splitlines()
+    # PostgreSQL reads the last value: the one the restore appended.
+    assert [line for line in settings if line.startswith("port ")][-1] == "port = '54329'"
     empty = tmp_path / "empty"
     empty.mkdir()
     nothing = pgvault("backup-list", f"file://{empty}", "pg1")
