@@ -127,8 +127,9 @@ class Control:
 class Tracker:
     """Counts progress, smooths the rate, keeps 1 s bandwidth samples; a complete Reporter.
 
-    The rate and ETA follow the data done (`advance`); the samples follow the bytes on the
-    wire (`transferred`), which a bandwidth cap governs and compression shrinks. Listeners
+    The rate follows the data done (`advance`); the samples follow the bytes on the wire
+    (`transferred`), which a bandwidth cap governs and compression shrinks; the ETA is the
+    slower of the two. Listeners
     receive each log line; `snapshot()` and `samples()` are what a job store persists on its
     own schedule, so reporting never waits on storage.
     """
@@ -208,9 +209,7 @@ class Tracker:
             self._roll(now)
             self._remember(now)
             rate = self._rate(now)
-            remaining = None
-            if self._bytes_total is not None and rate > 0:
-                remaining = max(0.0, (self._bytes_total - self._bytes) / rate)
+            remaining = self._eta(rate)
             return ProgressSnapshot(
                 phase=self._phase,
                 bytes_done=self._bytes,
@@ -250,6 +249,19 @@ class Tracker:
         # Keep at least two points, the older one at most RATE_WINDOW before the newest.
         while len(self._history) > _MIN_POINTS and now - self._history[1][0] >= RATE_WINDOW:
             self._history.popleft()
+
+    def _eta(self, rate: float) -> float | None:
+        """The slower of two estimates: reading at `rate`, and sending what is left (at the
+        wire-to-data ratio so far) at the recent wire rate; a capped upload is the latter."""
+        if self._bytes_total is None or rate <= 0:
+            return None
+        left = max(0, self._bytes_total - self._bytes)
+        eta = left / rate
+        recent = list(self._samples)[-int(RATE_WINDOW) :]
+        wire_rate = sum(s.rate for s in recent) / len(recent) if recent else 0.0
+        if self._bytes > 0 and self._wire > 0 and wire_rate > 0:
+            eta = max(eta, left * (self._wire / self._bytes) / wire_rate)
+        return eta
 
     def _rate(self, now: float) -> float:
         oldest_time, oldest_bytes = self._history[0]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from core import __version__
@@ -42,7 +43,30 @@ def main(argv: list[str] | None = None) -> int:
         from tui.batch.main import run
 
         return run(args, state_dir=state_dir)
+    mistaken = _batch_command_without_batch(head)
+    if mistaken:
+        print(mistaken, file=sys.stderr)
+        return 3
     return _console(head)
+
+
+def _batch_command_without_batch(head: list[str]) -> str | None:
+    """'did you mean ...' when the first word is a batch command (the console would take it
+    for a destination)."""
+    words = [
+        i
+        for i, arg in enumerate(head)
+        if not arg.startswith("-") and (i == 0 or head[i - 1] != "--state-dir")
+    ]
+    if not words:
+        return None
+    from tui.batch.main import COMMANDS
+
+    at = words[0]
+    if head[at] not in COMMANDS:
+        return None
+    suggestion = shlex.join(["pgvault", *head[:at], "--batch", *head[at:]])
+    return f"pgvault: {head[at]} is a batch command: did you mean {suggestion}"
 
 
 def _take_state_dir(head: list[str]) -> str | None:
@@ -92,11 +116,29 @@ def _console(argv: list[str]) -> int:
         return run(["demo", "stop"], state_dir=options.state_dir)
     from tui.app import run_console
 
-    return run_console(
+    code = run_console(
         state_dir=options.state_dir,
         read_only=options.read_only,
         demo=options.demo,
         destinations=options.destinations,
+    )
+    note = demo_still_running(options.state_dir)
+    if note:
+        print(note, file=sys.stderr)
+    return code
+
+
+def demo_still_running(state_dir: str | None) -> str | None:
+    """What to tell an operator leaving the console while the demo's PostgreSQL runs."""
+    from core.demo import is_running, load_demo
+
+    demo = load_demo()
+    if demo is None or not is_running(demo):
+        return None
+    stop = ["pgvault", *(["--state-dir", state_dir] if state_dir else []), "--demo-stop"]
+    return (
+        f"the demo PostgreSQL is still running (port {demo.port}, socket {demo.socket_dir}) "
+        f"with its jobs; stop and remove it (its backups stay) with: {shlex.join(stop)}"
     )
 
 

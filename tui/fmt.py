@@ -8,22 +8,18 @@ neither Textual nor rich: the batch path imports it, and the functions are cheap
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from core.jobs import Job, JobState
+from core.progress import RateSample
 from core.sizes import format_size
 
-#: how each state reads in a table (short enough for a 10-column cell)
-STATE_LABEL: dict[JobState, str] = {
-    JobState.PENDING: "pending",
-    JobState.RUNNING: "running",
-    JobState.PAUSE_REQUESTED: "pausing",
-    JobState.PAUSED: "paused",
-    JobState.CANCEL_REQUESTED: "cancelling",
-    JobState.CANCELLED: "cancelled",
-    JobState.FAILED: "FAILED",
-    JobState.SUCCEEDED: "done",
-}
+#: how each state reads, in the console as in `jobs list` (CockroachDB's job states)
+STATE_LABEL: dict[JobState, str] = {state: state.value for state in JobState}
+#: the STATE column's usual width (succeeded, cancelled); a pause- or cancel-requested job
+#: widens it while it shows
+STATE_WIDTH = 10
 
 FULL, EMPTY = "█", "░"
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -55,6 +51,46 @@ def per_second(value: float) -> str:
 def rate(value: float) -> str:
     """'17.0 MiB/s'; '-' when nothing moves."""
     return per_second(value) if value > 0 else "-"
+
+
+#: server_version_num of PostgreSQL 10, the first numbered MAJOR.MINOR (170002 is 17.2)
+TWO_PART_VERSIONS = 100000
+#: what a job's data rate counts, for kinds whose data is not read from PostgreSQL
+DATA_WORD = {"restore": "written", "verify": "checked"}
+#: kinds whose bytes on the wire come from storage
+RECEIVING = frozenset({"restore", "verify"})
+#: whole seconds of samples behind "the wire rate now"
+WIRE_WINDOW = 5
+
+
+def wire_now(samples: Sequence[RateSample], now: float) -> float:
+    """The mean wire rate over the last WIRE_WINDOW seconds of 1 s samples (0 when none)."""
+    recent = [s.rate for s in samples if s.at > now - WIRE_WINDOW - 1]
+    return sum(recent) / len(recent) if recent else 0.0
+
+
+def rate_words(kind: str) -> tuple[str, str]:
+    """What a job's two rates count: ('read', 'sent') for a backup, ('written', 'received')
+    for a restore."""
+    return DATA_WORD.get(kind, "read"), "received" if kind in RECEIVING else "sent"
+
+
+def job_rates(kind: str, data: float, wire: float | None) -> str:
+    """'read 30.0 MiB/s · sent 8.0 MiB/s': the data done and the bytes on the wire, named,
+    because compression and a bandwidth cap make them differ."""
+    data_word, wire_word = rate_words(kind)
+    text = f"{data_word} {rate(data)}"
+    return text if wire is None else f"{text} · {wire_word} {rate(wire)}"
+
+
+def pg_version(number: int | str | None) -> str:
+    """A server_version_num as PostgreSQL names the release: 150018 -> '15.18' (90624 -> 9.6.24)."""
+    if number is None or not str(number).isdigit():
+        return "-" if number is None else str(number)
+    value = int(number)
+    if value >= TWO_PART_VERSIONS:
+        return f"{value // 10000}.{value % 10000}"
+    return f"{value // 10000}.{value // 100 % 100}.{value % 100}"
 
 
 def size(value: int | None) -> str:

@@ -27,12 +27,16 @@ def fail(state: BackupState, exc: BaseException) -> NoReturn:
         state.backup.close()
     state.session.close()
     _cleanup_after(state, reason)
-    log.error("backup %s failed: %s", state.backup_id, reason)
+    # The job's words (cancelled or failed); backup.info says FAILED either way, as barman's.
+    cancelled = isinstance(exc, Cancelled)
+    ended = f"cancelled during {state.phase} ({_first_line(exc)})" if cancelled else reason
+    log.error("backup %s %s", state.backup_id, ended if cancelled else f"failed: {reason}")
     if not isinstance(exc, Exception):
         raise exc  # KeyboardInterrupt, SystemExit: after cleanup
-    message = f"backup {state.backup_id} of server {state.job.request.server} failed: {reason}"
-    error = Cancelled(message) if isinstance(exc, Cancelled) else OperationFailed(message)
-    raise error from exc
+    server = state.job.request.server
+    if cancelled:
+        raise Cancelled(f"backup {state.backup_id} of server {server} {ended}") from exc
+    raise OperationFailed(f"backup {state.backup_id} of server {server} failed: {reason}") from exc
 
 
 def _first_line(exc: BaseException) -> str:

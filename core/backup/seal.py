@@ -74,13 +74,23 @@ def seal(
         end_wal=info.end_wal or "",
         files=len(contents.files),
         bytes_read=sum(r.size for r in contents.files.values()),
-        bytes_stored=sum(a.size for a in contents.archives),
+        bytes_stored=_stored_bytes(state, contents.archives),
         archives=contents.archives,
         elapsed=elapsed,
         compression=state.job.compression,
         excluded=contents.excluded,
     )
     return _with_kind(result, state, increment)
+
+
+def _stored_bytes(state: BackupState, archives: tuple[ArchiveRecord, ...]) -> int:
+    """What the backup occupies, as backup-list counts it: every object under its directory
+    (archives, backup_manifest, pgvault.json, backup.info), not the archives alone."""
+    prefix = state.job.layout.backup_prefix(state.backup_id)
+    try:
+        return sum(o.size for o in state.job.store.list_objects(prefix))
+    except PgvaultError:  # the backup is DONE: a failed listing must not fail it
+        return sum(a.size for a in archives)
 
 
 def _with_kind(

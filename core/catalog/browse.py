@@ -45,6 +45,14 @@ def list_servers(store: ObjectStore) -> list[str]:
     return sorted(servers)
 
 
+def no_backups_here(store: ObjectStore, server: str) -> str:
+    """'server pg2 has no backups in file:///x; the servers there: pg1' (for a name mistyped
+    or a server that never sent anything)."""
+    others = [name for name in list_servers(store) if name != server]
+    there = f"the servers there: {', '.join(others)}" if others else "it holds no server"
+    return f"server {server} has no backups in {store.describe()}; {there}"
+
+
 @dataclass(frozen=True)
 class WalStretch:
     """Consecutive archived segments on one timeline."""

@@ -142,7 +142,8 @@ def _run_restore(request: RestoreRequest, reporter: Reporter) -> RestoreJobResul
         )
     report.append(
         f"next: start PostgreSQL as the data directory's owner, e.g. "
-        f"pg_ctl -D {result.recovery_dir} start; it recovers to {result.target}"
+        f"pg_ctl -D {result.recovery_dir} start; it recovers to {result.target}; "
+        + _port_note(request.port)
     )
     return RestoreJobResult(
         backup_id=result.backup_id,
@@ -158,6 +159,12 @@ def _run_restore(request: RestoreRequest, reporter: Reporter) -> RestoreJobResul
         summary=report[0],
         report=tuple(report),
     )
+
+
+def _port_note(port: int | None) -> str:
+    if port is not None:
+        return f"it listens on port {port} (--port)"
+    return "it listens on the source's port (restore with --port N to change it)"
 
 
 def _describe_restore(request: RestoreRequest) -> JobInfo:

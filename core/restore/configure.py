@@ -95,6 +95,10 @@ def _write_settings(run: RestoreRun) -> None:
     settings = recovery_settings(
         request.target, run.restore_command, request.archive_mode, end_command, info.version
     )
+    if request.port is not None:
+        # The restored configuration listens where the source did: on the same host the
+        # restored server could not start beside it.
+        settings.append(("port", str(request.port)))
     text = settings_text(settings, info.backup_id, request.server)
     auto_conf = os.path.join(run.pgdata, "postgresql.auto.conf")
     with open(auto_conf, "a", encoding="utf-8") as fh:

@@ -28,6 +28,7 @@ class RestoreRequest:
     wal_prefetch: int = 4  # restore_command's -p
     archive_mode: str = "hold"  # hold, preserve or off (core.restore.recovery.ARCHIVE_MODES)
     sync: bool = True
+    port: int | None = None  # the restored server's port (None: the source's, as restored)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from core.catalog.backup_info import DONE, BackupInfo
+from core.catalog.browse import no_backups_here
 from core.catalog.reader import LATEST, Catalog
 from core.errors import InputError, OperationFailed
 from core.postgres.walnames import format_lsn, parse_lsn
@@ -190,6 +191,8 @@ def _ended_before(info: BackupInfo, target: RecoveryTarget) -> bool:
 
 def choose_backup(catalog: Catalog, reference: str, target: RecoveryTarget) -> BackupInfo:
     """The backup to restore for `reference` (an ID, a name, a shortcut or auto)."""
+    if not catalog.backups():
+        raise OperationFailed(no_backups_here(catalog.store, catalog.server))
     if reference == "auto" or reference in LATEST:
         return _newest_for(catalog, reference, target)
     info = catalog.resolve(reference)

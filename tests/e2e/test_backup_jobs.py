@@ -187,6 +187,8 @@ def test_a_cancelled_backup_leaves_nothing_restorable(
     wait_for(lambda: backup_sessions(cluster) == 0, timeout=10, what="the session to end")
     log = pgvault(state_dir, "jobs", "log", str(job_id), check=True).stdout
     assert "cancel requested" in log and "cancelled: cancelled by the operator" in log
+    # One word for it: the job's log says cancelled, as the job's state does.
+    assert " cancelled during " in log and "failed" not in log.replace("FAILED", ""), log
 
 
 def _stored(store_dest: TestDestination, backup_id: str) -> int:

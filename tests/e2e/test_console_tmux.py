@@ -105,7 +105,7 @@ def test_the_demo_in_a_real_terminal(world: dict[str, str]) -> None:
         terminal.wait_for("job 1 running", "p Pause", timeout=20)
 
         terminal.keys("enter")
-        terminal.wait_for("bandwidth, last 5m", "log", "esc Back", timeout=20)
+        terminal.wait_for("on the wire, last 5m", "log", "esc Back", timeout=20)
         terminal.keys("Escape")
         terminal.wait_for("enter Open", timeout=10)
 
@@ -119,7 +119,9 @@ def test_the_demo_in_a_real_terminal(world: dict[str, str]) -> None:
         terminal.keys("?")
         terminal.wait_for("Help: WAL archive", "Everywhere", timeout=10)
         terminal.keys("Escape", "1", "q")
-        terminal.wait_for("EXITED=0", timeout=20)
+        # Quitting says that the demo's PostgreSQL runs on, and how to stop it.
+        screen = terminal.wait_for("EXITED=0", "still running", timeout=20)
+        assert "pgvault --demo-stop" in screen.replace("\n", ""), screen
     finally:
         terminal.close()
 

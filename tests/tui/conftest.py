@@ -22,7 +22,7 @@ def console_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     monkeypatch.setenv("XDG_DATA_HOME", str(FIXED / "data"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(FIXED / "config"))  # the help names it
     monkeypatch.setenv("PGVAULT_DEMO_DIR", str(tmp_path / "demo"))
     monkeypatch.delenv("NO_COLOR", raising=False)
     shutil.rmtree(FIXED, ignore_errors=True)

@@ -7,6 +7,7 @@ watch real backups obey.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -181,7 +182,7 @@ async def test_palette_pauses_a_job_by_id(fixed_state: str) -> None:
 
 
 async def test_keymap_file_moves_a_key(fixed_state: str, tmp_path: Path) -> None:
-    keymap = tmp_path / "config" / "pgvault" / "keymap.toml"
+    keymap = Path(os.environ["XDG_CONFIG_HOME"]) / "pgvault" / "keymap.toml"
     keymap.parent.mkdir(parents=True)
     keymap.write_text('[keys]\n"job.pause" = "space"\n')
     app = make_app(fixed_state)
@@ -282,7 +283,7 @@ async def test_fill_store_rows_are_what_the_table_shows(tmp_path: Path) -> None:
         assert table_keys(app) == [str(i) for i in ids]
         table = app.screen.query_one("#jobs", ResponsiveTable)
         states = [table.get_cell(str(i), "state").plain for i in ids]
-        assert states == ["running", "paused", "done", "FAILED", "cancelled"]
+        assert states == ["running", "paused", "succeeded", "failed", "cancelled"]
 
 
 async def test_job_detail_opens_on_the_newest_log_lines(tmp_path: Path) -> None:

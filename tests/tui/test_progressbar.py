@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import logging
+
 from core.jobs import JobState
-from tui.batch.progressbar import Progress, bar, bar_line, plain_line
+from tui.batch.progressbar import LiveBar, Progress, bar, bar_line, plain_line
 from tui.fmt import duration as format_duration
 
 MiB = 1024 * 1024
@@ -38,3 +41,26 @@ def test_plain_lines_and_durations() -> None:
         "1d01h",
     ]
     assert bar(0.5, 4) == "[##--]" and bar(None, 3) == "[---]"
+
+
+def test_a_log_record_while_the_bar_shows_starts_on_a_line_of_its_own() -> None:
+    """Ctrl-C: the cancelled job's error used to land on the end of the progress line."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        p = Progress("streaming", MiB, 4 * MiB, 1, 4, MiB, 3.0, JobState.RUNNING)
+        live = LiveBar(stream, lambda: p, "job 7", interval=60)
+        live.start()
+        live.draw()
+        logging.getLogger("pgvault.test").error("backup cancelled during streaming")
+        live.stop(clear=False)
+        logging.getLogger("pgvault.test").error("after the bar")
+    finally:
+        root.removeHandler(handler)
+    text = stream.getvalue()
+    bar_text, _, rest = text.rpartition("\r\x1b[Kbackup cancelled during streaming\n")
+    assert bar_text.endswith("streaming") and "job 7 [" in bar_text, repr(text)
+    assert rest.startswith("\r\x1b[Kjob 7 [") or rest.startswith("after the bar"), repr(text)
+    assert text.endswith("after the bar\n") and handler.stream is stream

@@ -96,12 +96,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
         return ExitCode.OK
+    from core.catalog.browse import list_servers, no_backups_here
     from core.catalog.listing import list_backups, listing_json
     from core.logical.catalog import list_logical, summary_row
 
     with opened(args) as store:
         listing = list_backups(store, args.server_name)
         logical = list_logical(store, args.server_name)
+        if not listing.backups and not logical and args.server_name not in list_servers(store):
+            # A mistyped name must not read as "no backups yet": name those that are there.
+            print(no_backups_here(store, args.server_name), file=sys.stderr)
+            return ExitCode.FAILED
     if args.format == "json":
         print(
             json.dumps(

@@ -11,6 +11,7 @@ from tui.batch.backup_list import table
 from tui.batch.catalog_options import add_format, add_source, connectivity_test, opened
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.main import Context
+from tui.fmt import pg_version
 
 if TYPE_CHECKING:
     from core.catalog.listing import BackupDetails, BackupSummary
@@ -77,7 +78,7 @@ def _overview(out: list[str], details: BackupDetails) -> None:
     _field(out, "Keep", s.keep or "nokeep")
     _field(out, "Written by", s.written_by)
     _field(out, "System identifier", s.system_identifier)
-    _field(out, "PostgreSQL version", info.version)
+    _field(out, "PostgreSQL version", pg_version(info.version))
     _field(out, "PGDATA directory", info.pgdata)
     _field(out, "Cluster size", _size(s.data_size))
     _field(out, "Stored size", _size(s.stored_size))

@@ -41,6 +41,7 @@ from tui.batch.progressbar import (
     percent,
     plain_line,
 )
+from tui.fmt import WIRE_WINDOW, rate_words, wire_now
 from tui.fmt import duration as format_duration
 from tui.fmt import per_second as format_rate
 from tui.job_results import result_fields, result_json
@@ -294,7 +295,9 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
     if not jobs:
         print("no jobs", file=sys.stderr)
         return ExitCode.OK
-    rows = [["ID", "KIND", "SERVER", "STATE", "DONE", "SIZE", "RATE", "ETA", "CREATED", "DEST"]]
+    # DATA RATE: the data done per second (read, written, checked), not the bytes on the wire.
+    header = ["ID", "KIND", "SERVER", "STATE", "DONE", "SIZE", "DATA RATE", "ETA", "CREATED"]
+    rows = [[*header, "DEST"]]
     for job in jobs:
         active = job.state.active
         rows.append(
@@ -334,7 +337,7 @@ def _show(store: JobStore, args: argparse.Namespace) -> int:
         ("progress", f"{percent(job.fraction).strip()} {format_amount(Progress.of_job(job))}"),
         ("bytes", f"{job.bytes_done} / {job.bytes_total if job.bytes_total else '?'}"),
         ("files", f"{job.files_done} / {job.files_total if job.files_total else '?'}"),
-        ("rate", format_rate(job.rate)),
+        *_rates(store, job),
         ("eta", format_duration(job.eta)),
         ("created", local_time(job.created)),
         ("started", local_time(job.started)),
@@ -358,6 +361,17 @@ def _show(store: JobStore, args: argparse.Namespace) -> int:
         for line in lines:
             print(f"  {_log_line(line.at, line.level, line.message)}")
     return ExitCode.OK
+
+
+def _rates(store: JobStore, job: Job) -> list[tuple[str, str]]:
+    """'read rate' and 'sent rate' (or written and received): the data done and the bytes on
+    the wire, which compression and a bandwidth cap make differ."""
+    data_word, wire_word = rate_words(job.kind)
+    if job.final:
+        return [(f"{data_word} rate", "-"), (f"{wire_word} rate", "-")]
+    at = job.heartbeat or time.time()  # the job's last report: its samples end there
+    wire = wire_now(store.samples(job.id, since=at - 2 * WIRE_WINDOW), at)
+    return [(f"{data_word} rate", format_rate(job.rate)), (f"{wire_word} rate", format_rate(wire))]
 
 
 # ---- watch -----------------------------------------------------------------------------------

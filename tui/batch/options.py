@@ -7,15 +7,16 @@ in its own module (a Destination, a core request), and only those go further.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from core import __version__
-from core.errors import ExitCode, InputError
+from core.errors import ContainerNotFound, ExitCode, InputError
 from core.sizes import parse_size
 from core.tags import parse_tag
-from core.urls import CLOUD_PROVIDER_CHOICES, Location, parse_location
+from core.urls import CLOUD_PROVIDER_CHOICES, Location, Provider, parse_location
 from tui.batch.encryption_options import refuse_passphrase_value
 
 if TYPE_CHECKING:
@@ -252,12 +253,18 @@ def check_store(location: Location, config: StoreConfig) -> None:
     """-t, as barman-cloud's: the endpoint answers, the credentials work and the bucket exists.
 
     Not retried: an operator or a script asking this wants the answer now. Raises the
-    storage error (exit 2, or 1 for a missing bucket) otherwise.
+    storage error (exit 2, or 1 for a missing bucket or directory, never created) otherwise.
     """
     from dataclasses import replace
 
     from core.storage import open_store
     from core.storage.retry import NO_RETRY
 
+    if location.provider is Provider.FILE and not os.path.isdir(location.bucket):
+        # The local store creates its directory on first use; a test must not.
+        raise ContainerNotFound(
+            f"directory {location.bucket} does not exist (-t creates nothing: create it, "
+            "owned by the user that archives and backs up, usually postgres)"
+        )
     with open_store(location, replace(config, retry=NO_RETRY)) as store:
         store.check()

@@ -5,6 +5,7 @@ Written by hand (no rich, no textual): the batch path imports neither.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -144,15 +145,36 @@ class LiveBar:
         self._interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._drawn = False
+        self._lock = threading.Lock()
+        self._on_line = False  # the bar is the cursor's line now: other text must end it
+        self._handlers: list[tuple[logging.StreamHandler[TextIO], TextIO]] = []
 
     def draw(self) -> None:
         line = bar_line(self._read(), self._prefix, terminal_width(self._stream))
-        self._stream.write("\r\x1b[K" + line)
-        self._stream.flush()
-        self._drawn = True
+        with self._lock:
+            self._stream.write("\r\x1b[K" + line)
+            self._stream.flush()
+            self._on_line = True
+
+    def flush(self) -> None:
+        with self._lock:
+            self._stream.flush()
+
+    def write_line(self, text: str) -> None:
+        """Write `text` (a log record) on a line of its own: the bar's line is cleared first
+        and the bar comes back below it at the next redraw."""
+        with self._lock:
+            if self._on_line:
+                self._stream.write("\r\x1b[K")
+                self._on_line = False
+            self._stream.write(text)
 
     def start(self) -> None:
+        # Log records (a warning, the error of a cancelled job) must not land after the bar.
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is self._stream:
+                self._handlers.append((handler, handler.stream))
+                handler.setStream(_LinesBeforeBar(self))
         self._thread = threading.Thread(target=self._loop, name="pgvault-bar", daemon=True)
         self._thread.start()
 
@@ -168,12 +190,30 @@ class LiveBar:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        if self._drawn:
+        for handler, stream in self._handlers:
+            handler.setStream(stream)
+        self._handlers.clear()
+        if self._on_line:  # end the bar's line (a log record may have ended it already)
+            self._on_line = False
             try:
                 self._stream.write("\r\x1b[K" if clear else "\n")
                 self._stream.flush()
             except (OSError, ValueError):
                 pass
+
+
+class _LinesBeforeBar:
+    """The stream a log handler writes to while a bar is shown: through LiveBar.write_line."""
+
+    def __init__(self, live: LiveBar) -> None:
+        self._live = live
+
+    def write(self, text: str) -> int:
+        self._live.write_line(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self._live.flush()
 
 
 def elapsed(job: Job, now: float | None = None) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
@@ -12,13 +13,21 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
+from tui.keymap import keymap_path
 from tui.screens.base import ConsoleScreen
 
-GENERAL = (
-    "Jobs keep running when the console quits; reopen it to find them. "
-    "ctrl+p (or :) opens the command palette. "
-    'Keys can be changed in ~/.config/pgvault/keymap.toml ([keys] binding-id = "keys").'
-)
+
+def general_text(keymap: Path) -> str:
+    """What holds in every view; `keymap` is the file this console reads its keys from."""
+    home = str(Path.home())
+    shown = str(keymap)
+    if home != "/" and shown.startswith(home + "/"):
+        shown = "~" + shown[len(home) :]
+    return (
+        "Jobs keep running when the console quits; reopen it to find them. "
+        "ctrl+p (or :) opens the command palette. "
+        f'Keys can be changed in {shown} ([keys] binding-id = "keys").'
+    )
 
 
 @dataclass(frozen=True)
@@ -72,11 +81,14 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,question_mark,f1,q", "close", "Close", key_display="esc", id="help.close"),
     ]
 
-    def __init__(self, title: str, text: str, keys: list[KeyHelp]) -> None:
+    def __init__(
+        self, title: str, text: str, keys: list[KeyHelp], keymap: Path | None = None
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.text = text
         self.keys = keys
+        self.keymap = keymap or keymap_path()
 
     def identity(self) -> tuple[str, str, tuple[KeyHelp, ...]]:
         """Equal for two help screens that would show the same thing."""
@@ -84,10 +96,11 @@ class HelpScreen(ModalScreen[None]):
 
     @classmethod
     def for_screen(cls, screen: Screen[object]) -> HelpScreen:
-        title, text = "", ""
+        title, text, keymap = "", "", None
         if isinstance(screen, ConsoleScreen):
             title, text = screen.HELP_TITLE, screen.HELP_TEXT
-        return cls(title or "pgvault", text, collect(screen))
+            keymap = keymap_path(screen.state.config.keymap_file)
+        return cls(title or "pgvault", text, collect(screen), keymap)
 
     def compose(self) -> ComposeResult:
         local = [k for k in self.keys if not k.everywhere]
@@ -104,7 +117,7 @@ class HelpScreen(ModalScreen[None]):
                 if self.text:
                     yield Label("About this view", classes="help-heading")
                     yield Static(Text(self.text), classes="help-text")
-                yield Static(Text(GENERAL, style="dim"), classes="help-text")
+                yield Static(Text(general_text(self.keymap), style="dim"), classes="help-text")
             yield Label("esc closes", id="dialog-hint")
 
     def action_close(self) -> None:

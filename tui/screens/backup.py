@@ -37,15 +37,7 @@ TABLE_COLUMNS = (
     Col("kind", "KIND", 5, min_width=60),
     Col("size", "SIZE", 9, right=True),
 )
-#: server_version_num of PostgreSQL 10, the first numbered MAJOR.MINOR (170002 is 17.2)
-TWO_PART_VERSIONS = 100000
 KIND_SHORT = {"table": "table", "partitioned table": "part", "materialized view": "matv"}
-
-
-def pg_version(number: int) -> str:
-    """170002 -> '17.2' (server_version_num)."""
-    major, minor = divmod(number, 10000)
-    return f"{major}.{minor}" if number >= TWO_PART_VERSIONS else str(number)
 
 
 def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool) -> Text:
@@ -62,9 +54,9 @@ def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool)
         text.append(f"  checksums {manifest.checksum_algorithm.lower()}")
         version = manifest.postgres.get("version")
         if isinstance(version, int):
-            text.append(f"  PostgreSQL {pg_version(version)}")
+            text.append(f"  PostgreSQL {fmt.pg_version(version)}")
     elif info.version:
-        text.append(f"  PostgreSQL {pg_version(info.version)}")
+        text.append(f"  PostgreSQL {fmt.pg_version(info.version)}")
     text.append("\n")
     text.append(f"began {fmt.date_time(info.begin_time)}  ended {fmt.date_time(info.end_time)}")
     text.append(f"  took {fmt.duration(took(info))}\n")

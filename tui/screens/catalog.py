@@ -83,6 +83,11 @@ class BackupActions:
         _ask(self, DeleteBackup)
 
 
+#: cells of a destination's row that are not its name: expander, border, scrollbar
+TREE_CHROME = 4
+#: the tree's width before the first layout (labels are redone on resize)
+TREE_WIDTH_BEFORE_LAYOUT = 27
+
 #: keys that move the tree's cursor (the operator chose where to look)
 TREE_MOVES = frozenset({"up", "down", "home", "end", "pageup", "pagedown", "left", "right"})
 
@@ -182,6 +187,8 @@ class CatalogScreen(BackupActions, FilteredScreen):
             tree.guide_depth = 2
             yield tree
             with Vertical(id="catalog-right"):
+                # The highlighted destination whole: the tree has room for its end only.
+                yield Static("", id="catalog-where")
                 yield ResponsiveTable(BACKUP_COLUMNS, id="backups")
                 yield Static("", id="catalog-empty")
                 yield Static("", id="backup-summary")
@@ -192,6 +199,8 @@ class CatalogScreen(BackupActions, FilteredScreen):
         self.query_one("#filter", Input).display = False
         self.catalog_changed()
         self.query_one("#destinations", Tree).focus()
+        # Once laid out, the tree's width is known: labels cut to it, not to a guess.
+        self.call_after_refresh(self.catalog_changed)
 
     def on_screen_resume(self, event: ScreenResume) -> None:
         self.catalog_changed()
@@ -243,19 +252,22 @@ class CatalogScreen(BackupActions, FilteredScreen):
 
     def destination_label(self, view: DestinationView) -> Text:
         tree = self.query_one("#destinations", Tree)
-        room = max(12, (tree.size.width or 26) - 8)
+        suffix = Text()
+        if view.demo:
+            suffix.append(" demo", style="dim")
+        if view.loading and not view.loaded:
+            suffix.append(" ...", style="dim")
+        elif view.error:
+            suffix.append(" !", style="bold red")
+        # The row: the expander (2 cells), the label, its suffix; the border and scrollbar.
+        width = tree.size.width or TREE_WIDTH_BEFORE_LAYOUT
+        room = max(12, width - TREE_CHROME - len(suffix.plain))
         if view.label.startswith("file://"):
             # A directory reads by its end; a bucket by its start.
             text = Text(fmt.cut_left(view.label.removeprefix("file://"), room))
         else:
             text = Text(fmt.cut(view.label, room))
-        if view.demo:
-            text.append(" demo", style="dim")
-        if view.loading and not view.loaded:
-            text.append(" ...", style="dim")
-        elif view.error:
-            text.append(" !", style="bold red")
-        return text
+        return text + suffix
 
     def on_key(self, event: Key) -> None:
         # Only the operator's own moves stop the tree following the first server: the tree
@@ -313,7 +325,17 @@ class CatalogScreen(BackupActions, FilteredScreen):
         table.display = bool(rows)
         empty.display = not rows
         empty.update(message)
+        self.query_one("#catalog-where", Static).update(self._where(view))
         self.show_summary()
+
+    def _where(self, view: DestinationView | None) -> Text:
+        """'file:///var/backups · pg1': what the table lists, named in full."""
+        if view is None:
+            return Text()
+        text = Text(view.label, style="bold")
+        if self.selection and self.selection[0] == "server":
+            text.append(f" · {self.selection[2]}")
+        return text
 
     def _listing_note(
         self, view: DestinationView, servers: tuple[ServerView, ...], any_rows: bool

@@ -42,19 +42,25 @@ class DetailData(Message):
         self.error = error
 
 
-def facts_text(job: Job, now: float, width: int) -> Text:
-    """Two columns of label/value pairs (one column when narrow)."""
+def facts_text(job: Job, now: float, width: int, wire: float | None = None) -> Text:
+    """Two columns of label/value pairs (one column when narrow); `wire` is the bytes on the
+    wire per second now, beside the data rate."""
     started = job.started or job.created
     took = fmt.elapsed(job, now)
+    # Two rates, each named: the data done and the bytes on the wire (compression and a
+    # bandwidth cap make them differ).
+    data_word, wire_word = fmt.rate_words(job.kind)
+    active = not job.final
     pairs = [
         ("phase", job.phase or "-"),
-        ("rate", fmt.rate(job.rate) if not job.final else "-"),
+        (data_word, fmt.rate(job.rate) if active else "-"),
         ("bytes", fmt.amount(job)),
+        (wire_word, fmt.rate(wire) if active and wire is not None else "-"),
         ("files", fmt.files(job)),
+        ("ETA", fmt.duration(job.eta) if job.eta and active else "-"),
         ("started", f"{fmt.date_time(started)}"),
-        ("elapsed" if not job.final else "took", fmt.duration(took)),
+        ("elapsed" if active else "took", fmt.duration(took)),
         ("server", job.server or "-"),
-        ("ETA", fmt.duration(job.eta) if job.eta and not job.final else "-"),
     ]
     where = f"pid {job.pid} on {job.host}" if job.pid else (job.host or "-")
     pairs.append(("process", where))
@@ -66,7 +72,7 @@ def facts_text(job: Job, now: float, width: int) -> Text:
     two = width >= TWO_COLUMNS
     for index, (label, value) in enumerate(pairs):
         cell = Text()
-        cell.append(f"{label:<8}", style="dim")
+        cell.append(f"{label:<9}", style="dim")  # "received" and a space
         cell.append(value)
         if two:
             if index % 2 == 0:
@@ -193,10 +199,10 @@ class JobDetailScreen(JobActions, ConsoleScreen):
             peak = max(recent)
             mean = sum(recent) / len(recent)
             chart.border_title = (
-                f"bandwidth, last {window}: peak {fmt.rate(peak)}, mean {fmt.rate(mean)}"
+                f"on the wire, last {window}: peak {fmt.rate(peak)}, mean {fmt.rate(mean)}"
             )
         else:
-            chart.border_title = f"bandwidth, last {window}: no samples"
+            chart.border_title = f"on the wire, last {window}: no samples"
 
     def show(self, job: Job) -> None:
         self.job = job
@@ -216,7 +222,8 @@ class JobDetailScreen(JobActions, ConsoleScreen):
             job.fraction, right, BAR_COLOR.get(job.state, "")
         )
         facts = self.query_one("#detail-facts", Static)
-        facts.update(facts_text(job, now, facts.content_region.width or self.size.width))
+        width = facts.content_region.width or self.size.width
+        facts.update(facts_text(job, now, width, fmt.wire_now(self.samples, now)))
 
     # ---- actions ---------------------------------------------------------------------------
 

@@ -25,15 +25,18 @@ from tui.widgets.progress import ProgressLine
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
 
-PROGRESS_BAR = 10  # cells of bar in the table's progress column (then ' 100%')
+PROGRESS_BAR = 8  # cells of bar in the table's progress column (then ' 100%')
+#: the longest kind name (wal-push) fits: 80 columns show it whole
+KIND_WIDTH = 8
 
 JOB_COLUMNS = (
     Col("id", "ID", 4, right=True),
-    Col("state", "STATE", 10),
-    Col("kind", "KIND", 6),
+    Col("state", "STATE", fmt.STATE_WIDTH),
+    Col("kind", "KIND", KIND_WIDTH),
     Col("server", "SERVER", 8, flex=True),
     Col("progress", "PROGRESS", PROGRESS_BAR + 5),
-    Col("rate", "RATE", 10, right=True),
+    # The data done per second (read, written or checked), not the bytes on the wire.
+    Col("rate", "DATA RATE", 10, right=True),
     Col("eta", "ETA", 6, right=True),
     Col("started", "STARTED", 11, min_width=96),
     Col("destination", "DESTINATION", 16, min_width=118, flex=True),
@@ -140,7 +143,6 @@ def matches(job: Job, terms: list[str]) -> bool:
             job.kind,
             job.server,
             job.state.value,
-            fmt.STATE_LABEL[job.state],
             job.destination,
             job.description,
             job.phase,
@@ -217,6 +219,9 @@ class JobsScreen(JobActions, FilteredScreen):
         now = self.state.config.clock()
         jobs = self.visible_jobs()
         table = self.table
+        # States are CockroachDB's words, whole: the column widens for a 'cancel-requested'.
+        labels = [len(fmt.STATE_LABEL[job.state]) for job in jobs]
+        table.fit_column("state", max([fmt.STATE_WIDTH, *labels]))
         table.sync([(str(job.id), job_cells(job, now)) for job in jobs])
         pending = self.state.pending_selection
         if pending is not None and table.select_key(str(pending)):
@@ -261,11 +266,9 @@ class JobsScreen(JobActions, FilteredScreen):
 
     def bandwidth_changed(self) -> None:
         self.query_one("#sparkline", Sparkline).set_samples(self.state.bandwidth)
-        running = [
-            j for j in self.state.jobs.values() if j.state is JobState.RUNNING and j.rate > 0
-        ]
-        total = sum(j.rate for j in running)
-        label = f" {fmt.rate(total)}" if total else " idle"
+        # The chart's own number: bytes on the wire now, not the jobs' data rates.
+        wire = fmt.wire_now(self.state.bandwidth, self.state.config.clock())
+        label = f" wire {fmt.rate(wire)}" if wire else " idle"
         self.query_one("#bandwidth-now", Label).update(label)
 
     # ---- the selected job ------------------------------------------------------------------
@@ -314,7 +317,7 @@ class JobsScreen(JobActions, FilteredScreen):
         else:
             parts = [f"phase {job.phase or '-'}"]
             if not job.final and job.rate > 0:
-                parts.append(fmt.rate(job.rate))
+                parts.append(fmt.job_rates(job.kind, job.rate, None))
             parts.append(fmt.files(job))
             started = job.started or job.created
             parts.append(f"started {fmt.clock_time(started, now)}")

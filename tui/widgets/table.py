@@ -9,7 +9,7 @@ fit. So a row never jumps under the operator's cursor because another row change
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from rich.text import Text
 from textual.binding import Binding
@@ -106,6 +106,13 @@ class ResponsiveTable(NavTable):
         return tuple(layout)
 
     def on_resize(self, event: Resize) -> None:
+        self.relayout()
+
+    def fit_column(self, key: str, width: int) -> None:
+        """Give column `key` this width (a column sized to what it shows now)."""
+        if all(c.width == width for c in self.specs if c.key == key):
+            return
+        self.specs = tuple(replace(c, width=width) if c.key == key else c for c in self.specs)
         self.relayout()
 
     def relayout(self) -> None:
