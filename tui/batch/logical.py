@@ -13,7 +13,7 @@ import sys
 from core.errors import ExitCode, InputError
 from tui.batch.jobrun import run_as_job
 from tui.batch.main import Context
-from tui.batch.options import Destination, size
+from tui.batch.options import Destination, size, tcp_port
 
 DEFAULT_STAGING_LIMIT = "1GiB"
 
@@ -91,7 +91,15 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     _add_common(group)
     pg = parser.add_argument_group("PostgreSQL connection (logical restores)")
     pg.add_argument("-h", "--host", help="host or Unix socket (default: libpq settings)")
-    pg.add_argument("-p", "--port", help="port (default: libpq settings)")
+    pg.add_argument(
+        "-p",
+        "--port",
+        type=tcp_port,
+        help="the target server's port: for a physical restore, the port the restored server "
+        "listens on, written into its postgresql.auto.conf (default: the source's, which cannot "
+        "start beside the source on the same host); for a logical restore, the port of the "
+        "running server to restore into (default: libpq settings)",
+    )
     pg.add_argument("-U", "--user", help="user name (default: libpq settings)")
     pg.add_argument(
         "-d", "--dbname", default="postgres", help='maintenance database (default: "postgres")'
@@ -185,7 +193,9 @@ def run_restore(args: argparse.Namespace, ctx: Context, where: Destination) -> i
         server=args.server_name,
         backup=args.backup_id,
         store_config=where.config,
-        connection=ConnectionParams(args.host, args.port, args.user, args.dbname),
+        connection=ConnectionParams(
+            args.host, None if args.port is None else str(args.port), args.user, args.dbname
+        ),
         database=args.database,
         new_db_name=args.new_db_name,
         into_db=args.into_db,
@@ -210,7 +220,7 @@ def refuse_logical_flags(args: argparse.Namespace) -> None:
     used = {
         "--staging-dir": args.staging_dir,
         "--pg-bindir": args.pg_bindir,
-        "-h/-p/-U": args.host or args.port or args.user,
+        "-h/-U": args.host or args.user,
         "-d": args.dbname != "postgres",
     }
     _refuse([flag for flag, value in used.items() if value], "a physical restore")

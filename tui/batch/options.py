@@ -69,6 +69,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+MAX_PORT = 65535
+
+
+def tcp_port(text: str) -> int:
+    """A TCP port, 1 to 65535."""
+    value = positive_int(text)
+    if value > MAX_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1 to {MAX_PORT})")
+    return value
+
+
 def tag(text: str) -> tuple[str, str]:
     """A KEY,VALUE tag as barman-cloud writes it."""
     try:

@@ -44,7 +44,6 @@ SNAPSHOT_FLAGS = (
     "azure_resource_group",
 )
 DEFAULT_JOBS = 4
-MAX_PORT = 65535
 
 
 def _tablespace_rule(text: str) -> tuple[str, str]:
@@ -54,13 +53,6 @@ def _tablespace_rule(text: str) -> tuple[str, str]:
             f"invalid tablespace relocation rule {text!r}: the syntax is NAME:LOCATION"
         )
     return name, location
-
-
-def _port(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_PORT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1 to {MAX_PORT})")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -181,12 +173,6 @@ def _add_restored_server(parser: argparse.ArgumentParser) -> None:
         help="hold (default): archive_command = 'false', the restored server keeps its WAL "
         "until you set archive_command, so that it never writes into the backup's archive by "
         "accident; preserve: the backup's archiving settings; off: archive_mode = off",
-    )
-    parser.add_argument(
-        "--port",
-        type=_port,
-        help="the port the restored server listens on, written into its postgresql.auto.conf "
-        "(default: the source's, which cannot start beside the source on the same host)",
     )
     parser.add_argument(
         "--no-sync", action="store_true", help="do not fsync the restored files (faster, unsafe)"
