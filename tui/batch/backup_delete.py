@@ -81,10 +81,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "--check-object-lock is not available in pgvault yet: pgvault does not check S3 "
             "Object Lock retention before deleting"
         )
-    if args.test:
-        connectivity_test(args)
-        return ExitCode.OK
-    from core.catalog.delete import DeleteRequest
+    from core.catalog.delete import DeleteRequest, validate_request
     from core.jobs.builtin import DELETE
     from core.jobs.results import DeleteJobResult
     from tui.job_results import delete_lines
@@ -102,6 +99,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         now=args.as_of,
         force=args.force,
     )
+    validate_request(request)  # with -t too: a bad policy is exit 3 either way
+    if args.test:
+        connectivity_test(args)
+        return ExitCode.OK
     job = run_as_job(args, ctx, DELETE, request)
     if job is not None and not args.quiet:
         result = job.result_as(DeleteJobResult)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from tui.batch.options import add_general
+from tui.batch.options import add_general, add_help
 
 Verb = Callable[[argparse.ArgumentParser], None]
 
@@ -18,6 +18,7 @@ def add_verbs(
     parser: argparse.ArgumentParser, verbs: Mapping[str, tuple[str, Verb]], dest: str = "verb"
 ) -> None:
     """One subcommand per verb (name -> (help, add its arguments)), each with -v/-q/--help."""
+    add_help(parser)
     sub = parser.add_subparsers(dest=dest, required=True, metavar="VERB")
     for name, (summary, add) in verbs.items():
         verb = sub.add_parser(name, help=summary, description=summary, add_help=False)

@@ -183,11 +183,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "pgvault restores backups stored as archives"
         )
     where = destination_from(args, jobs=args.jobs)
-    if args.test:
-        where.check()
-        return ExitCode.OK
-    apply_unlock(args)
-
     from core.restore import RestoreRequest, default_pgvault_command, make_target
 
     target = make_target(
@@ -200,6 +195,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         action=args.target_action,
         exclusive=args.target_exclusive,
     )
+    if args.test:  # after the targets are checked: a bad one is exit 3 with -t too
+        where.check()
+        return ExitCode.OK
+    apply_unlock(args)
     # Absolute paths: a detached job runs in another process.
     request = RestoreRequest(
         location=where.location,

@@ -75,15 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    if args.test:
-        connectivity_test(args)
-        return ExitCode.OK
     from core.jobs.builtin import VERIFY
     from core.jobs.results import VerifyJobResult
-    from core.verify import VerifyRequest
+    from core.verify import VerifyRequest, validate_request
     from tui.job_results import verify_lines
 
-    apply_unlock(args)
     where = source(args, jobs=args.jobs)
     pgvault_command = args.pgvault_command
     if args.restore_drill and pgvault_command is None:
@@ -103,6 +99,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         amcheck=not args.no_amcheck,
         drill_timeout=float(args.timeout),
     )
+    validate_request(request)  # with -t too: a flag that cannot apply is exit 3 either way
+    if args.test:
+        connectivity_test(args)
+        return ExitCode.OK
+    apply_unlock(args)
     job = run_as_job(args, ctx, VERIFY, request)
     if job is not None and not args.quiet:
         print("\n".join(verify_lines(job.result_as(VerifyJobResult))))
