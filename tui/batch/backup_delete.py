@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 
 from core.errors import ExitCode, InputError
-from tui.batch.catalog_options import add_source, connectivity_test, source
+from tui.batch.catalog_options import add_format, add_source, connectivity_test, source
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
-from tui.batch.options import non_negative_int, positive_int
+from tui.batch.options import non_negative_int, positive_int, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="not available in pgvault yet (barman-cloud's S3 Object Lock check): refused",
     )
+    add_format(parser)
     add_job_options(parser)
 
 
@@ -104,7 +105,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         connectivity_test(args)
         return ExitCode.OK
     job = run_as_job(args, ctx, DELETE, request)
-    if job is not None and not args.quiet:
-        result = job.result_as(DeleteJobResult)
+    if job is None:  # detached: the job id is printed
+        return ExitCode.OK
+    result = job.result_as(DeleteJobResult)
+    if args.format == "json":
+        print_json(result.to_json())
+    elif not args.quiet:
         print("\n".join(delete_lines(result, verbose=args.verbose > 0)))
     return ExitCode.OK

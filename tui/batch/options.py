@@ -7,6 +7,7 @@ in its own module (a Destination, a core request), and only those go further.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -40,6 +41,11 @@ class BatchParser(argparse.ArgumentParser):
         if message:
             print(message, file=sys.stderr if status else sys.stdout, end="")
         raise ParseExit(ExitCode.OK if status == 0 else ExitCode.INPUT)
+
+
+def print_json(value: Any) -> None:
+    """A command's --format json output: one document on stdout, keys sorted, UTF-8 as is."""
+    print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
 
 
 def size(text: str) -> int:

@@ -16,6 +16,7 @@ import os
 import sys
 
 from core.errors import ExitCode, InputError
+from tui.batch.catalog_options import add_format
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
@@ -25,6 +26,7 @@ from tui.batch.options import (
     destination_from,
     non_negative_int,
     positive_int,
+    print_json,
 )
 
 SNAPSHOT_FLAGS = (
@@ -87,6 +89,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_targets(parser)
     _add_restore_command(parser)
     _add_restored_server(parser)
+    add_format(parser)
     add_job_options(parser)
     add_unlock(parser)
     _add_snapshot(parser)
@@ -221,6 +224,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     job = run_as_job(args, ctx, RESTORE, request)
     if job is not None:
         result = job.result_as(RestoreJobResult)
+        if args.format == "json":
+            print_json(result.to_json())
+            return ExitCode.OK
         print(result.backup_id)
         if args.verbose:
             for line in result.report:

@@ -14,11 +14,11 @@ import argparse
 import os
 
 from core.errors import ExitCode
-from tui.batch.catalog_options import add_source, connectivity_test, source
+from tui.batch.catalog_options import add_format, add_source, connectivity_test, source
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
-from tui.batch.options import positive_int
+from tui.batch.options import positive_int, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -70,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=600,
         help="seconds PostgreSQL may take to start and reach consistency (default: 600)",
     )
+    add_format(parser)
     add_job_options(parser)
     add_unlock(parser)
 
@@ -105,6 +106,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return ExitCode.OK
     apply_unlock(args)
     job = run_as_job(args, ctx, VERIFY, request)
-    if job is not None and not args.quiet:
-        print("\n".join(verify_lines(job.result_as(VerifyJobResult))))
+    if job is None:  # detached: the job id is printed
+        return ExitCode.OK
+    result = job.result_as(VerifyJobResult)
+    if args.format == "json":
+        print_json(result.to_json())
+    elif not args.quiet:
+        print("\n".join(verify_lines(result)))
     return ExitCode.OK
