@@ -359,6 +359,17 @@ def _command_cases(world: World) -> Iterator[Case]:
     yield Case((*keep, "--target", "forever"), 3, "keep target")
     yield Case((*keep, "--status", "--release"), 3, "keep two actions")
     yield Case(("keys", "explode", world.url, SERVER), 3, "keys verb")
+    for action, flags in (
+        ("show", ("--encrypt-to", "age1qqqq")),
+        ("show", ("--identity-file", "/id")),
+        ("show", ("--encryption-passphrase-file", "/p")),
+        ("init", ("--drop-passphrase",)),
+        ("init", ("--identity-file", "/id")),
+        ("rotate", ("--new-passphrase-file", "/p")),
+        ("rotate", ("--no-recipients",)),
+        ("rotate", ("--encrypt-to", "age1qqqq")),
+    ):
+        yield Case(("keys", action, world.url, SERVER, *flags), 3, "keys flag", flags[0])
     yield Case(("verify", world.url, SERVER, BACKUP_ID, "--pg-bindir", "/x"), 3, "drill only")
     yield Case(("check-wal-archive", world.url, SERVER, "--gaps", "--timeline", "2"), 3, "gaps")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -272,13 +273,25 @@ def flag_name(parser_dest: str) -> str:
     return "--" + parser_dest.replace("_", "-")
 
 
+def given_flags(args: argparse.Namespace, dests: Iterable[str]) -> list[str]:
+    """The long flags of `dests` the command line gave (a value, or a switch turned on)."""
+    return [flag_name(d) for d in dests if getattr(args, d, None) not in (None, False, [], ())]
+
+
+def refuse_given(args: argparse.Namespace, dests: Iterable[str], why: str) -> None:
+    """Flags given that cannot apply here: exit 3, naming each and why (`why` ends it)."""
+    given = given_flags(args, dests)
+    if given:
+        raise InputError(f"{', '.join(given)} cannot apply {why}")
+
+
 def refuse_inapplicable(args: argparse.Namespace, provider: Provider) -> None:
     """A provider's flag given for another provider's destination is exit 3, naming it."""
     refused = []
     for owner, dests in PROVIDER_FLAGS.items():
         if owner is provider or (owner is None and provider is not Provider.FILE):
             continue
-        given = [flag_name(d) for d in dests if getattr(args, d, None) is not None]
+        given = given_flags(args, dests)
         if given:
             applies = owner.value if owner is not None else "cloud destinations"
             refused.append(f"{', '.join(given)}: for {applies} only")
