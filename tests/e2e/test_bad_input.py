@@ -21,8 +21,8 @@ from tests.support.bad_input import (
     World,
     bad_input_cases,
     environment,
-    failed_cases,
     make_world,
+    operation_cases,
     unreachable_cases,
 )
 from tests.support.cli import pgvault
@@ -88,11 +88,11 @@ def test_bad_input_exits_3_with_one_line(case: Case, world_env: World) -> None:
     assert err.lstrip().startswith("pgvault"), err
 
 
-FAILED = failed_cases(_COLLECT)
+OPERATIONS = operation_cases(_COLLECT)
 
 
-@pytest.mark.parametrize("case", FAILED, ids=[c.id for c in FAILED])
-def test_failed_operation_exits_1(case: Case, world_env: World) -> None:
+@pytest.mark.parametrize("case", OPERATIONS, ids=[c.id for c in OPERATIONS])
+def test_well_formed_request_exits_with_its_outcome(case: Case, world_env: World) -> None:
     code, _, err = invoke(_in_world(case, world_env), world_env)
     assert_clean(case, code, err)
 

@@ -3,8 +3,8 @@
 A `World` is a local catalog (a DONE backup of `pg1`, and a server `broken` whose
 `backup.info` and `pgvault.json` are garbage) plus a state directory. `bad_input_cases`
 crosses every command's positionals with malformed URLs, server names and flags (exit 3);
-`failed_cases` are well-formed requests that fail (exit 1); `unreachable_cases` aim at
-127.0.0.1 ports where nothing listens (exit 2).
+`operation_cases` are well-formed requests that fail (exit 1) or list around a corrupt
+file (exit 0); `unreachable_cases` aim at 127.0.0.1 ports where nothing listens (exit 2).
 """
 
 from __future__ import annotations
@@ -374,6 +374,21 @@ def _command_cases(world: World) -> Iterator[Case]:
     yield Case(("check-wal-archive", world.url, SERVER, "--gaps", "--timeline", "2"), 3, "gaps")
 
 
+BAD_REFERENCES = ("", " ", "a\nb", "\udcff", "tab\there")
+
+
+def _reference_cases(world: World) -> Iterator[Case]:
+    """BACKUP, where a command names one: empty or not line-safe is bad input, not 'absent'."""
+    url = world.url
+    for ref in BAD_REFERENCES:
+        yield Case(("backup-show", url, SERVER, ref), 3, "backup reference")
+        yield Case(("backup-delete", url, SERVER, "-b", ref), 3, "backup reference")
+        yield Case(("backup-keep", url, SERVER, ref, "--status"), 3, "backup reference")
+        yield Case(("verify", url, SERVER, ref), 3, "backup reference")
+        yield Case(("restore", url, SERVER, ref, world.scratch("r")), 3, "backup reference")
+        yield Case(("backup", url, SERVER, "--incremental-from", ref), 3, "backup reference")
+
+
 def _job_cases() -> Iterator[Case]:
     for verb in ("show", "watch", "pause", "resume", "cancel", "log"):
         for job_id in BAD_JOB_IDS:
@@ -416,15 +431,19 @@ def bad_input_cases(world: World) -> list[Case]:
         *_destination_cases(world),
         *_flag_value_cases(world),
         *_command_cases(world),
+        *_reference_cases(world),
         *_job_cases(),
         *_protection_cases(),
     ]
 
 
-def failed_cases(world: World) -> list[Case]:
-    """Well-formed invocations whose operation fails: exit 1."""
+def operation_cases(world: World) -> list[Case]:
+    """Well-formed invocations on a good and a corrupt catalog: exit 1 when the operation
+    fails, 0 for a listing that skips (and names) what it cannot read."""
     url = world.url
     return [
+        Case(("backup-list", url, BROKEN), 0, "garbage backup.info listed around"),
+        Case(("backup-list", url, BROKEN, "--format", "json"), 0, "garbage backup.info"),
         Case(("backup-show", url, SERVER, ABSENT_ID), 1, "absent backup"),
         Case(("backup-show", url, SERVER, "no-such-name"), 1, "absent name"),
         Case(("restore", url, SERVER, ABSENT_ID, world.scratch("r1")), 1, "absent backup"),

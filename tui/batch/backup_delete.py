@@ -14,7 +14,7 @@ from core.errors import ExitCode, InputError
 from tui.batch.catalog_options import add_format, add_source, connectivity_test, source
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
-from tui.batch.options import non_negative_int, positive_int, print_json
+from tui.batch.options import backup_reference, non_negative_int, positive_int, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "-b",
         "--backup-id",
+        type=backup_reference,
         metavar="BACKUP",
         help="the backup to delete: an ID, a name, or latest/oldest/last-failed",
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from core import __version__
 from core.catalog.layout import validate_server_name
 from core.errors import ExitCode, InputError
+from core.names import check_line_safe
 from core.sizes import parse_size
 from core.tags import parse_tag
 from core.urls import CLOUD_PROVIDER_CHOICES, Location, Provider, parse_endpoint, parse_location
@@ -81,6 +82,16 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return value
+
+
+def backup_reference(text: str) -> str:
+    """argparse type for BACKUP (an ID, a name, latest...): not empty, no control character."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name a backup: an ID, a name, latest or oldest")
+    try:
+        return check_line_safe(text, "backup")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def tag(text: str) -> tuple[str, str]:

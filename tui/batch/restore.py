@@ -23,6 +23,7 @@ from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
     add_general,
+    backup_reference,
     destination_from,
     non_negative_int,
     positive_int,
@@ -62,6 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("server_name", metavar="SERVER_NAME", help="the name of the server")
     parser.add_argument(
         "backup_id",
+        type=backup_reference,
         metavar="BACKUP",
         help="a backup ID, a backup name, latest, oldest, or auto (the newest "
         "backup that ended before the target)",

@@ -18,7 +18,7 @@ from tui.batch.catalog_options import add_format, add_source, connectivity_test,
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
-from tui.batch.options import positive_int, print_json
+from tui.batch.options import backup_reference, positive_int, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "backup_id",
+        type=backup_reference,
         metavar="BACKUP",
         help="a backup ID, a backup name, or latest/last, oldest/first",
     )
