@@ -353,6 +353,11 @@ def _command_cases(world: World) -> Iterator[Case]:
     for flag in ("-J=2", "--async-timeout=5", "--pusher-idle=5", "--spool-dir=/tmp"):
         yield Case((wal[0], flag, *wal[1:]), 3, "fast path flag without --async")
     yield Case((*wal[:3], world.scratch("000000010000000000000002")), 3, "missing WAL file")
+    fast = ("wal-archive", "--async", f"--spool-dir={world.scratch('spool')}")
+    for server in BAD_SERVERS:  # archive_command's fast path: checked before any pusher
+        yield Case((*fast, world.url, server, world.wal_path), 3, "--async server name")
+    for url in BAD_URLS[:6]:
+        yield Case((*fast, url, SERVER, world.wal_path), 3, "--async url")
     for wal_name in ("../../etc/passwd", "garbage", "00000001000000000000000G", ""):
         yield Case(("wal-restore", world.url, SERVER, wal_name, world.scratch("w")), 3, "wal")
     keep = ("backup-keep", world.url, SERVER, BACKUP_ID)
