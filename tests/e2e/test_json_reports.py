@@ -10,7 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from core.postgres.walnames import segment_range
-from tests.support.catalog import SERVER, archived_server, object_keys, wal_key, wal_names
+from tests.support.catalog import (
+    SERVER,
+    ArchivedServer,
+    archived_server,
+    object_keys,
+    wal_key,
+    wal_names,
+)
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster, start_restored, world_dir
 
@@ -86,33 +93,39 @@ def test_json_reports_say_what_the_store_holds(
     server.write_wal(1)
     second = server.backup()
     server.write_wal(1)
+    _verify(server, dest, first)
+    _check_wal_archive(server, dest, [first, second])
+    _delete(server, dest, first, second)
+    _restore(server, dest, second)
 
-    # verify: the backup, and bytes read at least those of its stored archives
-    verified = document(server.run("verify", first, "--format", "json"))
+
+def _verify(server: ArchivedServer, dest: TestDestination, backup_id: str) -> None:
+    """Every object of the backup is read, and the WAL from its begin to its end."""
+    verified = document(server.run("verify", backup_id, "--format", "json"))
     assert set(verified) == VERIFY_KEYS
-    assert (verified["backup_id"], verified["server"]) == (first, SERVER)
+    assert (verified["backup_id"], verified["server"]) == (backup_id, SERVER)
     assert verified["written_by"] == "pgvault"
-    # every object of the backup, and the WAL from its begin to its end
-    stored = _sizes(dest, f"{SERVER}/base/{first}/")
-    info = server.info(first)
+    stored = _sizes(dest, f"{SERVER}/base/{backup_id}/")
+    info = server.info(backup_id)
     wal_sizes = _sizes(dest, f"{SERVER}/wals/")
     needed = [wal_key(dest, name) for name in segment_range(info.begin_wal, info.end_wal)]
     assert verified["objects"] == len(stored) + len(needed)
     assert verified["bytes_read"] == sum(stored.values()) + sum(wal_sizes[k] for k in needed)
     assert verified["checked"] and verified["drill"] == []
 
-    # check-wal-archive: barman-cloud's check fails on a used archive, and says so in JSON
-    archived = wal_names(dest)
+
+def _check_wal_archive(server: ArchivedServer, dest: TestDestination, backups: list[str]) -> None:
+    """barman-cloud's check fails on a used archive, and says so in JSON; the gap check."""
     used = document(server.run("check-wal-archive", "--format", "json"), code=1)
     assert set(used) == CHECK_KEYS
-    assert (used["check"], used["ok"], used["wal_files"]) == ("usable", False, len(archived))
+    assert (used["check"], used["ok"], used["wal_files"]) == ("usable", False, len(wal_names(dest)))
     assert "expected an empty WAL archive" in used["error"] and used["backups"] == []
     newer = document(server.run("check-wal-archive", "--timeline", "2", "--format", "json"))
     assert (newer["ok"], newer["error"], newer["timeline"]) == (True, None, 2)
 
     gaps = document(server.run("check-wal-archive", "--gaps", "--format", "json"))
     assert (gaps["check"], gaps["ok"], gaps["error"]) == ("gaps", True, None)
-    assert [b["backup_id"] for b in gaps["backups"]] == [first, second]
+    assert [b["backup_id"] for b in gaps["backups"]] == backups
     for item in gaps["backups"]:
         assert set(item) == COVERAGE_KEYS
         info = server.info(item["backup_id"])
@@ -120,7 +133,10 @@ def test_json_reports_say_what_the_store_holds(
         assert item["timeline"] == info.timeline and item["missing"] == []
         assert item["ok"] is True
 
-    # backup-delete: a dry run names exactly the objects of the backup, and deletes none
+
+def _delete(server: ArchivedServer, dest: TestDestination, first: str, second: str) -> None:
+    """A dry run names exactly the objects of the backup and deletes none; a policy run."""
+    stored = _sizes(dest, f"{SERVER}/base/{first}/")
     dry = document(server.run("backup-delete", "-b", first, "--dry-run", "--format", "json"))
     assert set(dry) == DELETE_KEYS and dry["dry_run"] is True and dry["policy"] is None
     (planned,) = dry["deleted"]
@@ -129,19 +145,21 @@ def test_json_reports_say_what_the_store_holds(
     assert planned["size"] == sum(stored.values())
     assert object_keys(dest, f"{SERVER}/base/{first}/") == set(stored)
 
+    archived = wal_names(dest)
     by_policy = document(server.run("backup-delete", "-r", "REDUNDANCY 1", "--format", "json"))
     assert (by_policy["policy"], by_policy["dry_run"]) == ("REDUNDANCY 1", False)
     assert dict(map(tuple, by_policy["statuses"])) == {first: "OBSOLETE", second: "VALID"}
     assert [d["backup_id"] for d in by_policy["deleted"]] == [first]
     assert object_keys(dest, f"{SERVER}/base/{first}/") == set()
-    gone = archived - wal_names(dest)
-    assert by_policy["deleted"][0]["wal_count"] == len(gone)
+    assert by_policy["deleted"][0]["wal_count"] == len(archived - wal_names(dest))
 
-    # restore: the directory it reports holds the files and bytes it reports
+
+def _restore(server: ArchivedServer, dest: TestDestination, backup_id: str) -> None:
+    """The directory it reports holds the files and bytes it reports, and starts."""
     target = os.path.join(world_dir("pgvault-json-restore-"), "data")
-    restored = document(server.run("restore", second, target, "--format", "json"))
+    restored = document(server.run("restore", backup_id, target, "--format", "json"))
     assert set(restored) == RESTORE_KEYS
-    assert (restored["backup_id"], restored["recovery_dir"]) == (second, target)
+    assert (restored["backup_id"], restored["recovery_dir"]) == (backup_id, target)
     on_disk = [
         os.path.join(root, name)
         for root, _, names in os.walk(target)
@@ -149,14 +167,14 @@ def test_json_reports_say_what_the_store_holds(
         if not os.path.islink(os.path.join(root, name))
     ]
     with dest.store() as store:
-        recorded = json.loads(store.get_bytes(f"{SERVER}/base/{second}/pgvault.json"))["files"]
+        manifest = store.get_bytes(f"{SERVER}/base/{backup_id}/pgvault.json")
+    recorded = json.loads(manifest)["files"]
     # every file pgvault.json records, and the few restore writes itself (recovery.signal...)
     assert restored["files"] == len(recorded) < len(on_disk)
     assert restored["bytes_written"] == sum(f["size"] for f in recorded)
     assert {os.path.relpath(p, target) for p in on_disk} >= {f["path"] for f in recorded}
-    assert restored["bytes_downloaded"] == sum(
-        size for key, size in _sizes(dest, f"{SERVER}/base/{second}/").items() if ".tar" in key
-    )
+    archives = _sizes(dest, f"{SERVER}/base/{backup_id}/")
+    assert restored["bytes_downloaded"] == sum(v for k, v in archives.items() if ".tar" in k)
     assert os.path.isdir(restored["wal_restore_dir"])
     started = start_restored(target, server.cluster.bindir, env=dest.env)
     try:
