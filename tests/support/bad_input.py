@@ -421,6 +421,13 @@ def _protection_cases() -> Iterator[Case]:
         "policy",
     )
     yield Case(("backup-instance", "list", "--vault", "a\nb"), 3, "instance")
+    initialize = ("backup-instance", "initialize", "--datasource", "host=x", "--policy", "p")
+    for server in ("a\nb", "x" * 300, ""):
+        yield Case((*initialize, "--server-name", server), 3, "instance server name")
+    for name in ("a\nb", "x" * 300, "../up"):
+        yield Case(("vault", "create", name, "--destination", "file:///v"), 3, "vault name")
+    for url in BAD_URLS[:4]:
+        yield Case(("vault", "create", "v", "--destination", url), 3, "vault destination")
     yield Case(("agent", "--interval", "0"), 3, "agent")
     yield Case(("agent", "--interval", TOO_BIG), 3, "agent")
     yield Case(("agent", "--now", "yesterday"), 3, "agent")
