@@ -25,7 +25,7 @@ def parse_size(text: str) -> int:
                 result = int(value[: -idx + 1])
         else:
             result = int(value)
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, OverflowError):  # OverflowError: '1e400KB', 'infKB'
         raise InputError(f"'{text}' is not a valid size string") from None
     if result < 1:
         raise InputError(f"'{text}' is not a valid size string")

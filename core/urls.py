@@ -131,7 +131,11 @@ def parse_location(url: str, cloud_provider: str | None = None) -> Location:
         raise InputError(f"invalid destination URL {url!r}")
     if url.startswith("/"):
         raise InputError(f"a local directory destination is written file://{url}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port out of range or not a number raises here, not later
+    except ValueError:  # 's3://[abc/x': an unclosed IPv6 bracket
+        raise InputError(f"invalid destination URL {without_query(url)!r}") from None
     query = _query(parts.query)
     explicit = Provider(cloud_provider) if cloud_provider else None
     location = _by_scheme(parts, query, explicit, url)
@@ -143,6 +147,20 @@ def parse_location(url: str, cloud_provider: str | None = None) -> Location:
             f"(a {location.provider.value} URL)"
         )
     return location
+
+
+def parse_endpoint(url: str | None, what: str = "--endpoint-url") -> str | None:
+    """An endpoint URL as the SDKs take it: http(s)://host[:port][/path]; None stays None."""
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise InputError(f"{what} must be an http:// or https:// URL with a host, got {url!r}")
+    return url
 
 
 def _by_scheme(
@@ -229,7 +247,7 @@ def _s3(netloc: str, path: str, query: dict[str, str]) -> Location:
         provider=Provider.S3,
         bucket=bucket,
         prefix=path.strip("/"),
-        endpoint=query.get("AWS_ENDPOINT") or None,
+        endpoint=parse_endpoint(query.get("AWS_ENDPOINT") or None, "AWS_ENDPOINT"),
         region=query.get("AWS_REGION") or None,
         credentials=creds,
         auth=auth,
@@ -264,7 +282,7 @@ def _azure_short(netloc: str, path: str, query: dict[str, str]) -> Location:
     _unknown(query, _AZURE_PARAMS, "azure://")
     container = _check_bucket(netloc, f"azure://{netloc}{path}")
     account = query.get("AZURE_ACCOUNT_NAME") or None
-    endpoint = query.get("AZURE_ENDPOINT") or None
+    endpoint = parse_endpoint(query.get("AZURE_ENDPOINT") or None, "AZURE_ENDPOINT")
     return Location(
         provider=Provider.AZURE,
         bucket=container,

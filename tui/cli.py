@@ -84,7 +84,9 @@ def _take_state_dir(head: list[str]) -> str | None:
 def _console(argv: list[str]) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="pgvault", usage=CONSOLE_USAGE, add_help=True)
+    # argparse prints "usage: " itself before the usage it is given.
+    usage = CONSOLE_USAGE.removeprefix("usage: ")
+    parser = argparse.ArgumentParser(prog="pgvault", usage=usage, add_help=True)
     parser.add_argument("--version", action="version", version=f"pgvault {__version__}")
     parser.add_argument("--state-dir", help="job store directory (default: XDG state dir)")
     parser.add_argument(

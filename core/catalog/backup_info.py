@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
-from core.errors import StorageError
+from core.errors import InputError, StorageError
+from core.names import shown
 
 STARTED = "STARTED"
 DONE = "DONE"
@@ -127,7 +128,15 @@ def serialize(info: BackupInfo) -> bytes:
             continue
         values[f.name] = _dump(f.name, value)
     values.update(info.extra)
+    for key, text in values.items():
+        _check_one_line(key, text)
     return "".join(f"{key}={values[key]}\n" for key in sorted(values)).encode("utf-8")
+
+
+def _check_one_line(key: str, text: str) -> None:
+    """The last guard against a value that would start a line of its own (an injection)."""
+    if "".join(text.splitlines()) != text:
+        raise InputError(f"backup.info: the {key} {shown(text)} would span more than one line")
 
 
 def parse(backup_id: str, data: bytes) -> BackupInfo:

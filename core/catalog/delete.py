@@ -31,6 +31,7 @@ from core.errors import InputError, OperationFailed, PgvaultError
 from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, Segment, is_segment
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, StoreConfig, open_store
+from core.timeparse import parse_local_time
 from core.urls import Location
 from core.wal.cleanup import WalCleanup, plan_wal_cleanup
 
@@ -79,13 +80,7 @@ class DeleteResult:
 
 def parse_now(text: str) -> datetime:
     """An ISO 8601 time; a time without offset is local time."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InputError(
-            f"invalid time {text!r} (ISO 8601, e.g. 2026-11-21T09:30:00+00:00)"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.astimezone()
+    return parse_local_time(text, "time")
 
 
 def validate_request(request: DeleteRequest) -> None:
@@ -97,8 +92,9 @@ def validate_request(request: DeleteRequest) -> None:
         raise InputError("-m/--minimum-redundancy must be 0 or more")
     if request.batch_size is not None and request.batch_size < 1:
         raise InputError("--batch-size must be at least 1")
+    policy = parse_policy(request.policy) if request.policy is not None else None
     if request.now is not None:
-        if request.policy is None or parse_policy(request.policy).kind != WINDOW:
+        if policy is None or policy.kind != WINDOW:
             raise InputError("--as-of applies to a RECOVERY WINDOW policy only")
         parse_now(request.now)
     if request.force and request.backup is None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from core.codecs import CODECS, Codec, codec_for_suffix
 from core.errors import InputError
+from core.names import check_name
 from core.postgres.walnames import hash_dir, is_wal_name
 
 BACKUP_ID_RE = re.compile(r"^\d{8}T\d{6}$")
@@ -47,15 +48,18 @@ _ARCHIVE_RE = re.compile(r"^(?P<name>data|\d+)(?:_(?P<part>\d{4}))?(?P<suffix>\.
 
 
 def validate_server_name(name: str) -> str:
+    """One key segment, safe in a line of backup.info (core.names): no '/', '.', '..'."""
     if not name or "/" in name or name in (".", "..") or name.strip() != name:
         raise InputError(f"invalid server name {name!r}")
-    return name
+    return check_name(name, "server name")
 
 
 def validate_backup_name(name: str) -> str:
-    """barman-cloud's rule: a name must not look like a backup ID nor be a reserved word."""
+    """barman-cloud's rule: a name must not look like a backup ID nor be a reserved word;
+    and it is safe in a line of backup.info (core.names)."""
     if not name.strip():
         raise InputError("backup name must not be empty")
+    check_name(name, "backup name")
     if BACKUP_ID_RE.match(name):
         raise InputError(f"backup name {name!r} is not allowed: it looks like a backup ID")
     if name in RESERVED_NAMES:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from core.catalog.backup_info import DONE, FAILED, BackupInfo
 from core.catalog.keep import KEEP_STANDALONE
@@ -81,7 +81,12 @@ def parse_policy(text: str) -> RetentionPolicy:
         return RetentionPolicy(REDUNDANCY, int(match[1]))
     match = _WINDOW_RE.match(text)
     if match:
-        return RetentionPolicy(WINDOW, int(match[1]), _UNITS[match[2].lower()])
+        policy = RetentionPolicy(WINDOW, int(match[1]), _UNITS[match[2].lower()])
+        try:
+            policy.window  # noqa: B018 - a window longer than Python's timedelta raises here
+        except OverflowError:
+            raise InputError(f"invalid retention policy {text!r}: the window is too long") from None
+        return policy
     raise InputError(
         f"invalid retention policy {text!r}: expected 'REDUNDANCY n' or "
         "'RECOVERY WINDOW OF n DAYS|WEEKS|MONTHS'"
@@ -123,6 +128,14 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.astimezone()
 
 
+def _window_start(moment: datetime, window: timedelta) -> datetime:
+    """`moment` minus the window; a window reaching back before year 1 keeps everything."""
+    try:
+        return moment - window
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
 def evaluate(
     policy: RetentionPolicy,
     backups: Sequence[BackupInfo],
@@ -140,7 +153,7 @@ def evaluate(
     if policy.kind == REDUNDANCY:
         _by_redundancy(newest_first, keeps, max(policy.value, minimum_redundancy), report)
     else:
-        point = moment - policy.window
+        point = _window_start(moment, policy.window)
         _by_window(newest_first, keeps, point, minimum_redundancy, report)
     done_ids = [b.backup_id for b in newest_first if b.status == DONE]
     newest_done = done_ids[0] if done_ids else None

@@ -89,14 +89,18 @@ def parse_state(text: str) -> JobState:
         raise InputError(f"unknown job state {text!r} (one of: {names})") from None
 
 
+#: SQLite's largest INTEGER: no job id is above it
+MAX_JOB_ID = 2**63 - 1
+
+
 def parse_job_id(text: str | int) -> int:
     """A job id as typed by an operator: a positive integer."""
     try:
         value = int(str(text).strip())
     except ValueError:
         raise InputError(f"invalid job id {text!r}: job ids are positive integers") from None
-    if value < 1:
-        raise InputError(f"invalid job id {text!r}: job ids are positive integers")
+    if not 1 <= value <= MAX_JOB_ID:
+        raise InputError(f"invalid job id {text!r}: job ids are integers from 1 to {MAX_JOB_ID}")
     return value
 
 

@@ -20,13 +20,17 @@ from core.catalog.backup_info import DONE, BackupInfo
 from core.catalog.browse import no_backups_here
 from core.catalog.reader import LATEST, Catalog
 from core.errors import InputError, OperationFailed
+from core.names import check_line_safe
 from core.postgres.walnames import format_lsn, parse_lsn
 from core.storage import CommonPrefix, ObjectInfo
+from core.timeparse import parse_local_time
 
 ACTIONS = ("pause", "promote", "shutdown")
 DEFAULT_ACTION = "pause"
 MAX_NAME = 63  # PostgreSQL's limit for a restore point name (MAXFNAMELEN - 1)
 FIRST_NORMAL_XID = 3  # PostgreSQL's FirstNormalTransactionId
+MAX_FULL_XID = 2**64 - 1  # recovery_target_xid also takes an epoch-qualified 64-bit ID
+MAX_TIMELINE = 2**32 - 1  # TimeLineID is a uint32
 
 
 @dataclass(frozen=True)
@@ -73,16 +77,7 @@ class RecoveryTarget:
 
 def parse_time(text: str) -> datetime:
     """An ISO 8601 time; without an offset it is local time (barman's rule)."""
-    value = text.strip()
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"invalid target time {text!r}: use ISO 8601, e.g. '2026-11-21 10:15:00+00:00'"
-        ) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.astimezone()
-    return parsed
+    return parse_local_time(text, "target time", "2026-11-21 10:15:00+00:00")
 
 
 def format_time(moment: datetime) -> str:
@@ -91,14 +86,35 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_timeline(text: str) -> str:
+    """A timeline ID (1 to 2^32-1, decimal or 0x hex), current or latest."""
     value = text.strip().lower()
     if value in ("latest", "current"):
         return value
-    if value.isdigit() and int(value) > 0:
-        return str(int(value))
-    if re.fullmatch(r"0x[0-9a-f]+", value) and int(value, 16) > 0:
-        return str(int(value, 16))
+    number = None
+    # ASCII only: str.isdigit() also takes '²', which int() refuses.
+    if re.fullmatch(r"[0-9]+", value):
+        number = int(value)
+    elif re.fullmatch(r"0x[0-9a-f]+", value):
+        number = int(value, 16)
+    if number is not None and 0 < number <= MAX_TIMELINE:
+        return str(number)
     raise InputError(f"invalid target timeline {text!r}: a positive number, current or latest")
+
+
+def parse_xid(text: str) -> str:
+    """A target transaction ID: a normal XID, or an epoch-qualified 64-bit one."""
+    digits = text.strip()
+    if not re.fullmatch(r"[0-9]+", digits) or not FIRST_NORMAL_XID <= int(digits) <= MAX_FULL_XID:
+        raise InputError(f"invalid target transaction ID {text!r}")
+    return str(int(digits))
+
+
+def check_restore_point(name: str) -> None:
+    """A restore point name PostgreSQL takes, safe in a line of postgresql.auto.conf."""
+    # a newline would end the line of postgresql.auto.conf and stop PostgreSQL starting
+    check_line_safe(name, "restore point name")
+    if not name or len(name.encode()) > MAX_NAME:
+        raise InputError(f"invalid restore point name {name!r} (1 to {MAX_NAME} bytes)")
 
 
 def make_target(  # noqa: PLR0913 - one keyword for each recovery target option
@@ -131,11 +147,9 @@ def make_target(  # noqa: PLR0913 - one keyword for each recovery target option
     if lsn is not None:
         lsn = format_lsn(parse_lsn(lsn))
     if xid is not None:
-        if not xid.strip().isdigit() or int(xid) < FIRST_NORMAL_XID:
-            raise InputError(f"invalid target transaction ID {xid!r}")
-        xid = str(int(xid))
-    if name is not None and (not name or len(name.encode()) > MAX_NAME):
-        raise InputError(f"invalid restore point name {name!r} (1 to {MAX_NAME} bytes)")
+        xid = parse_xid(xid)
+    if name is not None:
+        check_restore_point(name)
     if timeline is not None:
         timeline = parse_timeline(timeline)
     target = RecoveryTarget(time, lsn, xid, name, immediate, timeline, action, exclusive)

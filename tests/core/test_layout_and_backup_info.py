@@ -97,3 +97,29 @@ def test_backup_names_must_not_look_like_ids_or_reserved_words(name: str) -> Non
 
 def test_backup_info_defaults() -> None:
     assert BackupInfo("x").status == "EMPTY"
+
+
+@pytest.mark.parametrize(
+    "name", ["a\nb", "tab\there", "x" * 256, "é" * 128, "nul\x00", "bad\udcffbyte", "l\u2028s"]
+)
+def test_names_that_break_a_line_or_a_key_are_refused(name: str) -> None:
+    with pytest.raises(InputError):
+        validate_backup_name(name)
+    with pytest.raises(InputError):
+        ServerLayout(name)
+
+
+def test_names_barman_cloud_takes_are_kept() -> None:
+    for name in ("nightly", "before upgrade", "pg-main_2026.11", "x" * 255, "ü" * 127):
+        assert validate_backup_name(name) == name
+        assert ServerLayout(name).server == name
+
+
+@pytest.mark.parametrize("field", ["backup_name", "server_name", "error"])
+def test_backup_info_never_writes_a_value_over_two_lines(field: str) -> None:
+    """The last guard: whatever reached a BackupInfo, backup.info keeps one line per key."""
+    info = BackupInfo("20261121T091524", **{field: "one\nstatus=DONE"})
+    with pytest.raises(InputError, match=field):
+        serialize(info)
+    with pytest.raises(InputError, match="extra"):
+        serialize(BackupInfo("20261121T091524", extra={"extra": "a\rb"}))

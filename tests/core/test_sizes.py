@@ -23,7 +23,9 @@ def test_barman_sizes(text: str, expected: int) -> None:
     assert parse_size(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "5K", "abc", "0", "-5MB", "MB"])
+@pytest.mark.parametrize(
+    "text", ["", "5K", "abc", "0", "-5MB", "MB", "1e400KB", "infKB", "-infKB", "nanKB", "1e400"]
+)
 def test_bad_sizes_are_input_errors(text: str) -> None:
     with pytest.raises(InputError, match="not a valid size"):
         parse_size(text)

@@ -6,7 +6,7 @@ import pytest
 
 from core.errors import InputError
 from core.secrets import redact
-from core.urls import Provider, parse_location
+from core.urls import Provider, parse_endpoint, parse_location
 
 
 def test_s3_with_prefix_and_inferred_provider() -> None:
@@ -82,8 +82,20 @@ def test_file_urls() -> None:
         ("/var/backups", None, "file:///var/backups"),
         ("http://127.0.0.1:10000/onlyaccount", "azure-blob-storage", "ACCOUNT/CONTAINER"),
         ("gs://b/p?CREDENTIALS=!!!", None, "base64"),
+        ("s3://[abc/x", None, "invalid destination URL"),
+        ("s3://b:99999/p", None, "invalid destination URL"),
+        ("s3://b/p?AWS_ENDPOINT=notaurl", None, "AWS_ENDPOINT must be an http"),
+        ("azure://c/p?AZURE_ENDPOINT=ftp://h", None, "AZURE_ENDPOINT must be an http"),
     ],
 )
 def test_malformed_urls_are_input_errors(url: str, provider: str | None, message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse_location(url, provider)
+
+
+@pytest.mark.parametrize("url", ["notaurl", "ftp://h", "http://", "http://[::1", "http://h:70000"])
+def test_an_endpoint_is_an_http_url_with_a_host(url: str) -> None:
+    with pytest.raises(InputError, match="--endpoint-url must be an http"):
+        parse_endpoint(url)
+    assert parse_endpoint("http://127.0.0.1:9000") == "http://127.0.0.1:9000"
+    assert parse_endpoint(None) is None

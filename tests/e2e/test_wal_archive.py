@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from core.codecs import get_codec
+from tests.support.catalog import wal_names
 from tests.support.destinations import TestDestination
 from tests.support.emulators import free_port
 from tests.support.postgres import Cluster, world_dir
@@ -214,7 +215,7 @@ def test_test_mode_and_unreachable_or_missing_destinations(
         assert secret not in result.stderr + result.stdout
 
 
-def test_flags_of_another_provider_are_reported_not_dropped(
+def test_flags_of_another_provider_are_refused_naming_them(
     make_dest: Callable[..., TestDestination], pgvault_bin: str, wal_sample: WalSample
 ) -> None:
     dest = make_dest("s3")
@@ -231,6 +232,8 @@ def test_flags_of_another_provider_are_reported_not_dropped(
         wal_sample.path(wal_sample.segments[0]),
         env=dest.env,
     )
-    assert result.returncode == 0, result.stderr
-    assert "--kms-key-name: google-cloud-storage only, not used" in result.stderr
-    assert "--max-concurrency: azure-blob-storage only, not used" in result.stderr
+    assert result.returncode == 3, result.stderr
+    assert "--kms-key-name: for google-cloud-storage only" in result.stderr
+    assert "--max-concurrency: for azure-blob-storage only" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not wal_names(dest), "nothing is archived when a flag is refused"

@@ -17,6 +17,7 @@ from tui.batch.options import (
     add_general,
     add_tags,
     destination_from,
+    non_negative_int,
     positive_int,
     size,
     tags_from,
@@ -54,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or file:// destination",
     )
     parser.add_argument("server_name", metavar="SERVER_NAME", help="the name of the server")
-    add_general(parser)
+    add_general(parser, short_help=False)  # -h is --host, as in barman-cloud-backup
     add_cloud(parser, writes=True)
     compression = parser.add_mutually_exclusive_group()
     for flags, name in COMPRESSIONS:
@@ -122,7 +123,7 @@ def _add_upload(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--keepalive-interval",
-        type=int,
+        type=non_negative_int,
         default=60,
         help="seconds between keepalive queries on the backup session (default: 60, 0 disables)",
     )
@@ -189,13 +190,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         min_chunk_size=args.min_chunk_size,
         max_bandwidth=args.max_bandwidth,
     )
-    if args.test:
-        where.check()
-        return ExitCode.OK
     if args.database or args.table or args.all_databases:
         return run_logical(args, ctx, where)
     _refuse_logical(args)
-    apply_unlock(args)
     from core.backup.request import make_backup_request
     from core.postgres.connection import ConnectionParams
 
@@ -216,6 +213,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         incremental=_kind(args),
         incremental_from=args.incremental_from,
     )
+    if args.test:  # after every flag is checked: -t with a bad flag is exit 3, as without
+        where.check()
+        return ExitCode.OK
+    apply_unlock(args)
     from core.jobs.builtin import BACKUP
     from core.jobs.results import BackupJobResult
 

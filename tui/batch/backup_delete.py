@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 
 from core.errors import ExitCode, InputError
-from tui.batch.catalog_options import add_source, connectivity_test, source
+from tui.batch.catalog_options import add_format, add_source, connectivity_test, source
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
-from tui.batch.options import non_negative_int, positive_int
+from tui.batch.options import backup_reference, non_negative_int, positive_int, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument(
         "-b",
         "--backup-id",
+        type=backup_reference,
         metavar="BACKUP",
         help="the backup to delete: an ID, a name, or latest/oldest/last-failed",
     )
@@ -72,6 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="not available in pgvault yet (barman-cloud's S3 Object Lock check): refused",
     )
+    add_format(parser)
     add_job_options(parser)
 
 
@@ -81,14 +83,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "--check-object-lock is not available in pgvault yet: pgvault does not check S3 "
             "Object Lock retention before deleting"
         )
-    if args.test:
-        connectivity_test(args)
-        return ExitCode.OK
     from core.logical.layout import is_logical_id
 
     if is_logical_id(args.backup_id):
+        if args.test:
+            connectivity_test(args)
+            return ExitCode.OK
         return _delete_logical(args)
-    from core.catalog.delete import DeleteRequest
+    from core.catalog.delete import DeleteRequest, validate_request
     from core.jobs.builtin import DELETE
     from core.jobs.results import DeleteJobResult
     from tui.job_results import delete_lines
@@ -106,9 +108,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         now=args.as_of,
         force=args.force,
     )
+    validate_request(request)  # with -t too: a bad policy is exit 3 either way
+    if args.test:
+        connectivity_test(args)
+        return ExitCode.OK
     job = run_as_job(args, ctx, DELETE, request)
-    if job is not None and not args.quiet:
-        result = job.result_as(DeleteJobResult)
+    if job is None:  # detached: the job id is printed
+        return ExitCode.OK
+    result = job.result_as(DeleteJobResult)
+    if args.format == "json":
+        print_json(result.to_json())
+    elif not args.quiet:
         print("\n".join(delete_lines(result, verbose=args.verbose > 0)))
     return ExitCode.OK
 
@@ -125,16 +135,34 @@ def _delete_logical(args: argparse.Namespace) -> int:
             store.delete_batch = min(args.batch_size, type(store).delete_batch)
         if args.dry_run:
             manifest = get_logical(store, args.server_name, args.backup_id)
-            print(
-                f"would delete logical backup {manifest.backup_id} "
-                f"({format_size(manifest.stored_size)})"
-            )
+            if args.format == "json":
+                print_json(_logical_json(manifest.backup_id, None, manifest.stored_size, True))
+            else:
+                print(
+                    f"would delete logical backup {manifest.backup_id} "
+                    f"({format_size(manifest.stored_size)})"
+                )
             return ExitCode.OK
         # --force: also the objects a killed logical backup left without its logical.json
         gone = delete_logical(store, args.server_name, args.backup_id, unfinished=args.force)
-    if not args.quiet:
+    if args.format == "json":
+        print_json(_logical_json(gone.backup_id, gone.objects, gone.size, False))
+    elif not args.quiet:
         print(
             f"deleted logical backup {gone.backup_id}: {gone.objects} objects, "
             f"{format_size(gone.size)}"
         )
     return ExitCode.OK
+
+
+def _logical_json(
+    backup_id: str, objects: int | None, size: int, dry_run: bool
+) -> dict[str, object]:
+    """The JSON shape of a logical backup's deletion (README: backup-delete --format json)."""
+    return {
+        "kind": "logical",
+        "backup_id": backup_id,
+        "dry_run": dry_run,
+        "objects": objects,
+        "bytes": size,
+    }

@@ -14,6 +14,7 @@ import logging
 from core.errors import ExitCode
 from tui.batch.catalog_options import add_source, connectivity_test, opened
 from tui.batch.main import Context
+from tui.batch.options import backup_reference
 
 log = logging.getLogger("pgvault.keep")
 TARGETS = ("full", "standalone")
@@ -48,6 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "backup_id",
+        type=backup_reference,
         metavar="BACKUP",
         help="a backup ID, a backup name, or latest/oldest/last-failed",
     )

@@ -11,6 +11,7 @@ from tui.batch.backup_list import table
 from tui.batch.catalog_options import add_format, add_source, connectivity_test, opened
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.main import Context
+from tui.batch.options import backup_reference
 from tui.fmt import pg_version
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "backup_id",
+        type=backup_reference,
         metavar="BACKUP",
         help="a backup ID, a backup name, or latest/last, oldest/first, last-failed",
     )

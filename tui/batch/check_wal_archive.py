@@ -9,10 +9,16 @@ the gap check: every backup's WAL is present, and no hole follows it.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection, Sequence
+from typing import TYPE_CHECKING, Any
 
-from core.errors import ExitCode, InputError
+from core.errors import ExitCode, InputError, PgvaultError
+from tui.batch.catalog_options import add_format
 from tui.batch.main import Context
-from tui.batch.options import add_cloud, add_general, destination_from, positive_int
+from tui.batch.options import add_cloud, add_general, destination_from, positive_int, print_json
+
+if TYPE_CHECKING:
+    from core.wal.check import BackupCoverage
 
 #: missing segments named after a backup (the count says how many more)
 SHOWN = 5
@@ -42,11 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="check instead that every backup has every segment from its begin to its end "
         "WAL, and that no segment is missing after it (point-in-time recovery)",
     )
+    add_format(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.catalog.reader import Catalog
-    from core.wal.check import archived_wals, check_archive_usable, check_backups, read_histories
+    from core.wal.check import archived_wals, check_backups, read_histories
     from core.wal.errors import ArchiveGaps
 
     if args.gaps and args.timeline is not None:
@@ -58,13 +65,71 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with where.open() as store:
         archived = archived_wals(store, args.server_name)
         if not args.gaps:
-            check_archive_usable(archived, args.timeline)
-            return ExitCode.OK
+            return _usable(args, archived)
         backups = Catalog(store, args.server_name).backups()
         coverage = check_backups(backups, archived, read_histories(store, archived))
+    if args.format == "json":
+        print_json(_report(args, len(archived), coverage=coverage))
+    else:
+        _print_coverage(args.server_name, coverage)
+    failed = [c for c in coverage if not c.ok]
+    if failed:
+        raise ArchiveGaps(
+            f"{len(failed)} of {len(coverage)} backup(s) lack WAL segments (listed above)"
+        )
+    return ExitCode.OK
+
+
+def _usable(args: argparse.Namespace, archived: Collection[str]) -> int:
+    """barman-cloud's check; with --format json its report, also when it fails (exit 1)."""
+    from core.wal.check import check_archive_usable
+
+    count = len(archived)
+    try:
+        check_archive_usable(archived, args.timeline)
+    except PgvaultError as exc:
+        if args.format == "json":
+            print_json(_report(args, count, error=str(exc)))
+        raise
+    if args.format == "json":
+        print_json(_report(args, count))
+    return ExitCode.OK
+
+
+def _report(
+    args: argparse.Namespace,
+    wal_files: int,
+    coverage: Sequence[BackupCoverage] = (),
+    error: str | None = None,
+) -> dict[str, Any]:
+    """The --format json document: one shape for both checks (README, check-wal-archive)."""
+    return {
+        "server": args.server_name,
+        "check": "gaps" if args.gaps else "usable",
+        "ok": error is None and all(c.ok for c in coverage),
+        "error": error,
+        "timeline": args.timeline,
+        "wal_files": wal_files,
+        "backups": [
+            {
+                "backup_id": c.backup_id,
+                "timeline": c.timeline,
+                "begin_wal": c.begin_wal,
+                "end_wal": c.end_wal,
+                "ok": c.ok,
+                "missing": list(c.missing),
+                "gaps_after": list(c.gaps_after),
+                "recoverable_until": c.recoverable_until,
+            }
+            for c in coverage
+        ],
+    }
+
+
+def _print_coverage(server: str, coverage: Sequence[BackupCoverage]) -> None:
     if not coverage:
-        print(f"no completed backups of {args.server_name}: nothing to check")
-        return ExitCode.OK
+        print(f"no completed backups of {server}: nothing to check")
+        return
     for item in coverage:
         head = f"backup {item.backup_id} ({item.begin_wal}..{item.end_wal})"
         if item.missing:
@@ -84,9 +149,3 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         elif item.recoverable_until:
             line += f"; WAL continuous to {item.recoverable_until}"
         print(line)
-    failed = [c for c in coverage if not c.ok]
-    if failed:
-        raise ArchiveGaps(
-            f"{len(failed)} of {len(coverage)} backup(s) lack WAL segments (listed above)"
-        )
-    return ExitCode.OK

@@ -31,6 +31,7 @@ from core.jobs import (
 from core.jobs.model import parse_job_id, parse_state
 from core.jobs.runner import resume_request, spawn_detached
 from core.sizes import format_size
+from core.timeparse import parse_local_time
 from tui.batch.jobrun import open_store, run_here
 from tui.batch.main import Context
 from tui.batch.options import add_general
@@ -246,18 +247,9 @@ def parse_since(text: str, now: float | None = None) -> float:
     match = _AGE.match(text)
     if match:
         return now - float(match.group(1)) * _UNIT[match.group(2).lower()]
-    value = text.strip()
-    if value.endswith(("Z", "z")):
-        value = value[:-1] + "+00:00"
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(
-            f"invalid --since {text!r}: give an ISO 8601 date or time "
-            "(2025-01-31, 2025-01-31T08:00) or an age (30m, 12h, 7d)"
-        ) from None
-    if when.tzinfo is None:
-        when = when.astimezone()  # local time
+    when = parse_local_time(
+        text, "--since", "2025-01-31, 2025-01-31T08:00, or an age: 30m, 12h, 7d"
+    )
     return when.timestamp()
 
 

@@ -15,13 +15,24 @@ from typing import TYPE_CHECKING
 from core.errors import ExitCode, InputError
 from tui.batch.encryption_options import add_passphrase_file, add_unlock, read_unlock
 from tui.batch.main import Context
-from tui.batch.options import add_cloud, add_general, destination_from
+from tui.batch.options import add_cloud, add_general, destination_from, refuse_given
 
 if TYPE_CHECKING:
     from core.crypto import X25519Recipient
     from core.keyring import Rewrap, Unlock
 
 ACTIONS = ("init", "show", "rotate", "rewrap")
+
+
+#: the flags of one action or a few (argparse dests), refused with the others (exit 3)
+ACTION_FLAGS = {
+    "encrypt_to": ("init", "rewrap"),
+    "new_passphrase_file": ("rewrap",),
+    "drop_passphrase": ("rewrap",),
+    "no_recipients": ("rewrap",),
+    "encryption_passphrase_file": ("init", "rotate", "rewrap"),
+    "identity_file": ("rotate", "rewrap"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,6 +63,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.crypto import parse_recipient, passphrase_from_env, read_passphrase_file
     from core.keyring import describe, init_keys, rewrap_keys, rotate_keys, show_keys
 
+    refuse_given(
+        args,
+        [dest for dest, actions in ACTION_FLAGS.items() if args.action not in actions],
+        f"to keys {args.action}",
+    )
     recipients = tuple(parse_recipient(r) for r in args.encrypt_to or ())
     server = args.server_name
     with destination_from(args).open() as store:

@@ -157,6 +157,9 @@ def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> in
         staging_limit=args.staging_limit,
         pg_bindir=_abs(args.pg_bindir),
     )
+    if args.test:  # after every flag is checked, as for a physical backup
+        where.check()
+        return ExitCode.OK
     job = run_as_job(args, ctx, LOGICAL_BACKUP, request)
     if job is not None:
         result = job.result_as(LogicalJobResult)
@@ -206,6 +209,9 @@ def run_restore(args: argparse.Namespace, ctx: Context, where: Destination) -> i
         staging_dir=_abs(args.staging_dir),
         pg_bindir=_abs(args.pg_bindir),
     )
+    if args.test:
+        where.check()
+        return ExitCode.OK
     job = run_as_job(args, ctx, LOGICAL_RESTORE, request)
     if job is not None:
         result = job.result_as(LogicalJobResult)

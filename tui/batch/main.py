@@ -118,9 +118,12 @@ def run(argv: list[str], state_dir: str | None = None) -> int:
 
 def _without_command(argv: list[str]) -> int | None:
     """The exit code of --help, --version or an unknown command; None for a command."""
-    if not argv or argv[0] in ("--help", "help"):
+    if not argv:
+        print(f"pgvault: error: no command given\n\n{usage()}", file=sys.stderr)
+        return ExitCode.INPUT
+    if argv[0] in ("--help", "-h", "help"):
         print(usage())
-        return ExitCode.OK if argv else ExitCode.INPUT
+        return ExitCode.OK
     if argv[0] in ("-V", "--version"):
         print(f"pgvault {__version__}")
         return ExitCode.OK

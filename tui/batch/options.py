@@ -7,16 +7,20 @@ in its own module (a Destination, a core request), and only those go further.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from core import __version__
+from core.catalog.layout import validate_server_name
 from core.errors import ContainerNotFound, ExitCode, InputError
+from core.names import check_line_safe
 from core.sizes import parse_size
 from core.tags import parse_tag
-from core.urls import CLOUD_PROVIDER_CHOICES, Location, Provider, parse_location
+from core.urls import CLOUD_PROVIDER_CHOICES, Location, Provider, parse_endpoint, parse_location
 from tui.batch.encryption_options import refuse_passphrase_value
 
 if TYPE_CHECKING:
@@ -42,6 +46,11 @@ class BatchParser(argparse.ArgumentParser):
         raise ParseExit(ExitCode.OK if status == 0 else ExitCode.INPUT)
 
 
+def print_json(value: Any) -> None:
+    """A command's --format json output: one document on stdout, keys sorted, UTF-8 as is."""
+    print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))
+
+
 def size(text: str) -> int:
     """argparse type for barman-style sizes."""
     try:
@@ -50,14 +59,21 @@ def size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+#: the largest count or number of seconds a flag takes (a C int: SDKs, sockets, SQLite)
+MAX_COUNT = 2**31 - 1
+
+
 def non_negative_int(text: str) -> int:
-    """argparse type for counts that may be 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    """argparse type for counts that may be 0 (ASCII digits, at most MAX_COUNT)."""
+    # int() also takes '²'-free Unicode digits and '1_000'; a count is plain ASCII digits.
+    digits = text.strip().removeprefix("+")
+    if not (digits.isascii() and digits.isdigit()):
+        if digits.startswith("-") and digits[1:].isascii() and digits[1:].isdigit():
+            raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    value = int(digits)
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_COUNT})")
     return value
 
 
@@ -80,6 +96,16 @@ def tcp_port(text: str) -> int:
     return value
 
 
+def backup_reference(text: str) -> str:
+    """argparse type for BACKUP (an ID, a name, latest...): not empty, no control character."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("name a backup: an ID, a name, latest or oldest")
+    try:
+        return check_line_safe(text, "backup")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def tag(text: str) -> tuple[str, str]:
     """A KEY,VALUE tag as barman-cloud writes it."""
     try:
@@ -88,11 +114,17 @@ def tag(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_general(parser: argparse.ArgumentParser) -> None:
-    """-V, --help, -v/-q (counted, mutually exclusive)."""
+def add_help(parser: argparse.ArgumentParser, *, short: bool = True) -> None:
+    """-h/--help (the parsers are built with add_help=False: backup's -h is --host)."""
+    flags = ("-h", "--help") if short else ("--help",)
+    parser.add_argument(*flags, action="help", help="show this help message and exit")
+
+
+def add_general(parser: argparse.ArgumentParser, *, short_help: bool = True) -> None:
+    """-V, -h/--help (--help alone where -h is --host), -v/-q (counted, mutually exclusive)."""
     parser.add_argument("-V", "--version", action="version", version=f"pgvault {__version__}")
     refuse_passphrase_value(parser)
-    parser.add_argument("--help", action="help", help="show this help message and exit")
+    add_help(parser, short=short_help)
     verbosity = parser.add_mutually_exclusive_group()
     verbosity.add_argument(
         "-v",
@@ -228,11 +260,66 @@ def tags_from(args: argparse.Namespace, name: str = "tags") -> tuple[tuple[str, 
 
 
 def location_from(args: argparse.Namespace, url: str | None = None) -> Location:
-    """The URL argument (or `url`, when a command completed it) with --cloud-provider."""
+    """The URL argument (or `url`, when a command completed it) with --cloud-provider, the
+    server name checked, and no flag of another provider (refuse_inapplicable)."""
     location = parse_location(args.url if url is None else url, args.cloud_provider)
-    if args.endpoint_url and location.provider.value != "aws-s3":
-        raise InputError("--endpoint-url applies to S3 destinations only")
+    server = getattr(args, "server_name", None)
+    if server is not None:
+        validate_server_name(server)
+    refuse_inapplicable(args, location.provider)
     return location
+
+
+#: flags (argparse dests) only one provider uses; None: every cloud provider, not file://
+PROVIDER_FLAGS: dict[Provider | None, tuple[str, ...]] = {
+    Provider.S3: (
+        "endpoint_url",
+        "aws_profile",
+        "addressing_style",
+        "encryption",
+        "sse_kms_key_id",
+    ),
+    Provider.AZURE: (
+        "azure_credential",
+        "encryption_scope",
+        "max_block_size",
+        "max_concurrency",
+        "max_single_put_size",
+    ),
+    Provider.GCS: ("kms_key_name",),
+    None: ("read_timeout",),
+}
+
+
+def flag_name(parser_dest: str) -> str:
+    """The long flag of an argparse dest, as an error message names it."""
+    return "--" + parser_dest.replace("_", "-")
+
+
+def given_flags(args: argparse.Namespace, dests: Iterable[str]) -> list[str]:
+    """The long flags of `dests` the command line gave (a value, or a switch turned on)."""
+    return [flag_name(d) for d in dests if getattr(args, d, None) not in (None, False, [], ())]
+
+
+def refuse_given(args: argparse.Namespace, dests: Iterable[str], why: str) -> None:
+    """Flags given that cannot apply here: exit 3, naming each and why (`why` ends it)."""
+    given = given_flags(args, dests)
+    if given:
+        raise InputError(f"{', '.join(given)} cannot apply {why}")
+
+
+def refuse_inapplicable(args: argparse.Namespace, provider: Provider) -> None:
+    """A provider's flag given for another provider's destination is exit 3, naming it."""
+    refused = []
+    for owner, dests in PROVIDER_FLAGS.items():
+        if owner is provider or (owner is None and provider is not Provider.FILE):
+            continue
+        given = given_flags(args, dests)
+        if given:
+            applies = owner.value if owner is not None else "cloud destinations"
+            refused.append(f"{', '.join(given)}: for {applies} only")
+    if refused:
+        raise InputError(f"{'; '.join(refused)}: cannot apply to this {provider.value} destination")
 
 
 def store_config_from(args: argparse.Namespace, **overrides: Any) -> StoreConfig:
@@ -244,7 +331,7 @@ def store_config_from(args: argparse.Namespace, **overrides: Any) -> StoreConfig
     if kms_id and sse != "aws:kms":
         raise InputError("--sse-kms-key-id is only allowed with -e/--encryption aws:kms")
     values: dict[str, Any] = {
-        "endpoint_url": args.endpoint_url,
+        "endpoint_url": parse_endpoint(args.endpoint_url),
         "aws_profile": args.aws_profile,
         "read_timeout": args.read_timeout,
         "addressing_style": None if args.addressing_style == "auto" else args.addressing_style,

@@ -6,7 +6,7 @@ import argparse
 
 from core.errors import ExitCode
 from tui.batch.main import Context
-from tui.batch.options import add_general, positive_int
+from tui.batch.options import add_general, add_help, positive_int
 from tui.batch.policy_edit import add_helpers, run_helper
 from tui.batch.protection_options import add_vault, instant, no_arguments, print_json
 
@@ -31,6 +31,7 @@ def _simulate(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Backup policies: a schedule with tagging criteria, retention rules."
+    add_help(parser)
     sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     verbs = {
         "get-default-policy-template": ("print the default policy", no_arguments),

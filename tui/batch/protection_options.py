@@ -4,12 +4,11 @@ verbs as subcommands, `--vault`, instants, and JSON on stdout."""
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
-from tui.batch.options import add_general
+from tui.batch.options import add_general, add_help
+from tui.batch.options import print_json as print_json  # the one JSON printer, re-exported
 
 Verb = Callable[[argparse.ArgumentParser], None]
 
@@ -18,6 +17,7 @@ def add_verbs(
     parser: argparse.ArgumentParser, verbs: Mapping[str, tuple[str, Verb]], dest: str = "verb"
 ) -> None:
     """One subcommand per verb (name -> (help, add its arguments)), each with -v/-q/--help."""
+    add_help(parser)
     sub = parser.add_subparsers(dest=dest, required=True, metavar="VERB")
     for name, (summary, add) in verbs.items():
         verb = sub.add_parser(name, help=summary, description=summary, add_help=False)
@@ -50,7 +50,3 @@ def instant(text: str) -> datetime:
 
 def now_or(value: datetime | None) -> datetime:
     return value if value is not None else datetime.now(UTC)
-
-
-def print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False))

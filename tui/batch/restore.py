@@ -19,6 +19,7 @@ import os
 import sys
 
 from core.errors import ExitCode, InputError
+from tui.batch.catalog_options import add_format
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.logical import (
@@ -31,9 +32,11 @@ from tui.batch.main import Context
 from tui.batch.options import (
     add_cloud,
     add_general,
+    backup_reference,
     destination_from,
     non_negative_int,
     positive_int,
+    print_json,
 )
 
 SNAPSHOT_FLAGS = (
@@ -69,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("server_name", metavar="SERVER_NAME", help="the name of the server")
     parser.add_argument(
         "backup_id",
+        type=backup_reference,
         metavar="BACKUP",
         help="a backup ID, a backup name, latest, oldest, or auto (the newest "
         "backup that ended before the target)",
@@ -99,6 +103,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_targets(parser)
     _add_restore_command(parser)
     _add_restored_server(parser)
+    add_format(parser)
     add_job_options(parser)
     add_unlock(parser)
     add_restore_arguments(parser)
@@ -196,16 +201,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "pgvault restores backups stored as archives"
         )
     where = destination_from(args, jobs=args.jobs)
-    if args.test:
-        where.check()
-        return ExitCode.OK
     if is_logical_restore(args):
         return run_restore(args, ctx, where)
     refuse_logical_flags(args)
-    if not args.recovery_dir:
-        raise InputError("the following arguments are required: RECOVERY_DIR")
-    apply_unlock(args)
-
     from core.restore import RestoreRequest, default_pgvault_command, make_target
 
     target = make_target(
@@ -218,6 +216,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         action=args.target_action,
         exclusive=args.target_exclusive,
     )
+    if args.test:  # after the targets are checked: a bad one is exit 3 with -t too
+        where.check()
+        return ExitCode.OK
+    if not args.recovery_dir:
+        raise InputError("the following arguments are required: RECOVERY_DIR")
+    apply_unlock(args)
     # Absolute paths: a detached job runs in another process.
     request = RestoreRequest(
         location=where.location,
@@ -241,6 +245,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     job = run_as_job(args, ctx, RESTORE, request)
     if job is not None:
         result = job.result_as(RestoreJobResult)
+        if args.format == "json":
+            print_json(result.to_json())
+            return ExitCode.OK
         print(result.backup_id)
         if args.verbose:
             for line in result.report:

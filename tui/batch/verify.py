@@ -14,11 +14,11 @@ import argparse
 import os
 
 from core.errors import ExitCode
-from tui.batch.catalog_options import add_source, connectivity_test, source
+from tui.batch.catalog_options import add_format, add_source, connectivity_test, source
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
-from tui.batch.options import positive_int
+from tui.batch.options import backup_reference, positive_int, print_json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "backup_id",
+        type=backup_reference,
         metavar="BACKUP",
         help="a backup ID, a backup name, or latest/last, oldest/first",
     )
@@ -70,20 +71,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=600,
         help="seconds PostgreSQL may take to start and reach consistency (default: 600)",
     )
+    add_format(parser)
     add_job_options(parser)
     add_unlock(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    if args.test:
-        connectivity_test(args)
-        return ExitCode.OK
     from core.jobs.builtin import VERIFY
     from core.jobs.results import VerifyJobResult
-    from core.verify import VerifyRequest
+    from core.verify import VerifyRequest, validate_request
     from tui.job_results import verify_lines
 
-    apply_unlock(args)
     where = source(args, jobs=args.jobs)
     pgvault_command = args.pgvault_command
     if args.restore_drill and pgvault_command is None:
@@ -103,7 +101,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         amcheck=not args.no_amcheck,
         drill_timeout=float(args.timeout),
     )
+    validate_request(request)  # with -t too: a flag that cannot apply is exit 3 either way
+    if args.test:
+        connectivity_test(args)
+        return ExitCode.OK
+    apply_unlock(args)
     job = run_as_job(args, ctx, VERIFY, request)
-    if job is not None and not args.quiet:
-        print("\n".join(verify_lines(job.result_as(VerifyJobResult))))
+    if job is None:  # detached: the job id is printed
+        return ExitCode.OK
+    result = job.result_as(VerifyJobResult)
+    if args.format == "json":
+        print_json(result.to_json())
+    elif not args.quiet:
+        print("\n".join(verify_lines(result)))
     return ExitCode.OK

@@ -202,12 +202,6 @@ AZURE_DEFAULTS: dict[str, object] = {
     "max_concurrency": 1,
     "max_single_put_size": size("64MB"),
 }
-# Flags that only one provider uses: given for another, they are reported, not dropped.
-PROVIDER_FLAGS = {
-    "aws-s3": ("encryption", "sse_kms_key_id"),
-    "azure-blob-storage": ("encryption_scope", *AZURE_DEFAULTS),
-    "google-cloud-storage": ("kms_key_name",),
-}
 FAST_PATH_DEFAULTS: dict[str, object] = {
     "spool_dir": DEFAULT_SPOOL,
     "jobs": 4,
@@ -222,13 +216,6 @@ def _given(args: argparse.Namespace, defaults: dict[str, object]) -> dict[str, A
         name: default if getattr(args, name) is None else getattr(args, name)
         for name, default in defaults.items()
     }
-
-
-def _warn_foreign_flags(args: argparse.Namespace, provider: str) -> None:
-    for owner, names in PROVIDER_FLAGS.items():
-        given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n) is not None]
-        if owner != provider and given:
-            log.warning("%s: %s only, not used for this destination", ", ".join(given), owner)
 
 
 def _fast_path(args: argparse.Namespace) -> FastPath | None:
@@ -246,8 +233,7 @@ def _fast_path(args: argparse.Namespace) -> FastPath | None:
 
 def parse(args: argparse.Namespace) -> Parsed:
     """Bad input is exit 3 here, also in --async mode (before any pusher sees it)."""
-    location = location_from(args)
-    _warn_foreign_flags(args, location.provider.value)
+    location = location_from(args)  # a flag of another provider is refused there
     azure = _given(args, AZURE_DEFAULTS)
     fast = _fast_path(args)
     # tags, history tags, compression level
