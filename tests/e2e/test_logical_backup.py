@@ -61,7 +61,7 @@ def taken(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Taken]:
 
 def restore(taken: Taken, target: Cluster, *flags: str) -> subprocess.CompletedProcess[str]:
     return pgvault(
-        "restore", taken.dest.url, SERVER, taken.backup_id, *target.conninfo_args(),
+        "restore", taken.dest.url, SERVER, taken.backup_id, *target.restore_flags(),
         "--database", SHOP, "-J", "2", *flags,
         env=BINDIRS_ENV,
     )  # fmt: skip

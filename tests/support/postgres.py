@@ -119,6 +119,10 @@ class Cluster:
         """pgvault/barman-style connection flags for this cluster."""
         return ["-h", self.sock, "-p", str(self.port), "-U", "postgres"]
 
+    def restore_flags(self) -> list[str]:
+        """The same for `restore`, whose -h is help as in barman-cloud-restore."""
+        return ["--host", self.sock, "-p", str(self.port), "-U", "postgres"]
+
     @property
     def major(self) -> int:
         return int(Path(self.data, "PG_VERSION").read_text().strip())

@@ -90,7 +90,8 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add_common(group)
     pg = parser.add_argument_group("PostgreSQL connection (logical restores)")
-    pg.add_argument("-h", "--host", help="host or Unix socket (default: libpq settings)")
+    # -h is help here, as in barman-cloud-restore: the host is --host only.
+    pg.add_argument("--host", help="host or Unix socket (default: libpq settings)")
     pg.add_argument(
         "-p",
         "--port",
@@ -226,7 +227,7 @@ def refuse_logical_flags(args: argparse.Namespace) -> None:
     used = {
         "--staging-dir": args.staging_dir,
         "--pg-bindir": args.pg_bindir,
-        "-h/-U": args.host or args.user,
+        "--host/-U": args.host or args.user,
         "-d": args.dbname != "postgres",
     }
     _refuse([flag for flag, value in used.items() if value], "a physical restore")
