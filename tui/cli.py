@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from core import __version__
+from core.secrets import register_environment_secrets
 
 CONSOLE_USAGE = """\
 usage: pgvault [--version] [--state-dir DIR] [--read-only] [--demo] [DESTINATION_URL ...]
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if quick_ack(args[1:]):
                 return 0
+        register_environment_secrets()
         state_dir = _take_state_dir(head)
         if head:
             print(
@@ -42,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         from tui.batch.main import run
 
         return run(args, state_dir=state_dir)
+    register_environment_secrets()
     return _console(head)
 
 
