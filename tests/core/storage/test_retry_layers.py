@@ -42,7 +42,7 @@ def _store_through(
 
 
 @pytest.mark.parametrize("provider", ["s3", "azure", "gcs"])
-@pytest.mark.parametrize("fault", [Fault.UNAVAILABLE, Fault.RESET])
+@pytest.mark.parametrize("fault", [Fault.UNAVAILABLE, Fault.RESET, Fault.TRUNCATE])
 def test_a_failing_read_is_sent_once_per_attempt(
     provider: str,
     fault: Fault,
