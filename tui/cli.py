@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 from core import __version__
-from core.secrets import register_environment_secrets
 
 CONSOLE_USAGE = """\
 usage: pgvault [--version] [--state-dir DIR] [--read-only] [--demo] [DESTINATION_URL ...]
@@ -34,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if quick_ack(args[1:]):
                 return 0
-        register_environment_secrets()
+        _register_secrets()
         state_dir = _take_state_dir(head)
         if head:
             print(
@@ -44,8 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         from tui.batch.main import run
 
         return run(args, state_dir=state_dir)
-    register_environment_secrets()
+    _register_secrets()
     return _console(head)
+
+
+def _register_secrets() -> None:
+    """The environment's secrets, masked from here on (after the fast acknowledgement,
+    which must not even load logging)."""
+    from core.secrets import register_environment_secrets
+
+    register_environment_secrets()
 
 
 def _take_state_dir(head: list[str]) -> str | None:
