@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from core.errors import InputError, PgvaultError
 from core.secrets import register_secret
+from core.urls import with_query
 
 FORMAT = 1
 #: values that locate or identify, not authenticate: not masked in messages
@@ -118,3 +119,11 @@ def load_credentials(path: str) -> StoredCredentials:
         if name not in NOT_SECRET:
             register_secret(value)
     return StoredCredentials(url, environment)
+
+
+def apply_credentials_file(path: str, url: str) -> str:
+    """Load the file, put its variables in this process's environment (and so in any
+    child's, the WAL pusher's too) and return `url` with its URL parameters added."""
+    stored = load_credentials(path)
+    os.environ.update(stored.environment)
+    return with_query(url, stored.url)

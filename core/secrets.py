@@ -9,10 +9,13 @@ pgvault process logs. A parsed destination drops its credentials with
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 import sys
 import threading
+from urllib.parse import quote, quote_plus
 
 _lock = threading.Lock()
 _known: set[str] = set()
@@ -23,6 +26,12 @@ _PAIR = re.compile(
     r"AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|AZURE_ACCOUNT_KEY|AZURE_STORAGE_KEY|"
     r"AZURE_STORAGE_SAS_TOKEN|CREDENTIALS|passphrase|encryption_passphrase)"
     r"(\s*[=:]\s*)('[^']*'|\"[^\"]*\"|[^\s;&'\"]+)"
+)
+# A quoted secret header or field followed by its quoted value, as SDKs log them:
+# botocore's {'X-Amz-Security-Token': b'...'}, a JSON "private_key": "...".
+_QUOTED_PAIR = re.compile(
+    r"(?i)((['\"])[\w.-]*(?:token|secret|password|passwd|passphrase|authorization|"
+    r"accountkey|account_key|private_key|signature)\2\s*[:=]\s*)(b?'[^']*'|b?\"[^\"]*\")"
 )
 # user:password@ in URLs and libpq URIs.
 _USERINFO = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)([^@\s/]+)(@)")
@@ -35,13 +44,46 @@ _URI_PASSWORD = re.compile(r"(?i)^(postgres(?:ql)?://[^/:@]*):[^@/]*@")
 _URI_QUERY_PASSWORD = re.compile(r"(?i)([?&])password=[^&]*&?")
 #: SDK loggers that stay at WARNING unless their details are asked for (-vv)
 SDK_LOGGERS = ("botocore", "boto3", "urllib3", "azure", "google", "s3transfer")
+#: environment variables whose whole value is a secret, read by pgvault or by a cloud SDK
+SECRET_ENVIRONMENT = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_CONNECTION_STRING",
+    "AZURE_STORAGE_SAS_TOKEN",
+    "AZURE_CLIENT_SECRET",
+    "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+    "PGPASSWORD",
+    "PGVAULT_ENCRYPTION_PASSPHRASE",
+    "PGVAULT_ENCRYPTION_IDENTITY",
+)
 
 
 def register_secret(value: str | None) -> None:
-    """Remember a secret value so that it is masked wherever it would be printed."""
-    if value and len(value) >= MIN_SECRET_LENGTH:
-        with _lock:
-            _known.add(value)
+    """Remember a secret value so that it is masked wherever it would be printed.
+
+    Its encoded forms (in a URL, in JSON) and the secret pairs inside it (a connection
+    string's AccountKey, a SAS token's sig, a conninfo's password) are remembered too.
+    """
+    if not value or len(value) < MIN_SECRET_LENGTH:
+        return
+    forms = {value, quote(value, safe=""), quote_plus(value), json.dumps(value)[1:-1]}
+    forms |= {_unquoted(m.group(3)) for m in _PAIR.finditer(value)}
+    with _lock:
+        _known.update(form for form in forms if len(form) >= MIN_SECRET_LENGTH)
+
+
+def _unquoted(text: str) -> str:
+    quoted = len(text) > 1 and text[0] == text[-1] and text[0] in "'\""
+    return text[1:-1] if quoted else text
+
+
+def register_environment_secrets() -> None:
+    """Register the secrets of this process's environment (once, at each entry point)."""
+    for name in SECRET_ENVIRONMENT:
+        register_secret(os.environ.get(name))
 
 
 def redact(text: str) -> str:
@@ -51,6 +93,7 @@ def redact(text: str) -> str:
     for value in known:
         if value in text:
             text = text.replace(value, MASK)
+    text = _QUOTED_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}{m.group(2)}", text)
     text = _PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     return _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
 

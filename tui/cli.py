@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if quick_ack(args[1:]):
                 return 0
+        _register_secrets()
         state_dir = _take_state_dir(head)
         if head:
             print(
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     if mistaken:
         print(mistaken, file=sys.stderr)
         return 3
+    _register_secrets()
     return _console(head)
 
 
@@ -67,6 +69,14 @@ def _batch_command_without_batch(head: list[str]) -> str | None:
         return None
     suggestion = shlex.join(["pgvault", *head[:at], "--batch", *head[at:]])
     return f"pgvault: {head[at]} is a batch command: did you mean {suggestion}"
+
+
+def _register_secrets() -> None:
+    """The environment's secrets, masked from here on (after the fast acknowledgement,
+    which must not even load logging)."""
+    from core.secrets import register_environment_secrets
+
+    register_environment_secrets()
 
 
 def _take_state_dir(head: list[str]) -> str | None:

@@ -1,4 +1,4 @@
-"""snappy: one framed stream of chunks, compressed in parallel."""
+"""snappy: one framed stream of chunks, compressed on one core (cramjam holds the GIL)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ SNAPPY_FEED = 64 * 1024  # a framed chunk holds at most 64 KiB: output stays sma
 
 
 class ParallelSnappy(BlockStream):
-    """One framed snappy stream; 4 MiB blocks are framed in parallel, later stream headers
-    dropped."""
+    """One framed snappy stream of 4 MiB blocks, later stream headers dropped; the block
+    plumbing could frame them in parallel, but the compressor is built with one thread."""
 
     BLOCK = 4 * MiB
     STREAM_HEADER = b"\xff\x06\x00\x00sNaPpY"
@@ -101,6 +101,6 @@ SNAPPY = Codec(
     (0, 0, 0),
     (0, 0),
     0,
-    True,
+    False,  # one core: see _compressor
     Factories(_compressor, SnappyDecompressor, SnappyReader),
 )

@@ -18,7 +18,7 @@ import sys
 
 from core.errors import ExitCode, PgvaultError
 from core.jobs.runner import run_worker
-from core.secrets import RedactingFormatter, redact
+from core.secrets import RedactingFormatter, redact, register_environment_secrets
 
 log = logging.getLogger("pgvault.jobs")
 
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    register_environment_secrets()
     _configure_logging()
     niceness = os.nice(JOB_NICENESS)
     log.info("job %s: process %s started (nice %s)", args.job_id, os.getpid(), niceness)

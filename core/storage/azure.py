@@ -57,6 +57,17 @@ def _facts(exc: BaseException) -> Facts:
 
 
 _EXISTS = "{what}: object already exists"
+
+
+def _connection_broken(exc: BaseException) -> bool:
+    """An HttpResponseError without an answer, raised for a body cut off mid-read."""
+    if getattr(exc, "status_code", None) is not None:
+        return False
+    causes = [getattr(exc, "inner_exception", None), exc.__cause__, exc.__context__]
+    causes += [item for arg in exc.args for item in (arg if isinstance(arg, tuple) else (arg,))]
+    return any(isinstance(cause, OSError) for cause in causes)
+
+
 ERRORS = ErrorTable(
     (
         Rule(
@@ -96,6 +107,12 @@ ERRORS = ErrorTable(
             "{what}: {http}",
             (HttpResponseError,),
             statuses={408, 429, *SERVER_ERRORS},
+        ),
+        Rule(
+            errors.TransientError,
+            "{what}: connection dropped while reading the answer",
+            (HttpResponseError,),
+            when=_connection_broken,
         ),
         Rule(errors.StorageError, "{what}: {http}", (HttpResponseError,)),
         Rule(errors.StorageError, "{what}: {exc}", (AzureError,)),

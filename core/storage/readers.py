@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
-import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from core.errors import StorageError, TransientError
+from core.errors import StorageError
 from core.storage.backend import Backend, MiB, RawStream
+from core.storage.retry import RETRYABLE
 
 READ_BLOCK = 1 * MiB
 
@@ -33,30 +33,29 @@ class ObjectReader(io.RawIOBase):
 
     def _open(self) -> RawStream:
         if self._stream is None:
-            self._stream = self.store._retry(
-                lambda: self.store._open_stream(self.key, self._pos, self._end), f"get {self.key}"
-            )
+            self._stream = self.store._open_stream(self.key, self._pos, self._end)
         return self._stream
 
     def _read_some(self, size: int) -> bytes:
-        """Up to size bytes from the stream (b'' at the end), reopening it after a drop."""
+        """Up to size bytes from the stream (b'' at the end), reopening it after a drop.
+
+        Opening and reading share one count of failures: the store's policy is the only
+        retry layer (a failing GET is sent `attempts` times, not attempts squared).
+        """
         if self._eof:
             return b""
         want = size if self._end is None else min(size, self._end - self._pos)
         if want <= 0:
             self._eof = True
             return b""
-        policy = self.store.config.retry
         while True:
             try:
                 chunk = self._open().read(want)
                 break
-            except TransientError:
+            except RETRYABLE as exc:
                 self._drop_stream()
                 self._failures += 1
-                if self._failures >= policy.attempts:
-                    raise
-                time.sleep(policy.delay(self._failures))
+                self.store.config.retry.wait(self._failures, f"get {self.key}", exc)
         if not chunk:
             # The SDKs raise on a body shorter than its Content-Length, so a clean end
             # here is the end of the object (a range may reach past it).

@@ -42,7 +42,7 @@ class RetryPolicy:
                 return fn()
             except RETRYABLE as exc:
                 failures += 1
-                self._wait(failures, what, exc, sleep)
+                self.wait(failures, what, exc, sleep)
 
     def stream(
         self,
@@ -65,10 +65,14 @@ class RetryPolicy:
                 return
             except RETRYABLE as exc:
                 failures += 1
-                self._wait(failures, what, exc, sleep)
+                self.wait(failures, what, exc, sleep)
 
-    def _wait(
-        self, failures: int, what: str, exc: Exception, sleep: Callable[[float], None]
+    def wait(
+        self,
+        failures: int,
+        what: str,
+        exc: Exception,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         """Sleep before the next attempt, or re-raise when the attempts are spent."""
         if failures >= self.attempts:

@@ -175,7 +175,9 @@ def _client(location: Location, config: StoreConfig) -> Any:
         config=Config(
             read_timeout=timeouts.read,
             connect_timeout=timeouts.connect,
-            retries={"max_attempts": 1, "mode": "standard"},
+            # total_max_attempts counts the first request; botocore's "max_attempts" key
+            # counts retries (1 meant two requests per store attempt).
+            retries={"total_max_attempts": 1, "mode": "standard"},
             max_pool_connections=max(10, config.jobs * 2 + 2),
             s3=s3_options or None,
             # pgvault sends its own CRC32 per part; botocore must not re-read bodies.

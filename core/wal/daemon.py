@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from core.errors import ExitCode, PgvaultError
-from core.secrets import log_redacted_to_stderr
+from core.secrets import log_redacted_to_stderr, register_environment_secrets
 from core.wal.archive_command import PusherRequest, open_archiver
 from core.wal.spool import ArchiveSpool
 
@@ -104,6 +104,7 @@ def main() -> int:
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
         print(f"pgvault pusher: bad start request: {exc}", file=sys.stderr)
         return int(ExitCode.INPUT)
+    register_environment_secrets()
     log_redacted_to_stderr(
         f"%(asctime)s pusher[{os.getpid()}] %(levelname)s: %(message)s",
         request.verbosity,

@@ -95,3 +95,14 @@ def test_names_suffixes_and_levels() -> None:
     assert parse_level(CODECS["lz4"], "low") == 0
     with pytest.raises(InputError):
         parse_level(CODECS["gzip"], "fast")
+
+
+def test_what_says_parallel_is_parallel() -> None:
+    # cramjam holds the GIL and bz2 has no parallel form: both compress on one core.
+    from core.codecs import get_codec
+
+    assert [n for n in ("gzip", "lz4", "zstd", "snappy", "bzip2") if get_codec(n).parallel] == [
+        "gzip",
+        "lz4",
+        "zstd",
+    ]

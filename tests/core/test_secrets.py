@@ -59,3 +59,44 @@ def test_a_child_process_masks_the_secrets_of_a_location_it_was_handed() -> None
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.stdout.strip() == "key *** here", done.stderr
+
+
+def test_botocore_debug_header_form_is_masked() -> None:
+    # What `-vv` printed: botocore logs the prepared request's headers as a dict of bytes.
+    line = (
+        "Sending http request: <AWSPreparedRequest method=GET, headers={'X-Amz-Date': "
+        "b'20261203T000000Z', 'X-Amz-Security-Token': b'IQoJb3JpZ2luX2VjEtokenvalue', "
+        "'Authorization': b'AWS4-HMAC-SHA256 Credential=AKID/x, Signature=abcdef0123'}>"
+    )
+    out = redact(line)
+    assert "IQoJb3JpZ2luX2VjEtokenvalue" not in out and "Signature=abcdef0123" not in out
+    assert "X-Amz-Date': b'20261203T000000Z'" in out
+    assert redact('{"private_key": "-----BEGIN PRIVATE KEY-----\\nMIIE"}').count("MIIE") == 0
+
+
+def test_encoded_forms_and_inner_pairs_of_a_registered_secret_are_masked() -> None:
+    register_secret("tok/en+with=special&chars-31")
+    out = redact("GET /b/k?X-Amz-Security-Token=tok%2Fen%2Bwith%3Dspecial%26chars-31 HTTP/1.1")
+    assert "special" not in out, out
+    register_secret("DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=QUJDREVGR0g=")
+    assert redact("signing with QUJDREVGR0g= now") == "signing with *** now"
+    register_secret("sv=2022-11-02&ss=b&sig=c2lnbmF0dXJlLXZhbHVl")
+    assert "c2lnbmF0dXJlLXZhbHVl" not in redact("sig c2lnbmF0dXJlLXZhbHVl")
+
+
+def test_the_secrets_of_the_environment_are_registered_at_the_edge() -> None:
+    import subprocess
+    import sys
+
+    probe = (
+        "from core.secrets import redact, register_environment_secrets\n"
+        "register_environment_secrets()\n"
+        "print(redact('a session-token-canary-77 and azure-key-canary-88 and keep-this'))"
+    )
+    env = {
+        "AWS_SESSION_TOKEN": "session-token-canary-77",
+        "AZURE_STORAGE_KEY": "azure-key-canary-88",
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert done.stdout.strip() == "a *** and *** and keep-this", done.stderr

@@ -179,3 +179,11 @@ def test_tags_go_on_every_object_of_the_backup(
         assert len([k for k in keys if "/data_" in k]) >= 2  # multipart-sized parts too
         for key in keys:
             assert store.get_tags(key) == {"team": "db", "env": "prod"}, key
+
+
+def test_help_says_which_compressions_barman_cloud_restores() -> None:
+    # barman-cloud-restore 3.19.1 skips .tar.zst ("Skipping unknown extension").
+    text = " ".join(pgvault("backup", "--help").stdout.split())
+    assert "barman-cloud-restore (3.19.1) cannot restore it" in text
+    assert "(it reads plain, gzip, bzip2, snappy and lz4 backups)" in text
+    assert "snappy-compress the backup (on one core)" in text

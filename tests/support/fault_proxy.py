@@ -1,8 +1,10 @@
 """An HTTP proxy on 127.0.0.1 that injects network faults in front of an object-store emulator.
 
 Each request is read whole, then a plan decides its fate: passed on, answered 503 SlowDown
-without reaching the emulator, cut with a TCP reset, or passed on and its answer lost (the
-emulator stored the object; the client sees a reset instead of the answer). Plans are
+without reaching the emulator, cut with a TCP reset, passed on and its answer lost (the
+emulator stored the object; the client sees a reset instead of the answer), stalled past
+the client's read timeout (no answer, then a reset), or passed on and its answer cut half
+way through the body (a download reset mid-transfer). Plans are
 deterministic: a `Script` of steps in order, or `Bursts` drawn from a seeded generator.
 The SDKs speak plain HTTP/1.1 to emulators, so the proxy speaks it too.
 """
@@ -31,6 +33,8 @@ class Fault(enum.Enum):
     UNAVAILABLE = "503"  # answered 503 SlowDown / ServerBusy, never sent on
     RESET = "reset"  # the connection is reset before the request is sent on
     LOSE_ANSWER = "lose-answer"  # sent on and done, then the answer is replaced by a reset
+    STALL = "stall"  # never answered: held for the proxy's stall seconds, then reset
+    TRUNCATE = "truncate"  # sent on; the answer's headers and half its body, then a reset
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,10 @@ class Bursts:
 
     Before each request a calm channel turns stormy with probability `onset` and a stormy
     one calms with probability `calm`. In a storm a request fails with probability
-    `density`: a write is sent on and its answer lost (its retry meets the stored object),
-    anything else is answered 503 SlowDown or reset. The first `outage` requests are all
-    answered 503 (the store throttles as archiving starts).
+    `density`: a write meets one of `write_faults` (by default sent on and its answer lost:
+    its retry meets the stored object), anything else one of `faults` (by default answered
+    503 SlowDown or reset). The first `outage` requests are all answered 503 (the store
+    throttles as archiving starts).
     """
 
     seed: int
@@ -119,6 +124,8 @@ class Bursts:
     calm: float = 0.3
     density: float = 0.5
     outage: int = 0
+    faults: tuple[Fault, ...] = (Fault.UNAVAILABLE, Fault.RESET)
+    write_faults: tuple[Fault, ...] = (Fault.LOSE_ANSWER,)
     _stormy: bool = field(init=False, default=False)
     _random: random.Random = field(init=False)
 
@@ -134,8 +141,13 @@ class Bursts:
         if not self._stormy or draw() >= self.density:
             return Fault.PASS
         if is_object_write(request):
-            return Fault.LOSE_ANSWER
-        return Fault.UNAVAILABLE if draw() < 0.5 else Fault.RESET
+            return self._pick(self.write_faults)
+        return self._pick(self.faults)
+
+    def _pick(self, faults: tuple[Fault, ...]) -> Fault:
+        if len(faults) == 1:
+            return faults[0]
+        return faults[min(len(faults) - 1, int(self._random.random() * len(faults)))]
 
 
 Plan = Script | Bursts
@@ -146,10 +158,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, upstream_port: int, plan: Plan) -> None:
+    def __init__(self, upstream_port: int, plan: Plan, stall: float) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream_port = upstream_port
         self.plan = plan
+        self.stall = stall
+        self.closing = threading.Event()
         self.lock = threading.Lock()
         self.seen: list[tuple[str, str, Fault]] = []
 
@@ -189,9 +203,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
         elif fault is Fault.UNAVAILABLE:
             self._unavailable(request)
+        elif fault is Fault.STALL:
+            self.server.closing.wait(self.server.stall)
+            self._reset()
         else:
             answer = self._forward(request)
             if fault is Fault.LOSE_ANSWER:
+                self._reset()
+            elif fault is Fault.TRUNCATE and self.command != "HEAD" and len(answer[2]) > 1:
+                self._reply(*answer, cut=True)
                 self._reset()
             else:
                 self._reply(*answer)
@@ -210,7 +230,9 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             upstream.close()
 
-    def _reply(self, status: int, headers: list[tuple[str, str]], data: bytes) -> None:
+    def _reply(
+        self, status: int, headers: list[tuple[str, str]], data: bytes, cut: bool = False
+    ) -> None:
         self.send_response_only(status)
         for name, value in headers:
             if name.lower() not in _HOP and not (
@@ -221,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD" and data:
-            self.wfile.write(data)
+            self.wfile.write(data[: len(data) // 2] if cut else data)
 
     def _unavailable(self, request: Request) -> None:
         if request.route.startswith(("/storage/", "/upload/")):
@@ -251,10 +273,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class FaultProxy:
-    """The proxy in a daemon thread; `endpoint` is its http://127.0.0.1:PORT."""
+    """The proxy in a daemon thread; `endpoint` is its http://127.0.0.1:PORT. A stalled
+    request is held `stall` seconds (longer than the client's --read-timeout)."""
 
-    def __init__(self, upstream_port: int, plan: Plan) -> None:
-        self._server = _Server(upstream_port, plan)
+    def __init__(self, upstream_port: int, plan: Plan, stall: float = 8.0) -> None:
+        self._server = _Server(upstream_port, plan, stall)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -278,6 +301,7 @@ class FaultProxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._server.closing.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(10)

@@ -30,6 +30,13 @@ COMPRESSIONS = (
     (("--lz4",), "lz4"),
     (("--zstd",), "zstd"),
 )
+# barman-cloud-restore 3.19.1 (the newest release) skips .tar.zst archives.
+_COMPRESSION_HELP = {
+    "bzip2": "bzip2-compress the backup (on one core)",
+    "snappy": "snappy-compress the backup (on one core)",
+    "zstd": "zstd-compress the backup; barman-cloud-restore (3.19.1) cannot restore it "
+    "(it reads plain, gzip, bzip2, snappy and lz4 backups)",
+}
 SNAPSHOT_FLAGS = (
     "snapshot_instance",
     "snapshot_disk",
@@ -64,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             dest="compression",
             action="store_const",
             const=name,
-            help=f"{name}-compress the backup",
+            help=_COMPRESSION_HELP.get(name, f"{name}-compress the backup"),
         )
     _add_connection(parser)
     _add_upload(parser)

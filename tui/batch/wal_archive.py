@@ -80,6 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--compression-level",
         help="low, medium (default), high, or a number for the chosen algorithm (clamped)",
     )
+    parser.add_argument(
+        "--credentials-file",
+        metavar="PATH",
+        help="a 0600 JSON file of credentials (the format `pgvault --batch restore` writes "
+        'for wal-restore: {"format": 1, "url": {...}, "environment": {...}}): its URL '
+        "parameters are added to DESTINATION_URL and its variables to the environment, so "
+        "that no secret sits in archive_command",
+    )
     add_tags(parser, "tags", "WAL files")
     add_tags(parser, "history-tags", "history files (used instead of --tags for them)")
     _add_azure(parser)
@@ -218,6 +226,29 @@ def _given(args: argparse.Namespace, defaults: dict[str, object]) -> dict[str, A
     }
 
 
+def _bare(args: argparse.Namespace) -> Location | None:
+    """The URL as archive_command gives it, without the credentials file's parameters."""
+    try:
+        return location_from(args)
+    except InputError:  # e.g. AUTH=specified whose keys are in the file
+        return None
+
+
+def _warn_secrets_in_url(location: Location | None) -> None:
+    """Name, never show, the credentials archive_command itself carries in its URL."""
+    from core.urls import credential_params
+
+    given = credential_params(location) if location else {}
+    names = sorted(set(given) - {"AUTH", "AWS_ACCESS_KEY_ID"})
+    if names:
+        log.warning(
+            "the destination URL carries credentials (%s): PostgreSQL shows archive_command "
+            "in postgresql.auto.conf, its logs, pg_settings and ps; move them to a "
+            "--credentials-file (mode 600)",
+            ", ".join(names),
+        )
+
+
 def _fast_path(args: argparse.Namespace) -> FastPath | None:
     given = [name for name in FAST_PATH_DEFAULTS if getattr(args, name) is not None]
     if given and not args.async_mode:
@@ -233,7 +264,13 @@ def _fast_path(args: argparse.Namespace) -> FastPath | None:
 
 def parse(args: argparse.Namespace) -> Parsed:
     """Bad input is exit 3 here, also in --async mode (before any pusher sees it)."""
-    location = location_from(args)  # a flag of another provider is refused there
+    url = args.url
+    if args.credentials_file:
+        from core.credentials_file import apply_credentials_file
+
+        url = apply_credentials_file(args.credentials_file, url)
+    location = location_from(args, url)  # a flag of another provider is refused there
+    _warn_secrets_in_url(location if url == args.url else _bare(args))
     azure = _given(args, AZURE_DEFAULTS)
     fast = _fast_path(args)
     # tags, history tags, compression level

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from core.errors import ExitCode, InputError, PgvaultError
@@ -109,12 +108,9 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.wal_name} is an invalid name for a WAL file")
     url = args.url
     if args.credentials_file:
-        from core.credentials_file import load_credentials
-        from core.urls import with_query
+        from core.credentials_file import apply_credentials_file
 
-        stored = load_credentials(args.credentials_file)
-        os.environ.update(stored.environment)
-        url = with_query(url, stored.url)
+        url = apply_credentials_file(args.credentials_file, url)
     apply_unlock(args)
     where = destination_from(args, url, jobs=max(1, args.parallel))
     if args.test:
