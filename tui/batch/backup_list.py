@@ -48,6 +48,13 @@ def table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> list[str]:
     return lines
 
 
+def _broken_row(backup_id: str, width: int) -> tuple[str, ...]:
+    """A backup whose backup.info cannot be read: its ID and BROKEN, the rest unknown."""
+    from core.catalog.listing import BROKEN
+
+    return (backup_id, "-", BROKEN, *(["-"] * (width - 3)))
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         (
             b.backup_id,
             b.name or "-",
-            b.status,
+            b.shown_status,
             b.kind,
             _time(b.begin_time),
             _time(b.end_time),
@@ -78,10 +85,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
         for b in listing.backups
     ]
+    rows += [_broken_row(backup_id, len(COLUMNS)) for backup_id, _ in listing.broken]
+    rows.sort(key=lambda row: row[0])
+    for backup_id, why in listing.broken:
+        print(f"backup {backup_id} is broken: {why}", file=sys.stderr)
     if any(b.parent_backup_id for b in listing.backups):  # chains: who builds on whom, and how
+        by_id = {b.backup_id: b for b in listing.backups}
         rows = [
-            (*row, b.parent_backup_id or "-", b.method or "-")
-            for row, b in zip(rows, listing.backups, strict=True)
+            (
+                *row,
+                *(
+                    (by_id[row[0]].parent_backup_id or "-", by_id[row[0]].method or "-")
+                    if row[0] in by_id
+                    else ("-", "-")
+                ),
+            )
+            for row in rows
         ]
         header: tuple[str, ...] = (*COLUMNS, "Parent", "Method")
     else:
