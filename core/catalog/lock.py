@@ -7,9 +7,10 @@ The lock is an object in the destination (`<server>/pgvault-lock.json`, which ba
 never reads), so every host sees it. It is created only if absent (the store's conditional
 write), then read back: a store whose emulator ignores the condition still lets only the
 last writer through. The holder renews it every RENEW_SECONDS; a lock the store has not seen
-renewed for its `ttl` is stale (its holder died) and is taken over, one taker winning a
+renewed for its `timeout` is stale (its holder died) and is taken over, one taker winning a
 marker object named after the stale lock's token. Busy: OperationFailed (exit 1) naming the
-holder and what it runs.
+holder and what it runs. A lock whose holder's process is gone from this very machine is
+stale at once (core.catalog.owner judges it as a backup's lease).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from core.catalog.layout import ServerLayout
-from core.catalog.owner import RENEW_SECONDS, this_process
+from core.catalog.owner import RENEW_SECONDS, judge, this_process
 from core.errors import ObjectExists, ObjectNotFound, OperationFailed, PgvaultError
 from core.storage import ObjectStore, PutOptions, open_store
 
@@ -48,8 +49,9 @@ class Held:
         return str(self.body.get("token", ""))
 
     def stale(self, now: datetime) -> bool:
-        ttl = self.body.get("ttl", TTL_SECONDS)
-        return not isinstance(ttl, int | float) or now - self.modified > timedelta(seconds=ttl)
+        """Its holder is provably gone: its process ended on this machine, or it has not
+        renewed the lock for its timeout (core.catalog.owner's rules, as for a backup)."""
+        return judge({"timeout": TTL_SECONDS, **self.body}, self.modified, now).abandoned
 
     def describe(self) -> str:
         b = self.body
@@ -105,7 +107,7 @@ def acquire(store: ObjectStore, server: str, operation: str, ttl: int = TTL_SECO
     key = lock_key(server)
     me = this_process()
     since = datetime.now(UTC).isoformat(timespec="seconds")
-    body = {**me, "operation": operation, "since": since, "ttl": ttl}
+    body = {**me, "operation": operation, "since": since, "timeout": ttl}
     raw = json.dumps(body, sort_keys=True).encode()
     marker = None
     for _ in range(2):  # once more after taking over a stale lock

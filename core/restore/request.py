@@ -28,6 +28,8 @@ class RestoreRequest:
     wal_prefetch: int = 4  # restore_command's -p
     archive_mode: str = "hold"  # hold, preserve or off (core.restore.recovery.ARCHIVE_MODES)
     sync: bool = True
+    #: restore even when the WAL archive cannot replay from the backup to its end (walcheck)
+    accept_wal_gap: bool = False
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,13 @@ def _add_restored_server(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-sync", action="store_true", help="do not fsync the restored files (faster, unsafe)"
     )
+    parser.add_argument(
+        "--accept-wal-gap",
+        action="store_true",
+        help="without a recovery target, restore even when a WAL segment between the backup "
+        "and the newest archived one is missing (recovery then stops at the hole); by default "
+        "the restore fails naming the first missing segment",
+    )
 
 
 def _add_snapshot(parser: argparse.ArgumentParser) -> None:
@@ -215,6 +222,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         wal_prefetch=args.wal_prefetch,
         archive_mode=args.archive_mode,
         sync=not args.no_sync,
+        accept_wal_gap=args.accept_wal_gap,
     )
     from core.jobs.builtin import RESTORE
     from core.jobs.results import RestoreJobResult
