@@ -52,7 +52,8 @@ def lease_is_dead(
 def heartbeat(
     store: ObjectStore, layout: ServerLayout, backup_id: str, lease: dict[str, Any]
 ) -> Iterator[None]:
-    """Write the lease object, then renew it every RENEW_SECONDS until the block ends.
+    """Write the lease object, renew it every RENEW_SECONDS until the block ends, and remove
+    it when the block ends without an error.
 
     Renewals use a store of their own: the backup's store passes every write through the
     job's pause gate, and a paused backup is alive.
@@ -70,6 +71,11 @@ def heartbeat(
     finally:
         stop.set()
         renewer.join(timeout=30)
+    # Finished: the lease has nothing left to tell (a failure keeps it, for the record).
+    try:
+        store.delete_many([key])
+    except PgvaultError as exc:
+        log.warning("could not remove the lease %s: %s", key, exc)
 
 
 def _renew(store: ObjectStore, key: str, body: bytes, stop: threading.Event) -> None:
@@ -99,7 +105,7 @@ def reap_interrupted(store: ObjectStore, server: str) -> list[str]:
     candidates = set(pending) | set(_started(store, layout))
     reaped = []
     for backup_id in sorted(candidates):
-        if not _reapable(store, layout, backup_id):
+        if not _reapable(store, layout, backup_id, backup_id in pending):
             continue
         if backup_id in pending:
             store.abort_pending_uploads(layout.backup_prefix(backup_id))
@@ -133,14 +139,15 @@ def _pending_uploads(store: ObjectStore, layout: ServerLayout) -> dict[str, int]
     return by_backup
 
 
-def _reapable(store: ObjectStore, layout: ServerLayout, backup_id: str) -> bool:
-    """Finished, or STARTED by a dead pgvault process (then marked FAILED here)."""
+def _reapable(store: ObjectStore, layout: ServerLayout, backup_id: str, pending: bool) -> bool:
+    """Finished with uploads pending, or STARTED by an owner that is gone (then marked FAILED
+    here)."""
     try:
         info = parse(backup_id, store.get_bytes(layout.backup_info(backup_id)))
     except PgvaultError:
         return False
     if info.status != STARTED:
-        return info.status in (DONE, FAILED)
+        return pending and info.status in (DONE, FAILED)
     try:
         raw = store.get_bytes(layout.backup_file(backup_id, PGVAULT_MANIFEST))
         manifest = load_pgvault(open_object(store, layout.server, raw, PGVAULT_MANIFEST))

@@ -87,6 +87,9 @@ def test_a_killed_backup_is_abandoned_and_retention_removes_it(
     assert "is gone" in str(pgvault["abandoned"])  # type: ignore[index]
     text = server.run("backup-list")
     assert any(killed in line and "ABANDONED" in line for line in text.stdout.splitlines())
+    shown = server.run("backup-show", killed)
+    assert shown.returncode == 0, shown.stderr
+    assert "ABANDONED (pgvault process" in shown.stdout
 
     server.write_wal(2)
     second = server.backup()
