@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from core.catalog.backup_info import BackupInfo
 from core.catalog.browse import WalArchive, list_servers, wal_archive
+from core.catalog.listing import ABANDONED, BROKEN, DELETING
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import Catalog
 from core.errors import PgvaultError
@@ -58,7 +59,7 @@ class ServerView:
 
     @property
     def last(self) -> BackupInfo | None:
-        return self.backups[-1] if self.backups else None
+        return next((b for b in reversed(self.backups) if b.status != BROKEN), None)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,24 @@ def stored_sizes(catalog: Catalog, backups: Sequence[BackupInfo]) -> dict[str, i
     return {b.backup_id: sum(o.size for o in objects.get(b.backup_id, ())) for b in backups}
 
 
+def shown_backups(catalog: Catalog, backups: Sequence[BackupInfo]) -> tuple[BackupInfo, ...]:
+    """The backups as the catalog view lists them: a STARTED backup whose owner is gone as
+    ABANDONED, one being deleted as DELETING, and each unreadable backup.info as BROKEN (its
+    error the reason), in backup ID order."""
+    shown = [_shown(catalog, info) for info in backups]
+    shown += [
+        BackupInfo(backup_id, status=BROKEN, error=why) for backup_id, why in catalog.broken.items()
+    ]
+    return tuple(sorted(shown, key=lambda i: i.backup_id))
+
+
+def _shown(catalog: Catalog, info: BackupInfo) -> BackupInfo:
+    verdict = catalog.owner(info)
+    if verdict is not None and verdict.abandoned:
+        return info.with_changes(status=ABANDONED, error=verdict.reason)
+    return info.with_changes(status=DELETING) if info.deleting else info
+
+
 def load_destination(url: str, demo: bool = False) -> DestinationView:
     """List a destination's servers and every server's backups (blocks: run in a thread)."""
     label = display_url(url)
@@ -114,7 +133,7 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                     servers.append(
                         ServerView(
                             name,
-                            backups,
+                            shown_backups(catalog, backups),
                             unreadable=tuple(catalog.unreadable),
                             stored=stored_sizes(catalog, backups),
                         )

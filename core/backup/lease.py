@@ -1,93 +1,132 @@
-"""The lease: who is running a backup, so that one whose process died can be cleaned up.
+"""The lease: who is running a backup, so that one whose owner is gone can be cleaned up.
 
-A running backup's pgvault.json names its host, boot and process. A later backup of the
-same server reaps what a dead one left (SIGKILL, OOM, power loss): it marks it FAILED and
-aborts its unfinished uploads. Retention uses `lease_is_dead` to tell such backups apart.
+A running backup's lease (core.catalog.owner) names its process and is renewed by a
+heartbeat thread while the backup runs. A later backup of the same server reaps what a dead
+one left (SIGKILL, OOM, power loss): it marks it FAILED and aborts its unfinished uploads.
+Listing, retention and delete judge STARTED backups with the same verdict.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
 
 from core.catalog.backup_info import DONE, FAILED, STARTED, parse, serialize
 from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout
 from core.catalog.manifest import dump_pgvault, load_pgvault
+from core.catalog.owner import (
+    LEASE_FILE,
+    RENEW_SECONDS,
+    TIMEOUT_SECONDS,
+    lease_body,
+    lease_key,
+    owner_verdict,
+    this_process,
+)
 from core.encryption import open_object, seal, write_recipient
 from core.errors import PgvaultError
-from core.storage import ObjectStore
+from core.storage import ObjectStore, open_store
 
 log = logging.getLogger("pgvault.backup")
 
 INTERRUPTED = "failure copying data (the pgvault process ended before the backup finished)"
 
 
-def _boot_id() -> str:
+def new_lease() -> dict[str, Any]:
+    """This process's lease, recorded in a running backup's pgvault.json and lease object."""
+    return {**this_process(), "timeout": TIMEOUT_SECONDS}
+
+
+def lease_is_dead(
+    store: ObjectStore, layout: ServerLayout, backup_id: str, lease: dict[str, Any]
+) -> bool:
+    """True only when the backup's owner is provably gone (see core.catalog.owner)."""
+    return owner_verdict(store, layout, backup_id, fallback=lease).abandoned
+
+
+@contextmanager
+def heartbeat(
+    store: ObjectStore, layout: ServerLayout, backup_id: str, lease: dict[str, Any]
+) -> Iterator[None]:
+    """Write the lease object, renew it every RENEW_SECONDS until the block ends, and remove
+    it when the block ends without an error.
+
+    Renewals use a store of their own: the backup's store passes every write through the
+    job's pause gate, and a paused backup is alive.
+    """
+    key = lease_key(layout, backup_id)
+    body = lease_body({k: v for k, v in lease.items() if k != "timeout"}, TIMEOUT_SECONDS)
+    store.put_bytes(key, body)
+    stop = threading.Event()
+    renewer = threading.Thread(
+        target=_renew, args=(store, key, body, stop), name="pgvault-lease", daemon=True
+    )
+    renewer.start()
     try:
-        with open("/proc/sys/kernel/random/boot_id") as fh:
-            return fh.read().strip()
-    except OSError:
-        return ""
-
-
-def _process_start(pid: int) -> str | None:
-    """The start time of a live process (clock ticks since boot); None when it is gone."""
+        yield
+    finally:
+        stop.set()
+        renewer.join(timeout=30)
+    # Finished: the lease has nothing left to tell (a failure keeps it, for the record).
     try:
-        with open(f"/proc/{pid}/stat") as fh:
-            raw = fh.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    except OSError:
-        return ""  # unknown: treated as alive
-    fields = raw.rsplit(")", 1)[-1].split()
-    if fields[0] in ("Z", "X"):  # a zombie has finished running
-        return None
-    return fields[19]
+        store.delete_many([key])
+    except PgvaultError as exc:
+        log.warning("could not remove the lease %s: %s", key, exc)
 
 
-def new_lease() -> dict[str, object]:
-    """This process's lease, recorded in a running backup's pgvault.json."""
-    pid = os.getpid()
-    return {
-        "host": socket.gethostname(),
-        "boot_id": _boot_id(),
-        "pid": pid,
-        "pid_start": _process_start(pid) or "",
-    }
-
-
-def lease_is_dead(lease: dict[str, object]) -> bool:
-    """True only when the lease was taken on this host by a process that no longer runs."""
-    if lease.get("host") != socket.gethostname():
-        return False
-    if lease.get("boot_id") and lease.get("boot_id") != _boot_id():
-        return True
-    pid = lease.get("pid")
-    if not isinstance(pid, int):
-        return False
-    started = _process_start(pid)
-    return started is None or (bool(started) and started != lease.get("pid_start"))
+def _renew(store: ObjectStore, key: str, body: bytes, stop: threading.Event) -> None:
+    try:
+        own = open_store(store.location, store.config)
+    except PgvaultError as exc:
+        log.warning("cannot renew the lease %s: %s", key, exc)
+        return
+    with own:
+        while not stop.wait(RENEW_SECONDS):
+            try:
+                own.put_bytes(key, body)
+            except PgvaultError as exc:  # a missed renewal is retried; the timeout is 30x
+                log.warning("could not renew the lease %s: %s", key, exc)
 
 
 def reap_interrupted(store: ObjectStore, server: str) -> list[str]:
-    """Clean up after backups whose process died (SIGKILL, OOM, power loss).
+    """Clean up after backups whose owner is gone (SIGKILL, OOM, power loss).
 
     Unfinished uploads of DONE or FAILED backups are aborted. A STARTED pgvault backup whose
-    lease names this host and a process that no longer runs is marked FAILED and its uploads
-    aborted. Anything else (another host's backup, a barman-cloud backup still STARTED) is
-    left alone. Returns the IDs of the backups cleaned up.
+    owner is provably gone (core.catalog.owner) is marked FAILED and its uploads aborted.
+    Anything else (a live owner, a barman-cloud backup still STARTED) is left alone.
+    Returns the IDs of the backups cleaned up.
     """
     layout = ServerLayout(server)
+    pending = _pending_uploads(store, layout)
+    candidates = set(pending) | set(_started(store, layout))
     reaped = []
-    for backup_id, uploads in sorted(_pending_uploads(store, layout).items()):
-        if not _reapable(store, layout, backup_id):
+    for backup_id in sorted(candidates):
+        if not _reapable(store, layout, backup_id, backup_id in pending):
             continue
-        store.abort_pending_uploads(layout.backup_prefix(backup_id))
-        log.warning("cleaned up after interrupted backup %s (%d uploads)", backup_id, uploads)
+        if backup_id in pending:
+            store.abort_pending_uploads(layout.backup_prefix(backup_id))
+        log.warning(
+            "cleaned up after interrupted backup %s (%d uploads)",
+            backup_id,
+            pending.get(backup_id, 0),
+        )
         reaped.append(backup_id)
     return reaped
+
+
+def _started(store: ObjectStore, layout: ServerLayout) -> list[str]:
+    """Backups with a lease object: the ones a pgvault process ran (or runs)."""
+    found = []
+    for obj in store.list_objects(layout.base_prefix):
+        if obj.key.endswith("/" + LEASE_FILE):
+            backup_id = layout.backup_id_of(obj.key)
+            if backup_id:
+                found.append(backup_id)
+    return found
 
 
 def _pending_uploads(store: ObjectStore, layout: ServerLayout) -> dict[str, int]:
@@ -100,20 +139,23 @@ def _pending_uploads(store: ObjectStore, layout: ServerLayout) -> dict[str, int]
     return by_backup
 
 
-def _reapable(store: ObjectStore, layout: ServerLayout, backup_id: str) -> bool:
-    """Finished, or STARTED by a dead pgvault process (then marked FAILED here)."""
+def _reapable(store: ObjectStore, layout: ServerLayout, backup_id: str, pending: bool) -> bool:
+    """Finished with uploads pending, or STARTED by an owner that is gone (then marked FAILED
+    here)."""
     try:
         info = parse(backup_id, store.get_bytes(layout.backup_info(backup_id)))
     except PgvaultError:
         return False
     if info.status != STARTED:
-        return info.status in (DONE, FAILED)
+        return pending and info.status in (DONE, FAILED)
     try:
         raw = store.get_bytes(layout.backup_file(backup_id, PGVAULT_MANIFEST))
         manifest = load_pgvault(open_object(store, layout.server, raw, PGVAULT_MANIFEST))
     except PgvaultError:  # a host that cannot decrypt leaves it to one that can
         return False
-    if manifest.state != "running" or not lease_is_dead(manifest.lease or {}):
+    if manifest.state != "running" or not lease_is_dead(
+        store, layout, backup_id, manifest.lease or {}
+    ):
         return False
     store.put_bytes(
         layout.backup_info(backup_id),

@@ -6,8 +6,8 @@ The phases, in the order pgBackRest's cmdBackup runs them:
 
 - start (core.backup.start): check the destination; connect; prove the data directory on
   this host is the server's; clean up after interrupted backups; claim a backup ID
-  (backup.info STARTED written only if absent); record what the cluster holds;
-  pg_backup_start.
+  (backup.info STARTED written only if absent); write the lease (core.backup.lease), renewed
+  until the backup ends; record what the cluster holds; pg_backup_start.
 - plan (core.backup.plan): walk tablespaces and PGDATA; resuming, keep the failed run's
   parts whose files are unchanged; incremental (core.backup.increment_plan), keep only what
   changed since the parent, or fall back to a full backup saying why.
@@ -23,9 +23,12 @@ FAILED with the reason, no unfinished upload, and PostgreSQL out of backup mode.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
+
 from core.backup.failure import fail
 from core.backup.increment import ParentChoice, choose_parent
 from core.backup.increment_plan import plan_increment
+from core.backup.lease import heartbeat
 from core.backup.plan import keep_stored_parts, plan_files
 from core.backup.request import BackupRequest, validate_request
 from core.backup.result import BackupResult
@@ -34,8 +37,9 @@ from core.backup.start import connect, start_backup
 from core.backup.state import BackupJob, BackupState
 from core.backup.stop import stop_backup
 from core.backup.stream import finish_upload, stream_files
+from core.catalog.lock import server_lock
 from core.progress import NullReporter, Reporter
-from core.storage import open_store
+from core.storage import ObjectStore, open_store
 
 
 def run_backup(request: BackupRequest, reporter: Reporter | None = None) -> BackupResult:
@@ -44,7 +48,7 @@ def run_backup(request: BackupRequest, reporter: Reporter | None = None) -> Back
     validate_request(request)
     store = open_store(request.location, request.store_config)
     store.meter = reporter.transferred
-    with store:
+    with store, _resume_lock(store, request):
         choice = None
         if request.incremental:
             # Before anything is recorded: an unknown parent is bad input (exit 3).
@@ -53,9 +57,18 @@ def run_backup(request: BackupRequest, reporter: Reporter | None = None) -> Back
             )
         state = connect(BackupJob.create(request, reporter, store))
         try:
-            return _phases(state, choice)
+            lease = state.manifest.lease or {}
+            with heartbeat(store, state.job.layout, state.backup_id, lease):
+                return _phases(state, choice)
         except BaseException as exc:
             fail(state, exc)
+
+
+def _resume_lock(store: ObjectStore, request: BackupRequest) -> AbstractContextManager[object]:
+    """A resumed backup holds the server's lock: retention or a delete never runs under it."""
+    if not request.resume:
+        return nullcontext()
+    return server_lock(store, request.server, f"backup --resume {request.resume}")
 
 
 def _phases(state: BackupState, choice: ParentChoice | None) -> BackupResult:

@@ -104,8 +104,8 @@ def resumable_manifest(
 ) -> PgvaultManifest:
     """The failed backup's manifest, if a new run of this server may continue it.
 
-    A backup still STARTED whose process is gone (its lease names this host and a dead
-    process) counts as failed: it is what a SIGKILL leaves.
+    A backup still STARTED whose owner is provably gone (core.catalog.owner) counts as
+    failed: it is what a SIGKILL leaves. A backup being deleted is never resumed.
     """
     store, layout, backup_id = backup.store, backup.layout, backup.backup_id
     what = f"cannot resume backup {backup_id} of server {layout.server}"
@@ -120,8 +120,12 @@ def resumable_manifest(
     interrupted = (
         info.status == STARTED
         and manifest.state == "running"
-        and lease_is_dead(manifest.lease or {})
+        and lease_is_dead(store, layout, backup_id, manifest.lease or {})
     )
+    if info.deleting:
+        raise OperationFailed(
+            f"{what}: its deletion has begun; run backup-delete again to finish it"
+        )
     if info.status != FAILED and not interrupted:
         raise OperationFailed(f"{what}: it is {info.status}, only a FAILED backup is resumed")
     reasons = []

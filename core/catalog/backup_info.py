@@ -19,6 +19,9 @@ STARTED = "STARTED"
 DONE = "DONE"
 FAILED = "FAILED"
 EMPTY = "EMPTY"
+#: the error of a backup whose deletion has begun: FAILED first, so that neither pgvault nor
+#: barman-cloud reads a half-deleted backup as DONE (barman refuses unknown statuses/fields)
+DELETING_ERROR = "failure deleting (backup-delete is removing this backup)"
 
 _INT_FIELDS = {
     "version",
@@ -91,6 +94,11 @@ class BackupInfo:
     def is_done(self) -> bool:
         return self.status == DONE
 
+    @property
+    def deleting(self) -> bool:
+        """Its deletion has begun (and may have been interrupted): never restorable again."""
+        return self.status == FAILED and self.error == DELETING_ERROR
+
 
 def _dump(name: str, value: Any) -> str:
     if value is None:
@@ -156,6 +164,7 @@ def parse(backup_id: str, data: bytes) -> BackupInfo:
                 values[key] = _load(key, raw)
             else:
                 extra[key] = raw
-    except (ValueError, SyntaxError, UnicodeDecodeError) as exc:
+    # A damaged file can make literal_eval or a field's conversion raise nearly anything.
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
         raise StorageError(f"unreadable backup.info of backup {backup_id}: {exc}") from exc
     return BackupInfo(backup_id=backup_id, extra=extra, **values)

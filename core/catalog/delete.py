@@ -2,17 +2,21 @@
 
     run_delete(DeleteRequest(...), reporter) -> DeleteResult
 
-Order per backup, as barman-cloud: the backup's data objects (archives, manifests, resume
-checkpoints), then backup.info last (so an interrupted deletion can be run again and still
-finds the backup), then the WAL no longer needed (core.wal.cleanup). A retention run deletes
-oldest first, re-reading each backup's backup.info and keep annotation just before deleting
-it, and skips any that changed since the policy was evaluated. Nothing is deleted when any
-backup.info of the catalog is unreadable (as barman-cloud), since WAL decisions need them all.
+Order per backup: backup.info rewritten FAILED with DELETING_ERROR first (no reader, pgvault or
+barman-cloud, takes a half-deleted backup for DONE; retention finishes an interrupted one),
+then as barman-cloud the backup's data objects (archives, manifests, resume checkpoints), then
+backup.info last (so an interrupted deletion can be run again and still finds the backup),
+then the WAL no longer needed (core.wal.cleanup). A run that deletes holds the server's lock
+(core.catalog.lock): resume, retention and delete of one server never interleave. A
+retention run deletes oldest first, re-reading each backup's backup.info and keep annotation
+just before deleting it, and skips any that changed since the policy was evaluated. Nothing
+is deleted when any backup.info of the catalog is unreadable (as barman-cloud), since WAL
+decisions need them all.
 
 Refused with exit 1, as barman-cloud refuses them: a kept backup; a DONE backup when fewer
 than `-m` DONE backups would remain. pgvault also refuses a STARTED backup that may still be
-running (its process is alive, or runs on another host, or barman-cloud wrote it) unless
-`force` is set.
+running (its owner is not provably gone, core.catalog.owner, or barman-cloud wrote it) unless
+`force` is set; an abandoned one is deleted by `-b` and by retention.
 """
 
 from __future__ import annotations
@@ -20,11 +24,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
-from core.catalog.backup_info import DONE, STARTED, BackupInfo
+from core.catalog.backup_info import DELETING_ERROR, DONE, FAILED, STARTED, BackupInfo, serialize
 from core.catalog.chains import dependents
 from core.catalog.layout import ServerLayout
+from core.catalog.lock import server_lock
 from core.catalog.reader import Catalog
 from core.catalog.retention import WINDOW, RetentionReport, evaluate, parse_policy
 from core.errors import InputError, OperationFailed, PgvaultError
@@ -109,7 +113,10 @@ def run_delete(request: DeleteRequest, reporter: Reporter | None = None) -> Dele
         if request.batch_size is not None:
             # Never more than the provider takes in one request (barman clamps the same way).
             store.delete_batch = min(request.batch_size, type(store).delete_batch)
-        return _Deleter(request, reporter, store).run()
+        if request.dry_run:  # reads only: nothing to keep apart from
+            return _Deleter(request, reporter, store).run()
+        with server_lock(store, request.server, describe(public_request(request))):
+            return _Deleter(request, reporter, store).run()
 
 
 class _Deleter:
@@ -131,7 +138,7 @@ class _Deleter:
                 "while the catalog cannot be read whole"
             )
         keeps = self.catalog.keep_targets()
-        dead = self._dead_started(backups)
+        dead = self.catalog.abandoned(backups)
         report: RetentionReport | None = None
         if self.request.policy is None:
             info = self.catalog.resolve(self.request.backup or "")
@@ -179,18 +186,21 @@ class _Deleter:
         """The policy's report, and the backups it frees with why, oldest first."""
         policy = parse_policy(text)
         now = parse_now(self.request.now) if self.request.now else None
-        report = evaluate(policy, backups, keeps, self.request.minimum_redundancy, now)
-        obsolete = set(report.obsolete)
-        targets = [
-            (
-                backup_id,
-                f"OBSOLETE under {policy}"
-                if backup_id in obsolete
-                else "older than the newest DONE backup",
-            )
-            for backup_id in report.to_delete
-        ]
-        return report, targets
+        abandoned = self.catalog.abandoned(backups)
+        report = evaluate(policy, backups, keeps, self.request.minimum_redundancy, now, abandoned)
+        return report, [(backup_id, self._why(report, backup_id)) for backup_id in report.to_delete]
+
+    def _why(self, report: RetentionReport, backup_id: str) -> str:
+        if backup_id in report.obsolete:
+            return f"OBSOLETE under {report.policy}"
+        if backup_id in report.abandoned:
+            info = self.catalog.get(backup_id)
+            verdict = self.catalog.owner(info)
+            return f"abandoned: {verdict.reason if verdict else 'its owner is gone'}"
+        info = self.catalog.get(backup_id)
+        if info.deleting:
+            return "an interrupted deletion, finished"
+        return "older than the newest DONE backup"
 
     # ---- checks ---------------------------------------------------------------------------
 
@@ -209,28 +219,6 @@ class _Deleter:
                 continue
             kept.append((backup_id, why))
         return kept
-
-    def _dead_started(self, backups: list[BackupInfo]) -> set[str]:
-        """STARTED pgvault backups whose process is known to have ended (this host)."""
-        from core.backup import lease_is_dead
-
-        dead = set()
-        for info in backups:
-            if info.status != STARTED:
-                continue
-            lease = self._lease(info.backup_id)
-            if lease is not None and lease_is_dead(lease):
-                dead.add(info.backup_id)
-        return dead
-
-    def _lease(self, backup_id: str) -> dict[str, Any] | None:
-        try:
-            manifest = self.catalog.pgvault_manifest(backup_id)
-        except PgvaultError:
-            return None
-        if manifest is None or manifest.state != "running":
-            return None
-        return manifest.lease or {}
 
     def _check_single(
         self,
@@ -261,10 +249,8 @@ class _Deleter:
                 )
         if info.status == STARTED and info.backup_id not in dead:
             if not self.request.force:
-                lease = self._lease(info.backup_id)
-                where = (
-                    f" (pgvault process {lease.get('pid')} on {lease.get('host')})" if lease else ""
-                )
+                verdict = self.catalog.owner(info)
+                where = f" ({verdict.reason})" if verdict else ""
                 raise OperationFailed(
                     f"backup {info.backup_id} is STARTED and may still be running{where}; "
                     "cancel it, or if its process has ended, delete it with --force"
@@ -322,6 +308,9 @@ class _Deleter:
         data = sorted(o.key for o in objects if o.key != info_key)
         size = sum(o.size for o in objects)
         if not self.request.dry_run:
+            # First FAILED "being deleted": no reader takes a half-deleted backup for DONE.
+            marked = info.with_changes(status=FAILED, error=DELETING_ERROR)
+            self.store.put_bytes(info_key, serialize(marked))
             self.store.delete_many(data)
             self.store.delete_many([info_key])  # last: a failed deletion can be run again
         self.catalog.forget(info.backup_id)

@@ -20,7 +20,7 @@ from core.catalog.chains import link_sets
 from core.catalog.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, parse_archive_name
 from core.catalog.manifest import DatabaseRecord, PgvaultManifest, TableRecord
 from core.catalog.reader import Catalog
-from core.errors import PgvaultError, StorageError
+from core.errors import PgvaultError
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,
     Segment,
@@ -34,6 +34,9 @@ FULL = "full"
 INCREMENTAL = "incremental"  # a backup.info naming a parent (room for incremental backups)
 PGVAULT = "pgvault"
 BARMAN = "barman-cloud"
+ABANDONED = "ABANDONED"
+DELETING = "DELETING"
+BROKEN = "BROKEN"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,17 @@ class BackupSummary:
     method: str | None = None
     #: a full backup taken when an incremental was asked for: why
     fallback: str | None = None
+    #: a STARTED backup whose owner is provably gone: why (core.catalog.owner)
+    abandoned: str | None = None
+    #: its deletion has begun (backup.info FAILED with DELETING_ERROR)
+    deleting: bool = False
+
+    @property
+    def shown_status(self) -> str:
+        """The status both faces show: backup.info's, or ABANDONED / DELETING."""
+        if self.abandoned:
+            return ABANDONED
+        return DELETING if self.deleting else self.status
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,8 @@ class BackupListing:
     backups: tuple[BackupSummary, ...]  # oldest first
     #: backups whose backup.info could not be read (warned about, skipped)
     unreadable: tuple[str, ...] = ()
+    #: (backup ID, why) of each of those: listed as BROKEN
+    broken: tuple[tuple[str, str], ...] = ()
     #: the backup.info of each listed backup, for barman-compatible JSON
     infos: tuple[BackupInfo, ...] = ()
 
@@ -193,8 +209,15 @@ def summarise(catalog: Catalog, info: BackupInfo) -> BackupSummary:
         system_identifier=info.systemid,
         postgres_version=info.version,
         parent_backup_id=info.parent_backup_id,
+        abandoned=_abandoned(catalog, info),
+        deleting=info.deleting,
     )
     return _with_chain(catalog, summary) if summary.parent_backup_id else summary
+
+
+def _abandoned(catalog: Catalog, info: BackupInfo) -> str | None:
+    verdict = catalog.owner(info)
+    return verdict.reason if verdict is not None and verdict.abandoned else None
 
 
 def _with_chain(
@@ -204,7 +227,7 @@ def _with_chain(
     if manifest is None:
         try:
             manifest = catalog.pgvault_manifest(summary.backup_id)
-        except StorageError:
+        except PgvaultError:  # damaged or undecryptable: the line shows what backup.info says
             return summary
     record = (manifest.incremental if manifest else None) or {}
     if not record:
@@ -227,6 +250,7 @@ def list_backups(store: ObjectStore, server: str) -> BackupListing:
         server=server,
         backups=tuple(summarise(catalog, info) for info in infos),
         unreadable=tuple(catalog.unreadable),
+        broken=tuple(sorted(catalog.broken.items())),
         infos=tuple(infos),
     )
 
@@ -333,7 +357,7 @@ def show_backup(store: ObjectStore, server: str, reference: str) -> BackupDetail
     manifest: PgvaultManifest | None = None
     try:
         manifest = catalog.pgvault_manifest(info.backup_id)
-    except StorageError as exc:
+    except PgvaultError as exc:
         warnings.append(f"{PGVAULT_MANIFEST}: {exc}")
     records = {a.filename: a for a in manifest.archives} if manifest else {}
     sets: list[ArchiveSetSummary] = []
@@ -389,6 +413,7 @@ def summary_json(summary: BackupSummary) -> dict[str, Any]:
     data = asdict(summary)
     data["begin_time"] = _iso(summary.begin_time)
     data["end_time"] = _iso(summary.end_time)
+    data["shown_status"] = summary.shown_status
     return data
 
 
@@ -399,7 +424,8 @@ def listing_json(listing: BackupListing) -> dict[str, Any]:
         entry = barman_json(info)
         entry["pgvault"] = summary_json(summary)
         entries.append(entry)
-    return {"backups_list": entries}
+    broken = [{"backup_id": b, "status": BROKEN, "error": why} for b, why in listing.broken]
+    return {"backups_list": entries, "broken": broken}
 
 
 def _tablespace_json(tablespace: Tablespace | None) -> dict[str, Any] | None:
@@ -443,7 +469,10 @@ def details_json(details: BackupDetails) -> dict[str, Any]:
 
 
 __all__ = [
+    "ABANDONED",
     "BARMAN",
+    "BROKEN",
+    "DELETING",
     "FULL",
     "INCREMENTAL",
     "PGVAULT",

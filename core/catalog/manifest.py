@@ -282,12 +282,28 @@ def dump_pgvault(manifest: PgvaultManifest) -> bytes:
     return ("\n".join(lines) + "}\n").encode("utf-8", "surrogateescape")
 
 
+_MAPPINGS = ("lease", "postgres", "excluded", "incremental")
+_SEQUENCES = ("tablespaces", "archives", "files", "databases", "tables")
+
+
+def _check_shapes(document: dict[str, Any]) -> None:
+    """Containers of the right kind, so that a damaged file fails here, not in a reader."""
+    for key in _MAPPINGS:
+        if document.get(key) is not None and not isinstance(document[key], dict):
+            raise ValueError(f"{key} is not an object")
+    for key in _SEQUENCES:
+        value = document.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ValueError(f"{key} is not a list of objects")
+
+
 def load_pgvault(raw: bytes) -> PgvaultManifest:
     """Parse pgvault.json; a malformed file raises StorageError."""
     try:
         document: dict[str, Any] = json.loads(raw.decode("utf-8", "surrogateescape"))
-        if document.pop("format", None) != PGVAULT_FORMAT:
+        if not isinstance(document, dict) or document.pop("format", None) != PGVAULT_FORMAT:
             raise ValueError("unknown format")
+        _check_shapes(document)
         return PgvaultManifest(
             **{
                 **document,
@@ -297,5 +313,5 @@ def load_pgvault(raw: bytes) -> PgvaultManifest:
                 "tables": tuple(TableRecord(**t) for t in document.get("tables", [])),
             }
         )
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise StorageError(f"unreadable pgvault.json: {exc}") from exc

@@ -2,8 +2,8 @@
 
 Works on catalogs written by barman-cloud (no pgvault.json) as on pgvault's own. Listing
 is barman-cloud's: `base/` with a delimiter, then each `backup.info`; an unreadable one is
-warned about and skipped, a directory without one (what barman-cloud-backup-delete leaves
-of a pgvault backup) is not a backup.
+warned about, skipped and recorded in `broken` (listed as such), a directory without one
+(what barman-cloud-backup-delete leaves of a pgvault backup) is not a backup.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from core.catalog.backup_info import DONE, FAILED, BackupInfo, Tablespace, parse
+from core.catalog.backup_info import DONE, FAILED, STARTED, BackupInfo, Tablespace, parse
 from core.catalog.keep import read_keep
 from core.catalog.layout import (
     BACKUP_ID_RE,
@@ -24,6 +24,7 @@ from core.catalog.layout import (
     parse_archive_name,
 )
 from core.catalog.manifest import PgvaultManifest, load_pgvault, new_checksum
+from core.catalog.owner import Verdict, owner_verdict
 from core.encryption import open_object
 from core.errors import InputError, ObjectNotFound, PgvaultError, StorageError
 from core.storage import CommonPrefix, ObjectInfo, ObjectStore
@@ -69,6 +70,9 @@ class Catalog:
         self._objects: dict[str, tuple[ObjectInfo, ...]] | None = None
         self._keeps: dict[str, str] | None = None
         self.unreadable: list[str] = []
+        #: backup ID -> why its backup.info cannot be read (listed as broken)
+        self.broken: dict[str, str] = {}
+        self._verdicts: dict[str, Verdict] = {}
 
     # ---- listing ---------------------------------------------------------------------------
 
@@ -95,6 +99,7 @@ class Catalog:
                 raise
             log.warning("skipping backup %s: %s", backup_id, exc)
             self.unreadable.append(backup_id)
+            self.broken[backup_id] = str(exc)
             return None
 
     def get(self, backup_id: str) -> BackupInfo:
@@ -106,6 +111,32 @@ class Catalog:
                 f"backup {backup_id} not found for server {self.server} in {self.store.describe()}"
             ) from None
         return parse(backup_id, raw)
+
+    def owner(self, info: BackupInfo) -> Verdict | None:
+        """For a STARTED backup, whether its owner is provably gone (None for the others)."""
+        if info.status != STARTED:
+            return None
+        if info.backup_id not in self._verdicts:
+            fallback = None
+            try:
+                manifest = self.pgvault_manifest(info.backup_id)
+                if manifest is not None and manifest.state == "running":
+                    fallback = manifest.lease
+            except PgvaultError:
+                pass  # judged by the lease object alone
+            self._verdicts[info.backup_id] = owner_verdict(
+                self.store, self.layout, info.backup_id, fallback
+            )
+        return self._verdicts[info.backup_id]
+
+    def abandoned(self, backups: list[BackupInfo]) -> set[str]:
+        """The STARTED backups among `backups` whose owner is provably gone."""
+        found = set()
+        for info in backups:
+            verdict = self.owner(info)
+            if verdict is not None and verdict.abandoned:
+                found.add(info.backup_id)
+        return found
 
     def objects(self) -> dict[str, tuple[ObjectInfo, ...]]:
         """Every object under base/, by backup ID (one recursive listing, cached)."""
@@ -162,11 +193,12 @@ class Catalog:
         backups = self.backups()
         chosen: BackupInfo | None = None
         if reference in LATEST or reference in OLDEST:
+            # A DONE backup whose deletion began is FAILED first (DELETING_ERROR).
             done = [b for b in backups if b.status == DONE]
             if done:
                 chosen = done[-1] if reference in LATEST else done[0]
         elif reference == LAST_FAILED:
-            failed = [b for b in backups if b.status == FAILED]
+            failed = [b for b in backups if b.status == FAILED and not b.deleting]
             chosen = failed[-1] if failed else None
         else:
             named = [b for b in backups if b.backup_name == reference]

@@ -13,10 +13,12 @@ Evaluation (§4.2), newest DONE backup first by backup ID:
   as OBSOLETE* (potentially obsolete). Kept backups stay KEEP:... and count as valid.
 - Backups that are not DONE get `-` and no policy deletes them.
 
-pgvault adds one rule barman-cloud lacks (its FAILED backups pile up, §9): a FAILED backup
+pgvault adds rules barman-cloud lacks (its FAILED backups pile up, §9): a FAILED backup
 older than the newest DONE one is listed in `failed` for removal. FAILED backups newer than
-the newest DONE one are left alone (an operator may still look at one, or resume it), and a
-STARTED backup is never removed by a policy.
+the newest DONE one are left alone (an operator may still look at one, or resume it). A
+STARTED backup is removed only when its owner is provably gone (`abandoned`, judged by the
+caller with core.catalog.owner), and a backup whose deletion began and was interrupted is
+always finished (`failed`).
 
 The clock is an argument (`now`), so a recovery window is computed for any moment.
 """
@@ -24,11 +26,11 @@ The clock is an argument (`now`), so a recovery window is computed for any momen
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from core.catalog.backup_info import DONE, FAILED, BackupInfo
+from core.catalog.backup_info import DONE, FAILED, STARTED, BackupInfo
 from core.catalog.keep import KEEP_STANDALONE
 from core.errors import InputError
 
@@ -104,9 +106,11 @@ class RetentionReport:
     statuses: tuple[tuple[str, str], ...]
     #: DONE backups the policy deletes, oldest first
     obsolete: tuple[str, ...]
-    #: FAILED backups older than the newest DONE one, oldest first
+    #: FAILED backups older than the newest DONE one, or being deleted, oldest first
     failed: tuple[str, ...]
     point_of_recoverability: datetime | None = None
+    #: STARTED backups whose owner is provably gone, oldest first
+    abandoned: tuple[str, ...] = ()
 
     def status(self, backup_id: str) -> str:
         return dict(self.statuses).get(backup_id, NONE)
@@ -114,7 +118,7 @@ class RetentionReport:
     @property
     def to_delete(self) -> tuple[str, ...]:
         """Everything the run removes, oldest first (WAL cleanup goes in that order)."""
-        return tuple(sorted({*self.obsolete, *self.failed}))
+        return tuple(sorted({*self.obsolete, *self.failed, *self.abandoned}))
 
 
 def _keep_status(target: str | None) -> str | None:
@@ -142,8 +146,11 @@ def evaluate(
     keeps: Mapping[str, str],
     minimum_redundancy: int = 0,
     now: datetime | None = None,
+    abandoned: Collection[str] = (),
 ) -> RetentionReport:
-    """Classify every backup under the policy; `now` defaults to the clock (local time)."""
+    """Classify every backup under the policy; `now` defaults to the clock (local time).
+
+    `abandoned` names the STARTED backups whose owner is provably gone: they are removed."""
     if minimum_redundancy < 0:
         raise InputError("the minimum redundancy must be 0 or more")
     moment = _aware(now) if now is not None else datetime.now().astimezone()
@@ -162,9 +169,8 @@ def evaluate(
             b.backup_id
             for b in backups
             if b.status == FAILED
-            and newest_done is not None
-            and b.backup_id < newest_done
             and b.backup_id not in keeps
+            and (b.deleting or (newest_done is not None and b.backup_id < newest_done))
         )
     )
     ordered = tuple((b.backup_id, report[b.backup_id]) for b in reversed(newest_first))
@@ -176,6 +182,9 @@ def evaluate(
         obsolete=tuple(bid for bid, status in ordered if status == OBSOLETE),
         failed=failed,
         point_of_recoverability=point,
+        abandoned=tuple(
+            sorted(b.backup_id for b in backups if b.status == STARTED and b.backup_id in abandoned)
+        ),
     )
 
 

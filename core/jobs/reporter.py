@@ -6,17 +6,21 @@ samples and buffered log lines in one transaction every FLUSH_INTERVAL, and poll
 job's state every POLL_INTERVAL to apply the operator's requests to the Control: a
 pause blocks every checkpoint (and every 64 KiB upload slice through `store.gate`) within
 POLL_INTERVAL plus one slice; a cancel makes the next checkpoint raise Cancelled.
-A failing store never fails the operation: the flusher logs and tries again.
+A failing store never fails the operation: the flusher logs and tries again, a store that
+cannot be opened leaves the job unrecorded, and a final state that cannot be written is
+logged while the operation's own outcome stands.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections import deque
 
+from core.errors import PgvaultError
 from core.jobs.model import IllegalTransition, Job, JobState
 from core.jobs.results import JobDetails, JobResult, ResultRecord
 from core.jobs.store import JobStore
@@ -107,7 +111,12 @@ class JobReporter:
         self._state = initial
         if initial is JobState.PAUSED:
             self.control.pause()
-        self._store = JobStore(self._store_path)
+        try:
+            self._store = JobStore(self._store_path)
+        except (OSError, sqlite3.Error, PgvaultError) as exc:  # the work goes on unrecorded
+            log.warning("job %s runs without progress in the job store: %s", self.job_id, exc)
+            self._store_failing = True
+            return
         self._thread = threading.Thread(
             target=self._run, args=(self._store,), name=f"pgvault-job-{self.job_id}", daemon=True
         )
@@ -123,18 +132,34 @@ class JobReporter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        try:
+            job = self._record_end(state, error, result)
+        except (OSError, sqlite3.Error, PgvaultError) as exc:
+            # The work is done (or failed on its own): a store that cannot be written must
+            # not change what the operation reports. The job stays for the reaper to end.
+            log.warning("the end of job %s is not recorded in the job store: %s", self.job_id, exc)
+            job = Job(
+                id=self.job_id,
+                kind="",
+                state=state,
+                error=error,
+                details=self.details(),
+                result=result,
+            )
+        self._state = job.state
+        return job
+
+    def _record_end(self, state: JobState, error: str | None, result: JobResult | None) -> Job:
         store = self._store or JobStore(self._store_path)
         try:
             self._flush(store)
             record = ResultRecord(self.details(), result)
             try:
-                job = store.transition(self.job_id, state, error=error, result=record)
+                return store.transition(self.job_id, state, error=error, result=record)
             except IllegalTransition:
                 # Someone else ended it first (a reaper that wrongly judged us dead, or an
                 # operator's cancel racing the end): keep their verdict.
-                job = store.get(self.job_id)
-            self._state = job.state
-            return job
+                return store.get(self.job_id)
         finally:
             store.close()
             self._store = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -68,12 +69,23 @@ def _record(
     )
 
 
+class JobStoreUnwritable(OperationFailed):
+    """The job store opened, but a job cannot be recorded in it (full disk, read-only)."""
+
+
 def start_foreground(
     store: JobStore, kind: JobKind[R], request: R, resumed_from: int | None = None
 ) -> tuple[Job, JobReporter]:
     """Record a running job for this process; run it with `execute(..)`."""
-    reap_dead(store)
-    job = _record(store, kind, request, JobState.RUNNING, False, resumed_from)
+    if kind.validate is not None:
+        kind.validate(request)  # bad input is the caller's, whatever the store's state
+    try:
+        reap_dead(store)
+        job = _record(store, kind, request, JobState.RUNNING, False, resumed_from)
+    except (sqlite3.Error, OSError) as exc:
+        raise JobStoreUnwritable(
+            f"cannot record a job in the job store {store.path}: {exc}"
+        ) from None
     return job, JobReporter(store.path, job.id)
 
 
@@ -277,6 +289,7 @@ def _captured_logs(reporter: JobReporter) -> Iterator[None]:
 
 
 __all__ = [
+    "JobStoreUnwritable",
     "Outcome",
     "execute",
     "raise_for",

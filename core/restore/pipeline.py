@@ -29,12 +29,14 @@ from core.restore.ownership import check_command_early, settle_owner
 from core.restore.plan import check_request, plan_restore
 from core.restore.request import RestoreRequest, RestoreResult
 from core.restore.state import RestoreRun
+from core.restore.walcheck import check_wal_continuity
 from core.storage import open_store
 
 Phase = Callable[[RestoreRun], None]
 
 #: what a planned restore does, in order
 PHASES: tuple[Phase, ...] = (
+    check_wal_continuity,  # without a target: the archive replays from the backup to its end
     prepare_directories,  # the recovery directory and tablespace locations, created or adopted
     check_recorded_archives,  # the stored parts are those pgvault.json records
     check_command_early,  # restore_command runs as us (as root: once the owner is known)

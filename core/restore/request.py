@@ -29,6 +29,8 @@ class RestoreRequest:
     archive_mode: str = "hold"  # hold, preserve or off (core.restore.recovery.ARCHIVE_MODES)
     sync: bool = True
     port: int | None = None  # the restored server's port (None: the source's, as restored)
+    #: restore even when the WAL archive cannot replay from the backup to its end (walcheck)
+    accept_wal_gap: bool = False
 
 
 @dataclass(frozen=True)

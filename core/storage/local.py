@@ -66,6 +66,27 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _make_dirs(directory: str) -> None:
+    """`mkdir -p` that fsyncs the parent of every directory it creates, so that a new
+    object's path survives a power loss (a file's fsync does not persist its directory entry)."""
+    missing = []
+    current = os.path.abspath(directory)
+    while not os.path.isdir(current):
+        missing.append(current)
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+            continue  # another writer made it; it fsyncs its parent
+        _fsync_dir(os.path.dirname(path))
+
+
 def _is_hidden(name: str) -> bool:
     return name.startswith(".") and (name.endswith(PARTIAL) or name.endswith(META))
 
@@ -104,7 +125,7 @@ class LocalStore(ObjectStore):
         if os.path.isdir(self.root):
             return
         try:
-            os.makedirs(self.root, exist_ok=True)
+            _make_dirs(self.root)
         except (FileExistsError, NotADirectoryError):
             raise ContainerNotFound(f"{self.root} is not a directory") from None
         except FileNotFoundError:
@@ -157,7 +178,7 @@ class LocalStore(ObjectStore):
         final = self._path(key)
         directory, name = os.path.split(final)
         try:
-            os.makedirs(directory, exist_ok=True)
+            _make_dirs(directory)
         except OSError as exc:
             raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
         if options.if_absent and os.path.exists(final):
@@ -170,7 +191,7 @@ class LocalStore(ObjectStore):
         try:
             os.fsync(upload.fd)
         finally:
-            os.close(upload.fd)
+            self._close(upload)
         directory = os.path.dirname(upload.final)
         meta = self._options_meta(upload.options)
         if upload.options.if_absent:
@@ -202,9 +223,16 @@ class LocalStore(ObjectStore):
                 written += os.pwrite(fd, view[written:], offset + written)
             offset += len(view)
 
+    @staticmethod
+    def _close(upload: _Upload) -> None:
+        """Close once: a second close of the number could close another thread's new file."""
+        fd, upload.fd = upload.fd, -1
+        if fd >= 0:
+            os.close(fd)
+
     def _discard(self, upload: _Upload) -> None:
         with contextlib.suppress(OSError):
-            os.close(upload.fd)
+            self._close(upload)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(upload.temp)
 

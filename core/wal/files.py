@@ -64,3 +64,29 @@ def private_dir(path: str, create: bool = True) -> None:
         raise LocalIOError(f"{path} is not a directory owned by this user")
     if st.st_mode & 0o022:
         raise LocalIOError(f"{path} is writable by other users")
+
+
+def trusted_parent(path: str) -> None:
+    """Refuse (InputError, exit 3) a directory whose parent another user could tamper with.
+
+    The parent must be owned by this user or root and not writable by others, unless its
+    sticky bit is set (as /tmp's: then nobody else can rename or remove what is in it).
+    Whoever can rename entries in the parent can swap the spool for one of their making.
+    """
+    import stat
+
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.stat(parent)
+    except OSError as exc:
+        raise InputError(f"cannot use spool parent directory {parent}: {exc.strerror}") from None
+    if st.st_uid not in (0, os.geteuid()):
+        raise InputError(
+            f"spool parent directory {parent} is owned by another user (uid {st.st_uid}): "
+            "choose a --spool-dir of your own"
+        )
+    if st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX:
+        raise InputError(
+            f"spool parent directory {parent} is writable by other users and not sticky: "
+            "choose a --spool-dir of your own"
+        )

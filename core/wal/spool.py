@@ -30,7 +30,7 @@ from typing import Any
 
 from core.errors import ExitCode, InputError, OperationFailed, PgvaultError
 from core.wal import ack
-from core.wal.files import FileIdentity, private_dir, wal_name_of
+from core.wal.files import FileIdentity, private_dir, trusted_parent, wal_name_of
 
 
 class PusherFailed(PgvaultError):
@@ -87,7 +87,11 @@ class ArchiveSpool:
     # ---- layout and safety ------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the directories (0700) and refuse one another user could have planted."""
+        """Create the directories (0700) and refuse one another user could have planted,
+        or whose parent another user could swap it in."""
+        with contextlib.suppress(OSError):  # a failure is reported by the checks below
+            os.makedirs(os.path.dirname(self.root), mode=0o700, exist_ok=True)
+        trusted_parent(self.root)
         for path in (self.root, self.ok_dir, self.error_dir):
             private_dir(path)
 

@@ -227,3 +227,12 @@ def scratch_dirs() -> Iterator[Callable[[str], str]]:
     yield make
     for path in made:
         shutil.rmtree(path, ignore_errors=True)
+
+
+def private_parent(scratch_dirs: Callable[[str], str]) -> str:
+    """A spool's parent directory owned by this process's user (a spool refuses one another
+    user owns), inside a scratch directory removed after the test."""
+    parent = os.path.join(scratch_dirs("pgvault-spool-"), "mine")
+    os.mkdir(parent, 0o700)
+    os.chown(parent, os.geteuid(), os.getegid())
+    return parent

@@ -15,6 +15,7 @@ from tui.batch.catalog_options import add_format, add_source, connectivity_test,
 from tui.batch.main import Context
 
 if TYPE_CHECKING:
+    from core.catalog.listing import BackupListing
     from core.logical.manifest import LogicalManifest
 
 COLUMNS = (
@@ -92,6 +93,13 @@ def logical_lines(manifests: Sequence[LogicalManifest]) -> list[str]:
     return ["Logical backups:", *table(rows, LOGICAL_COLUMNS)]
 
 
+def _broken_row(backup_id: str, width: int) -> tuple[str, ...]:
+    """A backup whose backup.info cannot be read: its ID and BROKEN, the rest unknown."""
+    from core.catalog.listing import BROKEN
+
+    return (backup_id, "-", BROKEN, *(["-"] * (width - 3)))
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.test:
         connectivity_test(args)
@@ -103,7 +111,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with opened(args) as store:
         listing = list_backups(store, args.server_name)
         logical = list_logical(store, args.server_name)
-        if not listing.backups and not logical and args.server_name not in list_servers(store):
+        known = listing.backups or listing.broken or logical
+        if not known and args.server_name not in list_servers(store):
             # A mistyped name must not read as "no backups yet": name those that are there.
             print(no_backups_here(store, args.server_name), file=sys.stderr)
             return ExitCode.FAILED
@@ -114,11 +123,42 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             )
         )
         return ExitCode.OK
-    rows: list[tuple[str, ...]] = [
+    rows = _physical_rows(listing)
+    rows += [_broken_row(backup_id, len(COLUMNS)) for backup_id, _ in listing.broken]
+    rows.sort(key=lambda row: row[0])
+    for backup_id, why in listing.broken:
+        print(f"backup {backup_id} is broken: {why}", file=sys.stderr)
+    if any(b.parent_backup_id for b in listing.backups):  # chains: who builds on whom, and how
+        by_id = {b.backup_id: b for b in listing.backups}
+        rows = [
+            (
+                *row,
+                *(
+                    (by_id[row[0]].parent_backup_id or "-", by_id[row[0]].method or "-")
+                    if row[0] in by_id
+                    else ("-", "-")
+                ),
+            )
+            for row in rows
+        ]
+        header: tuple[str, ...] = (*COLUMNS, "Parent", "Method")
+    else:
+        header = COLUMNS
+    if rows:
+        print("\n".join(table(rows, header)))
+    if logical:
+        print("\n".join(([""] if rows else []) + logical_lines(logical)))
+    if not rows and not logical:
+        print(f"no backups of server {args.server_name}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _physical_rows(listing: BackupListing) -> list[tuple[str, ...]]:
+    return [
         (
             b.backup_id,
             b.name or "-",
-            b.status,
+            b.shown_status,
             b.kind,
             _time(b.begin_time),
             _time(b.end_time),
@@ -132,18 +172,3 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
         for b in listing.backups
     ]
-    if any(b.parent_backup_id for b in listing.backups):  # chains: who builds on whom, and how
-        rows = [
-            (*row, b.parent_backup_id or "-", b.method or "-")
-            for row, b in zip(rows, listing.backups, strict=True)
-        ]
-        header: tuple[str, ...] = (*COLUMNS, "Parent", "Method")
-    else:
-        header = COLUMNS
-    if rows:
-        print("\n".join(table(rows, header)))
-    if logical:
-        print("\n".join(([""] if rows else []) + logical_lines(logical)))
-    if not rows and not logical:
-        print(f"no backups of server {args.server_name}", file=sys.stderr)
-    return ExitCode.OK

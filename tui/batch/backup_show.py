@@ -73,7 +73,8 @@ def _overview(out: list[str], details: BackupDetails) -> None:
     s, info = details.summary, details.info
     _field(out, "Server", s.server)
     _field(out, "Name", s.name)
-    _field(out, "Status", s.status + (f" ({s.error})" if s.error else ""))
+    why = s.abandoned or s.error
+    _field(out, "Status", s.shown_status + (f" ({why})" if why else ""))
     _field(out, "Kind", s.kind)
     for label, value in _chain_fields(s):
         _field(out, label, value)

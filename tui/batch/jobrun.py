@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from core.errors import OperationFailed
 from core.jobs import Job, JobKind, JobReporter, JobState, JobStore
-from core.jobs.runner import raise_for, run_foreground, spawn_detached
+from core.jobs.runner import JobStoreUnwritable, raise_for, run_foreground, spawn_detached
 from core.progress import Tracker
 from tui.batch.main import Context
 from tui.batch.progressbar import LiveBar, Progress
@@ -53,8 +53,9 @@ def run_as_job(
 ) -> Job | None:
     """Run the request as a job; the finished job, or None when detached (id printed).
 
-    When the job store cannot be opened (a read-only home, a full disk), a foreground run
-    goes on without it, with a warning: the store must never stop a backup from cron.
+    When the job store cannot be opened or written (a read-only home, a full disk), a
+    foreground run goes on without it, with a warning: the store must never stop a backup
+    from cron.
     """
     detach = getattr(args, "detach", False)
     quiet = getattr(args, "quiet", 0) > 0
@@ -70,7 +71,11 @@ def run_as_job(
             job = spawn_detached(store, kind, request, resumed_from=resumed_from)
             print(job.id, flush=True)
             return None
-        return run_here(store, kind, request, resumed_from, quiet=quiet)
+        try:
+            return run_here(store, kind, request, resumed_from, quiet=quiet)
+        except JobStoreUnwritable as exc:  # raised before the operation started
+            log.warning("%s; running without job tracking (not visible to `jobs`)", exc)
+    return run_untracked(kind, request, quiet)
 
 
 def run_untracked(kind: JobKind[R], request: R, quiet: bool = False) -> Job:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from core.errors import ExitCode, InputError
 from tui.batch.catalog_options import add_format
@@ -38,6 +39,9 @@ from tui.batch.options import (
     positive_int,
     print_json,
 )
+
+if TYPE_CHECKING:
+    from core.restore.targets import RecoveryTarget
 
 SNAPSHOT_FLAGS = (
     "snapshot_recovery_instance",
@@ -182,6 +186,13 @@ def _add_restored_server(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-sync", action="store_true", help="do not fsync the restored files (faster, unsafe)"
     )
+    parser.add_argument(
+        "--accept-wal-gap",
+        action="store_true",
+        help="without a recovery target, restore even when a WAL segment between the backup "
+        "and the newest archived one is missing (recovery then stops at the hole); by default "
+        "the restore fails naming the first missing segment",
+    )
 
 
 def _add_snapshot(parser: argparse.ArgumentParser) -> None:
@@ -204,18 +215,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if is_logical_restore(args):
         return run_restore(args, ctx, where)
     refuse_logical_flags(args)
-    from core.restore import RestoreRequest, default_pgvault_command, make_target
+    from core.restore import RestoreRequest, default_pgvault_command
 
-    target = make_target(
-        time=args.target_time,
-        lsn=args.target_lsn,
-        xid=args.target_xid,
-        name=args.target_name,
-        immediate=bool(args.target_immediate),
-        timeline=args.target_tli,
-        action=args.target_action,
-        exclusive=args.target_exclusive,
-    )
+    target = _target(args)
     if args.test:  # after the targets are checked: a bad one is exit 3 with -t too
         where.check()
         return ExitCode.OK
@@ -238,6 +240,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         archive_mode=args.archive_mode,
         sync=not args.no_sync,
         port=args.port,
+        accept_wal_gap=args.accept_wal_gap,
     )
     from core.jobs.builtin import RESTORE
     from core.jobs.results import RestoreJobResult
@@ -253,3 +256,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             for line in result.report:
                 print(line, file=sys.stderr)
     return ExitCode.OK
+
+
+def _target(args: argparse.Namespace) -> RecoveryTarget:
+    from core.restore import make_target
+
+    return make_target(
+        time=args.target_time,
+        lsn=args.target_lsn,
+        xid=args.target_xid,
+        name=args.target_name,
+        immediate=bool(args.target_immediate),
+        timeline=args.target_tli,
+        action=args.target_action,
+        exclusive=args.target_exclusive,
+    )

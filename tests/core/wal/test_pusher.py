@@ -14,7 +14,7 @@ from core.wal.files import FileIdentity
 from core.wal.spool import ArchiveSpool, PusherFailed, archive_through_spool
 from tests.support.destinations import TestDestination
 from tests.support.pusher import PusherThread, mark_done
-from tests.support.wal import WalSample, archived_bytes, archived_names
+from tests.support.wal import WalSample, archived_bytes, archived_names, private_parent
 
 
 def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
@@ -23,7 +23,7 @@ def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
     wal_sample: WalSample,
     scratch_dirs: Callable[[str], str],
 ) -> None:
-    spool = ArchiveSpool(os.path.join(scratch_dirs("pgvault-spool-"), "pg1.test"))
+    spool = ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
     with destination.store() as store:
         archiver = WalArchiver(store, "pg1", ArchiveSettings("zstd", 1))
         runner = PusherThread(archiver, spool, pg_wal)
@@ -53,7 +53,7 @@ def test_no_marker_acknowledges_other_bytes_and_conflicts_reach_archive_command(
     wal_sample: WalSample,
     scratch_dirs: Callable[[str], str],
 ) -> None:
-    spool = ArchiveSpool(os.path.join(scratch_dirs("pgvault-spool-"), "pg1.test"))
+    spool = ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
     first = wal_sample.segments[0]
     path = os.path.join(pg_wal, first)
     with destination.store() as store:

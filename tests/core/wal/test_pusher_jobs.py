@@ -20,12 +20,12 @@ from core.wal.jobs import KIND, recorded_batches
 from core.wal.spool import ArchiveSpool, PusherFailed, archive_through_spool
 from tests.support.destinations import TestDestination
 from tests.support.pusher import PusherThread, mark_done
-from tests.support.wal import WalSample, archived_bytes, archived_names
+from tests.support.wal import WalSample, archived_bytes, archived_names, private_parent
 
 
 @pytest.fixture
 def spool(scratch_dirs: Callable[[str], str]) -> ArchiveSpool:
-    return ArchiveSpool(os.path.join(scratch_dirs("pgvault-spool-"), "pg1.test"))
+    return ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
 
 
 def _batches(jobs: JobStore) -> list[Job]:
