@@ -11,7 +11,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.errors import ObjectNotFound, OperationFailed
+from core.encryption import open_object
+from core.errors import DecryptionFailed, ObjectNotFound, OperationFailed
 from core.logical.layout import LogicalLayout, is_logical_id
 from core.logical.manifest import LogicalManifest, parse_manifest
 from core.storage import CommonPrefix, ObjectStore
@@ -19,6 +20,7 @@ from core.storage import CommonPrefix, ObjectStore
 log = logging.getLogger("pgvault.logical")
 
 LATEST = ("latest", "last")
+LOCKED = "LOCKED"  # an encrypted manifest this process holds no key for
 
 
 def list_logical(store: ObjectStore, server: str) -> tuple[LogicalManifest, ...]:
@@ -35,6 +37,8 @@ def list_logical(store: ObjectStore, server: str) -> tuple[LogicalManifest, ...]
             found.append(get_logical(store, server, backup_id))
         except ObjectNotFound:
             continue  # unfinished: no manifest yet
+        except DecryptionFailed:
+            found.append(locked(server, backup_id))  # listed as backup.info lists a physical one
         except OperationFailed as exc:
             log.warning("skipping logical backup %s: %s", backup_id, exc)
     return tuple(sorted(found, key=lambda m: m.backup_id))
@@ -48,7 +52,27 @@ def get_logical(store: ObjectStore, server: str, backup_id: str) -> LogicalManif
         raise ObjectNotFound(
             f"logical backup {backup_id} not found for server {server} in {store.describe()}"
         ) from None
-    return parse_manifest(raw, key)
+    return parse_manifest(open_object(store, server, raw, key), key)
+
+
+def locked(server: str, backup_id: str) -> LogicalManifest:
+    """An encrypted backup's manifest without the key: its ID and nothing it holds."""
+    return LogicalManifest(
+        backup_id=backup_id,
+        server=server,
+        name=None,
+        started="",
+        finished="",
+        pgvault_version="",
+        server_version=0,
+        server_version_text="",
+        pg_dump_version="",
+        compression=None,
+        jobs=0,
+        databases=(),
+        encrypted=True,
+        status=LOCKED,
+    )
 
 
 def resolve_logical(
@@ -57,11 +81,11 @@ def resolve_logical(
     """An ID, a name, or latest (the newest holding `database` when given)."""
     if is_logical_id(reference):
         return get_logical(store, server, reference)
-    backups = [
-        m
-        for m in list_logical(store, server)
-        if database is None or any(d.name == database for d in m.databases)
-    ]
+    every = list_logical(store, server)
+    for m in every:
+        if m.status == LOCKED:  # a name or latest is found only in what the manifests hold
+            get_logical(store, server, m.backup_id)  # raises why it is locked
+    backups = [m for m in every if database is None or any(d.name == database for d in m.databases)]
     if reference in LATEST:
         if not backups:
             what = f" of database {database}" if database else ""

@@ -337,15 +337,3 @@ def test_all_databases_with_the_globals(shop: Cluster, local: TestDestination) -
     assert result.returncode == 0, result.stderr
     assert shop.table_checksums("from_all") == shop.table_checksums(SHOP)
 
-
-def test_an_encrypted_server_is_refused_not_stored_in_clear(
-    shop: Cluster, local: TestDestination, tmp_path: Path
-) -> None:
-    passfile = tmp_path / "pass"
-    passfile.write_text("correct horse battery staple\n")
-    passfile.chmod(0o600)
-    keys = pgvault("keys", "init", "--encryption-passphrase-file", str(passfile), local.url, SERVER)
-    assert keys.returncode == 0, keys.stderr
-    code, _, err = backup(local, shop, "--database", SHOP)
-    assert code == 3 and "logical backups are not encrypted yet" in err
-    assert logical_objects(local) == []

@@ -193,6 +193,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         where.check()
         return ExitCode.OK
     if args.database or args.table or args.all_databases:
+        apply_unlock(args)
         return run_logical(args, ctx, where)
     _refuse_logical(args)
     apply_unlock(args)

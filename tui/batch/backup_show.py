@@ -185,9 +185,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.catalog.listing import details_json, show_backup
     from core.logical.layout import is_logical_id
 
+    apply_unlock(args)
     if is_logical_id(args.backup_id):
         return _show_logical(args)
-    apply_unlock(args)
     with opened(args) as store:
         details = show_backup(store, args.server_name, args.backup_id)
     if args.format == "json":

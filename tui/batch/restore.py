@@ -200,6 +200,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         where.check()
         return ExitCode.OK
     if is_logical_restore(args):
+        apply_unlock(args)  # an encrypted server's logical backup is opened the same way
         return run_restore(args, ctx, where)
     refuse_logical_flags(args)
     if not args.recovery_dir:
