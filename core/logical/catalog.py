@@ -15,7 +15,7 @@ from core.encryption import open_object
 from core.errors import DecryptionFailed, ObjectNotFound, OperationFailed
 from core.logical.layout import LogicalLayout, is_logical_id
 from core.logical.manifest import LogicalManifest, parse_manifest
-from core.storage import CommonPrefix, ObjectStore
+from core.storage import CommonPrefix, ObjectInfo, ObjectStore
 
 log = logging.getLogger("pgvault.logical")
 
@@ -110,17 +110,36 @@ def delete_logical(
     """Delete one logical backup: its manifest first (it stops being restorable), then the
     rest. `unfinished`: also what a killed backup left without a manifest (by ID)."""
     layout = LogicalLayout(server)
-    if unfinished and is_logical_id(reference):
-        backup_id = reference
-    else:
-        backup_id = resolve_logical(store, server, reference).backup_id
-    prefix = layout.backup_prefix(backup_id)
-    objects = list(store.list_objects(prefix))
-    if not objects:
-        raise ObjectNotFound(f"logical backup {backup_id} not found for server {server}")
+    backup_id, objects = _objects(store, server, reference, unfinished)
     store.delete_many([layout.manifest(backup_id)])
     store.delete_many(o.key for o in objects)
     return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects))
+
+
+def plan_delete_logical(
+    store: ObjectStore, server: str, reference: str, unfinished: bool = False
+) -> LogicalDeletion:
+    """What delete_logical would delete (--dry-run)."""
+    backup_id, objects = _objects(store, server, reference, unfinished)
+    return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects))
+
+
+def _objects(
+    store: ObjectStore, server: str, reference: str, unfinished: bool
+) -> tuple[str, list[ObjectInfo]]:
+    """The backup's ID and objects. By ID its manifest is not read (an encrypted one needs
+    no key); a name or latest is found in the manifests."""
+    layout = LogicalLayout(server)
+    if is_logical_id(reference):
+        backup_id = reference
+    else:
+        backup_id = resolve_logical(store, server, reference).backup_id
+    objects = list(store.list_objects(layout.backup_prefix(backup_id)))
+    finished = any(o.key == layout.manifest(backup_id) for o in objects)
+    if not objects or not (finished or unfinished):
+        hint = " (an unfinished one: --force removes it)" if objects else ""
+        raise ObjectNotFound(f"logical backup {backup_id} not found for server {server}{hint}")
+    return backup_id, objects
 
 
 def manifest_json(manifest: LogicalManifest) -> dict[str, Any]:
