@@ -148,3 +148,9 @@ def test_write_only_host_backs_up_encrypted_and_the_identity_holder_restores(
         check=True,
     )  # fmt: skip
     assert shop.table_checksums("by hand") == expected
+
+    # Deleting by ID reads no manifest: the write-only host can remove it without a key.
+    gone = pgvault("backup-delete", dest.url, SERVER, "-b", backup_id)
+    assert gone.returncode == 0, gone.stderr
+    with dest.store() as store:
+        assert not list(store.list_objects(f"{SERVER}/logical/"))
