@@ -20,7 +20,8 @@ import psycopg2.extensions
 
 from core import __version__
 from core.catalog.layout import validate_backup_name, validate_server_name
-from core.encryption import load_keyfile
+from core.crypto import X25519Recipient
+from core.encryption import seal, write_recipient
 from core.errors import InputError
 from core.logical.dumper import DumpSpec, compression_flag, dump_and_upload
 from core.logical.inventory import (
@@ -110,6 +111,7 @@ class _Plan:
     databases: tuple[tuple[DatabaseFacts, tuple[TableEntry, ...]], ...]
     tool: Tool
     dumpall: Tool | None  # --all-databases: for the globals
+    recipient: X25519Recipient | None  # an encrypted server's: every object sealed to it
 
 
 def run_logical_backup(
@@ -120,13 +122,10 @@ def run_logical_backup(
     store = open_store(request.location, request.store_config)
     store.meter = reporter.transferred
     with store:
-        if load_keyfile(store, request.server) is not None:
-            raise InputError(
-                f"server {request.server} is encrypted and logical backups are not encrypted "
-                "yet: take logical backups under another server name, or a physical backup"
-            )
         reporter.phase("inventory")
-        plan = _plan(request)
+        # An encrypted server's objects are all age files, as its physical backups' are:
+        # the clear recipient is all a (write-only) host needs.
+        plan = _plan(request, write_recipient(store, request.server))
         layout = LogicalLayout(request.server)
         backup_id = _claim(store, layout)
         reporter.detail("backup_id", backup_id)
@@ -146,7 +145,7 @@ def run_logical_backup(
     )
 
 
-def _plan(request: LogicalBackupRequest) -> _Plan:
+def _plan(request: LogicalBackupRequest, recipient: X25519Recipient | None) -> _Plan:
     """The databases, their tables (bad names refused), and the pg_dump to run."""
     if request.database:
         chosen = [database_facts(request.connection, request.database)]
@@ -162,7 +161,7 @@ def _plan(request: LogicalBackupRequest) -> _Plan:
     dumpall = None
     if request.all_databases:
         dumpall = find_tool("pg_dumpall", server_major, server_major, request.pg_bindir)
-    return _Plan(tuple(databases), tool, dumpall)
+    return _Plan(tuple(databases), tool, dumpall, recipient)
 
 
 def _dump(
@@ -176,7 +175,7 @@ def _dump(
     started = datetime.now(UTC)
     layout = LogicalLayout(request.server)
     dumps = [
-        _dump_database(request, plan.tool, database, store, (backup_id, reporter))
+        _dump_database(request, plan, database, store, (backup_id, reporter))
         for database in plan.databases
     ]
     globals_file = _globals(request, plan, store, layout.globals_sql(backup_id), reporter)
@@ -196,14 +195,15 @@ def _dump(
         jobs=request.jobs,
         databases=tuple(dumps),
         globals_file=globals_file,
+        encrypted=plan.recipient is not None,
     )
-    store.put_bytes(layout.manifest(backup_id), manifest.to_bytes())
+    store.put_bytes(layout.manifest(backup_id), seal(manifest.to_bytes(), plan.recipient))
     return manifest
 
 
 def _dump_database(
     request: LogicalBackupRequest,
-    tool: Tool,
+    plan: _Plan,
     database: tuple[DatabaseFacts, tuple[TableEntry, ...]],
     store: ObjectStore,
     where: tuple[str, Reporter],
@@ -214,7 +214,7 @@ def _dump_database(
     reporter.phase(f"dump {facts.name}")
     dsn, password = _split_password(request.connection, facts.name)
     spec = DumpSpec(
-        tool=tool,
+        tool=plan.tool,
         dsn=dsn,
         password=password,
         patterns=request.tables,
@@ -222,6 +222,7 @@ def _dump_database(
         compression=request.compression,
         staging_dir=request.staging_dir,
         staging_limit=request.staging_limit,
+        recipient=plan.recipient,
     )
     prefix = LogicalLayout(request.server).dump_prefix(backup_id, facts.name)
     files = dump_and_upload(spec, store, prefix, reporter)
@@ -245,7 +246,7 @@ def _globals(
     dsn, password = _split_password(request.connection, plan.databases[0][0].name)
     argv = [plan.dumpall.path, "--globals-only", "--no-role-passwords", "-d", dsn]
     sql = run_tool(argv, "pg_dumpall --globals-only", reporter.checkpoint, password)
-    store.put_bytes(key, sql.encode())
+    store.put_bytes(key, seal(sql.encode(), plan.recipient))
     return key.rsplit("/", 1)[-1]
 
 

@@ -11,14 +11,16 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from core.errors import ObjectNotFound, OperationFailed
+from core.encryption import open_object
+from core.errors import DecryptionFailed, ObjectNotFound, OperationFailed
 from core.logical.layout import LogicalLayout, is_logical_id
 from core.logical.manifest import LogicalManifest, parse_manifest
-from core.storage import CommonPrefix, ObjectStore
+from core.storage import CommonPrefix, ObjectInfo, ObjectStore
 
 log = logging.getLogger("pgvault.logical")
 
 LATEST = ("latest", "last")
+LOCKED = "LOCKED"  # an encrypted manifest this process holds no key for
 
 
 def list_logical(store: ObjectStore, server: str) -> tuple[LogicalManifest, ...]:
@@ -35,6 +37,8 @@ def list_logical(store: ObjectStore, server: str) -> tuple[LogicalManifest, ...]
             found.append(get_logical(store, server, backup_id))
         except ObjectNotFound:
             continue  # unfinished: no manifest yet
+        except DecryptionFailed:
+            found.append(locked(server, backup_id))  # listed as backup.info lists a physical one
         except OperationFailed as exc:
             log.warning("skipping logical backup %s: %s", backup_id, exc)
     return tuple(sorted(found, key=lambda m: m.backup_id))
@@ -48,7 +52,27 @@ def get_logical(store: ObjectStore, server: str, backup_id: str) -> LogicalManif
         raise ObjectNotFound(
             f"logical backup {backup_id} not found for server {server} in {store.describe()}"
         ) from None
-    return parse_manifest(raw, key)
+    return parse_manifest(open_object(store, server, raw, key), key)
+
+
+def locked(server: str, backup_id: str) -> LogicalManifest:
+    """An encrypted backup's manifest without the key: its ID and nothing it holds."""
+    return LogicalManifest(
+        backup_id=backup_id,
+        server=server,
+        name=None,
+        started="",
+        finished="",
+        pgvault_version="",
+        server_version=0,
+        server_version_text="",
+        pg_dump_version="",
+        compression=None,
+        jobs=0,
+        databases=(),
+        encrypted=True,
+        status=LOCKED,
+    )
 
 
 def resolve_logical(
@@ -57,11 +81,11 @@ def resolve_logical(
     """An ID, a name, or latest (the newest holding `database` when given)."""
     if is_logical_id(reference):
         return get_logical(store, server, reference)
-    backups = [
-        m
-        for m in list_logical(store, server)
-        if database is None or any(d.name == database for d in m.databases)
-    ]
+    every = list_logical(store, server)
+    for m in every:
+        if m.status == LOCKED:  # a name or latest is found only in what the manifests hold
+            get_logical(store, server, m.backup_id)  # raises why it is locked
+    backups = [m for m in every if database is None or any(d.name == database for d in m.databases)]
     if reference in LATEST:
         if not backups:
             what = f" of database {database}" if database else ""
@@ -86,17 +110,36 @@ def delete_logical(
     """Delete one logical backup: its manifest first (it stops being restorable), then the
     rest. `unfinished`: also what a killed backup left without a manifest (by ID)."""
     layout = LogicalLayout(server)
-    if unfinished and is_logical_id(reference):
-        backup_id = reference
-    else:
-        backup_id = resolve_logical(store, server, reference).backup_id
-    prefix = layout.backup_prefix(backup_id)
-    objects = list(store.list_objects(prefix))
-    if not objects:
-        raise ObjectNotFound(f"logical backup {backup_id} not found for server {server}")
+    backup_id, objects = _objects(store, server, reference, unfinished)
     store.delete_many([layout.manifest(backup_id)])
     store.delete_many(o.key for o in objects)
     return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects))
+
+
+def plan_delete_logical(
+    store: ObjectStore, server: str, reference: str, unfinished: bool = False
+) -> LogicalDeletion:
+    """What delete_logical would delete (--dry-run)."""
+    backup_id, objects = _objects(store, server, reference, unfinished)
+    return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects))
+
+
+def _objects(
+    store: ObjectStore, server: str, reference: str, unfinished: bool
+) -> tuple[str, list[ObjectInfo]]:
+    """The backup's ID and objects. By ID its manifest is not read (an encrypted one needs
+    no key); a name or latest is found in the manifests."""
+    layout = LogicalLayout(server)
+    if is_logical_id(reference):
+        backup_id = reference
+    else:
+        backup_id = resolve_logical(store, server, reference).backup_id
+    objects = list(store.list_objects(layout.backup_prefix(backup_id)))
+    finished = any(o.key == layout.manifest(backup_id) for o in objects)
+    if not objects or not (finished or unfinished):
+        hint = " (an unfinished one: --force removes it)" if objects else ""
+        raise ObjectNotFound(f"logical backup {backup_id} not found for server {server}{hint}")
+    return backup_id, objects
 
 
 def manifest_json(manifest: LogicalManifest) -> dict[str, Any]:

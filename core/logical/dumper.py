@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from core.crypto import EncryptingWriter, X25519Recipient
 from core.errors import Cancelled, InputError, OperationFailed
 from core.logical.manifest import DumpFile
 from core.logical.process import die_with_parent
@@ -49,6 +50,7 @@ class DumpSpec:
     compression: str | None
     staging_dir: str | None
     staging_limit: int
+    recipient: X25519Recipient | None = None  # an encrypted server's: each file sealed as age
 
 
 def compression_flag(compression: str | None, major: int) -> str:
@@ -80,11 +82,12 @@ def _argv(spec: DumpSpec, out: str) -> list[str]:
 class _Upload:
     """Uploads finished files with `jobs` threads; remembers what went where."""
 
-    def __init__(self, store: ObjectStore, prefix: str, reporter: Reporter, jobs: int) -> None:
+    def __init__(self, store: ObjectStore, prefix: str, reporter: Reporter, spec: DumpSpec) -> None:
         self.store = store
         self.prefix = prefix
         self.reporter = reporter
-        self.pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="pgvault-logical")
+        self.recipient = spec.recipient
+        self.pool = ThreadPoolExecutor(max_workers=spec.jobs, thread_name_prefix="pgvault-logical")
         self.futures: dict[str, Future[DumpFile]] = {}
 
     def submit(self, directory: str, name: str) -> None:
@@ -93,9 +96,12 @@ class _Upload:
     def one(self, directory: str, name: str) -> DumpFile:
         path = os.path.join(directory, name)
         with open(path, "rb") as src, self.store.open_writer(self.prefix + name) as writer:
+            sink = writer if self.recipient is None else EncryptingWriter(writer, [self.recipient])
             while chunk := src.read(READ_SIZE):
-                writer.write(chunk)
+                sink.write(chunk)
                 self.reporter.advance(len(chunk))
+            if isinstance(sink, EncryptingWriter):
+                sink.close()  # the last chunk sealed before the upload completes
         self.reporter.advance(files=1)
         os.unlink(path)
         return DumpFile(name, writer.bytes_written)
@@ -143,7 +149,7 @@ def dump_and_upload(
     with tempfile.TemporaryDirectory(prefix="pgvault-logical-", dir=spec.staging_dir) as tmp:
         out = os.path.join(tmp, "dump")
         errors = os.path.join(tmp, "pg_dump.stderr")
-        upload = _Upload(store, prefix, reporter, spec.jobs)
+        upload = _Upload(store, prefix, reporter, spec)
         watch = _Watch(reporter.checkpoint)
         try:
             with open(errors, "wb") as err:

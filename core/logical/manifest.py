@@ -70,6 +70,8 @@ class LogicalManifest:
     databases: tuple[DatabaseDump, ...]
     #: `pg_dumpall --globals-only` (roles, tablespaces) of an --all-databases backup
     globals_file: str | None = None
+    #: every object of it (this manifest too) is an age file for the server's recipient
+    encrypted: bool = False
     kind: str = KIND
     status: str = DONE
     format: int = FORMAT

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 
 import psycopg2.extensions
 
+from core.crypto import DecryptingReader
+from core.encryption import unlocked_keys
 from core.errors import InputError, OperationFailed
 from core.logical import target
 from core.logical.catalog import resolve_logical
@@ -32,7 +34,7 @@ from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
 from core.progress import NullReporter, Reporter
 from core.secrets import register_secret
-from core.storage import ObjectStore, StoreConfig, open_store
+from core.storage import ObjectReader, ObjectStore, StoreConfig, open_store
 from core.urls import Location
 
 TOC = "toc.dat"
@@ -230,9 +232,13 @@ class _Run:
         )
         size = 0
         with (
-            self.store.open_reader(key) as reader,
+            self.store.open_reader(key) as stored,
             open(os.path.join(self.directory, item.name), "wb") as out,
         ):
+            reader: ObjectReader | DecryptingReader = stored
+            if self.manifest.encrypted:
+                identities = unlocked_keys(self.store, self.manifest.server).identities
+                reader = DecryptingReader(stored, identities, key)
             while chunk := reader.read(READ_SIZE):
                 out.write(chunk)
                 size += len(chunk)

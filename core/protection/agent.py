@@ -20,6 +20,8 @@ from datetime import datetime
 from core.catalog.reader import Catalog
 from core.errors import PgvaultError
 from core.jobs import JobStore
+from core.logical.catalog import LOCKED, list_logical
+from core.logical.manifest import DONE
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
 from core.protection.policy import BackupPolicy, ScheduleTrigger
 from core.protection.retention import VAULT, Action, BackupPoint, plan_retention
@@ -140,6 +142,7 @@ def run_due_slot(
         trigger=RunTrigger.SCHEDULED,
         tag=tag.tag_name,
         agent_id=who,
+        kind=rule.backup_type,
     )
 
 
@@ -149,6 +152,12 @@ def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoin
         info.backup_id
         for info in Catalog(vault.store.store, instance.server_name).backups()
         if info.status == "DONE"
+    }
+    # a Logical rule's backups: finished ones have their logical.json (LOCKED: encrypted)
+    done |= {
+        m.backup_id
+        for m in list_logical(vault.store.store, instance.server_name)
+        if m.status in (DONE, LOCKED)
     }
     return [
         BackupPoint(run.backup_id, run.slot, run.tag or "Default")
@@ -187,7 +196,8 @@ def adhoc_backup(
 ) -> RunOutcome:
     """`adhoc-backup --rule-name R`: a backup now, tagged so that rule's retention applies."""
     instance = vault.store.get_instance(name)
-    tag = adhoc_tag(vault.store.get_policy(instance.policy_name), rule_name)
+    policy = vault.store.get_policy(instance.policy_name)
+    tag = adhoc_tag(policy, rule_name)
     return take_backup(
         vault,
         jobs,
@@ -197,6 +207,7 @@ def adhoc_backup(
         trigger=RunTrigger.ADHOC,
         tag=tag,
         agent_id=who,
+        kind=policy.backup_rule().backup_type,
     )
 
 

@@ -48,7 +48,7 @@ class BackupType(StrEnum):
 
 
 #: kinds a policy may name today; the others are reserved until pgvault can take them
-SUPPORTED_BACKUP_TYPES = frozenset({BackupType.FULL})
+SUPPORTED_BACKUP_TYPES = frozenset({BackupType.FULL, BackupType.LOGICAL})
 
 DAYS_OF_WEEK = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 WEEKS_OF_MONTH = ("First", "Second", "Third", "Fourth", "Last")

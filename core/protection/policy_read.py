@@ -101,7 +101,9 @@ def _backup_type(node: Node) -> BackupType | None:
     field = node.child("backupType")
     value = field.choice(tuple(t.value for t in BackupType))
     if BackupType(value) not in SUPPORTED_BACKUP_TYPES:
-        raise field.fail(f"backup type {value!r} is not supported yet (pgvault takes Full backups)")
+        raise field.fail(
+            f"backup type {value!r} is not supported yet (pgvault takes Full and Logical backups)"
+        )
     return BackupType(value)
 
 

@@ -8,14 +8,19 @@ instance's secret reference only now, and the record ends SUCCEEDED or FAILED.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from core.errors import InputError
-from core.jobs import JobState, JobStore
-from core.jobs.runner import run_foreground
+import psycopg2
+import psycopg2.extensions
+
+from core.errors import InputError, PgvaultError
+from core.jobs import Job, JobState, JobStore
+from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
 from core.protection.model import BackupInstance, RunRecord, RunState, RunTrigger
+from core.protection.policy import BackupType
 from core.protection.service import OpenVault
 
 log = logging.getLogger("pgvault.protection")
@@ -70,37 +75,25 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
     trigger: RunTrigger,
     tag: str,
     agent_id: str,
+    kind: BackupType | None = None,
 ) -> RunOutcome:
     """Claim the slot and, when this caller got it, run the backup job and record the end."""
     record = RunRecord(instance.name, slot, rule, trigger, RunState.CLAIMED, agent_id, tag)
     if not vault.store.claim_run(record):
         return RunOutcome(instance.name, slot, trigger, tag, claimed=False)
     try:
-        from core.backup.request import make_backup_request
-        from core.jobs.builtin import BACKUP
-        from core.jobs.results import BackupJobResult
-
-        request = make_backup_request(
-            vault.location,
-            instance.server_name,
-            store_config=vault.config,
-            connection=connection_for(instance),
-            # a slot's backup should start at its slot, not after a spread checkpoint
-            immediate_checkpoint=True,
-        )
-        outcome = run_foreground(jobs, BACKUP, request, capture_logging=True)
+        outcome, backup_id = _run_job(vault, jobs, instance, kind)
     except InputError as exc:
         ended = replace(record, state=RunState.FAILED, finished=_now(), error=str(exc))
         vault.store.update_run(ended)
         return RunOutcome(instance.name, slot, trigger, tag, True, ended)
     job = outcome.job
     if job.state is JobState.SUCCEEDED:
-        result = job.result_as(BackupJobResult)
         ended = replace(
             record,
             state=RunState.SUCCEEDED,
             job_id=str(job.id),
-            backup_id=result.backup_id,
+            backup_id=backup_id(job),
             finished=_now(),
         )
     else:
@@ -115,9 +108,68 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
     return RunOutcome(instance.name, slot, trigger, tag, True, ended)
 
 
+def _run_job(
+    vault: OpenVault, jobs: JobStore, instance: BackupInstance, kind: BackupType | None
+) -> tuple[Outcome, Callable[[Job], str]]:
+    """The rule's backup as a foreground job, and how to read its backup ID."""
+    if kind is BackupType.LOGICAL:
+        return _run_logical(vault, jobs, instance)
+    from core.backup.request import make_backup_request
+    from core.jobs.builtin import BACKUP
+    from core.jobs.results import BackupJobResult
+
+    request = make_backup_request(
+        vault.location,
+        instance.server_name,
+        store_config=vault.config,
+        connection=connection_for(instance),
+        # a slot's backup should start at its slot, not after a spread checkpoint
+        immediate_checkpoint=True,
+    )
+    outcome = run_foreground(jobs, BACKUP, request, capture_logging=True)
+    return outcome, lambda job: job.result_as(BackupJobResult).backup_id
+
+
+def _run_logical(
+    vault: OpenVault, jobs: JobStore, instance: BackupInstance
+) -> tuple[Outcome, Callable[[Job], str]]:
+    """A Logical rule: pg_dump of the datasource's database (Azure's datasource is one)."""
+    from core.jobs.results import LogicalJobResult
+    from core.logical.backup import LogicalBackupRequest
+    from core.logical.jobs import LOGICAL_BACKUP
+
+    request = LogicalBackupRequest(
+        location=vault.location,
+        server=instance.server_name,
+        database=datasource_database(instance),
+        store_config=vault.config,
+        connection=connection_for(instance),
+    )
+    outcome = run_foreground(jobs, LOGICAL_BACKUP, request, capture_logging=True)
+    return outcome, lambda job: job.result_as(LogicalJobResult).backup_id
+
+
+def datasource_database(instance: BackupInstance) -> str:
+    """The dbname of the instance's conninfo: the database a Logical rule dumps."""
+    try:
+        dbname = psycopg2.extensions.parse_dsn(instance.datasource.conninfo).get("dbname")
+    except psycopg2.ProgrammingError:
+        dbname = None
+    if not dbname:
+        raise InputError(
+            f"backup instance {instance.name}: a Logical backup rule dumps the datasource's "
+            "database, and its conninfo names none (add dbname=NAME)"
+        )
+    return str(dbname)
+
+
 def delete_backup(vault: OpenVault, jobs: JobStore, server: str, backup_id: str) -> str | None:
     """Delete one backup (and the WAL only it needed) as a delete job; the error, or None."""
     from core.catalog.delete import DeleteRequest
+    from core.logical.layout import is_logical_id
+
+    if is_logical_id(backup_id):
+        return _delete_logical(vault, server, backup_id)
     from core.jobs.builtin import DELETE
 
     request = DeleteRequest(
@@ -127,6 +179,18 @@ def delete_backup(vault: OpenVault, jobs: JobStore, server: str, backup_id: str)
     if outcome.job.state is JobState.SUCCEEDED:
         return None
     return outcome.job.error or str(outcome.error)
+
+
+def _delete_logical(vault: OpenVault, server: str, backup_id: str) -> str | None:
+    """A logical backup: its own series, no WAL (what backup-delete -b ID does)."""
+    from core.logical.catalog import delete_logical
+
+    try:
+        delete_logical(vault.store.store, server, backup_id)
+    except PgvaultError as exc:
+        return str(exc)
+    log.info("deleted logical backup %s of %s", backup_id, server)
+    return None
 
 
 def _now() -> datetime:

@@ -16,7 +16,7 @@ from enum import StrEnum
 from core.catalog.layout import ServerLayout
 from core.protection.describe import describe_policy
 from core.protection.model import BackupInstance, ProtectionState, RunRecord, RunState
-from core.protection.policy import BackupPolicy, ScheduleTrigger
+from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
 from core.protection.schedule import CompiledSchedule, compile_schedule
 from core.protection.zones import require_aware
 from core.storage import CommonPrefix, ObjectStore
@@ -201,7 +201,10 @@ def protection_status(
             for instance in opened.store.instances():
                 policy = opened.store.get_policy(instance.policy_name)
                 runs = list(opened.store.runs(instance.name))
-                last_wal = newest_wal(opened.store.store, instance.server_name)
+                last_wal = None
+                if policy.backup_rule().backup_type is not BackupType.LOGICAL:
+                    # WAL replays onto physical backups only: a dump's point is its own end
+                    last_wal = newest_wal(opened.store.store, instance.server_name)
                 found.append(instance_status(name, instance, policy, runs, now, last_wal))
     return found
 

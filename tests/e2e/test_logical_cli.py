@@ -254,6 +254,22 @@ def test_delete_and_retention_treat_logical_backups_as_their_own_series(
     assert [e["backup_id"] for e in listed(local)] == [second]
     assert not [k for k in logical_objects(local) if f"/{first}/" in k]
 
+    # by name or latest, with --logical (a bare latest stays barman's: the physical series)
+    for reference in ("keepme", "latest"):
+        shown = pgvault("backup-show", local.url, SERVER, reference, "--logical")
+        assert shown.returncode == 0 and second in shown.stdout, shown.stderr
+    physical = pgvault("backup-show", local.url, SERVER, "latest")
+    assert physical.returncode == 1 and second not in physical.stdout
+    refused = pgvault("backup-delete", local.url, SERVER, "-r", "REDUNDANCY 1", "--logical")
+    assert refused.returncode == 3 and "apply to physical backups" in refused.stderr
+    dry = pgvault("backup-delete", local.url, SERVER, "-b", "keepme", "--logical", "--dry-run")
+    assert dry.returncode == 0 and f"would delete logical backup {second}" in dry.stdout
+    gone = pgvault("backup-delete", local.url, SERVER, "-b", "latest", "--logical")
+    assert gone.returncode == 0 and second in gone.stdout, gone.stderr
+    assert listed(local) == []
+    missing = pgvault("backup-show", local.url, SERVER, "latest", "--logical")
+    assert missing.returncode == 1 and "no logical backup" in missing.stderr
+
 
 def test_on_s3_barman_cloud_does_not_see_it_and_it_restores(
     shop: Cluster, make_dest: Callable[..., TestDestination]
@@ -338,16 +354,3 @@ def test_all_databases_with_the_globals(shop: Cluster, local: TestDestination) -
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert shop.table_checksums("from_all") == shop.table_checksums(SHOP)
-
-
-def test_an_encrypted_server_is_refused_not_stored_in_clear(
-    shop: Cluster, local: TestDestination, tmp_path: Path
-) -> None:
-    passfile = tmp_path / "pass"
-    passfile.write_text("correct horse battery staple\n")
-    passfile.chmod(0o600)
-    keys = pgvault("keys", "init", "--encryption-passphrase-file", str(passfile), local.url, SERVER)
-    assert keys.returncode == 0, keys.stderr
-    code, _, err = backup(local, shop, "--database", SHOP)
-    assert code == 3 and "logical backups are not encrypted yet" in err
-    assert logical_objects(local) == []

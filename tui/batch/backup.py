@@ -198,6 +198,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         max_bandwidth=args.max_bandwidth,
     )
     if args.database or args.table or args.all_databases:
+        apply_unlock(args)
         return run_logical(args, ctx, where)
     _refuse_logical(args)
     from core.backup.request import make_backup_request

@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with -b: delete a STARTED backup even though pgvault cannot prove its process "
         "has ended (a backup interrupted on another host, or written by barman-cloud)",
     )
+    parser.add_argument("--logical", action="store_true", help="-b names a logical backup")
     parser.add_argument(
         "--check-object-lock",
         action="store_true",
@@ -85,7 +86,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     from core.logical.layout import is_logical_id
 
-    if is_logical_id(args.backup_id):
+    if args.logical or is_logical_id(args.backup_id):
         if args.test:
             connectivity_test(args)
             return ExitCode.OK
@@ -125,23 +126,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 def _delete_logical(args: argparse.Namespace) -> int:
     """A logical backup: its own series, deleted alone (no WAL, no retention)."""
-    if args.minimum_redundancy or args.as_of:
-        raise InputError("-m and --as-of apply to physical backups")
-    from core.logical.catalog import delete_logical, get_logical
+    if args.minimum_redundancy or args.as_of or args.retention_policy:
+        raise InputError("-r, -m and --as-of apply to physical backups")
+    from core.logical.catalog import delete_logical, plan_delete_logical
     from core.sizes import format_size
 
     with source(args).open() as store:
         if args.batch_size:
             store.delete_batch = min(args.batch_size, type(store).delete_batch)
         if args.dry_run:
-            manifest = get_logical(store, args.server_name, args.backup_id)
+            plan = plan_delete_logical(store, args.server_name, args.backup_id, args.force)
             if args.format == "json":
-                print_json(_logical_json(manifest.backup_id, None, manifest.stored_size, True))
+                print_json(_logical_json(plan.backup_id, None, plan.size, True))
             else:
-                print(
-                    f"would delete logical backup {manifest.backup_id} "
-                    f"({format_size(manifest.stored_size)})"
-                )
+                print(f"would delete logical backup {plan.backup_id} ({format_size(plan.size)})")
             return ExitCode.OK
         # --force: also the objects a killed logical backup left without its logical.json
         gone = delete_logical(store, args.server_name, args.backup_id, unfinished=args.force)

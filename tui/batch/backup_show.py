@@ -30,6 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="BACKUP",
         help="a backup ID, a backup name, or latest/last, oldest/first, last-failed",
     )
+    parser.add_argument(
+        "--logical",
+        action="store_true",
+        help="BACKUP names a logical backup: by its name or latest (a logical ID needs no flag)",
+    )
     add_format(parser)
     add_unlock(parser)
 
@@ -189,9 +194,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.catalog.listing import details_json, show_backup
     from core.logical.layout import is_logical_id
 
-    if is_logical_id(args.backup_id):
-        return _show_logical(args)
     apply_unlock(args)
+    if args.logical or is_logical_id(args.backup_id):
+        return _show_logical(args)
     with opened(args) as store:
         details = show_backup(store, args.server_name, args.backup_id)
     if args.format == "json":
@@ -202,11 +207,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _show_logical(args: argparse.Namespace) -> int:
-    from core.logical.catalog import get_logical, manifest_json
+    from core.logical.catalog import manifest_json, resolve_logical
     from tui.batch.logical_catalog import show_lines
 
     with opened(args) as store:
-        manifest = get_logical(store, args.server_name, args.backup_id)
+        manifest = resolve_logical(store, args.server_name, args.backup_id)
     if args.format == "json":
         print(json.dumps(manifest_json(manifest), ensure_ascii=False))
     else:

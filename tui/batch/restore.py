@@ -213,6 +213,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     where = destination_from(args, jobs=args.jobs)
     if is_logical_restore(args):
+        apply_unlock(args)  # an encrypted server's logical backup is opened the same way
         return run_restore(args, ctx, where)
     refuse_logical_flags(args)
     from core.restore import RestoreRequest, default_pgvault_command

@@ -129,12 +129,6 @@ BAD = [
     ),
     (
         "policyRules.0.backupParameters.backupType",
-        "Logical",
-        "$.policyRules[0].backupParameters.backupType",
-        "not supported yet",
-    ),
-    (
-        "policyRules.0.backupParameters.backupType",
         "Discrete",
         "$.policyRules[0].backupParameters.backupType",
         "unknown value",
