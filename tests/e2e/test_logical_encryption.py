@@ -44,7 +44,7 @@ def _operator(directory: Path, name: str) -> tuple[str, str]:
 
 
 def _restore(dest: TestDestination, pg: Cluster, *flags: str) -> subprocess.CompletedProcess[str]:
-    return pgvault("restore", dest.url, SERVER, *pg.conninfo_args(), *flags, env=BINDIRS_ENV)
+    return pgvault("restore", dest.url, SERVER, *pg.restore_flags(), *flags, env=BINDIRS_ENV)
 
 
 def _databases(pg: Cluster) -> set[str]:

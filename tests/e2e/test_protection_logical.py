@@ -88,7 +88,7 @@ def test_a_logical_rule_dumps_the_database_and_its_retention_deletes_them(
 
     # the newest dump holds the row written after b2: restore it and compare
     restored = pgvault(
-        "restore", dest.url, SERVER, b3, *pg.conninfo_args(), "--new-db-name", "from_policy",
+        "restore", dest.url, SERVER, b3, *pg.restore_flags(), "--new-db-name", "from_policy",
         env=BINDIRS_ENV,
     )  # fmt: skip
     assert restored.returncode == 0, restored.stderr
