@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import cramjam
-
 from core.codecs.blocks import BlockStream
 from core.codecs.codec import Codec, Compressor, Factories, MiB, Readable
 from core.codecs.streams import StreamReader
@@ -27,6 +25,8 @@ class ParallelSnappy(BlockStream):
     def _block(self, block: bytes, _: bytes, last: bool) -> bytes:
         if not block:
             return b""
+        import cramjam  # imported by the codec in use only
+
         framed = bytes(cramjam.snappy.compress(block))
         return framed[len(self.STREAM_HEADER) :]
 
@@ -38,6 +38,8 @@ def _compressor(level: int, threads: int) -> Compressor:
 
 class SnappyDecompressor:
     def __init__(self) -> None:
+        import cramjam
+
         self._d = cramjam.snappy.Decompressor()
         self._pending = b""
         self._seen = False
