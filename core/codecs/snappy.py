@@ -32,8 +32,8 @@ class ParallelSnappy(BlockStream):
 
 
 def _compressor(level: int, threads: int) -> Compressor:
-    # cramjam holds the GIL while it compresses, so more threads would only add overhead.
-    return ParallelSnappy(level, 1)
+    # cramjam (2.x) releases the GIL while it compresses: the blocks use every core.
+    return ParallelSnappy(level, threads)
 
 
 class SnappyDecompressor:
