@@ -28,7 +28,7 @@ from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts
 from core.storage.config import StoreConfig, check_s3_encryption
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
-from core.storage.sigv4 import EMPTY_SHA256, UNSIGNED, Endpoint, Keys, query_string, sign
+from core.storage.sigv4 import EMPTY_SHA256, UNSIGNED, Endpoint, Keys, moved, query_string, sign
 from core.storage.store import ObjectStore
 from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.urls import Location, Provider
@@ -40,6 +40,8 @@ NOT_FOUND = {"NoSuchKey", "404", "NotFound", "NoSuchUpload"}
 EXISTS = {"PreconditionFailed", "412", "ConditionalRequestConflict"}
 TRANSIENT = {"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable"}
 DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
+#: region redirects followed per request (a bucket answers from one region)
+MAX_MOVES = 2
 #: a kept-alive connection the server closed meanwhile: send again on a new one
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
@@ -218,23 +220,40 @@ class S3HttpStore(ObjectStore):
         body: Payload | None = None,
     ) -> tuple[int, http.client.HTTPMessage, bytes]:
         """One request on the kept-alive connection: status, headers, body; errors raised."""
-        path = self._endpoint.path(key) if key is not None else self._endpoint.bucket_path()
-        request = (method, path, query or {})
-        connection, reused = self._shared()
-        try:
-            answer = self._send(connection, request, dict(headers or {}), body)
-        except _STALE:
+        for moves in range(MAX_MOVES + 1):
+            endpoint = self._endpoint
+            path = endpoint.path(key) if key is not None else endpoint.bucket_path()
+            request = (method, path, query or {})
+            connection, reused = self._shared()
+            try:
+                answer = self._send(connection, request, dict(headers or {}), body)
+            except _STALE:
+                connection.close()
+                if not reused:
+                    raise
+                connection, _ = self._shared()
+                answer = self._send(connection, request, dict(headers or {}), body)
+            data = answer.read()
+            if answer.will_close:
+                connection.close()
+            if answer.status < 300:  # noqa: PLR2004 - HTTP: every 3xx, 4xx and 5xx is an error here
+                return answer.status, answer.headers, data
+            if moves == MAX_MOVES or not self._follow(answer, endpoint):
+                raise _error_of(answer.status, data if method != "HEAD" else b"")
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _follow(self, answer: Any, asked: Endpoint) -> bool:
+        """Move to the region the bucket answered from (once); False when it did not move."""
+        if asked is not self._endpoint:
+            return True  # another thread moved it meanwhile: ask again there
+        target = moved(asked, self.bucket, answer.headers.get("x-amz-bucket-region"))
+        if target is None:
+            return False
+        self._endpoint = target
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
             connection.close()
-            if not reused:
-                raise
-            connection, _ = self._shared()
-            answer = self._send(connection, request, dict(headers or {}), body)
-        data = answer.read()
-        if answer.will_close:
-            connection.close()
-        if answer.status >= 300:  # noqa: PLR2004 - HTTP: every 3xx, 4xx and 5xx is an error here
-            raise _error_of(answer.status, data if method != "HEAD" else b"")
-        return answer.status, answer.headers, data
+        return True
 
     # ---- the primitives archive_command uses ----------------------------------------------
 
@@ -297,17 +316,20 @@ class S3HttpStore(ObjectStore):
             headers["range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
         # A body read piece by piece holds its connection: it gets one of its own.
         with _guard(f"get {full}"):
-            connection = self._connect()
-            request: tuple[str, str, dict[str, str]] = ("GET", self._endpoint.path(full), {})
-            answer = self._send(connection, request, headers, None)
-            if answer.status == 416:  # noqa: PLR2004 - InvalidRange: past the end
-                connection.close()
-                return _Stream(connection, _Empty(), full)
-            if answer.status >= 300:  # noqa: PLR2004 - every 3xx, 4xx and 5xx is an error
+            for moves in range(MAX_MOVES + 1):
+                endpoint = self._endpoint
+                connection = self._connect()
+                request: tuple[str, str, dict[str, str]] = ("GET", endpoint.path(full), {})
+                answer = self._send(connection, request, headers, None)
+                if answer.status < 300:  # noqa: PLR2004 - 2xx: the body follows
+                    return _Stream(connection, answer, f"get {full}")
                 data = answer.read()
                 connection.close()
-                raise _error_of(answer.status, data)
-        return _Stream(connection, answer, f"get {full}")
+                if answer.status == 416:  # noqa: PLR2004 - InvalidRange: past the end
+                    return _Stream(connection, _Empty(), full)
+                if moves == MAX_MOVES or not self._follow(answer, endpoint):
+                    raise _error_of(answer.status, data)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _list(
         self, prefix: str, delimiter: str | None, page_size: int | None

@@ -92,8 +92,7 @@ def _endpoint(location: Location, config: StoreConfig, region: str) -> Endpoint 
     if url is None:
         if style == "path" or not _VIRTUAL_BUCKET.match(bucket):
             return None
-        host = "s3.amazonaws.com" if region == "us-east-1" else f"s3.{region}.amazonaws.com"
-        return Endpoint("https", f"{bucket}.{host}", "", region)
+        return aws_endpoint(bucket, region)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
         return None
@@ -103,6 +102,22 @@ def _endpoint(location: Location, config: StoreConfig, region: str) -> Endpoint 
     if style == "virtual" and _VIRTUAL_BUCKET.match(bucket):
         return Endpoint(parts.scheme, f"{bucket}.{parts.netloc}", base, region)
     return None  # a host name in auto style: boto3's rules decide
+
+
+def aws_endpoint(bucket: str, region: str) -> Endpoint:
+    """AWS's own endpoint for a bucket in a region (virtual-hosted)."""
+    host = "s3.amazonaws.com" if region == "us-east-1" else f"s3.{region}.amazonaws.com"
+    return Endpoint("https", f"{bucket}.{host}", "", region)
+
+
+def moved(endpoint: Endpoint, bucket: str, answer_region: str | None) -> Endpoint | None:
+    """AWS's endpoint in the region a bucket answered from, when it is another one (boto3
+    follows these redirects too); None for other stores or the same region."""
+    if not answer_region or answer_region == endpoint.region:
+        return None
+    if not endpoint.host.endswith(".amazonaws.com"):
+        return None
+    return aws_endpoint(bucket, answer_region)
 
 
 def _is_ip(host: str) -> bool:

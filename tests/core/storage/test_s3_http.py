@@ -13,7 +13,7 @@ from core.errors import ContainerNotFound, EndpointUnreachable
 from core.storage import PutOptions, StoreConfig, open_store
 from core.storage.retry import RetryPolicy
 from core.storage.s3_http import S3HttpStore
-from core.storage.sigv4 import Endpoint, Keys, plain_access, sign
+from core.storage.sigv4 import Endpoint, Keys, aws_endpoint, moved, plain_access, sign
 from core.urls import parse_location
 from tests.support.destinations import make_destination
 from tests.support.emulators import Emulator, free_port
@@ -132,3 +132,15 @@ def test_the_light_client_never_imports_boto3(emulators: dict[str, Emulator]) ->
     assert result.stdout.strip() == "[]"
     with dest.store() as store:
         assert store.get_tags("a/b") == {"k": "v"}  # tags went up with the PUT
+
+
+def test_a_bucket_in_another_region_is_followed_there_on_aws_only() -> None:
+    asked = aws_endpoint("bucket", "eu-west-1")
+    assert asked.host == "bucket.s3.eu-west-1.amazonaws.com"
+    there = moved(asked, "bucket", "us-west-2")
+    assert there is not None and there.region == "us-west-2"
+    assert there.host == "bucket.s3.us-west-2.amazonaws.com"
+    assert moved(asked, "bucket", "eu-west-1") is None
+    assert moved(asked, "bucket", None) is None
+    local = Endpoint("http", "127.0.0.1:9000", "/bucket", "us-east-1")
+    assert moved(local, "bucket", "eu-west-1") is None  # another store: no AWS redirect
