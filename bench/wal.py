@@ -3,6 +3,12 @@
     .venv/bin/python bench/wal.py [--providers s3 gcs azure] [--segments 48] [--jobs 4]
                                   [--compression zstd] [--clients 4] [--scale 20]
                                   [--rate TPS] [--rounds 1] [--rtt-ms 0] [--tls] [--keep-alive]
+    .venv/bin/python bench/wal.py --drain [--segments 65] [--rounds 3] [--before PGVAULT]
+
+--drain: the backlog drain of bench/wal_drain.py instead (cp, barman-cloud, pgvault per
+segment, --async, --async --zstd, --async to a local directory; with --before, an earlier
+pgvault executable too, whose modules must be compiled), S3 on moto, no pgbench writing
+meanwhile, every archiver once per round.
 
 One PostgreSQL 15 server, the emulators on 127.0.0.1, one run. For each provider and each
 archiver in turn:
@@ -39,6 +45,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+import wal_drain  # noqa: E402  (bench/ is the script's directory)
 
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
 from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto  # noqa: E402
@@ -272,7 +280,11 @@ def main() -> int:
     parser.add_argument(
         "--keep-alive", action="store_true", help="S3: moto's app under waitress (keep-alive)"
     )
+    parser.add_argument("--drain", action="store_true", help="the backlog drain (wal_drain.py)")
+    parser.add_argument("--before", type=Path, help="--drain: an earlier pgvault executable too")
     options = parser.parse_args()
+    if options.drain:
+        return drain_main(options.segments, options.rounds, options.scale, options.before)
 
     emulators: dict[str, Emulator] = {}
     proxies: dict[str, Proxy] = {}
@@ -376,6 +388,56 @@ def main() -> int:
     )
     print(f"\nsaved {out.relative_to(REPO)}")
     return 0
+
+
+def drain_main(segments: int, rounds: int, scale: int, before: Path | None) -> int:
+    """--drain: every archiver drains the same backlog, round after round."""
+    wal_drain.compile_sources(REPO)
+    moto = start_moto()
+    spool = world_dir("pgvault-bench-spool-")
+    scratch: list[str] = [spool]
+    cluster: Cluster | None = None
+    try:
+        os.environ.update(moto.env)
+        cluster = make_cluster(
+            env=dict(moto.env),
+            settings={
+                "archive_mode": "on",
+                "archive_command": "",
+                "max_wal_size": "16GB",
+                "checkpoint_timeout": "1h",
+            },
+        )
+        pgbench_init(cluster, scale)
+        chosen = wal_drain.drains({"s3": moto}, spool, before, scratch)
+        wal_drain.run_drains(
+            cluster,
+            chosen,
+            segments,
+            rounds,
+            build_backlog,
+            set_archive_command,
+            spool,
+        )
+    finally:
+        stop_pushers(spool)
+        if cluster is not None:
+            cluster.drop()
+        moto.stop()
+        wal_drain.cleanup(scratch)
+    print(f"\n{segments} segments of 16 MiB, S3 on moto, {rounds} rounds")
+    print(wal_drain.drain_table(chosen))
+    out = REPO / "bench" / "results" / f"wal-drain-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({d.name: d.seconds for d in chosen}, indent=2))
+    print(f"\nsaved {out.relative_to(REPO)}")
+    return 0
+
+
+def pgbench_init(cluster: Cluster, scale: int) -> None:
+    command = [f"{cluster.bindir}/pgbench", "-i", "-q", "-s", str(scale)]
+    command += ["-h", cluster.sock, "-p", str(cluster.port), "-U", "postgres", "postgres"]
+    subprocess.run(command, check=True, capture_output=True)
 
 
 if __name__ == "__main__":

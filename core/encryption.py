@@ -13,31 +13,25 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from core.codecs import Compressor
-from core.crypto import (
-    Identity,
-    KeyFile,
-    Passphrase,
-    UnlockedKeys,
-    X25519Identity,
-    X25519Recipient,
-    decrypt_bytes,
-    encrypt_bytes,
-    format_identity_file,
-    parse_identity_file,
-    parse_keyfile,
-    passphrase_from_env,
-    serialize_keyfile,
-    unlock,
-)
-from core.crypto.passphrase import PASSPHRASE_ENV
-from core.crypto.stream import CHUNK, NONCE_SIZE, TAG, DecryptingReader, EncryptingWriter
 from core.errors import DecryptionFailed, ObjectNotFound
 from core.storage import ObjectStore, PutOptions
 
-_PLAIN_CHUNK = CHUNK
-_SEALED_CHUNK = CHUNK + TAG
+if TYPE_CHECKING:
+    # Not at run time: archiving to a server without a key file never loads `cryptography`
+    # (every archive_command call would pay for it); each function imports what it uses.
+    from core.codecs import Compressor
+    from core.crypto import (
+        Identity,
+        KeyFile,
+        Passphrase,
+        UnlockedKeys,
+        X25519Identity,
+        X25519Recipient,
+    )
+    from core.crypto.stream import DecryptingReader
+
 KEYFILE = "pgvault.keys"
 IDENTITY_ENV = "PGVAULT_ENCRYPTION_IDENTITY"
 AGE_MAGIC = b"age-encryption.org/v1\n"
@@ -61,10 +55,14 @@ def load_keyfile(store: ObjectStore, server: str) -> KeyFile | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise DecryptionFailed(f"the key file of server {server} is not text") from None
+    from core.crypto import parse_keyfile
+
     return parse_keyfile(text, server)
 
 
 def save_keyfile(store: ObjectStore, keyfile: KeyFile, options: PutOptions | None = None) -> None:
+    from core.crypto import serialize_keyfile
+
     store.put_bytes(
         keyfile_key(keyfile.server), serialize_keyfile(keyfile).encode(), options or PutOptions()
     )
@@ -88,12 +86,17 @@ class Credentials:
 def credentials_from_env() -> Credentials:
     """PGVAULT_ENCRYPTION_PASSPHRASE and PGVAULT_ENCRYPTION_IDENTITY (an identity file's text):
     what a detached job or restore_command has (the latter from its credentials file)."""
+    from core.crypto import parse_identity_file, passphrase_from_env
+
     text = os.environ.get(IDENTITY_ENV)
     return Credentials(passphrase_from_env(), parse_identity_file(text) if text else ())
 
 
 def credentials_environment(credentials: Credentials) -> dict[str, str]:
     """The variables credentials_from_env reads back (for restore_command's 0600 file)."""
+    from core.crypto import format_identity_file
+    from core.crypto.passphrase import PASSPHRASE_ENV
+
     env = {}
     if credentials.passphrase is not None:
         env[PASSPHRASE_ENV] = credentials.passphrase.value
@@ -126,6 +129,8 @@ def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
             raise DecryptionFailed(
                 f"server {server} has encrypted objects but no key file ({keyfile_key(server)})"
             )
+        from core.crypto import unlock
+
         held = _credentials if _credentials.given else credentials_from_env()
         keys = unlock(keyfile, held.passphrase, held.identities)
         _unlocked[server] = keys
@@ -146,13 +151,19 @@ def write_recipient(store: ObjectStore, server: str) -> X25519Recipient | None:
 
 def seal(data: bytes, recipient: X25519Recipient | None) -> bytes:
     """data as an age file for recipient (as it is when there is no recipient)."""
-    return encrypt_bytes(data, [recipient]) if recipient is not None else data
+    if recipient is None:
+        return data
+    from core.crypto import encrypt_bytes
+
+    return encrypt_bytes(data, [recipient])
 
 
 def open_object(store: ObjectStore, server: str, data: bytes, label: str) -> bytes:
     """The plaintext of a stored object: decrypted when it is an age file."""
     if not is_encrypted(data):
         return data
+    from core.crypto import decrypt_bytes
+
     return decrypt_bytes(data, unlocked_keys(store, server).identities, label)
 
 
@@ -174,6 +185,8 @@ class EncryptingCompressor:
     """A part's stream transform: compress (when a codec is set), then seal as age."""
 
     def __init__(self, inner: Compressor | None, recipient: X25519Recipient) -> None:
+        from core.crypto.stream import EncryptingWriter
+
         self._inner = inner
         self._out = _Buffer()
         self._writer = EncryptingWriter(self._out, [recipient])
@@ -226,9 +239,11 @@ class PushDecryptor:
             return b""
         assert self._reader is not None  # noqa: S101 - _start set it
         out = []
+        from core.crypto.stream import CHUNK, TAG
+
         # More than one sealed chunk waiting: the next one cannot be the last.
-        while len(self._pending.data) > _SEALED_CHUNK:
-            out.append(self._reader.read(_PLAIN_CHUNK))
+        while len(self._pending.data) > CHUNK + TAG:
+            out.append(self._reader.read(CHUNK))
         return b"".join(out)
 
     def finish(self) -> bytes:
@@ -239,6 +254,8 @@ class PushDecryptor:
         return self._reader.read()
 
     def _start(self, final: bool) -> bool:
+        from core.crypto.stream import NONCE_SIZE, DecryptingReader
+
         data = self._pending.data
         mac = data.find(b"\n--- ")
         end = data.find(b"\n", mac + 1) if mac >= 0 else -1

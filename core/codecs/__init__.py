@@ -4,9 +4,10 @@ Every stream pgvault writes is one a single-threaded reader decodes unchanged (b
 reads base backups through tarfile's stream modes and lz4's frame decompressor):
 - gzip is one member, compressed in parallel blocks joined by sync flushes (as pigz does);
 - lz4 is one frame of independent blocks, compressed in parallel;
-- snappy is one framed stream of chunks, compressed on one core (cramjam holds the GIL);
+- snappy is one framed stream of chunks, compressed in parallel;
 - zstd is one frame from zstd's own worker threads;
-- bzip2 and xz are single-threaded (their formats have no cheap parallel form here).
+- bzip2 is one stream of blocks compressed in parallel and spliced bit-exactly (as lbzip2);
+- xz is single-threaded (its one-stream form has no cheap parallel writer here).
 
 Each format's module owns its factories (compressor, decompressor, bounded stream reader);
 blocks holds the parallel plumbing the block formats share, streams the decompression

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import struct
 from functools import partial
-
-import lz4.block
-import lz4.frame
+from typing import Any
 
 from core.codecs.blocks import BlockStream
 from core.codecs.codec import Codec, Factories, MiB
@@ -20,19 +18,17 @@ class ParallelLz4(BlockStream):
     pgvault's manifest carries them)."""
 
     BLOCK = 4 * MiB
-    # Magic, FLG (version 1, independent blocks), BD (4 MiB blocks), header checksum.
-    HEADER: bytes = lz4.frame.LZ4FrameCompressor(
-        block_size=lz4.frame.BLOCKSIZE_MAX4MB, block_linked=False, content_checksum=False
-    ).begin()
 
     def __init__(self, level: int, threads: int) -> None:
         self._level = level
         super().__init__(threads)
 
     def header(self) -> bytes:
-        return self.HEADER
+        return frame_header()
 
     def _block(self, block: bytes, _: bytes, last: bool) -> bytes:
+        import lz4.block  # imported by the codec in use only: archive_command pays per call
+
         out = b""
         if block:
             mode = "high_compression" if self._level >= HIGH_COMPRESSION else "default"
@@ -44,9 +40,26 @@ class ParallelLz4(BlockStream):
         return out + (b"\x00\x00\x00\x00" if last else b"")
 
 
+def frame_header() -> bytes:
+    """Magic, FLG (version 1, independent blocks), BD (4 MiB blocks), header checksum."""
+    import lz4.frame
+
+    compressor = lz4.frame.LZ4FrameCompressor(
+        block_size=lz4.frame.BLOCKSIZE_MAX4MB, block_linked=False, content_checksum=False
+    )
+    header: bytes = compressor.begin()
+    return header
+
+
+def _decompressor() -> Any:
+    import lz4.frame
+
+    return lz4.frame.LZ4FrameDecompressor()
+
+
 FACTORIES = Factories(
     ParallelLz4,
-    partial(MultiStream, lz4.frame.LZ4FrameDecompressor),
-    partial(BoundedReader, "lz4", lz4.frame.LZ4FrameDecompressor),
+    partial(MultiStream, _decompressor),
+    partial(BoundedReader, "lz4", _decompressor),
 )
 LZ4 = Codec("lz4", ".lz4", (0, 6, 10), (0, 16), 0, True, FACTORIES)

@@ -1,8 +1,6 @@
-"""snappy: one framed stream of chunks, compressed on one core (cramjam holds the GIL)."""
+"""snappy: one framed stream of chunks, compressed in parallel."""
 
 from __future__ import annotations
-
-import cramjam
 
 from core.codecs.blocks import BlockStream
 from core.codecs.codec import Codec, Compressor, Factories, MiB, Readable
@@ -12,8 +10,8 @@ SNAPPY_FEED = 64 * 1024  # a framed chunk holds at most 64 KiB: output stays sma
 
 
 class ParallelSnappy(BlockStream):
-    """One framed snappy stream of 4 MiB blocks, later stream headers dropped; the block
-    plumbing could frame them in parallel, but the compressor is built with one thread."""
+    """One framed snappy stream; 4 MiB blocks are framed in parallel, later stream headers
+    dropped."""
 
     BLOCK = 4 * MiB
     STREAM_HEADER = b"\xff\x06\x00\x00sNaPpY"
@@ -27,17 +25,21 @@ class ParallelSnappy(BlockStream):
     def _block(self, block: bytes, _: bytes, last: bool) -> bytes:
         if not block:
             return b""
+        import cramjam  # imported by the codec in use only
+
         framed = bytes(cramjam.snappy.compress(block))
         return framed[len(self.STREAM_HEADER) :]
 
 
 def _compressor(level: int, threads: int) -> Compressor:
-    # cramjam holds the GIL while it compresses, so more threads would only add overhead.
-    return ParallelSnappy(level, 1)
+    # cramjam (2.x) releases the GIL while it compresses: the blocks use every core.
+    return ParallelSnappy(level, threads)
 
 
 class SnappyDecompressor:
     def __init__(self) -> None:
+        import cramjam
+
         self._d = cramjam.snappy.Decompressor()
         self._pending = b""
         self._seen = False
@@ -101,6 +103,6 @@ SNAPPY = Codec(
     (0, 0, 0),
     (0, 0),
     0,
-    False,  # one core: see _compressor
+    True,
     Factories(_compressor, SnappyDecompressor, SnappyReader),
 )

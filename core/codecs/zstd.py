@@ -5,8 +5,6 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-import zstandard
-
 from core.codecs.codec import Codec, Compressor, Factories, MiB, Readable
 from core.codecs.streams import MultiStream, StreamReader
 
@@ -16,6 +14,8 @@ RESERVED_BLOCK = 3
 
 
 def _compressor(level: int, threads: int) -> Compressor:
+    import zstandard  # imported by the codec in use only: archive_command pays per call
+
     # zstd's default job for its worker threads (4 x the window, 8 MiB at level 3) keeps
     # tens of MB per worker in buffers; 4 MiB jobs compress as fast and as well on the
     # data pgvault streams, for a fraction of the memory.
@@ -30,6 +30,8 @@ def _compressor(level: int, threads: int) -> Compressor:
 
 
 def _decompressobj() -> Any:
+    import zstandard
+
     return zstandard.ZstdDecompressor().decompressobj()
 
 
@@ -120,7 +122,10 @@ class ZstdReader(StreamReader):
     """python-zstandard's stream reader, told by the frame tracker where the input ended."""
 
     def __init__(self, raw: Readable, read_size: int) -> None:
+        import zstandard
+
         super().__init__("zstd", raw, read_size)
+        self._error = zstandard.ZstdError
         self._frames = _ZstdFrames()
         self._zstd: Any = zstandard.ZstdDecompressor().stream_reader(
             _Tap(raw, self._frames),  # type: ignore[arg-type]  # read(n) is all it uses
@@ -131,7 +136,7 @@ class ZstdReader(StreamReader):
     def _read(self, n: int) -> bytes:
         try:
             out: bytes = self._zstd.read(n)
-        except zstandard.ZstdError as exc:
+        except self._error as exc:
             raise ValueError(f"corrupt zstd stream: {exc}") from None
         if not out and not self._frames.between_frames:
             raise self._truncated()

@@ -17,9 +17,23 @@ from core.storage.writer import ObjectWriter
 from core.urls import Location, Provider
 
 
-def open_store(location: Location, config: StoreConfig | None = None) -> ObjectStore:
-    """Open the backend for a location; SDKs are imported only for the provider in use."""
+def open_store(
+    location: Location, config: StoreConfig | None = None, light: bool = False
+) -> ObjectStore:
+    """Open the backend for a location; SDKs are imported only for the provider in use.
+
+    light: a process that makes a few requests and exits (archive_command) reaches S3 with
+    plain keys without importing boto3 (core.storage.s3_http) where it signs as boto3 would.
+    """
     config = config or StoreConfig()
+    if light and location.provider is Provider.S3:
+        from core.storage.sigv4 import plain_access
+
+        access = plain_access(location, config)
+        if access is not None:
+            from core.storage.s3_http import S3HttpStore
+
+            return S3HttpStore(location, config, *access)
     if location.provider is Provider.FILE:
         from core.storage.local import LocalStore
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from core.errors import InputError
 from core.storage.retry import RetryPolicy
+
+S3_ENCRYPTION = ("AES256", "aws:kms")
 
 
 @dataclass(frozen=True)
@@ -26,3 +29,11 @@ class StoreConfig:
     azure_max_block_size: int | None = None
     azure_max_single_put_size: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+def check_s3_encryption(config: StoreConfig) -> None:
+    """-e and --sse-kms-key-id as S3 takes them (both S3 backends check them here)."""
+    if config.sse and config.sse not in S3_ENCRYPTION:
+        raise InputError(f"-e/--encryption must be one of {', '.join(S3_ENCRYPTION)}")
+    if config.sse_kms_key_id and config.sse != "aws:kms":
+        raise InputError("--sse-kms-key-id needs -e aws:kms")

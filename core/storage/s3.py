@@ -17,13 +17,12 @@ from core import errors
 from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts
-from core.storage.config import StoreConfig
+from core.storage.config import StoreConfig, check_s3_encryption
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
 from core.storage.store import ObjectStore
 from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.urls import Location, Provider
 
-SSE_CHOICES = ("AES256", "aws:kms")
 _TRANSIENT_CODES = {
     "SlowDown",
     "Throttling",
@@ -203,10 +202,7 @@ class S3Store(ObjectStore):
 
     def __init__(self, location: Location, config: StoreConfig) -> None:
         super().__init__(location, config)
-        if config.sse and config.sse not in SSE_CHOICES:
-            raise errors.InputError(f"-e/--encryption must be one of {', '.join(SSE_CHOICES)}")
-        if config.sse_kms_key_id and config.sse != "aws:kms":
-            raise errors.InputError("--sse-kms-key-id needs -e aws:kms")
+        check_s3_encryption(config)
         self._client = _client(location, config)
         self.bucket = location.bucket
 

@@ -44,15 +44,16 @@ class PusherRequest:
     verbosity: int = 0
 
 
-def open_archiver(request: WalArchiveRequest) -> WalArchiver:
-    """A WalArchiver on the request's destination (the provider's SDK is imported here)."""
-    store = open_store(request.location, request.store_config)
+def open_archiver(request: WalArchiveRequest, light: bool = False) -> WalArchiver:
+    """A WalArchiver on the request's destination (the provider's SDK is imported here;
+    light: a store for a process that archives one file and exits, see open_store)."""
+    store = open_store(request.location, request.store_config, light=light)
     return WalArchiver(store, request.server, request.settings)
 
 
 def archive_now(request: WalArchiveRequest, path: str) -> ArchiveResult:
     """Archive one WAL file in this process (logs what it did at INFO)."""
-    archiver = open_archiver(request)
+    archiver = open_archiver(request, light=True)
     with archiver.store:
         return archiver.archive(path)
 

@@ -61,7 +61,8 @@ def run_pusher(request: PusherRequest) -> int:
 
     spool = ArchiveSpool(request.spool)
     try:
-        archiver = open_archiver(request.archive)
+        # The light store: archive_command waits for this process's first upload.
+        archiver = open_archiver(request.archive, light=True)
     except PgvaultError as exc:
         # archive_command waits for its file: tell it why nothing will come.
         log.error("%s", exc)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import os
 import subprocess
 import tarfile
+import threading
+import time
 
 import lz4.frame
 import pytest
@@ -97,12 +100,56 @@ def test_names_suffixes_and_levels() -> None:
         parse_level(CODECS["gzip"], "fast")
 
 
-def test_what_says_parallel_is_parallel() -> None:
-    # cramjam holds the GIL and bz2 has no parallel form: both compress on one core.
-    from core.codecs import get_codec
+def _compressing_threads(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> set[str]:
+    """The names of the threads that call module.name (the library's block compressor)."""
+    seen: set[str] = set()
+    original = getattr(module, name)
 
-    assert [n for n in ("gzip", "lz4", "zstd", "snappy", "bzip2") if get_codec(n).parallel] == [
-        "gzip",
-        "lz4",
-        "zstd",
-    ]
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.add(threading.current_thread().name)
+        time.sleep(0.05)  # each block long enough that the pool needs more than one thread
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("name", "module", "function"),
+    [("bzip2", "bz2", "compress"), ("snappy", "cramjam.snappy", "compress")],
+)
+def test_bzip2_and_snappy_compress_on_several_cores(
+    monkeypatch: pytest.MonkeyPatch, name: str, module: str, function: str
+) -> None:
+    import importlib
+
+    top, _, inner = module.partition(".")
+    owner = importlib.import_module(top)
+    owner = getattr(owner, inner) if inner else owner  # cramjam.snappy is not a module of its own
+    seen = _compressing_threads(monkeypatch, owner, function)
+    data = _sample(12 * MiB)
+    assert CODECS[name].decompress(CODECS[name].compress(data, threads=4)) == data
+    workers = {thread for thread in seen if thread.startswith("pgvault-codec")}
+    assert len(workers) >= 2, seen
+
+
+def test_parallel_bzip2_is_one_stream_that_tarfile_and_bunzip2_read() -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        payload = _sample(3 * MiB) + bytes(2 * MiB) + b"abcd" * 300_000
+        info = tarfile.TarInfo("base/1/1234")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    for level in (1, 9):
+        compressed = CODECS["bzip2"].compress(buf.getvalue(), level, threads=3)
+        # One stream: the stream reader of barman-cloud 3.19's restore stops after the first.
+        decompressor = bz2.BZ2Decompressor()
+        assert decompressor.decompress(compressed) == buf.getvalue()
+        assert decompressor.eof and not decompressor.unused_data
+        with tarfile.open(fileobj=io.BytesIO(compressed), mode="r|bz2") as tar:
+            member = tar.next()
+            assert member is not None
+            extracted = tar.extractfile(member)
+            assert extracted is not None and extracted.read() == payload
+        result = subprocess.run(["bzip2", "-dc"], input=compressed, capture_output=True, check=True)
+        assert result.stdout == buf.getvalue()

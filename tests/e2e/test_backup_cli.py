@@ -186,4 +186,4 @@ def test_help_says_which_compressions_barman_cloud_restores() -> None:
     text = " ".join(pgvault("backup", "--help").stdout.split())
     assert "barman-cloud-restore (3.19.1) cannot restore it" in text
     assert "(it reads plain, gzip, bzip2, snappy and lz4 backups)" in text
-    assert "snappy-compress the backup (on one core)" in text
+    assert "snappy-compress the backup (on every core)" in text

@@ -28,10 +28,12 @@ class TestDestination:
     cli_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     cleanup_dir: str | None = None
+    #: open_store(light=True): S3 through core.storage.s3_http, as archive_command does
+    light: bool = False
 
     def store(self, **overrides: object) -> ObjectStore:
         config = replace(self.config, **overrides) if overrides else self.config  # type: ignore[arg-type]
-        return open_store(parse_location(self.url), config)
+        return open_store(parse_location(self.url), config, light=self.light)
 
     def with_prefix(self, prefix: str) -> TestDestination:
         return replace(self, url=f"{self.url.rstrip('/')}/{prefix}")

@@ -32,8 +32,8 @@ COMPRESSIONS = (
 )
 # barman-cloud-restore 3.19.1 (the newest release) skips .tar.zst archives.
 _COMPRESSION_HELP = {
-    "bzip2": "bzip2-compress the backup (on one core)",
-    "snappy": "snappy-compress the backup (on one core)",
+    "bzip2": "bzip2-compress the backup (on every core, one ordinary bzip2 stream)",
+    "snappy": "snappy-compress the backup (on every core)",
     "zstd": "zstd-compress the backup; barman-cloud-restore (3.19.1) cannot restore it "
     "(it reads plain, gzip, bzip2, snappy and lz4 backups)",
 }

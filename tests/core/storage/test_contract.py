@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -17,11 +19,27 @@ from core.errors import (
 )
 from core.storage import CommonPrefix, ObjectInfo, PutOptions, StoreConfig, open_store
 from core.storage.retry import RetryPolicy
+from core.storage.s3_http import S3HttpStore
 from core.urls import parse_location
-from tests.support.destinations import TestDestination
-from tests.support.emulators import AZURITE_ACCOUNT, free_port
+from tests.support.destinations import PROVIDERS, TestDestination, make_destination
+from tests.support.emulators import AZURITE_ACCOUNT, Emulator, free_port
 
 MiB = 1024 * 1024
+
+
+@pytest.fixture(params=[*PROVIDERS, "s3-light"])
+def destination(
+    request: pytest.FixtureRequest, emulators: dict[str, Emulator]
+) -> Iterator[TestDestination]:
+    """Each backend, and S3 through the standard library (open_store(light=True))."""
+    light = request.param == "s3-light"
+    dest = make_destination("s3" if light else request.param, emulators)
+    if light:
+        dest = replace(dest, light=True)
+        with dest.store() as store:  # the contract must not quietly test boto3 twice
+            assert isinstance(store, S3HttpStore)
+    yield dest
+    dest.drop()
 
 
 def _pattern(size: int, seed: int = 7) -> bytes:
