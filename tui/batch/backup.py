@@ -104,7 +104,24 @@ def _add_upload(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--immediate-checkpoint",
         action="store_true",
-        help="force the initial checkpoint to be done as quickly as possible",
+        help="force the initial checkpoint to be done as quickly as possible (without it "
+        "PostgreSQL spreads the checkpoint over checkpoint_completion_target x "
+        "checkpoint_timeout, 4.5 minutes by default)",
+    )
+    parser.add_argument(
+        "--wal-timeout",
+        type=positive_int,
+        default=60,
+        metavar="SECONDS",
+        help="how long the backup waits for its WAL to appear in the destination under "
+        "SERVER_NAME once PostgreSQL archived it, before it fails (default: 60)",
+    )
+    parser.add_argument(
+        "--no-wal-check",
+        dest="wal_check",
+        action="store_false",
+        help="do not require the backup's WAL in the destination (you keep the WAL "
+        "elsewhere): the backup is DONE without it, and restoring it needs that WAL",
     )
     parser.add_argument(
         "--min-chunk-size",
@@ -209,6 +226,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         tags=tags_from(args),
         incremental=_kind(args),
         incremental_from=args.incremental_from,
+        wal_check=args.wal_check,
+        wal_timeout=args.wal_timeout,
     )
     from core.jobs.builtin import BACKUP
     from core.jobs.results import BackupJobResult
