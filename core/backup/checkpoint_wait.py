@@ -61,7 +61,9 @@ class CheckpointWatch:
     def __enter__(self) -> CheckpointWatch:
         about = f", paced over about {_clock(self.spread)}" if self.spread else ""
         self.state.phase = WAITING  # what a failure names; the reporter shows the detail
-        self.state.job.reporter.phase(f"{WAITING}{about}; {HINT}")
+        # The hint before the figures: a narrow progress line cuts the end of the phase.
+        pace = f" (paced over about {_clock(self.spread)})" if self.spread else ""
+        self.state.job.reporter.phase(f"{WAITING}; {HINT}{pace}")
         self.state.log(
             f"{WAITING} to finish before copying{about} (checkpoint_completion_target x "
             f"checkpoint_timeout); {HINT}"
@@ -113,7 +115,7 @@ class CheckpointWatch:
                 return
             if elapsed - shown >= PHASE_EVERY:
                 shown = elapsed
-                self.state.job.reporter.phase(f"{WAITING} ({progress}); {HINT}")
+                self.state.job.reporter.phase(f"{WAITING}; {HINT} ({progress})")
             if elapsed - logged >= LOG_EVERY:
                 logged = elapsed
                 self.state.log(f"{WAITING}: {progress}")
