@@ -178,7 +178,7 @@ class LocalStore(ObjectStore):
         try:
             owner.makedirs(directory)
         except PermissionError:
-            raise
+            raise  # core.errors.own_cause names the directory's owner and what to do
         except OSError as exc:
             raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
         if options.if_absent and os.path.exists(final):

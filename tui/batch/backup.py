@@ -65,6 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
     _add_connection(parser)
     _add_upload(parser)
+    _add_wal(parser)
     _add_kind(parser)
     add_tags(parser, "tags", "files")
     add_job_options(parser)
@@ -109,21 +110,6 @@ def _add_upload(parser: argparse.ArgumentParser) -> None:
         "checkpoint_timeout, 4.5 minutes by default)",
     )
     parser.add_argument(
-        "--wal-timeout",
-        type=positive_int,
-        default=60,
-        metavar="SECONDS",
-        help="how long the backup waits for its WAL to appear in the destination under "
-        "SERVER_NAME once PostgreSQL archived it, before it fails (default: 60)",
-    )
-    parser.add_argument(
-        "--no-wal-check",
-        dest="wal_check",
-        action="store_false",
-        help="do not require the backup's WAL in the destination (you keep the WAL "
-        "elsewhere): the backup is DONE without it, and restoring it needs that WAL",
-    )
-    parser.add_argument(
         "--min-chunk-size",
         type=size,
         help="minimum size of an individual chunk when uploading "
@@ -145,6 +131,25 @@ def _add_upload(parser: argparse.ArgumentParser) -> None:
         choices=("crc32c", "sha256"),
         default="crc32c",
         help="per-file checksum in the manifest (default: crc32c)",
+    )
+
+
+def _add_wal(parser: argparse.ArgumentParser) -> None:
+    """A backup is DONE only once its WAL is in the destination (core.backup.wal_check)."""
+    parser.add_argument(
+        "--wal-timeout",
+        type=positive_int,
+        default=60,
+        metavar="SECONDS",
+        help="how long the backup waits for its WAL to appear in the destination under "
+        "SERVER_NAME once PostgreSQL archived it, before it fails (default: 60)",
+    )
+    parser.add_argument(
+        "--no-wal-check",
+        dest="wal_check",
+        action="store_false",
+        help="do not require the backup's WAL in the destination (you keep the WAL "
+        "elsewhere): the backup is DONE without it, and restoring it needs that WAL",
     )
 
 
