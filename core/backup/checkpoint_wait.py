@@ -93,7 +93,7 @@ class CheckpointWatch:
             return
         try:
             self._watch(session)
-        except PgvaultError as exc:
+        except (PgvaultError, TypeError, ValueError) as exc:  # a statistic missing or odd
             log.debug("checkpoint progress no longer watched: %s", exc)
         finally:
             session.close()
