@@ -245,6 +245,7 @@ def main() -> int:
         demo = start_demo(env["PGVAULT_STATE_DIR"], backup=False).demo
         conn = demo.connection()
         backup_args = ["-h", conn["host"], "-p", conn["port"], "-U", conn["user"], "-J", "2"]
+        backup_args.append("--no-wal-check")  # the demo archives WAL to its own destination
         if args.compression != "none":
             backup_args.append(f"--{args.compression}")
         backup_args += [f"file://{destination}", SERVER]

@@ -175,6 +175,7 @@ def take_backup(
     result = subprocess.run(
         [
             *(PGVAULT, "--batch", "backup", "--immediate-checkpoint", f"--{compression}"),
+            "--no-wal-check",  # the bench cluster does not archive WAL
             *(*cluster.conninfo_args(), *dest.cli_args, dest.url, server(data)),
         ],
         capture_output=True,

@@ -503,6 +503,7 @@ def _start_backup(demo: Demo, state_dir: str | None, step: Step) -> tuple[int | 
             compression=DEMO_COMPRESSION,
             immediate_checkpoint=True,
             tags=(("origin", "pgvault-demo"),),
+            wal_check=demo.archiving,  # without archiving the demo's WAL is nowhere
         )
         job = spawn_detached(store, BACKUP, request)
         return job.id, ""

@@ -6,6 +6,7 @@ PgvaultError (4: any other error)
 │   ├── PostgresError
 │   ├── Cancelled
 │   ├── DecryptionFailed
+│   ├── PermissionDenied (the operating system refused a local file or directory)
 │   └── StorageError
 │       ├── ObjectNotFound
 │       ├── ContainerNotFound
@@ -19,6 +20,9 @@ PgvaultError (4: any other error)
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 from enum import IntEnum
 
 from core.secrets import redact
@@ -71,6 +75,10 @@ class DecryptionFailed(OperationFailed):
     """An encrypted object or key file did not open: no key, a wrong key, or changed bytes."""
 
 
+class PermissionDenied(OperationFailed):
+    """The operating system refused pgvault a local file or directory (EACCES, EPERM)."""
+
+
 class StorageError(OperationFailed):
     """An object-store operation failed for a reason retrying cannot fix."""
 
@@ -111,7 +119,8 @@ class TransientError(CloudConnectionError):
 
 def own_cause(exc: BaseException) -> PgvaultError | None:
     """The PgvaultError `exc` stands for: itself, what it was raised from, or what an SDK
-    wrapped (a Cancelled raised by an upload's gate inside a request).
+    wrapped (a Cancelled raised by an upload's gate inside a request); a PermissionError
+    stands for PermissionDenied.
 
     What was being handled when `exc` was raised (its __context__) is not its cause: a
     transient error met while handling ObjectExists is a transient error, and a cleanup that
@@ -122,6 +131,8 @@ def own_cause(exc: BaseException) -> PgvaultError | None:
     while current is not None and id(current) not in seen:
         if isinstance(current, PgvaultError):
             return current
+        if isinstance(current, PermissionError):
+            return permission_denied(current)
         seen.add(id(current))
         current = _wrapped(current) or current.__cause__
     return None
@@ -132,3 +143,54 @@ def _wrapped(exc: BaseException) -> BaseException | None:
     kwargs = getattr(exc, "kwargs", None)
     wrapped = kwargs.get("error") if isinstance(kwargs, dict) else None
     return wrapped if isinstance(wrapped, BaseException) else None
+
+
+def permission_denied(exc: PermissionError) -> PermissionDenied:
+    """One line naming the file, its owner and mode, who pgvault runs as, and what to do."""
+    path = exc.filename if isinstance(exc.filename, str) else None
+    if path is None:
+        return PermissionDenied(f"permission denied: {exc.strerror or exc}")
+    me = _user_name(os.geteuid())
+    found = _nearest_existing(path)
+    if found is None:
+        return PermissionDenied(f"permission denied on {path} (pgvault runs as {me})")
+    where, st = found
+    owner, mode = _user_name(st.st_uid), f"{st.st_mode & 0o7777:04o}"
+    about = path if where == path else f"{path}: {where}"
+    if owner == me:
+        return PermissionDenied(
+            f"permission denied on {about} (owned by {me}, mode {mode}): give {me} access "
+            f"(chmod u+rwX {where})"
+        )
+    return PermissionDenied(
+        f"permission denied on {about} (owned by {owner}:{_group_name(st.st_gid)}, mode "
+        f"{mode}; pgvault runs as {me}): run pgvault as {owner}, or give {me} access "
+        f"(chown -R {me} {where})"
+    )
+
+
+def _nearest_existing(path: str) -> tuple[str, os.stat_result] | None:
+    """The path, or its nearest parent that exists, with its stat."""
+    current = os.path.abspath(path)
+    while True:
+        try:
+            return current, os.stat(current)
+        except OSError:
+            parent = os.path.dirname(current)
+            if parent == current:
+                return None
+            current = parent
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

@@ -17,7 +17,7 @@ from core.catalog.browse import WalArchive, list_servers, wal_archive
 from core.catalog.listing import ABANDONED, BROKEN, DELETING
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import Catalog
-from core.errors import PgvaultError
+from core.errors import PgvaultError, own_cause
 from core.jobs import Job
 from core.secrets import redact, without_query
 from core.storage import ObjectStore, StoreConfig, open_store
@@ -29,8 +29,10 @@ BROWSE_RETRY = RetryPolicy(attempts=2, base=0.2, cap=1.0)
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line for an exception: pgvault's own messages as they are, others with their type."""
-    text = str(exc) if isinstance(exc, PgvaultError) else f"{type(exc).__name__}: {exc}"
+    """One line for an exception: pgvault's own messages as they are (a PermissionError as the
+    file, its owner and what to do), others with their type."""
+    own = exc if isinstance(exc, PgvaultError) else own_cause(exc)
+    text = str(own) if own is not None else f"{type(exc).__name__}: {exc}"
     lines = text.strip().splitlines()
     return redact(lines[0] if lines else type(exc).__name__)
 

@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from core.backup.state import BackupState
 from core.catalog.backup_info import FAILED, serialize
-from core.errors import Cancelled, OperationFailed
+from core.errors import Cancelled, OperationFailed, own_cause
 
 log = logging.getLogger("pgvault.backup")
 
@@ -40,7 +40,7 @@ def fail(state: BackupState, exc: BaseException) -> NoReturn:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = str(own_cause(exc) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 

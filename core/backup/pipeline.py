@@ -4,7 +4,8 @@
 
 The phases, in the order pgBackRest's cmdBackup runs them:
 
-- start (core.backup.start): check the destination; connect; prove the data directory on
+- start (core.backup.start): check the destination; connect; refuse when WAL archiving is
+  off (core.backup.wal_check); prove the data directory on
   this host is the server's; clean up after interrupted backups; claim a backup ID
   (backup.info STARTED written only if absent); write the lease (core.backup.lease), renewed
   until the backup ends; record what the cluster holds; pg_backup_start.
@@ -14,7 +15,8 @@ The phases, in the order pgBackRest's cmdBackup runs them:
 - stream (core.backup.stream): each archive set read, checksummed, compressed and uploaded
   in parallel; pg_control last.
 - stop (core.backup.stop): pg_backup_stop, then wait for the WAL to be archived; then
-  backup_label into the last data part.
+  (core.backup.wal_check) wait until that WAL is in this destination under this server
+  name, failing after --wal-timeout; then backup_label into the last data part.
 - seal (core.backup.seal): backup_manifest and pgvault.json; backup.info DONE last.
 
 Any error or cancellation after the claim goes through core.backup.failure: backup.info
@@ -37,6 +39,7 @@ from core.backup.start import connect, start_backup
 from core.backup.state import BackupJob, BackupState
 from core.backup.stop import stop_backup
 from core.backup.stream import finish_upload, stream_files
+from core.backup.wal_check import wait_for_wal
 from core.catalog.lock import server_lock
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, open_store
@@ -81,5 +84,6 @@ def _phases(state: BackupState, choice: ParentChoice | None) -> BackupResult:
         plan, increment = plan_increment(state, mode, plan, choice)
     copy = stream_files(state, plan, increment.chooser if increment else None)
     stop = stop_backup(state, mode)
+    wait_for_wal(state, mode, stop)
     copy_time = finish_upload(state, copy, mode, stop)
     return seal(state, plan, mode, stop, copy_time, increment)

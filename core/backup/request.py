@@ -28,6 +28,7 @@ GiB = 1024**3
 DEFAULT_MAX_ARCHIVE_SIZE = 100 * GiB
 MAX_ARCHIVE_SIZE = 1024 * GiB  # barman-cloud's cap
 MAX_PORT = 65535
+DEFAULT_WAL_TIMEOUT = 60.0  # seconds, as pgBackRest's archive-timeout
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class BackupRequest:
     resume: str | None = None  # a FAILED backup of this server to continue (core.backup.resume)
     incremental: str | None = None  # incremental or differential (core.backup.increment)
     incremental_from: str | None = None  # the parent's backup ID; None: the newest DONE backup
+    wal_check: bool = True  # DONE only once its WAL is in the destination (core.backup.wal_check)
+    wal_timeout: float = DEFAULT_WAL_TIMEOUT  # seconds for that WAL to appear there
 
 
 def validate_request(request: BackupRequest) -> None:
@@ -128,6 +131,8 @@ def make_backup_request(  # noqa: PLR0913 - keyword-only, one per option an oper
     tags: Iterable[tuple[str, str]] = (),
     incremental: str | None = None,
     incremental_from: str | None = None,
+    wal_check: bool = True,
+    wal_timeout: float = DEFAULT_WAL_TIMEOUT,
 ) -> BackupRequest:
     """Every rule `backup` applies to its options; InputError (exit 3) on the first broken one."""
     validate_server_name(server)
@@ -137,6 +142,8 @@ def make_backup_request(  # noqa: PLR0913 - keyword-only, one per option an oper
     checksum_name(checksum_algorithm)
     if keepalive_interval < 0:
         raise InputError("--keepalive-interval must be 0 (off) or a number of seconds")
+    if not wal_timeout > 0:
+        raise InputError("--wal-timeout must be a positive number of seconds")
     if max_archive_size > MAX_ARCHIVE_SIZE:
         log.warning("-S/--max-archive-size is capped at 1TB (as barman-cloud does)")
         max_archive_size = MAX_ARCHIVE_SIZE
@@ -158,12 +165,15 @@ def make_backup_request(  # noqa: PLR0913 - keyword-only, one per option an oper
         tags=validate_tags(tags),
         incremental=incremental,
         incremental_from=incremental_from,
+        wal_check=wal_check,
+        wal_timeout=float(wal_timeout),
     )
 
 
 __all__ = [
     "BACKUP_COMPRESSIONS",
     "DEFAULT_MAX_ARCHIVE_SIZE",
+    "DEFAULT_WAL_TIMEOUT",
     "MAX_ARCHIVE_SIZE",
     "BackupRequest",
     "make_backup_request",

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from core.backup.checkpoint_wait import CheckpointWatch
 from core.backup.claim import claim
 from core.backup.control import check_data_directory
 from core.backup.lease import reap_interrupted
 from core.backup.state import BackupJob, BackupMode, BackupState
+from core.backup.wal_check import require_archiving
 from core.catalog.backup_info import BackupInfo
 from core.catalog.manifest import DatabaseRecord, TableRecord
 from core.errors import Cancelled, PgvaultError
@@ -28,6 +30,8 @@ def connect(job: BackupJob) -> BackupState:
     try:
         facts = read_facts(session)
         check_data_directory(facts)
+        if job.request.wal_check:
+            require_archiving(facts, job.request.server, job.request.location.display())
         try:
             reap_interrupted(job.store, job.request.server)
         except Exception as exc:  # cleaning up after others never stops a backup
@@ -55,12 +59,16 @@ def start_backup(state: BackupState) -> BackupMode:
     databases, tables = _inventory(state)
     state.manifest = replace(state.manifest, databases=databases, tables=tables)
 
-    state.enter("starting the backup")
     request = state.job.request
     backup = BackupSession(state.session, state.facts.version_num, request.keepalive_interval)
     state.backup = backup
     label = f"pgvault backup {request.server} {state.backup_id}"
-    start = backup.start(label, request.immediate_checkpoint)
+    if request.immediate_checkpoint:
+        state.enter("starting the backup (immediate checkpoint)")
+        start = backup.start(label, fast=True)
+    else:
+        with CheckpointWatch(state):
+            start = backup.start(label, fast=False)
     state.info = _with_start(state.info, start, state.facts)
     state.put_info()
     return BackupMode(backup, start)

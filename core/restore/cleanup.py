@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 
-from core.errors import OperationFailed
+from core.errors import OperationFailed, permission_denied
 from core.restore.state import RestoreRun
 
 log = logging.getLogger("pgvault.restore")
@@ -30,6 +30,8 @@ def make_dir(run: RestoreRun, path: str, create: bool) -> None:
         probe = os.path.dirname(probe)
     try:
         os.makedirs(path, mode=0o700)
+    except PermissionError as exc:
+        raise permission_denied(exc) from None
     except OSError as exc:
         raise OperationFailed(f"cannot create {path}: {exc.strerror}") from None
     run.created.append(missing[-1] if missing else path)

@@ -8,6 +8,8 @@ sidecar file next to the object.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import json
 import os
 import uuid
@@ -16,10 +18,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from core.errors import ContainerNotFound, InputError, ObjectExists, ObjectNotFound, StorageError
+from core.errors import (
+    ContainerNotFound,
+    InputError,
+    ObjectExists,
+    ObjectNotFound,
+    StorageError,
+    permission_denied,
+)
 from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
 from core.storage.config import StoreConfig
+from core.storage.local_owner import Ownership
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
 from core.storage.store import ObjectStore
 from core.urls import Location, Provider
@@ -66,9 +76,10 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _make_dirs(directory: str) -> None:
+def _make_dirs(directory: str, owner: Ownership | None = None) -> None:
     """`mkdir -p` that fsyncs the parent of every directory it creates, so that a new
-    object's path survives a power loss (a file's fsync does not persist its directory entry)."""
+    object's path survives a power loss (a file's fsync does not persist its directory entry);
+    each directory takes `owner`'s owner and mode when given."""
     missing = []
     current = os.path.abspath(directory)
     while not os.path.isdir(current):
@@ -83,7 +94,9 @@ def _make_dirs(directory: str) -> None:
         except FileExistsError:
             if not os.path.isdir(path):
                 raise
-            continue  # another writer made it; it fsyncs its parent
+            continue  # another writer made it; it adopts and fsyncs it
+        if owner is not None:
+            owner.adopt_dir(path)
         _fsync_dir(os.path.dirname(path))
 
 
@@ -130,8 +143,8 @@ class LocalStore(ObjectStore):
             raise ContainerNotFound(f"{self.root} is not a directory") from None
         except FileNotFoundError:
             raise ContainerNotFound(f"directory {self.root} cannot be created") from None
-        except PermissionError:
-            raise StorageError(f"no permission to create directory {self.root}") from None
+        except PermissionError as exc:
+            raise permission_denied(exc) from None
 
     def _read_meta(self, path: str) -> dict[str, Any]:
         try:
@@ -151,6 +164,7 @@ class LocalStore(ObjectStore):
             return
         temp = f"{target}.{uuid.uuid4().hex}{PARTIAL}"
         with open(temp, "w") as fh:
+            self._ownership.adopt_fd(fh.fileno())
             json.dump(meta, fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -168,23 +182,39 @@ class LocalStore(ObjectStore):
 
     # ---- primitives --------------------------------------------------------------------------
 
+    @functools.cached_property
+    def _ownership(self) -> Ownership:
+        """New files and directories take the root's owner (core.storage.local_owner)."""
+        self._require_root()
+        return Ownership.of_root(self.root)
+
     def _check(self) -> None:
         self._require_root()
         if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
-            raise StorageError(f"directory {self.root} is not writable by this user")
+            refused = PermissionError(errno.EACCES, os.strerror(errno.EACCES), self.root)
+            raise permission_denied(refused)
 
     def _begin(self, key: str, options: PutOptions) -> _Upload:
         self._require_root()
         final = self._path(key)
         directory, name = os.path.split(final)
+        owner = self._ownership
         try:
-            _make_dirs(directory)
+            _make_dirs(directory, owner)
+        except PermissionError:
+            raise  # core.errors.own_cause names the directory's owner and what to do
         except OSError as exc:
             raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
         if options.if_absent and os.path.exists(final):
             raise ObjectExists(f"{key} already exists")
         temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}{PARTIAL}")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, owner.file_mode)
+        try:
+            owner.adopt_fd(fd)
+        except BaseException:
+            os.close(fd)
+            os.unlink(temp)
+            raise
         return _Upload(key=key, final=final, temp=temp, fd=fd, options=options)
 
     def _finish(self, upload: _Upload) -> None:

@@ -46,6 +46,7 @@ class Source:
         result = pgvault(
             "backup",
             "--immediate-checkpoint",
+            "--no-wal-check",  # archive_command copies WAL to source.archive, the restores' WAL
             *flags,
             *self.cluster.conninfo_args(),
             *dest.cli_args,

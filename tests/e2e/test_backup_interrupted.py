@@ -40,6 +40,7 @@ def _backup_args(cluster: Cluster, dest: TestDestination, *flags: str) -> list[s
     return [
         "backup",
         "--immediate-checkpoint",
+        "--no-wal-check",  # archive_command copies WAL to a directory of the test's
         *flags,
         *cluster.conninfo_args(),
         *dest.cli_args,

@@ -62,6 +62,7 @@ def backup_args(
     return [
         "backup",
         "--immediate-checkpoint",
+        "--no-wal-check",  # archive_command copies WAL to the directory the restores read
         *flags,
         *cluster.conninfo_args(),
         *dest.cli_args,

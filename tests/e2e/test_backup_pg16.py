@@ -31,6 +31,7 @@ def test_postgresql_16_backup_restores(make_dest: Callable[..., TestDestination]
             "backup",
             "--lz4",
             "--immediate-checkpoint",
+            "--no-wal-check",  # archive_command copies WAL to `archive`, which recovery reads
             *cluster.conninfo_args(),
             *dest.cli_args,
             dest.url,

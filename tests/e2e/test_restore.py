@@ -194,7 +194,8 @@ def test_a_damaged_archive_is_refused_and_nothing_is_left(
     cases = []
     for flags in ([], ["--lz4"]):
         dest: TestDestination = make_dest("file")  # type: ignore[operator]
-        cases.append((dest, sample.source.backup(*flags, dest=dest)))
+        # Another destination than the archive's: these backups are damaged, never recovered.
+        cases.append((dest, sample.source.backup("--no-wal-check", *flags, dest=dest)))
     (plain, plain_id), (lz4, lz4_id) = cases
     root = plain.url.removeprefix("file://")
     with plain.store() as store:

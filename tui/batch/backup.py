@@ -75,6 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
     _add_connection(parser)
     _add_upload(parser)
+    _add_wal(parser)
     _add_kind(parser)
     add_tags(parser, "tags", "files")
     add_job_options(parser)
@@ -115,7 +116,9 @@ def _add_upload(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--immediate-checkpoint",
         action="store_true",
-        help="force the initial checkpoint to be done as quickly as possible",
+        help="force the initial checkpoint to be done as quickly as possible (without it "
+        "PostgreSQL spreads the checkpoint over checkpoint_completion_target x "
+        "checkpoint_timeout, 4.5 minutes by default)",
     )
     parser.add_argument(
         "--min-chunk-size",
@@ -139,6 +142,25 @@ def _add_upload(parser: argparse.ArgumentParser) -> None:
         choices=("crc32c", "sha256"),
         default="crc32c",
         help="per-file checksum in the manifest (default: crc32c)",
+    )
+
+
+def _add_wal(parser: argparse.ArgumentParser) -> None:
+    """A backup is DONE only once its WAL is in the destination (core.backup.wal_check)."""
+    parser.add_argument(
+        "--wal-timeout",
+        type=positive_int,
+        default=60,
+        metavar="SECONDS",
+        help="how long the backup waits for its WAL to appear in the destination under "
+        "SERVER_NAME once PostgreSQL archived it, before it fails (default: 60)",
+    )
+    parser.add_argument(
+        "--no-wal-check",
+        dest="wal_check",
+        action="store_false",
+        help="do not require the backup's WAL in the destination (you keep the WAL "
+        "elsewhere): the backup is DONE without it, and restoring it needs that WAL",
     )
 
 
@@ -220,6 +242,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         tags=tags_from(args),
         incremental=_kind(args),
         incremental_from=args.incremental_from,
+        wal_check=args.wal_check,
+        wal_timeout=args.wal_timeout,
     )
     if args.test:  # after every flag is checked: -t with a bad flag is exit 3, as without
         where.check()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from core import __version__
-from core.errors import ExitCode, PgvaultError
+from core.errors import ExitCode, PgvaultError, own_cause
 from core.secrets import log_redacted_to_stderr, redact
 
 # name -> (module under tui.batch, one-line summary)
@@ -148,6 +148,10 @@ def _run_command(module: ModuleType, name: str, args: argparse.Namespace, ctx: C
         return ExitCode.FAILED
     except Exception as exc:
         log.debug("unexpected error", exc_info=True)
+        cause = own_cause(exc)  # a PermissionError, or a PgvaultError an SDK wrapped
+        if cause is not None:
+            print(f"pgvault {name}: error: {cause}", file=sys.stderr)
+            return cause.exit_code
         print(
             f"pgvault {name}: unexpected error: {redact(f'{type(exc).__name__}: {exc}')}"
             " (run with -vv for details)",
