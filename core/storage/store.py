@@ -52,8 +52,9 @@ class ObjectStore(Backend):
         return 16 * MiB
 
     def check(self) -> None:
-        """Fail unless the endpoint answers, the credentials work and the container exists."""
-        self._check()
+        """Fail unless the endpoint answers, the credentials work and the container exists
+        (retried like every request: a throttled or dropped first call is not an outage)."""
+        self._retry(self._check, "check the container")
 
     def put_bytes(self, key: str, data: bytes, options: PutOptions = PLAIN) -> None:
         """Store a small object in one request (retried as a whole)."""
