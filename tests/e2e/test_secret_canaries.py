@@ -26,7 +26,14 @@ from tests.support.destinations import TestDestination
 from tests.support.emulators import AZURITE_KEY
 from tests.support.pitr import SERVER, new_target, restored_server
 from tests.support.postgres import PG_USER, Cluster, world_dir
-from tests.support.wal import WalSample, archive_command, pgvault_run, stop_pushers, wait_for
+from tests.support.wal import (
+    WalSample,
+    archive_command,
+    pgvault_run,
+    private_parent,
+    stop_pushers,
+    wait_for,
+)
 
 CANARY = "cAnArY"
 ENV_KEY = f"{CANARY}-env-secret-key/+=1"
@@ -107,7 +114,7 @@ def _pg_wal_with(sample: WalSample, segment: str) -> str:
 
 @pytest.fixture
 def spool(scratch_dirs: Callable[[str], str]) -> Iterator[str]:
-    root = scratch_dirs("pgvault-canary-spool-")
+    root = private_parent(scratch_dirs)  # wal-archive runs as this user: its spool too
     yield root
     stop_pushers(root)
 

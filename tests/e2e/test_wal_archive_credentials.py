@@ -14,14 +14,14 @@ import pytest
 from core.credentials_file import StoredCredentials, write_credentials
 from tests.support.destinations import TestDestination
 from tests.support.postgres import world_dir
-from tests.support.wal import WalSample, archived_names, stop_pushers
+from tests.support.wal import WalSample, archived_names, private_parent, stop_pushers
 
 SECRET = "never-echoed-secret/+=9"
 
 
 @pytest.fixture
 def spool(scratch_dirs: Callable[[str], str]) -> Iterator[str]:
-    root = scratch_dirs("pgvault-creds-spool-")
+    root = private_parent(scratch_dirs)  # wal-archive runs as this user: its spool too
     yield root
     stop_pushers(root)
 
