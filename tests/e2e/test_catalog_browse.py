@@ -38,6 +38,9 @@ SUMMARY_KEYS = {
     "chain",
     "method",
     "fallback",
+    "abandoned",
+    "deleting",
+    "shown_status",
 }
 SHOW_KEYS = {
     "server",
@@ -117,7 +120,8 @@ def test_two_backups_list_in_a_table_and_in_json_and_show_their_tables(
     ]
     view = entries[1]["pgvault"]
     assert set(view) == SUMMARY_KEYS  # the documented shape (README)
-    assert view["status"] == "DONE" and view["kind"] == "full" and view["keep"] is None
+    assert view["status"] == view["shown_status"] == "DONE" and view["kind"] == "full"
+    assert view["keep"] is None and view["abandoned"] is None and view["deleting"] is False
     assert view["compression"] == "gzip" and view["written_by"] == "pgvault"
     assert view["begin_wal"] == info.begin_wal and view["timeline"] == 1
     with dest.store() as store:
