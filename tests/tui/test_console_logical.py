@@ -96,7 +96,8 @@ async def test_the_catalog_lists_a_logical_backup_and_its_tables(
         assert table.get_cell(key, "backup").plain == f"{backup_id} nightly"
         tables = len(taken.manifest.databases[0].tables)
         summary = str(catalog.query_one("#backup-summary").render())
-        assert f"logical: {SHOP} ({tables} tables)" in summary
+        assert f"{backup_id} nightly  DONE  logical" in summary
+        assert f"{SHOP} ({tables} tables)" in summary
         keys = str(catalog.query_one("KeyBar").render())
         assert "r Restore" in keys and "D Delete" in keys and "Verify" not in keys
 

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from core.catalog.backup_info import DONE, FAILED, BackupInfo
+from core.logical.manifest import LogicalManifest
 from tui import fmt
 from tui.adapter import BackupRef, DestinationView, ServerView, server_refs
 from tui.messages import BackupRequest, DeleteBackup, OpenBackup, RestoreBackup, VerifyBackup
@@ -142,6 +143,8 @@ def backup_cells(ref: BackupRef) -> dict[str, Text]:
 
 def backup_summary(ref: BackupRef) -> Text:
     """Three short lines about one backup, under the table (fits 50 columns)."""
+    if ref.logical is not None:
+        return logical_summary(ref, ref.logical)
     info, stored = ref.info, ref.stored
     text = Text()
     text.append(info.backup_id, style="bold")
@@ -152,12 +155,24 @@ def backup_summary(ref: BackupRef) -> Text:
     text.append(f"  {info.compression or 'uncompressed'}  took {fmt.duration(took(info))}\n")
     text.append(f"began {fmt.date_time(info.begin_time)}  ")
     text.append(f"stored {fmt.size(stored_size(info, stored))} of {fmt.size(info.cluster_size)}\n")
-    if ref.logical is not None:
-        text.append(f"logical: {logical.holds(ref.logical)}")
-    elif info.begin_wal and info.end_wal:
+    if info.begin_wal and info.end_wal:
         text.append(f"WAL {info.begin_wal}..{info.end_wal[-8:]}  timeline {info.timeline}")
     if info.error:
         text.append(f"\nerror: {info.error}", style="red")
+    return text
+
+
+def logical_summary(ref: BackupRef, manifest: LogicalManifest) -> Text:
+    """A logical backup in three short lines: its kind, what it holds, when."""
+    info = ref.info
+    text = Text()
+    text.append(backup_label(info), style="bold")
+    text.append("  ")
+    text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
+    text.append(f"  {logical.KIND}\n")
+    text.append(f"{logical.holds(manifest)}  {info.compression or 'uncompressed'}  ")
+    text.append(f"{fmt.size(ref.stored)} of {fmt.size(info.cluster_size)}\n")
+    text.append(f"began {fmt.short_date_time(info.begin_time)}  took {fmt.duration(took(info))}")
     return text
 
 

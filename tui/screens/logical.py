@@ -16,7 +16,7 @@ from tui.widgets.table import Col
 LOGICAL_TABLE_COLUMNS = (
     Col("database", "DATABASE", 9, min_width=50),
     Col("table", "TABLE", 16, flex=True),
-    Col("rows", "ROWS", 9, min_width=60, right=True),
+    Col("rows", "ROWS", 9, right=True),
     Col("size", "SIZE", 9, right=True),
 )
 
