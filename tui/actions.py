@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.app import App
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 
@@ -53,8 +54,14 @@ class ConsoleActions:
     def tell(self, change: Callable[[ConsoleScreen], None]) -> None:
         """Tell the shown view what changed (`ConsoleScreen.jobs_changed` and so on)."""
         screen = shown_screen(self.app)
-        if screen is not None:
+        if screen is None:
+            return
+        try:
             change(screen)
+        except NoMatches:
+            # A view being composed or torn down (a mode switch, the console quitting while
+            # the feed still reports) lacks its widgets; it redraws from the state when shown.
+            return
 
     # ---- views -----------------------------------------------------------------------------
 

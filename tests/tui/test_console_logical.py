@@ -18,6 +18,7 @@ from textual.widgets import Checkbox, Input
 
 from core.jobs import Job, JobFilter, JobState, JobStore
 from core.logical.catalog import get_logical
+from core.logical.layout import LogicalLayout
 from core.logical.manifest import LogicalManifest
 from core.storage import open_store
 from core.urls import parse_location
@@ -26,6 +27,7 @@ from tests.support.console import loaded, make_app, settle
 from tests.support.logical import SHOP, make_shop
 from tests.support.postgres import Cluster, make_cluster, world_dir
 from tui.app import PgvaultApp
+from tui.modals.confirm import ConfirmScreen
 from tui.modals.logical_restore import LogicalRestoreScreen
 from tui.screens.backup import BackupScreen
 from tui.screens.catalog import CatalogScreen
@@ -189,3 +191,28 @@ async def test_tables_restore_into_an_existing_database_and_clean_replaces_them(
         assert restored == {"sales.customers": source.table_checksums(SHOP)["sales.customers"]}
     finally:
         source.sql("drop database other")
+
+
+async def test_d_deletes_a_logical_backup_once_confirmed(taken: Taken, tmp_path: object) -> None:
+    cluster = taken.cluster
+    made = pgvault(
+        "backup", taken.url, SERVER, *cluster.conninfo_args(),
+        "--database", SHOP, "--table", "sales.customers",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    backup_id = made.stdout.strip()
+    prefix = LogicalLayout(SERVER).backup_prefix(backup_id)
+    with open_store(parse_location(taken.url)) as store:
+        assert list(store.list_objects(prefix))
+    app = make_app(str(tmp_path), taken.url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        catalog = await open_logical(app, pilot, backup_id)
+        await pilot.press("D")
+        await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Delete logical backup" in str(app.screen.query_one("#dialog-title").render())
+        await pilot.press("y")
+        table = catalog.query_one("#backups", ResponsiveTable)
+        await settle(pilot, lambda: f"{SERVER}/{backup_id}" not in table.keys, timeout=30)
+        assert f"{SERVER}/{taken.manifest.backup_id}" in table.keys  # the other one stays
+    with open_store(parse_location(taken.url)) as store:
+        assert not list(store.list_objects(prefix))
