@@ -216,3 +216,35 @@ async def test_d_deletes_a_logical_backup_once_confirmed(taken: Taken, tmp_path:
         assert f"{SERVER}/{taken.manifest.backup_id}" in table.keys  # the other one stays
     with open_store(parse_location(taken.url)) as store:
         assert not list(store.list_objects(prefix))
+
+
+async def test_an_all_databases_backup_restores_whole_from_the_form(
+    taken: Taken, tmp_path: object
+) -> None:
+    """Into its own server with clean: the role dropped since comes back, every database is
+    replaced (a row deleted since is back), the empty maintenance database is skipped."""
+    state_dir, cluster = str(tmp_path), taken.cluster
+    cluster.sql("create role console_role nologin")
+    made = pgvault("backup", taken.url, SERVER, *cluster.conninfo_args(), "--all-databases")
+    assert made.returncode == 0, made.stderr
+    backup_id = made.stdout.strip()
+    before = cluster.table_checksums(SHOP)
+    cluster.sql("drop role console_role")
+    cluster.sql("delete from sales.order_lines where line = 3", dbname=SHOP)
+    app = make_app(state_dir, taken.url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_logical(app, pilot, backup_id)
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, LogicalRestoreScreen))
+        form = await fill(app, taken)
+        assert form.value("database") == ""  # several: the operator chooses, or all
+        form.query_one("#clean", Checkbox).value = True
+        form.query_one("#all_databases", Checkbox).value = True
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        await settle(pilot, lambda: all(j.final for j in restore_jobs(state_dir)), timeout=180)
+    (job,) = restore_jobs(state_dir)
+    assert job.state is JobState.SUCCEEDED, job.error
+    assert job.options.get("all_databases") is True
+    assert cluster.one("select count(*) from pg_roles where rolname = 'console_role'") == 1
+    assert cluster.table_checksums(SHOP) == before

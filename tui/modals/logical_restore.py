@@ -1,6 +1,7 @@
 """`r` on a logical backup: restore a database (under its name or a new one) or some of its
 tables (into the same or an existing database) on a running server, as
-`pgvault --batch restore ... --database NAME --detach` does.
+`pgvault --batch restore ... --database NAME --detach` does; for an `--all-databases`
+backup, every database after its globals.sql (`restore --all-databases`).
 
 The form builds core's `LogicalRestoreRequest` and checks it with core's own rules
 (`validate_request`); the `logical-restore` job runs in its own process and the form
@@ -76,7 +77,7 @@ def target_defaults(jobs: Sequence[Job], demo: Demo | None, server: str) -> Targ
 
 
 def build_logical_restore_request(
-    ref: BackupRef, values: dict[str, str], clean: bool
+    ref: BackupRef, values: dict[str, str], clean: bool, all_databases: bool = False
 ) -> LogicalRestoreRequest:
     """The request the form describes, checked as the command line checks it."""
     backup = values.get("backup", "").strip()
@@ -103,6 +104,7 @@ def build_logical_restore_request(
         tables=tuple(values.get("tables", "").split()),
         clean=clean,
         jobs=parse_jobs(values.get("jobs", "").strip() or DEFAULT_JOBS),
+        all_databases=all_databases,
     )
     validate_request(request)
     return request
@@ -154,6 +156,12 @@ class LogicalRestoreScreen(JobFormScreen):
                     if field_id == "into_db":
                         yield Label("Clean", classes="form-label")
                         yield Checkbox("replace an existing database or tables", id="clean")
+                        if self.ref.logical is not None and self.ref.logical.globals_file:
+                            yield Label("All databases", classes="form-label")
+                            yield Checkbox(
+                                "every one, after globals.sql (roles, tablespaces)",
+                                id="all_databases",
+                            )
             yield Static(
                 Text(
                     f"from {self.ref.label}; into a running server, owned by the user who "
@@ -176,8 +184,12 @@ class LogicalRestoreScreen(JobFormScreen):
 
     def build_request(self) -> LogicalRestoreRequest:
         values = {field_id: self.value(field_id) for field_id, _, _ in FIELDS}
+        every = self.query("#all_databases")
         return build_logical_restore_request(
-            self.ref, values, self.query_one("#clean", Checkbox).value
+            self.ref,
+            values,
+            self.query_one("#clean", Checkbox).value,
+            all_databases=bool(every) and self.query_one("#all_databases", Checkbox).value,
         )
 
     def on_input_changed(self, event: Input.Changed) -> None:
