@@ -27,6 +27,9 @@ NO_WAL = "-"
 
 def holds(manifest: LogicalManifest) -> str:
     """'shöp (9 tables)', 'shöp: sales.* (4 tables)', 'app, shop (2 databases, 21 tables)'."""
+    if not manifest.databases:
+        # LOCKED: an encrypted manifest this console holds no key for
+        return "encrypted: its key shows what it holds" if manifest.encrypted else "nothing"
     tables = sum(len(d.tables) for d in manifest.databases)
     if len(manifest.databases) == 1:
         db = manifest.databases[0]
