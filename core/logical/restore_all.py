@@ -16,9 +16,9 @@ import tempfile
 from dataclasses import replace
 
 from core.encryption import open_object
-from core.errors import InputError, OperationFailed
+from core.errors import InputError, ObjectNotFound, OperationFailed
 from core.logical import target
-from core.logical.catalog import resolve_logical
+from core.logical.catalog import LATEST, list_logical, resolve_logical
 from core.logical.layout import LogicalLayout
 from core.logical.manifest import DatabaseDump, LogicalManifest
 from core.logical.process import run_tool
@@ -33,7 +33,7 @@ from core.logical.tools import find_tool
 from core.postgres.connection import ConnectionParams, Session
 from core.postgres.versions import major
 from core.progress import NullReporter, Reporter
-from core.storage import open_store
+from core.storage import ObjectStore, open_store
 
 #: `CREATE ROLE name;`, `ALTER ROLE name WITH ...;`, `CREATE TABLESPACE name OWNER ...;`
 _OBJECT_LINE = re.compile(r'^(?:CREATE|ALTER) (ROLE|TABLESPACE) ("(?:[^"]|"")*"|[^\s;]+)')
@@ -120,13 +120,23 @@ def apply_globals(request: LogicalRestoreRequest, manifest: LogicalManifest, rep
         run_tool(argv, "psql -f globals.sql", rep.checkpoint, password)
 
 
+def _resolve(store: ObjectStore, server: str, reference: str) -> LogicalManifest:
+    """An ID or a name as any logical restore; latest: the newest --all-databases backup."""
+    if reference not in LATEST:
+        return resolve_logical(store, server, reference)
+    every = [m for m in list_logical(store, server) if m.globals_file is not None]
+    if not every:
+        raise ObjectNotFound(f"no --all-databases logical backup for server {server}")
+    return every[-1]
+
+
 def run_restore_all(
     request: LogicalRestoreRequest, reporter: Reporter | None = None
 ) -> LogicalRestoreResult:
     """globals.sql, then every database of the backup under its own name, one after another."""
     rep = reporter or NullReporter()
     with open_store(request.location, request.store_config) as store:
-        manifest = resolve_logical(store, request.server, request.backup)
+        manifest = _resolve(store, request.server, request.backup)
     if manifest.globals_file is None:
         raise InputError(
             f"logical backup {manifest.backup_id} was not taken with --all-databases: "

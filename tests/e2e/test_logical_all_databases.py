@@ -51,7 +51,10 @@ def test_an_all_databases_backup_restores_roles_and_every_database() -> None:
         assert SHOP in again.stderr and "second" in again.stderr and "--clean" in again.stderr
 
         target.sql("delete from notes where id > 10", dbname="second")
-        clean = restore_all(url, backup_id, target, "--clean")
+        # latest: the newest --all-databases backup, not the newer single-database one
+        one_db = pgvault("backup", url, SERVER, *source.conninfo_args(), "--database", "second")
+        assert one_db.returncode == 0, one_db.stderr
+        clean = restore_all(url, "latest", target, "--clean")
         assert clean.returncode == 0, clean.stderr
         assert "role app_owner exists on the target server" in clean.stderr
         for db in (SHOP, "second"):
