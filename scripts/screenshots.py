@@ -61,6 +61,29 @@ def private_world() -> Path:
     return base
 
 
+def logical_backup() -> str:
+    """A real logical backup of the demo's shop database (gzip), as `--batch backup
+    --database shop` takes it; its ID."""
+    from core.demo import DEMO_SERVER, load_demo
+    from core.logical.backup import LogicalBackupRequest, run_logical_backup
+    from core.postgres.connection import ConnectionParams
+    from core.urls import parse_location
+
+    demo = load_demo()
+    if demo is None:
+        raise SystemExit("screenshots: the demo is gone")
+    params = demo.connection()
+    request = LogicalBackupRequest(
+        location=parse_location(demo.destination),
+        server=DEMO_SERVER,
+        database="shop",
+        connection=ConnectionParams(params["host"], params["port"], params["user"]),
+        compression="gzip",
+        name="before-migration",
+    )
+    return run_logical_backup(request).backup_id
+
+
 def protection_world(state_dir: str) -> None:
     """A vault on the demo's destination, the seed's edited policy, the demo server as a
     backup instance, and one real ad hoc backup of it (a job like any other)."""
@@ -117,6 +140,7 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
     from core.jobs import JobState
     from tui.app import PgvaultApp
     from tui.config import ConsoleConfig
+    from tui.modals.logical_restore import LogicalRestoreScreen
     from tui.modals.new_backup import NewBackupScreen
     from tui.modals.restore import RestoreScreen
     from tui.screens.backup import BackupScreen
@@ -234,6 +258,35 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         await pilot.press("escape", "3")
         await pilot.pause(3)
         save("wal")
+
+        logical_id = await asyncio.to_thread(logical_backup)
+        await pilot.press("2", "R")
+        await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
+        catalog = app.screen
+        table = catalog.query_one("#backups", ResponsiveTable)
+        key = f"demo/{logical_id}"
+        await until(pilot, "the logical backup in the catalog", lambda: key in table.keys, 60)
+        table.focus()
+        table.select_key(key)
+        await pilot.pause(0.5)
+        save("catalog-logical")
+
+        await pilot.press("enter")
+        await until(pilot, "its tables", lambda: isinstance(app.screen, BackupScreen), 10)
+        await pilot.pause(0.5)
+        save("logical-tables")
+
+        await pilot.press("r")
+        await until(
+            pilot,
+            "the logical restore form",
+            lambda: isinstance(app.screen, LogicalRestoreScreen),
+            10,
+        )
+        app.screen.query_one("#new_db_name", Input).value = "shop_before_migration"
+        await pilot.pause(0.5)
+        save("restore-logical")
+        await pilot.press("escape", "escape")
 
         await asyncio.to_thread(protection_world, os.environ["PGVAULT_STATE_DIR"])
         await pilot.press("4")

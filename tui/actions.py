@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from textual.app import App
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
 
@@ -22,6 +23,7 @@ from tui.feed import JobFeed
 from tui.messages import DemoProgress
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.help import HelpScreen
+from tui.modals.logical_restore import LogicalRestoreScreen, target_defaults
 from tui.modals.new_backup import NewBackupScreen, form_defaults
 from tui.modals.restore import RestoreScreen
 from tui.screens.backup import BackupScreen
@@ -52,8 +54,14 @@ class ConsoleActions:
     def tell(self, change: Callable[[ConsoleScreen], None]) -> None:
         """Tell the shown view what changed (`ConsoleScreen.jobs_changed` and so on)."""
         screen = shown_screen(self.app)
-        if screen is not None:
+        if screen is None:
+            return
+        try:
             change(screen)
+        except NoMatches:
+            # A view being composed or torn down (a mode switch, the console quitting while
+            # the feed still reports) lacks its widgets; it redraws from the state when shown.
+            return
 
     # ---- views -----------------------------------------------------------------------------
 
@@ -185,8 +193,16 @@ class ConsoleActions:
     # ---- backups in a catalog: restore, verify, delete -------------------------------------
 
     def restore_backup(self, ref: BackupRef) -> None:
+        state = self.state
+        if ref.logical is not None:
+            target = target_defaults(list(state.jobs.values()), state.demo, ref.server)
+            self.app.push_screen(
+                LogicalRestoreScreen(ref, target, state.config.state_dir),
+                lambda job_id: self.job_started(job_id, "logical restore"),
+            )
+            return
         self.app.push_screen(
-            RestoreScreen(ref, self.state.config.state_dir),
+            RestoreScreen(ref, state.config.state_dir),
             lambda job_id: self.job_started(job_id, "restore"),
         )
 
@@ -199,12 +215,43 @@ class ConsoleActions:
         self._confirm_catalog_job("verify", ref, question, "Verify backup")
 
     def delete_backup(self, ref: BackupRef) -> None:
+        if ref.logical is not None:
+            question = (
+                f"Delete logical backup {ref.info.backup_id} of {ref.server} from {ref.label}?\n"
+                "Its manifest is removed first, then its dump files. This cannot be undone."
+            )
+            self.app.push_screen(
+                ConfirmScreen(question, title="Delete logical backup"),
+                lambda yes: self._delete_logical(ref) if yes else None,
+            )
+            return
         question = (
             f"Delete backup {ref.info.backup_id} of {ref.server} from {ref.label}?\n"
             "Its objects are removed, then the WAL no remaining backup needs. "
             "This cannot be undone."
         )
         self._confirm_catalog_job("delete", ref, question, "Delete backup")
+
+    def _delete_logical(self, ref: BackupRef) -> None:
+        """One logical backup, from a thread: a few deletes, no WAL (as backup-delete does)."""
+
+        def work() -> object:
+            from core.logical.catalog import delete_logical
+            from tui.adapter import open_for_browsing
+
+            with open_for_browsing(ref.url) as store:
+                return delete_logical(store, ref.server, ref.info.backup_id)
+
+        def done(_: object) -> None:
+            self.app.notify(f"logical backup {ref.info.backup_id} deleted", timeout=4)
+            self.reload_catalog({ref.label})
+
+        self.tasks.run(
+            work,
+            done,
+            f"delete logical backup {ref.info.backup_id}",
+            group=f"backup {ref.info.backup_id}",
+        )
 
     # ---- protection ------------------------------------------------------------------------
 

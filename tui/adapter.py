@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from core.catalog.backup_info import BackupInfo
 from core.catalog.browse import WalArchive, list_servers, wal_archive
@@ -19,6 +20,8 @@ from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import Catalog
 from core.errors import PgvaultError, own_cause
 from core.jobs import Job
+from core.logical.catalog import list_logical
+from core.logical.manifest import LogicalManifest
 from core.secrets import redact, without_query
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.storage.retry import RetryPolicy
@@ -58,6 +61,8 @@ class ServerView:
     unreadable: tuple[str, ...] = ()
     #: bytes each backup occupies in the store (every object under its directory)
     stored: dict[str, int] = field(default_factory=dict, compare=False)
+    #: the logical backups (their own series, under logical/), oldest first
+    logical: tuple[LogicalManifest, ...] = ()
 
     @property
     def last(self) -> BackupInfo | None:
@@ -89,6 +94,44 @@ class BackupRef:
     server: str
     info: BackupInfo = field(compare=False)
     stored: int | None = None
+    #: a logical backup's manifest (`info` then holds what a row shows of it)
+    logical: LogicalManifest | None = field(default=None, compare=False)
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def logical_info(manifest: LogicalManifest) -> BackupInfo:
+    """What a catalog row shows of a logical backup, in a physical one's terms: its ID, name,
+    status (DONE, or LOCKED without the key), times, compression and data size."""
+    return BackupInfo(
+        manifest.backup_id,
+        status=manifest.status,
+        backup_name=manifest.name,
+        begin_time=_moment(manifest.started),
+        end_time=_moment(manifest.finished),
+        compression=manifest.compression,
+        cluster_size=sum(d.size for d in manifest.databases) if manifest.databases else None,
+        version=manifest.server_version or None,
+    )
+
+
+def server_refs(view: DestinationView, server: ServerView) -> list[BackupRef]:
+    """Every backup of the server, physical and logical, newest first (IDs sort by time; a
+    logical ID is a physical one's with an L)."""
+    refs = [
+        BackupRef(view.url, view.label, server.name, info, server.stored.get(info.backup_id))
+        for info in server.backups
+    ]
+    refs += [
+        BackupRef(view.url, view.label, server.name, logical_info(m), m.stored_size, logical=m)
+        for m in server.logical
+    ]
+    return sorted(refs, key=lambda r: r.info.backup_id, reverse=True)
 
 
 def open_for_browsing(url: str) -> ObjectStore:
@@ -138,6 +181,7 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                             shown_backups(catalog, backups),
                             unreadable=tuple(catalog.unreadable),
                             stored=stored_sizes(catalog, backups),
+                            logical=list_logical(store, name),
                         )
                     )
                 except Exception as exc:

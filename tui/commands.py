@@ -14,7 +14,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from core.jobs import JobState
 from tui.actions import ConsoleActions
-from tui.adapter import BackupRef
+from tui.adapter import server_refs
 from tui.config import VIEWS
 from tui.screens.catalog import backup_action_allowed
 from tui.state import ConsoleState
@@ -76,11 +76,9 @@ class ConsoleCommands(Provider):
     def _backup_commands(self, state: ConsoleState, actions: ConsoleActions) -> Iterator[Command]:
         for view in state.destinations.values():
             for server in view.servers:
-                for info in reversed(server.backups[-BACKUPS_PER_SERVER:]):
-                    ref = BackupRef(
-                        view.url, view.label, server.name, info, server.stored.get(info.backup_id)
-                    )
-                    what = f"backup {info.backup_id} of {server.name} ({info.status})"
+                for ref in server_refs(view, server)[:BACKUPS_PER_SERVER]:
+                    kind = "logical backup" if ref.logical is not None else "backup"
+                    what = f"{kind} {ref.info.backup_id} of {server.name} ({ref.info.status})"
                     yield (f"Show {what}", view.label, partial(actions.open_backup, ref))
                     if state.read_only:
                         continue

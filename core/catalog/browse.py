@@ -23,11 +23,12 @@ from core.storage import CommonPrefix, ObjectStore
 from core.wal.check import BackupCoverage, archived_wals, check_backups, read_histories
 
 #: what a directory directly under a destination holds when it is a server's catalog
-SERVER_MARKERS = ("base", "wals")
+SERVER_MARKERS = ("base", "wals", "logical")
 
 
 def list_servers(store: ObjectStore) -> list[str]:
-    """The server names under a destination (directories holding base/ or wals/), sorted."""
+    """The server names under a destination (directories holding base/, wals/ or logical/),
+    sorted."""
     servers = []
     for item in store.list_entries("", delimiter="/"):
         if not isinstance(item, CommonPrefix):

@@ -13,6 +13,7 @@ from core.logical.backup import validate_request as validate_backup
 from core.logical.restore import LogicalRestoreRequest, run_logical_restore
 from core.logical.restore import summary as restore_summary
 from core.logical.restore import validate_request as validate_restore
+from core.logical.restore_all import run_restore_all
 from core.progress import Reporter
 from core.secrets import without_password
 
@@ -39,7 +40,10 @@ def _run_backup(request: LogicalBackupRequest, reporter: Reporter) -> LogicalJob
 
 
 def _run_restore(request: LogicalRestoreRequest, reporter: Reporter) -> LogicalJobResult:
-    result = run_logical_restore(request, reporter)
+    if request.all_databases:
+        result = run_restore_all(request, reporter)
+    else:
+        result = run_logical_restore(request, reporter)
     return LogicalJobResult(
         backup_id=result.backup_id,
         database=result.database,

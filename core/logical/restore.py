@@ -57,6 +57,8 @@ class LogicalRestoreRequest:
     jobs: int = 2
     staging_dir: str | None = None
     pg_bindir: str | None = None
+    #: every database of an --all-databases backup, after its globals.sql (restore_all)
+    all_databases: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,13 @@ class LogicalRestoreResult:
 
 
 def validate_request(request: LogicalRestoreRequest) -> None:
+    if request.all_databases and (
+        request.database or request.new_db_name or request.into_db or request.tables
+    ):
+        raise InputError(
+            "--all-databases restores every database under its own name: --database, "
+            "--new-db-name, --into-db and --table restore one"
+        )
     if request.into_db and request.new_db_name:
         raise InputError("--into-db and --new-db-name exclude each other")
     if request.into_db and not request.tables:
@@ -113,14 +122,15 @@ def match_tables(dump: DatabaseDump, patterns: tuple[str, ...]) -> tuple[TableEn
     return tuple(chosen.values())
 
 
-def _dsn(params: ConnectionParams, database: str) -> tuple[str, str | None]:
+def dsn_and_password(params: ConnectionParams, database: str | None) -> tuple[str, str | None]:
+    """A conninfo for a tool's -d, without the password (given in its environment)."""
     parsed = psycopg2.extensions.parse_dsn(params.dsn(dbname=database, application_name=target.APP))
     password = parsed.pop("password", None)
     register_secret(password)
     return psycopg2.extensions.make_dsn(**parsed), password
 
 
-def _dump_major(manifest: LogicalManifest) -> int:
+def dump_major(manifest: LogicalManifest) -> int:
     found = re.search(r"\) (\d+)", manifest.pg_dump_version)
     return int(found[1]) if found else major(manifest.server_version)
 
@@ -128,14 +138,14 @@ def _dump_major(manifest: LogicalManifest) -> int:
 def _tool(params: ConnectionParams, manifest: LogicalManifest, bindir: str | None) -> Tool:
     """The target's pg_restore; InputError when the target is older than the dump."""
     target_major = major(target.server_version(params))
-    dump_major = _dump_major(manifest)
-    if target_major < dump_major:
+    written = dump_major(manifest)
+    if target_major < written:
         raise InputError(
-            f"logical backup {manifest.backup_id} was written by pg_dump {dump_major} and "
+            f"logical backup {manifest.backup_id} was written by pg_dump {written} and "
             f"the target server is PostgreSQL {target_major}: PostgreSQL loads a dump only "
-            f"into its own or a later version; restore into PostgreSQL {dump_major} or later"
+            f"into its own or a later version; restore into PostgreSQL {written} or later"
         )
-    return find_tool("pg_restore", target_major, dump_major, bindir)
+    return find_tool("pg_restore", target_major, written, bindir)
 
 
 def run_logical_restore(
@@ -253,7 +263,7 @@ class _Run:
             target.create_database(params, into, self.dump.encoding)
         if tables:
             target.create_schemas(params, into, {t.schema for t in tables})
-        dsn, password = _dsn(params, into)
+        dsn, password = dsn_and_password(params, into)
         argv = [
             self.tool.path,
             "-d",

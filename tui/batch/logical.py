@@ -64,6 +64,12 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--database", metavar="NAME", help="the backup's database to restore")
     group.add_argument(
+        "--all-databases",
+        action="store_true",
+        help="an --all-databases backup whole: its globals.sql (roles, tablespaces; those "
+        "that exist are kept), then every database under its own name",
+    )
+    group.add_argument(
         "--new-db-name", metavar="NEW", help="restore the database under this new name"
     )
     group.add_argument(
@@ -110,7 +116,14 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
 def is_logical_restore(args: argparse.Namespace) -> bool:
     from core.logical.layout import is_logical_id
 
-    chosen = (args.database, args.new_db_name, args.into_db, args.table, args.clean)
+    chosen = (
+        args.database,
+        args.new_db_name,
+        args.into_db,
+        args.table,
+        args.clean,
+        args.all_databases,
+    )
     return is_logical_id(args.backup_id) or any(chosen) or args.no_foreign_keys
 
 
@@ -209,6 +222,7 @@ def run_restore(args: argparse.Namespace, ctx: Context, where: Destination) -> i
         jobs=args.jobs,
         staging_dir=_abs(args.staging_dir),
         pg_bindir=_abs(args.pg_bindir),
+        all_databases=args.all_databases,
     )
     if args.test:
         where.check()

@@ -12,6 +12,7 @@ from core.catalog.browse import WalArchive
 from core.catalog.manifest import PgvaultManifest, TableRecord
 from tui import fmt
 from tui.adapter import BackupRef, load_manifest, load_wal
+from tui.screens import logical
 from tui.screens.base import ConsoleScreen
 from tui.screens.catalog import (
     BACKUP_ACTIONS,
@@ -83,6 +84,23 @@ def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool)
     return text
 
 
+def logical_summary(ref: BackupRef) -> Text:
+    """A logical backup's heading: what logical.json says (read with the listing)."""
+    info, manifest = ref.info, ref.logical
+    text = Text()
+    text.append(f"logical backup {info.backup_id}", style="bold")
+    if info.backup_name:
+        text.append(f" ({info.backup_name})", style="bold")
+    text.append(f" of {ref.server} in {ref.label}\n")
+    text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
+    text.append(f"  began {fmt.date_time(info.begin_time)}  took {fmt.duration(took(info))}")
+    text.append(f"  data {fmt.size(info.cluster_size)}  stored {fmt.size(ref.stored)}\n")
+    if manifest is not None:
+        text.append_text(logical.details(manifest))
+    text.rstrip()
+    return text
+
+
 def wal_line(archive: WalArchive, backup_id: str) -> Text:
     """Whether the archive holds what the backup needs, and how far recovery can go."""
     coverage = next((c for c in archive.coverage if c.backup_id == backup_id), None)
@@ -129,7 +147,9 @@ class BackupScreen(BackupActions, ConsoleScreen):
     HELP_TEXT = (
         "What one backup holds, without downloading it: backup.info, and pgvault.json's "
         "databases and tables with the sizes they had when the backup was taken (largest "
-        "first). The WAL line checks the archive holds every segment the backup needs."
+        "first). The WAL line checks the archive holds every segment the backup needs. A "
+        "logical backup shows its logical.json: databases, and each table's row estimate "
+        "and size at backup time."
     )
 
     BINDINGS = [
@@ -150,11 +170,16 @@ class BackupScreen(BackupActions, ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.state, self.VIEW)
-        yield Static(summary_text(self.ref, None, False), id="backup-info")
-        yield Static(Text("WAL archive: checking ...", style="dim"), id="backup-wal")
+        if self.ref.logical is not None:
+            # logical.json came with the listing, and a logical backup needs no WAL
+            yield Static(logical_summary(self.ref), id="backup-info")
+        else:
+            yield Static(summary_text(self.ref, None, False), id="backup-info")
+            yield Static(Text("WAL archive: checking ...", style="dim"), id="backup-wal")
+        columns = TABLE_COLUMNS if self.ref.logical is None else logical.LOGICAL_TABLE_COLUMNS
         with Horizontal(id="backup-contents"):
             yield ResponsiveTable(DATABASE_COLUMNS, id="databases", openable=False)
-            yield ResponsiveTable(TABLE_COLUMNS, id="tables", openable=False)
+            yield ResponsiveTable(columns, id="tables", openable=False)
         yield Input(placeholder="filter tables: words to match (esc clears)", id="filter")
         yield KeyBar()
 
@@ -162,6 +187,10 @@ class BackupScreen(BackupActions, ConsoleScreen):
         self.query_one("#filter", Input).display = False
         self.query_one("#tables", ResponsiveTable).focus()
         ref = self.ref
+        if ref.logical is not None:
+            self.loaded = self.wal_checked = True
+            self.show_contents()
+            return
         self.tasks.run(
             lambda: load_manifest(ref.url, ref.server, ref.info.backup_id),
             self.manifest_loaded,
@@ -198,6 +227,10 @@ class BackupScreen(BackupActions, ConsoleScreen):
         manifest = self.manifest
         databases = self.query_one("#databases", ResponsiveTable)
         tables = self.query_one("#tables", ResponsiveTable)
+        if self.ref.logical is not None:
+            databases.sync(logical.database_rows(self.ref.logical))
+            tables.sync(logical.table_rows(self.ref.logical, self.filter_terms))
+            return
         if manifest is None:
             databases.sync([])
             tables.sync([])

@@ -19,9 +19,11 @@ from textual.widgets import DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from core.catalog.backup_info import DONE, FAILED, BackupInfo
+from core.logical.manifest import LogicalManifest
 from tui import fmt
-from tui.adapter import BackupRef, DestinationView, ServerView
+from tui.adapter import BackupRef, DestinationView, ServerView, server_refs
 from tui.messages import BackupRequest, DeleteBackup, OpenBackup, RestoreBackup, VerifyBackup
+from tui.screens import logical
 from tui.screens.base import FilteredScreen
 from tui.state import ConsoleState
 from tui.widgets.keybar import KeyBar
@@ -32,7 +34,7 @@ BACKUP_COLUMNS = (
     Col("server", "SERVER", 8, min_width=64),
     Col("backup", "BACKUP", 16, flex=True),
     Col("status", "STATUS", 7),
-    Col("kind", "KIND", 4, min_width=76),
+    Col("kind", "KIND", 7, min_width=76),
     Col("begin", "BEGIN", 11),
     Col("took", "TOOK", 6, min_width=88, right=True),
     Col("size", "STORED", 9, right=True),
@@ -51,7 +53,10 @@ BACKUP_ACTIONS = (
 
 
 def backup_action_allowed(action: str, ref: BackupRef | None) -> bool:
-    """Restore and verify a DONE backup; delete any (core refuses one still running)."""
+    """Restore and verify a DONE backup (a logical one is restored, not verified); delete any
+    (core refuses one still running)."""
+    if action == "verify" and ref is not None and ref.logical is not None:
+        return False
     if action in ("restore", "verify"):
         return ref is not None and ref.info.status == DONE
     if action == "delete":
@@ -112,15 +117,22 @@ def stored_size(info: BackupInfo, listed: int | None = None) -> int | None:
     return info.size if info.size is not None else info.deduplicated_size
 
 
-def backup_cells(server: str, info: BackupInfo, stored: int | None) -> dict[str, Text]:
+def kind(ref: BackupRef) -> str:
+    if ref.logical is not None:
+        return logical.KIND
+    return "full" if not ref.info.parent_backup_id else "incr"
+
+
+def backup_cells(ref: BackupRef) -> dict[str, Text]:
+    info, stored = ref.info, ref.stored
     wal = "-"
     if info.begin_wal and info.end_wal:
         wal = f"{fmt.wal_short(info.begin_wal)}..{fmt.wal_short(info.end_wal)}"
     return {
-        "server": Text(server),
+        "server": Text(ref.server),
         "backup": Text(backup_label(info)),
         "status": Text(info.status, style=STATUS_STYLE.get(info.status, "yellow")),
-        "kind": Text("full" if not info.parent_backup_id else "incr"),
+        "kind": Text(kind(ref)),
         "begin": Text(fmt.short_date_time(info.begin_time)),
         "took": Text(fmt.duration(took(info)), justify="right"),
         "size": Text(fmt.size(stored_size(info, stored)), justify="right"),
@@ -129,8 +141,11 @@ def backup_cells(server: str, info: BackupInfo, stored: int | None) -> dict[str,
     }
 
 
-def backup_summary(server: str, info: BackupInfo, stored: int | None) -> Text:
+def backup_summary(ref: BackupRef) -> Text:
     """Three short lines about one backup, under the table (fits 50 columns)."""
+    if ref.logical is not None:
+        return logical_summary(ref, ref.logical)
+    info, stored = ref.info, ref.stored
     text = Text()
     text.append(info.backup_id, style="bold")
     if info.backup_name:
@@ -147,6 +162,20 @@ def backup_summary(server: str, info: BackupInfo, stored: int | None) -> Text:
     return text
 
 
+def logical_summary(ref: BackupRef, manifest: LogicalManifest) -> Text:
+    """A logical backup in three short lines: its kind, what it holds, when."""
+    info = ref.info
+    text = Text()
+    text.append(backup_label(info), style="bold")
+    text.append("  ")
+    text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
+    text.append(f"  {logical.KIND}\n")
+    text.append(f"{logical.holds(manifest)}  {info.compression or 'uncompressed'}  ")
+    text.append(f"{fmt.size(ref.stored)} of {fmt.size(info.cluster_size)}\n")
+    text.append(f"began {fmt.short_date_time(info.begin_time)}  took {fmt.duration(took(info))}")
+    return text
+
+
 class CatalogScreen(BackupActions, FilteredScreen):
     """Destinations -> servers in a tree; backups of the highlighted one in a table."""
 
@@ -156,10 +185,12 @@ class CatalogScreen(BackupActions, FilteredScreen):
         "The destinations this console browses: the default local directory, the demo's, and "
         "every URL given on the command line (`pgvault s3://bucket/prefix ...`). Each lists "
         "its servers and their backups, newest first, read from backup.info (catalogs "
-        "barman-cloud wrote too). enter on a backup shows what it holds: databases, tables "
-        "and sizes recorded at backup time, and whether its WAL is all archived. r restores "
-        "a DONE backup (or recovers to a point in time) into a directory, v verifies it, D "
-        "deletes it; each runs as a job on the jobs view."
+        "barman-cloud wrote too), and its logical backups (KIND logical: pg_dump archives "
+        "of databases or tables). enter on a backup shows what it holds: databases, tables "
+        "and sizes recorded at backup time (row estimates for a logical one), and whether "
+        "its WAL is all archived. r restores a DONE backup (or recovers to a point in time) "
+        "into a directory, or a logical one into a running server; v verifies a physical "
+        "backup, D deletes it; each runs as a job on the jobs view."
     )
 
     BINDINGS = [
@@ -223,7 +254,7 @@ class CatalogScreen(BackupActions, FilteredScreen):
             for server in view.servers:
                 key = (label, server.name)
                 server_text = Text(server.name)
-                count = len(server.backups)
+                count = len(server.backups) + len(server.logical)
                 server_text.append(f" {count}" if not server.error else " !", style="dim")
                 existing = self._server_nodes.get(key)
                 if existing is None:
@@ -312,14 +343,12 @@ class CatalogScreen(BackupActions, FilteredScreen):
             if self.selection and self.selection[0] == "server":
                 servers = tuple(s for s in servers if s.name == self.selection[2])
             for server in servers:
-                for info in reversed(server.backups):
-                    stored = server.stored.get(info.backup_id)
-                    cells = backup_cells(server.name, info, stored)
-                    if self.filter_terms and not self._matches(server.name, info):
+                for ref in server_refs(view, server):
+                    if self.filter_terms and not self._matches(ref):
                         continue
-                    key = f"{server.name}/{info.backup_id}"
-                    rows.append((key, cells))
-                    self._rows[key] = BackupRef(view.url, view.label, server.name, info, stored)
+                    key = f"{server.name}/{ref.info.backup_id}"
+                    rows.append((key, backup_cells(ref)))
+                    self._rows[key] = ref
             message = self._listing_note(view, servers, bool(rows))
         table.sync(rows)
         table.display = bool(rows)
@@ -361,10 +390,20 @@ class CatalogScreen(BackupActions, FilteredScreen):
                 message.append("\n" + "\n".join(errors), style="red")
         return message
 
-    def _matches(self, server: str, info: BackupInfo) -> bool:
+    def _matches(self, ref: BackupRef) -> bool:
+        info = ref.info
+        holds = logical.holds(ref.logical) if ref.logical is not None else ""
         haystack = " ".join(
             part or ""
-            for part in (server, info.backup_id, info.backup_name, info.status, info.compression)
+            for part in (
+                ref.server,
+                info.backup_id,
+                info.backup_name,
+                info.status,
+                info.compression,
+                kind(ref),
+                holds,
+            )
         ).lower()
         return all(term in haystack for term in self.filter_terms)
 
@@ -389,7 +428,7 @@ class CatalogScreen(BackupActions, FilteredScreen):
             summary.display = False
             return
         summary.display = True
-        summary.update(backup_summary(ref.server, ref.info, ref.stored))
+        summary.update(backup_summary(ref))
 
     # ---- actions ---------------------------------------------------------------------------
 

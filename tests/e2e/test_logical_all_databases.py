@@ -1,0 +1,69 @@
+"""`restore --all-databases`: an --all-databases logical backup restored whole into another
+server: its roles first (an existing one kept, and said so), then every database under its
+own name, compared with the source; existing names refused without --clean, replaced with it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from tests.support.cli import pgvault
+from tests.support.logical import SHOP, make_shop
+from tests.support.postgres import Cluster, make_cluster, world_dir
+
+SERVER = "all-srv"
+
+
+def restore_all(
+    url: str, backup_id: str, target: Cluster, *flags: str
+) -> subprocess.CompletedProcess[str]:
+    return pgvault(
+        "restore", url, SERVER, backup_id, *target.restore_flags(), "--all-databases", "-v", *flags
+    )  # fmt: skip
+
+
+def test_an_all_databases_backup_restores_roles_and_every_database() -> None:
+    source, target = make_cluster(), make_cluster()
+    root = world_dir("pgvault-logical-all-")
+    url = f"file://{root}"
+    try:
+        source.sql("create role app_owner login createdb")
+        make_shop(source)
+        source.sql("create database second owner app_owner")
+        source.sql("create table notes (id int primary key, body text)", dbname="second")
+        source.sql("insert into notes select g, md5(g::text) from generate_series(1, 300) g",
+                   dbname="second")  # fmt: skip
+        taken = pgvault("backup", url, SERVER, *source.conninfo_args(), "--all-databases")
+        assert taken.returncode == 0, taken.stderr
+        backup_id = taken.stdout.strip()
+
+        result = restore_all(url, backup_id, target)
+        assert result.returncode == 0, result.stderr
+        assert "role postgres exists on the target server: kept as it is" in result.stderr
+        assert "database postgres held no table: skipped" in result.stderr
+        assert target.one("select rolcanlogin from pg_roles where rolname = 'app_owner'")
+        for db in (SHOP, "second"):
+            assert target.table_checksums(db) == source.table_checksums(db), db
+
+        again = restore_all(url, backup_id, target)
+        assert again.returncode == 3, again.stderr
+        assert SHOP in again.stderr and "second" in again.stderr and "--clean" in again.stderr
+
+        target.sql("delete from notes where id > 10", dbname="second")
+        # latest: the newest --all-databases backup, not the newer single-database one
+        one_db = pgvault("backup", url, SERVER, *source.conninfo_args(), "--database", "second")
+        assert one_db.returncode == 0, one_db.stderr
+        clean = restore_all(url, "latest", target, "--clean")
+        assert clean.returncode == 0, clean.stderr
+        assert "role app_owner exists on the target server" in clean.stderr
+        for db in (SHOP, "second"):
+            assert target.table_checksums(db) == source.table_checksums(db), db
+
+        one = pgvault("restore", url, SERVER, backup_id, *target.restore_flags(),
+                      "--all-databases", "--database", SHOP)  # fmt: skip
+        assert one.returncode == 3 and "--all-databases restores every database" in one.stderr
+    finally:
+        source.drop()
+        target.drop()
+        shutil.rmtree(root, ignore_errors=True)
