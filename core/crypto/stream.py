@@ -11,10 +11,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from typing import Protocol
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from typing import TYPE_CHECKING, Protocol
 
 from core.crypto.header import MAX_LINE, Header, hkdf, parse_header, serialize_header, verify_mac
 from core.crypto.keys import Passphrase
@@ -35,6 +32,16 @@ class BinarySink(Protocol):
 
 class BinarySource(Protocol):
     def read(self, size: int, /) -> bytes | None: ...
+
+
+if TYPE_CHECKING:  # imported where used: see core.crypto.header.hkdf
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+
+def _aead(key: bytes) -> ChaCha20Poly1305:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    return ChaCha20Poly1305(key)
 
 
 def _nonce(counter: int, last: bool) -> bytes:
@@ -64,7 +71,7 @@ class EncryptingWriter:
         nonce = os.urandom(NONCE_SIZE)
         header = serialize_header([wrap(file_key, r) for r in recipients], file_key)
         self._sink = sink
-        self._aead = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
+        self._aead = _aead(hkdf(file_key, nonce, b"payload"))
         self._buffer = bytearray()
         self._counter = 0
         self._close_sink = close_sink
@@ -193,7 +200,7 @@ class DecryptingReader(io.RawIOBase):
         nonce = self._source.read(NONCE_SIZE)
         if len(nonce) != NONCE_SIZE:
             raise DecryptionFailed(f"{label} is truncated (it ends inside the payload nonce)")
-        self._aead = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
+        self._aead = _aead(hkdf(file_key, nonce, b"payload"))
         self._plain = b""
         self._counter = 0
         self._done = False
@@ -227,6 +234,8 @@ class DecryptingReader(io.RawIOBase):
         short = len(sealed) < _SEALED
         if short and (len(sealed) < TAG or (len(sealed) == TAG and index > 0)):
             raise DecryptionFailed(f"{self._label} is truncated (it ends at chunk {index})")
+        from cryptography.exceptions import InvalidTag
+
         # A full chunk is the last one only if its flag says so (tried second: it is rare).
         for last in (True,) if short else (False, True):
             try:

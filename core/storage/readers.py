@@ -76,8 +76,12 @@ class ObjectReader(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if size is not None and size >= 0:
             return self._read_some(size)
+        # A bounded range is asked for whole: a local file or an SDK body returns it in one
+        # piece, and joining a single piece does not copy it (pieces joined would double
+        # every prefetched range in memory for a moment).
+        step = READ_BLOCK if self._end is None else max(1, self._end - self._pos)
         parts = []
-        while chunk := self._read_some(READ_BLOCK):
+        while chunk := self._read_some(step):
             parts.append(chunk)
         return b"".join(parts)
 
