@@ -1,16 +1,16 @@
 """Peak RSS and time of backups and restores, this checkout against another one, interleaved.
 
-    .venv/bin/python bench/memory.py [--scale 20] [--blob-mb 100] [--rounds 3] [--jobs 2]
+    .venv/bin/python bench/memory.py [--scale 20] [--blob-mb 100] [--rounds 3] [--jobs N]
                                      [--compression zstd] [--before DIR] [--reuse]
 
 One PostgreSQL 15 cluster holding `pgbench -i -s SCALE` plus --blob-mb MB of random bytea
 stored EXTERNAL, kept under /tmp/pgvault-bench-memory for --reuse. Each round runs, for each
 code version (this checkout, and --before: another source tree, e.g. `git archive main`
 unpacked, put first on PYTHONPATH), one after the other so that both see the same load:
-  - `pgvault --batch backup -J N --COMPRESSION` to a local directory (`file://`);
+  - `pgvault --batch backup --COMPRESSION` (-J 2 unless --jobs) to a local directory;
   - the same to moto's S3 server on 127.0.0.1;
-  - `pgvault --batch restore -J N` of one backup (taken once, by this checkout) from the local
-    directory into a fresh directory.
+  - `pgvault --batch restore` (-J 4 unless --jobs) of one backup (taken once, by this
+    checkout) from the local directory into a fresh directory.
 Peak RSS is the largest resident set of the pgvault process or any of its children
 (getrusage(RUSAGE_CHILDREN) of a wrapper process); times and RSS are medians over the rounds.
 """
@@ -76,23 +76,31 @@ def env_for(source: str | None, dest: TestDestination) -> dict[str, str]:
     return env
 
 
-def backup_cmd(cluster: Cluster, dest: TestDestination, jobs: int, compression: str) -> list[str]:
+def jobs_flag(jobs: int | None) -> list[str]:
+    """-J N, or nothing: each command's default (backup 2, restore 4)."""
+    return [] if jobs is None else ["-J", str(jobs)]
+
+
+def backup_cmd(
+    cluster: Cluster, dest: TestDestination, jobs: int | None, compression: str
+) -> list[str]:
     return [
         *(PGVAULT, "--batch", "backup", "--immediate-checkpoint", "--no-wal-check"),
-        *("-J", str(jobs), f"--{compression}", *cluster.conninfo_args()),
+        *(*jobs_flag(jobs), f"--{compression}", *cluster.conninfo_args()),
         *(*dest.cli_args, dest.url, SERVER),
     ]
 
 
 def restore_run(
-    dest: TestDestination, backup_id: str, source: str | None, jobs: int
+    dest: TestDestination, backup_id: str, source: str | None, jobs: int | None
 ) -> tuple[float, float]:
     base = world_dir("pgvault-bench-memory-restore-")
     try:
         seconds, rss, _ = measured(
             [
                 *(PGVAULT, "--batch", "restore", "--pgvault-command", pgvault_for_postgres()),
-                *("-J", str(jobs), "--accept-wal-gap", *dest.cli_args, dest.url, SERVER, backup_id),
+                *(*jobs_flag(jobs), "--accept-wal-gap", *dest.cli_args),
+                *(dest.url, SERVER, backup_id),
                 os.path.join(base, "data"),
             ],
             env_for(source, dest),
@@ -107,7 +115,7 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=20)
     parser.add_argument("--blob-mb", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, help="-J for every command (default: their own)")
     parser.add_argument("--compression", default="zstd")
     parser.add_argument("--before", help="another source tree to compare with (PYTHONPATH)")
     parser.add_argument("--reuse", action="store_true")
@@ -149,17 +157,17 @@ def main() -> int:
         for dest in (local, s3, restore_from):
             dest.drop()
     lines = [
-        f"-J {args.jobs}, {args.compression}, {args.rounds} rounds, "
+        f"-J {args.jobs or 'default'}, {args.compression}, {args.rounds} rounds, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
         "| step | version | time (s), median | peak RSS (MB), median | peak RSS, all runs |",
         "|---|---|---:|---:|---|",
     ]
     for (step, version), runs in samples.items():
-        rss = "/".join(f"{r:.0f}" for _, r in runs)
+        every = "/".join(f"{r:.0f}" for _, r in runs)
         lines.append(
             f"| {step} | {version} | {statistics.median(s for s, _ in runs):.2f} | "
-            f"{statistics.median(r for _, r in runs):.0f} | {rss} |"
+            f"{statistics.median(r for _, r in runs):.0f} | {every} |"
         )
     print("\n".join(lines))
     return 0
