@@ -9,7 +9,7 @@ from core.catalog.manifest import Checksum
 from core.progress import Reporter
 from core.storage import PrefetchingReader
 
-QUEUE_DEPTH = 2  # decompressed reads waiting for the writing thread (4 MiB each)
+QUEUE_DEPTH = 2  # decompressed reads waiting for the writing thread (2 MiB each)
 
 
 class Aborted(Exception):
