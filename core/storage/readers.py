@@ -131,6 +131,11 @@ class PrefetchingReader(io.RawIOBase):
             self._next_start += length
             self._pending.append(self._pool.submit(self._fetch, start, length))
 
+    @property
+    def ranges_ahead(self) -> int:
+        """Ranges requested and not yet handed to the reader (each held once downloaded)."""
+        return len(self._pending)
+
     def set_depth(self, depth: int) -> None:
         """How many ranges to keep requested ahead of the reader (at most `jobs` at once)."""
         self._depth = max(1, depth)
