@@ -201,6 +201,9 @@ class DecryptingReader(io.RawIOBase):
         if len(nonce) != NONCE_SIZE:
             raise DecryptionFailed(f"{label} is truncated (it ends inside the payload nonce)")
         self._aead = _aead(hkdf(file_key, nonce, b"payload"))
+        from cryptography.exceptions import InvalidTag  # once, not per chunk
+
+        self._invalid_tag = InvalidTag
         self._plain = b""
         self._counter = 0
         self._done = False
@@ -234,13 +237,11 @@ class DecryptingReader(io.RawIOBase):
         short = len(sealed) < _SEALED
         if short and (len(sealed) < TAG or (len(sealed) == TAG and index > 0)):
             raise DecryptionFailed(f"{self._label} is truncated (it ends at chunk {index})")
-        from cryptography.exceptions import InvalidTag
-
         # A full chunk is the last one only if its flag says so (tried second: it is rare).
         for last in (True,) if short else (False, True):
             try:
                 self._plain = self._aead.decrypt(_nonce(index, last), sealed, None)
-            except InvalidTag:
+            except self._invalid_tag:
                 continue
             if last and not short and self._source.read(1):
                 break  # data after the last chunk
