@@ -13,6 +13,7 @@ unpacked, put first on PYTHONPATH), one after the other so that both see the sam
     checkout) from the local directory into a fresh directory.
 Peak RSS is the largest resident set of the pgvault process or any of its children
 (getrusage(RUSAGE_CHILDREN) of a wrapper process); times and RSS are medians over the rounds.
+Results print as a markdown table and are saved under bench/results/.
 """
 
 from __future__ import annotations
@@ -170,6 +171,11 @@ def main() -> int:
             f"{statistics.median(r for _, r in runs):.0f} | {every} |"
         )
     print("\n".join(lines))
+    results = REPO / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    raw = [{"step": k[0], "version": k[1], "runs": v} for k, v in samples.items()]
+    out = results / f"memory-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps({"args": vars(args), "samples": raw}, indent=1))
     return 0
 
 
