@@ -34,10 +34,10 @@ from core.tarstream import Attributes, end_of_archive, header, padding
 log = logging.getLogger("pgvault.archives")
 
 MiB = 1024 * 1024
-BLOCK_SIZE = 4 * MiB  # tar bytes per queued block
+BLOCK_SIZE = 2 * MiB  # tar bytes per queued block (QUEUE_DEPTH + 2 of them in memory)
 READ_SIZE = 1 * MiB  # one read() of a data file
 SMALL = 64 * 1024  # pieces below this are gathered into one buffer
-QUEUE_DEPTH = 4
+QUEUE_DEPTH = 2
 
 
 @dataclass(slots=True)

@@ -80,7 +80,10 @@ def heartbeat(
 
 def _renew(store: ObjectStore, key: str, body: bytes, stop: threading.Event) -> None:
     try:
-        own = open_store(store.location, store.config)
+        # Its own store, so that a paused or capped upload never holds a renewal back; a
+        # light one where it can be (S3 with plain keys: no second boto3 client, whose
+        # service models alone hold some 18 MB for the whole backup).
+        own = open_store(store.location, store.config, light=True)
     except PgvaultError as exc:
         log.warning("cannot renew the lease %s: %s", key, exc)
         return

@@ -12,7 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 class BlockPipeline:
     """Cuts input into blocks, compresses them on a thread pool, emits output in order.
 
-    At most 2 x threads blocks are pending, which bounds memory and keeps every core busy.
+    At most threads + 1 blocks are pending (each thread busy, one more ready to start),
+    which bounds memory to about (threads + 2) x 2 blocks, input and output.
     """
 
     def __init__(
@@ -25,7 +26,7 @@ class BlockPipeline:
         self._block_size = block_size
         self._compress_block = compress_block
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="pgvault-codec")
-        self._max_pending = threads * 2
+        self._max_pending = threads + 1
         self._pending: deque[Future[bytes]] = deque()
         self._buffer = bytearray()
         self._keep_tail = keep_tail
@@ -35,7 +36,8 @@ class BlockPipeline:
         self._buffer += data
         out = []
         while len(self._buffer) >= self._block_size:
-            block = bytes(self._buffer[: self._block_size])
+            with memoryview(self._buffer) as view:  # one copy, not a slice and then a copy
+                block = bytes(view[: self._block_size])
             del self._buffer[: self._block_size]
             out.append(self._submit(block, last=False))
         return b"".join(out)

@@ -11,19 +11,21 @@ from core.codecs.streams import MultiStream, StreamReader
 ZSTD_MAGIC = 0xFD2FB528
 SKIPPABLE_MAGIC = 0x184D2A50  # the low 4 bits vary (RFC 8878 3.1.2)
 RESERVED_BLOCK = 3
+JOB_SIZE = 1 * MiB  # input per zstd worker job (the smallest zstd takes is 512 KiB)
 
 
 def _compressor(level: int, threads: int) -> Compressor:
     import zstandard  # imported by the codec in use only: archive_command pays per call
 
     # zstd's default job for its worker threads (4 x the window, 8 MiB at level 3) keeps
-    # tens of MB per worker in buffers; 4 MiB jobs compress as fast and as well on the
-    # data pgvault streams, for a fraction of the memory.
+    # tens of MB per worker in buffers (input, output, the overlap). 1 MiB jobs compress as
+    # fast and to the same size on the data pgvault streams (bench/README.md, "Memory"):
+    # with 2 threads the compressor holds about 18 MB instead of 46 MB with 4 MiB jobs.
     params = zstandard.ZstdCompressionParameters.from_level(
         level,
         threads=threads if threads > 1 else 0,
         write_checksum=True,
-        job_size=4 * MiB if threads > 1 else 0,
+        job_size=JOB_SIZE if threads > 1 else 0,
     )
     compressor: Compressor = zstandard.ZstdCompressor(compression_params=params).compressobj()
     return compressor

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    PublicFormat,
-)
+from typing import TYPE_CHECKING
 
 from core.crypto.bech32 import decode as bech32_decode
 from core.crypto.bech32 import encode as bech32_encode
 from core.errors import InputError
 from core.secrets import register_secret
+
+if TYPE_CHECKING:  # imported where used: see core.crypto.header.hkdf
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
 
 RECIPIENT_HRP = "age"
 IDENTITY_HRP = "age-secret-key-"
@@ -40,6 +39,8 @@ class X25519Recipient:
         return bech32_encode(RECIPIENT_HRP, self.public)
 
     def key(self) -> X25519PublicKey:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
         return X25519PublicKey.from_public_bytes(self.public)
 
 
@@ -57,9 +58,13 @@ class X25519Identity:
         return bech32_encode(IDENTITY_HRP, self.private).upper()
 
     def key(self) -> X25519PrivateKey:
+        from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
         return X25519PrivateKey.from_private_bytes(self.private)
 
     def recipient(self) -> X25519Recipient:
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         return X25519Recipient(self.key().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
 
 
@@ -80,6 +85,13 @@ class Passphrase:
 
 def generate_identity() -> X25519Identity:
     """A fresh X25519 identity (its secret string is registered as a secret)."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        NoEncryption,
+        PrivateFormat,
+    )
+
     raw = X25519PrivateKey.generate().private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     identity = X25519Identity(raw)
     register_secret(identity.secret())

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from typing import TYPE_CHECKING
 
 from core.crypto.header import Stanza, b64decode, b64encode, hkdf
 from core.crypto.keys import KEY_SIZE, MAX_LOG_N, Passphrase, X25519Identity, X25519Recipient
 from core.errors import DecryptionFailed
+
+if TYPE_CHECKING:  # imported where used: see core.crypto.header.hkdf
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
 
 Recipient = X25519Recipient | Passphrase
 Identity = X25519Identity | Passphrase
@@ -26,10 +27,15 @@ _WRAPPED_SIZE = FILE_KEY_SIZE + 16
 
 
 def _seal(key: bytes, file_key: bytes) -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     return ChaCha20Poly1305(key).encrypt(_ZERO_NONCE, file_key, None)
 
 
 def _open(key: bytes, body: bytes) -> bytes | None:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
     try:
         return ChaCha20Poly1305(key).decrypt(_ZERO_NONCE, body, None)
     except InvalidTag:
@@ -47,12 +53,17 @@ def _shared(private: X25519PrivateKey, public: X25519PublicKey, label: str) -> b
 
 
 def _scrypt(passphrase: Passphrase, salt: bytes, log_n: int) -> bytes:
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
     kdf = Scrypt(salt=_SCRYPT_LABEL + salt, length=32, n=1 << log_n, r=8, p=1)
     return kdf.derive(passphrase.value.encode())
 
 
 def wrap(file_key: bytes, recipient: Recipient) -> Stanza:
     """The stanza that lets the recipient's identity recover file_key."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
     if isinstance(recipient, Passphrase):
         salt = os.urandom(_SALT_SIZE)
         key = _scrypt(recipient, salt, recipient.log_n)
@@ -76,6 +87,8 @@ def unwrap(stanza: Stanza, identity: Identity, label: str) -> bytes | None:
 
 
 def _unwrap_x25519(stanza: Stanza, identity: X25519Identity, label: str) -> bytes | None:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PublicKey
+
     if len(stanza.args) != 1 or len(stanza.body) != _WRAPPED_SIZE:
         raise DecryptionFailed(f"{label}: the age header has a malformed X25519 stanza")
     share = b64decode(stanza.args[0].encode(), "X25519 share", label)

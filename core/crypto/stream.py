@@ -11,10 +11,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Sequence
-from typing import Protocol
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from typing import TYPE_CHECKING, Protocol
 
 from core.crypto.header import MAX_LINE, Header, hkdf, parse_header, serialize_header, verify_mac
 from core.crypto.keys import Passphrase
@@ -35,6 +32,16 @@ class BinarySink(Protocol):
 
 class BinarySource(Protocol):
     def read(self, size: int, /) -> bytes | None: ...
+
+
+if TYPE_CHECKING:  # imported where used: see core.crypto.header.hkdf
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+
+def _aead(key: bytes) -> ChaCha20Poly1305:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+
+    return ChaCha20Poly1305(key)
 
 
 def _nonce(counter: int, last: bool) -> bytes:
@@ -64,7 +71,7 @@ class EncryptingWriter:
         nonce = os.urandom(NONCE_SIZE)
         header = serialize_header([wrap(file_key, r) for r in recipients], file_key)
         self._sink = sink
-        self._aead = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
+        self._aead = _aead(hkdf(file_key, nonce, b"payload"))
         self._buffer = bytearray()
         self._counter = 0
         self._close_sink = close_sink
@@ -193,7 +200,10 @@ class DecryptingReader(io.RawIOBase):
         nonce = self._source.read(NONCE_SIZE)
         if len(nonce) != NONCE_SIZE:
             raise DecryptionFailed(f"{label} is truncated (it ends inside the payload nonce)")
-        self._aead = ChaCha20Poly1305(hkdf(file_key, nonce, b"payload"))
+        self._aead = _aead(hkdf(file_key, nonce, b"payload"))
+        from cryptography.exceptions import InvalidTag  # once, not per chunk
+
+        self._invalid_tag = InvalidTag
         self._plain = b""
         self._counter = 0
         self._done = False
@@ -231,7 +241,7 @@ class DecryptingReader(io.RawIOBase):
         for last in (True,) if short else (False, True):
             try:
                 self._plain = self._aead.decrypt(_nonce(index, last), sealed, None)
-            except InvalidTag:
+            except self._invalid_tag:
                 continue
             if last and not short and self._source.read(1):
                 break  # data after the last chunk

@@ -30,7 +30,7 @@ from core.restore.tarparse import TarError, TarHandler, TarStream
 
 MiB = 1024 * 1024
 RANGE_SIZE = 8 * MiB  # one ranged read of a stored archive
-DECOMPRESSED_READ = 4 * MiB  # one read of decompressed tar bytes
+DECOMPRESSED_READ = 2 * MiB  # one read of decompressed tar bytes (QUEUE_DEPTH + 2 of them per part)
 SHOWN = 5  # absent files named in the error
 
 

@@ -9,7 +9,7 @@ from core.catalog.manifest import Checksum
 from core.progress import Reporter
 from core.storage import PrefetchingReader
 
-QUEUE_DEPTH = 4
+QUEUE_DEPTH = 2  # decompressed reads waiting for the writing thread (2 MiB each)
 
 
 class Aborted(Exception):
@@ -27,7 +27,9 @@ class Budget:
 
     def _share(self) -> None:
         if self._readers:
-            depth = max(2, -(-self.jobs // len(self._readers)))
+            # One range ahead of the one being read is enough to overlap them; more only
+            # when -J leaves reads to spare: every range waiting is 8 MiB held.
+            depth = max(1, -(-self.jobs // len(self._readers)))
             for reader in self._readers:
                 reader.set_depth(depth)
 

@@ -76,8 +76,12 @@ class ObjectReader(io.RawIOBase):
     def read(self, size: int | None = -1) -> bytes:
         if size is not None and size >= 0:
             return self._read_some(size)
+        # A bounded range is asked for whole: a local file or an SDK body returns it in one
+        # piece, and joining a single piece does not copy it (pieces joined would double
+        # every prefetched range in memory for a moment).
+        step = READ_BLOCK if self._end is None else max(1, self._end - self._pos)
         parts = []
-        while chunk := self._read_some(READ_BLOCK):
+        while chunk := self._read_some(step):
             parts.append(chunk)
         return b"".join(parts)
 
@@ -126,6 +130,11 @@ class PrefetchingReader(io.RawIOBase):
             length = min(self._part, self.size - start)
             self._next_start += length
             self._pending.append(self._pool.submit(self._fetch, start, length))
+
+    @property
+    def ranges_ahead(self) -> int:
+        """Ranges requested and not yet handed to the reader (each held once downloaded)."""
+        return len(self._pending)
 
     def set_depth(self, depth: int) -> None:
         """How many ranges to keep requested ahead of the reader (at most `jobs` at once)."""

@@ -19,8 +19,11 @@ log = logging.getLogger("pgvault.storage")
 class ObjectWriter:
     """Streams an object of unknown length as parts, with at most `jobs` parts in flight.
 
-    Memory is bounded by (jobs + 1) chunks. An object that fits in one chunk is stored with
-    a single request. Closing completes the upload; an exception inside a `with` block, or
+    Memory is at most jobs + 1 chunk buffers (`jobs` uploading, one filling), allocated
+    once and reused for the next parts, so a long object does not churn the allocator
+    (glibc keeps freed 16 MiB buffers in its heap rather than returning them). An object
+    that fits in one chunk is stored with a single request from a buffer that grows only as
+    far as the object. Closing completes the upload; an exception inside a `with` block, or
     abort(), aborts it so that no unfinished upload is left behind.
     """
 
@@ -34,12 +37,14 @@ class ObjectWriter:
         self.options = options
         self.chunk_size = chunk_size
         self.bytes_written = 0
-        self._buffer = bytearray()
+        self._buffer = bytearray()  # the chunk being filled: its first _filled bytes
+        self._filled = 0
+        self._spare: list[bytearray] = []  # full-size buffers whose part is stored
         self._handle: Any = None
         self._next_part = 1
         self._offset = 0
         self._parts: dict[int, Any] = {}
-        self._inflight: deque[tuple[int, Future[Any]]] = deque()
+        self._inflight: deque[tuple[int, Future[Any], bytearray]] = deque()
         self._closed = False
         self._lock = threading.Lock()
 
@@ -56,20 +61,30 @@ class ObjectWriter:
     def parts_started(self) -> int:
         return self._next_part - 1
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes held in this writer's chunk buffers (filling, uploading and spare)."""
+        held = [self._buffer, *self._spare, *(buffer for _, _, buffer in self._inflight)]
+        return sum(len(b) for b in held)
+
     def write(self, data: bytes | bytearray | memoryview) -> int:
         if self._closed:
             raise StorageError(f"write to closed upload of {self.key}")
         view = memoryview(data).cast("B")
         size = len(view)
         while len(view):
-            room = self.chunk_size - len(self._buffer)
-            self._buffer += view[:room]
-            view = view[room:]
-            if len(self._buffer) >= self.chunk_size:
-                # The full buffer becomes the part as it is (no copy); writes go on in a
-                # fresh one, so memory stays at the parts in flight plus one buffer.
-                full, self._buffer = self._buffer, bytearray()
-                self._dispatch(full)
+            n = min(self.chunk_size - self._filled, len(view))
+            end = self._filled + n
+            if len(self._buffer) >= end:
+                self._buffer[self._filled : end] = view[:n]
+            else:  # the object's first chunk grows with it (filled == len)
+                self._buffer += view[:n]
+            self._filled = end
+            view = view[n:]
+            if self._filled == self.chunk_size:
+                self._dispatch(self._buffer)
+                self._buffer = self._spare.pop() if self._spare else bytearray(self.chunk_size)
+                self._filled = 0
         self.bytes_written += size
         return size
 
@@ -79,14 +94,14 @@ class ObjectWriter:
             return self.bytes_written
         try:
             if self._handle is None:
-                data = bytes(self._buffer)
-                self._buffer = bytearray()
+                data = bytes(memoryview(self._buffer)[: self._filled])
+                self._release_buffers()
                 self.store._put_whole(self.key, data, self.options)
             else:
-                if self._buffer:
-                    full, self._buffer = self._buffer, bytearray()
-                    self._dispatch(full)
+                if self._filled:
+                    self._dispatch(self._buffer, self._filled)
                 self._drain(0)
+                self._release_buffers()
                 parts = [self._parts[n] for n in sorted(self._parts)]
                 self.store._retry(
                     lambda: self.store._mpu_complete(self._handle, parts), f"complete {self.key}"
@@ -102,19 +117,25 @@ class ObjectWriter:
         if self._closed:
             return
         self._closed = True
-        for _, future in self._inflight:
+        for _, future, _ in self._inflight:
             future.cancel()
-        for _, future in self._inflight:
+        for _, future, _ in self._inflight:
             with contextlib.suppress(BaseException):  # the abort below is what matters
                 future.result()
         self._inflight.clear()
+        self._release_buffers()
         if self._handle is not None:
             try:
                 self.store._retry(lambda: self.store._mpu_abort(self._handle), f"abort {self.key}")
             except PgvaultError as exc:
                 log.warning("could not abort the upload of %s: %s", self.key, exc)
 
-    def _dispatch(self, data: bytes | bytearray) -> None:
+    def _release_buffers(self) -> None:
+        self._buffer, self._filled, self._spare = bytearray(), 0, []
+
+    def _dispatch(self, buffer: bytearray, length: int | None = None) -> None:
+        """Upload the buffer's first `length` bytes (all of it by default) as the next part;
+        the buffer is reused once that part is stored."""
         if self._handle is None:
             self._handle = self.store._retry(
                 lambda: self.store._mpu_begin(self.key, self.options), f"start upload {self.key}"
@@ -126,13 +147,14 @@ class ObjectWriter:
                 "raise --min-chunk-size or lower --max-archive-size"
             )
         self._next_part += 1
+        data = memoryview(buffer)[:length] if length is not None else buffer
         offset = self._offset
         self._offset += len(data)
         self._drain(max(0, self.store.config.jobs - 1))
         future = self.store._executor().submit(self._upload_part, number, offset, data)
-        self._inflight.append((number, future))
+        self._inflight.append((number, future, buffer))
 
-    def _upload_part(self, number: int, offset: int, data: bytes | bytearray) -> Any:
+    def _upload_part(self, number: int, offset: int, data: bytearray | memoryview) -> Any:
         def attempt() -> Any:
             body = self.store.payload(data)
             return self.store._mpu_part(self._handle, number, offset, body)
@@ -142,11 +164,13 @@ class ObjectWriter:
     def _drain(self, keep: int) -> None:
         """Wait until at most `keep` parts are in flight, raising the first failure."""
         while len(self._inflight) > keep:
-            done, _ = wait([f for _, f in self._inflight], return_when=FIRST_COMPLETED)
-            remaining: deque[tuple[int, Future[Any]]] = deque()
-            for number, future in self._inflight:
+            done, _ = wait([f for _, f, _ in self._inflight], return_when=FIRST_COMPLETED)
+            remaining: deque[tuple[int, Future[Any], bytearray]] = deque()
+            for number, future, buffer in self._inflight:
                 if future in done:
                     self._parts[number] = future.result()
+                    if len(buffer) == self.chunk_size:
+                        self._spare.append(buffer)
                 else:
-                    remaining.append((number, future))
+                    remaining.append((number, future, buffer))
             self._inflight = remaining

@@ -113,6 +113,29 @@ def test_200mb_streams_up_and_down_identical_with_parts_in_flight(
         assert store.list_pending_uploads() == []
 
 
+def test_a_long_upload_holds_at_most_jobs_plus_one_chunks_and_stores_every_byte(
+    destination: TestDestination,
+) -> None:
+    """The writer's chunk buffers are reused part after part: what it holds stays within
+    (jobs + 1) chunks however long the object, and reuse never mixes two parts' bytes."""
+    chunk = 5 * MiB if destination.provider == "s3" else MiB
+    jobs = 2
+    data = _pattern(chunk * 9 + 12345)
+    with destination.store(jobs=jobs) as store:
+        ConcurrencySpy(store, latency=0.02)  # parts finish after the next ones are queued
+        held = []
+        with store.open_writer("bounded/object.bin", chunk_size=chunk) as writer:
+            view = memoryview(data)
+            step = chunk // 3 + 17  # writes straddle the chunk boundaries
+            for start in range(0, len(data), step):
+                writer.write(view[start : start + step])
+                held.append(writer.buffered_bytes)
+        assert writer.parts_started == 10
+        assert max(held) <= (jobs + 1) * chunk
+        assert max(held) >= jobs * chunk, "parts were not kept in flight"
+        assert store.get_bytes("bounded/object.bin") == data
+
+
 def test_ranged_reads_return_exact_slices(destination: TestDestination) -> None:
     data = _pattern(3 * MiB + 5)
     with destination.store() as store:
