@@ -20,7 +20,7 @@ from core.catalog.chains import link_sets
 from core.catalog.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, parse_archive_name
 from core.catalog.manifest import DatabaseRecord, PgvaultManifest, TableRecord
 from core.catalog.reader import Catalog
-from core.errors import PgvaultError
+from core.errors import DecryptionFailed, PgvaultError
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,
     Segment,
@@ -357,6 +357,8 @@ def show_backup(store: ObjectStore, server: str, reference: str) -> BackupDetail
     manifest: PgvaultManifest | None = None
     try:
         manifest = catalog.pgvault_manifest(info.backup_id)
+    except DecryptionFailed:
+        raise  # no key or a wrong one: the contents need it (exit 1), not a damaged file
     except PgvaultError as exc:
         warnings.append(f"{PGVAULT_MANIFEST}: {exc}")
     records = {a.filename: a for a in manifest.archives} if manifest else {}
