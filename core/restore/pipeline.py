@@ -17,6 +17,7 @@ from core.progress import NullReporter, Reporter
 from core.restore.chain_fetch import fetch_backup
 from core.restore.cleanup import clean_up, prepare_directories
 from core.restore.configure import configure_recovery
+from core.restore.delta import prepare_delta
 from core.restore.fetch import check_recorded_archives, check_restored
 from core.restore.finish import (
     check_pg_control,
@@ -38,6 +39,7 @@ Phase = Callable[[RestoreRun], None]
 PHASES: tuple[Phase, ...] = (
     check_wal_continuity,  # without a target: the archive replays from the backup to its end
     prepare_directories,  # the recovery directory and tablespace locations, created or adopted
+    prepare_delta,  # --delta: checked, pg_control aside, matching files kept, the rest removed
     check_recorded_archives,  # the stored parts are those pgvault.json records
     check_command_early,  # restore_command runs as us (as root: once the owner is known)
     fetch_backup,  # download, checksum, decompress and untar every part (of a chain), -J at once
