@@ -160,16 +160,19 @@ def _sweep(dest: Destination, wanted: dict[str, FileRecord]) -> tuple[list[Local
         if entry.is_file(follow_symlinks=False) and manifest_path in wanted:
             found.append(LocalFile(manifest_path, entry.path, entry.stat().st_size))
             continue
-        if (
-            dest.name == "data"
-            and rel == PG_CONTROL_PENDING
-            and entry.is_file(follow_symlinks=False)
-        ):
+        if _set_aside(dest, rel, entry) and PG_CONTROL in wanted:
             found.append(LocalFile(PG_CONTROL, entry.path, entry.stat().st_size))
             continue
         _unlink(entry.path)
         removed += 1
     return found, removed
+
+
+def _set_aside(dest: Destination, rel: str, entry: os.DirEntry[str]) -> bool:
+    """The directory's own pg_control, set aside by prepare_delta."""
+    return (
+        dest.name == "data" and rel == PG_CONTROL_PENDING and entry.is_file(follow_symlinks=False)
+    )
 
 
 def _walk(root: str, rel: str) -> Iterator[tuple[os.DirEntry[str], str]]:

@@ -10,6 +10,7 @@ directory, another cluster's (unless --force), and without --delta any non-empty
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -139,7 +140,13 @@ def test_another_clusters_directory_is_refused_unless_forced(source: Source) -> 
         assert f"system {other_id}" in refused.stderr and f"system {mine}" in refused.stderr
         assert sorted(os.listdir(other.data)) == before
 
-        restore(source.dest, target, backup, "--delta", "--force", *IMMEDIATE)
+        forced = restore(
+            source.dest, target, backup, "--delta", "--force", "--format", "json", *IMMEDIATE
+        )
+        document = json.loads(forced.stdout)
+        # initdb writes the same catalog files: those are kept even from another cluster
+        assert document["kept_files"] > 0 and document["kept_bytes"] > 0
+        assert document["files"] > 0
         verified = subprocess.run(
             [f"{other.bindir}/pg_verifybackup", "-n", other.data], capture_output=True, text=True
         )
