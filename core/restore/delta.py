@@ -137,12 +137,28 @@ def prepare_delta(run: RestoreRun) -> None:
     for name in PG_DIRS:
         with contextlib.suppress(FileExistsError):
             os.mkdir(os.path.join(pgdata, name), 0o700)
+            run.files.created_dirs.add(os.path.join(pgdata, name))
     kept_bytes = sum(wanted[p].size for p in kept)
     run.kept_bytes = kept_bytes
     run.reporter.log(
         f"delta: {len(kept)} files ({kept_bytes / MiB:.1f} MiB) already in place are kept, "
         f"{len(wanted) - len(kept)} to write, {removed} removed"
     )
+
+
+def own_new_directories(run: RestoreRun) -> None:
+    """The phase (with --delta, once the owner is known): directories created without an
+    archive's directory member (ranged reads see none) get the data directory's owner."""
+    if not run.request.delta:
+        return
+    described = run.files.directories
+    created = set(run.files.created_dirs)
+    if run.plan.create_root:
+        created.add(run.pgdata)
+    mode = 0o750 if stat.S_IMODE(os.stat(run.pgdata).st_mode) == 0o750 else 0o700  # noqa: PLR2004 - modes
+    for path in sorted(created - set(described)):
+        os.chmod(path, mode)
+        run.own(path)
 
 
 def _sweep(dest: Destination, wanted: dict[str, FileRecord]) -> tuple[list[LocalFile], int]:
@@ -270,4 +286,4 @@ def _checksum(path: str, algorithm: str) -> str | None:
     return checksum.hexdigest()
 
 
-__all__ = ["check_identity", "prepare_delta", "wanted_files"]
+__all__ = ["check_identity", "own_new_directories", "prepare_delta", "wanted_files"]

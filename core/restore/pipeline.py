@@ -17,7 +17,7 @@ from core.progress import NullReporter, Reporter
 from core.restore.chain_fetch import fetch_backup
 from core.restore.cleanup import clean_up, prepare_directories
 from core.restore.configure import configure_recovery
-from core.restore.delta import prepare_delta
+from core.restore.delta import own_new_directories, prepare_delta
 from core.restore.fetch import check_recorded_archives, check_restored
 from core.restore.finish import (
     check_pg_control,
@@ -45,6 +45,7 @@ PHASES: tuple[Phase, ...] = (
     fetch_backup,  # download, checksum, decompress and untar every part (of a chain), -J at once
     check_restored,  # every file pgvault.json records arrived
     settle_owner,  # the data directory's owner (restore_command checked as that user)
+    own_new_directories,  # --delta: the directories no archive described get that owner
     check_pg_control,  # the restored pg_control is intact and the backup's
     lay_out,  # an empty pg_wal, the pg_tblspc links
     write_backup_manifest,  # PostgreSQL's, for pg_verifybackup

@@ -22,6 +22,7 @@ from tests.support.pitr import (
     Source,
     Target,
     make_source,
+    new_target,
     restore,
     restored_server,
     wait_log,
@@ -42,6 +43,10 @@ def source(pgvault_bin: str) -> Iterator[Source]:
     dest = make_destination("file", {})
     made = make_source(dest, pgvault_bin, scale=1)
     made.cluster.sql("create table doomed as select g as id from generate_series(1, 5000) g")
+    made.cluster.sql("create database shop")
+    made.cluster.sql(
+        "create table orders as select g as id from generate_series(1, 500) g", dbname="shop"
+    )
     try:
         yield made
     finally:
@@ -74,6 +79,7 @@ def test_a_stopped_cluster_is_re_seeded_from_its_backup(
     cluster = source.cluster
     backup = _backup(source, *compression)
     expected = _tables(source)
+    shop = cluster.table_checksums("shop")
     untouched = _relation_path(source, "pgbench_branches")
     untouched_before = _identity(untouched)
     # About 5% of pgbench_accounts' pages, a dropped table, a new table, a new database.
@@ -81,6 +87,7 @@ def test_a_stopped_cluster_is_re_seeded_from_its_backup(
     cluster.sql("drop table doomed")
     cluster.sql("create table newcomer as select g from generate_series(1, 1000) g")
     cluster.sql("create database latecomer")
+    cluster.sql("drop database shop")  # its directory comes back whole, owned as the rest
     # pg_class moves to a new file: pg_filenode.map changes, its CRC-32C cannot tell.
     cluster.sql("vacuum full pg_class")
     cluster.sql("checkpoint")
@@ -102,8 +109,24 @@ def test_a_stopped_cluster_is_re_seeded_from_its_backup(
         wait_for_recovery_end(server)
         wait_log(server, "recovery stopping after reaching consistency")
         assert server.table_checksums() == expected
+        assert server.table_checksums("shop") == shop
+        server.sql("create table written_after as select 1 as x", dbname="shop")
         databases = {row[0] for row in server.sql("select datname from pg_database")}
         assert "latecomer" not in databases
+
+
+def test_a_delta_restore_into_a_new_directory_is_a_full_restore(source: Source) -> None:
+    backup = _backup(source)
+    expected = _tables(source)
+    target = new_target()
+    try:
+        restore(source.dest, target, backup, "--delta", *IMMEDIATE)
+        with restored_server(target, source.cluster.bindir) as server:
+            wait_for_recovery_end(server)
+            assert server.table_checksums() == expected
+            server.sql("create table written_after as select 1 as x")
+    finally:
+        target.drop()
 
 
 def test_a_running_server_is_never_touched(source: Source) -> None:
