@@ -134,6 +134,10 @@ def prepare_delta(run: RestoreRun) -> None:
         removed += gone
     kept = _matching(candidates, wanted, run.files.algorithm)
     run.files.kept = frozenset(kept)
+    wal = os.path.join(pgdata, "pg_wal")
+    if os.path.islink(wal) and os.path.isdir(wal):
+        # On its own volume: the link stays, and the restore writes through it like PostgreSQL.
+        run.files.created_dirs.add(wal)
     for name in PG_DIRS:
         with contextlib.suppress(FileExistsError):
             os.mkdir(os.path.join(pgdata, name), 0o700)
@@ -157,6 +161,8 @@ def own_new_directories(run: RestoreRun) -> None:
         created.add(run.pgdata)
     mode = 0o750 if stat.S_IMODE(os.stat(run.pgdata).st_mode) == 0o750 else 0o700  # noqa: PLR2004 - modes
     for path in sorted(created - set(described)):
+        if os.path.islink(path):
+            continue  # a linked pg_wal: its directory is the operator's
         os.chmod(path, mode)
         run.own(path)
 

@@ -96,11 +96,16 @@ def test_a_stopped_cluster_is_re_seeded_from_its_backup(
     cluster.sql("checkpoint")
     cluster.stop()
     target = Target(cluster.base)  # the source's own data directory, base/data
+    wal = os.path.join(cluster.data, "pg_wal")
+    if compression:  # a standby's pg_wal on its own volume: streamed archives keep the link
+        os.rename(wal, os.path.join(cluster.base, "wal-volume"))
+        os.symlink(os.path.join(cluster.base, "wal-volume"), wal)
 
     result = restore(source.dest, target, backup, "--delta", "-v", *IMMEDIATE)
 
     assert "kept as they were" in result.stderr, result.stderr
     assert _identity(untouched) == untouched_before  # kept, never rewritten
+    assert os.path.islink(wal) == bool(compression)
     assert sorted(os.listdir(os.path.join(cluster.data, "pg_wal"))) == ["archive_status"]
     assert not os.listdir(os.path.join(cluster.data, "pg_wal", "archive_status"))
     assert not os.path.exists(os.path.join(cluster.data, "postmaster.opts"))
