@@ -172,7 +172,13 @@ def _sweep(dest: Destination, wanted: dict[str, FileRecord]) -> tuple[list[Local
     found: list[LocalFile] = []
     removed = 0
     with_files = {os.path.dirname(p) for p in wanted}
+    # A tablespace location: only the backup's version directories (PG_15_...), never what
+    # another version left there (pg_upgrade's old cluster until it is deleted).
+    prefix = dest.manifest_prefix
+    mine = {p[len(prefix) :].split("/")[0] for p in wanted if p.startswith(prefix)}
     for entry, rel in _walk(dest.root, ""):
+        if dest.name != "data" and rel.split("/")[0] not in mine:
+            continue
         manifest_path = dest.manifest_prefix + rel
         if entry.is_dir(follow_symlinks=False) or _is_wal_link(dest, rel, entry):
             if manifest_path in wanted or _dropped_database(dest, rel, with_files):

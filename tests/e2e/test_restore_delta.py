@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -213,8 +214,14 @@ def test_a_tablespace_is_re_seeded_in_its_own_location(source: Source) -> None:
     later = _relation_path(source, "spaced_later")
     cluster.sql("checkpoint")
     cluster.stop()
+    # What another major left in the location (pg_upgrade's old cluster) is not the backup's.
+    old = os.path.join(location, "PG_9.6_201608131", "16384", "1234")
+    os.makedirs(os.path.dirname(old))
+    Path(old).write_bytes(b"an old cluster's relation")
 
     restore(source.dest, Target(cluster.base), backup, "--delta", *IMMEDIATE)
+
+    assert Path(old).read_bytes() == b"an old cluster's relation"
 
     assert _identity(kept) == kept_before
     assert not os.path.exists(later)
