@@ -117,7 +117,7 @@ class RestoreScreen(JobFormScreen):
                 )
                 yield Label("Delta", classes="form-label")
                 yield Checkbox(
-                    "into this cluster's stopped data directory (--delta)",
+                    "over this cluster's stopped PGDATA (--delta)",
                     id="delta",
                 )
             yield Static(
