@@ -158,6 +158,8 @@ def _run_restore(request: RestoreRequest, reporter: Reporter) -> RestoreJobResul
         warnings=result.warnings,
         summary=report[0],
         report=tuple(report),
+        kept_files=result.kept_files if request.delta else None,
+        kept_bytes=result.kept_bytes if request.delta else None,
     )
 
 

@@ -5,6 +5,8 @@ plan       the request checked; the backup chosen, each archive set placed (noth
 state      RestoreRun: what every phase reads and adds to
 cleanup    the directories created or adopted, and everything removed again on failure
 ownership  the data directory's owner; restore_command checked as that user
+delta      --delta: an existing directory checked, its matching files kept, the rest removed
+delta_fetch  --delta: parts with nothing to write skipped, plain parts read by ranges
 fetch      download (prefetch, -J budget), checksum, decompress, untar; every file arrived
 streams    the fetch's plumbing: the shared read budget, stored bytes, a bounded pipe
 extract    writing members safely into a data directory or a tablespace location

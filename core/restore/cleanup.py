@@ -19,9 +19,11 @@ log = logging.getLogger("pgvault.restore")
 
 
 def make_dir(run: RestoreRun, path: str, create: bool) -> None:
-    """Create a directory (and its missing parents), or adopt an existing empty one."""
+    """Create a directory (and its missing parents), or adopt an existing empty one (an
+    existing one under --delta is never emptied: a failed delta restore is run again)."""
     if not create:
-        run.emptied.append(path)
+        if not run.request.delta:
+            run.emptied.append(path)
         return
     missing = []
     probe = path
@@ -67,6 +69,13 @@ def clean_up(run: RestoreRun, exc: BaseException) -> None:
             _remove(os.path.join(path, entry))
     if run.created or run.emptied:
         log.info("restore failed (%s): removed what it had written", type(exc).__name__)
+    elif run.request.delta:
+        log.info(
+            "delta restore failed (%s): %s has no global/pg_control until a delta restore "
+            "finishes; run it again",
+            type(exc).__name__,
+            run.pgdata,
+        )
 
 
 __all__ = ["clean_up", "make_dir", "prepare_directories"]

@@ -167,6 +167,7 @@ class RestoreState:
     directories: dict[str, DirMeta] = field(default_factory=dict)
     created_dirs: set[str] = field(default_factory=set)
     written: set[str] = field(default_factory=set)  # manifest paths restored
+    kept: frozenset[str] = frozenset()  # already in place, as recorded (a delta restore)
     left_out: dict[str, str] = field(default_factory=dict)  # manifest path -> why
     links: set[str] = field(default_factory=set)  # pg_tblspc/<oid> links in the archive
     files: int = 0
@@ -297,6 +298,8 @@ class Extractor:
                     f"{manifest_path} in {self.label} is {member.size} bytes, "
                     f"pgvault.json records {record.size}"
                 )
+            if manifest_path in self.state.kept:
+                return  # a delta restore: the file in place is the recorded one
         self._record = record
         self._manifest_path = manifest_path
         self._final = os.path.join(self.dest.root, name)

@@ -22,6 +22,7 @@ from core.codecs import Codec
 from core.crypto import DecryptingReader
 from core.encryption import unlocked_keys
 from core.errors import Cancelled, IntegrityError
+from core.restore.delta_fetch import needed, plain, range_tasks
 from core.restore.extract import Destination, Extractor, apply_directory_metadata
 from core.restore.plan import BackupPlan
 from core.restore.state import RestoreRun
@@ -75,23 +76,48 @@ def fetch_files(run: RestoreRun) -> None:
     """The phase: every part fetched and extracted, then the directories' attributes."""
     plan = run.plan
     records = run.files.records
-    total = sum(p.size for s in plan.sets for p in s.parts)
-    run.reporter.set_totals(bytes_total=total, files_total=len(records) if records else None)
+    read_whole, by_range, range_bytes = _delta_split(run)
+    total = sum(p.size for s in plan.sets for p in s.parts if p.filename in read_whole)
+    files_total = len(records) - len(run.files.kept) if records else None
+    run.reporter.set_totals(bytes_total=total + range_bytes, files_total=files_total)
     run.reporter.phase("restoring files")
     # With pgvault.json each file's record names the one part whose copy wins, so parts
     # are independent; without it, the parts of one set go in order (tar's rule).
-    units = _units(plan, parallel_parts=records is not None)
+    units = _units(plan, parallel_parts=records is not None, only=read_whole)
     jobs = max(1, run.request.store_config.jobs)
-    workers = max(1, min(len(units), jobs, max(2, os.cpu_count() or 1)))
+    tasks = len(units) + len(by_range)
+    workers = max(1, min(tasks, jobs, max(2, os.cpu_count() or 1)))
     budget = Budget(jobs)
     archive_records = plan.archive_records
     run_all(
         run,
-        [partial(_unit, run, unit, archive_records, budget) for unit in units],
+        [partial(_unit, run, unit, archive_records, budget) for unit in units] + by_range,
         workers,
         "pgvault-restore",
     )
     apply_directory_metadata(run.files)
+
+
+def _delta_split(run: RestoreRun) -> tuple[set[str], list[Callable[[], None]], int]:
+    """The parts read whole, the ranged reads of a delta restore's plain parts, their bytes."""
+    parts = [(s, p) for s in run.plan.sets for p in s.parts]
+    if not run.request.delta or run.files.records is None:
+        return {p.filename for _, p in parts}, [], 0
+    need = needed(run)
+    whole: set[str] = set()
+    tasks: list[Callable[[], None]] = []
+    range_bytes = 0
+    for archive_set, part in parts:
+        files = need.get(part.filename, [])
+        if not files:
+            run.archives_skipped += 1
+        elif plain(part):
+            tasks += range_tasks(run, part, run.plan.destinations[archive_set.name], files)
+            range_bytes += sum(f.size for f in files)
+            run.archives_by_range += 1
+        else:
+            whole.add(part.filename)
+    return whole, tasks, range_bytes
 
 
 def run_all(run: RestoreRun, tasks: list[Callable[[], None]], workers: int, name: str) -> None:
@@ -122,25 +148,35 @@ def check_restored(run: RestoreRun) -> None:
     records = state.records
     if records is None:
         return
-    absent = sorted(set(records) - state.written - set(state.left_out))
+    absent = sorted(set(records) - state.written - set(state.left_out) - state.kept)
     if absent:
         shown = ", ".join(absent[:SHOWN]) + (" ..." if len(absent) > SHOWN else "")
         raise IntegrityError(
             f"{len(absent)} files recorded in pgvault.json were not in the archives: {shown}"
         )
     algorithm = state.algorithm
+    read = len(run.plan.archive_records) - run.archives_skipped - run.archives_by_range
     run.verified.append(
-        f"{len(run.plan.archive_records)} stored archives match the sizes and "
-        f"{algorithm} checksums in pgvault.json"
+        f"{read} stored archives match the sizes and {algorithm} checksums in pgvault.json"
     )
+    if run.archives_skipped or run.archives_by_range:
+        run.not_verified.append(
+            f"delta: {run.archives_skipped} archives not read (every file of theirs kept) "
+            f"and {run.archives_by_range} read only where the files to write are: their "
+            "whole-archive checksums are not checked (each file written is)"
+        )
     run.verified.append(f"{state.files} restored files match their sizes and {algorithm} checksums")
+    if state.kept:
+        run.verified.append(
+            f"{len(state.kept)} files kept in place match their sizes and {algorithm} checksums"
+        )
 
 
-def _units(plan: BackupPlan, parallel_parts: bool) -> list[_Unit]:
+def _units(plan: BackupPlan, parallel_parts: bool, only: set[str]) -> list[_Unit]:
     units = []
     for archive_set in plan.sets:
         dest = plan.destinations[archive_set.name]
-        parts = [(archive_set, part, dest) for part in archive_set.parts]
+        parts = [(archive_set, part, dest) for part in archive_set.parts if part.filename in only]
         if parallel_parts:
             units += [_Unit([p]) for p in parts]
         else:

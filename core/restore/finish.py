@@ -134,6 +134,8 @@ def restore_result(run: RestoreRun) -> RestoreResult:
         verified=tuple(run.verified),
         not_verified=tuple(run.not_verified),
         warnings=tuple(run.warnings),
+        kept_files=len(run.files.kept),
+        kept_bytes=run.kept_bytes,
     )
 
 

@@ -17,6 +17,7 @@ from core.progress import NullReporter, Reporter
 from core.restore.chain_fetch import fetch_backup
 from core.restore.cleanup import clean_up, prepare_directories
 from core.restore.configure import configure_recovery
+from core.restore.delta import own_new_directories, prepare_delta
 from core.restore.fetch import check_recorded_archives, check_restored
 from core.restore.finish import (
     check_pg_control,
@@ -38,11 +39,13 @@ Phase = Callable[[RestoreRun], None]
 PHASES: tuple[Phase, ...] = (
     check_wal_continuity,  # without a target: the archive replays from the backup to its end
     prepare_directories,  # the recovery directory and tablespace locations, created or adopted
+    prepare_delta,  # --delta: checked, pg_control aside, matching files kept, the rest removed
     check_recorded_archives,  # the stored parts are those pgvault.json records
     check_command_early,  # restore_command runs as us (as root: once the owner is known)
     fetch_backup,  # download, checksum, decompress and untar every part (of a chain), -J at once
     check_restored,  # every file pgvault.json records arrived
     settle_owner,  # the data directory's owner (restore_command checked as that user)
+    own_new_directories,  # --delta: the directories no archive described get that owner
     check_pg_control,  # the restored pg_control is intact and the backup's
     lay_out,  # an empty pg_wal, the pg_tblspc links
     write_backup_manifest,  # PostgreSQL's, for pg_verifybackup

@@ -19,7 +19,8 @@ from core.catalog.backup_info import BackupInfo
 from core.catalog.layout import ServerLayout
 from core.catalog.manifest import ArchiveRecord, FileRecord, PgvaultManifest
 from core.catalog.reader import ArchiveSet, Catalog
-from core.errors import InputError
+from core.errors import InputError, OperationFailed
+from core.postgres.server import is_running, postmaster_pid
 from core.progress import Reporter
 from core.restore.chain import ChainLink, plan_chain
 from core.restore.extract import Destination
@@ -89,8 +90,13 @@ def default_pgvault_command() -> str:
 
 
 def validate_request(request: RestoreRequest) -> None:
-    """Reject bad input (exit 3), a non-empty RECOVERY_DIR included, before anything starts."""
+    """Reject bad input (exit 3), a non-empty RECOVERY_DIR included (a running server's with
+    --delta: exit 1), before anything starts."""
     paths = check_request(request)
+    if request.delta:
+        if not missing_dir(paths.recovery_dir, "the recovery directory"):
+            check_not_running(paths.recovery_dir)
+        return
     empty_or_missing(paths.recovery_dir, "the recovery directory")
 
 
@@ -108,6 +114,8 @@ def _check_options(request: RestoreRequest) -> None:
         raise InputError(f"--archive-mode must be one of {', '.join(ARCHIVE_MODES)}")
     if request.wal_prefetch < 0:
         raise InputError("--wal-prefetch must not be negative")
+    if request.force and not request.delta:
+        raise InputError("--force applies to a delta restore only (--delta)")
 
 
 def _relocations(request: RestoreRequest) -> dict[str, str]:
@@ -144,16 +152,36 @@ def check_request(request: RestoreRequest) -> Paths:
     return Paths(recovery_dir, rules, wal_dir, pgvault)
 
 
-def empty_or_missing(path: str, what: str) -> bool:
-    """True when the directory must be created; InputError when it is not empty."""
+def check_not_running(pgdata: str) -> None:
+    """OperationFailed (exit 1) when a server runs on the directory (a delta restore's)."""
+    if is_running(pgdata):
+        raise OperationFailed(
+            f"PostgreSQL (PID {postmaster_pid(pgdata)}, postmaster.pid) is running on "
+            f"{pgdata}: stop it before a delta restore"
+        )
+
+
+def missing_dir(path: str, what: str) -> bool:
+    """True when the directory must be created; InputError when it is not a directory."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return True
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(f"{what} {path} exists and is not a directory")
-    if os.listdir(path):
-        raise InputError(f"{what} {path} is not empty: pgvault restores into an empty directory")
+    return False
+
+
+def empty_or_missing(path: str, what: str, delta: bool = False) -> bool:
+    """True when the directory must be created; InputError when it is not empty (unless
+    a delta restore goes into it)."""
+    if missing_dir(path, what):
+        return True
+    if not delta and os.listdir(path):
+        raise InputError(
+            f"{what} {path} is not empty: pgvault restores into an empty directory "
+            "(--delta restores over an existing data directory of the backup's cluster)"
+        )
     return False
 
 
@@ -162,7 +190,7 @@ def plan_restore(
 ) -> BackupPlan:
     """Choose the backup and place each of its archive sets; nothing is written."""
     reporter.phase("checking the recovery directory")
-    create_root = empty_or_missing(paths.recovery_dir, "the recovery directory")
+    create_root = empty_or_missing(paths.recovery_dir, "the recovery directory", request.delta)
     reporter.phase("choosing the backup")
     store.check()
     catalog = Catalog(store, request.server)
@@ -171,12 +199,16 @@ def plan_restore(
     reporter.log(f"restoring backup {info.backup_id} of server {request.server}")
     manifest = catalog.pgvault_manifest(info.backup_id)
     chain = plan_chain(catalog, info, manifest)
+    if chain and request.delta:
+        raise InputError(
+            f"backup {info.backup_id} is an incremental: --delta restores full backups only"
+        )
     sets = list(chain[0].sets) if chain else catalog.archives(info)
     # An incremental's backup_manifest lists what it stores, not the directory restored.
     pg_manifest = None if chain else catalog.postgres_manifest(info.backup_id)
     destinations = _destinations(paths, info, sets)
     creates = {
-        d.root: empty_or_missing(d.root, f"the location of tablespace {d.name}")
+        d.root: empty_or_missing(d.root, f"the location of tablespace {d.name}", request.delta)
         for d in destinations.values()
         if d.name != "data"
     }
@@ -237,10 +269,12 @@ def _check_wal_dir(wal_dir: str) -> None:
 __all__ = [
     "BackupPlan",
     "Paths",
+    "check_not_running",
     "check_request",
     "default_pgvault_command",
     "empty_or_missing",
     "inside",
+    "missing_dir",
     "plan_restore",
     "validate_request",
 ]

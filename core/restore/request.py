@@ -31,6 +31,9 @@ class RestoreRequest:
     port: int | None = None  # the restored server's port (None: the source's, as restored)
     #: restore even when the WAL archive cannot replay from the backup to its end (walcheck)
     accept_wal_gap: bool = False
+    #: restore into an existing data directory, keeping the files that match (core.restore.delta)
+    delta: bool = False
+    force: bool = False  # with delta: even over another cluster's directory
 
 
 @dataclass(frozen=True)
@@ -53,13 +56,21 @@ class RestoreResult:
     verified: tuple[str, ...]
     not_verified: tuple[str, ...]
     warnings: tuple[str, ...]
+    kept_files: int = 0  # a delta restore's files already in place
+    kept_bytes: int = 0
 
 
 def result_summary(result: RestoreResult) -> str:
     rate = result.bytes_written / result.elapsed / MiB if result.elapsed else 0.0
+    downloaded = result.bytes_downloaded / MiB
+    kept = (
+        f" ({result.kept_files} files, {result.kept_bytes / MiB:.1f} MiB, kept as they were)"
+        if result.kept_files
+        else ""
+    )
     return (
         f"restored backup {result.backup_id} into {result.recovery_dir}: {result.files} files, "
-        f"{result.bytes_written / MiB:.1f} MiB ({result.bytes_downloaded / MiB:.1f} MiB "
+        f"{result.bytes_written / MiB:.1f} MiB written{kept} ({downloaded:.1f} MiB "
         f"downloaded from {result.archives} archives) in {result.elapsed:.1f} s, "
         f"{rate:.1f} MiB/s; recovery to {result.target}"
     )

@@ -39,6 +39,9 @@ class RestoreRun:
     settled_owner: tuple[int, int] | None = None  # the data directory's (settle_owner)
     restore_command: str = ""  # (configure_recovery)
     credentials_file: str | None = None
+    kept_bytes: int = 0  # a delta restore's files already in place (core.restore.delta)
+    archives_skipped: int = 0  # a delta restore's parts not read at all (core.restore.delta_fetch)
+    archives_by_range: int = 0  # a delta restore's plain parts read by ranges
 
     @classmethod
     def start(

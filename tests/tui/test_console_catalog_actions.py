@@ -198,3 +198,30 @@ async def test_the_palette_names_every_listed_backup_and_what_can_be_done_to_it(
         backups = [t for t in palette_titles(app) if " of pg-main (" in t]
         assert {f"Show {done}", f"Show {failed}"} <= set(backups)
         assert all(title.startswith("Show ") for title in backups)
+
+
+async def test_the_restore_form_restores_over_a_directory_with_delta(
+    fixed_state: str, fixed_catalog: str, tmp_path: Path
+) -> None:
+    existing = tmp_path / "data"
+    existing.mkdir()
+    (existing / "PG_VERSION").write_text("16\n")
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_catalog_on(app, pilot, DONE_ID)
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        form = app.screen
+        assert isinstance(form, RestoreScreen)
+        status = form.query_one("#form-status")
+        form.query_one("#directory").value = str(existing)  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "is not empty" in str(status.render()))
+        assert jobs_of(fixed_state, "restore") == []
+
+        form.query_one("#delta").value = True  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        (job,) = jobs_of(fixed_state, "restore")
+        assert job.options.get("recovery_dir") == str(existing)
+        assert job.options.get("delta") is True

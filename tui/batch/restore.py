@@ -5,8 +5,10 @@ barman-cloud-restore's surface (BACKUP an ID, a name, latest/oldest or auto;
 auto), plus what makes it a point-in-time restore: the other recovery targets, the action
 at the target, and restore_command written with recovery.signal. Exit codes: 0 restored; 1
 the restore failed (backup not found or not restorable, a damaged archive, no backup before
-the target); 2 the cloud could not be reached; 3 bad input, including a recovery directory
-or tablespace location that is not empty; 4 anything else.
+the target; with `--delta`, a server running on RECOVERY_DIR or a directory of another
+cluster without `--force`); 2 the cloud could not be reached; 3 bad input, including a
+recovery directory or tablespace location that is not empty (without `--delta`); 4
+anything else.
 
 A logical backup (an ID ending in L, or `--database`, `--table`, `--new-db-name`,
 `--into-db`) restores into a running server instead, with no RECOVERY_DIR: tui.batch.logical.
@@ -38,6 +40,7 @@ from tui.batch.options import (
     non_negative_int,
     positive_int,
     print_json,
+    refuse_given,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "recovery_dir",
         metavar="RECOVERY_DIR",
         nargs="?",
-        help="the data directory to create (empty); none for a logical backup",
+        help="the data directory to create (empty; with --delta an existing one); none for a "
+        "logical backup",
     )
     add_general(parser)
     add_cloud(parser)
@@ -193,6 +197,19 @@ def _add_restored_server(parser: argparse.ArgumentParser) -> None:
         "and the newest archived one is missing (recovery then stops at the hole); by default "
         "the restore fails naming the first missing segment",
     )
+    parser.add_argument(
+        "--delta",
+        action="store_true",
+        help="restore into an existing data directory of the backup's cluster (a standby or "
+        "a failed primary to re-seed, its server stopped): files whose size and checksum match "
+        "the backup are kept, the others fetched, files the backup does not hold removed",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="with --delta: restore even over a directory of another cluster (another system "
+        "identifier) or one that holds no global/pg_control",
+    )
 
 
 def _add_snapshot(parser: argparse.ArgumentParser) -> None:
@@ -213,6 +230,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     where = destination_from(args, jobs=args.jobs)
     if is_logical_restore(args):
+        refuse_given(args, ("delta", "force"), "to a logical restore (a physical restore's)")
         apply_unlock(args)  # an encrypted server's logical backup is opened the same way
         return run_restore(args, ctx, where)
     refuse_logical_flags(args)
@@ -242,6 +260,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         sync=not args.no_sync,
         port=args.port,
         accept_wal_gap=args.accept_wal_gap,
+        delta=args.delta,
+        force=args.force,
     )
     from core.jobs.builtin import RESTORE
     from core.jobs.results import RestoreJobResult

@@ -2,13 +2,15 @@
 `pgvault --batch restore --detach` does.
 
 The request is built and validated by core (core.restore: the recovery target's rules, an
-empty or new directory); the job runs in its own process and the form closes on the jobs
+empty or new directory, or with Delta the stopped data directory of the backup's cluster);
+the job runs in its own process and the form closes on the jobs
 view, where it appears.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -113,6 +115,11 @@ class RestoreScreen(JobFormScreen):
                 yield Checkbox(
                     "at the end of the backup (no WAL replayed after it)", id="immediate"
                 )
+                yield Label("Delta", classes="form-label")
+                yield Checkbox(
+                    "over this cluster's stopped PGDATA (--delta)",
+                    id="delta",
+                )
             yield Static(
                 Text(
                     f"from {self.ref.label}; the copy never archives into this archive; "
@@ -134,7 +141,7 @@ class RestoreScreen(JobFormScreen):
 
     def build_request(self) -> RestoreRequest:
         relocations = self.query("#tablespaces")
-        return build_restore_request(
+        request = build_restore_request(
             self.ref,
             self.value("backup"),
             self.value("directory"),
@@ -142,6 +149,7 @@ class RestoreScreen(JobFormScreen):
             self.query_one("#immediate", Checkbox).value,
             self.value("tablespaces") if relocations else "",
         )
+        return replace(request, delta=self.query_one("#delta", Checkbox).value)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_one("#form-status", Static).update("")

@@ -23,6 +23,10 @@ class RestoreJobResult:
     summary: str
     #: the lines for operators: the summary, what was verified, warnings, what to do next
     report: tuple[str, ...]
+    #: a delta restore's files (and their bytes) found in place as recorded, not written;
+    #: in the JSON of delta restores only (older records and plain restores have none)
+    kept_files: int | None = None
+    kept_bytes: int | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> RestoreJobResult:
@@ -40,9 +44,12 @@ class RestoreJobResult:
             warnings=f.texts("warnings"),
             summary=f.text("summary"),
             report=f.texts("report"),
+            kept_files=f.number("kept_files") if "kept_files" in data else None,
+            kept_bytes=f.number("kept_bytes") if "kept_bytes" in data else None,
         )
 
     def to_json(self) -> dict[str, object]:
+        kept = {"kept_files": self.kept_files, "kept_bytes": self.kept_bytes}
         return {
             "backup_id": self.backup_id,
             "recovery_dir": self.recovery_dir,
@@ -56,4 +63,5 @@ class RestoreJobResult:
             "warnings": list(self.warnings),
             "summary": self.summary,
             "report": list(self.report),
+            **({} if self.kept_files is None else kept),
         }
