@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.urls import Location, Provider
 
 TMP_DIR = ".pgvault-tmp"
+log = logging.getLogger("pgvault.storage")
 COMPOSE_LIMIT = 32
 TARGET_KEY = "pgvault-target"
 # GCS has one metadata map: tags live there as barman-cloud puts them, and PutOptions
@@ -257,7 +259,16 @@ class GcsStore(ObjectStore):
             temporary.extend(grouped)
             names = grouped
         self._compose(self._blob(handle.key, handle.options), names, handle.options.if_absent)
-        self._delete_full(temporary)
+        self._sweep_parts(handle.key, temporary)
+
+    def _sweep_parts(self, key: str, names: list[str]) -> None:
+        """Delete a composed object's parts. The object is whole by now: a failure here must
+        not send the completion round again (its parts may be gone: the compose would fail),
+        and parts left behind are swept like any pending upload."""
+        try:
+            self._retry(lambda: self._delete_full(names), f"delete the parts of {key}")
+        except errors.PgvaultError as exc:
+            log.warning("%s is stored; its parts stay under %s: %s", key, TMP_DIR, exc)
 
     def _compose(self, destination: storage.Blob, names: list[str], if_absent: bool) -> None:
         with _guard(f"compose {destination.name}"):

@@ -80,7 +80,7 @@ def test_cancel_fails_the_backup_cleanly(
     thread.join(60)
     (error,) = outcome
     assert isinstance(error, Cancelled)
-    assert "failure copying files (cancelled by the operator)" in str(error)
+    assert "cancelled during copying files (cancelled by the operator)" in str(error)
     with dest.store() as store:
         (info,) = Catalog(store, "pg").backups()
         assert info.status == FAILED

@@ -191,7 +191,8 @@ def test_backup_and_point_in_time_restore(
         assert shown.returncode == 0, shown.stderr
         version = int(cluster.one("show server_version_num"))
         assert version // 10000 == major
-        assert f"  {'PostgreSQL version':<23}: {version}\n" in shown.stdout
+        release = f"{major}.{version % 10000}"  # as PostgreSQL names it: 13.23, not 130023
+        assert f"  {'PostgreSQL version':<23}: {release}\n" in shown.stdout
 
         _drill_refuses_another_major(major, dest, backup_id, pgvault_bin)
         restore(dest, target, "latest", "--target-time", target_time, "--target-action", "promote")
