@@ -6,7 +6,9 @@ from abc import abstractmethod
 from typing import Any
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 from textual.worker import Worker, WorkerState
@@ -19,8 +21,9 @@ from tui.adapter import describe_error
 class JobFormScreen(ModalScreen[int | None]):
     """A form dismissed with the id of the job it started, or None when abandoned.
 
-    Subclasses compose a `#form-status` Static and a `#start` Button, and implement
-    `build_request` (raising PgvaultError for bad input) and `check_fields`.
+    Subclasses end their form with `form_footer` (the `#form-status` line and the
+    `#start` button), and implement `build_request` (raising PgvaultError for bad input)
+    and `check_fields`.
     """
 
     BINDINGS = [
@@ -36,6 +39,15 @@ class JobFormScreen(ModalScreen[int | None]):
         self.state_dir = state_dir
         self.starting = False
         self._start_worker: Worker[Job] | None = None
+
+    def form_footer(self, start_label: str, note: str | None = None) -> ComposeResult:
+        """The form's last lines: an optional dim note, the status line, Start and Cancel."""
+        if note is not None:
+            yield Static(Text(note, style="dim"), id="form-note")
+        yield Static("", id="form-status")
+        with Horizontal(id="buttons"):
+            yield Button(f"{start_label} (^s)", id="start", variant="primary")
+            yield Button("Cancel (esc)", id="cancel")
 
     @abstractmethod
     def build_request(self) -> Any:

@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, Checkbox, Input, Label, Static
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.widgets import Checkbox, Input, Label, Static
 
 from core.backup.request import parse_jobs, parse_port
 from core.demo import Demo
@@ -162,18 +161,11 @@ class LogicalRestoreScreen(JobFormScreen):
                                 "every one, after globals.sql (roles, tablespaces)",
                                 id="all_databases",
                             )
-            yield Static(
-                Text(
-                    f"from {self.ref.label}; into a running server, owned by the user who "
-                    "restores (no owners, no grants)",
-                    style="dim",
-                ),
-                id="restore-note",
+            yield from self.form_footer(
+                "Start restore",
+                f"from {self.ref.label}; into a running server, owned by the user who "
+                "restores (no owners, no grants)",
             )
-            yield Static("", id="form-status")
-            with Horizontal(id="buttons"):
-                yield Button("Start restore (^s)", id="start", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
 
     def on_mount(self) -> None:
         first = "new_db_name" if self.value("database") else "database"

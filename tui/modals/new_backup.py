@@ -14,10 +14,10 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
+from textual.containers import Grid, Vertical, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.validation import ValidationResult, Validator
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from core.backup import BackupRequest
 from core.backup.request import (
@@ -225,10 +225,7 @@ class NewBackupScreen(JobFormScreen):
                         )
                 yield Label("Checkpoint", classes="form-label")
                 yield Checkbox("fast (immediate) checkpoint", d.immediate, id="immediate")
-            yield Static("", id="form-status")
-            with Horizontal(id="buttons"):
-                yield Button("Start backup (^s)", id="start", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
+            yield from self.form_footer("Start backup")
 
     def on_mount(self) -> None:
         for widget in self.query(Input):

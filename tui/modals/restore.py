@@ -12,10 +12,9 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Horizontal, Vertical
-from textual.widgets import Button, Checkbox, Input, Label, Static
+from textual.containers import Grid, Vertical
+from textual.widgets import Checkbox, Input, Label, Static
 
 from core.errors import InputError
 from core.jobs.builtin import RESTORE
@@ -120,18 +119,11 @@ class RestoreScreen(JobFormScreen):
                     "over this cluster's stopped PGDATA (--delta)",
                     id="delta",
                 )
-            yield Static(
-                Text(
-                    f"from {self.ref.label}; the copy never archives into this archive; "
-                    "start it with pg_ctl when the job is done",
-                    style="dim",
-                ),
-                id="restore-note",
+            yield from self.form_footer(
+                "Start restore",
+                f"from {self.ref.label}; the copy never archives into this archive; "
+                "start it with pg_ctl when the job is done",
             )
-            yield Static("", id="form-status")
-            with Horizontal(id="buttons"):
-                yield Button("Start restore (^s)", id="start", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
 
     def on_mount(self) -> None:
         self.query_one("#directory", Input).focus()
