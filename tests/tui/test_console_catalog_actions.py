@@ -122,6 +122,12 @@ async def test_restore_form_checks_its_fields_and_starts_a_restore_job(
         assert jobs_of(fixed_state, "restore") == []
 
         form.query_one("#time").value = "2026-03-13 12:00:00+00:00"  # type: ignore[attr-defined]
+        form.query_one("#port").value = "70000"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "from 1 to 65535" in str(status.render()))
+        assert jobs_of(fixed_state, "restore") == []
+
+        form.query_one("#port").value = "5434"  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
         (job,) = jobs_of(fixed_state, "restore")
@@ -129,6 +135,7 @@ async def test_restore_form_checks_its_fields_and_starts_a_restore_job(
         assert job.options.get("backup") == DONE_ID
         assert job.options.get("recovery_dir") == str(tmp_path / "restored")
         assert job.options.get("target", {}).get("time", "").startswith("2026-03-13 12:00:00")
+        assert job.options.get("port") == 5434  # written into the copy's postgresql.auto.conf
 
 
 async def test_read_only_hides_restore_verify_and_delete(

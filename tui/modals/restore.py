@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Checkbox, Input, Label, Static
 
+from core.backup.request import parse_port
 from core.errors import InputError
 from core.jobs.builtin import RESTORE
 from core.restore import RestoreRequest, default_pgvault_command, make_target
@@ -95,6 +96,12 @@ class RestoreScreen(JobFormScreen):
                     id="directory",
                     compact=True,
                 )
+                yield Label("Port", classes="form-label")
+                yield Input(
+                    placeholder="the restored server's (empty: the source's, from the backup)",
+                    id="port",
+                    compact=True,
+                )
                 names = [t.name for t in self.ref.info.tablespaces or ()]
                 if names:
                     yield Label("Tablespaces", classes="form-label")
@@ -141,7 +148,12 @@ class RestoreScreen(JobFormScreen):
             self.query_one("#immediate", Checkbox).value,
             self.value("tablespaces") if relocations else "",
         )
-        return replace(request, delta=self.query_one("#delta", Checkbox).value)
+        port = self.value("port").strip()
+        return replace(
+            request,
+            delta=self.query_one("#delta", Checkbox).value,
+            port=int(parse_port(port)) if port else None,
+        )
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_one("#form-status", Static).update("")
