@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 
 from core.jobs import JobState
 from tui.batch.progressbar import LiveBar, Progress, bar, bar_line, plain_line
@@ -17,7 +18,8 @@ def test_the_bar_line_fits_the_width_and_gives_up_the_least_useful_parts_first()
     wide = bar_line(p, "job 12", 140)
     assert "900/1000 files" in wide and wide.endswith("copying files") and "[######" in wide
     eighty = bar_line(p, "job 12", 80)
-    assert len(eighty) <= 79 and "files" in eighty and eighty.endswith("copying files")
+    assert len(eighty) <= 79 and eighty.endswith("copying files") and "20.0 MiB/s" in eighty
+    assert "read 20.0 MiB/s" in wide  # named where there is room: data read, not the wire
     for width in (20, 40, 60, 80, 100, 200):
         line = bar_line(p, "job 12", width)
         assert len(line) <= max(10, width - 1) and line.startswith("job 12 [")
@@ -30,8 +32,11 @@ def test_the_bar_line_fits_the_width_and_gives_up_the_least_useful_parts_first()
 def test_plain_lines_and_durations() -> None:
     p = Progress("upload", 3 * MiB, 4 * MiB, 0, 1, 1.5 * MiB, 3725.0, JobState.RUNNING)
     assert plain_line(p, "job 1") == (
-        "job 1 running 75.0% 3.0 MiB/4.0 MiB 0/1 files 1.5 MiB/s eta 1h02m phase upload"
+        "job 1 running 75.0% 3.0 MiB/4.0 MiB 0/1 files read 1.5 MiB/s eta 1h02m phase upload"
     )
+    restoring = replace(p, kind="restore")  # the rate counts what is written, not the wire
+    assert "written 1.5 MiB/s" in plain_line(restoring, "job 2")
+    assert "written 1.5 MiB/s" in bar_line(restoring, "job 2", 120)
     assert [format_duration(s) for s in (None, 0.4, 59, 61, 7200, 90000)] == [
         "-",
         "0s",

@@ -83,7 +83,9 @@ def run_untracked(kind: JobKind[R], request: R, quiet: bool = False) -> Job:
     tracker = Tracker()
     live = None
     if not quiet and sys.stderr.isatty():
-        live = LiveBar(sys.stderr, lambda: Progress.of_snapshot(tracker.snapshot()), kind.name)
+        live = LiveBar(
+            sys.stderr, lambda: Progress.of_snapshot(tracker.snapshot(), kind=kind.name), kind.name
+        )
         live.start()
     try:
         with _cancel_on_signals([tracker]):
@@ -109,7 +111,7 @@ def run_here(
             return
         live = LiveBar(
             sys.stderr,
-            lambda: Progress.of_snapshot(reporter.snapshot(), reporter.state),
+            lambda: Progress.of_snapshot(reporter.snapshot(), reporter.state, kind.name),
             prefix=f"job {job.id}",
         )
         live.start()

@@ -19,6 +19,7 @@ from core.progress import ProgressSnapshot
 from core.sizes import format_size
 from tui.fmt import duration as format_duration
 from tui.fmt import per_second as format_rate
+from tui.fmt import rate_words
 
 BAR_WIDTH = 24
 NARROWEST_BAR = 10  # below this the bar goes and the line is cut
@@ -37,6 +38,7 @@ class Progress:
     rate: float
     eta: float | None
     state: JobState | None = None  # None: an operation run without a job
+    kind: str = ""  # the job's kind: names what the rate counts (read, written, checked)
 
     @classmethod
     def of_job(cls, job: Job) -> Progress:
@@ -49,10 +51,13 @@ class Progress:
             job.rate,
             job.eta,
             job.state,
+            job.kind,
         )
 
     @classmethod
-    def of_snapshot(cls, snap: ProgressSnapshot, state: JobState | None = None) -> Progress:
+    def of_snapshot(
+        cls, snap: ProgressSnapshot, state: JobState | None = None, kind: str = ""
+    ) -> Progress:
         return cls(
             snap.phase,
             snap.bytes_done,
@@ -62,6 +67,7 @@ class Progress:
             snap.rate,
             snap.eta,
             state,
+            kind,
         )
 
     @property
@@ -81,6 +87,12 @@ def format_amount(p: Progress) -> str:
     return amount
 
 
+def data_rate(p: Progress) -> str:
+    """'read 30.0 MiB/s': the data done per second, named as the console names it (not the
+    bytes on the wire, which compression and a bandwidth cap make differ)."""
+    return f"{rate_words(p.kind)[0]} {format_rate(p.rate)}"
+
+
 def bar(fraction: float | None, width: int = BAR_WIDTH) -> str:
     if fraction is None:
         return "[" + "-" * width + "]"
@@ -95,12 +107,17 @@ def percent(fraction: float | None) -> str:
 def bar_line(p: Progress, prefix: str, width: int) -> str:
     """One terminal line: prefix, bar, percent, amount, rate, ETA, phase; fitted to width.
 
-    The bar narrows first, then the file counts go, then the line is cut.
+    The bar narrows first, then the file counts go, then the rate's name, then the line is cut.
     """
     state = f" {p.state.value}" if p.state not in (None, JobState.RUNNING) else ""
-    tail = [percent(p.fraction), "", format_rate(p.rate), f"ETA {format_duration(p.eta)}"]
-    for amount in (format_amount(p), format_amount(replace(p, files_total=None, files_done=0))):
-        tail[1] = amount
+    tail = [percent(p.fraction), "", "", f"ETA {format_duration(p.eta)}"]
+    no_files = format_amount(replace(p, files_total=None, files_done=0))
+    for amount, rate in (
+        (format_amount(p), data_rate(p)),
+        (no_files, data_rate(p)),
+        (no_files, format_rate(p.rate)),
+    ):
+        tail[1], tail[2] = amount, rate
         rest = " ".join([f"{prefix}{state}", *tail, p.phase])
         room = width - 1 - len(rest) - 3  # brackets and a space
         if room >= NARROWEST_BAR:
@@ -115,7 +132,7 @@ def plain_line(p: Progress, prefix: str) -> str:
     fraction = "" if p.fraction is None else f" {p.fraction * 100:.1f}%"
     state = f" {p.state.value}" if p.state is not None else ""
     return (
-        f"{prefix}{state}{fraction} {format_amount(p)} {format_rate(p.rate)} "
+        f"{prefix}{state}{fraction} {format_amount(p)} {data_rate(p)} "
         f"eta {format_duration(p.eta)} phase {p.phase or '-'}"
     )
 
