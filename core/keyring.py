@@ -1,31 +1,35 @@
 """Key management of a server's key file in the store: create, show, rotate, rewrap.
 
-Each change rewrites only `<server>/pgvault.keys`; no object is re-encrypted. The operations
-log what changed (recipients and generations, never a secret).
+Each change rewrites only `<server>/pgvault.keys`; no object is re-encrypted. A change is
+a `KeysRequest`, run as a `keys` job (core.keyjob) whose record says what changed
+(recipients and generations, never a secret).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from core.catalog.layout import validate_server_name
 from core.crypto import (
     KeyFile,
     Passphrase,
     X25519Identity,
     X25519Recipient,
     create_keyfile,
+    parse_recipient,
     rewrap,
     rotate,
     unlock,
 )
 from core.encryption import keyfile_key, load_keyfile, save_keyfile
 from core.errors import InputError, ObjectExists
-from core.storage import ObjectStore, PutOptions
+from core.storage import ObjectStore, PutOptions, StoreConfig
+from core.urls import Location
 
-log = logging.getLogger("pgvault.keys")
+#: the key changes; `show` writes nothing and is no job
+ACTIONS = ("init", "rotate", "rewrap")
 
 
 def _now() -> str:
@@ -50,7 +54,6 @@ def init_keys(
         raise ObjectExists(f"server {server} already has a key file ({keyfile_key(server)})")
     keyfile, _ = create_keyfile(server, passphrase, recipients, _now())
     save_keyfile(store, keyfile, PutOptions(if_absent=True))
-    log.info("created the key file of server %s: %s", server, describe(keyfile)[0])
     return keyfile
 
 
@@ -64,11 +67,13 @@ class Unlock:
 
 def rotate_keys(store: ObjectStore, server: str, held: Unlock) -> KeyFile:
     """A new data key for new objects; old objects keep theirs (still in the file)."""
-    keyfile = _existing(store, server)
+    return _rotate(store, _existing(store, server), held)
+
+
+def _rotate(store: ObjectStore, keyfile: KeyFile, held: Unlock) -> KeyFile:
     keys = unlock(keyfile, held.passphrase, held.identities)
     rotated, _ = rotate(keyfile, keys, held.passphrase, _now())
     save_keyfile(store, rotated)
-    log.info("server %s: data key generation %d started", server, rotated.generations[-1].number)
     return rotated
 
 
@@ -83,7 +88,10 @@ class Rewrap:
 
 def rewrap_keys(store: ObjectStore, server: str, held: Unlock, change: Rewrap) -> KeyFile:
     """New wraps of the same keys; losing the last way to unwrap them is refused."""
-    keyfile = _existing(store, server)
+    return _rewrap(store, _existing(store, server), held, change)
+
+
+def _rewrap(store: ObjectStore, keyfile: KeyFile, held: Unlock, change: Rewrap) -> KeyFile:
     keys = unlock(keyfile, held.passphrase, held.identities)
     changed = rewrap(
         keyfile,
@@ -93,8 +101,78 @@ def rewrap_keys(store: ObjectStore, server: str, held: Unlock, change: Rewrap) -
         recipients=change.recipients,
     )
     save_keyfile(store, changed)
-    log.info("server %s: key file rewrapped (%s)", server, describe(changed)[-1])
     return changed
+
+
+@dataclass(frozen=True)
+class KeysRequest:
+    """One change of a server's key file. The secrets reach the job's run in this process
+    only: `public()` removes them before the job is recorded."""
+
+    action: str  # one of ACTIONS
+    location: Location
+    server: str
+    store_config: StoreConfig = field(default_factory=StoreConfig)
+    #: init: the operator recipients; rewrap: the new ones (age1..., public)
+    recipients: tuple[str, ...] = ()
+    no_recipients: bool = False  # rewrap: remove the operator recipients
+    drop_passphrase: bool = False  # rewrap: remove the passphrase wrap
+    #: init: the passphrase to wrap for; rotate, rewrap: the one that unlocks the file
+    passphrase: Passphrase | None = field(default=None, repr=False)
+    new_passphrase: Passphrase | None = field(default=None, repr=False)  # rewrap
+    identities: tuple[X25519Identity, ...] = field(default=(), repr=False)
+
+    def public(self) -> KeysRequest:
+        """Without a secret, and without the URL's credentials: what the job store keeps."""
+        return KeysRequest(
+            action=self.action,
+            location=self.location.without_credentials(),
+            server=self.server,
+            store_config=self.store_config,
+            recipients=self.recipients,
+            no_recipients=self.no_recipients,
+            drop_passphrase=self.drop_passphrase,
+        )
+
+
+def validate_request(request: KeysRequest) -> None:
+    """Bad input (exit 3), found before the store is touched or a job recorded."""
+    if request.action not in ACTIONS:
+        raise InputError(f"unknown key change {request.action!r} (one of: {', '.join(ACTIONS)})")
+    validate_server_name(request.server)
+    for recipient in request.recipients:
+        parse_recipient(recipient)
+    if request.action != "rewrap":
+        return
+    if not (
+        request.new_passphrase
+        or request.drop_passphrase
+        or request.recipients
+        or request.no_recipients
+    ):
+        raise InputError(
+            "rewrap needs --new-passphrase-file, --drop-passphrase, --encrypt-to or --no-recipients"
+        )
+    if request.recipients and request.no_recipients:
+        raise InputError("--encrypt-to and --no-recipients are mutually exclusive")
+
+
+def change_keys(store: ObjectStore, request: KeysRequest) -> tuple[KeyFile | None, KeyFile]:
+    """Apply the request to the server's key file: the file before (None for init) and after."""
+    server = request.server
+    recipients = tuple(parse_recipient(r) for r in request.recipients)
+    if request.action == "init":
+        return None, init_keys(store, server, request.passphrase, recipients)
+    before = _existing(store, server)
+    held = Unlock(request.passphrase, request.identities)
+    if request.action == "rotate":
+        return before, _rotate(store, before, held)
+    change = Rewrap(
+        passphrase=request.new_passphrase,
+        drop_passphrase=request.drop_passphrase,
+        recipients=() if request.no_recipients else (recipients or None),
+    )
+    return before, _rewrap(store, before, held, change)
 
 
 def show_keys(store: ObjectStore, server: str) -> KeyFile:

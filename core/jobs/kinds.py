@@ -34,6 +34,7 @@ R = TypeVar("R")
 BUILTIN: dict[str, str] = {
     "backup": "core.jobs.builtin:BACKUP",
     "delete": "core.jobs.builtin:DELETE",
+    "keys": "core.keyjob:KEYS",
     "logical-backup": "core.logical.jobs:LOGICAL_BACKUP",
     "logical-restore": "core.logical.jobs:LOGICAL_RESTORE",
     "restore": "core.jobs.builtin:RESTORE",

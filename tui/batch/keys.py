@@ -3,23 +3,26 @@
 init creates the server's key file (then every backup and WAL file of it is encrypted);
 show prints its generations and who can unlock it; rotate starts a new data key; rewrap
 changes the passphrase (--new-passphrase-file, --drop-passphrase) or the operator
-recipients (--encrypt-to, --no-recipients). No secret is ever taken from argv or printed.
+recipients (--encrypt-to, --no-recipients). Every change runs as a `keys` job (`jobs list`
+shows what changed, never a secret); show writes nothing and is no job. No secret is ever
+taken from argv or printed.
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import ExitCode, InputError
+from core.errors import ExitCode
 from tui.batch.encryption_options import add_passphrase_file, add_unlock, read_unlock
+from tui.batch.jobrun import run_as_job
 from tui.batch.main import Context
 from tui.batch.options import add_cloud, add_general, destination_from, refuse_given
 
 if TYPE_CHECKING:
-    from core.crypto import X25519Recipient
-    from core.keyring import Rewrap, Unlock
+    from core.keyring import KeysRequest
 
 ACTIONS = ("init", "show", "rotate", "rewrap")
 
@@ -60,51 +63,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from core.crypto import parse_recipient, passphrase_from_env, read_passphrase_file
-    from core.keyring import describe, init_keys, rewrap_keys, rotate_keys, show_keys
+    from core.keyring import describe, show_keys
 
     refuse_given(
         args,
         [dest for dest, actions in ACTION_FLAGS.items() if args.action not in actions],
         f"to keys {args.action}",
     )
-    recipients = tuple(parse_recipient(r) for r in args.encrypt_to or ())
-    server = args.server_name
-    with destination_from(args).open() as store:
-        if args.action == "init":
-            path = args.encryption_passphrase_file
-            passphrase = read_passphrase_file(Path(path)) if path else passphrase_from_env()
-            keyfile = init_keys(store, server, passphrase, recipients)
-        elif args.action == "show":
-            keyfile = show_keys(store, server)
-        elif args.action == "rotate":
-            keyfile = rotate_keys(store, server, _held(args))
-        else:
-            keyfile = rewrap_keys(store, server, _held(args), _rewrap(args, recipients))
-    print("\n".join(describe(keyfile)))
+    if args.action == "show":
+        with destination_from(args).open() as store:
+            print("\n".join(describe(show_keys(store, args.server_name))))
+        return ExitCode.OK
+    return _change(args, ctx)
+
+
+def _change(args: argparse.Namespace, ctx: Context) -> int:
+    """A key change runs as a `keys` job: `jobs list` is the key file's audit trail."""
+    from core.crypto import read_passphrase_file
+    from core.jobs.results import KeysJobResult
+    from core.keyjob import KEYS
+    from core.keyring import KeysRequest, validate_request
+
+    where = destination_from(args)
+    request = KeysRequest(
+        action=args.action,
+        location=where.location,
+        server=args.server_name,
+        store_config=where.config,
+        recipients=tuple(args.encrypt_to or ()),
+        no_recipients=args.no_recipients,
+        drop_passphrase=args.drop_passphrase,
+        new_passphrase=(
+            read_passphrase_file(Path(args.new_passphrase_file))
+            if args.new_passphrase_file
+            else None
+        ),
+    )
+    validate_request(request)  # bad input is exit 3 before any secret is read
+    job = run_as_job(args, ctx, KEYS, _with_secrets(args, request))
+    assert job is not None  # noqa: S101 - keys has no --detach
+    print("\n".join(job.result_as(KeysJobResult).lines))
     return ExitCode.OK
 
 
-def _held(args: argparse.Namespace) -> Unlock:
-    from core.keyring import Unlock
+def _with_secrets(args: argparse.Namespace, request: KeysRequest) -> KeysRequest:
+    """The request with what unlocks the key file (init: the passphrase to wrap for)."""
+    from core.crypto import passphrase_from_env, read_passphrase_file
 
-    credentials = read_unlock(args)
-    return Unlock(credentials.passphrase, credentials.identities)
-
-
-def _rewrap(args: argparse.Namespace, recipients: tuple[X25519Recipient, ...]) -> Rewrap:
-    from core.crypto import read_passphrase_file
-    from core.keyring import Rewrap
-
-    new = args.new_passphrase_file
-    if not (new or args.drop_passphrase or recipients or args.no_recipients):
-        raise InputError(
-            "rewrap needs --new-passphrase-file, --drop-passphrase, --encrypt-to or --no-recipients"
-        )
-    if recipients and args.no_recipients:
-        raise InputError("--encrypt-to and --no-recipients are mutually exclusive")
-    return Rewrap(
-        passphrase=read_passphrase_file(Path(new)) if new else None,
-        drop_passphrase=args.drop_passphrase,
-        recipients=() if args.no_recipients else (recipients or None),
-    )
+    if args.action == "init":
+        path = args.encryption_passphrase_file
+        passphrase = read_passphrase_file(Path(path)) if path else passphrase_from_env()
+        return replace(request, passphrase=passphrase)
+    held = read_unlock(args)
+    return replace(request, passphrase=held.passphrase, identities=held.identities)

@@ -2,7 +2,7 @@
 
 - registry: the result type of each kind, JsonResult for the others, reading and writing
 - details: JobDetails, the facts recorded while a job runs (the backup ID)
-- backup, restore, verify, delete, wal_push, logical: one result type per built-in kind
+- backup, restore, verify, delete, wal_push, logical, keys: one result type per built-in kind
 - fields: typed reads of a stored JSON object
 """
 
@@ -10,6 +10,7 @@ from core.jobs.results.backup import BackupJobResult
 from core.jobs.results.delete import DeletedBackup, DeleteJobResult
 from core.jobs.results.details import JobDetails
 from core.jobs.results.fields import MalformedResult
+from core.jobs.results.keys import KeysJobResult
 from core.jobs.results.logical import LogicalJobResult
 from core.jobs.results.registry import (
     RESULT_TYPES,
@@ -30,6 +31,7 @@ __all__ = [
     "JobDetails",
     "JobResult",
     "JsonResult",
+    "KeysJobResult",
     "LogicalJobResult",
     "MalformedResult",
     "RestoreJobResult",

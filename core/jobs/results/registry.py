@@ -17,6 +17,7 @@ from core.jobs.results.backup import BackupJobResult
 from core.jobs.results.delete import DeleteJobResult
 from core.jobs.results.details import DETAIL_KEYS, JobDetails
 from core.jobs.results.fields import MalformedResult
+from core.jobs.results.keys import KeysJobResult
 from core.jobs.results.logical import LogicalJobResult
 from core.jobs.results.restore import RestoreJobResult
 from core.jobs.results.verify import VerifyJobResult
@@ -65,6 +66,7 @@ class JsonResult(Mapping[str, object]):
 RESULT_TYPES: dict[str, ResultType] = {
     "backup": BackupJobResult,
     "delete": DeleteJobResult,
+    "keys": KeysJobResult,
     "logical-backup": LogicalJobResult,
     "logical-restore": LogicalJobResult,
     "restore": RestoreJobResult,

@@ -48,3 +48,33 @@ def test_the_stored_request_has_no_credentials_and_resumes_the_same_backup() -> 
     assert BACKUP.resume(stored, failed).resume == "20260101T000000"
     early = Job(id=4, kind="backup", state=JobState.FAILED)  # died before it had an ID
     assert BACKUP.resume(stored, early).resume is None
+
+
+def test_the_stored_keys_request_keeps_what_changes_and_no_secret() -> None:
+    from core.crypto import Passphrase, generate_identity
+    from core.keyjob import KEYS
+    from core.keyring import KeysRequest
+
+    operator = generate_identity()
+    request = KeysRequest(
+        action="rewrap",
+        location=parse_location(
+            "s3://bucket/pfx?AWS_ACCESS_KEY_ID=id&AWS_SECRET_ACCESS_KEY=sekritsekrit"
+        ),
+        server="pg-main",
+        recipients=(str(operator.recipient()),),
+        passphrase=Passphrase("the old passphrase 1a"),
+        new_passphrase=Passphrase("the new passphrase 2b"),
+        identities=(operator,),
+    )
+    assert load_kind("keys") is KEYS
+    options = str(KEYS.options(request))
+    for secret in ("sekritsekrit", "the old passphrase", "the new passphrase", operator.secret()):
+        assert secret not in options and secret not in repr(request)
+    stored = KEYS.decode(KEYS.options(request))
+    assert stored.recipients == request.recipients and stored.action == "rewrap"
+    assert (stored.passphrase, stored.new_passphrase, stored.identities) == (None, None, ())
+    info = KEYS.describe(request)
+    assert (info.server, info.destination) == ("pg-main", "s3://bucket/pfx")
+    assert info.description == "keys rewrap of pg-main in s3://bucket/pfx"
+    assert KEYS.resume is None  # a key change is one write: run it again

@@ -16,6 +16,7 @@ from core.jobs.results import (
     BackupJobResult,
     DeleteJobResult,
     JobDetails,
+    KeysJobResult,
     RestoreJobResult,
     ResultRecord,
     VerifyJobResult,
@@ -83,6 +84,16 @@ DELETE = {
     ],
     "skipped": [],
 }
+KEYS = {
+    "server": "pg1",
+    "action": "rewrap",
+    "generation": 2,
+    "recipients_added": ["age1new"],
+    "recipients_removed": ["age1old"],
+    "passphrase_wrap": "kept",
+    "lines": ["generation 1 ...", "unlocked by: passphrase; recipients age1new"],
+    "summary": "keys rewrap of server pg1: data key generation 2, passphrase kept",
+}
 WAL_PUSH = {"stored": 3, "already_archived": 1, "failed": 0, "gone": 0}
 
 
@@ -120,6 +131,7 @@ def store(tmp_path: Path) -> JobStore:
         ("verify", VERIFY, VerifyJobResult),
         ("delete", DELETE, DeleteJobResult),
         ("wal-push", WAL_PUSH, WalPushJobResult),
+        ("keys", KEYS, KeysJobResult),
     ],
 )
 def test_an_old_succeeded_record_loads_typed_and_prints_byte_for_byte(

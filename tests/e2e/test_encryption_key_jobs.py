@@ -1,0 +1,154 @@
+"""Every change of a key file is a `keys` job (issue 16): what changed is on record, no secret.
+
+init, rotate and rewrap run on a real destination (a local directory, and S3 on moto);
+`jobs list`, `jobs show --format json` and `jobs log` then tell the key file's history:
+action, generation, operator recipients added and removed (public age1... strings), what
+happened to the passphrase. Neither the job store nor any output holds a passphrase, an
+operator identity or a data key. Removing the last way to unwrap the keys is refused
+(exit 3) with the key file left as it was, and the refusal is on record as a failed job.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.crypto import Passphrase, parse_keyfile, read_identity_file, unlock
+from core.errors import DecryptionFailed
+from core.urls import parse_location
+from tests.support.cli import pgvault
+from tests.support.destinations import TestDestination
+
+SERVER = "pg1"
+PASSPHRASE = "old passphrase of the key jobs test 3c1d"
+NEW_PASSPHRASE = "new passphrase of the key jobs test 9e42"
+
+
+def _secret_file(directory: Path, name: str, text: str) -> str:
+    path = directory / name
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def _operator(directory: Path, name: str) -> tuple[str, str, str]:
+    """An age-keygen identity file: its path, its recipient, its AGE-SECRET-KEY- string."""
+    path = directory / name
+    subprocess.run(["age-keygen", "-o", str(path)], check=True, capture_output=True)
+    path.chmod(0o600)
+    lines = path.read_text().splitlines()
+    secret = next(line for line in lines if line.startswith("AGE-SECRET-KEY-"))
+    recipient = next(line for line in lines if "public key: " in line).split(": ", 1)[1]
+    return str(path), recipient.strip(), secret
+
+
+class Keys:
+    """The keys and jobs commands on one destination, with a job store of this test's own."""
+
+    def __init__(self, dest: TestDestination, state: Path) -> None:
+        self.dest = dest
+        self.env = {**dest.env, "PGVAULT_STATE_DIR": str(state)}
+        self.outputs: list[str] = []
+
+    def keys(self, *args: str) -> subprocess.CompletedProcess[str]:
+        done = pgvault("keys", *args, *self.dest.cli_args, self.dest.url, SERVER, env=self.env)
+        self.outputs += [done.stdout, done.stderr]
+        return done
+
+    def jobs(self, *args: str) -> Any:
+        done = pgvault("jobs", *args, env=self.env)
+        assert done.returncode == 0, done.stderr
+        self.outputs += [done.stdout, done.stderr]
+        return json.loads(done.stdout) if "json" in args else done.stdout
+
+    def keyfile_bytes(self) -> bytes:
+        with self.dest.store() as store:
+            return store.get_bytes(f"{SERVER}/pgvault.keys")
+
+
+@pytest.mark.parametrize("provider", ["file", "s3"])
+def test_every_key_change_is_a_job_that_records_what_changed_and_no_secret(
+    make_dest: Callable[..., TestDestination], tmp_path: Path, provider: str
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    state = tmp_path / "state"
+    run = Keys(make_dest(provider), state)
+    passfile = _secret_file(secrets, "pass", PASSPHRASE)
+    newpass = _secret_file(secrets, "newpass", NEW_PASSPHRASE)
+    first, first_recipient, first_secret = _operator(secrets, "first.key")
+    second, second_recipient, second_secret = _operator(secrets, "second.key")
+
+    steps = [
+        ("init", "--encryption-passphrase-file", passfile, "--encrypt-to", first_recipient),
+        ("rotate", "--encryption-passphrase-file", passfile),
+        ("rewrap", "--identity-file", first, "--new-passphrase-file", newpass),
+        ("rewrap", "--identity-file", first, "--encrypt-to", second_recipient),
+        ("rewrap", "--identity-file", second, "--drop-passphrase"),
+    ]
+    for step in steps:
+        done = run.keys(*step)
+        assert done.returncode == 0, done.stderr
+    # The output is what it was before key changes were jobs: the key file, as `keys show`.
+    shown = run.keys("show")
+    assert shown.returncode == 0 and done.stdout == shown.stdout
+    assert "generation 2" in shown.stdout and second_recipient in shown.stdout
+
+    # Losing the last way to unwrap the keys (the passphrase is gone, the last operator
+    # would go) is refused: exit 3, one line, the key file untouched, the refusal on record.
+    before = run.keyfile_bytes()
+    refused = run.keys("rewrap", "--identity-file", second, "--no-recipients")
+    assert refused.returncode == 3, refused.stderr
+    assert "refused" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert run.keyfile_bytes() == before
+
+    listed = run.jobs("list", "--kind", "keys", "--format", "json")
+    assert [j["state"] for j in sorted(listed, key=lambda j: j["id"])] == [
+        *["succeeded"] * len(steps),
+        "failed",
+    ]
+    jobs = [run.jobs("show", str(j["id"]), "--format", "json") for j in listed]
+    jobs.sort(key=lambda j: j["id"])
+    for job in jobs:
+        assert job["kind"] == "keys" and job["server"] == SERVER
+        assert job["destination"] == parse_location(run.dest.url).display()
+    results = [job["result"] for job in jobs[:-1]]
+    assert [(r["action"], r["generation"], r["passphrase_wrap"]) for r in results] == [
+        ("init", 1, "set"),
+        ("rotate", 2, "kept"),
+        ("rewrap", 2, "changed"),
+        ("rewrap", 2, "kept"),
+        ("rewrap", 2, "removed"),
+    ]
+    assert [(r["recipients_added"], r["recipients_removed"]) for r in results] == [
+        ([first_recipient], []),
+        ([], []),
+        ([], []),
+        ([second_recipient], [first_recipient]),
+        ([], []),
+    ]
+    assert "refused" in jobs[-1]["error"]
+    for job, result in zip(jobs, results, strict=False):
+        assert result["summary"] in run.jobs("log", str(job["id"]))
+    assert "refused" in run.jobs("log", str(jobs[-1]["id"]))
+
+    # No passphrase, operator identity or data key in any output or in the job store.
+    keyfile = parse_keyfile(run.keyfile_bytes().decode(), SERVER)
+    with pytest.raises(DecryptionFailed, match="locked"):
+        unlock(keyfile, Passphrase(NEW_PASSPHRASE))  # the passphrase wrap was dropped
+    data_keys = unlock(keyfile, None, read_identity_file(Path(second))).identities
+    assert len(data_keys) == 2
+    forbidden = [PASSPHRASE, NEW_PASSPHRASE, first_secret, second_secret]
+    forbidden += [key.secret() for key in data_keys]
+    files = [p for p in state.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("jobs.db") for p in files), files
+    for secret in forbidden:
+        for text in run.outputs:
+            assert secret not in text
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), path
