@@ -7,13 +7,13 @@ backup first); its archive sets are `incremental_data.tar...`, `incremental_<oid
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from core.catalog.backup_info import BackupInfo
 from core.catalog.layout import ENCRYPTED_SUFFIX, TAR_SUFFIXES, ArchiveRef
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
-from core.errors import IntegrityError, StorageError
+from core.errors import IntegrityError, PgvaultError, StorageError
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -86,6 +86,59 @@ def dependents(catalog: Catalog, backup_ids: Iterable[str] | None = None) -> dic
     return found
 
 
+def kinds(catalog: Catalog, infos: Iterable[BackupInfo]) -> dict[str, str]:
+    """Backup ID -> incremental or differential, for each backup naming a parent (pgvault.json
+    tells which; one that cannot be read is an incremental, as backup.info alone says)."""
+    found: dict[str, str] = {}
+    for info in infos:
+        if not info.parent_backup_id:
+            continue
+        try:
+            manifest = catalog.pgvault_manifest(info.backup_id)
+        except PgvaultError:  # damaged or undecryptable: what backup.info says
+            manifest = None
+        kind = kind_of(manifest)
+        found[info.backup_id] = INCREMENTAL if kind == FULL else kind
+    return found
+
+
+#: a tree's drawing: a child, the last child, and what stands under a parent's column
+BRANCH, LAST_BRANCH, PIPE, BLANK = "├─ ", "└─ ", "│  ", "   "
+
+
+def tree_lines(
+    backups: Sequence[tuple[str, str | None]], newest_first: bool = False
+) -> list[tuple[str, str]]:
+    """(backup ID, parent ID) pairs as a tree, each backup under its parent: (ID, prefix).
+
+    Roots (full backups, and any whose parent is not listed) in ID order, oldest first or
+    newest first; each one's incrementals under it, oldest first, so a chain reads from its
+    full backup down as restore builds it. The prefix is `├─ `/`└─ ` with `│  ` continuing.
+    """
+    listed = {backup_id for backup_id, _ in backups}
+    children: dict[str | None, list[str]] = {}
+    for backup_id, parent in sorted(backups):
+        children.setdefault(parent if parent in listed else None, []).append(backup_id)
+    lines: list[tuple[str, str]] = []
+    seen: set[str] = set()
+
+    def walk(backup_id: str, lead: str, prefix: str) -> None:
+        seen.add(backup_id)
+        lines.append((backup_id, prefix))
+        below = [c for c in children.get(backup_id, []) if c not in seen]
+        for index, child in enumerate(below):
+            last = index == len(below) - 1
+            walk(child, lead + (BLANK if last else PIPE), lead + (LAST_BRANCH if last else BRANCH))
+
+    roots = children.get(None, [])
+    for root in reversed(roots) if newest_first else roots:
+        walk(root, "", "")
+    for backup_id, _ in sorted(backups):  # parents in a loop (a damaged catalog): listed all
+        if backup_id not in seen:
+            walk(backup_id, "", "")
+    return lines
+
+
 __all__ = [
     "DIFFERENTIAL",
     "FULL",
@@ -96,5 +149,7 @@ __all__ = [
     "chain_of",
     "dependents",
     "kind_of",
+    "kinds",
     "link_sets",
+    "tree_lines",
 ]
