@@ -102,40 +102,43 @@ def kinds(catalog: Catalog, infos: Iterable[BackupInfo]) -> dict[str, str]:
     return found
 
 
-#: a tree's drawing: a child, the last child, and what stands under a parent's column
-BRANCH, LAST_BRANCH, PIPE, BLANK = "├─ ", "└─ ", "│  ", "   "
+#: a chain's drawing: a backup under its full one, and the chain's last backup
+BRANCH, LAST_BRANCH = "├─ ", "└─ "
 
 
 def tree_lines(
     backups: Sequence[tuple[str, str | None]], newest_first: bool = False
 ) -> list[tuple[str, str]]:
-    """(backup ID, parent ID) pairs as a tree, each backup under its parent: (ID, prefix).
+    """(backup ID, parent ID) pairs as chains: (ID, prefix), each full backup followed by
+    every backup built on it, directly or not, oldest first (as restore applies them),
+    prefixed `├─ ` and the last `└─ `: one level, as pgBackRest and SHOW BACKUP list them,
+    so a long chain stays narrow (kinds and parents tell differentials and branches apart).
 
-    Roots (full backups, and any whose parent is not listed) in ID order, oldest first or
-    newest first; each one's incrementals under it, oldest first, so a chain reads from its
-    full backup down as restore builds it. The prefix is `├─ `/`└─ ` with `│  ` continuing.
+    Full backups, and those whose parent is not listed, in ID order, oldest or newest first.
     """
-    listed = {backup_id for backup_id, _ in backups}
-    children: dict[str | None, list[str]] = {}
-    for backup_id, parent in sorted(backups):
-        children.setdefault(parent if parent in listed else None, []).append(backup_id)
+    parents = dict(backups)
+
+    def root(backup_id: str) -> str:
+        seen = {backup_id}
+        parent = parents.get(backup_id)
+        while parent is not None and parent in parents:
+            if parent in seen:  # parents in a loop (a damaged catalog): one root for all
+                return min(seen)
+            seen.add(parent)
+            backup_id, parent = parent, parents.get(parent)
+        return backup_id
+
+    chains: dict[str, list[str]] = {}
+    for backup_id in sorted(parents):
+        top = root(backup_id)
+        chains.setdefault(top, [])
+        if top != backup_id:
+            chains[top].append(backup_id)
     lines: list[tuple[str, str]] = []
-    seen: set[str] = set()
-
-    def walk(backup_id: str, lead: str, prefix: str) -> None:
-        seen.add(backup_id)
-        lines.append((backup_id, prefix))
-        below = [c for c in children.get(backup_id, []) if c not in seen]
-        for index, child in enumerate(below):
-            last = index == len(below) - 1
-            walk(child, lead + (BLANK if last else PIPE), lead + (LAST_BRANCH if last else BRANCH))
-
-    roots = children.get(None, [])
-    for root in reversed(roots) if newest_first else roots:
-        walk(root, "", "")
-    for backup_id, _ in sorted(backups):  # parents in a loop (a damaged catalog): listed all
-        if backup_id not in seen:
-            walk(backup_id, "", "")
+    for top in sorted(chains, reverse=newest_first):
+        lines.append((top, ""))
+        members = chains[top]
+        lines += [(m, BRANCH) for m in members[:-1]] + [(m, LAST_BRANCH) for m in members[-1:]]
     return lines
 
 

@@ -28,7 +28,7 @@ def test_tree_lines_put_each_backup_under_its_parent() -> None:
     assert tree_lines(pairs) == [
         ("a", ""),
         ("b", "├─ "),
-        ("c", "│  └─ "),
+        ("c", "├─ "),  # on b: one level under the full backup, the parent told elsewhere
         ("d", "└─ "),
         ("e", ""),
         ("f", ""),  # its parent is not listed: a root, not dropped
@@ -56,7 +56,7 @@ async def test_catalog_rows_show_the_chain_under_its_full_backup(
             ("20260314T020000", "full"),
             (FULL_ID + " before-upgrade", "full"),
             (f"├─ {INCR_ID}", "incr"),
-            (f"│  └─ {INCR2_ID}", "incr"),
+            (f"├─ {INCR2_ID}", "incr"),
             (f"└─ {DIFF_ID}", "diff"),
             ("20260312T020000", "full"),
         ]
@@ -104,7 +104,7 @@ def test_backup_list_text_draws_the_tree_and_json_keeps_its_shape(chain_catalog:
         "20260312T020000",
         FULL_ID,
         f"├─ {INCR_ID}",
-        f"│  └─ {INCR2_ID}",
+        f"├─ {INCR2_ID}",
         f"└─ {DIFF_ID}",
         "20260314T020000",
     ]
