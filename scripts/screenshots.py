@@ -84,6 +84,39 @@ def logical_backup() -> str:
     return run_logical_backup(request).backup_id
 
 
+def incremental_backup() -> str:
+    """A real incremental backup of the demo on its newest DONE backup, as `--batch backup
+    --incremental` takes it after a few changed rows; its ID."""
+    import psycopg2
+
+    from core.backup.pipeline import run_backup
+    from core.backup.request import BackupRequest
+    from core.demo import DEMO_SERVER, load_demo
+    from core.postgres.connection import ConnectionParams
+    from core.urls import parse_location
+
+    demo = load_demo()
+    if demo is None:
+        raise SystemExit("screenshots: the demo is gone")
+    params = demo.connection()
+    connection = ConnectionParams(params["host"], params["port"], params["user"])
+    conn = psycopg2.connect(connection.dsn("shop"))
+    try:
+        with conn, conn.cursor() as cursor:  # commits
+            cursor.execute("update customers set name = name where id % 50 = 0")
+    finally:
+        conn.close()
+    request = BackupRequest(
+        location=parse_location(demo.destination),
+        server=DEMO_SERVER,
+        connection=connection,
+        compression="zstd",
+        immediate_checkpoint=True,
+        incremental="incremental",
+    )
+    return run_backup(request).backup_id
+
+
 def protection_world(state_dir: str) -> None:
     """A vault on the demo's destination, the seed's edited policy, the demo server as a
     backup instance, and one real ad hoc backup of it (a job like any other)."""
@@ -298,6 +331,22 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         )
         await pilot.pause(0.5)
         save("protection")
+
+        incremental_id = await asyncio.to_thread(incremental_backup)
+        await pilot.press("2", "R")
+        await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
+        catalog = app.screen
+        table = catalog.query_one("#backups", ResponsiveTable)
+        key = f"demo/{incremental_id}"
+        await until(pilot, "the incremental in the catalog", lambda: key in table.keys, 60)
+        table.focus()
+        table.select_key(key)
+        await pilot.pause(0.5)
+        save("catalog-chain")
+        await pilot.press("enter")
+        await until(pilot, "its chain", lambda: isinstance(app.screen, BackupScreen), 10)
+        await pilot.pause(1)
+        save("backup-chain")
     return written
 
 

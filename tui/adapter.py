@@ -10,11 +10,12 @@ only `Location.display()` is ever shown.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from core.catalog.backup_info import BackupInfo
 from core.catalog.browse import WalArchive, list_servers, wal_archive
+from core.catalog.chains import FULL, kinds, tree_lines
 from core.catalog.listing import ABANDONED, BROKEN, DELETING
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import Catalog
@@ -63,10 +64,26 @@ class ServerView:
     stored: dict[str, int] = field(default_factory=dict, compare=False)
     #: the logical backups (their own series, under logical/), oldest first
     logical: tuple[LogicalManifest, ...] = ()
+    #: incremental or differential, for each backup naming a parent (pgvault.json says which)
+    kinds: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def last(self) -> BackupInfo | None:
         return next((b for b in reversed(self.backups) if b.status != BROKEN), None)
+
+    def kind(self, backup_id: str) -> str:
+        return self.kinds.get(backup_id, FULL)
+
+    def chain(self, backup_id: str) -> tuple[BackupInfo, ...]:
+        """The backups a restore of this one reads, its full backup first (as listed: a
+        parent not listed ends it)."""
+        by_id = {b.backup_id: b for b in self.backups}
+        chain: list[BackupInfo] = []
+        info = by_id.get(backup_id)
+        while info is not None and info not in chain:
+            chain.append(info)
+            info = by_id.get(info.parent_backup_id) if info.parent_backup_id else None
+        return tuple(reversed(chain))
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,10 @@ class BackupRef:
     stored: int | None = None
     #: a logical backup's manifest (`info` then holds what a row shows of it)
     logical: LogicalManifest | None = field(default=None, compare=False)
+    #: full, incremental or differential (a logical backup: full)
+    kind: str = field(default=FULL, compare=False)
+    #: where the row stands in its chain's tree: `├─ `, `│  └─ ` ('' for a full backup)
+    tree: str = field(default="", compare=False)
 
 
 def _moment(text: str) -> datetime | None:
@@ -122,16 +143,27 @@ def logical_info(manifest: LogicalManifest) -> BackupInfo:
 
 def server_refs(view: DestinationView, server: ServerView) -> list[BackupRef]:
     """Every backup of the server, physical and logical, newest first (IDs sort by time; a
-    logical ID is a physical one's with an L)."""
-    refs = [
-        BackupRef(view.url, view.label, server.name, info, server.stored.get(info.backup_id))
+    logical ID is a physical one's with an L), each incremental under its parent."""
+    refs = {
+        info.backup_id: BackupRef(
+            view.url,
+            view.label,
+            server.name,
+            info,
+            server.stored.get(info.backup_id),
+            kind=server.kind(info.backup_id),
+        )
         for info in server.backups
-    ]
-    refs += [
-        BackupRef(view.url, view.label, server.name, logical_info(m), m.stored_size, logical=m)
+    }
+    refs.update(
+        (
+            m.backup_id,
+            BackupRef(view.url, view.label, server.name, logical_info(m), m.stored_size, logical=m),
+        )
         for m in server.logical
-    ]
-    return sorted(refs, key=lambda r: r.info.backup_id, reverse=True)
+    )
+    pairs = [(i, r.info.parent_backup_id if r.logical is None else None) for i, r in refs.items()]
+    return [replace(refs[i], tree=prefix) for i, prefix in tree_lines(pairs, newest_first=True)]
 
 
 def open_for_browsing(url: str) -> ObjectStore:
@@ -182,6 +214,7 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                             unreadable=tuple(catalog.unreadable),
                             stored=stored_sizes(catalog, backups),
                             logical=list_logical(store, name),
+                            kinds=kinds(catalog, backups),
                         )
                     )
                 except Exception as exc:

@@ -7,13 +7,13 @@ backup first); its archive sets are `incremental_data.tar...`, `incremental_<oid
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from core.catalog.backup_info import BackupInfo
 from core.catalog.layout import ENCRYPTED_SUFFIX, TAR_SUFFIXES, ArchiveRef
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
-from core.errors import IntegrityError, StorageError
+from core.errors import IntegrityError, PgvaultError, StorageError
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -86,6 +86,62 @@ def dependents(catalog: Catalog, backup_ids: Iterable[str] | None = None) -> dic
     return found
 
 
+def kinds(catalog: Catalog, infos: Iterable[BackupInfo]) -> dict[str, str]:
+    """Backup ID -> incremental or differential, for each backup naming a parent (pgvault.json
+    tells which; one that cannot be read is an incremental, as backup.info alone says)."""
+    found: dict[str, str] = {}
+    for info in infos:
+        if not info.parent_backup_id:
+            continue
+        try:
+            manifest = catalog.pgvault_manifest(info.backup_id)
+        except PgvaultError:  # damaged or undecryptable: what backup.info says
+            manifest = None
+        kind = kind_of(manifest)
+        found[info.backup_id] = INCREMENTAL if kind == FULL else kind
+    return found
+
+
+#: a chain's drawing: a backup under its full one, and the chain's last backup
+BRANCH, LAST_BRANCH = "├─ ", "└─ "
+
+
+def tree_lines(
+    backups: Sequence[tuple[str, str | None]], newest_first: bool = False
+) -> list[tuple[str, str]]:
+    """(backup ID, parent ID) pairs as chains: (ID, prefix), each full backup followed by
+    every backup built on it, directly or not, oldest first (as restore applies them),
+    prefixed `├─ ` and the last `└─ `: one level, as pgBackRest and SHOW BACKUP list them,
+    so a long chain stays narrow (kinds and parents tell differentials and branches apart).
+
+    Full backups, and those whose parent is not listed, in ID order, oldest or newest first.
+    """
+    parents = dict(backups)
+
+    def root(backup_id: str) -> str:
+        seen = {backup_id}
+        parent = parents.get(backup_id)
+        while parent is not None and parent in parents:
+            if parent in seen:  # parents in a loop (a damaged catalog): one root for all
+                return min(seen)
+            seen.add(parent)
+            backup_id, parent = parent, parents.get(parent)
+        return backup_id
+
+    chains: dict[str, list[str]] = {}
+    for backup_id in sorted(parents):
+        top = root(backup_id)
+        chains.setdefault(top, [])
+        if top != backup_id:
+            chains[top].append(backup_id)
+    lines: list[tuple[str, str]] = []
+    for top in sorted(chains, reverse=newest_first):
+        lines.append((top, ""))
+        members = chains[top]
+        lines += [(m, BRANCH) for m in members[:-1]] + [(m, LAST_BRANCH) for m in members[-1:]]
+    return lines
+
+
 __all__ = [
     "DIFFERENTIAL",
     "FULL",
@@ -96,5 +152,7 @@ __all__ = [
     "chain_of",
     "dependents",
     "kind_of",
+    "kinds",
     "link_sets",
+    "tree_lines",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from tests.support.pitr import SERVER, new_target, restore, restored_server
 from tests.support.postgres import Cluster, wait_for_recovery_end
 from tests.support.restore import run_barman
 from tests.support.wal import archive_command
+from tui import fmt
+from tui.adapter import load_destination, server_refs
+from tui.screens.backup import chain_text
 
 Tables = dict[str, dict[str, tuple[int, str]]]
 
@@ -206,14 +210,42 @@ def test_backup_list_and_show_name_kind_parent_and_method(chain: Chain) -> None:
     assert rows[first]["parent_backup_id"] == full
     assert rows[chain.order[-1]]["pgvault"]["kind"] == "differential"
     text = pgvault("backup-list", *chain.dest.cli_args, chain.dest.url, SERVER, env=chain.dest.env)
-    line = next(x for x in text.stdout.splitlines() if x.startswith(first))
+    line = next(x for x in text.stdout.splitlines() if x.startswith(f"├─ {first}"))
     assert full in line and ("page-lsn" in line or "wal-summary" in line)
+    # The chain under its full backup, as the console lists it (oldest first here).
+    ids = [x.split()[-1] if x.startswith(("├", "└")) else x for x in _first_cells(text.stdout)]
+    assert ids == chain.order
+    assert _first_cells(text.stdout)[-1] == f"└─ {chain.order[-1]}"
     shown = pgvault(
         "backup-show", *chain.dest.cli_args, chain.dest.url, SERVER, first, env=chain.dest.env
     )
     assert shown.returncode == 0, shown.stderr
     assert "incremental" in shown.stdout and full in shown.stdout
     assert f"{full} > {first}" in shown.stdout
+
+
+def _first_cells(table: str) -> list[str]:
+    """backup-list's Backup ID cells (with their chain prefix), under the header."""
+    return [re.match(r"^\W*\d{8}T\d{6}", x)[0] for x in table.splitlines()[1:]]  # type: ignore[index]
+
+
+def test_console_lists_the_chain_and_what_a_restore_reads(chain: Chain) -> None:
+    view = load_destination(chain.dest.url)
+    server = view.server(SERVER)
+    assert server is not None
+    refs = server_refs(view, server)
+    full, *incrementals, differential = chain.order
+    assert [(r.tree, r.info.backup_id, r.kind) for r in refs] == [
+        ("", full, "full"),
+        *(("├─ ", i, "incremental") for i in incrementals),
+        ("└─ ", differential, "differential"),
+    ]
+    last = incrementals[-1]
+    assert [b.backup_id for b in server.chain(last)] == [full, *incrementals]
+    assert [b.backup_id for b in server.chain(differential)] == [full, differential]
+    text = chain_text(server.chain(last), server, last).plain
+    total = sum(server.stored[b] for b in [full, *incrementals])
+    assert f"a restore reads {len(incrementals) + 1} backups, {fmt.size(total)} stored" in text
 
 
 def test_verify_reads_an_incremental_and_checks_its_chain(chain: Chain) -> None:

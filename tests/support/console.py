@@ -12,10 +12,10 @@ import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.catalog.backup_info import DONE, FAILED, BackupInfo, serialize
 from core.catalog.layout import ServerLayout
@@ -203,17 +203,48 @@ def _when(offset: float) -> datetime:
     return datetime.fromtimestamp(NOW - offset, UTC).replace(tzinfo=None)
 
 
-def write_catalog(root: str | os.PathLike[str], server: str = "pg-main") -> list[str]:
-    """A local destination with two DONE backups and a FAILED one, WAL with one gap."""
+#: with `chains`: (ID, kind, parent, offset, begin WAL) of incrementals on 20260313T020000
+CHAIN_SPECS = (
+    (
+        "20260313T080000",
+        "incremental",
+        "20260313T020000",
+        86400 + 25200,
+        "000000010000000000000021",
+    ),
+    ("20260313T140000", "incremental", "20260313T080000", 86400 + 3600, "000000010000000000000022"),
+    ("20260313T200000", "differential", "20260313T020000", 68400, "000000010000000000000023"),
+)
+
+
+def write_catalog(
+    root: str | os.PathLike[str], server: str = "pg-main", chains: bool = False
+) -> list[str]:
+    """A local destination with two DONE backups and a FAILED one, WAL with one gap; with
+    `chains`, two incrementals and a differential on the second (CHAIN_SPECS)."""
     layout = ServerLayout(server)
     base = Path(root)
     ids = []
-    specs = [
-        ("20260312T020000", DONE, 2 * 86400 + 46800, "000000010000000000000010", None),
-        ("20260313T020000", DONE, 86400 + 46800, "000000010000000000000020", None),
-        ("20260314T020000", FAILED, 46800, "000000010000000000000030", "lost connection"),
+    specs: list[tuple[str, str, float, str, str | None, str | None, str | None]] = [
+        ("20260312T020000", DONE, 2 * 86400 + 46800, "000000010000000000000010", None, None, None),
+        ("20260313T020000", DONE, 86400 + 46800, "000000010000000000000020", None, None, None),
+        (
+            "20260314T020000",
+            FAILED,
+            46800,
+            "000000010000000000000030",
+            "lost connection",
+            None,
+            None,
+        ),
     ]
-    for backup_id, status, offset, begin_wal, error in specs:
+    if chains:
+        specs += [
+            (i, DONE, offset, wal, None, kind, parent)
+            for i, kind, parent, offset, wal in CHAIN_SPECS
+        ]
+    parents = {spec[0]: spec[6] for spec in specs}
+    for backup_id, status, offset, begin_wal, error, kind, parent in specs:
         info = BackupInfo(
             backup_id=backup_id,
             status=status,
@@ -225,7 +256,8 @@ def write_catalog(root: str | os.PathLike[str], server: str = "pg-main") -> list
             begin_xlog="0/10000028",
             end_xlog="0/11000100",
             timeline=1,
-            size=3_400 * MiB,
+            size=(410 if parent else 3_400) * MiB,
+            parent_backup_id=parent,
             cluster_size=11_900 * MiB,
             compression="zstd",
             server_name=server,
@@ -273,6 +305,11 @@ def write_catalog(root: str | os.PathLike[str], server: str = "pg-main") -> list
                 TableRecord("analytics", "public", "sessions", "table", "unlogged", 8 * MiB, None),
             ),
         )
+        if parent:
+            manifest = replace(manifest, incremental=_increment(kind, parent, parents))
+        if chains:  # stored sizes a chain's sum reads plausibly (KiB for the MiB of backup.info)
+            name = "incremental_data.tar.zst" if parent else "data.tar.zst"
+            (target.parent / name).write_bytes(b"x" * ((410 if parent else 3_400) * 1024))
         (target.parent / "pgvault.json").write_bytes(dump_pgvault(manifest))
         ids.append(backup_id)
     wals = base / server / "wals" / "0000000100000000"
@@ -280,6 +317,14 @@ def write_catalog(root: str | os.PathLike[str], server: str = "pg-main") -> list
     for segment in [*range(0x10, 0x25), *range(0x28, 0x33)]:
         (wals / f"0000000100000000000000{segment:02X}.zst").write_bytes(b"wal")
     return ids
+
+
+def _increment(kind: str | None, parent: str, parents: dict[str, str | None]) -> dict[str, Any]:
+    """pgvault.json's `incremental` record (core.backup.increment), without block maps."""
+    chain = [parent]
+    while parents.get(chain[0]):
+        chain.insert(0, str(parents[chain[0]]))
+    return {"kind": kind, "parent": parent, "chain": chain, "method": "wal-summary", "files": []}
 
 
 # ---- driving the console ----------------------------------------------------------------------

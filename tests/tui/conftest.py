@@ -44,3 +44,10 @@ def fixed_state(tmp_path: Path) -> str:
 def fixed_catalog(console_world: Path) -> str:
     write_catalog(console_world / "catalog")
     return CATALOG_URL
+
+
+@pytest.fixture
+def chain_catalog(console_world: Path) -> str:
+    """The fixed catalog with two incrementals and a differential on its second backup."""
+    write_catalog(console_world / "catalog", chains=True)
+    return CATALOG_URL

@@ -94,6 +94,29 @@ def test_backup_tables(snap_compare: SnapCompare, fixed_state: str, fixed_catalo
     assert snap_compare(app, run_before=before(app, "2", "tab", "j", "enter", then=contents))
 
 
+def test_catalog_chains(snap_compare: SnapCompare, fixed_state: str, chain_catalog: str) -> None:
+    """Incrementals under their full backup (tree prefix, KIND incr/diff)."""
+    app = make_app(fixed_state, chain_catalog)
+    assert snap_compare(app, run_before=before(app, "2", "tab", "j", "j", "j"))
+
+
+def test_backup_chain(snap_compare: SnapCompare, fixed_state: str, chain_catalog: str) -> None:
+    """An incremental's screen: its chain from the full backup and what a restore reads."""
+    app = make_app(fixed_state, chain_catalog)
+
+    async def contents(pilot: Pilot[Any]) -> None:
+        from tui.screens.backup import BackupScreen
+
+        def shown() -> bool:
+            screen = app.screen
+            return isinstance(screen, BackupScreen) and screen.loaded and screen.wal_checked
+
+        await settle(pilot, shown)
+
+    keys = ("2", "tab", "j", "j", "j", "enter")
+    assert snap_compare(app, run_before=before(app, *keys, then=contents))
+
+
 def test_restore_form(snap_compare: SnapCompare, fixed_state: str, fixed_catalog: str) -> None:
     app = make_app(fixed_state, fixed_catalog)
 

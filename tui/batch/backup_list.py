@@ -125,7 +125,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return ExitCode.OK
     rows = _physical_rows(listing)
     rows += [_broken_row(backup_id, len(COLUMNS)) for backup_id, _ in listing.broken]
-    rows.sort(key=lambda row: row[0])
+    rows = _as_tree(listing, rows)
     for backup_id, why in listing.broken:
         print(f"backup {backup_id} is broken: {why}", file=sys.stderr)
     if any(b.parent_backup_id for b in listing.backups):  # chains: who builds on whom, and how
@@ -134,8 +134,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             (
                 *row,
                 *(
-                    (by_id[row[0]].parent_backup_id or "-", by_id[row[0]].method or "-")
-                    if row[0] in by_id
+                    (by_id[key].parent_backup_id or "-", by_id[key].method or "-")
+                    if (key := _backup_id(row)) in by_id
                     else ("-", "-")
                 ),
             )
@@ -151,6 +151,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not rows and not logical:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK
+
+
+def _as_tree(listing: BackupListing, rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Rows oldest first, each incremental under its parent with a `├─ `/`└─ ` prefix."""
+    from core.catalog.chains import tree_lines
+
+    by_id = {row[0]: row for row in rows}
+    parents = {b.backup_id: b.parent_backup_id for b in listing.backups}
+    lines = tree_lines([(backup_id, parents.get(backup_id)) for backup_id in by_id])
+    return [(prefix + backup_id, *by_id[backup_id][1:]) for backup_id, prefix in lines]
+
+
+def _backup_id(row: Sequence[str]) -> str:
+    """A row's backup ID, without its tree prefix."""
+    return row[0].rsplit(" ", 1)[-1]
 
 
 def _physical_rows(listing: BackupListing) -> list[tuple[str, ...]]:

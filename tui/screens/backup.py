@@ -8,10 +8,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Static
 
+from core.catalog.backup_info import DONE, BackupInfo
 from core.catalog.browse import WalArchive
 from core.catalog.manifest import PgvaultManifest, TableRecord
 from tui import fmt
-from tui.adapter import BackupRef, load_manifest, load_wal
+from tui.adapter import BackupRef, ServerView, load_manifest, load_wal
 from tui.screens import logical
 from tui.screens.base import ConsoleScreen
 from tui.screens.catalog import (
@@ -49,7 +50,7 @@ def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool)
         text.append(f" ({info.backup_name})", style="bold")
     text.append(f" of {ref.server} in {ref.label}\n")
     text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
-    text.append(f"  {'incremental' if info.parent_backup_id else 'full'}")
+    text.append(f"  {ref.kind}")
     text.append(f"  compression {info.compression or 'none'}")
     if manifest is not None:
         text.append(f"  checksums {manifest.checksum_algorithm.lower()}")
@@ -80,6 +81,25 @@ def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool)
             "no pgvault.json (a backup barman-cloud wrote): databases and tables unknown\n",
             style="yellow",
         )
+    text.rstrip()
+    return text
+
+
+def chain_text(chain: tuple[BackupInfo, ...], server: ServerView, backup_id: str) -> Text:
+    """The backups a restore of an incremental reads, its full backup first, and their sum."""
+    text = Text()
+    sizes = [stored_size(b, server.stored.get(b.backup_id)) or 0 for b in chain]
+    text.append("chain", style="bold")
+    text.append(f": a restore reads {len(chain)} backups, {fmt.size(sum(sizes))} stored\n")
+    for depth, (info, size) in enumerate(zip(chain, sizes, strict=True)):
+        lead = "   " * (depth - 1) + "└─ " if depth else ""
+        style = "bold" if info.backup_id == backup_id else ""
+        text.append(f"  {lead}", style="dim")
+        text.append(f"{info.backup_id}  {server.kind(info.backup_id):<12}", style=style)
+        text.append(f" {fmt.size(size):>9}  ended {fmt.date_time(info.end_time)}", style=style)
+        if info.status != DONE:
+            text.append(f"  {info.status}", style=STATUS_STYLE.get(info.status, "yellow"))
+        text.append("\n")
     text.rstrip()
     return text
 
@@ -175,6 +195,10 @@ class BackupScreen(BackupActions, ConsoleScreen):
             yield Static(logical_summary(self.ref), id="backup-info")
         else:
             yield Static(summary_text(self.ref, None, False), id="backup-info")
+            server = self.server()
+            chain = server.chain(self.ref.info.backup_id) if server else ()
+            if server is not None and len(chain) > 1:
+                yield Static(chain_text(chain, server, self.ref.info.backup_id), id="backup-chain")
             yield Static(Text("WAL archive: checking ...", style="dim"), id="backup-wal")
         columns = TABLE_COLUMNS if self.ref.logical is None else logical.LOGICAL_TABLE_COLUMNS
         with Horizontal(id="backup-contents"):
@@ -198,8 +222,7 @@ class BackupScreen(BackupActions, ConsoleScreen):
             group="backup manifest",
             exclusive=True,
         )
-        view = self.state.destinations.get(ref.label)
-        server = view.server(ref.server) if view else None
+        server = self.server()
         backups = list(server.backups) if server else [ref.info]
         self.tasks.run(
             lambda: load_wal(ref.url, ref.server, backups),
@@ -208,6 +231,11 @@ class BackupScreen(BackupActions, ConsoleScreen):
             group="backup wal",
             exclusive=True,
         )
+
+    def server(self) -> ServerView | None:
+        """The backup's server as the catalog listed it."""
+        view = self.state.destinations.get(self.ref.label)
+        return view.server(self.ref.server) if view else None
 
     def manifest_loaded(self, manifest: PgvaultManifest | None) -> None:
         if not self.is_attached:

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from core.catalog.backup_info import DONE, FAILED, BackupInfo
+from core.catalog.chains import DIFFERENTIAL, INCREMENTAL
 from core.logical.manifest import LogicalManifest
 from tui import fmt
 from tui.adapter import BackupRef, DestinationView, ServerView, server_refs
@@ -117,10 +118,14 @@ def stored_size(info: BackupInfo, listed: int | None = None) -> int | None:
     return info.size if info.size is not None else info.deduplicated_size
 
 
+#: the KIND column's words (the summary and the backup screen say them whole)
+KIND_SHORT = {INCREMENTAL: "incr", DIFFERENTIAL: "diff"}
+
+
 def kind(ref: BackupRef) -> str:
     if ref.logical is not None:
         return logical.KIND
-    return "full" if not ref.info.parent_backup_id else "incr"
+    return KIND_SHORT.get(ref.kind, ref.kind)
 
 
 def backup_cells(ref: BackupRef) -> dict[str, Text]:
@@ -130,7 +135,7 @@ def backup_cells(ref: BackupRef) -> dict[str, Text]:
         wal = f"{fmt.wal_short(info.begin_wal)}..{fmt.wal_short(info.end_wal)}"
     return {
         "server": Text(ref.server),
-        "backup": Text(backup_label(info)),
+        "backup": Text.assemble((ref.tree, "dim"), backup_label(info)),
         "status": Text(info.status, style=STATUS_STYLE.get(info.status, "yellow")),
         "kind": Text(kind(ref)),
         "begin": Text(fmt.short_date_time(info.begin_time)),
@@ -157,6 +162,8 @@ def backup_summary(ref: BackupRef) -> Text:
     text.append(f"stored {fmt.size(stored_size(info, stored))} of {fmt.size(info.cluster_size)}\n")
     if info.begin_wal and info.end_wal:
         text.append(f"WAL {info.begin_wal}..{info.end_wal[-8:]}  timeline {info.timeline}")
+    if info.parent_backup_id:
+        text.append(f"\n{ref.kind} on {info.parent_backup_id}")
     if info.error:
         text.append(f"\nerror: {info.error}", style="red")
     return text
@@ -183,13 +190,14 @@ class CatalogScreen(BackupActions, FilteredScreen):
     HELP_TITLE = "Catalog"
     HELP_TEXT = (
         "The destinations this console browses: the default local directory, the demo's, and "
-        "every URL given on the command line (`pgvault s3://bucket/prefix ...`). Each lists "
-        "its servers and their backups, newest first, read from backup.info (catalogs "
-        "barman-cloud wrote too), and its logical backups (KIND logical: pg_dump archives "
-        "of databases or tables). enter on a backup shows what it holds: databases, tables "
-        "and sizes recorded at backup time (row estimates for a logical one), and whether "
-        "its WAL is all archived. r restores a DONE backup (or recovers to a point in time) "
-        "into a directory, or a logical one into a running server; v verifies a physical "
+        "every URL given on the command line (`pgvault s3://bucket/prefix ...`). Each lists its"
+        " servers and their backups, newest first, read from backup.info (catalogs barman-cloud"
+        " wrote too), each incremental under its parent (KIND incr, diff for a differential; "
+        "enter shows the chain a restore reads), and its logical backups (KIND logical: pg_dump"
+        " archives of databases or tables). enter on a backup shows what it holds: databases, "
+        "tables and sizes recorded at backup time (row estimates for a logical one), and "
+        "whether its WAL is all archived. r restores a DONE backup (or recovers to a point in "
+        "time) into a directory, or a logical one into a running server; v verifies a physical "
         "backup, D deletes it; each runs as a job on the jobs view."
     )
 
