@@ -98,7 +98,7 @@ class RestoreScreen(JobFormScreen):
                 )
                 yield Label("Port", classes="form-label")
                 yield Input(
-                    placeholder="the restored server's (empty: the source's, from the backup)",
+                    placeholder="the restored server's (empty: the source's)",
                     id="port",
                     compact=True,
                 )
