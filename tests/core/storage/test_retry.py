@@ -81,7 +81,10 @@ def test_a_download_dropped_mid_stream_resumes_where_it_broke(
 
         store._open_stream = dropping  # type: ignore[method-assign]
         assert store.get_bytes("drop/obj") == data
-        assert len(opened) == 2 and opened[0] == 0 and opened[1] >= 1_000_000
+        # Resumed where it broke, never from the start. A loaded emulator may drop the resumed
+        # stream for real once more (gcs did): that open resumes further on, within attempts.
+        assert opened[0] == 0 and 2 <= len(opened) <= 3, opened
+        assert all(start >= 1_000_000 for start in opened[1:]), opened
 
 
 def test_a_listing_broken_on_a_later_page_goes_on_without_repeating_entries(
