@@ -194,6 +194,17 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
                 raise SystemExit(f"screenshots: timed out waiting for {what}")
             await pilot.pause(0.1)
 
+    async def select_in_catalog(pilot: Pilot[int], backup_id: str, what: str) -> None:
+        """Reload the catalog view and select one of the demo's backups in its table."""
+        await pilot.press("2", "R")
+        await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
+        table = app.screen.query_one("#backups", ResponsiveTable)
+        key = f"demo/{backup_id}"
+        await until(pilot, f"{what} in the catalog", lambda: key in table.keys, 60)
+        table.focus()
+        table.select_key(key)
+        await pilot.pause(0.5)
+
     def save(name: str) -> None:
         svg = out / f"{name}.svg"
         app.save_screenshot(svg.name, str(out))
@@ -293,15 +304,7 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         save("wal")
 
         logical_id = await asyncio.to_thread(logical_backup)
-        await pilot.press("2", "R")
-        await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
-        catalog = app.screen
-        table = catalog.query_one("#backups", ResponsiveTable)
-        key = f"demo/{logical_id}"
-        await until(pilot, "the logical backup in the catalog", lambda: key in table.keys, 60)
-        table.focus()
-        table.select_key(key)
-        await pilot.pause(0.5)
+        await select_in_catalog(pilot, logical_id, "the logical backup")
         save("catalog-logical")
 
         await pilot.press("enter")
@@ -333,15 +336,7 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         save("protection")
 
         incremental_id = await asyncio.to_thread(incremental_backup)
-        await pilot.press("2", "R")
-        await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
-        catalog = app.screen
-        table = catalog.query_one("#backups", ResponsiveTable)
-        key = f"demo/{incremental_id}"
-        await until(pilot, "the incremental in the catalog", lambda: key in table.keys, 60)
-        table.focus()
-        table.select_key(key)
-        await pilot.pause(0.5)
+        await select_in_catalog(pilot, incremental_id, "the incremental")
         save("catalog-chain")
         await pilot.press("enter")
         await until(pilot, "its chain", lambda: isinstance(app.screen, BackupScreen), 10)
