@@ -1,6 +1,7 @@
 """A job store that opens but cannot be written (its disk is full) never stops the work: a
 foreground backup still runs and exits 0, and a WAL push batch whose end cannot be recorded
-still hands its result to the pusher.
+still hands its result to the pusher. A key change is the exception: its record is part of
+it, so it is refused and changes nothing.
 
 The full disk is real: a small tmpfs holding the state directory, filled to the last byte
 once the store exists (SQLite's shared-memory file kept allocated by an open connection,
@@ -91,6 +92,39 @@ def test_a_foreground_backup_runs_when_the_job_store_is_full(
     assert "running without job tracking" in result.stderr
     backup_id = result.stdout.strip()
     assert server.info(backup_id).status == "DONE"
+
+
+def test_a_key_change_that_cannot_be_recorded_is_refused_and_changes_nothing(
+    full_store: Path, make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    dest = make_dest("file")
+    passfile = tmp_path / "pass"
+    passfile.write_text("passphrase of the full job store test 51aa\n")
+    passfile.chmod(0o600)
+    result = subprocess.run(
+        [
+            PGVAULT,
+            "--state-dir",
+            str(full_store),
+            "--batch",
+            "keys",
+            "init",
+            "--encryption-passphrase-file",
+            str(passfile),
+            *dest.cli_args,
+            dest.url,
+            SERVER,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **dest.env},
+        timeout=120,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "always recorded as a job: nothing was changed" in result.stderr
+    with dest.store() as store:
+        assert not store.exists(f"{SERVER}/pgvault.keys")
 
 
 def test_a_batch_whose_end_cannot_be_recorded_still_returns_its_result(small_disk: Path) -> None:

@@ -50,20 +50,22 @@ def run_as_job(
     kind: JobKind[R],
     request: R,
     resumed_from: int | None = None,
+    must_record: bool = False,
 ) -> Job | None:
     """Run the request as a job; the finished job, or None when detached (id printed).
 
     When the job store cannot be opened or written (a read-only home, a full disk), a
     foreground run goes on without it, with a warning: the store must never stop a backup
-    from cron.
+    from cron. With `must_record` (a change whose record is part of the change, as a key
+    change) it is refused instead, before anything is done.
     """
     detach = getattr(args, "detach", False)
     quiet = getattr(args, "quiet", 0) > 0
     try:
         store = open_store(ctx)
     except OperationFailed as exc:
-        if detach:
-            raise
+        if detach or must_record:
+            raise _unrecorded(kind, exc) if must_record else exc from None
         log.warning("%s; running without job tracking (not visible to `jobs`)", exc)
         return run_untracked(kind, request, quiet)
     with store:
@@ -74,8 +76,17 @@ def run_as_job(
         try:
             return run_here(store, kind, request, resumed_from, quiet=quiet)
         except JobStoreUnwritable as exc:  # raised before the operation started
+            if must_record:
+                raise _unrecorded(kind, exc) from None
             log.warning("%s; running without job tracking (not visible to `jobs`)", exc)
     return run_untracked(kind, request, quiet)
+
+
+def _unrecorded(kind: JobKind[R], exc: OperationFailed) -> OperationFailed:
+    """The refusal of a change that would go unrecorded."""
+    return OperationFailed(
+        f"{exc}; a {kind.name} change is always recorded as a job: nothing was changed"
+    )
 
 
 def run_untracked(kind: JobKind[R], request: R, quiet: bool = False) -> Job:

@@ -100,7 +100,7 @@ def _change(args: argparse.Namespace, ctx: Context) -> int:
         ),
     )
     validate_request(request)  # bad input is exit 3 before any secret is read
-    job = run_as_job(args, ctx, KEYS, _with_secrets(args, request))
+    job = run_as_job(args, ctx, KEYS, _with_secrets(args, request), must_record=True)
     assert job is not None  # noqa: S101 - keys has no --detach
     print("\n".join(job.result_as(KeysJobResult).lines))
     return ExitCode.OK
