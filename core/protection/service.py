@@ -163,6 +163,7 @@ def simulate_policy(path: str, start: datetime, days: int) -> dict[str, Any]:
                 "at": event.at.isoformat(),
                 "backupId": event.backup_id,
                 "event": str(event.kind),
+                **({"backupType": str(event.backup_type)} if event.backup_type else {}),
                 "store": str(event.store),
                 "tag": event.tag,
                 "target": str(event.target) if event.target else None,
