@@ -106,10 +106,17 @@ class PgWal:
     With a session, through pg_read_binary_file; otherwise from `directory` on this host.
     """
 
-    def __init__(self, directory: str, session: Session | None, scratch: str) -> None:
+    def __init__(
+        self,
+        directory: str,
+        session: Session | None,
+        scratch: str,
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+    ) -> None:
         self.directory = directory
         self.session = session
         self.scratch = scratch
+        self.segment_size = segment_size
 
     @property
     def where(self) -> str:
@@ -122,8 +129,9 @@ class PgWal:
             path = os.path.join(self.directory, name)
             return read_wal_file(path) if os.path.exists(path) else None
         data = self.session.one(
-            "select pg_read_binary_file(%s, 0, 1073741824, true)",
-            (f"pg_wal/{name}",),
+            # The four-argument form: PostgreSQL 13 has no (name, missing_ok) one.
+            "select pg_read_binary_file(%s, 0, %s, true)",
+            (f"pg_wal/{name}", self.segment_size),
             what=f"reading pg_wal/{name}",
         )
         if data is None:
@@ -139,19 +147,19 @@ class PgWal:
 
 
 @contextmanager
-def pg_wal(request: RepairRequest) -> Iterator[PgWal]:
+def pg_wal(request: RepairRequest, segment_size: int) -> Iterator[PgWal]:
     """The server's pg_wal, read directly when this host can, else through SQL."""
     with tempfile.TemporaryDirectory(prefix="pgvault-repair-") as scratch:
         if request.connection is None:
-            yield PgWal(os.path.join(request.pgdata or ".", "pg_wal"), None, scratch)
+            yield PgWal(os.path.join(request.pgdata or ".", "pg_wal"), None, scratch, segment_size)
             return
         with Session(request.connection, application_name="pgvault wal-repair") as session:
             data_dir = str(session.one("show data_directory", what="show data_directory"))
             local = os.path.join(data_dir, "pg_wal")
             if os.access(local, os.R_OK | os.X_OK):
-                yield PgWal(local, None, scratch)
+                yield PgWal(local, None, scratch, segment_size)
             else:
-                yield PgWal(local, session, scratch)
+                yield PgWal(local, session, scratch, segment_size)
 
 
 def _compression(store: ObjectStore, server: str) -> str | None:
@@ -186,7 +194,7 @@ def run_repair(request: RepairRequest, reporter: Reporter) -> RepairResult:
             settings = replace(codec_settings, level=resolve_level(codec_settings.codec, None))
             archiver = WalArchiver(store, request.server, settings)
             system = _system_identifier(store, request.server)
-            with pg_wal(request) as source:
+            with pg_wal(request, before.segment_size) as source:
                 reporter.phase("archiving missing segments")
                 for name in wanted:
                     reporter.checkpoint()
