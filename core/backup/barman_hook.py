@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget
@@ -43,6 +44,18 @@ class HookAbort(PgvaultError):
     """Barman's ABORT_STOP: the backup is not DONE, so a retry hook must not try again."""
 
     exit_code = ExitCode.HOOK_ABORT
+
+
+@contextmanager
+def retries_stop_on_bad_input(environ: Mapping[str, str]) -> Iterator[None]:
+    """Barman reruns a backup_retry_script until it exits 62 or 63: bad input never gets
+    better, so as a retry script it ends the retries (63) rather than looping for ever."""
+    try:
+        yield
+    except InputError as exc:
+        if environ.get("BARMAN_HOOK") == "backup_retry_script":
+            raise HookAbort(f"{exc} (not retried)") from None
+        raise
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ def barman(pgvault_bin: str) -> Iterator[tuple[BarmanServer, str]]:
         dest.drop()
 
 
+def _env(server: BarmanServer, backup_id: str, **changes: str) -> dict[str, str]:
+    """A post_backup_script's environment (a retry script's bad input exits 63, see below)."""
+    return {**server.hook_env(backup_id, hook="backup_script"), **changes}
+
+
 def _objects(dest: TestDestination) -> list[str]:
     with dest.store() as store:
         return sorted(o.key for o in store.list_objects(""))
@@ -54,7 +59,7 @@ def test_a_missing_barman_variable_is_bad_input(
 ) -> None:
     server, backup_id = barman
     dest = make_dest("file")
-    env = server.hook_env(backup_id)
+    env = _env(server, backup_id)
     del env[missing]
     code, stderr, objects = _hook(dest, env)
     assert code == 3 and f"{missing} not set" in _one_line(stderr)
@@ -76,7 +81,7 @@ def test_a_backup_that_is_not_done_exits_63_as_barman_cloud_does(
 @pytest.mark.parametrize(
     ("env", "flags", "named"),
     [
-        ({"BARMAN_PHASE": "pre"}, [], "unsupported Barman hook script: pre_backup_retry_script"),
+        ({"BARMAN_PHASE": "pre"}, [], "unsupported Barman hook script: pre_backup_script"),
         ({"BARMAN_HOOK": "archive_script"}, [], "unsupported Barman hook script"),
         ({"BARMAN_BACKUP_ID": "latest"}, [], "not a Barman backup ID"),
         ({"BARMAN_BACKUP_INFO_PATH": "/nonexistent/backup.info"}, [], "cannot read"),
@@ -94,7 +99,7 @@ def test_bad_hook_input_exits_3_and_writes_nothing(
 ) -> None:
     server, backup_id = barman
     dest = make_dest("file")
-    code, stderr, objects = _hook(dest, {**server.hook_env(backup_id), **env}, *flags)
+    code, stderr, objects = _hook(dest, {**_env(server, backup_id), **env}, *flags)
     assert code == 3 and named in _one_line(stderr)
     assert objects == []
 
@@ -126,10 +131,46 @@ def test_compressed_encrypted_and_incremental_barman_backups_are_refused(
     info = os.path.join(str(tmp_path), "backup.info")
     with open(info, "w") as fh:
         fh.write("\n".join(lines) + "\n")
-    env = {**server.hook_env(backup_id), "BARMAN_BACKUP_INFO_PATH": info}
+    env = _env(server, backup_id, BARMAN_BACKUP_INFO_PATH=info)
     code, stderr, objects = _hook(dest, env)
     line = _one_line(stderr)
     assert code == 3 and f"Barman backup {backup_id} {named}" in line
+    assert objects == []
+
+
+def test_a_real_compressed_barman_backup_is_refused_and_barman_stops_retrying(
+    make_dest: Callable[..., TestDestination], pgvault_bin: str
+) -> None:
+    """backup_compression = gzip: Barman keeps pg_basebackup's gzipped tar files. As a
+    post_backup_retry_script the refusal exits 63, or Barman would rerun it for ever."""
+    dest = make_dest("s3")
+    server = make_barman_server(dest, pgvault_bin, options=("backup_compression = gzip",))
+    try:
+        backup_id, _ = server.backup()
+        with open(os.path.join(server.base, "barman.log")) as fh:
+            log = fh.read()
+        assert f"Barman backup {backup_id} is compressed (gzip)" in log
+        assert "returned 63" in log and log.count("returned ") == 1, log[-2000:]
+        with open(server.info_path(backup_id)) as fh:
+            assert "compression=gzip" in fh.read()
+        code, stderr, objects = _hook(dest, _env(server, backup_id))
+        assert code == 3 and f"Barman backup {backup_id} is compressed (gzip)" in _one_line(stderr)
+        assert not [o for o in objects if "/base/" in o]
+    finally:
+        server.drop()
+
+
+def test_bad_input_ends_a_retry_scripts_retries_with_63(
+    barman: tuple[BarmanServer, str], make_dest: Callable[..., TestDestination]
+) -> None:
+    server, backup_id = barman
+    dest = make_dest("file")
+    env = server.hook_env(backup_id)  # backup_retry_script
+    del env["BARMAN_BACKUP_DIR"]
+    code, stderr, objects = _hook(dest, env)
+    assert code == 63 and "BARMAN_BACKUP_DIR not set (not retried)" in _one_line(stderr)
+    code, stderr, objects = _hook(dest, server.hook_env(backup_id), "-n", "nightly")
+    assert code == 63 and "-n/--name cannot be used" in _one_line(stderr)
     assert objects == []
 
 

@@ -66,10 +66,12 @@ class BarmanServer:
         assert found, output
         return found.group(1), output
 
-    def hook_env(self, backup_id: str, status: str = "DONE") -> dict[str, str]:
-        """The environment Barman gives a post_backup_retry_script for this backup."""
+    def hook_env(
+        self, backup_id: str, status: str = "DONE", hook: str = "backup_retry_script"
+    ) -> dict[str, str]:
+        """The environment Barman gives a post_backup(_retry)_script for this backup."""
         return {
-            "BARMAN_HOOK": "backup_retry_script",
+            "BARMAN_HOOK": hook,
             "BARMAN_PHASE": "post",
             "BARMAN_SERVER": SERVER,
             "BARMAN_BACKUP_DIR": self.backup_dir(backup_id),
@@ -85,7 +87,11 @@ class BarmanServer:
 
 
 def make_barman_server(
-    dest: TestDestination, pgvault_bin: str, hook_flags: tuple[str, ...] = (), hook: bool = True
+    dest: TestDestination,
+    pgvault_bin: str,
+    hook_flags: tuple[str, ...] = (),
+    hook: bool = True,
+    options: tuple[str, ...] = (),
 ) -> BarmanServer:
     """A cluster archiving into Barman and `dest`; Barman's hook uploads to `dest`."""
     base = world_dir("pgvault-barman-")
@@ -126,6 +132,7 @@ def make_barman_server(
         "archiver = on",
         f"path_prefix = {cluster.bindir}",
     ]
+    lines += options  # more of the server's barman.conf settings, "key = value"
     if hook:
         lines.append(f"post_backup_retry_script = {hook_line}")
     config = os.path.join(base, "barman.conf")

@@ -211,19 +211,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"snapshot backups ({', '.join(used)}) are not available in pgvault yet; "
             "take a streamed backup without the snapshot options"
         )
-    from core.backup.barman_hook import hook_env
+    if os.environ.get("BARMAN_HOOK"):  # Barman's post_backup_script: upload its backup
+        from tui.batch.barman_hook import run_hook
 
-    hook = hook_env(os.environ)
+        return run_hook(args, ctx)
     where = destination_from(
         args,
         jobs=args.jobs,
         min_chunk_size=args.min_chunk_size,
         max_bandwidth=args.max_bandwidth,
     )
-    if hook is not None:  # Barman's post_backup_script: upload the backup Barman took
-        from tui.batch.barman_hook import run_hook
-
-        return run_hook(args, ctx, hook, where)
     if args.database or args.table or args.all_databases:
         apply_unlock(args)
         return run_logical(args, ctx, where)

@@ -7,13 +7,19 @@ command line, so the flags that shape a backup taken here are refused rather tha
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from core.backup.barman_hook import BarmanUploadRequest, HookEnv
+from core.backup.barman_hook import (
+    BarmanUploadRequest,
+    HookEnv,
+    hook_env,
+    retries_stop_on_bad_input,
+)
 from core.errors import ExitCode, InputError
 from tui.batch.jobrun import run_as_job
 from tui.batch.main import Context
-from tui.batch.options import Destination, tags_from
+from tui.batch.options import Destination, destination_from, tags_from
 
 #: (attribute, flag) of the options that take a backup from PostgreSQL, not from Barman
 _NOT_FOR_A_HOOK = (
@@ -28,8 +34,22 @@ _NOT_FOR_A_HOOK = (
 )
 
 
-def run_hook(args: argparse.Namespace, ctx: Context, env: HookEnv, where: Destination) -> int:
+def run_hook(args: argparse.Namespace, ctx: Context) -> int:
     """Upload Barman's backup as a `barman-hook` job; prints its backup ID."""
+    with retries_stop_on_bad_input(os.environ):
+        env = hook_env(os.environ)
+        if env is None:
+            raise InputError("BARMAN_HOOK is empty: not run as a Barman hook script")
+        where = destination_from(
+            args,
+            jobs=args.jobs,
+            min_chunk_size=args.min_chunk_size,
+            max_bandwidth=args.max_bandwidth,
+        )
+        return _upload(args, ctx, env, where)
+
+
+def _upload(args: argparse.Namespace, ctx: Context, env: HookEnv, where: Destination) -> int:
     used = [flag for attribute, flag in _NOT_FOR_A_HOOK if getattr(args, attribute, None)]
     if used:
         raise InputError(
