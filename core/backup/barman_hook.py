@@ -211,7 +211,7 @@ def _already_uploaded(store: ObjectStore, layout: ServerLayout, info: BackupInfo
     )
 
 
-def _facts(request: BarmanUploadRequest, info: BackupInfo, data: str) -> ServerFacts:
+def _facts(info: BackupInfo, data: str) -> ServerFacts:
     """What the PGDATA walk needs to know of the server, from backup.info and pg_control."""
     control, _ = read_control(data)
     return ServerFacts(
@@ -243,7 +243,7 @@ def _upload(
     """Every tablespace, then PGDATA with pg_control last; an unfinished part is aborted."""
     reporter.phase("scanning files")
     data = os.path.join(request.backup_dir, "data")
-    facts = _facts(request, info, data)
+    facts = _facts(info, data)
     trees = [
         (str(t.oid), scan_tablespace(os.path.join(request.backup_dir, str(t.oid)), t.oid, facts))
         for t in facts.tablespaces
