@@ -36,6 +36,7 @@ class ExitCode(IntEnum):
     CONNECTION = 2
     INPUT = 3
     OTHER = 4
+    HOOK_ABORT = 63  # Barman's ABORT_STOP: a retry hook script is not run again
 
 
 class PgvaultError(Exception):

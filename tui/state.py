@@ -18,7 +18,7 @@ from tui.adapter import DestinationView, display_url, job_backup_id
 from tui.config import ConsoleConfig
 
 #: job kinds whose start or end changes a destination's catalog
-CATALOG_CHANGING = frozenset({"backup", "logical-backup", "delete"})
+CATALOG_CHANGING = frozenset({"backup", "barman-hook", "logical-backup", "delete"})
 
 
 @dataclass

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core.backup import BackupRequest, result_summary, run_backup, validate_request
+from core.backup.barman_hook import BarmanUploadRequest, upload_barman_backup, validate_upload
 from core.catalog.delete import DeleteRequest, describe, public_request, run_delete, wal_runs
 from core.catalog.delete import validate_request as validate_delete
 from core.jobs.kinds import JobInfo, JobKind
@@ -80,6 +81,47 @@ BACKUP: JobKind[BackupRequest] = JobKind(
     public=_public,
     resume=_resume,
     validate=validate_request,
+)
+
+
+def _run_barman_hook(request: BarmanUploadRequest, reporter: Reporter) -> BackupJobResult:
+    result = upload_barman_backup(request, reporter)
+    summary = (
+        result_summary(result)
+        if result.archives
+        else (f"backup {result.backup_id}: already in the destination, kept as it was")
+    )
+    return BackupJobResult(
+        backup_id=result.backup_id,
+        status=result.status,
+        files=result.files,
+        bytes_read=result.bytes_read,
+        bytes_stored=result.bytes_stored,
+        begin_wal=result.begin_wal,
+        end_wal=result.end_wal,
+        summary=f"Barman {summary}",
+    )
+
+
+def _describe_barman_hook(request: BarmanUploadRequest) -> JobInfo:
+    where = request.location.display()
+    return JobInfo(
+        description=f"upload of Barman backup {request.backup_id} of {request.server} to {where}",
+        server=request.server,
+        destination=where,
+    )
+
+
+#: `backup` run by Barman as its post_backup_script: the upload of the backup Barman took
+BARMAN_HOOK: JobKind[BarmanUploadRequest] = JobKind(
+    name="barman-hook",
+    request_type=BarmanUploadRequest,
+    run=_run_barman_hook,
+    describe=_describe_barman_hook,
+    entry="core.jobs.builtin:BARMAN_HOOK",
+    public=lambda request: replace(request, location=request.location.without_credentials()),
+    instead_of_resume="run the Barman hook again (barman's post_backup_retry_script retries it)",
+    validate=validate_upload,
 )
 
 

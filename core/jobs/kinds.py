@@ -33,6 +33,7 @@ R = TypeVar("R")
 #: built-in kinds by name -> import path; the backup pipeline and others register here
 BUILTIN: dict[str, str] = {
     "backup": "core.jobs.builtin:BACKUP",
+    "barman-hook": "core.jobs.builtin:BARMAN_HOOK",
     "delete": "core.jobs.builtin:DELETE",
     "keys": "core.keyjob:KEYS",
     "logical-backup": "core.logical.jobs:LOGICAL_BACKUP",

@@ -16,7 +16,6 @@ WAL = "000000010000000000000001"
     [
         (["backup", "--snapshot-instance", "vm1", "{dest}", "pg1"], {}, "--snapshot-instance"),
         (["backup", "--gcp-zone", "z", "{dest}", "pg1"], {}, "--gcp-zone"),
-        (["backup", "{dest}", "pg1"], {"BARMAN_HOOK": "backup_script"}, "hook-script"),
         (["backup", "--sse-customer-key", "k", "{dest}", "pg1"], {}, "--sse-customer-key"),
         (["wal-archive", "--sse-customer-key", "k", "{dest}", "pg1", "{wal}"], {}, "SSE-C"),
         (["wal-restore", "--sse-customer-key", "k", "{dest}", "pg1", WAL, "{wal}"], {}, "SSE-C"),

@@ -211,8 +211,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"snapshot backups ({', '.join(used)}) are not available in pgvault yet; "
             "take a streamed backup without the snapshot options"
         )
-    if os.environ.get("BARMAN_HOOK"):
-        raise InputError("the Barman hook-script mode is not available in pgvault yet")
+    if os.environ.get("BARMAN_HOOK"):  # Barman's post_backup_script: upload its backup
+        from tui.batch.barman_hook import run_hook
+
+        return run_hook(args, ctx)
     where = destination_from(
         args,
         jobs=args.jobs,

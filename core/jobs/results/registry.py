@@ -66,6 +66,7 @@ class JsonResult(Mapping[str, object]):
 #: each built-in kind's result type, by kind name (core.jobs.kinds.BUILTIN names the kinds)
 RESULT_TYPES: dict[str, ResultType] = {
     "backup": BackupJobResult,
+    "barman-hook": BackupJobResult,
     "delete": DeleteJobResult,
     "keys": KeysJobResult,
     "logical-backup": LogicalJobResult,
