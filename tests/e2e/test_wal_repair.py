@@ -173,4 +173,4 @@ def test_a_segment_gone_from_pg_wal_too_is_a_lost_range(
     code, out, err = _check(pgvault_bin, dest, "--repair")
     assert code == 3 and "give --pgdata DIR or the connection flags" in err
     code, out, err = _check(pgvault_bin, dest, "--gaps", "--pgdata", source.cluster.data)
-    assert code == 3 and "--pgdata only apply with --repair" in err
+    assert code == 3 and "--pgdata: only with --repair" in err

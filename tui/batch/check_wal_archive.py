@@ -144,7 +144,9 @@ def _refuse_repair_flags(args: argparse.Namespace) -> None:
     source = ("pgdata", "host", "port", "user", "dbname")
     given = [f"--{name}" for name in source if getattr(args, name) is not None]
     if given and not args.repair:
-        raise InputError(f"{', '.join(given)} only apply with --repair")
+        raise InputError(
+            f"{', '.join(given)}: only with --repair (where it reads the missing segments)"
+        )
     if args.repair and args.test:
         raise InputError("-t tests connectivity; it does not combine with --repair")
 
