@@ -253,6 +253,18 @@ class ConsoleActions:
             group=f"backup {ref.info.backup_id}",
         )
 
+    # ---- the WAL archive -------------------------------------------------------------------
+
+    def repair_wal(self, url: str, label: str, server: str) -> None:
+        """The repair form; its job (wal-repair) shows on the jobs view."""
+        from tui.modals.wal_repair import WalRepairScreen, repair_defaults
+
+        defaults = repair_defaults(list(self.state.jobs.values()), server)
+        self.app.push_screen(
+            WalRepairScreen(url, label, server, defaults, self.state.config.state_dir),
+            lambda job_id: self.job_started(job_id, "WAL repair"),
+        )
+
     # ---- protection ------------------------------------------------------------------------
 
     def set_protection(self, vault: str, instance: str, stop: bool) -> None:

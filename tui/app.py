@@ -37,6 +37,7 @@ from tui.messages import (
     OpenBackup,
     OpenJob,
     PauseJob,
+    RepairWal,
     RestoreBackup,
     ResumeJob,
     ResumeProtection,
@@ -202,6 +203,9 @@ class PgvaultApp(App[int]):
 
     def on_delete_backup(self, message: DeleteBackup) -> None:
         self.actions.delete_backup(message.ref)
+
+    def on_repair_wal(self, message: RepairWal) -> None:
+        self.actions.repair_wal(message.url, message.label, message.server)
 
     def on_stop_protection(self, message: StopProtection) -> None:
         self.actions.set_protection(message.vault, message.instance, stop=True)

@@ -27,6 +27,7 @@ MUTATING = frozenset(
         "restore",
         "stop_protection",
         "resume_protection",
+        "repair_wal",
     }
 )
 

@@ -119,3 +119,13 @@ class StopProtection(ProtectionRequest):
 
 class ResumeProtection(ProtectionRequest):
     """Protect the instance again."""
+
+
+class RepairWal(Message):
+    """Archive again the missing WAL of a server from its pg_wal (a form asks where)."""
+
+    def __init__(self, url: str, label: str, server: str) -> None:
+        super().__init__()
+        self.url = url
+        self.label = label
+        self.server = server

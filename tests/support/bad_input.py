@@ -377,6 +377,17 @@ def _command_cases(world: World) -> Iterator[Case]:
         yield Case(("keys", action, world.url, SERVER, *flags), 3, "keys flag", flags[0])
     yield Case(("verify", world.url, SERVER, BACKUP_ID, "--pg-bindir", "/x"), 3, "drill only")
     yield Case(("check-wal-archive", world.url, SERVER, "--gaps", "--timeline", "2"), 3, "gaps")
+    check = ("check-wal-archive", world.url, SERVER)
+    for flags, says in (
+        (("--repair",), "--pgdata DIR"),  # no source of segments
+        (("--repair", "--pgdata", "/nonexistent-pgdata"), "/nonexistent-pgdata"),
+        (("--repair", "--pgdata", "/tmp", "--host", "/run/pg"), "not both"),
+        (("--repair", "--port", "notaport"), "notaport"),
+        (("--repair", "-t", "--pgdata", "/tmp"), "-t"),
+        (("--gaps", "--pgdata", "/tmp"), "--pgdata"),
+        (("--host", "/run/pg"), "--host"),
+    ):
+        yield Case((*check, *flags), 3, "repair", says)
 
 
 BAD_REFERENCES = ("", " ", "a\nb", "\udcff", "tab\there")

@@ -132,11 +132,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             f"{sum(g.segments for g in gaps)} segment(s) not repaired: {RECOMMENDATION}"
         )
     failed = [c for c in coverage if not c.ok]
-    if failed or gaps:
+    if failed:  # a gap that cuts no backup's recovery (older than all of them) is not
         raise ArchiveGaps(
-            f"{len(gaps)} gap(s) in the WAL archive; {len(failed)} of {len(coverage)} "
-            "backup(s) lack WAL segments (listed above); --repair archives again what the "
-            "server still holds"
+            f"{len(failed)} of {len(coverage)} backup(s) lack WAL segments (listed above); "
+            "--repair archives again what the server still holds"
         )
     return ExitCode.OK
 
@@ -145,7 +144,9 @@ def _refuse_repair_flags(args: argparse.Namespace) -> None:
     source = ("pgdata", "host", "port", "user", "dbname")
     given = [f"--{name}" for name in source if getattr(args, name) is not None]
     if given and not args.repair:
-        raise InputError(f"{', '.join(given)} only apply with --repair")
+        raise InputError(
+            f"{', '.join(given)}: only with --repair (where it reads the missing segments)"
+        )
     if args.repair and args.test:
         raise InputError("-t tests connectivity; it does not combine with --repair")
 

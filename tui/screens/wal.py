@@ -13,6 +13,7 @@ from textual.widgets.option_list import Option
 from core.catalog.browse import WalArchive
 from tui import fmt
 from tui.adapter import load_wal
+from tui.messages import RepairWal
 from tui.screens.base import ConsoleScreen
 from tui.state import ConsoleState
 from tui.tasks import Tasks
@@ -52,6 +53,9 @@ def archive_summary(server: str, label: str, archive: WalArchive) -> Text:
     if archive.gaps:
         missing = sum(g.segments for g in archive.gaps)
         text.append(f"{len(archive.gaps)} gap(s): {missing} segment(s) missing", style="bold red")
+        cut = sorted({b for g in archive.gaps for b in g.backups})
+        if cut:
+            text.append(f"; cuts {len(cut)} backup(s)", style="red")
     else:
         text.append("no gaps", style="green")
     if archive.partials:
@@ -124,11 +128,14 @@ class WalScreen(ConsoleScreen):
         "Every server of every destination, and its WAL archive: the stretches of "
         "consecutive segments per timeline and the holes between them, and for every DONE "
         "backup whether the archive holds all the WAL it needs and how far point-in-time "
-        "recovery can go from it (the check `pgvault --batch check-wal-archive --gaps` makes)."
+        "recovery can go from it (the check `pgvault --batch check-wal-archive --gaps` makes). "
+        "`A` repairs the gaps: a wal-repair job archives again every missing segment the "
+        "server still holds in its pg_wal (`check-wal-archive --repair`)."
     )
 
     BINDINGS = [
         Binding("tab", "switch_pane", "Pane", key_display="tab", id="pane.switch"),
+        Binding("A", "repair_wal", "Repair gaps", id="wal.repair"),
     ]
 
     def __init__(self, state: ConsoleState, tasks: Tasks) -> None:
@@ -227,9 +234,26 @@ class WalScreen(ConsoleScreen):
             coverage.sync([])
             return
         summary.update(archive_summary(name, label, archive))
+        self.refresh_bindings()  # `A` is enabled only while the archive has gaps
         ranges.sync(range_rows(archive))
         coverage.sync(coverage_rows(archive))
         coverage.border_title = "backups and their WAL"
+
+    def can(self, action: str) -> bool | None:
+        if action != "repair_wal":
+            return True
+        archive = self.archives.get(self.current or "")
+        return True if archive is not None and archive.gaps else None
+
+    def action_repair_wal(self) -> None:
+        option_id = self.current
+        archive = self.archives.get(option_id or "")
+        if option_id is None or archive is None or not archive.gaps:
+            return
+        label, _, name = option_id.partition("|")
+        view = self.state.destinations.get(label)
+        if view is not None:
+            self.post_message(RepairWal(view.url, label, name))
 
     def action_switch_pane(self) -> None:
         order = ["#wal-servers", "#wal-ranges", "#wal-coverage"]

@@ -1,0 +1,87 @@
+"""`A` on the WAL view: the gap repair form starts a real wal-repair job (a worker process).
+
+The fixed catalog's archive lacks segments 25..27 of timeline 1. A data directory without
+pg_wal is refused by the form before any job is recorded; an empty pg_wal starts the job,
+which finds none of the segments and records the range as lost.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input, Static
+
+from core.jobs import Job, JobFilter, JobState, JobStore
+from core.jobs.results import WalRepairJobResult
+from tests.support.console import loaded, make_app, settle
+from tui.app import PgvaultApp
+from tui.modals.wal_repair import WalRepairScreen
+from tui.screens.jobs import JobsScreen
+from tui.screens.wal import WalScreen
+from tui.widgets.table import ResponsiveTable
+
+HOLE = ("000000010000000000000025", "000000010000000000000027")
+
+
+def repair_jobs(state_dir: str) -> list[Job]:
+    with JobStore.open(state_dir) as store:
+        return store.list_jobs(JobFilter(kinds=("wal-repair",)))
+
+
+async def open_wal(app: PgvaultApp, pilot: object) -> WalScreen:
+    await settle(pilot, loaded(app))  # type: ignore[arg-type]
+    await pilot.press("3")  # type: ignore[attr-defined]
+    await settle(
+        pilot,  # type: ignore[arg-type]
+        lambda: isinstance(app.screen, WalScreen) and bool(app.screen.archives),
+    )
+    screen = app.screen
+    assert isinstance(screen, WalScreen)
+    return screen
+
+
+async def test_a_starts_the_repair_job_and_a_missing_segment_is_reported_lost(
+    fixed_state: str, fixed_catalog: str, tmp_path: Path
+) -> None:
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(120, 36)) as pilot:
+        wal = await open_wal(app, pilot)
+        (archive,) = wal.archives.values()
+        (gap,) = archive.gaps
+        assert (gap.first_missing, gap.last_missing) == HOLE
+        ranges = wal.query_one("#wal-ranges", ResponsiveTable)
+        assert "g0" in ranges.keys
+        assert "A" in {b.binding.key for b in app.screen.active_bindings.values()}
+
+        await pilot.press("A")
+        await settle(pilot, lambda: isinstance(app.screen, WalRepairScreen))
+        form = app.screen
+        form.query_one("#pgdata", Input).value = str(tmp_path)  # no pg_wal in it
+        await pilot.press("ctrl+s")
+        status = form.query_one("#form-status", Static)
+        await settle(pilot, lambda: "not a PostgreSQL data directory" in str(status.render()))
+        assert repair_jobs(fixed_state) == []  # refused before any job was recorded
+
+        (tmp_path / "pg_wal").mkdir()
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        await settle(pilot, lambda: len(repair_jobs(fixed_state)) == 1)
+        await settle(pilot, lambda: repair_jobs(fixed_state)[0].final, timeout=60)
+        (job,) = repair_jobs(fixed_state)
+        assert job.state is JobState.SUCCEEDED, job.error
+        assert job.server == "pg-main" and job.options.get("pgdata") == str(tmp_path)
+        result = job.result_as(WalRepairJobResult)
+        assert (result.missing, result.repaired) == (3, ())
+        (line,) = result.lost
+        assert line.startswith(f"lost: timeline 1 WAL 0/25000000 to 0/28000000 ({HOLE[0]}")
+
+
+async def test_read_only_has_no_repair_key(fixed_state: str, fixed_catalog: str) -> None:
+    app = make_app(fixed_state, fixed_catalog, read_only=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await open_wal(app, pilot)
+        actions = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert "repair_wal" not in actions
+        await pilot.press("A")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, WalScreen)
