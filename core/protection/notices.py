@@ -2,7 +2,7 @@
 
 A notice has a fingerprint naming the condition it reports: the first failed run of a
 streak, a backup whose deletion failed, a health level reached since a given last backup,
-the newest archived WAL that is too old, one set of retention results. While the condition
+the newest archived WAL that is too old, one set of retention deletions. While the condition
 stays the same, so does the fingerprint; the agent sends a notice only when it creates
 its record (`NoticeStore.claim`, a conditional write), so neither a second pass nor a
 second agent sends it again.
@@ -151,10 +151,16 @@ def wal_lag(status: InstanceStatus, threshold: timedelta) -> Notice | None:
 
 
 def retention(instance: str, outcomes: Sequence[RetentionOutcome]) -> Notice | None:
-    """What retention did and held in this pass: once per distinct set of results."""
-    if not outcomes:
+    """What retention deleted (or failed to delete) in this pass, with what it held.
+
+    Only deletions make a notice (a held step is held again on every pass): once per
+    distinct set of them.
+    """
+    acted = sorted(
+        (o.backup_id, o.action, o.store, o.result) for o in outcomes if o.result != "held"
+    )
+    if not acted:
         return None
-    facts = sorted((o.backup_id, o.action, o.store, o.result) for o in outcomes)
     counts = {r: sum(1 for o in outcomes if o.result == r) for r in ("done", "held", "failed")}
     lines = [
         f"- {o.action} {o.backup_id} ({o.store}): {o.result}"
@@ -165,7 +171,7 @@ def retention(instance: str, outcomes: Sequence[RetentionOutcome]) -> Notice | N
     return Notice(
         Event.RETENTION,
         instance,
-        "retention-" + ";".join(",".join(fact) for fact in facts),
+        "retention-" + ";".join(",".join(fact) for fact in acted),
         f"pgvault: retention of {instance}: {summary}",
         redact(f"Retention of {instance}:\n" + "\n".join(lines)),
     )

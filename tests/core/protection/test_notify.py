@@ -147,6 +147,11 @@ def test_wal_lag_and_retention_notices() -> None:
     same = notices.retention("db", list(reversed(outcomes)))
     assert same is not None and same.fingerprint == summary.fingerprint
     assert notices.retention("db", []) is None
+    held = RetentionOutcome("db", "20210815T063000", "delete", "VaultStore", "held", "newest")
+    assert notices.retention("db", [held]) is None  # held again every pass: not a notice
+    with_held = notices.retention("db", [*outcomes, held])
+    assert with_held is not None and with_held.fingerprint == summary.fingerprint
+    assert "held: newest" in with_held.body
     assert notices.delete_failed(outcomes[1]).fingerprint == "delete-20210808T063000"
 
 
