@@ -73,8 +73,12 @@ def send(urls: tuple[str, ...], title: str, body: str) -> tuple[Delivery, ...]:
     for url in urls:
         sender = apprise.Apprise()
         with apprise_messages() as messages:
-            sender.add(url)
-            sent = bool(sender.notify(title=title, body=body))
+            try:
+                sender.add(url)
+                sent = bool(sender.notify(title=title, body=body))
+            except Exception as exc:  # a sender's bug must not stop the agent
+                messages.append(f"apprise failed: {exc}")
+                sent = False
         shown = redact_notify_url(url)
         if sent:
             deliveries.append(Delivery(shown, "sent"))
