@@ -23,6 +23,7 @@ from tests.support.postgres import Cluster
 from tests.support.receivers import Mailbox, Webhook, smtp_server, webhook_server
 
 TOKEN = "hook-token-e2e-41d9a7"
+DEAD_PASSWORD = "dead-pw-77c3e0"
 
 
 def policy(schedule: str, default_keep: str) -> dict[str, Any]:
@@ -151,22 +152,30 @@ def titles(hook: Webhook) -> list[str]:
     return [post["json"]["title"] for post in hook.posts]
 
 
+@pytest.mark.parametrize("provider", ["file", "s3"])
 def test_a_failed_backup_job_is_notified_once_and_bad_urls_are_refused(
+    provider: str,
     make_dest: Callable[..., TestDestination],
     receivers: tuple[Webhook, Mailbox],
     tmp_path: Path,
 ) -> None:
     hook, box = receivers
-    agent = Notified(make_dest("file"), tmp_path / "state")
+    agent = Notified(make_dest(provider), tmp_path / "state")
     conninfo = f"host=127.0.0.1 port={closed_port()} user=postgres dbname=postgres"
     base = next_minute(datetime.now(UTC) + timedelta(minutes=1))
     set_up(agent, hook, box, conninfo, policy(f"R/{base.isoformat()}/PT10M", "PT3M"))
+    # a receiver that is down: its delivery fails, is reported, and shows no secret
+    dead = f"jsons://hookuser:{DEAD_PASSWORD}@127.0.0.1:{closed_port()}/x"
+    agent.run("vault", "update", "v1", "--notify", hook.url(query=f"+X-Token={TOKEN}"), dead)
 
     first = agent.pass_at(base + timedelta(seconds=10), code=1)
     assert [(r["state"], r["jobId"] is not None) for r in first["runs"]] == [("failed", True)]
     assert [
         (n["event"], [d["result"] for d in n["deliveries"]]) for n in first["notifications"]
-    ] == [("job-failed", ["sent", "sent"])]
+    ] == [("job-failed", ["sent", "failed", "sent"])]
+    failed = first["notifications"][0]["deliveries"][1]
+    assert failed["url"] == dead.replace(DEAD_PASSWORD, "***")
+    assert "notification to jsons://hookuser:***@127.0.0.1" in agent.shown[-1]  # the log line
     assert titles(hook) == [f"pgvault: backup of {SERVER} failed"]
     assert hook.posts[0]["headers"]["X-Token"] == TOKEN  # the secret reached its receiver
     assert "failed" in hook.posts[0]["json"]["message"]
@@ -189,17 +198,18 @@ def test_a_failed_backup_job_is_notified_once_and_bad_urls_are_refused(
     lag = pgvault("vault", "update", "v1", "--wal-lag-threshold", "soon", env=agent.env)
     assert lag.returncode == 3 and "'soon' is not an ISO 8601 duration" in lag.stderr
     shown = agent.run("vault", "show", "v1")
-    assert shown["notify"] == [hook.url(query="+X-Token=***")]
+    assert shown["notify"] == [hook.url(query="+X-Token=***"), failed["url"]]
     assert shown["walLagThreshold"] is None
     agent.run("backup-instance", "list", "--vault", "v1")
     agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
-    agent.assert_no_secret(TOKEN, box.password)
+    agent.assert_no_secret(TOKEN, box.password, DEAD_PASSWORD)
     with agent.dest.store() as store:  # the notice records hold redacted URLs only
         notices = [i.key for i in store.list_objects(".pgvault/vaults/v1/notices/")]
         assert len(notices) == 1
         for key in notices:
             assert TOKEN.encode() not in store.get_bytes(key)
             assert box.password.encode() not in store.get_bytes(key)
+            assert DEAD_PASSWORD.encode() not in store.get_bytes(key)
     cleared = agent.run("vault", "update", "v1", "--no-notify")
     assert cleared["notify"] == []
 
