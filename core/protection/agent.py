@@ -100,7 +100,8 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
     """Every protected instance of the vault: its due slot, then its retention."""
     now = require_aware(now, "now")
     report = PassReport(vault.store.name, now)
-    for instance in vault.store.instances():
+    instances = vault.store.instances()
+    for instance in instances:
         if instance.state is not ProtectionState.CONFIGURED:
             continue
         try:
@@ -114,7 +115,7 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
             report.errors.append(f"{instance.name}: {exc}")
     try:
         facts = PassFacts(report.now, tuple(report.retention))
-        report.notifications = notify_pass(vault, facts, who)
+        report.notifications = notify_pass(vault, facts, who, instances)
     except PgvaultError as exc:  # a vault that cannot record notices still did its backups
         log.error("notifications: %s", exc)
         report.errors.append(f"notifications: {exc}")

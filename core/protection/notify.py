@@ -120,11 +120,19 @@ def instance_notices(
     return [notice for notice in found if notice is not None]
 
 
-def notify_pass(opened: OpenVault, report: PassFacts, who: str) -> list[NoticeOutcome]:
-    """Every configured instance's new notices, each claimed, sent and recorded once."""
+def notify_pass(
+    opened: OpenVault,
+    report: PassFacts,
+    who: str,
+    instances: Sequence[BackupInstance] | None = None,
+) -> list[NoticeOutcome]:
+    """Every configured instance's new notices, each claimed, sent and recorded once.
+
+    `instances`: the ones the pass already read (the agent's idle pass reads each once).
+    """
     vault = opened.store.load()
     outcomes: list[NoticeOutcome] = []
-    for instance in opened.store.instances():
+    for instance in opened.store.instances() if instances is None else instances:
         urls = tuple(dict.fromkeys((*vault.notify, *instance.notify)))
         if not urls or instance.state is not ProtectionState.CONFIGURED:
             continue
