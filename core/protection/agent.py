@@ -16,16 +16,18 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
+from core.catalog.chains import dependents
 from core.catalog.reader import Catalog
 from core.errors import PgvaultError
 from core.jobs import JobStore
 from core.logical.catalog import LOCKED, list_logical
 from core.logical.manifest import DONE
+from core.protection.chain_rule import slot_kind
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
 from core.protection.notify import NoticeOutcome, PassFacts, notify_pass
-from core.protection.policy import BackupPolicy, ScheduleTrigger
+from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
 from core.protection.registry import vault_names
 from core.protection.retention import VAULT, Action, BackupPoint, plan_retention
 from core.protection.runs import RunOutcome, delete_backup, take_backup
@@ -155,8 +157,30 @@ def run_due_slot(
         trigger=RunTrigger.SCHEDULED,
         tag=tag.tag_name,
         agent_id=who,
-        kind=rule.backup_type,
+        kind=rule_kind(vault, instance, policy, slot),
     )
+
+
+def rule_kind(
+    vault: OpenVault, instance: BackupInstance, policy: BackupPolicy, slot: datetime
+) -> BackupType | None:
+    """What the backup rule takes at this slot (an Incremental rule's week starts Full)."""
+    rule = policy.backup_rule()
+    if rule.backup_type is not BackupType.INCREMENTAL:
+        return rule.backup_type
+    fulls = {
+        info.backup_id
+        for info in Catalog(vault.store.store, instance.server_name).backups()
+        if info.status == "DONE" and not info.parent_backup_id
+    }
+    taken = [
+        run.slot
+        for run in vault.store.runs(instance.name)
+        if run.state is RunState.SUCCEEDED and run.backup_id in fulls
+    ]
+    trigger = rule.trigger
+    zone = get_zone(trigger.schedule.time_zone) if isinstance(trigger, ScheduleTrigger) else UTC
+    return slot_kind(rule.backup_type, slot, taken, zone)
 
 
 def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoint]:
@@ -187,14 +211,16 @@ def apply_retention(
     now: datetime,
 ) -> list[RetentionOutcome]:
     """Delete what the lifecycles say is expired; report what is held and why."""
-    plan = plan_retention(policy, backup_points(vault, instance), now)
+    needs = dependents(Catalog(vault.store.store, instance.server_name))
+    plan = plan_retention(policy, backup_points(vault, instance), now, lambda b: needs.get(b, ()))
     results = [
         RetentionOutcome(
             instance.name, h.step.backup_id, str(h.step.action), str(h.step.store), "held", h.reason
         )
         for h in plan.held
     ]
-    for step in plan.due:
+    # an incremental goes before the backups it builds on: a parent is deleted last
+    for step in sorted(plan.due, key=lambda s: s.backup_id, reverse=True):
         base = (instance.name, step.backup_id, str(step.action), str(step.store))
         if step.action is not Action.DELETE or step.store is not VAULT:
             results.append(RetentionOutcome(*base, "held", ARCHIVE_REFUSAL))
@@ -220,7 +246,7 @@ def adhoc_backup(
         trigger=RunTrigger.ADHOC,
         tag=tag,
         agent_id=who,
-        kind=policy.backup_rule().backup_type,
+        kind=rule_kind(vault, instance, policy, now),
     )
 
 
