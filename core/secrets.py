@@ -43,7 +43,7 @@ _CONNINFO_PASSWORD = re.compile(r"(?i)\s*\bpassword\s*=\s*('(?:[^'\\]|\\.)*'|\S+
 _URI_PASSWORD = re.compile(r"(?i)^(postgres(?:ql)?://[^/:@]*):[^@/]*@")
 _URI_QUERY_PASSWORD = re.compile(r"(?i)([?&])password=[^&]*&?")
 #: SDK loggers that stay at WARNING unless their details are asked for (-vv)
-SDK_LOGGERS = ("botocore", "boto3", "urllib3", "azure", "google", "s3transfer")
+SDK_LOGGERS = ("botocore", "boto3", "urllib3", "azure", "google", "s3transfer", "apprise")
 #: environment variables whose whole value is a secret, read by pgvault or by a cloud SDK
 SECRET_ENVIRONMENT = (
     "AWS_SECRET_ACCESS_KEY",

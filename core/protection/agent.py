@@ -4,6 +4,7 @@ One pass (`run_pass`) is what `agent --once` does; `agent` repeats it. Decisions
 functions simulate() uses (schedule.due, tagging.choose_tag, plan_retention), against the
 clock given. A missed slot is caught up once (due() returns only the latest). Another
 agent's claim of a slot (vaultstore.claim_run, a conditional write) makes this one skip it.
+After the pass, notify.notify_pass tells the vault's and instances' URLs what changed.
 
 ArchiveStore moves and copies are not available yet: such a step is reported as held
 and the backup stays in the VaultStore, so nothing a policy keeps is ever lost.
@@ -25,7 +26,9 @@ from core.logical.catalog import LOCKED, list_logical
 from core.logical.manifest import DONE
 from core.protection.chain_rule import slot_kind
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
+from core.protection.notify import NoticeOutcome, PassFacts, notify_pass
 from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
+from core.protection.registry import vault_names
 from core.protection.retention import VAULT, Action, BackupPoint, plan_retention
 from core.protection.runs import RunOutcome, delete_backup, take_backup
 from core.protection.schedule import compile_schedule
@@ -76,6 +79,8 @@ class PassReport:
     runs: list[RunOutcome] = field(default_factory=list)
     retention: list[RetentionOutcome] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: the notices this agent sent in this pass (each is sent once, by one agent)
+    notifications: list[NoticeOutcome] = field(default_factory=list)
 
     @property
     def failed(self) -> bool:
@@ -85,6 +90,7 @@ class PassReport:
     def to_json(self) -> dict[str, object]:
         return {
             "errors": list(self.errors),
+            "notifications": [item.to_json() for item in self.notifications],
             "now": self.now.isoformat(),
             "retention": [item.to_json() for item in self.retention],
             "runs": [run.to_json() for run in self.runs],
@@ -96,7 +102,8 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
     """Every protected instance of the vault: its due slot, then its retention."""
     now = require_aware(now, "now")
     report = PassReport(vault.store.name, now)
-    for instance in vault.store.instances():
+    instances = vault.store.instances()
+    for instance in instances:
         if instance.state is not ProtectionState.CONFIGURED:
             continue
         try:
@@ -108,6 +115,12 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
         except PgvaultError as exc:  # one instance's trouble must not stop the others
             log.error("%s: %s", instance.name, exc)
             report.errors.append(f"{instance.name}: {exc}")
+    try:
+        facts = PassFacts(report.now, tuple(report.retention))
+        report.notifications = notify_pass(vault, facts, who, instances)
+    except PgvaultError as exc:  # a vault that cannot record notices still did its backups
+        log.error("notifications: %s", exc)
+        report.errors.append(f"notifications: {exc}")
     return report
 
 
@@ -235,15 +248,6 @@ def adhoc_backup(
         agent_id=who,
         kind=rule_kind(vault, instance, policy, now),
     )
-
-
-def vault_names(state_dir: str | None, vault: str | None) -> list[str]:
-    """The one vault named, or every vault this host knows."""
-    from core.protection.registry import Registry
-
-    if vault is not None:
-        return [Registry(state_dir).get(vault).name]
-    return [entry.name for entry in Registry(state_dir).entries()]
 
 
 def agent_pass(

@@ -17,7 +17,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from core.errors import InputError
+from core.protection.durations import parse_duration
 from core.protection.jsondoc import Node
+from core.protection.notify_urls import redact_notify_url
 from core.secrets import redact, register_secret
 from core.urls import CREDENTIAL_PARAMS
 
@@ -148,8 +150,16 @@ class Vault:
     destination: str
     immutability_days: int | None = None
     created: datetime | None = None
+    #: apprise URLs told about every instance's events (they may hold secrets: see to_json)
+    notify: tuple[str, ...] = ()
+    #: ISO 8601 duration: WAL archived longer ago than this is notified (None: not watched)
+    wal_lag_threshold: str | None = None
 
     def __post_init__(self) -> None:
+        if self.wal_lag_threshold is not None:
+            lag = parse_duration(self.wal_lag_threshold, f"vault {self.name!r} WAL lag threshold")
+            if lag.is_zero:
+                raise InputError(f"vault {self.name!r}: the WAL lag threshold must be above zero")
         query = parse_qs(urlsplit(self.destination).query)
         if any(key.upper() in CREDENTIAL_PARAMS for key in query) or _USERINFO.search(
             self.destination
@@ -162,11 +172,20 @@ class Vault:
             raise InputError(f"vault {self.name!r}: immutability days must be at least 1")
 
     def to_json(self) -> dict[str, Any]:
+        """The vault as shown: notification URLs with their secrets masked."""
+        document = self.stored_json()
+        document["notify"] = [redact_notify_url(url) for url in self.notify]
+        return document
+
+    def stored_json(self) -> dict[str, Any]:
+        """The vault as stored in its destination (the agent needs the URLs whole)."""
         document: dict[str, Any] = {
             "destination": self.destination,
             "immutabilityDays": self.immutability_days,
             "name": self.name,
+            "notify": list(self.notify),
             "objectType": "PgvaultVault",
+            "walLagThreshold": self.wal_lag_threshold,
         }
         if self.created is not None:
             document["created"] = utc_text(self.created)
@@ -176,13 +195,25 @@ class Vault:
     def from_json(cls, document: Any, what: str = "vault") -> Vault:
         node = Node(document, "$", what)
         node.object_type("PgvaultVault")
-        node.only_keys({"created", "destination", "immutabilityDays", "name", "objectType"})
+        node.only_keys(
+            {
+                "created",
+                "destination",
+                "immutabilityDays",
+                "name",
+                "notify",
+                "objectType",
+                "walLagThreshold",
+            }
+        )
         days = node.child("immutabilityDays")
         return cls(
             validate_name("vault", node.child("name").text()),
             node.child("destination").text(),
             None if days.value is None else days.integer(),
             parse_time(node.child("created")) if node.child("created").value else None,
+            _urls(node.child("notify")),
+            node.child("walLagThreshold").optional_text(),
         )
 
 
@@ -203,8 +234,18 @@ class BackupInstance:
     policy_name: str
     state: ProtectionState = ProtectionState.CONFIGURED
     created: datetime | None = None
+    #: apprise URLs told about this instance's events, besides the vault's
+    notify: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """The instance as shown: notification URLs with their secrets masked."""
+        document = self.stored_json()
+        if self.notify:
+            document["notify"] = [redact_notify_url(url) for url in self.notify]
+        return document
+
+    def stored_json(self) -> dict[str, Any]:
+        """The instance as stored in the vault (the agent needs the URLs whole)."""
         credentials = None
         if self.datasource.secret is not None:
             credentials = {
@@ -223,6 +264,8 @@ class BackupInstance:
             "policyInfo": {"policyId": self.policy_name},
             "serverName": self.server_name,
         }
+        if self.notify:
+            document["notify"] = list(self.notify)
         if self.created is not None:
             document["created"] = utc_text(self.created)
         return document
@@ -238,6 +281,7 @@ class BackupInstance:
                 "dataSourceInfo",
                 "datasourceAuthCredentials",
                 "friendlyName",
+                "notify",
                 "objectType",
                 "policyInfo",
                 "serverName",
@@ -262,7 +306,13 @@ class BackupInstance:
             if state.value
             else ProtectionState.CONFIGURED,
             parse_time(node.child("created")) if node.child("created").value else None,
+            _urls(node.child("notify")),
         )
+
+
+def _urls(node: Node) -> tuple[str, ...]:
+    """A list of notification URLs (absent: none); checked when they are set, not here."""
+    return tuple(item.text() for item in node.items())
 
 
 def _secret(node: Node) -> SecretReference | None:

@@ -124,4 +124,11 @@ class Registry:
             raise OperationFailed(f"cannot write {self.path}: {exc.strerror}") from None
 
 
-__all__ = ["Registry", "VaultEntry", "entry_for"]
+def vault_names(state_dir: str | None, vault: str | None) -> list[str]:
+    """The one vault named, or every vault this host knows."""
+    if vault is not None:
+        return [Registry(state_dir).get(vault).name]
+    return [entry.name for entry in Registry(state_dir).entries()]
+
+
+__all__ = ["Registry", "VaultEntry", "entry_for", "vault_names"]

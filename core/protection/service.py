@@ -23,6 +23,7 @@ from core.protection.model import (
     Vault,
     validate_name,
 )
+from core.protection.notify_urls import check_notify_urls
 from core.protection.policy import BackupPolicy, policy_to_json
 from core.protection.policy_read import parse_policy
 from core.protection.registry import Registry, VaultEntry, entry_for
@@ -137,6 +138,26 @@ def show_vault(state_dir: str | None, name: str) -> dict[str, Any]:
     return document
 
 
+def update_vault(
+    state_dir: str | None,
+    name: str,
+    *,
+    notify: tuple[str, ...] | None = None,
+    wal_lag_threshold: str | None = None,
+) -> dict[str, Any]:
+    """`vault update`: new notification URLs (None: unchanged, (): none), a WAL lag threshold."""
+    urls = None if notify is None else check_notify_urls(notify)
+    with opened_vault(state_dir, name) as vault:
+        current = vault.store.load()
+        changed = replace(
+            current,
+            notify=current.notify if urls is None else urls,
+            wal_lag_threshold=wal_lag_threshold or current.wal_lag_threshold,
+        )
+        vault.store.update(changed)
+    return changed.to_json()
+
+
 def delete_vault(state_dir: str | None, name: str) -> dict[str, Any]:
     """Delete the vault's state (refused while instances use it); its backups stay."""
     with opened_vault(state_dir, name) as vault:
@@ -236,6 +257,7 @@ def create_instance(state_dir: str | None, vault: str, path: str) -> dict[str, A
             instance.datasource.secret.resolve()
         except InputError as exc:
             raise InputError(f"{what} $.datasourceAuthCredentials: {exc}") from None
+    check_notify_urls(instance.notify, f"{what} $.notify:")
     created = replace(instance, created=datetime.now(UTC).replace(microsecond=0))
     with opened_vault(state_dir, vault) as opened:
         opened.store.create_instance(created)
@@ -258,6 +280,17 @@ def delete_instance(state_dir: str | None, vault: str, name: str) -> dict[str, A
     with opened_vault(state_dir, vault) as opened:
         removed = opened.store.delete_instance(name)
     return {"deleted": name, "objects": removed}
+
+
+def update_instance(
+    state_dir: str | None, vault: str, name: str, notify: tuple[str, ...]
+) -> dict[str, Any]:
+    """`backup-instance update --notify URL...` (or none): the instance's own recipients."""
+    urls = check_notify_urls(notify)
+    with opened_vault(state_dir, vault) as opened:
+        instance = replace(opened.store.get_instance(name), notify=urls)
+        opened.store.update_instance(instance)
+    return instance.to_json()
 
 
 def set_protection(
@@ -290,4 +323,6 @@ __all__ = [
     "show_policy",
     "show_vault",
     "simulate_policy",
+    "update_instance",
+    "update_vault",
 ]

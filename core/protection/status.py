@@ -192,7 +192,7 @@ def protection_status(
     state_dir: str | None, vault: str | None, now: datetime
 ) -> list[InstanceStatus]:
     """`status`: every instance of the named vault, or of every vault this host knows."""
-    from core.protection.agent import vault_names
+    from core.protection.registry import vault_names
     from core.protection.service import opened_vault
 
     found = []

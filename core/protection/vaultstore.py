@@ -10,6 +10,7 @@ same vault, policy, instance or run record cannot both succeed.
     .pgvault/vaults/<vault>/policies/<policy>.json
     .pgvault/vaults/<vault>/instances/<instance>.json
     .pgvault/vaults/<vault>/runs/<instance>/<slot as 20260329T010000Z>[-adhoc].json
+    .pgvault/vaults/<vault>/notices/<instance>/<event>-<fingerprint>.json
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class VaultStore:
             raise ValueError(f"vault {vault.name!r} stored as {self.name!r}")
         try:
             self.store.put_bytes(
-                f"{self.prefix}vault.json", dumps(vault.to_json()).encode(), _CREATE
+                f"{self.prefix}vault.json", dumps(vault.stored_json()).encode(), _CREATE
             )
         except ObjectExists:
             return False
@@ -119,7 +120,7 @@ class VaultStore:
         self.get_policy(instance.policy_name)
         self._create(
             self._instance_key(instance.name),
-            instance.to_json(),
+            instance.stored_json(),
             f"backup instance {instance.name!r}",
         )
 
@@ -127,7 +128,13 @@ class VaultStore:
         """Replace an existing instance (stop or resume protection, a new policy)."""
         self.get_instance(instance.name)
         self.get_policy(instance.policy_name)
-        self.store.put_bytes(self._instance_key(instance.name), dumps(instance.to_json()).encode())
+        document = dumps(instance.stored_json()).encode()
+        self.store.put_bytes(self._instance_key(instance.name), document)
+
+    def update(self, vault: Vault) -> None:
+        """Replace the vault's settings (its notification URLs, its WAL lag threshold)."""
+        self.load()
+        self.store.put_bytes(f"{self.prefix}vault.json", dumps(vault.stored_json()).encode())
 
     def get_instance(self, name: str) -> BackupInstance:
         what = f"backup instance {name!r} in vault {self.name!r}"
@@ -141,10 +148,15 @@ class VaultStore:
         return [self.get_instance(name) for name in self.list_instances()]
 
     def delete_instance(self, name: str) -> int:
-        """Delete an instance and its run records (its backups stay in the catalog)."""
+        """Delete an instance, its run records and notices (its backups stay in the catalog)."""
         self.get_instance(name)
         runs = [item.key for item in self.store.list_objects(self._runs_prefix(name))]
-        return self.store.delete_many([*runs, self._instance_key(name)])
+        notices = [item.key for item in self.store.list_objects(self.notices_prefix(name))]
+        return self.store.delete_many([*runs, *notices, self._instance_key(name)])
+
+    def notices_prefix(self, instance: str) -> str:
+        """Where core.protection.notices records what was notified about an instance."""
+        return f"{self.prefix}notices/{validate_name('backup instance', instance)}/"
 
     # ---- run records ------------------------------------------------------------------------
 

@@ -439,6 +439,12 @@ def _protection_cases() -> Iterator[Case]:
         yield Case(("vault", "create", name, "--destination", "file:///v"), 3, "vault name")
     for url in BAD_URLS[:4]:
         yield Case(("vault", "create", "v", "--destination", url), 3, "vault destination")
+    yield Case(("vault", "update", "v"), 3, "vault update: nothing to change")
+    yield Case(("vault", "update", "v", "--notify", "json://h/x", "--no-notify"), 3, "vault update")
+    yield Case(("vault", "update", "v", "--notify", "nosuch://u:pw-b4d1@h"), 3, "notify URL")
+    yield Case(("vault", "update", "v", "--notify"), 3, "vault update --notify")
+    yield Case(("vault", "update", "v", "--wal-lag-threshold", "soon"), 3, "WAL lag threshold")
+    yield Case(("backup-instance", "update", "--vault", "v", "--name", "i"), 3, "instance update")
     yield Case(("agent", "--interval", "0"), 3, "agent")
     yield Case(("agent", "--interval", TOO_BIG), 3, "agent")
     yield Case(("agent", "--now", "yesterday"), 3, "agent")

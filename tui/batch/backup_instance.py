@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from core.errors import ExitCode
+from core.errors import ExitCode, InputError
 from tui.batch.main import Context
-from tui.batch.protection_options import add_vault, add_verbs, print_json
+from tui.batch.protection_options import (
+    add_notify,
+    add_vault,
+    add_verbs,
+    notify_from,
+    print_json,
+)
 
 
 def _initialize(parser: argparse.ArgumentParser) -> None:
@@ -37,6 +43,11 @@ def _adhoc(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _update(parser: argparse.ArgumentParser) -> None:
+    _named(parser)
+    add_notify(parser, "told about this instance's events, besides the vault's")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Backup instances: a database under a vault's policy."
     add_verbs(
@@ -46,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "create": ("store a backup instance in a vault", _create),
             "list": ("the vault's backup instances", add_vault),
             "show": ("one backup instance and its runs", _named),
+            "update": ("change an instance's notification URLs", _update),
             "delete": ("delete an instance and its run records (not its backups)", _named),
             "stop-protection": ("the agent stops backing it up", _named),
             "resume-protection": ("the agent backs it up again", _named),
@@ -76,6 +88,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         print_json(service.list_instances(ctx.state_dir, args.vault))
     elif verb == "show":
         print_json(service.show_instance(ctx.state_dir, args.vault, args.name))
+    elif verb == "update":
+        notify = notify_from(args)
+        if notify is None:
+            raise InputError("backup-instance update: give --notify URL... or --no-notify")
+        print_json(service.update_instance(ctx.state_dir, args.vault, args.name, notify))
     elif verb == "delete":
         print_json(service.delete_instance(ctx.state_dir, args.vault, args.name))
     elif verb in ("stop-protection", "resume-protection"):

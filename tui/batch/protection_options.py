@@ -39,6 +39,25 @@ def add_vault(parser: argparse.ArgumentParser, required: bool = True) -> None:
     )
 
 
+def add_notify(parser: argparse.ArgumentParser, whom: str) -> None:
+    """`--notify URL...` (apprise URLs, replacing the list) or `--no-notify`."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--notify",
+        nargs="+",
+        metavar="URL",
+        help=f"apprise notification URLs {whom} (json://..., mailto://...; replaces the list)",
+    )
+    group.add_argument("--no-notify", action="store_true", help="remove every notification URL")
+
+
+def notify_from(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The URLs asked for: None when neither flag was given, () for --no-notify."""
+    if args.no_notify:
+        return ()
+    return None if args.notify is None else tuple(args.notify)
+
+
 def instant(text: str) -> datetime:
     """argparse type for an ISO 8601 date or date-time; UTC when no offset is given."""
     try:

@@ -1,0 +1,229 @@
+"""Notifications: URLs checked and redacted, messages built from runs, status and retention,
+and each condition notified once (a second pass or a second agent sends nothing) to a real
+webhook and SMTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from core.errors import InputError, PgvaultError
+from core.protection import notices
+from core.protection.agent import RetentionOutcome
+from core.protection.model import (
+    BackupInstance,
+    Datasource,
+    RunRecord,
+    RunState,
+    RunTrigger,
+    Vault,
+)
+from core.protection.notify import PassFacts, notify_pass, send
+from core.protection.notify_urls import check_notify_urls, redact_notify_url
+from core.protection.policy_read import parse_policy
+from core.protection.registry import VaultEntry
+from core.protection.service import OpenVault
+from core.protection.status import Health, instance_status
+from core.protection.vaultstore import VaultStore
+from core.secrets import redact
+from core.storage import StoreConfig, open_store
+from core.urls import parse_location
+from tests.core.protection.policies import template_text
+from tests.support.receivers import Mailbox, Webhook, smtp_server, webhook_server
+
+SLOT = datetime(2021, 8, 15, 6, 30, tzinfo=UTC)  # the template's weekly Sunday slot
+TOKEN = "hook-token-93f1c2"
+
+
+def run(slot: datetime, state: RunState, backup: str | None = None) -> RunRecord:
+    error = "could not connect" if state is RunState.FAILED else None
+    return RunRecord(
+        "db", slot, "BackupWeekly", RunTrigger.SCHEDULED, state, "host:1", "Default",
+        "7", backup, slot + timedelta(minutes=5), error,
+    )  # fmt: skip
+
+
+def test_secrets_in_notification_urls_are_masked_and_registered() -> None:
+    cases = {
+        "mailto://bob:mail-pw-4411@mx.example.com?to=ops@example.com": "mail-pw-4411",
+        "json://hooks.example.com/in?token=tok-81fe0a": "tok-81fe0a",
+        "json://hooks.example.com/in?+X-Api-Key=hdr-5c7d21": "hdr-5c7d21",
+        # a token in the path: apprise's privacy form hides it, so pgvault does too
+        "tgram://123456789:AAbbCCddEEffGGhh/-1234": "AAbbCCddEEffGGhh",
+    }
+    for url, secret in cases.items():
+        shown = redact_notify_url(url)
+        assert secret not in shown, shown
+        assert "***" in shown
+        # registered: any later text quoting it is masked too
+        assert secret not in redact(f"sending failed: {secret}")
+    assert redact_notify_url("json://hooks.example.com/in") == "json://hooks.example.com/in"
+
+
+def test_an_unknown_notification_url_is_bad_input_named_redacted() -> None:
+    with pytest.raises(InputError) as caught:
+        check_notify_urls(["nosuch://admin:bad-pw-66a1@host/x"])
+    message = str(caught.value)
+    assert caught.value.exit_code == 3
+    assert "nosuch://admin:***@host/x" in message
+    assert "bad-pw-66a1" not in message
+    with pytest.raises(InputError):
+        check_notify_urls(["not a url"])
+    assert check_notify_urls(["json://h/x", "json://h/x"]) == ("json://h/x",)
+
+
+def test_a_streak_of_failed_runs_is_one_notice_and_a_new_streak_another() -> None:
+    week = timedelta(weeks=1)
+    ok, bad = RunState.SUCCEEDED, RunState.FAILED
+    assert notices.job_failed("db", [run(SLOT, ok, "b1")]) is None
+    first = notices.job_failed("db", [run(SLOT, ok, "b1"), run(SLOT + week, bad)])
+    assert first is not None
+    assert first.event is notices.Event.JOB_FAILED
+    assert "could not connect" in first.body
+    longer = notices.job_failed(
+        "db", [run(SLOT, ok, "b1"), run(SLOT + week, bad), run(SLOT + 2 * week, bad)]
+    )
+    assert longer is not None
+    assert longer.fingerprint == first.fingerprint  # still the same failure: not resent
+    assert "Runs failed in a row: 2" in longer.body
+    recovered = [run(SLOT, ok, "b1"), run(SLOT + week, bad), run(SLOT + 2 * week, ok, "b2")]
+    assert notices.job_failed("db", recovered) is None
+    again = notices.job_failed("db", [*recovered, run(SLOT + 3 * week, bad)])
+    assert again is not None
+    assert again.fingerprint != first.fingerprint
+    # a run still going on (claimed) does not end a streak
+    going = run(SLOT + 4 * week, RunState.CLAIMED)
+    assert notices.job_failed("db", [*recovered, run(SLOT + 3 * week, bad), going]) == again
+
+
+def test_stale_protection_is_one_notice_per_health_level_and_newest_backup() -> None:
+    policy = parse_policy(template_text())  # weekly
+    instance = BackupInstance("db", "pg1", Datasource("host=/tmp"), "p", created=SLOT)
+    runs = [run(SLOT, RunState.SUCCEEDED, "b1")]
+    end = SLOT + timedelta(minutes=5)
+
+    def notice(after: timedelta, with_runs: list[RunRecord]) -> notices.Notice | None:
+        return notices.stale(instance_status("v", instance, policy, with_runs, end + after))
+
+    assert notice(timedelta(days=3), runs) is None
+    warning = notice(timedelta(days=11), runs)
+    critical = notice(timedelta(days=15), runs)
+    later = notice(timedelta(days=40), runs)
+    assert warning is not None and critical is not None and later is not None
+    assert "is warning" in warning.title and "is critical" in critical.title
+    assert len({warning.fingerprint, critical.fingerprint}) == 2
+    assert later.fingerprint == critical.fingerprint  # still critical, same backup: once
+    newer = [*runs, run(SLOT + timedelta(weeks=3), RunState.SUCCEEDED, "b2")]
+    again = notice(timedelta(weeks=3, days=15), newer)
+    assert again is not None and again.fingerprint != critical.fingerprint
+    # a new instance without a backup is not nagged about before it is critical
+    fresh = instance_status("v", instance, policy, [], SLOT + timedelta(days=2))
+    assert fresh.health is Health.WARNING and notices.stale(fresh) is None
+
+
+def test_wal_lag_and_retention_notices() -> None:
+    policy = parse_policy(template_text())
+    instance = BackupInstance("db", "pg1", Datasource("host=/tmp"), "p", created=SLOT)
+    now = SLOT + timedelta(hours=1)
+    runs = [run(SLOT, RunState.SUCCEEDED, "b1")]
+    fresh = instance_status("v", instance, policy, runs, now, now - timedelta(minutes=5))
+    assert notices.wal_lag(fresh, timedelta(minutes=15)) is None
+    old = instance_status("v", instance, policy, runs, now, now - timedelta(minutes=40))
+    lag = notices.wal_lag(old, timedelta(minutes=15))
+    assert lag is not None and "40 minutes behind" in lag.title
+    outcomes = [
+        RetentionOutcome("db", "20210801T063000", "delete", "VaultStore", "done"),
+        RetentionOutcome("db", "20210808T063000", "delete", "VaultStore", "failed", "denied"),
+    ]
+    summary = notices.retention("db", outcomes)
+    assert summary is not None
+    assert summary.title == "pgvault: retention of db: 1 done, 1 failed"
+    assert "delete 20210808T063000 (VaultStore): failed: denied" in summary.body
+    same = notices.retention("db", list(reversed(outcomes)))
+    assert same is not None and same.fingerprint == summary.fingerprint
+    assert notices.retention("db", []) is None
+    held = RetentionOutcome("db", "20210815T063000", "delete", "VaultStore", "held", "newest")
+    assert notices.retention("db", [held]) is None  # held again every pass: not a notice
+    with_held = notices.retention("db", [*outcomes, held])
+    assert with_held is not None and with_held.fingerprint == summary.fingerprint
+    assert "held: newest" in with_held.body
+    assert notices.delete_failed(outcomes[1]).fingerprint == "delete-20210808T063000"
+
+
+@pytest.fixture
+def receivers() -> Iterator[tuple[Webhook, Mailbox]]:
+    with webhook_server() as hook, smtp_server() as box:
+        yield hook, box
+
+
+def test_send_delivers_to_a_webhook_and_a_mailbox_and_reports_a_dead_receiver(
+    receivers: tuple[Webhook, Mailbox],
+) -> None:
+    hook, box = receivers
+    urls = (hook.url(query=f"+X-Token={TOKEN}"), box.url(), "json://127.0.0.1:9/nobody")
+    deliveries = send(urls, "pgvault: test", "a body")
+    assert [d.result for d in deliveries] == ["sent", "sent", "failed"]
+    assert [(p["json"]["title"], p["headers"]["X-Token"]) for p in hook.posts] == [
+        ("pgvault: test", TOKEN)
+    ]
+    assert [m["Subject"] for m in box.mails] == ["pgvault: test"]
+    assert box.logins == [(box.user, box.password)]
+    shown = json.dumps([d.to_json() for d in deliveries])
+    assert TOKEN not in shown and box.password not in shown
+    assert "127.0.0.1:9" in shown
+
+
+def test_the_agent_step_notifies_once_per_change_across_passes_and_agents(
+    receivers: tuple[Webhook, Mailbox], tmp_path: Path
+) -> None:
+    hook, box = receivers
+    location = parse_location(f"file://{tmp_path / 'dest'}")
+    with open_store(location, StoreConfig()) as store:
+        vaults = VaultStore(store, "v")
+        vaults.create(Vault("v", f"file://{tmp_path / 'dest'}", notify=(hook.url(),)))
+        vaults.create_policy("p", parse_policy(template_text()))
+        instance = BackupInstance(
+            "db", "pg1", Datasource("host=/tmp"), "p", created=SLOT, notify=(box.url(),)
+        )
+        vaults.create_instance(instance)
+        failed = run(SLOT, RunState.FAILED)
+        vaults.claim_run(failed)
+        opened = OpenVault(VaultEntry("v", f"file://{tmp_path / 'dest'}"), vaults)
+        now = SLOT + timedelta(hours=1)
+        sent = notify_pass(opened, PassFacts(now), "agent-a:1")
+        assert [o.notice.event for o in sent] == [notices.Event.JOB_FAILED]
+        assert [p["json"]["title"] for p in hook.posts] == ["pgvault: backup of db failed"]
+        assert [m["Subject"] for m in box.mails] == ["pgvault: backup of db failed"]
+        # the next pass, and another agent, find the notice recorded: nothing is resent
+        assert notify_pass(opened, PassFacts(now + timedelta(minutes=1)), "a:1") == []
+        assert notify_pass(opened, PassFacts(now), "agent-b:2") == []
+        assert len(hook.posts) == 1
+        # weeks later with still no backup: critical, notified once
+        stale_at = SLOT + timedelta(days=20)
+        sent = notify_pass(opened, PassFacts(stale_at), "agent-a:1")
+        assert [o.notice.event for o in sent] == [notices.Event.PROTECTION_STALE]
+        assert notify_pass(opened, PassFacts(stale_at + timedelta(days=1)), "b:2") == []
+        records = [item.key for item in store.list_objects(vaults.notices_prefix("db"))]
+        assert len(records) == 2
+        for key in records:
+            document = json.loads(store.get_bytes(key))
+            assert document["deliveries"][1]["url"].startswith(f"mailto://{box.user}:***@")
+            assert box.password not in json.dumps(document)
+        # a stopped instance is not notified; its records go with it
+        vaults.update_instance(replace(instance, state=instance.state.STOPPED))
+        assert notify_pass(opened, PassFacts(stale_at + timedelta(days=30)), "a") == []
+        vaults.delete_instance("db")
+        assert list(store.list_objects(vaults.notices_prefix("db"))) == []
+
+
+def test_a_vault_with_a_bad_wal_lag_threshold_is_refused() -> None:
+    with pytest.raises(PgvaultError) as caught:
+        Vault("v", "file:///tmp/x", wal_lag_threshold="15 minutes")
+    assert "WAL lag threshold" in str(caught.value)
+    with pytest.raises(InputError):
+        Vault("v", "file:///tmp/x", wal_lag_threshold="PT0S")
