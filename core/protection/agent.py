@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from core.catalog.reader import Catalog
@@ -22,6 +22,7 @@ from core.errors import PgvaultError
 from core.jobs import JobStore
 from core.logical.catalog import LOCKED, list_logical
 from core.logical.manifest import DONE
+from core.protection.locks import lock_ends
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
 from core.protection.policy import BackupPolicy, ScheduleTrigger
 from core.protection.retention import VAULT, Action, BackupPoint, plan_retention
@@ -53,6 +54,8 @@ class RetentionOutcome:
     store: str
     result: str  # done, held, failed
     reason: str | None = None
+    #: when a held step may go ahead, when known (an object lock's end)
+    until: datetime | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -62,6 +65,7 @@ class RetentionOutcome:
             "reason": self.reason,
             "result": self.result,
             "store": self.store,
+            "until": self.until.isoformat() if self.until else None,
         }
 
 
@@ -174,10 +178,23 @@ def apply_retention(
     now: datetime,
 ) -> list[RetentionOutcome]:
     """Delete what the lifecycles say is expired; report what is held and why."""
-    plan = plan_retention(policy, backup_points(vault, instance), now)
+    points = backup_points(vault, instance)
+    plan = plan_retention(policy, points, now)
+    # A backup due to go is first checked for an object lock: never deleted early.
+    going = [step.backup_id for step in plan.due if step.action is not Action.COPY]
+    ends = lock_ends(vault.store.store, instance.server_name, going, now)
+    if ends:
+        points = [replace(p, locked_until=ends.get(p.backup_id)) for p in points]
+        plan = plan_retention(policy, points, now)
     results = [
         RetentionOutcome(
-            instance.name, h.step.backup_id, str(h.step.action), str(h.step.store), "held", h.reason
+            instance.name,
+            h.step.backup_id,
+            str(h.step.action),
+            str(h.step.store),
+            "held",
+            h.reason,
+            h.until,
         )
         for h in plan.held
     ]
