@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from core.catalog.chains import dependents
@@ -25,6 +25,7 @@ from core.jobs import JobStore
 from core.logical.catalog import LOCKED, list_logical
 from core.logical.manifest import DONE
 from core.protection.chain_rule import slot_kind
+from core.protection.locks import lock_ends
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
 from core.protection.notify import NoticeOutcome, PassFacts, notify_pass
 from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
@@ -58,6 +59,8 @@ class RetentionOutcome:
     store: str
     result: str  # done, held, failed
     reason: str | None = None
+    #: when a held step may go ahead, when known (an object lock's end)
+    until: datetime | None = None
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -67,6 +70,7 @@ class RetentionOutcome:
             "reason": self.reason,
             "result": self.result,
             "store": self.store,
+            "until": self.until.isoformat() if self.until else None,
         }
 
 
@@ -212,10 +216,23 @@ def apply_retention(
 ) -> list[RetentionOutcome]:
     """Delete what the lifecycles say is expired; report what is held and why."""
     needs = dependents(Catalog(vault.store.store, instance.server_name))
-    plan = plan_retention(policy, backup_points(vault, instance), now, lambda b: needs.get(b, ()))
+    points = backup_points(vault, instance)
+    plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
+    # A backup due to go is first checked for an object lock: never deleted early.
+    going = [step.backup_id for step in plan.due if step.action is not Action.COPY]
+    ends = lock_ends(vault.store.store, instance.server_name, going, now)
+    if ends:
+        points = [replace(p, locked_until=ends.get(p.backup_id)) for p in points]
+        plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
     results = [
         RetentionOutcome(
-            instance.name, h.step.backup_id, str(h.step.action), str(h.step.store), "held", h.reason
+            instance.name,
+            h.step.backup_id,
+            str(h.step.action),
+            str(h.step.store),
+            "held",
+            h.reason,
+            h.until,
         )
         for h in plan.held
     ]

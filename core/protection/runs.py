@@ -22,6 +22,7 @@ from core.postgres.connection import ConnectionParams
 from core.protection.model import BackupInstance, RunRecord, RunState, RunTrigger
 from core.protection.policy import BackupType
 from core.protection.service import OpenVault
+from core.urls import Provider
 
 log = logging.getLogger("pgvault.protection")
 
@@ -121,7 +122,7 @@ def _run_job(
     request = make_backup_request(
         vault.location,
         instance.server_name,
-        store_config=vault.config,
+        store_config=vault.backup_config,
         connection=connection_for(instance),
         # a slot's backup should start at its slot, not after a spread checkpoint
         immediate_checkpoint=True,
@@ -144,7 +145,7 @@ def _run_logical(
         location=vault.location,
         server=instance.server_name,
         database=datasource_database(instance),
-        store_config=vault.config,
+        store_config=vault.backup_config,
         connection=connection_for(instance),
     )
     outcome = run_foreground(jobs, LOGICAL_BACKUP, request, capture_logging=True)
@@ -175,7 +176,12 @@ def delete_backup(vault: OpenVault, jobs: JobStore, server: str, backup_id: str)
     from core.jobs.builtin import DELETE
 
     request = DeleteRequest(
-        location=vault.location, server=server, store_config=vault.config, backup=backup_id
+        location=vault.location,
+        server=server,
+        store_config=vault.config,
+        backup=backup_id,
+        # a lock the plan did not foresee (a legal hold) refuses the job: never delete early
+        check_object_lock=vault.location.provider is Provider.S3,
     )
     outcome = run_foreground(jobs, DELETE, request, capture_logging=True)
     if outcome.job.state is JobState.SUCCEEDED:
@@ -186,8 +192,12 @@ def delete_backup(vault: OpenVault, jobs: JobStore, server: str, backup_id: str)
 def _delete_logical(vault: OpenVault, server: str, backup_id: str) -> str | None:
     """A logical backup: its own series, no WAL (what backup-delete -b ID does)."""
     from core.logical.catalog import delete_logical
+    from core.protection.locks import backup_locks
 
     try:
+        locked = backup_locks(vault.store.store, server, backup_id)
+        if locked:
+            return f"logical backup {backup_id} is under S3 Object Lock: {locked[0].describe()}"
         delete_logical(vault.store.store, server, backup_id)
     except PgvaultError as exc:
         return str(exc)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.catalog.objectlock import require_object_lock
 from core.errors import InputError
 from core.protection.jsondoc import loads
 from core.protection.model import (
@@ -29,7 +30,7 @@ from core.protection.policy_read import parse_policy
 from core.protection.registry import Registry, VaultEntry, entry_for
 from core.protection.simulate import simulate
 from core.protection.vaultstore import VaultStore
-from core.storage import StoreConfig, open_store
+from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import Location, public_url
 
 
@@ -56,6 +57,8 @@ class OpenVault:
 
     entry: VaultEntry
     store: VaultStore
+    #: the stored vault's immutability (vault.json in the destination is the truth)
+    immutability_days: int | None = None
 
     @property
     def location(self) -> Location:
@@ -65,13 +68,19 @@ class OpenVault:
     def config(self) -> StoreConfig:
         return self.entry.store_config()
 
+    @property
+    def backup_config(self) -> StoreConfig:
+        """What the vault's backups are written with: under Object Lock when it has one."""
+        return replace(self.config, object_lock_days=self.immutability_days)
+
 
 @contextmanager
 def opened_vault(state_dir: str | None, name: str) -> Iterator[OpenVault]:
     """The named vault's store, open for the duration of the block."""
     entry = Registry(state_dir).get(name)
     with open_store(entry.location(), entry.store_config()) as store:
-        yield OpenVault(entry, VaultStore(store, name))
+        vault = VaultStore(store, name)
+        yield OpenVault(entry, vault, vault.load().immutability_days)
 
 
 # ---- vaults ---------------------------------------------------------------------------------
@@ -90,10 +99,7 @@ def create_vault(
     and remember where it is on this host."""
     validate_name("vault", name)
     if immutability_days is not None:
-        raise InputError(
-            "--immutability-days: S3 Object Lock writes are not available in pgvault yet; "
-            "create the vault without it (nothing was stored)"
-        )
+        require_object_lock(location, "--immutability-days")
     registry = Registry(state_dir)
     if any(entry.name == name for entry in registry.entries()):
         raise InputError(f"vault {name!r} already exists on this host")
@@ -101,16 +107,30 @@ def create_vault(
     wanted = Vault(name, here, immutability_days, datetime.now(UTC).replace(microsecond=0))
     with open_store(location, config) as store:
         vaults = VaultStore(store, name)
+        if immutability_days is not None:
+            _require_lock_bucket(store, location)
         attached = not vaults.create_or_exists(wanted)
         vault = vaults.load() if attached else wanted
-    if attached:
-        _check_attach(vault, immutability_days)
+        if attached:
+            _check_attach(vault, immutability_days, store, location)
     # This host reaches the vault through its own URL (another host may mount it elsewhere).
     registry.add(entry_for(replace(vault, destination=here), cloud_provider, config))
     return {**vault.to_json(), "attached": attached}
 
 
-def _check_attach(stored: Vault, immutability_days: int | None) -> None:
+def _require_lock_bucket(
+    store: ObjectStore, location: Location, what: str = "--immutability-days"
+) -> None:
+    if not store.object_lock_enabled():
+        raise InputError(
+            f"{what}: bucket {location.bucket} does not have S3 Object Lock "
+            "enabled; use a bucket created with Object Lock (nothing was stored)"
+        )
+
+
+def _check_attach(
+    stored: Vault, immutability_days: int | None, store: ObjectStore, location: Location
+) -> None:
     """Attaching reads the stored settings; a setting given differently is refused."""
     if immutability_days is not None and immutability_days != stored.immutability_days:
         raise InputError(
@@ -119,11 +139,9 @@ def _check_attach(stored: Vault, immutability_days: int | None) -> None:
             "--immutability-days to use its stored settings (nothing was changed)"
         )
     if stored.immutability_days is not None:
-        raise InputError(
-            f"vault {stored.name!r} in this destination has immutabilityDays "
-            f"{stored.immutability_days}, and S3 Object Lock writes are not available in "
-            "pgvault yet: not attached"
-        )
+        what = f"vault {stored.name!r} (immutabilityDays {stored.immutability_days})"
+        require_object_lock(location, what)
+        _require_lock_bucket(store, location, what)
 
 
 def list_vaults(state_dir: str | None) -> list[dict[str, Any]]:

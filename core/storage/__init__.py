@@ -26,7 +26,8 @@ def open_store(
     plain keys without importing boto3 (core.storage.s3_http) where it signs as boto3 would.
     """
     config = config or StoreConfig()
-    if light and location.provider is Provider.S3:
+    # The light S3 store cannot write under Object Lock: boto3 does.
+    if light and location.provider is Provider.S3 and config.object_lock_days is None:
         from core.storage.sigv4 import plain_access
 
         access = plain_access(location, config)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from core.errors import InputError
 from core.storage.bandwidth import BandwidthLimiter, Payload
 from core.storage.config import StoreConfig
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
@@ -45,6 +46,11 @@ class Backend(ABC):
     delete_batch: int = 1000
 
     def __init__(self, location: Location, config: StoreConfig) -> None:
+        if config.object_lock_days is not None and location.provider is not Provider.S3:
+            raise InputError(
+                f"S3 Object Lock (immutability) is for S3 destinations only; "
+                f"{location.display()} is {location.provider.value}"
+            )
         self.location = location
         self.config = config
         self.limiter = BandwidthLimiter(config.max_bandwidth) if config.max_bandwidth else None

@@ -8,6 +8,10 @@ from core.errors import InputError
 from core.storage.retry import RetryPolicy
 
 S3_ENCRYPTION = ("AES256", "aws:kms")
+#: the S3 Object Lock mode pgvault writes: GOVERNANCE, which an account holding
+#: s3:BypassGovernanceRetention can still lift after a mistake; COMPLIANCE cannot be lifted
+#: by anyone before it ends, and moto does not even enforce that (it lets it be shortened)
+OBJECT_LOCK_MODE = "GOVERNANCE"
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class StoreConfig:
     azure_max_block_size: int | None = None
     azure_max_single_put_size: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: S3 Object Lock: every object written is retained this many days (OBJECT_LOCK_MODE)
+    object_lock_days: int | None = None
 
 
 def check_s3_encryption(config: StoreConfig) -> None:

@@ -6,6 +6,7 @@ import base64
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -17,7 +18,7 @@ from core import errors
 from core.storage.backend import MiB, RawStream
 from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts
-from core.storage.config import StoreConfig, check_s3_encryption
+from core.storage.config import OBJECT_LOCK_MODE, StoreConfig, check_s3_encryption
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
 from core.storage.store import ObjectStore
 from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
@@ -213,7 +214,7 @@ class S3Store(ObjectStore):
         return 8 * MiB
 
     def _extra(self, options: PutOptions) -> dict[str, Any]:
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = self._lock()
         if options.tags:
             extra["Tagging"] = urlencode(options.tags, quote_via=quote)
         if options.storage_class:
@@ -225,6 +226,28 @@ class S3Store(ObjectStore):
         if self.config.sse_kms_key_id:
             extra["SSEKMSKeyId"] = self.config.sse_kms_key_id
         return extra
+
+    def _lock(self) -> dict[str, Any]:
+        """The Object Lock retention of an object written now (StoreConfig.object_lock_days)."""
+        days = self.config.object_lock_days
+        if days is None:
+            return {}
+        until = datetime.now(UTC).replace(microsecond=0) + timedelta(days=days)
+        return {"ObjectLockMode": OBJECT_LOCK_MODE, "ObjectLockRetainUntilDate": until}
+
+    def object_lock_enabled(self) -> bool:
+        def ask() -> bool:
+            with _guard(f"get the Object Lock configuration of bucket {self.bucket}"):
+                try:
+                    answer = self._client.get_object_lock_configuration(Bucket=self.bucket)
+                except bce.ClientError as exc:
+                    if _code(exc) == "ObjectLockConfigurationNotFoundError":
+                        return False
+                    raise
+            enabled = answer.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+            return bool(enabled == "Enabled")
+
+        return bool(self._retry(ask, f"Object Lock of bucket {self.bucket}"))
 
     def _check(self) -> None:
         with _guard(f"bucket {self.bucket}"):
@@ -240,6 +263,10 @@ class S3Store(ObjectStore):
         args = self._extra(options)
         if options.if_absent:
             args["IfNoneMatch"] = "*"
+        if "ObjectLockMode" in args:
+            # S3 wants x-amz-sdk-checksum-algorithm (or Content-MD5) with a retention; the
+            # CRC32 itself is still the one sent below, botocore does not compute another.
+            args["ChecksumAlgorithm"] = "CRC32"
         with _guard(f"put {full}"):
             self._client.put_object(
                 Bucket=self.bucket,
@@ -278,13 +305,26 @@ class S3Store(ObjectStore):
         # If-None-Match on the completion makes if_absent atomic (S3 since 2024-08).
         condition = {"IfNoneMatch": "*"} if handle.if_absent else {}
         with _guard(f"complete upload of {handle.key}"):
-            self._client.complete_multipart_upload(
+            answer = self._client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=handle.key,
                 UploadId=handle.upload_id,
                 MultipartUpload={"Parts": parts},
                 **condition,
             )
+        lock = self._lock()
+        if lock:
+            # Some stores (moto) drop the lock given to CreateMultipartUpload: set it on
+            # the version just completed.
+            version = {"VersionId": answer["VersionId"]} if answer.get("VersionId") else {}
+            retention = {
+                "Mode": lock["ObjectLockMode"],
+                "RetainUntilDate": lock["ObjectLockRetainUntilDate"],
+            }
+            with _guard(f"lock {handle.key}"):
+                self._client.put_object_retention(
+                    Bucket=self.bucket, Key=handle.key, Retention=retention, **version
+                )
 
     def _mpu_abort(self, handle: _Upload) -> None:
         with _guard(f"abort upload of {handle.key}"):
@@ -404,7 +444,7 @@ class S3Store(ObjectStore):
 
     def _set_storage_class(self, key: str, storage_class: str) -> None:
         full = self.key(key)
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = self._lock()  # a copy is a new version: locked as well
         if self.config.sse:
             extra["ServerSideEncryption"] = self.config.sse
         if self.config.sse_kms_key_id:

@@ -94,6 +94,10 @@ class ObjectStore(Backend):
         """Exactly length bytes from start (fewer only at the end of the object)."""
         return read_range(self, key, start, length)
 
+    def object_lock_enabled(self) -> bool:
+        """Whether the bucket has S3 Object Lock enabled (only S3 has it)."""
+        return False
+
     def head(self, key: str) -> ObjectInfo:
         return self._retry(lambda: self._head(key), f"head {key}")
 

@@ -24,7 +24,9 @@ def _create(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--immutability-days",
         type=positive_int,
-        help="S3 Object Lock retention for written objects (not available yet: refused)",
+        metavar="N",
+        help="S3 only, on a bucket with Object Lock enabled: every object the vault's backups "
+        "write is retained N days (GOVERNANCE mode); retention never deletes it earlier",
     )
     add_cloud(parser, test=False)
 

@@ -1,0 +1,51 @@
+"""S3 Object Lock as the agent's retention sees it: when a due backup becomes deletable.
+
+Only backups whose deletion or move is due are read (one HEAD per object), and only on S3,
+the one store with Object Lock. A lock pgvault wrote (a vault's immutabilityDays) or the
+bucket's default retention holds a backup until the last retain-until date of its objects;
+a legal hold has no date, and the delete job's own check (check_object_lock) refuses it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from core.catalog.layout import ServerLayout
+from core.catalog.objectlock import LockedObject, locked_objects
+from core.logical.layout import LogicalLayout, is_logical_id
+from core.storage import ObjectStore
+from core.urls import Provider
+
+
+def backup_prefix(server: str, backup_id: str) -> str:
+    """Where a backup's objects are: a physical or a logical backup's directory."""
+    if is_logical_id(backup_id):
+        return LogicalLayout(server).backup_prefix(backup_id)
+    return ServerLayout(server).backup_prefix(backup_id)
+
+
+def backup_locks(
+    store: ObjectStore, server: str, backup_id: str, now: datetime | None = None
+) -> list[LockedObject]:
+    """The backup's objects still locked at `now` (none off S3)."""
+    if store.location.provider is not Provider.S3:
+        return []
+    keys = (item.key for item in store.list_objects(backup_prefix(server, backup_id)))
+    return locked_objects(store, keys, now)
+
+
+def lock_ends(
+    store: ObjectStore, server: str, backup_ids: Iterable[str], now: datetime
+) -> dict[str, datetime]:
+    """For each backup with a retention still running at `now`, the moment its last
+    object's retention ends."""
+    ends = {}
+    for backup_id in sorted(set(backup_ids)):
+        dates = [lock.until for lock in backup_locks(store, server, backup_id, now) if lock.until]
+        if dates:
+            ends[backup_id] = max(dates)
+    return ends
+
+
+__all__ = ["backup_locks", "backup_prefix", "lock_ends"]

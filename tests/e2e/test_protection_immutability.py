@@ -1,0 +1,134 @@
+"""vault create --immutability-days on moto's S3: refused off S3 and on a bucket without
+Object Lock; on a lock bucket every object the agent's backups write is retained N days
+(GOVERNANCE), retention holds an expired backup until its lock ends and says when, and the
+locked backup restores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.e2e.test_object_lock import full_key, s3_client
+from tests.e2e.test_protection_agent import Agent, pt1m_policy, require_password
+from tests.support.catalog import SERVER, archived_server, object_keys
+from tests.support.cli import pgvault
+from tests.support.destinations import TestDestination
+from tests.support.postgres import Cluster, start_restored, world_dir
+
+MakeDest = Callable[..., TestDestination]
+DAYS = 7
+
+
+def _refused(dest: TestDestination, state: Path, *flags: str) -> str:
+    result = pgvault(
+        "vault", "create", "v1", "--destination", dest.url, *dest.cli_args, *flags,
+        env={**dest.env, "PGVAULT_STATE_DIR": str(state)},
+    )  # fmt: skip
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    return result.stderr
+
+
+def test_immutability_needs_an_s3_bucket_with_object_lock(
+    make_dest: MakeDest, tmp_path: Path
+) -> None:
+    local, azure, plain = make_dest("file"), make_dest("azure"), make_dest("s3")
+    days = ("--immutability-days", str(DAYS))
+    assert "is local-directory" in _refused(local, tmp_path / "a", *days)
+    assert "is azure-blob-storage" in _refused(azure, tmp_path / "b", *days)
+    error = _refused(plain, tmp_path / "c", *days)
+    assert f"bucket {plain.bucket} does not have S3 Object Lock enabled" in error
+    for dest in (local, azure, plain):
+        assert object_keys(dest) == set()  # nothing stored
+
+
+def _set_up(agent: Agent, cluster: Cluster) -> None:
+    created = agent.run(
+        "vault", "create", "v1", "--destination", agent.dest.url, *agent.dest.cli_args,
+        "--immutability-days", str(DAYS),
+    )  # fmt: skip
+    assert (created["immutabilityDays"], created["attached"]) == (DAYS, False)
+    agent.run(
+        "policy", "create", "--vault", "v1", "--name", "minutely",
+        "--policy", agent.file("policy.json", pt1m_policy()),
+    )  # fmt: skip
+    instance = agent.run(
+        "backup-instance", "initialize",
+        "--datasource", f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres",
+        "--server-name", SERVER, "--policy", "minutely",
+        "--secret-store-type", "env", "--secret-store-uri", "PGV_PASSWORD",
+    )  # fmt: skip
+    agent.run(
+        "backup-instance", "create", "--vault", "v1",
+        "--backup-instance", agent.file("instance.json", instance),
+    )  # fmt: skip
+
+
+def _attach_elsewhere(dest: TestDestination, state: Path) -> None:
+    """Another host attaches with the stored days; other days are refused, named."""
+    other = Agent(dest, state)
+    assert "immutabilityDays 7, not 3" in _refused(dest, state, "--immutability-days", "3")
+    attached = other.run("vault", "create", "v1", "--destination", dest.url, *dest.cli_args)
+    assert (attached["immutabilityDays"], attached["attached"]) == (DAYS, True)
+
+
+def _retention_of(dest: TestDestination, backup_id: str) -> list[tuple[str, datetime]]:
+    """Each object of a backup: its lock mode and retain-until date, as S3 reports them."""
+    s3 = s3_client(dest)
+    found = []
+    for key in sorted(object_keys(dest, f"{SERVER}/base/{backup_id}/")):
+        answer = s3.head_object(Bucket=dest.bucket, Key=full_key(dest, key))
+        found.append((answer.get("ObjectLockMode"), answer.get("ObjectLockRetainUntilDate")))
+    return found
+
+
+def test_the_agents_backups_are_locked_and_retention_waits_for_the_lock(
+    make_dest: MakeDest,
+    cluster_factory: Callable[..., Cluster],
+    pgvault_bin: str,
+    tmp_path: Path,
+) -> None:
+    dest = make_dest("s3", object_lock=True)
+    server = archived_server(cluster_factory, dest, pgvault_bin)
+    require_password(server.cluster)
+    agent = Agent(dest, tmp_path / "state")
+    _set_up(agent, server.cluster)
+    _attach_elsewhere(dest, tmp_path / "other-host")
+    base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    second = timedelta(seconds=10)
+
+    written = datetime.now(UTC)
+    b1 = agent.once(base + second)["runs"][0]["backupId"]  # Daily: kept a day
+    b2 = agent.once(base + timedelta(minutes=1) + second)["runs"][0]["backupId"]  # Default: 3 min
+    tables = server.cluster.table_checksums()  # what b2 holds (restore stops at consistency)
+    server.write_wal(1)
+    for backup_id in (b1, b2):
+        locks = _retention_of(dest, backup_id)
+        assert len(locks) >= 4  # archive(s), backup_manifest, pgvault.json, backup.info
+        for mode, until in locks:
+            assert mode == "GOVERNANCE"
+            assert written + timedelta(days=DAYS) <= until + timedelta(seconds=1)
+            assert until <= datetime.now(UTC) + timedelta(days=DAYS)
+
+    # b2 expired at minute 4: its deletion is due, its lock holds it and says until when.
+    late = agent.once(base + timedelta(minutes=5) + second)
+    b3 = late["runs"][0]["backupId"]
+    (held,) = late["retention"]
+    assert (held["backupId"], held["action"], held["result"]) == (b2, "delete", "held")
+    until = max(u for _, u in _retention_of(dest, b2))
+    assert held["until"] == until.isoformat()
+    assert held["reason"] == f"locked until {until.isoformat()}"
+    assert agent.backups() == [b1, b2, b3]
+    assert agent.job_kinds() == ["backup", "backup", "backup"]  # no delete was tried
+
+    # The locked backup is a backup: it restores and the data matches.
+    target = os.path.join(world_dir("pgvault-immutable-"), "data")
+    restored = server.run("restore", b2, target)
+    assert restored.returncode == 0, restored.stderr
+    started = start_restored(target, server.cluster.bindir, env=dest.env)
+    try:
+        assert started.table_checksums() == tables
+    finally:
+        started.stop()
