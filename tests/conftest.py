@@ -57,8 +57,12 @@ def make_dest(emulators: dict[str, Emulator]) -> Iterator[object]:
     """Factory for extra destinations on a named backend."""
     made: list[TestDestination] = []
 
-    def factory(provider: str, prefix: str = "pfx", create: bool = True) -> TestDestination:
-        dest = make_destination(provider, emulators, prefix=prefix, create=create)
+    def factory(
+        provider: str, prefix: str = "pfx", create: bool = True, object_lock: bool = False
+    ) -> TestDestination:
+        dest = make_destination(
+            provider, emulators, prefix=prefix, create=create, object_lock=object_lock
+        )
         made.append(dest)
         return dest
 

@@ -21,6 +21,7 @@ from core.postgres.walnames import (
 )
 from core.storage import CommonPrefix, ObjectStore
 from core.wal.check import BackupCoverage, archived_wals, check_backups, read_histories
+from core.wal.gaps import WalGap, archive_gaps
 
 #: what a directory directly under a destination holds when it is a server's catalog
 SERVER_MARKERS = ("base", "wals", "logical")
@@ -61,16 +62,6 @@ class WalStretch:
     timeline: int
     first: str
     last: str
-    segments: int
-
-
-@dataclass(frozen=True)
-class WalGap:
-    """Segments missing between two stretches of one timeline."""
-
-    timeline: int
-    first_missing: str
-    last_missing: str
     segments: int
 
 
@@ -143,9 +134,11 @@ def wal_archive(store: ObjectStore, server: str, backups: Sequence[BackupInfo] =
     sizes = [b.xlog_segment_size for b in backups if b.xlog_segment_size]
     segment_size = sizes[-1] if sizes else DEFAULT_SEGMENT_SIZE
     names = list(archived)
-    stretches, gaps = stretches_and_gaps(names, segment_size)
+    stretches, _ = stretches_and_gaps(names, segment_size)
     histories = read_histories(store, archived) if any(is_history(n) for n in names) else {}
     coverage = check_backups(backups, archived, histories) if backups else []
+    # The holes between stretches and the segments backups lack, each with what it cuts.
+    gaps = archive_gaps(archived, coverage, segment_size)
     return WalArchive(
         server=server,
         segment_size=segment_size,

@@ -16,7 +16,9 @@ decisions need them all.
 Refused with exit 1, as barman-cloud refuses them: a kept backup; a DONE backup when fewer
 than `-m` DONE backups would remain. pgvault also refuses a STARTED backup that may still be
 running (its owner is not provably gone, core.catalog.owner, or barman-cloud wrote it) unless
-`force` is set; an abandoned one is deleted by `-b` and by retention.
+`force` is set; an abandoned one is deleted by `-b` and by retention. With
+`check_object_lock` (S3 only), a backup with an object under S3 Object Lock is refused before
+anything of the run is deleted.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from core.catalog.backup_info import DELETING_ERROR, DONE, FAILED, STARTED, Back
 from core.catalog.chains import dependents
 from core.catalog.layout import ServerLayout
 from core.catalog.lock import server_lock
+from core.catalog.objectlock import locked_objects, require_object_lock
 from core.catalog.reader import Catalog
 from core.catalog.retention import WINDOW, RetentionReport, evaluate, parse_policy
 from core.errors import InputError, OperationFailed, PgvaultError
@@ -58,6 +61,8 @@ class DeleteRequest:
     now: str | None = None
     #: delete a STARTED backup whose process pgvault cannot prove has ended
     force: bool = False
+    #: refuse, before deleting anything, when an object of a backup is under S3 Object Lock
+    check_object_lock: bool = False
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,8 @@ def validate_request(request: DeleteRequest) -> None:
         parse_now(request.now)
     if request.force and request.backup is None:
         raise InputError("--force applies to -b only (a policy never deletes a STARTED backup)")
+    if request.check_object_lock:
+        require_object_lock(request.location)
 
 
 def run_delete(request: DeleteRequest, reporter: Reporter | None = None) -> DeleteResult:
@@ -147,6 +154,8 @@ class _Deleter:
         else:
             report, targets = self._by_policy(self.request.policy, backups, keeps)
             targets = self._keep_chains(targets)
+        if self.request.check_object_lock:
+            self._refuse_locked([backup_id for backup_id, _ in targets])
         deletions: list[BackupDeletion] = []
         skipped: list[str] = []
         remaining = list(backups)
@@ -263,6 +272,20 @@ class _Deleter:
                 f"--force has no effect: backup {info.backup_id} is {info.status}",
                 logging.WARNING,
             )
+
+    def _refuse_locked(self, backup_ids: list[str]) -> None:
+        """--check-object-lock: every object of every backup to go is checked first, so
+        that a locked one stops the run before anything is deleted."""
+        self.reporter.phase("checking S3 Object Lock")
+        for backup_id in backup_ids:
+            prefix = self.layout.backup_prefix(backup_id)
+            locked = locked_objects(self.store, (o.key for o in self.store.list_objects(prefix)))
+            if locked:
+                more = f" (and {len(locked) - 1} more locked object(s))" if len(locked) > 1 else ""
+                raise OperationFailed(
+                    f"backup {backup_id} of server {self.request.server} is under S3 Object "
+                    f"Lock: {locked[0].describe()}{more}; nothing was deleted"
+                )
 
     def _changed(self, expected: BackupInfo) -> tuple[str, BackupInfo | None] | None:
         """Why a backup must not be deleted after all (re-read just before deleting it),

@@ -41,6 +41,7 @@ BUILTIN: dict[str, str] = {
     "restore": "core.jobs.builtin:RESTORE",
     "verify": "core.jobs.builtin:VERIFY",
     "wal-push": "core.wal.jobs:WAL_PUSH",
+    "wal-repair": "core.wal.repair_job:WAL_REPAIR",
 }
 
 

@@ -10,6 +10,7 @@ applied by the target's psql (pg_dumpall 17.6+ writes psql's `\\restrict` meta-c
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
@@ -148,12 +149,47 @@ def run_restore_all(
     databases = chosen(manifest, maintenance, rep)
     check_names(request.connection, databases, request.clean)
     apply_globals(request, manifest, rep)
+    # One bar for the whole restore: each database's download sets its own totals, which
+    # would restart the bar; the grand totals are known from the manifest.
+    rep.set_totals(
+        bytes_total=sum(f.size for d in databases for f in d.files),
+        files_total=sum(len(d.files) for d in databases),
+    )
+    whole = _GrandTotals(rep)
     downloaded, tool = 0, ""
     for dump in databases:
         rep.log(f"restoring database {dump.name}")
         one = replace(request, backup=manifest.backup_id, database=dump.name, all_databases=False)
-        result = run_logical_restore(one, rep)
+        result = run_logical_restore(one, whole)
         downloaded += result.bytes_downloaded
         tool = result.pg_restore
     names = ", ".join(d.name for d in databases)
     return LogicalRestoreResult(manifest.backup_id, names, names, (), downloaded, tool)
+
+
+class _GrandTotals:
+    """The reporter of the whole restore, keeping its totals when one database sets its own."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self._inner = inner
+
+    def phase(self, name: str) -> None:
+        self._inner.phase(name)
+
+    def set_totals(self, bytes_total: int | None = None, files_total: int | None = None) -> None:
+        return None
+
+    def advance(self, nbytes: int = 0, files: int = 0) -> None:
+        self._inner.advance(nbytes, files)
+
+    def transferred(self, nbytes: int) -> None:
+        self._inner.transferred(nbytes)
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        self._inner.log(message, level)
+
+    def detail(self, key: str, value: str | int | float | bool | None) -> None:
+        self._inner.detail(key, value)
+
+    def checkpoint(self) -> None:
+        self._inner.checkpoint()

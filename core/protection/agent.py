@@ -18,15 +18,17 @@ import logging
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
+from core.catalog.chains import dependents
 from core.catalog.reader import Catalog
 from core.errors import PgvaultError
 from core.jobs import JobStore
 from core.logical.catalog import LOCKED, list_logical
 from core.logical.manifest import DONE
+from core.protection.chain_rule import slot_kind
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
-from core.protection.policy import BackupPolicy, ScheduleTrigger
+from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
 from core.protection.retention import (
     ARCHIVE,
     VAULT,
@@ -153,8 +155,30 @@ def run_due_slot(
         trigger=RunTrigger.SCHEDULED,
         tag=tag.tag_name,
         agent_id=who,
-        kind=rule.backup_type,
+        kind=rule_kind(vault, instance, policy, slot),
     )
+
+
+def rule_kind(
+    vault: OpenVault, instance: BackupInstance, policy: BackupPolicy, slot: datetime
+) -> BackupType | None:
+    """What the backup rule takes at this slot (an Incremental rule's week starts Full)."""
+    rule = policy.backup_rule()
+    if rule.backup_type is not BackupType.INCREMENTAL:
+        return rule.backup_type
+    fulls = {
+        info.backup_id
+        for info in Catalog(vault.store.store, instance.server_name).backups()
+        if info.status == "DONE" and not info.parent_backup_id
+    }
+    taken = [
+        run.slot
+        for run in vault.store.runs(instance.name)
+        if run.state is RunState.SUCCEEDED and run.backup_id in fulls
+    ]
+    trigger = rule.trigger
+    zone = get_zone(trigger.schedule.time_zone) if isinstance(trigger, ScheduleTrigger) else UTC
+    return slot_kind(rule.backup_type, slot, taken, zone)
 
 
 def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoint]:
@@ -188,7 +212,8 @@ def apply_retention(
     now: datetime,
 ) -> list[RetentionOutcome]:
     """Apply the due lifecycle steps (move to archive, delete); report what is held and why."""
-    plan = plan_retention(policy, backup_points(vault, instance), now)
+    needs = dependents(Catalog(vault.store.store, instance.server_name))
+    plan = plan_retention(policy, backup_points(vault, instance), now, lambda b: needs.get(b, ()))
     results = [
         RetentionOutcome(
             instance.name, h.step.backup_id, str(h.step.action), str(h.step.store), "held", h.reason
@@ -196,7 +221,8 @@ def apply_retention(
         for h in plan.held
     ]
     copying = {s.backup_id for s in plan.due if s.action is Action.COPY}
-    for step in plan.due:
+    # an incremental goes before the backups it builds on: a parent is deleted last
+    for step in sorted(plan.due, key=lambda s: s.backup_id, reverse=True):
         base = (instance.name, step.backup_id, str(step.action), str(step.store))
         if step.action is Action.COPY:
             if not _vault_delete_due(plan, step.backup_id):
@@ -264,7 +290,7 @@ def adhoc_backup(
         trigger=RunTrigger.ADHOC,
         tag=tag,
         agent_id=who,
-        kind=policy.backup_rule().backup_type,
+        kind=rule_kind(vault, instance, policy, now),
     )
 
 

@@ -53,6 +53,9 @@ def parse_time(node: Node) -> datetime:
 class SecretStoreType(StrEnum):
     ENV = "env"
     FILE = "file"
+    #: the host's keyring (the `keyring` package: Secret Service, KWallet, or a backend named
+    #: by PYTHON_KEYRING_BACKEND), as keyring:SERVICE/USERNAME
+    KEYRING = "keyring"
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,15 @@ class SecretReference:
     @classmethod
     def parse(cls, text: str, where: str = "secret reference") -> SecretReference:
         kind, sep, uri = text.partition(":")
-        if kind == "keyring":
-            raise InputError(
-                f"{where}: keyring secret references are not supported yet (use env: or file:)"
-            )
         if not sep or not uri or kind not in SecretStoreType.__members__.values():
-            raise InputError(f"{where}: {text!r} is not env:NAME or file:PATH")
+            raise InputError(
+                f"{where}: {text!r} is not env:NAME, file:PATH or keyring:SERVICE/USERNAME"
+            )
         if kind == SecretStoreType.FILE and not os.path.isabs(uri):
             raise InputError(f"{where}: file:{uri} must be an absolute path")
+        service, _, username = uri.partition("/")
+        if kind == SecretStoreType.KEYRING and not (service and username):
+            raise InputError(f"{where}: keyring:{uri} must be keyring:SERVICE/USERNAME")
         return cls(SecretStoreType(kind), uri)
 
     def resolve(self) -> str:
@@ -84,6 +88,8 @@ class SecretReference:
             value = os.environ.get(self.uri)
             if value is None:
                 raise InputError(f"secret reference {self}: the environment variable is not set")
+        elif self.store_type is SecretStoreType.KEYRING:
+            value = _from_keyring(self)
         else:
             try:
                 with open(self.uri, encoding="utf-8") as handle:
@@ -96,6 +102,27 @@ class SecretReference:
             raise InputError(f"secret reference {self}: the secret is empty")
         register_secret(value)
         return value
+
+
+def _from_keyring(reference: SecretReference) -> str:
+    """The password the host's keyring holds for SERVICE/USERNAME."""
+    try:
+        import keyring
+        import keyring.errors
+    except ImportError:
+        raise InputError(
+            f"secret reference {reference}: keyring references need the keyring package "
+            "(pip install 'pgvault[keyring]')"
+        ) from None
+    service, _, username = reference.uri.partition("/")
+    try:
+        value = keyring.get_password(service, username)
+    except keyring.errors.KeyringError as exc:
+        # NoKeyringError's text tells how to choose a backend; it holds no secret
+        raise InputError(f"secret reference {reference}: the keyring failed ({exc})") from None
+    if value is None:
+        raise InputError(f"secret reference {reference}: the keyring holds no such password")
+    return value
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,6 @@ class BackupType(StrEnum):
     LOGICAL = "Logical"
 
 
-#: kinds a policy may name today; the others are reserved until pgvault can take them
-SUPPORTED_BACKUP_TYPES = frozenset({BackupType.FULL, BackupType.LOGICAL})
-
 DAYS_OF_WEEK = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 WEEKS_OF_MONTH = ("First", "Second", "Third", "Fourth", "Last")
 MONTHS = (
@@ -343,7 +340,6 @@ __all__ = [
     "DEFAULT_TAG",
     "MONTHS",
     "POSTGRES_DATASOURCE",
-    "SUPPORTED_BACKUP_TYPES",
     "WEEKS_OF_MONTH",
     "AbsoluteMarker",
     "AdhocTrigger",

@@ -16,7 +16,6 @@ from core.protection.policy import (
     DAYS_OF_WEEK,
     DEFAULT_TAG,
     MONTHS,
-    SUPPORTED_BACKUP_TYPES,
     WEEKS_OF_MONTH,
     AbsoluteMarker,
     AdhocTrigger,
@@ -99,12 +98,7 @@ def _backup_type(node: Node) -> BackupType | None:
     node.object_type("AzureBackupParams")
     node.only_keys({"backupType", "objectType"})
     field = node.child("backupType")
-    value = field.choice(tuple(t.value for t in BackupType))
-    if BackupType(value) not in SUPPORTED_BACKUP_TYPES:
-        raise field.fail(
-            f"backup type {value!r} is not supported yet (pgvault takes Full and Logical backups)"
-        )
-    return BackupType(value)
+    return BackupType(field.choice(tuple(t.value for t in BackupType)))
 
 
 def _store(node: Node) -> DataStoreType:

@@ -125,6 +125,8 @@ def _run_job(
         connection=connection_for(instance),
         # a slot's backup should start at its slot, not after a spread checkpoint
         immediate_checkpoint=True,
+        # on the server's latest chain; a full backup (saying why) when it cannot be trusted
+        incremental="incremental" if kind is BackupType.INCREMENTAL else None,
     )
     outcome = run_foreground(jobs, BACKUP, request, capture_logging=True)
     return outcome, lambda job: job.result_as(BackupJobResult).backup_id

@@ -85,7 +85,8 @@ def create_vault(
     config: StoreConfig,
     immutability_days: int | None = None,
 ) -> dict[str, Any]:
-    """Store a new vault in its destination and remember where it is on this host."""
+    """Store a new vault in its destination, or attach the one another host stored there,
+    and remember where it is on this host."""
     validate_name("vault", name)
     if immutability_days is not None:
         raise InputError(
@@ -95,11 +96,33 @@ def create_vault(
     registry = Registry(state_dir)
     if any(entry.name == name for entry in registry.entries()):
         raise InputError(f"vault {name!r} already exists on this host")
-    vault = Vault(name, public_url(location), None, datetime.now(UTC).replace(microsecond=0))
+    here = public_url(location)
+    wanted = Vault(name, here, immutability_days, datetime.now(UTC).replace(microsecond=0))
     with open_store(location, config) as store:
-        VaultStore(store, name).create(vault)
-    registry.add(entry_for(vault, cloud_provider, config))
-    return vault.to_json()
+        vaults = VaultStore(store, name)
+        attached = not vaults.create_or_exists(wanted)
+        vault = vaults.load() if attached else wanted
+    if attached:
+        _check_attach(vault, immutability_days)
+    # This host reaches the vault through its own URL (another host may mount it elsewhere).
+    registry.add(entry_for(replace(vault, destination=here), cloud_provider, config))
+    return {**vault.to_json(), "attached": attached}
+
+
+def _check_attach(stored: Vault, immutability_days: int | None) -> None:
+    """Attaching reads the stored settings; a setting given differently is refused."""
+    if immutability_days is not None and immutability_days != stored.immutability_days:
+        raise InputError(
+            f"vault {stored.name!r} already exists in this destination with immutabilityDays "
+            f"{stored.immutability_days}, not {immutability_days}: attach without "
+            "--immutability-days to use its stored settings (nothing was changed)"
+        )
+    if stored.immutability_days is not None:
+        raise InputError(
+            f"vault {stored.name!r} in this destination has immutabilityDays "
+            f"{stored.immutability_days}, and S3 Object Lock writes are not available in "
+            "pgvault yet: not attached"
+        )
 
 
 def list_vaults(state_dir: str | None) -> list[dict[str, Any]]:
@@ -163,6 +186,7 @@ def simulate_policy(path: str, start: datetime, days: int) -> dict[str, Any]:
                 "at": event.at.isoformat(),
                 "backupId": event.backup_id,
                 "event": str(event.kind),
+                **({"backupType": str(event.backup_type)} if event.backup_type else {}),
                 "store": str(event.store),
                 "tag": event.tag,
                 "target": str(event.target) if event.target else None,

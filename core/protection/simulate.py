@@ -1,16 +1,18 @@
 """A policy run against an injected clock: every slot, the tag each backup gets, and when
 each one is moved or deleted. No sleeping and no backups taken; the agent makes the same
-decisions with the same functions (schedule.due, tagging.choose_tag, plan_retention).
+decisions with the same functions (schedule.due, tagging.choose_tag, plan_retention,
+chain_rule.slot_kind: an Incremental rule's backups build chains that hold their parents).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
-from core.protection.policy import BackupPolicy, DataStoreType, ScheduleTrigger
+from core.protection.chain_rule import slot_kind
+from core.protection.policy import BackupPolicy, BackupType, DataStoreType, ScheduleTrigger
 from core.protection.retention import Action, BackupPoint, Step, plan_retention
 from core.protection.schedule import compile_schedule
 from core.protection.tagging import choose_tag
@@ -34,6 +36,8 @@ class Event:
     tag: str
     store: DataStoreType
     target: DataStoreType | None = None
+    #: a backup event of an Incremental rule: Full or Incremental
+    backup_type: BackupType | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,8 @@ def simulate(
         trigger.schedule.repeating_time_intervals, trigger.schedule.time_zone
     )
     points = {point.backup_id: point for point in existing}
+    # backup id -> the backups its chain restores first (an Incremental rule's chains)
+    chains: dict[str, tuple[str, ...]] = {}
     events = [
         Event(p.taken_at, EventKind.BACKUP, p.backup_id, p.tag, store)
         for p in points.values()
@@ -89,7 +95,7 @@ def simulate(
     slot = next(slots, None)
     clock = require_aware(start)
     while True:
-        plan = plan_retention(policy, list(points.values()), clock)
+        plan = plan_retention(policy, list(points.values()), clock, _needing(chains, points))
         for step in plan.due:
             events.append(_event(step, points[step.backup_id].tag, clock))
             _step(points, step)
@@ -101,15 +107,53 @@ def simulate(
             point = BackupPoint(
                 backup_id_for(slot), slot, tag.tag_name, frozenset({backup_rule.data_store})
             )
+            kind = _chain(backup_rule.backup_type, point, points, chains, zone)
             points[point.backup_id] = point
             events.append(
-                Event(slot, EventKind.BACKUP, point.backup_id, point.tag, backup_rule.data_store)
+                Event(
+                    slot,
+                    EventKind.BACKUP,
+                    point.backup_id,
+                    point.tag,
+                    backup_rule.data_store,
+                    backup_type=kind,
+                )
             )
             clock, slot = slot, next(slots, None)
         elif due is not None and due < end:
             clock = due
         else:
             return Simulation(tuple(sorted(events, key=lambda e: e.at)))
+
+
+def _chain(
+    rule_type: BackupType | None,
+    point: BackupPoint,
+    points: dict[str, BackupPoint],
+    chains: dict[str, tuple[str, ...]],
+    zone: tzinfo,
+) -> BackupType | None:
+    """The kind of a new simulated backup; an incremental joins the newest backup's chain."""
+    if rule_type is not BackupType.INCREMENTAL:
+        return None
+    fulls = [
+        p.taken_at for p in points.values() if p.backup_id in chains and not chains[p.backup_id]
+    ]
+    kind = slot_kind(rule_type, point.taken_at, fulls, zone)
+    newest = max(points.values(), key=lambda p: p.taken_at, default=None)
+    if kind is BackupType.INCREMENTAL and newest is not None and newest.backup_id in chains:
+        chains[point.backup_id] = (*chains[newest.backup_id], newest.backup_id)
+    else:
+        kind = BackupType.FULL
+        chains[point.backup_id] = ()
+    return kind
+
+
+def _needing(
+    chains: dict[str, tuple[str, ...]], points: dict[str, BackupPoint]
+) -> Callable[[str], list[str]]:
+    """retention's `dependents`: the live backups whose chain holds a backup."""
+    return lambda backup_id: [b for b, c in chains.items() if backup_id in c and b in points]
 
 
 def _event(step: Step, tag: str, clock: datetime) -> Event:

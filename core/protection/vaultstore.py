@@ -56,6 +56,12 @@ class VaultStore:
 
     def create(self, vault: Vault) -> None:
         """Store a new vault; InputError if one of that name is there already."""
+        if not self.create_or_exists(vault):
+            raise InputError(f"vault {self.name!r} already exists in this destination")
+
+    def create_or_exists(self, vault: Vault) -> bool:
+        """Store a new vault (a conditional write); False, nothing written, when one of
+        that name is there already (another host created it: attach to it)."""
         if vault.name != self.name:
             raise ValueError(f"vault {vault.name!r} stored as {self.name!r}")
         try:
@@ -63,7 +69,8 @@ class VaultStore:
                 f"{self.prefix}vault.json", dumps(vault.to_json()).encode(), _CREATE
             )
         except ObjectExists:
-            raise InputError(f"vault {self.name!r} already exists in this destination") from None
+            return False
+        return True
 
     def load(self) -> Vault:
         return Vault.from_json(self._read(f"{self.prefix}vault.json", f"vault {self.name!r}"))

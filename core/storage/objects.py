@@ -24,6 +24,10 @@ class ObjectInfo:
     storage_class: str | None = None
     #: user metadata written with PutOptions.metadata (filled by head(), not by listings)
     metadata: tuple[tuple[str, str], ...] = ()
+    #: S3 Object Lock of the current version (head() on S3 only): mode, retain-until, hold
+    lock_mode: str | None = None
+    locked_until: datetime | None = None
+    legal_hold: bool = False
 
     def metadata_dict(self) -> dict[str, str]:
         return dict(self.metadata)

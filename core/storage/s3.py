@@ -344,6 +344,9 @@ class S3Store(ObjectStore):
             etag=answer.get("ETag"),
             storage_class=answer.get("StorageClass", "STANDARD"),
             metadata=tuple(sorted((k.lower(), v) for k, v in answer.get("Metadata", {}).items())),
+            lock_mode=answer.get("ObjectLockMode"),
+            locked_until=answer.get("ObjectLockRetainUntilDate"),
+            legal_hold=answer.get("ObjectLockLegalHoldStatus") == "ON",
         )
 
     def _list(

@@ -32,7 +32,7 @@ VERIFY_KEYS = {
     "drill",
     "summary",
 }
-CHECK_KEYS = {"server", "check", "ok", "error", "timeline", "wal_files", "backups"}
+CHECK_KEYS = {"server", "check", "ok", "error", "timeline", "wal_files", "backups", "gaps"}
 COVERAGE_KEYS = {
     "backup_id",
     "timeline",
@@ -125,6 +125,7 @@ def _check_wal_archive(server: ArchivedServer, dest: TestDestination, backups: l
 
     gaps = document(server.run("check-wal-archive", "--gaps", "--format", "json"))
     assert (gaps["check"], gaps["ok"], gaps["error"]) == ("gaps", True, None)
+    assert set(gaps) == CHECK_KEYS and gaps["gaps"] == []
     assert [b["backup_id"] for b in gaps["backups"]] == backups
     for item in gaps["backups"]:
         assert set(item) == COVERAGE_KEYS

@@ -5,8 +5,11 @@ own name, compared with the source; existing names refused without --clean, repl
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import tempfile
+from typing import Any, cast
 
 from tests.support.cli import pgvault
 from tests.support.logical import SHOP, make_shop
@@ -16,11 +19,21 @@ SERVER = "all-srv"
 
 
 def restore_all(
-    url: str, backup_id: str, target: Cluster, *flags: str
+    url: str, backup_id: str, target: Cluster, *flags: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return pgvault(
-        "restore", url, SERVER, backup_id, *target.restore_flags(), "--all-databases", "-v", *flags
+        "restore", url, SERVER, backup_id, *target.restore_flags(), "--all-databases", "-v", *flags,
+        env=env,
     )  # fmt: skip
+
+
+def restore_job(state: str) -> dict[str, Any]:
+    """The one restore job of a job store of its own."""
+    listed = pgvault("jobs", "list", "--kind", "logical-restore", "--format", "json",
+                     env={"PGVAULT_STATE_DIR": state})  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    (job,) = json.loads(listed.stdout)
+    return cast(dict[str, Any], job)
 
 
 def test_an_all_databases_backup_restores_roles_and_every_database() -> None:
@@ -38,8 +51,14 @@ def test_an_all_databases_backup_restores_roles_and_every_database() -> None:
         assert taken.returncode == 0, taken.stderr
         backup_id = taken.stdout.strip()
 
-        result = restore_all(url, backup_id, target)
+        state = tempfile.mkdtemp(prefix="pgvault-all-state-")
+        result = restore_all(url, backup_id, target, env={"PGVAULT_STATE_DIR": state})
         assert result.returncode == 0, result.stderr
+        # One bar for the whole restore: every file of both databases, counted once.
+        job = restore_job(state)
+        assert job["files_done"] == job["files_total"], job
+        assert job["files_total"] >= 2 * 2, job  # toc.dat and a data file per database
+        assert 0.9 * job["bytes_total"] <= job["bytes_done"] <= 1.1 * job["bytes_total"], job
         assert "role postgres exists on the target server: kept as it is" in result.stderr
         assert "database postgres held no table: skipped" in result.stderr
         assert target.one("select rolcanlogin from pg_roles where rolname = 'app_owner'")

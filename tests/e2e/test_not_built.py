@@ -26,11 +26,6 @@ WAL = "000000010000000000000001"
             {},
             "--snapshot-recovery-instance",
         ),
-        (
-            ["backup-delete", "--check-object-lock", "-r", "REDUNDANCY 1", "{dest}", "pg1"],
-            {},
-            "--check-object-lock",
-        ),
     ],
 )
 def test_a_flag_not_built_is_refused_with_exit_3_and_named(

@@ -122,6 +122,57 @@ def test_vault_policy_and_instance_lifecycle(operator: Operator) -> None:
     assert not [key for key in _keys(operator.dest) if key.startswith(".pgvault/vaults/v1/")]
 
 
+def test_a_vault_another_host_created_is_attached_with_its_stored_settings(
+    operator: Operator, tmp_path: Path
+) -> None:
+    other = Operator(operator.dest, tmp_path / "other-host")
+    created = operator.create_vault()
+    assert created["attached"] is False
+    operator.run(
+        "policy", "create", "--vault", "v1", "--name", "weekly",
+        "--policy", operator.file("template.json", template_text()),
+    )  # fmt: skip
+    stored = _read(operator.dest, ".pgvault/vaults/v1/vault.json")
+
+    attached = other.create_vault()
+    assert attached["attached"] is True
+    assert attached["created"] == created["created"]  # read, not written anew
+    assert _read(operator.dest, ".pgvault/vaults/v1/vault.json") == stored
+    assert [v["name"] for v in other.run("vault", "list")] == ["v1"]
+    assert [p["name"] for p in other.run("policy", "list", "--vault", "v1")] == ["weekly"]
+    other.run(
+        "policy", "create", "--vault", "v1", "--name", "daily",
+        "--policy", other.file("template.json", template_text()),
+    )  # fmt: skip
+    assert [p["name"] for p in operator.run("policy", "list", "--vault", "v1")] == [
+        "daily",
+        "weekly",
+    ]
+    assert "already exists on this host" in other.fails(
+        "vault", "create", "v1", "--destination", other.dest.url, *other.dest.cli_args
+    )
+
+    # A vault stored with Object Lock settings this pgvault cannot honour is not attached.
+    with operator.dest.store() as store:
+        store.put_bytes(
+            ".pgvault/vaults/locked/vault.json",
+            json.dumps(
+                {"destination": operator.dest.url, "immutabilityDays": 7, "name": "locked",
+                 "objectType": "PgvaultVault"}
+            ).encode(),
+        )  # fmt: skip
+    error = other.fails(
+        "vault", "create", "locked", "--destination", other.dest.url, *other.dest.cli_args
+    )
+    assert "immutabilityDays 7" in error and "not attached" in error
+    assert [v["name"] for v in other.run("vault", "list")] == ["v1"]
+
+
+def _read(dest: TestDestination, key: str) -> bytes:
+    with dest.store() as store:
+        return store.get_bytes(key)
+
+
 def _keys(dest: TestDestination) -> list[str]:
     with dest.store() as store:
         return [item.key for item in store.list_objects("")]

@@ -48,9 +48,14 @@ def _name(kind: str) -> str:
 
 
 def make_destination(
-    provider: str, emulators: dict[str, Emulator], prefix: str = "pfx", create: bool = True
+    provider: str,
+    emulators: dict[str, Emulator],
+    prefix: str = "pfx",
+    create: bool = True,
+    object_lock: bool = False,
 ) -> TestDestination:
-    """A new empty bucket (or directory) on the given backend, world-readable for postgres."""
+    """A new empty bucket (or directory) on the given backend, world-readable for postgres;
+    object_lock: an S3 bucket created with Object Lock enabled (and so versioned)."""
     if provider == "file":
         root = tempfile.mkdtemp(prefix="pgvault-dest-", dir="/tmp")
         os.chmod(root, 0o777)
@@ -77,7 +82,7 @@ def make_destination(
                 region_name="us-east-1",
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
-            ).create_bucket(Bucket=bucket)
+            ).create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=object_lock)
         return TestDestination(
             "s3",
             f"s3://{bucket}/{prefix}",

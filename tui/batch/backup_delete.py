@@ -1,9 +1,9 @@
 """`pgvault --batch backup-delete [flags] SOURCE_URL SERVER_NAME (-b BACKUP | -r POLICY)`.
 
 barman-cloud-backup-delete's flags (`-b/--backup-id`, `-r/--retention-policy`,
-`-m/--minimum-redundancy`, `--dry-run`, `--batch-size`), plus pgvault's `--as-of` (the
-moment a RECOVERY WINDOW is computed from), `--force` (a STARTED backup whose process cannot
-be proven gone) and `--detach`. Runs as a `delete` job.
+`-m/--minimum-redundancy`, `--dry-run`, `--batch-size`, `--check-object-lock` on S3), plus
+pgvault's `--as-of` (the moment a RECOVERY WINDOW is computed from), `--force` (a STARTED
+backup whose process cannot be proven gone) and `--detach`. Runs as a `delete` job.
 """
 
 from __future__ import annotations
@@ -72,21 +72,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check-object-lock",
         action="store_true",
-        help="not available in pgvault yet (barman-cloud's S3 Object Lock check): refused",
+        help="S3 only: first check each object to delete for an Object Lock retention or "
+        "legal hold; a locked one refuses the run (exit 1) and nothing is deleted",
     )
     add_format(parser)
     add_job_options(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    if args.check_object_lock:
-        raise InputError(
-            "--check-object-lock is not available in pgvault yet: pgvault does not check S3 "
-            "Object Lock retention before deleting"
-        )
     from core.logical.layout import is_logical_id
 
     if args.logical or is_logical_id(args.backup_id):
+        if args.check_object_lock:
+            raise InputError("--check-object-lock applies to physical backups only")
         if args.test:
             connectivity_test(args)
             return ExitCode.OK
@@ -108,6 +106,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         batch_size=args.batch_size,
         now=args.as_of,
         force=args.force,
+        check_object_lock=args.check_object_lock,
     )
     validate_request(request)  # with -t too: a bad policy is exit 3 either way
     if args.test:

@@ -23,6 +23,7 @@ from core.jobs.results.rehydrate import RehydrateJobResult
 from core.jobs.results.restore import RestoreJobResult
 from core.jobs.results.verify import VerifyJobResult
 from core.jobs.results.wal_push import WalPushJobResult
+from core.jobs.results.wal_repair import WalRepairJobResult
 
 
 class JobResult(Protocol):
@@ -74,6 +75,7 @@ RESULT_TYPES: dict[str, ResultType] = {
     "restore": RestoreJobResult,
     "verify": VerifyJobResult,
     "wal-push": WalPushJobResult,
+    "wal-repair": WalRepairJobResult,
 }
 
 

@@ -207,3 +207,21 @@ def test_a_result_written_by_this_version_round_trips(store: JobStore) -> None:
         job.id, JobState.SUCCEEDED, result=ResultRecord(JobDetails(backup_id=None), result)
     )
     assert done.result == result and done.details == JobDetails()
+
+
+def test_a_wal_repair_result_round_trips_with_its_lost_ranges(store: JobStore) -> None:
+    from core.jobs.results import WalRepairJobResult
+
+    result = WalRepairJobResult(
+        server="pg1",
+        gaps_found=2,
+        missing=3,
+        repaired=("000000010000000000000005",),
+        lost=("lost: timeline 1 WAL 0/7000000 to 0/9000000 (...)",),
+        source="/var/lib/postgresql/data/pg_wal",
+        summary="1 of 3 missing segment(s) archived again",
+    )
+    job = store.create("wal-repair", state=JobState.RUNNING)
+    done = store.transition(job.id, JobState.SUCCEEDED, result=ResultRecord(JobDetails(), result))
+    assert done.result == result
+    assert store.get(job.id).result == result

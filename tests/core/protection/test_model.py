@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import keyring
 import pytest
+from keyring.backends.fail import Keyring as FailKeyring
+from keyrings.alt.file import PlaintextKeyring
 
 from core.errors import InputError
 from core.protection.model import (
@@ -37,12 +40,31 @@ def test_unreadable_or_malformed_references_are_input_errors(tmp_path: Path) -> 
         SecretReference.parse("env:PGV_SURELY_NOT_SET").resolve()
     with pytest.raises(InputError, match="cannot read the file"):
         SecretReference.parse(f"file:{tmp_path}/missing").resolve()
-    with pytest.raises(InputError, match="not env:NAME or file:PATH"):
+    with pytest.raises(InputError, match="not env:NAME, file:PATH or keyring:SERVICE/USERNAME"):
         SecretReference.parse("vault:x")
     with pytest.raises(InputError, match="absolute path"):
         SecretReference.parse("file:relative/pw")
-    with pytest.raises(InputError, match="not supported yet"):
-        SecretReference.parse("keyring:pgvault/db")
+    with pytest.raises(InputError, match="must be keyring:SERVICE/USERNAME"):
+        SecretReference.parse("keyring:pgvault")
+
+
+def test_keyring_references_read_the_hosts_keyring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    previous = keyring.get_keyring()
+    try:
+        keyring.set_keyring(PlaintextKeyring())
+        keyring.set_password("pgvault", "pg-main", "from-the-keyring")
+        assert SecretReference.parse("keyring:pgvault/pg-main").resolve() == "from-the-keyring"
+        assert redact("pw from-the-keyring") == "pw ***"
+        with pytest.raises(InputError, match="keyring:pgvault/other: the keyring holds no such"):
+            SecretReference.parse("keyring:pgvault/other").resolve()
+        keyring.set_keyring(FailKeyring())
+        with pytest.raises(InputError, match="keyring:pgvault/pg-main: the keyring failed"):
+            SecretReference.parse("keyring:pgvault/pg-main").resolve()
+    finally:
+        keyring.set_keyring(previous)
 
 
 @pytest.mark.parametrize(

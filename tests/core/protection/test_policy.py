@@ -123,12 +123,6 @@ BAD = [
     ),
     (
         "policyRules.0.backupParameters.backupType",
-        "Incremental",
-        "$.policyRules[0].backupParameters.backupType",
-        "not supported yet",
-    ),
-    (
-        "policyRules.0.backupParameters.backupType",
         "Discrete",
         "$.policyRules[0].backupParameters.backupType",
         "unknown value",

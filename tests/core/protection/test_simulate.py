@@ -6,10 +6,11 @@ import calendar
 import json
 from datetime import UTC, datetime, timedelta
 
-from core.protection.policy import DataStoreType
+from core.protection.policy import BackupType, DataStoreType
 from core.protection.policy_read import parse_policy
 from core.protection.retention import BackupPoint
 from core.protection.simulate import EventKind, simulate
+from core.protection.template import default_policy_template
 from tests.core.protection.policies import edited_policy, osspol5_text
 
 VAULT = DataStoreType.VAULT
@@ -100,3 +101,36 @@ def test_existing_backups_are_expired_but_the_newest_good_one_is_kept() -> None:
     # due since 2020-01-01, it is the only good backup until the first slot (2020-04-01 20:00)
     assert "20190101T000000" in simulation.kept_at(datetime(2020, 4, 1, 19, tzinfo=UTC))
     assert "20190101T000000" not in simulation.kept_at(datetime(2020, 4, 1, 21, tzinfo=UTC))
+
+
+def test_an_incremental_rule_builds_weekly_chains_and_keeps_a_chain_while_it_is_needed() -> None:
+    policy = default_policy_template()
+    rule = policy["policyRules"][0]
+    rule["backupParameters"]["backupType"] = "Incremental"
+    rule["trigger"]["schedule"]["repeatingTimeIntervals"] = ["R/2026-01-01T22:00:00+00:00/P1D"]
+    policy["policyRules"][1]["lifecycles"][0]["deleteAfter"]["duration"] = "P3D"
+    start = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday
+    simulation = simulate(parse_policy(json.dumps(policy)), start, start + timedelta(days=60))
+    slots = [start.replace(hour=22) + timedelta(days=n) for n in range(60)]
+    # a chain starts with the first slot of each ISO week (and the very first backup)
+    assert [(e.at, e.backup_type) for e in simulation.backups()] == [
+        (s, BackupType.FULL if s.weekday() == 0 or s == slots[0] else BackupType.INCREMENTAL)
+        for s in slots
+    ]
+    week = {s: s.isocalendar()[:2] for s in slots}
+    for n in range(60):
+        now = start + timedelta(days=n, hours=23, minutes=59)
+        taken = [s for s in slots if s <= now]
+        # a backup stays while it or a later backup of its chain (its week) is within P3D
+        expected = {
+            s.strftime("%Y%m%dT%H%M%S")
+            for s in taken
+            if any(week[t] == week[s] and t >= s and t + timedelta(days=3) > now for t in taken)
+        }
+        assert set(simulation.kept_at(now)) == expected, now
+    # the first chain (Thu..Sun) goes at once, when its newest member expires
+    first_week = {s.strftime("%Y%m%dT%H%M%S") for s in slots[:4]}
+    gone = {
+        e.at for e in simulation.events if e.kind is EventKind.DELETE and e.backup_id in first_week
+    }
+    assert gone == {slots[3] + timedelta(days=3)}

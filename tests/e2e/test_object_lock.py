@@ -1,0 +1,95 @@
+"""backup-delete --check-object-lock on moto's S3 with a bucket created with Object Lock: a
+backup with an object under retention or a legal hold is refused (exit 1, naming the object
+and its date) and nothing is deleted; an unlocked one is deleted; off S3 the flag is bad
+input (exit 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.support.catalog import SERVER, archive_keys, archived_server, object_keys
+from tests.support.cli import pgvault
+from tests.support.destinations import TestDestination
+from tests.support.postgres import Cluster
+
+MakeDest = Callable[..., TestDestination]
+
+
+def s3_client(dest: TestDestination) -> Any:
+    """boto3 on the destination's moto endpoint, to lock objects as an operator would."""
+    return boto3.client(
+        "s3",
+        endpoint_url=dest.config.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def full_key(dest: TestDestination, key: str) -> str:
+    return f"{dest.url.removeprefix(f's3://{dest.bucket}/').rstrip('/')}/{key}"
+
+
+def test_a_backup_under_object_lock_is_refused_and_nothing_is_deleted(
+    make_dest: MakeDest, cluster_factory: Callable[..., Cluster], pgvault_bin: str
+) -> None:
+    dest = make_dest("s3", object_lock=True)
+    s3 = s3_client(dest)
+    server = archived_server(cluster_factory, dest, pgvault_bin)
+    first = server.backup()
+    server.write_wal(1)
+    second = server.backup()
+    server.write_wal(1)
+    locked = archive_keys(dest, first)[0]
+    until = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    s3.put_object_retention(
+        Bucket=dest.bucket,
+        Key=full_key(dest, locked),
+        Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until},
+    )
+    held = f"{SERVER}/base/{second}/backup_manifest"
+    s3.put_object_legal_hold(
+        Bucket=dest.bucket, Key=full_key(dest, held), LegalHold={"Status": "ON"}
+    )
+    before = object_keys(dest)
+
+    refused = server.run("backup-delete", "-b", first, "--check-object-lock")
+    assert refused.returncode == 1, refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+    assert f"{locked} is locked (GOVERNANCE) until {until.date().isoformat()}" in refused.stderr
+    assert "nothing was deleted" in refused.stderr
+    # A policy run that would delete the locked backup stops before deleting any.
+    policy = server.run("backup-delete", "-r", "REDUNDANCY 1", "--check-object-lock")
+    assert policy.returncode == 1 and locked in policy.stderr, policy.stderr
+    legal = server.run("backup-delete", "-b", second, "--check-object-lock")
+    assert legal.returncode == 1 and f"{held} has a legal hold" in legal.stderr, legal.stderr
+    assert object_keys(dest) == before
+    assert server.info(first).status == server.info(second).status == "DONE"
+
+    # Once the hold is removed, the check lets the deletion go ahead.
+    s3.put_object_legal_hold(
+        Bucket=dest.bucket, Key=full_key(dest, held), LegalHold={"Status": "OFF"}
+    )
+    deleted = server.run("backup-delete", "-b", second, "--check-object-lock")
+    assert deleted.returncode == 0, deleted.stderr
+    remaining = object_keys(dest)
+    assert not [k for k in remaining if k.startswith(f"{SERVER}/base/{second}/")]
+    assert locked in remaining
+
+
+@pytest.mark.parametrize("provider", ["file", "gcs"])
+def test_check_object_lock_off_s3_is_bad_input(make_dest: MakeDest, provider: str) -> None:
+    dest = make_dest(provider)
+    result = pgvault(
+        "backup-delete", *dest.cli_args, dest.url, SERVER, "-b", "20260101T000000",
+        "--check-object-lock", env=dest.env,
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    assert "--check-object-lock applies to S3 destinations only" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert object_keys(dest) == set()
