@@ -88,6 +88,10 @@ class ObjectNotFound(StorageError):
     """The object does not exist."""
 
 
+class ObjectArchived(StorageError):
+    """The object is in the archive tier: it must be rehydrated before it can be read."""
+
+
 class ContainerNotFound(StorageError):
     """The bucket or container does not exist."""
 

@@ -31,7 +31,7 @@ from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
 from core.codecs import codec_for_suffix
 from core.drill import DrillRequest, run_drill
 from core.encryption import open_object
-from core.errors import InputError, IntegrityError, PgvaultError
+from core.errors import InputError, IntegrityError, OperationFailed, PgvaultError
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import Location
@@ -213,6 +213,10 @@ class _Verifier:
         reporter.phase("reading the catalog")
         info = self.catalog.resolve(reference)
         backup_id = info.backup_id
+        if backup_id in self.catalog.archived():
+            from core.catalog.tier import rehydrate_hint
+
+            raise OperationFailed(rehydrate_hint(backup_id, self.server))
         reporter.detail("backup_id", backup_id)
         layout = self.layout
         listed = {o.key: o for o in self.store.list_objects(layout.backup_prefix(backup_id))}

@@ -4,6 +4,7 @@
     <server>/base/<backup_id>/data.tar[.gz|.bz2|.snappy|.lz4|.zst], data_0001.tar...
     <server>/base/<backup_id>/<tablespace oid>.tar..., <oid>_0001.tar...
     <server>/base/<backup_id>/annotations/keep
+    <server>/base/<backup_id>/annotations/tier   (pgvault's: the backup is in the archive tier)
     <server>/wals/<timeline+log>/<segment>[.gz|...]      (.partial, .backup alike)
     <server>/wals/<timeline>.history[.gz|...]
     <server>/pgvault.keys          (pgvault's encryption key file; archives then end in .age)
@@ -42,6 +43,7 @@ BACKUP_INFO = "backup.info"
 PG_MANIFEST = "backup_manifest"
 PGVAULT_MANIFEST = "pgvault.json"
 KEEP = "annotations/keep"
+TIER = "annotations/tier"  # pgvault's: `archive` while the archives are in the archive tier
 ENCRYPTED_SUFFIX = ".age"  # barman-cloud skips an unknown extension, then misses the archive
 
 _ARCHIVE_RE = re.compile(r"^(?P<name>data|\d+)(?:_(?P<part>\d{4}))?(?P<suffix>\.tar(?:\.\w+)?)$")
@@ -122,6 +124,9 @@ class ServerLayout:
 
     def keep_annotation(self, backup_id: str) -> str:
         return self.backup_file(backup_id, KEEP)
+
+    def tier_annotation(self, backup_id: str) -> str:
+        return self.backup_file(backup_id, TIER)
 
     def archive(self, backup_id: str, ref: ArchiveRef) -> str:
         return self.backup_file(backup_id, ref.filename())

@@ -20,6 +20,7 @@ from core.catalog.chains import link_sets
 from core.catalog.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, parse_archive_name
 from core.catalog.manifest import DatabaseRecord, PgvaultManifest, TableRecord
 from core.catalog.reader import Catalog
+from core.catalog.tier import ARCHIVE, STANDARD
 from core.errors import DecryptionFailed, PgvaultError
 from core.postgres.walnames import (
     DEFAULT_SEGMENT_SIZE,
@@ -75,6 +76,8 @@ class BackupSummary:
     abandoned: str | None = None
     #: its deletion has begun (backup.info FAILED with DELETING_ERROR)
     deleting: bool = False
+    #: `standard`, or `archive` when its archives are in the archive tier (core.catalog.tier)
+    tier: str = STANDARD
 
     @property
     def shown_status(self) -> str:
@@ -211,6 +214,7 @@ def summarise(catalog: Catalog, info: BackupInfo) -> BackupSummary:
         parent_backup_id=info.parent_backup_id,
         abandoned=_abandoned(catalog, info),
         deleting=info.deleting,
+        tier=ARCHIVE if info.backup_id in catalog.archived() else STANDARD,
     )
     return _with_chain(catalog, summary) if summary.parent_backup_id else summary
 

@@ -25,6 +25,7 @@ from core.catalog.layout import (
 )
 from core.catalog.manifest import PgvaultManifest, load_pgvault, new_checksum
 from core.catalog.owner import Verdict, owner_verdict
+from core.catalog.tier import ARCHIVE, read_tier
 from core.encryption import open_object
 from core.errors import InputError, ObjectNotFound, PgvaultError, StorageError
 from core.storage import CommonPrefix, ObjectInfo, ObjectStore
@@ -69,6 +70,7 @@ class Catalog:
         self._backups: list[BackupInfo] | None = None
         self._objects: dict[str, tuple[ObjectInfo, ...]] | None = None
         self._keeps: dict[str, str] | None = None
+        self._archived: set[str] | None = None
         self.unreadable: list[str] = []
         #: backup ID -> why its backup.info cannot be read (listed as broken)
         self.broken: dict[str, str] = {}
@@ -168,6 +170,17 @@ class Catalog:
                     keeps[backup_id] = target
             self._keeps = keeps
         return dict(self._keeps)
+
+    def archived(self) -> set[str]:
+        """The backups whose record puts them in the archive tier (core.catalog.tier, cached)."""
+        if self._archived is None:
+            self._archived = {
+                backup_id
+                for backup_id, objects in self.objects().items()
+                if any(o.key == self.layout.tier_annotation(backup_id) for o in objects)
+                and read_tier(self.store, self.server, backup_id) == ARCHIVE
+            }
+        return set(self._archived)
 
     def keep_target(self, backup_id: str) -> str | None:
         """The keep target of one backup, read from the store (not the cache)."""

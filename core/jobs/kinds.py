@@ -38,6 +38,7 @@ BUILTIN: dict[str, str] = {
     "keys": "core.keyjob:KEYS",
     "logical-backup": "core.logical.jobs:LOGICAL_BACKUP",
     "logical-restore": "core.logical.jobs:LOGICAL_RESTORE",
+    "rehydrate": "core.catalog.rehydrate:REHYDRATE",
     "restore": "core.jobs.builtin:RESTORE",
     "verify": "core.jobs.builtin:VERIFY",
     "wal-push": "core.wal.jobs:WAL_PUSH",

@@ -6,8 +6,11 @@ clock given. A missed slot is caught up once (due() returns only the latest). An
 agent's claim of a slot (vaultstore.claim_run, a conditional write) makes this one skip it.
 After the pass, notify.notify_pass tells the vault's and instances' URLs what changed.
 
-ArchiveStore moves and copies are not available yet: such a step is reported as held
-and the backup stays in the VaultStore, so nothing a policy keeps is ever lost.
+The ArchiveStore is the store's archive tier (core.catalog.tier): a move changes the
+backup's archives to it in place. pgvault keeps one copy of a backup, so a copy
+(ImmediateCopyOption, CustomCopyOption) is made when the VaultStore copy expires, as a
+move; until then the copy step is reported held. The ArchiveStore lifecycle then deletes
+it by an ordinary delete job, which keeps the WAL other backups need.
 """
 
 from __future__ import annotations
@@ -30,7 +33,15 @@ from core.protection.model import BackupInstance, ProtectionState, RunState, Run
 from core.protection.notify import NoticeOutcome, PassFacts, notify_pass
 from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
 from core.protection.registry import vault_names
-from core.protection.retention import VAULT, Action, BackupPoint, plan_retention
+from core.protection.retention import (
+    ARCHIVE,
+    VAULT,
+    Action,
+    BackupPoint,
+    RetentionPlan,
+    Step,
+    plan_retention,
+)
 from core.protection.runs import RunOutcome, delete_backup, take_backup
 from core.protection.schedule import compile_schedule
 from core.protection.service import OpenVault
@@ -38,9 +49,9 @@ from core.protection.tagging import adhoc_tag, choose_tag
 from core.protection.zones import get_zone, require_aware
 
 log = logging.getLogger("pgvault.protection")
-ARCHIVE_REFUSAL = (
-    "ArchiveStore moves and copies are not available in pgvault yet: the backup stays in "
-    "the VaultStore"
+COPY_IN_PLACE = (
+    "pgvault keeps one copy of a backup: it moves to the archive tier when its VaultStore "
+    "copy expires"
 )
 
 
@@ -189,11 +200,9 @@ def rule_kind(
 
 def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoint]:
     """The instance's successful backups still DONE in the catalog, with their tags."""
-    done = {
-        info.backup_id
-        for info in Catalog(vault.store.store, instance.server_name).backups()
-        if info.status == "DONE"
-    }
+    catalog = Catalog(vault.store.store, instance.server_name)
+    done = {info.backup_id for info in catalog.backups() if info.status == "DONE"}
+    archived = catalog.archived()
     # a Logical rule's backups: finished ones have their logical.json (LOCKED: encrypted)
     done |= {
         m.backup_id
@@ -201,7 +210,12 @@ def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoin
         if m.status in (DONE, LOCKED)
     }
     return [
-        BackupPoint(run.backup_id, run.slot, run.tag or "Default")
+        BackupPoint(
+            run.backup_id,
+            run.slot,
+            run.tag or "Default",
+            frozenset({ARCHIVE if run.backup_id in archived else VAULT}),
+        )
         for run in vault.store.runs(instance.name)
         if run.state is RunState.SUCCEEDED and run.backup_id in done
     ]
@@ -214,7 +228,7 @@ def apply_retention(
     policy: BackupPolicy,
     now: datetime,
 ) -> list[RetentionOutcome]:
-    """Delete what the lifecycles say is expired; report what is held and why."""
+    """Apply the due lifecycle steps (move to archive, delete); report what is held and why."""
     needs = dependents(Catalog(vault.store.store, instance.server_name))
     points = backup_points(vault, instance)
     plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
@@ -236,15 +250,58 @@ def apply_retention(
         )
         for h in plan.held
     ]
+    copying = {s.backup_id for s in plan.due if s.action is Action.COPY}
     # an incremental goes before the backups it builds on: a parent is deleted last
     for step in sorted(plan.due, key=lambda s: s.backup_id, reverse=True):
         base = (instance.name, step.backup_id, str(step.action), str(step.store))
-        if step.action is not Action.DELETE or step.store is not VAULT:
-            results.append(RetentionOutcome(*base, "held", ARCHIVE_REFUSAL))
+        if step.action is Action.COPY:
+            if not _vault_delete_due(plan, step.backup_id):
+                results.append(RetentionOutcome(*base, "held", COPY_IN_PLACE))
+            continue
+        if step.action is Action.MOVE or (step.store is VAULT and step.backup_id in copying):
+            moved = (instance.name, step.backup_id, str(Action.MOVE), str(step.store))
+            refusal = _no_archive_tier(vault, step.backup_id)
+            if refusal is not None:
+                results.append(RetentionOutcome(*moved, "held", refusal))
+                continue
+            error = _move_to_archive(vault, instance.server_name, step.backup_id)
+            results.append(RetentionOutcome(*moved, "failed" if error else "done", error))
             continue
         error = delete_backup(vault, jobs, instance.server_name, step.backup_id)
         results.append(RetentionOutcome(*base, "failed" if error else "done", error))
     return results
+
+
+def _vault_delete_due(plan: RetentionPlan, backup_id: str) -> bool:
+    return any(_is_vault_delete(s) and s.backup_id == backup_id for s in plan.due)
+
+
+def _is_vault_delete(step: Step) -> bool:
+    return step.action is Action.DELETE and step.store is VAULT
+
+
+def _no_archive_tier(vault: OpenVault, backup_id: str) -> str | None:
+    """Why this backup cannot move to the archive tier (it then stays), or None."""
+    from core.logical.layout import is_logical_id
+
+    if is_logical_id(backup_id):
+        return "logical backups have no archive tier in pgvault yet: the backup stays"
+    store = vault.store.store
+    return store.archive_refusal if store.archive_class is None else None
+
+
+def _move_to_archive(vault: OpenVault, server: str, backup_id: str) -> str | None:
+    """Move one backup's archives to the archive tier; the error, or None."""
+    from core.catalog.tier import archive_backup
+
+    store = vault.store.store
+    try:
+        info = Catalog(store, server).get(backup_id)
+        archive_backup(store, server, backup_id, info.status)
+    except PgvaultError as exc:
+        return str(exc)
+    log.info("moved backup %s of %s to the archive tier", backup_id, server)
+    return None
 
 
 def adhoc_backup(
@@ -292,7 +349,7 @@ def adhoc(
 
 
 __all__ = [
-    "ARCHIVE_REFUSAL",
+    "COPY_IN_PLACE",
     "PassReport",
     "RetentionOutcome",
     "adhoc",

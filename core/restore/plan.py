@@ -203,6 +203,7 @@ def plan_restore(
         raise InputError(
             f"backup {info.backup_id} is an incremental: --delta restores full backups only"
         )
+    _refuse_archived(catalog, info.backup_id, [link.info.backup_id for link in chain])
     sets = list(chain[0].sets) if chain else catalog.archives(info)
     # An incremental's backup_manifest lists what it stores, not the directory restored.
     pg_manifest = None if chain else catalog.postgres_manifest(info.backup_id)
@@ -217,6 +218,16 @@ def plan_restore(
         ids = " > ".join(link.info.backup_id for link in reversed(chain))
         reporter.log(f"restoring the chain {ids} in one pass")
     return BackupPlan(info, sets, manifest, pg_manifest, destinations, create_root, creates, chain)
+
+
+def _refuse_archived(catalog: Catalog, backup_id: str, chain: list[str]) -> None:
+    """An archived backup (or chain link) cannot be read until it is rehydrated."""
+    from core.catalog.tier import rehydrate_hint
+
+    archived = catalog.archived()
+    for needed in [backup_id, *chain]:
+        if needed in archived:
+            raise OperationFailed(rehydrate_hint(needed, catalog.server))
 
 
 def _destinations(paths: Paths, info: BackupInfo, sets: list[ArchiveSet]) -> dict[str, Destination]:

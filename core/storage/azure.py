@@ -85,6 +85,12 @@ ERRORS = ErrorTable(
             (ResourceExistsError,),
             {"BlobAlreadyExists", "ConditionNotMet"},
         ),
+        Rule(
+            errors.ObjectArchived,
+            "{what}: the blob is in the Archive tier (rehydrate it first)",
+            (ResourceExistsError,),
+            {"BlobArchived", "BlobBeingRehydrated"},
+        ),
         Rule(errors.StorageError, "{what}: {code_or_exc}", (ResourceExistsError,)),
         Rule(
             errors.AccessDenied,
@@ -233,6 +239,8 @@ class AzureStore(ObjectStore):
     """An Azure Blob Storage container."""
 
     provider = Provider.AZURE
+    archive_class = "Archive"
+    archived_classes = frozenset({"Archive"})
     min_part_size = 64 * 1024
     max_parts = 50_000
     delete_batch = 256
@@ -402,6 +410,20 @@ class AzureStore(ObjectStore):
         full = self.key(key)
         with _guard(f"set the tier of {full}"):
             self._blob(full).set_standard_blob_tier(_tier(storage_class))
+
+    def _rehydrate(self, key: str) -> bool:
+        """Set Blob Tier back to Hot; while Azure rehydrates, archive_status says pending."""
+        full = self.key(key)
+        blob = self._blob(full)
+        with _guard(f"head {full}"):
+            props = blob.get_blob_properties()
+        if props.archive_status:
+            return False
+        if str(props.blob_tier or "") != "Archive":
+            return True
+        with _guard(f"rehydrate {full}"):
+            blob.set_standard_blob_tier(StandardBlobTier.HOT, rehydrate_priority="Standard")
+        return False
 
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
         full_prefix = self.full_prefix(prefix) or None

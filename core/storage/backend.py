@@ -44,6 +44,12 @@ class Backend(ABC):
     max_parts: int = 10_000
     #: how many keys one batch delete takes
     delete_batch: int = 1000
+    #: the class or tier pgvault moves an object to for the archive tier (None: not built)
+    archive_class: str | None = None
+    #: the classes or tiers a listing shows for an object that must be rehydrated to be read
+    archived_classes: frozenset[str] = frozenset()
+    #: why this provider has no archive tier in pgvault (when archive_class is None)
+    archive_refusal: str = "this store has no archive tier"
 
     def __init__(self, location: Location, config: StoreConfig) -> None:
         if config.object_lock_days is not None and location.provider is not Provider.S3:
@@ -151,6 +157,16 @@ class Backend(ABC):
 
     @abstractmethod
     def _set_storage_class(self, key: str, storage_class: str) -> None: ...
+
+    def _archive(self, key: str) -> None:
+        """Move the object to the archive tier in place (same key)."""
+        if self.archive_class is None:
+            raise InputError(f"{self.location.display()}: {self.archive_refusal}")
+        self._set_storage_class(key, self.archive_class)
+
+    def _rehydrate(self, key: str) -> bool:
+        """Start or continue bringing an archived object back online; True once it is."""
+        raise InputError(f"{self.location.display()}: {self.archive_refusal}")
 
     @abstractmethod
     def _list_pending(self, prefix: str) -> list[PendingUpload]: ...

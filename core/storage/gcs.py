@@ -178,6 +178,12 @@ class GcsStore(ObjectStore):
     """A Google Cloud Storage bucket."""
 
     provider = Provider.GCS
+    # The ARCHIVE class is online on GCS, but fake-gcs-server (v1.54) resets the class to
+    # STANDARD on the rewrite a class change needs, so no test can prove it: refused.
+    archive_refusal = (
+        "the GCS ARCHIVE storage class is not built in pgvault yet (the emulator it is "
+        "tested against cannot change an object's class); the backup stays in its class"
+    )
     min_part_size = 256 * 1024
     max_parts = COMPOSE_LIMIT**3
     delete_batch = 100

@@ -2,7 +2,9 @@
 
 Parts of a streaming write land at their offsets in a hidden temp file, concurrently; the
 object appears under its name only once complete. Tags and storage class live in a hidden
-sidecar file next to the object.
+sidecar file next to the object. The archive tier is a separate directory, `.pgvault-archive`
+under the root (a mount on cheaper disk, say): an archived object lives there under its own
+key, is listed with storage class ARCHIVE, and cannot be read until it is rehydrated.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from core.errors import (
     ContainerNotFound,
     InputError,
+    ObjectArchived,
     ObjectExists,
     ObjectNotFound,
     StorageError,
@@ -37,6 +40,8 @@ from core.urls import Location, Provider
 PARTIAL = ".pgvault-partial"
 META = ".pgvault-meta"
 COPY_BLOCK = 1024 * 1024
+ARCHIVE_DIR = ".pgvault-archive"
+ARCHIVE = "ARCHIVE"
 
 
 @dataclass
@@ -101,7 +106,9 @@ def _make_dirs(directory: str, owner: Ownership | None = None) -> None:
 
 
 def _is_hidden(name: str) -> bool:
-    return name.startswith(".") and (name.endswith(PARTIAL) or name.endswith(META))
+    return name == ARCHIVE_DIR or (
+        name.startswith(".") and (name.endswith(PARTIAL) or name.endswith(META))
+    )
 
 
 class LocalStore(ObjectStore):
@@ -111,6 +118,8 @@ class LocalStore(ObjectStore):
     min_part_size = 1
     max_parts = 1_000_000
     delete_batch = 1000
+    archive_class = ARCHIVE
+    archived_classes = frozenset({ARCHIVE})
 
     def __init__(self, location: Location, config: StoreConfig) -> None:
         super().__init__(location, config)
@@ -128,6 +137,11 @@ class LocalStore(ObjectStore):
         if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise InputError(f"invalid object key {key!r}")
         return os.path.join(self.root, *parts)
+
+    def _archived_path(self, key: str) -> str:
+        """Where the object lives while it is in the archive tier."""
+        self._path(key)  # validates the key
+        return os.path.join(self.root, ARCHIVE_DIR, *key.split("/"))
 
     def _meta_path(self, path: str) -> str:
         head, tail = os.path.split(path)
@@ -285,12 +299,18 @@ class LocalStore(ObjectStore):
             return _FileStream(path, start, end)
         except FileNotFoundError:
             self._require_root()
+            if os.path.isfile(self._archived_path(key)):
+                raise ObjectArchived(
+                    f"{key} is in the archive tier: rehydrate it before reading"
+                ) from None
             raise ObjectNotFound(f"{key} does not exist") from None
         except IsADirectoryError:
             raise ObjectNotFound(f"{key} does not exist") from None
 
     def _head(self, key: str) -> ObjectInfo:
         path = self._path(key)
+        if not os.path.isfile(path) and os.path.isfile(self._archived_path(key)):
+            path = self._archived_path(key)
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -303,7 +323,7 @@ class LocalStore(ObjectStore):
             key=key,
             size=st.st_size,
             modified=datetime.fromtimestamp(st.st_mtime, UTC),
-            storage_class=meta.get("storage_class"),
+            storage_class=ARCHIVE if path != self._path(key) else meta.get("storage_class"),
             metadata=tuple(sorted(meta.get("metadata", {}).items())),
         )
 
@@ -330,38 +350,55 @@ class LocalStore(ObjectStore):
         rel = f"{dir_part}/" if dir_part else ""
         if delimiter not in (None, "", "/"):
             raise InputError("the local store lists with delimiter '/' or none")
+        parts = dir_part.split("/") if dir_part else []
+        archive_base = os.path.join(self.root, ARCHIVE_DIR, *parts)
         if delimiter == "/":
-            try:
-                entries = sorted(os.scandir(base), key=lambda e: e.name)
-            except (FileNotFoundError, NotADirectoryError):
-                return
-            for entry in entries:
-                if _is_hidden(entry.name) or not entry.name.startswith(name_part):
-                    continue
-                if entry.is_dir(follow_symlinks=False):
-                    if any(True for _ in self._walk_keys(entry.path, "")):
-                        yield CommonPrefix(f"{rel}{entry.name}/")
-                elif entry.is_file(follow_symlinks=False):
-                    yield self._info(f"{rel}{entry.name}", entry.path)
+            found: dict[str, ObjectInfo | CommonPrefix] = {}
+            for directory in (archive_base, base):  # the online copy wins a (crash) tie
+                for item in self._level(directory, rel, name_part):
+                    found[item.key if isinstance(item, ObjectInfo) else item.prefix] = item
+            yield from (found[name] for name in sorted(found))
             return
-        keys = sorted(k for k in self._walk_keys(base, rel) if k.startswith(prefix))
-        for key in keys:
-            yield self._info(key, self._path(key))
+        archived = {k: True for k in self._walk_keys(archive_base, rel) if k.startswith(prefix)}
+        archived.update({k: False for k in self._walk_keys(base, rel) if k.startswith(prefix)})
+        for key in sorted(archived):
+            yield self._info(key, self._archived_path(key) if archived[key] else self._path(key))
+
+    def _level(
+        self, directory: str, rel: str, name_part: str
+    ) -> Iterator[ObjectInfo | CommonPrefix]:
+        """One directory level of a delimited listing."""
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if _is_hidden(entry.name) or not entry.name.startswith(name_part):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if any(True for _ in self._walk_keys(entry.path, "")):
+                    yield CommonPrefix(f"{rel}{entry.name}/")
+            elif entry.is_file(follow_symlinks=False):
+                yield self._info(f"{rel}{entry.name}", entry.path)
 
     def _info(self, key: str, path: str) -> ObjectInfo:
         st = os.stat(path)
+        archived = path.startswith(os.path.join(self.root, ARCHIVE_DIR) + os.sep)
         return ObjectInfo(
-            key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, UTC)
+            key=key,
+            size=st.st_size,
+            modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            storage_class=ARCHIVE if archived else None,
         )
 
     def _delete(self, keys: list[str]) -> None:
         touched: set[str] = set()
         for key in keys:
-            path = self._path(key)
-            for victim in (path, self._meta_path(path)):
-                with contextlib.suppress(FileNotFoundError, IsADirectoryError):
-                    os.unlink(victim)
-            touched.add(os.path.dirname(path))
+            for path in (self._path(key), self._archived_path(key)):
+                for victim in (path, self._meta_path(path)):
+                    with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                        os.unlink(victim)
+                touched.add(os.path.dirname(path))
         for directory in sorted(touched, key=len, reverse=True):
             self._prune(directory)
 
@@ -400,6 +437,30 @@ class LocalStore(ObjectStore):
         meta = self._read_meta(path)
         meta["storage_class"] = storage_class
         self._write_meta(path, meta)
+
+    def _archive(self, key: str) -> None:
+        self._move(self._path(key), self._archived_path(key), key)
+
+    def _rehydrate(self, key: str) -> bool:
+        """A local archive is a directory: moving the file back is the whole rehydration."""
+        if os.path.isfile(self._path(key)):
+            return True
+        self._move(self._archived_path(key), self._path(key), key)
+        return True
+
+    def _move(self, source: str, target: str, key: str) -> None:
+        """Rename an object (and its sidecar) between the normal and the archive directory."""
+        if not os.path.isfile(source):
+            if os.path.isfile(target):
+                return  # already there: a repeated call after a crash
+            raise ObjectNotFound(f"{key} does not exist")
+        _make_dirs(os.path.dirname(target), self._ownership)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(self._meta_path(source), self._meta_path(target))
+        os.replace(source, target)
+        _fsync_dir(os.path.dirname(target))
+        _fsync_dir(os.path.dirname(source))
+        self._prune(os.path.dirname(source))
 
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
         self._require_root()

@@ -81,6 +81,12 @@ ERRORS = ErrorTable(
             _CLIENT,
             codes={"PreconditionFailed", "412", "ConditionalRequestConflict"},
         ),
+        Rule(
+            errors.ObjectArchived,
+            "{what}: the object is in the archive tier (rehydrate it first)",
+            _CLIENT,
+            {"InvalidObjectState", "ObjectNotInActiveTierError"},
+        ),
         Rule(errors.AccessDenied, "{what}: access denied ({code})", _CLIENT, _DENIED_CODES),
         Rule(errors.AccessDenied, "{what}: access denied ({code})", _CLIENT, statuses={401, 403}),
         Rule(errors.TransientError, "{what}: {message}", _CLIENT, _TRANSIENT_CODES),
@@ -193,6 +199,11 @@ def _client(location: Location, config: StoreConfig) -> Any:
     return client
 
 
+#: the archive tier: Flexible Retrieval (DEEP_ARCHIVE is also rehydrated, never written)
+ARCHIVE_CLASS = "GLACIER"
+ARCHIVED_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+
 class S3Store(ObjectStore):
     """An S3 bucket (or an S3-compatible service through --endpoint-url)."""
 
@@ -200,6 +211,8 @@ class S3Store(ObjectStore):
     min_part_size = 5 * 1024 * 1024
     max_parts = 10_000
     delete_batch = 1000
+    archive_class = ARCHIVE_CLASS
+    archived_classes = ARCHIVED_CLASSES
 
     def __init__(self, location: Location, config: StoreConfig) -> None:
         super().__init__(location, config)
@@ -459,6 +472,28 @@ class S3Store(ObjectStore):
                 TaggingDirective="COPY",
                 **extra,
             )
+
+    def _rehydrate(self, key: str) -> bool:
+        """RestoreObject makes a temporary readable copy; once it is ready, a copy in place
+        to STANDARD makes the object permanently online again (the reference's 3.1)."""
+        full = self.key(key)
+        with _guard(f"head {full}"):
+            answer = self._client.head_object(Bucket=self.bucket, Key=full)
+        if answer.get("StorageClass", "STANDARD") not in ARCHIVED_CLASSES:
+            return True
+        restore = answer.get("Restore")
+        if restore is None:
+            with _guard(f"request the restore of {full}"):
+                self._client.restore_object(
+                    Bucket=self.bucket,
+                    Key=full,
+                    RestoreRequest={"Days": 1, "GlacierJobParameters": {"Tier": "Standard"}},
+                )
+            return False
+        if 'ongoing-request="true"' in restore:
+            return False
+        self._set_storage_class(key, "STANDARD")
+        return True
 
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
         full_prefix = self.full_prefix(prefix)

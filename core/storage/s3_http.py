@@ -406,6 +406,12 @@ class S3HttpStore(ObjectStore):
     def _set_storage_class(self, key: str, storage_class: str) -> None:
         self._full()._set_storage_class(key, storage_class)
 
+    def _archive(self, key: str) -> None:
+        self._full()._archive(key)
+
+    def _rehydrate(self, key: str) -> bool:
+        return self._full()._rehydrate(key)
+
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
         return self._full()._list_pending(prefix)
 

@@ -149,6 +149,21 @@ class ObjectStore(Backend):
     def set_storage_class(self, key: str, storage_class: str) -> None:
         self._retry(lambda: self._set_storage_class(key, storage_class), f"set class of {key}")
 
+    def is_archived(self, info: ObjectInfo) -> bool:
+        """Whether a listed or headed object sits in the archive tier (not readable as is)."""
+        return info.storage_class is not None and info.storage_class in self.archived_classes
+
+    def archive(self, key: str) -> None:
+        """Move an object to the provider's archive tier, in place (core.catalog.tier)."""
+        self._retry(lambda: self._archive(key), f"archive {key}")
+
+    def rehydrate(self, key: str) -> bool:
+        """Start or continue a rehydration; True once the object is readable in the normal tier.
+
+        Idempotent: call it again until it answers True (S3 restores take hours)."""
+        done: bool = self._retry(lambda: self._rehydrate(key), f"rehydrate {key}")
+        return done
+
     def list_pending_uploads(self, prefix: str = "") -> list[PendingUpload]:
         pending: list[PendingUpload] = self._retry(
             lambda: self._list_pending(prefix), f"list uploads under {prefix}"

@@ -40,6 +40,7 @@ SUMMARY_KEYS = {
     "fallback",
     "abandoned",
     "deleting",
+    "tier",
     "shown_status",
 }
 SHOW_KEYS = {
@@ -100,13 +101,15 @@ def test_two_backups_list_in_a_table_and_in_json_and_show_their_tables(
     header, *rows = listed.stdout.splitlines()
     assert header.split()[:4] == ["Backup", "ID", "Name", "Status"]
     assert "Compression" in header and "Keep" in header and "Stored" in header
+    assert header.split()[-1] == "Tier"
     assert [r.split()[0] for r in rows] == [first, second]
     first_row, second_row = (r.split() for r in rows)
     assert first_row[1:4] == ["before-probe", "DONE", "full"]
     assert second_row[1:4] == ["-", "DONE", "full"]
     info = server.info(second)
     assert info.begin_wal in second_row and info.end_wal in second_row
-    assert first_row[-2:] == ["zstd", "-"] and second_row[-2:] == ["gzip", "-"]
+    assert first_row[-3:] == ["zstd", "-", "standard"]
+    assert second_row[-3:] == ["gzip", "-", "standard"]
 
     # ---- JSON: barman-cloud-backup-list's shape, the same entries, plus pgvault's view.
     data = json_out(server.run("backup-list", "--format", "json"))
@@ -122,6 +125,7 @@ def test_two_backups_list_in_a_table_and_in_json_and_show_their_tables(
     assert set(view) == SUMMARY_KEYS  # the documented shape (README)
     assert view["status"] == view["shown_status"] == "DONE" and view["kind"] == "full"
     assert view["keep"] is None and view["abandoned"] is None and view["deleting"] is False
+    assert view["tier"] == "standard"
     assert view["compression"] == "gzip" and view["written_by"] == "pgvault"
     assert view["begin_wal"] == info.begin_wal and view["timeline"] == 1
     with dest.store() as store:

@@ -28,6 +28,7 @@ COMMANDS = {
     "backup-keep": ["backup-keep", "--status", "{url}", "pg1", BACKUP],
     "backup-delete": ["backup-delete", "-b", BACKUP, "{url}", "pg1"],
     "verify": ["verify", "{url}", "pg1", BACKUP],
+    "backup-rehydrate": ["backup-rehydrate", "{url}", "pg1", BACKUP],
 }
 
 

@@ -258,6 +258,7 @@ def positionals(world: World) -> dict[str, Positionals]:
         "backup-delete": lambda url, server: ("backup-delete", url, server, "-b", BACKUP_ID),
         "backup-keep": lambda url, server: ("backup-keep", url, server, BACKUP_ID, "--status"),
         "verify": lambda url, server: ("verify", url, server, BACKUP_ID),
+        "backup-rehydrate": lambda url, server: ("backup-rehydrate", url, server, BACKUP_ID),
         "check-wal-archive": lambda url, server: ("check-wal-archive", url, server),
         "keys": lambda url, server: ("keys", "show", url, server),
     }
@@ -377,6 +378,11 @@ def _command_cases(world: World) -> Iterator[Case]:
         yield Case(("keys", action, world.url, SERVER, *flags), 3, "keys flag", flags[0])
     yield Case(("verify", world.url, SERVER, BACKUP_ID, "--pg-bindir", "/x"), 3, "drill only")
     yield Case(("check-wal-archive", world.url, SERVER, "--gaps", "--timeline", "2"), 3, "gaps")
+    yield from _wal_and_tier_cases(world)
+
+
+def _wal_and_tier_cases(world: World) -> Iterator[Case]:
+    """check-wal-archive --repair, backup-rehydrate and restore --rehydrate."""
     check = ("check-wal-archive", world.url, SERVER)
     for flags, says in (
         (("--repair",), "--pgdata DIR"),  # no source of segments
@@ -388,6 +394,15 @@ def _command_cases(world: World) -> Iterator[Case]:
         (("--host", "/run/pg"), "--host"),
     ):
         yield Case((*check, *flags), 3, "repair", says)
+    rehydrate = ("backup-rehydrate", world.url, SERVER, BACKUP_ID)
+    for poll in ("0", "-1", "nan", "inf", "soon", ""):
+        yield Case((*rehydrate, "--poll", poll), 3, "poll interval")
+        restore = ("restore", "--rehydrate", "--rehydrate-poll", poll, world.url, SERVER)
+        yield Case((*restore, BACKUP_ID, world.scratch("rp")), 3, "rehydrate poll")
+    yield Case(("backup-rehydrate", world.url, SERVER, "auto"), 3, "rehydrate auto")
+    restore = ("restore", "--rehydrate", world.url, SERVER, BACKUP_ID)
+    yield Case((*restore, world.scratch("rd"), "--detach"), 3, "rehydrate detached")
+    yield Case((*restore, "--database", "db1"), 3, "rehydrate logical", "--rehydrate")
 
 
 BAD_REFERENCES = ("", " ", "a\nb", "\udcff", "tab\there")
@@ -401,6 +416,7 @@ def _reference_cases(world: World) -> Iterator[Case]:
         yield Case(("backup-delete", url, SERVER, "-b", ref), 3, "backup reference")
         yield Case(("backup-keep", url, SERVER, ref, "--status"), 3, "backup reference")
         yield Case(("verify", url, SERVER, ref), 3, "backup reference")
+        yield Case(("backup-rehydrate", url, SERVER, ref), 3, "backup reference")
         yield Case(("restore", url, SERVER, ref, world.scratch("r")), 3, "backup reference")
         yield Case(("backup", url, SERVER, "--incremental-from", ref), 3, "backup reference")
 
@@ -477,6 +493,7 @@ def operation_cases(world: World) -> list[Case]:
         Case(("backup-show", url, SERVER, "no-such-name"), 1, "absent name"),
         Case(("restore", url, SERVER, ABSENT_ID, world.scratch("r1")), 1, "absent backup"),
         Case(("verify", url, SERVER, ABSENT_ID), 1, "absent backup"),
+        Case(("backup-rehydrate", url, SERVER, ABSENT_ID), 1, "absent backup"),
         Case(("backup-keep", url, SERVER, ABSENT_ID, "--status"), 1, "absent backup"),
         Case(("backup-delete", url, SERVER, "-b", ABSENT_ID), 1, "absent backup"),
         Case(

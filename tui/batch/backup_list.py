@@ -32,6 +32,7 @@ COLUMNS = (
     "Data",
     "Compression",
     "Keep",
+    "Tier",
 )
 
 
@@ -184,6 +185,7 @@ def _physical_rows(listing: BackupListing) -> list[tuple[str, ...]]:
             format_size(b.data_size) if b.data_size is not None else "-",
             b.compression or "none",
             b.keep or "-",
+            b.tier,
         )
         for b in listing.backups
     ]

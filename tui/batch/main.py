@@ -30,6 +30,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "delete a backup, or what a retention policy no longer needs, and its WAL",
     ),
     "backup-keep": ("backup_keep", "keep a backup from retention, release it, or show its status"),
+    "backup-rehydrate": (
+        "backup_rehydrate",
+        "bring a backup in the archive tier back to the normal tier (a rehydrate job)",
+    ),
     "verify": (
         "verify",
         "check every object and checksum of a backup and its WAL; --restore-drill restores "

@@ -44,6 +44,7 @@ from tui.batch.options import (
 )
 
 if TYPE_CHECKING:
+    from core.restore import RestoreRequest
     from core.restore.targets import RecoveryTarget
 
 SNAPSHOT_FLAGS = (
@@ -115,7 +116,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_job_options(parser)
     add_unlock(parser)
     add_restore_arguments(parser)
+    _add_rehydrate(parser)
     _add_snapshot(parser)
+
+
+def _add_rehydrate(parser: argparse.ArgumentParser) -> None:
+    from tui.batch.backup_rehydrate import add_poll
+
+    group = parser.add_argument_group("Archived backups")
+    group.add_argument(
+        "--rehydrate",
+        action="store_true",
+        help="when the backup is in the archive tier, first run a rehydrate job that brings "
+        "it back to the normal tier (polling until it is), then restore",
+    )
+    add_poll(group, "--rehydrate-poll")  # type: ignore[arg-type]
 
 
 def _add_targets(parser: argparse.ArgumentParser) -> None:
@@ -230,7 +245,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     where = destination_from(args, jobs=args.jobs)
     if is_logical_restore(args):
-        refuse_given(args, ("delta", "force"), "to a logical restore (a physical restore's)")
+        refuse_given(
+            args, ("delta", "force", "rehydrate"), "to a logical restore (a physical restore's)"
+        )
         apply_unlock(args)  # an encrypted server's logical backup is opened the same way
         return run_restore(args, ctx, where)
     refuse_logical_flags(args)
@@ -266,6 +283,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.jobs.builtin import RESTORE
     from core.jobs.results import RestoreJobResult
 
+    if args.rehydrate:
+        _rehydrate_first(args, ctx, request)
     job = run_as_job(args, ctx, RESTORE, request)
     if job is not None:
         result = job.result_as(RestoreJobResult)
@@ -277,6 +296,26 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             for line in result.report:
                 print(line, file=sys.stderr)
     return ExitCode.OK
+
+
+def _rehydrate_first(args: argparse.Namespace, ctx: Context, request: RestoreRequest) -> None:
+    """`--rehydrate`: a rehydrate job in the foreground, then (the caller) the restore job."""
+    from core.catalog.rehydrate import REHYDRATE, RehydrateRequest
+    from core.catalog.rehydrate import validate_request as validate_rehydrate
+    from core.restore import validate_request
+
+    if args.detach:
+        raise InputError("--rehydrate runs in the foreground: use backup-rehydrate --detach first")
+    validate_request(request)  # a bad restore must not wait hours for a rehydration first
+    rehydrate = RehydrateRequest(
+        location=request.location,
+        server=request.server,
+        backup=request.backup,
+        store_config=request.store_config,
+        poll_seconds=args.rehydrate_poll,
+    )
+    validate_rehydrate(rehydrate)
+    run_as_job(args, ctx, REHYDRATE, rehydrate)
 
 
 def _target(args: argparse.Namespace) -> RecoveryTarget:

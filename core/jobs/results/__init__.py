@@ -2,8 +2,8 @@
 
 - registry: the result type of each kind, JsonResult for the others, reading and writing
 - details: JobDetails, the facts recorded while a job runs (the backup ID)
-- backup, restore, verify, delete, wal_push, wal_repair, logical, keys: one result type per
-  built-in kind
+- backup, restore, verify, delete, wal_push, wal_repair, logical, keys, rehydrate: one
+  result type per built-in kind
 - fields: typed reads of a stored JSON object
 """
 
@@ -20,6 +20,7 @@ from core.jobs.results.registry import (
     ResultRecord,
     read_result,
 )
+from core.jobs.results.rehydrate import RehydrateJobResult
 from core.jobs.results.restore import RestoreJobResult
 from core.jobs.results.verify import VerifyJobResult
 from core.jobs.results.wal_push import WalPushJobResult
@@ -36,6 +37,7 @@ __all__ = [
     "KeysJobResult",
     "LogicalJobResult",
     "MalformedResult",
+    "RehydrateJobResult",
     "RestoreJobResult",
     "ResultRecord",
     "VerifyJobResult",

@@ -19,6 +19,7 @@ from core.jobs.results.details import DETAIL_KEYS, JobDetails
 from core.jobs.results.fields import MalformedResult
 from core.jobs.results.keys import KeysJobResult
 from core.jobs.results.logical import LogicalJobResult
+from core.jobs.results.rehydrate import RehydrateJobResult
 from core.jobs.results.restore import RestoreJobResult
 from core.jobs.results.verify import VerifyJobResult
 from core.jobs.results.wal_push import WalPushJobResult
@@ -71,6 +72,7 @@ RESULT_TYPES: dict[str, ResultType] = {
     "keys": KeysJobResult,
     "logical-backup": LogicalJobResult,
     "logical-restore": LogicalJobResult,
+    "rehydrate": RehydrateJobResult,
     "restore": RestoreJobResult,
     "verify": VerifyJobResult,
     "wal-push": WalPushJobResult,

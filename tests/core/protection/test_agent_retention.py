@@ -1,16 +1,23 @@
-"""The agent's retention: an expired VaultStore backup is deleted by a delete job, an
-ArchiveStore move is refused openly (held, the backup stays), the newest is kept."""
+"""The agent's retention under a fake clock: an expired VaultStore backup is deleted by a
+delete job, a Monthly one moves to the archive tier (its WAL kept), the ArchiveStore
+lifecycle deletes it later, the newest is kept. Local, moto S3 and Azurite; GCS refused."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from core.catalog.layout import ServerLayout
+from core.catalog.listing import list_backups
 from core.catalog.reader import Catalog
 from core.jobs import JobStore
-from core.protection.agent import ARCHIVE_REFUSAL, apply_retention
+from core.protection.agent import COPY_IN_PLACE, RetentionOutcome, apply_retention
 from core.protection.model import (
     BackupInstance,
     Datasource,
@@ -19,50 +26,124 @@ from core.protection.model import (
     RunTrigger,
     Vault,
 )
+from core.protection.policy import BackupPolicy
 from core.protection.policy_read import parse_policy
-from core.protection.registry import VaultEntry
+from core.protection.registry import entry_for
 from core.protection.service import OpenVault
 from core.protection.vaultstore import VaultStore
 from tests.core.protection.policies import edited_policy
-from tests.support.catalog import SERVER, put_backup
+from tests.support.catalog import SERVER, put_backup, put_wal, wal_names
 from tests.support.destinations import TestDestination
 
 START = datetime(2026, 1, 4, 22, tzinfo=UTC)  # a Sunday, 22:00 UTC
+MONTHLY, OLDER, NEWEST = "20260104T220000", "20260107T220000", "20260109T220000"
+SLOTS = {
+    MONTHLY: (START, "Monthly", "000000010000000000000002"),
+    OLDER: (START + timedelta(days=3), "Default", "000000010000000000000004"),
+    NEWEST: (START + timedelta(days=5), "Default", "000000010000000000000006"),
+}
+WAL = [f"0000000100000000000000{n:02X}" for n in range(1, 8)]
+NEVER = "the newest good backup is never deleted"
 
 
-def test_deletes_the_expired_and_holds_archive_moves(
-    make_dest: Callable[..., TestDestination], tmp_path: Path
-) -> None:
-    dest = make_dest("file")
-    policy = parse_policy(json.dumps(edited_policy()))  # Default P3M; Monthly 6M then archive
+@contextmanager
+def _vault(
+    dest: TestDestination, tmp_path: Path, policy: BackupPolicy
+) -> Iterator[tuple[OpenVault, JobStore, BackupInstance]]:
+    """A vault with the three backups (and their WAL) recorded as successful runs."""
     instance = BackupInstance("db", SERVER, Datasource("host=/tmp"), "p", created=START)
-    slots = {
-        "20260104T220000": (START, "Monthly"),
-        "20260107T220000": (START + timedelta(days=3), "Default"),
-        "20260109T220000": (START + timedelta(days=5), "Default"),
-    }
     with dest.store() as store, JobStore.open(str(tmp_path)) as jobs:
         vault_store = VaultStore(store, "v1")
-        vault_store.create(Vault("v1", dest.url))
+        vault = Vault("v1", dest.url)
+        vault_store.create(vault)
         vault_store.create_policy("p", policy)
         vault_store.create_instance(instance)
-        for backup_id, (slot, tag) in slots.items():
-            put_backup(dest, backup_id)
+        put_wal(dest, WAL)
+        for backup_id, (slot, tag, wal) in SLOTS.items():
+            put_backup(dest, backup_id, begin=wal, end=wal)
             record = RunRecord(
                 "db", slot, "BackupWeekly", RunTrigger.SCHEDULED, RunState.SUCCEEDED,
                 "host:1", tag, None, backup_id, slot,
             )  # fmt: skip
             assert vault_store.claim_run(record)
-        opened = OpenVault(VaultEntry("v1", dest.url), vault_store)
+        yield OpenVault(entry_for(vault, None, dest.config), vault_store), jobs, instance
+
+
+def _results(outcomes: list[RetentionOutcome]) -> set[tuple[str, str, str, str | None]]:
+    return {(o.backup_id, o.action, o.result, o.reason) for o in outcomes}
+
+
+def _tiers(dest: TestDestination) -> dict[str, str]:
+    with dest.store() as store:
+        return {b.backup_id: b.tier for b in list_backups(store, SERVER).backups}
+
+
+@pytest.mark.parametrize("provider", ["file", "s3", "azure"])
+def test_a_monthly_backup_moves_to_the_archive_tier_then_expires_there(
+    provider: str, make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    dest = make_dest(provider)
+    policy = parse_policy(json.dumps(edited_policy()))  # Default P3M; Monthly 6M, then 24M archive
+    with _vault(dest, tmp_path, policy) as (opened, jobs, instance):
+        store = opened.store.store
         # seven months on: both Defaults are past P3M, the Monthly past its 6 months in the vault
-        now = START + timedelta(days=213)
-        outcomes = apply_retention(opened, jobs, instance, policy, now)
-        results = {(o.backup_id, o.action, o.result, o.reason) for o in outcomes}
-        assert results == {
-            ("20260104T220000", "move", "held", ARCHIVE_REFUSAL),
-            ("20260107T220000", "delete", "done", None),
-            ("20260109T220000", "delete", "held", "the newest good backup is never deleted"),
+        outcomes = apply_retention(opened, jobs, instance, policy, START + timedelta(days=213))
+        assert _results(outcomes) == {
+            (MONTHLY, "move", "done", None),
+            (OLDER, "delete", "done", None),
+            (NEWEST, "delete", "held", NEVER),
         }
-        left = [info.backup_id for info in Catalog(store, SERVER).backups()]
-        assert left == ["20260104T220000", "20260109T220000"]
+        assert _tiers(dest) == {MONTHLY: "archive", NEWEST: "standard"}
+        data = ServerLayout(SERVER).backup_file(MONTHLY, "data.tar")
+        assert store.is_archived(store.head(data))
+        assert not store.is_archived(store.head(ServerLayout(SERVER).backup_info(MONTHLY)))
+        # the archived backup is still the oldest: every WAL from its begin on is kept
+        assert set(WAL) <= wal_names(dest)
         assert [job.kind for job in jobs.list_jobs()] == ["delete"]
+
+        # a year later it is still in the archive: nothing is due, the move is not repeated
+        again = apply_retention(opened, jobs, instance, policy, START + timedelta(days=600))
+        assert _results(again) == {(NEWEST, "delete", "held", NEVER)}
+
+        # the ArchiveStore lifecycle counts 24 months from the move (6 months after it was taken)
+        last = apply_retention(opened, jobs, instance, policy, START + timedelta(days=31 * 30 + 2))
+        assert _results(last) == {
+            (MONTHLY, "delete", "done", None),
+            (NEWEST, "delete", "held", NEVER),
+        }
+        assert [b.backup_id for b in Catalog(store, SERVER).backups()] == [NEWEST]
+        prefix = ServerLayout(SERVER).backup_prefix(MONTHLY)
+        assert list(store.list_objects(prefix)) == []
+        # with it went the WAL before the newest backup; the newest's own stays
+        assert wal_names(dest) == set(WAL[5:])
+
+
+def test_an_immediate_copy_is_held_then_made_as_a_move_when_the_vault_copy_expires(
+    make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    document: dict[str, Any] = edited_policy()
+    monthly = document["policyRules"][-1]
+    copy = monthly["lifecycles"][0]["targetDataStoreCopySettings"]
+    copy["copyAfter"] = {"objectType": "ImmediateCopyOption"}
+    policy = parse_policy(json.dumps(document))
+    dest = make_dest("file")
+    with _vault(dest, tmp_path, policy) as (opened, jobs, instance):
+        early = apply_retention(opened, jobs, instance, policy, START + timedelta(days=7))
+        assert _results(early) == {(MONTHLY, "copy", "held", COPY_IN_PLACE)}
+        assert _tiers(dest)[MONTHLY] == "standard"
+        later = apply_retention(opened, jobs, instance, policy, START + timedelta(days=213))
+        assert (MONTHLY, "move", "done", None) in _results(later)
+        assert _tiers(dest)[MONTHLY] == "archive"
+
+
+def test_gcs_has_no_archive_tier_so_the_move_is_held_and_the_backup_stays(
+    make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    dest = make_dest("gcs")
+    policy = parse_policy(json.dumps(edited_policy()))
+    with _vault(dest, tmp_path, policy) as (opened, jobs, instance):
+        outcomes = apply_retention(opened, jobs, instance, policy, START + timedelta(days=213))
+        held = [o for o in outcomes if o.backup_id == MONTHLY]
+        assert [(o.action, o.result) for o in held] == [("move", "held")]
+        assert "GCS ARCHIVE storage class is not built" in (held[0].reason or "")
+        assert _tiers(dest)[MONTHLY] == "standard"
