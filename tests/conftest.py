@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.destinations import PROVIDERS, TestDestination, make_destination
 from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
+from tests.support.webdav_server import start_nginx_dav
 
 pytest_plugins = ["tests.support.pg_fixtures"]
 
@@ -28,12 +29,14 @@ def job_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def emulators() -> Iterator[dict[str, Emulator]]:
-    """moto, Azurite and fake-gcs-server, started once, with their client environment set."""
+    """moto, Azurite, fake-gcs-server and nginx (WebDAV), started once, with their client
+    environment set."""
     started: dict[str, Emulator] = {}
     try:
         started["s3"] = start_moto()
         started["azure"] = start_azurite()
         started["gcs"] = start_fake_gcs()
+        started["http"] = start_nginx_dav().emulator
         for emulator in started.values():
             os.environ.update(emulator.env)
         yield started

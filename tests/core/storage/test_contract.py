@@ -1,4 +1,5 @@
-"""One contract, four backends: local directory, S3 (moto), Azure (Azurite), GCS (fake-gcs)."""
+"""One contract, five backends: local directory, S3 (moto), Azure (Azurite), GCS (fake-gcs),
+WebDAV (nginx)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,13 @@ from core.storage import CommonPrefix, ObjectInfo, PutOptions, StoreConfig, open
 from core.storage.retry import RetryPolicy
 from core.storage.s3_http import S3HttpStore
 from core.urls import parse_location
-from tests.support.destinations import PROVIDERS, TestDestination, make_destination
+from tests.support.destinations import STORE_PROVIDERS, TestDestination, make_destination
 from tests.support.emulators import AZURITE_ACCOUNT, Emulator, free_port
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture(params=[*PROVIDERS, "s3-light"])
+@pytest.fixture(params=[*STORE_PROVIDERS, "s3-light"])
 def destination(
     request: pytest.FixtureRequest, emulators: dict[str, Emulator]
 ) -> Iterator[TestDestination]:
@@ -208,6 +209,7 @@ def test_tags_and_storage_class(destination: TestDestination) -> None:
         "s3": "STANDARD_IA",
         "azure": "Cool",
         "gcs": "NEARLINE",
+        "http": "COLD",
     }[destination.provider]
     tags = (("backup", "yes"), ("server", "pg1"))
     with destination.store() as store:
