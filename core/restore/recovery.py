@@ -149,7 +149,11 @@ def capture_credentials(
             notes.append("no Azure key in the environment: the server must authenticate itself")
     elif provider is Provider.GCS and not url:
         url, notes = _gcs_key()
-    elif provider is Provider.WEBDAV and not url and os.environ.get("PGVAULT_DAV_PASSWORD"):
+    elif (
+        provider is Provider.WEBDAV
+        and "DAV_PASSWORD" not in url
+        and os.environ.get("PGVAULT_DAV_PASSWORD")
+    ):  # a user in the URL, its password in pgvault's environment
         environment["PGVAULT_DAV_PASSWORD"] = os.environ["PGVAULT_DAV_PASSWORD"]
     for name in _PASS_THROUGH[provider]:
         value = os.environ.get(name)

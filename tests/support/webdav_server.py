@@ -139,6 +139,7 @@ def _certificates(work: Path) -> None:
         "-out",
         "server.crt",
     )
+    (work / "ca.crt").chmod(0o644)
     hashed = subprocess.run(
         ["openssl", "passwd", "-apr1", AUTH_PASSWORD], check=True, capture_output=True, text=True
     ).stdout.strip()
@@ -150,6 +151,7 @@ def start_nginx_dav() -> DavServer:
     if not os.path.exists(nginx) or not os.path.exists(DAV_EXT):
         raise EmulatorMissing("nginx or libnginx-mod-http-dav-ext is not installed")
     work = Path(tempfile.mkdtemp(prefix="pgvault-nginx-"))
+    work.chmod(0o755)  # the CA certificate is read by the postgres user's archive_command
     (work / "root" / "auth").mkdir(parents=True)
     _certificates(work)
     port, tls_port = free_port(), free_port()
