@@ -486,9 +486,21 @@ class WebDavStore(ObjectStore):
                     etag=entry.etag,
                 )
             elif delimiter == "/":
-                yield CommonPrefix(self.relative(full) + "/")
+                if self._holds_objects(full):
+                    yield CommonPrefix(self.relative(full) + "/")
             else:
                 yield from self._walk(full, "", delimiter)
+
+    def _holds_objects(self, directory: str) -> bool:
+        """Whether a collection holds an object at any depth. Deletes leave collections
+        behind (removing one would race a writer putting into it), and a prefix with no
+        object is no prefix on any other store."""
+        entries = [
+            e for e in self._propfind(self._path(directory, True)) if not e.name.startswith(HIDDEN)
+        ]
+        if any(not e.collection for e in entries):
+            return True
+        return any(self._holds_objects(f"{directory}/{e.name}") for e in entries)
 
     def _delete(self, keys: list[str]) -> None:
         for key in keys:

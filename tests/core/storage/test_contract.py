@@ -354,3 +354,16 @@ def test_the_meter_counts_each_byte_sent_and_received_once(
             while reader.read_chunk():
                 pass
         assert sum(metered) == 12 * MiB + 1 + 1000
+
+
+def test_a_prefix_whose_objects_are_all_deleted_is_no_longer_listed(
+    destination: TestDestination,
+) -> None:
+    """Directories and collections a delete leaves behind are not common prefixes."""
+    with destination.store() as store:
+        for key in ("gone/a/1", "gone/a/deeper/2", "gone/b/3"):
+            store.put_bytes(key, b"x")
+        store.delete_many(["gone/a/1", "gone/a/deeper/2"])
+        top = list(store.list_entries("gone/", delimiter="/"))
+        assert top == [CommonPrefix("gone/b/")]
+        assert [o.key for o in store.list_objects("gone/")] == ["gone/b/3"]
