@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.destinations import PROVIDERS, TestDestination, make_destination
+from tests.support.destinations import STORE_PROVIDERS, TestDestination, make_destination
 from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
 from tests.support.webdav_server import start_nginx_dav
 
@@ -45,11 +45,11 @@ def emulators() -> Iterator[dict[str, Emulator]]:
             emulator.stop()
 
 
-@pytest.fixture(params=PROVIDERS)
+@pytest.fixture(params=STORE_PROVIDERS)
 def destination(
     request: pytest.FixtureRequest, emulators: dict[str, Emulator]
 ) -> Iterator[TestDestination]:
-    """A fresh destination on each of the four backends in turn."""
+    """A fresh destination on each of the five backends in turn (WebDAV on nginx included)."""
     dest = make_destination(request.param, emulators)
     yield dest
     dest.drop()

@@ -13,7 +13,7 @@ from core.urls import parse_location
 from tests.support.emulators import AZURITE_ACCOUNT, Emulator
 
 PROVIDERS = ("file", "s3", "azure", "gcs")
-#: the store contract also runs on WebDAV (nginx); the engine's e2e tests cover it apart
+#: every backend the `destination` fixture runs on: the four above and WebDAV (nginx)
 STORE_PROVIDERS = (*PROVIDERS, "http")
 
 
