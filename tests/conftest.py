@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.destinations import STORE_PROVIDERS, TestDestination, make_destination
 from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
-from tests.support.webdav_server import start_nginx_dav
+from tests.support.webdav_server import start_nginx_dav, start_wsgidav
 
 pytest_plugins = ["tests.support.pg_fixtures"]
 
@@ -29,7 +29,7 @@ def job_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def emulators() -> Iterator[dict[str, Emulator]]:
-    """moto, Azurite, fake-gcs-server and nginx (WebDAV), started once, with their client
+    """moto, Azurite, fake-gcs-server, nginx and WsgiDAV (WebDAV), started once, with their client
     environment set."""
     started: dict[str, Emulator] = {}
     try:
@@ -37,6 +37,7 @@ def emulators() -> Iterator[dict[str, Emulator]]:
         started["azure"] = start_azurite()
         started["gcs"] = start_fake_gcs()
         started["http"] = start_nginx_dav().emulator
+        started["wsgidav"] = start_wsgidav()
         for emulator in started.values():
             os.environ.update(emulator.env)
         yield started

@@ -126,6 +126,8 @@ def make_destination(
         )
     if provider == "http":
         return _dav_destination(emulators["http"], prefix, create)
+    if provider == "wsgidav":  # the same backend on another server (the store contract)
+        return _dav_destination(emulators["wsgidav"], prefix, create)
     raise ValueError(provider)
 
 

@@ -167,18 +167,56 @@ def start_nginx_dav() -> DavServer:
         start_new_session=True,
     )
     emulator = Emulator("nginx", port, proc, work)
-    deadline = time.monotonic() + 20
+    _wait(emulator, log)
+    return DavServer(emulator, tls_port)
+
+
+WSGIDAV_SERVER = """
+import sys
+from waitress import serve
+from wsgidav.wsgidav_app import WsgiDAVApp
+app = WsgiDAVApp({
+    "provider_mapping": {"/": sys.argv[1]},
+    "simple_dc": {"user_mapping": {"*": True}},
+    "logging": {"enable": False},
+    "verbose": 0,
+})
+serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=8, _quiet=True)
+"""
+
+
+def start_wsgidav() -> Emulator:
+    """WsgiDAV (the test extra) served by waitress on 127.0.0.1, anonymous, over a temp dir;
+    unlike nginx it honours If-None-Match: * on PUT and needs MKCOL before a PUT."""
+    import sys
+
+    work = Path(tempfile.mkdtemp(prefix="pgvault-wsgidav-"))
+    (work / "root").mkdir()
+    port = free_port()
+    log = work / "wsgidav.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WSGIDAV_SERVER, str(work / "root"), str(port)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    emulator = Emulator("wsgidav", port, proc, work)
+    _wait(emulator, log)
+    return emulator
+
+
+def _wait(emulator: Emulator, log: Path) -> None:
+    deadline = time.monotonic() + 30
     while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited: {log.read_text()[-2000:]}")
+        if emulator.proc.poll() is not None:
+            raise RuntimeError(f"{emulator.name} exited: {log.read_text()[-2000:]}")
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
-            break
+            urllib.request.urlopen(f"http://127.0.0.1:{emulator.port}/", timeout=1)
+            return
         except urllib.error.HTTPError:
-            break
+            return
         except OSError:
             if time.monotonic() > deadline:
                 emulator.stop()
-                raise RuntimeError("nginx did not answer") from None
+                raise RuntimeError(f"{emulator.name} did not answer") from None
             time.sleep(0.05)
-    return DavServer(emulator, tls_port)

@@ -1,5 +1,5 @@
 """One contract, five backends: local directory, S3 (moto), Azure (Azurite), GCS (fake-gcs),
-WebDAV (nginx)."""
+WebDAV (nginx and WsgiDAV)."""
 
 from __future__ import annotations
 
@@ -28,11 +28,12 @@ from tests.support.emulators import AZURITE_ACCOUNT, Emulator, free_port
 MiB = 1024 * 1024
 
 
-@pytest.fixture(params=[*STORE_PROVIDERS, "s3-light"])
+@pytest.fixture(params=[*STORE_PROVIDERS, "s3-light", "wsgidav"])
 def destination(
     request: pytest.FixtureRequest, emulators: dict[str, Emulator]
 ) -> Iterator[TestDestination]:
-    """Each backend, and S3 through the standard library (open_store(light=True))."""
+    """Each backend, S3 through the standard library (open_store(light=True)), and WebDAV
+    on WsgiDAV as well as nginx."""
     light = request.param == "s3-light"
     dest = make_destination("s3" if light else request.param, emulators)
     if light:
