@@ -8,7 +8,8 @@ Accepted forms (barman-cloud's, CockroachDB's query parameters, and a local dire
   gs://bucket/prefix[?AUTH=specified&CREDENTIALS=<base64 service-account JSON>]
   https://storage.googleapis.com/bucket/prefix
   file:///absolute/path
-  dav://[USER[:PASSWORD]@]HOST[:PORT]/COLLECTION/prefix    (WebDAV over http; davs:// over https)
+  dav://[USER[:PASSWORD]@]HOST[:PORT]/COLLECTION/prefix    (WebDAV over http; davs:// over https;
+                                or http(s)://... with --cloud-provider webdav)
 """
 
 from __future__ import annotations
@@ -33,7 +34,13 @@ class Provider(StrEnum):
     WEBDAV = "webdav"
 
 
-CLOUD_PROVIDER_CHOICES = (Provider.S3.value, Provider.AZURE.value, Provider.GCS.value)
+#: barman-cloud's three, and webdav: an http(s):// URL is otherwise an Azure emulator's
+CLOUD_PROVIDER_CHOICES = (
+    Provider.S3.value,
+    Provider.AZURE.value,
+    Provider.GCS.value,
+    Provider.WEBDAV.value,
+)
 #: an Azure emulator URL names /ACCOUNT/CONTAINER before the prefix
 EMULATOR_PATH_SEGMENTS = 2
 
@@ -199,8 +206,11 @@ def _by_scheme(
 def _http(
     parts: SplitResult, query: dict[str, str], explicit: Provider | None, url: str
 ) -> Location:
-    """https://storage.googleapis.com/..., an Azure account endpoint, or an emulator."""
+    """https://storage.googleapis.com/..., an Azure account endpoint, an emulator, or a
+    WebDAV server (--cloud-provider webdav)."""
     host = (parts.hostname or "").lower()
+    if explicit is Provider.WEBDAV:
+        return _dav(parts, query, url)
     if host == "storage.googleapis.com":
         bucket, prefix = _split_path(parts.path, url)
         return _gcs(bucket, "/" + prefix, query)
@@ -214,8 +224,8 @@ def _http(
 
 
 def _dav(parts: SplitResult, query: dict[str, str], url: str) -> Location:
-    """WebDAV: dav:// is http, davs:// https; basic-auth credentials in the userinfo or in
-    DAV_USER/DAV_PASSWORD (query string, or PGVAULT_DAV_USER/PGVAULT_DAV_PASSWORD)."""
+    """WebDAV: dav:// (or http:// with --cloud-provider webdav) is http, davs:// https;
+    basic-auth credentials in the userinfo or DAV_USER/DAV_PASSWORD in the query string."""
     _unknown(query, _DAV_PARAMS, "dav://")
     if not parts.hostname:
         raise InputError(f"no host in {without_query(_without_userinfo(url))!r}")
@@ -224,7 +234,7 @@ def _dav(parts: SplitResult, query: dict[str, str], url: str) -> Location:
     password = unquote(parts.password) if parts.password else query.get("DAV_PASSWORD")
     register_secret(password)
     host = parts.netloc.rsplit("@", 1)[-1]
-    scheme = "https" if parts.scheme.lower() == "davs" else "http"
+    scheme = "https" if parts.scheme.lower() in ("davs", "https") else "http"
     return Location(
         provider=Provider.WEBDAV,
         bucket=unquote(bucket),

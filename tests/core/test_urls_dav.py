@@ -15,6 +15,17 @@ def test_dav_url_names_server_collection_and_prefix() -> None:
     assert parse_location("davs://dav.example.com/b").endpoint == "https://dav.example.com"
 
 
+def test_http_urls_are_webdav_only_when_the_provider_says_so() -> None:
+    url = "https://u:pw-123456@127.0.0.1:8443/dav/pg"
+    loc = parse_location(url, cloud_provider="webdav")
+    assert (loc.provider, loc.bucket, loc.prefix) == (Provider.WEBDAV, "dav", "pg")
+    assert loc.endpoint == "https://127.0.0.1:8443" and loc.credentials.dav_user == "u"
+    assert public_url(loc) == "davs://127.0.0.1:8443/dav/pg"  # what pgvault writes down
+    assert parse_location("http://127.0.0.1:8080/acct/ctr/pg").provider is Provider.AZURE
+    with pytest.raises(InputError, match="does not match"):
+        parse_location("dav://h/c/p", cloud_provider="aws-s3")
+
+
 def test_userinfo_password_is_a_secret_and_never_shown() -> None:
     url = "dav://alice:Pa%3Ass-w0rd-XYZ@127.0.0.1:8080/backups/pg"
     loc = parse_location(url)

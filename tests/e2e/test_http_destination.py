@@ -1,7 +1,7 @@
 """WebDAV destinations end to end, on nginx's dav module with dav-ext (PROPFIND).
 
-A cluster archives WAL with `pgvault wal-archive` into dav:// (http) and davs:// (https
-with a CA made by the test) under basic auth, is backed up while pgbench writes, and is
+A cluster archives WAL with `pgvault wal-archive` into http:// (with --cloud-provider
+webdav) and davs:// (https with a CA made by the test) under basic auth, is backed up, and is
 restored to a time between two sets of rows: PostgreSQL, started with an empty environment,
 replays the WAL through the restore_command pgvault wrote, and exactly the rows committed
 before the target are there. The password is never in a command's output or in
@@ -42,7 +42,8 @@ def _destination(dav: DavServer, tls: bool, tree: str = "auth") -> TestDestinati
     """A new collection under /auth/ (basic auth) reached as dav:// or davs://."""
     collection = f"pgv-dav-{uuid.uuid4().hex[:10]}"
     (dav.root / tree / collection).mkdir(parents=True)
-    scheme, port = ("davs", dav.tls_port) if tls else ("dav", dav.port)
+    # plain http as http:// with --cloud-provider webdav, https as davs://: both forms
+    scheme, port = ("davs", dav.tls_port) if tls else ("http", dav.port)
     env = {"PGVAULT_DAV_PASSWORD": AUTH_PASSWORD}
     if tls:
         env["REQUESTS_CA_BUNDLE"] = dav.ca_file
@@ -51,6 +52,7 @@ def _destination(dav: DavServer, tls: bool, tree: str = "auth") -> TestDestinati
         f"{scheme}://{AUTH_USER}@127.0.0.1:{port}/{tree}/{collection}/pfx",
         tree,
         StoreConfig(),
+        cli_args=[] if tls else ["--cloud-provider", "webdav"],
         env=env,
         cleanup_dir=str(dav.root / tree / collection),
     )
@@ -84,7 +86,7 @@ def test_wal_archive_backup_and_pitr_restore_over_webdav(
     assert any(name.endswith(".zst") for name in segments), segments  # on nginx's disk
     assert (stored / "base" / backup / "backup.info").is_file()
 
-    listing = pgvault("backup-list", dest.url, SERVER, env=dest.env)
+    listing = pgvault("backup-list", *dest.cli_args, dest.url, SERVER, env=dest.env)
     assert listing.returncode == 0, listing.stderr
     assert backup in listing.stdout
 
@@ -94,6 +96,8 @@ def test_wal_archive_backup_and_pitr_restore_over_webdav(
         assert AUTH_PASSWORD not in result.stdout + result.stderr
         conf = Path(target.data, "postgresql.auto.conf").read_text()
         assert "pgvault --batch wal-restore" in conf and AUTH_PASSWORD not in conf
+        # the URL written down says WebDAV by itself; user and password are in the 0600 file
+        assert f"{'davs' if tls else 'dav'}://127.0.0.1:" in conf and "--credentials-file" in conf
         with restored_server(target, source.cluster.bindir) as server:
             wait_for_recovery_end(server)
             log = server.server_log()
@@ -130,9 +134,10 @@ def test_bad_url_unreachable_refused_and_untrusted_fail_with_one_line(dav: DavSe
     dest = _destination(dav, tls=False)
     try:
         wrong = dest.url.replace(f"{AUTH_USER}@", f"{AUTH_USER}:topsecret-pw@")
-        refused = _one_line(pgvault("backup", "-t", wrong, SERVER), 2, "401", "access denied")
-        assert "/auth/" in refused
-        no_ca = dest.url.replace("dav://", "davs://").replace(str(dav.port), str(dav.tls_port))
+        refused = pgvault("backup", "-t", *dest.cli_args, wrong, SERVER)
+        _one_line(refused, 2, "401", "access denied")
+        assert "/auth/" in refused.stderr
+        no_ca = dest.url.replace("http://", "davs://").replace(str(dav.port), str(dav.tls_port))
         untrusted = pgvault("backup", "-t", no_ca, SERVER, env={"PGVAULT_DAV_PASSWORD": "x" * 12})
         _one_line(untrusted, 2, "TLS certificate not trusted")
         ok = pgvault(
