@@ -74,7 +74,10 @@ def sources(pgvault_bin: str) -> Iterator[Callable[[TestDestination], Source]]:
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https-custom-ca"])
 def test_wal_archive_backup_and_pitr_restore_over_webdav(
-    tls: bool, dav: DavServer, sources: Callable[[TestDestination], Source]
+    tls: bool,
+    dav: DavServer,
+    sources: Callable[[TestDestination], Source],
+    job_store_dir: str,
 ) -> None:
     dest = _destination(dav, tls)
     source = sources(dest)
@@ -108,6 +111,27 @@ def test_wal_archive_backup_and_pitr_restore_over_webdav(
             assert counts == source.cluster.one("select count(*) from pgbench_accounts")
     finally:
         target.drop()
+    if not tls:
+        _password_in_the_url_never_comes_out(source, dest, job_store_dir)
+
+
+def _password_in_the_url_never_comes_out(
+    source: Source, dest: TestDestination, job_store_dir: str
+) -> None:
+    """A backup given the password in the URL's userinfo, with -vv: not in its output, not
+    in the job store, not in any object it wrote."""
+    url = dest.url.replace(f"{AUTH_USER}@", f"{AUTH_USER}:{AUTH_PASSWORD}@")
+    conninfo = source.cluster.conninfo_args()
+    result = pgvault(
+        "backup", "--immediate-checkpoint", "-vv", *conninfo, *dest.cli_args, url, SERVER
+    )
+    assert result.returncode == 0, result.stderr
+    assert AUTH_PASSWORD not in result.stdout + result.stderr
+    assert any(p.is_file() for p in Path(job_store_dir).rglob("*")), "no job recorded"
+    for root in (Path(job_store_dir), Path(dest.cleanup_dir or "")):
+        for path in root.rglob("*"):
+            if path.is_file():
+                assert AUTH_PASSWORD.encode() not in path.read_bytes(), path
 
 
 def _one_line(result: object, code: int, *names: str) -> str:
