@@ -30,7 +30,6 @@ from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts, env_secret
 from core.storage.config import StoreConfig
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
-from core.storage.s3_http import _http_date
 from core.storage.store import ObjectStore
 from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.storage.webdav_xml import Entry, parse_multistatus
@@ -41,6 +40,7 @@ META = ".pgvault-meta"
 HIDDEN = ".pgvault-"
 #: a kept-alive connection the server closed meanwhile: send again on a new one
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+_MOVED = (301, 302, 307, 308)
 _PROPFIND = (
     b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
     b"<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/>"
@@ -433,6 +433,8 @@ class WebDavStore(ObjectStore):
                 if answer.status == 416:  # noqa: PLR2004 - a range past the end: no bytes
                     connection.close()
                     return _Stream(None, None, what)
+                if answer.status in _MOVED:  # a collection (nginx redirects to its slash)
+                    raise DavAnswer(404, "Not Found")
                 if answer.status >= 300:  # noqa: PLR2004 - HTTP
                     raise DavAnswer(answer.status, answer.reason)
                 if start and answer.status != 206:  # noqa: PLR2004
@@ -445,16 +447,27 @@ class WebDavStore(ObjectStore):
     def _head(self, key: str) -> ObjectInfo:
         full = self.key(key)
         with _guard(f"head {full}"):
-            _, headers, _ = self._request("HEAD", self._path(full))
+            entry = self._entry(full)
             extras = self._read_sidecar(key)
         return ObjectInfo(
             key=key,
-            size=int(headers.get("Content-Length") or 0),
-            modified=_http_date(headers.get("Last-Modified") or ""),
-            etag=headers.get("ETag"),
+            size=entry.size,
+            modified=entry.modified,
+            etag=entry.etag,
             storage_class=extras.get("storage_class"),
             metadata=tuple(sorted((extras.get("metadata") or {}).items())),
         )
+
+    def _entry(self, full: str) -> Entry:
+        """An object's properties (PROPFIND Depth: 0, which tells a collection apart: HEAD
+        on one answers 200 on WsgiDAV and 301 on nginx); a collection is not found."""
+        status, _, data = self._request(
+            "PROPFIND", self._path(full), {"Depth": "0"}, _PROPFIND, ok=_MOVED
+        )
+        entries = [] if status in _MOVED else parse_multistatus(data)
+        if not entries or entries[0].collection:
+            raise DavAnswer(404, "Not Found")
+        return entries[0]
 
     def _list(
         self, prefix: str, delimiter: str | None, page_size: int | None
@@ -511,7 +524,7 @@ class WebDavStore(ObjectStore):
     def _get_tags(self, key: str) -> dict[str, str]:
         full = self.key(key)
         with _guard(f"get tags of {full}"):
-            self._request("HEAD", self._path(full))
+            self._entry(full)
             tags: dict[str, str] = self._read_sidecar(key).get("tags") or {}
         return tags
 
@@ -523,7 +536,7 @@ class WebDavStore(ObjectStore):
 
     def _update_sidecar(self, key: str, field_name: str, value: Any, what: str) -> None:
         with _guard(what):
-            self._request("HEAD", self._path(self.key(key)))
+            self._entry(self.key(key))
             extras = self._read_sidecar(key)
             extras[field_name] = value
             sidecar = self._sidecar(key)

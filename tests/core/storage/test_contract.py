@@ -368,3 +368,13 @@ def test_a_prefix_whose_objects_are_all_deleted_is_no_longer_listed(
         top = list(store.list_entries("gone/", delimiter="/"))
         assert top == [CommonPrefix("gone/b/")]
         assert [o.key for o in store.list_objects("gone/")] == ["gone/b/3"]
+
+
+def test_a_prefix_is_not_an_object(destination: TestDestination) -> None:
+    """A directory or collection (with or without its slash) is not found as an object."""
+    with destination.store() as store:
+        store.put_bytes("dir/inner/obj", b"x")
+        for name in ("dir", "dir/inner"):
+            assert not store.exists(name)
+            with pytest.raises(ObjectNotFound):
+                store.get_bytes(name)
