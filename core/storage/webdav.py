@@ -248,14 +248,20 @@ class WebDavStore(ObjectStore):
         all_headers = self._headers(headers)
         connection, reused = self._shared()
         try:
-            answer = self._send(connection, (method, path), dict(all_headers), body)
-        except _STALE:
+            try:
+                answer = self._send(connection, (method, path), dict(all_headers), body)
+            except _STALE:
+                connection.close()
+                if not reused:
+                    raise
+                connection, _ = self._shared()
+                answer = self._send(connection, (method, path), dict(all_headers), body)
+            data = answer.read()
+        except BaseException:
+            # a timed-out or cut request leaves the connection mid-exchange: the next one
+            # (the retry) must start on a new connection
             connection.close()
-            if not reused:
-                raise
-            connection, _ = self._shared()
-            answer = self._send(connection, (method, path), dict(all_headers), body)
-        data = answer.read()
+            raise
         if answer.will_close:
             connection.close()
         if answer.status >= 300 and answer.status not in ok:  # noqa: PLR2004 - HTTP
