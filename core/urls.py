@@ -128,8 +128,9 @@ class Location:
             return f"gs://{self.bucket}{tail}"
         if self.provider is Provider.FILE:
             return f"file://{self.bucket}{tail}"
-        if self.provider is Provider.WEBDAV:
-            return f"{_dav_scheme(self.endpoint)}://{_host(self.endpoint)}/{self.bucket}{tail}"
+        if self.provider is Provider.WEBDAV:  # a URL path: escaped, so that it reads back
+            path = quote(f"{self.bucket}{tail}", safe="/")
+            return f"{_dav_scheme(self.endpoint)}://{_host(self.endpoint)}/{path}"
         if self.endpoint and not self.endpoint.endswith(".blob.core.windows.net"):
             return f"{self.endpoint.rstrip('/')}/{self.bucket}{tail}"
         return f"https://{self.account}.blob.core.windows.net/{self.bucket}{tail}"

@@ -22,7 +22,7 @@ from base64 import b64encode
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from core import errors
 from core.storage.backend import RawStream
@@ -293,7 +293,8 @@ class WebDavStore(ObjectStore):
         )
         if status == 404:  # noqa: PLR2004
             return []
-        return [e for e in parse_multistatus(data) if e.path.rstrip("/") != path.rstrip("/")]
+        itself = unquote(path).rstrip("/")
+        return [e for e in parse_multistatus(data) if e.path.rstrip("/") != itself]
 
     # ---- primitives -----------------------------------------------------------------------
 
