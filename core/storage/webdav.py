@@ -12,6 +12,7 @@ Tags, storage class and metadata live in a sidecar JSON object (no PROPPATCH on 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -314,7 +315,12 @@ class WebDavStore(ObjectStore):
                 temp = self.key(f"{PARTIAL}/{uuid.uuid4().hex}.data")
                 self._make_parents(temp)
                 self._request("PUT", self._path(temp), body=body)
-                self._move(temp, full, overwrite=False)
+                try:
+                    self._move(temp, full, overwrite=False)
+                except BaseException:  # refused or failed: a retry PUTs a new temporary
+                    with contextlib.suppress(Exception):  # the first error is the one to tell
+                        self._request("DELETE", self._path(temp), ok=(404,))
+                    raise
             else:
                 self._make_parents(full)
                 self._request("PUT", self._path(full), body=body)
@@ -328,12 +334,7 @@ class WebDavStore(ObjectStore):
             "Destination": self._origin + self._path(target),
             "Overwrite": "T" if overwrite else "F",
         }
-        try:
-            self._request("MOVE", self._path(source), headers)
-        except DavAnswer as exc:
-            if exc.status == 412:  # noqa: PLR2004 - the target exists
-                self._request("DELETE", self._path(source), ok=(404,))
-            raise
+        self._request("MOVE", self._path(source), headers)
 
     def _sidecar(self, key: str) -> str:
         return self.key(f"{META}/{key}.json")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from core.errors import ObjectExists
+from core.storage import PutOptions
 from core.storage.webdav_xml import parse_multistatus
 from core.urls import parse_location, public_url
 from tests.support.destinations import TestDestination
@@ -48,3 +51,17 @@ def test_names_with_spaces_percent_signs_and_accents_round_trip(
         assert [store.get_bytes(k) for k in keys] == [k.encode() for k in keys]
         store.delete_many(keys)
         assert list(store.list_objects()) == []
+
+
+@pytest.mark.parametrize("provider", ["http", "wsgidav"])
+def test_a_refused_write_if_absent_leaves_no_temporary_behind(
+    provider: str, make_dest: Callable[..., TestDestination]
+) -> None:
+    dest = make_dest(provider)
+    with dest.store() as store:
+        store.put_bytes("lock", b"mine", PutOptions(if_absent=True))
+        with pytest.raises(ObjectExists):
+            store.put_bytes("lock", b"theirs", PutOptions(if_absent=True))
+    on_disk = Path(dest.cleanup_dir or "")
+    assert (on_disk / "pfx" / "lock").read_bytes() == b"mine"
+    assert [p.name for p in on_disk.rglob("*") if p.is_file()] == ["lock"]
