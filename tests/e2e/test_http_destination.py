@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,12 +21,14 @@ from pathlib import Path
 
 import pytest
 
+from core.credentials_file import StoredCredentials, write_credentials
 from core.storage import StoreConfig
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.emulators import free_port
 from tests.support.pitr import Source, make_source, new_target, restore, restored_server
 from tests.support.postgres import wait_for_recovery_end
+from tests.support.wal import WalSample
 from tests.support.webdav_server import AUTH_PASSWORD, AUTH_USER, DavServer, start_nginx_dav
 
 SERVER = "pg1"
@@ -186,3 +189,33 @@ def test_the_test_server_ignores_if_none_match_so_pgvault_does_not_rely_on_it(
     assert urllib.request.urlopen(base + "/obj", timeout=10).read() == b"second"
     shutil.rmtree(dav.root / base.rsplit("/", 1)[-1], ignore_errors=True)
     assert os.path.isdir(dav.root)
+
+
+def test_wal_archive_takes_the_password_from_a_credentials_file(
+    dav: DavServer, wal_sample: WalSample, pgvault_bin: str, tmp_path: Path
+) -> None:
+    """archive_command with no secret in it: the user in the URL, the password in the file;
+    without the file the server refuses it (exit 2)."""
+    dest = _destination(dav, tls=False)
+    try:
+        segment = wal_sample.segments[0]
+        pg_wal = tmp_path / "pg_wal"
+        (pg_wal / "archive_status").mkdir(parents=True)
+        shutil.copy(wal_sample.path(segment), pg_wal)
+        (pg_wal / "archive_status" / f"{segment}.ready").touch()
+        creds = str(tmp_path / "creds.json")
+        write_credentials(creds, StoredCredentials(url={"DAV_PASSWORD": AUTH_PASSWORD}))
+        command = [pgvault_bin, "--batch", "wal-archive", *dest.cli_args]
+        where = [dest.url, SERVER, str(pg_wal / segment)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PGVAULT_DAV")}
+        refused = subprocess.run([*command, *where], capture_output=True, text=True, env=env)
+        _one_line(refused, 2, "access denied")
+        done = subprocess.run(
+            [*command, "--credentials-file", creds, *where], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 0, done.stderr
+        assert AUTH_PASSWORD not in done.stdout + done.stderr
+        wals = Path(dest.cleanup_dir or "") / "pfx" / SERVER / "wals"
+        assert [p.name for p in wals.rglob(f"{segment}*")] == [segment]
+    finally:
+        dest.drop()
