@@ -116,9 +116,13 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+_USERINFO_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/:@]*):[^/@]*@")
+
+
 def without_query(url: str) -> str:
-    """A URL with its query string (where destination credentials live) removed."""
-    return url.split("?", 1)[0]
+    """A URL with its query string and userinfo password (where destination credentials
+    live) removed: dav://user:secret@host/x?A=b is shown as dav://user@host/x."""
+    return _USERINFO_PASSWORD.sub(r"\1@", url.split("?", 1)[0])
 
 
 def without_password(dbname: str) -> str:

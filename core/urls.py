@@ -8,6 +8,8 @@ Accepted forms (barman-cloud's, CockroachDB's query parameters, and a local dire
   gs://bucket/prefix[?AUTH=specified&CREDENTIALS=<base64 service-account JSON>]
   https://storage.googleapis.com/bucket/prefix
   file:///absolute/path
+  dav://[USER[:PASSWORD]@]HOST[:PORT]/COLLECTION/prefix    (WebDAV over http; davs:// over https;
+                                or http(s)://... with --cloud-provider webdav)
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import base64
 import binascii
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from core.errors import InputError
 from core.secrets import register_secret, without_query
@@ -29,9 +31,16 @@ class Provider(StrEnum):
     AZURE = "azure-blob-storage"
     GCS = "google-cloud-storage"
     FILE = "local-directory"
+    WEBDAV = "webdav"
 
 
-CLOUD_PROVIDER_CHOICES = (Provider.S3.value, Provider.AZURE.value, Provider.GCS.value)
+#: barman-cloud's three, and webdav: an http(s):// URL is otherwise an Azure emulator's
+CLOUD_PROVIDER_CHOICES = (
+    Provider.S3.value,
+    Provider.AZURE.value,
+    Provider.GCS.value,
+    Provider.WEBDAV.value,
+)
 #: an Azure emulator URL names /ACCOUNT/CONTAINER before the prefix
 EMULATOR_PATH_SEGMENTS = 2
 
@@ -45,7 +54,9 @@ _S3_PARAMS = {
 }
 _AZURE_PARAMS = {"AZURE_ACCOUNT_NAME", "AZURE_ACCOUNT_KEY", "AZURE_SAS_TOKEN", "AZURE_ENDPOINT"}
 _GCS_PARAMS = {"AUTH", "CREDENTIALS"}
+_DAV_PARAMS = {"DAV_USER", "DAV_PASSWORD"}
 _SECRET_PARAMS = {
+    "DAV_PASSWORD",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AZURE_ACCOUNT_KEY",
@@ -64,6 +75,8 @@ class Credentials:
     azure_account_key: str | None = field(default=None, repr=False)
     azure_sas_token: str | None = field(default=None, repr=False)
     gcs_service_account_json: str | None = field(default=None, repr=False)
+    dav_user: str | None = None
+    dav_password: str | None = field(default=None, repr=False)
 
     def is_empty(self) -> bool:
         return not any(
@@ -74,6 +87,8 @@ class Credentials:
                 self.azure_account_key,
                 self.azure_sas_token,
                 self.gcs_service_account_json,
+                self.dav_user,
+                self.dav_password,
             )
         )
 
@@ -85,6 +100,7 @@ class Credentials:
             self.azure_account_key,
             self.azure_sas_token,
             self.gcs_service_account_json,
+            self.dav_password,
         ):
             register_secret(value)
 
@@ -112,6 +128,9 @@ class Location:
             return f"gs://{self.bucket}{tail}"
         if self.provider is Provider.FILE:
             return f"file://{self.bucket}{tail}"
+        if self.provider is Provider.WEBDAV:  # a URL path: escaped, so that it reads back
+            path = quote(f"{self.bucket}{tail}", safe="/")
+            return f"{_dav_scheme(self.endpoint)}://{_host(self.endpoint)}/{path}"
         if self.endpoint and not self.endpoint.endswith(".blob.core.windows.net"):
             return f"{self.endpoint.rstrip('/')}/{self.bucket}{tail}"
         return f"https://{self.account}.blob.core.windows.net/{self.bucket}{tail}"
@@ -177,17 +196,22 @@ def _by_scheme(
         return _file(parts.netloc, parts.path, query)
     if scheme in ("http", "https"):
         return _http(parts, query, explicit, url)
+    if scheme in ("dav", "davs"):
+        return _dav(parts, query, url)
     raise InputError(
-        f"unsupported URL scheme {scheme!r} in {without_query(url)!r} "
-        "(use s3://, gs://, azure://, https://ACCOUNT.blob.core.windows.net/ or file://)"
+        f"unsupported URL scheme {scheme!r} in {without_query(url)!r} (use s3://, gs://, "
+        "azure://, https://ACCOUNT.blob.core.windows.net/, dav://, davs:// or file://)"
     )
 
 
 def _http(
     parts: SplitResult, query: dict[str, str], explicit: Provider | None, url: str
 ) -> Location:
-    """https://storage.googleapis.com/..., an Azure account endpoint, or an emulator."""
+    """https://storage.googleapis.com/..., an Azure account endpoint, an emulator, or a
+    WebDAV server (--cloud-provider webdav)."""
     host = (parts.hostname or "").lower()
+    if explicit is Provider.WEBDAV:
+        return _dav(parts, query, url)
     if host == "storage.googleapis.com":
         bucket, prefix = _split_path(parts.path, url)
         return _gcs(bucket, "/" + prefix, query)
@@ -198,6 +222,42 @@ def _http(
     ):
         return _azure_http(parts.scheme.lower(), parts.netloc, parts.path, query, url)
     raise InputError(f"invalid destination URL {without_query(url)!r}")
+
+
+def _dav(parts: SplitResult, query: dict[str, str], url: str) -> Location:
+    """WebDAV: dav:// (or http:// with --cloud-provider webdav) is http, davs:// https;
+    basic-auth credentials in the userinfo or DAV_USER/DAV_PASSWORD in the query string."""
+    _unknown(query, _DAV_PARAMS, "dav://")
+    if not parts.hostname:
+        raise InputError(f"no host in {without_query(_without_userinfo(url))!r}")
+    bucket, prefix = _split_path(parts.path, _without_userinfo(url))
+    user = unquote(parts.username) if parts.username else query.get("DAV_USER")
+    password = unquote(parts.password) if parts.password else query.get("DAV_PASSWORD")
+    register_secret(password)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    scheme = "https" if parts.scheme.lower() in ("davs", "https") else "http"
+    return Location(
+        provider=Provider.WEBDAV,
+        bucket=unquote(bucket),
+        prefix=unquote(prefix),
+        endpoint=f"{scheme}://{host}",
+        credentials=Credentials(dav_user=user or None, dav_password=password or None),
+    )
+
+
+def _without_userinfo(url: str) -> str:
+    """The URL without USER:PASSWORD@ (for messages)."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{authority.rsplit('@', 1)[-1]}{slash}{path}"
+
+
+def _dav_scheme(endpoint: str | None) -> str:
+    return "davs" if (endpoint or "").startswith("https:") else "dav"
+
+
+def _host(endpoint: str | None) -> str:
+    return (endpoint or "").split("://", 1)[-1].rstrip("/")
 
 
 def _query(raw: str) -> dict[str, str]:
@@ -339,6 +399,8 @@ def _file(netloc: str, path: str, query: dict[str, str]) -> Location:
 
 #: query parameters that carry credentials (moved out of any URL pgvault writes down)
 CREDENTIAL_PARAMS = (
+    "DAV_USER",
+    "DAV_PASSWORD",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -355,8 +417,8 @@ def public_url(location: Location) -> str:
     S3 region and endpoint given in the query string, an azure:// account or endpoint.
     """
     tail = f"/{location.prefix}" if location.prefix else ""
-    if location.provider is Provider.FILE:
-        return f"file://{location.bucket}{tail}"
+    if location.provider in (Provider.FILE, Provider.WEBDAV):
+        return location.display()
     if location.provider is Provider.S3:
         base, query = f"s3://{location.bucket}{tail}", _s3_public_query(location)
     elif location.provider is Provider.GCS:
@@ -414,6 +476,14 @@ def credential_params(location: Location) -> dict[str, str]:
             params["AZURE_ACCOUNT_KEY"] = creds.azure_account_key
         if creds.azure_sas_token:
             params["AZURE_SAS_TOKEN"] = creds.azure_sas_token
+    elif location.provider is Provider.WEBDAV:
+        params.update(
+            {
+                k: v
+                for k, v in (("DAV_USER", creds.dav_user), ("DAV_PASSWORD", creds.dav_password))
+                if v
+            }
+        )
     elif location.provider is Provider.GCS and creds.gcs_service_account_json:
         encoded = base64.b64encode(creds.gcs_service_account_json.encode()).decode()
         params["CREDENTIALS"] = encoded

@@ -141,4 +141,7 @@ ensure_barman() {
 
 ensure_test_tools() {
     apt_install tmux procps fonts-dejavu-core age zstd lz4
+    # WebDAV server for the dav:// tests (tests/support/webdav_server.py); openssl makes its CA.
+    # Debian's package starts no server here: the tests run their own on 127.0.0.1.
+    apt_install nginx libnginx-mod-http-dav-ext openssl
 }

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.destinations import PROVIDERS, TestDestination, make_destination
+from tests.support.destinations import STORE_PROVIDERS, TestDestination, make_destination
 from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto
+from tests.support.webdav_server import start_nginx_dav, start_wsgidav
 
 pytest_plugins = ["tests.support.pg_fixtures"]
 
@@ -28,12 +29,15 @@ def job_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def emulators() -> Iterator[dict[str, Emulator]]:
-    """moto, Azurite and fake-gcs-server, started once, with their client environment set."""
+    """moto, Azurite, fake-gcs-server, nginx and WsgiDAV (WebDAV), started once, with their client
+    environment set."""
     started: dict[str, Emulator] = {}
     try:
         started["s3"] = start_moto()
         started["azure"] = start_azurite()
         started["gcs"] = start_fake_gcs()
+        started["http"] = start_nginx_dav().emulator
+        started["wsgidav"] = start_wsgidav()
         for emulator in started.values():
             os.environ.update(emulator.env)
         yield started
@@ -42,11 +46,11 @@ def emulators() -> Iterator[dict[str, Emulator]]:
             emulator.stop()
 
 
-@pytest.fixture(params=PROVIDERS)
+@pytest.fixture(params=STORE_PROVIDERS)
 def destination(
     request: pytest.FixtureRequest, emulators: dict[str, Emulator]
 ) -> Iterator[TestDestination]:
-    """A fresh destination on each of the four backends in turn."""
+    """A fresh destination on each of the five backends in turn (WebDAV on nginx included)."""
     dest = make_destination(request.param, emulators)
     yield dest
     dest.drop()

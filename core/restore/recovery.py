@@ -49,6 +49,7 @@ _PASS_THROUGH = {
     Provider.AZURE: ("AZURE_STORAGE_ACCOUNT",),
     Provider.GCS: ("STORAGE_EMULATOR_HOST",),
     Provider.FILE: (),
+    Provider.WEBDAV: ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "PGVAULT_DAV_USER"),
 }
 _AZURE_VARIABLES = (
     "AZURE_STORAGE_CONNECTION_STRING",
@@ -148,6 +149,12 @@ def capture_credentials(
             notes.append("no Azure key in the environment: the server must authenticate itself")
     elif provider is Provider.GCS and not url:
         url, notes = _gcs_key()
+    elif (
+        provider is Provider.WEBDAV
+        and "DAV_PASSWORD" not in url
+        and os.environ.get("PGVAULT_DAV_PASSWORD")
+    ):  # a user in the URL, its password in pgvault's environment
+        environment["PGVAULT_DAV_PASSWORD"] = os.environ["PGVAULT_DAV_PASSWORD"]
     for name in _PASS_THROUGH[provider]:
         value = os.environ.get(name)
         if value and name not in environment:
@@ -171,7 +178,7 @@ def wal_restore_argv(  # noqa: PLR0913, PLR0917 - restore_command's inputs, in i
         argv += ["-p", str(prefetch), "--spool-dir", spool_dir]
     if credentials_file:
         argv += ["--credentials-file", credentials_file]
-    if location.provider is not Provider.FILE:
+    if location.provider not in (Provider.FILE, Provider.WEBDAV):  # dav:// says it all
         argv += ["--cloud-provider", location.provider.value]
     if config.endpoint_url:
         argv += ["--endpoint-url", config.endpoint_url]

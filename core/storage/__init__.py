@@ -1,10 +1,10 @@
-"""Object stores: one interface (ObjectStore), four backends, chosen by the location.
+"""Object stores: one interface (ObjectStore), five backends, chosen by the location.
 
 objects (entries, write options, tags) and config (StoreConfig) are the vocabulary;
 backend is what a provider implements, store the API built on it, writer and readers the
 streaming transfers, retry and bandwidth what every request goes through; translate maps
 SDK exceptions to core.errors (one table per provider) and clients holds what the SDK
-clients share. local, s3, azure and gcs are the backends.
+clients share. local, s3, azure, gcs and webdav are the backends.
 """
 
 from __future__ import annotations
@@ -47,6 +47,10 @@ def open_store(
         from core.storage.azure import AzureStore
 
         return AzureStore(location, config)
+    if location.provider is Provider.WEBDAV:
+        from core.storage.webdav import WebDavStore
+
+        return WebDavStore(location, config)
     from core.storage.gcs import GcsStore
 
     return GcsStore(location, config)

@@ -13,6 +13,8 @@ from core.urls import parse_location
 from tests.support.emulators import AZURITE_ACCOUNT, Emulator
 
 PROVIDERS = ("file", "s3", "azure", "gcs")
+#: every backend the `destination` fixture runs on: the four above and WebDAV (nginx)
+STORE_PROVIDERS = (*PROVIDERS, "http")
 
 
 @dataclass
@@ -122,4 +124,26 @@ def make_destination(
         return TestDestination(
             "gcs", f"gs://{bucket}/{prefix}", bucket, StoreConfig(), env=dict(gcs.env)
         )
+    if provider == "http":
+        return _dav_destination(emulators["http"], prefix, create)
+    if provider == "wsgidav":  # the same backend on another server (the store contract)
+        return _dav_destination(emulators["wsgidav"], prefix, create)
     raise ValueError(provider)
+
+
+def _dav_destination(nginx: Emulator, prefix: str, create: bool) -> TestDestination:
+    """A new collection on the test nginx (tests.support.webdav_server)."""
+    import urllib.request
+
+    collection = _name("dav")
+    if create:
+        url = f"http://127.0.0.1:{nginx.port}/{collection}/"
+        urllib.request.urlopen(urllib.request.Request(url, method="MKCOL"), timeout=10)
+    tail = f"/{prefix}" if prefix else ""
+    return TestDestination(
+        "http",
+        f"dav://127.0.0.1:{nginx.port}/{collection}{tail}",
+        collection,
+        StoreConfig(),
+        cleanup_dir=str(nginx.workdir / "root" / collection),
+    )

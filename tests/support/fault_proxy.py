@@ -53,7 +53,10 @@ class Request:
 
 
 def is_listing(request: Request) -> bool:
-    """A listing on S3 (list-type=2), Azure (comp=list) or GCS (GET .../o)."""
+    """A listing on S3 (list-type=2), Azure (comp=list), GCS (GET .../o) or WebDAV (PROPFIND
+    of a collection: its path ends with /)."""
+    if request.method == "PROPFIND":
+        return request.route.endswith("/")
     if request.method != "GET":
         return False
     return (
@@ -217,6 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._reply(*answer)
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _handle
+    do_PROPFIND = do_MKCOL = do_MOVE = _handle  # WebDAV
 
     def _forward(self, request: Request) -> tuple[int, list[tuple[str, str]], bytes]:
         upstream = http.client.HTTPConnection("127.0.0.1", self.server.upstream_port, timeout=60)
@@ -322,4 +326,6 @@ def through_proxy(
         url = dest.url.replace(emulators["azure"].endpoint, proxy.endpoint)
         env = {"AZURE_STORAGE_CONNECTION_STRING": azurite_connection_string(proxy.endpoint)}
         return replace(dest, url=url, env=env)
+    if dest.provider == "http":
+        return replace(dest, url=dest.url.replace(f":{emulators['http'].port}/", f":{proxy.port}/"))
     return replace(dest, env={"STORAGE_EMULATOR_HOST": proxy.endpoint})

@@ -152,7 +152,8 @@ def add_cloud(parser: argparse.ArgumentParser, *, test: bool = True, writes: boo
         "--cloud-provider",
         choices=CLOUD_PROVIDER_CHOICES,
         default=None,
-        help="the cloud provider (default: inferred from the URL)",
+        help="the cloud provider (default: inferred from the URL; webdav makes an http(s):// "
+        "URL a WebDAV server's, as dav:// and davs:// are)",
     )
     aws = parser.add_argument_group("Extra options for the aws-s3 cloud provider")
     aws.add_argument("--endpoint-url", help="override the default S3 endpoint URL")

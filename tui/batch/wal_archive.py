@@ -239,7 +239,7 @@ def _warn_secrets_in_url(location: Location | None) -> None:
     from core.urls import credential_params
 
     given = credential_params(location) if location else {}
-    names = sorted(set(given) - {"AUTH", "AWS_ACCESS_KEY_ID"})
+    names = sorted(set(given) - {"AUTH", "AWS_ACCESS_KEY_ID", "DAV_USER"})
     if names:
         log.warning(
             "the destination URL carries credentials (%s): PostgreSQL shows archive_command "

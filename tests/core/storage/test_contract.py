@@ -1,4 +1,5 @@
-"""One contract, four backends: local directory, S3 (moto), Azure (Azurite), GCS (fake-gcs)."""
+"""One contract, five backends: local directory, S3 (moto), Azure (Azurite), GCS (fake-gcs),
+WebDAV (nginx and WsgiDAV)."""
 
 from __future__ import annotations
 
@@ -21,17 +22,18 @@ from core.storage import CommonPrefix, ObjectInfo, PutOptions, StoreConfig, open
 from core.storage.retry import RetryPolicy
 from core.storage.s3_http import S3HttpStore
 from core.urls import parse_location
-from tests.support.destinations import PROVIDERS, TestDestination, make_destination
+from tests.support.destinations import STORE_PROVIDERS, TestDestination, make_destination
 from tests.support.emulators import AZURITE_ACCOUNT, Emulator, free_port
 
 MiB = 1024 * 1024
 
 
-@pytest.fixture(params=[*PROVIDERS, "s3-light"])
+@pytest.fixture(params=[*STORE_PROVIDERS, "s3-light", "wsgidav"])
 def destination(
     request: pytest.FixtureRequest, emulators: dict[str, Emulator]
 ) -> Iterator[TestDestination]:
-    """Each backend, and S3 through the standard library (open_store(light=True))."""
+    """Each backend, S3 through the standard library (open_store(light=True)), and WebDAV
+    on WsgiDAV as well as nginx."""
     light = request.param == "s3-light"
     dest = make_destination("s3" if light else request.param, emulators)
     if light:
@@ -208,6 +210,7 @@ def test_tags_and_storage_class(destination: TestDestination) -> None:
         "s3": "STANDARD_IA",
         "azure": "Cool",
         "gcs": "NEARLINE",
+        "http": "COLD",
     }[destination.provider]
     tags = (("backup", "yes"), ("server", "pg1"))
     with destination.store() as store:
@@ -352,3 +355,26 @@ def test_the_meter_counts_each_byte_sent_and_received_once(
             while reader.read_chunk():
                 pass
         assert sum(metered) == 12 * MiB + 1 + 1000
+
+
+def test_a_prefix_whose_objects_are_all_deleted_is_no_longer_listed(
+    destination: TestDestination,
+) -> None:
+    """Directories and collections a delete leaves behind are not common prefixes."""
+    with destination.store() as store:
+        for key in ("gone/a/1", "gone/a/deeper/2", "gone/b/3"):
+            store.put_bytes(key, b"x")
+        store.delete_many(["gone/a/1", "gone/a/deeper/2"])
+        top = list(store.list_entries("gone/", delimiter="/"))
+        assert top == [CommonPrefix("gone/b/")]
+        assert [o.key for o in store.list_objects("gone/")] == ["gone/b/3"]
+
+
+def test_a_prefix_is_not_an_object(destination: TestDestination) -> None:
+    """A directory or collection (with or without its slash) is not found as an object."""
+    with destination.store() as store:
+        store.put_bytes("dir/inner/obj", b"x")
+        for name in ("dir", "dir/inner"):
+            assert not store.exists(name)
+            with pytest.raises(ObjectNotFound):
+                store.get_bytes(name)

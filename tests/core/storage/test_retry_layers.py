@@ -41,7 +41,7 @@ def _store_through(
     return via, open_store(parse_location(via.url), config)
 
 
-@pytest.mark.parametrize("provider", ["s3", "azure", "gcs"])
+@pytest.mark.parametrize("provider", ["s3", "azure", "gcs", "http"])
 @pytest.mark.parametrize("fault", [Fault.UNAVAILABLE, Fault.RESET, Fault.TRUNCATE])
 def test_a_failing_read_is_sent_once_per_attempt(
     provider: str,
@@ -69,7 +69,7 @@ def _is_get(request: Request) -> bool:
     return request.method == "GET" and not is_listing(request)
 
 
-@pytest.mark.parametrize("provider", ["s3", "azure", "gcs"])
+@pytest.mark.parametrize("provider", ["s3", "azure", "gcs", "http"])
 @pytest.mark.parametrize(
     "fault, match",
     [
