@@ -133,7 +133,8 @@ def instance_status(
     schedule = schedule_of(policy)
     interval = interval_of(schedule, now) if schedule else None
     succeeded = [r for r in runs if r.state is RunState.SUCCEEDED]
-    last = max(succeeded, key=lambda r: r.finished or r.slot, default=None)
+    # ends are kept to the second: two quick runs can tie, and the later slot is the newer
+    last = max(succeeded, key=lambda r: (r.finished or r.slot, r.slot), default=None)
     health, reason = _health(instance, last, interval, now)
     return InstanceStatus(
         vault,

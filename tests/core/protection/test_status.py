@@ -94,3 +94,14 @@ def test_the_rpo_counts_wal_archived_after_the_newest_backup() -> None:
     old = instance_status("v", INSTANCE, policy, runs, now, slot - timedelta(days=1))
     assert old.to_json()["rpoSeconds"] == 2 * 86400 - 600
     assert instance_status("v", INSTANCE, policy, [], now, wal).to_json()["rpoSeconds"] is None
+
+
+def test_of_two_runs_ending_in_the_same_second_the_later_slot_is_the_last() -> None:
+    policy = parse_policy(template_text())
+    slot = datetime(2021, 8, 15, 6, 30, tzinfo=UTC)
+    end = slot + timedelta(minutes=2)
+    earlier = replace(run(slot, end), backup_id="20210815T063000")
+    later = replace(run(slot + timedelta(minutes=1), end), backup_id="20210815T063100")
+    for runs in ([earlier, later], [later, earlier]):
+        status = instance_status("v", INSTANCE, policy, runs, end + timedelta(hours=1))
+        assert status.to_json()["lastBackupId"] == "20210815T063100"
