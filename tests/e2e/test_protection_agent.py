@@ -132,22 +132,29 @@ class Agent:
             return [row[0] for row in db.execute("select kind from jobs order by id")]
 
 
-def set_up(agent: Agent, cluster: Cluster) -> None:
+def set_up(
+    agent: Agent,
+    cluster: Cluster,
+    policy: dict[str, Any] | None = None,
+    secret: tuple[str, str] = ("env", "PGV_PASSWORD"),
+) -> dict[str, Any]:
+    """Vault v1, a policy (the PT1M one by default) and the cluster's instance; the instance."""
     agent.run("vault", "create", "v1", "--destination", agent.dest.url, *agent.dest.cli_args)
     agent.run(
         "policy", "create", "--vault", "v1", "--name", "minutely",
-        "--policy", agent.file("policy.json", pt1m_policy()),
+        "--policy", agent.file("policy.json", policy or pt1m_policy()),
     )  # fmt: skip
-    instance = agent.run(
+    instance: dict[str, Any] = agent.run(
         "backup-instance", "initialize",
         "--datasource", f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres",
         "--server-name", SERVER, "--policy", "minutely",
-        "--secret-store-type", "env", "--secret-store-uri", "PGV_PASSWORD",
+        "--secret-store-type", secret[0], "--secret-store-uri", secret[1],
     )  # fmt: skip
     agent.run(
         "backup-instance", "create", "--vault", "v1",
         "--backup-instance", agent.file("instance.json", instance),
     )  # fmt: skip
+    return instance
 
 
 @pytest.mark.parametrize("provider", ["file", "s3"])

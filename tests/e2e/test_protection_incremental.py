@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.catalog.reader import Catalog
-from tests.e2e.test_protection_agent import Agent, pt1m_policy, require_password
+from tests.e2e.test_protection_agent import Agent, pt1m_policy, require_password, set_up
 from tests.support.catalog import SERVER, archived_server
 from tests.support.destinations import TestDestination
 from tests.support.pitr import new_target, restore, restored_server
@@ -21,21 +21,7 @@ from tests.support.postgres import Cluster, wait_for_recovery_end
 def _set_up(agent: Agent, cluster: Cluster) -> None:
     policy = pt1m_policy()
     policy["policyRules"][0]["backupParameters"]["backupType"] = "Incremental"
-    agent.run("vault", "create", "v1", "--destination", agent.dest.url, *agent.dest.cli_args)
-    agent.run(
-        "policy", "create", "--vault", "v1", "--name", "chains",
-        "--policy", agent.file("policy.json", policy),
-    )  # fmt: skip
-    instance = agent.run(
-        "backup-instance", "initialize",
-        "--datasource", f"host=127.0.0.1 port={cluster.port} user=postgres dbname=postgres",
-        "--server-name", SERVER, "--policy", "chains",
-        "--secret-store-type", "env", "--secret-store-uri", "PGV_PASSWORD",
-    )  # fmt: skip
-    agent.run(
-        "backup-instance", "create", "--vault", "v1",
-        "--backup-instance", agent.file("instance.json", instance),
-    )  # fmt: skip
+    set_up(agent, cluster, policy)
 
 
 def _parents(agent: Agent) -> dict[str, str | None]:

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.e2e.test_protection_agent import PASSWORD, Agent, pt1m_policy, require_password
+from tests.e2e.test_protection_agent import PASSWORD, Agent, require_password, set_up
 from tests.support.catalog import SERVER, archived_server
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster
@@ -31,22 +31,8 @@ def test_an_instance_reads_its_password_from_the_keyring(
     agent.env.update(PYTHON_KEYRING_BACKEND=PLAINTEXT, XDG_DATA_HOME=str(tmp_path / "data"))
     store = f"import keyring; keyring.set_password('pgvault', 'pg1', {PASSWORD!r})"
     subprocess.run([sys.executable, "-c", store], env=agent.env, check=True)
-    agent.run("vault", "create", "v1", "--destination", dest.url, *dest.cli_args)
-    agent.run(
-        "policy", "create", "--vault", "v1", "--name", "p",
-        "--policy", agent.file("policy.json", pt1m_policy()),
-    )  # fmt: skip
-    instance = agent.run(
-        "backup-instance", "initialize",
-        "--datasource", f"host=127.0.0.1 port={server.cluster.port} user=postgres dbname=postgres",
-        "--server-name", SERVER, "--policy", "p",
-        "--secret-store-type", "keyring", "--secret-store-uri", "pgvault/pg1",
-    )  # fmt: skip
+    instance = set_up(agent, server.cluster, secret=("keyring", "pgvault/pg1"))
     assert instance["datasourceAuthCredentials"]["secretStoreResource"]["uri"] == "pgvault/pg1"
-    agent.run(
-        "backup-instance", "create", "--vault", "v1",
-        "--backup-instance", agent.file("instance.json", instance),
-    )  # fmt: skip
 
     run = agent.run(
         "backup-instance", "adhoc-backup", "--vault", "v1", "--name", SERVER, "--rule-name", "Daily"
