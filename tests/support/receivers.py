@@ -8,7 +8,6 @@ a mail. Both keep what they received, headers and logins included, for the tests
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.support.emulators import free_port
 
 SMTP_PASSWORD = "smtp-pw-5e8a21"  # a test canary: it must never show in pgvault's output
 
@@ -90,12 +91,6 @@ class _Handler:
         return "250 OK"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def smtp_server(user: str = "mailer", password: str = SMTP_PASSWORD) -> Iterator[Mailbox]:
     """aiosmtpd on 127.0.0.1 with a login (AUTH without TLS: it is a loopback test)."""
@@ -110,7 +105,7 @@ def smtp_server(user: str = "mailer", password: str = SMTP_PASSWORD) -> Iterator
             return AuthResult(success=login == (user, password))
         return AuthResult(success=False)
 
-    box.port = _free_port()  # aiosmtpd checks its server by connecting: it needs a port
+    box.port = free_port()  # aiosmtpd checks its server by connecting: it needs a port
     controller = Controller(
         _Handler(box),
         hostname="127.0.0.1",
