@@ -10,7 +10,15 @@ clients share. local, s3, azure, gcs and webdav are the backends.
 from __future__ import annotations
 
 from core.storage.config import StoreConfig
-from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions, validate_tags
+from core.storage.objects import (
+    CommonPrefix,
+    ObjectInfo,
+    PendingUpload,
+    PutOptions,
+    ResumedUpload,
+    StoredChunk,
+    validate_tags,
+)
 from core.storage.readers import ObjectReader, PrefetchingReader
 from core.storage.store import ObjectStore
 from core.storage.writer import ObjectWriter
@@ -65,7 +73,9 @@ __all__ = [
     "PendingUpload",
     "PrefetchingReader",
     "PutOptions",
+    "ResumedUpload",
     "StoreConfig",
+    "StoredChunk",
     "open_store",
     "validate_tags",
 ]

@@ -17,7 +17,13 @@ from typing import Any, TypeVar
 from core.errors import InputError
 from core.storage.bandwidth import BandwidthLimiter, Payload
 from core.storage.config import StoreConfig
-from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.objects import (
+    CommonPrefix,
+    ObjectInfo,
+    PendingUpload,
+    PutOptions,
+    StoredChunk,
+)
 from core.urls import Location, Provider
 
 T = TypeVar("T")
@@ -133,6 +139,25 @@ class Backend(ABC):
 
     @abstractmethod
     def _mpu_abort(self, handle: Any) -> None: ...
+
+    # Resuming an upload a killed process left: stores that cannot return None.
+
+    def _mpu_token(self, handle: Any) -> str | None:
+        """What names this upload for a later process (None: it cannot be resumed)."""
+        return None
+
+    def _mpu_reopen(
+        self, key: str, token: str, options: PutOptions, chunks: tuple[StoredChunk, ...]
+    ) -> tuple[Any, int] | None:
+        """The upload again and how many of `chunks`, from the first, it holds as recorded;
+        None when it is gone. Anything stored past those is dropped or overwritten."""
+        return None
+
+    def _mpu_cut(self, handle: Any, offset: int) -> None:
+        """Forget what the upload holds from `offset` on (a reused upload diverged there).
+
+        Stores whose completion names its parts (S3) need nothing: unnamed parts go."""
+        return None
 
     @abstractmethod
     def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import hashlib
 import json
 import os
 import uuid
@@ -33,7 +34,13 @@ from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
 from core.storage.config import StoreConfig
 from core.storage.local_owner import Ownership
-from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.objects import (
+    CommonPrefix,
+    ObjectInfo,
+    PendingUpload,
+    PutOptions,
+    StoredChunk,
+)
 from core.storage.store import ObjectStore
 from core.urls import Location, Provider
 
@@ -292,6 +299,36 @@ class LocalStore(ObjectStore):
 
     def _mpu_abort(self, handle: _Upload) -> None:
         self._discard(handle)
+
+    def _mpu_token(self, handle: _Upload) -> str:
+        return os.path.basename(handle.temp)
+
+    def _mpu_reopen(
+        self, key: str, token: str, options: PutOptions, chunks: tuple[StoredChunk, ...]
+    ) -> tuple[_Upload, int] | None:
+        """The partial file again, cut after its leading parts that hash as recorded."""
+        final = self._path(key)
+        name = os.path.basename(final)
+        if not (token.startswith(f".{name}.") and token.endswith(PARTIAL)) or "/" in token:
+            return None  # not a partial file of this key: never open another path
+        if options.if_absent and os.path.exists(final):
+            raise ObjectExists(f"{key} already exists")
+        temp = os.path.join(os.path.dirname(final), token)
+        try:
+            fd = os.open(temp, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        held, end = 0, 0
+        for chunk in chunks:
+            data = os.pread(fd, chunk.size, end)
+            if len(data) != chunk.size or hashlib.sha256(data).hexdigest() != chunk.sha256:
+                break
+            held, end = held + 1, end + chunk.size
+        os.ftruncate(fd, end)  # what follows was never recorded: it is written again
+        return _Upload(key=key, final=final, temp=temp, fd=fd, options=options), held
+
+    def _mpu_cut(self, handle: _Upload, offset: int) -> None:
+        os.ftruncate(handle.fd, offset)
 
     def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:
         path = self._path(key)

@@ -41,6 +41,24 @@ class CommonPrefix:
 
 
 @dataclass(frozen=True)
+class StoredChunk:
+    """One part of a multipart upload the store confirmed: what a later run may reuse."""
+
+    number: int  # 1-based, as the store numbers parts
+    size: int
+    sha256: str  # of the part's bytes, to prove a regenerated part is the same
+    receipt: object  # what completing the upload needs for this part (JSON-able)
+
+
+@dataclass(frozen=True)
+class ResumedUpload:
+    """An unfinished upload a new writer continues: its token and the parts recorded."""
+
+    token: str  # the backend's handle for the upload, as _mpu_token gave it
+    chunks: tuple[StoredChunk, ...]
+
+
+@dataclass(frozen=True)
 class PendingUpload:
     """An upload that was started and neither completed nor aborted."""
 

@@ -19,7 +19,13 @@ from core.storage.backend import MiB, RawStream
 from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts
 from core.storage.config import OBJECT_LOCK_MODE, StoreConfig, check_s3_encryption
-from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.objects import (
+    CommonPrefix,
+    ObjectInfo,
+    PendingUpload,
+    PutOptions,
+    StoredChunk,
+)
 from core.storage.store import ObjectStore
 from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.urls import Location, Provider
@@ -348,6 +354,33 @@ class S3Store(ObjectStore):
             except bce.ClientError as exc:
                 if _code(exc) != "NoSuchUpload":
                     raise
+
+    def _mpu_token(self, handle: _Upload) -> str:
+        return handle.upload_id
+
+    def _mpu_reopen(
+        self, key: str, token: str, options: PutOptions, chunks: tuple[StoredChunk, ...]
+    ) -> tuple[_Upload, int] | None:
+        """The upload again (ListParts) and its leading parts listed as recorded."""
+        handle = _Upload(key=self.key(key), upload_id=token, if_absent=options.if_absent)
+        listed: dict[int, tuple[int, str]] = {}
+        paginator = self._client.get_paginator("list_parts")
+        with _guard(f"list the parts of the upload of {handle.key}"):
+            try:
+                for page in paginator.paginate(Bucket=self.bucket, Key=handle.key, UploadId=token):
+                    for part in page.get("Parts", []):
+                        listed[part["PartNumber"]] = (part["Size"], part["ETag"])
+            except bce.ClientError as exc:
+                if _code(exc) == "NoSuchUpload":
+                    return None
+                raise
+        held = 0
+        for chunk in chunks:
+            receipt = chunk.receipt if isinstance(chunk.receipt, dict) else {}
+            if listed.get(chunk.number) != (chunk.size, receipt.get("ETag")):
+                break
+            held += 1
+        return handle, held
 
     def _exists_raw(self, full: str) -> bool:
         with _guard(f"head {full}"):

@@ -19,6 +19,7 @@ from core.storage.objects import (
     ObjectInfo,
     PendingUpload,
     PutOptions,
+    ResumedUpload,
     validate_tags,
 )
 from core.storage.readers import ObjectReader, PrefetchingReader, read_range
@@ -61,10 +62,15 @@ class ObjectStore(Backend):
         self._put_whole(key, data, options)
 
     def open_writer(
-        self, key: str, options: PutOptions = PLAIN, chunk_size: int | None = None
+        self,
+        key: str,
+        options: PutOptions = PLAIN,
+        chunk_size: int | None = None,
+        resume: ResumedUpload | None = None,
     ) -> ObjectWriter:
-        """A streaming writer for an object of unknown length."""
-        return ObjectWriter(self, key, options, chunk_size or self.chunk_size)
+        """A streaming writer for an object of unknown length (`resume`: continuing an
+        unfinished upload, whose recorded parts are not sent again if they match)."""
+        return ObjectWriter(self, key, options, chunk_size or self.chunk_size, resume)
 
     def get_bytes(self, key: str) -> bytes:
         with self.open_reader(key) as reader:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from core.errors import InputError, PgvaultError, StorageError
 from core.storage.backend import Backend
-from core.storage.objects import PutOptions
+from core.storage.objects import PutOptions, ResumedUpload, StoredChunk
 
 log = logging.getLogger("pgvault.storage")
 
@@ -25,9 +27,20 @@ class ObjectWriter:
     that fits in one chunk is stored with a single request from a buffer that grows only as
     far as the object. Closing completes the upload; an exception inside a `with` block, or
     abort(), aborts it so that no unfinished upload is left behind.
+
+    Given `resume`, the writer continues that upload: while the parts it produces are the
+    recorded ones (same size and SHA-256), they are not sent again; from the first that
+    differs on, parts are uploaded over the old ones. `on_chunk` hears of every part stored.
     """
 
-    def __init__(self, store: Backend, key: str, options: PutOptions, chunk_size: int):
+    def __init__(
+        self,
+        store: Backend,
+        key: str,
+        options: PutOptions,
+        chunk_size: int,
+        resume: ResumedUpload | None = None,
+    ):
         if chunk_size < store.min_part_size:
             raise InputError(
                 f"chunk size {chunk_size} is below the provider minimum {store.min_part_size}"
@@ -47,6 +60,29 @@ class ObjectWriter:
         self._inflight: deque[tuple[int, Future[Any], bytearray]] = deque()
         self._closed = False
         self._lock = threading.Lock()
+        #: told of each part once the store has it, in the writer's thread
+        self.on_chunk: Callable[[StoredChunk], None] | None = None
+        self.reused_bytes = 0  # bytes of recorded parts not sent again
+        self._digests: dict[int, tuple[int, str]] = {}  # part -> size, SHA-256
+        self._reusable: dict[int, StoredChunk] = {}
+        if resume is not None:
+            self._reopen(resume)
+
+    def _reopen(self, resume: ResumedUpload) -> None:
+        reopened = self.store._retry(
+            lambda: self.store._mpu_reopen(self.key, resume.token, self.options, resume.chunks),
+            f"reopen upload {self.key}",
+        )
+        if reopened is None:
+            log.info("the upload of %s is gone: it starts over", self.key)
+            return
+        self._handle, held = reopened
+        self._reusable = {c.number: c for c in resume.chunks[:held]}
+
+    @property
+    def token(self) -> str | None:
+        """What names the upload for a later process (None: not resumable, or not begun)."""
+        return None if self._handle is None else self.store._mpu_token(self._handle)
 
     def __enter__(self) -> ObjectWriter:
         return self
@@ -150,9 +186,31 @@ class ObjectWriter:
         data = memoryview(buffer)[:length] if length is not None else buffer
         offset = self._offset
         self._offset += len(data)
+        if self._reusable or self.on_chunk is not None:
+            self._digests[number] = (len(data), hashlib.sha256(data).hexdigest())
+        if self._reuse(number, offset, buffer):
+            return
         self._drain(max(0, self.store.config.jobs - 1))
         future = self.store._executor().submit(self._upload_part, number, offset, data)
         self._inflight.append((number, future, buffer))
+
+    def _reuse(self, number: int, offset: int, buffer: bytearray) -> bool:
+        """Keep the recorded part if this one is the same bytes; else upload from here on."""
+        recorded = self._reusable.get(number)
+        if recorded is None:
+            return False
+        if self._digests[number] != (recorded.size, recorded.sha256):
+            log.info("%s differs from part %d on: uploading again from there", self.key, number)
+            self._reusable = {}
+            self.store._retry(lambda: self.store._mpu_cut(self._handle, offset), f"cut {self.key}")
+            return False
+        self._parts[number] = recorded.receipt
+        self.reused_bytes += recorded.size
+        if len(buffer) == self.chunk_size:
+            self._spare.append(buffer)
+        if self.on_chunk is not None:
+            self.on_chunk(recorded)
+        return True
 
     def _upload_part(self, number: int, offset: int, data: bytearray | memoryview) -> Any:
         def attempt() -> Any:
@@ -171,6 +229,12 @@ class ObjectWriter:
                     self._parts[number] = future.result()
                     if len(buffer) == self.chunk_size:
                         self._spare.append(buffer)
+                    self._stored(number)
                 else:
                     remaining.append((number, future, buffer))
             self._inflight = remaining
+
+    def _stored(self, number: int) -> None:
+        if self.on_chunk is not None:
+            size, sha256 = self._digests[number]
+            self.on_chunk(StoredChunk(number, size, sha256, self._parts[number]))
