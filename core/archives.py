@@ -28,7 +28,7 @@ from core.encryption import EncryptingCompressor
 from core.errors import OperationFailed
 from core.postgres.pgdata import Entry, Tree
 from core.progress import Reporter
-from core.storage import ObjectStore, ObjectWriter, PutOptions
+from core.storage import ObjectStore, ObjectWriter, PutOptions, ResumedUpload, StoredChunk
 from core.tarstream import Attributes, end_of_archive, header, padding
 
 log = logging.getLogger("pgvault.archives")
@@ -71,6 +71,26 @@ class BlockChooser(Protocol):
     def choose(self, manifest_path: str, fd: int, size: int) -> Sequence[int] | None:
         """None: store the whole file; else these block numbers (ascending), maybe none."""
         ...
+
+
+@dataclass(frozen=True)
+class PartUpload:
+    """A part's upload as far as the store confirmed it, from its first chunk without gaps."""
+
+    ref: ArchiveRef
+    token: str  # names the upload for a later process
+    chunks: tuple[tuple[StoredChunk, int], ...]  # each with the tar offset reached when it filled
+    members: tuple[Member, ...]  # the part's files so far
+
+
+class PartUploads(Protocol):
+    """Where a backup records its parts' chunks, and finds an upload to continue."""
+
+    def resumed(self, filename: str) -> ResumedUpload | None: ...
+
+    def chunk_stored(self, upload: PartUpload) -> None: ...
+
+    def reused(self, filename: str, stored_bytes: int) -> None: ...
 
 
 class _DirStart:
@@ -272,6 +292,10 @@ class _Part:
     tar_bytes: int = 0
     stored: int = 0
     files: int = 0
+    first_member: int = 0  # index in the set's members of the part's first
+    chunk_ends: list[int] = field(default_factory=list)  # tar offset as each chunk filled
+    confirmed: dict[int, StoredChunk] = field(default_factory=dict)
+    recorded: int = 0  # chunks confirmed from the first without a gap
 
 
 @dataclass(frozen=True)
@@ -317,9 +341,11 @@ class ArchiveSetWriter:
         *,
         first_part: int = 0,
         on_part: Callable[[ArchiveRecord, list[Member]], None] | None = None,
+        uploads: PartUploads | None = None,
     ) -> None:
         """`first_part` numbers the first part (a resumed backup continues after the parts
-        it kept); `on_part` gets each part once it is stored, with its members."""
+        it kept); `on_part` gets each part once it is stored, with its members; `uploads`
+        hears of every chunk stored and may give an upload to continue."""
         self.target = target
         self.name = name
         self.settings = settings
@@ -330,6 +356,7 @@ class ArchiveSetWriter:
         self._part: _Part | None = None
         self._next_part = first_part
         self._on_part = on_part
+        self._uploads = uploads
         self._part_members = 0  # index in self.members of the current part's first member
 
     # ---- adding content --------------------------------------------------------------------
@@ -410,11 +437,34 @@ class ArchiveSetWriter:
         ref = ArchiveRef(self.name, self._next_part, settings.codec, settings.recipient is not None)
         self._next_part += 1
         key = target.layout.archive(target.backup_id, ref)
-        writer = target.store.open_writer(key, settings.options, settings.chunk_size)
+        resume = self._uploads.resumed(ref.filename()) if self._uploads else None
+        writer = target.store.open_writer(key, settings.options, settings.chunk_size, resume)
         checksum = new_checksum(settings.algorithm)
-        self._part = _Part(ref, ref.filename(), writer, settings.compressor(), checksum)
-        self._part_members = len(self.members)
-        return self._part
+        part = _Part(ref, ref.filename(), writer, settings.compressor(), checksum)
+        part.first_member = self._part_members = len(self.members)
+        if self._uploads is not None:
+            writer.on_chunk = lambda chunk: self._chunk_stored(part, chunk)
+        self._part = part
+        return part
+
+    def _chunk_stored(self, part: _Part, chunk: StoredChunk) -> None:
+        """Record the chunks confirmed from the first on, for a resume by chunk."""
+        part.confirmed[chunk.number] = chunk
+        before = part.recorded
+        while part.recorded + 1 in part.confirmed:
+            part.recorded += 1
+        token = part.writer.token
+        if part.recorded == before or token is None or self._uploads is None:
+            return
+        chunks = tuple(
+            (
+                part.confirmed[n],
+                part.chunk_ends[n - 1] if n <= len(part.chunk_ends) else part.tar_bytes,
+            )
+            for n in range(1, part.recorded + 1)
+        )
+        members = tuple(self.members[part.first_member :])
+        self._uploads.chunk_stored(PartUpload(part.ref, token, chunks, members))
 
     def _current(self) -> _Part:
         """The part being written, opened if there is none."""
@@ -431,6 +481,9 @@ class ArchiveSetWriter:
         part.checksum.update(data)
         part.writer.write(data)
         part.stored += len(data)
+        chunk = part.writer.chunk_size
+        while part.stored >= (len(part.chunk_ends) + 1) * chunk:
+            part.chunk_ends.append(part.tar_bytes)
 
     def _finish_part(self) -> None:
         part = self._current()
@@ -454,6 +507,8 @@ class ArchiveSetWriter:
         )
         self.archives.append(record)
         log.info("stored %s (%d bytes)", part.ref.filename(), size)
+        if part.writer.reused_bytes and self._uploads is not None:
+            self._uploads.reused(record.filename, part.writer.reused_bytes)
         if self._on_part is not None:
             self._on_part(record, self.members[self._part_members :])
 

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from core.backup.part_uploads import StoredBackup, resumable_tokens
 from core.catalog.backup_info import DONE, FAILED, STARTED, parse, serialize
 from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout
 from core.catalog.manifest import dump_pgvault, load_pgvault
@@ -111,7 +112,10 @@ def reap_interrupted(store: ObjectStore, server: str) -> list[str]:
         if not _reapable(store, layout, backup_id, backup_id in pending):
             continue
         if backup_id in pending:
-            store.abort_pending_uploads(layout.backup_prefix(backup_id))
+            # A part whose chunks are recorded stays for `backup --resume` to continue
+            # (core.backup.part_uploads); backup-delete aborts it.
+            keep = frozenset(resumable_tokens(StoredBackup(store, layout, backup_id)))
+            store.abort_pending_uploads(layout.backup_prefix(backup_id), keep)
         log.warning(
             "cleaned up after interrupted backup %s (%d uploads)",
             backup_id,

@@ -57,8 +57,11 @@ def keep_stored_parts(state: BackupState, plan: FilePlan) -> FilePlan:
     # Progress counts this run's work: what the kept parts hold is not done again.
     remaining = replace(
         plan,
-        tablespaces=tuple(kept.remaining(t) for t in plan.tablespaces),
-        data=kept.remaining(plan.data),
+        tablespaces=tuple(
+            kept.remaining(str(t.oid), tree)
+            for t, tree in zip(facts.tablespaces, plan.tablespaces, strict=True)
+        ),
+        data=kept.remaining("data", plan.data),
         bytes_total=plan.bytes_total - kept.reused_bytes,
         files_total=plan.files_total - len(kept.files),
         kept=kept,

@@ -11,7 +11,8 @@ directory and keeps the longest run of parts of each archive set, from the first
 every file is still on disk with the same size and checksum, read again after the new
 backup started (as pgBackRest's resume: a file equal to its stored copy is as good as one
 copied now). The other parts of the failed run are deleted, the new run writes the
-remaining files into parts numbered after the kept ones.
+remaining files into parts numbered after the kept ones. The part that was uploading when
+the run died is continued by chunk where the store allows it (core.backup.part_uploads).
 """
 
 from __future__ import annotations
@@ -23,8 +24,18 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from core.backup.lease import lease_is_dead
+from core.backup.part_uploads import (
+    CHECKPOINT_DIR,
+    UPLOAD_SUFFIX,
+    StoredBackup,
+    UploadCheckpoint,
+    load_uploads,
+    reusable,
+    starting_at,
+    upload_key,
+)
 from core.catalog.backup_info import FAILED, STARTED, parse
-from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout, parse_archive_name
+from core.catalog.layout import PGVAULT_MANIFEST, parse_archive_name
 from core.catalog.manifest import (
     ArchiveRecord,
     FileRecord,
@@ -36,24 +47,12 @@ from core.encryption import open_object
 from core.errors import ObjectNotFound, OperationFailed, PgvaultError, StorageError
 from core.postgres.connection import ServerFacts
 from core.postgres.pgdata import Tree
-from core.storage import ObjectStore, PutOptions
+from core.storage import PutOptions, ResumedUpload
 
 log = logging.getLogger("pgvault.backup")
 
-CHECKPOINT_DIR = "pgvault-checkpoint"
 READ_BLOCK = 4 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class StoredBackup:
-    """Where one backup's objects live: the store, the server's layout and the backup ID."""
-
-    store: ObjectStore
-    layout: ServerLayout
-    backup_id: str
-
-    def key(self, filename: str) -> str:
-        return self.layout.backup_file(self.backup_id, filename)
+__all__ = ["CHECKPOINT_DIR", "StoredBackup"]  # named here too, where the resume begins
 
 
 @dataclass(frozen=True)
@@ -79,6 +78,8 @@ def load_checkpoints(backup: StoredBackup) -> dict[str, list[PartCheckpoint]]:
     prefix = backup.key(CHECKPOINT_DIR) + "/"
     found: dict[str, list[PartCheckpoint]] = {}
     for info in backup.store.list_objects(prefix):
+        if info.key.endswith(UPLOAD_SUFFIX):
+            continue  # a part still uploading (core.backup.part_uploads)
         try:
             body = json.loads(backup.store.get_bytes(info.key))
             part = PartCheckpoint(
@@ -150,6 +151,8 @@ class ResumePlan:
 
     backup_id: str
     kept: dict[str, list[PartCheckpoint]] = field(default_factory=dict)
+    #: by archive set: the part that was uploading, continued by chunk
+    uploads: dict[str, tuple[UploadCheckpoint, ResumedUpload]] = field(default_factory=dict)
 
     @property
     def archives(self) -> list[ArchiveRecord]:
@@ -176,8 +179,20 @@ class ResumePlan:
     def next_part(self, name: str) -> int:
         return len(self.kept.get(name, []))
 
-    def remaining(self, tree: Tree) -> Tree:
-        """The tree without the files the kept parts already hold (directories stay)."""
+    def resumed_upload(self, filename: str) -> ResumedUpload | None:
+        """The upload a part continues, if it is the one that was uploading."""
+        for record, upload in self.uploads.values():
+            if record.filename == filename:
+                return upload
+        return None
+
+    def remaining(self, name: str, tree: Tree) -> Tree:
+        """The tree without the files the kept parts already hold (directories stay); a
+        set whose part was uploading starts where that part began, to make it again."""
+        if name in self.uploads:
+            started = starting_at(tree, self.uploads[name][0].first_path)
+            if started is not None:  # plan_resume checked it is
+                return started
         reused = self.reused_paths
         entries = [
             e for e in tree.entries if e.is_dir or tree.manifest_prefix + e.path not in reused
@@ -223,8 +238,43 @@ def plan_resume(
         kept = _leading_kept(backup, parts, tree, algorithm, checkpoint, reporter_log)
         if kept:
             plan.kept[name] = kept
+    uploads = load_uploads(backup)
+    for name, record in uploads.items():
+        tree = trees.get(name)
+        if tree is None or record.part != plan.next_part(name):
+            continue
+        upload = _continuable(plan, record, tree, reporter_log)
+        if upload is not None:
+            plan.uploads[name] = (record, upload)
+    backup.store.delete_many(
+        upload_key(backup, r.filename) for n, r in uploads.items() if n not in plan.uploads
+    )
     _delete_stale(backup, plan)
     return plan
+
+
+def _continuable(
+    plan: ResumePlan, record: UploadCheckpoint, tree: Tree, reporter_log: Callable[[str], None]
+) -> ResumedUpload | None:
+    """The recorded chunks of the part that was uploading that may be reused, if any."""
+    upload, why = reusable(record, tree)
+    started = starting_at(tree, record.first_path)
+    if started is None:
+        upload, why = None, f"{record.first_path} is gone"
+    else:
+        # Every file before the part must be in the kept parts: one that appeared since
+        # would otherwise be left out of the backup.
+        reused = plan.reused_paths
+        before = tree.entries[: len(tree.entries) - len(started.entries)]
+        new = next(
+            (e for e in before if not e.is_dir and tree.manifest_prefix + e.path not in reused),
+            None,
+        )
+        if new is not None:
+            upload, why = None, f"{tree.manifest_prefix + new.path} appeared since"
+    if why:
+        reporter_log(f"{record.filename}: the chunks it stored are not all reused: {why}")
+    return upload
 
 
 def _leading_kept(
@@ -269,4 +319,7 @@ def _delete_stale(backup: StoredBackup, plan: ResumePlan) -> None:
         if ref is not None and ref.part >= plan.next_part(ref.name):
             stale.append(info.key)
             stale.append(checkpoint_key(backup, filename))
+            stale.append(upload_key(backup, filename))
     backup.store.delete_many(stale)
+    continued = frozenset(upload.token for _, upload in plan.uploads.values())
+    backup.store.abort_pending_uploads(backup.layout.backup_prefix(backup.backup_id), continued)

@@ -12,6 +12,7 @@ import time
 
 from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget, BlockChooser, Member
 from core.backup.control import add_pg_control
+from core.backup.part_uploads import ChunkRecorder
 from core.backup.resume import PartCheckpoint, write_checkpoint
 from core.backup.state import BackupMode, BackupState, Copy, ExternalFile, FilePlan
 from core.catalog.chains import INCREMENT_PREFIX
@@ -34,13 +35,14 @@ def stream_files(state: BackupState, plan: FilePlan, chooser: BlockChooser | Non
     started = time.monotonic()
     chunk = chunk_size(state.job.store, state.job.request.max_archive_size)
     prefix = INCREMENT_PREFIX if chooser else ""
+    recorder = _recorder(state, plan)
     for tablespace, tree in zip(state.facts.tablespaces, plan.tablespaces, strict=True):
         name = prefix + str(tablespace.oid)
-        writer = open_archive_set(state, name, chunk, plan.first_part(name))
+        writer = open_archive_set(state, name, chunk, plan.first_part(name), recorder)
         writer.add_tree(tree, chooser)
         writer.close()
         tree.entries = []  # streamed: only the members' records are kept from here
-    data = open_archive_set(state, prefix + "data", chunk, plan.first_part("data"))
+    data = open_archive_set(state, prefix + "data", chunk, plan.first_part("data"), recorder)
     data.add_tree(plan.data, chooser)
     plan.data.entries = []
     add_pg_control(data, state.facts.data_directory)
@@ -74,8 +76,27 @@ def chunk_size(store: ObjectStore, max_archive_size: int) -> int:
     return max(store.chunk_size, needed)
 
 
+def _recorder(state: BackupState, plan: FilePlan) -> ChunkRecorder:
+    """Chunks recorded as stored; a resumed run's parts continue the uploads it may reuse."""
+    kept = plan.kept
+    continued = {r.filename: upload for r, upload in kept.uploads.values()} if kept else {}
+    reused_before = kept.reused_stored if kept else 0
+    extra: list[int] = []
+
+    def on_reused(filename: str, stored_bytes: int) -> None:
+        extra.append(stored_bytes)
+        state.log(f"{filename}: {stored_bytes} bytes its killed upload stored kept, not sent again")
+        state.job.reporter.detail("reused_stored_bytes", reused_before + sum(extra))
+
+    return ChunkRecorder(state.stored, state.job.options, continued, on_reused)
+
+
 def open_archive_set(
-    state: BackupState, name: str, chunk: int, first_part: int
+    state: BackupState,
+    name: str,
+    chunk: int,
+    first_part: int,
+    recorder: ChunkRecorder | None = None,
 ) -> ArchiveSetWriter:
     """An archive set writer with the backup's compression; the failure path aborts it."""
     job = state.job
@@ -97,7 +118,7 @@ def open_archive_set(
         recipient=job.recipient,
     )
     writer = ArchiveSetWriter(
-        target, name, settings, first_part=first_part, on_part=checkpoint_part
+        target, name, settings, first_part=first_part, on_part=checkpoint_part, uploads=recorder
     )
     state.writers.append(writer)
     return writer

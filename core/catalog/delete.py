@@ -334,6 +334,8 @@ class _Deleter:
             # First FAILED "being deleted": no reader takes a half-deleted backup for DONE.
             marked = info.with_changes(status=FAILED, error=DELETING_ERROR)
             self.store.put_bytes(info_key, serialize(marked))
+            # A killed backup's part kept for a resume by chunk goes with it.
+            self.store.abort_pending_uploads(prefix)
             self.store.delete_many(data)
             self.store.delete_many([info_key])  # last: a failed deletion can be run again
         self.catalog.forget(info.backup_id)

@@ -176,12 +176,18 @@ class ObjectStore(Backend):
         )
         return pending
 
-    def abort_pending_uploads(self, prefix: str = "") -> int:
-        """Abort every unfinished upload under prefix (cleanup after a crash)."""
-        pending = self.list_pending_uploads(prefix)
+    def abort_pending_uploads(self, prefix: str = "", keep: frozenset[str] = frozenset()) -> int:
+        """Abort every unfinished upload under prefix (cleanup after a crash) but those
+        whose token (core.storage.backend._mpu_token) is in `keep`."""
+        pending = [u for u in self.list_pending_uploads(prefix) if self._token(u) not in keep]
         for upload in pending:
             self._abort_one(upload)
         return len(pending)
+
+    @staticmethod
+    def _token(upload: PendingUpload) -> str:
+        """The token a writer gave for this upload (a local partial file's name)."""
+        return upload.upload_id.rsplit("/", 1)[-1]
 
     def _abort_one(self, upload: PendingUpload) -> None:
         self._retry(lambda: self._abort_pending(upload), f"abort {upload.key}")

@@ -169,9 +169,11 @@ class _Server(ThreadingHTTPServer):
         self.closing = threading.Event()
         self.lock = threading.Lock()
         self.seen: list[tuple[str, str, Fault]] = []
+        self.received = 0  # request body bytes: what clients sent on the wire
 
     def decide(self, request: Request) -> Fault:
         with self.lock:
+            self.received += len(request.body)
             fault = self.plan.decide(request)
             self.seen.append((request.method, request.path, fault))
             return fault
@@ -296,6 +298,12 @@ class FaultProxy:
     def seen(self) -> list[tuple[str, str, Fault]]:
         with self._server.lock:
             return list(self._server.seen)
+
+    @property
+    def received(self) -> int:
+        """Request body bytes received so far (uploads and every other request)."""
+        with self._server.lock:
+            return self._server.received
 
     def faults(self) -> list[Fault]:
         return [fault for _, _, fault in self.seen if fault is not Fault.PASS]
