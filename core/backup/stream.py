@@ -12,7 +12,7 @@ import time
 
 from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget, BlockChooser, Member
 from core.backup.control import add_pg_control
-from core.backup.part_uploads import ChunkRecorder
+from core.backup.part_uploads import ChunkRecorder, upload_key
 from core.backup.resume import PartCheckpoint, write_checkpoint
 from core.backup.state import BackupMode, BackupState, Copy, ExternalFile, FilePlan
 from core.catalog.chains import INCREMENT_PREFIX
@@ -105,6 +105,8 @@ def open_archive_set(
         """A stored part, recorded so that a resumed run can keep it."""
         part = PartCheckpoint(record, tuple(m.record() for m in members))
         write_checkpoint(state.stored, part, job.options)
+        # Its chunks' record is no longer what a resume reads: the part is whole.
+        job.store.delete_many([upload_key(state.stored, record.filename)])
 
     target = ArchiveTarget(job.store, job.layout, state.backup_id, job.reporter, state.checkpoint)
     settings = ArchiveSettings(

@@ -14,9 +14,16 @@ from typing import Any
 
 import pytest
 
-from core.backup.part_uploads import UPLOAD_SUFFIX
+from core.backup.part_uploads import UPLOAD_SUFFIX, StoredBackup, resumable_tokens
+from core.catalog.layout import ServerLayout
 from core.jobs.liveness import DEAD_AFTER
-from tests.e2e.test_backup_jobs import SERVER, detach, restore_and_compare, resume
+from tests.e2e.test_backup_jobs import (
+    SERVER,
+    backup_args,
+    detach,
+    restore_and_compare,
+    resume,
+)
 from tests.support.destinations import TestDestination
 from tests.support.emulators import Emulator
 from tests.support.fault_proxy import FaultProxy, Script, through_proxy
@@ -130,3 +137,34 @@ def test_a_backup_killed_at_90_percent_sends_at_most_15_percent_again(
     assert new["result"]["reused_stored_bytes"] >= at_kill
     assert sent <= 0.15 * total, log
     restore_and_compare(cluster, archive, tables, direct, backup_id)
+
+
+def test_a_killed_part_stays_for_a_resume_until_the_backup_is_deleted(
+    source: tuple[Cluster, str, dict[str, Any]], state_dir: Path, make_dest: object
+) -> None:
+    cluster, _, _ = source
+    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    job_id = detach(state_dir, cluster, dest, *FLAGS)
+    wait_for(lambda: _recorded(dest, "data.tar") > 0, timeout=120, what="a chunk recorded")
+    os.kill(show(state_dir, job_id)["pid"], signal.SIGKILL)
+    killed = wait_for(
+        lambda: (j := show(state_dir, job_id))["state"] == "failed" and j,
+        timeout=DEAD_AFTER + 15,
+        interval=0.5,
+        what="the killed job to be marked failed",
+    )["result"]["backup_id"]
+
+    # The next backup cleans up after the dead run but keeps the part recorded chunk by chunk.
+    other = pgvault(state_dir, *backup_args(cluster, dest, "-S", "10GB"), env=dest.env)
+    assert other.returncode == 0, other.stderr
+    with dest.store() as store:
+        tokens = resumable_tokens(StoredBackup(store, ServerLayout(SERVER), killed))
+        left = store.list_pending_uploads("")
+        assert len(tokens) == 1 and [u.upload_id.rsplit("/", 1)[-1] for u in left] == [*tokens]
+
+    deleted = pgvault(
+        state_dir, "backup-delete", *dest.cli_args, dest.url, SERVER, "-b", killed, env=dest.env
+    )
+    assert deleted.returncode == 0, deleted.stderr
+    with dest.store() as store:
+        assert store.list_pending_uploads("") == []
