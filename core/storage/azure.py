@@ -35,7 +35,13 @@ from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts, env_secret
 from core.storage.config import StoreConfig
-from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.objects import (
+    CommonPrefix,
+    ObjectInfo,
+    PendingUpload,
+    PutOptions,
+    StoredChunk,
+)
 from core.storage.store import ObjectStore
 from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.urls import Location, Provider
@@ -312,6 +318,40 @@ class AzureStore(ObjectStore):
 
     def _mpu_abort(self, handle: _Upload) -> None:
         self._discard_uncommitted(handle.key)
+
+    def _mpu_token(self, handle: _Upload) -> str:
+        return handle.tag
+
+    def _uncommitted(self, full: str) -> dict[str, int]:
+        """The blob's uncommitted blocks: size by block ID."""
+        with _guard(f"list the uncommitted blocks of {full}"):
+            try:
+                _, blocks = self._blob(full).get_block_list("uncommitted")
+            except ResourceNotFoundError:
+                return {}
+        return {b.id: b.size for b in blocks}
+
+    def _mpu_reopen(
+        self, key: str, token: str, options: PutOptions, chunks: tuple[StoredChunk, ...]
+    ) -> tuple[_Upload, int] | None:
+        """The blob's uncommitted blocks of this upload (its tag), as recorded."""
+        handle = _Upload(key=self.key(key), options=options, tag=token)
+        staged = self._uncommitted(handle.key)
+        if not any(block.startswith(f"{token}-") for block in staged):
+            return None
+        held = 0
+        for chunk in chunks:
+            if chunk.receipt != handle.block_id(chunk.number):
+                break
+            if staged.get(handle.block_id(chunk.number)) != chunk.size:
+                break
+            held += 1
+        return handle, held
+
+    def _pending_token(self, upload: PendingUpload) -> str:
+        """The tag of the blob's first uncommitted block: the upload that staged it."""
+        staged = self._uncommitted(upload.upload_id)
+        return next(iter(staged), "").split("-", 1)[0]
 
     def _discard_uncommitted(self, full: str) -> None:
         # Uncommitted blocks vanish when a blob is written; a blob that does not exist yet

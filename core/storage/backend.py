@@ -153,6 +153,11 @@ class Backend(ABC):
         None when it is gone. Anything stored past those is dropped or overwritten."""
         return None
 
+    def _pending_token(self, upload: PendingUpload) -> str:
+        """The token _mpu_token gave for an upload a listing found (a local partial file's
+        name, S3's upload ID)."""
+        return upload.upload_id.rsplit("/", 1)[-1]
+
     def _mpu_cut(self, handle: Any, offset: int) -> None:
         """Forget what the upload holds from `offset` on (a reused upload diverged there).
 

@@ -179,15 +179,15 @@ class ObjectStore(Backend):
     def abort_pending_uploads(self, prefix: str = "", keep: frozenset[str] = frozenset()) -> int:
         """Abort every unfinished upload under prefix (cleanup after a crash) but those
         whose token (core.storage.backend._mpu_token) is in `keep`."""
-        pending = [u for u in self.list_pending_uploads(prefix) if self._token(u) not in keep]
+        pending = self.list_pending_uploads(prefix)
+        if keep:
+            pending = [u for u in pending if self._token(u) not in keep]
         for upload in pending:
             self._abort_one(upload)
         return len(pending)
 
-    @staticmethod
-    def _token(upload: PendingUpload) -> str:
-        """The token a writer gave for this upload (a local partial file's name)."""
-        return upload.upload_id.rsplit("/", 1)[-1]
+    def _token(self, upload: PendingUpload) -> str:
+        return self._retry(lambda: self._pending_token(upload), f"look at {upload.key}")
 
     def _abort_one(self, upload: PendingUpload) -> None:
         self._retry(lambda: self._abort_pending(upload), f"abort {upload.key}")

@@ -1,6 +1,6 @@
 """Resume by chunk, end to end: a one-part backup SIGKILLed at about 90% and resumed sends
-at most 15% of its bytes again, counted on the wire by a proxy in front of moto; the backup
-is then restored, PostgreSQL started on it and every table compared."""
+at most 15% of its bytes again, counted on the wire by a proxy in front of moto or Azurite;
+the backup is then restored, PostgreSQL started on it and every table compared."""
 
 from __future__ import annotations
 
@@ -74,7 +74,9 @@ def _tar_bytes(dest: TestDestination, backup_id: str) -> int:
         return sum(o.size for o in store.list_objects(prefix) if ".tar" in o.key)
 
 
+@pytest.mark.parametrize("provider", ["s3", "azure"])
 def test_a_backup_killed_at_90_percent_sends_at_most_15_percent_again(
+    provider: str,
     source: tuple[Cluster, str, dict[str, Any]],
     state_dir: Path,
     make_dest: object,
@@ -98,8 +100,8 @@ def test_a_backup_killed_at_90_percent_sends_at_most_15_percent_again(
     with local.store() as store:
         data_size = store.head(f"{SERVER}/base/{full.stdout.strip()}/data.tar").size
 
-    with FaultProxy(emulators["s3"].port, Script([])) as proxy:
-        direct: TestDestination = make_dest("s3")  # type: ignore[operator]
+    with FaultProxy(emulators[provider].port, Script([])) as proxy:
+        direct: TestDestination = make_dest(provider)  # type: ignore[operator]
         dest = through_proxy(direct, emulators, proxy)
         job_id = detach(state_dir, cluster, dest, *FLAGS)
         wait_for(
@@ -129,7 +131,7 @@ def test_a_backup_killed_at_90_percent_sends_at_most_15_percent_again(
     total = _tar_bytes(direct, backup_id)
     log = pgvault(state_dir, "jobs", "log", str(new["id"]), check=True).stdout
     print(
-        f"\nresume by chunk: killed with {at_kill / data_size:.0%} of data.tar stored "
+        f"\nresume by chunk ({provider}): killed with {at_kill / data_size:.0%} of data.tar stored "
         f"({at_kill} of {data_size} bytes); the resumed run sent {sent} bytes "
         f"({sent / total:.1%} of the backup's {total} archive bytes)"
     )

@@ -1,6 +1,6 @@
 """An unfinished multipart upload continued by a new writer: recorded parts that the new
 stream reproduces are not sent again; anything that differs is sent, and the object read
-back is always exactly the new stream (local directory and S3 on moto)."""
+back is always exactly the new stream (local directory, S3 on moto, Azure on Azurite)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ CHUNK = 5 * MiB  # S3's smallest part
 KEY = "base/one/data.tar"
 
 
-@pytest.fixture(params=["file", "s3"])
+@pytest.fixture(params=["file", "s3", "azure"])
 def destination(
     request: pytest.FixtureRequest, emulators: dict[str, Emulator]
 ) -> Iterator[TestDestination]:
@@ -121,3 +121,13 @@ def test_a_token_naming_another_file_is_refused() -> None:
             assert store.get_bytes(KEY) == data
     finally:
         dest.drop()
+
+
+def test_a_cleanup_keeps_the_uploads_it_is_told_to(destination: TestDestination) -> None:
+    data = _pattern(2 * CHUNK, seed=7)
+    with destination.store() as store:
+        resume = _interrupted(store, data)
+        assert store.abort_pending_uploads("", frozenset({resume.token})) == 0
+        assert len(store.list_pending_uploads("")) == 1
+        assert store.abort_pending_uploads("", frozenset({"another"})) == 1
+        assert store.list_pending_uploads("") == []
