@@ -25,6 +25,7 @@ from core.errors import OperationFailed, permission_denied
 from core.postgres.control import SYSTEM_ID_SIZE
 from core.restore.extract import NOT_RESTORED, PG_CONTROL, PG_CONTROL_PENDING, Destination
 from core.restore.plan import check_not_running
+from core.restore.rerun import MARKER, marked_backup, write_marker
 from core.restore.state import RestoreRun
 
 MiB = 1024 * 1024
@@ -89,8 +90,8 @@ def _system_identifier(pgdata: str) -> int | None:
 
 def check_identity(pgdata: str, backup_id: str, systemid: str, force: bool) -> None:
     """The directory is empty or the backup's cluster's (else OperationFailed, unless forced)."""
-    if force or not os.listdir(pgdata):
-        return
+    if force or not os.listdir(pgdata) or marked_backup(pgdata) == backup_id:
+        return  # empty, forced, or this backup's killed restore (core.restore.rerun)
     found = _system_identifier(pgdata)
     if found is None:
         raise OperationFailed(
@@ -112,6 +113,12 @@ def wanted_files(run: RestoreRun) -> dict[str, FileRecord]:
         for path, record in records.items()
         if path not in NOT_RESTORED and path != "pg_wal" and not path.startswith("pg_wal/")
     }
+
+
+def mark_restoring(run: RestoreRun) -> None:
+    """The phase: the marker a rerun after a kill finds (core.restore.rerun)."""
+    info = run.plan.info
+    write_marker(run.pgdata, info.backup_id, str(info.systemid or ""), run.request.sync)
 
 
 def prepare_delta(run: RestoreRun) -> None:
@@ -159,6 +166,11 @@ def own_new_directories(run: RestoreRun) -> None:
     created = set(run.files.created_dirs)
     if run.plan.create_root:
         created.add(run.pgdata)
+    if run.request.continued:
+        # A killed restore dies before it sets its directories' owners and modes (after
+        # its last file): every directory it made is set here.
+        for dest in run.plan.destinations.values():
+            created.update(directory for directory, _, _ in os.walk(dest.root))
     mode = 0o750 if stat.S_IMODE(os.stat(run.pgdata).st_mode) == 0o750 else 0o700  # noqa: PLR2004 - modes
     for path in sorted(created - set(described)):
         if os.path.islink(path):
@@ -185,6 +197,8 @@ def _sweep(dest: Destination, wanted: dict[str, FileRecord]) -> tuple[list[Local
                 _remove_tree(entry.path)
                 removed += 1
             continue
+        if dest.name == "data" and rel == MARKER:
+            continue  # kept until the restore ends (core.restore.rerun)
         if entry.is_file(follow_symlinks=False) and manifest_path in wanted:
             found.append(LocalFile(manifest_path, entry.path, entry.stat().st_size))
             continue

@@ -16,6 +16,7 @@ from core.postgres.control import check_restored_control
 from core.restore.extract import PG_CONTROL, PG_CONTROL_PENDING, fsync_path, write_file
 from core.restore.recovery import config_warnings
 from core.restore.request import RestoreResult
+from core.restore.rerun import remove_marker
 from core.restore.state import RestoreRun
 
 log = logging.getLogger("pgvault.restore")
@@ -89,6 +90,7 @@ def seal(run: RestoreRun) -> None:
         run.reporter.phase("syncing to disk")
     run.syncer.finish()
     _fsync_dirs(run)
+    remove_marker(pgdata)
     os.replace(os.path.join(pgdata, PG_CONTROL_PENDING), os.path.join(pgdata, PG_CONTROL))
     if run.request.sync:
         fsync_path(os.path.join(pgdata, "global"))

@@ -17,7 +17,7 @@ from core.progress import NullReporter, Reporter
 from core.restore.chain_fetch import fetch_backup
 from core.restore.cleanup import clean_up, prepare_directories
 from core.restore.configure import configure_recovery
-from core.restore.delta import own_new_directories, prepare_delta
+from core.restore.delta import mark_restoring, own_new_directories, prepare_delta
 from core.restore.fetch import check_recorded_archives, check_restored
 from core.restore.finish import (
     check_pg_control,
@@ -29,6 +29,7 @@ from core.restore.finish import (
 from core.restore.ownership import check_command_early, settle_owner
 from core.restore.plan import check_request, plan_restore
 from core.restore.request import RestoreRequest, RestoreResult
+from core.restore.rerun import continue_killed
 from core.restore.state import RestoreRun
 from core.restore.walcheck import check_wal_continuity
 from core.storage import open_store
@@ -40,6 +41,7 @@ PHASES: tuple[Phase, ...] = (
     check_wal_continuity,  # without a target: the archive replays from the backup to its end
     prepare_directories,  # the recovery directory and tablespace locations, created or adopted
     prepare_delta,  # --delta: checked, pg_control aside, matching files kept, the rest removed
+    mark_restoring,  # a marker a rerun after a kill finds (core.restore.rerun)
     check_recorded_archives,  # the stored parts are those pgvault.json records
     check_command_early,  # restore_command runs as us (as root: once the owner is known)
     fetch_backup,  # download, checksum, decompress and untar every part (of a chain), -J at once
@@ -58,6 +60,7 @@ def run_restore(request: RestoreRequest, reporter: Reporter | None = None) -> Re
     """Restore one backup and configure its recovery; raises a PgvaultError when it cannot."""
     reporter = reporter or NullReporter()
     paths = check_request(request)
+    request = continue_killed(request, paths.recovery_dir)
     store = open_store(request.location, request.store_config)
     store.meter = reporter.transferred
     with store:

@@ -26,6 +26,7 @@ from core.restore.chain import ChainLink, plan_chain
 from core.restore.extract import Destination
 from core.restore.recovery import ARCHIVE_MODES, CREDENTIAL_MODES
 from core.restore.request import RestoreRequest
+from core.restore.rerun import check_same_backup, marked_backup
 from core.restore.targets import choose_backup
 from core.storage import ObjectStore
 
@@ -93,7 +94,7 @@ def validate_request(request: RestoreRequest) -> None:
     """Reject bad input (exit 3), a non-empty RECOVERY_DIR included (a running server's with
     --delta: exit 1), before anything starts."""
     paths = check_request(request)
-    if request.delta:
+    if request.delta or marked_backup(paths.recovery_dir) is not None:
         if not missing_dir(paths.recovery_dir, "the recovery directory"):
             check_not_running(paths.recovery_dir)
         return
@@ -196,12 +197,20 @@ def plan_restore(
     catalog = Catalog(store, request.server)
     info = choose_backup(catalog, request.backup, request.target)
     reporter.detail("backup_id", info.backup_id)
+    check_same_backup(paths.recovery_dir, info.backup_id)
+    if request.continued:
+        reporter.log(
+            f"{paths.recovery_dir} holds an interrupted restore of this backup: the files "
+            "already there and intact are kept"
+        )
     reporter.log(f"restoring backup {info.backup_id} of server {request.server}")
     manifest = catalog.pgvault_manifest(info.backup_id)
     chain = plan_chain(catalog, info, manifest)
     if chain and request.delta:
+        what = "an interrupted restore is continued" if request.continued else "--delta restores"
         raise InputError(
-            f"backup {info.backup_id} is an incremental: --delta restores full backups only"
+            f"backup {info.backup_id} is an incremental: {what} for full backups only"
+            + (f"; empty {paths.recovery_dir} to restore it again" if request.continued else "")
         )
     _refuse_archived(catalog, info.backup_id, [link.info.backup_id for link in chain])
     sets = list(chain[0].sets) if chain else catalog.archives(info)

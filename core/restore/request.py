@@ -34,6 +34,8 @@ class RestoreRequest:
     #: restore into an existing data directory, keeping the files that match (core.restore.delta)
     delta: bool = False
     force: bool = False  # with delta: even over another cluster's directory
+    #: set by core.restore.rerun: the directory holds a killed restore, continued as a delta
+    continued: bool = False
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,7 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.seen: list[tuple[str, str, Fault]] = []
         self.received = 0  # request body bytes: what clients sent on the wire
+        self.answered = 0  # answer body bytes passed on from the emulator
 
     def decide(self, request: Request) -> Fault:
         with self.lock:
@@ -213,6 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
         else:
             answer = self._forward(request)
+            with self.server.lock:
+                self.server.answered += len(answer[2])
             if fault is Fault.LOSE_ANSWER:
                 self._reset()
             elif fault is Fault.TRUNCATE and self.command != "HEAD" and len(answer[2]) > 1:
@@ -304,6 +307,12 @@ class FaultProxy:
         """Request body bytes received so far (uploads and every other request)."""
         with self._server.lock:
             return self._server.received
+
+    @property
+    def answered(self) -> int:
+        """Answer body bytes passed on so far (downloads and every other answer)."""
+        with self._server.lock:
+            return self._server.answered
 
     def faults(self) -> list[Fault]:
         return [fault for _, _, fault in self.seen if fault is not Fault.PASS]

@@ -1,0 +1,113 @@
+"""A restore SIGKILLed midway and run again with the same command keeps the files it had
+written (checked again against pgvault.json's sizes and checksums) and fetches only the
+rest, counted on the wire by a proxy in front of moto; PostgreSQL then starts on the
+directory, pg_verifybackup finds it whole, and every table holds the source's data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from core.restore.rerun import MARKER
+from tests.support.cli import spawn
+from tests.support.destinations import make_destination
+from tests.support.emulators import Emulator
+from tests.support.fault_proxy import FaultProxy, Script, through_proxy
+from tests.support.jobs import wait_for
+from tests.support.pitr import (
+    SERVER,
+    Source,
+    make_source,
+    new_target,
+    restore,
+    restored_server,
+    wait_log,
+)
+from tests.support.postgres import wait_for_recovery_end
+
+MiB = 1024 * 1024
+IMMEDIATE = ("--target-immediate", "--target-action", "promote")
+TABLE_BYTES = 10 * MiB  # each filler table: one file, the most a kill can leave half-written
+
+
+@pytest.fixture
+def source(pgvault_bin: str, emulators: dict[str, Emulator]) -> Iterator[Source]:
+    dest = make_destination("s3", emulators)
+    made = make_source(dest, pgvault_bin, scale=1)
+    for n in range(12):  # about 9 MB each
+        made.cluster.sql(
+            f"create table filler{n} as select g as id, repeat(md5(g::text), 30) as pad "
+            "from generate_series(1, 9000) g"
+        )
+    try:
+        yield made
+    finally:
+        made.cluster.drop()
+        dest.drop()
+
+
+def _on_disk(root: str) -> int:
+    total = 0
+    for directory, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(directory, name)
+            if not os.path.islink(path):
+                total += os.path.getsize(path)
+    return total
+
+
+def test_a_killed_restore_run_again_fetches_only_what_it_had_not_written(
+    source: Source, emulators: dict[str, Emulator]
+) -> None:
+    source.cluster.sql("vacuum freeze")
+    backup = source.backup()  # plain tar parts: a rerun reads only the files it needs
+    source.archive_everything()
+    expected = source.cluster.table_checksums()
+    with source.dest.store() as store:
+        prefix = f"{SERVER}/base/{backup}/"
+        total = sum(o.size for o in store.list_objects(prefix) if ".tar" in o.key)
+    target = new_target()
+    try:
+        with FaultProxy(emulators["s3"].port, Script([])) as proxy:
+            via = through_proxy(source.dest, emulators, proxy)
+            args = ["restore", "-J", "1", *IMMEDIATE, *via.cli_args, via.url, SERVER, backup]
+            proc = spawn(*args, target.data, env=via.env)
+            wait_for(
+                lambda: proc.poll() is not None or _on_disk(target.data) >= 0.5 * total,
+                timeout=180,
+                interval=0.02,
+                what="half the backup written",
+            )
+            assert proc.poll() is None, proc.communicate()
+            proc.kill()
+            proc.wait(timeout=30)
+            written = _on_disk(target.data)
+            assert os.path.exists(os.path.join(target.data, MARKER))
+            assert not os.path.exists(os.path.join(target.data, "global", "pg_control"))
+
+            before = proxy.answered
+            result = restore(via, target, backup, "-J", "1", "-v", *IMMEDIATE)
+            fetched = proxy.answered - before
+            print(
+                f"\nrestore rerun: {written} of {total} archive bytes written before the kill; "
+                f"the rerun fetched {fetched} bytes ({fetched / total:.0%} of the archives)"
+            )
+            assert "interrupted restore of this backup" in result.stderr, result.stderr
+            # At most one file was half-written at the kill (-J 1): it is fetched again.
+            assert fetched <= total - written + TABLE_BYTES + 0.03 * total, result.stderr
+            assert not os.path.exists(os.path.join(target.data, MARKER))
+            verified = subprocess.run(
+                [f"{source.cluster.bindir}/pg_verifybackup", "-n", target.data],
+                capture_output=True,
+                text=True,
+            )
+            assert verified.returncode == 0, verified.stderr + verified.stdout
+            with restored_server(target, source.cluster.bindir, env=via.env) as server:
+                wait_for_recovery_end(server)
+                wait_log(server, "recovery stopping after reaching consistency")
+                assert server.table_checksums() == expected
+    finally:
+        target.drop()
