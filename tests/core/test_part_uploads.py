@@ -3,13 +3,14 @@ keeps of them, and the object it completes (byte for byte what a fresh run store
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget
+from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget, PartUpload
 from core.backup.part_uploads import (
     ChunkRecorder,
     StoredBackup,
@@ -154,3 +155,26 @@ def test_a_part_resumes_from_its_first_file_only_if_it_is_still_there(tmp_path: 
     assert started is not None and started.entries[0].path == "base/f3"
     assert starting_at(tree, None) is tree
     assert starting_at(replace(tree, entries=tree.entries[:3]), "base/f3") is None
+
+
+def test_a_long_part_is_recorded_at_every_percent_of_growth_not_every_chunk(
+    tmp_path: Path,
+) -> None:
+    store = open_store(parse_location(f"file://{tmp_path}/dest"), StoreConfig())
+    tree = _tree(tmp_path / "pgdata")  # 24 MiB
+    settings = replace(_settings(None, False), chunk_size=16 * 1024)  # about 1,540 chunks
+    backup = StoredBackup(store, ServerLayout("pg"), FRESH)
+    records: list[int] = []
+
+    class Counting(ChunkRecorder):
+        def chunk_stored(self, upload: PartUpload) -> None:
+            records.append(len(upload.chunks))
+            super().chunk_stored(upload)
+
+    _write(store, FRESH, tree, settings, Counting(backup, PutOptions(), {}, _no))
+    chunks = -(-store.head(f"pg/base/{FRESH}/data.tar").size // (16 * 1024))
+    assert records == sorted(records) and records[-1] >= 0.99 * chunks - 1
+    assert len(records) < chunks / 3  # 1% steps: about 100 + ln(chunks/100) / ln(1.01)
+    # What a kill can lose: 1% of the part, and the chunks in flight (seen done together).
+    for before, after in itertools.pairwise(records):
+        assert after - before <= max(before * 0.01, 1) + store.config.jobs + 1
