@@ -459,6 +459,9 @@ def _protection_cases() -> Iterator[Case]:
     yield Case(("vault", "update", "v", "--notify", "json://h/x", "--no-notify"), 3, "vault update")
     yield Case(("vault", "update", "v", "--notify", "nosuch://u:pw-b4d1@h"), 3, "notify URL")
     yield Case(("vault", "update", "v", "--notify"), 3, "vault update --notify")
+    # a URL holding a password, and a reference that cannot be read: refused before the vault
+    yield Case(("vault", "update", "v", "--notify", "json://u:pw-b4d1@h/x"), 3, "notify secret")
+    yield Case(("vault", "update", "v", "--notify", "env:PGV_UNSET_9"), 3, "notify reference")
     yield Case(("vault", "update", "v", "--wal-lag-threshold", "soon"), 3, "WAL lag threshold")
     yield Case(("backup-instance", "update", "--vault", "v", "--name", "i"), 3, "instance update")
     yield Case(("agent", "--interval", "0"), 3, "agent")
