@@ -28,7 +28,7 @@ from core.jobs import JobStore
 from core.logical.catalog import LOCKED, list_logical
 from core.logical.manifest import DONE
 from core.protection.chain_rule import slot_kind
-from core.protection.locks import lock_ends
+from core.protection.locks import backup_lock_states
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
 from core.protection.notify import NoticeOutcome, PassFacts, notify_pass
 from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
@@ -232,11 +232,17 @@ def apply_retention(
     needs = dependents(Catalog(vault.store.store, instance.server_name))
     points = backup_points(vault, instance)
     plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
-    # A backup due to go is first checked for an object lock: never deleted early.
+    # A backup due to go is first checked for an object lock or a legal hold: held, never
+    # deleted early nor tried (a delete job would only fail on it).
     going = [step.backup_id for step in plan.due if step.action is not Action.COPY]
-    ends = lock_ends(vault.store.store, instance.server_name, going, now)
-    if ends:
-        points = [replace(p, locked_until=ends.get(p.backup_id)) for p in points]
+    locks = backup_lock_states(vault.store.store, instance.server_name, going, now)
+    if locks:
+        points = [
+            replace(p, locked_until=lock.until, legal_holds=lock.legal_holds)
+            if (lock := locks.get(p.backup_id))
+            else p
+            for p in points
+        ]
         plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
     results = [
         RetentionOutcome(
