@@ -60,4 +60,18 @@ def backup_lock_states(
     return states
 
 
-__all__ = ["BackupLock", "backup_lock_states", "backup_locks", "backup_prefix"]
+def unlocked_wal(store: ObjectStore, server: str, wal_name: str, now: datetime) -> str | None:
+    """The key of an archived WAL file that is under no retention at `now` (one listing of
+    its name and one HEAD); None when it is locked, or not archived (nothing to say)."""
+    if store.location.provider is not Provider.S3:
+        return None
+    layout = ServerLayout(server)
+    for item in store.list_objects(f"{layout.wal_dir(wal_name)}{wal_name}"):
+        parsed = layout.parse_wal(item.key)
+        if parsed is None or parsed[0] != wal_name:
+            continue
+        return None if locked_objects(store, [item.key], now) else item.key
+    return None
+
+
+__all__ = ["BackupLock", "backup_lock_states", "backup_locks", "backup_prefix", "unlocked_wal"]

@@ -17,6 +17,7 @@ from tests.support.catalog import SERVER, archived_server, object_keys
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster, start_restored, world_dir
+from tests.support.wal import archive_command, archived_names
 
 MakeDest = Callable[..., TestDestination]
 DAYS = 7
@@ -75,6 +76,22 @@ def _attach_elsewhere(dest: TestDestination, state: Path) -> None:
     assert (attached["immutabilityDays"], attached["attached"]) == (DAYS, True)
 
 
+def _wal_locks(dest: TestDestination) -> list[tuple[str, datetime]]:
+    """Each archived WAL file in name order: its lock mode and retain-until date."""
+    s3 = s3_client(dest)
+    with dest.store() as store:
+        keys = sorted(archived_names(store, SERVER).items())
+    return [
+        (
+            (answer := s3.head_object(Bucket=dest.bucket, Key=full_key(dest, key))).get(
+                "ObjectLockMode"
+            ),
+            answer.get("ObjectLockRetainUntilDate"),
+        )
+        for _, key in keys
+    ]
+
+
 def _retention_of(dest: TestDestination, backup_id: str) -> list[tuple[str, datetime]]:
     """Each object of a backup: its lock mode and retain-until date, as S3 reports them."""
     s3 = s3_client(dest)
@@ -101,8 +118,28 @@ def test_the_agents_backups_are_locked_and_retention_waits_for_the_lock(
     second = timedelta(seconds=10)
 
     written = datetime.now(UTC)
-    b1 = agent.once(base + second)["runs"][0]["backupId"]  # Daily: kept a day
-    b2 = agent.once(base + timedelta(minutes=1) + second)["runs"][0]["backupId"]  # Default: 3 min
+    # archive_command without --immutability-days: the pass takes the backup and says that
+    # the WAL it ends on is not locked (an error: exit 1), naming the flag to add
+    reports = agent.run(
+        "agent", "--once", "--vault", "v1", "--now", (base + second).isoformat(), code=1
+    )
+    first = reports[0]
+    b1 = first["runs"][0]["backupId"]  # Daily: kept a day
+    assert first["runs"][0]["state"] == "succeeded"
+    (error,) = first["errors"]
+    assert "is not under S3 Object Lock" in error and "--immutability-days 7" in error, error
+    locked_wal = archive_command(
+        pgvault_bin, dest.url, *dest.cli_args, "--immutability-days", str(DAYS), server=SERVER
+    )
+    server.cluster.sql(f"alter system set archive_command = '{locked_wal}'")
+    server.cluster.sql("select pg_reload_conf()")
+    server.write_wal(1)
+
+    second_pass = agent.once(base + timedelta(minutes=1) + second)
+    assert second_pass["errors"] == []  # its WAL is locked now
+    b2 = second_pass["runs"][0]["backupId"]  # Default: 3 min
+    wal_locks = _wal_locks(dest)
+    assert {mode for mode, _ in wal_locks[-2:]} == {"GOVERNANCE"}, wal_locks
     tables = server.cluster.table_checksums()  # what b2 holds (restore stops at consistency)
     server.write_wal(1)
     for backup_id in (b1, b2):

@@ -354,6 +354,8 @@ def _command_cases(world: World) -> Iterator[Case]:
     for flag in ("-J=2", "--async-timeout=5", "--pusher-idle=5", "--spool-dir=/tmp"):
         yield Case((wal[0], flag, *wal[1:]), 3, "fast path flag without --async")
     yield Case((*wal[:3], world.scratch("000000010000000000000002")), 3, "missing WAL file")
+    # S3 Object Lock: refused on a local directory before anything is written
+    yield Case((wal[0], "--immutability-days=2", *wal[1:]), 3, "immutability off S3")
     fast = ("wal-archive", "--async", f"--spool-dir={world.scratch('spool')}")
     for server in BAD_SERVERS:  # archive_command's fast path: checked before any pusher
         yield Case((*fast, world.url, server, world.wal_path), 3, "--async server name")
