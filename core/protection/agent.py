@@ -157,11 +157,13 @@ def wal_not_locked(vault: OpenVault, server: str, outcome: RunOutcome, now: date
     key = unlocked_wal(vault.store.store, server, end_wal, now)
     if key is None:
         return []
-    return [
+    error = (
         f"{record.instance}: WAL {end_wal} of {server} is not under S3 Object Lock, although "
         f"vault {vault.store.name} keeps its objects {days} days: add --immutability-days "
         f"{days} to the server's archive_command (pgvault --batch wal-archive)"
-    ]
+    )
+    log.error("%s", error)
+    return [error]
 
 
 def run_due_slot(
