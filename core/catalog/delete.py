@@ -18,7 +18,8 @@ than `-m` DONE backups would remain. pgvault also refuses a STARTED backup that 
 running (its owner is not provably gone, core.catalog.owner, or barman-cloud wrote it) unless
 `force` is set; an abandoned one is deleted by `-b` and by retention. With
 `check_object_lock` (S3 only), a backup with an object under S3 Object Lock is refused before
-anything of the run is deleted.
+anything of the run is deleted, and WAL it frees that is still locked (`wal-archive
+--immutability-days`) is kept, for a later deletion to remove.
 """
 
 from __future__ import annotations
@@ -287,6 +288,22 @@ class _Deleter:
                     f"Lock: {locked[0].describe()}{more}; nothing was deleted"
                 )
 
+    def _without_locked_wal(self, cleanup: WalCleanup) -> WalCleanup:
+        """The cleanup without the WAL still under S3 Object Lock (one HEAD per file): such
+        a file stays, and a later deletion, whose cutoff is past it, removes it then."""
+        self.reporter.phase("checking S3 Object Lock of the WAL to remove")
+        locked = locked_objects(self.store, cleanup.keys)
+        if not locked:
+            return cleanup
+        held = {lock.key for lock in locked}
+        ends = [lock.until for lock in locked if lock.until is not None]
+        until = f"until {max(ends).isoformat()}" if len(ends) == len(locked) else "(legal hold)"
+        return replace(
+            cleanup,
+            remove=tuple(item for item in cleanup.remove if item[1] not in held),
+            reason=f"{cleanup.reason}; {len(held)} kept under S3 Object Lock {until}",
+        )
+
     def _changed(self, expected: BackupInfo) -> tuple[str, BackupInfo | None] | None:
         """Why a backup must not be deleted after all (re-read just before deleting it),
         with its backup.info as it is now."""
@@ -349,6 +366,8 @@ class _Deleter:
             skip_if_standalone=skip_if_standalone,
             dead=dead,
         )
+        if cleanup.remove and self.request.check_object_lock:
+            cleanup = self._without_locked_wal(cleanup)
         if cleanup.remove and not self.request.dry_run:
             self.reporter.phase(f"removing WAL after backup {info.backup_id}")
             try:
