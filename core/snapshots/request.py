@@ -61,13 +61,13 @@ def refuse_other_providers(flags: dict[str, object]) -> None:
         used = [f"--{f.replace('_', '-')}" for f in group if flags.get(f)]
         if used:
             raise InputError(
-                f"{', '.join(used)}: {what} are not supported by pgvault: no local server "
+                f"{', '.join(used)}: {what} are not available in pgvault: no local server "
                 "can prove that API; only AWS EBS snapshots are (see README, Snapshot backups)"
             )
     used = [f"--{f.replace('_', '-')}" for f in LOCK_FLAGS if flags.get(f)]
     if used:
         raise InputError(
-            f"{', '.join(used)}: EBS snapshot locks are not supported by pgvault yet "
+            f"{', '.join(used)}: EBS snapshot locks are not available in pgvault yet "
             "(moto, the EC2 server it is tested against, has no LockSnapshot)"
         )
 

@@ -199,3 +199,75 @@ def test_snapshot_backup_restored_and_compared(
         for path in (copy, aside):
             shutil.rmtree(path, ignore_errors=True)
         source.cluster.drop()
+
+
+def test_missing_cloud_resources_and_bad_combinations(
+    make_dest: Any, pg: Any, ec2: Any, emulators: dict[str, Emulator], tmp_path: Any
+) -> None:
+    """Exit 1 naming the missing instance, disk or volume, with nothing recorded; exit 3 for
+    what cannot be combined; one line each, no traceback."""
+    dest: TestDestination = make_dest("s3")
+    env = {**dest.env, "AWS_ENDPOINT_URL_EC2": emulators["s3"].endpoint}
+    instance = make_instance(ec2, "pg-lonely")
+    volume = make_volume(ec2, instance, "/dev/sdf", "attached")
+    base = [*pg.conninfo_args(), *REGION, *dest.cli_args]
+
+    def backup(*flags: str) -> subprocess.CompletedProcess[str]:
+        result = pgvault("backup", *base, *flags, dest.url, SERVER, env=env)
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        return result
+
+    cases = [
+        (["--snapshot-instance", "no-such-vm", "--snapshot-disk", "attached"], 1, "no-such-vm"),
+        (["--snapshot-instance", "i-0123456789abcdef0", "--snapshot-disk", "x"], 1, "i-0123"),
+        (["--snapshot-instance", "pg-lonely", "--snapshot-disk", "elsewhere"], 1, "elsewhere"),
+        # attached, but its device name (/dev/sdf) is mounted nowhere on this host
+        (["--snapshot-instance", "pg-lonely", "--snapshot-disk", "attached"], 1, "not mounted"),
+        # mounted somewhere that does not hold the data directory
+        (
+            [
+                *("--snapshot-instance", "pg-lonely", "--snapshot-disk", "attached"),
+                *("--snapshot-mount", f"attached={tmp_path}"),
+            ],
+            3,
+            "on none of the snapshotted disks",
+        ),
+        (["--snapshot-instance", "pg-lonely", "--snapshot-disk", "attached", "--gzip"], 3, "compr"),
+        (
+            ["--snapshot-instance", "pg-lonely", "--aws-await-snapshots-timeout", "0"],
+            3,
+            "at least 1",
+        ),
+    ]
+    for flags, code, named in cases:
+        result = backup(*flags)
+        assert result.returncode == code, (flags, result.stderr)
+        assert named in result.stderr, (flags, result.stderr)
+    with dest.store() as store:
+        assert list(store.list_objects(f"{SERVER}/")) == []  # nothing recorded
+    taken = ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [volume]}])
+    assert taken["Snapshots"] == []
+
+    # A snapshot backup of a cluster whose data directory is on the "disk"; this cluster does
+    # not archive WAL, so the backup refuses unless told the WAL is kept elsewhere.
+    good = ["--snapshot-instance", "pg-lonely", "--snapshot-disk", "attached"]
+    good += ["--snapshot-mount", f"attached={os.path.dirname(pg.data)}"]
+    refused = backup(*good)
+    assert refused.returncode == 1 and "WAL archiving is off" in refused.stderr
+    done = backup(*good, "--no-wal-check")
+    assert done.returncode == 0, done.stderr
+    backup_id = done.stdout.strip()
+    target = str(tmp_path / "restored")
+    restore = [*dest.cli_args, dest.url, SERVER, backup_id, target]
+    # Restored as archives: refused, it has none.
+    plain = pgvault("restore", *restore, env=env)
+    assert plain.returncode == 3 and "--snapshot-recovery-instance" in plain.stderr
+    # The recovery instance has no volume made from the snapshot: exit 1, naming it.
+    recovery = ["--snapshot-recovery-instance", "pg-lonely", *REGION]
+    missing = pgvault("restore", *recovery, *restore, env=env)
+    assert missing.returncode == 1, missing.stderr
+    assert "no volume created from snapshot snap-" in missing.stderr
+    unknown = pgvault("restore", "--snapshot-recovery-instance", "gone", *REGION, *restore, env=env)
+    assert unknown.returncode == 1 and "gone" in unknown.stderr
+    assert not os.path.exists(target)
