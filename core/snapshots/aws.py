@@ -160,6 +160,19 @@ class Ec2:
             raise OperationFailed(f"snapshot {name} of volume {volume.volume_id} failed")
         return str(resp["SnapshotId"]), str(resp.get("OwnerId", ""))
 
+    def delete_snapshot(self, snapshot_id: str) -> bool:
+        """Delete a snapshot; False when it was already gone."""
+        import botocore.exceptions as bce
+
+        with _aws(f"deleting snapshot {snapshot_id}"):
+            try:
+                self.client.delete_snapshot(SnapshotId=snapshot_id)
+            except bce.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "InvalidSnapshot.NotFound":
+                    return False
+                raise
+        return True
+
     def await_completed(
         self, snapshot_ids: list[str], timeout: float, checkpoint: Callable[[], None]
     ) -> None:

@@ -271,3 +271,14 @@ def test_missing_cloud_resources_and_bad_combinations(
     unknown = pgvault("restore", "--snapshot-recovery-instance", "gone", *REGION, *restore, env=env)
     assert unknown.returncode == 1 and "gone" in unknown.stderr
     assert not os.path.exists(target)
+
+    # backup-delete removes its EBS snapshot first, as barman-cloud-backup-delete does.
+    [snapshot] = ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [volume]}])[
+        "Snapshots"
+    ]
+    deleted = pgvault("backup-delete", *dest.cli_args, "-b", backup_id, dest.url, SERVER, env=env)
+    assert deleted.returncode == 0, deleted.stderr
+    taken = ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [volume]}])
+    assert taken["Snapshots"] == [], snapshot["SnapshotId"]
+    with dest.store() as store:
+        assert list(store.list_objects(f"{SERVER}/base/")) == []
