@@ -272,6 +272,9 @@ def test_missing_cloud_resources_and_bad_combinations(
     assert unknown.returncode == 1 and "gone" in unknown.stderr
     assert not os.path.exists(target)
 
+    verified = pgvault("verify", *dest.cli_args, dest.url, SERVER, backup_id, env=env)
+    assert verified.returncode == 3 and "snapshot backup" in verified.stderr, verified.stderr
+
     # backup-delete removes its EBS snapshot first, as barman-cloud-backup-delete does.
     [snapshot] = ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [volume]}])[
         "Snapshots"
