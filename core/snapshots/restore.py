@@ -21,6 +21,7 @@ from core.catalog.reader import Catalog
 from core.errors import InputError, ObjectNotFound, OperationFailed
 from core.postgres.server import is_running, postmaster_pid
 from core.progress import NullReporter, Reporter
+from core.restore.cleanup import clean_up
 from core.restore.configure import configure_recovery
 from core.restore.extract import write_file
 from core.restore.finish import restore_result
@@ -74,14 +75,18 @@ def run_snapshot_restore(
         _remove_stale(run)
         reporter.phase("writing backup_label")
         path = os.path.join(paths.recovery_dir, "backup_label")
+        signal = os.path.join(paths.recovery_dir, "recovery.signal")
+        written = [path] if os.path.exists(signal) else [path, signal]
         write_file(path, label, run.file_owner)
         run.syncer.add(path)
         try:
             configure_recovery(run)
             run.syncer.finish()
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(path)  # without backup_label PostgreSQL would not replay from it
+        except BaseException as exc:
+            clean_up(run, exc)  # restore_command's directory and credentials
+            for name in written:
+                with contextlib.suppress(OSError):
+                    os.unlink(name)  # PostgreSQL must not start half-configured
             raise
         reporter.phase("done")
         return restore_result(run)
