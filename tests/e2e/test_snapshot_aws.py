@@ -100,6 +100,7 @@ def test_snapshot_backup_restored_and_compared(
         with pgbench_running(cluster):
             result = pgvault(
                 "backup",
+                "-v",
                 "--immediate-checkpoint",
                 "--snapshot-instance",
                 "pg-primary",
@@ -116,6 +117,7 @@ def test_snapshot_backup_restored_and_compared(
             )
         assert result.returncode == 0, result.stderr
         backup_id = result.stdout.strip()
+        assert f"snapshot backup {backup_id}: disk snapshots completed" in result.stderr
         assert len(tapped.snapshots) == 1 and os.path.isdir(os.path.join(copy, "data"))
 
         # Only metadata went to the bucket: backup.info, backup_label, pgvault.json.
