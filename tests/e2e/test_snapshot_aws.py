@@ -26,7 +26,7 @@ import pytest
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.ec2 import SnapshotTap, copy_volume, ec2_client, make_instance, make_volume
-from tests.support.emulators import Emulator
+from tests.support.emulators import Emulator, free_port
 from tests.support.pitr import SERVER, make_source, pgbench_running, start_clean
 from tests.support.postgres import wait_for_recovery_end
 from tests.support.restore import barman_bin, run_barman
@@ -246,6 +246,19 @@ def test_missing_cloud_resources_and_bad_combinations(
         result = backup(*flags)
         assert result.returncode == code, (flags, result.stderr)
         assert named in result.stderr, (flags, result.stderr)
+    dead = {**env, "AWS_ENDPOINT_URL_EC2": f"http://127.0.0.1:{free_port()}"}
+    unreachable = pgvault(
+        "backup",
+        *base,
+        "--snapshot-instance",
+        "pg-lonely",
+        "--snapshot-disk",
+        "attached",
+        dest.url,
+        SERVER,
+        env=dead,
+    )
+    assert unreachable.returncode == 2 and "cannot reach the EC2 endpoint" in unreachable.stderr
     with dest.store() as store:
         assert list(store.list_objects(f"{SERVER}/")) == []  # nothing recorded
     taken = ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [volume]}])
