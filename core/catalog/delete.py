@@ -38,6 +38,7 @@ from core.catalog.retention import WINDOW, RetentionReport, evaluate, parse_poli
 from core.errors import InputError, OperationFailed, PgvaultError
 from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, Segment, is_segment
 from core.progress import NullReporter, Reporter
+from core.snapshots.cleanup import check_deletable, delete_snapshots
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.timeparse import parse_local_time
 from core.urls import Location
@@ -348,9 +349,12 @@ class _Deleter:
         data = sorted(o.key for o in objects if o.key != info_key)
         size = sum(o.size for o in objects)
         if not self.request.dry_run:
+            check_deletable(info)
             # First FAILED "being deleted": no reader takes a half-deleted backup for DONE.
             marked = info.with_changes(status=FAILED, error=DELETING_ERROR)
             self.store.put_bytes(info_key, serialize(marked))
+            for snapshot_id in delete_snapshots(info):  # as barman: its disk snapshots first
+                self.reporter.log(f"deleted snapshot {snapshot_id} of backup {info.backup_id}")
             self.store.delete_many(data)
             self.store.delete_many([info_key])  # last: a failed deletion can be run again
         self.catalog.forget(info.backup_id)

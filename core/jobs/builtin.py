@@ -46,7 +46,12 @@ def _backup_result(result: BackupResult, summary: str) -> BackupJobResult:
 
 
 def _run_backup(request: BackupRequest, reporter: Reporter) -> BackupJobResult:
-    result = run_backup(request, reporter)
+    if request.snapshot is not None:  # cloud disk snapshots instead of archives
+        from core.snapshots.backup import run_snapshot_backup
+
+        result = run_snapshot_backup(request, reporter)
+    else:
+        result = run_backup(request, reporter)
     return _backup_result(result, result_summary(result))
 
 
@@ -166,7 +171,12 @@ DELETE: JobKind[DeleteRequest] = JobKind(
 
 
 def _run_restore(request: RestoreRequest, reporter: Reporter) -> RestoreJobResult:
-    result = run_restore(request, reporter)
+    if request.snapshot is not None:  # the data is on disks made from its snapshots
+        from core.snapshots.restore import run_snapshot_restore
+
+        result = run_snapshot_restore(request, reporter)
+    else:
+        result = run_restore(request, reporter)
     report = [restore_summary(result)]
     report += [f"verified: {line}" for line in result.verified]
     report += [f"not verified: {line}" for line in result.not_verified]
