@@ -370,6 +370,19 @@ class _Deleter:
             skip_if_standalone=skip_if_standalone,
             dead=dead,
         )
+        cleanup = self._remove_wal(info, cleanup)
+        return BackupDeletion(
+            backup_id=info.backup_id,
+            status=info.status,
+            why=why,
+            objects=(*data, info_key),
+            size=size,
+            wal=cleanup,
+            segment_size=info.xlog_segment_size or DEFAULT_SEGMENT_SIZE,
+        )
+
+    def _remove_wal(self, info: BackupInfo, cleanup: WalCleanup) -> WalCleanup:
+        """Remove the WAL the deleted backup alone needed (locked WAL kept when asked)."""
         if cleanup.remove and self.request.check_object_lock:
             cleanup = self._without_locked_wal(cleanup)
         if cleanup.remove and not self.request.dry_run:
@@ -384,15 +397,7 @@ class _Deleter:
         gone = set(cleanup.keys)
         self._archived = [item for item in self.archived() if item[1] not in gone]
         self.reporter.log(f"{len(cleanup.remove)} WAL file(s): {cleanup.reason}")
-        return BackupDeletion(
-            backup_id=info.backup_id,
-            status=info.status,
-            why=why,
-            objects=(*data, info_key),
-            size=size,
-            wal=cleanup,
-            segment_size=info.xlog_segment_size or DEFAULT_SEGMENT_SIZE,
-        )
+        return cleanup
 
 
 # ---- reporting ----------------------------------------------------------------------------------
