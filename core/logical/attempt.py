@@ -1,0 +1,181 @@
+"""A logical backup before its `logical.json`: its lease, what a killed one left, a resume.
+
+While it runs, a logical backup holds the same lease as a physical one (core.catalog.owner:
+`pgvault-lease.json` in its directory, renewed by core.backup.lease's heartbeat). A killed
+one (SIGKILL, OOM, power loss) leaves its uploaded files, the lease and maybe unfinished
+multipart uploads, and never `logical.json`: it is listed STARTED while its owner may live,
+ABANDONED once the owner is provably gone, and never offered for restore.
+
+Its files cannot be used again: pg_dump's snapshot died with pg_dump, and files of two
+snapshots are not one consistent dump. So a resume (`jobs resume ID`, the physical backups'
+mechanism) keeps the backup ID, the request and the job's lineage, removes every object of
+the failed attempt and takes a new dump on a new snapshot. The next logical backup of the
+server removes abandoned attempts too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from core.catalog.owner import LEASE_FILE, Verdict, process_start, verdict_at
+from core.errors import InputError, ObjectNotFound, OperationFailed, PgvaultError
+from core.logical.layout import LogicalLayout, is_logical_id
+from core.storage import CommonPrefix, ObjectStore
+
+log = logging.getLogger("pgvault.logical")
+
+STARTED = "STARTED"
+ABANDONED = "ABANDONED"
+#: a staging directory's name: its pgvault's PID, so that a dead one's can be told apart
+STAGING_PREFIX = "pgvault-logical-"
+_STAGING_RE = re.compile(rf"^{STAGING_PREFIX}(\d+)-")
+
+
+def lease_key(layout: LogicalLayout, backup_id: str) -> str:
+    return f"{layout.backup_prefix(backup_id)}{LEASE_FILE}"
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A logical backup directory without logical.json: running, or what a killed one left."""
+
+    backup_id: str
+    status: str  # STARTED (its owner runs, or cannot be judged) or ABANDONED
+    reason: str  # the owner verdict, one line
+    objects: int
+    size: int
+
+
+def owner(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> Verdict:
+    return verdict_at(store, lease_key(layout, backup_id))
+
+
+def list_unfinished(store: ObjectStore, server: str) -> tuple[Unfinished, ...]:
+    """Every logical backup of the server that has no logical.json, oldest first."""
+    layout = LogicalLayout(server)
+    found = []
+    for item in store.list_entries(layout.prefix, delimiter="/"):
+        if not isinstance(item, CommonPrefix):
+            continue
+        backup_id = item.prefix.rstrip("/").rsplit("/", 1)[-1]
+        if not is_logical_id(backup_id) or _finished(store, layout, backup_id):
+            continue
+        objects = list(store.list_objects(layout.backup_prefix(backup_id)))
+        if not objects:
+            continue
+        verdict = owner(store, layout, backup_id)
+        found.append(
+            Unfinished(
+                backup_id=backup_id,
+                status=ABANDONED if verdict.abandoned else STARTED,
+                reason=verdict.reason,
+                objects=len(objects),
+                size=sum(o.size for o in objects),
+            )
+        )
+    return tuple(sorted(found, key=lambda u: u.backup_id))
+
+
+def _finished(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> bool:
+    try:
+        store.head(layout.manifest(backup_id))
+    except ObjectNotFound:
+        return False
+    return True
+
+
+def remove_attempt(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> None:
+    """Every object of a failed attempt: unfinished uploads aborted, the rest deleted."""
+    prefix = layout.backup_prefix(backup_id)
+    store.abort_pending_uploads(prefix)
+    store.delete_many(o.key for o in store.list_objects(prefix))
+
+
+def reap_abandoned(store: ObjectStore, server: str) -> list[str]:
+    """Remove what killed logical backups of the server left; returns their IDs."""
+    layout = LogicalLayout(server)
+    reaped = []
+    for attempt in list_unfinished(store, server):
+        if attempt.status != ABANDONED:
+            continue
+        try:
+            remove_attempt(store, layout, attempt.backup_id)
+        except PgvaultError as exc:
+            log.warning("could not remove abandoned logical backup %s: %s", attempt.backup_id, exc)
+            continue
+        log.warning(
+            "removed abandoned logical backup %s (%d objects; %s)",
+            attempt.backup_id,
+            attempt.objects,
+            attempt.reason,
+        )
+        reaped.append(attempt.backup_id)
+    return reaped
+
+
+def reclaim(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> None:
+    """Take over a failed, cancelled or killed backup's ID: refuse a finished or running one,
+    then remove what its attempt left (its snapshot is gone with its pg_dump)."""
+    what = f"cannot resume logical backup {backup_id} of server {layout.server}"
+    if not is_logical_id(backup_id):
+        raise InputError(f"{what}: not a logical backup ID")
+    if _finished(store, layout, backup_id):
+        raise OperationFailed(f"{what}: it is finished (logical.json exists)")
+    try:
+        store.head(lease_key(layout, backup_id))
+    except ObjectNotFound:
+        pass  # cancelled or failed in its process: it removed what it stored
+    else:
+        verdict = owner(store, layout, backup_id)
+        if not verdict.abandoned:
+            raise OperationFailed(f"{what}: it may still be running ({verdict.reason})")
+    remove_attempt(store, layout, backup_id)
+
+
+def sweep_staging(directory: str) -> list[str]:
+    """Remove staging directories whose pgvault process is gone (a killed backup's)."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for name in os.listdir(directory):
+            match = _STAGING_RE.match(name)
+            path = os.path.join(directory, name)
+            if match is None or not os.path.isdir(path) or os.path.islink(path):
+                continue
+            if process_start(int(match.group(1))) is not None:
+                continue  # alive (or a new process with that PID: left for a later sweep)
+            shutil.rmtree(path, ignore_errors=True)
+            log.warning("removed the staging directory of a killed logical backup: %s", path)
+            removed.append(path)
+    return removed
+
+
+def staging_prefix() -> str:
+    return f"{STAGING_PREFIX}{os.getpid()}-"
+
+
+def unfinished_row(u: Unfinished) -> dict[str, Any]:
+    """An unfinished backup as backup-list's JSON shows it beside the finished ones."""
+    return {
+        "backup_id": u.backup_id,
+        "name": None,
+        "status": u.status,
+        "kind": "logical",
+        "databases": [],
+        "tables": 0,
+        "patterns": [],
+        "begin_time": None,
+        "end_time": None,
+        "stored_size": u.size,
+        "data_size": None,
+        "compression": None,
+        "globals": None,
+        "server_version": None,
+        "pg_dump_version": None,
+        "reason": u.reason,
+    }
