@@ -333,3 +333,22 @@ def test_all_databases_with_the_globals(shop: Cluster, local: TestDestination) -
     assert result.returncode == 0, result.stderr
     assert shop.table_checksums("from_all") == shop.table_checksums(SHOP)
 
+
+def test_tags_land_on_every_object_of_a_logical_backup(
+    shop: Cluster, make_dest: Callable[..., TestDestination]
+) -> None:
+    dest = make_dest("s3")
+    result = pgvault(
+        "backup", dest.url, SERVER, *dest.cli_args, *shop.conninfo_args(), "--database", SHOP,
+        "--tags", "team,db", "env,prod", env={**dest.env, **BINDIRS_ENV},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    backup_id = result.stdout.strip()
+    with dest.store() as store:
+        keys = [o.key for o in store.list_objects(f"{SERVER}/logical/{backup_id}/")]
+        assert any(k.endswith("/toc.dat") for k in keys) and any(".dat" in k for k in keys)
+        assert any(k.endswith("/logical.json") for k in keys)
+        for key in keys:  # read back from moto's S3 API
+            assert store.get_tags(key) == {"team": "db", "env": "prod"}, key
+    bad = pgvault("backup", dest.url, SERVER, "--database", SHOP, "--tags", "a", env=dest.env)
+    assert bad.returncode == 3 and bad.stderr.count("\n") == 1, bad.stderr
