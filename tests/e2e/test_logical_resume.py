@@ -20,10 +20,8 @@ from tests.support.jobs import show, wait_for
 from tests.support.logical import (
     BINDIRS_ENV,
     SHOP,
-    make_big,
     make_shop,
     pg_dumps,
-    wait_for_upload_while_dumping,
 )
 from tests.support.postgres import Cluster
 
@@ -32,8 +30,15 @@ SERVER = "resume-srv"
 
 @pytest.fixture
 def shop(pg: Cluster) -> Cluster:
+    """The shop and eight ~6.6 MB tables (each dumped file is a multipart upload): while the
+    first is uploaded, pg_dump has tables left and is stopped (staging is full)."""
     make_shop(pg)
-    make_big(pg)
+    for n in range(8):
+        pg.sql(
+            f"create table public.big_{n} as select g, md5(g::text) || repeat('z', 300) as t "
+            "from generate_series(1, 20000) g",
+            dbname=SHOP,
+        )
     return pg
 
 
@@ -43,12 +48,25 @@ def s3(make_dest: Callable[..., TestDestination]) -> TestDestination:
 
 
 def _slow_backup_args(shop: Cluster, dest: TestDestination, staging: Path) -> list[str]:
-    """A backup that is still dumping and uploading seconds after its first file is stored."""
+    """A backup still dumping and uploading (uncompressed, 4 MB/s: multipart uploads) for
+    seconds after its first upload began."""
     return [
         "backup", dest.url, SERVER, *dest.cli_args, *shop.conninfo_args(), "--database", SHOP,
         "-J", "2", "--staging-dir", str(staging), "--staging-limit", "1",
-        "--max-bandwidth", "200KB", "--gzip",
+        "--max-bandwidth", "4MB",
     ]  # fmt: skip
+
+
+def _wait_mid_upload(dest: TestDestination, staging: Path) -> None:
+    """A multipart upload under way while pg_dump is still there: killed or cancelled
+    mid-upload and mid-dump."""
+    with dest.store() as store:
+        wait_for(
+            lambda: store.list_pending_uploads(f"{SERVER}/logical/") and pg_dumps(staging),
+            timeout=120,
+            interval=0.2,
+            what="a multipart upload of the dump while pg_dump runs",
+        )
 
 
 def _env(dest: TestDestination) -> dict[str, str]:
@@ -110,8 +128,9 @@ def test_a_killed_logical_backup_is_never_restorable_and_its_resume_finishes(
     staging = tmp_path / "staging"
     staging.mkdir()
     proc = spawn(*_slow_backup_args(shop, s3, staging), env=_env(s3))
-    wait_for_upload_while_dumping(s3, staging, SERVER)
+    _wait_mid_upload(s3, staging)
     dumps = [pid for pid, _ in pg_dumps(staging)]
+    assert dumps  # stopped by the staging limit, not finished
     for pid in (proc.pid, *dumps):  # kill -9 of pgvault and of its pg_dump and workers
         os.kill(pid, signal.SIGKILL)
     proc.communicate(timeout=60)
@@ -135,7 +154,9 @@ def test_a_killed_logical_backup_is_never_restorable_and_its_resume_finishes(
     _not_restorable(shop, s3, backup_id)
     with s3.store() as store:  # what the dead run left: its files, lease, unfinished uploads
         left = [o.key for o in store.list_objects(f"{SERVER}/logical/{backup_id}/")]
+        pending = store.list_pending_uploads(f"{SERVER}/logical/{backup_id}/")
     assert any("/db/" in k for k in left) and any(k.endswith("pgvault-lease.json") for k in left)
+    assert pending  # the dead run's unfinished multipart upload
 
     _resume_and_restore(shop, s3, job_store_dir, job["id"], backup_id)
     assert os.listdir(staging) == []  # the dead run's staging directory is removed too
@@ -149,7 +170,7 @@ def test_a_cancelled_logical_backup_is_never_restorable_and_its_resume_finishes(
     started = pgvault(*_slow_backup_args(shop, s3, staging), "--detach", env=_env(s3))
     assert started.returncode == 0, started.stderr
     job_id = int(started.stdout.strip())
-    wait_for_upload_while_dumping(s3, staging, SERVER)
+    _wait_mid_upload(s3, staging)
     cancelled = pgvault("jobs", "cancel", str(job_id), "--wait", "--timeout", "60")
     assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
     job = show(job_store_dir, job_id)
@@ -167,3 +188,31 @@ def test_a_cancelled_logical_backup_is_never_restorable_and_its_resume_finishes(
     # A finished backup is not taken again.
     again = pgvault("jobs", "resume", str(job_id), env=_env(s3))
     assert again.returncode == 1 and "it is finished" in again.stderr, again.stderr
+
+
+def test_the_next_logical_backup_removes_what_a_killed_one_left(
+    shop: Cluster, s3: TestDestination, tmp_path: Path
+) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    proc = spawn(*_slow_backup_args(shop, s3, staging), env=_env(s3))
+    _wait_mid_upload(s3, staging)
+    proc.kill()  # pg_dump dies with it (PR_SET_PDEATHSIG)
+    proc.communicate(timeout=60)
+    wait_for(lambda: not pg_dumps(staging), timeout=30, what="pg_dump to be gone")
+    ((killed, status),) = _listed(s3)
+    assert status == "ABANDONED" and os.listdir(staging)
+    with s3.store() as store:
+        assert store.list_pending_uploads(f"{SERVER}/logical/{killed}/")
+
+    done = pgvault(
+        "backup", s3.url, SERVER, *s3.cli_args, *shop.conninfo_args(), "--database", SHOP,
+        "--table", "sales.customers", "--staging-dir", str(staging), env=_env(s3),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    new_id = done.stdout.strip()
+    assert new_id != killed and _listed(s3) == [(new_id, "DONE")]
+    with s3.store() as store:
+        assert list(store.list_objects(f"{SERVER}/logical/{killed}/")) == []
+        assert store.list_pending_uploads("") == []
+    assert os.listdir(staging) == []
