@@ -119,6 +119,17 @@ def reap_abandoned(store: ObjectStore, server: str) -> list[str]:
     return reaped
 
 
+def refuse_if_running(store: ObjectStore, layout: LogicalLayout, backup_id: str, what: str) -> None:
+    """OperationFailed when the backup's lease has an owner not proven gone."""
+    try:
+        store.head(lease_key(layout, backup_id))
+    except ObjectNotFound:
+        return  # no lease: cancelled or failed in its process, or finished
+    verdict = owner(store, layout, backup_id)
+    if not verdict.abandoned:
+        raise OperationFailed(f"{what}: it may still be running ({verdict.reason})")
+
+
 def reclaim(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> None:
     """Take over a failed, cancelled or killed backup's ID: refuse a finished or running one,
     then remove what its attempt left (its snapshot is gone with its pg_dump)."""
@@ -127,14 +138,7 @@ def reclaim(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> None:
         raise InputError(f"{what}: not a logical backup ID")
     if _finished(store, layout, backup_id):
         raise OperationFailed(f"{what}: it is finished (logical.json exists)")
-    try:
-        store.head(lease_key(layout, backup_id))
-    except ObjectNotFound:
-        pass  # cancelled or failed in its process: it removed what it stored
-    else:
-        verdict = owner(store, layout, backup_id)
-        if not verdict.abandoned:
-            raise OperationFailed(f"{what}: it may still be running ({verdict.reason})")
+    refuse_if_running(store, layout, backup_id, what)
     remove_attempt(store, layout, backup_id)
 
 

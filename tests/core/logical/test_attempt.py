@@ -22,6 +22,7 @@ from core.logical.attempt import (
     staging_prefix,
     sweep_staging,
 )
+from core.logical.catalog import delete_logical
 from core.logical.layout import LogicalLayout
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import parse_location
@@ -98,3 +99,13 @@ def test_staging_directories_of_dead_processes_are_swept(tmp_path: Path) -> None
         (directory / "dump").mkdir(parents=True)
     assert sweep_staging(str(tmp_path)) == [str(dead)]
     assert sorted(os.listdir(tmp_path)) == sorted([mine.name, other.name])
+
+
+def test_force_delete_refuses_a_running_backup_and_removes_a_killed_one(
+    three: ObjectStore,
+) -> None:
+    with pytest.raises(OperationFailed, match=r"cannot delete .* may still be running"):
+        delete_logical(three, SERVER, LIVE, unfinished=True)
+    assert len(_keys(three, LIVE)) == 2
+    assert delete_logical(three, SERVER, DEAD, unfinished=True).objects == 2
+    assert _keys(three, DEAD) == []
