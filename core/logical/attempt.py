@@ -16,14 +16,14 @@ server removes abandoned attempts too.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from typing import Any
 
-from core.catalog.owner import LEASE_FILE, Verdict, process_start, verdict_at
+from core.catalog.owner import LEASE_FILE, Verdict, judge, this_process, verdict_at
 from core.errors import InputError, ObjectNotFound, OperationFailed, PgvaultError
 from core.logical.layout import LogicalLayout, is_logical_id
 from core.storage import CommonPrefix, ObjectStore
@@ -32,9 +32,10 @@ log = logging.getLogger("pgvault.logical")
 
 STARTED = "STARTED"
 ABANDONED = "ABANDONED"
-#: a staging directory's name: its pgvault's PID, so that a dead one's can be told apart
+#: a staging directory's name (with its pgvault's PID, for the operator's eyes)
 STAGING_PREFIX = "pgvault-logical-"
-_STAGING_RE = re.compile(rf"^{STAGING_PREFIX}(\d+)-")
+#: in a staging directory: its owner process, as a lease names one
+STAGING_OWNER = "pgvault-owner.json"
 
 
 def lease_key(layout: LogicalLayout, backup_id: str) -> str:
@@ -142,17 +143,29 @@ def reclaim(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> None:
     remove_attempt(store, layout, backup_id)
 
 
+def mark_staging(directory: str) -> None:
+    """Record this process as the staging directory's owner, for a later sweep."""
+    with open(os.path.join(directory, STAGING_OWNER), "w", encoding="utf-8") as fh:
+        json.dump(this_process(), fh)
+
+
 def sweep_staging(directory: str) -> list[str]:
-    """Remove staging directories whose pgvault process is gone (a killed backup's)."""
+    """Remove staging directories whose pgvault process is provably gone (a killed backup's):
+    judged as a lease is (core.catalog.owner), so another machine's or PID namespace's
+    directory in a shared one is left alone."""
     removed = []
     with contextlib.suppress(OSError):
         for name in os.listdir(directory):
-            match = _STAGING_RE.match(name)
             path = os.path.join(directory, name)
-            if match is None or not os.path.isdir(path) or os.path.islink(path):
+            if not name.startswith(STAGING_PREFIX) or os.path.islink(path):
                 continue
-            if process_start(int(match.group(1))) is not None:
-                continue  # alive (or a new process with that PID: left for a later sweep)
+            try:
+                with open(os.path.join(path, STAGING_OWNER), encoding="utf-8") as fh:
+                    recorded = json.load(fh)
+            except (OSError, ValueError):
+                continue  # not a backup's staging directory, or not ours to judge
+            if not isinstance(recorded, dict) or not judge(recorded, None).abandoned:
+                continue
             shutil.rmtree(path, ignore_errors=True)
             log.warning("removed the staging directory of a killed logical backup: %s", path)
             removed.append(path)

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from core.crypto import EncryptingWriter, X25519Recipient
 from core.errors import Cancelled, InputError, OperationFailed
-from core.logical.attempt import staging_prefix
+from core.logical.attempt import mark_staging, staging_prefix
 from core.logical.manifest import DumpFile
 from core.logical.process import die_with_parent
 from core.logical.staging import finished_files, size_of
@@ -155,6 +155,7 @@ def dump_and_upload(
     """Run pg_dump and upload its archive under `prefix`; toc.dat last."""
     # Named with this process's PID: a killed backup's is removed by the next (attempt.py).
     with tempfile.TemporaryDirectory(prefix=staging_prefix(), dir=spec.staging_dir) as tmp:
+        mark_staging(tmp)
         out = os.path.join(tmp, "dump")
         errors = os.path.join(tmp, "pg_dump.stderr")
         upload = _Upload(store, prefix, reporter, spec)

@@ -3,6 +3,7 @@ what the next backup cleans up, and which staging directories are a dead process
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ from core.catalog.owner import lease_body, this_process
 from core.errors import InputError, OperationFailed
 from core.logical.attempt import (
     ABANDONED,
+    STAGING_OWNER,
     STARTED,
     lease_key,
     list_unfinished,
+    mark_staging,
     reap_abandoned,
     reclaim,
     staging_prefix,
@@ -94,11 +97,17 @@ def test_the_next_backup_removes_only_abandoned_attempts(three: ObjectStore) -> 
 def test_staging_directories_of_dead_processes_are_swept(tmp_path: Path) -> None:
     dead = tmp_path / f"pgvault-logical-{_dead_pid()}-abcd1234"
     mine = tmp_path / f"{staging_prefix()}efgh5678"
-    other = tmp_path / "pgvault-logical-restore"
-    for directory in (dead, mine, other):
+    elsewhere = tmp_path / "pgvault-logical-9-other"  # another PID namespace's: not judged
+    unmarked = tmp_path / "pgvault-logical-restore"
+    for directory in (dead, mine, elsewhere, unmarked):
         (directory / "dump").mkdir(parents=True)
+    for directory in (dead, mine, elsewhere):
+        mark_staging(str(directory))
+    owner = json.loads((dead / STAGING_OWNER).read_text())
+    (dead / STAGING_OWNER).write_text(json.dumps({**owner, "pid": _dead_pid()}))
+    (elsewhere / STAGING_OWNER).write_text(json.dumps({**owner, "pid_ns": "pid:[1]"}))
     assert sweep_staging(str(tmp_path)) == [str(dead)]
-    assert sorted(os.listdir(tmp_path)) == sorted([mine.name, other.name])
+    assert sorted(os.listdir(tmp_path)) == sorted([mine.name, elsewhere.name, unmarked.name])
 
 
 def test_force_delete_refuses_a_running_backup_and_removes_a_killed_one(
