@@ -25,7 +25,7 @@ from core.backup.lease import heartbeat_at, new_lease
 from core.catalog.layout import validate_backup_name, validate_server_name
 from core.crypto import X25519Recipient
 from core.encryption import seal, write_recipient
-from core.errors import InputError
+from core.errors import InputError, PgvaultError
 from core.logical.attempt import (
     lease_key,
     reap_abandoned,
@@ -286,7 +286,10 @@ def _take_id(
     the server (objects and staging directories) are cleaned up first."""
     sweep_staging(request.staging_dir or tempfile.gettempdir())
     if request.resume is None:
-        reap_abandoned(store, request.server)
+        try:
+            reap_abandoned(store, request.server)
+        except PgvaultError as exc:  # housekeeping: never the reason a backup is not taken
+            log.warning("could not look for abandoned logical backups: %s", exc)
         return _claim(store, layout)
     reporter.phase("resume")
     reclaim(store, layout, request.resume)
