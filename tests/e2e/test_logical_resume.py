@@ -100,10 +100,9 @@ def _resume_and_restore(
     table equals the source's (which holds still: the new snapshot sees what it holds)."""
     resumed = pgvault("jobs", "resume", str(job_id), env=_env(dest), timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    new: dict[str, Any] = json.loads(
-        pgvault("jobs", "list", "--format", "json", env=dest.env).stdout
-    )[0]
-    assert new["resumed_from"] == job_id and new["state"] == "succeeded", new
+    jobs = json.loads(pgvault("jobs", "list", "--format", "json", env=dest.env).stdout)
+    (new,) = [j for j in jobs if j["resumed_from"] == job_id]
+    assert new["state"] == "succeeded", new
     assert new["result"]["backup_id"] == backup_id
     log = pgvault("jobs", "log", str(new["id"])).stdout
     assert "dump is taken again on a new one under the same ID" in log, log
@@ -137,7 +136,8 @@ def test_a_killed_logical_backup_is_never_restorable_and_its_resume_finishes(
     wait_for(lambda: not pg_dumps(staging), timeout=30, what="pg_dump to be gone")
     assert os.listdir(staging), "the killed run's staging directory is left behind"
 
-    (job,) = json.loads(pgvault("jobs", "list", "--format", "json").stdout)
+    jobs = json.loads(pgvault("jobs", "list", "--format", "json").stdout)
+    (job,) = [j for j in jobs if j["pid"] == proc.pid]  # the store is the session's
     failed = wait_for(
         lambda: (j := show(job_store_dir, job["id"]))["state"] == "failed" and j,
         timeout=30,
@@ -185,7 +185,7 @@ def test_a_cancelled_logical_backup_is_never_restorable_and_its_resume_finishes(
     assert pg_dumps(staging) == [] and os.listdir(staging) == []
 
     _resume_and_restore(shop, s3, job_store_dir, job_id, backup_id)
-    # A finished backup is not taken again.
+    # A finished backup is not taken again (the retry is a new job that fails, saying why).
     again = pgvault("jobs", "resume", str(job_id), env=_env(s3))
     assert again.returncode == 1 and "it is finished" in again.stderr, again.stderr
 
