@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +98,12 @@ def test_chain_is_bad_input_without_a_backup(chain: Chain) -> None:
     code, _, err = _delete(chain, "-r", "REDUNDANCY 1", "--chain")
     assert code == 3 and "--chain applies to -b only" in err
     assert _done(chain) == chain.order
+
+
+def test_chain_is_bad_input_for_a_logical_backup(tmp_path: Path) -> None:
+    result = pgvault(
+        "backup-delete", "--logical", "-b", "latest", "--chain", f"file://{tmp_path}", SERVER
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip().endswith("--chain applies to physical backups only")
+    assert len(result.stderr.strip().splitlines()) == 1
