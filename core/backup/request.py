@@ -77,8 +77,8 @@ def _check_incremental(kind: str | None, parent: str | None, resume: str | None)
         raise InputError(f"unknown backup kind {kind!r} (incremental or differential)")
     if parent is not None and kind != "incremental":
         raise InputError("--incremental-from names the parent of an --incremental backup")
-    if kind is not None and resume is not None:
-        raise InputError("a failed backup is resumed as it was started: no --incremental")
+    if parent is not None and resume is not None:
+        raise InputError("a failed incremental is resumed on the parent it was started on")
 
 
 #: compressions a backup can use, in the order a form offers them (None: no compression)

@@ -65,6 +65,8 @@ class DeleteRequest:
     force: bool = False
     #: refuse, before deleting anything, when an object of a backup is under S3 Object Lock
     check_object_lock: bool = False
+    #: with `backup`: also every incremental built on it, newest first
+    chain: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ def validate_request(request: DeleteRequest) -> None:
         parse_now(request.now)
     if request.force and request.backup is None:
         raise InputError("--force applies to -b only (a policy never deletes a STARTED backup)")
+    if request.chain and request.backup is None:
+        raise InputError("--chain applies to -b only (retention never breaks a chain)")
     if request.check_object_lock:
         require_object_lock(request.location)
 
@@ -151,8 +155,7 @@ class _Deleter:
         report: RetentionReport | None = None
         if self.request.policy is None:
             info = self.catalog.resolve(self.request.backup or "")
-            self._check_single(info, backups, keeps, dead)
-            targets = [(info.backup_id, "requested with -b")]
+            targets = self._single(info, backups, keeps, dead)
         else:
             report, targets = self._by_policy(self.request.policy, backups, keeps)
             targets = self._keep_chains(targets)
@@ -231,20 +234,41 @@ class _Deleter:
             kept.append((backup_id, why))
         return kept
 
-    def _check_single(
+    def _single(
         self,
         info: BackupInfo,
         backups: list[BackupInfo],
         keeps: dict[str, str],
         dead: set[str],
-    ) -> None:
-        needed_by = dependents(self.catalog, [info.backup_id]).get(info.backup_id)
-        if needed_by:
+    ) -> list[tuple[str, str]]:
+        """-b: the backup, and with --chain every backup built on it before it (newest
+        first: a deletion that stops half-way never leaves an incremental whose parent is
+        gone). Every one is checked before anything is deleted."""
+        needed_by = dependents(self.catalog, [info.backup_id]).get(info.backup_id, [])
+        if needed_by and not self.request.chain:
             raise OperationFailed(
                 f"backup {info.backup_id} of server {self.request.server} is needed by "
                 f"incremental backup(s) {', '.join(needed_by)}: delete those first "
-                "(newest first), or keep it"
+                "(newest first), delete them all with --chain, or keep it"
             )
+        by_id = {b.backup_id: b for b in backups}
+        going = [by_id[d] for d in sorted(set(needed_by), reverse=True) if d in by_id]
+        going.append(info)
+        ids = {b.backup_id for b in going}
+        after = [b for b in backups if b.backup_id not in ids]
+        for backup in going:
+            self._check_single(backup, after, keeps, dead)
+        why = f"built on {info.backup_id}, requested with -b --chain"
+        return [(b.backup_id, "requested with -b" if b is info else why) for b in going]
+
+    def _check_single(
+        self,
+        info: BackupInfo,
+        after: list[BackupInfo],
+        keeps: dict[str, str],
+        dead: set[str],
+    ) -> None:
+        """Why this backup must not go (OperationFailed); `after`: what the run leaves."""
         keep = self.catalog.keep_target(info.backup_id) or keeps.get(info.backup_id)
         if keep:
             raise OperationFailed(
@@ -252,11 +276,11 @@ class _Deleter:
                 "annotation; release it first (backup-keep --release) to delete it"
             )
         if info.status == DONE and self.request.minimum_redundancy > 0:
-            done = sum(1 for b in backups if b.status == DONE)
-            if self.request.minimum_redundancy >= done:
+            done = sum(1 for b in after if b.status == DONE)
+            if self.request.minimum_redundancy > done:
                 raise OperationFailed(
                     f"not deleting backup {info.backup_id}: minimum redundancy is "
-                    f"{self.request.minimum_redundancy} and there are {done} DONE backup(s)"
+                    f"{self.request.minimum_redundancy} and {done} DONE backup(s) would remain"
                 )
         if info.status == STARTED and info.backup_id not in dead:
             if not self.request.force:
@@ -428,6 +452,8 @@ def public_request(request: DeleteRequest) -> DeleteRequest:
 
 def describe(request: DeleteRequest) -> str:
     what = f"backup {request.backup}" if request.backup else f"retention {request.policy}"
+    if request.chain:
+        what += " and the incrementals built on it"
     dry = " (dry run)" if request.dry_run else ""
     return f"delete {what} of {request.server} in {request.location.display()}{dry}"
 

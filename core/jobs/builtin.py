@@ -74,11 +74,12 @@ def _public(request: BackupRequest) -> BackupRequest:
 
 
 def _resume(request: BackupRequest, failed: Job) -> BackupRequest:
-    """Resume the failed job's backup: reuse its stored archives whose files are unchanged.
-    An incremental is taken again from the start (it stores too little to be worth keeping)."""
-    if request.incremental:
+    """Resume the failed job's backup: reuse its stored archives whose files are unchanged
+    (an incremental's on the parent it was started on, core.backup.increment_resume)."""
+    backup_id = failed.details.backup_id
+    if backup_id is None:  # it died before claiming an ID: nothing stored to continue
         return request
-    return replace(request, resume=failed.details.backup_id)
+    return replace(request, resume=backup_id, incremental_from=None)
 
 
 BACKUP: JobKind[BackupRequest] = JobKind(
