@@ -54,16 +54,21 @@ class IncrementChooser:
     files: dict[str, list[Any]] = field(default_factory=dict)  # path -> [path, size, mtime, runs]
 
     def choose(self, manifest_path: str, fd: int, size: int) -> Sequence[int] | None:
-        decision = self.decisions.get(manifest_path)
-        if isinstance(decision, list):
-            blocks = decision
-        elif decision == SCAN:
-            blocks = self._scan(fd, size)
-        else:
+        blocks = self.planned(manifest_path, fd, size)
+        if blocks is None:
             return None
         mtime = self.mtimes[manifest_path]
         self.files[manifest_path] = [manifest_path, size, mtime, to_runs(blocks)]
         return blocks
+
+    def planned(self, manifest_path: str, fd: int, size: int) -> list[int] | None:
+        """The blocks this run stores of the file (read now); None: it is stored whole."""
+        decision = self.decisions.get(manifest_path)
+        if isinstance(decision, list):
+            return decision
+        if decision == SCAN:
+            return self._scan(fd, size)
+        return None
 
     def same(self, path: str, entry: Entry) -> None:
         self.files[path] = [path, entry.size, entry.mtime, []]
@@ -122,7 +127,9 @@ def plan_increment(
         _narrow(tree, parent_files, summary, chooser)
     increment = Increment(choice.requested, parent, method, note, chooser)
     state.manifest = replace(state.manifest, incremental=increment.record())
+    state.put_manifest()  # a killed run names its parent: `jobs resume` builds on the same
     state.info = state.info.with_changes(parent_backup_id=parent.backup_id)
+    state.put_info()  # and deleting the parent is refused while this one depends on it
     chain = " > ".join([*parent.chain, parent.backup_id])
     state.log(
         f"{choice.requested} backup on top of {chain}, changed blocks found by {method}"
@@ -134,6 +141,7 @@ def plan_increment(
 def _fall_back(state: BackupState, requested: str, reason: str) -> None:
     state.log(f"taking a full backup instead of an {requested} one: {reason}", logging.WARNING)
     state.manifest = replace(state.manifest, incremental=fallback_record(requested, reason))
+    state.put_manifest()  # a killed run says it was a full backup: resumed as one
 
 
 def _method(

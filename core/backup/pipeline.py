@@ -9,9 +9,10 @@ The phases, in the order pgBackRest's cmdBackup runs them:
   this host is the server's; clean up after interrupted backups; claim a backup ID
   (backup.info STARTED written only if absent); write the lease (core.backup.lease), renewed
   until the backup ends; record what the cluster holds; pg_backup_start.
-- plan (core.backup.plan): walk tablespaces and PGDATA; resuming, keep the failed run's
-  parts whose files are unchanged; incremental (core.backup.increment_plan), keep only what
-  changed since the parent, or fall back to a full backup saying why.
+- plan (core.backup.plan): walk tablespaces and PGDATA; incremental
+  (core.backup.increment_plan), keep only what changed since the parent, or fall back to a
+  full backup saying why; resuming, keep the failed run's parts whose files are unchanged
+  (an incremental's: on the failed run's parent, core.backup.increment_resume).
 - stream (core.backup.stream): each archive set read, checksummed, compressed and uploaded
   in parallel; pg_control last.
 - stop (core.backup.stop): pg_backup_stop, then wait for the WAL to be archived; then
@@ -30,6 +31,7 @@ from contextlib import AbstractContextManager, nullcontext
 from core.backup.failure import fail
 from core.backup.increment import ParentChoice, choose_parent
 from core.backup.increment_plan import plan_increment
+from core.backup.increment_resume import resumed_choice
 from core.backup.lease import heartbeat
 from core.backup.plan import keep_stored_parts, plan_files
 from core.backup.request import BackupRequest, validate_request
@@ -41,6 +43,7 @@ from core.backup.stop import stop_backup
 from core.backup.stream import finish_upload, stream_files
 from core.backup.wal_check import wait_for_wal
 from core.catalog.lock import server_lock
+from core.errors import OperationFailed
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, open_store
 
@@ -53,7 +56,10 @@ def run_backup(request: BackupRequest, reporter: Reporter | None = None) -> Back
     store.meter = reporter.transferred
     with store, _resume_lock(store, request):
         choice = None
-        if request.incremental:
+        if request.incremental and request.resume:
+            # The failed run's parent, whatever is newer now: its parts are changes since it.
+            choice = resumed_choice(store, request.server, request.resume)
+        elif request.incremental:
             # Before anything is recorded: an unknown parent is bad input (exit 3).
             choice = choose_parent(
                 store, request.server, request.incremental, request.incremental_from
@@ -78,10 +84,15 @@ def _phases(state: BackupState, choice: ParentChoice | None) -> BackupResult:
     mode = start_backup(state)
     plan = plan_files(state)
     increment = None
-    if state.resuming:
-        plan = keep_stored_parts(state, plan)
-    elif choice is not None:
+    if choice is not None:
         plan, increment = plan_increment(state, mode, plan, choice)
+        if increment is None and state.resuming:  # its parts are changes: never a full backup
+            raise OperationFailed(
+                f"cannot resume incremental backup {state.backup_id}: "
+                f"{(state.manifest.incremental or {}).get('fallback')}; take a new backup instead"
+            )
+    if state.resuming:
+        plan = keep_stored_parts(state, plan, increment.chooser if increment else None)
     copy = stream_files(state, plan, increment.chooser if increment else None)
     stop = stop_backup(state, mode)
     wait_for_wal(state, mode, stop)

@@ -11,8 +11,11 @@ import logging
 import os
 from dataclasses import replace
 
-from core.backup.resume import plan_resume
+from core.backup.increment_plan import IncrementChooser
+from core.backup.increment_resume import blocks_check, keep_maps
+from core.backup.resume import FileChecks, plan_resume
 from core.backup.state import BackupState, ExternalFile, FilePlan
+from core.catalog.chains import INCREMENT_PREFIX
 from core.postgres.connection import ServerFacts
 from core.postgres.control import CONTROL_FILE_SIZE
 from core.postgres.pgdata import scan_pgdata, scan_tablespace
@@ -38,15 +41,30 @@ def plan_files(state: BackupState) -> FilePlan:
     return FilePlan(trees, data_tree, external, total, files)
 
 
-def keep_stored_parts(state: BackupState, plan: FilePlan) -> FilePlan:
-    """Keep what the failed run stored of files unchanged since; the rest is left to copy."""
+def keep_stored_parts(
+    state: BackupState, plan: FilePlan, chooser: IncrementChooser | None = None
+) -> FilePlan:
+    """Keep what the failed run stored of files unchanged since; the rest is left to copy.
+    An incremental (`chooser`) keeps its members of changed blocks that this run would store
+    the same (core.backup.increment_resume)."""
     state.enter("checking what the failed backup stored")
     facts = state.facts
+    prefix = INCREMENT_PREFIX if chooser else ""
     by_name = {
-        str(t.oid): tree for t, tree in zip(facts.tablespaces, plan.tablespaces, strict=True)
+        prefix + str(t.oid): tree
+        for t, tree in zip(facts.tablespaces, plan.tablespaces, strict=True)
     }
-    by_name["data"] = plan.data
-    kept = plan_resume(state.stored, by_name, state.job.algorithm, state.checkpoint, state.log)
+    by_name[prefix + "data"] = plan.data
+    algorithm = state.job.algorithm
+    checks = FileChecks(
+        algorithm,
+        state.checkpoint,
+        blocks_check(chooser, algorithm, state.checkpoint) if chooser else None,
+    )
+    kept = plan_resume(state.stored, by_name, checks, state.log)
+    if chooser is not None:
+        blocks = kept.blocks
+        keep_maps(chooser, blocks, kept.reused_paths - set(blocks))
     reporter = state.job.reporter
     reporter.detail("reused_bytes", kept.reused_bytes)
     reporter.detail("reused_stored_bytes", kept.reused_stored)
@@ -58,10 +76,10 @@ def keep_stored_parts(state: BackupState, plan: FilePlan) -> FilePlan:
     remaining = replace(
         plan,
         tablespaces=tuple(
-            kept.remaining(str(t.oid), tree)
+            kept.remaining(prefix + str(t.oid), tree)
             for t, tree in zip(facts.tablespaces, plan.tablespaces, strict=True)
         ),
-        data=kept.remaining("data", plan.data),
+        data=kept.remaining(prefix + "data", plan.data),
         bytes_total=plan.bytes_total - kept.reused_bytes,
         files_total=plan.files_total - len(kept.files),
         kept=kept,

@@ -11,8 +11,10 @@ directory and keeps the longest run of parts of each archive set, from the first
 every file is still on disk with the same size and checksum, read again after the new
 backup started (as pgBackRest's resume: a file equal to its stored copy is as good as one
 copied now). The other parts of the failed run are deleted, the new run writes the
-remaining files into parts numbered after the kept ones. The part that was uploading when
-the run died is continued by chunk where the store allows it (core.backup.part_uploads).
+remaining files into parts numbered after the kept ones. An incremental's checkpoints also
+carry the block maps of their members of changed blocks, judged by
+core.backup.increment_resume. The part that was uploading when the run died is continued
+by chunk where the store allows it (core.backup.part_uploads).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from core.backup.lease import lease_is_dead
 from core.backup.part_uploads import (
@@ -35,6 +38,7 @@ from core.backup.part_uploads import (
     upload_key,
 )
 from core.catalog.backup_info import FAILED, STARTED, parse
+from core.catalog.chains import INCREMENT_PREFIX
 from core.catalog.layout import PGVAULT_MANIFEST, parse_archive_name
 from core.catalog.manifest import (
     ArchiveRecord,
@@ -57,10 +61,16 @@ __all__ = ["CHECKPOINT_DIR", "StoredBackup"]  # named here too, where the resume
 
 @dataclass(frozen=True)
 class PartCheckpoint:
-    """A finished archive part and the files it holds."""
+    """A finished archive part and the files it holds (an incremental's: with block maps)."""
 
     archive: ArchiveRecord
     files: tuple[FileRecord, ...]
+    #: an incremental's members of changed blocks: path -> [path, size, mtime, runs]
+    blocks: dict[str, list[Any]] = field(default_factory=dict)
+
+
+#: whether an incremental's stored member of changed blocks is what this run would store
+BlocksCheck = Callable[[FileRecord, list[Any], Tree], bool]
 
 
 def checkpoint_key(backup: StoredBackup, filename: str) -> str:
@@ -68,7 +78,11 @@ def checkpoint_key(backup: StoredBackup, filename: str) -> str:
 
 
 def write_checkpoint(backup: StoredBackup, part: PartCheckpoint, options: PutOptions) -> None:
-    body = {"archive": asdict(part.archive), "files": [asdict(f) for f in part.files]}
+    body = {
+        "archive": asdict(part.archive),
+        "files": [asdict(f) for f in part.files],
+        "blocks": part.blocks,
+    }
     key = checkpoint_key(backup, part.archive.filename)
     backup.store.put_bytes(key, json.dumps(body).encode(), options)
 
@@ -82,9 +96,13 @@ def load_checkpoints(backup: StoredBackup) -> dict[str, list[PartCheckpoint]]:
             continue  # a part still uploading (core.backup.part_uploads)
         try:
             body = json.loads(backup.store.get_bytes(info.key))
+            blocks = body.get("blocks") or {}
+            if not isinstance(blocks, dict):
+                raise TypeError("blocks is not an object")
             part = PartCheckpoint(
                 ArchiveRecord(**body["archive"]),
                 tuple(FileRecord(**f) for f in body["files"]),
+                {str(path): list(record) for path, record in blocks.items()},
             )
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("ignoring unreadable checkpoint %s: %s", info.key, exc)
@@ -163,6 +181,11 @@ class ResumePlan:
         return [f for parts in self.kept.values() for p in parts for f in p.files]
 
     @property
+    def blocks(self) -> dict[str, list[Any]]:
+        """An incremental's kept members of changed blocks: their block maps, by path."""
+        return {k: v for parts in self.kept.values() for p in parts for k, v in p.blocks.items()}
+
+    @property
     def reused_paths(self) -> set[str]:
         return {f.path for f in self.files}
 
@@ -222,11 +245,26 @@ def _unchanged(
     return size == record.size and checksum.hexdigest() == record.checksum
 
 
+@dataclass(frozen=True)
+class FileChecks:
+    """How a kept part's files are judged unchanged: checksum algorithm, pause point, and
+    for an incremental the check of its members of changed blocks."""
+
+    algorithm: str
+    checkpoint: Callable[[], None]
+    blocks: BlocksCheck | None = None
+
+    def unchanged(self, record: FileRecord, part: PartCheckpoint, tree: Tree) -> bool:
+        stored_map = part.blocks.get(record.path)
+        if stored_map is None:
+            return _unchanged(record, tree, self.algorithm, self.checkpoint)
+        return self.blocks is not None and self.blocks(record, stored_map, tree)
+
+
 def plan_resume(
     backup: StoredBackup,
     trees: dict[str, Tree],
-    algorithm: str,
-    checkpoint: Callable[[], None],
+    checks: FileChecks,
     reporter_log: Callable[[str], None],
 ) -> ResumePlan:
     """Keep each set's leading parts whose files are unchanged; delete the rest of the run."""
@@ -235,7 +273,7 @@ def plan_resume(
         tree = trees.get(name)
         if tree is None:
             continue
-        kept = _leading_kept(backup, parts, tree, algorithm, checkpoint, reporter_log)
+        kept = _leading_kept(backup, parts, tree, checks, reporter_log)
         if kept:
             plan.kept[name] = kept
     uploads = load_uploads(backup)
@@ -281,8 +319,7 @@ def _leading_kept(
     backup: StoredBackup,
     parts: list[PartCheckpoint],
     tree: Tree,
-    algorithm: str,
-    checkpoint: Callable[[], None],
+    checks: FileChecks,
     reporter_log: Callable[[str], None],
 ) -> list[PartCheckpoint]:
     """The parts, from the first on, stored whole and holding only files unchanged since."""
@@ -290,9 +327,7 @@ def _leading_kept(
     for part in parts:
         if part.archive.part != len(kept) or not _stored_whole(backup, part.archive):
             break
-        changed = next(
-            (f for f in part.files if not _unchanged(f, tree, algorithm, checkpoint)), None
-        )
+        changed = next((f for f in part.files if not checks.unchanged(f, part, tree)), None)
         if changed is not None:
             reporter_log(
                 f"{part.archive.filename}: {changed.path} changed since, sent again "
@@ -315,8 +350,10 @@ def _delete_stale(backup: StoredBackup, plan: ResumePlan) -> None:
     stale = []
     for info in backup.store.list_objects(backup.layout.backup_prefix(backup.backup_id)):
         filename = info.key.rsplit("/", 1)[-1]
-        ref = parse_archive_name(filename)
-        if ref is not None and ref.part >= plan.next_part(ref.name):
+        # An incremental's sets are incremental_data..., named as barman-cloud never reads.
+        increment = INCREMENT_PREFIX if filename.startswith(INCREMENT_PREFIX) else ""
+        ref = parse_archive_name(filename.removeprefix(increment))
+        if ref is not None and ref.part >= plan.next_part(increment + ref.name):
             stale.append(info.key)
             stale.append(checkpoint_key(backup, filename))
             stale.append(upload_key(backup, filename))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import time
 
-from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget, BlockChooser, Member
+from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget, Member
 from core.backup.control import add_pg_control
+from core.backup.increment_plan import IncrementChooser
 from core.backup.part_uploads import ChunkRecorder, upload_key
 from core.backup.resume import PartCheckpoint, write_checkpoint
 from core.backup.state import BackupMode, BackupState, Copy, ExternalFile, FilePlan
@@ -26,7 +27,9 @@ GiB = 1024**3
 MiB = 1024**2
 
 
-def stream_files(state: BackupState, plan: FilePlan, chooser: BlockChooser | None = None) -> Copy:
+def stream_files(
+    state: BackupState, plan: FilePlan, chooser: IncrementChooser | None = None
+) -> Copy:
     """Every tablespace, then PGDATA, pg_control and outside config; data stays open.
 
     An incremental (`chooser`) stores its sets as incremental_data..., which barman-cloud
@@ -38,11 +41,13 @@ def stream_files(state: BackupState, plan: FilePlan, chooser: BlockChooser | Non
     recorder = _recorder(state, plan)
     for tablespace, tree in zip(state.facts.tablespaces, plan.tablespaces, strict=True):
         name = prefix + str(tablespace.oid)
-        writer = open_archive_set(state, name, chunk, plan.first_part(name), recorder)
+        writer = open_archive_set(state, name, chunk, plan.first_part(name), chooser, recorder)
         writer.add_tree(tree, chooser)
         writer.close()
         tree.entries = []  # streamed: only the members' records are kept from here
-    data = open_archive_set(state, prefix + "data", chunk, plan.first_part("data"), recorder)
+    data = open_archive_set(
+        state, prefix + "data", chunk, plan.first_part(prefix + "data"), chooser, recorder
+    )
     data.add_tree(plan.data, chooser)
     plan.data.entries = []
     add_pg_control(data, state.facts.data_directory)
@@ -96,14 +101,21 @@ def open_archive_set(
     name: str,
     chunk: int,
     first_part: int,
+    chooser: IncrementChooser | None = None,
     recorder: ChunkRecorder | None = None,
 ) -> ArchiveSetWriter:
     """An archive set writer with the backup's compression; the failure path aborts it."""
     job = state.job
 
     def checkpoint_part(record: ArchiveRecord, members: list[Member]) -> None:
-        """A stored part, recorded so that a resumed run can keep it."""
-        part = PartCheckpoint(record, tuple(m.record() for m in members))
+        """A stored part, recorded so that a resumed run can keep it (with block maps)."""
+        maps = chooser.files if chooser else {}
+        blocks = {
+            m.manifest_path: maps[m.manifest_path]
+            for m in members
+            if m.manifest_path in maps and maps[m.manifest_path][3]
+        }
+        part = PartCheckpoint(record, tuple(m.record() for m in members), blocks)
         write_checkpoint(state.stored, part, job.options)
         # Its chunks' record is no longer what a resume reads: the part is whole.
         job.store.delete_many([upload_key(state.stored, record.filename)])

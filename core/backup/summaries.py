@@ -61,8 +61,7 @@ def read_summaries(
         return reason
     rows = session.query(
         "SELECT tli, start_lsn::text, end_lsn::text FROM pg_available_wal_summaries() "
-        "WHERE tli = %s AND end_lsn > %s::pg_lsn AND start_lsn < %s::pg_lsn "
-        "ORDER BY start_lsn",
+        "WHERE tli = %s AND end_lsn > %s::pg_lsn AND start_lsn < %s::pg_lsn",
         (timeline, format_lsn(since), format_lsn(until)),
         "listing WAL summaries",
     )
@@ -100,9 +99,11 @@ def _wait_for_summarizer(session: Session, until: int, checkpoint: Callable[[], 
 
 
 def _coverage_gap(rows: list[tuple[object, ...]], since: int, until: int) -> str:
-    """Why the summary files do not cover [since, until) without a hole, if they do not."""
+    """Why the summary files do not cover [since, until) without a hole, if they do not.
+
+    Ordered here by LSN: as text (how they are read) 0/10000028 sorts before 0/6000028."""
     reached = since
-    for _tli, start, end in rows:
+    for _tli, start, end in sorted(rows, key=lambda row: parse_lsn(str(row[1]))):
         if parse_lsn(str(start)) > reached:
             break
         reached = max(reached, parse_lsn(str(end)))

@@ -18,7 +18,8 @@ than `-m` DONE backups would remain. pgvault also refuses a STARTED backup that 
 running (its owner is not provably gone, core.catalog.owner, or barman-cloud wrote it) unless
 `force` is set; an abandoned one is deleted by `-b` and by retention. With
 `check_object_lock` (S3 only), a backup with an object under S3 Object Lock is refused before
-anything of the run is deleted.
+anything of the run is deleted, and WAL it frees that is still locked (`wal-archive
+--immutability-days`) is kept, for a later deletion to remove.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from core.catalog.retention import WINDOW, RetentionReport, evaluate, parse_poli
 from core.errors import InputError, OperationFailed, PgvaultError
 from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, Segment, is_segment
 from core.progress import NullReporter, Reporter
+from core.snapshots.cleanup import check_deletable, delete_snapshots
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.timeparse import parse_local_time
 from core.urls import Location
@@ -63,6 +65,8 @@ class DeleteRequest:
     force: bool = False
     #: refuse, before deleting anything, when an object of a backup is under S3 Object Lock
     check_object_lock: bool = False
+    #: with `backup`: also every incremental built on it, newest first
+    chain: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ def validate_request(request: DeleteRequest) -> None:
         parse_now(request.now)
     if request.force and request.backup is None:
         raise InputError("--force applies to -b only (a policy never deletes a STARTED backup)")
+    if request.chain and request.backup is None:
+        raise InputError("--chain applies to -b only (retention never breaks a chain)")
     if request.check_object_lock:
         require_object_lock(request.location)
 
@@ -149,8 +155,7 @@ class _Deleter:
         report: RetentionReport | None = None
         if self.request.policy is None:
             info = self.catalog.resolve(self.request.backup or "")
-            self._check_single(info, backups, keeps, dead)
-            targets = [(info.backup_id, "requested with -b")]
+            targets = self._single(info, backups, keeps, dead)
         else:
             report, targets = self._by_policy(self.request.policy, backups, keeps)
             targets = self._keep_chains(targets)
@@ -229,20 +234,41 @@ class _Deleter:
             kept.append((backup_id, why))
         return kept
 
-    def _check_single(
+    def _single(
         self,
         info: BackupInfo,
         backups: list[BackupInfo],
         keeps: dict[str, str],
         dead: set[str],
-    ) -> None:
-        needed_by = dependents(self.catalog, [info.backup_id]).get(info.backup_id)
-        if needed_by:
+    ) -> list[tuple[str, str]]:
+        """-b: the backup, and with --chain every backup built on it before it (newest
+        first: a deletion that stops half-way never leaves an incremental whose parent is
+        gone). Every one is checked before anything is deleted."""
+        needed_by = dependents(self.catalog, [info.backup_id]).get(info.backup_id, [])
+        if needed_by and not self.request.chain:
             raise OperationFailed(
                 f"backup {info.backup_id} of server {self.request.server} is needed by "
                 f"incremental backup(s) {', '.join(needed_by)}: delete those first "
-                "(newest first), or keep it"
+                "(newest first), delete them all with --chain, or keep it"
             )
+        by_id = {b.backup_id: b for b in backups}
+        going = [by_id[d] for d in sorted(set(needed_by), reverse=True) if d in by_id]
+        going.append(info)
+        ids = {b.backup_id for b in going}
+        after = [b for b in backups if b.backup_id not in ids]
+        for backup in going:
+            self._check_single(backup, after, keeps, dead)
+        why = f"built on {info.backup_id}, requested with -b --chain"
+        return [(b.backup_id, "requested with -b" if b is info else why) for b in going]
+
+    def _check_single(
+        self,
+        info: BackupInfo,
+        after: list[BackupInfo],
+        keeps: dict[str, str],
+        dead: set[str],
+    ) -> None:
+        """Why this backup must not go (OperationFailed); `after`: what the run leaves."""
         keep = self.catalog.keep_target(info.backup_id) or keeps.get(info.backup_id)
         if keep:
             raise OperationFailed(
@@ -250,11 +276,11 @@ class _Deleter:
                 "annotation; release it first (backup-keep --release) to delete it"
             )
         if info.status == DONE and self.request.minimum_redundancy > 0:
-            done = sum(1 for b in backups if b.status == DONE)
-            if self.request.minimum_redundancy >= done:
+            done = sum(1 for b in after if b.status == DONE)
+            if self.request.minimum_redundancy > done:
                 raise OperationFailed(
                     f"not deleting backup {info.backup_id}: minimum redundancy is "
-                    f"{self.request.minimum_redundancy} and there are {done} DONE backup(s)"
+                    f"{self.request.minimum_redundancy} and {done} DONE backup(s) would remain"
                 )
         if info.status == STARTED and info.backup_id not in dead:
             if not self.request.force:
@@ -286,6 +312,22 @@ class _Deleter:
                     f"backup {backup_id} of server {self.request.server} is under S3 Object "
                     f"Lock: {locked[0].describe()}{more}; nothing was deleted"
                 )
+
+    def _without_locked_wal(self, cleanup: WalCleanup) -> WalCleanup:
+        """The cleanup without the WAL still under S3 Object Lock (one HEAD per file): such
+        a file stays, and a later deletion, whose cutoff is past it, removes it then."""
+        self.reporter.phase("checking S3 Object Lock of the WAL to remove")
+        locked = locked_objects(self.store, cleanup.keys)
+        if not locked:
+            return cleanup
+        held = {lock.key for lock in locked}
+        ends = [lock.until for lock in locked if lock.until is not None]
+        until = f"until {max(ends).isoformat()}" if len(ends) == len(locked) else "(legal hold)"
+        return replace(
+            cleanup,
+            remove=tuple(item for item in cleanup.remove if item[1] not in held),
+            reason=f"{cleanup.reason}; {len(held)} kept under S3 Object Lock {until}",
+        )
 
     def _changed(self, expected: BackupInfo) -> tuple[str, BackupInfo | None] | None:
         """Why a backup must not be deleted after all (re-read just before deleting it),
@@ -331,9 +373,12 @@ class _Deleter:
         data = sorted(o.key for o in objects if o.key != info_key)
         size = sum(o.size for o in objects)
         if not self.request.dry_run:
+            check_deletable(info)
             # First FAILED "being deleted": no reader takes a half-deleted backup for DONE.
             marked = info.with_changes(status=FAILED, error=DELETING_ERROR)
             self.store.put_bytes(info_key, serialize(marked))
+            for snapshot_id in delete_snapshots(info):  # as barman: its disk snapshots first
+                self.reporter.log(f"deleted snapshot {snapshot_id} of backup {info.backup_id}")
             # A killed backup's part kept for a resume by chunk goes with it.
             self.store.abort_pending_uploads(prefix)
             self.store.delete_many(data)
@@ -351,6 +396,21 @@ class _Deleter:
             skip_if_standalone=skip_if_standalone,
             dead=dead,
         )
+        cleanup = self._remove_wal(info, cleanup)
+        return BackupDeletion(
+            backup_id=info.backup_id,
+            status=info.status,
+            why=why,
+            objects=(*data, info_key),
+            size=size,
+            wal=cleanup,
+            segment_size=info.xlog_segment_size or DEFAULT_SEGMENT_SIZE,
+        )
+
+    def _remove_wal(self, info: BackupInfo, cleanup: WalCleanup) -> WalCleanup:
+        """Remove the WAL the deleted backup alone needed (locked WAL kept when asked)."""
+        if cleanup.remove and self.request.check_object_lock:
+            cleanup = self._without_locked_wal(cleanup)
         if cleanup.remove and not self.request.dry_run:
             self.reporter.phase(f"removing WAL after backup {info.backup_id}")
             try:
@@ -363,15 +423,7 @@ class _Deleter:
         gone = set(cleanup.keys)
         self._archived = [item for item in self.archived() if item[1] not in gone]
         self.reporter.log(f"{len(cleanup.remove)} WAL file(s): {cleanup.reason}")
-        return BackupDeletion(
-            backup_id=info.backup_id,
-            status=info.status,
-            why=why,
-            objects=(*data, info_key),
-            size=size,
-            wal=cleanup,
-            segment_size=info.xlog_segment_size or DEFAULT_SEGMENT_SIZE,
-        )
+        return cleanup
 
 
 # ---- reporting ----------------------------------------------------------------------------------
@@ -402,6 +454,8 @@ def public_request(request: DeleteRequest) -> DeleteRequest:
 
 def describe(request: DeleteRequest) -> str:
     what = f"backup {request.backup}" if request.backup else f"retention {request.policy}"
+    if request.chain:
+        what += " and the incrementals built on it"
     dry = " (dry run)" if request.dry_run else ""
     return f"delete {what} of {request.server} in {request.location.display()}{dry}"
 

@@ -46,7 +46,12 @@ def _backup_result(result: BackupResult, summary: str) -> BackupJobResult:
 
 
 def _run_backup(request: BackupRequest, reporter: Reporter) -> BackupJobResult:
-    result = run_backup(request, reporter)
+    if request.snapshot is not None:  # cloud disk snapshots instead of archives
+        from core.snapshots.backup import run_snapshot_backup
+
+        result = run_snapshot_backup(request, reporter)
+    else:
+        result = run_backup(request, reporter)
     return _backup_result(result, result_summary(result))
 
 
@@ -69,11 +74,12 @@ def _public(request: BackupRequest) -> BackupRequest:
 
 
 def _resume(request: BackupRequest, failed: Job) -> BackupRequest:
-    """Resume the failed job's backup: reuse its stored archives whose files are unchanged.
-    An incremental is taken again from the start (it stores too little to be worth keeping)."""
-    if request.incremental:
+    """Resume the failed job's backup: reuse its stored archives whose files are unchanged
+    (an incremental's on the parent it was started on, core.backup.increment_resume)."""
+    backup_id = failed.details.backup_id
+    if backup_id is None:  # it died before claiming an ID: nothing stored to continue
         return request
-    return replace(request, resume=failed.details.backup_id)
+    return replace(request, resume=backup_id, incremental_from=None)
 
 
 BACKUP: JobKind[BackupRequest] = JobKind(
@@ -166,7 +172,12 @@ DELETE: JobKind[DeleteRequest] = JobKind(
 
 
 def _run_restore(request: RestoreRequest, reporter: Reporter) -> RestoreJobResult:
-    result = run_restore(request, reporter)
+    if request.snapshot is not None:  # the data is on disks made from its snapshots
+        from core.snapshots.restore import run_snapshot_restore
+
+        result = run_snapshot_restore(request, reporter)
+    else:
+        result = run_restore(request, reporter)
     report = [restore_summary(result)]
     report += [f"verified: {line}" for line in result.verified]
     report += [f"not verified: {line}" for line in result.not_verified]

@@ -26,9 +26,10 @@ from core.catalog.reader import Catalog
 from core.errors import PgvaultError
 from core.jobs import JobStore
 from core.logical.catalog import LOCKED, list_logical
+from core.logical.layout import is_logical_id
 from core.logical.manifest import DONE
 from core.protection.chain_rule import slot_kind
-from core.protection.locks import lock_ends
+from core.protection.locks import backup_lock_states, unlocked_wal
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
 from core.protection.notify import NoticeOutcome, PassFacts, notify_pass
 from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
@@ -126,6 +127,7 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
             outcome = run_due_slot(vault, jobs, instance, policy, now, who)
             if outcome is not None:
                 report.runs.append(outcome)
+                report.errors += wal_not_locked(vault, instance.server_name, outcome, now)
             report.retention.extend(apply_retention(vault, jobs, instance, policy, now))
         except PgvaultError as exc:  # one instance's trouble must not stop the others
             log.error("%s: %s", instance.name, exc)
@@ -137,6 +139,31 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
         log.error("notifications: %s", exc)
         report.errors.append(f"notifications: {exc}")
     return report
+
+
+def wal_not_locked(vault: OpenVault, server: str, outcome: RunOutcome, now: datetime) -> list[str]:
+    """In a vault with immutabilityDays, the WAL a new backup ends on must be locked too:
+    archive_command writes it, and only `wal-archive --immutability-days` locks it. One
+    listing and one HEAD per backup taken; an unlocked segment is this pass's error."""
+    days = vault.immutability_days
+    record = outcome.record
+    if days is None or record is None or record.state is not RunState.SUCCEEDED:
+        return []
+    if record.backup_id is None or is_logical_id(record.backup_id):
+        return []
+    end_wal = Catalog(vault.store.store, server).get(record.backup_id).end_wal
+    if not end_wal:
+        return []
+    key = unlocked_wal(vault.store.store, server, end_wal, now)
+    if key is None:
+        return []
+    error = (
+        f"{record.instance}: WAL {end_wal} of {server} is not under S3 Object Lock, although "
+        f"vault {vault.store.name} keeps its objects {days} days: add --immutability-days "
+        f"{days} to the server's archive_command (pgvault --batch wal-archive)"
+    )
+    log.error("%s", error)
+    return [error]
 
 
 def run_due_slot(
@@ -232,11 +259,17 @@ def apply_retention(
     needs = dependents(Catalog(vault.store.store, instance.server_name))
     points = backup_points(vault, instance)
     plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
-    # A backup due to go is first checked for an object lock: never deleted early.
+    # A backup due to go is first checked for an object lock or a legal hold: held, never
+    # deleted early nor tried (a delete job would only fail on it).
     going = [step.backup_id for step in plan.due if step.action is not Action.COPY]
-    ends = lock_ends(vault.store.store, instance.server_name, going, now)
-    if ends:
-        points = [replace(p, locked_until=ends.get(p.backup_id)) for p in points]
+    locks = backup_lock_states(vault.store.store, instance.server_name, going, now)
+    if locks:
+        points = [
+            replace(p, locked_until=lock.until, legal_holds=lock.legal_holds)
+            if (lock := locks.get(p.backup_id))
+            else p
+            for p in points
+        ]
         plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
     results = [
         RetentionOutcome(
@@ -282,8 +315,6 @@ def _is_vault_delete(step: Step) -> bool:
 
 def _no_archive_tier(vault: OpenVault, backup_id: str) -> str | None:
     """Why this backup cannot move to the archive tier (it then stays), or None."""
-    from core.logical.layout import is_logical_id
-
     if is_logical_id(backup_id):
         return "logical backups have no archive tier in pgvault yet: the backup stays"
     store = vault.store.store

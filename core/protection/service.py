@@ -20,7 +20,6 @@ from core.protection.model import (
     BackupInstance,
     Datasource,
     ProtectionState,
-    SecretReference,
     Vault,
     validate_name,
 )
@@ -28,6 +27,7 @@ from core.protection.notify_urls import check_notify_urls
 from core.protection.policy import BackupPolicy, policy_to_json
 from core.protection.policy_read import parse_policy
 from core.protection.registry import Registry, VaultEntry, entry_for
+from core.protection.secretref import SecretReference
 from core.protection.simulate import simulate
 from core.protection.vaultstore import VaultStore
 from core.storage import ObjectStore, StoreConfig, open_store
@@ -162,9 +162,10 @@ def update_vault(
     *,
     notify: tuple[str, ...] | None = None,
     wal_lag_threshold: str | None = None,
+    allow_inline_secrets: bool = False,
 ) -> dict[str, Any]:
     """`vault update`: new notification URLs (None: unchanged, (): none), a WAL lag threshold."""
-    urls = None if notify is None else check_notify_urls(notify)
+    urls = None if notify is None else check_notify_urls(notify, allow_inline=allow_inline_secrets)
     with opened_vault(state_dir, name) as vault:
         current = vault.store.load()
         changed = replace(
@@ -266,8 +267,10 @@ def initialize_instance(
     return instance.to_json()
 
 
-def create_instance(state_dir: str | None, vault: str, path: str) -> dict[str, Any]:
-    """Store an instance; its secret reference must be readable now (never stored)."""
+def create_instance(
+    state_dir: str | None, vault: str, path: str, allow_inline_secrets: bool = False
+) -> dict[str, Any]:
+    """Store an instance; its secret references must be readable now (never stored)."""
     what = f"backup instance file {path}"
     instance = BackupInstance.from_json(read_json_file(path, what), what)
     if instance.datasource.secret is not None:
@@ -275,7 +278,7 @@ def create_instance(state_dir: str | None, vault: str, path: str) -> dict[str, A
             instance.datasource.secret.resolve()
         except InputError as exc:
             raise InputError(f"{what} $.datasourceAuthCredentials: {exc}") from None
-    check_notify_urls(instance.notify, f"{what} $.notify:")
+    check_notify_urls(instance.notify, f"{what} $.notify:", allow_inline_secrets)
     created = replace(instance, created=datetime.now(UTC).replace(microsecond=0))
     with opened_vault(state_dir, vault) as opened:
         opened.store.create_instance(created)
@@ -301,10 +304,14 @@ def delete_instance(state_dir: str | None, vault: str, name: str) -> dict[str, A
 
 
 def update_instance(
-    state_dir: str | None, vault: str, name: str, notify: tuple[str, ...]
+    state_dir: str | None,
+    vault: str,
+    name: str,
+    notify: tuple[str, ...],
+    allow_inline_secrets: bool = False,
 ) -> dict[str, Any]:
     """`backup-instance update --notify URL...` (or none): the instance's own recipients."""
-    urls = check_notify_urls(notify)
+    urls = check_notify_urls(notify, allow_inline=allow_inline_secrets)
     with opened_vault(state_dir, vault) as opened:
         instance = replace(opened.store.get_instance(name), notify=urls)
         opened.store.update_instance(instance)

@@ -10,14 +10,16 @@ import logging
 import os
 import time
 
-from core.catalog.manifest import check_postgres_manifest
+from core.catalog.manifest import check_postgres_manifest, postgres_manifest
 from core.errors import IntegrityError, PgvaultError
 from core.postgres.control import check_restored_control
+from core.restore.chain_manifest import chain_manifest
 from core.restore.extract import PG_CONTROL, PG_CONTROL_PENDING, fsync_path, write_file
 from core.restore.recovery import config_warnings
 from core.restore.request import RestoreResult
 from core.restore.rerun import remove_marker
 from core.restore.state import RestoreRun
+from core.restore.streams import Aborted
 
 log = logging.getLogger("pgvault.restore")
 
@@ -61,7 +63,9 @@ def lay_out(run: RestoreRun) -> None:
 def write_backup_manifest(run: RestoreRun) -> None:
     """The phase: PostgreSQL's backup_manifest, for pg_verifybackup, when the backup has one."""
     raw = run.plan.pg_manifest
-    if raw is None:
+    if run.plan.chain:
+        _write_chain_manifest(run)
+    elif raw is None:
         run.not_verified.append(
             "no backup_manifest in the backup: pg_verifybackup cannot check this directory"
         )
@@ -69,6 +73,28 @@ def write_backup_manifest(run: RestoreRun) -> None:
         _write_manifest(run, raw)
     for name, why in sorted(run.files.left_out.items()):
         log.info("left out %s: %s", name, why)
+
+
+def _write_chain_manifest(run: RestoreRun) -> None:
+    """A chain's stored manifests list what each link stores: one for the directory built."""
+    run.reporter.phase("checksumming the files assembled from the chain")
+
+    def checkpoint(_read: int) -> None:
+        if run.abort.is_set():
+            raise Aborted
+
+    built = chain_manifest(
+        run.plan.chain[0], run.plan.destinations, set(run.files.left_out), checkpoint
+    )
+    raw = postgres_manifest(
+        built.files, built.wal_ranges, built.algorithm, built.version, built.system_identifier
+    )
+    write_file(os.path.join(run.pgdata, "backup_manifest"), raw, run.file_owner)
+    run.verified.append(
+        f"backup_manifest (PostgreSQL's) written for the reconstructed directory: "
+        f"{len(built.files)} files, {built.read_back} assembled from the chain read back and "
+        f"checksummed ({built.algorithm}); pg_verifybackup can check the directory"
+    )
 
 
 def _write_manifest(run: RestoreRun, raw: bytes) -> None:

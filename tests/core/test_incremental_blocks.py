@@ -98,6 +98,18 @@ def test_summaries_must_cover_the_range_without_a_gap() -> None:
     )
 
 
+def test_summaries_are_ordered_by_lsn_not_as_text() -> None:
+    """As pg_available_wal_summaries() rows read as text: 0/10000028 sorts before 0/6000028."""
+    rows: list[tuple[object, ...]] = [
+        (1, "0/10000028", "0/10003668"),
+        (1, "0/10003668", "0/11000028"),
+        (1, "0/6000028", "0/FDDF170"),
+        (1, "0/FDDF170", "0/10000028"),
+    ]
+    assert _coverage_gap(rows, 0x6000028, 0x11000028) == ""
+    assert "do not cover" in _coverage_gap(rows[1:], 0x6000028, 0x11000028)
+
+
 def test_each_file_is_stored_whole_as_blocks_or_not_at_all() -> None:
     old = FileState(4 * BS, 1.0)
     # new files and changed non-relation files whole, unchanged ones not at all

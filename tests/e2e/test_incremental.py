@@ -13,18 +13,27 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
 from core.catalog.backup_info import FAILED, parse, serialize
 from core.catalog.reader import Catalog
+from core.postgres.walnames import segment_range
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination, make_destination
 from tests.support.emulators import Emulator
-from tests.support.pg_versions import server_bindir, server_env, versioned_cluster
+from tests.support.pg_versions import (
+    server_bindir,
+    server_env,
+    tool_env,
+    verifybackup_bindir,
+    versioned_cluster,
+)
 from tests.support.pitr import SERVER, new_target, restore, restored_server
 from tests.support.postgres import Cluster, wait_for_recovery_end
 from tests.support.restore import run_barman
@@ -184,11 +193,68 @@ def test_every_point_of_the_chain_restores_and_matches(chain: Chain) -> None:
                 "--target-action",
                 "promote",
             )
+            # Before PostgreSQL starts on it: the directory is exactly the backup's.
+            verified = pg_verifybackup(chain.major, "-n", target.data)
+            assert verified.returncode == 0, (backup_id, verified.stdout + verified.stderr)
             with restored_server(target, bindir, env=server_env(chain.major)) as server:
                 wait_for_recovery_end(server)
                 assert tables(server) == chain.points[backup_id], backup_id
         finally:
             target.drop()
+
+
+def pg_verifybackup(major: int, *args: str) -> subprocess.CompletedProcess[str]:
+    bindir = verifybackup_bindir(major)
+    if bindir is None:
+        pytest.skip(f"no pg_verifybackup of PostgreSQL {major} installed")
+    return subprocess.run(
+        [f"{bindir}/pg_verifybackup", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **tool_env(bindir)},
+    )
+
+
+def test_a_restored_chain_verifies_with_its_wal_and_a_changed_byte_fails(chain: Chain) -> None:
+    """The written backup_manifest is the reconstructed directory's: WAL parses, damage shows."""
+    last = chain.order[4]  # the newest incremental: four links
+    info = chain.catalog().get(last)
+    target = new_target()
+    try:
+        restore(chain.dest, target, last)
+        wal = os.path.join(target.base, "wal")
+        os.mkdir(wal)
+        assert info.begin_wal and info.end_wal
+        for segment in segment_range(info.begin_wal, info.end_wal):
+            fetched = pgvault(
+                "wal-restore",
+                *chain.dest.cli_args,
+                chain.dest.url,
+                SERVER,
+                segment,
+                f"{wal}/{segment}",
+                env=chain.dest.env,
+            )
+            assert fetched.returncode == 0, fetched.stderr
+        verified = pg_verifybackup(chain.major, "-w", wal, target.data)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "backup successfully verified" in verified.stdout
+        # One byte of a relation file the chain assembled from blocks of several links.
+        manifest = json.loads(Path(target.data, "backup_manifest").read_text())
+        sizes = {f["Path"]: f["Size"] for f in manifest["Files"]}
+        relid = chain.cluster.one("select pg_relation_filepath('accounts')")
+        assert sizes[relid] > 8192
+        with open(os.path.join(target.data, relid), "r+b") as fh:
+            fh.seek(8192 + 100)
+            byte = fh.read(1)
+            fh.seek(8192 + 100)
+            fh.write(bytes([byte[0] ^ 0xFF]))
+        damaged = pg_verifybackup(chain.major, "-n", target.data)
+        assert damaged.returncode != 0
+        assert "checksum mismatch" in damaged.stderr and f'"{relid}"' in damaged.stderr
+    finally:
+        target.drop()
 
 
 def test_backup_list_and_show_name_kind_parent_and_method(chain: Chain) -> None:

@@ -3,7 +3,8 @@
 barman-cloud-backup-delete's flags (`-b/--backup-id`, `-r/--retention-policy`,
 `-m/--minimum-redundancy`, `--dry-run`, `--batch-size`, `--check-object-lock` on S3), plus
 pgvault's `--as-of` (the moment a RECOVERY WINDOW is computed from), `--force` (a STARTED
-backup whose process cannot be proven gone) and `--detach`. Runs as a `delete` job.
+backup whose process cannot be proven gone), `--chain` (the backup and every incremental
+built on it) and `--detach`. Runs as a `delete` job.
 """
 
 from __future__ import annotations
@@ -62,29 +63,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="compute a RECOVERY WINDOW as of this ISO 8601 time instead of now (to preview "
         "with --dry-run what a later run deletes)",
     )
+    _add_refusal_options(parser)
+    parser.add_argument("--logical", action="store_true", help="-b names a logical backup")
+    add_format(parser)
+    add_job_options(parser)
+
+
+def _add_refusal_options(parser: argparse.ArgumentParser) -> None:
+    """What -b refuses without being told: a STARTED backup, a parent, a locked object."""
     parser.add_argument(
         "--force",
         action="store_true",
         help="with -b: delete a STARTED backup even though pgvault cannot prove its process "
         "has ended (a backup interrupted on another host, or written by barman-cloud)",
     )
-    parser.add_argument("--logical", action="store_true", help="-b names a logical backup")
+    parser.add_argument(
+        "--chain",
+        action="store_true",
+        help="with -b: also delete every incremental built on the backup, newest first "
+        "(without it, deleting a backup others build on is refused)",
+    )
     parser.add_argument(
         "--check-object-lock",
         action="store_true",
         help="S3 only: first check each object to delete for an Object Lock retention or "
         "legal hold; a locked one refuses the run (exit 1) and nothing is deleted",
     )
-    add_format(parser)
-    add_job_options(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.logical.layout import is_logical_id
 
     if args.logical or is_logical_id(args.backup_id):
-        if args.check_object_lock:
-            raise InputError("--check-object-lock applies to physical backups only")
+        if args.check_object_lock or args.chain:
+            flag = "--check-object-lock" if args.check_object_lock else "--chain"
+            raise InputError(f"{flag} applies to physical backups only")
         if args.test:
             connectivity_test(args)
             return ExitCode.OK
@@ -107,6 +120,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         now=args.as_of,
         force=args.force,
         check_object_lock=args.check_object_lock,
+        chain=args.chain,
     )
     validate_request(request)  # with -t too: a bad policy is exit 3 either way
     if args.test:

@@ -7,6 +7,7 @@ import argparse
 from core.errors import ExitCode, InputError
 from tui.batch.main import Context
 from tui.batch.protection_options import (
+    add_allow_inline,
     add_notify,
     add_vault,
     add_verbs,
@@ -29,6 +30,7 @@ def _initialize(parser: argparse.ArgumentParser) -> None:
 def _create(parser: argparse.ArgumentParser) -> None:
     add_vault(parser)
     parser.add_argument("--backup-instance", required=True, metavar="FILE")
+    add_allow_inline(parser)
 
 
 def _named(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +85,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             )
         )
     elif verb == "create":
-        print_json(service.create_instance(ctx.state_dir, args.vault, args.backup_instance))
+        print_json(
+            service.create_instance(
+                ctx.state_dir, args.vault, args.backup_instance, args.allow_inline_secrets
+            )
+        )
     elif verb == "list":
         print_json(service.list_instances(ctx.state_dir, args.vault))
     elif verb == "show":
@@ -92,7 +98,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         notify = notify_from(args)
         if notify is None:
             raise InputError("backup-instance update: give --notify URL... or --no-notify")
-        print_json(service.update_instance(ctx.state_dir, args.vault, args.name, notify))
+        print_json(
+            service.update_instance(
+                ctx.state_dir, args.vault, args.name, notify, args.allow_inline_secrets
+            )
+        )
     elif verb == "delete":
         print_json(service.delete_instance(ctx.state_dir, args.vault, args.name))
     elif verb in ("stop-protection", "resume-protection"):

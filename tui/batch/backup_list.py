@@ -16,6 +16,7 @@ from tui.batch.main import Context
 
 if TYPE_CHECKING:
     from core.catalog.listing import BackupListing
+    from core.logical.attempt import Unfinished
     from core.logical.manifest import LogicalManifest
 
 COLUMNS = (
@@ -74,8 +75,11 @@ def _iso_time(iso: str) -> str:
     return iso[:19].replace("T", " ")
 
 
-def logical_lines(manifests: Sequence[LogicalManifest]) -> list[str]:
-    rows = [
+def logical_lines(
+    manifests: Sequence[LogicalManifest], unfinished: Sequence[Unfinished] = ()
+) -> list[str]:
+    """Finished backups and, by ID, those without logical.json (never restorable)."""
+    rows: list[tuple[str, ...]] = [
         (
             m.backup_id,
             m.name or "-",
@@ -91,6 +95,11 @@ def logical_lines(manifests: Sequence[LogicalManifest]) -> list[str]:
         )
         for m in manifests
     ]
+    rows += [
+        (u.backup_id, "-", u.status, "logical", *(["-"] * 4), format_size(u.size), "-", "-")
+        for u in unfinished
+    ]
+    rows.sort(key=lambda row: row[0])
     return ["Logical backups:", *table(rows, LOGICAL_COLUMNS)]
 
 
@@ -107,12 +116,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return ExitCode.OK
     from core.catalog.browse import list_servers, no_backups_here
     from core.catalog.listing import list_backups, listing_json
+    from core.logical.attempt import list_unfinished, unfinished_row
     from core.logical.catalog import list_logical, summary_row
 
     with opened(args) as store:
         listing = list_backups(store, args.server_name)
         logical = list_logical(store, args.server_name)
-        known = listing.backups or listing.broken or logical
+        unfinished = list_unfinished(store, args.server_name)
+        known = listing.backups or listing.broken or logical or unfinished
         if not known and args.server_name not in list_servers(store):
             # A mistyped name must not read as "no backups yet": name those that are there.
             print(no_backups_here(store, args.server_name), file=sys.stderr)
@@ -120,7 +131,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.format == "json":
         print(
             json.dumps(
-                {**listing_json(listing), "logical_backups": [summary_row(m) for m in logical]}
+                {
+                    **listing_json(listing),
+                    "logical_backups": sorted(
+                        [summary_row(m) for m in logical] + [unfinished_row(u) for u in unfinished],
+                        key=lambda row: str(row["backup_id"]),
+                    ),
+                }
             )
         )
         return ExitCode.OK
@@ -147,9 +164,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         header = COLUMNS
     if rows:
         print("\n".join(table(rows, header)))
-    if logical:
-        print("\n".join(([""] if rows else []) + logical_lines(logical)))
-    if not rows and not logical:
+    if logical or unfinished:
+        print("\n".join(([""] if rows else []) + logical_lines(logical, unfinished)))
+    if not rows and not logical and not unfinished:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK
 
