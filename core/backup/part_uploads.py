@@ -1,7 +1,7 @@
 """Resume by chunk: the record of an archive part still uploading, and what a new run reuses.
 
 While a part uploads, every chunk the store confirms (from the first, without gaps) is
-recorded in `pgvault-checkpoint/<part>.upload.json`: the upload's token (S3 upload ID, a
+recorded in `pgvault-upload/<part>.json`: the upload's token (S3 upload ID, a
 local partial file), each chunk's size and SHA-256, how far into the tar stream the part
 had got when the chunk filled, and the files that far (path, size, mtime, tar offset).
 A SIGKILL leaves that record and the unfinished upload behind.
@@ -27,8 +27,9 @@ from core.storage import ObjectStore, PutOptions, ResumedUpload, StoredChunk
 
 log = logging.getLogger("pgvault.backup")
 
-CHECKPOINT_DIR = "pgvault-checkpoint"
-UPLOAD_SUFFIX = ".upload.json"
+CHECKPOINT_DIR = "pgvault-checkpoint"  # finished parts (core.backup.resume)
+UPLOAD_DIR = "pgvault-upload"  # parts still uploading: apart, so a part counts once
+UPLOAD_SUFFIX = ".json"
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class UploadCheckpoint:
 
 
 def upload_key(backup: StoredBackup, filename: str) -> str:
-    return backup.key(f"{CHECKPOINT_DIR}/{filename}{UPLOAD_SUFFIX}")
+    return backup.key(f"{UPLOAD_DIR}/{filename}{UPLOAD_SUFFIX}")
 
 
 def write_upload(backup: StoredBackup, record: UploadCheckpoint, options: PutOptions) -> None:
@@ -101,7 +102,7 @@ def _parse(raw: bytes) -> UploadCheckpoint:
 
 def load_uploads(backup: StoredBackup) -> dict[str, UploadCheckpoint]:
     """Every upload record of a backup, by archive set (one part uploads at a time)."""
-    prefix = backup.key(CHECKPOINT_DIR) + "/"
+    prefix = backup.key(UPLOAD_DIR) + "/"
     found: dict[str, UploadCheckpoint] = {}
     for info in backup.store.list_objects(prefix):
         if not info.key.endswith(UPLOAD_SUFFIX):

@@ -29,7 +29,7 @@ from typing import Any
 from core.backup.lease import lease_is_dead
 from core.backup.part_uploads import (
     CHECKPOINT_DIR,
-    UPLOAD_SUFFIX,
+    UPLOAD_DIR,
     StoredBackup,
     UploadCheckpoint,
     load_uploads,
@@ -92,8 +92,6 @@ def load_checkpoints(backup: StoredBackup) -> dict[str, list[PartCheckpoint]]:
     prefix = backup.key(CHECKPOINT_DIR) + "/"
     found: dict[str, list[PartCheckpoint]] = {}
     for info in backup.store.list_objects(prefix):
-        if info.key.endswith(UPLOAD_SUFFIX):
-            continue  # a part still uploading (core.backup.part_uploads)
         try:
             body = json.loads(backup.store.get_bytes(info.key))
             blocks = body.get("blocks") or {}
@@ -114,8 +112,10 @@ def load_checkpoints(backup: StoredBackup) -> dict[str, list[PartCheckpoint]]:
 
 
 def delete_checkpoints(backup: StoredBackup) -> None:
-    prefix = backup.key(CHECKPOINT_DIR) + "/"
-    backup.store.delete_many(info.key for info in backup.store.list_objects(prefix))
+    """The records of finished parts and of parts uploading (core.backup.part_uploads)."""
+    for directory in (CHECKPOINT_DIR, UPLOAD_DIR):
+        prefix = backup.key(directory) + "/"
+        backup.store.delete_many(info.key for info in backup.store.list_objects(prefix))
 
 
 def resumable_manifest(

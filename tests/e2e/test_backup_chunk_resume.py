@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from core.backup.part_uploads import UPLOAD_SUFFIX, StoredBackup, resumable_tokens
+from core.backup.part_uploads import UPLOAD_DIR, UPLOAD_SUFFIX, StoredBackup, resumable_tokens
 from core.catalog.layout import ServerLayout
 from core.jobs.liveness import DEAD_AFTER
 from tests.e2e.test_backup_jobs import (
@@ -62,7 +62,7 @@ def _recorded(dest: TestDestination, name: str) -> int:
     """Bytes of `name`'s chunks the killed run recorded as stored (0 before the first)."""
     with dest.store() as store:
         for info in store.list_objects(""):
-            if info.key.endswith(f"/{name}{UPLOAD_SUFFIX}"):
+            if info.key.endswith(f"/{UPLOAD_DIR}/{name}{UPLOAD_SUFFIX}"):
                 body = json.loads(store.get_bytes(info.key))
                 return sum(int(c["chunk"]["size"]) for c in body["chunks"])
     return 0
