@@ -186,8 +186,8 @@ class ObjectWriter:
         data = memoryview(buffer)[:length] if length is not None else buffer
         offset = self._offset
         self._offset += len(data)
-        if self._reusable or self.on_chunk is not None:
-            self._digests[number] = (len(data), hashlib.sha256(data).hexdigest())
+        if number in self._reusable:
+            self._digests[number] = _digest(data)
         if self._reuse(number, offset, buffer):
             return
         self._drain(max(0, self.store.config.jobs - 1))
@@ -213,6 +213,9 @@ class ObjectWriter:
         return True
 
     def _upload_part(self, number: int, offset: int, data: bytearray | memoryview) -> Any:
+        if self.on_chunk is not None:  # here, on the upload threads: hashlib frees the GIL
+            self._digests[number] = _digest(data)
+
         def attempt() -> Any:
             body = self.store.payload(data)
             return self.store._mpu_part(self._handle, number, offset, body)
@@ -236,5 +239,9 @@ class ObjectWriter:
 
     def _stored(self, number: int) -> None:
         if self.on_chunk is not None:
-            size, sha256 = self._digests[number]
+            size, sha256 = self._digests.pop(number)
             self.on_chunk(StoredChunk(number, size, sha256, self._parts[number]))
+
+
+def _digest(data: bytearray | memoryview) -> tuple[int, str]:
+    return len(data), hashlib.sha256(data).hexdigest()
