@@ -3,15 +3,15 @@
 Objects are copied as stored (an encrypted backup stays an age file: no key is needed),
 each one verified on arrival (core.copy.transfer). A rerun skips what arrived intact, so
 resuming a failed or cancelled copy is running it again. Once a backup is sealed on the
-target the source records that copy (core.copy.record).
+target the source records that copy (core.catalog.copies).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from core.catalog.copies import record_copy
 from core.copy.plan import CopyPlan, plan_copy
-from core.copy.record import record_copy
 from core.copy.transfer import Outcome, copy_object
 from core.errors import InputError
 from core.jobs.kinds import JobInfo, JobKind

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from core.catalog.reader import Catalog
+from core.urls import parse_location, public_url
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
 from tests.support.pitr import make_source, new_target, restore, restored_server
@@ -65,6 +66,25 @@ def _interrupted_then_resumed(source_url: str, backup: str, azure: TestDestinati
     assert backup in listed.stdout
 
 
+def _the_catalog_shows_the_copies(
+    local: TestDestination, backup: str, urls: list[str], secret: str
+) -> None:
+    """backup-list and backup-show, text and JSON: where the backup has copies, no secret."""
+    expected = [public_url(parse_location(url)) for url in urls]
+    assert all("SECRET" not in url and "AWS_ENDPOINT" in expected[1] for url in expected)
+    listed = pgvault("backup-list", local.url, SERVER, "--format", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout)["backups_list"][0]["pgvault"]["copies"] == expected
+    text = pgvault("backup-list", local.url, SERVER).stdout.splitlines()
+    assert text[0].split()[-1] == "Copies" and text[1].split()[-1] == "2"
+    shown = pgvault("backup-show", local.url, SERVER, backup, "--format", "json")
+    assert json.loads(shown.stdout)["summary"]["copies"] == expected
+    shown_text = pgvault("backup-show", local.url, SERVER, backup).stdout
+    assert f"{expected[0]}, {expected[1]}" in shown_text
+    for out in (listed.stdout, shown.stdout, shown_text):
+        assert secret not in out
+
+
 def object_count(dest: TestDestination) -> int:
     with dest.store() as store:
         return sum(1 for _ in store.list_objects(""))
@@ -91,6 +111,7 @@ def test_copy_to_two_providers_resumed_then_restored_from_the_copy_with_the_sour
         for path in Path(local.bucket).rglob("*"):  # the source's record of it: no secret
             if path.is_file():
                 assert secret.encode() not in path.read_bytes(), path
+        _the_catalog_shows_the_copies(local, backup, [azure.url, to], secret)
     finally:
         source.cluster.drop()
     shutil.rmtree(local.bucket)  # the first region is lost

@@ -33,6 +33,7 @@ COLUMNS = (
     "Compression",
     "Keep",
     "Tier",
+    "Copies",
 )
 
 
@@ -186,6 +187,7 @@ def _physical_rows(listing: BackupListing) -> list[tuple[str, ...]]:
             b.compression or "none",
             b.keep or "-",
             b.tier,
+            str(len(b.copies)) if b.copies else "-",
         )
         for b in listing.backups
     ]

@@ -14,11 +14,11 @@ from collections.abc import Callable
 import pytest
 
 from core.catalog.backup_info import FAILED, BackupInfo, serialize
+from core.catalog.copies import read_copies
 from core.catalog.layout import ServerLayout
 from core.catalog.reader import Catalog
 from core.copy.job import CopyRequest, public_request, run_copy, validate_request
 from core.copy.plan import plan_copy
-from core.copy.record import read_copies
 from core.copy.transfer import CopyConflict
 from core.errors import Cancelled, InputError
 from core.progress import NullReporter
