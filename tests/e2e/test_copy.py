@@ -20,6 +20,7 @@ from pathlib import Path
 
 from core.catalog.reader import Catalog
 from core.urls import parse_location, public_url
+from tests.support.catalog import put_backup
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
 from tests.support.pitr import make_source, new_target, restore, restored_server
@@ -128,3 +129,35 @@ def test_copy_to_two_providers_resumed_then_restored_from_the_copy_with_the_sour
             assert server.one("select count(*) from pgbench_accounts") == 100000
     finally:
         target.drop()
+
+
+def test_bad_input_is_one_line_with_exit_3_and_a_conflict_exit_1(
+    make_dest: Callable[..., TestDestination],
+) -> None:
+    local, other = make_dest("file"), make_dest("file")
+    put_backup(local, "20260102T000000", begin="000000010000000000000002")
+    put_backup(local, "20260101T000000", "FAILED", begin="000000010000000000000001")
+    secret_url = "s3://b/p?AWS_ACCESS_KEY_ID=A&AWS_SECRET_ACCESS_KEY=topsecret-bad-input"
+    cases = [
+        (["copy", local.url, SERVER, "latest"], "--to"),
+        (["copy", local.url, SERVER, "latest", "--to", "ftp://x/y"], "ftp"),
+        (["copy", local.url, SERVER, "--to", other.url], "--all"),
+        (["copy", local.url, SERVER, "latest", "--all", "--to", other.url], "not both"),
+        (["copy", local.url, SERVER, "latest", "--to", local.url], "target is its source"),
+        (["copy", local.url, SERVER, "20260101T000000", "--to", other.url], "FAILED"),
+        (["copy", local.url, SERVER, "latest", "--to", secret_url + "&X=1"], "X"),
+        (["copy", local.url, SERVER, "latest", "--max-bandwidth", "lots", "--to", other.url], ""),
+    ]
+    for args, words in cases:
+        result = pgvault(*args)
+        stderr = result.stderr.strip()
+        assert result.returncode == 3, (args, result.returncode, stderr)
+        assert len(stderr.splitlines()) == 1 and "Traceback" not in stderr, stderr
+        assert words in stderr and "topsecret-bad-input" not in stderr, stderr
+
+    with other.store() as store:  # the target holds other bytes where the copy would write
+        store.put_bytes(f"{SERVER}/base/20260102T000000/data.tar", b"other" * 10)
+    conflict = pgvault("copy", local.url, SERVER, "latest", "--to", other.url)
+    assert conflict.returncode == 1, conflict.stderr
+    assert "not overwritten" in conflict.stderr and "Traceback" not in conflict.stderr
+    assert _backups(other) == []
