@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from core.errors import PgvaultError
+from core.errors import OperationFailed, PgvaultError
 from core.storage import StoreConfig, open_store
 from core.urls import Location
 from core.wal.archive import ArchiveResult, ArchiveSettings, WalArchiver
@@ -29,6 +29,9 @@ class WalArchiveRequest:
     store_config: StoreConfig
     server: str
     settings: ArchiveSettings
+    #: --secondary-destination: the file is acknowledged only once both stores hold it
+    secondary: Location | None = None
+    secondary_config: StoreConfig = field(default_factory=StoreConfig)
 
 
 @dataclass(frozen=True)
@@ -52,10 +55,36 @@ def open_archiver(request: WalArchiveRequest, light: bool = False) -> WalArchive
 
 
 def archive_now(request: WalArchiveRequest, path: str) -> ArchiveResult:
-    """Archive one WAL file in this process (logs what it did at INFO)."""
+    """Archive one WAL file in this process (logs what it did at INFO); with a secondary
+    destination, in the primary then in the secondary, and succeed only if both did.
+
+    A failure in the secondary fails archive_command, so PostgreSQL keeps the file and calls
+    again: the primary then finds the same content and succeeds at once.
+    """
     archiver = open_archiver(request, light=True)
     with archiver.store:
-        return archiver.archive(path)
+        result = archiver.archive(path)
+        if request.secondary is None:
+            return result
+        secondary = WalArchiver(
+            open_store(request.secondary, request.secondary_config, light=True),
+            request.server,
+            request.settings,
+        )
+        with secondary.store:
+            _same_encryption(archiver, secondary)
+            secondary.archive(path)
+    return result
+
+
+def _same_encryption(primary: WalArchiver, secondary: WalArchiver) -> None:
+    """An encrypted server's WAL never reaches a secondary in plaintext."""
+    if primary.recipient is not None and secondary.recipient is None:
+        raise OperationFailed(
+            f"server {primary.layout.server} is encrypted but the secondary destination "
+            f"{secondary.store.describe()} has no key file for it: copy a backup there first "
+            "(`pgvault copy` copies pgvault.keys) so the WAL is sealed there too"
+        )
 
 
 def archive_through_pusher(request: PusherRequest, path: str, timeout: float) -> str:
