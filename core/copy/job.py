@@ -19,7 +19,7 @@ from core.jobs.results import CopyJobResult
 from core.progress import Reporter
 from core.sizes import format_size
 from core.storage import StoreConfig, open_store
-from core.urls import Location, public_url
+from core.urls import Location, credential_params, parse_location, public_url
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,18 @@ class CopyRequest:
     whole_wal: bool = False
     store_config: StoreConfig = field(default_factory=StoreConfig)
     target_config: StoreConfig = field(default_factory=StoreConfig)
+
+
+def secondary_url(url: str, what: str = "the --secondary-destination URL") -> str:
+    """A secondary destination as stored in a vault: checked, with no credential in it
+    (the agent reads the secondary's credentials from its environment, as for any URL)."""
+    location = parse_location(url)
+    if credential_params(location):
+        raise InputError(
+            f"{what} carries credentials, which are never stored in a vault; give "
+            "the agent the secondary's credentials in its environment instead"
+        )
+    return public_url(location)
 
 
 def validate_request(request: CopyRequest) -> None:

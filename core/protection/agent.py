@@ -126,6 +126,11 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
             outcome = run_due_slot(vault, jobs, instance, policy, now, who)
             if outcome is not None:
                 report.runs.append(outcome)
+                copied = outcome.secondary_copy
+                if copied is not None and copied.error:
+                    report.errors.append(
+                        f"{instance.name}: copy to {copied.target}: {copied.error}"
+                    )
             report.retention.extend(apply_retention(vault, jobs, instance, policy, now))
         except PgvaultError as exc:  # one instance's trouble must not stop the others
             log.error("%s: %s", instance.name, exc)
