@@ -7,10 +7,13 @@ agent's claim of a slot (vaultstore.claim_run, a conditional write) makes this o
 After the pass, notify.notify_pass tells the vault's and instances' URLs what changed.
 
 The ArchiveStore is the store's archive tier (core.catalog.tier): a move changes the
-backup's archives to it in place. pgvault keeps one copy of a backup, so a copy
-(ImmediateCopyOption, CustomCopyOption) is made when the VaultStore copy expires, as a
-move; until then the copy step is reported held. The ArchiveStore lifecycle then deletes
-it by an ordinary delete job, which keeps the WAL other backups need.
+backup's archives to it in place. pgvault keeps one copy of a backup in a destination, so
+the ArchiveStore copy (ImmediateCopyOption, CustomCopyOption) is made when the VaultStore
+copy expires, as a move; until then the copy step is reported held. For an instance with a
+secondary destination the copy step also makes a real second copy there, at its time
+(unless the catalog records one already, core.catalog.copies): a copy that failed after
+the backup is made again here. The ArchiveStore lifecycle then deletes it by an ordinary
+delete job, which keeps the WAL other backups need.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from core.protection.retention import (
     Step,
     plan_retention,
 )
-from core.protection.runs import RunOutcome, delete_backup, take_backup
+from core.protection.runs import RunOutcome, copy_to_secondary, delete_backup, take_backup
 from core.protection.schedule import compile_schedule
 from core.protection.service import OpenVault
 from core.protection.tagging import adhoc_tag, choose_tag
@@ -256,12 +259,21 @@ def apply_retention(
         for h in plan.held
     ]
     copying = {s.backup_id for s in plan.due if s.action is Action.COPY}
+    copies = _secondary_copies(vault, instance) if copying else {}
     # an incremental goes before the backups it builds on: a parent is deleted last
     for step in sorted(plan.due, key=lambda s: s.backup_id, reverse=True):
         base = (instance.name, step.backup_id, str(step.action), str(step.store))
         if step.action is Action.COPY:
-            if not _vault_delete_due(plan, step.backup_id):
-                results.append(RetentionOutcome(*base, "held", COPY_IN_PLACE))
+            second = instance.secondary_destination
+            if second and second not in copies.get(step.backup_id, ()):
+                error = copy_to_secondary(vault, jobs, instance, step.backup_id).error
+                if error is None:
+                    results.append(RetentionOutcome(*base, "done", f"copied to {second}"))
+                else:
+                    results.append(RetentionOutcome(*base, "failed", error))
+            elif not _vault_delete_due(plan, step.backup_id):
+                why = f"{COPY_IN_PLACE}; a second copy is in {second}" if second else COPY_IN_PLACE
+                results.append(RetentionOutcome(*base, "held", why))
             continue
         if step.action is Action.MOVE or (step.store is VAULT and step.backup_id in copying):
             moved = (instance.name, step.backup_id, str(Action.MOVE), str(step.store))
@@ -275,6 +287,15 @@ def apply_retention(
         error = delete_backup(vault, jobs, instance.server_name, step.backup_id)
         results.append(RetentionOutcome(*base, "failed" if error else "done", error))
     return results
+
+
+def _secondary_copies(vault: OpenVault, instance: BackupInstance) -> dict[str, tuple[str, ...]]:
+    """Where each backup already has copies (core.catalog.copies), for the copy steps."""
+    if not instance.secondary_destination:
+        return {}
+    from core.catalog.copies import read_copies
+
+    return read_copies(vault.store.store, instance.server_name)
 
 
 def _vault_delete_due(plan: RetentionPlan, backup_id: str) -> bool:

@@ -14,9 +14,10 @@ import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from core.catalog.reader import Catalog
-from tests.e2e.test_protection_agent import Agent, require_password, set_up
+from tests.e2e.test_protection_agent import Agent, pt1m_policy, require_password, set_up
 from tests.support.catalog import SERVER, archived_server
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
@@ -78,3 +79,73 @@ def test_the_agent_copies_each_new_backup_to_the_secondary_restored_there(
             assert restored.one("select count(*) from probe") == 777
     finally:
         target.drop()
+
+
+def _immediate_copy_policy() -> dict[str, Any]:
+    """The PT1M policy whose every rule copies to ArchiveStore at once (ImmediateCopyOption)."""
+    policy = pt1m_policy()
+    store = {"objectType": "DataStoreInfoBase"}
+    for rule in policy["policyRules"][1:]:
+        vault_life = rule["lifecycles"][0]
+        vault_life["targetDataStoreCopySettings"] = [
+            {
+                "copyAfter": {"objectType": "ImmediateCopyOption"},
+                "dataStore": {**store, "dataStoreType": "ArchiveStore"},
+            }
+        ]
+        rule["lifecycles"].append(
+            {
+                "deleteAfter": {"duration": "P30D", "objectType": "AbsoluteDeleteOption"},
+                "sourceDataStore": {**store, "dataStoreType": "ArchiveStore"},
+                "targetDataStoreCopySettings": [],
+            }
+        )
+    return policy
+
+
+def test_immediate_copy_option_makes_the_copy_a_failed_one_missed(
+    make_dest: Callable[..., TestDestination],
+    cluster_factory: Callable[..., Cluster],
+    pgvault_bin: str,
+    tmp_path: Path,
+) -> None:
+    """The copy after the backup fails (the secondary container does not exist yet): the
+    run says so and the pass fails; once it exists, the ImmediateCopyOption step copies it."""
+    dest, azure = make_dest("file"), make_dest("azure", create=False)
+    server = archived_server(cluster_factory, dest, pgvault_bin)
+    require_password(server.cluster)
+    agent = Agent(dest, tmp_path / "state")
+    instance = set_up(agent, server.cluster, _immediate_copy_policy())
+    agent.run(
+        "backup-instance", "update", "--vault", "v1", "--name", instance["friendlyName"],
+        "--secondary-destination", azure.url,
+    )  # fmt: skip
+
+    base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    at = base + timedelta(seconds=10)
+    first = pgvault("agent", "--once", "--vault", "v1", "--now", at.isoformat(), env=agent.env)
+    assert first.returncode == 1, first.stderr
+    [report] = json.loads(first.stdout)
+    [run] = report["runs"]
+    assert run["state"] == "succeeded" and run["secondaryCopy"]["state"] == "failed", run
+    assert azure.bucket in run["secondaryCopy"]["error"]
+    assert any("copy to" in e for e in report["errors"]), report["errors"]
+    # the retention step tried too (same pass), and failed the same way
+    assert [(r["action"], r["result"]) for r in report["retention"]] == [("copy", "failed")]
+
+    from azure.storage.blob import BlobServiceClient
+
+    BlobServiceClient.from_connection_string(
+        azure.env["AZURE_STORAGE_CONNECTION_STRING"]
+    ).create_container(azure.bucket)
+    second = agent.once(at + timedelta(seconds=5))
+    assert second["runs"] == [] and second["errors"] == []
+    assert [
+        (r["backupId"], r["action"], r["result"], r["reason"]) for r in second["retention"]
+    ] == [(run["backupId"], "copy", "done", f"copied to {azure.url}")]
+    with azure.store() as store:
+        assert [b.backup_id for b in Catalog(store, SERVER).backups()] == [run["backupId"]]
+    third = agent.once(at + timedelta(seconds=20))
+    [held] = third["retention"]
+    assert held["result"] == "held" and f"a second copy is in {azure.url}" in held["reason"]
+    assert agent.job_kinds() == ["backup", "copy", "copy", "copy"]
