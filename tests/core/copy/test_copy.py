@@ -113,11 +113,13 @@ def test_an_incremental_takes_its_parent_and_each_backup_only_its_wal_range(
             plan_copy(store, SERVER, ("20260101T000000",), False, False)
 
 
-@pytest.mark.parametrize("provider", ["s3", "azure"])
+@pytest.mark.parametrize(
+    "pair", [("file", "s3"), ("file", "azure"), ("s3", "azure"), ("azure", "gcs"), ("gcs", "http")]
+)
 def test_a_copy_to_another_provider_holds_the_same_bytes_and_is_recorded_on_the_source(
-    provider: str, make_dest: Callable[..., TestDestination]
+    pair: tuple[str, str], make_dest: Callable[..., TestDestination]
 ) -> None:
-    source, target = make_dest("file"), make_dest(provider)
+    source, target = make_dest(pair[0]), make_dest(pair[1])
     _catalog(source)
     result = run_copy(_request(source, target, everything=True), NullReporter())
     assert result.copied == len(result.physical) * 2 + 2 + result.wal_files
