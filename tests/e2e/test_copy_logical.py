@@ -59,6 +59,11 @@ def test_a_logical_copy_pauses_resumes_and_restores_from_the_other_provider(
     assert done["state"] == "succeeded", done
     assert done["result"]["logical"] == [backup_id] and done["result"]["skipped"] == 0
     assert _logical_ids(gcs) == [backup_id]
+    listed = pgvault("backup-list", local.url, SERVER, "--format", "json")
+    assert json.loads(listed.stdout)["logical_backups"][0]["copies"] == [gcs.url]
+    text = pgvault("backup-list", local.url, SERVER).stdout.splitlines()
+    header = next(i for i, line in enumerate(text) if line.startswith("Backup ID"))
+    assert text[header].split()[-1] == "Copies" and text[header + 1].split()[-1] == "1"
 
     restored = pgvault(
         "restore", gcs.url, SERVER, backup_id, *pg.restore_flags(), "--new-db-name", "from_gcs",

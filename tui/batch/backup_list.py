@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -68,6 +68,7 @@ LOGICAL_COLUMNS = (
     "Stored",
     "Data",
     "Compression",
+    "Copies",
 )
 
 
@@ -75,7 +76,9 @@ def _iso_time(iso: str) -> str:
     return iso[:19].replace("T", " ")
 
 
-def logical_lines(manifests: Sequence[LogicalManifest]) -> list[str]:
+def logical_lines(
+    manifests: Sequence[LogicalManifest], copies: Mapping[str, Sequence[str]]
+) -> list[str]:
     rows = [
         (
             m.backup_id,
@@ -89,6 +92,7 @@ def logical_lines(manifests: Sequence[LogicalManifest]) -> list[str]:
             format_size(m.stored_size),
             format_size(sum(d.size for d in m.databases)),
             m.compression or "none",
+            str(len(copies[m.backup_id])) if copies.get(m.backup_id) else "-",
         )
         for m in manifests
     ]
@@ -107,12 +111,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         connectivity_test(args)
         return ExitCode.OK
     from core.catalog.browse import list_servers, no_backups_here
+    from core.catalog.copies import read_copies
     from core.catalog.listing import list_backups, listing_json
     from core.logical.catalog import list_logical, summary_row
 
     with opened(args) as store:
         listing = list_backups(store, args.server_name)
         logical = list_logical(store, args.server_name)
+        copies = read_copies(store, args.server_name) if logical else {}
         known = listing.backups or listing.broken or logical
         if not known and args.server_name not in list_servers(store):
             # A mistyped name must not read as "no backups yet": name those that are there.
@@ -121,7 +127,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.format == "json":
         print(
             json.dumps(
-                {**listing_json(listing), "logical_backups": [summary_row(m) for m in logical]}
+                {
+                    **listing_json(listing),
+                    "logical_backups": [
+                        {**summary_row(m), "copies": list(copies.get(m.backup_id, ()))}
+                        for m in logical
+                    ],
+                }
             )
         )
         return ExitCode.OK
@@ -149,7 +161,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if rows:
         print("\n".join(table(rows, header)))
     if logical:
-        print("\n".join(([""] if rows else []) + logical_lines(logical)))
+        print("\n".join(([""] if rows else []) + logical_lines(logical, copies)))
     if not rows and not logical:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK
