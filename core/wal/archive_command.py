@@ -11,10 +11,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from core.errors import OperationFailed, PgvaultError
+from core.errors import PgvaultError
 from core.storage import StoreConfig, open_store
 from core.urls import Location
-from core.wal.archive import ArchiveResult, ArchiveSettings, WalArchiver
+from core.wal.archive import ArchiveResult, ArchiveSettings, WalArchiver, same_encryption
 
 if TYPE_CHECKING:
     # Not at run time: archiving without --async loads neither the pusher nor the spool.
@@ -47,6 +47,14 @@ class PusherRequest:
     verbosity: int = 0
 
 
+def open_secondary(request: WalArchiveRequest, light: bool = False) -> WalArchiver | None:
+    """A WalArchiver on --secondary-destination, or None without one."""
+    if request.secondary is None:
+        return None
+    store = open_store(request.secondary, request.secondary_config, light=light)
+    return WalArchiver(store, request.server, request.settings)
+
+
 def open_archiver(request: WalArchiveRequest, light: bool = False) -> WalArchiver:
     """A WalArchiver on the request's destination (the provider's SDK is imported here;
     light: a store for a process that archives one file and exits, see open_store)."""
@@ -64,27 +72,13 @@ def archive_now(request: WalArchiveRequest, path: str) -> ArchiveResult:
     archiver = open_archiver(request, light=True)
     with archiver.store:
         result = archiver.archive(path)
-        if request.secondary is None:
+        secondary = open_secondary(request, light=True)
+        if secondary is None:
             return result
-        secondary = WalArchiver(
-            open_store(request.secondary, request.secondary_config, light=True),
-            request.server,
-            request.settings,
-        )
         with secondary.store:
-            _same_encryption(archiver, secondary)
+            same_encryption(archiver, secondary)
             secondary.archive(path)
     return result
-
-
-def _same_encryption(primary: WalArchiver, secondary: WalArchiver) -> None:
-    """An encrypted server's WAL never reaches a secondary in plaintext."""
-    if primary.recipient is not None and secondary.recipient is None:
-        raise OperationFailed(
-            f"server {primary.layout.server} is encrypted but the secondary destination "
-            f"{secondary.store.describe()} has no key file for it: copy a backup there first "
-            "(`pgvault copy` copies pgvault.keys) so the WAL is sealed there too"
-        )
 
 
 def archive_through_pusher(request: PusherRequest, path: str, timeout: float) -> str:

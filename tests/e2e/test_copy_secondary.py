@@ -10,24 +10,39 @@ two sets of rows: PostgreSQL replays WAL it can only have found in the secondary
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from core.catalog.layout import ServerLayout
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.pitr import Source, new_target, restore, restored_server
-from tests.support.postgres import as_postgres, make_cluster, wait_for_recovery_end
-from tests.support.wal import archive_command
+from tests.support.postgres import as_postgres, make_cluster, wait_for_recovery_end, world_dir
+from tests.support.wal import archive_command, stop_pushers
 
 SERVER = "pg1"
 
 
+@pytest.fixture
+def spool_root() -> Iterator[str]:
+    """The --async spool; pushers left running are stopped (by their pid) afterwards."""
+    root = world_dir("pgvault-copyspool-")
+    yield root
+    stop_pushers(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
 def test_wal_archived_to_a_secondary_restores_there_with_the_primary_gone(
-    make_dest: Callable[..., TestDestination], pgvault_bin: str
+    mode: str, make_dest: Callable[..., TestDestination], pgvault_bin: str, spool_root: str
 ) -> None:
     local, s3 = make_dest("file"), make_dest("s3")
     s3_url = f"{s3.url}?AWS_ENDPOINT={s3.config.endpoint_url}"
-    command = archive_command(pgvault_bin, local.url, "--zstd", "--secondary-destination", s3_url)
+    fast = ["--async", "--spool-dir", spool_root] if mode == "async" else []
+    command = archive_command(
+        pgvault_bin, local.url, "--zstd", *fast, "--secondary-destination", s3_url
+    )
     cluster = make_cluster(archive_command=command, env=s3.env, settings={"wal_keep_size": "256MB"})
     try:
         as_postgres(
@@ -67,7 +82,6 @@ def test_secondary_destination_bad_input(make_dest: Callable[..., TestDestinatio
     cases = [
         (["--secondary-destination", "ftp://x/y"], "ftp"),
         (["--secondary-destination", local.url], "primary destination itself"),
-        (["--async", "--secondary-destination", local.url + "2"], "--async"),
     ]
     for flags, words in cases:
         result = pgvault("wal-archive", *flags, local.url, SERVER, "/tmp/000000010000000000000001")

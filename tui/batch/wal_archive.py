@@ -284,14 +284,12 @@ def parse(args: argparse.Namespace) -> Parsed:
     settings = _settings(args, azure["max_block_size"], azure["max_single_put_size"])
     if args.sse_kms_key_id and args.encryption != "aws:kms":
         raise InputError("--sse-kms-key-id is only allowed with -e/--encryption aws:kms")
-    return Parsed(location, settings, azure["max_concurrency"], fast, _secondary(args, fast))
+    return Parsed(location, settings, azure["max_concurrency"], fast, _secondary(args))
 
 
-def _secondary(args: argparse.Namespace, fast: FastPath | None) -> Location | None:
+def _secondary(args: argparse.Namespace) -> Location | None:
     if args.secondary_destination is None:
         return None
-    if fast is not None:
-        raise InputError("--secondary-destination is not available with --async yet")
     from core.urls import parse_location
 
     secondary = parse_location(args.secondary_destination)
