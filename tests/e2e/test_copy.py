@@ -92,7 +92,7 @@ def object_count(dest: TestDestination) -> int:
 
 
 def test_copy_to_two_providers_resumed_then_restored_from_the_copy_with_the_source_gone(
-    make_dest: Callable[..., TestDestination], pgvault_bin: str
+    make_dest: Callable[..., TestDestination], pgvault_bin: str, job_store_dir: str
 ) -> None:
     local, azure, s3 = make_dest("file"), make_dest("azure"), make_dest("s3")
     source = make_source(local, pgvault_bin, scale=1)
@@ -109,9 +109,11 @@ def test_copy_to_two_providers_resumed_then_restored_from_the_copy_with_the_sour
         assert secret not in copied.stdout + copied.stderr
         assert "copied and verified" in copied.stdout
         assert _backups(s3) == [backup]
-        for path in Path(local.bucket).rglob("*"):  # the source's record of it: no secret
-            if path.is_file():
-                assert secret.encode() not in path.read_bytes(), path
+        # the source's record of it and the job store: no secret
+        for root in (Path(local.bucket), Path(job_store_dir)):
+            for path in root.rglob("*"):
+                if path.is_file():
+                    assert secret.encode() not in path.read_bytes(), path
         _the_catalog_shows_the_copies(local, backup, [azure.url, to], secret)
     finally:
         source.cluster.drop()
