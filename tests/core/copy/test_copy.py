@@ -22,6 +22,7 @@ from core.copy.plan import plan_copy
 from core.copy.transfer import CopyConflict
 from core.errors import Cancelled, InputError
 from core.progress import NullReporter
+from core.storage import PutOptions
 from core.urls import parse_location
 from tests.support.catalog import put_backup, put_wal
 from tests.support.destinations import TestDestination
@@ -52,8 +53,6 @@ def _catalog(dest: TestDestination) -> None:
         store.put_bytes(f"{SERVER}/logical/20260106T000000L/db/app/toc.dat", b"unfinished")
         store.put_bytes(LAYOUT.wal("00000002.history"), b"1\t0/5000000\tno reason\n")
         # as wal-archive stores a segment: its checksum in the object's metadata
-        from core.storage import PutOptions
-
         meta = PutOptions(metadata=(("pgvault_sha256", "ab" * 32), ("pgvault_size", "9")))
         store.put_bytes(LAYOUT.wal(WAL[4]), b"segment 5", meta)
     put_wal(dest, [w for i, w in enumerate(WAL) if i != 4])
@@ -156,6 +155,28 @@ def test_a_different_object_on_the_target_is_a_conflict_and_stays(
     with target.store() as store:
         assert store.get_bytes(key) == b"x" * 1024
         assert not store.exists(LAYOUT.backup_info("20260102T000000"))
+
+
+def test_a_wal_segment_sealed_anew_counts_as_the_same_by_its_recorded_checksum(
+    make_dest: Callable[..., TestDestination],
+) -> None:
+    """The same WAL archived to both destinations (--secondary-destination) of an encrypted
+    server is two different age files: same recorded SHA-256, so not a conflict."""
+    source, target = make_dest("file"), make_dest("s3")
+    _catalog(source)
+    key = LAYOUT.wal(WAL[4])
+    same = PutOptions(metadata=(("pgvault_sha256", "ab" * 32), ("pgvault_size", "9")))
+    with target.store() as store:
+        store.put_bytes(key, b"sealed anew", same)
+    result = run_copy(_request(source, target, "20260103T000000"), NullReporter())
+    assert result.skipped == 1
+    with target.store() as store:
+        assert store.get_bytes(key) == b"sealed anew"  # left as it was
+        other = PutOptions(metadata=(("pgvault_sha256", "cd" * 32), ("pgvault_size", "9")))
+        store.put_bytes(key, b"other wal!!", other)
+        store.delete_many([LAYOUT.backup_info("20260103T000000")])
+    with pytest.raises(CopyConflict, match=WAL[4]):
+        run_copy(_request(source, target, "20260103T000000"), NullReporter())
 
 
 class _CancelAfter(NullReporter):
