@@ -59,6 +59,7 @@ def validate_request(request: CopyRequest) -> None:
 
 
 def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
+    """Plan, then copy and verify object by object; each backup recorded once sealed."""
     reporter.phase("planning")
     with (
         open_store(request.location, request.store_config) as source,
@@ -75,7 +76,6 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         reporter.log(_plan_line(plan, target.describe()))
         reporter.phase("copying")
         copied = skipped = copied_bytes = 0
-        sealed: list[str] = []
         url = public_url(request.target)
         for item in plan.items:
             outcome = copy_object(source, target, item.key, reporter)
@@ -86,7 +86,6 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
             else:
                 skipped += 1
             if item.seals is not None:
-                sealed.append(item.seals)
                 record_copy(source, request.server, [item.seals], url)
     summary = (
         f"{len(plan.physical)} backup(s), {len(plan.logical)} logical backup(s) and "
