@@ -213,6 +213,11 @@ class _Verifier:
         reporter.phase("reading the catalog")
         info = self.catalog.resolve(reference)
         backup_id = info.backup_id
+        if info.snapshots_info:
+            raise InputError(
+                f"backup {backup_id} is a snapshot backup: its data is in disk snapshots, "
+                "which verify cannot read (restore it on an instance to check it)"
+            )
         if backup_id in self.catalog.archived():
             from core.catalog.tier import rehydrate_hint
 

@@ -153,7 +153,7 @@ class ConsoleActions:
         self.tasks.run(work, done, f"{verb} job {job_id}", group=f"job {job_id}")
 
     def retry_job(self, job: Job) -> None:
-        """Resume a failed backup in a new detached job that reuses what it uploaded."""
+        """Resume a failed backup (or a cancelled logical one) in a new detached job."""
         state_dir, failed = self.state.config.state_dir, job.id
 
         def work() -> Job:
@@ -165,7 +165,7 @@ class ConsoleActions:
 
         def done(new: Job) -> None:
             self.state.pending_selection = new.id
-            self.app.notify(f"job {new.id} resumes failed job {failed}", timeout=5)
+            self.app.notify(f"job {new.id} resumes job {failed}", timeout=5)
             self.feed.refresh()
 
         self.tasks.run(work, done, f"resume job {failed}", group=f"job {failed}")

@@ -9,7 +9,7 @@ only `Location.display()` is ever shown.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -19,6 +19,7 @@ from core.catalog.chains import FULL, kinds, tree_lines
 from core.catalog.listing import ABANDONED, BROKEN, DELETING
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import Catalog
+from core.catalog.tier import ARCHIVE, STANDARD
 from core.errors import PgvaultError, own_cause
 from core.jobs import Job
 from core.logical.catalog import list_logical
@@ -66,6 +67,8 @@ class ServerView:
     logical: tuple[LogicalManifest, ...] = ()
     #: incremental or differential, for each backup naming a parent (pgvault.json says which)
     kinds: dict[str, str] = field(default_factory=dict, compare=False)
+    #: the backups in the archive tier (their tier record, read with the listing)
+    archived: frozenset[str] = frozenset()
 
     @property
     def last(self) -> BackupInfo | None:
@@ -117,6 +120,8 @@ class BackupRef:
     kind: str = field(default=FULL, compare=False)
     #: where the row stands in its chain's tree: `├─ `, `│  └─ ` ('' for a full backup)
     tree: str = field(default="", compare=False)
+    #: standard, archive, or rehydrating (archived, and a rehydrate job for it is active)
+    tier: str = field(default=STANDARD, compare=False)
 
 
 def _moment(text: str) -> datetime | None:
@@ -141,9 +146,22 @@ def logical_info(manifest: LogicalManifest) -> BackupInfo:
     )
 
 
-def server_refs(view: DestinationView, server: ServerView) -> list[BackupRef]:
+#: the console's word for an archived backup a rehydrate job is bringing back
+REHYDRATING = "rehydrating"
+
+
+def tier_of(server: ServerView, backup_id: str, rehydrating: Collection[str]) -> str:
+    if backup_id not in server.archived:
+        return STANDARD
+    return REHYDRATING if backup_id in rehydrating else ARCHIVE
+
+
+def server_refs(
+    view: DestinationView, server: ServerView, rehydrating: Collection[str] = ()
+) -> list[BackupRef]:
     """Every backup of the server, physical and logical, newest first (IDs sort by time; a
-    logical ID is a physical one's with an L), each incremental under its parent."""
+    logical ID is a physical one's with an L), each incremental under its parent.
+    `rehydrating`: the backups an active rehydrate job is bringing back."""
     refs = {
         info.backup_id: BackupRef(
             view.url,
@@ -152,6 +170,7 @@ def server_refs(view: DestinationView, server: ServerView) -> list[BackupRef]:
             info,
             server.stored.get(info.backup_id),
             kind=server.kind(info.backup_id),
+            tier=tier_of(server, info.backup_id, rehydrating),
         )
         for info in server.backups
     }
@@ -215,6 +234,8 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                             stored=stored_sizes(catalog, backups),
                             logical=list_logical(store, name),
                             kinds=kinds(catalog, backups),
+                            # from the same recursive listing: one GET per archived backup
+                            archived=frozenset(catalog.archived()),
                         )
                     )
                 except Exception as exc:

@@ -18,7 +18,7 @@ from tui.adapter import DestinationView, display_url, job_backup_id
 from tui.config import ConsoleConfig
 
 #: job kinds whose start or end changes a destination's catalog
-CATALOG_CHANGING = frozenset({"backup", "barman-hook", "logical-backup", "delete"})
+CATALOG_CHANGING = frozenset({"backup", "barman-hook", "logical-backup", "delete", "rehydrate"})
 
 
 @dataclass
@@ -78,6 +78,19 @@ class ConsoleState:
 
     def newest_first(self) -> list[Job]:
         return sorted(self.jobs.values(), key=lambda j: j.id, reverse=True)
+
+    def rehydrating(self, label: str, server: str) -> frozenset[str]:
+        """The backups of a server an active rehydrate job is bringing back (from the job
+        feed the console already has: no store is read)."""
+        return frozenset(
+            backup_id
+            for job in self.jobs.values()
+            if job.kind == "rehydrate"
+            and not job.final
+            and job.destination == label
+            and job.server == server
+            and (backup_id := job_backup_id(job))
+        )
 
     def job_counts(self) -> dict[JobState, int]:
         counts: dict[JobState, int] = {}

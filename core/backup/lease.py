@@ -58,7 +58,13 @@ def heartbeat(
     Renewals use a store of their own: the backup's store passes every write through the
     job's pause gate, and a paused backup is alive.
     """
-    key = lease_key(layout, backup_id)
+    with heartbeat_at(store, lease_key(layout, backup_id), lease):
+        yield
+
+
+@contextmanager
+def heartbeat_at(store: ObjectStore, key: str, lease: dict[str, Any]) -> Iterator[None]:
+    """heartbeat for the lease object at `key` (a logical backup's too)."""
     body = lease_body({k: v for k, v in lease.items() if k != "timeout"}, TIMEOUT_SECONDS)
     store.put_bytes(key, body)
     stop = threading.Event()

@@ -18,6 +18,7 @@ from core.codecs import get_codec
 from core.errors import InputError
 from core.postgres.connection import ConnectionParams
 from core.sizes import parse_size
+from core.snapshots.request import SnapshotSource, check_source
 from core.storage import StoreConfig, validate_tags
 from core.tags import parse_tag, parse_tags
 from core.urls import Location, parse_location
@@ -53,6 +54,7 @@ class BackupRequest:
     incremental_from: str | None = None  # the parent's backup ID; None: the newest DONE backup
     wal_check: bool = True  # DONE only once its WAL is in the destination (core.backup.wal_check)
     wal_timeout: float = DEFAULT_WAL_TIMEOUT  # seconds for that WAL to appear there
+    snapshot: SnapshotSource | None = None  # a snapshot backup of cloud disks (core.snapshots)
 
 
 def validate_request(request: BackupRequest) -> None:
@@ -64,6 +66,10 @@ def validate_request(request: BackupRequest) -> None:
     checksum_name(request.checksum_algorithm)
     validate_tags(request.tags)
     _check_incremental(request.incremental, request.incremental_from, request.resume)
+    if request.snapshot is not None:
+        check_source(request.snapshot, request.compression)
+        if request.incremental or request.resume:
+            raise InputError("a snapshot backup is always full: no --incremental, no resume")
 
 
 def _check_incremental(kind: str | None, parent: str | None, resume: str | None) -> None:
@@ -133,6 +139,7 @@ def make_backup_request(  # noqa: PLR0913 - keyword-only, one per option an oper
     incremental_from: str | None = None,
     wal_check: bool = True,
     wal_timeout: float = DEFAULT_WAL_TIMEOUT,
+    snapshot: SnapshotSource | None = None,
 ) -> BackupRequest:
     """Every rule `backup` applies to its options; InputError (exit 3) on the first broken one."""
     validate_server_name(server)
@@ -167,6 +174,7 @@ def make_backup_request(  # noqa: PLR0913 - keyword-only, one per option an oper
         incremental_from=incremental_from,
         wal_check=wal_check,
         wal_timeout=float(wal_timeout),
+        snapshot=snapshot,
     )
 
 

@@ -36,6 +36,11 @@ class BackupResult:
 
 def result_summary(result: BackupResult) -> str:
     """One line for operators: ID, size read and stored, rate, time."""
+    if result.kind == "snapshot":  # the data is in disk snapshots: nothing was read here
+        return (
+            f"snapshot backup {result.backup_id}: disk snapshots completed, backup_label and "
+            f"backup.info stored, {result.elapsed:.1f} s, WAL {result.begin_wal}..{result.end_wal}"
+        )
     rate = result.bytes_read / result.elapsed / MiB if result.elapsed else 0.0
     return (
         f"backup {result.backup_id}: {result.files} files, "

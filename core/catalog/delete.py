@@ -18,7 +18,8 @@ than `-m` DONE backups would remain. pgvault also refuses a STARTED backup that 
 running (its owner is not provably gone, core.catalog.owner, or barman-cloud wrote it) unless
 `force` is set; an abandoned one is deleted by `-b` and by retention. With
 `check_object_lock` (S3 only), a backup with an object under S3 Object Lock is refused before
-anything of the run is deleted.
+anything of the run is deleted, and WAL it frees that is still locked (`wal-archive
+--immutability-days`) is kept, for a later deletion to remove.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from core.catalog.retention import WINDOW, RetentionReport, evaluate, parse_poli
 from core.errors import InputError, OperationFailed, PgvaultError
 from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, Segment, is_segment
 from core.progress import NullReporter, Reporter
+from core.snapshots.cleanup import check_deletable, delete_snapshots
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.timeparse import parse_local_time
 from core.urls import Location
@@ -287,6 +289,22 @@ class _Deleter:
                     f"Lock: {locked[0].describe()}{more}; nothing was deleted"
                 )
 
+    def _without_locked_wal(self, cleanup: WalCleanup) -> WalCleanup:
+        """The cleanup without the WAL still under S3 Object Lock (one HEAD per file): such
+        a file stays, and a later deletion, whose cutoff is past it, removes it then."""
+        self.reporter.phase("checking S3 Object Lock of the WAL to remove")
+        locked = locked_objects(self.store, cleanup.keys)
+        if not locked:
+            return cleanup
+        held = {lock.key for lock in locked}
+        ends = [lock.until for lock in locked if lock.until is not None]
+        until = f"until {max(ends).isoformat()}" if len(ends) == len(locked) else "(legal hold)"
+        return replace(
+            cleanup,
+            remove=tuple(item for item in cleanup.remove if item[1] not in held),
+            reason=f"{cleanup.reason}; {len(held)} kept under S3 Object Lock {until}",
+        )
+
     def _changed(self, expected: BackupInfo) -> tuple[str, BackupInfo | None] | None:
         """Why a backup must not be deleted after all (re-read just before deleting it),
         with its backup.info as it is now."""
@@ -331,9 +349,12 @@ class _Deleter:
         data = sorted(o.key for o in objects if o.key != info_key)
         size = sum(o.size for o in objects)
         if not self.request.dry_run:
+            check_deletable(info)
             # First FAILED "being deleted": no reader takes a half-deleted backup for DONE.
             marked = info.with_changes(status=FAILED, error=DELETING_ERROR)
             self.store.put_bytes(info_key, serialize(marked))
+            for snapshot_id in delete_snapshots(info):  # as barman: its disk snapshots first
+                self.reporter.log(f"deleted snapshot {snapshot_id} of backup {info.backup_id}")
             self.store.delete_many(data)
             self.store.delete_many([info_key])  # last: a failed deletion can be run again
         self.catalog.forget(info.backup_id)
@@ -349,6 +370,21 @@ class _Deleter:
             skip_if_standalone=skip_if_standalone,
             dead=dead,
         )
+        cleanup = self._remove_wal(info, cleanup)
+        return BackupDeletion(
+            backup_id=info.backup_id,
+            status=info.status,
+            why=why,
+            objects=(*data, info_key),
+            size=size,
+            wal=cleanup,
+            segment_size=info.xlog_segment_size or DEFAULT_SEGMENT_SIZE,
+        )
+
+    def _remove_wal(self, info: BackupInfo, cleanup: WalCleanup) -> WalCleanup:
+        """Remove the WAL the deleted backup alone needed (locked WAL kept when asked)."""
+        if cleanup.remove and self.request.check_object_lock:
+            cleanup = self._without_locked_wal(cleanup)
         if cleanup.remove and not self.request.dry_run:
             self.reporter.phase(f"removing WAL after backup {info.backup_id}")
             try:
@@ -361,15 +397,7 @@ class _Deleter:
         gone = set(cleanup.keys)
         self._archived = [item for item in self.archived() if item[1] not in gone]
         self.reporter.log(f"{len(cleanup.remove)} WAL file(s): {cleanup.reason}")
-        return BackupDeletion(
-            backup_id=info.backup_id,
-            status=info.status,
-            why=why,
-            objects=(*data, info_key),
-            size=size,
-            wal=cleanup,
-            segment_size=info.xlog_segment_size or DEFAULT_SEGMENT_SIZE,
-        )
+        return cleanup
 
 
 # ---- reporting ----------------------------------------------------------------------------------

@@ -33,6 +33,15 @@ from core.storage import ObjectInfo, ObjectStore
 
 FULL = "full"
 INCREMENTAL = "incremental"  # a backup.info naming a parent (room for incremental backups)
+SNAPSHOT = "snapshot"  # its data is in cloud disk snapshots (core.snapshots)
+
+
+def _kind(info: BackupInfo) -> str:
+    if info.snapshots_info:
+        return SNAPSHOT
+    return INCREMENTAL if info.parent_backup_id else FULL
+
+
 PGVAULT = "pgvault"
 BARMAN = "barman-cloud"
 ABANDONED = "ABANDONED"
@@ -197,7 +206,7 @@ def summarise(catalog: Catalog, info: BackupInfo) -> BackupSummary:
         backup_id=info.backup_id,
         name=info.backup_name,
         status=info.status,
-        kind=INCREMENTAL if info.parent_backup_id else FULL,
+        kind=_kind(info),
         begin_time=info.begin_time,
         end_time=info.end_time,
         begin_wal=info.begin_wal,

@@ -145,7 +145,11 @@ def read_lease(
     store: ObjectStore, layout: ServerLayout, backup_id: str
 ) -> tuple[dict[str, Any], datetime | None] | None:
     """The lease object and when the store last wrote it; None when there is none."""
-    key = lease_key(layout, backup_id)
+    return read_lease_at(store, lease_key(layout, backup_id))
+
+
+def read_lease_at(store: ObjectStore, key: str) -> tuple[dict[str, Any], datetime | None] | None:
+    """The lease object at `key` (any kind of backup) and when the store last wrote it."""
     try:
         raw = store.get_bytes(key)
         modified = store.head(key).modified
@@ -167,8 +171,18 @@ def owner_verdict(
 ) -> Verdict:
     """Judge a STARTED backup's owner from its lease object, else from `fallback` (the lease
     an older pgvault kept in pgvault.json, without heartbeat)."""
+    return verdict_at(store, lease_key(layout, backup_id), fallback, now)
+
+
+def verdict_at(
+    store: ObjectStore,
+    key: str,
+    fallback: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Verdict:
+    """owner_verdict for the lease object at `key` (a logical backup's too)."""
     try:
-        found = read_lease(store, layout, backup_id)
+        found = read_lease_at(store, key)
     except PgvaultError as exc:
         return Verdict(False, f"its lease cannot be read ({exc})")
     if found is not None:
@@ -189,5 +203,7 @@ __all__ = [
     "owner_verdict",
     "process_start",
     "read_lease",
+    "read_lease_at",
     "this_process",
+    "verdict_at",
 ]

@@ -237,7 +237,11 @@ class Catalog:
     # ---- contents ----------------------------------------------------------------------------
 
     def archives(self, info: BackupInfo) -> list[ArchiveSet]:
-        """PGDATA's archive set then each tablespace's, parts in order; gaps are errors."""
+        """PGDATA's archive set then each tablespace's, parts in order; gaps are errors.
+
+        A snapshot backup has none: its data is in its disks' snapshots."""
+        if info.snapshots_info:
+            return []
         prefix = self.layout.backup_prefix(info.backup_id)
         groups: dict[str, list[StoredArchive]] = {}
         for obj in self.store.list_objects(prefix):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from core.backup import BackupRequest, result_summary, run_backup, validate_request
+from core.backup import BackupRequest, BackupResult, result_summary, run_backup, validate_request
 from core.backup.barman_hook import BarmanUploadRequest, upload_barman_backup, validate_upload
 from core.catalog.delete import DeleteRequest, describe, public_request, run_delete, wal_runs
 from core.catalog.delete import validate_request as validate_delete
@@ -32,8 +32,7 @@ from core.verify import public_request as public_verify
 from core.verify import validate_request as validate_verify
 
 
-def _run_backup(request: BackupRequest, reporter: Reporter) -> BackupJobResult:
-    result = run_backup(request, reporter)
+def _backup_result(result: BackupResult, summary: str) -> BackupJobResult:
     return BackupJobResult(
         backup_id=result.backup_id,
         status=result.status,
@@ -42,8 +41,18 @@ def _run_backup(request: BackupRequest, reporter: Reporter) -> BackupJobResult:
         bytes_stored=result.bytes_stored,
         begin_wal=result.begin_wal,
         end_wal=result.end_wal,
-        summary=result_summary(result),
+        summary=summary,
     )
+
+
+def _run_backup(request: BackupRequest, reporter: Reporter) -> BackupJobResult:
+    if request.snapshot is not None:  # cloud disk snapshots instead of archives
+        from core.snapshots.backup import run_snapshot_backup
+
+        result = run_snapshot_backup(request, reporter)
+    else:
+        result = run_backup(request, reporter)
+    return _backup_result(result, result_summary(result))
 
 
 def _describe(request: BackupRequest) -> JobInfo:
@@ -91,16 +100,7 @@ def _run_barman_hook(request: BarmanUploadRequest, reporter: Reporter) -> Backup
         if result.archives
         else (f"backup {result.backup_id}: already in the destination, kept as it was")
     )
-    return BackupJobResult(
-        backup_id=result.backup_id,
-        status=result.status,
-        files=result.files,
-        bytes_read=result.bytes_read,
-        bytes_stored=result.bytes_stored,
-        begin_wal=result.begin_wal,
-        end_wal=result.end_wal,
-        summary=f"Barman {summary}",
-    )
+    return _backup_result(result, f"Barman {summary}")
 
 
 def _describe_barman_hook(request: BarmanUploadRequest) -> JobInfo:
@@ -171,7 +171,12 @@ DELETE: JobKind[DeleteRequest] = JobKind(
 
 
 def _run_restore(request: RestoreRequest, reporter: Reporter) -> RestoreJobResult:
-    result = run_restore(request, reporter)
+    if request.snapshot is not None:  # the data is on disks made from its snapshots
+        from core.snapshots.restore import run_snapshot_restore
+
+        result = run_snapshot_restore(request, reporter)
+    else:
+        result = run_restore(request, reporter)
     report = [restore_summary(result)]
     report += [f"verified: {line}" for line in result.verified]
     report += [f"not verified: {line}" for line in result.not_verified]

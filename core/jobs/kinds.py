@@ -70,6 +70,8 @@ class JobKind(Generic[R]):
     public: Callable[[R], R] = lambda request: request
     #: the request that resumes a failed job of this kind (None: not resumable)
     resume: Callable[[R, Job], R] | None = None
+    #: a cancelled job is resumed too (a kind whose resume starts its work again)
+    resumes_cancelled: bool = False
     #: what to do instead, for a kind that cannot be resumed
     instead_of_resume: str = "start a new one"
     #: checks the request before any job is recorded, so bad input never becomes a

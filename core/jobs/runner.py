@@ -155,14 +155,24 @@ def raise_for(outcome: Outcome) -> Job:
     raise outcome.error
 
 
+def ended_resumably(store: JobStore, job: Job) -> bool:
+    """The job ended in a state a new job resumes: failed, or cancelled for some kinds."""
+    if job.state is JobState.FAILED:
+        return True
+    if job.state is not JobState.CANCELLED:
+        return False
+    return load_kind(job.kind, store.entry(job.id)).resumes_cancelled
+
+
 def resume_request(store: JobStore, job_id: int) -> tuple[JobKind[Any], Any]:
     """The kind and request of a new job that resumes failed job `job_id` (one-line errors)."""
     job = store.get(job_id)
-    if job.state is not JobState.FAILED:
+    kind = load_kind(job.kind, store.entry(job_id))
+    ended = (JobState.FAILED, JobState.CANCELLED) if kind.resumes_cancelled else (JobState.FAILED,)
+    if job.state not in ended:
         raise IllegalTransition(
             f"cannot resume job {job_id} in a new job: it is {job.state.value}, not failed"
         )
-    kind = load_kind(job.kind, store.entry(job_id))
     if kind.resume is None:
         raise IllegalTransition(
             f"cannot resume job {job_id}: {job.kind} jobs cannot be resumed after they fail; "
@@ -291,6 +301,7 @@ def _captured_logs(reporter: JobReporter) -> Iterator[None]:
 __all__ = [
     "JobStoreUnwritable",
     "Outcome",
+    "ended_resumably",
     "execute",
     "raise_for",
     "resume_request",

@@ -4,25 +4,35 @@ with the globals, as pg_dump -Fd.
     run_logical_backup(LogicalBackupRequest(...), reporter) -> LogicalBackupResult
 
 Check the database and the patterns (bad names are exit 3 before anything is stored),
-choose pg_dump by the server's major version, claim an ID, dump and upload
-(core.logical.dumper), then write `logical.json` last. A failure or a cancel removes what
-was uploaded, so nothing half-written is ever listed.
+choose pg_dump by the server's major version, claim an ID (or take over the one to resume,
+core.logical.attempt), hold a lease while dumping and uploading (core.logical.dumper), then
+write `logical.json` last. A failure or a cancel removes what was uploaded; a killed run
+leaves no `logical.json`: nothing half-written is ever listed as restorable.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import psycopg2.extensions
 
 from core import __version__
+from core.backup.lease import heartbeat_at, new_lease
 from core.catalog.layout import validate_backup_name, validate_server_name
 from core.crypto import X25519Recipient
 from core.encryption import seal, write_recipient
-from core.errors import InputError
+from core.errors import InputError, PgvaultError
+from core.logical.attempt import (
+    lease_key,
+    reap_abandoned,
+    reclaim,
+    remove_attempt,
+    sweep_staging,
+)
 from core.logical.dumper import DumpSpec, compression_flag, dump_and_upload
 from core.logical.inventory import (
     DatabaseFacts,
@@ -39,7 +49,7 @@ from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
 from core.progress import NullReporter, Reporter
 from core.secrets import register_secret
-from core.storage import ObjectStore, StoreConfig, open_store
+from core.storage import ObjectStore, PutOptions, StoreConfig, open_store, validate_tags
 from core.urls import Location
 
 log = logging.getLogger("pgvault.logical")
@@ -64,6 +74,9 @@ class LogicalBackupRequest:
     pg_bindir: str | None = None
     #: every database, each in its own snapshot, and pg_dumpall --globals-only
     all_databases: bool = False
+    #: the ID of a failed, cancelled or killed backup to take again under that ID
+    resume: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()  # on every object, as a physical backup's --tags
 
 
 @dataclass(frozen=True)
@@ -92,6 +105,7 @@ def validate_request(request: LogicalBackupRequest) -> None:
         raise InputError("-J must be at least 1")
     if request.staging_dir is not None and not os.path.isdir(request.staging_dir):
         raise InputError(f"--staging-dir {request.staging_dir} is not a directory")
+    validate_tags(request.tags)
 
 
 def _split_password(params: ConnectionParams, database: str) -> tuple[str, str | None]:
@@ -112,6 +126,7 @@ class _Plan:
     tool: Tool
     dumpall: Tool | None  # --all-databases: for the globals
     recipient: X25519Recipient | None  # an encrypted server's: every object sealed to it
+    options: PutOptions  # every object carries the request's tags
 
 
 def run_logical_backup(
@@ -127,11 +142,12 @@ def run_logical_backup(
         # the clear recipient is all a (write-only) host needs.
         plan = _plan(request, write_recipient(store, request.server))
         layout = LogicalLayout(request.server)
-        backup_id = _claim(store, layout)
+        backup_id = _take_id(request, store, layout, reporter)
         reporter.detail("backup_id", backup_id)
         store.gate = reporter.checkpoint
         try:
-            manifest = _dump(request, plan, store, backup_id, reporter)
+            with heartbeat_at(store, lease_key(layout, backup_id), new_lease()):
+                manifest = _dump(request, plan, store, backup_id, reporter)
         except BaseException:
             _remove(store, layout, backup_id)
             raise
@@ -161,7 +177,7 @@ def _plan(request: LogicalBackupRequest, recipient: X25519Recipient | None) -> _
     dumpall = None
     if request.all_databases:
         dumpall = find_tool("pg_dumpall", server_major, server_major, request.pg_bindir)
-    return _Plan(tuple(databases), tool, dumpall, recipient)
+    return _Plan(tuple(databases), tool, dumpall, recipient, PutOptions(tags=request.tags))
 
 
 def _dump(
@@ -197,7 +213,9 @@ def _dump(
         globals_file=globals_file,
         encrypted=plan.recipient is not None,
     )
-    store.put_bytes(layout.manifest(backup_id), seal(manifest.to_bytes(), plan.recipient))
+    store.put_bytes(
+        layout.manifest(backup_id), seal(manifest.to_bytes(), plan.recipient), plan.options
+    )
     return manifest
 
 
@@ -223,6 +241,7 @@ def _dump_database(
         staging_dir=request.staging_dir,
         staging_limit=request.staging_limit,
         recipient=plan.recipient,
+        options=plan.options,
     )
     prefix = LogicalLayout(request.server).dump_prefix(backup_id, facts.name)
     files = dump_and_upload(spec, store, prefix, reporter)
@@ -246,7 +265,7 @@ def _globals(
     dsn, password = _split_password(request.connection, plan.databases[0][0].name)
     argv = [plan.dumpall.path, "--globals-only", "--no-role-passwords", "-d", dsn]
     sql = run_tool(argv, "pg_dumpall --globals-only", reporter.checkpoint, password)
-    store.put_bytes(key, seal(sql.encode(), plan.recipient))
+    store.put_bytes(key, seal(sql.encode(), plan.recipient), plan.options)
     return key.rsplit("/", 1)[-1]
 
 
@@ -260,13 +279,32 @@ def _claim(store: ObjectStore, layout: LogicalLayout) -> str:
         moment += timedelta(seconds=1)
 
 
+def _take_id(
+    request: LogicalBackupRequest, store: ObjectStore, layout: LogicalLayout, reporter: Reporter
+) -> str:
+    """The ID to resume (what its attempt left removed), or a new one; killed attempts of
+    the server (objects and staging directories) are cleaned up first."""
+    sweep_staging(request.staging_dir or tempfile.gettempdir())
+    if request.resume is None:
+        try:
+            reap_abandoned(store, request.server)
+        except PgvaultError as exc:  # housekeeping: never the reason a backup is not taken
+            log.warning("could not look for abandoned logical backups: %s", exc)
+        return _claim(store, layout)
+    reporter.phase("resume")
+    reclaim(store, layout, request.resume)
+    reporter.log(
+        f"resuming logical backup {request.resume}: pg_dump's snapshot ended with the failed "
+        "run, so the dump is taken again on a new one under the same ID"
+    )
+    return request.resume
+
+
 def _remove(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> None:
     """What a failed or cancelled backup uploaded: nothing of it stays."""
     store.gate = None  # the cleanup itself is not paused or cancelled
-    prefix = layout.backup_prefix(backup_id)
     try:
-        store.abort_pending_uploads(prefix)
-        store.delete_many(o.key for o in store.list_objects(prefix))
+        remove_attempt(store, layout, backup_id)
     except Exception as exc:
         log.warning("could not remove the objects of failed logical backup %s: %s", backup_id, exc)
 

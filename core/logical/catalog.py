@@ -13,6 +13,7 @@ from typing import Any
 
 from core.encryption import open_object
 from core.errors import DecryptionFailed, ObjectNotFound, OperationFailed
+from core.logical.attempt import refuse_if_running
 from core.logical.layout import LogicalLayout, is_logical_id
 from core.logical.manifest import LogicalManifest, parse_manifest
 from core.storage import CommonPrefix, ObjectInfo, ObjectStore
@@ -139,6 +140,9 @@ def _objects(
     if not objects or not (finished or unfinished):
         hint = " (an unfinished one: --force removes it)" if objects else ""
         raise ObjectNotFound(f"logical backup {backup_id} not found for server {server}{hint}")
+    if not finished:  # --force never pulls the objects from under a running backup
+        what = f"cannot delete logical backup {backup_id} of server {server}"
+        refuse_if_running(store, layout, backup_id, what)
     return backup_id, objects
 
 

@@ -24,12 +24,14 @@ from typing import BinaryIO
 
 from core.crypto import EncryptingWriter, X25519Recipient
 from core.errors import Cancelled, InputError, OperationFailed
+from core.logical.attempt import mark_staging, staging_prefix
 from core.logical.manifest import DumpFile
 from core.logical.process import die_with_parent
 from core.logical.staging import finished_files, size_of
 from core.logical.tools import Tool
 from core.progress import Reporter
-from core.storage import ObjectStore
+from core.storage import ObjectStore, PutOptions
+from core.storage.objects import PLAIN
 
 log = logging.getLogger("pgvault.logical")
 
@@ -51,6 +53,7 @@ class DumpSpec:
     staging_dir: str | None
     staging_limit: int
     recipient: X25519Recipient | None = None  # an encrypted server's: each file sealed as age
+    options: PutOptions = PLAIN  # every file carries the backup's tags
 
 
 def compression_flag(compression: str | None, major: int) -> str:
@@ -87,6 +90,7 @@ class _Upload:
         self.prefix = prefix
         self.reporter = reporter
         self.recipient = spec.recipient
+        self.options = spec.options
         self.pool = ThreadPoolExecutor(max_workers=spec.jobs, thread_name_prefix="pgvault-logical")
         self.futures: dict[str, Future[DumpFile]] = {}
 
@@ -95,7 +99,10 @@ class _Upload:
 
     def one(self, directory: str, name: str) -> DumpFile:
         path = os.path.join(directory, name)
-        with open(path, "rb") as src, self.store.open_writer(self.prefix + name) as writer:
+        with (
+            open(path, "rb") as src,
+            self.store.open_writer(self.prefix + name, self.options) as writer,
+        ):
             sink = writer if self.recipient is None else EncryptingWriter(writer, [self.recipient])
             while chunk := src.read(READ_SIZE):
                 sink.write(chunk)
@@ -146,7 +153,9 @@ def dump_and_upload(
     spec: DumpSpec, store: ObjectStore, prefix: str, reporter: Reporter
 ) -> tuple[DumpFile, ...]:
     """Run pg_dump and upload its archive under `prefix`; toc.dat last."""
-    with tempfile.TemporaryDirectory(prefix="pgvault-logical-", dir=spec.staging_dir) as tmp:
+    # Named with this process's PID: a killed backup's is removed by the next (attempt.py).
+    with tempfile.TemporaryDirectory(prefix=staging_prefix(), dir=spec.staging_dir) as tmp:
+        mark_staging(tmp)
         out = os.path.join(tmp, "dump")
         errors = os.path.join(tmp, "pg_dump.stderr")
         upload = _Upload(store, prefix, reporter, spec)

@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from core.jobs.kinds import JobInfo, JobKind
+from core.jobs.model import Job
 from core.jobs.results import LogicalJobResult
 from core.logical.backup import LogicalBackupRequest, run_logical_backup
 from core.logical.backup import summary as backup_summary
@@ -55,6 +56,12 @@ def _run_restore(request: LogicalRestoreRequest, reporter: Reporter) -> LogicalJ
     )
 
 
+def _resume(request: LogicalBackupRequest, failed: Job) -> LogicalBackupRequest:
+    """Take the failed or cancelled job's backup again under its ID, on a new snapshot (its
+    files cannot be mixed with it: see core.logical.attempt)."""
+    return replace(request, resume=failed.details.backup_id)
+
+
 def _what(request: LogicalBackupRequest) -> str:
     return f"database {request.database}" if request.database else "all databases"
 
@@ -70,7 +77,8 @@ LOGICAL_BACKUP: JobKind[LogicalBackupRequest] = JobKind(
     ),
     entry="core.logical.jobs:LOGICAL_BACKUP",
     public=_public,
-    instead_of_resume="a failed logical backup removes what it uploaded; run it again",
+    resume=_resume,
+    resumes_cancelled=True,
     validate=validate_backup,
 )
 

@@ -15,13 +15,13 @@ from core.protection.model import (
     RunRecord,
     RunState,
     RunTrigger,
-    SecretReference,
     Vault,
 )
 from core.protection.policy import BackupPolicy, DataStoreType, dump_policy, policy_to_json
 from core.protection.policy_read import parse_policy, read_policy
 from core.protection.retention import Action, BackupPoint, RetentionPlan, plan_retention
 from core.protection.schedule import CompiledSchedule, compile_schedule
+from core.protection.secretref import SecretReference
 from core.protection.simulate import Simulation, simulate
 from core.protection.tagging import adhoc_tag, choose_tag, tag_for_backup
 from core.protection.vaultstore import VaultStore, list_vaults

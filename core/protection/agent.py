@@ -29,9 +29,10 @@ from core.catalog.reader import Catalog
 from core.errors import PgvaultError
 from core.jobs import JobStore
 from core.logical.catalog import LOCKED, list_logical
+from core.logical.layout import is_logical_id
 from core.logical.manifest import DONE
 from core.protection.chain_rule import slot_kind
-from core.protection.locks import lock_ends
+from core.protection.locks import backup_lock_states, unlocked_wal
 from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
 from core.protection.notify import NoticeOutcome, PassFacts, notify_pass
 from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
@@ -129,6 +130,7 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
             outcome = run_due_slot(vault, jobs, instance, policy, now, who)
             if outcome is not None:
                 report.runs.append(outcome)
+                report.errors += wal_not_locked(vault, instance.server_name, outcome, now)
                 copied = outcome.secondary_copy
                 if copied is not None and copied.error:
                     report.errors.append(
@@ -145,6 +147,31 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
         log.error("notifications: %s", exc)
         report.errors.append(f"notifications: {exc}")
     return report
+
+
+def wal_not_locked(vault: OpenVault, server: str, outcome: RunOutcome, now: datetime) -> list[str]:
+    """In a vault with immutabilityDays, the WAL a new backup ends on must be locked too:
+    archive_command writes it, and only `wal-archive --immutability-days` locks it. One
+    listing and one HEAD per backup taken; an unlocked segment is this pass's error."""
+    days = vault.immutability_days
+    record = outcome.record
+    if days is None or record is None or record.state is not RunState.SUCCEEDED:
+        return []
+    if record.backup_id is None or is_logical_id(record.backup_id):
+        return []
+    end_wal = Catalog(vault.store.store, server).get(record.backup_id).end_wal
+    if not end_wal:
+        return []
+    key = unlocked_wal(vault.store.store, server, end_wal, now)
+    if key is None:
+        return []
+    error = (
+        f"{record.instance}: WAL {end_wal} of {server} is not under S3 Object Lock, although "
+        f"vault {vault.store.name} keeps its objects {days} days: add --immutability-days "
+        f"{days} to the server's archive_command (pgvault --batch wal-archive)"
+    )
+    log.error("%s", error)
+    return [error]
 
 
 def run_due_slot(
@@ -240,11 +267,17 @@ def apply_retention(
     needs = dependents(Catalog(vault.store.store, instance.server_name))
     points = backup_points(vault, instance)
     plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
-    # A backup due to go is first checked for an object lock: never deleted early.
+    # A backup due to go is first checked for an object lock or a legal hold: held, never
+    # deleted early nor tried (a delete job would only fail on it).
     going = [step.backup_id for step in plan.due if step.action is not Action.COPY]
-    ends = lock_ends(vault.store.store, instance.server_name, going, now)
-    if ends:
-        points = [replace(p, locked_until=ends.get(p.backup_id)) for p in points]
+    locks = backup_lock_states(vault.store.store, instance.server_name, going, now)
+    if locks:
+        points = [
+            replace(p, locked_until=lock.until, legal_holds=lock.legal_holds)
+            if (lock := locks.get(p.backup_id))
+            else p
+            for p in points
+        ]
         plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
     results = [
         RetentionOutcome(
@@ -264,16 +297,8 @@ def apply_retention(
     for step in sorted(plan.due, key=lambda s: s.backup_id, reverse=True):
         base = (instance.name, step.backup_id, str(step.action), str(step.store))
         if step.action is Action.COPY:
-            second = instance.secondary_destination
-            if second and second not in copies.get(step.backup_id, ()):
-                error = copy_to_secondary(vault, jobs, instance, step.backup_id).error
-                if error is None:
-                    results.append(RetentionOutcome(*base, "done", f"copied to {second}"))
-                else:
-                    results.append(RetentionOutcome(*base, "failed", error))
-            elif not _vault_delete_due(plan, step.backup_id):
-                why = f"{COPY_IN_PLACE}; a second copy is in {second}" if second else COPY_IN_PLACE
-                results.append(RetentionOutcome(*base, "held", why))
+            outcome = _copy_step(vault, jobs, instance, plan, step, copies)
+            results += [outcome] if outcome is not None else []
             continue
         if step.action is Action.MOVE or (step.store is VAULT and step.backup_id in copying):
             moved = (instance.name, step.backup_id, str(Action.MOVE), str(step.store))
@@ -287,6 +312,30 @@ def apply_retention(
         error = delete_backup(vault, jobs, instance.server_name, step.backup_id)
         results.append(RetentionOutcome(*base, "failed" if error else "done", error))
     return results
+
+
+def _copy_step(
+    vault: OpenVault,
+    jobs: JobStore,
+    instance: BackupInstance,
+    plan: RetentionPlan,
+    step: Step,
+    copies: dict[str, tuple[str, ...]],
+) -> RetentionOutcome | None:
+    """A copy step: the real copy to the instance's secondary destination unless the catalog
+    records it there already; else held (one copy per destination) until the VaultStore
+    delete moves it, when that is not due now (None)."""
+    base = (instance.name, step.backup_id, str(step.action), str(step.store))
+    second = instance.secondary_destination
+    if second and second not in copies.get(step.backup_id, ()):
+        error = copy_to_secondary(vault, jobs, instance, step.backup_id).error
+        if error is None:
+            return RetentionOutcome(*base, "done", f"copied to {second}")
+        return RetentionOutcome(*base, "failed", error)
+    if _vault_delete_due(plan, step.backup_id):
+        return None
+    why = f"{COPY_IN_PLACE}; a second copy is in {second}" if second else COPY_IN_PLACE
+    return RetentionOutcome(*base, "held", why)
 
 
 def _secondary_copies(vault: OpenVault, instance: BackupInstance) -> dict[str, tuple[str, ...]]:
@@ -308,8 +357,6 @@ def _is_vault_delete(step: Step) -> bool:
 
 def _no_archive_tier(vault: OpenVault, backup_id: str) -> str | None:
     """Why this backup cannot move to the archive tier (it then stays), or None."""
-    from core.logical.layout import is_logical_id
-
     if is_logical_id(backup_id):
         return "logical backups have no archive tier in pgvault yet: the backup stays"
     store = vault.store.store

@@ -3,12 +3,14 @@
 Only backups whose deletion or move is due are read (one HEAD per object), and only on S3,
 the one store with Object Lock. A lock pgvault wrote (a vault's immutabilityDays) or the
 bucket's default retention holds a backup until the last retain-until date of its objects;
-a legal hold has no date, and the delete job's own check (check_object_lock) refuses it.
+a legal hold has no date: it holds the backup until someone removes it (the delete job's
+own check, check_object_lock, still refuses one set after the plan was made).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 from core.catalog.layout import ServerLayout
@@ -35,17 +37,41 @@ def backup_locks(
     return locked_objects(store, keys, now)
 
 
-def lock_ends(
+@dataclass(frozen=True)
+class BackupLock:
+    """What holds a backup at a moment: the last retain-until date still running among its
+    objects, and how many of them are under a legal hold (no end date)."""
+
+    until: datetime | None = None
+    legal_holds: int = 0
+
+
+def backup_lock_states(
     store: ObjectStore, server: str, backup_ids: Iterable[str], now: datetime
-) -> dict[str, datetime]:
-    """For each backup with a retention still running at `now`, the moment its last
-    object's retention ends."""
-    ends = {}
+) -> dict[str, BackupLock]:
+    """For each backup with a retention still running at `now` or a legal hold, its lock."""
+    states = {}
     for backup_id in sorted(set(backup_ids)):
-        dates = [lock.until for lock in backup_locks(store, server, backup_id, now) if lock.until]
-        if dates:
-            ends[backup_id] = max(dates)
-    return ends
+        locks = backup_locks(store, server, backup_id, now)
+        dates = [lock.until for lock in locks if lock.until]
+        holds = sum(1 for lock in locks if lock.until is None)
+        if dates or holds:
+            states[backup_id] = BackupLock(max(dates, default=None), holds)
+    return states
 
 
-__all__ = ["backup_locks", "backup_prefix", "lock_ends"]
+def unlocked_wal(store: ObjectStore, server: str, wal_name: str, now: datetime) -> str | None:
+    """The key of an archived WAL file that is under no retention at `now` (one listing of
+    its name and one HEAD); None when it is locked, or not archived (nothing to say)."""
+    if store.location.provider is not Provider.S3:
+        return None
+    layout = ServerLayout(server)
+    for item in store.list_objects(f"{layout.wal_dir(wal_name)}{wal_name}"):
+        parsed = layout.parse_wal(item.key)
+        if parsed is None or parsed[0] != wal_name:
+            continue
+        return None if locked_objects(store, [item.key], now) else item.key
+    return None
+
+
+__all__ = ["BackupLock", "backup_lock_states", "backup_locks", "backup_prefix", "unlocked_wal"]

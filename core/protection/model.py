@@ -8,7 +8,6 @@ policyInfo, currentProtectionState).
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +19,8 @@ from core.errors import InputError
 from core.protection.durations import parse_duration
 from core.protection.jsondoc import Node
 from core.protection.notify_urls import redact_notify_url
-from core.secrets import redact, register_secret
+from core.protection.secretref import SecretReference, SecretStoreType
+from core.secrets import redact
 from core.urls import CREDENTIAL_PARAMS
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -50,81 +50,6 @@ def parse_time(node: Node) -> datetime:
     if when.tzinfo is None:
         raise node.fail("the date-time needs a UTC offset")
     return when.astimezone(UTC)
-
-
-class SecretStoreType(StrEnum):
-    ENV = "env"
-    FILE = "file"
-    #: the host's keyring (the `keyring` package: Secret Service, KWallet, or a backend named
-    #: by PYTHON_KEYRING_BACKEND), as keyring:SERVICE/USERNAME
-    KEYRING = "keyring"
-
-
-@dataclass(frozen=True)
-class SecretReference:
-    """Where the database password is read at run time; the reference is not a secret."""
-
-    store_type: SecretStoreType
-    uri: str
-
-    def __str__(self) -> str:
-        return f"{self.store_type}:{self.uri}"
-
-    @classmethod
-    def parse(cls, text: str, where: str = "secret reference") -> SecretReference:
-        kind, sep, uri = text.partition(":")
-        if not sep or not uri or kind not in SecretStoreType.__members__.values():
-            raise InputError(
-                f"{where}: {text!r} is not env:NAME, file:PATH or keyring:SERVICE/USERNAME"
-            )
-        if kind == SecretStoreType.FILE and not os.path.isabs(uri):
-            raise InputError(f"{where}: file:{uri} must be an absolute path")
-        service, _, username = uri.partition("/")
-        if kind == SecretStoreType.KEYRING and not (service and username):
-            raise InputError(f"{where}: keyring:{uri} must be keyring:SERVICE/USERNAME")
-        return cls(SecretStoreType(kind), uri)
-
-    def resolve(self) -> str:
-        """The secret's value, registered for redaction; InputError when it cannot be read."""
-        if self.store_type is SecretStoreType.ENV:
-            value = os.environ.get(self.uri)
-            if value is None:
-                raise InputError(f"secret reference {self}: the environment variable is not set")
-        elif self.store_type is SecretStoreType.KEYRING:
-            value = _from_keyring(self)
-        else:
-            try:
-                with open(self.uri, encoding="utf-8") as handle:
-                    value = handle.read().rstrip("\r\n")
-            except OSError as exc:
-                raise InputError(
-                    f"secret reference {self}: cannot read the file ({exc.strerror})"
-                ) from None
-        if not value:
-            raise InputError(f"secret reference {self}: the secret is empty")
-        register_secret(value)
-        return value
-
-
-def _from_keyring(reference: SecretReference) -> str:
-    """The password the host's keyring holds for SERVICE/USERNAME."""
-    try:
-        import keyring
-        import keyring.errors
-    except ImportError:
-        raise InputError(
-            f"secret reference {reference}: keyring references need the keyring package "
-            "(pip install 'pgvault[keyring]')"
-        ) from None
-    service, _, username = reference.uri.partition("/")
-    try:
-        value = keyring.get_password(service, username)
-    except keyring.errors.KeyringError as exc:
-        # NoKeyringError's text tells how to choose a backend; it holds no secret
-        raise InputError(f"secret reference {reference}: the keyring failed ({exc})") from None
-    if value is None:
-        raise InputError(f"secret reference {reference}: the keyring holds no such password")
-    return value
 
 
 @dataclass(frozen=True)

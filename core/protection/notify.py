@@ -22,6 +22,7 @@ from core.protection.notify_urls import (
     apprise_messages,
     redact_notify_url,
     register_notify_secrets,
+    resolve_notify_url,
 )
 from core.protection.policy import BackupType
 from core.protection.status import instance_status, newest_wal
@@ -65,12 +66,20 @@ class NoticeOutcome:
 
 
 def send(urls: tuple[str, ...], title: str, body: str) -> tuple[Delivery, ...]:
-    """Send to each URL on its own, so one failing receiver does not hide the others."""
+    """Send to each URL (or the URL a reference holds, read now) on its own, so one failing
+    receiver does not hide the others."""
     import apprise
 
     register_notify_secrets(urls)
     deliveries = []
-    for url in urls:
+    for target in urls:
+        shown = redact_notify_url(target)
+        try:
+            url = resolve_notify_url(target)
+        except PgvaultError as exc:  # unreadable here: this delivery fails, the others go
+            log.warning("notification to %s failed: %s", shown, exc)
+            deliveries.append(Delivery(shown, "failed", redact(str(exc))))
+            continue
         sender = apprise.Apprise()
         with apprise_messages() as messages:
             try:
@@ -79,7 +88,6 @@ def send(urls: tuple[str, ...], title: str, body: str) -> tuple[Delivery, ...]:
             except Exception as exc:  # a sender's bug must not stop the agent
                 messages.append(f"apprise failed: {exc}")
                 sent = False
-        shown = redact_notify_url(url)
         if sent:
             deliveries.append(Delivery(shown, "sent"))
             continue

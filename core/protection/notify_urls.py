@@ -5,6 +5,11 @@ in a query or a header (`?token=`, `?+X-Token=`), or a token in its path (`tgram
 `redact_notify_url` masks all three; the path ones are those apprise's own privacy form
 hides. Every masked value is registered with core.secrets, so a log line or an error that
 quotes one is masked too. apprise is imported only when a URL is looked at.
+
+The vault stores what `--notify` names, and any agent host must read it, so a URL holding a
+secret is refused unless the operator opts in (ALLOW_INLINE): it is given instead as a
+secret reference (`env:NAME`, `file:/PATH`, `keyring:SERVICE/USERNAME`) whose value is the
+whole URL, stored as the reference and read only when a notice is sent.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from core.errors import InputError
+from core.protection.secretref import SecretReference, SecretStoreType
 from core.secrets import MASK, MIN_SECRET_LENGTH, register_secret
+
+#: the flag that stores a URL holding a secret in the vault as it is
+ALLOW_INLINE = "--allow-secret-in-vault"
 
 # query keys whose value is a secret (apprise's `+name` headers are always treated as one)
 _SECRET_KEY = re.compile(r"(?i)(token|key|secret|pass|pwd|auth|sig|cred|webhook)")
@@ -94,9 +103,18 @@ def secrets_of(url: str) -> list[str]:
     return sorted({unquote(value) for value in found} | set(found), key=len, reverse=True)
 
 
+def is_reference(text: str) -> bool:
+    """A secret reference naming a whole URL (env:, file:, keyring:), not a URL itself."""
+    kind, sep, _ = text.strip().partition(":")
+    return bool(sep) and kind in SecretStoreType.__members__.values() and "://" not in text
+
+
 def redact_notify_url(url: str) -> str:
-    """The URL with its secrets masked (and each registered for redaction everywhere)."""
+    """The URL with its secrets masked (and each registered for redaction everywhere);
+    a secret reference is shown as it is (it is no secret)."""
     text = url.strip()
+    if is_reference(text):
+        return text
     for secret in secrets_of(text):
         register_secret(secret)
         text = text.replace(secret, MASK)
@@ -104,34 +122,66 @@ def redact_notify_url(url: str) -> str:
 
 
 def register_notify_secrets(urls: tuple[str, ...]) -> None:
-    """Register every secret of these URLs, so that no log line or error can show one."""
+    """Register every secret of these URLs, so that no log line or error can show one
+    (a reference's URL is registered when it is read, in resolve_notify_url)."""
     for url in urls:
         redact_notify_url(url)
 
 
+def resolve_notify_url(target: str, where: str = "notification URL reference") -> str:
+    """The URL to send to: the target itself, or the URL its reference holds (read now,
+    its secrets registered); InputError names the reference, never the URL."""
+    text = target.strip()
+    if not is_reference(text):
+        return text
+    url = SecretReference.parse(text, where).resolve().strip()
+    redact_notify_url(url)
+    return url
+
+
+def _checked(text: str, where: str, allow_inline: bool) -> None:
+    try:
+        url = resolve_notify_url(text)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}; nothing was stored") from None
+    shown = text if is_reference(text) else redact_notify_url(text)
+    if _SCHEME.match(url) is None or _plugin_privacy_url(url) is None:
+        holds = " holds a URL that is" if is_reference(text) else ":"
+        raise InputError(
+            f"{where} {shown}{holds} not a notification URL apprise can send to "
+            "(e.g. json://host/path or mailto://user@host?to=ADDRESS, see apprise's wiki); "
+            "nothing was stored"
+        )
+    if not is_reference(text) and not allow_inline and secrets_of(url):
+        raise InputError(
+            f"{where} {shown}: the URL holds a password or token, which the vault would store "
+            "in clear in its destination; put the whole URL in a secret store and give its "
+            "reference (env:NAME, file:/PATH or keyring:SERVICE/USERNAME), or add "
+            f"{ALLOW_INLINE} to store it as it is; nothing was stored"
+        )
+
+
 def check_notify_urls(
-    urls: list[str] | tuple[str, ...], where: str = "--notify"
+    urls: list[str] | tuple[str, ...], where: str = "--notify", allow_inline: bool = False
 ) -> tuple[str, ...]:
-    """Each URL must be one apprise can send to; InputError (exit 3) names it, redacted."""
+    """Each URL (or reference, read now) must be one apprise can send to, and a URL may hold
+    no secret unless `allow_inline`; InputError (exit 3) names it, redacted."""
     checked: list[str] = []
     for url in urls:
         text = url.strip()
-        shown = redact_notify_url(text)
-        if _SCHEME.match(text) is None or _plugin_privacy_url(text) is None:
-            raise InputError(
-                f"{where} {shown}: not a notification URL apprise can send to "
-                "(e.g. json://host/path or mailto://user@host?to=ADDRESS, see apprise's wiki); "
-                "nothing was stored"
-            )
+        _checked(text, where, allow_inline)
         if text not in checked:
             checked.append(text)
     return tuple(checked)
 
 
 __all__ = [
+    "ALLOW_INLINE",
     "apprise_messages",
     "check_notify_urls",
+    "is_reference",
     "redact_notify_url",
     "register_notify_secrets",
+    "resolve_notify_url",
     "secrets_of",
 ]

@@ -5,8 +5,9 @@ that name). A VaultStore lifecycle deletes it `deleteAfter` after it was taken; 
 setting it is copied to the ArchiveStore at once (ImmediateCopyOption), after the custom
 duration (CustomCopyOption) or when it expires (CopyOnExpiryOption: a move). An ArchiveStore
 lifecycle counts its `deleteAfter` from the planned moment the backup reached the archive.
-The newest good backup is never deleted; neither is a backup under an object lock or one
-that a kept backup depends on (the `dependents` hook, for incremental chains).
+The newest good backup is never deleted; neither is a backup under an object lock or a
+legal hold, or one that a kept backup depends on (the `dependents` hook, for incremental
+chains).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class BackupPoint:
     stores: frozenset[DataStoreType] = frozenset({VAULT})
     #: an object lock (immutability) keeps it until then
     locked_until: datetime | None = None
+    #: objects under an S3 legal hold: kept, with no end date, until the hold is removed
+    legal_holds: int = 0
 
 
 @dataclass(frozen=True, order=True)
@@ -195,6 +198,9 @@ def _hold(
         return None
     if step.action is Action.DELETE and newest_would_go:
         return Held(step, "the newest good backup is never deleted")
+    if point.legal_holds:
+        objects = "1 object" if point.legal_holds == 1 else f"{point.legal_holds} objects"
+        return Held(step, f"legal hold on {objects} (held until the hold is removed)")
     if point.locked_until is not None and require_aware(point.locked_until) > now:
         return Held(step, f"locked until {point.locked_until.isoformat()}", point.locked_until)
     if step.action is Action.DELETE and dependents is not None and point.backup_id in gone:

@@ -20,7 +20,6 @@ from core.protection.model import (
     BackupInstance,
     Datasource,
     ProtectionState,
-    SecretReference,
     Vault,
     validate_name,
 )
@@ -28,6 +27,7 @@ from core.protection.notify_urls import check_notify_urls
 from core.protection.policy import BackupPolicy, policy_to_json
 from core.protection.policy_read import parse_policy
 from core.protection.registry import Registry, VaultEntry, entry_for
+from core.protection.secretref import SecretReference
 from core.protection.simulate import simulate
 from core.protection.vaultstore import VaultStore
 from core.storage import ObjectStore, StoreConfig, open_store
@@ -162,9 +162,10 @@ def update_vault(
     *,
     notify: tuple[str, ...] | None = None,
     wal_lag_threshold: str | None = None,
+    allow_inline_secrets: bool = False,
 ) -> dict[str, Any]:
     """`vault update`: new notification URLs (None: unchanged, (): none), a WAL lag threshold."""
-    urls = None if notify is None else check_notify_urls(notify)
+    urls = None if notify is None else check_notify_urls(notify, allow_inline=allow_inline_secrets)
     with opened_vault(state_dir, name) as vault:
         current = vault.store.load()
         changed = replace(
@@ -267,9 +268,13 @@ def initialize_instance(
 
 
 def create_instance(
-    state_dir: str | None, vault: str, path: str, secondary: str | None = None
+    state_dir: str | None,
+    vault: str,
+    path: str,
+    allow_inline_secrets: bool = False,
+    secondary: str | None = None,
 ) -> dict[str, Any]:
-    """Store an instance; its secret reference must be readable now (never stored).
+    """Store an instance; its secret references must be readable now (never stored).
     `secondary`: --secondary-destination, over the file's secondaryDestination."""
     what = f"backup instance file {path}"
     instance = BackupInstance.from_json(read_json_file(path, what), what)
@@ -280,7 +285,7 @@ def create_instance(
             instance.datasource.secret.resolve()
         except InputError as exc:
             raise InputError(f"{what} $.datasourceAuthCredentials: {exc}") from None
-    check_notify_urls(instance.notify, f"{what} $.notify:")
+    check_notify_urls(instance.notify, f"{what} $.notify:", allow_inline_secrets)
     created = replace(instance, created=datetime.now(UTC).replace(microsecond=0))
     with opened_vault(state_dir, vault) as opened:
         opened.store.create_instance(created)
@@ -310,13 +315,14 @@ def update_instance(
     vault: str,
     name: str,
     notify: tuple[str, ...] | None,
+    allow_inline_secrets: bool = False,
     secondary: str | None = None,
 ) -> dict[str, Any]:
     """`backup-instance update`: the instance's own recipients (--notify URL... or none)
     and its secondary destination (a URL, or "" for none); None leaves one as it is."""
     changes: dict[str, Any] = {}
     if notify is not None:
-        changes["notify"] = check_notify_urls(notify)
+        changes["notify"] = check_notify_urls(notify, allow_inline=allow_inline_secrets)
     if secondary is not None:
         changes["secondary_destination"] = _secondary(secondary) or None
     with opened_vault(state_dir, vault) as opened:

@@ -27,6 +27,7 @@ from core.restore.extract import Destination
 from core.restore.recovery import ARCHIVE_MODES, CREDENTIAL_MODES
 from core.restore.request import RestoreRequest
 from core.restore.targets import choose_backup
+from core.snapshots.request import check_recovery
 from core.storage import ObjectStore
 
 
@@ -93,6 +94,9 @@ def validate_request(request: RestoreRequest) -> None:
     """Reject bad input (exit 3), a non-empty RECOVERY_DIR included (a running server's with
     --delta: exit 1), before anything starts."""
     paths = check_request(request)
+    if request.snapshot is not None:  # RECOVERY_DIR is on the restored disks: not empty
+        check_recovery(request.snapshot, request.tablespaces, request.delta or request.force)
+        return
     if request.delta:
         if not missing_dir(paths.recovery_dir, "the recovery directory"):
             check_not_running(paths.recovery_dir)
@@ -196,6 +200,11 @@ def plan_restore(
     catalog = Catalog(store, request.server)
     info = choose_backup(catalog, request.backup, request.target)
     reporter.detail("backup_id", info.backup_id)
+    if info.snapshots_info:
+        raise InputError(
+            f"backup {info.backup_id} is a snapshot backup (its data is in disk snapshots): "
+            "restore it with --snapshot-recovery-instance on the instance holding its disks"
+        )
     reporter.log(f"restoring backup {info.backup_id} of server {request.server}")
     manifest = catalog.pgvault_manifest(info.backup_id)
     chain = plan_chain(catalog, info, manifest)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.restore.targets import RecoveryTarget
+from core.snapshots.request import SnapshotRecovery
 from core.storage import StoreConfig
 from core.urls import Location
 
@@ -34,6 +35,8 @@ class RestoreRequest:
     #: restore into an existing data directory, keeping the files that match (core.restore.delta)
     delta: bool = False
     force: bool = False  # with delta: even over another cluster's directory
+    #: a snapshot backup: its disks are already on this instance (core.snapshots.restore)
+    snapshot: SnapshotRecovery | None = None
 
 
 @dataclass(frozen=True)

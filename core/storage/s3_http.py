@@ -27,6 +27,7 @@ from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts
 from core.storage.config import StoreConfig, check_s3_encryption
+from core.storage.http_connections import ThreadConnections, Unreachable, connect
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
 from core.storage.sigv4 import EMPTY_SHA256, UNSIGNED, Endpoint, Keys, moved, query_string, sign
 from core.storage.store import ObjectStore
@@ -43,7 +44,6 @@ DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Expire
 #: region redirects followed per request (a bucket answers from one region)
 MAX_MOVES = 2
 #: a kept-alive connection the server closed meanwhile: send again on a new one
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 class S3Answer(Exception):
@@ -54,10 +54,6 @@ class S3Answer(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-class Unreachable(Exception):
-    """The endpoint could not be connected to."""
 
 
 def _facts(exc: BaseException) -> Facts:
@@ -142,14 +138,12 @@ class S3HttpStore(ObjectStore):
         self._keys = keys
         self._endpoint = endpoint
         self._timeouts = Timeouts.of(config)
-        self._local = threading.local()
+        self._connections = ThreadConnections(self._connect)
         self._boto: S3Store | None = None
         self._boto_lock = threading.Lock()
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
+        self._connections.close()
         if self._boto is not None:
             self._boto.close()
         super().close()
@@ -158,32 +152,9 @@ class S3HttpStore(ObjectStore):
 
     def _connect(self) -> http.client.HTTPConnection:
         endpoint = self._endpoint
-        connection: http.client.HTTPConnection
-        if endpoint.scheme == "https":
-            import ssl
-
-            # boto3's AWS_CA_BUNDLE, or the system's authorities
-            context = ssl.create_default_context(cafile=os.environ.get("AWS_CA_BUNDLE") or None)
-            connection = http.client.HTTPSConnection(
-                endpoint.host, timeout=self._timeouts.connect, context=context
-            )
-        else:
-            connection = http.client.HTTPConnection(endpoint.host, timeout=self._timeouts.connect)
-        try:
-            connection.connect()
-        except OSError as exc:
-            raise Unreachable(f"{endpoint.scheme}://{endpoint.host}: {exc}") from None
-        if connection.sock is not None:
-            connection.sock.settimeout(self._timeouts.read)
-        return connection
-
-    def _shared(self) -> tuple[http.client.HTTPConnection, bool]:
-        """This thread's kept-alive connection, and whether it served a request before."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None and connection.sock is not None:
-            return connection, True
-        self._local.connection = connection = self._connect()
-        return connection, False
+        # boto3's AWS_CA_BUNDLE, or the system's authorities
+        cafile = os.environ.get("AWS_CA_BUNDLE") or None
+        return connect(endpoint.scheme, endpoint.host, self._timeouts, cafile)
 
     def _send(
         self,
@@ -224,15 +195,9 @@ class S3HttpStore(ObjectStore):
             endpoint = self._endpoint
             path = endpoint.path(key) if key is not None else endpoint.bucket_path()
             request = (method, path, query or {})
-            connection, reused = self._shared()
-            try:
-                answer = self._send(connection, request, dict(headers or {}), body)
-            except _STALE:
-                connection.close()
-                if not reused:
-                    raise
-                connection, _ = self._shared()
-                answer = self._send(connection, request, dict(headers or {}), body)
+            connection, answer = self._connections.exchange(
+                lambda c, request=request: self._send(c, request, dict(headers or {}), body)  # type: ignore[misc]
+            )
             data = answer.read()
             if answer.will_close:
                 connection.close()
@@ -250,9 +215,7 @@ class S3HttpStore(ObjectStore):
         if target is None:
             return False
         self._endpoint = target
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
+        self._connections.close()
         return True
 
     # ---- the primitives archive_command uses ----------------------------------------------

@@ -16,7 +16,6 @@ import contextlib
 import http.client
 import json
 import os
-import ssl
 import threading
 import uuid
 from base64 import b64encode
@@ -30,6 +29,7 @@ from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts, env_secret
 from core.storage.config import StoreConfig
+from core.storage.http_connections import ThreadConnections, Unreachable, connect
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
 from core.storage.store import ObjectStore
 from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
@@ -40,7 +40,6 @@ PARTIAL = ".pgvault-partial"
 META = ".pgvault-meta"
 HIDDEN = ".pgvault-"
 #: a kept-alive connection the server closed meanwhile: send again on a new one
-_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 _MOVED = (301, 302, 307, 308)
 _PROPFIND = (
     b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
@@ -56,10 +55,6 @@ class DavAnswer(Exception):
         super().__init__(f"HTTP {status} {reason}")
         self.status = status
         self.reason = reason
-
-
-class Unreachable(Exception):
-    """The server could not be connected to (refused, no such host, TLS not trusted)."""
 
 
 def _facts(exc: BaseException) -> Facts:
@@ -155,7 +150,7 @@ class WebDavStore(ObjectStore):
         self._host = endpoint.netloc
         self._origin = f"{endpoint.scheme}://{endpoint.netloc}"
         self._timeouts = Timeouts.of(config)
-        self._local = threading.local()
+        self._connections = ThreadConnections(self._connect)
         self._made: set[str] = set()
         creds = location.credentials
         user = creds.dav_user or os.environ.get("PGVAULT_DAV_USER")
@@ -166,9 +161,7 @@ class WebDavStore(ObjectStore):
             self._auth = f"Basic {token}"
 
     def close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        if connection is not None:
-            connection.close()
+        self._connections.close()
         super().close()
 
     # ---- transport ------------------------------------------------------------------------
@@ -179,33 +172,7 @@ class WebDavStore(ObjectStore):
         return "/" + "/".join(quote(p, safe="") for p in parts) + ("/" if collection else "")
 
     def _connect(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection
-        if self._tls:
-            context = ssl.create_default_context(cafile=ca_file())
-            connection = http.client.HTTPSConnection(
-                self._host, timeout=self._timeouts.connect, context=context
-            )
-        else:
-            connection = http.client.HTTPConnection(self._host, timeout=self._timeouts.connect)
-        try:
-            connection.connect()
-        except ssl.SSLCertVerificationError as exc:
-            raise Unreachable(
-                f"{self._origin}: TLS certificate not trusted ({exc.verify_message})"
-            ) from None
-        except OSError as exc:
-            raise Unreachable(f"{self._origin}: {exc.strerror or exc}") from None
-        if connection.sock is not None:
-            connection.sock.settimeout(self._timeouts.read)
-        return connection
-
-    def _shared(self) -> tuple[http.client.HTTPConnection, bool]:
-        """This thread's kept-alive connection, and whether it served a request before."""
-        connection = getattr(self._local, "connection", None)
-        if connection is not None and connection.sock is not None:
-            return connection, True
-        self._local.connection = connection = self._connect()
-        return connection, False
+        return connect("https" if self._tls else "http", self._host, self._timeouts, ca_file())
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Host": self._host}
@@ -247,21 +214,15 @@ class WebDavStore(ObjectStore):
         """One request on the kept-alive connection; an error status raises DavAnswer
         unless it is in `ok`."""
         all_headers = self._headers(headers)
-        connection, reused = self._shared()
         try:
-            try:
-                answer = self._send(connection, (method, path), dict(all_headers), body)
-            except _STALE:
-                connection.close()
-                if not reused:
-                    raise
-                connection, _ = self._shared()
-                answer = self._send(connection, (method, path), dict(all_headers), body)
+            connection, answer = self._connections.exchange(
+                lambda c: self._send(c, (method, path), dict(all_headers), body)
+            )
             data = answer.read()
         except BaseException:
             # a timed-out or cut request leaves the connection mid-exchange: the next one
             # (the retry) must start on a new connection
-            connection.close()
+            self._connections.close()
             raise
         if answer.will_close:
             connection.close()

@@ -33,8 +33,11 @@ def _one_line_error(stderr: str) -> str:
     [
         (["-n", "latest"], {}, "reserved word"),
         (["-n", "20260101T000000"], {}, "looks like a backup ID"),
-        (["--snapshot-disk", "disk1", "--snapshot-instance", "vm"], {}, "snapshot backups"),
-        (["--gcp-project", "p"], {}, "snapshot backups"),
+        (["--snapshot-disk", "disk1", "--snapshot-instance", "vm", "-z"], {}, "snapshot backups"),
+        (["--snapshot-disk", "disk1"], {}, "needs --snapshot-instance"),
+        (["--snapshot-instance", "vm", "--snapshot-mount", "d"], {}, "DISK=PATH"),
+        (["--aws-region", "us-east-1"], {}, "for snapshot backups"),
+        (["--gcp-project", "p"], {}, "GCP disk snapshots"),
         ([], {"BARMAN_HOOK": "backup_script"}, "unsupported Barman hook script"),
         ([], {"BARMAN_HOOK": "backup_script", "BARMAN_PHASE": "post"}, "BARMAN_BACKUP_DIR"),
         (["-z", "--lz4"], {}, "not allowed with argument"),

@@ -1,5 +1,5 @@
 """Logical backups: bad input and refusals with the seeds' exit codes, a cancelled and a
-killed backup that leave nothing listed, deleting one, and physical retention leaving
+killed backup that leave nothing listed as restorable, deleting one, and physical retention leaving
 them alone."""
 
 from __future__ import annotations
@@ -17,7 +17,14 @@ from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
 from tests.support.emulators import free_port
 from tests.support.jobs import show, wait_for
-from tests.support.logical import BINDIRS_ENV, SHOP, make_shop
+from tests.support.logical import (
+    BINDIRS_ENV,
+    SHOP,
+    make_big,
+    make_shop,
+    pg_dumps,
+    wait_for_upload_while_dumping,
+)
 from tests.support.pg_versions import versioned_cluster
 from tests.support.postgres import Cluster
 from tests.support.restore import run_barman
@@ -125,38 +132,8 @@ def test_unknown_backup_and_recovery_dir(
     assert result.returncode == 3 and "RECOVERY_DIR: not available for a logical" in result.stderr
 
 
-def _pg_dumps(staging: Path) -> list[tuple[int, str]]:
-    """(pid, state) of the pg_dump processes writing into `staging`."""
-    found = []
-    for entry in os.listdir("/proc"):
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except (OSError, ValueError):
-            continue
-        if b"pg_dump" in cmdline and str(staging).encode() in cmdline:
-            found.append((int(entry), stat.rpartition(")")[2].split()[0]))
-    return found
-
-
 def _wait_for_upload_while_dumping(dest: TestDestination, staging: Path) -> None:
-    """Objects stored while pg_dump is still there (stopped: staging is full)."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if logical_objects(dest) and _pg_dumps(staging):
-            return
-        time.sleep(0.1)
-    raise AssertionError("no upload seen while pg_dump ran")
-
-
-def make_big(shop: Cluster) -> None:
-    """A table pg_dump spends a few seconds on (it goes first, the largest): small files
-    close meanwhile, and a staging limit of one byte stops pg_dump before it is done."""
-    shop.sql(
-        "create table public.big as select g, md5(g::text) || repeat('z', 300) as t "
-        "from generate_series(1, 100000) g",
-        dbname=SHOP,
-    )
+    wait_for_upload_while_dumping(dest, staging, SERVER)
 
 
 def _slow_backup(shop: Cluster, dest: TestDestination, staging: Path) -> object:
@@ -175,13 +152,13 @@ def test_cancelled_backup_leaves_nothing(
     staging.mkdir()
     proc = _slow_backup(shop, local, staging)
     _wait_for_upload_while_dumping(local, staging)
-    assert all(state == "T" for _, state in _pg_dumps(staging))  # bounded: pg_dump waits
+    assert all(state == "T" for _, state in pg_dumps(staging))  # bounded: pg_dump waits
     proc.send_signal(signal.SIGINT)  # type: ignore[attr-defined]
     _, err = proc.communicate(timeout=120)  # type: ignore[attr-defined]
     assert proc.returncode == 1, err  # type: ignore[attr-defined]
     assert "interrupted by SIGINT" in err
     assert listed(local) == [] and logical_objects(local) == []
-    assert _pg_dumps(staging) == [] and os.listdir(staging) == []
+    assert pg_dumps(staging) == [] and os.listdir(staging) == []
 
 
 def test_killed_backup_is_never_listed_and_can_be_removed(
@@ -194,12 +171,13 @@ def test_killed_backup_is_never_listed_and_can_be_removed(
     proc.kill()  # type: ignore[attr-defined]
     proc.communicate(timeout=60)  # type: ignore[attr-defined]
     deadline = time.monotonic() + 30
-    while _pg_dumps(staging) and time.monotonic() < deadline:
+    while pg_dumps(staging) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _pg_dumps(staging) == []  # pg_dump died with pgvault
+    assert pg_dumps(staging) == []  # pg_dump died with pgvault
     left = logical_objects(local)
-    assert left and listed(local) == []
     backup_id = left[0].split("/")[2]
+    # Listed by ID as what it is, never as restorable: its owner is provably gone.
+    assert [(e["backup_id"], e["status"]) for e in listed(local)] == [(backup_id, "ABANDONED")]
     refused = pgvault("restore", local.url, SERVER, backup_id, *shop.restore_flags())
     assert refused.returncode == 1 and "not found" in refused.stderr
     result = pgvault("backup-delete", local.url, SERVER, "-b", backup_id, "--force")
@@ -316,7 +294,7 @@ def test_a_paused_logical_backup_holds_still_then_finishes_and_restores(
     second = show(job_store_dir, int(job_id))
     assert first["state"] == second["state"] == "paused"
     assert first["bytes_done"] == second["bytes_done"]
-    assert all(state == "T" for _, state in _pg_dumps(staging))  # staging stays bounded
+    assert all(state == "T" for _, state in pg_dumps(staging))  # staging stays bounded
     assert pgvault("jobs", "resume", job_id).returncode == 0
     done = wait_for(
         lambda: (j := show(job_store_dir, int(job_id)))["state"] in ("succeeded", "failed") and j,
@@ -354,3 +332,23 @@ def test_all_databases_with_the_globals(shop: Cluster, local: TestDestination) -
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert shop.table_checksums("from_all") == shop.table_checksums(SHOP)
+
+
+def test_tags_land_on_every_object_of_a_logical_backup(
+    shop: Cluster, make_dest: Callable[..., TestDestination]
+) -> None:
+    dest = make_dest("s3")
+    result = pgvault(
+        "backup", dest.url, SERVER, *dest.cli_args, *shop.conninfo_args(), "--database", SHOP,
+        "--tags", "team,db", "env,prod", env={**dest.env, **BINDIRS_ENV},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    backup_id = result.stdout.strip()
+    with dest.store() as store:
+        keys = [o.key for o in store.list_objects(f"{SERVER}/logical/{backup_id}/")]
+        assert any(k.endswith("/toc.dat") for k in keys) and any(".dat" in k for k in keys)
+        assert any(k.endswith("/logical.json") for k in keys)
+        for key in keys:  # read back from moto's S3 API
+            assert store.get_tags(key) == {"team": "db", "env": "prod"}, key
+    bad = pgvault("backup", dest.url, SERVER, "--database", SHOP, "--tags", "a", env=dest.env)
+    assert bad.returncode == 3 and bad.stderr.count("\n") == 1, bad.stderr

@@ -14,16 +14,24 @@ WAL = "000000010000000000000001"
 @pytest.mark.parametrize(
     ("argv", "env", "named"),
     [
-        (["backup", "--snapshot-instance", "vm1", "{dest}", "pg1"], {}, "--snapshot-instance"),
+        (["backup", "--azure-resource-group", "rg", "{dest}", "pg1"], {}, "--azure-resource-group"),
+        (
+            [
+                *("backup", "--snapshot-instance", "vm1", "--snapshot-disk", "d1"),
+                *("--aws-snapshot-lock-mode", "governance", "{dest}", "pg1"),
+            ],
+            {},
+            "--aws-snapshot-lock-mode",
+        ),
         (["backup", "--gcp-zone", "z", "{dest}", "pg1"], {}, "--gcp-zone"),
         (["backup", "--sse-customer-key", "k", "{dest}", "pg1"], {}, "--sse-customer-key"),
         (["wal-archive", "--sse-customer-key", "k", "{dest}", "pg1", "{wal}"], {}, "SSE-C"),
         (["wal-restore", "--sse-customer-key", "k", "{dest}", "pg1", WAL, "{wal}"], {}, "SSE-C"),
         (["restore", "--sse-customer-key", "k", "{dest}", "pg1", "latest", "{out}"], {}, "SSE-C"),
         (
-            ["restore", "--snapshot-recovery-instance", "vm1", "{dest}", "pg1", "latest", "{out}"],
+            ["restore", "--gcp-zone", "z", "{dest}", "pg1", "latest", "{out}"],
             {},
-            "--snapshot-recovery-instance",
+            "--gcp-zone",
         ),
     ],
 )

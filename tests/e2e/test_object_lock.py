@@ -1,21 +1,25 @@
 """backup-delete --check-object-lock on moto's S3 with a bucket created with Object Lock: a
 backup with an object under retention or a legal hold is refused (exit 1, naming the object
 and its date) and nothing is deleted; an unlocked one is deleted; off S3 the flag is bad
-input (exit 3)."""
+input (exit 3). WAL archived with `wal-archive --immutability-days` (archive_command, and its
+--async pusher) is retained in GOVERNANCE mode, and a deletion keeps the WAL it frees while
+it is locked."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from tests.support.catalog import SERVER, archive_keys, archived_server, object_keys
+from tests.support.catalog import SERVER, archive_keys, archived_server, object_keys, wal_names
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster
+from tests.support.wal import archived_names
 
 MakeDest = Callable[..., TestDestination]
 
@@ -93,3 +97,58 @@ def test_check_object_lock_off_s3_is_bad_input(make_dest: MakeDest, provider: st
     assert "--check-object-lock applies to S3 destinations only" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert object_keys(dest) == set()
+
+
+def _wal_locks(dest: TestDestination, server: str = SERVER) -> dict[str, tuple[str, datetime]]:
+    """Each archived WAL file: its lock mode and retain-until date, as S3 reports them."""
+    s3 = s3_client(dest)
+    with dest.store() as store:
+        keys = archived_names(store, server)
+    found = {}
+    for name, key in keys.items():
+        answer = s3.head_object(Bucket=dest.bucket, Key=full_key(dest, key))
+        found[name] = (answer.get("ObjectLockMode"), answer.get("ObjectLockRetainUntilDate"))
+    return found
+
+
+def test_wal_archived_with_immutability_days_is_locked_and_outlives_a_deletion(
+    make_dest: MakeDest, cluster_factory: Callable[..., Cluster], pgvault_bin: str, tmp_path: Path
+) -> None:
+    dest = make_dest("s3", object_lock=True)
+    written = datetime.now(UTC)
+    server = archived_server(cluster_factory, dest, pgvault_bin, "--immutability-days", "2")
+    first = server.backup()  # the backups themselves are not locked (no vault here)
+    server.write_wal(1)
+    second = server.backup()
+    server.write_wal(1)
+    locks = _wal_locks(dest)
+    assert len(locks) >= 4, locks  # segments and the backups' .backup history files
+    for mode, until in locks.values():
+        assert mode == "GOVERNANCE"
+        assert written + timedelta(days=2) <= until + timedelta(seconds=1)
+        assert until <= datetime.now(UTC) + timedelta(days=2)
+    before = wal_names(dest)
+
+    # deleting the oldest backup frees the WAL before the second one: still locked, it stays
+    # (as current objects, not hidden behind delete markers); the backup itself goes
+    deleted = server.run("backup-delete", "-b", first, "--check-object-lock", "-v")
+    assert deleted.returncode == 0, deleted.stderr
+    assert "kept under S3 Object Lock until" in deleted.stdout + deleted.stderr
+    assert wal_names(dest) == before
+    assert not [k for k in object_keys(dest) if k.startswith(f"{SERVER}/base/{first}/")]
+    assert server.info(second).status == "DONE"
+
+    # the --async pusher writes under the same lock (its request carries the setting)
+    segment = sorted(n for n in before if len(n) == 24)[0]
+    # a pg_wal as PostgreSQL leaves it for archive_command: the file and its .ready marker
+    (tmp_path / "pg_wal" / "archive_status").mkdir(parents=True)
+    (tmp_path / "pg_wal" / "archive_status" / f"{segment}.ready").touch()
+    copy = tmp_path / "pg_wal" / segment
+    copy.write_bytes(Path(server.cluster.data, "pg_wal", segment).read_bytes())
+    pushed = pgvault(
+        "wal-archive", "--async", "--spool-dir", str(tmp_path / "spool"),
+        "--immutability-days", "2", *dest.cli_args, dest.url, "other", str(copy),
+        env=dest.env,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    assert [mode for mode, _ in _wal_locks(dest, "other").values()] == ["GOVERNANCE"]

@@ -115,10 +115,15 @@ class Notified(Agent):
 
 
 def set_up(agent: Notified, hook: Webhook, box: Mailbox, conninfo: str, rules: Any) -> None:
+    """The vault names the webhook by a file reference, the instance the mailbox by an
+    environment reference: their URLs hold a token and a password, which stay on this host."""
     dest = agent.dest
     agent.run("vault", "create", "v1", "--destination", dest.url, *dest.cli_args)
-    shown = agent.run("vault", "update", "v1", "--notify", hook.url(query=f"+X-Token={TOKEN}"))
-    assert shown["notify"] == [hook.url(query="+X-Token=***")]
+    hook_file = agent.state / "hook-url"
+    hook_file.write_text(hook.url(query=f"+X-Token={TOKEN}") + "\n")
+    hook_file.chmod(0o600)
+    shown = agent.run("vault", "update", "v1", "--notify", f"file:{hook_file}")
+    assert shown["notify"] == [f"file:{hook_file}"]
     agent.run(
         "policy", "create", "--vault", "v1", "--name", "p",
         "--policy", agent.file("policy.json", rules),
@@ -132,10 +137,23 @@ def set_up(agent: Notified, hook: Webhook, box: Mailbox, conninfo: str, rules: A
         "backup-instance", "create", "--vault", "v1",
         "--backup-instance", agent.file("instance.json", instance),
     )  # fmt: skip
+    agent.env["PGV_MAIL_URL"] = box.url()
     updated = agent.run(
-        "backup-instance", "update", "--vault", "v1", "--name", SERVER, "--notify", box.url()
-    )
-    assert updated["notify"] == [box.url().replace(box.password, "***")]
+        "backup-instance", "update", "--vault", "v1", "--name", SERVER,
+        "--notify", "env:PGV_MAIL_URL",
+    )  # fmt: skip
+    assert updated["notify"] == ["env:PGV_MAIL_URL"]
+
+
+def assert_state_holds_no_secret(agent: Notified, *secrets: str) -> None:
+    """Every object of the vault's state (vault, instances, runs, notices) is secret-free."""
+    with agent.dest.store() as store:
+        keys = [item.key for item in store.list_objects(".pgvault/")]
+        assert any(key.endswith("/vault.json") for key in keys), keys
+        for key in keys:
+            data = store.get_bytes(key)
+            for secret in secrets:
+                assert secret.encode() not in data, key
 
 
 def next_minute(after: datetime) -> datetime:
@@ -164,9 +182,18 @@ def test_a_failed_backup_job_is_notified_once_and_bad_urls_are_refused(
     conninfo = f"host=127.0.0.1 port={closed_port()} user=postgres dbname=postgres"
     base = next_minute(datetime.now(UTC) + timedelta(minutes=1))
     set_up(agent, hook, box, conninfo, policy(f"R/{base.isoformat()}/PT10M", "PT3M"))
-    # a receiver that is down: its delivery fails, is reported, and shows no secret
+    # a URL holding a secret is refused unless the operator opts in to store it as it is
     dead = f"jsons://hookuser:{DEAD_PASSWORD}@127.0.0.1:{closed_port()}/x"
-    agent.run("vault", "update", "v1", "--notify", hook.url(query=f"+X-Token={TOKEN}"), dead)
+    inline = pgvault("vault", "update", "v1", "--notify", dead, env=agent.env)
+    assert inline.returncode == 3, inline.stderr
+    assert inline.stdout == "" and len(inline.stderr.strip().splitlines()) == 1
+    assert "--notify jsons://hookuser:***@127.0.0.1" in inline.stderr
+    assert "--allow-secret-in-vault" in inline.stderr and DEAD_PASSWORD not in inline.stderr
+    assert agent.run("vault", "show", "v1")["notify"] == [f"file:{agent.state / 'hook-url'}"]
+    # a receiver that is down, stored inline by opt-in: its delivery fails, is reported,
+    # and shows no secret
+    hook_ref = f"file:{agent.state / 'hook-url'}"
+    agent.run("vault", "update", "v1", "--notify", hook_ref, dead, "--allow-secret-in-vault")
 
     first = agent.pass_at(base + timedelta(seconds=10), code=1)
     assert [(r["state"], r["jobId"] is not None) for r in first["runs"]] == [("failed", True)]
@@ -198,7 +225,7 @@ def test_a_failed_backup_job_is_notified_once_and_bad_urls_are_refused(
     lag = pgvault("vault", "update", "v1", "--wal-lag-threshold", "soon", env=agent.env)
     assert lag.returncode == 3 and "'soon' is not an ISO 8601 duration" in lag.stderr
     shown = agent.run("vault", "show", "v1")
-    assert shown["notify"] == [hook.url(query="+X-Token=***"), failed["url"]]
+    assert shown["notify"] == [hook_ref, failed["url"]]
     assert shown["walLagThreshold"] is None
     agent.run("backup-instance", "list", "--vault", "v1")
     agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
@@ -206,10 +233,12 @@ def test_a_failed_backup_job_is_notified_once_and_bad_urls_are_refused(
     with agent.dest.store() as store:  # the notice records hold redacted URLs only
         notices = [i.key for i in store.list_objects(".pgvault/vaults/v1/notices/")]
         assert len(notices) == 1
-        for key in notices:
-            assert TOKEN.encode() not in store.get_bytes(key)
-            assert box.password.encode() not in store.get_bytes(key)
-            assert DEAD_PASSWORD.encode() not in store.get_bytes(key)
+        assert DEAD_PASSWORD.encode() not in store.get_bytes(notices[0])
+    # the referenced URLs' token and password are nowhere in the vault's state; the
+    # opted-in one is, as the operator asked
+    assert_state_holds_no_secret(agent, TOKEN, box.password)
+    with agent.dest.store() as store:
+        assert DEAD_PASSWORD.encode() in store.get_bytes(".pgvault/vaults/v1/vault.json")
     cleared = agent.run("vault", "update", "v1", "--no-notify")
     assert cleared["notify"] == []
 
@@ -271,4 +300,6 @@ def test_stale_protection_wal_lag_and_retention_are_each_notified_once(
     assert box.mails[-1]["Subject"] == titles(hook)[-1]
     assert agent.pass_at(start + timedelta(minutes=40))["notifications"] == []
     assert len(hook.posts) == 3 and len(box.mails) == 3
+    assert box.logins[-1] == (box.user, box.password)  # the referenced password logged in
     agent.assert_no_secret(TOKEN, box.password, PASSWORD)
+    assert_state_holds_no_secret(agent, TOKEN, box.password, PASSWORD)

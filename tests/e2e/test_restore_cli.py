@@ -25,8 +25,10 @@ def local(make_dest: Callable[..., TestDestination]) -> TestDestination:
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--snapshot-recovery-instance", "vm1"], "snapshot recovery"),
-        (["--gcp-zone", "z"], "snapshot recovery"),
+        (["--snapshot-recovery-instance", "vm1", "--tablespace", "t:/x"], "cannot relocate"),
+        (["--snapshot-recovery-instance", "vm1", "--delta"], "snapshot recovery"),
+        (["--aws-region", "us-east-1"], "for snapshot recovery"),
+        (["--gcp-zone", "z"], "GCP disk snapshots"),
         (["--sse-customer-key", "file:///k"], "SSE-C"),
         (["--target-action", "promote"], "needs a recovery target"),
         (["--target-time", "2026-01-01", "--target-lsn", "0/1"], "not allowed with"),

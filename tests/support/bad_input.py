@@ -362,6 +362,8 @@ def _command_cases(world: World) -> Iterator[Case]:
     for flag in ("-J=2", "--async-timeout=5", "--pusher-idle=5", "--spool-dir=/tmp"):
         yield Case((wal[0], flag, *wal[1:]), 3, "fast path flag without --async")
     yield Case((*wal[:3], world.scratch("000000010000000000000002")), 3, "missing WAL file")
+    # S3 Object Lock: refused on a local directory before anything is written
+    yield Case((wal[0], "--immutability-days=2", *wal[1:]), 3, "immutability off S3")
     fast = ("wal-archive", "--async", f"--spool-dir={world.scratch('spool')}")
     for server in BAD_SERVERS:  # archive_command's fast path: checked before any pusher
         yield Case((*fast, world.url, server, world.wal_path), 3, "--async server name")
@@ -469,6 +471,9 @@ def _protection_cases() -> Iterator[Case]:
     yield Case(("vault", "update", "v", "--notify", "json://h/x", "--no-notify"), 3, "vault update")
     yield Case(("vault", "update", "v", "--notify", "nosuch://u:pw-b4d1@h"), 3, "notify URL")
     yield Case(("vault", "update", "v", "--notify"), 3, "vault update --notify")
+    # a URL holding a password, and a reference that cannot be read: refused before the vault
+    yield Case(("vault", "update", "v", "--notify", "json://u:pw-b4d1@h/x"), 3, "notify secret")
+    yield Case(("vault", "update", "v", "--notify", "env:PGV_UNSET_9"), 3, "notify reference")
     yield Case(("vault", "update", "v", "--wal-lag-threshold", "soon"), 3, "WAL lag threshold")
     yield Case(("backup-instance", "update", "--vault", "v", "--name", "i"), 3, "instance update")
     yield Case(("agent", "--interval", "0"), 3, "agent")

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from tests.support.destinations import TestDestination
 from tests.support.emulators import REPO
 from tests.support.postgres import Cluster
 
@@ -96,3 +99,43 @@ class Writer:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+
+
+def pg_dumps(staging: Path) -> list[tuple[int, str]]:
+    """(pid, state) of the pg_dump processes writing into `staging`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except (OSError, ValueError):
+            continue
+        if b"pg_dump" in cmdline and str(staging).encode() in cmdline:
+            found.append((int(entry), stat.rpartition(")")[2].split()[0]))
+    return found
+
+
+def dump_files(dest: TestDestination, server: str) -> list[str]:
+    """The dump files stored under the server's logical/ (not the lease, not logical.json)."""
+    with dest.store() as store:
+        return [o.key for o in store.list_objects(f"{server}/logical/") if "/db/" in o.key]
+
+
+def wait_for_upload_while_dumping(dest: TestDestination, staging: Path, server: str) -> None:
+    """Dump files stored while pg_dump is still there (stopped: staging is full)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if dump_files(dest, server) and pg_dumps(staging):
+            return
+        time.sleep(0.1)
+    raise AssertionError("no upload seen while pg_dump ran")
+
+
+def make_big(shop: Cluster) -> None:
+    """A table pg_dump spends a few seconds on (it goes first, the largest): small files
+    close meanwhile, and a staging limit of one byte stops pg_dump before it is done."""
+    shop.sql(
+        "create table public.big as select g, md5(g::text) || repeat('z', 300) as t "
+        "from generate_series(1, 100000) g",
+        dbname=SHOP,
+    )

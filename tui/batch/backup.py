@@ -22,6 +22,11 @@ from tui.batch.options import (
     size,
     tags_from,
 )
+from tui.batch.snapshot_options import (
+    add_snapshot_arguments,
+    snapshot_source,
+    validate_snapshot_flags,
+)
 
 COMPRESSIONS = (
     (("-z", "--gzip"), "gzip"),
@@ -37,17 +42,6 @@ _COMPRESSION_HELP = {
     "zstd": "zstd-compress the backup; barman-cloud-restore (3.19.1) cannot restore it "
     "(it reads plain, gzip, bzip2, snappy and lz4 backups)",
 }
-SNAPSHOT_FLAGS = (
-    "snapshot_instance",
-    "snapshot_disk",
-    "snapshot_zone",
-    "gcp_zone",
-    "snapshot_gcp_project",
-    "gcp_project",
-    "aws_region",
-    "azure_subscription_id",
-    "azure_resource_group",
-)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_job_options(parser)
     add_unlock(parser)  # an incremental of an encrypted server reads its parent's manifest
     add_backup_arguments(parser)
-    _add_snapshot(parser)
+    add_snapshot_arguments(parser)
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
@@ -183,19 +177,6 @@ def _add_kind(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_snapshot(parser: argparse.ArgumentParser) -> None:
-    snapshot = parser.add_argument_group("Snapshot backups (not available yet)")
-    snapshot.add_argument("--snapshot-instance")
-    snapshot.add_argument("--snapshot-disk", action="append")
-    snapshot.add_argument("--snapshot-zone")
-    snapshot.add_argument("--gcp-zone")
-    snapshot.add_argument("--snapshot-gcp-project")
-    snapshot.add_argument("--gcp-project")
-    snapshot.add_argument("--aws-region")
-    snapshot.add_argument("--azure-subscription-id")
-    snapshot.add_argument("--azure-resource-group")
-
-
 def _kind(args: argparse.Namespace) -> str | None:
     if args.differential:
         return "differential"
@@ -205,12 +186,9 @@ def _kind(args: argparse.Namespace) -> str | None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    used = [f"--{f.replace('_', '-')}" for f in SNAPSHOT_FLAGS if getattr(args, f, None)]
-    if used:
-        raise InputError(
-            f"snapshot backups ({', '.join(used)}) are not available in pgvault yet; "
-            "take a streamed backup without the snapshot options"
-        )
+    snapshot = snapshot_source(args)
+    if snapshot is not None:
+        validate_snapshot_flags(args)
     if os.environ.get("BARMAN_HOOK"):  # Barman's post_backup_script: upload its backup
         from tui.batch.barman_hook import run_hook
 
@@ -246,6 +224,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         incremental_from=args.incremental_from,
         wal_check=args.wal_check,
         wal_timeout=args.wal_timeout,
+        snapshot=snapshot,
     )
     if args.test:  # after every flag is checked: -t with a bad flag is exit 3, as without
         where.check()

@@ -7,6 +7,7 @@ import argparse
 from core.errors import ExitCode, InputError
 from tui.batch.main import Context
 from tui.batch.protection_options import (
+    add_allow_inline,
     add_notify,
     add_vault,
     add_verbs,
@@ -29,6 +30,7 @@ def _initialize(parser: argparse.ArgumentParser) -> None:
 def _create(parser: argparse.ArgumentParser) -> None:
     add_vault(parser)
     parser.add_argument("--backup-instance", required=True, metavar="FILE")
+    add_allow_inline(parser)
     _add_secondary(parser)
 
 
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     elif verb == "create":
         secondary = "" if args.no_secondary_destination else args.secondary_destination
         created = service.create_instance(
-            ctx.state_dir, args.vault, args.backup_instance, secondary
+            ctx.state_dir, args.vault, args.backup_instance, args.allow_inline_secrets, secondary
         )
         print_json(created)
     elif verb == "list":
@@ -118,7 +120,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 "backup-instance update: give --notify URL... or --no-notify, or "
                 "--secondary-destination URL or --no-secondary-destination"
             )
-        updated = service.update_instance(ctx.state_dir, args.vault, args.name, notify, secondary)
+        updated = service.update_instance(
+            ctx.state_dir, args.vault, args.name, notify, args.allow_inline_secrets, secondary
+        )
         print_json(updated)
     elif verb == "delete":
         print_json(service.delete_instance(ctx.state_dir, args.vault, args.name))

@@ -16,6 +16,7 @@ from tui.batch.main import Context
 
 if TYPE_CHECKING:
     from core.catalog.listing import BackupListing
+    from core.logical.attempt import Unfinished
     from core.logical.manifest import LogicalManifest
 
 COLUMNS = (
@@ -77,9 +78,13 @@ def _iso_time(iso: str) -> str:
 
 
 def logical_lines(
-    manifests: Sequence[LogicalManifest], copies: Mapping[str, Sequence[str]]
+    manifests: Sequence[LogicalManifest],
+    unfinished: Sequence[Unfinished] = (),
+    copies: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
-    rows = [
+    """Finished backups and, by ID, those without logical.json (never restorable)."""
+    copies = copies or {}
+    rows: list[tuple[str, ...]] = [
         (
             m.backup_id,
             m.name or "-",
@@ -96,7 +101,31 @@ def logical_lines(
         )
         for m in manifests
     ]
+    rows += [
+        (u.backup_id, "-", u.status, "logical", *(["-"] * 4), format_size(u.size), "-", "-", "-")
+        for u in unfinished
+    ]
+    rows.sort(key=lambda row: row[0])
     return ["Logical backups:", *table(rows, LOGICAL_COLUMNS)]
+
+
+def _json(
+    listing: BackupListing,
+    logical: Sequence[LogicalManifest],
+    unfinished: Sequence[Unfinished],
+    copies: Mapping[str, Sequence[str]],
+) -> dict[str, object]:
+    """barman-cloud's listing with pgvault's view, and the logical backups (with copies)."""
+    from core.catalog.listing import listing_json
+    from core.logical.attempt import unfinished_row
+    from core.logical.catalog import summary_row
+
+    rows = [{**summary_row(m), "copies": list(copies.get(m.backup_id, ()))} for m in logical]
+    rows += [{**unfinished_row(u), "copies": []} for u in unfinished]
+    return {
+        **listing_json(listing),
+        "logical_backups": sorted(rows, key=lambda row: str(row["backup_id"])),
+    }
 
 
 def _broken_row(backup_id: str, width: int) -> tuple[str, ...]:
@@ -112,30 +141,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return ExitCode.OK
     from core.catalog.browse import list_servers, no_backups_here
     from core.catalog.copies import read_copies
-    from core.catalog.listing import list_backups, listing_json
-    from core.logical.catalog import list_logical, summary_row
+    from core.catalog.listing import list_backups
+    from core.logical.attempt import list_unfinished
+    from core.logical.catalog import list_logical
 
     with opened(args) as store:
         listing = list_backups(store, args.server_name)
         logical = list_logical(store, args.server_name)
         copies = read_copies(store, args.server_name) if logical else {}
-        known = listing.backups or listing.broken or logical
+        unfinished = list_unfinished(store, args.server_name)
+        known = listing.backups or listing.broken or logical or unfinished
         if not known and args.server_name not in list_servers(store):
             # A mistyped name must not read as "no backups yet": name those that are there.
             print(no_backups_here(store, args.server_name), file=sys.stderr)
             return ExitCode.FAILED
     if args.format == "json":
-        print(
-            json.dumps(
-                {
-                    **listing_json(listing),
-                    "logical_backups": [
-                        {**summary_row(m), "copies": list(copies.get(m.backup_id, ()))}
-                        for m in logical
-                    ],
-                }
-            )
-        )
+        print(json.dumps(_json(listing, logical, unfinished, copies)))
         return ExitCode.OK
     rows = _physical_rows(listing)
     rows += [_broken_row(backup_id, len(COLUMNS)) for backup_id, _ in listing.broken]
@@ -160,9 +181,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         header = COLUMNS
     if rows:
         print("\n".join(table(rows, header)))
-    if logical:
-        print("\n".join(([""] if rows else []) + logical_lines(logical, copies)))
-    if not rows and not logical:
+    if logical or unfinished:
+        lines = logical_lines(logical, unfinished, copies)
+        print("\n".join(([""] if rows else []) + lines))
+    if not rows and not logical and not unfinished:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK
 

@@ -60,7 +60,8 @@ def _chain_fields(s: BackupSummary) -> list[tuple[str, object]]:
 def render(details: BackupDetails) -> list[str]:
     """The console form of backup-show."""
     out = [f"Backup {details.summary.backup_id}:"]
-    for section in (_overview, _base_backup, _wal, _tablespaces, _manifest, _objects, _contents):
+    sections = (_overview, _base_backup, _snapshots, _wal, _tablespaces, _manifest, _objects)
+    for section in (*sections, _contents):
         section(out, details)
     out += [f"  warning: {warning}" for warning in details.warnings]
     return out
@@ -108,6 +109,23 @@ def _base_backup(out: list[str], details: BackupDetails) -> None:
     _field(out, "End WAL", s.end_wal)
     if info.copy_stats:
         _field(out, "Copy time (s)", info.copy_stats.get("copy_time"))
+
+
+def _snapshots(out: list[str], details: BackupDetails) -> None:
+    """A snapshot backup's disks, as snapshots_info records them (barman's or pgvault's)."""
+    if not details.info.snapshots_info:
+        return
+    from core.errors import PgvaultError
+    from core.snapshots.info import describe, load
+
+    _heading(out, "Snapshots")
+    try:
+        lines = describe(load(details.info.snapshots_info))
+    except PgvaultError as exc:
+        lines = [str(exc)]
+    _field(out, "Provider", lines[0])
+    for line in lines[1:]:
+        out.append(f"    {line}")
 
 
 def _wal(out: list[str], details: BackupDetails) -> None:

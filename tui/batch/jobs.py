@@ -29,7 +29,7 @@ from core.jobs import (
     reap_dead,
 )
 from core.jobs.model import parse_job_id, parse_state
-from core.jobs.runner import resume_request, spawn_detached
+from core.jobs.runner import ended_resumably, resume_request, spawn_detached
 from core.sizes import format_size
 from core.timeparse import parse_local_time
 from tui.batch.jobrun import open_store, run_here
@@ -119,7 +119,7 @@ def _add_control(verb: Callable[[str, str], argparse.ArgumentParser]) -> None:
     resume = verb(
         "resume",
         "resume a paused job, or resume a failed backup in a new job that reuses what the "
-        "failed one uploaded",
+        "failed one uploaded (a failed or cancelled logical backup: taken again under its ID)",
     )
     resume.add_argument("job_id", metavar="ID")
     resume.add_argument(
@@ -481,7 +481,7 @@ def _cancel(store: JobStore, args: argparse.Namespace) -> int:
 def _resume(store: JobStore, args: argparse.Namespace) -> int:
     job_id = parse_job_id(args.job_id)
     job = store.get(job_id)
-    if job.state is not JobState.FAILED:
+    if not ended_resumably(store, job):
         if args.detach:
             raise InputError("--detach applies to resuming a failed job only")
         job, changed = store.request_resume(job_id)

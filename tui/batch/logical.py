@@ -13,7 +13,7 @@ import sys
 from core.errors import ExitCode, InputError
 from tui.batch.jobrun import run_as_job
 from tui.batch.main import Context
-from tui.batch.options import Destination, size, tcp_port
+from tui.batch.options import Destination, size, tags_from, tcp_port
 
 DEFAULT_STAGING_LIMIT = "1GiB"
 
@@ -142,7 +142,6 @@ def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> in
         "--incremental-from": args.incremental_from,
         "--differential": args.differential,
         "--immediate-checkpoint": args.immediate_checkpoint,
-        "--tags": args.tags or getattr(args, "tags_repeated", None),
         "--bzip2/--snappy": args.compression in ("bzip2", "snappy"),
         "-S": args.max_archive_size != size("100GB"),
         "--keepalive-interval": args.keepalive_interval != 60,  # noqa: PLR2004 - the default
@@ -170,6 +169,7 @@ def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> in
         staging_dir=_abs(args.staging_dir),
         staging_limit=args.staging_limit,
         pg_bindir=_abs(args.pg_bindir),
+        tags=tags_from(args),
     )
     if args.test:  # after every flag is checked, as for a physical backup
         where.check()

@@ -40,15 +40,31 @@ def add_vault(parser: argparse.ArgumentParser, required: bool = True) -> None:
 
 
 def add_notify(parser: argparse.ArgumentParser, whom: str) -> None:
-    """`--notify URL...` (apprise URLs, replacing the list) or `--no-notify`."""
+    """`--notify URL...` (apprise URLs or secret references, replacing the list) or
+    `--no-notify`, and the opt-in that stores a URL holding a secret as it is."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--notify",
         nargs="+",
         metavar="URL",
-        help=f"apprise notification URLs {whom} (json://..., mailto://...; replaces the list)",
+        help=f"apprise notification URLs {whom} (json://..., mailto://...; replaces the list); "
+        "a URL holding a password or token is given as a secret reference to it "
+        "(env:NAME, file:/PATH, keyring:SERVICE/USERNAME), read when a notice is sent",
     )
     group.add_argument("--no-notify", action="store_true", help="remove every notification URL")
+    add_allow_inline(parser)
+
+
+def add_allow_inline(parser: argparse.ArgumentParser) -> None:
+    # core.protection.notify_urls.ALLOW_INLINE, spelt here: the batch entry imports no
+    # protection code until a protection command runs (wal-archive starts on every segment)
+    parser.add_argument(
+        "--allow-secret-in-vault",
+        dest="allow_inline_secrets",
+        action="store_true",
+        help="store a notification URL that holds a password or token as it is, in clear in "
+        "the vault's state in its destination (refused without this flag)",
+    )
 
 
 def notify_from(args: argparse.Namespace) -> tuple[str, ...] | None:

@@ -42,18 +42,12 @@ from tui.batch.options import (
     print_json,
     refuse_given,
 )
+from tui.batch.snapshot_options import add_recovery_arguments, snapshot_recovery
 
 if TYPE_CHECKING:
     from core.restore import RestoreRequest
     from core.restore.targets import RecoveryTarget
 
-SNAPSHOT_FLAGS = (
-    "snapshot_recovery_instance",
-    "snapshot_recovery_zone",
-    "gcp_zone",
-    "aws_region",
-    "azure_resource_group",
-)
 DEFAULT_JOBS = 4
 
 
@@ -117,7 +111,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_unlock(parser)
     add_restore_arguments(parser)
     _add_rehydrate(parser)
-    _add_snapshot(parser)
+    add_recovery_arguments(parser)
 
 
 def _add_rehydrate(parser: argparse.ArgumentParser) -> None:
@@ -227,24 +221,11 @@ def _add_restored_server(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_snapshot(parser: argparse.ArgumentParser) -> None:
-    snapshot = parser.add_argument_group("Snapshot recovery (not available yet)")
-    snapshot.add_argument("--snapshot-recovery-instance")
-    snapshot.add_argument("--snapshot-recovery-zone")
-    snapshot.add_argument("--gcp-zone")
-    snapshot.add_argument("--aws-region")
-    snapshot.add_argument("--azure-resource-group")
-
-
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    used = [f"--{f.replace('_', '-')}" for f in SNAPSHOT_FLAGS if getattr(args, f, None)]
-    if used:
-        raise InputError(
-            f"snapshot recovery ({', '.join(used)}) is not available in pgvault yet: "
-            "pgvault restores backups stored as archives"
-        )
+    snapshot = snapshot_recovery(args)
     where = destination_from(args, jobs=args.jobs)
     if is_logical_restore(args):
+        refuse_given(args, ("snapshot_recovery_instance",), "to a logical restore")
         refuse_given(
             args, ("delta", "force", "rehydrate"), "to a logical restore (a physical restore's)"
         )
@@ -279,6 +260,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         accept_wal_gap=args.accept_wal_gap,
         delta=args.delta,
         force=args.force,
+        snapshot=snapshot,
     )
     from core.jobs.builtin import RESTORE
     from core.jobs.results import RestoreJobResult

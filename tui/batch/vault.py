@@ -87,7 +87,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             )
         print_json(
             service.update_vault(
-                ctx.state_dir, args.name, notify=notify, wal_lag_threshold=args.wal_lag_threshold
+                ctx.state_dir,
+                args.name,
+                notify=notify,
+                wal_lag_threshold=args.wal_lag_threshold,
+                allow_inline_secrets=args.allow_inline_secrets,
             )
         )
     else:

@@ -96,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_tags(parser, "tags", "WAL files")
     add_tags(parser, "history-tags", "history files (used instead of --tags for them)")
+    parser.add_argument(
+        "--immutability-days",
+        type=positive_int,
+        metavar="N",
+        help="S3 only, on a bucket with Object Lock enabled (a vault's --immutability-days): "
+        "every WAL and history file is written retained N days (GOVERNANCE mode)",
+    )
     _add_azure(parser)
     _add_fast_path(parser)
 
@@ -284,6 +291,13 @@ def parse(args: argparse.Namespace) -> Parsed:
     settings = _settings(args, azure["max_block_size"], azure["max_single_put_size"])
     if args.sse_kms_key_id and args.encryption != "aws:kms":
         raise InputError("--sse-kms-key-id is only allowed with -e/--encryption aws:kms")
+    from core.urls import Provider
+
+    if args.immutability_days is not None and location.provider is not Provider.S3:
+        raise InputError(
+            "--immutability-days applies to S3 destinations only (S3 Object Lock); "
+            f"{location.display()} is {location.provider.value}"
+        )
     return Parsed(location, settings, azure["max_concurrency"], fast, _secondary(args))
 
 
@@ -306,6 +320,7 @@ def _store_config(args: argparse.Namespace, parsed: Parsed) -> StoreConfig:
         max_bandwidth=args.max_bandwidth,
         azure_max_block_size=parsed.settings.block_size,
         azure_max_single_put_size=parsed.settings.single_put_limit,
+        object_lock_days=args.immutability_days,
     )
 
 

@@ -11,6 +11,7 @@ from abc import abstractmethod
 from typing import Any
 
 from textual.app import App, ScreenStackError
+from textual.events import ScreenResume
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
@@ -37,6 +38,13 @@ class ConsoleScreen(Screen[Any]):
         if self.state.read_only and action in MUTATING:
             return False
         return self.can(action)
+
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        # Textual re-applies the whole stylesheet to a view brought back by a mode switch
+        # (a third of a view switch's CPU), as it does not when a screen over it is popped.
+        # Nothing restyles a view while it is hidden: class changes apply at once and a
+        # theme change goes through App.refresh_css, which switch_mode checks first.
+        event.refresh_styles = False
 
     # ---- what the app tells the shown screen (each does nothing unless the view shows it) --
 

@@ -20,9 +20,10 @@ from textual.widgets.tree import TreeNode
 
 from core.catalog.backup_info import DONE, FAILED, BackupInfo
 from core.catalog.chains import DIFFERENTIAL, INCREMENTAL
+from core.catalog.tier import ARCHIVE, STANDARD
 from core.logical.manifest import LogicalManifest
 from tui import fmt
-from tui.adapter import BackupRef, DestinationView, ServerView, server_refs
+from tui.adapter import REHYDRATING, BackupRef, DestinationView, ServerView, server_refs
 from tui.messages import BackupRequest, DeleteBackup, OpenBackup, RestoreBackup, VerifyBackup
 from tui.screens import logical
 from tui.screens.base import FilteredScreen
@@ -36,6 +37,9 @@ BACKUP_COLUMNS = (
     Col("backup", "BACKUP", 16, flex=True),
     Col("status", "STATUS", 7),
     Col("kind", "KIND", 7, min_width=76),
+    # the archive tier (an archived backup is restored only after rehydration): before TOOK,
+    # so that a table too narrow for both drops TOOK first
+    Col("tier", "TIER", 7, min_width=86),
     Col("begin", "BEGIN", 11),
     Col("took", "TOOK", 6, min_width=88, right=True),
     Col("size", "STORED", 9, right=True),
@@ -44,6 +48,9 @@ BACKUP_COLUMNS = (
 )
 
 STATUS_STYLE = {DONE: "bold green", FAILED: "bold red"}
+TIER_STYLE = {STANDARD: "dim", ARCHIVE: "bold blue", REHYDRATING: "bold yellow"}
+#: the TIER column's words (the summary says them whole)
+TIER_SHORT = {STANDARD: "std", REHYDRATING: "rehydr"}
 
 #: what can be done to the selected backup (hidden with --read-only: tui.config.MUTATING)
 BACKUP_ACTIONS = (
@@ -142,6 +149,7 @@ def backup_cells(ref: BackupRef) -> dict[str, Text]:
         "took": Text(fmt.duration(took(info)), justify="right"),
         "size": Text(fmt.size(stored_size(info, stored)), justify="right"),
         "data": Text(fmt.size(info.cluster_size), justify="right"),
+        "tier": Text(TIER_SHORT.get(ref.tier, ref.tier), style=TIER_STYLE.get(ref.tier, "")),
         "wal": Text(wal),
     }
 
@@ -164,6 +172,13 @@ def backup_summary(ref: BackupRef) -> Text:
         text.append(f"WAL {info.begin_wal}..{info.end_wal[-8:]}  timeline {info.timeline}")
     if info.parent_backup_id:
         text.append(f"\n{ref.kind} on {info.parent_backup_id}")
+    if ref.tier != STANDARD:
+        note = (
+            "rehydrating: a rehydrate job is bringing it back"
+            if ref.tier == REHYDRATING
+            else "in the archive tier: rehydrate before a restore"
+        )
+        text.append(f"\n{note}", style=TIER_STYLE[ref.tier])
     if info.error:
         text.append(f"\nerror: {info.error}", style="red")
     return text
@@ -194,7 +209,9 @@ class CatalogScreen(BackupActions, FilteredScreen):
         " servers and their backups, newest first, read from backup.info (catalogs barman-cloud"
         " wrote too), each incremental under its parent (KIND incr, diff for a differential; "
         "enter shows the chain a restore reads), and its logical backups (KIND logical: pg_dump"
-        " archives of databases or tables). enter on a backup shows what it holds: databases, "
+        " archives of databases or tables). TIER (on a wide terminal) is std (standard), archive "
+        "(moved to the archive tier by a policy: rehydrate before restoring) or rehydr (a "
+        "rehydrate job is bringing it back). enter on a backup shows what it holds: databases, "
         "tables and sizes recorded at backup time (row estimates for a logical one), and "
         "whether its WAL is all archived. r restores a DONE backup (or recovers to a point in "
         "time) into a directory, or a logical one into a running server; v verifies a physical "
@@ -351,7 +368,8 @@ class CatalogScreen(BackupActions, FilteredScreen):
             if self.selection and self.selection[0] == "server":
                 servers = tuple(s for s in servers if s.name == self.selection[2])
             for server in servers:
-                for ref in server_refs(view, server):
+                rehydrating = self.state.rehydrating(view.label, server.name)
+                for ref in server_refs(view, server, rehydrating):
                     if self.filter_terms and not self._matches(ref):
                         continue
                     key = f"{server.name}/{ref.info.backup_id}"

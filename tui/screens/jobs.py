@@ -53,6 +53,13 @@ JOB_ACTIONS = (
 )
 
 
+#: retry: only backups resume; a logical one also after a cancel (it is dumped again)
+RETRYABLE = {
+    "backup": (JobState.FAILED,),
+    "logical-backup": (JobState.FAILED, JobState.CANCELLED),
+}
+
+
 def job_action_allowed(job: Job | None, action: str) -> bool | None:
     """Whether a job action applies to `job` now; None for an action that is not one."""
     if action not in ("pause", "resume", "cancel", "retry"):
@@ -65,7 +72,7 @@ def job_action_allowed(job: Job | None, action: str) -> bool | None:
         return job.state in RESUMABLE
     if action == "cancel":
         return not job.final and job.state is not JobState.CANCEL_REQUESTED
-    return job.state is JobState.FAILED and job.kind == "backup"  # retry: only backups resume
+    return job.state in RETRYABLE.get(job.kind, ())
 
 
 class _ShowsAJob(Protocol):

@@ -163,3 +163,19 @@ def test_only_failed_jobs_of_resumable_kinds_resume_in_a_new_job(store: JobStore
     store.transition(upload.id, JobState.FAILED, error="boom")
     kind, again = resume_request(store, upload.id)
     assert kind is UPLOAD and again == request
+
+
+def test_a_cancelled_job_resumes_only_for_a_kind_that_asks_for_it(store: JobStore) -> None:
+    from core.jobs.model import IllegalTransition
+    from core.jobs.runner import ended_resumably, resume_request
+    from core.logical.jobs import LOGICAL_BACKUP
+
+    request = UploadRequest("/src", "file:///tmp/x", "k")
+    upload = store.create(
+        UPLOAD.name, state=JobState.RUNNING, entry=UPLOAD.entry, options=UPLOAD.options(request)
+    )
+    store.transition(upload.id, JobState.CANCELLED, error="cancelled by the operator")
+    assert not ended_resumably(store, store.get(upload.id))
+    with pytest.raises(IllegalTransition, match="it is cancelled, not failed"):
+        resume_request(store, upload.id)
+    assert LOGICAL_BACKUP.resumes_cancelled and LOGICAL_BACKUP.resume is not None

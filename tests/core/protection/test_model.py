@@ -18,9 +18,9 @@ from core.protection.model import (
     RunRecord,
     RunState,
     RunTrigger,
-    SecretReference,
     Vault,
 )
+from core.protection.secretref import SecretReference
 from core.secrets import redact
 
 

@@ -10,7 +10,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import keyring
 import pytest
+from keyrings.alt.file import PlaintextKeyring
 
 from core.errors import InputError, PgvaultError
 from core.protection import notices
@@ -75,6 +77,74 @@ def test_an_unknown_notification_url_is_bad_input_named_redacted() -> None:
     with pytest.raises(InputError):
         check_notify_urls(["not a url"])
     assert check_notify_urls(["json://h/x", "json://h/x"]) == ("json://h/x",)
+
+
+def test_a_url_holding_a_secret_is_refused_unless_the_operator_opts_in() -> None:
+    for url, secret in (
+        ("mailto://bob:mail-pw-4411@mx.example.com?to=ops@example.com", "mail-pw-4411"),
+        ("json://hooks.example.com/in?+X-Api-Key=hdr-5c7d21", "hdr-5c7d21"),
+        ("tgram://123456789:AAbbCCddEEffGGhh/-1234", "AAbbCCddEEffGGhh"),
+    ):
+        with pytest.raises(InputError) as caught:
+            check_notify_urls([url])
+        message = str(caught.value)
+        assert caught.value.exit_code == 3
+        assert message.startswith("--notify ") and "***" in message
+        assert "--allow-secret-in-vault" in message and "env:NAME" in message
+        assert secret not in message
+        assert check_notify_urls([url], allow_inline=True) == (url,)
+    assert check_notify_urls(["json://hooks.example.com/in"]) == ("json://hooks.example.com/in",)
+
+
+def test_a_secret_reference_is_stored_as_given_and_read_when_sending(
+    receivers: tuple[Webhook, Mailbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook, box = receivers
+    monkeypatch.setenv("PGV_TEST_MAIL_URL", box.url())
+    hook_file = tmp_path / "hook-url"
+    hook_file.write_text(hook.url(query=f"+X-Token={TOKEN}") + "\n")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # PlaintextKeyring's file
+    previous = keyring.get_keyring()
+    try:
+        keyring.set_keyring(PlaintextKeyring())
+        keyring.set_password("pgvault-notify", "ops", hook.url(path="from-keyring"))
+        targets = ("env:PGV_TEST_MAIL_URL", f"file:{hook_file}", "keyring:pgvault-notify/ops")
+        assert check_notify_urls(targets) == targets  # read to check it, stored as given
+        vault = Vault("v", "file:///tmp/x", notify=targets)
+        assert vault.stored_json()["notify"] == list(targets) == vault.to_json()["notify"]
+        deliveries = send((*targets, "env:PGV_TEST_NOT_SET"), "pgvault: test", "a body")
+    finally:
+        keyring.set_keyring(previous)
+    assert [d.result for d in deliveries] == ["sent", "sent", "sent", "failed"]
+    assert [d.url for d in deliveries] == [*targets, "env:PGV_TEST_NOT_SET"]
+    assert "environment variable is not set" in str(deliveries[3].error)
+    assert [m["Subject"] for m in box.mails] == ["pgvault: test"]
+    assert box.logins == [(box.user, box.password)]
+    assert [(p["path"], p["headers"].get("X-Token")) for p in hook.posts] == [
+        ("/hook", TOKEN),
+        ("/from-keyring", None),
+    ]
+    # read, the URLs' secrets are registered: no later message can show them
+    assert box.password not in redact(f"login {box.password} refused")
+    assert TOKEN not in redact(f"header {TOKEN}")
+
+
+def test_a_reference_that_cannot_be_read_or_holds_no_url_is_bad_input(tmp_path: Path) -> None:
+    secret_file = tmp_path / "not-a-url"
+    secret_file.write_text("just-a-password-8d31")
+    cases = {
+        "env:PGV_TEST_NOT_SET": "env:PGV_TEST_NOT_SET: the environment variable is not set",
+        f"file:{tmp_path}/missing": "cannot read the file",
+        "file:relative/url": "must be an absolute path",
+        f"file:{secret_file}": f"--notify file:{secret_file} holds a URL that is not",
+    }
+    for target, expected in cases.items():
+        with pytest.raises(InputError) as caught:
+            check_notify_urls([target])
+        message = str(caught.value)
+        assert caught.value.exit_code == 3 and expected in message, message
+        assert message.startswith("--notify") and "nothing was stored" in message
+        assert "just-a-password-8d31" not in message
 
 
 def test_a_streak_of_failed_runs_is_one_notice_and_a_new_streak_another() -> None:

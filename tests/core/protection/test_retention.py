@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from core.protection.policy import BackupPolicy, DataStoreType
@@ -85,6 +86,20 @@ def test_a_locked_backup_waits_and_says_until_when() -> None:
     assert plan.due == ()
     assert plan.held[0].until == utc(2026, 3, 1)
     assert plan.next_due == utc(2026, 3, 1)
+
+
+def test_a_legally_held_backup_is_held_with_no_end_date() -> None:
+    held = BackupPoint("a", utc(2025, 1, 1), "Default", frozenset({VAULT}), legal_holds=2)
+    plan = plan_retention(policy(), [held, point("b", utc(2026, 1, 1))], utc(2026, 1, 2))
+    assert plan.due == ()
+    assert [(h.step.backup_id, h.step.action, h.reason, h.until) for h in plan.held] == [
+        ("a", Action.DELETE, "legal hold on 2 objects (held until the hold is removed)", None)
+    ]
+    # the hold removed, the same backup is due again
+    free = replace(held, legal_holds=0)
+    assert actions(
+        plan_retention(policy(), [free, point("b", utc(2026, 1, 1))], utc(2026, 1, 2)).due
+    ) == [("a", Action.DELETE, VAULT)]
 
 
 def test_a_backup_others_depend_on_is_kept_while_they_are() -> None:

@@ -19,10 +19,10 @@ from core.protection.model import (
     RunRecord,
     RunState,
     RunTrigger,
-    SecretReference,
     Vault,
 )
 from core.protection.policy_read import parse_policy
+from core.protection.secretref import SecretReference
 from core.protection.vaultstore import VaultStore, list_vaults
 from core.storage import ObjectStore
 from tests.core.protection.policies import osspol5_text, template_text

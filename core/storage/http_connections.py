@@ -1,0 +1,88 @@
+"""Kept-alive HTTP connections, one per thread, for the stores that speak HTTP through the
+standard library (core.storage.s3_http and core.storage.webdav)."""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+from core.storage.clients import Timeouts
+
+T = TypeVar("T")
+
+#: what a kept-alive connection the server closed meanwhile raises on its next request
+STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+class Unreachable(Exception):
+    """The server could not be connected to (refused, no such host, TLS not trusted)."""
+
+
+def connect(
+    scheme: str, host: str, timeouts: Timeouts, cafile: str | None
+) -> http.client.HTTPConnection:
+    """A new connection to scheme://host, its socket on the read timeout once connected."""
+    origin = f"{scheme}://{host}"
+    connection: http.client.HTTPConnection
+    if scheme == "https":
+        import ssl  # imported here: archive_command's plain-http calls never pay for it
+
+        context = ssl.create_default_context(cafile=cafile)
+        connection = http.client.HTTPSConnection(host, timeout=timeouts.connect, context=context)
+        untrusted: type[Exception] = ssl.SSLCertVerificationError
+    else:
+        connection = http.client.HTTPConnection(host, timeout=timeouts.connect)
+        untrusted = _Never
+    try:
+        connection.connect()
+    except untrusted as exc:
+        reason = getattr(exc, "verify_message", exc)
+        raise Unreachable(f"{origin}: TLS certificate not trusted ({reason})") from None
+    except OSError as exc:
+        raise Unreachable(f"{origin}: {exc.strerror or exc}") from None
+    if connection.sock is not None:
+        connection.sock.settimeout(timeouts.read)
+    return connection
+
+
+class _Never(Exception):
+    """Raised by nothing: the certificate error of a plain-http connection."""
+
+
+class ThreadConnections:
+    """Each thread's kept-alive connection, made by `opener` when it has none."""
+
+    def __init__(self, opener: Callable[[], http.client.HTTPConnection]) -> None:
+        self._opener = opener
+        self._local = threading.local()
+
+    def shared(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection, and whether it served a request before."""
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is not None and connection.sock is not None:
+            return connection, True
+        self._local.connection = connection = self._opener()
+        return connection, False
+
+    def exchange(
+        self, send: Callable[[http.client.HTTPConnection], T]
+    ) -> tuple[http.client.HTTPConnection, T]:
+        """send() on this thread's connection, once more on a new one if the kept-alive
+        connection had been closed by the server meanwhile."""
+        connection, reused = self.shared()
+        try:
+            return connection, send(connection)
+        except STALE:
+            connection.close()
+            if not reused:
+                raise
+            connection, _ = self.shared()
+            return connection, send(connection)
+
+    def close(self) -> None:
+        """Close this thread's connection (the next request opens a new one)."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
