@@ -144,4 +144,6 @@ ensure_test_tools() {
     # WebDAV server for the dav:// tests (tests/support/webdav_server.py); openssl makes its CA.
     # Debian's package starts no server here: the tests run their own on 127.0.0.1.
     apt_install nginx libnginx-mod-http-dav-ext openssl
+    # Barman's rsync backup method over ssh (tests/support/sshd.py starts its own sshd).
+    apt_install openssh-server openssh-client rsync
 }
