@@ -26,8 +26,18 @@ apt_install() {
     [ ${#missing[@]} -eq 0 ] && return 0
     say "installing Debian packages: ${missing[*]}"
     if [ "$APT_UPDATED" -eq 0 ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+    local guard=""
+    if [ "${APT_NO_START:-0}" = 1 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+        # Debian's policy hook: 101 tells the packages' scripts not to start their services.
+        guard=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$guard" >/dev/null
+        as_root chmod 755 "$guard"
+    fi
+    local status=0
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        "${missing[@]}" >/dev/null
+        "${missing[@]}" >/dev/null || status=$?
+    if [ -n "$guard" ]; then as_root rm -f "$guard"; fi
+    return $status
 }
 
 ensure_venv() {
@@ -144,4 +154,7 @@ ensure_test_tools() {
     # WebDAV server for the dav:// tests (tests/support/webdav_server.py); openssl makes its CA.
     # Debian's package starts no server here: the tests run their own on 127.0.0.1.
     apt_install nginx libnginx-mod-http-dav-ext openssl
+    # Barman's rsync backup method over ssh (tests/support/sshd.py starts its own sshd on
+    # 127.0.0.1); the package's own sshd, listening on every address, is not started.
+    APT_NO_START=1 apt_install openssh-server openssh-client rsync
 }

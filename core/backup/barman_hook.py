@@ -4,19 +4,23 @@ Barman runs `backup` as its post_backup_script (or post_backup_retry_script) wit
 BARMAN_BACKUP_DIR, BARMAN_BACKUP_ID, BARMAN_BACKUP_INFO_PATH and BARMAN_STATUS set. The
 backup's `data` directory and `<oid>` tablespace directories become `data.tar` and
 `<oid>.tar` sets in barman-cloud's layout, then Barman's own backup.info is stored
-unchanged, last (barman-cloud's CloudBackupUploaderBarman does the same).
+unchanged, last (barman-cloud's CloudBackupUploaderBarman does the same). Before it go
+pgvault.json and PostgreSQL's backup_manifest (core.backup.barman_manifest), for `verify`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from core.archives import ArchiveSettings, ArchiveSetWriter, ArchiveTarget
+from core.backup.barman_manifest import HookUpload, write_manifests
 from core.backup.control import add_pg_control
 from core.backup.request import DEFAULT_MAX_ARCHIVE_SIZE
 from core.backup.result import BackupResult
@@ -176,8 +180,25 @@ def upload_barman_backup(
             return _result(request, info, (), 0.0, store, layout)
         store.gate = reporter.checkpoint
         started = time.monotonic()
+        upload = HookUpload(
+            backup_dir=request.backup_dir,
+            info=info,
+            server=request.server,
+            started=datetime.now().astimezone().isoformat(),
+            compression=request.compression,
+            algorithm=checksum_name(request.checksum_algorithm),
+        )
         writers = _upload(request, info, store, layout, reporter)
         store.gate = None
+        reporter.phase("writing manifests")
+        write_manifests(
+            upload,
+            writers,
+            store,
+            layout,
+            _options(request),
+            lambda text: reporter.log(text, logging.WARNING),
+        )
         reporter.phase("writing backup.info")
         with open(request.info_path, "rb") as fh:
             store.put_bytes(layout.backup_info(request.backup_id), fh.read(), _options(request))

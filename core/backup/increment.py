@@ -107,6 +107,9 @@ def _parent_manifest(
         return None, f"parent {info.backup_id}'s pgvault.json cannot be read here: {exc}"
     if manifest is None:
         return None, f"parent {info.backup_id} has no pgvault.json (not taken by pgvault)"
+    if manifest.postgres.get("barman_backup_dir"):
+        # Never tried as a parent: Barman's copy, not pgvault's walk of the live cluster.
+        return None, f"parent {info.backup_id} is a Barman backup (uploaded by the hook)"
     return manifest, None
 
 

@@ -110,7 +110,7 @@ def _with_kind(
 
 def _contents(writers: list[ArchiveSetWriter], plan: FilePlan) -> _Contents:
     """This run's files and parts, after those a resumed run kept of the failed one."""
-    files = _file_records(writers)
+    files = file_records(writers)
     kept_archives: tuple[ArchiveRecord, ...] = ()
     if plan.kept is not None:
         kept_archives = tuple(plan.kept.archives)
@@ -124,7 +124,7 @@ def _contents(writers: list[ArchiveSetWriter], plan: FilePlan) -> _Contents:
     return _Contents(files, archives, excluded)
 
 
-def _file_records(writers: list[ArchiveSetWriter]) -> dict[str, FileRecord]:
+def file_records(writers: list[ArchiveSetWriter]) -> dict[str, FileRecord]:
     """Every file as restored; a later member with the same path wins, as in tar."""
     records: dict[str, FileRecord] = {}
     for writer in writers:

@@ -87,6 +87,8 @@ class BackupSummary:
     deleting: bool = False
     #: `standard`, or `archive` when its archives are in the archive tier (core.catalog.tier)
     tier: str = STANDARD
+    #: where it has second copies (`pgvault copy`): URLs without credentials
+    copies: tuple[str, ...] = ()
 
     @property
     def shown_status(self) -> str:
@@ -224,6 +226,7 @@ def summarise(catalog: Catalog, info: BackupInfo) -> BackupSummary:
         abandoned=_abandoned(catalog, info),
         deleting=info.deleting,
         tier=ARCHIVE if info.backup_id in catalog.archived() else STANDARD,
+        copies=catalog.copies().get(info.backup_id, ()),
     )
     return _with_chain(catalog, summary) if summary.parent_backup_id else summary
 

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from core.catalog.backup_info import DONE, FAILED, STARTED, BackupInfo, Tablespace, parse
+from core.catalog.copies import read_copies
 from core.catalog.keep import read_keep
 from core.catalog.layout import (
     BACKUP_ID_RE,
@@ -71,6 +72,7 @@ class Catalog:
         self._objects: dict[str, tuple[ObjectInfo, ...]] | None = None
         self._keeps: dict[str, str] | None = None
         self._archived: set[str] | None = None
+        self._copies: dict[str, tuple[str, ...]] | None = None
         self.unreadable: list[str] = []
         #: backup ID -> why its backup.info cannot be read (listed as broken)
         self.broken: dict[str, str] = {}
@@ -181,6 +183,12 @@ class Catalog:
                 and read_tier(self.store, self.server, backup_id) == ARCHIVE
             }
         return set(self._archived)
+
+    def copies(self) -> dict[str, tuple[str, ...]]:
+        """Backup ID -> the public URLs of its second copies (core.catalog.copies, cached)."""
+        if self._copies is None:
+            self._copies = read_copies(self.store, self.server)
+        return dict(self._copies)
 
     def keep_target(self, backup_id: str) -> str | None:
         """The keep target of one backup, read from the store (not the cache)."""

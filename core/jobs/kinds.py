@@ -34,6 +34,7 @@ R = TypeVar("R")
 BUILTIN: dict[str, str] = {
     "backup": "core.jobs.builtin:BACKUP",
     "barman-hook": "core.jobs.builtin:BARMAN_HOOK",
+    "copy": "core.copy.job:COPY",
     "delete": "core.jobs.builtin:DELETE",
     "keys": "core.keyjob:KEYS",
     "logical-backup": "core.logical.jobs:LOGICAL_BACKUP",

@@ -7,10 +7,13 @@ agent's claim of a slot (vaultstore.claim_run, a conditional write) makes this o
 After the pass, notify.notify_pass tells the vault's and instances' URLs what changed.
 
 The ArchiveStore is the store's archive tier (core.catalog.tier): a move changes the
-backup's archives to it in place. pgvault keeps one copy of a backup, so a copy
-(ImmediateCopyOption, CustomCopyOption) is made when the VaultStore copy expires, as a
-move; until then the copy step is reported held. The ArchiveStore lifecycle then deletes
-it by an ordinary delete job, which keeps the WAL other backups need.
+backup's archives to it in place. pgvault keeps one copy of a backup in a destination, so
+the ArchiveStore copy (ImmediateCopyOption, CustomCopyOption) is made when the VaultStore
+copy expires, as a move; until then the copy step is reported held. For an instance with a
+secondary destination the copy step also makes a real second copy there, at its time
+(unless the catalog records one already, core.catalog.copies): a copy that failed after
+the backup is made again here. The ArchiveStore lifecycle then deletes it by an ordinary
+delete job, which keeps the WAL other backups need.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from core.protection.retention import (
     Step,
     plan_retention,
 )
-from core.protection.runs import RunOutcome, delete_backup, take_backup
+from core.protection.runs import RunOutcome, copy_to_secondary, delete_backup, take_backup
 from core.protection.schedule import compile_schedule
 from core.protection.service import OpenVault
 from core.protection.tagging import adhoc_tag, choose_tag
@@ -128,6 +131,11 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
             if outcome is not None:
                 report.runs.append(outcome)
                 report.errors += wal_not_locked(vault, instance.server_name, outcome, now)
+                copied = outcome.secondary_copy
+                if copied is not None and copied.error:
+                    report.errors.append(
+                        f"{instance.name}: copy to {copied.target}: {copied.error}"
+                    )
             report.retention.extend(apply_retention(vault, jobs, instance, policy, now))
         except PgvaultError as exc:  # one instance's trouble must not stop the others
             log.error("%s: %s", instance.name, exc)
@@ -284,12 +292,13 @@ def apply_retention(
         for h in plan.held
     ]
     copying = {s.backup_id for s in plan.due if s.action is Action.COPY}
+    copies = _secondary_copies(vault, instance) if copying else {}
     # an incremental goes before the backups it builds on: a parent is deleted last
     for step in sorted(plan.due, key=lambda s: s.backup_id, reverse=True):
         base = (instance.name, step.backup_id, str(step.action), str(step.store))
         if step.action is Action.COPY:
-            if not _vault_delete_due(plan, step.backup_id):
-                results.append(RetentionOutcome(*base, "held", COPY_IN_PLACE))
+            outcome = _copy_step(vault, jobs, instance, plan, step, copies)
+            results += [outcome] if outcome is not None else []
             continue
         if step.action is Action.MOVE or (step.store is VAULT and step.backup_id in copying):
             moved = (instance.name, step.backup_id, str(Action.MOVE), str(step.store))
@@ -303,6 +312,39 @@ def apply_retention(
         error = delete_backup(vault, jobs, instance.server_name, step.backup_id)
         results.append(RetentionOutcome(*base, "failed" if error else "done", error))
     return results
+
+
+def _copy_step(
+    vault: OpenVault,
+    jobs: JobStore,
+    instance: BackupInstance,
+    plan: RetentionPlan,
+    step: Step,
+    copies: dict[str, tuple[str, ...]],
+) -> RetentionOutcome | None:
+    """A copy step: the real copy to the instance's secondary destination unless the catalog
+    records it there already; else held (one copy per destination) until the VaultStore
+    delete moves it, when that is not due now (None)."""
+    base = (instance.name, step.backup_id, str(step.action), str(step.store))
+    second = instance.secondary_destination
+    if second and second not in copies.get(step.backup_id, ()):
+        error = copy_to_secondary(vault, jobs, instance, step.backup_id).error
+        if error is None:
+            return RetentionOutcome(*base, "done", f"copied to {second}")
+        return RetentionOutcome(*base, "failed", error)
+    if _vault_delete_due(plan, step.backup_id):
+        return None
+    why = f"{COPY_IN_PLACE}; a second copy is in {second}" if second else COPY_IN_PLACE
+    return RetentionOutcome(*base, "held", why)
+
+
+def _secondary_copies(vault: OpenVault, instance: BackupInstance) -> dict[str, tuple[str, ...]]:
+    """Where each backup already has copies (core.catalog.copies), for the copy steps."""
+    if not instance.secondary_destination:
+        return {}
+    from core.catalog.copies import read_copies
+
+    return read_copies(vault.store.store, instance.server_name)
 
 
 def _vault_delete_due(plan: RetentionPlan, backup_id: str) -> bool:

@@ -161,6 +161,8 @@ class BackupInstance:
     created: datetime | None = None
     #: apprise URLs told about this instance's events, besides the vault's
     notify: tuple[str, ...] = ()
+    #: where the agent copies each new backup (core.copy): a URL without credentials
+    secondary_destination: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The instance as shown: notification URLs with their secrets masked."""
@@ -191,6 +193,8 @@ class BackupInstance:
         }
         if self.notify:
             document["notify"] = list(self.notify)
+        if self.secondary_destination:
+            document["secondaryDestination"] = self.secondary_destination
         if self.created is not None:
             document["created"] = utc_text(self.created)
         return document
@@ -209,6 +213,7 @@ class BackupInstance:
                 "notify",
                 "objectType",
                 "policyInfo",
+                "secondaryDestination",
                 "serverName",
             }
         )
@@ -232,7 +237,19 @@ class BackupInstance:
             else ProtectionState.CONFIGURED,
             parse_time(node.child("created")) if node.child("created").value else None,
             _urls(node.child("notify")),
+            _secondary(node.child("secondaryDestination")),
         )
+
+
+def _secondary(node: Node) -> str | None:
+    if node.value is None:
+        return None
+    from core.copy.job import secondary_url
+
+    try:
+        return secondary_url(node.text(), "the URL")
+    except InputError as exc:
+        raise node.fail(str(exc)) from None
 
 
 def _urls(node: Node) -> tuple[str, ...]:

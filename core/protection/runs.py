@@ -28,6 +28,19 @@ log = logging.getLogger("pgvault.protection")
 
 
 @dataclass(frozen=True)
+class SecondaryCopy:
+    """The copy job that followed a backup: where to, its job, and its error if it failed."""
+
+    target: str  # a URL without credentials
+    job_id: str | None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        state = "failed" if self.error else "succeeded"
+        return {"error": self.error, "jobId": self.job_id, "state": state, "target": self.target}
+
+
+@dataclass(frozen=True)
 class RunOutcome:
     """What happened to one slot: it ran (succeeded or failed) or another agent had it."""
 
@@ -37,10 +50,15 @@ class RunOutcome:
     tag: str | None
     claimed: bool
     record: RunRecord | None = None
+    #: the copy of the new backup to the instance's secondary destination, when it has one
+    secondary_copy: SecondaryCopy | None = None
 
     def to_json(self) -> dict[str, object]:
         if self.record is not None:
-            return self.record.to_json()
+            document = self.record.to_json()
+            if self.secondary_copy is not None:
+                document["secondaryCopy"] = self.secondary_copy.to_json()
+            return document
         return {
             "instance": self.instance,
             "slot": self.slot.isoformat(),
@@ -106,7 +124,41 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
             error=job.error or str(outcome.error),
         )
     vault.store.update_run(ended)
-    return RunOutcome(instance.name, slot, trigger, tag, True, ended)
+    copied = None
+    if ended.backup_id and instance.secondary_destination:
+        copied = copy_to_secondary(vault, jobs, instance, ended.backup_id)
+    return RunOutcome(instance.name, slot, trigger, tag, True, ended, copied)
+
+
+def copy_to_secondary(
+    vault: OpenVault, jobs: JobStore, instance: BackupInstance, backup_id: str
+) -> SecondaryCopy:
+    """Copy a new backup (its parents, the WAL it needs) to the secondary as a copy job.
+
+    The backup's run stays SUCCEEDED when the copy fails: the backup exists; the failure is
+    the pass's error, and `pgvault copy` run again (or the next backup's copy of an
+    incremental's chain) completes it.
+    """
+    from core.copy.job import COPY, CopyRequest
+    from core.urls import parse_location
+
+    target = instance.secondary_destination or ""
+    request = CopyRequest(
+        location=vault.location,
+        server=instance.server_name,
+        target=parse_location(target),
+        backups=(backup_id,),
+        store_config=vault.config,
+    )
+    try:
+        outcome = run_foreground(jobs, COPY, request, capture_logging=True)
+    except PgvaultError as exc:
+        return SecondaryCopy(target, None, str(exc))
+    job = outcome.job
+    if job.state is JobState.SUCCEEDED:
+        log.info("%s: backup %s copied to %s", instance.name, backup_id, target)
+        return SecondaryCopy(target, str(job.id))
+    return SecondaryCopy(target, str(job.id), job.error or str(outcome.error))
 
 
 def _run_job(
@@ -209,4 +261,11 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-__all__ = ["RunOutcome", "connection_for", "delete_backup", "take_backup"]
+__all__ = [
+    "RunOutcome",
+    "SecondaryCopy",
+    "connection_for",
+    "copy_to_secondary",
+    "delete_backup",
+    "take_backup",
+]

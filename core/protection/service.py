@@ -268,11 +268,18 @@ def initialize_instance(
 
 
 def create_instance(
-    state_dir: str | None, vault: str, path: str, allow_inline_secrets: bool = False
+    state_dir: str | None,
+    vault: str,
+    path: str,
+    allow_inline_secrets: bool = False,
+    secondary: str | None = None,
 ) -> dict[str, Any]:
-    """Store an instance; its secret references must be readable now (never stored)."""
+    """Store an instance; its secret references must be readable now (never stored).
+    `secondary`: --secondary-destination, over the file's secondaryDestination."""
     what = f"backup instance file {path}"
     instance = BackupInstance.from_json(read_json_file(path, what), what)
+    if secondary is not None:  # "": --no-secondary-destination
+        instance = replace(instance, secondary_destination=_secondary(secondary) or None)
     if instance.datasource.secret is not None:
         try:
             instance.datasource.secret.resolve()
@@ -307,15 +314,28 @@ def update_instance(
     state_dir: str | None,
     vault: str,
     name: str,
-    notify: tuple[str, ...],
+    notify: tuple[str, ...] | None,
     allow_inline_secrets: bool = False,
+    secondary: str | None = None,
 ) -> dict[str, Any]:
-    """`backup-instance update --notify URL...` (or none): the instance's own recipients."""
-    urls = check_notify_urls(notify, allow_inline=allow_inline_secrets)
+    """`backup-instance update`: the instance's own recipients (--notify URL... or none)
+    and its secondary destination (a URL, or "" for none); None leaves one as it is."""
+    changes: dict[str, Any] = {}
+    if notify is not None:
+        changes["notify"] = check_notify_urls(notify, allow_inline=allow_inline_secrets)
+    if secondary is not None:
+        changes["secondary_destination"] = _secondary(secondary) or None
     with opened_vault(state_dir, vault) as opened:
-        instance = replace(opened.store.get_instance(name), notify=urls)
+        instance = replace(opened.store.get_instance(name), **changes)
         opened.store.update_instance(instance)
     return instance.to_json()
+
+
+def _secondary(url: str) -> str:
+    """A checked secondary destination URL ("" stays "": none)."""
+    from core.copy.job import secondary_url
+
+    return secondary_url(url) if url else ""
 
 
 def set_protection(

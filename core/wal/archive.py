@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from core.catalog.layout import ServerLayout
 from core.codecs import Codec, get_codec, parse_level
 from core.encryption import seal, write_recipient
-from core.errors import InputError, ObjectExists, ObjectNotFound
+from core.errors import InputError, ObjectExists, ObjectNotFound, OperationFailed
 from core.postgres.walnames import is_history
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectInfo, ObjectStore, PutOptions
@@ -259,3 +259,13 @@ class WalArchiver:
                 w.write(body)
             return
         self.store.put_bytes(key, body, options)
+
+
+def same_encryption(primary: WalArchiver, secondary: WalArchiver) -> None:
+    """An encrypted server's WAL never reaches a secondary destination in plaintext."""
+    if primary.recipient is not None and secondary.recipient is None:
+        raise OperationFailed(
+            f"server {primary.layout.server} is encrypted but the secondary destination "
+            f"{secondary.store.describe()} has no key file for it: copy a backup there first "
+            "(`pgvault copy` copies pgvault.keys) so the WAL is sealed there too"
+        )

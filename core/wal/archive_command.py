@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.errors import PgvaultError
 from core.storage import StoreConfig, open_store
 from core.urls import Location
-from core.wal.archive import ArchiveResult, ArchiveSettings, WalArchiver
+from core.wal.archive import ArchiveResult, ArchiveSettings, WalArchiver, same_encryption
 
 if TYPE_CHECKING:
     # Not at run time: archiving without --async loads neither the pusher nor the spool.
@@ -29,6 +29,9 @@ class WalArchiveRequest:
     store_config: StoreConfig
     server: str
     settings: ArchiveSettings
+    #: --secondary-destination: the file is acknowledged only once both stores hold it
+    secondary: Location | None = None
+    secondary_config: StoreConfig = field(default_factory=StoreConfig)
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,14 @@ class PusherRequest:
     verbosity: int = 0
 
 
+def open_secondary(request: WalArchiveRequest, light: bool = False) -> WalArchiver | None:
+    """A WalArchiver on --secondary-destination, or None without one."""
+    if request.secondary is None:
+        return None
+    store = open_store(request.secondary, request.secondary_config, light=light)
+    return WalArchiver(store, request.server, request.settings)
+
+
 def open_archiver(request: WalArchiveRequest, light: bool = False) -> WalArchiver:
     """A WalArchiver on the request's destination (the provider's SDK is imported here;
     light: a store for a process that archives one file and exits, see open_store)."""
@@ -52,10 +63,22 @@ def open_archiver(request: WalArchiveRequest, light: bool = False) -> WalArchive
 
 
 def archive_now(request: WalArchiveRequest, path: str) -> ArchiveResult:
-    """Archive one WAL file in this process (logs what it did at INFO)."""
+    """Archive one WAL file in this process (logs what it did at INFO); with a secondary
+    destination, in the primary then in the secondary, and succeed only if both did.
+
+    A failure in the secondary fails archive_command, so PostgreSQL keeps the file and calls
+    again: the primary then finds the same content and succeeds at once.
+    """
     archiver = open_archiver(request, light=True)
     with archiver.store:
-        return archiver.archive(path)
+        result = archiver.archive(path)
+        secondary = open_secondary(request, light=True)
+        if secondary is None:
+            return result
+        with secondary.store:
+            same_encryption(archiver, secondary)
+            secondary.archive(path)
+    return result
 
 
 def archive_through_pusher(request: PusherRequest, path: str, timeout: float) -> str:

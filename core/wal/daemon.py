@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import ExitCode, PgvaultError
 from core.secrets import log_redacted_to_stderr, register_environment_secrets
-from core.wal.archive_command import PusherRequest, open_archiver
+from core.wal.archive_command import PusherRequest, open_archiver, open_secondary
 from core.wal.spool import ArchiveSpool
 
 if TYPE_CHECKING:
@@ -63,6 +63,7 @@ def run_pusher(request: PusherRequest) -> int:
     try:
         # The light store: archive_command waits for this process's first upload.
         archiver = open_archiver(request.archive, light=True)
+        secondary = open_secondary(request.archive, light=True)
     except PgvaultError as exc:
         # archive_command waits for its file: tell it why nothing will come.
         log.error("%s", exc)
@@ -74,7 +75,12 @@ def run_pusher(request: PusherRequest) -> int:
             if jobs is not None:
                 destination = request.archive.location.display()
                 runner = recorded_batches(jobs, request.archive.server, destination, spool.root)
-            Pusher(archiver, spool, request.wal_dir, request.pusher, runner).run()
+            pusher = Pusher(archiver, spool, request.wal_dir, request.pusher, runner, secondary)
+            try:
+                pusher.run()
+            finally:
+                if secondary is not None:
+                    secondary.store.close()
     except PgvaultError as exc:
         log.error("%s", exc)
         return int(exc.exit_code)

@@ -28,7 +28,7 @@ from core.errors import ExitCode, InputError, PgvaultError
 from core.postgres.walnames import is_history, is_wal_name
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectInfo
-from core.wal.archive import ArchiveResult, WalArchiver, read_wal_file
+from core.wal.archive import ArchiveResult, WalArchiver, read_wal_file, same_encryption
 from core.wal.errors import LocalIOError
 from core.wal.files import FileIdentity
 from core.wal.spool import ArchiveSpool
@@ -84,8 +84,11 @@ class Pusher:
         wal_dir: str,
         settings: PusherSettings,
         batch_runner: BatchRunner = run_unrecorded,
+        secondary: WalArchiver | None = None,
     ) -> None:
         self.archiver = archiver
+        #: --secondary-destination: a file is acknowledged once both stores hold it
+        self.secondary = secondary
         self.spool = spool
         self.wal_dir = wal_dir
         self.status_dir = os.path.join(wal_dir, "archive_status")
@@ -203,8 +206,7 @@ class Pusher:
             with contextlib.suppress(FileNotFoundError):
                 sizes[name] = os.stat(os.path.join(self.wal_dir, name)).st_size
         reporter.set_totals(bytes_total=sum(sizes.values()), files_total=len(names))
-        self.archiver.store.gate = reporter.checkpoint
-        self.archiver.store.meter = reporter.transferred
+        self._watch(reporter)
         # One listing per archive directory serves the whole batch's duplicate checks.
         pending: dict[str, Future[list[ObjectInfo]]] = {}
         for name in names:
@@ -254,6 +256,13 @@ class Pusher:
         reporter.phase("done")
         return result
 
+    def _watch(self, reporter: Reporter) -> None:
+        """The batch's pause/cancel gate and byte meter on every store it writes to."""
+        for archiver in (self.archiver, self.secondary):
+            if archiver is not None:
+                archiver.store.gate = reporter.checkpoint
+                archiver.store.meter = reporter.transferred
+
     def _identity(self, name: str) -> FileIdentity | None:
         try:
             return FileIdentity.of(os.stat(os.path.join(self.wal_dir, name)))
@@ -269,6 +278,9 @@ class Pusher:
             identity = wal.identity
             reporter.checkpoint()
             outcome = self.archiver.archive_file(wal, listing=listing, reporter=reporter)
+            if self.secondary is not None:
+                same_encryption(self.archiver, self.secondary)
+                self.secondary.archive_file(wal, reporter=reporter)
         except FileNotFoundError:
             return None
         except PgvaultError as exc:

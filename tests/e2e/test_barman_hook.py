@@ -113,7 +113,9 @@ def test_barman_runs_the_hook_and_both_restores_give_the_same_tables(
     assert keys == [
         f"{SERVER}/base/{backup_id}/{oid}.tar",
         f"{SERVER}/base/{backup_id}/backup.info",
+        f"{SERVER}/base/{backup_id}/backup_manifest",
         f"{SERVER}/base/{backup_id}/data.tar",
+        f"{SERVER}/base/{backup_id}/pgvault.json",
     ]
     with open(server.info_path(backup_id), "rb") as fh:
         assert stored_info == fh.read()  # Barman's backup.info, as barman-cloud stores it
@@ -183,11 +185,18 @@ def test_an_encrypted_server_gets_age_parts_that_pgvault_restores(
     backup_id, _ = server.backup()  # no hook configured: run it as Barman would
     hooked = pgvault("backup", dest.url, SERVER, env={**dest.env, **server.hook_env(backup_id)})
     assert hooked.returncode == 0, hooked.stderr
+    prefix = f"{SERVER}/base/{backup_id}/"
     with dest.store() as store:
-        names = sorted(
-            o.key.rsplit("/", 1)[1] for o in store.list_objects(f"{SERVER}/base/{backup_id}/")
-        )
-    assert names[-1] == "data.tar.age" and names[0].endswith(".tar.age"), names
+        names = sorted(o.key[len(prefix) :] for o in store.list_objects(prefix))
+        sealed = [store.get_bytes(prefix + n) for n in ("pgvault.json", "backup_manifest")]
+    assert names[0].endswith(".tar.age") and names[1:] == [
+        "backup.info",
+        "backup_manifest",
+        "data.tar.age",
+        "pgvault.json",
+    ], names
+    # the manifests name every file: sealed to the server's key like pgvault's own backups
+    assert all(raw.startswith(b"age-encryption.org/v1\n") for raw in sealed)
     target = new_target()
     try:
         ts = os.path.join(target.base, "ts1")

@@ -4,6 +4,7 @@ nothing; a retry after a failed upload replaces its leftovers."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -190,7 +191,9 @@ def test_a_retry_replaces_a_failed_uploads_leftovers_and_never_another_backup(
     prefix = f"{SERVER}/base/{backup_id}/"
     assert [o for o in objects if o.startswith(prefix)] == [
         f"{prefix}backup.info",
+        f"{prefix}backup_manifest",
         f"{prefix}data.tar",
+        f"{prefix}pgvault.json",
     ]
 
     # Another backup under the same ID (another cluster's) is never overwritten: exit 1.
@@ -204,3 +207,24 @@ def test_a_retry_replaces_a_failed_uploads_leftovers_and_never_another_backup(
     assert code == 1 and "is another backup: not overwritten" in _one_line(stderr)
     assert objects == before
     shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_backup_manifest_with_other_checksums_is_not_stored(
+    barman: tuple[BarmanServer, str], make_dest: Callable[..., TestDestination]
+) -> None:
+    """pg_basebackup's CRC32C manifest would disagree with a SHA-256 pgvault.json file by file."""
+    server, backup_id = barman
+    dest = make_dest("file")
+    code, stderr, objects = _hook(dest, _env(server, backup_id), "--checksum-algorithm", "sha256")
+    assert code == 0, stderr
+    assert "backup_manifest has CRC32C checksums, not SHA256: not stored" in stderr
+    prefix = f"{SERVER}/base/{backup_id}/"
+    assert [o[len(prefix) :] for o in objects if o.startswith(prefix)] == [
+        "backup.info",
+        "data.tar",
+        "pgvault.json",
+    ]
+    with dest.store() as store:
+        manifest = json.loads(store.get_bytes(prefix + "pgvault.json"))
+    assert manifest["checksum_algorithm"] == "SHA256" and manifest["state"] == "done"
+    assert all(len(f["checksum"]) == 64 for f in manifest["files"])

@@ -41,6 +41,7 @@ SUMMARY_KEYS = {
     "abandoned",
     "deleting",
     "tier",
+    "copies",
     "shown_status",
 }
 SHOW_KEYS = {
@@ -101,15 +102,15 @@ def test_two_backups_list_in_a_table_and_in_json_and_show_their_tables(
     header, *rows = listed.stdout.splitlines()
     assert header.split()[:4] == ["Backup", "ID", "Name", "Status"]
     assert "Compression" in header and "Keep" in header and "Stored" in header
-    assert header.split()[-1] == "Tier"
+    assert header.split()[-2:] == ["Tier", "Copies"]
     assert [r.split()[0] for r in rows] == [first, second]
     first_row, second_row = (r.split() for r in rows)
     assert first_row[1:4] == ["before-probe", "DONE", "full"]
     assert second_row[1:4] == ["-", "DONE", "full"]
     info = server.info(second)
     assert info.begin_wal in second_row and info.end_wal in second_row
-    assert first_row[-3:] == ["zstd", "-", "standard"]
-    assert second_row[-3:] == ["gzip", "-", "standard"]
+    assert first_row[-4:] == ["zstd", "-", "standard", "-"]
+    assert second_row[-4:] == ["gzip", "-", "standard", "-"]
 
     # ---- JSON: barman-cloud-backup-list's shape, the same entries, plus pgvault's view.
     data = json_out(server.run("backup-list", "--format", "json"))

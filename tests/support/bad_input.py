@@ -261,6 +261,14 @@ def positionals(world: World) -> dict[str, Positionals]:
         "backup-rehydrate": lambda url, server: ("backup-rehydrate", url, server, BACKUP_ID),
         "check-wal-archive": lambda url, server: ("check-wal-archive", url, server),
         "keys": lambda url, server: ("keys", "show", url, server),
+        "copy": lambda url, server: (
+            "copy",
+            url,
+            server,
+            BACKUP_ID,
+            "--to",
+            f"file://{world.scratch('copy-to')}",
+        ),
     }
 
 
@@ -421,6 +429,8 @@ def _reference_cases(world: World) -> Iterator[Case]:
         yield Case(("backup-rehydrate", url, SERVER, ref), 3, "backup reference")
         yield Case(("restore", url, SERVER, ref, world.scratch("r")), 3, "backup reference")
         yield Case(("backup", url, SERVER, "--incremental-from", ref), 3, "backup reference")
+        to = ("--to", f"file://{world.scratch('copy-to')}")
+        yield Case(("copy", url, SERVER, ref, *to), 3, "backup reference")
 
 
 def _job_cases() -> Iterator[Case]:
@@ -499,6 +509,11 @@ def operation_cases(world: World) -> list[Case]:
         Case(("restore", url, SERVER, ABSENT_ID, world.scratch("r1")), 1, "absent backup"),
         Case(("verify", url, SERVER, ABSENT_ID), 1, "absent backup"),
         Case(("backup-rehydrate", url, SERVER, ABSENT_ID), 1, "absent backup"),
+        Case(
+            ("copy", url, SERVER, ABSENT_ID, "--to", f"file://{world.scratch('c1')}"),
+            1,
+            "absent backup",
+        ),
         Case(("backup-keep", url, SERVER, ABSENT_ID, "--status"), 1, "absent backup"),
         Case(("backup-delete", url, SERVER, "-b", ABSENT_ID), 1, "absent backup"),
         Case(

@@ -1,5 +1,6 @@
 """A real Barman server for tests: the `barman` package (3.19.1, in .tools/barman) backing up a
-fixture PostgreSQL cluster with backup_method=postgres (pg_basebackup), run as postgres.
+fixture PostgreSQL cluster with backup_method=postgres (pg_basebackup), or rsync over ssh
+(tests.support.sshd, given as an `ssh_command` option), run as postgres.
 
 WAL reaches Barman through archive_command (cp into its incoming directory, then `barman
 backup --wait` archives it), and reaches the pgvault destination through `pgvault
@@ -92,6 +93,7 @@ def make_barman_server(
     hook_flags: tuple[str, ...] = (),
     hook: bool = True,
     options: tuple[str, ...] = (),
+    backup_method: str = "postgres",
 ) -> BarmanServer:
     """A cluster archiving into Barman and `dest`; Barman's hook uploads to `dest`."""
     base = world_dir("pgvault-barman-")
@@ -128,7 +130,7 @@ def make_barman_server(
         "description = pgvault hook test",
         f"conninfo = {cluster.dsn}",
         f"streaming_conninfo = host={cluster.sock} port={cluster.port} user=postgres",
-        "backup_method = postgres",
+        f"backup_method = {backup_method}",
         "archiver = on",
         f"path_prefix = {cluster.bindir}",
     ]

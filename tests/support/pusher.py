@@ -20,6 +20,7 @@ class PusherThread:
         spool: ArchiveSpool,
         wal_dir: str,
         batch_runner: BatchRunner | None = None,
+        secondary: WalArchiver | None = None,
     ) -> None:
         self.batches: list[Tracker] = []
         self.pusher = Pusher(
@@ -28,6 +29,7 @@ class PusherThread:
             wal_dir,
             PusherSettings(jobs=3, idle_exit=0.5, rescan=0.05),
             batch_runner or self._tracked,
+            secondary,
         )
         self.thread: threading.Thread | None = None
 

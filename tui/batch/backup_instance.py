@@ -31,6 +31,20 @@ def _create(parser: argparse.ArgumentParser) -> None:
     add_vault(parser)
     parser.add_argument("--backup-instance", required=True, metavar="FILE")
     add_allow_inline(parser)
+    _add_secondary(parser)
+
+
+def _add_secondary(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--secondary-destination",
+        metavar="URL",
+        help="the agent copies each new backup (and the WAL it needs) there, verified; no "
+        "credentials in the URL: the agent's environment holds them",
+    )
+    group.add_argument(
+        "--no-secondary-destination", action="store_true", help="stop copying new backups"
+    )
 
 
 def _named(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +62,7 @@ def _adhoc(parser: argparse.ArgumentParser) -> None:
 def _update(parser: argparse.ArgumentParser) -> None:
     _named(parser)
     add_notify(parser, "told about this instance's events, besides the vault's")
+    _add_secondary(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "create": ("store a backup instance in a vault", _create),
             "list": ("the vault's backup instances", add_vault),
             "show": ("one backup instance and its runs", _named),
-            "update": ("change an instance's notification URLs", _update),
+            "update": (
+                "change an instance's notification URLs or secondary destination",
+                _update,
+            ),
             "delete": ("delete an instance and its run records (not its backups)", _named),
             "stop-protection": ("the agent stops backing it up", _named),
             "resume-protection": ("the agent backs it up again", _named),
@@ -85,24 +103,27 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             )
         )
     elif verb == "create":
-        print_json(
-            service.create_instance(
-                ctx.state_dir, args.vault, args.backup_instance, args.allow_inline_secrets
-            )
+        secondary = "" if args.no_secondary_destination else args.secondary_destination
+        created = service.create_instance(
+            ctx.state_dir, args.vault, args.backup_instance, args.allow_inline_secrets, secondary
         )
+        print_json(created)
     elif verb == "list":
         print_json(service.list_instances(ctx.state_dir, args.vault))
     elif verb == "show":
         print_json(service.show_instance(ctx.state_dir, args.vault, args.name))
     elif verb == "update":
         notify = notify_from(args)
-        if notify is None:
-            raise InputError("backup-instance update: give --notify URL... or --no-notify")
-        print_json(
-            service.update_instance(
-                ctx.state_dir, args.vault, args.name, notify, args.allow_inline_secrets
+        secondary = "" if args.no_secondary_destination else args.secondary_destination
+        if notify is None and secondary is None:
+            raise InputError(
+                "backup-instance update: give --notify URL... or --no-notify, or "
+                "--secondary-destination URL or --no-secondary-destination"
             )
+        updated = service.update_instance(
+            ctx.state_dir, args.vault, args.name, notify, args.allow_inline_secrets, secondary
         )
+        print_json(updated)
     elif verb == "delete":
         print_json(service.delete_instance(ctx.state_dir, args.vault, args.name))
     elif verb in ("stop-protection", "resume-protection"):
@@ -120,4 +141,7 @@ def _adhoc_backup(args: argparse.Namespace, ctx: Context) -> int:
     outcome = adhoc(ctx.state_dir, args.vault, args.name, args.rule_name, now_or(None))
     print_json(outcome.to_json())
     record = outcome.record
+    copied = outcome.secondary_copy
+    if copied is not None and copied.error:
+        return ExitCode.FAILED  # the backup exists; its second copy does not (yet)
     return ExitCode.OK if record is not None and record.backup_id else ExitCode.FAILED

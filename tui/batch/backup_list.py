@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ COLUMNS = (
     "Compression",
     "Keep",
     "Tier",
+    "Copies",
 )
 
 
@@ -68,6 +69,7 @@ LOGICAL_COLUMNS = (
     "Stored",
     "Data",
     "Compression",
+    "Copies",
 )
 
 
@@ -76,9 +78,12 @@ def _iso_time(iso: str) -> str:
 
 
 def logical_lines(
-    manifests: Sequence[LogicalManifest], unfinished: Sequence[Unfinished] = ()
+    manifests: Sequence[LogicalManifest],
+    unfinished: Sequence[Unfinished] = (),
+    copies: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """Finished backups and, by ID, those without logical.json (never restorable)."""
+    copies = copies or {}
     rows: list[tuple[str, ...]] = [
         (
             m.backup_id,
@@ -92,15 +97,35 @@ def logical_lines(
             format_size(m.stored_size),
             format_size(sum(d.size for d in m.databases)),
             m.compression or "none",
+            str(len(copies[m.backup_id])) if copies.get(m.backup_id) else "-",
         )
         for m in manifests
     ]
     rows += [
-        (u.backup_id, "-", u.status, "logical", *(["-"] * 4), format_size(u.size), "-", "-")
+        (u.backup_id, "-", u.status, "logical", *(["-"] * 4), format_size(u.size), "-", "-", "-")
         for u in unfinished
     ]
     rows.sort(key=lambda row: row[0])
     return ["Logical backups:", *table(rows, LOGICAL_COLUMNS)]
+
+
+def _json(
+    listing: BackupListing,
+    logical: Sequence[LogicalManifest],
+    unfinished: Sequence[Unfinished],
+    copies: Mapping[str, Sequence[str]],
+) -> dict[str, object]:
+    """barman-cloud's listing with pgvault's view, and the logical backups (with copies)."""
+    from core.catalog.listing import listing_json
+    from core.logical.attempt import unfinished_row
+    from core.logical.catalog import summary_row
+
+    rows = [{**summary_row(m), "copies": list(copies.get(m.backup_id, ()))} for m in logical]
+    rows += [{**unfinished_row(u), "copies": []} for u in unfinished]
+    return {
+        **listing_json(listing),
+        "logical_backups": sorted(rows, key=lambda row: str(row["backup_id"])),
+    }
 
 
 def _broken_row(backup_id: str, width: int) -> tuple[str, ...]:
@@ -115,13 +140,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         connectivity_test(args)
         return ExitCode.OK
     from core.catalog.browse import list_servers, no_backups_here
-    from core.catalog.listing import list_backups, listing_json
-    from core.logical.attempt import list_unfinished, unfinished_row
-    from core.logical.catalog import list_logical, summary_row
+    from core.catalog.copies import read_copies
+    from core.catalog.listing import list_backups
+    from core.logical.attempt import list_unfinished
+    from core.logical.catalog import list_logical
 
     with opened(args) as store:
         listing = list_backups(store, args.server_name)
         logical = list_logical(store, args.server_name)
+        copies = read_copies(store, args.server_name) if logical else {}
         unfinished = list_unfinished(store, args.server_name)
         known = listing.backups or listing.broken or logical or unfinished
         if not known and args.server_name not in list_servers(store):
@@ -129,17 +156,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             print(no_backups_here(store, args.server_name), file=sys.stderr)
             return ExitCode.FAILED
     if args.format == "json":
-        print(
-            json.dumps(
-                {
-                    **listing_json(listing),
-                    "logical_backups": sorted(
-                        [summary_row(m) for m in logical] + [unfinished_row(u) for u in unfinished],
-                        key=lambda row: str(row["backup_id"]),
-                    ),
-                }
-            )
-        )
+        print(json.dumps(_json(listing, logical, unfinished, copies)))
         return ExitCode.OK
     rows = _physical_rows(listing)
     rows += [_broken_row(backup_id, len(COLUMNS)) for backup_id, _ in listing.broken]
@@ -165,7 +182,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if rows:
         print("\n".join(table(rows, header)))
     if logical or unfinished:
-        print("\n".join(([""] if rows else []) + logical_lines(logical, unfinished)))
+        lines = logical_lines(logical, unfinished, copies)
+        print("\n".join(([""] if rows else []) + lines))
     if not rows and not logical and not unfinished:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK
@@ -203,6 +221,7 @@ def _physical_rows(listing: BackupListing) -> list[tuple[str, ...]]:
             b.compression or "none",
             b.keep or "-",
             b.tier,
+            str(len(b.copies)) if b.copies else "-",
         )
         for b in listing.backups
     ]

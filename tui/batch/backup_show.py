@@ -86,6 +86,7 @@ def _overview(out: list[str], details: BackupDetails) -> None:
         _field(out, label, value)
     _field(out, "Keep", s.keep or "nokeep")
     _field(out, "Tier", s.tier)
+    _field(out, "Copies", ", ".join(s.copies) or "none")
     _field(out, "Written by", s.written_by)
     _field(out, "System identifier", s.system_identifier)
     _field(out, "PostgreSQL version", pg_version(info.version))

@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "backup_rehydrate",
         "bring a backup in the archive tier back to the normal tier (a rehydrate job)",
     ),
+    "copy": (
+        "copy",
+        "copy backups and the WAL they need to a second destination (a copy job)",
+    ),
     "verify": (
         "verify",
         "check every object and checksum of a backup and its WAL; --restore-drill restores "

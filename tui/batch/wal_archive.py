@@ -88,6 +88,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "parameters are added to DESTINATION_URL and its variables to the environment, so "
         "that no secret sits in archive_command",
     )
+    parser.add_argument(
+        "--secondary-destination",
+        metavar="URL",
+        help="a second destination (any provider; credentials in its query string or the "
+        "environment) the file is also archived to: exit 0 only once both stores hold it",
+    )
     add_tags(parser, "tags", "WAL files")
     add_tags(parser, "history-tags", "history files (used instead of --tags for them)")
     parser.add_argument(
@@ -178,6 +184,7 @@ class Parsed:
     concurrency: int
     #: None without --async
     fast: FastPath | None
+    secondary: Location | None = None
 
 
 def _wal_path(args: argparse.Namespace) -> str:
@@ -291,7 +298,19 @@ def parse(args: argparse.Namespace) -> Parsed:
             "--immutability-days applies to S3 destinations only (S3 Object Lock); "
             f"{location.display()} is {location.provider.value}"
         )
-    return Parsed(location, settings, azure["max_concurrency"], fast)
+    return Parsed(location, settings, azure["max_concurrency"], fast, _secondary(args))
+
+
+def _secondary(args: argparse.Namespace) -> Location | None:
+    if args.secondary_destination is None:
+        return None
+    from core.urls import parse_location
+
+    secondary = parse_location(args.secondary_destination)
+    _warn_secrets_in_url(secondary)
+    if secondary.display() == location_from(args).display():
+        raise InputError("--secondary-destination names the primary destination itself")
+    return secondary
 
 
 def _store_config(args: argparse.Namespace, parsed: Parsed) -> StoreConfig:
@@ -306,15 +325,23 @@ def _store_config(args: argparse.Namespace, parsed: Parsed) -> StoreConfig:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from core.storage import StoreConfig
     from core.wal.archive_command import WalArchiveRequest
 
     parsed = parse(args)
     if args.test:
         Destination(parsed.location, store_config_from(args)).check()
+        if parsed.secondary is not None:
+            Destination(parsed.secondary, StoreConfig()).check()
         return ExitCode.OK
     path = _wal_path(args)
     request = WalArchiveRequest(
-        parsed.location, _store_config(args, parsed), args.server_name, parsed.settings
+        parsed.location,
+        _store_config(args, parsed),
+        args.server_name,
+        parsed.settings,
+        secondary=parsed.secondary,
+        secondary_config=StoreConfig(max_bandwidth=args.max_bandwidth),
     )
     if parsed.fast is None:
         from core.wal.archive_command import archive_now

@@ -2,12 +2,14 @@
 
 - registry: the result type of each kind, JsonResult for the others, reading and writing
 - details: JobDetails, the facts recorded while a job runs (the backup ID)
-- backup, restore, verify, delete, wal_push, wal_repair, logical, keys, rehydrate: one
+- backup, restore, verify, delete, wal_push, wal_repair, logical, keys, rehydrate,
+  copy: one
   result type per built-in kind
 - fields: typed reads of a stored JSON object
 """
 
 from core.jobs.results.backup import BackupJobResult
+from core.jobs.results.copy import CopyJobResult
 from core.jobs.results.delete import DeletedBackup, DeleteJobResult
 from core.jobs.results.details import JobDetails
 from core.jobs.results.fields import MalformedResult
@@ -29,6 +31,7 @@ from core.jobs.results.wal_repair import WalRepairJobResult
 __all__ = [
     "RESULT_TYPES",
     "BackupJobResult",
+    "CopyJobResult",
     "DeleteJobResult",
     "DeletedBackup",
     "JobDetails",

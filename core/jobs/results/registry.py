@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.jobs.results.backup import BackupJobResult
+from core.jobs.results.copy import CopyJobResult
 from core.jobs.results.delete import DeleteJobResult
 from core.jobs.results.details import DETAIL_KEYS, JobDetails
 from core.jobs.results.fields import MalformedResult
@@ -68,6 +69,7 @@ class JsonResult(Mapping[str, object]):
 RESULT_TYPES: dict[str, ResultType] = {
     "backup": BackupJobResult,
     "barman-hook": BackupJobResult,
+    "copy": CopyJobResult,
     "delete": DeleteJobResult,
     "keys": KeysJobResult,
     "logical-backup": LogicalJobResult,

@@ -111,6 +111,23 @@ def test_a_bad_instance_names_its_path() -> None:
         BackupInstance.from_json(document)
 
 
+def test_a_secondary_destination_round_trips_without_credentials_only() -> None:
+    url = "s3://dr-bucket/pgvault?AWS_REGION=eu-west-1"
+    instance = BackupInstance("i1", "pg", Datasource("host=db"), "p1", secondary_destination=url)
+    document = instance.to_json()
+    assert document["secondaryDestination"] == url
+    assert BackupInstance.from_json(document) == instance
+    document["secondaryDestination"] = (
+        url + "&AWS_ACCESS_KEY_ID=A&AWS_SECRET_ACCESS_KEY=topsecret-k"
+    )
+    with pytest.raises(InputError, match=r"\$\.secondaryDestination: the URL carries credent") as e:
+        BackupInstance.from_json(document)
+    assert "topsecret-k" not in str(e.value)
+    document["secondaryDestination"] = "ftp://nowhere/x"
+    with pytest.raises(InputError, match=r"\$\.secondaryDestination: "):
+        BackupInstance.from_json(document)
+
+
 def test_a_vault_destination_never_carries_credentials() -> None:
     with pytest.raises(InputError, match="must not carry credentials"):
         Vault("v", "s3://bucket/p?AWS_SECRET_ACCESS_KEY=abc")

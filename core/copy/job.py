@@ -1,0 +1,138 @@
+"""The `copy` job: backups and the WAL they need from one destination to another.
+
+Objects are copied as stored (an encrypted backup stays an age file: no key is needed),
+each one verified on arrival (core.copy.transfer). A rerun skips what arrived intact, so
+resuming a failed or cancelled copy is running it again. Once a backup is sealed on the
+target the source records that copy (core.catalog.copies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from core.catalog.copies import record_copy
+from core.copy.plan import CopyPlan, plan_copy
+from core.copy.transfer import Outcome, copy_object
+from core.errors import InputError
+from core.jobs.kinds import JobInfo, JobKind
+from core.jobs.results import CopyJobResult
+from core.progress import Reporter
+from core.sizes import format_size
+from core.storage import StoreConfig, open_store
+from core.urls import Location, credential_params, parse_location, public_url
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    location: Location
+    server: str
+    target: Location
+    #: backup IDs, names, latest/oldest, logical IDs; empty with `everything`
+    backups: tuple[str, ...] = ()
+    everything: bool = False
+    #: every WAL segment from the oldest copied backup on (point-in-time recovery there)
+    whole_wal: bool = False
+    store_config: StoreConfig = field(default_factory=StoreConfig)
+    target_config: StoreConfig = field(default_factory=StoreConfig)
+
+
+def secondary_url(url: str, what: str = "the --secondary-destination URL") -> str:
+    """A secondary destination as stored in a vault: checked, with no credential in it
+    (the agent reads the secondary's credentials from its environment, as for any URL)."""
+    location = parse_location(url)
+    if credential_params(location):
+        raise InputError(
+            f"{what} carries credentials, which are never stored in a vault; give "
+            "the agent the secondary's credentials in its environment instead"
+        )
+    return public_url(location)
+
+
+def validate_request(request: CopyRequest) -> None:
+    """Bad input (exit 3) before any job is recorded."""
+    if request.everything and request.backups:
+        raise InputError("name backups or give --all, not both")
+    if not request.everything and not request.backups:
+        raise InputError("name the backups to copy (IDs, names, latest, oldest) or give --all")
+    if public_url(request.location) == public_url(request.target):
+        raise InputError("the copy's target is its source: name another destination with --to")
+
+
+def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
+    """Plan, then copy and verify object by object; each backup recorded once sealed."""
+    reporter.phase("planning")
+    with (
+        open_store(request.location, request.store_config) as source,
+        open_store(request.target, request.target_config) as target,
+    ):
+        target.check()
+        for store in (source, target):
+            store.gate = reporter.checkpoint
+            store.meter = reporter.transferred
+        plan = plan_copy(
+            source, request.server, request.backups, request.everything, request.whole_wal
+        )
+        reporter.set_totals(plan.total_bytes, len(plan.items))
+        reporter.log(_plan_line(plan, target.describe()))
+        reporter.phase("copying")
+        copied = skipped = copied_bytes = 0
+        url = public_url(request.target)
+        for item in plan.items:
+            outcome = copy_object(source, target, item.key, reporter)
+            reporter.advance(files=1)
+            if outcome is Outcome.COPIED:
+                copied += 1
+                copied_bytes += item.size
+            else:
+                skipped += 1
+            if item.seals is not None:
+                record_copy(source, request.server, [item.seals], url)
+    summary = (
+        f"{len(plan.physical)} backup(s), {len(plan.logical)} logical backup(s) and "
+        f"{plan.wal_files} WAL file(s) of {request.server} on {request.target.display()}: "
+        f"{copied} object(s) copied and verified ({format_size(copied_bytes)}), "
+        f"{skipped} already there"
+    )
+    return CopyJobResult(
+        target=url,
+        physical=plan.physical,
+        logical=plan.logical,
+        wal_files=plan.wal_files,
+        copied=copied,
+        skipped=skipped,
+        bytes_copied=copied_bytes,
+        summary=summary,
+    )
+
+
+def _plan_line(plan: CopyPlan, where: str) -> str:
+    backups = ", ".join((*plan.physical, *plan.logical)) or "none"
+    return (
+        f"copying backups {backups} and {plan.wal_files} WAL file(s) to {where}: "
+        f"{len(plan.items)} object(s), {format_size(plan.total_bytes)}"
+    )
+
+
+def public_request(request: CopyRequest) -> CopyRequest:
+    return replace(
+        request,
+        location=request.location.without_credentials(),
+        target=request.target.without_credentials(),
+    )
+
+
+COPY: JobKind[CopyRequest] = JobKind(
+    name="copy",
+    request_type=CopyRequest,
+    run=run_copy,
+    describe=lambda request: JobInfo(
+        description=f"copy {request.server} from {request.location.display()} "
+        f"to {request.target.display()}",
+        server=request.server,
+        destination=request.location.display(),
+    ),
+    entry="core.copy.job:COPY",
+    public=public_request,
+    resume=lambda request, _job: request,  # objects already copied are found equal, skipped
+    validate=validate_request,
+)

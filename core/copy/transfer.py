@@ -1,0 +1,111 @@
+"""One object from a source store to a target store, verified on arrival.
+
+The bytes are streamed (memory bounded by the target's chunk buffers) and hashed with
+SHA-256 on the way; the stored object is then read back from the target and its size and
+SHA-256 must match, or the copy fails naming the object. An object already on the target
+is compared the same way: equal bytes are skipped (a rerun resumes), different bytes are
+a conflict that is never overwritten. Two WAL objects whose recorded plaintext checksums
+(wal-archive's `pgvault_sha256` and `pgvault_size`) agree hold the same WAL even when their
+bytes differ (a server encrypted with age, archived to both through --secondary-destination,
+seals each copy anew): they count as equal, as wal-archive counts them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+
+from core.errors import IntegrityError, ObjectNotFound, OperationFailed
+from core.progress import Reporter
+from core.storage import ObjectInfo, ObjectStore, PutOptions
+from core.wal.archive import META_SHA256, META_SIZE
+
+BLOCK = 1024 * 1024
+
+
+class CopyConflict(OperationFailed):
+    """The target holds other bytes under a key the copy would write (exit 1)."""
+
+
+class Outcome(StrEnum):
+    COPIED = "copied"
+    SKIPPED = "skipped"  # already on the target with the same size and SHA-256
+
+
+def digest(store: ObjectStore, key: str, reporter: Reporter | None = None) -> tuple[int, str]:
+    """Size and SHA-256 of a stored object, read through."""
+    sha = hashlib.sha256()
+    size = 0
+    with store.open_reader(key) as reader:
+        while block := reader.read(BLOCK):
+            sha.update(block)
+            size += len(block)
+            if reporter is not None:
+                reporter.checkpoint()
+    return size, sha.hexdigest()
+
+
+def copy_object(source: ObjectStore, target: ObjectStore, key: str, reporter: Reporter) -> Outcome:
+    """Copy `key` unless the target already holds the same bytes; verify what was written."""
+    head = source.head(key)
+    existing = _head(target, key)
+    if existing is not None:
+        return _compare_existing(source, target, key, head, existing, reporter)
+    sha = hashlib.sha256()
+    size = 0
+    # The source's metadata travels with the bytes (a WAL segment's recorded SHA-256 is what
+    # wal-restore and wal-archive check against).
+    options = PutOptions(metadata=tuple(m for m in head.metadata if m[0].startswith("pgvault_")))
+    with source.open_reader(key) as reader, target.open_writer(key, options) as writer:
+        while block := reader.read(BLOCK):
+            reporter.checkpoint()
+            sha.update(block)
+            size += len(block)
+            writer.write(block)
+            reporter.advance(len(block))
+    expected = (size, sha.hexdigest())
+    if size != head.size:
+        raise IntegrityError(f"{key}: read {size} bytes from the source, which lists {head.size}")
+    stored = digest(target, key, reporter)
+    if stored != expected:
+        raise IntegrityError(
+            f"{key}: the copy on {target.describe()} holds {stored[0]} bytes with SHA-256 "
+            f"{stored[1]}, the source {expected[0]} bytes with {expected[1]}; copy it again"
+        )
+    return Outcome.COPIED
+
+
+def _same_wal(source: ObjectInfo, target: ObjectInfo) -> bool:
+    ours, theirs = source.metadata_dict(), target.metadata_dict()
+    recorded = ours.get(META_SHA256), ours.get(META_SIZE)
+    return None not in recorded and recorded == (theirs.get(META_SHA256), theirs.get(META_SIZE))
+
+
+def _head(store: ObjectStore, key: str) -> ObjectInfo | None:
+    try:
+        return store.head(key)
+    except ObjectNotFound:
+        return None
+
+
+def _compare_existing(
+    source: ObjectStore,
+    target: ObjectStore,
+    key: str,
+    head: ObjectInfo,
+    existing: ObjectInfo,
+    reporter: Reporter,
+) -> Outcome:
+    if _same_wal(head, existing):
+        reporter.advance(head.size)
+        return Outcome.SKIPPED
+    if existing.size == head.size:
+        theirs = digest(target, key, reporter)
+        if digest(source, key, reporter) == theirs:
+            reporter.advance(head.size)
+            return Outcome.SKIPPED
+    raise CopyConflict(
+        f"{key} already exists on {target.describe()} with other contents "
+        f"({existing.size} bytes there, {head.size} in the source): not overwritten; "
+        "delete it there or copy to another prefix"
+    )
