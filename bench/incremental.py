@@ -15,7 +15,8 @@ so "5% of the pages" is 5% of the heap's pages, not that plus the indexes' leave
     under base/ and global/) and compressed with zstd at pgvault's level (the changed pages'
     compressed size), then `pgvault backup --incremental`;
   - after the last round, a second full backup (so that the full time is the median of two,
-    one before and one after the incrementals, under the load the incrementals saw);
+    one before and one after the incrementals, under the load the incrementals saw), and an
+    incremental of it with nothing changed: the fixed cost of any incremental;
   - restores (--target-immediate, fsync, -J JOBS) of the first full alone and of the last
     incremental (full + INCREMENTALS increments in one pass), paired in --runs rounds;
   - with --pgbackrest: Debian's pgBackRest 2.x (zst at the same level, process-max JOBS,
@@ -102,6 +103,7 @@ class Results:
     restore_chain: list[float] = field(default_factory=list)
     pgbackrest: dict[str, float] = field(default_factory=dict)
     pgbackrest_note: str = ""
+    floor_seconds: float = 0.0  # an incremental with nothing changed: the fixed cost
     load: list[float] = field(default_factory=list)
 
 
@@ -358,6 +360,8 @@ def run(settings: Settings) -> Results:
         _, seconds = backup(cluster, dest, settings.jobs)
         results.full_seconds.append(seconds)
         print(f"second full: {seconds:.1f} s", flush=True)
+        _, results.floor_seconds = backup(cluster, dest, settings.jobs, "--incremental")
+        print(f"incremental of it, nothing changed: {results.floor_seconds:.1f} s", flush=True)
         results.load.append(os.getloadavg()[0])
         archive_all(cluster)
         for n in range(settings.runs):
@@ -416,7 +420,8 @@ def table(settings: Settings, r: Results) -> str:
     lines += [
         "",
         f"Full backup: {' and '.join(f'{s:.1f}' for s in r.full_seconds)} s, "
-        f"{r.full_stored / MB:.0f} MB stored. Restores (s): full "
+        f"{r.full_stored / MB:.0f} MB stored. An incremental of the second full with "
+        f"nothing changed (the fixed cost): {r.floor_seconds:.1f} s. Restores (s): full "
         + ", ".join(f"{s:.1f}" for s in r.restore_full)
         + f"; chain point {', '.join(f'{s:.1f}' for s in r.restore_chain)}.",
         "",
