@@ -263,6 +263,7 @@ def pgbackrest(cluster: Cluster, jobs: int) -> Backrest | None:
         lines = str(exc).strip().splitlines()
         why = next((line for line in lines if "ERROR" in line), lines[-1]).strip()
         print(f"pgBackRest skipped: {why}", flush=True)
+        shutil.rmtree(base, ignore_errors=True)
         return None
     return made
 
@@ -311,6 +312,7 @@ def run(settings: Settings) -> Results:
     dest = make_destination("file", {})
     cluster = build(settings, dest, pgvault_bin)
     rng = random.Random(15)
+    made: Backrest | None = None
     try:
         made = pgbackrest(cluster, settings.jobs) if settings.pgbackrest else None
         relation_pages, _, _ = changed_pages(cluster.data, 1 << 63)  # also warms the cache
@@ -381,6 +383,8 @@ def run(settings: Settings) -> Results:
     finally:
         cluster.drop()
         dest.drop()
+        if made is not None:
+            shutil.rmtree(os.path.dirname(made.repo), ignore_errors=True)
     return results
 
 
