@@ -3,9 +3,11 @@
 An incremental's stored backup_manifest lists what it stores (changed blocks), not the
 directory a chain restore writes; pg_combinebackup writes a new manifest for its output, and
 so does this. Files restored whole keep the newest link's recorded checksum (each was checked
-against it as it was written); files assembled from blocks of several links are read back
-once and checksummed with the newest link's algorithm. WAL-Ranges, version and system
-identifier are the newest backup's, since recovery starts from its backup_label.
+against it as it was written); a file no link changed since the one that holds it whole
+keeps that link's checksum (it is written from that copy alone); files assembled from blocks
+of several links are read back once and checksummed with the newest link's algorithm.
+WAL-Ranges, version and system identifier are the newest backup's, since recovery starts
+from its backup_label.
 """
 
 from __future__ import annotations
@@ -45,12 +47,14 @@ def assembled(newest: ChainLink) -> dict[str, tuple[int, float]]:
 
 
 def chain_manifest(
-    newest: ChainLink,
+    chain: tuple[ChainLink, ...],
     where: dict[str, Destination],
     left_out: set[str],
     checkpoint: Callable[[int], None],
 ) -> ChainManifest:
-    """What the reconstructed directory holds; `checkpoint(n)` after every block read."""
+    """What the reconstructed directory holds (`chain` newest first); `checkpoint(n)` after
+    every block read."""
+    newest = chain[0]
     manifest = newest.manifest
     algorithm = manifest.checksum_algorithm
     built = assembled(newest)
@@ -59,8 +63,16 @@ def chain_manifest(
         for record in manifest.files
         if record.path not in built and record.path not in left_out and _restored(record.path)
     ]
+    links = [
+        LinkFiles(link.records, set(link.block_maps), link.manifest.checksum_algorithm)
+        for link in chain
+    ]
+    read_back = 0
     for path, (size, mtime) in sorted(built.items()):
-        digest = _read_back(disk_path(path, where), size, algorithm, checkpoint)
+        digest = unchanged_checksum(links, path, size, algorithm)
+        if digest is None:
+            digest = _read_back(disk_path(path, where), size, algorithm, checkpoint)
+            read_back += 1
         files.append(FileRecord(path, size, mtime, digest, "", 0))
     postgres = manifest.postgres
     return ChainManifest(
@@ -69,8 +81,30 @@ def chain_manifest(
         algorithm=algorithm,
         version=int(postgres["version"]),
         system_identifier=str(postgres["system_identifier"]),
-        read_back=len(built),
+        read_back=read_back,
     )
+
+
+@dataclass(frozen=True)
+class LinkFiles:
+    """What one link holds: files whole (with their checksums) and files as blocks."""
+
+    whole: dict[str, FileRecord]
+    blocks: set[str]
+    algorithm: str
+
+
+def unchanged_checksum(links: list[LinkFiles], path: str, size: int, algorithm: str) -> str | None:
+    """The checksum recorded by the link holding the file whole, when no newer link stores a
+    block of it and the size is the same; None when the file must be read back."""
+    for link in links:  # newest first
+        record = link.whole.get(path)
+        if record is not None:  # held whole here: the restore wrote this copy
+            same = record.size == size and link.algorithm == algorithm
+            return record.checksum if same and record.checksum else None
+        if path in link.blocks:  # this link stores blocks of it
+            return None
+    return None
 
 
 def _restored(path: str) -> bool:
@@ -111,4 +145,11 @@ def _read_back(path: str, size: int, algorithm: str, checkpoint: Callable[[int],
     return checksum.hexdigest()
 
 
-__all__ = ["ChainManifest", "assembled", "chain_manifest", "wal_ranges"]
+__all__ = [
+    "ChainManifest",
+    "LinkFiles",
+    "assembled",
+    "chain_manifest",
+    "unchanged_checksum",
+    "wal_ranges",
+]

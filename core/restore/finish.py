@@ -84,7 +84,7 @@ def _write_chain_manifest(run: RestoreRun) -> None:
             raise Aborted
 
     built = chain_manifest(
-        run.plan.chain[0], run.plan.destinations, set(run.files.left_out), checkpoint
+        run.plan.chain, run.plan.destinations, set(run.files.left_out), checkpoint
     )
     raw = postgres_manifest(
         built.files, built.wal_ranges, built.algorithm, built.version, built.system_identifier
