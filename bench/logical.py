@@ -43,6 +43,11 @@ def conn(cluster: Cluster) -> list[str]:
     return ["-h", cluster.sock, "-p", str(cluster.port), "-U", "postgres"]
 
 
+def pv_conn(cluster: Cluster) -> list[str]:
+    """pgvault's: `restore` has no -h (it is --help there: exit 0, nothing restored)."""
+    return ["--host", cluster.sock, "-p", str(cluster.port), "-U", "postgres"]
+
+
 def make_big(cluster: Cluster, gib: float) -> None:
     """A table of at least `gib` GiB: ~560 bytes a row of md5 hex, inline (under TOAST's 2 kB)."""
     digests = " || ".join(f"md5((i * 16 + {k})::text)" for k in range(16))
@@ -84,7 +89,7 @@ def one_round(cluster: Cluster, dest: str, work: str, n: int) -> dict[str, tuple
     cmd = [str(CLIENT / "pg_dump"), *conn(cluster), "-Fd", "-j", "2", "-Z", "zstd", "-f", dump]
     out["pg_dump"] = measured([*cmd, "bench"])[:2]
     dt, rss, _ = measured(
-        [PGVAULT, "--batch", "backup", dest, SERVER, *conn(cluster), "--database", "bench",
+        [PGVAULT, "--batch", "backup", dest, SERVER, *pv_conn(cluster), "--database", "bench",
          "-J", "2", "--zstd", "-v"],
         env,
     )  # fmt: skip
@@ -98,7 +103,7 @@ def one_round(cluster: Cluster, dest: str, work: str, n: int) -> dict[str, tuple
         [str(CLIENT / "pg_restore"), *conn(cluster), "-j", "2", "-d", f"raw{n}", dump]
     )[:2]
     out["pgvault restore"] = measured(
-        [PGVAULT, "--batch", "restore", dest, SERVER, backup_id, *conn(cluster),
+        [PGVAULT, "--batch", "restore", dest, SERVER, backup_id, *pv_conn(cluster),
          "--new-db-name", f"pv{n}", "-J", "2"],
         env,
     )[:2]  # fmt: skip
