@@ -69,22 +69,21 @@ def open_files(pids: list[int]) -> set[str]:
     return found
 
 
-def finished_files(directory: str, pgid: int, skip: set[str]) -> list[str]:
-    """Names in `directory` (not in `skip`) that no process of the group holds open."""
+def split_files(directory: str, pgid: int, skip: set[str]) -> tuple[list[str], list[str]]:
+    """Names in `directory` (not in `skip`): (those no process of the group holds open,
+    those it holds: being written)."""
     try:
         names = sorted(n for n in os.listdir(directory) if n not in skip)
     except FileNotFoundError:
-        return []
+        return [], []
     if not names:
-        return []
+        return [], []
     held = open_files(group_pids(pgid))
     real = os.path.realpath(directory)
-    return [n for n in names if os.path.join(real, n) not in held]
+    writing = [n for n in names if os.path.join(real, n) in held]
+    return [n for n in names if n not in writing], writing
 
 
-def size_of(directory: str, names: list[str]) -> int:
-    total = 0
-    for name in names:
-        with contextlib.suppress(OSError):
-            total += os.stat(os.path.join(directory, name)).st_size
-    return total
+def finished_files(directory: str, pgid: int, skip: set[str]) -> list[str]:
+    """Names in `directory` (not in `skip`) that no process of the group holds open."""
+    return split_files(directory, pgid, skip)[0]
