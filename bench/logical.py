@@ -1,6 +1,6 @@
 """Logical backup and restore: pgvault next to pg_dump/pg_restore on the same data, same run.
 
-    .venv/bin/python bench/logical.py [--scale 10] [--runs 2]
+    .venv/bin/python bench/logical.py [--scale 10] [--runs 2] [--big-table-gb 1]
 
 A PostgreSQL 17 cluster holding `pgbench -i -s SCALE` (its pg_dump and pg_restore come with
 zstd). Each round, one after the other:
@@ -10,6 +10,9 @@ zstd). Each round, one after the other:
   - `createdb` + `pg_restore -j 2 -d DB DIR`, and
     `pgvault --batch restore file://DEST SERVER ID --new-db-name DB -J 2` (download, then
     the same pg_restore).
+`--big-table-gb G` adds a table `big` of at least G GiB (rows of hex digests: zstd halves
+them, no more) beside pgbench's. Every round then checks that pgvault's restore under the
+new name equals the source: per table, the row count and the md5 of its sorted row digests.
 A ratio is pgvault's time over the tool's (goal: at most 1.1), the median over rounds.
 Peak RSS is the largest resident set of the command's process tree (pg_dump included).
 """
@@ -40,6 +43,45 @@ def conn(cluster: Cluster) -> list[str]:
     return ["-h", cluster.sock, "-p", str(cluster.port), "-U", "postgres"]
 
 
+def pv_conn(cluster: Cluster) -> list[str]:
+    """pgvault's: `restore` has no -h (it is --help there: exit 0, nothing restored)."""
+    return ["--host", cluster.sock, "-p", str(cluster.port), "-U", "postgres"]
+
+
+def make_big(cluster: Cluster, gib: float) -> None:
+    """A table of at least `gib` GiB: ~560 bytes a row of md5 hex, inline (under TOAST's 2 kB)."""
+    digests = " || ".join(f"md5((i * 16 + {k})::text)" for k in range(16))
+    cluster.sql("create table big (id bigint primary key, payload text not null)", dbname="bench")
+    rows, step = 0, 500_000
+    while cluster.one("select pg_table_size('big')", dbname="bench") < gib * 1024**3:
+        cluster.sql(
+            f"insert into big select i, {digests} "
+            f"from generate_series({rows + 1}, {rows + step}) i",
+            dbname="bench",
+        )
+        rows += step
+    cluster.sql("vacuum analyze big", dbname="bench")
+
+
+def fingerprint(cluster: Cluster, dbname: str) -> dict[str, tuple[int, str]]:
+    """Per table of schema public: (rows, md5 of the sorted md5s of its rows)."""
+    tables = [
+        r[0]
+        for r in cluster.sql(
+            "select tablename from pg_tables where schemaname = 'public' order by 1", dbname=dbname
+        )
+    ]
+    out = {}
+    for table in tables:
+        count, digest = cluster.sql(
+            f"select count(*), md5(coalesce(string_agg(h, '' order by h), '')) "
+            f"from (select md5(t::text) h from {table} t) s",
+            dbname=dbname,
+        )[0]
+        out[table] = (int(count), str(digest))
+    return out
+
+
 def one_round(cluster: Cluster, dest: str, work: str, n: int) -> dict[str, tuple[float, float]]:
     env = {"PGVAULT_PG_BINDIRS": str(CLIENT)}
     out: dict[str, tuple[float, float]] = {}
@@ -47,7 +89,7 @@ def one_round(cluster: Cluster, dest: str, work: str, n: int) -> dict[str, tuple
     cmd = [str(CLIENT / "pg_dump"), *conn(cluster), "-Fd", "-j", "2", "-Z", "zstd", "-f", dump]
     out["pg_dump"] = measured([*cmd, "bench"])[:2]
     dt, rss, _ = measured(
-        [PGVAULT, "--batch", "backup", dest, SERVER, *conn(cluster), "--database", "bench",
+        [PGVAULT, "--batch", "backup", dest, SERVER, *pv_conn(cluster), "--database", "bench",
          "-J", "2", "--zstd", "-v"],
         env,
     )  # fmt: skip
@@ -61,10 +103,12 @@ def one_round(cluster: Cluster, dest: str, work: str, n: int) -> dict[str, tuple
         [str(CLIENT / "pg_restore"), *conn(cluster), "-j", "2", "-d", f"raw{n}", dump]
     )[:2]
     out["pgvault restore"] = measured(
-        [PGVAULT, "--batch", "restore", dest, SERVER, backup_id, *conn(cluster),
+        [PGVAULT, "--batch", "restore", dest, SERVER, backup_id, *pv_conn(cluster),
          "--new-db-name", f"pv{n}", "-J", "2"],
         env,
     )[:2]  # fmt: skip
+    if fingerprint(cluster, f"pv{n}") != fingerprint(cluster, "bench"):
+        raise RuntimeError(f"pgvault's restore pv{n} differs from the source database")
     out["_size"] = (tree_size(dump) / 1e6, 0.0)
     shutil.rmtree(dump)
     return out
@@ -74,6 +118,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--big-table-gb", type=float, default=0, metavar="G")
     args = parser.parse_args()
     cluster = versioned_cluster(17)
     work = tempfile.mkdtemp(prefix="pgvault-bench-logical-")
@@ -82,13 +127,18 @@ def main() -> int:
         measured(
             [str(CLIENT / "pgbench"), *conn(cluster), "-i", "-q", "-s", str(args.scale), "bench"]
         )
+        if args.big_table_gb:
+            make_big(cluster, args.big_table_gb)
         size = cluster.one("select pg_database_size('bench')") / 1e6
         dest = f"file://{work}/dest"
         rounds = [one_round(cluster, dest, work, n) for n in range(args.runs)]
     finally:
         cluster.drop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"pgbench -s {args.scale}: {size:.0f} MB database, {rounds[0]['_size'][0]:.0f} MB dump")
+    big = f" + {args.big_table_gb:g} GiB table" if args.big_table_gb else ""
+    print(
+        f"pgbench -s {args.scale}{big}: {size:.0f} MB database, {rounds[0]['_size'][0]:.0f} MB dump"
+    )
     print("| step | tool s | pgvault s | ratio | tool peak RSS MB | pgvault peak RSS MB |")
     print("|---|---:|---:|---:|---:|---:|")
     for tool, ours in (("pg_dump", "pgvault backup"), ("pg_restore", "pgvault restore")):

@@ -1,10 +1,11 @@
-"""pg_dump -Fd -j N into a staging directory, each finished file uploaded and removed.
+"""pg_dump -Fd -j N into a staging directory, each file uploaded (as it grows) and removed.
 
 pg_dump writes `toc.dat` before the data and may rewrite nothing after, but an aborted
 dump leaves a valid-looking one, so `toc.dat` is uploaded only after pg_dump exited 0.
 Staging holds the files being written (one table's data each, at most N at a time) plus
 at most `staging_limit` bytes of finished files waiting for upload: past it, pg_dump's
 process group is stopped (SIGSTOP) until uploads catch up, which also bounds a pause.
+A file being written is uploaded as it grows and completed once finished (core.logical.upload).
 """
 
 from __future__ import annotations
@@ -16,19 +17,18 @@ import signal
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from core.crypto import EncryptingWriter, X25519Recipient
+from core.crypto import X25519Recipient
 from core.errors import Cancelled, InputError, OperationFailed
 from core.logical.attempt import mark_staging, staging_prefix
 from core.logical.manifest import DumpFile
 from core.logical.process import die_with_parent
-from core.logical.staging import finished_files, size_of
+from core.logical.staging import finished_files, split_files
 from core.logical.tools import Tool
+from core.logical.upload import Uploads
 from core.progress import Reporter
 from core.storage import ObjectStore, PutOptions
 from core.storage.objects import PLAIN
@@ -36,7 +36,6 @@ from core.storage.objects import PLAIN
 log = logging.getLogger("pgvault.logical")
 
 TOC = "toc.dat"
-READ_SIZE = 1024 * 1024
 POLL = 0.2
 #: pg_dump errors that are the operator's choice (exit 3): a name, a compression it lacks
 _INPUT_ERRORS = ("no matching", "does not support compression")
@@ -82,52 +81,6 @@ def _argv(spec: DumpSpec, out: str) -> list[str]:
     return [*argv, "-d", spec.dsn]
 
 
-class _Upload:
-    """Uploads finished files with `jobs` threads; remembers what went where."""
-
-    def __init__(self, store: ObjectStore, prefix: str, reporter: Reporter, spec: DumpSpec) -> None:
-        self.store = store
-        self.prefix = prefix
-        self.reporter = reporter
-        self.recipient = spec.recipient
-        self.options = spec.options
-        self.pool = ThreadPoolExecutor(max_workers=spec.jobs, thread_name_prefix="pgvault-logical")
-        self.futures: dict[str, Future[DumpFile]] = {}
-
-    def submit(self, directory: str, name: str) -> None:
-        self.futures[name] = self.pool.submit(self.one, directory, name)
-
-    def one(self, directory: str, name: str) -> DumpFile:
-        path = os.path.join(directory, name)
-        with (
-            open(path, "rb") as src,
-            self.store.open_writer(self.prefix + name, self.options) as writer,
-        ):
-            sink = writer if self.recipient is None else EncryptingWriter(writer, [self.recipient])
-            while chunk := src.read(READ_SIZE):
-                sink.write(chunk)
-                self.reporter.advance(len(chunk))
-            if isinstance(sink, EncryptingWriter):
-                sink.close()  # the last chunk sealed before the upload completes
-        self.reporter.advance(files=1)
-        os.unlink(path)
-        return DumpFile(name, writer.bytes_written)
-
-    def pending(self) -> list[str]:
-        return [n for n, f in self.futures.items() if not f.done()]
-
-    def raise_failed(self) -> None:
-        for future in self.futures.values():
-            if future.done() and future.exception() is not None:
-                future.result()
-
-    def results(self) -> list[DumpFile]:
-        return [f.result() for f in self.futures.values()]
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 class _Watch:
     """Runs reporter.checkpoint in a thread, so that a cancel is seen while pg_dump runs."""
 
@@ -158,7 +111,7 @@ def dump_and_upload(
         mark_staging(tmp)
         out = os.path.join(tmp, "dump")
         errors = os.path.join(tmp, "pg_dump.stderr")
-        upload = _Upload(store, prefix, reporter, spec)
+        upload = Uploads(store, (out, prefix), reporter, (spec.recipient, spec.options, spec.jobs))
         watch = _Watch(reporter.checkpoint)
         try:
             with open(errors, "wb") as err:
@@ -168,11 +121,12 @@ def dump_and_upload(
             finally:
                 _end(proc)
             _check_exit(proc.returncode, errors)
+            upload.finish_all()
             for name in finished_files(out, proc.pid, {TOC, *upload.futures}):
-                upload.submit(out, name)
+                upload.submit(name)
             files = upload.results()
             reporter.checkpoint()
-            return (*files, upload.one(out, TOC))
+            return (*files, upload.one(TOC))
         finally:
             watch.stop()
             upload.close()
@@ -198,25 +152,32 @@ def _start(spec: DumpSpec, out: str, err: BinaryIO) -> subprocess.Popen[bytes]:
 
 
 def _follow(
-    proc: subprocess.Popen[bytes], out: str, upload: _Upload, watch: _Watch, limit: int
+    proc: subprocess.Popen[bytes], out: str, upload: Uploads, watch: _Watch, limit: int
 ) -> None:
-    """Upload each finished file while pg_dump runs; stop pg_dump while staging is full."""
+    """Upload each file while pg_dump runs; stop pg_dump while staging is full."""
     stopped = False
     while True:
         running = proc.poll() is None
-        for name in finished_files(out, proc.pid, {TOC, *upload.futures}) if running else ():
-            upload.submit(out, name)
+        if running:
+            finished, writing = split_files(out, proc.pid, {TOC, *upload.settled()})
+            for name in writing:
+                if name not in upload.futures:
+                    upload.follow(name)
+            for name in finished:
+                upload.submit(name)
         upload.raise_failed()
         if watch.error is not None:
             raise watch.error
         if not running:
             return
-        full = size_of(out, upload.pending()) > limit
+        full = upload.waiting_bytes() > limit
         if full != stopped:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGSTOP if full else signal.SIGCONT)
             stopped = full
-        time.sleep(POLL)
+        # Woken at once when pg_dump exits: a sleep cost up to POLL on every dump.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=POLL)
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:

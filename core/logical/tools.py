@@ -54,10 +54,13 @@ def find_tool(name: str, want: int, minimum: int, bindir: str | None = None) -> 
     """`want`'s major if found, else the oldest major at least `minimum`."""
     if bindir is not None:
         return _from_bindir(name, minimum, bindir)
-    tools = [t for t in (probe(p) for p in _candidates(name)) if t is not None]
-    exact = [t for t in tools if t.major == want >= minimum]
-    if exact:
-        return exact[0]
+    tools = []
+    for path in _candidates(name):
+        tool = probe(path)
+        if tool is not None and tool.major == want >= minimum:
+            return tool  # the first exact one: probing the rest cost a process each
+        if tool is not None:
+            tools.append(tool)
     newer = sorted((t for t in tools if t.major >= minimum), key=lambda t: t.major)
     if newer:
         return newer[0]
