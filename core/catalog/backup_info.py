@@ -7,13 +7,13 @@ written by newer barman versions are kept and written back unchanged.
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
 from core.errors import InputError, StorageError
 from core.names import shown
+from core.pyliteral import literal
 
 STARTED = "STARTED"
 DONE = "DONE"
@@ -118,10 +118,10 @@ def _load(name: str, raw: str) -> Any:
     if name in _TIME_FIELDS:
         return datetime.fromisoformat(raw)
     if name == "tablespaces":
-        items = ast.literal_eval(raw)
+        items = literal(raw)
         return tuple(Tablespace(str(n), int(o), str(loc)) for n, o, loc in items)
     if name in _LITERAL_FIELDS:
-        return ast.literal_eval(raw)
+        return literal(raw)
     return raw
 
 

@@ -9,11 +9,11 @@ barman-cloud-backup-list/-show read pgvault's snapshot backups and pgvault reads
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass
 from typing import Any
 
 from core.errors import OperationFailed
+from core.pyliteral import literal
 
 #: per provider: (provider_info fields, each snapshot's provider fields, its identifier field)
 PROVIDERS: dict[str, tuple[tuple[str, ...], tuple[str, ...], str]] = {
@@ -85,7 +85,7 @@ def dump(info: SnapshotsInfo) -> str:
 def load(text: str) -> SnapshotsInfo:
     """A backup.info's snapshots_info; OperationFailed when it is not barman's shape."""
     try:
-        raw = ast.literal_eval(text)
+        raw = literal(text)
         provider = raw["provider"]
         info_fields, snapshot_fields, _ = PROVIDERS[provider]
         provider_info = raw.get("provider_info") or {}
