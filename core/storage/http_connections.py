@@ -69,20 +69,31 @@ class ThreadConnections:
     def exchange(
         self, send: Callable[[http.client.HTTPConnection], T]
     ) -> tuple[http.client.HTTPConnection, T]:
-        """send() on this thread's connection, once more on a new one if the kept-alive
-        connection had been closed by the server meanwhile."""
+        """send() (a request and the reading of its answer) on this thread's connection, once
+        more on a new one if the kept-alive connection had been closed by the server meanwhile."""
         connection, reused = self.shared()
         try:
-            return connection, send(connection)
+            return connection, _closing_on_error(connection, send)
         except STALE:
-            connection.close()
             if not reused:
                 raise
-            connection, _ = self.shared()
-            return connection, send(connection)
+        connection, _ = self.shared()
+        return connection, _closing_on_error(connection, send)
 
     def close(self) -> None:
         """Close this thread's connection (the next request opens a new one)."""
         connection = getattr(self._local, "connection", None)
         if connection is not None:
             connection.close()
+
+
+def _closing_on_error(
+    connection: http.client.HTTPConnection, send: Callable[[http.client.HTTPConnection], T]
+) -> T:
+    try:
+        return send(connection)
+    except BaseException:
+        # A timed-out or cut exchange leaves the connection mid-request: http.client would
+        # refuse every later request on it ("Request-sent"), so the next one opens anew.
+        connection.close()
+        raise

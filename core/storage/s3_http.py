@@ -156,6 +156,17 @@ class S3HttpStore(ObjectStore):
         cafile = os.environ.get("AWS_CA_BUNDLE") or None
         return connect(endpoint.scheme, endpoint.host, self._timeouts, cafile)
 
+    def _answer(
+        self,
+        connection: http.client.HTTPConnection,
+        request: tuple[str, str, dict[str, str]],
+        headers: dict[str, str] | None,
+        body: Payload | None,
+    ) -> tuple[Any, bytes]:
+        """One whole exchange: the answer and its body read."""
+        answer = self._send(connection, request, dict(headers or {}), body)
+        return answer, answer.read()
+
     def _send(
         self,
         connection: http.client.HTTPConnection,
@@ -195,10 +206,9 @@ class S3HttpStore(ObjectStore):
             endpoint = self._endpoint
             path = endpoint.path(key) if key is not None else endpoint.bucket_path()
             request = (method, path, query or {})
-            connection, answer = self._connections.exchange(
-                lambda c, request=request: self._send(c, request, dict(headers or {}), body)  # type: ignore[misc]
+            connection, (answer, data) = self._connections.exchange(
+                lambda c, request=request: self._answer(c, request, headers, body)  # type: ignore[misc]
             )
-            data = answer.read()
             if answer.will_close:
                 connection.close()
             if answer.status < 300:  # noqa: PLR2004 - HTTP: every 3xx, 4xx and 5xx is an error here

@@ -181,6 +181,17 @@ class WebDavStore(ObjectStore):
         headers.update(extra or {})
         return headers
 
+    def _answer(
+        self,
+        connection: http.client.HTTPConnection,
+        request: tuple[str, str],
+        headers: dict[str, str],
+        body: Payload | bytes | None,
+    ) -> tuple[Any, bytes]:
+        """One whole exchange: the answer and its body read."""
+        answer = self._send(connection, request, dict(headers), body)
+        return answer, answer.read()
+
     def _send(
         self,
         connection: http.client.HTTPConnection,
@@ -214,16 +225,9 @@ class WebDavStore(ObjectStore):
         """One request on the kept-alive connection; an error status raises DavAnswer
         unless it is in `ok`."""
         all_headers = self._headers(headers)
-        try:
-            connection, answer = self._connections.exchange(
-                lambda c: self._send(c, (method, path), dict(all_headers), body)
-            )
-            data = answer.read()
-        except BaseException:
-            # a timed-out or cut request leaves the connection mid-exchange: the next one
-            # (the retry) must start on a new connection
-            self._connections.close()
-            raise
+        connection, (answer, data) = self._connections.exchange(
+            lambda c: self._answer(c, (method, path), all_headers, body)
+        )
         if answer.will_close:
             connection.close()
         if answer.status >= 300 and answer.status not in ok:  # noqa: PLR2004 - HTTP
