@@ -95,6 +95,25 @@ def _started(target: Target, bindir: str) -> dict[str, tuple[int, str]]:
         return server.table_checksums()
 
 
+def restored_both_ways(
+    dest: TestDestination,
+    backup_id: str,
+    bindir: str,
+    pgvault_bin: str,
+    with_pgvault: Target,
+    with_barman: Target,
+) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:
+    """The tables of the backup restored by pgvault and by barman-cloud-restore, each started."""
+    ts = os.path.join(with_pgvault.base, "ts1")
+    restore(dest, with_pgvault, backup_id, "--tablespace", f"ts1:{ts}")
+    by_pgvault = _started(with_pgvault, bindir)
+    ts = os.path.join(with_barman.base, "ts1")
+    run_barman(
+        "restore", dest, f"--tablespace=ts1:{ts}", dest.url, SERVER, backup_id, with_barman.data
+    )
+    return by_pgvault, _recover(with_barman.data, dest, pgvault_bin, bindir, {"ts1": ts})
+
+
 def test_barman_runs_the_hook_and_both_restores_give_the_same_tables(
     barman_s3: tuple[BarmanServer, TestDestination], pgvault_bin: str
 ) -> None:
@@ -124,15 +143,10 @@ def test_barman_runs_the_hook_and_both_restores_give_the_same_tables(
     with_pgvault = new_target()
     with_barman = new_target()
     try:
-        ts = os.path.join(with_pgvault.base, "ts1")
-        restore(dest, with_pgvault, backup_id, "--tablespace", f"ts1:{ts}")
-        assert _started(with_pgvault, bindir) == tables
-
-        ts = os.path.join(with_barman.base, "ts1")
-        run_barman(
-            "restore", dest, f"--tablespace=ts1:{ts}", dest.url, SERVER, backup_id, with_barman.data
+        restored = restored_both_ways(
+            dest, backup_id, bindir, pgvault_bin, with_pgvault, with_barman
         )
-        assert _recover(with_barman.data, dest, pgvault_bin, bindir, {"ts1": ts}) == tables
+        assert restored == (tables, tables)
     finally:
         with_pgvault.drop()
         with_barman.drop()

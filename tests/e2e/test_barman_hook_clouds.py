@@ -5,16 +5,15 @@ barman-cloud-restore bring the backup back for PostgreSQL to recover, with the s
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.test_barman_hook import _fill, _recover, _started
+from tests.e2e.test_barman_hook import _fill, restored_both_ways
 from tests.support.barman_server import SERVER, make_barman_server
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
-from tests.support.pitr import new_target, restore
+from tests.support.pitr import new_target
 from tests.support.restore import run_barman
 
 
@@ -47,15 +46,10 @@ def test_barman_hook_uploads_to_the_cloud_and_the_backup_restores(
         assert f"backup {backup_id}: verified" in checked.stdout
 
         bindir = server.cluster.bindir
-        ts = os.path.join(with_pgvault.base, "ts1")
-        restore(dest, with_pgvault, backup_id, "--tablespace", f"ts1:{ts}")
-        assert _started(with_pgvault, bindir) == tables
-
-        ts = os.path.join(with_barman.base, "ts1")
-        run_barman(
-            "restore", dest, f"--tablespace=ts1:{ts}", dest.url, SERVER, backup_id, with_barman.data
+        restored = restored_both_ways(
+            dest, backup_id, bindir, pgvault_bin, with_pgvault, with_barman
         )
-        assert _recover(with_barman.data, dest, pgvault_bin, bindir, {"ts1": ts}) == tables
+        assert restored == (tables, tables)
     finally:
         with_pgvault.drop()
         with_barman.drop()
