@@ -1,0 +1,188 @@
+"""Encrypted against plain: pgvault backup and restore of one cluster, side by side in one run.
+
+    .venv/bin/python bench/encrypted.py [--scale 20] [--rounds 2] [--jobs 2]
+
+One PostgreSQL 15 cluster holding `pgbench -i -s SCALE` (bench/restore.py's build_cluster),
+one local file:// destination with two servers: `bench-plain` and `bench-enc`, the latter
+given a key file by `keys init --encryption-passphrase-file`. Per round, paired and
+alternating which goes first: `pgvault --batch backup --zstd -J JOBS` of each, then
+`pgvault --batch restore` of each into a fresh directory (restore.py's run_restore).
+It prints the best time of each, the ratio encrypted/plain and the issue 16 goal.
+Then the WAL fast path: on a second cluster (archive_mode on), a backlog of --segments
+segments (bench/wal.py's build_backlog) drained by `wal-archive --async -J 4` to a plain and
+to an encrypted server (bench/wal_drain.py's drain_once), alternating; rate ratio enc/plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.restore import PGVAULT, Backup, build_cluster, run_restore, warm  # noqa: E402
+from bench.wal import build_backlog, pgbench_init, set_archive_command  # noqa: E402
+from bench.wal_drain import compile_sources, drain_once  # noqa: E402
+from tests.support.destinations import TestDestination, make_destination  # noqa: E402
+from tests.support.postgres import (  # noqa: E402
+    Cluster,
+    make_cluster,
+    pgvault_for_postgres,
+    world_dir,
+)
+from tests.support.wal import stop_pushers  # noqa: E402
+
+GOAL = 1.10  # issue 16: encrypted at most 10% slower
+
+
+def backup(cluster: Cluster, dest: TestDestination, data: str, jobs: int) -> tuple[float, Backup]:
+    """One timed `pgvault --batch backup --zstd -J jobs` of server bench-<data>."""
+    start = time.monotonic()
+    result = subprocess.run(
+        [
+            *(PGVAULT, "--batch", "backup", "--immediate-checkpoint", "--zstd", "-J", str(jobs)),
+            "--no-wal-check",  # the bench cluster does not archive WAL
+            *(*cluster.conninfo_args(), *dest.cli_args, dest.url, f"bench-{data}"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **dest.env},
+    )
+    seconds = time.monotonic() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"backup failed: {result.stderr}")
+    return seconds, Backup(data, dest, "local dir", "zstd", result.stdout.strip(), [], 0)
+
+
+def wal_drains(key_args: list[str], segments: int, rounds: int) -> dict[str, list[float]]:
+    """`wal-archive --async` drains of the same backlog to a plain and an encrypted server."""
+    compile_sources(REPO)
+    cluster = make_cluster(
+        settings={
+            "archive_mode": "on",
+            "archive_command": "",
+            "max_wal_size": "16GB",
+            "checkpoint_timeout": "1h",
+        },
+    )
+    dests = {data: make_destination("file", {}) for data in ("plain", "enc")}
+    spools = {data: world_dir(f"pgvault-bench-spool-{data}-") for data in dests}
+    seconds: dict[str, list[float]] = {"plain": [], "enc": []}
+    try:
+        enc = dests["enc"]
+        init = [PGVAULT, "--batch", "keys", "init", *key_args, enc.url, "pg1"]
+        subprocess.run(init, check=True, capture_output=True)
+        # keys init ran as this user; the archiver (postgres) writes beside the key file.
+        subprocess.run(["chmod", "-R", "a+rwX", enc.bucket], check=True)
+        pgbench_init(cluster, 5)
+        for round_ in range(rounds):
+            for data in ["plain", "enc"] if round_ % 2 == 0 else ["enc", "plain"]:
+                fast = ["--async", "--spool-dir", spools[data], "-J", "4"]
+                command = " ".join(
+                    [PGVAULT, "--batch", "wal-archive", *fast, dests[data].url, "pg1", "%p"]
+                )
+                build_backlog(cluster, segments)
+                seconds[data].append(drain_once(cluster, command, segments, set_archive_command))
+                stop_pushers(spools[data])
+                print(f"wal round {round_ + 1}: {data} {seconds[data][-1]:.2f} s", flush=True)
+        # WAL keeps its object names when encrypted: look at the files' age header instead.
+        wals = [w for w in Path(enc.bucket).glob("pfx/pg1/wals/*/*") if w.name[0] != "."]
+        if not wals or any(not w.read_bytes().startswith(b"age-encryption.org/v1") for w in wals):
+            found = sorted(str(p) for p in Path(enc.bucket).rglob("*"))[:20]
+            raise RuntimeError(f"the encrypted server's WAL is missing or not encrypted: {found}")
+    finally:
+        for spool in spools.values():
+            stop_pushers(spool)
+        cluster.drop()
+        for dest in dests.values():
+            dest.drop()
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--segments", type=int, default=16, help="WAL backlog; 0: no WAL drain")
+    args = parser.parse_args()
+
+    pgvault_bin = pgvault_for_postgres()
+    dest = make_destination("file", {})
+    secrets = Path(tempfile.mkdtemp(prefix="pgvault-bench-enc-"))
+    passfile = secrets / "pass"
+    passfile.write_text(os.urandom(16).hex() + "\n")  # a fresh secret per run
+    passfile.chmod(0o600)
+    key_args = ["--encryption-passphrase-file", str(passfile)]
+    # The cluster archives no WAL, so the restore must accept the gap (nothing is started).
+    gap = ["--accept-wal-gap"]
+    flags: dict[str, list[str]] = {"plain": gap, "enc": [*gap, *key_args]}
+    times: dict[str, dict[str, list[float]]] = {
+        step: {"plain": [], "enc": []} for step in ("backup", "restore")
+    }
+    cluster = build_cluster(args.scale)
+    try:
+        subprocess.run(
+            [PGVAULT, "--batch", "keys", "init", *key_args, *dest.cli_args, dest.url, "bench-enc"],
+            check=True,
+            capture_output=True,
+            env={**os.environ, **dest.env},
+        )
+        for round_ in range(args.rounds):
+            order = ["plain", "enc"] if round_ % 2 == 0 else ["enc", "plain"]
+            made: dict[str, Backup] = {}
+            for data in order:
+                seconds, made[data] = backup(cluster, dest, data, args.jobs)
+                times["backup"][data].append(seconds)
+            warm(made["plain"])  # the tar size the restores are checked against
+            made["enc"].tar_bytes = made["plain"].tar_bytes
+            for data in order:
+                seconds, _ = run_restore(made[data], pgvault_bin, *flags[data])
+                times["restore"][data].append(seconds)
+            print(
+                f"round {round_ + 1} ({order[0]} first): "
+                + ", ".join(
+                    f"{step} {d} {times[step][d][-1]:.2f} s" for step in times for d in order
+                ),
+                flush=True,
+            )
+    finally:
+        cluster.drop()
+        dest.drop()
+    try:
+        wal = wal_drains(key_args, args.segments, args.rounds) if args.segments else None
+    finally:
+        shutil.rmtree(secrets, ignore_errors=True)
+    print(
+        f"\npgbench scale {args.scale}, zstd, -J {args.jobs}, best of {args.rounds} rounds; "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n"
+    )
+    print("| step | plain s | encrypted s | ratio | goal | met |")
+    print("|---|---:|---:|---:|---|---|")
+    for step, pair in times.items():
+        plain, enc = min(pair["plain"]), min(pair["enc"])
+        ratio = enc / plain
+        met = "yes" if ratio <= GOAL else "no"
+        print(f"| {step} | {plain:.2f} | {enc:.2f} | {ratio:.2f} | <= {GOAL:.2f} | {met} |")
+    if wal is None:
+        print("| WAL fast path | - | - | - | >= 0.9x rate | not measured |")
+    else:
+        plain, enc = min(wal["plain"]), min(wal["enc"])
+        rate = plain / enc  # encrypted rate / plain rate, same segments
+        met = "yes" if rate >= 0.9 else "no"
+        print(
+            f"| WAL drain, {args.segments} segments (rate) | {plain:.2f} | {enc:.2f} | "
+            f"{rate:.2f}x | >= 0.90x | {met} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
