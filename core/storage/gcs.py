@@ -301,7 +301,9 @@ class GcsStore(ObjectStore):
     def _compose(
         self, destination: storage.Blob, sources: list[tuple[str, int]], if_absent: bool
     ) -> int:
-        """Compose the sources, each at its generation; returns the result's generation."""
+        """Compose the sources, each at its generation; returns the result's generation.
+        GCS enforces ifSourceGenerationMatch; fake-gcs-server (v1.54) ignores it, so the
+        tests prove the check _mpu_reopen makes from the listing instead."""
         what = f"compose {destination.name}"
         with _guard(what):
             try:

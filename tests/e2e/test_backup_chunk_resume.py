@@ -148,11 +148,15 @@ def test_a_backup_killed_at_90_percent_sends_at_most_15_percent_again(
     restore_and_compare(cluster, archive, tables, direct, backup_id)
 
 
+@pytest.mark.parametrize("provider", ["file", "gcs"])  # GCS: chunk objects in .pgvault-tmp/
 def test_a_killed_part_stays_for_a_resume_until_the_backup_is_deleted(
-    source: tuple[Cluster, str, dict[str, Any]], state_dir: Path, make_dest: object
+    provider: str,
+    source: tuple[Cluster, str, dict[str, Any]],
+    state_dir: Path,
+    make_dest: object,
 ) -> None:
     cluster, _, _ = source
-    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    dest: TestDestination = make_dest(provider)  # type: ignore[operator]
     job_id = detach(state_dir, cluster, dest, *FLAGS)
     wait_for(lambda: _recorded(dest, "data.tar") > 0, timeout=120, what="a chunk recorded")
     os.kill(show(state_dir, job_id)["pid"], signal.SIGKILL)
