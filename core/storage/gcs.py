@@ -342,8 +342,8 @@ class GcsStore(ObjectStore):
         for chunk in chunks:
             name = self._part_name(token, chunk.number)
             receipt = chunk.receipt if isinstance(chunk.receipt, dict) else {}
-            recorded = (name, chunk.size, receipt.get("generation"), receipt.get("crc32c"))
-            if receipt.get("name") != name or held_parts.get(name) != recorded[1:]:
+            recorded = (chunk.size, receipt.get("generation"), receipt.get("crc32c"))
+            if receipt.get("name") != name or held_parts.get(name) != recorded:
                 log.warning(
                     "part %d of the upload of %s is not as recorded (missing, or another "
                     "generation or CRC32C): sent again from there",
@@ -355,8 +355,8 @@ class GcsStore(ObjectStore):
         return handle, held
 
     def _part_objects(self, handle: _Upload) -> dict[str, tuple[int, int, str]] | None:
-        """The upload's objects: size, generation and CRC32C by name (None: none is left,
-        or they belong to another object's upload)."""
+        """The upload's part objects: size, generation and CRC32C by name (None: none is
+        left, or they belong to another object's upload)."""
         held: dict[str, tuple[int, int, str]] = {}
         prefix = self._tmp_prefix(handle.upload_id)
         with _guard(f"list {prefix}"):
@@ -369,10 +369,7 @@ class GcsStore(ObjectStore):
                     log.warning("%s is not an upload of %s: it starts over", prefix, handle.key)
                     return None
                 held[blob.name] = (blob.size or 0, int(blob.generation or 0), blob.crc32c or "")
-        if not held:
-            log.info("the upload of %s is gone: it starts over", handle.key)
-            return None
-        return held
+        return held or None  # none left: the writer says it starts over
 
     def _mpu_abort(self, handle: _Upload) -> None:
         self._delete_prefix(self._tmp_prefix(handle.upload_id))
