@@ -4,6 +4,12 @@ An object that fits in one chunk is one upload request with a CRC32C check. A la
 is a parallel composite upload (the technique of gcloud storage): its parts go up as
 temporary objects under `.pgvault-tmp/<upload>/`, -J at a time, and are composed into the
 object, then deleted. A resumable session would allow only one chunk in flight.
+
+A killed upload is continued from those part objects: each part's receipt names its
+object, generation and CRC32C, a later process keeps the parts the bucket still holds as
+recorded, and the compose names those generations (ifSourceGenerationMatch). Resumable
+sessions cannot serve here: fake-gcs-server (v1.54) commits the object on a status query
+and appends chunks sent again.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import io
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +37,13 @@ from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts
 from core.storage.config import StoreConfig
-from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.objects import (
+    CommonPrefix,
+    ObjectInfo,
+    PendingUpload,
+    PutOptions,
+    StoredChunk,
+)
 from core.storage.store import ObjectStore
 from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 from core.urls import Location, Provider
@@ -39,6 +52,8 @@ TMP_DIR = ".pgvault-tmp"
 log = logging.getLogger("pgvault.storage")
 COMPOSE_LIMIT = 32
 TARGET_KEY = "pgvault-target"
+_UPLOAD_ID = re.compile(r"[0-9a-f]{32}")  # uuid4().hex: a token can name nothing else
+_PART_NAME = re.compile(r"[0-9]{6}")
 # GCS has one metadata map: tags live there as barman-cloud puts them, and PutOptions
 # metadata under this prefix, so that get_tags() and head() can tell them apart.
 META_PREFIX = "pgvault-meta-"
@@ -238,12 +253,17 @@ class GcsStore(ObjectStore):
                     raise errors.ObjectExists(f"{full}: object already exists")
         return _Upload(key=full, options=options)
 
-    def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> str:
-        name = f"{self._tmp_prefix(handle.upload_id)}{number:06d}"
+    def _part_name(self, upload_id: str, number: int) -> str:
+        return f"{self._tmp_prefix(upload_id)}{number:06d}"
+
+    def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> Any:
+        name = self._part_name(handle.upload_id, number)
         blob = self._blob(name)
         blob.metadata = {TARGET_KEY: handle.key}
         self._upload(blob, body, False, f"upload part {number} of {handle.key}")
-        return name
+        # The generation pins these bytes for the compose, the CRC32C (checked by the
+        # upload against the sent bytes) lets a later process see the object is unchanged.
+        return {"name": name, "generation": blob.generation, "crc32c": blob.crc32c}
 
     def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
         if handle.options.if_absent:
@@ -252,38 +272,104 @@ class GcsStore(ObjectStore):
             with _guard(f"head {handle.key}"):
                 if self._blob(handle.key).exists(timeout=self._timeout, retry=None):
                     raise errors.ObjectExists(f"{handle.key}: object already exists")
-        names: list[str] = list(parts)
-        temporary: list[str] = list(names)
+        sources = [(str(p["name"]), int(p["generation"])) for p in parts]
         level = 0
-        while len(names) > COMPOSE_LIMIT:
+        while len(sources) > COMPOSE_LIMIT:
             level += 1
             grouped = []
-            for i in range(0, len(names), COMPOSE_LIMIT):
+            for i in range(0, len(sources), COMPOSE_LIMIT):
                 target = f"{self._tmp_prefix(handle.upload_id)}c{level}-{i // COMPOSE_LIMIT:06d}"
-                self._compose(self._blob(target), names[i : i + COMPOSE_LIMIT], False)
-                grouped.append(target)
-            temporary.extend(grouped)
-            names = grouped
-        self._compose(self._blob(handle.key, handle.options), names, handle.options.if_absent)
-        self._sweep_parts(handle.key, temporary)
+                level_blob = self._blob(target)
+                level_blob.metadata = {TARGET_KEY: handle.key}  # listed as this upload's
+                batch = sources[i : i + COMPOSE_LIMIT]
+                grouped.append((target, self._compose(level_blob, batch, False)))
+            sources = grouped
+        self._compose(self._blob(handle.key, handle.options), sources, handle.options.if_absent)
+        self._sweep_parts(handle)
 
-    def _sweep_parts(self, key: str, names: list[str]) -> None:
-        """Delete a composed object's parts. The object is whole by now: a failure here must
-        not send the completion round again (its parts may be gone: the compose would fail),
-        and parts left behind are swept like any pending upload."""
+    def _sweep_parts(self, handle: _Upload) -> None:
+        """Delete a composed object's parts (with any a resumed upload left unused). The
+        object is whole by now: a failure here must not send the completion round again
+        (its parts may be gone: the compose would fail), and parts left behind are swept
+        like any pending upload."""
+        prefix = self._tmp_prefix(handle.upload_id)
         try:
-            self._retry(lambda: self._delete_full(names), f"delete the parts of {key}")
+            self._retry(lambda: self._delete_prefix(prefix), f"delete the parts of {handle.key}")
         except errors.PgvaultError as exc:
-            log.warning("%s is stored; its parts stay under %s: %s", key, TMP_DIR, exc)
+            log.warning("%s is stored; its parts stay under %s: %s", handle.key, prefix, exc)
 
-    def _compose(self, destination: storage.Blob, names: list[str], if_absent: bool) -> None:
-        with _guard(f"compose {destination.name}"):
-            destination.compose(
-                [self._bucket.blob(n) for n in names],
-                retry=None,
-                timeout=self._timeout,
-                if_generation_match=0 if if_absent else None,
-            )
+    def _compose(
+        self, destination: storage.Blob, sources: list[tuple[str, int]], if_absent: bool
+    ) -> int:
+        """Compose the sources, each at its generation; returns the result's generation.
+        GCS enforces ifSourceGenerationMatch; fake-gcs-server (v1.54) ignores it, so the
+        tests prove the check _mpu_reopen makes from the listing instead."""
+        what = f"compose {destination.name}"
+        with _guard(what):
+            try:
+                destination.compose(
+                    [self._bucket.blob(name) for name, _ in sources],
+                    retry=None,
+                    timeout=self._timeout,
+                    if_generation_match=0 if if_absent else None,
+                    if_source_generation_match=[generation for _, generation in sources],
+                )
+            except gexc.PreconditionFailed:
+                if if_absent:
+                    raise
+                raise errors.StorageError(
+                    f"{what}: a part was replaced during the upload (generation changed)"
+                ) from None
+        return int(destination.generation)
+
+    def _mpu_token(self, handle: _Upload) -> str:
+        return handle.upload_id
+
+    def _mpu_reopen(
+        self, key: str, token: str, options: PutOptions, chunks: tuple[StoredChunk, ...]
+    ) -> tuple[_Upload, int] | None:
+        """The upload's part objects, and how many recorded chunks, from the first, the
+        bucket still holds as recorded (name, size, generation, CRC32C)."""
+        full = self.key(key)
+        if not _UPLOAD_ID.fullmatch(token):
+            log.warning("the upload of %s has an unknown token: it starts over", full)
+            return None
+        handle = _Upload(key=full, options=options, upload_id=token)
+        held_parts = self._part_objects(handle)
+        if held_parts is None:
+            return None
+        held = 0
+        for chunk in chunks:
+            name = self._part_name(token, chunk.number)
+            receipt = chunk.receipt if isinstance(chunk.receipt, dict) else {}
+            recorded = (chunk.size, receipt.get("generation"), receipt.get("crc32c"))
+            if receipt.get("name") != name or held_parts.get(name) != recorded:
+                log.warning(
+                    "part %d of the upload of %s is not as recorded (missing, or another "
+                    "generation or CRC32C): sent again from there",
+                    chunk.number,
+                    full,
+                )
+                break
+            held += 1
+        return handle, held
+
+    def _part_objects(self, handle: _Upload) -> dict[str, tuple[int, int, str]] | None:
+        """The upload's part objects: size, generation and CRC32C by name (None: none is
+        left, or they belong to another object's upload)."""
+        held: dict[str, tuple[int, int, str]] = {}
+        prefix = self._tmp_prefix(handle.upload_id)
+        with _guard(f"list {prefix}"):
+            for blob in self._client.list_blobs(
+                self._bucket, prefix=prefix, retry=None, timeout=self._timeout
+            ):
+                if not _PART_NAME.fullmatch(blob.name[len(prefix) :]):
+                    continue  # a compose level a killed completion left: composed again
+                if (blob.metadata or {}).get(TARGET_KEY) != handle.key:
+                    log.warning("%s is not an upload of %s: it starts over", prefix, handle.key)
+                    return None
+                held[blob.name] = (blob.size or 0, int(blob.generation or 0), blob.crc32c or "")
+        return held or None  # none left: the writer says it starts over
 
     def _mpu_abort(self, handle: _Upload) -> None:
         self._delete_prefix(self._tmp_prefix(handle.upload_id))

@@ -1,6 +1,7 @@
 """An unfinished multipart upload continued by a new writer: recorded parts that the new
 stream reproduces are not sent again; anything that differs is sent, and the object read
-back is always exactly the new stream (local directory, S3 on moto, Azure on Azurite)."""
+back is always exactly the new stream (local directory, S3 on moto, Azure on Azurite, GCS
+on fake-gcs-server)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ CHUNK = 5 * MiB  # S3's smallest part
 KEY = "base/one/data.tar"
 
 
-@pytest.fixture(params=["file", "s3", "azure"])
+@pytest.fixture(params=["file", "s3", "azure", "gcs"])
 def destination(
     request: pytest.FixtureRequest, emulators: dict[str, Emulator]
 ) -> Iterator[TestDestination]:
@@ -37,9 +38,9 @@ def _pattern(size: int, seed: int) -> bytes:
     return bytes(out[:size])
 
 
-def _interrupted(store: ObjectStore, data: bytes) -> ResumedUpload:
+def _interrupted(store: ObjectStore, data: bytes, chunk: int = CHUNK) -> ResumedUpload:
     """Write `data` and stop without completing or aborting, as a killed process does."""
-    writer = store.open_writer(KEY, chunk_size=CHUNK)
+    writer = store.open_writer(KEY, chunk_size=chunk)
     stored: list[StoredChunk] = []
     writer.on_chunk = stored.append
     writer.write(data)
@@ -52,11 +53,13 @@ def _interrupted(store: ObjectStore, data: bytes) -> ResumedUpload:
     return ResumedUpload(token, tuple(sorted(stored, key=lambda c: c.number)))
 
 
-def _resume(store: ObjectStore, data: bytes, resume: ResumedUpload) -> tuple[int, int]:
+def _resume(
+    store: ObjectStore, data: bytes, resume: ResumedUpload, chunk: int = CHUNK
+) -> tuple[int, int]:
     """Write `data` continuing the upload; returns the bytes sent and the bytes reused."""
     sent: list[int] = []
     store.meter = sent.append
-    with store.open_writer(KEY, chunk_size=CHUNK, resume=resume) as writer:
+    with store.open_writer(KEY, chunk_size=chunk, resume=resume) as writer:
         writer.write(data)
     store.meter = None
     return sum(sent), writer.reused_bytes
