@@ -71,7 +71,7 @@ ERRORS = ErrorTable(
     (
         Rule(
             errors.ContainerNotFound,
-            "{what}: bucket does not exist",
+            "{what}: bucket{named} does not exist",
             (gexc.NotFound,),
             when=_names_a_bucket,
         ),
@@ -131,6 +131,14 @@ ERRORS = ErrorTable(
     _facts,
 )
 _guard = ERRORS.guard
+#: a listing names no object: its 404 is the bucket's, whatever the message says
+LISTING_ERRORS = ErrorTable(
+    (
+        Rule(errors.ContainerNotFound, "{what}: bucket{named} does not exist", (gexc.NotFound,)),
+        *ERRORS.rules,
+    ),
+    _facts,
+)
 
 
 @dataclass
@@ -170,7 +178,7 @@ def _client(location: Location) -> storage.Client:
         except (ValueError, KeyError) as exc:
             raise errors.InputError("CREDENTIALS is not a valid service-account key") from exc
         return storage.Client(project=info.get("project_id"), credentials=credentials)
-    with _guard("connect to Google Cloud Storage"):
+    with ERRORS.guard("connect to Google Cloud Storage", location.bucket):
         return storage.Client()
 
 
@@ -178,6 +186,7 @@ class GcsStore(ObjectStore):
     """A Google Cloud Storage bucket."""
 
     provider = Provider.GCS
+    ERRORS = ERRORS
     # The ARCHIVE class is online on GCS, but fake-gcs-server (v1.54) resets the class to
     # STANDARD on the rewrite a class change needs, so no test can prove it: refused.
     archive_refusal = (
@@ -210,12 +219,12 @@ class GcsStore(ObjectStore):
         return self.key(f"{TMP_DIR}/{upload_id}") + "/"
 
     def _check(self) -> None:
-        with _guard(f"bucket {self.location.bucket}"):
+        with self._guard(f"bucket {self.location.bucket}"):
             if not self._bucket.exists(timeout=self._timeout, retry=None):
                 raise errors.ContainerNotFound(f"bucket {self.location.bucket} does not exist")
 
     def _upload(self, blob: storage.Blob, body: Payload, if_absent: bool, what: str) -> None:
-        with _guard(what):
+        with self._guard(what):
             blob.upload_from_file(
                 body,
                 size=len(body),
@@ -233,7 +242,7 @@ class GcsStore(ObjectStore):
     def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
         full = self.key(key)
         if options.if_absent:
-            with _guard(f"head {full}"):
+            with self._guard(f"head {full}"):
                 if self._blob(full).exists(timeout=self._timeout, retry=None):
                     raise errors.ObjectExists(f"{full}: object already exists")
         return _Upload(key=full, options=options)
@@ -249,7 +258,7 @@ class GcsStore(ObjectStore):
         if handle.options.if_absent:
             # The compose below carries ifGenerationMatch=0, which GCS enforces; this check
             # also covers emulators that ignore preconditions on compose (fake-gcs-server).
-            with _guard(f"head {handle.key}"):
+            with self._guard(f"head {handle.key}"):
                 if self._blob(handle.key).exists(timeout=self._timeout, retry=None):
                     raise errors.ObjectExists(f"{handle.key}: object already exists")
         names: list[str] = list(parts)
@@ -277,7 +286,7 @@ class GcsStore(ObjectStore):
             log.warning("%s is stored; its parts stay under %s: %s", key, TMP_DIR, exc)
 
     def _compose(self, destination: storage.Blob, names: list[str], if_absent: bool) -> None:
-        with _guard(f"compose {destination.name}"):
+        with self._guard(f"compose {destination.name}"):
             destination.compose(
                 [self._bucket.blob(n) for n in names],
                 retry=None,
@@ -289,7 +298,7 @@ class GcsStore(ObjectStore):
         self._delete_prefix(self._tmp_prefix(handle.upload_id))
 
     def _delete_prefix(self, full_prefix: str) -> None:
-        with _guard(f"list {full_prefix}"):
+        with LISTING_ERRORS.guard(f"list {full_prefix}", self.location.bucket):
             names = [
                 b.name
                 for b in self._client.list_blobs(
@@ -300,7 +309,7 @@ class GcsStore(ObjectStore):
 
     def _delete_full(self, names: list[str]) -> None:
         for name in names:
-            with _guard(f"delete {name}"), contextlib.suppress(gexc.NotFound):
+            with self._guard(f"delete {name}"), contextlib.suppress(gexc.NotFound):
                 self._bucket.delete_blob(name, retry=None, timeout=self._timeout)
 
     def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:
@@ -308,7 +317,7 @@ class GcsStore(ObjectStore):
         if end is not None and end <= start:
             return _GcsStream(None, full)
         blob = self._blob(full)
-        with _guard(f"get {full}"):
+        with self._guard(f"get {full}"):
             try:
                 if end is not None:
                     # A bounded range is one request (BlobReader would split it in chunks).
@@ -331,7 +340,7 @@ class GcsStore(ObjectStore):
 
     def _head(self, key: str) -> ObjectInfo:
         full = self.key(key)
-        with _guard(f"head {full}"):
+        with self._guard(f"head {full}"):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
         if blob is None:
             raise errors.ObjectNotFound(f"head {full}: not found")
@@ -355,7 +364,7 @@ class GcsStore(ObjectStore):
     ) -> Iterator[ObjectInfo | CommonPrefix]:
         full_prefix = self.full_prefix(prefix)
         tmp = self.key(TMP_DIR) + "/"
-        with _guard(f"list {full_prefix or '/'}"):
+        with LISTING_ERRORS.guard(f"list {full_prefix or '/'}", self.location.bucket):
             iterator = self._client.list_blobs(
                 self._bucket,
                 prefix=full_prefix or None,
@@ -385,7 +394,7 @@ class GcsStore(ObjectStore):
 
     def _get_tags(self, key: str) -> dict[str, str]:
         full = self.key(key)
-        with _guard(f"get tags of {full}"):
+        with self._guard(f"get tags of {full}"):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
         if blob is None:
             raise errors.ObjectNotFound(f"get tags of {full}: not found")
@@ -393,7 +402,7 @@ class GcsStore(ObjectStore):
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         full = self.key(key)
-        with _guard(f"set tags of {full}"):
+        with self._guard(f"set tags of {full}"):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
             if blob is None:
                 raise errors.ObjectNotFound(f"set tags of {full}: not found")
@@ -402,13 +411,13 @@ class GcsStore(ObjectStore):
 
     def _set_storage_class(self, key: str, storage_class: str) -> None:
         full = self.key(key)
-        with _guard(f"change the storage class of {full}"):
+        with self._guard(f"change the storage class of {full}"):
             self._blob(full).update_storage_class(storage_class, retry=None, timeout=self._timeout)
 
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
         tmp = self.key(TMP_DIR) + "/"
         uploads: dict[str, PendingUpload] = {}
-        with _guard(f"list {tmp}"):
+        with self._guard(f"list {tmp}"):
             for blob in self._client.list_blobs(
                 self._bucket, prefix=tmp, retry=None, timeout=self._timeout
             ):
