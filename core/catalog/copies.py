@@ -88,3 +88,15 @@ def forget_copies(store: ObjectStore, server: str, backup_ids: list[str]) -> Non
     except PgvaultError as exc:
         # The deletion is done; a stale entry is dropped by the next deletion or refresh.
         log.warning("the copies record still lists %s: %s", ", ".join(gone), exc)
+
+
+def replace_copies(store: ObjectStore, server: str, kept: dict[str, tuple[str, ...]]) -> None:
+    """Rewrite the record to `kept` (backup ID -> URLs), each entry's copy time preserved."""
+    entries = _entries(store, server)
+    result: dict[str, list[dict[str, str]]] = {}
+    for backup_id, urls in kept.items():
+        old = {c.get("url"): c for c in entries.get(backup_id, [])}
+        copies = [old.get(url) or {"url": url} for url in urls]
+        if copies:
+            result[backup_id] = copies
+    _write(store, server, result)
