@@ -77,17 +77,17 @@ def record_copy(store: ObjectStore, server: str, backup_ids: list[str], url: str
 def forget_copies(store: ObjectStore, server: str, backup_ids: list[str]) -> None:
     """Drop the entries of backups deleted from the source: the record never lists copies of
     a backup the source no longer has (its copies elsewhere are theirs to expire)."""
-    entries = _entries(store, server)
-    gone = [backup_id for backup_id in backup_ids if backup_id in entries]
-    if not gone:
-        return
-    for backup_id in gone:
-        del entries[backup_id]
     try:
+        entries = _entries(store, server)
+        gone = [backup_id for backup_id in backup_ids if backup_id in entries]
+        if not gone:
+            return
+        for backup_id in gone:
+            del entries[backup_id]
         _write(store, server, entries)
     except PgvaultError as exc:
-        # The deletion is done; a stale entry is dropped by the next deletion or refresh.
-        log.warning("the copies record still lists %s: %s", ", ".join(gone), exc)
+        # The deletion is done; a stale entry is dropped by a later deletion or `--refresh`.
+        log.warning("the copies record may still list %s: %s", ", ".join(backup_ids), exc)
 
 
 def replace_copies(store: ObjectStore, server: str, kept: dict[str, tuple[str, ...]]) -> None:
