@@ -108,12 +108,16 @@ def refresh_copies(source: ObjectStore, server: str) -> RefreshResult:
     return RefreshResult(server, tuple(checks), datetime.now(UTC).isoformat(timespec="seconds"))
 
 
-def _wanted(source: ObjectStore, server: str, backup_id: str) -> tuple[CopyItem, ...] | str:
+#: what a complete copy holds, why the source cannot say (str), or None: not in the source
+Wanted = tuple[CopyItem, ...] | str | None
+
+
+def _wanted(source: ObjectStore, server: str, backup_id: str) -> Wanted:
     """What a complete copy of the backup holds, or why the source cannot say."""
     try:
         return plan_copy(source, server, (backup_id,), everything=False, whole_wal=False).items
     except ObjectNotFound:
-        return ""  # gone from the source
+        return None
     except PgvaultError as exc:
         return f"the source cannot say what the copy holds: {exc}"
 
@@ -126,10 +130,8 @@ def _list_target(url: str, server: str) -> Listing:
         return exc
 
 
-def _check(
-    backup_id: str, url: str, wanted: tuple[CopyItem, ...] | str, listing: Listing, server: str
-) -> CopyCheck:
-    if wanted == "":
+def _check(backup_id: str, url: str, wanted: Wanted, listing: Listing, server: str) -> CopyCheck:
+    if wanted is None:
         return CopyCheck(backup_id, url, CopyState.SOURCE_GONE, "not in the source any more")
     if isinstance(listing, ContainerNotFound):
         return CopyCheck(backup_id, url, CopyState.MISSING, str(listing))
