@@ -117,6 +117,29 @@ def incremental_backup() -> str:
     return run_backup(request).backup_id
 
 
+def second_copy(backup_id: str) -> str:
+    """A real second copy of one demo backup in another directory, as `--batch copy ...
+    --to` makes it (every object read back and compared; recorded in the demo's catalog);
+    the copy's URL."""
+    from core.copy.job import CopyRequest, run_copy
+    from core.demo import DEMO_SERVER, load_demo
+    from core.progress import NullReporter
+    from core.urls import parse_location
+
+    demo = load_demo()
+    if demo is None:
+        raise SystemExit("screenshots: the demo is gone")
+    target = f"file://{Path(os.environ['PGVAULT_STATE_DIR']).parent / 'dr-copy'}"
+    request = CopyRequest(
+        location=parse_location(demo.destination),
+        server=DEMO_SERVER,
+        target=parse_location(target),
+        backups=(backup_id,),
+    )
+    run_copy(request, NullReporter())
+    return target
+
+
 def protection_world(state_dir: str) -> None:
     """A vault on the demo's destination, the seed's edited policy, the demo server as a
     backup instance, and one real ad hoc backup of it (a job like any other)."""
@@ -211,7 +234,8 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         png = out / f"{name}.png"
         text = one_cell_per_glyph(svg.read_text())
         svg.write_text(text)
-        cairosvg.svg2png(bytestring=text.encode(), write_to=str(png), output_width=size[0] * 12)
+        width = app.size.width  # a scene may widen the terminal
+        cairosvg.svg2png(bytestring=text.encode(), write_to=str(png), output_width=width * 12)
         if not keep_svg:
             svg.unlink()
         written.append(png)
@@ -342,6 +366,15 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         await until(pilot, "its chain", lambda: isinstance(app.screen, BackupScreen), 10)
         await pilot.pause(1)
         save("backup-chain")
+        await pilot.press("escape")
+
+        # COPIES shows on a wide terminal (and the summary says where the copies are)
+        await asyncio.to_thread(second_copy, backup_id)
+        await pilot.resize_terminal(160, 30)
+        await pilot.pause(0.5)
+        await select_in_catalog(pilot, backup_id, "the copied backup")
+        save("catalog-copies")
+        await pilot.resize_terminal(*size)
     return written
 
 

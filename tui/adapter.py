@@ -69,6 +69,8 @@ class ServerView:
     kinds: dict[str, str] = field(default_factory=dict, compare=False)
     #: the backups in the archive tier (their tier record, read with the listing)
     archived: frozenset[str] = frozenset()
+    #: where each backup has second copies (core.catalog.copies): URLs without credentials
+    copies: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
 
     @property
     def last(self) -> BackupInfo | None:
@@ -122,6 +124,8 @@ class BackupRef:
     tree: str = field(default="", compare=False)
     #: standard, archive, or rehydrating (archived, and a rehydrate job for it is active)
     tier: str = field(default=STANDARD, compare=False)
+    #: where it has second copies, as shown (display URLs)
+    copies: tuple[str, ...] = field(default=(), compare=False)
 
 
 def _moment(text: str) -> datetime | None:
@@ -156,6 +160,11 @@ def tier_of(server: ServerView, backup_id: str, rehydrating: Collection[str]) ->
     return REHYDRATING if backup_id in rehydrating else ARCHIVE
 
 
+def copies_of(server: ServerView, backup_id: str) -> tuple[str, ...]:
+    """Where a backup has copies, as the console shows a URL."""
+    return tuple(display_url(url) for url in server.copies.get(backup_id, ()))
+
+
 def server_refs(
     view: DestinationView, server: ServerView, rehydrating: Collection[str] = ()
 ) -> list[BackupRef]:
@@ -171,13 +180,22 @@ def server_refs(
             server.stored.get(info.backup_id),
             kind=server.kind(info.backup_id),
             tier=tier_of(server, info.backup_id, rehydrating),
+            copies=copies_of(server, info.backup_id),
         )
         for info in server.backups
     }
     refs.update(
         (
             m.backup_id,
-            BackupRef(view.url, view.label, server.name, logical_info(m), m.stored_size, logical=m),
+            BackupRef(
+                view.url,
+                view.label,
+                server.name,
+                logical_info(m),
+                m.stored_size,
+                logical=m,
+                copies=copies_of(server, m.backup_id),
+            ),
         )
         for m in server.logical
     )
@@ -236,6 +254,7 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                             kinds=kinds(catalog, backups),
                             # from the same recursive listing: one GET per archived backup
                             archived=frozenset(catalog.archived()),
+                            copies=catalog.copies(),
                         )
                     )
                 except Exception as exc:

@@ -6,7 +6,8 @@ Order per backup: backup.info rewritten FAILED with DELETING_ERROR first (no rea
 barman-cloud, takes a half-deleted backup for DONE; retention finishes an interrupted one),
 then as barman-cloud the backup's data objects (archives, manifests, resume checkpoints), then
 backup.info last (so an interrupted deletion can be run again and still finds the backup),
-then the WAL no longer needed (core.wal.cleanup). A run that deletes holds the server's lock
+then its entry in the copies record (core.catalog.copies), then the WAL no longer needed
+(core.wal.cleanup). A run that deletes holds the server's lock
 (core.catalog.lock): resume, retention and delete of one server never interleave. A
 retention run deletes oldest first, re-reading each backup's backup.info and keep annotation
 just before deleting it, and skips any that changed since the policy was evaluated. Nothing
@@ -30,6 +31,7 @@ from datetime import datetime
 
 from core.catalog.backup_info import DELETING_ERROR, DONE, FAILED, STARTED, BackupInfo, serialize
 from core.catalog.chains import dependents
+from core.catalog.copies import forget_copies
 from core.catalog.layout import ServerLayout
 from core.catalog.lock import server_lock
 from core.catalog.objectlock import locked_objects, require_object_lock
@@ -383,6 +385,7 @@ class _Deleter:
             self.store.abort_pending_uploads(prefix)
             self.store.delete_many(data)
             self.store.delete_many([info_key])  # last: a failed deletion can be run again
+            forget_copies(self.store, self.request.server, [info.backup_id])
         self.catalog.forget(info.backup_id)
         self.reporter.log(
             f"{verb} backup {info.backup_id} ({info.status}, {why}): "

@@ -11,6 +11,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from core.catalog.copies import forget_copies
 from core.encryption import open_object
 from core.errors import DecryptionFailed, ObjectNotFound, OperationFailed
 from core.logical.attempt import refuse_if_running
@@ -114,6 +115,7 @@ def delete_logical(
     backup_id, objects = _objects(store, server, reference, unfinished)
     store.delete_many([layout.manifest(backup_id)])
     store.delete_many(o.key for o in objects)
+    forget_copies(store, server, [backup_id])
     return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects))
 
 

@@ -78,7 +78,7 @@ ERRORS = ErrorTable(
     (
         Rule(
             errors.ContainerNotFound,
-            "{what}: container does not exist",
+            "{what}: container{named} does not exist",
             (ResourceNotFoundError,),
             {"ContainerNotFound"},
         ),
@@ -245,6 +245,7 @@ class AzureStore(ObjectStore):
     """An Azure Blob Storage container."""
 
     provider = Provider.AZURE
+    ERRORS = ERRORS
     archive_class = "Archive"
     archived_classes = frozenset({"Archive"})
     min_part_size = 64 * 1024
@@ -270,7 +271,7 @@ class AzureStore(ObjectStore):
         )
 
     def _check(self) -> None:
-        with _guard(f"container {self.location.bucket}"):
+        with self._guard(f"container {self.location.bucket}"):
             if not self._container.exists():
                 raise errors.ContainerNotFound(f"container {self.location.bucket} does not exist")
 
@@ -283,7 +284,7 @@ class AzureStore(ObjectStore):
             args["standard_blob_tier"] = _tier(options.storage_class)
         if options.metadata:
             args["metadata"] = options.metadata_dict()
-        with _guard(f"put {full}"):
+        with self._guard(f"put {full}"):
             self._blob(full).upload_blob(
                 body, length=len(body), overwrite=not options.if_absent, max_concurrency=1, **args
             )
@@ -291,14 +292,14 @@ class AzureStore(ObjectStore):
     def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
         full = self.key(key)
         if options.if_absent:
-            with _guard(f"head {full}"):
+            with self._guard(f"head {full}"):
                 if self._blob(full).exists():
                     raise errors.ObjectExists(f"{full}: object already exists")
         return _Upload(key=full, options=options)
 
     def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> str:
         block_id = handle.block_id(number)
-        with _guard(f"upload block {number} of {handle.key}"):
+        with self._guard(f"upload block {number} of {handle.key}"):
             self._blob(handle.key).stage_block(block_id, body, length=len(body), **self._scope())
         return block_id
 
@@ -313,7 +314,7 @@ class AzureStore(ObjectStore):
         if handle.options.if_absent:
             # IfMissing sends If-None-Match: *; an `etag` argument would leak to the transport.
             args["match_condition"] = MatchConditions.IfMissing
-        with _guard(f"commit {handle.key}"):
+        with self._guard(f"commit {handle.key}"):
             self._blob(handle.key).commit_block_list([BlobBlock(block_id=b) for b in parts], **args)
 
     def _mpu_abort(self, handle: _Upload) -> None:
@@ -324,7 +325,7 @@ class AzureStore(ObjectStore):
 
     def _uncommitted(self, full: str) -> dict[str, int]:
         """The blob's uncommitted blocks: size by block ID."""
-        with _guard(f"list the uncommitted blocks of {full}"):
+        with self._guard(f"list the uncommitted blocks of {full}"):
             try:
                 _, blocks = self._blob(full).get_block_list("uncommitted")
             except ResourceNotFoundError:
@@ -357,7 +358,7 @@ class AzureStore(ObjectStore):
         # Uncommitted blocks vanish when a blob is written; a blob that does not exist yet
         # is written empty and deleted at once. A committed blob is left as it is.
         blob = self._blob(full)
-        with _guard(f"abort upload of {full}"):
+        with self._guard(f"abort upload of {full}"):
             try:
                 blob.get_blob_properties()
                 return
@@ -371,7 +372,7 @@ class AzureStore(ObjectStore):
         length = None if end is None else end - start
         if length == 0:
             return _AzureStream(None, full)
-        with _guard(f"get {full}"):
+        with self._guard(f"get {full}"):
             try:
                 downloader = self._blob(full).download_blob(
                     offset=start if (start or length is not None) else None,
@@ -386,7 +387,7 @@ class AzureStore(ObjectStore):
 
     def _head(self, key: str) -> ObjectInfo:
         full = self.key(key)
-        with _guard(f"head {full}"):
+        with self._guard(f"head {full}"):
             props = self._blob(full).get_blob_properties()
         return ObjectInfo(
             key=key,
@@ -401,7 +402,7 @@ class AzureStore(ObjectStore):
         self, prefix: str, delimiter: str | None, page_size: int | None
     ) -> Iterator[ObjectInfo | CommonPrefix]:
         full_prefix = self.full_prefix(prefix)
-        with _guard(f"list {full_prefix or '/'}"):
+        with self._guard(f"list {full_prefix or '/'}"):
             items: Any
             if delimiter:
                 items = self._container.walk_blobs(
@@ -427,7 +428,7 @@ class AzureStore(ObjectStore):
 
     def _delete(self, keys: list[str]) -> None:
         names = [self.key(k) for k in keys]
-        with _guard(f"delete {len(keys)} objects"):
+        with self._guard(f"delete {len(keys)} objects"):
             responses = self._container.delete_blobs(*names, raise_on_any_failure=False)
             failures = [r for r in responses if r.status_code not in (200, 202, 404)]
         if failures:
@@ -437,37 +438,37 @@ class AzureStore(ObjectStore):
 
     def _get_tags(self, key: str) -> dict[str, str]:
         full = self.key(key)
-        with _guard(f"get tags of {full}"):
+        with self._guard(f"get tags of {full}"):
             tags: dict[str, str] = self._blob(full).get_blob_tags()
         return tags
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         full = self.key(key)
-        with _guard(f"set tags of {full}"):
+        with self._guard(f"set tags of {full}"):
             self._blob(full).set_blob_tags(tags)
 
     def _set_storage_class(self, key: str, storage_class: str) -> None:
         full = self.key(key)
-        with _guard(f"set the tier of {full}"):
+        with self._guard(f"set the tier of {full}"):
             self._blob(full).set_standard_blob_tier(_tier(storage_class))
 
     def _rehydrate(self, key: str) -> bool:
         """Set Blob Tier back to Hot; while Azure rehydrates, archive_status says pending."""
         full = self.key(key)
         blob = self._blob(full)
-        with _guard(f"head {full}"):
+        with self._guard(f"head {full}"):
             props = blob.get_blob_properties()
         if props.archive_status:
             return False
         if str(props.blob_tier or "") != "Archive":
             return True
-        with _guard(f"rehydrate {full}"):
+        with self._guard(f"rehydrate {full}"):
             blob.set_standard_blob_tier(StandardBlobTier.HOT, rehydrate_priority="Standard")
         return False
 
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
         full_prefix = self.full_prefix(prefix) or None
-        with _guard(f"list uploads under {full_prefix or '/'}"):
+        with self._guard(f"list uploads under {full_prefix or '/'}"):
             committed = {b.name for b in self._container.list_blobs(name_starts_with=full_prefix)}
             every = self._container.list_blobs(
                 name_starts_with=full_prefix, include=["uncommittedblobs"]

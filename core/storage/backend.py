@@ -12,7 +12,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from core.errors import InputError
 from core.storage.bandwidth import BandwidthLimiter, Payload
@@ -24,6 +24,7 @@ from core.storage.objects import (
     PutOptions,
     StoredChunk,
 )
+from core.storage.translate import ErrorTable, Guard
 from core.urls import Location, Provider
 
 T = TypeVar("T")
@@ -56,6 +57,8 @@ class Backend(ABC):
     archived_classes: frozenset[str] = frozenset()
     #: why this provider has no archive tier in pgvault (when archive_class is None)
     archive_refusal: str = "this store has no archive tier"
+    #: the provider's SDK exceptions to pgvault's errors (core.storage.translate)
+    ERRORS: ClassVar[ErrorTable] = ErrorTable(())
 
     def __init__(self, location: Location, config: StoreConfig) -> None:
         if config.object_lock_days is not None and location.provider is not Provider.S3:
@@ -102,6 +105,10 @@ class Backend(ABC):
     def payload(self, data: bytes | bytearray | memoryview) -> Payload:
         """A request body for data, under this store's limiter, gate and meter."""
         return Payload(data, self.limiter, self.gate, self.meter)
+
+    def _guard(self, what: str) -> Guard:
+        """Translate the SDK's errors inside a `with`; a missing bucket named in the error."""
+        return self.ERRORS.guard(what, self.location.bucket)
 
     def _retry(self, fn: Callable[[], T], what: str) -> T:
         return self.config.retry.call(fn, what)

@@ -86,7 +86,7 @@ ERRORS = ErrorTable(
     (
         Rule(
             errors.ContainerNotFound,
-            "{what}: bucket does not exist",
+            "{what}: bucket{named} does not exist",
             (gexc.NotFound,),
             when=_names_a_bucket,
         ),
@@ -146,6 +146,14 @@ ERRORS = ErrorTable(
     _facts,
 )
 _guard = ERRORS.guard
+#: a listing names no object: its 404 is the bucket's, whatever the message says
+LISTING_ERRORS = ErrorTable(
+    (
+        Rule(errors.ContainerNotFound, "{what}: bucket{named} does not exist", (gexc.NotFound,)),
+        *ERRORS.rules,
+    ),
+    _facts,
+)
 
 
 @dataclass
@@ -185,7 +193,7 @@ def _client(location: Location) -> storage.Client:
         except (ValueError, KeyError) as exc:
             raise errors.InputError("CREDENTIALS is not a valid service-account key") from exc
         return storage.Client(project=info.get("project_id"), credentials=credentials)
-    with _guard("connect to Google Cloud Storage"):
+    with ERRORS.guard("connect to Google Cloud Storage", location.bucket):
         return storage.Client()
 
 
@@ -193,6 +201,7 @@ class GcsStore(ObjectStore):
     """A Google Cloud Storage bucket."""
 
     provider = Provider.GCS
+    ERRORS = ERRORS
     # The ARCHIVE class is online on GCS, but fake-gcs-server (v1.54) resets the class to
     # STANDARD on the rewrite a class change needs, so no test can prove it: refused.
     archive_refusal = (
@@ -225,12 +234,12 @@ class GcsStore(ObjectStore):
         return self.key(f"{TMP_DIR}/{upload_id}") + "/"
 
     def _check(self) -> None:
-        with _guard(f"bucket {self.location.bucket}"):
+        with self._guard(f"bucket {self.location.bucket}"):
             if not self._bucket.exists(timeout=self._timeout, retry=None):
                 raise errors.ContainerNotFound(f"bucket {self.location.bucket} does not exist")
 
     def _upload(self, blob: storage.Blob, body: Payload, if_absent: bool, what: str) -> None:
-        with _guard(what):
+        with self._guard(what):
             blob.upload_from_file(
                 body,
                 size=len(body),
@@ -248,7 +257,7 @@ class GcsStore(ObjectStore):
     def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
         full = self.key(key)
         if options.if_absent:
-            with _guard(f"head {full}"):
+            with self._guard(f"head {full}"):
                 if self._blob(full).exists(timeout=self._timeout, retry=None):
                     raise errors.ObjectExists(f"{full}: object already exists")
         return _Upload(key=full, options=options)
@@ -269,7 +278,7 @@ class GcsStore(ObjectStore):
         if handle.options.if_absent:
             # The compose below carries ifGenerationMatch=0, which GCS enforces; this check
             # also covers emulators that ignore preconditions on compose (fake-gcs-server).
-            with _guard(f"head {handle.key}"):
+            with self._guard(f"head {handle.key}"):
                 if self._blob(handle.key).exists(timeout=self._timeout, retry=None):
                     raise errors.ObjectExists(f"{handle.key}: object already exists")
         sources = [(str(p["name"]), int(p["generation"])) for p in parts]
@@ -305,7 +314,7 @@ class GcsStore(ObjectStore):
         GCS enforces ifSourceGenerationMatch; fake-gcs-server (v1.54) ignores it, so the
         tests prove the check _mpu_reopen makes from the listing instead."""
         what = f"compose {destination.name}"
-        with _guard(what):
+        with self._guard(what):
             try:
                 destination.compose(
                     [self._bucket.blob(name) for name, _ in sources],
@@ -359,7 +368,7 @@ class GcsStore(ObjectStore):
         left, or they belong to another object's upload)."""
         held: dict[str, tuple[int, int, str]] = {}
         prefix = self._tmp_prefix(handle.upload_id)
-        with _guard(f"list {prefix}"):
+        with LISTING_ERRORS.guard(f"list {prefix}", self.location.bucket):
             for blob in self._client.list_blobs(
                 self._bucket, prefix=prefix, retry=None, timeout=self._timeout
             ):
@@ -375,7 +384,7 @@ class GcsStore(ObjectStore):
         self._delete_prefix(self._tmp_prefix(handle.upload_id))
 
     def _delete_prefix(self, full_prefix: str) -> None:
-        with _guard(f"list {full_prefix}"):
+        with LISTING_ERRORS.guard(f"list {full_prefix}", self.location.bucket):
             names = [
                 b.name
                 for b in self._client.list_blobs(
@@ -386,7 +395,7 @@ class GcsStore(ObjectStore):
 
     def _delete_full(self, names: list[str]) -> None:
         for name in names:
-            with _guard(f"delete {name}"), contextlib.suppress(gexc.NotFound):
+            with self._guard(f"delete {name}"), contextlib.suppress(gexc.NotFound):
                 self._bucket.delete_blob(name, retry=None, timeout=self._timeout)
 
     def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:
@@ -394,7 +403,7 @@ class GcsStore(ObjectStore):
         if end is not None and end <= start:
             return _GcsStream(None, full)
         blob = self._blob(full)
-        with _guard(f"get {full}"):
+        with self._guard(f"get {full}"):
             try:
                 if end is not None:
                     # A bounded range is one request (BlobReader would split it in chunks).
@@ -417,7 +426,7 @@ class GcsStore(ObjectStore):
 
     def _head(self, key: str) -> ObjectInfo:
         full = self.key(key)
-        with _guard(f"head {full}"):
+        with self._guard(f"head {full}"):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
         if blob is None:
             raise errors.ObjectNotFound(f"head {full}: not found")
@@ -441,7 +450,7 @@ class GcsStore(ObjectStore):
     ) -> Iterator[ObjectInfo | CommonPrefix]:
         full_prefix = self.full_prefix(prefix)
         tmp = self.key(TMP_DIR) + "/"
-        with _guard(f"list {full_prefix or '/'}"):
+        with LISTING_ERRORS.guard(f"list {full_prefix or '/'}", self.location.bucket):
             iterator = self._client.list_blobs(
                 self._bucket,
                 prefix=full_prefix or None,
@@ -471,7 +480,7 @@ class GcsStore(ObjectStore):
 
     def _get_tags(self, key: str) -> dict[str, str]:
         full = self.key(key)
-        with _guard(f"get tags of {full}"):
+        with self._guard(f"get tags of {full}"):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
         if blob is None:
             raise errors.ObjectNotFound(f"get tags of {full}: not found")
@@ -479,7 +488,7 @@ class GcsStore(ObjectStore):
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         full = self.key(key)
-        with _guard(f"set tags of {full}"):
+        with self._guard(f"set tags of {full}"):
             blob = self._bucket.get_blob(full, retry=None, timeout=self._timeout)
             if blob is None:
                 raise errors.ObjectNotFound(f"set tags of {full}: not found")
@@ -488,13 +497,13 @@ class GcsStore(ObjectStore):
 
     def _set_storage_class(self, key: str, storage_class: str) -> None:
         full = self.key(key)
-        with _guard(f"change the storage class of {full}"):
+        with self._guard(f"change the storage class of {full}"):
             self._blob(full).update_storage_class(storage_class, retry=None, timeout=self._timeout)
 
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
         tmp = self.key(TMP_DIR) + "/"
         uploads: dict[str, PendingUpload] = {}
-        with _guard(f"list {tmp}"):
+        with self._guard(f"list {tmp}"):
             for blob in self._client.list_blobs(
                 self._bucket, prefix=tmp, retry=None, timeout=self._timeout
             ):

@@ -160,8 +160,12 @@ class LocalStore(ObjectStore):
             return
         try:
             _make_dirs(self.root)
-        except (FileExistsError, NotADirectoryError):
+        except FileExistsError:
             raise ContainerNotFound(f"{self.root} is not a directory") from None
+        except NotADirectoryError:
+            raise ContainerNotFound(
+                f"directory {self.root} cannot be created: a part of its path is a file"
+            ) from None
         except FileNotFoundError:
             raise ContainerNotFound(f"directory {self.root} cannot be created") from None
         except PermissionError as exc:
@@ -334,7 +338,7 @@ class LocalStore(ObjectStore):
         path = self._path(key)
         try:
             return _FileStream(path, start, end)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             self._require_root()
             if os.path.isfile(self._archived_path(key)):
                 raise ObjectArchived(
@@ -350,7 +354,7 @@ class LocalStore(ObjectStore):
             path = self._archived_path(key)
         try:
             st = os.stat(path)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             self._require_root()
             raise ObjectNotFound(f"{key} does not exist") from None
         if not os.path.isfile(path):

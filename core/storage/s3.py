@@ -74,7 +74,12 @@ def _code(exc: bce.ClientError) -> str:
 
 ERRORS = ErrorTable(
     (
-        Rule(errors.ContainerNotFound, "{what}: bucket does not exist", _CLIENT, {"NoSuchBucket"}),
+        Rule(
+            errors.ContainerNotFound,
+            "{what}: bucket{named} does not exist",
+            _CLIENT,
+            {"NoSuchBucket"},
+        ),
         Rule(
             errors.ObjectNotFound,
             "{what}: not found",
@@ -214,6 +219,7 @@ class S3Store(ObjectStore):
     """An S3 bucket (or an S3-compatible service through --endpoint-url)."""
 
     provider = Provider.S3
+    ERRORS = ERRORS
     min_part_size = 5 * 1024 * 1024
     max_parts = 10_000
     delete_batch = 1000
@@ -256,7 +262,7 @@ class S3Store(ObjectStore):
 
     def object_lock_enabled(self) -> bool:
         def ask() -> bool:
-            with _guard(f"get the Object Lock configuration of bucket {self.bucket}"):
+            with self._guard(f"get the Object Lock configuration of bucket {self.bucket}"):
                 try:
                     answer = self._client.get_object_lock_configuration(Bucket=self.bucket)
                 except bce.ClientError as exc:
@@ -269,7 +275,7 @@ class S3Store(ObjectStore):
         return bool(self._retry(ask, f"Object Lock of bucket {self.bucket}"))
 
     def _check(self) -> None:
-        with _guard(f"bucket {self.bucket}"):
+        with self._guard(f"bucket {self.bucket}"):
             try:
                 self._client.head_bucket(Bucket=self.bucket)
             except bce.ClientError as exc:
@@ -286,7 +292,7 @@ class S3Store(ObjectStore):
             # S3 wants x-amz-sdk-checksum-algorithm (or Content-MD5) with a retention; the
             # CRC32 itself is still the one sent below, botocore does not compute another.
             args["ChecksumAlgorithm"] = "CRC32"
-        with _guard(f"put {full}"):
+        with self._guard(f"put {full}"):
             self._client.put_object(
                 Bucket=self.bucket,
                 Key=full,
@@ -300,14 +306,14 @@ class S3Store(ObjectStore):
         full = self.key(key)
         if options.if_absent and self._exists_raw(full):
             raise errors.ObjectExists(f"{full}: object already exists")
-        with _guard(f"start upload of {full}"):
+        with self._guard(f"start upload of {full}"):
             answer = self._client.create_multipart_upload(
                 Bucket=self.bucket, Key=full, ChecksumAlgorithm="CRC32", **self._extra(options)
             )
         return _Upload(key=full, upload_id=answer["UploadId"], if_absent=options.if_absent)
 
     def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> Any:
-        with _guard(f"upload part {number} of {handle.key}"):
+        with self._guard(f"upload part {number} of {handle.key}"):
             checksum = _crc32_b64(body)
             answer = self._client.upload_part(
                 Bucket=self.bucket,
@@ -323,7 +329,7 @@ class S3Store(ObjectStore):
     def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
         # If-None-Match on the completion makes if_absent atomic (S3 since 2024-08).
         condition = {"IfNoneMatch": "*"} if handle.if_absent else {}
-        with _guard(f"complete upload of {handle.key}"):
+        with self._guard(f"complete upload of {handle.key}"):
             answer = self._client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=handle.key,
@@ -340,13 +346,13 @@ class S3Store(ObjectStore):
                 "Mode": lock["ObjectLockMode"],
                 "RetainUntilDate": lock["ObjectLockRetainUntilDate"],
             }
-            with _guard(f"lock {handle.key}"):
+            with self._guard(f"lock {handle.key}"):
                 self._client.put_object_retention(
                     Bucket=self.bucket, Key=handle.key, Retention=retention, **version
                 )
 
     def _mpu_abort(self, handle: _Upload) -> None:
-        with _guard(f"abort upload of {handle.key}"):
+        with self._guard(f"abort upload of {handle.key}"):
             try:
                 self._client.abort_multipart_upload(
                     Bucket=self.bucket, Key=handle.key, UploadId=handle.upload_id
@@ -365,7 +371,7 @@ class S3Store(ObjectStore):
         handle = _Upload(key=self.key(key), upload_id=token, if_absent=options.if_absent)
         listed: dict[int, tuple[int, str]] = {}
         paginator = self._client.get_paginator("list_parts")
-        with _guard(f"list the parts of the upload of {handle.key}"):
+        with self._guard(f"list the parts of the upload of {handle.key}"):
             try:
                 for page in paginator.paginate(Bucket=self.bucket, Key=handle.key, UploadId=token):
                     for part in page.get("Parts", []):
@@ -383,7 +389,7 @@ class S3Store(ObjectStore):
         return handle, held
 
     def _exists_raw(self, full: str) -> bool:
-        with _guard(f"head {full}"):
+        with self._guard(f"head {full}"):
             try:
                 self._client.head_object(Bucket=self.bucket, Key=full)
             except bce.ClientError as exc:
@@ -397,7 +403,7 @@ class S3Store(ObjectStore):
         args: dict[str, Any] = {}
         if start or end is not None:
             args["Range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
-        with _guard(f"get {full}"):
+        with self._guard(f"get {full}"):
             try:
                 answer = self._client.get_object(Bucket=self.bucket, Key=full, **args)
             except bce.ClientError as exc:
@@ -408,7 +414,7 @@ class S3Store(ObjectStore):
 
     def _head(self, key: str) -> ObjectInfo:
         full = self.key(key)
-        with _guard(f"head {full}"):
+        with self._guard(f"head {full}"):
             answer = self._client.head_object(Bucket=self.bucket, Key=full)
         return ObjectInfo(
             key=key,
@@ -431,7 +437,7 @@ class S3Store(ObjectStore):
             args["Delimiter"] = delimiter
         paginator = self._client.get_paginator("list_objects_v2")
         config = {"PageSize": page_size} if page_size else {}
-        with _guard(f"list {full_prefix or '/'}"):
+        with self._guard(f"list {full_prefix or '/'}"):
             for page in paginator.paginate(**args, PaginationConfig=config):
                 for item in page.get("Contents", []):
                     yield ObjectInfo(
@@ -446,7 +452,7 @@ class S3Store(ObjectStore):
 
     def _delete(self, keys: list[str]) -> None:
         objects = [{"Key": self.key(k)} for k in keys]
-        with _guard(f"delete {len(keys)} objects"):
+        with self._guard(f"delete {len(keys)} objects"):
             answer = self._delete_objects(objects)
             if answer is None:
                 # Some S3-compatible stores reject bulk deletes (barman #1138): one by one,
@@ -475,13 +481,13 @@ class S3Store(ObjectStore):
 
     def _get_tags(self, key: str) -> dict[str, str]:
         full = self.key(key)
-        with _guard(f"get tags of {full}"):
+        with self._guard(f"get tags of {full}"):
             answer = self._client.get_object_tagging(Bucket=self.bucket, Key=full)
         return {t["Key"]: t["Value"] for t in answer.get("TagSet", [])}
 
     def _set_tags(self, key: str, tags: dict[str, str]) -> None:
         full = self.key(key)
-        with _guard(f"set tags of {full}"):
+        with self._guard(f"set tags of {full}"):
             self._client.put_object_tagging(
                 Bucket=self.bucket,
                 Key=full,
@@ -495,7 +501,7 @@ class S3Store(ObjectStore):
             extra["ServerSideEncryption"] = self.config.sse
         if self.config.sse_kms_key_id:
             extra["SSEKMSKeyId"] = self.config.sse_kms_key_id
-        with _guard(f"change the storage class of {full}"):
+        with self._guard(f"change the storage class of {full}"):
             self._client.copy_object(
                 Bucket=self.bucket,
                 Key=full,
@@ -510,13 +516,13 @@ class S3Store(ObjectStore):
         """RestoreObject makes a temporary readable copy; once it is ready, a copy in place
         to STANDARD makes the object permanently online again (the reference's 3.1)."""
         full = self.key(key)
-        with _guard(f"head {full}"):
+        with self._guard(f"head {full}"):
             answer = self._client.head_object(Bucket=self.bucket, Key=full)
         if answer.get("StorageClass", "STANDARD") not in ARCHIVED_CLASSES:
             return True
         restore = answer.get("Restore")
         if restore is None:
-            with _guard(f"request the restore of {full}"):
+            with self._guard(f"request the restore of {full}"):
                 self._client.restore_object(
                     Bucket=self.bucket,
                     Key=full,
@@ -532,7 +538,7 @@ class S3Store(ObjectStore):
         full_prefix = self.full_prefix(prefix)
         pending = []
         paginator = self._client.get_paginator("list_multipart_uploads")
-        with _guard(f"list uploads under {full_prefix or '/'}"):
+        with self._guard(f"list uploads under {full_prefix or '/'}"):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
                 for upload in page.get("Uploads", []):
                     pending.append(

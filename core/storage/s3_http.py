@@ -65,7 +65,12 @@ def _facts(exc: BaseException) -> Facts:
 _ANSWER = (S3Answer,)
 ERRORS = ErrorTable(
     (
-        Rule(errors.ContainerNotFound, "{what}: bucket does not exist", _ANSWER, {"NoSuchBucket"}),
+        Rule(
+            errors.ContainerNotFound,
+            "{what}: bucket{named} does not exist",
+            _ANSWER,
+            {"NoSuchBucket"},
+        ),
         Rule(errors.ObjectNotFound, "{what}: not found", _ANSWER, NOT_FOUND),
         Rule(errors.ObjectExists, "{what}: object already exists", _ANSWER, EXISTS),
         Rule(errors.ObjectExists, "{what}: object already exists", _ANSWER, statuses={412}),
@@ -125,6 +130,7 @@ class S3HttpStore(ObjectStore):
     """An S3 bucket reached with plain keys through http.client; the rest through boto3."""
 
     provider = Provider.S3
+    ERRORS = ERRORS
     min_part_size = 5 * 1024 * 1024
     max_parts = 10_000
     delete_batch = 1000
@@ -231,7 +237,7 @@ class S3HttpStore(ObjectStore):
     # ---- the primitives archive_command uses ----------------------------------------------
 
     def _check(self) -> None:
-        with _guard(f"bucket {self.bucket}"):
+        with self._guard(f"bucket {self.bucket}"):
             try:
                 self._request("HEAD", None)
             except S3Answer as exc:
@@ -246,7 +252,7 @@ class S3HttpStore(ObjectStore):
         headers.update(self._put_headers(options))
         if options.if_absent:
             headers["if-none-match"] = "*"
-        with _guard(f"put {full}"):
+        with self._guard(f"put {full}"):
             self._request("PUT", full, headers=headers, body=body)
 
     def _put_headers(self, options: PutOptions) -> dict[str, str]:
@@ -265,7 +271,7 @@ class S3HttpStore(ObjectStore):
 
     def _head(self, key: str) -> ObjectInfo:
         full = self.key(key)
-        with _guard(f"head {full}"):
+        with self._guard(f"head {full}"):
             _, headers, _ = self._request("HEAD", full)
         metadata = sorted(
             (name.lower()[len("x-amz-meta-") :], value)
@@ -288,7 +294,7 @@ class S3HttpStore(ObjectStore):
         if start or end is not None:
             headers["range"] = f"bytes={start}-" + ("" if end is None else str(end - 1))
         # A body read piece by piece holds its connection: it gets one of its own.
-        with _guard(f"get {full}"):
+        with self._guard(f"get {full}"):
             for moves in range(MAX_MOVES + 1):
                 endpoint = self._endpoint
                 connection = self._connect()
@@ -314,7 +320,7 @@ class S3HttpStore(ObjectStore):
         if page_size:
             query["max-keys"] = str(page_size)
         while True:
-            with _guard(f"list {full_prefix or '/'}"):
+            with self._guard(f"list {full_prefix or '/'}"):
                 _, _, data = self._request("GET", None, query=query)
             token = yield from self._page(data)
             if token is None:

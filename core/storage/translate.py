@@ -56,8 +56,11 @@ class ErrorTable:
     rules: tuple[Rule, ...]
     facts: Callable[[BaseException], Facts] = _no_facts
 
-    def translate(self, exc: BaseException, what: str) -> PgvaultError | None:
-        """The pgvault error for an SDK exception, or None when it is not the SDK's."""
+    def translate(
+        self, exc: BaseException, what: str, container: str | None = None
+    ) -> PgvaultError | None:
+        """The pgvault error for an SDK exception, or None when it is not the SDK's;
+        `container`: the bucket or container asked, which `{named}` in a message names."""
         own = own_cause(exc)
         if own is not None:
             return own
@@ -65,19 +68,22 @@ class ErrorTable:
         for rule in self.rules:
             if rule.matches(exc, facts):
                 fields = {**facts, "what": what, "exc": exc, "name": type(exc).__name__}
+                # `what` names a key inside the bucket: a missing bucket is named apart
+                fields["named"] = f" {container}" if container else ""
                 return rule.error(rule.message.format(**fields))
         return None
 
-    def guard(self, what: str) -> Guard:
-        return Guard(self, what)
+    def guard(self, what: str, container: str | None = None) -> Guard:
+        return Guard(self, what, container)
 
 
 class Guard:
     """Translates the SDK exceptions raised inside a `with` block through a table."""
 
-    def __init__(self, table: ErrorTable, what: str) -> None:
+    def __init__(self, table: ErrorTable, what: str, container: str | None = None) -> None:
         self.table = table
         self.what = what
+        self.container = container
 
     def __enter__(self) -> None:
         return None
@@ -89,6 +95,6 @@ class Guard:
         tb: TracebackType | None,
     ) -> None:
         if isinstance(exc, Exception) and not isinstance(exc, PgvaultError):
-            error = self.table.translate(exc, self.what)
+            error = self.table.translate(exc, self.what, self.container)
             if error is not None:
                 raise error from exc

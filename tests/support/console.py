@@ -7,6 +7,7 @@ never changes. Their process is on another host, so no liveness check marks them
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.catalog.backup_info import DONE, FAILED, BackupInfo, serialize
+from core.catalog.copies import COPIES_FILE
 from core.catalog.layout import ServerLayout
 from core.catalog.manifest import DatabaseRecord, PgvaultManifest, TableRecord, dump_pgvault
 from core.jobs import JobState, JobStore
@@ -220,7 +222,8 @@ CHAIN_SPECS = (
 def write_catalog(
     root: str | os.PathLike[str], server: str = "pg-main", chains: bool = False
 ) -> list[str]:
-    """A local destination with two DONE backups and a FAILED one, WAL with one gap; with
+    """A local destination with two DONE backups (with second copies) and a FAILED one, WAL
+    with one gap; with
     `chains`, two incrementals and a differential on the second (CHAIN_SPECS)."""
     layout = ServerLayout(server)
     base = Path(root)
@@ -312,6 +315,15 @@ def write_catalog(
             (target.parent / name).write_bytes(b"x" * ((410 if parent else 3_400) * 1024))
         (target.parent / "pgvault.json").write_bytes(dump_pgvault(manifest))
         ids.append(backup_id)
+    # second copies of the two DONE backups (`pgvault copy`), as the source records them
+    copies = {
+        "20260312T020000": [{"url": "s3://dr-backups/pgvault", "copied": "2026-03-12T04:00:00"}],
+        "20260313T020000": [
+            {"url": "s3://dr-backups/pgvault", "copied": "2026-03-13T04:00:00"},
+            {"url": "gs://pgvault-eu/backups", "copied": "2026-03-13T05:00:00"},
+        ],
+    }
+    (base / server / COPIES_FILE).write_text(json.dumps({"format": 1, "copies": copies}))
     wals = base / server / "wals" / "0000000100000000"
     wals.mkdir(parents=True, exist_ok=True)
     for segment in [*range(0x10, 0x25), *range(0x28, 0x33)]:

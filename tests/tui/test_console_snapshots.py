@@ -79,6 +79,12 @@ def test_catalog_view(snap_compare: SnapCompare, fixed_state: str, fixed_catalog
     assert snap_compare(app, run_before=before(app, "2", "tab", "j"))
 
 
+def test_catalog_view_wide(snap_compare: SnapCompare, fixed_state: str, fixed_catalog: str) -> None:
+    """Every column on a wide terminal: COPIES counts each backup's second copies."""
+    app = make_app(fixed_state, fixed_catalog)
+    assert snap_compare(app, run_before=before(app, "2", "tab", "j"), terminal_size=(160, 30))
+
+
 def test_backup_tables(snap_compare: SnapCompare, fixed_state: str, fixed_catalog: str) -> None:
     app = make_app(fixed_state, fixed_catalog)
 

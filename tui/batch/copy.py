@@ -1,4 +1,5 @@
-"""`pgvault --batch copy SOURCE_URL SERVER_NAME --to TARGET_URL [BACKUP ...|--all] [--with-wal]`.
+"""`pgvault --batch copy SOURCE_URL SERVER_NAME --to TARGET_URL [BACKUP ...|--all] [--with-wal]`
+and `pgvault --batch copy SOURCE_URL SERVER_NAME --refresh`.
 
 Copies backups (physical and logical, with the parents an incremental needs and the WAL
 from each backup's begin to its end; --with-wal or --all: the whole WAL archive from the
@@ -7,15 +8,23 @@ object is read back on the target and compared (size and SHA-256); a rerun resum
 The source's connection flags apply to the source; the target's credentials and endpoint
 come from its URL's query string or the environment. Exit codes: 0 copied; 1 failed (a
 conflicting object on the target included); 2 a cloud could not be reached; 3 bad input.
+--refresh checks each copy the source's record lists at its target (core.copy.refresh) and
+rewrites the record; 2 when a target could not be checked (its entries are kept).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from core.errors import ExitCode
+from core.errors import ExitCode, InputError
 from core.urls import CLOUD_PROVIDER_CHOICES
-from tui.batch.catalog_options import add_format, add_source, connectivity_test, source
+from tui.batch.catalog_options import (
+    add_format,
+    add_source,
+    connectivity_test,
+    opened,
+    source,
+)
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
 from tui.batch.options import backup_reference, check_store, print_json, size
@@ -35,7 +44,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--to",
-        required=True,
         metavar="TARGET_URL",
         help="the destination the copies go to (credentials in its query string or the "
         "environment, as for any destination URL)",
@@ -47,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the target's provider when its URL does not say (webdav for http(s)://)",
     )
     parser.add_argument("--all", action="store_true", help="every finished backup, all the WAL")
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="check each recorded copy at its target (still there, complete) and rewrite the "
+        "source's record of copies; no backup is copied",
+    )
     parser.add_argument(
         "--with-wal",
         action="store_true",
@@ -62,7 +76,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_job_options(parser)
 
 
+#: what --refresh cannot be combined with: (attribute, flag as the operator types it)
+COPY_ONLY = (
+    ("to", "--to"),
+    ("backups", "backup IDs"),
+    ("all", "--all"),
+    ("with_wal", "--with-wal"),
+    ("to_cloud_provider", "--to-cloud-provider"),
+    ("max_bandwidth", "--max-bandwidth"),
+    ("detach", "--detach"),
+    ("test", "-t"),
+)
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.refresh:
+        return _refresh(args)
+    if args.to is None:
+        raise InputError("name the destination the copies go to with --to (or give --refresh)")
+    return _copy(args, ctx)
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from core.copy.refresh import refresh_copies
+
+    given = [flag for attribute, flag in COPY_ONLY if getattr(args, attribute)]
+    if given:
+        raise InputError(f"--refresh checks the recorded copies: it takes no {', '.join(given)}")
+    with opened(args) as store:
+        result = refresh_copies(store, args.server_name)
+    if args.format == "json":
+        print_json(result.to_json())
+    elif not args.quiet:
+        for check in result.checks:
+            print(f"{check.backup_id}  {check.url}  {check.state}: {check.detail}")
+        print(result.summary())
+    return ExitCode.CONNECTION if result.unchecked else ExitCode.OK
+
+
+def _copy(args: argparse.Namespace, ctx: Context) -> int:
     from core.copy.job import COPY, CopyRequest, validate_request
     from core.jobs.results import CopyJobResult
     from core.storage import StoreConfig

@@ -44,6 +44,8 @@ BACKUP_COLUMNS = (
     Col("took", "TOOK", 6, min_width=88, right=True),
     Col("size", "STORED", 9, right=True),
     Col("data", "DATA", 9, min_width=100, right=True),
+    # how many second copies it has (the summary names where): on a wide terminal only
+    Col("copies", "COPIES", 6, min_width=106, right=True),
     Col("wal", "WAL", 17, min_width=112),
 )
 
@@ -150,6 +152,7 @@ def backup_cells(ref: BackupRef) -> dict[str, Text]:
         "size": Text(fmt.size(stored_size(info, stored)), justify="right"),
         "data": Text(fmt.size(info.cluster_size), justify="right"),
         "tier": Text(TIER_SHORT.get(ref.tier, ref.tier), style=TIER_STYLE.get(ref.tier, "")),
+        "copies": Text(str(len(ref.copies)) if ref.copies else "-", justify="right"),
         "wal": Text(wal),
     }
 
@@ -181,7 +184,15 @@ def backup_summary(ref: BackupRef) -> Text:
         text.append(f"\n{note}", style=TIER_STYLE[ref.tier])
     if info.error:
         text.append(f"\nerror: {info.error}", style="red")
+    _append_copies(text, ref)
     return text
+
+
+def _append_copies(text: Text, ref: BackupRef) -> None:
+    """`copies in URL, URL`: where the backup has second copies (`pgvault copy`)."""
+    if ref.copies:
+        text.append("\ncopies in ", style="dim")
+        text.append(", ".join(ref.copies))
 
 
 def logical_summary(ref: BackupRef, manifest: LogicalManifest) -> Text:
@@ -195,6 +206,7 @@ def logical_summary(ref: BackupRef, manifest: LogicalManifest) -> Text:
     text.append(f"{logical.holds(manifest)}  {info.compression or 'uncompressed'}  ")
     text.append(f"{fmt.size(ref.stored)} of {fmt.size(info.cluster_size)}\n")
     text.append(f"began {fmt.short_date_time(info.begin_time)}  took {fmt.duration(took(info))}")
+    _append_copies(text, ref)
     return text
 
 
@@ -209,13 +221,14 @@ class CatalogScreen(BackupActions, FilteredScreen):
         " servers and their backups, newest first, read from backup.info (catalogs barman-cloud"
         " wrote too), each incremental under its parent (KIND incr, diff for a differential; "
         "enter shows the chain a restore reads), and its logical backups (KIND logical: pg_dump"
-        " archives of databases or tables). TIER (on a wide terminal) is std (standard), archive "
-        "(moved to the archive tier by a policy: rehydrate before restoring) or rehydr (a "
-        "rehydrate job is bringing it back). enter on a backup shows what it holds: databases, "
-        "tables and sizes recorded at backup time (row estimates for a logical one), and "
-        "whether its WAL is all archived. r restores a DONE backup (or recovers to a point in "
-        "time) into a directory, or a logical one into a running server; v verifies a physical "
-        "backup, D deletes it; each runs as a job on the jobs view."
+        " archives of databases or tables). COPIES (on a wide terminal) counts its second "
+        "copies (`pgvault copy`; the summary says where). TIER (on a wide terminal too) is std "
+        "(standard), archive (moved to the archive tier by a policy: rehydrate before "
+        "restoring) or rehydr (a rehydrate job is bringing it back). enter on a backup shows "
+        "what it holds: databases, tables and sizes recorded at backup time (row estimates for "
+        "a logical one), and whether its WAL is all archived. r restores a DONE backup (or "
+        "recovers to a point in time) into a directory, or a logical one into a running server;"
+        " v verifies a physical backup, D deletes it; each runs as a job on the jobs view."
     )
 
     BINDINGS = [

@@ -89,6 +89,18 @@ def test_each_sdk_error_maps_to_its_class_and_message(
     assert str(error) == message
 
 
+def test_a_missing_bucket_or_container_is_named_when_the_guard_knows_it() -> None:
+    cases = [
+        (s3.ERRORS, _s3("NoSuchBucket", 404), "get k: bucket b1 does not exist"),
+        (gcs.ERRORS, gexc.NotFound("bucket b1"), "get k: bucket b1 does not exist"),
+        (gcs.LISTING_ERRORS, gexc.NotFound("no word of it"), "get k: bucket b1 does not exist"),
+    ]
+    for table, exc, message in cases:
+        with pytest.raises(ContainerNotFound) as raised, table.guard("get k", "b1"):
+            raise exc
+        assert str(raised.value) == message
+
+
 @pytest.mark.parametrize("table", [s3.ERRORS, azure.ERRORS, gcs.ERRORS])
 def test_what_is_not_the_sdks_passes_unchanged(table: ErrorTable) -> None:
     assert table.translate(ValueError("a bug"), "x") is None

@@ -111,7 +111,8 @@ def test_the_async_pusher_acknowledges_only_once_the_secondary_holds_the_file(
             secondary=WalArchiver(other, SERVER, settings),
         )
         service.delete_container(secondary.bucket)
-        with pytest.raises(PusherFailed, match="container does not exist"):
+        # the error names the missing container
+        with pytest.raises(PusherFailed, match=f"container {secondary.bucket} does not exist"):
             archive_through_spool(spool, os.path.join(pg_wal, first), 30, runner.start)
         runner.join()
         assert first in archived_names(store, SERVER)  # the primary has it; no marker though
