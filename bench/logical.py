@@ -100,7 +100,14 @@ def newest_id(dest: str) -> str:
     return sorted(os.listdir(os.path.join(dest.removeprefix("file://"), SERVER, "logical")))[-1]
 
 
+def settled(cluster: Cluster) -> None:
+    """Before each timed step: the previous step's writes flushed by a checkpoint, not
+    during the next step (which would pay for whichever ran before it)."""
+    cluster.sql("checkpoint")
+
+
 def pgvault_backup(cluster: Cluster, dest: str, source: Path) -> tuple[float, float]:
+    settled(cluster)
     return measured(
         [*pgvault_cmd(), "--batch", "backup", dest, SERVER, *pv_conn(cluster),
          "--database", "bench", "-J", "2", "--zstd", "-v"],
@@ -109,6 +116,7 @@ def pgvault_backup(cluster: Cluster, dest: str, source: Path) -> tuple[float, fl
 
 
 def pgvault_restore(cluster: Cluster, dest: str, source: Path, db: str) -> tuple[float, float]:
+    settled(cluster)
     return measured(
         [*pgvault_cmd(), "--batch", "restore", dest, SERVER, newest_id(dest),
          *pv_conn(cluster), "--new-db-name", db, "-J", "2"],
@@ -126,13 +134,16 @@ def one_round(
         order.reverse()
     dump = os.path.join(work, f"dump{n}")
     cmd = [str(CLIENT / "pg_dump"), *conn(cluster), "-Fd", "-j", "2", "-Z", "zstd", "-f", dump]
+    settled(cluster)
     out["pg_dump"] = measured([*cmd, "bench"])[:2]
     for label, source in order:
         out[f"{label} backup"] = pgvault_backup(cluster, f"file://{work}/dest-{label}", source)
-    cluster.sql(f"create database raw{n}")
-    out["pg_restore"] = measured(
+    settled(cluster)
+    created = measured([str(CLIENT / "createdb"), *conn(cluster), f"raw{n}"])[0]
+    seconds, rss = measured(
         [str(CLIENT / "pg_restore"), *conn(cluster), "-j", "2", "-d", f"raw{n}", dump]
     )[:2]
+    out["pg_restore"] = (created + seconds, rss)  # pgvault's restore creates its database too
     source_print = fingerprint(cluster, "bench")
     for label, source in order:
         db = f"pv_{label}{n}"
