@@ -1,6 +1,6 @@
 """Logical backup and restore: pgvault next to pg_dump/pg_restore on the same data, same run.
 
-    .venv/bin/python bench/logical.py [--scale 10] [--runs 2] [--big-table-gb 1]
+    .venv/bin/python -P bench/logical.py [--scale 10] [--runs 2] [--big-table-gb 1] [--before DIR]
 
 A PostgreSQL 17 cluster holding `pgbench -i -s SCALE` (its pg_dump and pg_restore come with
 zstd). Each round, one after the other:
@@ -14,12 +14,16 @@ zstd). Each round, one after the other:
 them, no more) beside pgbench's. Every round then checks that pgvault's restore under the
 new name equals the source: per table, the row count and the md5 of its sorted row digests.
 A ratio is pgvault's time over the tool's (goal: at most 1.1), the median over rounds.
+--before DIR runs another checkout's pgvault too (e.g. `git archive main` unpacked), in the
+same rounds, the two versions' order alternating; each version is run as
+`python -P -c 'from tui.cli import main'` with PYTHONPATH set to its tree.
 Peak RSS is the largest resident set of the command's process tree (pg_dump included).
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -35,7 +39,6 @@ from tests.support.pg_versions import versioned_cluster  # noqa: E402
 from tests.support.postgres import Cluster  # noqa: E402
 
 CLIENT = REPO / ".tools" / "postgres" / "17-client" / "bin"
-PGVAULT = str(Path(sys.executable).parent / "pgvault")
 SERVER = "bench"
 
 
@@ -82,33 +85,75 @@ def fingerprint(cluster: Cluster, dbname: str) -> dict[str, tuple[int, str]]:
     return out
 
 
-def one_round(cluster: Cluster, dest: str, work: str, n: int) -> dict[str, tuple[float, float]]:
-    env = {"PGVAULT_PG_BINDIRS": str(CLIENT)}
+def pgvault_cmd() -> list[str]:
+    """pgvault as `python -P`: the working directory stays off sys.path, so PYTHONPATH
+    (pgvault_env) decides which checkout's modules run."""
+    return [sys.executable, "-P", "-c", "import sys; from tui.cli import main; sys.exit(main())"]
+
+
+def pgvault_env(source: Path) -> dict[str, str]:
+    return {"PGVAULT_PG_BINDIRS": str(CLIENT), "PYTHONPATH": str(source)}
+
+
+def newest_id(dest: str) -> str:
+    """The newest backup of the destination: IDs sort by time."""
+    return sorted(os.listdir(os.path.join(dest.removeprefix("file://"), SERVER, "logical")))[-1]
+
+
+def settled(cluster: Cluster) -> None:
+    """Before each timed step: the previous step's writes flushed by a checkpoint, not
+    during the next step (which would pay for whichever ran before it)."""
+    cluster.sql("checkpoint")
+
+
+def pgvault_backup(cluster: Cluster, dest: str, source: Path) -> tuple[float, float]:
+    settled(cluster)
+    return measured(
+        [*pgvault_cmd(), "--batch", "backup", dest, SERVER, *pv_conn(cluster),
+         "--database", "bench", "-J", "2", "--zstd", "-v"],
+        pgvault_env(source),
+    )[:2]  # fmt: skip
+
+
+def pgvault_restore(cluster: Cluster, dest: str, source: Path, db: str) -> tuple[float, float]:
+    settled(cluster)
+    return measured(
+        [*pgvault_cmd(), "--batch", "restore", dest, SERVER, newest_id(dest),
+         *pv_conn(cluster), "--new-db-name", db, "-J", "2"],
+        pgvault_env(source),
+    )[:2]  # fmt: skip
+
+
+def one_round(
+    cluster: Cluster, work: str, n: int, sources: dict[str, Path]
+) -> dict[str, tuple[float, float]]:
+    """The tools, then each version of pgvault (their order alternates between rounds)."""
     out: dict[str, tuple[float, float]] = {}
+    order = list(sources.items())
+    if n % 2:
+        order.reverse()
     dump = os.path.join(work, f"dump{n}")
     cmd = [str(CLIENT / "pg_dump"), *conn(cluster), "-Fd", "-j", "2", "-Z", "zstd", "-f", dump]
+    settled(cluster)
     out["pg_dump"] = measured([*cmd, "bench"])[:2]
-    dt, rss, _ = measured(
-        [PGVAULT, "--batch", "backup", dest, SERVER, *pv_conn(cluster), "--database", "bench",
-         "-J", "2", "--zstd", "-v"],
-        env,
-    )  # fmt: skip
-    out["pgvault backup"] = (dt, rss)
-    # the newest: IDs sort by time
-    backup_id = sorted(os.listdir(os.path.join(dest.removeprefix("file://"), SERVER, "logical")))[
-        -1
-    ]
-    cluster.sql(f"create database raw{n}")
-    out["pg_restore"] = measured(
+    for label, source in order:
+        out[f"{label} backup"] = pgvault_backup(cluster, f"file://{work}/dest-{label}", source)
+    settled(cluster)
+    created = measured([str(CLIENT / "createdb"), *conn(cluster), f"raw{n}"])[0]
+    seconds, rss = measured(
         [str(CLIENT / "pg_restore"), *conn(cluster), "-j", "2", "-d", f"raw{n}", dump]
     )[:2]
-    out["pgvault restore"] = measured(
-        [PGVAULT, "--batch", "restore", dest, SERVER, backup_id, *pv_conn(cluster),
-         "--new-db-name", f"pv{n}", "-J", "2"],
-        env,
-    )[:2]  # fmt: skip
-    if fingerprint(cluster, f"pv{n}") != fingerprint(cluster, "bench"):
-        raise RuntimeError(f"pgvault's restore pv{n} differs from the source database")
+    out["pg_restore"] = (created + seconds, rss)  # pgvault's restore creates its database too
+    source_print = fingerprint(cluster, "bench")
+    for label, source in order:
+        db = f"pv_{label}{n}"
+        out[f"{label} restore"] = pgvault_restore(
+            cluster, f"file://{work}/dest-{label}", source, db
+        )
+        if fingerprint(cluster, db) != source_print:
+            raise RuntimeError(f"pgvault's ({label}) restore {db} differs from the source")
+        cluster.sql(f"drop database {db}")
+    cluster.sql(f"drop database raw{n}")
     out["_size"] = (tree_size(dump) / 1e6, 0.0)
     shutil.rmtree(dump)
     return out
@@ -119,38 +164,52 @@ def main() -> int:
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--big-table-gb", type=float, default=0, metavar="G")
+    parser.add_argument(
+        "--before", metavar="DIR", help="another checkout to compare with, paired in each round"
+    )
     args = parser.parse_args()
+    sources = {"pgvault": REPO}
+    if args.before:
+        sources = {"after": REPO, "before": Path(args.before).resolve()}
+    for source in sources.values():  # as an installed pgvault: no module compiled per run
+        for package in ("core", "tui"):
+            compileall.compile_dir(source / package, quiet=1)
     cluster = versioned_cluster(17)
     work = tempfile.mkdtemp(prefix="pgvault-bench-logical-")
     try:
         cluster.sql("create database bench")
+        # autovacuum off: the vacuum of what one step loaded would run during the next step
+        # (pg_restore always runs first); no step here is timed with it
+        cluster.sql("alter system set autovacuum = off")
+        cluster.sql("select pg_reload_conf()")
         measured(
             [str(CLIENT / "pgbench"), *conn(cluster), "-i", "-q", "-s", str(args.scale), "bench"]
         )
         if args.big_table_gb:
             make_big(cluster, args.big_table_gb)
         size = cluster.one("select pg_database_size('bench')") / 1e6
-        dest = f"file://{work}/dest"
-        rounds = [one_round(cluster, dest, work, n) for n in range(args.runs)]
+        rounds = [one_round(cluster, work, n, sources) for n in range(args.runs)]
     finally:
         cluster.drop()
         shutil.rmtree(work, ignore_errors=True)
     big = f" + {args.big_table_gb:g} GiB table" if args.big_table_gb else ""
     print(
-        f"pgbench -s {args.scale}{big}: {size:.0f} MB database, {rounds[0]['_size'][0]:.0f} MB dump"
+        f"pgbench -s {args.scale}{big}: {size:.0f} MB database, {rounds[0]['_size'][0]:.0f} MB "
+        f"dump; load average {' '.join(Path('/proc/loadavg').read_text().split()[:3])}"
     )
-    print("| step | tool s | pgvault s | ratio | tool peak RSS MB | pgvault peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for tool, ours in (("pg_dump", "pgvault backup"), ("pg_restore", "pgvault restore")):
-        ratio = statistics.median(r[ours][0] / r[tool][0] for r in rounds)
-        best_tool = min(r[tool][0] for r in rounds)
-        best_ours = min(r[ours][0] for r in rounds)
-        rss_tool = max(r[tool][1] for r in rounds)
-        rss_ours = max(r[ours][1] for r in rounds)
-        print(
-            f"| {tool} | {best_tool:.2f} | {best_ours:.2f} | {ratio:.2f} | {rss_tool:.0f} "
-            f"| {rss_ours:.0f} |"
-        )
+    print(
+        "| step | version | tool s | pgvault s | ratio | tool peak RSS MB | pgvault peak RSS MB |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for tool, step in (("pg_dump", "backup"), ("pg_restore", "restore")):
+        for label in sources:
+            ours = f"{label} {step}"
+            ratio = statistics.median(r[ours][0] / r[tool][0] for r in rounds)
+            print(
+                f"| {tool} | {label} | {min(r[tool][0] for r in rounds):.2f} "
+                f"| {min(r[ours][0] for r in rounds):.2f} | {ratio:.2f} "
+                f"| {max(r[tool][1] for r in rounds):.0f} | {max(r[ours][1] for r in rounds):.0f} |"
+            )
     return 0
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg2.extensions
@@ -44,39 +44,17 @@ from core.logical.inventory import (
 from core.logical.layout import LogicalLayout, new_backup_id
 from core.logical.manifest import DatabaseDump, LogicalManifest, TableEntry
 from core.logical.process import run_tool
+from core.logical.request import LogicalBackupRequest
 from core.logical.tools import Tool, find_tool
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
 from core.progress import NullReporter, Reporter
 from core.secrets import register_secret
-from core.storage import ObjectStore, PutOptions, StoreConfig, open_store, validate_tags
-from core.urls import Location
+from core.storage import ObjectStore, PutOptions, open_store, validate_tags
 
 log = logging.getLogger("pgvault.logical")
 
-GiB = 1024**3
 COMPRESSIONS = (None, "gzip", "lz4", "zstd")
-
-
-@dataclass(frozen=True)
-class LogicalBackupRequest:
-    location: Location
-    server: str
-    database: str | None  # None: every database (all_databases)
-    store_config: StoreConfig = field(default_factory=StoreConfig)
-    connection: ConnectionParams = field(default_factory=ConnectionParams)
-    tables: tuple[str, ...] = ()  # pg_dump -t patterns; empty: the whole database
-    jobs: int = 2  # pg_dump -j, and files uploaded at once
-    compression: str | None = None  # pg_dump's -Z method
-    name: str | None = None
-    staging_dir: str | None = None  # default: the temporary directory
-    staging_limit: int = GiB  # finished files waiting for upload, at most
-    pg_bindir: str | None = None
-    #: every database, each in its own snapshot, and pg_dumpall --globals-only
-    all_databases: bool = False
-    #: the ID of a failed, cancelled or killed backup to take again under that ID
-    resume: str | None = None
-    tags: tuple[tuple[str, str], ...] = ()  # on every object, as a physical backup's --tags
 
 
 @dataclass(frozen=True)

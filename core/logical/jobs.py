@@ -8,9 +8,10 @@ from typing import TypeVar
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.model import Job
 from core.jobs.results import LogicalJobResult
-from core.logical.backup import LogicalBackupRequest, run_logical_backup
+from core.logical.backup import run_logical_backup
 from core.logical.backup import summary as backup_summary
 from core.logical.backup import validate_request as validate_backup
+from core.logical.request import LogicalBackupRequest
 from core.logical.restore import LogicalRestoreRequest, run_logical_restore
 from core.logical.restore import summary as restore_summary
 from core.logical.restore import validate_request as validate_restore

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import psycopg2.extensions
 
@@ -26,6 +27,7 @@ from core.logical import target
 from core.logical.catalog import resolve_logical
 from core.logical.inventory import pattern_parts
 from core.logical.layout import LogicalLayout
+from core.logical.local_files import place, same_filesystem, unlink_all
 from core.logical.manifest import DatabaseDump, DumpFile, LogicalManifest, TableEntry
 from core.logical.process import run_tool
 from core.logical.selection import data_files, select_entries
@@ -174,12 +176,15 @@ def run_logical_restore(
             target.drop_database(params, load_into)  # what a crashed restore left
         with tempfile.TemporaryDirectory(prefix="pgvault-logical-", dir=request.staging_dir) as tmp:
             run = _Run(request, manifest, dump, tool, store, reporter, os.path.join(tmp, "dump"))
-            downloaded = run.fetch(tables)
             try:
-                run.restore(load_into, tables, create_db)
-            except BaseException:
-                target.undo(params, load_into, create_db, new_tables)
-                raise
+                downloaded = run.fetch(tables)
+                try:
+                    run.restore(load_into, tables, create_db)
+                except BaseException:
+                    target.undo(params, load_into, create_db, new_tables)
+                    raise
+            finally:
+                unlink_all(run.linked)
         if load_into != into:
             target.replace_database(params, load_into, into)
     return LogicalRestoreResult(
@@ -202,6 +207,8 @@ class _Run:
     reporter: Reporter
     directory: str
     listing: str | None = None
+    #: staging files that are links to stored files (removed before the directory is)
+    linked: list[str] = field(default_factory=list)
 
     def fetch(self, tables: tuple[TableEntry, ...]) -> int:
         """Download toc.dat, then the data files the restore reads; bytes downloaded."""
@@ -228,7 +235,8 @@ class _Run:
         return done
 
     def _check_space(self, files: tuple[DumpFile, ...]) -> None:
-        need = sum(f.size for f in files)
+        """Enough room for what is written: a linked local file takes none."""
+        need = sum(f.size for f in files if not self._links(f))
         free = shutil.disk_usage(self.directory).free
         if need > free:
             raise OperationFailed(
@@ -236,10 +244,24 @@ class _Run:
                 f"{free} are free: name a larger directory with --staging-dir"
             )
 
-    def _get(self, item: DumpFile) -> int:
-        key = LogicalLayout(self.manifest.server).dump_file(
+    def _key(self, item: DumpFile) -> str:
+        return LogicalLayout(self.manifest.server).dump_file(
             self.manifest.backup_id, self.dump.name, item.name
         )
+
+    def _local(self, item: DumpFile) -> Path | None:
+        """The stored file when it holds what pg_restore reads (no pgvault-side sealing)."""
+        return None if self.manifest.encrypted else self.store.local_file(self._key(item))
+
+    def _links(self, item: DumpFile) -> bool:
+        stored = self._local(item)
+        return stored is not None and same_filesystem(stored, self.directory)
+
+    def _get(self, item: DumpFile) -> int:
+        local = self._local(item)
+        if local is not None:
+            return self._place(item, local)
+        key = self._key(item)
         size = 0
         with (
             self.store.open_reader(key) as stored,
@@ -254,6 +276,20 @@ class _Run:
                 size += len(chunk)
                 self.reporter.advance(len(chunk))
         self.reporter.advance(files=1)
+        return size
+
+    def _place(self, item: DumpFile, stored: Path) -> int:
+        """A local destination's file linked (or copied) into staging, not read through."""
+        path = os.path.join(self.directory, item.name)
+        if place(stored, path):
+            self.linked.append(path)
+        size = os.stat(path).st_size
+        if size != item.size:
+            raise OperationFailed(
+                f"stored file {stored} has {size} bytes where logical backup "
+                f"{self.manifest.backup_id} recorded {item.size}"
+            )
+        self.reporter.advance(size, files=1)
         return size
 
     def restore(self, into: str, tables: tuple[TableEntry, ...], create_db: bool) -> None:

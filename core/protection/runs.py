@@ -190,8 +190,8 @@ def _run_logical(
 ) -> tuple[Outcome, Callable[[Job], str]]:
     """A Logical rule: pg_dump of the datasource's database (Azure's datasource is one)."""
     from core.jobs.results import LogicalJobResult
-    from core.logical.backup import LogicalBackupRequest
     from core.logical.jobs import LOGICAL_BACKUP
+    from core.logical.request import LogicalBackupRequest
 
     request = LogicalBackupRequest(
         location=vault.location,

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from core.errors import (
@@ -144,6 +145,11 @@ class LocalStore(ObjectStore):
         if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
             raise InputError(f"invalid object key {key!r}")
         return os.path.join(self.root, *parts)
+
+    def local_file(self, key: str) -> Path | None:
+        """The object's file; None when it is absent or archived (a read says why)."""
+        path = self._path(key)
+        return Path(path) if os.path.isfile(path) else None
 
     def _archived_path(self, key: str) -> str:
         """Where the object lives while it is in the archive tier."""

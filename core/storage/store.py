@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 from core.errors import ObjectNotFound
 from core.storage.backend import Backend, MiB
@@ -37,6 +38,12 @@ class ObjectStore(Backend):
 
     def describe(self) -> str:
         return self.location.display()
+
+    def local_file(self, key: str) -> Path | None:
+        """The file holding the object's bytes, as they are, when this store is a local
+        directory and the object is readable there; None for cloud stores. A reader may
+        link or copy it, never open it for writing: it is the stored object."""
+        return None
 
     @property
     def chunk_size(self) -> int:

@@ -152,6 +152,40 @@ def test_pg_restore_alone_restores_the_downloaded_objects(taken: Taken, tmp_path
     consistent_snapshot(pg, "by_hand")
 
 
+def stored_files(taken: Taken) -> dict[Path, tuple[int, int, int, int, bytes]]:
+    """Each stored file of the dump: (inode, links, mode, mtime, bytes)."""
+    root = Path(taken.dest.url.removeprefix("file://"))
+    prefix = LogicalLayout(SERVER).dump_prefix(taken.backup_id, SHOP)
+    found = {}
+    for path in sorted((root / prefix).iterdir()):
+        st = path.stat()
+        found[path] = (st.st_ino, st.st_nlink, st.st_mode, st.st_mtime_ns, path.read_bytes())
+    return found
+
+
+def test_a_restore_from_a_local_destination_leaves_the_stored_files_as_they_were(
+    taken: Taken,
+) -> None:
+    """The restore links the stored files into its staging: none is changed, moved or left
+    linked, and a stored file written afterwards (in place, as a link would see it) changes
+    nothing of the restored database."""
+    pg = taken.cluster
+    before = stored_files(taken)
+    assert len(before) > 2 and all(links == 1 for _, links, *_ in before.values())
+    assert restore(taken, pg, "--new-db-name", "shop_linked").returncode == 0
+    assert stored_files(taken) == before
+    restored = pg.table_checksums("shop_linked")
+    assert static(restored) == static(pg.table_checksums(SHOP))
+    biggest = max(before, key=lambda p: len(before[p][4]))
+    with biggest.open("r+b") as f:  # the same inode, not a new file renamed over it
+        f.write(b"\0" * len(before[biggest][4]))
+    try:
+        assert pg.table_checksums("shop_linked") == restored
+    finally:
+        biggest.write_bytes(before[biggest][4])
+        os.utime(biggest, ns=(before[biggest][3], before[biggest][3]))
+
+
 def test_one_table_into_an_existing_database(taken: Taken) -> None:
     pg = taken.cluster
     pg.sql("create database other")

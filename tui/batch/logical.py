@@ -151,8 +151,8 @@ def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> in
     if not args.database and not args.all_databases:
         raise InputError("--table needs --database NAME: the database the tables are in")
     from core.jobs.results import LogicalJobResult
-    from core.logical.backup import LogicalBackupRequest
     from core.logical.jobs import LOGICAL_BACKUP
+    from core.logical.request import LogicalBackupRequest
     from core.postgres.connection import ConnectionParams
 
     request = LogicalBackupRequest(
