@@ -6,6 +6,9 @@ into their files. Every file it restores but does not hold whole is a `_Need`: t
 still missing, filled from older links as they stream by, each block written once (the
 newest copy wins, as in pg_combinebackup). What no link holds stays zero, as
 pg_combinebackup leaves never-written space; a non-relation file short of bytes fails.
+Consecutive blocks are written with one pwrite, and each run's CRC32C is kept, so that the
+restored directory's backup_manifest is made without reading the files back
+(core.restore.crc_join).
 """
 
 from __future__ import annotations
