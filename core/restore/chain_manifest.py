@@ -5,7 +5,9 @@ directory a chain restore writes; pg_combinebackup writes a new manifest for its
 so does this. Files restored whole keep the newest link's recorded checksum (each was checked
 against it as it was written); a file no link changed since the one that holds it whole
 keeps that link's checksum (it is written from that copy alone); files assembled from blocks
-of several links are read back once and checksummed with the newest link's algorithm.
+of several links take the CRC32C the restore joined from the runs it wrote
+(core.restore.crc_join), and are read back and checksummed only without it (a SHA-256
+backup, or a run not the length its blocks have in the file).
 WAL-Ranges, version and system identifier are the newest backup's, since recovery starts
 from its backup_label.
 """
@@ -34,6 +36,7 @@ class ChainManifest:
     version: int
     system_identifier: str
     read_back: int  # files checksummed from disk (assembled from blocks)
+    joined: int = 0  # files assembled from blocks, checksummed from the runs written
 
 
 def assembled(newest: ChainLink) -> dict[str, tuple[int, float]]:
@@ -51,9 +54,10 @@ def chain_manifest(
     where: dict[str, Destination],
     left_out: set[str],
     checkpoint: Callable[[int], None],
+    written: dict[str, str] | None = None,
 ) -> ChainManifest:
-    """What the reconstructed directory holds (`chain` newest first); `checkpoint(n)` after
-    every block read."""
+    """What the reconstructed directory holds (`chain` newest first); `written`: the
+    assembled files' checksums as written; `checkpoint(n)` after every block read back."""
     newest = chain[0]
     manifest = newest.manifest
     algorithm = manifest.checksum_algorithm
@@ -67,9 +71,12 @@ def chain_manifest(
         LinkFiles(link.records, set(link.block_maps), link.manifest.checksum_algorithm)
         for link in chain
     ]
-    read_back = 0
+    read_back = joined = 0
     for path, (size, mtime) in sorted(built.items()):
         digest = unchanged_checksum(links, path, size, algorithm)
+        if digest is None and written and path in written:
+            digest = written[path]
+            joined += 1
         if digest is None:
             digest = _read_back(disk_path(path, where), size, algorithm, checkpoint)
             read_back += 1
@@ -82,6 +89,7 @@ def chain_manifest(
         version=int(postgres["version"]),
         system_identifier=str(postgres["system_identifier"]),
         read_back=read_back,
+        joined=joined,
     )
 
 

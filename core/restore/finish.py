@@ -83,8 +83,9 @@ def _write_chain_manifest(run: RestoreRun) -> None:
         if run.abort.is_set():
             raise Aborted
 
+    written = run.chain_written.checksums if run.chain_written else None
     built = chain_manifest(
-        run.plan.chain, run.plan.destinations, set(run.files.left_out), checkpoint
+        run.plan.chain, run.plan.destinations, set(run.files.left_out), checkpoint, written
     )
     raw = postgres_manifest(
         built.files, built.wal_ranges, built.algorithm, built.version, built.system_identifier
@@ -92,8 +93,9 @@ def _write_chain_manifest(run: RestoreRun) -> None:
     write_file(os.path.join(run.pgdata, "backup_manifest"), raw, run.file_owner)
     run.verified.append(
         f"backup_manifest (PostgreSQL's) written for the reconstructed directory: "
-        f"{len(built.files)} files, {built.read_back} assembled from the chain read back and "
-        f"checksummed ({built.algorithm}); pg_verifybackup can check the directory"
+        f"{len(built.files)} files, of which {built.joined} assembled from the chain's blocks "
+        f"checksummed as they were written and {built.read_back} read back and checksummed "
+        f"({built.algorithm}); pg_verifybackup can check the directory"
     )
 
 
@@ -153,7 +155,7 @@ def restore_result(run: RestoreRun) -> RestoreResult:
         files=run.files.files,
         bytes_written=run.files.bytes,
         bytes_downloaded=run.downloaded,
-        archives=sum(len(s.parts) for s in run.plan.sets),
+        archives=_archives_read(run),
         elapsed=time.monotonic() - run.started,
         target=run.request.target.describe(),
         restore_command=run.restore_command,
@@ -164,7 +166,17 @@ def restore_result(run: RestoreRun) -> RestoreResult:
         warnings=tuple(run.warnings),
         kept_files=len(run.files.kept),
         kept_bytes=run.kept_bytes,
+        chain=len(run.plan.chain),
     )
+
+
+def _archives_read(run: RestoreRun) -> int:
+    """The parts a restore reads: the backup's, or every chain link's (a tablespace dropped
+    since an older link is not read)."""
+    if not run.plan.chain:
+        return sum(len(s.parts) for s in run.plan.sets)
+    where = run.plan.destinations
+    return sum(len(s.parts) for link in run.plan.chain for s in link.sets if s.name in where)
 
 
 __all__ = [

@@ -63,6 +63,7 @@ class RestoreResult:
     warnings: tuple[str, ...]
     kept_files: int = 0  # a delta restore's files already in place
     kept_bytes: int = 0
+    chain: int = 0  # an incremental's: the backups of its chain restored (itself included)
 
 
 def result_summary(result: RestoreResult) -> str:
@@ -73,10 +74,15 @@ def result_summary(result: RestoreResult) -> str:
         if result.kept_files
         else ""
     )
+    backup, of = f"backup {result.backup_id}", ""
+    if result.chain:  # the totals are the whole chain's, not the newest backup's alone
+        older = result.chain - 1
+        backup += f" with the {older} older backup{'s' if older > 1 else ''} of its chain"
+        of = f" of {result.chain} backups"
     return (
-        f"restored backup {result.backup_id} into {result.recovery_dir}: {result.files} files, "
+        f"restored {backup} into {result.recovery_dir}: {result.files} files, "
         f"{result.bytes_written / MiB:.1f} MiB written{kept} ({downloaded:.1f} MiB "
-        f"downloaded from {result.archives} archives) in {result.elapsed:.1f} s, "
+        f"downloaded from {result.archives} archives{of}) in {result.elapsed:.1f} s, "
         f"{rate:.1f} MiB/s; recovery to {result.target}"
     )
 

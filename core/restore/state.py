@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 
 from core.progress import Reporter
+from core.restore.chain import ChainWritten
 from core.restore.extract import RestoreState, Syncer
 from core.restore.plan import BackupPlan, Paths
 from core.restore.request import RestoreRequest
@@ -42,6 +43,7 @@ class RestoreRun:
     kept_bytes: int = 0  # a delta restore's files already in place (core.restore.delta)
     archives_skipped: int = 0  # a delta restore's parts not read at all (core.restore.delta_fetch)
     archives_by_range: int = 0  # a delta restore's plain parts read by ranges
+    chain_written: ChainWritten | None = None  # a chain restore's (core.restore.chain_fetch)
 
     @classmethod
     def start(

@@ -20,8 +20,10 @@ from core.backup.blocks import (
 from core.backup.increment import FileState
 from core.backup.increment_plan import SAME, SCAN, WHOLE, _decide
 from core.backup.summaries import SummaryMap, _coverage_gap
+from core.catalog.manifest import CRC32C, checksum_of
 from core.postgres.pgdata import Entry
 from core.restore.chain import BlockSink, Needs, _Need, finish_needs
+from core.restore.crc_join import Crc32cJoin
 
 BS = 8192
 
@@ -158,3 +160,55 @@ def test_blocks_no_link_holds_are_zero_and_said(tmp_path: Path) -> None:
     warnings = finish_needs(needs, None)
     assert warnings and "2 blocks" in warnings[0]
     assert os.path.getsize(tmp_path / "two") == 2 * BS
+
+
+def test_consecutive_blocks_are_written_as_one_run_and_checksummed_as_written(
+    tmp_path: Path,
+) -> None:
+    target = str(tmp_path / "rel")
+    needs = Needs(BS, checksums=True)
+    needs.files["base/5/1"] = _Need(target, 6 * BS, 5.0, set(range(6)))
+    newest = BlockSink(needs, "base/5/1", [1, 2, 4], None, "new")
+    newest.data(memoryview(b"N" * BS + b"O" * BS + b"P" * BS))
+    newest.end()
+    older = BlockSink(needs, "base/5/1", None, None, "old")
+    whole = b"".join(bytes([c]) * BS for c in b"abcd")  # four blocks; block 5 is in no link
+    older.data(memoryview(whole[: 3 * BS + 100]))  # block 3 cut where a chunk ends
+    older.data(memoryview(whole[3 * BS + 100 :]))
+    older.end()
+    need = needs.files["base/5/1"]
+    # blocks 1 and 2 in one write; 4 after a gap; 0 and 3 from the older link
+    assert sorted((first, count) for first, count, _n, _c in need.pieces) == [
+        (0, 1),
+        (1, 2),
+        (3, 1),
+        (4, 1),
+    ]
+    assert needs.written == {"new": [3, 3 * BS], "old": [2, 2 * BS]}
+    assert finish_needs(needs, None) == ["base/5/1: 1 blocks held by no link, zeroed"]
+    with open(target, "rb") as fh:
+        restored = fh.read()
+    assert restored == b"a" * BS + b"N" * BS + b"O" * BS + b"d" * BS + b"P" * BS + bytes(BS)
+    assert need.checksum(Crc32cJoin(BS)) == checksum_of(CRC32C, restored)
+
+
+def test_a_short_last_block_is_checksummed_and_a_run_of_the_wrong_length_is_not(
+    tmp_path: Path,
+) -> None:
+    size = 2 * BS + 300  # a non-relation file: its last block is short
+    content = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    needs = Needs(BS, checksums=True)
+    needs.files["pg_xact/0000"] = _Need(str(tmp_path / "xact"), size, 1.0, set(range(3)))
+    sink = BlockSink(needs, "pg_xact/0000", None, None, "full")
+    sink.data(memoryview(content))
+    sink.end()
+    assert finish_needs(needs, None) == []
+    need = needs.files["pg_xact/0000"]
+    assert need.checksum(Crc32cJoin(BS)) == checksum_of(CRC32C, content)
+    # an older copy one byte longer than the file as restored: read back, not trusted
+    longer = Needs(BS, checksums=True)
+    longer.files["pg_xact/0000"] = _Need(str(tmp_path / "other"), size, 1.0, set(range(3)))
+    sink = BlockSink(longer, "pg_xact/0000", None, None, "full")
+    sink.data(memoryview(content + b"x"))
+    sink.end()
+    assert longer.files["pg_xact/0000"].checksum(Crc32cJoin(BS)) is None

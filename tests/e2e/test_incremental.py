@@ -222,7 +222,12 @@ def test_a_restored_chain_verifies_with_its_wal_and_a_changed_byte_fails(chain: 
     info = chain.catalog().get(last)
     target = new_target()
     try:
-        restore(chain.dest, target, last)
+        restored = restore(chain.dest, target, last, "-v")
+        # The report describes the whole chain restored, and no assembled file was read back.
+        summary = next(line for line in restored.stderr.splitlines() if "restored backup" in line)
+        assert "with the 4 older backups of its chain" in summary, summary
+        assert "archives of 5 backups" in summary, summary
+        assert "0 read back" in restored.stderr, restored.stderr
         wal = os.path.join(target.base, "wal")
         os.mkdir(wal)
         assert info.begin_wal and info.end_wal
