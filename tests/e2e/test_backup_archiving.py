@@ -14,6 +14,7 @@ from core.catalog.reader import Catalog
 from core.postgres.walnames import DEFAULT_SEGMENT_SIZE, last_segment_needed, parse_lsn
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
+from tests.support.jobs import wait_for
 from tests.support.postgres import Cluster, world_dir
 
 
@@ -51,7 +52,15 @@ def test_a_stuck_archive_command_keeps_the_backup_waiting_until_interrupted(
     cluster = cluster_factory(archive_command="false")
     dest = make_dest("file")
     proc = spawn("backup", "--immediate-checkpoint", *cluster.conninfo_args(), dest.url, "pg")
-    time.sleep(4)
+    # pg_backup_stop has run once its history file waits to be archived (a slow start under
+    # load must not be taken for the wait).
+    status = os.path.join(cluster.data, "pg_wal", "archive_status")
+    wait_for(
+        lambda: any(n.endswith(".backup.ready") for n in os.listdir(status)),
+        timeout=120,
+        what="pg_backup_stop's history file to wait for archiving",
+    )
+    time.sleep(2)
     assert proc.poll() is None  # still waiting for WAL that cannot be archived
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
