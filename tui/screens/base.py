@@ -66,7 +66,7 @@ class ConsoleScreen(Screen[Any]):
     def status_changed(self) -> None:
         """Counts, read-only, frozen or store error: redraw the top bar."""
         for bar in self.query(TopBar):
-            bar.refresh()
+            bar.status_changed()
 
     def can(self, action: str) -> bool | None:
         """True to allow, False to hide the key, None to show it disabled."""
