@@ -356,3 +356,27 @@ async def test_one_job_detail_screen_shows_each_job_opened(fixed_state: str) -> 
         assert "job 2" in str(title.render())
         shown = " ".join(line.text for line in log.lines)
         assert ROWS[0].log[0] not in shown
+
+
+async def test_a_kept_screen_shown_again_takes_a_theme_changed_meanwhile(
+    fixed_state: str,
+) -> None:
+    from textual.color import Color
+
+    app = make_app(fixed_state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        detail = app.screen
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
+        before = detail.styles.background
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot, lambda: app.screen is detail)
+        await pilot.pause()
+        background = app.current_theme.background
+        assert background is not None
+        assert detail.styles.background == Color.parse(background) != before
