@@ -218,15 +218,20 @@ class JobDetailScreen(JobActions, ConsoleScreen):
                 Text(f"job {self.job_id}: {message.error}", style="bold red")
             )
             return
-        if message.samples:
-            self.samples = (self.samples + message.samples)[-int(HISTORY) :]
+        # A read the last poller sent as the screen was hidden may overlap the next
+        # poller's first: keep only what is newer than what is shown.
+        last = self.samples[-1].at if self.samples else None
+        samples = [s for s in message.samples if last is None or s.at > last]
+        lines = [line for line in message.lines if line.seq > self._seq]
+        if samples:
+            self.samples = (self.samples + samples)[-int(HISTORY) :]
             chart = self.query_one("#detail-chart", BandwidthChart)
             chart.set_samples(self.samples)
             self._chart_title()
-        if message.lines:
-            self._seq = message.lines[-1].seq
+        if lines:
+            self._seq = lines[-1].seq
             log = self.query_one("#detail-log", RichLog)
-            for line in message.lines:
+            for line in lines:
                 entry = Text()
                 entry.append(fmt.clock_time(line.at) + " ", style="dim")
                 entry.append(line.message, style=LEVEL_STYLE.get(line.level, ""))
