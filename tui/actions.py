@@ -34,6 +34,8 @@ from tui.tasks import Tasks
 
 #: seconds after a job changed a destination before it is listed again (changes coalesce)
 STALE_DELAY = 1.0
+#: the name the job detail screen is installed under (one for every job)
+DETAIL_SCREEN = "job-detail"
 #: a job-store request of one job: (store, job id) -> (the job, whether it changed)
 StoreRequest = Callable[[JobStore, int], tuple[Job, bool]]
 
@@ -50,6 +52,7 @@ class ConsoleActions:
         self._help_screens: dict[tuple[object, ...], str] = {}
         self._stale: set[str] = set()
         self._stale_timer: Timer | None = None
+        self._detail: JobDetailScreen | None = None
 
     def tell(self, change: Callable[[ConsoleScreen], None]) -> None:
         """Tell the shown view what changed (`ConsoleScreen.jobs_changed` and so on)."""
@@ -71,7 +74,26 @@ class ConsoleActions:
         self.tell(lambda screen: screen.status_changed())
 
     def open_job(self, job: Job) -> None:
-        self._push_in("jobs", lambda: JobDetailScreen(job.id, self.state))
+        """The job detail on `job`: one screen, kept installed and shown on each job
+        (composing and styling it anew cost most of `enter`'s time)."""
+        detail = self._detail
+        if detail is None:
+            detail = self._detail = JobDetailScreen(job.id, self.state)
+            self.app.install_screen(detail, DETAIL_SCREEN)
+
+        async def go() -> None:
+            if self.app.current_mode != "jobs":
+                await self.app.switch_mode("jobs")
+            if detail in self.app.screen_stack:
+                # Opened from the palette over the detail itself: show the other job there.
+                while self.app.screen is not detail:
+                    self.app.pop_screen()
+                detail.show_job(job.id)
+                return
+            detail.show_job(job.id)
+            self.app.push_screen(detail)
+
+        self.app.call_later(go)
 
     def open_backup(self, ref: BackupRef) -> None:
         self._push_in("catalog", lambda: BackupScreen(ref, self.state, self.tasks))

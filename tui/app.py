@@ -19,6 +19,7 @@ from functools import partial
 from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.worker import Worker, WorkerState
 
 from tui.actions import ConsoleActions
@@ -54,6 +55,9 @@ from tui.tasks import Tasks, write_error_log
 
 #: seconds between listings while a catalog view is shown
 CATALOG_REFRESH = 30.0
+#: seconds a view switch holds the screen back (Textual's 50 ms masks a half-drawn view;
+#: the views here are kept mounted, so the next frame is whole already)
+SWITCH_DELAY = 0.005
 
 
 class PgvaultApp(App[int]):
@@ -105,6 +109,21 @@ class PgvaultApp(App[int]):
         self._filters = [
             ReadableMonochrome() if isinstance(f, Monochrome) else f for f in self._filters
         ]
+
+    def get_driver_class(self) -> type[Driver]:
+        # The quick-escape driver on Linux and macOS (TEXTUAL_DRIVER still chooses).
+        driver = super().get_driver_class()
+        from textual.drivers.linux_driver import LinuxDriver
+
+        if driver is not LinuxDriver:
+            return driver
+        from tui.driver import QuickEscapeDriver
+
+        return QuickEscapeDriver
+
+    def delay_update(self, delay: float = SWITCH_DELAY) -> None:
+        # switch_mode calls this with Textual's 50 ms: that much added to every view switch.
+        super().delay_update(min(delay, SWITCH_DELAY))
 
     # ---- life cycle ------------------------------------------------------------------------
 

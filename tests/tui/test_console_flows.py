@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from textual.widgets import Input, Label, RichLog
+from textual.widgets import Input, Label, RichLog, Static
 
 from core.jobs import JobState, JobStore
 from tests.support.console import ROWS, fill_store, loaded, make_app, palette_titles, settle
@@ -328,3 +328,55 @@ async def test_the_catalog_follows_the_first_server_until_the_operator_moves(
         )
         await pilot.pause(0.3)
         assert catalog.selection[0] == "destination"
+
+
+async def test_one_job_detail_screen_shows_each_job_opened(fixed_state: str) -> None:
+    app = make_app(fixed_state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        detail = app.screen
+        assert isinstance(detail, JobDetailScreen) and detail.job_id == RUNNING
+        log = detail.query_one("#detail-log", RichLog)
+        await settle(pilot, lambda: len(log.lines) == len(ROWS[0].log) and bool(detail.samples))
+        # Back and in again on the same job: the log goes on, nothing read twice.
+        await pilot.press("escape", "enter")
+        await settle(pilot, lambda: app.screen is detail)
+        await pilot.pause(1.2)  # two polls
+        assert len(log.lines) == len(ROWS[0].log)
+        # Another job: the same screen, nothing left of the first job.
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await pilot.press("j", "j", "j", "enter")
+        await settle(pilot, lambda: app.screen is detail and detail.job is not None)
+        assert detail.job_id == FAILED and detail.job is not None and detail.job.id == FAILED
+        await pilot.pause(1.2)
+        title = detail.query_one("#detail-title", Static)
+        assert "job 2" in str(title.render())
+        shown = " ".join(line.text for line in log.lines)
+        assert ROWS[0].log[0] not in shown
+
+
+async def test_a_kept_screen_shown_again_takes_a_theme_changed_meanwhile(
+    fixed_state: str,
+) -> None:
+    from textual.color import Color
+
+    app = make_app(fixed_state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        detail = app.screen
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
+        before = detail.styles.background
+        app.theme = "textual-light" if app.theme != "textual-light" else "textual-dark"
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot, lambda: app.screen is detail)
+        await pilot.pause()
+        background = app.current_theme.background
+        assert background is not None
+        assert detail.styles.background == Color.parse(background) != before

@@ -10,11 +10,12 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.events import ScreenResume
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Label, Static
 
 from tui.keymap import keymap_path
-from tui.screens.base import ConsoleScreen
+from tui.screens.base import ConsoleScreen, keep_styles
 
 
 def general_text(keymap: Path) -> str:
@@ -89,6 +90,11 @@ class HelpScreen(ModalScreen[None]):
         self.text = text
         self.keys = keys
         self.keymap = keymap or keymap_path()
+        self._styled_for = -1  # the stylesheet version it was last styled for
+
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        # Kept installed and shown again on each `?`: not restyled unless the theme changed.
+        self._styled_for = keep_styles(self.app, event, self._styled_for)
 
     def identity(self) -> tuple[str, str, tuple[KeyHelp, ...]]:
         """Equal for two help screens that would show the same thing."""

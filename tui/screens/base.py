@@ -33,6 +33,7 @@ class ConsoleScreen(Screen[Any]):
     def __init__(self, state: ConsoleState) -> None:
         super().__init__()
         self.state = state
+        self._styled_for = -1  # the stylesheet version the view was last styled for
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.state.read_only and action in MUTATING:
@@ -40,11 +41,7 @@ class ConsoleScreen(Screen[Any]):
         return self.can(action)
 
     def on_screen_resume(self, event: ScreenResume) -> None:
-        # Textual re-applies the whole stylesheet to a view brought back by a mode switch
-        # (a third of a view switch's CPU), as it does not when a screen over it is popped.
-        # Nothing restyles a view while it is hidden: class changes apply at once and a
-        # theme change goes through App.refresh_css, which switch_mode checks first.
-        event.refresh_styles = False
+        self._styled_for = keep_styles(self.app, event, self._styled_for)
 
     # ---- what the app tells the shown screen (each does nothing unless the view shows it) --
 
@@ -66,11 +63,26 @@ class ConsoleScreen(Screen[Any]):
     def status_changed(self) -> None:
         """Counts, read-only, frozen or store error: redraw the top bar."""
         for bar in self.query(TopBar):
-            bar.refresh()
+            bar.status_changed()
 
     def can(self, action: str) -> bool | None:
         """True to allow, False to hide the key, None to show it disabled."""
         return True
+
+
+def keep_styles(app: App[Any], event: ScreenResume, styled_for: int) -> int:
+    """Skip Textual's restyle of a kept screen shown again unless the stylesheet changed
+    since it was styled; the stylesheet version to remember.
+
+    Textual re-applies the whole stylesheet to a screen on each resume (a view brought back
+    by a mode switch, a kept screen pushed again): a third of a view switch's CPU, most of
+    opening a kept help or job detail screen. Nothing restyles a screen while it is hidden
+    except a stylesheet change (a theme change goes through App.refresh_css, which counts
+    them in `_css_update_count`; Textual's own switch_mode compares the same count).
+    """
+    current = app._css_update_count
+    event.refresh_styles = current != styled_for
+    return current
 
 
 class FilteredScreen(ConsoleScreen):

@@ -30,6 +30,7 @@ from tui.screens.base import FilteredScreen
 from tui.state import ConsoleState
 from tui.widgets.keybar import KeyBar
 from tui.widgets.table import Col, ResponsiveTable
+from tui.widgets.text import StaticText, same_key
 from tui.widgets.topbar import TopBar
 
 BACKUP_COLUMNS = (
@@ -108,6 +109,12 @@ TREE_MOVES = frozenset({"up", "down", "home", "end", "pageup", "pagedown", "left
 
 #: tree node data: ("destination", label) or ("server", label, server name)
 NodeData = tuple[str, ...]
+
+
+def relabel(node: TreeNode[NodeData], label: Text) -> None:
+    """Set a tree line's label unless it already reads so (each set redraws the tree)."""
+    if same_key(node.label) != same_key(label):
+        node.set_label(label)
 
 
 def backup_label(info: BackupInfo) -> str:
@@ -246,6 +253,7 @@ class CatalogScreen(BackupActions, FilteredScreen):
         self.selection: NodeData | None = None
         self._navigated = False
         self._rows: dict[str, BackupRef] = {}
+        self._keys_for: object = ()  # what the shown keys were set for (() before any)
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.state, self.VIEW)
@@ -257,10 +265,10 @@ class CatalogScreen(BackupActions, FilteredScreen):
             yield tree
             with Vertical(id="catalog-right"):
                 # The highlighted destination whole: the tree has room for its end only.
-                yield Static("", id="catalog-where")
+                yield StaticText("", id="catalog-where")
                 yield ResponsiveTable(BACKUP_COLUMNS, id="backups")
-                yield Static("", id="catalog-empty")
-                yield Static("", id="backup-summary")
+                yield StaticText("", id="catalog-empty")
+                yield StaticText("", id="backup-summary")
         yield Input(placeholder="filter backups: words to match (esc clears)", id="filter")
         yield KeyBar()
 
@@ -288,7 +296,7 @@ class CatalogScreen(BackupActions, FilteredScreen):
                 node = tree.root.add(text, data=("destination", label), expand=True)
                 self._destination_nodes[label] = node
             else:
-                node.set_label(text)
+                relabel(node, text)
             for server in view.servers:
                 key = (label, server.name)
                 server_text = Text(server.name)
@@ -300,7 +308,7 @@ class CatalogScreen(BackupActions, FilteredScreen):
                         server_text, data=("server", label, server.name)
                     )
                 else:
-                    existing.set_label(server_text)
+                    relabel(existing, server_text)
             names = {s.name for s in view.servers}
             for (dest, name), leaf in list(self._server_nodes.items()):
                 if dest == label and name not in names and view.loaded and not view.loading:
@@ -459,9 +467,13 @@ class CatalogScreen(BackupActions, FilteredScreen):
         self.action_open()
 
     def show_summary(self) -> None:
-        self.refresh_bindings()  # the backup actions depend on the selected backup
         summary = self.query_one("#backup-summary", Static)
         ref = self.current_backup()
+        # The backup actions (`can`) depend on the selected backup's status and kind only.
+        keys = None if ref is None else (ref.info.status, ref.logical is None)
+        if keys != self._keys_for:
+            self._keys_for = keys
+            self.refresh_bindings()
         if ref is None:
             summary.update("")
             summary.display = False

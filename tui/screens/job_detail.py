@@ -8,8 +8,9 @@ import threading
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.events import ScreenResume, ScreenSuspend
 from textual.message import Message
-from textual.widgets import RichLog, Static
+from textual.widgets import RichLog
 
 from core.errors import PgvaultError
 from core.jobs import Job, JobState, JobStore, LogLine
@@ -22,6 +23,7 @@ from tui.state import ConsoleState
 from tui.widgets.bandwidth import BandwidthChart, span
 from tui.widgets.keybar import KeyBar
 from tui.widgets.progress import ProgressLine
+from tui.widgets.text import StaticText
 from tui.widgets.topbar import TopBar
 
 POLL = 0.5
@@ -33,9 +35,15 @@ LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRI
 
 class DetailData(Message):
     def __init__(
-        self, job: Job | None, samples: list[RateSample], lines: list[LogLine], error: str | None
+        self,
+        job_id: int,
+        job: Job | None,
+        samples: list[RateSample],
+        lines: list[LogLine],
+        error: str | None,
     ) -> None:
         super().__init__()
+        self.job_id = job_id  # the job polled (the screen may show another one by now)
         self.job = job
         self.samples = samples
         self.lines = lines
@@ -116,12 +124,13 @@ class JobDetailScreen(JobActions, ConsoleScreen):
         self.samples: list[RateSample] = []
         self._stop = threading.Event()
         self._state: JobState | None = None
+        self._seq = 0  # the last log line shown (a reopened job goes on from there)
 
     def compose(self) -> ComposeResult:
         yield TopBar(self.state, self.VIEW)
-        yield Static("", id="detail-title")
+        yield StaticText("", id="detail-title")
         yield ProgressLine(id="detail-bar")
-        yield Static("", id="detail-facts")
+        yield StaticText("", id="detail-facts")
         chart = BandwidthChart(self.state.config.clock, id="detail-chart")
         chart.border_title = "bandwidth"
         yield chart
@@ -134,55 +143,95 @@ class JobDetailScreen(JobActions, ConsoleScreen):
         job = self.state.jobs.get(self.job_id)
         if job is not None:
             self.show(job)
+
+    def show_job(self, job_id: int) -> None:
+        """Show another job: the console keeps one detail screen and opens it on each job
+        (composing and styling it anew cost most of `enter`)."""
+        if job_id == self.job_id:
+            return
+        self.job_id = job_id
+        self.job = None
+        self.samples = []
+        self._state = None
+        self._seq = 0
+        if not self.is_mounted:
+            return
+        self.query_one("#detail-log", RichLog).clear()
+        self.query_one("#detail-chart", BandwidthChart).set_samples([])
+        self._chart_title()
+        job = self.state.jobs.get(job_id)
+        if job is not None:
+            self.show(job)
+        else:
+            self.query_one("#detail-title", StaticText).update(Text(f"job {job_id}"))
+
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        # One poller while shown, for the job shown; none while the screen waits hidden.
+        self._stop.set()
+        self._stop = stop = threading.Event()
+        job_id, after = self.job_id, self._seq
+        since = self.samples[-1].at if self.samples else self.state.config.clock() - HISTORY
         self.run_worker(
-            self._poll, thread=True, group="detail", exclusive=True, exit_on_error=False
+            lambda: self._poll(job_id, since, after, stop),
+            thread=True,
+            group="detail",
+            exclusive=True,
+            exit_on_error=False,
         )
+
+    def on_screen_suspend(self, event: ScreenSuspend) -> None:
+        self._stop.set()
 
     def on_unmount(self) -> None:
         self._stop.set()
 
-    def _poll(self) -> None:
+    def _poll(self, job_id: int, since: float, after: int, stop: threading.Event) -> None:
         """Thread: the job, its new samples and its new log lines, twice a second."""
-        config = self.state.config
-        since = config.clock() - HISTORY
-        after = 0
         store: JobStore | None = None
         try:
-            while not self._stop.is_set():
+            while not stop.is_set():
                 try:
                     if store is None:
-                        store = JobStore.open(config.state_dir)
-                    job = store.get(self.job_id)
-                    samples = store.samples(self.job_id, since)
-                    lines = store.log_tail(self.job_id, limit=300, after_seq=after)
+                        store = JobStore.open(self.state.config.state_dir)
+                    job = store.get(job_id)
+                    samples = store.samples(job_id, since)
+                    lines = store.log_tail(job_id, limit=300, after_seq=after)
                     if samples:
                         since = samples[-1].at
                     if lines:
                         after = lines[-1].seq
-                    self.post_message(DetailData(job, samples, lines, None))
+                    self.post_message(DetailData(job_id, job, samples, lines, None))
                 except PgvaultError as exc:
-                    self.post_message(DetailData(None, [], [], str(exc)))
+                    self.post_message(DetailData(job_id, None, [], [], str(exc)))
                 except Exception as exc:
-                    self.post_message(DetailData(None, [], [], describe_error(exc)))
-                self._stop.wait(POLL)
+                    self.post_message(DetailData(job_id, None, [], [], describe_error(exc)))
+                stop.wait(POLL)
         finally:
             if store is not None:
                 store.close()
 
     def on_detail_data(self, message: DetailData) -> None:
+        if message.job_id != self.job_id:
+            return  # a read of the job shown before
         if message.error:
-            self.query_one("#detail-title", Static).update(
+            self.query_one("#detail-title", StaticText).update(
                 Text(f"job {self.job_id}: {message.error}", style="bold red")
             )
             return
-        if message.samples:
-            self.samples = (self.samples + message.samples)[-int(HISTORY) :]
+        # A read the last poller sent as the screen was hidden may overlap the next
+        # poller's first: keep only what is newer than what is shown.
+        last = self.samples[-1].at if self.samples else None
+        samples = [s for s in message.samples if last is None or s.at > last]
+        lines = [line for line in message.lines if line.seq > self._seq]
+        if samples:
+            self.samples = (self.samples + samples)[-int(HISTORY) :]
             chart = self.query_one("#detail-chart", BandwidthChart)
             chart.set_samples(self.samples)
             self._chart_title()
-        if message.lines:
+        if lines:
+            self._seq = lines[-1].seq
             log = self.query_one("#detail-log", RichLog)
-            for line in message.lines:
+            for line in lines:
                 entry = Text()
                 entry.append(fmt.clock_time(line.at) + " ", style="dim")
                 entry.append(line.message, style=LEVEL_STYLE.get(line.level, ""))
@@ -214,14 +263,14 @@ class JobDetailScreen(JobActions, ConsoleScreen):
         title.append(f"job {job.id} ", style="bold")
         title.append(f" {fmt.STATE_LABEL[job.state]} ", style=f"reverse {STATE_COLOR[job.state]}")
         title.append(f"  {job.description or job.kind}")
-        self.query_one("#detail-title", Static).update(title)
+        self.query_one("#detail-title", StaticText).update(title)
         right = fmt.amount(job)
         if job.eta and not job.final:
             right += f"  ETA {fmt.duration(job.eta)}"
         self.query_one("#detail-bar", ProgressLine).set_progress(
             job.fraction, right, BAR_COLOR.get(job.state, "")
         )
-        facts = self.query_one("#detail-facts", Static)
+        facts = self.query_one("#detail-facts", StaticText)
         width = facts.content_region.width or self.size.width
         facts.update(facts_text(job, now, width, fmt.wire_now(self.samples, now)))
 

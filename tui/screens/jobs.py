@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Protocol
 
 from rich.text import Text
@@ -22,7 +23,8 @@ from tui.state import ConsoleState
 from tui.widgets.bandwidth import Sparkline
 from tui.widgets.keybar import KeyBar
 from tui.widgets.progress import ProgressLine
-from tui.widgets.table import Col, ResponsiveTable
+from tui.widgets.table import Cells, Col, ResponsiveTable
+from tui.widgets.text import LabelText, StaticText
 from tui.widgets.topbar import TopBar
 
 PROGRESS_BAR = 8  # cells of bar in the table's progress column (then ' 100%')
@@ -183,6 +185,8 @@ class JobsScreen(JobActions, FilteredScreen):
     def __init__(self, state: ConsoleState) -> None:
         super().__init__(state)
         self._selected: tuple[int, JobState] | None = None
+        #: each shown job's cells, by id, with the job read and the day they were made for
+        self._cells: dict[int, tuple[Job, date, Cells]] = {}
 
     def compose(self) -> ComposeResult:
         clock = self.state.config.clock
@@ -190,14 +194,14 @@ class JobsScreen(JobActions, FilteredScreen):
         with Horizontal(id="bandwidth-strip"):
             yield Label("bandwidth ", id="bandwidth-label")
             yield Sparkline(clock, AGGREGATE_WINDOW, id="sparkline")
-            yield Label("", id="bandwidth-now")
+            yield LabelText("", id="bandwidth-now")
         yield ResponsiveTable(JOB_COLUMNS, id="jobs")
-        yield Static("", id="empty")
+        yield StaticText("", id="empty")
         yield Input(placeholder="filter jobs: words to match (esc clears)", id="filter")
         with Vertical(id="selected"):
-            yield Static("", id="selected-title")
+            yield StaticText("", id="selected-title")
             yield ProgressLine(id="selected-bar")
-            yield Static("", id="selected-facts")
+            yield StaticText("", id="selected-facts")
         yield KeyBar()
 
     def on_mount(self) -> None:
@@ -229,7 +233,7 @@ class JobsScreen(JobActions, FilteredScreen):
         # States are CockroachDB's words, whole: the column widens for a 'cancel-requested'.
         labels = [len(fmt.STATE_LABEL[job.state]) for job in jobs]
         table.fit_column("state", max([fmt.STATE_WIDTH, *labels]))
-        table.sync([(str(job.id), job_cells(job, now)) for job in jobs])
+        table.sync([(str(job.id), self._row(job, now)) for job in jobs])
         pending = self.state.pending_selection
         if pending is not None and table.select_key(str(pending)):
             self.state.pending_selection = None
@@ -239,6 +243,19 @@ class JobsScreen(JobActions, FilteredScreen):
         if not jobs:
             empty.update(self.empty_text())
         self.show_selected()
+
+    def _row(self, job: Job, now: float) -> Cells:
+        """The job's cells, made again only for a job the feed changed (three times a second
+        for a running one, never for the finished ones below it) or on a new day."""
+        today = date.fromtimestamp(now)
+        cached = self._cells.get(job.id)
+        if cached is not None and cached[0] is job and cached[1] == today:
+            return cached[2]
+        cells = job_cells(job, now)
+        if len(self._cells) > len(self.state.jobs) * 2:
+            self._cells = {}  # forget jobs that are gone
+        self._cells[job.id] = (job, today, cells)
+        return cells
 
     def empty_text(self) -> Text:
         state = self.state

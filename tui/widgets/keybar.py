@@ -32,6 +32,12 @@ class KeyBar(Widget):
     }
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        #: (key style, description style, the stylesheet version they were read for):
+        #: reading them was a third of the bar's drawing, which every view switch redoes
+        self._styles: tuple[Style, Style, int] | None = None
+
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
 
@@ -43,8 +49,7 @@ class KeyBar(Widget):
             self.refresh()
 
     def render(self) -> Text:
-        key_style = self.get_component_rich_style("keybar--key")
-        description_style = self.get_component_rich_style("keybar--description")
+        key_style, description_style = self._key_styles()
         text = Text(no_wrap=True, overflow="ellipsis", end="")
         actions: set[str] = set()
         for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
@@ -58,6 +63,16 @@ class KeyBar(Widget):
             text.append(self.app.get_key_display(binding), key_style + dim + click)
             text.append(f" {binding.description}", description_style + dim + click)
         return text
+
+    def _key_styles(self) -> tuple[Style, Style]:
+        styled_for = self.app._css_update_count  # bumped by a theme change
+        if self._styles is None or self._styles[2] != styled_for:
+            self._styles = (
+                self.get_component_rich_style("keybar--key"),
+                self.get_component_rich_style("keybar--description"),
+                styled_for,
+            )
+        return self._styles[0], self._styles[1]
 
     def on_click(self, event: events.Click) -> None:
         meta = event.style.meta

@@ -167,6 +167,8 @@ class ResponsiveTable(NavTable):
         shown = [key for key, _ in self._layout]
         for row_key, cells in rows:
             old = self._rows.get(row_key, {})
+            if old is cells:
+                continue  # the screen kept the row's cells: nothing in it changed
             for column in shown:
                 value = cells.get(column, Text(""))
                 if old.get(column) != value:

@@ -29,8 +29,21 @@ class TopBar(Widget):
         super().__init__()
         self.state = state
         self.view = view  # the top-level view (mode) the bar's screen belongs to
+        self._shown: tuple[object, ...] | None = None
+
+    def status_changed(self) -> None:
+        """Redraw if what the bar says changed (the feed tells it three times a second)."""
+        if self._status() != self._shown:
+            self.refresh()
+
+    def _status(self) -> tuple[object, ...]:
+        state = self.state
+        counts = state.job_counts()
+        counted = tuple(sum(counts.get(s, 0) for s in states) for states, _, _ in COUNTED)
+        return counted, state.read_only, state.frozen, state.feed_error
 
     def render(self) -> Text:
+        self._shown = self._status()
         width = self.content_region.width
         right = self._right()
         left = self._left(compact=0)
