@@ -3,8 +3,12 @@
     .venv/bin/python bench/wal.py [--providers s3 gcs azure] [--segments 48] [--jobs 4]
                                   [--compression zstd] [--clients 4] [--scale 20]
                                   [--rate TPS] [--rounds 1] [--rtt-ms 0] [--tls] [--keep-alive]
+    .venv/bin/python bench/wal.py --per-call [--rounds 40]
     .venv/bin/python bench/wal.py --drain [--segments 65] [--rounds 3] [--before PGVAULT]
                                   [--only "walack --async" ...]
+
+--per-call: one archive_command call that finds its file stored (bench/wal_call.py), pgvault
+and the fast entry tui/walack.py beside `cp` of the segment.
 
 --drain: the backlog drain of bench/wal_drain.py instead (cp, barman-cloud, pgvault per
 segment, --async, --async --zstd, --async to a local directory, and the same three through
@@ -49,7 +53,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import wal_drain  # noqa: E402  (bench/ is the script's directory)
+import wal_call  # noqa: E402  (bench/ is the script's directory)
+import wal_drain  # noqa: E402
 
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
 from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto  # noqa: E402
@@ -286,7 +291,14 @@ def main() -> int:
     parser.add_argument("--drain", action="store_true", help="the backlog drain (wal_drain.py)")
     parser.add_argument("--before", type=Path, help="--drain: an earlier pgvault executable too")
     parser.add_argument("--only", nargs="+", help="--drain: only these archivers")
+    parser.add_argument("--per-call", action="store_true", help="one acknowledging call")
     options = parser.parse_args()
+    if options.per_call:
+        wal_drain.compile_sources(REPO)
+        times = wal_call.per_call(max(options.rounds, 10))
+        print(f"per call, {len(times['cp'])} rounds, load {os.getloadavg()[0]:.1f} at the end")
+        print(wal_call.call_table(times))
+        return 0
     if options.drain:
         return drain_main(
             options.segments, options.rounds, options.scale, options.before, options.only
