@@ -431,7 +431,7 @@ def drain_main(
         pgbench_init(cluster, scale)
         chosen = wal_drain.drains({"s3": moto}, spool, before, scratch)
         if only:
-            kept = ["cp (local dir)", "barman-cloud-wal-archive"]
+            kept = ["cp (local dir)", "cp + sync (local dir)", "barman-cloud-wal-archive"]
             chosen = [d for d in chosen if d.name in [*kept, *only]]
         wal_drain.run_drains(
             cluster,

@@ -80,6 +80,9 @@ def drains(
     barman = barman_tool("barman-cloud-wal-archive")
     chosen = [
         Drain("cp (local dir)", lambda: f"cp %p {fresh_dir()}/%f"),
+        # The raw limit of a durable copy: the segment fsynced (coreutils sync FILE), as
+        # pgvault's local store does before it acknowledges.
+        Drain("cp + sync (local dir)", lambda: f"D={fresh_dir()} && cp %p $D/%f && sync $D/%f"),
         Drain(
             "barman-cloud-wal-archive",
             lambda: " ".join(
