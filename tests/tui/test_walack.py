@@ -92,12 +92,13 @@ def test_a_stored_file_is_acknowledged_as_pgvault_does(layout: tuple[str, str]) 
         result = _run(entry, ["--batch", "wal-archive", *_args(base, wal)])
         assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
         assert spool.read_marker(NAME) is None, "the marker is consumed"
-    # --state-dir before --batch takes the same path.
-    spool.write_marker(NAME, identity, "k")
-    result = _run(
-        WALACK, ["--state-dir", f"{base}/st", "--batch", "wal-archive", *_args(base, wal)]
-    )
-    assert result.returncode == 0 and spool.read_marker(NAME) is None
+    # --state-dir before --batch takes the same path, in both.
+    for entry in (WALACK, PGVAULT):
+        spool.write_marker(NAME, identity, "k")
+        argv = ["--state-dir", f"{base}/st", "--batch", "wal-archive", *_args(base, wal)]
+        result = _run(entry, argv)
+        assert result.returncode == 0 and spool.read_marker(NAME) is None
+        assert not os.path.exists(f"{base}/st"), "the acknowledgement opens no job store"
 
 
 @pytest.mark.parametrize(
