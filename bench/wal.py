@@ -3,10 +3,17 @@
     .venv/bin/python bench/wal.py [--providers s3 gcs azure] [--segments 48] [--jobs 4]
                                   [--compression zstd] [--clients 4] [--scale 20]
                                   [--rate TPS] [--rounds 1] [--rtt-ms 0] [--tls] [--keep-alive]
+    .venv/bin/python bench/wal.py --per-call [--rounds 40]
     .venv/bin/python bench/wal.py --drain [--segments 65] [--rounds 3] [--before PGVAULT]
+                                  [--only "walack --async" ...]
+
+--per-call: one archive_command call that finds its file stored (bench/wal_call.py), pgvault
+and the fast entry tui/walack.py beside `cp` of the segment.
 
 --drain: the backlog drain of bench/wal_drain.py instead (cp, barman-cloud, pgvault per
-segment, --async, --async --zstd, --async to a local directory; with --before, an earlier
+segment, --async, --async --zstd, --async to a local directory, and the same three through
+tui/walack.py, the fast entry; --only keeps the archivers named (as the table names them;
+cp and barman-cloud are always kept: the ratios need them); with --before, an earlier
 pgvault executable too, whose modules must be compiled), S3 on moto, no pgbench writing
 meanwhile, every archiver once per round.
 
@@ -46,7 +53,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import wal_drain  # noqa: E402  (bench/ is the script's directory)
+import wal_call  # noqa: E402  (bench/ is the script's directory)
+import wal_drain  # noqa: E402
 
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
 from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto  # noqa: E402
@@ -282,9 +290,19 @@ def main() -> int:
     )
     parser.add_argument("--drain", action="store_true", help="the backlog drain (wal_drain.py)")
     parser.add_argument("--before", type=Path, help="--drain: an earlier pgvault executable too")
+    parser.add_argument("--only", nargs="+", help="--drain: only these archivers")
+    parser.add_argument("--per-call", action="store_true", help="one acknowledging call")
     options = parser.parse_args()
+    if options.per_call:
+        wal_drain.compile_sources(REPO)
+        times = wal_call.per_call(max(options.rounds, 10))
+        print(f"per call, {len(times['cp'])} rounds, load {os.getloadavg()[0]:.1f} at the end")
+        print(wal_call.call_table(times))
+        return 0
     if options.drain:
-        return drain_main(options.segments, options.rounds, options.scale, options.before)
+        return drain_main(
+            options.segments, options.rounds, options.scale, options.before, options.only
+        )
 
     emulators: dict[str, Emulator] = {}
     proxies: dict[str, Proxy] = {}
@@ -390,7 +408,9 @@ def main() -> int:
     return 0
 
 
-def drain_main(segments: int, rounds: int, scale: int, before: Path | None) -> int:
+def drain_main(
+    segments: int, rounds: int, scale: int, before: Path | None, only: list[str] | None
+) -> int:
     """--drain: every archiver drains the same backlog, round after round."""
     wal_drain.compile_sources(REPO)
     moto = start_moto()
@@ -410,6 +430,9 @@ def drain_main(segments: int, rounds: int, scale: int, before: Path | None) -> i
         )
         pgbench_init(cluster, scale)
         chosen = wal_drain.drains({"s3": moto}, spool, before, scratch)
+        if only:
+            kept = ["cp (local dir)", "cp + sync (local dir)", "barman-cloud-wal-archive"]
+            chosen = [d for d in chosen if d.name in [*kept, *only]]
         wal_drain.run_drains(
             cluster,
             chosen,
@@ -425,7 +448,10 @@ def drain_main(segments: int, rounds: int, scale: int, before: Path | None) -> i
             cluster.drop()
         moto.stop()
         wal_drain.cleanup(scratch)
-    print(f"\n{segments} segments of 16 MiB, S3 on moto, {rounds} rounds")
+    print(
+        f"\n{segments} segments of 16 MiB, S3 on moto, {rounds} rounds, "
+        f"load {os.getloadavg()[0]:.1f} at the end"
+    )
     print(wal_drain.drain_table(chosen))
     out = REPO / "bench" / "results" / f"wal-drain-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,8 @@ from tests.support.wal import barman_args, barman_tool, stop_pushers
 
 REPO = Path(__file__).resolve().parents[1]
 PGVAULT = str(Path(sys.executable).parent / "pgvault")
+#: archive_command's fast entry, as the README recommends it (stdlib only, no site)
+WALACK = f"{sys.executable} -I -S {REPO / 'tui' / 'walack.py'}"
 
 
 @dataclass
@@ -78,6 +80,9 @@ def drains(
     barman = barman_tool("barman-cloud-wal-archive")
     chosen = [
         Drain("cp (local dir)", lambda: f"cp %p {fresh_dir()}/%f"),
+        # The raw limit of a durable copy: the segment fsynced (coreutils sync FILE), as
+        # pgvault's local store does before it acknowledges.
+        Drain("cp + sync (local dir)", lambda: f"D={fresh_dir()} && cp %p $D/%f && sync $D/%f"),
         Drain(
             "barman-cloud-wal-archive",
             lambda: " ".join(
@@ -88,6 +93,9 @@ def drains(
         Drain("pgvault --async", lambda: pgvault(fresh_s3(), *fast)),
         Drain("pgvault --async --zstd", lambda: pgvault(fresh_s3(), *fast, "--zstd")),
         Drain("pgvault --async (local dir)", lambda: pgvault(fresh_file(), *fast)),
+        Drain("walack --async", lambda: pgvault(fresh_s3(), *fast, exe=WALACK)),
+        Drain("walack --async --zstd", lambda: pgvault(fresh_s3(), *fast, "--zstd", exe=WALACK)),
+        Drain("walack --async (local dir)", lambda: pgvault(fresh_file(), *fast, exe=WALACK)),
     ]
     if before is not None:
         # An earlier pgvault's executable (its pusher runs that version too).
@@ -151,6 +159,7 @@ def run_drains(
 
 
 def drain_table(chosen: list[Drain]) -> str:
+    """Each archiver's runs, median and ratios (cp and barman-cloud must be among them)."""
     medians = {d.name: statistics.median(d.seconds) for d in chosen}
     floor = medians["cp (local dir)"]
     barman = medians["barman-cloud-wal-archive"]

@@ -27,12 +27,12 @@ def main(argv: list[str] | None = None) -> int:
         head.append(args.pop(0))
     if args and args[0] == "--batch":
         args.pop(0)
-        if not head and args[:1] == ["wal-archive"] and "--async" in args:
+        if args[:1] == ["wal-archive"] and "--async" in args:
             # archive_command's fast path: a file the pusher already stored is acknowledged
             # before argparse or any storage code is even imported.
-            from tui.batch.wal_fast import quick_ack
+            from tui.batch.wal_fast import only_state_dir, quick_ack
 
-            if quick_ack(args[1:]):
+            if only_state_dir(head) and quick_ack(args[1:]):
                 return 0
         _register_secrets()
         state_dir = _take_state_dir(head)

@@ -2,8 +2,9 @@
 
 One spool directory per (destination, server, flags, pg_wal directory), mode 0700:
 
-    ok/<wal name>       JSON: the file identity and the key; written only after the store
-                        confirmed the object; consumed by archive_command when it returns 0
+    ok/<wal name>       text (core.wal.ack.format_marker): the file identity and the key;
+                        written only after the store confirmed the object; consumed by
+                        archive_command when it returns 0
     error/<wal name>    JSON: exit code and message of the pusher's last failed attempt
     pusher.lock         flock held by the one running pusher; holds its pid
     pusher.log          the pusher's log
@@ -55,12 +56,16 @@ class ErrorMarker:
     at: float
 
 
-def _write_json(path: str, payload: object) -> None:
+def _replace(path: str, text: str) -> None:
     """Atomically replace `path` (a reader sees the old file, the new one, or none)."""
     temp = f"{path}.{os.getpid()}.tmp"
-    with open(temp, "w") as fh:
-        json.dump(payload, fh)
+    with open(temp, "w", encoding="utf-8") as fh:
+        fh.write(text)
     os.replace(temp, path)
+
+
+def _write_json(path: str, payload: object) -> None:
+    _replace(path, json.dumps(payload))
 
 
 def _read_json(path: str) -> dict[str, Any] | None:
@@ -78,8 +83,8 @@ class ArchiveSpool:
     def __init__(self, root: str) -> None:
         self.root = root
         self.ok_dir = os.path.join(root, ack.MARKERS)
-        self.error_dir = os.path.join(root, "error")
-        self.lock_path = os.path.join(root, "pusher.lock")
+        self.error_dir = os.path.join(root, ack.ERRORS)
+        self.lock_path = os.path.join(root, ack.LOCK)
         self.log_path = os.path.join(root, "pusher.log")
         self.heartbeat_path = os.path.join(root, ack.HEARTBEAT)
         self._lock_fd: int | None = None
@@ -104,7 +109,7 @@ class ArchiveSpool:
     # ---- markers ----------------------------------------------------------------------------
 
     def write_marker(self, name: str, identity: FileIdentity, key: str) -> None:
-        _write_json(self._marker(name), {"identity": identity.as_list(), "key": key})
+        _replace(self._marker(name), ack.format_marker(identity.as_list(), key))
 
     def read_marker(self, name: str) -> Marker | None:
         found = ack.read_marker(self.root, name)
@@ -196,20 +201,7 @@ class ArchiveSpool:
 
     def pusher_pid(self) -> int | None:
         """The pid of the running pusher, or None when no pusher holds the lock."""
-        try:
-            fd = os.open(self.lock_path, os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                text = os.read(fd, 64).decode(errors="replace").strip()
-                return int(text) if text.isdigit() else 0
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
+        return ack.pusher_pid(self.root)
 
     def wake_pusher(self) -> bool:
         """Ask the running pusher to scan now (SIGUSR1); False when none runs."""

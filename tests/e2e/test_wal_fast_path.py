@@ -24,6 +24,7 @@ from tests.support.wal import (
     synthetic_segment,
     wait_archived_count,
     wait_for,
+    walack_launcher,
 )
 
 
@@ -102,9 +103,12 @@ def test_the_fast_path_archives_every_segment(
     assert os.stat(spool.root).st_mode & 0o777 == 0o700
 
 
-@pytest.mark.parametrize("provider", ["file", "s3"])
+@pytest.mark.parametrize(
+    ("provider", "entry"), [("file", "pgvault"), ("s3", "pgvault"), ("s3", "walack")]
+)
 def test_a_killed_pusher_loses_nothing(
     provider: str,
+    entry: str,
     make_dest: Callable[..., TestDestination],
     pgvault_bin: str,
     cluster_factory: Callable[..., Cluster],
@@ -113,8 +117,9 @@ def test_a_killed_pusher_loses_nothing(
     dest = make_dest(provider)
     # A bandwidth cap keeps several uploads in flight when the pusher is killed.
     flags = ("-J", "4", "--max-bandwidth", "24MB")
+    launcher = walack_launcher(pgvault_bin) if entry == "walack" else pgvault_bin
     cluster = cluster_factory(
-        archive_command=_fast(pgvault_bin, dest, spool_root, *flags),
+        archive_command=_fast(launcher, dest, spool_root, *flags),
         env=dest.env,
         settings={"wal_keep_size": "2GB"},
     )
@@ -149,7 +154,9 @@ def test_a_killed_pusher_loses_nothing(
     assert last == max(segments)
 
 
+@pytest.mark.parametrize("entry", ["pgvault", "walack"])
 def test_a_conflict_is_reported_to_postgresql_and_never_acknowledged(
+    entry: str,
     make_dest: Callable[..., TestDestination],
     pgvault_bin: str,
     cluster_factory: Callable[..., Cluster],
@@ -159,7 +166,8 @@ def test_a_conflict_is_reported_to_postgresql_and_never_acknowledged(
     first = "000000010000000000000001"
     with dest.store() as store:  # another server already archived other bytes as segment 1
         store.put_bytes(f"pg1/wals/{first[:16]}/{first}", synthetic_segment(first))
-    cluster = cluster_factory(archive_command=_fast(pgvault_bin, dest, spool_root), env=dest.env)
+    launcher = walack_launcher(pgvault_bin) if entry == "walack" else pgvault_bin
+    cluster = cluster_factory(archive_command=_fast(launcher, dest, spool_root), env=dest.env)
     switch_segments(cluster, 2, rows=1000)
     wait_for(
         lambda: cluster.one("select failed_count from pg_stat_archiver") >= 2,

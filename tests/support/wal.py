@@ -152,6 +152,19 @@ def archive_command(
     return " ".join([pgvault_bin, *state, "--batch", "wal-archive", *flags, url, server, "%p"])
 
 
+def walack_launcher(pgvault_bin: str) -> str:
+    """The fast entry of archive_command (tui/walack.py under `python -I -S`) of the same
+    installation as pgvault_bin, as the README recommends it."""
+    python = os.path.join(os.path.dirname(pgvault_bin), "python")
+    where = subprocess.run(
+        [python, "-c", "import tui.walack as w; print(w.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return f"{python} -I -S {where.stdout.strip()}"
+
+
 def restore_command(pgvault_bin: str, url: str, *flags: str, server: str = "pg1") -> str:
     return " ".join([pgvault_bin, "--batch", "wal-restore", *flags, url, server, "%f", "%p"])
 
