@@ -14,6 +14,17 @@ from tests.support.webdav_server import start_nginx_dav, start_wsgidav
 pytest_plugins = ["tests.support.pg_fixtures"]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for parallel runs (scripts/test with PGVAULT_TEST_WORKERS: --dist loadgroup):
+    a test file runs whole on one worker (its module fixtures are built once), and every
+    console test on the same one (they share /tmp/pgvault-console-tests and a terminal)."""
+    for item in items:
+        path = item.path.relative_to(config.rootpath).as_posix()
+        group = "tests/tui" if path.startswith("tests/tui/") else path
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def job_store_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Every pgvault a test runs records its jobs here, never in the user's own state dir."""

@@ -9,6 +9,9 @@ POLL_INTERVAL plus one slice; a cancel makes the next checkpoint raise Cancelled
 A failing store never fails the operation: the flusher logs and tries again, a store that
 cannot be opened leaves the job unrecorded, and a final state that cannot be written is
 logged while the operation's own outcome stands.
+A detail (a backup ID) is the exception: `detail()` wakes the flusher and returns once the
+store holds it (within DETAIL_WAIT), so a process killed right after choosing its backup ID
+leaves a job that names it, for `jobs resume` and the operator.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ FLUSH_INTERVAL = 0.5  # seconds between progress writes
 POLL_INTERVAL = 0.2  # seconds between reads of the requested state
 MAX_PENDING_LINES = 10_000  # log lines buffered between flushes (oldest dropped beyond)
 STORED_LEVEL = logging.INFO  # log lines below this stay out of the job's log
+#: seconds detail() waits for its fact to be in the store (a slow store must not stall work)
+DETAIL_WAIT = 5.0
 
 
 class JobReporter:
@@ -55,6 +60,11 @@ class JobReporter:
         self._lines: deque[tuple[float, int, str]] = deque(maxlen=MAX_PENDING_LINES)
         self._lines_lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()  # flush now: a detail waits for it
+        # detail() calls made (_asked) and those whose facts a flush stored (_stored)
+        self._written = threading.Condition()
+        self._asked = 0
+        self._stored = 0
         self._thread: threading.Thread | None = None
         self._store: JobStore | None = None
         self._last_sample = 0.0
@@ -83,7 +93,19 @@ class JobReporter:
         self.tracker.log(message, level)
 
     def detail(self, key: str, value: str | int | float | bool | None) -> None:
+        """Record the fact and return once the store holds it (at most DETAIL_WAIT later)."""
         self.tracker.detail(key, value)
+        thread = self._thread
+        if thread is None or not thread.is_alive() or thread is threading.current_thread():
+            return  # not flushing: finish() writes the details
+        with self._written:
+            self._asked += 1
+            wanted = self._asked
+            self._wake.set()
+            self._written.wait_for(
+                lambda: self._stored >= wanted or self._store_failing or self._stop.is_set(),
+                timeout=DETAIL_WAIT,
+            )
 
     def checkpoint(self) -> None:
         self.control.checkpoint()
@@ -130,6 +152,7 @@ class JobReporter:
     ) -> Job:
         """Stop flushing, write the last progress, the final state, the details and result."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join()
         try:
@@ -182,10 +205,15 @@ class JobReporter:
     def _loop(self, store: JobStore, next_flush: float) -> None:
         while not self._stop.is_set():
             now = time.monotonic()
+            self._wake.clear()  # before reading _asked: a later detail() wakes the next wait
+            with self._written:
+                asked = self._asked  # read before the flush reads the details they recorded
+                waited_for = asked > self._stored
             try:
-                if now >= next_flush or self._requested(store) is not self._state:
+                if waited_for or now >= next_flush or self._requested(store) is not self._state:
                     self._flush(store)
                     next_flush = now + self._flush_interval
+                    self._acknowledge(asked)
                 if self._store_failing:
                     log.info("job store %s writable again", store.path)
                     self._store_failing = False
@@ -193,7 +221,14 @@ class JobReporter:
                 if not self._store_failing:
                     log.warning("cannot update job %s in the job store: %s", self.job_id, exc)
                     self._store_failing = True
-            self._stop.wait(self._poll_interval)
+                self._acknowledge(self._stored)  # a waiting detail() goes on without it
+            self._wake.wait(self._poll_interval)
+
+    def _acknowledge(self, stored: int) -> None:
+        """The facts of the first `stored` detail() calls are in the store: wake their callers."""
+        with self._written:
+            self._stored = max(self._stored, stored)
+            self._written.notify_all()
 
     def _requested(self, store: JobStore) -> JobState:
         rows = store._read("SELECT state FROM jobs WHERE id = ?", (self.job_id,))

@@ -12,6 +12,7 @@ import contextlib
 import io
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -110,11 +111,19 @@ def test_nothing_bad_reached_the_catalog(world_env: World) -> None:
     ]
 
 
-UNREACHABLE = unreachable_cases(_COLLECT, free_port())  # bound and closed: nothing listens
+_UNREACHABLE_PORT = free_port()  # bound and closed: nothing listens
+UNREACHABLE = unreachable_cases(_COLLECT, _UNREACHABLE_PORT)
 TESTS_ONLY = [case for case in UNREACHABLE if "-t" in case.argv]
 
 
-@pytest.mark.parametrize("case", TESTS_ONLY, ids=[c.id for c in TESTS_ONLY])
+def _port_free_id(case: Case) -> str:
+    """The case's id without the port: each pytest-xdist worker collects its own free port,
+    and workers must collect the same ids."""
+    here = f"127.0.0.1:{_UNREACHABLE_PORT}"
+    return replace(case, argv=tuple(a.replace(here, "127.0.0.1:PORT") for a in case.argv)).id
+
+
+@pytest.mark.parametrize("case", TESTS_ONLY, ids=[_port_free_id(c) for c in TESTS_ONLY])
 def test_unreachable_cloud_exits_2_on_test(case: Case, world_env: World) -> None:
     """-t tries once: in-process, every provider and command."""
     code, _, err = invoke(_in_world(case, world_env), world_env)

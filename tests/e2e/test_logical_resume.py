@@ -7,12 +7,14 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.jobs import JobStore
 from core.logical.layout import LogicalLayout
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
@@ -57,16 +59,50 @@ def _slow_backup_args(shop: Cluster, dest: TestDestination, staging: Path) -> li
     ]  # fmt: skip
 
 
-def _wait_mid_upload(dest: TestDestination, staging: Path) -> None:
+def _wait_mid_upload(dest: TestDestination, staging: Path, ended: Callable[[], str | None]) -> None:
     """A multipart upload under way while pg_dump is still there: killed or cancelled
-    mid-upload and mid-dump."""
+    mid-upload and mid-dump. `ended` says why the backup is over (None while it runs): a
+    backup that ends first fails the test at once, saying why, not after the timeout."""
+    seen = {"a pending upload": False, "pg_dump": False}
+
+    def mid_upload() -> bool:
+        pending = bool(store.list_pending_uploads(f"{SERVER}/logical/"))
+        dumping = bool(pg_dumps(staging))
+        seen["a pending upload"] |= pending
+        seen["pg_dump"] |= dumping
+        if not (pending and dumping) and (why := ended()) is not None:
+            raise AssertionError(f"the backup ended before it was mid-upload: {why}")
+        return pending and dumping
+
     with dest.store() as store:
-        wait_for(
-            lambda: store.list_pending_uploads(f"{SERVER}/logical/") and pg_dumps(staging),
-            timeout=120,
-            interval=0.2,
-            what="a multipart upload of the dump while pg_dump runs",
-        )
+        try:
+            wait_for(
+                mid_upload,
+                timeout=120,
+                interval=0.2,
+                what="a multipart upload of the dump while pg_dump runs",
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc} (each seen on its own: {seen})") from None
+
+
+def _process_ended(proc: subprocess.Popen[str]) -> Callable[[], str | None]:
+    def ended() -> str | None:
+        if proc.poll() is None:
+            return None
+        out, err = proc.communicate()
+        return f"pgvault exited {proc.returncode}: {err.strip()} {out.strip()}"
+
+    return ended
+
+
+def _job_ended(state_dir: str, job_id: int) -> Callable[[], str | None]:
+    def ended() -> str | None:
+        with JobStore(Path(state_dir) / "jobs.db") as jobs:
+            job = jobs.get(job_id)
+        return f"job {job_id} {job.state.value}: {job.error}" if job.final else None
+
+    return ended
 
 
 def _env(dest: TestDestination) -> dict[str, str]:
@@ -127,7 +163,7 @@ def test_a_killed_logical_backup_is_never_restorable_and_its_resume_finishes(
     staging = tmp_path / "staging"
     staging.mkdir()
     proc = spawn(*_slow_backup_args(shop, s3, staging), env=_env(s3))
-    _wait_mid_upload(s3, staging)
+    _wait_mid_upload(s3, staging, _process_ended(proc))
     dumps = [pid for pid, _ in pg_dumps(staging)]
     assert dumps  # stopped by the staging limit, not finished
     for pid in (proc.pid, *dumps):  # kill -9 of pgvault and of its pg_dump and workers
@@ -170,7 +206,7 @@ def test_a_cancelled_logical_backup_is_never_restorable_and_its_resume_finishes(
     started = pgvault(*_slow_backup_args(shop, s3, staging), "--detach", env=_env(s3))
     assert started.returncode == 0, started.stderr
     job_id = int(started.stdout.strip())
-    _wait_mid_upload(s3, staging)
+    _wait_mid_upload(s3, staging, _job_ended(job_store_dir, job_id))
     cancelled = pgvault("jobs", "cancel", str(job_id), "--wait", "--timeout", "60")
     assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
     job = show(job_store_dir, job_id)
@@ -196,7 +232,7 @@ def test_the_next_logical_backup_removes_what_a_killed_one_left(
     staging = tmp_path / "staging"
     staging.mkdir()
     proc = spawn(*_slow_backup_args(shop, s3, staging), env=_env(s3))
-    _wait_mid_upload(s3, staging)
+    _wait_mid_upload(s3, staging, _process_ended(proc))
     proc.kill()  # pg_dump dies with it (PR_SET_PDEATHSIG)
     proc.communicate(timeout=60)
     wait_for(lambda: not pg_dumps(staging), timeout=30, what="pg_dump to be gone")

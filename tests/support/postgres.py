@@ -8,6 +8,7 @@ pgvault_for_postgres().
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import hashlib
 import os
@@ -358,6 +359,20 @@ def pgvault_for_postgres() -> str:
         return local
     digest = hashlib.sha1(str(REPO).encode()).hexdigest()[:10]
     venv = f"/tmp/pgvault-pgvenv-{digest}"
+    # pytest-xdist workers share it: one installs it per run (the others would reinstall
+    # pgvault under tests running it), the rest wait for that and take it as it is.
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    installed = Path(f"{venv}.run")
+    with open(f"{venv}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if run and installed.exists() and installed.read_text() == run:
+            return f"{venv}/bin/pgvault"
+        executable = _install_for_postgres(venv)
+        installed.write_text(run or "")
+        return executable
+
+
+def _install_for_postgres(venv: str) -> str:
     executable = f"{venv}/bin/pgvault"
     if not os.path.exists(f"{venv}/bin/python"):
         subprocess.run(["/usr/bin/python3", "-m", "venv", venv], check=True)

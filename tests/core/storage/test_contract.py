@@ -54,18 +54,25 @@ def _pattern(size: int, seed: int = 7) -> bytes:
     return bytes(out[:size])
 
 
+#: how long a part waits for a second one to be under way (ConcurrencySpy's until_overlap)
+OVERLAP_WAIT = 60.0
+
+
 class ConcurrencySpy:
     """Counts how many part uploads run at the same moment on the real backend.
 
-    Each part is held back by `latency` seconds first, as a distant endpoint would, so that
-    a writer that serialises its parts cannot pass on a fast local link.
+    Each part is held back by `latency` seconds first, as a distant endpoint would. With
+    `until_overlap`, parts are held until two are under way at once (at most OVERLAP_WAIT):
+    a writer that keeps parts in flight shows it however long a loaded host takes to fill
+    the next part, and one that serialises its parts cannot pass.
     """
 
-    def __init__(self, store: object, latency: float = 0.05) -> None:
+    def __init__(self, store: object, latency: float = 0.05, until_overlap: bool = False) -> None:
         self.lock = threading.Lock()
         self.current = 0
         self.peak = 0
         self.calls = 0
+        self.released = threading.Event()
         original = store._mpu_part  # type: ignore[attr-defined]
 
         def spy(*args: object, **kwargs: object) -> object:
@@ -73,6 +80,10 @@ class ConcurrencySpy:
                 self.current += 1
                 self.calls += 1
                 self.peak = max(self.peak, self.current)
+                if self.current >= 2 or not until_overlap:
+                    self.released.set()
+            if not self.released.wait(OVERLAP_WAIT):
+                self.released.set()  # a serial writer: it fails on the peak, waiting once
             time.sleep(latency)
             try:
                 return original(*args, **kwargs)
@@ -90,7 +101,7 @@ def test_200mb_streams_up_and_down_identical_with_parts_in_flight(
     block = _pattern(4 * MiB)
     expected = hashlib.sha256()
     with destination.store(jobs=4, min_chunk_size=8 * MiB) as store:
-        spy = ConcurrencySpy(store)
+        spy = ConcurrencySpy(store, until_overlap=True)
         with store.open_writer("big/object.bin") as writer:
             written = 0
             n = 0
