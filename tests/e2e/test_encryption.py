@@ -23,7 +23,6 @@ import pytest
 from core.credentials_file import StoredCredentials, write_credentials
 from core.crypto.passphrase import PASSPHRASE_ENV
 from core.encryption import DATA_IDENTITY_ENV, IDENTITY_ENV
-
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.pitr import Source, make_source, new_target, restore, restored_server
