@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.errors import DecryptionFailed, ObjectNotFound
+from core.errors import DecryptionFailed, ObjectNotFound, PgvaultError
 from core.storage import ObjectStore, PutOptions
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ def credentials_environment(
 _lock = threading.Lock()
 _credentials = Credentials()
 _unlocked: dict[str, UnlockedKeys] = {}
+#: what unlock_in_background met, raised by the next unlocked_keys of that server
+_failures: dict[str, PgvaultError] = {}
 
 
 def use_credentials(credentials: Credentials) -> None:
@@ -126,6 +128,7 @@ def use_credentials(credentials: Credentials) -> None:
     with _lock:
         _credentials = credentials
         _unlocked.clear()
+        _failures.clear()
 
 
 def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
@@ -134,6 +137,9 @@ def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
         keys = _unlocked.get(server)
         if keys is not None:
             return keys
+        failure = _failures.pop(server, None)
+        if failure is not None:
+            raise failure
         keyfile = load_keyfile(store, server)
         if keyfile is None:
             raise DecryptionFailed(
@@ -147,6 +153,33 @@ def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
             keys = unlock(keyfile, held.passphrase, held.identities)
         _unlocked[server] = keys
         return keys
+
+
+def unlock_in_background(store: ObjectStore, server: str) -> None:
+    """Start unlocking the server's key file on a thread, when this process holds a
+    passphrase or identities: the scrypt (about a second at 2^18) releases the GIL, so it
+    overlaps what the caller does until it needs the keys (unlocked_keys waits for it)."""
+    with _lock:
+        if server in _unlocked or not _credentials.given:
+            return
+
+    def work() -> None:
+        with _lock:
+            if server in _unlocked or server in _failures:
+                return
+            try:
+                keyfile = load_keyfile(store, server)
+                if keyfile is None:
+                    return  # a clear server: nothing to unlock
+                from core.crypto import unlock
+
+                keys = unlock(keyfile, _credentials.passphrase, _credentials.identities)
+            except PgvaultError as exc:  # raised by the first unlocked_keys, not twice
+                _failures[server] = exc
+                return
+            _unlocked[server] = keys
+
+    threading.Thread(target=work, name="pgvault-unlock", daemon=True).start()
 
 
 def _handed_keys(keyfile: KeyFile) -> UnlockedKeys | None:
@@ -191,6 +224,20 @@ def write_recipient(store: ObjectStore, server: str) -> X25519Recipient | None:
     """The recipient new objects of server are sealed to; None when it is not encrypted."""
     keyfile = load_keyfile(store, server)
     return keyfile.recipient if keyfile is not None else None
+
+
+def preload_cipher() -> None:
+    """Import what sealing uses on a thread, for a long-lived writer (the WAL pusher) that
+    would otherwise pay for `cryptography`'s import with its first file's wait."""
+
+    def work() -> None:
+        from cryptography.hazmat.primitives.asymmetric import x25519  # noqa: F401
+        from cryptography.hazmat.primitives.ciphers import aead  # noqa: F401
+        from cryptography.hazmat.primitives.kdf import hkdf  # noqa: F401
+
+        import core.crypto.stream  # noqa: F401 - imported for its side effect
+
+    threading.Thread(target=work, name="pgvault-preload", daemon=True).start()
 
 
 def seal(data: bytes, recipient: X25519Recipient | None) -> bytes:

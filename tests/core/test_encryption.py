@@ -244,3 +244,19 @@ def test_rotation_refuses_a_wrong_passphrase_even_with_an_identity(store: Object
         rotate_keys(store, "pg1", Unlock(_pass("a typo"), (operator,)))
     use_credentials(Credentials(_pass()))
     assert len(unlocked_keys(store, "pg1").identities) == 1
+
+
+def test_unlock_in_background_gives_the_keys_or_its_error_once(store: ObjectStore) -> None:
+    from core.encryption import unlock_in_background
+
+    init_keys(store, "pg1", _pass(), ())
+    use_credentials(Credentials(_pass("not the right one")))
+    unlock_in_background(store, "pg1")
+    with pytest.raises(DecryptionFailed, match="passphrase is wrong"):
+        unlocked_keys(store, "pg1")
+    use_credentials(Credentials(_pass()))
+    unlock_in_background(store, "pg1")
+    assert len(unlocked_keys(store, "pg1").identities) == 1
+    unlock_in_background(store, "pg2")  # a clear server: nothing to unlock, no error kept
+    with pytest.raises(DecryptionFailed, match="no key file"):
+        unlocked_keys(store, "pg2")
