@@ -177,6 +177,8 @@ def unlock_in_background(store: ObjectStore, server: str) -> None:
             except PgvaultError as exc:  # raised by the first unlocked_keys, not twice
                 _failures[server] = exc
                 return
+            except Exception:  # unlocked_keys meets it again and reports it
+                return
             _unlocked[server] = keys
 
     threading.Thread(target=work, name="pgvault-unlock", daemon=True).start()
