@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.errors import DecryptionFailed, ObjectNotFound
+from core.errors import DecryptionFailed, ObjectNotFound, PgvaultError
 from core.storage import ObjectStore, PutOptions
 
 if TYPE_CHECKING:
@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 KEYFILE = "pgvault.keys"
 IDENTITY_ENV = "PGVAULT_ENCRYPTION_IDENTITY"
+#: the server's unlocked data keys (an identity file's text): a restore hands them to its
+#: restore_command through the 0600 credentials file, so that each `wal-restore` (one
+#: process per WAL file) skips the key file's scrypt, about a second each
+DATA_IDENTITY_ENV = "PGVAULT_DATA_IDENTITY"
 AGE_MAGIC = b"age-encryption.org/v1\n"
 
 
@@ -92,9 +96,13 @@ def credentials_from_env() -> Credentials:
     return Credentials(passphrase_from_env(), parse_identity_file(text) if text else ())
 
 
-def credentials_environment(credentials: Credentials) -> dict[str, str]:
-    """The variables credentials_from_env reads back (for restore_command's 0600 file)."""
-    from core.crypto import format_identity_file
+def credentials_environment(
+    credentials: Credentials, data_keys: UnlockedKeys | None = None
+) -> dict[str, str]:
+    """The variables credentials_from_env and unlocked_keys read back (for restore_command's
+    0600 file). The credentials stay beside the data keys: they still open the key file if
+    `keys rotate` adds a generation while the restored server replays WAL."""
+    from core.crypto import export_keys, format_identity_file
     from core.crypto.passphrase import PASSPHRASE_ENV
 
     env = {}
@@ -102,12 +110,16 @@ def credentials_environment(credentials: Credentials) -> dict[str, str]:
         env[PASSPHRASE_ENV] = credentials.passphrase.value
     if credentials.identities:
         env[IDENTITY_ENV] = format_identity_file(credentials.identities)
+    if data_keys is not None:
+        env[DATA_IDENTITY_ENV] = export_keys(data_keys)
     return env
 
 
 _lock = threading.Lock()
 _credentials = Credentials()
 _unlocked: dict[str, UnlockedKeys] = {}
+#: what unlock_in_background met, raised by the next unlocked_keys of that server
+_failures: dict[str, PgvaultError] = {}
 
 
 def use_credentials(credentials: Credentials) -> None:
@@ -116,6 +128,7 @@ def use_credentials(credentials: Credentials) -> None:
     with _lock:
         _credentials = credentials
         _unlocked.clear()
+        _failures.clear()
 
 
 def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
@@ -124,17 +137,83 @@ def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
         keys = _unlocked.get(server)
         if keys is not None:
             return keys
+        failure = _failures.pop(server, None)
+        if failure is not None:
+            raise failure
         keyfile = load_keyfile(store, server)
         if keyfile is None:
             raise DecryptionFailed(
                 f"server {server} has encrypted objects but no key file ({keyfile_key(server)})"
             )
-        from core.crypto import unlock
+        keys = _handed_keys(keyfile)
+        if keys is None:
+            from core.crypto import unlock
 
-        held = _credentials if _credentials.given else credentials_from_env()
-        keys = unlock(keyfile, held.passphrase, held.identities)
+            held = _credentials if _credentials.given else credentials_from_env()
+            keys = unlock(keyfile, held.passphrase, held.identities)
         _unlocked[server] = keys
         return keys
+
+
+def unlock_in_background(store: ObjectStore, server: str) -> None:
+    """Start unlocking the server's key file on a thread, when this process holds a
+    passphrase or identities: the scrypt (about a second at 2^18) releases the GIL, so it
+    overlaps what the caller does until it needs the keys (unlocked_keys waits for it)."""
+    with _lock:
+        if server in _unlocked or not _credentials.given:
+            return
+
+    def work() -> None:
+        with _lock:
+            if server in _unlocked or server in _failures:
+                return
+            try:
+                keyfile = load_keyfile(store, server)
+                if keyfile is None:
+                    return  # a clear server: nothing to unlock
+                from core.crypto import unlock
+
+                keys = unlock(keyfile, _credentials.passphrase, _credentials.identities)
+            except PgvaultError as exc:  # raised by the first unlocked_keys, not twice
+                _failures[server] = exc
+                return
+            except Exception:  # unlocked_keys meets it again and reports it
+                return
+            _unlocked[server] = keys
+
+    threading.Thread(target=work, name="pgvault-unlock", daemon=True).start()
+
+
+def _handed_keys(keyfile: KeyFile) -> UnlockedKeys | None:
+    """The data keys a restore handed (DATA_IDENTITY_ENV) when they fit this key file; None
+    otherwise (none handed, another server's, or a generation added since): then the
+    passphrase or identities held unlock the file as usual."""
+    text = os.environ.get(DATA_IDENTITY_ENV)
+    if not text:
+        return None
+    from core.crypto import unlock_exported
+
+    try:
+        return unlock_exported(keyfile, text)
+    except DecryptionFailed:
+        return None
+
+
+def keys_to_hand(store: ObjectStore, server: str) -> UnlockedKeys | None:
+    """The server's data keys for a restore_command: those this process unlocked, or unlocks
+    now with what it holds; None when it holds nothing that opens them (wal-restore will
+    then say what is missing, as without this)."""
+    with _lock:
+        keys = _unlocked.get(server)
+        held = _credentials.given or bool(os.environ.get(DATA_IDENTITY_ENV))
+    if keys is not None:
+        return keys
+    if not held and not credentials_from_env().given:
+        return None
+    try:
+        return unlocked_keys(store, server)
+    except DecryptionFailed:
+        return None
 
 
 def current_credentials() -> Credentials:
@@ -147,6 +226,20 @@ def write_recipient(store: ObjectStore, server: str) -> X25519Recipient | None:
     """The recipient new objects of server are sealed to; None when it is not encrypted."""
     keyfile = load_keyfile(store, server)
     return keyfile.recipient if keyfile is not None else None
+
+
+def preload_cipher() -> None:
+    """Import what sealing uses on a thread, for a long-lived writer (the WAL pusher) that
+    would otherwise pay for `cryptography`'s import with its first file's wait."""
+
+    def work() -> None:
+        from cryptography.hazmat.primitives.asymmetric import x25519  # noqa: F401
+        from cryptography.hazmat.primitives.ciphers import aead  # noqa: F401
+        from cryptography.hazmat.primitives.kdf import hkdf  # noqa: F401
+
+        import core.crypto.stream  # noqa: F401 - imported for its side effect
+
+    threading.Thread(target=work, name="pgvault-preload", daemon=True).start()
 
 
 def seal(data: bytes, recipient: X25519Recipient | None) -> bytes:

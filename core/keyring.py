@@ -23,6 +23,7 @@ from core.crypto import (
     rotate,
     unlock,
 )
+from core.crypto.keyfile import PASSPHRASE
 from core.encryption import keyfile_key, load_keyfile, save_keyfile
 from core.errors import InputError, ObjectExists
 from core.storage import ObjectStore, PutOptions, StoreConfig
@@ -71,7 +72,10 @@ def rotate_keys(store: ObjectStore, server: str, held: Unlock) -> KeyFile:
 
 
 def _rotate(store: ObjectStore, keyfile: KeyFile, held: Unlock) -> KeyFile:
-    keys = unlock(keyfile, held.passphrase, held.identities)
+    # The new data key is wrapped for the passphrase given: it must be the one the file
+    # has, not one that failed while an identity opened the file (a silent change).
+    verify = held.passphrase is not None and keyfile.wrap(PASSPHRASE) is not None
+    keys = unlock(keyfile, held.passphrase, () if verify else held.identities)
     rotated, _ = rotate(keyfile, keys, held.passphrase, _now())
     save_keyfile(store, rotated)
     return rotated

@@ -9,11 +9,13 @@ from core.crypto.keyfile import (
     KeyFile,
     UnlockedKeys,
     create_keyfile,
+    export_keys,
     parse_keyfile,
     rewrap,
     rotate,
     serialize_keyfile,
     unlock,
+    unlock_exported,
 )
 from core.crypto.keys import (
     Passphrase,
@@ -43,6 +45,7 @@ __all__ = [
     "create_keyfile",
     "decrypt_bytes",
     "encrypt_bytes",
+    "export_keys",
     "format_identity_file",
     "generate_identity",
     "parse_identity",
@@ -56,4 +59,5 @@ __all__ = [
     "rotate",
     "serialize_keyfile",
     "unlock",
+    "unlock_exported",
 ]

@@ -101,8 +101,7 @@ class UnlockedKeys:
 
 
 def _seal(keys: UnlockedKeys, recipients: Sequence[Recipient]) -> bytes:
-    text = format_identity_file(reversed(keys.identities), [f"{_SERVER_COMMENT}{keys.server}"])
-    return encrypt_bytes(text.encode(), recipients)
+    return encrypt_bytes(export_keys(keys).encode(), recipients)
 
 
 def _clear_lines(keyfile: KeyFile) -> list[str]:
@@ -155,10 +154,11 @@ def unlock(
     """Decrypt the identities once (one scrypt at most); DecryptionFailed says what is missing."""
     label = f"the key file of server {keyfile.server}"
     tries: list[tuple[Wrap, Sequence[Identity]]] = []
-    if passphrase is not None and (wrap := keyfile.wrap(PASSPHRASE)):
-        tries.append((wrap, [passphrase]))
+    # Identities first: an X25519 unwrap takes microseconds, the passphrase's scrypt a second.
     if identities and (wrap := keyfile.wrap(RECIPIENTS)):
         tries.append((wrap, identities))
+    if passphrase is not None and (wrap := keyfile.wrap(PASSPHRASE)):
+        tries.append((wrap, [passphrase]))
     if not tries:
         needs = " or ".join(
             "the encryption passphrase" if w.kind == PASSPHRASE else "an operator identity"
@@ -175,6 +175,22 @@ def unlock(
         return _check_unlocked(keyfile, text, label)
     assert error is not None  # noqa: S101 - tries is not empty, so one attempt failed
     raise error
+
+
+def export_keys(keys: UnlockedKeys) -> str:
+    """The unlocked identities as the identity file a wrap seals (for `unlock_exported`)."""
+    return format_identity_file(reversed(keys.identities), [f"{_SERVER_COMMENT}{keys.server}"])
+
+
+def unlock_exported(keyfile: KeyFile, text: str) -> UnlockedKeys:
+    """The keys `export_keys` wrote, checked against keyfile as an unwrapped wrap is: the
+    same server, the same generations, the MAC. No scrypt: what a restore hands to the
+    restore_command it configures, which runs once per WAL file."""
+    label = f"the data keys handed for server {keyfile.server}"
+    try:
+        return _check_unlocked(keyfile, text, label)
+    except InputError as exc:  # not an identity file: a damaged credentials file
+        raise DecryptionFailed(f"{label} are malformed: {exc}") from None
 
 
 def _check_unlocked(keyfile: KeyFile, text: str, label: str) -> UnlockedKeys:

@@ -12,7 +12,12 @@ import shlex
 from dataclasses import replace
 
 from core.credentials_file import StoredCredentials, write_credentials
-from core.encryption import credentials_environment, current_credentials, load_keyfile
+from core.encryption import (
+    credentials_environment,
+    current_credentials,
+    keys_to_hand,
+    load_keyfile,
+)
 from core.restore.cleanup import make_dir
 from core.restore.extract import write_file
 from core.restore.recovery import (
@@ -64,12 +69,14 @@ def configure_recovery(run: RestoreRun) -> None:
 
 
 def _with_decryption(run: RestoreRun, credentials: StoredCredentials) -> StoredCredentials:
-    """An encrypted server: restore_command gets what unlocked it here (file mode only)."""
+    """An encrypted server: restore_command gets what unlocked it here, and the data keys
+    it unlocked, so that no wal-restore repeats the scrypt (file mode only)."""
     if run.request.wal_credentials == "environment":
         return credentials
-    if load_keyfile(run.store, run.request.server) is None:
+    server = run.request.server
+    if load_keyfile(run.store, server) is None:
         return credentials
-    extra = credentials_environment(current_credentials())
+    extra = credentials_environment(current_credentials(), keys_to_hand(run.store, server))
     return replace(credentials, environment={**credentials.environment, **extra})
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from core.encryption import unlock_in_background
 from core.progress import NullReporter, Reporter
 from core.restore.chain_fetch import fetch_backup
 from core.restore.cleanup import clean_up, prepare_directories
@@ -64,6 +65,9 @@ def run_restore(request: RestoreRequest, reporter: Reporter | None = None) -> Re
     store = open_store(request.location, request.store_config)
     store.meter = reporter.transferred
     with store:
+        # An encrypted server's passphrase costs a scrypt: begun while the plan lists the
+        # backups, before its manifest (encrypted) needs the keys.
+        unlock_in_background(store, request.server)
         started = time.monotonic()
         plan = plan_restore(request, paths, store, reporter)
         run = RestoreRun.start(request, paths, plan, reporter, store, started)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from core.encryption import preload_cipher
 from core.errors import ExitCode, PgvaultError
 from core.secrets import log_redacted_to_stderr, register_environment_secrets
 from core.wal.archive_command import PusherRequest, open_archiver, open_secondary
@@ -64,6 +65,8 @@ def run_pusher(request: PusherRequest) -> int:
         # The light store: archive_command waits for this process's first upload.
         archiver = open_archiver(request.archive, light=True)
         secondary = open_secondary(request.archive, light=True)
+        if archiver.recipient is not None:
+            preload_cipher()  # while the job store opens and archive_status is scanned
     except PgvaultError as exc:
         # archive_command waits for its file: tell it why nothing will come.
         log.error("%s", exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,9 +13,11 @@ from core.catalog.layout import ArchiveRef, parse_archive_name
 from core.codecs import get_codec
 from core.crypto import Passphrase, generate_identity
 from core.encryption import (
+    DATA_IDENTITY_ENV,
     Credentials,
     EncryptingCompressor,
     PushDecryptor,
+    credentials_environment,
     is_encrypted,
     open_object,
     seal,
@@ -140,3 +143,120 @@ def test_wal_archiver_seals_history_files_and_wal_restore_opens_them(
     use_credentials(Credentials(_pass()))
     fetcher.fetch("00000002.history", str(tmp_path / "restored"))
     assert (tmp_path / "restored").read_bytes() == history.read_bytes()
+
+
+def test_rotation_with_passphrase_and_identity_keeps_every_data_key(store: ObjectStore) -> None:
+    """`keys rotate` given both the passphrase and an operator identity: each wrap of the
+    rotated file opens every generation (none dropped for the passphrase's sake)."""
+    operator = generate_identity()
+    init_keys(store, "pg1", _pass(), (operator.recipient(),))
+    old = seal(b"old", write_recipient(store, "pg1"))
+    rotate_keys(store, "pg1", Unlock(_pass(), (operator,)))
+    rotated = rotate_keys(store, "pg1", Unlock(_pass(), (operator,)))
+    assert [g.number for g in rotated.generations] == [1, 2, 3]
+    new = seal(b"new", write_recipient(store, "pg1"))
+    for held in (
+        Credentials(_pass()),
+        Credentials(None, (operator,)),
+        Credentials(_pass(), (operator,)),
+    ):
+        use_credentials(held)
+        assert len(unlocked_keys(store, "pg1").identities) == 3
+        assert open_object(store, "pg1", old, "old") == b"old"
+        assert open_object(store, "pg1", new, "new") == b"new"
+
+
+def _archive_history(store: ObjectStore, tmp_path: Path) -> bytes:
+    from core.wal.archive import ArchiveSettings, WalArchiver
+
+    history = tmp_path / "00000002.history"
+    history.write_text("1\t0/3000000\tno recovery target specified\n")
+    WalArchiver(store, "pg1", ArchiveSettings(compression="zstd")).archive(str(history))
+    return history.read_bytes()
+
+
+def test_wal_restore_opens_wal_with_the_handed_data_keys_and_no_passphrase(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    """What a restore writes for restore_command: the unlocked data keys in the 0600
+    credentials file, so each wal-restore needs neither the passphrase nor its scrypt."""
+    from core.credentials_file import StoredCredentials, write_credentials
+    from core.crypto.passphrase import PASSPHRASE_ENV
+    from tests.support.cli import pgvault
+
+    init_keys(store, "pg1", Passphrase("the restore's passphrase"), ())
+    expected = _archive_history(store, tmp_path)
+    use_credentials(Credentials(Passphrase("the restore's passphrase")))
+    keys = unlocked_keys(store, "pg1")
+    handed = credentials_environment(Credentials(), keys)  # the data keys only
+    assert set(handed) == {DATA_IDENTITY_ENV}
+    credentials = tmp_path / "credentials.json"
+    write_credentials(str(credentials), StoredCredentials(environment=handed))
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+
+    url = f"file://{tmp_path}/dest"
+    env = {k: v for k, v in os.environ.items() if k not in (PASSPHRASE_ENV, DATA_IDENTITY_ENV)}
+    locked = pgvault("wal-restore", url, "pg1", "00000002.history", str(tmp_path / "a"), env=env)
+    assert locked.returncode == 1 and "locked" in locked.stderr, locked.stderr
+    restored = tmp_path / "restored"
+    args = ("--credentials-file", str(credentials), url, "pg1", "00000002.history")
+    done = pgvault("wal-restore", *args, str(restored), env=env)
+    assert done.returncode == 0, done.stderr
+    assert restored.read_bytes() == expected
+    assert keys.identities[0].secret() not in done.stdout + done.stderr
+
+
+def test_handed_data_keys_that_no_longer_fit_fall_back_to_the_credentials(
+    store: ObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keys handed before a `keys rotate` lack the new generation: the passphrase held
+    unlocks the file instead; without it, the error says what is missing."""
+    from core.crypto import export_keys
+
+    init_keys(store, "pg1", _pass(), ())
+    use_credentials(Credentials(_pass()))
+    handed = export_keys(unlocked_keys(store, "pg1"))
+    monkeypatch.setenv(DATA_IDENTITY_ENV, handed)
+    use_credentials(Credentials())
+    old = seal(b"old", write_recipient(store, "pg1"))
+    assert open_object(store, "pg1", old, "old") == b"old"  # no passphrase held
+
+    rotate_keys(store, "pg1", Unlock(_pass(), ()))
+    new = seal(b"new", write_recipient(store, "pg1"))
+    use_credentials(Credentials())
+    with pytest.raises(DecryptionFailed, match="locked"):
+        open_object(store, "pg1", new, "new")
+    use_credentials(Credentials(_pass()))
+    assert open_object(store, "pg1", new, "new") == b"new"
+    assert open_object(store, "pg1", old, "old") == b"old"
+    monkeypatch.setenv(DATA_IDENTITY_ENV, handed.replace("pg1", "pg2"))
+    use_credentials(Credentials())
+    with pytest.raises(DecryptionFailed, match="locked"):  # another server's: not used
+        open_object(store, "pg1", old, "old")
+
+
+def test_rotation_refuses_a_wrong_passphrase_even_with_an_identity(store: ObjectStore) -> None:
+    """The identity opens the file, but the new key would be wrapped for the wrong
+    passphrase (silently changing it): refused, the key file unchanged."""
+    operator = generate_identity()
+    init_keys(store, "pg1", _pass(), (operator.recipient(),))
+    with pytest.raises(DecryptionFailed, match="passphrase is wrong"):
+        rotate_keys(store, "pg1", Unlock(_pass("a typo"), (operator,)))
+    use_credentials(Credentials(_pass()))
+    assert len(unlocked_keys(store, "pg1").identities) == 1
+
+
+def test_unlock_in_background_gives_the_keys_or_its_error_once(store: ObjectStore) -> None:
+    from core.encryption import unlock_in_background
+
+    init_keys(store, "pg1", _pass(), ())
+    use_credentials(Credentials(_pass("not the right one")))
+    unlock_in_background(store, "pg1")
+    with pytest.raises(DecryptionFailed, match="passphrase is wrong"):
+        unlocked_keys(store, "pg1")
+    use_credentials(Credentials(_pass()))
+    unlock_in_background(store, "pg1")
+    assert len(unlocked_keys(store, "pg1").identities) == 1
+    unlock_in_background(store, "pg2")  # a clear server: nothing to unlock, no error kept
+    with pytest.raises(DecryptionFailed, match="no key file"):
+        unlocked_keys(store, "pg2")

@@ -9,7 +9,9 @@ with the passphrase or an operator identity, never leaking either.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import stat
 import subprocess
 import tarfile
 import time
@@ -18,6 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from core.credentials_file import StoredCredentials, write_credentials
+from core.crypto.passphrase import PASSPHRASE_ENV
+from core.encryption import DATA_IDENTITY_ENV, IDENTITY_ENV
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.pitr import Source, make_source, new_target, restore, restored_server
@@ -103,6 +108,20 @@ def _no_secret(texts: list[str], state_dir: str, *secrets: str) -> None:
                 assert secret.encode() not in path.read_bytes(), path
 
 
+def _keep_only_the_data_keys(wal_dir: str) -> None:
+    """restore_command's credentials file (0600) carries the data keys the restore unlocked:
+    left with those alone, no passphrase, every wal-restore must open the WAL with them."""
+    path = os.path.join(wal_dir, "credentials.json")
+    st = os.stat(path)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    document = json.loads(Path(path).read_text())
+    environment = document["environment"]
+    assert {PASSPHRASE_ENV, DATA_IDENTITY_ENV} <= set(environment)
+    kept = {k: v for k, v in environment.items() if k not in (PASSPHRASE_ENV, IDENTITY_ENV)}
+    stored = StoredCredentials(document["url"], kept)
+    write_credentials(path, stored, st.st_uid, st.st_gid)
+
+
 def test_encrypted_backup_and_wal_restored_by_pgvault_and_by_the_age_cli(
     make_dest: Callable[..., TestDestination],
     sources: Callable[[TestDestination], Source],
@@ -150,6 +169,7 @@ def test_encrypted_backup_and_wal_restored_by_pgvault_and_by_the_age_cli(
     try:
         result = restore(dest, target, backup_id, "--encryption-passphrase-file", passfile)
         outputs += [result.stdout, result.stderr]
+        _keep_only_the_data_keys(target.wal_dir)
         with restored_server(target, source.cluster.bindir) as server:
             _wait_promoted(server)
             assert server.table_checksums() == expected
