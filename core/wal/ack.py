@@ -33,7 +33,10 @@ def _sha1_hex(data: bytes) -> str:
 def spool_root(spool_dir: str, server: str, identity: list[str], wal_dir: str) -> str:
     """<spool_dir>/<server>.<hash of what shapes the uploads and of the pg_wal directory>."""
     text = "\0".join(["spool 2", os.path.realpath(wal_dir), *identity])
-    return os.path.join(spool_dir, f"{server}.{_sha1_hex(text.encode())[:12]}")
+    # surrogateescape: argv bytes that are not UTF-8 hash as they came (the name is refused
+    # later, by the parser that says why, not by a UnicodeEncodeError here).
+    digest = _sha1_hex(text.encode("utf-8", "surrogateescape"))
+    return os.path.join(spool_dir, f"{server}.{digest[:12]}")
 
 
 def identity_of(st: os.stat_result) -> list[int]:

@@ -32,13 +32,15 @@ SERVER = "resume-srv"
 
 @pytest.fixture
 def shop(pg: Cluster) -> Cluster:
-    """The shop and eight ~6.6 MB tables (each dumped file is a multipart upload): while the
-    first is uploaded, pg_dump has tables left and is stopped (staging is full)."""
+    """The shop and eight tables of hex text (~13 MB each, ~7.5 MB gzipped: each dumped file
+    is a multipart upload). pg_dump's gzip takes ~0.25 s a table, so when the first file is
+    finished pg_dump has tables left and is stopped (staging is full); plain text is dumped
+    faster than the dumper looks at staging (0.2 s) and would be over before it is stopped."""
     make_shop(pg)
     for n in range(8):
         pg.sql(
-            f"create table public.big_{n} as select g, md5(g::text) || repeat('z', 300) as t "
-            "from generate_series(1, 20000) g",
+            f"create table public.big_{n} as select g, (select string_agg(md5((g * 10 + i)::text),"
+            " '') from generate_series(1, 10) i) as t from generate_series(1, 40000) g",
             dbname=SHOP,
         )
     return pg
@@ -50,11 +52,11 @@ def s3(make_dest: Callable[..., TestDestination]) -> TestDestination:
 
 
 def _slow_backup_args(shop: Cluster, dest: TestDestination, staging: Path) -> list[str]:
-    """A backup still dumping and uploading (uncompressed, 4 MB/s: multipart uploads) for
+    """A backup still dumping and uploading (pg_dump's gzip, 4 MB/s: multipart uploads) for
     seconds after its first upload began."""
     return [
         "backup", dest.url, SERVER, *dest.cli_args, *shop.conninfo_args(), "--database", SHOP,
-        "-J", "2", "--staging-dir", str(staging), "--staging-limit", "1",
+        "--gzip", "-J", "2", "--staging-dir", str(staging), "--staging-limit", "1",
         "--max-bandwidth", "4MB",
     ]  # fmt: skip
 
