@@ -4,21 +4,32 @@ barman-cloud lists only `<server>/base/` and `<server>/wals/`, so it never sees 
 (like `pgvault.keys` beside it). Targets are recorded as `core.urls.public_url`: the
 place without any credential, so no key in a copy URL ever reaches the record. Written
 after a backup is sealed on the target, never before: a listed copy is a complete one.
+Every change is a read, merge and write under the record's own lock (`pgvault.copies.lock`,
+core.catalog.lock's conditional create), so two copies ending at once both stay listed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from core.errors import ObjectNotFound, PgvaultError
+from core.catalog.lock import acquire, release
+from core.errors import ObjectNotFound, OperationFailed, PgvaultError
 from core.storage import ObjectStore
 
 log = logging.getLogger("pgvault.copy")
 
 COPIES_FILE = "pgvault.copies.json"
+RECORD_LOCK = "pgvault.copies.lock"
 FORMAT = 1
+#: held for one read and one write: a holder gone this long died (its own host sees sooner)
+RECORD_LOCK_TTL = 300
+#: how long a change waits for another one to finish before giving up (it is only logged)
+RECORD_LOCK_WAIT = 60.0
 
 
 def copies_key(server: str) -> str:
@@ -54,21 +65,40 @@ def _entries(store: ObjectStore, server: str) -> dict[str, list[dict[str, str]]]
         return {}  # unreadable: rewritten whole rather than blocking every copy
 
 
+@contextmanager
+def _locked(store: ObjectStore, server: str, operation: str) -> Iterator[None]:
+    """The record's lock for one change, waited for while another change holds it."""
+    deadline = time.monotonic() + RECORD_LOCK_WAIT
+    while True:
+        try:
+            held = acquire(store, server, operation, RECORD_LOCK_TTL, RECORD_LOCK)
+            break
+        except OperationFailed:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        release(store, server, held, RECORD_LOCK)
+
+
 def _write(store: ObjectStore, server: str, entries: dict[str, list[dict[str, str]]]) -> None:
     body = json.dumps({"format": FORMAT, "copies": entries}, indent=2, sort_keys=True)
     store.put_bytes(copies_key(server), body.encode() + b"\n")
 
 
 def record_copy(store: ObjectStore, server: str, backup_ids: list[str], url: str) -> None:
-    """Add `url` to the copies of `backup_ids` (read, merge, write: copies are rare)."""
-    entries = _entries(store, server)
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    for backup_id in backup_ids:
-        copies = [c for c in entries.get(backup_id, []) if c.get("url") != url]
-        copies.append({"url": url, "copied": now})
-        entries[backup_id] = copies
+    """Add `url` to the copies of `backup_ids`."""
     try:
-        _write(store, server, entries)
+        with _locked(store, server, "copy: recording a copy"):
+            entries = _entries(store, server)
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            for backup_id in backup_ids:
+                copies = [c for c in entries.get(backup_id, []) if c.get("url") != url]
+                copies.append({"url": url, "copied": now})
+                entries[backup_id] = copies
+            _write(store, server, entries)
     except PgvaultError as exc:
         # The copy itself is complete and verified; only the note of it failed.
         log.warning("backups copied, but the copies record was not written: %s", exc)
@@ -78,25 +108,26 @@ def forget_copies(store: ObjectStore, server: str, backup_ids: list[str]) -> Non
     """Drop the entries of backups deleted from the source: the record never lists copies of
     a backup the source no longer has (its copies elsewhere are theirs to expire)."""
     try:
-        entries = _entries(store, server)
-        gone = [backup_id for backup_id in backup_ids if backup_id in entries]
-        if not gone:
-            return
-        for backup_id in gone:
-            del entries[backup_id]
-        _write(store, server, entries)
+        if not any(backup_id in _entries(store, server) for backup_id in backup_ids):
+            return  # the common case, a backup never copied: no lock taken
+        with _locked(store, server, "backup-delete: forgetting copies"):
+            entries = _entries(store, server)
+            for backup_id in backup_ids:
+                entries.pop(backup_id, None)
+            _write(store, server, entries)
     except PgvaultError as exc:
         # The deletion is done; a stale entry is dropped by a later deletion or `--refresh`.
         log.warning("the copies record may still list %s: %s", ", ".join(backup_ids), exc)
 
 
-def replace_copies(store: ObjectStore, server: str, kept: dict[str, tuple[str, ...]]) -> None:
-    """Rewrite the record to `kept` (backup ID -> URLs), each entry's copy time preserved."""
-    entries = _entries(store, server)
-    result: dict[str, list[dict[str, str]]] = {}
-    for backup_id, urls in kept.items():
-        old = {c.get("url"): c for c in entries.get(backup_id, [])}
-        copies = [old.get(url) or {"url": url} for url in urls]
-        if copies:
-            result[backup_id] = copies
-    _write(store, server, result)
+def drop_copies(store: ObjectStore, server: str, gone: set[tuple[str, str]]) -> None:
+    """Remove these (backup ID, URL) copies; a copy recorded meanwhile stays listed."""
+    with _locked(store, server, "copy --refresh"):
+        entries = _entries(store, server)
+        for backup_id in {b for b, _ in gone}:
+            kept = [c for c in entries.get(backup_id, []) if (backup_id, c.get("url")) not in gone]
+            if kept:
+                entries[backup_id] = kept
+            else:
+                entries.pop(backup_id, None)
+        _write(store, server, entries)

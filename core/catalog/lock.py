@@ -10,7 +10,8 @@ last writer through. The holder renews it every RENEW_SECONDS; a lock the store 
 renewed for its `timeout` is stale (its holder died) and is taken over, one taker winning a
 marker object named after the stale lock's token. Busy: OperationFailed (exit 1) naming the
 holder and what it runs. A lock whose holder's process is gone from this very machine is
-stale at once (core.catalog.owner judges it as a backup's lease).
+stale at once (core.catalog.owner judges it as a backup's lease). Other short locks of a
+server (the copies record's, core.catalog.copies) are the same object under another `name`.
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ class Held:
         )
 
 
-def lock_key(server: str) -> str:
-    return f"{ServerLayout(server).server}/{LOCK_FILE}"
+def lock_key(server: str, name: str = LOCK_FILE) -> str:
+    return f"{ServerLayout(server).server}/{name}"
 
 
 def _read(store: ObjectStore, key: str) -> Held | None:
@@ -102,9 +103,15 @@ def _take_over(store: ObjectStore, key: str, stale: Held) -> str | None:
     return marker
 
 
-def acquire(store: ObjectStore, server: str, operation: str, ttl: int = TTL_SECONDS) -> Held:
-    """Take the server's lock, or raise OperationFailed naming who holds it."""
-    key = lock_key(server)
+def acquire(
+    store: ObjectStore,
+    server: str,
+    operation: str,
+    ttl: int = TTL_SECONDS,
+    name: str = LOCK_FILE,
+) -> Held:
+    """Take the server's lock (or its lock `name`), or raise OperationFailed naming who holds it."""
+    key = lock_key(server, name)
     me = this_process()
     since = datetime.now(UTC).isoformat(timespec="seconds")
     body = {**me, "operation": operation, "since": since, "timeout": ttl}
@@ -130,9 +137,9 @@ def acquire(store: ObjectStore, server: str, operation: str, ttl: int = TTL_SECO
     )
 
 
-def release(store: ObjectStore, server: str, held: Held) -> None:
+def release(store: ObjectStore, server: str, held: Held, name: str = LOCK_FILE) -> None:
     """Remove the lock if it is still ours (and the takeover marker it needed)."""
-    key = lock_key(server)
+    key = lock_key(server, name)
     try:
         current = _read(store, key)
         gone = [key] if current is not None and current.token == held.token else []
@@ -163,13 +170,19 @@ def _renew(store: ObjectStore, key: str, held: Held, stop: threading.Event) -> N
 
 
 @contextmanager
-def server_lock(store: ObjectStore, server: str, operation: str) -> Iterator[Held]:
-    """Hold the server's lock for the block, renewed in the background."""
-    held = acquire(store, server, operation)
+def server_lock(
+    store: ObjectStore,
+    server: str,
+    operation: str,
+    ttl: int = TTL_SECONDS,
+    name: str = LOCK_FILE,
+) -> Iterator[Held]:
+    """Hold the server's lock (or its lock `name`) for the block, renewed in the background."""
+    held = acquire(store, server, operation, ttl, name)
     stop = threading.Event()
     renewer = threading.Thread(
         target=_renew,
-        args=(store, lock_key(server), held, stop),
+        args=(store, lock_key(server, name), held, stop),
         name="pgvault-server-lock",
         daemon=True,
     )
@@ -179,7 +192,7 @@ def server_lock(store: ObjectStore, server: str, operation: str) -> Iterator[Hel
     finally:
         stop.set()
         renewer.join(timeout=30)
-        release(store, server, held)
+        release(store, server, held, name)
 
 
 __all__ = ["LOCK_FILE", "TTL_SECONDS", "Held", "acquire", "lock_key", "release", "server_lock"]

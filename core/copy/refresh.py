@@ -1,5 +1,5 @@
 """`copy --refresh`: each copy the source's record lists, checked at its target, and the
-record rewritten to what is really there.
+ones that do not stand removed from the record (copies recorded meanwhile stay).
 
 A copy is complete when the target holds every object a copy of that backup would write
 (core.copy.plan: its parents, the WAL from its begin to its end, the key file), each backup
@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from core.catalog.copies import read_copies, replace_copies
+from core.catalog.copies import drop_copies, read_copies
 from core.catalog.layout import ServerLayout
 from core.copy.plan import CopyItem, plan_copy
 from core.encryption import KEYFILE
@@ -99,12 +99,8 @@ def refresh_copies(source: ObjectStore, server: str) -> RefreshResult:
             if url not in listings:
                 listings[url] = _list_target(url, server)
             checks.append(_check(backup_id, url, wanted, listings[url], server))
-    kept: dict[str, list[str]] = {}
-    for check in checks:
-        if check.state in KEPT:
-            kept.setdefault(check.backup_id, []).append(check.url)
-    if checks:
-        replace_copies(source, server, {k: tuple(v) for k, v in kept.items()})
+    if gone := {(c.backup_id, c.url) for c in checks if c.state not in KEPT}:
+        drop_copies(source, server, gone)
     return RefreshResult(server, tuple(checks), datetime.now(UTC).isoformat(timespec="seconds"))
 
 

@@ -15,7 +15,7 @@ import json
 import shutil
 from collections.abc import Callable
 
-from core.catalog.copies import read_copies, record_copy, replace_copies
+from core.catalog.copies import drop_copies, read_copies, record_copy
 from core.catalog.layout import ServerLayout
 from tests.support.catalog import put_backup, put_wal
 from tests.support.cli import pgvault
@@ -122,7 +122,7 @@ def test_refresh_checks_each_recorded_copy_at_its_target_and_rewrites_the_record
     assert _recorded(local) == {B3: (to, dead), LOGICAL: (to,)}
 
     with local.store() as store:
-        replace_copies(store, SERVER, {B3: (to,), LOGICAL: (to,)})
+        drop_copies(store, SERVER, {(B3, dead)})
     again = pgvault("copy", local.url, SERVER, "--refresh")
     assert again.returncode == 0, again.stderr
     assert f"{B3}  {to}  complete" in again.stdout
