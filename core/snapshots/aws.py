@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from core.errors import (
@@ -21,26 +20,11 @@ from core.errors import (
     OperationFailed,
     PgvaultError,
 )
+from core.snapshots.mounts import Mount, mount_of_device
+from core.snapshots.provider import Instance, Taken, Volume
 
 ALLOWED_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 MAX_POLL = 15.0  # seconds between DescribeSnapshots calls, barman's waiter delay
-
-
-@dataclass(frozen=True)
-class Volume:
-    """A volume attached to an instance, as the API describes it."""
-
-    volume_id: str
-    name: str | None  # its Name tag
-    device: str  # the attachment's device name
-    source_snapshot: str | None  # the snapshot it was created from
-
-
-@dataclass(frozen=True)
-class Instance:
-    instance_id: str
-    root_device: str | None
-    paravirtual: bool
 
 
 @contextmanager
@@ -71,9 +55,13 @@ def _aws(what: str) -> Iterator[None]:
 
 
 class Ec2:
-    """One region's EC2 API."""
+    """One region's EC2 API, as a core.snapshots.provider.SnapshotProvider."""
+
+    kind = "aws"
+    what = "EC2 instance"
 
     def __init__(self, region: str | None, profile: str | None = None) -> None:
+        self.account_id = ""  # the snapshots' owner, known once one is created
         with _aws("connecting to EC2"):
             import boto3
 
@@ -146,10 +134,16 @@ class Ec2:
             )
         return result
 
+    def mount_of(self, volume: Volume, instance: Instance) -> Mount | None:
+        return mount_of_device(volume.device, volume.volume_id, instance.paravirtual)
+
+    def provider_info(self) -> tuple[tuple[str, Any], ...]:
+        return (("account_id", self.account_id), ("region", self.region))
+
     def create_snapshot(
         self, volume: Volume, name: str, tags: tuple[tuple[str, str], ...]
-    ) -> tuple[str, str]:
-        """Start a snapshot of the volume; (snapshot ID, owner account ID)."""
+    ) -> Taken:
+        """Start a snapshot of the volume, tagged Name=name (and --tags)."""
         all_tags = [{"Key": "Name", "Value": name}, *({"Key": k, "Value": v} for k, v in tags)]
         with _aws(f"creating snapshot {name} of volume {volume.volume_id}"):
             resp = self.client.create_snapshot(
@@ -158,7 +152,15 @@ class Ec2:
             )
         if resp.get("State") == "error":
             raise OperationFailed(f"snapshot {name} of volume {volume.volume_id} failed")
-        return str(resp["SnapshotId"]), str(resp.get("OwnerId", ""))
+        self.account_id = str(resp.get("OwnerId", ""))
+        snapshot_id = str(resp["SnapshotId"])
+        fields = (
+            ("device_name", volume.device),
+            ("snapshot_id", snapshot_id),
+            ("snapshot_name", name),
+            ("snapshot_lock_mode", None),
+        )
+        return Taken(snapshot_id, fields)
 
     def delete_snapshot(self, snapshot_id: str) -> bool:
         """Delete a snapshot; False when it was already gone."""
@@ -173,7 +175,7 @@ class Ec2:
                 raise
         return True
 
-    def await_completed(
+    def await_ready(
         self, snapshot_ids: list[str], timeout: float, checkpoint: Callable[[], None]
     ) -> None:
         """Wait until every snapshot is completed; OperationFailed on error or timeout."""
@@ -197,13 +199,3 @@ class Ec2:
             checkpoint()
             time.sleep(delay)
             delay = min(MAX_POLL, delay * 2)
-
-
-def match_disk(volumes: list[Volume], disk: str) -> Volume | None:
-    """A disk by volume ID, else by Name tag; two volumes with that name are an error."""
-    by_id = [v for v in volumes if v.volume_id == disk]
-    matches = by_id or [v for v in volumes if v.name == disk]
-    if len(matches) > 1:
-        ids = ", ".join(v.volume_id for v in matches)
-        raise OperationFailed(f"more than one attached volume is named {disk}: {ids}")
-    return matches[0] if matches else None

@@ -30,9 +30,10 @@ from core.errors import InputError, OperationFailed
 from core.postgres.connection import BackupStop, ServerFacts, Session, read_facts
 from core.postgres.walnames import format_lsn, segment_of_lsn
 from core.progress import NullReporter, Reporter
-from core.snapshots.aws import Ec2, Instance, Volume, match_disk
+from core.snapshots.clouds import open_provider
 from core.snapshots.info import DiskSnapshot, SnapshotsInfo, dump
-from core.snapshots.mounts import Mount, inside, mount_of_device, mount_of_path
+from core.snapshots.mounts import Mount, inside, mount_of_path
+from core.snapshots.provider import Instance, SnapshotProvider, Volume, match_disk
 from core.snapshots.request import SnapshotSource
 from core.storage import open_store
 
@@ -54,17 +55,17 @@ def _source(request: BackupRequest) -> SnapshotSource:
     return request.snapshot
 
 
-def find_disks(ec2: Ec2, source: SnapshotSource) -> tuple[Instance, list[Disk]]:
+def find_disks(cloud: SnapshotProvider, source: SnapshotSource) -> tuple[Instance, list[Disk]]:
     """The instance and its disks, each attached and mounted; OperationFailed naming the first
     missing resource."""
-    instance = ec2.instance(source.instance)
-    attached = ec2.attached(instance)
+    instance = cloud.instance(source.instance)
+    attached = cloud.attached(instance)
     overrides = dict(source.mounts)
     found = {d: match_disk(attached, d) for d in source.disks}
     missing = [d for d, v in found.items() if v is None]
     if missing:
         raise OperationFailed(
-            f"disks not attached to EC2 instance {source.instance}: {', '.join(missing)}"
+            f"disks not attached to {cloud.what} {source.instance}: {', '.join(missing)}"
         )
     disks = []
     for name, volume in found.items():
@@ -73,10 +74,10 @@ def find_disks(ec2: Ec2, source: SnapshotSource) -> tuple[Instance, list[Disk]]:
         if name in overrides:
             mount = mount_of_path(overrides[name])
         else:
-            mounted = mount_of_device(volume.device, volume.volume_id, instance.paravirtual)
+            mounted = cloud.mount_of(volume, instance)
             if mounted is None:
                 raise OperationFailed(
-                    f"disk {name} ({volume.volume_id}, device {volume.device}) of EC2 instance "
+                    f"disk {name} ({volume.volume_id}, device {volume.device}) of {cloud.what} "
                     f"{source.instance} is not mounted on this host (findmnt finds no "
                     "mount); if the device has another name here, pass --snapshot-mount "
                     f"{name}=PATH"
@@ -105,8 +106,14 @@ def run_snapshot_backup(request: BackupRequest, reporter: Reporter | None = None
     validate_request(request)  # the snapshot rules among them
     source = _source(request)
     reporter.phase("checking the instance and its disks")
-    ec2 = Ec2(source.region, source.profile)
-    _, disks = find_disks(ec2, source)
+    cloud = open_provider(
+        source.provider,
+        region=source.region,
+        profile=source.profile,
+        project=source.gcp_project,
+        zone=source.gcp_zone,
+    )
+    _, disks = find_disks(cloud, source)
     probe = Session(request.connection, "pgvault backup")
     try:
         _check_covered(disks, read_facts(probe))
@@ -123,27 +130,25 @@ def run_snapshot_backup(request: BackupRequest, reporter: Reporter | None = None
             )
         state = connect(job)
         try:
-            return _phases(state, ec2, source, disks)
+            return _phases(state, cloud, source, disks)
         except BaseException as exc:
             fail(state, exc)
 
 
 def _phases(
-    state: BackupState, ec2: Ec2, source: SnapshotSource, disks: list[Disk]
+    state: BackupState, cloud: SnapshotProvider, source: SnapshotSource, disks: list[Disk]
 ) -> BackupResult:
     mode = start_backup(state)
     copy_started = time.monotonic()
     state.enter("taking snapshots")
     state.checkpoint()
-    snapshots, account = _take(state, ec2, disks)
+    identifiers, snapshots = _take(state, cloud, disks)
     state.enter("waiting for the snapshots")
-    ec2.await_completed(
-        [s.get("snapshot_id") for s in snapshots], source.await_timeout, state.checkpoint
-    )
+    cloud.await_ready(identifiers, source.await_timeout, state.checkpoint)
     copy_time = time.monotonic() - copy_started
     stop = stop_backup(state, mode)
     wait_for_wal(state, mode, stop)
-    info = SnapshotsInfo("aws", (("account_id", account), ("region", ec2.region)), tuple(snapshots))
+    info = SnapshotsInfo(cloud.kind, cloud.provider_info(), tuple(snapshots))
     return _seal(state, mode, stop, info, copy_time)
 
 
@@ -207,24 +212,15 @@ def _seal(
     )
 
 
-def _take(state: BackupState, ec2: Ec2, disks: list[Disk]) -> tuple[list[DiskSnapshot], str]:
-    """One snapshot per disk, named as barman names them."""
-    snapshots = []
-    account = ""
+def _take(
+    state: BackupState, cloud: SnapshotProvider, disks: list[Disk]
+) -> tuple[list[str], list[DiskSnapshot]]:
+    """One snapshot per disk, named as barman names them: `<disk>-<backup id lowercased>`."""
+    identifiers, snapshots = [], []
     for disk in disks:
         name = f"{disk.name}-{state.backup_id.lower()}"
         state.log(f"taking snapshot {name} of disk {disk.name} ({disk.volume.volume_id})")
-        snapshot_id, account = ec2.create_snapshot(disk.volume, name, state.job.request.tags)
-        snapshots.append(
-            DiskSnapshot(
-                mount_point=disk.mount.point,
-                mount_options=disk.mount.options,
-                fields=(
-                    ("device_name", disk.volume.device),
-                    ("snapshot_id", snapshot_id),
-                    ("snapshot_name", name),
-                    ("snapshot_lock_mode", None),
-                ),
-            )
-        )
-    return snapshots, account
+        taken = cloud.create_snapshot(disk.volume, name, state.job.request.tags)
+        identifiers.append(taken.identifier)
+        snapshots.append(DiskSnapshot(disk.mount.point, disk.mount.options, taken.fields))
+    return identifiers, snapshots

@@ -95,14 +95,21 @@ def mount_of_device(device: str, volume_id: str | None, paravirtual: bool = Fals
     if device in ROOT_DEVICES:
         raise InputError(f"{device} is a root volume: the disks of a snapshot backup are not")
     for name in _device_candidates(device, volume_id, paravirtual):
-        out = _findmnt("-o", "TARGET,OPTIONS", name)
-        if not out:
-            continue
-        fields = out.split()
-        if len(fields) != 2:  # noqa: PLR2004 - TARGET and OPTIONS, as barman insists
-            raise OperationFailed(f"unexpected findmnt output for {name}: {out!r}")
-        return Mount(fields[0], fields[1])
+        mount = mount_of_block(name)
+        if mount is not None:
+            return mount
     return None
+
+
+def mount_of_block(device: str) -> Mount | None:
+    """Where a block device (a path, or a name findmnt resolves) is mounted; None if not."""
+    out = _findmnt("-o", "TARGET,OPTIONS", device)
+    if not out:
+        return None
+    fields = out.split()
+    if len(fields) != 2:  # noqa: PLR2004 - TARGET and OPTIONS, as barman insists
+        raise OperationFailed(f"unexpected findmnt output for {device}: {out!r}")
+    return Mount(fields[0], fields[1])
 
 
 def inside(path: str, directory: str) -> bool:

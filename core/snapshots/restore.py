@@ -31,9 +31,10 @@ from core.restore.request import RestoreRequest, RestoreResult
 from core.restore.state import RestoreRun
 from core.restore.targets import choose_backup
 from core.restore.walcheck import check_wal_continuity
-from core.snapshots.aws import Ec2
+from core.snapshots.clouds import open_provider
 from core.snapshots.info import SnapshotsInfo, load
-from core.snapshots.mounts import Mount, mount_of_device, mount_of_path
+from core.snapshots.mounts import Mount, mount_of_path
+from core.snapshots.provider import SnapshotProvider
 from core.snapshots.request import SnapshotRecovery, check_recovery
 from core.storage import ObjectStore, open_store
 
@@ -99,19 +100,38 @@ def _snapshots(info: BackupInfo) -> SnapshotsInfo:
             "--snapshot-recovery-instance"
         )
     snapshots = load(info.snapshots_info)
-    if snapshots.provider != "aws":
+    if snapshots.provider not in ("aws", "gcp"):
         raise InputError(
             f"backup {info.backup_id} holds {snapshots.provider} disk snapshots: pgvault "
-            "restores AWS snapshot backups only"
+            "restores AWS and GCP snapshot backups only"
         )
     return snapshots
 
 
+def _recovery_cloud(snapshots: SnapshotsInfo, recovery: SnapshotRecovery) -> SnapshotProvider:
+    """The backup's provider (as barman's get_snapshot_interface_from_backup_info): GCP in
+    the backup's project and the recovery zone, AWS in --aws-region or the backup's."""
+    if snapshots.provider == "gcp":
+        if recovery.region:
+            raise InputError("--aws-region: this backup's snapshots are GCP's, not AWS's")
+        if not recovery.gcp_zone:
+            raise InputError(
+                "restoring GCP disk snapshots needs --gcp-zone (or --snapshot-recovery-zone): "
+                "the zone of the recovery instance"
+            )
+        return open_provider("gcp", project=snapshots.get("project"), zone=recovery.gcp_zone)
+    if recovery.gcp_zone:
+        raise InputError(f"--gcp-zone: this backup's snapshots are {snapshots.provider}'s")
+    return open_provider(
+        "aws", region=recovery.region or snapshots.get("region"), profile=recovery.profile
+    )
+
+
 def check_volumes(snapshots: SnapshotsInfo, recovery: SnapshotRecovery) -> None:
     """Each snapshot's volume attached to the instance and mounted as the source disk was."""
-    ec2 = Ec2(recovery.region or snapshots.get("region"), recovery.profile)
-    instance = ec2.instance(recovery.instance)
-    attached = ec2.attached(instance)
+    cloud = _recovery_cloud(snapshots, recovery)
+    instance = cloud.instance(recovery.instance)
+    attached = cloud.attached(instance)
     overrides = dict(recovery.mounts)
     problems = []
     for snapshot in snapshots.snapshots:
@@ -121,11 +141,7 @@ def check_volumes(snapshots: SnapshotsInfo, recovery: SnapshotRecovery) -> None:
             problems.append(f"no volume created from snapshot {snapshot_id} is attached")
             continue
         path = overrides.get(volume.volume_id) or overrides.get(volume.name or "")
-        mount: Mount | None = (
-            mount_of_path(path)
-            if path
-            else mount_of_device(volume.device, volume.volume_id, instance.paravirtual)
-        )
+        mount: Mount | None = mount_of_path(path) if path else cloud.mount_of(volume, instance)
         if mount is None:
             problems.append(f"volume {volume.volume_id} ({volume.device}) is not mounted here")
         elif mount.point != snapshot.mount_point:

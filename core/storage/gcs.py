@@ -29,7 +29,7 @@ import requests
 from google.api_core import exceptions as gexc
 from google.auth import exceptions as auth_exc
 from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage
+from google.cloud import storage  # type: ignore[attr-defined]  # google-cloud-compute types google.cloud, not storage
 from google.resumable_media import common as media_common
 
 from core import errors

@@ -1,6 +1,6 @@
 """The snapshot flags of `backup` and `restore` (barman-cloud's), parsed into core values.
 
-AWS is built; the GCP and Azure flags are accepted by the parser, as barman-cloud's, and
+AWS and GCP are built; the Azure flags are accepted by the parser, as barman-cloud's, and
 refused with exit 3 (core.snapshots.request). `--snapshot-mount DISK=PATH` is pgvault's own:
 where a disk is mounted when the cloud's device name does not lead to it on this host.
 """
@@ -27,11 +27,13 @@ _MOUNT_HELP = (
 
 def _add_provider_flags(group: argparse._ArgumentGroup, recovery: bool) -> None:
     zone = "--snapshot-recovery-zone" if recovery else "--snapshot-zone"
-    group.add_argument(zone, help="GCP zone (deprecated: --gcp-zone; not supported)")
-    group.add_argument("--gcp-zone", help="GCP zone of the instance and disks (not supported)")
+    group.add_argument(zone, help="deprecated: --gcp-zone")
+    group.add_argument("--gcp-zone", help="GCP zone of the instance and its disks")
     if not recovery:
         group.add_argument("--snapshot-gcp-project", help="deprecated: --gcp-project")
-        group.add_argument("--gcp-project", help="GCP project of the snapshots (not supported)")
+        group.add_argument(
+            "--gcp-project", help="GCP project of the instance, its disks and the snapshots"
+        )
         group.add_argument("--azure-subscription-id", help="Azure subscription (not supported)")
     group.add_argument("--azure-resource-group", help="Azure resource group (not supported)")
     group.add_argument("--aws-region", help="AWS region of the instance and disks")
@@ -40,14 +42,14 @@ def _add_provider_flags(group: argparse._ArgumentGroup, recovery: bool) -> None:
 
 def add_snapshot_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "Snapshot backups (AWS EBS; GCP and Azure are refused, see README)"
+        "Snapshot backups (AWS EBS, GCP persistent disks; Azure is refused, see README)"
     )
     group.add_argument("--snapshot-instance", help="instance the disks to snapshot are attached to")
     group.add_argument(
         "--snapshot-disk",
         action="append",
         metavar="NAME",
-        help="a disk to snapshot: volume ID or Name tag (repeatable)",
+        help="a disk to snapshot: EBS volume ID or Name tag, GCP disk name (repeatable)",
     )
     _add_provider_flags(group, recovery=False)
     group.add_argument(
@@ -68,7 +70,7 @@ def add_snapshot_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_recovery_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Snapshot recovery (AWS EBS)")
+    group = parser.add_argument_group("Snapshot recovery (AWS EBS, GCP persistent disks)")
     group.add_argument(
         "--snapshot-recovery-instance",
         help="instance the disks created from the backup's snapshots are attached to",
@@ -76,11 +78,29 @@ def add_recovery_arguments(parser: argparse.ArgumentParser) -> None:
     _add_provider_flags(group, recovery=True)
 
 
+def _one(args: argparse.Namespace, new: str, old: str) -> str | None:
+    """A flag given by its name or its deprecated one (barman's same dest); not both apart."""
+    flags = vars(args)
+    value, deprecated = flags.get(new), flags.get(old)
+    if value and deprecated and value != deprecated:
+        raise InputError(
+            f"--{new.replace('_', '-')} {value} and --{old.replace('_', '-')} {deprecated} "
+            "disagree (the second is the first's deprecated name)"
+        )
+    return value or deprecated
+
+
+_BACKUP_ONLY = (
+    *("aws_region", "snapshot_mount"),
+    *("gcp_project", "snapshot_gcp_project", "gcp_zone", "snapshot_zone"),
+)
+
+
 def snapshot_source(args: argparse.Namespace) -> SnapshotSource | None:
     """The snapshot backup asked for, or None; exit 3 for what cannot be taken."""
     flags = vars(args)
     if not (args.snapshot_instance or args.snapshot_disk):
-        given = [f for f in ("aws_region", "snapshot_mount") if flags.get(f)]
+        given = [f for f in _BACKUP_ONLY if flags.get(f)]
         refuse_other_providers(flags)
         if given:
             raise InputError(
@@ -96,6 +116,8 @@ def snapshot_source(args: argparse.Namespace) -> SnapshotSource | None:
         profile=args.aws_profile,
         await_timeout=args.aws_await_snapshots_timeout,
         mounts=parse_overrides(args.snapshot_mount),
+        gcp_project=_one(args, "gcp_project", "snapshot_gcp_project"),
+        gcp_zone=_one(args, "gcp_zone", "snapshot_zone"),
     )
 
 
@@ -118,7 +140,11 @@ def snapshot_recovery(args: argparse.Namespace) -> SnapshotRecovery | None:
     flags = vars(args)
     refuse_other_providers(flags)
     if not args.snapshot_recovery_instance:
-        given = [f for f in ("aws_region", "snapshot_mount") if flags.get(f)]
+        given = [
+            f
+            for f in ("aws_region", "snapshot_mount", "gcp_zone", "snapshot_recovery_zone")
+            if flags.get(f)
+        ]
         if given:
             raise InputError(
                 f"--{given[0].replace('_', '-')} is for snapshot recovery "
@@ -130,4 +156,5 @@ def snapshot_recovery(args: argparse.Namespace) -> SnapshotRecovery | None:
         region=args.aws_region,
         profile=args.aws_profile,
         mounts=parse_overrides(args.snapshot_mount),
+        gcp_zone=_one(args, "gcp_zone", "snapshot_recovery_zone"),
     )
