@@ -30,7 +30,7 @@ from core.errors import InputError, OperationFailed
 from core.postgres.connection import BackupStop, ServerFacts, Session, read_facts
 from core.postgres.walnames import format_lsn, segment_of_lsn
 from core.progress import NullReporter, Reporter
-from core.snapshots.clouds import open_provider
+from core.snapshots.clouds import Account, open_provider
 from core.snapshots.info import DiskSnapshot, SnapshotsInfo, dump
 from core.snapshots.mounts import Mount, inside, mount_of_path
 from core.snapshots.provider import Instance, SnapshotProvider, Volume, match_disk
@@ -106,13 +106,16 @@ def run_snapshot_backup(request: BackupRequest, reporter: Reporter | None = None
     validate_request(request)  # the snapshot rules among them
     source = _source(request)
     reporter.phase("checking the instance and its disks")
-    cloud = open_provider(
-        source.provider,
+    account = Account(
         region=source.region,
         profile=source.profile,
         project=source.gcp_project,
         zone=source.gcp_zone,
+        subscription_id=source.azure_subscription_id,
+        resource_group=source.azure_resource_group,
+        credential=source.azure_credential,
     )
+    cloud = open_provider(source.provider, account)
     _, disks = find_disks(cloud, source)
     probe = Session(request.connection, "pgvault backup")
     try:

@@ -1,7 +1,8 @@
 """Deleting a snapshot backup's disk snapshots, as barman-cloud-backup-delete does first.
 
 The provider and its account (AWS region, GCP project) come from the backup's
-snapshots_info: deleting needs no snapshot option (GCP snapshots are global, zone-less).
+snapshots_info: deleting needs no snapshot option (GCP snapshots are global, zone-less;
+Azure's are in the backup's resource group).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ log = logging.getLogger("pgvault.snapshots")
 
 def check_deletable(info: BackupInfo) -> None:
     """Refuse (before anything changes) a backup whose snapshots pgvault cannot delete."""
-    if info.snapshots_info and load(info.snapshots_info).provider not in ("aws", "gcp"):
+    if info.snapshots_info and load(info.snapshots_info).provider not in ("aws", "gcp", "azure"):
         provider = load(info.snapshots_info).provider
         raise OperationFailed(
             f"backup {info.backup_id} holds {provider} disk snapshots, which pgvault cannot "

@@ -1,9 +1,9 @@
-"""The one interface every disk snapshot provider implements (EC2, Compute Engine).
+"""The one interface every disk snapshot provider implements (EC2, Compute Engine, Azure).
 
 backup, restore and cleanup speak only to this: find the instance, list its attached disks
 with their device names, find where one is mounted here, snapshot a disk under a given name
 and wait until the snapshots are ready, and delete a snapshot. Each provider module
-(core.snapshots.aws, core.snapshots.gcp) implements it over its official SDK;
+(core.snapshots.aws, core.snapshots.gcp, core.snapshots.azure) implements it over its official SDK;
 core.snapshots.clouds chooses one from the options or from a backup's snapshots_info.
 """
 
@@ -32,6 +32,9 @@ class Volume:
     name: str | None  # AWS: its Name tag; GCE: the disk name again
     device: str  # the attachment's device name, as recorded in snapshots_info
     source_snapshot: str | None  # the identifier of the snapshot it was created from
+    lun: int | None = None  # Azure: the data disk's LUN
+    location: str | None = None  # Azure: the disk's region, where its snapshot goes
+    resource_id: str | None = None  # Azure: the managed disk's ID, the snapshot's source
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,8 @@ class Taken:
 
 
 class SnapshotProvider(Protocol):
-    kind: str  # snapshots_info's provider: "aws", "gcp"
-    what: str  # "EC2 instance", "GCE instance": how messages name an instance
+    kind: str  # snapshots_info's provider: "aws", "gcp", "azure"
+    what: str  # "EC2 instance", "GCE instance", "Azure VM": how messages name an instance
 
     def instance(self, identifier: str) -> Instance: ...
 

@@ -1,9 +1,9 @@
 """The snapshot options of `backup` and `restore`, as frozen values, and their checks.
 
 AWS (EBS snapshots through the EC2 API, proven against moto's EC2 server) and GCP
-(persistent disk snapshots through google-cloud-compute, proven against a local server that
-speaks the REST subset it calls, tests/support/gce.py) are built. Azure snapshots are refused
-with exit 3.
+(persistent disk snapshots through google-cloud-compute) and Azure (managed disk snapshots
+through azure-mgmt-compute) are built, the last two proven against local servers that speak
+the REST subset their SDK calls (tests/support/gce.py, tests/support/arm.py).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from core.errors import InputError
 
 DEFAULT_AWAIT_TIMEOUT = 3600  # seconds, barman-cloud's --aws-await-snapshots-timeout
-AZURE_FLAGS = ("azure_subscription_id", "azure_resource_group")
 LOCK_FLAGS = (
     "aws_snapshot_lock_mode",
     "aws_snapshot_lock_cool_off_period",
@@ -34,11 +33,16 @@ class SnapshotSource:
     mounts: tuple[tuple[str, str], ...] = ()  # --snapshot-mount DISK=PATH overrides
     gcp_project: str | None = None
     gcp_zone: str | None = None
+    azure_subscription_id: str | None = None
+    azure_resource_group: str | None = None
+    azure_credential: str | None = None
 
     @property
     def provider(self) -> str:
-        """GCP when a GCP option is given, else AWS (barman takes it from --cloud-provider;
-        pgvault's destination may be on another cloud than its disks)."""
+        """GCP or Azure when one of its options is given, else AWS (barman takes it from
+        --cloud-provider; pgvault's destination may be on another cloud than its disks)."""
+        if self.azure_subscription_id or self.azure_resource_group:
+            return "azure"
         return "gcp" if self.gcp_project or self.gcp_zone else "aws"
 
 
@@ -51,17 +55,12 @@ class SnapshotRecovery:
     profile: str | None = None
     mounts: tuple[tuple[str, str], ...] = ()
     gcp_zone: str | None = None  # the zone of a GCP recovery instance
+    azure_resource_group: str | None = None  # the resource group of an Azure recovery VM
+    azure_credential: str | None = None
 
 
 def refuse_other_providers(flags: dict[str, object]) -> None:
-    """Azure and snapshot locks: refused openly (exit 3), named."""
-    used = [f"--{f.replace('_', '-')}" for f in AZURE_FLAGS if flags.get(f)]
-    if used:
-        raise InputError(
-            f"{', '.join(used)}: Azure disk snapshots (azure-mgmt-compute) are not available "
-            "in pgvault yet; AWS EBS and GCP persistent disk snapshots are (see README, "
-            "Snapshot backups)"
-        )
+    """Snapshot locks: refused openly (exit 3), named."""
     used = [f"--{f.replace('_', '-')}" for f in LOCK_FLAGS if flags.get(f)]
     if used:
         raise InputError(
@@ -70,8 +69,8 @@ def refuse_other_providers(flags: dict[str, object]) -> None:
         )
 
 
-def check_source(source: SnapshotSource, compression: str | None) -> None:
-    """A snapshot backup's rules, as barman-cloud-backup applies them."""
+def _check_cloud(source: SnapshotSource) -> None:
+    """The options of the cloud the disks are on: all it needs, none of another's."""
     if source.provider == "gcp":
         if source.region:
             raise InputError(
@@ -83,6 +82,22 @@ def check_source(source: SnapshotSource, compression: str | None) -> None:
                 "GCP disk snapshots need both --gcp-project and --gcp-zone "
                 "(the project of the instance, disks and snapshots, and their zone)"
             )
+    if source.provider == "azure":
+        if source.region or source.gcp_project or source.gcp_zone:
+            raise InputError(
+                "--azure-subscription-id/--azure-resource-group and the AWS or GCP options "
+                "name two clouds: a snapshot backup's disks are on one"
+            )
+        if not source.azure_subscription_id or not source.azure_resource_group:
+            raise InputError(
+                "Azure disk snapshots need both --azure-subscription-id and "
+                "--azure-resource-group (where the VM, its disks and the snapshots are)"
+            )
+
+
+def check_source(source: SnapshotSource, compression: str | None) -> None:
+    """A snapshot backup's rules, as barman-cloud-backup applies them."""
+    _check_cloud(source)
     if compression:
         raise InputError("compression options cannot be used with snapshot backups")
     if not source.instance:
@@ -102,9 +117,13 @@ def check_recovery(
     recovery: SnapshotRecovery, tablespaces: tuple[tuple[str, str], ...], delta: bool
 ) -> None:
     """What a snapshot recovery cannot be combined with (exit 3)."""
-    if recovery.gcp_zone and recovery.region:
+    if (
+        sum(bool(x) for x in (recovery.region, recovery.gcp_zone, recovery.azure_resource_group))
+        > 1
+    ):
         raise InputError(
-            "--aws-region and --gcp-zone name two clouds: a recovery instance is on one"
+            "--aws-region, --gcp-zone and --azure-resource-group name different clouds: "
+            "a recovery instance is on one"
         )
     if tablespaces:
         raise InputError(

@@ -31,7 +31,7 @@ from core.restore.request import RestoreRequest, RestoreResult
 from core.restore.state import RestoreRun
 from core.restore.targets import choose_backup
 from core.restore.walcheck import check_wal_continuity
-from core.snapshots.clouds import open_provider
+from core.snapshots.clouds import Account, open_provider
 from core.snapshots.info import SnapshotsInfo, load
 from core.snapshots.mounts import Mount, mount_of_path
 from core.snapshots.provider import SnapshotProvider
@@ -100,17 +100,36 @@ def _snapshots(info: BackupInfo) -> SnapshotsInfo:
             "--snapshot-recovery-instance"
         )
     snapshots = load(info.snapshots_info)
-    if snapshots.provider not in ("aws", "gcp"):
+    if snapshots.provider not in ("aws", "gcp", "azure"):
         raise InputError(
             f"backup {info.backup_id} holds {snapshots.provider} disk snapshots: pgvault "
-            "restores AWS and GCP snapshot backups only"
+            "restores AWS, GCP and Azure snapshot backups only"
         )
     return snapshots
 
 
 def _recovery_cloud(snapshots: SnapshotsInfo, recovery: SnapshotRecovery) -> SnapshotProvider:
     """The backup's provider (as barman's get_snapshot_interface_from_backup_info): GCP in
-    the backup's project and the recovery zone, AWS in --aws-region or the backup's."""
+    the backup's project and the recovery zone, Azure in the backup's subscription and the
+    recovery resource group, AWS in --aws-region or the backup's."""
+    if snapshots.provider == "azure":
+        if recovery.region or recovery.gcp_zone:
+            raise InputError("--aws-region/--gcp-zone: this backup's snapshots are Azure's")
+        if not recovery.azure_resource_group:
+            raise InputError(
+                "restoring Azure disk snapshots needs --azure-resource-group: the resource "
+                "group of the recovery VM"
+            )
+        account = Account(
+            subscription_id=snapshots.get("subscription_id"),
+            resource_group=recovery.azure_resource_group,
+            credential=recovery.azure_credential,
+        )
+        return open_provider("azure", account)
+    if recovery.azure_resource_group:
+        raise InputError(
+            f"--azure-resource-group: this backup's snapshots are {snapshots.provider}'s"
+        )
     if snapshots.provider == "gcp":
         if recovery.region:
             raise InputError("--aws-region: this backup's snapshots are GCP's, not AWS's")
@@ -119,12 +138,13 @@ def _recovery_cloud(snapshots: SnapshotsInfo, recovery: SnapshotRecovery) -> Sna
                 "restoring GCP disk snapshots needs --gcp-zone (or --snapshot-recovery-zone): "
                 "the zone of the recovery instance"
             )
-        return open_provider("gcp", project=snapshots.get("project"), zone=recovery.gcp_zone)
+        return open_provider(
+            "gcp", Account(project=snapshots.get("project"), zone=recovery.gcp_zone)
+        )
     if recovery.gcp_zone:
         raise InputError(f"--gcp-zone: this backup's snapshots are {snapshots.provider}'s")
-    return open_provider(
-        "aws", region=recovery.region or snapshots.get("region"), profile=recovery.profile
-    )
+    account = Account(region=recovery.region or snapshots.get("region"), profile=recovery.profile)
+    return open_provider("aws", account)
 
 
 def check_volumes(snapshots: SnapshotsInfo, recovery: SnapshotRecovery) -> None:

@@ -38,7 +38,12 @@ def _one_line_error(stderr: str) -> str:
         (["--snapshot-instance", "vm", "--snapshot-mount", "d"], {}, "DISK=PATH"),
         (["--aws-region", "us-east-1"], {}, "for snapshot backups"),
         (["--gcp-project", "p"], {}, "for snapshot backups"),
-        (["--azure-resource-group", "rg"], {}, "Azure disk snapshots"),
+        (["--azure-resource-group", "rg"], {}, "for snapshot backups"),
+        (
+            ["--snapshot-instance", "vm", "--snapshot-disk", "d", "--azure-resource-group", "rg"],
+            {},
+            "both",
+        ),
         (["--snapshot-instance", "vm", "--snapshot-disk", "d", "--gcp-zone", "z"], {}, "both"),
         ([], {"BARMAN_HOOK": "backup_script"}, "unsupported Barman hook script"),
         ([], {"BARMAN_HOOK": "backup_script", "BARMAN_PHASE": "post"}, "BARMAN_BACKUP_DIR"),

@@ -1,7 +1,6 @@
 """The snapshot flags of `backup` and `restore` (barman-cloud's), parsed into core values.
 
-AWS and GCP are built; the Azure flags are accepted by the parser, as barman-cloud's, and
-refused with exit 3 (core.snapshots.request). `--snapshot-mount DISK=PATH` is pgvault's own:
+AWS, GCP and Azure are built (core.snapshots). `--snapshot-mount DISK=PATH` is pgvault's own:
 where a disk is mounted when the cloud's device name does not lead to it on this host.
 """
 
@@ -34,15 +33,17 @@ def _add_provider_flags(group: argparse._ArgumentGroup, recovery: bool) -> None:
         group.add_argument(
             "--gcp-project", help="GCP project of the instance, its disks and the snapshots"
         )
-        group.add_argument("--azure-subscription-id", help="Azure subscription (not supported)")
-    group.add_argument("--azure-resource-group", help="Azure resource group (not supported)")
+        group.add_argument(
+            "--azure-subscription-id", help="Azure subscription of the VM and its disks"
+        )
+    group.add_argument("--azure-resource-group", help="Azure resource group of the VM and disks")
     group.add_argument("--aws-region", help="AWS region of the instance and disks")
     group.add_argument("--snapshot-mount", action="append", metavar="DISK=PATH", help=_MOUNT_HELP)
 
 
 def add_snapshot_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "Snapshot backups (AWS EBS, GCP persistent disks; Azure is refused, see README)"
+        "Snapshot backups (AWS EBS, GCP persistent disks, Azure managed disks)"
     )
     group.add_argument("--snapshot-instance", help="instance the disks to snapshot are attached to")
     group.add_argument(
@@ -70,7 +71,7 @@ def add_snapshot_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_recovery_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Snapshot recovery (AWS EBS, GCP persistent disks)")
+    group = parser.add_argument_group("Snapshot recovery (AWS EBS, GCP and Azure disks)")
     group.add_argument(
         "--snapshot-recovery-instance",
         help="instance the disks created from the backup's snapshots are attached to",
@@ -93,6 +94,7 @@ def _one(args: argparse.Namespace, new: str, old: str) -> str | None:
 _BACKUP_ONLY = (
     *("aws_region", "snapshot_mount"),
     *("gcp_project", "snapshot_gcp_project", "gcp_zone", "snapshot_zone"),
+    *("azure_subscription_id", "azure_resource_group"),
 )
 
 
@@ -118,6 +120,9 @@ def snapshot_source(args: argparse.Namespace) -> SnapshotSource | None:
         mounts=parse_overrides(args.snapshot_mount),
         gcp_project=_one(args, "gcp_project", "snapshot_gcp_project"),
         gcp_zone=_one(args, "gcp_zone", "snapshot_zone"),
+        azure_subscription_id=args.azure_subscription_id,
+        azure_resource_group=args.azure_resource_group,
+        azure_credential=args.azure_credential,
     )
 
 
@@ -142,7 +147,10 @@ def snapshot_recovery(args: argparse.Namespace) -> SnapshotRecovery | None:
     if not args.snapshot_recovery_instance:
         given = [
             f
-            for f in ("aws_region", "snapshot_mount", "gcp_zone", "snapshot_recovery_zone")
+            for f in (
+                *("aws_region", "snapshot_mount", "gcp_zone", "snapshot_recovery_zone"),
+                "azure_resource_group",
+            )
             if flags.get(f)
         ]
         if given:
@@ -157,4 +165,6 @@ def snapshot_recovery(args: argparse.Namespace) -> SnapshotRecovery | None:
         profile=args.aws_profile,
         mounts=parse_overrides(args.snapshot_mount),
         gcp_zone=_one(args, "gcp_zone", "snapshot_recovery_zone"),
+        azure_resource_group=args.azure_resource_group,
+        azure_credential=args.azure_credential,
     )
