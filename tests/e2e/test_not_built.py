@@ -14,7 +14,6 @@ WAL = "000000010000000000000001"
 @pytest.mark.parametrize(
     ("argv", "env", "named"),
     [
-        (["backup", "--azure-resource-group", "rg", "{dest}", "pg1"], {}, "--azure-resource-group"),
         (
             [
                 *("backup", "--snapshot-instance", "vm1", "--snapshot-disk", "d1"),
@@ -23,16 +22,10 @@ WAL = "000000010000000000000001"
             {},
             "--aws-snapshot-lock-mode",
         ),
-        (["backup", "--gcp-zone", "z", "{dest}", "pg1"], {}, "--gcp-zone"),
         (["backup", "--sse-customer-key", "k", "{dest}", "pg1"], {}, "--sse-customer-key"),
         (["wal-archive", "--sse-customer-key", "k", "{dest}", "pg1", "{wal}"], {}, "SSE-C"),
         (["wal-restore", "--sse-customer-key", "k", "{dest}", "pg1", WAL, "{wal}"], {}, "SSE-C"),
         (["restore", "--sse-customer-key", "k", "{dest}", "pg1", "latest", "{out}"], {}, "SSE-C"),
-        (
-            ["restore", "--gcp-zone", "z", "{dest}", "pg1", "latest", "{out}"],
-            {},
-            "--gcp-zone",
-        ),
     ],
 )
 def test_a_flag_not_built_is_refused_with_exit_3_and_named(
