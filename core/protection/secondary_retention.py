@@ -133,7 +133,9 @@ def _delete_all(
     for backup_id in present:
         lock = locks.get(backup_id)
         if lock is not None and lock.legal_holds:
-            why = f"legal hold on {lock.legal_holds} objects (held until the hold is removed)"
+            count = lock.legal_holds
+            objects = "1 object" if count == 1 else f"{count} objects"
+            why = f"legal hold on {objects} (held until the hold is removed)"
             outcomes.append(SecondaryOutcome(backup_id, "held", why))
         elif lock is not None and lock.until is not None:
             why = f"locked until {lock.until.isoformat()}"
