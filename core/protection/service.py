@@ -29,7 +29,7 @@ from core.protection.policy import BackupPolicy, policy_to_json
 from core.protection.policy_read import parse_policy
 from core.protection.registry import Registry, VaultEntry, entry_for
 from core.protection.secretref import SecretReference
-from core.protection.simulate import simulate
+from core.protection.simulate import EventKind, simulate
 from core.protection.vaultstore import VaultStore
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import Location, public_url
@@ -212,28 +212,36 @@ def delete_policy(state_dir: str | None, vault: str, name: str) -> dict[str, Any
     return {"deleted": name}
 
 
-def simulate_policy(path: str, start: datetime, days: int) -> dict[str, Any]:
-    """`policy simulate`: every slot, its tag, and each backup's moves and deletion."""
+def simulate_policy(
+    path: str, start: datetime, days: int, secondary_retention: str = "keep"
+) -> dict[str, Any]:
+    """`policy simulate`: every slot, its tag, and each backup's moves and deletion. With
+    `follow` (an instance's --secondary-retention), each deletion is followed by the one in
+    the secondary destination, where the agent copied every backup (store "secondary")."""
     if days < 1:
         raise InputError("--days must be at least 1")
     policy = read_policy_file(path)
     end = start + timedelta(days=days)
     result = simulate(policy, start, end)
+    follow = SecondaryRetention(secondary_retention) is SecondaryRetention.FOLLOW
+    events: list[dict[str, Any]] = []
+    for event in result.events:
+        shown = {
+            "at": event.at.isoformat(),
+            "backupId": event.backup_id,
+            "event": str(event.kind),
+            **({"backupType": str(event.backup_type)} if event.backup_type else {}),
+            "store": str(event.store),
+            "tag": event.tag,
+            "target": str(event.target) if event.target else None,
+        }
+        events.append(shown)
+        if follow and event.kind is EventKind.DELETE:
+            events.append({**shown, "store": "secondary"})
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "events": [
-            {
-                "at": event.at.isoformat(),
-                "backupId": event.backup_id,
-                "event": str(event.kind),
-                **({"backupType": str(event.backup_type)} if event.backup_type else {}),
-                "store": str(event.store),
-                "tag": event.tag,
-                "target": str(event.target) if event.target else None,
-            }
-            for event in result.events
-        ],
+        "events": events,
         "keptAtEnd": {
             backup_id: sorted(str(s) for s in stores)
             for backup_id, stores in sorted(result.kept_at(end - timedelta(microseconds=1)).items())

@@ -144,3 +144,19 @@ def test_a_secondary_that_fails_fails_the_pass_not_the_primary_deletion(
         assert error.startswith(f"db: deleting backup {OLDER} in {url}: ")
         assert _ids(dest) == [NEWEST]
         assert pending(opened, instance) == {OLDER}  # tried again on the next pass
+
+
+def test_simulate_shows_the_secondary_deletions_with_follow(tmp_path: Path) -> None:
+    from core.protection.service import simulate_policy
+
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(edited_policy()))
+    kept = simulate_policy(str(path), START, 150)
+    followed = simulate_policy(str(path), START, 150, "follow")
+    deletions = [e for e in kept["events"] if e["event"] == "delete"]
+    assert deletions and not [e for e in kept["events"] if e["store"] == "secondary"]
+    pairs = [(e["backupId"], e["store"]) for e in followed["events"] if e["event"] == "delete"]
+    assert pairs == [
+        (e["backupId"], store) for e in deletions for store in (e["store"], "secondary")
+    ]
+    assert followed["keptAtEnd"] == kept["keptAtEnd"]
