@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.catalog.chains import dependents
 from core.catalog.copies import read_copies
 from core.catalog.reader import Catalog
 from core.errors import ObjectNotFound, PgvaultError
@@ -124,15 +125,23 @@ def _delete_all(
     wanted: list[str],
     now: datetime,
 ) -> list[SecondaryOutcome]:
-    held = {b.backup_id for b in Catalog(store, server).backups()}
+    catalog = Catalog(store, server)
+    held = {b.backup_id for b in catalog.backups()}
     if any(is_logical_id(b) for b in wanted):
         held |= {m.backup_id for m in list_logical(store, server)}
     present = [b for b in wanted if b in held]
     locks = backup_lock_states(store, server, present, now)
-    outcomes = []
+    # an incremental there that stays (held, or never the instance's) keeps its parents
+    needs = dependents(catalog, present)
+    outcomes: list[SecondaryOutcome] = []
     for backup_id in present:
         lock = locks.get(backup_id)
-        if lock is not None and lock.legal_holds:
+        gone = {o.backup_id for o in outcomes if o.result == "done"}
+        staying = sorted(set(needs.get(backup_id, ())) - gone)
+        if staying:
+            why = f"incremental backup(s) {', '.join(staying)} in the secondary need it"
+            outcomes.append(SecondaryOutcome(backup_id, "held", why))
+        elif lock is not None and lock.legal_holds:
             count = lock.legal_holds
             objects = "1 object" if count == 1 else f"{count} objects"
             why = f"legal hold on {objects} (held until the hold is removed)"

@@ -160,3 +160,37 @@ def test_simulate_shows_the_secondary_deletions_with_follow(tmp_path: Path) -> N
         (e["backupId"], store) for e in deletions for store in (e["store"], "secondary")
     ]
     assert followed["keptAtEnd"] == kept["keptAtEnd"]
+
+
+def test_an_incremental_staying_in_the_secondary_keeps_its_parent_there(
+    make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    """An incremental on OLDER that is only in the secondary (copied by hand) is never the
+    instance's to delete, so OLDER's copy stays until it is gone: the chain is not broken."""
+    from core.catalog.backup_info import BackupInfo, serialize
+    from core.catalog.layout import ServerLayout
+
+    dest, sec = make_dest("file"), make_dest("file")
+    incremental = "20260108T000000"
+    put_backup(sec, OLDER)
+    layout = ServerLayout(SERVER)
+    info = BackupInfo(
+        backup_id=incremental, status="DONE", parent_backup_id=OLDER, end_time=None,
+        xlog_segment_size=16 * 1024 * 1024,
+    )  # fmt: skip
+    with sec.store() as store:
+        store.put_bytes(layout.backup_info(incremental), serialize(info))
+    with _vault(dest, sec.url, tmp_path) as (opened, jobs, instance):
+        policy = opened.store.get_policy("p")
+        first = apply_retention(opened, jobs, instance, policy, START + timedelta(days=213))
+        why = f"incremental backup(s) {incremental} in the secondary need it"
+        assert _facts(first)[1:] == [
+            (OLDER, "VaultStore", "done", None),
+            (OLDER, sec.url, "held", why),
+        ]
+        assert _ids(sec) == [OLDER, incremental]
+        with sec.store() as store:  # the operator deletes the hand copy there
+            store.delete_many([layout.backup_info(incremental)])
+        later = apply_retention(opened, jobs, instance, policy, START + timedelta(days=214))
+        assert _facts(later)[1:] == [(OLDER, sec.url, "done", None)]
+        assert _ids(sec) == []
