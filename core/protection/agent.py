@@ -13,7 +13,9 @@ copy expires, as a move; until then the copy step is reported held. For an insta
 secondary destination the copy step also makes a real second copy there, at its time
 (unless the catalog records one already, core.catalog.copies): a copy that failed after
 the backup is made again here. The ArchiveStore lifecycle then deletes it by an ordinary
-delete job, which keeps the WAL other backups need.
+delete job, which keeps the WAL other backups need. With `--secondary-retention follow`
+each deletion is repeated in the secondary destination (core.protection.secondary_retention),
+reported as its own outcome whose store is the secondary's URL.
 """
 
 from __future__ import annotations

@@ -97,8 +97,12 @@ def delete_at_secondary(
 ) -> list[SecondaryOutcome]:
     """Delete these backups (deleted at the primary) in the secondary, newest first: an
     incremental before its parent. Remembers what is held or failed for the next pass."""
-    earlier = pending(vault, instance)
-    wanted = sorted(set(backup_ids) | earlier, reverse=True)
+    try:
+        earlier: set[str] | None = pending(vault, instance)
+    except PgvaultError as exc:  # this pass's deletions still go; the list is kept as it is
+        log.error("%s: the secondary's pending deletions were not read: %s", instance.name, exc)
+        earlier = None
+    wanted = sorted(set(backup_ids) | (earlier or set()), reverse=True)
     if not wanted:
         return []
     location = parse_location(instance.secondary_destination or "")
@@ -109,7 +113,7 @@ def delete_at_secondary(
     except PgvaultError as exc:  # the secondary cannot be reached: all of them wait
         outcomes = [SecondaryOutcome(b, "failed", str(exc)) for b in wanted]
     left = {o.backup_id for o in outcomes if o.result != "done"}
-    if left != earlier:
+    if earlier is not None and left != earlier:
         try:
             _save_pending(vault, instance, left)
         except PgvaultError as exc:
