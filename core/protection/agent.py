@@ -13,7 +13,9 @@ copy expires, as a move; until then the copy step is reported held. For an insta
 secondary destination the copy step also makes a real second copy there, at its time
 (unless the catalog records one already, core.catalog.copies): a copy that failed after
 the backup is made again here. The ArchiveStore lifecycle then deletes it by an ordinary
-delete job, which keeps the WAL other backups need.
+delete job, which keeps the WAL other backups need. With `--secondary-retention follow`
+each deletion is repeated in the secondary destination (core.protection.secondary_retention),
+reported as its own outcome whose store is the secondary's URL.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ from core.protection.retention import (
 )
 from core.protection.runs import RunOutcome, copy_to_secondary, delete_backup, take_backup
 from core.protection.schedule import compile_schedule
+from core.protection.secondary_retention import (
+    delete_at_secondary,
+    follows,
+    recorded_at_secondary,
+)
 from core.protection.service import OpenVault
 from core.protection.tagging import adhoc_tag, choose_tag
 from core.protection.zones import get_zone, require_aware
@@ -136,7 +143,9 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
                     report.errors.append(
                         f"{instance.name}: copy to {copied.target}: {copied.error}"
                     )
-            report.retention.extend(apply_retention(vault, jobs, instance, policy, now))
+            outcomes = apply_retention(vault, jobs, instance, policy, now)
+            report.retention.extend(outcomes)
+            report.errors += secondary_failures(instance, outcomes)
         except PgvaultError as exc:  # one instance's trouble must not stop the others
             log.error("%s: %s", instance.name, exc)
             report.errors.append(f"{instance.name}: {exc}")
@@ -147,6 +156,16 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
         log.error("notifications: %s", exc)
         report.errors.append(f"notifications: {exc}")
     return report
+
+
+def secondary_failures(instance: BackupInstance, outcomes: list[RetentionOutcome]) -> list[str]:
+    """A deletion in the secondary that failed (`follow`) fails the pass."""
+    second = instance.secondary_destination
+    return [
+        f"{instance.name}: deleting backup {o.backup_id} in {second}: {o.reason}"
+        for o in outcomes
+        if second and o.store == second and o.result == "failed"
+    ]
 
 
 def wal_not_locked(vault: OpenVault, server: str, outcome: RunOutcome, now: datetime) -> list[str]:
@@ -279,20 +298,13 @@ def apply_retention(
             for p in points
         ]
         plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
-    results = [
-        RetentionOutcome(
-            instance.name,
-            h.step.backup_id,
-            str(h.step.action),
-            str(h.step.store),
-            "held",
-            h.reason,
-            h.until,
-        )
-        for h in plan.held
-    ]
+    results = _held(instance, plan)
     copying = {s.backup_id for s in plan.due if s.action is Action.COPY}
     copies = _secondary_copies(vault, instance) if copying else {}
+    # --secondary-retention follow: read where copies are before deleting (a deletion drops
+    # the backup's entry from the copies record)
+    recorded, unread = _recorded_copies(vault, instance, plan)
+    deleted: list[str] = []
     # an incremental goes before the backups it builds on: a parent is deleted last
     for step in sorted(plan.due, key=lambda s: s.backup_id, reverse=True):
         base = (instance.name, step.backup_id, str(step.action), str(step.store))
@@ -311,6 +323,78 @@ def apply_retention(
             continue
         error = delete_backup(vault, jobs, instance.server_name, step.backup_id)
         results.append(RetentionOutcome(*base, "failed" if error else "done", error))
+        deleted += [step.backup_id] if error is None else []
+    if follows(instance):
+        results += _follow_at_secondary(vault, jobs, instance, deleted, (recorded, unread), now)
+    return results
+
+
+def _held(instance: BackupInstance, plan: RetentionPlan) -> list[RetentionOutcome]:
+    return [
+        RetentionOutcome(
+            instance.name,
+            h.step.backup_id,
+            str(h.step.action),
+            str(h.step.store),
+            "held",
+            h.reason,
+            h.until,
+        )
+        for h in plan.held
+    ]
+
+
+def _recorded_copies(
+    vault: OpenVault, instance: BackupInstance, plan: RetentionPlan
+) -> tuple[set[str], str | None]:
+    """With `follow`, the backups the copies record lists in the secondary (and why it
+    could not be read, if so); nothing to read when no deletion is due."""
+    if not follows(instance) or not any(s.action is Action.DELETE for s in plan.due):
+        return set(), None
+    try:
+        return recorded_at_secondary(vault, instance), None
+    except PgvaultError as exc:  # never blocks the primary's deletions
+        return set(), str(exc)
+
+
+def _follow_at_secondary(
+    vault: OpenVault,
+    jobs: JobStore,
+    instance: BackupInstance,
+    deleted: list[str],
+    seen: tuple[set[str], str | None],
+    now: datetime,
+) -> list[RetentionOutcome]:
+    """The secondary's deletions that follow the primary's, each its own outcome (store:
+    the secondary's URL); one that fails fails the pass, the primary's stays done. `seen`:
+    the copies recorded there before the deletions, or why the record could not be read."""
+    recorded, unread = seen
+    store = instance.secondary_destination or "secondary"
+    results = [
+        RetentionOutcome(
+            instance.name,
+            backup_id,
+            str(Action.DELETE),
+            store,
+            "failed",
+            f"the copies record could not be read before the deletion ({unread}): delete "
+            "its copy there with backup-delete if it has one",
+        )
+        for backup_id in (deleted if unread else [])
+    ]
+    going = [b for b in deleted if b in recorded]
+    for outcome in delete_at_secondary(vault, jobs, instance, going, now):
+        results.append(
+            RetentionOutcome(
+                instance.name,
+                outcome.backup_id,
+                str(Action.DELETE),
+                store,
+                outcome.result,
+                outcome.reason,
+                outcome.until,
+            )
+        )
     return results
 
 

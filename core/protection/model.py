@@ -142,6 +142,14 @@ class Vault:
         )
 
 
+class SecondaryRetention(StrEnum):
+    """What happens to a backup's copy in the secondary destination when retention deletes
+    the backup at the primary: kept there (the default), or deleted there too."""
+
+    KEEP = "keep"
+    FOLLOW = "follow"
+
+
 class ProtectionState(StrEnum):
     """Azure's CurrentProtectionState values pgvault uses."""
 
@@ -163,6 +171,15 @@ class BackupInstance:
     notify: tuple[str, ...] = ()
     #: where the agent copies each new backup (core.copy): a URL without credentials
     secondary_destination: str | None = None
+    #: FOLLOW: retention's deletions at the primary are repeated at the secondary
+    secondary_retention: SecondaryRetention = SecondaryRetention.KEEP
+
+    def __post_init__(self) -> None:
+        if self.secondary_retention is SecondaryRetention.FOLLOW and not self.secondary_destination:
+            raise InputError(
+                f"backup instance {self.name!r}: secondary retention 'follow' needs a "
+                "secondary destination (--secondary-destination URL)"
+            )
 
     def to_json(self) -> dict[str, Any]:
         """The instance as shown: notification URLs with their secrets masked."""
@@ -195,6 +212,7 @@ class BackupInstance:
             document["notify"] = list(self.notify)
         if self.secondary_destination:
             document["secondaryDestination"] = self.secondary_destination
+            document["secondaryRetention"] = str(self.secondary_retention)
         if self.created is not None:
             document["created"] = utc_text(self.created)
         return document
@@ -214,6 +232,7 @@ class BackupInstance:
                 "objectType",
                 "policyInfo",
                 "secondaryDestination",
+                "secondaryRetention",
                 "serverName",
             }
         )
@@ -227,6 +246,14 @@ class BackupInstance:
         except InputError as exc:
             raise info.fail(str(exc)) from None
         state = node.child("currentProtectionState")
+        retention = node.child("secondaryRetention")
+        follow = SecondaryRetention(
+            retention.choice(tuple(r.value for r in SecondaryRetention))
+            if retention.value is not None
+            else SecondaryRetention.KEEP
+        )
+        if follow is SecondaryRetention.FOLLOW and node.child("secondaryDestination").value is None:
+            raise retention.fail("'follow' needs a secondaryDestination")
         return cls(
             validate_name("backup instance", node.child("friendlyName").text()),
             node.child("serverName").text(),
@@ -238,6 +265,7 @@ class BackupInstance:
             parse_time(node.child("created")) if node.child("created").value else None,
             _urls(node.child("notify")),
             _secondary(node.child("secondaryDestination")),
+            follow,
         )
 
 

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from core.protection.vaultstore import VaultStore
 
 
+#: the policy's data stores (retention outcomes at an instance's secondary name its URL)
+_STORES = ("VaultStore", "ArchiveStore")
+
+
 class RetentionOutcome(Protocol):
     """One lifecycle step's result, as the agent reports it (agent.RetentionOutcome)."""
 
@@ -101,7 +105,8 @@ def delete_failed(outcome: RetentionOutcome) -> Notice:
     return Notice(
         Event.JOB_FAILED,
         outcome.instance,
-        f"delete-{outcome.backup_id}",
+        # a secondary destination's deletion (--secondary-retention follow) is its own notice
+        f"delete-{outcome.backup_id}" + ("" if outcome.store in _STORES else "-secondary"),
         f"pgvault: deleting backup {outcome.backup_id} of {outcome.instance} failed",
         redact(
             f"Retention could not delete backup {outcome.backup_id} of {outcome.instance} "

@@ -22,6 +22,7 @@ from core.postgres.connection import ConnectionParams
 from core.protection.model import BackupInstance, RunRecord, RunState, RunTrigger
 from core.protection.policy import BackupType
 from core.protection.service import OpenVault
+from core.storage import ObjectStore
 from core.urls import Provider
 
 log = logging.getLogger("pgvault.protection")
@@ -243,14 +244,19 @@ def delete_backup(vault: OpenVault, jobs: JobStore, server: str, backup_id: str)
 
 def _delete_logical(vault: OpenVault, server: str, backup_id: str) -> str | None:
     """A logical backup: its own series, no WAL (what backup-delete -b ID does)."""
+    return delete_logical_in(vault.store.store, server, backup_id)
+
+
+def delete_logical_in(store: ObjectStore, server: str, backup_id: str) -> str | None:
+    """Delete a logical backup in `store` unless it is locked; the error, or None."""
     from core.logical.catalog import delete_logical
     from core.protection.locks import backup_locks
 
     try:
-        locked = backup_locks(vault.store.store, server, backup_id)
+        locked = backup_locks(store, server, backup_id)
         if locked:
             return f"logical backup {backup_id} is under S3 Object Lock: {locked[0].describe()}"
-        delete_logical(vault.store.store, server, backup_id)
+        delete_logical(store, server, backup_id)
     except PgvaultError as exc:
         return str(exc)
     log.info("deleted logical backup %s of %s", backup_id, server)
@@ -267,5 +273,6 @@ __all__ = [
     "connection_for",
     "copy_to_secondary",
     "delete_backup",
+    "delete_logical_in",
     "take_backup",
 ]

@@ -20,6 +20,7 @@ from core.protection.model import (
     BackupInstance,
     Datasource,
     ProtectionState,
+    SecondaryRetention,
     Vault,
     validate_name,
 )
@@ -28,7 +29,7 @@ from core.protection.policy import BackupPolicy, policy_to_json
 from core.protection.policy_read import parse_policy
 from core.protection.registry import Registry, VaultEntry, entry_for
 from core.protection.secretref import SecretReference
-from core.protection.simulate import simulate
+from core.protection.simulate import EventKind, simulate
 from core.protection.vaultstore import VaultStore
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import Location, public_url
@@ -211,28 +212,36 @@ def delete_policy(state_dir: str | None, vault: str, name: str) -> dict[str, Any
     return {"deleted": name}
 
 
-def simulate_policy(path: str, start: datetime, days: int) -> dict[str, Any]:
-    """`policy simulate`: every slot, its tag, and each backup's moves and deletion."""
+def simulate_policy(
+    path: str, start: datetime, days: int, secondary_retention: str = "keep"
+) -> dict[str, Any]:
+    """`policy simulate`: every slot, its tag, and each backup's moves and deletion. With
+    `follow` (an instance's --secondary-retention), each deletion is followed by the one in
+    the secondary destination, where the agent copied every backup (store "secondary")."""
     if days < 1:
         raise InputError("--days must be at least 1")
     policy = read_policy_file(path)
     end = start + timedelta(days=days)
     result = simulate(policy, start, end)
+    follow = SecondaryRetention(secondary_retention) is SecondaryRetention.FOLLOW
+    events: list[dict[str, Any]] = []
+    for event in result.events:
+        shown = {
+            "at": event.at.isoformat(),
+            "backupId": event.backup_id,
+            "event": str(event.kind),
+            **({"backupType": str(event.backup_type)} if event.backup_type else {}),
+            "store": str(event.store),
+            "tag": event.tag,
+            "target": str(event.target) if event.target else None,
+        }
+        events.append(shown)
+        if follow and event.kind is EventKind.DELETE:
+            events.append({**shown, "store": "secondary"})
     return {
         "from": start.isoformat(),
         "to": end.isoformat(),
-        "events": [
-            {
-                "at": event.at.isoformat(),
-                "backupId": event.backup_id,
-                "event": str(event.kind),
-                **({"backupType": str(event.backup_type)} if event.backup_type else {}),
-                "store": str(event.store),
-                "tag": event.tag,
-                "target": str(event.target) if event.target else None,
-            }
-            for event in result.events
-        ],
+        "events": events,
         "keptAtEnd": {
             backup_id: sorted(str(s) for s in stores)
             for backup_id, stores in sorted(result.kept_at(end - timedelta(microseconds=1)).items())
@@ -273,13 +282,14 @@ def create_instance(
     path: str,
     allow_inline_secrets: bool = False,
     secondary: str | None = None,
+    secondary_retention: str | None = None,
 ) -> dict[str, Any]:
     """Store an instance; its secret references must be readable now (never stored).
-    `secondary`: --secondary-destination, over the file's secondaryDestination."""
+    `secondary`, `secondary_retention`: --secondary-destination and --secondary-retention,
+    over the file's secondaryDestination and secondaryRetention."""
     what = f"backup instance file {path}"
     instance = BackupInstance.from_json(read_json_file(path, what), what)
-    if secondary is not None:  # "": --no-secondary-destination
-        instance = replace(instance, secondary_destination=_secondary(secondary) or None)
+    instance = replace(instance, **_secondary_changes(instance, secondary, secondary_retention))
     if instance.datasource.secret is not None:
         try:
             instance.datasource.secret.resolve()
@@ -310,25 +320,44 @@ def delete_instance(state_dir: str | None, vault: str, name: str) -> dict[str, A
     return {"deleted": name, "objects": removed}
 
 
-def update_instance(
+def update_instance(  # noqa: PLR0913 - one keyword per setting it changes
     state_dir: str | None,
     vault: str,
     name: str,
     notify: tuple[str, ...] | None,
     allow_inline_secrets: bool = False,
+    *,
     secondary: str | None = None,
+    secondary_retention: str | None = None,
 ) -> dict[str, Any]:
-    """`backup-instance update`: the instance's own recipients (--notify URL... or none)
-    and its secondary destination (a URL, or "" for none); None leaves one as it is."""
+    """`backup-instance update`: the instance's own recipients (--notify URL... or none),
+    its secondary destination (a URL, or "" for none) and what retention does there
+    (keep or follow); None leaves one as it is."""
     changes: dict[str, Any] = {}
     if notify is not None:
         changes["notify"] = check_notify_urls(notify, allow_inline=allow_inline_secrets)
-    if secondary is not None:
-        changes["secondary_destination"] = _secondary(secondary) or None
     with opened_vault(state_dir, vault) as opened:
-        instance = replace(opened.store.get_instance(name), **changes)
+        stored = opened.store.get_instance(name)
+        changes |= _secondary_changes(stored, secondary, secondary_retention)
+        instance = replace(stored, **changes)
         opened.store.update_instance(instance)
     return instance.to_json()
+
+
+def _secondary_changes(
+    instance: BackupInstance, secondary: str | None, retention: str | None
+) -> dict[str, Any]:
+    """The secondary fields to change (None: leave it). Removing the secondary destination
+    (`""`) drops a `follow` with it: there is nothing left to follow. The instance's own
+    check refuses `follow` without a secondary destination (exit 3)."""
+    changes: dict[str, Any] = {}
+    if secondary is not None:
+        changes["secondary_destination"] = _secondary(secondary) or None
+        if not secondary and retention is None:
+            changes["secondary_retention"] = SecondaryRetention.KEEP
+    if retention is not None:
+        changes["secondary_retention"] = SecondaryRetention(retention)
+    return changes
 
 
 def _secondary(url: str) -> str:

@@ -45,6 +45,12 @@ def _add_secondary(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--no-secondary-destination", action="store_true", help="stop copying new backups"
     )
+    parser.add_argument(
+        "--secondary-retention",
+        choices=("keep", "follow"),
+        help="keep (default): copies stay in the secondary until deleted there; follow: "
+        "retention's deletions at the primary delete the backup's copy there too",
+    )
 
 
 def _named(parser: argparse.ArgumentParser) -> None:
@@ -75,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "list": ("the vault's backup instances", add_vault),
             "show": ("one backup instance and its runs", _named),
             "update": (
-                "change an instance's notification URLs or secondary destination",
+                "change an instance's notification URLs or secondary destination and retention",
                 _update,
             ),
             "delete": ("delete an instance and its run records (not its backups)", _named),
@@ -105,7 +111,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     elif verb == "create":
         secondary = "" if args.no_secondary_destination else args.secondary_destination
         created = service.create_instance(
-            ctx.state_dir, args.vault, args.backup_instance, args.allow_inline_secrets, secondary
+            ctx.state_dir,
+            args.vault,
+            args.backup_instance,
+            args.allow_inline_secrets,
+            secondary,
+            args.secondary_retention,
         )
         print_json(created)
     elif verb == "list":
@@ -115,13 +126,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     elif verb == "update":
         notify = notify_from(args)
         secondary = "" if args.no_secondary_destination else args.secondary_destination
-        if notify is None and secondary is None:
+        if notify is None and secondary is None and args.secondary_retention is None:
             raise InputError(
-                "backup-instance update: give --notify URL... or --no-notify, or "
-                "--secondary-destination URL or --no-secondary-destination"
+                "backup-instance update: give --notify URL... or --no-notify, "
+                "--secondary-destination URL or --no-secondary-destination, or "
+                "--secondary-retention keep|follow"
             )
         updated = service.update_instance(
-            ctx.state_dir, args.vault, args.name, notify, args.allow_inline_secrets, secondary
+            ctx.state_dir,
+            args.vault,
+            args.name,
+            notify,
+            args.allow_inline_secrets,
+            secondary=secondary,
+            secondary_retention=args.secondary_retention,
         )
         print_json(updated)
     elif verb == "delete":

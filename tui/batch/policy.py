@@ -27,6 +27,12 @@ def _simulate(parser: argparse.ArgumentParser) -> None:
         "--from", dest="start", required=True, type=instant, help="ISO date (UTC if no offset)"
     )
     parser.add_argument("--days", required=True, type=positive_int)
+    parser.add_argument(
+        "--secondary-retention",
+        choices=("keep", "follow"),
+        default="keep",
+        help="follow: each deletion is also shown in the instance's secondary destination",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,5 +73,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     elif verb == "delete":
         print_json(service.delete_policy(ctx.state_dir, args.vault, args.name))
     else:
-        print_json(service.simulate_policy(args.policy, args.start, args.days))
+        print_json(
+            service.simulate_policy(args.policy, args.start, args.days, args.secondary_retention)
+        )
     return ExitCode.OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from core.protection.model import (
     RunRecord,
     RunState,
     RunTrigger,
+    SecondaryRetention,
     Vault,
 )
 from core.protection.secretref import SecretReference
@@ -126,6 +128,27 @@ def test_a_secondary_destination_round_trips_without_credentials_only() -> None:
     document["secondaryDestination"] = "ftp://nowhere/x"
     with pytest.raises(InputError, match=r"\$\.secondaryDestination: "):
         BackupInstance.from_json(document)
+
+
+def test_secondary_retention_round_trips_and_follow_needs_a_secondary() -> None:
+    url = "s3://dr-bucket/pgvault?AWS_REGION=eu-west-1"
+    instance = BackupInstance("i1", "pg", Datasource("host=db"), "p1", secondary_destination=url)
+    assert instance.to_json()["secondaryRetention"] == "keep"  # the default, shown
+    follow = replace(instance, secondary_retention=SecondaryRetention.FOLLOW)
+    document = follow.to_json()
+    assert document["secondaryRetention"] == "follow"
+    assert BackupInstance.from_json(document) == follow
+    del document["secondaryRetention"]  # stored before the setting existed: keep
+    assert BackupInstance.from_json(document).secondary_retention is SecondaryRetention.KEEP
+    document["secondaryRetention"] = "other"
+    with pytest.raises(InputError, match=r"\$\.secondaryRetention: .*keep, follow"):
+        BackupInstance.from_json(document)
+    document["secondaryRetention"] = "follow"
+    del document["secondaryDestination"]
+    with pytest.raises(InputError, match=r"\$\.secondaryRetention: 'follow' needs a second"):
+        BackupInstance.from_json(document)
+    with pytest.raises(InputError, match="needs a secondary destination"):
+        replace(follow, secondary_destination=None)
 
 
 def test_a_vault_destination_never_carries_credentials() -> None:
