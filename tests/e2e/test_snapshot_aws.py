@@ -27,8 +27,12 @@ from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.ec2 import SnapshotTap, copy_volume, ec2_client, make_instance, make_volume
 from tests.support.emulators import Emulator, free_port
-from tests.support.pitr import SERVER, make_source, pgbench_running, start_clean
-from tests.support.postgres import wait_for_recovery_end
+from tests.support.pitr import (
+    SERVER,
+    check_snapshot_recovery,
+    make_source,
+    pgbench_running,
+)
 from tests.support.restore import barman_bin, run_barman
 
 REGION = ["--aws-region", "us-east-1"]
@@ -183,20 +187,8 @@ def test_snapshot_backup_restored_and_compared(
         done = pgvault(*restore, "--snapshot-mount", f"restored={volume_dir}", env=env)
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
-        with open(os.path.join(cluster.data, "backup_label")) as fh:
-            assert f"pgvault backup {SERVER} {backup_id}" in fh.read()
-        assert os.path.exists(os.path.join(cluster.data, "recovery.signal"))
-        assert not os.path.exists(os.path.join(cluster.data, "postmaster.pid"))
-
-        restored = start_clean(cluster.data, cluster.bindir)
-        try:
-            wait_for_recovery_end(restored)
-            assert restored.table_checksums() == expected
-            assert restored.one("select count(*) from marks where phase = 'after'") == 30
-            assert "redo starts" in restored.server_log()
-        finally:
-            restored.stop("immediate")
-            shutil.rmtree(restored.base, ignore_errors=True)
+        log = check_snapshot_recovery(cluster.data, cluster.bindir, backup_id, expected)
+        assert "redo starts" in log
     finally:
         for path in (copy, aside):
             shutil.rmtree(path, ignore_errors=True)

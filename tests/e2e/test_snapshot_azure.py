@@ -26,8 +26,12 @@ from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.ec2 import copy_volume
 from tests.support.emulators import free_port
-from tests.support.pitr import SERVER, make_source, pgbench_running, start_clean
-from tests.support.postgres import wait_for_recovery_end
+from tests.support.pitr import (
+    SERVER,
+    check_snapshot_recovery,
+    make_source,
+    pgbench_running,
+)
 from tests.support.restore import run_barman
 
 SUB = "11111111-2222-3333-4444-555555555555"
@@ -165,19 +169,7 @@ def test_azure_snapshot_backup_restored_and_compared(
         )
         assert done.returncode == 0, done.stderr
         assert "Traceback" not in done.stderr
-        with open(os.path.join(cluster.data, "backup_label")) as fh:
-            assert f"pgvault backup {SERVER} {backup_id}" in fh.read()
-        assert os.path.exists(os.path.join(cluster.data, "recovery.signal"))
-        assert not os.path.exists(os.path.join(cluster.data, "postmaster.pid"))
-
-        restored = start_clean(cluster.data, cluster.bindir)
-        try:
-            wait_for_recovery_end(restored)
-            assert restored.table_checksums() == expected
-            assert restored.one("select count(*) from marks where phase = 'after'") == 30
-        finally:
-            restored.stop("immediate")
-            shutil.rmtree(restored.base, ignore_errors=True)
+        check_snapshot_recovery(cluster.data, cluster.bindir, backup_id, expected)
     finally:
         for path in (copy, aside):
             shutil.rmtree(path, ignore_errors=True)

@@ -258,3 +258,26 @@ def restored_server(
 
 def new_target() -> Target:
     return Target(world_dir("pgvault-pitr-"))
+
+
+def check_snapshot_recovery(
+    data: str, bindir: str, backup_id: str, expected: dict[str, tuple[int, str]]
+) -> str:
+    """A snapshot restore's result: backup_label and recovery.signal written, the source's
+    postmaster.pid gone; PostgreSQL started on it holds `expected` and the 30 rows marked
+    'after'. Returns the server's log."""
+    from tests.support.postgres import wait_for_recovery_end
+
+    with open(os.path.join(data, "backup_label")) as fh:
+        assert f"pgvault backup {SERVER} {backup_id}" in fh.read()
+    assert os.path.exists(os.path.join(data, "recovery.signal"))
+    assert not os.path.exists(os.path.join(data, "postmaster.pid"))
+    restored = start_clean(data, bindir)
+    try:
+        wait_for_recovery_end(restored)
+        assert restored.table_checksums() == expected
+        assert restored.one("select count(*) from marks where phase = 'after'") == 30
+        return restored.server_log()
+    finally:
+        restored.stop("immediate")
+        shutil.rmtree(restored.base, ignore_errors=True)
