@@ -25,7 +25,6 @@ from typing import Any
 from core.errors import (
     AccessDenied,
     EndpointUnreachable,
-    InputError,
     OperationFailed,
     PgvaultError,
 )
@@ -87,17 +86,9 @@ def _credential(kind: str | None) -> Any:
     token = os.environ.get(TOKEN_ENV)
     if token:
         return _StaticToken(token)
-    try:
-        from azure import identity
-    except ImportError:
-        raise InputError(
-            "Azure disk snapshots need azure-identity (pip install azure-identity)"
-        ) from None
-    if kind == "azure-cli":
-        return identity.AzureCliCredential()
-    if kind == "managed-identity":
-        return identity.ManagedIdentityCredential()
-    return identity.DefaultAzureCredential()
+    from core.storage.azure import identity_credential
+
+    return identity_credential(kind)
 
 
 class AzureCompute:

@@ -194,7 +194,9 @@ def _service_client(location: Location, config: StoreConfig) -> BlobServiceClien
             )
         if endpoint is None:
             raise errors.InputError("the Azure storage account is unknown: use an account URL")
-        return BlobServiceClient(endpoint, credential=_identity(config.azure_credential), **kwargs)
+        return BlobServiceClient(
+            endpoint, credential=identity_credential(config.azure_credential), **kwargs
+        )
     if creds.azure_account_key or creds.azure_sas_token:
         if endpoint is None or account is None:
             raise errors.InputError("azure:// URLs with a key need AZURE_ACCOUNT_NAME")
@@ -222,17 +224,18 @@ def _service_client(location: Location, config: StoreConfig) -> BlobServiceClien
         return BlobServiceClient(
             endpoint, credential={"account_name": str(account), "account_key": key}, **kwargs
         )
-    return BlobServiceClient(endpoint, credential=_identity("default"), **kwargs)
+    return BlobServiceClient(endpoint, credential=identity_credential("default"), **kwargs)
 
 
-def _identity(kind: str) -> Any:
+def identity_credential(kind: str | None) -> Any:
+    """azure-identity's credential for --azure-credential KIND (default: the default chain)."""
     try:
-        # Optional (pgvault[azure-identity]): loaded only for --azure-credential.
+        # Loaded only when used: most stores authenticate with a key or a connection string.
         identity: Any = importlib.import_module("azure.identity")
     except ImportError:
         raise errors.InputError(
-            "no Azure storage credentials in the environment, and azure-identity is not "
-            "installed for --azure-credential (pip install 'pgvault[azure-identity]')"
+            "azure-identity is not installed, and --azure-credential or Azure disk snapshots "
+            "need it (pip install azure-identity)"
         ) from None
     if kind == "azure-cli":
         return identity.AzureCliCredential()
