@@ -102,9 +102,9 @@ class Backend(ABC):
 
     # ---- shared machinery ---------------------------------------------------------------
 
-    def payload(self, data: bytes | bytearray | memoryview) -> Payload:
+    def payload(self, data: bytes | bytearray | memoryview, sha256: str | None = None) -> Payload:
         """A request body for data, under this store's limiter, gate and meter."""
-        return Payload(data, self.limiter, self.gate, self.meter)
+        return Payload(data, self.limiter, self.gate, self.meter, sha256)
 
     def _guard(self, what: str) -> Guard:
         """Translate the SDK's errors inside a `with`; a missing bucket named in the error."""
@@ -113,9 +113,11 @@ class Backend(ABC):
     def _retry(self, fn: Callable[[], T], what: str) -> T:
         return self.config.retry.call(fn, what)
 
-    def _put_whole(self, key: str, data: bytes, options: PutOptions) -> None:
+    def _put_whole(
+        self, key: str, data: bytes, options: PutOptions, sha256: str | None = None
+    ) -> None:
         """Store an object in one request, retried as a whole."""
-        self._retry(lambda: self._put(key, self.payload(data), options), f"put {key}")
+        self._retry(lambda: self._put(key, self.payload(data, sha256), options), f"put {key}")
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:

@@ -62,9 +62,12 @@ class Payload(io.RawIOBase):
         limiter: BandwidthLimiter | None,
         gate: Callable[[], None] | None = None,
         meter: Callable[[int], None] | None = None,
+        sha256: str | None = None,
     ):
         super().__init__()
         self._view = memoryview(data).cast("B")
+        #: the bytes' SHA-256 (hex) when known: a store signing or checking the body uses it
+        self.sha256 = sha256
         self._limiter = limiter
         # Called before every slice: a paused job blocks here, a cancelled one raises.
         self._gate = gate

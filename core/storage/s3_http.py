@@ -101,6 +101,24 @@ def _error_of(status: int, body: bytes) -> S3Answer:
     return S3Answer(status, code, message)
 
 
+def _payload_sha256(body: Payload) -> str:
+    """The body's SHA-256 (hex): the one its writer gave, or computed once and kept (the
+    signature and the checksum header share it, and a retry does not hash again)."""
+    if body.sha256 is None:
+        body.sha256 = hashlib.sha256(body._view).hexdigest()
+    return body.sha256
+
+
+def _checksum_header(body: Payload, signed: bool) -> dict[str, str]:
+    """The end-to-end checksum S3 verifies before storing: the SHA-256 when it is at hand
+    (known, or needed anyway to sign the payload on http), else a CRC32, cheaper to compute."""
+    if body.sha256 is not None or signed:
+        digest = bytes.fromhex(_payload_sha256(body))
+        return {"x-amz-checksum-sha256": base64.b64encode(digest).decode()}
+    crc = zlib.crc32(body._view).to_bytes(4, "big")
+    return {"x-amz-checksum-crc32": base64.b64encode(crc).decode()}
+
+
 def _between(text: str, tag: str) -> str | None:
     start = text.find(f"<{tag}>")
     end = text.find(f"</{tag}>", start)
@@ -186,8 +204,7 @@ class S3HttpStore(ObjectStore):
             headers["content-length"] = str(len(body))
         payload_hash = EMPTY_SHA256
         if body is not None:
-            plain = self._endpoint.scheme == "http"
-            payload_hash = hashlib.sha256(body._view).hexdigest() if plain else UNSIGNED
+            payload_hash = _payload_sha256(body) if self._endpoint.scheme == "http" else UNSIGNED
         signed = sign(self._keys, self._endpoint, request, headers, payload_hash)
         target = path + ("?" + query_string(query) if query else "")
         connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
@@ -247,8 +264,7 @@ class S3HttpStore(ObjectStore):
 
     def _put(self, key: str, body: Payload, options: PutOptions) -> None:
         full = self.key(key)
-        crc = zlib.crc32(body._view).to_bytes(4, "big")
-        headers = {"x-amz-checksum-crc32": base64.b64encode(crc).decode()}
+        headers = _checksum_header(body, signed=self._endpoint.scheme == "http")
         headers.update(self._put_headers(options))
         if options.if_absent:
             headers["if-none-match"] = "*"

@@ -64,9 +64,12 @@ class ObjectStore(Backend):
         (retried like every request: a throttled or dropped first call is not an outage)."""
         self._retry(self._check, "check the container")
 
-    def put_bytes(self, key: str, data: bytes, options: PutOptions = PLAIN) -> None:
-        """Store a small object in one request (retried as a whole)."""
-        self._put_whole(key, data, options)
+    def put_bytes(
+        self, key: str, data: bytes, options: PutOptions = PLAIN, sha256: str | None = None
+    ) -> None:
+        """Store a small object in one request (retried as a whole); sha256: data's digest
+        (hex) when the caller has it, so a store that checks content does not hash again."""
+        self._put_whole(key, data, options, sha256)
 
     def open_writer(
         self,

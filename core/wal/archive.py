@@ -209,8 +209,10 @@ class WalArchiver:
         options = PutOptions(
             tags=self.settings.tags_for(wal.name), if_absent=True, metadata=wal_metadata(wal)
         )
+        # Stored as read (no codec, no key): the store signs and checks it with wal.sha256.
+        digest = wal.sha256 if body is wal.data else None
         try:
-            self._put(key, body, options)
+            self._put(key, body, options, digest)
         except ObjectExists:
             # Someone stored it between the listing and the write, or an earlier attempt of
             # this write did and its answer was lost: compare with the stored copy.
@@ -245,7 +247,7 @@ class WalArchiver:
             return seal(wal.data, self.recipient)
         return seal(self.codec.compress(wal.data, self.settings.level), self.recipient)
 
-    def _put(self, key: str, body: bytes, options: PutOptions) -> None:
+    def _put(self, key: str, body: bytes, options: PutOptions, sha256: str | None) -> None:
         limit = self.settings.single_put_limit
         if (
             self.store.provider is Provider.AZURE
@@ -258,7 +260,7 @@ class WalArchiver:
             with self.store.open_writer(key, options, chunk_size=self.settings.block_size) as w:
                 w.write(body)
             return
-        self.store.put_bytes(key, body, options)
+        self.store.put_bytes(key, body, options, sha256)
 
 
 def same_encryption(primary: WalArchiver, secondary: WalArchiver) -> None:

@@ -3,9 +3,14 @@ and its errors; the shared contract runs it too (test_contract.py, "s3-light")."
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import subprocess
 import sys
+import threading
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -144,3 +149,43 @@ def test_a_bucket_in_another_region_is_followed_there_on_aws_only() -> None:
     assert moved(asked, "bucket", None) is None
     local = Endpoint("http", "127.0.0.1:9000", "/bucket", "us-east-1")
     assert moved(local, "bucket", "eu-west-1") is None  # another store: no AWS redirect
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers every PUT 200 and keeps its headers and body."""
+
+    seen: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+
+    def do_PUT(self) -> None:
+        body = self.rfile.read(int(self.headers["content-length"]))
+        self.seen.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.usefixtures("keys_in_env")
+def test_a_put_is_signed_and_checked_with_one_sha256_given_or_computed_once() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    config = StoreConfig(endpoint_url=f"http://127.0.0.1:{server.server_port}")
+    try:
+        with open_store(parse_location("s3://bucket/p"), config, light=True) as store:
+            body = b"a WAL segment's bytes"
+            digest = hashlib.sha256(body).digest()
+            store.put_bytes("computed", body)
+            # The caller's digest (the WAL's, read once) is trusted as given: never hashed again.
+            given = hashlib.sha256(b"what the caller hashed").digest()
+            store.put_bytes("given", body, sha256=given.hex())
+    finally:
+        server.shutdown()
+    (computed, sent), (trusted, _) = _Recorder.seen
+    assert sent == body
+    assert computed["x-amz-content-sha256"] == digest.hex()
+    assert computed["x-amz-checksum-sha256"] == base64.b64encode(digest).decode()
+    assert "x-amz-checksum-crc32" not in computed
+    assert trusted["x-amz-content-sha256"] == given.hex()
+    assert trusted["x-amz-checksum-sha256"] == base64.b64encode(given).decode()
