@@ -49,10 +49,13 @@ ensure_venv() {
     fi
     local extras="$1" stamp="$VENV/.pgvault-installed-$1"
     local want
-    want="$(sha1sum "$REPO/pyproject.toml" | cut -c1-40)"
+    want="$(sha1sum "$REPO/pyproject.toml" | cut -c1-40) compat"
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         say "installing pgvault and its Python dependencies ($extras)"
-        "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO[$extras]" 2>&1 \
+        # compat: a plain .pth path, not setuptools' import-hook finder, whose import costs
+        # every process about 10 ms (archive_command starts one per WAL segment).
+        "$VENV/bin/pip" install -q --disable-pip-version-check \
+            --config-settings editable_mode=compat -e "$REPO[$extras]" 2>&1 \
             | grep -v "^WARNING: Location" || true
         "$VENV/bin/python" -c "import core, tui" # fails loudly if the install did not work
         echo "$want" > "$stamp"
