@@ -242,7 +242,7 @@ def preload_cipher() -> None:
     threading.Thread(target=work, name="pgvault-preload", daemon=True).start()
 
 
-def seal(data: bytes, recipient: X25519Recipient | None) -> bytes:
+def seal(data: bytes, recipient: X25519Recipient | None) -> bytes | bytearray:
     """data as an age file for recipient (as it is when there is no recipient)."""
     if recipient is None:
         return data

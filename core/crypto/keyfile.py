@@ -101,7 +101,7 @@ class UnlockedKeys:
 
 
 def _seal(keys: UnlockedKeys, recipients: Sequence[Recipient]) -> bytes:
-    return encrypt_bytes(export_keys(keys).encode(), recipients)
+    return bytes(encrypt_bytes(export_keys(keys).encode(), recipients))
 
 
 def _clear_lines(keyfile: KeyFile) -> list[str]:

@@ -65,7 +65,11 @@ class ObjectStore(Backend):
         self._retry(self._check, "check the container")
 
     def put_bytes(
-        self, key: str, data: bytes, options: PutOptions = PLAIN, sha256: str | None = None
+        self,
+        key: str,
+        data: bytes | bytearray,
+        options: PutOptions = PLAIN,
+        sha256: str | None = None,
     ) -> None:
         """Store a small object in one request (retried as a whole); sha256: data's digest
         (hex) when the caller has it, so a store that checks content does not hash again."""

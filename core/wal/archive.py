@@ -241,13 +241,15 @@ class WalArchiver:
             wal.name, first.key, False, len(wal.data), first.size, wal.system_identifier
         )
 
-    def _compress(self, wal: WalFile) -> bytes:
+    def _compress(self, wal: WalFile) -> bytes | bytearray:
         """The stored body: compressed, then encrypted when the server has a key file."""
         if self.codec is None:
             return seal(wal.data, self.recipient)
         return seal(self.codec.compress(wal.data, self.settings.level), self.recipient)
 
-    def _put(self, key: str, body: bytes, options: PutOptions, sha256: str | None) -> None:
+    def _put(
+        self, key: str, body: bytes | bytearray, options: PutOptions, sha256: str | None
+    ) -> None:
         limit = self.settings.single_put_limit
         if (
             self.store.provider is Provider.AZURE
