@@ -169,6 +169,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 @pytest.mark.usefixtures("keys_in_env")
 def test_a_put_is_signed_and_checked_with_one_sha256_given_or_computed_once() -> None:
+    _Recorder.seen.clear()  # a rerun in the same process starts from no requests
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     config = StoreConfig(endpoint_url=f"http://127.0.0.1:{server.server_port}")
