@@ -2,7 +2,7 @@
 
 Links are read newest first. The newest (the backup asked for) lays out the directory:
 its directories and whole files go through the ordinary extractor, its changed blocks
-into their files. Every file it restores but does not hold whole is a `_Need`: the blocks
+into their files. Every file it restores but does not hold whole is a `Need`: the blocks
 still missing, filled from older links as they stream by, each block written once (the
 newest copy wins, as in pg_combinebackup). What no link holds stays zero, as
 pg_combinebackup leaves never-written space; a non-relation file short of bytes fails.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import google_crc32c
@@ -31,7 +31,6 @@ from core.restore.extract import NOT_RESTORED, Destination
 
 OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
 MiB = 1024 * 1024
-RUN_BYTES = MiB  # the most one pwrite of consecutive blocks writes
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ def plan_chain(
 
 
 @dataclass
-class _Need:
+class Need:
     """A file the restored backup has but does not hold whole: the blocks still missing."""
 
     path: str  # where it is written
@@ -93,6 +92,10 @@ class _Need:
     mtime: float
     missing: set[int]
     created: bool = False
+    #: members writing into it now; it is settled when none is and no block is missing
+    writers: int = 0
+    #: sized, dated, owned and handed to the syncer (once its last block was written)
+    settled: bool = False
     #: each run written: (first block, blocks, bytes, CRC32C), when Needs keeps checksums
     pieces: list[tuple[int, int, int, int]] = field(default_factory=list)
 
@@ -117,6 +120,9 @@ class _Need:
         return int(crc).to_bytes(4, "little").hex()
 
 
+_NOTHING = Need("", 0, 0.0, set())  # take()'s file when none of the blocks is wanted
+
+
 @dataclass
 class Needs:
     """Every file still short of blocks, shared by the handlers of every part.
@@ -126,9 +132,11 @@ class Needs:
 
     block_size: int
     checksums: bool = False
-    files: dict[str, _Need] = field(default_factory=dict)  # by manifest path
+    files: dict[str, Need] = field(default_factory=dict)  # by manifest path
     written: dict[str, list[int]] = field(default_factory=dict)  # link -> [blocks, bytes]
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: called with each file as its last missing block is written (settle_need, then fsync)
+    on_complete: Callable[[Need], None] | None = None
 
     @classmethod
     def of(
@@ -145,27 +153,64 @@ class Needs:
                 continue
             count = -(-int(size) // block_size)
             target_path = disk_path(str(path), where)
-            needs.files[str(path)] = _Need(target_path, int(size), float(mtime), set(range(count)))
+            needs.files[str(path)] = Need(target_path, int(size), float(mtime), set(range(count)))
         return needs
 
-    def take(self, manifest_path: str, block: int) -> _Need | None:
-        """The file, if this block of it is still missing (and is now taken)."""
+    def take(
+        self, manifest_path: str, numbers: Sequence[int], joining: bool
+    ) -> tuple[Need, list[tuple[int, int, int]]]:
+        """The blocks of `numbers` still missing, now taken: the file and its runs as
+        (position in `numbers`, first block, count), consecutive in both. `joining`: the
+        caller has not written to the file yet (it counts as a writer once it takes one)."""
         with self.lock:
             need = self.files.get(manifest_path)
-            if need is None or block not in need.missing:
-                return None
-            need.missing.discard(block)
+            if need is None or not need.missing or not numbers:
+                return _NOTHING, []
+            missing = need.missing
+            if isinstance(numbers, range) and missing.issuperset(numbers):
+                missing.difference_update(numbers)  # the common case: a whole stretch
+                positions = None
+            else:
+                positions = [at for at, number in enumerate(numbers) if number in missing]
+                if not positions:
+                    return _NOTHING, []
+                missing.difference_update(numbers[at] for at in positions)
             need.created = True
-            return need
+            if joining:
+                need.writers += 1
+        if positions is None:
+            return need, [(0, numbers[0], len(numbers))]
+        runs: list[tuple[int, int, int]] = []
+        for at in positions:
+            if runs:
+                start, block, count = runs[-1]
+                if at == start + count and numbers[at] == block + count:
+                    runs[-1] = (start, block, count + 1)
+                    continue
+            runs.append((at, numbers[at], 1))
+        return need, runs
+
+    def done_writing(self, need: Need) -> None:
+        """A member's writes to `need` ended: settle the file now if nothing is missing."""
+        with self.lock:
+            need.writers -= 1
+            if need.writers or need.missing or need.settled or self.on_complete is None:
+                return
+            need.settled = True
+        self.on_complete(need)
 
     def wants(self, manifest_path: str) -> bool:
         with self.lock:
             need = self.files.get(manifest_path)
             return need is not None and bool(need.missing)
 
-    def wrote(self, need: _Need, link: str, first: int, count: int, data: bytes) -> None:
+    def wrote(
+        self, need: Need, link: str, first: int, count: int, data: bytes | memoryview
+    ) -> None:
         """Count a run written from `link`; keep its checksum."""
-        crc = int(google_crc32c.value(data)) if self.checksums else 0
+        crc = 0
+        if self.checksums:  # the C extension takes bytes only (a view is copied)
+            crc = int(google_crc32c.value(data if type(data) is bytes else bytes(data)))
         with self.lock:
             tally = self.written.setdefault(link, [0, 0])
             tally[0] += count
@@ -216,19 +261,27 @@ def disk_path(manifest_path: str, where: dict[str, Destination]) -> str:
     return os.path.join(where["data"].root, manifest_path)
 
 
+def settle_need(need: Need, owner: tuple[int, int] | None) -> None:
+    """A needed file at its size, owned and dated (created if no link held a block)."""
+    os.makedirs(os.path.dirname(need.path), 0o700, exist_ok=True)
+    fd = os.open(need.path, OPEN_FLAGS, 0o600)
+    try:
+        os.ftruncate(fd, need.size)
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.utime(fd, (need.mtime, need.mtime))
+    finally:
+        os.close(fd)
+
+
 def finish_needs(needs: Needs, owner: tuple[int, int] | None) -> list[str]:
-    """Every needed file at its size, dated and owned; the warnings of blocks no link held."""
+    """Every needed file not settled yet settled; the warnings of blocks no link held."""
     warnings = []
     for manifest_path, need in sorted(needs.files.items()):
-        os.makedirs(os.path.dirname(need.path), 0o700, exist_ok=True)
-        fd = os.open(need.path, OPEN_FLAGS, 0o600)
-        try:
-            os.ftruncate(fd, need.size)
-            if owner is not None:
-                os.fchown(fd, *owner)
-            os.utime(fd, (need.mtime, need.mtime))
-        finally:
-            os.close(fd)
+        if need.settled:
+            continue
+        settle_need(need, owner)
+        need.settled = True
         if need.missing:
             if relation_file(manifest_path) is None:
                 raise IntegrityError(
@@ -243,8 +296,9 @@ class BlockSink:
     """One member's bytes as blocks: those still needed written in place, the rest skipped.
 
     `numbers` maps the member's n-th block to its block number in the file (a member of
-    changed blocks); None for a whole file, where the n-th block is block n. Consecutive
-    needed blocks are written with one pwrite, up to RUN_BYTES (never across a chunk fed).
+    changed blocks); None for a whole file, where the n-th block is block n. The blocks of
+    each chunk fed are taken in one step, and each run of consecutive needed blocks is
+    written straight from the chunk with one pwrite (a block cut by a chunk's end alone).
     """
 
     def __init__(
@@ -265,9 +319,7 @@ class BlockSink:
         self.index = 0
         self.length = 0
         self.fd: int | None = None
-        self.run: list[bytes | memoryview] = []  # blocks of the run not yet written
-        self.run_first = 0
-        self.run_need: _Need | None = None
+        self.need: Need | None = None  # the file written to, once a block of it was taken
 
     def data(self, chunk: memoryview) -> None:
         if self.checksum is not None:
@@ -280,54 +332,51 @@ class BlockSink:
             view = view[take:]
             if len(self.carry) < self.size:
                 return
-            self._block(bytes(self.carry))
+            self._blocks(memoryview(bytes(self.carry)), 1)
             self.carry = bytearray()
-        while len(view) >= self.size:
-            self._block(view[: self.size])
-            view = view[self.size :]
-        self._flush()  # the run holds views of `chunk`, valid during this call only
+        count = len(view) // self.size
+        if count:
+            self._blocks(view[: count * self.size], count)
+            view = view[count * self.size :]
         if len(view):
             self.carry += view
 
     def end(self) -> str | None:
-        """Flush a last partial block; the member's checksum (None without an algorithm)."""
+        """Write a last partial block; settle the file if it is complete; the member's
+        checksum (None without an algorithm)."""
         if self.carry:
-            self._block(bytes(self.carry))
+            self._blocks(memoryview(bytes(self.carry)), 1)
             self.carry = bytearray()
-        self._flush()
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+        if self.need is not None:
+            self.needs.done_writing(self.need)
         return self.checksum.hexdigest() if self.checksum is not None else None
 
-    def _block(self, data: bytes | memoryview) -> None:
-        number = self.numbers[self.index] if self.numbers is not None else self.index
-        self.index += 1
-        need = self.needs.take(self.manifest_path, number)
-        if need is None:
-            return
-        if self.run and (
-            number != self.run_first + len(self.run) or len(self.run) * self.size >= RUN_BYTES
-        ):
-            self._flush()
-        if not self.run:
-            self.run_first, self.run_need = number, need
-        self.run.append(data)
+    def _blocks(self, view: memoryview, count: int) -> None:
+        """`count` blocks of the member (the last one possibly short): write those needed."""
+        first = self.index
+        self.index += count
+        numbers = (
+            range(first, first + count)
+            if self.numbers is None
+            else self.numbers[first : first + count]
+        )
+        need, runs = self.needs.take(self.manifest_path, numbers, joining=self.need is None)
+        if runs:
+            self.need = need
+        for at, block, blocks in runs:
+            self._write(need, block, blocks, view[at * self.size : (at + blocks) * self.size])
 
-    def _flush(self) -> None:
-        need = self.run_need
-        if not self.run or need is None:
-            return
-        data = b"".join(self.run)
-        count, first = len(self.run), self.run_first
-        self.run = []
+    def _write(self, need: Need, first: int, count: int, data: memoryview) -> None:
         if self.fd is None:
             os.makedirs(os.path.dirname(need.path), 0o700, exist_ok=True)
             try:
                 self.fd = os.open(need.path, OPEN_FLAGS, 0o600)
             except OSError as exc:
                 raise OperationFailed(f"cannot create {need.path}: {exc.strerror}") from None
-        view, offset = memoryview(data), first * self.size
+        view, offset = data, first * self.size
         try:
             while len(view):
                 written = os.pwrite(self.fd, view, offset)

@@ -18,8 +18,10 @@ from core.restore.chain import (
     ChainLink,
     ChainWritten,
     LinkWritten,
+    Need,
     Needs,
     finish_needs,
+    settle_need,
 )
 from core.restore.crc_join import Crc32cJoin
 from core.restore.extract import (
@@ -50,6 +52,13 @@ def fetch_chain(run: RestoreRun) -> None:
     block_size = int((links[0].manifest.incremental or {}).get("block_size", 8192))
     crc32c = links[0].manifest.checksum_algorithm == CRC32C
     needs = Needs.of(links[0], where, block_size, checksums=crc32c)
+    owner = run.files.root_owner if run.as_root else None
+
+    def settled(need: Need) -> None:  # complete before the older links are read: fsync now
+        settle_need(need, owner)
+        run.syncer.add(need.path)
+
+    needs.on_complete = settled
     total = sum(p.size for link in links for s in link.sets for p in s.parts)
     run.reporter.set_totals(bytes_total=total, files_total=len(run.files.records or {}))
     whole: tuple[int, int] = (0, 0)
@@ -60,9 +69,9 @@ def fetch_chain(run: RestoreRun) -> None:
         _link(run, link, needs, newest=index == 0)
         if index == 0:  # the newest link's files restored whole, by the extractor
             whole = (run.files.files, run.files.bytes)
-    owner = run.files.root_owner if run.as_root else None
+    late = [need for need in needs.files.values() if not need.settled]
     run.warnings += finish_needs(needs, owner)
-    for need in needs.files.values():
+    for need in late:
         run.syncer.add(need.path)
     apply_directory_metadata(run.files)
     written = _written(links, needs, whole)

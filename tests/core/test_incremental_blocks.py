@@ -22,7 +22,7 @@ from core.backup.increment_plan import SAME, SCAN, WHOLE, _decide
 from core.backup.summaries import SummaryMap, _coverage_gap
 from core.catalog.manifest import CRC32C, checksum_of
 from core.postgres.pgdata import Entry
-from core.restore.chain import BlockSink, Needs, _Need, finish_needs
+from core.restore.chain import BlockSink, Need, Needs, finish_needs
 from core.restore.crc_join import Crc32cJoin
 
 BS = 8192
@@ -136,7 +136,7 @@ def test_each_file_is_stored_whole_as_blocks_or_not_at_all() -> None:
 def test_blocks_are_assembled_newest_first_each_written_once(tmp_path: Path) -> None:
     target = str(tmp_path / "rel")
     needs = Needs(BS)
-    needs.files["base/5/1"] = _Need(target, 4 * BS, 5.0, set(range(4)))
+    needs.files["base/5/1"] = Need(target, 4 * BS, 5.0, set(range(4)))
     # the newest link stored blocks 1 and 3
     newest = BlockSink(needs, "base/5/1", [1, 3], None)
     newest.data(memoryview(b"N" * BS + b"M" * BS))
@@ -156,7 +156,7 @@ def test_blocks_are_assembled_newest_first_each_written_once(tmp_path: Path) -> 
 
 def test_blocks_no_link_holds_are_zero_and_said(tmp_path: Path) -> None:
     needs = Needs(BS)
-    needs.files["base/5/2"] = _Need(str(tmp_path / "two"), 2 * BS, 1.0, {0, 1})
+    needs.files["base/5/2"] = Need(str(tmp_path / "two"), 2 * BS, 1.0, {0, 1})
     warnings = finish_needs(needs, None)
     assert warnings and "2 blocks" in warnings[0]
     assert os.path.getsize(tmp_path / "two") == 2 * BS
@@ -167,7 +167,7 @@ def test_consecutive_blocks_are_written_as_one_run_and_checksummed_as_written(
 ) -> None:
     target = str(tmp_path / "rel")
     needs = Needs(BS, checksums=True)
-    needs.files["base/5/1"] = _Need(target, 6 * BS, 5.0, set(range(6)))
+    needs.files["base/5/1"] = Need(target, 6 * BS, 5.0, set(range(6)))
     newest = BlockSink(needs, "base/5/1", [1, 2, 4], None, "new")
     newest.data(memoryview(b"N" * BS + b"O" * BS + b"P" * BS))
     newest.end()
@@ -198,7 +198,7 @@ def test_a_short_last_block_is_checksummed_and_a_run_of_the_wrong_length_is_not(
     size = 2 * BS + 300  # a non-relation file: its last block is short
     content = bytes(range(256)) * (size // 256) + bytes(size % 256)
     needs = Needs(BS, checksums=True)
-    needs.files["pg_xact/0000"] = _Need(str(tmp_path / "xact"), size, 1.0, set(range(3)))
+    needs.files["pg_xact/0000"] = Need(str(tmp_path / "xact"), size, 1.0, set(range(3)))
     sink = BlockSink(needs, "pg_xact/0000", None, None, "full")
     sink.data(memoryview(content))
     sink.end()
@@ -207,7 +207,7 @@ def test_a_short_last_block_is_checksummed_and_a_run_of_the_wrong_length_is_not(
     assert need.checksum(Crc32cJoin(BS)) == checksum_of(CRC32C, content)
     # an older copy one byte longer than the file as restored: read back, not trusted
     longer = Needs(BS, checksums=True)
-    longer.files["pg_xact/0000"] = _Need(str(tmp_path / "other"), size, 1.0, set(range(3)))
+    longer.files["pg_xact/0000"] = Need(str(tmp_path / "other"), size, 1.0, set(range(3)))
     sink = BlockSink(longer, "pg_xact/0000", None, None, "full")
     sink.data(memoryview(content + b"x"))
     sink.end()
