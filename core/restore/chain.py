@@ -135,8 +135,9 @@ class Needs:
     files: dict[str, Need] = field(default_factory=dict)  # by manifest path
     written: dict[str, list[int]] = field(default_factory=dict)  # link -> [blocks, bytes]
     lock: threading.Lock = field(default_factory=threading.Lock)
-    #: called with each file as its last missing block is written (settle_need, then fsync)
-    on_complete: Callable[[Need], None] | None = None
+    #: called with each file as its last missing block is written (settle_need, then fsync);
+    #: False when it cannot settle it yet
+    on_complete: Callable[[Need], bool] | None = None
 
     @classmethod
     def of(
@@ -197,7 +198,8 @@ class Needs:
             if need.writers or need.missing or need.settled or self.on_complete is None:
                 return
             need.settled = True
-        self.on_complete(need)
+        if not self.on_complete(need):
+            need.settled = False  # left to finish_needs (no other member writes it now)
 
     def wants(self, manifest_path: str) -> bool:
         with self.lock:

@@ -52,11 +52,13 @@ def fetch_chain(run: RestoreRun) -> None:
     block_size = int((links[0].manifest.incremental or {}).get("block_size", 8192))
     crc32c = links[0].manifest.checksum_algorithm == CRC32C
     needs = Needs.of(links[0], where, block_size, checksums=crc32c)
-    owner = run.files.root_owner if run.as_root else None
 
-    def settled(need: Need) -> None:  # complete before the older links are read: fsync now
-        settle_need(need, owner)
+    def settled(need: Need) -> bool:  # complete before the older links are read: fsync now
+        if run.as_root and run.files.root_owner is None:
+            return False  # the data directory's owner is not known yet
+        settle_need(need, run.files.root_owner if run.as_root else None)
         run.syncer.add(need.path)
+        return True
 
     needs.on_complete = settled
     total = sum(p.size for link in links for s in link.sets for p in s.parts)
@@ -69,6 +71,7 @@ def fetch_chain(run: RestoreRun) -> None:
         _link(run, link, needs, newest=index == 0)
         if index == 0:  # the newest link's files restored whole, by the extractor
             whole = (run.files.files, run.files.bytes)
+    owner = run.files.root_owner if run.as_root else None
     late = [need for need in needs.files.values() if not need.settled]
     run.warnings += finish_needs(needs, owner)
     for need in late:

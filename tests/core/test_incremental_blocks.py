@@ -212,3 +212,40 @@ def test_a_short_last_block_is_checksummed_and_a_run_of_the_wrong_length_is_not(
     sink.data(memoryview(content + b"x"))
     sink.end()
     assert longer.files["pg_xact/0000"].checksum(Crc32cJoin(BS)) is None
+
+
+def test_a_file_is_settled_as_soon_as_its_last_block_is_written(tmp_path: Path) -> None:
+    settled: list[str] = []
+
+    def settle(need: Need) -> bool:
+        settled.append(need.path)
+        return True
+
+    needs = Needs(BS)
+    needs.on_complete = settle
+    target = str(tmp_path / "rel")
+    needs.files["base/5/1"] = Need(target, 3 * BS, 7.0, set(range(3)))
+    newest = BlockSink(needs, "base/5/1", [2], None, "new")
+    newest.data(memoryview(b"N" * BS))
+    newest.end()
+    assert settled == []  # blocks 0 and 1 still missing
+    older = BlockSink(needs, "base/5/1", None, None, "old")
+    older.data(memoryview(b"a" * BS + b"b" * BS + b"c" * BS))
+    older.end()
+    assert settled == [target]
+    assert needs.files["base/5/1"].settled
+    assert finish_needs(needs, None) == []  # not settled twice
+
+
+def test_a_file_that_cannot_be_settled_yet_is_left_to_the_end(tmp_path: Path) -> None:
+    needs = Needs(BS)
+    needs.on_complete = lambda need: False  # e.g. the data directory's owner is not known
+    target = str(tmp_path / "rel")
+    needs.files["base/5/1"] = Need(target, BS, 7.0, {0})
+    sink = BlockSink(needs, "base/5/1", None, None, "full")
+    sink.data(memoryview(b"a" * BS))
+    sink.end()
+    assert not needs.files["base/5/1"].settled
+    assert finish_needs(needs, None) == []
+    assert needs.files["base/5/1"].settled
+    assert os.stat(target).st_mtime == 7.0
