@@ -91,7 +91,6 @@ class Need:
     size: int
     mtime: float
     missing: set[int]
-    created: bool = False
     #: members writing into it now; it is settled when none is and no block is missing
     writers: int = 0
     #: sized, dated, owned and handed to the syncer (once its last block was written)
@@ -176,7 +175,6 @@ class Needs:
                 if not positions:
                     return _NOTHING, []
                 missing.difference_update(numbers[at] for at in positions)
-            need.created = True
             if joining:
                 need.writers += 1
         if positions is None:

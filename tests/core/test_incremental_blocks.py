@@ -22,7 +22,7 @@ from core.backup.increment_plan import SAME, SCAN, WHOLE, _decide
 from core.backup.summaries import SummaryMap, _coverage_gap
 from core.catalog.manifest import CRC32C, checksum_of
 from core.postgres.pgdata import Entry
-from core.restore.chain import BlockSink, Need, Needs, finish_needs
+from core.restore.chain import BlockSink, Need, Needs, finish_needs, settle_need
 from core.restore.crc_join import Crc32cJoin
 
 BS = 8192
@@ -218,6 +218,7 @@ def test_a_file_is_settled_as_soon_as_its_last_block_is_written(tmp_path: Path) 
     settled: list[str] = []
 
     def settle(need: Need) -> bool:
+        settle_need(need, None)
         settled.append(need.path)
         return True
 
@@ -232,9 +233,11 @@ def test_a_file_is_settled_as_soon_as_its_last_block_is_written(tmp_path: Path) 
     older = BlockSink(needs, "base/5/1", None, None, "old")
     older.data(memoryview(b"a" * BS + b"b" * BS + b"c" * BS))
     older.end()
+    # settled before the end of the restore: dated as in the backup, ready to be fsynced
     assert settled == [target]
-    assert needs.files["base/5/1"].settled
-    assert finish_needs(needs, None) == []  # not settled twice
+    assert os.stat(target).st_mtime == 7.0
+    assert finish_needs(needs, None) == []
+    assert settled == [target]
 
 
 def test_a_file_that_cannot_be_settled_yet_is_left_to_the_end(tmp_path: Path) -> None:
