@@ -1,6 +1,7 @@
 """Encrypted against plain: pgvault backup and restore of one cluster, side by side in one run.
 
-    .venv/bin/python bench/encrypted.py [--scale 20] [--rounds 2] [--jobs 2]
+    .venv/bin/python bench/encrypted.py [--scale 20] [--rounds 2] [--jobs 2] [--segments 16]
+        [--archive-command walack|pgvault] [--wal-only]
 
 One PostgreSQL 15 cluster holding `pgbench -i -s SCALE` (bench/restore.py's build_cluster),
 one local file:// destination with three servers: `bench-plain`, `bench-enc` (a key file
@@ -13,6 +14,8 @@ the ratio encrypted/plain and the issue 16 goal.
 Then the WAL fast path: on a second cluster (archive_mode on), a backlog of --segments
 segments (bench/wal.py's build_backlog) drained by `wal-archive --async -J 4` to a plain and
 to an encrypted server (bench/wal_drain.py's drain_once), alternating; rate ratio enc/plain.
+The archive_command is the README's, `python -I -S tui/walack.py ...`, or with
+--archive-command pgvault the `pgvault` script (a full interpreter start per segment).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.restore import PGVAULT, Backup, build_cluster, run_restore, warm  # noqa: E402
 from bench.wal import build_backlog, pgbench_init, set_archive_command  # noqa: E402
-from bench.wal_drain import compile_sources, drain_once  # noqa: E402
+from bench.wal_drain import WALACK, compile_sources, drain_once  # noqa: E402
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
 from tests.support.postgres import (  # noqa: E402
     Cluster,
@@ -67,8 +70,11 @@ def backup(cluster: Cluster, dest: TestDestination, data: str, jobs: int) -> tup
     return seconds, Backup(data, dest, "local dir", "zstd", result.stdout.strip(), [], 0)
 
 
-def wal_drains(key_args: list[str], segments: int, rounds: int) -> dict[str, list[float]]:
+def wal_drains(
+    key_args: list[str], segments: int, rounds: int, archive_command: str
+) -> dict[str, list[float]]:
     """`wal-archive --async` drains of the same backlog to a plain and an encrypted server."""
+    exe = WALACK if archive_command == "walack" else PGVAULT
     compile_sources(REPO)
     cluster = make_cluster(
         settings={
@@ -92,11 +98,16 @@ def wal_drains(key_args: list[str], segments: int, rounds: int) -> dict[str, lis
             for data in ["plain", "enc"] if round_ % 2 == 0 else ["enc", "plain"]:
                 fast = ["--async", "--spool-dir", spools[data], "-J", "4"]
                 command = " ".join(
-                    [PGVAULT, "--batch", "wal-archive", *fast, dests[data].url, "pg1", "%p"]
+                    [exe, "--batch", "wal-archive", *fast, dests[data].url, "pg1", "%p"]
                 )
+                # A pusher left running (one the last archive_command started after the drain's
+                # kill) stores the next backlog ahead of its drain: gone before it is written.
+                set_archive_command(cluster, "")
+                time.sleep(1.0)
+                for spool in spools.values():
+                    stop_pushers(spool, wait=30)
                 build_backlog(cluster, segments)
                 seconds[data].append(drain_once(cluster, command, segments, set_archive_command))
-                stop_pushers(spools[data])
                 print(f"wal round {round_ + 1}: {data} {seconds[data][-1]:.2f} s", flush=True)
         # WAL keeps its object names when encrypted: look at the files' age header instead.
         wals = [w for w in Path(enc.bucket).glob("pfx/pg1/wals/*/*") if w.name[0] != "."]
@@ -123,6 +134,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--segments", type=int, default=16, help="WAL backlog; 0: no WAL drain")
+    parser.add_argument(
+        "--archive-command",
+        choices=["walack", "pgvault"],
+        default="walack",
+        help="the drain's archive_command: tui/walack.py (the README's, default) or pgvault",
+    )
+    parser.add_argument("--wal-only", action="store_true", help="only the WAL drain")
     args = parser.parse_args()
 
     pgvault_bin = pgvault_for_postgres()
@@ -165,7 +183,7 @@ def main() -> int:
                 capture_output=True,
                 env={**os.environ, **dest.env},
             )
-        for round_ in range(args.rounds):
+        for round_ in range(0 if args.wal_only else args.rounds):
             order = KINDS[round_ % 3 :] + KINDS[: round_ % 3]
             made: dict[str, Backup] = {}
             for data in order:
@@ -188,7 +206,11 @@ def main() -> int:
         cluster.drop()
         dest.drop()
     try:
-        wal = wal_drains(key_args, args.segments, args.rounds) if args.segments else None
+        wal = (
+            wal_drains(key_args, args.segments, args.rounds, args.archive_command)
+            if args.segments
+            else None
+        )
     finally:
         shutil.rmtree(secrets, ignore_errors=True)
     print(
@@ -199,7 +221,7 @@ def main() -> int:
     )
     print("| step | keys | plain s, best | encrypted s, best | ratio, median | goal | met |")
     print("|---|---|---:|---:|---:|---|---|")
-    for step, runs in times.items():
+    for step, runs in times.items() if not args.wal_only else ():
         for data in ("enc", "id"):
             ratio = _median_ratio(runs[data], runs["plain"])
             met = "yes" if ratio <= GOAL else "no"
@@ -214,7 +236,7 @@ def main() -> int:
         rate = 1 / _median_ratio(wal["enc"], wal["plain"])
         met = "yes" if rate >= 0.9 else "no"
         print(
-            f"| WAL drain, {args.segments} segments (rate) | passphrase "
+            f"| WAL drain, {args.segments} segments, {args.archive_command} (rate) | passphrase "
             f"| {min(wal['plain']):.2f} | {min(wal['enc']):.2f} | {rate:.2f}x | >= 0.90x | {met} |"
         )
     return 0

@@ -242,13 +242,34 @@ def preload_cipher() -> None:
     threading.Thread(target=work, name="pgvault-preload", daemon=True).start()
 
 
-def seal(data: bytes, recipient: X25519Recipient | None) -> bytes | bytearray:
-    """data as an age file for recipient (as it is when there is no recipient)."""
+class SealBuffers:
+    """A buffer per thread to seal into, kept from one object to the next, for a writer that
+    seals many objects of about one size (the WAL pusher's 16 MiB segments)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, size: int) -> bytearray:
+        buffer: bytearray | None = getattr(self._local, "buffer", None)
+        if buffer is None or len(buffer) < size:
+            buffer = self._local.buffer = bytearray(size)
+        return buffer
+
+
+def seal(
+    data: bytes,
+    recipient: X25519Recipient | None,
+    buffers: SealBuffers | None = None,
+) -> bytes | bytearray | memoryview:
+    """data as an age file for recipient (as it is when there is no recipient); with
+    buffers, a view of this thread's buffer, valid until its next seal."""
     if recipient is None:
         return data
     from core.crypto import encrypt_bytes
 
-    return encrypt_bytes(data, [recipient])
+    if buffers is None:
+        return encrypt_bytes(data, [recipient])
+    return encrypt_bytes(data, [recipient], buffers)
 
 
 def open_object(store: ObjectStore, server: str, data: bytes, label: str) -> bytes:

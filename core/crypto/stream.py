@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from core.crypto.header import MAX_LINE, Header, hkdf, parse_header, serialize_header, verify_mac
@@ -261,16 +261,21 @@ class DecryptingReader(io.RawIOBase):
 
 
 def encrypt_bytes(
-    data: bytes | bytearray | memoryview, recipients: Sequence[Recipient]
-) -> bytearray:
-    """The age v1 file of data for these recipients (as EncryptingWriter writes it)."""
-    # Sealed in place into one buffer of the final size, returned as it is: a WAL segment is
-    # 16 MiB, and growing a BytesIO chunk by chunk cost twice the cipher's own time, a final
-    # bytes() copy of it half as much again (issue 16's WAL rate).
+    data: bytes | bytearray | memoryview,
+    recipients: Sequence[Recipient],
+    buffer: Callable[[int], bytearray] = bytearray,
+) -> bytearray | memoryview:
+    """The age v1 file of data for these recipients (as EncryptingWriter writes it), sealed
+    into buffer(size): a view of its first size bytes when it returns a larger one."""
+    # Sealed in place into one buffer of the final size: a WAL segment is 16 MiB, and growing
+    # a BytesIO chunk by chunk cost twice the cipher's own time, a final bytes() copy of it
+    # half as much again (issue 16's WAL rate). A caller sealing many (the WAL pusher) passes
+    # a buffer it reuses: a fresh one costs page faults and zeroing, as much as the cipher.
     start, aead = _start(recipients)
     view = memoryview(data).cast("B")
     chunks = max(1, -(-len(view) // CHUNK))
-    out = bytearray(len(start) + len(view) + chunks * TAG)
+    size = len(start) + len(view) + chunks * TAG
+    out = buffer(size)
     out[: len(start)] = start
     target = memoryview(out)
     at = len(start)
@@ -279,8 +284,10 @@ def encrypt_bytes(
         end = at + len(chunk) + TAG
         aead.encrypt_into(_nonce(index, index == chunks - 1), chunk, None, target[at:end])
         at = end
-    target.release()
-    return out
+    if len(out) == size:
+        target.release()
+        return out
+    return target[:size]
 
 
 def decrypt_bytes(

@@ -114,7 +114,11 @@ class Backend(ABC):
         return self.config.retry.call(fn, what)
 
     def _put_whole(
-        self, key: str, data: bytes | bytearray, options: PutOptions, sha256: str | None = None
+        self,
+        key: str,
+        data: bytes | bytearray | memoryview,
+        options: PutOptions,
+        sha256: str | None = None,
     ) -> None:
         """Store an object in one request, retried as a whole."""
         self._retry(lambda: self._put(key, self.payload(data, sha256), options), f"put {key}")

@@ -67,7 +67,7 @@ class ObjectStore(Backend):
     def put_bytes(
         self,
         key: str,
-        data: bytes | bytearray,
+        data: bytes | bytearray | memoryview,
         options: PutOptions = PLAIN,
         sha256: str | None = None,
     ) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from core.catalog.layout import ServerLayout
 from core.codecs import Codec, get_codec, parse_level
-from core.encryption import seal, write_recipient
+from core.encryption import SealBuffers, seal, write_recipient
 from core.errors import InputError, ObjectExists, ObjectNotFound, OperationFailed
 from core.postgres.walnames import is_history
 from core.progress import NullReporter, Reporter
@@ -153,6 +153,8 @@ class WalArchiver:
         self.codec = settings.codec
         # A server with a key file: every object sealed to its data recipient (read once).
         self.recipient = write_recipient(store, server)
+        # A fresh 16 MiB buffer per sealed segment cost as much as the cipher (issue 16).
+        self._seal_buffers = SealBuffers()
 
     # ---- lookups ----------------------------------------------------------------------------
 
@@ -241,14 +243,20 @@ class WalArchiver:
             wal.name, first.key, False, len(wal.data), first.size, wal.system_identifier
         )
 
-    def _compress(self, wal: WalFile) -> bytes | bytearray:
-        """The stored body: compressed, then encrypted when the server has a key file."""
-        if self.codec is None:
-            return seal(wal.data, self.recipient)
-        return seal(self.codec.compress(wal.data, self.settings.level), self.recipient)
+    def _compress(self, wal: WalFile) -> bytes | bytearray | memoryview:
+        """The stored body: compressed, then encrypted when the server has a key file (then
+        valid until this thread's next call)."""
+        plain = (
+            wal.data if self.codec is None else self.codec.compress(wal.data, self.settings.level)
+        )
+        return seal(plain, self.recipient, self._seal_buffers)
 
     def _put(
-        self, key: str, body: bytes | bytearray, options: PutOptions, sha256: str | None
+        self,
+        key: str,
+        body: bytes | bytearray | memoryview,
+        options: PutOptions,
+        sha256: str | None,
     ) -> None:
         limit = self.settings.single_put_limit
         if (

@@ -214,17 +214,23 @@ def barman_args(provider: str, cli_args: list[str]) -> list[str]:
     return ["--cloud-provider", "google-cloud-storage"]
 
 
-def stop_pushers(spool_root: str) -> None:
-    """SIGTERM the fast-path pushers of every spool under spool_root (started by a test)."""
+def stop_pushers(spool_root: str, wait: float = 0.0) -> None:
+    """SIGTERM the fast-path pushers of every spool under spool_root (started by a test);
+    wait: seconds to wait for them to be gone (a bench reusing the spool must not find one
+    still storing ahead)."""
     from core.wal.spool import ArchiveSpool
 
     if not os.path.isdir(spool_root):
         return
-    for name in os.listdir(spool_root):
-        pid = ArchiveSpool(os.path.join(spool_root, name)).pusher_pid()
+    spools = [ArchiveSpool(os.path.join(spool_root, name)) for name in os.listdir(spool_root)]
+    for spool in spools:
+        pid = spool.pusher_pid()
         if pid:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while any(spool.pusher_pid() for spool in spools) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 @pytest.fixture

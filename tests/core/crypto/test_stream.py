@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 
 import pytest
 
@@ -20,6 +21,7 @@ from core.crypto import (
 from core.crypto.header import Stanza, serialize_header
 from core.crypto.stanzas import wrap
 from core.crypto.stream import CHUNK
+from core.encryption import SealBuffers
 from core.errors import DecryptionFailed, ExitCode, InputError, OperationFailed
 
 SIZES = [0, 1, 65535, 65536, 65537, 200000]
@@ -35,6 +37,23 @@ def test_round_trip(size: int) -> None:
     header_end = sealed.index(b"\n---") + 1
     header_end = sealed.index(b"\n", header_end) + 1
     assert len(sealed) == header_end + 16 + size + 16 * chunks
+
+
+def test_sealing_into_reused_buffers_gives_the_same_files() -> None:
+    identity = generate_identity()
+    buffers = SealBuffers()
+    big = os.urandom(3 * CHUNK + 5)
+    first = encrypt_bytes(big, [identity.recipient()], buffers)
+    assert decrypt_bytes(bytes(first), [identity]) == big
+    # A smaller object after it: sealed into the same buffer, returned as a view of its start.
+    second = encrypt_bytes(b"history file", [identity.recipient()], buffers)
+    assert isinstance(second, memoryview) and second.obj is buffers(1)
+    assert decrypt_bytes(bytes(second), [identity]) == b"history file"
+    elsewhere: list[bytearray] = []
+    thread = threading.Thread(target=lambda: elsewhere.append(buffers(1)))
+    thread.start()
+    thread.join()
+    assert elsewhere[0] is not buffers(1)  # one buffer per thread
 
 
 def test_streaming_in_odd_pieces_both_ways() -> None:
