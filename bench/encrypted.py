@@ -1,7 +1,7 @@
 """Encrypted against plain: pgvault backup and restore of one cluster, side by side in one run.
 
     .venv/bin/python bench/encrypted.py [--scale 20] [--rounds 2] [--jobs 2] [--segments 16]
-        [--archive-command walack|pgvault] [--wal-only]
+        [--archive-command walack|pgvault] [--wal-compression none|zstd|lz4] [--wal-only]
 
 One PostgreSQL 15 cluster holding `pgbench -i -s SCALE` (bench/restore.py's build_cluster),
 one local file:// destination with three servers: `bench-plain`, `bench-enc` (a key file
@@ -71,7 +71,7 @@ def backup(cluster: Cluster, dest: TestDestination, data: str, jobs: int) -> tup
 
 
 def wal_drains(
-    key_args: list[str], segments: int, rounds: int, archive_command: str
+    key_args: list[str], segments: int, rounds: int, archive_command: str, compression: str
 ) -> dict[str, list[float]]:
     """`wal-archive --async` drains of the same backlog to a plain and an encrypted server."""
     exe = WALACK if archive_command == "walack" else PGVAULT
@@ -97,6 +97,7 @@ def wal_drains(
         for round_ in range(rounds):
             for data in ["plain", "enc"] if round_ % 2 == 0 else ["enc", "plain"]:
                 fast = ["--async", "--spool-dir", spools[data], "-J", "4"]
+                fast += [] if compression == "none" else [f"--{compression}"]
                 command = " ".join(
                     [exe, "--batch", "wal-archive", *fast, dests[data].url, "pg1", "%p"]
                 )
@@ -141,6 +142,9 @@ def main() -> int:
         help="the drain's archive_command: tui/walack.py (the README's, default) or pgvault",
     )
     parser.add_argument("--wal-only", action="store_true", help="only the WAL drain")
+    parser.add_argument(
+        "--wal-compression", choices=["none", "zstd", "lz4"], default="none", help="both drains'"
+    )
     args = parser.parse_args()
 
     pgvault_bin = pgvault_for_postgres()
@@ -165,7 +169,7 @@ def main() -> int:
     times: dict[str, dict[str, list[float]]] = {
         step: {data: [] for data in KINDS} for step in ("backup", "restore")
     }
-    cluster = build_cluster(args.scale)
+    cluster = build_cluster(1 if args.wal_only else args.scale)
     try:
         for data, init in (("enc", key_args), ("id", ["--encrypt-to", recipient])):
             subprocess.run(
@@ -207,7 +211,9 @@ def main() -> int:
         dest.drop()
     try:
         wal = (
-            wal_drains(key_args, args.segments, args.rounds, args.archive_command)
+            wal_drains(
+                key_args, args.segments, args.rounds, args.archive_command, args.wal_compression
+            )
             if args.segments
             else None
         )
@@ -236,7 +242,8 @@ def main() -> int:
         rate = 1 / _median_ratio(wal["enc"], wal["plain"])
         met = "yes" if rate >= 0.9 else "no"
         print(
-            f"| WAL drain, {args.segments} segments, {args.archive_command} (rate) | passphrase "
+            f"| WAL drain, {args.segments} segments, {args.archive_command}, "
+            f"{args.wal_compression} (rate) | passphrase "
             f"| {min(wal['plain']):.2f} | {min(wal['enc']):.2f} | {rate:.2f}x | >= 0.90x | {met} |"
         )
     return 0
