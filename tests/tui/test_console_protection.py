@@ -4,6 +4,7 @@ last success, next slot and RPO, on a fixed vault and a fixed clock."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -17,17 +18,19 @@ from core.protection.model import (
     RunRecord,
     RunState,
     RunTrigger,
+    SecondaryRetention,
     Vault,
 )
 from core.protection.policy_read import parse_policy
 from core.protection.registry import Registry, VaultEntry
+from core.protection.status import Health, InstanceStatus
 from core.protection.vaultstore import VaultStore
 from core.storage import open_store
 from core.urls import parse_location
 from tests.core.protection.policies import osspol5_text, template_text
 from tests.support.console import NOW, make_app, settle
 from tests.tui.conftest import FIXED
-from tui.screens.protection import ProtectionScreen
+from tui.screens.protection import ProtectionScreen, detail
 
 SnapCompare = Callable[..., bool]
 CLOCK = datetime.fromtimestamp(NOW, UTC)
@@ -92,6 +95,33 @@ async def test_the_view_lists_each_instance_with_its_health(fixed_state: str) ->
         detail = str(screen.query_one("#protection-detail").render())
         assert "billing-db" in detail
         assert "critical" in detail
+
+
+def test_the_detail_names_the_secondary_destination_and_its_retention() -> None:
+    instance = BackupInstance(
+        "sales-db", "sales-db", Datasource("host=/tmp"), "osspol5",
+        secondary_destination="s3://dr-bucket/pgvault",
+        secondary_retention=SecondaryRetention.FOLLOW,
+    )  # fmt: skip
+    item = InstanceStatus(
+        "prod", instance, "daily at 02:00", None, None, None, Health.WARNING, "no backup", CLOCK
+    )
+    shown = detail(item).plain
+    assert "copies each backup to s3://dr-bucket/pgvault" in shown
+    assert "retention's deletions are repeated there" in shown
+    kept = detail(
+        replace(item, instance=replace(instance, secondary_retention=SecondaryRetention.KEEP))
+    )
+    assert "copies stay there until deleted there" in kept.plain
+    alone = detail(
+        replace(
+            item,
+            instance=replace(
+                instance, secondary_destination=None, secondary_retention=SecondaryRetention.KEEP
+            ),
+        )
+    )
+    assert "copies each backup" not in alone.plain
 
 
 def test_protection_view(snap_compare: SnapCompare, fixed_state: str) -> None:

@@ -14,7 +14,7 @@ from textual.binding import Binding
 from textual.events import ScreenResume
 from textual.widgets import DataTable, Static
 
-from core.protection.model import ProtectionState
+from core.protection.model import ProtectionState, SecondaryRetention
 from core.protection.status import Health, InstanceStatus
 from tui.messages import ResumeProtection, StopProtection
 from tui.screens.base import ConsoleScreen
@@ -86,6 +86,14 @@ def detail(item: InstanceStatus) -> Text:
     text.append(f" - {item.reason}\n")
     text.append(f"{item.instance.policy_name}: ", style="bold")
     text.append(item.policy_words)
+    secondary = item.instance.secondary_destination
+    if secondary:
+        text.append("\ncopies each backup to ", style="bold")
+        text.append(secondary)
+        if item.instance.secondary_retention is SecondaryRetention.FOLLOW:
+            text.append(" (retention's deletions are repeated there)")
+        else:
+            text.append(" (copies stay there until deleted there)")
     return text
 
 
