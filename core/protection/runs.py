@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import psycopg2.extensions
@@ -99,8 +99,13 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
 ) -> RunOutcome:
     """Claim the slot and, when this caller got it, run the backup job and record the end."""
     record = RunRecord(instance.name, slot, rule, trigger, RunState.CLAIMED, agent_id, tag)
-    if not vault.store.claim_run(record):
-        return RunOutcome(instance.name, slot, trigger, tag, claimed=False)
+    while not vault.store.claim_run(record):
+        if trigger is not RunTrigger.ADHOC:
+            return RunOutcome(instance.name, slot, trigger, tag, claimed=False)
+        # An ad hoc run asks for a backup now, not for a slot agents share: a second one in
+        # the same second (a script, a small fast backup) takes the next free second.
+        record = replace(record, slot=record.slot + timedelta(seconds=1))
+    slot = record.slot
     try:
         outcome, backup_id = _run_job(vault, jobs, instance, kind)
     except InputError as exc:

@@ -7,11 +7,13 @@ import json
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
 from core.errors import InputError
+from core.jobs import JobStore
 from core.protection.model import (
     BackupInstance,
     Datasource,
@@ -22,7 +24,10 @@ from core.protection.model import (
     Vault,
 )
 from core.protection.policy_read import parse_policy
+from core.protection.registry import VaultEntry
+from core.protection.runs import take_backup
 from core.protection.secretref import SecretReference
+from core.protection.service import OpenVault
 from core.protection.vaultstore import VaultStore, list_vaults
 from core.storage import ObjectStore
 from tests.core.protection.policies import osspol5_text, template_text
@@ -148,3 +153,33 @@ def test_barman_cloud_still_lists_a_destination_holding_a_vault(make_dest: MakeD
     listed = run_barman("backup-list", dest, "--format", "json", dest.url, "pg-main")
     backups = json.loads(listed.stdout)["backups_list"]
     assert [b["backup_id"] for b in backups] == ["20260101T000000"]
+
+
+def test_an_adhoc_run_never_loses_its_second_to_an_earlier_one(
+    make_dest: MakeDest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PGPASS", raising=False)  # the run then fails fast, before any job
+    dest = make_dest("file")
+    with dest.store() as store, JobStore.open(str(tmp_path)) as jobs:
+        vaults = filled(store)
+        opened = OpenVault(VaultEntry("TestBkpVault", dest.url), vaults)
+        earlier = RunRecord(
+            "empdb11", SLOT, "Daily", RunTrigger.ADHOC, RunState.SUCCEEDED, "host-a:1"
+        )
+        assert vaults.claim_run(earlier)
+        adhoc = take_backup(
+            opened, jobs, instance(), rule="Daily", slot=SLOT,
+            trigger=RunTrigger.ADHOC, tag="Default", agent_id="host-a:2",
+        )  # fmt: skip
+        assert adhoc.claimed and adhoc.slot == SLOT + timedelta(seconds=1)
+        assert adhoc.record is not None and adhoc.record.state is RunState.FAILED
+        assert "PGPASS" in (adhoc.record.error or "")
+        assert [r.slot for r in vaults.runs("empdb11")] == [SLOT, SLOT + timedelta(seconds=1)]
+        # A scheduled slot is shared by the agents: the second one to claim it stands aside.
+        assert vaults.claim_run(run("host-b:1"))
+        scheduled = take_backup(
+            opened, jobs, instance(), rule="BackupWeekly", slot=SLOT,
+            trigger=RunTrigger.SCHEDULED, tag="Default", agent_id="host-a:2",
+        )  # fmt: skip
+        assert not scheduled.claimed
+        assert vaults.get_run("empdb11", SLOT).claimed_by == "host-b:1"
