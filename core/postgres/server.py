@@ -60,7 +60,18 @@ def is_running(data: str) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """An exited process its parent has not reaped yet: signals reach it, but it holds no
+    data directory any more (a stopped postmaster whose parent has not waited for it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    # pid (comm) state ...: comm may hold spaces and parentheses, the state follows the last )
+    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z"
 
 
 def kill_postmaster(data: str, attempts: int = 100) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,22 @@ def test_stop_wait_and_start_a_running_cluster(pg: Cluster) -> None:
 def test_free_port_and_a_missing_log(tmp_path: Path) -> None:
     assert 0 < free_port() < 65536
     assert log_tail(str(tmp_path / "absent.log"), 5) == "(no server log)"
+
+
+def test_a_postmaster_that_exited_but_was_not_reaped_is_not_running(tmp_path: Path) -> None:
+    # A snapshot's postmaster.pid can name a stopped postmaster its parent has not waited
+    # for yet: a zombie answers kill(pid, 0) but holds no data directory.
+    child = subprocess.Popen(["true"])
+    try:
+        stat = Path(f"/proc/{child.pid}/stat")
+        deadline = time.monotonic() + 10
+        while b") Z " not in stat.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert b") Z " in stat.read_bytes()
+        (tmp_path / "postmaster.pid").write_text(f"{child.pid}\n{tmp_path}\n")
+        assert postmaster_pid(str(tmp_path)) == child.pid
+        assert not is_running(str(tmp_path))
+    finally:
+        child.wait()
+    (tmp_path / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n")
+    assert is_running(str(tmp_path))  # a live process
