@@ -129,6 +129,70 @@ def _median_ratio(these: list[float], plain: list[float]) -> float:
     return statistics.median(a / b for a, b in zip(these, plain, strict=True))
 
 
+def backup_restore_rounds(
+    scale: int, rounds: int, jobs: int, secrets: Path, key_args: list[str]
+) -> dict[str, dict[str, list[float]]]:
+    """Backup and restore of each kind of server, round by round: seconds by step and kind."""
+    pgvault_bin = pgvault_for_postgres()
+    dest = make_destination("file", {})
+    identity = secrets / "identity"
+    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
+    recipient = subprocess.run(
+        ["age-keygen", "-y", str(identity)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    # The cluster archives no WAL, so the restore must accept the gap (nothing is started).
+    gap = ["--accept-wal-gap"]
+    flags: dict[str, list[str]] = {
+        "plain": gap,
+        "enc": [*gap, *key_args],
+        "id": [*gap, "--identity-file", str(identity)],
+    }
+    times: dict[str, dict[str, list[float]]] = {
+        step: {data: [] for data in KINDS} for step in ("backup", "restore")
+    }
+    cluster = build_cluster(scale)
+    try:
+        for data, init in (("enc", key_args), ("id", ["--encrypt-to", recipient])):
+            subprocess.run(
+                [
+                    PGVAULT,
+                    "--batch",
+                    "keys",
+                    "init",
+                    *init,
+                    *dest.cli_args,
+                    dest.url,
+                    f"bench-{data}",
+                ],
+                check=True,
+                capture_output=True,
+                env={**os.environ, **dest.env},
+            )
+        for round_ in range(rounds):
+            order = KINDS[round_ % 3 :] + KINDS[: round_ % 3]
+            made: dict[str, Backup] = {}
+            for data in order:
+                seconds, made[data] = backup(cluster, dest, data, jobs)
+                times["backup"][data].append(seconds)
+            warm(made["plain"])  # the tar size the restores are checked against
+            for data in ("enc", "id"):
+                made[data].tar_bytes = made["plain"].tar_bytes
+            for data in order:
+                seconds, _ = run_restore(made[data], pgvault_bin, *flags[data])
+                times["restore"][data].append(seconds)
+            print(
+                f"round {round_ + 1} ({order[0]} first): "
+                + ", ".join(
+                    f"{step} {d} {times[step][d][-1]:.2f} s" for step in times for d in order
+                ),
+                flush=True,
+            )
+    finally:
+        cluster.drop()
+        dest.drop()
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=int, default=20)
@@ -147,69 +211,17 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    pgvault_bin = pgvault_for_postgres()
-    dest = make_destination("file", {})
     secrets = Path(tempfile.mkdtemp(prefix="pgvault-bench-enc-"))
     passfile = secrets / "pass"
     passfile.write_text(os.urandom(16).hex() + "\n")  # a fresh secret per run
     passfile.chmod(0o600)
     key_args = ["--encryption-passphrase-file", str(passfile)]
-    identity = secrets / "identity"
-    subprocess.run(["age-keygen", "-o", str(identity)], check=True, capture_output=True)
-    recipient = subprocess.run(
-        ["age-keygen", "-y", str(identity)], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    # The cluster archives no WAL, so the restore must accept the gap (nothing is started).
-    gap = ["--accept-wal-gap"]
-    flags: dict[str, list[str]] = {
-        "plain": gap,
-        "enc": [*gap, *key_args],
-        "id": [*gap, "--identity-file", str(identity)],
-    }
-    times: dict[str, dict[str, list[float]]] = {
-        step: {data: [] for data in KINDS} for step in ("backup", "restore")
-    }
-    cluster = build_cluster(1 if args.wal_only else args.scale)
     try:
-        for data, init in (("enc", key_args), ("id", ["--encrypt-to", recipient])):
-            subprocess.run(
-                [
-                    PGVAULT,
-                    "--batch",
-                    "keys",
-                    "init",
-                    *init,
-                    *dest.cli_args,
-                    dest.url,
-                    f"bench-{data}",
-                ],
-                check=True,
-                capture_output=True,
-                env={**os.environ, **dest.env},
-            )
-        for round_ in range(0 if args.wal_only else args.rounds):
-            order = KINDS[round_ % 3 :] + KINDS[: round_ % 3]
-            made: dict[str, Backup] = {}
-            for data in order:
-                seconds, made[data] = backup(cluster, dest, data, args.jobs)
-                times["backup"][data].append(seconds)
-            warm(made["plain"])  # the tar size the restores are checked against
-            for data in ("enc", "id"):
-                made[data].tar_bytes = made["plain"].tar_bytes
-            for data in order:
-                seconds, _ = run_restore(made[data], pgvault_bin, *flags[data])
-                times["restore"][data].append(seconds)
-            print(
-                f"round {round_ + 1} ({order[0]} first): "
-                + ", ".join(
-                    f"{step} {d} {times[step][d][-1]:.2f} s" for step in times for d in order
-                ),
-                flush=True,
-            )
-    finally:
-        cluster.drop()
-        dest.drop()
-    try:
+        times = (
+            {}
+            if args.wal_only
+            else backup_restore_rounds(args.scale, args.rounds, args.jobs, secrets, key_args)
+        )
         wal = (
             wal_drains(
                 key_args, args.segments, args.rounds, args.archive_command, args.wal_compression
@@ -219,15 +231,16 @@ def main() -> int:
         )
     finally:
         shutil.rmtree(secrets, ignore_errors=True)
+    setup = "WAL only" if args.wal_only else f"pgbench scale {args.scale}, zstd, -J {args.jobs}"
     print(
-        f"\npgbench scale {args.scale}, zstd, -J {args.jobs}, {args.rounds} rounds; "
+        f"\n{setup}, {args.rounds} rounds; "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}\n"
         "best: the best time of each; ratio: the median of the rounds' own ratios (each round "
         "runs all kinds back to back, so a slow moment of the machine falls on one round)\n"
     )
     print("| step | keys | plain s, best | encrypted s, best | ratio, median | goal | met |")
     print("|---|---|---:|---:|---:|---|---|")
-    for step, runs in times.items() if not args.wal_only else ():
+    for step, runs in times.items():
         for data in ("enc", "id"):
             ratio = _median_ratio(runs[data], runs["plain"])
             met = "yes" if ratio <= GOAL else "no"

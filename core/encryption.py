@@ -267,9 +267,7 @@ def seal(
         return data
     from core.crypto import encrypt_bytes
 
-    if buffers is None:
-        return encrypt_bytes(data, [recipient])
-    return encrypt_bytes(data, [recipient], buffers)
+    return encrypt_bytes(data, [recipient], bytearray if buffers is None else buffers)
 
 
 def open_object(store: ObjectStore, server: str, data: bytes, label: str) -> bytes:

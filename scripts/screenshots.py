@@ -142,7 +142,8 @@ def second_copy(backup_id: str) -> str:
 
 def protection_world(state_dir: str) -> None:
     """A vault on the demo's destination, the seed's edited policy, the demo server as a
-    backup instance, and one real ad hoc backup of it (a job like any other)."""
+    backup instance, one real ad hoc backup of it (a job like any other), then a secondary
+    destination for the instance."""
     import json
     import tempfile
 
@@ -186,6 +187,9 @@ def protection_world(state_dir: str) -> None:
         service.create_policy(state_dir, "demo-vault", "weekly", str(policy_file))
         service.create_instance(state_dir, "demo-vault", str(instance_file))
     adhoc(state_dir, "demo-vault", "demo", "Monthly", datetime.now(UTC))
+    # From now on the agent copies each new backup to the DR directory (shown in the detail).
+    dr_copy = f"file://{Path(state_dir).parent / 'dr-copy'}"
+    service.update_instance(state_dir, "demo-vault", "demo", None, secondary=dr_copy)
 
 
 async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:

@@ -108,11 +108,11 @@ def test_the_detail_names_the_secondary_destination_and_its_retention() -> None:
     )
     shown = detail(item).plain
     assert "copies each backup to s3://dr-bucket/pgvault" in shown
-    assert "retention's deletions are repeated there" in shown
+    assert "retention's deletions here are repeated there" in shown
     kept = detail(
         replace(item, instance=replace(instance, secondary_retention=SecondaryRetention.KEEP))
     )
-    assert "copies stay there until deleted there" in kept.plain
+    assert "kept there when retention deletes the backup here" in kept.plain
     alone = detail(
         replace(
             item,

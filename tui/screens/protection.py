@@ -91,9 +91,9 @@ def detail(item: InstanceStatus) -> Text:
         text.append("\ncopies each backup to ", style="bold")
         text.append(secondary)
         if item.instance.secondary_retention is SecondaryRetention.FOLLOW:
-            text.append(" (retention's deletions are repeated there)")
+            text.append(" (retention's deletions here are repeated there)")
         else:
-            text.append(" (copies stay there until deleted there)")
+            text.append(" (kept there when retention deletes the backup here)")
     return text
 
 
