@@ -1,8 +1,8 @@
-"""The fetch phase of a chain: every link's parts streamed newest first, `-J` parts at once.
+"""The fetch phase of a chain: every link's parts streamed at once, `-J` parts at a time.
 
 The newest link's parts go through the ordinary extractor (directories, whole files,
 pg_control held back until the end) except its changed blocks; older links only give the
-blocks still missing (core.restore.chain).
+blocks the manifests say are theirs (core.restore.chain), so no link waits for another.
 """
 
 from __future__ import annotations
@@ -46,14 +46,15 @@ def fetch_backup(run: RestoreRun) -> None:
 
 
 def fetch_chain(run: RestoreRun) -> None:
-    """Every link, newest first; then the files short of blocks sized, dated and owned."""
+    """Every link's parts at once (which link writes each block is known from the manifests);
+    then the files short of blocks sized, dated and owned."""
     links = run.plan.chain
     where = run.plan.destinations
     block_size = int((links[0].manifest.incremental or {}).get("block_size", 8192))
     crc32c = links[0].manifest.checksum_algorithm == CRC32C
-    needs = Needs.of(links[0], where, block_size, checksums=crc32c)
+    needs = Needs.of(links, where, block_size, checksums=crc32c)
 
-    def settled(need: Need) -> bool:  # complete before the older links are read: fsync now
+    def settled(need: Need) -> bool:  # complete while other parts are still read: fsync now
         if run.as_root and run.files.root_owner is None:
             return False  # the data directory's owner is not known yet
         settle_need(need, run.files.root_owner if run.as_root else None)
@@ -61,16 +62,21 @@ def fetch_chain(run: RestoreRun) -> None:
         return True
 
     needs.on_complete = settled
-    total = sum(p.size for link in links for s in link.sets for p in s.parts)
+    parts = _parts(run, links, needs)
+    total = sum(part.size for _index, part, _dest in parts)
     run.reporter.set_totals(bytes_total=total, files_total=len(run.files.records or {}))
-    whole: tuple[int, int] = (0, 0)
-    for index, link in enumerate(links):
-        run.reporter.phase(
-            f"restoring {link.info.backup_id} ({index + 1} of the chain's {len(links)})"
-        )
-        _link(run, link, needs, newest=index == 0)
-        if index == 0:  # the newest link's files restored whole, by the extractor
-            whole = (run.files.files, run.files.bytes)
+    run.reporter.phase(
+        f"restoring {links[0].info.backup_id} and the {len(links) - 1} older backups of its chain"
+    )
+    jobs = max(1, run.request.store_config.jobs)
+    budget = Budget(jobs)
+    run_all(
+        run,
+        [partial(_part, run, links[i], i, part, dest, needs, budget) for i, part, dest in parts],
+        min(jobs, max(len(parts), 1)),
+        "pgvault-chain",
+    )
+    whole = (run.files.files, run.files.bytes)  # the newest link's, by the extractor
     owner = run.files.root_owner if run.as_root else None
     late = [need for need in needs.files.values() if not need.settled]
     run.warnings += finish_needs(needs, owner)
@@ -85,6 +91,26 @@ def fetch_chain(run: RestoreRun) -> None:
     run.verified.append(written.describe())
 
 
+def _parts(
+    run: RestoreRun, links: tuple[ChainLink, ...], needs: Needs
+) -> list[tuple[int, StoredArchive, Destination]]:
+    """Each link's parts to fetch (not those of a link none of whose blocks is needed): the
+    newest link's first (it lays out the directories), then the smallest first, so that the
+    incrementals' scattered blocks are in place before the full's long runs around them
+    (measured: the full's writer is the critical path, and it slows when they compete)."""
+    where = run.plan.destinations
+    used = {0}.union(*(need.sources for need in needs.files.values()))
+    parts = [
+        (index, part, where[s.name])
+        for index, link in enumerate(links)
+        if index in used
+        for s in link.sets
+        if s.name in where  # a tablespace dropped since: nothing of it is needed
+        for part in s.parts
+    ]
+    return sorted(parts, key=lambda p: (p[0] != 0, p[1].size))
+
+
 def _written(links: tuple[ChainLink, ...], needs: Needs, whole: tuple[int, int]) -> ChainWritten:
     """Each link's share of the restored directory; the assembled files' joined CRC32Cs."""
     checksums = {}
@@ -96,36 +122,19 @@ def _written(links: tuple[ChainLink, ...], needs: Needs, whole: tuple[int, int])
                 checksums[path] = digest
     shares = []
     for index, link in enumerate(links):
-        blocks, size = needs.written.get(link.info.backup_id, (0, 0))
+        blocks, size = needs.written.get(index, (0, 0))
         own = whole if index == 0 else (0, 0)
         shares.append(LinkWritten(link.info.backup_id, kind_of(link.manifest), own, (blocks, size)))
     return ChainWritten(tuple(shares), len(needs.files), checksums)
 
 
-def _link(run: RestoreRun, link: ChainLink, needs: Needs, newest: bool) -> None:
-    parts = [
-        (part, run.plan.destinations[s.name])
-        for s in link.sets
-        if s.name in run.plan.destinations  # a tablespace dropped since: nothing of it is needed
-        for part in s.parts
-    ]
-    jobs = max(1, run.request.store_config.jobs)
-    budget = Budget(jobs)
-    run_all(
-        run,
-        [partial(_part, run, link, part, dest, needs, newest, budget) for part, dest in parts],
-        min(jobs, max(len(parts), 1)),
-        "pgvault-chain",
-    )
-
-
 def _part(  # noqa: PLR0913, PLR0917 - a worker's arguments, submitted as they are
     run: RestoreRun,
     link: ChainLink,
+    index: int,
     part: StoredArchive,
     dest: Destination,
     needs: Needs,
-    newest: bool,
     budget: Budget,
 ) -> None:
     if run.abort.is_set():
@@ -139,12 +148,12 @@ def _part(  # noqa: PLR0913, PLR0917 - a worker's arguments, submitted as they a
     algorithm = link.manifest.checksum_algorithm
     source = StoredBytes(reader, new_checksum(algorithm), run.reporter, run.abort)
     handler: TarHandler
-    if newest:
+    if index == 0:
         handler = _NewestLink(
             run.files, Extractor(run.files, dest, part.filename, label), link, needs, dest, label
         )
     else:
-        handler = _OlderLink(link, needs, dest, part.filename, label)
+        handler = _OlderLink(link, index, needs, dest, part.filename, label)
     try:
         untar_part(run, part, source, handler, label)
     finally:
@@ -191,13 +200,12 @@ class _NewestLink:
         self.dest = dest
         self.label = label
         self.algorithm = link.manifest.checksum_algorithm
-        self.link = link.info.backup_id
         self.blocks: _Blocks | None = None
 
     def begin(self, member: TarMember) -> None:
         path = self.dest.manifest_prefix + clean_name(member.name, self.label)
         if member.kind == FILE and path in self.maps:
-            sink = BlockSink(self.needs, path, self.maps[path], self.algorithm, self.link)
+            sink = BlockSink(self.needs, path, self.maps[path], self.algorithm, 0)
             self.blocks = _Blocks(sink, self.records.get(path), self.label)
         else:
             self.blocks = None
@@ -224,7 +232,7 @@ class _OlderLink:
     """An older link's part: only the blocks still missing from the restored files."""
 
     def __init__(
-        self, link: ChainLink, needs: Needs, dest: Destination, archive: str, label: str
+        self, link: ChainLink, index: int, needs: Needs, dest: Destination, archive: str, label: str
     ) -> None:
         self.maps = link.block_maps
         self.records = link.records
@@ -233,7 +241,7 @@ class _OlderLink:
         self.archive = archive
         self.label = label
         self.algorithm = link.manifest.checksum_algorithm
-        self.link = link.info.backup_id
+        self.index = index
         self.blocks: _Blocks | None = None
 
     def begin(self, member: TarMember) -> None:
@@ -244,8 +252,8 @@ class _OlderLink:
         record = self.records.get(path)
         if record is not None and record.archive != self.archive:
             return  # a later copy in another part wins (tar's rule)
-        if self.needs.wants(path):
-            sink = BlockSink(self.needs, path, self.maps.get(path), self.algorithm, self.link)
+        if self.needs.wants(path, self.index):
+            sink = BlockSink(self.needs, path, self.maps.get(path), self.algorithm, self.index)
             self.blocks = _Blocks(sink, record, self.label)
 
     def data(self, chunk: memoryview) -> None:

@@ -7,6 +7,8 @@ import os
 import struct
 from pathlib import Path
 
+import pytest
+
 from core.backup.blocks import (
     DEFAULT_TABLESPACE,
     GLOBAL_TABLESPACE,
@@ -20,10 +22,13 @@ from core.backup.blocks import (
 from core.backup.increment import FileState
 from core.backup.increment_plan import SAME, SCAN, WHOLE, _decide
 from core.backup.summaries import SummaryMap, _coverage_gap
-from core.catalog.manifest import CRC32C, checksum_of
+from core.catalog.backup_info import BackupInfo
+from core.catalog.manifest import CRC32C, FileRecord, PgvaultManifest, checksum_of
+from core.errors import IntegrityError
 from core.postgres.pgdata import Entry
-from core.restore.chain import BlockSink, Need, Needs, finish_needs, settle_need
+from core.restore.chain import BlockSink, ChainLink, Need, Needs, finish_needs, settle_need
 from core.restore.crc_join import Crc32cJoin
+from core.restore.extract import Destination
 
 BS = 8192
 
@@ -133,33 +138,104 @@ def test_each_file_is_stored_whole_as_blocks_or_not_at_all() -> None:
     assert _decide("base/5/16384", entry("", 4 * BS), old, summary, BS) == WHOLE
 
 
+def need(path: str, blocks: int, base: tuple[int, int] | None, changed: dict[int, int]) -> Need:
+    """A file of `blocks` blocks; `base`: (link, blocks of its whole copy); links newest first."""
+    whole = (base[0], base[1] * BS) if base else None
+    return Need.plan(path, blocks * BS, 5.0, BS, whole, changed)
+
+
+def feed(needs: Needs, path: str, numbers: list[int] | None, data: bytes, link: int) -> None:
+    """One link's member, in chunks that are not aligned on blocks."""
+    sink = BlockSink(needs, path, numbers, None, link)
+    for at in range(0, len(data), 5000):
+        sink.data(memoryview(data[at : at + 5000]))
+    sink.end()
+
+
+def blocks_of(letters: bytes) -> bytes:
+    return b"".join(bytes([c]) * BS for c in letters)
+
+
 def test_blocks_are_assembled_newest_first_each_written_once(tmp_path: Path) -> None:
     target = str(tmp_path / "rel")
     needs = Needs(BS)
-    needs.files["base/5/1"] = Need(target, 4 * BS, 5.0, set(range(4)))
-    # the newest link stored blocks 1 and 3
-    newest = BlockSink(needs, "base/5/1", [1, 3], None)
-    newest.data(memoryview(b"N" * BS + b"M" * BS))
-    newest.end()
-    # an older link stored the whole file: only blocks 0 and 2 are still wanted
-    older = BlockSink(needs, "base/5/1", None, None)
-    whole = b"".join(bytes([c]) * BS for c in b"abcd")
-    older.data(memoryview(whole[:5000]))  # chunks not aligned on blocks
-    older.data(memoryview(whole[5000:]))
-    older.end()
+    # the newest link (0) stored blocks 1 and 3, an older one (1) the whole file
+    needs.files["base/5/1"] = need(target, 4, (1, 4), {1: 0, 3: 0})
+    feed(needs, "base/5/1", [1, 3], b"N" * BS + b"M" * BS, 0)
+    feed(needs, "base/5/1", None, blocks_of(b"abcd"), 1)
     assert finish_needs(needs, None) == []
     with open(target, "rb") as fh:
         restored = fh.read()
     assert restored == b"a" * BS + b"N" * BS + b"c" * BS + b"M" * BS
     assert os.stat(target).st_mtime == 5.0
+    assert needs.written == {0: [2, 2 * BS], 1: [2, 2 * BS]}
+
+
+def test_links_fetched_in_any_order_give_the_same_file(tmp_path: Path) -> None:
+    # link 0 changed block 1; link 1 blocks 1 and 2; link 2 holds the file whole
+    order = [(2, None, blocks_of(b"abcd")), (1, [1, 2], b"X" * BS + b"Y" * BS), (0, [1], b"Z" * BS)]
+    results = set()
+    for turn in range(3):
+        target = str(tmp_path / f"rel{turn}")
+        needs = Needs(BS)
+        needs.files["base/5/1"] = need(target, 4, (2, 4), {1: 0, 2: 1})
+        for link, numbers, data in order[turn:] + order[:turn]:
+            feed(needs, "base/5/1", numbers, data, link)
+        assert finish_needs(needs, None) == []
+        with open(target, "rb") as fh:
+            results.add(fh.read())
+    assert results == {b"a" * BS + b"Z" * BS + b"Y" * BS + b"d" * BS}
 
 
 def test_blocks_no_link_holds_are_zero_and_said(tmp_path: Path) -> None:
     needs = Needs(BS)
-    needs.files["base/5/2"] = Need(str(tmp_path / "two"), 2 * BS, 1.0, {0, 1})
+    needs.files["base/5/2"] = need(str(tmp_path / "two"), 2, None, {})
     warnings = finish_needs(needs, None)
     assert warnings and "2 blocks" in warnings[0]
     assert os.path.getsize(tmp_path / "two") == 2 * BS
+
+
+def test_blocks_a_manifest_promised_and_no_archive_gave_fail_the_restore(tmp_path: Path) -> None:
+    needs = Needs(BS)
+    needs.files["base/5/1"] = need(str(tmp_path / "rel"), 3, (1, 3), {2: 0})
+    feed(needs, "base/5/1", [2], b"N" * BS, 0)  # the whole copy never came
+    with pytest.raises(IntegrityError, match="2 of its blocks recorded"):
+        finish_needs(needs, None)
+
+
+def chain_link(
+    backup_id: str, whole: dict[str, int], blocks: dict[str, list[list[int]]] | None
+) -> ChainLink:
+    """A backup holding `whole` files (path: bytes) and, for an incremental, `blocks`."""
+    records = tuple(FileRecord(path, size, 1.0, "", "data.tar", 0) for path, size in whole.items())
+    incremental = None
+    if blocks is not None:
+        files = [[path, 4 * BS, 5.0, runs] for path, runs in blocks.items()]
+        incremental = {"kind": "incremental", "block_size": BS, "files": files}
+    manifest = PgvaultManifest(
+        backup_id, "pg", "done", "0", "", files=records, incremental=incremental
+    )
+    return ChainLink(BackupInfo(backup_id), manifest, ())
+
+
+def test_a_whole_copy_ends_the_search_for_older_blocks(tmp_path: Path) -> None:
+    where = {"data": Destination("data", str(tmp_path), "")}
+    oldest = chain_link("full", {"base/5/1": 4 * BS}, None)
+    middle = chain_link("i1", {"base/5/1": 2 * BS}, {})  # rewritten whole, shorter
+    newest = chain_link("i2", {}, {"base/5/1": [[3, 1]]})  # then extended
+    needs = Needs.of([newest, middle, oldest], where, BS)
+    planned = needs.files["base/5/1"]
+    assert (planned.base, planned.base_blocks, planned.changed) == (1, 2, {3: 0})
+    assert planned.sources == {0, 1}  # the full backup gives nothing
+    assert planned.unheld == 1  # block 2: never written since the file was rewritten
+
+
+def test_a_file_that_is_not_relation_data_must_be_held_by_the_chain(tmp_path: Path) -> None:
+    where = {"data": Destination("data", str(tmp_path), "")}
+    oldest = chain_link("full", {}, None)  # not there: the chain is damaged
+    newest = chain_link("i1", {}, {"pg_xact/0000": [[0, 1]]})
+    with pytest.raises(IntegrityError, match="pg_xact/0000: no backup of the chain holds"):
+        Needs.of([newest, oldest], where, BS)
 
 
 def test_consecutive_blocks_are_written_as_one_run_and_checksummed_as_written(
@@ -167,29 +243,30 @@ def test_consecutive_blocks_are_written_as_one_run_and_checksummed_as_written(
 ) -> None:
     target = str(tmp_path / "rel")
     needs = Needs(BS, checksums=True)
-    needs.files["base/5/1"] = Need(target, 6 * BS, 5.0, set(range(6)))
-    newest = BlockSink(needs, "base/5/1", [1, 2, 4], None, "new")
+    # four blocks whole in link 1; blocks 1, 2 and 4 changed in link 0; block 5 in no link
+    needs.files["base/5/1"] = need(target, 6, (1, 4), {1: 0, 2: 0, 4: 0})
+    newest = BlockSink(needs, "base/5/1", [1, 2, 4], None, 0)
     newest.data(memoryview(b"N" * BS + b"O" * BS + b"P" * BS))
     newest.end()
-    older = BlockSink(needs, "base/5/1", None, None, "old")
-    whole = b"".join(bytes([c]) * BS for c in b"abcd")  # four blocks; block 5 is in no link
+    older = BlockSink(needs, "base/5/1", None, None, 1)
+    whole = blocks_of(b"abcd")
     older.data(memoryview(whole[: 3 * BS + 100]))  # block 3 cut where a chunk ends
     older.data(memoryview(whole[3 * BS + 100 :]))
     older.end()
-    need = needs.files["base/5/1"]
+    planned = needs.files["base/5/1"]
     # blocks 1 and 2 in one write; 4 after a gap; 0 and 3 from the older link
-    assert sorted((first, count) for first, count, _n, _c in need.pieces) == [
+    assert sorted((first, count) for first, count, _n, _c in planned.pieces) == [
         (0, 1),
         (1, 2),
         (3, 1),
         (4, 1),
     ]
-    assert needs.written == {"new": [3, 3 * BS], "old": [2, 2 * BS]}
+    assert needs.written == {0: [3, 3 * BS], 1: [2, 2 * BS]}
     assert finish_needs(needs, None) == ["base/5/1: 1 blocks held by no link, zeroed"]
     with open(target, "rb") as fh:
         restored = fh.read()
     assert restored == b"a" * BS + b"N" * BS + b"O" * BS + b"d" * BS + b"P" * BS + bytes(BS)
-    assert need.checksum(Crc32cJoin(BS)) == checksum_of(CRC32C, restored)
+    assert planned.checksum(Crc32cJoin(BS)) == checksum_of(CRC32C, restored)
 
 
 def test_a_short_last_block_is_checksummed_and_a_run_of_the_wrong_length_is_not(
@@ -198,17 +275,17 @@ def test_a_short_last_block_is_checksummed_and_a_run_of_the_wrong_length_is_not(
     size = 2 * BS + 300  # a non-relation file: its last block is short
     content = bytes(range(256)) * (size // 256) + bytes(size % 256)
     needs = Needs(BS, checksums=True)
-    needs.files["pg_xact/0000"] = Need(str(tmp_path / "xact"), size, 1.0, set(range(3)))
-    sink = BlockSink(needs, "pg_xact/0000", None, None, "full")
+    needs.files["pg_xact/0000"] = Need.plan(str(tmp_path / "xact"), size, 1.0, BS, (0, size), {})
+    sink = BlockSink(needs, "pg_xact/0000", None, None, 0)
     sink.data(memoryview(content))
     sink.end()
     assert finish_needs(needs, None) == []
-    need = needs.files["pg_xact/0000"]
-    assert need.checksum(Crc32cJoin(BS)) == checksum_of(CRC32C, content)
+    assert needs.files["pg_xact/0000"].checksum(Crc32cJoin(BS)) == checksum_of(CRC32C, content)
     # an older copy one byte longer than the file as restored: read back, not trusted
     longer = Needs(BS, checksums=True)
-    longer.files["pg_xact/0000"] = Need(str(tmp_path / "other"), size, 1.0, set(range(3)))
-    sink = BlockSink(longer, "pg_xact/0000", None, None, "full")
+    other = str(tmp_path / "other")
+    longer.files["pg_xact/0000"] = Need.plan(other, size, 1.0, BS, (0, size + 1), {})
+    sink = BlockSink(longer, "pg_xact/0000", None, None, 0)
     sink.data(memoryview(content + b"x"))
     sink.end()
     assert longer.files["pg_xact/0000"].checksum(Crc32cJoin(BS)) is None
@@ -217,22 +294,18 @@ def test_a_short_last_block_is_checksummed_and_a_run_of_the_wrong_length_is_not(
 def test_a_file_is_settled_as_soon_as_its_last_block_is_written(tmp_path: Path) -> None:
     settled: list[str] = []
 
-    def settle(need: Need) -> bool:
-        settle_need(need, None)
-        settled.append(need.path)
+    def settle(done: Need) -> bool:
+        settle_need(done, None)
+        settled.append(done.path)
         return True
 
     needs = Needs(BS)
     needs.on_complete = settle
     target = str(tmp_path / "rel")
-    needs.files["base/5/1"] = Need(target, 3 * BS, 7.0, set(range(3)))
-    newest = BlockSink(needs, "base/5/1", [2], None, "new")
-    newest.data(memoryview(b"N" * BS))
-    newest.end()
+    needs.files["base/5/1"] = Need.plan(target, 3 * BS, 7.0, BS, (1, 3 * BS), {2: 0})
+    feed(needs, "base/5/1", [2], b"N" * BS, 0)
     assert settled == []  # blocks 0 and 1 still missing
-    older = BlockSink(needs, "base/5/1", None, None, "old")
-    older.data(memoryview(b"a" * BS + b"b" * BS + b"c" * BS))
-    older.end()
+    feed(needs, "base/5/1", None, blocks_of(b"abc"), 1)
     # settled before the end of the restore: dated as in the backup, ready to be fsynced
     assert settled == [target]
     assert os.stat(target).st_mtime == 7.0
@@ -242,12 +315,10 @@ def test_a_file_is_settled_as_soon_as_its_last_block_is_written(tmp_path: Path) 
 
 def test_a_file_that_cannot_be_settled_yet_is_left_to_the_end(tmp_path: Path) -> None:
     needs = Needs(BS)
-    needs.on_complete = lambda need: False  # e.g. the data directory's owner is not known
+    needs.on_complete = lambda _need: False  # e.g. the data directory's owner is not known
     target = str(tmp_path / "rel")
-    needs.files["base/5/1"] = Need(target, BS, 7.0, {0})
-    sink = BlockSink(needs, "base/5/1", None, None, "full")
-    sink.data(memoryview(b"a" * BS))
-    sink.end()
+    needs.files["base/5/1"] = Need.plan(target, BS, 7.0, BS, (0, BS), {})
+    feed(needs, "base/5/1", None, b"a" * BS, 0)
     assert not needs.files["base/5/1"].settled
     assert finish_needs(needs, None) == []
     assert needs.files["base/5/1"].settled
