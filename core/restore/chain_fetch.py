@@ -229,7 +229,7 @@ class _NewestLink:
 
 
 class _OlderLink:
-    """An older link's part: only the blocks still missing from the restored files."""
+    """An older link's part: only the blocks the manifests give it (Needs.of)."""
 
     def __init__(
         self, link: ChainLink, index: int, needs: Needs, dest: Destination, archive: str, label: str
