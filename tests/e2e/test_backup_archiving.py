@@ -1,5 +1,5 @@
-"""The stop waits until the backup's WAL is archived, as pg_backup_stop(true) does, and that
-wait can be interrupted."""
+"""The stop waits until the backup's WAL is archived, as pg_backup_stop(true) does (but not
+for the .backup history file, which no restore reads), and that wait can be interrupted."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from core.catalog.backup_info import FAILED
 from core.catalog.reader import Catalog
@@ -43,7 +44,43 @@ def test_the_backup_ends_only_once_its_wal_is_archived(
     assert info.end_xlog and info.begin_xlog and info.timeline
     last = last_segment_needed(info.timeline, parse_lsn(info.end_xlog), DEFAULT_SEGMENT_SIZE)
     assert last in archived
-    assert f"{info.begin_wal}.{info.begin_offset:08X}.backup" in archived
+
+
+def test_the_backup_does_not_wait_for_its_history_file(
+    cluster_factory: Callable[..., Cluster], make_dest: Callable[..., TestDestination]
+) -> None:
+    """archive_command holds every .backup file until released: the backup ends with its
+    last segment archived while its history file is still queued (pg_backup_stop(true)
+    would wait for it: one more archive_command run)."""
+    archive = world_dir("pgvault-held-wal-")
+    release = os.path.join(archive, "release")
+    hold = f"case %f in *.backup) while [ ! -e {release} ]; do sleep 0.1; done;; esac; "
+    cluster = cluster_factory(archive_command=f"{hold}cp %p {archive}/%f")
+    dest = make_dest("file")
+    status = os.path.join(cluster.data, "pg_wal", "archive_status")
+    try:
+        args = ["--immediate-checkpoint", "--no-wal-check", *cluster.conninfo_args()]
+        result = pgvault("backup", *args, dest.url, "pg", timeout=120)
+        assert result.returncode == 0, result.stderr
+        held = sorted(n for n in os.listdir(status) if n.endswith(".backup.ready"))
+        archived = set(os.listdir(archive))
+        with dest.store() as store:
+            info = Catalog(store, "pg").get(result.stdout.strip())
+        assert info.end_xlog and info.timeline
+        history = f"{info.begin_wal}.{info.begin_offset:08X}.backup"
+        assert held == [f"{history}.ready"] and history not in archived
+        end = last_segment_needed(info.timeline, parse_lsn(info.end_xlog), DEFAULT_SEGMENT_SIZE)
+        assert end in archived
+        Path(release).touch()
+        wait_for(
+            lambda: os.path.exists(os.path.join(archive, history)),
+            timeout=60,
+            what="the released history file to be archived",
+        )
+    finally:
+        Path(release).touch()
+        cluster.stop()  # archive_command's loop has ended before its marker goes
+        shutil.rmtree(archive, ignore_errors=True)
 
 
 def test_a_stuck_archive_command_keeps_the_backup_waiting_until_interrupted(
