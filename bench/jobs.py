@@ -36,8 +36,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.backup import BackupRequest, run_backup
+from core.backup.job import BACKUP
 from core.jobs import JobKind, JobReporter, JobState, JobStore
-from core.jobs.builtin import BACKUP
 from core.jobs.runner import execute, run_foreground, start_foreground
 from core.postgres.connection import ConnectionParams
 from core.progress import NullReporter, ProgressSnapshot, RateSample, Reporter, Tracker

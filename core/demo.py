@@ -479,9 +479,9 @@ def start_demo(
 
 
 def _start_backup(demo: Demo, state_dir: str | None, step: Step) -> tuple[int | None, str]:
+    from core.backup.job import BACKUP
     from core.backup.request import make_backup_request
     from core.jobs import JobFilter, JobStore
-    from core.jobs.builtin import BACKUP
     from core.jobs.model import ACTIVE_STATES
     from core.jobs.runner import spawn_detached
     from core.postgres.connection import ConnectionParams

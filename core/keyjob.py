@@ -2,7 +2,7 @@
 
 Its record is the audit trail of the server's keys: what changed (action, generation,
 operator recipients added or removed by their public age1... strings, what happened to the
-passphrase wrap) and one log line saying so. Kept apart from core.jobs.builtin so that the
+passphrase wrap) and one log line saying so. A module of its own, as each kind is, so that the
 other kinds never load `cryptography`.
 """
 

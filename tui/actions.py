@@ -333,10 +333,11 @@ class ConsoleActions:
 
         def work() -> Job:
             from core.catalog.delete import DeleteRequest
-            from core.jobs.builtin import DELETE, VERIFY
+            from core.catalog.delete_job import DELETE
             from core.jobs.runner import spawn_detached
             from core.urls import parse_location
             from core.verify import VerifyRequest
+            from core.verify_job import VERIFY
 
             location = parse_location(ref.url)
             backup = ref.info.backup_id

@@ -32,16 +32,16 @@ R = TypeVar("R")
 
 #: built-in kinds by name -> import path; the backup pipeline and others register here
 BUILTIN: dict[str, str] = {
-    "backup": "core.jobs.builtin:BACKUP",
-    "barman-hook": "core.jobs.builtin:BARMAN_HOOK",
+    "backup": "core.backup.job:BACKUP",
+    "barman-hook": "core.backup.job:BARMAN_HOOK",
     "copy": "core.copy.job:COPY",
-    "delete": "core.jobs.builtin:DELETE",
+    "delete": "core.catalog.delete_job:DELETE",
     "keys": "core.keyjob:KEYS",
     "logical-backup": "core.logical.jobs:LOGICAL_BACKUP",
     "logical-restore": "core.logical.jobs:LOGICAL_RESTORE",
     "rehydrate": "core.catalog.rehydrate:REHYDRATE",
-    "restore": "core.jobs.builtin:RESTORE",
-    "verify": "core.jobs.builtin:VERIFY",
+    "restore": "core.restore.job:RESTORE",
+    "verify": "core.verify_job:VERIFY",
     "wal-push": "core.wal.jobs:WAL_PUSH",
     "wal-repair": "core.wal.repair_job:WAL_REPAIR",
 }

@@ -173,8 +173,8 @@ def _run_job(
     """The rule's backup as a foreground job, and how to read its backup ID."""
     if kind is BackupType.LOGICAL:
         return _run_logical(vault, jobs, instance)
+    from core.backup.job import BACKUP
     from core.backup.request import make_backup_request
-    from core.jobs.builtin import BACKUP
     from core.jobs.results import BackupJobResult
 
     request = make_backup_request(
@@ -231,7 +231,7 @@ def delete_backup(vault: OpenVault, jobs: JobStore, server: str, backup_id: str)
 
     if is_logical_id(backup_id):
         return _delete_logical(vault, server, backup_id)
-    from core.jobs.builtin import DELETE
+    from core.catalog.delete_job import DELETE
 
     request = DeleteRequest(
         location=vault.location,

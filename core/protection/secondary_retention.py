@@ -168,7 +168,7 @@ def _delete_one(
 
         return delete_logical_in(store, server, backup_id)
     from core.catalog.delete import DeleteRequest
-    from core.jobs.builtin import DELETE
+    from core.catalog.delete_job import DELETE
     from core.jobs.runner import run_foreground
 
     request = DeleteRequest(

@@ -230,7 +230,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         where.check()
         return ExitCode.OK
     apply_unlock(args)
-    from core.jobs.builtin import BACKUP
+    from core.backup.job import BACKUP
     from core.jobs.results import BackupJobResult
 
     job = run_as_job(args, ctx, BACKUP, request)

@@ -103,7 +103,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             return ExitCode.OK
         return _delete_logical(args)
     from core.catalog.delete import DeleteRequest, validate_request
-    from core.jobs.builtin import DELETE
+    from core.catalog.delete_job import DELETE
     from core.jobs.results import DeleteJobResult
     from tui.job_results import delete_lines
 

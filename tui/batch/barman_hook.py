@@ -71,7 +71,7 @@ def _upload(args: argparse.Namespace, ctx: Context, env: HookEnv, where: Destina
     if args.test:
         where.check()
         return ExitCode.OK
-    from core.jobs.builtin import BARMAN_HOOK
+    from core.backup.job import BARMAN_HOOK
     from core.jobs.results import BackupJobResult
 
     job = run_as_job(args, ctx, BARMAN_HOOK, request)

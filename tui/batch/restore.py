@@ -262,8 +262,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         force=args.force,
         snapshot=snapshot,
     )
-    from core.jobs.builtin import RESTORE
     from core.jobs.results import RestoreJobResult
+    from core.restore.job import RESTORE
 
     if args.rehydrate:
         _rehydrate_first(args, ctx, request)

@@ -77,9 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from core.jobs.builtin import VERIFY
     from core.jobs.results import VerifyJobResult
     from core.verify import VerifyRequest, validate_request
+    from core.verify_job import VERIFY
     from tui.job_results import verify_lines
 
     where = source(args, jobs=args.jobs)

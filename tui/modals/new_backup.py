@@ -20,6 +20,7 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from core.backup import BackupRequest
+from core.backup.job import BACKUP
 from core.backup.request import (
     BACKUP_COMPRESSIONS,
     make_backup_request,
@@ -33,7 +34,6 @@ from core.backup.request import (
 from core.demo import Demo
 from core.errors import PgvaultError
 from core.jobs import Job
-from core.jobs.builtin import BACKUP
 from core.postgres.connection import ConnectionParams
 from core.secrets import register_secret
 from core.sizes import size_argument

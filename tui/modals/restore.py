@@ -18,8 +18,8 @@ from textual.widgets import Checkbox, Input, Label, Static
 
 from core.backup.request import parse_port
 from core.errors import InputError
-from core.jobs.builtin import RESTORE
 from core.restore import RestoreRequest, default_pgvault_command, make_target
+from core.restore.job import RESTORE
 from core.storage import StoreConfig
 from core.urls import parse_location
 from tui.adapter import BackupRef

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from core.backup import BackupRequest
+from core.backup.job import BACKUP
 from core.jobs import JobState, load_kind
-from core.jobs.builtin import BACKUP
 from core.jobs.kinds import decode_request, encode_request
 from core.jobs.model import Job
 from core.jobs.results import JobDetails

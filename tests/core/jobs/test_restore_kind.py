@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from core.jobs import load_kind
-from core.jobs.builtin import RESTORE
 from core.jobs.kinds import decode_request, encode_request
 from core.restore import RestoreRequest, make_target
+from core.restore.job import RESTORE
 from core.storage import StoreConfig
 from core.urls import parse_location
 
