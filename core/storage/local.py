@@ -409,7 +409,10 @@ class LocalStore(ObjectStore):
         archived = {k: True for k in self._walk_keys(archive_base, rel) if k.startswith(prefix)}
         archived.update({k: False for k in self._walk_keys(base, rel) if k.startswith(prefix)})
         for key in sorted(archived):
-            yield self._info(key, self._archived_path(key) if archived[key] else self._path(key))
+            path = self._archived_path(key) if archived[key] else self._path(key)
+            info = self._info_if_present(key, path)
+            if info is not None:  # else deleted since the walk (an upload marker): as S3
+                yield info
 
     def _level(
         self, directory: str, rel: str, name_part: str
@@ -426,7 +429,16 @@ class LocalStore(ObjectStore):
                 if any(True for _ in self._walk_keys(entry.path, "")):
                     yield CommonPrefix(f"{rel}{entry.name}/")
             elif entry.is_file(follow_symlinks=False):
-                yield self._info(f"{rel}{entry.name}", entry.path)
+                info = self._info_if_present(f"{rel}{entry.name}", entry.path)
+                if info is not None:
+                    yield info
+
+    def _info_if_present(self, key: str, path: str) -> ObjectInfo | None:
+        """A listed object, or None when it was deleted since the directory was read."""
+        try:
+            return self._info(key, path)
+        except FileNotFoundError:
+            return None
 
     def _info(self, key: str, path: str) -> ObjectInfo:
         st = os.stat(path)

@@ -63,3 +63,15 @@ def test_a_failed_conditional_upload_closes_its_file_once(
     partials = [c for c in closed if ".pgvault-partial" in c]
     assert len(partials) == 1 and Counter(closed)[partials[0]] == 1, closed
     assert (tmp_path / "race/obj").read_bytes() == b"the winner"
+
+
+def test_an_object_deleted_during_a_listing_is_left_out(tmp_path: Path) -> None:
+    """A part's upload marker removed while a listing runs (a backup ending): as on S3,
+    the listing goes on without it instead of failing."""
+    store = open_store(parse_location(f"file://{tmp_path}"), StoreConfig())
+    for key in ("pg1/base/a", "pg1/base/b", "pg1/base/c"):
+        store.put_bytes(key, b"x")
+    listing = store.list_objects("pg1/base/")
+    first = next(listing)
+    os.unlink(tmp_path / "pg1" / "base" / "b")
+    assert [first.key, *(o.key for o in listing)] == ["pg1/base/a", "pg1/base/c"]
