@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.errors import DecryptionFailed, ObjectNotFound, PgvaultError
+from core.errors import DecryptionFailed, InputError, ObjectNotFound, PgvaultError
 from core.storage import ObjectStore, PutOptions
 
 if TYPE_CHECKING:
@@ -153,6 +153,29 @@ def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
             keys = unlock(keyfile, held.passphrase, held.identities)
         _unlocked[server] = keys
         return keys
+
+
+def unlock_server(store: ObjectStore, server: str, credentials: Credentials) -> UnlockedKeys:
+    """Unlock the server's key file with these credentials, not the process's, and keep its
+    keys for this process's reads (the console's unlock form: one operator, several servers)."""
+    keyfile = load_keyfile(store, server)
+    if keyfile is None:
+        raise InputError(f"server {server} has no key file ({keyfile_key(server)}): not encrypted")
+    from core.crypto import unlock
+
+    keys = unlock(keyfile, credentials.passphrase, credentials.identities)
+    with _lock:
+        _unlocked[server] = keys
+        _failures.pop(server, None)
+    return keys
+
+
+def environment_has_credentials() -> bool:
+    """Whether this process's environment names a passphrase or identities (a job it starts
+    inherits them)."""
+    from core.crypto.passphrase import PASSPHRASE_ENV
+
+    return bool(os.environ.get(PASSPHRASE_ENV) or os.environ.get(IDENTITY_ENV))
 
 
 def unlock_in_background(store: ObjectStore, server: str) -> None:

@@ -16,6 +16,7 @@ import html
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -140,6 +141,36 @@ def second_copy(backup_id: str) -> str:
     return target
 
 
+def encrypted_backup() -> tuple[str, str]:
+    """A real encrypted backup of the demo in the default local destination (a key file
+    wrapped for a passphrase, as `--batch keys init` and `backup --zstd` make them); its ID
+    and the passphrase."""
+    from core import paths
+    from core.demo import DEMO_SERVER, load_demo
+
+    demo = load_demo()
+    if demo is None:
+        raise SystemExit("screenshots: the demo is gone")
+    params = demo.connection()
+    passphrase = "screenshot passphrase 0f9a"  # noqa: S105 - the scene's throwaway key
+    secret = Path(os.environ["PGVAULT_STATE_DIR"]).parent / "passphrase"
+    secret.write_text(passphrase + "\n")
+    secret.chmod(0o600)
+    url = paths.default_destination()
+    pgvault = [str(Path(sys.executable).parent / "pgvault"), "--batch"]
+    unlock = ["--encryption-passphrase-file", str(secret)]
+    subprocess.run([*pgvault, "keys", "init", *unlock, url, DEMO_SERVER], check=True)
+    connection = ["-h", params["host"], "-p", params["port"], "-U", params["user"]]
+    backup = ["backup", "--zstd", "--immediate-checkpoint", "--no-wal-check"]
+    taken = subprocess.run(
+        [*pgvault, *backup, *connection, url, DEMO_SERVER],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return taken.stdout.strip(), passphrase
+
+
 def protection_world(state_dir: str) -> None:
     """A vault on the demo's destination, the seed's edited policy, the demo server as a
     backup instance, one real ad hoc backup of it (a job like any other), then a secondary
@@ -195,7 +226,7 @@ def protection_world(state_dir: str) -> None:
 async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
     import cairosvg
     from textual.pilot import Pilot
-    from textual.widgets import Input
+    from textual.widgets import Input, Tree
 
     from core.jobs import JobState
     from tui.app import PgvaultApp
@@ -203,6 +234,7 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
     from tui.modals.logical_restore import LogicalRestoreScreen
     from tui.modals.new_backup import NewBackupScreen
     from tui.modals.restore import RestoreScreen
+    from tui.modals.unlock import UnlockScreen
     from tui.screens.backup import BackupScreen
     from tui.screens.catalog import CatalogScreen
     from tui.screens.job_detail import JobDetailScreen
@@ -225,6 +257,10 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         """Reload the catalog view and select one of the demo's backups in its table."""
         await pilot.press("2", "R")
         await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
+        await select_in_table(pilot, backup_id, what)
+
+    async def select_in_table(pilot: Pilot[int], backup_id: str, what: str) -> None:
+        """Select one of the demo server's backups in the catalog's table, once listed."""
         table = app.screen.query_one("#backups", ResponsiveTable)
         key = f"demo/{backup_id}"
         await until(pilot, f"{what} in the catalog", lambda: key in table.keys, 60)
@@ -379,6 +415,21 @@ async def shoot(size: tuple[int, int], out: Path, keep_svg: bool) -> list[Path]:
         await select_in_catalog(pilot, backup_id, "the copied backup")
         save("catalog-copies")
         await pilot.resize_terminal(*size)
+
+        # An encrypted server in the default local destination (the tree's first line).
+        sealed_id, passphrase = await asyncio.to_thread(encrypted_backup)
+        await pilot.press("2", "R")
+        await until(pilot, "the catalog", lambda: isinstance(app.screen, CatalogScreen), 10)
+        app.screen.query_one("#destinations", Tree).focus()
+        await pilot.press("home")
+        await select_in_table(pilot, sealed_id, "the encrypted backup")
+        save("catalog-encrypted")
+        await pilot.press("u")
+        await until(pilot, "the unlock form", lambda: isinstance(app.screen, UnlockScreen), 10)
+        app.screen.query_one("#passphrase", Input).value = passphrase
+        await pilot.pause(0.5)
+        save("unlock")
+        await pilot.press("escape")
     return written
 
 

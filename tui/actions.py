@@ -18,7 +18,7 @@ from textual.timer import Timer
 
 from core.errors import PgvaultError
 from core.jobs import Job, JobStore
-from tui.adapter import BackupRef, DestinationView, display_url, load_destination
+from tui.adapter import BackupRef, DestinationView, HeldKeys, display_url, load_destination
 from tui.feed import JobFeed
 from tui.messages import DemoProgress
 from tui.modals.confirm import ConfirmScreen
@@ -26,6 +26,7 @@ from tui.modals.help import HelpScreen
 from tui.modals.logical_restore import LogicalRestoreScreen, target_defaults
 from tui.modals.new_backup import NewBackupScreen, form_defaults
 from tui.modals.restore import RestoreScreen
+from tui.modals.unlock import UnlockScreen
 from tui.screens.backup import BackupScreen
 from tui.screens.base import ConsoleScreen, shown_screen
 from tui.screens.job_detail import JobDetailScreen
@@ -177,13 +178,16 @@ class ConsoleActions:
     def retry_job(self, job: Job) -> None:
         """Resume a failed backup (or a cancelled logical one) in a new detached job."""
         state_dir, failed = self.state.config.state_dir, job.id
+        environment = self.state.job_environment(job.destination or "", job.server or "")
 
         def work() -> Job:
             from core.jobs.runner import resume_request, spawn_detached
 
             with JobStore.open(state_dir) as store:
                 kind, request = resume_request(store, failed)
-                return spawn_detached(store, kind, request, resumed_from=failed)
+                return spawn_detached(
+                    store, kind, request, resumed_from=failed, environment=environment
+                )
 
         def done(new: Job) -> None:
             self.state.pending_selection = new.id
@@ -196,7 +200,7 @@ class ConsoleActions:
         state = self.state
         defaults = form_defaults(list(state.jobs.values()), state.demo, state.catalog_urls())
         self.app.push_screen(
-            NewBackupScreen(defaults, state.config.state_dir),
+            NewBackupScreen(defaults, state.config.state_dir, state.job_environment),
             lambda job_id: self.job_started(job_id, "backup"),
         )
 
@@ -214,21 +218,43 @@ class ConsoleActions:
 
     # ---- backups in a catalog: restore, verify, delete -------------------------------------
 
+    def unlock(self, ref: BackupRef, then: Callable[[], None] | None = None, why: str = "") -> None:
+        """The unlock form for the backup's server; `then` once its keys are held."""
+
+        def unlocked(held: HeldKeys | None) -> None:
+            if held is None:
+                return
+            self.state.keys[(ref.label, ref.server)] = held
+            self.app.notify(f"server {ref.server} unlocked in this console", timeout=4)
+            self.tell(lambda screen: screen.keys_changed())
+            # Logical manifests and incrementals' kinds are read with the listing.
+            self.reload_catalog({ref.label})
+            if then is not None:
+                then()
+
+        self.app.push_screen(UnlockScreen(ref, why), unlocked)
+
     def restore_backup(self, ref: BackupRef) -> None:
         state = self.state
+        if state.locked(ref):
+            self.unlock(ref, lambda: self.restore_backup(ref), " to restore it")
+            return
         if ref.logical is not None:
             target = target_defaults(list(state.jobs.values()), state.demo, ref.server)
             self.app.push_screen(
-                LogicalRestoreScreen(ref, target, state.config.state_dir),
+                LogicalRestoreScreen(ref, target, state.config.state_dir, state.job_environment),
                 lambda job_id: self.job_started(job_id, "logical restore"),
             )
             return
         self.app.push_screen(
-            RestoreScreen(ref, state.config.state_dir),
+            RestoreScreen(ref, state.config.state_dir, state.job_environment),
             lambda job_id: self.job_started(job_id, "restore"),
         )
 
     def verify_backup(self, ref: BackupRef) -> None:
+        if self.state.locked(ref):
+            self.unlock(ref, lambda: self.verify_backup(ref), " to verify it")
+            return
         question = (
             f"Verify backup {ref.info.backup_id} of {ref.server}?\n"
             f"Reads every object of it from {ref.label} and checks every checksum and the "
@@ -330,6 +356,7 @@ class ConsoleActions:
     def _start_catalog_job(self, verb: str, ref: BackupRef) -> None:
         """A verify or delete job of one backup, detached, started from a thread."""
         state_dir = self.state.config.state_dir
+        environment = self.state.job_environment(ref.label, ref.server)
 
         def work() -> Job:
             from core.catalog.delete import DeleteRequest
@@ -344,7 +371,10 @@ class ConsoleActions:
             with JobStore.open(state_dir) as store:
                 if verb == "verify":
                     return spawn_detached(
-                        store, VERIFY, VerifyRequest(location, ref.server, backup)
+                        store,
+                        VERIFY,
+                        VerifyRequest(location, ref.server, backup),
+                        environment=environment,
                     )
                 return spawn_detached(
                     store, DELETE, DeleteRequest(location, ref.server, backup=backup)

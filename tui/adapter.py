@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.catalog.backup_info import BackupInfo
 from core.catalog.browse import WalArchive, list_servers, wal_archive
@@ -20,6 +22,7 @@ from core.catalog.listing import ABANDONED, BROKEN, DELETING
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import Catalog
 from core.catalog.tier import ARCHIVE, STANDARD
+from core.encryption import Credentials, credentials_environment, unlock_server
 from core.errors import PgvaultError, own_cause
 from core.jobs import Job
 from core.logical.catalog import list_logical
@@ -28,6 +31,9 @@ from core.secrets import redact, without_query
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.storage.retry import RetryPolicy
 from core.urls import Location, parse_location
+
+if TYPE_CHECKING:
+    from core.crypto import UnlockedKeys
 
 #: browsing retries briefly: an operator waits on it, a backup does not
 BROWSE_RETRY = RetryPolicy(attempts=2, base=0.2, cap=1.0)
@@ -71,6 +77,8 @@ class ServerView:
     archived: frozenset[str] = frozenset()
     #: where each backup has second copies (core.catalog.copies): URLs without credentials
     copies: dict[str, tuple[str, ...]] = field(default_factory=dict, compare=False)
+    #: the backups whose archives are age files (the server's key file opens them)
+    encrypted: frozenset[str] = frozenset()
 
     @property
     def last(self) -> BackupInfo | None:
@@ -126,6 +134,8 @@ class BackupRef:
     tier: str = field(default=STANDARD, compare=False)
     #: where it has second copies, as shown (display URLs)
     copies: tuple[str, ...] = field(default=(), compare=False)
+    #: sealed as age files: its contents and its restore need the server's key
+    encrypted: bool = field(default=False, compare=False)
 
 
 def _moment(text: str) -> datetime | None:
@@ -181,6 +191,7 @@ def server_refs(
             kind=server.kind(info.backup_id),
             tier=tier_of(server, info.backup_id, rehydrating),
             copies=copies_of(server, info.backup_id),
+            encrypted=info.backup_id in server.encrypted,
         )
         for info in server.backups
     }
@@ -195,6 +206,7 @@ def server_refs(
                 m.stored_size,
                 logical=m,
                 copies=copies_of(server, m.backup_id),
+                encrypted=m.encrypted,
             ),
         )
         for m in server.logical
@@ -255,6 +267,7 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                             # from the same recursive listing: one GET per archived backup
                             archived=frozenset(catalog.archived()),
                             copies=catalog.copies(),
+                            encrypted=frozenset(catalog.encrypted()),
                         )
                     )
                 except Exception as exc:
@@ -262,6 +275,29 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
     except Exception as exc:
         return DestinationView(url, label, error=describe_error(exc), loaded=True, demo=demo)
     return DestinationView(url, label, tuple(servers), loaded=True, demo=demo)
+
+
+@dataclass(frozen=True)
+class HeldKeys:
+    """A server's keys the operator unlocked in this console: never shown, never stored."""
+
+    credentials: Credentials = field(repr=False)
+    keys: UnlockedKeys = field(repr=False)
+
+    def environment(self) -> dict[str, str]:
+        """What a job started for the server gets in its process environment."""
+        return credentials_environment(self.credentials, self.keys)
+
+
+def unlock_keys(url: str, server: str, passphrase: str, identity_file: str) -> HeldKeys:
+    """Open the server's key file with a passphrase or an identity file (blocks: one scrypt);
+    DecryptionFailed or InputError says why not."""
+    from core.crypto import Passphrase, read_identity_file
+
+    identities = read_identity_file(Path(identity_file).expanduser()) if identity_file else ()
+    credentials = Credentials(Passphrase(passphrase) if passphrase else None, identities)
+    with open_for_browsing(url) as store:
+        return HeldKeys(credentials, unlock_server(store, server, credentials))
 
 
 def load_manifest(url: str, server: str, backup_id: str) -> PgvaultManifest | None:

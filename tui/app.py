@@ -44,6 +44,7 @@ from tui.messages import (
     ResumeProtection,
     RetryJob,
     StopProtection,
+    UnlockBackup,
     VerifyBackup,
 )
 from tui.screens.catalog import CatalogScreen
@@ -222,6 +223,9 @@ class PgvaultApp(App[int]):
 
     def on_delete_backup(self, message: DeleteBackup) -> None:
         self.actions.delete_backup(message.ref)
+
+    def on_unlock_backup(self, message: UnlockBackup) -> None:
+        self.actions.unlock(message.ref)
 
     def on_repair_wal(self, message: RepairWal) -> None:
         self.actions.repair_wal(message.url, message.label, message.server)

@@ -104,6 +104,10 @@ class DeleteBackup(BackupRequest):
     """Delete the backup in a job, once the operator confirms."""
 
 
+class UnlockBackup(BackupRequest):
+    """Ask for what opens the encrypted backup's server key file."""
+
+
 class ProtectionRequest(Message):
     """Something the operator asked of one backup instance of a vault."""
 

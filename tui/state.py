@@ -14,7 +14,7 @@ from core import paths
 from core.demo import Demo
 from core.jobs import Job, JobState
 from core.progress import RateSample
-from tui.adapter import DestinationView, display_url, job_backup_id
+from tui.adapter import BackupRef, DestinationView, HeldKeys, display_url, job_backup_id
 from tui.config import ConsoleConfig
 
 #: job kinds whose start or end changes a destination's catalog
@@ -41,6 +41,8 @@ class ConsoleState:
     demo_job: int | None = None
     #: a job the jobs view selects as soon as it shows it (one the console just started)
     pending_selection: int | None = None
+    #: servers' keys the operator unlocked here, by (destination label, server)
+    keys: dict[tuple[str, str], HeldKeys] = field(default_factory=dict, repr=False)
 
     @property
     def read_only(self) -> bool:
@@ -97,6 +99,26 @@ class ConsoleState:
         for job in self.jobs.values():
             counts[job.state] = counts.get(job.state, 0) + 1
         return counts
+
+    # ---- encryption ------------------------------------------------------------------------
+
+    def unlocked(self, ref: BackupRef) -> bool:
+        """Whether the operator unlocked the backup's server in this console."""
+        return (ref.label, ref.server) in self.keys
+
+    def locked(self, ref: BackupRef) -> bool:
+        """An encrypted backup nothing here opens: no keys unlocked for its server, and no
+        passphrase or identity in the console's environment (which its jobs inherit)."""
+        if not ref.encrypted or self.unlocked(ref):
+            return False
+        from core.encryption import environment_has_credentials
+
+        return not environment_has_credentials()
+
+    def job_environment(self, label: str, server: str) -> dict[str, str]:
+        """What a job for the server gets in its environment: the keys unlocked for it."""
+        held = self.keys.get((label, server))
+        return held.environment() if held is not None else {}
 
     # ---- destinations ----------------------------------------------------------------------
 

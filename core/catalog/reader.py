@@ -18,6 +18,7 @@ from core.catalog.copies import read_copies
 from core.catalog.keep import read_keep
 from core.catalog.layout import (
     BACKUP_ID_RE,
+    ENCRYPTED_SUFFIX,
     PG_MANIFEST,
     PGVAULT_MANIFEST,
     ArchiveRef,
@@ -183,6 +184,14 @@ class Catalog:
                 and read_tier(self.store, self.server, backup_id) == ARCHIVE
             }
         return set(self._archived)
+
+    def encrypted(self) -> set[str]:
+        """The backups whose archives are age files (their names say so: no read)."""
+        return {
+            backup_id
+            for backup_id, objects in self.objects().items()
+            if any(o.key.endswith(ENCRYPTED_SUFFIX) for o in objects)
+        }
 
     def copies(self) -> dict[str, tuple[str, ...]]:
         """Backup ID -> the public URLs of its second copies (core.catalog.copies, cached)."""

@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -184,9 +184,16 @@ def resume_request(store: JobStore, job_id: int) -> tuple[JobKind[Any], Any]:
 
 
 def spawn_detached(
-    store: JobStore, kind: JobKind[R], request: R, resumed_from: int | None = None
+    store: JobStore,
+    kind: JobKind[R],
+    request: R,
+    resumed_from: int | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> Job:
-    """Record a pending job and start a detached process that runs it; return at once."""
+    """Record a pending job and start a detached process that runs it; return at once.
+
+    `environment`: variables added to the process's own (the keys a console unlocked), which
+    the job record never holds."""
     reap_dead(store)
     job = _record(store, kind, request, JobState.PENDING, True, resumed_from)
     logs = store.path.parent / WORKER_LOGS
@@ -211,6 +218,7 @@ def spawn_detached(
             stderr=fd,
             start_new_session=True,
             close_fds=True,
+            env={**os.environ, **environment} if environment else None,
         )
     except OSError as exc:
         store.transition(job.id, JobState.FAILED, error=f"cannot start the job process: {exc}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -16,6 +17,9 @@ from textual.worker import Worker, WorkerState
 from core.errors import PgvaultError
 from core.jobs import Job, JobKind
 from tui.adapter import describe_error
+
+#: the environment a job for (destination label, server) gets: the keys the console holds
+JobKeys = Callable[[str, str], dict[str, str]]
 
 
 class JobFormScreen(ModalScreen[int | None]):
@@ -34,9 +38,10 @@ class JobFormScreen(ModalScreen[int | None]):
     kind: JobKind[Any]
     what = "job"
 
-    def __init__(self, state_dir: str | None) -> None:
+    def __init__(self, state_dir: str | None, keys: JobKeys | None = None) -> None:
         super().__init__()
         self.state_dir = state_dir
+        self.keys = keys
         self.starting = False
         self._start_worker: Worker[Job] | None = None
 
@@ -81,6 +86,9 @@ class JobFormScreen(ModalScreen[int | None]):
         self.query_one("#start", Button).disabled = True
         status.update(Text(f"starting the {self.what} job ...", style="bold"))
         state_dir, kind = self.state_dir, self.kind
+        # Every job request names its destination and server.
+        where = (request.location.display(), request.server)
+        environment = self.keys(*where) if self.keys is not None else None
 
         def work() -> Job:
             from core.jobs import JobStore
@@ -88,7 +96,7 @@ class JobFormScreen(ModalScreen[int | None]):
 
             # The kind validates the request before any job is recorded.
             with JobStore.open(state_dir) as store:
-                return spawn_detached(store, kind, request)
+                return spawn_detached(store, kind, request, environment=environment)
 
         self._start_worker = self.run_worker(work, thread=True, exit_on_error=False, group="start")
 

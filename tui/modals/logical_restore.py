@@ -30,7 +30,7 @@ from core.storage import StoreConfig
 from core.urls import parse_location
 from tui.adapter import BackupRef
 from tui.config import RESTORE_JOBS
-from tui.modals.job_form import JobFormScreen
+from tui.modals.job_form import JobFormScreen, JobKeys
 from tui.modals.new_backup import conninfo_with_password
 
 #: pg_restore -j, as `pgvault --batch restore -J` defaults for a logical restore
@@ -115,8 +115,10 @@ class LogicalRestoreScreen(JobFormScreen):
     kind = LOGICAL_RESTORE
     what = "logical restore"
 
-    def __init__(self, ref: BackupRef, target: Target, state_dir: str | None) -> None:
-        super().__init__(state_dir)
+    def __init__(
+        self, ref: BackupRef, target: Target, state_dir: str | None, keys: JobKeys | None = None
+    ) -> None:
+        super().__init__(state_dir, keys)
         self.ref = ref
         self.target = target
 

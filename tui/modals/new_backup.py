@@ -31,6 +31,7 @@ from core.backup.request import (
     parse_port,
     parse_server_name,
 )
+from core.catalog.chains import DIFFERENTIAL, FULL, INCREMENTAL
 from core.demo import Demo
 from core.errors import PgvaultError
 from core.jobs import Job
@@ -40,7 +41,7 @@ from core.sizes import size_argument
 from core.storage import StoreConfig
 from core.tags import parse_tags
 from tui.adapter import display_url
-from tui.modals.job_form import JobFormScreen
+from tui.modals.job_form import JobFormScreen, JobKeys
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,14 @@ def conninfo_with_password(dbname: str, password: str) -> str:
     return f"dbname={quote(dbname or 'postgres')} password={quote(password)}"
 
 
+#: what the Kind field offers, as `backup` does: full, --incremental, --differential
+KINDS = (FULL, INCREMENTAL, DIFFERENTIAL)
+KIND_LABELS = {
+    FULL: "full",
+    INCREMENTAL: "incremental (changes since the chain's newest backup)",
+    DIFFERENTIAL: "differential (changes since the chain's full backup)",
+}
+
 FIELDS: tuple[tuple[str, str, str], ...] = (
     # (id, label, placeholder)
     ("server", "Server name", "the catalog name for this cluster, e.g. pg-main"),
@@ -161,8 +170,10 @@ class NewBackupScreen(JobFormScreen):
     kind = BACKUP
     what = "backup"
 
-    def __init__(self, defaults: FormDefaults, state_dir: str | None) -> None:
-        super().__init__(state_dir)
+    def __init__(
+        self, defaults: FormDefaults, state_dir: str | None, keys: JobKeys | None = None
+    ) -> None:
+        super().__init__(state_dir, keys)
         self.defaults = defaults
 
     def _validators(self, field_id: str) -> list[Validator]:
@@ -223,6 +234,14 @@ class NewBackupScreen(JobFormScreen):
                             compact=True,
                             id="compression",
                         )
+                        yield Label("Kind", classes="form-label")
+                        yield Select(
+                            [(KIND_LABELS[kind], kind) for kind in KINDS],
+                            value=FULL,
+                            allow_blank=False,
+                            compact=True,
+                            id="kind",
+                        )
                 yield Label("Checkpoint", classes="form-label")
                 yield Checkbox("fast (immediate) checkpoint", d.immediate, id="immediate")
             yield from self.form_footer("Start backup")
@@ -275,6 +294,7 @@ class NewBackupScreen(JobFormScreen):
         if password:
             dbname = conninfo_with_password(dbname, password)
         compression = self.query_one("#compression", Select).value
+        kind = self.query_one("#kind", Select).value
         port = self.value("port").strip()
         return make_backup_request(
             parse_destination(self.value("destination")),
@@ -293,6 +313,7 @@ class NewBackupScreen(JobFormScreen):
             name=parse_backup_name(self.value("name").strip()),
             immediate_checkpoint=self.query_one("#immediate", Checkbox).value,
             tags=parse_tags(self.value("tags")),
+            incremental=None if kind in (FULL, Select.NULL) else str(kind),
         )
 
     def check_fields(self) -> bool:

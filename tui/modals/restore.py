@@ -24,7 +24,7 @@ from core.storage import StoreConfig
 from core.urls import parse_location
 from tui.adapter import BackupRef
 from tui.config import RESTORE_JOBS
-from tui.modals.job_form import JobFormScreen
+from tui.modals.job_form import JobFormScreen, JobKeys
 
 
 def _path(text: str) -> str:
@@ -75,8 +75,8 @@ class RestoreScreen(JobFormScreen):
     kind = RESTORE
     what = "restore"
 
-    def __init__(self, ref: BackupRef, state_dir: str | None) -> None:
-        super().__init__(state_dir)
+    def __init__(self, ref: BackupRef, state_dir: str | None, keys: JobKeys | None = None) -> None:
+        super().__init__(state_dir, keys)
         self.ref = ref
 
     def compose(self) -> ComposeResult:

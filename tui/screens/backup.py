@@ -11,6 +11,7 @@ from textual.widgets import Input, Static
 from core.catalog.backup_info import DONE, BackupInfo
 from core.catalog.browse import WalArchive
 from core.catalog.manifest import PgvaultManifest, TableRecord
+from core.errors import DecryptionFailed
 from tui import fmt
 from tui.adapter import BackupRef, ServerView, load_manifest, load_wal
 from tui.screens import logical
@@ -18,10 +19,13 @@ from tui.screens.base import ConsoleScreen
 from tui.screens.catalog import (
     BACKUP_ACTIONS,
     STATUS_STYLE,
+    UNLOCK,
     BackupActions,
     backup_action_allowed,
+    encryption_note,
     stored_size,
     took,
+    unlock_allowed,
 )
 from tui.state import ConsoleState
 from tui.tasks import Tasks
@@ -42,7 +46,15 @@ TABLE_COLUMNS = (
 KIND_SHORT = {"table": "table", "partitioned table": "part", "materialized view": "matv"}
 
 
-def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool) -> Text:
+def summary_text(
+    ref: BackupRef,
+    manifest: PgvaultManifest | None,
+    loaded: bool,
+    encryption: Text | None = None,
+    unread: str | None = None,
+) -> Text:
+    """backup.info and pgvault.json's figures; `encryption_note`'s line, and `unread`: why
+    pgvault.json was not read (an encrypted backup's locked key)."""
     info = ref.info
     text = Text()
     text.append(f"backup {info.backup_id}", style="bold")
@@ -76,13 +88,21 @@ def summary_text(ref: BackupRef, manifest: PgvaultManifest | None, loaded: bool)
         text.append(f"tablespaces {names}\n")
     if info.error:
         text.append(f"error: {info.error}\n", style="bold red")
-    if loaded and manifest is None:
-        text.append(
-            "no pgvault.json (a backup barman-cloud wrote): databases and tables unknown\n",
-            style="yellow",
-        )
+    if encryption is not None:
+        text.append_text(encryption)
+        text.append("\n")
+    text.append(_contents_note(manifest, loaded, unread), style="yellow")
     text.rstrip()
     return text
+
+
+def _contents_note(manifest: PgvaultManifest | None, loaded: bool, unread: str | None) -> str:
+    """Why the databases and tables are not listed ('' when they are, or still loading)."""
+    if unread is not None:
+        return unread
+    if loaded and manifest is None:
+        return "no pgvault.json (a backup barman-cloud wrote): databases and tables unknown"
+    return ""
 
 
 def chain_text(chain: tuple[BackupInfo, ...], server: ServerView, backup_id: str) -> Text:
@@ -175,6 +195,7 @@ class BackupScreen(BackupActions, ConsoleScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc", id="back"),
         *BACKUP_ACTIONS,
+        UNLOCK,
         Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
         Binding("slash", "filter", "Filter", key_display="/", id="filter"),
     ]
@@ -185,6 +206,8 @@ class BackupScreen(BackupActions, ConsoleScreen):
         self.tasks = tasks
         self.manifest: PgvaultManifest | None = None
         self.loaded = False
+        #: why pgvault.json is not shown (its server's key is locked, or did not open it)
+        self.unread: str | None = None
         self.wal_checked = False
         self.filter_terms: list[str] = []
 
@@ -194,7 +217,7 @@ class BackupScreen(BackupActions, ConsoleScreen):
             # logical.json came with the listing, and a logical backup needs no WAL
             yield Static(logical_summary(self.ref), id="backup-info")
         else:
-            yield Static(summary_text(self.ref, None, False), id="backup-info")
+            yield Static(self._summary(), id="backup-info")
             server = self.server()
             chain = server.chain(self.ref.info.backup_id) if server else ()
             if server is not None and len(chain) > 1:
@@ -215,13 +238,7 @@ class BackupScreen(BackupActions, ConsoleScreen):
             self.loaded = self.wal_checked = True
             self.show_contents()
             return
-        self.tasks.run(
-            lambda: load_manifest(ref.url, ref.server, ref.info.backup_id),
-            self.manifest_loaded,
-            f"reading the manifest of {ref.info.backup_id}",
-            group="backup manifest",
-            exclusive=True,
-        )
+        self.load_manifest()
         server = self.server()
         backups = list(server.backups) if server else [ref.info]
         self.tasks.run(
@@ -232,18 +249,58 @@ class BackupScreen(BackupActions, ConsoleScreen):
             exclusive=True,
         )
 
+    def load_manifest(self) -> None:
+        """Read pgvault.json in a thread, unless it is sealed with a key nothing here holds."""
+        ref = self.ref
+        if self.state.locked(ref):
+            self.loaded, self.unread = True, "databases and tables: in its encrypted manifest"
+            self._show_summary()
+            return
+        self.unread = None
+
+        def read() -> PgvaultManifest | DecryptionFailed | None:
+            try:
+                return load_manifest(ref.url, ref.server, ref.info.backup_id)
+            except DecryptionFailed as exc:  # shown in the summary, where u is offered
+                return exc
+
+        self.tasks.run(
+            read,
+            self.manifest_loaded,
+            f"reading the manifest of {ref.info.backup_id}",
+            group="backup manifest",
+            exclusive=True,
+        )
+
+    def keys_changed(self) -> None:
+        if self.unread is not None:
+            self.load_manifest()
+        self._show_summary()
+        self.refresh_bindings()
+
+    def _summary(self) -> Text:
+        encryption = encryption_note(self.state, self.ref)
+        return summary_text(self.ref, self.manifest, self.loaded, encryption, self.unread)
+
+    def _show_summary(self) -> None:
+        self.query_one("#backup-info", Static).update(self._summary())
+
     def server(self) -> ServerView | None:
         """The backup's server as the catalog listed it."""
         view = self.state.destinations.get(self.ref.label)
         return view.server(self.ref.server) if view else None
 
-    def manifest_loaded(self, manifest: PgvaultManifest | None) -> None:
+    def manifest_loaded(self, manifest: PgvaultManifest | DecryptionFailed | None) -> None:
         if not self.is_attached:
             return
+        if isinstance(manifest, DecryptionFailed):
+            self.unread = f"{manifest}; u unlocks it with another key"
+            manifest = None
         self.manifest = manifest
         self.loaded = True
-        self.query_one("#backup-info", Static).update(summary_text(self.ref, manifest, True))
+        self._show_summary()
         self.show_contents()
+        self.refresh_bindings()
 
     def wal_loaded(self, archive: WalArchive) -> None:
         if not self.is_attached:
@@ -286,6 +343,8 @@ class BackupScreen(BackupActions, ConsoleScreen):
         return self.ref
 
     def can(self, action: str) -> bool | None:
+        if action == "unlock":
+            return unlock_allowed(self.state, self.ref) or self.unread is not None
         return backup_action_allowed(action, self.ref)
 
     def action_back(self) -> None:

@@ -57,6 +57,9 @@ class ConsoleScreen(Screen[Any]):
     def demo_changed(self) -> None:
         """The demo's start-up moved on (state.demo_status)."""
 
+    def keys_changed(self) -> None:
+        """The operator unlocked a server's keys (state.keys)."""
+
     def forget_listings(self) -> None:
         """The operator asked to refresh: drop what the view listed itself."""
 

@@ -24,7 +24,14 @@ from core.catalog.tier import ARCHIVE, STANDARD
 from core.logical.manifest import LogicalManifest
 from tui import fmt
 from tui.adapter import REHYDRATING, BackupRef, DestinationView, ServerView, server_refs
-from tui.messages import BackupRequest, DeleteBackup, OpenBackup, RestoreBackup, VerifyBackup
+from tui.messages import (
+    BackupRequest,
+    DeleteBackup,
+    OpenBackup,
+    RestoreBackup,
+    UnlockBackup,
+    VerifyBackup,
+)
 from tui.screens import logical
 from tui.screens.base import FilteredScreen
 from tui.state import ConsoleState
@@ -61,6 +68,9 @@ BACKUP_ACTIONS = (
     Binding("v", "verify", "Verify", id="backup.verify"),
     Binding("D", "delete", "Delete", id="backup.delete"),
 )
+#: an encrypted backup's server key, asked for here (not hidden with --read-only: reading
+#: contents needs it too)
+UNLOCK = Binding("u", "unlock", "Unlock", id="backup.unlock")
 
 
 def backup_action_allowed(action: str, ref: BackupRef | None) -> bool:
@@ -97,6 +107,25 @@ class BackupActions:
 
     def action_delete(self: _ShowsABackup) -> None:
         _ask(self, DeleteBackup)
+
+    def action_unlock(self: _ShowsABackup) -> None:
+        _ask(self, UnlockBackup)
+
+
+def unlock_allowed(state: ConsoleState, ref: BackupRef | None) -> bool:
+    """u: on an encrypted backup whose server this console has not unlocked."""
+    return ref is not None and ref.encrypted and not state.unlocked(ref)
+
+
+def encryption_note(state: ConsoleState, ref: BackupRef) -> Text | None:
+    """Whether the backup is encrypted and what here opens it (None: not encrypted)."""
+    if not ref.encrypted:
+        return None
+    if state.unlocked(ref):
+        return Text("encrypted (age): unlocked in this console", style="magenta")
+    if state.locked(ref):
+        return Text("encrypted (age): locked; u unlocks it", style="bold magenta")
+    return Text("encrypted (age): the console's environment holds its key", style="magenta")
 
 
 #: cells of a destination's row that are not its name: expander, border, scrollbar
@@ -151,7 +180,9 @@ def backup_cells(ref: BackupRef) -> dict[str, Text]:
         wal = f"{fmt.wal_short(info.begin_wal)}..{fmt.wal_short(info.end_wal)}"
     return {
         "server": Text(ref.server),
-        "backup": Text.assemble((ref.tree, "dim"), backup_label(info)),
+        "backup": Text.assemble(
+            (ref.tree, "dim"), backup_label(info), (" enc", "magenta") if ref.encrypted else ""
+        ),
         "status": Text(info.status, style=STATUS_STYLE.get(info.status, "yellow")),
         "kind": Text(kind(ref)),
         "begin": Text(fmt.short_date_time(info.begin_time)),
@@ -164,8 +195,17 @@ def backup_cells(ref: BackupRef) -> dict[str, Text]:
     }
 
 
-def backup_summary(ref: BackupRef) -> Text:
-    """Three short lines about one backup, under the table (fits 50 columns)."""
+def backup_summary(ref: BackupRef, encryption: Text | None = None) -> Text:
+    """Three short lines about one backup, under the table (fits 50 columns), and
+    `encryption_note`'s line."""
+    text = _summary(ref)
+    if encryption is not None:
+        text.append("\n")
+        text.append_text(encryption)
+    return text
+
+
+def _summary(ref: BackupRef) -> Text:
     if ref.logical is not None:
         return logical_summary(ref, ref.logical)
     info, stored = ref.info, ref.stored
@@ -235,12 +275,17 @@ class CatalogScreen(BackupActions, FilteredScreen):
         "what it holds: databases, tables and sizes recorded at backup time (row estimates for "
         "a logical one), and whether its WAL is all archived. r restores a DONE backup (or "
         "recovers to a point in time) into a directory, or a logical one into a running server;"
-        " v verifies a physical backup, D deletes it; each runs as a job on the jobs view."
+        " v verifies a physical backup, D deletes it; each runs as a job on the jobs view. "
+        "An encrypted backup (enc after its ID) shows its contents and is restored or "
+        "verified once its server is unlocked: u asks for the passphrase (not shown) or an "
+        "age identity file; the keys stay in this console's memory and go to the jobs it "
+        "starts, never to the job store or a log."
     )
 
     BINDINGS = [
         Binding("enter", "open", "Open", key_display="enter", id="backup.open"),
         *BACKUP_ACTIONS,
+        UNLOCK,
         Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
         Binding("slash", "filter", "Filter", key_display="/", id="filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
@@ -450,6 +495,7 @@ class CatalogScreen(BackupActions, FilteredScreen):
                 info.compression,
                 kind(ref),
                 holds,
+                "encrypted" if ref.encrypted else "",
             )
         ).lower()
         return all(term in haystack for term in self.filter_terms)
@@ -469,8 +515,9 @@ class CatalogScreen(BackupActions, FilteredScreen):
     def show_summary(self) -> None:
         summary = self.query_one("#backup-summary", Static)
         ref = self.current_backup()
-        # The backup actions (`can`) depend on the selected backup's status and kind only.
-        keys = None if ref is None else (ref.info.status, ref.logical is None)
+        # The backup actions (`can`) depend on the selected backup's status and kind, and on
+        # whether it is encrypted and unlocked.
+        keys = None if ref is None else (ref.info.status, ref.logical is None, self._unlock(ref))
         if keys != self._keys_for:
             self._keys_for = keys
             self.refresh_bindings()
@@ -479,13 +526,21 @@ class CatalogScreen(BackupActions, FilteredScreen):
             summary.display = False
             return
         summary.display = True
-        summary.update(backup_summary(ref))
+        summary.update(backup_summary(ref, encryption_note(self.state, ref)))
+
+    def _unlock(self, ref: BackupRef | None) -> bool:
+        return unlock_allowed(self.state, ref)
+
+    def keys_changed(self) -> None:
+        self.show_backups()
 
     # ---- actions ---------------------------------------------------------------------------
 
     def can(self, action: str) -> bool | None:
         if action == "open":
             return None if self.current_backup() is None else True
+        if action == "unlock":
+            return self._unlock(self.current_backup())
         return backup_action_allowed(action, self.current_backup())
 
     def refilter(self) -> None:

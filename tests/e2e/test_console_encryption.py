@@ -1,0 +1,226 @@
+"""The console on an encrypted server (issue 16): its backups are marked, their contents and
+their restore ask for the passphrase in a masked field; once unlocked, an incremental taken
+from the form reads its parent's sealed manifest, and the restore of that chain replays
+encrypted WAL on a server that then holds the source's data. The passphrase reaches neither
+the screen, the job store nor a job's log.
+
+The app runs headless (Pilot) in this process; the restore runs as a real detached job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Select, Static
+
+from core.jobs import JobState
+from core.jobs.results import RestoreJobResult
+from tests.support.cli import pgvault
+from tests.support.console import settle
+from tests.support.destinations import TestDestination
+from tests.support.pitr import Source, make_source, new_target, restored_server
+from tests.support.postgres import chown_tree, wait_for_recovery_end
+from tui.adapter import display_url
+from tui.app import PgvaultApp
+from tui.config import ConsoleConfig
+from tui.modals.new_backup import NewBackupScreen
+from tui.modals.restore import RestoreScreen
+from tui.modals.unlock import UnlockScreen
+from tui.screens.backup import BackupScreen
+from tui.screens.catalog import CatalogScreen
+from tui.screens.jobs import JobsScreen
+from tui.widgets.table import ResponsiveTable
+
+SERVER = "pg1"
+PASSPHRASE = "console canary 4e1d passphrase"
+
+
+@pytest.fixture
+def encrypted(
+    make_dest: Callable[..., TestDestination], pgvault_bin: str, tmp_path: Path
+) -> Iterator[tuple[TestDestination, Source, str]]:
+    """A local destination whose server has a passphrase key file, a cluster archiving into
+    it, and one backup taken after a first batch of rows."""
+    dest = make_dest("file")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    passfile = secrets / "pass"
+    passfile.write_text(PASSPHRASE + "\n")
+    passfile.chmod(0o600)
+    created = pgvault(
+        "keys", "init", "--encryption-passphrase-file", str(passfile), dest.url, SERVER
+    )
+    assert created.returncode == 0, created.stderr
+    chown_tree(dest.url.removeprefix("file://"))  # archive_command runs as postgres
+    source = make_source(dest, pgvault_bin, scale=1)
+    try:
+        source.cluster.sql("insert into marks select g, 'before' from generate_series(1, 200) g")
+        backup_id = source.backup("--lz4")
+        yield dest, source, backup_id
+    finally:
+        source.cluster.drop()
+
+
+def console(state_dir: str, url: str) -> PgvaultApp:
+    return PgvaultApp(ConsoleConfig(state_dir=state_dir, destinations=(url,)))
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("PGVAULT_DEMO_DIR", str(tmp_path / "demo"))
+    monkeypatch.delenv("PGVAULT_ENCRYPTION_PASSPHRASE", raising=False)
+    monkeypatch.delenv("PGVAULT_ENCRYPTION_IDENTITY", raising=False)
+    return str(tmp_path / "state")
+
+
+async def select(app: PgvaultApp, pilot: object, backup_id: str) -> CatalogScreen:
+    await settle(pilot, lambda: app.state.jobs_loaded)  # type: ignore[arg-type]
+    await pilot.press("2")  # type: ignore[attr-defined]
+    await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))  # type: ignore[arg-type]
+    catalog = app.screen
+    assert isinstance(catalog, CatalogScreen)
+    table = catalog.query_one("#backups", ResponsiveTable)
+    key = f"{SERVER}/{backup_id}"
+    await settle(pilot, lambda: key in table.keys, timeout=30)  # type: ignore[arg-type]
+    table.focus()
+    assert table.select_key(key)
+    await pilot.pause(0.1)  # type: ignore[attr-defined]
+    return catalog
+
+
+def screen_text(app: PgvaultApp) -> str:
+    return "\n".join(str(s.render()) for s in app.screen.query(Static))
+
+
+async def test_contents_open_with_the_passphrase_and_a_wrong_one_is_named(
+    encrypted: tuple[TestDestination, Source, str], state_dir: str
+) -> None:
+    dest, _, backup_id = encrypted
+    app = console(state_dir, dest.url)
+    async with app.run_test(size=(100, 30)) as pilot:
+        catalog = await select(app, pilot, backup_id)
+        assert "encrypted" in str(catalog.query_one("#backup-summary", Static).render())
+        assert "u Unlock" in str(catalog.query_one("KeyBar").render())
+
+        # r on a locked backup asks for the key first; abandoning it starts nothing.
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+        assert not app.state.jobs
+
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, BackupScreen))
+        screen = app.screen
+        assert isinstance(screen, BackupScreen)
+        await settle(pilot, lambda: "u unlocks" in screen_text(app), timeout=20)
+        assert screen.query_one("#tables", ResponsiveTable).row_count == 0
+
+        await pilot.press("u")
+        await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
+        form = app.screen
+        field = form.query_one("#passphrase", Input)
+        assert field.password  # masked
+        field.value = "not the passphrase"
+        await pilot.press("ctrl+s")
+        status = form.query_one("#form-status", Static)
+        await settle(pilot, lambda: "wrong" in str(status.render()).lower(), timeout=30)
+        assert isinstance(app.screen, UnlockScreen)
+
+        field.value = PASSPHRASE
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, BackupScreen), timeout=30)
+        tables = screen.query_one("#tables", ResponsiveTable)
+        await settle(pilot, lambda: tables.row_count > 0, timeout=20)
+        assert screen.manifest is not None
+        assert "pgbench_accounts" in {t.name for t in screen.manifest.tables}
+        assert PASSPHRASE not in screen_text(app)
+    assert_no_passphrase(state_dir)
+
+
+async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
+    encrypted: tuple[TestDestination, Source, str], state_dir: str
+) -> None:
+    dest, source, backup_id = encrypted
+    cluster = source.cluster
+    target = new_target()
+    app = console(state_dir, dest.url)
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await select(app, pilot, backup_id)
+            await pilot.press("u")
+            await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
+            app.screen.query_one("#passphrase", Input).value = PASSPHRASE
+            await pilot.press("ctrl+s")
+            await settle(pilot, lambda: isinstance(app.screen, CatalogScreen), timeout=30)
+
+            # An incremental from the form: planning it reads the parent's sealed manifest
+            # with the keys the console hands to the job (else it would be a full backup).
+            cluster.sql(
+                "insert into marks select g, 'incremental' from generate_series(201, 400) g"
+            )
+            await pilot.press("n")
+            await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
+            form = app.screen
+            fields = {
+                "server": SERVER,
+                "destination": dest.url,
+                "host": cluster.sock,
+                "port": str(cluster.port),
+                "user": "postgres",
+            }
+            for name, value in fields.items():
+                form.query_one(f"#{name}", Input).value = value
+            form.query_one("#kind", Select).value = "incremental"
+            await pilot.pause(0.2)
+            await pilot.press("ctrl+s")
+            await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+            job_id = max(app.state.jobs)
+            await settle(pilot, lambda: app.state.jobs[job_id].final, timeout=300)
+            job = app.state.jobs[job_id]
+            assert job.state is JobState.SUCCEEDED, job.error
+            incremental_id = str(job.details.backup_id)
+            label = display_url(dest.url)
+            await settle(
+                pilot,
+                lambda: (
+                    (server := app.state.destinations[label].server(SERVER)) is not None
+                    and server.kind(incremental_id) == "incremental"
+                ),
+                timeout=60,
+            )
+
+            cluster.sql("insert into marks select g, 'after' from generate_series(401, 600) g")
+            source.archive_everything()
+            expected = cluster.table_checksums()
+
+            # Its restore reads the chain, and its server replays the encrypted WAL.
+            await select(app, pilot, incremental_id)
+            await pilot.press("r")
+            await settle(pilot, lambda: isinstance(app.screen, RestoreScreen), timeout=30)
+            app.screen.query_one("#directory", Input).value = target.data
+            await pilot.press("ctrl+s")
+            await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+            job_id = max(app.state.jobs)
+            assert app.state.jobs[job_id].kind == "restore"
+            await settle(pilot, lambda: app.state.jobs[job_id].final, timeout=300)
+            job = app.state.jobs[job_id]
+            assert job.state is JobState.SUCCEEDED, job.error
+            assert job.result_as(RestoreJobResult).backup_id == incremental_id
+        # An empty environment: restore_command has only what the restore wrote for it.
+        with restored_server(target, cluster.bindir) as server:
+            wait_for_recovery_end(server)
+            assert server.table_checksums() == expected
+    finally:
+        target.drop()
+    assert_no_passphrase(state_dir)
+
+
+def assert_no_passphrase(state_dir: str) -> None:
+    """Neither the job store nor any job's log holds the passphrase."""
+    for path in Path(state_dir).rglob("*"):
+        if path.is_file():
+            assert PASSPHRASE.encode() not in path.read_bytes(), path

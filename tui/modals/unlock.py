@@ -1,0 +1,116 @@
+"""`u` on an encrypted backup: the passphrase (masked) or an identity file that opens its
+server's key file, checked before the form closes.
+
+The keys stay in this console's memory (`HeldKeys`): its own reads use them, and the jobs
+it starts for that server get them in their process environment. Nothing of them reaches
+the job store, a log or the screen.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+from textual.worker import Worker, WorkerState
+
+from tui.adapter import BackupRef, HeldKeys, describe_error, unlock_keys
+
+
+class UnlockScreen(ModalScreen[HeldKeys | None]):
+    """Dismissed with the server's keys once they opened its key file, or None when abandoned."""
+
+    BINDINGS = [
+        Binding("ctrl+s,f2", "submit", "Unlock", key_display="^s/F2", id="form.submit"),
+        Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
+    ]
+
+    def __init__(self, ref: BackupRef, then: str = "") -> None:
+        super().__init__()
+        self.ref = ref
+        self.then = then  # what the keys are for, as the note says it ("to restore it")
+        self._worker: Worker[HeldKeys] | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="form"):
+            yield Label(f"Unlock server {self.ref.server}", id="dialog-title")
+            with Grid(id="form-grid"):
+                yield Label("Passphrase", classes="form-label")
+                yield Input(
+                    placeholder="the encryption passphrase (not shown)",
+                    password=True,
+                    id="passphrase",
+                    compact=True,
+                )
+                yield Label("Identity file", classes="form-label")
+                yield Input(
+                    placeholder="or the path of an age identity file (mode 0600)",
+                    id="identity",
+                    compact=True,
+                )
+            note = (
+                f"backup {self.ref.info.backup_id} is encrypted; its server's key file in "
+                f"{self.ref.label} opens with either{self.then}. The keys stay in this "
+                "console's memory and go only to the jobs it starts."
+            )
+            yield Static(Text(note, style="dim"), id="form-note")
+            yield Static("", id="form-status")
+            with Horizontal(id="buttons"):
+                yield Button("Unlock (^s)", id="start", variant="primary")
+                yield Button("Cancel (esc)", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#passphrase", Input).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "start":
+            self.action_submit()
+        else:
+            self.action_abandon()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_submit()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if self._worker is None:
+            self.query_one("#form-status", Static).update("")
+
+    def action_abandon(self) -> None:
+        if self._worker is None:
+            self.dismiss(None)
+
+    def action_submit(self) -> None:
+        if self._worker is not None:
+            return
+        passphrase = self.query_one("#passphrase", Input).value
+        identity = self.query_one("#identity", Input).value.strip()
+        status = self.query_one("#form-status", Static)
+        if not passphrase and not identity:
+            status.update(Text("give the passphrase or an identity file", style="bold red"))
+            return
+        status.update(Text("unlocking the key file ...", style="bold"))
+        self.query_one("#start", Button).disabled = True
+        url, server = self.ref.url, self.ref.server
+        self._worker = self.run_worker(
+            lambda: unlock_keys(url, server, passphrase, identity),
+            thread=True,
+            exit_on_error=False,
+            group="unlock",
+        )
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = self._worker
+        if worker is None or event.worker is not worker:
+            return
+        if event.state is WorkerState.SUCCESS:
+            self.dismiss(worker.result)
+        elif event.state is WorkerState.ERROR:
+            self._worker = None
+            self.query_one("#start", Button).disabled = False
+            message = describe_error(worker.error or RuntimeError("failed"))
+            self.query_one("#form-status", Static).update(Text(message, style="bold red"))
+            self.query_one("#passphrase", Input).focus()
