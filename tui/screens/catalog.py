@@ -215,7 +215,8 @@ def _summary(ref: BackupRef) -> Text:
         text.append(f" {info.backup_name}", style="bold")
     text.append("  ")
     text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
-    text.append(f"  {info.compression or 'uncompressed'}  took {fmt.duration(took(info))}\n")
+    text.append(f"  {info.compression or 'uncompressed'}  took {fmt.duration(took(info))}")
+    _append_sealed(text, ref)
     text.append(f"began {fmt.date_time(info.begin_time)}  ")
     text.append(f"stored {fmt.size(stored_size(info, stored))} of {fmt.size(info.cluster_size)}\n")
     if info.begin_wal and info.end_wal:
@@ -235,6 +236,13 @@ def _summary(ref: BackupRef) -> Text:
     return text
 
 
+def _append_sealed(text: Text, ref: BackupRef) -> None:
+    """The first line's end: `encrypted` (the table's `enc` needs a wide terminal), newline."""
+    if ref.encrypted:
+        text.append("  encrypted", style="magenta")
+    text.append("\n")
+
+
 def _append_copies(text: Text, ref: BackupRef) -> None:
     """`copies in URL, URL`: where the backup has second copies (`pgvault copy`)."""
     if ref.copies:
@@ -249,7 +257,8 @@ def logical_summary(ref: BackupRef, manifest: LogicalManifest) -> Text:
     text.append(backup_label(info), style="bold")
     text.append("  ")
     text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
-    text.append(f"  {logical.KIND}\n")
+    text.append(f"  {logical.KIND}")
+    _append_sealed(text, ref)
     text.append(f"{logical.holds(manifest)}  {info.compression or 'uncompressed'}  ")
     text.append(f"{fmt.size(ref.stored)} of {fmt.size(info.cluster_size)}\n")
     text.append(f"began {fmt.short_date_time(info.begin_time)}  took {fmt.duration(took(info))}")
