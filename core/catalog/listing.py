@@ -89,6 +89,8 @@ class BackupSummary:
     tier: str = STANDARD
     #: where it has second copies (`pgvault copy`): URLs without credentials
     copies: tuple[str, ...] = ()
+    #: its archives are age files: restoring it needs the server's key (core.encryption)
+    encrypted: bool = False
 
     @property
     def shown_status(self) -> str:
@@ -227,6 +229,7 @@ def summarise(catalog: Catalog, info: BackupInfo) -> BackupSummary:
         deleting=info.deleting,
         tier=ARCHIVE if info.backup_id in catalog.archived() else STANDARD,
         copies=catalog.copies().get(info.backup_id, ()),
+        encrypted=catalog.is_encrypted(info.backup_id),
     )
     return _with_chain(catalog, summary) if summary.parent_backup_id else summary
 

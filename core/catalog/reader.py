@@ -187,11 +187,11 @@ class Catalog:
 
     def encrypted(self) -> set[str]:
         """The backups whose archives are age files (their names say so: no read)."""
-        return {
-            backup_id
-            for backup_id, objects in self.objects().items()
-            if any(o.key.endswith(ENCRYPTED_SUFFIX) for o in objects)
-        }
+        return {backup_id for backup_id in self.objects() if self.is_encrypted(backup_id)}
+
+    def is_encrypted(self, backup_id: str) -> bool:
+        """Whether the backup's archives are age files (from the cached listing)."""
+        return any(o.key.endswith(ENCRYPTED_SUFFIX) for o in self.objects().get(backup_id, ()))
 
     def copies(self) -> dict[str, tuple[str, ...]]:
         """Backup ID -> the public URLs of its second copies (core.catalog.copies, cached)."""

@@ -42,6 +42,7 @@ SUMMARY_KEYS = {
     "deleting",
     "tier",
     "copies",
+    "encrypted",
     "shown_status",
 }
 SHOW_KEYS = {

@@ -260,8 +260,9 @@ def test_rotation_keeps_old_backups_restorable_and_bad_keys_fail_cleanly(
 ) -> None:
     dest = make_dest("file")
     passfile = _passphrase_file(secrets_dir)
-    assert _keys(dest, "init", "--encryption-passphrase-file", passfile).returncode == 0
     source = sources(dest)
+    clear = source.backup()  # taken before the key file: stays clear
+    assert _keys(dest, "init", "--encryption-passphrase-file", passfile).returncode == 0
     before = source.backup()
 
     rotated = _keys(dest, "rotate", "--encryption-passphrase-file", passfile)
@@ -298,8 +299,21 @@ def test_rotation_keeps_old_backups_restorable_and_bad_keys_fail_cleanly(
     assert shown.returncode == 0, shown.stderr
     locked = pgvault("backup-show", dest.url, SERVER, after)
     assert locked.returncode == 1 and "locked" in locked.stderr, locked.stderr
+    # backup-list needs no key, and says which backups are encrypted (from their names).
     listed = pgvault("backup-list", dest.url, SERVER)
-    assert listed.returncode == 0 and before in listed.stdout and after in listed.stdout
+    assert listed.returncode == 0, listed.stderr
+    lines = {
+        b: next(line for line in listed.stdout.splitlines() if b in line)
+        for b in (clear, before, after)
+    }
+    assert "+age" not in lines[clear] and "none+age" in lines[before] and "+age" in lines[after]
+    listed = pgvault("backup-list", "--format", "json", dest.url, SERVER)
+    entries = json.loads(listed.stdout)["backups_list"]
+    assert {e["backup_id"]: e["pgvault"]["encrypted"] for e in entries} == {
+        clear: False,
+        before: True,
+        after: True,
+    }
 
     # The old passphrase no longer opens the key file: exit 1, one line, nothing written.
     target = new_target()

@@ -218,7 +218,7 @@ def _physical_rows(listing: BackupListing) -> list[tuple[str, ...]]:
             str(b.timeline) if b.timeline is not None else "-",
             format_size(b.stored_size),
             format_size(b.data_size) if b.data_size is not None else "-",
-            b.compression or "none",
+            (b.compression or "none") + ("+age" if b.encrypted else ""),
             b.keep or "-",
             b.tier,
             str(len(b.copies)) if b.copies else "-",
