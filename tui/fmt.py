@@ -145,6 +145,14 @@ def elapsed(job: Job, now: float) -> float | None:
     return max(0.0, (job.finished or now) - job.started)
 
 
+def mean_rate(job: Job) -> str:
+    """A finished job's data done per second over its whole run ('-' when it did none)."""
+    took = elapsed(job, job.finished or job.heartbeat or job.created)
+    if not took or not job.bytes_done:
+        return "-"
+    return f"{rate(job.bytes_done / took)} mean"
+
+
 def cut(text: str, width: int) -> str:
     """Cut at the end with '..'."""
     if len(text) <= width:

@@ -145,3 +145,25 @@ def test_jobs_show_names_both_rates(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert "DATA RATE" in listed.splitlines()[0]
+
+
+async def test_a_finished_job_shows_its_mean_data_rate_in_both_faces(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    # 60 s for 3 GiB: 51.2 MiB/s over the whole run, whatever its last smoothed rate said.
+    done = replace(RESTORE, bytes_done=3 * 1024 * MiB, rate=5 * MiB, took=60.0)
+    (job_id,) = fill_store(state, (done,))
+    shown = subprocess.run(
+        [PGVAULT, "--state-dir", state, "--batch", "jobs", "show", str(job_id)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert re.search(r"^written rate +51\.2 MiB/s mean$", shown, re.M), shown
+    assert re.search(r"^received rate +-$", shown, re.M), shown
+    app = make_app(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        await pilot.pause(0.2)
+        assert any("written  51.2 MiB/s mean" in line for line in screen_lines(app))

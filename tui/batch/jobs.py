@@ -42,7 +42,7 @@ from tui.batch.progressbar import (
     percent,
     plain_line,
 )
-from tui.fmt import WIRE_WINDOW, rate_words, wire_now
+from tui.fmt import WIRE_WINDOW, mean_rate, rate_words, wire_now
 from tui.fmt import duration as format_duration
 from tui.fmt import per_second as format_rate
 from tui.job_results import result_fields, result_json
@@ -360,7 +360,7 @@ def _rates(store: JobStore, job: Job) -> list[tuple[str, str]]:
     the wire, which compression and a bandwidth cap make differ."""
     data_word, wire_word = rate_words(job.kind)
     if job.final:
-        return [(f"{data_word} rate", "-"), (f"{wire_word} rate", "-")]
+        return [(f"{data_word} rate", mean_rate(job)), (f"{wire_word} rate", "-")]
     at = job.heartbeat or time.time()  # the job's last report: its samples end there
     wire = wire_now(store.samples(job.id, since=at - 2 * WIRE_WINDOW), at)
     return [(f"{data_word} rate", format_rate(job.rate)), (f"{wire_word} rate", format_rate(wire))]

@@ -61,7 +61,7 @@ def facts_text(job: Job, now: float, width: int, wire: float | None = None) -> T
     active = not job.final
     pairs = [
         ("phase", job.phase or "-"),
-        (data_word, fmt.rate(job.rate) if active else "-"),
+        (data_word, fmt.rate(job.rate) if active else fmt.mean_rate(job)),
         ("bytes", fmt.amount(job)),
         (wire_word, fmt.rate(wire) if active and wire is not None else "-"),
         ("files", fmt.files(job)),
