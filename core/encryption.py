@@ -117,9 +117,14 @@ def credentials_environment(
 
 _lock = threading.Lock()
 _credentials = Credentials()
-_unlocked: dict[str, UnlockedKeys] = {}
+#: by (store, server): two destinations may hold servers of one name with different keys
+_unlocked: dict[tuple[str, str], UnlockedKeys] = {}
 #: what unlock_in_background met, raised by the next unlocked_keys of that server
-_failures: dict[str, PgvaultError] = {}
+_failures: dict[tuple[str, str], PgvaultError] = {}
+
+
+def _slot(store: ObjectStore, server: str) -> tuple[str, str]:
+    return store.describe(), server
 
 
 def use_credentials(credentials: Credentials) -> None:
@@ -133,11 +138,12 @@ def use_credentials(credentials: Credentials) -> None:
 
 def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
     """The server's identities, unlocked at most once per process (one scrypt at most)."""
+    slot = _slot(store, server)
     with _lock:
-        keys = _unlocked.get(server)
+        keys = _unlocked.get(slot)
         if keys is not None:
             return keys
-        failure = _failures.pop(server, None)
+        failure = _failures.pop(slot, None)
         if failure is not None:
             raise failure
         keyfile = load_keyfile(store, server)
@@ -151,7 +157,7 @@ def unlocked_keys(store: ObjectStore, server: str) -> UnlockedKeys:
 
             held = _credentials if _credentials.given else credentials_from_env()
             keys = unlock(keyfile, held.passphrase, held.identities)
-        _unlocked[server] = keys
+        _unlocked[slot] = keys
         return keys
 
 
@@ -164,9 +170,10 @@ def unlock_server(store: ObjectStore, server: str, credentials: Credentials) -> 
     from core.crypto import unlock
 
     keys = unlock(keyfile, credentials.passphrase, credentials.identities)
+    slot = _slot(store, server)
     with _lock:
-        _unlocked[server] = keys
-        _failures.pop(server, None)
+        _unlocked[slot] = keys
+        _failures.pop(slot, None)
     return keys
 
 
@@ -182,13 +189,14 @@ def unlock_in_background(store: ObjectStore, server: str) -> None:
     """Start unlocking the server's key file on a thread, when this process holds a
     passphrase or identities: the scrypt (about a second at 2^18) releases the GIL, so it
     overlaps what the caller does until it needs the keys (unlocked_keys waits for it)."""
+    slot = _slot(store, server)
     with _lock:
-        if server in _unlocked or not _credentials.given:
+        if slot in _unlocked or not _credentials.given:
             return
 
     def work() -> None:
         with _lock:
-            if server in _unlocked or server in _failures:
+            if slot in _unlocked or slot in _failures:
                 return
             try:
                 keyfile = load_keyfile(store, server)
@@ -198,11 +206,11 @@ def unlock_in_background(store: ObjectStore, server: str) -> None:
 
                 keys = unlock(keyfile, _credentials.passphrase, _credentials.identities)
             except PgvaultError as exc:  # raised by the first unlocked_keys, not twice
-                _failures[server] = exc
+                _failures[slot] = exc
                 return
             except Exception:  # unlocked_keys meets it again and reports it
                 return
-            _unlocked[server] = keys
+            _unlocked[slot] = keys
 
     threading.Thread(target=work, name="pgvault-unlock", daemon=True).start()
 
@@ -227,7 +235,7 @@ def keys_to_hand(store: ObjectStore, server: str) -> UnlockedKeys | None:
     now with what it holds; None when it holds nothing that opens them (wal-restore will
     then say what is missing, as without this)."""
     with _lock:
-        keys = _unlocked.get(server)
+        keys = _unlocked.get(_slot(store, server))
         held = _credentials.given or bool(os.environ.get(DATA_IDENTITY_ENV))
     if keys is not None:
         return keys

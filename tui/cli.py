@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import gc
+import os
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from core import __version__
 
+if TYPE_CHECKING:
+    import argparse
+
 CONSOLE_USAGE = """\
-usage: pgvault [--version] [--state-dir DIR] [--read-only] [--demo] [DESTINATION_URL ...]
+usage: pgvault [--version] [--state-dir DIR] [--read-only] [--demo]
+               [--encryption-passphrase-file F] [--identity-file F ...] [DESTINATION_URL ...]
        pgvault [--state-dir DIR] --demo-stop
        pgvault [--state-dir DIR] --batch COMMAND [ARGS ...]
 
@@ -123,10 +129,19 @@ def _console(argv: list[str]) -> int:
         metavar="DESTINATION_URL",
         help="catalogs to browse (default: the local directory destination)",
     )
+    from core.errors import PgvaultError
+    from tui.batch.encryption_options import add_unlock, refuse_passphrase_value
+
+    add_unlock(parser)
+    refuse_passphrase_value(parser)
     try:
         options = parser.parse_args(argv)
+        _hold_keys(options)
     except SystemExit as exc:
         return 0 if exc.code == 0 else 3
+    except PgvaultError as exc:
+        print(f"pgvault: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
     if options.demo_stop:
         from tui.batch.main import run
 
@@ -143,6 +158,18 @@ def _console(argv: list[str]) -> int:
     if note:
         print(note, file=sys.stderr)
     return code
+
+
+def _hold_keys(options: argparse.Namespace) -> None:
+    """The passphrase or identity files given: put in this process's environment, as if
+    the console had been started with PGVAULT_ENCRYPTION_*, so that its own reads and every
+    job it starts have them (never its command line)."""
+    if not (options.encryption_passphrase_file or options.identity_file):
+        return
+    from core.encryption import credentials_environment
+    from tui.batch.encryption_options import read_unlock
+
+    os.environ.update(credentials_environment(read_unlock(options)))
 
 
 def demo_still_running(state_dir: str | None) -> str | None:

@@ -21,6 +21,7 @@ from core.encryption import (
     is_encrypted,
     open_object,
     seal,
+    unlock_server,
     unlocked_keys,
     use_credentials,
     write_recipient,
@@ -260,3 +261,27 @@ def test_unlock_in_background_gives_the_keys_or_its_error_once(store: ObjectStor
     unlock_in_background(store, "pg2")  # a clear server: nothing to unlock, no error kept
     with pytest.raises(DecryptionFailed, match="no key file"):
         unlocked_keys(store, "pg2")
+
+
+def test_two_destinations_with_a_server_of_one_name_keep_their_own_keys(tmp_path: Path) -> None:
+    """A console unlocks `main` of staging and `main` of production, each with its key."""
+    stores = [
+        open_store(parse_location(f"file://{tmp_path}/{name}"), StoreConfig())
+        for name in ("staging", "production")
+    ]
+    try:
+        sealed = []
+        for store, words in zip(stores, ("staging words", "production words"), strict=True):
+            init_keys(store, "main", _pass(words), ())
+            sealed.append(
+                seal(b"pgvault.json of " + words.encode(), write_recipient(store, "main"))
+            )
+            unlock_server(store, "main", Credentials(_pass(words)))
+        assert open_object(stores[0], "main", sealed[0], "x") == b"pgvault.json of staging words"
+        assert open_object(stores[1], "main", sealed[1], "x") == b"pgvault.json of production words"
+        with pytest.raises(DecryptionFailed):
+            open_object(stores[0], "main", sealed[1], "x")
+    finally:
+        for store in stores:
+            store.close()
+        use_credentials(Credentials())

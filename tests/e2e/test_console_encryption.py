@@ -9,6 +9,7 @@ The app runs headless (Pilot) in this process; the restore runs as a real detach
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from core.jobs.results import RestoreJobResult
 from tests.support.cli import pgvault
 from tests.support.console import settle
 from tests.support.destinations import TestDestination
+from tests.support.jobs import PGVAULT
 from tests.support.pitr import Source, make_source, new_target, restored_server
 from tests.support.postgres import chown_tree, wait_for_recovery_end
 from tui.adapter import display_url
@@ -217,6 +219,45 @@ async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
     finally:
         target.drop()
     assert_no_passphrase(state_dir)
+
+
+async def test_a_console_started_with_the_key_asks_for_nothing(
+    encrypted: tuple[TestDestination, Source, str],
+    state_dir: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dest, _, backup_id = encrypted
+    # `pgvault --encryption-passphrase-file F` puts the key where its jobs find it; a file
+    # others can read is refused before the console opens.
+    loose = tmp_path / "loose"
+    loose.write_text(PASSPHRASE + "\n")
+    loose.chmod(0o644)
+    refused = subprocess.run(
+        [PGVAULT, "--state-dir", state_dir, "--encryption-passphrase-file", str(loose)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 3, refused.stderr
+    assert "group or others can access it" in refused.stderr
+    assert PASSPHRASE not in refused.stderr
+
+    monkeypatch.setenv("PGVAULT_ENCRYPTION_PASSPHRASE", PASSPHRASE)
+    app = console(state_dir, dest.url)
+    async with app.run_test(size=(100, 30)) as pilot:
+        catalog = await select(app, pilot, backup_id)
+        summary = str(catalog.query_one("#backup-summary", Static).render())
+        assert "opened with the key the console started with" in summary
+        assert "u Unlock" not in str(catalog.query_one("KeyBar").render())
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, BackupScreen))
+        screen = app.screen
+        assert isinstance(screen, BackupScreen)
+        tables = screen.query_one("#tables", ResponsiveTable)
+        await settle(pilot, lambda: tables.row_count > 0, timeout=30)
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
 
 
 def assert_no_passphrase(state_dir: str) -> None:

@@ -113,8 +113,8 @@ class BackupActions:
 
 
 def unlock_allowed(state: ConsoleState, ref: BackupRef | None) -> bool:
-    """u: on an encrypted backup whose server this console has not unlocked."""
-    return ref is not None and ref.encrypted and not state.unlocked(ref)
+    """u: on an encrypted backup nothing in this console opens yet."""
+    return ref is not None and state.locked(ref)
 
 
 def encryption_note(state: ConsoleState, ref: BackupRef) -> Text | None:
@@ -125,7 +125,7 @@ def encryption_note(state: ConsoleState, ref: BackupRef) -> Text | None:
         return Text("encrypted (age): unlocked in this console", style="magenta")
     if state.locked(ref):
         return Text("encrypted (age): locked; u unlocks it", style="bold magenta")
-    return Text("encrypted (age): the console's environment holds its key", style="magenta")
+    return Text("encrypted (age): opened with the key the console started with", style="magenta")
 
 
 #: cells of a destination's row that are not its name: expander, border, scrollbar
