@@ -218,7 +218,9 @@ class ConsoleActions:
 
     # ---- backups in a catalog: restore, verify, delete -------------------------------------
 
-    def unlock(self, ref: BackupRef, then: Callable[[], None] | None = None, why: str = "") -> None:
+    def unlock(
+        self, ref: BackupRef, then: Callable[[], None] | None = None, purpose: str = "to read it"
+    ) -> None:
         """The unlock form for the backup's server; `then` once its keys are held."""
 
         def unlocked(held: HeldKeys | None) -> None:
@@ -232,12 +234,12 @@ class ConsoleActions:
             if then is not None:
                 then()
 
-        self.app.push_screen(UnlockScreen(ref, why), unlocked)
+        self.app.push_screen(UnlockScreen(ref, purpose), unlocked)
 
     def restore_backup(self, ref: BackupRef) -> None:
         state = self.state
         if state.locked(ref):
-            self.unlock(ref, lambda: self.restore_backup(ref), " to restore it")
+            self.unlock(ref, lambda: self.restore_backup(ref), "to restore it")
             return
         if ref.logical is not None:
             target = target_defaults(list(state.jobs.values()), state.demo, ref.server)
@@ -253,7 +255,7 @@ class ConsoleActions:
 
     def verify_backup(self, ref: BackupRef) -> None:
         if self.state.locked(ref):
-            self.unlock(ref, lambda: self.verify_backup(ref), " to verify it")
+            self.unlock(ref, lambda: self.verify_backup(ref), "to verify it")
             return
         question = (
             f"Verify backup {ref.info.backup_id} of {ref.server}?\n"

@@ -27,10 +27,10 @@ class UnlockScreen(ModalScreen[HeldKeys | None]):
         Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
     ]
 
-    def __init__(self, ref: BackupRef, then: str = "") -> None:
+    def __init__(self, ref: BackupRef, purpose: str = "to read it") -> None:
         super().__init__()
         self.ref = ref
-        self.then = then  # what the keys are for, as the note says it ("to restore it")
+        self.purpose = purpose  # what the keys are for, as the note says it
         self._worker: Worker[HeldKeys] | None = None
 
     def compose(self) -> ComposeResult:
@@ -51,9 +51,10 @@ class UnlockScreen(ModalScreen[HeldKeys | None]):
                     compact=True,
                 )
             note = (
-                f"backup {self.ref.info.backup_id} is encrypted; its server's key file in "
-                f"{self.ref.label} opens with either{self.then}. The keys stay in this "
-                "console's memory and go only to the jobs it starts."
+                f"backup {self.ref.info.backup_id} is encrypted; {self.purpose}, give the "
+                f"passphrase or an identity file that opens its server's key file in "
+                f"{self.ref.label}. The keys stay in this console's memory and go only to "
+                "the jobs it starts."
             )
             yield Static(Text(note, style="dim"), id="form-note")
             yield Static("", id="form-status")
