@@ -19,7 +19,7 @@ from textual.widgets import Input, Select, Static
 from core.jobs import JobState
 from core.jobs.results import RestoreJobResult
 from tests.support.cli import pgvault
-from tests.support.console import settle
+from tests.support.console import open_catalog_on, settle
 from tests.support.destinations import TestDestination
 from tests.support.jobs import PGVAULT
 from tests.support.pitr import Source, make_source, new_target, restored_server
@@ -78,21 +78,6 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(tmp_path / "state")
 
 
-async def select(app: PgvaultApp, pilot: object, backup_id: str) -> CatalogScreen:
-    await settle(pilot, lambda: app.state.jobs_loaded)  # type: ignore[arg-type]
-    await pilot.press("2")  # type: ignore[attr-defined]
-    await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))  # type: ignore[arg-type]
-    catalog = app.screen
-    assert isinstance(catalog, CatalogScreen)
-    table = catalog.query_one("#backups", ResponsiveTable)
-    key = f"{SERVER}/{backup_id}"
-    await settle(pilot, lambda: key in table.keys, timeout=30)  # type: ignore[arg-type]
-    table.focus()
-    assert table.select_key(key)
-    await pilot.pause(0.1)  # type: ignore[attr-defined]
-    return catalog
-
-
 def screen_text(app: PgvaultApp) -> str:
     return "\n".join(str(s.render()) for s in app.screen.query(Static))
 
@@ -103,7 +88,7 @@ async def test_contents_open_with_the_passphrase_and_a_wrong_one_is_named(
     dest, _, backup_id = encrypted
     app = console(state_dir, dest.url)
     async with app.run_test(size=(100, 30)) as pilot:
-        catalog = await select(app, pilot, backup_id)
+        catalog = await open_catalog_on(app, pilot, f"{SERVER}/{backup_id}")
         assert "encrypted" in str(catalog.query_one("#backup-summary", Static).render())
         assert "u Unlock" in str(catalog.query_one("KeyBar").render())
 
@@ -152,7 +137,7 @@ async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
     app = console(state_dir, dest.url)
     try:
         async with app.run_test(size=(100, 30)) as pilot:
-            await select(app, pilot, backup_id)
+            await open_catalog_on(app, pilot, f"{SERVER}/{backup_id}")
             await pilot.press("u")
             await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
             app.screen.query_one("#passphrase", Input).value = PASSPHRASE
@@ -200,7 +185,7 @@ async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
             expected = cluster.table_checksums()
 
             # Its restore reads the chain, and its server replays the encrypted WAL.
-            await select(app, pilot, incremental_id)
+            await open_catalog_on(app, pilot, f"{SERVER}/{incremental_id}")
             await pilot.press("r")
             await settle(pilot, lambda: isinstance(app.screen, RestoreScreen), timeout=30)
             app.screen.query_one("#directory", Input).value = target.data
@@ -246,7 +231,7 @@ async def test_a_console_started_with_the_key_asks_for_nothing(
     monkeypatch.setenv("PGVAULT_ENCRYPTION_PASSPHRASE", PASSPHRASE)
     app = console(state_dir, dest.url)
     async with app.run_test(size=(100, 30)) as pilot:
-        catalog = await select(app, pilot, backup_id)
+        catalog = await open_catalog_on(app, pilot, f"{SERVER}/{backup_id}")
         summary = str(catalog.query_one("#backup-summary", Static).render())
         assert "opened with the key the console started with" in summary
         assert "u Unlock" not in str(catalog.query_one("KeyBar").render())

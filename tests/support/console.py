@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from textual.pilot import Pilot
 
     from tui.app import PgvaultApp
+    from tui.screens.catalog import CatalogScreen
 
 #: the frozen "now" of every snapshot: 2026-03-14 15:09:26 UTC
 NOW = 1_773_500_966.0
@@ -397,3 +398,23 @@ def ready(app: PgvaultApp) -> Callable[[Pilot[object]], Awaitable[None]]:
         await pilot.pause(0.2)
 
     return run_before
+
+
+async def open_catalog_on(
+    app: PgvaultApp, pilot: Pilot[Any], key: str, timeout: float = 30
+) -> CatalogScreen:
+    """The catalog view, once everything is listed, with backup `key` (SERVER/ID) selected."""
+    from tui.screens.catalog import CatalogScreen
+    from tui.widgets.table import ResponsiveTable
+
+    await settle(pilot, loaded(app), timeout=timeout)
+    await pilot.press("2")
+    await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+    catalog = app.screen
+    assert isinstance(catalog, CatalogScreen)
+    table = catalog.query_one("#backups", ResponsiveTable)
+    await settle(pilot, lambda: key in table.keys, timeout=timeout)
+    table.focus()
+    assert table.select_key(key)
+    await pilot.pause(0.1)
+    return catalog

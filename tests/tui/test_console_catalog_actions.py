@@ -11,8 +11,7 @@ from pathlib import Path
 
 from core.catalog.layout import ServerLayout
 from core.jobs import Job, JobFilter, JobState, JobStore
-from tests.support.console import loaded, make_app, palette_titles, settle
-from tui.app import PgvaultApp
+from tests.support.console import loaded, make_app, open_catalog_on, palette_titles, settle
 from tui.config import MUTATING
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.help import HelpScreen
@@ -30,21 +29,6 @@ def jobs_of(state_dir: str, kind: str) -> list[Job]:
         return store.list_jobs(JobFilter(kinds=(kind,)))
 
 
-async def open_catalog_on(app: PgvaultApp, pilot: object, backup_id: str) -> CatalogScreen:
-    await settle(pilot, loaded(app))  # type: ignore[arg-type]
-    await pilot.press("2")  # type: ignore[attr-defined]
-    await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))  # type: ignore[arg-type]
-    catalog = app.screen
-    assert isinstance(catalog, CatalogScreen)
-    table = catalog.query_one("#backups", ResponsiveTable)
-    key = f"pg-main/{backup_id}"
-    await settle(pilot, lambda: key in table.keys)  # type: ignore[arg-type]
-    table.focus()
-    assert table.select_key(key)
-    await pilot.pause(0.1)  # type: ignore[attr-defined]
-    return catalog
-
-
 async def test_delete_asks_and_y_removes_the_backup(
     fixed_state: str, fixed_catalog: str, console_world: Path
 ) -> None:
@@ -52,7 +36,7 @@ async def test_delete_asks_and_y_removes_the_backup(
     assert info.exists()
     app = make_app(fixed_state, fixed_catalog)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_catalog_on(app, pilot, FAILED_ID)
+        await open_catalog_on(app, pilot, f"pg-main/{FAILED_ID}")
         await pilot.press("D")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
@@ -82,7 +66,7 @@ async def test_delete_asks_and_y_removes_the_backup(
 async def test_verify_asks_and_y_starts_a_verify_job(fixed_state: str, fixed_catalog: str) -> None:
     app = make_app(fixed_state, fixed_catalog)
     async with app.run_test(size=(80, 24)) as pilot:
-        catalog = await open_catalog_on(app, pilot, DONE_ID)
+        catalog = await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
         assert "v Verify" in str(catalog.query_one("KeyBar").render())
         await pilot.press("v")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
@@ -103,7 +87,7 @@ async def test_restore_form_checks_its_fields_and_starts_a_restore_job(
 ) -> None:
     app = make_app(fixed_state, fixed_catalog)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_catalog_on(app, pilot, DONE_ID)
+        await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
         await pilot.press("enter")  # from the backup's own screen too
         await settle(pilot, lambda: isinstance(app.screen, BackupScreen))
         await pilot.press("r")
@@ -143,7 +127,7 @@ async def test_read_only_hides_restore_verify_and_delete(
 ) -> None:
     app = make_app(fixed_state, fixed_catalog, read_only=True)
     async with app.run_test(size=(80, 24)) as pilot:
-        catalog = await open_catalog_on(app, pilot, DONE_ID)
+        catalog = await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
         actions = {b.binding.action for b in catalog.active_bindings.values()}
         assert not actions & MUTATING, actions & MUTATING
         keys = str(catalog.query_one("KeyBar").render())
@@ -165,7 +149,7 @@ async def test_a_failed_backup_can_be_deleted_not_restored(
 ) -> None:
     app = make_app(fixed_state, fixed_catalog)
     async with app.run_test(size=(80, 24)) as pilot:
-        catalog = await open_catalog_on(app, pilot, FAILED_ID)
+        catalog = await open_catalog_on(app, pilot, f"pg-main/{FAILED_ID}")
         keys = str(catalog.query_one("KeyBar").render())
         assert "D Delete" in keys and "Restore" not in keys and "Verify" not in keys
         await pilot.press("r")
@@ -215,7 +199,7 @@ async def test_the_restore_form_restores_over_a_directory_with_delta(
     (existing / "PG_VERSION").write_text("16\n")
     app = make_app(fixed_state, fixed_catalog)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_catalog_on(app, pilot, DONE_ID)
+        await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
         await pilot.press("r")
         await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
         form = app.screen

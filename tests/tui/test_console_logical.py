@@ -23,14 +23,13 @@ from core.logical.manifest import LogicalManifest
 from core.storage import open_store
 from core.urls import parse_location
 from tests.support.cli import pgvault
-from tests.support.console import loaded, make_app, settle
+from tests.support.console import make_app, open_catalog_on, settle
 from tests.support.logical import SHOP, make_shop
 from tests.support.postgres import Cluster, make_cluster, world_dir
 from tui.app import PgvaultApp
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.logical_restore import LogicalRestoreScreen
 from tui.screens.backup import BackupScreen
-from tui.screens.catalog import CatalogScreen
 from tui.screens.jobs import JobsScreen
 from tui.widgets.table import ResponsiveTable
 
@@ -69,28 +68,13 @@ def restore_jobs(state_dir: str) -> list[Job]:
         return store.list_jobs(JobFilter(kinds=("logical-restore",)))
 
 
-async def open_logical(app: PgvaultApp, pilot: object, backup_id: str) -> CatalogScreen:
-    await settle(pilot, loaded(app), timeout=30)  # type: ignore[arg-type]
-    await pilot.press("2")  # type: ignore[attr-defined]
-    await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))  # type: ignore[arg-type]
-    catalog = app.screen
-    assert isinstance(catalog, CatalogScreen)
-    table = catalog.query_one("#backups", ResponsiveTable)
-    key = f"{SERVER}/{backup_id}"
-    await settle(pilot, lambda: key in table.keys, timeout=30)  # type: ignore[arg-type]
-    table.focus()
-    assert table.select_key(key)
-    await pilot.pause(0.1)  # type: ignore[attr-defined]
-    return catalog
-
-
 async def test_the_catalog_lists_a_logical_backup_and_its_tables(
     taken: Taken, tmp_path: object
 ) -> None:
     backup_id = taken.manifest.backup_id
     app = make_app(str(tmp_path), taken.url)
     async with app.run_test(size=(120, 30)) as pilot:
-        catalog = await open_logical(app, pilot, backup_id)
+        catalog = await open_catalog_on(app, pilot, f"{SERVER}/{backup_id}")
         table = catalog.query_one("#backups", ResponsiveTable)
         key = f"{SERVER}/{backup_id}"
         assert table.get_cell(key, "kind").plain == "logical"
@@ -133,7 +117,7 @@ async def test_the_restore_form_restores_the_database_under_a_new_name(
     state_dir = str(tmp_path)
     app = make_app(state_dir, taken.url)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_logical(app, pilot, taken.manifest.backup_id)
+        await open_catalog_on(app, pilot, f"{SERVER}/{taken.manifest.backup_id}")
         await pilot.press("r")
         await settle(pilot, lambda: isinstance(app.screen, LogicalRestoreScreen))
         form = await fill(app, taken, into_db="other")
@@ -164,7 +148,7 @@ async def restore_tables(state_dir: str, taken: Taken, clean: bool) -> None:
     """sales.customers into the existing database `other`, from the form."""
     app = make_app(state_dir, taken.url)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_logical(app, pilot, taken.manifest.backup_id)
+        await open_catalog_on(app, pilot, f"{SERVER}/{taken.manifest.backup_id}")
         await pilot.press("r")
         await settle(pilot, lambda: isinstance(app.screen, LogicalRestoreScreen))
         form = await fill(app, taken, tables="sales.customers", into_db="other")
@@ -206,7 +190,7 @@ async def test_d_deletes_a_logical_backup_once_confirmed(taken: Taken, tmp_path:
         assert list(store.list_objects(prefix))
     app = make_app(str(tmp_path), taken.url)
     async with app.run_test(size=(80, 24)) as pilot:
-        catalog = await open_logical(app, pilot, backup_id)
+        catalog = await open_catalog_on(app, pilot, f"{SERVER}/{backup_id}")
         await pilot.press("D")
         await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         assert "Delete logical backup" in str(app.screen.query_one("#dialog-title").render())
@@ -233,7 +217,7 @@ async def test_an_all_databases_backup_restores_whole_from_the_form(
     cluster.sql("delete from sales.order_lines where line = 3", dbname=SHOP)
     app = make_app(state_dir, taken.url)
     async with app.run_test(size=(80, 24)) as pilot:
-        await open_logical(app, pilot, backup_id)
+        await open_catalog_on(app, pilot, f"{SERVER}/{backup_id}")
         await pilot.press("r")
         await settle(pilot, lambda: isinstance(app.screen, LogicalRestoreScreen))
         form = await fill(app, taken)

@@ -32,6 +32,12 @@ def screen_lines(app: PgvaultApp) -> list[str]:
     return [lines[n] for n in sorted(lines)]
 
 
+def jobs_command(state: str, *args: str) -> str:
+    """What `pgvault --batch ARGS` prints on that job store."""
+    command = [PGVAULT, "--state-dir", state, "--batch", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
 #: a restore beside the fixed backups: its kind is the one 80 columns used to cut
 RESTORE = replace(ROWS[0], kind="restore", server="pg-main", state=JobState.SUCCEEDED, took=60.0)
 
@@ -43,12 +49,7 @@ async def test_the_jobs_view_says_what_jobs_list_says_whole_at_80_columns(
     ids = fill_store(state, (*ROWS, RESTORE))
     with JobStore.open(state) as store:  # the widest state, for a moment: still whole
         store.request_cancel(ids[0])
-    listed = subprocess.run(
-        [PGVAULT, "--state-dir", state, "--batch", "jobs", "list"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    listed = jobs_command(state, "jobs", "list")
     batch = {line.split()[0]: line.split()[3] for line in listed.splitlines()[1:]}
     app = make_app(state)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -130,20 +131,10 @@ def test_jobs_show_names_both_rates(tmp_path: Path) -> None:
     state = str(tmp_path / "state")
     capped = replace(ROWS[0], rate=30 * MiB, samples=tuple(8 * MiB for _ in range(60)))
     (job_id,) = fill_store(state, (capped,))
-    shown = subprocess.run(
-        [PGVAULT, "--state-dir", state, "--batch", "jobs", "show", str(job_id)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    shown = jobs_command(state, "jobs", "show", str(job_id))
     assert re.search(r"^read rate +30\.0 MiB/s$", shown, re.M), shown
     assert re.search(r"^sent rate +8\.0 MiB/s$", shown, re.M), shown
-    listed = subprocess.run(
-        [PGVAULT, "--state-dir", state, "--batch", "jobs", "list"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    listed = jobs_command(state, "jobs", "list")
     assert "DATA RATE" in listed.splitlines()[0]
 
 
@@ -152,12 +143,7 @@ async def test_a_finished_job_shows_its_mean_data_rate_in_both_faces(tmp_path: P
     # 60 s for 3 GiB: 51.2 MiB/s over the whole run, whatever its last smoothed rate said.
     done = replace(RESTORE, bytes_done=3 * 1024 * MiB, rate=5 * MiB, took=60.0)
     (job_id,) = fill_store(state, (done,))
-    shown = subprocess.run(
-        [PGVAULT, "--state-dir", state, "--batch", "jobs", "show", str(job_id)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    shown = jobs_command(state, "jobs", "show", str(job_id))
     assert re.search(r"^written rate +51\.2 MiB/s mean$", shown, re.M), shown
     assert re.search(r"^received rate +-$", shown, re.M), shown
     app = make_app(state)
