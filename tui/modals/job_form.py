@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,32 +18,28 @@ from core.errors import PgvaultError
 from core.jobs import Job, JobKind
 from tui.adapter import describe_error
 
+T = TypeVar("T")
+
 #: the environment a job for (destination label, server) gets: the keys the console holds
 JobKeys = Callable[[str, str], dict[str, str]]
 
 
-class JobFormScreen(ModalScreen[int | None]):
-    """A form dismissed with the id of the job it started, or None when abandoned.
-
-    Subclasses end their form with `form_footer` (the `#form-status` line and the
-    `#start` button), and implement `build_request` (raising PgvaultError for bad input)
-    and `check_fields`.
-    """
+class FormScreen(ModalScreen[T]):
+    """A modal form: `ctrl+s` (or its Start button) submits, `esc` (or Cancel) abandons
+    unless `starting`. Subclasses end their form with `form_footer`."""
 
     BINDINGS = [
         Binding("ctrl+s,f2", "submit", "Start", key_display="^s/F2", id="form.submit"),
         Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
     ]
-    #: the job kind the form starts, and what the status line calls it
-    kind: JobKind[Any]
-    what = "job"
 
-    def __init__(self, state_dir: str | None, keys: JobKeys | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.state_dir = state_dir
-        self.keys = keys
-        self.starting = False
-        self._start_worker: Worker[Job] | None = None
+        self.starting = False  # submitted, its work running: nothing more is taken
+
+    @abstractmethod
+    def action_submit(self) -> None:
+        """Check the fields and start the form's work."""
 
     def form_footer(self, start_label: str, note: str | None = None) -> ComposeResult:
         """The form's last lines: an optional dim note, the status line, Start and Cancel."""
@@ -53,14 +49,6 @@ class JobFormScreen(ModalScreen[int | None]):
         with Horizontal(id="buttons"):
             yield Button(f"{start_label} (^s)", id="start", variant="primary")
             yield Button("Cancel (esc)", id="cancel")
-
-    @abstractmethod
-    def build_request(self) -> Any:
-        """The kind's request from the fields; raises PgvaultError on bad input."""
-
-    def check_fields(self) -> bool:
-        """Show every field's problem; True when all are valid."""
-        return True
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -72,6 +60,33 @@ class JobFormScreen(ModalScreen[int | None]):
     def action_abandon(self) -> None:
         if not self.starting:
             self.dismiss(None)
+
+
+class JobFormScreen(FormScreen[int | None]):
+    """A form dismissed with the id of the job it started, or None when abandoned.
+
+    Subclasses end their form with `form_footer` (the `#form-status` line and the
+    `#start` button), and implement `build_request` (raising PgvaultError for bad input)
+    and `check_fields`.
+    """
+
+    #: the job kind the form starts, and what the status line calls it
+    kind: JobKind[Any]
+    what = "job"
+
+    def __init__(self, state_dir: str | None, keys: JobKeys | None = None) -> None:
+        super().__init__()
+        self.state_dir = state_dir
+        self.keys = keys
+        self._start_worker: Worker[Job] | None = None
+
+    @abstractmethod
+    def build_request(self) -> Any:
+        """The kind's request from the fields; raises PgvaultError on bad input."""
+
+    def check_fields(self) -> bool:
+        """Show every field's problem; True when all are valid."""
+        return True
 
     def action_submit(self) -> None:
         if self.starting or not self.check_fields():

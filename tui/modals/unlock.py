@@ -10,22 +10,16 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Grid, Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.containers import Grid, Vertical
 from textual.widgets import Button, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from tui.adapter import BackupRef, HeldKeys, describe_error, unlock_keys
+from tui.modals.job_form import FormScreen
 
 
-class UnlockScreen(ModalScreen[HeldKeys | None]):
+class UnlockScreen(FormScreen[HeldKeys | None]):
     """Dismissed with the server's keys once they opened its key file, or None when abandoned."""
-
-    BINDINGS = [
-        Binding("ctrl+s,f2", "submit", "Unlock", key_display="^s/F2", id="form.submit"),
-        Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
-    ]
 
     def __init__(self, ref: BackupRef, purpose: str = "to read it") -> None:
         super().__init__()
@@ -56,36 +50,21 @@ class UnlockScreen(ModalScreen[HeldKeys | None]):
                 f"{self.ref.label}. The keys stay in this console's memory and go only to "
                 "the jobs it starts."
             )
-            yield Static(Text(note, style="dim"), id="form-note")
-            yield Static("", id="form-status")
-            with Horizontal(id="buttons"):
-                yield Button("Unlock (^s)", id="start", variant="primary")
-                yield Button("Cancel (esc)", id="cancel")
+            yield from self.form_footer("Unlock", note)
 
     def on_mount(self) -> None:
         self.query_one("#passphrase", Input).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        event.stop()
-        if event.button.id == "start":
-            self.action_submit()
-        else:
-            self.action_abandon()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
         self.action_submit()
 
     def on_input_changed(self, event: Input.Changed) -> None:
-        if self._worker is None:
+        if not self.starting:
             self.query_one("#form-status", Static).update("")
 
-    def action_abandon(self) -> None:
-        if self._worker is None:
-            self.dismiss(None)
-
     def action_submit(self) -> None:
-        if self._worker is not None:
+        if self.starting:
             return
         passphrase = self.query_one("#passphrase", Input).value
         identity = self.query_one("#identity", Input).value.strip()
@@ -94,6 +73,7 @@ class UnlockScreen(ModalScreen[HeldKeys | None]):
             status.update(Text("give the passphrase or an identity file", style="bold red"))
             return
         status.update(Text("unlocking the key file ...", style="bold"))
+        self.starting = True
         self.query_one("#start", Button).disabled = True
         url, server = self.ref.url, self.ref.server
         self._worker = self.run_worker(
@@ -111,6 +91,7 @@ class UnlockScreen(ModalScreen[HeldKeys | None]):
             self.dismiss(worker.result)
         elif event.state is WorkerState.ERROR:
             self._worker = None
+            self.starting = False
             self.query_one("#start", Button).disabled = False
             message = describe_error(worker.error or RuntimeError("failed"))
             self.query_one("#form-status", Static).update(Text(message, style="bold red"))
