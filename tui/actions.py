@@ -98,6 +98,10 @@ class ConsoleActions:
 
     def open_backup(self, ref: BackupRef) -> None:
         self._push_in("catalog", lambda: BackupScreen(ref, self.state, self.tasks))
+        if ref.logical is None and self.state.locked(ref):
+            # Its databases and tables are in its sealed pgvault.json: ask for the key over
+            # the backup's screen (esc leaves that screen with what backup.info says).
+            self.app.call_later(self.unlock, ref, None, "to show its databases and tables")
 
     def _push_in(self, mode: str, screen: Callable[[], Screen[Any]]) -> None:
         """Switch to a view if needed, then open a screen over it."""
