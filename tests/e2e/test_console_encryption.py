@@ -1,8 +1,9 @@
 """The console on an encrypted server (issue 16): its backups are marked, their contents and
 their restore ask for the passphrase in a masked field; once unlocked, an incremental taken
-from the form reads its parent's sealed manifest, and the restore of that chain replays
-encrypted WAL on a server that then holds the source's data. The passphrase reaches neither
-the screen, the job store nor a job's log.
+from the form reads its parent's sealed manifest, the restore of that chain replays
+encrypted WAL on a server that then holds the source's data, and a LOCKED logical backup
+becomes restorable. The passphrase reaches neither the screen, the job store nor a job's
+log.
 
 The app runs headless (Pilot) in this process; the restore runs as a real detached job.
 """
@@ -22,11 +23,13 @@ from tests.support.cli import pgvault
 from tests.support.console import open_catalog_on, settle
 from tests.support.destinations import TestDestination
 from tests.support.jobs import PGVAULT
+from tests.support.logical import SHOP, make_shop
 from tests.support.pitr import Source, make_source, new_target, restored_server
-from tests.support.postgres import chown_tree, wait_for_recovery_end
+from tests.support.postgres import chown_tree, make_cluster, wait_for_recovery_end
 from tui.adapter import display_url
 from tui.app import PgvaultApp
 from tui.config import ConsoleConfig
+from tui.modals.logical_restore import LogicalRestoreScreen
 from tui.modals.new_backup import NewBackupScreen
 from tui.modals.restore import RestoreScreen
 from tui.modals.unlock import UnlockScreen
@@ -246,6 +249,61 @@ async def test_a_console_started_with_the_key_asks_for_nothing(
         await settle(pilot, lambda: tables.row_count > 0, timeout=30)
         await pilot.press("r")
         await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+
+
+async def test_a_locked_logical_backup_is_unlocked_and_restored_under_a_new_name(
+    make_dest: Callable[..., TestDestination], state_dir: str, tmp_path: Path
+) -> None:
+    dest = make_dest("file")
+    passfile = tmp_path / "pass"
+    passfile.write_text(PASSPHRASE + "\n")
+    passfile.chmod(0o600)
+    created = pgvault(
+        "keys", "init", "--encryption-passphrase-file", str(passfile), dest.url, SERVER
+    )
+    assert created.returncode == 0, created.stderr
+    cluster = make_cluster()
+    try:
+        make_shop(cluster)
+        # A host without the passphrase writes it (the key file's clear recipient).
+        made = pgvault("backup", dest.url, SERVER, *cluster.conninfo_args(), "--database", SHOP)
+        assert made.returncode == 0, made.stderr
+        backup_id = made.stdout.strip()
+        app = console(state_dir, dest.url)
+        async with app.run_test(size=(100, 30)) as pilot:
+            catalog = await open_catalog_on(app, pilot, f"{SERVER}/{backup_id}")
+            table = catalog.query_one("#backups", ResponsiveTable)
+            key = f"{SERVER}/{backup_id}"
+            assert table.get_cell(key, "status").plain == "LOCKED"
+            await pilot.press("u")
+            await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
+            app.screen.query_one("#passphrase", Input).value = PASSPHRASE
+            await pilot.press("ctrl+s")
+            await settle(pilot, lambda: isinstance(app.screen, CatalogScreen), timeout=30)
+            # Listed again with the key: its logical.json is read, the backup is DONE.
+            await settle(pilot, lambda: table.get_cell(key, "status").plain == "DONE", timeout=30)
+            await pilot.press("r")
+            await settle(pilot, lambda: isinstance(app.screen, LogicalRestoreScreen))
+            form = app.screen
+            values = {
+                "host": cluster.sock,
+                "port": str(cluster.port),
+                "user": "postgres",
+                "new_db_name": "shop_unlocked",
+            }
+            for name, value in values.items():
+                form.query_one(f"#{name}", Input).value = value
+            await pilot.press("ctrl+s")
+            await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+            job_id = max(app.state.jobs)
+            assert app.state.jobs[job_id].kind == "logical-restore"
+            await settle(pilot, lambda: app.state.jobs[job_id].final, timeout=120)
+            job = app.state.jobs[job_id]
+            assert job.state is JobState.SUCCEEDED, job.error
+        assert cluster.table_checksums("shop_unlocked") == cluster.table_checksums(SHOP)
+    finally:
+        cluster.drop()
+    assert_no_passphrase(state_dir)
 
 
 def assert_no_passphrase(state_dir: str) -> None:
