@@ -43,11 +43,8 @@ PASSPHRASE = "console canary 4e1d passphrase"
 
 
 @pytest.fixture
-def encrypted(
-    make_dest: Callable[..., TestDestination], pgvault_bin: str, tmp_path: Path
-) -> Iterator[tuple[TestDestination, Source, str]]:
-    """A local destination whose server has a passphrase key file, a cluster archiving into
-    it, and one backup taken after a first batch of rows."""
+def keyed(make_dest: Callable[..., TestDestination], tmp_path: Path) -> TestDestination:
+    """A local destination whose server has a key file wrapped for PASSPHRASE."""
     dest = make_dest("file")
     secrets = tmp_path / "secrets"
     secrets.mkdir(mode=0o700)
@@ -59,6 +56,16 @@ def encrypted(
     )
     assert created.returncode == 0, created.stderr
     chown_tree(dest.url.removeprefix("file://"))  # archive_command runs as postgres
+    return dest
+
+
+@pytest.fixture
+def encrypted(
+    keyed: TestDestination, pgvault_bin: str
+) -> Iterator[tuple[TestDestination, Source, str]]:
+    """`keyed`, a cluster archiving into it, and one backup taken after a first batch of
+    rows."""
+    dest = keyed
     source = make_source(dest, pgvault_bin, scale=1)
     try:
         source.cluster.sql("insert into marks select g, 'before' from generate_series(1, 200) g")
@@ -252,16 +259,9 @@ async def test_a_console_started_with_the_key_asks_for_nothing(
 
 
 async def test_a_locked_logical_backup_is_unlocked_and_restored_under_a_new_name(
-    make_dest: Callable[..., TestDestination], state_dir: str, tmp_path: Path
+    keyed: TestDestination, state_dir: str
 ) -> None:
-    dest = make_dest("file")
-    passfile = tmp_path / "pass"
-    passfile.write_text(PASSPHRASE + "\n")
-    passfile.chmod(0o600)
-    created = pgvault(
-        "keys", "init", "--encryption-passphrase-file", str(passfile), dest.url, SERVER
-    )
-    assert created.returncode == 0, created.stderr
+    dest = keyed
     cluster = make_cluster()
     try:
         make_shop(cluster)
