@@ -13,11 +13,13 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
-from core.jobs import JobState
+from core.jobs import Job, JobState
 from core.jobs.results import RestoreJobResult
 from tests.support.cli import pgvault
 from tests.support.console import open_catalog_on, settle
@@ -86,6 +88,18 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.delenv("PGVAULT_ENCRYPTION_PASSPHRASE", raising=False)
     monkeypatch.delenv("PGVAULT_ENCRYPTION_IDENTITY", raising=False)
     return str(tmp_path / "state")
+
+
+async def submitted_job_succeeds(app: PgvaultApp, pilot: Pilot[Any], kind: str) -> Job:
+    """Submit the shown form; the job it starts, once it succeeded."""
+    await pilot.press("ctrl+s")
+    await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+    job_id = max(app.state.jobs)
+    assert app.state.jobs[job_id].kind == kind
+    await settle(pilot, lambda: app.state.jobs[job_id].final, timeout=300)
+    job = app.state.jobs[job_id]
+    assert job.state is JobState.SUCCEEDED, job.error
+    return job
 
 
 def screen_text(app: PgvaultApp) -> str:
@@ -176,12 +190,7 @@ async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
                 form.query_one(f"#{name}", Input).value = value
             form.query_one("#kind", Select).value = "incremental"
             await pilot.pause(0.2)
-            await pilot.press("ctrl+s")
-            await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
-            job_id = max(app.state.jobs)
-            await settle(pilot, lambda: app.state.jobs[job_id].final, timeout=300)
-            job = app.state.jobs[job_id]
-            assert job.state is JobState.SUCCEEDED, job.error
+            job = await submitted_job_succeeds(app, pilot, "backup")
             incremental_id = str(job.details.backup_id)
             label = display_url(dest.url)
             await settle(
@@ -202,13 +211,7 @@ async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
             await pilot.press("r")
             await settle(pilot, lambda: isinstance(app.screen, RestoreScreen), timeout=30)
             app.screen.query_one("#directory", Input).value = target.data
-            await pilot.press("ctrl+s")
-            await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
-            job_id = max(app.state.jobs)
-            assert app.state.jobs[job_id].kind == "restore"
-            await settle(pilot, lambda: app.state.jobs[job_id].final, timeout=300)
-            job = app.state.jobs[job_id]
-            assert job.state is JobState.SUCCEEDED, job.error
+            job = await submitted_job_succeeds(app, pilot, "restore")
             assert job.result_as(RestoreJobResult).backup_id == incremental_id
         # An empty environment: restore_command has only what the restore wrote for it.
         with restored_server(target, cluster.bindir) as server:
@@ -293,13 +296,7 @@ async def test_a_locked_logical_backup_is_unlocked_and_restored_under_a_new_name
             }
             for name, value in values.items():
                 form.query_one(f"#{name}", Input).value = value
-            await pilot.press("ctrl+s")
-            await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
-            job_id = max(app.state.jobs)
-            assert app.state.jobs[job_id].kind == "logical-restore"
-            await settle(pilot, lambda: app.state.jobs[job_id].final, timeout=120)
-            job = app.state.jobs[job_id]
-            assert job.state is JobState.SUCCEEDED, job.error
+            await submitted_job_succeeds(app, pilot, "logical-restore")
         assert cluster.table_checksums("shop_unlocked") == cluster.table_checksums(SHOP)
     finally:
         cluster.drop()
