@@ -16,7 +16,7 @@ from core.jobs import JobState
 from tui.actions import ConsoleActions
 from tui.adapter import server_refs
 from tui.config import VIEWS
-from tui.screens.catalog import backup_action_allowed
+from tui.screens.catalog import backup_action_allowed, unlock_allowed
 from tui.state import ConsoleState
 
 Command = tuple[str, str, Callable[[], object]]  # (title, help, callback)
@@ -80,6 +80,12 @@ class ConsoleCommands(Provider):
                     kind = "logical backup" if ref.logical is not None else "backup"
                     what = f"{kind} {ref.info.backup_id} of {server.name} ({ref.info.status})"
                     yield (f"Show {what}", view.label, partial(actions.open_backup, ref))
+                    if unlock_allowed(state, ref):  # reading, not changing: read-only too
+                        yield (
+                            f"Unlock {what}",
+                            "asks for its server's key",
+                            partial(actions.unlock, ref),
+                        )
                     if state.read_only:
                         continue
                     if backup_action_allowed("restore", ref):

@@ -22,7 +22,7 @@ from textual.widgets import Input, Select, Static
 from core.jobs import Job, JobState
 from core.jobs.results import RestoreJobResult
 from tests.support.cli import pgvault
-from tests.support.console import open_catalog_on, settle
+from tests.support.console import open_catalog_on, palette_titles, settle
 from tests.support.destinations import TestDestination
 from tests.support.jobs import PGVAULT
 from tests.support.logical import SHOP, make_shop
@@ -115,6 +115,7 @@ async def test_contents_open_with_the_passphrase_and_a_wrong_one_is_named(
         catalog = await open_catalog_on(app, pilot, f"{SERVER}/{backup_id}")
         assert "encrypted" in str(catalog.query_one("#backup-summary", Static).render())
         assert "u Unlock" in str(catalog.query_one("KeyBar").render())
+        assert f"Unlock backup {backup_id} of {SERVER} (DONE)" in palette_titles(app)
 
         # r on a locked backup asks for the key first; abandoning it starts nothing.
         await pilot.press("r")
