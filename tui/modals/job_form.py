@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 from textual.worker import Worker, WorkerState
 
 from core.errors import PgvaultError
@@ -49,6 +49,10 @@ class FormScreen(ModalScreen[T]):
         with Horizontal(id="buttons"):
             yield Button(f"{start_label} (^s)", id="start", variant="primary")
             yield Button("Cancel (esc)", id="cancel")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()  # enter in any field submits the form
+        self.action_submit()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -188,7 +188,3 @@ class LogicalRestoreScreen(JobFormScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.query_one("#form-status", Static).update("")
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()

@@ -280,10 +280,6 @@ class NewBackupScreen(JobFormScreen):
         self._show_error(event.input, event.validation_result)
         self.query_one("#form-status", Static).update("")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
-
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
 

@@ -55,10 +55,6 @@ class UnlockScreen(FormScreen[HeldKeys | None]):
     def on_mount(self) -> None:
         self.query_one("#passphrase", Input).focus()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.action_submit()
-
     def on_input_changed(self, event: Input.Changed) -> None:
         if not self.starting:
             self.query_one("#form-status", Static).update("")
