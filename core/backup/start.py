@@ -10,6 +10,7 @@ from core.backup.claim import claim
 from core.backup.control import check_data_directory
 from core.backup.lease import reap_interrupted
 from core.backup.state import BackupJob, BackupMode, BackupState
+from core.backup.stop import archiving_failure, archiving_here
 from core.backup.wal_check import require_archiving
 from core.catalog.backup_info import BackupInfo
 from core.catalog.manifest import DatabaseRecord, TableRecord
@@ -55,6 +56,8 @@ def start_backup(state: BackupState) -> BackupMode:
             "the WAL from its start to its end, which you must keep yourself",
             logging.WARNING,
         )
+    elif archiving_here(state.facts):
+        _warn_if_archiving_fails(state)
     state.enter("recording databases and tables")
     databases, tables = _inventory(state)
     state.manifest = replace(state.manifest, databases=databases, tables=tables)
@@ -72,6 +75,17 @@ def start_backup(state: BackupState) -> BackupMode:
     state.info = _with_start(state.info, start, state.facts)
     state.put_info()
     return BackupMode(backup, start)
+
+
+def _warn_if_archiving_fails(state: BackupState) -> None:
+    """Say at once what would otherwise show only as a backup that never ends."""
+    failure = archiving_failure(state)
+    if failure is not None:
+        state.log(
+            f"WAL archiving is failing: {failure.describe()}. This backup will wait at its "
+            "end until the segments it needs are archived",
+            logging.WARNING,
+        )
 
 
 def _inventory(state: BackupState) -> tuple[tuple[DatabaseRecord, ...], tuple[TableRecord, ...]]:

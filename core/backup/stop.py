@@ -8,7 +8,8 @@ import time
 
 from core.backup.state import BackupMode, BackupState
 from core.errors import Cancelled, PgvaultError
-from core.postgres.connection import BackupSession, BackupStop
+from core.postgres.archiver import ArchiverFailure, archiver_failure
+from core.postgres.connection import BackupSession, BackupStop, ServerFacts
 from core.postgres.pgdata import wal_archive_busy
 from core.postgres.walnames import segment_of_lsn
 
@@ -16,6 +17,10 @@ WARN_EVERY = 60.0  # seconds between "still waiting" warnings
 # Each poll is three stat() calls; a short cap keeps the backup from oversleeping the
 # archiver's last file by up to a cap (this wait is most of a small incremental's time).
 MAX_POLL_DELAY = 0.05
+# pg_stat_archiver is read this long into the wait, then this often: PostgreSQL retries a
+# failing archive_command three times a second apart, then waits a minute.
+FIRST_ARCHIVER_LOOK = 3.0
+ARCHIVER_LOOK_EVERY = 15.0
 
 
 def stop_backup(state: BackupState, mode: BackupMode) -> BackupStop:
@@ -33,6 +38,11 @@ def stop_backup(state: BackupState, mode: BackupMode) -> BackupStop:
     return stop
 
 
+def archiving_here(facts: ServerFacts) -> bool:
+    """Whether this server's archiver archives its WAL (a standby's only with `always`)."""
+    return facts.archive_mode == "always" or (facts.archive_mode == "on" and not facts.in_recovery)
+
+
 def _wait_for_archiving(state: BackupState, stop: BackupStop) -> None:
     """Wait until the backup's last segment is archived (earlier ones are, by the archiver's
     order); then wait_for_wal looks for every needed segment in the destination."""
@@ -41,28 +51,46 @@ def _wait_for_archiving(state: BackupState, stop: BackupStop) -> None:
     # after that segment, its name sorting after the segment's: waiting for it cost a whole
     # archive_command run (~0.05 s of a 0.5 s incremental, bench/README.md).
     facts = state.facts
-    archiving = facts.archive_mode == "always" or (
-        facts.archive_mode == "on" and not facts.in_recovery
-    )
-    if not archiving:
+    if not archiving_here(facts):
         return
     last = segment_of_lsn(stop.timeline, stop.lsn - 1, facts.wal_segment_size)
     pgdata = facts.data_directory
     started = time.monotonic()
     warned = 0.0
+    look_at = FIRST_ARCHIVER_LOOK
+    failure: ArchiverFailure | None = None
     delay = 0.005
     while wal_archive_busy(pgdata, last):
         state.checkpoint()
         waited = time.monotonic() - started
+        if waited >= look_at:
+            look_at = waited + ARCHIVER_LOOK_EVERY
+            seen, failure = failure, archiving_failure(state)
+            if failure is not None and (seen is None or seen.wal != failure.wal):
+                warned = waited
+                state.log(
+                    f"waiting for {last} to be archived: {failure.describe()}", logging.WARNING
+                )
         if waited - warned >= WARN_EVERY:
             warned = waited
+            cause = failure.describe() if failure else "check archive_command and the server log"
             state.log(
-                f"still waiting for {last} to be archived ({waited:.0f} s): check "
-                "archive_command and the server log",
+                f"still waiting for {last} to be archived ({waited:.0f} s): {cause}",
                 logging.WARNING,
             )
         time.sleep(delay)
         delay = min(MAX_POLL_DELAY, delay * 2)
+
+
+def archiving_failure(state: BackupState) -> ArchiverFailure | None:
+    """The archiver's current failure; a statistics view that cannot be read tells nothing."""
+    try:
+        return archiver_failure(state.session)
+    except PgvaultError as exc:
+        if isinstance(exc, Cancelled):
+            raise
+        state.log(f"cannot read pg_stat_archiver: {exc}", logging.DEBUG)
+        return None
 
 
 def _after_stop(state: BackupState, backup: BackupSession) -> None:

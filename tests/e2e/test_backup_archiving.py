@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,8 +87,19 @@ def test_a_stuck_archive_command_keeps_the_backup_waiting_until_interrupted(
     cluster_factory: Callable[..., Cluster], make_dest: Callable[..., TestDestination]
 ) -> None:
     cluster = cluster_factory(archive_command="false")
+    # Archiving already fails when the backup starts: a segment waits for archive_command.
+    first = cluster.one("SELECT pg_walfile_name(pg_current_wal_lsn())")
+    cluster.sql("CREATE TABLE t AS SELECT 1 AS n; SELECT pg_switch_wal()")
+    wait_for(
+        lambda: cluster.one("SELECT last_failed_wal FROM pg_stat_archiver") == first,
+        timeout=60,
+        what="pg_stat_archiver to report the failing archive_command",
+    )
     dest = make_dest("file")
     proc = spawn("backup", "--immediate-checkpoint", *cluster.conninfo_args(), dest.url, "pg")
+    said: list[str] = []
+    reader = threading.Thread(target=lambda: said.extend(proc.stderr or ()), daemon=True)
+    reader.start()
     # pg_backup_stop has run once its history file waits to be archived (a slow start under
     # load must not be taken for the wait).
     status = os.path.join(cluster.data, "pg_wal", "archive_status")
@@ -97,11 +108,22 @@ def test_a_stuck_archive_command_keeps_the_backup_waiting_until_interrupted(
         timeout=120,
         what="pg_backup_stop's history file to wait for archiving",
     )
-    time.sleep(2)
+    # The wait says why it waits within seconds, not after a minute of "stopping".
+    wait_for(
+        lambda: any("to be archived: archive_command fails on" in line for line in said),
+        timeout=60,
+        what="the backup to name the failing archive_command",
+    )
     assert proc.poll() is None  # still waiting for WAL that cannot be archived
     proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    reader.join(timeout=10)
+    stderr = "".join(said)
     assert proc.returncode == 1
+    assert f"WAL archiving is failing: archive_command fails on {first}" in stderr, stderr
+    assert "This backup will wait at its end" in stderr
+    waiting = next(line for line in said if "to be archived: archive_command" in line)
+    assert f"archive_command fails on {first} (failed " in waiting, waiting
     with dest.store() as store:
         (info,) = Catalog(store, "pg").backups()
     assert info.status == FAILED
