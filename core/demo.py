@@ -27,6 +27,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.errors import OperationFailed
@@ -276,6 +277,27 @@ def _archive_setup(destination: str, user: str) -> tuple[bool, str, str]:
     return True, f"{command} %p", ""
 
 
+def _retire_earlier_catalog(destination: str, step: Step) -> None:
+    """Move an earlier demo cluster's backups and WAL to a server name of their own.
+
+    A new cluster's first segments have the names of the earlier one's: under one server
+    name, archive_command would refuse them as "different content" for ever, and the demo's
+    backup would wait for its WAL without end.
+    """
+    root = Path(destination.removeprefix("file://"))
+    earlier = root / DEMO_SERVER
+    try:
+        if not earlier.is_dir() or not any(earlier.iterdir()):
+            return
+        retired = root / f"{DEMO_SERVER}-until-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+        earlier.rename(retired)
+    except OSError as exc:
+        raise OperationFailed(
+            f"demo: cannot move the earlier demo's backups out of {earlier}: {exc.strerror or exc}"
+        ) from None
+    step(f"an earlier demo cluster's backups and WAL are now under server {retired.name}")
+
+
 def _prepare_wal_dir(destination: str, user: str) -> None:
     """The server's user writes WAL under <destination>/demo/wals: make that directory its own."""
     root = Path(destination.removeprefix("file://"))
@@ -335,6 +357,7 @@ def _create(base: Path, user: str, step: Step) -> Demo:
         "create the demo cluster (initdb)",
     )
     destination = _destination(base, user)
+    _retire_earlier_catalog(destination, step)
     archiving, archive_command, note = _archive_setup(destination, user)
     if archiving:
         _prepare_wal_dir(destination, user)

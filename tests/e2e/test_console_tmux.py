@@ -8,43 +8,17 @@ screen, pausable with p. The console quits with q and leaves the cluster and its
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from core.jobs import JobState, JobStore
 from tests.support.jobs import PGVAULT
 from tests.support.terminal import HEIGHT, WIDTH, Terminal
 
 
-@pytest.fixture
-def world() -> Iterator[dict[str, str]]:
-    """Private directories for the demo, the default destination, the state and the config."""
-    base = tempfile.mkdtemp(prefix="pgvault-tmux-", dir="/tmp")
-    os.chmod(base, 0o755)
-    env = {
-        "PGVAULT_DEMO_DIR": f"{base}/demo",
-        "XDG_DATA_HOME": f"{base}/data",
-        "XDG_CONFIG_HOME": f"{base}/config",
-        "PGVAULT_STATE_DIR": f"{base}/state",
-        "TERM": "xterm-256color",
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-    }
-    yield env
-    subprocess.run(
-        [PGVAULT, "--demo-stop"], env={**os.environ, **env}, capture_output=True, timeout=120
-    )
-    shutil.rmtree(base, ignore_errors=True)
-
-
-def test_the_demo_in_a_real_terminal(world: dict[str, str]) -> None:
-    terminal = Terminal(f"pgvault-demo-{os.getpid()}", [PGVAULT, "--demo"], world)
+def test_the_demo_in_a_real_terminal(demo_world: dict[str, str]) -> None:
+    terminal = Terminal(f"pgvault-demo-{os.getpid()}", [PGVAULT, "--demo"], demo_world)
     try:
         # The console opens at once; the views' tabs end the line until the demo's job shows
         # its counts there (tmux trims the blanks after the last tab).
@@ -84,21 +58,21 @@ def test_the_demo_in_a_real_terminal(world: dict[str, str]) -> None:
     # Quitting the console stopped neither the cluster nor its backup.
     status = subprocess.run(
         [PGVAULT, "--batch", "demo", "status"],
-        env={**os.environ, **world},
+        env={**os.environ, **demo_world},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert status.returncode == 0 and "running" in status.stdout, status.stdout + status.stderr
-    with JobStore.open(world["PGVAULT_STATE_DIR"]) as store:
+    with JobStore.open(demo_world["PGVAULT_STATE_DIR"]) as store:
         job = store.get(1)
     assert job.state in (JobState.RUNNING, JobState.SUCCEEDED), job
 
 
-def test_read_only_in_sixteen_colours_and_monochrome(world: dict[str, str]) -> None:
+def test_read_only_in_sixteen_colours_and_monochrome(demo_world: dict[str, str]) -> None:
     for name, extra in (("16", {"TERM": "xterm"}), ("mono", {"NO_COLOR": "1", "TERM": "vt100"})):
         terminal = Terminal(
-            f"pgvault-ro-{name}-{os.getpid()}", [PGVAULT, "--read-only"], {**world, **extra}
+            f"pgvault-ro-{name}-{os.getpid()}", [PGVAULT, "--read-only"], {**demo_world, **extra}
         )
         try:
             screen = terminal.wait_for("READ-ONLY", "No jobs yet", timeout=30)
@@ -110,4 +84,4 @@ def test_read_only_in_sixteen_colours_and_monochrome(world: dict[str, str]) -> N
             terminal.wait_for("EXITED=0", timeout=20)
         finally:
             terminal.close()
-    assert not Path(world["PGVAULT_DEMO_DIR"]).exists()
+    assert not Path(demo_world["PGVAULT_DEMO_DIR"]).exists()
