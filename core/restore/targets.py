@@ -203,6 +203,18 @@ def _ended_before(info: BackupInfo, target: RecoveryTarget) -> bool:
     return True
 
 
+def require_ended_before(info: BackupInfo, target: RecoveryTarget) -> None:
+    """Refuse a backup that ended after the recovery target: recovery cannot stop in it."""
+    if not _ended_before(info, target):
+        end = info.end_time.isoformat(sep=" ") if info.end_time else "an unknown time"
+        raise OperationFailed(
+            f"backup {info.backup_id} ended at {end} (WAL {info.end_xlog}), after the "
+            f"recovery target {target.time or target.lsn}: recovery cannot stop before the "
+            "end of the backup it starts from; restore an older backup, or `latest` to let "
+            "pgvault choose"
+        )
+
+
 def choose_backup(catalog: Catalog, reference: str, target: RecoveryTarget) -> BackupInfo:
     """The backup to restore for `reference` (an ID, a name, a shortcut or auto)."""
     if not catalog.backups():
@@ -215,14 +227,7 @@ def choose_backup(catalog: Catalog, reference: str, target: RecoveryTarget) -> B
             f"backup {info.backup_id} of server {catalog.server} is {info.status}, not DONE: "
             "it cannot be restored"
         )
-    if not _ended_before(info, target):
-        end = info.end_time.isoformat(sep=" ") if info.end_time else "an unknown time"
-        raise OperationFailed(
-            f"backup {info.backup_id} ended at {end} (WAL {info.end_xlog}), after the "
-            f"recovery target {target.time or target.lsn}: recovery cannot stop before the "
-            "end of the backup it starts from; restore an older backup, or `latest` to let "
-            "pgvault choose"
-        )
+    require_ended_before(info, target)
     if (
         target.timeline
         and target.timeline.isdigit()

@@ -105,6 +105,13 @@ async def test_restore_form_checks_its_fields_and_starts_a_restore_job(
         await settle(pilot, lambda: "invalid target time" in str(status.render()))
         assert jobs_of(fixed_state, "restore") == []
 
+        # Before this backup's end: said in the form, not by a job that fails at once.
+        assert "e.g. 2026-03-13 02:" in form.query_one("#time").placeholder  # type: ignore[attr-defined]
+        form.query_one("#time").value = "2026-03-13 01:00:00+00:00"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "after the recovery target" in str(status.render()))
+        assert jobs_of(fixed_state, "restore") == []
+
         form.query_one("#time").value = "2026-03-13 12:00:00+00:00"  # type: ignore[attr-defined]
         form.query_one("#port").value = "70000"  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")

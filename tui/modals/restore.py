@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
+from datetime import datetime
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
@@ -20,6 +21,7 @@ from core.backup.request import parse_port
 from core.errors import InputError
 from core.restore import RestoreRequest, default_pgvault_command, make_target
 from core.restore.job import RESTORE
+from core.restore.targets import require_ended_before
 from core.storage import StoreConfig
 from core.urls import parse_location
 from tui.adapter import BackupRef
@@ -57,6 +59,8 @@ def build_restore_request(
     if not directory.strip():
         raise InputError("give the directory to restore into (empty or new)")
     target = make_target(time=time.strip() or None, immediate=immediate)
+    if backup.strip() == ref.info.backup_id:  # said here, before a job that would fail on it
+        require_ended_before(ref.info, target)
     return RestoreRequest(
         location=parse_location(ref.url),
         server=ref.server,
@@ -67,6 +71,12 @@ def build_restore_request(
         target=target,
         pgvault_command=default_pgvault_command(),
     )
+
+
+def _time_placeholder(end: datetime | None) -> str:
+    """An example target the operator can edit: this backup's end, the earliest it reaches."""
+    example = end.isoformat(sep=" ", timespec="seconds") if end else "2026-11-21 10:15:00+00:00"
+    return f"(empty: all archived WAL) e.g. {example}"
 
 
 class RestoreScreen(JobFormScreen):
@@ -113,7 +123,7 @@ class RestoreScreen(JobFormScreen):
                     )
                 yield Label("Point in time", classes="form-label")
                 yield Input(
-                    placeholder="(empty: all archived WAL) 2026-11-21 10:15:00+00:00",
+                    placeholder=_time_placeholder(self.ref.info.end_time),
                     id="time",
                     compact=True,
                 )
