@@ -178,7 +178,7 @@ class WalScreen(ConsoleScreen):
             self._servers = servers
             options.clear_options()
             for option_id, label, name in servers:
-                prompt = Text(name, style="bold")
+                prompt = Text(fmt.cut(name, 20), style="bold")
                 where = label.removeprefix("file://")
                 short = fmt.cut_left(where, 20) if where != label else fmt.cut(label, 20)
                 prompt.append(f"\n{short}", style="dim")
