@@ -10,7 +10,9 @@ The app runs headless (Pilot) in this process; the restore runs as a real detach
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,6 +23,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
 from core.jobs import Job, JobState
+from core.jobs.liveness import DEAD_AFTER
 from core.jobs.results import RestoreJobResult
 from tests.support.cli import pgvault
 from tests.support.console import open_catalog_on, palette_titles, settle
@@ -105,6 +108,16 @@ async def submitted_job_succeeds(app: PgvaultApp, pilot: Pilot[Any], kind: str) 
     return job
 
 
+async def unlock(app: PgvaultApp, pilot: Pilot[Any], key: str) -> None:
+    """Unlock the server of backup `key` (SERVER/ID) with PASSPHRASE, from its catalog row."""
+    await open_catalog_on(app, pilot, key)
+    await pilot.press("u")
+    await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
+    app.screen.query_one("#passphrase", Input).value = PASSPHRASE
+    await pilot.press("ctrl+s")
+    await settle(pilot, lambda: isinstance(app.screen, CatalogScreen), timeout=30)
+
+
 def screen_text(app: PgvaultApp) -> str:
     return "\n".join(str(s.render()) for s in app.screen.query(Static))
 
@@ -168,12 +181,7 @@ async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
     app = console(state_dir, dest.url)
     try:
         async with app.run_test(size=(100, 30)) as pilot:
-            await open_catalog_on(app, pilot, f"{SERVER}/{backup_id}")
-            await pilot.press("u")
-            await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
-            app.screen.query_one("#passphrase", Input).value = PASSPHRASE
-            await pilot.press("ctrl+s")
-            await settle(pilot, lambda: isinstance(app.screen, CatalogScreen), timeout=30)
+            await unlock(app, pilot, f"{SERVER}/{backup_id}")
 
             # An incremental from the form: planning it reads the parent's sealed manifest
             # with the keys the console hands to the job (else it would be a full backup).
@@ -235,6 +243,64 @@ async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
             assert server.table_checksums() == expected
     finally:
         target.drop()
+    assert_no_passphrase(state_dir)
+
+
+async def test_a_killed_encrypted_backup_is_resumed_from_the_console_with_its_keys(
+    encrypted: tuple[TestDestination, Source, str], state_dir: str, tmp_path: Path
+) -> None:
+    """r on the failed job resumes it: the new job gets the held keys in its environment
+    (without them its key file is locked and the resume fails at once)."""
+    dest, source, first_id = encrypted
+    cluster = source.cluster
+    app = console(state_dir, dest.url)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await unlock(app, pilot, f"{SERVER}/{first_id}")
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
+        form = app.screen
+        fields = {
+            "server": SERVER,
+            "destination": dest.url,
+            "host": cluster.sock,
+            "port": str(cluster.port),
+            "user": "postgres",
+            "bandwidth": "2MB",  # slow enough to be killed mid-way
+        }
+        for name, value in fields.items():
+            form.query_one(f"#{name}", Input).value = value
+        await pilot.pause(0.2)
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        killed = max(app.state.jobs)
+        await settle(pilot, lambda: app.state.jobs[killed].bytes_done > 4 << 20, timeout=120)
+        pid = app.state.jobs[killed].pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await settle(
+            pilot, lambda: app.state.jobs[killed].state is JobState.FAILED, timeout=DEAD_AFTER + 30
+        )
+        backup_id = str(app.state.jobs[killed].details.backup_id)
+
+        table = app.screen.query_one("#jobs", ResponsiveTable)
+        await settle(pilot, lambda: table.current_key == str(killed), timeout=10)
+        await pilot.press("r")
+        await settle(pilot, lambda: max(app.state.jobs) > killed, timeout=20)
+        resumed = app.state.jobs[max(app.state.jobs)]
+        assert resumed.resumed_from == killed
+        await settle(pilot, lambda: app.state.jobs[resumed.id].final, timeout=300)
+        done = app.state.jobs[resumed.id]
+        assert done.state is JobState.SUCCEEDED, done.error
+        assert str(done.details.backup_id) == backup_id  # the same backup, completed
+    passfile = str(tmp_path / "secrets" / "pass")  # the `keyed` fixture's
+    verified = pgvault("verify", "--encryption-passphrase-file", passfile, dest.url, SERVER,
+                       backup_id)  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    listing = pgvault("backup-list", "--format", "json", dest.url, SERVER)
+    (entry,) = [
+        b for b in json.loads(listing.stdout)["backups_list"] if b["backup_id"] == backup_id
+    ]
+    assert entry["status"] == "DONE" and entry["pgvault"]["encrypted"] is True
     assert_no_passphrase(state_dir)
 
 
