@@ -30,6 +30,7 @@ from tui.modals.unlock import UnlockScreen
 from tui.screens.backup import BackupScreen
 from tui.screens.base import ConsoleScreen, shown_screen
 from tui.screens.job_detail import JobDetailScreen
+from tui.screens.logical import UNFINISHED
 from tui.state import ConsoleState
 from tui.tasks import Tasks
 
@@ -269,6 +270,17 @@ class ConsoleActions:
         self._confirm_catalog_job("verify", ref, question, "Verify backup")
 
     def delete_backup(self, ref: BackupRef) -> None:
+        if ref.logical is not None and ref.logical.status in UNFINISHED:
+            question = (
+                f"Delete what logical backup {ref.info.backup_id} of {ref.server} left in "
+                f"{ref.label}?\nIt has no logical.json: nothing of it can be restored. "
+                "One still running is refused."
+            )
+            self.app.push_screen(
+                ConfirmScreen(question, title="Delete unfinished logical backup"),
+                lambda yes: self._delete_logical(ref) if yes else None,
+            )
+            return
         if ref.logical is not None:
             question = (
                 f"Delete logical backup {ref.info.backup_id} of {ref.server} from {ref.label}?\n"
@@ -294,7 +306,8 @@ class ConsoleActions:
             from tui.adapter import open_for_browsing
 
             with open_for_browsing(ref.url) as store:
-                return delete_logical(store, ref.server, ref.info.backup_id)
+                unfinished = ref.logical is not None and ref.logical.status in UNFINISHED
+                return delete_logical(store, ref.server, ref.info.backup_id, unfinished)
 
         def done(_: object) -> None:
             self.app.notify(f"logical backup {ref.info.backup_id} deleted", timeout=4)

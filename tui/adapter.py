@@ -25,7 +25,8 @@ from core.catalog.tier import ARCHIVE, STANDARD
 from core.encryption import Credentials, credentials_environment, unlock_server
 from core.errors import PgvaultError, own_cause
 from core.jobs import Job
-from core.logical.catalog import list_logical
+from core.logical.attempt import Unfinished, list_unfinished
+from core.logical.catalog import list_logical, placeholder
 from core.logical.manifest import LogicalManifest
 from core.secrets import redact, without_query
 from core.storage import ObjectStore, StoreConfig, open_store
@@ -71,6 +72,8 @@ class ServerView:
     stored: dict[str, int] = field(default_factory=dict, compare=False)
     #: the logical backups (their own series, under logical/), oldest first
     logical: tuple[LogicalManifest, ...] = ()
+    #: logical backups without logical.json: running, or what an interrupted one left
+    unfinished_logical: tuple[Unfinished, ...] = ()
     #: incremental or differential, for each backup naming a parent (pgvault.json says which)
     kinds: dict[str, str] = field(default_factory=dict, compare=False)
     #: the backups in the archive tier (their tier record, read with the listing)
@@ -211,6 +214,20 @@ def server_refs(
         )
         for m in server.logical
     )
+    refs.update(
+        (
+            u.backup_id,
+            BackupRef(
+                view.url,
+                view.label,
+                server.name,
+                BackupInfo(u.backup_id, status=u.status, error=u.reason),
+                u.size,
+                logical=placeholder(server.name, u.backup_id, u.status),
+            ),
+        )
+        for u in server.unfinished_logical
+    )
     pairs = [(i, r.info.parent_backup_id if r.logical is None else None) for i, r in refs.items()]
     return [replace(refs[i], tree=prefix) for i, prefix in tree_lines(pairs, newest_first=True)]
 
@@ -263,6 +280,7 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                             unreadable=tuple(catalog.unreadable),
                             stored=stored_sizes(catalog, backups),
                             logical=list_logical(store, name),
+                            unfinished_logical=list_unfinished(store, name),
                             kinds=kinds(catalog, backups),
                             # from the same recursive listing: one GET per archived backup
                             archived=frozenset(catalog.archived()),

@@ -26,7 +26,7 @@ from typing import Any
 from core.catalog.owner import LEASE_FILE, Verdict, judge, this_process, verdict_at
 from core.errors import InputError, ObjectNotFound, OperationFailed, PgvaultError
 from core.logical.layout import LogicalLayout, is_logical_id
-from core.storage import CommonPrefix, ObjectStore
+from core.storage import ObjectInfo, ObjectStore
 
 log = logging.getLogger("pgvault.logical")
 
@@ -58,17 +58,17 @@ def owner(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> Verdict:
 
 
 def list_unfinished(store: ObjectStore, server: str) -> tuple[Unfinished, ...]:
-    """Every logical backup of the server that has no logical.json, oldest first."""
+    """Every logical backup of the server that has no logical.json, oldest first (one
+    recursive listing, then each unfinished one's lease)."""
     layout = LogicalLayout(server)
+    objects: dict[str, list[ObjectInfo]] = {}
+    for info in store.list_objects(layout.prefix):
+        backup_id = info.key[len(layout.prefix) :].split("/", 1)[0]
+        if is_logical_id(backup_id):
+            objects.setdefault(backup_id, []).append(info)
     found = []
-    for item in store.list_entries(layout.prefix, delimiter="/"):
-        if not isinstance(item, CommonPrefix):
-            continue
-        backup_id = item.prefix.rstrip("/").rsplit("/", 1)[-1]
-        if not is_logical_id(backup_id) or _finished(store, layout, backup_id):
-            continue
-        objects = list(store.list_objects(layout.backup_prefix(backup_id)))
-        if not objects:
+    for backup_id, held in objects.items():
+        if any(o.key == layout.manifest(backup_id) for o in held):
             continue
         verdict = owner(store, layout, backup_id)
         found.append(
@@ -76,8 +76,8 @@ def list_unfinished(store: ObjectStore, server: str) -> tuple[Unfinished, ...]:
                 backup_id=backup_id,
                 status=ABANDONED if verdict.abandoned else STARTED,
                 reason=verdict.reason,
-                objects=len(objects),
-                size=sum(o.size for o in objects),
+                objects=len(held),
+                size=sum(o.size for o in held),
             )
         )
     return tuple(sorted(found, key=lambda u: u.backup_id))

@@ -59,6 +59,14 @@ def get_logical(store: ObjectStore, server: str, backup_id: str) -> LogicalManif
 
 def locked(server: str, backup_id: str) -> LogicalManifest:
     """An encrypted backup's manifest without the key: its ID and nothing it holds."""
+    return placeholder(server, backup_id, LOCKED, encrypted=True)
+
+
+def placeholder(
+    server: str, backup_id: str, status: str, encrypted: bool = False
+) -> LogicalManifest:
+    """A backup whose logical.json cannot be read (LOCKED) or does not exist yet (STARTED,
+    ABANDONED): its ID and status, and nothing it holds."""
     return LogicalManifest(
         backup_id=backup_id,
         server=server,
@@ -72,8 +80,8 @@ def locked(server: str, backup_id: str) -> LogicalManifest:
         compression=None,
         jobs=0,
         databases=(),
-        encrypted=True,
-        status=LOCKED,
+        encrypted=encrypted,
+        status=status,
     )
 
 

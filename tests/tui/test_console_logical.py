@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from textual.widgets import Checkbox, Input
@@ -22,9 +23,10 @@ from core.logical.layout import LogicalLayout
 from core.logical.manifest import LogicalManifest
 from core.storage import open_store
 from core.urls import parse_location
-from tests.support.cli import pgvault
+from tests.support.cli import pgvault, spawn
 from tests.support.console import make_app, open_catalog_on, settle
-from tests.support.logical import SHOP, make_shop
+from tests.support.jobs import wait_for
+from tests.support.logical import BINDIRS_ENV, SHOP, make_big, make_shop, pg_dumps
 from tests.support.postgres import Cluster, make_cluster, world_dir
 from tui.app import PgvaultApp
 from tui.modals.confirm import ConfirmScreen
@@ -232,3 +234,84 @@ async def test_an_all_databases_backup_restores_whole_from_the_form(
     assert job.options.get("all_databases") is True
     assert cluster.one("select count(*) from pg_roles where rolname = 'console_role'") == 1
     assert cluster.table_checksums(SHOP) == before
+
+
+async def test_an_interrupted_logical_backup_is_listed_and_what_it_left_deleted(
+    tmp_path: Path,
+) -> None:
+    """A logical backup still dumping is listed STARTED and cannot be deleted; killed, it is
+    ABANDONED with its reason, never restorable, and D removes what it left."""
+    cluster = make_cluster()
+    root = world_dir("pgvault-console-unfinished-")
+    url, server = f"file://{root}", "killed-srv"
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    proc = None
+    try:
+        make_shop(cluster)
+        make_big(cluster)
+        proc = spawn(
+            "backup", url, server, *cluster.conninfo_args(), "--database", SHOP, "--gzip",
+            "--staging-dir", str(staging), "--staging-limit", "1", "--max-bandwidth", "200KB",
+            env=BINDIRS_ENV,
+        )  # fmt: skip
+        layout = LogicalLayout(server)
+        with open_store(parse_location(url)) as store:
+            wait_for(
+                lambda: (
+                    [o for o in store.list_objects(layout.prefix) if "/db/" in o.key]
+                    and pg_dumps(staging)
+                ),
+                timeout=120,
+                what="a dump file stored while pg_dump runs",
+            )
+            (backup_id,) = {o.key.split("/")[2] for o in store.list_objects(layout.prefix)}
+        key = f"{server}/{backup_id}"
+
+        app = make_app(str(tmp_path / "state"), url)
+        async with app.run_test(size=(120, 30)) as pilot:
+            catalog = await open_catalog_on(app, pilot, key)
+            table = catalog.query_one("#backups", ResponsiveTable)
+            assert table.get_cell(key, "status").plain == "STARTED"
+            assert table.get_cell(key, "kind").plain == "logical"
+            keys = str(catalog.query_one("KeyBar").render())
+            assert "r Restore" not in keys and "D Delete" in keys
+            await pilot.press("D")
+            await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            await pilot.press("y")
+            await settle(
+                pilot,
+                lambda: any("may still be running" in str(n.message) for n in app._notifications),
+                timeout=30,
+            )
+        with open_store(parse_location(url)) as store:
+            assert list(store.list_objects(layout.backup_prefix(backup_id)))
+
+        proc.kill()
+        proc.communicate(timeout=60)
+        wait_for(lambda: not pg_dumps(staging), timeout=30, what="pg_dump to die with pgvault")
+
+        app = make_app(str(tmp_path / "state"), url)
+        async with app.run_test(size=(120, 30)) as pilot:
+            catalog = await open_catalog_on(app, pilot, key)
+            table = catalog.query_one("#backups", ResponsiveTable)
+            assert table.get_cell(key, "status").plain == "ABANDONED"
+            summary = str(catalog.query_one("#backup-summary").render())
+            assert "no logical.json yet" in summary and "is gone" in summary, summary
+            await pilot.press("r")  # nothing of it can be restored: r is not offered
+            await pilot.pause(0.3)
+            assert app.screen is catalog
+            await pilot.press("D")
+            await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+            title = str(app.screen.query_one("#dialog-title").render())
+            assert "Delete unfinished logical backup" in title
+            await pilot.press("y")
+            await settle(pilot, lambda: key not in table.keys, timeout=30)
+        with open_store(parse_location(url)) as store:
+            assert not list(store.list_objects(layout.prefix))
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=60)
+        cluster.drop()
+        shutil.rmtree(root, ignore_errors=True)

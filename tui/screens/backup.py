@@ -133,6 +133,10 @@ def logical_summary(ref: BackupRef) -> Text:
         text.append(f" ({info.backup_name})", style="bold")
     text.append(f" of {ref.server} in {ref.label}\n")
     text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
+    if info.status in logical.UNFINISHED:
+        text.append(f"  stored {fmt.size(ref.stored)}  {info.error or ''}\n")
+        text.append(logical.holds(manifest) if manifest else "")
+        return text
     text.append(f"  began {fmt.date_time(info.begin_time)}  took {fmt.duration(took(info))}")
     text.append(f"  data {fmt.size(info.cluster_size)}  stored {fmt.size(ref.stored)}\n")
     if manifest is not None:

@@ -259,6 +259,10 @@ def logical_summary(ref: BackupRef, manifest: LogicalManifest) -> Text:
     text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
     text.append(f"  {logical.KIND}")
     _append_sealed(text, ref)
+    if manifest.status in logical.UNFINISHED:
+        text.append(f"{logical.holds(manifest)}\n{fmt.size(ref.stored)} stored; ")
+        text.append(info.error or "", style="yellow")
+        return text
     text.append(f"{logical.holds(manifest)}  {info.compression or 'uncompressed'}  ")
     text.append(f"{fmt.size(ref.stored)} of {fmt.size(info.cluster_size)}\n")
     text.append(f"began {fmt.short_date_time(info.begin_time)}  took {fmt.duration(took(info))}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from core.logical.attempt import ABANDONED, STARTED
 from core.logical.manifest import LogicalManifest, TableEntry
 from tui import fmt
 from tui.widgets.table import Col
@@ -21,12 +22,16 @@ LOGICAL_TABLE_COLUMNS = (
 )
 
 KIND = "logical"
+#: a logical backup without logical.json (core.logical.attempt): nothing to restore
+UNFINISHED = frozenset({STARTED, ABANDONED})
 #: what a logical row shows in the table's WAL column: it needs none
 NO_WAL = "-"
 
 
 def holds(manifest: LogicalManifest) -> str:
     """'shöp (9 tables)', 'shöp: sales.* (4 tables)', 'app, shop (2 databases, 21 tables)'."""
+    if manifest.status in UNFINISHED:
+        return "no logical.json yet: a running backup, or what an interrupted one left"
     if not manifest.databases:
         # LOCKED: an encrypted manifest this console holds no key for
         return "encrypted: its key shows what it holds" if manifest.encrypted else "nothing"
