@@ -196,6 +196,14 @@ def test_failed_block_leaves_the_stream_unsealed() -> None:
         decrypt_bytes(sink.getvalue(), [identity], "obj")
 
 
+def other_last(key: str) -> str:
+    """The key with another last character (of its case): its bech32 checksum fails. A fixed
+    replacement would leave one key in 32 unchanged."""
+    last = key[-1]
+    swap = "p" if last.lower() == "q" else "q"
+    return key[:-1] + (swap.upper() if last.isupper() else swap)
+
+
 def test_keys_parse_and_print() -> None:
     identity = generate_identity()
     assert parse_identity(identity.secret()) == identity
@@ -203,9 +211,9 @@ def test_keys_parse_and_print() -> None:
     assert identity.secret() not in repr(identity) and identity.secret() not in str(identity)
     assert identity.secret().startswith("AGE-SECRET-KEY-1")
     assert str(identity.recipient()).startswith("age1") and len(str(identity.recipient())) == 62
-    for bad in ("ssh-ed25519 AAAA", "age1qqqq", str(identity.recipient())[:-1] + "x"):
+    for bad in ("ssh-ed25519 AAAA", "age1qqqq", other_last(str(identity.recipient()))):
         with pytest.raises(InputError):
             parse_recipient(bad)
     with pytest.raises(InputError) as info:
-        parse_identity(identity.secret()[:-1] + "q")
+        parse_identity(other_last(identity.secret()))
     assert identity.secret()[:20] not in str(info.value)
