@@ -37,9 +37,10 @@ def bar(fraction: float | None, width: int) -> str:
     return FULL * filled + EMPTY * (width - filled)
 
 
-def percent(fraction: float | None) -> str:
+def percent(fraction: float | None, final: bool = False) -> str:
+    """' 45%'; '  ?%' while the total is unknown, '   -' once the job ended without one."""
     if fraction is None:
-        return "  ?%"
+        return "   -" if final else "  ?%"
     return f"{fraction * 100:3.0f}%"
 
 

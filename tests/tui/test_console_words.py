@@ -153,3 +153,24 @@ async def test_a_finished_job_shows_its_mean_data_rate_in_both_faces(tmp_path: P
         await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
         await pilot.pause(0.2)
         assert any("written  51.2 MiB/s mean" in line for line in screen_lines(app))
+
+
+async def test_a_job_that_ended_before_its_size_was_known_shows_a_dash(tmp_path: Path) -> None:
+    """'?%' is for a running job whose total is not known yet; one that failed before it
+    knew shows '-', in its row and in its bar."""
+    state = str(tmp_path / "state")
+    failed = replace(
+        RESTORE, state=JobState.FAILED, bytes_done=0, bytes_total=None, error="target not empty"
+    )
+    sizing = replace(ROWS[0], bytes_done=0, bytes_total=None)
+    failed_id, sizing_id = fill_store(state, (failed, sizing))
+    app = make_app(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        table = app.screen.query_one("#jobs", ResponsiveTable)
+        assert table.get_cell(str(sizing_id), "progress").plain.endswith("  ?%")
+        progress = table.get_cell(str(failed_id), "progress").plain
+        assert progress.endswith("   -") and "?" not in progress, progress
+        await settle(pilot, lambda: table.select_key(str(failed_id)))
+        await settle(pilot, lambda: "target not empty" in "\n".join(screen_lines(app)))
+        assert not any("?%" in line for line in screen_lines(app)[-4:]), screen_lines(app)

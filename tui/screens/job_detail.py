@@ -268,7 +268,7 @@ class JobDetailScreen(JobActions, ConsoleScreen):
         if job.eta and not job.final:
             right += f"  ETA {fmt.duration(job.eta)}"
         self.query_one("#detail-bar", ProgressLine).set_progress(
-            job.fraction, right, BAR_COLOR.get(job.state, "")
+            job.fraction, right, BAR_COLOR.get(job.state, ""), job.final
         )
         facts = self.query_one("#detail-facts", StaticText)
         width = facts.content_region.width or self.size.width

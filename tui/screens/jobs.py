@@ -129,7 +129,7 @@ def job_cells(job: Job, now: float) -> dict[str, Text]:
     """One table row for a job: words and digits first, colour only repeating them."""
     fraction = job.fraction
     progress = Text(fmt.bar(fraction, PROGRESS_BAR), style=BAR_COLOR.get(job.state, ""))
-    progress.append(" " + fmt.percent(fraction), style="")
+    progress.append(" " + fmt.percent(fraction, job.final), style="")
     active = not job.final
     return {
         "id": Text(str(job.id), justify="right"),
@@ -333,7 +333,7 @@ class JobsScreen(JobActions, FilteredScreen):
         right = fmt.amount(job)
         if job.eta and not job.final:
             right += f"  ETA {fmt.duration(job.eta)}"
-        bar.set_progress(job.fraction, right, BAR_COLOR.get(job.state, ""))
+        bar.set_progress(job.fraction, right, BAR_COLOR.get(job.state, ""), job.final)
         line = Text()
         if job.error and job.state in (JobState.FAILED, JobState.CANCELLED):
             line.append(f"{job.state.value}: ", style=STATE_COLOR[job.state])

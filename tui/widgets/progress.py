@@ -10,12 +10,15 @@ from tui import fmt
 MIN_BAR = 5  # cells of bar below which the right-hand text is dropped
 
 
-def progress_text(fraction: float | None, width: int, right: str = "", style: str = "") -> Text:
+def progress_text(
+    fraction: float | None, width: int, right: str = "", style: str = "", final: bool = False
+) -> Text:
     """'█████░░░░  45%  right' fitted to width (the bar shrinks first)."""
-    tail = f" {fmt.percent(fraction)}" + (f"  {right}" if right else "")
+    percent = fmt.percent(fraction, final)
+    tail = f" {percent}" + (f"  {right}" if right else "")
     room = width - len(tail)
     if room < MIN_BAR:
-        tail = f" {fmt.percent(fraction)}"
+        tail = f" {percent}"
         room = width - len(tail)
     text = Text()
     text.append(fmt.bar(fraction, max(1, room)), style=style or "bold")
@@ -35,11 +38,17 @@ class ProgressLine(Widget):
         self.fraction: float | None = None
         self.right = ""
         self.bar_style = ""
+        self.final = False
 
-    def set_progress(self, fraction: float | None, right: str = "", style: str = "") -> None:
-        if (fraction, right, style) != (self.fraction, self.right, self.bar_style):
-            self.fraction, self.right, self.bar_style = fraction, right, style
+    def set_progress(
+        self, fraction: float | None, right: str = "", style: str = "", final: bool = False
+    ) -> None:
+        """`final`: the job has ended (an unknown fraction then shows '-', not '?%')."""
+        shown = (self.fraction, self.right, self.bar_style, self.final)
+        if (fraction, right, style, final) != shown:
+            self.fraction, self.right, self.bar_style, self.final = fraction, right, style, final
             self.refresh()
 
     def render(self) -> Text:
-        return progress_text(self.fraction, self.content_region.width, self.right, self.bar_style)
+        width = self.content_region.width
+        return progress_text(self.fraction, width, self.right, self.bar_style, self.final)
