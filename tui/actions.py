@@ -270,24 +270,23 @@ class ConsoleActions:
         self._confirm_catalog_job("verify", ref, question, "Verify backup")
 
     def delete_backup(self, ref: BackupRef) -> None:
-        if ref.logical is not None and ref.logical.status in UNFINISHED:
-            question = (
-                f"Delete what logical backup {ref.info.backup_id} of {ref.server} left in "
-                f"{ref.label}?\nIt has no logical.json: nothing of it can be restored. "
-                "One still running is refused."
-            )
-            self.app.push_screen(
-                ConfirmScreen(question, title="Delete unfinished logical backup"),
-                lambda yes: self._delete_logical(ref) if yes else None,
-            )
-            return
         if ref.logical is not None:
-            question = (
-                f"Delete logical backup {ref.info.backup_id} of {ref.server} from {ref.label}?\n"
-                "Its manifest is removed first, then its dump files. This cannot be undone."
-            )
+            if ref.logical.status in UNFINISHED:
+                title, question = (
+                    "Delete unfinished logical backup",
+                    f"Delete what logical backup {ref.info.backup_id} of {ref.server} left in "
+                    f"{ref.label}?\nIt has no logical.json: nothing of it can be restored. "
+                    "One still running is refused.",
+                )
+            else:
+                title, question = (
+                    "Delete logical backup",
+                    f"Delete logical backup {ref.info.backup_id} of {ref.server} from "
+                    f"{ref.label}?\nIts manifest is removed first, then its dump files. This "
+                    "cannot be undone.",
+                )
             self.app.push_screen(
-                ConfirmScreen(question, title="Delete logical backup"),
+                ConfirmScreen(question, title=title),
                 lambda yes: self._delete_logical(ref) if yes else None,
             )
             return

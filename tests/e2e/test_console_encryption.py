@@ -31,7 +31,7 @@ from tests.support.destinations import TestDestination
 from tests.support.jobs import PGVAULT
 from tests.support.logical import SHOP, make_shop
 from tests.support.pitr import Source, make_source, new_target, restored_server
-from tests.support.postgres import chown_tree, make_cluster, wait_for_recovery_end
+from tests.support.postgres import Cluster, chown_tree, make_cluster, wait_for_recovery_end
 from tests.support.terminal import Terminal
 from tui.adapter import display_url
 from tui.app import PgvaultApp
@@ -118,6 +118,26 @@ async def unlock(app: PgvaultApp, pilot: Pilot[Any], key: str) -> None:
     await settle(pilot, lambda: isinstance(app.screen, CatalogScreen), timeout=30)
 
 
+async def new_backup_form(
+    app: PgvaultApp, pilot: Pilot[Any], dest: TestDestination, cluster: Cluster
+) -> NewBackupScreen:
+    """`n`, the form filled in for SERVER of `cluster` into `dest`."""
+    await pilot.press("n")
+    await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
+    form = app.screen
+    assert isinstance(form, NewBackupScreen)
+    fields = {
+        "server": SERVER,
+        "destination": dest.url,
+        "host": cluster.sock,
+        "port": str(cluster.port),
+        "user": "postgres",
+    }
+    for name, value in fields.items():
+        form.query_one(f"#{name}", Input).value = value
+    return form
+
+
 def screen_text(app: PgvaultApp) -> str:
     return "\n".join(str(s.render()) for s in app.screen.query(Static))
 
@@ -188,18 +208,7 @@ async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
             cluster.sql(
                 "insert into marks select g, 'incremental' from generate_series(201, 400) g"
             )
-            await pilot.press("n")
-            await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
-            form = app.screen
-            fields = {
-                "server": SERVER,
-                "destination": dest.url,
-                "host": cluster.sock,
-                "port": str(cluster.port),
-                "user": "postgres",
-            }
-            for name, value in fields.items():
-                form.query_one(f"#{name}", Input).value = value
+            form = await new_backup_form(app, pilot, dest, cluster)
             form.query_one("#kind", Select).value = "incremental"
             await pilot.pause(0.2)
             job = await submitted_job_succeeds(app, pilot, "backup")
@@ -256,19 +265,8 @@ async def test_a_killed_encrypted_backup_is_resumed_from_the_console_with_its_ke
     app = console(state_dir, dest.url)
     async with app.run_test(size=(100, 30)) as pilot:
         await unlock(app, pilot, f"{SERVER}/{first_id}")
-        await pilot.press("n")
-        await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
-        form = app.screen
-        fields = {
-            "server": SERVER,
-            "destination": dest.url,
-            "host": cluster.sock,
-            "port": str(cluster.port),
-            "user": "postgres",
-            "bandwidth": "2MB",  # slow enough to be killed mid-way
-        }
-        for name, value in fields.items():
-            form.query_one(f"#{name}", Input).value = value
+        form = await new_backup_form(app, pilot, dest, cluster)
+        form.query_one("#bandwidth", Input).value = "2MB"  # slow enough to be killed mid-way
         await pilot.pause(0.2)
         await pilot.press("ctrl+s")
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
