@@ -14,6 +14,7 @@ from core.postgres.pgdata import wal_archive_busy
 from core.postgres.walnames import segment_of_lsn
 
 WARN_EVERY = 60.0  # seconds between "still waiting" warnings
+STOPPING = "stopping the backup"
 # Each poll is three stat() calls; a short cap keeps the backup from oversleeping the
 # archiver's last file by up to a cap (this wait is most of a small incremental's time).
 MAX_POLL_DELAY = 0.05
@@ -25,7 +26,7 @@ ARCHIVER_LOOK_EVERY = 15.0
 
 def stop_backup(state: BackupState, mode: BackupMode) -> BackupStop:
     """Leave backup mode; on a primary, switch WAL and mark a restore point as barman-cloud."""
-    state.enter("stopping the backup")
+    state.enter(STOPPING)
     # PostgreSQL's own wait for archiving polls once a second; pgvault reads the same
     # archive status files itself, every few milliseconds, when it can read them.
     status_dir = os.path.join(state.facts.data_directory, "pg_wal", "archive_status")
@@ -68,9 +69,13 @@ def _wait_for_archiving(state: BackupState, stop: BackupStop) -> None:
             seen, failure = failure, archiving_failure(state)
             if failure is not None and (seen is None or seen.wal != failure.wal):
                 warned = waited
+                # The phase is what the jobs view and `jobs list` show of a running job.
+                state.enter(f"waiting for WAL archiving: archive_command fails on {failure.wal}")
                 state.log(
                     f"waiting for {last} to be archived: {failure.describe()}", logging.WARNING
                 )
+            elif failure is None and seen is not None:
+                state.enter(STOPPING)
         if waited - warned >= WARN_EVERY:
             warned = waited
             cause = failure.describe() if failure else "check archive_command and the server log"
