@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from core.errors import InputError
 from core.logical.manifest import TableEntry
 from core.postgres.connection import ConnectionParams, Session
+from core.postgres.relation_sizes import EXCLUSIVELY_LOCKED, query_sizes, size_of
 
-_RELATIONS = """
+_RELATIONS = f"""{EXCLUSIVELY_LOCKED}
 select n.nspname, c.relname, c.relkind, c.reltuples::bigint,
-       case when c.relkind in ('r', 'p', 'm') then pg_table_size(c.oid) else 0 end,
+       case when c.relkind in ('r', 'p', 'm') then {size_of("pg_table_size")} else 0 end,
        pg_table_is_visible(c.oid),
        array(select i.relname from pg_index x join pg_class i on i.oid = x.indexrelid
              where x.indrelid = c.oid order by 1),
@@ -33,7 +34,7 @@ where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
   and n.nspname not in ('pg_catalog', 'information_schema')
   and n.nspname !~ '^pg_toast' and n.nspname !~ '^pg_temp'
 order by 1, 2
-"""
+"""  # noqa: S608 - fixed fragments, no input
 TABLE_KINDS = ("r", "p")
 
 
@@ -77,7 +78,7 @@ def database_facts(params: ConnectionParams, database: str) -> DatabaseFacts:
 
 def relations(params: ConnectionParams, database: str) -> list[Relation]:
     with Session(params, application_name="pgvault logical", dbname=database) as session:
-        rows = session.query(_RELATIONS, what="listing the tables")
+        rows = query_sizes(session, _RELATIONS, what="listing the tables")
     found = []
     for schema, name, kind, tuples, size, visible, indexes, sequences in rows:
         entry = TableEntry(
