@@ -86,10 +86,13 @@ def validate_request(request: LogicalBackupRequest) -> None:
     validate_tags(request.tags)
 
 
-def _split_password(params: ConnectionParams, database: str) -> tuple[str, str | None]:
-    """pg_dump's conninfo without the password (argv is public), and the password."""
+def _split_password(
+    params: ConnectionParams, database: str, backup_id: str
+) -> tuple[str, str | None]:
+    """pg_dump's conninfo without the password (argv is public), and the password. Its
+    application_name names the backup: the lock watcher finds pg_dump's sessions by it."""
     parsed = psycopg2.extensions.parse_dsn(
-        params.dsn(dbname=database, application_name="pgvault logical backup")
+        params.dsn(dbname=database, application_name=f"pgvault logical backup {backup_id}")
     )
     password = parsed.pop("password", None)
     register_secret(password)
@@ -172,7 +175,7 @@ def _dump(
         _dump_database(request, plan, database, store, (backup_id, reporter))
         for database in plan.databases
     ]
-    globals_file = _globals(request, plan, store, layout.globals_sql(backup_id), reporter)
+    globals_file = _globals(request, plan, store, backup_id, reporter)
     reporter.phase("seal")
     facts = plan.databases[0][0]
     manifest = LogicalManifest(
@@ -207,8 +210,9 @@ def _dump_database(
     """One database's pg_dump archive under db/<name>/ (its own snapshot)."""
     facts, tables = database
     backup_id, reporter = where
-    reporter.phase(f"dump {facts.name}")
-    dsn, password = _split_password(request.connection, facts.name)
+    phase = f"dump {facts.name}"
+    reporter.phase(phase)
+    dsn, password = _split_password(request.connection, facts.name, backup_id)
     spec = DumpSpec(
         tool=plan.tool,
         dsn=dsn,
@@ -220,6 +224,7 @@ def _dump_database(
         staging_limit=request.staging_limit,
         recipient=plan.recipient,
         options=plan.options,
+        phase=phase,
     )
     prefix = LogicalLayout(request.server).dump_prefix(backup_id, facts.name)
     files = dump_and_upload(spec, store, prefix, reporter)
@@ -234,13 +239,18 @@ def _dump_database(
 
 
 def _globals(
-    request: LogicalBackupRequest, plan: _Plan, store: ObjectStore, key: str, reporter: Reporter
+    request: LogicalBackupRequest,
+    plan: _Plan,
+    store: ObjectStore,
+    backup_id: str,
+    reporter: Reporter,
 ) -> str | None:
     """Roles (without passwords) and tablespaces, as pg_dumpall --globals-only writes them."""
     if plan.dumpall is None:
         return None
     reporter.phase("globals")
-    dsn, password = _split_password(request.connection, plan.databases[0][0].name)
+    key = LogicalLayout(request.server).globals_sql(backup_id)
+    dsn, password = _split_password(request.connection, plan.databases[0][0].name, backup_id)
     argv = [plan.dumpall.path, "--globals-only", "--no-role-passwords", "-d", dsn]
     sql = run_tool(argv, "pg_dumpall --globals-only", reporter.checkpoint, password)
     store.put_bytes(key, seal(sql.encode(), plan.recipient), plan.options)

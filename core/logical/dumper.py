@@ -21,9 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import psycopg2.extensions
+
 from core.crypto import X25519Recipient
 from core.errors import Cancelled, InputError, OperationFailed
 from core.logical.attempt import mark_staging, staging_prefix
+from core.logical.lock_wait import LockWatcher
 from core.logical.manifest import DumpFile
 from core.logical.process import die_with_parent
 from core.logical.staging import finished_files, split_files
@@ -53,6 +56,7 @@ class DumpSpec:
     staging_limit: int
     recipient: X25519Recipient | None = None  # an encrypted server's: each file sealed as age
     options: PutOptions = PLAIN  # every file carries the backup's tags
+    phase: str = "dump"  # the job's phase while pg_dump runs
 
 
 def compression_flag(compression: str | None, major: int) -> str:
@@ -84,24 +88,29 @@ def _argv(spec: DumpSpec, out: str) -> list[str]:
 
 
 class _Watch:
-    """Runs reporter.checkpoint in a thread, so that a cancel is seen while pg_dump runs."""
+    """Runs reporter.checkpoint in a thread, so that a cancel is seen while pg_dump runs, and
+    looks there whether pg_dump waits for a lock."""
 
-    def __init__(self, checkpoint: Callable[[], None]) -> None:
+    def __init__(self, checkpoint: Callable[[], None], locks: Callable[[], None]) -> None:
         self.error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(checkpoint,), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(checkpoint, locks), daemon=True)
         self._thread.start()
 
-    def _run(self, checkpoint: Callable[[], None]) -> None:
+    def _run(self, checkpoint: Callable[[], None], locks: Callable[[], None]) -> None:
         while not self._stop.wait(POLL):
             try:
                 checkpoint()
             except Cancelled as exc:
                 self.error = exc
                 return
+            locks()
 
     def stop(self) -> None:
         self._stop.set()
+        # Briefly: a look under way ends within its statement timeout, and closing the
+        # watcher's connection under it only ends that look.
+        self._thread.join(timeout=1.0)
 
 
 def dump_and_upload(
@@ -114,7 +123,9 @@ def dump_and_upload(
         out = os.path.join(tmp, "dump")
         errors = os.path.join(tmp, "pg_dump.stderr")
         upload = Uploads(store, (out, prefix), reporter, (spec.recipient, spec.options, spec.jobs))
-        watch = _Watch(reporter.checkpoint)
+        application = psycopg2.extensions.parse_dsn(spec.dsn).get("application_name", "")
+        locks = LockWatcher(spec.dsn, spec.password, application, reporter)
+        watch = _Watch(reporter.checkpoint, lambda: locks.look(spec.phase))
         try:
             with open(errors, "wb") as err:
                 proc = _start(spec, out, err)
@@ -123,6 +134,7 @@ def dump_and_upload(
             finally:
                 _end(proc)
             _check_exit(proc.returncode, errors)
+            locks.dumped()
             upload.finish_all()
             for name in finished_files(out, proc.pid, {TOC, *upload.futures}):
                 upload.submit(name)
@@ -131,6 +143,7 @@ def dump_and_upload(
             return (*files, upload.one(TOC))
         finally:
             watch.stop()
+            locks.close()
             upload.close()
 
 

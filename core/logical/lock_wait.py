@@ -1,0 +1,168 @@
+"""Which lock pg_dump waits for, and who holds it (pg_stat_activity, pg_locks).
+
+pg_dump takes ACCESS SHARE on every table it dumps before it reads any. A session holding
+ACCESS EXCLUSIVE (ALTER TABLE, VACUUM FULL, LOCK TABLE in an open transaction) makes it
+wait without end and without a word: the job would show "dump shop" for as long as that
+session lives. The watcher names the table and the sessions that block it; it shows no
+query text (a blocker's statement may hold a secret).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+
+from core.progress import Reporter
+
+log = logging.getLogger("pgvault.logical")
+
+FIRST_LOOK = 3.0  # seconds after pg_dump started: a lock taken at once is not worth a query
+LOOK_EVERY = 5.0
+
+_WAITING = """
+SELECT l.relation::regclass::text, pg_blocking_pids(a.pid)
+FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid AND NOT l.granted
+WHERE a.application_name = %s AND l.relation IS NOT NULL
+ORDER BY a.pid LIMIT 1
+"""
+_BLOCKERS = """
+SELECT pid, usename, application_name, state, extract(epoch FROM now() - xact_start)
+FROM pg_stat_activity WHERE pid = ANY(%s) ORDER BY pid
+"""
+
+
+@dataclass(frozen=True)
+class Blocker:
+    pid: int
+    user: str | None
+    application: str | None
+    state: str | None
+    in_transaction: float | None  # seconds since its transaction began
+
+    def describe(self) -> str:
+        facts = [f"user {self.user}" if self.user else None]
+        facts.append(f"application {self.application!r}" if self.application else None)
+        facts.append(self.state)
+        if self.in_transaction is not None:
+            facts.append(f"in a transaction for {self.in_transaction:.0f} s")
+        return f"pid {self.pid} ({', '.join(f for f in facts if f)})"
+
+
+@dataclass(frozen=True)
+class LockWait:
+    """pg_dump waiting for a lock on `relation`, which `blockers` hold or wait before it."""
+
+    relation: str
+    blockers: tuple[Blocker, ...]
+
+    def describe(self) -> str:
+        held = "; ".join(b.describe() for b in self.blockers) or "a session that just ended"
+        return (
+            f"pg_dump waits for a lock on {self.relation}, held by {held}: it goes on once "
+            "that transaction ends (pg_terminate_backend ends it, or cancel this backup)"
+        )
+
+
+def lock_wait(cursor: Any, application_name: str) -> LockWait | None:
+    """What pg_dump (its sessions carry `application_name`) waits for now, if anything."""
+    cursor.execute(_WAITING, (application_name,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    relation, blocking = row
+    blockers: tuple[Blocker, ...] = ()
+    if blocking:
+        cursor.execute(_BLOCKERS, (list(blocking),))
+        blockers = tuple(
+            Blocker(int(pid), user, app or None, state, None if age is None else float(age))
+            for pid, user, app, state, age in cursor.fetchall()
+        )
+    return LockWait(str(relation), blockers)
+
+
+class LockWatcher:
+    """Looks, while pg_dump runs, whether it waits for a lock; says so in the log and in the
+    phase, and when it got it. Never fails the backup: a look that fails ends the looking."""
+
+    def __init__(
+        self, dsn: str, password: str | None, application_name: str, reporter: Reporter
+    ) -> None:
+        self._dsn, self._password = dsn, password
+        self._application_name = application_name
+        self._reporter = reporter
+        self._conn: Any = None
+        self._started = time.monotonic()
+        self._next = self._started + FIRST_LOOK
+        self._phase = ""
+        self._waiting: LockWait | None = None
+        self._since = 0.0
+        self._done = False
+        self._lock = threading.Lock()
+
+    def look(self, phase: str) -> None:
+        """Called often (from the watch thread); queries only every LOOK_EVERY seconds."""
+        with self._lock:
+            now = time.monotonic()
+            if self._done or now < self._next:
+                return
+            self._next = now + LOOK_EVERY
+            try:
+                with self._cursor() as cursor:
+                    found = lock_wait(cursor, self._application_name)
+            except psycopg2.Error as exc:
+                self._done = True
+                log.debug("not watching pg_dump's locks: %s", str(exc).strip().splitlines()[0])
+                self._disconnect()
+                return
+            self._report(found, phase, now)
+
+    def _report(
+        self, found: LockWait | None, phase: str, now: float, phase_too: bool = True
+    ) -> None:
+        seen = self._waiting
+        self._waiting = found
+        if found is not None and (seen is None or seen.relation != found.relation):
+            self._since = now
+            self._reporter.phase(f"{phase}: waiting for a lock on {found.relation}")
+            self._reporter.log(found.describe(), logging.WARNING)
+        elif found is None and seen is not None:
+            if phase_too:
+                self._reporter.phase(phase)
+            waited = now - self._since
+            self._reporter.log(f"pg_dump got its lock on {seen.relation} after {waited:.0f} s")
+
+    def dumped(self) -> None:
+        """pg_dump has finished: a lock it was seen waiting for, it got. No more looks."""
+        with self._lock:
+            self._done = True
+            if self._waiting is not None:
+                self._report(None, "", time.monotonic(), phase_too=False)
+
+    def _cursor(self) -> Any:
+        if self._conn is None:
+            self._conn = psycopg2.connect(
+                self._dsn,
+                password=self._password,
+                application_name="pgvault lock watch",
+                connect_timeout=10,
+                options="-c statement_timeout=5000",
+            )
+            self._conn.autocommit = True
+        return self._conn.cursor()
+
+    def close(self) -> None:
+        with self._lock:
+            self._done = True
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
