@@ -18,8 +18,6 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import psycopg2.extensions
-
 from core import __version__
 from core.backup.lease import heartbeat_at, new_lease
 from core.catalog.layout import validate_backup_name, validate_server_name
@@ -43,13 +41,11 @@ from core.logical.inventory import (
 )
 from core.logical.layout import LogicalLayout, new_backup_id
 from core.logical.manifest import DatabaseDump, LogicalManifest, TableEntry
-from core.logical.process import run_tool
+from core.logical.process import run_tool, tool_conninfo
 from core.logical.request import LogicalBackupRequest
 from core.logical.tools import Tool, find_tool
-from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
 from core.progress import NullReporter, Reporter
-from core.secrets import register_secret
 from core.storage import ObjectStore, PutOptions, open_store, validate_tags
 
 log = logging.getLogger("pgvault.logical")
@@ -86,17 +82,9 @@ def validate_request(request: LogicalBackupRequest) -> None:
     validate_tags(request.tags)
 
 
-def _split_password(
-    params: ConnectionParams, database: str, backup_id: str
-) -> tuple[str, str | None]:
-    """pg_dump's conninfo without the password (argv is public), and the password. Its
-    application_name names the backup: the lock watcher finds pg_dump's sessions by it."""
-    parsed = psycopg2.extensions.parse_dsn(
-        params.dsn(dbname=database, application_name=f"pgvault logical backup {backup_id}")
-    )
-    password = parsed.pop("password", None)
-    register_secret(password)
-    return psycopg2.extensions.make_dsn(**parsed), password
+def application_name(backup_id: str) -> str:
+    """pg_dump's: the lock watcher finds its sessions by it."""
+    return f"pgvault logical backup {backup_id}"
 
 
 @dataclass(frozen=True)
@@ -212,7 +200,7 @@ def _dump_database(
     backup_id, reporter = where
     phase = f"dump {facts.name}"
     reporter.phase(phase)
-    dsn, password = _split_password(request.connection, facts.name, backup_id)
+    dsn, password = tool_conninfo(request.connection, facts.name, application_name(backup_id))
     spec = DumpSpec(
         tool=plan.tool,
         dsn=dsn,
@@ -250,7 +238,8 @@ def _globals(
         return None
     reporter.phase("globals")
     key = LogicalLayout(request.server).globals_sql(backup_id)
-    dsn, password = _split_password(request.connection, plan.databases[0][0].name, backup_id)
+    database = plan.databases[0][0].name
+    dsn, password = tool_conninfo(request.connection, database, application_name(backup_id))
     argv = [plan.dumpall.path, "--globals-only", "--no-role-passwords", "-d", dsn]
     sql = run_tool(argv, "pg_dumpall --globals-only", reporter.checkpoint, password)
     store.put_bytes(key, seal(sql.encode(), plan.recipient), plan.options)

@@ -21,8 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
-import psycopg2.extensions
-
 from core.crypto import X25519Recipient
 from core.errors import Cancelled, InputError, OperationFailed
 from core.logical.attempt import mark_staging, staging_prefix
@@ -123,8 +121,7 @@ def dump_and_upload(
         out = os.path.join(tmp, "dump")
         errors = os.path.join(tmp, "pg_dump.stderr")
         upload = Uploads(store, (out, prefix), reporter, (spec.recipient, spec.options, spec.jobs))
-        application = psycopg2.extensions.parse_dsn(spec.dsn).get("application_name", "")
-        locks = LockWatcher(spec.dsn, spec.password, application, reporter)
+        locks = LockWatcher("pg_dump", spec.dsn, spec.password, reporter)
         watch = _Watch(reporter.checkpoint, lambda: locks.look(spec.phase))
         try:
             with open(errors, "wb") as err:
@@ -134,7 +131,7 @@ def dump_and_upload(
             finally:
                 _end(proc)
             _check_exit(proc.returncode, errors)
-            locks.dumped()
+            locks.finished()
             upload.finish_all()
             for name in finished_files(out, proc.pid, {TOC, *upload.futures}):
                 upload.submit(name)

@@ -1,10 +1,11 @@
-"""Which lock pg_dump waits for, and who holds it (pg_stat_activity, pg_locks).
+"""Which lock pg_dump or pg_restore waits for, and who holds it (pg_stat_activity, pg_locks).
 
-pg_dump takes ACCESS SHARE on every table it dumps before it reads any. A session holding
+pg_dump takes ACCESS SHARE on every table it dumps before it reads any: a session holding
 ACCESS EXCLUSIVE (ALTER TABLE, VACUUM FULL, LOCK TABLE in an open transaction) makes it
-wait without end and without a word: the job would show "dump shop" for as long as that
-session lives. The watcher names the table and the sessions that block it; it shows no
-query text (a blocker's statement may hold a secret).
+wait without end and without a word, the job showing "dump shop" for as long as that
+session lives. pg_restore --clean drops the tables it replaces, which waits for every
+session reading them. The watcher names the table and the sessions that block it; it shows
+no query text (a blocker's statement may hold a secret).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg2
+import psycopg2.extensions
 
 from core.progress import Reporter
 
@@ -55,21 +57,21 @@ class Blocker:
 
 @dataclass(frozen=True)
 class LockWait:
-    """pg_dump waiting for a lock on `relation`, which `blockers` hold or wait before it."""
+    """A tool waiting for a lock on `relation`, which `blockers` hold or wait before it."""
 
     relation: str
     blockers: tuple[Blocker, ...]
 
-    def describe(self) -> str:
+    def describe(self, tool: str) -> str:
         held = "; ".join(b.describe() for b in self.blockers) or "a session that just ended"
         return (
-            f"pg_dump waits for a lock on {self.relation}, held by {held}: it goes on once "
-            "that transaction ends (pg_terminate_backend ends it, or cancel this backup)"
+            f"{tool} waits for a lock on {self.relation}, held by {held}: it goes on once "
+            "that transaction ends (pg_terminate_backend ends it, or cancel this job)"
         )
 
 
 def lock_wait(cursor: Any, application_name: str) -> LockWait | None:
-    """What pg_dump (its sessions carry `application_name`) waits for now, if anything."""
+    """What the tool (its sessions carry `application_name`) waits for now, if anything."""
     cursor.execute(_WAITING, (application_name,))
     row = cursor.fetchone()
     if row is None:
@@ -86,14 +88,14 @@ def lock_wait(cursor: Any, application_name: str) -> LockWait | None:
 
 
 class LockWatcher:
-    """Looks, while pg_dump runs, whether it waits for a lock; says so in the log and in the
-    phase, and when it got it. Never fails the backup: a look that fails ends the looking."""
+    """Looks, while `tool` runs, whether it waits for a lock; says so in the log and in the
+    phase, and when it got it. Never fails the job: a look that fails ends the looking.
+    `dsn` is the tool's: its application_name finds the tool's sessions."""
 
-    def __init__(
-        self, dsn: str, password: str | None, application_name: str, reporter: Reporter
-    ) -> None:
+    def __init__(self, tool: str, dsn: str, password: str | None, reporter: Reporter) -> None:
+        self._tool = tool
         self._dsn, self._password = dsn, password
-        self._application_name = application_name
+        self._application_name = psycopg2.extensions.parse_dsn(dsn).get("application_name", "")
         self._reporter = reporter
         self._conn: Any = None
         self._started = time.monotonic()
@@ -129,15 +131,15 @@ class LockWatcher:
         if found is not None and (seen is None or seen.relation != found.relation):
             self._since = now
             self._reporter.phase(f"{phase}: waiting for a lock on {found.relation}")
-            self._reporter.log(found.describe(), logging.WARNING)
+            self._reporter.log(found.describe(self._tool), logging.WARNING)
         elif found is None and seen is not None:
             if phase_too:
                 self._reporter.phase(phase)
             waited = now - self._since
-            self._reporter.log(f"pg_dump got its lock on {seen.relation} after {waited:.0f} s")
+            self._reporter.log(f"{self._tool} got its lock on {seen.relation} after {waited:.0f} s")
 
-    def dumped(self) -> None:
-        """pg_dump has finished: a lock it was seen waiting for, it got. No more looks."""
+    def finished(self) -> None:
+        """The tool has finished: a lock it was seen waiting for, it got. No more looks."""
         with self._lock:
             self._done = True
             if self._waiting is not None:

@@ -1,4 +1,4 @@
-"""Run pg_restore under a job's checkpoint: a cancel kills its whole process group."""
+"""Run PostgreSQL's tools under a job's checkpoint: a cancel kills the whole process group."""
 
 from __future__ import annotations
 
@@ -10,10 +10,27 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 
+import psycopg2.extensions
+
 from core.errors import OperationFailed
+from core.postgres.connection import ConnectionParams
+from core.secrets import register_secret
 
 POLL = 0.2
 _PR_SET_PDEATHSIG = 1
+
+
+def tool_conninfo(
+    params: ConnectionParams, database: str | None, application_name: str
+) -> tuple[str, str | None]:
+    """A tool's -d conninfo without the password (argv is public), and the password for its
+    environment. `application_name` is how a LockWatcher finds the tool's sessions."""
+    parsed = psycopg2.extensions.parse_dsn(
+        params.dsn(dbname=database, application_name=application_name)
+    )
+    password = parsed.pop("password", None)
+    register_secret(password)
+    return psycopg2.extensions.make_dsn(**parsed), password
 
 
 def die_with_parent() -> None:
@@ -27,8 +44,10 @@ def run_tool(
     what: str,
     checkpoint: Callable[[], None],
     password: str | None = None,
+    watch: Callable[[], None] | None = None,
 ) -> str:
-    """The tool's stdout; OperationFailed with its last error lines when it fails."""
+    """The tool's stdout; OperationFailed with its last error lines when it fails. `watch`
+    runs beside `checkpoint` while the tool runs (a LockWatcher's look)."""
     env = dict(os.environ)
     if password is not None:
         env["PGPASSWORD"] = password
@@ -49,6 +68,8 @@ def run_tool(
                     break
                 except subprocess.TimeoutExpired:
                     checkpoint()
+                    if watch is not None:
+                        watch()
         finally:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

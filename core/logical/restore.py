@@ -18,8 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psycopg2.extensions
-
 from core.crypto import DecryptingReader
 from core.encryption import unlocked_keys
 from core.errors import InputError, OperationFailed
@@ -28,14 +26,14 @@ from core.logical.catalog import resolve_logical
 from core.logical.inventory import pattern_parts
 from core.logical.layout import LogicalLayout
 from core.logical.local_files import place, same_filesystem, unlink_all
+from core.logical.lock_wait import LockWatcher
 from core.logical.manifest import DatabaseDump, DumpFile, LogicalManifest, TableEntry
-from core.logical.process import run_tool
+from core.logical.process import run_tool, tool_conninfo
 from core.logical.selection import data_files, select_entries
 from core.logical.tools import Tool, find_tool
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
 from core.progress import NullReporter, Reporter
-from core.secrets import register_secret
 from core.storage import ObjectReader, ObjectStore, StoreConfig, open_store
 from core.urls import Location
 
@@ -122,14 +120,6 @@ def match_tables(dump: DatabaseDump, patterns: tuple[str, ...]) -> tuple[TableEn
             )
         chosen.update({t.qualified: t for t in hits})
     return tuple(chosen.values())
-
-
-def dsn_and_password(params: ConnectionParams, database: str | None) -> tuple[str, str | None]:
-    """A conninfo for a tool's -d, without the password (given in its environment)."""
-    parsed = psycopg2.extensions.parse_dsn(params.dsn(dbname=database, application_name=target.APP))
-    password = parsed.pop("password", None)
-    register_secret(password)
-    return psycopg2.extensions.make_dsn(**parsed), password
 
 
 def dump_major(manifest: LogicalManifest) -> int:
@@ -299,7 +289,8 @@ class _Run:
             target.create_database(params, into, self.dump.encoding)
         if tables:
             target.create_schemas(params, into, {t.schema for t in tables})
-        dsn, password = dsn_and_password(params, into)
+        application = f"{target.APP} {self.manifest.backup_id} {os.getpid()}"
+        dsn, password = tool_conninfo(params, into, application)
         argv = [
             self.tool.path,
             "-d",
@@ -317,7 +308,18 @@ class _Run:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(self.listing)
             argv += ["-L", path]
-        run_tool([*argv, self.directory], "pg_restore", self.reporter.checkpoint, password)
+        locks = LockWatcher("pg_restore", dsn, password, self.reporter)
+        try:
+            run_tool(
+                [*argv, self.directory],
+                "pg_restore",
+                self.reporter.checkpoint,
+                password,
+                watch=lambda: locks.look("restore"),
+            )
+            locks.finished()
+        finally:
+            locks.close()
 
 
 def summary(result: LogicalRestoreResult) -> str:

@@ -22,11 +22,10 @@ from core.logical import target
 from core.logical.catalog import LATEST, list_logical, resolve_logical
 from core.logical.layout import LogicalLayout
 from core.logical.manifest import DatabaseDump, LogicalManifest
-from core.logical.process import run_tool
+from core.logical.process import run_tool, tool_conninfo
 from core.logical.restore import (
     LogicalRestoreRequest,
     LogicalRestoreResult,
-    dsn_and_password,
     dump_major,
     run_logical_restore,
 )
@@ -112,7 +111,7 @@ def apply_globals(request: LogicalRestoreRequest, manifest: LogicalManifest, rep
         rep.log(f"{what} exists on the target server: kept as it is (not created or altered)")
     target_major = major(target.server_version(params))
     psql = find_tool("psql", target_major, dump_major(manifest), request.pg_bindir)
-    dsn, password = dsn_and_password(params, None)
+    dsn, password = tool_conninfo(params, None, target.APP)
     with tempfile.TemporaryDirectory(prefix="pgvault-globals-", dir=request.staging_dir) as tmp:
         path = os.path.join(tmp, "globals.sql")
         with open(path, "w", encoding="utf-8") as f:

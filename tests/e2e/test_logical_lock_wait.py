@@ -16,6 +16,8 @@ from tests.support.postgres import Cluster
 
 SERVER = "lock-srv"
 SECRET_IN_QUERY = "lock wait canary 5b1c"
+#: a table nothing depends on (pg_restore --clean drops it without CASCADE), quoted
+TABLE = '"Lager Ü"."größe"'
 
 
 def test_a_dump_waiting_for_a_lock_names_the_table_and_who_holds_it(
@@ -70,3 +72,46 @@ def test_a_dump_waiting_for_a_lock_names_the_table_and_who_holds_it(
     )  # fmt: skip
     assert restored.returncode == 0, restored.stderr
     assert pg.table_checksums("unlocked") == pg.table_checksums(SHOP)
+
+
+def test_a_restore_waiting_for_a_lock_names_the_table_and_who_holds_it(
+    pg: Cluster, make_dest: Callable[..., TestDestination]
+) -> None:
+    """pg_restore --clean drops the table it replaces: a session reading it holds that up."""
+    make_shop(pg)
+    dest = make_dest("file")
+    made = pgvault("backup", dest.url, SERVER, *pg.conninfo_args(), "--database", SHOP,
+                   env=BINDIRS_ENV)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    before = pg.table_checksums(SHOP)
+    reader = pg.connect(SHOP)
+    reader.autocommit = False
+    with reader.cursor() as cur:
+        cur.execute("set application_name = 'report'")
+        cur.execute(f"select count(*) from {TABLE}")
+    proc = spawn(
+        "restore", dest.url, SERVER, made.stdout.strip(), *pg.restore_flags(),
+        "--database", SHOP, "--table", TABLE, "--into-db", SHOP, "--clean",
+        env=BINDIRS_ENV,
+    )  # fmt: skip
+    said: list[str] = []
+    listener = threading.Thread(target=lambda: said.extend(proc.stderr or ()), daemon=True)
+    listener.start()
+    try:
+        wait_for(
+            lambda: any(f"pg_restore waits for a lock on {TABLE}" in s for s in said),
+            timeout=90,
+            what="the restore to name the lock pg_restore waits for",
+        )
+        warning = next(s for s in said if "pg_restore waits for a lock" in s)
+        assert f"held by pid {reader.get_backend_pid()} (user postgres, application 'report'" in (
+            warning
+        )
+        assert proc.poll() is None
+    finally:
+        reader.rollback()
+        reader.close()
+    proc.communicate(timeout=300)
+    listener.join(timeout=10)
+    assert proc.returncode == 0, "".join(said)
+    assert pg.table_checksums(SHOP) == before
