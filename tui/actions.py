@@ -18,6 +18,7 @@ from textual.timer import Timer
 
 from core.errors import PgvaultError
 from core.jobs import Job, JobStore
+from core.logical.attempt import UNFINISHED
 from tui.adapter import BackupRef, DestinationView, HeldKeys, display_url, load_destination
 from tui.feed import JobFeed
 from tui.messages import DemoProgress
@@ -30,7 +31,6 @@ from tui.modals.unlock import UnlockScreen
 from tui.screens.backup import BackupScreen
 from tui.screens.base import ConsoleScreen, shown_screen
 from tui.screens.job_detail import JobDetailScreen
-from tui.screens.logical import UNFINISHED
 from tui.state import ConsoleState
 from tui.tasks import Tasks
 

@@ -32,6 +32,8 @@ log = logging.getLogger("pgvault.logical")
 
 STARTED = "STARTED"
 ABANDONED = "ABANDONED"
+#: a logical backup without logical.json: nothing of it can be restored
+UNFINISHED = frozenset({STARTED, ABANDONED})
 #: a staging directory's name (with its pgvault's PID, for the operator's eyes)
 STAGING_PREFIX = "pgvault-logical-"
 #: in a staging directory: its owner process, as a lease names one

@@ -200,11 +200,11 @@ def _dump_database(
     backup_id, reporter = where
     phase = f"dump {facts.name}"
     reporter.phase(phase)
-    dsn, password = tool_conninfo(request.connection, facts.name, application_name(backup_id))
     spec = DumpSpec(
         tool=plan.tool,
-        dsn=dsn,
-        password=password,
+        connection=request.connection,
+        database=facts.name,
+        application_name=application_name(backup_id),
         patterns=request.tables,
         jobs=request.jobs,
         compression=request.compression,

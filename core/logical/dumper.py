@@ -26,10 +26,11 @@ from core.errors import Cancelled, InputError, OperationFailed
 from core.logical.attempt import mark_staging, staging_prefix
 from core.logical.lock_wait import LockWatcher
 from core.logical.manifest import DumpFile
-from core.logical.process import die_with_parent
+from core.logical.process import die_with_parent, tool_conninfo
 from core.logical.staging import finished_files, split_files
 from core.logical.tools import Tool
 from core.logical.upload import Uploads
+from core.postgres.connection import ConnectionParams
 from core.progress import Reporter
 from core.storage import ObjectStore, PutOptions
 from core.storage.objects import PLAIN
@@ -45,8 +46,9 @@ _INPUT_ERRORS = ("no matching", "does not support compression")
 @dataclass(frozen=True)
 class DumpSpec:
     tool: Tool
-    dsn: str  # without the password
-    password: str | None
+    connection: ConnectionParams
+    database: str
+    application_name: str  # pg_dump's sessions': the lock watcher finds them by it
     patterns: tuple[str, ...]
     jobs: int
     compression: str | None
@@ -73,7 +75,7 @@ def compression_flag(compression: str | None, major: int) -> str:
     raise InputError(f"a logical backup cannot use {compression}: use --gzip, --lz4 or --zstd")
 
 
-def _argv(spec: DumpSpec, out: str) -> list[str]:
+def _argv(spec: DumpSpec, dsn: str, out: str) -> list[str]:
     # --no-sync: the staging copy is deleted once uploaded, and the store makes the
     # stored one durable; pg_dump's closing fsync of the directory would be paid twice.
     argv = [spec.tool.path, "-Fd", "-f", out, "-j", str(spec.jobs), "--no-sync"]
@@ -82,7 +84,7 @@ def _argv(spec: DumpSpec, out: str) -> list[str]:
         argv.append("--strict-names")
         for pattern in spec.patterns:
             argv += ["-t", pattern]
-    return [*argv, "-d", spec.dsn]
+    return [*argv, "-d", dsn]
 
 
 class _Watch:
@@ -121,11 +123,14 @@ def dump_and_upload(
         out = os.path.join(tmp, "dump")
         errors = os.path.join(tmp, "pg_dump.stderr")
         upload = Uploads(store, (out, prefix), reporter, (spec.recipient, spec.options, spec.jobs))
-        locks = LockWatcher("pg_dump", spec.dsn, spec.password, reporter)
+        dsn, password = tool_conninfo(spec.connection, spec.database, spec.application_name)
+        locks = LockWatcher(
+            "pg_dump", spec.connection, spec.database, spec.application_name, reporter
+        )
         watch = _Watch(reporter.checkpoint, lambda: locks.look(spec.phase))
         try:
             with open(errors, "wb") as err:
-                proc = _start(spec, out, err)
+                proc = _start(spec, (dsn, password), out, err)
             try:
                 _follow(proc, out, upload, watch, spec.staging_limit)
             finally:
@@ -144,13 +149,16 @@ def dump_and_upload(
             upload.close()
 
 
-def _start(spec: DumpSpec, out: str, err: BinaryIO) -> subprocess.Popen[bytes]:
+def _start(
+    spec: DumpSpec, conninfo: tuple[str, str | None], out: str, err: BinaryIO
+) -> subprocess.Popen[bytes]:
+    dsn, password = conninfo
     env = dict(os.environ)
-    if spec.password is not None:
-        env["PGPASSWORD"] = spec.password
+    if password is not None:
+        env["PGPASSWORD"] = password
     log.info("running %s -Fd -j %d", spec.tool.path, spec.jobs)
     return subprocess.Popen(  # noqa: S603 - pg_dump with arguments we built, no shell
-        _argv(spec, out),
+        _argv(spec, dsn, out),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=err,

@@ -14,11 +14,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
 
-import psycopg2
-import psycopg2.extensions
-
+from core.errors import PostgresError
+from core.postgres.connection import ConnectionParams, Session
 from core.progress import Reporter
 
 log = logging.getLogger("pgvault.logical")
@@ -70,19 +68,19 @@ class LockWait:
         )
 
 
-def lock_wait(cursor: Any, application_name: str) -> LockWait | None:
+def lock_wait(session: Session, application_name: str) -> LockWait | None:
     """What the tool (its sessions carry `application_name`) waits for now, if anything."""
-    cursor.execute(_WAITING, (application_name,))
-    row = cursor.fetchone()
-    if row is None:
+    rows = session.query(_WAITING, (application_name,), what="reading pg_locks")
+    if not rows:
         return None
-    relation, blocking = row
+    relation, blocking = rows[0]
     blockers: tuple[Blocker, ...] = ()
     if blocking:
-        cursor.execute(_BLOCKERS, (list(blocking),))
         blockers = tuple(
             Blocker(int(pid), user, app or None, state, None if age is None else float(age))
-            for pid, user, app, state, age in cursor.fetchall()
+            for pid, user, app, state, age in session.query(
+                _BLOCKERS, (list(blocking),), what="reading pg_stat_activity"
+            )
         )
     return LockWait(str(relation), blockers)
 
@@ -90,81 +88,75 @@ def lock_wait(cursor: Any, application_name: str) -> LockWait | None:
 class LockWatcher:
     """Looks, while `tool` runs, whether it waits for a lock; says so in the log and in the
     phase, and when it got it. Never fails the job: a look that fails ends the looking.
-    `dsn` is the tool's: its application_name finds the tool's sessions."""
+    The tool's sessions are found by their `application_name` in `database`."""
 
-    def __init__(self, tool: str, dsn: str, password: str | None, reporter: Reporter) -> None:
+    def __init__(
+        self,
+        tool: str,
+        connection: ConnectionParams,
+        database: str | None,
+        application_name: str,
+        reporter: Reporter,
+    ) -> None:
         self._tool = tool
-        self._dsn, self._password = dsn, password
-        self._application_name = psycopg2.extensions.parse_dsn(dsn).get("application_name", "")
+        self._connection, self._database = connection, database
+        self._application_name = application_name
         self._reporter = reporter
-        self._conn: Any = None
-        self._started = time.monotonic()
-        self._next = self._started + FIRST_LOOK
-        self._phase = ""
+        self._session: Session | None = None
+        self._next = time.monotonic() + FIRST_LOOK
         self._waiting: LockWait | None = None
         self._since = 0.0
         self._done = False
         self._lock = threading.Lock()
 
     def look(self, phase: str) -> None:
-        """Called often (from the watch thread); queries only every LOOK_EVERY seconds."""
+        """Called often (from the tool's watch loop); queries only every LOOK_EVERY seconds."""
         with self._lock:
             now = time.monotonic()
             if self._done or now < self._next:
                 return
             self._next = now + LOOK_EVERY
             try:
-                with self._cursor() as cursor:
-                    found = lock_wait(cursor, self._application_name)
-            except psycopg2.Error as exc:
+                found = lock_wait(self._open(), self._application_name)
+            except PostgresError as exc:
                 self._done = True
-                log.debug("not watching pg_dump's locks: %s", str(exc).strip().splitlines()[0])
-                self._disconnect()
+                log.debug("not watching %s's locks: %s", self._tool, exc)
+                self._close()
                 return
-            self._report(found, phase, now)
-
-    def _report(
-        self, found: LockWait | None, phase: str, now: float, phase_too: bool = True
-    ) -> None:
-        seen = self._waiting
-        self._waiting = found
-        if found is not None and (seen is None or seen.relation != found.relation):
-            self._since = now
-            self._reporter.phase(f"{phase}: waiting for a lock on {found.relation}")
-            self._reporter.log(found.describe(self._tool), logging.WARNING)
-        elif found is None and seen is not None:
-            if phase_too:
+            seen, self._waiting = self._waiting, found
+            if found is not None and (seen is None or seen.relation != found.relation):
+                self._since = now
+                self._reporter.phase(f"{phase}: waiting for a lock on {found.relation}")
+                self._reporter.log(found.describe(self._tool), logging.WARNING)
+            elif found is None and seen is not None:
                 self._reporter.phase(phase)
-            waited = now - self._since
-            self._reporter.log(f"{self._tool} got its lock on {seen.relation} after {waited:.0f} s")
+                self._got(seen, now)
 
     def finished(self) -> None:
         """The tool has finished: a lock it was seen waiting for, it got. No more looks."""
         with self._lock:
             self._done = True
             if self._waiting is not None:
-                self._report(None, "", time.monotonic(), phase_too=False)
-
-    def _cursor(self) -> Any:
-        if self._conn is None:
-            self._conn = psycopg2.connect(
-                self._dsn,
-                password=self._password,
-                application_name="pgvault lock watch",
-                connect_timeout=10,
-                options="-c statement_timeout=5000",
-            )
-            self._conn.autocommit = True
-        return self._conn.cursor()
+                self._got(self._waiting, time.monotonic())
+                self._waiting = None
 
     def close(self) -> None:
         with self._lock:
             self._done = True
-            self._disconnect()
+            self._close()
 
-    def _disconnect(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+    def _got(self, waited_for: LockWait, now: float) -> None:
+        self._reporter.log(
+            f"{self._tool} got its lock on {waited_for.relation} after {now - self._since:.0f} s"
+        )
+
+    def _open(self) -> Session:
+        if self._session is None:
+            self._session = Session(self._connection, "pgvault lock watch", dbname=self._database)
+            self._session.query("SET statement_timeout = 5000", what="setting statement_timeout")
+        return self._session
+
+    def _close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None

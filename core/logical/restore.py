@@ -308,7 +308,7 @@ class _Run:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(self.listing)
             argv += ["-L", path]
-        locks = LockWatcher("pg_restore", dsn, password, self.reporter)
+        locks = LockWatcher("pg_restore", params, into, application, self.reporter)
         try:
             run_tool(
                 [*argv, self.directory],

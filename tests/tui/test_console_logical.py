@@ -301,6 +301,12 @@ async def test_an_interrupted_logical_backup_is_listed_and_what_it_left_deleted(
             await pilot.press("r")  # nothing of it can be restored: r is not offered
             await pilot.pause(0.3)
             assert app.screen is catalog
+            await pilot.press("enter")  # its screen says what it is, with nothing to list
+            await settle(pilot, lambda: isinstance(app.screen, BackupScreen))
+            heading = str(app.screen.query_one("#backup-info").render())
+            assert "ABANDONED" in heading and "no logical.json yet" in heading, heading
+            await pilot.press("escape")
+            await settle(pilot, lambda: app.screen is catalog)
             await pilot.press("D")
             await settle(pilot, lambda: isinstance(app.screen, ConfirmScreen))
             title = str(app.screen.query_one("#dialog-title").render())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from core.logical.attempt import ABANDONED, STARTED
+from core.logical.attempt import UNFINISHED
 from core.logical.manifest import LogicalManifest, TableEntry
 from tui import fmt
 from tui.widgets.table import Col
@@ -22,8 +22,6 @@ LOGICAL_TABLE_COLUMNS = (
 )
 
 KIND = "logical"
-#: a logical backup without logical.json (core.logical.attempt): nothing to restore
-UNFINISHED = frozenset({STARTED, ABANDONED})
 #: what a logical row shows in the table's WAL column: it needs none
 NO_WAL = "-"
 
