@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from core.encryption import preload_cipher
-from core.errors import ExitCode, PgvaultError
+from core.errors import ExitCode, OperationFailed, PgvaultError, own_cause
 from core.secrets import log_redacted_to_stderr, register_environment_secrets
 from core.wal.archive_command import PusherRequest, open_archiver, open_secondary
 from core.wal.spool import ArchiveSpool
@@ -57,23 +57,35 @@ def fail_ready_files(spool: ArchiveSpool, wal_dir: str, exc: PgvaultError) -> No
 
 def run_pusher(request: PusherRequest) -> int:
     """Push every ready file of the request's pg_wal until idle; the exit code."""
+    spool = ArchiveSpool(request.spool)
+    try:
+        _push_until_idle(request, spool)
+    except Exception as exc:
+        failure = own_cause(exc)
+        if failure is None:
+            log.exception("the pusher failed")
+            # Its text may quote anything (a URL, a key): the log has it, redacted.
+            failure = OperationFailed(f"the pusher failed unexpectedly; see {spool.log_path}")
+        else:
+            log.error("%s", failure)
+        # archive_command waits for its file: tell it at once why nothing will come, as a
+        # synchronous archive_command would (a directory postgres cannot enter, say).
+        fail_ready_files(spool, request.wal_dir, failure)
+        return int(failure.exit_code)
+    return int(ExitCode.OK)
+
+
+def _push_until_idle(request: PusherRequest, spool: ArchiveSpool) -> None:
     from core.wal.jobs import recorded_batches
     from core.wal.pusher import BatchRunner, Pusher, run_unrecorded
 
-    spool = ArchiveSpool(request.spool)
-    try:
-        # The light store: archive_command waits for this process's first upload.
-        archiver = open_archiver(request.archive, light=True)
+    # The light store: archive_command waits for this process's first upload.
+    archiver = open_archiver(request.archive, light=True)
+    with archiver.store:
         secondary = open_secondary(request.archive, light=True)
         if archiver.recipient is not None:
             preload_cipher()  # while the job store opens and archive_status is scanned
-    except PgvaultError as exc:
-        # archive_command waits for its file: tell it why nothing will come.
-        log.error("%s", exc)
-        fail_ready_files(spool, request.wal_dir, exc)
-        return int(exc.exit_code)
-    try:
-        with archiver.store, _job_store(request.state_dir) as jobs:
+        with _job_store(request.state_dir) as jobs:
             runner: BatchRunner = run_unrecorded
             if jobs is not None:
                 destination = request.archive.location.display()
@@ -84,13 +96,6 @@ def run_pusher(request: PusherRequest) -> int:
             finally:
                 if secondary is not None:
                     secondary.store.close()
-    except PgvaultError as exc:
-        log.error("%s", exc)
-        return int(exc.exit_code)
-    except Exception:
-        log.exception("the pusher failed")
-        return int(ExitCode.OTHER)
-    return int(ExitCode.OK)
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import FrameType
 
-from core.errors import ExitCode, InputError, PgvaultError
+from core.errors import ExitCode, InputError, PgvaultError, own_cause
 from core.postgres.walnames import is_history, is_wal_name
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectInfo
@@ -217,10 +217,11 @@ class Pusher:
         try:
             for directory, future in pending.items():
                 listings[directory] = future.result()
-        except PgvaultError as exc:
+        except Exception as exc:  # each waiting archive_command is told why
+            failure = _failure(exc)
             for name in names:
                 identity = self._identity(name)
-                result.failed[name] = self._failed(name, identity, exc)
+                result.failed[name] = self._failed(name, identity, failure)
             self.total.failed.update(result.failed)
             return result
         futures = {
@@ -288,8 +289,7 @@ class Pusher:
                 return None  # archived and recycled meanwhile
             return self._failed(name, identity, exc)
         except Exception as exc:  # a bug must not kill the pusher silently
-            log.exception("unexpected error pushing %s", name)
-            return self._failed(name, identity, PgvaultError(f"{type(exc).__name__}: {exc}"))
+            return self._failed(name, identity, _failure(exc))
         return self._acknowledge(name, identity, outcome)
 
     def _acknowledge(self, name: str, identity: FileIdentity, outcome: ArchiveResult) -> str:
@@ -316,3 +316,13 @@ class Pusher:
                 log.error("cannot write the error marker of %s: %s", name, error.strerror)
         self._failed_at[name] = time.monotonic()
         return message
+
+
+def _failure(exc: Exception) -> PgvaultError:
+    """What archive_command is told: the error `exc` stands for (a directory it cannot
+    enter, named with its owner), else the unexpected error, whose stack goes to the log."""
+    own = own_cause(exc)
+    if own is not None:
+        return own
+    log.exception("unexpected error while pushing WAL")
+    return PgvaultError(f"{type(exc).__name__}: {exc}")

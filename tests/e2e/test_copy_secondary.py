@@ -9,6 +9,7 @@ two sets of rows: PostgreSQL replays WAL it can only have found in the secondary
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 
@@ -18,7 +19,13 @@ from core.catalog.layout import ServerLayout
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.pitr import Source, new_target, restore, restored_server
-from tests.support.postgres import as_postgres, make_cluster, wait_for_recovery_end, world_dir
+from tests.support.postgres import (
+    as_postgres,
+    chown_tree,
+    make_cluster,
+    wait_for_recovery_end,
+    world_dir,
+)
 from tests.support.wal import archive_command, stop_pushers
 
 SERVER = "pg1"
@@ -38,6 +45,10 @@ def test_wal_archived_to_a_secondary_restores_there_with_the_primary_gone(
     mode: str, make_dest: Callable[..., TestDestination], pgvault_bin: str, spool_root: str
 ) -> None:
     local, s3 = make_dest("file"), make_dest("s3")
+    # Owned by postgres, as the README's walkthrough has it: else the root-run backup and
+    # the first archive_command race to create it, and a root-owned one refuses postgres.
+    os.makedirs(local.url.removeprefix("file://"))
+    chown_tree(local.bucket)
     s3_url = f"{s3.url}?AWS_ENDPOINT={s3.config.endpoint_url}"
     fast = ["--async", "--spool-dir", spool_root] if mode == "async" else []
     command = archive_command(

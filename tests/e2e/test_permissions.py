@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,7 +27,7 @@ from tests.support.postgres import (
     make_cluster,
     world_dir,
 )
-from tests.support.wal import archive_command, pgvault_run
+from tests.support.wal import archive_command, pgvault_run, stop_pushers
 
 SERVER = "pg1"
 
@@ -145,6 +146,37 @@ def test_wal_archive_into_a_directory_postgres_cannot_write(setup: Setup) -> Non
     finally:
         shutil.rmtree(closed, ignore_errors=True)
         shutil.rmtree(opened, ignore_errors=True)
+
+
+def test_async_wal_archive_into_a_directory_postgres_cannot_enter_fails_at_once(
+    pgvault_bin: str,
+) -> None:
+    """The fast path says what the synchronous one says, as soon as the pusher meets it: a
+    pusher that could not list the destination used to die, and archive_command waited its
+    60 s for a file that would never come, the cause only in the pusher's log."""
+    root = world_dir("pgvault-root-server-")
+    os.mkdir(os.path.join(root, SERVER), 0o750)  # a root-run backup made it first
+    os.chown(os.path.join(root, SERVER), 0, 0)
+    spool = world_dir("pgvault-closed-spool-")
+    command = archive_command(
+        pgvault_bin, f"file://{root}", "--async", "--spool-dir", spool, "--zstd"
+    )
+    cluster = make_cluster(archive_command=command)
+    try:
+        cluster.sql("select pg_switch_wal()")
+        deadline = time.monotonic() + 30  # well inside archive_command's 60 s wait
+        while cluster.one("select failed_count from pg_stat_archiver") == 0:
+            assert time.monotonic() < deadline, cluster.server_log()[-2000:]
+            time.sleep(0.2)
+        failures = [line for line in cluster.server_log().splitlines() if "wal-archive" in line]
+        assert any(f"{root}/{SERVER} (owned by root:root" in f for f in failures), failures
+        assert not any("not stored within" in f for f in failures), failures
+        assert "Traceback" not in cluster.server_log()
+    finally:
+        cluster.drop()
+        stop_pushers(spool)
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(spool, ignore_errors=True)
 
 
 def test_restore_into_a_directory_postgres_cannot_create_or_read(setup: Setup) -> None:
