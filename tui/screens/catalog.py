@@ -41,15 +41,19 @@ from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.text import StaticText, same_key
 from tui.widgets.topbar import TopBar
 
+#: an ID and a letter (`20261206T233031L`); as wide as the rows' backup_key_parts need
+BACKUP_WIDTH = 16
 BACKUP_COLUMNS = (
     Col("server", "SERVER", 8, min_width=64),
-    Col("backup", "BACKUP", 16, flex=True),
+    Col("backup", "BACKUP", BACKUP_WIDTH, flex=True),
     Col("status", "STATUS", 7),
     Col("kind", "KIND", 7, min_width=76),
     # the archive tier (an archived backup is restored only after rehydration): before TOOK,
     # so that a table too narrow for both drops TOOK first
     Col("tier", "TIER", 7, min_width=86),
-    Col("begin", "BEGIN", 11),
+    # what a backup's ID already says (its begin time): the first to go when IDs under a
+    # chain's tree or marked `enc` need the room
+    Col("begin", "BEGIN", 11, min_width=1),
     Col("took", "TOOK", 6, min_width=88, right=True),
     Col("size", "STORED", 9, right=True),
     Col("data", "DATA", 9, min_width=100, right=True),
@@ -181,8 +185,9 @@ def backup_cells(ref: BackupRef) -> dict[str, Text]:
         wal = f"{fmt.wal_short(info.begin_wal)}..{fmt.wal_short(info.end_wal)}"
     return {
         "server": Text(ref.server),
+        # what must be read whole first (the table is as wide as it needs), the name last
         "backup": Text.assemble(
-            (ref.tree, "dim"), backup_label(info), (" enc", "magenta") if ref.encrypted else ""
+            *backup_key_parts(ref), f" {info.backup_name}" if info.backup_name else ""
         ),
         "status": Text(info.status, style=STATUS_STYLE.get(info.status, "yellow")),
         "kind": Text(kind(ref)),
@@ -194,6 +199,12 @@ def backup_cells(ref: BackupRef) -> dict[str, Text]:
         "copies": Text(str(len(ref.copies)) if ref.copies else "-", justify="right"),
         "wal": Text(wal),
     }
+
+
+def backup_key_parts(ref: BackupRef) -> tuple[tuple[str, str], ...]:
+    """A row's tree prefix, ID and `enc` marker: what the BACKUP column never cuts."""
+    marker = " enc" if ref.encrypted else ""
+    return ((ref.tree, "dim"), (ref.info.backup_id, ""), (marker, "magenta"))
 
 
 def backup_summary(ref: BackupRef, encryption: Text | None = None) -> Text:
@@ -218,7 +229,7 @@ def _summary(ref: BackupRef) -> Text:
     text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
     text.append(f"  {info.compression or 'uncompressed'}  took {fmt.duration(took(info))}")
     _append_sealed(text, ref)
-    text.append(f"began {fmt.date_time(info.begin_time)}  ")
+    text.append(f"began {fmt.short_date_time(info.begin_time)}  ")  # the ID has the rest
     text.append(f"stored {fmt.size(stored_size(info, stored))} of {fmt.size(info.cluster_size)}\n")
     if info.begin_wal and info.end_wal:
         text.append(f"WAL {info.begin_wal}..{info.end_wal[-8:]}  timeline {info.timeline}")
@@ -456,6 +467,11 @@ class CatalogScreen(BackupActions, FilteredScreen):
                     rows.append((key, backup_cells(ref)))
                     self._rows[key] = ref
             message = self._listing_note(view, servers, bool(rows))
+        widest = max(
+            (sum(len(part) for part, _ in backup_key_parts(ref)) for ref in self._rows.values()),
+            default=0,
+        )
+        table.fit_column("backup", max(BACKUP_WIDTH, widest))
         table.sync(rows)
         table.display = bool(rows)
         empty.display = not rows
