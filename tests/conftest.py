@@ -16,7 +16,7 @@ pytest_plugins = ["tests.support.pg_fixtures"]
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for parallel runs (scripts/test with PGVAULT_TEST_WORKERS: --dist loadgroup):
+    """Groups for parallel runs (scripts/test runs one worker per core, --dist loadgroup):
     a test file runs whole on one worker (its module fixtures are built once), and every
     console test on the same one (they share /tmp/pgvault-console-tests and a terminal)."""
     for item in items:
