@@ -7,6 +7,7 @@ PgvaultError (4: any other error)
 │   ├── Cancelled
 │   ├── DecryptionFailed
 │   ├── PermissionDenied (the operating system refused a local file or directory)
+│   ├── NoSpace (a local file system is full, or a quota spent)
 │   └── StorageError
 │       ├── ObjectNotFound
 │       ├── ContainerNotFound
@@ -20,6 +21,7 @@ PgvaultError (4: any other error)
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
@@ -80,6 +82,10 @@ class PermissionDenied(OperationFailed):
     """The operating system refused pgvault a local file or directory (EACCES, EPERM)."""
 
 
+class NoSpace(OperationFailed):
+    """A local file system has no space left (ENOSPC) or the user's quota is spent (EDQUOT)."""
+
+
 class StorageError(OperationFailed):
     """An object-store operation failed for a reason retrying cannot fix."""
 
@@ -125,7 +131,7 @@ class TransientError(CloudConnectionError):
 def own_cause(exc: BaseException) -> PgvaultError | None:
     """The PgvaultError `exc` stands for: itself, what it was raised from, or what an SDK
     wrapped (a Cancelled raised by an upload's gate inside a request); a PermissionError
-    stands for PermissionDenied.
+    stands for PermissionDenied, a full disk (ENOSPC, EDQUOT) for NoSpace.
 
     What was being handled when `exc` was raised (its __context__) is not its cause: a
     transient error met while handling ObjectExists is a transient error, and a cleanup that
@@ -138,6 +144,8 @@ def own_cause(exc: BaseException) -> PgvaultError | None:
             return current
         if isinstance(current, PermissionError):
             return permission_denied(current)
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return no_space(current)
         seen.add(id(current))
         current = _wrapped(current) or current.__cause__
     return None
@@ -171,6 +179,36 @@ def permission_denied(exc: PermissionError) -> PermissionDenied:
         f"permission denied on {about} (owned by {owner}:{_group_name(st.st_gid)}, mode "
         f"{mode}; pgvault runs as {me}): run pgvault as {owner}, or give {me} access "
         f"(chown -R {me} {where})"
+    )
+
+
+def cannot_write(path: str, exc: OSError) -> OperationFailed:
+    """`cannot write PATH: reason`, or the full disk (NoSpace) or refusal (PermissionDenied)
+    named as every command names them."""
+    own = own_cause(OSError(exc.errno, exc.strerror, path))
+    if isinstance(own, OperationFailed):
+        return own
+    return OperationFailed(f"cannot write {path}: {exc.strerror}")
+
+
+def no_space(exc: OSError) -> NoSpace:
+    """One line naming the full file system by the directory written, and what it has."""
+    from core.sizes import format_size
+
+    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on device"
+    path = exc.filename if isinstance(exc.filename, str) else None
+    found = _nearest_existing(os.path.dirname(os.path.abspath(path))) if path else None
+    if found is None:
+        return NoSpace(f"{what}: free space where pgvault writes, or write elsewhere")
+    where = found[0]
+    try:
+        fs = os.statvfs(where)
+    except OSError:
+        return NoSpace(f"{what} writing in {where}: free space there, or write elsewhere")
+    free, size = format_size(fs.f_bavail * fs.f_frsize), format_size(fs.f_blocks * fs.f_frsize)
+    return NoSpace(
+        f"{what} writing in {where} (a file system of {size}, {free} free after the "
+        "attempt): free space there, or write elsewhere"
     )
 
 

@@ -27,7 +27,7 @@ from core.catalog.backup_info import BackupInfo
 from core.catalog.chains import FULL, chain_of, kind_of, link_sets
 from core.catalog.manifest import FileRecord, PgvaultManifest, new_checksum
 from core.catalog.reader import ArchiveSet, Catalog
-from core.errors import IntegrityError, ObjectNotFound, OperationFailed
+from core.errors import IntegrityError, ObjectNotFound, OperationFailed, cannot_write
 from core.restore.crc_join import Crc32cJoin
 from core.restore.extract import NOT_RESTORED, Destination, clean_name
 
@@ -493,5 +493,5 @@ class BlockSink:
                 written = os.pwrite(self.fd, view, offset)
                 view, offset = view[written:], offset + written
         except OSError as exc:
-            raise OperationFailed(f"cannot write {need.path}: {exc.strerror}") from None
+            raise cannot_write(need.path, exc) from None
         self.needs.wrote(need, self.link, first, count, data)

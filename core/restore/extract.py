@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from core.catalog.manifest import Checksum, FileRecord, new_checksum
-from core.errors import IntegrityError, OperationFailed, PgvaultError
+from core.errors import IntegrityError, OperationFailed, PgvaultError, cannot_write
 from core.restore.tarparse import DIRECTORY, FILE, HARDLINK, SYMLINK, TarError, TarMember
 
 log = logging.getLogger("pgvault.restore")
@@ -227,7 +227,7 @@ class Extractor:
             try:
                 written = os.write(self._fd, view)
             except OSError as exc:
-                raise OperationFailed(f"cannot write {self._final}: {exc.strerror}") from None
+                raise cannot_write(self._final, exc) from None
             view = view[written:]
         self._written += len(chunk)
 

@@ -89,6 +89,17 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+@contextlib.contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """An OSError of a write to an open file names the file (so a full disk is named)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        raise OSError(exc.errno, exc.strerror, path) from exc
+
+
 def _make_dirs(directory: str, owner: Ownership | None = None) -> None:
     """`mkdir -p` that fsyncs the parent of every directory it creates, so that a new
     object's path survives a power loss (a file's fsync does not persist its directory entry);
@@ -250,7 +261,8 @@ class LocalStore(ObjectStore):
 
     def _finish(self, upload: _Upload) -> None:
         try:
-            os.fsync(upload.fd)
+            with _naming(upload.temp):
+                os.fsync(upload.fd)
         finally:
             self._close(upload)
         directory = os.path.dirname(upload.final)
@@ -271,18 +283,19 @@ class LocalStore(ObjectStore):
     def _put(self, key: str, body: Payload, options: PutOptions) -> None:
         upload = self._begin(key, options)
         try:
-            self._write_at(upload.fd, 0, body)
+            self._write_at(upload, 0, body)
             self._finish(upload)
         except BaseException:
             self._discard(upload)
             raise
 
-    def _write_at(self, fd: int, offset: int, body: Payload) -> None:
-        for view in body.views(COPY_BLOCK * 8):
-            written = 0
-            while written < len(view):
-                written += os.pwrite(fd, view[written:], offset + written)
-            offset += len(view)
+    def _write_at(self, upload: _Upload, offset: int, body: Payload) -> None:
+        with _naming(upload.temp):
+            for view in body.views(COPY_BLOCK * 8):
+                written = 0
+                while written < len(view):
+                    written += os.pwrite(upload.fd, view[written:], offset + written)
+                offset += len(view)
 
     @staticmethod
     def _close(upload: _Upload) -> None:
@@ -301,7 +314,7 @@ class LocalStore(ObjectStore):
         return self._begin(key, options)
 
     def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> int:
-        self._write_at(handle.fd, offset, body)
+        self._write_at(handle, offset, body)
         return number
 
     def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
