@@ -1,14 +1,18 @@
 """A backup killed mid-way: never listed as restorable, no unfinished upload, PostgreSQL out of
-backup mode. SIGTERM (and SIGINT) cancel cleanly at once; after SIGKILL nothing can run in the
+backup mode. SIGTERM, SIGINT and SIGHUP (the terminal closing) cancel cleanly at once; after SIGKILL nothing can run in the
 dead process, so the next backup of the server cleans up after it."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
 import signal
+import subprocess
+import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import pytest
 
@@ -18,7 +22,7 @@ from core.catalog.layout import ServerLayout
 from core.catalog.reader import Catalog
 from core.errors import ObjectNotFound
 from core.storage import ObjectStore
-from tests.support.cli import pgvault, spawn
+from tests.support.cli import PGVAULT, pgvault, spawn
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster
 from tests.support.restore import run_barman
@@ -112,6 +116,44 @@ def test_a_signal_cancels_cleanly(
         assert catalog.resolve("last-failed").backup_id == info.backup_id
         record = catalog.pgvault_manifest(info.backup_id)
         assert record is not None and record.state == "failed"
+    _wait_out_of_backup_mode(cluster, log_before)
+
+
+def _on_a_terminal(args: list[str], env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """`pgvault --batch ARGS` in a session of its own whose controlling terminal is a new
+    pseudo-terminal, as over SSH; returns the process and the terminal's master side."""
+    master, slave = os.openpty()
+
+    def take_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [PGVAULT, "--batch", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=take_terminal,
+        env={**os.environ, **env},
+    )
+    os.close(slave)
+    return proc, master
+
+
+def test_the_terminal_closing_cancels_cleanly(cluster: Cluster, make_dest: object) -> None:
+    """An operator's SSH session drops: the kernel hangs up the terminal (SIGHUP), and the
+    backup is cancelled as SIGTERM cancels it, not left to die with uploads open."""
+    dest: TestDestination = make_dest("s3")  # type: ignore[operator]
+    log_before = len(cluster.server_log())
+    proc, terminal = _on_a_terminal(_backup_args(cluster, dest, *SLOW), dest.env)
+    with dest.store() as store:
+        _wait_for_data_upload(store)
+        os.close(terminal)
+        assert proc.wait(timeout=60) == 1
+        assert store.list_pending_uploads("") == []
+        (info,) = Catalog(store, SERVER).backups()
+        assert info.status == FAILED
+        assert info.error == "failure copying files (interrupted by SIGHUP)"
     _wait_out_of_backup_mode(cluster, log_before)
 
 

@@ -151,7 +151,10 @@ def run_here(
 
 @contextmanager
 def _cancel_on_signals(reporters: Sequence[JobReporter | Tracker]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM cancel the job cleanly at its next checkpoint (then exit 1)."""
+    """Ctrl-C, SIGTERM and SIGHUP (the operator's terminal or SSH session closed) cancel the
+    job cleanly at its next checkpoint (then exit 1): uploads aborted, the reason recorded,
+    instead of a death that leaves multipart uploads behind and the backup to be judged
+    ABANDONED."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -162,7 +165,8 @@ def _cancel_on_signals(reporters: Sequence[JobReporter | Tracker]) -> Iterator[N
             # Control takes a lock the interrupted code might hold: cancel from a thread.
             threading.Thread(target=reporter.control.cancel, args=(reason,)).start()
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in stops}
     try:
         yield
     finally:
