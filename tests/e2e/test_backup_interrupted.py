@@ -1,6 +1,7 @@
 """A backup killed mid-way: never listed as restorable, no unfinished upload, PostgreSQL out of
-backup mode. SIGTERM, SIGINT and SIGHUP (the terminal closing) cancel cleanly at once; after SIGKILL nothing can run in the
-dead process, so the next backup of the server cleans up after it."""
+backup mode. SIGTERM, SIGINT and SIGHUP (the terminal closing) cancel cleanly at once; after
+SIGKILL nothing can run in the dead process, so the next backup of the server cleans up
+after it."""
 
 from __future__ import annotations
 
