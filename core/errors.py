@@ -28,6 +28,7 @@ import pwd
 from enum import IntEnum
 
 from core.secrets import redact
+from core.units import format_size
 
 
 class ExitCode(IntEnum):
@@ -193,8 +194,6 @@ def cannot_write(path: str, exc: OSError) -> OperationFailed:
 
 def no_space(exc: OSError) -> NoSpace:
     """One line naming the full file system by the directory written, and what it has."""
-    from core.sizes import format_size
-
     what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on device"
     path = exc.filename if isinstance(exc.filename, str) else None
     found = _nearest_existing(os.path.dirname(os.path.abspath(path))) if path else None

@@ -1,11 +1,10 @@
-"""Size arguments parsed exactly as barman-cloud parses them, and printed for people."""
+"""Size arguments parsed exactly as barman-cloud parses them (core.units prints sizes)."""
 
 from __future__ import annotations
 
 from core.errors import InputError
 
 _PREFIXES = "KMGTPEZY"
-KIB = 1024
 
 
 def parse_size(text: str) -> int:
@@ -30,17 +29,6 @@ def parse_size(text: str) -> int:
     if result < 1:
         raise InputError(f"'{text}' is not a valid size string")
     return result
-
-
-def format_size(n: float) -> str:
-    """Binary units with one decimal, e.g. 1.5 GiB; compact for tables and logs."""
-    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-    value = float(n)
-    for unit in units:
-        if abs(value) < KIB or unit == units[-1]:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= KIB
-    return f"{value:.1f} PiB"  # pragma: no cover - loop always returns
 
 
 def size_argument(n: int) -> str:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from core.jobs import Job, JobState
 from core.progress import RateSample
-from core.sizes import format_size
+from core.units import format_size
 
 #: how each state reads, in the console as in `jobs list` (CockroachDB's job states)
 STATE_LABEL: dict[JobState, str] = {state: state.value for state in JobState}

@@ -17,8 +17,8 @@ from core.errors import InputError
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.results import CopyJobResult
 from core.progress import Reporter
-from core.sizes import format_size
 from core.storage import StoreConfig, open_store
+from core.units import format_size
 from core.urls import Location, credential_params, parse_location, public_url
 
 

@@ -3,7 +3,8 @@
 import pytest
 
 from core.errors import InputError
-from core.sizes import format_size, parse_size, size_argument
+from core.sizes import parse_size, size_argument
+from core.units import format_size
 
 
 @pytest.mark.parametrize(

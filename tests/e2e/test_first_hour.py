@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from core.sizes import format_size
+from core.units import format_size
 from tests.support.catalog import SERVER, archived_server
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination

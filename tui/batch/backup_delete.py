@@ -142,7 +142,7 @@ def _delete_logical(args: argparse.Namespace) -> int:
     if args.minimum_redundancy or args.as_of or args.retention_policy:
         raise InputError("-r, -m and --as-of apply to physical backups")
     from core.logical.catalog import delete_logical, plan_delete_logical
-    from core.sizes import format_size
+    from core.units import format_size
 
     with source(args).open() as store:
         if args.batch_size:

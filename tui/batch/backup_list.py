@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from core.errors import ExitCode
-from core.sizes import format_size
+from core.units import format_size
 from tui.batch.catalog_options import add_format, add_source, connectivity_test, opened
 from tui.batch.main import Context
 

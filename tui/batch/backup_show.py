@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _size(value: int | None) -> str:
-    from core.sizes import format_size
+    from core.units import format_size
 
     return format_size(value) if value is not None else "-"
 

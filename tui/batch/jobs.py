@@ -30,8 +30,8 @@ from core.jobs import (
 )
 from core.jobs.model import parse_job_id, parse_state
 from core.jobs.runner import ended_resumably, resume_request, spawn_detached
-from core.sizes import format_size
 from core.timeparse import parse_local_time
+from core.units import format_size
 from tui.batch.jobrun import open_store, run_here
 from tui.batch.main import Context
 from tui.batch.options import add_general

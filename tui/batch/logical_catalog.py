@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.sizes import format_size
+from core.units import format_size
 from tui.batch.backup_list import table
 
 if TYPE_CHECKING:

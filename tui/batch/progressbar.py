@@ -16,7 +16,7 @@ from typing import TextIO
 
 from core.jobs import Job, JobState
 from core.progress import ProgressSnapshot
-from core.sizes import format_size
+from core.units import format_size
 from tui.fmt import duration as format_duration
 from tui.fmt import per_second as format_rate
 from tui.fmt import rate_words
