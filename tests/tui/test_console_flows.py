@@ -156,6 +156,25 @@ async def test_a_click_on_a_key_in_the_key_bar_presses_it(fixed_state: str) -> N
         await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
 
 
+async def test_a_narrow_key_bar_keeps_help_and_quit(fixed_state: str) -> None:
+    """Too narrow for every key, the bar drops the keys nearest its end (the help screen
+    lists them all), never `? Help` and `q Quit`, and never cuts one in half."""
+    app = make_app(fixed_state)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await settle(pilot, loaded(app))
+        wide = app.screen.query_one(KeyBar).render().plain
+    assert "Filter" in wide and "New backup" in wide
+    app = make_app(fixed_state)
+    async with app.run_test(size=(44, 20)) as pilot:
+        await settle(pilot, loaded(app))
+        bar = app.screen.query_one(KeyBar)
+        line = bar.render().plain
+        assert line.startswith("enter Open") and line.endswith("? Help q Quit"), line
+        assert len(line) <= bar.size.width and "New backup" not in line, line
+        await pilot.click(KeyBar, offset=(line.index("Help"), 0))
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+
+
 async def test_filter_narrows_and_escape_clears(fixed_state: str) -> None:
     app = make_app(fixed_state)
     async with app.run_test() as pilot:

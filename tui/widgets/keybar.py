@@ -50,19 +50,19 @@ class KeyBar(Widget):
 
     def render(self) -> Text:
         key_style, description_style = self._key_styles()
-        text = Text(no_wrap=True, overflow="ellipsis", end="")
-        actions: set[str] = set()
+        items: list[tuple[str, Text]] = []
         for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
-            if not binding.show or binding.action in actions:
+            if not binding.show or binding.action in (action for action, _ in items):
                 continue
-            actions.add(binding.action)
-            if text:
-                text.append(" ")
             dim = Style() if enabled else Style(dim=True)
             click = Style.from_meta({"key": binding.key, "enabled": enabled})
-            text.append(self.app.get_key_display(binding), key_style + dim + click)
-            text.append(f" {binding.description}", description_style + dim + click)
-        return text
+            item = Text.assemble(
+                (self.app.get_key_display(binding), key_style + dim + click),
+                (f" {binding.description}", description_style + dim + click),
+            )
+            items.append((binding.action, item))
+        fitted = _fit(items, self.size.width)
+        return Text(" ", no_wrap=True, overflow="ellipsis", end="").join(fitted)
 
     def _key_styles(self) -> tuple[Style, Style]:
         styled_for = self.app._css_update_count  # bumped by a theme change
@@ -82,3 +82,19 @@ class KeyBar(Widget):
             self.app.simulate_key(str(meta["key"]))
         else:
             self.app.bell()
+
+
+#: what stays when the bar is too narrow for every key: how to see them all, and to leave
+ALWAYS_SHOWN = frozenset({"help", "quit"})
+
+
+def _fit(items: list[tuple[str, Text]], width: int) -> list[Text]:
+    """The items that fit `width`: the view's own keys from the left, then help and quit;
+    the keys nearest the end give way first (the help screen lists every key)."""
+    kept = list(items)
+    while width > 0 and sum(t.cell_len + 1 for _, t in kept) - 1 > width:
+        droppable = [i for i, (action, _) in enumerate(kept) if action not in ALWAYS_SHOWN]
+        if len(droppable) <= 1:
+            break
+        del kept[droppable[-1]]
+    return [text for _, text in kept]
