@@ -32,6 +32,12 @@ def sources(pgvault_bin: str) -> Iterator[Callable[..., Source]]:
     made: list[Source] = []
 
     def factory(dest: TestDestination, **settings: object) -> Source:
+        if dest.provider == "file":
+            # Owned by postgres, as the README's walkthrough has it: else the root-run backup
+            # and the first archive_command race to create it, and a root-owned one refuses
+            # postgres (the backup then waits for its WAL until the test times out).
+            os.makedirs(dest.url.removeprefix("file://"), exist_ok=True)
+            chown_tree(dest.bucket)
         made.append(make_source(dest, pgvault_bin, scale=1, settings=settings))
         return made[-1]
 
