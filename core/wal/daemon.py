@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from core.encryption import preload_cipher
-from core.errors import ExitCode, OperationFailed, PgvaultError, own_cause
+from core.errors import ExitCode, PgvaultError, own_cause
 from core.secrets import log_redacted_to_stderr, register_environment_secrets
 from core.wal.archive_command import PusherRequest, open_archiver, open_secondary
 from core.wal.spool import ArchiveSpool
@@ -64,8 +64,7 @@ def run_pusher(request: PusherRequest) -> int:
         failure = own_cause(exc)
         if failure is None:
             log.exception("the pusher failed")
-            # Its text may quote anything (a URL, a key): the log has it, redacted.
-            failure = OperationFailed(f"the pusher failed unexpectedly; see {spool.log_path}")
+            failure = spool.unexpected(exc)
         else:
             log.error("%s", failure)
         # archive_command waits for its file: tell it at once why nothing will come, as a

@@ -218,7 +218,7 @@ class Pusher:
             for directory, future in pending.items():
                 listings[directory] = future.result()
         except Exception as exc:  # each waiting archive_command is told why
-            failure = _failure(exc)
+            failure = _failure(exc, self.spool)
             for name in names:
                 identity = self._identity(name)
                 result.failed[name] = self._failed(name, identity, failure)
@@ -289,7 +289,7 @@ class Pusher:
                 return None  # archived and recycled meanwhile
             return self._failed(name, identity, exc)
         except Exception as exc:  # a bug must not kill the pusher silently
-            return self._failed(name, identity, _failure(exc))
+            return self._failed(name, identity, _failure(exc, self.spool))
         return self._acknowledge(name, identity, outcome)
 
     def _acknowledge(self, name: str, identity: FileIdentity, outcome: ArchiveResult) -> str:
@@ -318,11 +318,11 @@ class Pusher:
         return message
 
 
-def _failure(exc: Exception) -> PgvaultError:
+def _failure(exc: Exception, spool: ArchiveSpool) -> PgvaultError:
     """What archive_command is told: the error `exc` stands for (a directory it cannot
     enter, named with its owner), else the unexpected error, whose stack goes to the log."""
     own = own_cause(exc)
     if own is not None:
         return own
     log.exception("unexpected error while pushing WAL")
-    return PgvaultError(f"{type(exc).__name__}: {exc}")
+    return spool.unexpected(exc)

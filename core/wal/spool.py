@@ -127,6 +127,13 @@ class ArchiveSpool:
         except FileNotFoundError:
             return []
 
+    def unexpected(self, exc: BaseException) -> PgvaultError:
+        """What archive_command says of an unexpected error in the pusher: the synchronous
+        path's words, and where the pusher logged its stack."""
+        return PgvaultError(
+            f"unexpected error: {type(exc).__name__}: {exc} (the pusher's log is {self.log_path})"
+        )
+
     def write_error(self, name: str, identity: FileIdentity, code: int, message: str) -> None:
         _write_json(
             self._error(name),

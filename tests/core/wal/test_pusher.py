@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.wal.archive import ArchiveSettings, WalArchiver
+from core.wal.archive import ArchiveResult, ArchiveSettings, WalArchiver
 from core.wal.errors import WalConflict
 from core.wal.files import FileIdentity
 from core.wal.spool import ArchiveSpool, PusherFailed, archive_through_spool
@@ -77,3 +77,30 @@ def test_no_marker_acknowledges_other_bytes_and_conflicts_reach_archive_command(
         assert caught.value.exit_code == WalConflict.exit_code == 1
         runner.join()
         assert archived_bytes(store, archived_names(store, "pg1")[first]) == wal_sample.read(first)
+
+
+class _BuggyArchiver(WalArchiver):
+    """A fault standing for a bug: every upload raises what no handler expects."""
+
+    def archive_file(self, *args: object, **kwargs: object) -> ArchiveResult:
+        raise RuntimeError("index out of step")
+
+
+def test_an_unexpected_error_reaches_archive_command_in_the_synchronous_words_and_names_the_log(
+    destination: TestDestination,
+    pg_wal: str,
+    wal_sample: WalSample,
+    scratch_dirs: Callable[[str], str],
+) -> None:
+    spool = ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
+    first = wal_sample.segments[0]
+    with destination.store() as store:
+        runner = PusherThread(_BuggyArchiver(store, "pg1", ArchiveSettings()), spool, pg_wal)
+        with pytest.raises(PusherFailed) as caught:
+            archive_through_spool(spool, os.path.join(pg_wal, first), 30, runner.start)
+        runner.join()
+        assert archived_names(store, "pg1") == {}
+    assert str(caught.value) == (
+        f"unexpected error: RuntimeError: index out of step (the pusher's log is {spool.log_path})"
+    )
+    assert caught.value.exit_code == 4  # the synchronous path's code for the unexpected
