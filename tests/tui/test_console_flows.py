@@ -399,3 +399,23 @@ async def test_a_kept_screen_shown_again_takes_a_theme_changed_meanwhile(
         background = app.current_theme.background
         assert background is not None
         assert detail.styles.background == Color.parse(background) != before
+
+
+async def test_job_detail_on_an_80x24_terminal_gives_the_log_the_rows_a_short_chart_frees(
+    tmp_path: Path,
+) -> None:
+    state = str(tmp_path / "state")
+    fill_store(state, (replace(ROWS[0], log=tuple(f"line {i}" for i in range(40))),))
+    app = make_app(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        chart = app.screen.query_one("#detail-chart")
+        log = app.screen.query_one("#detail-log", RichLog)
+        await settle(pilot, lambda: len(log.lines) == 40)
+        assert chart.size.height >= 2  # bars and the time axis still drawn
+        assert log.scrollable_content_region.height >= 6
+        await pilot.resize_terminal(120, 40)
+        await settle(pilot, lambda: chart.outer_size.height == 9)
+        assert log.scrollable_content_region.height >= 6

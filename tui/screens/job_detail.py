@@ -111,6 +111,10 @@ class JobDetailScreen(JobActions, ConsoleScreen):
         "`pgvault --batch jobs log ID` prints."
     )
 
+    # Below 32 rows (an 80x24 terminal) the chart gives the log three of its rows: what the
+    # job says matters more there than a taller curve.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+
     BINDINGS = [
         Binding("escape", "back", "Back", key_display="esc", id="back"),
         *JOB_ACTIONS,
