@@ -39,7 +39,7 @@ Phase = Callable[[RestoreRun], None]
 
 #: what a planned restore does, in order
 PHASES: tuple[Phase, ...] = (
-    check_wal_continuity,  # without a target: the archive replays from the backup to its end
+    check_wal_continuity,  # the archived WAL makes the backup consistent and reaches the target
     prepare_directories,  # the recovery directory and tablespace locations, created or adopted
     prepare_delta,  # --delta: checked, pg_control aside, matching files kept, the rest removed
     mark_restoring,  # a marker a rerun after a kill finds (core.restore.rerun)

@@ -30,7 +30,7 @@ from core.postgres.walnames import (
     segment_name,
     segment_number,
 )
-from core.storage import ObjectStore
+from core.storage import ObjectInfo, ObjectStore
 from core.wal.archive import decompress_object
 from core.wal.errors import ArchiveNotUsable
 
@@ -39,12 +39,17 @@ log = logging.getLogger("pgvault.wal")
 
 def archived_wals(store: ObjectStore, server: str) -> dict[str, str]:
     """WAL name -> key for every WAL-like object under <server>/wals/ (as barman lists)."""
+    return {name: info.key for name, info in archived_objects(store, server).items()}
+
+
+def archived_objects(store: ObjectStore, server: str) -> dict[str, ObjectInfo]:
+    """WAL name -> its listed object (key, size, time stored) under <server>/wals/."""
     layout = ServerLayout(server)
-    found: dict[str, str] = {}
+    found: dict[str, ObjectInfo] = {}
     for info in store.list_objects(layout.wals_prefix):
         parsed = layout.parse_wal(info.key)
         if parsed is not None:
-            found[parsed[0]] = info.key
+            found[parsed[0]] = info
     return found
 
 

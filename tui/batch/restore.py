@@ -202,9 +202,10 @@ def _add_restored_server(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--accept-wal-gap",
         action="store_true",
-        help="without a recovery target, restore even when a WAL segment between the backup "
-        "and the newest archived one is missing (recovery then stops at the hole); by default "
-        "the restore fails naming the first missing segment",
+        help="restore even when a WAL segment the restore needs is missing: one of the "
+        "backup's own (the server never becomes consistent) or, without a recovery target, "
+        "one before the newest archived (recovery stops at the hole); by default the restore "
+        "fails naming the first missing segment",
     )
     parser.add_argument(
         "--delta",
