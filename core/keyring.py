@@ -8,10 +8,12 @@ a `KeysRequest`, run as a `keys` job (core.keyjob) whose record says what change
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from core.catalog.layout import validate_server_name
+from core.catalog.lock import short_lock
 from core.crypto import (
     KeyFile,
     Passphrase,
@@ -31,6 +33,11 @@ from core.urls import Location
 
 #: the key changes; `show` writes nothing and is no job
 ACTIONS = ("init", "rotate", "rewrap")
+KEYS_LOCK = "pgvault.keys.lock"
+#: held for one read, one scrypt and one write: a holder gone this long died
+KEYS_LOCK_TTL = 300
+#: how long a change waits for another one (each holds it for about one scrypt)
+KEYS_LOCK_WAIT = 120.0
 
 
 def _now() -> str:
@@ -66,9 +73,16 @@ class Unlock:
     identities: tuple[X25519Identity, ...]
 
 
+def _changing(store: ObjectStore, server: str, operation: str) -> AbstractContextManager[object]:
+    """The key file's lock for one read-change-write: two changes at once would each write
+    the file they read, and the first one's new generation would be lost with its objects."""
+    return short_lock(store, server, operation, KEYS_LOCK, KEYS_LOCK_TTL, KEYS_LOCK_WAIT)
+
+
 def rotate_keys(store: ObjectStore, server: str, held: Unlock) -> KeyFile:
     """A new data key for new objects; old objects keep theirs (still in the file)."""
-    return _rotate(store, _existing(store, server), held)
+    with _changing(store, server, "keys rotate"):
+        return _rotate(store, _existing(store, server), held)
 
 
 def _rotate(store: ObjectStore, keyfile: KeyFile, held: Unlock) -> KeyFile:
@@ -92,7 +106,8 @@ class Rewrap:
 
 def rewrap_keys(store: ObjectStore, server: str, held: Unlock, change: Rewrap) -> KeyFile:
     """New wraps of the same keys; losing the last way to unwrap them is refused."""
-    return _rewrap(store, _existing(store, server), held, change)
+    with _changing(store, server, "keys rewrap"):
+        return _rewrap(store, _existing(store, server), held, change)
 
 
 def _rewrap(store: ObjectStore, keyfile: KeyFile, held: Unlock, change: Rewrap) -> KeyFile:
@@ -167,16 +182,17 @@ def change_keys(store: ObjectStore, request: KeysRequest) -> tuple[KeyFile | Non
     recipients = tuple(parse_recipient(r) for r in request.recipients)
     if request.action == "init":
         return None, init_keys(store, server, request.passphrase, recipients)
-    before = _existing(store, server)
     held = Unlock(request.passphrase, request.identities)
-    if request.action == "rotate":
-        return before, _rotate(store, before, held)
-    change = Rewrap(
-        passphrase=request.new_passphrase,
-        drop_passphrase=request.drop_passphrase,
-        recipients=() if request.no_recipients else (recipients or None),
-    )
-    return before, _rewrap(store, before, held, change)
+    with _changing(store, server, f"keys {request.action}"):
+        before = _existing(store, server)
+        if request.action == "rotate":
+            return before, _rotate(store, before, held)
+        change = Rewrap(
+            passphrase=request.new_passphrase,
+            drop_passphrase=request.drop_passphrase,
+            recipients=() if request.no_recipients else (recipients or None),
+        )
+        return before, _rewrap(store, before, held, change)
 
 
 def show_keys(store: ObjectStore, server: str) -> KeyFile:

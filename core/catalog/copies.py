@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
-from core.catalog.lock import acquire, release
-from core.errors import ObjectNotFound, OperationFailed, PgvaultError
+from core.catalog.lock import Held, short_lock
+from core.errors import ObjectNotFound, PgvaultError
 from core.storage import ObjectStore
 
 log = logging.getLogger("pgvault.copy")
@@ -65,22 +63,9 @@ def _entries(store: ObjectStore, server: str) -> dict[str, list[dict[str, str]]]
         return {}  # unreadable: rewritten whole rather than blocking every copy
 
 
-@contextmanager
-def _locked(store: ObjectStore, server: str, operation: str) -> Iterator[None]:
+def _locked(store: ObjectStore, server: str, operation: str) -> AbstractContextManager[Held]:
     """The record's lock for one change, waited for while another change holds it."""
-    deadline = time.monotonic() + RECORD_LOCK_WAIT
-    while True:
-        try:
-            held = acquire(store, server, operation, RECORD_LOCK_TTL, RECORD_LOCK)
-            break
-        except OperationFailed:
-            if time.monotonic() >= deadline:
-                raise
-            time.sleep(0.2)
-    try:
-        yield
-    finally:
-        release(store, server, held, RECORD_LOCK)
+    return short_lock(store, server, operation, RECORD_LOCK, RECORD_LOCK_TTL, RECORD_LOCK_WAIT)
 
 
 def _write(store: ObjectStore, server: str, entries: dict[str, list[dict[str, str]]]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -195,4 +196,34 @@ def server_lock(
         release(store, server, held, name)
 
 
-__all__ = ["LOCK_FILE", "TTL_SECONDS", "Held", "acquire", "lock_key", "release", "server_lock"]
+@contextmanager
+def short_lock(
+    store: ObjectStore, server: str, operation: str, name: str, ttl: int, wait: float
+) -> Iterator[Held]:
+    """A lock `name` of the server for one read-change-write (not renewed: `ttl` must exceed
+    it), waited for up to `wait` seconds while another change holds it."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            held = acquire(store, server, operation, ttl, name)
+            break
+        except OperationFailed:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        yield held
+    finally:
+        release(store, server, held, name)
+
+
+__all__ = [
+    "LOCK_FILE",
+    "TTL_SECONDS",
+    "Held",
+    "acquire",
+    "lock_key",
+    "release",
+    "server_lock",
+    "short_lock",
+]

@@ -21,7 +21,7 @@ import pytest
 from core.crypto import Passphrase, parse_keyfile, read_identity_file, unlock
 from core.errors import DecryptionFailed
 from core.urls import parse_location
-from tests.support.cli import pgvault
+from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
 
 SERVER = "pg1"
@@ -152,3 +152,35 @@ def test_every_key_change_is_a_job_that_records_what_changed_and_no_secret(
             assert secret not in text
         for path in files:
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_key_changes_at_once_take_turns_and_every_generation_stays(
+    make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    run = Keys(make_dest("file"), tmp_path / "state")
+    passfile = _secret_file(secrets, "pass", PASSPHRASE)
+    assert run.keys("init", "--encryption-passphrase-file", passfile).returncode == 0
+
+    # Each rotation reads the key file, runs a scrypt to open it, and writes it back: without
+    # the key file's lock, the one that writes second drops the other's new generation, and
+    # every object encrypted with it meanwhile can never be read again.
+    rotate = ["rotate", "--encryption-passphrase-file", passfile]
+    started = [
+        spawn("keys", *rotate, *run.dest.cli_args, run.dest.url, SERVER, env=run.env)
+        for _ in range(3)
+    ]
+    for process in started:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+
+    keyfile = parse_keyfile(run.keyfile_bytes().decode(), SERVER)
+    assert [g.number for g in keyfile.generations] == [1, 2, 3, 4]
+    keys = unlock(keyfile, Passphrase(PASSPHRASE), ())
+    assert len(keys.identities) == 4  # every generation still opens with the passphrase
+    results = [
+        run.jobs("show", str(j["id"]), "--format", "json")["result"]
+        for j in run.jobs("list", "--kind", "keys", "--format", "json")
+    ]
+    assert sorted(r["generation"] for r in results if r["action"] == "rotate") == [2, 3, 4]
