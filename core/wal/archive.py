@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from core.catalog.layout import ServerLayout
 from core.codecs import Codec, get_codec, parse_level
-from core.encryption import SealBuffers, seal, write_recipient
+from core.encryption import SealBuffers, keyfile_key, seal, write_recipient
 from core.errors import InputError, ObjectExists, ObjectNotFound, OperationFailed
 from core.postgres.walnames import is_history
 from core.progress import NullReporter, Reporter
@@ -155,6 +155,19 @@ class WalArchiver:
         self.recipient = write_recipient(store, server)
         # A fresh 16 MiB buffer per sealed segment cost as much as the cipher (issue 16).
         self._seal_buffers = SealBuffers()
+
+    def refresh_key(self) -> None:
+        """Read the key file again, for a writer that outlives one file (the pusher): a
+        `keys init` or `keys rotate` since the last read reaches its next file. A key file
+        gone from a server that had one stops it rather than write the WAL in plaintext."""
+        recipient = write_recipient(self.store, self.layout.server)
+        if recipient is None and self.recipient is not None:
+            raise OperationFailed(
+                f"the key file of server {self.layout.server} ({keyfile_key(self.layout.server)}"
+                f" in {self.store.describe()}) is gone: WAL of an encrypted server is not "
+                "written in plaintext; put the key file back (from a copy of the destination)"
+            )
+        self.recipient = recipient
 
     # ---- lookups ----------------------------------------------------------------------------
 

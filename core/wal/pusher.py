@@ -207,16 +207,8 @@ class Pusher:
                 sizes[name] = os.stat(os.path.join(self.wal_dir, name)).st_size
         reporter.set_totals(bytes_total=sum(sizes.values()), files_total=len(names))
         self._watch(reporter)
-        # One listing per archive directory serves the whole batch's duplicate checks.
-        pending: dict[str, Future[list[ObjectInfo]]] = {}
-        for name in names:
-            directory = self.archiver.layout.wal_dir(name)
-            if directory not in pending:
-                pending[directory] = pool.submit(self.archiver.list_wal_dir, name)
-        listings: dict[str, list[ObjectInfo]] = {}
         try:
-            for directory, future in pending.items():
-                listings[directory] = future.result()
+            listings = self._listings(names, pool)
         except Exception as exc:  # each waiting archive_command is told why
             failure = _failure(exc, self.spool)
             for name in names:
@@ -256,6 +248,22 @@ class Pusher:
         )
         reporter.phase("done")
         return result
+
+    def _listings(self, names: list[str], pool: ThreadPoolExecutor) -> dict[str, list[ObjectInfo]]:
+        """The batch's archive directories, listed once each for its duplicate checks, after
+        the key file is read again (made, rotated or gone since the last batch)."""
+        self.archiver.refresh_key()
+        if self.secondary is not None:
+            try:
+                self.secondary.refresh_key()
+            except Exception as exc:  # its uploads fail with the reason; it seals as it did
+                log.debug("cannot read the secondary destination's key file: %s", exc)
+        pending: dict[str, Future[list[ObjectInfo]]] = {}
+        for name in names:
+            directory = self.archiver.layout.wal_dir(name)
+            if directory not in pending:
+                pending[directory] = pool.submit(self.archiver.list_wal_dir, name)
+        return {directory: future.result() for directory, future in pending.items()}
 
     def _watch(self, reporter: Reporter) -> None:
         """The batch's pause/cancel gate and byte meter on every store it writes to."""

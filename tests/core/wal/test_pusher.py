@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.crypto.keys import generate_identity
+from core.encryption import keyfile_key
+from core.keyring import init_keys
 from core.wal.archive import ArchiveResult, ArchiveSettings, WalArchiver
 from core.wal.errors import WalConflict
 from core.wal.files import FileIdentity
@@ -15,6 +18,8 @@ from core.wal.spool import ArchiveSpool, PusherFailed, archive_through_spool
 from tests.support.destinations import TestDestination
 from tests.support.pusher import PusherThread, mark_done
 from tests.support.wal import WalSample, archived_bytes, archived_names, private_parent
+
+AGE_HEADER = b"age-encryption.org/v1\n"
 
 
 def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
@@ -104,3 +109,36 @@ def test_an_unexpected_error_reaches_archive_command_in_the_synchronous_words_an
         f"unexpected error: RuntimeError: index out of step (the pusher's log is {spool.log_path})"
     )
     assert caught.value.exit_code == 4  # the synchronous path's code for the unexpected
+
+
+def test_a_running_pusher_seals_from_the_next_batch_after_keys_init_and_stops_if_the_key_file_goes(
+    destination: TestDestination,
+    pg_wal: str,
+    wal_sample: WalSample,
+    scratch_dirs: Callable[[str], str],
+) -> None:
+    spool = ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
+    first, second, third = wal_sample.segments[:3]
+    status = Path(pg_wal, "archive_status")
+    for later in (second, third):  # PostgreSQL has not finished them yet
+        (status / f"{later}.ready").rename(status / f"{later}.later")
+    with destination.store() as store:
+        # One archiver for the whole test: the pusher process that outlives `keys init`.
+        runner = PusherThread(WalArchiver(store, "pg1", ArchiveSettings()), spool, pg_wal)
+        archive_through_spool(spool, os.path.join(pg_wal, first), 30, runner.start)
+        mark_done(pg_wal, first)
+        init_keys(store, "pg1", None, (generate_identity().recipient(),))
+        (status / f"{second}.later").rename(status / f"{second}.ready")
+        archive_through_spool(spool, os.path.join(pg_wal, second), 30, runner.start)
+        mark_done(pg_wal, second)
+        stored = archived_names(store, "pg1")
+        assert not store.get_bytes(stored[first]).startswith(AGE_HEADER)
+        assert store.get_bytes(stored[second]).startswith(AGE_HEADER)
+
+        store.delete_many([keyfile_key("pg1")])
+        (status / f"{third}.later").rename(status / f"{third}.ready")
+        with pytest.raises(PusherFailed, match="is gone: WAL of an encrypted server") as caught:
+            archive_through_spool(spool, os.path.join(pg_wal, third), 30, runner.start)
+        runner.join()
+        assert caught.value.exit_code == 1
+        assert third not in archived_names(store, "pg1")
