@@ -30,7 +30,7 @@ from core.catalog.manifest import FileRecord, PgvaultManifest, check_postgres_ma
 from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
 from core.codecs import codec_for_suffix
 from core.drill import DrillRequest, run_drill
-from core.encryption import open_object
+from core.encryption import open_object, unlocked_keys
 from core.errors import InputError, IntegrityError, OperationFailed, PgvaultError
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, StoreConfig, open_store
@@ -223,6 +223,7 @@ class _Verifier:
 
             raise OperationFailed(rehydrate_hint(backup_id, self.server))
         reporter.detail("backup_id", backup_id)
+        self._unlock_first(info)
         layout = self.layout
         listed = {o.key: o for o in self.store.list_objects(layout.backup_prefix(backup_id))}
         info_key = layout.backup_info(backup_id)
@@ -237,6 +238,19 @@ class _Verifier:
         self._wal(info)
         reporter.phase("done")
         return info
+
+    def _unlock_first(self, info: BackupInfo) -> None:
+        """A missing or wrong key fails before anything is judged (exit 1, one line): read
+        without it, every encrypted object would count as damage, as if the backup were bad."""
+        seen: set[str] = set()
+        current: BackupInfo | None = info
+        while current is not None and current.backup_id not in seen:
+            seen.add(current.backup_id)
+            if self.catalog.is_encrypted(current.backup_id):
+                unlocked_keys(self.store, self.server)
+                return
+            parent = current.parent_backup_id
+            current = self.catalog.get(parent) if parent in self.catalog.objects() else None
 
     def _manifests(self, backup_id: str, listed: dict[str, Any]) -> None:
         key = self.layout.backup_file(backup_id, PGVAULT_MANIFEST)

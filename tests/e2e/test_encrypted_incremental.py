@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_encryption import AGE_MAGIC, _keys, _passphrase_file, _wait_promoted
+from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.pitr import SERVER, Source, make_source, new_target, restore, restored_server
 
@@ -52,6 +53,28 @@ def test_an_encrypted_chain_is_encrypted_and_restores(source: Source, tmp_path: 
             assert store.get_bytes(key).startswith(AGE_MAGIC), key
         info = store.get_bytes(f"{SERVER}/base/{incremental}/backup.info").decode()
     assert f"parent_backup_id={full}" in info
+
+    # verify of the chain without the key, or with a wrong one, says that in one line (exit 1)
+    # and judges nothing: no "failed verification" of a good backup that only needs its key.
+    wrong = _passphrase_file(tmp_path, "not the passphrase", "wrong")
+    for flags, why in (([], "locked"), (["--encryption-passphrase-file", wrong], "wrong")):
+        checked = pgvault(
+            "verify", *flags, *dest.cli_args, dest.url, SERVER, incremental, env=dest.env
+        )
+        assert checked.returncode == 1, checked.stderr
+        assert len(checked.stderr.strip().splitlines()) == 1, checked.stderr
+        assert why in checked.stderr and "failed verification" not in checked.stderr
+    checked = pgvault(
+        "verify",
+        "--encryption-passphrase-file",
+        passfile,
+        *dest.cli_args,
+        dest.url,
+        SERVER,
+        incremental,
+        env=dest.env,
+    )
+    assert checked.returncode == 0, checked.stderr
 
     target = new_target()
     try:
