@@ -177,6 +177,13 @@ def unlock_server(store: ObjectStore, server: str, credentials: Credentials) -> 
     return keys
 
 
+def credentials_given() -> bool:
+    """Whether this process holds a passphrase or identities (given, or in its environment)."""
+    with _lock:
+        given = _credentials.given
+    return given or environment_has_credentials()
+
+
 def environment_has_credentials() -> bool:
     """Whether this process's environment names a passphrase or identities (a job it starts
     inherits them)."""

@@ -18,6 +18,7 @@ from core.catalog.chains import DIFFERENTIAL, FULL, chain_of, kind_of
 from core.catalog.layout import BACKUP_ID_RE
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import Catalog
+from core.encryption import credentials_given
 from core.errors import DecryptionFailed, InputError, ObjectNotFound
 from core.postgres.connection import ServerFacts
 from core.storage import ObjectStore
@@ -103,6 +104,8 @@ def _parent_manifest(
     try:
         manifest = catalog.pgvault_manifest(info.backup_id)
     except DecryptionFailed as exc:
+        if credentials_given():
+            raise  # a mistyped key must not turn every nightly incremental into a full backup
         # A write-only host (its key file wrapped for others) cannot read what it wrote.
         return None, f"parent {info.backup_id}'s pgvault.json cannot be read here: {exc}"
     if manifest is None:

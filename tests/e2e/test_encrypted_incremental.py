@@ -38,6 +38,23 @@ def test_an_encrypted_chain_is_encrypted_and_restores(source: Source, tmp_path: 
     with dest.store() as store:
         info = store.get_bytes(f"{SERVER}/base/{fallback}/backup.info").decode()
     assert "parent_backup_id=None" in info
+    # A wrong key, unlike none, is an error: a typo must not make every nightly incremental
+    # a full backup.
+    typo = _passphrase_file(tmp_path, "not the passphrase either", "typo")
+    mistyped = pgvault(
+        "backup",
+        "--immediate-checkpoint",
+        "--incremental",
+        "--encryption-passphrase-file",
+        typo,
+        *source.cluster.conninfo_args(),
+        *dest.cli_args,
+        dest.url,
+        SERVER,
+        env=dest.env,
+    )
+    assert mistyped.returncode == 1, mistyped.stderr
+    assert "passphrase is wrong" in mistyped.stderr and "Traceback" not in mistyped.stderr
     incremental = source.backup(
         "--zstd", "--incremental-from", full, "--encryption-passphrase-file", passfile
     )
