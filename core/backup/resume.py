@@ -48,7 +48,13 @@ from core.catalog.manifest import (
     new_checksum,
 )
 from core.encryption import open_object
-from core.errors import ObjectNotFound, OperationFailed, PgvaultError, StorageError
+from core.errors import (
+    DecryptionFailed,
+    ObjectNotFound,
+    OperationFailed,
+    PgvaultError,
+    StorageError,
+)
 from core.postgres.connection import ServerFacts
 from core.postgres.pgdata import Tree
 from core.storage import PutOptions, ResumedUpload
@@ -134,6 +140,12 @@ def resumable_manifest(
         manifest = load_pgvault(open_object(store, layout.server, raw, PGVAULT_MANIFEST))
     except ObjectNotFound:
         raise OperationFailed(f"{what}: it is not in the catalog") from None
+    except DecryptionFailed as exc:
+        # A write-only host cannot read the manifest it wrote: what it uploaded is unknown.
+        raise DecryptionFailed(
+            f"{what}: {exc}; resume it where the key is held (PGVAULT_ENCRYPTION_PASSPHRASE "
+            "or PGVAULT_ENCRYPTION_IDENTITY in the environment), or take a new backup"
+        ) from None
     except StorageError as exc:
         raise OperationFailed(f"{what}: {exc}") from None
     interrupted = (

@@ -13,7 +13,7 @@ from core.catalog.backup_info import BackupInfo
 from core.catalog.layout import ENCRYPTED_SUFFIX, TAR_SUFFIXES, ArchiveRef
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
-from core.errors import IntegrityError, PgvaultError, StorageError
+from core.errors import IntegrityError, PgvaultError
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -72,18 +72,31 @@ def dependents(catalog: Catalog, backup_ids: Iterable[str] | None = None) -> dic
     """Backup ID -> the backups whose chain holds it (newest last); only incrementals are read."""
     wanted = set(backup_ids) if backup_ids is not None else None
     found: dict[str, list[str]] = {}
-    for info in catalog.backups():
+    infos = catalog.backups()
+    parents = {i.backup_id: i.parent_backup_id for i in infos}
+    for info in infos:
         if not info.parent_backup_id:
             continue
         try:
             manifest = catalog.pgvault_manifest(info.backup_id)
-        except StorageError:
+        except PgvaultError:  # damaged, or encrypted and no key here: backup.info's parents
             manifest = None
-        chain = chain_of(manifest) or (info.parent_backup_id,)
+        chain = chain_of(manifest) or _ancestors(info.backup_id, parents)
         for ancestor in chain:
             if wanted is None or ancestor in wanted:
                 found.setdefault(ancestor, []).append(info.backup_id)
     return found
+
+
+def _ancestors(backup_id: str, parents: dict[str, str | None]) -> tuple[str, ...]:
+    """A backup's ancestors by backup.info's parent links, oldest first (to the first one
+    missing, which is kept: the chain needs it)."""
+    found: list[str] = []
+    parent = parents.get(backup_id)
+    while parent is not None and parent not in found:
+        found.append(parent)
+        parent = parents.get(parent)
+    return tuple(reversed(found))
 
 
 def kinds(catalog: Catalog, infos: Iterable[BackupInfo]) -> dict[str, str]:

@@ -280,10 +280,19 @@ async def test_a_killed_encrypted_backup_is_resumed_from_the_console_with_its_ke
         )
         backup_id = str(app.state.jobs[killed].details.backup_id)
 
+        # From the command line without a key, the resume cannot read the manifest it
+        # continues: it says where it can be resumed (exit 1), and the backup stays resumable.
+        keyless = pgvault("jobs", "resume", str(killed), env={"PGVAULT_STATE_DIR": state_dir})
+        assert keyless.returncode == 1, keyless.stderr
+        assert "resume it where the key is held" in keyless.stderr
+        assert "Traceback" not in keyless.stderr
+        await settle(pilot, lambda: max(app.state.jobs) > killed, timeout=20)
+        attempted = max(app.state.jobs)
+
         table = app.screen.query_one("#jobs", ResponsiveTable)
         await settle(pilot, lambda: table.current_key == str(killed), timeout=10)
         await pilot.press("r")
-        await settle(pilot, lambda: max(app.state.jobs) > killed, timeout=20)
+        await settle(pilot, lambda: max(app.state.jobs) > attempted, timeout=20)
         resumed = app.state.jobs[max(app.state.jobs)]
         assert resumed.resumed_from == killed
         await settle(pilot, lambda: app.state.jobs[resumed.id].final, timeout=300)

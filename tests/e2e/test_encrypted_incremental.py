@@ -7,6 +7,7 @@ restore of the chain with the passphrase decrypts every link and replays the WAL
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -92,6 +93,18 @@ def test_an_encrypted_chain_is_encrypted_and_restores(source: Source, tmp_path: 
         env=dest.env,
     )
     assert checked.returncode == 0, checked.stderr
+
+    # Deleting needs no key (a write-only host runs retention): the chain comes from the
+    # clear backup.info files when pgvault.json cannot be opened here.
+    def delete(*args: str) -> subprocess.CompletedProcess[str]:
+        return pgvault("backup-delete", *dest.cli_args, dest.url, SERVER, *args, env=dest.env)
+
+    refused = delete("-b", full, "--dry-run")
+    assert refused.returncode != 0 and incremental in refused.stderr, refused.stderr
+    assert "locked" not in refused.stderr
+    for args in (["-b", incremental], ["-r", "REDUNDANCY 1"]):
+        planned = delete(*args, "--dry-run")
+        assert planned.returncode == 0, planned.stderr
 
     target = new_target()
     try:
