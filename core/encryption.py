@@ -266,6 +266,25 @@ def write_recipient(store: ObjectStore, server: str) -> X25519Recipient | None:
     return keyfile.recipient if keyfile is not None else None
 
 
+def backup_recipient(store: ObjectStore, server: str) -> X25519Recipient | None:
+    """write_recipient for a new backup: a server whose backups are sealed but whose key file
+    is gone (deleted by mistake, or by someone who wants the next ones in clear) is refused,
+    not backed up in plaintext. (WAL's per-file path cannot afford the listing this needs.)"""
+    recipient = write_recipient(store, server)
+    if recipient is not None:
+        return recipient
+    for prefix in (f"{server}/base/", f"{server}/logical/"):
+        sealed = next((o.key for o in store.list_objects(prefix) if o.key.endswith(".age")), None)
+        if sealed is not None:
+            raise DecryptionFailed(
+                f"server {server} has encrypted backups ({sealed}) but no key file "
+                f"({keyfile_key(server)}): a backup is not written in plaintext for it; put "
+                "the key file back (from a copy of the destination), or back up under a new "
+                "server name"
+            )
+    return None
+
+
 def preload_cipher() -> None:
     """Import what sealing uses on a thread, for a long-lived writer (the WAL pusher) that
     would otherwise pay for `cryptography`'s import with its first file's wait."""

@@ -29,7 +29,7 @@ from core.catalog.backup_info import DONE, BackupInfo, parse
 from core.catalog.layout import BACKUP_ID_RE, ServerLayout
 from core.catalog.manifest import checksum_name
 from core.codecs import get_codec
-from core.encryption import write_recipient
+from core.encryption import backup_recipient
 from core.errors import ExitCode, InputError, ObjectNotFound, OperationFailed, PgvaultError
 from core.postgres.connection import ServerFacts
 from core.postgres.control import CONTROL_FILE_SIZE, read_control
@@ -280,7 +280,7 @@ def _upload(
         chunk_size=chunk_size(store, request.max_archive_size),
         options=_options(request),
         algorithm=checksum_name(request.checksum_algorithm),
-        recipient=write_recipient(store, request.server),
+        recipient=backup_recipient(store, request.server),
     )
     target = ArchiveTarget(store, layout, request.backup_id, reporter, reporter.checkpoint)
     writers: list[ArchiveSetWriter] = []

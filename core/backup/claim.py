@@ -73,7 +73,7 @@ def _new_id(job: BackupJob, facts: ServerFacts) -> str:
 
 def _reclaim(job: BackupJob, facts: ServerFacts, backup_id: str) -> str:
     """Take over a FAILED backup's ID to continue it (see core.backup.resume)."""
-    stored = StoredBackup(job.store, job.layout, backup_id)
+    stored = StoredBackup(job.store, job.layout, backup_id, job.recipient)
     resumable_manifest(stored, facts, job.compression, job.algorithm)
     job.store.put_bytes(
         job.layout.backup_info(backup_id),

@@ -19,11 +19,16 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from core.archives import PartUpload
 from core.catalog.layout import ServerLayout
+from core.encryption import open_object, seal
 from core.postgres.pgdata import Tree
 from core.storage import ObjectStore, PutOptions, ResumedUpload, StoredChunk
+
+if TYPE_CHECKING:
+    from core.crypto import X25519Recipient
 
 log = logging.getLogger("pgvault.backup")
 
@@ -39,9 +44,20 @@ class StoredBackup:
     store: ObjectStore
     layout: ServerLayout
     backup_id: str
+    #: an encrypted server's: its resume records are sealed like its parts (they list paths,
+    #: sizes and checksums of the files)
+    recipient: X25519Recipient | None = None
 
     def key(self, filename: str) -> str:
         return self.layout.backup_file(self.backup_id, filename)
+
+    def put_record(self, key: str, body: bytes, options: PutOptions) -> None:
+        """Store a resume record, sealed when the backup is."""
+        self.store.put_bytes(key, seal(body, self.recipient), options)
+
+    def get_record(self, key: str) -> bytes:
+        """A resume record's plaintext (a sealed one needs the server's keys)."""
+        return open_object(self.store, self.layout.server, self.store.get_bytes(key), key)
 
 
 @dataclass(frozen=True)
@@ -82,7 +98,7 @@ def upload_key(backup: StoredBackup, filename: str) -> str:
 
 def write_upload(backup: StoredBackup, record: UploadCheckpoint, options: PutOptions) -> None:
     body = asdict(record)
-    backup.store.put_bytes(upload_key(backup, record.filename), json.dumps(body).encode(), options)
+    backup.put_record(upload_key(backup, record.filename), json.dumps(body).encode(), options)
 
 
 def _parse(raw: bytes) -> UploadCheckpoint:
@@ -108,7 +124,7 @@ def load_uploads(backup: StoredBackup) -> dict[str, UploadCheckpoint]:
         if not info.key.endswith(UPLOAD_SUFFIX):
             continue
         try:
-            record = _parse(backup.store.get_bytes(info.key))
+            record = _parse(backup.get_record(info.key))
         except (ValueError, TypeError, KeyError) as exc:
             log.warning("ignoring unreadable upload record %s: %s", info.key, exc)
             continue

@@ -90,7 +90,7 @@ def write_checkpoint(backup: StoredBackup, part: PartCheckpoint, options: PutOpt
         "blocks": part.blocks,
     }
     key = checkpoint_key(backup, part.archive.filename)
-    backup.store.put_bytes(key, json.dumps(body).encode(), options)
+    backup.put_record(key, json.dumps(body).encode(), options)
 
 
 def load_checkpoints(backup: StoredBackup) -> dict[str, list[PartCheckpoint]]:
@@ -99,7 +99,7 @@ def load_checkpoints(backup: StoredBackup) -> dict[str, list[PartCheckpoint]]:
     found: dict[str, list[PartCheckpoint]] = {}
     for info in backup.store.list_objects(prefix):
         try:
-            body = json.loads(backup.store.get_bytes(info.key))
+            body = json.loads(backup.get_record(info.key))
             blocks = body.get("blocks") or {}
             if not isinstance(blocks, dict):
                 raise TypeError("blocks is not an object")

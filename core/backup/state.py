@@ -21,7 +21,7 @@ from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout
 from core.catalog.manifest import PgvaultManifest, checksum_name, dump_pgvault
 from core.codecs import Codec, get_codec
 from core.crypto import X25519Recipient
-from core.encryption import seal, write_recipient
+from core.encryption import backup_recipient, seal
 from core.postgres.connection import BackupSession, BackupStart, ServerFacts, Session
 from core.postgres.pgdata import Tree
 from core.progress import Reporter
@@ -55,7 +55,7 @@ class BackupJob:
             options=PutOptions(tags=request.tags),
             threads=request.threads or os.cpu_count() or 1,
             started_at=time.monotonic(),
-            recipient=write_recipient(store, request.server),
+            recipient=backup_recipient(store, request.server),
         )
 
     @property
@@ -80,7 +80,7 @@ class BackupState:
 
     @property
     def stored(self) -> StoredBackup:
-        return StoredBackup(self.job.store, self.job.layout, self.backup_id)
+        return StoredBackup(self.job.store, self.job.layout, self.backup_id, self.job.recipient)
 
     def enter(self, phase: str) -> None:
         self.phase = phase

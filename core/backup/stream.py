@@ -38,7 +38,9 @@ def stream_files(
     started = time.monotonic()
     chunk = chunk_size(state.job.store, state.job.request.max_archive_size)
     prefix = INCREMENT_PREFIX if chooser else ""
-    recorder = _recorder(state, plan)
+    # An encrypted part is never continued by chunk (age draws a new file key per stream):
+    # its chunks are not recorded.
+    recorder = _recorder(state, plan) if state.job.recipient is None else None
     for tablespace, tree in zip(state.facts.tablespaces, plan.tablespaces, strict=True):
         name = prefix + str(tablespace.oid)
         writer = open_archive_set(state, name, chunk, plan.first_part(name), chooser, recorder)

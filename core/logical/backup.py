@@ -22,7 +22,7 @@ from core import __version__
 from core.backup.lease import heartbeat_at, new_lease
 from core.catalog.layout import validate_backup_name, validate_server_name
 from core.crypto import X25519Recipient
-from core.encryption import seal, write_recipient
+from core.encryption import backup_recipient, seal
 from core.errors import InputError, PgvaultError
 from core.logical.attempt import (
     lease_key,
@@ -109,7 +109,7 @@ def run_logical_backup(
         reporter.phase("inventory")
         # An encrypted server's objects are all age files, as its physical backups' are:
         # the clear recipient is all a (write-only) host needs.
-        plan = _plan(request, write_recipient(store, request.server))
+        plan = _plan(request, backup_recipient(store, request.server))
         layout = LogicalLayout(request.server)
         backup_id = _take_id(request, store, layout, reporter)
         reporter.detail("backup_id", backup_id)

@@ -18,10 +18,13 @@ from core.backup.part_uploads import (
     reusable,
     starting_at,
 )
+from core.backup.resume import PartCheckpoint, load_checkpoints, write_checkpoint
 from core.catalog.layout import ServerLayout
-from core.catalog.manifest import CRC32C
+from core.catalog.manifest import CRC32C, ArchiveRecord, FileRecord
 from core.codecs import get_codec
 from core.crypto.keys import generate_identity
+from core.encryption import Credentials, use_credentials
+from core.keyring import init_keys
 from core.postgres.pgdata import Entry, Tree
 from core.progress import Tracker
 from core.storage import ObjectStore, PutOptions, StoreConfig, open_store
@@ -184,3 +187,25 @@ def test_a_long_part_is_recorded_at_every_percent_of_growth_not_every_chunk(
         # written at the very chunk that passes 1% (every chunk early on, where 1% of the
         # part is less than one). With more, a slow upload thread holds the prefix back.
         assert records[0] == 1 and all(b - 1 <= 1.01 * a for a, b in steps), records
+
+
+def test_an_encrypted_backups_part_records_are_sealed_and_read_back_with_its_keys(
+    tmp_path: Path,
+) -> None:
+    """A finished part's record lists its files' paths, sizes and checksums: an encrypted
+    backup's is an age file, opened by a resume that holds the server's keys."""
+    operator = generate_identity()
+    store = open_store(parse_location(f"file://{tmp_path}/dest"), StoreConfig())
+    keyfile = init_keys(store, "pg1", None, (operator.recipient(),))
+    stored = StoredBackup(store, ServerLayout("pg1"), KILLED, keyfile.recipient)
+    record = ArchiveRecord("data.tar.age", "data", 0, 10, "1234abcd", 10240, 1)
+    files = (FileRecord("base/5/16384", 8192, 1.0, "89ab12cd", "data.tar.age", 512),)
+    write_checkpoint(stored, PartCheckpoint(record, files), PutOptions())
+
+    [raw] = [store.get_bytes(o.key) for o in store.list_objects(stored.key("pgvault-checkpoint"))]
+    assert raw.startswith(b"age-encryption.org/v1\n") and b"base/5/16384" not in raw
+    use_credentials(Credentials(identities=(operator,)))
+    try:
+        assert load_checkpoints(stored) == {"data": [PartCheckpoint(record, files)]}
+    finally:
+        use_credentials(Credentials())

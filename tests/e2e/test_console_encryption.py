@@ -280,6 +280,12 @@ async def test_a_killed_encrypted_backup_is_resumed_from_the_console_with_its_ke
         )
         backup_id = str(app.state.jobs[killed].details.backup_id)
 
+        # Its part is never continued by chunk (a new age stream never matches the old):
+        # no record of its chunks, which would list its files' paths in clear.
+        with dest.store() as store:
+            prefix = f"{SERVER}/base/{backup_id}/pgvault-upload/"
+            assert [o.key for o in store.list_objects(prefix)] == []
+
         # From the command line without a key, the resume cannot read the manifest it
         # continues: it says where it can be resumed (exit 1), and the backup stays resumable.
         keyless = pgvault("jobs", "resume", str(killed), env={"PGVAULT_STATE_DIR": state_dir})

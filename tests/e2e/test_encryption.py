@@ -252,6 +252,28 @@ def test_write_only_host_backs_up_and_only_the_identity_holder_restores(
     finally:
         target.drop()
 
+    # The key file deleted (by mistake, or to get the next backups in clear): the host
+    # refuses to back up this server in plaintext, physical or logical, and writes nothing.
+    with dest.store() as store:
+        store.delete_many([f"{SERVER}/pgvault.keys"])
+        before = sorted(o.key for o in store.list_objects(f"{SERVER}/"))
+    for logical in ([], ["--database", "postgres"]):
+        refused = pgvault(
+            "backup",
+            *logical,
+            *source.cluster.conninfo_args(),
+            *dest.cli_args,
+            dest.url,
+            SERVER,
+            env=dest.env,
+        )
+        assert refused.returncode == 1, refused.stderr
+        assert "has encrypted backups" in refused.stderr and "no key file" in refused.stderr
+        assert "Traceback" not in refused.stderr
+    with dest.store() as store:
+        after = sorted(o.key for o in store.list_objects(f"{SERVER}/"))
+    assert [k for k in after if "/wals/" not in k] == [k for k in before if "/wals/" not in k]
+
 
 def test_rotation_keeps_old_backups_restorable_and_bad_keys_fail_cleanly(
     make_dest: Callable[..., TestDestination],
