@@ -74,9 +74,18 @@ def _with_decryption(run: RestoreRun, credentials: StoredCredentials) -> StoredC
     if run.request.wal_credentials == "environment":
         return credentials
     server = run.request.server
-    if load_keyfile(run.store, server) is None:
+    keyfile = load_keyfile(run.store, server)
+    if keyfile is None:
         return credentials
-    extra = credentials_environment(current_credentials(), keys_to_hand(run.store, server))
+    keys = keys_to_hand(run.store, server)
+    if keys is None:  # a backup from before `keys init`, restored without a key
+        run.warnings.append(
+            f"server {server} encrypts its WAL since its key file was made "
+            f"({keyfile.generations[0].created}) and this restore holds no key: recovery "
+            "will stop at the first encrypted segment; restore again with "
+            "--encryption-passphrase-file or --identity-file"
+        )
+    extra = credentials_environment(current_credentials(), keys)
     return replace(credentials, environment={**credentials.environment, **extra})
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import tarfile
@@ -357,3 +358,32 @@ def test_rotation_keeps_old_backups_restorable_and_bad_keys_fail_cleanly(
     assert refused.returncode == 3
     outputs += [refused.stdout, refused.stderr]
     _no_secret(outputs, os.environ["PGVAULT_STATE_DIR"], PASSPHRASE, "a new passphrase 91ab")
+
+
+def test_a_backup_from_before_keys_init_restored_without_a_key_warns_that_its_wal_needs_one(
+    make_dest: Callable[..., TestDestination],
+    sources: Callable[[TestDestination], Source],
+    secrets_dir: Path,
+) -> None:
+    dest = make_dest("file")
+    source = sources(dest)
+    plain = source.backup()
+    passfile = _passphrase_file(secrets_dir)
+    assert _keys(dest, "init", "--encryption-passphrase-file", passfile).returncode == 0
+    source.cluster.sql("insert into marks select g, 'sealed' from generate_series(1, 10) g")
+    source.archive_everything()  # WAL after keys init: sealed
+
+    target = new_target()
+    try:
+        keyless = restore(dest, target, plain)
+        [warning] = [line for line in keyless.stderr.splitlines() if line.startswith("WARNING")]
+        assert "encrypts its WAL since its key file was made" in warning
+        assert "--encryption-passphrase-file" in warning
+        shutil.rmtree(target.base)
+        keyed = restore(dest, target, plain, "--encryption-passphrase-file", passfile)
+        assert "WARNING" not in keyed.stderr
+        with restored_server(target, source.cluster.bindir) as server:
+            _wait_promoted(server)
+            assert server.one("select count(*) from marks where phase = 'sealed'") == 10
+    finally:
+        target.drop()
