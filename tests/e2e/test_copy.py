@@ -104,7 +104,8 @@ def test_copy_to_two_providers_resumed_then_restored_from_the_copy_with_the_sour
 
         secret = "topsecret-copy-key"
         to = _s3_url(s3, secret)
-        copied = pgvault("copy", local.url, SERVER, "latest", "--to", to, "--with-wal")
+        # The order of the README's synopsis: the backups after --to.
+        copied = pgvault("copy", local.url, SERVER, "--to", to, "latest", "--with-wal")
         assert copied.returncode == 0, copied.stderr
         assert secret not in copied.stdout + copied.stderr
         assert "copied and verified" in copied.stdout

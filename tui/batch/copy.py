@@ -29,6 +29,9 @@ from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
 from tui.batch.options import backup_reference, check_store, print_json, size
 
+#: BACKUP ids may come after --to, as the README's synopsis writes them (tui.batch.main)
+INTERMIXED = True
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source(

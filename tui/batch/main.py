@@ -113,8 +113,13 @@ def run(argv: list[str], state_dir: str | None = None) -> int:
 
     parser = BatchParser(prog=f"pgvault --batch {name}", add_help=False)
     module.add_arguments(parser)
+    # A command whose list of positionals may follow its options (`copy URL SERVER --to T ID`)
+    # parses them intermixed: plain argparse takes the empty list before the first option.
+    parse = (
+        parser.parse_intermixed_args if getattr(module, "INTERMIXED", False) else parser.parse_args
+    )
     try:
-        args = parser.parse_args(rest)
+        args = parse(rest)
     except ParseExit as done:
         return done.code
     except PgvaultError as exc:
