@@ -100,6 +100,13 @@ def _naming(path: str) -> Iterator[None]:
         raise OSError(exc.errno, exc.strerror, path) from exc
 
 
+def _nearest_existing(path: str) -> str:
+    """The deepest existing directory on the way to `path` (what `mkdir -p` would write in)."""
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
 def _make_dirs(directory: str, owner: Ownership | None = None) -> None:
     """`mkdir -p` that fsyncs the parent of every directory it creates, so that a new
     object's path survives a power loss (a file's fsync does not persist its directory entry);
@@ -188,6 +195,20 @@ class LocalStore(ObjectStore):
         except PermissionError as exc:
             raise permission_denied(exc) from None
 
+    def _root_for_reading(self) -> bool:
+        """Whether the root exists (a look never creates it, as `ls` would not); a root
+        that is a file, or under one, is no container."""
+        if os.path.isdir(self.root):
+            return True
+        base = _nearest_existing(self.root)
+        if base == self.root:
+            raise ContainerNotFound(f"{self.root} is not a directory")
+        if not os.path.isdir(base):
+            raise ContainerNotFound(
+                f"directory {self.root} cannot be created: a part of its path is a file"
+            )
+        return False
+
     def _read_meta(self, path: str) -> dict[str, Any]:
         try:
             with open(self._meta_path(path)) as fh:
@@ -231,9 +252,10 @@ class LocalStore(ObjectStore):
         return Ownership.of_root(self.root)
 
     def _check(self) -> None:
-        self._require_root()
-        if not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
-            refused = PermissionError(errno.EACCES, os.strerror(errno.EACCES), self.root)
+        # A root still to be made is checked where the first write will make it.
+        where = self.root if self._root_for_reading() else _nearest_existing(self.root)
+        if not os.access(where, os.R_OK | os.W_OK | os.X_OK):
+            refused = PermissionError(errno.EACCES, os.strerror(errno.EACCES), where)
             raise permission_denied(refused)
 
     def _begin(self, key: str, options: PutOptions) -> _Upload:
@@ -358,7 +380,7 @@ class LocalStore(ObjectStore):
         try:
             return _FileStream(path, start, end)
         except (FileNotFoundError, NotADirectoryError):
-            self._require_root()
+            self._root_for_reading()
             if os.path.isfile(self._archived_path(key)):
                 raise ObjectArchived(
                     f"{key} is in the archive tier: rehydrate it before reading"
@@ -374,7 +396,7 @@ class LocalStore(ObjectStore):
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
-            self._require_root()
+            self._root_for_reading()
             raise ObjectNotFound(f"{key} does not exist") from None
         if not os.path.isfile(path):
             raise ObjectNotFound(f"{key} does not exist")
@@ -404,7 +426,8 @@ class LocalStore(ObjectStore):
     def _list(
         self, prefix: str, delimiter: str | None, page_size: int | None
     ) -> Iterator[ObjectInfo | CommonPrefix]:
-        self._require_root()
+        if not self._root_for_reading():
+            return
         dir_part, _, name_part = prefix.rpartition("/")
         base = os.path.join(self.root, *dir_part.split("/")) if dir_part else self.root
         rel = f"{dir_part}/" if dir_part else ""
@@ -535,7 +558,8 @@ class LocalStore(ObjectStore):
         self._prune(os.path.dirname(source))
 
     def _list_pending(self, prefix: str) -> list[PendingUpload]:
-        self._require_root()
+        if not self._root_for_reading():
+            return []
         pending = []
         for directory, _, files in os.walk(self.root):
             for name in files:
