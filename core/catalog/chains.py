@@ -72,25 +72,29 @@ def dependents(catalog: Catalog, backup_ids: Iterable[str] | None = None) -> dic
     """Backup ID -> the backups whose chain holds it (newest last); only incrementals are read."""
     wanted = set(backup_ids) if backup_ids is not None else None
     found: dict[str, list[str]] = {}
-    infos = catalog.backups()
-    parents = {i.backup_id: i.parent_backup_id for i in infos}
-    for info in infos:
+    parents = parent_links(catalog)
+    for info in catalog.backups():
         if not info.parent_backup_id:
             continue
         try:
             manifest = catalog.pgvault_manifest(info.backup_id)
         except PgvaultError:  # damaged, or encrypted and no key here: backup.info's parents
             manifest = None
-        chain = chain_of(manifest) or _ancestors(info.backup_id, parents)
+        chain = chain_of(manifest) or ancestors(info.backup_id, parents)
         for ancestor in chain:
             if wanted is None or ancestor in wanted:
                 found.setdefault(ancestor, []).append(info.backup_id)
     return found
 
 
-def _ancestors(backup_id: str, parents: dict[str, str | None]) -> tuple[str, ...]:
+def parent_links(catalog: Catalog) -> dict[str, str | None]:
+    """Backup ID -> its parent, as the clear backup.info files say (no key needed)."""
+    return {info.backup_id: info.parent_backup_id for info in catalog.backups()}
+
+
+def ancestors(backup_id: str, parents: dict[str, str | None]) -> tuple[str, ...]:
     """A backup's ancestors by backup.info's parent links, oldest first (to the first one
-    missing, which is kept: the chain needs it)."""
+    missing, which is kept: the chain needs it). What pgvault.json's chain says, without it."""
     found: list[str] = []
     parent = parents.get(backup_id)
     while parent is not None and parent not in found:
@@ -162,10 +166,12 @@ __all__ = [
     "INCREMENT_PREFIX",
     "PAGE_LSN",
     "WAL_SUMMARY",
+    "ancestors",
     "chain_of",
     "dependents",
     "kind_of",
     "kinds",
     "link_sets",
+    "parent_links",
     "tree_lines",
 ]

@@ -7,6 +7,7 @@ restore of the chain with the passphrase decrypts every link and replays the WAL
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -98,6 +99,13 @@ def test_an_encrypted_chain_is_encrypted_and_restores(source: Source, tmp_path: 
     # clear backup.info files when pgvault.json cannot be opened here.
     def delete(*args: str) -> subprocess.CompletedProcess[str]:
         return pgvault("backup-delete", *dest.cli_args, dest.url, SERVER, *args, env=dest.env)
+
+    args = ["--format", "json", *dest.cli_args, dest.url, SERVER]
+    listed = pgvault("backup-list", *args, env=dest.env)
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)["backups_list"]
+    [entry] = [b for b in rows if b["backup_id"] == incremental]
+    assert entry["pgvault"]["chain"] == [full]  # from backup.info, which needs no key
 
     refused = delete("-b", full, "--dry-run")
     assert refused.returncode != 0 and incremental in refused.stderr, refused.stderr
