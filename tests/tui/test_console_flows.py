@@ -305,7 +305,9 @@ async def test_fill_store_rows_are_what_the_table_shows(tmp_path: Path) -> None:
         assert states == ["running", "paused", "succeeded", "failed", "cancelled"]
 
 
-async def test_job_detail_opens_on_the_newest_log_lines(tmp_path: Path) -> None:
+async def test_job_detail_opens_on_the_newest_log_lines_with_room_for_them_at_80x24(
+    tmp_path: Path,
+) -> None:
     state = str(tmp_path / "state")
     fill_store(state, (replace(ROWS[0], log=tuple(f"line {i}" for i in range(40))),))
     app = make_app(state)
@@ -317,6 +319,12 @@ async def test_job_detail_opens_on_the_newest_log_lines(tmp_path: Path) -> None:
         await settle(pilot, lambda: len(log.lines) == 40)
         await pilot.pause(0.3)
         assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y
+        # Under 32 rows the chart gives the log three of its rows, and still draws its bars.
+        chart = app.screen.query_one("#detail-chart")
+        assert chart.size.height >= 2
+        assert log.scrollable_content_region.height >= 6
+        await pilot.resize_terminal(120, 40)
+        await settle(pilot, lambda: chart.outer_size.height == 9)
 
 
 async def test_the_catalog_follows_the_first_server_until_the_operator_moves(
@@ -399,23 +407,3 @@ async def test_a_kept_screen_shown_again_takes_a_theme_changed_meanwhile(
         background = app.current_theme.background
         assert background is not None
         assert detail.styles.background == Color.parse(background) != before
-
-
-async def test_job_detail_on_an_80x24_terminal_gives_the_log_the_rows_a_short_chart_frees(
-    tmp_path: Path,
-) -> None:
-    state = str(tmp_path / "state")
-    fill_store(state, (replace(ROWS[0], log=tuple(f"line {i}" for i in range(40))),))
-    app = make_app(state)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(pilot, loaded(app))
-        await pilot.press("enter")
-        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
-        chart = app.screen.query_one("#detail-chart")
-        log = app.screen.query_one("#detail-log", RichLog)
-        await settle(pilot, lambda: len(log.lines) == 40)
-        assert chart.size.height >= 2  # bars and the time axis still drawn
-        assert log.scrollable_content_region.height >= 6
-        await pilot.resize_terminal(120, 40)
-        await settle(pilot, lambda: chart.outer_size.height == 9)
-        assert log.scrollable_content_region.height >= 6

@@ -22,13 +22,18 @@ from tests.support.wal import WalSample, archived_bytes, archived_names, private
 AGE_HEADER = b"age-encryption.org/v1\n"
 
 
+@pytest.fixture
+def spool(scratch_dirs: Callable[[str], str]) -> ArchiveSpool:
+    """The spool one pusher and its archive_command calls share."""
+    return ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
+
+
 def test_the_pusher_stores_every_ready_file_and_reports_each_batch(
     destination: TestDestination,
     pg_wal: str,
     wal_sample: WalSample,
-    scratch_dirs: Callable[[str], str],
+    spool: ArchiveSpool,
 ) -> None:
-    spool = ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
     with destination.store() as store:
         archiver = WalArchiver(store, "pg1", ArchiveSettings("zstd", 1))
         runner = PusherThread(archiver, spool, pg_wal)
@@ -56,9 +61,8 @@ def test_no_marker_acknowledges_other_bytes_and_conflicts_reach_archive_command(
     destination: TestDestination,
     pg_wal: str,
     wal_sample: WalSample,
-    scratch_dirs: Callable[[str], str],
+    spool: ArchiveSpool,
 ) -> None:
-    spool = ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
     first = wal_sample.segments[0]
     path = os.path.join(pg_wal, first)
     with destination.store() as store:
@@ -95,9 +99,8 @@ def test_an_unexpected_error_reaches_archive_command_in_the_synchronous_words_an
     destination: TestDestination,
     pg_wal: str,
     wal_sample: WalSample,
-    scratch_dirs: Callable[[str], str],
+    spool: ArchiveSpool,
 ) -> None:
-    spool = ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
     first = wal_sample.segments[0]
     with destination.store() as store:
         runner = PusherThread(_BuggyArchiver(store, "pg1", ArchiveSettings()), spool, pg_wal)
@@ -115,9 +118,8 @@ def test_a_running_pusher_seals_from_the_next_batch_after_keys_init_and_stops_if
     destination: TestDestination,
     pg_wal: str,
     wal_sample: WalSample,
-    scratch_dirs: Callable[[str], str],
+    spool: ArchiveSpool,
 ) -> None:
-    spool = ArchiveSpool(os.path.join(private_parent(scratch_dirs), "pg1.test"))
     first, second, third = wal_sample.segments[:3]
     status = Path(pg_wal, "archive_status")
     for later in (second, third):  # PostgreSQL has not finished them yet
