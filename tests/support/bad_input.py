@@ -444,6 +444,7 @@ def _job_cases() -> Iterator[Case]:
         ("--since", "someday"),
         ("--since", "-5h"),
         ("--bogus",),
+        ("--kind", "nosuchkind"),
     ):
         yield Case(("jobs", "list", *flags), 3, "jobs list")
     yield Case(("jobs", "explode"), 3, "jobs verb")

@@ -28,6 +28,7 @@ from core.jobs import (
     JobStore,
     reap_dead,
 )
+from core.jobs.kinds import BUILTIN
 from core.jobs.model import parse_job_id, parse_state
 from core.jobs.runner import ended_resumably, resume_request, spawn_detached
 from core.timeparse import parse_local_time
@@ -281,6 +282,9 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
         since=parse_since(args.since) if args.since else None,
     )
     jobs = store.list_jobs(where)
+    unknown = [k for k in where.kinds if k not in BUILTIN]
+    if unknown and not jobs:  # a kind no job has and pgvault does not know: a typo, said so
+        raise InputError(f"unknown job kind {unknown[0]!r} (one of: {', '.join(BUILTIN)})")
     if args.format == "json":
         _dump([job_dict(j) for j in jobs])
         return ExitCode.OK
