@@ -18,6 +18,7 @@ from datetime import datetime
 
 from core.catalog.backup_info import DONE, BackupInfo
 from core.catalog.browse import no_backups_here
+from core.catalog.chains import ancestors, parent_links
 from core.catalog.reader import LATEST, Catalog
 from core.errors import InputError, OperationFailed
 from core.names import check_line_safe
@@ -255,9 +256,13 @@ def _newest_for(catalog: Catalog, reference: str, target: RecoveryTarget) -> Bac
     elif target.timeline is not None:
         timeline = int(target.timeline)
     candidates = [b for b in reversed(catalog.backups()) if b.status == DONE]
+    done = {b.backup_id for b in candidates}
+    parents = parent_links(catalog)
     for info in candidates:
         if timeline is not None and (info.timeline or 1) != timeline:
             continue
+        if any(a not in done for a in ancestors(info.backup_id, parents)):
+            continue  # a link of its chain is gone or not DONE: an older backup can do
         if _ended_before(info, target):
             return info
     wanted = []

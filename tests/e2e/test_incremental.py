@@ -391,6 +391,28 @@ def test_a_failed_parent_gives_a_full_backup_saying_why(chain: Chain) -> None:
     assert chain.catalog().get(backup_id).parent_backup_id is None
 
 
+def test_latest_passes_over_backups_whose_chain_lost_a_link(chain: Chain) -> None:
+    """`restore latest` with a target restores the newest backup it can: not one whose
+    chain lost a link (here the second incremental, marked FAILED), but the newest before
+    the target whose whole chain is DONE."""
+    catalog = chain.catalog()
+    first, second, third, fourth = chain.order[1:5]
+    assert catalog.get(fourth).parent_backup_id == third  # built on the link to be lost
+    stop = catalog.get(fourth).end_xlog
+    assert stop
+    store = chain.dest.store()
+    key = catalog.layout.backup_info(second)
+    original = store.get_bytes(key)
+    store.put_bytes(key, serialize(parse(second, original).with_changes(status=FAILED)))
+    target = new_target()
+    try:
+        restored = restore(chain.dest, target, "latest", "--target-lsn", stop)
+        assert restored.stdout.strip() == first
+    finally:
+        store.put_bytes(key, original)
+        target.drop()
+
+
 def test_an_incremental_killed_mid_way_leaves_the_chain_usable(chain: Chain) -> None:
     c = chain.cluster
     c.sql("update accounts set owner = owner || '?'")  # every page of the table changes
