@@ -48,7 +48,13 @@ from core.protection.retention import (
     Step,
     plan_retention,
 )
-from core.protection.runs import RunOutcome, copy_to_secondary, delete_backup, take_backup
+from core.protection.runs import (
+    RunOutcome,
+    copy_to_secondary,
+    delete_backup,
+    failure_text,
+    take_backup,
+)
 from core.protection.schedule import compile_schedule
 from core.protection.secondary_retention import (
     delete_at_secondary,
@@ -129,33 +135,43 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
     now = require_aware(now, "now")
     report = PassReport(vault.store.name, now)
     instances = vault.store.instances()
+    failures: list[tuple[str, str]] = []
     for instance in instances:
         if instance.state is not ProtectionState.CONFIGURED:
             continue
         try:
-            policy = vault.store.get_policy(instance.policy_name)
-            outcome = run_due_slot(vault, jobs, instance, policy, now, who)
-            if outcome is not None:
-                report.runs.append(outcome)
-                report.errors += wal_not_locked(vault, instance.server_name, outcome, now)
-                copied = outcome.secondary_copy
-                if copied is not None and copied.error:
-                    report.errors.append(
-                        f"{instance.name}: copy to {copied.target}: {copied.error}"
-                    )
-            outcomes = apply_retention(vault, jobs, instance, policy, now)
-            report.retention.extend(outcomes)
-            report.errors += secondary_failures(instance, outcomes)
-        except PgvaultError as exc:  # one instance's trouble must not stop the others
-            log.error("%s: %s", instance.name, exc)
-            report.errors.append(f"{instance.name}: {exc}")
+            _pass_instance(vault, jobs, instance, report, who)
+            continue
+        except Exception as exc:  # one instance's trouble, even a bug, must not stop the others
+            error = failure_text(exc)
+            log.error("%s: %s", instance.name, error)
+        failures.append((instance.name, error))
+        report.errors.append(f"{instance.name}: {error}")
     try:
-        facts = PassFacts(report.now, tuple(report.retention))
+        facts = PassFacts(report.now, tuple(report.retention), tuple(failures))
         report.notifications = notify_pass(vault, facts, who, instances)
     except PgvaultError as exc:  # a vault that cannot record notices still did its backups
         log.error("notifications: %s", exc)
         report.errors.append(f"notifications: {exc}")
     return report
+
+
+def _pass_instance(
+    vault: OpenVault, jobs: JobStore, instance: BackupInstance, report: PassReport, who: str
+) -> None:
+    """One instance's part of a pass: its due slot, then its retention."""
+    now = report.now
+    policy = vault.store.get_policy(instance.policy_name)
+    outcome = run_due_slot(vault, jobs, instance, policy, now, who)
+    if outcome is not None:
+        report.runs.append(outcome)
+        report.errors += wal_not_locked(vault, instance.server_name, outcome, now)
+        copied = outcome.secondary_copy
+        if copied is not None and copied.error:
+            report.errors.append(f"{instance.name}: copy to {copied.target}: {copied.error}")
+    outcomes = apply_retention(vault, jobs, instance, policy, now)
+    report.retention.extend(outcomes)
+    report.errors += secondary_failures(instance, outcomes)
 
 
 def secondary_failures(instance: BackupInstance, outcomes: list[RetentionOutcome]) -> list[str]:

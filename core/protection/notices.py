@@ -51,6 +51,7 @@ class RetentionOutcome(Protocol):
 
 class Event(StrEnum):
     JOB_FAILED = "job-failed"
+    INSTANCE_FAILED = "instance-failed"
     PROTECTION_STALE = "protection-stale"
     WAL_LAG = "wal-lag"
     RETENTION = "retention"
@@ -96,6 +97,21 @@ def job_failed(instance: str, runs: Iterable[RunRecord]) -> Notice | None:
         redact(
             f"The {last.trigger} backup of {instance} for slot {utc_text(last.slot)}{job} "
             f"failed: {last.error or 'no error recorded'}. Runs failed in a row: {len(streak)}."
+        ),
+    )
+
+
+def instance_failed(instance: str, error: str, now: datetime) -> Notice:
+    """The agent could not handle an instance in a pass: once per distinct error."""
+    return Notice(
+        Event.INSTANCE_FAILED,
+        instance,
+        f"instance-error-{error}",
+        f"pgvault: the agent could not protect {instance}",
+        redact(
+            f"The agent's pass at {utc_text(now)} failed for {instance}: {error}. The vault's "
+            "other instances were handled. It is tried again on every pass; this is said "
+            "once per error."
         ),
     )
 
@@ -238,6 +254,7 @@ __all__ = [
     "Notice",
     "NoticeStore",
     "delete_failed",
+    "instance_failed",
     "job_failed",
     "retention",
     "stale",

@@ -15,13 +15,14 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 import psycopg2.extensions
 
-from core.errors import InputError, PgvaultError
+from core.errors import InputError, PgvaultError, own_cause
 from core.jobs import Job, JobState, JobStore
 from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
 from core.protection.model import BackupInstance, RunRecord, RunState, RunTrigger
 from core.protection.policy import BackupType
 from core.protection.service import OpenVault
+from core.secrets import redact
 from core.storage import ObjectStore
 from core.urls import Provider
 
@@ -108,8 +109,8 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
     slot = record.slot
     try:
         outcome, backup_id = _run_job(vault, jobs, instance, kind)
-    except InputError as exc:
-        ended = replace(record, state=RunState.FAILED, finished=_now(), error=str(exc))
+    except Exception as exc:  # the claimed slot ends FAILED whatever stopped its job
+        ended = replace(record, state=RunState.FAILED, finished=_now(), error=failure_text(exc))
         vault.store.update_run(ended)
         return RunOutcome(instance.name, slot, trigger, tag, True, ended)
     job = outcome.job
@@ -134,6 +135,16 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
     if ended.backup_id and instance.secondary_destination:
         copied = copy_to_secondary(vault, jobs, instance, ended.backup_id)
     return RunOutcome(instance.name, slot, trigger, tag, True, ended, copied)
+
+
+def failure_text(exc: Exception) -> str:
+    """What a run record or a pass says of an error: a PgvaultError's own words, else the
+    bug's type and text (its traceback is logged at debug level, shown with -vv)."""
+    cause = own_cause(exc)
+    if cause is not None:
+        return str(cause)
+    log.debug("unexpected error", exc_info=exc)
+    return redact(f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 def copy_to_secondary(
@@ -279,5 +290,6 @@ __all__ = [
     "copy_to_secondary",
     "delete_backup",
     "delete_logical_in",
+    "failure_text",
     "take_backup",
 ]

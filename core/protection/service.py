@@ -26,7 +26,7 @@ from core.protection.model import (
 )
 from core.protection.notify_urls import check_notify_urls
 from core.protection.policy import BackupPolicy, policy_to_json
-from core.protection.policy_read import parse_policy
+from core.protection.policy_read import parse_input_policy
 from core.protection.registry import Registry, VaultEntry, entry_for
 from core.protection.secretref import SecretReference
 from core.protection.simulate import EventKind, simulate
@@ -49,7 +49,7 @@ def read_policy_file(path: str) -> BackupPolicy:
         text = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"policy file {path}: cannot read it ({exc.strerror})") from None
-    return parse_policy(text, f"policy file {path}")
+    return parse_input_policy(text, f"policy file {path}")
 
 
 @dataclass(frozen=True)
@@ -221,7 +221,12 @@ def simulate_policy(
     if days < 1:
         raise InputError("--days must be at least 1")
     policy = read_policy_file(path)
-    end = start + timedelta(days=days)
+    try:
+        end = start + timedelta(days=days)
+    except OverflowError:  # past year 9999 (or past timedelta's 999 999 999 days)
+        raise InputError(
+            f"--from {start.date()} --days {days}: the simulation would end past year 9999"
+        ) from None
     result = simulate(policy, start, end)
     follow = SecondaryRetention(secondary_retention) is SecondaryRetention.FOLLOW
     events: list[dict[str, Any]] = []
