@@ -506,8 +506,13 @@ def agent_pass(
     reports = []
     with JobStore.open(state_dir) as jobs:
         for name in vault_names(state_dir, vault):
-            with opened_vault(state_dir, name) as opened:
-                reports.append(run_pass(opened, jobs, now, who or agent_id()))
+            try:
+                with opened_vault(state_dir, name) as opened:
+                    reports.append(run_pass(opened, jobs, now, who or agent_id()))
+            except Exception as exc:  # one vault's destination gone must not stop the others
+                error = failure_text(exc)
+                log.error("%s", error)
+                reports.append(PassReport(name, require_aware(now, "now"), errors=[error]))
     return reports
 
 

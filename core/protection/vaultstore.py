@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.errors import InputError, ObjectExists, ObjectNotFound
+from core.errors import InputError, ObjectExists, ObjectNotFound, OperationFailed
 from core.protection.jsondoc import dumps, loads
 from core.protection.model import BackupInstance, RunRecord, RunTrigger, Vault, validate_name
 from core.protection.policy import BackupPolicy, dump_policy
@@ -43,6 +43,12 @@ def slot_key(slot: datetime, trigger: RunTrigger = RunTrigger.SCHEDULED) -> str:
     """A run record's file name: the UTC slot, sortable; ad hoc runs are marked."""
     text = slot.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return text + ("-adhoc" if trigger is RunTrigger.ADHOC else "")
+
+
+class VaultUnavailable(OperationFailed):
+    """A vault's state is not in its destination: the destination is gone (a directory
+    removed, a file system not mounted, a bucket deleted) or another host deleted the vault.
+    Not bad input (exit 1): the command named a vault this host knows."""
 
 
 class VaultStore:
@@ -74,7 +80,13 @@ class VaultStore:
         return True
 
     def load(self) -> Vault:
-        return Vault.from_json(self._read(f"{self.prefix}vault.json", f"vault {self.name!r}"))
+        """The stored vault; VaultUnavailable when its vault.json is not there."""
+        key = f"{self.prefix}vault.json"
+        try:
+            document = self.store.get_bytes(key)
+        except ObjectNotFound:
+            raise VaultUnavailable(f"there is no {key}") from None
+        return Vault.from_json(loads(document, f"vault {self.name!r}"))
 
     def delete(self) -> int:
         """Delete the vault and everything it stores; refused while instances use it."""
@@ -226,4 +238,4 @@ class VaultStore:
         return loads(self._get(key, what), what)
 
 
-__all__ = ["ROOT", "VaultStore", "list_vaults", "slot_key"]
+__all__ = ["ROOT", "VaultStore", "VaultUnavailable", "list_vaults", "slot_key"]

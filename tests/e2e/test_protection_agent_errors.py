@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from core.protection.jsondoc import dumps
-from tests.e2e.test_protection_agent import Agent, pt1m_policy, require_password
+from tests.e2e.test_protection_agent import Agent, pt1m_policy, require_password, set_up
 from tests.support.catalog import SERVER, archived_server
-from tests.support.cli import pgvault
+from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
 from tests.support.postgres import Cluster
 from tests.support.receivers import webhook_server
@@ -134,3 +135,59 @@ def test_an_instance_the_agent_cannot_handle_does_not_stop_the_others(
     # said once, though the error came back on the second pass
     assert told.count("pgvault: the agent could not protect a-forever") == 1, told
     assert [n["event"] for n in passes[0]["notifications"]].count("instance-failed") == 1
+
+
+def test_a_vault_whose_destination_is_gone_is_reported_and_the_others_go_on(
+    make_dest: Callable[..., TestDestination],
+    cluster_factory: Callable[..., Cluster],
+    pgvault_bin: str,
+    tmp_path: Path,
+) -> None:
+    dest = make_dest("file")
+    server = archived_server(cluster_factory, dest, pgvault_bin)
+    require_password(server.cluster)
+    agent = Agent(dest, tmp_path / "state")
+    set_up(agent, server.cluster)  # vault v1 and its instance
+    gone = tmp_path / "mnt" / "destgone"  # an NFS mount, say, that is not mounted
+    agent.run("vault", "create", "vgone", "--destination", gone.as_uri())
+    shutil.rmtree(gone)
+    base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    unavailable = "vault 'vgone' is unavailable: there is no .pgvault/vaults/vgone/vault.json"
+
+    result = pgvault("agent", "--once", "--now", base.isoformat(), env=agent.env)
+    assert result.returncode == 1, result.stderr
+    reports = {r["vault"]: r for r in json.loads(result.stdout)}
+    assert len(reports["vgone"]["errors"]) == 1
+    assert reports["vgone"]["errors"][0].startswith(unavailable)
+    assert gone.as_uri() in reports["vgone"]["errors"][0]
+    assert reports["v1"]["errors"] == []
+    assert [r["state"] for r in reports["v1"]["runs"]] == ["succeeded"]
+
+    status = agent.run("status", "--format", "json")  # a report: exit 0
+    assert [(s["vault"], s["backupInstance"], s["health"]) for s in status] == [
+        ("v1", SERVER, "healthy"),
+        ("vgone", None, "unavailable"),
+    ]
+    assert status[1]["reason"].startswith(unavailable)
+    checked = pgvault("status", "--check", env=agent.env)  # nothing is known of vgone's
+    assert checked.returncode == 1, checked.stderr
+    assert "unavailable" in checked.stdout and SERVER in checked.stdout
+
+    # running forever, the agent goes on past the vault's error pass after pass
+    forever = spawn("agent", "--vault", "vgone", "--interval", "1", env=agent.env)
+    try:
+        assert forever.stdout is not None
+        passes = [json.loads(forever.stdout.readline()) for _ in range(2)]
+    finally:
+        forever.terminate()
+        forever.communicate(timeout=60)
+    assert [[r["errors"][0].startswith(unavailable) for r in p] for p in passes] == [[True], [True]]
+
+    shown = pgvault("vault", "show", "vgone", env=agent.env)  # not bad input: it failed
+    assert shown.returncode == 1 and unavailable in shown.stderr, shown.stderr
+    # deleting it forgets this host's registration only: nothing there can be checked
+    deleted = agent.run("vault", "delete", "vgone")
+    assert (deleted["deleted"], deleted["forgotten"], deleted["objects"]) == ("vgone", True, 0)
+    assert [v["name"] for v in agent.run("vault", "list")] == ["v1"]
+    still = pgvault("vault", "delete", "v1", env=agent.env)  # read: its instance refuses it
+    assert still.returncode == 3 and "still protects" in still.stderr, still.stderr
