@@ -25,6 +25,7 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 
 from core.catalog.chains import dependents
 from core.catalog.reader import Catalog
@@ -54,6 +55,7 @@ from core.protection.runs import (
     delete_backup,
     failure_text,
     take_backup,
+    take_over_abandoned,
 )
 from core.protection.schedule import compile_schedule
 from core.protection.secondary_retention import (
@@ -162,8 +164,7 @@ def _pass_instance(
     """One instance's part of a pass: its due slot, then its retention."""
     now = report.now
     policy = vault.store.get_policy(instance.policy_name)
-    outcome = run_due_slot(vault, jobs, instance, policy, now, who)
-    if outcome is not None:
+    for outcome in run_due_slot(vault, jobs, instance, policy, now, who):
         report.runs.append(outcome)
         report.errors += wal_not_locked(vault, instance.server_name, outcome, now)
         copied = outcome.secondary_copy
@@ -216,24 +217,27 @@ def run_due_slot(
     policy: BackupPolicy,
     now: datetime,
     who: str,
-) -> RunOutcome | None:
-    """Run the instance's latest due slot (once, whoever claims it first); None if none."""
+) -> list[RunOutcome]:
+    """Run the instance's latest due slot (once, whoever claims it first), after taking
+    over the claims whose holder is gone (the newest slot's runs again when no later is due)."""
     rule = policy.backup_rule()
     trigger = rule.trigger
+    runs = [r for r in vault.store.runs(instance.name) if r.trigger is RunTrigger.SCHEDULED]
+    since = max((r.slot for r in runs), default=instance.created or now)
     if not isinstance(trigger, ScheduleTrigger):
-        return None
+        return take_over_abandoned(vault, jobs, instance, who, None, lambda _: None)
     schedule = compile_schedule(
         trigger.schedule.repeating_time_intervals, trigger.schedule.time_zone
     )
-    runs = [r for r in vault.store.runs(instance.name) if r.trigger is RunTrigger.SCHEDULED]
-    since = max((r.slot for r in runs), default=instance.created or now)
     slot = schedule.due(since, now)
+    kind = partial(rule_kind, vault, instance, policy)
+    done = take_over_abandoned(vault, jobs, instance, who, since if slot is None else None, kind)
     if slot is None:
-        return None
+        return done
     earlier = [r.slot for r in runs if r.state is RunState.SUCCEEDED]
     tag = choose_tag(trigger.tagging_criteria, slot, earlier, get_zone(trigger.schedule.time_zone))
     log.info("%s: slot %s is due (tag %s)", instance.name, slot.isoformat(), tag.tag_name)
-    return take_backup(
+    outcome = take_backup(
         vault,
         jobs,
         instance,
@@ -242,8 +246,9 @@ def run_due_slot(
         trigger=RunTrigger.SCHEDULED,
         tag=tag.tag_name,
         agent_id=who,
-        kind=rule_kind(vault, instance, policy, slot),
+        kind=kind(slot),
     )
+    return [*done, outcome]
 
 
 def rule_kind(

@@ -101,6 +101,22 @@ def job_failed(instance: str, runs: Iterable[RunRecord]) -> Notice | None:
     )
 
 
+def taken_over(run: RunRecord) -> Notice:
+    """A claim whose holder died mid-backup, taken over and run again: once per claim."""
+    state = {RunState.CLAIMED: "is running again", RunState.SUCCEEDED: "ran again"}
+    return Notice(
+        Event.JOB_FAILED,
+        run.instance,
+        f"abandoned-{utc_text(run.slot)}-{run.trigger}-{run.abandoned}",
+        f"pgvault: backup of {run.instance} was abandoned mid-way",
+        redact(
+            f"The {run.trigger} backup of {run.instance} for slot {utc_text(run.slot)} was "
+            f"{run.abandoned}. The slot was taken over by {run.claimed_by} and "
+            f"{state.get(run.state, 'ran again and failed')}."
+        ),
+    )
+
+
 def instance_failed(instance: str, error: str, now: datetime) -> Notice:
     """The agent could not handle an instance in a pass: once per distinct error."""
     return Notice(
@@ -258,5 +274,6 @@ __all__ = [
     "job_failed",
     "retention",
     "stale",
+    "taken_over",
     "wal_lag",
 ]

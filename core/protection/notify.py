@@ -115,6 +115,7 @@ def instance_notices(
     policy = store.get_policy(instance.policy_name)
     runs = list(store.runs(instance.name))
     found = [notices.job_failed(instance.name, runs)]
+    found += [notices.taken_over(run) for run in runs if run.abandoned]
     outcomes = [o for o in report.retention if o.instance == instance.name]
     found += [notices.delete_failed(o) for o in outcomes if o.result == "failed"]
     found.append(notices.retention(instance.name, outcomes))

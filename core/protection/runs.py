@@ -19,6 +19,7 @@ from core.errors import InputError, PgvaultError, own_cause
 from core.jobs import Job, JobState, JobStore
 from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
+from core.protection.claims import abandoned_reason, heartbeat, new_owner, take_over
 from core.protection.model import BackupInstance, RunRecord, RunState, RunTrigger
 from core.protection.policy import BackupType
 from core.protection.service import OpenVault
@@ -99,16 +100,30 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
     kind: BackupType | None = None,
 ) -> RunOutcome:
     """Claim the slot and, when this caller got it, run the backup job and record the end."""
-    record = RunRecord(instance.name, slot, rule, trigger, RunState.CLAIMED, agent_id, tag)
+    record = RunRecord(
+        instance.name, slot, rule, trigger, RunState.CLAIMED, agent_id, tag, owner=new_owner()
+    )
     while not vault.store.claim_run(record):
         if trigger is not RunTrigger.ADHOC:
             return RunOutcome(instance.name, slot, trigger, tag, claimed=False)
         # An ad hoc run asks for a backup now, not for a slot agents share: a second one in
         # the same second (a script, a small fast backup) takes the next free second.
         record = replace(record, slot=record.slot + timedelta(seconds=1))
-    slot = record.slot
+    return run_claimed(vault, jobs, instance, record, kind)
+
+
+def run_claimed(
+    vault: OpenVault,
+    jobs: JobStore,
+    instance: BackupInstance,
+    record: RunRecord,
+    kind: BackupType | None,
+) -> RunOutcome:
+    """Run the backup of a slot this agent holds (its claim renewed meanwhile); record the end."""
+    slot, trigger, tag = record.slot, record.trigger, record.tag
     try:
-        outcome, backup_id = _run_job(vault, jobs, instance, kind)
+        with heartbeat(vault, record):
+            outcome, backup_id = _run_job(vault, jobs, instance, kind)
     except Exception as exc:  # the claimed slot ends FAILED whatever stopped its job
         ended = replace(record, state=RunState.FAILED, finished=_now(), error=failure_text(exc))
         vault.store.update_run(ended)
@@ -135,6 +150,39 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
     if ended.backup_id and instance.secondary_destination:
         copied = copy_to_secondary(vault, jobs, instance, ended.backup_id)
     return RunOutcome(instance.name, slot, trigger, tag, True, ended, copied)
+
+
+def take_over_abandoned(
+    vault: OpenVault,
+    jobs: JobStore,
+    instance: BackupInstance,
+    who: str,
+    retry: datetime | None,
+    kind: Callable[[datetime], BackupType | None],
+) -> list[RunOutcome]:
+    """Take over each claim whose holder is provably gone (claims.take_over, once): the
+    scheduled slot `retry` (the newest, when no later one is due) runs again; any other is
+    recorded failed, its next slot catching up."""
+    outcomes = []
+    for record in list(vault.store.runs(instance.name)):
+        reason = abandoned_reason(vault.store, record)
+        taken = None if reason is None else take_over(vault.store, record, reason, who)
+        if taken is None:
+            continue
+        if taken.trigger is RunTrigger.SCHEDULED and taken.slot == retry:
+            outcomes.append(run_claimed(vault, jobs, instance, taken, kind(taken.slot)))
+            continue
+        ended = replace(
+            taken,
+            state=RunState.FAILED,
+            finished=_now(),
+            error=f"abandoned: {taken.abandoned}",
+            abandoned=None,  # not retried: the failure is the run's own (job-failed)
+        )
+        vault.store.update_run(ended)
+        outcome = RunOutcome(ended.instance, ended.slot, ended.trigger, ended.tag, True, ended)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def failure_text(exc: Exception) -> str:
@@ -291,5 +339,7 @@ __all__ = [
     "delete_backup",
     "delete_logical_in",
     "failure_text",
+    "run_claimed",
     "take_backup",
+    "take_over_abandoned",
 ]

@@ -10,6 +10,7 @@ same vault, policy, instance or run record cannot both succeed.
     .pgvault/vaults/<vault>/policies/<policy>.json
     .pgvault/vaults/<vault>/instances/<instance>.json
     .pgvault/vaults/<vault>/runs/<instance>/<slot as 20260329T010000Z>[-adhoc].json
+    .pgvault/vaults/<vault>/runs/<instance>/<slot ...>.json.takeover-<token>  (empty)
     .pgvault/vaults/<vault>/notices/<instance>/<event>-<fingerprint>.json
 """
 
@@ -185,6 +186,23 @@ class VaultStore:
         """Rewrite a claimed run's record (its job, backup and end)."""
         self.store.put_bytes(self._run_key(record), dumps(record.to_json()).encode())
 
+    def run_heartbeat(self, record: RunRecord) -> datetime | None:
+        """When the store last wrote a run's record (its holder renews it); None: unknown."""
+        try:
+            return self.store.head(self._run_key(record)).modified
+        except ObjectNotFound:
+            return None
+
+    def claim_takeover(self, record: RunRecord, token: str) -> bool:
+        """Win the right to take over a claim whose holder is gone (a conditional write of
+        a marker named after the holder's token); False when another agent won it."""
+        marker = f"{self._run_key(record)}.takeover-{token}"
+        try:
+            self.store.put_bytes(marker, b"", _CREATE)
+        except ObjectExists:
+            return False
+        return True
+
     def get_run(
         self, instance: str, slot: datetime, trigger: RunTrigger = RunTrigger.SCHEDULED
     ) -> RunRecord:
@@ -193,7 +211,9 @@ class VaultStore:
 
     def runs(self, instance: str) -> Iterator[RunRecord]:
         """An instance's run records, oldest slot first."""
-        keys = sorted(item.key for item in self.store.list_objects(self._runs_prefix(instance)))
+        listed = self.store.list_objects(self._runs_prefix(instance))
+        # takeover markers (claim_takeover) sit beside the records
+        keys = sorted(item.key for item in listed if item.key.endswith(".json"))
         for key in keys:
             yield RunRecord.from_json(self._read(key, f"run record {key}"))
 
