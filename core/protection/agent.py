@@ -278,6 +278,7 @@ def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoin
     catalog = Catalog(vault.store.store, instance.server_name)
     done = {info.backup_id for info in catalog.backups() if info.status == "DONE"}
     archived = catalog.archived()
+    keeps = catalog.keep_targets()
     # a Logical rule's backups: finished ones have their logical.json (LOCKED: encrypted)
     done |= {
         m.backup_id
@@ -290,6 +291,7 @@ def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoin
             run.slot,
             run.tag or "Default",
             frozenset({ARCHIVE if run.backup_id in archived else VAULT}),
+            kept=keeps.get(run.backup_id),
         )
         for run in vault.store.runs(instance.name)
         if run.state is RunState.SUCCEEDED and run.backup_id in done
