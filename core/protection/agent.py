@@ -25,6 +25,7 @@ import os
 import socket
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 
 from core.catalog.chains import dependents
 from core.catalog.reader import Catalog
@@ -48,7 +49,14 @@ from core.protection.retention import (
     Step,
     plan_retention,
 )
-from core.protection.runs import RunOutcome, copy_to_secondary, delete_backup, take_backup
+from core.protection.runs import (
+    RunOutcome,
+    copy_to_secondary,
+    delete_backup,
+    failure_text,
+    take_backup,
+    take_over_abandoned,
+)
 from core.protection.schedule import compile_schedule
 from core.protection.secondary_retention import (
     delete_at_secondary,
@@ -129,33 +137,42 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
     now = require_aware(now, "now")
     report = PassReport(vault.store.name, now)
     instances = vault.store.instances()
+    failures: list[tuple[str, str]] = []
     for instance in instances:
         if instance.state is not ProtectionState.CONFIGURED:
             continue
         try:
-            policy = vault.store.get_policy(instance.policy_name)
-            outcome = run_due_slot(vault, jobs, instance, policy, now, who)
-            if outcome is not None:
-                report.runs.append(outcome)
-                report.errors += wal_not_locked(vault, instance.server_name, outcome, now)
-                copied = outcome.secondary_copy
-                if copied is not None and copied.error:
-                    report.errors.append(
-                        f"{instance.name}: copy to {copied.target}: {copied.error}"
-                    )
-            outcomes = apply_retention(vault, jobs, instance, policy, now)
-            report.retention.extend(outcomes)
-            report.errors += secondary_failures(instance, outcomes)
-        except PgvaultError as exc:  # one instance's trouble must not stop the others
-            log.error("%s: %s", instance.name, exc)
-            report.errors.append(f"{instance.name}: {exc}")
+            _pass_instance(vault, jobs, instance, report, who)
+            continue
+        except Exception as exc:  # one instance's trouble, even a bug, must not stop the others
+            error = failure_text(exc)
+            log.error("%s: %s", instance.name, error)
+        failures.append((instance.name, error))
+        report.errors.append(f"{instance.name}: {error}")
     try:
-        facts = PassFacts(report.now, tuple(report.retention))
+        facts = PassFacts(report.now, tuple(report.retention), tuple(failures))
         report.notifications = notify_pass(vault, facts, who, instances)
     except PgvaultError as exc:  # a vault that cannot record notices still did its backups
         log.error("notifications: %s", exc)
         report.errors.append(f"notifications: {exc}")
     return report
+
+
+def _pass_instance(
+    vault: OpenVault, jobs: JobStore, instance: BackupInstance, report: PassReport, who: str
+) -> None:
+    """One instance's part of a pass: its due slot, then its retention."""
+    now = report.now
+    policy = vault.store.get_policy(instance.policy_name)
+    for outcome in run_due_slot(vault, jobs, instance, policy, now, who):
+        report.runs.append(outcome)
+        report.errors += wal_not_locked(vault, instance.server_name, outcome, now)
+        copied = outcome.secondary_copy
+        if copied is not None and copied.error:
+            report.errors.append(f"{instance.name}: copy to {copied.target}: {copied.error}")
+    outcomes = apply_retention(vault, jobs, instance, policy, now)
+    report.retention.extend(outcomes)
+    report.errors += secondary_failures(instance, outcomes)
 
 
 def secondary_failures(instance: BackupInstance, outcomes: list[RetentionOutcome]) -> list[str]:
@@ -200,24 +217,27 @@ def run_due_slot(
     policy: BackupPolicy,
     now: datetime,
     who: str,
-) -> RunOutcome | None:
-    """Run the instance's latest due slot (once, whoever claims it first); None if none."""
+) -> list[RunOutcome]:
+    """Run the instance's latest due slot (once, whoever claims it first), after taking
+    over the claims whose holder is gone (the newest slot's runs again when no later is due)."""
     rule = policy.backup_rule()
     trigger = rule.trigger
+    runs = [r for r in vault.store.runs(instance.name) if r.trigger is RunTrigger.SCHEDULED]
+    since = max((r.slot for r in runs), default=instance.created or now)
     if not isinstance(trigger, ScheduleTrigger):
-        return None
+        return take_over_abandoned(vault, jobs, instance, who, None, lambda _: None)
     schedule = compile_schedule(
         trigger.schedule.repeating_time_intervals, trigger.schedule.time_zone
     )
-    runs = [r for r in vault.store.runs(instance.name) if r.trigger is RunTrigger.SCHEDULED]
-    since = max((r.slot for r in runs), default=instance.created or now)
     slot = schedule.due(since, now)
+    kind = partial(rule_kind, vault, instance, policy)
+    done = take_over_abandoned(vault, jobs, instance, who, since if slot is None else None, kind)
     if slot is None:
-        return None
+        return done
     earlier = [r.slot for r in runs if r.state is RunState.SUCCEEDED]
     tag = choose_tag(trigger.tagging_criteria, slot, earlier, get_zone(trigger.schedule.time_zone))
     log.info("%s: slot %s is due (tag %s)", instance.name, slot.isoformat(), tag.tag_name)
-    return take_backup(
+    outcome = take_backup(
         vault,
         jobs,
         instance,
@@ -226,8 +246,9 @@ def run_due_slot(
         trigger=RunTrigger.SCHEDULED,
         tag=tag.tag_name,
         agent_id=who,
-        kind=rule_kind(vault, instance, policy, slot),
+        kind=kind(slot),
     )
+    return [*done, outcome]
 
 
 def rule_kind(
@@ -257,6 +278,7 @@ def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoin
     catalog = Catalog(vault.store.store, instance.server_name)
     done = {info.backup_id for info in catalog.backups() if info.status == "DONE"}
     archived = catalog.archived()
+    keeps = catalog.keep_targets()
     # a Logical rule's backups: finished ones have their logical.json (LOCKED: encrypted)
     done |= {
         m.backup_id
@@ -269,6 +291,7 @@ def backup_points(vault: OpenVault, instance: BackupInstance) -> list[BackupPoin
             run.slot,
             run.tag or "Default",
             frozenset({ARCHIVE if run.backup_id in archived else VAULT}),
+            kept=keeps.get(run.backup_id),
         )
         for run in vault.store.runs(instance.name)
         if run.state is RunState.SUCCEEDED and run.backup_id in done
@@ -490,8 +513,13 @@ def agent_pass(
     reports = []
     with JobStore.open(state_dir) as jobs:
         for name in vault_names(state_dir, vault):
-            with opened_vault(state_dir, name) as opened:
-                reports.append(run_pass(opened, jobs, now, who or agent_id()))
+            try:
+                with opened_vault(state_dir, name) as opened:
+                    reports.append(run_pass(opened, jobs, now, who or agent_id()))
+            except Exception as exc:  # one vault's destination gone must not stop the others
+                error = failure_text(exc)
+                log.error("%s", error)
+                reports.append(PassReport(name, require_aware(now, "now"), errors=[error]))
     return reports
 
 

@@ -14,6 +14,11 @@ from datetime import datetime, timedelta
 
 from core.errors import InputError
 
+#: The longest retention window (deleteAfter, copyAfter): a backup taken before year 9000
+#: then leaves by the end of year 9999, the last year Python's datetime can hold.
+MAX_WINDOW_YEARS = 1000
+#: where a window's length is measured (a leap-year-rich millennium: 365 243 days)
+_WINDOW_FROM = datetime(2000, 1, 1)
 _DURATION = re.compile(
     r"^P(?!$)(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
     r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?$"
@@ -58,6 +63,12 @@ class Duration:
             seconds=self.seconds,
         )
 
+    @property
+    def fixed_seconds(self) -> int:
+        """The fixed part in seconds, as an int (a timedelta of it may not exist)."""
+        days = self.weeks * 7 + self.days
+        return ((days * 24 + self.hours) * 60 + self.minutes) * 60 + self.seconds
+
     def longest(self) -> timedelta:
         """An upper bound of how long the duration can last (31-day months)."""
         return timedelta(days=31 * self.total_months) + self.fixed_part()
@@ -75,8 +86,15 @@ class Duration:
         )
 
     def add_to(self, when: datetime) -> datetime:
-        """when + this duration: months on the calendar (clamped), then the fixed part."""
-        return add_months(when, self.total_months) + self.fixed_part()
+        """when + this duration: months on the calendar (clamped), then the fixed part.
+
+        InputError when that is past year 9999 (a window stored before check_window)."""
+        try:
+            return add_months(when, self.total_months) + self.fixed_part()
+        except (ValueError, OverflowError):
+            raise InputError(
+                f"{when.isoformat()} + {self} is past year 9999, the last one pgvault can represent"
+            ) from None
 
     def words(self) -> str:
         """The duration in plain words: "6 months", "1 year 2 months", "15 minutes"."""
@@ -117,6 +135,23 @@ def parse_duration(text: str, where: str = "duration") -> Duration:
         )
     fields = {name: int(value) for name, value in match.groupdict().items() if value}
     return Duration(**fields)
+
+
+def check_window(duration: Duration, where: str) -> Duration:
+    """A retention window of at most MAX_WINDOW_YEARS; InputError names `where` and the limit."""
+    limit = _WINDOW_FROM.replace(year=_WINDOW_FROM.year + MAX_WINDOW_YEARS)
+    fits = (
+        duration.total_months <= 12 * MAX_WINDOW_YEARS
+        and duration.fixed_seconds <= (limit - _WINDOW_FROM).total_seconds()
+        and duration.add_to(_WINDOW_FROM) <= limit
+    )
+    if not fits:
+        raise InputError(
+            f"{where}: {duration} is longer than {MAX_WINDOW_YEARS} years "
+            f"(P{MAX_WINDOW_YEARS}Y), the longest retention pgvault keeps: a backup's window "
+            "must end within year 9999 (to keep a backup for good, use backup-keep)"
+        )
+    return duration
 
 
 def month_length(year: int, month: int) -> int:

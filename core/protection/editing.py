@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from core.errors import InputError
+from core.protection.durations import check_window, parse_duration
 from core.protection.policy import (
     DAYS_OF_WEEK,
     DEFAULT_TAG,
@@ -84,9 +85,11 @@ def create_lifecycle(
             f"retention duration {count} {duration_type}: expected a positive count of "
             f"{', '.join(DURATION_TYPES)}"
         )
+    duration = f"P{count}{duration_type[0]}"
+    check_window(parse_duration(duration), f"--retention-duration-count {count} ({duration})")
     lifecycle: Document = {
         "deleteAfter": {
-            "duration": f"P{count}{duration_type[0]}",
+            "duration": duration,
             "objectType": "AbsoluteDeleteOption",
         },
         "sourceDataStore": _store(source, "--source-datastore"),

@@ -9,7 +9,7 @@ policyInfo, currentProtectionState).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -324,9 +324,15 @@ class RunRecord:
     backup_id: str | None = None
     finished: datetime | None = None
     error: str | None = None
+    #: who holds the claim, as a backup's lease names its owner (core.catalog.owner), and the
+    #: heartbeat's timeout: what proves the holder gone (core.protection.claims)
+    owner: dict[str, Any] | None = field(default=None, compare=False)
+    #: a retried run: the claim before it, whose holder was gone, and why that was proven
+    abandoned: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "abandonedClaim": self.abandoned,
             "backupId": self.backup_id,
             "claimedBy": self.claimed_by,
             "error": redact(self.error) if self.error else None,
@@ -334,6 +340,7 @@ class RunRecord:
             "instance": self.instance,
             "jobId": self.job_id,
             "objectType": "PgvaultRun",
+            "owner": self.owner,
             "rule": self.rule,
             "slot": utc_text(self.slot),
             "state": str(self.state),
@@ -346,6 +353,7 @@ class RunRecord:
         node = Node(document, "$", what)
         node.object_type("PgvaultRun")
         finished = node.child("finished")
+        owner = node.child("owner")
         return cls(
             instance=node.child("instance").text(),
             slot=parse_time(node.child("slot")),
@@ -358,4 +366,6 @@ class RunRecord:
             backup_id=node.child("backupId").optional_text(),
             finished=parse_time(finished) if finished.value else None,
             error=node.child("error").optional_text(),
+            owner=owner.value if isinstance(owner.value, dict) else None,
+            abandoned=node.child("abandonedClaim").optional_text(),
         )

@@ -51,6 +51,7 @@ class RetentionOutcome(Protocol):
 
 class Event(StrEnum):
     JOB_FAILED = "job-failed"
+    INSTANCE_FAILED = "instance-failed"
     PROTECTION_STALE = "protection-stale"
     WAL_LAG = "wal-lag"
     RETENTION = "retention"
@@ -96,6 +97,37 @@ def job_failed(instance: str, runs: Iterable[RunRecord]) -> Notice | None:
         redact(
             f"The {last.trigger} backup of {instance} for slot {utc_text(last.slot)}{job} "
             f"failed: {last.error or 'no error recorded'}. Runs failed in a row: {len(streak)}."
+        ),
+    )
+
+
+def taken_over(run: RunRecord) -> Notice:
+    """A claim whose holder died mid-backup, taken over and run again: once per claim."""
+    state = {RunState.CLAIMED: "is running again", RunState.SUCCEEDED: "ran again"}
+    return Notice(
+        Event.JOB_FAILED,
+        run.instance,
+        f"abandoned-{utc_text(run.slot)}-{run.trigger}-{run.abandoned}",
+        f"pgvault: backup of {run.instance} was abandoned mid-way",
+        redact(
+            f"The {run.trigger} backup of {run.instance} for slot {utc_text(run.slot)} was "
+            f"{run.abandoned}. The slot was taken over by {run.claimed_by} and "
+            f"{state.get(run.state, 'ran again and failed')}."
+        ),
+    )
+
+
+def instance_failed(instance: str, error: str, now: datetime) -> Notice:
+    """The agent could not handle an instance in a pass: once per distinct error."""
+    return Notice(
+        Event.INSTANCE_FAILED,
+        instance,
+        f"instance-error-{error}",
+        f"pgvault: the agent could not protect {instance}",
+        redact(
+            f"The agent's pass at {utc_text(now)} failed for {instance}: {error}. The vault's "
+            "other instances were handled. It is tried again on every pass; this is said "
+            "once per error."
         ),
     )
 
@@ -238,8 +270,10 @@ __all__ = [
     "Notice",
     "NoticeStore",
     "delete_failed",
+    "instance_failed",
     "job_failed",
     "retention",
     "stale",
+    "taken_over",
     "wal_lag",
 ]

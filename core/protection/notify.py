@@ -103,6 +103,8 @@ class PassFacts:
 
     now: datetime
     retention: Sequence[notices.RetentionOutcome] = ()
+    #: (instance, error) for each instance the pass could not handle
+    failures: Sequence[tuple[str, str]] = ()
 
 
 def instance_notices(
@@ -113,6 +115,7 @@ def instance_notices(
     policy = store.get_policy(instance.policy_name)
     runs = list(store.runs(instance.name))
     found = [notices.job_failed(instance.name, runs)]
+    found += [notices.taken_over(run) for run in runs if run.abandoned]
     outcomes = [o for o in report.retention if o.instance == instance.name]
     found += [notices.delete_failed(o) for o in outcomes if o.result == "failed"]
     found.append(notices.retention(instance.name, outcomes))
@@ -145,11 +148,15 @@ def notify_pass(
         if not urls or instance.state is not ProtectionState.CONFIGURED:
             continue
         register_notify_secrets(urls)
+        found = [
+            notices.instance_failed(name, error, report.now)
+            for name, error in report.failures
+            if name == instance.name
+        ]
         try:
-            found = instance_notices(opened, vault, instance, report)
-        except PgvaultError as exc:  # the pass's report already says what went wrong
+            found += instance_notices(opened, vault, instance, report)
+        except Exception as exc:  # the pass's report already says what went wrong
             log.error("%s: notifications: %s", instance.name, exc)
-            continue
         store = notices.NoticeStore(opened.store)
         for notice in found:
             if not store.claim(notice, report.now, who):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from core.protection.durations import parse_duration
+from core.protection.durations import check_window, parse_duration
 from core.protection.jsondoc import Node, loads
 from core.protection.policy import (
     DAYS_OF_WEEK,
@@ -54,6 +54,33 @@ _SNAKE = {
 def parse_policy(text: str | bytes, what: str = "policy") -> BackupPolicy:
     """A policy from JSON text; InputError (exit 3) names the JSON path of any problem."""
     return read_policy(loads(text, what), what)
+
+
+def parse_input_policy(text: str | bytes, what: str = "policy") -> BackupPolicy:
+    """A policy an operator gives (`policy create`, `simulate`): parse_policy, and every
+    lifecycle's window within durations.MAX_WINDOW_YEARS. A stored policy is read as it
+    is, so an instance whose older policy has a longer one still takes its backups."""
+    document = loads(text, what)
+    policy = read_policy(document, what)
+    root = Node(document, "$", what)
+    if root.has("properties") and not root.has("objectType"):
+        root = root.child("properties")
+    for rule in root.child("policyRules").items():
+        if rule.child("objectType").value != "AzureRetentionRule":
+            continue
+        for lifecycle in rule.child("lifecycles").items():
+            _window(lifecycle.child("deleteAfter").child("duration"))
+            copies = lifecycle.child("targetDataStoreCopySettings")
+            items = [copies] if isinstance(copies.value, dict) else list(copies.items())
+            for item in items:
+                _window(item.child("copyAfter").child("duration"))
+    return policy
+
+
+def _window(node: Node) -> None:
+    if node.value is not None:
+        where = f"{node.what} {node.path}"
+        check_window(parse_duration(node.text(), where), where)
 
 
 def read_policy(document: Any, what: str = "policy") -> BackupPolicy:

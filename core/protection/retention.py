@@ -6,8 +6,8 @@ setting it is copied to the ArchiveStore at once (ImmediateCopyOption), after th
 duration (CustomCopyOption) or when it expires (CopyOnExpiryOption: a move). An ArchiveStore
 lifecycle counts its `deleteAfter` from the planned moment the backup reached the archive.
 The newest good backup is never deleted; neither is a backup under an object lock or a
-legal hold, or one that a kept backup depends on (the `dependents` hook, for incremental
-chains).
+legal hold, one the operator keeps (`backup-keep`), or one that a kept backup depends on
+(the `dependents` hook, for incremental chains).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class BackupPoint:
     locked_until: datetime | None = None
     #: objects under an S3 legal hold: kept, with no end date, until the hold is removed
     legal_holds: int = 0
+    #: the operator keeps it (`backup-keep`: full or standalone) until released
+    kept: str | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -141,7 +143,7 @@ def plan_retention(
         now_steps, later, left = _steps_now(policy.retention_rule(point.tag), point, now)
         due.extend(now_steps)
         upcoming.extend(later[:1])
-        if not left:
+        if not left and point.kept is None:  # a kept backup stays, and so does its chain
             gone.add(point.backup_id)
     by_id = {point.backup_id: point for point in backups}
     kept_due: list[Step] = []
@@ -198,13 +200,25 @@ def _hold(
         return None
     if step.action is Action.DELETE and newest_would_go:
         return Held(step, "the newest good backup is never deleted")
+    own = _own_hold(step, point, now)
+    if own is not None:
+        return own
+    if step.action is Action.DELETE and dependents is not None and point.backup_id in gone:
+        needed = sorted(d for d in dependents(point.backup_id) if d not in gone)
+        if needed:
+            return Held(step, f"backups {', '.join(needed)} depend on it")
+    return None
+
+
+def _own_hold(step: Step, point: BackupPoint, now: datetime) -> Held | None:
+    """What holds the backup itself: a legal hold, an object lock, the operator's keep."""
     if point.legal_holds:
         objects = "1 object" if point.legal_holds == 1 else f"{point.legal_holds} objects"
         return Held(step, f"legal hold on {objects} (held until the hold is removed)")
     if point.locked_until is not None and require_aware(point.locked_until) > now:
         return Held(step, f"locked until {point.locked_until.isoformat()}", point.locked_until)
-    if step.action is Action.DELETE and dependents is not None and point.backup_id in gone:
-        needed = sorted(d for d in dependents(point.backup_id) if d not in gone)
-        if needed:
-            return Held(step, f"backups {', '.join(needed)} depend on it")
+    if step.action is Action.DELETE and point.kept is not None:
+        return Held(
+            step, f"kept by backup-keep ({point.kept}) until released with backup-keep --release"
+        )
     return None

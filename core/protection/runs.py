@@ -15,13 +15,15 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 import psycopg2.extensions
 
-from core.errors import InputError, PgvaultError
+from core.errors import InputError, PgvaultError, own_cause
 from core.jobs import Job, JobState, JobStore
 from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
+from core.protection.claims import abandoned_reason, heartbeat, new_owner, take_over
 from core.protection.model import BackupInstance, RunRecord, RunState, RunTrigger
 from core.protection.policy import BackupType
 from core.protection.service import OpenVault
+from core.secrets import redact
 from core.storage import ObjectStore
 from core.urls import Provider
 
@@ -98,18 +100,32 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
     kind: BackupType | None = None,
 ) -> RunOutcome:
     """Claim the slot and, when this caller got it, run the backup job and record the end."""
-    record = RunRecord(instance.name, slot, rule, trigger, RunState.CLAIMED, agent_id, tag)
+    record = RunRecord(
+        instance.name, slot, rule, trigger, RunState.CLAIMED, agent_id, tag, owner=new_owner()
+    )
     while not vault.store.claim_run(record):
         if trigger is not RunTrigger.ADHOC:
             return RunOutcome(instance.name, slot, trigger, tag, claimed=False)
         # An ad hoc run asks for a backup now, not for a slot agents share: a second one in
         # the same second (a script, a small fast backup) takes the next free second.
         record = replace(record, slot=record.slot + timedelta(seconds=1))
-    slot = record.slot
+    return run_claimed(vault, jobs, instance, record, kind)
+
+
+def run_claimed(
+    vault: OpenVault,
+    jobs: JobStore,
+    instance: BackupInstance,
+    record: RunRecord,
+    kind: BackupType | None,
+) -> RunOutcome:
+    """Run the backup of a slot this agent holds (its claim renewed meanwhile); record the end."""
+    slot, trigger, tag = record.slot, record.trigger, record.tag
     try:
-        outcome, backup_id = _run_job(vault, jobs, instance, kind)
-    except InputError as exc:
-        ended = replace(record, state=RunState.FAILED, finished=_now(), error=str(exc))
+        with heartbeat(vault, record):
+            outcome, backup_id = _run_job(vault, jobs, instance, kind)
+    except Exception as exc:  # the claimed slot ends FAILED whatever stopped its job
+        ended = replace(record, state=RunState.FAILED, finished=_now(), error=failure_text(exc))
         vault.store.update_run(ended)
         return RunOutcome(instance.name, slot, trigger, tag, True, ended)
     job = outcome.job
@@ -134,6 +150,49 @@ def take_backup(  # noqa: PLR0913 - one value per fact of the run
     if ended.backup_id and instance.secondary_destination:
         copied = copy_to_secondary(vault, jobs, instance, ended.backup_id)
     return RunOutcome(instance.name, slot, trigger, tag, True, ended, copied)
+
+
+def take_over_abandoned(
+    vault: OpenVault,
+    jobs: JobStore,
+    instance: BackupInstance,
+    who: str,
+    retry: datetime | None,
+    kind: Callable[[datetime], BackupType | None],
+) -> list[RunOutcome]:
+    """Take over each claim whose holder is provably gone (claims.take_over, once): the
+    scheduled slot `retry` (the newest, when no later one is due) runs again; any other is
+    recorded failed, its next slot catching up."""
+    outcomes = []
+    for record in list(vault.store.runs(instance.name)):
+        reason = abandoned_reason(vault.store, record)
+        taken = None if reason is None else take_over(vault.store, record, reason, who)
+        if taken is None:
+            continue
+        if taken.trigger is RunTrigger.SCHEDULED and taken.slot == retry:
+            outcomes.append(run_claimed(vault, jobs, instance, taken, kind(taken.slot)))
+            continue
+        ended = replace(
+            taken,
+            state=RunState.FAILED,
+            finished=_now(),
+            error=f"abandoned: {taken.abandoned}",
+            abandoned=None,  # not retried: the failure is the run's own (job-failed)
+        )
+        vault.store.update_run(ended)
+        outcome = RunOutcome(ended.instance, ended.slot, ended.trigger, ended.tag, True, ended)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def failure_text(exc: Exception) -> str:
+    """What a run record or a pass says of an error: a PgvaultError's own words, else the
+    bug's type and text (its traceback is logged at debug level, shown with -vv)."""
+    cause = own_cause(exc)
+    if cause is not None:
+        return str(cause)
+    log.debug("unexpected error", exc_info=exc)
+    return redact(f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 def copy_to_secondary(
@@ -279,5 +338,8 @@ __all__ = [
     "copy_to_secondary",
     "delete_backup",
     "delete_logical_in",
+    "failure_text",
+    "run_claimed",
     "take_backup",
+    "take_over_abandoned",
 ]

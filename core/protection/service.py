@@ -6,6 +6,7 @@ input is an InputError (exit 3) naming its JSON path, raised before anything is 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -26,13 +27,15 @@ from core.protection.model import (
 )
 from core.protection.notify_urls import check_notify_urls
 from core.protection.policy import BackupPolicy, policy_to_json
-from core.protection.policy_read import parse_policy
+from core.protection.policy_read import parse_input_policy
 from core.protection.registry import Registry, VaultEntry, entry_for
 from core.protection.secretref import SecretReference
 from core.protection.simulate import EventKind, simulate
-from core.protection.vaultstore import VaultStore
+from core.protection.vaultstore import VaultStore, VaultUnavailable
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import Location, public_url
+
+log = logging.getLogger("pgvault.protection")
 
 
 def read_json_file(path: str, what: str) -> Any:
@@ -49,7 +52,7 @@ def read_policy_file(path: str) -> BackupPolicy:
         text = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(f"policy file {path}: cannot read it ({exc.strerror})") from None
-    return parse_policy(text, f"policy file {path}")
+    return parse_input_policy(text, f"policy file {path}")
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,14 @@ def opened_vault(state_dir: str | None, name: str) -> Iterator[OpenVault]:
     entry = Registry(state_dir).get(name)
     with open_store(entry.location(), entry.store_config()) as store:
         vault = VaultStore(store, name)
-        yield OpenVault(entry, vault, vault.load().immutability_days)
+        try:
+            stored = vault.load()
+        except VaultUnavailable as exc:
+            raise VaultUnavailable(
+                f"vault {name!r} is unavailable: {exc} in its destination {entry.destination} "
+                "(the destination is gone or not mounted, or the vault was deleted there)"
+            ) from None
+        yield OpenVault(entry, vault, stored.immutability_days)
 
 
 # ---- vaults ---------------------------------------------------------------------------------
@@ -179,11 +189,19 @@ def update_vault(
 
 
 def delete_vault(state_dir: str | None, name: str) -> dict[str, Any]:
-    """Delete the vault's state (refused while instances use it); its backups stay."""
-    with opened_vault(state_dir, name) as vault:
-        removed = vault.store.delete()
+    """Delete the vault's state (refused while instances use it); its backups stay. A vault
+    whose destination is unavailable is only forgotten by this host (`forgotten`)."""
+    try:
+        with opened_vault(state_dir, name) as vault:
+            removed = vault.store.delete()
+    except VaultUnavailable as exc:
+        # Nothing can be checked or deleted there; what is there stays, and `vault create
+        # NAME --destination URL` attaches to it again once the destination is back.
+        Registry(state_dir).remove(name)
+        log.warning("%s: only this host's registration of it was removed", exc)
+        return {"deleted": name, "forgotten": True, "objects": 0, "reason": str(exc)}
     Registry(state_dir).remove(name)
-    return {"deleted": name, "objects": removed}
+    return {"deleted": name, "forgotten": False, "objects": removed}
 
 
 # ---- policies -------------------------------------------------------------------------------
@@ -221,7 +239,12 @@ def simulate_policy(
     if days < 1:
         raise InputError("--days must be at least 1")
     policy = read_policy_file(path)
-    end = start + timedelta(days=days)
+    try:
+        end = start + timedelta(days=days)
+    except OverflowError:  # past year 9999 (or past timedelta's 999 999 999 days)
+        raise InputError(
+            f"--from {start.date()} --days {days}: the simulation would end past year 9999"
+        ) from None
     result = simulate(policy, start, end)
     follow = SecondaryRetention(secondary_retention) is SecondaryRetention.FOLLOW
     events: list[dict[str, Any]] = []

@@ -9,6 +9,7 @@ A stopped instance is a warning: nothing protects it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -21,10 +22,13 @@ from core.protection.schedule import CompiledSchedule, compile_schedule
 from core.protection.zones import require_aware
 from core.storage import CommonPrefix, ObjectStore
 
+#: the health `status` shows for a vault it could not read
+UNAVAILABLE = "unavailable"
 WARNING_FACTOR = 1.5
 CRITICAL_FACTOR = 2.0
 _GAPS = 8  # recent slots looked at for the interval
 _TICK = timedelta(microseconds=1)
+log = logging.getLogger("pgvault.protection")
 
 
 class Health(StrEnum):
@@ -189,33 +193,82 @@ def newest_wal(store: ObjectStore, server: str) -> datetime | None:
     return max(times, default=None)
 
 
+@dataclass(frozen=True)
+class UnavailableVault:
+    """A vault whose state could not be read (its destination gone or unmounted), and why."""
+
+    vault: str
+    reason: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "backupInstance": None,
+            "health": UNAVAILABLE,
+            "reason": self.reason,
+            "vault": self.vault,
+        }
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """What `status` found: each readable instance's status, and the vaults it could not read."""
+
+    instances: tuple[InstanceStatus, ...]
+    unavailable: tuple[UnavailableVault, ...] = ()
+
+
+def status_report(state_dir: str | None, vault: str | None, now: datetime) -> StatusReport:
+    """`status`: every instance of the named vault, or of every vault this host knows; a
+    vault that cannot be read is reported unavailable and the others still are."""
+    from core.protection.registry import vault_names
+    from core.protection.runs import failure_text
+
+    found: list[InstanceStatus] = []
+    unavailable: list[UnavailableVault] = []
+    for name in vault_names(state_dir, vault):
+        try:
+            found += _vault_status(state_dir, name, now)
+        except Exception as exc:  # one vault's destination gone must not hide the others
+            unavailable.append(UnavailableVault(name, failure_text(exc)))
+    return StatusReport(tuple(found), tuple(unavailable))
+
+
 def protection_status(
     state_dir: str | None, vault: str | None, now: datetime
 ) -> list[InstanceStatus]:
-    """`status`: every instance of the named vault, or of every vault this host knows."""
-    from core.protection.registry import vault_names
+    """The instances of status_report (the console's view; an unavailable vault is logged)."""
+    report = status_report(state_dir, vault, now)
+    for gone in report.unavailable:
+        log.warning("%s", gone.reason)
+    return list(report.instances)
+
+
+def _vault_status(state_dir: str | None, name: str, now: datetime) -> list[InstanceStatus]:
     from core.protection.service import opened_vault
 
     found = []
-    for name in vault_names(state_dir, vault):
-        with opened_vault(state_dir, name) as opened:
-            for instance in opened.store.instances():
-                policy = opened.store.get_policy(instance.policy_name)
-                runs = list(opened.store.runs(instance.name))
-                last_wal = None
-                if policy.backup_rule().backup_type is not BackupType.LOGICAL:
-                    # WAL replays onto physical backups only: a dump's point is its own end
-                    last_wal = newest_wal(opened.store.store, instance.server_name)
-                found.append(instance_status(name, instance, policy, runs, now, last_wal))
+    with opened_vault(state_dir, name) as opened:
+        for instance in opened.store.instances():
+            policy = opened.store.get_policy(instance.policy_name)
+            runs = list(opened.store.runs(instance.name))
+            last_wal = None
+            if policy.backup_rule().backup_type is not BackupType.LOGICAL:
+                # WAL replays onto physical backups only: a dump's point is its own end
+                last_wal = newest_wal(opened.store.store, instance.server_name)
+            found.append(instance_status(name, instance, policy, runs, now, last_wal))
     return found
 
 
 __all__ = [
+    "UNAVAILABLE",
     "Health",
     "InstanceStatus",
+    "StatusReport",
+    "UnavailableVault",
     "instance_status",
     "interval_of",
     "newest_wal",
     "protection_status",
     "schedule_of",
+    "status_report",
 ]

@@ -10,6 +10,7 @@ same vault, policy, instance or run record cannot both succeed.
     .pgvault/vaults/<vault>/policies/<policy>.json
     .pgvault/vaults/<vault>/instances/<instance>.json
     .pgvault/vaults/<vault>/runs/<instance>/<slot as 20260329T010000Z>[-adhoc].json
+    .pgvault/vaults/<vault>/runs/<instance>/<slot ...>.json.takeover-<token>  (empty)
     .pgvault/vaults/<vault>/notices/<instance>/<event>-<fingerprint>.json
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.errors import InputError, ObjectExists, ObjectNotFound
+from core.errors import InputError, ObjectExists, ObjectNotFound, OperationFailed
 from core.protection.jsondoc import dumps, loads
 from core.protection.model import BackupInstance, RunRecord, RunTrigger, Vault, validate_name
 from core.protection.policy import BackupPolicy, dump_policy
@@ -43,6 +44,12 @@ def slot_key(slot: datetime, trigger: RunTrigger = RunTrigger.SCHEDULED) -> str:
     """A run record's file name: the UTC slot, sortable; ad hoc runs are marked."""
     text = slot.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return text + ("-adhoc" if trigger is RunTrigger.ADHOC else "")
+
+
+class VaultUnavailable(OperationFailed):
+    """A vault's state is not in its destination: the destination is gone (a directory
+    removed, a file system not mounted, a bucket deleted) or another host deleted the vault.
+    Not bad input (exit 1): the command named a vault this host knows."""
 
 
 class VaultStore:
@@ -74,7 +81,13 @@ class VaultStore:
         return True
 
     def load(self) -> Vault:
-        return Vault.from_json(self._read(f"{self.prefix}vault.json", f"vault {self.name!r}"))
+        """The stored vault; VaultUnavailable when its vault.json is not there."""
+        key = f"{self.prefix}vault.json"
+        try:
+            document = self.store.get_bytes(key)
+        except ObjectNotFound:
+            raise VaultUnavailable(f"there is no {key}") from None
+        return Vault.from_json(loads(document, f"vault {self.name!r}"))
 
     def delete(self) -> int:
         """Delete the vault and everything it stores; refused while instances use it."""
@@ -173,6 +186,23 @@ class VaultStore:
         """Rewrite a claimed run's record (its job, backup and end)."""
         self.store.put_bytes(self._run_key(record), dumps(record.to_json()).encode())
 
+    def run_heartbeat(self, record: RunRecord) -> datetime | None:
+        """When the store last wrote a run's record (its holder renews it); None: unknown."""
+        try:
+            return self.store.head(self._run_key(record)).modified
+        except ObjectNotFound:
+            return None
+
+    def claim_takeover(self, record: RunRecord, token: str) -> bool:
+        """Win the right to take over a claim whose holder is gone (a conditional write of
+        a marker named after the holder's token); False when another agent won it."""
+        marker = f"{self._run_key(record)}.takeover-{token}"
+        try:
+            self.store.put_bytes(marker, b"", _CREATE)
+        except ObjectExists:
+            return False
+        return True
+
     def get_run(
         self, instance: str, slot: datetime, trigger: RunTrigger = RunTrigger.SCHEDULED
     ) -> RunRecord:
@@ -181,7 +211,9 @@ class VaultStore:
 
     def runs(self, instance: str) -> Iterator[RunRecord]:
         """An instance's run records, oldest slot first."""
-        keys = sorted(item.key for item in self.store.list_objects(self._runs_prefix(instance)))
+        listed = self.store.list_objects(self._runs_prefix(instance))
+        # takeover markers (claim_takeover) sit beside the records
+        keys = sorted(item.key for item in listed if item.key.endswith(".json"))
         for key in keys:
             yield RunRecord.from_json(self._read(key, f"run record {key}"))
 
@@ -226,4 +258,4 @@ class VaultStore:
         return loads(self._get(key, what), what)
 
 
-__all__ = ["ROOT", "VaultStore", "list_vaults", "slot_key"]
+__all__ = ["ROOT", "VaultStore", "VaultUnavailable", "list_vaults", "slot_key"]

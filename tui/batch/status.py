@@ -29,7 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_general(parser)
     add_vault(parser, required=False)
     add_format(parser)
-    parser.add_argument("--check", action="store_true", help="exit 1 when any instance is critical")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when any instance is critical or any vault unavailable",
+    )
     parser.add_argument("--now", type=instant, help="evaluate as of this instant (ISO 8601)")
 
 
@@ -43,28 +47,31 @@ def _age(seconds: object) -> str:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    from core.protection.status import Health, protection_status
+    from core.protection.status import Health, status_report
 
-    found = protection_status(ctx.state_dir, args.vault, now_or(args.now))
+    report = status_report(ctx.state_dir, args.vault, now_or(args.now))
+    found = report.instances
     documents = [item.to_json() for item in found]
+    documents += [gone.to_json() for gone in report.unavailable]
     if args.format == "json":
         print_json(documents)
     elif documents:
         rows = [
             (
                 str(d["vault"]),
-                str(d["backupInstance"]),
+                str(d["backupInstance"] or "-"),
                 str(d["health"]),
-                str(d["policy"]),
-                str(d["lastSuccess"] or "-"),
-                str(d["nextDue"] or "-"),
-                _age(d["rpoSeconds"]),
-                _age(d["walArchiveLagSeconds"]),
+                str(d.get("policy") or "-"),
+                str(d.get("lastSuccess") or "-"),
+                str(d.get("nextDue") or "-"),
+                _age(d.get("rpoSeconds")),
+                _age(d.get("walArchiveLagSeconds")),
                 str(d["reason"]),
             )
             for d in documents
         ]
         print("\n".join(table(rows, COLUMNS)))
-    if args.check and any(item.health is Health.CRITICAL for item in found):
+    # --check: nothing can be said of an unavailable vault's instances, so it is no pass
+    if args.check and (report.unavailable or any(i.health is Health.CRITICAL for i in found)):
         return ExitCode.FAILED
     return ExitCode.OK

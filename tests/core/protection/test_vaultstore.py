@@ -28,7 +28,7 @@ from core.protection.registry import VaultEntry
 from core.protection.runs import take_backup
 from core.protection.secretref import SecretReference
 from core.protection.service import OpenVault
-from core.protection.vaultstore import VaultStore, list_vaults
+from core.protection.vaultstore import VaultStore, VaultUnavailable, list_vaults
 from core.storage import ObjectStore
 from tests.core.protection.policies import osspol5_text, template_text
 from tests.support.destinations import TestDestination
@@ -135,7 +135,7 @@ def test_deletes_are_refused_while_something_uses_the_target(
         vaults.delete_policy("osspol5")
         assert vaults.delete() == 1
         assert list(store.list_objects("")) == []
-        with pytest.raises(InputError, match="there is no vault 'TestBkpVault'"):
+        with pytest.raises(VaultUnavailable, match=r"no \.pgvault/vaults/TestBkpVault/vault\.json"):
             vaults.load()
 
 
