@@ -63,6 +63,34 @@ def is_running(data: str) -> bool:
     return not _zombie(pid)
 
 
+def running_postmasters() -> dict[str, int]:
+    """Data directory -> postmaster PID of every PostgreSQL server this user can see running
+    here (a postmaster works in its data directory, whose postmaster.pid names it)."""
+    found: dict[str, int] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if Path(entry.path, "comm").read_text().strip() not in ("postgres", "postmaster"):
+                continue
+            data = os.readlink(os.path.join(entry.path, "cwd"))
+        except OSError:  # gone meanwhile, or another user's
+            continue
+        if postmaster_pid(data) == int(entry.name) and not _zombie(int(entry.name)):
+            found[os.path.realpath(data)] = int(entry.name)
+    return found
+
+
+def tablespace_locations(data: str) -> dict[str, str]:
+    """Real location -> tablespace OID of each pg_tblspc link of a data directory."""
+    links = os.path.join(data, "pg_tblspc")
+    try:
+        entries = list(os.scandir(links))
+    except OSError:
+        return {}
+    return {os.path.realpath(e.path): e.name for e in entries if e.is_symlink()}
+
+
 def _zombie(pid: int) -> bool:
     """An exited process its parent has not reaped yet: signals reach it, but it holds no
     data directory any more (a stopped postmaster whose parent has not waited for it)."""

@@ -20,7 +20,12 @@ from core.catalog.layout import ServerLayout
 from core.catalog.manifest import ArchiveRecord, FileRecord, PgvaultManifest
 from core.catalog.reader import ArchiveSet, Catalog
 from core.errors import InputError, OperationFailed
-from core.postgres.server import is_running, postmaster_pid
+from core.postgres.server import (
+    is_running,
+    postmaster_pid,
+    running_postmasters,
+    tablespace_locations,
+)
 from core.progress import Reporter
 from core.restore.chain import ChainLink, plan_chain
 from core.restore.extract import Destination
@@ -177,17 +182,47 @@ def missing_dir(path: str, what: str) -> bool:
     return False
 
 
-def empty_or_missing(path: str, what: str, delta: bool = False) -> bool:
+DELTA_HINT = "--delta restores over an existing data directory of the backup's cluster"
+
+
+def empty_or_missing(path: str, what: str, delta: bool = False, hint: str = DELTA_HINT) -> bool:
     """True when the directory must be created; InputError when it is not empty (unless
     a delta restore goes into it)."""
     if missing_dir(path, what):
         return True
     if not delta and os.listdir(path):
         raise InputError(
-            f"{what} {path} is not empty: pgvault restores into an empty directory "
-            "(--delta restores over an existing data directory of the backup's cluster)"
+            f"{what} {path} is not empty: pgvault restores into an empty directory ({hint})"
         )
     return False
+
+
+def check_tablespace_owners(paths: Paths, info: BackupInfo, spaces: list[Destination]) -> None:
+    """A delta restore rewrites a tablespace location only if it is the recovery directory's
+    own (its pg_tblspc link leads there) and no running server uses it: a copy restored
+    beside its source, or a cold copy sharing the source's locations, would rewrite the live
+    server's files."""
+    names = {str(t.oid): t.name for t in info.tablespaces or ()}
+    recovery = os.path.realpath(paths.recovery_dir)
+    own = tablespace_locations(paths.recovery_dir)
+    running = {d: pid for d, pid in running_postmasters().items() if d != recovery}
+    for dest in spaces:
+        oid = dest.name
+        name, root = names.get(oid, oid), os.path.realpath(dest.root)
+        relocate = f"relocate it with --tablespace {name}:LOCATION"
+        for data, pid in running.items():
+            if root in tablespace_locations(data) or inside(root, data):
+                raise OperationFailed(
+                    f"tablespace {name}'s location {dest.root} is used by the PostgreSQL "
+                    f"server running on {data} (PID {pid}): {relocate}"
+                )
+        if root not in own and os.path.isdir(root) and os.listdir(root):
+            raise InputError(
+                f"the location of tablespace {name} {dest.root} is not empty and is not "
+                f"{paths.recovery_dir}'s own (its pg_tblspc/{oid} does not lead there): a "
+                f"delta restore rewrites only its own cluster's tablespaces; {relocate}, or "
+                "empty it"
+            )
 
 
 def plan_restore(
@@ -226,10 +261,15 @@ def plan_restore(
     # An incremental's backup_manifest lists what it stores, not the directory restored.
     pg_manifest = None if chain else catalog.postgres_manifest(info.backup_id)
     destinations = _destinations(paths, info, sets)
+    spaces = [d for d in destinations.values() if d.name != "data"]
+    if request.delta and spaces:
+        check_tablespace_owners(paths, info, spaces)
+    relocate = "relocate it with --tablespace NAME:LOCATION"
     creates = {
-        d.root: empty_or_missing(d.root, f"the location of tablespace {d.name}", request.delta)
-        for d in destinations.values()
-        if d.name != "data"
+        d.root: empty_or_missing(
+            d.root, f"the location of tablespace {d.name}", request.delta, relocate
+        )
+        for d in spaces
     }
     _check_wal_dir(paths.wal_dir)
     if chain:

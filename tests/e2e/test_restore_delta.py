@@ -234,3 +234,46 @@ def test_a_tablespace_is_re_seeded_in_its_own_location(source: Source) -> None:
             )
             == location
         )
+
+
+def test_a_tablespace_of_another_data_directory_is_never_rewritten(source: Source) -> None:
+    """A copy restored beside its source with --delta would rewrite the source's tablespace
+    (same location): refused while the source runs (exit 1), refused once it is stopped
+    because the location is not the copy's own (exit 3), and written when relocated."""
+    cluster = source.cluster
+    location = add_tablespace(cluster, "ts1")
+    cluster.sql(
+        "create table spaced tablespace ts1 as select g as id from generate_series(1, 3000) g"
+    )
+    backup = _backup(source)
+    expected = _tables(source)
+    cluster.sql("insert into spaced select g from generate_series(3001, 4000) g")
+    cluster.sql("checkpoint")
+    files_before = {p: _identity(str(p)) for p in Path(location).rglob("*") if p.is_file()}
+
+    target = new_target()
+    try:
+        running = restore(source.dest, target, backup, "--delta", *IMMEDIATE, check=False)
+        assert running.returncode == 1, running.stderr
+        assert f"is used by the PostgreSQL server running on {cluster.data}" in running.stderr
+        assert "--tablespace ts1:LOCATION" in running.stderr
+        cluster.stop()
+        stopped = restore(source.dest, target, backup, "--delta", *IMMEDIATE, check=False)
+        assert stopped.returncode == 3, stopped.stderr
+        assert "is not empty and is not" in stopped.stderr and "own" in stopped.stderr
+        assert {p: _identity(str(p)) for p in Path(location).rglob("*") if p.is_file()} == (
+            files_before
+        )
+        assert not os.path.exists(os.path.join(target.data, "PG_VERSION"))
+
+        elsewhere = os.path.join(target.base, "ts1")
+        restore(
+            source.dest, target, backup, "--delta", "--tablespace", f"ts1:{elsewhere}", *IMMEDIATE
+        )
+        with restored_server(target, cluster.bindir) as server:
+            wait_for_recovery_end(server)
+            assert server.table_checksums() == expected
+    finally:
+        target.drop()
+    cluster.start()
+    assert cluster.one("select count(*) from spaced") == 4000
