@@ -38,6 +38,20 @@ def validate_name(kind: str, name: str) -> str:
     return name
 
 
+def check_conninfo(conninfo: str, where: str) -> None:
+    """A conninfo libpq can read, else InputError with libpq's reason: refused when it is
+    given, not at the first backup (whose error would hold the password appended to it)."""
+    import psycopg2.extensions
+
+    try:
+        psycopg2.extensions.parse_dsn(conninfo)
+    except psycopg2.ProgrammingError as exc:
+        reason = str(exc).strip().removeprefix("invalid dsn: ")
+        raise InputError(
+            f"{where}: {redact(conninfo)!r} is not a libpq connection string: {reason}"
+        ) from None
+
+
 def utc_text(when: datetime) -> str:
     return when.astimezone(UTC).isoformat()
 

@@ -23,6 +23,7 @@ from core.protection.model import (
     ProtectionState,
     SecondaryRetention,
     Vault,
+    check_conninfo,
     validate_name,
 )
 from core.protection.notify_urls import check_notify_urls
@@ -290,10 +291,12 @@ def initialize_instance(
         raise InputError("--secret-store-type and --secret-store-uri go together")
     if secret_store_type is not None:
         secret = SecretReference.parse(f"{secret_store_type}:{secret_store_uri}", "--secret-store")
+    datasource = Datasource(conninfo, secret)
+    check_conninfo(conninfo, "--datasource")
     instance = BackupInstance(
         validate_name("backup instance", name or server_name),
         server_name,
-        Datasource(conninfo, secret),
+        datasource,
         validate_name("policy", policy),
     )
     return instance.to_json()
@@ -313,6 +316,7 @@ def create_instance(
     what = f"backup instance file {path}"
     instance = BackupInstance.from_json(read_json_file(path, what), what)
     instance = replace(instance, **_secondary_changes(instance, secondary, secondary_retention))
+    check_conninfo(instance.datasource.conninfo, f"{what} $.dataSourceInfo.conninfo")
     if instance.datasource.secret is not None:
         try:
             instance.datasource.secret.resolve()

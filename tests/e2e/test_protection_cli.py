@@ -276,6 +276,21 @@ def test_bad_input_exits_3_naming_the_json_path_and_stores_nothing(operator: Ope
         "backup-instance", "initialize", "--datasource", "host=/tmp password=x",
         "--server-name", "pg1", "--policy", "weekly",
     )  # fmt: skip
+    # a malformed conninfo is refused when it is given, not at the first backup
+    unterminated = "host=127.0.0.1 port=55432 user='backup"
+    error = operator.fails(
+        "backup-instance", "initialize", "--datasource", unterminated, "--server-name", "pg1",
+        "--policy", "weekly",
+    )  # fmt: skip
+    assert "--datasource" in error
+    assert "unterminated quoted string" in error
+    instance["dataSourceInfo"] = {"conninfo": unterminated, "objectType": "Datasource"}
+    error = operator.fails(
+        "backup-instance", "create", "--vault", "v1",
+        "--backup-instance", operator.file("instance3.json", instance),
+    )  # fmt: skip
+    assert "$.dataSourceInfo.conninfo" in error
+    assert "user='backup" in error  # shown as it is: a user name is no secret
     assert operator.run("backup-instance", "list", "--vault", "v1") == []
     assert "Object Lock" in operator.fails(
         "vault", "create", "v2", "--destination", operator.dest.url, "--immutability-days", "7",
