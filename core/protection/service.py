@@ -356,13 +356,17 @@ def update_instance(  # noqa: PLR0913 - one keyword per setting it changes
     *,
     secondary: str | None = None,
     secondary_retention: str | None = None,
+    policy: str | None = None,
 ) -> dict[str, Any]:
     """`backup-instance update`: the instance's own recipients (--notify URL... or none),
-    its secondary destination (a URL, or "" for none) and what retention does there
-    (keep or follow); None leaves one as it is."""
+    its secondary destination (a URL, or "" for none), what retention does there (keep or
+    follow) and its policy (one of the vault's, as `az ... update-policy`); None leaves one
+    as it is. Its run records stay: the next pass applies the new policy to its backups."""
     changes: dict[str, Any] = {}
     if notify is not None:
         changes["notify"] = check_notify_urls(notify, allow_inline=allow_inline_secrets)
+    if policy is not None:
+        changes["policy_name"] = validate_name("policy", policy)
     with opened_vault(state_dir, vault) as opened:
         stored = opened.store.get_instance(name)
         changes |= _secondary_changes(stored, secondary, secondary_retention)

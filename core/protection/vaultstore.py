@@ -121,7 +121,8 @@ class VaultStore:
         users = [i.name for i in self.instances() if i.policy_name == name]
         if users:
             raise InputError(
-                f"policy {name!r} is used by {', '.join(users)}; change or delete them first"
+                f"policy {name!r} is used by {', '.join(users)}; move them to another policy "
+                "(backup-instance update --policy NAME) or delete them first"
             )
         self.get_policy(name)
         self.store.delete_many([self._policy_key(name)])

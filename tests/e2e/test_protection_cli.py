@@ -113,6 +113,21 @@ def test_vault_policy_and_instance_lifecycle(operator: Operator) -> None:
     assert resumed["currentProtectionState"] == "ProtectionConfigured"
     shown_instance = operator.run("backup-instance", "show", "--vault", "v1", "--name", "pg1")
     assert shown_instance["runs"] == []
+    # moved to another of the vault's policies (az's update-policy): the old one can go
+    moved = operator.run(
+        "backup-instance", "update", "--vault", "v1", "--name", "pg1", "--policy", "osspol5"
+    )
+    assert moved["policyInfo"] == {"policyId": "osspol5"}
+    assert "there is no policy 'gone'" in operator.fails(
+        "backup-instance", "update", "--vault", "v1", "--name", "pg1", "--policy", "gone"
+    )
+    error = operator.fails("policy", "delete", "--vault", "v1", "--name", "osspol5")
+    assert "used by pg1; move them to another policy (backup-instance update --policy" in error
+    operator.run("policy", "delete", "--vault", "v1", "--name", "weekly")
+    operator.run(
+        "policy", "create", "--vault", "v1", "--name", "weekly",
+        "--policy", operator.file("template.json", template),
+    )  # fmt: skip
 
     operator.run("backup-instance", "delete", "--vault", "v1", "--name", "pg1")
     operator.run("policy", "delete", "--vault", "v1", "--name", "weekly")
