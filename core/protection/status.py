@@ -9,7 +9,6 @@ A stopped instance is a warning: nothing protects it.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,7 +27,6 @@ WARNING_FACTOR = 1.5
 CRITICAL_FACTOR = 2.0
 _GAPS = 8  # recent slots looked at for the interval
 _TICK = timedelta(microseconds=1)
-log = logging.getLogger("pgvault.protection")
 
 
 class Health(StrEnum):
@@ -233,16 +231,6 @@ def status_report(state_dir: str | None, vault: str | None, now: datetime) -> St
     return StatusReport(tuple(found), tuple(unavailable))
 
 
-def protection_status(
-    state_dir: str | None, vault: str | None, now: datetime
-) -> list[InstanceStatus]:
-    """The instances of status_report (the console's view; an unavailable vault is logged)."""
-    report = status_report(state_dir, vault, now)
-    for gone in report.unavailable:
-        log.warning("%s", gone.reason)
-    return list(report.instances)
-
-
 def _vault_status(state_dir: str | None, name: str, now: datetime) -> list[InstanceStatus]:
     from core.protection.service import opened_vault
 
@@ -268,7 +256,6 @@ __all__ = [
     "instance_status",
     "interval_of",
     "newest_wal",
-    "protection_status",
     "schedule_of",
     "status_report",
 ]
