@@ -383,3 +383,32 @@ class RunRecord:
             owner=owner.value if isinstance(owner.value, dict) else None,
             abandoned=node.child("abandonedClaim").optional_text(),
         )
+
+
+@dataclass(frozen=True)
+class InstanceError:
+    """What kept the agent from handling an instance in its last pass (outside a slot's
+    run record: an unreadable policy, retention failing), shown by `status`."""
+
+    instance: str
+    at: datetime
+    error: str
+    agent: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "at": utc_text(self.at),
+            "error": redact(self.error),
+            "instance": self.instance,
+        }
+
+    @classmethod
+    def from_json(cls, document: Any) -> InstanceError:
+        node = Node(document, "$", "instance error")
+        return cls(
+            node.child("instance").text(),
+            parse_time(node.child("at")),
+            node.child("error").text(),
+            node.child("agent").text(),
+        )

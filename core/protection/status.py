@@ -9,13 +9,19 @@ A stopped instance is a warning: nothing protects it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from core.catalog.layout import ServerLayout
 from core.protection.describe import describe_policy
-from core.protection.model import BackupInstance, ProtectionState, RunRecord, RunState
+from core.protection.model import (
+    BackupInstance,
+    InstanceError,
+    ProtectionState,
+    RunRecord,
+    RunState,
+)
 from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
 from core.protection.schedule import CompiledSchedule, compile_schedule
 from core.protection.zones import require_aware
@@ -50,6 +56,8 @@ class InstanceStatus:
     now: datetime
     #: when the newest WAL file of the server was archived (None: none, or not looked at)
     last_wal: datetime | None = None
+    #: the agent's last pass could not handle the instance (None: it could, or no pass yet)
+    last_error: InstanceError | None = None
 
     @property
     def rpo(self) -> timedelta | None:
@@ -92,6 +100,7 @@ class InstanceStatus:
             "vault": self.vault,
             "walArchiveLagSeconds": int(lag.total_seconds()) if lag is not None else None,
             "lastWalArchived": self.last_wal.isoformat() if self.last_wal else None,
+            "lastError": None if self.last_error is None else self.last_error.to_json(),
         }
 
 
@@ -243,7 +252,9 @@ def _vault_status(state_dir: str | None, name: str, now: datetime) -> list[Insta
             if policy.backup_rule().backup_type is not BackupType.LOGICAL:
                 # WAL replays onto physical backups only: a dump's point is its own end
                 last_wal = newest_wal(opened.store.store, instance.server_name)
-            found.append(instance_status(name, instance, policy, runs, now, last_wal))
+            status = instance_status(name, instance, policy, runs, now, last_wal)
+            error = opened.store.last_error(instance.name)
+            found.append(replace(status, last_error=error))
     return found
 
 

@@ -15,6 +15,7 @@ from textual.widgets import DataTable
 from core.protection.model import (
     BackupInstance,
     Datasource,
+    InstanceError,
     ProtectionState,
     RunRecord,
     RunState,
@@ -123,6 +124,9 @@ def test_the_detail_names_the_secondary_destination_and_its_retention() -> None:
         )
     )
     assert "copies each backup" not in alone.plain
+    failing = replace(item, last_error=InstanceError("sales-db", CLOCK, "retention: boom", "a"))
+    assert "the agent's last pass failed (" in detail(failing).plain
+    assert "retention: boom" in detail(failing).plain
 
 
 def test_protection_view(snap_compare: SnapCompare, fixed_state: str) -> None:

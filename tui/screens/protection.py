@@ -105,6 +105,9 @@ def detail(item: InstanceStatus) -> Text:
     text.append(f" ({item.instance.server_name} in vault {item.vault}): ")
     text.append(str(item.health), style=HEALTH_STYLE[item.health])
     text.append(f" - {item.reason}\n")
+    if item.last_error is not None:
+        text.append("the agent's last pass failed ", style="bold red")
+        text.append(f"({when(item.last_error.at)}): {item.last_error.error}\n")
     text.append(f"{item.instance.policy_name}: ", style="bold")
     text.append(item.policy_words)
     secondary = item.instance.secondary_destination
