@@ -36,7 +36,13 @@ from core.logical.layout import is_logical_id
 from core.logical.manifest import DONE
 from core.protection.chain_rule import slot_kind
 from core.protection.locks import backup_lock_states, unlocked_wal
-from core.protection.model import BackupInstance, ProtectionState, RunState, RunTrigger
+from core.protection.model import (
+    BackupInstance,
+    InstanceError,
+    ProtectionState,
+    RunState,
+    RunTrigger,
+)
 from core.protection.notify import NoticeOutcome, PassFacts, notify_pass
 from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
 from core.protection.registry import vault_names
@@ -142,13 +148,16 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
         if instance.state is not ProtectionState.CONFIGURED:
             continue
         try:
+            before = len(report.errors)
             _pass_instance(vault, jobs, instance, report, who)
+            _keep_error(vault, instance.name, report, report.errors[before:], who)
             continue
         except Exception as exc:  # one instance's trouble, even a bug, must not stop the others
             error = failure_text(exc)
             log.error("%s: %s", instance.name, error)
         failures.append((instance.name, error))
         report.errors.append(f"{instance.name}: {error}")
+        _keep_error(vault, instance.name, report, [error], who)
     try:
         facts = PassFacts(report.now, tuple(report.retention), tuple(failures))
         report.notifications = notify_pass(vault, facts, who, instances)
@@ -156,6 +165,21 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
         log.error("notifications: %s", exc)
         report.errors.append(f"notifications: {exc}")
     return report
+
+
+def _keep_error(
+    vault: OpenVault, instance: str, report: PassReport, errors: list[str], who: str
+) -> None:
+    """Record the instance's errors of this pass for `status` (or clear an older one): a
+    failure outside a slot's run has no run record to say it."""
+    try:
+        if errors:
+            error = InstanceError(instance, report.now, "; ".join(errors), who)
+            vault.store.record_error(error)
+        else:
+            vault.store.clear_error(instance)
+    except PgvaultError as exc:  # the pass's own report still says it
+        log.error("%s: cannot record its error for status: %s", instance, exc)
 
 
 def _pass_instance(

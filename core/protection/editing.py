@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 from core.errors import InputError
@@ -25,6 +26,8 @@ from core.protection.policy import (
     CopyOption,
     DataStoreType,
 )
+from core.protection.schedule import parse_entry, parse_interval
+from core.protection.zones import get_zone
 
 #: az's tagging priorities by tag name (helpers.get_tagging_priority)
 TAGGING_PRIORITY = {"Default": 99, "Daily": 25, "Weekly": 20, "Monthly": 15, "Yearly": 10}
@@ -45,7 +48,10 @@ def create_schedule(
     if not schedule_days:
         raise InputError("--schedule-days: give at least one date-time")
     period = INTERVAL_TYPES[interval_type].format(interval_count)
-    return [f"R/{_with_offset(day)}/{period}" for day in schedule_days]
+    intervals = [f"R/{_with_offset(day)}/{period}" for day in schedule_days]
+    for interval in intervals:
+        parse_interval(interval, UTC, "--schedule-days")
+    return intervals
 
 
 def _with_offset(day: str) -> str:
@@ -63,6 +69,7 @@ def set_trigger(
     result = copy.deepcopy(policy)
     rule = _backup_rule(result)
     trigger = rule.setdefault("trigger", {"objectType": "ScheduleBasedTriggerContext"})
+    _check_schedule(schedule, time_zone, trigger)
     trigger.setdefault("schedule", {})["repeatingTimeIntervals"] = list(schedule)
     if time_zone is not None:
         trigger["schedule"]["timeZone"] = time_zone
@@ -72,14 +79,30 @@ def set_trigger(
     return result
 
 
+def _check_schedule(schedule: Sequence[str], time_zone: str | None, trigger: Document) -> None:
+    """Refuse here, naming the flag, what `policy create` would refuse later."""
+    if not schedule:
+        raise InputError("--schedule: give at least one repeating interval")
+    if time_zone is not None:
+        zone = get_zone(time_zone, "--time-zone")
+    else:  # the policy keeps its own zone: the new intervals are read in it
+        stored = trigger.get("schedule")
+        name = stored.get("timeZone") if isinstance(stored, dict) else None
+        zone = get_zone(name if isinstance(name, str) else None, "the policy's schedule.timeZone")
+    for text in schedule:
+        parse_entry(text, zone, "--schedule")
+
+
 def create_lifecycle(
     count: int,
     duration_type: str,
     source: str,
     target: str | None = None,
     copy_option: str | None = None,
+    copy_after: str | None = None,
 ) -> Document:
-    """`retention-rule create-lifecycle`: delete after N Days/Weeks/Months/Years, maybe copy."""
+    """`retention-rule create-lifecycle`: delete after N Days/Weeks/Months/Years, maybe copy
+    (CustomCopyOption after `copy_after`, an ISO 8601 duration, which az cannot give)."""
     if duration_type not in DURATION_TYPES or count < 1:
         raise InputError(
             f"retention duration {count} {duration_type}: expected a positive count of "
@@ -104,11 +127,23 @@ def create_lifecycle(
             )
         lifecycle["targetDataStoreCopySettings"] = [
             {
-                "copyAfter": {"objectType": copy_option},
+                "copyAfter": _copy_after(copy_option, copy_after),
                 "dataStore": _store(target, "--target-datastore"),
             }
         ]
+    elif copy_after is not None:
+        raise InputError("--copy-after-duration goes with --copy-option CustomCopyOption")
     return lifecycle
+
+
+def _copy_after(option: str, duration: str | None) -> Document:
+    """A copyAfter: only CustomCopyOption takes a duration, and it needs one."""
+    if (option == CopyOption.CUSTOM.value) != (duration is not None):
+        raise InputError("--copy-after-duration goes with --copy-option CustomCopyOption (only)")
+    if duration is None:
+        return {"objectType": option}
+    check_window(parse_duration(duration, "--copy-after-duration"), "--copy-after-duration")
+    return {"duration": duration, "objectType": option}
 
 
 def set_retention_rule(policy: Document, name: str, lifecycles: Sequence[Document]) -> Document:

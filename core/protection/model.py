@@ -38,6 +38,20 @@ def validate_name(kind: str, name: str) -> str:
     return name
 
 
+def check_conninfo(conninfo: str, where: str) -> None:
+    """A conninfo libpq can read, else InputError with libpq's reason: refused when it is
+    given, not at the first backup (whose error would hold the password appended to it)."""
+    import psycopg2.extensions
+
+    try:
+        psycopg2.extensions.parse_dsn(conninfo)
+    except psycopg2.ProgrammingError as exc:
+        reason = str(exc).strip().removeprefix("invalid dsn: ")
+        raise InputError(
+            f"{where}: {redact(conninfo)!r} is not a libpq connection string: {reason}"
+        ) from None
+
+
 def utc_text(when: datetime) -> str:
     return when.astimezone(UTC).isoformat()
 
@@ -368,4 +382,33 @@ class RunRecord:
             error=node.child("error").optional_text(),
             owner=owner.value if isinstance(owner.value, dict) else None,
             abandoned=node.child("abandonedClaim").optional_text(),
+        )
+
+
+@dataclass(frozen=True)
+class InstanceError:
+    """What kept the agent from handling an instance in its last pass (outside a slot's
+    run record: an unreadable policy, retention failing), shown by `status`."""
+
+    instance: str
+    at: datetime
+    error: str
+    agent: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "at": utc_text(self.at),
+            "error": redact(self.error),
+            "instance": self.instance,
+        }
+
+    @classmethod
+    def from_json(cls, document: Any) -> InstanceError:
+        node = Node(document, "$", "instance error")
+        return cls(
+            node.child("instance").text(),
+            parse_time(node.child("at")),
+            node.child("error").text(),
+            node.child("agent").text(),
         )

@@ -57,6 +57,15 @@ class Event(StrEnum):
     RETENTION = "retention"
 
 
+class Severity(StrEnum):
+    """apprise's notify types (protection-model §6): a receiver colours and files by them."""
+
+    INFO = "info"
+    SUCCESS = "success"
+    WARNING = "warning"
+    FAILURE = "failure"
+
+
 @dataclass(frozen=True)
 class Notice:
     """One message about one instance; `fingerprint` names the condition it reports."""
@@ -66,6 +75,7 @@ class Notice:
     fingerprint: str
     title: str
     body: str
+    severity: Severity = Severity.INFO
 
     @property
     def key_name(self) -> str:
@@ -98,6 +108,7 @@ def job_failed(instance: str, runs: Iterable[RunRecord]) -> Notice | None:
             f"The {last.trigger} backup of {instance} for slot {utc_text(last.slot)}{job} "
             f"failed: {last.error or 'no error recorded'}. Runs failed in a row: {len(streak)}."
         ),
+        Severity.FAILURE,
     )
 
 
@@ -114,6 +125,7 @@ def taken_over(run: RunRecord) -> Notice:
             f"{run.abandoned}. The slot was taken over by {run.claimed_by} and "
             f"{state.get(run.state, 'ran again and failed')}."
         ),
+        Severity.FAILURE if run.state is RunState.FAILED else Severity.WARNING,
     )
 
 
@@ -129,6 +141,7 @@ def instance_failed(instance: str, error: str, now: datetime) -> Notice:
             "other instances were handled. It is tried again on every pass; this is said "
             "once per error."
         ),
+        Severity.FAILURE,
     )
 
 
@@ -145,6 +158,7 @@ def delete_failed(outcome: RetentionOutcome) -> Notice:
             f"({outcome.store}): {outcome.reason or 'no error recorded'}. It is retried on "
             "every pass; this is said once."
         ),
+        Severity.FAILURE,
     )
 
 
@@ -169,6 +183,7 @@ def stale(status: InstanceStatus) -> Notice | None:
         f"{status.instance.name} in vault {status.vault} is {status.health}: {status.reason}"
         f" (newest backup: {newest}{age}; policy {status.instance.policy_name}: "
         f"{status.policy_words}).",
+        Severity.FAILURE if status.health is Health.CRITICAL else Severity.WARNING,
     )
 
 
@@ -184,6 +199,7 @@ def wal_lag(status: InstanceStatus, threshold: timedelta) -> Notice | None:
         f"pgvault: WAL archiving of {status.instance.name} is {_words(lag)} behind",
         f"The newest WAL of server {status.instance.server_name} was archived at "
         f"{utc_text(status.last_wal)}, {_words(lag)} ago (threshold {_words(threshold)}).",
+        Severity.WARNING,
     )
 
 
@@ -211,6 +227,7 @@ def retention(instance: str, outcomes: Sequence[RetentionOutcome]) -> Notice | N
         "retention-" + ";".join(",".join(fact) for fact in acted),
         f"pgvault: retention of {instance}: {summary}",
         redact(f"Retention of {instance}:\n" + "\n".join(lines)),
+        Severity.FAILURE if counts["failed"] else Severity.SUCCESS,
     )
 
 

@@ -61,13 +61,19 @@ class NoticeOutcome:
             "deliveries": [d.to_json() for d in self.deliveries],
             "event": str(self.notice.event),
             "instance": self.notice.instance,
+            "severity": str(self.notice.severity),
             "title": redact(self.notice.title),
         }
 
 
-def send(urls: tuple[str, ...], title: str, body: str) -> tuple[Delivery, ...]:
+def send(
+    urls: tuple[str, ...],
+    title: str,
+    body: str,
+    severity: notices.Severity = notices.Severity.INFO,
+) -> tuple[Delivery, ...]:
     """Send to each URL (or the URL a reference holds, read now) on its own, so one failing
-    receiver does not hide the others."""
+    receiver does not hide the others; `severity` is apprise's notify type."""
     import apprise
 
     register_notify_secrets(urls)
@@ -84,7 +90,8 @@ def send(urls: tuple[str, ...], title: str, body: str) -> tuple[Delivery, ...]:
         with apprise_messages() as messages:
             try:
                 sender.add(url)
-                sent = bool(sender.notify(title=title, body=body))
+                kind = apprise.NotifyType(str(severity))
+                sent = bool(sender.notify(title=title, body=body, notify_type=kind))
             except Exception as exc:  # a sender's bug must not stop the agent
                 messages.append(f"apprise failed: {exc}")
                 sent = False
@@ -161,7 +168,7 @@ def notify_pass(
         for notice in found:
             if not store.claim(notice, report.now, who):
                 continue
-            deliveries = send(urls, notice.title, notice.body)
+            deliveries = send(urls, notice.title, notice.body, notice.severity)
             store.record(notice, report.now, who, [d.to_json() for d in deliveries])
             outcomes.append(NoticeOutcome(notice, deliveries))
     return outcomes

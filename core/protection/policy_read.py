@@ -66,15 +66,52 @@ def parse_input_policy(text: str | bytes, what: str = "policy") -> BackupPolicy:
     if root.has("properties") and not root.has("objectType"):
         root = root.child("properties")
     for rule in root.child("policyRules").items():
-        if rule.child("objectType").value != "AzureRetentionRule":
-            continue
-        for lifecycle in rule.child("lifecycles").items():
-            _window(lifecycle.child("deleteAfter").child("duration"))
-            copies = lifecycle.child("targetDataStoreCopySettings")
-            items = [copies] if isinstance(copies.value, dict) else list(copies.items())
-            for item in items:
-                _window(item.child("copyAfter").child("duration"))
+        if rule.child("objectType").value == "AzureRetentionRule":
+            _check_lifecycles(rule.child("lifecycles"))
     return policy
+
+
+def _check_lifecycles(lifecycles: Node) -> None:
+    """What read_policy reads but would silently ignore, refused in a policy given: a second
+    lifecycle from one data store, a second copy, a CustomCopyOption without its duration,
+    an ArchiveStore lifecycle nothing copies to ArchiveStore. (A stored one is read as is.)"""
+    first: dict[str, str] = {}
+    copied = False
+    archive: Node | None = None
+    for lifecycle in lifecycles.items():
+        _window(lifecycle.child("deleteAfter").child("duration"))
+        source = lifecycle.child("sourceDataStore").child("dataStoreType").text()
+        if source in first:
+            raise lifecycle.fail(
+                f"a second {source} lifecycle (the first is {first[source]}): a retention rule "
+                "has one lifecycle per data store, and only the first would apply"
+            )
+        first[source] = lifecycle.path
+        copies = _copy_nodes(lifecycle.child("targetDataStoreCopySettings"))
+        if len(copies) > 1:
+            raise copies[1].fail("a second copy to ArchiveStore; a lifecycle copies once")
+        for item in copies:
+            after = item.child("copyAfter")
+            _window(after.child("duration"))
+            custom = after.child("objectType").value == CopyOption.CUSTOM.value
+            if custom and after.child("duration").value is None:
+                raise after.child("duration").fail(
+                    "CustomCopyOption needs a duration (how long after the backup to copy "
+                    "it; ImmediateCopyOption copies at once)"
+                )
+            copied = True
+        if source == DataStoreType.ARCHIVE.value:
+            archive = lifecycle
+    if archive is not None and not copied:
+        raise archive.fail(
+            "no VaultStore lifecycle of this rule copies to ArchiveStore "
+            "(targetDataStoreCopySettings), so this ArchiveStore lifecycle can never apply"
+        )
+
+
+def _copy_nodes(copies: Node) -> list[Node]:
+    """targetDataStoreCopySettings as a list (the CLI prints one object, or null)."""
+    return [copies] if isinstance(copies.value, dict) else list(copies.items())
 
 
 def _window(node: Node) -> None:
@@ -232,9 +269,9 @@ def _lifecycle(node: Node) -> Lifecycle:
     source = _store(node.child("sourceDataStore"))
     if source is DataStoreType.OPERATIONAL:
         raise node.child("sourceDataStore").fail("pgvault has no OperationalStore (use VaultStore)")
-    copies_node = node.child("targetDataStoreCopySettings")
-    items = [copies_node] if isinstance(copies_node.value, dict) else list(copies_node.items())
-    copies = tuple(_copy(item, source) for item in items)
+    copies = tuple(
+        _copy(item, source) for item in _copy_nodes(node.child("targetDataStoreCopySettings"))
+    )
     return Lifecycle(source, duration, copies)
 
 

@@ -15,12 +15,18 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 import psycopg2.extensions
 
-from core.errors import InputError, PgvaultError, own_cause
+from core.errors import InputError, OperationFailed, PgvaultError, own_cause
 from core.jobs import Job, JobState, JobStore
 from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
 from core.protection.claims import abandoned_reason, heartbeat, new_owner, take_over
-from core.protection.model import BackupInstance, RunRecord, RunState, RunTrigger
+from core.protection.model import (
+    BackupInstance,
+    RunRecord,
+    RunState,
+    RunTrigger,
+    check_conninfo,
+)
 from core.protection.policy import BackupType
 from core.protection.service import OpenVault
 from core.secrets import redact
@@ -74,17 +80,17 @@ class RunOutcome:
 def connection_for(instance: BackupInstance) -> ConnectionParams:
     """The instance's conninfo with the password from its secret reference (registered)."""
     conninfo = instance.datasource.conninfo
+    try:  # an instance stored before create checked it: say so before the password is in it
+        check_conninfo(conninfo, f"the datasource of backup instance {instance.name!r}")
+    except InputError as exc:
+        raise OperationFailed(str(exc)) from None
     secret = instance.datasource.secret
     if secret is None:
         return ConnectionParams(dbname=conninfo)
-    password = secret.resolve()
-    if conninfo.lower().startswith(("postgres://", "postgresql://")):
-        from urllib.parse import quote
-
-        joiner = "&" if "?" in conninfo else "?"
-        return ConnectionParams(dbname=f"{conninfo}{joiner}password={quote(password, safe='')}")
-    quoted = password.replace("\\", "\\\\").replace("'", "\\'")
-    return ConnectionParams(dbname=f"{conninfo} password='{quoted}'".strip())
+    # libpq's own quoting, for key=value and URI conninfo alike
+    return ConnectionParams(
+        dbname=psycopg2.extensions.make_dsn(conninfo, password=secret.resolve())
+    )
 
 
 def take_backup(  # noqa: PLR0913 - one value per fact of the run

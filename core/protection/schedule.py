@@ -156,11 +156,15 @@ def compile_schedule(
         path = f"{where}.repeatingTimeIntervals[{index}]"
         if not isinstance(text, str):
             raise InputError(f"{path}: expected a string such as R/2021-08-15T06:30:00+00:00/P1W")
-        if text.startswith(CRON_PREFIX):
-            entries.append(parse_cron(text, zone, path))
-        else:
-            entries.append(parse_interval(text, zone, path))
+        entries.append(parse_entry(text, zone, path))
     return CompiledSchedule(tuple(entries), zone)
+
+
+def parse_entry(text: str, zone: tzinfo, where: str) -> Slots:
+    """One repeatingTimeIntervals entry: a repeating interval or `cron:<5 fields>`."""
+    if text.startswith(CRON_PREFIX):
+        return parse_cron(text, zone, where)
+    return parse_interval(text, zone, where)
 
 
 def parse_interval(text: str, zone: tzinfo, where: str = "interval") -> RepeatingInterval:

@@ -23,6 +23,7 @@ from core.protection.model import (
     ProtectionState,
     SecondaryRetention,
     Vault,
+    check_conninfo,
     validate_name,
 )
 from core.protection.notify_urls import check_notify_urls
@@ -290,10 +291,12 @@ def initialize_instance(
         raise InputError("--secret-store-type and --secret-store-uri go together")
     if secret_store_type is not None:
         secret = SecretReference.parse(f"{secret_store_type}:{secret_store_uri}", "--secret-store")
+    datasource = Datasource(conninfo, secret)
+    check_conninfo(conninfo, "--datasource")
     instance = BackupInstance(
         validate_name("backup instance", name or server_name),
         server_name,
-        Datasource(conninfo, secret),
+        datasource,
         validate_name("policy", policy),
     )
     return instance.to_json()
@@ -313,6 +316,7 @@ def create_instance(
     what = f"backup instance file {path}"
     instance = BackupInstance.from_json(read_json_file(path, what), what)
     instance = replace(instance, **_secondary_changes(instance, secondary, secondary_retention))
+    check_conninfo(instance.datasource.conninfo, f"{what} $.dataSourceInfo.conninfo")
     if instance.datasource.secret is not None:
         try:
             instance.datasource.secret.resolve()
@@ -352,13 +356,17 @@ def update_instance(  # noqa: PLR0913 - one keyword per setting it changes
     *,
     secondary: str | None = None,
     secondary_retention: str | None = None,
+    policy: str | None = None,
 ) -> dict[str, Any]:
     """`backup-instance update`: the instance's own recipients (--notify URL... or none),
-    its secondary destination (a URL, or "" for none) and what retention does there
-    (keep or follow); None leaves one as it is."""
+    its secondary destination (a URL, or "" for none), what retention does there (keep or
+    follow) and its policy (one of the vault's, as `az ... update-policy`); None leaves one
+    as it is. Its run records stay: the next pass applies the new policy to its backups."""
     changes: dict[str, Any] = {}
     if notify is not None:
         changes["notify"] = check_notify_urls(notify, allow_inline=allow_inline_secrets)
+    if policy is not None:
+        changes["policy_name"] = validate_name("policy", policy)
     with opened_vault(state_dir, vault) as opened:
         stored = opened.store.get_instance(name)
         changes |= _secondary_changes(stored, secondary, secondary_retention)

@@ -7,7 +7,7 @@ chain_rule.slot_kind: an Incremental rule's backups build chains that hold their
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
 
@@ -15,6 +15,7 @@ from core.protection.chain_rule import slot_kind
 from core.protection.policy import BackupPolicy, BackupType, DataStoreType, ScheduleTrigger
 from core.protection.retention import Action, BackupPoint, Step, plan_retention
 from core.protection.schedule import compile_schedule
+from core.protection.simulate_live import LiveBackups
 from core.protection.tagging import choose_tag
 from core.protection.zones import get_zone, require_aware
 
@@ -74,7 +75,8 @@ def simulate(
     rule: str | None = None,
     existing: Iterable[BackupPoint] = (),
 ) -> Simulation:
-    """Run the policy's schedule and lifecycles over [start, end) with every slot succeeding."""
+    """Run the policy's schedule and lifecycles over [start, end) with every slot succeeding
+    (`existing`: backups taken before start)."""
     backup_rule = policy.backup_rule(rule)
     trigger = backup_rule.trigger
     if not isinstance(trigger, ScheduleTrigger):
@@ -83,32 +85,34 @@ def simulate(
     schedule = compile_schedule(
         trigger.schedule.repeating_time_intervals, trigger.schedule.time_zone
     )
-    points = {point.backup_id: point for point in existing}
+    live = LiveBackups(policy, zone)
+    for point in existing:
+        live.add(point)
     # backup id -> the backups its chain restores first (an Incremental rule's chains)
     chains: dict[str, tuple[str, ...]] = {}
     events = [
         Event(p.taken_at, EventKind.BACKUP, p.backup_id, p.tag, store)
-        for p in points.values()
+        for p in live.points.values()
         for store in sorted(p.stores)
     ]
     slots = iter(schedule.occurrences(require_aware(start), require_aware(end)))
     slot = next(slots, None)
     clock = require_aware(start)
     while True:
-        plan = plan_retention(policy, list(points.values()), clock, _needing(chains, points))
+        plan = plan_retention(policy, live.acting(clock), clock, _needing(chains, live.points))
         for step in plan.due:
-            events.append(_event(step, points[step.backup_id].tag, clock))
-            _step(points, step)
-        due = plan.next_due  # what is applied now cannot bring a later step forward
+            events.append(_event(step, live.points[step.backup_id].tag, clock))
+            live.apply(step)
+        live.settle(clock)
+        # what is applied now cannot bring a later step forward
+        due = min((t for t in (plan.next_due, live.next_waiting()) if t), default=None)
         if slot is not None and (due is None or slot <= due):
-            tag = choose_tag(
-                trigger.tagging_criteria, slot, [p.taken_at for p in points.values()], zone
-            )
+            tag = choose_tag(trigger.tagging_criteria, slot, live.earlier_dates(), zone)
             point = BackupPoint(
                 backup_id_for(slot), slot, tag.tag_name, frozenset({backup_rule.data_store})
             )
-            kind = _chain(backup_rule.backup_type, point, points, chains, zone)
-            points[point.backup_id] = point
+            kind = _chain(backup_rule.backup_type, point, live, chains, zone)
+            live.add(point)
             events.append(
                 Event(
                     slot,
@@ -129,23 +133,22 @@ def simulate(
 def _chain(
     rule_type: BackupType | None,
     point: BackupPoint,
-    points: dict[str, BackupPoint],
+    live: LiveBackups,
     chains: dict[str, tuple[str, ...]],
     zone: tzinfo,
 ) -> BackupType | None:
     """The kind of a new simulated backup; an incremental joins the newest backup's chain."""
     if rule_type is not BackupType.INCREMENTAL:
         return None
-    fulls = [
-        p.taken_at for p in points.values() if p.backup_id in chains and not chains[p.backup_id]
-    ]
+    fulls = [live.points[b].taken_at for b in live.fulls(chains)]
     kind = slot_kind(rule_type, point.taken_at, fulls, zone)
-    newest = max(points.values(), key=lambda p: p.taken_at, default=None)
+    newest = live.newest()
     if kind is BackupType.INCREMENTAL and newest is not None and newest.backup_id in chains:
         chains[point.backup_id] = (*chains[newest.backup_id], newest.backup_id)
     else:
         kind = BackupType.FULL
         chains[point.backup_id] = ()
+        live.full_ids.append(point.backup_id)
     return kind
 
 
@@ -166,16 +169,6 @@ def _event(step: Step, tag: str, clock: datetime) -> Event:
         step.store,
         step.target,
     )
-
-
-def _step(points: dict[str, BackupPoint], step: Step) -> None:
-    point = points[step.backup_id]
-    stores = set(point.stores)
-    _apply(stores, EventKind(str(step.action)), step.store, step.target)
-    if stores:
-        points[step.backup_id] = replace(point, stores=frozenset(stores))
-    else:
-        del points[step.backup_id]
 
 
 def _apply(

@@ -9,14 +9,19 @@ A stopped instance is a warning: nothing protects it.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from core.catalog.layout import ServerLayout
 from core.protection.describe import describe_policy
-from core.protection.model import BackupInstance, ProtectionState, RunRecord, RunState
+from core.protection.model import (
+    BackupInstance,
+    InstanceError,
+    ProtectionState,
+    RunRecord,
+    RunState,
+)
 from core.protection.policy import BackupPolicy, BackupType, ScheduleTrigger
 from core.protection.schedule import CompiledSchedule, compile_schedule
 from core.protection.zones import require_aware
@@ -28,7 +33,6 @@ WARNING_FACTOR = 1.5
 CRITICAL_FACTOR = 2.0
 _GAPS = 8  # recent slots looked at for the interval
 _TICK = timedelta(microseconds=1)
-log = logging.getLogger("pgvault.protection")
 
 
 class Health(StrEnum):
@@ -52,6 +56,8 @@ class InstanceStatus:
     now: datetime
     #: when the newest WAL file of the server was archived (None: none, or not looked at)
     last_wal: datetime | None = None
+    #: the agent's last pass could not handle the instance (None: it could, or no pass yet)
+    last_error: InstanceError | None = None
 
     @property
     def rpo(self) -> timedelta | None:
@@ -94,6 +100,7 @@ class InstanceStatus:
             "vault": self.vault,
             "walArchiveLagSeconds": int(lag.total_seconds()) if lag is not None else None,
             "lastWalArchived": self.last_wal.isoformat() if self.last_wal else None,
+            "lastError": None if self.last_error is None else self.last_error.to_json(),
         }
 
 
@@ -233,16 +240,6 @@ def status_report(state_dir: str | None, vault: str | None, now: datetime) -> St
     return StatusReport(tuple(found), tuple(unavailable))
 
 
-def protection_status(
-    state_dir: str | None, vault: str | None, now: datetime
-) -> list[InstanceStatus]:
-    """The instances of status_report (the console's view; an unavailable vault is logged)."""
-    report = status_report(state_dir, vault, now)
-    for gone in report.unavailable:
-        log.warning("%s", gone.reason)
-    return list(report.instances)
-
-
 def _vault_status(state_dir: str | None, name: str, now: datetime) -> list[InstanceStatus]:
     from core.protection.service import opened_vault
 
@@ -255,7 +252,9 @@ def _vault_status(state_dir: str | None, name: str, now: datetime) -> list[Insta
             if policy.backup_rule().backup_type is not BackupType.LOGICAL:
                 # WAL replays onto physical backups only: a dump's point is its own end
                 last_wal = newest_wal(opened.store.store, instance.server_name)
-            found.append(instance_status(name, instance, policy, runs, now, last_wal))
+            status = instance_status(name, instance, policy, runs, now, last_wal)
+            error = opened.store.last_error(instance.name)
+            found.append(replace(status, last_error=error))
     return found
 
 
@@ -268,7 +267,6 @@ __all__ = [
     "instance_status",
     "interval_of",
     "newest_wal",
-    "protection_status",
     "schedule_of",
     "status_report",
 ]

@@ -11,6 +11,7 @@ same vault, policy, instance or run record cannot both succeed.
     .pgvault/vaults/<vault>/instances/<instance>.json
     .pgvault/vaults/<vault>/runs/<instance>/<slot as 20260329T010000Z>[-adhoc].json
     .pgvault/vaults/<vault>/runs/<instance>/<slot ...>.json.takeover-<token>  (empty)
+    .pgvault/vaults/<vault>/runs/<instance>/last-error  (the agent's last error, while current)
     .pgvault/vaults/<vault>/notices/<instance>/<event>-<fingerprint>.json
 """
 
@@ -22,7 +23,14 @@ from datetime import UTC, datetime
 
 from core.errors import InputError, ObjectExists, ObjectNotFound, OperationFailed
 from core.protection.jsondoc import dumps, loads
-from core.protection.model import BackupInstance, RunRecord, RunTrigger, Vault, validate_name
+from core.protection.model import (
+    BackupInstance,
+    InstanceError,
+    RunRecord,
+    RunTrigger,
+    Vault,
+    validate_name,
+)
 from core.protection.policy import BackupPolicy, dump_policy
 from core.protection.policy_read import parse_policy
 from core.storage import CommonPrefix, ObjectStore, PutOptions
@@ -121,7 +129,8 @@ class VaultStore:
         users = [i.name for i in self.instances() if i.policy_name == name]
         if users:
             raise InputError(
-                f"policy {name!r} is used by {', '.join(users)}; change or delete them first"
+                f"policy {name!r} is used by {', '.join(users)}; move them to another policy "
+                "(backup-instance update --policy NAME) or delete them first"
             )
         self.get_policy(name)
         self.store.delete_many([self._policy_key(name)])
@@ -217,6 +226,25 @@ class VaultStore:
         for key in keys:
             yield RunRecord.from_json(self._read(key, f"run record {key}"))
 
+    def record_error(self, error: InstanceError) -> None:
+        """The agent could not handle an instance in a pass: kept until a pass that can."""
+        self.store.put_bytes(self._error_key(error.instance), dumps(error.to_json()).encode())
+
+    def clear_error(self, instance: str) -> None:
+        """A pass handled the instance: its last error, if any, is over."""
+        key = self._error_key(instance)
+        if self.store.exists(key):
+            self.store.delete_many([key])
+
+    def last_error(self, instance: str) -> InstanceError | None:
+        """The error of the agent's last pass over the instance, when that pass failed."""
+        key = self._error_key(instance)
+        try:
+            document = self.store.get_bytes(key)
+        except ObjectNotFound:
+            return None
+        return InstanceError.from_json(loads(document, f"instance error {key}"))
+
     # ---- keys and reading ---------------------------------------------------------------------
 
     def _policy_key(self, name: str) -> str:
@@ -227,6 +255,10 @@ class VaultStore:
 
     def _runs_prefix(self, instance: str) -> str:
         return f"{self.prefix}runs/{validate_name('backup instance', instance)}/"
+
+    def _error_key(self, instance: str) -> str:
+        # beside the run records (no .json: runs() skips it), so it goes with them
+        return f"{self._runs_prefix(instance)}last-error"
 
     def _run_key(self, record: RunRecord) -> str:
         return f"{self._runs_prefix(record.instance)}{slot_key(record.slot, record.trigger)}.json"

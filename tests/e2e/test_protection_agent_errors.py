@@ -136,6 +136,30 @@ def test_an_instance_the_agent_cannot_handle_does_not_stop_the_others(
     assert told.count("pgvault: the agent could not protect a-forever") == 1, told
     assert [n["event"] for n in passes[0]["notifications"]].count("instance-failed") == 1
 
+    # status shows the error no run record holds (the slots succeeded), until a pass that
+    # handles the instance: here once it is moved to a policy it can apply
+    def last_errors(*flags: str) -> Any:
+        at = (base + timedelta(minutes=9)).isoformat()
+        result = pgvault("status", "--vault", "v1", "--now", at, *flags, env=agent.env)
+        assert result.returncode == 0, result.stderr
+        if not flags:
+            return result.stdout
+        return {d["backupInstance"]: d["lastError"] for d in json.loads(result.stdout)}
+
+    errors = last_errors("--format", "json")
+    assert errors["b-main"] is None
+    assert errors["a-forever"]["at"] == (base + timedelta(minutes=4)).isoformat()
+    assert "year" in errors["a-forever"]["error"]
+    assert "last pass failed at" in last_errors()
+    agent.run(
+        "backup-instance", "update", "--vault", "v1", "--name", "a-forever",
+        "--policy", "minutely",
+    )  # fmt: skip
+    at = (base + timedelta(minutes=8)).isoformat()
+    result = pgvault("agent", "--once", "--vault", "v1", "--now", at, env=agent.env)
+    assert result.returncode == 0, result.stderr
+    assert last_errors("--format", "json") == {"a-forever": None, "b-main": None}
+
 
 def test_a_vault_whose_destination_is_gone_is_reported_and_the_others_go_on(
     make_dest: Callable[..., TestDestination],

@@ -113,6 +113,21 @@ def test_vault_policy_and_instance_lifecycle(operator: Operator) -> None:
     assert resumed["currentProtectionState"] == "ProtectionConfigured"
     shown_instance = operator.run("backup-instance", "show", "--vault", "v1", "--name", "pg1")
     assert shown_instance["runs"] == []
+    # moved to another of the vault's policies (az's update-policy): the old one can go
+    moved = operator.run(
+        "backup-instance", "update", "--vault", "v1", "--name", "pg1", "--policy", "osspol5"
+    )
+    assert moved["policyInfo"] == {"policyId": "osspol5"}
+    assert "there is no policy 'gone'" in operator.fails(
+        "backup-instance", "update", "--vault", "v1", "--name", "pg1", "--policy", "gone"
+    )
+    error = operator.fails("policy", "delete", "--vault", "v1", "--name", "osspol5")
+    assert "used by pg1; move them to another policy (backup-instance update --policy" in error
+    operator.run("policy", "delete", "--vault", "v1", "--name", "weekly")
+    operator.run(
+        "policy", "create", "--vault", "v1", "--name", "weekly",
+        "--policy", operator.file("template.json", template),
+    )  # fmt: skip
 
     operator.run("backup-instance", "delete", "--vault", "v1", "--name", "pg1")
     operator.run("policy", "delete", "--vault", "v1", "--name", "weekly")
@@ -276,6 +291,21 @@ def test_bad_input_exits_3_naming_the_json_path_and_stores_nothing(operator: Ope
         "backup-instance", "initialize", "--datasource", "host=/tmp password=x",
         "--server-name", "pg1", "--policy", "weekly",
     )  # fmt: skip
+    # a malformed conninfo is refused when it is given, not at the first backup
+    unterminated = "host=127.0.0.1 port=55432 user='backup"
+    error = operator.fails(
+        "backup-instance", "initialize", "--datasource", unterminated, "--server-name", "pg1",
+        "--policy", "weekly",
+    )  # fmt: skip
+    assert "--datasource" in error
+    assert "unterminated quoted string" in error
+    instance["dataSourceInfo"] = {"conninfo": unterminated, "objectType": "Datasource"}
+    error = operator.fails(
+        "backup-instance", "create", "--vault", "v1",
+        "--backup-instance", operator.file("instance3.json", instance),
+    )  # fmt: skip
+    assert "$.dataSourceInfo.conninfo" in error
+    assert "user='backup" in error  # shown as it is: a user name is no secret
     assert operator.run("backup-instance", "list", "--vault", "v1") == []
     assert "Object Lock" in operator.fails(
         "vault", "create", "v2", "--destination", operator.dest.url, "--immutability-days", "7",

@@ -9,6 +9,7 @@ file (exit 0); `unreachable_cases` aim at 127.0.0.1 ports where nothing listens 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from core.catalog.backup_info import DONE, BackupInfo, serialize
 from core.catalog.layout import PGVAULT_MANIFEST, ServerLayout
+from core.protection.template import default_policy_template
 from core.storage import open_store
 from core.urls import parse_location
 from tests.support.emulators import AZURITE_ACCOUNT, S3_ENV, azurite_connection_string
@@ -67,6 +69,11 @@ class World:
     def state_dir(self) -> str:
         return str(self.root / "state")
 
+    @property
+    def policy_path(self) -> str:
+        """The default policy template, for the policy editing helpers."""
+        return str(self.root / "policy.json")
+
     def scratch(self, name: str) -> str:
         """A path under the world that does not exist (a restore target, a WAL destination)."""
         return str(self.root / "scratch" / name)
@@ -77,6 +84,7 @@ def make_world(root: Path) -> World:
     (root / "pg_wal").mkdir(parents=True)
     (root / "scratch").mkdir()
     Path(world.wal_path).write_bytes(b"\0" * 16 * 1024 * 1024)
+    Path(world.policy_path).write_text(json.dumps(default_policy_template()))
     with open_store(parse_location(world.url)) as store:
         good = ServerLayout(SERVER)
         info = BackupInfo(
@@ -450,7 +458,7 @@ def _job_cases() -> Iterator[Case]:
     yield Case(("jobs", "explode"), 3, "jobs verb")
 
 
-def _protection_cases() -> Iterator[Case]:
+def _protection_cases(world: World) -> Iterator[Case]:
     yield Case(("demo", "explode"), 3, "demo verb")
     yield Case(("vault", "create"), 3, "vault")
     yield Case(("vault", "show", "no-such-vault"), 3, "vault")
@@ -481,6 +489,44 @@ def _protection_cases() -> Iterator[Case]:
     yield Case(("agent", "--interval", TOO_BIG), 3, "agent")
     yield Case(("agent", "--now", "yesterday"), 3, "agent")
     yield Case(("status", "--now", "yesterday"), 3, "status")
+    yield from _policy_helper_cases(world)
+
+
+def _policy_helper_cases(world: World) -> Iterator[Case]:
+    """What `policy create` would refuse, refused by the helper that takes it, named."""
+    trigger = ("policy", "trigger", "set", "--policy", world.policy_path)
+    weekly = "R/2026-12-06T22:00:00+00:00/P1W"
+    for flags, says in (
+        (("--schedule", "R/2026-12-06T25:00:00+00:00/P1W"), "--schedule"),
+        (("--schedule", "PT15M"), "--schedule"),
+        (("--schedule", weekly, "--time-zone", "Europe/Nowhere"), "--time-zone"),
+    ):
+        yield Case((*trigger, *flags), 3, "policy trigger set", says)
+    yield Case(
+        ("policy", "trigger", "create-schedule", "--interval-type", "Daily", "--interval-count",
+         "1", "--schedule-days", "2026-12-06T25:00:00"),
+        3, "policy trigger create-schedule", "--schedule-days",
+    )  # fmt: skip
+    lifecycle = ("policy", "retention-rule", "create-lifecycle", "--source-datastore", "VaultStore")
+    for value in ("-1", "0"):
+        # one message per bound, the true one, whichever side of it the value is
+        says = f"'{value}' must be at least 1"
+        yield Case(("agent", "--interval", value), 3, "count below 1", says)
+        yield Case(
+            ("policy", "simulate", "--policy", world.policy_path, "--from", "2026-01-01",
+             "--days", value),
+            3, "count below 1", says,
+        )  # fmt: skip
+        yield Case(
+            (*lifecycle, "--retention-duration-type", "Months", "--retention-duration-count",
+             value),
+            3, "count below 1", says,
+        )  # fmt: skip
+    yield Case(
+        (*lifecycle, "--retention-duration-type", "Months", "--retention-duration-count", "6",
+         "--target-datastore", "ArchiveStore", "--copy-option", "CustomCopyOption"),
+        3, "custom copy without its duration", "--copy-after-duration",
+    )  # fmt: skip
     yield Case(("status", "--vault"), 3, "status")
     yield Case(("no-such-command",), 3, "command")
     yield Case((), 3, "no command")
@@ -494,7 +540,7 @@ def bad_input_cases(world: World) -> list[Case]:
         *_command_cases(world),
         *_reference_cases(world),
         *_job_cases(),
-        *_protection_cases(),
+        *_protection_cases(world),
     ]
 
 

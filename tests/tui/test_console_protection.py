@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any, cast
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from core.protection.model import (
     BackupInstance,
     Datasource,
+    InstanceError,
     ProtectionState,
     RunRecord,
     RunState,
@@ -122,6 +124,9 @@ def test_the_detail_names_the_secondary_destination_and_its_retention() -> None:
         )
     )
     assert "copies each backup" not in alone.plain
+    failing = replace(item, last_error=InstanceError("sales-db", CLOCK, "retention: boom", "a"))
+    assert "the agent's last pass failed (" in detail(failing).plain
+    assert "retention: boom" in detail(failing).plain
 
 
 def test_protection_view(snap_compare: SnapCompare, fixed_state: str) -> None:
@@ -184,3 +189,25 @@ async def test_read_only_hides_stop_and_resume(fixed_state: str) -> None:
         assert isinstance(screen, ProtectionScreen)
         assert screen.check_action("stop_protection", ()) is False
         assert screen.check_action("resume_protection", ()) is False
+
+
+async def test_a_vault_whose_destination_is_gone_is_one_unavailable_row(
+    fixed_state: str,
+) -> None:
+    write_vault(fixed_state)
+    Registry(fixed_state).add(VaultEntry("lost", f"file://{FIXED / 'unmounted'}"))
+    app = make_app(fixed_state)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("4")
+        await settle(cast("Pilot[object]", pilot), loaded(app))
+        screen = app.screen
+        assert isinstance(screen, ProtectionScreen)
+        table = screen.query_one("#protection-table", DataTable)
+        rows = [[str(cell) for cell in table.get_row_at(n)] for n in range(table.row_count)]
+        assert ["(all)", "unavailable", "-", "-", "-", "-", "lost"] in rows
+        assert len(rows) == len(INSTANCES) + 1  # the other vault's instances as usual
+        table.move_cursor(row=rows.index(["(all)", "unavailable", "-", "-", "-", "-", "lost"]))
+        await pilot.pause(0.2)
+        shown = str(screen.query_one("#protection-detail").render())
+        assert "vault lost: unavailable" in shown
+        assert "unmounted" in shown  # the reason names its destination

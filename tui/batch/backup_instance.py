@@ -67,6 +67,11 @@ def _adhoc(parser: argparse.ArgumentParser) -> None:
 
 def _update(parser: argparse.ArgumentParser) -> None:
     _named(parser)
+    parser.add_argument(
+        "--policy",
+        metavar="NAME",
+        help="move it to another of the vault's policies (its runs and backups stay theirs)",
+    )
     add_notify(parser, "told about this instance's events, besides the vault's")
     _add_secondary(parser)
 
@@ -81,7 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             "list": ("the vault's backup instances", add_vault),
             "show": ("one backup instance and its runs", _named),
             "update": (
-                "change an instance's notification URLs or secondary destination and retention",
+                "change an instance's policy, notification URLs, or secondary destination "
+                "and retention",
                 _update,
             ),
             "delete": ("delete an instance and its run records (not its backups)", _named),
@@ -126,9 +132,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     elif verb == "update":
         notify = notify_from(args)
         secondary = "" if args.no_secondary_destination else args.secondary_destination
-        if notify is None and secondary is None and args.secondary_retention is None:
+        unchanged = (notify, secondary, args.secondary_retention, args.policy)
+        if all(value is None for value in unchanged):
             raise InputError(
-                "backup-instance update: give --notify URL... or --no-notify, "
+                "backup-instance update: give --policy NAME, --notify URL... or --no-notify, "
                 "--secondary-destination URL or --no-secondary-destination, or "
                 "--secondary-retention keep|follow"
             )
@@ -140,6 +147,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             args.allow_inline_secrets,
             secondary=secondary,
             secondary_retention=args.secondary_retention,
+            policy=args.policy,
         )
         print_json(updated)
     elif verb == "delete":

@@ -65,23 +65,27 @@ MAX_COUNT = 2**31 - 1
 
 def non_negative_int(text: str) -> int:
     """argparse type for counts that may be 0 (ASCII digits, at most MAX_COUNT)."""
-    # int() also takes '²'-free Unicode digits and '1_000'; a count is plain ASCII digits.
-    digits = text.strip().removeprefix("+")
-    if not (digits.isascii() and digits.isdigit()):
-        if digits.startswith("-") and digits[1:].isascii() and digits[1:].isdigit():
-            raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
-    value = int(digits)
-    if value > MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_COUNT})")
-    return value
+    return _count(text, 0)
 
 
 def positive_int(text: str) -> int:
     """argparse type for counts of at least 1."""
-    value = non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return _count(text, 1)
+
+
+def _count(text: str, minimum: int) -> int:
+    # int() also takes '²'-free Unicode digits and '1_000'; a count is plain ASCII digits.
+    digits = text.strip().removeprefix("+")
+    negative = digits.startswith("-") and digits[1:].isascii() and digits[1:].isdigit()
+    if not negative and not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    # one message per bound, the true one: -5 and 0 both miss "at least 1" alike
+    if negative or int(digits) < minimum:
+        bound = "0 or more" if minimum == 0 else f"at least {minimum}"
+        raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+    value = int(digits)
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} is too large (at most {MAX_COUNT})")
     return value
 
 

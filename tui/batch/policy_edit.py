@@ -40,6 +40,11 @@ def _create_lifecycle(parser: argparse.ArgumentParser) -> None:
         "--copy-option",
         metavar="CopyOnExpiryOption|ImmediateCopyOption|CustomCopyOption",
     )
+    parser.add_argument(
+        "--copy-after-duration",
+        metavar="DURATION",
+        help="with CustomCopyOption: copy this long after the backup (ISO 8601, e.g. P3M)",
+    )
 
 
 def _set_retention(parser: argparse.ArgumentParser) -> None:
@@ -128,6 +133,7 @@ def run_helper(args: argparse.Namespace) -> None:
                 args.source_datastore,
                 args.target_datastore,
                 args.copy_option,
+                args.copy_after_duration,
             )
         )
     elif key == ("retention-rule", "set"):

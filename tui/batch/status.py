@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from core.errors import ExitCode
 from tui.batch.backup_list import table
@@ -46,6 +47,14 @@ def _age(seconds: object) -> str:
     return f"{days}d{hours:02d}h{minutes:02d}m" if days else f"{hours}h{minutes:02d}m"
 
 
+def _reason(document: dict[str, Any]) -> str:
+    """The health's reason, and the agent's error of its last pass when it failed."""
+    error = document.get("lastError")
+    if not error:
+        return str(document["reason"])
+    return f"{document['reason']}; last pass failed at {error['at']}: {error['error']}"
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.protection.status import Health, status_report
 
@@ -66,7 +75,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 str(d.get("nextDue") or "-"),
                 _age(d.get("rpoSeconds")),
                 _age(d.get("walArchiveLagSeconds")),
-                str(d["reason"]),
+                _reason(d),
             )
             for d in documents
         ]

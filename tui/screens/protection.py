@@ -1,7 +1,8 @@
 """View 4: protection: every backup instance of every vault this host knows, with its health.
 
 Read from the vaults' destinations in a thread (core.protection.status); the highlighted
-instance's policy is shown in plain words below the table.
+instance's policy is shown in plain words below the table. A vault whose state cannot be
+read is one row, health `unavailable`, with the reason below, as `status` shows it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from textual.events import ScreenResume
 from textual.widgets import DataTable, Static
 
 from core.protection.model import ProtectionState, SecondaryRetention
-from core.protection.status import Health, InstanceStatus
+from core.protection.status import UNAVAILABLE, Health, InstanceStatus, StatusReport
 from tui.messages import ResumeProtection, StopProtection
 from tui.screens.base import ConsoleScreen
 from tui.state import ConsoleState
@@ -77,6 +78,26 @@ def status_rows(found: list[InstanceStatus]) -> list[tuple[str, dict[str, Text]]
     return rows
 
 
+def unavailable_rows(report: StatusReport) -> list[tuple[str, dict[str, Text]]]:
+    """One row per vault that could not be read: nothing is known of its instances."""
+    dash = Text("-")
+    return [
+        (
+            f"{gone.vault}|",
+            {
+                "instance": Text("(all)", style="dim"),
+                "health": Text(UNAVAILABLE, style="bold red"),
+                "policy": dash,
+                "last": dash,
+                "next": dash,
+                "rpo": Text("-", justify="right"),
+                "vault": Text(gone.vault, style="dim"),
+            },
+        )
+        for gone in report.unavailable
+    ]
+
+
 def detail(item: InstanceStatus) -> Text:
     """The highlighted instance: its policy in words and why it has its health."""
     text = Text()
@@ -84,6 +105,9 @@ def detail(item: InstanceStatus) -> Text:
     text.append(f" ({item.instance.server_name} in vault {item.vault}): ")
     text.append(str(item.health), style=HEALTH_STYLE[item.health])
     text.append(f" - {item.reason}\n")
+    if item.last_error is not None:
+        text.append("the agent's last pass failed ", style="bold red")
+        text.append(f"({when(item.last_error.at)}): {item.last_error.error}\n")
     text.append(f"{item.instance.policy_name}: ", style="bold")
     text.append(item.policy_words)
     secondary = item.instance.secondary_destination
@@ -119,6 +143,8 @@ class ProtectionScreen(ConsoleScreen):
         super().__init__(state)
         self.tasks = tasks
         self.found: dict[str, InstanceStatus] = {}
+        #: the vaults that could not be read, by row key, with why
+        self.gone: dict[str, str] = {}
         self.error: str | None = None
 
     def compose(self) -> ComposeResult:
@@ -141,25 +167,27 @@ class ProtectionScreen(ConsoleScreen):
         self.load()
 
     def load(self) -> None:
-        from core.protection.status import protection_status
+        from core.protection.status import status_report
 
         state_dir = self.state.config.state_dir
         now = datetime.fromtimestamp(self.state.config.clock(), UTC)
         self.tasks.run(
-            lambda: protection_status(state_dir, None, now),
+            lambda: status_report(state_dir, None, now),
             self.loaded,
             "reading the vaults' protection status",
             group="protection",
             exclusive=True,
         )
 
-    def loaded(self, found: list[InstanceStatus]) -> None:
+    def loaded(self, report: StatusReport) -> None:
+        found = list(report.instances)
         self.found = {f"{item.vault}|{item.instance.name}": item for item in found}
+        self.gone = {f"{gone.vault}|": gone.reason for gone in report.unavailable}
         if not self.is_attached:
             return
         table = self.query_one("#protection-table", ResponsiveTable)
-        table.sync(status_rows(found))
-        if not found:
+        table.sync(unavailable_rows(report) + status_rows(found))
+        if not found and not self.gone:
             self.query_one("#protection-detail", Static).update(
                 Text(
                     "No backup instances: create a vault, a policy and an instance with "
@@ -199,5 +227,11 @@ class ProtectionScreen(ConsoleScreen):
 
     def show(self, key: str | None) -> None:
         item = self.found.get(key or "")
+        shown = self.query_one("#protection-detail", Static)
         if item is not None:
-            self.query_one("#protection-detail", Static).update(detail(item))
+            shown.update(detail(item))
+        elif key in self.gone:
+            text = Text(f"vault {key.rstrip('|')}: ", style="bold")
+            text.append(UNAVAILABLE, style="bold red")
+            text.append(f" - {self.gone[key]}")
+            shown.update(text)

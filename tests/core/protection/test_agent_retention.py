@@ -17,7 +17,7 @@ from core.catalog.layout import ServerLayout
 from core.catalog.listing import list_backups
 from core.catalog.reader import Catalog
 from core.jobs import JobStore
-from core.protection.agent import COPY_IN_PLACE, RetentionOutcome, apply_retention
+from core.protection.agent import COPY_IN_PLACE, RetentionOutcome, apply_retention, run_pass
 from core.protection.model import (
     BackupInstance,
     Datasource,
@@ -28,10 +28,10 @@ from core.protection.model import (
 )
 from core.protection.policy import BackupPolicy
 from core.protection.policy_read import parse_policy
-from core.protection.registry import entry_for
-from core.protection.service import OpenVault
+from core.protection.registry import Registry, entry_for
+from core.protection.service import OpenVault, update_instance
 from core.protection.vaultstore import VaultStore
-from tests.core.protection.policies import edited_policy
+from tests.core.protection.policies import edited_policy, template_text
 from tests.support.catalog import SERVER, put_backup, put_wal, wal_names
 from tests.support.destinations import TestDestination
 
@@ -147,3 +147,33 @@ def test_gcs_has_no_archive_tier_so_the_move_is_held_and_the_backup_stays(
         assert [(o.action, o.result) for o in held] == [("move", "held")]
         assert "GCS ARCHIVE storage class is not built" in (held[0].reason or "")
         assert _tiers(dest)[MONTHLY] == "standard"
+
+
+def test_an_instance_moved_to_another_policy_keeps_its_runs_and_the_next_pass_applies_it(
+    make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    document: dict[str, Any] = json.loads(template_text())  # Default P3M, no Monthly rule
+    rule = document["policyRules"][0]
+    # one slot, already run: the pass has no backup to take, only retention to apply
+    rule["trigger"]["schedule"]["repeatingTimeIntervals"] = ["R1/2026-01-04T22:00:00+00:00/P1W"]
+    document["policyRules"][1]["lifecycles"][0]["deleteAfter"]["duration"] = "P7D"
+    dest = make_dest("file")
+    twenty_days_on = START + timedelta(days=20)
+    policy = parse_policy(json.dumps(edited_policy()))
+    with _vault(dest, tmp_path, policy) as (opened, jobs, instance):
+        opened.store.create_policy("short", parse_policy(json.dumps(document)))
+        assert apply_retention(opened, jobs, instance, policy, twenty_days_on) == []  # P3M
+        state = str(tmp_path / "state")
+        Registry(state).add(opened.entry)
+        update_instance(state, "v1", "db", None, policy="short")
+        assert opened.store.get_instance("db").policy_name == "short"
+        assert {r.backup_id for r in opened.store.runs("db")} == set(SLOTS)
+        # the Monthly backup has no rule of its name there: it goes by the default rule
+        report = run_pass(opened, jobs, twenty_days_on, "test")
+        assert report.errors == []
+        assert _results(report.retention) == {
+            (MONTHLY, "delete", "done", None),
+            (OLDER, "delete", "done", None),
+            (NEWEST, "delete", "held", NEVER),
+        }
+        assert {r.backup_id for r in opened.store.runs("db")} == set(SLOTS)

@@ -55,6 +55,27 @@ def test_helpers_edit_existing_rules_and_tags_in_place() -> None:
     )
 
 
+def test_new_intervals_are_read_in_the_policy_s_zone_and_a_custom_copy_takes_a_duration() -> None:
+    policy = _template()
+    policy["policyRules"][0]["trigger"]["schedule"]["timeZone"] = "Europe/Atlantis"  # type: ignore[index]
+    with pytest.raises(InputError, match=r"the policy's schedule\.timeZone: unknown time zone"):
+        set_trigger(policy, [_WEEKLY])
+    assert set_trigger(policy, [_WEEKLY], "Europe/Berlin")  # --time-zone replaces it
+    lifecycle = create_lifecycle(
+        6, "Months", "VaultStore", "ArchiveStore", "CustomCopyOption", "P1M"
+    )
+    copy_after = lifecycle["targetDataStoreCopySettings"][0]["copyAfter"]
+    assert copy_after == {"duration": "P1M", "objectType": "CustomCopyOption"}
+
+
+_BAD_HOUR = "R/2026-12-06T25:00:00+00:00/P1W"
+_WEEKLY = "R/2026-12-06T22:00:00+00:00/P1W"
+
+
+def _template() -> dict[str, object]:
+    return json.loads(template_text())  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize(
     ("call", "problem"),
     [
@@ -67,6 +88,22 @@ def test_helpers_edit_existing_rules_and_tags_in_place() -> None:
         (lambda: create_generic_criteria(days_of_week=["Caturday"]), "Caturday"),
         (lambda: create_generic_criteria(), "at least one"),
         (lambda: set_tag(json.loads(template_text()), "Hourly", []), "no standard priority"),
+        # what policy create refuses, refused by the helper naming its flag
+        (lambda: set_trigger(_template(), [_BAD_HOUR]), "--schedule: the start"),
+        (lambda: set_trigger(_template(), ["PT15M"]), "--schedule: 'PT15M' has no repetition"),
+        (lambda: set_trigger(_template(), [_WEEKLY], "Europe/Nowhere"), "--time-zone: unknown"),
+        (lambda: set_trigger(_template(), ["cron:61 * * * *"]), "--schedule"),
+        (lambda: create_schedule("Daily", 1, ["2026-12-06T25:00:00"]), "--schedule-days"),
+        (
+            lambda: create_lifecycle(6, "Months", "VaultStore", "ArchiveStore", "CustomCopyOption"),
+            "--copy-after-duration",
+        ),
+        (
+            lambda: create_lifecycle(
+                6, "Months", "VaultStore", "ArchiveStore", "ImmediateCopyOption", "P1M"
+            ),
+            "--copy-after-duration",
+        ),
     ],
 )
 def test_helpers_refuse_bad_input(call: object, problem: str) -> None:

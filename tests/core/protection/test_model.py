@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import keyring
+import psycopg2.extensions
 import pytest
 from keyring.backends.fail import Keyring as FailKeyring
 from keyrings.alt.file import PlaintextKeyring
 
-from core.errors import InputError
+from core.errors import InputError, OperationFailed
 from core.protection.model import (
     BackupInstance,
     Datasource,
@@ -21,7 +22,9 @@ from core.protection.model import (
     RunTrigger,
     SecondaryRetention,
     Vault,
+    check_conninfo,
 )
+from core.protection.runs import connection_for
 from core.protection.secretref import SecretReference
 from core.secrets import redact
 
@@ -81,6 +84,39 @@ def test_a_conninfo_holding_a_password_is_refused(conninfo: str) -> None:
     with pytest.raises(InputError, match="must not hold a password") as caught:
         Datasource(conninfo)
     assert "hunter2" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "conninfo", ["host=db user=o'brien dbname=app", "postgresql://backup@db:5432/app"]
+)
+def test_the_password_joins_the_conninfo_with_libpq_s_quoting(
+    conninfo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGV_TEST_QUOTED", "it's a \\ secret")
+    instance = BackupInstance(
+        "i", "pg1", Datasource(conninfo, SecretReference.parse("env:PGV_TEST_QUOTED")), "p"
+    )
+    dsn = psycopg2.extensions.parse_dsn(connection_for(instance).dsn())
+    assert dsn["password"] == "it's a \\ secret"
+    assert dsn["host"] == "db"
+
+
+def test_a_malformed_conninfo_stored_earlier_fails_its_backup_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PGV_TEST_PW", "pw-7c41ab")
+    conninfo = "host=127.0.0.1 port=55432 user='backup"
+    with pytest.raises(InputError, match="unterminated quoted string"):
+        check_conninfo(conninfo, "--datasource")
+    # an instance create did not check yet (created by an older pgvault): its backup fails
+    instance = BackupInstance(
+        "i", "pg1", Datasource(conninfo, SecretReference.parse("env:PGV_TEST_PW")), "p"
+    )
+    with pytest.raises(OperationFailed) as caught:
+        connection_for(instance)
+    assert "user='backup" in str(caught.value)  # the user name, shown: it is no secret
+    assert "unterminated quoted string" in str(caught.value)
+    assert "pw-7c41ab" not in str(caught.value) and "***" not in str(caught.value)
 
 
 def test_an_instance_round_trips_and_stores_only_the_reference() -> None:

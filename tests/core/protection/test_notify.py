@@ -154,6 +154,7 @@ def test_a_streak_of_failed_runs_is_one_notice_and_a_new_streak_another() -> Non
     first = notices.job_failed("db", [run(SLOT, ok, "b1"), run(SLOT + week, bad)])
     assert first is not None
     assert first.event is notices.Event.JOB_FAILED
+    assert first.severity is notices.Severity.FAILURE  # apprise's type: not "info"
     assert "could not connect" in first.body
     longer = notices.job_failed(
         "db", [run(SLOT, ok, "b1"), run(SLOT + week, bad), run(SLOT + 2 * week, bad)]
@@ -186,6 +187,7 @@ def test_stale_protection_is_one_notice_per_health_level_and_newest_backup() -> 
     later = notice(timedelta(days=40), runs)
     assert warning is not None and critical is not None and later is not None
     assert "is warning" in warning.title and "is critical" in critical.title
+    assert (warning.severity, critical.severity) == ("warning", "failure")
     assert len({warning.fingerprint, critical.fingerprint}) == 2
     assert later.fingerprint == critical.fingerprint  # still critical, same backup: once
     newer = [*runs, run(SLOT + timedelta(weeks=3), RunState.SUCCEEDED, "b2")]
@@ -206,6 +208,7 @@ def test_wal_lag_and_retention_notices() -> None:
     old = instance_status("v", instance, policy, runs, now, now - timedelta(minutes=40))
     lag = notices.wal_lag(old, timedelta(minutes=15))
     assert lag is not None and "40 minutes behind" in lag.title
+    assert lag.severity is notices.Severity.WARNING
     outcomes = [
         RetentionOutcome("db", "20210801T063000", "delete", "VaultStore", "done"),
         RetentionOutcome("db", "20210808T063000", "delete", "VaultStore", "failed", "denied"),
@@ -214,6 +217,9 @@ def test_wal_lag_and_retention_notices() -> None:
     assert summary is not None
     assert summary.title == "pgvault: retention of db: 1 done, 1 failed"
     assert "delete 20210808T063000 (VaultStore): failed: denied" in summary.body
+    assert summary.severity is notices.Severity.FAILURE
+    done = notices.retention("db", outcomes[:1])
+    assert done is not None and done.severity is notices.Severity.SUCCESS
     same = notices.retention("db", list(reversed(outcomes)))
     assert same is not None and same.fingerprint == summary.fingerprint
     assert notices.retention("db", []) is None
@@ -223,6 +229,8 @@ def test_wal_lag_and_retention_notices() -> None:
     assert with_held is not None and with_held.fingerprint == summary.fingerprint
     assert "held: newest" in with_held.body
     assert notices.delete_failed(outcomes[1]).fingerprint == "delete-20210808T063000"
+    assert notices.delete_failed(outcomes[1]).severity is notices.Severity.FAILURE
+    assert notices.instance_failed("db", "boom", now).severity is notices.Severity.FAILURE
 
 
 @pytest.fixture
@@ -268,6 +276,7 @@ def test_the_agent_step_notifies_once_per_change_across_passes_and_agents(
         sent = notify_pass(opened, PassFacts(now), "agent-a:1")
         assert [o.notice.event for o in sent] == [notices.Event.JOB_FAILED]
         assert [p["json"]["title"] for p in hook.posts] == ["pgvault: backup of db failed"]
+        assert [p["json"]["type"] for p in hook.posts] == ["failure"]  # what apprise sent
         assert [m["Subject"] for m in box.mails] == ["pgvault: backup of db failed"]
         # the next pass, and another agent, find the notice recorded: nothing is resent
         assert notify_pass(opened, PassFacts(now + timedelta(minutes=1)), "a:1") == []
@@ -277,6 +286,7 @@ def test_the_agent_step_notifies_once_per_change_across_passes_and_agents(
         stale_at = SLOT + timedelta(days=20)
         sent = notify_pass(opened, PassFacts(stale_at), "agent-a:1")
         assert [o.notice.event for o in sent] == [notices.Event.PROTECTION_STALE]
+        assert hook.posts[-1]["json"]["type"] == "failure"  # critical
         assert notify_pass(opened, PassFacts(stale_at + timedelta(days=1)), "b:2") == []
         records = [item.key for item in store.list_objects(vaults.notices_prefix("db"))]
         assert len(records) == 2

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.errors import ExitCode, InputError
-from core.protection.durations import Duration
+from core.protection.durations import Duration, parse_duration
 from core.protection.policy import (
     AbsoluteMarker,
     BackupType,
@@ -16,7 +16,7 @@ from core.protection.policy import (
     RetentionRule,
     dump_policy,
 )
-from core.protection.policy_read import parse_policy
+from core.protection.policy_read import parse_input_policy, parse_policy
 from tests.core.protection.policies import (
     DELETE,
     edited_policy,
@@ -172,3 +172,48 @@ def test_not_json_and_a_missing_object_type_are_input_errors() -> None:
     document = json.loads(template_text())
     with pytest.raises(InputError, match=r"\$\.objectType: missing"):
         parse_policy(with_change(document, "objectType", DELETE))
+
+
+def _lifecycles(*shapes: str) -> list[dict[str, object]]:
+    """The Monthly rule's lifecycles by shape: vault-to-archive, archive, vault, custom..."""
+    vault_to_archive, on_archive = edited_policy()["policyRules"][2]["lifecycles"]
+    vault = {**vault_to_archive, "targetDataStoreCopySettings": None}
+    custom = json.loads(json.dumps(vault_to_archive))
+    custom["targetDataStoreCopySettings"]["copyAfter"] = {"objectType": "CustomCopyOption"}
+    vault_1m = {**vault, "deleteAfter": {"objectType": "AbsoluteDeleteOption", "duration": "P1M"}}
+    known = {"to-archive": vault_to_archive, "archive": on_archive, "vault": vault}
+    known |= {"custom-no-duration": custom, "vault-1m": vault_1m}
+    return [known[shape] for shape in shapes]
+
+
+@pytest.mark.parametrize(
+    ("shapes", "where", "problem"),
+    [
+        (("vault", "vault-1m"), "lifecycles[1]", "a second VaultStore lifecycle"),
+        (("to-archive", "archive", "archive"), "lifecycles[2]", "a second ArchiveStore lifecycle"),
+        (("vault", "archive"), "lifecycles[1]", "this ArchiveStore lifecycle can never apply"),
+        (
+            ("custom-no-duration", "archive"),
+            "lifecycles[0].targetDataStoreCopySettings.copyAfter.duration",
+            "CustomCopyOption needs a duration",
+        ),
+    ],
+)
+def test_lifecycles_that_contradict_or_can_never_apply_are_refused_in_a_policy_given(
+    shapes: tuple[str, ...], where: str, problem: str
+) -> None:
+    text = with_change(edited_policy(), "policyRules.2.lifecycles", _lifecycles(*shapes))
+    parse_policy(text)  # a policy already stored is read as it is: its instance keeps going
+    with pytest.raises(InputError) as caught:
+        parse_input_policy(text)
+    assert f"$.policyRules[2].{where}" in str(caught.value)
+    assert problem in str(caught.value)
+
+
+def test_a_custom_copy_with_its_duration_and_a_copy_as_one_object_are_accepted() -> None:
+    custom, on_archive = _lifecycles("custom-no-duration", "archive")
+    custom["targetDataStoreCopySettings"]["copyAfter"]["duration"] = "P7D"  # type: ignore[index]
+    text = with_change(edited_policy(), "policyRules.2.lifecycles", [custom, on_archive])
+    rule = parse_input_policy(text).retention_rule("Monthly")
+    assert rule.lifecycles[0].copy_settings[0].duration == parse_duration("P7D")
+    parse_input_policy(json.dumps(edited_policy()))

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import calendar
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from core.protection.policy import BackupType, DataStoreType
+import pytest
+
+from core.protection.policy import BackupPolicy, BackupType, DataStoreType, ScheduleTrigger
 from core.protection.policy_read import parse_policy
-from core.protection.retention import BackupPoint
-from core.protection.simulate import EventKind, simulate
+from core.protection.retention import Action, BackupPoint, plan_retention
+from core.protection.schedule import compile_schedule
+from core.protection.simulate import EventKind, backup_id_for, simulate
+from core.protection.tagging import choose_tag
 from core.protection.template import default_policy_template
+from core.protection.zones import get_zone
 from tests.core.protection.policies import edited_policy, osspol5_text
 
 VAULT = DataStoreType.VAULT
@@ -134,3 +141,69 @@ def test_an_incremental_rule_builds_weekly_chains_and_keeps_a_chain_while_it_is_
         e.at for e in simulation.events if e.kind is EventKind.DELETE and e.backup_id in first_week
     }
     assert gone == {slots[3] + timedelta(days=3)}
+
+
+def _every_backup_at_every_instant(policy: BackupPolicy, start: datetime, end: datetime) -> Any:
+    """The plain rule simulate() indexes: plan_retention over every live backup at every
+    slot and every due instant, tags from every live backup (Full rules)."""
+    rule = policy.backup_rule()
+    trigger = rule.trigger
+    assert isinstance(trigger, ScheduleTrigger)
+    zone = get_zone(trigger.schedule.time_zone)
+    compiled = compile_schedule(
+        trigger.schedule.repeating_time_intervals, trigger.schedule.time_zone
+    )
+    slots = iter(compiled.occurrences(start, end))
+    points: dict[str, BackupPoint] = {}
+    events: list[tuple[datetime, str, str, str]] = []
+    slot, clock = next(slots, None), start
+    while True:
+        plan = plan_retention(policy, list(points.values()), clock)
+        for step in plan.due:
+            events.append((max(step.due, clock), str(step.action), step.backup_id, str(step.store)))
+            point = points[step.backup_id]
+            stores = set(point.stores) | ({step.target} if step.target else set())
+            if step.action is not Action.COPY:
+                stores.discard(step.store)
+            if stores:
+                points[step.backup_id] = replace(point, stores=frozenset(stores))
+            else:
+                del points[step.backup_id]
+        due = plan.next_due
+        if slot is not None and (due is None or slot <= due):
+            earlier = [p.taken_at for p in points.values()]
+            tag = choose_tag(trigger.tagging_criteria, slot, earlier, zone).tag_name
+            point = BackupPoint(backup_id_for(slot), slot, tag, frozenset({VAULT}))
+            points[point.backup_id] = point
+            events.append((slot, "backup", point.backup_id, tag))
+            clock, slot = slot, next(slots, None)
+        elif due is not None and due < end:
+            clock = due
+        else:
+            return sorted(events, key=lambda e: e[0])
+
+
+@pytest.mark.parametrize(
+    ("schedule", "zone", "default", "days"),
+    [
+        ("R/2026-12-01T00:00:00+00:00/PT1M", None, "PT6H", 1),  # many slots, short windows
+        ("R/2026-01-01T22:00:00+00:00/P1D", None, "P10D", 400),  # monthly tags to the archive
+        ("R/2026-03-01T02:30:00/PT1H", "Europe/Berlin", "P2D", 40),  # across the DST change
+    ],
+)
+def test_simulate_decides_as_retention_over_every_backup_at_every_instant(
+    schedule: str, zone: str | None, default: str, days: int
+) -> None:
+    document = edited_policy()  # Monthly: 6 months in the vault, then 24 in the archive
+    rule = document["policyRules"][0]
+    rule["trigger"]["schedule"] = {"repeatingTimeIntervals": [schedule], "timeZone": zone}
+    document["policyRules"][1]["lifecycles"][0]["deleteAfter"]["duration"] = default
+    policy = parse_policy(json.dumps(document))
+    start = datetime.fromisoformat(schedule.split("/")[1][:10]).replace(tzinfo=UTC)
+    end = start + timedelta(days=days)
+    found = [
+        (e.at, str(e.kind), e.backup_id, e.tag if e.kind is EventKind.BACKUP else str(e.store))
+        for e in simulate(policy, start, end).events
+    ]
+    assert found == _every_backup_at_every_instant(policy, start, end)
+    assert {e[1] for e in found} >= {"backup", "delete"}
