@@ -28,6 +28,7 @@ from core.restore.recovery import (
     recovery_settings,
     settings_text,
     wal_restore_argv,
+    without_earlier_settings,
 )
 from core.restore.state import RestoreRun
 
@@ -117,8 +118,13 @@ def _write_settings(run: RestoreRun) -> None:
         settings.append(("port", str(request.port)))
     text = settings_text(settings, info.backup_id, request.server)
     auto_conf = os.path.join(run.pgdata, "postgresql.auto.conf")
-    with open(auto_conf, "a", encoding="utf-8") as fh:
-        fh.write(text)
+    try:
+        with open(auto_conf, encoding="utf-8", errors="surrogateescape") as fh:
+            earlier = without_earlier_settings(fh.read(), {name for name, _ in settings})
+    except FileNotFoundError:
+        earlier = ""
+    with open(auto_conf, "w", encoding="utf-8", errors="surrogateescape") as fh:
+        fh.write(earlier + text)
     run.own(auto_conf)
     write_file(os.path.join(run.pgdata, "recovery.signal"), b"", run.file_owner)
     run.syncer.add(auto_conf)

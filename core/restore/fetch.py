@@ -156,9 +156,13 @@ def check_restored(run: RestoreRun) -> None:
         )
     algorithm = state.algorithm
     read = len(run.plan.archive_records) - run.archives_skipped - run.archives_by_range
-    run.verified.append(
-        f"{read} stored archives match the sizes and {algorithm} checksums in pgvault.json"
-    )
+    stored = len(run.plan.archive_records)
+    if read:
+        noun = "stored archive" if stored == 1 else "stored archives"
+        which = f"{read} of {stored} {noun}" if read < stored else f"{read} {noun}"
+        agree = "matches its size" if read == 1 else "match their sizes"
+        checksums = "checksum" if read == 1 else "checksums"
+        run.verified.append(f"{which} {agree} and {algorithm} {checksums} in pgvault.json")
     if run.archives_skipped or run.archives_by_range:
         run.not_verified.append(
             f"delta: {run.archives_skipped} archives not read (every file of theirs kept) "

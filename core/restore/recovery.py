@@ -252,15 +252,42 @@ def recovery_settings(
     return settings
 
 
+SETTINGS_HEADER = "# Recovery settings written by pgvault restore of backup"
+
+
 def settings_text(settings: list[tuple[str, str]], backup_id: str, server: str) -> str:
     when = datetime.now().astimezone().isoformat(timespec="seconds")
     lines = [
         "",
-        f"# Recovery settings written by pgvault restore of backup {backup_id} (server {server})",
+        f"{SETTINGS_HEADER} {backup_id} (server {server})",
         f"# on {when}. PostgreSQL reads the last value of each setting: these win.",
     ]
     lines += [f"{name} = {conf_value(value)}" for name, value in settings]
     return "\n".join(lines) + "\n"
+
+
+def without_earlier_settings(text: str, names: set[str]) -> str:
+    """postgresql.auto.conf without what an earlier pgvault restore appended and this one
+    writes again (a backup of a restored copy carries that block): the block's header and
+    those settings go, any other setting of it stays as it was."""
+    kept: list[str] = []
+    inside = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith(SETTINGS_HEADER):
+            inside = True
+            if kept and not kept[-1].strip():
+                kept.pop()  # the blank line settings_text puts before its header
+            continue
+        if inside and line.startswith("# on "):
+            continue
+        name = line.split("=", 1)[0].strip()
+        if inside and "=" in line and not line.lstrip().startswith("#"):
+            if name in names:
+                continue
+        else:
+            inside = False
+        kept.append(line)
+    return "".join(kept)
 
 
 def config_warnings(pgdata: str) -> list[str]:

@@ -77,7 +77,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=backup_reference,
         metavar="BACKUP",
         help="a backup ID, a backup name, latest, oldest, or auto (the newest "
-        "backup that ended before the target)",
+        "backup that ended before --target-time or --target-lsn; with --target-xid or "
+        "--target-name, the newest backup: name an older one if the target may be older)",
     )
     parser.add_argument(
         "recovery_dir",
