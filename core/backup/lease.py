@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from core.backup.part_uploads import StoredBackup, resumable_tokens
@@ -26,6 +27,7 @@ from core.catalog.owner import (
     lease_body,
     lease_key,
     owner_verdict,
+    renewing,
     this_process,
 )
 from core.encryption import open_object, seal, write_recipient
@@ -68,16 +70,8 @@ def heartbeat_at(store: ObjectStore, key: str, lease: dict[str, Any]) -> Iterato
     """heartbeat for the lease object at `key` (a logical backup's too)."""
     body = lease_body({k: v for k, v in lease.items() if k != "timeout"}, TIMEOUT_SECONDS)
     store.put_bytes(key, body)
-    stop = threading.Event()
-    renewer = threading.Thread(
-        target=_renew, args=(store, key, body, stop), name="pgvault-lease", daemon=True
-    )
-    renewer.start()
-    try:
+    with renewing(partial(_renew, store, key, body), "pgvault-lease"):
         yield
-    finally:
-        stop.set()
-        renewer.join(timeout=30)
     # Finished: the lease has nothing left to tell (a failure keeps it, for the record).
     try:
         store.delete_many([key])

@@ -19,7 +19,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import threading
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +36,19 @@ LEASE_FILE = "pgvault-lease.json"
 RENEW_SECONDS = 60
 #: a lease not renewed for this long is abandoned; far above S3's 15-minute clock-skew bound
 TIMEOUT_SECONDS = 30 * 60
+
+
+@contextmanager
+def renewing(renew: Callable[[threading.Event], None], name: str) -> Iterator[None]:
+    """Run `renew` on a daemon thread for the block; it returns once its event is set."""
+    stop = threading.Event()
+    renewer = threading.Thread(target=renew, args=(stop,), name=name, daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        renewer.join(timeout=30)
 
 
 def _read_text(path: str) -> str:

@@ -17,9 +17,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from core.catalog.owner import RENEW_SECONDS, TIMEOUT_SECONDS, judge, this_process
+from core.catalog.owner import RENEW_SECONDS, TIMEOUT_SECONDS, judge, renewing, this_process
 from core.errors import PgvaultError
 from core.protection.model import RunRecord, RunState, utc_text
 from core.protection.vaultstore import VaultStore
@@ -69,16 +70,8 @@ def take_over(vaults: VaultStore, record: RunRecord, reason: str, who: str) -> R
 @contextmanager
 def heartbeat(vault: OpenVault, record: RunRecord) -> Iterator[None]:
     """Renew the claim's record every RENEW_SECONDS for the block (its holder is alive)."""
-    stop = threading.Event()
-    renewer = threading.Thread(
-        target=_renew, args=(vault, record, stop), name="pgvault-claim", daemon=True
-    )
-    renewer.start()
-    try:
+    with renewing(partial(_renew, vault, record), "pgvault-claim"):
         yield
-    finally:
-        stop.set()
-        renewer.join(timeout=30)
 
 
 def _renew(vault: OpenVault, record: RunRecord, stop: threading.Event) -> None:
