@@ -248,7 +248,7 @@ def plan_restore(
     reporter.phase("checking the recovery directory")
     create_root = empty_or_missing(paths.recovery_dir, "the recovery directory", request.delta)
     reporter.phase("choosing the backup")
-    store.check()
+    store.check_readable()
     catalog = Catalog(store, request.server)
     info = choose_backup(catalog, request.backup, request.target)
     reporter.detail("backup_id", info.backup_id)
