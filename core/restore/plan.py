@@ -31,7 +31,7 @@ from core.restore.chain import ChainLink, plan_chain
 from core.restore.extract import Destination
 from core.restore.recovery import ARCHIVE_MODES, CREDENTIAL_MODES
 from core.restore.request import RestoreRequest
-from core.restore.rerun import check_same_backup, marked_backup
+from core.restore.rerun import check_same_backup, marked_backup, refuse_running
 from core.restore.targets import choose_backup
 from core.snapshots.request import check_recovery
 from core.storage import ObjectStore
@@ -98,11 +98,12 @@ def default_pgvault_command() -> str:
 
 def validate_request(request: RestoreRequest) -> None:
     """Reject bad input (exit 3), a non-empty RECOVERY_DIR included (a running server's with
-    --delta: exit 1), before anything starts."""
+    --delta, or one a running restore writes into: exit 1), before anything starts."""
     paths = check_request(request)
     if request.snapshot is not None:  # RECOVERY_DIR is on the restored disks: not empty
         check_recovery(request.snapshot, request.tablespaces, request.delta or request.force)
         return
+    refuse_running(paths.recovery_dir)
     if request.delta or marked_backup(paths.recovery_dir) is not None:
         if not missing_dir(paths.recovery_dir, "the recovery directory"):
             check_not_running(paths.recovery_dir)
