@@ -50,7 +50,7 @@ def _read(pgdata: str) -> tuple[dict[str, Any], datetime] | None:
     try:
         body = json.loads(raw)
     except ValueError:
-        body = {}  # torn: being written, or a kill mid-write
+        body = {}  # torn: an older pgvault killed mid-write (a marker is published whole)
     return (body if isinstance(body, dict) else {}), written
 
 
