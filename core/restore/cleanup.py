@@ -2,7 +2,9 @@
 
 Directories the restore creates are removed whole; existing empty directories it wrote
 into are emptied again; in an existing restore_command directory only the files it wrote
-go. Nothing half-restored is ever left that PostgreSQL would start on.
+go. Nothing half-restored is ever left that PostgreSQL would start on. A restore that finds
+another one writing into its directory (core.restore.rerun) has recorded nothing: it removes
+nothing.
 """
 
 from __future__ import annotations
@@ -13,18 +15,15 @@ import os
 import shutil
 
 from core.errors import OperationFailed, permission_denied
+from core.restore.rerun import RestoreRunning, claim, drop_unnamed_marker
 from core.restore.state import RestoreRun
 
 log = logging.getLogger("pgvault.restore")
 
 
-def make_dir(run: RestoreRun, path: str, create: bool) -> None:
-    """Create a directory (and its missing parents), or adopt an existing empty one (an
-    existing one under --delta is never emptied: a failed delta restore is run again)."""
-    if not create:
-        if not run.request.delta:
-            run.emptied.append(path)
-        return
+def _make(path: str) -> str | None:
+    """Create a directory and its missing parents; the topmost one created (None when
+    another process made it meanwhile: it is adopted)."""
     missing = []
     probe = path
     while not os.path.exists(probe):
@@ -32,16 +31,51 @@ def make_dir(run: RestoreRun, path: str, create: bool) -> None:
         probe = os.path.dirname(probe)
     try:
         os.makedirs(path, mode=0o700)
+    except FileExistsError:
+        if os.path.isdir(path):
+            return None
+        raise OperationFailed(f"cannot create {path}: it exists and is not a directory") from None
     except PermissionError as exc:
         raise permission_denied(exc) from None
     except OSError as exc:
         raise OperationFailed(f"cannot create {path}: {exc.strerror}") from None
-    run.created.append(missing[-1] if missing else path)
+    return missing[-1] if missing else path
+
+
+def _record(run: RestoreRun, path: str, made: str | None) -> None:
+    """What a failure removes: a directory made whole, an existing one emptied (an existing
+    one under --delta is never emptied: a failed delta restore is run again)."""
+    if made is not None:
+        run.created.append(made)
+    elif not run.request.delta:
+        run.emptied.append(path)
+
+
+def make_dir(run: RestoreRun, path: str, create: bool) -> None:
+    """Create a directory (and its missing parents), or adopt an existing empty one."""
+    _record(run, path, _make(path) if create else None)
 
 
 def prepare_directories(run: RestoreRun) -> None:
-    """The phase: the recovery directory and each tablespace location, created or adopted."""
-    make_dir(run, run.pgdata, run.plan.create_root)
+    """The phase: the recovery directory created or adopted and its marker claimed, then
+    each tablespace location. Nothing is recorded for removal before the claim: a restore
+    that finds another one writing there leaves it alone, even a directory it made itself
+    (the other adopted it)."""
+    request, info = run.request, run.plan.info
+    made = _make(run.pgdata) if run.plan.create_root else None
+    backup = {"backup_id": info.backup_id, "systemid": str(info.systemid or "")}
+    plain_delta = request.delta and not request.continued  # named once its checks pass
+    try:
+        run.marker = claim(
+            run.pgdata, {} if plain_delta else backup, request.sync, not request.delta
+        )
+    except RestoreRunning:
+        raise
+    except BaseException:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+    _record(run, run.pgdata, made)
     for root, create in run.plan.creates.items():
         make_dir(run, root, create)
 
@@ -58,6 +92,7 @@ def clean_up(run: RestoreRun, exc: BaseException) -> None:
     """Remove everything this restore wrote; keep directories that existed (emptied)."""
     run.abort.set()
     run.syncer.stop()
+    drop_unnamed_marker(run.marker)
     for path in run.wal_files:
         _remove(path)
     for path in reversed(run.created):
@@ -69,7 +104,7 @@ def clean_up(run: RestoreRun, exc: BaseException) -> None:
             _remove(os.path.join(path, entry))
     if run.created or run.emptied:
         log.info("restore failed (%s): removed what it had written", type(exc).__name__)
-    elif run.request.delta:
+    elif run.request.delta and not isinstance(exc, RestoreRunning):
         log.info(
             "delta restore failed (%s): %s has no global/pg_control until a delta restore "
             "finishes; run it again",

@@ -90,7 +90,7 @@ def _system_identifier(pgdata: str) -> int | None:
 
 def check_identity(pgdata: str, backup_id: str, systemid: str, force: bool) -> None:
     """The directory is empty or the backup's cluster's (else OperationFailed, unless forced)."""
-    if force or not os.listdir(pgdata) or marked_backup(pgdata) == backup_id:
+    if force or not set(os.listdir(pgdata)) - {MARKER} or marked_backup(pgdata) == backup_id:
         return  # empty, forced, or this backup's killed restore (core.restore.rerun)
     found = _system_identifier(pgdata)
     if found is None:
@@ -118,7 +118,7 @@ def wanted_files(run: RestoreRun) -> dict[str, FileRecord]:
 def mark_restoring(run: RestoreRun) -> None:
     """The phase: the marker a rerun after a kill finds (core.restore.rerun)."""
     info = run.plan.info
-    write_marker(run.pgdata, info.backup_id, str(info.systemid or ""), run.request.sync)
+    write_marker(run.marker, info.backup_id, str(info.systemid or ""), run.request.sync)
 
 
 def prepare_delta(run: RestoreRun) -> None:

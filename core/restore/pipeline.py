@@ -77,6 +77,9 @@ def run_restore(request: RestoreRequest, reporter: Reporter | None = None) -> Re
         except BaseException as exc:
             clean_up(run, exc)
             raise
+        finally:
+            if run.marker is not None:
+                run.marker.release()  # after the cleanup: no other restore starts before it ends
         return restore_result(run)
 
 

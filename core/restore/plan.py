@@ -31,7 +31,7 @@ from core.restore.chain import ChainLink, plan_chain
 from core.restore.extract import Destination
 from core.restore.recovery import ARCHIVE_MODES, CREDENTIAL_MODES
 from core.restore.request import RestoreRequest
-from core.restore.rerun import check_same_backup, marked_backup
+from core.restore.rerun import check_same_backup, marked_backup, refuse_running
 from core.restore.targets import choose_backup
 from core.snapshots.request import check_recovery
 from core.storage import ObjectStore
@@ -98,11 +98,12 @@ def default_pgvault_command() -> str:
 
 def validate_request(request: RestoreRequest) -> None:
     """Reject bad input (exit 3), a non-empty RECOVERY_DIR included (a running server's with
-    --delta: exit 1), before anything starts."""
+    --delta, or one a running restore writes into: exit 1), before anything starts."""
     paths = check_request(request)
     if request.snapshot is not None:  # RECOVERY_DIR is on the restored disks: not empty
         check_recovery(request.snapshot, request.tablespaces, request.delta or request.force)
         return
+    refuse_running(paths.recovery_dir)
     if request.delta or marked_backup(paths.recovery_dir) is not None:
         if not missing_dir(paths.recovery_dir, "the recovery directory"):
             check_not_running(paths.recovery_dir)
@@ -138,6 +139,7 @@ def _relocations(request: RestoreRequest) -> dict[str, str]:
         if name in rules:
             raise InputError(f"tablespace {name} is relocated twice")
         rules[name] = os.path.normpath(location)
+        missing_dir(rules[name], f"the location of tablespace {name}")
     return rules
 
 
@@ -147,6 +149,7 @@ def check_request(request: RestoreRequest) -> Paths:
     recovery_dir = os.path.abspath(request.recovery_dir)
     if recovery_dir == "/":
         raise InputError("the recovery directory cannot be /")
+    missing_dir(recovery_dir, "the recovery directory")  # not one under a file either
     rules = _relocations(request)
     wal_dir = os.path.abspath(request.wal_restore_dir or recovery_dir + ".pgvault")
     if inside(wal_dir, recovery_dir) or inside(recovery_dir, wal_dir):
@@ -159,6 +162,7 @@ def check_request(request: RestoreRequest) -> Paths:
         raise InputError(f"--pgvault-command must be an absolute path, not {pgvault!r}")
     if not os.access(pgvault, os.X_OK) or not os.path.isfile(pgvault):
         raise InputError(f"--pgvault-command {pgvault} is not an executable file")
+    _check_wal_dir(wal_dir)
     return Paths(recovery_dir, rules, wal_dir, pgvault)
 
 
@@ -177,9 +181,22 @@ def missing_dir(path: str, what: str) -> bool:
         st = os.lstat(path)
     except FileNotFoundError:
         return True
+    except NotADirectoryError:
+        raise InputError(
+            f"{what} {path} cannot be created: {file_above(path)} is not a directory"
+        ) from None
     if not stat.S_ISDIR(st.st_mode):
         raise InputError(f"{what} {path} exists and is not a directory")
     return False
+
+
+def file_above(path: str) -> str:
+    """The nearest existing parent of `path` (what `mkdir -p` would create in), which makes
+    `path` impossible when it is not a directory."""
+    probe = os.path.dirname(path)
+    while not os.path.lexists(probe):
+        probe = os.path.dirname(probe)
+    return probe
 
 
 DELTA_HINT = "--delta restores over an existing data directory of the backup's cluster"
@@ -232,7 +249,7 @@ def plan_restore(
     reporter.phase("checking the recovery directory")
     create_root = empty_or_missing(paths.recovery_dir, "the recovery directory", request.delta)
     reporter.phase("choosing the backup")
-    store.check()
+    store.check_readable()
     catalog = Catalog(store, request.server)
     info = choose_backup(catalog, request.backup, request.target)
     reporter.detail("backup_id", info.backup_id)
@@ -271,7 +288,6 @@ def plan_restore(
         )
         for d in spaces
     }
-    _check_wal_dir(paths.wal_dir)
     if chain:
         ids = " > ".join(link.info.backup_id for link in reversed(chain))
         reporter.log(f"restoring the chain {ids} in one pass")
@@ -325,9 +341,12 @@ def _check_wal_dir(wal_dir: str) -> None:
         if os.path.islink(wal_dir) or not os.path.isdir(wal_dir):
             raise InputError(f"{wal_dir} exists and is not a directory (--wal-restore-dir)")
         return
-    probe = os.path.dirname(wal_dir)
-    while not os.path.exists(probe):
-        probe = os.path.dirname(probe)
+    probe = file_above(wal_dir)
+    if not os.path.isdir(probe):
+        raise InputError(
+            f"cannot create {wal_dir} (restore_command's credentials and WAL spool): {probe} "
+            "is not a directory; choose a place with --wal-restore-dir"
+        )
     if not os.access(probe, os.W_OK | os.X_OK):
         raise InputError(
             f"cannot create {wal_dir} (restore_command's credentials and WAL spool): "

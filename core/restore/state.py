@@ -12,6 +12,7 @@ from core.restore.chain import ChainWritten
 from core.restore.extract import RestoreState, Syncer
 from core.restore.plan import BackupPlan, Paths
 from core.restore.request import RestoreRequest
+from core.restore.rerun import Claim
 from core.storage import ObjectStore
 
 
@@ -44,6 +45,7 @@ class RestoreRun:
     archives_skipped: int = 0  # a delta restore's parts not read at all (core.restore.delta_fetch)
     archives_by_range: int = 0  # a delta restore's plain parts read by ranges
     chain_written: ChainWritten | None = None  # a chain restore's (core.restore.chain_fetch)
+    marker: Claim | None = None  # the recovery directory's, held locked (core.restore.rerun)
 
     @classmethod
     def start(

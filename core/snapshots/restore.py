@@ -60,7 +60,7 @@ def run_snapshot_restore(
     with store:
         started = time.monotonic()
         reporter.phase("choosing the backup")
-        store.check()
+        store.check_readable()
         catalog = Catalog(store, request.server)
         info = choose_backup(catalog, request.backup, request.target)
         reporter.detail("backup_id", info.backup_id)

@@ -136,6 +136,10 @@ class Backend(ABC):
     @abstractmethod
     def _check(self) -> None: ...
 
+    def _check_readable(self) -> None:
+        """What a reader needs (check_readable); a cloud container is checked as by _check."""
+        self._check()
+
     @abstractmethod
     def _put(self, key: str, body: Payload, options: PutOptions) -> None: ...
 

@@ -258,6 +258,14 @@ class LocalStore(ObjectStore):
             refused = PermissionError(errno.EACCES, os.strerror(errno.EACCES), where)
             raise permission_denied(refused)
 
+    def _check_readable(self) -> None:
+        # Only read: a missing root is named as missing, not as a parent to be made writable.
+        if not self._root_for_reading():
+            raise ContainerNotFound(f"directory {self.root} does not exist")
+        if not os.access(self.root, os.R_OK | os.X_OK):
+            refused = PermissionError(errno.EACCES, os.strerror(errno.EACCES), self.root)
+            raise permission_denied(refused)
+
     def _begin(self, key: str, options: PutOptions) -> _Upload:
         self._require_root()
         final = self._path(key)

@@ -64,6 +64,11 @@ class ObjectStore(Backend):
         (retried like every request: a throttled or dropped first call is not an outage)."""
         self._retry(self._check, "check the container")
 
+    def check_readable(self) -> None:
+        """check() for a command that only reads (a restore): a local directory must exist
+        and be readable, never writable nor still to be made."""
+        self._retry(self._check_readable, "check the container")
+
     def put_bytes(
         self,
         key: str,

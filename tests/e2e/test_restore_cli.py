@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.emulators import free_port
 from tests.support.fakebackup import FakeBackup
+from tests.support.postgres import world_dir
+from tests.support.wal import pgvault_run
 
 
 @pytest.fixture
@@ -71,6 +75,32 @@ def test_missing_backups_fail_with_1_and_unreachable_stores_with_2(
     assert result.returncode == 2, result.stderr
     assert pgvault("restore", "-t", local.url, "pg", "latest", target).returncode == 0
     assert not os.path.exists(target)
+
+
+def test_a_missing_local_source_is_named_missing_not_a_parent_to_chown(pgvault_bin: str) -> None:
+    """As postgres, under a root-owned parent it cannot write: restore only reads, so the
+    missing directory is what is wrong (exit 1, as for any missing source), not /tmp's owner."""
+    parent = tempfile.mkdtemp(prefix="pgvault-root-owned-", dir="/tmp")
+    place = world_dir("pgvault-restore-")  # the target and job store postgres can write
+    env = {"PGVAULT_STATE_DIR": os.path.join(place, "state")}
+    try:
+        os.chmod(parent, 0o755)
+        missing = os.path.join(parent, "missing", "backups")
+        target = os.path.join(place, "data")
+        args = ("restore", f"file://{missing}", "pg", "latest", target)
+        for as_pg in (True, False):
+            result = pgvault_run(pgvault_bin, *args, env=env, as_pg=as_pg)
+            assert result.returncode == 1, result.stderr
+            assert result.stderr.strip().endswith(f"directory {missing} does not exist")
+            assert result.stderr.count("\n") == 1 and "chown" not in result.stderr
+        assert os.listdir(parent) == [] and not os.path.exists(target)
+        # A source postgres can read but not write is read (its catalog is empty here).
+        os.makedirs(missing)
+        result = pgvault_run(pgvault_bin, *args, env=env, as_pg=True)
+        assert result.returncode == 1 and "has no backups" in result.stderr, result.stderr
+    finally:
+        shutil.rmtree(parent)
+        shutil.rmtree(place)
 
 
 def test_refusals_record_no_job(local: TestDestination, tmp_path: Path) -> None:

@@ -5,7 +5,11 @@ directory, pg_verifybackup finds it whole, and every table holds the source's da
 
 from __future__ import annotations
 
+import json
 import os
+import pwd
+import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -26,7 +30,7 @@ from tests.support.pitr import (
     restored_server,
     wait_log,
 )
-from tests.support.postgres import wait_for_recovery_end
+from tests.support.postgres import PG_USER, wait_for_recovery_end
 
 MiB = 1024 * 1024
 IMMEDIATE = ("--target-immediate", "--target-action", "promote")
@@ -87,7 +91,8 @@ def test_a_killed_restore_run_again_fetches_only_what_it_had_not_written(
             proc.kill()
             proc.wait(timeout=30)
             written = _on_disk(target.data)
-            assert os.path.exists(os.path.join(target.data, MARKER))
+            with open(os.path.join(target.data, MARKER)) as fh:
+                assert json.load(fh)["owner"]["pid"] == proc.pid  # gone: its restore continues
             assert not os.path.exists(os.path.join(target.data, "global", "pg_control"))
 
             before = proxy.answered
@@ -111,5 +116,115 @@ def test_a_killed_restore_run_again_fetches_only_what_it_had_not_written(
                 wait_for_recovery_end(server)
                 wait_log(server, "recovery stopping after reaching consistency")
                 assert server.table_checksums() == expected
+    finally:
+        target.drop()
+
+
+def _files(root: str) -> dict[str, int]:
+    """Every file under root and its size (what a refused restore must leave as it was)."""
+    found = {}
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            found[path] = os.lstat(path).st_size
+    return found
+
+
+def test_a_restore_into_the_directory_of_a_running_one_is_refused(source: Source) -> None:
+    """The second restore found the first's marker, took it for a killed restore's and
+    continued it; the first failed and its cleanup emptied the directory (found from outside).
+    Now the second is refused before it touches anything, and the first finishes."""
+    backup = source.backup()
+    source.archive_everything()
+    expected = source.cluster.table_checksums()
+    dest, target = source.dest, new_target()
+    marker = os.path.join(target.data, MARKER)
+    args = ["restore", "-J", "1", *IMMEDIATE, *dest.cli_args, dest.url, SERVER, backup]
+    try:
+        first = spawn(*args, target.data, env=dest.env)
+        wait_for(
+            lambda: first.poll() is not None or os.path.exists(marker),
+            timeout=180,
+            interval=0.01,
+            what="the first restore's marker",
+        )
+        os.kill(first.pid, signal.SIGSTOP)  # held midway: alive, its marker locked
+        try:
+            assert first.poll() is None, first.communicate()
+            written = _files(target.data)
+            refusals = [
+                restore(dest, target, backup, *flags, *IMMEDIATE, check=False)
+                for flags in ((), ("--delta",))
+            ]
+            assert _files(target.data) == written
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
+        _, err = first.communicate(timeout=600)
+        assert first.returncode == 0, err
+        running = f"pgvault process {first.pid} on {socket.gethostname()} is running"
+        for refused in refusals:
+            assert refused.returncode == 1, refused.stderr
+            assert refused.stderr.count("\n") == 1, refused.stderr
+            assert f"another restore is writing into {target.data} ({running})" in refused.stderr
+        assert not os.path.exists(marker)
+        with restored_server(target, source.cluster.bindir, env=dest.env) as server:
+            wait_for_recovery_end(server)
+            assert server.table_checksums() == expected
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+        target.drop()
+
+
+@pytest.fixture
+def small(pgvault_bin: str) -> Iterator[Source]:
+    dest = make_destination("file", {})
+    made = make_source(dest, pgvault_bin, scale=1)
+    try:
+        yield made
+    finally:
+        made.cluster.drop()
+        dest.drop()
+
+
+def test_an_older_pgvaults_marker_is_continued_unless_it_is_locked(small: Source) -> None:
+    """A marker without owner (pgvault before owners) is still taken for a killed restore's;
+    one whose lock another process holds is refused (exit 1) and left as it is."""
+    backup = small.backup()
+    small.archive_everything()
+    expected = small.cluster.table_checksums()
+    systemid = small.cluster.one("select system_identifier from pg_control_system()")
+    target = new_target()
+    postgres = pwd.getpwnam(PG_USER)
+    os.makedirs(target.data, 0o700)
+    os.chown(target.data, postgres.pw_uid, postgres.pw_gid)
+    marker = os.path.join(target.data, MARKER)
+    with open(marker, "w") as fh:
+        json.dump({"backup_id": backup, "systemid": str(systemid)}, fh)
+    try:
+        holder = subprocess.Popen(
+            ["flock", marker, "-c", "echo held; exec sleep 600"],
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # flock and the sleep it runs (which inherits the lock)
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            refused = restore(small.dest, target, backup, *IMMEDIATE, check=False)
+        finally:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.wait()
+        assert refused.returncode == 1, refused.stderr
+        assert refused.stderr.count("\n") == 1, refused.stderr
+        assert f"another restore is writing into {target.data} (its marker is locked)" in (
+            refused.stderr
+        )
+        assert os.listdir(target.data) == [MARKER]
+        result = restore(small.dest, target, backup, "-v", *IMMEDIATE)
+        assert "interrupted restore of this backup" in result.stderr, result.stderr
+        with restored_server(target, small.cluster.bindir) as server:
+            wait_for_recovery_end(server)
+            assert server.table_checksums() == expected
     finally:
         target.drop()

@@ -356,6 +356,22 @@ def _command_cases(world: World) -> Iterator[Case]:
         yield Case((*restore, *target), 3, "target")
     yield Case((*restore, "--tablespace", "nocolon"), 3, "tablespace")
     yield Case((*restore, "--tablespace", ":/x"), 3, "tablespace")
+    # a directory argument under a regular file (the WAL file): named, not NotADirectoryError
+    under_file = f"{world.wal_path}/below"
+    head = restore[:-1]
+    yield Case((*head, under_file), 3, "recovery dir under a file", f"{WAL} is not a directory")
+    yield Case(
+        (*restore, "--tablespace", f"ts:{under_file}"),
+        3,
+        "tablespace under a file",
+        f"{WAL} is not a directory",
+    )
+    yield Case(
+        (*restore, "--wal-restore-dir", under_file),
+        3,
+        "WAL dir under a file",
+        f"{WAL} is not a directory",
+    )
     delete = ("backup-delete", world.url, SERVER)
     for policy in BAD_POLICIES:
         yield Case((*delete, "-r", policy), 3, "policy")
