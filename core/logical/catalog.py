@@ -112,6 +112,8 @@ class LogicalDeletion:
     backup_id: str
     objects: int
     size: int
+    #: unfinished uploads a killed backup left (S3 multipart, a local `.pgvault-partial`)
+    uploads: int = 0
 
 
 def delete_logical(
@@ -120,40 +122,46 @@ def delete_logical(
     """Delete one logical backup: its manifest first (it stops being restorable), then the
     rest. `unfinished`: also what a killed backup left without a manifest (by ID)."""
     layout = LogicalLayout(server)
-    backup_id, objects = _objects(store, server, reference, unfinished)
+    backup_id, objects, pending = _objects(store, server, reference, unfinished)
     store.delete_many([layout.manifest(backup_id)])
+    # Unfinished uploads are no objects: once the backup's objects are gone nothing lists
+    # them, and they would stay (and be billed) for ever. Aborted as a resume aborts them.
+    aborted = store.abort_pending_uploads(layout.backup_prefix(backup_id)) if pending else 0
     store.delete_many(o.key for o in objects)
     forget_copies(store, server, [backup_id])
-    return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects))
+    return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects), aborted)
 
 
 def plan_delete_logical(
     store: ObjectStore, server: str, reference: str, unfinished: bool = False
 ) -> LogicalDeletion:
     """What delete_logical would delete (--dry-run)."""
-    backup_id, objects = _objects(store, server, reference, unfinished)
-    return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects))
+    backup_id, objects, pending = _objects(store, server, reference, unfinished)
+    return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects), pending)
 
 
 def _objects(
     store: ObjectStore, server: str, reference: str, unfinished: bool
-) -> tuple[str, list[ObjectInfo]]:
-    """The backup's ID and objects. By ID its manifest is not read (an encrypted one needs
-    no key); a name or latest is found in the manifests."""
+) -> tuple[str, list[ObjectInfo], int]:
+    """The backup's ID, objects and unfinished uploads. By ID its manifest is not read (an
+    encrypted one needs no key); a name or latest is found in the manifests."""
     layout = LogicalLayout(server)
     if is_logical_id(reference):
         backup_id = reference
     else:
         backup_id = resolve_logical(store, server, reference).backup_id
-    objects = list(store.list_objects(layout.backup_prefix(backup_id)))
+    prefix = layout.backup_prefix(backup_id)
+    objects = list(store.list_objects(prefix))
+    pending = len(store.list_pending_uploads(prefix))
     finished = any(o.key == layout.manifest(backup_id) for o in objects)
-    if not objects or not (finished or unfinished):
-        hint = " (an unfinished one: --force removes it)" if objects else ""
+    left = bool(objects or pending)  # a killed backup may have left only unfinished uploads
+    if not left or not (finished or unfinished):
+        hint = " (an unfinished one: --force removes it)" if left else ""
         raise ObjectNotFound(f"logical backup {backup_id} not found for server {server}{hint}")
     if not finished:  # --force never pulls the objects from under a running backup
         what = f"cannot delete logical backup {backup_id} of server {server}"
         refuse_if_running(store, layout, backup_id, what)
-    return backup_id, objects
+    return backup_id, objects, pending
 
 
 def manifest_json(manifest: LogicalManifest) -> dict[str, Any]:

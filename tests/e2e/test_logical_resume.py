@@ -254,3 +254,39 @@ def test_the_next_logical_backup_removes_what_a_killed_one_left(
         assert list(store.list_objects(f"{SERVER}/logical/{killed}/")) == []
         assert store.list_pending_uploads("") == []
     assert os.listdir(staging) == []
+
+
+@pytest.mark.parametrize("provider", ["s3", "file"])
+def test_force_delete_of_a_killed_logical_backup_aborts_its_unfinished_uploads(
+    shop: Cluster, make_dest: Callable[..., TestDestination], tmp_path: Path, provider: str
+) -> None:
+    """backup-delete --force removes a killed backup's unfinished uploads (S3 multipart,
+    local `.pgvault-partial` files) with its objects: nothing lists them afterwards."""
+    dest = make_dest(provider)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    proc = spawn(*_slow_backup_args(shop, dest, staging), env=_env(dest))
+    _wait_mid_upload(dest, staging, _process_ended(proc))
+    proc.kill()  # pg_dump dies with it (PR_SET_PDEATHSIG)
+    proc.communicate(timeout=60)
+    wait_for(lambda: not pg_dumps(staging), timeout=30, what="pg_dump to be gone")
+    ((killed, status),) = _listed(dest)
+    assert status == "ABANDONED"
+    with dest.store() as store:
+        pending = len(store.list_pending_uploads(f"{SERVER}/logical/{killed}/"))
+    assert pending
+
+    args = ("backup-delete", dest.url, SERVER, *dest.cli_args, "-b", killed, "--force")
+    planned = pgvault(*args, "--dry-run", env=dest.env)
+    assert planned.returncode == 0, planned.stderr
+    assert f"{pending} unfinished uploads to abort" in planned.stdout, planned.stdout
+    deleted = pgvault(*args, "--format", "json", env=dest.env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert json.loads(deleted.stdout)["unfinished_uploads"] == pending
+    assert _listed(dest) == []
+    with dest.store() as store:
+        assert list(store.list_objects(f"{SERVER}/logical/")) == []
+        assert store.list_pending_uploads("") == []
+    if provider == "file":  # no hidden file is left under the server's logical/ either
+        root = Path(dest.url.removeprefix("file://"))
+        assert [p for p in root.rglob("*") if p.is_file() and "logical" in str(p)] == []

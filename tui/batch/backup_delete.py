@@ -10,12 +10,16 @@ built on it) and `--detach`. Runs as a `delete` job.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from core.errors import ExitCode, InputError
 from tui.batch.catalog_options import add_format, add_source, connectivity_test, source
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
 from tui.batch.options import backup_reference, non_negative_int, positive_int, print_json
+
+if TYPE_CHECKING:
+    from core.logical.catalog import LogicalDeletion
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,30 +154,37 @@ def _delete_logical(args: argparse.Namespace) -> int:
         if args.dry_run:
             plan = plan_delete_logical(store, args.server_name, args.backup_id, args.force)
             if args.format == "json":
-                print_json(_logical_json(plan.backup_id, None, plan.size, True))
+                print_json(_logical_json(plan, None, True))
             else:
-                print(f"would delete logical backup {plan.backup_id} ({format_size(plan.size)})")
+                size = format_size(plan.size) + _uploads(plan.uploads, "to abort")
+                print(f"would delete logical backup {plan.backup_id} ({size})")
             return ExitCode.OK
         # --force: also the objects a killed logical backup left without its logical.json
         gone = delete_logical(store, args.server_name, args.backup_id, unfinished=args.force)
     if args.format == "json":
-        print_json(_logical_json(gone.backup_id, gone.objects, gone.size, False))
+        print_json(_logical_json(gone, gone.objects, False))
     elif not args.quiet:
         print(
             f"deleted logical backup {gone.backup_id}: {gone.objects} objects, "
-            f"{format_size(gone.size)}"
+            f"{format_size(gone.size)}{_uploads(gone.uploads, 'aborted')}"
         )
     return ExitCode.OK
 
 
+def _uploads(count: int, verb: str) -> str:
+    """What a killed backup left unfinished, when there is any: ', N unfinished uploads VERB'."""
+    return f", {count} unfinished uploads {verb}" if count else ""
+
+
 def _logical_json(
-    backup_id: str, objects: int | None, size: int, dry_run: bool
+    deletion: LogicalDeletion, objects: int | None, dry_run: bool
 ) -> dict[str, object]:
     """The JSON shape of a logical backup's deletion (README: backup-delete --format json)."""
     return {
         "kind": "logical",
-        "backup_id": backup_id,
+        "backup_id": deletion.backup_id,
         "dry_run": dry_run,
         "objects": objects,
-        "bytes": size,
+        "bytes": deletion.size,
+        "unfinished_uploads": deletion.uploads,
     }
