@@ -8,14 +8,16 @@ Retention of physical backups never sees these (it lists base/ only).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from core.catalog.copies import forget_copies
 from core.encryption import open_object
 from core.errors import DecryptionFailed, ObjectNotFound, OperationFailed
 from core.logical.attempt import refuse_if_running
-from core.logical.layout import LogicalLayout, is_logical_id
+from core.logical.layout import GLOBALS, LogicalLayout, is_logical_id
 from core.logical.manifest import LogicalManifest, parse_manifest
 from core.storage import CommonPrefix, ObjectInfo, ObjectStore
 
@@ -25,10 +27,30 @@ LATEST = ("latest", "last")
 LOCKED = "LOCKED"  # an encrypted manifest this process holds no key for
 
 
-def list_logical(store: ObjectStore, server: str) -> tuple[LogicalManifest, ...]:
-    """Every finished logical backup of the server, oldest first."""
+@dataclass(frozen=True)
+class LockedFacts:
+    """What a LOCKED backup's object names and sizes tell without a key (as for a physical
+    backup): its databases, stored size and pg_dump compression."""
+
+    databases: tuple[str, ...]
+    stored_size: int  # its dump files, as a manifest's stored_size counts them
+    compression: str | None  # gzip, lz4, zstd; None: no compressed file
+    compression_known: bool  # False: no data file to tell it by
+    globals_file: str | None
+
+
+@dataclass(frozen=True)
+class LogicalListing:
+    """The finished logical backups (LOCKED ones as placeholders), oldest first."""
+
+    backups: tuple[LogicalManifest, ...]
+    locked: Mapping[str, LockedFacts] = field(default_factory=dict)
+
+
+def read_logical(store: ObjectStore, server: str) -> LogicalListing:
+    """Every finished logical backup of the server, with what a LOCKED one's objects tell."""
     layout = LogicalLayout(server)
-    found = []
+    found, facts = [], {}
     for item in store.list_entries(layout.prefix, delimiter="/"):
         if not isinstance(item, CommonPrefix):
             continue
@@ -41,9 +63,43 @@ def list_logical(store: ObjectStore, server: str) -> tuple[LogicalManifest, ...]
             continue  # unfinished: no manifest yet
         except DecryptionFailed:
             found.append(locked(server, backup_id))  # listed as backup.info lists a physical one
+            facts[backup_id] = locked_facts(store, layout, backup_id)
         except OperationFailed as exc:
             log.warning("skipping logical backup %s: %s", backup_id, exc)
-    return tuple(sorted(found, key=lambda m: m.backup_id))
+    return LogicalListing(tuple(sorted(found, key=lambda m: m.backup_id)), facts)
+
+
+def list_logical(store: ObjectStore, server: str) -> tuple[LogicalManifest, ...]:
+    """Every finished logical backup of the server, oldest first."""
+    return read_logical(store, server).backups
+
+
+_CODECS = {".gz": "gzip", ".lz4": "lz4", ".zst": "zstd"}
+
+
+def locked_facts(store: ObjectStore, layout: LogicalLayout, backup_id: str) -> LockedFacts:
+    """A LOCKED backup's facts from one listing of its objects (names stay clear)."""
+    dumps = layout.backup_prefix(backup_id) + "db/"
+    databases: dict[str, None] = {}
+    size, codecs, data_files, globals_file = 0, set(), 0, None
+    for o in store.list_objects(layout.backup_prefix(backup_id)):
+        if o.key == layout.globals_sql(backup_id):
+            globals_file = GLOBALS
+        if not o.key.startswith(dumps) or "/" not in o.key[len(dumps) :]:
+            continue
+        dirname, name = o.key[len(dumps) :].split("/", 1)
+        databases[unquote(dirname)] = None
+        size += o.size
+        if name != "toc.dat" and not name.endswith(".toc"):  # pg_dump's data files
+            data_files += 1
+            codecs |= {codec for ext, codec in _CODECS.items() if name.endswith(ext)}
+    return LockedFacts(
+        databases=tuple(databases),
+        stored_size=size,
+        compression=next(iter(codecs)) if len(codecs) == 1 else None,
+        compression_known=len(codecs) == 1 or (data_files > 0 and not codecs),
+        globals_file=globals_file,
+    )
 
 
 def get_logical(store: ObjectStore, server: str, backup_id: str) -> LogicalManifest:
@@ -170,8 +226,11 @@ def manifest_json(manifest: LogicalManifest) -> dict[str, Any]:
     return data
 
 
-def summary_row(m: LogicalManifest) -> dict[str, Any]:
-    """One logical backup as backup-list shows it."""
+def summary_row(m: LogicalManifest, facts: LockedFacts | None = None) -> dict[str, Any]:
+    """One logical backup as backup-list shows it; a LOCKED one with what its object names
+    and sizes tell (`facts`), the rest null: unknown, never a false 0."""
+    if m.status == LOCKED:
+        return _locked_row(m, facts)
     return {
         "backup_id": m.backup_id,
         "name": m.name,
@@ -188,4 +247,26 @@ def summary_row(m: LogicalManifest) -> dict[str, Any]:
         "globals": m.globals_file,
         "server_version": m.server_version,
         "pg_dump_version": m.pg_dump_version,
+        "encrypted": m.encrypted,
+    }
+
+
+def _locked_row(m: LogicalManifest, facts: LockedFacts | None) -> dict[str, Any]:
+    return {
+        "backup_id": m.backup_id,
+        "name": None,
+        "status": m.status,
+        "kind": m.kind,
+        "databases": list(facts.databases) if facts else None,
+        "tables": None,
+        "patterns": None,
+        "begin_time": None,
+        "end_time": None,
+        "stored_size": facts.stored_size if facts else None,
+        "data_size": None,
+        "compression": facts.compression if facts else None,
+        "globals": facts.globals_file if facts else None,
+        "server_version": None,
+        "pg_dump_version": None,
+        "encrypted": True,
     }

@@ -13,7 +13,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 
@@ -101,6 +101,19 @@ def test_write_only_host_backs_up_encrypted_and_the_identity_holder_restores(
     assert listed.returncode == 0, listed.stderr
     (entry,) = json.loads(listed.stdout)["logical_backups"]
     assert entry["backup_id"] == backup_id and entry["status"] == "LOCKED"
+    # What object names and sizes tell is shown; what only the manifest holds is null.
+    dumped = {k: v for k, v in logical.items() if f"/{backup_id}/db/" in k}
+    assert entry["stored_size"] == sum(len(v) for v in dumped.values())
+    assert entry["compression"] == "gzip" and entry["encrypted"] is True
+    held = {unquote(k.split("/db/")[1].split("/")[0]) for k in dumped}
+    assert SHOP in held and sorted(entry["databases"]) == sorted(held)
+    assert entry["globals"] == "globals.sql"
+    for unknown in ("begin_time", "end_time", "server_version", "data_size", "tables", "name"):
+        assert entry[unknown] is None, (unknown, entry)
+    text = pgvault("backup-list", dest.url, SERVER)
+    line = next(x for x in text.stdout.splitlines() if x.startswith(backup_id))
+    assert "LOCKED" in line and "gzip+age" in line and SHOP in line, line
+    assert " 0 B" not in line and "none" not in line and " all " not in line, line
 
     # No key, a wrong key: exit 1, one line, no database created.
     before = _databases(shop)
@@ -124,6 +137,13 @@ def test_write_only_host_backs_up_encrypted_and_the_identity_holder_restores(
     assert shop.table_checksums("decrypted") == expected
     shown = pgvault("backup-show", dest.url, SERVER, backup_id, "--identity-file", operator)
     assert shown.returncode == 0 and "orders" in shown.stdout, shown.stderr
+    manifest = json.loads(
+        pgvault(
+            "backup-show", dest.url, SERVER, backup_id, "--identity-file", operator,
+            "--format", "json",
+        ).stdout
+    )  # fmt: skip
+    assert manifest["stored_size"] == entry["stored_size"]  # the key changes no listed size
     locked = pgvault("backup-show", dest.url, SERVER, backup_id)
     assert locked.returncode == 1 and "locked" in locked.stderr, locked.stderr
 

@@ -17,6 +17,7 @@ from tui.batch.main import Context
 if TYPE_CHECKING:
     from core.catalog.listing import BackupListing
     from core.logical.attempt import Unfinished
+    from core.logical.catalog import LogicalListing
     from core.logical.manifest import LogicalManifest
 
 COLUMNS = (
@@ -78,29 +79,13 @@ def _iso_time(iso: str) -> str:
 
 
 def logical_lines(
-    manifests: Sequence[LogicalManifest],
+    listing: LogicalListing,
     unfinished: Sequence[Unfinished] = (),
     copies: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
     """Finished backups and, by ID, those without logical.json (never restorable)."""
     copies = copies or {}
-    rows: list[tuple[str, ...]] = [
-        (
-            m.backup_id,
-            m.name or "-",
-            m.status,
-            m.kind,
-            ",".join(d.name for d in m.databases),
-            ",".join(p for d in m.databases for p in d.patterns) or "all",
-            _iso_time(m.started),
-            _iso_time(m.finished),
-            format_size(m.stored_size),
-            format_size(sum(d.size for d in m.databases)),
-            m.compression or "none",
-            str(len(copies[m.backup_id])) if copies.get(m.backup_id) else "-",
-        )
-        for m in manifests
-    ]
+    rows = [_logical_row(m, listing, copies) for m in listing.backups]
     rows += [
         (u.backup_id, "-", u.status, "logical", *(["-"] * 4), format_size(u.size), "-", "-", "-")
         for u in unfinished
@@ -109,9 +94,41 @@ def logical_lines(
     return ["Logical backups:", *table(rows, LOGICAL_COLUMNS)]
 
 
+def _logical_row(
+    m: LogicalManifest, listing: LogicalListing, copies: Mapping[str, Sequence[str]]
+) -> tuple[str, ...]:
+    """A LOCKED backup shows what its object names and sizes tell, `locked` for the rest."""
+    from core.logical.catalog import LOCKED
+
+    count = str(len(copies[m.backup_id])) if copies.get(m.backup_id) else "-"
+    age = "+age" if m.encrypted else ""
+    facts = listing.locked.get(m.backup_id)
+    if m.status == LOCKED:
+        codec = (facts.compression or "none") + age if facts and facts.compression_known else "-"
+        return (
+            m.backup_id, "locked", m.status, m.kind,
+            ",".join(facts.databases) if facts else "locked", "locked", "-", "-",
+            format_size(facts.stored_size) if facts else "-", "-", codec, count,
+        )  # fmt: skip
+    return (
+        m.backup_id,
+        m.name or "-",
+        m.status,
+        m.kind,
+        ",".join(d.name for d in m.databases),
+        ",".join(p for d in m.databases for p in d.patterns) or "all",
+        _iso_time(m.started),
+        _iso_time(m.finished),
+        format_size(m.stored_size),
+        format_size(sum(d.size for d in m.databases)),
+        (m.compression or "none") + age,
+        count,
+    )
+
+
 def _json(
     listing: BackupListing,
-    logical: Sequence[LogicalManifest],
+    logical: LogicalListing,
     unfinished: Sequence[Unfinished],
     copies: Mapping[str, Sequence[str]],
 ) -> dict[str, object]:
@@ -120,7 +137,13 @@ def _json(
     from core.logical.attempt import unfinished_row
     from core.logical.catalog import summary_row
 
-    rows = [{**summary_row(m), "copies": list(copies.get(m.backup_id, ()))} for m in logical]
+    rows = [
+        {
+            **summary_row(m, logical.locked.get(m.backup_id)),
+            "copies": list(copies.get(m.backup_id, ())),
+        }
+        for m in logical.backups
+    ]
     rows += [{**unfinished_row(u), "copies": []} for u in unfinished]
     return {
         **listing_json(listing),
@@ -143,14 +166,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.catalog.copies import read_copies
     from core.catalog.listing import list_backups
     from core.logical.attempt import list_unfinished
-    from core.logical.catalog import list_logical
+    from core.logical.catalog import read_logical
 
     with opened(args) as store:
         listing = list_backups(store, args.server_name)
-        logical = list_logical(store, args.server_name)
-        copies = read_copies(store, args.server_name) if logical else {}
+        logical = read_logical(store, args.server_name)
+        copies = read_copies(store, args.server_name) if logical.backups else {}
         unfinished = list_unfinished(store, args.server_name)
-        known = listing.backups or listing.broken or logical or unfinished
+        known = any((listing.backups, listing.broken, logical.backups, unfinished))
         if not known and args.server_name not in list_servers(store):
             # A mistyped name must not read as "no backups yet": name those that are there.
             print(no_backups_here(store, args.server_name), file=sys.stderr)
@@ -181,10 +204,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         header = COLUMNS
     if rows:
         print("\n".join(table(rows, header)))
-    if logical or unfinished:
+    if logical.backups or unfinished:
         lines = logical_lines(logical, unfinished, copies)
         print("\n".join(([""] if rows else []) + lines))
-    if not rows and not logical and not unfinished:
+    if not rows and not logical.backups and not unfinished:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK
 
