@@ -41,16 +41,18 @@ class LockedFacts:
 
 @dataclass(frozen=True)
 class LogicalListing:
-    """The finished logical backups (LOCKED ones as placeholders), oldest first."""
+    """The finished logical backups (LOCKED ones as placeholders), oldest first; the
+    backups whose logical.json exists but cannot be read (BROKEN), with why."""
 
     backups: tuple[LogicalManifest, ...]
+    broken: tuple[tuple[str, str], ...] = ()
     locked: Mapping[str, LockedFacts] = field(default_factory=dict)
 
 
 def read_logical(store: ObjectStore, server: str) -> LogicalListing:
-    """Every finished logical backup of the server, with what a LOCKED one's objects tell."""
+    """Every finished logical backup of the server, the broken ones apart."""
     layout = LogicalLayout(server)
-    found, facts = [], {}
+    found, broken, facts = [], [], {}
     for item in store.list_entries(layout.prefix, delimiter="/"):
         if not isinstance(item, CommonPrefix):
             continue
@@ -65,13 +67,19 @@ def read_logical(store: ObjectStore, server: str) -> LogicalListing:
             found.append(locked(server, backup_id))  # listed as backup.info lists a physical one
             facts[backup_id] = locked_facts(store, layout, backup_id)
         except OperationFailed as exc:
-            log.warning("skipping logical backup %s: %s", backup_id, exc)
-    return LogicalListing(tuple(sorted(found, key=lambda m: m.backup_id)), facts)
+            broken.append((backup_id, str(exc)))
+    return LogicalListing(
+        tuple(sorted(found, key=lambda m: m.backup_id)), tuple(sorted(broken)), facts
+    )
 
 
 def list_logical(store: ObjectStore, server: str) -> tuple[LogicalManifest, ...]:
-    """Every finished logical backup of the server, oldest first."""
-    return read_logical(store, server).backups
+    """Every finished logical backup of the server, oldest first (a broken one is warned
+    about and passed over)."""
+    listing = read_logical(store, server)
+    for backup_id, why in listing.broken:
+        log.warning("logical backup %s is broken, passed over: %s", backup_id, why)
+    return listing.backups
 
 
 _CODECS = {".gz": "gzip", ".lz4": "lz4", ".zst": "zstd"}
@@ -147,20 +155,26 @@ def resolve_logical(
     """An ID, a name, or latest (the newest holding `database` when given)."""
     if is_logical_id(reference):
         return get_logical(store, server, reference)
-    every = list_logical(store, server)
-    for m in every:
+    listing = read_logical(store, server)
+    for m in listing.backups:
         if m.status == LOCKED:  # a name or latest is found only in what the manifests hold
             get_logical(store, server, m.backup_id)  # raises why it is locked
+    every = listing.backups
     backups = [m for m in every if database is None or any(d.name == database for d in m.databases)]
+    named = backups if reference in LATEST else [m for m in backups if m.name == reference]
+    found = named[-1] if named else None
+    for backup_id, why in listing.broken:  # it may be what was asked for: never passed silently
+        if found is None or backup_id > found.backup_id:
+            instead = f"{reference} is {found.backup_id}" if found else "it is not searched"
+            log.warning(
+                "logical backup %s is broken, passed over (%s): %s", backup_id, instead, why
+            )
+    if found is not None:
+        return found
     if reference in LATEST:
-        if not backups:
-            what = f" of database {database}" if database else ""
-            raise ObjectNotFound(f"no logical backup{what} for server {server}")
-        return backups[-1]
-    named = [m for m in backups if m.name == reference]
-    if not named:
-        raise ObjectNotFound(f"no logical backup named {reference!r} for server {server}")
-    return named[-1]
+        what = f" of database {database}" if database else ""
+        raise ObjectNotFound(f"no logical backup{what} for server {server}")
+    raise ObjectNotFound(f"no logical backup named {reference!r} for server {server}")
 
 
 @dataclass(frozen=True)

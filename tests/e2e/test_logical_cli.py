@@ -352,3 +352,43 @@ def test_tags_land_on_every_object_of_a_logical_backup(
             assert store.get_tags(key) == {"team": "db", "env": "prod"}, key
     bad = pgvault("backup", dest.url, SERVER, "--database", SHOP, "--tags", "a", env=dest.env)
     assert bad.returncode == 3 and bad.stderr.count("\n") == 1, bad.stderr
+
+
+def test_a_backup_with_an_unreadable_manifest_is_listed_broken_and_never_passed_silently(
+    shop: Cluster, local: TestDestination
+) -> None:
+    code, first, err = backup(local, shop, "--database", SHOP)
+    assert code == 0, err
+    time.sleep(1)  # a new ID each second
+    code, second, err = backup(local, shop, "--database", SHOP)
+    assert code == 0, err
+    with local.store() as store:
+        store.put_bytes(f"{SERVER}/logical/{second}/logical.json", b'{"kind": "logical", ')
+
+    text = pgvault("backup-list", local.url, SERVER)
+    assert text.returncode == 0, text.stderr
+    line = next(x for x in text.stdout.splitlines() if x.startswith(second))
+    assert "BROKEN" in line and "logical" in line, text.stdout
+    assert f"logical backup {second} is broken: unreadable logical backup manifest" in text.stderr
+    data = json.loads(pgvault("backup-list", local.url, SERVER, "--format", "json").stdout)
+    assert [e["backup_id"] for e in data["logical_backups"]] == [first]
+    (broken,) = data["broken"]
+    assert broken["backup_id"] == second and broken["status"] == "BROKEN"
+    assert broken["kind"] == "logical" and "unreadable" in broken["error"]
+
+    # latest goes to the newest readable backup, and says which one it passed over
+    restored = pgvault(
+        "restore", local.url, SERVER, "latest", *shop.restore_flags(), "--database", SHOP,
+        "--new-db-name", "older", env=BINDIRS_ENV,
+    )  # fmt: skip
+    assert restored.returncode == 0, restored.stderr
+    assert f"logical backup {second} is broken, passed over (latest is {first})" in (
+        restored.stderr
+    ), restored.stderr
+    assert shop.table_checksums("older") == shop.table_checksums(SHOP)
+    shown = pgvault("backup-show", local.url, SERVER, second)
+    assert shown.returncode == 1 and "unreadable logical backup manifest" in shown.stderr
+    assert len(shown.stderr.strip().splitlines()) == 1, shown.stderr
+    gone = pgvault("backup-delete", local.url, SERVER, "-b", second)
+    assert gone.returncode == 0, gone.stderr
+    assert not [k for k in logical_objects(local) if f"/{second}/" in k]

@@ -83,13 +83,17 @@ def logical_lines(
     unfinished: Sequence[Unfinished] = (),
     copies: Mapping[str, Sequence[str]] | None = None,
 ) -> list[str]:
-    """Finished backups and, by ID, those without logical.json (never restorable)."""
+    """Finished backups, BROKEN ones and, by ID, those without logical.json (never
+    restorable)."""
+    from core.catalog.listing import BROKEN
+
     copies = copies or {}
     rows = [_logical_row(m, listing, copies) for m in listing.backups]
     rows += [
         (u.backup_id, "-", u.status, "logical", *(["-"] * 4), format_size(u.size), "-", "-", "-")
         for u in unfinished
     ]
+    rows += [(b, "-", BROKEN, "logical", *(["-"] * 8)) for b, _ in listing.broken]
     rows.sort(key=lambda row: row[0])
     return ["Logical backups:", *table(rows, LOGICAL_COLUMNS)]
 
@@ -132,8 +136,9 @@ def _json(
     unfinished: Sequence[Unfinished],
     copies: Mapping[str, Sequence[str]],
 ) -> dict[str, object]:
-    """barman-cloud's listing with pgvault's view, and the logical backups (with copies)."""
-    from core.catalog.listing import listing_json
+    """barman-cloud's listing with pgvault's view, and the logical backups (with copies);
+    a BROKEN logical backup joins the physical ones in `broken`."""
+    from core.catalog.listing import BROKEN, listing_json
     from core.logical.attempt import unfinished_row
     from core.logical.catalog import summary_row
 
@@ -145,8 +150,14 @@ def _json(
         for m in logical.backups
     ]
     rows += [{**unfinished_row(u), "copies": []} for u in unfinished]
+    physical = listing_json(listing)
+    broken = [
+        {"backup_id": b, "status": BROKEN, "error": why, "kind": "logical"}
+        for b, why in logical.broken
+    ]
     return {
-        **listing_json(listing),
+        **physical,
+        "broken": [*physical["broken"], *broken],
         "logical_backups": sorted(rows, key=lambda row: str(row["backup_id"])),
     }
 
@@ -173,7 +184,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         logical = read_logical(store, args.server_name)
         copies = read_copies(store, args.server_name) if logical.backups else {}
         unfinished = list_unfinished(store, args.server_name)
-        known = any((listing.backups, listing.broken, logical.backups, unfinished))
+        known = any((listing.backups, listing.broken, logical.backups, logical.broken, unfinished))
         if not known and args.server_name not in list_servers(store):
             # A mistyped name must not read as "no backups yet": name those that are there.
             print(no_backups_here(store, args.server_name), file=sys.stderr)
@@ -186,6 +197,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     rows = _as_tree(listing, rows)
     for backup_id, why in listing.broken:
         print(f"backup {backup_id} is broken: {why}", file=sys.stderr)
+    for backup_id, why in logical.broken:
+        print(f"logical backup {backup_id} is broken: {why}", file=sys.stderr)
     if any(b.parent_backup_id for b in listing.backups):  # chains: who builds on whom, and how
         by_id = {b.backup_id: b for b in listing.backups}
         rows = [
@@ -204,10 +217,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         header = COLUMNS
     if rows:
         print("\n".join(table(rows, header)))
-    if logical.backups or unfinished:
+    if logical.backups or logical.broken or unfinished:
         lines = logical_lines(logical, unfinished, copies)
         print("\n".join(([""] if rows else []) + lines))
-    if not rows and not logical.backups and not unfinished:
+    if not rows and not logical.backups and not logical.broken and not unfinished:
         print(f"no backups of server {args.server_name}", file=sys.stderr)
     return ExitCode.OK
 
