@@ -64,6 +64,12 @@ def test_a_logical_copy_pauses_resumes_and_restores_from_the_other_provider(
     text = pgvault("backup-list", local.url, SERVER).stdout.splitlines()
     header = next(i for i, line in enumerate(text) if line.startswith("Backup ID"))
     assert text[header].split()[-1] == "Copies" and text[header + 1].split()[-1] == "1"
+    # backup-show names the copies as it does a physical backup's
+    shown = pgvault("backup-show", local.url, SERVER, backup_id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"  {'Copies':<23}: {gcs.url}" in shown.stdout.splitlines(), shown.stdout
+    shown_json = pgvault("backup-show", local.url, SERVER, backup_id, "--format", "json")
+    assert json.loads(shown_json.stdout)["copies"] == [gcs.url]
 
     restored = pgvault(
         "restore", gcs.url, SERVER, backup_id, *pg.restore_flags(), "--new-db-name", "from_gcs",

@@ -227,13 +227,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _show_logical(args: argparse.Namespace) -> int:
+    from core.catalog.copies import read_copies
     from core.logical.catalog import manifest_json, resolve_logical
     from tui.batch.logical_catalog import show_lines
 
     with opened(args) as store:
         manifest = resolve_logical(store, args.server_name, args.backup_id)
+        copies = read_copies(store, args.server_name).get(manifest.backup_id, ())
     if args.format == "json":
-        print(json.dumps(manifest_json(manifest), ensure_ascii=False))
+        data = {**manifest_json(manifest), "copies": list(copies)}
+        print(json.dumps(data, ensure_ascii=False))
     else:
-        print("\n".join(show_lines(manifest)))
+        print("\n".join(show_lines(manifest, copies)))
     return ExitCode.OK

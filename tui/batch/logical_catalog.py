@@ -8,16 +8,20 @@ from core.units import format_size
 from tui.batch.backup_list import table
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from core.logical.manifest import LogicalManifest
 
 
-def show_lines(m: LogicalManifest) -> list[str]:
+def show_lines(m: LogicalManifest, copies: Sequence[str] = ()) -> list[str]:
+    """The backup and its second copies' URLs, as backup-show prints a physical one's."""
     out = [f"Backup {m.backup_id}:"]
     for label, value in (
         ("Server", m.server),
         ("Name", m.name),
         ("Status", m.status),
         ("Kind", m.kind),
+        ("Copies", ", ".join(copies) or "none"),
         ("Begin time", m.started),
         ("End time", m.finished),
         ("PostgreSQL version", f"{m.server_version} ({m.server_version_text.split(',')[0]})"),
