@@ -26,7 +26,7 @@ from core.encryption import Credentials, credentials_environment, unlock_server
 from core.errors import PgvaultError, own_cause
 from core.jobs import Job
 from core.logical.attempt import Unfinished, list_unfinished
-from core.logical.catalog import list_logical, placeholder
+from core.logical.catalog import LockedFacts, placeholder, read_logical
 from core.logical.manifest import LogicalManifest
 from core.secrets import redact, without_query
 from core.storage import ObjectStore, StoreConfig, open_store
@@ -74,6 +74,10 @@ class ServerView:
     logical: tuple[LogicalManifest, ...] = ()
     #: logical backups without logical.json: running, or what an interrupted one left
     unfinished_logical: tuple[Unfinished, ...] = ()
+    #: logical backups whose logical.json cannot be read, with why (listed BROKEN)
+    broken_logical: tuple[tuple[str, str], ...] = ()
+    #: what an encrypted logical backup's object names and sizes tell without the key
+    locked_logical: dict[str, LockedFacts] = field(default_factory=dict, compare=False)
     #: incremental or differential, for each backup naming a parent (pgvault.json says which)
     kinds: dict[str, str] = field(default_factory=dict, compare=False)
     #: the backups in the archive tier (their tier record, read with the listing)
@@ -148,16 +152,19 @@ def _moment(text: str) -> datetime | None:
         return None
 
 
-def logical_info(manifest: LogicalManifest) -> BackupInfo:
+def logical_info(manifest: LogicalManifest, facts: LockedFacts | None = None) -> BackupInfo:
     """What a catalog row shows of a logical backup, in a physical one's terms: its ID, name,
     status (DONE, or LOCKED without the key), times, compression and data size."""
+    compression = manifest.compression
+    if facts is not None and facts.compression_known:
+        compression = facts.compression  # a LOCKED one's, from its objects' names
     return BackupInfo(
         manifest.backup_id,
         status=manifest.status,
         backup_name=manifest.name,
         begin_time=_moment(manifest.started),
         end_time=_moment(manifest.finished),
-        compression=manifest.compression,
+        compression=compression,
         cluster_size=sum(d.size for d in manifest.databases) if manifest.databases else None,
         version=manifest.server_version or None,
     )
@@ -205,14 +212,28 @@ def server_refs(
                 view.url,
                 view.label,
                 server.name,
-                logical_info(m),
-                m.stored_size,
+                logical_info(m, facts := server.locked_logical.get(m.backup_id)),
+                m.stored_size if facts is None else facts.stored_size,
                 logical=m,
                 copies=copies_of(server, m.backup_id),
                 encrypted=m.encrypted,
             ),
         )
         for m in server.logical
+    )
+    refs.update(
+        (
+            backup_id,
+            BackupRef(
+                view.url,
+                view.label,
+                server.name,
+                BackupInfo(backup_id, status=BROKEN, error=why),
+                None,
+                logical=placeholder(server.name, backup_id, BROKEN),
+            ),
+        )
+        for backup_id, why in server.broken_logical
     )
     refs.update(
         (
@@ -273,14 +294,17 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
                 catalog = Catalog(store, name)
                 try:
                     backups = tuple(catalog.backups())
+                    logical = read_logical(store, name)
                     servers.append(
                         ServerView(
                             name,
                             shown_backups(catalog, backups),
                             unreadable=tuple(catalog.unreadable),
                             stored=stored_sizes(catalog, backups),
-                            logical=list_logical(store, name),
+                            logical=logical.backups,
                             unfinished_logical=list_unfinished(store, name),
+                            broken_logical=logical.broken,
+                            locked_logical=dict(logical.locked),
                             kinds=kinds(catalog, backups),
                             # from the same recursive listing: one GET per archived backup
                             archived=frozenset(catalog.archived()),

@@ -321,3 +321,26 @@ async def test_an_interrupted_logical_backup_is_listed_and_what_it_left_deleted(
             proc.communicate(timeout=60)
         cluster.drop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_a_logical_backup_whose_manifest_cannot_be_read_is_listed_broken(
+    taken: Taken, tmp_path: Path
+) -> None:
+    """As backup-list does: a BROKEN row with why, never restorable, never left out."""
+    root = world_dir("pgvault-console-broken-")
+    try:
+        source = taken.url.removeprefix("file://")
+        shutil.copytree(source, root, dirs_exist_ok=True)
+        backup_id = taken.manifest.backup_id
+        Path(root, LogicalLayout(SERVER).manifest(backup_id)).write_text('{"torn')
+        app = make_app(str(tmp_path / "state"), f"file://{root}")
+        key = f"{SERVER}/{backup_id}"
+        async with app.run_test(size=(120, 30)) as pilot:
+            catalog = await open_catalog_on(app, pilot, key)
+            table = catalog.query_one("#backups", ResponsiveTable)
+            assert table.get_cell(key, "status").plain == "BROKEN"
+            summary = str(catalog.query_one("#backup-summary").render())
+            assert "cannot be read" in summary, summary
+            assert "r Restore" not in str(catalog.query_one("KeyBar").render())
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

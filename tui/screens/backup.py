@@ -12,7 +12,6 @@ from core.catalog.backup_info import DONE, BackupInfo
 from core.catalog.browse import WalArchive
 from core.catalog.manifest import PgvaultManifest, TableRecord
 from core.errors import DecryptionFailed
-from core.logical.attempt import UNFINISHED
 from tui import fmt
 from tui.adapter import BackupRef, ServerView, load_manifest, load_wal
 from tui.screens import logical
@@ -134,7 +133,7 @@ def logical_summary(ref: BackupRef) -> Text:
         text.append(f" ({info.backup_name})", style="bold")
     text.append(f" of {ref.server} in {ref.label}\n")
     text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
-    if info.status in UNFINISHED:
+    if info.status in logical.UNKNOWN:
         text.append(f"  stored {fmt.size(ref.stored)}  {info.error or ''}\n")
         text.append(logical.holds(manifest) if manifest else "")
         return text

@@ -21,7 +21,6 @@ from textual.widgets.tree import TreeNode
 from core.catalog.backup_info import DONE, FAILED, BackupInfo
 from core.catalog.chains import DIFFERENTIAL, INCREMENTAL
 from core.catalog.tier import ARCHIVE, STANDARD
-from core.logical.attempt import UNFINISHED
 from core.logical.manifest import LogicalManifest
 from tui import fmt
 from tui.adapter import REHYDRATING, BackupRef, DestinationView, ServerView, server_refs
@@ -271,7 +270,7 @@ def logical_summary(ref: BackupRef, manifest: LogicalManifest) -> Text:
     text.append(info.status, style=STATUS_STYLE.get(info.status, "yellow"))
     text.append(f"  {logical.KIND}")
     _append_sealed(text, ref)
-    if manifest.status in UNFINISHED:
+    if manifest.status in logical.UNKNOWN:
         text.append(f"{logical.holds(manifest)}\n{fmt.size(ref.stored)} stored; ")
         text.append(info.error or "", style="yellow")
         return text

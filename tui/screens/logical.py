@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
+from core.catalog.listing import BROKEN
 from core.logical.attempt import UNFINISHED
 from core.logical.manifest import LogicalManifest, TableEntry
 from tui import fmt
@@ -22,6 +23,9 @@ LOGICAL_TABLE_COLUMNS = (
 )
 
 KIND = "logical"
+#: the rows whose logical.json says nothing: not written yet, or unreadable
+UNKNOWN = UNFINISHED | {BROKEN}
+
 #: what a logical row shows in the table's WAL column: it needs none
 NO_WAL = "-"
 
@@ -30,6 +34,8 @@ def holds(manifest: LogicalManifest) -> str:
     """'shöp (9 tables)', 'shöp: sales.* (4 tables)', 'app, shop (2 databases, 21 tables)'."""
     if manifest.status in UNFINISHED:
         return "no logical.json yet: a running backup, or what an interrupted one left"
+    if manifest.status == BROKEN:
+        return "its logical.json cannot be read: nothing of it can be restored"
     if not manifest.databases:
         # LOCKED: an encrypted manifest this console holds no key for
         return "encrypted: its key shows what it holds" if manifest.encrypted else "nothing"
