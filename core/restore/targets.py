@@ -193,9 +193,9 @@ class Timelines:
     def holds(self, info: BackupInfo, followed: int) -> bool:
         """Whether `info` lies on `followed`'s history (else PostgreSQL refuses to start)."""
         end = info.end_xlog or info.begin_xlog
-        return end is None or on_history(
-            info.timeline or 1, parse_lsn(end), followed, self.histories
-        )
+        if end is None or (followed in self.history_files and followed not in self.histories):
+            return True  # a history file this host cannot read: PostgreSQL will judge
+        return on_history(info.timeline or 1, parse_lsn(end), followed, self.histories)
 
 
 def archive_timelines(catalog: Catalog) -> Timelines:

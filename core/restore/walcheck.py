@@ -122,7 +122,9 @@ def check_wal_continuity(run: RestoreRun) -> None:
     target = run.request.target
     history_files = {int(name[:8], 16) for name in archived if is_history(name)}
     follow = followed_timeline(target.timeline, info.timeline or 1, history_files, info.version)
-    coverage = check_backups([info], archived.keys(), histories, follow)
+    # Without the followed timeline's history (unreadable here), its newest readable descendant.
+    path_follow = follow if follow in histories or follow == (info.timeline or 1) else None
+    coverage = check_backups([info], archived.keys(), histories, path_follow)
     if not coverage:
         return
     problem, warning = hole_verdict(coverage[0], target, stored, follow)

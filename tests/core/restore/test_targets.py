@@ -111,6 +111,9 @@ def test_only_backups_on_the_followed_timelines_history_are_chosen(tmp_path: Pat
         assert chosen(catalog, "latest") == "20260101T090000"
         with pytest.raises(OperationFailed, match="on the history of timeline 3 "):
             chosen(catalog, "latest", timeline="3", lsn="0/2000000")
+        # A history file that cannot be read leaves the judgement to PostgreSQL.
+        (root / "pg" / "wals" / "00000003.history").write_bytes(b"\xff\xfe")
+        assert chosen(catalog, "latest") == "20260101T130000"
 
 
 def test_targets_are_validated() -> None:
