@@ -218,7 +218,7 @@ def off_history(info: BackupInfo, followed: int, target: RecoveryTarget) -> Inpu
         f"{info.end_xlog}) is not on the history of timeline {followed}, which recovery "
         f"follows ({how}): PostgreSQL would refuse to start ('requested timeline {followed} "
         "is not a child of this server's history'); restore a backup of that timeline's "
-        f"history, or follow the backup's own with --target-tli current"
+        "history, or follow the backup's own with --target-tli current"
     )
 
 
