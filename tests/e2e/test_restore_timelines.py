@@ -80,6 +80,9 @@ def _promote_a_copy(source: Source, backup: str, lsn: str) -> tuple[CleanCluster
 @pytest.fixture
 def forked(source: Source) -> Iterator[Forked]:
     cluster = source.cluster
+    # The archiver (postgres) makes the server's directory first: a backup run as root
+    # making it first leaves it unwritable to archive_command, and the backup waits for ever.
+    source.archive_everything()
     before = source.backup("--zstd")
     _rows(cluster, SHARED, "shared")
     fork = cluster.one("select pg_current_wal_lsn()::text")
