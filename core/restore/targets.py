@@ -3,11 +3,14 @@
 Choosing follows barman-cloud-restore's `auto` rules (reference §5.1), for `auto` and for
 `latest` alike, among DONE backups only: with a target time, the newest backup whose
 end_time is not after it; with a target LSN, the newest whose end_xlog is not after it;
-with `--target-tli N`, only backups taken on timeline N (`latest`: the newest timeline the
-WAL archive holds). Recovery can only stop after the backup's end (where the data becomes
-consistent), so a backup named explicitly must have ended before a time or LSN target.
-Targets by transaction ID or restore point name say nothing comparable: `latest` is then
-simply the newest backup.
+and only backups on the history of the timeline recovery follows (core.wal.timelines: N
+for `--target-tli N`, the backup's own for `current`, else the newest the archive's history
+files lead to, PostgreSQL's default since 12); PostgreSQL refuses to start from any other
+("requested timeline N is not a child of this server's history"), and a backup named
+explicitly off that history is bad input. Recovery can only stop after the backup's end
+(where the data becomes consistent), so a backup named explicitly must have ended before a
+time or LSN target. Targets by transaction ID or restore point name say nothing comparable:
+`latest` is then simply the newest backup on the history.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from core.catalog.chains import ancestors, parent_links
 from core.catalog.reader import LATEST, Catalog
 from core.errors import InputError, OperationFailed
 from core.names import check_line_safe
-from core.postgres.walnames import format_lsn, parse_lsn
-from core.storage import CommonPrefix, ObjectInfo
+from core.postgres.walnames import HistoryEntry, format_lsn, is_history, parse_lsn
+from core.storage import ObjectInfo
 from core.timeparse import parse_local_time
+from core.wal.check import read_histories
+from core.wal.timelines import followed_timeline, on_history
 
 ACTIONS = ("pause", "promote", "shutdown")
 DEFAULT_ACTION = "pause"
@@ -172,20 +177,49 @@ def make_target(  # noqa: PLR0913 - one keyword for each recovery target option
 # ---- choosing the backup ------------------------------------------------------------------
 
 
-def archived_timelines(catalog: Catalog) -> set[int]:
-    """The timelines the WAL archive holds segments or history files of."""
-    timelines = set()
-    prefix = catalog.layout.wals_prefix
-    for item in catalog.store.list_entries(prefix, delimiter="/"):
-        if isinstance(item, CommonPrefix):
-            name = item.prefix[len(prefix) :].rstrip("/")
-            if re.fullmatch(r"[0-9A-F]{16}", name):
-                timelines.add(int(name[:8], 16))
-        elif isinstance(item, ObjectInfo):
+@dataclass(frozen=True)
+class Timelines:
+    """The WAL archive's timeline history files: which exist, and those that could be read."""
+
+    history_files: frozenset[int]
+    histories: dict[int, list[HistoryEntry]]
+
+    def followed(self, info: BackupInfo, target: RecoveryTarget) -> int:
+        """The timeline recovery from `info` follows (what PostgreSQL does with our settings)."""
+        return followed_timeline(
+            target.timeline, info.timeline or 1, self.history_files, info.version
+        )
+
+    def holds(self, info: BackupInfo, followed: int) -> bool:
+        """Whether `info` lies on `followed`'s history (else PostgreSQL refuses to start)."""
+        end = info.end_xlog or info.begin_xlog
+        if end is None or (followed in self.history_files and followed not in self.histories):
+            return True  # a history file this host cannot read: PostgreSQL will judge
+        return on_history(info.timeline or 1, parse_lsn(end), followed, self.histories)
+
+
+def archive_timelines(catalog: Catalog) -> Timelines:
+    """The history files at the top of the server's WAL archive, read."""
+    keys = {}
+    for item in catalog.store.list_entries(catalog.layout.wals_prefix, delimiter="/"):
+        if isinstance(item, ObjectInfo):
             parsed = catalog.layout.parse_wal(item.key)
-            if parsed is not None and parsed[0].endswith(".history"):
-                timelines.add(int(parsed[0][:8], 16))
-    return timelines
+            if parsed is not None and is_history(parsed[0]):
+                keys[parsed[0]] = item.key
+    histories = read_histories(catalog.store, keys)
+    return Timelines(frozenset(int(name[:8], 16) for name in keys), histories)
+
+
+def off_history(info: BackupInfo, followed: int, target: RecoveryTarget) -> InputError:
+    """The refusal of a backup named explicitly that the followed timeline does not hold."""
+    how = f"--target-tli {target.timeline}" if target.timeline else "PostgreSQL's default, latest"
+    return InputError(
+        f"backup {info.backup_id} (timeline {info.timeline or 1}, WAL {info.begin_xlog} to "
+        f"{info.end_xlog}) is not on the history of timeline {followed}, which recovery "
+        f"follows ({how}): PostgreSQL would refuse to start ('requested timeline {followed} "
+        "is not a child of this server's history'); restore a backup of that timeline's "
+        "history, or follow the backup's own with --target-tli current"
+    )
 
 
 def _end_time(info: BackupInfo) -> datetime | None:
@@ -229,38 +263,28 @@ def choose_backup(catalog: Catalog, reference: str, target: RecoveryTarget) -> B
             "it cannot be restored"
         )
     require_ended_before(info, target)
-    if (
-        target.timeline
-        and target.timeline.isdigit()
-        and (info.timeline or 1) > int(target.timeline)
-    ):
-        raise OperationFailed(
-            f"backup {info.backup_id} is on timeline {info.timeline}, after the target "
-            f"timeline {target.timeline}"
-        )
+    timelines = archive_timelines(catalog)
+    followed = timelines.followed(info, target)
+    if not timelines.holds(info, followed):
+        raise off_history(info, followed, target)
     return info
 
 
 def _newest_for(catalog: Catalog, reference: str, target: RecoveryTarget) -> BackupInfo:
-    timeline: int | None = None
-    if target.timeline == "current":
-        if reference == "auto":
-            raise InputError("--target-tli current needs a named backup, not auto")
-    elif target.timeline == "latest":
-        timelines = archived_timelines(catalog)
-        if not timelines:
-            raise OperationFailed(
-                f"--target-tli latest: the WAL archive of server {catalog.server} is empty"
-            )
-        timeline = max(timelines)
-    elif target.timeline is not None:
-        timeline = int(target.timeline)
+    """The newest DONE backup with its whole chain that ended before the target and lies on
+    the history of the timeline recovery from it follows."""
+    if target.timeline == "current" and reference == "auto":
+        raise InputError("--target-tli current needs a named backup, not auto")
+    timelines = archive_timelines(catalog)
     candidates = [b for b in reversed(catalog.backups()) if b.status == DONE]
     done = {b.backup_id for b in candidates}
     parents = parent_links(catalog)
+    followed = set()
     for info in candidates:
-        if timeline is not None and (info.timeline or 1) != timeline:
-            continue
+        timeline = timelines.followed(info, target)
+        followed.add(timeline)
+        if not timelines.holds(info, timeline):
+            continue  # PostgreSQL would refuse it: not a child of the followed timeline
         if any(a not in done for a in ancestors(info.backup_id, parents)):
             continue  # a link of its chain is gone or not DONE: an older backup can do
         if _ended_before(info, target):
@@ -268,8 +292,9 @@ def _newest_for(catalog: Catalog, reference: str, target: RecoveryTarget) -> Bac
     wanted = []
     if target.time is not None or target.lsn is not None:
         wanted.append(f"ended before {target.time or target.lsn}")
-    if timeline is not None:
-        wanted.append(f"was taken on timeline {timeline}")
+    if followed and target.timeline != "current":
+        names = ", ".join(str(t) for t in sorted(followed))
+        wanted.append(f"lies on the history of timeline {names} (the timeline recovery follows)")
     condition = " and ".join(wanted) or "is DONE"
     raise OperationFailed(
         f"no backup of server {catalog.server} in {catalog.store.describe()} {condition}"

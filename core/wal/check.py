@@ -5,8 +5,9 @@ WAL at all; with timeline N it must hold nothing on timeline N or later.
 
 `check_backups` is the gap check: for every DONE backup, every segment from its begin_wal to
 its end_wal must be archived (else it cannot be restored), and the WAL after it, along the
-timeline history PostgreSQL would follow (recovery_target_timeline = latest), must have no
-hole up to the newest archived segment (else point-in-time recovery stops at the hole).
+timeline history PostgreSQL would follow (recovery_target_timeline = latest, or the timeline
+a restore names: core.wal.timelines), must have no hole up to the newest archived segment
+(else point-in-time recovery stops at the hole).
 """
 
 from __future__ import annotations
@@ -135,19 +136,27 @@ def timeline_path(
     histories: dict[int, list[HistoryEntry]],
     newest: dict[int, int],
     segment_size: int,
+    follow: int | None = None,
 ) -> list[Stretch]:
     """The segments recovery replays from segment `start` on `timeline` to the newest WAL.
 
-    It follows the highest timeline whose history descends from `timeline`, as
-    recovery_target_timeline = 'latest' does; each parent ends before the segment holding
-    the switch point, which the child's first segment carries.
+    It follows timeline `follow` (None: the highest timeline whose history holds segment
+    `start` of `timeline`); each parent ends before the segment holding the switch point,
+    which the child's first segment carries.
     """
-    descendants = [
-        tli
-        for tli, entries in histories.items()
-        if any(e.parent_timeline == timeline for e in entries)
-    ]
-    target = max([timeline, *descendants])
+    if follow is None:
+        # A timeline that left `timeline` before `start` does not hold it: WAL written on
+        # `timeline` after a fork stays on `timeline` (the copy promoted has its own history).
+        descendants = [
+            tli
+            for tli, entries in histories.items()
+            if any(
+                e.parent_timeline == timeline and e.switch_lsn > start * segment_size
+                for e in entries
+            )
+        ]
+        follow = max([timeline, *descendants])
+    target = follow
     switches = {e.parent_timeline: e.switch_lsn for e in histories.get(target, [])}
     path = [*sorted(t for t in switches if t >= timeline), target]
     stretches = []
@@ -177,6 +186,9 @@ class BackupCoverage:
     missing: list[str] = field(default_factory=list)
     gaps_after: list[str] = field(default_factory=list)
     recoverable_until: str | None = None
+    #: every segment recovery replays, from begin_wal along the followed timeline's history
+    path: list[str] = field(default_factory=list, repr=False)
+    segment_size: int = field(default=DEFAULT_SEGMENT_SIZE, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -203,8 +215,10 @@ def check_backups(
     backups: Iterable[BackupInfo],
     archived: Collection[str],
     histories: dict[int, list[HistoryEntry]],
+    follow: int | None = None,
 ) -> list[BackupCoverage]:
-    """The gap check over every DONE backup (others cannot be restored anyway)."""
+    """The gap check over every DONE backup (others cannot be restored anyway), along
+    timeline `follow` (None: each backup's newest descendant)."""
     results = []
     for info in backups:
         if info.status != DONE or not info.begin_wal or not info.end_wal:
@@ -221,10 +235,11 @@ def check_backups(
         # A backup ends on its own timeline unless the server was promoted meanwhile.
         newest_for_path = dict(newest)
         newest_for_path[end.timeline] = max(newest.get(end.timeline, -1), end.segno)
-        path = timeline_path(begin.timeline, begin.segno, histories, newest_for_path, size)
+        path = timeline_path(begin.timeline, begin.segno, histories, newest_for_path, size, follow)
         names: list[str] = []
         for stretch in path:
             names.extend(stretch.names(size))
+        coverage.path, coverage.segment_size = names, size
         needed_end = segment_name(end.timeline, end.segno, size)
         consistency = names[: names.index(needed_end) + 1] if needed_end in names else names
         coverage.missing = [n for n in consistency if n not in archived]

@@ -113,6 +113,11 @@ def test_the_gap_check_lists_what_each_backup_lacks(
     result = pgvault_run(pgvault_bin, *gaps, env=dest.env)
     assert result.returncode == 0, result.stderr
     assert f"all segments present; WAL continuous to {third}" in result.stdout
+    summary = result.stdout.splitlines()[-1]
+    assert summary == (
+        f"checked the WAL archive of pg1: 3 WAL segment(s) on timeline(s) 1 ({first}..{third}), "
+        "1 completed backup(s): no gap"
+    )
 
     backup("20261121T120000", second, fourth)
     result = pgvault_run(pgvault_bin, *gaps, env=dest.env)
@@ -131,6 +136,12 @@ def test_the_gap_check_lists_what_each_backup_lacks(
         f"backup 20261121T100000 ({first}..{first}): all segments present; WAL after it has "
         f"1 missing segment(s) ({second}); recovery stops at {first}"
     ) in result.stdout
+    summary = result.stdout.splitlines()[-1]
+    assert summary.startswith("checked the WAL archive of pg1: 2 WAL segment(s) on timeline(s) 1")
+    assert summary.endswith(
+        f"2 gap(s), 2 segment(s) missing; first gap {second}..{second} on timeline 1; "
+        "2 backup(s) lack WAL"
+    )
     bad = pgvault_run(pgvault_bin, *gaps, "--timeline", "2", env=dest.env)
     assert bad.returncode == 3
 

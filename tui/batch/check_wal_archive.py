@@ -123,6 +123,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             print(repaired.summary)
         _print_coverage(args.server_name, coverage)
         _print_gaps(gaps)
+        print(_summary(args.server_name, archived, coverage, gaps))
     if repaired is not None and gaps:
         from core.wal.repair import RECOMMENDATION
 
@@ -239,6 +240,36 @@ def _report(
         report["ok"] = report["ok"] and not gaps
         report["repair"] = repaired.to_json()
     return report
+
+
+def _summary(
+    server: str,
+    archived: Collection[str],
+    coverage: Sequence[BackupCoverage],
+    gaps: Sequence[WalGap],
+) -> str:
+    """The last line: what was checked (segments, timelines, backups) and what was found."""
+    from core.postgres.walnames import is_segment
+
+    segments = sorted(name for name in archived if is_segment(name))
+    timelines = sorted({int(name[:8], 16) for name in segments})
+    where = (
+        f"{len(segments)} WAL segment(s) on timeline(s) {', '.join(map(str, timelines))} "
+        f"({segments[0]}..{segments[-1]})"
+        if segments
+        else "no WAL segment"
+    )
+    checked = f"checked the WAL archive of {server}: {where}, {len(coverage)} completed backup(s)"
+    if not gaps:
+        return f"{checked}: no gap"
+    first = gaps[0]
+    failed = sum(1 for item in coverage if not item.ok)
+    lacking = f"; {failed} backup(s) lack WAL" if failed else "; no backup's recovery is cut"
+    return (
+        f"{checked}: {len(gaps)} gap(s), {sum(g.segments for g in gaps)} segment(s) missing; "
+        f"first gap {first.first_missing}..{first.last_missing} on timeline "
+        f"{first.timeline}{lacking}"
+    )
 
 
 def _print_gaps(gaps: Sequence[WalGap]) -> None:

@@ -142,7 +142,9 @@ def _add_targets(parser: argparse.ArgumentParser) -> None:
         help="stop as soon as the backup is consistent",
     )
     targets.add_argument(
-        "--target-tli", help="the timeline to recover along: a number, current or latest"
+        "--target-tli",
+        help="the timeline to recover along: a number, current or latest (default: "
+        "PostgreSQL's, latest since 12); latest/auto choose only a backup on its history",
     )
     targets.add_argument(
         "--target-action",
@@ -204,9 +206,9 @@ def _add_restored_server(parser: argparse.ArgumentParser) -> None:
         "--accept-wal-gap",
         action="store_true",
         help="restore even when a WAL segment the restore needs is missing: one of the "
-        "backup's own (the server never becomes consistent) or, without a recovery target, "
-        "one before the newest archived (recovery stops at the hole); by default the restore "
-        "fails naming the first missing segment",
+        "backup's own (the server never becomes consistent) or one after it, before the newest "
+        "archived, that recovery would stop at short of the target (or, without a target, of "
+        "the archive's end); by default the restore fails naming the first missing segment",
     )
     parser.add_argument(
         "--delta",

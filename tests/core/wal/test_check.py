@@ -78,3 +78,27 @@ def test_the_gap_check_follows_the_timeline_history() -> None:
     )
     assert coverage.gaps_after == [seg(2, 6)]
     assert coverage.recoverable_until == seg(2, 5)
+
+
+def test_the_gap_check_follows_the_timeline_it_is_told() -> None:
+    # Timeline 2 left 1 inside segment 5 while timeline 1 went on to segment 9 with a hole
+    # at 8: following 2, that hole is not on the way; following 1, it is.
+    histories = {2: parse_history("1\t0/5000EC0\tno recovery target specified\n")}
+    archived = {seg(1, n) for n in (2, 3, 4, 5, 6, 7, 9)} | {seg(2, n) for n in (5, 6, 7)}
+    backup = _backup("20260101T000000", seg(1, 2), seg(1, 3))
+    (on_two,) = check_backups([backup], archived, histories, follow=2)
+    assert on_two.ok and on_two.path[-4:] == [seg(1, 4), seg(2, 5), seg(2, 6), seg(2, 7)]
+    (on_one,) = check_backups([backup], archived, histories, follow=1)
+    assert on_one.gaps_after == [seg(1, 8)] and on_one.recoverable_until == seg(1, 7)
+    (latest,) = check_backups([backup], archived, histories)
+    assert latest.path == on_two.path  # the default follows the newest descendant
+
+
+def test_a_backup_taken_after_a_fork_is_checked_along_its_own_timeline() -> None:
+    # Timeline 2 left 1 inside segment 5; timeline 1 went on and a backup was taken at 7.
+    histories = {2: parse_history("1\t0/5000EC0\tno recovery target specified\n")}
+    archived = {seg(1, n) for n in range(2, 10)} | {seg(2, n) for n in (5, 6)}
+    (coverage,) = check_backups(
+        [_backup("20260101T000000", seg(1, 7), seg(1, 8))], archived, histories
+    )
+    assert coverage.ok and coverage.path == [seg(1, 7), seg(1, 8), seg(1, 9)]
