@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import parse_location
 from tests.support.emulators import AZURITE_ACCOUNT, Emulator
+from tests.support.postgres import ensure_postgres_user
 
 PROVIDERS = ("file", "s3", "azure", "gcs")
 #: every backend the `destination` fixture runs on: the four above and WebDAV (nginx)
@@ -61,6 +62,11 @@ def make_destination(
     if provider == "file":
         root = tempfile.mkdtemp(prefix="pgvault-dest-", dir="/tmp")
         os.chmod(root, 0o777)
+        if os.geteuid() == 0:
+            # Owned by postgres, as an operator's destination is: a backup run as root then
+            # writes what archive_command (as postgres) can write beside, whoever comes first.
+            pw = ensure_postgres_user()
+            os.chown(root, pw.pw_uid, pw.pw_gid)
         if not create:
             # A directory can always be created, unless its parent is a regular file.
             open(os.path.join(root, "file"), "w").close()
