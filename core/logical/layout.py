@@ -16,6 +16,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from core.catalog.layout import validate_server_name
+from core.errors import InputError
 
 LOGICAL_ID_RE = re.compile(r"^\d{8}T\d{6}L$")
 MANIFEST = "logical.json"
@@ -24,6 +25,12 @@ GLOBALS = "globals.sql"
 
 def is_logical_id(text: str | None) -> bool:
     return bool(text) and LOGICAL_ID_RE.match(text or "") is not None
+
+
+def refuse_logical(reference: str, command: str) -> None:
+    """InputError for a command that applies to physical backups only, given a logical ID."""
+    if is_logical_id(reference):
+        raise InputError(f"{reference} is a logical backup: {command} applies to physical backups")
 
 
 def new_backup_id(moment: datetime) -> str:

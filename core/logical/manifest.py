@@ -37,6 +37,8 @@ class TableEntry:
 class DumpFile:
     name: str  # as pg_dump named it: toc.dat, 4012.dat.gz, blob_16390.dat, blobs.toc
     size: int  # bytes stored
+    #: SHA-256 of pg_dump's bytes (before sealing); None in manifests older than checksums
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,6 @@ def _database(data: Mapping[str, Any]) -> DatabaseDump:
             )
             for t in data["tables"]
         ),
-        files=tuple(DumpFile(f["name"], int(f["size"])) for f in data["files"]),
+        files=tuple(DumpFile(f["name"], int(f["size"]), f.get("sha256")) for f in data["files"]),
         patterns=tuple(data.get("patterns", ())),
     )

@@ -124,6 +124,9 @@ def test_write_only_host_backs_up_encrypted_and_the_identity_holder_restores(
     assert shop.table_checksums("decrypted") == expected
     shown = pgvault("backup-show", dest.url, SERVER, backup_id, "--identity-file", operator)
     assert shown.returncode == 0 and "orders" in shown.stdout, shown.stderr
+    verified = pgvault("verify", dest.url, SERVER, backup_id, "--identity-file", operator)
+    assert verified.returncode == 0, verified.stderr
+    assert "age authentication" in verified.stdout, verified.stdout
     locked = pgvault("backup-show", dest.url, SERVER, backup_id)
     assert locked.returncode == 1 and "locked" in locked.stderr, locked.stderr
 
