@@ -38,6 +38,7 @@ from core.storage.objects import PLAIN
 log = logging.getLogger("pgvault.logical")
 
 TOC = "toc.dat"
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast*", "pg_temp*")
 POLL = 0.2
 #: pg_dump errors that are the operator's choice (exit 3): a name, a compression it lacks
 _INPUT_ERRORS = ("no matching", "does not support compression")
@@ -84,6 +85,10 @@ def _argv(spec: DumpSpec, dsn: str, out: str) -> list[str]:
         argv.append("--strict-names")
         for pattern in spec.patterns:
             argv += ["-t", pattern]
+        # pg_dump's -t '*' also matches the catalogs (pg_catalog is always on the search
+        # path), which pgvault's own list leaves out and no restore can load.
+        for system in SYSTEM_SCHEMAS:
+            argv += ["-T", f"{system}.*"]
     return [*argv, "-d", dsn]
 
 

@@ -71,6 +71,14 @@ def listed(dest: TestDestination) -> list[dict[str, object]]:
         (["--database", SHOP, "--table", "sales.nothing"], "no table matches 'sales.nothing'"),
         (["--database", SHOP, "--table", "nosuch.*"], "no table matches 'nosuch.*'"),
         (["--table", "sales.orders"], "--table needs --database"),
+        (
+            ["--database", SHOP, "--table", "sales.order_totals"],
+            "'sales.order_totals' names no table in database 'shöp', only: view sales.order_totals",
+        ),
+        (
+            ["--database", SHOP, "--table", "sales.customers_id_seq"],
+            "only: sequence sales.customers_id_seq",
+        ),
         (["--database", SHOP, "--incremental"], "--incremental: not available for a logical"),
         (["--database", SHOP, "--bzip2"], "--bzip2/--snappy: not available for a logical"),
         (["--staging-dir", "/tmp"], "only for a logical backup"),
@@ -84,6 +92,30 @@ def test_backup_bad_input_exits_3(
     assert code == 3, err
     assert message in err and err.count("\n") == 1
     assert logical_objects(local) == []
+
+
+@pytest.mark.parametrize("pattern", ["*", "*.*"])
+def test_a_wildcard_never_reaches_the_system_catalogs(
+    shop: Cluster, local: TestDestination, pattern: str
+) -> None:
+    code, backup_id, err = backup(local, shop, "--database", SHOP, "--table", pattern)
+    assert code == 0, err
+    shown = pgvault("backup-show", local.url, SERVER, backup_id, "--format", "json")
+    (db,) = json.loads(shown.stdout)["databases"]
+    tables = {f"{t['schema']}.{t['name']}" for t in db["tables"]}
+    # '*' names the tables on the search path (psql's rule), '*.*' every schema's
+    assert "public.docs" in tables and not any(t.startswith(("pg_", "info")) for t in tables)
+    assert ("sales.orders" in tables) == (pattern == "*.*")
+    # one data file per table with rows, toc.dat, the large object's: no catalog's data
+    assert len(db["files"]) <= len(tables) + 3, db["files"]
+    wild = f"wild{len(pattern)}"
+    shop.sql(f"create database {wild}")
+    result = pgvault(
+        "restore", local.url, SERVER, backup_id, *shop.restore_flags(), "--database", SHOP,
+        "--table", "*.*", "--into-db", wild, env=BINDIRS_ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert shop.one("select count(*) from public.docs", dbname=wild) == 1
 
 
 def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> None:
