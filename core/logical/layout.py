@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from core.catalog.layout import validate_server_name
 from core.errors import InputError
@@ -40,7 +40,15 @@ def new_backup_id(moment: datetime) -> str:
 
 def db_dirname(database: str) -> str:
     """A database name as one key segment (percent-encoded: any name is safe)."""
-    return quote(database, safe="")
+    quoted = quote(database, safe="")
+    # `.` and `..` are legal database names but no key's segment: their dots are encoded too
+    # (only there: every other name keeps the key it always had).
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+def db_name(dirname: str) -> str:
+    """db_dirname's inverse."""
+    return unquote(dirname)
 
 
 @dataclass(frozen=True)
