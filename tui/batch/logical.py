@@ -13,7 +13,7 @@ import sys
 from core.errors import ExitCode, InputError
 from tui.batch.jobrun import run_as_job
 from tui.batch.main import Context
-from tui.batch.options import Destination, size, tags_from, tcp_port
+from tui.batch.options import Destination, database_name, size, tags_from, tcp_port
 
 DEFAULT_STAGING_LIMIT = "1GiB"
 
@@ -22,7 +22,12 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Logical backups (pg_dump's directory format; see README, Logical backups)"
     )
-    group.add_argument("--database", metavar="NAME", help="take a logical backup of this database")
+    group.add_argument(
+        "--database",
+        metavar="NAME",
+        type=database_name,
+        help="take a logical backup of this database",
+    )
     group.add_argument(
         "--table",
         action="append",
@@ -62,7 +67,9 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Logical restores (into a running server; BACKUP is a logical backup, no RECOVERY_DIR)"
     )
-    group.add_argument("--database", metavar="NAME", help="the backup's database to restore")
+    group.add_argument(
+        "--database", metavar="NAME", type=database_name, help="the backup's database to restore"
+    )
     group.add_argument(
         "--all-databases",
         action="store_true",
@@ -70,11 +77,15 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         "that exist are kept), then every database under its own name",
     )
     group.add_argument(
-        "--new-db-name", metavar="NEW", help="restore the database under this new name"
+        "--new-db-name",
+        metavar="NEW",
+        type=database_name,
+        help="restore the database under this new name",
     )
     group.add_argument(
         "--into-db",
         metavar="EXISTING",
+        type=database_name,
         help="restore the --table tables into this existing database",
     )
     group.add_argument(
