@@ -13,7 +13,7 @@ from typing import Any
 
 from core.catalog.copies import forget_copies
 from core.encryption import open_object
-from core.errors import DecryptionFailed, ObjectNotFound, OperationFailed
+from core.errors import DecryptionFailed, InputError, ObjectNotFound, OperationFailed
 from core.logical.attempt import refuse_if_running
 from core.logical.layout import LogicalLayout, is_logical_id
 from core.logical.manifest import LogicalManifest, parse_manifest
@@ -104,7 +104,10 @@ def resolve_logical(
     named = [m for m in backups if m.name == reference]
     if not named:
         raise ObjectNotFound(f"no logical backup named {reference!r} for server {server}")
-    return named[-1]
+    if len(named) > 1:  # as for physical backups (barman's rule): never a silent choice
+        ids = ", ".join(m.backup_id for m in named)
+        raise InputError(f"several logical backups are named {reference!r}: {ids}; name one by ID")
+    return named[0]
 
 
 @dataclass(frozen=True)

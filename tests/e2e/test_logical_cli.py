@@ -71,6 +71,7 @@ def listed(dest: TestDestination) -> list[dict[str, object]]:
         (["--database", SHOP, "--table", "sales.nothing"], "no table matches 'sales.nothing'"),
         (["--database", SHOP, "--table", "nosuch.*"], "no table matches 'nosuch.*'"),
         (["--table", "sales.orders"], "--table needs --database"),
+        (["--database", SHOP, "-n", "20261207T101311L"], "it looks like a backup ID"),
         (
             ["--database", SHOP, "--table", "sales.order_totals"],
             "'sales.order_totals' names no table in database 'shöp', only: view sales.order_totals",
@@ -116,6 +117,28 @@ def test_a_wildcard_never_reaches_the_system_catalogs(
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert shop.one("select count(*) from public.docs", dbname=wild) == 1
+
+
+def test_a_name_two_backups_share_is_refused_not_chosen(
+    shop: Cluster, local: TestDestination
+) -> None:
+    """As for physical backups (barman's rule): both are taken, naming either by it is exit 3."""
+    ids = []
+    for _ in range(2):
+        code, backup_id, err = backup(local, shop, "--database", SHOP, "-n", "shop1")
+        assert code == 0, err
+        ids.append(backup_id)
+    for argv in (
+        ("backup-delete", local.url, SERVER, "-b", "shop1", "--logical"),
+        ("backup-show", local.url, SERVER, "shop1", "--logical"),
+        ("restore", local.url, SERVER, "shop1", *shop.restore_flags(), "--database", SHOP,
+         "--new-db-name", "x"),
+    ):  # fmt: skip
+        result = pgvault(*argv, env=BINDIRS_ENV)
+        assert result.returncode == 3, (argv, result.stderr)
+        assert "several logical backups are named 'shop1'" in result.stderr
+        assert all(i in result.stderr for i in ids), result.stderr
+    assert [e["backup_id"] for e in listed(local)] == ids
 
 
 def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> None:

@@ -159,6 +159,7 @@ BAD_NAMES = (
     "last-failed",
     "auto",
     "20260101T000000",
+    "20260101T000000L",  # a logical backup's ID
     "a\nb",
     "x" * 256,
     "\x1b[31mred",
