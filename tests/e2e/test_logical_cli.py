@@ -141,6 +141,22 @@ def test_a_name_two_backups_share_is_refused_not_chosen(
     assert [e["backup_id"] for e in listed(local)] == ids
 
 
+def test_the_default_staging_limit_is_one_gib_everywhere(
+    shop: Cluster, local: TestDestination, job_store_dir: str
+) -> None:
+    """The job records 1073741824 (what the agent's jobs record), as --help says."""
+    code, backup_id, err = backup(local, shop, "--database", SHOP, "--table", "sales.orders")
+    assert code == 0, err
+    jobs = pgvault("jobs", "list", "--kind", "logical-backup", "--format", "json")
+    job = next(
+        j for j in json.loads(jobs.stdout) if (j.get("result") or {}).get("backup_id") == backup_id
+    )
+    shown = show(job_store_dir, int(job["id"]))
+    assert "1073741824" in json.dumps(shown) and "1000000000" not in json.dumps(shown), shown
+    helped = pgvault("backup", "--help").stdout
+    assert "1073741824 bytes" in " ".join(helped.split())
+
+
 def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> None:
     port = str(free_port())
     result = pgvault("backup", local.url, SERVER, "-h", "127.0.0.1", "-p", port, "--database", SHOP)

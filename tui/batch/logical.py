@@ -11,11 +11,11 @@ import os
 import sys
 
 from core.errors import ExitCode, InputError
+from core.logical.request import STAGING_LIMIT
+from core.sizes import size_argument
 from tui.batch.jobrun import run_as_job
 from tui.batch.main import Context
 from tui.batch.options import Destination, database_name, size, tags_from, tcp_port
-
-DEFAULT_STAGING_LIMIT = "1GiB"
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,9 +44,8 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--staging-limit",
         type=size,
-        default=size(DEFAULT_STAGING_LIMIT),
         help="finished dump files waiting for upload at most; pg_dump is stopped beyond it "
-        f"(default: {DEFAULT_STAGING_LIMIT})",
+        f"(default: {size_argument(STAGING_LIMIT)}, {STAGING_LIMIT} bytes)",
     )
 
 
@@ -178,7 +177,7 @@ def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> in
         compression=args.compression,
         name=args.name,
         staging_dir=_abs(args.staging_dir),
-        staging_limit=args.staging_limit,
+        staging_limit=STAGING_LIMIT if args.staging_limit is None else args.staging_limit,
         pg_bindir=_abs(args.pg_bindir),
         tags=tags_from(args),
     )
