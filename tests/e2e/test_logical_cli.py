@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.support.logical import (
     wait_for_upload_while_dumping,
 )
 from tests.support.pg_versions import versioned_cluster
-from tests.support.postgres import Cluster
+from tests.support.postgres import Cluster, world_dir
 from tests.support.restore import run_barman
 
 SERVER = "cli-srv"
@@ -155,6 +156,24 @@ def test_the_default_staging_limit_is_one_gib_everywhere(
     assert "1073741824" in json.dumps(shown) and "1000000000" not in json.dumps(shown), shown
     helped = pgvault("backup", "--help").stdout
     assert "1073741824 bytes" in " ".join(helped.split())
+
+
+def test_a_full_staging_directory_is_named_as_the_reason(
+    shop: Cluster, local: TestDestination
+) -> None:
+    """pg_dump's stderr is read by pgvault: the full directory cannot swallow its reason."""
+    make_big(shop)
+    staging = world_dir("pgvault-small-staging-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", staging], check=True)
+    try:
+        code, _, err = backup(local, shop, "--database", SHOP, "--staging-dir", staging)
+    finally:
+        subprocess.run(["umount", "-l", staging], check=False)
+        os.rmdir(staging)
+    assert code == 1, err
+    assert "pg_dump failed" in err and "No space left on device" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert listed(local) == []
 
 
 def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> None:
