@@ -158,7 +158,7 @@ def logical_info(manifest: LogicalManifest) -> BackupInfo:
         begin_time=_moment(manifest.started),
         end_time=_moment(manifest.finished),
         compression=manifest.compression,
-        cluster_size=sum(d.size for d in manifest.databases) if manifest.databases else None,
+        cluster_size=manifest.data_size if manifest.databases else None,
         version=manifest.server_version or None,
     )
 

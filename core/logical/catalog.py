@@ -178,7 +178,7 @@ def summary_row(m: LogicalManifest) -> dict[str, Any]:
         "begin_time": m.started,
         "end_time": m.finished,
         "stored_size": m.stored_size,
-        "data_size": sum(d.size for d in m.databases),
+        "data_size": m.data_size,
         "compression": m.compression,
         "globals": m.globals_file,
         "server_version": m.server_version,

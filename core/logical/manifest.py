@@ -55,6 +55,11 @@ class DatabaseDump:
     def stored_size(self) -> int:
         return sum(f.size for f in self.files)
 
+    @property
+    def data_size(self) -> int:
+        """What the backup holds of it: the database, or a --table backup's tables."""
+        return sum(t.size for t in self.tables) if self.patterns else self.size
+
 
 @dataclass(frozen=True)
 class LogicalManifest:
@@ -81,6 +86,10 @@ class LogicalManifest:
     @property
     def stored_size(self) -> int:
         return sum(d.stored_size for d in self.databases)
+
+    @property
+    def data_size(self) -> int:
+        return sum(d.data_size for d in self.databases)
 
     def database(self, name: str) -> DatabaseDump:
         for db in self.databases:

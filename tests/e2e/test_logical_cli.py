@@ -176,6 +176,17 @@ def test_a_full_staging_directory_is_named_as_the_reason(
     assert listed(local) == []
 
 
+def test_a_table_backups_data_size_is_its_tables(shop: Cluster, local: TestDestination) -> None:
+    code, backup_id, err = backup(local, shop, "--database", SHOP, "--table", "sales.orders")
+    assert code == 0, err
+    (entry,) = listed(local)
+    orders = shop.one("select pg_table_size('sales.orders')", dbname=SHOP)
+    assert entry["data_size"] == orders, entry
+    assert orders < shop.one("select pg_database_size(current_database())", dbname=SHOP) / 2
+    shown = pgvault("backup-show", local.url, SERVER, backup_id, "--format", "json")
+    assert json.loads(shown.stdout)["databases"][0]["size"] > orders  # the database's, as said
+
+
 def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> None:
     port = str(free_port())
     result = pgvault("backup", local.url, SERVER, "-h", "127.0.0.1", "-p", port, "--database", SHOP)

@@ -95,7 +95,7 @@ def logical_lines(
             _iso_time(m.started),
             _iso_time(m.finished),
             format_size(m.stored_size),
-            format_size(sum(d.size for d in m.databases)),
+            format_size(m.data_size),
             m.compression or "none",
             str(len(copies[m.backup_id])) if copies.get(m.backup_id) else "-",
         )
