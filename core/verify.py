@@ -10,7 +10,8 @@ archive decompresses and is a complete tar stream; every file in it has the size
 checksum pgvault.json records, and every recorded file is found; every WAL segment the
 backup needs to reach consistency is archived, decompresses and has a valid header for its
 name and cluster. A catalog barman-cloud wrote has no pgvault.json: what cannot be checked
-is said in `not_checked`. Any problem raises VerificationFailed (exit 1) listing them all.
+is said in `not_checked`. A logical backup's ID is checked by core.logical.verify (each stored
+object's size and SHA-256). Any problem raises VerificationFailed (exit 1) listing them all.
 With `restore_drill`, a backup that passes is then restored and started (core.drill).
 """
 
