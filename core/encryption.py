@@ -273,16 +273,34 @@ def backup_recipient(store: ObjectStore, server: str) -> X25519Recipient | None:
     recipient = write_recipient(store, server)
     if recipient is not None:
         return recipient
-    for prefix in (f"{server}/base/", f"{server}/logical/"):
-        sealed = next((o.key for o in store.list_objects(prefix) if o.key.endswith(".age")), None)
-        if sealed is not None:
-            raise DecryptionFailed(
-                f"server {server} has encrypted backups ({sealed}) but no key file "
-                f"({keyfile_key(server)}): a backup is not written in plaintext for it; put "
-                "the key file back (from a copy of the destination), or back up under a new "
-                "server name"
-            )
+    sealed = next(
+        (o.key for o in store.list_objects(f"{server}/base/") if o.key.endswith(".age")), None
+    )
+    if sealed is None:
+        sealed = _sealed_logical_manifest(store, server)
+    if sealed is not None:
+        raise DecryptionFailed(
+            f"server {server} has encrypted backups ({sealed}) but no key file "
+            f"({keyfile_key(server)}): a backup is not written in plaintext for it; put "
+            "the key file back (from a copy of the destination), or back up under a new "
+            "server name"
+        )
     return None
+
+
+def _sealed_logical_manifest(store: ObjectStore, server: str) -> str | None:
+    """The newest logical backup's manifest when it is an age file: logical objects keep
+    pg_dump's names (no .age), so only their first bytes tell."""
+    manifests = sorted(
+        o.key for o in store.list_objects(f"{server}/logical/") if o.key.endswith("/logical.json")
+    )
+    if not manifests:
+        return None
+    try:
+        head = store.read_range(manifests[-1], 0, len(AGE_MAGIC))
+    except ObjectNotFound:  # deleted meanwhile
+        return None
+    return manifests[-1] if is_encrypted(head) else None
 
 
 def preload_cipher() -> None:

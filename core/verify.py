@@ -10,7 +10,8 @@ archive decompresses and is a complete tar stream; every file in it has the size
 checksum pgvault.json records, and every recorded file is found; every WAL segment the
 backup needs to reach consistency is archived, decompresses and has a valid header for its
 name and cluster. A catalog barman-cloud wrote has no pgvault.json: what cannot be checked
-is said in `not_checked`. Any problem raises VerificationFailed (exit 1) listing them all.
+is said in `not_checked`. A logical backup's ID is checked by core.logical.verify (each stored
+object's size and SHA-256). Any problem raises VerificationFailed (exit 1) listing them all.
 With `restore_drill`, a backup that passes is then restored and started (core.drill).
 """
 
@@ -32,6 +33,8 @@ from core.codecs import codec_for_suffix
 from core.drill import DrillRequest, run_drill
 from core.encryption import open_object, unlocked_keys
 from core.errors import InputError, IntegrityError, OperationFailed, PgvaultError
+from core.logical.layout import is_logical_id
+from core.logical.verify import check_logical
 from core.progress import NullReporter, Reporter
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import Location
@@ -93,6 +96,11 @@ def validate_request(request: VerifyRequest) -> None:
         )
         if given
     ]
+    if request.restore_drill and is_logical_id(request.backup):
+        raise InputError(
+            "--restore-drill applies to physical backups: restore a logical backup "
+            "(restore --database) to try it"
+        )
     if drill_only and not request.restore_drill:
         verb = "applies" if len(drill_only) == 1 else "apply"
         raise InputError(f"{' and '.join(drill_only)} {verb} to --restore-drill only")
@@ -110,6 +118,8 @@ def run_verify(request: VerifyRequest, reporter: Reporter | None = None) -> Veri
     """Verify one backup (and drill it); VerificationFailed names every problem found."""
     validate_request(request)
     reporter = reporter or NullReporter()
+    if is_logical_id(request.backup):
+        return _verify_logical(request, reporter)
     with open_store(request.location, request.store_config) as store:
         store.meter = reporter.transferred
         verifier = _Verifier(store, request.server, reporter, request.store_config.jobs)
@@ -126,6 +136,31 @@ def run_verify(request: VerifyRequest, reporter: Reporter | None = None) -> Veri
         lines = run_drill(drill_request(request), info, reporter)
         result = VerifyResult(**{**result.__dict__, "drill": tuple(lines)})
     return result
+
+
+def _verify_logical(request: VerifyRequest, reporter: Reporter) -> VerifyResult:
+    """A logical backup: every stored object against logical.json (core.logical.verify)."""
+    with open_store(request.location, request.store_config) as store:
+        store.meter = reporter.transferred
+        found = check_logical(
+            store, request.server, request.backup, reporter, request.store_config.jobs
+        )
+    if found.problems:
+        shown = "\n  ".join(found.problems)
+        raise VerificationFailed(
+            f"logical backup {found.backup_id} of server {request.server} failed verification "
+            f"({len(found.problems)} problem(s)):\n  {shown}\n"
+            "do not rely on this backup to restore: take a new one (and verify the others)"
+        )
+    return VerifyResult(
+        backup_id=found.backup_id,
+        server=request.server,
+        written_by="pgvault",
+        objects=found.objects,
+        bytes_read=found.bytes_read,
+        checked=tuple(found.checked),
+        not_checked=tuple(found.not_checked),
+    )
 
 
 def drill_request(request: VerifyRequest) -> DrillRequest:

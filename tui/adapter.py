@@ -165,7 +165,7 @@ def logical_info(manifest: LogicalManifest, facts: LockedFacts | None = None) ->
         begin_time=_moment(manifest.started),
         end_time=_moment(manifest.finished),
         compression=compression,
-        cluster_size=sum(d.size for d in manifest.databases) if manifest.databases else None,
+        cluster_size=manifest.data_size if manifest.databases else None,
         version=manifest.server_version or None,
     )
 

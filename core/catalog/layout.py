@@ -62,7 +62,8 @@ def validate_backup_name(name: str) -> str:
     if not name.strip():
         raise InputError("backup name must not be empty")
     check_name(name, "backup name")
-    if BACKUP_ID_RE.match(name):
+    # a logical backup's ID is a physical one's with an L
+    if BACKUP_ID_RE.match(name) or BACKUP_ID_RE.match(name.removesuffix("L")):
         raise InputError(f"backup name {name!r} is not allowed: it looks like a backup ID")
     if name in RESERVED_NAMES:
         raise InputError(f"backup name {name!r} is not allowed: reserved word")

@@ -15,6 +15,7 @@ from core.catalog.tier import rehydrate_backup
 from core.errors import InputError
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.results import RehydrateJobResult
+from core.logical.layout import refuse_logical
 from core.progress import Reporter
 from core.storage import StoreConfig, open_store
 from core.urls import Location
@@ -36,6 +37,7 @@ def validate_request(request: RehydrateRequest) -> None:
     """Bad input (exit 3) before any job is recorded."""
     if not request.backup or request.backup == "auto":
         raise InputError("name the backup to rehydrate (an ID, a name, latest or oldest), not auto")
+    refuse_logical(request.backup, "backup-rehydrate")
     if request.poll_seconds <= 0:
         raise InputError("the rehydration poll interval must be more than 0 seconds")
 

@@ -15,7 +15,7 @@ from urllib.parse import unquote
 
 from core.catalog.copies import forget_copies
 from core.encryption import open_object
-from core.errors import DecryptionFailed, ObjectNotFound, OperationFailed
+from core.errors import DecryptionFailed, InputError, ObjectNotFound, OperationFailed
 from core.logical.attempt import refuse_if_running
 from core.logical.layout import GLOBALS, LogicalLayout, is_logical_id
 from core.logical.manifest import LogicalManifest, parse_manifest
@@ -162,6 +162,10 @@ def resolve_logical(
     every = listing.backups
     backups = [m for m in every if database is None or any(d.name == database for d in m.databases)]
     named = backups if reference in LATEST else [m for m in backups if m.name == reference]
+    if len(named) > 1 and reference not in LATEST:
+        # as for physical backups (barman's rule): never a silent choice
+        ids = ", ".join(m.backup_id for m in named)
+        raise InputError(f"several logical backups are named {reference!r}: {ids}; name one by ID")
     found = named[-1] if named else None
     for backup_id, why in listing.broken:  # it may be what was asked for: never passed silently
         if found is None or backup_id > found.backup_id:
@@ -256,7 +260,7 @@ def summary_row(m: LogicalManifest, facts: LockedFacts | None = None) -> dict[st
         "begin_time": m.started,
         "end_time": m.finished,
         "stored_size": m.stored_size,
-        "data_size": sum(d.size for d in m.databases),
+        "data_size": m.data_size,
         "compression": m.compression,
         "globals": m.globals_file,
         "server_version": m.server_version,

@@ -17,9 +17,9 @@ import signal
 import subprocess
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
 
 from core.crypto import X25519Recipient
 from core.errors import Cancelled, InputError, OperationFailed
@@ -38,6 +38,7 @@ from core.storage.objects import PLAIN
 log = logging.getLogger("pgvault.logical")
 
 TOC = "toc.dat"
+SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast*", "pg_temp*")
 POLL = 0.2
 #: pg_dump errors that are the operator's choice (exit 3): a name, a compression it lacks
 _INPUT_ERRORS = ("no matching", "does not support compression")
@@ -84,6 +85,10 @@ def _argv(spec: DumpSpec, dsn: str, out: str) -> list[str]:
         argv.append("--strict-names")
         for pattern in spec.patterns:
             argv += ["-t", pattern]
+        # pg_dump's -t '*' also matches the catalogs (pg_catalog is always on the search
+        # path), which pgvault's own list leaves out and no restore can load.
+        for system in SYSTEM_SCHEMAS:
+            argv += ["-T", f"{system}.*"]
     return [*argv, "-d", dsn]
 
 
@@ -121,7 +126,6 @@ def dump_and_upload(
     with tempfile.TemporaryDirectory(prefix=staging_prefix(), dir=spec.staging_dir) as tmp:
         mark_staging(tmp)
         out = os.path.join(tmp, "dump")
-        errors = os.path.join(tmp, "pg_dump.stderr")
         upload = Uploads(store, (out, prefix), reporter, (spec.recipient, spec.options, spec.jobs))
         dsn, password = tool_conninfo(spec.connection, spec.database, spec.application_name)
         locks = LockWatcher(
@@ -129,13 +133,15 @@ def dump_and_upload(
         )
         watch = _Watch(reporter.checkpoint, lambda: locks.look(spec.phase))
         try:
-            with open(errors, "wb") as err:
-                proc = _start(spec, (dsn, password), out, err)
+            proc = _start(spec, (dsn, password), out)
+            # Read by pgvault, not written into staging: a full staging directory (the
+            # likeliest reason pg_dump fails there) would lose the reason itself.
+            errors = _Stderr(proc)
             try:
                 _follow(proc, out, upload, watch, spec.staging_limit)
             finally:
                 _end(proc)
-            _check_exit(proc.returncode, errors)
+            _check_exit(proc.returncode, errors.lines())
             locks.finished()
             upload.finish_all()
             for name in finished_files(out, proc.pid, {TOC, *upload.futures}):
@@ -149,9 +155,7 @@ def dump_and_upload(
             upload.close()
 
 
-def _start(
-    spec: DumpSpec, conninfo: tuple[str, str | None], out: str, err: BinaryIO
-) -> subprocess.Popen[bytes]:
+def _start(spec: DumpSpec, conninfo: tuple[str, str | None], out: str) -> subprocess.Popen[bytes]:
     dsn, password = conninfo
     env = dict(os.environ)
     if password is not None:
@@ -161,7 +165,7 @@ def _start(
         _argv(spec, dsn, out),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=err,
+        stderr=subprocess.PIPE,
         env=env,
         # Its own process group in pgvault's session: workers are stopped and killed with it,
         # and should pgvault die, the kernel sends the group SIGHUP and SIGCONT (it became
@@ -216,11 +220,32 @@ def _end(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # a worker left behind
 
 
-def _check_exit(code: int, errors: str) -> None:
+class _Stderr:
+    """pg_dump's stderr, drained by a thread (a full pipe would block pg_dump); its last
+    lines kept in memory."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._last: deque[str] = deque(maxlen=20)
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stderr is not None  # noqa: S101 - Popen(stderr=PIPE)
+        with proc.stderr:
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", errors="replace").strip()
+                if line:
+                    self._last.append(line)
+
+    def lines(self) -> list[str]:
+        """The last lines, once pg_dump's group is gone (its end closes the pipe)."""
+        self._thread.join(timeout=5)
+        return list(self._last)
+
+
+def _check_exit(code: int, lines: list[str]) -> None:
     if code == 0:
         return
-    with open(errors, encoding="utf-8", errors="replace") as f:
-        lines = [line.strip() for line in f if line.strip()]
     message = "; ".join(lines[-3:]) or f"exit code {code}"
     if any(marker in line for line in lines for marker in _INPUT_ERRORS):
         raise InputError(f"pg_dump: {message}")

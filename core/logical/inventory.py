@@ -36,6 +36,14 @@ where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
 order by 1, 2
 """  # noqa: S608 - fixed fragments, no input
 TABLE_KINDS = ("r", "p")
+_KINDS = {
+    "r": "table",
+    "p": "table",
+    "v": "view",
+    "m": "materialized view",
+    "S": "sequence",
+    "f": "foreign table",
+}
 
 
 @dataclass(frozen=True)
@@ -147,7 +155,12 @@ def select_tables(
                 f"no table matches {pattern!r} in database {database!r} "
                 "(write SCHEMA.TABLE; patterns follow psql's rules)"
             )
-        for rel in hits:
-            if rel.kind in TABLE_KINDS:
-                chosen[rel.entry.qualified] = rel.entry
+        tables = [r for r in hits if r.kind in TABLE_KINDS]
+        if not tables:  # the backup would hold no table, and no restore could use it
+            named = ", ".join(f"{_KINDS[r.kind]} {r.entry.qualified}" for r in hits[:5])
+            raise InputError(
+                f"--table {pattern!r} names no table in database {database!r}, only: {named} "
+                "(a logical backup's --table takes tables; back up the database for the rest)"
+            )
+        chosen.update({r.entry.qualified: r.entry for r in tables})
     return tuple(chosen.values())

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from core.catalog.layout import validate_server_name
+from core.errors import InputError
 
 LOGICAL_ID_RE = re.compile(r"^\d{8}T\d{6}L$")
 MANIFEST = "logical.json"
@@ -26,6 +27,12 @@ def is_logical_id(text: str | None) -> bool:
     return bool(text) and LOGICAL_ID_RE.match(text or "") is not None
 
 
+def refuse_logical(reference: str, command: str) -> None:
+    """InputError for a command that applies to physical backups only, given a logical ID."""
+    if is_logical_id(reference):
+        raise InputError(f"{reference} is a logical backup: {command} applies to physical backups")
+
+
 def new_backup_id(moment: datetime) -> str:
     """barman's local wall-clock format, marked logical."""
     return moment.strftime("%Y%m%dT%H%M%S") + "L"
@@ -33,7 +40,15 @@ def new_backup_id(moment: datetime) -> str:
 
 def db_dirname(database: str) -> str:
     """A database name as one key segment (percent-encoded: any name is safe)."""
-    return quote(database, safe="")
+    quoted = quote(database, safe="")
+    # `.` and `..` are legal database names but no key's segment: their dots are encoded too
+    # (only there: every other name keeps the key it always had).
+    return quoted.replace(".", "%2E") if quoted in (".", "..") else quoted
+
+
+def db_name(dirname: str) -> str:
+    """db_dirname's inverse."""
+    return unquote(dirname)
 
 
 @dataclass(frozen=True)

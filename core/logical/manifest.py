@@ -37,6 +37,8 @@ class TableEntry:
 class DumpFile:
     name: str  # as pg_dump named it: toc.dat, 4012.dat.gz, blob_16390.dat, blobs.toc
     size: int  # bytes stored
+    #: SHA-256 of pg_dump's bytes (before sealing); None in manifests older than checksums
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ class DatabaseDump:
     @property
     def stored_size(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def data_size(self) -> int:
+        """What the backup holds of it: the database, or a --table backup's tables."""
+        return sum(t.size for t in self.tables) if self.patterns else self.size
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,10 @@ class LogicalManifest:
     @property
     def stored_size(self) -> int:
         return sum(d.stored_size for d in self.databases)
+
+    @property
+    def data_size(self) -> int:
+        return sum(d.data_size for d in self.databases)
 
     def database(self, name: str) -> DatabaseDump:
         for db in self.databases:
@@ -126,6 +137,6 @@ def _database(data: Mapping[str, Any]) -> DatabaseDump:
             )
             for t in data["tables"]
         ),
-        files=tuple(DumpFile(f["name"], int(f["size"])) for f in data["files"]),
+        files=tuple(DumpFile(f["name"], int(f["size"]), f.get("sha256")) for f in data["files"]),
         patterns=tuple(data.get("patterns", ())),
     )

@@ -11,6 +11,8 @@ from core.storage.config import StoreConfig
 from core.urls import Location
 
 GiB = 1024**3
+#: the one default, whoever builds the request (the command line, the console, the agent)
+STAGING_LIMIT = GiB
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class LogicalBackupRequest:
     compression: str | None = None  # pg_dump's -Z method
     name: str | None = None
     staging_dir: str | None = None  # default: the temporary directory
-    staging_limit: int = GiB  # finished files waiting for upload, at most
+    staging_limit: int = STAGING_LIMIT  # finished files waiting for upload, at most
     pg_bindir: str | None = None
     #: every database, each in its own snapshot, and pg_dumpall --globals-only
     all_databases: bool = False

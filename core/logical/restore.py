@@ -21,7 +21,7 @@ from pathlib import Path
 from core.crypto import DecryptingReader
 from core.encryption import unlocked_keys
 from core.errors import InputError, OperationFailed
-from core.logical import target
+from core.logical import integrity, target
 from core.logical.catalog import resolve_logical
 from core.logical.inventory import pattern_parts
 from core.logical.layout import LogicalLayout
@@ -38,7 +38,6 @@ from core.storage import ObjectReader, ObjectStore, StoreConfig, open_store
 from core.urls import Location
 
 TOC = "toc.dat"
-READ_SIZE = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -261,10 +260,14 @@ class _Run:
             if self.manifest.encrypted:
                 identities = unlocked_keys(self.store, self.manifest.server).identities
                 reader = DecryptingReader(stored, identities, key)
-            while chunk := reader.read(READ_SIZE):
+
+            def write(chunk: bytes) -> None:
                 out.write(chunk)
-                size += len(chunk)
                 self.reporter.advance(len(chunk))
+
+            size, sha256 = integrity.copy_hashing(reader.read, write)
+        # Before pg_restore reads it: nothing is created from a damaged object.
+        integrity.check(key, item, sha256, self.manifest.backup_id)
         self.reporter.advance(files=1)
         return size
 
@@ -279,6 +282,11 @@ class _Run:
                 f"stored file {stored} has {size} bytes where logical backup "
                 f"{self.manifest.backup_id} recorded {item.size}"
             )
+        if item.sha256 is not None:
+            with open(path, "rb") as f:
+                integrity.check(
+                    str(stored), item, integrity.copy_hashing(f.read)[1], self.manifest.backup_id
+                )
         self.reporter.advance(size, files=1)
         return size
 

@@ -9,6 +9,7 @@ a follower waits for pg_dump, which may be stopped until finished files are uplo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -75,6 +76,7 @@ class Uploads:
 
     def _upload(self, name: str, finished: threading.Event | None) -> DumpFile:
         path = os.path.join(self.directory, name)
+        digest = hashlib.sha256()  # of what pg_dump wrote: restore and verify check it
         with (
             open(path, "rb") as src,
             self.store.open_writer(self.prefix + name, self.options) as writer,
@@ -85,6 +87,7 @@ class Uploads:
                 complete = finished is None or finished.is_set()
                 while chunk := src.read(READ_SIZE):
                     sink.write(chunk)
+                    digest.update(chunk)
                     self.reporter.advance(len(chunk))
                     if finished is not None:
                         self._read[name] += len(chunk)
@@ -98,7 +101,7 @@ class Uploads:
                 sink.close()  # the last chunk sealed before the upload completes
         self.reporter.advance(files=1)
         os.unlink(path)
-        return DumpFile(name, writer.bytes_written)
+        return DumpFile(name, writer.bytes_written, digest.hexdigest())
 
     def waiting_bytes(self) -> int:
         """Bytes of finished files not uploaded yet (files being written are not counted)."""

@@ -16,6 +16,7 @@ from tests.support.logical import SHOP, make_shop
 from tests.support.postgres import Cluster, make_cluster, world_dir
 
 SERVER = "all-srv"
+DOTS = (".", "..")
 
 
 def restore_all(
@@ -47,6 +48,9 @@ def test_an_all_databases_backup_restores_roles_and_every_database() -> None:
         source.sql("create table notes (id int primary key, body text)", dbname="second")
         source.sql("insert into notes select g, md5(g::text) from generate_series(1, 300) g",
                    dbname="second")  # fmt: skip
+        for dots in DOTS:  # legal names, and no key segment as they are
+            source.sql(f'create database "{dots}"')
+            source.sql(f"create table t (v text); insert into t values ('{dots}')", dbname=dots)
         taken = pgvault("backup", url, SERVER, *source.conninfo_args(), "--all-databases")
         assert taken.returncode == 0, taken.stderr
         backup_id = taken.stdout.strip()
@@ -62,7 +66,7 @@ def test_an_all_databases_backup_restores_roles_and_every_database() -> None:
         assert "role postgres exists on the target server: kept as it is" in result.stderr
         assert "database postgres held no table: skipped" in result.stderr
         assert target.one("select rolcanlogin from pg_roles where rolname = 'app_owner'")
-        for db in (SHOP, "second"):
+        for db in (SHOP, "second", *DOTS):
             assert target.table_checksums(db) == source.table_checksums(db), db
 
         again = restore_all(url, backup_id, target)
@@ -78,6 +82,11 @@ def test_an_all_databases_backup_restores_roles_and_every_database() -> None:
         assert "role app_owner exists on the target server" in clean.stderr
         for db in (SHOP, "second"):
             assert target.table_checksums(db) == source.table_checksums(db), db
+
+        alone = pgvault("restore", url, SERVER, backup_id, *target.restore_flags(),
+                        "--database", "..", "--new-db-name", "dotdot")  # fmt: skip
+        assert alone.returncode == 0, alone.stderr
+        assert target.table_checksums("dotdot") == source.table_checksums("..")
 
         one = pgvault("restore", url, SERVER, backup_id, *target.restore_flags(),
                       "--all-databases", "--database", SHOP)  # fmt: skip

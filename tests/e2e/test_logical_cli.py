@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from tests.support.logical import (
     wait_for_upload_while_dumping,
 )
 from tests.support.pg_versions import versioned_cluster
-from tests.support.postgres import Cluster
+from tests.support.postgres import Cluster, world_dir
 from tests.support.restore import run_barman
 
 SERVER = "cli-srv"
@@ -71,6 +72,15 @@ def listed(dest: TestDestination) -> list[dict[str, object]]:
         (["--database", SHOP, "--table", "sales.nothing"], "no table matches 'sales.nothing'"),
         (["--database", SHOP, "--table", "nosuch.*"], "no table matches 'nosuch.*'"),
         (["--table", "sales.orders"], "--table needs --database"),
+        (["--database", SHOP, "-n", "20261207T101311L"], "it looks like a backup ID"),
+        (
+            ["--database", SHOP, "--table", "sales.order_totals"],
+            "'sales.order_totals' names no table in database 'shöp', only: view sales.order_totals",
+        ),
+        (
+            ["--database", SHOP, "--table", "sales.customers_id_seq"],
+            "only: sequence sales.customers_id_seq",
+        ),
         (["--database", SHOP, "--incremental"], "--incremental: not available for a logical"),
         (["--database", SHOP, "--bzip2"], "--bzip2/--snappy: not available for a logical"),
         (["--staging-dir", "/tmp"], "only for a logical backup"),
@@ -84,6 +94,97 @@ def test_backup_bad_input_exits_3(
     assert code == 3, err
     assert message in err and err.count("\n") == 1
     assert logical_objects(local) == []
+
+
+@pytest.mark.parametrize("pattern", ["*", "*.*"])
+def test_a_wildcard_never_reaches_the_system_catalogs(
+    shop: Cluster, local: TestDestination, pattern: str
+) -> None:
+    code, backup_id, err = backup(local, shop, "--database", SHOP, "--table", pattern)
+    assert code == 0, err
+    shown = pgvault("backup-show", local.url, SERVER, backup_id, "--format", "json")
+    (db,) = json.loads(shown.stdout)["databases"]
+    tables = {f"{t['schema']}.{t['name']}" for t in db["tables"]}
+    # '*' names the tables on the search path (psql's rule), '*.*' every schema's
+    assert "public.docs" in tables and not any(t.startswith(("pg_", "info")) for t in tables)
+    assert ("sales.orders" in tables) == (pattern == "*.*")
+    # one data file per table with rows, toc.dat, the large object's: no catalog's data
+    assert len(db["files"]) <= len(tables) + 3, db["files"]
+    wild = f"wild{len(pattern)}"
+    shop.sql(f"create database {wild}")
+    result = pgvault(
+        "restore", local.url, SERVER, backup_id, *shop.restore_flags(), "--database", SHOP,
+        "--table", "*.*", "--into-db", wild, env=BINDIRS_ENV,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert shop.one("select count(*) from public.docs", dbname=wild) == 1
+
+
+def test_a_name_two_backups_share_is_refused_not_chosen(
+    shop: Cluster, local: TestDestination
+) -> None:
+    """As for physical backups (barman's rule): both are taken, naming either by it is exit 3."""
+    ids = []
+    for _ in range(2):
+        code, backup_id, err = backup(local, shop, "--database", SHOP, "-n", "shop1")
+        assert code == 0, err
+        ids.append(backup_id)
+    for argv in (
+        ("backup-delete", local.url, SERVER, "-b", "shop1", "--logical"),
+        ("backup-show", local.url, SERVER, "shop1", "--logical"),
+        ("restore", local.url, SERVER, "shop1", *shop.restore_flags(), "--database", SHOP,
+         "--new-db-name", "x"),
+    ):  # fmt: skip
+        result = pgvault(*argv, env=BINDIRS_ENV)
+        assert result.returncode == 3, (argv, result.stderr)
+        assert "several logical backups are named 'shop1'" in result.stderr
+        assert all(i in result.stderr for i in ids), result.stderr
+    assert [e["backup_id"] for e in listed(local)] == ids
+
+
+def test_the_default_staging_limit_is_one_gib_everywhere(
+    shop: Cluster, local: TestDestination, job_store_dir: str
+) -> None:
+    """The job records 1073741824 (what the agent's jobs record), as --help says."""
+    code, backup_id, err = backup(local, shop, "--database", SHOP, "--table", "sales.orders")
+    assert code == 0, err
+    jobs = pgvault("jobs", "list", "--kind", "logical-backup", "--format", "json")
+    job = next(
+        j for j in json.loads(jobs.stdout) if (j.get("result") or {}).get("backup_id") == backup_id
+    )
+    shown = show(job_store_dir, int(job["id"]))
+    assert "1073741824" in json.dumps(shown) and "1000000000" not in json.dumps(shown), shown
+    helped = pgvault("backup", "--help").stdout
+    assert "1073741824 bytes" in " ".join(helped.split())
+
+
+def test_a_full_staging_directory_is_named_as_the_reason(
+    shop: Cluster, local: TestDestination
+) -> None:
+    """pg_dump's stderr is read by pgvault: the full directory cannot swallow its reason."""
+    make_big(shop)
+    staging = world_dir("pgvault-small-staging-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", staging], check=True)
+    try:
+        code, _, err = backup(local, shop, "--database", SHOP, "--staging-dir", staging)
+    finally:
+        subprocess.run(["umount", "-l", staging], check=False)
+        os.rmdir(staging)
+    assert code == 1, err
+    assert "pg_dump failed" in err and "No space left on device" in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert listed(local) == []
+
+
+def test_a_table_backups_data_size_is_its_tables(shop: Cluster, local: TestDestination) -> None:
+    code, backup_id, err = backup(local, shop, "--database", SHOP, "--table", "sales.orders")
+    assert code == 0, err
+    (entry,) = listed(local)
+    orders = shop.one("select pg_table_size('sales.orders')", dbname=SHOP)
+    assert entry["data_size"] == orders, entry
+    assert orders < shop.one("select pg_database_size(current_database())", dbname=SHOP) / 2
+    shown = pgvault("backup-show", local.url, SERVER, backup_id, "--format", "json")
+    assert json.loads(shown.stdout)["databases"][0]["size"] > orders  # the database's, as said
 
 
 def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> None:

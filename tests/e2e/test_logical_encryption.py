@@ -144,6 +144,9 @@ def test_write_only_host_backs_up_encrypted_and_the_identity_holder_restores(
         ).stdout
     )  # fmt: skip
     assert manifest["stored_size"] == entry["stored_size"]  # the key changes no listed size
+    verified = pgvault("verify", dest.url, SERVER, backup_id, "--identity-file", operator)
+    assert verified.returncode == 0, verified.stderr
+    assert "age authentication" in verified.stdout, verified.stdout
     locked = pgvault("backup-show", dest.url, SERVER, backup_id)
     assert locked.returncode == 1 and "locked" in locked.stderr, locked.stderr
 
@@ -168,6 +171,23 @@ def test_write_only_host_backs_up_encrypted_and_the_identity_holder_restores(
         check=True,
     )  # fmt: skip
     assert shop.table_checksums("by hand") == expected
+
+    # The key file gone (no physical backup, so no .age name to tell): refused, exit 1,
+    # naming it, nothing written, instead of a backup in clear.
+    keyfile = f"{SERVER}/pgvault.keys"
+    with dest.store() as store:
+        store.delete_many([keyfile])
+        before_keys = sorted(o.key for o in store.list_objects(f"{SERVER}/"))
+    keyless = pgvault(
+        "backup", dest.url, SERVER, *shop.conninfo_args(), "--database", SHOP, "-n", "nokey",
+        env=BINDIRS_ENV,
+    )  # fmt: skip
+    assert keyless.returncode == 1, keyless.stderr
+    assert keyfile in keyless.stderr and "no key file" in keyless.stderr, keyless.stderr
+    assert len(keyless.stderr.strip().splitlines()) == 1, keyless.stderr
+    with dest.store() as store:
+        assert sorted(o.key for o in store.list_objects(f"{SERVER}/")) == before_keys
+        store.put_bytes(keyfile, stored[keyfile])
 
     # Deleting by ID reads no manifest: the write-only host can remove it without a key.
     gone = pgvault("backup-delete", dest.url, SERVER, "-b", backup_id)

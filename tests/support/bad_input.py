@@ -159,6 +159,7 @@ BAD_NAMES = (
     "last-failed",
     "auto",
     "20260101T000000",
+    "20260101T000000L",  # a logical backup's ID
     "a\nb",
     "x" * 256,
     "\x1b[31mred",
@@ -351,6 +352,10 @@ def _command_cases(world: World) -> Iterator[Case]:
             yield Case((base[0], *base[1:], "--tags", *tags), 3, "tags")
             yield Case((base[0], "-t", *base[1:], "--tags", *tags), 3, "tags with -t")
         yield Case((backup[0], *(f"--tag={t}" for t in tags), *backup[1:]), 3, "tag")
+    # an empty database name names none (it took the physical path)
+    yield Case((*backup, "--database", ""), 3, "empty database", "--database")
+    for flag in ("--database", "--new-db-name", "--into-db"):
+        yield Case(("restore", world.url, SERVER, f"{BACKUP_ID}L", flag, ""), 3, "empty db", flag)
     restore = argv["restore"](world.url, SERVER)
     for target in BAD_TARGETS:
         yield Case((*restore, *target), 3, "target")

@@ -9,7 +9,7 @@ import sys
 from core.errors import ExitCode, InputError
 from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
-from tui.batch.logical import DEFAULT_STAGING_LIMIT, add_backup_arguments
+from tui.batch.logical import add_backup_arguments
 from tui.batch.logical import run_backup as run_logical
 from tui.batch.main import Context
 from tui.batch.options import (
@@ -248,7 +248,7 @@ def _refuse_logical(args: argparse.Namespace) -> None:
         for flag, value in (
             ("--staging-dir", args.staging_dir),
             ("--pg-bindir", args.pg_bindir),
-            ("--staging-limit", args.staging_limit != size(DEFAULT_STAGING_LIMIT)),
+            ("--staging-limit", args.staging_limit is not None),
         )
         if value
     ]

@@ -72,6 +72,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    from core.logical.layout import refuse_logical
+
+    refuse_logical(args.backup_id, "backup-keep")
     if args.test:
         connectivity_test(args)
         return ExitCode.OK

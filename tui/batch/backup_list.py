@@ -124,7 +124,7 @@ def _logical_row(
         _iso_time(m.started),
         _iso_time(m.finished),
         format_size(m.stored_size),
-        format_size(sum(d.size for d in m.databases)),
+        format_size(m.data_size),
         (m.compression or "none") + age,
         count,
     )

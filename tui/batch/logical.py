@@ -11,18 +11,23 @@ import os
 import sys
 
 from core.errors import ExitCode, InputError
+from core.logical.request import STAGING_LIMIT
+from core.sizes import size_argument
 from tui.batch.jobrun import run_as_job
 from tui.batch.main import Context
-from tui.batch.options import Destination, size, tags_from, tcp_port
-
-DEFAULT_STAGING_LIMIT = "1GiB"
+from tui.batch.options import Destination, database_name, size, tags_from, tcp_port
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Logical backups (pg_dump's directory format; see README, Logical backups)"
     )
-    group.add_argument("--database", metavar="NAME", help="take a logical backup of this database")
+    group.add_argument(
+        "--database",
+        metavar="NAME",
+        type=database_name,
+        help="take a logical backup of this database",
+    )
     group.add_argument(
         "--table",
         action="append",
@@ -39,9 +44,8 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--staging-limit",
         type=size,
-        default=size(DEFAULT_STAGING_LIMIT),
         help="finished dump files waiting for upload at most; pg_dump is stopped beyond it "
-        f"(default: {DEFAULT_STAGING_LIMIT})",
+        f"(default: {size_argument(STAGING_LIMIT)}, {STAGING_LIMIT} bytes)",
     )
 
 
@@ -62,7 +66,9 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Logical restores (into a running server; BACKUP is a logical backup, no RECOVERY_DIR)"
     )
-    group.add_argument("--database", metavar="NAME", help="the backup's database to restore")
+    group.add_argument(
+        "--database", metavar="NAME", type=database_name, help="the backup's database to restore"
+    )
     group.add_argument(
         "--all-databases",
         action="store_true",
@@ -70,11 +76,15 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         "that exist are kept), then every database under its own name",
     )
     group.add_argument(
-        "--new-db-name", metavar="NEW", help="restore the database under this new name"
+        "--new-db-name",
+        metavar="NEW",
+        type=database_name,
+        help="restore the database under this new name",
     )
     group.add_argument(
         "--into-db",
         metavar="EXISTING",
+        type=database_name,
         help="restore the --table tables into this existing database",
     )
     group.add_argument(
@@ -167,7 +177,7 @@ def run_backup(args: argparse.Namespace, ctx: Context, where: Destination) -> in
         compression=args.compression,
         name=args.name,
         staging_dir=_abs(args.staging_dir),
-        staging_limit=args.staging_limit,
+        staging_limit=STAGING_LIMIT if args.staging_limit is None else args.staging_limit,
         pg_bindir=_abs(args.pg_bindir),
         tags=tags_from(args),
     )

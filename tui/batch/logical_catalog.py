@@ -35,7 +35,7 @@ def show_lines(m: LogicalManifest, copies: Sequence[str] = ()) -> list[str]:
     for d in m.databases:
         out += ["", f"  Database {d.name} ({d.encoding}, {format_size(d.size)} at backup time):"]
         if d.patterns:
-            out.append(f"    limited to: {' '.join(d.patterns)}")
+            out.append(f"    limited to: {' '.join(d.patterns)} ({format_size(d.data_size)})")
         rows = [
             (
                 t.schema,

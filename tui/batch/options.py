@@ -110,6 +110,14 @@ def backup_reference(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def database_name(text: str) -> str:
+    """argparse type for a database name: an empty one would name no database (and chose
+    the physical path), so it is refused."""
+    if not text:
+        raise argparse.ArgumentTypeError("'' names no database: give a database name")
+    return text
+
+
 def tag(text: str) -> tuple[str, str]:
     """A KEY,VALUE tag as barman-cloud writes it."""
     try:

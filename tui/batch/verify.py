@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "backup_id",
         type=backup_reference,
         metavar="BACKUP",
-        help="a backup ID, a backup name, or latest/last, oldest/first",
+        help="a backup ID (a logical backup's too), a backup name, or latest/last, oldest/first",
     )
     parser.add_argument(
         "-J",

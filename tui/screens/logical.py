@@ -79,8 +79,8 @@ def table_rows(manifest: LogicalManifest, terms: list[str]) -> list[tuple[str, d
 
 def database_rows(manifest: LogicalManifest) -> list[tuple[str, dict[str, Text]]]:
     return [
-        (d.name, {"name": Text(d.name), "size": Text(fmt.size(d.size), justify="right")})
-        for d in sorted(manifest.databases, key=lambda d: -d.size)
+        (d.name, {"name": Text(d.name), "size": Text(fmt.size(d.data_size), justify="right")})
+        for d in sorted(manifest.databases, key=lambda d: -d.data_size)
     ]
 
 
