@@ -205,52 +205,48 @@ def server_refs(
         )
         for info in server.backups
     }
-    refs.update(
-        (
-            m.backup_id,
+    refs.update((r.info.backup_id, r) for r in logical_refs(view, server))
+    pairs = [(i, r.info.parent_backup_id if r.logical is None else None) for i, r in refs.items()]
+    return [replace(refs[i], tree=prefix) for i, prefix in tree_lines(pairs, newest_first=True)]
+
+
+def logical_refs(view: DestinationView, server: ServerView) -> list[BackupRef]:
+    """The server's logical backups as rows: finished (LOCKED ones by what their objects
+    tell), BROKEN, and unfinished (no logical.json yet)."""
+    where = (view.url, view.label, server.name)
+    refs = []
+    for m in server.logical:
+        facts = server.locked_logical.get(m.backup_id)
+        size = m.stored_size if facts is None else facts.stored_size
+        refs.append(
             BackupRef(
-                view.url,
-                view.label,
-                server.name,
-                logical_info(m, facts := server.locked_logical.get(m.backup_id)),
-                m.stored_size if facts is None else facts.stored_size,
+                *where,
+                logical_info(m, facts),
+                size,
                 logical=m,
                 copies=copies_of(server, m.backup_id),
                 encrypted=m.encrypted,
-            ),
+            )
         )
-        for m in server.logical
-    )
-    refs.update(
-        (
-            backup_id,
-            BackupRef(
-                view.url,
-                view.label,
-                server.name,
-                BackupInfo(backup_id, status=BROKEN, error=why),
-                None,
-                logical=placeholder(server.name, backup_id, BROKEN),
-            ),
+    refs += [
+        BackupRef(
+            *where,
+            BackupInfo(backup_id, status=BROKEN, error=why),
+            None,
+            logical=placeholder(server.name, backup_id, BROKEN),
         )
         for backup_id, why in server.broken_logical
-    )
-    refs.update(
-        (
-            u.backup_id,
-            BackupRef(
-                view.url,
-                view.label,
-                server.name,
-                BackupInfo(u.backup_id, status=u.status, error=u.reason),
-                u.size,
-                logical=placeholder(server.name, u.backup_id, u.status),
-            ),
+    ]
+    refs += [
+        BackupRef(
+            *where,
+            BackupInfo(u.backup_id, status=u.status, error=u.reason),
+            u.size,
+            logical=placeholder(server.name, u.backup_id, u.status),
         )
         for u in server.unfinished_logical
-    )
-    pairs = [(i, r.info.parent_backup_id if r.logical is None else None) for i, r in refs.items()]
-    return [replace(refs[i], tree=prefix) for i, prefix in tree_lines(pairs, newest_first=True)]
+    ]
+    return refs
 
 
 def open_for_browsing(url: str) -> ObjectStore:
