@@ -22,6 +22,7 @@ from core.crypto import DecryptingReader
 from core.encryption import unlocked_keys
 from core.errors import InputError, OperationFailed
 from core.logical import target
+from core.logical.attempt import mark_staging, staging_prefix, sweep_staging
 from core.logical.catalog import resolve_logical
 from core.logical.inventory import pattern_parts
 from core.logical.layout import LogicalLayout
@@ -145,6 +146,8 @@ def run_logical_restore(
 ) -> LogicalRestoreResult:
     reporter = reporter or NullReporter()
     validate_request(request)
+    staging = request.staging_dir or tempfile.gettempdir()
+    sweep_staging(staging)  # what killed backups and restores left
     store = open_store(request.location, request.store_config)
     store.meter = reporter.transferred
     store.gate = reporter.checkpoint
@@ -156,27 +159,32 @@ def run_logical_restore(
         params = request.connection
         tool = _tool(params, manifest, request.pg_bindir)
         new_tables: tuple[TableEntry, ...] = ()
-        load_into, create_db = into, not tables
+        load_into, replace = into, False
         if tables:
             new_tables = target.check_tables(params, into, tables, request.clean)
-        elif not target.check_new_database(params, into, request.clean):
-            # --clean of a database: load a new one beside it, then swap the two, so that a
-            # failed restore leaves the existing database as it was
-            load_into = f"pgvault_restore_{manifest.backup_id.lower()}"
-            target.drop_database(params, load_into)  # what a crashed restore left
-        with tempfile.TemporaryDirectory(prefix="pgvault-logical-", dir=request.staging_dir) as tmp:
+        else:
+            replace = target.check_new_database(params, into, request.clean)
+            # loaded under a temporary name, then renamed: a killed restore never leaves a
+            # half-restored database under the asked name, and --clean keeps the old one
+            # until the new one is complete
+            load_into = target.temporary_name(manifest.backup_id)
+            for name in target.drop_abandoned(params):
+                reporter.log(f"dropped database {name}, left by a killed logical restore")
+        with tempfile.TemporaryDirectory(prefix=staging_prefix(), dir=staging) as tmp:
+            mark_staging(tmp)
             run = _Run(request, manifest, dump, tool, store, reporter, os.path.join(tmp, "dump"))
             try:
                 downloaded = run.fetch(tables)
                 try:
-                    run.restore(load_into, tables, create_db)
+                    run.restore(load_into, tables, not tables)
                 except BaseException:
-                    target.undo(params, load_into, create_db, new_tables)
+                    target.undo(params, load_into, not tables, new_tables)
                     raise
             finally:
                 unlink_all(run.linked)
         if load_into != into:
-            target.replace_database(params, load_into, into)
+            target.take_name(params, load_into, into, replace)
+        reporter.advance(run.restore_share, files=1)  # only now: complete
     return LogicalRestoreResult(
         backup_id=manifest.backup_id,
         database=dump.name,
@@ -197,6 +205,9 @@ class _Run:
     reporter: Reporter
     directory: str
     listing: str | None = None
+    #: the progress pg_restore's part counts for (as much as the download): none is claimed
+    #: before the restored database or tables are complete
+    restore_share: int = 0
     #: staging files that are links to stored files (removed before the directory is)
     linked: list[str] = field(default_factory=list)
 
@@ -217,9 +228,8 @@ class _Run:
             selection = select_entries(listed, tables, self.request.foreign_keys)
             self.listing = selection.listing
             files = data_files(files, selection.data_ids)
-        self.reporter.set_totals(
-            bytes_total=sum(f.size for f in files) + done, files_total=len(files) + 1
-        )
+        self.restore_share = sum(f.size for f in files) + done
+        self.reporter.set_totals(bytes_total=2 * self.restore_share, files_total=len(files) + 2)
         with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:
             done += sum(pool.map(self._get, files))
         return done

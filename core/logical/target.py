@@ -7,14 +7,22 @@ existing table (a table restore) is refused, naming it, unless `--clean` was giv
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+from typing import Any
 
-from core.errors import InputError, PgvaultError
+from core.catalog.owner import judge, this_process
+from core.errors import InputError, OperationFailed, PgvaultError
 from core.logical.manifest import TableEntry
 from core.postgres.connection import ConnectionParams, Session
 
 log = logging.getLogger("pgvault.logical")
 APP = "pgvault logical restore"
+#: a database being restored is loaded under this prefix and renamed once complete
+TEMPORARY_PREFIX = "pgvault_restore_"
+#: its comment names the restoring process, so that a later restore drops a killed one's
+OWNER_COMMENT = "pgvault logical restore in progress, owner: "
 
 
 def ident(name: str) -> str:
@@ -36,15 +44,66 @@ def database_exists(params: ConnectionParams, name: str) -> bool:
 
 
 def check_new_database(params: ConnectionParams, name: str, clean: bool) -> bool:
-    """Whether the database must be created; InputError when it exists and no --clean."""
-    if not database_exists(params, name):
-        return True
+    """Whether the database exists; InputError when it exists and cannot be replaced."""
+    with Session(params, application_name=APP) as session:
+        found = session.query(
+            "select datistemplate, current_database() from pg_database where datname = %s",
+            (name,),
+        )
+    if not found:
+        return False
     if not clean:
         raise InputError(
             f"database {name!r} already exists on the target server: restore under another "
             "name with --new-db-name, or pass --clean to replace it"
         )
-    return False
+    template, connected = found[0]
+    why = ""
+    if name == connected:
+        why = "this restore connects to it (-d): connect with -d to another database"
+    elif template:
+        why = "it is a template database, which PostgreSQL does not drop"
+    if why:
+        raise InputError(f"--clean cannot replace database {name!r}: {why}")
+    return True
+
+
+def temporary_name(backup_id: str) -> str:
+    """Where a database is loaded before it takes its name: never a half-restored database
+    under the asked name. The PID keeps two restores of one backup apart."""
+    return f"{TEMPORARY_PREFIX}{backup_id.lower()}_{os.getpid()}"
+
+
+def _owner(comment: str | None) -> dict[str, Any] | None:
+    if not comment or not comment.startswith(OWNER_COMMENT):
+        return None
+    with contextlib.suppress(ValueError):
+        recorded = json.loads(comment[len(OWNER_COMMENT) :])
+        return recorded if isinstance(recorded, dict) else None
+    return None
+
+
+def drop_abandoned(params: ConnectionParams) -> list[str]:
+    """Drop the temporary databases of killed restores (their owner provably gone, judged
+    as a lease is); those of running restores, or of another machine, stay."""
+    dropped = []
+    with Session(params, application_name=APP) as session:
+        rows = session.query(
+            "select datname, shobj_description(oid, 'pg_database') from pg_database "
+            "where starts_with(datname, %s)",
+            (TEMPORARY_PREFIX,),
+        )
+        for name, comment in rows:
+            recorded = _owner(comment)
+            if recorded is None or not judge(recorded, None).abandoned:
+                continue
+            session.query(
+                f"drop database if exists {ident(name)} with (force)",
+                what=f"dropping database {name} of a killed restore",
+            )
+            log.warning("dropped database %s, left by a killed logical restore", name)
+            dropped.append(name)
+    return dropped
 
 
 def check_tables(
@@ -72,26 +131,43 @@ def check_tables(
 
 
 def create_database(params: ConnectionParams, name: str, encoding: str) -> None:
+    """A new database from template0; a temporary one's comment names this process."""
     with Session(params, application_name=APP) as session:
         session.query(
             f"create database {ident(name)} template template0 encoding {literal(encoding)}",
             what=f"creating database {name}",
         )
+        if name.startswith(TEMPORARY_PREFIX):
+            comment = OWNER_COMMENT + json.dumps(this_process())
+            session.query(
+                f"comment on database {ident(name)} is {literal(comment)}",
+                what=f"marking database {name} as this restore's",
+            )
 
 
-def drop_database(params: ConnectionParams, name: str) -> None:
+def take_name(params: ConnectionParams, loaded: str, name: str, replace: bool) -> None:
+    """The restored database takes its name; with `replace` (--clean) the existing one is
+    dropped first (its sessions ended). Until then a failure drops the restored one."""
     with Session(params, application_name=APP) as session:
-        session.query(f"drop database if exists {ident(name)}", what=f"dropping database {name}")
-
-
-def replace_database(params: ConnectionParams, loaded: str, name: str) -> None:
-    """--clean: the restored database takes the existing one's name (its sessions ended)."""
-    with Session(params, application_name=APP) as session:
-        session.query(f"drop database {ident(name)} with (force)", what=f"dropping database {name}")
-        session.query(
-            f"alter database {ident(loaded)} rename to {ident(name)}",
-            what=f"renaming database {loaded} to {name}",
-        )
+        try:
+            session.query(f"comment on database {ident(loaded)} is null", what="comment")
+            if replace:
+                session.query(
+                    f"drop database {ident(name)} with (force)", what=f"dropping database {name}"
+                )
+        except BaseException:
+            undo(params, loaded, True, ())
+            raise
+        try:
+            session.query(
+                f"alter database {ident(loaded)} rename to {ident(name)}",
+                what=f"renaming database {loaded} to {name}",
+            )
+        except PgvaultError as exc:
+            if replace:  # the old one is gone: keep the restored copy, naming it
+                raise OperationFailed(f"{exc}; the restored database is {loaded}") from None
+            undo(params, loaded, True, ())
+            raise
 
 
 def create_schemas(params: ConnectionParams, database: str, schemas: set[str]) -> None:
