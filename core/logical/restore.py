@@ -164,6 +164,7 @@ def run_logical_restore(
             new_tables = target.check_tables(params, into, tables, request.clean)
         else:
             replace = target.check_new_database(params, into, request.clean)
+            _say_subset(manifest, dump, reporter)
             # loaded under a temporary name, then renamed: a killed restore never leaves a
             # half-restored database under the asked name, and --clean keeps the old one
             # until the new one is complete
@@ -193,6 +194,15 @@ def run_logical_restore(
         bytes_downloaded=downloaded,
         pg_restore=tool.version,
     )
+
+
+def _say_subset(manifest: LogicalManifest, dump: DatabaseDump, reporter: Reporter) -> None:
+    """A backup taken with --table restored as a database holds only those tables."""
+    if dump.patterns:
+        reporter.log(
+            f"logical backup {manifest.backup_id} holds only {len(dump.tables)} table(s) of "
+            f"database {dump.name} (taken with --table {' --table '.join(dump.patterns)})"
+        )
 
 
 @dataclass
@@ -297,8 +307,10 @@ class _Run:
         self.reporter.phase("restore")
         if create_db:
             target.create_database(params, into, self.dump.encoding)
-        if tables:
-            target.create_schemas(params, into, {t.schema for t in tables})
+        if tables or (create_db and self.dump.patterns):
+            # pg_dump -t dumps no schema: a table's (or a --table backup's) may be missing
+            chosen = tables or self.dump.tables
+            target.create_schemas(params, into, {t.schema for t in chosen})
         application = f"{target.APP} {self.manifest.backup_id} {os.getpid()}"
         dsn, password = tool_conninfo(params, into, application)
         argv = [

@@ -154,3 +154,14 @@ def test_a_clean_that_cannot_drop_its_target_is_refused_first(
     assert result.returncode == 3, result.stderr
     assert message in result.stderr and result.stderr.count("\n") == 1
     assert databases(taken.cluster) == before
+
+
+def test_a_table_backup_restores_as_a_database_with_its_schemas(taken: Taken) -> None:
+    pg = taken.cluster
+    result = restore(taken, "latest", "--database", SHOP, "--new-db-name", "tabsdb", "-v")
+    assert result.returncode == 0, result.stderr
+    assert f"logical backup {taken.subset} holds only" in result.stderr
+    assert f"(taken with --table sales.* --table {MIXED})" in result.stderr
+    assert pg.one(f"select count(*) from {MIXED}", dbname="tabsdb") == 50
+    assert pg.one("select count(*) from sales.orders", dbname="tabsdb") == 2000
+    assert pg.one("select to_regclass('public.big')", dbname="tabsdb") is None
