@@ -165,3 +165,16 @@ def test_a_table_backup_restores_as_a_database_with_its_schemas(taken: Taken) ->
     assert pg.one(f"select count(*) from {MIXED}", dbname="tabsdb") == 50
     assert pg.one("select count(*) from sales.orders", dbname="tabsdb") == 2000
     assert pg.one("select to_regclass('public.big')", dbname="tabsdb") is None
+
+
+def test_pg_restores_error_line_is_the_message_and_the_table_is_removed(taken: Taken) -> None:
+    pg = taken.cluster
+    pg.sql("create database clash")
+    pg.sql("create schema sales; create table sales.other (i int); "
+           "create index orders_customer on sales.other (i)", dbname="clash")  # fmt: skip
+    result = restore(taken, taken.full, "--database", SHOP, "--table", "sales.orders",
+                     "--into-db", "clash", "--no-foreign-keys")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert 'ERROR:  relation "orders_customer" already exists' in result.stderr
+    assert "Command was: CREATE INDEX orders_customer" in result.stderr
+    assert pg.one("select to_regclass('sales.orders')", dbname="clash") is None
