@@ -142,10 +142,7 @@ def run_restore_all(
             f"logical backup {manifest.backup_id} was not taken with --all-databases: "
             "restore its database with --database"
         )
-    maintenance = request.connection.dbname
-    if request.connection.dbname_is_conninfo:
-        maintenance = "postgres"
-    databases = chosen(manifest, maintenance, rep)
+    databases = chosen(manifest, target.connected_database(request.connection), rep)
     check_names(request.connection, databases, request.clean)
     apply_globals(request, manifest, rep)
     # One bar for the whole restore: each database's download sets its own totals, which

@@ -43,6 +43,12 @@ def database_exists(params: ConnectionParams, name: str) -> bool:
         return bool(session.query("select 1 from pg_database where datname = %s", (name,)))
 
 
+def connected_database(params: ConnectionParams) -> str:
+    """The database -d names, by libpq's rules (a name, a conninfo, a URI or the default)."""
+    with Session(params, application_name=APP) as session:
+        return str(session.one("select current_database()"))
+
+
 def check_new_database(params: ConnectionParams, name: str, clean: bool) -> bool:
     """Whether the database exists; InputError when it exists and cannot be replaced."""
     with Session(params, application_name=APP) as session:
