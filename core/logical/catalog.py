@@ -88,7 +88,8 @@ def placeholder(
 def resolve_logical(
     store: ObjectStore, server: str, reference: str, database: str | None = None
 ) -> LogicalManifest:
-    """An ID, a name, or latest (the newest holding `database` when given)."""
+    """An ID, a name, or latest (the newest holding `database` when given). A name finds
+    its backup whatever it holds, as an ID does: the caller says which database is missing."""
     if is_logical_id(reference):
         return get_logical(store, server, reference)
     every = list_logical(store, server)
@@ -101,10 +102,10 @@ def resolve_logical(
             what = f" of database {database}" if database else ""
             raise ObjectNotFound(f"no logical backup{what} for server {server}")
         return backups[-1]
-    named = [m for m in backups if m.name == reference]
+    named = [m for m in every if m.name == reference]
     if not named:
         raise ObjectNotFound(f"no logical backup named {reference!r} for server {server}")
-    return named[-1]
+    return ([m for m in named if m in backups] or named)[-1]
 
 
 @dataclass(frozen=True)

@@ -178,3 +178,19 @@ def test_pg_restores_error_line_is_the_message_and_the_table_is_removed(taken: T
     assert 'ERROR:  relation "orders_customer" already exists' in result.stderr
     assert "Command was: CREATE INDEX orders_customer" in result.stderr
     assert pg.one("select to_regclass('sales.orders')", dbname="clash") is None
+
+
+def test_a_name_finds_its_backup_as_an_id_does(taken: Taken) -> None:
+    pg = taken.cluster
+    absent = restore(taken, "full", "--database", "nosuch")
+    assert absent.returncode == 3, absent.stderr
+    assert f"logical backup {taken.full} holds no database 'nosuch'" in absent.stderr
+    pg.sql("create database named1")
+    pg.sql("create table t (i int); insert into t values (1), (2)", dbname="named1")
+    taken1 = pgvault("backup", taken.dest.url, SERVER, *pg.conninfo_args(),
+                     "--database", "named1", "-n", "n1", env=BINDIRS_ENV)  # fmt: skip
+    assert taken1.returncode == 0, taken1.stderr
+    pg.sql("drop database named1")
+    by_name = restore(taken, "n1", "-d", "dbname=template1")  # no --database: it holds one
+    assert by_name.returncode == 0, by_name.stderr
+    assert pg.one("select count(*) from t", dbname="named1") == 2
