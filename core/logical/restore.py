@@ -229,7 +229,8 @@ class _Run:
         toc = [f for f in self.dump.files if f.name == TOC]
         if not toc:
             raise OperationFailed(f"logical backup {self.manifest.backup_id} has no {TOC}")
-        self._check_space(self.dump.files)
+        # a table restore downloads toc.dat, then only the chosen tables' files
+        self._check_space(tuple(toc) if tables else self.dump.files)
         done = self._get(toc[0])
         if tables:
             listed = run_tool(
@@ -238,6 +239,7 @@ class _Run:
             selection = select_entries(listed, tables, self.request.foreign_keys)
             self.listing = selection.listing
             files = data_files(files, selection.data_ids)
+            self._check_space(tuple(files))
         self.restore_share = sum(f.size for f in files) + done
         self.reporter.set_totals(bytes_total=2 * self.restore_share, files_total=len(files) + 2)
         with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:

@@ -9,7 +9,7 @@ import os
 import signal
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,3 +194,34 @@ def test_a_name_finds_its_backup_as_an_id_does(taken: Taken) -> None:
     by_name = restore(taken, "n1", "-d", "dbname=template1")  # no --database: it holds one
     assert by_name.returncode == 0, by_name.stderr
     assert pg.one("select count(*) from t", dbname="named1") == 2
+
+
+def test_a_table_restore_needs_staging_for_its_tables_only(
+    taken: Taken, small_disk: Callable[[str], str]
+) -> None:
+    staging = small_disk("2m")
+    taken.cluster.sql("create database star2")
+    flags = ("--database", SHOP, "--staging-dir", staging)
+    result = restore(taken, taken.full, *flags, "--table", "sales.customers", "--into-db", "star2")
+    assert result.returncode == 0, result.stderr
+    assert taken.cluster.one("select count(*) from sales.customers", dbname="star2") == 200
+    whole = restore(taken, taken.full, *flags, "--new-db-name", "star3")
+    assert whole.returncode == 1 and "staging needs" in whole.stderr, whole.stderr
+    assert "star3" not in databases(taken.cluster)
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Callable[[str], str]]:
+    """mount(size) -> a new tmpfs of that size; unmounted afterwards."""
+    mounts: list[str] = []
+
+    def mount(size: str) -> str:
+        where = tempfile.mkdtemp(prefix="pgvault-small-")
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", where], check=True)
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in mounts:
+        subprocess.run(["umount", "-l", where], check=False)
+        os.rmdir(where)
