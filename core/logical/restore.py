@@ -161,7 +161,9 @@ def run_logical_restore(
         new_tables: tuple[TableEntry, ...] = ()
         load_into, replace = into, False
         if tables:
-            new_tables = target.check_tables(params, into, tables, request.clean)
+            new_tables = target.check_tables(
+                params, into, tables, request.clean, request.foreign_keys
+            )
         else:
             replace = target.check_new_database(params, into, request.clean)
             _say_subset(manifest, dump, reporter)

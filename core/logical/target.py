@@ -113,9 +113,14 @@ def drop_abandoned(params: ConnectionParams) -> list[str]:
 
 
 def check_tables(
-    params: ConnectionParams, database: str, tables: tuple[TableEntry, ...], clean: bool
+    params: ConnectionParams,
+    database: str,
+    tables: tuple[TableEntry, ...],
+    clean: bool,
+    foreign_keys: bool = True,
 ) -> tuple[TableEntry, ...]:
-    """The tables that do not exist yet; InputError naming those that do, without --clean."""
+    """The tables that do not exist yet; InputError naming those that do, without --clean,
+    and with --clean those another table's foreign key holds."""
     if not database_exists(params, database):
         raise InputError(
             f"database {database!r} does not exist on the target server: a table restore "
@@ -127,13 +132,42 @@ def check_tables(
             for t in tables
             if session.one("select to_regclass(%s)", (f"{ident(t.schema)}.{ident(t.name)}",))
         ]
+        held = _referenced(session, existing, tables if foreign_keys else ()) if clean else []
     if existing and not clean:
         names = ", ".join(t.qualified for t in existing)
         raise InputError(
             f"table(s) {names} already exist in database {database!r}: pass --clean to "
             "replace them, or restore into another database with --into-db"
         )
+    if held:
+        raise InputError(
+            f"--clean cannot replace {'; '.join(held)}: pg_restore cannot drop a table another "
+            "table's foreign key references; restore the referencing table too (--table), "
+            "or drop that constraint first"
+        )
     return tuple(t for t in tables if t not in existing)
+
+
+def _referenced(
+    session: Session, existing: list[TableEntry], restored: tuple[TableEntry, ...]
+) -> list[str]:
+    """'table X (referenced by foreign key C of table Y)' for each foreign key of a table
+    that is not restored with its own foreign keys (--clean drops and re-creates those)."""
+    others = {(t.schema, t.name) for t in restored}
+    held = []
+    for t in existing:
+        rows = session.query(
+            "select c.conname, n.nspname, r.relname from pg_constraint c "
+            "join pg_class r on r.oid = c.conrelid join pg_namespace n on n.oid = r.relnamespace "
+            "where c.contype = 'f' and c.confrelid = %s::regclass order by 2, 3, 1",
+            (f"{ident(t.schema)}.{ident(t.name)}",),
+        )
+        held += [
+            f"table {t.qualified} (referenced by foreign key {name} of table {schema}.{rel})"
+            for name, schema, rel in rows
+            if (schema, rel) not in others
+        ]
+    return held
 
 
 def create_database(params: ConnectionParams, name: str, encoding: str) -> None:

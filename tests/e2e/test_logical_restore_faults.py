@@ -180,6 +180,29 @@ def test_pg_restores_error_line_is_the_message_and_the_table_is_removed(taken: T
     assert pg.one("select to_regclass('sales.orders')", dbname="clash") is None
 
 
+def test_clean_of_a_referenced_table_is_refused_unless_its_referrer_comes_too(
+    taken: Taken,
+) -> None:
+    pg = taken.cluster
+    assert restore(taken, taken.full, "--database", SHOP, "--new-db-name", "fk").returncode == 0
+    pg.sql("delete from child where id > 20", dbname="fk")
+    refused = restore(taken, taken.full, "--database", SHOP, "--table", "public.parent",
+                      "--into-db", "fk", "--clean")  # fmt: skip
+    assert refused.returncode == 3, refused.stderr
+    assert (
+        "--clean cannot replace table public.parent (referenced by foreign key "
+        "child_parent_id_fkey of table public.child)" in refused.stderr
+    )
+    assert pg.one("select count(*) from child", dbname="fk") == 20
+    both = restore(taken, taken.full, "--database", SHOP, "--table", "public.parent",
+                   "--table", "public.child", "--into-db", "fk", "--clean")  # fmt: skip
+    assert both.returncode == 0, both.stderr
+    assert pg.one("select count(*) from child", dbname="fk") == 30
+    flags = ("--table", "public.parent", "--table", "public.child", "--into-db", "fk")
+    alone = restore(taken, taken.full, "--database", SHOP, *flags, "--clean", "--no-foreign-keys")
+    assert alone.returncode == 3 and "child_parent_id_fkey" in alone.stderr, alone.stderr
+
+
 def test_a_name_finds_its_backup_as_an_id_does(taken: Taken) -> None:
     pg = taken.cluster
     absent = restore(taken, "full", "--database", "nosuch")
