@@ -90,6 +90,12 @@ def validate_request(request: LogicalRestoreRequest) -> None:
         raise InputError("--no-foreign-keys applies to a table restore (--table)")
     if request.jobs < 1:
         raise InputError("-J must be at least 1")
+    name = request.new_db_name
+    if name is not None and len(name.encode()) > target.MAX_NAME_BYTES:
+        raise InputError(
+            f"--new-db-name {name!r} has {len(name.encode())} bytes: PostgreSQL names have "
+            f"at most {target.MAX_NAME_BYTES} (it would cut the name short)"
+        )
     if request.staging_dir is not None and not os.path.isdir(request.staging_dir):
         raise InputError(f"--staging-dir {request.staging_dir} is not a directory")
 

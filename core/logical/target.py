@@ -23,6 +23,8 @@ APP = "pgvault logical restore"
 TEMPORARY_PREFIX = "pgvault_restore_"
 #: its comment names the restoring process, so that a later restore drops a killed one's
 OWNER_COMMENT = "pgvault logical restore in progress, owner: "
+#: NAMEDATALEN - 1: PostgreSQL silently truncates a longer name
+MAX_NAME_BYTES = 63
 
 
 def ident(name: str) -> str:
