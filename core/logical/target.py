@@ -134,7 +134,10 @@ def check_tables(
             for t in tables
             if session.one("select to_regclass(%s)", (f"{ident(t.schema)}.{ident(t.name)}",))
         ]
-        held = _referenced(session, existing, tables if foreign_keys else ()) if clean else []
+        held = []
+        if clean:
+            held = _referenced(session, existing, tables if foreign_keys else ())
+            held += _viewed(session, existing)
     if existing and not clean:
         names = ", ".join(t.qualified for t in existing)
         raise InputError(
@@ -144,8 +147,8 @@ def check_tables(
     if held:
         raise InputError(
             f"--clean cannot replace {'; '.join(held)}: pg_restore cannot drop a table another "
-            "table's foreign key references; restore the referencing table too (--table), "
-            "or drop that constraint first"
+            "table's foreign key references or a view reads; restore the referencing table "
+            "too (--table), or drop that constraint or view first"
         )
     return tuple(t for t in tables if t not in existing)
 
@@ -169,6 +172,23 @@ def _referenced(
             for name, schema, rel in rows
             if (schema, rel) not in others
         ]
+    return held
+
+
+def _viewed(session: Session, existing: list[TableEntry]) -> list[str]:
+    """'table X (read by view V)' for each view of a table: a table restore brings no view,
+    and DROP TABLE without CASCADE fails on one."""
+    held = []
+    for t in existing:
+        rows = session.query(
+            "select distinct n.nspname, v.relname from pg_depend d "
+            "join pg_rewrite w on d.classid = 'pg_rewrite'::regclass and w.oid = d.objid "
+            "join pg_class v on v.oid = w.ev_class join pg_namespace n on n.oid = v.relnamespace "
+            "where v.oid <> %s::regclass and (d.refobjid = %s::regclass or d.refobjid in "
+            "(select oid from pg_constraint where conrelid = %s::regclass)) order by 1, 2",
+            (f"{ident(t.schema)}.{ident(t.name)}",) * 3,
+        )
+        held += [f"table {t.qualified} (read by view {schema}.{view})" for schema, view in rows]
     return held
 
 

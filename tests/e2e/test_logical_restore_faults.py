@@ -201,6 +201,11 @@ def test_clean_of_a_referenced_table_is_refused_unless_its_referrer_comes_too(
     flags = ("--table", "public.parent", "--table", "public.child", "--into-db", "fk")
     alone = restore(taken, taken.full, "--database", SHOP, *flags, "--clean", "--no-foreign-keys")
     assert alone.returncode == 3 and "child_parent_id_fkey" in alone.stderr, alone.stderr
+    # a view the table restore does not bring back: DROP TABLE would fail on it
+    lines = ("--table", "sales.orders", "--table", "sales.order_lines", "--into-db", "fk")
+    viewed = restore(taken, taken.full, "--database", SHOP, *lines, "--clean")
+    assert viewed.returncode == 3, viewed.stderr
+    assert "table sales.orders (read by view sales.order_totals)" in viewed.stderr
 
 
 def test_a_name_finds_its_backup_as_an_id_does(taken: Taken) -> None:
