@@ -212,7 +212,6 @@ def take_name(params: ConnectionParams, loaded: str, name: str, replace: bool) -
     dropped first (its sessions ended). Until then a failure drops the restored one."""
     with Session(params, application_name=APP) as session:
         try:
-            session.query(f"comment on database {ident(loaded)} is null", what="comment")
             if replace:
                 session.query(
                     f"drop database {ident(name)} with (force)", what=f"dropping database {name}"
@@ -230,6 +229,8 @@ def take_name(params: ConnectionParams, loaded: str, name: str, replace: bool) -
                 raise OperationFailed(f"{exc}; the restored database is {loaded}") from None
             undo(params, loaded, True, ())
             raise
+        # after the rename: a restore killed before it leaves a database still marked
+        session.query(f"comment on database {ident(name)} is null", what="comment")
 
 
 def create_schemas(params: ConnectionParams, database: str, schemas: set[str]) -> None:
