@@ -169,7 +169,9 @@ def sweep_staging(directory: str) -> list[str]:
             if not isinstance(recorded, dict) or not judge(recorded, None).abandoned:
                 continue
             shutil.rmtree(path, ignore_errors=True)
-            log.warning("removed the staging directory of a killed logical backup: %s", path)
+            log.warning(
+                "removed the staging directory of a killed logical backup or restore: %s", path
+            )
             removed.append(path)
     return removed
 

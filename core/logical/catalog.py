@@ -152,7 +152,8 @@ def placeholder(
 def resolve_logical(
     store: ObjectStore, server: str, reference: str, database: str | None = None
 ) -> LogicalManifest:
-    """An ID, a name, or latest (the newest holding `database` when given)."""
+    """An ID, a name, or latest (the newest holding `database` when given). A name finds
+    its backup whatever it holds, as an ID does: the caller says which database is missing."""
     if is_logical_id(reference):
         return get_logical(store, server, reference)
     listing = read_logical(store, server)
@@ -161,7 +162,7 @@ def resolve_logical(
             get_logical(store, server, m.backup_id)  # raises why it is locked
     every = listing.backups
     backups = [m for m in every if database is None or any(d.name == database for d in m.databases)]
-    named = backups if reference in LATEST else [m for m in backups if m.name == reference]
+    named = backups if reference in LATEST else [m for m in every if m.name == reference]
     if len(named) > 1 and reference not in LATEST:
         # as for physical backups (barman's rule): never a silent choice
         ids = ", ".join(m.backup_id for m in named)

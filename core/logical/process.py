@@ -80,6 +80,24 @@ def run_tool(
         stdout = out.read().decode("utf-8", errors="replace")
         lines = [x.strip() for x in err.read().decode(errors="replace").splitlines() if x.strip()]
     if proc.returncode != 0:
-        detail = "; ".join(lines[-3:]) or f"exit code {proc.returncode}"
+        detail = "; ".join(error_lines(lines)) or f"exit code {proc.returncode}"
         raise OperationFailed(f"{what} failed: {detail}")
     return stdout
+
+
+def error_lines(lines: list[str]) -> list[str]:
+    """The cause in a tool's stderr: its first error line with the DETAIL and HINT after it,
+    then the first line of the command it ran; the last lines when no error line is seen."""
+    first = next((i for i, x in enumerate(lines) if "error:" in x or "ERROR:" in x), None)
+    if first is None:
+        return lines[-3:]
+    found = [lines[first]]
+    for line in lines[first + 1 :]:
+        if line.startswith(("DETAIL:", "HINT:")):
+            found.append(line)
+        elif line.startswith("Command was:"):
+            found.append(line)
+            break
+        else:
+            break
+    return found

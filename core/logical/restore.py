@@ -22,6 +22,7 @@ from core.crypto import DecryptingReader
 from core.encryption import unlocked_keys
 from core.errors import InputError, OperationFailed
 from core.logical import integrity, target
+from core.logical.attempt import mark_staging, staging_prefix, sweep_staging
 from core.logical.catalog import resolve_logical
 from core.logical.inventory import pattern_parts
 from core.logical.layout import LogicalLayout
@@ -88,6 +89,12 @@ def validate_request(request: LogicalRestoreRequest) -> None:
         raise InputError("--no-foreign-keys applies to a table restore (--table)")
     if request.jobs < 1:
         raise InputError("-J must be at least 1")
+    name = request.new_db_name
+    if name is not None and len(name.encode()) > target.MAX_NAME_BYTES:
+        raise InputError(
+            f"--new-db-name {name!r} has {len(name.encode())} bytes: PostgreSQL names have "
+            f"at most {target.MAX_NAME_BYTES} (it would cut the name short)"
+        )
     if request.staging_dir is not None and not os.path.isdir(request.staging_dir):
         raise InputError(f"--staging-dir {request.staging_dir} is not a directory")
 
@@ -144,6 +151,8 @@ def run_logical_restore(
 ) -> LogicalRestoreResult:
     reporter = reporter or NullReporter()
     validate_request(request)
+    staging = request.staging_dir or tempfile.gettempdir()
+    sweep_staging(staging)  # what killed backups and restores left
     store = open_store(request.location, request.store_config)
     store.meter = reporter.transferred
     store.gate = reporter.checkpoint
@@ -155,27 +164,35 @@ def run_logical_restore(
         params = request.connection
         tool = _tool(params, manifest, request.pg_bindir)
         new_tables: tuple[TableEntry, ...] = ()
-        load_into, create_db = into, not tables
+        load_into, replace = into, False
         if tables:
-            new_tables = target.check_tables(params, into, tables, request.clean)
-        elif not target.check_new_database(params, into, request.clean):
-            # --clean of a database: load a new one beside it, then swap the two, so that a
-            # failed restore leaves the existing database as it was
-            load_into = f"pgvault_restore_{manifest.backup_id.lower()}"
-            target.drop_database(params, load_into)  # what a crashed restore left
-        with tempfile.TemporaryDirectory(prefix="pgvault-logical-", dir=request.staging_dir) as tmp:
+            new_tables = target.check_tables(
+                params, into, tables, request.clean, request.foreign_keys
+            )
+        else:
+            replace = target.check_new_database(params, into, request.clean)
+            _say_subset(manifest, dump, reporter)
+            # loaded under a temporary name, then renamed: a killed restore never leaves a
+            # half-restored database under the asked name, and --clean keeps the old one
+            # until the new one is complete
+            load_into = target.temporary_name(manifest.backup_id)
+            for name in target.drop_abandoned(params):
+                reporter.log(f"dropped database {name}, left by a killed logical restore")
+        with tempfile.TemporaryDirectory(prefix=staging_prefix(), dir=staging) as tmp:
+            mark_staging(tmp)
             run = _Run(request, manifest, dump, tool, store, reporter, os.path.join(tmp, "dump"))
             try:
                 downloaded = run.fetch(tables)
                 try:
-                    run.restore(load_into, tables, create_db)
+                    run.restore(load_into, tables, not tables)
                 except BaseException:
-                    target.undo(params, load_into, create_db, new_tables)
+                    target.undo(params, load_into, not tables, new_tables)
                     raise
             finally:
                 unlink_all(run.linked)
         if load_into != into:
-            target.replace_database(params, load_into, into)
+            target.take_name(params, load_into, into, replace)
+        reporter.advance(run.restore_share, files=1)  # only now: complete
     return LogicalRestoreResult(
         backup_id=manifest.backup_id,
         database=dump.name,
@@ -184,6 +201,15 @@ def run_logical_restore(
         bytes_downloaded=downloaded,
         pg_restore=tool.version,
     )
+
+
+def _say_subset(manifest: LogicalManifest, dump: DatabaseDump, reporter: Reporter) -> None:
+    """A backup taken with --table restored as a database holds only those tables."""
+    if dump.patterns:
+        reporter.log(
+            f"logical backup {manifest.backup_id} holds only {len(dump.tables)} table(s) of "
+            f"database {dump.name} (taken with --table {' --table '.join(dump.patterns)})"
+        )
 
 
 @dataclass
@@ -196,6 +222,9 @@ class _Run:
     reporter: Reporter
     directory: str
     listing: str | None = None
+    #: the progress pg_restore's part counts for (as much as the download): none is claimed
+    #: before the restored database or tables are complete
+    restore_share: int = 0
     #: staging files that are links to stored files (removed before the directory is)
     linked: list[str] = field(default_factory=list)
 
@@ -207,7 +236,8 @@ class _Run:
         toc = [f for f in self.dump.files if f.name == TOC]
         if not toc:
             raise OperationFailed(f"logical backup {self.manifest.backup_id} has no {TOC}")
-        self._check_space(self.dump.files)
+        # a table restore downloads toc.dat, then only the chosen tables' files
+        self._check_space(tuple(toc) if tables else self.dump.files)
         done = self._get(toc[0])
         if tables:
             listed = run_tool(
@@ -216,9 +246,9 @@ class _Run:
             selection = select_entries(listed, tables, self.request.foreign_keys)
             self.listing = selection.listing
             files = data_files(files, selection.data_ids)
-        self.reporter.set_totals(
-            bytes_total=sum(f.size for f in files) + done, files_total=len(files) + 1
-        )
+            self._check_space(tuple(files))
+        self.restore_share = sum(f.size for f in files) + done
+        self.reporter.set_totals(bytes_total=2 * self.restore_share, files_total=len(files) + 2)
         with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:
             done += sum(pool.map(self._get, files))
         return done
@@ -295,8 +325,10 @@ class _Run:
         self.reporter.phase("restore")
         if create_db:
             target.create_database(params, into, self.dump.encoding)
-        if tables:
-            target.create_schemas(params, into, {t.schema for t in tables})
+        if tables or (create_db and self.dump.patterns):
+            # pg_dump -t dumps no schema: a table's (or a --table backup's) may be missing
+            chosen = tables or self.dump.tables
+            target.create_schemas(params, into, {t.schema for t in chosen})
         application = f"{target.APP} {self.manifest.backup_id} {os.getpid()}"
         dsn, password = tool_conninfo(params, into, application)
         argv = [

@@ -142,17 +142,15 @@ def run_restore_all(
             f"logical backup {manifest.backup_id} was not taken with --all-databases: "
             "restore its database with --database"
         )
-    maintenance = request.connection.dbname
-    if request.connection.dbname_is_conninfo:
-        maintenance = "postgres"
-    databases = chosen(manifest, maintenance, rep)
+    databases = chosen(manifest, target.connected_database(request.connection), rep)
     check_names(request.connection, databases, request.clean)
     apply_globals(request, manifest, rep)
     # One bar for the whole restore: each database's download sets its own totals, which
-    # would restart the bar; the grand totals are known from the manifest.
+    # would restart the bar; the grand totals are known from the manifest (each database's
+    # pg_restore counts as much as its download, and one file: see run_logical_restore).
     rep.set_totals(
-        bytes_total=sum(f.size for d in databases for f in d.files),
-        files_total=sum(len(d.files) for d in databases),
+        bytes_total=2 * sum(f.size for d in databases for f in d.files),
+        files_total=sum(len(d.files) + 1 for d in databases),
     )
     whole = _GrandTotals(rep)
     downloaded, tool = 0, ""

@@ -7,14 +7,24 @@ existing table (a table restore) is refused, naming it, unless `--clean` was giv
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import os
+from typing import Any
 
-from core.errors import InputError, PgvaultError
+from core.catalog.owner import judge, this_process
+from core.errors import InputError, OperationFailed, PgvaultError
 from core.logical.manifest import TableEntry
 from core.postgres.connection import ConnectionParams, Session
 
 log = logging.getLogger("pgvault.logical")
 APP = "pgvault logical restore"
+#: a database being restored is loaded under this prefix and renamed once complete
+TEMPORARY_PREFIX = "pgvault_restore_"
+#: its comment names the restoring process, so that a later restore drops a killed one's
+OWNER_COMMENT = "pgvault logical restore in progress, owner: "
+#: NAMEDATALEN - 1: PostgreSQL silently truncates a longer name
+MAX_NAME_BYTES = 63
 
 
 def ident(name: str) -> str:
@@ -35,22 +45,84 @@ def database_exists(params: ConnectionParams, name: str) -> bool:
         return bool(session.query("select 1 from pg_database where datname = %s", (name,)))
 
 
+def connected_database(params: ConnectionParams) -> str:
+    """The database -d names, by libpq's rules (a name, a conninfo, a URI or the default)."""
+    with Session(params, application_name=APP) as session:
+        return str(session.one("select current_database()"))
+
+
 def check_new_database(params: ConnectionParams, name: str, clean: bool) -> bool:
-    """Whether the database must be created; InputError when it exists and no --clean."""
-    if not database_exists(params, name):
-        return True
+    """Whether the database exists; InputError when it exists and cannot be replaced."""
+    with Session(params, application_name=APP) as session:
+        found = session.query(
+            "select datistemplate, current_database() from pg_database where datname = %s",
+            (name,),
+        )
+    if not found:
+        return False
     if not clean:
         raise InputError(
             f"database {name!r} already exists on the target server: restore under another "
             "name with --new-db-name, or pass --clean to replace it"
         )
-    return False
+    template, connected = found[0]
+    why = ""
+    if name == connected:
+        why = "this restore connects to it (-d): connect with -d to another database"
+    elif template:
+        why = "it is a template database, which PostgreSQL does not drop"
+    if why:
+        raise InputError(f"--clean cannot replace database {name!r}: {why}")
+    return True
+
+
+def temporary_name(backup_id: str) -> str:
+    """Where a database is loaded before it takes its name: never a half-restored database
+    under the asked name. The PID keeps two restores of one backup apart."""
+    return f"{TEMPORARY_PREFIX}{backup_id.lower()}_{os.getpid()}"
+
+
+def _owner(comment: str | None) -> dict[str, Any] | None:
+    if not comment or not comment.startswith(OWNER_COMMENT):
+        return None
+    with contextlib.suppress(ValueError):
+        recorded = json.loads(comment[len(OWNER_COMMENT) :])
+        return recorded if isinstance(recorded, dict) else None
+    return None
+
+
+def drop_abandoned(params: ConnectionParams) -> list[str]:
+    """Drop the temporary databases of killed restores (their owner provably gone, judged
+    as a lease is); those of running restores, or of another machine, stay."""
+    dropped = []
+    with Session(params, application_name=APP) as session:
+        rows = session.query(
+            "select datname, shobj_description(oid, 'pg_database') from pg_database "
+            "where starts_with(datname, %s)",
+            (TEMPORARY_PREFIX,),
+        )
+        for name, comment in rows:
+            recorded = _owner(comment)
+            if recorded is None or not judge(recorded, None).abandoned:
+                continue
+            session.query(
+                f"drop database if exists {ident(name)} with (force)",
+                what=f"dropping database {name} of a killed restore",
+            )
+            log.warning("dropped database %s, left by a killed logical restore", name)
+            dropped.append(name)
+    return dropped
 
 
 def check_tables(
-    params: ConnectionParams, database: str, tables: tuple[TableEntry, ...], clean: bool
+    params: ConnectionParams,
+    database: str,
+    tables: tuple[TableEntry, ...],
+    clean: bool,
+    foreign_keys: bool = True,
 ) -> tuple[TableEntry, ...]:
-    """The tables that do not exist yet; InputError naming those that do, without --clean."""
+    """The tables that do not exist yet; InputError naming those that do, without --clean,
+    and with --clean those another table's foreign key holds."""
     if not database_exists(params, database):
         raise InputError(
             f"database {database!r} does not exist on the target server: a table restore "
@@ -62,36 +134,103 @@ def check_tables(
             for t in tables
             if session.one("select to_regclass(%s)", (f"{ident(t.schema)}.{ident(t.name)}",))
         ]
+        held = []
+        if clean:
+            held = _referenced(session, existing, tables if foreign_keys else ())
+            held += _viewed(session, existing)
     if existing and not clean:
         names = ", ".join(t.qualified for t in existing)
         raise InputError(
             f"table(s) {names} already exist in database {database!r}: pass --clean to "
             "replace them, or restore into another database with --into-db"
         )
+    if held:
+        raise InputError(
+            f"--clean cannot replace {'; '.join(held)}: pg_restore cannot drop a table another "
+            "table's foreign key references or a view reads; restore the referencing table "
+            "too (--table), or drop that constraint or view first"
+        )
     return tuple(t for t in tables if t not in existing)
 
 
+def _referenced(
+    session: Session, existing: list[TableEntry], restored: tuple[TableEntry, ...]
+) -> list[str]:
+    """'table X (referenced by foreign key C of table Y)' for each foreign key of a table
+    that is not restored with its own foreign keys (--clean drops and re-creates those)."""
+    others = {(t.schema, t.name) for t in restored}
+    held = []
+    for t in existing:
+        rows = session.query(
+            "select c.conname, n.nspname, r.relname from pg_constraint c "
+            "join pg_class r on r.oid = c.conrelid join pg_namespace n on n.oid = r.relnamespace "
+            "where c.contype = 'f' and c.confrelid = %s::regclass order by 2, 3, 1",
+            (f"{ident(t.schema)}.{ident(t.name)}",),
+        )
+        held += [
+            f"table {t.qualified} (referenced by foreign key {name} of table {schema}.{rel})"
+            for name, schema, rel in rows
+            if (schema, rel) not in others
+        ]
+    return held
+
+
+def _viewed(session: Session, existing: list[TableEntry]) -> list[str]:
+    """'table X (read by view V)' for each view of a table: a table restore brings no view,
+    and DROP TABLE without CASCADE fails on one."""
+    held = []
+    for t in existing:
+        rows = session.query(
+            "select distinct n.nspname, v.relname from pg_depend d "
+            "join pg_rewrite w on d.classid = 'pg_rewrite'::regclass and w.oid = d.objid "
+            "join pg_class v on v.oid = w.ev_class join pg_namespace n on n.oid = v.relnamespace "
+            "where v.oid <> %s::regclass and (d.refobjid = %s::regclass or d.refobjid in "
+            "(select oid from pg_constraint where conrelid = %s::regclass)) order by 1, 2",
+            (f"{ident(t.schema)}.{ident(t.name)}",) * 3,
+        )
+        held += [f"table {t.qualified} (read by view {schema}.{view})" for schema, view in rows]
+    return held
+
+
 def create_database(params: ConnectionParams, name: str, encoding: str) -> None:
+    """A new database from template0; a temporary one's comment names this process."""
     with Session(params, application_name=APP) as session:
         session.query(
             f"create database {ident(name)} template template0 encoding {literal(encoding)}",
             what=f"creating database {name}",
         )
+        if name.startswith(TEMPORARY_PREFIX):
+            comment = OWNER_COMMENT + json.dumps(this_process())
+            session.query(
+                f"comment on database {ident(name)} is {literal(comment)}",
+                what=f"marking database {name} as this restore's",
+            )
 
 
-def drop_database(params: ConnectionParams, name: str) -> None:
+def take_name(params: ConnectionParams, loaded: str, name: str, replace: bool) -> None:
+    """The restored database takes its name; with `replace` (--clean) the existing one is
+    dropped first (its sessions ended). Until then a failure drops the restored one."""
     with Session(params, application_name=APP) as session:
-        session.query(f"drop database if exists {ident(name)}", what=f"dropping database {name}")
-
-
-def replace_database(params: ConnectionParams, loaded: str, name: str) -> None:
-    """--clean: the restored database takes the existing one's name (its sessions ended)."""
-    with Session(params, application_name=APP) as session:
-        session.query(f"drop database {ident(name)} with (force)", what=f"dropping database {name}")
-        session.query(
-            f"alter database {ident(loaded)} rename to {ident(name)}",
-            what=f"renaming database {loaded} to {name}",
-        )
+        try:
+            if replace:
+                session.query(
+                    f"drop database {ident(name)} with (force)", what=f"dropping database {name}"
+                )
+        except BaseException:
+            undo(params, loaded, True, ())
+            raise
+        try:
+            session.query(
+                f"alter database {ident(loaded)} rename to {ident(name)}",
+                what=f"renaming database {loaded} to {name}",
+            )
+        except PgvaultError as exc:
+            if replace:  # the old one is gone: keep the restored copy, naming it
+                raise OperationFailed(f"{exc}; the restored database is {loaded}") from None
+            undo(params, loaded, True, ())
+            raise
+        # after the rename: a restore killed before it leaves a database still marked
+        session.query(f"comment on database {ident(name)} is null", what="comment")
 
 
 def create_schemas(params: ConnectionParams, database: str, schemas: set[str]) -> None:

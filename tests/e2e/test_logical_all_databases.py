@@ -88,6 +88,12 @@ def test_an_all_databases_backup_restores_roles_and_every_database() -> None:
         assert alone.returncode == 0, alone.stderr
         assert target.table_checksums("dotdot") == source.table_checksums("..")
 
+        # the maintenance database is the one -d names, in a conninfo or a URI too: then
+        # postgres (no table) is restored and replaced like any other
+        for dbname in ("dbname=template1", "postgresql:///template1"):
+            other = restore_all(url, backup_id, target, "--clean", "-d", dbname)
+            assert other.returncode == 0, other.stderr
+            assert "held no table: skipped" not in other.stderr
         one = pgvault("restore", url, SERVER, backup_id, *target.restore_flags(),
                       "--all-databases", "--database", SHOP)  # fmt: skip
         assert one.returncode == 3 and "--all-databases restores every database" in one.stderr

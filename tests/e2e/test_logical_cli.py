@@ -210,6 +210,7 @@ def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> No
         (["--database", "other"], 3, "holds no database 'other'"),
         (["--new-db-name", "x", "--target-lsn", "0/1"], 3, "not available for a logical restore"),
         (["--new-db-name", "x", "--archive-mode", "off"], 3, "--archive-mode: not available"),
+        (["--new-db-name", "ü" * 32], 3, "has 64 bytes: PostgreSQL names have at most 63"),
     ],
 )
 def test_restore_bad_input(

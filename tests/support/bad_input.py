@@ -442,6 +442,8 @@ def _wal_and_tier_cases(world: World) -> Iterator[Case]:
     restore = ("restore", "--rehydrate", world.url, SERVER, BACKUP_ID)
     yield Case((*restore, world.scratch("rd"), "--detach"), 3, "rehydrate detached")
     yield Case((*restore, "--database", "db1"), 3, "rehydrate logical", "--rehydrate")
+    long_name = ("restore", world.url, SERVER, "latest", "--new-db-name", "ü" * 32)
+    yield Case(long_name, 3, "database name over 63 bytes", "64 bytes")
 
 
 BAD_REFERENCES = ("", " ", "a\nb", "\udcff", "tab\there")

@@ -134,7 +134,15 @@ def is_logical_restore(args: argparse.Namespace) -> bool:
         args.clean,
         args.all_databases,
     )
-    return is_logical_id(args.backup_id) or any(chosen) or args.no_foreign_keys
+    # without RECOVERY_DIR, a flag only a logical restore takes names one (a backup's name
+    # does not say which kind it is)
+    connection = (args.host, args.user, args.dbname != "postgres", args.staging_dir, args.pg_bindir)
+    return (
+        is_logical_id(args.backup_id)
+        or any(chosen)
+        or args.no_foreign_keys
+        or (not args.recovery_dir and any(connection))
+    )
 
 
 def _refuse(used: list[str], what: str) -> None:
