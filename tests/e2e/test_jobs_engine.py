@@ -183,7 +183,7 @@ def test_a_detached_job_survives_the_end_of_its_terminal_session(
     niceness = os.getpriority(os.PRIO_PROCESS, show(state_dir, job_id)["pid"])
     assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, parent.pid) + JOB_NICENESS)
     os.close(master)  # the terminal hangs up: SIGHUP to the session
-    assert parent.wait(timeout=10) == -signal.SIGHUP
+    assert parent.wait(timeout=60) == -signal.SIGHUP  # a loaded machine can be slow to reap
     job = show(state_dir, job_id)
     assert job["state"] == "running" and job["bytes_done"] < 16 * MiB
     done = wait_for(
