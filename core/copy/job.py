@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from core.catalog.copies import record_copy
 from core.copy.plan import CopyPlan, plan_copy
 from core.copy.transfer import Outcome, copy_object
-from core.errors import InputError
+from core.errors import InputError, OperationFailed
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.results import CopyJobResult
 from core.progress import Reporter
@@ -72,6 +72,15 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         plan = plan_copy(
             source, request.server, request.backups, request.everything, request.whole_wal
         )
+        if plan.missing_wal:
+            # Refused before anything is written: the target would list a backup that
+            # cannot reach consistency.
+            more = f" and {len(plan.missing_wal) - 1} more" if len(plan.missing_wal) > 1 else ""
+            raise OperationFailed(
+                f"WAL segment {plan.missing_wal[0]}{more} that backup(s) "
+                f"{', '.join(plan.physical)} need to be consistent is missing in "
+                f"{source.describe()}: nothing copied"
+            )
         reporter.set_totals(plan.total_bytes, len(plan.items))
         reporter.log(_plan_line(plan, target.describe()))
         reporter.phase("copying")

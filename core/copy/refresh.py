@@ -111,7 +111,9 @@ Wanted = tuple[CopyItem, ...] | str | None
 def _wanted(source: ObjectStore, server: str, backup_id: str) -> Wanted:
     """What a complete copy of the backup holds, or why the source cannot say."""
     try:
-        return plan_copy(source, server, (backup_id,), everything=False, whole_wal=False).items
+        plan = plan_copy(source, server, (backup_id,), everything=False, whole_wal=False)
+        # WAL the source lacks is still wanted: a copy without it cannot be restored.
+        return plan.items + tuple(CopyItem(key, 0) for key in plan.missing_wal)
     except ObjectNotFound:
         return None
     except PgvaultError as exc:
