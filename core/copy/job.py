@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from core.catalog.copies import record_copy
+from core.copy.place import place
 from core.copy.plan import CopyPlan, plan_copy
 from core.copy.transfer import Outcome, copy_object
 from core.errors import InputError, OperationFailed
@@ -54,7 +55,9 @@ def validate_request(request: CopyRequest) -> None:
         raise InputError("name backups or give --all, not both")
     if not request.everything and not request.backups:
         raise InputError("name the backups to copy (IDs, names, latest, oldest) or give --all")
-    if public_url(request.location) == public_url(request.target):
+    if place(request.location, request.store_config) == place(
+        request.target, request.target_config
+    ):
         raise InputError("the copy's target is its source: name another destination with --to")
 
 
