@@ -8,6 +8,7 @@ target the source records that copy (core.catalog.copies).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 from core.catalog.copies import record_copy
@@ -88,6 +89,7 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         reporter.log(_plan_line(plan, target.describe()))
         reporter.phase("copying")
         copied = skipped = copied_bytes = 0
+        warnings: list[str] = []
         url = public_url(request.target)
         for item in plan.items:
             outcome = copy_object(source, target, item.key, reporter)
@@ -98,7 +100,10 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
             else:
                 skipped += 1
             if item.seals is not None:
-                record_copy(source, request.server, [item.seals], url)
+                warning = record_copy(source, request.server, [item.seals], url)
+                if warning is not None:
+                    reporter.log(warning, logging.WARNING)
+                    warnings.append(warning)
     summary = (
         f"{len(plan.physical)} backup(s), {len(plan.logical)} logical backup(s) and "
         f"{plan.wal_files} WAL file(s) of {request.server} on {request.target.display()}: "
@@ -114,6 +119,7 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         skipped=skipped,
         bytes_copied=copied_bytes,
         summary=summary,
+        warnings=tuple(warnings),
     )
 
 
