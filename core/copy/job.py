@@ -104,6 +104,7 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
                 if warning is not None:
                     reporter.log(warning, logging.WARNING)
                     warnings.append(warning)
+    reporter.phase("done")  # as a backup's and a restore's: a failed copy keeps its phase
     summary = (
         f"{len(plan.physical)} backup(s), {len(plan.logical)} logical backup(s) and "
         f"{plan.wal_files} WAL file(s) of {request.server} on {request.target.display()}: "
@@ -147,7 +148,8 @@ COPY: JobKind[CopyRequest] = JobKind(
         description=f"copy {request.server} from {request.location.display()} "
         f"to {request.target.display()}",
         server=request.server,
-        destination=request.location.display(),
+        # A copy's destination is where it writes: its target (jobs list's DEST)
+        destination=request.target.display(),
     ),
     entry="core.copy.job:COPY",
     public=public_request,
