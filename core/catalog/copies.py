@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 
 from core.catalog.lock import Held, short_lock
-from core.errors import ObjectNotFound, PgvaultError
+from core.errors import ObjectNotFound, PgvaultError, own_cause
 from core.storage import ObjectStore
 
 log = logging.getLogger("pgvault.copy")
@@ -73,8 +73,8 @@ def _write(store: ObjectStore, server: str, entries: dict[str, list[dict[str, st
     store.put_bytes(copies_key(server), body.encode() + b"\n")
 
 
-def record_copy(store: ObjectStore, server: str, backup_ids: list[str], url: str) -> None:
-    """Add `url` to the copies of `backup_ids`."""
+def record_copy(store: ObjectStore, server: str, backup_ids: list[str], url: str) -> str | None:
+    """Add `url` to the copies of `backup_ids`; a warning when the record was not written."""
     try:
         with _locked(store, server, "copy: recording a copy"):
             entries = _entries(store, server)
@@ -84,9 +84,15 @@ def record_copy(store: ObjectStore, server: str, backup_ids: list[str], url: str
                 copies.append({"url": url, "copied": now})
                 entries[backup_id] = copies
             _write(store, server, entries)
-    except PgvaultError as exc:
-        # The copy itself is complete and verified; only the note of it failed.
-        log.warning("backups copied, but the copies record was not written: %s", exc)
+    except (PgvaultError, OSError) as exc:
+        # The copy itself is complete and verified; only the note of it failed (a read-only
+        # source: its lock or record cannot be written).
+        warning = (
+            f"{', '.join(backup_ids)} copied, but the copies record of {server} was not "
+            f"written: {own_cause(exc) or exc}"
+        )
+        return warning  # the caller says it, as its job's warning
+    return None
 
 
 def forget_copies(store: ObjectStore, server: str, backup_ids: list[str]) -> None:

@@ -8,12 +8,14 @@ target the source records that copy (core.catalog.copies).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 
 from core.catalog.copies import record_copy
+from core.copy.place import place
 from core.copy.plan import CopyPlan, plan_copy
 from core.copy.transfer import Outcome, copy_object
-from core.errors import InputError
+from core.errors import InputError, OperationFailed
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.results import CopyJobResult
 from core.progress import Reporter
@@ -54,7 +56,9 @@ def validate_request(request: CopyRequest) -> None:
         raise InputError("name backups or give --all, not both")
     if not request.everything and not request.backups:
         raise InputError("name the backups to copy (IDs, names, latest, oldest) or give --all")
-    if public_url(request.location) == public_url(request.target):
+    if place(request.location, request.store_config) == place(
+        request.target, request.target_config
+    ):
         raise InputError("the copy's target is its source: name another destination with --to")
 
 
@@ -72,10 +76,20 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         plan = plan_copy(
             source, request.server, request.backups, request.everything, request.whole_wal
         )
+        if plan.missing_wal:
+            # Refused before anything is written: the target would list a backup that
+            # cannot reach consistency.
+            more = f" and {len(plan.missing_wal) - 1} more" if len(plan.missing_wal) > 1 else ""
+            raise OperationFailed(
+                f"WAL segment {plan.missing_wal[0]}{more} that backup(s) "
+                f"{', '.join(plan.physical)} need to be consistent is missing in "
+                f"{source.describe()}: nothing copied"
+            )
         reporter.set_totals(plan.total_bytes, len(plan.items))
         reporter.log(_plan_line(plan, target.describe()))
         reporter.phase("copying")
         copied = skipped = copied_bytes = 0
+        warnings: list[str] = []
         url = public_url(request.target)
         for item in plan.items:
             outcome = copy_object(source, target, item.key, reporter)
@@ -86,7 +100,11 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
             else:
                 skipped += 1
             if item.seals is not None:
-                record_copy(source, request.server, [item.seals], url)
+                warning = record_copy(source, request.server, [item.seals], url)
+                if warning is not None:
+                    reporter.log(warning, logging.WARNING)
+                    warnings.append(warning)
+    reporter.phase("done")  # as a backup's and a restore's: a failed copy keeps its phase
     summary = (
         f"{len(plan.physical)} backup(s), {len(plan.logical)} logical backup(s) and "
         f"{plan.wal_files} WAL file(s) of {request.server} on {request.target.display()}: "
@@ -102,6 +120,7 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         skipped=skipped,
         bytes_copied=copied_bytes,
         summary=summary,
+        warnings=tuple(warnings),
     )
 
 
@@ -129,7 +148,8 @@ COPY: JobKind[CopyRequest] = JobKind(
         description=f"copy {request.server} from {request.location.display()} "
         f"to {request.target.display()}",
         server=request.server,
-        destination=request.location.display(),
+        # A copy's destination is where it writes: its target (jobs list's DEST)
+        destination=request.target.display(),
     ),
     entry="core.copy.job:COPY",
     public=public_request,

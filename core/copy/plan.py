@@ -18,7 +18,9 @@ from core.catalog.reader import Catalog
 from core.encryption import KEYFILE
 from core.errors import InputError, ObjectNotFound
 from core.logical.layout import MANIFEST, LogicalLayout, is_logical_id
+from core.postgres.walnames import DEFAULT_SEGMENT_SIZE
 from core.storage import CommonPrefix, ObjectInfo, ObjectStore
+from core.wal.check import missing_segments
 
 #: a timeline history file: every copy takes them all (they are tiny and recovery needs them)
 _HISTORY_SUFFIX = ".history"
@@ -39,6 +41,8 @@ class CopyPlan:
     logical: tuple[str, ...]
     wal_files: int
     items: tuple[CopyItem, ...]
+    #: WAL keys a backup needs to reach consistency (begin..end) that the source lacks
+    missing_wal: tuple[str, ...] = ()
 
     @property
     def total_bytes(self) -> int:
@@ -78,6 +82,7 @@ def plan_copy(
         items.append(CopyItem(keyfile, store.head(keyfile).size))
     wal = _wal_items(store, server, backups, whole_wal)
     items += wal
+    missing = _missing_wal(server, backups, wal)
     for info in backups:
         items += _backup_items(
             store, ServerLayout(server).backup_prefix(info.backup_id), BACKUP_INFO
@@ -90,6 +95,7 @@ def plan_copy(
         logical=tuple(logical),
         wal_files=len(wal),
         items=tuple(items),
+        missing_wal=missing,
     )
 
 
@@ -159,3 +165,20 @@ def _wal_items(
         ):
             wanted.append(CopyItem(obj.key, obj.size))
     return wanted
+
+
+def _missing_wal(server: str, backups: list[BackupInfo], wal: list[CopyItem]) -> tuple[str, ...]:
+    """The keys of the segments between a backup's begin and end WAL that the source lacks:
+    a copy without them lists a backup that cannot be restored."""
+    layout = ServerLayout(server)
+    archived = {p[0] for item in wal if (p := layout.parse_wal(item.key)) is not None}
+    missing: list[str] = []
+    for b in backups:
+        if not b.begin_wal:
+            continue
+        end = b.end_wal or b.begin_wal
+        timeline = b.timeline or int(b.begin_wal[:8], 16)
+        size = b.xlog_segment_size or DEFAULT_SEGMENT_SIZE
+        for gap in missing_segments([(b.begin_wal, end, timeline)], archived, size):
+            missing += [layout.wal(name) for name in gap.missing if layout.wal(name) not in missing]
+    return tuple(missing)

@@ -2,7 +2,8 @@
 ones that do not stand removed from the record (copies recorded meanwhile stay).
 
 A copy is complete when the target holds every object a copy of that backup would write
-(core.copy.plan: its parents, the WAL from its begin to its end, the key file), each backup
+(core.copy.plan: its parents, the WAL from its begin to its end, the key file when the
+backup is encrypted), each backup
 object at its source size; WAL counts by name (a secondary destination may seal or compress
 it anew) and the key file too (rotated keys rewrite it). A complete copy, and one whose
 target could not be checked, stay in the record; a missing or incomplete copy, and the entry
@@ -17,10 +18,11 @@ from enum import StrEnum
 from typing import Any
 
 from core.catalog.copies import drop_copies, read_copies
-from core.catalog.layout import ServerLayout
+from core.catalog.layout import ENCRYPTED_SUFFIX, ServerLayout
 from core.copy.plan import CopyItem, plan_copy
-from core.encryption import KEYFILE
+from core.encryption import KEYFILE, is_encrypted
 from core.errors import ContainerNotFound, ObjectNotFound, PgvaultError
+from core.logical.layout import LogicalLayout, is_logical_id
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.urls import parse_location
 
@@ -111,11 +113,31 @@ Wanted = tuple[CopyItem, ...] | str | None
 def _wanted(source: ObjectStore, server: str, backup_id: str) -> Wanted:
     """What a complete copy of the backup holds, or why the source cannot say."""
     try:
-        return plan_copy(source, server, (backup_id,), everything=False, whole_wal=False).items
+        plan = plan_copy(source, server, (backup_id,), everything=False, whole_wal=False)
     except ObjectNotFound:
         return None
     except PgvaultError as exc:
         return f"the source cannot say what the copy holds: {exc}"
+    # WAL the source lacks is still wanted: a copy without it cannot be restored.
+    items = plan.items + tuple(CopyItem(key, 0) for key in plan.missing_wal)
+    keyfile = f"{server}/{KEYFILE}"
+    if any(i.key == keyfile for i in items) and not _encrypted(source, server, backup_id, items):
+        # A key file made after the copy (keys init) is nothing an unencrypted backup needs.
+        items = tuple(i for i in items if i.key != keyfile)
+    return items
+
+
+def _encrypted(
+    source: ObjectStore, server: str, backup_id: str, items: tuple[CopyItem, ...]
+) -> bool:
+    """Whether restoring the backup (or a parent) needs the key file; when unsure, it does."""
+    if not is_logical_id(backup_id):
+        base = ServerLayout(server).base_prefix
+        return any(i.key.startswith(base) and i.key.endswith(ENCRYPTED_SUFFIX) for i in items)
+    try:  # an encrypted logical backup's manifest is an age file too
+        return is_encrypted(source.get_bytes(LogicalLayout(server).manifest(backup_id)))
+    except PgvaultError:
+        return True
 
 
 def _list_target(url: str, server: str) -> Listing:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core.catalog.reader import Catalog
 from core.urls import parse_location, public_url
-from tests.support.catalog import put_backup
+from tests.support.catalog import put_backup, put_wal
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
 from tests.support.pitr import make_source, new_target, restore, restored_server
@@ -139,6 +139,7 @@ def test_bad_input_is_one_line_with_exit_3_and_a_conflict_exit_1(
 ) -> None:
     local, other = make_dest("file"), make_dest("file")
     put_backup(local, "20260102T000000", begin="000000010000000000000002")
+    put_wal(local, ["000000010000000000000002"])
     put_backup(local, "20260101T000000", "FAILED", begin="000000010000000000000001")
     secret_url = "s3://b/p?AWS_ACCESS_KEY_ID=A&AWS_SECRET_ACCESS_KEY=topsecret-bad-input"
     cases = [

@@ -18,6 +18,8 @@ class CopyJobResult:
     skipped: int  # objects already on the target with the same size and SHA-256
     bytes_copied: int
     summary: str
+    #: what went wrong beside the copy (the source's copies record not written)
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> CopyJobResult:
@@ -31,6 +33,7 @@ class CopyJobResult:
             skipped=f.number("skipped"),
             bytes_copied=f.number("bytes_copied"),
             summary=f.text("summary"),
+            warnings=f.texts("warnings") if "warnings" in data else (),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -43,4 +46,5 @@ class CopyJobResult:
             "skipped": self.skipped,
             "bytes_copied": self.bytes_copied,
             "summary": self.summary,
+            "warnings": list(self.warnings),
         }
