@@ -13,9 +13,10 @@ seals each copy anew): they count as equal, as wal-archive counts them.
 from __future__ import annotations
 
 import hashlib
+import logging
 from enum import StrEnum
 
-from core.errors import IntegrityError, ObjectNotFound, OperationFailed
+from core.errors import AccessDenied, IntegrityError, ObjectNotFound, OperationFailed
 from core.progress import Reporter
 from core.storage import ObjectInfo, ObjectStore, PutOptions
 from core.wal.archive import META_SHA256, META_SIZE
@@ -51,6 +52,7 @@ def copy_object(source: ObjectStore, target: ObjectStore, key: str, reporter: Re
     existing = _head(target, key)
     if existing is not None:
         return _compare_existing(source, target, key, head, existing, reporter)
+    _clear_unfinished(target, key, reporter)
     sha = hashlib.sha256()
     size = 0
     # The source's metadata travels with the bytes (a WAL segment's recorded SHA-256 is what
@@ -73,6 +75,20 @@ def copy_object(source: ObjectStore, target: ObjectStore, key: str, reporter: Re
             f"{stored[1]}, the source {expected[0]} bytes with {expected[1]}; copy it again"
         )
     return Outcome.COPIED
+
+
+def _clear_unfinished(target: ObjectStore, key: str, reporter: Reporter) -> None:
+    """Abort what a run killed while writing `key` left open (S3 parts, GCS temporary
+    objects, Azure blocks, a partial file): this run writes it anew, and nothing else would
+    ever remove that debris, billed meanwhile."""
+    try:
+        aborted = target.abort_uploads_of(key)
+    except AccessDenied as exc:
+        # Credentials that may write but not list uploads still copy; the debris is named.
+        reporter.log(f"cannot look for unfinished uploads of {key}: {exc}", logging.WARNING)
+        return
+    if aborted:
+        reporter.log(f"aborted {aborted} unfinished upload(s) of {key} left by an earlier run")
 
 
 def _same_wal(source: ObjectInfo, target: ObjectInfo) -> bool:

@@ -194,9 +194,7 @@ def _service_client(location: Location, config: StoreConfig) -> BlobServiceClien
             )
         if endpoint is None:
             raise errors.InputError("the Azure storage account is unknown: use an account URL")
-        return BlobServiceClient(
-            endpoint, credential=identity_credential(config.azure_credential), **kwargs
-        )
+        return _token_client(endpoint, account, config.azure_credential, kwargs)
     if creds.azure_account_key or creds.azure_sas_token:
         if endpoint is None or account is None:
             raise errors.InputError("azure:// URLs with a key need AZURE_ACCOUNT_NAME")
@@ -224,7 +222,22 @@ def _service_client(location: Location, config: StoreConfig) -> BlobServiceClien
         return BlobServiceClient(
             endpoint, credential={"account_name": str(account), "account_key": key}, **kwargs
         )
-    return BlobServiceClient(endpoint, credential=identity_credential("default"), **kwargs)
+    return _token_client(endpoint, account, None, kwargs)
+
+
+def _token_client(
+    endpoint: str, account: str | None, kind: str | None, kwargs: dict[str, Any]
+) -> BlobServiceClient:
+    """A client on azure-identity's credential; over http the SDK would refuse it with a
+    bare ValueError (exit 4), so the missing credentials are named here, as exit 2."""
+    if not endpoint.lower().startswith("https:"):
+        given = f" (--azure-credential {kind})" if kind else ""
+        raise errors.AccessDenied(
+            f"no credentials for Azure account {account or '?'} over http{given}: a token "
+            "credential needs https; give AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY "
+            "or a SAS token"
+        )
+    return BlobServiceClient(endpoint, credential=identity_credential(kind), **kwargs)
 
 
 def identity_credential(kind: str | None) -> Any:

@@ -569,7 +569,10 @@ class LocalStore(ObjectStore):
         if not self._root_for_reading():
             return []
         pending = []
-        for directory, _, files in os.walk(self.root):
+        # A partial file sits beside its object: only the prefix's directory is walked (a
+        # copy asks for each object it writes, which a walk of the whole root made quadratic).
+        start = os.path.join(self.root, os.path.dirname(prefix))
+        for directory, _, files in os.walk(start):
             for name in files:
                 if not (name.startswith(".") and name.endswith(PARTIAL)):
                     continue

@@ -182,11 +182,28 @@ def _client(location: Location, config: StoreConfig) -> Any:
         )
     except bce.ProfileNotFound as exc:
         raise errors.InputError(f"AWS profile {config.aws_profile!r} not found") from exc
+    try:
+        client = _boto_client(session, location, config)
+    except bce.InvalidRegionError as exc:
+        # botocore's ValidationError would surface as an unexpected error (exit 4)
+        raise errors.InputError(
+            f"AWS region {session.region_name!r} is not a region name (AWS_REGION in the URL "
+            "or the environment, or the profile's region)"
+        ) from exc
+    # Over plain http SigV4 hashes every body before sending it; that read must not
+    # spend the bandwidth budget, or whole parts would burst onto the wire afterwards.
+    events = client.meta.events
+    events.register("before-sign.s3", _charging_off)
+    events.register("before-send.s3", _charging_on)
+    return client
+
+
+def _boto_client(session: Any, location: Location, config: StoreConfig) -> Any:
     timeouts = Timeouts.of(config)
     s3_options: Any = (
         {"addressing_style": config.addressing_style} if config.addressing_style else {}
     )
-    client = session.client(
+    return session.client(
         "s3",
         endpoint_url=config.endpoint_url or location.endpoint,
         config=Config(
@@ -202,12 +219,6 @@ def _client(location: Location, config: StoreConfig) -> Any:
             response_checksum_validation="when_required",
         ),
     )
-    # Over plain http SigV4 hashes every body before sending it; that read must not
-    # spend the bandwidth budget, or whole parts would burst onto the wire afterwards.
-    events = client.meta.events
-    events.register("before-sign.s3", _charging_off)
-    events.register("before-send.s3", _charging_on)
-    return client
 
 
 #: the archive tier: Flexible Retrieval (DEEP_ARCHIVE is also rehydrated, never written)

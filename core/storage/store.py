@@ -205,6 +205,13 @@ class ObjectStore(Backend):
             self._abort_one(upload)
         return len(pending)
 
+    def abort_uploads_of(self, key: str) -> int:
+        """Abort the unfinished uploads of exactly `key` (a killed writer's), none other."""
+        pending = [u for u in self.list_pending_uploads(key) if u.key == key]
+        for upload in pending:
+            self._abort_one(upload)
+        return len(pending)
+
     def _token(self, upload: PendingUpload) -> str:
         return self._retry(lambda: self._pending_token(upload), f"look at {upload.key}")
 
