@@ -13,35 +13,14 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-
-import pytest
+from collections.abc import Callable
 
 from tests.support.cli import pgvault
-from tests.support.postgres import as_postgres, chown_tree, make_cluster, world_dir
+from tests.support.postgres import as_postgres, make_cluster
 from tests.support.wal import archive_command
 
 SERVER = "pg1"
 NO_SPACE = "no space left on device writing in "
-
-
-@pytest.fixture
-def small_disk() -> Iterator[Callable[[str], str]]:
-    """mount(size) -> a new tmpfs of that size owned by postgres; unmounted afterwards."""
-    mounts: list[str] = []
-
-    def mount(size: str) -> str:
-        where = world_dir("pgvault-small-disk-")
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", where], check=True)
-        chown_tree(where)
-        os.chmod(where, 0o755)
-        mounts.append(where)
-        return where
-
-    yield mount
-    for where in mounts:
-        subprocess.run(["umount", "-l", where], check=False)
-        os.rmdir(where)
 
 
 def _partials(root: str) -> list[str]:

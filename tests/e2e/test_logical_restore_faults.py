@@ -236,20 +236,3 @@ def test_a_table_restore_needs_staging_for_its_tables_only(
     whole = restore(taken, taken.full, *flags, "--new-db-name", "star3")
     assert whole.returncode == 1 and "staging needs" in whole.stderr, whole.stderr
     assert "star3" not in databases(taken.cluster)
-
-
-@pytest.fixture
-def small_disk() -> Iterator[Callable[[str], str]]:
-    """mount(size) -> a new tmpfs of that size; unmounted afterwards."""
-    mounts: list[str] = []
-
-    def mount(size: str) -> str:
-        where = tempfile.mkdtemp(prefix="pgvault-small-")
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", where], check=True)
-        mounts.append(where)
-        return where
-
-    yield mount
-    for where in mounts:
-        subprocess.run(["umount", "-l", where], check=False)
-        os.rmdir(where)
