@@ -18,12 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.catalog.reader import Catalog
 from core.crypto import DecryptingReader
 from core.encryption import unlocked_keys
-from core.errors import InputError, OperationFailed
+from core.errors import InputError, ObjectNotFound, OperationFailed, PgvaultError
 from core.logical import integrity, target
 from core.logical.attempt import mark_staging, staging_prefix, sweep_staging
-from core.logical.catalog import resolve_logical
+from core.logical.catalog import LATEST, resolve_logical
 from core.logical.inventory import pattern_parts
 from core.logical.layout import LogicalLayout
 from core.logical.local_files import place, same_filesystem, unlink_all
@@ -99,6 +100,27 @@ def validate_request(request: LogicalRestoreRequest) -> None:
         raise InputError(f"--staging-dir {request.staging_dir} is not a directory")
 
 
+def _logical_backup(store: ObjectStore, request: LogicalRestoreRequest) -> LogicalManifest:
+    """The logical backup the request names; a physical backup named so is bad input (its
+    connection flags made the restore a logical one)."""
+    try:
+        return resolve_logical(store, request.server, request.backup, request.database)
+    except ObjectNotFound:
+        if request.backup in LATEST:
+            raise
+        try:
+            physical = Catalog(store, request.server).resolve(request.backup)
+        except PgvaultError:
+            raise ObjectNotFound(
+                f"no logical backup named {request.backup!r} for server {request.server}"
+            ) from None
+        raise InputError(
+            f"backup {physical.backup_id} of server {request.server} is a physical backup: "
+            "restore it into a RECOVERY_DIR (-d, --host, -U, --staging-dir and --pg-bindir "
+            "are for logical restores)"
+        ) from None
+
+
 def _choose_database(manifest: LogicalManifest, name: str | None) -> DatabaseDump:
     if name is not None:
         return manifest.database(name)
@@ -157,7 +179,7 @@ def run_logical_restore(
     store.meter = reporter.transferred
     store.gate = reporter.checkpoint
     with store:
-        manifest = resolve_logical(store, request.server, request.backup, request.database)
+        manifest = _logical_backup(store, request)
         dump = _choose_database(manifest, request.database)
         tables = match_tables(dump, request.tables) if request.tables else ()
         into = request.into_db or request.new_db_name or dump.name

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from core.catalog.backup_info import DONE, BackupInfo, serialize
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
 from tests.support.jobs import wait_for
@@ -222,6 +223,25 @@ def test_a_name_finds_its_backup_as_an_id_does(taken: Taken) -> None:
     by_name = restore(taken, "n1", "-d", "dbname=template1")  # no --database: it holds one
     assert by_name.returncode == 0, by_name.stderr
     assert pg.one("select count(*) from t", dbname="named1") == 2
+
+
+def test_a_physical_backup_given_logical_flags_is_named_physical(taken: Taken) -> None:
+    """-d without RECOVERY_DIR makes a logical restore: a physical backup's ID or name is
+    then bad input that says what it is, not 'no logical backup named'."""
+    physical = BackupInfo(
+        backup_id="20261201T010101", status=DONE, backup_name="phys1", timeline=1,
+        begin_wal="000000010000000000000002", end_wal="000000010000000000000002",
+    )  # fmt: skip
+    with taken.dest.store() as store:
+        store.put_bytes(f"{SERVER}/base/{physical.backup_id}/backup.info", serialize(physical))
+    for reference in (physical.backup_id, "phys1"):
+        refused = restore(taken, reference, "-d", "dbname=template1")
+        assert refused.returncode == 3, refused.stderr
+        assert f"backup {physical.backup_id} of server {SERVER} is a physical backup" in (
+            refused.stderr
+        )
+    unknown = restore(taken, "nosuchname", "-d", "dbname=template1")
+    assert unknown.returncode == 1 and "no logical backup named 'nosuchname'" in unknown.stderr
 
 
 def test_a_table_restore_needs_staging_for_its_tables_only(
