@@ -26,7 +26,7 @@ from core.logical import integrity, target
 from core.logical.attempt import mark_staging, staging_prefix, sweep_staging
 from core.logical.catalog import LATEST, resolve_logical
 from core.logical.inventory import pattern_parts
-from core.logical.layout import LogicalLayout
+from core.logical.layout import LogicalLayout, is_logical_id
 from core.logical.local_files import place, same_filesystem, unlink_all
 from core.logical.lock_wait import LockWatcher
 from core.logical.manifest import DatabaseDump, DumpFile, LogicalManifest, TableEntry
@@ -105,15 +105,13 @@ def _logical_backup(store: ObjectStore, request: LogicalRestoreRequest) -> Logic
     connection flags made the restore a logical one)."""
     try:
         return resolve_logical(store, request.server, request.backup, request.database)
-    except ObjectNotFound:
-        if request.backup in LATEST:
+    except ObjectNotFound as missing:
+        if request.backup in LATEST or is_logical_id(request.backup):
             raise
         try:
             physical = Catalog(store, request.server).resolve(request.backup)
         except PgvaultError:
-            raise ObjectNotFound(
-                f"no logical backup named {request.backup!r} for server {request.server}"
-            ) from None
+            raise missing from None
         raise InputError(
             f"backup {physical.backup_id} of server {request.server} is a physical backup: "
             "restore it into a RECOVERY_DIR (-d, --host, -U, --staging-dir and --pg-bindir "

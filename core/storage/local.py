@@ -183,7 +183,9 @@ class LocalStore(ObjectStore):
         if os.path.isdir(self.root):
             return
         try:
-            _make_dirs(self.root)
+            # The new root is its parent's owner's, as what it will hold is the root's: a
+            # backup run as root first must not lock archive_command (postgres) out of it.
+            _make_dirs(self.root, Ownership.of_root(_nearest_existing(self.root)))
         except FileExistsError:
             raise ContainerNotFound(f"{self.root} is not a directory") from None
         except NotADirectoryError:

@@ -47,7 +47,8 @@ def test_a_dump_waiting_for_a_lock_names_the_table_and_who_holds_it(
         assert "idle in transaction" in warning and SECRET_IN_QUERY not in warning
         # The phase says it too: what the jobs view and `jobs list` show of the running job.
         jobs = json.loads(pgvault("jobs", "list", "--format", "json").stdout)
-        (job,) = [j for j in jobs if j["pid"] == proc.pid]
+        # the job store is the suite's: an ended job of an earlier test may have had this pid
+        (job,) = [j for j in jobs if j["pid"] == proc.pid and j["state"] == "running"]
         waiting = f"dump {SHOP}: waiting for a lock on sales.customers"
         wait_for(
             lambda: show(job_store_dir, job["id"])["phase"] == waiting,

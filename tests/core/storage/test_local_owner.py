@@ -54,3 +54,17 @@ def test_objects_take_the_root_owner_and_modes_without_other(
     for path, (uid, mode) in modes.items():
         is_dir = os.path.isdir(os.path.join(owned_root, path))
         assert (uid, mode) == (postgres, dir_mode if is_dir else file_mode), path
+
+
+def test_a_root_made_by_a_run_as_root_is_its_parents_owners(owned_root: str) -> None:
+    """A backup run as root before the archiver ever wrote makes the store's root: it is the
+    parent's owner's (postgres), so archive_command can write beside it."""
+    assert os.geteuid() == 0
+    os.chmod(owned_root, 0o755)
+    postgres = pwd.getpwnam(PG_USER).pw_uid
+    url = f"file://{owned_root}/pfx/deeper"
+    with open_store(parse_location(url), StoreConfig()) as store:
+        store.put_bytes("pg1/base/B1/backup.info", b"status=DONE\n")
+    for made in ("pfx", "pfx/deeper", "pfx/deeper/pg1"):
+        st = os.stat(os.path.join(owned_root, made))
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (postgres, 0o750), made
