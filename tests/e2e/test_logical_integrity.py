@@ -41,15 +41,20 @@ def _data_file(pg: Cluster, dump_dir: Path, schema: str, table: str) -> Path:
     raise AssertionError(f"no TABLE DATA for {schema}.{table} in\n{listing}")
 
 
-def test_a_damaged_object_fails_restore_and_verify_names_it(
-    shop: Cluster, make_dest: Callable[..., TestDestination]
-) -> None:
-    dest = make_dest("file")
+def _logical_backup(shop: Cluster, dest: TestDestination) -> str:
+    """A logical backup of the shop database into `dest`: its ID."""
     made = pgvault(
         "backup", dest.url, SERVER, *shop.conninfo_args(), "--database", SHOP, env=BINDIRS_ENV
     )
     assert made.returncode == 0, made.stderr
-    backup_id = made.stdout.strip()
+    return made.stdout.strip()
+
+
+def test_a_damaged_object_fails_restore_and_verify_names_it(
+    shop: Cluster, make_dest: Callable[..., TestDestination]
+) -> None:
+    dest = make_dest("file")
+    backup_id = _logical_backup(shop, dest)
     sound = pgvault("verify", dest.url, SERVER, backup_id)
     assert sound.returncode == 0, sound.stderr
 
@@ -104,11 +109,7 @@ def test_keep_rehydrate_and_drill_say_they_apply_to_physical_backups(
     shop: Cluster, make_dest: Callable[..., TestDestination]
 ) -> None:
     dest = make_dest("file")
-    made = pgvault(
-        "backup", dest.url, SERVER, *shop.conninfo_args(), "--database", SHOP, env=BINDIRS_ENV
-    )
-    assert made.returncode == 0, made.stderr
-    backup_id = made.stdout.strip()
+    backup_id = _logical_backup(shop, dest)
     for argv in (
         ("backup-keep", dest.url, SERVER, backup_id, "--target", "full"),
         ("backup-rehydrate", dest.url, SERVER, backup_id),
