@@ -21,7 +21,13 @@ from pathlib import Path
 from core.catalog.reader import Catalog
 from core.crypto import DecryptingReader
 from core.encryption import unlocked_keys
-from core.errors import InputError, ObjectNotFound, OperationFailed, PgvaultError
+from core.errors import (
+    InputError,
+    IntegrityError,
+    ObjectNotFound,
+    OperationFailed,
+    PgvaultError,
+)
 from core.logical import integrity, target
 from core.logical.attempt import mark_staging, staging_prefix, sweep_staging
 from core.logical.catalog import LATEST, resolve_logical
@@ -201,10 +207,11 @@ def run_logical_restore(
         with tempfile.TemporaryDirectory(prefix=staging_prefix(), dir=staging) as tmp:
             mark_staging(tmp)
             run = _Run(request, manifest, dump, tool, store, reporter, os.path.join(tmp, "dump"))
+            run.check_later = load_into != into
             try:
                 downloaded = run.fetch(tables)
                 try:
-                    run.restore(load_into, tables, not tables)
+                    run.restore_checked(load_into, tables, not tables)
                 except BaseException:
                     target.undo(params, load_into, not tables, new_tables)
                     raise
@@ -247,6 +254,10 @@ class _Run:
     restore_share: int = 0
     #: staging files that are links to stored files (removed before the directory is)
     linked: list[str] = field(default_factory=list)
+    #: a database restore loads a temporary database, dropped if a check fails: its linked
+    #: files are checked while pg_restore reads them, not in a pass of their own before
+    check_later: bool = False
+    unchecked: list[tuple[str, DumpFile, str]] = field(default_factory=list)
 
     def fetch(self, tables: tuple[TableEntry, ...]) -> int:
         """Download toc.dat, then the data files the restore reads; bytes downloaded."""
@@ -332,13 +343,42 @@ class _Run:
                 f"stored file {stored} has {size} bytes where logical backup "
                 f"{self.manifest.backup_id} recorded {item.size}"
             )
-        if item.sha256 is not None:
-            with open(path, "rb") as f:
-                integrity.check(
-                    str(stored), item, integrity.copy_hashing(f.read)[1], self.manifest.backup_id
-                )
+        if item.sha256 is not None and self.check_later:
+            self.unchecked.append((str(stored), item, path))
+        elif item.sha256 is not None:
+            self._check_file(str(stored), item, path)
         self.reporter.advance(size, files=1)
         return size
+
+    def _check_file(self, name: str, item: DumpFile, path: str) -> None:
+        with open(path, "rb") as f:
+
+            def read(size: int) -> bytes:
+                self.reporter.checkpoint()  # paused or cancelled with the restore
+                return f.read(size)
+
+            integrity.check(name, item, integrity.copy_hashing(read)[1], self.manifest.backup_id)
+
+    def _check_unchecked(self) -> None:
+        for name, item, path in self.unchecked:
+            self._check_file(name, item, path)
+
+    def restore_checked(self, into: str, tables: tuple[TableEntry, ...], create_db: bool) -> None:
+        """pg_restore, with the linked files' checksums read beside it; a damage names itself."""
+        if not self.unchecked:
+            self.restore(into, tables, create_db)
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="pgvault-checksum") as pool:
+            checked = pool.submit(self._check_unchecked)
+            try:
+                self.restore(into, tables, create_db)
+            except BaseException:
+                # pg_restore may fail on the damaged file first: the damage is the cause
+                damage = checked.exception()
+                if isinstance(damage, IntegrityError):
+                    raise damage from None
+                raise
+            checked.result()
 
     def restore(self, into: str, tables: tuple[TableEntry, ...], create_db: bool) -> None:
         params = self.request.connection
