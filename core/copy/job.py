@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from core.catalog.copies import record_copy
 from core.copy.place import place
 from core.copy.plan import CopyPlan, plan_copy
+from core.copy.resume import forget_all
 from core.copy.transfer import Outcome, copy_object
 from core.errors import InputError, OperationFailed
 from core.jobs.kinds import JobInfo, JobKind
@@ -88,13 +89,16 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         reporter.set_totals(plan.total_bytes, len(plan.items))
         reporter.log(_plan_line(plan, target.describe()))
         reporter.phase("copying")
-        copied = skipped = copied_bytes = 0
+        copied = skipped = copied_bytes = reused = 0
         warnings: list[str] = []
         url = public_url(request.target)
         for item in plan.items:
-            outcome = copy_object(source, target, item.key, reporter)
+            if item.seals is not None and item.backup_prefix is not None:
+                forget_all(target, item.backup_prefix)
+            copied_one = copy_object(source, target, item.key, reporter, item.backup_prefix)
             reporter.advance(files=1)
-            if outcome is Outcome.COPIED:
+            reused += copied_one.reused
+            if copied_one.outcome is Outcome.COPIED:
                 copied += 1
                 copied_bytes += item.size
             else:
@@ -111,6 +115,8 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         f"{copied} object(s) copied and verified ({format_size(copied_bytes)}), "
         f"{skipped} already there"
     )
+    if reused:
+        summary += f"; {format_size(reused)} a killed copy had stored kept, not sent again"
     return CopyJobResult(
         target=url,
         physical=plan.physical,
@@ -121,6 +127,7 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         bytes_copied=copied_bytes,
         summary=summary,
         warnings=tuple(warnings),
+        reused_stored_bytes=reused,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from core.catalog.backup_info import BackupInfo
 from core.catalog.layout import BACKUP_INFO, ServerLayout
 from core.catalog.reader import Catalog
+from core.copy.resume import record_prefix
 from core.encryption import KEYFILE
 from core.errors import InputError, ObjectNotFound
 from core.logical.layout import MANIFEST, LogicalLayout, is_logical_id
@@ -33,6 +34,8 @@ class CopyItem:
     key: str
     size: int
     seals: str | None = None
+    #: the backup directory the object belongs to (None: WAL, the key file)
+    backup_prefix: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,12 @@ def _finished_logical(store: ObjectStore, server: str) -> list[str]:
 def _backup_items(store: ObjectStore, prefix: str, sealing_file: str) -> list[CopyItem]:
     """A backup directory's objects, the one that makes it exist last."""
     objects: list[ObjectInfo] = sorted(store.list_objects(prefix), key=lambda o: o.key)
+    # a copy killed into this store left its records: they are not the backup's
+    objects = [o for o in objects if not o.key.startswith(record_prefix(prefix))]
     seal = prefix + sealing_file
     backup_id = prefix.rstrip("/").rsplit("/", 1)[-1]
-    items = [CopyItem(o.key, o.size) for o in objects if o.key != seal]
-    items += [CopyItem(o.key, o.size, seals=backup_id) for o in objects if o.key == seal]
+    items = [CopyItem(o.key, o.size, backup_prefix=prefix) for o in objects if o.key != seal]
+    items += [CopyItem(o.key, o.size, backup_id, prefix) for o in objects if o.key == seal]
     return items
 
 

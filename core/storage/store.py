@@ -205,9 +205,12 @@ class ObjectStore(Backend):
             self._abort_one(upload)
         return len(pending)
 
-    def abort_uploads_of(self, key: str) -> int:
-        """Abort the unfinished uploads of exactly `key` (a killed writer's), none other."""
+    def abort_uploads_of(self, key: str, keep: str | None = None) -> int:
+        """Abort the unfinished uploads of exactly `key` (a killed writer's), none other,
+        but the one whose token is `keep` (an upload a new writer continues)."""
         pending = [u for u in self.list_pending_uploads(key) if u.key == key]
+        if keep is not None:
+            pending = [u for u in pending if self._token(u) != keep]
         for upload in pending:
             self._abort_one(upload)
         return len(pending)

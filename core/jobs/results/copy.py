@@ -20,6 +20,8 @@ class CopyJobResult:
     summary: str
     #: what went wrong beside the copy (the source's copies record not written)
     warnings: tuple[str, ...] = ()
+    #: bytes of uploads a killed run left that this one continued, not sent again
+    reused_stored_bytes: int = 0
 
     @classmethod
     def from_json(cls, data: Mapping[str, object]) -> CopyJobResult:
@@ -34,6 +36,9 @@ class CopyJobResult:
             bytes_copied=f.number("bytes_copied"),
             summary=f.text("summary"),
             warnings=f.texts("warnings") if "warnings" in data else (),
+            reused_stored_bytes=f.number("reused_stored_bytes")
+            if "reused_stored_bytes" in data
+            else 0,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -47,4 +52,5 @@ class CopyJobResult:
             "bytes_copied": self.bytes_copied,
             "summary": self.summary,
             "warnings": list(self.warnings),
+            "reused_stored_bytes": self.reused_stored_bytes,
         }
