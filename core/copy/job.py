@@ -20,7 +20,7 @@ from core.errors import InputError, OperationFailed
 from core.jobs.kinds import JobInfo, JobKind
 from core.jobs.results import CopyJobResult
 from core.progress import Reporter
-from core.storage import StoreConfig, open_store
+from core.storage import ObjectStore, StoreConfig, open_store
 from core.units import format_size
 from core.urls import Location, credential_params, parse_location, public_url
 
@@ -89,45 +89,64 @@ def run_copy(request: CopyRequest, reporter: Reporter) -> CopyJobResult:
         reporter.set_totals(plan.total_bytes, len(plan.items))
         reporter.log(_plan_line(plan, target.describe()))
         reporter.phase("copying")
-        copied = skipped = copied_bytes = reused = 0
-        warnings: list[str] = []
-        url = public_url(request.target)
-        for item in plan.items:
-            if item.seals is not None and item.backup_prefix is not None:
-                forget_all(target, item.backup_prefix)
-            copied_one = copy_object(source, target, item.key, reporter, item.backup_prefix)
-            reporter.advance(files=1)
-            reused += copied_one.reused
-            if copied_one.outcome is Outcome.COPIED:
-                copied += 1
-                copied_bytes += item.size
-            else:
-                skipped += 1
-            if item.seals is not None:
-                warning = record_copy(source, request.server, [item.seals], url)
-                if warning is not None:
-                    reporter.log(warning, logging.WARNING)
-                    warnings.append(warning)
+        tally = _copy_items(source, target, request, plan, reporter)
     reporter.phase("done")  # as a backup's and a restore's: a failed copy keeps its phase
+    return _result(request, plan, tally)
+
+
+@dataclass
+class _Tally:
+    copied: int = 0
+    skipped: int = 0
+    copied_bytes: int = 0
+    reused: int = 0  # bytes of killed copies' uploads continued, not sent again
+    warnings: list[str] = field(default_factory=list)
+
+
+def _copy_items(
+    source: ObjectStore, target: ObjectStore, request: CopyRequest, plan: CopyPlan, r: Reporter
+) -> _Tally:
+    tally = _Tally()
+    url = public_url(request.target)
+    for item in plan.items:
+        if item.seals is not None and item.backup_prefix is not None:
+            forget_all(target, item.backup_prefix)
+        copied = copy_object(source, target, item.key, r, item.backup_prefix)
+        r.advance(files=1)
+        tally.reused += copied.reused
+        if copied.outcome is Outcome.COPIED:
+            tally.copied += 1
+            tally.copied_bytes += item.size
+        else:
+            tally.skipped += 1
+        if item.seals is not None:
+            warning = record_copy(source, request.server, [item.seals], url)
+            if warning is not None:
+                r.log(warning, logging.WARNING)
+                tally.warnings.append(warning)
+    return tally
+
+
+def _result(request: CopyRequest, plan: CopyPlan, tally: _Tally) -> CopyJobResult:
     summary = (
         f"{len(plan.physical)} backup(s), {len(plan.logical)} logical backup(s) and "
         f"{plan.wal_files} WAL file(s) of {request.server} on {request.target.display()}: "
-        f"{copied} object(s) copied and verified ({format_size(copied_bytes)}), "
-        f"{skipped} already there"
+        f"{tally.copied} object(s) copied and verified ({format_size(tally.copied_bytes)}), "
+        f"{tally.skipped} already there"
     )
-    if reused:
-        summary += f"; {format_size(reused)} a killed copy had stored kept, not sent again"
+    if tally.reused:
+        summary += f"; {format_size(tally.reused)} a killed copy had stored kept, not sent again"
     return CopyJobResult(
-        target=url,
+        target=public_url(request.target),
         physical=plan.physical,
         logical=plan.logical,
         wal_files=plan.wal_files,
-        copied=copied,
-        skipped=skipped,
-        bytes_copied=copied_bytes,
+        copied=tally.copied,
+        skipped=tally.skipped,
+        bytes_copied=tally.copied_bytes,
         summary=summary,
-        warnings=tuple(warnings),
-        reused_stored_bytes=reused,
+        warnings=tuple(tally.warnings),
+        reused_stored_bytes=tally.reused,
     )
 
 

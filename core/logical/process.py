@@ -39,15 +39,34 @@ def die_with_parent() -> None:
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+class _Tail:
+    """Hands `on_line` each complete line a running tool has added to a file since the
+    last look (nothing when there is no `on_line`)."""
+
+    def __init__(self, fd: int, on_line: Callable[[str], None] | None) -> None:
+        self.fd, self.on_line, self.offset, self.partial = fd, on_line, 0, b""
+
+    def look(self) -> None:
+        if self.on_line is None:
+            return
+        while data := os.pread(self.fd, 1 << 20, self.offset):
+            self.offset += len(data)
+            *complete, self.partial = (self.partial + data).split(b"\n")
+            for line in complete:
+                self.on_line(line.decode(errors="replace"))
+
+
 def run_tool(
     argv: Sequence[str],
     what: str,
     checkpoint: Callable[[], None],
     password: str | None = None,
     watch: Callable[[], None] | None = None,
+    on_stderr: Callable[[str], None] | None = None,
 ) -> str:
     """The tool's stdout; OperationFailed with its last error lines when it fails. `watch`
-    runs beside `checkpoint` while the tool runs (a LockWatcher's look)."""
+    runs beside `checkpoint` while the tool runs (a LockWatcher's look); `on_stderr` hears
+    each line the tool writes to stderr, as it runs."""
     env = dict(os.environ)
     if password is not None:
         env["PGPASSWORD"] = password
@@ -61,6 +80,7 @@ def run_tool(
             process_group=0,
             preexec_fn=die_with_parent,  # one prctl call, no locks taken
         )
+        tail = _Tail(err.fileno(), on_stderr)
         try:
             while True:
                 try:
@@ -70,11 +90,13 @@ def run_tool(
                     checkpoint()
                     if watch is not None:
                         watch()
+                    tail.look()
         finally:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        tail.look()  # what came after the last look
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", errors="replace")

@@ -219,7 +219,7 @@ def run_logical_restore(
                 unlink_all(run.linked)
         if load_into != into:
             target.take_name(params, load_into, into, replace)
-        reporter.advance(run.restore_share, files=1)  # only now: complete
+        reporter.advance(run.restore_share - run.claimed, files=1)  # only now: complete
     return LogicalRestoreResult(
         backup_id=manifest.backup_id,
         database=dump.name,
@@ -258,6 +258,9 @@ class _Run:
     #: files are checked while pg_restore reads them, not in a pass of their own before
     check_later: bool = False
     unchecked: list[tuple[str, DumpFile, str]] = field(default_factory=list)
+    #: of restore_share, what pg_restore's finished items already claimed
+    claimed: int = 0
+    loaded: int = 0  # tables whose data pg_restore finished loading
 
     def fetch(self, tables: tuple[TableEntry, ...]) -> int:
         """Download toc.dat, then the data files the restore reads; bytes downloaded."""
@@ -400,6 +403,7 @@ class _Run:
             "--no-owner",
             "--no-privileges",
             "--exit-on-error",
+            "--verbose",  # "finished item N TABLE DATA": the restore's progress
         ]
         if tables and self.request.clean:
             argv += ["--clean", "--if-exists"]
@@ -416,10 +420,31 @@ class _Run:
                 self.reporter.checkpoint,
                 password,
                 watch=lambda: locks.look("restore"),
+                on_stderr=self._item_finished,
             )
             locks.finished()
         finally:
             locks.close()
+
+    def _item_finished(self, line: str) -> None:
+        """A table's data loaded (pg_restore -j's log): most of its file's share claimed,
+        the rest when the whole restore is (its indexes and constraints come after)."""
+        found = _FINISHED.search(line)
+        if found is None:
+            return
+        self.loaded += 1
+        self.reporter.detail("tables_loaded", self.loaded)
+        size = next((f.size for f in self.dump.files if f.name.split(".")[0] == found[1]), 0)
+        claim = min(int(size * LOADED_SHARE), self.restore_share - self.claimed - 1)
+        if claim > 0:
+            self.claimed += claim
+            self.reporter.advance(claim)
+
+
+#: pg_restore -j -v, as PostgreSQL 13 to 18 write it; serial restores (-j 1) do not
+_FINISHED = re.compile(r"finished item (\d+) TABLE DATA ")
+#: of a table's share of the restore, what its loaded data claims before the end
+LOADED_SHARE = 0.9
 
 
 def summary(result: LogicalRestoreResult) -> str:

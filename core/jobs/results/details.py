@@ -19,6 +19,8 @@ class JobDetails:
     #: a resumed backup: bytes of data, and of stored objects, kept from the failed one
     reused_bytes: int | None = None
     reused_stored_bytes: int | None = None
+    #: a logical restore: tables whose data pg_restore -j finished loading, so far
+    tables_loaded: int | None = None
     other: Mapping[str, object] = field(default_factory=dict, hash=False)
 
     @classmethod
@@ -28,6 +30,7 @@ class JobDetails:
             backup_id=_text(data.get("backup_id")),
             reused_bytes=_number(data.get("reused_bytes")),
             reused_stored_bytes=_number(data.get("reused_stored_bytes")),
+            tables_loaded=_number(data.get("tables_loaded")),
             other={k: v for k, v in data.items() if not _typed(k, v)},
         )
 
@@ -36,6 +39,7 @@ class JobDetails:
             "backup_id": self.backup_id,
             "reused_bytes": self.reused_bytes,
             "reused_stored_bytes": self.reused_stored_bytes,
+            "tables_loaded": self.tables_loaded,
         }
         return {**{k: v for k, v in facts.items() if v is not None}, **self.other}
 
@@ -57,4 +61,4 @@ def _typed(key: str, value: object) -> bool:
 
 
 #: the keys JobDetails has a field for
-DETAIL_KEYS = frozenset({"backup_id", "reused_bytes", "reused_stored_bytes"})
+DETAIL_KEYS = frozenset({"backup_id", "reused_bytes", "reused_stored_bytes", "tables_loaded"})
