@@ -4,7 +4,7 @@ pg_dump writes `toc.dat` before the data and may rewrite nothing after, but an a
 dump leaves a valid-looking one, so `toc.dat` is uploaded only after pg_dump exited 0.
 Staging holds the files being written (one table's data each, at most N at a time) plus
 at most `staging_limit` bytes of finished files waiting for upload: past it, pg_dump's
-process group is stopped (SIGSTOP) until uploads catch up, which also bounds a pause.
+process group is stopped (SIGSTOP) until uploads catch up, and while the job is paused.
 A file being written is uploaded as it grows and completed once finished (core.logical.upload).
 """
 
@@ -18,15 +18,14 @@ import subprocess
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from core.crypto import X25519Recipient
-from core.errors import Cancelled, InputError, OperationFailed
+from core.errors import InputError, OperationFailed
 from core.logical.attempt import mark_staging, staging_prefix
 from core.logical.lock_wait import LockWatcher
 from core.logical.manifest import DumpFile
-from core.logical.process import die_with_parent, tool_conninfo
+from core.logical.process import ToolWatch, die_with_parent, hold, tool_conninfo
 from core.logical.staging import finished_files, split_files
 from core.logical.tools import Tool
 from core.logical.upload import Uploads
@@ -92,32 +91,6 @@ def _argv(spec: DumpSpec, dsn: str, out: str) -> list[str]:
     return [*argv, "-d", dsn]
 
 
-class _Watch:
-    """Runs reporter.checkpoint in a thread, so that a cancel is seen while pg_dump runs, and
-    looks there whether pg_dump waits for a lock."""
-
-    def __init__(self, checkpoint: Callable[[], None], locks: Callable[[], None]) -> None:
-        self.error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(checkpoint, locks), daemon=True)
-        self._thread.start()
-
-    def _run(self, checkpoint: Callable[[], None], locks: Callable[[], None]) -> None:
-        while not self._stop.wait(POLL):
-            try:
-                checkpoint()
-            except Cancelled as exc:
-                self.error = exc
-                return
-            locks()
-
-    def stop(self) -> None:
-        self._stop.set()
-        # Briefly: a look under way ends within its statement timeout, and closing the
-        # watcher's connection under it only ends that look.
-        self._thread.join(timeout=1.0)
-
-
 def dump_and_upload(
     spec: DumpSpec, store: ObjectStore, prefix: str, reporter: Reporter
 ) -> tuple[DumpFile, ...]:
@@ -131,7 +104,7 @@ def dump_and_upload(
         locks = LockWatcher(
             "pg_dump", spec.connection, spec.database, spec.application_name, reporter
         )
-        watch = _Watch(reporter.checkpoint, lambda: locks.look(spec.phase))
+        watch = ToolWatch(reporter.checkpoint, lambda: locks.look(spec.phase))
         try:
             proc = _start(spec, (dsn, password), out)
             # Read by pgvault, not written into staging: a full staging directory (the
@@ -176,9 +149,10 @@ def _start(spec: DumpSpec, conninfo: tuple[str, str | None], out: str) -> subpro
 
 
 def _follow(
-    proc: subprocess.Popen[bytes], out: str, upload: Uploads, watch: _Watch, limit: int
+    proc: subprocess.Popen[bytes], out: str, upload: Uploads, watch: ToolWatch, limit: int
 ) -> None:
-    """Upload each file while pg_dump runs; stop pg_dump while staging is full."""
+    """Upload each file while pg_dump runs; stop pg_dump while staging is full or the job
+    is paused."""
     stopped = False
     while True:
         running = proc.poll() is None
@@ -194,11 +168,8 @@ def _follow(
             raise watch.error
         if not running:
             return
-        full = upload.waiting_bytes() > limit
-        if full != stopped:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGSTOP if full else signal.SIGCONT)
-            stopped = full
+        # stopped while staging is full, and while the job is paused
+        stopped = hold(proc.pid, stopped, upload.waiting_bytes() > limit or watch.paused)
         # Woken at once when pg_dump exits: a sleep cost up to POLL on every dump.
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=POLL)

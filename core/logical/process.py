@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Sequence
 
 import psycopg2.extensions
@@ -37,6 +39,53 @@ def die_with_parent() -> None:
     """In the child before exec: killed when pgvault is (never left holding locks)."""
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ToolWatch:
+    """Runs a job's checkpoint on a thread while a tool runs, then `look` (a LockWatcher's):
+    a cancel is seen at once (`error`), and a pause, the checkpoint blocking, is `paused`,
+    so the tool's process group can be stopped until the job resumes."""
+
+    def __init__(self, checkpoint: Callable[[], None], look: Callable[[], None]) -> None:
+        self.error: BaseException | None = None
+        self._since: float | None = None  # when the checkpoint under way was entered
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(checkpoint, look), daemon=True, name="pgvault-tool-watch"
+        )
+        self._thread.start()
+
+    def _run(self, checkpoint: Callable[[], None], look: Callable[[], None]) -> None:
+        while not self._stop.wait(POLL):
+            self._since = time.monotonic()
+            try:
+                checkpoint()
+                look()
+            except BaseException as exc:
+                self.error = exc
+                return
+            finally:
+                self._since = None
+
+    @property
+    def paused(self) -> bool:
+        since = self._since
+        return since is not None and time.monotonic() - since > POLL
+
+    def stop(self) -> None:
+        self._stop.set()
+        # Briefly: a look under way ends within its statement timeout, and closing the
+        # watcher's connection under it only ends that look.
+        self._thread.join(timeout=1.0)
+
+
+def hold(pgid: int, held: bool, stop: bool) -> bool:
+    """Stop (SIGSTOP) or continue (SIGCONT) a tool's process group when `stop` changes
+    whether it is `held`; whether it is held now."""
+    if stop != held:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGSTOP if stop else signal.SIGCONT)
+    return stop
 
 
 class _Tail:
@@ -81,17 +130,20 @@ def run_tool(
             preexec_fn=die_with_parent,  # one prctl call, no locks taken
         )
         tail = _Tail(err.fileno(), on_stderr)
+        tool_watch = ToolWatch(checkpoint, watch or (lambda: None))
         try:
+            held = False
             while True:
                 try:
                     proc.wait(timeout=POLL)
                     break
                 except subprocess.TimeoutExpired:
-                    checkpoint()
-                    if watch is not None:
-                        watch()
+                    if tool_watch.error is not None:
+                        raise tool_watch.error from None
+                    held = hold(proc.pid, held, tool_watch.paused)  # a paused job's tool
                     tail.look()
         finally:
+            tool_watch.stop()
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)

@@ -415,6 +415,47 @@ def test_a_paused_logical_backup_holds_still_then_finishes_and_restores(
     assert os.listdir(staging) == []
 
 
+def test_a_paused_logical_restore_stops_pg_restore_until_resumed(
+    shop: Cluster, local: TestDestination, tmp_path: Path, job_store_dir: str
+) -> None:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    shop.sql(  # some seconds of pg_restore, little to store
+        "create table public.wide as select g, repeat(md5(g::text), 30) as t "
+        "from generate_series(1, 300000) g",
+        dbname=SHOP,
+    )
+    code, backup_id, err = backup(local, shop, "--database", SHOP, "--gzip")
+    assert code == 0, err
+    started = pgvault(
+        "restore", local.url, SERVER, backup_id, *shop.restore_flags(), "--database", SHOP,
+        "--new-db-name", "paused_copy", "-J", "2", "--staging-dir", str(staging), "--detach",
+        env=BINDIRS_ENV,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    job_id = started.stdout.strip()
+    wait_for(lambda: pg_dumps(staging, "pg_restore"), interval=0.05, what="pg_restore running")
+    paused = pgvault("jobs", "pause", job_id, "--wait", "--timeout", "10")
+    assert paused.returncode == 0, paused.stderr
+    time.sleep(1.0)
+    stopped = pg_dumps(staging, "pg_restore")
+    assert stopped and all(state == "T" for _, state in stopped), stopped
+    size = "select sum(pg_database_size(oid)) from pg_database where datname like 'pgvault%'"
+    before = shop.one(size)
+    time.sleep(2.0)
+    assert shop.one(size) == before
+    assert show(job_store_dir, int(job_id))["state"] == "paused"
+
+    assert pgvault("jobs", "resume", job_id).returncode == 0
+    done = wait_for(
+        lambda: (j := show(job_store_dir, int(job_id)))["state"] in ("succeeded", "failed") and j,
+        timeout=300,
+        interval=0.5,
+    )
+    assert done["state"] == "succeeded", done
+    assert shop.table_checksums("paused_copy") == shop.table_checksums(SHOP)
+
+
 def test_all_databases_with_the_globals(shop: Cluster, local: TestDestination) -> None:
     code, _, err = backup(local, shop, "--all-databases", "--table", "sales.orders")
     assert code == 3 and "--table applies to one database" in err

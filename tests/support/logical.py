@@ -101,8 +101,8 @@ class Writer:
             self._thread.join(timeout=30)
 
 
-def pg_dumps(staging: Path) -> list[tuple[int, str]]:
-    """(pid, state) of the pg_dump processes writing into `staging`."""
+def pg_dumps(staging: Path, tool: str = "pg_dump") -> list[tuple[int, str]]:
+    """(pid, state) of the pg_dump (or `tool`) processes working in `staging`."""
     found = []
     for entry in os.listdir("/proc"):
         try:
@@ -110,7 +110,7 @@ def pg_dumps(staging: Path) -> list[tuple[int, str]]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except (OSError, ValueError):
             continue
-        if b"pg_dump" in cmdline and str(staging).encode() in cmdline:
+        if tool.encode() in cmdline and str(staging).encode() in cmdline:
             found.append((int(entry), stat.rpartition(")")[2].split()[0]))
     return found
 
