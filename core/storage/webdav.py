@@ -152,6 +152,7 @@ class WebDavStore(ObjectStore):
         self._timeouts = Timeouts.of(config)
         self._connections = ThreadConnections(self._connect)
         self._made: set[str] = set()
+        self._collection_seen = False
         creds = location.credentials
         user = creds.dav_user or os.environ.get("PGVAULT_DAV_USER")
         password = creds.dav_password or env_secret("PGVAULT_DAV_PASSWORD")
@@ -244,6 +245,8 @@ class WebDavStore(ObjectStore):
             return
         status, _, _ = self._request("MKCOL", self._path(parent, True), ok=(405, 409))
         if status == 409:  # noqa: PLR2004 - 409 Conflict: its own parent is missing
+            if "/" not in parent:  # ... the collection itself: never made, named instead
+                self._require_collection()
             self._make_parents(parent)
             self._request("MKCOL", self._path(parent, True), ok=(405,))
         self._made.add(parent)
@@ -258,6 +261,9 @@ class WebDavStore(ObjectStore):
             ok=(404,),
         )
         if status == 404:  # noqa: PLR2004
+            # A prefix not written yet is empty; a missing collection is no empty archive
+            # (restore_command would take "not found" for the end of the WAL).
+            self._require_collection()
             return []
         itself = unquote(path).rstrip("/")
         return [e for e in parse_multistatus(data) if e.path.rstrip("/") != itself]
@@ -265,13 +271,25 @@ class WebDavStore(ObjectStore):
     # ---- primitives -----------------------------------------------------------------------
 
     def _check(self) -> None:
+        self._collection_seen = False
+        self._require_collection()
+
+    def _require_collection(self) -> None:
+        """ContainerNotFound unless the collection (the URL's first path segment) exists:
+        asked once per store, when -t checks or a request meets a missing name."""
+        if self._collection_seen:
+            return
         what = f"collection /{self.location.bucket}/ on {self._origin}"
         with _guard(what):
             status, _, _ = self._request(
                 "PROPFIND", self._path("", True), {"Depth": "0"}, _PROPFIND, ok=(404, 409)
             )
         if status in (404, 409):
-            raise errors.ContainerNotFound(f"{what} does not exist")
+            raise errors.ContainerNotFound(
+                f"{what} does not exist: create it on the server (pgvault makes the "
+                "collections below it, never the first one)"
+            )
+        self._collection_seen = True
 
     def _put(self, key: str, body: Payload, options: PutOptions) -> None:
         full = self.key(key)
