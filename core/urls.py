@@ -136,8 +136,10 @@ class Location:
         return f"https://{self.account}.blob.core.windows.net/{self.bucket}{tail}"
 
     def without_credentials(self) -> Location:
-        """This location as a record keeps it: where, never how to authenticate."""
-        return replace(self, credentials=Credentials())
+        """This location as a record keeps it: where, never how to authenticate. A WebDAV
+        user name stays: it is no secret, and a job resumed from its record finds only the
+        password in the environment (PGVAULT_DAV_PASSWORD), as the first run may have."""
+        return replace(self, credentials=Credentials(dav_user=self.credentials.dav_user))
 
     def child(self, *parts: str) -> str:
         """A key under this location's prefix."""

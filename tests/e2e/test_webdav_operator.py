@@ -1,20 +1,29 @@
 """A WebDAV destination as an operator meets it, on nginx's dav module with dav-ext: a
-collection that does not exist. Each case was found by using pgvault from outside (the
-happy path and the other bad inputs are in test_http_destination.py).
+collection that does not exist, and a backup job resumed with only the password in the
+environment. Each case was found by using pgvault from outside (the happy path and the
+other bad inputs are in test_http_destination.py).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.storage import StoreConfig
 from tests.support.cli import pgvault
+from tests.support.destinations import TestDestination
+from tests.support.jobs import wait_for
+from tests.support.pitr import Source, make_source, new_target, restore, restored_server
+from tests.support.postgres import wait_for_recovery_end
 from tests.support.wal import WalSample
-from tests.support.webdav_server import AUTH_PASSWORD, DavServer, start_nginx_dav
+from tests.support.webdav_server import AUTH_PASSWORD, AUTH_USER, DavServer, start_nginx_dav
 
 SERVER = "pg1"
 
@@ -69,3 +78,72 @@ def test_a_missing_collection_is_named_never_an_empty_archive(
         assert "does not exist" not in empty.stderr
     finally:
         shutil.rmtree(dav.root / missing, ignore_errors=True)
+
+
+def _auth_destination(dav: DavServer) -> TestDestination:
+    """A new collection under /auth/ (basic auth), the user in the URL, the password in the
+    environment: what README recommends for archive_command."""
+    collection = f"pgv-dav-{uuid.uuid4().hex[:10]}"
+    (dav.root / "auth" / collection).mkdir(parents=True)
+    return TestDestination(
+        "http",
+        f"dav://{AUTH_USER}@127.0.0.1:{dav.port}/auth/{collection}/pfx",
+        "auth",
+        StoreConfig(),
+        env={"PGVAULT_DAV_PASSWORD": AUTH_PASSWORD},
+        cleanup_dir=str(dav.root / "auth" / collection),
+    )
+
+
+def _job(job_id: str) -> dict[str, object]:
+    shown = pgvault("jobs", "show", job_id, "--format", "json")
+    assert shown.returncode == 0, shown.stderr
+    loaded: dict[str, object] = json.loads(shown.stdout)
+    return loaded
+
+
+@pytest.fixture
+def source(dav: DavServer, pgvault_bin: str) -> Iterator[Source]:
+    made = make_source(_auth_destination(dav), pgvault_bin, scale=1)
+    yield made
+    made.cluster.drop()
+    made.dest.drop()
+
+
+def test_a_killed_backup_job_resumes_with_the_password_from_the_environment(
+    source: Source,
+) -> None:
+    """A detached backup to dav://USER@host/... (password in PGVAULT_DAV_PASSWORD) is killed
+    with SIGKILL; `jobs resume` finishes it. The job record kept the URL without its user, so
+    the resumed job sent the password for no user: 401, exit 2, nothing resumable. The
+    resumed backup restores, and PostgreSQL holds the source's rows."""
+    dest = source.dest
+    started = pgvault(
+        "backup", "--detach", "--immediate-checkpoint", "--max-bandwidth", "1MiB",
+        *source.cluster.conninfo_args(), dest.url, "pg1", env=dest.env,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    job_id = started.stdout.strip().splitlines()[-1]
+    wait_for(lambda: int(str(_job(job_id).get("bytes_done") or 0)) > 2 << 20, timeout=120)
+    os.kill(int(str(_job(job_id)["pid"])), signal.SIGKILL)
+    wait_for(lambda: _job(job_id)["state"] == "failed", timeout=60, what="the job failed")
+
+    # only the password comes from the environment, as for archive_command
+    resumed = pgvault("jobs", "resume", job_id, env=dest.env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert AUTH_PASSWORD not in resumed.stdout + resumed.stderr
+    listing = pgvault("backup-list", "--format", "json", dest.url, "pg1", env=dest.env)
+    assert listing.returncode == 0, listing.stderr
+    backups = json.loads(listing.stdout)["backups_list"]
+    done = [b["backup_id"] for b in backups if b["status"] == "DONE"]
+    assert len(done) == 1, listing.stdout
+
+    target = new_target()
+    try:
+        restore(dest, target, done[0])
+        with restored_server(target, source.cluster.bindir) as server:
+            wait_for_recovery_end(server)
+            query = "select count(*), sum(abalance) from pgbench_accounts"
+            assert server.one(query) == source.cluster.one(query)
+    finally:
+        target.drop()
