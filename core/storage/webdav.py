@@ -93,6 +93,9 @@ ERRORS = ErrorTable(
 _guard = ERRORS.guard
 
 
+CA_VARIABLES = "REQUESTS_CA_BUNDLE or SSL_CERT_FILE"
+
+
 def ca_file() -> str | None:
     """A CA bundle from the environment (requests' REQUESTS_CA_BUNDLE, OpenSSL's
     SSL_CERT_FILE), else None: the system's authorities."""
@@ -173,7 +176,8 @@ class WebDavStore(ObjectStore):
         return "/" + "/".join(quote(p, safe="") for p in parts) + ("/" if collection else "")
 
     def _connect(self) -> http.client.HTTPConnection:
-        return connect("https" if self._tls else "http", self._host, self._timeouts, ca_file())
+        scheme = "https" if self._tls else "http"
+        return connect(scheme, self._host, self._timeouts, ca_file(), CA_VARIABLES)
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Host": self._host}

@@ -147,3 +147,26 @@ def test_a_killed_backup_job_resumes_with_the_password_from_the_environment(
             assert server.one(query) == source.cluster.one(query)
     finally:
         target.drop()
+
+
+def test_an_untrusted_certificate_says_which_variable_names_the_ca(
+    dav: DavServer, tmp_path: Path
+) -> None:
+    """davs:// to a server whose CA this machine does not trust: the one line says where
+    to name the CA (README: REQUESTS_CA_BUNDLE or SSL_CERT_FILE); a bundle that is missing
+    or holds no certificate is bad input (exit 3, at once), not a connection error (exit 2,
+    after six attempts with backoff) reading '[Errno 2] No such file or directory'."""
+    url = f"davs://{AUTH_USER}@127.0.0.1:{dav.tls_port}/auth/pfx"
+    env = {"PGVAULT_DAV_PASSWORD": AUTH_PASSWORD, "REQUESTS_CA_BUNDLE": "", "SSL_CERT_FILE": ""}
+    untrusted = pgvault("backup-list", url, SERVER, env=env)
+    _one_line(untrusted, 2, "TLS certificate not trusted", "REQUESTS_CA_BUNDLE or SSL_CERT_FILE")
+
+    not_pem = tmp_path / "not-a-bundle.pem"
+    not_pem.write_text("not a certificate\n")
+    for bundle in (str(tmp_path / "missing.pem"), str(not_pem)):
+        bad = pgvault("backup-list", url, SERVER, env={**env, "REQUESTS_CA_BUNDLE": bundle})
+        _one_line(bad, 3, f"the CA bundle {bundle} (from REQUESTS_CA_BUNDLE", "cannot be used")
+
+    trusted = pgvault("backup-list", url, SERVER, env={**env, "REQUESTS_CA_BUNDLE": dav.ca_file})
+    assert trusted.returncode in (0, 1), trusted.stderr  # 1: no backups there yet
+    assert "TLS" not in trusted.stderr
