@@ -75,6 +75,21 @@ ERRORS = ErrorTable(
             statuses={401, 403},
         ),
         Rule(
+            errors.NoSpace,
+            "{what}: the WebDAV server has no room for it (HTTP {status} {reason}): free "
+            "space or raise the quota there",
+            _ANSWER,
+            statuses={507},
+        ),
+        Rule(
+            errors.StorageError,
+            "{what}: the WebDAV server refuses a request body this large (HTTP {status} "
+            "{reason}): raise its limit (nginx: client_max_body_size 0; a WAL segment or "
+            "backup archive is sent in one request)",
+            _ANSWER,
+            statuses={413},
+        ),
+        Rule(
             errors.TransientError,
             "{what}: HTTP {status} {reason}",
             _ANSWER,

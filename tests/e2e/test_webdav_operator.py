@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,3 +171,29 @@ def test_an_untrusted_certificate_says_which_variable_names_the_ca(
     trusted = pgvault("backup-list", url, SERVER, env={**env, "REQUESTS_CA_BUNDLE": dav.ca_file})
     assert trusted.returncode in (0, 1), trusted.stderr  # 1: no backups there yet
     assert "TLS" not in trusted.stderr
+
+
+def test_a_server_over_quota_or_refusing_large_bodies_is_said_so(
+    dav: DavServer, wal_sample: WalSample, tmp_path: Path
+) -> None:
+    """archive_command into a WebDAV server that answers 507 Insufficient Storage (a quota
+    spent) fails at once with exit 1 saying there is no room, where it was retried six
+    times as a server error and ended exit 2 'HTTP 507'; one whose body limit is below a
+    WAL segment (nginx's client_max_body_size, 413) names that limit. Nothing is stored."""
+    segment = wal_sample.segments[0]
+    pg_wal = tmp_path / "pg_wal"
+    (pg_wal / "archive_status").mkdir(parents=True)
+    shutil.copy(wal_sample.path(segment), pg_wal)
+    for tree, code, names in (
+        ("quota", 1, ("no room for it (HTTP 507", "free space or raise the quota")),
+        ("small", 1, ("HTTP 413", "client_max_body_size")),
+    ):
+        collection = dav.root / tree / f"c-{uuid.uuid4().hex[:8]}"
+        collection.mkdir(parents=True)
+        url = f"dav://127.0.0.1:{dav.port}/{tree}/{collection.name}/pfx"
+        started = time.monotonic()
+        archived = pgvault("wal-archive", url, SERVER, str(pg_wal / segment))
+        _one_line(archived, code, f"wals/0000000100000000/{segment}", *names)
+        assert time.monotonic() - started < 10, "retried as a transient error"
+        assert not [p for p in collection.rglob("*") if p.is_file()]
+        shutil.rmtree(collection)
