@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import threading
+import time
 import uuid
 from base64 import b64encode
 from collections.abc import Iterator
@@ -39,8 +40,8 @@ from core.urls import Location, Provider
 PARTIAL = ".pgvault-partial"
 META = ".pgvault-meta"
 HIDDEN = ".pgvault-"
-#: a kept-alive connection the server closed meanwhile: send again on a new one
 _MOVED = (301, 302, 307, 308)
+_IDLE_WARNING = 10  # seconds without data on an upload: a dropped connection is a stall
 _PROPFIND = (
     b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
     b"<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/>"
@@ -129,6 +130,20 @@ class _Upload:
     broken: bool = False
     finished: bool = False
     ready: threading.Condition = field(default_factory=threading.Condition)
+    #: when the request last sent bytes: a server drops a body that stalls (a paused job)
+    last_sent: float = field(default_factory=time.monotonic)
+
+    def lost(self, what: str, exc: OSError) -> errors.StorageError:
+        """The server dropped the request: after a long silence, most likely a pause."""
+        idle = time.monotonic() - self.last_sent
+        why = ""
+        if idle > _IDLE_WARNING:
+            why = (
+                f" after {idle:.0f} s without data, longer than the server waits for a request "
+                "body (nginx: client_body_timeout, 60 s by default): keep pauses of a WebDAV "
+                "backup shorter, or raise that timeout; `jobs resume` continues the backup"
+            )
+        return errors.StorageError(f"{what}: the server closed the upload ({exc}){why}")
 
 
 class _Stream(RawStream):
@@ -394,13 +409,14 @@ class WebDavStore(ObjectStore):
                     handle.connection.send(b"\r\n")
             except OSError as exc:
                 handle.broken = True
-                raise errors.StorageError(f"{what}: connection lost ({exc})") from None
+                raise handle.lost(what, exc) from None
             except BaseException:
                 handle.broken = True
                 raise
             finally:
                 handle.ready.notify_all()
             handle.next_part += 1
+            handle.last_sent = time.monotonic()
             return number
 
     def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
@@ -410,7 +426,10 @@ class WebDavStore(ObjectStore):
             if not handle.finished:
                 if handle.broken:
                     raise errors.StorageError(f"complete {full}: the upload broke off")
-                handle.connection.send(b"0\r\n\r\n")
+                try:
+                    handle.connection.send(b"0\r\n\r\n")
+                except OSError as exc:
+                    raise handle.lost(f"complete {full}", exc) from None
                 answer = handle.connection.getresponse()
                 answer.read()
                 handle.connection.close()

@@ -197,3 +197,50 @@ def test_a_server_over_quota_or_refusing_large_bodies_is_said_so(
         assert time.monotonic() - started < 10, "retried as a transient error"
         assert not [p for p in collection.rglob("*") if p.is_file()]
         shutil.rmtree(collection)
+
+
+def test_a_pause_longer_than_the_servers_body_timeout_is_told_and_resumable(
+    dav: DavServer, pgvault_bin: str
+) -> None:
+    """A WebDAV backup archive is one request: a job paused longer than the server waits
+    for its body (here 3 s; nginx's client_body_timeout, 60 s by default) loses it. The
+    backup failed on resume with 'connection lost ([Errno 32] Broken pipe)'; the error now
+    says the upload stalled, why, and that `jobs resume` continues, which it does."""
+    collection = dav.root / "stall" / f"c-{uuid.uuid4().hex[:8]}"
+    collection.mkdir(parents=True)
+    dest = TestDestination(
+        "http",
+        f"dav://127.0.0.1:{dav.port}/stall/{collection.name}/pfx",
+        "stall",
+        StoreConfig(),
+        cleanup_dir=str(collection),
+    )
+    source = make_source(dest, pgvault_bin, scale=1)
+    try:
+        started = pgvault(
+            "backup", "--detach", "--immediate-checkpoint", "--max-bandwidth", "1MiB",
+            *source.cluster.conninfo_args(), dest.url, SERVER,
+        )  # fmt: skip
+        assert started.returncode == 0, started.stderr
+        job_id = started.stdout.strip().splitlines()[-1]
+        wait_for(lambda: int(str(_job(job_id).get("bytes_done") or 0)) > 2 << 20, timeout=120)
+        paused = pgvault("jobs", "pause", job_id, "--wait", "--timeout", "10")
+        assert paused.returncode == 0, paused.stderr
+        time.sleep(15)  # the server drops the silent request after 3 s
+        assert pgvault("jobs", "resume", job_id).returncode == 0
+        wait_for(lambda: _job(job_id)["state"] == "failed", timeout=60, what="the job failed")
+        error = str(_job(job_id)["error"])
+        for said in ("without data", "client_body_timeout", "jobs resume"):
+            assert said in error, error
+
+        resumed = pgvault("jobs", "resume", job_id)
+        assert resumed.returncode == 0, resumed.stderr
+        listing = pgvault("backup-list", "--format", "json", dest.url, SERVER)
+        backups = json.loads(listing.stdout)["backups_list"]
+        done = [b["backup_id"] for b in backups if b["status"] == "DONE"]
+        assert len(done) == 1, listing.stdout
+        verified = pgvault("verify", dest.url, SERVER, done[0])
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        source.cluster.drop()
+        dest.drop()
