@@ -1,0 +1,69 @@
+"""The WebDAV store's errors: a server's error status as an exception, and the table that
+turns it (and transport failures) into pgvault's errors with their exit codes."""
+
+from __future__ import annotations
+
+import http.client
+
+from core import errors
+from core.storage.http_connections import Unreachable
+from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
+
+
+class DavAnswer(Exception):
+    """An error status from the server."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"HTTP {status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def _facts(exc: BaseException) -> Facts:
+    if isinstance(exc, DavAnswer):
+        return {"status": exc.status, "reason": exc.reason}
+    return {}
+
+
+_ANSWER = (DavAnswer,)
+ERRORS = ErrorTable(
+    (
+        Rule(errors.ObjectNotFound, "{what}: not found", _ANSWER, statuses={404}),
+        Rule(errors.ObjectExists, "{what}: object already exists", _ANSWER, statuses={412}),
+        Rule(
+            errors.AccessDenied,
+            "{what}: access denied (HTTP {status} {reason})",
+            _ANSWER,
+            statuses={401, 403},
+        ),
+        Rule(
+            errors.NoSpace,
+            "{what}: the WebDAV server has no room for it (HTTP {status} {reason}): free "
+            "space or raise the quota there",
+            _ANSWER,
+            statuses={507},
+        ),
+        Rule(
+            errors.StorageError,
+            "{what}: the WebDAV server refuses a request body this large (HTTP {status} "
+            "{reason}): raise its limit (nginx: client_max_body_size 0; a WAL segment or "
+            "backup archive is sent in one request)",
+            _ANSWER,
+            statuses={413},
+        ),
+        Rule(
+            errors.TransientError,
+            "{what}: HTTP {status} {reason}",
+            _ANSWER,
+            statuses={408, 429, *SERVER_ERRORS},
+        ),
+        Rule(errors.StorageError, "{what}: HTTP {status} {reason}", _ANSWER),
+        Rule(
+            errors.EndpointUnreachable,
+            "{what}: cannot reach the WebDAV server ({exc})",
+            (Unreachable,),
+        ),
+        Rule(errors.TransientError, "{what}: {exc}", (http.client.HTTPException, OSError)),
+    ),
+    _facts,
+)
