@@ -33,7 +33,7 @@ from core.storage.config import StoreConfig
 from core.storage.http_connections import ThreadConnections, connect
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
 from core.storage.store import ObjectStore
-from core.storage.webdav_errors import ERRORS, DavAnswer
+from core.storage.webdav_errors import ERRORS, DavAnswer, refused_upload
 from core.storage.webdav_xml import Entry, parse_multistatus
 from core.urls import Location, Provider
 
@@ -376,9 +376,12 @@ class WebDavStore(ObjectStore):
                 answer = handle.connection.getresponse()
                 answer.read()
                 handle.connection.close()
-                handle.finished = True
                 if answer.status >= 300:  # noqa: PLR2004 - HTTP
-                    raise DavAnswer(answer.status, answer.reason)
+                    handle.broken = True  # its body went with the request: never sent again
+                    raise refused_upload(
+                        DavAnswer(answer.status, answer.reason), f"complete {full}"
+                    )
+                handle.finished = True
             self._move(data, full, overwrite=not handle.options.if_absent)
             self._write_sidecar(handle.key, handle.options)
             self._request(

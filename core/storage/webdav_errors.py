@@ -67,3 +67,17 @@ ERRORS = ErrorTable(
     ),
     _facts,
 )
+
+
+def refused_upload(answer: DavAnswer, what: str) -> errors.PgvaultError:
+    """The error of a streaming upload the server refused once its body had been sent: the
+    parts went with that one request, so no retry can send them again, and a server error
+    (nginx answers 500 when its disk is full) is no transient one here."""
+    error = ERRORS.translate(answer, what)
+    if error is None or isinstance(error, errors.TransientError):
+        return errors.StorageError(
+            f"{what}: the server refused the upload once it was sent (HTTP {answer.status} "
+            f"{answer.reason}; nginx answers 500 when its disk is full): see the server's "
+            "error log"
+        )
+    return error

@@ -12,7 +12,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.jobs import wait_for
 from tests.support.pitr import Source, make_source, new_target, restore, restored_server
-from tests.support.postgres import wait_for_recovery_end
+from tests.support.postgres import make_cluster, wait_for_recovery_end
 from tests.support.wal import WalSample
 from tests.support.webdav_server import AUTH_PASSWORD, AUTH_USER, DavServer, start_nginx_dav
 
@@ -244,3 +244,33 @@ def test_a_pause_longer_than_the_servers_body_timeout_is_told_and_resumable(
     finally:
         source.cluster.drop()
         dest.drop()
+
+
+def test_an_upload_refused_at_its_end_names_the_servers_answer(
+    dav: DavServer, small_disk: Callable[[str], str]
+) -> None:
+    """nginx whose disk fills during a backup archive answers the chunked PUT 500 once the
+    body is in. That was taken for a transient error: the retried completion found no
+    object and the backup failed with 'complete .../data.tar: not found', hiding the
+    cause. Now it fails (exit 1, FAILED, never DONE) naming the server's answer."""
+    disk = small_disk("6m")  # an empty cluster's archive is over 20 MiB
+    name = f"full-{uuid.uuid4().hex[:8]}"
+    (dav.root / name).symlink_to(disk)
+    url = f"dav://127.0.0.1:{dav.port}/{name}/pfx"
+    cluster = make_cluster()
+    try:
+        failed = pgvault(
+            "backup", "--no-wal-check", "--immediate-checkpoint", *cluster.conninfo_args(),
+            url, SERVER,
+        )  # fmt: skip
+        assert failed.returncode == 1, failed.stderr
+        assert "data.tar: the server refused the upload once it was sent (HTTP 500" in (
+            failed.stderr
+        )
+        assert "not found" not in failed.stderr and "Traceback" not in failed.stderr
+        listing = pgvault("backup-list", "--format", "json", url, SERVER)
+        statuses = [b["status"] for b in json.loads(listing.stdout)["backups_list"]]
+        assert statuses == ["FAILED"], listing.stdout
+    finally:
+        cluster.drop()
+        (dav.root / name).unlink()
