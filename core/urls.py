@@ -214,6 +214,14 @@ def _http(
     host = (parts.hostname or "").lower()
     if explicit is Provider.WEBDAV:
         return _dav(parts, query, url)
+    if explicit is None and (parts.username is not None or set(query) & _DAV_PARAMS):
+        # Basic-auth credentials say WebDAV; as Azure (barman-cloud's reading) they would be
+        # dropped and the account asked for credentials the operator never meant to give.
+        raise InputError(
+            f"{without_query(_without_userinfo(url))!r} carries WebDAV credentials, but an "
+            "http(s):// URL is an Azure account's unless told otherwise: add --cloud-provider "
+            "webdav, or write it dav:// (davs:// for https)"
+        )
     if host == "storage.googleapis.com":
         bucket, prefix = _split_path(parts.path, url)
         return _gcs(bucket, "/" + prefix, query)

@@ -63,6 +63,11 @@ def test_credentials_go_to_the_query_string_and_come_back() -> None:
         ("dav:///c/p", "no host"),
         ("dav://h/c?AWS_REGION=x", "unknown dav:// URL parameter"),
         ("dav://u:topsecret-77@h:99999/c", "invalid destination URL"),
+        # basic-auth credentials on an http(s) URL without --cloud-provider webdav: was read
+        # as an Azure emulator, the user dropped, ending in an Azure credential error
+        ("http://u:topsecret-77@127.0.0.1:8080/c/p", "add --cloud-provider webdav"),
+        ("https://u@dav.example.com/c/p", "write it dav:// (davs:// for https)"),
+        ("http://127.0.0.1:8080/c/p?DAV_PASSWORD=topsecret-77", "carries WebDAV credentials"),
     ],
 )
 def test_bad_dav_urls_are_input_errors_without_the_password(url: str, message: str) -> None:

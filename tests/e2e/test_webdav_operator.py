@@ -274,3 +274,22 @@ def test_an_upload_refused_at_its_end_names_the_servers_answer(
     finally:
         cluster.drop()
         (dav.root / name).unlink()
+
+
+def test_an_http_url_with_webdav_credentials_and_no_provider_says_how_to_name_webdav(
+    dav: DavServer,
+) -> None:
+    """http://USER:PASSWORD@host/collection without --cloud-provider webdav was read as an
+    Azure emulator: the credentials dropped, it ended exit 2 on 'no credentials for Azure
+    account auth over http' (or, over https, azure-identity's page-long warning and
+    'access denied (None)'). It is bad input now, saying what to write, without the
+    password."""
+    for scheme, port in (("http", dav.port), ("https", dav.tls_port)):
+        url = f"{scheme}://{AUTH_USER}:{AUTH_PASSWORD}@127.0.0.1:{port}/auth/pfx"
+        told = pgvault("backup-list", url, SERVER)
+        _one_line(told, 3, "carries WebDAV credentials", "--cloud-provider webdav", "dav://")
+    ok = pgvault(
+        "backup-list", "--cloud-provider", "webdav",
+        f"http://{AUTH_USER}:{AUTH_PASSWORD}@127.0.0.1:{dav.port}/auth/pfx", SERVER,
+    )  # fmt: skip
+    assert ok.returncode == 1 and "has no backups" in ok.stdout + ok.stderr, ok.stderr
