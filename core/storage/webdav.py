@@ -209,7 +209,7 @@ class WebDavStore(ObjectStore):
         if answer.will_close:
             connection.close()
         if answer.status >= 300 and answer.status not in ok:  # noqa: PLR2004 - HTTP
-            raise DavAnswer(answer.status, answer.reason)
+            raise DavAnswer(answer.status, answer.reason, anonymous=self._auth is None)
         return answer.status, answer.headers, data
 
     # ---- collections ----------------------------------------------------------------------
@@ -411,7 +411,7 @@ class WebDavStore(ObjectStore):
                 if answer.status in _MOVED:  # a collection (nginx redirects to its slash)
                     raise DavAnswer(404, "Not Found")
                 if answer.status >= 300:  # noqa: PLR2004 - HTTP
-                    raise DavAnswer(answer.status, answer.reason)
+                    raise DavAnswer(answer.status, answer.reason, self._auth is None)
                 if start and answer.status != 206:  # noqa: PLR2004
                     raise errors.StorageError(f"{what}: the server ignored the Range header")
             except BaseException:

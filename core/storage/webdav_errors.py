@@ -13,10 +13,16 @@ from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
 class DavAnswer(Exception):
     """An error status from the server."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, anonymous: bool = False) -> None:
         super().__init__(f"HTTP {status} {reason}")
         self.status = status
         self.reason = reason
+        #: the request carried no credentials (no user or password was found anywhere)
+        self.anonymous = anonymous
+
+
+def _anonymous(exc: BaseException) -> bool:
+    return bool(getattr(exc, "anonymous", False))
 
 
 def _facts(exc: BaseException) -> Facts:
@@ -30,6 +36,15 @@ ERRORS = ErrorTable(
     (
         Rule(errors.ObjectNotFound, "{what}: not found", _ANSWER, statuses={404}),
         Rule(errors.ObjectExists, "{what}: object already exists", _ANSWER, statuses={412}),
+        Rule(
+            errors.AccessDenied,
+            "{what}: the WebDAV server asks for a user and password (HTTP {status} {reason}) "
+            "and none was given: put the user in the URL (dav://USER@HOST/...) and the "
+            "password in PGVAULT_DAV_PASSWORD or a --credentials-file",
+            _ANSWER,
+            statuses={401},
+            when=_anonymous,
+        ),
         Rule(
             errors.AccessDenied,
             "{what}: access denied (HTTP {status} {reason})",

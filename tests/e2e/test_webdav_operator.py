@@ -293,3 +293,24 @@ def test_an_http_url_with_webdav_credentials_and_no_provider_says_how_to_name_we
         f"http://{AUTH_USER}:{AUTH_PASSWORD}@127.0.0.1:{dav.port}/auth/pfx", SERVER,
     )  # fmt: skip
     assert ok.returncode == 1 and "has no backups" in ok.stdout + ok.stderr, ok.stderr
+
+
+def test_a_server_asking_for_a_password_none_was_given_says_where_to_put_it(
+    dav: DavServer, tmp_path: Path
+) -> None:
+    """archive_command or restore_command run without the password (PostgreSQL started
+    from a shell without PGVAULT_DAV_PASSWORD): 'access denied (HTTP 401 Unauthorized)'
+    read as if the password were wrong. With no credentials at all the line now says none
+    was given and where they go; a wrong one keeps 'access denied'. Exit 2 both."""
+    url = f"dav://127.0.0.1:{dav.port}/auth/pfx"
+    bare = {"PGVAULT_DAV_PASSWORD": "", "PGVAULT_DAV_USER": ""}
+    for args in (
+        ("backup-list", url, SERVER),
+        ("wal-restore", url, SERVER, "000000010000000000000001", str(tmp_path / "x")),
+    ):
+        _one_line(
+            pgvault(*args, env=bare), 2, "asks for a user and password", "PGVAULT_DAV_PASSWORD"
+        )
+    wrong = pgvault("backup-list", url.replace("://", f"://{AUTH_USER}@"), SERVER,
+                    env={"PGVAULT_DAV_PASSWORD": "not-the-password"})  # fmt: skip
+    assert "asks for" not in _one_line(wrong, 2, "access denied (HTTP 401")
