@@ -136,8 +136,10 @@ class Location:
         return f"https://{self.account}.blob.core.windows.net/{self.bucket}{tail}"
 
     def without_credentials(self) -> Location:
-        """This location as a record keeps it: where, never how to authenticate."""
-        return replace(self, credentials=Credentials())
+        """This location as a record keeps it: where, never how to authenticate. A WebDAV
+        user name stays: it is no secret, and a job resumed from its record finds only the
+        password in the environment (PGVAULT_DAV_PASSWORD), as the first run may have."""
+        return replace(self, credentials=Credentials(dav_user=self.credentials.dav_user))
 
     def child(self, *parts: str) -> str:
         """A key under this location's prefix."""
@@ -212,6 +214,14 @@ def _http(
     host = (parts.hostname or "").lower()
     if explicit is Provider.WEBDAV:
         return _dav(parts, query, url)
+    if explicit is None and (parts.username is not None or set(query) & _DAV_PARAMS):
+        # Basic-auth credentials say WebDAV; as Azure (barman-cloud's reading) they would be
+        # dropped and the account asked for credentials the operator never meant to give.
+        raise InputError(
+            f"{without_query(_without_userinfo(url))!r} carries WebDAV credentials, but an "
+            "http(s):// URL is an Azure account's unless told otherwise: add --cloud-provider "
+            "webdav, or write it dav:// (davs:// for https)"
+        )
     if host == "storage.googleapis.com":
         bucket, prefix = _split_path(parts.path, url)
         return _gcs(bucket, "/" + prefix, query)

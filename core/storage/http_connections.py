@@ -6,11 +6,18 @@ from __future__ import annotations
 import http.client
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
+from core.errors import InputError
 from core.storage.clients import Timeouts
 
+if TYPE_CHECKING:
+    import ssl
+
 T = TypeVar("T")
+#: OpenSSL's verify codes for a certificate whose issuer is not trusted here: self-signed
+#: (18), self-signed in the chain (19), issuer unknown (20), first one unverifiable (21)
+_UNKNOWN_ISSUER = (18, 19, 20, 21)
 
 #: what a kept-alive connection the server closed meanwhile raises on its next request
 STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
@@ -21,15 +28,17 @@ class Unreachable(Exception):
 
 
 def connect(
-    scheme: str, host: str, timeouts: Timeouts, cafile: str | None
+    scheme: str, host: str, timeouts: Timeouts, cafile: str | None, ca_names: str
 ) -> http.client.HTTPConnection:
-    """A new connection to scheme://host, its socket on the read timeout once connected."""
+    """A new connection to scheme://host, its socket on the read timeout once connected.
+
+    `ca_names`: the environment variables that name a CA bundle (cafile), for messages."""
     origin = f"{scheme}://{host}"
     connection: http.client.HTTPConnection
     if scheme == "https":
         import ssl  # imported here: archive_command's plain-http calls never pay for it
 
-        context = ssl.create_default_context(cafile=cafile)
+        context = _tls_context(cafile, ca_names)
         connection = http.client.HTTPSConnection(host, timeout=timeouts.connect, context=context)
         untrusted: type[Exception] = ssl.SSLCertVerificationError
     else:
@@ -39,12 +48,34 @@ def connect(
         connection.connect()
     except untrusted as exc:
         reason = getattr(exc, "verify_message", exc)
-        raise Unreachable(f"{origin}: TLS certificate not trusted ({reason})") from None
+        hint = ""
+        if getattr(exc, "verify_code", None) in _UNKNOWN_ISSUER:
+            hint = (
+                f": the CA bundle {cafile} (from {ca_names}) does not hold the CA that signed it"
+                if cafile
+                else f": name the CA that signed it in {ca_names} (a PEM file)"
+            )
+        raise Unreachable(f"{origin}: TLS certificate not trusted ({reason}){hint}") from None
     except OSError as exc:
         raise Unreachable(f"{origin}: {exc.strerror or exc}") from None
     if connection.sock is not None:
         connection.sock.settimeout(timeouts.read)
     return connection
+
+
+def _tls_context(cafile: str | None, ca_names: str) -> ssl.SSLContext:
+    """The client context: the system's authorities, or the bundle a variable names (one
+    that cannot be read is bad input, said once, never a connection error retried)."""
+    import ssl
+
+    try:
+        return ssl.create_default_context(cafile=cafile)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InputError(
+            f"the CA bundle {cafile} (from {ca_names}) cannot be used ({reason}): "
+            "name a readable PEM file of CA certificates"
+        ) from None
 
 
 class _Never(Exception):

@@ -178,7 +178,7 @@ class S3HttpStore(ObjectStore):
         endpoint = self._endpoint
         # boto3's AWS_CA_BUNDLE, or the system's authorities
         cafile = os.environ.get("AWS_CA_BUNDLE") or None
-        return connect(endpoint.scheme, endpoint.host, self._timeouts, cafile)
+        return connect(endpoint.scheme, endpoint.host, self._timeouts, cafile, "AWS_CA_BUNDLE")
 
     def _answer(
         self,

@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import threading
+import time
 import uuid
 from base64 import b64encode
 from collections.abc import Iterator
@@ -29,18 +30,18 @@ from core.storage.backend import RawStream
 from core.storage.bandwidth import Payload
 from core.storage.clients import Timeouts, env_secret
 from core.storage.config import StoreConfig
-from core.storage.http_connections import ThreadConnections, Unreachable, connect
+from core.storage.http_connections import ThreadConnections, connect
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
 from core.storage.store import ObjectStore
-from core.storage.translate import SERVER_ERRORS, ErrorTable, Facts, Rule
+from core.storage.webdav_errors import ERRORS, DavAnswer, refused_upload
 from core.storage.webdav_xml import Entry, parse_multistatus
 from core.urls import Location, Provider
 
 PARTIAL = ".pgvault-partial"
 META = ".pgvault-meta"
 HIDDEN = ".pgvault-"
-#: a kept-alive connection the server closed meanwhile: send again on a new one
 _MOVED = (301, 302, 307, 308)
+_IDLE_WARNING = 10  # seconds without data on an upload: a dropped connection is a stall
 _PROPFIND = (
     b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
     b"<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/>"
@@ -48,49 +49,10 @@ _PROPFIND = (
 )
 
 
-class DavAnswer(Exception):
-    """An error status from the server."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"HTTP {status} {reason}")
-        self.status = status
-        self.reason = reason
-
-
-def _facts(exc: BaseException) -> Facts:
-    if isinstance(exc, DavAnswer):
-        return {"status": exc.status, "reason": exc.reason}
-    return {}
-
-
-_ANSWER = (DavAnswer,)
-ERRORS = ErrorTable(
-    (
-        Rule(errors.ObjectNotFound, "{what}: not found", _ANSWER, statuses={404}),
-        Rule(errors.ObjectExists, "{what}: object already exists", _ANSWER, statuses={412}),
-        Rule(
-            errors.AccessDenied,
-            "{what}: access denied (HTTP {status} {reason})",
-            _ANSWER,
-            statuses={401, 403},
-        ),
-        Rule(
-            errors.TransientError,
-            "{what}: HTTP {status} {reason}",
-            _ANSWER,
-            statuses={408, 429, *SERVER_ERRORS},
-        ),
-        Rule(errors.StorageError, "{what}: HTTP {status} {reason}", _ANSWER),
-        Rule(
-            errors.EndpointUnreachable,
-            "{what}: cannot reach the WebDAV server ({exc})",
-            (Unreachable,),
-        ),
-        Rule(errors.TransientError, "{what}: {exc}", (http.client.HTTPException, OSError)),
-    ),
-    _facts,
-)
 _guard = ERRORS.guard
+
+
+CA_VARIABLES = "REQUESTS_CA_BUNDLE or SSL_CERT_FILE"
 
 
 def ca_file() -> str | None:
@@ -111,6 +73,20 @@ class _Upload:
     broken: bool = False
     finished: bool = False
     ready: threading.Condition = field(default_factory=threading.Condition)
+    #: when the request last sent bytes: a server drops a body that stalls (a paused job)
+    last_sent: float = field(default_factory=time.monotonic)
+
+    def lost(self, what: str, exc: OSError) -> errors.StorageError:
+        """The server dropped the request: after a long silence, most likely a pause."""
+        idle = time.monotonic() - self.last_sent
+        why = ""
+        if idle > _IDLE_WARNING:
+            why = (
+                f" after {idle:.0f} s without data, longer than the server waits for a request "
+                "body (nginx: client_body_timeout, 60 s by default): keep pauses of a WebDAV "
+                "backup shorter, or raise that timeout; `jobs resume` continues the backup"
+            )
+        return errors.StorageError(f"{what}: the server closed the upload ({exc}){why}")
 
 
 class _Stream(RawStream):
@@ -152,6 +128,7 @@ class WebDavStore(ObjectStore):
         self._timeouts = Timeouts.of(config)
         self._connections = ThreadConnections(self._connect)
         self._made: set[str] = set()
+        self._collection_seen = False
         creds = location.credentials
         user = creds.dav_user or os.environ.get("PGVAULT_DAV_USER")
         password = creds.dav_password or env_secret("PGVAULT_DAV_PASSWORD")
@@ -172,7 +149,8 @@ class WebDavStore(ObjectStore):
         return "/" + "/".join(quote(p, safe="") for p in parts) + ("/" if collection else "")
 
     def _connect(self) -> http.client.HTTPConnection:
-        return connect("https" if self._tls else "http", self._host, self._timeouts, ca_file())
+        scheme = "https" if self._tls else "http"
+        return connect(scheme, self._host, self._timeouts, ca_file(), CA_VARIABLES)
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Host": self._host}
@@ -231,7 +209,7 @@ class WebDavStore(ObjectStore):
         if answer.will_close:
             connection.close()
         if answer.status >= 300 and answer.status not in ok:  # noqa: PLR2004 - HTTP
-            raise DavAnswer(answer.status, answer.reason)
+            raise DavAnswer(answer.status, answer.reason, anonymous=self._auth is None)
         return answer.status, answer.headers, data
 
     # ---- collections ----------------------------------------------------------------------
@@ -244,6 +222,8 @@ class WebDavStore(ObjectStore):
             return
         status, _, _ = self._request("MKCOL", self._path(parent, True), ok=(405, 409))
         if status == 409:  # noqa: PLR2004 - 409 Conflict: its own parent is missing
+            if "/" not in parent:  # ... the collection itself: never made, named instead
+                self._require_collection()
             self._make_parents(parent)
             self._request("MKCOL", self._path(parent, True), ok=(405,))
         self._made.add(parent)
@@ -258,6 +238,9 @@ class WebDavStore(ObjectStore):
             ok=(404,),
         )
         if status == 404:  # noqa: PLR2004
+            # A prefix not written yet is empty; a missing collection is no empty archive
+            # (restore_command would take "not found" for the end of the WAL).
+            self._require_collection()
             return []
         itself = unquote(path).rstrip("/")
         return [e for e in parse_multistatus(data) if e.path.rstrip("/") != itself]
@@ -265,13 +248,25 @@ class WebDavStore(ObjectStore):
     # ---- primitives -----------------------------------------------------------------------
 
     def _check(self) -> None:
+        self._collection_seen = False
+        self._require_collection()
+
+    def _require_collection(self) -> None:
+        """ContainerNotFound unless the collection (the URL's first path segment) exists:
+        asked once per store, when -t checks or a request meets a missing name."""
+        if self._collection_seen:
+            return
         what = f"collection /{self.location.bucket}/ on {self._origin}"
         with _guard(what):
             status, _, _ = self._request(
                 "PROPFIND", self._path("", True), {"Depth": "0"}, _PROPFIND, ok=(404, 409)
             )
         if status in (404, 409):
-            raise errors.ContainerNotFound(f"{what} does not exist")
+            raise errors.ContainerNotFound(
+                f"{what} does not exist: create it on the server (pgvault makes the "
+                "collections below it, never the first one)"
+            )
+        self._collection_seen = True
 
     def _put(self, key: str, body: Payload, options: PutOptions) -> None:
         full = self.key(key)
@@ -357,13 +352,14 @@ class WebDavStore(ObjectStore):
                     handle.connection.send(b"\r\n")
             except OSError as exc:
                 handle.broken = True
-                raise errors.StorageError(f"{what}: connection lost ({exc})") from None
+                raise handle.lost(what, exc) from None
             except BaseException:
                 handle.broken = True
                 raise
             finally:
                 handle.ready.notify_all()
             handle.next_part += 1
+            handle.last_sent = time.monotonic()
             return number
 
     def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
@@ -373,13 +369,19 @@ class WebDavStore(ObjectStore):
             if not handle.finished:
                 if handle.broken:
                     raise errors.StorageError(f"complete {full}: the upload broke off")
-                handle.connection.send(b"0\r\n\r\n")
+                try:
+                    handle.connection.send(b"0\r\n\r\n")
+                except OSError as exc:
+                    raise handle.lost(f"complete {full}", exc) from None
                 answer = handle.connection.getresponse()
                 answer.read()
                 handle.connection.close()
-                handle.finished = True
                 if answer.status >= 300:  # noqa: PLR2004 - HTTP
-                    raise DavAnswer(answer.status, answer.reason)
+                    handle.broken = True  # its body went with the request: never sent again
+                    raise refused_upload(
+                        DavAnswer(answer.status, answer.reason), f"complete {full}"
+                    )
+                handle.finished = True
             self._move(data, full, overwrite=not handle.options.if_absent)
             self._write_sidecar(handle.key, handle.options)
             self._request(
@@ -409,7 +411,7 @@ class WebDavStore(ObjectStore):
                 if answer.status in _MOVED:  # a collection (nginx redirects to its slash)
                     raise DavAnswer(404, "Not Found")
                 if answer.status >= 300:  # noqa: PLR2004 - HTTP
-                    raise DavAnswer(answer.status, answer.reason)
+                    raise DavAnswer(answer.status, answer.reason, self._auth is None)
                 if start and answer.status != 206:  # noqa: PLR2004
                     raise errors.StorageError(f"{what}: the server ignored the Range header")
             except BaseException:

@@ -1,8 +1,10 @@
 """nginx with its dav module and dav-ext (PROPFIND) on 127.0.0.1, configured in a temp dir.
 
-One nginx serves plain http on `port` (the /auth/ tree needs basic auth) and https on
-`tls_port` with a certificate from a CA made here (`ca_file`). Debian's packages: nginx and
-libnginx-mod-http-dav-ext (scripts/bootstrap.sh installs them).
+One nginx serves plain http on `port` and https on `tls_port` with a certificate from a CA
+made here (`ca_file`). Trees with their own behaviour: /auth/ needs basic auth, /small/
+takes request bodies up to 64 KiB, /quota/ answers every PUT 507 Insufficient Storage as
+a server over its quota does, /stall/ drops a request body silent for 3 s. Debian's
+packages: nginx and libnginx-mod-http-dav-ext (scripts/bootstrap.sh installs them).
 """
 
 from __future__ import annotations
@@ -50,6 +52,21 @@ http {{
       dav_methods PUT DELETE MKCOL COPY MOVE;
       dav_ext_methods PROPFIND OPTIONS;
       dav_access user:rw group:rw all:r;
+    }}
+    location /small/ {{
+      client_max_body_size 64k;
+      dav_methods PUT DELETE MKCOL COPY MOVE;
+      dav_ext_methods PROPFIND OPTIONS;
+    }}
+    location /stall/ {{
+      client_body_timeout 3s;
+      dav_methods PUT DELETE MKCOL COPY MOVE;
+      dav_ext_methods PROPFIND OPTIONS;
+    }}
+    location /quota/ {{
+      if ($request_method = PUT) {{ return 507; }}
+      dav_methods PUT DELETE MKCOL COPY MOVE;
+      dav_ext_methods PROPFIND OPTIONS;
     }}
     location /auth/ {{
       auth_basic "pgvault";

@@ -50,7 +50,7 @@ def _get(connection: http.client.HTTPConnection) -> bytes:
 
 
 def test_a_timed_out_request_does_not_poison_the_next_one(slow_first: str) -> None:
-    connections = ThreadConnections(lambda: connect("http", slow_first, Timeouts(5, 1), None))
+    connections = ThreadConnections(lambda: connect("http", slow_first, Timeouts(5, 1), None, "-"))
     with pytest.raises(socket.timeout):
         connections.exchange(_get)
     # The timed-out connection is mid-request; reused, http.client would refuse with
