@@ -161,7 +161,10 @@ def unlock(
         tries.append((wrap, [passphrase]))
     if not tries:
         needs = " or ".join(
-            "the encryption passphrase" if w.kind == PASSPHRASE else "an operator identity"
+            "the encryption passphrase (--encryption-passphrase-file or "
+            "PGVAULT_ENCRYPTION_PASSPHRASE)"
+            if w.kind == PASSPHRASE
+            else "an operator identity (--identity-file or PGVAULT_ENCRYPTION_IDENTITY)"
             for w in keyfile.wraps
         )
         raise DecryptionFailed(f"{label} is locked: reading needs {needs}")

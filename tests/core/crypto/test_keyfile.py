@@ -63,7 +63,9 @@ def test_locked_key_file_says_what_it_needs() -> None:
     keyfile, _ = create_keyfile("main", PASS, [operator.recipient()], NOW)
     with pytest.raises(
         DecryptionFailed,
-        match="locked: reading needs the encryption passphrase or an operator identity",
+        match=r"locked: reading needs the encryption passphrase \(--encryption-passphrase-file "
+        r"or PGVAULT_ENCRYPTION_PASSPHRASE\) or an operator identity \(--identity-file or "
+        r"PGVAULT_ENCRYPTION_IDENTITY\)",
     ):
         unlock(keyfile)
     assert unlock(keyfile, identities=[operator]).recipient == keyfile.recipient
