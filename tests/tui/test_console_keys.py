@@ -1,0 +1,66 @@
+"""Keys an operator reads on the bottom line or in the help do what they say (Pilot).
+
+Found by driving the console in tmux: `j`/`k`/`g`/`G` did nothing on the catalog's tree and
+on the WAL view's server list (only on tables), and a filter being typed still showed `/`
+and `?` in the bottom line although they type into the filter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import OptionList, Tree
+
+from tests.support.console import loaded, make_app, settle, write_catalog
+from tui.screens.catalog import CatalogScreen
+from tui.screens.wal import WalScreen
+
+
+def two_servers(console_world: Path) -> str:
+    write_catalog(console_world / "catalog", server="pg-main")
+    write_catalog(console_world / "catalog", server="pg-other")
+    return f"file://{console_world / 'catalog'}"
+
+
+async def test_vim_keys_move_the_catalog_tree(fixed_state: str, console_world: Path) -> None:
+    app = make_app(fixed_state, two_servers(console_world))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        await pilot.press("2")
+        await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+        tree = app.screen.query_one("#destinations", Tree)
+        await settle(pilot, lambda: tree.last_line >= 3)
+        assert tree.has_focus
+        start = tree.cursor_line
+        await pilot.press("j")
+        await settle(pilot, lambda: tree.cursor_line == start + 1)
+        await pilot.press("k")
+        await settle(pilot, lambda: tree.cursor_line == start)
+        await pilot.press("G")
+        await settle(pilot, lambda: tree.cursor_line == tree.last_line)
+        await pilot.press("g")
+        await settle(pilot, lambda: tree.cursor_line == 0)
+        # Moving with them is the operator's move: the tree no longer follows the listing.
+        await pilot.press("j")
+        await pilot.pause(0.5)
+        assert tree.cursor_line == 1
+
+
+async def test_vim_keys_move_the_wal_server_list(fixed_state: str, console_world: Path) -> None:
+    app = make_app(fixed_state, two_servers(console_world))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        await pilot.press("3")
+        await settle(pilot, lambda: isinstance(app.screen, WalScreen))
+        servers = app.screen.query_one("#wal-servers", OptionList)
+        await settle(pilot, lambda: servers.option_count >= 2)
+        first = servers.highlighted
+        await pilot.press("j")
+        await settle(pilot, lambda: servers.highlighted == (first or 0) + 1)
+        await pilot.press("k")
+        await settle(pilot, lambda: servers.highlighted == first)
+        await pilot.press("G")
+        await settle(pilot, lambda: servers.highlighted == servers.option_count - 1)
+        await pilot.press("g")
+        await settle(pilot, lambda: servers.highlighted == 0)
+
