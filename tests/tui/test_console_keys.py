@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import OptionList, Tree
+from textual.widgets import Input, OptionList, Tree
 
 from tests.support.console import loaded, make_app, settle, write_catalog
+from tui.modals.help import HelpScreen
 from tui.screens.catalog import CatalogScreen
+from tui.screens.jobs import JobsScreen
 from tui.screens.wal import WalScreen
+from tui.widgets.keybar import KeyBar
 
 
 def two_servers(console_world: Path) -> str:
@@ -64,3 +67,25 @@ async def test_vim_keys_move_the_wal_server_list(fixed_state: str, console_world
         await pilot.press("g")
         await settle(pilot, lambda: servers.highlighted == 0)
 
+
+async def test_typing_a_filter_the_bottom_line_shows_only_keys_that_act(
+    fixed_state: str, console_world: Path
+) -> None:
+    app = make_app(fixed_state, two_servers(console_world))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        assert isinstance(app.screen, JobsScreen)
+        bar = app.screen.query_one(KeyBar)
+        assert "/ Filter" in str(bar.render()) and "? Help" in str(bar.render())
+        await pilot.press("slash")
+        await settle(pilot, lambda: isinstance(app.focused, Input))
+        await pilot.pause(0.1)
+        line = str(bar.render())
+        # `/` and `?` type into the filter: the line names the keys that still act.
+        assert "/ Filter" not in line and "?" not in line, line
+        assert "f1 Help" in line and "f10 Quit" in line, line
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert app.query_one("#filter", Input).value == "?"
+        await pilot.press("f1")
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
