@@ -11,12 +11,14 @@ from pathlib import Path
 
 from textual.widgets import Input, OptionList, Tree
 
-from tests.support.console import loaded, make_app, settle, write_catalog
+from core.jobs import JobState
+from tests.support.console import MiB, Row, fill_store, loaded, make_app, settle, write_catalog
 from tui.modals.help import HelpScreen
 from tui.screens.catalog import CatalogScreen
 from tui.screens.jobs import JobsScreen
 from tui.screens.wal import WalScreen
 from tui.widgets.keybar import KeyBar
+from tui.widgets.table import ResponsiveTable
 
 
 def two_servers(console_world: Path) -> str:
@@ -89,3 +91,36 @@ async def test_typing_a_filter_the_bottom_line_shows_only_keys_that_act(
         assert app.query_one("#filter", Input).value == "?"
         await pilot.press("f1")
         await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+
+
+async def test_every_job_kind_reads_whole_in_the_jobs_table_at_80_columns(
+    tmp_path: Path,
+) -> None:
+    """Seen in tmux: a logical backup and a logical restore both read `logical-` in KIND."""
+    kinds = (
+        "logical-backup",
+        "logical-restore",
+        "barman-hook",
+        "wal-repair",
+        "rehydrate",
+        "backup",
+        "restore",
+    )
+    rows = tuple(
+        Row(kind, "pg-main", "file:///b", JobState.SUCCEEDED, MiB, MiB, age=600 - i, took=1)
+        for i, kind in enumerate(kinds)
+    )
+    state = str(tmp_path / "state")
+    fill_store(state, rows)
+    app = make_app(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        table = app.screen.query_one("#jobs", ResponsiveTable)
+        width = dict(table._layout)["kind"]
+        shown = [str(table.get_cell(key, "kind")) for key in table.keys]
+        assert len(set(shown)) == len(kinds), shown
+        assert all(len(text) <= width for text in shown), (width, shown)
+        # The filter finds them by their own kind names too.
+        await pilot.press("slash", *"logical-restore", "enter")
+        await settle(pilot, lambda: len(table.keys) == 1)
+        assert str(table.get_cell(table.keys[0], "kind")) == "lg-restore"
