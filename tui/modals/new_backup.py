@@ -33,8 +33,10 @@ from core.backup.request import (
 )
 from core.catalog.chains import DIFFERENTIAL, FULL, INCREMENTAL
 from core.demo import Demo
-from core.errors import PgvaultError
-from core.jobs import Job
+from core.errors import InputError, PgvaultError
+from core.jobs import Job, JobKind
+from core.logical.jobs import LOGICAL_BACKUP
+from core.logical.request import LogicalBackupRequest
 from core.postgres.connection import ConnectionParams
 from core.secrets import register_secret
 from core.sizes import size_argument
@@ -140,12 +142,16 @@ def conninfo_with_password(dbname: str, password: str) -> str:
     return f"dbname={quote(dbname or 'postgres')} password={quote(password)}"
 
 
-#: what the Kind field offers, as `backup` does: full, --incremental, --differential
-KINDS = (FULL, INCREMENTAL, DIFFERENTIAL)
+#: the Kind field's logical choice: `backup --database` (pg_dump of one database)
+LOGICAL = "logical"
+#: what the Kind field offers, as `backup` does: full, --incremental, --differential,
+#: and a logical backup of the Database field's database (--database)
+KINDS = (FULL, INCREMENTAL, DIFFERENTIAL, LOGICAL)
 KIND_LABELS = {
     FULL: "full",
     INCREMENTAL: "incremental (changes since the chain's newest backup)",
     DIFFERENTIAL: "differential (changes since the chain's full backup)",
+    LOGICAL: "logical (pg_dump of the database above)",
 }
 
 FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -164,10 +170,39 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def logical_request(
+    form: NewBackupScreen,
+    database: str,
+    store_config: StoreConfig,
+    connection: ConnectionParams,
+    compression: str | None,
+) -> LogicalBackupRequest:
+    """`backup --database NAME` from the form: pg_dump's own compressions, no checkpoint."""
+    if "=" in database or database.startswith(("postgresql://", "postgres://")):
+        raise InputError("a logical backup needs the database's name in Database")
+    if compression in PHYSICAL_ONLY_COMPRESSIONS:
+        raise InputError(f"{compression}: not available for a logical backup (gzip, lz4, zstd)")
+    return LogicalBackupRequest(
+        location=parse_destination(form.value("destination")),
+        server=parse_server_name(form.value("server")),
+        database=database,
+        store_config=store_config,
+        connection=connection,
+        jobs=store_config.jobs,
+        compression=compression,
+        name=parse_backup_name(form.value("name").strip()),
+        tags=parse_tags(form.value("tags")),
+    )
+
+
+#: compressions only a physical backup has (as `backup --database` refuses them)
+PHYSICAL_ONLY_COMPRESSIONS = frozenset({"bzip2", "snappy"})
+
+
 class NewBackupScreen(JobFormScreen):
     """Dismissed with the new backup job's id, or None when abandoned."""
 
-    kind = BACKUP
+    kind: JobKind[Any] = BACKUP  # LOGICAL_BACKUP once the Kind field says logical
     what = "backup"
 
     def __init__(
@@ -283,29 +318,38 @@ class NewBackupScreen(JobFormScreen):
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
 
-    def build_request(self) -> BackupRequest:
-        """The request, with the command line's rules (raises PgvaultError on bad input)."""
-        dbname = self.value("dbname").strip() or "postgres"
+    def build_request(self) -> BackupRequest | LogicalBackupRequest:
+        """The request, with the command line's rules (raises PgvaultError on bad input);
+        the job kind follows the Kind field."""
+        database = self.value("dbname").strip() or "postgres"
+        dbname = database
         password = self.value("password")
         if password:
             dbname = conninfo_with_password(dbname, password)
         compression = self.query_one("#compression", Select).value
         kind = self.query_one("#kind", Select).value
         port = self.value("port").strip()
+        store_config = StoreConfig(
+            jobs=parse_jobs(self.value("jobs")),
+            max_bandwidth=parse_bandwidth(self.value("bandwidth")),
+        )
+        connection = ConnectionParams(
+            host=self.value("host").strip() or None,
+            port=parse_port(port) if port else None,
+            user=self.value("user").strip() or None,
+            dbname=dbname,
+        )
+        method = None if compression in ("none", Select.NULL) else str(compression)
+        if kind == LOGICAL:
+            self.kind = LOGICAL_BACKUP
+            return logical_request(self, database, store_config, connection, method)
+        self.kind = BACKUP
         return make_backup_request(
             parse_destination(self.value("destination")),
             parse_server_name(self.value("server")),
-            store_config=StoreConfig(
-                jobs=parse_jobs(self.value("jobs")),
-                max_bandwidth=parse_bandwidth(self.value("bandwidth")),
-            ),
-            connection=ConnectionParams(
-                host=self.value("host").strip() or None,
-                port=parse_port(port) if port else None,
-                user=self.value("user").strip() or None,
-                dbname=dbname,
-            ),
-            compression=None if compression in ("none", Select.NULL) else str(compression),
+            store_config=store_config,
+            connection=connection,
+            compression=method,
             name=parse_backup_name(self.value("name").strip()),
             immediate_checkpoint=self.query_one("#immediate", Checkbox).value,
             tags=parse_tags(self.value("tags")),
