@@ -42,6 +42,7 @@ from core.secrets import register_secret
 from core.sizes import size_argument
 from core.storage import StoreConfig
 from core.tags import parse_tags
+from core.urls import parse_location, public_url
 from tui.adapter import display_url
 from tui.modals.job_form import JobFormScreen, JobKeys
 
@@ -68,11 +69,29 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def form_url(url: str) -> str:
+    """A destination as the form shows it: without credentials, but with what says where
+    the objects are (an S3 endpoint or region, an Azure account), unlike display_url."""
+    try:
+        return public_url(parse_location(url))
+    except PgvaultError:
+        return display_url(url)
+
+
+def job_destination(job: Job) -> str:
+    """Where a backup job wrote, from its recorded location: job.destination is the display
+    URL, which drops an S3 endpoint (the form then pointed the next backup at AWS)."""
+    try:
+        return public_url(BACKUP.decode(job.options).location)
+    except (PgvaultError, TypeError, ValueError, KeyError, AttributeError):
+        return job.destination or ""
+
+
 def form_defaults(
     jobs: Sequence[Job], demo: Demo | None, catalog: Sequence[tuple[str, bool]]
 ) -> FormDefaults:
     """Prefill from the newest backup job's options (never credentials), else the demo."""
-    known = tuple(dict.fromkeys(display_url(url) for url, _ in catalog))
+    known = tuple(dict.fromkeys(form_url(url) for url, _ in catalog))
     backups = sorted((j for j in jobs if j.kind == "backup"), key=lambda j: j.id)
     if backups:
         last = backups[-1]
@@ -83,7 +102,7 @@ def form_defaults(
         bandwidth = store.get("max_bandwidth")
         return FormDefaults(
             server=_text(last.server),
-            destination=last.destination or (known[0] if known else ""),
+            destination=job_destination(last) or (known[0] if known else ""),
             host=_text(connection.get("host")),
             port=_text(connection.get("port")),
             user=_text(connection.get("user")),
