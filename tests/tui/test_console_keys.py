@@ -89,6 +89,11 @@ async def test_typing_a_filter_the_bottom_line_shows_only_keys_that_act(
         await pilot.press("question_mark")
         await pilot.pause(0.2)
         assert app.query_one("#filter", Input).value == "?"
+        # `/` (a priority binding, so that it acts before the keys typed after it) is a
+        # character once the box has the focus: a filter can hold a path.
+        await pilot.press("slash")
+        await pilot.pause(0.2)
+        assert app.query_one("#filter", Input).value == "?/"
         await pilot.press("f1")
         await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
 

@@ -33,7 +33,7 @@ from tui.messages import (
     VerifyBackup,
 )
 from tui.screens import logical
-from tui.screens.base import FilteredScreen
+from tui.screens.base import FILTER_BINDING, FilteredScreen
 from tui.state import ConsoleState
 from tui.widgets.keybar import KeyBar
 from tui.widgets.nav import NavTree
@@ -314,7 +314,7 @@ class CatalogScreen(BackupActions, FilteredScreen):
         *BACKUP_ACTIONS,
         UNLOCK,
         Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
-        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
+        FILTER_BINDING,
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
     ]
 

@@ -18,7 +18,7 @@ from core.jobs import Job, JobState
 from tui import fmt
 from tui.config import AGGREGATE_WINDOW
 from tui.messages import CancelJob, JobRequest, OpenJob, PauseJob, ResumeJob, RetryJob
-from tui.screens.base import FilteredScreen
+from tui.screens.base import FILTER_BINDING, FilteredScreen
 from tui.state import ConsoleState
 from tui.widgets.bandwidth import Sparkline
 from tui.widgets.keybar import KeyBar
@@ -182,7 +182,7 @@ class JobsScreen(JobActions, FilteredScreen):
     BINDINGS = [
         Binding("enter", "open", "Open", key_display="enter", id="job.open"),
         *JOB_ACTIONS,
-        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
+        FILTER_BINDING,
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
     ]
 
