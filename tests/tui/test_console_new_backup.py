@@ -14,9 +14,10 @@ from textual.widgets import Input
 from core.backup.job import BACKUP
 from core.backup.request import make_backup_request
 from core.jobs import JobState, JobStore
+from core.postgres.connection import ConnectionParams
 from core.urls import parse_location
 from tests.support.console import loaded, make_app, settle
-from tui.modals.new_backup import NewBackupScreen
+from tui.modals.new_backup import NewBackupScreen, conninfo_with_password
 
 ENDPOINT = "http://127.0.0.1:9"  # never contacted: the form only reads and builds
 SECRET = "SECRETCANARY0123456789"
@@ -75,3 +76,28 @@ async def test_the_destinations_offered_keep_their_endpoint(tmp_path: Path) -> N
     s3 = [url for url in offered if url.startswith("s3://")]
     assert s3 and all(f"AWS_ENDPOINT={ENDPOINT}" in url for url in s3), offered
     assert all(SECRET not in url for url in offered)
+
+
+async def test_a_backup_taken_with_a_password_prefills_the_database_name(
+    tmp_path: Path,
+) -> None:
+    """Seen in tmux: after a backup with a Password, Database read `dbname='postgres'` (the
+    conninfo the form built, less its password): with a Password typed again the form
+    refused it, and a logical backup could not take it as a name."""
+    state_dir = str(tmp_path / "state")
+    request = make_backup_request(
+        parse_location("file:///tmp/pgvault-console-tests/b"),
+        "pg1",
+        connection=ConnectionParams(host="/tmp", dbname=conninfo_with_password("shop", SECRET)),
+    )
+    with JobStore.open(state_dir) as store:
+        job = store.create("backup", server="pg1", options=BACKUP.options(request))
+        store.transition(job.id, JobState.FAILED, error="lost")
+        recorded = store.get(job.id).options["connection"]["dbname"]
+    assert SECRET not in recorded and recorded != "shop"  # what the store keeps
+    app = make_app(state_dir)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
+        assert app.screen.query_one("#dbname", Input).value == "shop"

@@ -8,6 +8,7 @@ appears.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,21 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+#: what conninfo_with_password wrote, once the job store dropped its password
+_FORM_CONNINFO = re.compile(r"dbname='((?:[^'\\]|\\.)*)'")
+
+
+def _dbname(value: Any) -> str:
+    """The Database field for a recorded dbname: a backup started with a Password recorded
+    `dbname='shop'` (its conninfo less the password); the field takes the name back, as
+    a Password typed again (or a logical backup) needs it plain."""
+    text = _text(value)
+    match = _FORM_CONNINFO.fullmatch(text.strip())
+    if match is None:
+        return text
+    return re.sub(r"\\(.)", r"\1", match.group(1))
+
+
 def form_url(url: str) -> str:
     """A destination as the form shows it: without credentials, but with what says where
     the objects are (an S3 endpoint or region, an Azure account), unlike display_url."""
@@ -106,7 +122,7 @@ def form_defaults(
             host=_text(connection.get("host")),
             port=_text(connection.get("port")),
             user=_text(connection.get("user")),
-            dbname=_text(connection.get("dbname")) or "postgres",
+            dbname=_dbname(connection.get("dbname")) or "postgres",
             compression=options.get("compression"),
             jobs=_text(store.get("jobs") or 2),
             bandwidth=size_argument(int(bandwidth)) if bandwidth else "",
