@@ -1,4 +1,5 @@
-"""`/` and the words after it, typed in one burst, go into the filter (tmux, real terminal).
+"""`/` or `:` and the words after it, typed in one burst, go into the filter or the
+command palette (tmux, a real terminal).
 
 Found in tmux: `send-keys '/pg1'` (what a fast typist or an SSH link delivers as one read)
 paused the selected running job: the filter box took the focus on Textual's next turn,
@@ -19,11 +20,9 @@ from tests.support.jobs import PGVAULT, REPO
 from tests.support.terminal import Terminal
 
 
-def test_a_filter_typed_in_one_burst_filters_and_pauses_nothing(tmp_path: Path) -> None:
-    state = tmp_path / "state"
-    ids = fill_store(state)  # the first row is a running backup of pg-main (another host)
-    env = {
-        "PGVAULT_STATE_DIR": str(state),
+def world(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PGVAULT_STATE_DIR": str(tmp_path / "state"),
         "XDG_DATA_HOME": str(tmp_path / "data"),
         "XDG_CONFIG_HOME": str(tmp_path / "config"),
         "PGVAULT_DEMO_DIR": str(tmp_path / "demo"),
@@ -32,7 +31,12 @@ def test_a_filter_typed_in_one_burst_filters_and_pauses_nothing(tmp_path: Path) 
         "HOME": str(tmp_path),
         "PYTHONPATH": REPO,
     }
-    terminal = Terminal(f"pgvault-typeahead-{os.getpid()}", [PGVAULT], env)
+
+
+def test_a_filter_typed_in_one_burst_filters_and_pauses_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ids = fill_store(state)  # the first row is a running backup of pg-main (another host)
+    terminal = Terminal(f"pgvault-typeahead-{os.getpid()}", [PGVAULT], world(tmp_path))
     try:
         terminal.wait_for(" running ", "p Pause", timeout=60)
         # One send-keys: the four characters reach the console in one read.
@@ -45,6 +49,24 @@ def test_a_filter_typed_in_one_burst_filters_and_pauses_nothing(tmp_path: Path) 
         lines = terminal.screen().rstrip("\n").splitlines()
         assert lines[-2].strip() == "pg-main", lines[-3:]  # the box above the key line
         terminal.keys("Escape", "Escape", "q")
+        terminal.wait_for("EXITED=0", timeout=20)
+    finally:
+        terminal.close()
+
+
+def test_a_command_typed_with_the_colon_reaches_the_palette(tmp_path: Path) -> None:
+    """`:pause` in one read: the palette opened with an empty search (the keys typed with
+    `:` went to the view behind it and were lost); now it searches for them."""
+    state = tmp_path / "state"
+    ids = fill_store(state)
+    terminal = Terminal(f"pgvault-palette-{os.getpid()}", [PGVAULT], world(tmp_path))
+    try:
+        terminal.wait_for(" running ", "p Pause", timeout=60)
+        subprocess.run(["tmux", "send-keys", "-t", terminal.name, ":pause"], check=True)
+        terminal.wait_for(f"Pause job {ids[0]}: backup pg-main", timeout=20)
+        with JobStore.open(str(state)) as store:
+            assert store.get(ids[0]).state is JobState.RUNNING
+        terminal.keys("Escape", "q")
         terminal.wait_for("EXITED=0", timeout=20)
     finally:
         terminal.close()
