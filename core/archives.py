@@ -108,6 +108,10 @@ class _Block:
     size: int = 0
 
 
+class _Stopped(Exception):
+    """The reader was told to stop: the file it was reading is left unfinished."""
+
+
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
@@ -158,6 +162,8 @@ class _TreeReader(threading.Thread):
                     self._file(entry)
             self._emit()
             self._put(_END)
+        except _Stopped:
+            return  # nobody reads the queue any more: the rest of the file is not read
         except BaseException as exc:  # handed to the writer, which re-raises it
             self._put(_Failure(exc))
 
@@ -245,6 +251,8 @@ class _TreeReader(threading.Thread):
             self._add(raw)
             checksum: Checksum = new_checksum(self.algorithm)
             for number in blocks:
+                if self.stopping.is_set():
+                    raise _Stopped
                 data = _pread_block(fd, source, number, block_size)
                 checksum.update(data)
                 self._add(data)
@@ -257,6 +265,10 @@ class _TreeReader(threading.Thread):
         checksum: Checksum = new_checksum(self.algorithm)
         left = size
         while left:
+            if self.stopping.is_set():
+                # A cancelled or failed backup: reading on to the end of a 1 GiB segment
+                # only to drop it delayed the stop and counted bytes never sent.
+                raise _Stopped
             try:
                 data = os.read(fd, min(left, READ_SIZE))
             except InterruptedError:

@@ -20,6 +20,7 @@ from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
 from textual.driver import Driver
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from tui.actions import ConsoleActions
@@ -79,7 +80,9 @@ class PgvaultApp(App[int]):
         Binding("question_mark,f1", "help", "Help", key_display="?", id="help"),
         Binding("R,f5", "refresh", "Refresh", show=False, id="refresh"),
         Binding("Z", "freeze", "Freeze", show=False, id="freeze"),
-        Binding("colon", "command_palette", "Commands", show=False, id="palette"),
+        # Priority: run as the App reads `:`, so that a command typed with it (`:pause 3`,
+        # one read) reaches the palette's search (typed into a filter, `:` is a character).
+        Binding("colon", "command_palette", "Commands", show=False, id="palette", priority=True),
         Binding("q,f10", "quit", "Quit", id="quit"),
     ]
 
@@ -239,6 +242,8 @@ class PgvaultApp(App[int]):
     # ---- global keys -----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "command_palette" and isinstance(self.focused, Input):
+            return False
         return not (self.state.read_only and action in MUTATING)
 
     async def action_view(self, mode: str) -> None:

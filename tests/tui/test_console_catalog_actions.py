@@ -223,3 +223,35 @@ async def test_the_restore_form_restores_over_a_directory_with_delta(
         (job,) = jobs_of(fixed_state, "restore")
         assert job.options.get("recovery_dir") == str(existing)
         assert job.options.get("delta") is True
+
+
+async def test_delta_over_an_incremental_is_refused_in_the_form(
+    fixed_state: str, chain_catalog: str, tmp_path: Path
+) -> None:
+    """Seen in tmux: Delta on an incremental started a restore job that failed at once
+    ("--delta restores for full backups only"); the form says so before any job."""
+    existing = tmp_path / "data"
+    existing.mkdir()
+    (existing / "PG_VERSION").write_text("16\n")
+    app = make_app(fixed_state, chain_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_catalog_on(app, pilot, "pg-main/20260313T080000")
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        form = app.screen
+        assert isinstance(form, RestoreScreen)
+        status = form.query_one("#form-status")
+        form.query_one("#directory").value = str(existing)  # type: ignore[attr-defined]
+        form.query_one("#delta").value = True  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "full backups only" in str(status.render()))
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, RestoreScreen)
+        assert jobs_of(fixed_state, "restore") == []
+        # Into an empty or new directory, the incremental restores as before.
+        form.query_one("#delta").value = False  # type: ignore[attr-defined]
+        form.query_one("#directory").value = str(tmp_path / "new")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        (job,) = jobs_of(fixed_state, "restore")
+        assert job.options.get("backup") == "20260313T080000"

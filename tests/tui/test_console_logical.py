@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from textual.widgets import Checkbox, Input
+from textual.widgets import Checkbox, Input, Select
 
 from core.jobs import Job, JobFilter, JobState, JobStore
+from core.jobs.results import LogicalJobResult
 from core.logical.catalog import get_logical
 from core.logical.layout import LogicalLayout
 from core.logical.manifest import LogicalManifest
@@ -31,6 +32,7 @@ from tests.support.postgres import Cluster, make_cluster, world_dir
 from tui.app import PgvaultApp
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.logical_restore import LogicalRestoreScreen
+from tui.modals.new_backup import LOGICAL, NewBackupScreen
 from tui.screens.backup import BackupScreen
 from tui.screens.jobs import JobsScreen
 from tui.widgets.table import ResponsiveTable
@@ -344,3 +346,53 @@ async def test_a_logical_backup_whose_manifest_cannot_be_read_is_listed_broken(
             assert "r Restore" not in str(catalog.query_one("KeyBar").render())
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def test_the_new_backup_form_takes_a_logical_backup(taken: Taken, tmp_path: object) -> None:
+    """Driving the console in tmux, an operator could not start a logical backup from it:
+    `n` offered full, incremental and differential only. Kind `logical` runs the same
+    `logical-backup` job as `pgvault --batch backup --database NAME`."""
+    state_dir = str(tmp_path)
+    cluster = taken.cluster
+    app = make_app(state_dir, taken.url)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
+        form = app.screen
+        assert isinstance(form, NewBackupScreen)
+        fields = {
+            "server": SERVER,
+            "destination": taken.url,
+            "host": cluster.sock,
+            "port": str(cluster.port),
+            "user": "postgres",
+            "dbname": SHOP,
+            "name": "",
+        }
+        for field, value in fields.items():
+            form.query_one(f"#{field}", Input).value = value
+        form.query_one("#kind", Select).value = LOGICAL
+        form.query_one("#compression", Select).value = "bzip2"
+        status = form.query_one("#form-status")
+        await pilot.press("ctrl+s")  # pg_dump has no bzip2: said in the form, no job
+        await settle(pilot, lambda: "not available for a logical backup" in str(status.render()))
+        form.query_one("#compression", Select).value = "gzip"
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        with JobStore.open(state_dir) as store:
+            (job,) = store.list_jobs(JobFilter(kinds=("logical-backup",)))
+            assert store.list_jobs(JobFilter(kinds=("backup",))) == []
+        assert job.server == SERVER and job.options.get("database") == SHOP
+        await settle(pilot, lambda: job_of(state_dir, job.id).final, timeout=180)
+        done = job_of(state_dir, job.id)
+        assert done.state is JobState.SUCCEEDED, done.error
+        backup_id = done.result_as(LogicalJobResult).backup_id
+    with open_store(parse_location(taken.url)) as store:
+        manifest = get_logical(store, SERVER, backup_id)
+    assert [db.name for db in manifest.databases] == [SHOP]
+    assert manifest.compression == "gzip"
+
+
+def job_of(state_dir: str, job_id: int) -> Job:
+    with JobStore.open(state_dir) as store:
+        return store.get(job_id)

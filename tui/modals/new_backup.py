@@ -8,6 +8,7 @@ appears.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,13 +34,16 @@ from core.backup.request import (
 )
 from core.catalog.chains import DIFFERENTIAL, FULL, INCREMENTAL
 from core.demo import Demo
-from core.errors import PgvaultError
-from core.jobs import Job
+from core.errors import InputError, PgvaultError
+from core.jobs import Job, JobKind
+from core.logical.jobs import LOGICAL_BACKUP
+from core.logical.request import LogicalBackupRequest
 from core.postgres.connection import ConnectionParams
 from core.secrets import register_secret
 from core.sizes import size_argument
 from core.storage import StoreConfig
 from core.tags import parse_tags
+from core.urls import parse_location, public_url
 from tui.adapter import display_url
 from tui.modals.job_form import JobFormScreen, JobKeys
 
@@ -66,11 +70,44 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+#: what conninfo_with_password wrote, once the job store dropped its password
+_FORM_CONNINFO = re.compile(r"dbname='((?:[^'\\]|\\.)*)'")
+
+
+def _dbname(value: Any) -> str:
+    """The Database field for a recorded dbname: a backup started with a Password recorded
+    `dbname='shop'` (its conninfo less the password); the field takes the name back, as
+    a Password typed again (or a logical backup) needs it plain."""
+    text = _text(value)
+    match = _FORM_CONNINFO.fullmatch(text.strip())
+    if match is None:
+        return text
+    return re.sub(r"\\(.)", r"\1", match.group(1))
+
+
+def form_url(url: str) -> str:
+    """A destination as the form shows it: without credentials, but with what says where
+    the objects are (an S3 endpoint or region, an Azure account), unlike display_url."""
+    try:
+        return public_url(parse_location(url))
+    except PgvaultError:
+        return display_url(url)
+
+
+def job_destination(job: Job) -> str:
+    """Where a backup job wrote, from its recorded location: job.destination is the display
+    URL, which drops an S3 endpoint (the form then pointed the next backup at AWS)."""
+    try:
+        return public_url(BACKUP.decode(job.options).location)
+    except (PgvaultError, TypeError, ValueError, KeyError, AttributeError):
+        return job.destination or ""
+
+
 def form_defaults(
     jobs: Sequence[Job], demo: Demo | None, catalog: Sequence[tuple[str, bool]]
 ) -> FormDefaults:
     """Prefill from the newest backup job's options (never credentials), else the demo."""
-    known = tuple(dict.fromkeys(display_url(url) for url, _ in catalog))
+    known = tuple(dict.fromkeys(form_url(url) for url, _ in catalog))
     backups = sorted((j for j in jobs if j.kind == "backup"), key=lambda j: j.id)
     if backups:
         last = backups[-1]
@@ -81,11 +118,11 @@ def form_defaults(
         bandwidth = store.get("max_bandwidth")
         return FormDefaults(
             server=_text(last.server),
-            destination=last.destination or (known[0] if known else ""),
+            destination=job_destination(last) or (known[0] if known else ""),
             host=_text(connection.get("host")),
             port=_text(connection.get("port")),
             user=_text(connection.get("user")),
-            dbname=_text(connection.get("dbname")) or "postgres",
+            dbname=_dbname(connection.get("dbname")) or "postgres",
             compression=options.get("compression"),
             jobs=_text(store.get("jobs") or 2),
             bandwidth=size_argument(int(bandwidth)) if bandwidth else "",
@@ -140,12 +177,16 @@ def conninfo_with_password(dbname: str, password: str) -> str:
     return f"dbname={quote(dbname or 'postgres')} password={quote(password)}"
 
 
-#: what the Kind field offers, as `backup` does: full, --incremental, --differential
-KINDS = (FULL, INCREMENTAL, DIFFERENTIAL)
+#: the Kind field's logical choice: `backup --database` (pg_dump of one database)
+LOGICAL = "logical"
+#: what the Kind field offers, as `backup` does: full, --incremental, --differential,
+#: and a logical backup of the Database field's database (--database)
+KINDS = (FULL, INCREMENTAL, DIFFERENTIAL, LOGICAL)
 KIND_LABELS = {
     FULL: "full",
     INCREMENTAL: "incremental (changes since the chain's newest backup)",
     DIFFERENTIAL: "differential (changes since the chain's full backup)",
+    LOGICAL: "logical (pg_dump of the database above)",
 }
 
 FIELDS: tuple[tuple[str, str, str], ...] = (
@@ -164,10 +205,39 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def logical_request(
+    form: NewBackupScreen,
+    database: str,
+    store_config: StoreConfig,
+    connection: ConnectionParams,
+    compression: str | None,
+) -> LogicalBackupRequest:
+    """`backup --database NAME` from the form: pg_dump's own compressions, no checkpoint."""
+    if "=" in database or database.startswith(("postgresql://", "postgres://")):
+        raise InputError("a logical backup needs the database's name in Database")
+    if compression in PHYSICAL_ONLY_COMPRESSIONS:
+        raise InputError(f"{compression}: not available for a logical backup (gzip, lz4, zstd)")
+    return LogicalBackupRequest(
+        location=parse_destination(form.value("destination")),
+        server=parse_server_name(form.value("server")),
+        database=database,
+        store_config=store_config,
+        connection=connection,
+        jobs=store_config.jobs,
+        compression=compression,
+        name=parse_backup_name(form.value("name").strip()),
+        tags=parse_tags(form.value("tags")),
+    )
+
+
+#: compressions only a physical backup has (as `backup --database` refuses them)
+PHYSICAL_ONLY_COMPRESSIONS = frozenset({"bzip2", "snappy"})
+
+
 class NewBackupScreen(JobFormScreen):
     """Dismissed with the new backup job's id, or None when abandoned."""
 
-    kind = BACKUP
+    kind: JobKind[Any] = BACKUP  # LOGICAL_BACKUP once the Kind field says logical
     what = "backup"
 
     def __init__(
@@ -283,29 +353,38 @@ class NewBackupScreen(JobFormScreen):
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
 
-    def build_request(self) -> BackupRequest:
-        """The request, with the command line's rules (raises PgvaultError on bad input)."""
-        dbname = self.value("dbname").strip() or "postgres"
+    def build_request(self) -> BackupRequest | LogicalBackupRequest:
+        """The request, with the command line's rules (raises PgvaultError on bad input);
+        the job kind follows the Kind field."""
+        database = self.value("dbname").strip() or "postgres"
+        dbname = database
         password = self.value("password")
         if password:
             dbname = conninfo_with_password(dbname, password)
         compression = self.query_one("#compression", Select).value
         kind = self.query_one("#kind", Select).value
         port = self.value("port").strip()
+        store_config = StoreConfig(
+            jobs=parse_jobs(self.value("jobs")),
+            max_bandwidth=parse_bandwidth(self.value("bandwidth")),
+        )
+        connection = ConnectionParams(
+            host=self.value("host").strip() or None,
+            port=parse_port(port) if port else None,
+            user=self.value("user").strip() or None,
+            dbname=dbname,
+        )
+        method = None if compression in ("none", Select.NULL) else str(compression)
+        if kind == LOGICAL:
+            self.kind = LOGICAL_BACKUP
+            return logical_request(self, database, store_config, connection, method)
+        self.kind = BACKUP
         return make_backup_request(
             parse_destination(self.value("destination")),
             parse_server_name(self.value("server")),
-            store_config=StoreConfig(
-                jobs=parse_jobs(self.value("jobs")),
-                max_bandwidth=parse_bandwidth(self.value("bandwidth")),
-            ),
-            connection=ConnectionParams(
-                host=self.value("host").strip() or None,
-                port=parse_port(port) if port else None,
-                user=self.value("user").strip() or None,
-                dbname=dbname,
-            ),
-            compression=None if compression in ("none", Select.NULL) else str(compression),
+            store_config=store_config,
+            connection=connection,
+            compression=method,
             name=parse_backup_name(self.value("name").strip()),
             immediate_checkpoint=self.query_one("#immediate", Checkbox).value,
             tags=parse_tags(self.value("tags")),

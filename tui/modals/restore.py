@@ -18,6 +18,7 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Checkbox, Input, Label, Static
 
 from core.backup.request import parse_port
+from core.catalog.chains import FULL
 from core.errors import InputError
 from core.restore import RestoreRequest, default_pgvault_command, make_target
 from core.restore.job import RESTORE
@@ -158,10 +159,17 @@ class RestoreScreen(JobFormScreen):
             self.query_one("#immediate", Checkbox).value,
             self.value("tablespaces") if relocations else "",
         )
+        delta = self.query_one("#delta", Checkbox).value
+        if delta and request.backup == self.ref.info.backup_id and self.ref.kind != FULL:
+            # Said here, from the listing, rather than by a job that fails on it at once.
+            raise InputError(
+                f"backup {request.backup} is an incremental: --delta restores for full "
+                "backups only; restore it into an empty or new directory"
+            )
         port = self.value("port").strip()
         return replace(
             request,
-            delta=self.query_one("#delta", Checkbox).value,
+            delta=delta,
             port=int(parse_port(port)) if port else None,
         )
 

@@ -15,7 +15,7 @@ from core.errors import DecryptionFailed
 from tui import fmt
 from tui.adapter import BackupRef, ServerView, load_manifest, load_wal
 from tui.screens import logical
-from tui.screens.base import ConsoleScreen
+from tui.screens.base import FILTER_BINDING, ConsoleScreen, open_filter
 from tui.screens.catalog import (
     BACKUP_ACTIONS,
     STATUS_STYLE,
@@ -201,7 +201,7 @@ class BackupScreen(BackupActions, ConsoleScreen):
         *BACKUP_ACTIONS,
         UNLOCK,
         Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
-        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
+        FILTER_BINDING,
     ]
 
     def __init__(self, ref: BackupRef, state: ConsoleState, tasks: Tasks) -> None:
@@ -368,9 +368,7 @@ class BackupScreen(BackupActions, ConsoleScreen):
         (databases if tables.has_focus else tables).focus()
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
+        open_filter(self)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self.filter_terms = event.value.lower().split()

@@ -11,6 +11,7 @@ from abc import abstractmethod
 from typing import Any
 
 from textual.app import App, ScreenStackError
+from textual.binding import Binding
 from textual.events import ScreenResume
 from textual.screen import Screen
 from textual.widget import Widget
@@ -19,6 +20,18 @@ from textual.widgets import Input
 from tui.config import MUTATING
 from tui.state import ConsoleState
 from tui.widgets.topbar import TopBar
+
+#: `/`: a priority binding, so that the App runs it as it reads the key, before the keys
+#: typed after it (one read over SSH or tmux) are handed on: those go to the box. Checked
+#: after the focused table, `/pg1` reached the box empty and `p` paused the selected job.
+FILTER_BINDING = Binding("slash", "filter", "Filter", key_display="/", id="filter", priority=True)
+
+
+def open_filter(screen: Screen[Any]) -> None:
+    """Show the screen's `#filter` box and focus it now (Widget.focus() waits a turn)."""
+    box = screen.query_one("#filter", Input)
+    box.display = True
+    screen.set_focus(box)
 
 
 class ConsoleScreen(Screen[Any]):
@@ -38,6 +51,8 @@ class ConsoleScreen(Screen[Any]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if self.state.read_only and action in MUTATING:
             return False
+        if action == "filter" and getattr(self.focused, "id", None) == "filter":
+            return False  # typing in the box: `/` is a character there
         return self.can(action)
 
     def on_screen_resume(self, event: ScreenResume) -> None:
@@ -108,9 +123,7 @@ class FilteredScreen(ConsoleScreen):
         """The table the filter applies to (focused when the filter is done)."""
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
-        box.display = True
-        box.focus()
+        open_filter(self)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)

@@ -33,9 +33,10 @@ from tui.messages import (
     VerifyBackup,
 )
 from tui.screens import logical
-from tui.screens.base import FilteredScreen
+from tui.screens.base import FILTER_BINDING, FilteredScreen
 from tui.state import ConsoleState
 from tui.widgets.keybar import KeyBar
+from tui.widgets.nav import NavTree
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.text import StaticText, same_key
 from tui.widgets.topbar import TopBar
@@ -138,7 +139,9 @@ TREE_CHROME = 4
 TREE_WIDTH_BEFORE_LAYOUT = 27
 
 #: keys that move the tree's cursor (the operator chose where to look)
-TREE_MOVES = frozenset({"up", "down", "home", "end", "pageup", "pagedown", "left", "right"})
+TREE_MOVES = frozenset(
+    {"up", "down", "home", "end", "pageup", "pagedown", "left", "right", "j", "k", "g", "G"}
+)
 
 #: tree node data: ("destination", label) or ("server", label, server name)
 NodeData = tuple[str, ...]
@@ -311,7 +314,7 @@ class CatalogScreen(BackupActions, FilteredScreen):
         *BACKUP_ACTIONS,
         UNLOCK,
         Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
-        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
+        FILTER_BINDING,
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
     ]
 
@@ -327,7 +330,7 @@ class CatalogScreen(BackupActions, FilteredScreen):
     def compose(self) -> ComposeResult:
         yield TopBar(self.state, self.VIEW)
         with Horizontal(id="catalog-body"):
-            tree: Tree[NodeData] = Tree("destinations", id="destinations")
+            tree: NavTree[NodeData] = NavTree("destinations", id="destinations")
             tree.show_root = False
             tree.auto_expand = False
             tree.guide_depth = 2

@@ -18,7 +18,7 @@ from core.jobs import Job, JobState
 from tui import fmt
 from tui.config import AGGREGATE_WINDOW
 from tui.messages import CancelJob, JobRequest, OpenJob, PauseJob, ResumeJob, RetryJob
-from tui.screens.base import FilteredScreen
+from tui.screens.base import FILTER_BINDING, FilteredScreen
 from tui.state import ConsoleState
 from tui.widgets.bandwidth import Sparkline
 from tui.widgets.keybar import KeyBar
@@ -28,8 +28,11 @@ from tui.widgets.text import LabelText, StaticText
 from tui.widgets.topbar import TopBar
 
 PROGRESS_BAR = 8  # cells of bar in the table's progress column (then ' 100%')
-#: the longest kind name (wal-push) fits: 80 columns show it whole
-KIND_WIDTH = 8
+#: the longest kind shown (barman-hook) fits: 80 columns show it whole
+KIND_WIDTH = 11
+#: kinds longer than the column, shown shorter: cut, both read "logical-" (the summary under
+#: the table and the job detail say them whole, and the filter matches either)
+KIND_SHORT = {"logical-backup": "lg-backup", "logical-restore": "lg-restore"}
 
 JOB_COLUMNS = (
     Col("id", "ID", 4, right=True),
@@ -134,7 +137,7 @@ def job_cells(job: Job, now: float) -> dict[str, Text]:
     return {
         "id": Text(str(job.id), justify="right"),
         "state": Text(fmt.STATE_LABEL[job.state], style=STATE_COLOR[job.state]),
-        "kind": Text(job.kind),
+        "kind": Text(KIND_SHORT.get(job.kind, job.kind)),
         "server": Text(job.server or "-"),
         "progress": progress,
         "rate": Text(fmt.rate(job.rate) if active else "-", justify="right"),
@@ -150,6 +153,7 @@ def matches(job: Job, terms: list[str]) -> bool:
         for part in (
             job.id,
             job.kind,
+            KIND_SHORT.get(job.kind),
             job.server,
             job.state.value,
             job.destination,
@@ -178,7 +182,7 @@ class JobsScreen(JobActions, FilteredScreen):
     BINDINGS = [
         Binding("enter", "open", "Open", key_display="enter", id="job.open"),
         *JOB_ACTIONS,
-        Binding("slash", "filter", "Filter", key_display="/", id="filter"),
+        FILTER_BINDING,
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
     ]
 

@@ -18,6 +18,7 @@ from tui.screens.base import ConsoleScreen
 from tui.state import ConsoleState
 from tui.tasks import Tasks
 from tui.widgets.keybar import KeyBar
+from tui.widgets.nav import NavOptionList
 from tui.widgets.table import Col, ResponsiveTable
 from tui.widgets.topbar import TopBar
 
@@ -149,7 +150,7 @@ class WalScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield TopBar(self.state, self.VIEW)
         with Horizontal(id="wal-body"):
-            yield OptionList(id="wal-servers")
+            yield NavOptionList(id="wal-servers")
             with Vertical(id="wal-right"):
                 yield Static("", id="wal-summary")
                 yield ResponsiveTable(RANGE_COLUMNS, id="wal-ranges", openable=False)

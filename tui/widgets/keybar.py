@@ -9,9 +9,14 @@ was about half of the CPU a key press cost. This renders the same line as one Te
 
 from __future__ import annotations
 
+import unicodedata
+from dataclasses import replace
+
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.binding import Binding
+from textual.keys import REPLACED_KEYS, key_to_character
 from textual.screen import Screen
 from textual.widget import Widget
 
@@ -51,18 +56,33 @@ class KeyBar(Widget):
     def render(self) -> Text:
         key_style, description_style = self._key_styles()
         items: list[tuple[str, Text]] = []
+        focused = self.screen.focused
         for _node, binding, enabled, _tooltip in self.screen.active_bindings.values():
             if not binding.show or binding.action in (action for action, _ in items):
                 continue
+            if focused is not None and focused.check_consume_key(
+                binding.key, key_character(binding.key)
+            ):
+                continue  # typing into an input: the key is a character there
             dim = Style() if enabled else Style(dim=True)
             click = Style.from_meta({"key": binding.key, "enabled": enabled})
             item = Text.assemble(
-                (self.app.get_key_display(binding), key_style + dim + click),
+                (self.key_display(binding), key_style + dim + click),
                 (f" {binding.description}", description_style + dim + click),
             )
             items.append((binding.action, item))
         fitted = _fit(items, self.size.width)
         return Text(" ", no_wrap=True, overflow="ellipsis", end="").join(fitted)
+
+    def key_display(self, binding: Binding) -> str:
+        """The key as shown; a key_display naming a key the focused input types as a
+        character (`?` for `question_mark,f1`) gives way to the binding's other key (f1)."""
+        shown = binding.key_display or ""
+        focused = self.screen.focused
+        typed = focused is not None and len(shown) == 1 and focused.check_consume_key(shown, shown)
+        if typed:
+            return self.app.get_key_display(replace(binding, key_display=None))
+        return self.app.get_key_display(binding)
 
     def _key_styles(self) -> tuple[Style, Style]:
         styled_for = self.app._css_update_count  # bumped by a theme change
@@ -82,6 +102,17 @@ class KeyBar(Widget):
             self.app.simulate_key(str(meta["key"]))
         else:
             self.app.bell()
+
+
+def key_character(key: str) -> str | None:
+    """The character a key types: Textual's key_to_character misses a few (`slash`)."""
+    character = key_to_character(key)
+    if character is None and key in REPLACED_KEYS:
+        try:
+            character = unicodedata.lookup(REPLACED_KEYS[key].replace("_", " ").upper())
+        except KeyError:
+            return None
+    return character
 
 
 #: what stays when the bar is too narrow for every key: how to see them all, and to leave

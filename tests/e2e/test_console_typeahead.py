@@ -1,0 +1,72 @@
+"""`/` or `:` and the words after it, typed in one burst, go into the filter or the
+command palette (tmux, a real terminal).
+
+Found in tmux: `send-keys '/pg1'` (what a fast typist or an SSH link delivers as one read)
+paused the selected running job: the filter box took the focus on Textual's next turn,
+after the already queued `p`, `g`, `1` had gone to the jobs view's bindings (p Pause,
+g First, 1 Jobs). Pilot presses keys one turn apart, so only a real terminal shows it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from core.jobs import JobState, JobStore
+from tests.support.console import fill_store
+from tests.support.jobs import PGVAULT, REPO
+from tests.support.terminal import Terminal
+
+
+def world(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PGVAULT_STATE_DIR": str(tmp_path / "state"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PGVAULT_DEMO_DIR": str(tmp_path / "demo"),
+        "TERM": "xterm-256color",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "PYTHONPATH": REPO,
+    }
+
+
+def test_a_filter_typed_in_one_burst_filters_and_pauses_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    ids = fill_store(state)  # the first row is a running backup of pg-main (another host)
+    terminal = Terminal(f"pgvault-typeahead-{os.getpid()}", [PGVAULT], world(tmp_path))
+    try:
+        terminal.wait_for(" running ", "p Pause", timeout=60)
+        # One send-keys: the four characters reach the console in one read.
+        subprocess.run(["tmux", "send-keys", "-t", terminal.name, "/pg-main"], check=True)
+        terminal.wait_for("f10 Quit", timeout=20)  # the filter box has the keys
+        time.sleep(1)
+        with JobStore.open(str(state)) as store:
+            job = store.get(ids[0])
+        assert job.state is JobState.RUNNING, job  # not pause_requested by the `p`
+        lines = terminal.screen().rstrip("\n").splitlines()
+        assert lines[-2].strip() == "pg-main", lines[-3:]  # the box above the key line
+        terminal.keys("Escape", "Escape", "q")
+        terminal.wait_for("EXITED=0", timeout=20)
+    finally:
+        terminal.close()
+
+
+def test_a_command_typed_with_the_colon_reaches_the_palette(tmp_path: Path) -> None:
+    """`:pause` in one read: the palette opened with an empty search (the keys typed with
+    `:` went to the view behind it and were lost); now it searches for them."""
+    state = tmp_path / "state"
+    ids = fill_store(state)
+    terminal = Terminal(f"pgvault-palette-{os.getpid()}", [PGVAULT], world(tmp_path))
+    try:
+        terminal.wait_for(" running ", "p Pause", timeout=60)
+        subprocess.run(["tmux", "send-keys", "-t", terminal.name, ":pause"], check=True)
+        terminal.wait_for(f"Pause job {ids[0]}: backup pg-main", timeout=20)
+        with JobStore.open(str(state)) as store:
+            assert store.get(ids[0]).state is JobState.RUNNING
+        terminal.keys("Escape", "q")
+        terminal.wait_for("EXITED=0", timeout=20)
+    finally:
+        terminal.close()

@@ -1,0 +1,131 @@
+"""Keys an operator reads on the bottom line or in the help do what they say (Pilot).
+
+Found by driving the console in tmux: `j`/`k`/`g`/`G` did nothing on the catalog's tree and
+on the WAL view's server list (only on tables), and a filter being typed still showed `/`
+and `?` in the bottom line although they type into the filter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input, OptionList, Tree
+
+from core.jobs import JobState
+from tests.support.console import MiB, Row, fill_store, loaded, make_app, settle, write_catalog
+from tui.modals.help import HelpScreen
+from tui.screens.catalog import CatalogScreen
+from tui.screens.jobs import JobsScreen
+from tui.screens.wal import WalScreen
+from tui.widgets.keybar import KeyBar
+from tui.widgets.table import ResponsiveTable
+
+
+def two_servers(console_world: Path) -> str:
+    write_catalog(console_world / "catalog", server="pg-main")
+    write_catalog(console_world / "catalog", server="pg-other")
+    return f"file://{console_world / 'catalog'}"
+
+
+async def test_vim_keys_move_the_catalog_tree(fixed_state: str, console_world: Path) -> None:
+    app = make_app(fixed_state, two_servers(console_world))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        await pilot.press("2")
+        await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+        tree = app.screen.query_one("#destinations", Tree)
+        await settle(pilot, lambda: tree.last_line >= 3)
+        assert tree.has_focus
+        start = tree.cursor_line
+        await pilot.press("j")
+        await settle(pilot, lambda: tree.cursor_line == start + 1)
+        await pilot.press("k")
+        await settle(pilot, lambda: tree.cursor_line == start)
+        await pilot.press("G")
+        await settle(pilot, lambda: tree.cursor_line == tree.last_line)
+        await pilot.press("g")
+        await settle(pilot, lambda: tree.cursor_line == 0)
+        # Moving with them is the operator's move: the tree no longer follows the listing.
+        await pilot.press("j")
+        await pilot.pause(0.5)
+        assert tree.cursor_line == 1
+
+
+async def test_vim_keys_move_the_wal_server_list(fixed_state: str, console_world: Path) -> None:
+    app = make_app(fixed_state, two_servers(console_world))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        await pilot.press("3")
+        await settle(pilot, lambda: isinstance(app.screen, WalScreen))
+        servers = app.screen.query_one("#wal-servers", OptionList)
+        await settle(pilot, lambda: servers.option_count >= 2)
+        first = servers.highlighted
+        await pilot.press("j")
+        await settle(pilot, lambda: servers.highlighted == (first or 0) + 1)
+        await pilot.press("k")
+        await settle(pilot, lambda: servers.highlighted == first)
+        await pilot.press("G")
+        await settle(pilot, lambda: servers.highlighted == servers.option_count - 1)
+        await pilot.press("g")
+        await settle(pilot, lambda: servers.highlighted == 0)
+
+
+async def test_typing_a_filter_the_bottom_line_shows_only_keys_that_act(
+    fixed_state: str, console_world: Path
+) -> None:
+    app = make_app(fixed_state, two_servers(console_world))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        assert isinstance(app.screen, JobsScreen)
+        bar = app.screen.query_one(KeyBar)
+        assert "/ Filter" in str(bar.render()) and "? Help" in str(bar.render())
+        await pilot.press("slash")
+        await settle(pilot, lambda: isinstance(app.focused, Input))
+        await pilot.pause(0.1)
+        line = str(bar.render())
+        # `/` and `?` type into the filter: the line names the keys that still act.
+        assert "/ Filter" not in line and "?" not in line, line
+        assert "f1 Help" in line and "f10 Quit" in line, line
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+        assert app.query_one("#filter", Input).value == "?"
+        # `/` (a priority binding, so that it acts before the keys typed after it) is a
+        # character once the box has the focus: a filter can hold a path.
+        await pilot.press("slash", "colon")  # `:` (the palette's, a priority one) too
+        await pilot.pause(0.2)
+        assert app.query_one("#filter", Input).value == "?/:"
+        await pilot.press("f1")
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+
+
+async def test_every_job_kind_reads_whole_in_the_jobs_table_at_80_columns(
+    tmp_path: Path,
+) -> None:
+    """Seen in tmux: a logical backup and a logical restore both read `logical-` in KIND."""
+    kinds = (
+        "logical-backup",
+        "logical-restore",
+        "barman-hook",
+        "wal-repair",
+        "rehydrate",
+        "backup",
+        "restore",
+    )
+    rows = tuple(
+        Row(kind, "pg-main", "file:///b", JobState.SUCCEEDED, MiB, MiB, age=600 - i, took=1)
+        for i, kind in enumerate(kinds)
+    )
+    state = str(tmp_path / "state")
+    fill_store(state, rows)
+    app = make_app(state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        table = app.screen.query_one("#jobs", ResponsiveTable)
+        width = dict(table._layout)["kind"]
+        shown = [str(table.get_cell(key, "kind")) for key in table.keys]
+        assert len(set(shown)) == len(kinds), shown
+        assert all(len(text) <= width for text in shown), (width, shown)
+        # The filter finds them by their own kind names too.
+        await pilot.press("slash", *"logical-restore", "enter")
+        await settle(pilot, lambda: len(table.keys) == 1)
+        assert str(table.get_cell(table.keys[0], "kind")) == "lg-restore"
