@@ -30,6 +30,7 @@ def _public(request: R) -> R:
 
 def _run_backup(request: LogicalBackupRequest, reporter: Reporter) -> LogicalJobResult:
     result = run_logical_backup(request, reporter)
+    reporter.phase("done")  # as a physical backup's: a failed one keeps its phase
     return LogicalJobResult(
         backup_id=result.backup_id,
         database=result.database,
@@ -46,6 +47,7 @@ def _run_restore(request: LogicalRestoreRequest, reporter: Reporter) -> LogicalJ
         result = run_restore_all(request, reporter)
     else:
         result = run_logical_restore(request, reporter)
+    reporter.phase("done")
     return LogicalJobResult(
         backup_id=result.backup_id,
         database=result.database,

@@ -68,6 +68,7 @@ def test_the_restore_phase_counts_the_tables_pg_restore_has_loaded(
         assert restored.returncode == 0, restored.stderr
         job = _restore_job(state)
         assert job["bytes_done"] == job["bytes_total"], job
+        assert job["phase"] == "done", job  # as a physical restore's
         result = job["result"]
         assert isinstance(result, dict)
         # pg_restore -j 1 restores serially and logs no "finished item": nothing counted,
