@@ -73,6 +73,7 @@ def start_backup(state: BackupState) -> BackupMode:
         with CheckpointWatch(state):
             start = backup.start(label, fast=False)
     state.info = _with_start(state.info, start, state.facts)
+    state.enter("recording the start")  # a failure here is the store's, not the checkpoint's
     state.put_info()
     return BackupMode(backup, start)
 

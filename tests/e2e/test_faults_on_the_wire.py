@@ -164,6 +164,10 @@ def _data_part_write(request: Request) -> bool:
     return request.method in ("PUT", "POST") and "/base/" in request.path and "data" in request.path
 
 
+def _backup_info_write(request: Request) -> bool:
+    return request.method in ("PUT", "POST") and request.path.endswith("/backup.info")
+
+
 def _data_part_read(request: Request) -> bool:
     return request.method == "GET" and "/base/" in request.path and "/data" in request.path
 
@@ -198,6 +202,13 @@ def test_an_outage_longer_than_the_retries_fails_cleanly_naming_the_object(
     )
     assert code == 1 and "/data.tar" in err, err
     assert list(_listed(dest, pgvault_bin).values()) == ["FAILED"]
+    # The store lost once PostgreSQL is in backup mode: the failure names that step, not
+    # the checkpoint it waited for before.
+    first, rest = Step(_backup_info_write, Fault.PASS), Step(_backup_info_write, Fault.RESET, 100)
+    _, lost = proxied(dest, Script([first, rest]))
+    code, _, err = _run(lost, pgvault_bin, "backup", *source.conninfo_args(), lost.url, SERVER)
+    assert code == 1 and "failure recording the start (" in err, err
+    assert "checkpoint (" not in err, err
     # A good backup, then a restore and a wal-restore whose reads all fail.
     code, out, err = _run(
         dest,
