@@ -94,6 +94,24 @@ async def test_question_mark_lists_the_keys_that_work_here(fixed_state: str) -> 
         assert "job.resume" in ids and "job.pause" not in ids
 
 
+async def test_the_help_scrolls_with_the_vim_keys_too(fixed_state: str) -> None:
+    app = make_app(fixed_state)
+    async with app.run_test(size=(80, 16)) as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("question_mark")
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+        body = app.screen.query_one("#help-body")
+        await pilot.press("j", "j")
+        await settle(pilot, lambda: body.scroll_y == 2)
+        await pilot.press("G")
+        await settle(pilot, lambda: body.scroll_y == body.max_scroll_y > 2)
+        await pilot.press("k")
+        await settle(pilot, lambda: body.scroll_y == body.max_scroll_y - 1)
+        await pilot.press("g")
+        await settle(pilot, lambda: body.scroll_y == 0)
+        assert isinstance(app.screen, HelpScreen)  # none of them closed it
+
+
 async def test_p_pauses_and_resumes_the_selected_job(fixed_state: str) -> None:
     app = make_app(fixed_state)
     async with app.run_test() as pilot:

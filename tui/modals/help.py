@@ -80,6 +80,11 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [
         Binding("escape,question_mark,f1,q", "close", "Close", key_display="esc", id="help.close"),
+        # the lists' vim keys (tui.widgets.nav) scroll the help as the arrows do
+        Binding("j", "scroll_body('down')", "Down", show=False),
+        Binding("k", "scroll_body('up')", "Up", show=False),
+        Binding("g", "scroll_body('home')", "Top", show=False),
+        Binding("G", "scroll_body('end')", "Bottom", show=False),
     ]
 
     def __init__(
@@ -128,3 +133,13 @@ class HelpScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_scroll_body(self, where: str) -> None:
+        body = self.query_one("#help-body", VerticalScroll)
+        moves = {
+            "down": body.scroll_down,
+            "up": body.scroll_up,
+            "home": body.scroll_home,
+            "end": body.scroll_end,
+        }
+        moves[where](animate=False)
