@@ -136,7 +136,9 @@ def render_chart(
     lines = bar_rows(column_heights(values, top, rows), rows)
     text = Text()
     for index, line in enumerate(lines):
-        if index == 0:
+        if index < rows - 1 and peak <= 0:
+            label = ""  # nothing sent yet: no scale to show ("1 B/s" over "0 B/s" misled)
+        elif index == 0:
             label = rate_label(top)
         elif index == rows // 2 and rows >= MID_LABEL_ROWS:
             label = rate_label(top * (rows - index) / rows)
