@@ -72,6 +72,7 @@ def test_a_paused_detached_restore_writes_and_reads_nothing_then_resumes_and_sta
         total = sum(o.size for o in store.list_objects(prefix) if ".tar" in o.key)
     state_dir = tmp_path / "state"
     target = new_target()
+    job_id = 0
     try:
         with FaultProxy(emulators["s3"].port, Script([]), rate=LINK) as proxy:
             via = through_proxy(source.dest, emulators, proxy)
@@ -137,4 +138,6 @@ def test_a_paused_detached_restore_writes_and_reads_nothing_then_resumes_and_sta
             log = pgvault(state_dir, "jobs", "log", str(job_id), check=True).stdout
             assert "paused by the operator" in log and "resumed by the operator" in log
     finally:
+        if job_id:  # a failed assertion must not leave the paused job's process behind
+            pgvault(state_dir, "jobs", "cancel", str(job_id), "--wait", "--timeout", "30")
         target.drop()
