@@ -263,7 +263,10 @@ class _Handler(BaseHTTPRequestHandler):
         step = 64 * 1024 if rate else len(data)
         for start in range(0, len(data), step):
             piece = data[start : start + step]
-            self.wfile.write(piece)
+            try:
+                self.wfile.write(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client went away (a killed restore)
             with self.server.lock:
                 self.server.sent += len(piece)
             if rate:
