@@ -141,3 +141,57 @@ def test_a_paused_detached_restore_writes_and_reads_nothing_then_resumes_and_sta
         if job_id:  # a failed assertion must not leave the paused job's process behind
             pgvault(state_dir, "jobs", "cancel", str(job_id), "--wait", "--timeout", "30")
         target.drop()
+
+
+def test_a_paused_detached_verify_reads_nothing_then_resumes_and_passes(
+    source: Source, emulators: dict[str, Emulator], tmp_path: Path
+) -> None:
+    backup = source.backup()
+    state_dir = tmp_path / "state"
+    job_id = 0
+    try:
+        # Verify reads 4 MiB at a time (2 s on this link): before, a pause let the reads
+        # under way go on. Now a read passes the job's checkpoint every 256 KiB.
+        with FaultProxy(emulators["s3"].port, Script([]), rate=2 * MiB) as proxy:
+            via = through_proxy(source.dest, emulators, proxy)
+            started = pgvault(
+                state_dir, "verify", "--detach", *via.cli_args, via.url, SERVER, backup
+            )
+            assert started.returncode == 0, started.stderr
+            job_id = int(started.stdout.strip())
+            wait_for(
+                lambda: show(state_dir, job_id)["bytes_done"] >= 2 * MiB,
+                timeout=120,
+                interval=0.2,
+                what="verify to read",
+            )
+            paused = pgvault(state_dir, "jobs", "pause", str(job_id), "--wait", "--timeout", "5")
+            assert paused.returncode == 0, paused.stdout + paused.stderr
+            at_pause = show(state_dir, job_id)
+            time.sleep(1.2)  # the slices under way, and the next flush of the job's progress
+            first = show(state_dir, job_id)
+            time.sleep(3.5)
+            second = show(state_dir, job_id)
+            assert at_pause["state"] == first["state"] == second["state"] == "paused"
+            assert first["bytes_done"] == second["bytes_done"], (first, second)
+            # One 256 KiB slice per reader (-J 2) at most after the pause. (Before: the
+            # 4 MiB reads under way went on, megabytes more.)
+            assert second["bytes_done"] - at_pause["bytes_done"] <= 2 * 256 * 1024, (
+                at_pause,
+                second,
+            )
+
+            proxy._server.rate = None  # the rest at full speed (a test-only knob)
+            resumed = pgvault(state_dir, "jobs", "resume", str(job_id))
+            assert resumed.returncode == 0, resumed.stderr
+            done = wait_for(
+                lambda: (j := show(state_dir, job_id))["state"] not in ("running", "paused") and j,
+                timeout=180,
+                interval=0.5,
+                what="verify to end",
+            )
+            assert done["state"] == "succeeded", done
+            assert "verified" in done["result"]["summary"], done
+    finally:
+        if job_id:
+            pgvault(state_dir, "jobs", "cancel", str(job_id), "--wait", "--timeout", "30")

@@ -259,10 +259,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _write(self, data: bytes) -> None:
         """The body, at the proxy's rate if it has one (64 KiB at a time), counted as sent."""
-        rate = self.server.rate
-        step = 64 * 1024 if rate else len(data)
+        step = 64 * 1024 if self.server.rate else len(data)
         for start in range(0, len(data), step):
             piece = data[start : start + step]
+            rate = self.server.rate  # a test may lift it mid-answer
             try:
                 self.wfile.write(piece)
             except (BrokenPipeError, ConnectionResetError):
