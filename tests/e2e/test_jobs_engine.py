@@ -462,3 +462,20 @@ def test_list_shows_the_active_jobs_and_the_newest_ended_ones_unless_asked_for_a
     assert len(chosen.stdout.splitlines()) == 1 + 45
     as_json = pgvault(state_dir, "jobs", "list", "--format", "json", check=True)
     assert len(json.loads(as_json.stdout)) == 46
+
+
+def test_resume_of_a_failed_restore_says_that_running_it_again_continues_a_killed_one(
+    store: JobStore, state_dir: Path
+) -> None:
+    job = store.create("restore", state=JobState.RUNNING, entry="core.restore.job:RESTORE")
+    store.transition(job.id, JobState.FAILED, error="the job's process died (pid 1 on h)")
+    result = pgvault(state_dir, "jobs", "resume", str(job.id))
+    assert result.returncode == 1 and result.stdout == "", result
+    # Before: 'a failed restore removes what it wrote', untrue of a killed one (whose
+    # files a rerun keeps: core.restore.rerun).
+    assert result.stderr.strip().endswith(
+        "restore jobs cannot be resumed after they fail; run the same restore command "
+        "again: a killed restore continues where it stopped (the files it wrote are checked "
+        "and kept); one that failed removed what it wrote"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
