@@ -479,3 +479,28 @@ def test_resume_of_a_failed_restore_says_that_running_it_again_continues_a_kille
         "and kept); one that failed removed what it wrote"
     ), result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://AKIACANARY:CanarySecret1@bucket/pfx",
+        "gs://user:CanarySecret1@bucket/pfx",
+        "azure://user:CanarySecret1@container/pfx",
+        "file://user:CanarySecret1@/tmp/pgvault-nowhere",
+    ],
+)
+def test_credentials_in_a_bucket_urls_user_part_are_refused_and_never_recorded(
+    state_dir: Path, url: str
+) -> None:
+    # Before: s3://KEY:SECRET@bucket was taken as the bucket 'KEY:SECRET@bucket'; the
+    # detached job failed (exit 0, then 'failed') with the secret in its error, its log and
+    # its options.
+    result = pgvault(state_dir, "backup", "--detach", "--no-wal-check", url, "pg1")
+    assert result.returncode == 3, result
+    assert "take no USER:PASSWORD@ part" in result.stderr, result.stderr
+    assert "CanarySecret1" not in result.stdout + result.stderr
+    assert "AKIACANARY" not in result.stderr
+    for path in state_dir.rglob("*"):
+        if path.is_file():
+            assert b"CanarySecret1" not in path.read_bytes(), path
