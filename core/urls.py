@@ -184,10 +184,22 @@ def parse_endpoint(url: str | None, what: str = "--endpoint-url") -> str | None:
     return url
 
 
+#: schemes whose authority is a bucket, container or nothing: an '@' there is a credential
+_NO_USERINFO = frozenset({"s3", "gs", "gcs", "azure", "azure-blob", "azure-storage", "file"})
+
+
 def _by_scheme(
     parts: SplitResult, query: dict[str, str], explicit: Provider | None, url: str
 ) -> Location:
     scheme = parts.scheme.lower()
+    if "@" in parts.netloc and scheme in _NO_USERINFO:
+        # Never echoed: the user part may be KEY:SECRET (it became the bucket's name, in
+        # the job's record and the error text).
+        shown = _without_userinfo(without_query(url))
+        raise InputError(
+            f"{scheme}:// URLs take no USER:PASSWORD@ part ({shown!r}): give credentials in "
+            "the environment or the URL's query string"
+        )
     if scheme == "s3":
         return _s3(parts.netloc, parts.path, query)
     if scheme in ("gs", "gcs"):

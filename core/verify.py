@@ -122,6 +122,7 @@ def run_verify(request: VerifyRequest, reporter: Reporter | None = None) -> Veri
         return _verify_logical(request, reporter)
     with open_store(request.location, request.store_config) as store:
         store.meter = reporter.transferred
+        store.gate = reporter.checkpoint  # a pause stops the reads within a slice
         verifier = _Verifier(store, request.server, reporter, request.store_config.jobs)
         info = verifier.run(request.backup)
     result = verifier.result(info)
@@ -142,6 +143,7 @@ def _verify_logical(request: VerifyRequest, reporter: Reporter) -> VerifyResult:
     """A logical backup: every stored object against logical.json (core.logical.verify)."""
     with open_store(request.location, request.store_config) as store:
         store.meter = reporter.transferred
+        store.gate = reporter.checkpoint
         found = check_logical(
             store, request.server, request.backup, reporter, request.store_config.jobs
         )

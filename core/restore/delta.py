@@ -118,7 +118,8 @@ def wanted_files(run: RestoreRun) -> dict[str, FileRecord]:
 def mark_restoring(run: RestoreRun) -> None:
     """The phase: the marker a rerun after a kill finds (core.restore.rerun)."""
     info = run.plan.info
-    write_marker(run.marker, info.backup_id, str(info.systemid or ""), run.request.sync)
+    spaces = {d.name: d.root for d in run.plan.destinations.values() if d.name != "data"}
+    write_marker(run.marker, info.backup_id, str(info.systemid or ""), run.request.sync, spaces)
 
 
 def prepare_delta(run: RestoreRun) -> None:

@@ -81,6 +81,9 @@ RESTORE: JobKind[RestoreRequest] = JobKind(
     entry="core.restore.job:RESTORE",
     public=_public_restore,
     resume=None,
-    instead_of_resume="a failed restore removes what it wrote; run the restore again",
+    instead_of_resume=(
+        "run the same restore command again: a killed restore continues where it stopped "
+        "(the files it wrote are checked and kept); one that failed removed what it wrote"
+    ),
     validate=validate_restore,
 )

@@ -64,6 +64,8 @@ def run_restore(request: RestoreRequest, reporter: Reporter | None = None) -> Re
     request = continue_killed(request, paths.recovery_dir)
     store = open_store(request.location, request.store_config)
     store.meter = reporter.transferred
+    # Every ranged read passes the job's checkpoint: a pause stops the downloads too.
+    store.gate = reporter.checkpoint
     with store:
         # An encrypted server's passphrase costs a scrypt: begun while the plan lists the
         # backups, before its manifest (encrypted) needs the keys.
@@ -75,6 +77,7 @@ def run_restore(request: RestoreRequest, reporter: Reporter | None = None) -> Re
             for phase in PHASES:
                 phase(run)
         except BaseException as exc:
+            store.gate = None  # the cleanup itself is not paused or cancelled
             clean_up(run, exc)
             raise
         finally:

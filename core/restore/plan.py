@@ -31,7 +31,12 @@ from core.restore.chain import ChainLink, plan_chain
 from core.restore.extract import Destination
 from core.restore.recovery import ARCHIVE_MODES, CREDENTIAL_MODES
 from core.restore.request import RestoreRequest
-from core.restore.rerun import check_same_backup, marked_backup, refuse_running
+from core.restore.rerun import (
+    check_same_backup,
+    marked_backup,
+    marked_tablespaces,
+    refuse_running,
+)
 from core.restore.targets import choose_backup
 from core.snapshots.request import check_recovery
 from core.storage import ObjectStore
@@ -214,14 +219,18 @@ def empty_or_missing(path: str, what: str, delta: bool = False, hint: str = DELT
     return False
 
 
-def check_tablespace_owners(paths: Paths, info: BackupInfo, spaces: list[Destination]) -> None:
+def check_tablespace_owners(
+    paths: Paths, info: BackupInfo, spaces: list[Destination], continued: bool = False
+) -> None:
     """A delta restore rewrites a tablespace location only if it is the recovery directory's
-    own (its pg_tblspc link leads there) and no running server uses it: a copy restored
-    beside its source, or a cold copy sharing the source's locations, would rewrite the live
-    server's files."""
+    own (its pg_tblspc link leads there, or, `continued`, the killed restore's marker names
+    it: the links are laid out after the last file) and no running server uses it: a copy
+    restored beside its source, or a cold copy sharing the source's locations, would
+    rewrite the live server's files."""
     names = {str(t.oid): t.name for t in info.tablespaces or ()}
     recovery = os.path.realpath(paths.recovery_dir)
     own = tablespace_locations(paths.recovery_dir)
+    marked = marked_tablespaces(paths.recovery_dir) if continued else {}
     running = {d: pid for d, pid in running_postmasters().items() if d != recovery}
     for dest in spaces:
         oid = dest.name
@@ -233,7 +242,8 @@ def check_tablespace_owners(paths: Paths, info: BackupInfo, spaces: list[Destina
                     f"tablespace {name}'s location {dest.root} is used by the PostgreSQL "
                     f"server running on {data} (PID {pid}): {relocate}"
                 )
-        if root not in own and os.path.isdir(root) and os.listdir(root):
+        mine = root in own or marked.get(oid) == root
+        if not mine and os.path.isdir(root) and os.listdir(root):
             raise InputError(
                 f"the location of tablespace {name} {dest.root} is not empty and is not "
                 f"{paths.recovery_dir}'s own (its pg_tblspc/{oid} does not lead there): a "
@@ -280,7 +290,7 @@ def plan_restore(
     destinations = _destinations(paths, info, sets)
     spaces = [d for d in destinations.values() if d.name != "data"]
     if request.delta and spaces:
-        check_tablespace_owners(paths, info, spaces)
+        check_tablespace_owners(paths, info, spaces, request.continued)
     relocate = "relocate it with --tablespace NAME:LOCATION"
     creates = {
         d.root: empty_or_missing(

@@ -21,6 +21,7 @@ import fcntl
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +60,17 @@ def marked_backup(pgdata: str) -> str | None:
     found = _read(pgdata)
     backup_id = found[0].get("backup_id") if found else None
     return backup_id if isinstance(backup_id, str) and backup_id else None
+
+
+def marked_tablespaces(pgdata: str) -> dict[str, str]:
+    """The tablespace locations (OID: real path) a killed restore was writing, by its marker."""
+    found = _read(pgdata)
+    body = found[0] if found else {}
+    return {
+        key[len(TABLESPACE_KEY) :]: value
+        for key, value in body.items()
+        if key.startswith(TABLESPACE_KEY) and isinstance(value, str)
+    }
 
 
 def _alive(pgdata: str) -> str | None:
@@ -204,11 +216,25 @@ def claim(pgdata: str, backup: dict[str, str], sync: bool, fresh: bool) -> Claim
     return held
 
 
-def write_marker(held: Claim | None, backup_id: str, systemid: str, sync: bool) -> None:
-    """The marker names the backup, before anything is fetched (the phase: core.restore.delta)."""
+#: a marker's key naming the location a tablespace (by OID) is restored into
+TABLESPACE_KEY = "tablespace "
+
+
+def write_marker(
+    held: Claim | None,
+    backup_id: str,
+    systemid: str,
+    sync: bool,
+    tablespaces: Mapping[str, str] | None = None,
+) -> None:
+    """The marker names the backup, before anything is fetched (the phase: core.restore.delta),
+    and the tablespace locations (OID: path) this restore writes: a rerun finds them filled
+    before the pg_tblspc links that would say they are this directory's are laid out."""
     if held is None:
         raise RuntimeError("the recovery directory's marker is not held")
     backup = {"backup_id": backup_id, "systemid": systemid}
+    for oid, root in sorted((tablespaces or {}).items()):
+        backup[TABLESPACE_KEY + oid] = os.path.realpath(root)
     if held.backup != backup:  # a delta restore's, its checks passed
         held.write(backup, sync)
 

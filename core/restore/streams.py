@@ -10,6 +10,9 @@ from core.progress import Reporter
 from core.storage import PrefetchingReader
 
 QUEUE_DEPTH = 2  # decompressed reads waiting for the writing thread (2 MiB each)
+#: the most of a downloaded range handed on between two checkpoints: after a pause, no more
+#: than this (and the pipe's queue) reaches the recovery directory
+CHUNK = 1024 * 1024
 
 
 class Aborted(Exception):
@@ -60,14 +63,18 @@ class StoredBytes:
         self._reporter = reporter
         self._abort = abort
         self._buffer = memoryview(b"")
+        self._range = memoryview(b"")  # what is left of the range read last
         self.size = 0
 
     def chunk(self) -> bytes:
-        """The next downloaded range as it is; b'' at the end."""
+        """The next CHUNK bytes at most of the downloaded ranges; b'' at the end."""
         if self._abort.is_set():
             raise Aborted
         self._reporter.checkpoint()
-        data = self._reader.read_chunk()
+        if not len(self._range):
+            self._range = memoryview(self._reader.read_chunk())
+        data = bytes(self._range[:CHUNK])
+        self._range = self._range[CHUNK:]
         if data:
             if self._checksum is not None:
                 self._checksum.update(data)

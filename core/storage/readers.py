@@ -13,6 +13,8 @@ from core.storage.backend import Backend, MiB, RawStream
 from core.storage.retry import RETRYABLE
 
 READ_BLOCK = 1 * MiB
+#: bytes read between two calls of the store's gate: a paused job's downloads stop within it
+GATED_READ = 256 * 1024
 
 
 class ObjectReader(io.RawIOBase):
@@ -48,6 +50,11 @@ class ObjectReader(io.RawIOBase):
         if want <= 0:
             self._eof = True
             return b""
+        gate = self.store.gate
+        if gate is not None:
+            # A job's pause blocks here and its cancel raises, every GATED_READ bytes.
+            want = min(want, GATED_READ)
+            gate()
         while True:
             try:
                 chunk = self._open().read(want)

@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 
 from core.jobs import JobState, JobStore
-from core.jobs.liveness import DEAD_AFTER
+from core.jobs.liveness import DEAD_AFTER, this_process
 from core.jobs.runner import spawn_detached
 from core.jobs.worker import JOB_NICENESS
 from tests.support.destinations import TestDestination
 from tests.support.jobkinds import UPLOAD, UploadRequest
 from tests.support.jobs import PGVAULT, REPO, bytes_on_disk, make_source, pgvault, show, wait_for
+from tui.batch.jobs import LIST_ENDED
 
 MiB = 1024 * 1024
 
@@ -438,3 +439,68 @@ def test_ctrl_c_cancels_a_foreground_job_cleanly(
     assert ended.state is JobState.CANCELLED and ended.error == "interrupted by SIGINT"
     with dest.store() as objects:
         assert objects.list_pending_uploads() == [] and not objects.exists("int")
+
+
+def test_list_shows_the_active_jobs_and_the_newest_ended_ones_unless_asked_for_all(
+    store: JobStore, state_dir: Path
+) -> None:
+    # A job paused long ago (its process alive: this one), then a pile of ended jobs, as
+    # WAL pushes leave them: every one was listed, the paused job lost among them.
+    paused = store.create("backup", state=JobState.RUNNING, server="old", process=this_process())
+    store.request_pause(paused.id)
+    for n in range(45):
+        job = store.create("wal-push", state=JobState.RUNNING, server=f"s{n}")
+        store.transition(job.id, JobState.SUCCEEDED)
+    listed = pgvault(state_dir, "jobs", "list", check=True)
+    rows = listed.stdout.splitlines()[1:]
+    assert len(rows) == 1 + LIST_ENDED, listed.stdout
+    assert rows[-1].split()[:4] == [str(paused.id), "backup", "old", "pause-requested"]
+    assert "25 older ended jobs not shown: --all lists every job" in listed.stderr
+    every = pgvault(state_dir, "jobs", "list", "--all", check=True)
+    assert len(every.stdout.splitlines()) == 1 + 46 and every.stderr == ""
+    chosen = pgvault(state_dir, "jobs", "list", "--kind", "wal-push", check=True)
+    assert len(chosen.stdout.splitlines()) == 1 + 45
+    as_json = pgvault(state_dir, "jobs", "list", "--format", "json", check=True)
+    assert len(json.loads(as_json.stdout)) == 46
+
+
+def test_resume_of_a_failed_restore_says_that_running_it_again_continues_a_killed_one(
+    store: JobStore, state_dir: Path
+) -> None:
+    job = store.create("restore", state=JobState.RUNNING, entry="core.restore.job:RESTORE")
+    store.transition(job.id, JobState.FAILED, error="the job's process died (pid 1 on h)")
+    result = pgvault(state_dir, "jobs", "resume", str(job.id))
+    assert result.returncode == 1 and result.stdout == "", result
+    # Before: 'a failed restore removes what it wrote', untrue of a killed one (whose
+    # files a rerun keeps: core.restore.rerun).
+    assert result.stderr.strip().endswith(
+        "restore jobs cannot be resumed after they fail; run the same restore command "
+        "again: a killed restore continues where it stopped (the files it wrote are checked "
+        "and kept); one that failed removed what it wrote"
+    ), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "s3://AKIACANARY:CanarySecret1@bucket/pfx",
+        "gs://user:CanarySecret1@bucket/pfx",
+        "azure://user:CanarySecret1@container/pfx",
+        "file://user:CanarySecret1@/tmp/pgvault-nowhere",
+    ],
+)
+def test_credentials_in_a_bucket_urls_user_part_are_refused_and_never_recorded(
+    state_dir: Path, url: str
+) -> None:
+    # Before: s3://KEY:SECRET@bucket was taken as the bucket 'KEY:SECRET@bucket'; the
+    # detached job failed (exit 0, then 'failed') with the secret in its error, its log and
+    # its options.
+    result = pgvault(state_dir, "backup", "--detach", "--no-wal-check", url, "pg1")
+    assert result.returncode == 3, result
+    assert "take no USER:PASSWORD@ part" in result.stderr, result.stderr
+    assert "CanarySecret1" not in result.stdout + result.stderr
+    assert "AKIACANARY" not in result.stderr
+    for path in state_dir.rglob("*"):
+        if path.is_file():
+            assert b"CanarySecret1" not in path.read_bytes(), path

@@ -19,6 +19,7 @@ import random
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -161,11 +162,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, upstream_port: int, plan: Plan, stall: float) -> None:
+    def __init__(self, upstream_port: int, plan: Plan, stall: float, rate: float | None) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.upstream_port = upstream_port
         self.plan = plan
         self.stall = stall
+        self.rate = rate  # bytes/s of each answer's body, None for as fast as it goes
+        self.sent = 0  # answer body bytes written to the clients' sockets so far
         self.closing = threading.Event()
         self.lock = threading.Lock()
         self.seen: list[tuple[str, str, Fault]] = []
@@ -252,7 +255,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if self.command != "HEAD" and data:
-            self.wfile.write(data[: len(data) // 2] if cut else data)
+            self._write(data[: len(data) // 2] if cut else data)
+
+    def _write(self, data: bytes) -> None:
+        """The body, at the proxy's rate if it has one (64 KiB at a time), counted as sent."""
+        step = 64 * 1024 if self.server.rate else len(data)
+        for start in range(0, len(data), step):
+            piece = data[start : start + step]
+            rate = self.server.rate  # a test may lift it mid-answer
+            try:
+                self.wfile.write(piece)
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the client went away (a killed restore)
+            with self.server.lock:
+                self.server.sent += len(piece)
+            if rate:
+                time.sleep(len(piece) / rate)
 
     def _unavailable(self, request: Request) -> None:
         if request.route.startswith(("/storage/", "/upload/")):
@@ -283,10 +301,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class FaultProxy:
     """The proxy in a daemon thread; `endpoint` is its http://127.0.0.1:PORT. A stalled
-    request is held `stall` seconds (longer than the client's --read-timeout)."""
+    request is held `stall` seconds (longer than the client's --read-timeout). With `rate`,
+    each answer's body goes out at that many bytes per second (a slow link)."""
 
-    def __init__(self, upstream_port: int, plan: Plan, stall: float = 8.0) -> None:
-        self._server = _Server(upstream_port, plan, stall)
+    def __init__(
+        self, upstream_port: int, plan: Plan, stall: float = 8.0, rate: float | None = None
+    ) -> None:
+        self._server = _Server(upstream_port, plan, stall, rate)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -313,6 +334,12 @@ class FaultProxy:
         """Answer body bytes passed on so far (downloads and every other answer)."""
         with self._server.lock:
             return self._server.answered
+
+    @property
+    def sent(self) -> int:
+        """Answer body bytes written to the clients so far (with a rate: as they go out)."""
+        with self._server.lock:
+            return self._server.sent
 
     def faults(self) -> list[Fault]:
         return [fault for _, _, fault in self.seen if fault is not Fault.PASS]

@@ -93,6 +93,12 @@ def _add_reading(verb: Callable[[str, str], argparse.ArgumentParser]) -> None:
         help="only jobs created since TIME: an ISO 8601 date or time (local time unless it "
         "has an offset) or an age such as 30m, 12h, 7d",
     )
+    listing.add_argument(
+        "--all",
+        action="store_true",
+        help=f"every job: without it or a filter, the console lists the active jobs and the "
+        f"{LIST_ENDED} newest ended ones (JSON always lists every job)",
+    )
     _add_format(listing)
 
     show = verb("show", "show one job")
@@ -238,6 +244,9 @@ def _table(rows: list[list[str]]) -> str:
 
 # ---- list ------------------------------------------------------------------------------------
 
+#: ended jobs the console's `jobs list` shows without a filter or --all (active ones: all)
+LIST_ENDED = 20
+
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -291,6 +300,8 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
     if not jobs:
         print("no jobs", file=sys.stderr)
         return ExitCode.OK
+    filtered = args.all or args.state or args.kind or args.server or args.since
+    jobs, hidden = (jobs, 0) if filtered else _recent(jobs)
     # DATA RATE: the data done per second (read, written, checked), not the bytes on the wire.
     header = ["ID", "KIND", "SERVER", "STATE", "DONE", "SIZE", "DATA RATE", "ETA", "CREATED"]
     rows = [[*header, "DEST"]]
@@ -311,7 +322,25 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
             ]
         )
     print(_table(rows))
+    if hidden:
+        print(
+            f"{hidden} older ended jobs not shown: --all lists every job (or select with "
+            "--state, --kind, --server, --since)",
+            file=sys.stderr,
+        )
     return ExitCode.OK
+
+
+def _recent(jobs: list[Job]) -> tuple[list[Job], int]:
+    """Every active job and the LIST_ENDED newest ended ones (newest first, as given); how
+    many ended ones were left out. A WAL push is a job: ended jobs pile up by thousands."""
+    shown: list[Job] = []
+    ended = 0
+    for job in jobs:
+        if job.state.active or ended < LIST_ENDED:
+            shown.append(job)
+            ended += 0 if job.state.active else 1
+    return shown, len(jobs) - len(shown)
 
 
 # ---- show ------------------------------------------------------------------------------------

@@ -48,5 +48,5 @@ def test_a_failed_restore_is_run_again_not_resumed(tmp_path: Path) -> None:
     with JobStore(tmp_path / "jobs.db") as store:
         job = store.create(RESTORE.name, state=JobState.RUNNING, entry=RESTORE.entry, options={})
         store.transition(job.id, JobState.FAILED, error="disk full")
-        with pytest.raises(IllegalTransition, match="removes what it wrote; run the restore again"):
+        with pytest.raises(IllegalTransition, match="run the same restore command again: a killed"):
             resume_request(store, job.id)
