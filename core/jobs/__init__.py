@@ -11,7 +11,7 @@
 """
 
 from core.jobs.kinds import JobInfo, JobKind, load_kind
-from core.jobs.liveness import reap_dead
+from core.jobs.liveness import reap_dead, reap_if_gone
 from core.jobs.model import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -45,4 +45,5 @@ __all__ = [
     "LogLine",
     "load_kind",
     "reap_dead",
+    "reap_if_gone",
 ]

@@ -98,3 +98,23 @@ def reap_dead(store: JobStore, grace: float = DEAD_AFTER, now: float | None = No
         if dead is not None:
             reaped.append(dead)
     return reaped
+
+
+def reap_if_gone(store: JobStore, job_id: int) -> None:
+    """Mark one active job failed at once when its recorded process, of this host, is
+    provably gone: `jobs resume` right after a kill -9 continues it instead of saying it is
+    still running until the heartbeat grace runs out."""
+    job = store.get(job_id)
+    if job.state not in ACTIVE_STATES:
+        return
+    process = store.process_of(job_id)
+    if process is None or is_alive(process) is not False:
+        return
+    now = time.time()
+    ago = now - (job.heartbeat or job.created)
+    store.mark_dead(
+        job_id,
+        stale_before=now,
+        error=f"the job's process died (pid {process.pid} on {process.host}); "
+        f"no heartbeat for {ago:.0f} s",
+    )

@@ -263,6 +263,32 @@ def test_a_killed_backup_is_marked_failed_and_resumed_uploading_less(
     restore_and_compare(cluster, archive, tables, dest, backup_id)
 
 
+def test_jobs_resume_right_after_a_kill_continues_the_backup(
+    source: tuple[Cluster, str, dict[str, Any]], state_dir: Path, make_dest: object
+) -> None:
+    """No wait for the heartbeat grace: a process of this host that is gone is judged at once
+    (it said "already running" and exited 0 doing nothing)."""
+    cluster, archive, tables = source
+    dest: TestDestination = make_dest("s3")  # type: ignore[operator]
+    job_id = detach(state_dir, cluster, dest, "--max-bandwidth", "3MB", "-S", "4MB")
+    job = wait_for(
+        lambda: (j := show(state_dir, job_id))["bytes_done"] > 0 and j,
+        timeout=120,
+        what="the backup copying",
+    )
+    os.kill(job["pid"], signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{job['pid']}"), what="the worker gone")
+    resumed = pgvault(state_dir, "jobs", "resume", str(job_id), env=dest.env, timeout=300)
+    assert resumed.returncode == 0 and "already" not in resumed.stdout, resumed
+    killed = show(state_dir, job_id)
+    assert killed["state"] == "failed" and "process died" in killed["error"], killed
+    new: dict[str, Any] = json.loads(
+        pgvault(state_dir, "jobs", "list", "--format", "json", check=True).stdout
+    )[0]
+    assert new["resumed_from"] == job_id and new["state"] == "succeeded", new
+    restore_and_compare(cluster, archive, tables, dest, new["result"]["backup_id"])
+
+
 def test_backups_of_two_servers_run_at_once(
     source: tuple[Cluster, str, dict[str, Any]], state_dir: Path, make_dest: object
 ) -> None:

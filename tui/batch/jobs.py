@@ -27,6 +27,7 @@ from core.jobs import (
     JobState,
     JobStore,
     reap_dead,
+    reap_if_gone,
 )
 from core.jobs.kinds import BUILTIN
 from core.jobs.model import parse_job_id, parse_state
@@ -513,6 +514,7 @@ def _cancel(store: JobStore, args: argparse.Namespace) -> int:
 
 def _resume(store: JobStore, args: argparse.Namespace) -> int:
     job_id = parse_job_id(args.job_id)
+    reap_if_gone(store, job_id)
     job = store.get(job_id)
     if not ended_resumably(store, job):
         if args.detach:
