@@ -24,6 +24,7 @@ from core.errors import Cancelled, OperationFailed, PgvaultError, own_cause
 from core.jobs.kinds import JobKind, encode_request, load_kind
 from core.jobs.liveness import hostname, process_of, reap_dead, this_process
 from core.jobs.model import IllegalTransition, Job, JobState
+from core.jobs.owner import adopt_fd, adopt_path
 from core.jobs.reporter import JobReporter
 from core.jobs.results import JobResult
 from core.jobs.store import JobStore
@@ -197,9 +198,12 @@ def spawn_detached(
     reap_dead(store)
     job = _record(store, kind, request, JobState.PENDING, True, resumed_from)
     logs = store.path.parent / WORKER_LOGS
-    logs.mkdir(mode=0o700, exist_ok=True)
+    if not logs.exists():
+        logs.mkdir(mode=0o700, exist_ok=True)
+        adopt_path(logs)  # the state directory's owner's, as jobs.db
     stderr_path = logs / f"job-{job.id}.log"
     fd = os.open(stderr_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    adopt_fd(fd, logs)
     command = [
         sys.executable,
         "-m",

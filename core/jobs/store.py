@@ -35,6 +35,7 @@ from core.jobs.model import (
     LogLine,
     check_transition,
 )
+from core.jobs.owner import adopt_fd, adopt_path
 from core.jobs.results import JobDetails, ResultRecord
 from core.jobs.schema import SCHEMA, SCHEMA_VERSION, SELECT_JOBS, result_json, row_to_job, to_json
 from core.paths import state_dir
@@ -78,14 +79,18 @@ class JobStore:
         self.path = Path(path)
         self._lock = threading.RLock()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._make_directory()
             # Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files
-            # the database's permissions. (Not through umask: it is process-wide.) Only when
-            # it is missing: closing a descriptor of a database this process has open would
-            # drop SQLite's POSIX locks on it.
+            # the database's permissions and owner. (Not through umask: it is process-wide.)
+            # Only when it is missing: closing a descriptor of a database this process has
+            # open would drop SQLite's POSIX locks on it.
             if not self.path.exists():
                 with contextlib.suppress(FileExistsError):
-                    os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+                    try:
+                        adopt_fd(fd, self.path.parent)
+                    finally:
+                        os.close(fd)
             self._conn = sqlite3.connect(
                 self.path,
                 timeout=BUSY_TIMEOUT_MS / 1000,
@@ -105,6 +110,13 @@ class JobStore:
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise OperationFailed(f"cannot open the job store {self.path}: {exc}") from None
+
+    def _make_directory(self) -> None:
+        """The state directory, made (owner-only) with its parent's owner when missing."""
+        missing = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for made in reversed(missing):
+            adopt_path(made)
 
     @classmethod
     def open(cls, explicit_state_dir: str | None = None) -> JobStore:

@@ -28,6 +28,12 @@ from core.jobs.worker import JOB_NICENESS
 from tests.support.destinations import TestDestination
 from tests.support.jobkinds import UPLOAD, UploadRequest
 from tests.support.jobs import PGVAULT, REPO, bytes_on_disk, make_source, pgvault, show, wait_for
+from tests.support.postgres import (
+    as_postgres,
+    ensure_postgres_user,
+    pgvault_for_postgres,
+    world_dir,
+)
 from tui.batch.jobs import LIST_ENDED
 
 MiB = 1024 * 1024
@@ -504,3 +510,37 @@ def test_credentials_in_a_bucket_urls_user_part_are_refused_and_never_recorded(
     for path in state_dir.rglob("*"):
         if path.is_file():
             assert b"CanarySecret1" not in path.read_bytes(), path
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root gives the files it makes away")
+def test_a_state_directory_postgres_owns_stays_usable_by_postgres_after_root_used_it() -> None:
+    pg = ensure_postgres_user()
+    base = Path(world_dir("pgvault-shared-state-"))
+    home = base / "pg-home"  # postgres's, as /var/lib/postgresql is
+    home.mkdir()
+    os.chown(home, pg.pw_uid, pg.pw_gid)
+    source = home / "backups"
+    source.mkdir()
+    os.chown(source, pg.pw_uid, pg.pw_gid)
+    state = home / "state" / "pgvault"  # missing: made by root's first command
+
+    # root (sudo pgvault): a detached copy, which ends at once with nothing to copy
+    made = subprocess.run(
+        [PGVAULT, "--state-dir", str(state), "--batch", "copy", f"file://{source}", "pg1",
+         "--all", "--to", f"file://{base}/copies", "--detach"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    job_id = int(made.stdout.strip())
+    wait_for(lambda: show(state, job_id)["state"] == "failed", what="the copy to end")
+    worker_log = state / "workers" / f"job-{job_id}.log"
+    assert os.stat(state.parent).st_uid == pg.pw_uid  # made on the way, as mkdir -p would
+    for path in (state, state / "jobs.db", worker_log.parent, worker_log):
+        assert (os.stat(path).st_uid, os.stat(path).st_mode & 0o077) == (pg.pw_uid, 0), path
+
+    # postgres (archive_command, its console) lists the job and reads its log
+    listed = as_postgres(
+        [pgvault_for_postgres(), "--state-dir", str(state), "--batch", "jobs", "list",
+         "--format", "json"]
+    )  # fmt: skip
+    assert [j["id"] for j in json.loads(listed.stdout)] == [job_id]
+    assert as_postgres(["cat", str(worker_log)]).returncode == 0
