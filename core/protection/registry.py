@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError, OperationFailed
+from core.jobs.owner import adopt_fd
 from core.paths import state_dir
 from core.protection.model import Vault, validate_name
 from core.storage import StoreConfig
@@ -117,6 +118,7 @@ class Registry:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(dir=directory, prefix=".vaults-")
+            adopt_fd(handle, directory)  # sudo pgvault in postgres's state directory
             with os.fdopen(handle, "w", encoding="utf-8") as out:
                 out.write(text)
             os.replace(temporary, self.path)
