@@ -145,9 +145,9 @@ class Session:
             if state == psycopg2.extensions.POLL_OK:
                 return
             if state == psycopg2.extensions.POLL_READ:
-                select.select([conn.fileno()], [], [], POLL_STEP)
+                _wait_for(conn.fileno(), select.POLLIN)
             elif state == psycopg2.extensions.POLL_WRITE:
-                select.select([], [conn.fileno()], [], POLL_STEP)
+                _wait_for(conn.fileno(), select.POLLOUT)
             if self._checkpoint is not None:
                 try:
                     self._checkpoint()
@@ -438,3 +438,11 @@ class BackupSession:
                 log.warning("backup session keepalive failed: %s", exc)
                 self._lost = exc
                 return
+
+
+def _wait_for(fd: int, events: int) -> None:
+    """Up to POLL_STEP for `fd` to be ready: poll(2), not select(2), which refuses a
+    descriptor numbered 1024 or more (a long-lived console or agent may hold that many)."""
+    poller = select.poll()
+    poller.register(fd, events)
+    poller.poll(POLL_STEP * 1000)
