@@ -24,10 +24,10 @@ from core.errors import Cancelled, OperationFailed, PgvaultError, own_cause
 from core.jobs.kinds import JobKind, encode_request, load_kind
 from core.jobs.liveness import hostname, process_of, reap_dead, this_process
 from core.jobs.model import IllegalTransition, Job, JobState
-from core.jobs.owner import adopt_fd, adopt_path
 from core.jobs.reporter import JobReporter
 from core.jobs.results import JobResult
 from core.jobs.store import JobStore
+from core.paths import adopt_fd, adopt_path
 from core.progress import Reporter
 from core.secrets import RedactingFormatter, redact
 

@@ -35,10 +35,9 @@ from core.jobs.model import (
     LogLine,
     check_transition,
 )
-from core.jobs.owner import adopt_fd, adopt_path
 from core.jobs.results import JobDetails, ResultRecord
 from core.jobs.schema import SCHEMA, SCHEMA_VERSION, SELECT_JOBS, result_json, row_to_job, to_json
-from core.paths import state_dir
+from core.paths import adopt_fd, adopt_path, state_dir
 from core.progress import MAX_SAMPLES, ProgressSnapshot, RateSample
 from core.secrets import redact
 

@@ -57,15 +57,20 @@ class ToolWatch:
 
     def _run(self, checkpoint: Callable[[], None], look: Callable[[], None]) -> None:
         while not self._stop.wait(POLL):
+            # Only the checkpoint is timed: a slow look (a LockWatcher query) is no pause.
             self._since = time.monotonic()
             try:
                 checkpoint()
-                look()
             except BaseException as exc:
                 self.error = exc
                 return
             finally:
                 self._since = None
+            try:
+                look()
+            except BaseException as exc:
+                self.error = exc
+                return
 
     @property
     def paused(self) -> bool:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InputError, OperationFailed
-from core.jobs.owner import adopt_fd
-from core.paths import state_dir
+from core.paths import adopt_fd, state_dir
 from core.protection.model import Vault, validate_name
 from core.storage import StoreConfig
 from core.urls import Location, parse_location
