@@ -22,6 +22,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input, Select, Static
 
+from core.catalog.backup_info import DONE
 from core.jobs import Job, JobState
 from core.jobs.liveness import DEAD_AFTER
 from core.jobs.results import RestoreJobResult
@@ -219,6 +220,11 @@ async def test_an_unlocked_console_takes_an_incremental_and_restores_its_chain(
                 lambda: (
                     (server := app.state.destinations[label].server(SERVER)) is not None
                     and server.kind(incremental_id) == "incremental"
+                    # A listing taken while the job ran shows it unfinished, and v is no key
+                    # on an unfinished backup: wait for the one taken after it ended.
+                    and any(
+                        b.backup_id == incremental_id and b.status == DONE for b in server.backups
+                    )
                 ),
                 timeout=60,
             )
