@@ -154,19 +154,36 @@ class _Upload:
 
 
 class _AzureStream(RawStream):
+    """The downloader's chunks (its first, up to 32 MiB, fetched as it opened) as a stream."""
+
     def __init__(self, downloader: Any, what: str) -> None:
         self._chunks = downloader.chunks() if downloader is not None else iter(())
-        self._buffer = b""
+        self._chunk = b""
+        self._offset = 0
         self._what = what
 
-    def read(self, n: int) -> bytes:
+    def buffered(self) -> int:
+        self._next_chunk()
+        return len(self._chunk) - self._offset
+
+    def _next_chunk(self) -> None:
         with _guard(self._what):
-            while not self._buffer:
+            while self._offset == len(self._chunk):
                 try:
-                    self._buffer = next(self._chunks)
+                    self._chunk, self._offset = next(self._chunks), 0
                 except StopIteration:
-                    return b""
-        data, self._buffer = self._buffer[:n], self._buffer[n:]
+                    self._chunk, self._offset = b"", 0
+                    return
+
+    def read(self, n: int) -> bytes:
+        self._next_chunk()
+        if self._offset == 0 and n >= len(self._chunk):
+            data, self._chunk = self._chunk, b""  # handed on whole, not copied
+            return data
+        # Slices of a view: slicing the rest off a bytes chunk copied it at every read.
+        end = min(len(self._chunk), self._offset + n)
+        data = bytes(memoryview(self._chunk)[self._offset : end])
+        self._offset = end
         return data
 
     def close(self) -> None:

@@ -37,6 +37,10 @@ class RawStream:
     def read(self, n: int) -> bytes:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def buffered(self) -> int:
+        """Bytes already downloaded and held here: read at once, a pause has nothing to stop."""
+        return 0
+
     def close(self) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 

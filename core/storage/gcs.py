@@ -164,15 +164,20 @@ class _Upload:
 
 
 class _GcsStream(RawStream):
-    def __init__(self, reader: Any, what: str) -> None:
+    def __init__(self, reader: Any, what: str, held: int = 0) -> None:
         self._reader = reader
         self._what = what
+        self._held = held  # a bounded range is downloaded whole before the first read
+
+    def buffered(self) -> int:
+        return self._held
 
     def read(self, n: int) -> bytes:
         if self._reader is None:
             return b""
         with _guard(self._what):
             data: bytes = self._reader.read(n)
+            self._held = max(0, self._held - len(data))
             return data
 
     def close(self) -> None:
@@ -414,7 +419,8 @@ class GcsStore(ObjectStore):
                         retry=None,
                         timeout=self._timeout,
                     )
-                    return _GcsStream(io.BytesIO(data), full)
+                    # BytesIO hands the whole of data back without a copy.
+                    return _GcsStream(io.BytesIO(data), full, held=len(data))
                 reader = blob.open(
                     "rb", chunk_size=16 * 1024 * 1024, retry=None, timeout=self._timeout
                 )

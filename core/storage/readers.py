@@ -52,12 +52,15 @@ class ObjectReader(io.RawIOBase):
             return b""
         gate = self.store.gate
         if gate is not None:
-            # A job's pause blocks here and its cancel raises, every GATED_READ bytes.
-            want = min(want, GATED_READ)
             gate()
         while True:
             try:
-                chunk = self._open().read(want)
+                stream = self._open()
+                if gate is not None:
+                    # A job's pause blocks at the gate and its cancel raises there, every
+                    # GATED_READ bytes of what is still to download.
+                    want = min(want, max(GATED_READ, stream.buffered()))
+                chunk = stream.read(want)
                 break
             except RETRYABLE as exc:
                 self._drop_stream()
@@ -84,13 +87,22 @@ class ObjectReader(io.RawIOBase):
         if size is not None and size >= 0:
             return self._read_some(size)
         # A bounded range is asked for whole: a local file or an SDK body returns it in one
-        # piece, and joining a single piece does not copy it (pieces joined would double
-        # every prefetched range in memory for a moment).
+        # piece, handed on as it is. Pieces (a job's gated reads, a resumed stream) go into
+        # one growing buffer, whose getvalue() does not copy: joining a list of them would
+        # hold every prefetched range twice for a moment.
         step = READ_BLOCK if self._end is None else max(1, self._end - self._pos)
-        parts = []
-        while chunk := self._read_some(step):
-            parts.append(chunk)
-        return b"".join(parts)
+        first = self._read_some(step)
+        second = self._read_some(step) if first else b""
+        if not second:
+            return first
+        gathered = io.BytesIO()
+        gathered.write(first)
+        del first
+        chunk = second
+        while chunk:
+            gathered.write(chunk)
+            chunk = self._read_some(step)
+        return gathered.getvalue()
 
     def _drop_stream(self) -> None:
         if self._stream is not None:
