@@ -73,6 +73,11 @@ class Backend(ABC):
         self.location = location
         self.config = config
         self.limiter = BandwidthLimiter(config.max_bandwidth) if config.max_bandwidth else None
+        self.download_limiter = (
+            BandwidthLimiter(config.max_download_bandwidth)
+            if config.max_download_bandwidth
+            else None
+        )
         #: called before each slice of every upload (a job's checkpoint: pause or cancel)
         self.gate: Callable[[], None] | None = None
         #: told the size of every upload slice and download chunk (a job's bandwidth samples)

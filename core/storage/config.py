@@ -30,6 +30,8 @@ class StoreConfig:
     min_chunk_size: int | None = None
     jobs: int = 2
     max_bandwidth: int | None = None
+    #: a restore's cap (bytes/s) on what it downloads; the others cap what they upload
+    max_download_bandwidth: int | None = None
     azure_max_block_size: int | None = None
     azure_max_single_put_size: int | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)

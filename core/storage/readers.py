@@ -73,6 +73,8 @@ class ObjectReader(io.RawIOBase):
             return b""
         self._pos += len(chunk)
         self._failures = 0
+        if self.store.download_limiter is not None:
+            self.store.download_limiter.consume(len(chunk))
         if self.store.meter is not None:
             self.store.meter(len(chunk))
         return chunk

@@ -195,3 +195,49 @@ def test_a_paused_detached_verify_reads_nothing_then_resumes_and_passes(
     finally:
         if job_id:
             pgvault(state_dir, "jobs", "cancel", str(job_id), "--wait", "--timeout", "30")
+
+
+def test_a_restore_under_max_bandwidth_downloads_at_the_cap_and_starts(
+    source: Source, tmp_path: Path
+) -> None:
+    backup = source.backup()  # plain tar parts
+    source.archive_everything()
+    expected = source.cluster.table_checksums()
+    with source.dest.store() as store:
+        prefix = f"{SERVER}/base/{backup}/"
+        total = sum(o.size for o in store.list_objects(prefix) if ".tar" in o.key)
+    cap = 6 * MiB
+    state_dir = tmp_path / "state"
+    target = new_target()
+    try:
+        started = time.monotonic()
+        restored = pgvault(
+            state_dir,
+            "restore",
+            "--max-bandwidth",
+            "6MiB",
+            *IMMEDIATE,
+            *source.dest.cli_args,
+            source.dest.url,
+            SERVER,
+            backup,
+            target.data,
+            env=source.dest.env,
+        )
+        elapsed = time.monotonic() - started
+        assert restored.returncode == 0, restored.stderr
+        # A lower bound only: however loaded the machine, the cap is what keeps it slow.
+        assert elapsed >= total / cap * 0.8, (elapsed, total)
+        jobs = JobStore(state_dir / "jobs.db")
+        (job,) = jobs.list_jobs()
+        rates = [s.rate for s in jobs.samples(job.id)]
+        # The margin covers the limiter's burst and a second counted late, as for backups.
+        assert rates and max(rates) <= cap * 1.6, [round(r / MiB, 1) for r in rates]
+        # restore_command is not capped: the WAL a standby replays is not held back.
+        settings = Path(target.data, "postgresql.auto.conf").read_text()
+        assert "max-bandwidth" not in settings
+        with restored_server(target, source.cluster.bindir, env=source.dest.env) as server:
+            wait_for_recovery_end(server)
+            assert server.table_checksums() == expected
+    finally:
+        target.drop()

@@ -321,6 +321,7 @@ def _flag_value_cases(world: World) -> Iterator[Case]:
         (argv["backup"](world.url, SERVER), "--min-chunk-size", BAD_SIZES),
         (argv["backup"](world.url, SERVER), "--keepalive-interval", BAD_COUNTS),
         (argv["restore"](world.url, SERVER), "-J", BAD_POSITIVE),
+        (argv["restore"](world.url, SERVER), "--max-bandwidth", BAD_SIZES),
         (argv["restore"](world.url, SERVER), "--wal-prefetch", BAD_COUNTS),
         (argv["verify"](world.url, SERVER), "-J", BAD_POSITIVE),
         (argv["verify"](world.url, SERVER), "--timeout", BAD_POSITIVE),

@@ -119,9 +119,17 @@ async def test_restore_form_checks_its_fields_and_starts_a_restore_job(
         assert jobs_of(fixed_state, "restore") == []
 
         form.query_one("#port").value = "5434"  # type: ignore[attr-defined]
+        form.query_one("#bandwidth").value = "fast"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "fast" in str(status.render()))
+        assert jobs_of(fixed_state, "restore") == []
+
+        form.query_one("#bandwidth").value = "20MB"  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
         (job,) = jobs_of(fixed_state, "restore")
+        # A cap on what the restore downloads (the job's store), as --max-bandwidth sets it.
+        assert job.options["store_config"]["max_download_bandwidth"] == 20 * 1024 * 1024
         assert job.server == "pg-main"
         assert job.options.get("backup") == DONE_ID
         assert job.options.get("recovery_dir") == str(tmp_path / "restored")

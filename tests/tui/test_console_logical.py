@@ -132,11 +132,12 @@ async def test_the_restore_form_restores_the_database_under_a_new_name(
         await settle(pilot, lambda: "--into-db restores tables" in str(status.render()))
         assert restore_jobs(state_dir) == []
 
-        await fill(app, taken, into_db="", new_db_name="shop_console")
+        await fill(app, taken, into_db="", new_db_name="shop_console", bandwidth="50MB")
         await pilot.press("ctrl+s")
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
         (job,) = restore_jobs(state_dir)
         assert job.server == SERVER and job.options.get("new_db_name") == "shop_console"
+        assert job.options["store_config"]["max_download_bandwidth"] == 50 * 1024 * 1024
         jobs = app.screen.query_one("#jobs", ResponsiveTable)
         await settle(pilot, lambda: jobs.current_key == str(job.id), timeout=10)
         await settle(pilot, lambda: restore_jobs(state_dir)[0].final, timeout=120)

@@ -41,6 +41,7 @@ from tui.batch.options import (
     positive_int,
     print_json,
     refuse_given,
+    size,
 )
 from tui.batch.snapshot_options import add_recovery_arguments, snapshot_recovery
 
@@ -103,6 +104,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=DEFAULT_JOBS,
         help=f"ranged downloads in flight, over every archive (default: {DEFAULT_JOBS})",
+    )
+    parser.add_argument(
+        "--max-bandwidth",
+        type=size,
+        help="the maximum bytes per second downloaded, shared by all downloads of the restore "
+        "(default: no limit; restore_command's WAL is not capped)",
     )
     _add_targets(parser)
     _add_restore_command(parser)
@@ -227,7 +234,7 @@ def _add_restored_server(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     snapshot = snapshot_recovery(args)
-    where = destination_from(args, jobs=args.jobs)
+    where = destination_from(args, jobs=args.jobs, max_download_bandwidth=args.max_bandwidth)
     if is_logical_restore(args):
         refuse_given(args, ("snapshot_recovery_instance",), "to a logical restore")
         refuse_given(

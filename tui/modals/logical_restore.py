@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.widgets import Checkbox, Input, Label, Static
 
-from core.backup.request import parse_jobs, parse_port
+from core.backup.request import parse_bandwidth, parse_jobs, parse_port
 from core.demo import Demo
 from core.errors import InputError
 from core.jobs import Job
@@ -48,6 +48,7 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("user", "User", "(empty: libpq default)"),
     ("password", "Password", "(empty: .pgpass or PGPASSWORD)"),
     ("jobs", "Parallel (-J)", "pg_restore -j and downloads at once"),
+    ("bandwidth", "Bandwidth cap", "on downloads, bytes/s, e.g. 20MB (empty: no limit)"),
 )
 
 
@@ -90,7 +91,10 @@ def build_logical_restore_request(
         location=parse_location(ref.url),
         server=ref.server,
         backup=backup,
-        store_config=StoreConfig(jobs=RESTORE_JOBS),
+        store_config=StoreConfig(
+            jobs=RESTORE_JOBS,
+            max_download_bandwidth=parse_bandwidth(values.get("bandwidth", "")),
+        ),
         connection=ConnectionParams(
             host=values.get("host", "").strip() or None,
             port=parse_port(port) if port else None,

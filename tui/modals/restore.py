@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Checkbox, Input, Label, Static
 
-from core.backup.request import parse_port
+from core.backup.request import parse_bandwidth, parse_port
 from core.catalog.chains import FULL
 from core.errors import InputError
 from core.restore import RestoreRequest, default_pgvault_command, make_target
@@ -113,6 +113,12 @@ class RestoreScreen(JobFormScreen):
                     id="port",
                     compact=True,
                 )
+                yield Label("Bandwidth cap", classes="form-label")
+                yield Input(
+                    placeholder="on downloads, bytes/s, e.g. 20MB (empty: no limit)",
+                    id="bandwidth",
+                    compact=True,
+                )
                 names = [t.name for t in self.ref.info.tablespaces or ()]
                 if names:
                     yield Label("Tablespaces", classes="form-label")
@@ -171,6 +177,10 @@ class RestoreScreen(JobFormScreen):
             request,
             delta=delta,
             port=int(parse_port(port)) if port else None,
+            store_config=replace(
+                request.store_config,
+                max_download_bandwidth=parse_bandwidth(self.value("bandwidth")),
+            ),
         )
 
     def on_input_changed(self, event: Input.Changed) -> None:
