@@ -33,6 +33,7 @@ from core.logical.attempt import mark_staging, staging_prefix, sweep_staging
 from core.logical.catalog import LATEST, resolve_logical
 from core.logical.inventory import pattern_parts
 from core.logical.layout import LogicalLayout, is_logical_id
+from core.logical.load_log import LoadLog, table_data_ids
 from core.logical.local_files import place, same_filesystem, unlink_all
 from core.logical.lock_wait import LockWatcher
 from core.logical.manifest import DatabaseDump, DumpFile, LogicalManifest, TableEntry
@@ -403,7 +404,7 @@ class _Run:
             "--no-owner",
             "--no-privileges",
             "--exit-on-error",
-            "--verbose",  # "finished item N TABLE DATA": the restore's progress
+            "--verbose",  # which tables are loaded: the restore's progress (load_log)
         ]
         if tables and self.request.clean:
             argv += ["--clean", "--if-exists"]
@@ -412,6 +413,7 @@ class _Run:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(self.listing)
             argv += ["-L", path]
+        log = LoadLog(self.request.jobs == 1, self._data_ids(), self._loaded)
         locks = LockWatcher("pg_restore", params, into, application, self.reporter)
         try:
             run_tool(
@@ -420,29 +422,37 @@ class _Run:
                 self.reporter.checkpoint,
                 password,
                 watch=lambda: locks.look("restore"),
-                on_stderr=self._item_finished,
+                on_stderr=log.line,
             )
+            log.ended()
             locks.finished()
         finally:
             locks.close()
 
-    def _item_finished(self, line: str) -> None:
-        """A table's data loaded (pg_restore -j's log): most of its file's share claimed,
-        the rest when the whole restore is (its indexes and constraints come after)."""
-        found = _FINISHED.search(line)
-        if found is None:
-            return
+    def _data_ids(self) -> dict[str, int]:
+        """Dump IDs by table name, which a serial pg_restore logs in place of the IDs."""
+        if self.request.jobs != 1:
+            return {}
+        listing = self.listing
+        if listing is None:
+            listing = run_tool(
+                [self.tool.path, "-l", self.directory], "pg_restore -l", self.reporter.checkpoint
+            )
+        return table_data_ids(listing, self.dump.tables)
+
+    def _loaded(self, dump_id: int | None) -> None:
+        """A table's data loaded: most of its file's share claimed, the rest when the whole
+        restore is (its indexes and constraints come after)."""
         self.loaded += 1
         self.reporter.detail("tables_loaded", self.loaded)
-        size = next((f.size for f in self.dump.files if f.name.split(".")[0] == found[1]), 0)
+        name = str(dump_id)
+        size = next((f.size for f in self.dump.files if f.name.split(".")[0] == name), 0)
         claim = min(int(size * LOADED_SHARE), self.restore_share - self.claimed - 1)
         if claim > 0:
             self.claimed += claim
             self.reporter.advance(claim)
 
 
-#: pg_restore -j -v, as PostgreSQL 13 to 18 write it; serial restores (-j 1) do not
-_FINISHED = re.compile(r"finished item (\d+) TABLE DATA ")
 #: of a table's share of the restore, what its loaded data claims before the end
 LOADED_SHARE = 0.9
 

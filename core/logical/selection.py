@@ -90,6 +90,12 @@ def select_entries(
     return Selection("\n".join(lines) + "\n", tuple(data_ids), kept)
 
 
+def table_data_tags(listing: str) -> list[tuple[int, str]]:
+    """(dump ID, 'schema name') of each TABLE DATA entry of a listing."""
+    entries = (_entry(line) for line in listing.splitlines())
+    return [(e[0], e[2]) for e in entries if e is not None and e[1] == "TABLE DATA"]
+
+
 def data_files(files: Iterable[DumpFile], data_ids: Iterable[int]) -> list[DumpFile]:
     """The files holding these TABLE DATA entries (`<id>.dat` and its compressed forms)."""
     wanted = {str(i) for i in data_ids}

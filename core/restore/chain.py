@@ -456,12 +456,16 @@ class BlockSink:
         if self.carry:
             self._blocks(memoryview(bytes(self.carry)), 1)
             self.carry = bytearray()
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        self.close()
         if self.need is not None:
             self.needs.done_writing(self.need)
         return self.checksum.hexdigest() if self.checksum is not None else None
+
+    def close(self) -> None:
+        """Close the file written to (at the member's end, or when the restore failed)."""
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _blocks(self, view: memoryview, count: int) -> None:
         """`count` blocks of the member (the last one possibly short): write those needed."""

@@ -34,7 +34,7 @@ from core.restore.extract import (
 from core.restore.fetch import RANGE_SIZE, count_part, fetch_files, run_all, untar_part
 from core.restore.state import RestoreRun
 from core.restore.streams import Aborted, Budget, StoredBytes
-from core.restore.tarparse import FILE, TarHandler, TarMember
+from core.restore.tarparse import FILE, TarMember
 
 
 def fetch_backup(run: RestoreRun) -> None:
@@ -147,7 +147,7 @@ def _part(  # noqa: PLR0913, PLR0917 - a worker's arguments, submitted as they a
     budget.add(reader)
     algorithm = link.manifest.checksum_algorithm
     source = StoredBytes(reader, new_checksum(algorithm), run.reporter, run.abort)
-    handler: TarHandler
+    handler: _NewestLink | _OlderLink
     if index == 0:
         handler = _NewestLink(
             run.files, Extractor(run.files, dest, part.filename, label), link, needs, dest, label
@@ -157,6 +157,7 @@ def _part(  # noqa: PLR0913, PLR0917 - a worker's arguments, submitted as they a
     try:
         untar_part(run, part, source, handler, label)
     finally:
+        handler.close()  # the file a failed or cancelled part was writing
         budget.remove(reader)
         reader.close()
     count_part(run, part, source, record, label)
@@ -217,6 +218,11 @@ class _NewestLink:
         else:
             self.extractor.data(chunk)
 
+    def close(self) -> None:
+        self.extractor.close()
+        if self.blocks is not None:
+            self.blocks.sink.close()
+
     def end(self) -> None:
         blocks, self.blocks = self.blocks, None
         if blocks is None:
@@ -259,6 +265,10 @@ class _OlderLink:
     def data(self, chunk: memoryview) -> None:
         if self.blocks is not None:
             self.blocks.sink.data(chunk)
+
+    def close(self) -> None:
+        if self.blocks is not None:
+            self.blocks.sink.close()
 
     def end(self) -> None:
         blocks, self.blocks = self.blocks, None

@@ -59,19 +59,22 @@ def _fetch_file(
     header = run.store.read_range(part.key, record.offset - BLOCK, BLOCK)
     member = _member(header, record, dest, label)
     extractor = Extractor(run.files, dest, part.filename, label)
-    extractor.begin(member)
-    done = 0
-    while done < record.size:
-        if run.abort.is_set():
-            raise Aborted
-        length = min(READ_SIZE, record.size - done)
-        data = run.store.read_range(part.key, record.offset + done, length)
-        if len(data) != length:
-            raise IntegrityError(f"{label}: ends inside {record.path}")
-        extractor.data(memoryview(data))
-        run.reporter.advance(len(data))
-        done += length
-    extractor.end()
+    try:
+        extractor.begin(member)
+        done = 0
+        while done < record.size:
+            if run.abort.is_set():
+                raise Aborted
+            length = min(READ_SIZE, record.size - done)
+            data = run.store.read_range(part.key, record.offset + done, length)
+            if len(data) != length:
+                raise IntegrityError(f"{label}: ends inside {record.path}")
+            extractor.data(memoryview(data))
+            run.reporter.advance(len(data))
+            done += length
+        extractor.end()
+    finally:
+        extractor.close()  # the file of a failed or cancelled read
     with run.files.lock:
         run.downloaded += record.size + BLOCK
 

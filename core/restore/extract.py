@@ -249,6 +249,14 @@ class Extractor:
             self.state.written.add(self._manifest_path)
         self.state.advance_files(1)
 
+    def close(self) -> None:
+        """Close the file of a member that never ended (the archive failed or the restore
+        was cancelled mid-file): a raw descriptor is never closed by the garbage collector."""
+        fd, self._fd = self._fd, None
+        self._member = None
+        if fd is not None:
+            os.close(fd)
+
     # ---- members ---------------------------------------------------------------------------
 
     def _pending_control(self) -> str:

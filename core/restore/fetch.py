@@ -220,6 +220,7 @@ def _part(
     try:
         untar_part(run, part, source, extractor, label)
     finally:
+        extractor.close()  # the file a failed or cancelled part was writing
         budget.remove(reader)
         reader.close()
     count_part(run, part, source, record, label)

@@ -290,6 +290,18 @@ class AzureStore(ObjectStore):
         self._service = _service_client(location, config)
         self._container: ContainerClient = self._service.get_container_client(location.bucket)
 
+    def close(self) -> None:
+        # The SDK's session and its sockets go now: its clients sit in reference cycles, so
+        # a dropped one kept its sockets until a full garbage collection, which a process
+        # with a large heap runs seldom; a console or agent opening stores again and again
+        # for days gathered sockets until it ran out of descriptors.
+        super().close()
+        self._container.close()
+        self._service.close()
+        close_credential = getattr(self._service.credential, "close", None)
+        if callable(close_credential):
+            close_credential()  # azure-identity's own HTTP session
+
     def default_chunk_size(self) -> int:
         return self.config.azure_max_block_size or 16 * 1024 * 1024
 

@@ -243,6 +243,13 @@ class S3Store(ObjectStore):
         self._client = _client(location, config)
         self.bucket = location.bucket
 
+    def close(self) -> None:
+        # The client's pooled connections are closed now, not whenever the client is freed
+        # (see AzureStore.close: the other SDKs' clients are not freed until a full garbage
+        # collection).
+        super().close()
+        self._client.close()
+
     def default_chunk_size(self) -> int:
         # 8 MiB, as the AWS CLI's multipart parts: each job holds one part in memory. A
         # backup's archives raise it so that -S plus one 1 GiB file fits in 10,000 parts

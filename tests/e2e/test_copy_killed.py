@@ -12,6 +12,7 @@ by a proxy in front of moto, Azurite or fake-gcs-server, only the chunks not rec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -56,8 +57,10 @@ def _temporary_objects(dest: TestDestination) -> int:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage
 
+    # closed: this is polled, and a dropped client keeps its socket until a full collection
     client = storage.Client(project="pgvault", credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
-    return sum(1 for _ in client.list_blobs(dest.bucket, prefix="pfx/.pgvault-tmp/"))
+    with contextlib.closing(client):
+        return sum(1 for _ in client.list_blobs(dest.bucket, prefix="pfx/.pgvault-tmp/"))
 
 
 @pytest.mark.parametrize("provider", ["s3", "gcs"])

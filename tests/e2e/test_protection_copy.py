@@ -135,9 +135,10 @@ def test_immediate_copy_option_makes_the_copy_a_failed_one_missed(
 
     from azure.storage.blob import BlobServiceClient
 
-    BlobServiceClient.from_connection_string(
+    with BlobServiceClient.from_connection_string(
         azure.env["AZURE_STORAGE_CONNECTION_STRING"]
-    ).create_container(azure.bucket)
+    ) as service:
+        service.create_container(azure.bucket)
     second = agent.once(at + timedelta(seconds=5))
     assert second["runs"] == [] and second["errors"] == []
     assert [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -84,13 +85,15 @@ def make_destination(
         if create:
             import boto3
 
-            boto3.client(
+            client = boto3.client(
                 "s3",
                 endpoint_url=moto.endpoint,
                 region_name="us-east-1",
                 aws_access_key_id="testing",
                 aws_secret_access_key="testing",
-            ).create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=object_lock)
+            )
+            with contextlib.closing(client):
+                client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=object_lock)
         return TestDestination(
             "s3",
             f"s3://{bucket}/{prefix}",
@@ -105,9 +108,11 @@ def make_destination(
         if create:
             from azure.storage.blob import BlobServiceClient
 
-            BlobServiceClient.from_connection_string(
+            # closed: a dropped SDK client keeps its socket until a full garbage collection
+            with BlobServiceClient.from_connection_string(
                 azurite.env["AZURE_STORAGE_CONNECTION_STRING"]
-            ).create_container(container)
+            ) as service:
+                service.create_container(container)
         url = f"{azurite.endpoint}/{AZURITE_ACCOUNT}/{container}/{prefix}"
         return TestDestination(
             "azure",
@@ -124,9 +129,9 @@ def make_destination(
             from google.auth.credentials import AnonymousCredentials
             from google.cloud import storage
 
-            storage.Client(project="pgvault", credentials=AnonymousCredentials()).create_bucket(
-                bucket
-            )
+            client = storage.Client(project="pgvault", credentials=AnonymousCredentials())
+            with contextlib.closing(client):
+                client.create_bucket(bucket)
         return TestDestination(
             "gcs", f"gs://{bucket}/{prefix}", bucket, StoreConfig(), env=dict(gcs.env)
         )
@@ -144,7 +149,8 @@ def _dav_destination(nginx: Emulator, prefix: str, create: bool) -> TestDestinat
     collection = _name("dav")
     if create:
         url = f"http://127.0.0.1:{nginx.port}/{collection}/"
-        urllib.request.urlopen(urllib.request.Request(url, method="MKCOL"), timeout=10)
+        with urllib.request.urlopen(urllib.request.Request(url, method="MKCOL"), timeout=10):
+            pass
     tail = f"/{prefix}" if prefix else ""
     return TestDestination(
         "http",

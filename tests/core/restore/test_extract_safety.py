@@ -6,6 +6,7 @@ restored through run_restore, as `pgvault --batch restore` does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tarfile
 from collections.abc import Iterator
@@ -141,6 +142,29 @@ def test_truncated_archives_are_refused(place: Path) -> None:
     with pytest.raises(IntegrityError, match="no end-of-archive marker"):
         restore(place, FakeBackup(BACKUP_ID, archives={"data.tar": raw[:boundary]}))
     assert left_behind(place) == []
+
+
+def test_a_failed_extraction_leaves_no_file_open(place: Path) -> None:
+    """A restore that fails mid-file (a damaged archive here; a cancel or a full disk alike)
+    closed the file it was writing only at the member's end, which never came: each failed
+    restore kept a descriptor of a deleted file for the life of the process (a console,
+    the protection agent, a test worker)."""
+    raw = tar_bytes(minimal_pgdata())
+    cut = FakeBackup(BACKUP_ID, archives={"data.tar": raw[: len(raw) // 2]})
+
+    def descriptors() -> list[str]:
+        targets = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):  # the listing's own, closed by now
+                targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return targets
+
+    before = len(descriptors())
+    for _ in range(5):
+        with pytest.raises(IntegrityError, match="ends inside a member"):
+            restore(place, cut)
+    held = [target for target in descriptors() if str(place) in target]
+    assert held == [] and len(descriptors()) <= before + 1, held
 
 
 def test_a_backup_without_pg_control_is_not_restorable(place: Path) -> None:
