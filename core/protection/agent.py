@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 
+from core.catalog.backup_info import FAILED
 from core.catalog.chains import dependents
 from core.catalog.reader import Catalog
 from core.errors import PgvaultError
@@ -330,7 +331,12 @@ def apply_retention(
     now: datetime,
 ) -> list[RetentionOutcome]:
     """Apply the due lifecycle steps (move to archive, delete); report what is held and why."""
-    needs = dependents(Catalog(vault.store.store, instance.server_name))
+    catalog = Catalog(vault.store.store, instance.server_name)
+    failed = {info.backup_id for info in catalog.backups() if info.status == FAILED}
+    # a FAILED incremental restores nothing: it holds no chain, and goes before its parent
+    chains = dependents(catalog)
+    needs = {b: [d for d in ds if d not in failed] for b, ds in chains.items()}
+    dead = {b: [d for d in ds if d in failed] for b, ds in chains.items()}
     points = backup_points(vault, instance)
     plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
     # A backup due to go is first checked for an object lock or a legal hold: held, never
@@ -368,12 +374,31 @@ def apply_retention(
             error = _move_to_archive(vault, instance.server_name, step.backup_id)
             results.append(RetentionOutcome(*moved, "failed" if error else "done", error))
             continue
-        error = delete_backup(vault, jobs, instance.server_name, step.backup_id)
+        error = _delete_failed_children(vault, jobs, instance, dead.get(step.backup_id, []))
+        error = error or delete_backup(vault, jobs, instance.server_name, step.backup_id)
         results.append(RetentionOutcome(*base, "failed" if error else "done", error))
         deleted += [step.backup_id] if error is None else []
     if follows(instance):
         results += _follow_at_secondary(vault, jobs, instance, deleted, (recorded, unread), now)
     return results
+
+
+def _delete_failed_children(
+    vault: OpenVault, jobs: JobStore, instance: BackupInstance, children: list[str]
+) -> str | None:
+    """Delete the FAILED incrementals built on a backup retention deletes (newest first; a
+    delete job refuses a parent while they are there); the first error, or None."""
+    if not children:
+        return None
+    present = {
+        info.backup_id for info in Catalog(vault.store.store, instance.server_name).backups()
+    }
+    for child in sorted(set(children) & present, reverse=True):
+        error = delete_backup(vault, jobs, instance.server_name, child)
+        if error is not None:
+            return f"deleting failed incremental backup {child} built on it: {error}"
+        log.info("deleted failed incremental backup %s of %s", child, instance.server_name)
+    return None
 
 
 def _held(instance: BackupInstance, plan: RetentionPlan) -> list[RetentionOutcome]:
