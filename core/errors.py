@@ -176,10 +176,14 @@ def permission_denied(exc: PermissionError) -> PermissionDenied:
             f"permission denied on {about} (owned by {me}, mode {mode}): give {me} access "
             f"(chmod u+rwX {where})"
         )
+    if where == path:
+        remedy = f"give {me} access (chown -R {me} {where})"
+    else:  # never advise handing over an existing parent (/, /var...): only what is made
+        first = os.path.join(where, os.path.relpath(path, where).split(os.sep)[0])
+        remedy = f"create it for {me} (mkdir -p {path} && chown -R {me} {first})"
     return PermissionDenied(
         f"permission denied on {about} (owned by {owner}:{_group_name(st.st_gid)}, mode "
-        f"{mode}; pgvault runs as {me}): run pgvault as {owner}, or give {me} access "
-        f"(chown -R {me} {where})"
+        f"{mode}; pgvault runs as {me}): run pgvault as {owner}, or {remedy}"
     )
 
 
