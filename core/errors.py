@@ -8,6 +8,7 @@ PgvaultError (4: any other error)
 │   ├── DecryptionFailed
 │   ├── PermissionDenied (the operating system refused a local file or directory)
 │   ├── NoSpace (a local file system is full, or a quota spent)
+│   ├── ServerBusy (another process holds the server's lock in its destination)
 │   └── StorageError
 │       ├── ObjectNotFound
 │       ├── ContainerNotFound
@@ -69,6 +70,10 @@ class OperationFailed(PgvaultError):
 
 class PostgresError(OperationFailed):
     """PostgreSQL refused a connection or a backup function failed."""
+
+
+class ServerBusy(OperationFailed):
+    """Another process holds the server's lock (a deletion, a resumed backup)."""
 
 
 class Cancelled(OperationFailed):
