@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.errors import AccessDenied, InputError, ObjectNotFound
+from core.errors import AccessDenied, InputError, ObjectNotFound, StorageError
 from core.storage import ObjectStore
 from core.urls import Location, Provider
 
@@ -46,10 +46,11 @@ def require_object_lock(location: Location, what: str = "--check-object-lock") -
 def bucket_has_object_lock(store: ObjectStore) -> bool:
     """Whether deletions must check locks without being asked: the bucket has Object Lock
     enabled (one request; False off S3). A user not allowed to read the bucket's lock
-    configuration gets a warning and no check, as before this was looked at."""
+    configuration, or an S3-compatible store without that request, gets a warning and no
+    check, as before this was looked at (--check-object-lock still asks for it)."""
     try:
         return store.object_lock_enabled()
-    except AccessDenied as exc:
+    except (AccessDenied, StorageError) as exc:
         log.warning("cannot tell whether the bucket has S3 Object Lock (%s): not checked", exc)
         return False
 
