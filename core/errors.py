@@ -8,6 +8,7 @@ PgvaultError (4: any other error)
 │   ├── DecryptionFailed
 │   ├── PermissionDenied (the operating system refused a local file or directory)
 │   ├── NoSpace (a local file system is full, or a quota spent)
+│   ├── ServerBusy (another process holds the server's lock in its destination)
 │   └── StorageError
 │       ├── ObjectNotFound
 │       ├── ContainerNotFound
@@ -69,6 +70,10 @@ class OperationFailed(PgvaultError):
 
 class PostgresError(OperationFailed):
     """PostgreSQL refused a connection or a backup function failed."""
+
+
+class ServerBusy(OperationFailed):
+    """Another process holds the server's lock (a deletion, a resumed backup)."""
 
 
 class Cancelled(OperationFailed):
@@ -176,10 +181,14 @@ def permission_denied(exc: PermissionError) -> PermissionDenied:
             f"permission denied on {about} (owned by {me}, mode {mode}): give {me} access "
             f"(chmod u+rwX {where})"
         )
+    if where == path:
+        remedy = f"give {me} access (chown -R {me} {where})"
+    else:  # never advise handing over an existing parent (/, /var...): only what is made
+        first = os.path.join(where, os.path.relpath(path, where).split(os.sep)[0])
+        remedy = f"create it for {me} (mkdir -p {path} && chown -R {me} {first})"
     return PermissionDenied(
         f"permission denied on {about} (owned by {owner}:{_group_name(st.st_gid)}, mode "
-        f"{mode}; pgvault runs as {me}): run pgvault as {owner}, or give {me} access "
-        f"(chown -R {me} {where})"
+        f"{mode}; pgvault runs as {me}): run pgvault as {owner}, or {remedy}"
     )
 
 

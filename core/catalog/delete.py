@@ -18,7 +18,8 @@ Refused with exit 1, as barman-cloud refuses them: a kept backup; a DONE backup 
 than `-m` DONE backups would remain. pgvault also refuses a STARTED backup that may still be
 running (its owner is not provably gone, core.catalog.owner, or barman-cloud wrote it) unless
 `force` is set; an abandoned one is deleted by `-b` and by retention. With
-`check_object_lock` (S3 only), a backup with an object under S3 Object Lock is refused before
+`check_object_lock` (S3 only; on by itself in a bucket with Object Lock enabled), a backup
+with an object under S3 Object Lock is refused before
 anything of the run is deleted, and WAL it frees that is still locked (`wal-archive
 --immutability-days`) is kept, for a later deletion to remove.
 """
@@ -34,7 +35,7 @@ from core.catalog.chains import dependents
 from core.catalog.copies import forget_copies
 from core.catalog.layout import ServerLayout
 from core.catalog.lock import server_lock
-from core.catalog.objectlock import locked_objects, require_object_lock
+from core.catalog.objectlock import bucket_has_object_lock, locked_objects, require_object_lock
 from core.catalog.reader import Catalog
 from core.catalog.retention import WINDOW, RetentionReport, evaluate, parse_policy
 from core.errors import InputError, OperationFailed, PgvaultError
@@ -43,7 +44,7 @@ from core.progress import NullReporter, Reporter
 from core.snapshots.cleanup import check_deletable, delete_snapshots
 from core.storage import ObjectStore, StoreConfig, open_store
 from core.timeparse import parse_local_time
-from core.urls import Location
+from core.urls import Location, Provider
 from core.wal.cleanup import WalCleanup, plan_wal_cleanup
 
 log = logging.getLogger("pgvault.delete")
@@ -125,6 +126,7 @@ def run_delete(request: DeleteRequest, reporter: Reporter | None = None) -> Dele
     validate_request(request)
     reporter = reporter or NullReporter()
     with open_store(request.location, request.store_config) as store:
+        request = _with_bucket_lock_check(request, store)
         if request.batch_size is not None:
             # Never more than the provider takes in one request (barman clamps the same way).
             store.delete_batch = min(request.batch_size, type(store).delete_batch)
@@ -132,6 +134,15 @@ def run_delete(request: DeleteRequest, reporter: Reporter | None = None) -> Dele
             return _Deleter(request, reporter, store).run()
         with server_lock(store, request.server, describe(public_request(request))):
             return _Deleter(request, reporter, store).run()
+
+
+def _with_bucket_lock_check(request: DeleteRequest, store: ObjectStore) -> DeleteRequest:
+    """On an S3 bucket with Object Lock enabled the lock check is on without the flag: a
+    plain delete would only hide the locked versions behind delete markers, and the
+    backup would be gone from the catalog while S3 still keeps it (one request per run)."""
+    if request.check_object_lock or request.location.provider is not Provider.S3:
+        return request
+    return replace(request, check_object_lock=True) if bucket_has_object_lock(store) else request
 
 
 class _Deleter:

@@ -8,9 +8,9 @@ never reads), so every host sees it. It is created only if absent (the store's c
 write), then read back: a store whose emulator ignores the condition still lets only the
 last writer through. The holder renews it every RENEW_SECONDS; a lock the store has not seen
 renewed for its `timeout` is stale (its holder died) and is taken over, one taker winning a
-marker object named after the stale lock's token. Busy: OperationFailed (exit 1) naming the
-holder and what it runs. A lock whose holder's process is gone from this very machine is
-stale at once (core.catalog.owner judges it as a backup's lease). Other short locks of a
+marker object named after the stale lock's token. Busy: ServerBusy (an OperationFailed, exit
+1) naming the holder and what it runs. A lock whose holder's process is gone from this very
+machine is stale at once (core.catalog.owner judges it as a backup's lease). Other short locks of a
 server (the copies record's, core.catalog.copies) are the same object under another `name`.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 
 from core.catalog.layout import ServerLayout
 from core.catalog.owner import RENEW_SECONDS, judge, this_process
-from core.errors import ObjectExists, ObjectNotFound, OperationFailed, PgvaultError
+from core.errors import ObjectExists, ObjectNotFound, OperationFailed, PgvaultError, ServerBusy
 from core.storage import ObjectStore, PutOptions, open_store
 
 log = logging.getLogger("pgvault.lock")
@@ -111,7 +111,7 @@ def acquire(
     ttl: int = TTL_SECONDS,
     name: str = LOCK_FILE,
 ) -> Held:
-    """Take the server's lock (or its lock `name`), or raise OperationFailed naming who holds it."""
+    """Take the server's lock (or its lock `name`), or raise ServerBusy naming who holds it."""
     key = lock_key(server, name)
     me = this_process()
     since = datetime.now(UTC).isoformat(timespec="seconds")
@@ -132,7 +132,7 @@ def acquire(
             break
     current = _read(store, key)
     holder = current.describe() if current else "another pgvault process"
-    raise OperationFailed(
+    raise ServerBusy(
         f"server {server} is busy: {holder} holds its lock ({store.describe()} {key}); "
         f"try again when it ends (a lock not renewed for {ttl // 60} minutes expires)"
     )

@@ -8,13 +8,16 @@ head_object, as barman does: GetObjectRetention is missing from some S3-compatib
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from core.errors import InputError, ObjectNotFound
+from core.errors import AccessDenied, InputError, ObjectNotFound, StorageError
 from core.storage import ObjectStore
 from core.urls import Location, Provider
+
+log = logging.getLogger("pgvault.objectlock")
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,18 @@ def require_object_lock(location: Location, what: str = "--check-object-lock") -
         )
 
 
+def bucket_has_object_lock(store: ObjectStore) -> bool:
+    """Whether deletions must check locks without being asked: the bucket has Object Lock
+    enabled (one request; False off S3). A user not allowed to read the bucket's lock
+    configuration, or an S3-compatible store without that request, gets a warning and no
+    check, as before this was looked at (--check-object-lock still asks for it)."""
+    try:
+        return store.object_lock_enabled()
+    except (AccessDenied, StorageError) as exc:
+        log.warning("cannot tell whether the bucket has S3 Object Lock (%s): not checked", exc)
+        return False
+
+
 def locked_objects(
     store: ObjectStore, keys: Iterable[str], now: datetime | None = None
 ) -> list[LockedObject]:
@@ -59,4 +74,4 @@ def locked_objects(
     return locked
 
 
-__all__ = ["LockedObject", "locked_objects", "require_object_lock"]
+__all__ = ["LockedObject", "bucket_has_object_lock", "locked_objects", "require_object_lock"]

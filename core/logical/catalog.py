@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from core.catalog.copies import forget_copies
+from core.catalog.objectlock import bucket_has_object_lock, locked_objects
 from core.encryption import open_object
 from core.errors import DecryptionFailed, InputError, ObjectNotFound, OperationFailed
 from core.logical.attempt import refuse_if_running
@@ -198,6 +199,7 @@ def delete_logical(
     rest. `unfinished`: also what a killed backup left without a manifest (by ID)."""
     layout = LogicalLayout(server)
     backup_id, objects, pending = _objects(store, server, reference, unfinished)
+    _refuse_locked(store, server, backup_id, objects)
     store.delete_many([layout.manifest(backup_id)])
     # Unfinished uploads are no objects: once the backup's objects are gone nothing lists
     # them, and they would stay (and be billed) for ever. Aborted as a resume aborts them.
@@ -205,6 +207,22 @@ def delete_logical(
     store.delete_many(o.key for o in objects)
     forget_copies(store, server, [backup_id])
     return LogicalDeletion(backup_id, len(objects), sum(o.size for o in objects), aborted)
+
+
+def _refuse_locked(
+    store: ObjectStore, server: str, backup_id: str, objects: list[ObjectInfo]
+) -> None:
+    """In an S3 bucket with Object Lock enabled, a backup with a locked object stays: a
+    delete there would only hide the locked versions behind delete markers."""
+    if not bucket_has_object_lock(store):
+        return
+    locked = locked_objects(store, (o.key for o in objects))
+    if locked:
+        more = f" (and {len(locked) - 1} more locked object(s))" if len(locked) > 1 else ""
+        raise OperationFailed(
+            f"logical backup {backup_id} of server {server} is under S3 Object Lock: "
+            f"{locked[0].describe()}{more}; nothing was deleted"
+        )
 
 
 def plan_delete_logical(

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 
+from core.catalog.backup_info import FAILED
 from core.catalog.chains import dependents
 from core.catalog.reader import Catalog
-from core.errors import PgvaultError
+from core.errors import PgvaultError, ServerBusy
 from core.jobs import JobStore
 from core.logical.catalog import LOCKED, list_logical
 from core.logical.layout import is_logical_id
@@ -59,7 +60,9 @@ from core.protection.runs import (
     RunOutcome,
     copy_to_secondary,
     delete_backup,
+    delete_failed_children,
     failure_text,
+    still_in_catalog,
     take_backup,
     take_over_abandoned,
 )
@@ -330,7 +333,12 @@ def apply_retention(
     now: datetime,
 ) -> list[RetentionOutcome]:
     """Apply the due lifecycle steps (move to archive, delete); report what is held and why."""
-    needs = dependents(Catalog(vault.store.store, instance.server_name))
+    catalog = Catalog(vault.store.store, instance.server_name)
+    failed = {info.backup_id for info in catalog.backups() if info.status == FAILED}
+    # a FAILED incremental restores nothing: it holds no chain, and goes before its parent
+    chains = dependents(catalog)
+    needs = {b: [d for d in ds if d not in failed] for b, ds in chains.items()}
+    dead = {b: [d for d in ds if d in failed] for b, ds in chains.items()}
     points = backup_points(vault, instance)
     plan = plan_retention(policy, points, now, lambda b: needs.get(b, ()))
     # A backup due to go is first checked for an object lock or a legal hold: held, never
@@ -354,7 +362,6 @@ def apply_retention(
     deleted: list[str] = []
     # an incremental goes before the backups it builds on: a parent is deleted last
     for step in sorted(plan.due, key=lambda s: s.backup_id, reverse=True):
-        base = (instance.name, step.backup_id, str(step.action), str(step.store))
         if step.action is Action.COPY:
             outcome = _copy_step(vault, jobs, instance, plan, step, copies)
             results += [outcome] if outcome is not None else []
@@ -368,12 +375,30 @@ def apply_retention(
             error = _move_to_archive(vault, instance.server_name, step.backup_id)
             results.append(RetentionOutcome(*moved, "failed" if error else "done", error))
             continue
-        error = delete_backup(vault, jobs, instance.server_name, step.backup_id)
-        results.append(RetentionOutcome(*base, "failed" if error else "done", error))
-        deleted += [step.backup_id] if error is None else []
+        outcome = _delete_step(vault, jobs, instance, step, dead.get(step.backup_id, []))
+        results += [outcome] if outcome is not None else []
+        deleted += [step.backup_id] if outcome is not None and outcome.result == "done" else []
     if follows(instance):
         results += _follow_at_secondary(vault, jobs, instance, deleted, (recorded, unread), now)
     return results
+
+
+def _delete_step(
+    vault: OpenVault, jobs: JobStore, instance: BackupInstance, step: Step, failed: list[str]
+) -> RetentionOutcome | None:
+    """A due deletion: the FAILED incrementals built on the backup first, then the backup.
+    Held while another agent's deletion holds the server's lock; None when the backup went
+    meanwhile (another agent's pass, or by hand): nothing failed."""
+    base = (instance.name, step.backup_id, str(step.action), str(step.store))
+    server = instance.server_name
+    try:
+        error = delete_failed_children(vault, jobs, server, failed)
+        error = error or delete_backup(vault, jobs, server, step.backup_id)
+    except ServerBusy as busy:
+        return RetentionOutcome(*base, "held", f"{busy}; the next pass tries again")
+    if error is not None and not still_in_catalog(vault, server, step.backup_id):
+        return None
+    return RetentionOutcome(*base, "failed" if error else "done", error)
 
 
 def _held(instance: BackupInstance, plan: RetentionPlan) -> list[RetentionOutcome]:

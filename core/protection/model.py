@@ -253,10 +253,10 @@ class BackupInstance:
         info = node.child("dataSourceInfo")
         info.object_type("Datasource")
         info.only_keys({"conninfo", "objectType"})
-        try:
-            datasource = Datasource(
-                info.child("conninfo").text(), _secret(node.child("datasourceAuthCredentials"))
-            )
+        conninfo = info.child("conninfo").text()
+        secret = _secret(node.child("datasourceAuthCredentials"))
+        try:  # what Datasource refuses (a password in the conninfo) names no path of its own
+            datasource = Datasource(conninfo, secret)
         except InputError as exc:
             raise info.fail(str(exc)) from None
         state = node.child("currentProtectionState")

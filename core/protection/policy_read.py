@@ -65,10 +65,32 @@ def parse_input_policy(text: str | bytes, what: str = "policy") -> BackupPolicy:
     root = Node(document, "$", what)
     if root.has("properties") and not root.has("objectType"):
         root = root.child("properties")
+    backup_rules: list[Node] = []
     for rule in root.child("policyRules").items():
         if rule.child("objectType").value == "AzureRetentionRule":
             _check_lifecycles(rule.child("lifecycles"))
+        else:
+            backup_rules.append(rule)
+    _check_backup_rules(backup_rules)
     return policy
+
+
+def _check_backup_rules(rules: list[Node]) -> None:
+    """What the agent would silently ignore, refused in a policy given: a second backup
+    rule (only the first runs, as Azure's PostgreSQL policies have one) and a backup rule
+    whose dataStore is not VaultStore (backups are always taken to the vault)."""
+    if len(rules) > 1:
+        raise rules[1].fail(
+            f"a second AzureBackupRule (the first is {rules[0].path}): a policy has one backup "
+            "rule, and only the first would run; give each schedule its own policy and instance"
+        )
+    for rule in rules:
+        store = rule.child("dataStore").child("dataStoreType")
+        if store.value != DataStoreType.VAULT.value:
+            raise store.fail(
+                f"a backup rule writes to VaultStore, not {store.value}: backups reach the "
+                "ArchiveStore through a retention rule's targetDataStoreCopySettings"
+            )
 
 
 def _check_lifecycles(lifecycles: Node) -> None:

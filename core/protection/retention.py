@@ -146,13 +146,15 @@ def plan_retention(
         if not left and point.kept is None:  # a kept backup stays, and so does its chain
             gone.add(point.backup_id)
     by_id = {point.backup_id: point for point in backups}
+    # the newest stays whatever its lifecycle says, and so does the chain it builds on
+    newest_would_go = newest is not None and newest.backup_id in gone
+    if newest is not None:
+        gone.discard(newest.backup_id)
     kept_due: list[Step] = []
     held: list[Held] = []
     for step in sorted(due):
         point = by_id[step.backup_id]
-        hold = _hold(
-            step, point, point is newest and point.backup_id in gone, now, gone, dependents
-        )
+        hold = _hold(step, point, point is newest and newest_would_go, now, gone, dependents)
         if hold is None:
             kept_due.append(step)
         else:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg2
 import psycopg2.extensions
 
-from core.errors import InputError, OperationFailed, PgvaultError, own_cause
+from core.errors import InputError, OperationFailed, PgvaultError, ServerBusy, own_cause
 from core.jobs import Job, JobState, JobStore
 from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
@@ -290,7 +290,8 @@ def datasource_database(instance: BackupInstance) -> str:
 
 
 def delete_backup(vault: OpenVault, jobs: JobStore, server: str, backup_id: str) -> str | None:
-    """Delete one backup (and the WAL only it needed) as a delete job; the error, or None."""
+    """Delete one backup (and the WAL only it needed) as a delete job; the error, or None.
+    ServerBusy is raised: another deletion (another agent's pass) holds the server's lock."""
     from core.catalog.delete import DeleteRequest
     from core.logical.layout import is_logical_id
 
@@ -309,7 +310,39 @@ def delete_backup(vault: OpenVault, jobs: JobStore, server: str, backup_id: str)
     outcome = run_foreground(jobs, DELETE, request, capture_logging=True)
     if outcome.job.state is JobState.SUCCEEDED:
         return None
+    if isinstance(outcome.error, ServerBusy):
+        raise outcome.error
     return outcome.job.error or str(outcome.error)
+
+
+def still_in_catalog(vault: OpenVault, server: str, backup_id: str) -> bool:
+    """Whether a backup whose deletion failed is still in the catalog."""
+    from core.catalog.reader import Catalog
+    from core.logical.catalog import list_logical
+    from core.logical.layout import is_logical_id
+
+    store = vault.store.store
+    if is_logical_id(backup_id):
+        return any(m.backup_id == backup_id for m in list_logical(store, server))
+    return any(info.backup_id == backup_id for info in Catalog(store, server).backups())
+
+
+def delete_failed_children(
+    vault: OpenVault, jobs: JobStore, server: str, children: list[str]
+) -> str | None:
+    """Delete the FAILED incrementals built on a backup retention deletes (newest first; a
+    delete job refuses a parent while they are there); the first error, or None."""
+    if not children:
+        return None
+    from core.catalog.reader import Catalog
+
+    present = {info.backup_id for info in Catalog(vault.store.store, server).backups()}
+    for child in sorted(set(children) & present, reverse=True):
+        error = delete_backup(vault, jobs, server, child)
+        if error is not None:
+            return f"deleting failed incremental backup {child} built on it: {error}"
+        log.info("deleted failed incremental backup %s of %s", child, server)
+    return None
 
 
 def _delete_logical(vault: OpenVault, server: str, backup_id: str) -> str | None:
@@ -343,9 +376,11 @@ __all__ = [
     "connection_for",
     "copy_to_secondary",
     "delete_backup",
+    "delete_failed_children",
     "delete_logical_in",
     "failure_text",
     "run_claimed",
+    "still_in_catalog",
     "take_backup",
     "take_over_abandoned",
 ]

@@ -216,7 +216,8 @@ class VaultStore:
         self, instance: str, slot: datetime, trigger: RunTrigger = RunTrigger.SCHEDULED
     ) -> RunRecord:
         key = f"{self._runs_prefix(instance)}{slot_key(slot, trigger)}.json"
-        return RunRecord.from_json(self._read(key, f"run {slot.isoformat()} of {instance!r}"))
+        what = f"run {slot.isoformat()} of {instance!r} ({key})"
+        return RunRecord.from_json(self._read(key, what), what)
 
     def runs(self, instance: str) -> Iterator[RunRecord]:
         """An instance's run records, oldest slot first."""
@@ -224,7 +225,8 @@ class VaultStore:
         # takeover markers (claim_takeover) sit beside the records
         keys = sorted(item.key for item in listed if item.key.endswith(".json"))
         for key in keys:
-            yield RunRecord.from_json(self._read(key, f"run record {key}"))
+            # a damaged record's error names its file, for the operator to mend or remove
+            yield RunRecord.from_json(self._read(key, f"run record {key}"), f"run record {key}")
 
     def record_error(self, error: InstanceError) -> None:
         """The agent could not handle an instance in a pass: kept until a pass that can."""

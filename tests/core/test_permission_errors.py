@@ -40,7 +40,10 @@ def test_a_permission_error_names_the_file_its_owner_and_what_to_do() -> None:
         assert text.startswith(f"permission denied on {missing}: {base} (owned by"), text
         if me != PG_USER:
             assert f"pgvault runs as {me}): run pgvault as postgres" in text, text
-            assert f"or give {me} access (chown -R {me} {base})" in text, text
+            # only what is created is handed over, never the existing parent (it was
+            # "chown -R postgres /" for a destination file:///nonexistent/dir)
+            made = os.path.join(base, "pg1")
+            assert f"or create it for {me} (mkdir -p {missing} && chown -R {me} {made})" in text
 
         # Raised from inside another error, and in the console's one-line form.
         wrapped = RuntimeError("wrapped")

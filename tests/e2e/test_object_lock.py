@@ -86,6 +86,40 @@ def test_a_backup_under_object_lock_is_refused_and_nothing_is_deleted(
     assert locked in remaining
 
 
+def test_a_plain_delete_in_an_object_lock_bucket_checks_the_locks_by_itself(
+    make_dest: MakeDest, cluster_factory: Callable[..., Cluster], pgvault_bin: str
+) -> None:
+    # Without --check-object-lock the deletion only added delete markers: the locked backup
+    # left the catalog (backup-list no longer showed it) while S3 kept every version.
+    dest = make_dest("s3", object_lock=True)
+    s3 = s3_client(dest)
+    server = archived_server(cluster_factory, dest, pgvault_bin)
+    physical = server.backup()
+    server.write_wal(1)
+    made = server.run("backup", *server.cluster.conninfo_args(), "--database", "postgres")
+    assert made.returncode == 0, made.stderr
+    logical = made.stdout.strip()
+    until = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    locked = [archive_keys(dest, physical)[0]]
+    locked += sorted(k for k in object_keys(dest, f"{SERVER}/logical/{logical}/"))[:1]
+    for key in locked:
+        s3.put_object_retention(
+            Bucket=dest.bucket,
+            Key=full_key(dest, key),
+            Retention={"Mode": "GOVERNANCE", "RetainUntilDate": until},
+        )
+    before = object_keys(dest)
+    for backup_id, key in zip((physical, logical), locked, strict=True):
+        refused = server.run("backup-delete", "-b", backup_id)
+        assert refused.returncode == 1, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+        assert f"{key} is locked (GOVERNANCE) until {until.date().isoformat()}" in refused.stderr
+        assert "nothing was deleted" in refused.stderr
+    assert object_keys(dest) == before
+    listed = server.run("backup-list", "--format", "json")
+    assert physical in listed.stdout and logical in listed.stdout
+
+
 @pytest.mark.parametrize("provider", ["file", "gcs"])
 def test_check_object_lock_off_s3_is_bad_input(make_dest: MakeDest, provider: str) -> None:
     dest = make_dest(provider)

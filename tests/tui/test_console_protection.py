@@ -211,3 +211,35 @@ async def test_a_vault_whose_destination_is_gone_is_one_unavailable_row(
         shown = str(screen.query_one("#protection-detail").render())
         assert "vault lost: unavailable" in shown
         assert "unmounted" in shown  # the reason names its destination
+
+
+async def test_the_view_reads_the_vaults_again_while_shown(
+    fixed_state: str, monkeypatch: Any
+) -> None:
+    # it read them when shown and never again: health, RPO and next due stayed as they were
+    # (12 minutes stale in a review), whatever the agent did meanwhile
+    monkeypatch.setattr("tui.screens.protection.REFRESH_SECONDS", 0.2)
+    write_vault(fixed_state)
+    app = make_app(fixed_state)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await pilot.press("4")
+        await settle(cast("Pilot[object]", pilot), loaded(app))
+        url = f"file://{FIXED / 'vault'}"
+        with open_store(parse_location(url)) as store:
+            vault = VaultStore(store, "prod")
+            slot = CLOCK - timedelta(hours=1)
+            vault.claim_run(
+                RunRecord(
+                    "billing-db", slot, "BackupWeekly", RunTrigger.SCHEDULED,
+                    RunState.SUCCEEDED, "db-1:42", "Default", "8",
+                    slot.strftime("%Y%m%dT%H%M%S"), slot + timedelta(minutes=5),
+                )
+            )  # fmt: skip
+
+        def billing_healthy() -> bool:
+            screen = app.screen
+            found = getattr(screen, "found", {})
+            item = found.get("prod|billing-db")
+            return item is not None and str(item.health) == "healthy"
+
+        await settle(cast("Pilot[object]", pilot), billing_healthy)

@@ -34,6 +34,9 @@ COLUMNS = (
     Col("rpo", "RPO", 7, right=True),
     Col("vault", "VAULT", 10, min_width=100, flex=True),
 )
+#: seconds between two readings of the vaults while the view is shown (RPO, health and next
+#: due move with the clock; the agent and other hosts change the runs behind the console)
+REFRESH_SECONDS = 30.0
 HEALTH_STYLE = {Health.HEALTHY: "green", Health.WARNING: "yellow", Health.CRITICAL: "bold red"}
 
 
@@ -159,9 +162,15 @@ class ProtectionScreen(ConsoleScreen):
         )
         self.load()
         self.query_one("#protection-table", ResponsiveTable).focus()
+        self.set_interval(REFRESH_SECONDS, self.refresh_if_shown)
 
     def on_screen_resume(self, event: ScreenResume) -> None:
         self.load()
+
+    def refresh_if_shown(self) -> None:
+        """Read the vaults again while this view is on screen (not under a form, not frozen)."""
+        if self.is_current and not self.state.frozen:
+            self.load()
 
     def forget_listings(self) -> None:
         self.load()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.catalog.backup_info import DONE, BackupInfo, serialize
+from core.catalog.backup_info import DONE, FAILED, BackupInfo, serialize
 from core.catalog.keep import KEEP_FULL, KEEP_STANDALONE, release_keep, set_keep
 from core.catalog.layout import ServerLayout
 from core.catalog.reader import Catalog
@@ -92,3 +92,56 @@ def test_kept_backups_and_what_they_need_are_held_not_failed(
             (PARENT, "done"),
         }
         assert [b.backup_id for b in Catalog(store, SERVER).backups()] == [KEPT, NEWEST]
+
+
+def test_a_failed_incremental_holds_no_chain_and_goes_before_its_parent(
+    make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    # a killed or failed incremental stays FAILED in the catalog; it held its whole chain
+    # for good ("backups F depend on it") and the delete job refused the parent while it
+    # was there: one failed incremental and a week's chain was never deleted
+    dest = make_dest("file")
+    policy = parse_policy(json.dumps(edited_policy()))  # Default P3M
+    instance = BackupInstance("db", SERVER, Datasource("host=/tmp"), "p", created=START)
+    layout = ServerLayout(SERVER)
+    full, incremental, failed, newest = (
+        "20260105T220000", "20260106T220000", "20260107T220000", "20260112T220000",
+    )  # fmt: skip
+    shape = {
+        full: (1, None, DONE),
+        incremental: (2, full, DONE),
+        failed: (3, incremental, FAILED),
+        newest: (8, None, DONE),
+    }
+    with dest.store() as store, JobStore.open(str(tmp_path)) as jobs:
+        vaults = VaultStore(store, "v1")
+        vault = VaultRecord("v1", dest.url)
+        vaults.create(vault)
+        vaults.create_policy("p", policy)
+        vaults.create_instance(instance)
+        put_wal(dest, WAL)
+        for n, (backup_id, (days, parent, status)) in enumerate(shape.items()):
+            wal = WAL[n + 1]
+            info = BackupInfo(
+                backup_id=backup_id, status=status, begin_wal=wal, end_wal=wal, timeline=1,
+                end_time=None, xlog_segment_size=16 * 1024 * 1024, parent_backup_id=parent,
+            )  # fmt: skip
+            store.put_bytes(layout.backup_info(backup_id), serialize(info))
+            store.put_bytes(layout.backup_file(backup_id, "data.tar"), b"\0" * 1024)
+            slot = START + timedelta(days=days)
+            state = RunState.SUCCEEDED if status == DONE else RunState.FAILED
+            vaults.claim_run(
+                RunRecord(
+                    "db", slot, "BackupWeekly", RunTrigger.SCHEDULED, state,
+                    "host:1", "Default", None, backup_id, slot,
+                )
+            )  # fmt: skip
+        opened = OpenVault(entry_for(vault, None, dest.config), vaults)
+
+        outcomes = apply_retention(opened, jobs, instance, policy, START + timedelta(days=125))
+        assert {(o.backup_id, o.action, o.result, o.reason) for o in outcomes} == {
+            (incremental, "delete", "done", None),
+            (full, "delete", "done", None),
+            (newest, "delete", "held", "the newest good backup is never deleted"),
+        }
+        assert [b.backup_id for b in Catalog(store, SERVER).backups()] == [newest]

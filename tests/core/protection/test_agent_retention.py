@@ -15,6 +15,7 @@ import pytest
 
 from core.catalog.layout import ServerLayout
 from core.catalog.listing import list_backups
+from core.catalog.lock import server_lock
 from core.catalog.reader import Catalog
 from core.jobs import JobStore
 from core.protection.agent import COPY_IN_PLACE, RetentionOutcome, apply_retention, run_pass
@@ -177,3 +178,26 @@ def test_an_instance_moved_to_another_policy_keeps_its_runs_and_the_next_pass_ap
             (NEWEST, "delete", "held", NEVER),
         }
         assert {r.backup_id for r in opened.store.runs("db")} == set(SLOTS)
+
+
+def test_a_deletion_another_agent_is_running_is_held_not_failed(
+    make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    # two agents on one vault: one's delete job held the server's lock, the other's failed
+    # ("server pg1 is busy"), reported and notified as a failed retention
+    dest = make_dest("file")
+    policy = parse_policy(template_text())  # Default P3M, no archive
+    with _vault(dest, tmp_path, policy) as (opened, jobs, instance):
+        store = opened.store.store
+        later = START + timedelta(days=213)
+        with server_lock(store, SERVER, "delete backup X of pg1 (another agent)"):
+            outcomes = apply_retention(opened, jobs, instance, policy, later)
+        held = {(o.backup_id, o.result) for o in outcomes if o.backup_id != NEWEST}
+        assert held == {(MONTHLY, "held"), (OLDER, "held")}, outcomes
+        reason = next(o.reason for o in outcomes if o.backup_id == OLDER) or ""
+        assert "is busy" in reason and "the next pass tries again" in reason
+        # the lock released, the next pass deletes them
+        again = apply_retention(opened, jobs, instance, policy, later)
+        assert {(o.backup_id, o.result) for o in again} == {
+            (MONTHLY, "done"), (OLDER, "done"), (NEWEST, "held"),
+        }  # fmt: skip

@@ -147,6 +147,28 @@ def test_a_bad_instance_names_its_path() -> None:
     document["friendlyName"] = "bad/name"
     with pytest.raises(InputError, match="invalid backup instance name"):
         BackupInstance.from_json(document)
+    # a bad conninfo or secret store is named once, at its own path (the file and
+    # $.dataSourceInfo were said twice, and a bad secretStoreType sat under $.dataSourceInfo)
+    for key, value, path in (
+        (
+            "dataSourceInfo",
+            {"conninfo": 5, "objectType": "Datasource"},
+            "$.dataSourceInfo.conninfo",
+        ),
+        (
+            "datasourceAuthCredentials",
+            {
+                "objectType": "SecretStoreBasedAuthCredentials",
+                "secretStoreResource": {"uri": "x", "secretStoreType": "AzureKeyVault"},
+            },
+            "$.datasourceAuthCredentials.secretStoreResource.secretStoreType",
+        ),
+    ):
+        bad = {**BackupInstance("i1", "pg", Datasource("host=db"), "p1").to_json(), key: value}
+        with pytest.raises(InputError) as caught:
+            BackupInstance.from_json(bad, "backup instance file i.json")
+        assert str(caught.value).startswith(f"backup instance file i.json {path}: "), caught
+        assert str(caught.value).count("i.json") == 1, caught
 
 
 def test_a_secondary_destination_round_trips_without_credentials_only() -> None:

@@ -217,3 +217,29 @@ def test_a_custom_copy_with_its_duration_and_a_copy_as_one_object_are_accepted()
     rule = parse_input_policy(text).retention_rule("Monthly")
     assert rule.lifecycles[0].copy_settings[0].duration == parse_duration("P7D")
     parse_input_policy(json.dumps(edited_policy()))
+
+
+def test_a_second_backup_rule_and_a_backup_rule_off_the_vault_are_refused_in_a_policy_given() -> (
+    None
+):
+    # both were accepted and ignored: only the first backup rule ever ran, and a backup rule
+    # to ArchiveStore took its backups to the vault like any other
+    document = edited_policy()
+    second = json.loads(json.dumps(document["policyRules"][0]))
+    second["name"] = "BackupHourly"
+    second["backupParameters"]["backupType"] = "Logical"
+    second["trigger"]["schedule"]["repeatingTimeIntervals"] = ["R/2026-12-01T00:00:00Z/PT4H"]
+    document["policyRules"].append(second)
+    text = json.dumps(document)
+    parse_policy(text)  # a stored one is read as it is
+    with pytest.raises(InputError) as caught:
+        parse_input_policy(text)
+    assert "$.policyRules[3]: a second AzureBackupRule (the first is $.policyRules[0])" in str(
+        caught.value
+    )
+    text = with_change(edited_policy(), "policyRules.0.dataStore.dataStoreType", "ArchiveStore")
+    with pytest.raises(InputError) as caught:
+        parse_input_policy(text)
+    assert "$.policyRules[0].dataStore.dataStoreType: a backup rule writes to VaultStore" in str(
+        caught.value
+    )

@@ -116,6 +116,24 @@ def test_a_backup_others_depend_on_is_kept_while_they_are() -> None:
     assert actions(plan.due) == [("full", Action.DELETE, VAULT), ("incr", Action.DELETE, VAULT)]
 
 
+def test_the_newest_backup_keeps_the_chain_it_builds_on_when_all_have_expired() -> None:
+    # backups failed (or no agent ran) for longer than deleteAfter: the whole chain is past
+    # its expiry; the newest stays, so the full and the incremental it builds on stay too
+    backups = [
+        point("full", utc(2025, 1, 1)),
+        point("incr1", utc(2025, 1, 2)),
+        point("incr2", utc(2025, 1, 3)),
+    ]
+    children = {"full": ["incr1", "incr2"], "incr1": ["incr2"]}
+    plan = plan_retention(policy(), backups, utc(2026, 1, 1), lambda b: children.get(b, []))
+    assert plan.due == ()
+    assert [(h.step.backup_id, h.reason) for h in plan.held] == [
+        ("full", "backups incr2 depend on it"),
+        ("incr1", "backups incr2 depend on it"),
+        ("incr2", "the newest good backup is never deleted"),
+    ]
+
+
 def test_an_immediate_copy_keeps_both_tiers_until_the_vault_copy_expires() -> None:
     document = edited_policy()
     lifecycle = document["policyRules"][2]["lifecycles"][0]

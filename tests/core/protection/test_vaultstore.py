@@ -183,3 +183,20 @@ def test_an_adhoc_run_never_loses_its_second_to_an_earlier_one(
         )  # fmt: skip
         assert not scheduled.claimed
         assert vaults.get_run("empdb11", SLOT).claimed_by == "host-b:1"
+
+
+def test_a_damaged_run_record_is_named_by_its_file(make_dest: MakeDest) -> None:
+    # the agent's error for the instance (every pass, backups stopped) said only
+    # "run record $.instance: ...": which of its hundreds of records was not said
+    with make_dest("file").store() as store:
+        vaults = filled(store)
+        assert vaults.claim_run(run("host-a:1"))
+        key = ".pgvault/vaults/TestBkpVault/runs/empdb11/20260329T010000Z.json"
+        assert store.exists(key)
+        store.put_bytes(key, b'{"objectType": "PgvaultRun", "slot": 5}')
+        with pytest.raises(InputError) as listed:
+            list(vaults.runs("empdb11"))
+        assert str(listed.value).startswith(f"run record {key} $.instance: expected"), listed
+        with pytest.raises(InputError) as one:
+            vaults.get_run("empdb11", SLOT)
+        assert f"({key}) $.instance: expected" in str(one.value), one
