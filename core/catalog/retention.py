@@ -11,7 +11,9 @@ Evaluation (§4.2), newest DONE backup first by backup ID:
   down to and including the first whose end_time is older than that point; older ones are
   OBSOLETE, except that while fewer than the minimum redundancy are valid they are kept
   as OBSOLETE* (potentially obsolete). Kept backups stay KEEP:... and count as valid.
-- Backups that are not DONE get `-` and no policy deletes them.
+- Backups that are not DONE get `-` and no policy deletes them. So does a DONE incremental
+  whose chain is broken (a parent, by backup.info's links, missing or not DONE): it is no
+  restorable point, so it counts for nothing (the policies count restorable points).
 
 pgvault adds rules barman-cloud lacks (its FAILED backups pile up, §9): a FAILED backup
 older than the newest DONE one is listed in `failed` for removal. FAILED backups newer than
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from core.catalog.backup_info import DONE, FAILED, STARTED, BackupInfo
@@ -154,7 +156,12 @@ def evaluate(
     if minimum_redundancy < 0:
         raise InputError("the minimum redundancy must be 0 or more")
     moment = _aware(now) if now is not None else datetime.now().astimezone()
-    newest_first = sorted(backups, key=lambda b: b.backup_id, reverse=True)
+    broken = broken_chains(backups)
+    newest_first = sorted(
+        (b if b.backup_id not in broken else replace(b, status=NONE) for b in backups),
+        key=lambda b: b.backup_id,
+        reverse=True,
+    )
     report: dict[str, str] = {}
     point = None
     if policy.kind == REDUNDANCY:
@@ -186,6 +193,23 @@ def evaluate(
             sorted(b.backup_id for b in backups if b.status == STARTED and b.backup_id in abandoned)
         ),
     )
+
+
+def broken_chains(backups: Sequence[BackupInfo]) -> set[str]:
+    """The DONE backups whose chain lacks a link: a parent missing or not DONE."""
+    by_id = {b.backup_id: b for b in backups}
+    broken: set[str] = set()
+    for info in backups:
+        seen = {info.backup_id}
+        parent = info.parent_backup_id
+        while info.status == DONE and parent is not None and parent not in seen:
+            link = by_id.get(parent)
+            if link is None or link.status != DONE:
+                broken.add(info.backup_id)
+                break
+            seen.add(parent)
+            parent = link.parent_backup_id
+    return broken
 
 
 def _by_redundancy(

@@ -4,6 +4,7 @@ pgvault's removal of FAILED backups older than the newest DONE one."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -73,6 +74,29 @@ def test_redundancy_keeps_the_newest_n_and_kept_backups_count() -> None:
     # A minimum redundancy above n wins.
     report = evaluate(parse_policy("REDUNDANCY 1"), backups, {}, minimum_redundancy=3, now=T0)
     assert report.obsolete == ()
+
+
+def test_an_incremental_whose_parent_is_gone_is_no_restorable_point() -> None:
+    """REDUNDANCY counts restorable points: an incremental whose full backup was deleted by
+    hand is not one, so it neither takes a place nor is deleted by the policy."""
+    first, second = backup(0), backup(1)
+    gone = backup(2)  # a full deleted out of band: only its incremental is listed
+    orphan = replace(backup(3), parent_backup_id=gone.backup_id)
+    chained = replace(backup(4), parent_backup_id=second.backup_id)
+    report = evaluate(parse_policy("REDUNDANCY 2"), [first, second, orphan, chained], {}, now=T0)
+    assert report.status(orphan.backup_id) == NONE
+    assert report.status(chained.backup_id) == VALID
+    assert report.status(second.backup_id) == VALID
+    assert report.obsolete == (first.backup_id,)
+    window = evaluate(
+        parse_policy("RECOVERY WINDOW OF 1 DAYS"),
+        [first, second, orphan, chained],
+        {},
+        minimum_redundancy=2,
+        now=T0 + 30 * DAY,
+    )
+    assert window.status(orphan.backup_id) == NONE
+    assert window.status(second.backup_id) == POTENTIALLY_OBSOLETE
 
 
 def test_failed_backups_newer_than_the_newest_done_one_stay() -> None:
