@@ -171,7 +171,7 @@ class _Deleter:
             targets = self._single(info, backups, keeps, dead)
         else:
             report, targets = self._by_policy(self.request.policy, backups, keeps)
-            targets = self._keep_chains(targets)
+            targets = self._children_first(self._keep_chains(targets))
         if self.request.check_object_lock:
             self._refuse_locked([backup_id for backup_id, _ in targets])
         deletions: list[BackupDeletion] = []
@@ -246,6 +246,26 @@ class _Deleter:
                 continue
             kept.append((backup_id, why))
         return kept
+
+    def _children_first(self, targets: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """Oldest first, but each backup after every incremental built on it that goes too:
+        a run that stops half-way never leaves an incremental whose parent is gone."""
+        going = dict(targets)
+        needed = dependents(self.catalog, going)
+        ordered: list[tuple[str, str]] = []
+        placed: set[str] = set()
+
+        def place(backup_id: str) -> None:
+            placed.add(backup_id)
+            for child in sorted(needed.get(backup_id, []), reverse=True):
+                if child in going and child not in placed:
+                    place(child)
+            ordered.append((backup_id, going[backup_id]))
+
+        for backup_id, _ in targets:
+            if backup_id not in placed:
+                place(backup_id)
+        return ordered
 
     def _single(
         self,

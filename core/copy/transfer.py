@@ -19,7 +19,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.copy.resume import CopyUpload
-from core.errors import AccessDenied, IntegrityError, ObjectNotFound, OperationFailed
+from core.crypto import Generation, parse_keyfile
+from core.encryption import KEYFILE
+from core.errors import (
+    AccessDenied,
+    IntegrityError,
+    ObjectNotFound,
+    OperationFailed,
+    PgvaultError,
+)
 from core.progress import Reporter
 from core.storage import ObjectInfo, ObjectStore, PutOptions, ResumedUpload
 from core.wal.archive import META_SHA256, META_SIZE
@@ -68,7 +76,15 @@ def copy_object(
     head = source.head(key)
     existing = _head(target, key)
     if existing is not None:
-        return Copied(_compare_existing(source, target, key, head, existing, reporter))
+        try:
+            return Copied(_compare_existing(source, target, key, head, existing, reporter))
+        except CopyConflict:
+            if not _older_keyfile(source, target, key):
+                raise
+            reporter.log(
+                f"{key} on {target.describe()}: an older key file of the same data keys "
+                "(keys rotated or rewrapped since the last copy), replaced by the source's"
+            )
     # An object of one chunk is one request: nothing to continue, no record to look for.
     chunked = backup_prefix is not None and head.size > target.chunk_size
     upload = CopyUpload(target, backup_prefix, key) if chunked and backup_prefix else None
@@ -146,6 +162,27 @@ def _clear_unfinished(
         return
     if aborted:
         reporter.log(f"aborted {aborted} unfinished upload(s) of {key} left by an earlier run")
+
+
+def _older_keyfile(source: ObjectStore, target: ObjectStore, key: str) -> bool:
+    """Whether `key` is a server's key file and the target's holds no data key the source's
+    lacks (every generation line of it is in the source's): `keys rotate` and `keys rewrap`
+    rewrite the key file, and backups sealed to the new data key need the new file there. A
+    key file holding another data key (another server's, a rotation made there) is kept."""
+    server, _, name = key.rpartition("/")
+    if name != KEYFILE or not server:
+        return False
+    try:
+        ours = parse_keyfile(source.get_bytes(key).decode("utf-8"), server)
+        theirs = parse_keyfile(target.get_bytes(key).decode("utf-8"), server)
+    except (PgvaultError, UnicodeDecodeError):
+        return False
+    have = {_generation_line(g) for g in ours.generations}
+    return all(_generation_line(g) in have for g in theirs.generations)
+
+
+def _generation_line(generation: Generation) -> str:
+    return f"{generation.number} {generation.created} {generation.recipient}"
 
 
 def _same_wal(source: ObjectInfo, target: ObjectInfo) -> bool:
