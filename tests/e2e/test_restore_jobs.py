@@ -54,6 +54,13 @@ def _on_disk(root: str) -> int:
     return total
 
 
+def _archive_bytes(source: Source, backup: str) -> int:
+    """The stored size of the backup's tar parts: what its restore downloads."""
+    with source.dest.store() as store:
+        prefix = f"{SERVER}/base/{backup}/"
+        return sum(o.size for o in store.list_objects(prefix) if ".tar" in o.key)
+
+
 def _last_change(samples: list[tuple[float, int]], since: float) -> float:
     """Seconds after `since` of the last sample that differs from the one before it."""
     changed = [t for (t, n), (_, prev) in zip(samples[1:], samples, strict=False) if n != prev]
@@ -67,9 +74,7 @@ def test_a_paused_detached_restore_writes_and_reads_nothing_then_resumes_and_sta
     backup = source.backup()  # plain tar parts
     source.archive_everything()
     expected = source.cluster.table_checksums()
-    with source.dest.store() as store:
-        prefix = f"{SERVER}/base/{backup}/"
-        total = sum(o.size for o in store.list_objects(prefix) if ".tar" in o.key)
+    total = _archive_bytes(source, backup)
     state_dir = tmp_path / "state"
     target = new_target()
     job_id = 0
@@ -203,9 +208,7 @@ def test_a_restore_under_max_bandwidth_downloads_at_the_cap_and_starts(
     backup = source.backup()  # plain tar parts
     source.archive_everything()
     expected = source.cluster.table_checksums()
-    with source.dest.store() as store:
-        prefix = f"{SERVER}/base/{backup}/"
-        total = sum(o.size for o in store.list_objects(prefix) if ".tar" in o.key)
+    total = _archive_bytes(source, backup)
     cap = 6 * MiB
     state_dir = tmp_path / "state"
     target = new_target()
