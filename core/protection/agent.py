@@ -538,6 +538,7 @@ def adhoc_backup(
 ) -> RunOutcome:
     """`adhoc-backup --rule-name R`: a backup now, tagged so that rule's retention applies."""
     instance = vault.store.get_instance(name)
+    instance.require_protected(vault.entry.name, "an on-demand backup")
     policy = vault.store.get_policy(instance.policy_name)
     tag = adhoc_tag(policy, rule_name)
     return take_backup(

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from core.errors import InputError
+from core.errors import InputError, OperationFailed
 from core.protection.durations import parse_duration
 from core.protection.jsondoc import Node
 from core.protection.notify_urls import redact_notify_url
@@ -193,6 +193,16 @@ class BackupInstance:
             raise InputError(
                 f"backup instance {self.name!r}: secondary retention 'follow' needs a "
                 "secondary destination (--secondary-destination URL)"
+            )
+
+    def require_protected(self, vault: str, what: str) -> None:
+        """Refuse `what` (an on-demand backup) while protection is stopped, as Azure does: a
+        state error (exit 1), not bad input; nothing is claimed or run."""
+        if self.state is not ProtectionState.CONFIGURED:
+            raise OperationFailed(
+                f"backup instance {self.name} of vault {vault} is {self.state}: {what} needs "
+                f"protection resumed first (backup-instance resume-protection --vault {vault} "
+                f"--name {self.name})"
             )
 
     def to_json(self) -> dict[str, Any]:

@@ -255,6 +255,20 @@ def test_agent_runs_slots_once_tags_them_and_deletes_the_expired(
     assert "the policy's rules are BackupEveryMinute, Default, Daily" in wrong.stderr
     agent.run("backup-instance", "stop-protection", "--vault", "v1", "--name", SERVER)
     assert agent.once(racing + timedelta(minutes=1))["runs"] == []
+    # Azure refuses an on-demand backup of a stopped instance: a state error, nothing run
+    stopped = pgvault(
+        "backup-instance", "adhoc-backup", "--vault", "v1", "--name", SERVER,
+        "--rule-name", "Daily", env=agent.env,
+    )  # fmt: skip
+    assert (stopped.returncode, stopped.stdout) == (1, ""), stopped.stderr
+    assert stopped.stderr.strip().splitlines() == [
+        f"pgvault backup-instance: error: backup instance {SERVER} of vault v1 is "
+        "ProtectionStopped: an "
+        "on-demand backup needs protection resumed first (backup-instance resume-protection "
+        f"--vault v1 --name {SERVER})"
+    ]
+    assert agent.job_kinds().count("backup") == 5
+    assert len(agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)["runs"]) == 5
     if provider == "s3":  # barman-cloud reads the catalog the vault shares its bucket with
         listed = run_barman("backup-list", dest, "--format", "json", dest.url, SERVER)
         ids = [b["backup_id"] for b in json.loads(listed.stdout)["backups_list"]]
