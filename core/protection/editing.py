@@ -26,6 +26,7 @@ from core.protection.policy import (
     CopyOption,
     DataStoreType,
 )
+from core.protection.policy_read import check_criteria_files, check_lifecycle_files
 from core.protection.schedule import parse_entry, parse_interval
 from core.protection.zones import get_zone
 
@@ -146,8 +147,12 @@ def _copy_after(option: str, duration: str | None) -> Document:
     return {"duration": duration, "objectType": option}
 
 
-def set_retention_rule(policy: Document, name: str, lifecycles: Sequence[Document]) -> Document:
-    """`retention-rule set`: replace rule name's lifecycles, or append a new rule."""
+def set_retention_rule(
+    policy: Document, name: str, lifecycles: Sequence[Document], files: Sequence[str] = ()
+) -> Document:
+    """`retention-rule set`: replace rule name's lifecycles, or append a new rule. The
+    lifecycles (read from `files`) are checked as `policy create` checks them."""
+    check_lifecycle_files(_named(lifecycles, files, "lifecycle"))
     result = copy.deepcopy(policy)
     for rule in _rules(result):
         if rule.get("objectType") == "AzureRetentionRule" and rule.get("name") == name:
@@ -210,9 +215,17 @@ def _day(value: str) -> Document:
 
 
 def set_tag(
-    policy: Document, name: str, criteria: Sequence[Document], priority: int | None = None
+    policy: Document,
+    name: str,
+    criteria: Sequence[Any],
+    priority: int | None = None,
+    files: Sequence[str] = (),
 ) -> Document:
-    """`tag set`: give tag `name` these criteria (a new tag gets az's priority for its name)."""
+    """`tag set`: give tag `name` these criteria (a new tag gets az's priority for its name),
+    each an object or a list of them (a file's), checked as `policy create` checks a tag's
+    (`files`: where each came from)."""
+    check_criteria_files(_named(criteria, files, "criteria"))
+    criteria = [c for given in criteria for c in (given if isinstance(given, list) else [given])]
     result = copy.deepcopy(policy)
     tags = _backup_rule(result).setdefault("trigger", {}).setdefault("taggingCriteria", [])
     for tag in tags:
@@ -236,6 +249,12 @@ def set_tag(
         }
     )
     return result
+
+
+def _named(documents: Sequence[Any], files: Sequence[str], kind: str) -> list[tuple[str, Any]]:
+    """Each document with what its errors call it: its file, else its place in the list."""
+    names = list(files) or [f"{kind} {index + 1}" for index in range(len(documents))]
+    return [(f"{kind} file {n}" if files else n, d) for n, d in zip(names, documents, strict=True)]
 
 
 def _store(value: str, flag: str) -> Document:

@@ -7,6 +7,7 @@ CLI's create-lifecycle prints), and the snake_case keys of create-generic-criter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -68,7 +69,7 @@ def parse_input_policy(text: str | bytes, what: str = "policy") -> BackupPolicy:
     backup_rules: list[Node] = []
     for rule in root.child("policyRules").items():
         if rule.child("objectType").value == "AzureRetentionRule":
-            _check_lifecycles(rule.child("lifecycles"))
+            _check_lifecycles(list(rule.child("lifecycles").items()))
         else:
             backup_rules.append(rule)
     _check_backup_rules(backup_rules)
@@ -93,22 +94,43 @@ def _check_backup_rules(rules: list[Node]) -> None:
             )
 
 
-def _check_lifecycles(lifecycles: Node) -> None:
+def check_lifecycle_files(documents: Sequence[tuple[str, Any]]) -> None:
+    """`retention-rule set --lifecycles FILE...`: each (name, document) checked as `policy
+    create` checks a retention rule's lifecycles, one by one and together; InputError names
+    the file and the JSON path in it."""
+    nodes = [Node(document, "$", what) for what, document in documents]
+    for node in nodes:
+        _lifecycle(node)
+    _check_lifecycles(nodes)
+
+
+def check_criteria_files(documents: Sequence[tuple[str, Any]]) -> None:
+    """`tag set --criteria FILE...`: each file's criteria (one object or a list) checked as
+    `policy create` checks a tag's; InputError names the file and the JSON path in it."""
+    for what, document in documents:
+        root = Node(document, "$", what)
+        for node in root.items() if isinstance(document, list) else [root]:
+            _criteria(node)
+
+
+def _check_lifecycles(lifecycles: list[Node]) -> None:
     """What read_policy reads but would silently ignore, refused in a policy given: a second
     lifecycle from one data store, a second copy, a CustomCopyOption without its duration,
     an ArchiveStore lifecycle nothing copies to ArchiveStore. (A stored one is read as is.)"""
-    first: dict[str, str] = {}
+    first: dict[str, Node] = {}
     copied = False
     archive: Node | None = None
-    for lifecycle in lifecycles.items():
+    for lifecycle in lifecycles:
         _window(lifecycle.child("deleteAfter").child("duration"))
         source = lifecycle.child("sourceDataStore").child("dataStoreType").text()
         if source in first:
+            other = first[source]  # in another file, named with it
+            where = other.path if other.what == lifecycle.what else f"{other.what} {other.path}"
             raise lifecycle.fail(
-                f"a second {source} lifecycle (the first is {first[source]}): a retention rule "
+                f"a second {source} lifecycle (the first is {where}): a retention rule "
                 "has one lifecycle per data store, and only the first would apply"
             )
-        first[source] = lifecycle.path
+        first[source] = lifecycle
         copies = _copy_nodes(lifecycle.child("targetDataStoreCopySettings"))
         if len(copies) > 1:
             raise copies[1].fail("a second copy to ArchiveStore; a lifecycle copies once")

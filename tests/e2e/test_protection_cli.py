@@ -433,3 +433,61 @@ def test_status_reports_an_instance_that_never_ran_and_check_fails_once_critical
     (document,) = json.loads(result.stdout)
     assert (document["health"], document["rpoSeconds"]) == ("critical", None)
     assert document["policyDescription"].startswith("weekly on Sun at 06:30 UTC")
+
+
+def test_the_editing_helpers_refuse_a_wrong_lifecycle_or_criteria_file_at_set_time(
+    make_dest: MakeDest, tmp_path: Path
+) -> None:
+    """What `policy create` would refuse later is refused by `retention-rule set` and `tag
+    set` (the same checks), exit 3 naming the file and the JSON path in it."""
+    operator = Operator(make_dest("file"), tmp_path / "state")
+    policy = operator.file("policy.json", template_text())
+    store = {"dataStoreType": "VaultStore", "objectType": "DataStoreInfoBase"}
+    good = operator.run(
+        "policy", "retention-rule", "create-lifecycle", "--retention-duration-count", "6",
+        "--retention-duration-type", "Months", "--source-datastore", "VaultStore",
+    )  # fmt: skip
+    good_file = operator.file("good.json", good)
+    for name, document, where in (
+        ("types.json", {"deleteAfter": 5, "sourceDataStore": store}, "$.deleteAfter: expected"),
+        ("missing.json", {"sourceDataStore": store}, "$.deleteAfter: expected an object, got null"),
+        ("duration.json", {**good, "deleteAfter": {**good["deleteAfter"], "duration": "6M"}},
+         "$.deleteAfter.duration"),
+        ("again.json", good, "$: a second VaultStore lifecycle (the first is lifecycle file"),
+    ):  # fmt: skip
+        path = operator.file(name, document)
+        error = operator.fails(
+            "policy", "retention-rule", "set", "--lifecycles", good_file, path,
+            "--name", "Monthly", "--policy", policy,
+        )  # fmt: skip
+        assert f"lifecycle file {path} {where}" in error, error
+        assert len(error.strip().splitlines()) == 1
+    with_rule = operator.file(
+        "rule.json",
+        operator.run(
+            "policy", "retention-rule", "set", "--lifecycles", good_file,
+            "--name", "Monthly", "--policy", policy,
+        ),
+    )  # fmt: skip
+    criteria = {"absoluteCriteria": ["FirstOfMonth"], "objectType": "ScheduleBasedBackupCriteria"}
+    for name, document, where in (
+        ("string.json", {**criteria, "absoluteCriteria": "FirstOfMonth"}, "$.absoluteCriteria"),
+        ("list.json", [criteria, {**criteria, "absoluteCriteria": ["FirstOfFortnight"]}],
+         "$[1].absoluteCriteria[0]: unknown value 'FirstOfFortnight'"),
+        ("empty.json", {"objectType": "ScheduleBasedBackupCriteria"}, "$: the criteria name no"),
+        ("untyped.json", {"absoluteCriteria": ["FirstOfMonth"]}, "$.objectType: missing"),
+    ):  # fmt: skip
+        path = operator.file(name, document)
+        error = operator.fails(
+            "policy", "tag", "set", "--criteria", path, "--name", "Monthly", "--policy", with_rule
+        )
+        assert f"criteria file {path} {where}" in error, error
+    tagged = operator.run(
+        "policy", "tag", "set", "--criteria", operator.file("c.json", [criteria]),
+        "--name", "Monthly", "--policy", with_rule,
+    )  # fmt: skip
+    operator.create_vault()
+    operator.run(
+        "policy", "create", "--vault", "v1", "--name", "monthly",
+        "--policy", operator.file("tagged.json", tagged),
+    )  # fmt: skip

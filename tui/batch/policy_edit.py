@@ -102,16 +102,6 @@ def add_helpers(sub: Any) -> None:
         add_verbs(group, verbs, dest="helper")
 
 
-def _criteria(paths: list[str]) -> list[dict[str, Any]]:
-    from core.protection.service import read_json_file
-
-    found: list[dict[str, Any]] = []
-    for path in paths:
-        value = read_json_file(path, "criteria file")
-        found.extend(value if isinstance(value, list) else [value])
-    return found
-
-
 def run_helper(args: argparse.Namespace) -> None:
     """Print what the helper prints."""
     from core.protection import editing
@@ -139,7 +129,7 @@ def run_helper(args: argparse.Namespace) -> None:
     elif key == ("retention-rule", "set"):
         policy = read_json_file(args.policy, "policy file")
         lifecycles = [read_json_file(path, "lifecycle file") for path in args.lifecycles]
-        print_json(editing.set_retention_rule(policy, args.name, lifecycles))
+        print_json(editing.set_retention_rule(policy, args.name, lifecycles, args.lifecycles))
     elif key == ("tag", "create-absolute-criteria"):
         print_json(editing.create_absolute_criteria(args.absolute_criteria))
     elif key == ("tag", "create-generic-criteria"):
@@ -150,4 +140,5 @@ def run_helper(args: argparse.Namespace) -> None:
         )
     else:
         policy = read_json_file(args.policy, "policy file")
-        print_json(editing.set_tag(policy, args.name, _criteria(args.criteria), args.priority))
+        criteria = [read_json_file(path, "criteria file") for path in args.criteria]
+        print_json(editing.set_tag(policy, args.name, criteria, args.priority, args.criteria))
