@@ -5,7 +5,8 @@ print what `az` prints and the result is checked by parse_policy like any other 
 Differences from az, on purpose: copy settings come out as a list (the spec's shape);
 generic criteria in camelCase (the REST shape, not az's snake_case); `tag set` on an
 existing tag replaces its criteria (az writes a stray "Criteria" key); create-schedule
-takes any positive count (P2W, PT15M-style hours) and keeps an offset given in the date.
+keeps an offset given in the date. Its counts are az's (Daily and Weekly 1, Hourly 4, 6, 8
+or 12); another period (P2W, PT15M) is given to `trigger set --schedule` directly.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from core.protection.policy import (
     DataStoreType,
 )
 from core.protection.policy_read import check_criteria_files, check_lifecycle_files
-from core.protection.schedule import parse_entry, parse_interval
+from core.protection.schedule import check_given_period, parse_entry
 from core.protection.zones import get_zone
 
 #: az's tagging priorities by tag name (helpers.get_tagging_priority)
 TAGGING_PRIORITY = {"Default": 99, "Daily": 25, "Weekly": 20, "Monthly": 15, "Yearly": 10}
 INTERVAL_TYPES = {"Hourly": "PT{}H", "Daily": "P{}D", "Weekly": "P{}W"}
+#: the --interval-count values az's create-schedule allows for each --interval-type
+AZURE_COUNTS = {"Hourly": (4, 6, 8, 12), "Daily": (1,), "Weekly": (1,)}
 DURATION_TYPES = ("Days", "Weeks", "Months", "Years")
 Document = dict[str, Any]
 _LAST_DAY = 31
@@ -44,14 +47,21 @@ def create_schedule(
     """`trigger create-schedule`: one `R/<day>/<period>` per schedule day (UTC if no offset)."""
     if interval_type not in INTERVAL_TYPES:
         raise InputError(f"--interval-type {interval_type!r}: expected {', '.join(INTERVAL_TYPES)}")
-    if interval_count < 1:
-        raise InputError(f"--interval-count {interval_count}: must be at least 1")
+    if interval_count not in AZURE_COUNTS[interval_type]:
+        allowed = " or ".join(str(count) for count in AZURE_COUNTS[interval_type])
+        example = "R/2026-01-01T00:00:00+00:00/" + INTERVAL_TYPES[interval_type].format(
+            interval_count
+        )
+        raise InputError(
+            f"--interval-count {interval_count}: Azure allows {interval_type} {allowed} only; "
+            f"for another period give the interval to trigger set --schedule (e.g. {example})"
+        )
     if not schedule_days:
         raise InputError("--schedule-days: give at least one date-time")
     period = INTERVAL_TYPES[interval_type].format(interval_count)
     intervals = [f"R/{_with_offset(day)}/{period}" for day in schedule_days]
     for interval in intervals:
-        parse_interval(interval, UTC, "--schedule-days")
+        check_given_period(parse_entry(interval, UTC, "--schedule-days"), "--schedule-days")
     return intervals
 
 
@@ -91,7 +101,7 @@ def _check_schedule(schedule: Sequence[str], time_zone: str | None, trigger: Doc
         name = stored.get("timeZone") if isinstance(stored, dict) else None
         zone = get_zone(name if isinstance(name, str) else None, "the policy's schedule.timeZone")
     for text in schedule:
-        parse_entry(text, zone, "--schedule")
+        check_given_period(parse_entry(text, zone, "--schedule"), "--schedule")
 
 
 def create_lifecycle(

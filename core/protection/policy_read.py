@@ -36,7 +36,8 @@ from core.protection.policy import (
     TaggingCriteria,
     TagInfo,
 )
-from core.protection.schedule import compile_schedule
+from core.protection.schedule import check_given_period, compile_schedule, parse_entry
+from core.protection.zones import get_zone
 
 _LAST_DAY = 31
 _ENVELOPE_KEYS = {"id", "name", "properties", "resourceGroup", "systemData", "type"}
@@ -73,7 +74,20 @@ def parse_input_policy(text: str | bytes, what: str = "policy") -> BackupPolicy:
         else:
             backup_rules.append(rule)
     _check_backup_rules(backup_rules)
+    for rule in backup_rules:
+        _check_periods(rule.child("trigger"))
     return policy
+
+
+def _check_periods(trigger: Node) -> None:
+    """Each schedule entry of a policy given repeats at most once a minute."""
+    if trigger.child("objectType").value != "ScheduleBasedTriggerContext":
+        return
+    schedule = trigger.child("schedule")
+    zone = get_zone(schedule.child("timeZone").optional_text())
+    for item in schedule.child("repeatingTimeIntervals").items():
+        where = f"{item.what} {item.path}"
+        check_given_period(parse_entry(item.text(), zone, where), where)
 
 
 def _check_backup_rules(rules: list[Node]) -> None:

@@ -21,6 +21,8 @@ from core.protection.cron import CRON_PREFIX, parse_cron
 from core.protection.durations import Duration, parse_duration
 from core.protection.zones import get_zone, require_aware, resolve, wall_time
 
+#: the shortest period a schedule given by an operator may repeat at
+MIN_PERIOD = timedelta(minutes=1)
 _INTERVAL = re.compile(r"^R(?P<count>\d*)/(?P<start>[^/]+)/(?P<period>[^/]+)$")
 
 
@@ -184,6 +186,19 @@ def parse_interval(text: str, zone: tzinfo, where: str = "interval") -> Repeatin
     if count == 0:
         raise InputError(f"{where}: {text!r} repeats zero times (use R/ for no end)")
     return RepeatingInterval(text, start, period, zone, count)
+
+
+def check_given_period(entry: Slots, where: str) -> None:
+    """A schedule entry an operator gives (`policy create`, `simulate`, the trigger helpers)
+    repeats at most once a minute: PT1S or PT30S would ask for a backup every few seconds,
+    which no backup finishes in (Azure's shortest is PT4H). A stored policy is read as is."""
+    if isinstance(entry, RepeatingInterval):
+        period = entry.period
+        if not period.total_months and period.fixed_part() < MIN_PERIOD:
+            raise InputError(
+                f"{where}: the period {period} of {entry.text!r} is shorter than a minute; "
+                "pgvault runs a slot at most once a minute (PT1M)"
+            )
 
 
 def _parse_start(text: str, zone: tzinfo, where: str) -> datetime:

@@ -491,3 +491,36 @@ def test_the_editing_helpers_refuse_a_wrong_lifecycle_or_criteria_file_at_set_ti
         "policy", "create", "--vault", "v1", "--name", "monthly",
         "--policy", operator.file("tagged.json", tagged),
     )  # fmt: skip
+
+
+def test_create_schedule_refuses_counts_azure_refuses_and_no_schedule_repeats_within_a_minute(
+    make_dest: MakeDest, tmp_path: Path
+) -> None:
+    operator = Operator(make_dest("file"), tmp_path / "state")
+    for kind, count, allowed in (("Weekly", "2", "1 only"), ("Hourly", "5", "4 or 6")):
+        error = operator.fails(
+            "policy", "trigger", "create-schedule", "--interval-type", kind,
+            "--interval-count", count, "--schedule-days", "2026-01-04T22:00:00",
+        )  # fmt: skip
+        assert f"--interval-count {count}: Azure allows {kind} {allowed}" in error, error
+    assert operator.run(
+        "policy", "trigger", "create-schedule", "--interval-type", "Hourly",
+        "--interval-count", "6", "--schedule-days", "2026-01-04T22:00:00",
+    ) == ["R/2026-01-04T22:00:00+00:00/PT6H"]  # fmt: skip
+    # a period under a minute: refused by the trigger helper and by policy create alike
+    template = operator.file("template.json", template_text())
+    every_second = "R/2026-01-04T22:00:00+00:00/PT1S"
+    error = operator.fails(
+        "policy", "trigger", "set", "--policy", template, "--schedule", every_second
+    )
+    assert "--schedule: the period PT1S of" in error and "shorter than a minute" in error
+    document = json.loads(template_text())
+    schedule = document["policyRules"][0]["trigger"]["schedule"]
+    schedule["repeatingTimeIntervals"] = ["R/2026-01-04T22:00:00+00:00/PT1M", every_second]
+    operator.create_vault()
+    error = operator.fails(
+        "policy", "create", "--vault", "v1", "--name", "busy",
+        "--policy", operator.file("busy.json", document),
+    )  # fmt: skip
+    assert "$.policyRules[0].trigger.schedule.repeatingTimeIntervals[1]: the period PT1S" in error
+    assert operator.run("policy", "list", "--vault", "v1") == []

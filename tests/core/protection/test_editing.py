@@ -80,7 +80,12 @@ def _template() -> dict[str, object]:
     ("call", "problem"),
     [
         (lambda: create_schedule("Monthly", 1, ["2026-01-01T00:00:00"]), "--interval-type"),
-        (lambda: create_schedule("Weekly", 0, ["2026-01-01T00:00:00"]), "at least 1"),
+        (lambda: create_schedule("Weekly", 0, ["2026-01-01T00:00:00"]), "Weekly 1 only"),
+        # the counts az's create-schedule allows, as Azure does
+        (lambda: create_schedule("Weekly", 2, ["2026-01-01T00:00:00"]), "Weekly 1 only"),
+        (lambda: create_schedule("Daily", 3, ["2026-01-01T00:00:00"]), "Daily 1 only"),
+        (lambda: create_schedule("Hourly", 5, ["2026-01-01T00:00:00"]), "Hourly 4 or 6 or 8"),
+        (lambda: set_trigger(_template(), ["R/2026-01-01T00:00:00Z/PT1S"]), "shorter than a"),
         (lambda: create_lifecycle(6, "Fortnights", "VaultStore"), "Fortnights"),
         (lambda: create_lifecycle(6, "Months", "OperationalStore"), "--source-datastore"),
         (lambda: create_lifecycle(6, "Months", "VaultStore", "ArchiveStore"), "go together"),
