@@ -24,6 +24,12 @@ from core.secrets import redact
 from core.urls import CREDENTIAL_PARAMS
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+#: Azure's resource ID of a backup policy (ARM matches these segments case-insensitively)
+_ARM_POLICY_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.DataProtection/"
+    r"backupVaults/(?P<vault>[^/]+)/backupPolicies/(?P<name>[^/]+)/?$",
+    re.IGNORECASE,
+)
 _USERINFO = re.compile(r"://[^/@\s]*:[^/@\s]*@")
 _CONNINFO_PASSWORD = re.compile(r"(?i)(^|\s)password\s*=|://[^/@\s]*:[^/@\s]*@|[?&]password=")
 
@@ -242,7 +248,10 @@ class BackupInstance:
         return document
 
     @classmethod
-    def from_json(cls, document: Any, what: str = "backup instance") -> BackupInstance:
+    def from_json(
+        cls, document: Any, what: str = "backup instance", vault: str | None = None
+    ) -> BackupInstance:
+        """`vault`: the vault the instance goes into, which an ARM policyId must name."""
         node = Node(document, "$", what)
         node.object_type("BackupInstance")
         node.only_keys(
@@ -282,7 +291,7 @@ class BackupInstance:
             validate_name("backup instance", node.child("friendlyName").text()),
             node.child("serverName").text(),
             datasource,
-            validate_name("policy", node.child("policyInfo").child("policyId").text()),
+            _policy_name(node.child("policyInfo").child("policyId"), vault),
             ProtectionState(state.choice(tuple(s.value for s in ProtectionState)))
             if state.value
             else ProtectionState.CONFIGURED,
@@ -291,6 +300,31 @@ class BackupInstance:
             _secondary(node.child("secondaryDestination")),
             follow,
         )
+
+
+def _policy_name(node: Node, vault: str | None) -> str:
+    """policyInfo.policyId: a policy name, or Azure's ARM ID of one (`/subscriptions/<sub>/
+    resourceGroups/<rg>/providers/Microsoft.DataProtection/backupVaults/<vault>/
+    backupPolicies/<name>`), whose vault must be the instance's."""
+    text = node.text()
+    if not text.startswith("/"):
+        return validate_name("policy", text)
+    match = _ARM_POLICY_ID.match(text)
+    if match is None:
+        raise node.fail(
+            f"{text!r} is neither a policy name nor a backup policy's ID (/subscriptions/<sub>/"
+            "resourceGroups/<rg>/providers/Microsoft.DataProtection/backupVaults/<vault>/"
+            "backupPolicies/<name>)"
+        )
+    if vault is not None and match["vault"] != vault:
+        raise node.fail(
+            f"the policy ID names vault {match['vault']!r}, not {vault!r}, the vault the "
+            "instance goes into: an instance uses a policy of its own vault"
+        )
+    try:
+        return validate_name("policy", match["name"])
+    except InputError as exc:
+        raise node.fail(str(exc)) from None
 
 
 def _secondary(node: Node) -> str | None:

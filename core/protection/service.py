@@ -314,7 +314,7 @@ def create_instance(
     `secondary`, `secondary_retention`: --secondary-destination and --secondary-retention,
     over the file's secondaryDestination and secondaryRetention."""
     what = f"backup instance file {path}"
-    instance = BackupInstance.from_json(read_json_file(path, "backup instance file"), what)
+    instance = BackupInstance.from_json(read_json_file(path, "backup instance file"), what, vault)
     instance = replace(instance, **_secondary_changes(instance, secondary, secondary_retention))
     check_conninfo(instance.datasource.conninfo, f"{what} $.dataSourceInfo.conninfo")
     if instance.datasource.secret is not None:

@@ -524,3 +524,38 @@ def test_create_schedule_refuses_counts_azure_refuses_and_no_schedule_repeats_wi
     )  # fmt: skip
     assert "$.policyRules[0].trigger.schedule.repeatingTimeIntervals[1]: the period PT1S" in error
     assert operator.run("policy", "list", "--vault", "v1") == []
+
+
+def test_an_arm_policy_id_of_the_instance_s_vault_is_accepted(
+    make_dest: MakeDest, tmp_path: Path
+) -> None:
+    operator = Operator(make_dest("file"), tmp_path / "state")
+    operator.create_vault()
+    operator.run(
+        "policy", "create", "--vault", "v1", "--name", "weekly",
+        "--policy", operator.file("weekly.json", template_text()),
+    )  # fmt: skip
+    instance = operator.run(
+        "backup-instance", "initialize", "--datasource", "host=/tmp", "--server-name", "pg1",
+        "--policy", "weekly",
+    )  # fmt: skip
+    arm = "/subscriptions/0f1e-22/resourceGroups/rg-db/providers/Microsoft.DataProtection"
+
+    def create(policy_id: str, code: int = 0) -> Any:
+        document = {**instance, "policyInfo": {"policyId": policy_id}}
+        args = ("--backup-instance", operator.file("instance.json", document))
+        if code == 3:
+            return operator.fails("backup-instance", "create", "--vault", "v1", *args)
+        return operator.run("backup-instance", "create", "--vault", "v1", *args, code=code)
+
+    where = f"backup instance file {operator.files / 'instance.json'} $.policyInfo.policyId:"
+    error = create(f"{arm}/backupVaults/v2/backupPolicies/weekly", 3)
+    assert f"{where} the policy ID names vault 'v2', not 'v1'" in error
+    error = create(f"{arm}/backupVaults/v1/policies/weekly", 3)
+    assert f"{where} '{arm}/backupVaults/v1/policies/weekly' is neither a policy name" in error
+    assert "there is no policy 'daily'" in create(f"{arm}/backupVaults/v1/backupPolicies/daily", 3)
+    assert operator.run("backup-instance", "list", "--vault", "v1") == []
+    stored = create(f"{arm}/backupVaults/v1/backupPolicies/weekly")
+    assert stored["policyInfo"] == {"policyId": "weekly"}
+    shown = operator.run("backup-instance", "show", "--vault", "v1", "--name", "pg1")
+    assert shown["policyInfo"] == {"policyId": "weekly"}
