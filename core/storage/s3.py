@@ -100,6 +100,14 @@ ERRORS = ErrorTable(
         ),
         Rule(errors.AccessDenied, "{what}: access denied ({code})", _CLIENT, _DENIED_CODES),
         Rule(errors.AccessDenied, "{what}: access denied ({code})", _CLIENT, statuses={401, 403}),
+        # 501: the store does not have that request (an S3-compatible one without Object
+        # Lock): a 5xx no retry changes, so no TransientError
+        Rule(
+            errors.StorageError,
+            "{what}: this S3-compatible store does not implement it ({code}, HTTP 501)",
+            _CLIENT,
+            statuses={501},
+        ),
         Rule(errors.TransientError, "{what}: {message}", _CLIENT, _TRANSIENT_CODES),
         Rule(errors.TransientError, "{what}: {message}", _CLIENT, statuses=SERVER_ERRORS),
         Rule(errors.StorageError, "{what}: {code}: {message}", _CLIENT),

@@ -18,6 +18,15 @@ import pytest
 from tests.support.catalog import SERVER, archive_keys, archived_server, object_keys, wal_names
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
+from tests.support.emulators import Emulator
+from tests.support.fault_proxy import (
+    Fault,
+    FaultProxy,
+    Script,
+    Step,
+    is_object_lock_configuration,
+    through_proxy,
+)
 from tests.support.postgres import Cluster
 from tests.support.wal import archived_names
 
@@ -186,3 +195,35 @@ def test_wal_archived_with_immutability_days_is_locked_and_outlives_a_deletion(
     )  # fmt: skip
     assert pushed.returncode == 0, pushed.stderr
     assert [mode for mode, _ in _wal_locks(dest, "other").values()] == ["GOVERNANCE"]
+
+
+def test_a_store_answering_501_for_the_lock_configuration_is_warned_about_not_retried(
+    make_dest: MakeDest,
+    cluster_factory: Callable[..., Cluster],
+    pgvault_bin: str,
+    emulators: dict[str, Emulator],
+) -> None:
+    """An S3-compatible store without GetObjectLockConfiguration (501 NotImplemented) has no
+    Object Lock to check: one warning, the check skipped, as for a denied request; not
+    retried as a server error and ended with exit 2."""
+    direct = make_dest("s3")
+    server = archived_server(cluster_factory, direct, pgvault_bin)
+    first = server.backup()
+    server.write_wal(1)
+    second = server.backup()
+    plan = Script([Step(is_object_lock_configuration, Fault.NOT_IMPLEMENTED, times=10)])
+    with FaultProxy(emulators["s3"].port, plan) as proxy:
+        dest = through_proxy(direct, emulators, proxy)
+        deleted = pgvault(
+            "backup-delete", *dest.cli_args, dest.url, SERVER, "-b", first, env=dest.env
+        )
+        asked = [path for _, path, fault in proxy.seen if fault is Fault.NOT_IMPLEMENTED]
+    assert deleted.returncode == 0, deleted.stderr
+    assert "Traceback" not in deleted.stderr
+    warnings = [line for line in deleted.stderr.splitlines() if "Object Lock" in line]
+    assert len(warnings) == 1, deleted.stderr
+    assert "cannot tell whether the bucket has S3 Object Lock" in warnings[0]
+    assert "501" in warnings[0] and "not checked" in warnings[0]
+    assert len(asked) == 1, asked  # asked once, not retried
+    assert server.info(second).status == "DONE"
+    assert not [k for k in object_keys(direct) if k.startswith(f"{SERVER}/base/{first}/")]

@@ -36,6 +36,7 @@ class Fault(enum.Enum):
     LOSE_ANSWER = "lose-answer"  # sent on and done, then the answer is replaced by a reset
     STALL = "stall"  # never answered: held for the proxy's stall seconds, then reset
     TRUNCATE = "truncate"  # sent on; the answer's headers and half its body, then a reset
+    NOT_IMPLEMENTED = "501"  # answered 501 NotImplemented (a store without that request)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,11 @@ def is_object_write(request: Request) -> bool:
         return False
     special = ("comp=", "uploadId=", "partNumber=", "tagging", "restype=")
     return not any(word in request.query for word in special)
+
+
+def is_object_lock_configuration(request: Request) -> bool:
+    """S3 GetObjectLockConfiguration (GET ?object-lock on the bucket)."""
+    return request.method == "GET" and "object-lock" in request.query.split("&")
 
 
 def anything(request: Request) -> bool:
@@ -212,6 +218,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset()
         elif fault is Fault.UNAVAILABLE:
             self._unavailable(request)
+        elif fault is Fault.NOT_IMPLEMENTED:
+            self._not_implemented()
         elif fault is Fault.STALL:
             self.server.closing.wait(self.server.stall)
             self._reset()
@@ -285,6 +293,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response_only(503)
         self.send_header("Content-Type", kind)
         self.send_header("x-ms-error-code", "ServerBusy")
+        self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _not_implemented(self) -> None:
+        """S3's answer for a request the service does not implement (e.g. MinIO gateways,
+        older Ceph RGW for Object Lock)."""
+        body = (
+            b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code>'
+            b"<Message>A header you provided implies functionality that is not implemented"
+            b"</Message></Error>"
+        )
+        self.send_response_only(501)
+        self.send_header("Content-Type", "application/xml")
         self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(body)))
         self.end_headers()
         if self.command != "HEAD":
