@@ -36,7 +36,7 @@ from core.logical.catalog import LOCKED, list_logical
 from core.logical.layout import is_logical_id
 from core.logical.manifest import DONE
 from core.protection.chain_rule import slot_kind
-from core.protection.locks import backup_lock_states, unlocked_wal
+from core.protection.locks import backup_lock_states, wal_not_locked
 from core.protection.model import (
     BackupInstance,
     InstanceError,
@@ -73,6 +73,7 @@ from core.protection.secondary_retention import (
     recorded_at_secondary,
 )
 from core.protection.service import OpenVault
+from core.protection.stopping import stop_reason
 from core.protection.tagging import adhoc_tag, choose_tag
 from core.protection.zones import get_zone, require_aware
 
@@ -148,6 +149,8 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
     instances = vault.store.instances()
     failures: list[tuple[str, str]] = []
     for instance in instances:
+        if stop_reason() is not None:  # stopped: nothing more is started
+            return report
         if instance.state is not ProtectionState.CONFIGURED:
             continue
         try:
@@ -161,6 +164,8 @@ def run_pass(vault: OpenVault, jobs: JobStore, now: datetime, who: str) -> PassR
         failures.append((instance.name, error))
         report.errors.append(f"{instance.name}: {error}")
         _keep_error(vault, instance.name, report, [error], who)
+    if stop_reason() is not None:  # the next pass tells what this one left
+        return report
     try:
         facts = PassFacts(report.now, tuple(report.retention), tuple(failures))
         report.notifications = notify_pass(vault, facts, who, instances)
@@ -193,10 +198,12 @@ def _pass_instance(
     policy = vault.store.get_policy(instance.policy_name)
     for outcome in run_due_slot(vault, jobs, instance, policy, now, who):
         report.runs.append(outcome)
-        report.errors += wal_not_locked(vault, instance.server_name, outcome, now)
+        report.errors += wal_not_locked(vault, instance.server_name, outcome.record, now)
         copied = outcome.secondary_copy
         if copied is not None and copied.error:
             report.errors.append(f"{instance.name}: copy to {copied.target}: {copied.error}")
+    if stop_reason() is not None:
+        return
     outcomes = apply_retention(vault, jobs, instance, policy, now)
     report.retention.extend(outcomes)
     report.errors += secondary_failures(instance, outcomes)
@@ -210,31 +217,6 @@ def secondary_failures(instance: BackupInstance, outcomes: list[RetentionOutcome
         for o in outcomes
         if second and o.store == second and o.result == "failed"
     ]
-
-
-def wal_not_locked(vault: OpenVault, server: str, outcome: RunOutcome, now: datetime) -> list[str]:
-    """In a vault with immutabilityDays, the WAL a new backup ends on must be locked too:
-    archive_command writes it, and only `wal-archive --immutability-days` locks it. One
-    listing and one HEAD per backup taken; an unlocked segment is this pass's error."""
-    days = vault.immutability_days
-    record = outcome.record
-    if days is None or record is None or record.state is not RunState.SUCCEEDED:
-        return []
-    if record.backup_id is None or is_logical_id(record.backup_id):
-        return []
-    end_wal = Catalog(vault.store.store, server).get(record.backup_id).end_wal
-    if not end_wal:
-        return []
-    key = unlocked_wal(vault.store.store, server, end_wal, now)
-    if key is None:
-        return []
-    error = (
-        f"{record.instance}: WAL {end_wal} of {server} is not under S3 Object Lock, although "
-        f"vault {vault.store.name} keeps its objects {days} days: add --immutability-days "
-        f"{days} to the server's archive_command (pgvault --batch wal-archive)"
-    )
-    log.error("%s", error)
-    return [error]
 
 
 def run_due_slot(
@@ -563,6 +545,8 @@ def agent_pass(
     reports = []
     with JobStore.open(state_dir) as jobs:
         for name in vault_names(state_dir, vault):
+            if stop_reason() is not None:
+                break
             try:
                 with opened_vault(state_dir, name) as opened:
                     reports.append(run_pass(opened, jobs, now, who or agent_id()))

@@ -59,9 +59,15 @@ def take_over(vaults: VaultStore, record: RunRecord, reason: str, who: str) -> R
     )
     taken = replace(
         record,
+        state=RunState.CLAIMED,  # an interrupted run (released, FAILED) runs again
         claimed_by=who,
         owner=new_owner(),
         abandoned=f"claimed by {record.claimed_by}: {reason}",
+        job_id=None,
+        backup_id=None,
+        finished=None,
+        error=None,
+        interrupted=None,
     )
     vaults.update_run(taken)
     return taken

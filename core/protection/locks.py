@@ -9,15 +9,24 @@ own check, check_object_lock, still refuses one set after the plan was made).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from core.catalog.layout import ServerLayout
 from core.catalog.objectlock import LockedObject, locked_objects
+from core.catalog.reader import Catalog
 from core.logical.layout import LogicalLayout, is_logical_id
+from core.protection.model import RunRecord, RunState
 from core.storage import ObjectStore
 from core.urls import Provider
+
+if TYPE_CHECKING:
+    from core.protection.service import OpenVault
+
+log = logging.getLogger("pgvault.protection")
 
 
 def backup_prefix(server: str, backup_id: str) -> str:
@@ -74,4 +83,37 @@ def unlocked_wal(store: ObjectStore, server: str, wal_name: str, now: datetime) 
     return None
 
 
-__all__ = ["BackupLock", "backup_lock_states", "backup_locks", "backup_prefix", "unlocked_wal"]
+def wal_not_locked(
+    vault: OpenVault, server: str, record: RunRecord | None, now: datetime
+) -> list[str]:
+    """In a vault with immutabilityDays, the WAL a new backup ends on must be locked too:
+    archive_command writes it, and only `wal-archive --immutability-days` locks it. One
+    listing and one HEAD per backup taken; an unlocked segment is this pass's error."""
+    days = vault.immutability_days
+    if days is None or record is None or record.state is not RunState.SUCCEEDED:
+        return []
+    if record.backup_id is None or is_logical_id(record.backup_id):
+        return []
+    end_wal = Catalog(vault.store.store, server).get(record.backup_id).end_wal
+    if not end_wal:
+        return []
+    key = unlocked_wal(vault.store.store, server, end_wal, now)
+    if key is None:
+        return []
+    error = (
+        f"{record.instance}: WAL {end_wal} of {server} is not under S3 Object Lock, although "
+        f"vault {vault.store.name} keeps its objects {days} days: add --immutability-days "
+        f"{days} to the server's archive_command (pgvault --batch wal-archive)"
+    )
+    log.error("%s", error)
+    return [error]
+
+
+__all__ = [
+    "BackupLock",
+    "backup_lock_states",
+    "backup_locks",
+    "backup_prefix",
+    "unlocked_wal",
+    "wal_not_locked",
+]

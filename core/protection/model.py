@@ -387,6 +387,9 @@ class RunRecord:
     owner: dict[str, Any] | None = field(default=None, compare=False)
     #: a retried run: the claim before it, whose holder was gone, and why that was proven
     abandoned: str | None = None
+    #: a run its agent cancelled when it was stopped (SIGTERM), and why: the claim is
+    #: released, and the next pass runs the slot again while it is the newest (stopping.py)
+    interrupted: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -396,6 +399,7 @@ class RunRecord:
             "error": redact(self.error) if self.error else None,
             "finished": utc_text(self.finished) if self.finished else None,
             "instance": self.instance,
+            "interrupted": self.interrupted,
             "jobId": self.job_id,
             "objectType": "PgvaultRun",
             "owner": self.owner,
@@ -426,6 +430,7 @@ class RunRecord:
             error=node.child("error").optional_text(),
             owner=owner.value if isinstance(owner.value, dict) else None,
             abandoned=node.child("abandonedClaim").optional_text(),
+            interrupted=node.child("interrupted").optional_text(),
         )
 
 

@@ -11,12 +11,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import psycopg2
 import psycopg2.extensions
 
 from core.errors import InputError, OperationFailed, PgvaultError, ServerBusy, own_cause
-from core.jobs import Job, JobState, JobStore
+from core.jobs import Job, JobKind, JobState, JobStore
 from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
 from core.protection.claims import abandoned_reason, heartbeat, new_owner, take_over
@@ -29,11 +30,13 @@ from core.protection.model import (
 )
 from core.protection.policy import BackupType
 from core.protection.service import OpenVault
+from core.protection.stopping import STOP, stop_reason
 from core.secrets import redact
 from core.storage import ObjectStore
 from core.urls import Provider
 
 log = logging.getLogger("pgvault.protection")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -144,12 +147,14 @@ def run_claimed(
             finished=_now(),
         )
     else:
+        stopped = stop_reason() if job.state is JobState.CANCELLED else None
         ended = replace(
             record,
             state=RunState.FAILED,
             job_id=str(job.id),
             finished=_now(),
-            error=job.error or str(outcome.error),
+            error=f"cancelled: {stopped}" if stopped else job.error or str(outcome.error),
+            interrupted=stopped,
         )
     vault.store.update_run(ended)
     copied = None
@@ -171,6 +176,12 @@ def take_over_abandoned(
     recorded failed, its next slot catching up."""
     outcomes = []
     for record in list(vault.store.runs(instance.name)):
+        if record.interrupted:  # released by its stopped agent: runs again while the newest
+            if record.trigger is RunTrigger.SCHEDULED and record.slot == retry:
+                taken = take_over(vault.store, record, record.interrupted, who)
+                if taken is not None:
+                    outcomes.append(run_claimed(vault, jobs, instance, taken, kind(taken.slot)))
+            continue
         reason = abandoned_reason(vault.store, record)
         taken = None if reason is None else take_over(vault.store, record, reason, who)
         if taken is None:
@@ -252,7 +263,7 @@ def _run_job(
         # on the server's latest chain; a full backup (saying why) when it cannot be trusted
         incremental="incremental" if kind is BackupType.INCREMENTAL else None,
     )
-    outcome = run_foreground(jobs, BACKUP, request, capture_logging=True)
+    outcome = _run_stoppable(jobs, BACKUP, request)
     return outcome, lambda job: job.result_as(BackupJobResult).backup_id
 
 
@@ -271,8 +282,17 @@ def _run_logical(
         store_config=vault.backup_config,
         connection=connection_for(instance),
     )
-    outcome = run_foreground(jobs, LOGICAL_BACKUP, request, capture_logging=True)
+    outcome = _run_stoppable(jobs, LOGICAL_BACKUP, request)
     return outcome, lambda job: job.result_as(LogicalJobResult).backup_id
+
+
+def _run_stoppable(jobs: JobStore, kind: JobKind[R], request: R) -> Outcome:
+    """A backup job in the foreground, cancelled (as `jobs cancel` does) when the agent
+    is stopped (core.protection.stopping)."""
+    try:
+        return run_foreground(jobs, kind, request, on_start=STOP.watch, capture_logging=True)
+    finally:
+        STOP.forget()
 
 
 def datasource_database(instance: BackupInstance) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
+import sys
+import threading
 
 from core.errors import ExitCode
 from tui.batch.main import Context
@@ -35,16 +36,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.errors import InputError
-    from core.protection.agent import agent_pass
+    from core.protection.stopping import STOP, stop_on_signals
 
     if args.now is not None and not args.once:
         raise InputError("--now is only allowed with --once")
+    with stop_on_signals():
+        return _passes(args, ctx, STOP.wake)
+
+
+def _passes(args: argparse.Namespace, ctx: Context, wake: threading.Event) -> int:
+    """Pass after pass (one with --once) until a stop signal; the exit code."""
+    from core.protection.agent import agent_pass
+
     while True:
         reports = agent_pass(ctx.state_dir, args.vault, now_or(args.now))
         documents = [report.to_json() for report in reports]
-        if not args.once:  # one JSON line per pass, for a journal
-            print(json.dumps(documents, sort_keys=True), flush=True)
-            time.sleep(args.interval)
-            continue
-        print_json(documents)
-        return ExitCode.FAILED if any(report.failed for report in reports) else ExitCode.OK
+        if args.once:
+            print_json(documents)
+            break
+        _line(documents)  # one JSON line per pass, for a journal
+        if wake.is_set():  # stopped during the pass
+            break
+        if wake.wait(args.interval):  # stopped between passes: nothing was running
+            reports = []
+            break
+    cancelled = [
+        run.instance
+        for report in reports
+        for run in report.runs
+        if run.record is not None and run.record.interrupted
+    ]
+    _say_stopped(cancelled)
+    return ExitCode.FAILED if any(report.failed for report in reports) else ExitCode.OK
+
+
+def _say_stopped(cancelled: list[str]) -> None:
+    """One line on stderr when a signal stopped the agent, naming the backups it cancelled."""
+    from core.protection.stopping import stop_reason
+
+    reason = stop_reason()
+    if reason is None:
+        return
+    said = f": cancelled the backup of {', '.join(cancelled)}, run again by the next pass"
+    print(f"pgvault agent: {reason}{said if cancelled else ''}", file=sys.stderr)
+
+
+def _line(documents: list[dict[str, object]]) -> None:
+    print(json.dumps(documents, sort_keys=True), flush=True)

@@ -1,0 +1,89 @@
+"""SIGTERM to the agent mid-backup: its backup job is cancelled as `jobs cancel` cancels
+one, the run is recorded failed with the reason and marked interrupted (the claim is no
+longer held), the agent exits with one line saying so, nothing half-written is listed
+DONE, and the next pass runs the slot again as a fresh backup."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from core.catalog.reader import Catalog
+from tests.e2e.test_protection_abandoned_claim import set_archive_command, wait_for_phase
+from tests.e2e.test_protection_agent import Agent, require_password, set_up
+from tests.support.catalog import SERVER, archived_server
+from tests.support.cli import spawn
+from tests.support.destinations import TestDestination
+from tests.support.postgres import Cluster
+
+STOPPED = "the agent was stopped by SIGTERM"
+
+
+def test_sigterm_mid_backup_cancels_it_records_the_run_and_the_next_pass_runs_it_again(
+    make_dest: Callable[..., TestDestination],
+    cluster_factory: Callable[..., Cluster],
+    pgvault_bin: str,
+    tmp_path: Path,
+) -> None:
+    dest = make_dest("file")
+    server = archived_server(cluster_factory, dest, pgvault_bin)
+    require_password(server.cluster)
+    agent = Agent(dest, tmp_path / "state")
+    set_up(agent, server.cluster)
+    (archive_command,) = server.cluster.sql("show archive_command")[0]
+    base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+
+    set_archive_command(server.cluster, "false")  # the backup waits for its WAL: still running
+    first = spawn("agent", "--once", "--vault", "v1", "--now", base.isoformat(), env=agent.env)
+    wait_for_phase(agent, "waiting for WAL archiving", first)
+    first.terminate()
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 1, (out, err)
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"pgvault agent: {STOPPED}: cancelled the backup of {SERVER}, run again by the next pass"
+    )
+    (run,) = json.loads(out)[0]["runs"]
+    assert (run["slot"], run["state"], run["interrupted"]) == (base.isoformat(), "failed", STOPPED)
+    assert run["error"] == f"cancelled: {STOPPED}"
+    # the run record: failed with the reason, the claim no longer held
+    shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
+    (record,) = shown["runs"]
+    assert (record["state"], record["jobId"], record["interrupted"]) == (
+        "failed",
+        run["jobId"],
+        STOPPED,
+    )
+    assert record["finished"] is not None
+    # the job: cancelled (as `jobs cancel` leaves it), with the reason
+    with sqlite3.connect(agent.state / "jobs.db") as db:
+        ((state, error),) = db.execute(
+            "select state, error from jobs where id = ?", (int(run["jobId"]),)
+        ).fetchall()
+    assert (state, error) == ("cancelled", STOPPED)
+    # the catalog: the cancelled backup is not listed DONE
+    with dest.store() as store:
+        statuses = {i.backup_id: i.status for i in Catalog(store, SERVER).backups()}
+    assert "DONE" not in statuses.values(), statuses
+
+    # the next pass takes the slot over and runs a fresh backup
+    set_archive_command(server.cluster, archive_command)
+    again = agent.once(base + timedelta(seconds=30))
+    (rerun,) = again["runs"]
+    assert (rerun["slot"], rerun["state"], rerun["interrupted"]) == (
+        base.isoformat(),
+        "succeeded",
+        None,
+    )
+    assert STOPPED in rerun["abandonedClaim"]
+    assert rerun["jobId"] != run["jobId"]
+    assert rerun["backupId"] not in statuses
+    assert agent.backups() == [rerun["backupId"]]
+    shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
+    assert [(r["state"], r["backupId"]) for r in shown["runs"]] == [
+        ("succeeded", rerun["backupId"])
+    ]
+    assert agent.once(base + timedelta(seconds=40))["runs"] == []  # once, not every pass
