@@ -242,14 +242,18 @@ def set_tag(
         if tag.get("tagInfo", {}).get("tagName") == name:
             tag["criteria"] = list(criteria)
             if priority is not None:
+                _priority_free(tags, name, priority, f"--priority {priority}")
                 tag["taggingPriority"] = priority
             return result
+    given = f"--priority {priority}"
     if priority is None:
         if name not in TAGGING_PRIORITY:
             raise InputError(
                 f"tag {name!r} has no standard priority ({', '.join(TAGGING_PRIORITY)}); give one"
             )
         priority = TAGGING_PRIORITY[name]
+        given = f"the standard priority of tag {name!r}, {priority}"
+    _priority_free(tags, name, priority, given)
     tags.append(
         {
             "criteria": list(criteria),
@@ -259,6 +263,17 @@ def set_tag(
         }
     )
     return result
+
+
+def _priority_free(tags: list[Document], name: str, priority: int, given: str) -> None:
+    """Refuse a taggingPriority another tag has: `policy create` refuses two tags with one."""
+    for tag in tags:
+        other = tag.get("tagInfo", {}).get("tagName") if isinstance(tag, dict) else None
+        if other != name and isinstance(tag, dict) and tag.get("taggingPriority") == priority:
+            raise InputError(
+                f"{given}: tag {other!r} has taggingPriority {priority} already "
+                f"and the lowest must be unique: give tag {name!r} another one"
+            )
 
 
 def _named(documents: Sequence[Any], files: Sequence[str], kind: str) -> list[tuple[str, Any]]:

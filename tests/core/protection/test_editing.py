@@ -93,6 +93,10 @@ def _template() -> dict[str, object]:
         (lambda: create_generic_criteria(days_of_week=["Caturday"]), "Caturday"),
         (lambda: create_generic_criteria(), "at least one"),
         (lambda: set_tag(json.loads(template_text()), "Hourly", []), "no standard priority"),
+        (
+            lambda: set_tag(_template(), "Weekly", [create_absolute_criteria("FirstOfWeek")], 99),
+            "--priority 99: tag 'Default' has taggingPriority 99 already",
+        ),
         # what policy create refuses, refused by the helper naming its flag
         (lambda: set_trigger(_template(), [_BAD_HOUR]), "--schedule: the start"),
         (lambda: set_trigger(_template(), ["PT15M"]), "--schedule: 'PT15M' has no repetition"),
