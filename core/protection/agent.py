@@ -334,8 +334,12 @@ def apply_retention(
 ) -> list[RetentionOutcome]:
     """Apply the due lifecycle steps (move to archive, delete); report what is held and why."""
     catalog = Catalog(vault.store.store, instance.server_name)
-    failed = {info.backup_id for info in catalog.backups() if info.status == FAILED}
-    # a FAILED incremental restores nothing: it holds no chain, and goes before its parent
+    backups = catalog.backups()
+    # an interrupted incremental restores nothing: it holds no chain, and goes before its
+    # parent; FAILED, or STARTED with its owner provably gone (what a kill leaves where no
+    # host with the key ran a backup since to mark it FAILED): one rule for both
+    failed = {info.backup_id for info in backups if info.status == FAILED}
+    failed |= catalog.abandoned(backups)
     chains = dependents(catalog)
     needs = {b: [d for d in ds if d not in failed] for b, ds in chains.items()}
     dead = {b: [d for d in ds if d in failed] for b, ds in chains.items()}
