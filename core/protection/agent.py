@@ -335,11 +335,9 @@ def apply_retention(
     """Apply the due lifecycle steps (move to archive, delete); report what is held and why."""
     catalog = Catalog(vault.store.store, instance.server_name)
     backups = catalog.backups()
-    # an interrupted incremental restores nothing: it holds no chain, and goes before its
-    # parent; FAILED, or STARTED with its owner provably gone (what a kill leaves where no
-    # host with the key ran a backup since to mark it FAILED): one rule for both
-    failed = {info.backup_id for info in backups if info.status == FAILED}
-    failed |= catalog.abandoned(backups)
+    # an interrupted incremental (FAILED, or ABANDONED: not yet marked FAILED, as where no
+    # host holds the key) restores nothing: it holds no chain, and goes before its parent
+    failed = {b.backup_id for b in backups if b.status == FAILED} | catalog.abandoned(backups)
     chains = dependents(catalog)
     needs = {b: [d for d in ds if d not in failed] for b, ds in chains.items()}
     dead = {b: [d for d in ds if d in failed] for b, ds in chains.items()}
