@@ -1,7 +1,8 @@
 """`pgvault --batch jobs VERB ...`: list, show, watch, pause, resume, cancel jobs and read logs.
 
-Exit codes: 0 done; 1 the job cannot do that in its state (pause a finished job), or the
-watched/waited-for job failed or was cancelled; 3 bad input, including an unknown job id;
+Exit codes: 0 done; 1 the job cannot do that in its state (pause a finished job; control
+another host's job that no longer answers), or the watched/waited-for job failed or was
+cancelled; 3 bad input, including an unknown job id;
 4 any other error. Every command first marks failed the jobs whose process died.
 """
 
