@@ -17,7 +17,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 
 from core.errors import PgvaultError
-from core.jobs import Job, JobStore
+from core.jobs import Job, JobStore, reachable
 from core.logical.attempt import UNFINISHED
 from tui.adapter import BackupRef, DestinationView, HeldKeys, display_url, load_destination
 from tui.feed import JobFeed
@@ -165,10 +165,11 @@ class ConsoleActions:
 
     def _control(self, job_id: int, verb: str, request: StoreRequest) -> None:
         """Pause, resume or cancel one job, from a thread (the store may be busy)."""
-        state_dir = self.state.config.state_dir
+        state_dir, clock = self.state.config.state_dir, self.state.config.clock
 
         def work() -> str:
             with JobStore.open(state_dir) as store:
+                reachable(store, job_id, verb, clock())  # another host's job that went quiet
                 job, changed = request(store, job_id)
             if not changed:
                 return f"job {job_id} is already {job.state.value}"

@@ -31,7 +31,7 @@ from core.backup.increment import (
 )
 from core.backup.state import BackupMode, BackupState, FilePlan
 from core.backup.summaries import SUMMARIES_FROM, SummaryMap, read_summaries
-from core.catalog.chains import PAGE_LSN, WAL_SUMMARY
+from core.catalog.chains import PAGE_LSN, WAL_SUMMARY, write_kind
 from core.postgres.pgdata import Entry, Tree
 from core.postgres.walnames import parse_lsn
 
@@ -128,6 +128,8 @@ def plan_increment(
     increment = Increment(choice.requested, parent, method, note, chooser)
     state.manifest = replace(state.manifest, incremental=increment.record())
     state.put_manifest()  # a killed run names its parent: `jobs resume` builds on the same
+    # in clear, before backup.info names the parent: listed without the key, it is the kind
+    write_kind(state.job.store, state.job.layout, state.backup_id, choice.requested)
     state.info = state.info.with_changes(parent_backup_id=parent.backup_id)
     state.put_info()  # and deleting the parent is refused while this one depends on it
     chain = " > ".join([*parent.chain, parent.backup_id])

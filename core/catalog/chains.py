@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from core.catalog.backup_info import BackupInfo
-from core.catalog.layout import ENCRYPTED_SUFFIX, TAR_SUFFIXES, ArchiveRef
+from core.catalog.layout import ENCRYPTED_SUFFIX, TAR_SUFFIXES, ArchiveRef, ServerLayout
 from core.catalog.manifest import PgvaultManifest
 from core.catalog.reader import ArchiveSet, Catalog, StoredArchive
-from core.errors import IntegrityError, PgvaultError
+from core.errors import IntegrityError, ObjectNotFound, PgvaultError
+from core.storage import ObjectStore
 
 FULL = "full"
 INCREMENTAL = "incremental"
@@ -103,18 +104,37 @@ def ancestors(backup_id: str, parents: dict[str, str | None]) -> tuple[str, ...]
     return tuple(reversed(found))
 
 
+def recorded_kind(catalog: Catalog, backup_id: str) -> str | None:
+    """An incremental's kind as its clear `annotations/kind` says, read only when the cached
+    listing has one (None without: written before pgvault recorded it there)."""
+    key = catalog.layout.kind_annotation(backup_id)
+    if not any(o.key == key for o in catalog.objects().get(backup_id, ())):
+        return None
+    try:
+        raw = catalog.store.get_bytes(key)
+    except ObjectNotFound:
+        return None
+    kind = raw.decode("utf-8", "replace").strip()
+    return kind if kind in (INCREMENTAL, DIFFERENTIAL) else None
+
+
+def write_kind(store: ObjectStore, layout: ServerLayout, backup_id: str, kind: str) -> None:
+    """Record an incremental's kind in clear: listing an encrypted catalog needs no key."""
+    store.put_bytes(layout.kind_annotation(backup_id), kind.encode())
+
+
 def kinds(catalog: Catalog, infos: Iterable[BackupInfo]) -> dict[str, str]:
     """Backup ID -> incremental or differential, for each backup naming a parent (pgvault.json
-    tells which; one that cannot be read is an incremental, as backup.info alone says)."""
+    tells which; when it cannot be read, `annotations/kind`; else an incremental, as
+    backup.info alone says)."""
     found: dict[str, str] = {}
     for info in infos:
         if not info.parent_backup_id:
             continue
         try:
-            manifest = catalog.pgvault_manifest(info.backup_id)
-        except PgvaultError:  # damaged or undecryptable: what backup.info says
-            manifest = None
-        kind = kind_of(manifest)
+            kind = kind_of(catalog.pgvault_manifest(info.backup_id))
+        except PgvaultError:  # damaged or undecryptable: the clear record, or backup.info
+            kind = recorded_kind(catalog, info.backup_id) or INCREMENTAL
         found[info.backup_id] = INCREMENTAL if kind == FULL else kind
     return found
 
@@ -173,5 +193,7 @@ __all__ = [
     "kinds",
     "link_sets",
     "parent_links",
+    "recorded_kind",
     "tree_lines",
+    "write_kind",
 ]

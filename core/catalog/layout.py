@@ -5,6 +5,7 @@
     <server>/base/<backup_id>/<tablespace oid>.tar..., <oid>_0001.tar...
     <server>/base/<backup_id>/annotations/keep
     <server>/base/<backup_id>/annotations/tier   (pgvault's: the backup is in the archive tier)
+    <server>/base/<backup_id>/annotations/kind   (pgvault's: incremental or differential, clear)
     <server>/wals/<timeline+log>/<segment>[.gz|...]      (.partial, .backup alike)
     <server>/wals/<timeline>.history[.gz|...]
     <server>/pgvault.keys          (pgvault's encryption key file; archives then end in .age)
@@ -44,6 +45,8 @@ PG_MANIFEST = "backup_manifest"
 PGVAULT_MANIFEST = "pgvault.json"
 KEEP = "annotations/keep"
 TIER = "annotations/tier"  # pgvault's: `archive` while the archives are in the archive tier
+#: pgvault's: an incremental's kind in clear, for listing an encrypted catalog without its key
+KIND = "annotations/kind"
 ENCRYPTED_SUFFIX = ".age"  # barman-cloud skips an unknown extension, then misses the archive
 
 _ARCHIVE_RE = re.compile(r"^(?P<name>data|\d+)(?:_(?P<part>\d{4}))?(?P<suffix>\.tar(?:\.\w+)?)$")
@@ -128,6 +131,9 @@ class ServerLayout:
 
     def tier_annotation(self, backup_id: str) -> str:
         return self.backup_file(backup_id, TIER)
+
+    def kind_annotation(self, backup_id: str) -> str:
+        return self.backup_file(backup_id, KIND)
 
     def archive(self, backup_id: str, ref: ArchiveRef) -> str:
         return self.backup_file(backup_id, ref.filename())

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from core.catalog.backup_info import BackupInfo, Tablespace
-from core.catalog.chains import ancestors, link_sets, parent_links
+from core.catalog.chains import ancestors, link_sets, parent_links, recorded_kind
 from core.catalog.layout import BACKUP_INFO, PG_MANIFEST, PGVAULT_MANIFEST, parse_archive_name
 from core.catalog.manifest import DatabaseRecord, PgvaultManifest, TableRecord
 from core.catalog.reader import Catalog
@@ -246,8 +246,10 @@ def _with_chain(
     if manifest is None:
         try:
             manifest = catalog.pgvault_manifest(summary.backup_id)
-        except PgvaultError:  # damaged or undecryptable: what backup.info's parent links say
-            return replace(summary, chain=ancestors(summary.backup_id, parent_links(catalog)))
+        except PgvaultError:  # damaged or undecryptable: the clear kind and backup.info's links
+            kind = recorded_kind(catalog, summary.backup_id) or summary.kind
+            chain = ancestors(summary.backup_id, parent_links(catalog))
+            return replace(summary, kind=kind, chain=chain)
     record = (manifest.incremental if manifest else None) or {}
     if not record:
         return summary

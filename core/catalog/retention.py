@@ -15,12 +15,14 @@ Evaluation (§4.2), newest DONE backup first by backup ID:
   whose chain is broken (a parent, by backup.info's links, missing or not DONE): it is no
   restorable point, so it counts for nothing (the policies count restorable points).
 
-pgvault adds rules barman-cloud lacks (its FAILED backups pile up, §9): a FAILED backup
-older than the newest DONE one is listed in `failed` for removal. FAILED backups newer than
-the newest DONE one are left alone (an operator may still look at one, or resume it). A
-STARTED backup is removed only when its owner is provably gone (`abandoned`, judged by the
-caller with core.catalog.owner), and a backup whose deletion began and was interrupted is
-always finished (`failed`).
+pgvault adds rules barman-cloud lacks (its FAILED backups pile up, §9). An interrupted
+backup, FAILED or STARTED with its owner provably gone (`abandoned`, judged by the caller
+with core.catalog.owner: what a kill leaves until the next backup's reaper marks it FAILED),
+is removed once a newer backup is DONE (listed in `failed` or `abandoned`), and left alone
+while none is: `jobs resume` may still continue it, whatever its kind (full or incremental,
+plain or encrypted: a host without the key cannot mark one FAILED, so the two statuses get
+one rule). A STARTED backup whose owner may be alive is never removed, and a backup whose
+deletion began and was interrupted is always finished (`failed`).
 
 The clock is an argument (`now`), so a recovery window is computed for any moment.
 """
@@ -111,7 +113,7 @@ class RetentionReport:
     #: FAILED backups older than the newest DONE one, or being deleted, oldest first
     failed: tuple[str, ...]
     point_of_recoverability: datetime | None = None
-    #: STARTED backups whose owner is provably gone, oldest first
+    #: STARTED backups whose owner is provably gone, older than the newest DONE one
     abandoned: tuple[str, ...] = ()
 
     def status(self, backup_id: str) -> str:
@@ -152,7 +154,8 @@ def evaluate(
 ) -> RetentionReport:
     """Classify every backup under the policy; `now` defaults to the clock (local time).
 
-    `abandoned` names the STARTED backups whose owner is provably gone: they are removed."""
+    `abandoned` names the STARTED backups whose owner is provably gone: they are removed
+    once a newer backup is DONE, as FAILED ones are."""
     if minimum_redundancy < 0:
         raise InputError("the minimum redundancy must be 0 or more")
     moment = _aware(now) if now is not None else datetime.now().astimezone()
@@ -171,13 +174,16 @@ def evaluate(
         _by_window(newest_first, keeps, point, minimum_redundancy, report)
     done_ids = [b.backup_id for b in newest_first if b.status == DONE]
     newest_done = done_ids[0] if done_ids else None
+
+    def superseded(info: BackupInfo) -> bool:
+        """A newer backup is DONE: no resume of this interrupted one is waited for."""
+        return newest_done is not None and info.backup_id < newest_done
+
     failed = tuple(
         sorted(
             b.backup_id
             for b in backups
-            if b.status == FAILED
-            and b.backup_id not in keeps
-            and (b.deleting or (newest_done is not None and b.backup_id < newest_done))
+            if b.status == FAILED and b.backup_id not in keeps and (b.deleting or superseded(b))
         )
     )
     ordered = tuple((b.backup_id, report[b.backup_id]) for b in reversed(newest_first))
@@ -190,7 +196,11 @@ def evaluate(
         failed=failed,
         point_of_recoverability=point,
         abandoned=tuple(
-            sorted(b.backup_id for b in backups if b.status == STARTED and b.backup_id in abandoned)
+            sorted(
+                b.backup_id
+                for b in backups
+                if b.status == STARTED and b.backup_id in abandoned and superseded(b)
+            )
         ),
     )
 

@@ -11,7 +11,7 @@
 """
 
 from core.jobs.kinds import JobInfo, JobKind, load_kind
-from core.jobs.liveness import reap_dead, reap_if_gone
+from core.jobs.liveness import reachable, reap_dead, reap_if_gone
 from core.jobs.model import (
     ACTIVE_STATES,
     FINAL_STATES,
@@ -44,6 +44,7 @@ __all__ = [
     "JsonResult",
     "LogLine",
     "load_kind",
+    "reachable",
     "reap_dead",
     "reap_if_gone",
 ]

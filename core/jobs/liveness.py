@@ -5,6 +5,12 @@ is older than DEAD_AFTER and whose process is gone is marked failed by whoever n
 first: any `jobs` command, the console, a new job. The pid is checked together with the
 process's start time, so a pid reused by an unrelated process does not keep a dead job
 alive. Jobs of another host are left alone: their process cannot be checked from here.
+
+The operator's requests (pause, resume, cancel) reach a job only through this store, which
+its process polls with every flush. A job of another host (a state directory shared with a
+container or another machine) is asked only while its heartbeat shows its process flushing
+to this very store; otherwise the request would be accepted and never read, so it is
+refused, naming the host (`reachable`).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import os
 import socket
 import time
 
-from core.jobs.model import ACTIVE_STATES, Job, JobFilter
+from core.jobs.model import ACTIVE_STATES, IllegalTransition, Job, JobFilter
 from core.jobs.store import JobStore, ProcessInfo
 
 DEAD_AFTER = 5.0  # seconds without a heartbeat before a job's process is checked
@@ -117,4 +123,24 @@ def reap_if_gone(store: JobStore, job_id: int) -> None:
         stale_before=now,
         error=f"the job's process died (pid {process.pid} on {process.host}); "
         f"no heartbeat for {ago:.0f} s",
+    )
+
+
+def reachable(store: JobStore, job_id: int, verb: str, now: float | None = None) -> None:
+    """Refuse (one line, exit 1) to pause, resume or cancel an active job of another host
+    whose process has not flushed to this store within DEAD_AFTER: it would never read the
+    request. A job of this host is always asked (its death is judged here, by its pid)."""
+    job = store.get(job_id)
+    process = store.process_of(job_id)
+    host = process.host if process is not None else job.host
+    if job.state not in ACTIVE_STATES or host in (None, hostname()):
+        return
+    now = time.time() if now is None else now
+    ago = now - (job.heartbeat or job.created)
+    if ago < DEAD_AFTER:
+        return  # its process writes this store, so it reads the request here too
+    raise IllegalTransition(
+        f"cannot {verb} job {job_id}: it runs on host {host}, whose process has not written "
+        f"to this job store for {ago:.0f} s and cannot be reached from {hostname()}; "
+        f"{verb} it on {host}"
     )

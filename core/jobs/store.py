@@ -18,6 +18,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +110,10 @@ class JobStore:
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise OperationFailed(f"cannot open the job store {self.path}: {exc}") from None
+        # sqlite3's connection sits in a reference cycle (its statement cache), so one merely
+        # dropped kept its descriptors until a full garbage collection: a store dropped
+        # unclosed closes it when it goes (the store itself is in no cycle).
+        self._closer = weakref.finalize(self, self._conn.close)
 
     def _make_directory(self) -> None:
         """The state directory, made (owner-only) with its parent's owner when missing."""
@@ -124,7 +129,7 @@ class JobStore:
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            self._closer()
 
     def __enter__(self) -> JobStore:
         return self

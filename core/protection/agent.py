@@ -316,8 +316,10 @@ def apply_retention(
 ) -> list[RetentionOutcome]:
     """Apply the due lifecycle steps (move to archive, delete); report what is held and why."""
     catalog = Catalog(vault.store.store, instance.server_name)
-    failed = {info.backup_id for info in catalog.backups() if info.status == FAILED}
-    # a FAILED incremental restores nothing: it holds no chain, and goes before its parent
+    backups = catalog.backups()
+    # an interrupted incremental (FAILED, or ABANDONED: not yet marked FAILED, as where no
+    # host holds the key) restores nothing: it holds no chain, and goes before its parent
+    failed = {b.backup_id for b in backups if b.status == FAILED} | catalog.abandoned(backups)
     chains = dependents(catalog)
     needs = {b: [d for d in ds if d not in failed] for b, ds in chains.items()}
     dead = {b: [d for d in ds if d in failed] for b, ds in chains.items()}

@@ -83,19 +83,27 @@ class _Never(Exception):
 
 
 class ThreadConnections:
-    """Each thread's kept-alive connection, made by `opener` when it has none."""
+    """Each thread's kept-alive connection, made by `opener` when it has none; close()
+    closes every thread's (a pool's workers outlive the store they served)."""
 
     def __init__(self, opener: Callable[[], http.client.HTTPConnection]) -> None:
         self._opener = opener
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._every: set[http.client.HTTPConnection] = set()
 
     def shared(self) -> tuple[http.client.HTTPConnection, bool]:
         """This thread's connection, and whether it served a request before."""
         connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
         if connection is not None and connection.sock is not None:
             return connection, True
-        self._local.connection = connection = self._opener()
-        return connection, False
+        fresh = self._opener()
+        with self._lock:
+            if connection is not None:
+                self._every.discard(connection)
+            self._every.add(fresh)
+        self._local.connection = fresh
+        return fresh, False
 
     def exchange(
         self, send: Callable[[http.client.HTTPConnection], T]
@@ -111,10 +119,18 @@ class ThreadConnections:
         connection, _ = self.shared()
         return connection, _closing_on_error(connection, send)
 
-    def close(self) -> None:
-        """Close this thread's connection (the next request opens a new one)."""
+    def close_mine(self) -> None:
+        """Close this thread's connection (its next request opens a new one); the other
+        threads' may be in the middle of a request."""
         connection = getattr(self._local, "connection", None)
         if connection is not None:
+            connection.close()
+
+    def close(self) -> None:
+        """Close every thread's connection (each thread's next request opens a new one)."""
+        with self._lock:
+            every, self._every = self._every, set()
+        for connection in every:
             connection.close()
 
 

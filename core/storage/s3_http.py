@@ -248,7 +248,7 @@ class S3HttpStore(ObjectStore):
         if target is None:
             return False
         self._endpoint = target
-        self._connections.close()
+        self._connections.close_mine()
         return True
 
     # ---- the primitives archive_command uses ----------------------------------------------

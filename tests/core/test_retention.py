@@ -108,6 +108,28 @@ def test_failed_backups_newer_than_the_newest_done_one_stay() -> None:
     assert evaluate(parse_policy("REDUNDANCY 1"), only_failed, {}).to_delete == ()
 
 
+def test_an_abandoned_started_backup_goes_by_the_rule_of_failed_ones() -> None:
+    """A STARTED backup whose owner is gone is what a kill leaves before the next backup's
+    reaper marks it FAILED (a host without the key never does): `jobs resume` may continue
+    it, so it stays while no newer backup is DONE, and goes once one is, as a FAILED one."""
+    full = backup(0)
+    policy = parse_policy("REDUNDANCY 1")
+    newer = backup(2)
+    for parent in (full.backup_id, None):  # an incremental, a full backup
+        killed = replace(backup(1, STARTED), parent_backup_id=parent)
+        reaped = replace(killed, status=FAILED)
+        for interrupted in (killed, reaped):
+            report = evaluate(policy, [full, interrupted], {}, abandoned={killed.backup_id})
+            assert report.to_delete == (), (parent, interrupted.status)
+        for interrupted in (killed, reaped):
+            backups = [full, interrupted, newer]
+            report = evaluate(policy, backups, {}, abandoned={killed.backup_id})
+            assert report.to_delete == (full.backup_id, killed.backup_id), interrupted.status
+        # One whose owner may be alive is never removed.
+        report = evaluate(policy, [full, killed, newer], {})
+        assert report.to_delete == (full.backup_id,)
+
+
 def test_recovery_window_with_an_injected_clock() -> None:
     backups = [backup(0), backup(2), backup(4), backup(6)]
     ids = [b.backup_id for b in backups]

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_encryption import AGE_MAGIC, _keys, _passphrase_file, _wait_promoted
+from core.catalog.chains import kinds
+from core.catalog.reader import Catalog
+from tests.e2e.test_encryption import (
+    AGE_MAGIC,
+    PASSPHRASE,
+    _keys,
+    _passphrase_file,
+    _wait_promoted,
+)
 from tests.support.cli import pgvault
 from tests.support.destinations import TestDestination
 from tests.support.pitr import SERVER, Source, make_source, new_target, restore, restored_server
@@ -122,3 +130,53 @@ def test_an_encrypted_chain_is_encrypted_and_restores(source: Source, tmp_path: 
             assert server.table_checksums() == expected
     finally:
         target.drop()
+
+
+def test_an_encrypted_differential_lists_as_differential_without_the_key(
+    make_dest: Callable[..., TestDestination], pgvault_bin: str, tmp_path: Path
+) -> None:
+    """backup-list needs no key, and the kind is no secret: a differential whose pgvault.json
+    is an age file lists as a differential (its clear `annotations/kind`), in JSON and text,
+    and in the console's kinds; a catalog without that record (the old code's) still lists,
+    as an incremental: backup.info alone cannot tell the two apart."""
+    source = make_source(make_dest("file"), pgvault_bin, scale=1)
+    try:
+        dest = source.dest
+        passfile = _passphrase_file(tmp_path)
+        created = _keys(dest, "init", "--encryption-passphrase-file", passfile)
+        assert created.returncode == 0, created.stderr
+        key = ("--encryption-passphrase-file", passfile)
+        full = source.backup()
+        source.cluster.sql("insert into marks select g, 'one' from generate_series(1, 50) g")
+        incremental = source.backup("--incremental", *key)
+        source.cluster.sql("insert into marks select g, 'two' from generate_series(51, 99) g")
+        differential = source.backup("--differential", *key)
+    finally:
+        source.cluster.drop()
+
+    def listed(keyed: bool = False) -> dict[str, str]:
+        args = ["--format", "json", *dest.cli_args, dest.url, SERVER]
+        env = dest.env | ({"PGVAULT_ENCRYPTION_PASSPHRASE": PASSPHRASE} if keyed else {})
+        result = pgvault("backup-list", *args, env=env)
+        assert result.returncode == 0, result.stderr
+        return {
+            b["backup_id"]: b["pgvault"]["kind"] for b in json.loads(result.stdout)["backups_list"]
+        }
+
+    expected = {full: "full", incremental: "incremental", differential: "differential"}
+    assert listed(keyed=True) == expected
+    assert listed() == expected  # without the key
+    text = pgvault("backup-list", *dest.cli_args, dest.url, SERVER, env=dest.env)
+    assert text.returncode == 0, text.stderr
+    [line] = [row for row in text.stdout.splitlines() if differential in row]
+    assert "differential" in line, text.stdout
+    with dest.store() as store:
+        catalog = Catalog(store, SERVER)
+        assert kinds(catalog, catalog.backups()) == {
+            incremental: "incremental",
+            differential: "differential",
+        }
+        # A catalog the old code wrote has no clear record: it lists, the kind guessed.
+        store.delete_many([f"{SERVER}/base/{differential}/annotations/kind"])
+    assert listed() == expected | {differential: "incremental"}
+    assert listed(keyed=True) == expected

@@ -21,7 +21,9 @@ import pytest
 
 from core.backup.resume import StoredBackup, load_checkpoints
 from core.catalog.layout import ServerLayout
+from core.crypto.passphrase import PASSPHRASE_ENV
 from core.jobs.liveness import DEAD_AFTER
+from tests.e2e.test_encryption import PASSPHRASE, _keys, _passphrase_file
 from tests.e2e.test_incremental import Chain, pg_verifybackup, tables
 from tests.support.destinations import TestDestination, make_destination
 from tests.support.jobs import pgvault, show, wait_for
@@ -80,7 +82,7 @@ def chain15(pgvault_bin: str) -> Iterator[Chain]:
         yield made
 
 
-def _kill_mid_way(state: Path, chain: Chain) -> tuple[int, str]:
+def _kill_mid_way(state: Path, chain: Chain, env: dict[str, str] | None = None) -> tuple[int, str]:
     """A detached incremental in 1 MB parts, SIGKILLed once three are stored."""
     started = pgvault(
         state,
@@ -97,7 +99,7 @@ def _kill_mid_way(state: Path, chain: Chain) -> tuple[int, str]:
         *chain.dest.cli_args,
         chain.dest.url,
         SERVER,
-        env=chain.dest.env,
+        env=chain.dest.env | (env or {}),
     )
     assert started.returncode == 0, started.stderr
     job_id = int(started.stdout.strip())
@@ -199,3 +201,50 @@ def test_a_killed_incremental_whose_parent_is_gone_is_not_resumed(
     )
     assert "Traceback" not in resumed.stderr
     assert not chain.catalog().get(backup_id).is_done
+
+
+def test_retention_leaves_a_killed_encrypted_incremental_for_jobs_resume(
+    chain15: Chain, tmp_path: Path
+) -> None:
+    """A killed encrypted incremental stays STARTED where no host with the key ran a backup
+    since (the reaper cannot mark it FAILED without the key). Retention run without the key
+    left it alone only if it had been marked FAILED: now an interrupted backup, STARTED or
+    FAILED, stays until a newer backup is DONE, and `jobs resume` continues it."""
+    chain = chain15
+    c = chain.cluster
+    passfile = _passphrase_file(tmp_path)
+    created = _keys(chain.dest, "init", "--encryption-passphrase-file", passfile)
+    assert created.returncode == 0, created.stderr
+    keyed = {PASSPHRASE_ENV: PASSPHRASE}
+    full = chain.backup()
+    for n in range(TABLES):
+        c.sql(f"update t{n} set note = note || '!'")
+    c.sql("checkpoint")
+    state = tmp_path / "state"
+    job_id, backup_id = _kill_mid_way(state, chain, keyed)
+    entry = _listed(state, chain)[backup_id]
+    assert (entry["status"], entry["pgvault"]["shown_status"]) == ("STARTED", "ABANDONED")
+    # A write-only host's retention (no key); the full backup is the only DONE one.
+    args = ("backup-delete", "-r", "REDUNDANCY 1", *chain.dest.cli_args, chain.dest.url, SERVER)
+    retention = pgvault(state, *args, env=chain.dest.env)
+    assert retention.returncode == 0, retention.stderr
+    assert set(_listed(state, chain)) == {full, backup_id}, retention.stdout
+
+    resumed = pgvault(state, "jobs", "resume", str(job_id), env=chain.dest.env | keyed, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert _listed(state, chain)[backup_id]["status"] == "DONE"
+    expected = tables(c)
+    target = new_target()
+    try:
+        restore(chain.dest, target, backup_id, "--encryption-passphrase-file", passfile)
+        with restored_server(target, server_bindir(chain.major), server_env(chain.major)) as db:
+            wait_for_recovery_end(db)
+            assert tables(db) == expected
+    finally:
+        target.drop()
+
+
+def _listed(state: Path, chain: Chain) -> dict[str, Any]:
+    args = ("--format", "json", *chain.dest.cli_args, chain.dest.url, SERVER)
+    listed = pgvault(state, "backup-list", *args, env=chain.dest.env, check=True)
+    return {b["backup_id"]: b for b in json.loads(listed.stdout)["backups_list"]}

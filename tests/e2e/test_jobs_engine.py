@@ -242,6 +242,65 @@ def test_a_killed_job_is_marked_failed_and_resumed_in_a_new_job(
     assert file_sha(Path(dest.bucket) / "pfx" / "obj") == file_sha(source)
 
 
+_SPAWN_AS_OTHER_HOST = """
+import sys
+from core.jobs import JobStore
+from core.jobs.runner import spawn_detached
+from tests.support.jobkinds import UPLOAD, UploadRequest
+source, url, store = sys.argv[1:4]
+request = UploadRequest(source, url, "obj", max_bandwidth=2 * 1024 * 1024)
+print(spawn_detached(JobStore(store), UPLOAD, request).id)
+"""
+
+
+def test_another_hosts_job_is_controlled_while_it_answers_and_refused_once_it_does_not(
+    store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
+) -> None:
+    """A job whose process runs under another host name (a container sharing the state
+    directory: here a UTS namespace) reads the operator's requests from this store while it
+    flushes to it. Once it stopped (killed there: this host cannot judge its pid, so it stays
+    active), pause, resume and cancel were accepted with exit 0 and never read: now refused,
+    exit 1, naming the host, and nothing is recorded."""
+    dest: TestDestination = make_dest("file")  # type: ignore[operator]
+    source = make_source(tmp_path / "src", 48 * MiB)
+    as_other_host = ["unshare", "--uts", "sh", "-c", 'hostname pgvault-other && exec "$@"', "sh"]
+    spawned = subprocess.run(
+        [
+            *as_other_host,
+            sys.executable,
+            "-c",
+            _SPAWN_AS_OTHER_HOST,
+            source,
+            dest.url,
+            str(store.path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
+    job_id = int(spawned.stdout.strip())
+    running = wait_for(
+        lambda: (j := show(state_dir, job_id))["bytes_done"] > MiB and j, what="progress"
+    )
+    assert running["host"] == "pgvault-other"
+    paused = pgvault(state_dir, "jobs", "pause", str(job_id), "--wait", check=True)
+    assert "paused" in paused.stdout
+    pgvault(state_dir, "jobs", "resume", str(job_id), check=True)
+    wait_for(lambda: show(state_dir, job_id)["state"] == "running", what="running again")
+
+    os.kill(running["pid"], signal.SIGKILL)
+    time.sleep(DEAD_AFTER + 1)
+    for verb in ("pause", "cancel", "resume"):
+        refused = pgvault(state_dir, "jobs", verb, str(job_id))
+        assert refused.returncode == 1, (verb, refused.stdout, refused.stderr)
+        [line] = refused.stderr.strip().splitlines()
+        assert f"cannot {verb} job {job_id}: it runs on host pgvault-other" in line, line
+        assert f"{verb} it on pgvault-other" in line, line
+    assert show(state_dir, job_id)["state"] == "running"  # no request left to nobody
+
+
 def test_several_jobs_run_at_once_and_list_filters_select_them(
     store: JobStore, state_dir: Path, tmp_path: Path, make_dest: object
 ) -> None:

@@ -15,9 +15,18 @@ import pytest
 from textual.widgets import Input, Label, RichLog, Static
 
 from core.jobs import JobState, JobStore
-from tests.support.console import ROWS, fill_store, loaded, make_app, palette_titles, settle
+from tests.support.console import (
+    NOW,
+    OTHER_HOST,
+    ROWS,
+    fill_store,
+    loaded,
+    make_app,
+    palette_titles,
+    settle,
+)
 from tui.app import PgvaultApp
-from tui.config import MUTATING
+from tui.config import MUTATING, ConsoleConfig
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.help import HelpScreen
 from tui.modals.new_backup import NewBackupScreen
@@ -204,6 +213,23 @@ async def test_filter_narrows_and_escape_clears(fixed_state: str) -> None:
         await settle(pilot, lambda: table_keys(app) == ["5", "4", "3", "2", "1"])
         await pilot.press("slash", *"nothing-like-this")
         await settle(pilot, lambda: not app.screen.query_one("#jobs").display)
+
+
+async def test_p_on_another_hosts_job_that_went_quiet_says_where_it_runs(
+    fixed_state: str,
+) -> None:
+    """The fixed rows run on OTHER_HOST; a minute after their last heartbeat nothing there
+    reads this store: the console refuses, naming the host, and records no request."""
+    config = ConsoleConfig(state_dir=fixed_state, clock=lambda: NOW + 60, reap=False)
+    app = PgvaultApp(config)
+    async with app.run_test() as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("p")
+        await settle(
+            pilot,
+            lambda: any(f"runs on host {OTHER_HOST}" in str(n.message) for n in app._notifications),
+        )
+        assert state_of(fixed_state, RUNNING) is JobState.RUNNING
 
 
 async def test_palette_pauses_a_job_by_id(fixed_state: str) -> None:

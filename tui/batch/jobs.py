@@ -1,7 +1,8 @@
 """`pgvault --batch jobs VERB ...`: list, show, watch, pause, resume, cancel jobs and read logs.
 
-Exit codes: 0 done; 1 the job cannot do that in its state (pause a finished job), or the
-watched/waited-for job failed or was cancelled; 3 bad input, including an unknown job id;
+Exit codes: 0 done; 1 the job cannot do that in its state (pause a finished job; control
+another host's job that no longer answers), or the watched/waited-for job failed or was
+cancelled; 3 bad input, including an unknown job id;
 4 any other error. Every command first marks failed the jobs whose process died.
 """
 
@@ -26,6 +27,7 @@ from core.jobs import (
     JobFilter,
     JobState,
     JobStore,
+    reachable,
     reap_dead,
     reap_if_gone,
 )
@@ -491,6 +493,7 @@ def _wait(store: JobStore, job_id: int, done: set[JobState], timeout: float) -> 
 
 def _pause(store: JobStore, args: argparse.Namespace) -> int:
     job_id = parse_job_id(args.job_id)
+    reachable(store, job_id, "pause")
     job, changed = store.request_pause(job_id)
     print(f"job {job_id}: {'pause requested' if changed else 'already ' + job.state.value}")
     if args.wait:
@@ -503,6 +506,7 @@ def _pause(store: JobStore, args: argparse.Namespace) -> int:
 
 def _cancel(store: JobStore, args: argparse.Namespace) -> int:
     job_id = parse_job_id(args.job_id)
+    reachable(store, job_id, "cancel")
     job, changed = store.request_cancel(job_id)
     print(f"job {job_id}: {'cancel requested' if changed else 'already ' + job.state.value}")
     if args.wait:
@@ -519,6 +523,7 @@ def _resume(store: JobStore, args: argparse.Namespace) -> int:
     if not ended_resumably(store, job):
         if args.detach:
             raise InputError("--detach applies to resuming a failed job only")
+        reachable(store, job_id, "resume")
         job, changed = store.request_resume(job_id)
         print(f"job {job_id}: {'resumed' if changed else 'already ' + job.state.value}")
         return ExitCode.OK

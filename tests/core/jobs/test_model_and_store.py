@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -303,3 +304,22 @@ def test_tracker_details_are_kept_apart_from_progress() -> None:
     details["x"] = 1  # a copy
     assert tracker.details() == {"backup_id": "20260101T000000", "reused_bytes": 5}
     NullReporter().detail("ignored", 1)
+
+
+def test_a_store_dropped_unclosed_keeps_no_descriptor(tmp_path: Path) -> None:
+    """sqlite3's connection sits in a reference cycle (its statement cache): a JobStore
+    dropped without close() kept the database, -wal and -shm open until a full garbage
+    collection. Dropping the store closes its connection now; the collector is off here."""
+    JobStore(tmp_path / "jobs.db").close()  # the database and its WAL files exist
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    gc.disable()
+    try:
+        for _ in range(10):
+            store = JobStore(tmp_path / "jobs.db")
+            assert store.list_jobs() == []
+            del store
+        grown = len(os.listdir("/proc/self/fd")) - before
+    finally:
+        gc.enable()
+    assert grown == 0, f"{grown} descriptors more after 10 job stores dropped unclosed"

@@ -4,13 +4,17 @@ builds on, are held by the agent's retention with the reason, never tried and fa
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from core.catalog.backup_info import DONE, FAILED, BackupInfo, serialize
+import pytest
+
+from core.catalog.backup_info import DONE, FAILED, STARTED, BackupInfo, serialize
 from core.catalog.keep import KEEP_FULL, KEEP_STANDALONE, release_keep, set_keep
 from core.catalog.layout import ServerLayout
+from core.catalog.owner import lease_body, lease_key, this_process
 from core.catalog.reader import Catalog
 from core.jobs import JobStore
 from core.protection.agent import apply_retention
@@ -94,12 +98,15 @@ def test_kept_backups_and_what_they_need_are_held_not_failed(
         assert [b.backup_id for b in Catalog(store, SERVER).backups()] == [KEPT, NEWEST]
 
 
+@pytest.mark.parametrize("interrupted", [FAILED, STARTED])
 def test_a_failed_incremental_holds_no_chain_and_goes_before_its_parent(
-    make_dest: Callable[..., TestDestination], tmp_path: Path
+    make_dest: Callable[..., TestDestination], tmp_path: Path, interrupted: str
 ) -> None:
     # a killed or failed incremental stays FAILED in the catalog; it held its whole chain
     # for good ("backups F depend on it") and the delete job refused the parent while it
-    # was there: one failed incremental and a week's chain was never deleted
+    # was there: one failed incremental and a week's chain was never deleted. A killed one
+    # that no host with the key reaped stays STARTED, its owner gone: it held the chain
+    # while a plain one, reaped FAILED, went with it (one rule now for both)
     dest = make_dest("file")
     policy = parse_policy(json.dumps(edited_policy()))  # Default P3M
     instance = BackupInstance("db", SERVER, Datasource("host=/tmp"), "p", created=START)
@@ -110,7 +117,7 @@ def test_a_failed_incremental_holds_no_chain_and_goes_before_its_parent(
     shape = {
         full: (1, None, DONE),
         incremental: (2, full, DONE),
-        failed: (3, incremental, FAILED),
+        failed: (3, incremental, interrupted),
         newest: (8, None, DONE),
     }
     with dest.store() as store, JobStore.open(str(tmp_path)) as jobs:
@@ -130,6 +137,9 @@ def test_a_failed_incremental_holds_no_chain_and_goes_before_its_parent(
             store.put_bytes(layout.backup_file(backup_id, "data.tar"), b"\0" * 1024)
             slot = START + timedelta(days=days)
             state = RunState.SUCCEEDED if status == DONE else RunState.FAILED
+            if status == STARTED:  # its owner, on this machine, is gone
+                dead = {**this_process(), "pid": _dead_pid()}
+                store.put_bytes(lease_key(layout, backup_id), lease_body(dead))
             vaults.claim_run(
                 RunRecord(
                     "db", slot, "BackupWeekly", RunTrigger.SCHEDULED, state,
@@ -145,3 +155,9 @@ def test_a_failed_incremental_holds_no_chain_and_goes_before_its_parent(
             (newest, "delete", "held", "the newest good backup is never deleted"),
         }
         assert [b.backup_id for b in Catalog(store, SERVER).backups()] == [newest]
+
+
+def _dead_pid() -> int:
+    """A PID no process holds now (a child that has exited and been reaped)."""
+    child = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True)
+    return int(child.stdout)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
+from core.storage import ObjectStore
 from tests.support.destinations import TestDestination
 
 OPENINGS = 25
@@ -38,3 +42,37 @@ def test_a_closed_store_keeps_no_connection(destination: TestDestination) -> Non
     finally:
         gc.enable()
     assert grown <= SLACK, f"{grown} descriptors more after {OPENINGS} stores opened and closed"
+
+
+def test_closing_a_store_closes_every_threads_connection(
+    make_dest: Callable[..., TestDestination],
+) -> None:
+    """The WebDAV and plain-S3 (light) stores keep one connection per thread
+    (core.storage.http_connections); close() closed only the calling thread's: those of the
+    other threads stayed open as long as the closed store object lived (a console or an agent
+    holding it) and the threads did. Shown on WebDAV (nginx keeps connections alive; moto
+    closes each one after its answer, so the light S3 store has nothing to leak there)."""
+    dest = make_dest("http")
+    with dest.store() as store:
+        store.put_bytes("o", b"x")
+    threads = 4
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        barrier = threading.Barrier(threads)
+
+        def read(store: ObjectStore) -> bool:
+            barrier.wait()  # a request on each worker thread, each on its kept-alive connection
+            return store.exists("o")
+
+        closed: list[ObjectStore] = []  # held: only what close() releases is released
+        gc.collect()
+        before = _descriptors()
+        gc.disable()
+        try:
+            for _ in range(3):
+                with dest.store() as store:
+                    assert list(pool.map(read, [store] * threads)) == [True] * threads
+                closed.append(store)
+            grown = _descriptors() - before
+        finally:
+            gc.enable()
+    assert grown <= SLACK, f"{grown} descriptors more after 3 stores used by {threads} threads"
