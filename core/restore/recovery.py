@@ -294,6 +294,19 @@ def without_earlier_settings(text: str, names: set[str]) -> str:
 CONF_PATHS = ("hba_file", "ident_file", "include", "include_dir")
 
 
+def conf_setting(line: str) -> tuple[str, str] | None:
+    """(name, value) of one postgresql.conf line that names a place; None for any other."""
+    text = line.split("#", 1)[0].strip()
+    name, sep, value = text.partition("=")
+    if not sep:
+        try:
+            name, value = text.split(None, 1)
+        except ValueError:  # a lone word (or nothing): not a setting
+            return None
+    name, value = name.strip().lower(), value.strip().strip("'")
+    return (name, value) if name in ("data_directory", "external_pid_file", *CONF_PATHS) else None
+
+
 def _conf_settings(path: str) -> dict[str, str]:
     """The last value of each setting of a postgresql.conf that names a place ({} unread)."""
     try:
@@ -301,19 +314,17 @@ def _conf_settings(path: str) -> dict[str, str]:
             lines = fh.readlines()
     except OSError:
         return {}
-    found: dict[str, str] = {}
-    for line in lines:
-        text = line.split("#", 1)[0].strip()
-        name, sep, value = text.partition("=")
-        if not sep:
-            try:
-                name, value = text.split(None, 1)
-            except ValueError:  # a lone word (or nothing): not a setting
-                continue
-        name, value = name.strip().lower(), value.strip().strip("'")
-        if name in ("data_directory", "external_pid_file", *CONF_PATHS):
-            found[name] = value
-    return found
+    return dict(found for found in map(conf_setting, lines) if found)
+
+
+def foreign_setting(pgdata: str, name: str, value: str) -> bool:
+    """Whether a setting conf_setting found sends a server on `pgdata` to the source's places
+    or to a file or directory that is not there (PostgreSQL would then refuse to start)."""
+    if name == "data_directory":
+        return os.path.realpath(value) != os.path.realpath(pgdata)
+    if name == "external_pid_file":
+        return bool(value)
+    return bool(value) and not os.path.exists(os.path.join(pgdata, value))
 
 
 def config_warnings(pgdata: str) -> list[str]:
