@@ -147,3 +147,18 @@ async def test_ctrl_p_opens_the_command_palette_as_colon_does(
         await settle(pilot, lambda: not CommandPalette.is_open(app))
         await pilot.press("colon")
         await settle(pilot, lambda: CommandPalette.is_open(app))
+
+
+async def test_the_help_lists_every_key_of_a_binding(fixed_state: str, console_world: Path) -> None:
+    # The README: "? F1 | help" and "the help screen lists every key"; the help showed `?`
+    # alone for help (its bottom-bar label `?` stood for f1 too) and `:` for the palette.
+    app = make_app(fixed_state, two_servers(console_world))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        await pilot.press("f1")
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert isinstance(app.screen, HelpScreen)
+        shown = {k.binding_id: k.keys for k in app.screen.keys}
+        assert shown["help"] == "? f1", shown
+        assert shown["palette"] == ": ^p", shown
+        assert shown["refresh"] == "R f5" and shown["quit"] == "q f10", shown
