@@ -58,12 +58,10 @@ def collect(screen: Screen[object]) -> list[KeyHelp]:
         everywhere = active.node is app
         entry = (everywhere, binding.action, binding.description)
         # A label names a binding's first key (`?` for question_mark,f1): the others by name.
-        labelled = binding.key_display and not FUNCTION_KEY.fullmatch(binding.key)
-        shown = (
-            binding.key_display
-            if labelled
-            else app.get_key_display(replace(binding, key_display=None))
-        )
+        label = binding.key_display
+        if not label or FUNCTION_KEY.fullmatch(binding.key):
+            label = app.get_key_display(replace(binding, key_display=None))
+        shown = label
         keys = grouped.setdefault(entry, [])
         if shown not in keys:
             keys.append(shown)
