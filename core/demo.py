@@ -116,20 +116,34 @@ def is_running(demo: Demo) -> bool:
 # ---- running things as the server's OS user -----------------------------------------------------
 
 
+def _sbin(name: str) -> str:
+    """An administration tool (runuser, useradd) found also when PATH lacks the sbin
+    directories, as a root shell from `su` without `-` has it on Debian."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in ("/usr/sbin", "/sbin"):
+        path = os.path.join(directory, name)
+        if os.access(path, os.X_OK):
+            return path
+    return name
+
+
 def _os_user() -> str:
     if os.geteuid() != 0:
         return pwd.getpwuid(os.geteuid()).pw_name
     try:
         pwd.getpwnam(PG_USER)
     except KeyError:
-        _run(["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", PG_USER], None, "create user")
+        shell = "/usr/sbin/nologin"
+        _run([_sbin("useradd"), "-r", "-M", "-s", shell, PG_USER], None, "create user")
     return PG_USER
 
 
 def _as_user(cmd: list[str], user: str | None) -> list[str]:
     if user is None or os.geteuid() != 0 or user == "root":
         return cmd
-    return ["runuser", "-u", user, "--", *cmd]
+    return [_sbin("runuser"), "-u", user, "--", *cmd]
 
 
 def _run(

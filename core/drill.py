@@ -38,6 +38,7 @@ from core.postgres.server import (
 )
 from core.progress import Reporter
 from core.restore import RestoreRequest, make_target, run_restore
+from core.restore.recovery import conf_setting, foreign_setting
 from core.storage import StoreConfig
 from core.urls import Location
 
@@ -146,6 +147,7 @@ class _Server:
             raise DrillFailed(f"cannot run {args[0]}: {exc}") from None
 
     def configure(self) -> None:
+        _drop_foreign_places(self.data)
         os.mkdir(self.sock, 0o700)
         hba = os.path.join(self.work, "pg_hba.conf")
         with open(hba, "w", encoding="utf-8") as fh:
@@ -237,6 +239,26 @@ class DrillRequest:
     work_dir: str | None = None  # None: the system's temp directory
     amcheck: bool = True
     timeout: float = 600.0
+
+
+def _drop_foreign_places(data: str) -> None:
+    """Comment out what the restored postgresql.conf names of the source's host (a
+    pg_ctlcluster cluster's data_directory, external_pid_file, include_dir 'conf.d'): the
+    drill's server must start on its own copy, and never touch the source's places."""
+    path = os.path.join(data, "postgresql.conf")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            lines = fh.readlines()
+    except OSError:
+        return
+    kept = []
+    for line in lines:
+        found = conf_setting(line)
+        if found and foreign_setting(data, *found):
+            line = f"# {line.rstrip()}  # commented out by the pgvault restore drill\n"
+        kept.append(line)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.writelines(kept)
 
 
 def run_drill(request: DrillRequest, info: BackupInfo, reporter: Reporter) -> list[str]:

@@ -82,7 +82,11 @@ class PgvaultApp(App[int]):
         Binding("Z", "freeze", "Freeze", show=False, id="freeze"),
         # Priority: run as the App reads `:`, so that a command typed with it (`:pause 3`,
         # one read) reaches the palette's search (typed into a filter, `:` is a character).
-        Binding("colon", "command_palette", "Commands", show=False, id="palette", priority=True),
+        # ctrl+p is named here too: Textual adds its own ctrl+p only when no binding runs
+        # the palette, and this one does.
+        Binding(
+            "colon,ctrl+p", "command_palette", "Commands", show=False, id="palette", priority=True
+        ),
         Binding("q,f10", "quit", "Quit", id="quit"),
     ]
 

@@ -54,6 +54,21 @@ def rate(value: float) -> str:
     return per_second(value) if value > 0 else "-"
 
 
+#: the cells of a table's rate column: "1024 MiB/s" and "99.9 MiB/s" fit
+RATE_CELL = 10
+#: from this many units on, a rate in a table drops its decimal (three significant digits)
+WHOLE_UNITS = 99.95
+
+
+def rate_cell(value: float) -> str:
+    """rate() in RATE_CELL cells: '7.4 MiB/s', '676 KiB/s' (not '675.7 KiB/s'); '-' idle."""
+    shown = rate(value)
+    number, _, unit = shown.partition(" ")
+    if unit and "." in number and float(number) >= WHOLE_UNITS:
+        return f"{float(number):.0f} {unit}"
+    return shown
+
+
 #: server_version_num of PostgreSQL 10, the first numbered MAJOR.MINOR (170002 is 17.2)
 TWO_PART_VERSIONS = 100000
 #: what a job's data rate counts, for kinds whose data is not read from PostgreSQL

@@ -104,7 +104,13 @@ def clean_up(run: RestoreRun, exc: BaseException) -> None:
             _remove(os.path.join(path, entry))
     if run.created or run.emptied:
         log.info("restore failed (%s): removed what it had written", type(exc).__name__)
-    elif run.request.delta and not isinstance(exc, RestoreRunning):
+    elif (
+        run.request.delta
+        and not isinstance(exc, RestoreRunning)
+        and not os.path.lexists(os.path.join(run.pgdata, "global", "pg_control"))
+    ):
+        # Only once prepare_delta set it aside: a restore refused before (a WAL hole, a
+        # running server) left the directory as it was, pg_control included.
         log.info(
             "delta restore failed (%s): %s has no global/pg_control until a delta restore "
             "finishes; run it again",

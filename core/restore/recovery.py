@@ -290,26 +290,47 @@ def without_earlier_settings(text: str, names: set[str]) -> str:
     return "".join(kept)
 
 
-def config_warnings(pgdata: str) -> list[str]:
-    """Settings of the restored postgresql.conf that point outside the restored directory."""
-    path = os.path.join(pgdata, "postgresql.conf")
+#: settings of postgresql.conf naming a file or directory (include_if_exists may be absent)
+CONF_PATHS = ("hba_file", "ident_file", "include", "include_dir")
+
+
+def conf_setting(line: str) -> tuple[str, str] | None:
+    """(name, value) of one postgresql.conf line that names a place; None for any other."""
+    text = line.split("#", 1)[0].strip()
+    name, sep, value = text.partition("=")
+    if not sep:
+        try:
+            name, value = text.split(None, 1)
+        except ValueError:  # a lone word (or nothing): not a setting
+            return None
+    name, value = name.strip().lower(), value.strip().strip("'")
+    return (name, value) if name in ("data_directory", "external_pid_file", *CONF_PATHS) else None
+
+
+def _conf_settings(path: str) -> dict[str, str]:
+    """The last value of each setting of a postgresql.conf that names a place ({} unread)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             lines = fh.readlines()
     except OSError:
-        return []
-    found: dict[str, str] = {}
-    for line in lines:
-        text = line.split("#", 1)[0].strip()
-        name, sep, value = text.partition("=")
-        if not sep:
-            try:
-                name, value = text.split(None, 1)
-            except ValueError:  # a lone word (or nothing): not a setting
-                continue
-        name, value = name.strip().lower(), value.strip().strip("'")
-        if name in ("data_directory", "hba_file", "ident_file", "include", "include_dir"):
-            found[name] = value
+        return {}
+    return dict(found for found in map(conf_setting, lines) if found)
+
+
+def foreign_setting(pgdata: str, name: str, value: str) -> bool:
+    """Whether a setting conf_setting found sends a server on `pgdata` to the source's places
+    or to a file or directory that is not there (PostgreSQL would then refuse to start)."""
+    if name == "data_directory":
+        return os.path.realpath(value) != os.path.realpath(pgdata)
+    if name == "external_pid_file":
+        return bool(value)
+    return bool(value) and not os.path.exists(os.path.join(pgdata, value))
+
+
+def config_warnings(pgdata: str) -> list[str]:
+    """Settings of the restored postgresql.conf that point outside the restored directory
+    (a pg_ctlcluster cluster's, copied from /etc/postgresql, names the source's places)."""
+    found = _conf_settings(os.path.join(pgdata, "postgresql.conf"))
     warnings = []
     directory = found.get("data_directory")
     if directory and os.path.realpath(directory) != os.path.realpath(pgdata):
@@ -318,10 +339,20 @@ def config_warnings(pgdata: str) -> list[str]:
             f"started on {pgdata} would use that directory instead; start it with "
             f"-c data_directory={pgdata} or edit the setting"
         )
-    for key in ("hba_file", "ident_file", "include", "include_dir"):
+    pid_file = found.get("external_pid_file")
+    if pid_file:
+        warnings.append(
+            f"the restored postgresql.conf sets external_pid_file = '{pid_file}': a server "
+            f"started on {pgdata} would write the source's PID file there; start it with "
+            "-c external_pid_file='' or edit the setting"
+        )
+    for key in CONF_PATHS:
         setting = found.get(key)
-        if setting and os.path.isabs(setting) and not os.path.exists(setting):
+        # A relative one is read from the directory of the configuration file: the restored one.
+        place = os.path.join(pgdata, setting) if setting else ""
+        if setting and not os.path.exists(place):
             warnings.append(
-                f"the restored postgresql.conf sets {key} = '{setting}', which does not exist here"
+                f"the restored postgresql.conf sets {key} = '{setting}', but {place} does not "
+                "exist here: PostgreSQL will not start until it does or the setting is edited"
             )
     return warnings

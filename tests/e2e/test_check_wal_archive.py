@@ -126,7 +126,11 @@ def test_the_gap_check_lists_what_each_backup_lacks(
         f"backup 20261121T120000 ({second}..{fourth}): MISSING 1 segment(s) it needs: {fourth}"
         in result.stdout
     )
-    assert "1 of 2 backup(s) lack WAL segments" in result.stderr
+    assert "1 of 2 backup(s) lack WAL segments (listed above)" in result.stderr
+    # With --format json nothing is listed above the line: the report on stdout holds them.
+    as_json = pgvault_run(pgvault_bin, *gaps, "--format", "json", env=dest.env)
+    assert as_json.returncode == 1 and "listed above" not in as_json.stderr, as_json.stderr
+    assert "lack WAL segments (in the report's backups)" in as_json.stderr, as_json.stderr
 
     with dest.store() as store:  # a hole after the first backup
         store.delete_many([f"pg1/wals/{second[:16]}/{second}.gz"])

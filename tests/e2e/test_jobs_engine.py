@@ -410,6 +410,15 @@ def test_unknown_jobs_and_bad_input_get_one_line_and_the_seeds_codes(state_dir: 
     assert pgvault(state_dir, "jobs", "list").returncode == 0
 
 
+def test_a_bad_state_names_active_and_finished_too(state_dir: Path) -> None:
+    # The README: "--state also takes active and finished"; the refusal listed only the
+    # eight states, so an operator never learnt of the two words from it.
+    result = pgvault(state_dir, "jobs", "list", "--state", "done")
+    assert result.returncode == 3, result.stderr
+    assert "active, finished" in result.stderr and "succeeded" in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1
+
+
 def test_a_job_whose_request_cannot_be_run_fails_with_its_reason(
     store: JobStore, state_dir: Path, tmp_path: Path
 ) -> None:

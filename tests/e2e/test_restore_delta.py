@@ -20,6 +20,7 @@ import pytest
 
 from tests.support.destinations import make_destination
 from tests.support.pitr import (
+    SERVER,
     Source,
     Target,
     make_source,
@@ -185,6 +186,32 @@ def test_another_clusters_directory_is_refused_unless_forced(source: Source) -> 
         assert verified.returncode == 0, verified.stderr + verified.stdout
     finally:
         other.drop()
+
+
+def test_a_delta_restore_refused_before_it_starts_says_nothing_of_pg_control(
+    source: Source,
+) -> None:
+    # Found by running the README: a delta restore that the WAL check refused logged "has
+    # no global/pg_control until a delta restore finishes; run it again" although nothing
+    # of the directory had been touched (pg_control still there, the server starting).
+    backup = _backup(source)
+    hole = source.cluster.one("select pg_walfile_name(pg_current_wal_lsn())")
+    for step in range(2):
+        source.cluster.sql(f"create table after_{step} as select 1 as x")
+        source.archive_everything()
+    wals = Path(source.dest.url.removeprefix("file://"), SERVER, "wals")
+    removed = [path for path in wals.rglob(f"*{hole}*") if path.is_file()]
+    for path in removed:
+        path.unlink()
+    assert removed, sorted(str(p) for p in wals.rglob("*"))
+    cluster = source.cluster
+    cluster.stop()
+    control = _identity(os.path.join(cluster.data, "global", "pg_control"))
+    refused = restore(source.dest, Target(cluster.base), backup, "--delta", "-v", check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert f"first missing segment {hole}" in refused.stderr, refused.stderr
+    assert "pg_control" not in refused.stderr, refused.stderr
+    assert _identity(os.path.join(cluster.data, "global", "pg_control")) == control
 
 
 def test_without_delta_a_cluster_directory_is_still_refused(source: Source) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.command import CommandPalette
 from textual.widgets import Input, OptionList, Tree
 
 from core.jobs import JobState
@@ -129,3 +130,35 @@ async def test_every_job_kind_reads_whole_in_the_jobs_table_at_80_columns(
         await pilot.press("slash", *"logical-restore", "enter")
         await settle(pilot, lambda: len(table.keys) == 1)
         assert str(table.get_cell(table.keys[0], "kind")) == "lg-restore"
+
+
+async def test_ctrl_p_opens_the_command_palette_as_colon_does(
+    fixed_state: str, console_world: Path
+) -> None:
+    # The README's key table and the help say `:` or ctrl+p; Textual binds its own ctrl+p
+    # only when no binding of the app runs the palette, so `:`'s binding had removed it.
+    app = make_app(fixed_state, two_servers(console_world))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        assert isinstance(app.screen, JobsScreen)
+        await pilot.press("ctrl+p")
+        await settle(pilot, lambda: CommandPalette.is_open(app))
+        await pilot.press("escape")
+        await settle(pilot, lambda: not CommandPalette.is_open(app))
+        await pilot.press("colon")
+        await settle(pilot, lambda: CommandPalette.is_open(app))
+
+
+async def test_the_help_lists_every_key_of_a_binding(fixed_state: str, console_world: Path) -> None:
+    # The README: "? F1 | help" and "the help screen lists every key"; the help showed `?`
+    # alone for help (its bottom-bar label `?` stood for f1 too) and `:` for the palette.
+    app = make_app(fixed_state, two_servers(console_world))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        await pilot.press("f1")
+        await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert isinstance(app.screen, HelpScreen)
+        shown = {k.binding_id: k.keys for k in app.screen.keys}
+        assert shown["help"] == "? f1", shown
+        assert shown["palette"] == ": ^p", shown
+        assert shown["refresh"] == "R f5" and shown["quit"] == "q f10", shown

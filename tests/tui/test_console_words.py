@@ -85,6 +85,33 @@ async def test_the_rates_are_named_data_and_wire(tmp_path: Path) -> None:
         assert "on the wire, last" in screen
 
 
+@pytest.mark.parametrize("columns", [80, 120])
+async def test_a_rate_of_three_digits_reads_whole_in_the_data_rate_column(
+    tmp_path: Path, columns: int
+) -> None:
+    # Found in tmux at 120 columns: "675.7 KiB/s" (11 characters) showed as "675.7 KiB/" in
+    # the 10-cell DATA RATE column, as would any backup between 100 and 1023.9 MiB/s.
+    state = str(tmp_path / "state")
+    slow = replace(ROWS[0], rate=675.7 * 1024)
+    fill_store(state, (slow, replace(ROWS[0], server="pg-other", rate=150.2 * MiB)))
+    app = make_app(state)
+    async with app.run_test(size=(columns, 30)) as pilot:
+        await settle(pilot, loaded(app))
+        screen = "\n".join(screen_lines(app))
+        assert re.search(r" 676 KiB/s ", screen), screen
+        assert re.search(r" 150 MiB/s ", screen), screen
+
+
+def test_a_table_rate_keeps_three_significant_digits_in_ten_cells() -> None:
+    assert fmt.rate_cell(7.44 * MiB) == "7.4 MiB/s"
+    assert fmt.rate_cell(99.94 * MiB) == "99.9 MiB/s"
+    assert fmt.rate_cell(675.7 * 1024) == "676 KiB/s"
+    assert fmt.rate_cell(1023.9 * MiB) == "1024 MiB/s"
+    assert fmt.rate_cell(999) == "999 B/s"
+    assert fmt.rate_cell(0) == "-"
+    assert all(len(fmt.rate_cell(n * 1.37)) <= 10 for n in range(0, 1 << 42, 1 << 25))
+
+
 def test_rates_of_a_restore_are_written_and_received() -> None:
     assert fmt.job_rates("restore", 4 * MiB, 2 * MiB) == "written 4.0 MiB/s · received 2.0 MiB/s"
     assert fmt.wire_now([], NOW) == 0.0

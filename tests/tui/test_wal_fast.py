@@ -92,3 +92,19 @@ def test_the_acknowledgement_loads_neither_argparse_nor_storage(layout: tuple[st
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert json.loads(result.stdout) == [0, []], result.stderr
+
+
+def test_a_fast_path_flag_without_async_is_refused_in_one_plain_line(
+    layout: tuple[str, str],
+) -> None:
+    # Seen running the README's checks: "--pusher-idle only apply with --async".
+    base, wal = layout
+    pgvault = os.path.join(os.path.dirname(sys.executable), "pgvault")
+    for flags, line in (
+        (["--pusher-idle", "5"], "--pusher-idle applies only with --async"),
+        (["-J", "2", "--async-timeout", "5"], "-J/--jobs, --async-timeout apply only with --async"),
+    ):
+        argv = [pgvault, "--batch", "wal-archive", *flags, f"file://{base}/dest", "pg1", wal]
+        result = subprocess.run(argv, capture_output=True, text=True)
+        assert result.returncode == 3, result.stderr
+        assert result.stderr == f"pgvault wal-archive: error: {line}\n", result.stderr

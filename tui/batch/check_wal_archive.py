@@ -134,8 +134,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     failed = [c for c in coverage if not c.ok]
     if failed:  # a gap that cuts no backup's recovery (older than all of them) is not
+        where_listed = "in the report's backups" if args.format == "json" else "listed above"
         raise ArchiveGaps(
-            f"{len(failed)} of {len(coverage)} backup(s) lack WAL segments (listed above); "
+            f"{len(failed)} of {len(coverage)} backup(s) lack WAL segments ({where_listed}); "
             "--repair archives again what the server still holds"
         )
     return ExitCode.OK

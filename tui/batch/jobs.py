@@ -278,8 +278,16 @@ def parse_states(values: list[str] | None) -> tuple[JobState, ...]:
             elif name == "finished":
                 states += sorted(FINAL_STATES)
             else:
-                states.append(parse_state(name))
+                states.append(_one_state(name))
     return tuple(dict.fromkeys(states))
+
+
+def _one_state(name: str) -> JobState:
+    try:
+        return parse_state(name)
+    except InputError:
+        names = ", ".join(["active", "finished", *(s.value for s in JobState)])
+        raise InputError(f"unknown job state {name!r} (one of: {names})") from None
 
 
 def _split(values: list[str] | None) -> tuple[str, ...]:

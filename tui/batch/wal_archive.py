@@ -267,7 +267,8 @@ def _fast_path(args: argparse.Namespace) -> FastPath | None:
     given = [name for name in FAST_PATH_DEFAULTS if getattr(args, name) is not None]
     if given and not args.async_mode:
         names = ", ".join("-J/--jobs" if n == "jobs" else f"--{n.replace('_', '-')}" for n in given)
-        raise InputError(f"{names} only apply with --async")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise InputError(f"{names} {verb} only with --async")
     if not args.async_mode:
         return None
     values = _given(args, FAST_PATH_DEFAULTS)

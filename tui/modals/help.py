@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rich.table import Table
@@ -31,6 +32,10 @@ def general_text(keymap: Path) -> str:
     )
 
 
+#: keys a binding carries beside the one its label names (f1 beside `?`, f5 beside R)
+FUNCTION_KEY = re.compile(r"f[0-9]+")
+
+
 @dataclass(frozen=True)
 class KeyHelp:
     keys: str
@@ -52,7 +57,11 @@ def collect(screen: Screen[object]) -> list[KeyHelp]:
             continue
         everywhere = active.node is app
         entry = (everywhere, binding.action, binding.description)
-        shown = binding.key_display or app.get_key_display(binding)
+        # A label names a binding's first key (`?` for question_mark,f1): the others by name.
+        label = binding.key_display
+        if not label or FUNCTION_KEY.fullmatch(binding.key):
+            label = app.get_key_display(replace(binding, key_display=None))
+        shown = label
         keys = grouped.setdefault(entry, [])
         if shown not in keys:
             keys.append(shown)

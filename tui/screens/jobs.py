@@ -41,7 +41,7 @@ JOB_COLUMNS = (
     Col("server", "SERVER", 8, flex=True),
     Col("progress", "PROGRESS", PROGRESS_BAR + 5),
     # The data done per second (read, written or checked), not the bytes on the wire.
-    Col("rate", "DATA RATE", 10, right=True),
+    Col("rate", "DATA RATE", fmt.RATE_CELL, right=True),
     Col("eta", "ETA", 6, right=True),
     Col("started", "STARTED", 11, min_width=96),
     Col("destination", "DESTINATION", 16, min_width=118, flex=True),
@@ -140,7 +140,7 @@ def job_cells(job: Job, now: float) -> dict[str, Text]:
         "kind": Text(KIND_SHORT.get(job.kind, job.kind)),
         "server": Text(job.server or "-"),
         "progress": progress,
-        "rate": Text(fmt.rate(job.rate) if active else "-", justify="right"),
+        "rate": Text(fmt.rate_cell(job.rate) if active else "-", justify="right"),
         "eta": Text(fmt.duration(job.eta) if active and job.eta else "-", justify="right"),
         "started": Text(fmt.clock_time(job.started or job.created, now)),
         "destination": Text(job.destination or "-"),

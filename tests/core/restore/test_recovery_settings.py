@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 
@@ -90,3 +91,58 @@ def test_a_restore_of_a_restored_copy_replaces_the_earlier_block_instead_of_pili
     assert "port = '5433'" in again
     assert "work_mem = '64MB'" in again and "shared_buffers = '1GB'" in again
     assert again.index("port = '5433'") < again.index("restore_command = 'new'")
+
+
+# The tail of Debian's /etc/postgresql/15/main/postgresql.conf (pg_createcluster), which a
+# backup of a pg_ctlcluster cluster stores in the data archive's root as barman-cloud does.
+DEBIAN_CONF = """\
+data_directory = '/var/lib/postgresql/15/main'
+hba_file = '/etc/postgresql/15/main/pg_hba.conf'
+ident_file = '/etc/postgresql/15/main/pg_ident.conf'
+external_pid_file = '/var/run/postgresql/15-main.pid'
+include_dir = 'conf.d'
+"""
+
+
+def test_a_restored_debian_configuration_is_named_before_postgresql_refuses_it() -> None:
+    # Found by following the README's walkthrough note for pg_ctlcluster clusters: the
+    # restored server did not start ("could not open configuration directory .../conf.d")
+    # and the restore had warned of data_directory only; nor would it say that the server
+    # started there writes the source's external_pid_file.
+    import shutil
+
+    from core.restore.recovery import config_warnings
+    from tests.support.postgres import as_postgres, debian_bindir, world_dir
+
+    restored = world_dir("pgvault-debian-conf-")
+    try:
+        conf = os.path.join(restored, "postgresql.conf")
+        with open(conf, "w") as fh:
+            fh.write(DEBIAN_CONF)
+        os.chmod(conf, 0o644)
+        # PostgreSQL itself refuses this configuration before it looks at data_directory:
+        read = as_postgres(
+            [f"{debian_bindir()}/postgres", "-D", restored, "-C", "port"], check=False
+        )
+        assert read.returncode != 0 and "conf.d" in read.stderr, read.stderr
+        warnings = config_warnings(restored)
+        named = {w.split(" = ")[0].split()[-1] for w in warnings}
+        absent = {
+            key
+            for key, path in (("hba_file", "pg_hba.conf"), ("ident_file", "pg_ident.conf"))
+            if not os.path.exists(f"/etc/postgresql/15/main/{path}")  # this host's own
+        }
+        assert named == {"data_directory", "external_pid_file", "include_dir"} | absent, warnings
+        assert any(f"-c data_directory={restored}" in w for w in warnings), warnings
+        assert any("external_pid_file=''" in w for w in warnings), warnings
+        assert any(os.path.join(restored, "conf.d") in w for w in warnings), warnings
+
+        os.mkdir(os.path.join(restored, "conf.d"))
+        os.chmod(os.path.join(restored, "conf.d"), 0o755)
+        read = as_postgres(
+            [f"{debian_bindir()}/postgres", "-D", restored, "-C", "port"], check=False
+        )
+        assert read.returncode == 0, read.stderr
+        assert not any("include_dir" in w for w in config_warnings(restored))
+    finally:
+        shutil.rmtree(restored, ignore_errors=True)
