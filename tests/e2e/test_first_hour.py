@@ -93,7 +93,10 @@ def test_unknown_servers_are_named_and_sizes_and_versions_read_alike(
     # A mistyped server: listed as absent, with the servers that are there.
     wrong = pgvault("backup-list", dest.url, "pg2")
     assert wrong.returncode == 1
-    assert f"server pg2 has no backups in {dest.url}; the servers there: {SERVER}" in wrong.stderr
+    assert wrong.stderr == (
+        f"pgvault backup-list: error: server pg2 has no backups in {dest.url}; "
+        f"the servers there: {SERVER}\n"
+    )
     target = tmp_path / "restored"
     restore = pgvault("restore", dest.url, "pg2", "latest", str(target))
     assert restore.returncode == 1

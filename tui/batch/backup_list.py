@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from core.errors import ExitCode
+from core.errors import ExitCode, OperationFailed
 from core.units import format_size
 from tui.batch.catalog_options import add_format, add_source, connectivity_test, opened
 from tui.batch.main import Context
@@ -187,8 +187,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         known = any((listing.backups, listing.broken, logical.backups, logical.broken, unfinished))
         if not known and args.server_name not in list_servers(store):
             # A mistyped name must not read as "no backups yet": name those that are there.
-            print(no_backups_here(store, args.server_name), file=sys.stderr)
-            return ExitCode.FAILED
+            raise OperationFailed(no_backups_here(store, args.server_name))
     if args.format == "json":
         print(json.dumps(_json(listing, logical, unfinished, copies)))
         return ExitCode.OK
