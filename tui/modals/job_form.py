@@ -7,10 +7,12 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -31,11 +33,40 @@ class FormScreen(ModalScreen[T]):
     BINDINGS = [
         Binding("ctrl+s,f2", "submit", "Start", key_display="^s/F2", id="form.submit"),
         Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
+        # Priority: the focus moves as the App reads `tab`, so that what is typed after it
+        # in the same read (`localhost<tab>5432`) goes to the next field, not this one.
+        Binding("tab", "app.focus_next", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", show=False, priority=True),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.starting = False  # submitted, its work running: nothing more is taken
+        self._typeahead: list[events.Key] = []  # typed before a field had the focus
+
+    def focus_first(self, field: Widget) -> None:
+        """Give `field` the focus now, with the keys typed before any field could take them.
+
+        The App hands each key of a read to the focused widget, or to the screen while none
+        is: `nabc` typed in one burst (tmux, SSH, a fast typist) reached this screen before
+        it had mounted its fields, and `abc` was lost."""
+        self.set_focus(field)
+        for key in self._typeahead:
+            field.post_message(events.Key(key.key, key.character))
+        self._typeahead.clear()
+
+    def on_key(self, event: events.Key) -> None:
+        focused = self.focused
+        if focused is None:
+            self._typeahead.append(event)  # tab and backspace too: replayed in order
+        elif event.is_printable and isinstance(focused, Input):
+            # A field takes every printable key it is given: this one was handed to the
+            # screen before the field had the focus (the same burst); it belongs there.
+            focused.post_message(events.Key(event.key, event.character))
+        else:
+            return
+        event.stop()
+        event.prevent_default()
 
     @abstractmethod
     def action_submit(self) -> None:

@@ -320,10 +320,10 @@ class NewBackupScreen(JobFormScreen):
         for widget in self.query(Input):
             widget.validate(widget.value)
             self._show_error(widget, widget.validate(widget.value))
-        first = self.query_one("#server", Input)
-        (first if not first.value else self.query_one("#destination", Input)).focus()
-        if self.query_one("#server", Input).value and self.query_one("#destination", Input).value:
-            self.query_one("#host", Input).focus()
+        server = self.query_one("#server", Input)
+        destination = self.query_one("#destination", Input)
+        first = server if not server.value else destination if not destination.value else None
+        self.focus_first(first or self.query_one("#host", Input))
 
     def _show_error(self, widget: Input, result: ValidationResult | None) -> None:
         label = self.query_one(f"#{widget.id}-error", Label)
