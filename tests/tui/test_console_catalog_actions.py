@@ -263,3 +263,32 @@ async def test_delta_over_an_incremental_is_refused_in_the_form(
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
         (job,) = jobs_of(fixed_state, "restore")
         assert job.options.get("backup") == "20260313T080000"
+
+
+async def test_the_restore_form_names_its_own_wal_dir_field(
+    fixed_state: str, fixed_catalog: str, tmp_path: Path
+) -> None:
+    """restore_command's directory (INTO.pgvault) that cannot be made: the form said "choose
+    a place with --wal-restore-dir", an option it did not have. It has the WAL dir field now,
+    and its errors name fields, not command-line options."""
+    (tmp_path / "restored.pgvault").write_text("a file where the WAL directory would go\n")
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        form = app.screen
+        assert isinstance(form, RestoreScreen)
+        status = form.query_one("#form-status")
+        form.query_one("#directory").value = str(tmp_path / "restored")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "is not a directory" in str(status.render()), timeout=20)
+        said = str(status.render())
+        assert "(the WAL dir field)" in said and "--" not in said, said
+        assert jobs_of(fixed_state, "restore") == []
+
+        form.query_one("#wal_restore_dir").value = str(tmp_path / "spool")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        (job,) = jobs_of(fixed_state, "restore")
+        assert job.options.get("wal_restore_dir") == str(tmp_path / "spool")

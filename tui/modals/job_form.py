@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from rich.text import Text
@@ -24,6 +25,21 @@ T = TypeVar("T")
 
 #: the environment a job for (destination label, server) gets: the keys the console holds
 JobKeys = Callable[[str, str], dict[str, str]]
+
+#: a command-line option, as core's messages name it (`--wal-restore-dir`, `-J/--jobs`)
+_OPTION = re.compile(r"(?<![\w-])(?:-[A-Za-z]/)?--[a-z][a-z-]*[a-z]")
+
+
+def in_form_words(message: str, fields: Mapping[str, str]) -> str:
+    """A message of core's, which names command-line options, with the options this form
+    has as fields named by their labels (`--wal-restore-dir` -> `the WAL dir field`)."""
+
+    def field(match: re.Match[str]) -> str:
+        option = match.group(0).split("/")[-1]
+        label = fields.get(option)
+        return f"the {label} field" if label else match.group(0)
+
+    return _OPTION.sub(field, message)
 
 
 class FormScreen(ModalScreen[T]):
@@ -108,6 +124,8 @@ class JobFormScreen(FormScreen[int | None]):
     #: the job kind the form starts, and what the status line calls it
     kind: JobKind[Any]
     what = "job"
+    #: the command-line options the form has as fields: option -> the field's label
+    OPTION_FIELDS: Mapping[str, str] = {}
 
     def __init__(self, state_dir: str | None, keys: JobKeys | None = None) -> None:
         super().__init__()
@@ -130,7 +148,7 @@ class JobFormScreen(FormScreen[int | None]):
         try:
             request = self.build_request()
         except PgvaultError as exc:
-            status.update(Text(str(exc), style="bold red"))
+            status.update(Text(in_form_words(str(exc), self.OPTION_FIELDS), style="bold red"))
             return
         self.starting = True
         self.query_one("#start", Button).disabled = True
@@ -161,7 +179,8 @@ class JobFormScreen(FormScreen[int | None]):
         elif event.state is WorkerState.ERROR:
             self.starting = False
             self.query_one("#start", Button).disabled = False
-            message = describe_error(event.worker.error or RuntimeError("failed"))
+            error = describe_error(event.worker.error or RuntimeError("failed"))
+            message = in_form_words(error, self.OPTION_FIELDS)
             self.query_one("#form-status", Static).update(
                 Text(f"cannot start: {message}", style="bold red")
             )

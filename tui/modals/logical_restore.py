@@ -118,6 +118,18 @@ class LogicalRestoreScreen(JobFormScreen):
 
     kind = LOGICAL_RESTORE
     what = "logical restore"
+    OPTION_FIELDS = {
+        "--database": "Database",
+        "--table": "Tables",
+        "--new-db-name": "New name",
+        "--into-db": "Into database",
+        "--host": "Host",
+        "--port": "Port",
+        "--jobs": "Parallel (-J)",
+        "--max-bandwidth": "Bandwidth cap",
+        "--clean": "Clean",
+        "--all-databases": "All databases",
+    }
 
     def __init__(
         self, ref: BackupRef, target: Target, state_dir: str | None, keys: JobKeys | None = None

@@ -239,6 +239,16 @@ class NewBackupScreen(JobFormScreen):
 
     kind: JobKind[Any] = BACKUP  # LOGICAL_BACKUP once the Kind field says logical
     what = "backup"
+    OPTION_FIELDS = {
+        "--port": "Port",
+        "--jobs": "Parallel (-J)",
+        "--max-bandwidth": "Bandwidth cap",
+        "--name": "Backup name",
+        "--tags": "Tags",
+        "--database": "Database",
+        "--incremental": "Kind",
+        "--differential": "Kind",
+    }
 
     def __init__(
         self, defaults: FormDefaults, state_dir: str | None, keys: JobKeys | None = None

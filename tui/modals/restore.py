@@ -85,6 +85,15 @@ class RestoreScreen(JobFormScreen):
 
     kind = RESTORE
     what = "restore"
+    OPTION_FIELDS = {
+        "--wal-restore-dir": "WAL dir",
+        "--port": "Port",
+        "--max-bandwidth": "Bandwidth cap",
+        "--tablespace": "Tablespaces",
+        "--target-time": "Point in time",
+        "--target-immediate": "Stop",
+        "--delta": "Delta",
+    }
 
     def __init__(self, ref: BackupRef, state_dir: str | None, keys: JobKeys | None = None) -> None:
         super().__init__(state_dir, keys)
@@ -105,6 +114,12 @@ class RestoreScreen(JobFormScreen):
                 yield Input(
                     placeholder="an empty or new directory, e.g. /var/lib/pgsql/restored",
                     id="directory",
+                    compact=True,
+                )
+                yield Label("WAL dir", classes="form-label")
+                yield Input(
+                    placeholder="restore_command's, outside Into (empty: INTO.pgvault)",
+                    id="wal_restore_dir",
                     compact=True,
                 )
                 yield Label("Port", classes="form-label")
@@ -173,8 +188,10 @@ class RestoreScreen(JobFormScreen):
                 "backups only; restore it into an empty or new directory"
             )
         port = self.value("port").strip()
+        wal_dir = self.value("wal_restore_dir").strip()
         return replace(
             request,
+            wal_restore_dir=_path(wal_dir) if wal_dir else None,
             delta=delta,
             port=int(parse_port(port)) if port else None,
             store_config=replace(

@@ -65,6 +65,13 @@ class WalRepairScreen(JobFormScreen):
 
     kind = WAL_REPAIR
     what = "WAL repair"
+    OPTION_FIELDS = {
+        "--pgdata": "Data directory",
+        "--host": "Host",
+        "--port": "Port",
+        "--user": "User",
+        "--dbname": "Database",
+    }
 
     def __init__(
         self, url: str, label: str, server: str, defaults: RepairDefaults, state_dir: str | None
