@@ -74,6 +74,15 @@ def build_restore_request(
     )
 
 
+#: the form's text fields after Backup: (id, label, placeholder)
+FIELDS = (
+    ("directory", "Into", "an empty or new directory, e.g. /var/lib/pgsql/restored"),
+    ("wal_restore_dir", "WAL dir", "restore_command's, outside Into (empty: INTO.pgvault)"),
+    ("port", "Port", "the restored server's (empty: the source's)"),
+    ("bandwidth", "Bandwidth cap", "on downloads, bytes/s, e.g. 20MB (empty: no limit)"),
+)
+
+
 def _time_placeholder(end: datetime | None) -> str:
     """An example target the operator can edit: this backup's end, the earliest it reaches."""
     example = end.isoformat(sep=" ", timespec="seconds") if end else "2026-11-21 10:15:00+00:00"
@@ -110,30 +119,9 @@ class RestoreScreen(JobFormScreen):
                     id="backup",
                     compact=True,
                 )
-                yield Label("Into", classes="form-label")
-                yield Input(
-                    placeholder="an empty or new directory, e.g. /var/lib/pgsql/restored",
-                    id="directory",
-                    compact=True,
-                )
-                yield Label("WAL dir", classes="form-label")
-                yield Input(
-                    placeholder="restore_command's, outside Into (empty: INTO.pgvault)",
-                    id="wal_restore_dir",
-                    compact=True,
-                )
-                yield Label("Port", classes="form-label")
-                yield Input(
-                    placeholder="the restored server's (empty: the source's)",
-                    id="port",
-                    compact=True,
-                )
-                yield Label("Bandwidth cap", classes="form-label")
-                yield Input(
-                    placeholder="on downloads, bytes/s, e.g. 20MB (empty: no limit)",
-                    id="bandwidth",
-                    compact=True,
-                )
+                for field_id, label, placeholder in FIELDS:
+                    yield Label(label, classes="form-label")
+                    yield Input(placeholder=placeholder, id=field_id, compact=True)
                 names = [t.name for t in self.ref.info.tablespaces or ()]
                 if names:
                     yield Label("Tablespaces", classes="form-label")
