@@ -359,6 +359,10 @@ class NewBackupScreen(JobFormScreen):
     def on_input_changed(self, event: Input.Changed) -> None:
         self._show_error(event.input, event.validation_result)
         self.query_one("#form-status", Static).update("")
+        if event.input.has_focus and event.input.parent is not None:
+            # The field being typed in, with its error under it: errors shown above it
+            # push it down, below the form's fold (keys typed in one burst reach it first).
+            self.call_after_refresh(event.input.parent.scroll_visible, animate=False)
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
