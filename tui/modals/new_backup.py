@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from core.backup import BackupRequest
@@ -359,10 +360,11 @@ class NewBackupScreen(JobFormScreen):
     def on_input_changed(self, event: Input.Changed) -> None:
         self._show_error(event.input, event.validation_result)
         self.query_one("#form-status", Static).update("")
-        if event.input.has_focus and event.input.parent is not None:
+        field = event.input.parent
+        if event.input.has_focus and isinstance(field, Widget):
             # The field being typed in, with its error under it: errors shown above it
             # push it down, below the form's fold (keys typed in one burst reach it first).
-            self.call_after_refresh(event.input.parent.scroll_visible, animate=False)
+            self.call_after_refresh(field.scroll_visible, animate=False)
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
