@@ -445,3 +445,34 @@ def assert_no_passphrase(state_dir: str) -> None:
         except FileNotFoundError:
             continue  # SQLite's jobs.db-shm and -wal go when the last connection closes
         assert PASSPHRASE.encode() not in data, path
+
+
+async def test_an_unreadable_identity_file_keeps_the_focus_on_its_field(
+    keyed: TestDestination, state_dir: str, tmp_path: Path
+) -> None:
+    """Seen in tmux: an identity file that cannot be read was named, and the focus went to
+    Passphrase; shift+tab (to go back to the path) then reached Cancel and enter closed the
+    form. The focus stays on the field the error is about."""
+    from core.catalog.backup_info import BackupInfo
+    from tui.adapter import BackupRef
+
+    ref = BackupRef(keyed.url, keyed.url, SERVER, BackupInfo("20260101T000000"), encrypted=True)
+    app = console(state_dir, keyed.url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = UnlockScreen(ref)
+        app.push_screen(form)
+        await settle(pilot, lambda: bool(form.is_mounted and form.query("#identity")))
+        form.query_one("#identity", Input).value = str(tmp_path / "no-such-identity.txt")
+        await pilot.press("ctrl+s")
+        status = form.query_one("#form-status", Static)
+        await settle(pilot, lambda: "no-such-identity" in str(status.render()), timeout=30)
+        await pilot.pause(0.2)
+        assert form.focused is form.query_one("#identity", Input)
+
+        # A wrong passphrase alone: the focus on Passphrase, as before.
+        form.query_one("#identity", Input).value = ""
+        form.query_one("#passphrase", Input).value = "not the passphrase"
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "wrong" in str(status.render()).lower(), timeout=30)
+        await pilot.pause(0.2)
+        assert form.focused is form.query_one("#passphrase", Input)
