@@ -292,3 +292,26 @@ async def test_the_restore_form_names_its_own_wal_dir_field(
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
         (job,) = jobs_of(fixed_state, "restore")
         assert job.options.get("wal_restore_dir") == str(tmp_path / "spool")
+
+
+async def test_keys_handed_to_the_restore_form_before_it_mounts_go_to_into(
+    fixed_state: str, fixed_catalog: str, tmp_path: Path
+) -> None:
+    """Keys typed in the same read as the key that opens a form reach it before it has a
+    field focused: they go to the field it focuses first (Into), not to whatever Textual's
+    auto focus picked (Backup) nor nowhere."""
+    from textual import events
+
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        catalog = await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
+        ref = catalog.current_backup()
+        assert ref is not None
+        form = RestoreScreen(ref, fixed_state)
+        app.push_screen(form)
+        for key in "/srv/x":
+            form.post_message(events.Key("slash" if key == "/" else key, key))
+        await settle(pilot, lambda: form.is_mounted and form.query("#directory"))
+        await pilot.pause(0.3)
+        assert form.value("directory") == "/srv/x"
+        assert form.value("backup") == DONE_ID

@@ -55,6 +55,10 @@ class FormScreen(ModalScreen[T]):
         Binding("shift+tab", "app.focus_previous", show=False, priority=True),
     ]
 
+    #: no focus until `focus_first` gives it (Textual's auto focus would give the first
+    #: focusable widget the keys typed before the form's own first field has it)
+    AUTO_FOCUS = ""
+
     def __init__(self) -> None:
         super().__init__()
         self.starting = False  # submitted, its work running: nothing more is taken

@@ -187,7 +187,7 @@ class LogicalRestoreScreen(JobFormScreen):
 
     def on_mount(self) -> None:
         first = "new_db_name" if self.value("database") else "database"
-        self.query_one(f"#{first}", Input).focus()
+        self.focus_first(self.query_one(f"#{first}", Input))
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value

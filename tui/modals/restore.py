@@ -153,7 +153,7 @@ class RestoreScreen(JobFormScreen):
             )
 
     def on_mount(self) -> None:
-        self.query_one("#directory", Input).focus()
+        self.focus_first(self.query_one("#directory", Input))
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value

@@ -53,7 +53,7 @@ class UnlockScreen(FormScreen[HeldKeys | None]):
             yield from self.form_footer("Unlock", note)
 
     def on_mount(self) -> None:
-        self.query_one("#passphrase", Input).focus()
+        self.focus_first(self.query_one("#passphrase", Input))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if not self.starting:

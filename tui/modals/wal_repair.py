@@ -110,7 +110,7 @@ class WalRepairScreen(JobFormScreen):
             )
 
     def on_mount(self) -> None:
-        self.query_one("#pgdata", Input).focus()
+        self.focus_first(self.query_one("#pgdata", Input))
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
