@@ -315,3 +315,22 @@ async def test_keys_handed_to_the_restore_form_before_it_mounts_go_to_into(
         await pilot.pause(0.3)
         assert form.value("directory") == "/srv/x"
         assert form.value("backup") == DONE_ID
+
+
+async def test_a_failed_backups_summary_has_no_blank_line(
+    fixed_state: str, fixed_catalog: str, console_world: Path
+) -> None:
+    """Seen in tmux: a cancelled backup's summary (no end WAL) had a blank line before its
+    error, in a box of few lines."""
+    from textual.widgets import Static
+
+    info = console_world / "catalog" / ServerLayout("pg-main").backup_info(FAILED_ID)
+    lines = info.read_text().splitlines()  # cancelled while copying: no end WAL yet
+    info.write_text("".join(f"{line}\n" for line in lines if not line.startswith("end_wal=")))
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(120, 30)) as pilot:
+        catalog = await open_catalog_on(app, pilot, f"pg-main/{FAILED_ID}")
+        summary = catalog.query_one("#backup-summary", Static)
+        await settle(pilot, lambda: "error:" in str(summary.render()))
+        lines = str(summary.render()).splitlines()
+        assert all(line.strip() for line in lines), lines
