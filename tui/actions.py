@@ -182,7 +182,12 @@ class ConsoleActions:
         self.tasks.run(work, done, f"{verb} job {job_id}", group=f"job {job_id}")
 
     def retry_job(self, job: Job) -> None:
-        """Resume a failed backup (or a cancelled logical one) in a new detached job."""
+        """Resume a failed backup (or a cancelled logical one) in a new detached job; of an
+        encrypted server, once unlocked (without its keys the resume fails at once)."""
+        ref = self.state.job_ref(job)
+        if ref is not None and self.state.locked(ref):
+            self.unlock(ref, lambda: self.retry_job(job), "to resume it")
+            return
         state_dir, failed = self.state.config.state_dir, job.id
         environment = self.state.job_environment(job.destination or "", job.server or "")
 

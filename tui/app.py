@@ -20,6 +20,7 @@ from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
 from textual.driver import Driver
+from textual.screen import ModalScreen
 from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
@@ -76,7 +77,9 @@ class PgvaultApp(App[int]):
         Binding("2", "view('catalog')", "Catalog", show=False, id="view.catalog"),
         Binding("3", "view('wal')", "WAL", show=False, id="view.wal"),
         Binding("4", "view('protection')", "Protection", show=False, id="view.protection"),
-        Binding("n", "new_backup", "New backup", id="job.new"),
+        # Priority, as `:`: the form opens as the App reads `n`, so that the keys typed
+        # after it in the same read go to its first field, not to the view behind it.
+        Binding("n", "new_backup", "New backup", id="job.new", priority=True),
         Binding("question_mark,f1", "help", "Help", key_display="?", id="help"),
         Binding("R,f5", "refresh", "Refresh", show=False, id="refresh"),
         Binding("Z", "freeze", "Freeze", show=False, id="freeze"),
@@ -246,8 +249,10 @@ class PgvaultApp(App[int]):
     # ---- global keys -----------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "command_palette" and isinstance(self.focused, Input):
-            return False
+        if action in ("command_palette", "new_backup") and isinstance(self.focused, Input):
+            return False  # typed into a filter or a form's field, `:` and `n` are characters
+        if action == "new_backup" and isinstance(self.screen, ModalScreen):
+            return False  # a form, help, a question: not one form over another
         return not (self.state.read_only and action in MUTATING)
 
     async def action_view(self, mode: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core import paths
+from core.catalog.backup_info import BackupInfo
 from core.demo import Demo
 from core.jobs import Job, JobState
 from core.progress import RateSample
@@ -114,6 +115,18 @@ class ConsoleState:
         from core.encryption import environment_has_credentials
 
         return not environment_has_credentials()
+
+    def job_ref(self, job: Job) -> BackupRef | None:
+        """The backup a job acted on, as the listing of its destination shows its server:
+        marked encrypted when the server's backups are (a failed one may have too few
+        objects to tell). None when this console does not list that destination."""
+        view = next((v for v in self.destinations.values() if v.label == job.destination), None)
+        server = view.server(job.server or "") if view is not None else None
+        if view is None or server is None:
+            return None
+        encrypted = bool(server.encrypted) or any(m.encrypted for m in server.logical)
+        info = BackupInfo(job_backup_id(job) or f"of job {job.id}")
+        return BackupRef(view.url, view.label, server.name, info, encrypted=encrypted)
 
     def job_environment(self, label: str, server: str) -> dict[str, str]:
         """What a job for the server gets in its environment: the keys unlocked for it."""

@@ -55,7 +55,10 @@ _ARCHIVE_RE = re.compile(r"^(?P<name>data|\d+)(?:_(?P<part>\d{4}))?(?P<suffix>\.
 def validate_server_name(name: str) -> str:
     """One key segment, safe in a line of backup.info (core.names): no '/', '.', '..'."""
     if not name or "/" in name or name in (".", "..") or name.strip() != name:
-        raise InputError(f"invalid server name {name!r}")
+        raise InputError(
+            f"invalid server name {name!r}: a name without '/' nor spaces around it, "
+            "not '.' or '..' (e.g. pg-main)"
+        )
     return check_name(name, "server name")
 
 

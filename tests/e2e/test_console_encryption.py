@@ -445,3 +445,82 @@ def assert_no_passphrase(state_dir: str) -> None:
         except FileNotFoundError:
             continue  # SQLite's jobs.db-shm and -wal go when the last connection closes
         assert PASSPHRASE.encode() not in data, path
+
+
+async def test_an_unreadable_identity_file_keeps_the_focus_on_its_field(
+    keyed: TestDestination, state_dir: str, tmp_path: Path
+) -> None:
+    """Seen in tmux: an identity file that cannot be read was named, and the focus went to
+    Passphrase; shift+tab (to go back to the path) then reached Cancel and enter closed the
+    form. The focus stays on the field the error is about."""
+    from core.catalog.backup_info import BackupInfo
+    from tui.adapter import BackupRef
+
+    ref = BackupRef(keyed.url, keyed.url, SERVER, BackupInfo("20260101T000000"), encrypted=True)
+    app = console(state_dir, keyed.url)
+    async with app.run_test(size=(80, 24)) as pilot:
+        form = UnlockScreen(ref)
+        app.push_screen(form)
+        await settle(pilot, lambda: bool(form.is_mounted and form.query("#identity")))
+        form.query_one("#identity", Input).value = str(tmp_path / "no-such-identity.txt")
+        await pilot.press("ctrl+s")
+        status = form.query_one("#form-status", Static)
+        await settle(pilot, lambda: "no-such-identity" in str(status.render()), timeout=30)
+        await pilot.pause(0.2)
+        assert form.focused is form.query_one("#identity", Input)
+
+        # A wrong passphrase alone: the focus on Passphrase, as before.
+        form.query_one("#identity", Input).value = ""
+        form.query_one("#passphrase", Input).value = "not the passphrase"
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "wrong" in str(status.render()).lower(), timeout=30)
+        await pilot.pause(0.2)
+        assert form.focused is form.query_one("#passphrase", Input)
+
+
+async def test_retrying_a_failed_backup_of_a_locked_server_asks_for_the_key_first(
+    encrypted: tuple[TestDestination, Source, str], state_dir: str
+) -> None:
+    """Seen in tmux: `r` on a failed backup job of an encrypted server, in a console that had
+    not unlocked it, started a resume job that failed at once ("the key file of server pg2
+    is locked ... resume it where the key is held"). It opens the unlock form first, as `r`
+    and `v` on a locked backup do; esc starts nothing, the passphrase starts the resume."""
+    from core.backup.job import BACKUP
+    from core.backup.request import make_backup_request
+    from core.jobs import JobStore
+    from core.urls import parse_location
+
+    dest, _, _ = encrypted
+    location = parse_location(dest.url)
+    with JobStore.open(state_dir) as store:
+        failed = store.create(
+            "backup",
+            description=f"backup of {SERVER}",
+            server=SERVER,
+            destination=location.display(),
+            options=BACKUP.options(make_backup_request(location, SERVER)),
+        ).id
+        store.transition(failed, JobState.FAILED, error="lost")
+    app = console(state_dir, dest.url)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_catalog_on(app, pilot, f"{SERVER}/{encrypted[2]}")  # listed, locked
+        await pilot.press("1")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
+        table = app.screen.query_one("#jobs", ResponsiveTable)
+        await settle(pilot, lambda: str(failed) in table.keys)
+        table.focus()
+        assert table.select_key(str(failed))
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await pilot.pause(0.5)
+        assert max(app.state.jobs) == failed  # nothing started
+
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
+        app.screen.query_one("#passphrase", Input).value = PASSPHRASE
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: max(app.state.jobs) > failed, timeout=30)
+        assert app.state.jobs[max(app.state.jobs)].resumed_from == failed
+    assert_no_passphrase(state_dir)

@@ -70,3 +70,26 @@ def test_a_command_typed_with_the_colon_reaches_the_palette(tmp_path: Path) -> N
         terminal.wait_for("EXITED=0", timeout=20)
     finally:
         terminal.close()
+
+
+def test_fields_typed_with_n_land_in_the_new_backup_form(tmp_path: Path) -> None:
+    """`nlocalhost<tab>5433` in one read: the form's first empty field gets `localhost` and
+    the next one `5433`. The old console lost what came with `n` (handed to the view behind
+    the form, or to the form before it had a field focused) and put what followed a `tab`
+    in the field the `tab` left."""
+    fill_store(tmp_path / "state")  # the newest backup job prefills Server and Destination
+    terminal = Terminal(f"pgvault-newform-{os.getpid()}", [PGVAULT], world(tmp_path))
+    try:
+        terminal.wait_for(" running ", "n New backup", timeout=60)
+        subprocess.run(
+            ["tmux", "send-keys", "-t", terminal.name, "nlocalhost", "Tab", "5433"], check=True
+        )
+        screen = terminal.wait_for("New backup", "Start backup", timeout=20)
+        time.sleep(1)
+        screen = terminal.screen()
+        assert "│ Host            localhost " in screen, screen
+        assert "│ Port            5433 " in screen, screen
+        terminal.keys("Escape", "q")
+        terminal.wait_for("EXITED=0", timeout=20)
+    finally:
+        terminal.close()

@@ -263,3 +263,74 @@ async def test_delta_over_an_incremental_is_refused_in_the_form(
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
         (job,) = jobs_of(fixed_state, "restore")
         assert job.options.get("backup") == "20260313T080000"
+
+
+async def test_the_restore_form_names_its_own_wal_dir_field(
+    fixed_state: str, fixed_catalog: str, tmp_path: Path
+) -> None:
+    """restore_command's directory (INTO.pgvault) that cannot be made: the form said "choose
+    a place with --wal-restore-dir", an option it did not have. It has the WAL dir field now,
+    and its errors name fields, not command-line options."""
+    (tmp_path / "restored.pgvault").write_text("a file where the WAL directory would go\n")
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        form = app.screen
+        assert isinstance(form, RestoreScreen)
+        status = form.query_one("#form-status")
+        form.query_one("#directory").value = str(tmp_path / "restored")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: "is not a directory" in str(status.render()), timeout=20)
+        said = str(status.render())
+        assert "(the WAL dir field)" in said and "--" not in said, said
+        assert jobs_of(fixed_state, "restore") == []
+
+        form.query_one("#wal_restore_dir").value = str(tmp_path / "spool")  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        (job,) = jobs_of(fixed_state, "restore")
+        assert job.options.get("wal_restore_dir") == str(tmp_path / "spool")
+
+
+async def test_keys_handed_to_the_restore_form_before_it_mounts_go_to_into(
+    fixed_state: str, fixed_catalog: str, tmp_path: Path
+) -> None:
+    """Keys typed in the same read as the key that opens a form reach it before it has a
+    field focused: they go to the field it focuses first (Into), not to whatever Textual's
+    auto focus picked (Backup) nor nowhere."""
+    from textual import events
+
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        catalog = await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
+        ref = catalog.current_backup()
+        assert ref is not None
+        form = RestoreScreen(ref, fixed_state)
+        app.push_screen(form)
+        for key in "/srv/x":
+            form.post_message(events.Key("slash" if key == "/" else key, key))
+        await settle(pilot, lambda: form.is_mounted and form.query("#directory"))
+        await pilot.pause(0.3)
+        assert form.value("directory") == "/srv/x"
+        assert form.value("backup") == DONE_ID
+
+
+async def test_a_failed_backups_summary_has_no_blank_line(
+    fixed_state: str, fixed_catalog: str, console_world: Path
+) -> None:
+    """Seen in tmux: a cancelled backup's summary (no end WAL) had a blank line before its
+    error, in a box of few lines."""
+    from textual.widgets import Static
+
+    info = console_world / "catalog" / ServerLayout("pg-main").backup_info(FAILED_ID)
+    lines = info.read_text().splitlines()  # cancelled while copying: no end WAL yet
+    info.write_text("".join(f"{line}\n" for line in lines if not line.startswith("end_wal=")))
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(120, 30)) as pilot:
+        catalog = await open_catalog_on(app, pilot, f"pg-main/{FAILED_ID}")
+        summary = catalog.query_one("#backup-summary", Static)
+        await settle(pilot, lambda: "error:" in str(summary.render()))
+        lines = str(summary.render()).splitlines()
+        assert all(line.strip() for line in lines), lines

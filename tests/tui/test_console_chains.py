@@ -10,7 +10,7 @@ import re
 
 from core.catalog.chains import tree_lines
 from tests.support.cli import pgvault
-from tests.support.console import loaded, make_app, settle
+from tests.support.console import loaded, make_app, open_catalog_on, settle
 from tui.screens.backup import BackupScreen
 from tui.screens.catalog import CatalogScreen
 from tui.widgets.table import ResponsiveTable
@@ -117,3 +117,30 @@ def test_backup_list_text_draws_the_tree_and_json_keeps_its_shape(chain_catalog:
     assert entries[DIFF_ID]["parent_backup_id"] == FULL_ID
     assert entries[DIFF_ID]["pgvault"]["kind"] == "differential"
     assert entries[INCR2_ID]["pgvault"]["chain"] == [FULL_ID, INCR_ID]
+
+
+async def test_an_encrypted_incrementals_summary_shows_every_line_at_80x24(
+    fixed_state: str, chain_catalog: str
+) -> None:
+    """Seen in tmux at 80x24: the summary under the table held four lines, so an encrypted
+    backup's last one, "encrypted (age): locked; u unlocks it" (what the operator can do),
+    was cut whenever the first line wrapped or the backup is an incremental."""
+    from pathlib import Path
+
+    from rich.text import Text
+    from textual.widgets import Static
+
+    base = Path(chain_catalog.removeprefix("file://")) / "pg-main" / "base" / INCR_ID
+    for archive in base.glob("*.tar*"):
+        archive.rename(f"{archive}.age")  # sealed, as the listing tells it: no key needed
+    app = make_app(fixed_state, chain_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        catalog = await open_catalog_on(app, pilot, f"pg-main/{INCR_ID}")
+        summary = catalog.query_one("#backup-summary", Static)
+        await settle(pilot, lambda: "locked; u unlocks it" in str(summary.render()))
+        await pilot.pause(0.2)
+        text = Text(str(summary.render()))
+        area = summary.content_region
+        lines = text.wrap(app.console, area.width)
+        assert "incremental on" in text.plain
+        assert len(lines) <= area.height, (len(lines), area, text.plain)

@@ -371,6 +371,26 @@ async def test_job_detail_opens_on_the_newest_log_lines_with_room_for_them_at_80
         await settle(pilot, lambda: chart.outer_size.height == 9)
 
 
+async def test_job_detail_keeps_the_newest_log_lines_after_a_resize(tmp_path: Path) -> None:
+    """Seen in tmux: a job's detail at 200x50 (its 40 lines all shown), the terminal back to
+    80x24: the log showed its first lines, not the last (where a job says how it ended)."""
+    state = str(tmp_path / "state")
+    fill_store(state, (replace(ROWS[0], log=tuple(f"line {i}" for i in range(40))),))
+    app = make_app(state)
+    async with app.run_test(size=(200, 80)) as pilot:
+        await settle(pilot, loaded(app))
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        log = app.screen.query_one("#detail-log", RichLog)
+        await settle(pilot, lambda: len(log.lines) == 40)
+        await pilot.pause(0.3)
+        assert log.max_scroll_y == 0  # every line shown
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot, lambda: log.max_scroll_y > 0)
+        await pilot.pause(0.3)
+        assert log.scroll_y == log.max_scroll_y, (log.scroll_y, log.max_scroll_y)
+
+
 async def test_the_catalog_follows_the_first_server_until_the_operator_moves(
     fixed_state: str, fixed_catalog: str
 ) -> None:

@@ -101,3 +101,39 @@ async def test_a_backup_taken_with_a_password_prefills_the_database_name(
         await pilot.press("n")
         await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
         assert app.screen.query_one("#dbname", Input).value == "shop"
+
+
+async def test_field_errors_are_shown_whole_under_the_field_being_typed(tmp_path: Path) -> None:
+    """Seen in tmux at 80x24: Destination's error "unsupported URL scheme '' in 'foo' (use
+    s3://, gs://, ..." was cut at the dialog's border (a Label is as wide as its text), and
+    with errors shown above it the field being typed in (Tags) sat below the form's fold.
+    "invalid server name 'bad/name'" did not say what a server name may be."""
+    app = make_app(str(tmp_path / "state"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
+        form = app.screen
+        assert isinstance(form, NewBackupScreen)
+        form.query_one("#server", Input).value = "bad/name"
+        form.query_one("#destination", Input).value = "foo"
+        for field, value in (("port", "abc"), ("jobs", "0"), ("bandwidth", "fast")):
+            form.query_one(f"#{field}", Input).value = value
+        await pilot.pause(0.2)
+        error = form.query_one("#destination-error")
+        said = str(error.render())
+        assert said.endswith("or file://)"), said
+        field = form.query_one("#destination", Input)
+        assert error.region.right <= field.region.right, (error.region, field.region)
+        assert error.region.height >= 2  # wrapped, whole
+        assert "e.g. pg-main" in str(form.query_one("#server-error").render())
+
+        tags = form.query_one("#tags", Input)
+        form.set_focus(tags)
+        await pilot.press("a")  # an error under Tags too
+        await pilot.pause(0.3)
+        body = form.query_one("#form-body")
+        tags_error = form.query_one("#tags-error")
+        assert tags_error.display
+        assert body.region.contains_region(tags.region), (body.region, tags.region)
+        assert body.region.contains_region(tags_error.region), tags_error.region

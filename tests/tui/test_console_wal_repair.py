@@ -85,3 +85,25 @@ async def test_read_only_has_no_repair_key(fixed_state: str, fixed_catalog: str)
         await pilot.press("A")
         await pilot.pause(0.3)
         assert isinstance(app.screen, WalScreen)
+
+
+async def test_a_port_that_is_no_number_is_refused_in_the_form(
+    fixed_state: str, fixed_catalog: str
+) -> None:
+    """Seen in tmux: Port `abc` started a wal-repair job that failed at once ("invalid
+    integer value "abc" for connection option "port""); the form says so, as the new
+    backup and logical restore forms do, and records no job."""
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await open_wal(app, pilot)
+        await pilot.press("A")
+        await settle(pilot, lambda: isinstance(app.screen, WalRepairScreen))
+        form = app.screen
+        form.query_one("#pgdata", Input).value = ""
+        form.query_one("#port", Input).value = "abc"
+        await pilot.press("ctrl+s")
+        status = form.query_one("#form-status", Static)
+        await settle(pilot, lambda: "from 1 to 65535" in str(status.render()))
+        await pilot.pause(0.5)
+        assert isinstance(app.screen, WalRepairScreen)
+        assert repair_jobs(fixed_state) == []

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Input, Static
 from textual.worker import Worker, WorkerState
 
@@ -23,6 +26,21 @@ T = TypeVar("T")
 #: the environment a job for (destination label, server) gets: the keys the console holds
 JobKeys = Callable[[str, str], dict[str, str]]
 
+#: a command-line option, as core's messages name it (`--wal-restore-dir`, `-J/--jobs`)
+_OPTION = re.compile(r"(?<![\w-])(?:-[A-Za-z]/)?--[a-z][a-z-]*[a-z]")
+
+
+def in_form_words(message: str, fields: Mapping[str, str]) -> str:
+    """A message of core's, which names command-line options, with the options this form
+    has as fields named by their labels (`--wal-restore-dir` -> `the WAL dir field`)."""
+
+    def field(match: re.Match[str]) -> str:
+        option = match.group(0).split("/")[-1]
+        label = fields.get(option)
+        return f"the {label} field" if label else match.group(0)
+
+    return _OPTION.sub(field, message)
+
 
 class FormScreen(ModalScreen[T]):
     """A modal form: `ctrl+s` (or its Start button) submits, `esc` (or Cancel) abandons
@@ -31,11 +49,44 @@ class FormScreen(ModalScreen[T]):
     BINDINGS = [
         Binding("ctrl+s,f2", "submit", "Start", key_display="^s/F2", id="form.submit"),
         Binding("escape", "abandon", "Cancel", key_display="esc", id="form.cancel"),
+        # Priority: the focus moves as the App reads `tab`, so that what is typed after it
+        # in the same read (`localhost<tab>5432`) goes to the next field, not this one.
+        Binding("tab", "app.focus_next", show=False, priority=True),
+        Binding("shift+tab", "app.focus_previous", show=False, priority=True),
     ]
+
+    #: no focus until `focus_first` gives it (Textual's auto focus would give the first
+    #: focusable widget the keys typed before the form's own first field has it)
+    AUTO_FOCUS = ""
 
     def __init__(self) -> None:
         super().__init__()
         self.starting = False  # submitted, its work running: nothing more is taken
+        self._typeahead: list[events.Key] = []  # typed before a field had the focus
+
+    def focus_first(self, field: Widget) -> None:
+        """Give `field` the focus now, with the keys typed before any field could take them.
+
+        The App hands each key of a read to the focused widget, or to the screen while none
+        is: `nabc` typed in one burst (tmux, SSH, a fast typist) reached this screen before
+        it had mounted its fields, and `abc` was lost."""
+        self.set_focus(field)
+        for key in self._typeahead:
+            field.post_message(events.Key(key.key, key.character))
+        self._typeahead.clear()
+
+    def on_key(self, event: events.Key) -> None:
+        focused = self.focused
+        if focused is None:
+            self._typeahead.append(event)  # tab and backspace too: replayed in order
+        elif event.is_printable and isinstance(focused, Input):
+            # A field takes every printable key it is given: this one was handed to the
+            # screen before the field had the focus (the same burst); it belongs there.
+            focused.post_message(events.Key(event.key, event.character))
+        else:
+            return
+        event.stop()
+        event.prevent_default()
 
     @abstractmethod
     def action_submit(self) -> None:
@@ -77,6 +128,8 @@ class JobFormScreen(FormScreen[int | None]):
     #: the job kind the form starts, and what the status line calls it
     kind: JobKind[Any]
     what = "job"
+    #: the command-line options the form has as fields: option -> the field's label
+    OPTION_FIELDS: Mapping[str, str] = {}
 
     def __init__(self, state_dir: str | None, keys: JobKeys | None = None) -> None:
         super().__init__()
@@ -99,7 +152,7 @@ class JobFormScreen(FormScreen[int | None]):
         try:
             request = self.build_request()
         except PgvaultError as exc:
-            status.update(Text(str(exc), style="bold red"))
+            status.update(Text(in_form_words(str(exc), self.OPTION_FIELDS), style="bold red"))
             return
         self.starting = True
         self.query_one("#start", Button).disabled = True
@@ -130,7 +183,8 @@ class JobFormScreen(FormScreen[int | None]):
         elif event.state is WorkerState.ERROR:
             self.starting = False
             self.query_one("#start", Button).disabled = False
-            message = describe_error(event.worker.error or RuntimeError("failed"))
+            error = describe_error(event.worker.error or RuntimeError("failed"))
+            message = in_form_words(error, self.OPTION_FIELDS)
             self.query_one("#form-status", Static).update(
                 Text(f"cannot start: {message}", style="bold red")
             )

@@ -118,6 +118,18 @@ class LogicalRestoreScreen(JobFormScreen):
 
     kind = LOGICAL_RESTORE
     what = "logical restore"
+    OPTION_FIELDS = {
+        "--database": "Database",
+        "--table": "Tables",
+        "--new-db-name": "New name",
+        "--into-db": "Into database",
+        "--host": "Host",
+        "--port": "Port",
+        "--jobs": "Parallel (-J)",
+        "--max-bandwidth": "Bandwidth cap",
+        "--clean": "Clean",
+        "--all-databases": "All databases",
+    }
 
     def __init__(
         self, ref: BackupRef, target: Target, state_dir: str | None, keys: JobKeys | None = None
@@ -175,7 +187,7 @@ class LogicalRestoreScreen(JobFormScreen):
 
     def on_mount(self) -> None:
         first = "new_db_name" if self.value("database") else "database"
-        self.query_one(f"#{first}", Input).focus()
+        self.focus_first(self.query_one(f"#{first}", Input))
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value

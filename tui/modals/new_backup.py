@@ -18,6 +18,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.suggester import SuggestFromList
 from textual.validation import ValidationResult, Validator
+from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
 from core.backup import BackupRequest
@@ -239,6 +240,16 @@ class NewBackupScreen(JobFormScreen):
 
     kind: JobKind[Any] = BACKUP  # LOGICAL_BACKUP once the Kind field says logical
     what = "backup"
+    OPTION_FIELDS = {
+        "--port": "Port",
+        "--jobs": "Parallel (-J)",
+        "--max-bandwidth": "Bandwidth cap",
+        "--name": "Backup name",
+        "--tags": "Tags",
+        "--database": "Database",
+        "--incremental": "Kind",
+        "--differential": "Kind",
+    }
 
     def __init__(
         self, defaults: FormDefaults, state_dir: str | None, keys: JobKeys | None = None
@@ -320,10 +331,10 @@ class NewBackupScreen(JobFormScreen):
         for widget in self.query(Input):
             widget.validate(widget.value)
             self._show_error(widget, widget.validate(widget.value))
-        first = self.query_one("#server", Input)
-        (first if not first.value else self.query_one("#destination", Input)).focus()
-        if self.query_one("#server", Input).value and self.query_one("#destination", Input).value:
-            self.query_one("#host", Input).focus()
+        server = self.query_one("#server", Input)
+        destination = self.query_one("#destination", Input)
+        first = server if not server.value else destination if not destination.value else None
+        self.focus_first(first or self.query_one("#host", Input))
 
     def _show_error(self, widget: Input, result: ValidationResult | None) -> None:
         label = self.query_one(f"#{widget.id}-error", Label)
@@ -349,6 +360,11 @@ class NewBackupScreen(JobFormScreen):
     def on_input_changed(self, event: Input.Changed) -> None:
         self._show_error(event.input, event.validation_result)
         self.query_one("#form-status", Static).update("")
+        field = event.input.parent
+        if event.input.has_focus and isinstance(field, Widget):
+            # The field being typed in, with its error under it: errors shown above it
+            # push it down, below the form's fold (keys typed in one burst reach it first).
+            self.call_after_refresh(field.scroll_visible, animate=False)
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value

@@ -74,6 +74,15 @@ def build_restore_request(
     )
 
 
+#: the form's text fields after Backup: (id, label, placeholder)
+FIELDS = (
+    ("directory", "Into", "an empty or new directory, e.g. /var/lib/pgsql/restored"),
+    ("wal_restore_dir", "WAL dir", "restore_command's, outside Into (empty: INTO.pgvault)"),
+    ("port", "Port", "the restored server's (empty: the source's)"),
+    ("bandwidth", "Bandwidth cap", "on downloads, bytes/s, e.g. 20MB (empty: no limit)"),
+)
+
+
 def _time_placeholder(end: datetime | None) -> str:
     """An example target the operator can edit: this backup's end, the earliest it reaches."""
     example = end.isoformat(sep=" ", timespec="seconds") if end else "2026-11-21 10:15:00+00:00"
@@ -85,6 +94,15 @@ class RestoreScreen(JobFormScreen):
 
     kind = RESTORE
     what = "restore"
+    OPTION_FIELDS = {
+        "--wal-restore-dir": "WAL dir",
+        "--port": "Port",
+        "--max-bandwidth": "Bandwidth cap",
+        "--tablespace": "Tablespaces",
+        "--target-time": "Point in time",
+        "--target-immediate": "Stop",
+        "--delta": "Delta",
+    }
 
     def __init__(self, ref: BackupRef, state_dir: str | None, keys: JobKeys | None = None) -> None:
         super().__init__(state_dir, keys)
@@ -101,24 +119,9 @@ class RestoreScreen(JobFormScreen):
                     id="backup",
                     compact=True,
                 )
-                yield Label("Into", classes="form-label")
-                yield Input(
-                    placeholder="an empty or new directory, e.g. /var/lib/pgsql/restored",
-                    id="directory",
-                    compact=True,
-                )
-                yield Label("Port", classes="form-label")
-                yield Input(
-                    placeholder="the restored server's (empty: the source's)",
-                    id="port",
-                    compact=True,
-                )
-                yield Label("Bandwidth cap", classes="form-label")
-                yield Input(
-                    placeholder="on downloads, bytes/s, e.g. 20MB (empty: no limit)",
-                    id="bandwidth",
-                    compact=True,
-                )
+                for field_id, label, placeholder in FIELDS:
+                    yield Label(label, classes="form-label")
+                    yield Input(placeholder=placeholder, id=field_id, compact=True)
                 names = [t.name for t in self.ref.info.tablespaces or ()]
                 if names:
                     yield Label("Tablespaces", classes="form-label")
@@ -150,7 +153,7 @@ class RestoreScreen(JobFormScreen):
             )
 
     def on_mount(self) -> None:
-        self.query_one("#directory", Input).focus()
+        self.focus_first(self.query_one("#directory", Input))
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
@@ -173,8 +176,10 @@ class RestoreScreen(JobFormScreen):
                 "backups only; restore it into an empty or new directory"
             )
         port = self.value("port").strip()
+        wal_dir = self.value("wal_restore_dir").strip()
         return replace(
             request,
+            wal_restore_dir=_path(wal_dir) if wal_dir else None,
             delta=delta,
             port=int(parse_port(port)) if port else None,
             store_config=replace(

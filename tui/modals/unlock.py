@@ -53,7 +53,7 @@ class UnlockScreen(FormScreen[HeldKeys | None]):
             yield from self.form_footer("Unlock", note)
 
     def on_mount(self) -> None:
-        self.query_one("#passphrase", Input).focus()
+        self.focus_first(self.query_one("#passphrase", Input))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if not self.starting:
@@ -91,4 +91,6 @@ class UnlockScreen(FormScreen[HeldKeys | None]):
             self.query_one("#start", Button).disabled = False
             message = describe_error(worker.error or RuntimeError("failed"))
             self.query_one("#form-status", Static).update(Text(message, style="bold red"))
-            self.query_one("#passphrase", Input).focus()
+            # The field the error is about: an identity file given is the one tried.
+            identity = self.query_one("#identity", Input)
+            (identity if identity.value.strip() else self.query_one("#passphrase", Input)).focus()

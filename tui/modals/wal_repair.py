@@ -15,6 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
 from textual.widgets import Input, Label, Static
 
+from core.backup.request import parse_port
 from core.jobs import Job
 from core.postgres.connection import ConnectionParams
 from core.urls import parse_location
@@ -51,9 +52,10 @@ def build_repair_request(url: str, server: str, fields: Mapping[str, str]) -> Re
     if value.get("pgdata"):
         path = os.path.abspath(os.path.expanduser(value["pgdata"]))
         return RepairRequest(parse_location(url), server, pgdata=path)
+    port = value.get("port")
     params = ConnectionParams(
         value.get("host") or None,
-        value.get("port") or None,
+        parse_port(port) if port else None,  # said here, not by a job failing to connect
         value.get("user") or None,
         value.get("dbname") or "postgres",
     )
@@ -65,6 +67,13 @@ class WalRepairScreen(JobFormScreen):
 
     kind = WAL_REPAIR
     what = "WAL repair"
+    OPTION_FIELDS = {
+        "--pgdata": "Data directory",
+        "--host": "Host",
+        "--port": "Port",
+        "--user": "User",
+        "--dbname": "Database",
+    }
 
     def __init__(
         self, url: str, label: str, server: str, defaults: RepairDefaults, state_dir: str | None
@@ -101,7 +110,7 @@ class WalRepairScreen(JobFormScreen):
             )
 
     def on_mount(self) -> None:
-        self.query_one("#pgdata", Input).focus()
+        self.focus_first(self.query_one("#pgdata", Input))
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value

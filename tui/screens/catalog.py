@@ -232,9 +232,9 @@ def _summary(ref: BackupRef) -> Text:
     text.append(f"  {info.compression or 'uncompressed'}  took {fmt.duration(took(info))}")
     _append_sealed(text, ref)
     text.append(f"began {fmt.short_date_time(info.begin_time)}  ")  # the ID has the rest
-    text.append(f"stored {fmt.size(stored_size(info, stored))} of {fmt.size(info.cluster_size)}\n")
-    if info.begin_wal and info.end_wal:
-        text.append(f"WAL {info.begin_wal}..{info.end_wal[-8:]}  timeline {info.timeline}")
+    text.append(f"stored {fmt.size(stored_size(info, stored))} of {fmt.size(info.cluster_size)}")
+    if info.begin_wal and info.end_wal:  # a failed backup has none: no blank line for it
+        text.append(f"\nWAL {info.begin_wal}..{info.end_wal[-8:]}  timeline {info.timeline}")
     if info.parent_backup_id:
         text.append(f"\n{ref.kind} on {info.parent_backup_id}")
     if ref.tier != STANDARD:

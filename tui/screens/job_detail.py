@@ -6,6 +6,7 @@ import logging
 import threading
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.events import ScreenResume, ScreenSuspend
@@ -31,6 +32,16 @@ HISTORY = 3600.0  # seconds of samples kept (the store keeps one hour)
 WINDOWS = (60.0, 300.0, 900.0, 3600.0)
 TWO_COLUMNS = 60  # the facts' width from which they go in two columns
 LEVEL_STYLE = {logging.WARNING: "yellow", logging.ERROR: "bold red", logging.CRITICAL: "bold red"}
+
+
+class TailLog(RichLog):
+    """A job's log, kept on its newest lines when the terminal is resized (shrunk after
+    showing every line, it showed the first ones: not where a job says how it ended)."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        super().on_resize(event)  # RichLog's: the lines written before its size was known
+        if self.auto_scroll:
+            self.scroll_end(animate=False, immediate=False)
 
 
 class DetailData(Message):
@@ -138,7 +149,7 @@ class JobDetailScreen(JobActions, ConsoleScreen):
         chart = BandwidthChart(self.state.config.clock, id="detail-chart")
         chart.border_title = "bandwidth"
         yield chart
-        log = RichLog(id="detail-log", max_lines=1000, wrap=True, markup=False, highlight=False)
+        log = TailLog(id="detail-log", max_lines=1000, wrap=True, markup=False, highlight=False)
         log.border_title = "log"
         yield log
         yield KeyBar()
