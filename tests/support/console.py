@@ -368,6 +368,20 @@ async def settle(pilot: Pilot[object], condition: Callable[[], bool], timeout: f
         await pilot.pause(0.05)
 
 
+async def steady(pilot: Pilot[object], passes: int = 3, timeout: float = 10) -> None:
+    """Let a key's chain of messages (key, screen message, the app's switch) run out: until the
+    screen and its focused widget stay the same for `passes` pauses in a row."""
+    app = pilot.app
+    deadline = time.monotonic() + timeout
+    last: tuple[object, object] | None = None
+    same = 0
+    while same < passes and time.monotonic() < deadline:
+        await pilot.pause(0.05)
+        now = (app.screen, app.screen.focused)
+        same = same + 1 if now == last else 0
+        last = now
+
+
 def loaded(app: PgvaultApp) -> Callable[[], bool]:
     """Jobs read, every destination listed, and the jobs view showing every job."""
     from tui.screens.jobs import JobsScreen

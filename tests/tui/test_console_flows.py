@@ -24,6 +24,7 @@ from tests.support.console import (
     make_app,
     palette_titles,
     settle,
+    steady,
 )
 from tui.app import PgvaultApp
 from tui.config import MUTATING, ConsoleConfig
@@ -69,7 +70,11 @@ async def test_digits_switch_views_and_enter_esc_drill(
         assert isinstance(app.screen, JobDetailScreen) and app.screen.job_id == PAUSED
         await pilot.press("escape")
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
-        await pilot.press("2", "tab", "enter")
+        await pilot.press("2")
+        await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+        await pilot.press("tab")
+        await steady(pilot)
+        await pilot.press("enter")
         await settle(pilot, lambda: isinstance(app.screen, BackupScreen))
         await settle(pilot, lambda: isinstance(app.screen, BackupScreen) and app.screen.loaded)
         tables = app.screen.query_one("#tables", ResponsiveTable)

@@ -13,7 +13,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
-from tests.support.console import loaded, make_app, settle
+from tests.support.console import loaded, make_app, settle, steady
 from tui.app import PgvaultApp
 
 SnapCompare = Callable[..., bool]
@@ -29,6 +29,7 @@ def before(
         for key in keys:
             await pilot.press(key)
             await pilot.pause(0.3)
+            await steady(pilot)  # a loaded machine may take longer than the pause
         if then is not None:
             await then(pilot)
         await pilot.pause(0.5)
