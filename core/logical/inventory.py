@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from core.errors import InputError
-from core.logical.manifest import TableEntry
+from core.logical.manifest import TableEntry, with_partitions
 from core.postgres.connection import ConnectionParams, Session
 from core.postgres.relation_sizes import EXCLUSIVELY_LOCKED, query_sizes, size_of
 
@@ -28,7 +28,11 @@ select n.nspname, c.relname, c.relkind, c.reltuples::bigint,
              join pg_namespace sn on sn.oid = s.relnamespace
              where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass
                and d.refobjid = c.oid and s.relkind = 'S' and d.deptype in ('a', 'i')
-             order by 1)
+             order by 1),
+       (select array[pn.nspname::text, p.relname::text]
+        from pg_inherits i join pg_class p on p.oid = i.inhparent
+        join pg_namespace pn on pn.oid = p.relnamespace
+        where i.inhrelid = c.oid and c.relispartition limit 1)
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
   and n.nspname not in ('pg_catalog', 'information_schema')
@@ -88,7 +92,7 @@ def relations(params: ConnectionParams, database: str) -> list[Relation]:
     with Session(params, application_name="pgvault logical", dbname=database) as session:
         rows = query_sizes(session, _RELATIONS, what="listing the tables")
     found = []
-    for schema, name, kind, tuples, size, visible, indexes, sequences in rows:
+    for schema, name, kind, tuples, size, visible, indexes, sequences, parent in rows:
         entry = TableEntry(
             schema=schema,
             name=name,
@@ -96,6 +100,7 @@ def relations(params: ConnectionParams, database: str) -> list[Relation]:
             size=int(size or 0),
             indexes=tuple(indexes or ()),
             sequences=tuple((s[0], s[1]) for s in sequences or ()),
+            partition_of=(parent[0], parent[1]) if parent else None,
         )
         found.append(Relation(entry, kind, bool(visible)))
     return found
@@ -144,7 +149,8 @@ def _matches(pattern: str, rel: Relation) -> bool:
 def select_tables(
     found: list[Relation], patterns: tuple[str, ...], database: str
 ) -> tuple[TableEntry, ...]:
-    """Every table, or those the patterns name; InputError for a pattern naming nothing."""
+    """Every table, or those the patterns name with the partitions of a partitioned one;
+    InputError for a pattern naming nothing."""
     if not patterns:
         return tuple(r.entry for r in found if r.kind in TABLE_KINDS)
     chosen: dict[str, TableEntry] = {}
@@ -163,4 +169,5 @@ def select_tables(
                 "(a logical backup's --table takes tables; back up the database for the rest)"
             )
         chosen.update({r.entry.qualified: r.entry for r in tables})
-    return tuple(chosen.values())
+    every = tuple(r.entry for r in found if r.kind in TABLE_KINDS)
+    return with_partitions(tuple(chosen.values()), every)

@@ -36,7 +36,13 @@ from core.logical.layout import LogicalLayout, is_logical_id
 from core.logical.load_log import LoadLog, table_data_ids
 from core.logical.local_files import place, same_filesystem, unlink_all
 from core.logical.lock_wait import LockWatcher
-from core.logical.manifest import DatabaseDump, DumpFile, LogicalManifest, TableEntry
+from core.logical.manifest import (
+    DatabaseDump,
+    DumpFile,
+    LogicalManifest,
+    TableEntry,
+    with_partitions,
+)
 from core.logical.process import run_tool, tool_conninfo
 from core.logical.selection import data_files, select_entries
 from core.logical.tools import Tool, find_tool
@@ -137,7 +143,8 @@ def _choose_database(manifest: LogicalManifest, name: str | None) -> DatabaseDum
 
 
 def match_tables(dump: DatabaseDump, patterns: tuple[str, ...]) -> tuple[TableEntry, ...]:
-    """The backup's tables the patterns name (a pattern without schema: any schema)."""
+    """The backup's tables the patterns name (a pattern without schema: any schema), with
+    the partitions of a partitioned table."""
     chosen: dict[str, TableEntry] = {}
     for pattern in patterns:
         schema_re, name_re = pattern_parts(pattern)
@@ -152,7 +159,7 @@ def match_tables(dump: DatabaseDump, patterns: tuple[str, ...]) -> tuple[TableEn
                 f"no table of logical backup matches {pattern!r} in database {dump.name!r}"
             )
         chosen.update({t.qualified: t for t in hits})
-    return tuple(chosen.values())
+    return with_partitions(tuple(chosen.values()), dump.tables)
 
 
 def dump_major(manifest: LogicalManifest) -> int:
