@@ -414,6 +414,7 @@ class _Run:
             "--verbose",  # which tables are loaded: the restore's progress (load_log)
         ]
         if tables and self.request.clean:
+            target.drop_partitioned(params, into, tables)
             argv += ["--clean", "--if-exists"]
         if self.listing is not None:
             path = os.path.join(os.path.dirname(self.directory), "restore.list")
