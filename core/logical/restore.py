@@ -44,7 +44,7 @@ from core.logical.manifest import (
     with_partitions,
 )
 from core.logical.process import run_tool, tool_conninfo
-from core.logical.selection import data_files, select_entries
+from core.logical.selection import data_files, select_entries, without_foreign_keys
 from core.logical.tools import Tool, find_tool
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
@@ -99,8 +99,8 @@ def validate_request(request: LogicalRestoreRequest) -> None:
         raise InputError(
             "--into-db restores tables (--table): a database restore takes --new-db-name"
         )
-    if not request.foreign_keys and not request.tables:
-        raise InputError("--no-foreign-keys applies to a table restore (--table)")
+    if not request.foreign_keys and request.all_databases:
+        raise InputError("--no-foreign-keys applies to one database's or its tables' restore")
     if request.jobs < 1:
         raise InputError("-J must be at least 1")
     name = request.new_db_name
@@ -289,6 +289,11 @@ class _Run:
             self.listing = selection.listing
             files = data_files(files, selection.data_ids)
             self._check_space(tuple(files))
+        elif not self.request.foreign_keys:
+            listed = run_tool(
+                [self.tool.path, "-l", self.directory], "pg_restore -l", self.reporter.checkpoint
+            )
+            self.listing = without_foreign_keys(listed)
         self.restore_share = sum(f.size for f in files) + done
         self.reporter.set_totals(bytes_total=2 * self.restore_share, files_total=len(files) + 2)
         with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:
@@ -434,6 +439,8 @@ class _Run:
             )
             log.ended()
             locks.finished()
+        except OperationFailed as exc:
+            raise _foreign_key_hint(exc, self.request.foreign_keys) from None
         finally:
             locks.close()
 
@@ -459,6 +466,17 @@ class _Run:
         if claim > 0:
             self.claimed += claim
             self.reporter.advance(claim)
+
+
+def _foreign_key_hint(exc: OperationFailed, foreign_keys: bool) -> OperationFailed:
+    """pg_restore's failure, with the way out when a foreign key names a missing table (a
+    --table backup or restore without the table it references)."""
+    if foreign_keys and "does not exist; Command was: ALTER TABLE ONLY" in str(exc):
+        return OperationFailed(
+            f"{exc} (a foreign key references a table this restore does not hold: restore "
+            "that table too, or leave the foreign keys out with --no-foreign-keys)"
+        )
+    return exc
 
 
 #: of a table's share of the restore, what its loaded data claims before the end

@@ -98,6 +98,15 @@ def select_entries(
     return Selection("\n".join(lines) + "\n", tuple(data_ids), kept)
 
 
+def without_foreign_keys(listing: str) -> str:
+    """A whole database's `-L` list with its foreign keys commented out."""
+    lines = []
+    for line in listing.splitlines():
+        entry = _entry(line)
+        lines.append(";" + line if entry is not None and entry[1] == "FK CONSTRAINT" else line)
+    return "\n".join(lines) + "\n"
+
+
 def table_data_tags(listing: str) -> list[tuple[int, str]]:
     """(dump ID, 'schema name') of each TABLE DATA entry of a listing."""
     entries = (_entry(line) for line in listing.splitlines())

@@ -206,7 +206,7 @@ def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> No
         (["--into-db", "x"], 3, "--into-db restores tables"),
         (["--table", "sales.orders", "--into-db", "nodb"], 3, "database 'nodb' does not exist"),
         (["--table", "sales.customers"], 3, "no table of logical backup matches"),
-        (["--new-db-name", "x", "--no-foreign-keys"], 3, "--no-foreign-keys applies"),
+        (["--all-databases", "--no-foreign-keys"], 3, "--no-foreign-keys applies"),
         (["--database", "other"], 3, "holds no database 'other'"),
         (["--new-db-name", "x", "--target-lsn", "0/1"], 3, "not available for a logical restore"),
         (["--new-db-name", "x", "--archive-mode", "off"], 3, "--archive-mode: not available"),
@@ -223,6 +223,34 @@ def test_restore_bad_input(
     )
     assert result.returncode == code, result.stderr
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_table_backup_whose_foreign_key_names_another_table_restores_as_a_database(
+    shop: Cluster, local: TestDestination
+) -> None:
+    """sales.orders references sales.customers, which the backup does not hold: pg_restore's
+    error says how out, and --no-foreign-keys (refused for a database restore before) is it."""
+    done, backup_id, err = backup(local, shop, "--database", SHOP, "--table", "sales.orders")
+    assert done == 0, err
+    flags = (*shop.restore_flags(), "--database", SHOP, "--new-db-name", "orders_only")
+    failed = pgvault("restore", local.url, SERVER, backup_id, *flags, env=BINDIRS_ENV)
+    assert failed.returncode == 1, failed.stderr
+    assert "--no-foreign-keys" in failed.stderr and failed.stderr.count("\n") == 1
+    assert shop.one("select count(*) from pg_database where datname = 'orders_only'") == 0
+    result = pgvault(
+        "restore", local.url, SERVER, backup_id, *flags, "--no-foreign-keys", env=BINDIRS_ENV
+    )
+    assert result.returncode == 0, result.stderr
+    assert shop.one("select count(*) from sales.orders", dbname="orders_only") == shop.one(
+        "select count(*) from sales.orders", dbname=SHOP
+    )
+    assert (
+        shop.one(
+            "select count(*) from pg_constraint where conrelid = 'sales.orders'::regclass",
+            dbname="orders_only",
+        )
+        == 1
+    )
 
 
 def test_unknown_backup_and_recovery_dir(

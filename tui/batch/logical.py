@@ -102,7 +102,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--no-foreign-keys",
         action="store_true",
-        help="a table restore leaves out the tables' foreign keys",
+        help="leave out the foreign keys (of the tables, or of the database restored)",
     )
     _add_common(group)
     pg = parser.add_argument_group("PostgreSQL connection (logical restores)")
