@@ -106,31 +106,52 @@ def relations(params: ConnectionParams, database: str) -> list[Relation]:
     return found
 
 
-def pattern_parts(pattern: str) -> tuple[str | None, str]:
-    """psql's pattern as (schema regex or None, name regex), both anchored."""
-    parts: list[str] = [""]
+def _split(pattern: str) -> list[tuple[str, str]]:
+    """psql's pattern as its dotted parts, each (literal: quotes removed, unquoted letters
+    folded; regex: wildcards translated, quoted characters escaped)."""
+    parts: list[tuple[str, str]] = [("", "")]
     quoted = False
     i = 0
     while i < len(pattern):
         c = pattern[i]
+        literal, regex = parts[-1]
         if c == '"':
             if quoted and pattern[i + 1 : i + 2] == '"':
-                parts[-1] += '"'
+                parts[-1] = (literal + '"', regex + '"')
                 i += 1
             else:
                 quoted = not quoted
         elif quoted:
-            parts[-1] += re.escape(c)
+            parts[-1] = (literal + c, regex + re.escape(c))
         elif c == ".":
-            parts.append("")
+            parts.append(("", ""))
         else:
-            parts[-1] += {"*": ".*", "?": ".", "$": r"\$"}.get(c, c.lower())
+            folded = {"*": ".*", "?": ".", "$": r"\$"}.get(c, c.lower())
+            parts[-1] = (literal + c.lower(), regex + folded)
         i += 1
-    # database.schema.table: the database part is the one connected to
-    parts = parts[-2:]
+    return parts
+
+
+def pattern_parts(pattern: str) -> tuple[str | None, str]:
+    """psql's pattern as (schema regex or None, name regex), both anchored."""
+    # database.schema.table: the database part is the one connected to (check_database)
+    parts = [regex for _, regex in _split(pattern)][-2:]
     if len(parts) == 1:
         return None, parts[0]
     return parts[0], parts[1]
+
+
+def check_database(pattern: str, database: str) -> None:
+    """InputError for a pattern of more than three parts, or whose database part (as in
+    database.schema.table) names another database than the one it selects tables of."""
+    parts = _split(pattern)
+    if len(parts) > 3:  # noqa: PLR2004 - database.schema.table
+        raise InputError(f"invalid table pattern {pattern!r}: too many dotted names")
+    if len(parts) == 3 and parts[0][0] != database:  # noqa: PLR2004
+        raise InputError(
+            f"table pattern {pattern!r} names database {parts[0][0]!r}, not {database!r}: "
+            "a pattern selects tables of the database restored or backed up"
+        )
 
 
 def _matches(pattern: str, rel: Relation) -> bool:
@@ -155,6 +176,7 @@ def select_tables(
         return tuple(r.entry for r in found if r.kind in TABLE_KINDS)
     chosen: dict[str, TableEntry] = {}
     for pattern in patterns:
+        check_database(pattern, database)
         hits = [r for r in found if _matches(pattern, r)]
         if not hits:
             raise InputError(

@@ -31,7 +31,7 @@ from core.errors import (
 from core.logical import integrity, target
 from core.logical.attempt import mark_staging, staging_prefix, sweep_staging
 from core.logical.catalog import LATEST, resolve_logical
-from core.logical.inventory import pattern_parts
+from core.logical.inventory import check_database, pattern_parts
 from core.logical.layout import LogicalLayout, is_logical_id
 from core.logical.load_log import LoadLog, table_data_ids
 from core.logical.local_files import place, same_filesystem, unlink_all
@@ -147,13 +147,17 @@ def match_tables(dump: DatabaseDump, patterns: tuple[str, ...]) -> tuple[TableEn
     the partitions of a partitioned table."""
     chosen: dict[str, TableEntry] = {}
     for pattern in patterns:
+        check_database(pattern, dump.name)
         schema_re, name_re = pattern_parts(pattern)
-        hits = [
-            t
-            for t in dump.tables
-            if re.fullmatch(name_re, t.name)
-            and (schema_re is None or re.fullmatch(schema_re, t.schema))
-        ]
+        try:
+            hits = [
+                t
+                for t in dump.tables
+                if re.fullmatch(name_re, t.name)
+                and (schema_re is None or re.fullmatch(schema_re, t.schema))
+            ]
+        except re.error as exc:
+            raise InputError(f"invalid table pattern {pattern!r}: {exc}") from None
         if not hits:
             raise InputError(
                 f"no table of logical backup matches {pattern!r} in database {dump.name!r}"

@@ -71,6 +71,10 @@ def listed(dest: TestDestination) -> list[dict[str, object]]:
         (["--database", "nope"], "database 'nope' does not exist on the server"),
         (["--database", SHOP, "--table", "sales.nothing"], "no table matches 'sales.nothing'"),
         (["--database", SHOP, "--table", "nosuch.*"], "no table matches 'nosuch.*'"),
+        # pg_dump's 'cross-database references are not implemented' was exit 1
+        (["--database", SHOP, "--table", "other.sales.orders"], "names database 'other'"),
+        (["--database", SHOP, "--table", "*.*.*"], "names database '*'"),
+        (["--database", SHOP, "--table", "a.b.c.d"], "too many dotted names"),
         (["--table", "sales.orders"], "--table needs --database"),
         (["--database", SHOP, "-n", "20261207T101311L"], "it looks like a backup ID"),
         (
@@ -206,6 +210,9 @@ def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> No
         (["--into-db", "x"], 3, "--into-db restores tables"),
         (["--table", "sales.orders", "--into-db", "nodb"], 3, "database 'nodb' does not exist"),
         (["--table", "sales.customers"], 3, "no table of logical backup matches"),
+        # restored sales.orders of the backup's database, exit 0 / unexpected error, exit 4
+        (["--table", "other.sales.orders", "--into-db", "x"], 3, "names database 'other'"),
+        (["--table", "sales.(", "--into-db", "x"], 3, "invalid table pattern 'sales.('"),
         (["--all-databases", "--no-foreign-keys"], 3, "--no-foreign-keys applies"),
         (["--database", "other"], 3, "holds no database 'other'"),
         (["--new-db-name", "x", "--target-lsn", "0/1"], 3, "not available for a logical restore"),
