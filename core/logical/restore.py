@@ -44,7 +44,7 @@ from core.logical.manifest import (
     with_partitions,
 )
 from core.logical.process import run_tool, tool_conninfo
-from core.logical.selection import data_files, select_entries, without_foreign_keys
+from core.logical.selection import data_files, database_listing, select_entries
 from core.logical.tools import Tool, find_tool
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
@@ -293,11 +293,11 @@ class _Run:
             self.listing = selection.listing
             files = data_files(files, selection.data_ids)
             self._check_space(tuple(files))
-        elif not self.request.foreign_keys:
+        elif not self.request.foreign_keys or self.dump.patterns:
             listed = run_tool(
                 [self.tool.path, "-l", self.directory], "pg_restore -l", self.reporter.checkpoint
             )
-            self.listing = without_foreign_keys(listed)
+            self.listing = database_listing(listed, self.dump.tables, self.request.foreign_keys)
         self.restore_share = sum(f.size for f in files) + done
         self.reporter.set_totals(bytes_total=2 * self.restore_share, files_total=len(files) + 2)
         with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:
@@ -475,7 +475,8 @@ class _Run:
 def _foreign_key_hint(exc: OperationFailed, foreign_keys: bool) -> OperationFailed:
     """pg_restore's failure, with the way out when a foreign key names a missing table (a
     --table backup or restore without the table it references)."""
-    if foreign_keys and "does not exist; Command was: ALTER TABLE ONLY" in str(exc):
+    # the first line of an ADD CONSTRAINT ... FOREIGN KEY ends at the table's name
+    if foreign_keys and re.search(r"does not exist; Command was: ALTER TABLE ONLY \S+$", str(exc)):
         return OperationFailed(
             f"{exc} (a foreign key references a table this restore does not hold: restore "
             "that table too, or leave the foreign keys out with --no-foreign-keys)"

@@ -98,12 +98,21 @@ def select_entries(
     return Selection("\n".join(lines) + "\n", tuple(data_ids), kept)
 
 
-def without_foreign_keys(listing: str) -> str:
-    """A whole database's `-L` list with its foreign keys commented out."""
+def database_listing(listing: str, tables: Iterable[TableEntry], foreign_keys: bool) -> str:
+    """A whole database's `-L` list: every entry but the foreign keys when left out, and a
+    partition's ATTACH when its partitioned table is not in the backup (a --table backup of
+    a partition alone: its ATTACH PARTITION would name a table that is not there)."""
+    held = tuple(tables)
+    names = {(t.schema, t.name) for t in held}
+    orphans = tuple(t for t in held if t.partition_of is not None and t.partition_of not in names)
     lines = []
     for line in listing.splitlines():
         entry = _entry(line)
-        lines.append(";" + line if entry is not None and entry[1] == "FK CONSTRAINT" else line)
+        drop = entry is not None and (
+            (entry[1] == "FK CONSTRAINT" and not foreign_keys)
+            or (entry[1] in _ATTACH and any(_wanted(entry[1], entry[2], t, True) for t in orphans))
+        )
+        lines.append(";" + line if drop else line)
     return "\n".join(lines) + "\n"
 
 

@@ -24,6 +24,11 @@ create table sales.events_b partition of sales.events for values from (1000000) 
 create table sales.events_b1 partition of sales.events_b for values from (1000000) to (2000000);
 create index events_at on sales.events (at);
 insert into sales.events (id, payload) select g, 'deep' from generate_series(1000001, 1000050) g;
+create table public.measures (at date primary key, v int) partition by range (at);
+create table public.measures_2026 partition of public.measures
+    for values from ('2026-01-01') to ('2027-01-01');
+insert into public.measures
+    select d, 1 from generate_series('2026-01-01'::date, '2026-12-31', '1 day') d;
 """
 
 
@@ -105,3 +110,16 @@ def test_a_partitioned_table_restored_out_of_a_database_backup_has_its_rows(
     result = restore(pg, dest, backup_id, *flags, "--clean")
     assert result.returncode == 0, result.stderr
     assert_events(pg, "events_into")
+
+
+def test_a_backup_of_one_partition_restores_as_a_database(
+    shop: tuple[Cluster, TestDestination],
+) -> None:
+    """Its ATTACH PARTITION names a partitioned table the backup does not hold: left out,
+    the partition is a table of its own (pg_restore failed on it, exit 1)."""
+    pg, dest = shop
+    backup_id = backup(pg, dest, "--table", "public.measures_2026")
+    result = restore(pg, dest, backup_id, "--new-db-name", "one_partition")
+    assert result.returncode == 0, result.stderr
+    assert pg.one("select count(*) from measures_2026", dbname="one_partition") == 365
+    assert pg.one("select count(*) from pg_inherits", dbname="one_partition") == 0
