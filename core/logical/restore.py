@@ -236,7 +236,8 @@ def run_logical_restore(
         backup_id=manifest.backup_id,
         database=dump.name,
         target_database=into,
-        tables=tuple(t.qualified for t in tables),
+        # a --table backup restored as a database holds only its tables: named, not 'database'
+        tables=tuple(t.qualified for t in tables or (dump.tables if dump.patterns else ())),
         bytes_downloaded=downloaded,
         pg_restore=tool.version,
     )

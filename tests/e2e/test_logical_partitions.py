@@ -6,6 +6,7 @@ their own: both restored a partitioned table with no rows, exit 0."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 
@@ -90,9 +91,20 @@ def test_a_table_backup_of_a_partitioned_table_holds_its_partitions(
     backup_id = backup(pg, dest, "--table", "sales.events")
     shown = pgvault("backup-show", dest.url, SERVER, backup_id)
     assert "events_b1" in shown.stdout, shown.stdout
-    result = restore(pg, dest, backup_id, "--new-db-name", "events_copy")
+    result = restore(pg, dest, backup_id, "--new-db-name", "events_copy", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert_events(pg, "events_copy")
+    # --format json was ignored (the database's name in plain text); 'tables' names what the
+    # --table backup held, not 'database' as if it were whole
+    done = json.loads(result.stdout)
+    assert done["target_database"] == "events_copy"
+    assert done["tables"] == [
+        "sales.events",
+        "sales.events_a",
+        "sales.events_b",
+        "sales.events_b1",
+    ]
+    assert done["summary"].startswith("restored tables sales.events, sales.events_a")
 
 
 def test_a_partitioned_table_restored_out_of_a_database_backup_has_its_rows(

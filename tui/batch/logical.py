@@ -15,7 +15,14 @@ from core.logical.request import STAGING_LIMIT
 from core.sizes import size_argument
 from tui.batch.jobrun import run_as_job
 from tui.batch.main import Context
-from tui.batch.options import Destination, database_name, size, tags_from, tcp_port
+from tui.batch.options import (
+    Destination,
+    database_name,
+    print_json,
+    size,
+    tags_from,
+    tcp_port,
+)
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
@@ -248,6 +255,9 @@ def run_restore(args: argparse.Namespace, ctx: Context, where: Destination) -> i
     job = run_as_job(args, ctx, LOGICAL_RESTORE, request)
     if job is not None:
         result = job.result_as(LogicalJobResult)
+        if args.format == "json":  # the job's result, as for a physical restore
+            print_json(result.to_json())
+            return ExitCode.OK
         print(result.target_database)
         if args.verbose:
             print(result.summary, file=sys.stderr)
