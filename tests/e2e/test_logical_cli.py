@@ -75,6 +75,8 @@ def listed(dest: TestDestination) -> list[dict[str, object]]:
         (["--database", SHOP, "--table", "other.sales.orders"], "names database 'other'"),
         (["--database", SHOP, "--table", "*.*.*"], "names database '*'"),
         (["--database", SHOP, "--table", "a.b.c.d"], "too many dotted names"),
+        # the last --database was backed up, the first ignored (exit 0)
+        (["--database", SHOP, "--database", "postgres"], "--database: given twice"),
         (["--table", "sales.orders"], "--table needs --database"),
         (["--database", SHOP, "-n", "20261207T101311L"], "it looks like a backup ID"),
         (
@@ -213,6 +215,7 @@ def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> No
         # restored sales.orders of the backup's database, exit 0 / unexpected error, exit 4
         (["--table", "other.sales.orders", "--into-db", "x"], 3, "names database 'other'"),
         (["--table", "sales.(", "--into-db", "x"], 3, "invalid table pattern 'sales.('"),
+        (["--database", SHOP, "--database", "x", "--new-db-name", "y"], 3, "given twice"),
         (["--all-databases", "--no-foreign-keys"], 3, "--no-foreign-keys applies"),
         (["--database", "other"], 3, "holds no database 'other'"),
         (["--new-db-name", "x", "--target-lsn", "0/1"], 3, "not available for a logical restore"),

@@ -25,6 +25,26 @@ from tui.batch.options import (
 )
 
 
+class _OneDatabase(argparse.Action):
+    """--database given once: argparse would keep the last of several, the others ignored."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        held = getattr(namespace, self.dest)
+        if held is not None:
+            raise argparse.ArgumentError(
+                self,
+                f"given twice ({held!r}, {values!r}): a logical backup or restore takes one "
+                "database; --all-databases takes every one",
+            )
+        setattr(namespace, self.dest, values)
+
+
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Logical backups (pg_dump's directory format; see README, Logical backups)"
@@ -33,6 +53,7 @@ def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
         "--database",
         metavar="NAME",
         type=database_name,
+        action=_OneDatabase,
         help="take a logical backup of this database",
     )
     group.add_argument(
@@ -74,7 +95,11 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
         "Logical restores (into a running server; BACKUP is a logical backup, no RECOVERY_DIR)"
     )
     group.add_argument(
-        "--database", metavar="NAME", type=database_name, help="the backup's database to restore"
+        "--database",
+        metavar="NAME",
+        type=database_name,
+        action=_OneDatabase,
+        help="the backup's database to restore",
     )
     group.add_argument(
         "--all-databases",
