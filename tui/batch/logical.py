@@ -45,17 +45,17 @@ class _OneDatabase(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def _database_flag(group: argparse._ArgumentGroup, text: str) -> None:
+    group.add_argument(
+        "--database", metavar="NAME", type=database_name, action=_OneDatabase, help=text
+    )
+
+
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Logical backups (pg_dump's directory format; see README, Logical backups)"
     )
-    group.add_argument(
-        "--database",
-        metavar="NAME",
-        type=database_name,
-        action=_OneDatabase,
-        help="take a logical backup of this database",
-    )
+    _database_flag(group, "take a logical backup of this database")
     group.add_argument(
         "--table",
         action="append",
@@ -94,13 +94,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Logical restores (into a running server; BACKUP is a logical backup, no RECOVERY_DIR)"
     )
-    group.add_argument(
-        "--database",
-        metavar="NAME",
-        type=database_name,
-        action=_OneDatabase,
-        help="the backup's database to restore",
-    )
+    _database_flag(group, "the backup's database to restore")
     group.add_argument(
         "--all-databases",
         action="store_true",
