@@ -205,7 +205,7 @@ def _dump_database(
         connection=request.connection,
         database=facts.name,
         application_name=application_name(backup_id),
-        patterns=request.tables,
+        patterns=_dump_patterns(request.tables, tables),
         jobs=request.jobs,
         compression=request.compression,
         staging_dir=request.staging_dir,
@@ -224,6 +224,14 @@ def _dump_database(
         files=files,
         patterns=request.tables,
     )
+
+
+def _dump_patterns(patterns: tuple[str, ...], tables: tuple[TableEntry, ...]) -> tuple[str, ...]:
+    """pg_dump's -t: the operator's patterns and each partition of a partitioned table they
+    name (pg_dump -t of a partitioned table dumps it empty, without its partitions)."""
+    if not patterns:
+        return ()
+    return patterns + tuple(t.pattern for t in tables if t.partition_of is not None)
 
 
 def _globals(

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from core.errors import InputError
-from core.logical.manifest import TableEntry
+from core.logical.manifest import TableEntry, with_partitions
 from core.postgres.connection import ConnectionParams, Session
 from core.postgres.relation_sizes import EXCLUSIVELY_LOCKED, query_sizes, size_of
 
@@ -28,7 +28,11 @@ select n.nspname, c.relname, c.relkind, c.reltuples::bigint,
              join pg_namespace sn on sn.oid = s.relnamespace
              where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass
                and d.refobjid = c.oid and s.relkind = 'S' and d.deptype in ('a', 'i')
-             order by 1)
+             order by 1),
+       (select array[pn.nspname::text, p.relname::text]
+        from pg_inherits i join pg_class p on p.oid = i.inhparent
+        join pg_namespace pn on pn.oid = p.relnamespace
+        where i.inhrelid = c.oid and c.relispartition limit 1)
 from pg_class c join pg_namespace n on n.oid = c.relnamespace
 where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
   and n.nspname not in ('pg_catalog', 'information_schema')
@@ -88,7 +92,7 @@ def relations(params: ConnectionParams, database: str) -> list[Relation]:
     with Session(params, application_name="pgvault logical", dbname=database) as session:
         rows = query_sizes(session, _RELATIONS, what="listing the tables")
     found = []
-    for schema, name, kind, tuples, size, visible, indexes, sequences in rows:
+    for schema, name, kind, tuples, size, visible, indexes, sequences, parent in rows:
         entry = TableEntry(
             schema=schema,
             name=name,
@@ -96,36 +100,58 @@ def relations(params: ConnectionParams, database: str) -> list[Relation]:
             size=int(size or 0),
             indexes=tuple(indexes or ()),
             sequences=tuple((s[0], s[1]) for s in sequences or ()),
+            partition_of=(parent[0], parent[1]) if parent else None,
         )
         found.append(Relation(entry, kind, bool(visible)))
     return found
 
 
-def pattern_parts(pattern: str) -> tuple[str | None, str]:
-    """psql's pattern as (schema regex or None, name regex), both anchored."""
-    parts: list[str] = [""]
+def _split(pattern: str) -> list[tuple[str, str]]:
+    """psql's pattern as its dotted parts, each (literal: quotes removed, unquoted letters
+    folded; regex: wildcards translated, quoted characters escaped)."""
+    parts: list[tuple[str, str]] = [("", "")]
     quoted = False
     i = 0
     while i < len(pattern):
         c = pattern[i]
+        literal, regex = parts[-1]
         if c == '"':
             if quoted and pattern[i + 1 : i + 2] == '"':
-                parts[-1] += '"'
+                parts[-1] = (literal + '"', regex + '"')
                 i += 1
             else:
                 quoted = not quoted
         elif quoted:
-            parts[-1] += re.escape(c)
+            parts[-1] = (literal + c, regex + re.escape(c))
         elif c == ".":
-            parts.append("")
+            parts.append(("", ""))
         else:
-            parts[-1] += {"*": ".*", "?": ".", "$": r"\$"}.get(c, c.lower())
+            folded = {"*": ".*", "?": ".", "$": r"\$"}.get(c, c.lower())
+            parts[-1] = (literal + c.lower(), regex + folded)
         i += 1
-    # database.schema.table: the database part is the one connected to
-    parts = parts[-2:]
+    return parts
+
+
+def pattern_parts(pattern: str) -> tuple[str | None, str]:
+    """psql's pattern as (schema regex or None, name regex), both anchored."""
+    # database.schema.table: the database part is the one connected to (check_database)
+    parts = [regex for _, regex in _split(pattern)][-2:]
     if len(parts) == 1:
         return None, parts[0]
     return parts[0], parts[1]
+
+
+def check_database(pattern: str, database: str) -> None:
+    """InputError for a pattern of more than three parts, or whose database part (as in
+    database.schema.table) names another database than the one it selects tables of."""
+    parts = _split(pattern)
+    if len(parts) > 3:  # noqa: PLR2004 - database.schema.table
+        raise InputError(f"invalid table pattern {pattern!r}: too many dotted names")
+    if len(parts) == 3 and parts[0][0] != database:  # noqa: PLR2004
+        raise InputError(
+            f"table pattern {pattern!r} names database {parts[0][0]!r}, not {database!r}: "
+            "a pattern selects tables of the database restored or backed up"
+        )
 
 
 def _matches(pattern: str, rel: Relation) -> bool:
@@ -144,11 +170,13 @@ def _matches(pattern: str, rel: Relation) -> bool:
 def select_tables(
     found: list[Relation], patterns: tuple[str, ...], database: str
 ) -> tuple[TableEntry, ...]:
-    """Every table, or those the patterns name; InputError for a pattern naming nothing."""
+    """Every table, or those the patterns name with the partitions of a partitioned one;
+    InputError for a pattern naming nothing."""
     if not patterns:
         return tuple(r.entry for r in found if r.kind in TABLE_KINDS)
     chosen: dict[str, TableEntry] = {}
     for pattern in patterns:
+        check_database(pattern, database)
         hits = [r for r in found if _matches(pattern, r)]
         if not hits:
             raise InputError(
@@ -163,4 +191,5 @@ def select_tables(
                 "(a logical backup's --table takes tables; back up the database for the rest)"
             )
         chosen.update({r.entry.qualified: r.entry for r in tables})
-    return tuple(chosen.values())
+    every = tuple(r.entry for r in found if r.kind in TABLE_KINDS)
+    return with_partitions(tuple(chosen.values()), every)

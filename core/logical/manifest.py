@@ -27,10 +27,36 @@ class TableEntry:
     size: int  # pg_table_size at backup time
     indexes: tuple[str, ...] = ()  # index names (same schema as the table)
     sequences: tuple[tuple[str, str], ...] = ()  # (schema, name) of the sequences it owns
+    #: (schema, name) of the partitioned table it is a partition of; None for the others
+    #: and in manifests older than partition tracking
+    partition_of: tuple[str, str] | None = None
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
+
+    @property
+    def pattern(self) -> str:
+        """A psql pattern naming exactly this table (double quotes keep every character)."""
+        schema, name = (part.replace('"', '""') for part in (self.schema, self.name))
+        return f'"{schema}"."{name}"'
+
+
+def with_partitions(
+    chosen: tuple[TableEntry, ...], every: tuple[TableEntry, ...]
+) -> tuple[TableEntry, ...]:
+    """The chosen tables and every partition (at any depth) of a chosen partitioned table:
+    a partitioned table holds no rows of its own, its partitions hold them."""
+    kept = {(t.schema, t.name): t for t in chosen}
+    grew = True
+    while grew:
+        grew = False
+        for table in every:
+            key = (table.schema, table.name)
+            if key not in kept and table.partition_of in kept:
+                kept[key] = table
+                grew = True
+    return tuple(kept.values())
 
 
 @dataclass(frozen=True)
@@ -134,9 +160,14 @@ def _database(data: Mapping[str, Any]) -> DatabaseDump:
                 size=int(t["size"]),
                 indexes=tuple(t.get("indexes", ())),
                 sequences=tuple((s[0], s[1]) for s in t.get("sequences", ())),
+                partition_of=_pair(t.get("partition_of")),
             )
             for t in data["tables"]
         ),
         files=tuple(DumpFile(f["name"], int(f["size"]), f.get("sha256")) for f in data["files"]),
         patterns=tuple(data.get("patterns", ())),
     )
+
+
+def _pair(value: Any) -> tuple[str, str] | None:
+    return None if not value else (str(value[0]), str(value[1]))

@@ -31,14 +31,20 @@ from core.errors import (
 from core.logical import integrity, target
 from core.logical.attempt import mark_staging, staging_prefix, sweep_staging
 from core.logical.catalog import LATEST, resolve_logical
-from core.logical.inventory import pattern_parts
+from core.logical.inventory import check_database, pattern_parts
 from core.logical.layout import LogicalLayout, is_logical_id
 from core.logical.load_log import LoadLog, table_data_ids
 from core.logical.local_files import place, same_filesystem, unlink_all
 from core.logical.lock_wait import LockWatcher
-from core.logical.manifest import DatabaseDump, DumpFile, LogicalManifest, TableEntry
+from core.logical.manifest import (
+    DatabaseDump,
+    DumpFile,
+    LogicalManifest,
+    TableEntry,
+    with_partitions,
+)
 from core.logical.process import run_tool, tool_conninfo
-from core.logical.selection import data_files, select_entries
+from core.logical.selection import data_files, database_listing, select_entries
 from core.logical.tools import Tool, find_tool
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
@@ -93,8 +99,8 @@ def validate_request(request: LogicalRestoreRequest) -> None:
         raise InputError(
             "--into-db restores tables (--table): a database restore takes --new-db-name"
         )
-    if not request.foreign_keys and not request.tables:
-        raise InputError("--no-foreign-keys applies to a table restore (--table)")
+    if not request.foreign_keys and request.all_databases:
+        raise InputError("--no-foreign-keys applies to one database's or its tables' restore")
     if request.jobs < 1:
         raise InputError("-J must be at least 1")
     name = request.new_db_name
@@ -137,22 +143,27 @@ def _choose_database(manifest: LogicalManifest, name: str | None) -> DatabaseDum
 
 
 def match_tables(dump: DatabaseDump, patterns: tuple[str, ...]) -> tuple[TableEntry, ...]:
-    """The backup's tables the patterns name (a pattern without schema: any schema)."""
+    """The backup's tables the patterns name (a pattern without schema: any schema), with
+    the partitions of a partitioned table."""
     chosen: dict[str, TableEntry] = {}
     for pattern in patterns:
+        check_database(pattern, dump.name)
         schema_re, name_re = pattern_parts(pattern)
-        hits = [
-            t
-            for t in dump.tables
-            if re.fullmatch(name_re, t.name)
-            and (schema_re is None or re.fullmatch(schema_re, t.schema))
-        ]
+        try:
+            hits = [
+                t
+                for t in dump.tables
+                if re.fullmatch(name_re, t.name)
+                and (schema_re is None or re.fullmatch(schema_re, t.schema))
+            ]
+        except re.error as exc:
+            raise InputError(f"invalid table pattern {pattern!r}: {exc}") from None
         if not hits:
             raise InputError(
                 f"no table of logical backup matches {pattern!r} in database {dump.name!r}"
             )
         chosen.update({t.qualified: t for t in hits})
-    return tuple(chosen.values())
+    return with_partitions(tuple(chosen.values()), dump.tables)
 
 
 def dump_major(manifest: LogicalManifest) -> int:
@@ -225,7 +236,8 @@ def run_logical_restore(
         backup_id=manifest.backup_id,
         database=dump.name,
         target_database=into,
-        tables=tuple(t.qualified for t in tables),
+        # a --table backup restored as a database holds only its tables: named, not 'database'
+        tables=tuple(t.qualified for t in tables or (dump.tables if dump.patterns else ())),
         bytes_downloaded=downloaded,
         pg_restore=tool.version,
     )
@@ -282,6 +294,11 @@ class _Run:
             self.listing = selection.listing
             files = data_files(files, selection.data_ids)
             self._check_space(tuple(files))
+        elif not self.request.foreign_keys or self.dump.patterns:
+            listed = run_tool(
+                [self.tool.path, "-l", self.directory], "pg_restore -l", self.reporter.checkpoint
+            )
+            self.listing = database_listing(listed, self.dump.tables, self.request.foreign_keys)
         self.restore_share = sum(f.size for f in files) + done
         self.reporter.set_totals(bytes_total=2 * self.restore_share, files_total=len(files) + 2)
         with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:
@@ -407,6 +424,7 @@ class _Run:
             "--verbose",  # which tables are loaded: the restore's progress (load_log)
         ]
         if tables and self.request.clean:
+            target.drop_partitioned(params, into, tables)
             argv += ["--clean", "--if-exists"]
         if self.listing is not None:
             path = os.path.join(os.path.dirname(self.directory), "restore.list")
@@ -426,6 +444,8 @@ class _Run:
             )
             log.ended()
             locks.finished()
+        except OperationFailed as exc:
+            raise _foreign_key_hint(exc, self.request.foreign_keys) from None
         finally:
             locks.close()
 
@@ -451,6 +471,18 @@ class _Run:
         if claim > 0:
             self.claimed += claim
             self.reporter.advance(claim)
+
+
+def _foreign_key_hint(exc: OperationFailed, foreign_keys: bool) -> OperationFailed:
+    """pg_restore's failure, with the way out when a foreign key names a missing table (a
+    --table backup or restore without the table it references)."""
+    # the first line of an ADD CONSTRAINT ... FOREIGN KEY ends at the table's name
+    if foreign_keys and re.search(r"does not exist; Command was: ALTER TABLE ONLY \S+$", str(exc)):
+        return OperationFailed(
+            f"{exc} (a foreign key references a table this restore does not hold: restore "
+            "that table too, or leave the foreign keys out with --no-foreign-keys)"
+        )
+    return exc
 
 
 #: of a table's share of the restore, what its loaded data claims before the end

@@ -20,6 +20,8 @@ _LINE_RE = re.compile(r"^(?P<id>\d+); \d+ \d+ (?P<rest>.*)$")
 # longest first: "TABLE DATA" before "TABLE"
 _DESCS = (
     "SEQUENCE OWNED BY",
+    "TABLE ATTACH",
+    "INDEX ATTACH",
     "FK CONSTRAINT",
     "SEQUENCE SET",
     "TABLE DATA",
@@ -32,9 +34,11 @@ _DESCS = (
     "TABLE",
     "RULE",
 )
-_OWN_TAG = ("TABLE", "TABLE DATA")
+_OWN_TAG = ("TABLE", "TABLE DATA", "TABLE ATTACH")
 _TABLE_PREFIXED = ("DEFAULT", "CONSTRAINT", "FK CONSTRAINT", "TRIGGER", "POLICY", "RULE")
 _SEQUENCE = ("SEQUENCE", "SEQUENCE SET", "SEQUENCE OWNED BY")
+#: a partition's ATTACH PARTITION and its indexes' ATTACH: kept when its parent comes too
+_ATTACH = ("TABLE ATTACH", "INDEX ATTACH")
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ def _wanted(desc: str, name: str, table: TableEntry, foreign_keys: bool) -> bool
         return name == own
     if desc in _TABLE_PREFIXED:
         return name.startswith(own + " ") and (foreign_keys or desc != "FK CONSTRAINT")
-    if desc == "INDEX":
+    if desc in ("INDEX", "INDEX ATTACH"):
         return name in {f"{table.schema} {index}" for index in table.indexes}
     if desc in _SEQUENCE:
         return name in {f"{s} {n}" for s, n in table.sequences}
@@ -73,6 +77,9 @@ def select_entries(
     listing: str, tables: Iterable[TableEntry], foreign_keys: bool = True
 ) -> Selection:
     chosen = tuple(tables)
+    names = {(t.schema, t.name) for t in chosen}
+    # a partition restored without its partitioned table stays a table of its own
+    attachable = tuple(t for t in chosen if t.partition_of in names)
     lines, data_ids, kept = [], [], 0
     for line in listing.splitlines():
         entry = _entry(line)
@@ -80,7 +87,8 @@ def select_entries(
             lines.append(line if line.startswith(";") or not line.strip() else ";" + line)
             continue
         dump_id, desc, name = entry
-        if any(_wanted(desc, name, t, foreign_keys) for t in chosen):
+        among = attachable if desc in _ATTACH else chosen
+        if any(_wanted(desc, name, t, foreign_keys) for t in among):
             lines.append(line)
             kept += 1
             if desc == "TABLE DATA":
@@ -88,6 +96,24 @@ def select_entries(
         else:
             lines.append(";" + line)
     return Selection("\n".join(lines) + "\n", tuple(data_ids), kept)
+
+
+def database_listing(listing: str, tables: Iterable[TableEntry], foreign_keys: bool) -> str:
+    """A whole database's `-L` list: every entry but the foreign keys when left out, and a
+    partition's ATTACH when its partitioned table is not in the backup (a --table backup of
+    a partition alone: its ATTACH PARTITION would name a table that is not there)."""
+    held = tuple(tables)
+    names = {(t.schema, t.name) for t in held}
+    orphans = tuple(t for t in held if t.partition_of is not None and t.partition_of not in names)
+    lines = []
+    for line in listing.splitlines():
+        entry = _entry(line)
+        drop = entry is not None and (
+            (entry[1] == "FK CONSTRAINT" and not foreign_keys)
+            or (entry[1] in _ATTACH and any(_wanted(entry[1], entry[2], t, True) for t in orphans))
+        )
+        lines.append(";" + line if drop else line)
+    return "\n".join(lines) + "\n"
 
 
 def table_data_tags(listing: str) -> list[tuple[int, str]]:

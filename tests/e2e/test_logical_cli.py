@@ -71,6 +71,12 @@ def listed(dest: TestDestination) -> list[dict[str, object]]:
         (["--database", "nope"], "database 'nope' does not exist on the server"),
         (["--database", SHOP, "--table", "sales.nothing"], "no table matches 'sales.nothing'"),
         (["--database", SHOP, "--table", "nosuch.*"], "no table matches 'nosuch.*'"),
+        # pg_dump's 'cross-database references are not implemented' was exit 1
+        (["--database", SHOP, "--table", "other.sales.orders"], "names database 'other'"),
+        (["--database", SHOP, "--table", "*.*.*"], "names database '*'"),
+        (["--database", SHOP, "--table", "a.b.c.d"], "too many dotted names"),
+        # the last --database was backed up, the first ignored (exit 0)
+        (["--database", SHOP, "--database", "postgres"], "--database: given twice"),
         (["--table", "sales.orders"], "--table needs --database"),
         (["--database", SHOP, "-n", "20261207T101311L"], "it looks like a backup ID"),
         (
@@ -206,7 +212,11 @@ def test_refused_connections_exit_1(local: TestDestination, shop: Cluster) -> No
         (["--into-db", "x"], 3, "--into-db restores tables"),
         (["--table", "sales.orders", "--into-db", "nodb"], 3, "database 'nodb' does not exist"),
         (["--table", "sales.customers"], 3, "no table of logical backup matches"),
-        (["--new-db-name", "x", "--no-foreign-keys"], 3, "--no-foreign-keys applies"),
+        # restored sales.orders of the backup's database, exit 0 / unexpected error, exit 4
+        (["--table", "other.sales.orders", "--into-db", "x"], 3, "names database 'other'"),
+        (["--table", "sales.(", "--into-db", "x"], 3, "invalid table pattern 'sales.('"),
+        (["--database", SHOP, "--database", "x", "--new-db-name", "y"], 3, "given twice"),
+        (["--all-databases", "--no-foreign-keys"], 3, "--no-foreign-keys applies"),
         (["--database", "other"], 3, "holds no database 'other'"),
         (["--new-db-name", "x", "--target-lsn", "0/1"], 3, "not available for a logical restore"),
         (["--new-db-name", "x", "--archive-mode", "off"], 3, "--archive-mode: not available"),
@@ -223,6 +233,34 @@ def test_restore_bad_input(
     )
     assert result.returncode == code, result.stderr
     assert message in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_a_table_backup_whose_foreign_key_names_another_table_restores_as_a_database(
+    shop: Cluster, local: TestDestination
+) -> None:
+    """sales.orders references sales.customers, which the backup does not hold: pg_restore's
+    error says how out, and --no-foreign-keys (refused for a database restore before) is it."""
+    done, backup_id, err = backup(local, shop, "--database", SHOP, "--table", "sales.orders")
+    assert done == 0, err
+    flags = (*shop.restore_flags(), "--database", SHOP, "--new-db-name", "orders_only")
+    failed = pgvault("restore", local.url, SERVER, backup_id, *flags, env=BINDIRS_ENV)
+    assert failed.returncode == 1, failed.stderr
+    assert "--no-foreign-keys" in failed.stderr and failed.stderr.count("\n") == 1
+    assert shop.one("select count(*) from pg_database where datname = 'orders_only'") == 0
+    result = pgvault(
+        "restore", local.url, SERVER, backup_id, *flags, "--no-foreign-keys", env=BINDIRS_ENV
+    )
+    assert result.returncode == 0, result.stderr
+    assert shop.one("select count(*) from sales.orders", dbname="orders_only") == shop.one(
+        "select count(*) from sales.orders", dbname=SHOP
+    )
+    assert (
+        shop.one(
+            "select count(*) from pg_constraint where conrelid = 'sales.orders'::regclass",
+            dbname="orders_only",
+        )
+        == 1
+    )
 
 
 def test_unknown_backup_and_recovery_dir(

@@ -15,19 +15,47 @@ from core.logical.request import STAGING_LIMIT
 from core.sizes import size_argument
 from tui.batch.jobrun import run_as_job
 from tui.batch.main import Context
-from tui.batch.options import Destination, database_name, size, tags_from, tcp_port
+from tui.batch.options import (
+    Destination,
+    database_name,
+    print_json,
+    size,
+    tags_from,
+    tcp_port,
+)
+
+
+class _OneDatabase(argparse.Action):
+    """--database given once: argparse would keep the last of several, the others ignored."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        held = getattr(namespace, self.dest)
+        if held is not None:
+            raise argparse.ArgumentError(
+                self,
+                f"given twice ({held!r}, {values!r}): a logical backup or restore takes one "
+                "database; --all-databases takes every one",
+            )
+        setattr(namespace, self.dest, values)
+
+
+def _database_flag(group: argparse._ArgumentGroup, text: str) -> None:
+    group.add_argument(
+        "--database", metavar="NAME", type=database_name, action=_OneDatabase, help=text
+    )
 
 
 def add_backup_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Logical backups (pg_dump's directory format; see README, Logical backups)"
     )
-    group.add_argument(
-        "--database",
-        metavar="NAME",
-        type=database_name,
-        help="take a logical backup of this database",
-    )
+    _database_flag(group, "take a logical backup of this database")
     group.add_argument(
         "--table",
         action="append",
@@ -66,9 +94,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "Logical restores (into a running server; BACKUP is a logical backup, no RECOVERY_DIR)"
     )
-    group.add_argument(
-        "--database", metavar="NAME", type=database_name, help="the backup's database to restore"
-    )
+    _database_flag(group, "the backup's database to restore")
     group.add_argument(
         "--all-databases",
         action="store_true",
@@ -102,7 +128,7 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--no-foreign-keys",
         action="store_true",
-        help="a table restore leaves out the tables' foreign keys",
+        help="leave out the foreign keys (of the tables, or of the database restored)",
     )
     _add_common(group)
     pg = parser.add_argument_group("PostgreSQL connection (logical restores)")
@@ -248,6 +274,9 @@ def run_restore(args: argparse.Namespace, ctx: Context, where: Destination) -> i
     job = run_as_job(args, ctx, LOGICAL_RESTORE, request)
     if job is not None:
         result = job.result_as(LogicalJobResult)
+        if args.format == "json":  # the job's result, as for a physical restore
+            print_json(result.to_json())
+            return ExitCode.OK
         print(result.target_database)
         if args.verbose:
             print(result.summary, file=sys.stderr)
