@@ -69,8 +69,9 @@ def _update(parser: argparse.ArgumentParser) -> None:
     _named(parser)
     parser.add_argument(
         "--policy",
-        metavar="NAME",
-        help="move it to another of the vault's policies (its runs and backups stay theirs)",
+        metavar="NAME|ID",
+        help="move it to another of the vault's policies, by name or ARM policy ID (its runs "
+        "and backups stay theirs)",
     )
     add_notify(parser, "told about this instance's events, besides the vault's")
     _add_secondary(parser)
