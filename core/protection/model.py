@@ -291,7 +291,7 @@ class BackupInstance:
             validate_name("backup instance", node.child("friendlyName").text()),
             node.child("serverName").text(),
             datasource,
-            _policy_name(node.child("policyInfo").child("policyId"), vault),
+            policy_name(node.child("policyInfo").child("policyId"), vault),
             ProtectionState(state.choice(tuple(s.value for s in ProtectionState)))
             if state.value
             else ProtectionState.CONFIGURED,
@@ -302,10 +302,10 @@ class BackupInstance:
         )
 
 
-def _policy_name(node: Node, vault: str | None) -> str:
-    """policyInfo.policyId: a policy name, or Azure's ARM ID of one (`/subscriptions/<sub>/
-    resourceGroups/<rg>/providers/Microsoft.DataProtection/backupVaults/<vault>/
-    backupPolicies/<name>`), whose vault must be the instance's."""
+def policy_name(node: Node, vault: str | None) -> str:
+    """policyInfo.policyId (create) or --policy (update): a policy name, or Azure's ARM ID
+    of one (`/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.DataProtection/
+    backupVaults/<vault>/backupPolicies/<name>`), whose vault must be the instance's."""
     text = node.text()
     if not text.startswith("/"):
         return validate_name("policy", text)
@@ -318,8 +318,8 @@ def _policy_name(node: Node, vault: str | None) -> str:
         )
     if vault is not None and match["vault"] != vault:
         raise node.fail(
-            f"the policy ID names vault {match['vault']!r}, not {vault!r}, the vault the "
-            "instance goes into: an instance uses a policy of its own vault"
+            f"the policy ID names vault {match['vault']!r}, not {vault!r}, the instance's "
+            "vault: an instance uses a policy of its own vault"
         )
     try:
         return validate_name("policy", match["name"])

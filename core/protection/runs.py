@@ -8,7 +8,8 @@ instance's secret reference only now, and the record ends SUCCEEDED or FAILED.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -136,6 +137,7 @@ def run_claimed(
     except Exception as exc:  # the claimed slot ends FAILED whatever stopped its job
         ended = replace(record, state=RunState.FAILED, finished=_now(), error=failure_text(exc))
         vault.store.update_run(ended)
+        log.error("%s: the backup failed: %s", ended.instance, ended.error)
         return RunOutcome(instance.name, slot, trigger, tag, True, ended)
     job = outcome.job
     if job.state is JobState.SUCCEEDED:
@@ -157,6 +159,13 @@ def run_claimed(
             interrupted=stopped,
         )
     vault.store.update_run(ended)
+    if ended.state is RunState.FAILED and not ended.interrupted:  # its own lines: its log
+        log.error(
+            "%s: the backup failed: %s (its log: pgvault --batch jobs log %s)",
+            ended.instance,
+            ended.error,
+            ended.job_id,
+        )
     copied = None
     if ended.backup_id and instance.secondary_destination:
         copied = copy_to_secondary(vault, jobs, instance, ended.backup_id)
@@ -288,11 +297,35 @@ def _run_logical(
 
 def _run_stoppable(jobs: JobStore, kind: JobKind[R], request: R) -> Outcome:
     """A backup job in the foreground, cancelled (as `jobs cancel` does) when the agent
-    is stopped (core.protection.stopping)."""
+    is stopped (core.protection.stopping). Its lines go to its job log; stderr shows them
+    only at -v (the run's end is said in one line, run_claimed)."""
     try:
-        return run_foreground(jobs, kind, request, on_start=STOP.watch, capture_logging=True)
+        with _job_lines_in_job_log():
+            return run_foreground(jobs, kind, request, on_start=STOP.watch, capture_logging=True)
     finally:
         STOP.forget()
+
+
+class _NotPgvault(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.name.startswith("pgvault")
+
+
+@contextmanager
+def _job_lines_in_job_log() -> Iterator[None]:
+    """At the default verbosity (or -q), pgvault's own lines stay off stderr meanwhile."""
+    root = logging.getLogger()
+    if root.getEffectiveLevel() < logging.WARNING:  # -v: they show as well
+        yield
+        return
+    quiet, handlers = _NotPgvault(), list(root.handlers)
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
 
 
 def datasource_database(instance: BackupInstance) -> str:

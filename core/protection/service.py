@@ -16,7 +16,7 @@ from typing import Any
 
 from core.catalog.objectlock import require_object_lock
 from core.errors import InputError
-from core.protection.jsondoc import loads
+from core.protection.jsondoc import Node, loads
 from core.protection.model import (
     BackupInstance,
     Datasource,
@@ -24,6 +24,7 @@ from core.protection.model import (
     SecondaryRetention,
     Vault,
     check_conninfo,
+    policy_name,
     validate_name,
 )
 from core.protection.notify_urls import check_notify_urls
@@ -366,7 +367,9 @@ def update_instance(  # noqa: PLR0913 - one keyword per setting it changes
     if notify is not None:
         changes["notify"] = check_notify_urls(notify, allow_inline=allow_inline_secrets)
     if policy is not None:
-        changes["policy_name"] = validate_name("policy", policy)
+        # a name or an ARM policy ID, read as create reads policyInfo.policyId
+        option = Node(policy, "--policy", "backup-instance update")
+        changes["policy_name"] = policy_name(option, vault)
     with opened_vault(state_dir, vault) as opened:
         stored = opened.store.get_instance(name)
         changes |= _secondary_changes(stored, secondary, secondary_retention)

@@ -1,11 +1,13 @@
-"""Stopping the agent (SIGTERM, SIGINT, SIGHUP): its running backup is cancelled cleanly.
+"""Stopping the agent or adhoc-backup (SIGTERM, SIGINT, SIGHUP): its running backup is
+cancelled cleanly.
 
 The signal cancels the backup job the agent runs, through the job's control, the path
 `jobs cancel` takes (uploads aborted, the backup marked FAILED in the catalog), so the
 run is recorded failed with the reason and marked interrupted, and the claim is no longer
 held; the pass then ends without starting anything else, and the command exits. The next
 pass runs an interrupted slot again when it is still the newest due one (runs.take_over_
-abandoned), as it does a slot whose holder was killed.
+abandoned), as it does a slot whose holder was killed; an interrupted ad hoc run is not
+run again (the operator asked for it, and is told).
 
 One process runs one agent: the request is process-wide, as a signal is.
 """
@@ -79,14 +81,15 @@ def stop_reason() -> str | None:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
-    """For the agent command: SIGTERM, SIGINT and SIGHUP request the stop (main thread)."""
+def stop_on_signals(what: str = "the agent") -> Iterator[None]:
+    """For the agent and adhoc-backup commands: SIGTERM, SIGINT and SIGHUP request the stop
+    (main thread), `what` naming the command in the reason."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        STOP.request(f"the agent was stopped by {signal.Signals(signum).name}")
+        STOP.request(f"{what} was stopped by {signal.Signals(signum).name}")
 
     STOP.reset()
     previous = {sig: signal.signal(sig, handler) for sig in _SIGNALS}

@@ -294,4 +294,21 @@ def test_a_missing_password_fails_the_run_and_records_it(
     runs = json.loads(result.stdout)[0]["runs"]
     assert [(r["state"], r["jobId"]) for r in runs] == [("failed", None)]
     assert "PGV_PASSWORD" in runs[0]["error"]
+    assert result.stderr.splitlines() == [f"ERROR: {SERVER}: the backup failed: {runs[0]['error']}"]
     assert agent.backups() == []
+    # a job that fails: one line naming its log, where the job's own lines are
+    agent.env["PGV_PASSWORD"] = "not-" + PASSWORD
+    for minute, verbose in ((1, ()), (2, ("-v",))):
+        at = (base + timedelta(minutes=minute)).isoformat()
+        result = pgvault("agent", "--once", "--vault", "v1", "--now", at, *verbose, env=agent.env)
+        assert result.returncode == 1, result.stderr
+        (run,) = json.loads(result.stdout)[0]["runs"]
+        assert (run["state"], "password authentication failed" in run["error"]) == ("failed", True)
+        said = (
+            f"the backup failed: {run['error']} (its log: pgvault --batch jobs log {run['jobId']})"
+        )
+        lines = result.stderr.splitlines()
+        assert f"ERROR: {SERVER}: {said}" in lines, lines
+        assert verbose or len(lines) == 1, lines
+        logged = pgvault("jobs", "log", run["jobId"], env=agent.env)
+        assert "password authentication failed" in logged.stdout, logged

@@ -6,10 +6,13 @@ DONE, and the next pass runs the slot again as a fresh backup."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from core.catalog.reader import Catalog
 from tests.e2e.test_protection_abandoned_claim import set_archive_command, wait_for_phase
@@ -43,9 +46,10 @@ def test_sigterm_mid_backup_cancels_it_records_the_run_and_the_next_pass_runs_it
     out, err = first.communicate(timeout=120)
     assert first.returncode == 1, (out, err)
     assert "Traceback" not in err
-    assert err.strip().splitlines()[-1] == (
+    # one line at the default verbosity: the job's own lines are in its log (-v shows them)
+    assert err.strip().splitlines() == [
         f"pgvault agent: {STOPPED}: cancelled the backup of {SERVER}, run again by the next pass"
-    )
+    ]
     (run,) = json.loads(out)[0]["runs"]
     assert (run["slot"], run["state"], run["interrupted"]) == (base.isoformat(), "failed", STOPPED)
     assert run["error"] == f"cancelled: {STOPPED}"
@@ -87,3 +91,69 @@ def test_sigterm_mid_backup_cancels_it_records_the_run_and_the_next_pass_runs_it
         ("succeeded", rerun["backupId"])
     ]
     assert agent.once(base + timedelta(seconds=40))["runs"] == []  # once, not every pass
+
+
+@pytest.mark.parametrize(
+    ("sig", "verbose"),
+    [(signal.SIGTERM, ()), (signal.SIGINT, ()), (signal.SIGHUP, ("-v",))],
+    ids=["SIGTERM", "SIGINT", "SIGHUP-verbose"],
+)
+def test_a_signal_mid_adhoc_backup_cancels_it_and_records_the_run_failed(
+    sig: signal.Signals,
+    verbose: tuple[str, ...],
+    make_dest: Callable[..., TestDestination],
+    cluster_factory: Callable[..., Cluster],
+    pgvault_bin: str,
+    tmp_path: Path,
+) -> None:
+    """adhoc-backup stopped as the agent is: its job cancelled, its run failed (not left
+    claimed for a pass to judge abandoned), one line (-v: after the job's own), exit 1;
+    no pass runs it again."""
+    dest = make_dest("file")
+    server = archived_server(cluster_factory, dest, pgvault_bin)
+    require_password(server.cluster)
+    agent = Agent(dest, tmp_path / "state")
+    set_up(agent, server.cluster)
+    (archive_command,) = server.cluster.sql("show archive_command")[0]
+    set_archive_command(server.cluster, "false")  # the backup waits for its WAL: still running
+    adhoc = ("backup-instance", "adhoc-backup", "--vault", "v1", "--name", SERVER)
+    proc = spawn(*adhoc, "--rule-name", "Daily", *verbose, env=agent.env)
+    wait_for_phase(agent, "waiting for WAL archiving", proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, (out, err)
+    stopped = f"adhoc-backup was stopped by {sig.name}"
+    lines = err.strip().splitlines()
+    assert lines[-1] == f"pgvault backup-instance: {stopped}: cancelled the backup of {SERVER}"
+    job_lines = [line for line in lines if "archive_command fails" in line]
+    assert (len(lines), bool(job_lines)) == ((1, False) if not verbose else (len(lines), True))
+    run = json.loads(out)
+    assert (run["trigger"], run["state"], run["interrupted"]) == (
+        "OnDemandBackup",
+        "failed",
+        stopped,
+    )
+    assert run["error"] == f"cancelled: {stopped}"
+    shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
+    (record,) = shown["runs"]
+    assert (record["state"], record["jobId"], record["interrupted"]) == (
+        "failed",
+        run["jobId"],
+        stopped,
+    )
+    assert record["finished"] is not None
+    with sqlite3.connect(agent.state / "jobs.db") as db:
+        ((state, error),) = db.execute(
+            "select state, error from jobs where id = ?", (int(run["jobId"]),)
+        ).fetchall()
+    assert (state, error) == ("cancelled", stopped)
+    with dest.store() as store:
+        statuses = {i.backup_id: i.status for i in Catalog(store, SERVER).backups()}
+    assert "DONE" not in statuses.values(), statuses
+    # a pass neither judges it abandoned nor runs it again: the operator was told
+    set_archive_command(server.cluster, archive_command)
+    report = agent.once(datetime.now(UTC) + timedelta(minutes=2))
+    assert [r for r in report["runs"] if r["trigger"] == "OnDemandBackup"] == []
+    shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
+    adhoc_runs = [r for r in shown["runs"] if r["trigger"] == "OnDemandBackup"]
+    assert [(r["state"], r["abandonedClaim"]) for r in adhoc_runs] == [("failed", None)]

@@ -550,7 +550,7 @@ def test_an_arm_policy_id_of_the_instance_s_vault_is_accepted(
 
     where = f"backup instance file {operator.files / 'instance.json'} $.policyInfo.policyId:"
     error = create(f"{arm}/backupVaults/v2/backupPolicies/weekly", 3)
-    assert f"{where} the policy ID names vault 'v2', not 'v1'" in error
+    assert f"{where} the policy ID names vault 'v2', not 'v1', the instance's vault" in error
     error = create(f"{arm}/backupVaults/v1/policies/weekly", 3)
     assert f"{where} '{arm}/backupVaults/v1/policies/weekly' is neither a policy name" in error
     assert "there is no policy 'daily'" in create(f"{arm}/backupVaults/v1/backupPolicies/daily", 3)
@@ -559,3 +559,24 @@ def test_an_arm_policy_id_of_the_instance_s_vault_is_accepted(
     assert stored["policyInfo"] == {"policyId": "weekly"}
     shown = operator.run("backup-instance", "show", "--vault", "v1", "--name", "pg1")
     assert shown["policyInfo"] == {"policyId": "weekly"}
+
+    # update --policy reads an ARM policy ID as create reads policyInfo.policyId
+    operator.run(
+        "policy", "create", "--vault", "v1", "--name", "osspol5",
+        "--policy", operator.file("osspol5.json", osspol5_text()),
+    )  # fmt: skip
+    update = ("backup-instance", "update", "--vault", "v1", "--name", "pg1", "--policy")
+    error = operator.fails(*update, f"{arm}/backupVaults/v2/backupPolicies/osspol5")
+    assert error.strip().splitlines() == [
+        "pgvault backup-instance: error: backup-instance update --policy: the policy ID names "
+        "vault 'v2', not 'v1', the instance's vault: an instance uses a policy of its own vault"
+    ]
+    error = operator.fails(*update, f"{arm}/backupVaults/v1/policies/osspol5")
+    assert f"--policy: '{arm}/backupVaults/v1/policies/osspol5' is neither a policy name" in error
+    assert "there is no policy 'daily'" in operator.fails(
+        *update, f"{arm}/backupVaults/v1/backupPolicies/daily"
+    )
+    moved = operator.run(*update, f"{arm}/backupVaults/v1/backupPolicies/osspol5")
+    assert moved["policyInfo"] == {"policyId": "osspol5"}
+    shown = operator.run("backup-instance", "show", "--vault", "v1", "--name", "pg1")
+    assert shown["policyInfo"] == {"policyId": "osspol5"}

@@ -69,8 +69,9 @@ def _update(parser: argparse.ArgumentParser) -> None:
     _named(parser)
     parser.add_argument(
         "--policy",
-        metavar="NAME",
-        help="move it to another of the vault's policies (its runs and backups stay theirs)",
+        metavar="NAME|ID",
+        help="move it to another of the vault's policies, by name or ARM policy ID (its runs "
+        "and backups stay theirs)",
     )
     add_notify(parser, "told about this instance's events, besides the vault's")
     _add_secondary(parser)
@@ -161,12 +162,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _adhoc_backup(args: argparse.Namespace, ctx: Context) -> int:
+    import sys
+
     from core.protection.agent import adhoc
+    from core.protection.stopping import stop_on_signals, stop_reason
     from tui.batch.protection_options import now_or
 
-    outcome = adhoc(ctx.state_dir, args.vault, args.name, args.rule_name, now_or(None))
+    with stop_on_signals("adhoc-backup"):  # cancels its backup as `jobs cancel` does
+        outcome = adhoc(ctx.state_dir, args.vault, args.name, args.rule_name, now_or(None))
     print_json(outcome.to_json())
     record = outcome.record
+    if record is not None and record.interrupted:  # stopped mid-backup: one line says so
+        print(
+            f"pgvault backup-instance: {stop_reason()}: cancelled the backup of {args.name}",
+            file=sys.stderr,
+        )
+        return ExitCode.FAILED
     copied = outcome.secondary_copy
     if copied is not None and copied.error:
         return ExitCode.FAILED  # the backup exists; its second copy does not (yet)
