@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,7 +17,15 @@ from textual.widgets import DataTable, Input, Label, Static
 from core.jobs import Job, JobState
 from tui import fmt
 from tui.config import AGGREGATE_WINDOW
-from tui.messages import CancelJob, JobRequest, OpenJob, PauseJob, ResumeJob, RetryJob
+from tui.messages import (
+    CancelJob,
+    JobRequest,
+    OpenJob,
+    PauseJob,
+    ResumeJob,
+    RetryJob,
+    ask_now,
+)
 from tui.screens.base import FILTER_BINDING, FilteredScreen
 from tui.state import ConsoleState
 from tui.widgets.bandwidth import Sparkline
@@ -54,7 +62,8 @@ JOB_ACTIONS = (
     Binding("p", "pause", "Pause", id="job.pause"),
     Binding("p", "resume", "Resume", id="job.resume"),
     Binding("C", "cancel", "Cancel", id="job.cancel"),
-    Binding("r", "retry", "Retry", id="job.retry"),
+    # priority, as the catalog's `r`: on a locked server's backup it opens the unlock form
+    Binding("r", "retry", "Retry", id="job.retry", priority=True),
 )
 
 
@@ -82,13 +91,15 @@ def job_action_allowed(job: Job | None, action: str) -> bool | None:
 
 class _ShowsAJob(Protocol):
     def current_job(self) -> Job | None: ...
+    @property
+    def app(self) -> Any: ...
     def post_message(self, message: Message) -> bool: ...
 
 
 def _ask(screen: _ShowsAJob, request: type[JobRequest]) -> None:
     job = screen.current_job()
     if job is not None:
-        screen.post_message(request(job))
+        ask_now(screen, request(job))  # `r` on a locked server's backup opens a form
 
 
 class JobActions:
