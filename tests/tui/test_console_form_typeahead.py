@@ -111,3 +111,43 @@ async def test_the_form_keys_are_characters_in_the_catalogs_filter(
         await pilot.press("enter")
         await pilot.pause(0.3)
         assert app.screen is catalog
+
+
+async def test_keys_typed_with_r_on_a_locked_servers_failed_backup_land_in_the_unlock_form(
+    fixed_state: str, fixed_catalog: str
+) -> None:
+    """The jobs view's `r` (resume a failed backup) opens the unlock form first when the
+    server is locked (c1bacdf): what is typed with it goes there, not to the jobs table."""
+    from core.backup.job import BACKUP
+    from core.backup.request import make_backup_request
+    from core.jobs import JobState, JobStore
+    from core.urls import parse_location
+    from tui.screens.jobs import JobsScreen
+    from tui.widgets.table import ResponsiveTable
+
+    seal(fixed_catalog, DONE_ID)
+    location = parse_location(fixed_catalog)
+    with JobStore.open(fixed_state) as store:
+        failed = store.create(
+            "backup",
+            description="backup of pg-main",
+            server="pg-main",
+            destination=location.display(),
+            options=BACKUP.options(make_backup_request(location, "pg-main")),
+        ).id
+        store.transition(failed, JobState.FAILED, error="lost")
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
+        await settle(pilot, lambda: "locked; u unlocks it" in str(summary(app)))
+        await pilot.press("1")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
+        table = app.screen.query_one("#jobs", ResponsiveTable)
+        await settle(pilot, lambda: str(failed) in table.keys)
+        table.focus()
+        assert table.select_key(str(failed))
+        await pilot.pause(0.2)
+        type_in_one_read(app, "r", "s3cret-phrase")
+        await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
+        field = app.screen.query_one("#passphrase", Input)
+        await settle(pilot, lambda: field.value == "s3cret-phrase")
