@@ -98,14 +98,21 @@ class ConsoleActions:
         self.app.call_later(go)
 
     def open_backup(self, ref: BackupRef) -> None:
-        self._push_in("catalog", lambda: BackupScreen(ref, self.state, self.tasks))
+        now = self._push_in("catalog", lambda: BackupScreen(ref, self.state, self.tasks))
         if ref.logical is None and self.state.locked(ref):
             # Its databases and tables are in its sealed pgvault.json: ask for the key over
             # the backup's screen (esc leaves that screen with what backup.info says).
-            self.app.call_later(self.unlock, ref, None, "to show its databases and tables")
+            purpose = "to show its databases and tables"
+            if now:
+                self.unlock(ref, None, purpose)  # over it at once: keys typed with `enter`
+            else:
+                self.app.call_later(self.unlock, ref, None, purpose)
 
-    def _push_in(self, mode: str, screen: Callable[[], Screen[Any]]) -> None:
-        """Switch to a view if needed, then open a screen over it."""
+    def _push_in(self, mode: str, screen: Callable[[], Screen[Any]]) -> bool:
+        """Open a screen over a view, at once when it is shown (True), else once switched."""
+        if self.app.current_mode == mode:
+            self.app.push_screen(screen())
+            return True
 
         async def go() -> None:
             if self.app.current_mode != mode:
@@ -113,6 +120,7 @@ class ConsoleActions:
             self.app.push_screen(screen())
 
         self.app.call_later(go)
+        return False
 
     def help(self) -> None:
         app = self.app

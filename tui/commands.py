@@ -16,7 +16,7 @@ from core.jobs import JobState
 from tui.actions import ConsoleActions
 from tui.adapter import server_refs
 from tui.config import VIEWS
-from tui.screens.catalog import backup_action_allowed, unlock_allowed
+from tui.screens.backup_actions import backup_action_allowed, unlock_allowed
 from tui.state import ConsoleState
 
 Command = tuple[str, str, Callable[[], object]]  # (title, help, callback)

@@ -34,6 +34,8 @@ def bar(fraction: float | None, width: int) -> str:
     if fraction is None:
         return EMPTY * width
     filled = round(max(0.0, min(1.0, fraction)) * width)
+    if fraction < 1.0:
+        filled = min(filled, width - 1)  # a full bar is for work that is all done
     return FULL * filled + EMPTY * (width - filled)
 
 
@@ -41,7 +43,34 @@ def percent(fraction: float | None, final: bool = False) -> str:
     """' 45%'; '  ?%' while the total is unknown, '   -' once the job ended without one."""
     if fraction is None:
         return "   -" if final else "  ?%"
+    if fraction < 1.0:
+        return f"{min(fraction * 100, LAST_PERCENT):3.0f}%"  # 99.7 done is not '100%'
     return f"{fraction * 100:3.0f}%"
+
+
+#: the most a job that is not done shows: '100%' is for work that is all done
+LAST_PERCENT = 99.0
+#: a job that ended without succeeding: below complete however much of its data it moved
+UNFINISHED = 0.999
+
+
+def reached(job: Job) -> float | None:
+    """How far the job got, as its bar and percentage show it: a job that failed or was
+    cancelled after its last byte (waiting for WAL, say) did not complete, and never reads
+    as 100%."""
+    fraction = job.fraction
+    if fraction is None or job.state is JobState.SUCCEEDED or not job.final:
+        return fraction
+    return min(fraction, UNFINISHED)
+
+
+def job_rate(job: Job, value: float) -> str:
+    """A job's rate as rate() shows it; 'paused' while it is paused (it moves nothing, and
+    its last samples only fade)."""
+    return PAUSED if job.state is JobState.PAUSED else rate(value)
+
+
+PAUSED = "paused"
 
 
 def per_second(value: float) -> str:

@@ -6,6 +6,8 @@ and the command palette post requests that bubble up to the app, which does them
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from textual.message import Message
 
 from core.jobs import Job
@@ -133,3 +135,26 @@ class RepairWal(Message):
         self.url = url
         self.label = label
         self.server = server
+
+
+class Asker(Protocol):
+    """A screen that asks the app for something (a MessagePump with its app)."""
+
+    @property
+    def app(self) -> Any: ...
+    def post_message(self, message: Message) -> bool: ...
+
+
+def ask_now(sender: Asker, request: Message) -> None:
+    """Have the app do `request` now, not once the message has bubbled up to it.
+
+    A form opened by a key (`r`, `u`, `A`, `enter` on a locked backup) must be pushed while
+    the App still reads that key: posted, the request reached the app after the keys typed
+    with it in the same read (tmux, SSH, a fast typist), which went to the view behind the
+    form. Pushed at once, they reach the form, which keeps them for its first field
+    (FormScreen.focus_first)."""
+    handler = getattr(sender.app, request.handler_name, None)
+    if callable(handler):
+        handler(request)
+    else:
+        sender.post_message(request)

@@ -93,3 +93,33 @@ def test_fields_typed_with_n_land_in_the_new_backup_form(tmp_path: Path) -> None
         terminal.wait_for("EXITED=0", timeout=20)
     finally:
         terminal.close()
+
+
+def test_a_path_typed_with_r_lands_in_the_restore_forms_into(tmp_path: Path) -> None:
+    """`r/srv/x` in one read on the catalog's DONE backup: the restore form opens with
+    `/srv/x` in Into. The old console handed `/srv/x` to the catalog behind the form (the
+    `/` opened its filter) before the form opened."""
+    from tests.support.console import write_catalog
+
+    write_catalog(tmp_path / "catalog")
+    url = f"file://{tmp_path / 'catalog'}"
+    terminal = Terminal(f"pgvault-restoreform-{os.getpid()}", [PGVAULT, url], world(tmp_path))
+    try:
+        terminal.wait_for("n New backup", timeout=60)
+        terminal.keys("2")
+        terminal.wait_for("20260313T020000", timeout=30)
+        terminal.keys("Tab", "k", "k", "k")  # the backups table, its first row
+        time.sleep(1)
+        # the rows are newest first: 14 (failed), 13 (done), 12 (done)
+        terminal.keys("j")
+        time.sleep(1)
+        subprocess.run(["tmux", "send-keys", "-t", terminal.name, "r/srv/x"], check=True)
+        screen = terminal.wait_for("Start restore", timeout=20)
+        time.sleep(1)
+        screen = terminal.screen()
+        assert "│ Into" in screen and "/srv/x" in screen, screen
+        assert "20260313T020000" in screen, screen
+        terminal.keys("Escape", "q")
+        terminal.wait_for("EXITED=0", timeout=20)
+    finally:
+        terminal.close()

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Input
+from textual.widgets import Checkbox, Input, Select
 
 from core.backup.job import BACKUP
 from core.backup.request import make_backup_request
+from core.catalog.chains import FULL
 from core.jobs import JobState, JobStore
+from core.logical.jobs import LOGICAL_BACKUP
+from core.logical.request import LogicalBackupRequest
 from core.postgres.connection import ConnectionParams
 from core.urls import parse_location
 from tests.support.console import loaded, make_app, settle
-from tui.modals.new_backup import NewBackupScreen, conninfo_with_password
+from tui.modals.new_backup import LOGICAL, NewBackupScreen, conninfo_with_password
 
 ENDPOINT = "http://127.0.0.1:9"  # never contacted: the form only reads and builds
 SECRET = "SECRETCANARY0123456789"
@@ -137,3 +140,38 @@ async def test_field_errors_are_shown_whole_under_the_field_being_typed(tmp_path
         assert tags_error.display
         assert body.region.contains_region(tags.region), (body.region, tags.region)
         assert body.region.contains_region(tags_error.region), tags_error.region
+
+
+async def test_a_logical_kind_hides_the_checkpoint_option(tmp_path: Path) -> None:
+    """Seen in tmux: Kind logical (pg_dump, which takes no checkpoint) still offered 'fast
+    (immediate) checkpoint'. The option is hidden while Kind is logical, not sent, and back
+    with its value when Kind is physical again."""
+    state_dir = str(tmp_path / "state")
+    record_backup_job(state_dir, "file:///srv/backups")
+    app = make_app(state_dir)
+    async with app.run_test(size=(100, 34)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        await pilot.press("n")
+        await settle(pilot, lambda: isinstance(app.screen, NewBackupScreen))
+        form = app.screen
+        assert isinstance(form, NewBackupScreen)
+        checkpoint = form.query_one("#immediate", Checkbox)
+        assert checkpoint.display
+        checkpoint.value = False
+        form.query_one("#kind", Select).value = LOGICAL
+        await pilot.pause(0.3)
+        assert not checkpoint.display
+        label = form.query_one("#immediate-label")
+        assert not label.display
+        form.query_one("#dbname", Input).value = "appdb"
+        request = form.build_request()
+        assert isinstance(request, LogicalBackupRequest)
+        assert not any("checkpoint" in key for key in LOGICAL_BACKUP.options(request)), (
+            LOGICAL_BACKUP.options(request)
+        )
+        form.query_one("#kind", Select).value = FULL
+        await settle(pilot, lambda: checkpoint.display)
+        assert label.display and checkpoint.value is False
+        physical = form.build_request()
+        assert not isinstance(physical, LogicalBackupRequest)
+        assert physical.immediate_checkpoint is False

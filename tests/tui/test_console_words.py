@@ -201,3 +201,21 @@ async def test_a_job_that_ended_before_its_size_was_known_shows_a_dash(tmp_path:
         await settle(pilot, lambda: table.select_key(str(failed_id)))
         await settle(pilot, lambda: "target not empty" in "\n".join(screen_lines(app)))
         assert not any("?%" in line for line in screen_lines(app)[-4:]), screen_lines(app)
+
+
+def test_jobs_show_and_list_say_paused_and_never_100_for_a_failed_job(tmp_path: Path) -> None:
+    """As the console (tests/tui/test_console_job_progress.py): a paused job's rates read
+    'paused', not its last samples fading; a backup that failed after its last byte is not
+    listed at 100%."""
+    state = str(tmp_path / "state")
+    paused = replace(ROWS[1], rate=21 * MiB, samples=tuple(22 * MiB for _ in range(60)))
+    failed = replace(ROWS[3], bytes_done=ROWS[3].bytes_total or 0)
+    paused_id, failed_id = fill_store(state, (paused, failed))
+    shown = jobs_command(state, "jobs", "show", str(paused_id))
+    assert re.search(r"^read rate +paused$", shown, re.M), shown
+    assert re.search(r"^sent rate +paused$", shown, re.M), shown
+    listed = {line.split()[0]: line for line in jobs_command(state, "jobs", "list").splitlines()}
+    assert " paused " in listed[str(paused_id)].split("paused", 1)[1], listed
+    assert "100%" not in listed[str(failed_id)] and " 99.9% " in listed[str(failed_id)], listed
+    detail = jobs_command(state, "jobs", "show", str(failed_id))
+    assert re.search(r"^progress +99\.9% ", detail, re.M), detail

@@ -46,7 +46,7 @@ from tui.batch.progressbar import (
     percent,
     plain_line,
 )
-from tui.fmt import WIRE_WINDOW, mean_rate, rate_words, wire_now
+from tui.fmt import PAUSED, WIRE_WINDOW, mean_rate, rate_words, reached, wire_now
 from tui.fmt import duration as format_duration
 from tui.fmt import per_second as format_rate
 from tui.job_results import result_fields, result_json
@@ -318,15 +318,16 @@ def _list(store: JobStore, args: argparse.Namespace) -> int:
     rows = [[*header, "DEST"]]
     for job in jobs:
         active = job.state.active
+        rate = PAUSED if job.state is JobState.PAUSED else format_rate(job.rate) if active else "-"
         rows.append(
             [
                 str(job.id),
                 job.kind,
                 job.server or "-",
                 job.state.value,
-                percent(job.fraction).strip() if job.bytes_total else format_size(job.bytes_done),
+                percent(reached(job)).strip() if job.bytes_total else format_size(job.bytes_done),
                 format_size(job.bytes_total) if job.bytes_total else "-",
-                format_rate(job.rate) if active else "-",
+                rate,
                 format_duration(job.eta) if active else "-",
                 local_time(job.created),
                 job.destination or "-",
@@ -370,7 +371,7 @@ def _show(store: JobStore, args: argparse.Namespace) -> int:
         ("server", job.server or "-"),
         ("destination", job.destination or "-"),
         ("phase", job.phase or "-"),
-        ("progress", f"{percent(job.fraction).strip()} {format_amount(Progress.of_job(job))}"),
+        ("progress", f"{percent(reached(job)).strip()} {format_amount(Progress.of_job(job))}"),
         ("bytes", f"{job.bytes_done} / {job.bytes_total if job.bytes_total else '?'}"),
         ("files", f"{job.files_done} / {job.files_total if job.files_total else '?'}"),
         *_rates(store, job),
@@ -405,6 +406,8 @@ def _rates(store: JobStore, job: Job) -> list[tuple[str, str]]:
     data_word, wire_word = rate_words(job.kind)
     if job.final:
         return [(f"{data_word} rate", mean_rate(job)), (f"{wire_word} rate", "-")]
+    if job.state is JobState.PAUSED:  # it moves nothing: not its last samples, fading
+        return [(f"{data_word} rate", PAUSED), (f"{wire_word} rate", PAUSED)]
     at = job.heartbeat or time.time()  # the job's last report: its samples end there
     wire = wire_now(store.samples(job.id, since=at - 2 * WIRE_WINDOW), at)
     return [(f"{data_word} rate", format_rate(job.rate)), (f"{wire_word} rate", format_rate(wire))]

@@ -12,6 +12,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.scalar import Scalar
 from textual.screen import ModalScreen
 from textual.widget import Widget
 from textual.widgets import Button, Input, Static
@@ -40,6 +41,21 @@ def in_form_words(message: str, fields: Mapping[str, str]) -> str:
         return f"the {label} field" if label else match.group(0)
 
     return _OPTION.sub(field, message)
+
+
+#: the most rows a form's scrolling field area (#form-body) takes (as pgvault.tcss says)
+BODY_ROWS = 16
+#: the fewest it keeps when a long error and a short terminal leave little room
+MIN_BODY_ROWS = 3
+
+
+class FormStatus(Static):
+    """A form's status line: as it grows (a long error), the field area gives up rows."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        screen = self.screen
+        if isinstance(screen, FormScreen):
+            screen.call_after_refresh(screen.fit_body)
 
 
 class FormScreen(ModalScreen[T]):
@@ -75,6 +91,28 @@ class FormScreen(ModalScreen[T]):
             field.post_message(events.Key(key.key, key.character))
         self._typeahead.clear()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self.fit_body)
+
+    def fit_body(self) -> None:
+        """Keep the status line and the buttons in view: the scrolling field area takes the
+        rows the rest of the dialog leaves (at 80x24 a four-line error cut the buttons off
+        under a field area of a fixed 16 rows)."""
+        bodies = self.query("#form-body")
+        dialogs = self.query("#dialog")
+        if not bodies or not dialogs:
+            return
+        body, dialog = bodies.first(Widget), dialogs.first(Widget)
+        rest = sum(
+            w.outer_size.height + w.styles.margin.height
+            for w in dialog.children
+            if w is not body and w.display
+        )
+        room = self.size.height - dialog.styles.gutter.height - rest
+        rows = max(MIN_BODY_ROWS, min(BODY_ROWS, room))
+        if body.styles.max_height != Scalar.from_number(rows):
+            body.styles.max_height = rows
+
     def on_key(self, event: events.Key) -> None:
         focused = self.focused
         if focused is None:
@@ -96,7 +134,7 @@ class FormScreen(ModalScreen[T]):
         """The form's last lines: an optional dim note, the status line, Start and Cancel."""
         if note is not None:
             yield Static(Text(note, style="dim"), id="form-note")
-        yield Static("", id="form-status")
+        yield FormStatus("", id="form-status")
         with Horizontal(id="buttons"):
             yield Button(f"{start_label} (^s)", id="start", variant="primary")
             yield Button("Cancel (esc)", id="cancel")

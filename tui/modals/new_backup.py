@@ -323,7 +323,7 @@ class NewBackupScreen(JobFormScreen):
                             compact=True,
                             id="kind",
                         )
-                yield Label("Checkpoint", classes="form-label")
+                yield Label("Checkpoint", classes="form-label", id="immediate-label")
                 yield Checkbox("fast (immediate) checkpoint", d.immediate, id="immediate")
             yield from self.form_footer("Start backup")
 
@@ -335,6 +335,14 @@ class NewBackupScreen(JobFormScreen):
         destination = self.query_one("#destination", Input)
         first = server if not server.value else destination if not destination.value else None
         self.focus_first(first or self.query_one("#host", Input))
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "kind":
+            # A logical backup (pg_dump) takes no checkpoint: its option is not shown, and
+            # logical_request() sends none.
+            physical = event.value != LOGICAL
+            for widget_id in ("#immediate-label", "#immediate"):
+                self.query_one(widget_id).display = physical
 
     def _show_error(self, widget: Input, result: ValidationResult | None) -> None:
         label = self.query_one(f"#{widget.id}-error", Label)

@@ -15,18 +15,16 @@ from core.errors import DecryptionFailed
 from tui import fmt
 from tui.adapter import BackupRef, ServerView, load_manifest, load_wal
 from tui.screens import logical
-from tui.screens.base import FILTER_BINDING, ConsoleScreen, open_filter
-from tui.screens.catalog import (
+from tui.screens.backup_actions import (
     BACKUP_ACTIONS,
-    STATUS_STYLE,
     UNLOCK,
     BackupActions,
     backup_action_allowed,
     encryption_note,
-    stored_size,
-    took,
     unlock_allowed,
 )
+from tui.screens.base import FILTER_BINDING, ConsoleScreen, open_filter
+from tui.screens.catalog import STATUS_STYLE, stored_size, took
 from tui.state import ConsoleState
 from tui.tasks import Tasks
 from tui.widgets.keybar import KeyBar

@@ -27,6 +27,11 @@ from tui.widgets.topbar import TopBar
 FILTER_BINDING = Binding("slash", "filter", "Filter", key_display="/", id="filter", priority=True)
 
 
+#: actions of priority keys that open a form (`r`, `u`, `A`, `enter` on a locked backup):
+#: the form opens as the App reads the key, and the keys typed with it reach the form
+FORM_KEYS = frozenset({"restore", "unlock", "retry", "repair_wal", "open_now"})
+
+
 def open_filter(screen: Screen[Any]) -> None:
     """Show the screen's `#filter` box and focus it now (Widget.focus() waits a turn)."""
     box = screen.query_one("#filter", Input)
@@ -53,6 +58,8 @@ class ConsoleScreen(Screen[Any]):
             return False
         if action == "filter" and getattr(self.focused, "id", None) == "filter":
             return False  # typing in the box: `/` is a character there
+        if action in FORM_KEYS and isinstance(self.focused, Input):
+            return False  # priority keys, but characters (or enter) in a filter box
         return self.can(action)
 
     def on_screen_resume(self, event: ScreenResume) -> None:

@@ -6,14 +6,11 @@ a backup opens its details (databases, tables, WAL) in a pushed screen.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Click, Key, Resize, ScreenResume
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Input, Static, Tree
 from textual.widgets.tree import TreeNode
@@ -24,15 +21,16 @@ from core.catalog.tier import ARCHIVE, STANDARD
 from core.logical.manifest import LogicalManifest
 from tui import fmt
 from tui.adapter import REHYDRATING, BackupRef, DestinationView, ServerView, server_refs
-from tui.messages import (
-    BackupRequest,
-    DeleteBackup,
-    OpenBackup,
-    RestoreBackup,
-    UnlockBackup,
-    VerifyBackup,
-)
+from tui.messages import OpenBackup, ask_now
 from tui.screens import logical
+from tui.screens.backup_actions import (
+    BACKUP_ACTIONS,
+    UNLOCK,
+    BackupActions,
+    backup_action_allowed,
+    encryption_note,
+    unlock_allowed,
+)
 from tui.screens.base import FILTER_BINDING, FilteredScreen
 from tui.state import ConsoleState
 from tui.widgets.keybar import KeyBar
@@ -66,72 +64,6 @@ STATUS_STYLE = {DONE: "bold green", FAILED: "bold red"}
 TIER_STYLE = {STANDARD: "dim", ARCHIVE: "bold blue", REHYDRATING: "bold yellow"}
 #: the TIER column's words (the summary says them whole)
 TIER_SHORT = {STANDARD: "std", REHYDRATING: "rehydr"}
-
-#: what can be done to the selected backup (hidden with --read-only: tui.config.MUTATING)
-BACKUP_ACTIONS = (
-    Binding("r", "restore", "Restore", id="backup.restore"),
-    Binding("v", "verify", "Verify", id="backup.verify"),
-    Binding("D", "delete", "Delete", id="backup.delete"),
-)
-#: an encrypted backup's server key, asked for here (not hidden with --read-only: reading
-#: contents needs it too)
-UNLOCK = Binding("u", "unlock", "Unlock", id="backup.unlock")
-
-
-def backup_action_allowed(action: str, ref: BackupRef | None) -> bool:
-    """Restore and verify a DONE backup (a logical one is restored, not verified); delete any
-    (core refuses one still running)."""
-    if action == "verify" and ref is not None and ref.logical is not None:
-        return False
-    if action in ("restore", "verify"):
-        return ref is not None and ref.info.status == DONE
-    if action == "delete":
-        return ref is not None
-    return True
-
-
-class _ShowsABackup(Protocol):
-    def current_backup(self) -> BackupRef | None: ...
-    def post_message(self, message: Message) -> bool: ...
-
-
-def _ask(screen: _ShowsABackup, request: type[BackupRequest]) -> None:
-    ref = screen.current_backup()
-    if ref is not None:
-        screen.post_message(request(ref))
-
-
-class BackupActions:
-    """The BACKUP_ACTIONS keys of a screen that shows one backup at a time (`current_backup`)."""
-
-    def action_restore(self: _ShowsABackup) -> None:
-        _ask(self, RestoreBackup)
-
-    def action_verify(self: _ShowsABackup) -> None:
-        _ask(self, VerifyBackup)
-
-    def action_delete(self: _ShowsABackup) -> None:
-        _ask(self, DeleteBackup)
-
-    def action_unlock(self: _ShowsABackup) -> None:
-        _ask(self, UnlockBackup)
-
-
-def unlock_allowed(state: ConsoleState, ref: BackupRef | None) -> bool:
-    """u: on an encrypted backup nothing in this console opens yet."""
-    return ref is not None and state.locked(ref)
-
-
-def encryption_note(state: ConsoleState, ref: BackupRef) -> Text | None:
-    """Whether the backup is encrypted and what here opens it (None: not encrypted)."""
-    if not ref.encrypted:
-        return None
-    if state.unlocked(ref):
-        return Text("encrypted (age): unlocked in this console", style="magenta")
-    if state.locked(ref):
-        return Text("encrypted (age): locked; u unlocks it", style="bold magenta")
-    return Text("encrypted (age): opened with the key the console started with", style="magenta")
-
 
 #: cells of a destination's row that are not its name: expander, border, scrollbar
 TREE_CHROME = 4
@@ -311,6 +243,9 @@ class CatalogScreen(BackupActions, FilteredScreen):
 
     BINDINGS = [
         Binding("enter", "open", "Open", key_display="enter", id="backup.open"),
+        # The same `enter` on the backups table, as the App reads it (as `r`): a locked
+        # backup's unlock form then gets the keys typed with it, not the table.
+        Binding("enter", "open_now", "Open", key_display="enter", id="backup.open", priority=True),
         *BACKUP_ACTIONS,
         UNLOCK,
         Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
@@ -571,6 +506,9 @@ class CatalogScreen(BackupActions, FilteredScreen):
     def can(self, action: str) -> bool | None:
         if action == "open":
             return None if self.current_backup() is None else True
+        if action == "open_now":
+            table = self.query_one("#backups", ResponsiveTable)
+            return table.has_focus and self.current_backup() is not None
         if action == "unlock":
             return self._unlock(self.current_backup())
         return backup_action_allowed(action, self.current_backup())
@@ -588,7 +526,10 @@ class CatalogScreen(BackupActions, FilteredScreen):
             if tree.has_focus and self.query_one("#backups", ResponsiveTable).display:
                 self.query_one("#backups", ResponsiveTable).focus()
             return
-        self.post_message(OpenBackup(ref))
+        ask_now(self, OpenBackup(ref))
+
+    def action_open_now(self) -> None:
+        self.action_open()
 
     def action_switch_pane(self) -> None:
         tree = self.query_one("#destinations", Tree)

@@ -72,9 +72,9 @@ def facts_text(job: Job, now: float, width: int, wire: float | None = None) -> T
     active = not job.final
     pairs = [
         ("phase", job.phase or "-"),
-        (data_word, fmt.rate(job.rate) if active else fmt.mean_rate(job)),
+        (data_word, fmt.job_rate(job, job.rate) if active else fmt.mean_rate(job)),
         ("bytes", fmt.amount(job)),
-        (wire_word, fmt.rate(wire) if active and wire is not None else "-"),
+        (wire_word, fmt.job_rate(job, wire) if active and wire is not None else "-"),
         ("files", fmt.files(job)),
         ("ETA", fmt.duration(job.eta) if job.eta and active else "-"),
         ("started", f"{fmt.date_time(started)}"),
@@ -283,7 +283,7 @@ class JobDetailScreen(JobActions, ConsoleScreen):
         if job.eta and not job.final:
             right += f"  ETA {fmt.duration(job.eta)}"
         self.query_one("#detail-bar", ProgressLine).set_progress(
-            job.fraction, right, BAR_COLOR.get(job.state, ""), job.final
+            fmt.reached(job), right, BAR_COLOR.get(job.state, ""), job.final
         )
         facts = self.query_one("#detail-facts", StaticText)
         width = facts.content_region.width or self.size.width

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Protocol
+from typing import Any, Protocol
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -17,7 +17,15 @@ from textual.widgets import DataTable, Input, Label, Static
 from core.jobs import Job, JobState
 from tui import fmt
 from tui.config import AGGREGATE_WINDOW
-from tui.messages import CancelJob, JobRequest, OpenJob, PauseJob, ResumeJob, RetryJob
+from tui.messages import (
+    CancelJob,
+    JobRequest,
+    OpenJob,
+    PauseJob,
+    ResumeJob,
+    RetryJob,
+    ask_now,
+)
 from tui.screens.base import FILTER_BINDING, FilteredScreen
 from tui.state import ConsoleState
 from tui.widgets.bandwidth import Sparkline
@@ -54,7 +62,8 @@ JOB_ACTIONS = (
     Binding("p", "pause", "Pause", id="job.pause"),
     Binding("p", "resume", "Resume", id="job.resume"),
     Binding("C", "cancel", "Cancel", id="job.cancel"),
-    Binding("r", "retry", "Retry", id="job.retry"),
+    # priority, as the catalog's `r`: on a locked server's backup it opens the unlock form
+    Binding("r", "retry", "Retry", id="job.retry", priority=True),
 )
 
 
@@ -82,13 +91,15 @@ def job_action_allowed(job: Job | None, action: str) -> bool | None:
 
 class _ShowsAJob(Protocol):
     def current_job(self) -> Job | None: ...
+    @property
+    def app(self) -> Any: ...
     def post_message(self, message: Message) -> bool: ...
 
 
 def _ask(screen: _ShowsAJob, request: type[JobRequest]) -> None:
     job = screen.current_job()
     if job is not None:
-        screen.post_message(request(job))
+        ask_now(screen, request(job))  # `r` on a locked server's backup opens a form
 
 
 class JobActions:
@@ -130,7 +141,7 @@ BAR_COLOR = {
 
 def job_cells(job: Job, now: float) -> dict[str, Text]:
     """One table row for a job: words and digits first, colour only repeating them."""
-    fraction = job.fraction
+    fraction = fmt.reached(job)
     progress = Text(fmt.bar(fraction, PROGRESS_BAR), style=BAR_COLOR.get(job.state, ""))
     progress.append(" " + fmt.percent(fraction, job.final), style="")
     active = not job.final
@@ -140,11 +151,18 @@ def job_cells(job: Job, now: float) -> dict[str, Text]:
         "kind": Text(KIND_SHORT.get(job.kind, job.kind)),
         "server": Text(job.server or "-"),
         "progress": progress,
-        "rate": Text(fmt.rate_cell(job.rate) if active else "-", justify="right"),
+        "rate": Text(rate_cell(job), justify="right"),
         "eta": Text(fmt.duration(job.eta) if active and job.eta else "-", justify="right"),
         "started": Text(fmt.clock_time(job.started or job.created, now)),
         "destination": Text(job.destination or "-"),
     }
+
+
+def rate_cell(job: Job) -> str:
+    """The RATE cell: the smoothed rate while the job moves data; 'paused', '-' otherwise."""
+    if job.state is JobState.PAUSED:
+        return fmt.PAUSED
+    return fmt.rate_cell(job.rate) if not job.final else "-"
 
 
 def matches(job: Job, terms: list[str]) -> bool:
@@ -337,14 +355,14 @@ class JobsScreen(JobActions, FilteredScreen):
         right = fmt.amount(job)
         if job.eta and not job.final:
             right += f"  ETA {fmt.duration(job.eta)}"
-        bar.set_progress(job.fraction, right, BAR_COLOR.get(job.state, ""), job.final)
+        bar.set_progress(fmt.reached(job), right, BAR_COLOR.get(job.state, ""), job.final)
         line = Text()
         if job.error and job.state in (JobState.FAILED, JobState.CANCELLED):
             line.append(f"{job.state.value}: ", style=STATE_COLOR[job.state])
             line.append(job.error)
         else:
             parts = [f"phase {job.phase or '-'}"]
-            if not job.final and job.rate > 0:
+            if not job.final and job.rate > 0 and job.state is not JobState.PAUSED:
                 parts.append(fmt.job_rates(job.kind, job.rate, None))
             parts.append(fmt.files(job))
             started = job.started or job.created

@@ -13,7 +13,7 @@ from textual.widgets.option_list import Option
 from core.catalog.browse import WalArchive
 from tui import fmt
 from tui.adapter import load_wal
-from tui.messages import RepairWal
+from tui.messages import RepairWal, ask_now
 from tui.screens.base import ConsoleScreen
 from tui.state import ConsoleState
 from tui.tasks import Tasks
@@ -136,7 +136,8 @@ class WalScreen(ConsoleScreen):
 
     BINDINGS = [
         Binding("tab", "switch_pane", "Pane", key_display="tab", id="pane.switch"),
-        Binding("A", "repair_wal", "Repair gaps", id="wal.repair"),
+        # priority, as the catalog's `r`: the form opens as the App reads the key
+        Binding("A", "repair_wal", "Repair gaps", id="wal.repair", priority=True),
     ]
 
     def __init__(self, state: ConsoleState, tasks: Tasks) -> None:
@@ -254,7 +255,7 @@ class WalScreen(ConsoleScreen):
         label, _, name = option_id.partition("|")
         view = self.state.destinations.get(label)
         if view is not None:
-            self.post_message(RepairWal(view.url, label, name))
+            ask_now(self, RepairWal(view.url, label, name))
 
     def action_switch_pane(self) -> None:
         order = ["#wal-servers", "#wal-ranges", "#wal-coverage"]
