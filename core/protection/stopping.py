@@ -14,15 +14,12 @@ One process runs one agent: the request is process-wide, as a signal is.
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import FrameType
 
 from core.jobs import Job, JobReporter
-
-_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+from core.jobs.stop_signals import on_stop_signals
 
 
 class _Stop:
@@ -82,22 +79,12 @@ def stop_reason() -> str | None:
 
 @contextmanager
 def stop_on_signals(what: str = "the agent") -> Iterator[None]:
-    """For the agent and adhoc-backup commands: SIGTERM, SIGINT and SIGHUP request the stop
-    (main thread), `what` naming the command in the reason."""
-    if threading.current_thread() is not threading.main_thread():
+    """For the agent and adhoc-backup commands: SIGTERM, SIGINT and SIGHUP request the stop,
+    `what` naming the command in the reason."""
+    if threading.current_thread() is threading.main_thread():
+        STOP.reset()  # elsewhere no signal is taken: the request is left alone
+    with on_stop_signals(lambda sig: STOP.request(f"{what} was stopped by {sig.name}")):
         yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        STOP.request(f"{what} was stopped by {signal.Signals(signum).name}")
-
-    STOP.reset()
-    previous = {sig: signal.signal(sig, handler) for sig in _SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 __all__ = ["STOP", "stop_on_signals", "stop_reason"]

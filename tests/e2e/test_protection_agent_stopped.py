@@ -53,25 +53,7 @@ def test_sigterm_mid_backup_cancels_it_records_the_run_and_the_next_pass_runs_it
     (run,) = json.loads(out)[0]["runs"]
     assert (run["slot"], run["state"], run["interrupted"]) == (base.isoformat(), "failed", STOPPED)
     assert run["error"] == f"cancelled: {STOPPED}"
-    # the run record: failed with the reason, the claim no longer held
-    shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
-    (record,) = shown["runs"]
-    assert (record["state"], record["jobId"], record["interrupted"]) == (
-        "failed",
-        run["jobId"],
-        STOPPED,
-    )
-    assert record["finished"] is not None
-    # the job: cancelled (as `jobs cancel` leaves it), with the reason
-    with sqlite3.connect(agent.state / "jobs.db") as db:
-        ((state, error),) = db.execute(
-            "select state, error from jobs where id = ?", (int(run["jobId"]),)
-        ).fetchall()
-    assert (state, error) == ("cancelled", STOPPED)
-    # the catalog: the cancelled backup is not listed DONE
-    with dest.store() as store:
-        statuses = {i.backup_id: i.status for i in Catalog(store, SERVER).backups()}
-    assert "DONE" not in statuses.values(), statuses
+    statuses = assert_stopped(agent, dest, run["jobId"], STOPPED)
 
     # the next pass takes the slot over and runs a fresh backup
     set_archive_command(server.cluster, archive_command)
@@ -134,22 +116,7 @@ def test_a_signal_mid_adhoc_backup_cancels_it_and_records_the_run_failed(
         stopped,
     )
     assert run["error"] == f"cancelled: {stopped}"
-    shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
-    (record,) = shown["runs"]
-    assert (record["state"], record["jobId"], record["interrupted"]) == (
-        "failed",
-        run["jobId"],
-        stopped,
-    )
-    assert record["finished"] is not None
-    with sqlite3.connect(agent.state / "jobs.db") as db:
-        ((state, error),) = db.execute(
-            "select state, error from jobs where id = ?", (int(run["jobId"]),)
-        ).fetchall()
-    assert (state, error) == ("cancelled", stopped)
-    with dest.store() as store:
-        statuses = {i.backup_id: i.status for i in Catalog(store, SERVER).backups()}
-    assert "DONE" not in statuses.values(), statuses
+    assert_stopped(agent, dest, run["jobId"], stopped)
     # a pass neither judges it abandoned nor runs it again: the operator was told
     set_archive_command(server.cluster, archive_command)
     report = agent.once(datetime.now(UTC) + timedelta(minutes=2))
@@ -157,3 +124,21 @@ def test_a_signal_mid_adhoc_backup_cancels_it_and_records_the_run_failed(
     shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
     adhoc_runs = [r for r in shown["runs"] if r["trigger"] == "OnDemandBackup"]
     assert [(r["state"], r["abandonedClaim"]) for r in adhoc_runs] == [("failed", None)]
+
+
+def assert_stopped(agent: Agent, dest: TestDestination, job_id: str, reason: str) -> dict[str, str]:
+    """The run failed with the reason and its claim released, its job cancelled as `jobs
+    cancel` leaves it, no backup listed DONE; returns the catalog's statuses."""
+    shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
+    (record,) = shown["runs"]
+    assert (record["state"], record["jobId"], record["interrupted"]) == ("failed", job_id, reason)
+    assert record["finished"] is not None
+    with sqlite3.connect(agent.state / "jobs.db") as db:
+        ((state, error),) = db.execute(
+            "select state, error from jobs where id = ?", (int(job_id),)
+        ).fetchall()
+    assert (state, error) == ("cancelled", reason)
+    with dest.store() as store:
+        statuses = {i.backup_id: i.status for i in Catalog(store, SERVER).backups()}
+    assert "DONE" not in statuses.values(), statuses
+    return statuses

@@ -17,12 +17,12 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from types import FrameType
 from typing import TypeVar
 
 from core.errors import OperationFailed
 from core.jobs import Job, JobKind, JobReporter, JobState, JobStore
 from core.jobs.runner import JobStoreUnwritable, raise_for, run_foreground, spawn_detached
+from core.jobs.stop_signals import on_stop_signals
 from core.progress import Tracker
 from tui.batch.main import Context
 from tui.batch.progressbar import LiveBar, Progress
@@ -155,20 +155,13 @@ def _cancel_on_signals(reporters: Sequence[JobReporter | Tracker]) -> Iterator[N
     job cleanly at its next checkpoint (then exit 1): uploads aborted, the reason recorded,
     instead of a death that leaves multipart uploads behind and the backup to be judged
     ABANDONED."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def handler(signum: int, frame: FrameType | None) -> None:
-        reason = f"interrupted by {signal.Signals(signum).name}"
+    def cancel(sig: signal.Signals) -> None:
         for reporter in reporters:
             # Control takes a lock the interrupted code might hold: cancel from a thread.
-            threading.Thread(target=reporter.control.cancel, args=(reason,)).start()
+            threading.Thread(
+                target=reporter.control.cancel, args=(f"interrupted by {sig.name}",)
+            ).start()
 
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, handler) for sig in stops}
-    try:
+    with on_stop_signals(cancel):
         yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
