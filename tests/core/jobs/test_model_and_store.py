@@ -312,14 +312,25 @@ def test_a_store_dropped_unclosed_keeps_no_descriptor(tmp_path: Path) -> None:
     collection. Dropping the store closes its connection now; the collector is off here."""
     JobStore(tmp_path / "jobs.db").close()  # the database and its WAL files exist
     gc.collect()
-    before = len(os.listdir("/proc/self/fd"))
     gc.disable()
     try:
         for _ in range(10):
             store = JobStore(tmp_path / "jobs.db")
             assert store.list_jobs() == []
             del store
-        grown = len(os.listdir("/proc/self/fd")) - before
+        # Only this store's files count: other tests' threads open and close their own.
+        kept = len(_open_under(tmp_path))
     finally:
         gc.enable()
-    assert grown == 0, f"{grown} descriptors more after 10 job stores dropped unclosed"
+    assert kept == 0, f"{kept} descriptors of the job store kept after 10 stores dropped unclosed"
+
+
+def _open_under(directory: Path) -> list[str]:
+    """The files below `directory` this process holds open."""
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            targets.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue  # closed since the listing
+    return [t for t in targets if t.startswith(f"{directory}/")]
