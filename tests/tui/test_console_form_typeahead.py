@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual import events
 from textual.widgets import Input, Static
 
@@ -56,33 +57,22 @@ async def test_a_path_typed_with_r_lands_in_the_restore_forms_into(
         assert form.value("backup") == DONE_ID
 
 
-async def test_a_passphrase_typed_with_u_lands_in_the_unlock_form(
-    fixed_state: str, fixed_catalog: str
+@pytest.mark.parametrize("key", ["u", "enter"])
+async def test_a_passphrase_typed_with_the_key_that_unlocks_lands_in_the_unlock_form(
+    key: str, fixed_state: str, fixed_catalog: str
 ) -> None:
+    """`u` in the catalog, or enter on a locked backup (the unlock form over its screen)."""
     seal(fixed_catalog, DONE_ID)
     app = make_app(fixed_state, fixed_catalog)
     async with app.run_test(size=(100, 30)) as pilot:
         await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
         await settle(pilot, lambda: "locked; u unlocks it" in str(summary(app)))
-        type_in_one_read(app, "u", "s3cret-phrase")
+        type_in_one_read(app, key, "s3cret-phrase")
         await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
         field = app.screen.query_one("#passphrase", Input)
         await settle(pilot, lambda: field.value == "s3cret-phrase")
-
-
-async def test_a_passphrase_typed_with_enter_on_a_locked_backup_lands_in_the_unlock_form(
-    fixed_state: str, fixed_catalog: str
-) -> None:
-    seal(fixed_catalog, DONE_ID)
-    app = make_app(fixed_state, fixed_catalog)
-    async with app.run_test(size=(100, 30)) as pilot:
-        await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
-        await settle(pilot, lambda: "locked; u unlocks it" in str(summary(app)))
-        type_in_one_read(app, "enter", "s3cret-phrase")
-        await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
-        field = app.screen.query_one("#passphrase", Input)
-        await settle(pilot, lambda: field.value == "s3cret-phrase")
-        assert isinstance(app.screen_stack[-2], BackupScreen)
+        if key == "enter":
+            assert isinstance(app.screen_stack[-2], BackupScreen)
 
 
 async def test_a_directory_typed_with_a_lands_in_the_wal_repair_form(
