@@ -95,6 +95,12 @@ class ConsoleActions:
             detail.show_job(job.id)
             self.app.push_screen(detail)
 
+        if self.app.current_mode == "jobs" and detail not in self.app.screen_stack:
+            # `enter` on the jobs view: pushed as the App reads the key (messages.ask_now),
+            # so that the keys typed with it reach the detail, not the jobs table.
+            detail.show_job(job.id)
+            self.app.push_screen(detail)
+            return
         self.app.call_later(go)
 
     def open_backup(self, ref: BackupRef) -> None:

@@ -92,7 +92,7 @@ async def test_question_mark_lists_the_keys_that_work_here(fixed_state: str) -> 
         assert isinstance(app.screen, HelpScreen)
         ids = {k.binding_id for k in app.screen.keys}
         # The selected job runs: pause and cancel apply, resume and retry do not.
-        assert {"job.pause", "job.cancel", "row.open", "filter", "view.catalog", "quit"} <= ids
+        assert {"job.pause", "job.cancel", "job.open", "filter", "view.catalog", "quit"} <= ids
         assert "job.resume" not in ids and "job.retry" not in ids
         first = app.screen
         await pilot.press("escape")

@@ -1,4 +1,4 @@
-"""Keys typed in the same read as the key that opens a form reach the form (Pilot).
+"""Keys typed in the same read as the key that opens a form (or the job detail) reach it (Pilot).
 
 Each test posts its keys to the App at once, as the terminal driver does with one read (tmux
 send-keys, SSH, a fast typist): `r`, `u`, `A` or `enter` then what the operator typed next.
@@ -14,7 +14,7 @@ import pytest
 from textual import events
 from textual.widgets import Input, Static
 
-from tests.support.console import make_app, open_catalog_on, settle
+from tests.support.console import loaded, make_app, open_catalog_on, settle, steady
 from tests.tui.test_console_wal_repair import open_wal
 from tui.app import PgvaultApp
 from tui.modals.restore import RestoreScreen
@@ -141,3 +141,32 @@ async def test_keys_typed_with_r_on_a_locked_servers_failed_backup_land_in_the_u
         await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
         field = app.screen.query_one("#passphrase", Input)
         await settle(pilot, lambda: field.value == "s3cret-phrase")
+
+
+async def test_keys_typed_with_enter_on_a_job_reach_its_detail(fixed_state: str) -> None:
+    """The jobs view's `enter` opened the detail through a posted message: `j` typed with it
+    moved the jobs table's cursor first (the detail then showed the job below) and `w` went
+    to the jobs view. The detail of the job under the cursor at `enter` now takes them."""
+    from tui.screens.job_detail import WINDOWS, JobDetailScreen
+    from tui.screens.jobs import JobsScreen
+    from tui.widgets.bandwidth import BandwidthChart
+    from tui.widgets.table import ResponsiveTable
+
+    app = make_app(fixed_state)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot, loaded(app))
+        jobs = app.screen
+        assert isinstance(jobs, JobsScreen)
+        table = jobs.query_one("#jobs", ResponsiveTable)
+        chosen = table.keys[1]
+        assert table.select_key(chosen)
+        await pilot.pause(0.2)
+        type_in_one_read(app, "enter", "jw")
+        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        await steady(pilot)
+        detail = app.screen
+        assert isinstance(detail, JobDetailScreen)
+        assert detail.job_id == int(chosen)
+        chart = detail.query_one("#detail-chart", BandwidthChart)
+        assert chart.window == WINDOWS[2]  # `w` moved it on from the first 5 minutes
+        assert table.current_key == chosen  # `j` never reached the table

@@ -27,9 +27,9 @@ from tui.widgets.topbar import TopBar
 FILTER_BINDING = Binding("slash", "filter", "Filter", key_display="/", id="filter", priority=True)
 
 
-#: actions of priority keys that open a form (`r`, `u`, `A`, `enter` on a locked backup):
-#: the form opens as the App reads the key, and the keys typed with it reach the form
-FORM_KEYS = frozenset({"restore", "unlock", "retry", "repair_wal", "open_now"})
+#: actions of priority keys that open a form or a screen (`r`, `u`, `A`, `enter`): it opens
+#: as the App reads the key, and the keys typed with it reach it, not the view behind
+FORM_KEYS = frozenset({"restore", "unlock", "retry", "repair_wal", "open", "open_now"})
 
 
 def open_filter(screen: Screen[Any]) -> None:

@@ -198,7 +198,9 @@ class JobsScreen(JobActions, FilteredScreen):
     )
 
     BINDINGS = [
-        Binding("enter", "open", "Open", key_display="enter", id="job.open"),
+        # priority, as the catalog's `enter`: the detail opens as the App reads the key, and
+        # what is typed with it (`j`, `w`, `esc`) reaches the detail, not this table
+        Binding("enter", "open", "Open", key_display="enter", id="job.open", priority=True),
         *JOB_ACTIONS,
         FILTER_BINDING,
         Binding("escape", "clear_filter", "Clear filter", show=False, id="back"),
