@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.widgets import Input, OptionList, Tree
 
 from core.jobs import JobState
-from tests.support.console import MiB, Row, fill_store, loaded, make_app, settle, write_catalog
+from tests.support.console import (
+    MiB,
+    Row,
+    fill_store,
+    loaded,
+    make_app,
+    open_catalog_on,
+    settle,
+    write_catalog,
+)
 from tui.modals.help import HelpScreen
 from tui.screens.catalog import CatalogScreen
 from tui.screens.jobs import JobsScreen
@@ -162,3 +172,106 @@ async def test_the_help_lists_every_key_of_a_binding(fixed_state: str, console_w
         assert shown["help"] == "? f1", shown
         assert shown["palette"] == ": ^p", shown
         assert shown["refresh"] == "R f5" and shown["quit"] == "q f10", shown
+
+
+def test_each_binding_id_has_one_meaning() -> None:
+    """The catalog had two `enter` bindings with the id backup.open (`open`, and `open_now`
+    for the backups table): a keymap line moved both, and the help could list it twice. A
+    binding id names one action of a view."""
+    import importlib
+    import pkgutil
+
+    from textual.dom import DOMNode
+
+    import tui
+
+    for module in pkgutil.walk_packages(tui.__path__, "tui."):
+        importlib.import_module(module.name)
+    classes: list[type] = [DOMNode]
+    seen: set[type] = set()
+    while classes:
+        cls = classes.pop()
+        classes.extend(c for c in cls.__subclasses__() if c not in seen)
+        seen.add(cls)
+        if not cls.__module__.startswith("tui."):
+            continue
+        actions: dict[str, set[str]] = {}
+        for binding in cls.__dict__.get("BINDINGS", ()):
+            if isinstance(binding, Binding) and binding.id:
+                actions.setdefault(binding.id, set()).add(binding.action)
+        shared = {key: acts for key, acts in actions.items() if len(acts) > 1}
+        assert not shared, (cls.__qualname__, shared)
+
+
+def seal(catalog_url: str, backup_id: str) -> None:
+    """The backup's archive as an encrypted one's: the console shows it locked."""
+    base = Path(catalog_url.removeprefix("file://")) / "pg-main" / "base" / backup_id
+    (base / "data.tar.age").write_bytes(b"age-encryption.org/v1\n")
+
+
+def add_logical(catalog_url: str, backup_id: str) -> None:
+    """A logical backup of pg-main, as its logical.json lists it."""
+    from core.logical.layout import LogicalLayout
+    from core.logical.manifest import LogicalManifest
+
+    manifest = LogicalManifest(
+        backup_id=backup_id,
+        server="pg-main",
+        name="nightly",
+        started="2026-03-13T03:00:00+00:00",
+        finished="2026-03-13T03:01:00+00:00",
+        pgvault_version="1",
+        server_version=170002,
+        server_version_text="17.2",
+        pg_dump_version="17.2",
+        compression=None,
+        jobs=1,
+        databases=(),
+    )
+    path = Path(catalog_url.removeprefix("file://")) / LogicalLayout("pg-main").manifest(backup_id)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(manifest.to_bytes())
+
+
+async def test_enter_opens_every_kind_of_catalog_row_and_is_shown_once(
+    fixed_state: str, chain_catalog: str
+) -> None:
+    """One `enter` binding on the catalog: on a full backup, a node of an incremental chain
+    and a logical backup it opens the backup's screen; on a locked one the unlock form over
+    it. The bottom line and `?` name it once."""
+    from tui.modals.unlock import UnlockScreen
+    from tui.screens.backup import BackupScreen
+
+    seal(chain_catalog, "20260312T020000")
+    add_logical(chain_catalog, "20260313T030000L")
+    rows = {
+        "20260313T020000": False,  # full, with a chain under it
+        "20260313T080000": False,  # an incremental of that chain
+        "20260313T030000L": False,  # logical
+        "20260312T020000": True,  # locked (encrypted, no key in this console)
+    }
+    app = make_app(fixed_state, chain_catalog)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        for backup_id, locked in rows.items():
+            catalog = await open_catalog_on(app, pilot, f"pg-main/{backup_id}")
+            bar = str(catalog.query_one(KeyBar).render())
+            assert bar.count("enter") == 1 and "enter Open" in bar, bar
+            await pilot.press("question_mark")
+            await settle(pilot, lambda: isinstance(app.screen, HelpScreen))
+            assert isinstance(app.screen, HelpScreen)
+            opens = [k for k in app.screen.keys if "enter" in k.keys.split()]
+            assert [(k.description, k.binding_id) for k in opens] == [("Open", "backup.open")]
+            await pilot.press("escape")
+            await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+            await pilot.press("enter")
+            if locked:
+                await settle(pilot, lambda: isinstance(app.screen, UnlockScreen))
+                await pilot.press("escape")
+            await settle(pilot, lambda: isinstance(app.screen, BackupScreen))
+            shown = app.screen
+            assert isinstance(shown, BackupScreen) and shown.ref.info.backup_id == backup_id
+            await pilot.press("escape")
+            await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+            await pilot.press("1")
+            await settle(pilot, lambda: isinstance(app.screen, JobsScreen))

@@ -29,7 +29,7 @@ FILTER_BINDING = Binding("slash", "filter", "Filter", key_display="/", id="filte
 
 #: actions of priority keys that open a form or a screen (`r`, `u`, `A`, `enter`): it opens
 #: as the App reads the key, and the keys typed with it reach it, not the view behind
-FORM_KEYS = frozenset({"restore", "unlock", "retry", "repair_wal", "open", "open_now"})
+FORM_KEYS = frozenset({"restore", "unlock", "retry", "repair_wal", "open"})
 
 
 def open_filter(screen: Screen[Any]) -> None:

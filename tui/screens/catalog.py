@@ -242,10 +242,10 @@ class CatalogScreen(BackupActions, FilteredScreen):
     )
 
     BINDINGS = [
-        Binding("enter", "open", "Open", key_display="enter", id="backup.open"),
-        # The same `enter` on the backups table, as the App reads it (as `r`): a locked
-        # backup's unlock form then gets the keys typed with it, not the table.
-        Binding("enter", "open_now", "Open", key_display="enter", id="backup.open", priority=True),
+        # On the backups table, as the App reads it (as `r`): a backup's screen, and a locked
+        # one's unlock form over it, get the keys typed with it, not the table. On the tree,
+        # `can` leaves `enter` to the tree (it moves to the backups table).
+        Binding("enter", "open", "Open", key_display="enter", id="backup.open", priority=True),
         *BACKUP_ACTIONS,
         UNLOCK,
         Binding("tab", "switch_pane", "Pane", key_display="tab", show=False, id="pane.switch"),
@@ -505,8 +505,6 @@ class CatalogScreen(BackupActions, FilteredScreen):
 
     def can(self, action: str) -> bool | None:
         if action == "open":
-            return None if self.current_backup() is None else True
-        if action == "open_now":
             table = self.query_one("#backups", ResponsiveTable)
             return table.has_focus and self.current_backup() is not None
         if action == "unlock":
@@ -521,15 +519,8 @@ class CatalogScreen(BackupActions, FilteredScreen):
 
     def action_open(self) -> None:
         ref = self.current_backup()
-        if ref is None:
-            tree: Tree[NodeData] = self.query_one("#destinations", Tree)
-            if tree.has_focus and self.query_one("#backups", ResponsiveTable).display:
-                self.query_one("#backups", ResponsiveTable).focus()
-            return
-        ask_now(self, OpenBackup(ref))
-
-    def action_open_now(self) -> None:
-        self.action_open()
+        if ref is not None:
+            ask_now(self, OpenBackup(ref))
 
     def action_switch_pane(self) -> None:
         tree = self.query_one("#destinations", Tree)
