@@ -72,3 +72,45 @@ async def test_the_buttons_stay_in_view_under_a_four_line_error_at_80x24(tmp_pat
         await pilot.pause(0.3)
         grid = form.query_one("#form-grid")
         assert body.region.height == min(16, grid.outer_size.height), (body.region, grid.region)
+
+
+async def test_each_bad_field_shows_its_own_error_under_it_in_view(tmp_path: Path) -> None:
+    """The logical restore form said its errors only as one block at its foot, the first one
+    build_request met: a bad Port, Parallel and Bandwidth cap took three tries, and the field
+    in error could be below the fold at 80x24. As the new-backup form, each field checked by
+    the command line's parser now says its error under it, Start is refused with every error
+    shown, and the first field in error has the focus, in view."""
+    app = make_app(str(tmp_path / "state"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, loaded(app), timeout=30)
+        form = LogicalRestoreScreen(REF, Target(), str(tmp_path / "state"))
+        app.push_screen(form)
+        await settle(pilot, lambda: form.is_mounted and bool(form.query("#all_databases")))
+        form.query_one("#database", Input).value = "appdb"
+        bad = {"port": "70000", "jobs": "0", "bandwidth": "fast"}
+        for field, value in bad.items():
+            form.query_one(f"#{field}", Input).value = value
+        form.set_focus(form.query_one("#database", Input))
+        await pilot.press("ctrl+s")
+        status = form.query_one("#form-status", Static)
+        await settle(pilot, lambda: "Fix the fields" in str(status.render()))
+        said = {field: str(form.query_one(f"#{field}-error").render()) for field in bad}
+        assert "65535" in said["port"], said
+        assert "jobs" in said["jobs"] or "1" in said["jobs"], said
+        assert "fast" in said["bandwidth"], said
+        for field in bad:
+            assert form.query_one(f"#{field}-error").display, field
+        port = form.query_one("#port", Input)
+        assert form.focused is port
+        await pilot.pause(0.3)
+        body = form.query_one("#form-body")
+        assert body.region.contains_region(port.region), (body.region, port.region)
+        assert not form.query_one("#host-error").display  # a field without error says nothing
+
+        # Fixed, its error goes as it is typed; an empty Backup is said under Backup.
+        port.value = "5433"
+        await pilot.pause(0.2)
+        assert not form.query_one("#port-error").display
+        form.query_one("#backup", Input).value = ""
+        await pilot.pause(0.2)
+        assert "name the backup" in str(form.query_one("#backup-error").render())

@@ -11,11 +11,12 @@ from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.css.scalar import Scalar
 from textual.screen import ModalScreen
+from textual.validation import ValidationResult, Validator
 from textual.widget import Widget
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from core.errors import PgvaultError
@@ -41,6 +42,26 @@ def in_form_words(message: str, fields: Mapping[str, str]) -> str:
         return f"the {label} field" if label else match.group(0)
 
     return _OPTION.sub(field, message)
+
+
+class Parsed(Validator):
+    """A core parser as a Textual validator: its one-line InputError is the message."""
+
+    def __init__(self, parse: Callable[[str], object], optional: bool = False) -> None:
+        super().__init__()
+        self.parse = parse
+        self.optional = optional
+
+    def validate(self, value: str) -> ValidationResult:
+        if self.optional and not value.strip():
+            return self.success()
+        try:
+            self.parse(value)
+        except PgvaultError as exc:
+            return self.failure(str(exc))
+        except ValueError as exc:
+            return self.failure(str(exc))
+        return self.success()
 
 
 #: the most rows a form's scrolling field area (#form-body) takes (as pgvault.tcss says)
@@ -175,13 +196,69 @@ class JobFormScreen(FormScreen[int | None]):
         self.keys = keys
         self._start_worker: Worker[Job] | None = None
 
+    #: fields whose error shows even while they are empty (empty is fine in the others)
+    REQUIRED: frozenset[str] = frozenset()
+
     @abstractmethod
     def build_request(self) -> Any:
         """The kind's request from the fields; raises PgvaultError on bad input."""
 
+    # ---- per-field errors: a field's parser says what is wrong, under the field --------------
+
+    def checked_field(
+        self, field_id: str, validators: list[Validator], **options: Any
+    ) -> ComposeResult:
+        """An Input checked as it is typed (`validators`, core's parsers: Parsed), with its
+        error under it (`#<id>-error`, shown by `show_field_error`); `options` go to Input."""
+        with Vertical(classes="form-field"):
+            yield Input(
+                id=field_id,
+                compact=True,
+                validators=validators,
+                validate_on=["changed", "submitted"],
+                **options,
+            )
+            yield Label("", id=f"{field_id}-error", classes="form-error")
+
+    def show_field_error(self, widget: Input, result: ValidationResult | None) -> None:
+        """The field's error under it, or none (an empty field that is not REQUIRED)."""
+        labels = self.query(f"#{widget.id}-error")
+        if not labels:
+            return  # a field without an error line
+        label = labels.first(Label)
+        if (
+            result is None
+            or result.is_valid
+            or (not widget.value.strip() and widget.id not in self.REQUIRED)
+        ):
+            label.update("")
+            label.display = False
+            return
+        label.update(Text("; ".join(result.failure_descriptions)))
+        label.display = True
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.show_field_error(event.input, event.validation_result)
+        self.query_one("#form-status", Static).update("")
+        field = event.input.parent
+        if event.input.has_focus and isinstance(field, Widget):
+            # The field being typed in, with its error under it: errors shown above it
+            # push it down, below the form's fold (keys typed in one burst reach it first).
+            self.call_after_refresh(field.scroll_visible, animate=False)
+
     def check_fields(self) -> bool:
-        """Show every field's problem; True when all are valid."""
-        return True
+        """Show every field's problem, focus the first (in view); True when all are valid."""
+        invalid = []
+        for widget in self.query(Input):
+            result = widget.validate(widget.value)
+            self.show_field_error(widget, result)
+            if result is not None and not result.is_valid:
+                invalid.append(widget)
+        if invalid:
+            invalid[0].focus()
+            status = self.query_one("#form-status", Static)
+            status.update(Text("Fix the fields marked above.", style="bold red"))
+        return not invalid
 
     def action_submit(self) -> None:
         if self.starting or not self.check_fields():

@@ -12,12 +12,13 @@ server, and the job fails naming them, as the command line exits 3.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical, VerticalScroll
-from textual.widgets import Checkbox, Input, Label, Static
+from textual.validation import Validator
+from textual.widgets import Checkbox, Input, Label
 
 from core.backup.request import parse_bandwidth, parse_jobs, parse_port
 from core.demo import Demo
@@ -30,7 +31,7 @@ from core.storage import StoreConfig
 from core.urls import parse_location
 from tui.adapter import BackupRef
 from tui.config import RESTORE_JOBS
-from tui.modals.job_form import JobFormScreen, JobKeys
+from tui.modals.job_form import JobFormScreen, JobKeys, Parsed
 from tui.modals.new_backup import conninfo_with_password
 
 #: pg_restore -j, as `pgvault --batch restore -J` defaults for a logical restore
@@ -76,13 +77,32 @@ def target_defaults(jobs: Sequence[Job], demo: Demo | None, server: str) -> Targ
     return Target()
 
 
+def _named(backup: str) -> str:
+    if not backup.strip():
+        raise InputError("name the backup: a logical backup's ID, its name, or latest")
+    return backup.strip()
+
+
+#: the fields checked as they are typed, by the parsers `build_logical_restore_request` uses
+#: (their errors shown under them): field -> (parser, whether empty is fine)
+CHECKED: dict[str, tuple[Callable[[str], object], bool]] = {
+    "backup": (_named, False),
+    "port": (parse_port, True),
+    "jobs": (parse_jobs, True),
+    "bandwidth": (parse_bandwidth, True),
+}
+
+
+def field_validators(field_id: str) -> list[Validator]:
+    checked = CHECKED.get(field_id)
+    return [Parsed(*checked)] if checked is not None else []
+
+
 def build_logical_restore_request(
     ref: BackupRef, values: dict[str, str], clean: bool, all_databases: bool = False
 ) -> LogicalRestoreRequest:
     """The request the form describes, checked as the command line checks it."""
-    backup = values.get("backup", "").strip()
-    if not backup:
-        raise InputError("name the backup: a logical backup's ID, its name, or latest")
+    backup = _named(values.get("backup", ""))
     port = values.get("port", "").strip()
     dbname = "postgres"
     if values.get("password"):
@@ -118,6 +138,7 @@ class LogicalRestoreScreen(JobFormScreen):
 
     kind = LOGICAL_RESTORE
     what = "logical restore"
+    REQUIRED = frozenset({"backup"})
     OPTION_FIELDS = {
         "--database": "Database",
         "--table": "Tables",
@@ -163,11 +184,11 @@ class LogicalRestoreScreen(JobFormScreen):
             with VerticalScroll(id="form-body"), Grid(id="form-grid"):
                 for field_id, label, placeholder in FIELDS:
                     yield Label(label, classes="form-label")
-                    yield Input(
-                        initial.get(field_id, ""),
+                    yield from self.checked_field(
+                        field_id,
+                        field_validators(field_id),
+                        value=initial.get(field_id, ""),
                         placeholder=self._placeholder(field_id, placeholder),
-                        id=field_id,
-                        compact=True,
                         password=field_id == "password",
                     )
                     if field_id == "into_db":
@@ -201,6 +222,3 @@ class LogicalRestoreScreen(JobFormScreen):
             self.query_one("#clean", Checkbox).value,
             all_databases=bool(every) and self.query_one("#all_databases", Checkbox).value,
         )
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#form-status", Static).update("")

@@ -13,13 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.suggester import SuggestFromList
-from textual.validation import ValidationResult, Validator
-from textual.widget import Widget
-from textual.widgets import Checkbox, Input, Label, Select, Static
+from textual.validation import Validator
+from textual.widgets import Checkbox, Input, Label, Select
 
 from core.backup import BackupRequest
 from core.backup.job import BACKUP
@@ -46,7 +44,7 @@ from core.storage import StoreConfig
 from core.tags import parse_tags
 from core.urls import parse_location, public_url
 from tui.adapter import display_url
-from tui.modals.job_form import JobFormScreen, JobKeys
+from tui.modals.job_form import JobFormScreen, JobKeys, Parsed
 
 
 @dataclass(frozen=True)
@@ -146,26 +144,6 @@ def form_defaults(
     return FormDefaults(server="main", destination=known[0] if known else "", destinations=known)
 
 
-class Parsed(Validator):
-    """A core parser as a Textual validator: its one-line InputError is the message."""
-
-    def __init__(self, parse: Callable[[str], object], optional: bool = False) -> None:
-        super().__init__()
-        self.parse = parse
-        self.optional = optional
-
-    def validate(self, value: str) -> ValidationResult:
-        if self.optional and not value.strip():
-            return self.success()
-        try:
-            self.parse(value)
-        except PgvaultError as exc:
-            return self.failure(str(exc))
-        except ValueError as exc:
-            return self.failure(str(exc))
-        return self.success()
-
-
 def conninfo_with_password(dbname: str, password: str) -> str:
     """A libpq conninfo string carrying the password (never stored: jobs strip it)."""
 
@@ -250,6 +228,7 @@ class NewBackupScreen(JobFormScreen):
         "--incremental": "Kind",
         "--differential": "Kind",
     }
+    REQUIRED = frozenset({"server", "destination", "jobs"})
 
     def __init__(
         self, defaults: FormDefaults, state_dir: str | None, keys: JobKeys | None = None
@@ -292,20 +271,16 @@ class NewBackupScreen(JobFormScreen):
             with VerticalScroll(id="form-body"), Grid(id="form-grid"):
                 for field_id, label, placeholder in FIELDS:
                     yield Label(label, classes="form-label")
-                    with Vertical(classes="form-field"):
-                        yield Input(
-                            value=values[field_id],
-                            placeholder=placeholder,
-                            id=field_id,
-                            compact=True,
-                            password=field_id == "password",
-                            validators=self._validators(field_id),
-                            validate_on=["changed", "submitted"],
-                            suggester=SuggestFromList(d.destinations, case_sensitive=True)
-                            if field_id == "destination" and d.destinations
-                            else None,
-                        )
-                        yield Label("", id=f"{field_id}-error", classes="form-error")
+                    yield from self.checked_field(
+                        field_id,
+                        self._validators(field_id),
+                        value=values[field_id],
+                        placeholder=placeholder,
+                        password=field_id == "password",
+                        suggester=SuggestFromList(d.destinations, case_sensitive=True)
+                        if field_id == "destination" and d.destinations
+                        else None,
+                    )
                     if field_id == "password":
                         yield Label("Compression", classes="form-label")
                         yield Select(
@@ -329,8 +304,7 @@ class NewBackupScreen(JobFormScreen):
 
     def on_mount(self) -> None:
         for widget in self.query(Input):
-            widget.validate(widget.value)
-            self._show_error(widget, widget.validate(widget.value))
+            self.show_field_error(widget, widget.validate(widget.value))
         server = self.query_one("#server", Input)
         destination = self.query_one("#destination", Input)
         first = server if not server.value else destination if not destination.value else None
@@ -343,36 +317,6 @@ class NewBackupScreen(JobFormScreen):
             physical = event.value != LOGICAL
             for widget_id in ("#immediate-label", "#immediate"):
                 self.query_one(widget_id).display = physical
-
-    def _show_error(self, widget: Input, result: ValidationResult | None) -> None:
-        label = self.query_one(f"#{widget.id}-error", Label)
-        if (
-            result is None
-            or result.is_valid
-            or (
-                not widget.value.strip()
-                and widget.id
-                not in (
-                    "server",
-                    "destination",
-                    "jobs",
-                )
-            )
-        ):
-            label.update("")
-            label.display = False
-            return
-        label.update(Text("; ".join(result.failure_descriptions)))
-        label.display = True
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self._show_error(event.input, event.validation_result)
-        self.query_one("#form-status", Static).update("")
-        field = event.input.parent
-        if event.input.has_focus and isinstance(field, Widget):
-            # The field being typed in, with its error under it: errors shown above it
-            # push it down, below the form's fold (keys typed in one burst reach it first).
-            self.call_after_refresh(field.scroll_visible, animate=False)
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value
@@ -414,16 +358,3 @@ class NewBackupScreen(JobFormScreen):
             tags=parse_tags(self.value("tags")),
             incremental=None if kind in (FULL, Select.NULL) else str(kind),
         )
-
-    def check_fields(self) -> bool:
-        invalid = []
-        for widget in self.query(Input):
-            result = widget.validate(widget.value)
-            self._show_error(widget, result)
-            if result is not None and not result.is_valid:
-                invalid.append(widget)
-        if invalid:
-            invalid[0].focus()
-            status = self.query_one("#form-status", Static)
-            status.update(Text("Fix the fields marked above.", style="bold red"))
-        return not invalid

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical
-from textual.widgets import Checkbox, Input, Label, Static
+from textual.widgets import Checkbox, Input, Label
 
 from core.backup.request import parse_bandwidth, parse_port
 from core.catalog.chains import FULL
@@ -187,6 +187,3 @@ class RestoreScreen(JobFormScreen):
                 max_download_bandwidth=parse_bandwidth(self.value("bandwidth")),
             ),
         )
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#form-status", Static).update("")
