@@ -273,8 +273,11 @@ class ConsoleActions:
                 lambda job_id: self.job_started(job_id, "logical restore"),
             )
             return
+        view = state.destinations.get(ref.label)
+        server = view.server(ref.server) if view is not None and view.loaded else None
+        listed = server.backups if server is not None and not server.error else None
         self.app.push_screen(
-            RestoreScreen(ref, state.config.state_dir, state.job_environment),
+            RestoreScreen(ref, state.config.state_dir, state.job_environment, listed),
             lambda job_id: self.job_started(job_id, "restore"),
         )
 

@@ -334,3 +334,41 @@ async def test_a_failed_backups_summary_has_no_blank_line(
         await settle(pilot, lambda: "error:" in str(summary.render()))
         lines = str(summary.render()).splitlines()
         assert all(line.strip() for line in lines), lines
+
+
+async def test_a_backup_the_catalog_does_not_list_is_refused_in_the_restore_form(
+    fixed_state: str, fixed_catalog: str, tmp_path: Path
+) -> None:
+    """Seen in tmux: the restore form took a Backup the catalog has no backup by (a typo of
+    a name) and started a restore job that failed at once. The form now refuses it, under
+    its Backup field (focused), as it does a FAILED backup's ID; a listed name is taken."""
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+        form = app.screen
+        assert isinstance(form, RestoreScreen)
+        form.query_one("#directory").value = str(tmp_path / "restored")  # type: ignore[attr-defined]
+        status = form.query_one("#form-status")
+        error = form.query_one("#backup-error")
+        for typed, said in (
+            ("before-upgrad", "no backup 'before-upgrad' of server pg-main"),
+            (FAILED_ID, f"backup {FAILED_ID} is FAILED, not DONE"),
+        ):
+            form.query_one("#backup").value = typed  # type: ignore[attr-defined]
+            await pilot.press("ctrl+s")
+            await settle(pilot, lambda: "Fix the fields" in str(status.render()))
+            assert said in str(error.render()), str(error.render())
+            assert error.display and form.focused is form.query_one("#backup")
+            await pilot.pause(0.3)
+            assert isinstance(app.screen, RestoreScreen)
+            assert jobs_of(fixed_state, "restore") == []
+
+        form.query_one("#backup").value = "before-upgrade"  # type: ignore[attr-defined]
+        await pilot.pause(0.1)
+        assert not error.display
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        (job,) = jobs_of(fixed_state, "restore")
+        assert job.options.get("backup") == "before-upgrade"

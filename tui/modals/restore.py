@@ -10,6 +10,7 @@ view, where it appears.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -18,7 +19,10 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Checkbox, Input, Label
 
 from core.backup.request import parse_bandwidth, parse_port
+from core.catalog.backup_info import DONE, BackupInfo
 from core.catalog.chains import FULL
+from core.catalog.layout import BACKUP_ID_RE
+from core.catalog.reader import LAST_FAILED, LATEST, OLDEST
 from core.errors import InputError
 from core.restore import RestoreRequest, default_pgvault_command, make_target
 from core.restore.job import RESTORE
@@ -27,7 +31,7 @@ from core.storage import StoreConfig
 from core.urls import parse_location
 from tui.adapter import BackupRef
 from tui.config import RESTORE_JOBS
-from tui.modals.job_form import JobFormScreen, JobKeys
+from tui.modals.job_form import JobFormScreen, JobKeys, Parsed
 
 
 def _path(text: str) -> str:
@@ -74,6 +78,32 @@ def build_restore_request(
     )
 
 
+def listed_backup(ref: BackupRef, backup: str, listed: Sequence[BackupInfo] | None) -> str:
+    """The Backup field's reference, refused (InputError) when the catalog's listing of the
+    server has no DONE backup by that ID or name: said in the form, not by a job that fails
+    on it. The shortcuts (latest, oldest, auto ...) are core's to choose; None: not listed."""
+    reference = backup.strip()
+    if not reference:
+        raise InputError("name the backup: an ID, a name, latest, or auto with a time")
+    shortcut = reference == "auto" or reference in (*LATEST, *OLDEST, LAST_FAILED)
+    if listed is None or shortcut:
+        return reference
+    by_id = BACKUP_ID_RE.match(reference) is not None
+    found = [b for b in listed if (b.backup_id if by_id else b.backup_name) == reference]
+    where = f"server {ref.server} in {ref.label}"
+    if not found:
+        raise InputError(
+            f"no backup {reference!r} of {where}: an ID or a name the catalog lists, latest, "
+            "or auto with a Point in time"
+        )
+    if len(found) > 1:
+        ids = ", ".join(b.backup_id for b in found)
+        raise InputError(f"several backups of {where} are named {reference!r}: {ids}")
+    if found[0].status != DONE:
+        raise InputError(f"backup {found[0].backup_id} is {found[0].status}, not DONE")
+    return reference
+
+
 #: the form's text fields after Backup: (id, label, placeholder)
 FIELDS = (
     ("directory", "Into", "an empty or new directory, e.g. /var/lib/pgsql/restored"),
@@ -104,20 +134,30 @@ class RestoreScreen(JobFormScreen):
         "--delta": "Delta",
     }
 
-    def __init__(self, ref: BackupRef, state_dir: str | None, keys: JobKeys | None = None) -> None:
+    REQUIRED = frozenset({"backup"})
+
+    def __init__(
+        self,
+        ref: BackupRef,
+        state_dir: str | None,
+        keys: JobKeys | None = None,
+        listed: Sequence[BackupInfo] | None = None,
+    ) -> None:
         super().__init__(state_dir, keys)
         self.ref = ref
+        #: the server's backups as the catalog lists them (None: the Backup field unchecked)
+        self.listed = tuple(listed) if listed is not None else None
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="form"):
             yield Label(f"Restore from {self.ref.server}", id="dialog-title")
             with Grid(id="form-grid"):
                 yield Label("Backup", classes="form-label")
-                yield Input(
-                    self.ref.info.backup_id,
+                yield from self.checked_field(
+                    "backup",
+                    [Parsed(lambda text: listed_backup(self.ref, text, self.listed))],
+                    value=self.ref.info.backup_id,
                     placeholder="an ID, a name, latest, or auto (with a time)",
-                    id="backup",
-                    compact=True,
                 )
                 for field_id, label, placeholder in FIELDS:
                     yield Label(label, classes="form-label")
