@@ -400,3 +400,40 @@ async def test_the_new_backup_form_takes_a_logical_backup(taken: Taken, tmp_path
 def job_of(state_dir: str, job_id: int) -> Job:
     with JobStore.open(state_dir) as store:
         return store.get(job_id)
+
+
+async def test_a_failed_logical_restore_names_the_forms_fields_in_the_console(
+    taken: Taken, tmp_path: object
+) -> None:
+    """The database restored under its own name on the server that has it, without Clean:
+    the job fails, and its error (core's, for the command line: "with --new-db-name, or
+    pass --clean") was shown as it is on the jobs view and in the job detail, naming flags
+    the form does not have. The console now says it in the form's words; the job store
+    keeps core's message (what `pgvault --batch jobs show` prints)."""
+    from tui.screens.job_detail import JobDetailScreen
+
+    state_dir = str(tmp_path)
+    app = make_app(state_dir, taken.url)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_catalog_on(app, pilot, f"{SERVER}/{taken.manifest.backup_id}")
+        await pilot.press("r")
+        await settle(pilot, lambda: isinstance(app.screen, LogicalRestoreScreen))
+        form = await fill(app, taken)
+        assert form.value("database") == SHOP and not form.value("new_db_name")
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        await settle(pilot, lambda: restore_jobs(state_dir)[0].final, timeout=120)
+        (job,) = restore_jobs(state_dir)
+        assert job.state is JobState.FAILED and "pass --clean" in (job.error or ""), job.error
+        jobs = app.screen.query_one("#jobs", ResponsiveTable)
+        await settle(pilot, lambda: jobs.current_key == str(job.id), timeout=10)
+        selected = app.screen.query_one("#selected-facts")
+        said = "with the New name field, or set the Clean field to replace it"
+        await settle(pilot, lambda: said in str(selected.render()), timeout=10)
+        assert "--" not in str(selected.render())
+
+        await pilot.press("enter")
+        await settle(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        facts = app.screen.query_one("#detail-facts")
+        await settle(pilot, lambda: said in str(facts.render()).replace("\n", " "), timeout=10)
+        assert "--" not in str(facts.render())

@@ -28,18 +28,22 @@ T = TypeVar("T")
 #: the environment a job for (destination label, server) gets: the keys the console holds
 JobKeys = Callable[[str, str], dict[str, str]]
 
-#: a command-line option, as core's messages name it (`--wal-restore-dir`, `-J/--jobs`)
-_OPTION = re.compile(r"(?<![\w-])(?:-[A-Za-z]/)?--[a-z][a-z-]*[a-z]")
+#: a command-line option, as core's messages name it (`--wal-restore-dir`, `-J/--jobs`),
+#: with the `pass ` of "pass --clean to replace it"
+_OPTION = re.compile(r"(?<![\w-])(pass )?((?:-[A-Za-z]/)?--[a-z][a-z-]*[a-z])")
 
 
 def in_form_words(message: str, fields: Mapping[str, str]) -> str:
     """A message of core's, which names command-line options, with the options this form
-    has as fields named by their labels (`--wal-restore-dir` -> `the WAL dir field`)."""
+    has as fields named by their labels (`--wal-restore-dir` -> `the WAL dir field`; "pass
+    --clean" -> "set the Clean field")."""
 
     def field(match: re.Match[str]) -> str:
-        option = match.group(0).split("/")[-1]
+        option = match.group(2).split("/")[-1]
         label = fields.get(option)
-        return f"the {label} field" if label else match.group(0)
+        if not label:
+            return match.group(0)
+        return f"{'set ' if match.group(1) else ''}the {label} field"
 
     return _OPTION.sub(field, message)
 

@@ -18,6 +18,7 @@ from core.jobs import Job, JobState, JobStore, LogLine
 from core.progress import RateSample
 from tui import fmt
 from tui.adapter import describe_error, job_backup_id
+from tui.job_words import job_error
 from tui.screens.base import ConsoleScreen
 from tui.screens.jobs import BAR_COLOR, JOB_ACTIONS, STATE_COLOR, JobActions, job_action_allowed
 from tui.state import ConsoleState
@@ -106,7 +107,8 @@ def facts_text(job: Job, now: float, width: int, wire: float | None = None) -> T
             text.append("\n")
     if job.error:
         text.append(f"{'error':<8}", style="dim")
-        text.append(job.error, style="bold red" if job.state is JobState.FAILED else "yellow")
+        style = "bold red" if job.state is JobState.FAILED else "yellow"
+        text.append(job_error(job), style=style)  # a form's job: in the form's words
     text.rstrip()
     return text
 

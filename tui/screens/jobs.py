@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Input, Label, Static
 from core.jobs import Job, JobState
 from tui import fmt
 from tui.config import AGGREGATE_WINDOW
+from tui.job_words import job_error
 from tui.messages import (
     CancelJob,
     JobRequest,
@@ -361,7 +362,7 @@ class JobsScreen(JobActions, FilteredScreen):
         line = Text()
         if job.error and job.state in (JobState.FAILED, JobState.CANCELLED):
             line.append(f"{job.state.value}: ", style=STATE_COLOR[job.state])
-            line.append(job.error)
+            line.append(job_error(job))  # a form's job: in the form's words
         else:
             parts = [f"phase {job.phase or '-'}"]
             if not job.final and job.rate > 0 and job.state is not JobState.PAUSED:
