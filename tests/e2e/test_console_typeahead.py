@@ -123,3 +123,22 @@ def test_a_path_typed_with_r_lands_in_the_restore_forms_into(tmp_path: Path) -> 
         terminal.wait_for("EXITED=0", timeout=20)
     finally:
         terminal.close()
+
+
+def test_keys_typed_with_enter_reach_the_job_detail(tmp_path: Path) -> None:
+    """`enter j w` in one read on the jobs view's first job: its detail opens and takes
+    `w` (the chart's window goes from 5 to 15 minutes). The old console posted enter's
+    request: `j` moved the jobs table's cursor first, and the detail opened on the job
+    below, its window untouched."""
+    ids = fill_store(tmp_path / "state")
+    terminal = Terminal(f"pgvault-detail-{os.getpid()}", [PGVAULT], world(tmp_path))
+    try:
+        terminal.wait_for(" running ", "p Pause", timeout=60)
+        time.sleep(1)
+        subprocess.run(["tmux", "send-keys", "-t", terminal.name, "Enter", "j", "w"], check=True)
+        screen = terminal.wait_for("last 15m", timeout=20)
+        assert f"job {ids[0]} " in screen and f"job {ids[1]} " not in screen, screen
+        terminal.keys("Escape", "q")
+        terminal.wait_for("EXITED=0", timeout=20)
+    finally:
+        terminal.close()
