@@ -1,0 +1,60 @@
+"""The benches keep their job records to themselves (bench/state.py).
+
+bench/memory.py at its smallest size (a backup to a local directory and to moto, a
+restore) used to record its jobs in the operator's default state directory
+(`$XDG_STATE_HOME/pgvault/jobs.db`); each bench now records them in a temporary state
+directory of its own, removed when it ends. Every bench still starts (`--help`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BENCHES = sorted(
+    p.name
+    for p in (REPO / "bench").glob("*.py")
+    if p.name not in ("state.py", "timed.py", "wal_call.py", "wal_drain.py")
+)
+
+
+def _environment(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "PGVAULT_STATE_DIR"}
+    return {**env, "HOME": str(home), "XDG_STATE_HOME": str(home / "state")}
+
+
+def test_a_bench_records_its_jobs_in_a_state_dir_of_its_own(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    done = subprocess.run(
+        [sys.executable, "bench/memory.py", "--scale", "1", "--blob-mb", "1", "--rounds", "1"],
+        cwd=REPO,
+        env=_environment(home),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "backup, local dir" in done.stdout and "restore, local dir" in done.stdout
+    assert not (home / "state" / "pgvault").exists()  # the operator's default state dir
+    assert not (home / ".local").exists()
+
+
+@pytest.mark.parametrize("bench", BENCHES)
+def test_every_bench_still_starts(bench: str, tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, f"bench/{bench}", "--help"],
+        cwd=REPO,
+        env=_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "usage:" in done.stdout
+    assert not (tmp_path / "state").exists()
