@@ -32,6 +32,7 @@ from core.storage.clients import Timeouts, env_secret
 from core.storage.config import StoreConfig
 from core.storage.http_connections import ThreadConnections, connect
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.proxies import proxy_for
 from core.storage.store import ObjectStore
 from core.storage.webdav_errors import ERRORS, DavAnswer, refused_upload
 from core.storage.webdav_xml import Entry, parse_multistatus
@@ -126,6 +127,9 @@ class WebDavStore(ObjectStore):
         self._host = endpoint.netloc
         self._origin = f"{endpoint.scheme}://{endpoint.netloc}"
         self._timeouts = Timeouts.of(config)
+        self._proxy = proxy_for(endpoint.scheme, endpoint.netloc)
+        # Plain http through a proxy names the whole URL in each request line.
+        self._target = self._origin if self._proxy is not None and not self._tls else ""
         self._connections = ThreadConnections(self._connect)
         self._made: set[str] = set()
         self._collection_seen = False
@@ -150,12 +154,14 @@ class WebDavStore(ObjectStore):
 
     def _connect(self) -> http.client.HTTPConnection:
         scheme = "https" if self._tls else "http"
-        return connect(scheme, self._host, self._timeouts, ca_file(), CA_VARIABLES)
+        return connect(scheme, self._host, self._timeouts, ca_file(), CA_VARIABLES, self._proxy)
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Host": self._host}
         if self._auth:
             headers["Authorization"] = self._auth
+        if self._target and self._proxy is not None:  # the tunnel's CONNECT carries https's
+            headers.update(self._proxy.headers())
         headers.update(extra or {})
         return headers
 
@@ -178,7 +184,9 @@ class WebDavStore(ObjectStore):
         body: Payload | bytes | None,
     ) -> Any:
         method, path = request
-        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        connection.putrequest(
+            method, self._target + path, skip_host=True, skip_accept_encoding=True
+        )
         if body is not None:
             headers["Content-Length"] = str(len(body))
         for name, value in headers.items():
@@ -330,7 +338,7 @@ class WebDavStore(ObjectStore):
             self._request("PUT", self._path(marker), body=json.dumps({"key": key}).encode())
             connection = self._connect()
             connection.putrequest(
-                "PUT", self._path(data), skip_host=True, skip_accept_encoding=True
+                "PUT", self._target + self._path(data), skip_host=True, skip_accept_encoding=True
             )
             for name, value in self._headers({"Transfer-Encoding": "chunked"}).items():
                 connection.putheader(name, value)
