@@ -101,6 +101,8 @@ class WebDavStore(ObjectStore):
         # Plain http through a proxy names the whole URL in each request line.
         self._target = self._origin if self._proxy is not None and not self._tls else ""
         self._connections = ThreadConnections(self._connect)
+        #: streaming uploads not finished: closing the store ends them (and their keepalive)
+        self._uploads: dict[str, Upload] = {}
         self._made: set[str] = set()
         self._collection_seen = False
         creds = location.credentials
@@ -112,6 +114,9 @@ class WebDavStore(ObjectStore):
             self._auth = f"Basic {token}"
 
     def close(self) -> None:
+        for upload in list(self._uploads.values()):
+            upload.close()
+        self._uploads.clear()
         self._connections.close()
         super().close()
 
@@ -315,6 +320,7 @@ class WebDavStore(ObjectStore):
             connection.endheaders()
         upload = Upload(key=key, upload_id=upload_id, options=options, connection=connection)
         upload.keep_alive(self._keepalive)  # a pause of any length keeps the request
+        self._uploads[upload_id] = upload
         return upload
 
     def _mpu_part(self, handle: Upload, number: int, offset: int, body: Payload) -> int:
@@ -359,6 +365,7 @@ class WebDavStore(ObjectStore):
                         DavAnswer(answer.status, answer.reason), f"complete {full}"
                     )
                 handle.finished = True
+                self._uploads.pop(handle.upload_id, None)
             self._move(data, full, overwrite=not handle.options.if_absent)
             self._write_sidecar(handle.key, handle.options)
             self._request(
@@ -368,6 +375,7 @@ class WebDavStore(ObjectStore):
     def _mpu_abort(self, handle: Upload) -> None:
         handle.fail()
         handle.close()  # the server drops a PUT whose body never ended
+        self._uploads.pop(handle.upload_id, None)
         self._abort_pending(PendingUpload(key=handle.key, upload_id=handle.upload_id))
 
     def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:
