@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -239,7 +240,10 @@ def test_a_detached_key_change_hands_its_secrets_only_through_its_pipe(
         with dest.store() as store:
             held = acquire(store, SERVER, "the test", KEYS_LOCK_TTL, KEYS_LOCK)
         rotated = _detached(run, "rotate", "--encryption-passphrase-file", passfile)
-        pid = wait_for(lambda: run.jobs("show", rotated, "--format", "json").get("pid"))
+        # claimed by its process, which waits for the lock with the secrets in hand
+        wait_for(lambda: run.jobs("show", rotated, "--format", "json")["state"] == "running")
+        time.sleep(1)
+        pid = run.jobs("show", rotated, "--format", "json")["pid"]
         seen = {f: Path(f"/proc/{pid}/{f}").read_bytes() for f in ("cmdline", "environ")}
         assert b"core.jobs.worker" in seen["cmdline"]
         assert run.jobs("show", rotated, "--format", "json")["state"] == "running"
