@@ -259,6 +259,7 @@ def run_restore(
         seconds, rss, _ = measured(
             [
                 *(PGVAULT, "--batch", "restore", "--pgvault-command", pgvault_bin, *flags),
+                "--accept-wal-gap",  # the bench cluster does not archive WAL
                 *(*dest.cli_args, dest.url, server(backup.data), backup.backup_id, data),
             ],
             dest.env,
