@@ -31,17 +31,28 @@ def _environment(home: Path) -> dict[str, str]:
     return {**env, "HOME": str(home), "XDG_STATE_HOME": str(home / "state")}
 
 
+def _bench(script: str, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """A bench run to its end, its raw figures (bench/results/, not committed) removed."""
+    results = REPO / "bench" / "results"
+    before = set(results.glob("*.json")) if results.exists() else set()
+    try:
+        return subprocess.run(
+            [sys.executable, f"bench/{script}", *args],
+            cwd=REPO,
+            env=_environment(home),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        for path in set(results.glob("*.json")) - before:
+            path.unlink()
+
+
 def test_a_bench_records_its_jobs_in_a_state_dir_of_its_own(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    done = subprocess.run(
-        [sys.executable, "bench/memory.py", "--scale", "1", "--blob-mb", "1", "--rounds", "1"],
-        cwd=REPO,
-        env=_environment(home),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = _bench("memory.py", "--scale", "1", "--blob-mb", "1", "--rounds", "1", home=home)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "backup, local dir" in done.stdout and "restore, local dir" in done.stdout
     assert not (home / "state" / "pgvault").exists()  # the operator's default state dir
@@ -52,18 +63,7 @@ def test_the_restore_bench_runs_at_its_smallest_size(tmp_path: Path) -> None:
     """bench/restore.py failed at once: its cluster archives no WAL, and restore has since
     refused a backup whose WAL is missing ('cannot reach consistency'); it now passes
     --accept-wal-gap, as bench/memory.py does, and measures the restores again."""
-    results = REPO / "bench" / "results"
-    before = set(results.glob("restore-*.json")) if results.exists() else set()
-    done = subprocess.run(
-        [sys.executable, "bench/restore.py", *SMALLEST_RESTORE],
-        cwd=REPO,
-        env=_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    for path in set(results.glob("restore-*.json")) - before:
-        path.unlink()  # the run's raw figures
+    done = _bench("restore.py", *SMALLEST_RESTORE, home=tmp_path)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "pgvault restore (fsync)" in done.stdout
     assert not (tmp_path / "state").exists()
