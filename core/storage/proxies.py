@@ -9,6 +9,7 @@ the proxy's URL are sent as Proxy-Authorization and registered as secrets.
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from base64 import b64encode
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ def proxy_for(scheme: str, netloc: str) -> Proxy | None:
     bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
     if not url or bypass(netloc, proxies):
         return None
-    return _parse(url, f"{scheme.upper()}_PROXY")
+    lower = f"{scheme}_proxy"  # urllib's choice when both cases are set
+    return _parse(url, lower if os.environ.get(lower) else lower.upper())
 
 
 def _parse(url: str, variable: str) -> Proxy:

@@ -99,7 +99,7 @@ def test_https_goes_through_a_connect_tunnel_with_the_proxys_credentials(
         ):
             store.get_bytes("small/one")
     message = str(refused.value)
-    assert "407" in message and f"127.0.0.1:{proxy.port}" in message, message
+    assert "407" in message and f"127.0.0.1:{proxy.port} (from https_proxy)" in message, message
     assert "wrong-Secret" not in message and "\n" not in message
 
 
