@@ -70,8 +70,8 @@ def test_a_refused_write_if_absent_leaves_no_temporary_behind(
     assert [p.name for p in on_disk.rglob("*") if p.is_file()] == ["lock"]
 
 
-def _keepalives() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("dav-keepalive-")]
+def _keepalives() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("dav-keepalive-")}
 
 
 def test_an_uploads_keepalive_ends_with_it_or_with_its_store(
@@ -82,6 +82,7 @@ def test_an_uploads_keepalive_ends_with_it_or_with_its_store(
     thread that sends them ends when the upload completes, is aborted, or its store closes
     with it unfinished, so that no abandoned request is held open for ever."""
     monkeypatch.setenv("PGVAULT_DAV_KEEPALIVE", "0.2")
+    others = _keepalives()  # another test's, in this process: not this test's business
     dest = make_dest("http")
     data = bytes(range(256)) * 4096  # 1 MiB: two parts of 512 KiB
     with dest.store() as store:
@@ -90,14 +91,20 @@ def test_an_uploads_keepalive_ends_with_it_or_with_its_store(
             time.sleep(1.5)  # silent: about seven keepalive bytes
             writer.write(data[600 << 10 :])
         assert store.get_bytes("kept") == data
-        wait_for(lambda: not _keepalives(), timeout=5, what="the completed upload's keepalive")
+        wait_for(
+            lambda: not _keepalives() - others, timeout=5, what="the completed upload's keepalive"
+        )
 
         aborted = store.open_writer("aborted", chunk_size=512 << 10)
         aborted.write(data)
-        assert _keepalives()
+        assert _keepalives() - others
         aborted.abort()
-        wait_for(lambda: not _keepalives(), timeout=5, what="the aborted upload's keepalive")
+        wait_for(
+            lambda: not _keepalives() - others, timeout=5, what="the aborted upload's keepalive"
+        )
 
         store.open_writer("dropped", chunk_size=512 << 10).write(data)
-        assert _keepalives()
-    wait_for(lambda: not _keepalives(), timeout=5, what="the closed store's uploads' keepalive")
+        assert _keepalives() - others
+    wait_for(
+        lambda: not _keepalives() - others, timeout=5, what="the closed store's uploads' keepalive"
+    )
