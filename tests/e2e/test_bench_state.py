@@ -10,11 +10,15 @@ bench/restore.py runs at its smallest size.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from tests.support.jobs import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 BENCHES = sorted(
@@ -67,6 +71,32 @@ def test_the_restore_bench_runs_at_its_smallest_size(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     assert "pgvault restore (fsync)" in done.stdout
     assert not (tmp_path / "state").exists()
+
+
+def test_a_bench_stopped_by_sigterm_removes_its_state_dir(tmp_path: Path) -> None:
+    """SIGTERM ended a bench without its atexit handlers and finally blocks: its state
+    directory (and the cluster it had made) stayed behind."""
+    states = Path("/tmp")
+    before = set(states.glob("pgvault-bench-state-*"))
+    args = ["--scale", "1", "--blob-mb", "1", "--rounds", "3"]
+    bench = subprocess.Popen(
+        [sys.executable, "bench/memory.py", *args],
+        cwd=REPO,
+        env=_environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        made = wait_for(lambda: set(states.glob("pgvault-bench-state-*")) - before, timeout=60)
+        time.sleep(2)  # inside the bench, a cluster being made or a backup running
+        bench.send_signal(signal.SIGTERM)
+        output, _ = bench.communicate(timeout=120)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    assert bench.returncode == 128 + signal.SIGTERM, output[-3000:]
+    assert not [p for p in made if p.exists()]
 
 
 @pytest.mark.parametrize("bench", BENCHES)
