@@ -37,6 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.state import use_own_state_dir  # noqa: E402
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
 from tests.support.emulators import start_moto  # noqa: E402
 from tests.support.postgres import (  # noqa: E402
@@ -176,6 +177,7 @@ def main() -> int:
     parser.add_argument("--skip-s3", action="store_true")
     parser.add_argument("--skip-barman", action="store_true")
     args = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
 
     cluster, archive = build_cluster(args.scale, args.blob_mb, args.reuse)
     cluster.sql("checkpoint")

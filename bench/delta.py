@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.state import use_own_state_dir  # noqa: E402
 from tests.support.cli import pgvault  # noqa: E402
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
 from tests.support.pitr import SERVER, Source, make_source  # noqa: E402
@@ -137,6 +138,7 @@ def main() -> int:
     parser.add_argument("--zstd", action="store_true", help="a zstd backup (streamed whole)")
     parser.add_argument("--shapes", default="grouped,spread")
     args = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
     pgvault_bin = pgvault_for_postgres()
     settings = Settings(args.tables, args.table_mb, args.runs, args.zstd)
     rows = [scenario(settings, shape, pgvault_bin) for shape in args.shapes.split(",")]

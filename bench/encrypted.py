@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.restore import PGVAULT, Backup, build_cluster, run_restore, warm  # noqa: E402
+from bench.state import use_own_state_dir  # noqa: E402
 from bench.wal import build_backlog, pgbench_init, set_archive_command  # noqa: E402
 from bench.wal_drain import WALACK, compile_sources, drain_once  # noqa: E402
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
@@ -210,6 +211,7 @@ def main() -> int:
         "--wal-compression", choices=["none", "zstd", "lz4"], default="none", help="both drains'"
     )
     args = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
 
     secrets = Path(tempfile.mkdtemp(prefix="pgvault-bench-enc-"))
     passfile = secrets / "pass"

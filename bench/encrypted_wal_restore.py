@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.state import use_own_state_dir  # noqa: E402
 from core.credentials_file import StoredCredentials, write_credentials  # noqa: E402
 from core.crypto import Passphrase  # noqa: E402
 from core.crypto.passphrase import PASSPHRASE_ENV  # noqa: E402
@@ -55,6 +56,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
     work = Path(tempfile.mkdtemp(prefix="pgvault-bench-walrestore-"))
     url = f"file://{work}/dest"
     passphrase = Passphrase(os.urandom(16).hex())  # a fresh secret per run, 2^18

@@ -59,6 +59,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.backup import fmt, tree_size  # noqa: E402
+from bench.state import use_own_state_dir  # noqa: E402
 from bench.timed import env_for, timed  # noqa: E402
 from core.codecs.zstd import ZSTD  # noqa: E402
 from tests.support.cli import pgvault  # noqa: E402
@@ -651,6 +652,7 @@ def main() -> int:
         "--baseline", metavar="TREE", help="another checkout's source tree, run beside this one"
     )
     args = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
     if args.baseline and not os.path.isfile(os.path.join(args.baseline, "core", "__init__.py")):
         print(f"incremental.py: --baseline {args.baseline} is not a pgvault source tree")
         return 3

@@ -35,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.state import use_own_state_dir
 from core.backup import BackupRequest, run_backup
 from core.backup.job import BACKUP
 from core.jobs import JobKind, JobReporter, JobState, JobStore
@@ -268,6 +269,7 @@ def main() -> None:
     parser.add_argument("--pauses", type=int, default=5)
     parser.add_argument("--no-backup", action="store_true", help="only the upload figures")
     args = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
     logging.getLogger("pgvault").setLevel(logging.CRITICAL)  # cancelled trials log errors
     work = Path(tempfile.mkdtemp(prefix="pgvault-bench-jobs-", dir="/var/tmp"))
     cluster: Cluster | None = None

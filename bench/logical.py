@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.backup import measured, tree_size  # noqa: E402
+from bench.state import use_own_state_dir  # noqa: E402
 from tests.support.pg_versions import versioned_cluster  # noqa: E402
 from tests.support.postgres import Cluster  # noqa: E402
 
@@ -168,6 +169,7 @@ def main() -> int:
         "--before", metavar="DIR", help="another checkout to compare with, paired in each round"
     )
     args = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
     sources = {"pgvault": REPO}
     if args.before:
         sources = {"after": REPO, "before": Path(args.before).resolve()}

@@ -33,6 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.backup import clear, measured, tree_size  # noqa: E402
 from bench.restore import build_cluster  # noqa: E402
+from bench.state import use_own_state_dir  # noqa: E402
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
 from tests.support.emulators import start_moto  # noqa: E402
 from tests.support.postgres import Cluster, pgvault_for_postgres, world_dir  # noqa: E402
@@ -121,6 +122,7 @@ def main() -> int:
     parser.add_argument("--before", help="another source tree to compare with (PYTHONPATH)")
     parser.add_argument("--reuse", action="store_true")
     args = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
 
     cluster = cluster_for(args.scale, args.blob_mb, args.reuse)
     print(f"data directory {tree_size(cluster.data) / MB:.0f} MB", flush=True)

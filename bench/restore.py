@@ -47,6 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.backup import fmt, measured, tree_size  # noqa: E402
+from bench.state import use_own_state_dir  # noqa: E402
 from core.catalog.layout import ServerLayout  # noqa: E402
 from core.codecs import codec_for_suffix  # noqa: E402
 from core.urls import parse_location  # noqa: E402
@@ -258,6 +259,7 @@ def run_restore(
         seconds, rss, _ = measured(
             [
                 *(PGVAULT, "--batch", "restore", "--pgvault-command", pgvault_bin, *flags),
+                "--accept-wal-gap",  # the bench cluster does not archive WAL
                 *(*dest.cli_args, dest.url, server(backup.data), backup.backup_id, data),
             ],
             dest.env,
@@ -281,6 +283,7 @@ def main() -> int:
     parser.add_argument("--skip-local", action="store_true")
     parser.add_argument("--skip-s3", action="store_true")
     args = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
 
     pgvault_bin = pgvault_for_postgres()
     moto = None if args.skip_s3 else start_moto()

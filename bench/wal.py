@@ -56,6 +56,7 @@ sys.path.insert(0, str(REPO))
 import wal_call  # noqa: E402  (bench/ is the script's directory)
 import wal_drain  # noqa: E402
 
+from bench.state import use_own_state_dir  # noqa: E402
 from tests.support.destinations import TestDestination, make_destination  # noqa: E402
 from tests.support.emulators import Emulator, start_azurite, start_fake_gcs, start_moto  # noqa: E402
 from tests.support.postgres import Cluster, make_cluster, world_dir  # noqa: E402
@@ -293,6 +294,7 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", help="--drain: only these archivers")
     parser.add_argument("--per-call", action="store_true", help="one acknowledging call")
     options = parser.parse_args()
+    use_own_state_dir()  # its jobs never land in the operator's state
     if options.per_call:
         wal_drain.compile_sources(REPO)
         times = wal_call.per_call(max(options.rounds, 10))

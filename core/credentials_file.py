@@ -37,6 +37,13 @@ NOT_SECRET = {
     "AWS_REGION",
     "AZURE_STORAGE_ACCOUNT",
     "DAV_USER",
+    # a proxy's password is registered where its URL is read (core.storage.proxies)
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
     "PGVAULT_DAV_USER",
     "REQUESTS_CA_BUNDLE",
     "SSL_CERT_FILE",

@@ -28,6 +28,7 @@ from core.crypto import (
 from core.crypto.keyfile import PASSPHRASE
 from core.encryption import keyfile_key, load_keyfile, save_keyfile
 from core.errors import InputError, ObjectExists
+from core.secrets import register_secret
 from core.storage import ObjectStore, PutOptions, StoreConfig
 from core.urls import Location
 
@@ -125,8 +126,9 @@ def _rewrap(store: ObjectStore, keyfile: KeyFile, held: Unlock, change: Rewrap) 
 
 @dataclass(frozen=True)
 class KeysRequest:
-    """One change of a server's key file. The secrets reach the job's run in this process
-    only: `public()` removes them before the job is recorded."""
+    """One change of a server's key file. The secrets reach the job's run in this process,
+    or a detached job's process through its pipe (never argv, its environment or the store):
+    `public()` removes them before the job is recorded."""
 
     action: str  # one of ACTIONS
     location: Location
@@ -140,6 +142,12 @@ class KeysRequest:
     passphrase: Passphrase | None = field(default=None, repr=False)
     new_passphrase: Passphrase | None = field(default=None, repr=False)  # rewrap
     identities: tuple[X25519Identity, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        # A detached job's process rebuilds the request from its pipe: its identities are
+        # secrets there too (a passphrase registers itself).
+        for identity in self.identities:
+            register_secret(identity.secret())
 
     def public(self) -> KeysRequest:
         """Without a secret, and without the URL's credentials: what the job store keeps."""

@@ -12,6 +12,7 @@ a crashed job starts from (credentials then come from the environment, as usual)
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import enum
@@ -109,10 +110,14 @@ def _build(cls: type[R], data: dict[str, Any]) -> R:
 
 
 def _value(hint: Any, value: Any) -> Any:
-    """A decoded JSON value as the field's type wants it (dataclass, enum, tuple)."""
+    """A decoded JSON value as the field's type wants it (dataclass, enum, tuple, bytes)."""
     if value is None:
         return None
     for candidate in _alternatives(hint):
+        if candidate is bytes and isinstance(value, str):
+            return base64.b64decode(value)  # as _json_default wrote it
+        if _is_sequence_of(candidate) and isinstance(value, list):
+            return tuple(_value(typing.get_args(candidate)[0], v) for v in value)
         if isinstance(candidate, type) and dataclasses.is_dataclass(candidate):
             if isinstance(value, dict):
                 return _build(candidate, value)
@@ -120,6 +125,12 @@ def _value(hint: Any, value: Any) -> Any:
             with contextlib.suppress(ValueError):
                 return candidate(value)
     return _tupled(value)
+
+
+def _is_sequence_of(hint: Any) -> bool:
+    """tuple[X, ...]: its items decoded as X (a tuple of dataclasses)."""
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) is tuple and len(args) == 2 and args[1] is Ellipsis  # noqa: PLR2004
 
 
 def _alternatives(hint: Any) -> tuple[Any, ...]:
@@ -144,7 +155,15 @@ def load_kind(name: str, entry: str | None = None) -> JobKind[Any]:
 
 
 def encode_request(kind: JobKind[Any], request: Any) -> str:
-    return json.dumps(kind.encode(request))
+    """The whole request (secrets too) as the worker process reads it from its pipe."""
+    return json.dumps(kind.encode(request), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    """bytes (a key's raw form) as base64 text; _value turns it back into bytes."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} cannot be sent to a job process")
 
 
 def decode_request(kind: JobKind[Any], text: str) -> Any:

@@ -49,7 +49,11 @@ _PASS_THROUGH = {
     Provider.AZURE: ("AZURE_STORAGE_ACCOUNT",),
     Provider.GCS: ("STORAGE_EMULATOR_HOST",),
     Provider.FILE: (),
-    Provider.WEBDAV: ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "PGVAULT_DAV_USER"),
+    Provider.WEBDAV: (
+        *("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "PGVAULT_DAV_USER"),
+        # restore_command reaches the server as this restore did (core.storage.proxies)
+        *("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"),
+    ),
 }
 _AZURE_VARIABLES = (
     "AZURE_STORAGE_CONNECTION_STRING",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from core.errors import InputError
 from core.storage.clients import Timeouts
+from core.storage.proxies import Proxy
 
 if TYPE_CHECKING:
     import ssl
@@ -28,21 +29,35 @@ class Unreachable(Exception):
 
 
 def connect(
-    scheme: str, host: str, timeouts: Timeouts, cafile: str | None, ca_names: str
+    scheme: str,
+    host: str,
+    timeouts: Timeouts,
+    cafile: str | None,
+    ca_names: str,
+    proxy: Proxy | None = None,
 ) -> http.client.HTTPConnection:
     """A new connection to scheme://host, its socket on the read timeout once connected.
 
-    `ca_names`: the environment variables that name a CA bundle (cafile), for messages."""
+    `ca_names`: the environment variables that name a CA bundle (cafile), for messages.
+    `proxy`: connect to it instead; https goes through a CONNECT tunnel (plain http sends
+    absolute URLs to it: the caller's request targets)."""
     origin = f"{scheme}://{host}"
+    if proxy is not None:
+        origin = f"{origin} through the proxy {proxy.display}"
+    address = {"host": proxy.host, "port": proxy.port} if proxy else {"host": host}
     connection: http.client.HTTPConnection
     if scheme == "https":
         import ssl  # imported here: archive_command's plain-http calls never pay for it
 
         context = _tls_context(cafile, ca_names)
-        connection = http.client.HTTPSConnection(host, timeout=timeouts.connect, context=context)
+        connection = http.client.HTTPSConnection(
+            **address, timeout=timeouts.connect, context=context
+        )
+        if proxy is not None:
+            connection.set_tunnel(host, headers=proxy.headers())
         untrusted: type[Exception] = ssl.SSLCertVerificationError
     else:
-        connection = http.client.HTTPConnection(host, timeout=timeouts.connect)
+        connection = http.client.HTTPConnection(**address, timeout=timeouts.connect)
         untrusted = _Never
     try:
         connection.connect()

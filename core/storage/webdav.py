@@ -16,12 +16,9 @@ import contextlib
 import http.client
 import json
 import os
-import threading
-import time
 import uuid
 from base64 import b64encode
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
@@ -32,8 +29,10 @@ from core.storage.clients import Timeouts, env_secret
 from core.storage.config import StoreConfig
 from core.storage.http_connections import ThreadConnections, connect
 from core.storage.objects import CommonPrefix, ObjectInfo, PendingUpload, PutOptions
+from core.storage.proxies import proxy_for
 from core.storage.store import ObjectStore
 from core.storage.webdav_errors import ERRORS, DavAnswer, refused_upload
+from core.storage.webdav_upload import Upload, keepalive_seconds
 from core.storage.webdav_xml import Entry, parse_multistatus
 from core.urls import Location, Provider
 
@@ -41,7 +40,6 @@ PARTIAL = ".pgvault-partial"
 META = ".pgvault-meta"
 HIDDEN = ".pgvault-"
 _MOVED = (301, 302, 307, 308)
-_IDLE_WARNING = 10  # seconds without data on an upload: a dropped connection is a stall
 _PROPFIND = (
     b'<?xml version="1.0" encoding="utf-8"?><D:propfind xmlns:D="DAV:"><D:prop>'
     b"<D:resourcetype/><D:getcontentlength/><D:getlastmodified/><D:getetag/>"
@@ -59,34 +57,6 @@ def ca_file() -> str | None:
     """A CA bundle from the environment (requests' REQUESTS_CA_BUNDLE, OpenSSL's
     SSL_CERT_FILE), else None: the system's authorities."""
     return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE") or None
-
-
-@dataclass
-class _Upload:
-    """A streaming upload: a chunked PUT of its own, its parts sent in order."""
-
-    key: str
-    upload_id: str
-    options: PutOptions
-    connection: http.client.HTTPConnection
-    next_part: int = 1
-    broken: bool = False
-    finished: bool = False
-    ready: threading.Condition = field(default_factory=threading.Condition)
-    #: when the request last sent bytes: a server drops a body that stalls (a paused job)
-    last_sent: float = field(default_factory=time.monotonic)
-
-    def lost(self, what: str, exc: OSError) -> errors.StorageError:
-        """The server dropped the request: after a long silence, most likely a pause."""
-        idle = time.monotonic() - self.last_sent
-        why = ""
-        if idle > _IDLE_WARNING:
-            why = (
-                f" after {idle:.0f} s without data, longer than the server waits for a request "
-                "body (nginx: client_body_timeout, 60 s by default): keep pauses of a WebDAV "
-                "backup shorter, or raise that timeout; `jobs resume` continues the backup"
-            )
-        return errors.StorageError(f"{what}: the server closed the upload ({exc}){why}")
 
 
 class _Stream(RawStream):
@@ -126,7 +96,13 @@ class WebDavStore(ObjectStore):
         self._host = endpoint.netloc
         self._origin = f"{endpoint.scheme}://{endpoint.netloc}"
         self._timeouts = Timeouts.of(config)
+        self._keepalive = keepalive_seconds()
+        self._proxy = proxy_for(endpoint.scheme, endpoint.netloc)
+        # Plain http through a proxy names the whole URL in each request line.
+        self._target = self._origin if self._proxy is not None and not self._tls else ""
         self._connections = ThreadConnections(self._connect)
+        #: streaming uploads not finished: closing the store ends them (and their keepalive)
+        self._uploads: dict[str, Upload] = {}
         self._made: set[str] = set()
         self._collection_seen = False
         creds = location.credentials
@@ -138,6 +114,9 @@ class WebDavStore(ObjectStore):
             self._auth = f"Basic {token}"
 
     def close(self) -> None:
+        for upload in list(self._uploads.values()):
+            upload.close()
+        self._uploads.clear()
         self._connections.close()
         super().close()
 
@@ -150,12 +129,14 @@ class WebDavStore(ObjectStore):
 
     def _connect(self) -> http.client.HTTPConnection:
         scheme = "https" if self._tls else "http"
-        return connect(scheme, self._host, self._timeouts, ca_file(), CA_VARIABLES)
+        return connect(scheme, self._host, self._timeouts, ca_file(), CA_VARIABLES, self._proxy)
 
     def _headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Host": self._host}
         if self._auth:
             headers["Authorization"] = self._auth
+        if self._target and self._proxy is not None:  # the tunnel's CONNECT carries https's
+            headers.update(self._proxy.headers())
         headers.update(extra or {})
         return headers
 
@@ -178,7 +159,9 @@ class WebDavStore(ObjectStore):
         body: Payload | bytes | None,
     ) -> Any:
         method, path = request
-        connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        connection.putrequest(
+            method, self._target + path, skip_host=True, skip_accept_encoding=True
+        )
         if body is not None:
             headers["Content-Length"] = str(len(body))
         for name, value in headers.items():
@@ -320,7 +303,7 @@ class WebDavStore(ObjectStore):
         loaded: dict[str, Any] = json.loads(data)
         return loaded
 
-    def _mpu_begin(self, key: str, options: PutOptions) -> _Upload:
+    def _mpu_begin(self, key: str, options: PutOptions) -> Upload:
         full = self.key(key)
         upload_id = uuid.uuid4().hex
         data = self.key(f"{PARTIAL}/{upload_id}.data")
@@ -330,39 +313,39 @@ class WebDavStore(ObjectStore):
             self._request("PUT", self._path(marker), body=json.dumps({"key": key}).encode())
             connection = self._connect()
             connection.putrequest(
-                "PUT", self._path(data), skip_host=True, skip_accept_encoding=True
+                "PUT", self._target + self._path(data), skip_host=True, skip_accept_encoding=True
             )
             for name, value in self._headers({"Transfer-Encoding": "chunked"}).items():
                 connection.putheader(name, value)
             connection.endheaders()
-        return _Upload(key=key, upload_id=upload_id, options=options, connection=connection)
+        upload = Upload(key=key, upload_id=upload_id, options=options, connection=connection)
+        upload.keep_alive(self._keepalive)  # a pause of any length keeps the request
+        self._uploads[upload_id] = upload
+        return upload
 
-    def _mpu_part(self, handle: _Upload, number: int, offset: int, body: Payload) -> int:
+    def _mpu_part(self, handle: Upload, number: int, offset: int, body: Payload) -> int:
         what = f"upload part {number} of {self.key(handle.key)}"
         with handle.ready:
             handle.ready.wait_for(lambda: handle.next_part == number or handle.broken)
             if handle.broken:
                 # One request carries every part: what an earlier part lost cannot be sent again.
                 raise errors.StorageError(f"{what}: the upload broke off at an earlier part")
-            try:
-                body.seek(0)
-                for view in body.views(256 * 1024):
-                    handle.connection.send(b"%x\r\n" % len(view))
-                    handle.connection.send(view)
-                    handle.connection.send(b"\r\n")
-            except OSError as exc:
-                handle.broken = True
-                raise handle.lost(what, exc) from None
-            except BaseException:
-                handle.broken = True
-                raise
-            finally:
-                handle.ready.notify_all()
-            handle.next_part += 1
-            handle.last_sent = time.monotonic()
-            return number
+        # Outside the lock: a pause blocks at the gate between two chunks while the
+        # upload's keepalive holds the request open.
+        try:
+            body.seek(0)
+            for view in body.views(256 * 1024):
+                handle.send_chunk(view)
+        except OSError as exc:
+            handle.fail()
+            raise handle.lost(what, exc) from None
+        except BaseException:
+            handle.fail()
+            raise
+        handle.part_sent()
+        return number
 
-    def _mpu_complete(self, handle: _Upload, parts: list[Any]) -> None:
+    def _mpu_complete(self, handle: Upload, parts: list[Any]) -> None:
         full = self.key(handle.key)
         data = self.key(f"{PARTIAL}/{handle.upload_id}.data")
         with _guard(f"complete {full}"):
@@ -370,7 +353,7 @@ class WebDavStore(ObjectStore):
                 if handle.broken:
                     raise errors.StorageError(f"complete {full}: the upload broke off")
                 try:
-                    handle.connection.send(b"0\r\n\r\n")
+                    handle.send_end()
                 except OSError as exc:
                     raise handle.lost(f"complete {full}", exc) from None
                 answer = handle.connection.getresponse()
@@ -382,15 +365,17 @@ class WebDavStore(ObjectStore):
                         DavAnswer(answer.status, answer.reason), f"complete {full}"
                     )
                 handle.finished = True
+                self._uploads.pop(handle.upload_id, None)
             self._move(data, full, overwrite=not handle.options.if_absent)
             self._write_sidecar(handle.key, handle.options)
             self._request(
                 "DELETE", self._path(self.key(f"{PARTIAL}/{handle.upload_id}.upload")), ok=(404,)
             )
 
-    def _mpu_abort(self, handle: _Upload) -> None:
-        handle.broken = True
-        handle.connection.close()  # the server drops a PUT whose body never ended
+    def _mpu_abort(self, handle: Upload) -> None:
+        handle.fail()
+        handle.close()  # the server drops a PUT whose body never ended
+        self._uploads.pop(handle.upload_id, None)
         self._abort_pending(PendingUpload(key=handle.key, upload_id=handle.upload_id))
 
     def _open_stream(self, key: str, start: int, end: int | None) -> RawStream:

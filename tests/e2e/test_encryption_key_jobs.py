@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from core.catalog.lock import acquire, release
 from core.crypto import Passphrase, parse_keyfile, read_identity_file, unlock
 from core.errors import DecryptionFailed
+from core.keyring import KEYS_LOCK, KEYS_LOCK_TTL
 from core.urls import parse_location
 from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination
+from tests.support.jobs import wait_for
+from tests.support.pitr import make_source, new_target, restore, restored_server
+from tests.support.postgres import chown_tree, wait_for_recovery_end
 
 SERVER = "pg1"
 PASSPHRASE = "old passphrase of the key jobs test 3c1d"
@@ -184,3 +190,105 @@ def test_key_changes_at_once_take_turns_and_every_generation_stays(
         for j in run.jobs("list", "--kind", "keys", "--format", "json")
     ]
     assert sorted(r["generation"] for r in results if r["action"] == "rotate") == [2, 3, 4]
+
+
+def _finished(run: Keys, job_id: str) -> dict[str, Any]:
+    def ended() -> dict[str, Any] | None:
+        job: dict[str, Any] = run.jobs("show", job_id, "--format", "json")
+        return job if job["state"] in ("succeeded", "failed", "cancelled") else None
+
+    job = wait_for(ended, timeout=120, what=f"job {job_id} to end")
+    assert job["state"] == "succeeded", job
+    return job
+
+
+def _detached(run: Keys, *args: str) -> str:
+    started = run.keys(*args, "--detach")
+    assert started.returncode == 0, started.stderr
+    job_id = started.stdout.strip()
+    assert job_id.isdigit() and started.stdout == f"{job_id}\n", started.stdout
+    return job_id
+
+
+def test_a_detached_key_change_hands_its_secrets_only_through_its_pipe(
+    make_dest: Callable[..., TestDestination], pgvault_bin: str, tmp_path: Path
+) -> None:
+    """`keys rotate|rewrap --detach` (keys had no --detach: exit 3): the job id alone on
+    stdout, the change made by the job's own process, `jobs show` telling what changed. The
+    passphrase files and the identity file are read by the command and reach that process
+    through its pipe: never its command line, its environment, the job store or its log.
+    A backup from before the rotation and one from after restore with the new passphrase
+    and PostgreSQL starts on each."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    dest = make_dest("file")
+    run = Keys(dest, tmp_path / "state")
+    passfile = _secret_file(secrets, "pass", PASSPHRASE)
+    newpass = _secret_file(secrets, "newpass", NEW_PASSPHRASE)
+    operator, recipient, operator_secret = _operator(secrets, "operator.key")
+    root = dest.url.removeprefix("file://")
+    source = make_source(dest, pgvault_bin, scale=1)
+    try:
+        init = run.keys("init", "--encryption-passphrase-file", passfile, "--encrypt-to", recipient)
+        assert init.returncode == 0, init.stderr
+        chown_tree(root)  # archive_command (postgres) reads the key file
+        source.cluster.sql("insert into marks values (1, 'before the rotation')")
+        old = source.backup()
+
+        # The key file's lock held: the detached rotation waits for it in its own process,
+        # which can then be looked at.
+        with dest.store() as store:
+            held = acquire(store, SERVER, "the test", KEYS_LOCK_TTL, KEYS_LOCK)
+        rotated = _detached(run, "rotate", "--encryption-passphrase-file", passfile)
+        # claimed by its process, which waits for the lock with the secrets in hand
+        wait_for(lambda: run.jobs("show", rotated, "--format", "json")["state"] == "running")
+        time.sleep(1)
+        pid = run.jobs("show", rotated, "--format", "json")["pid"]
+        seen = {f: Path(f"/proc/{pid}/{f}").read_bytes() for f in ("cmdline", "environ")}
+        assert b"core.jobs.worker" in seen["cmdline"]
+        assert run.jobs("show", rotated, "--format", "json")["state"] == "running"
+        with dest.store() as store:
+            release(store, SERVER, held, KEYS_LOCK)
+        job = _finished(run, rotated)
+        assert job["detached"] is True and job["kind"] == "keys"
+        result = job["result"]
+        assert (result["action"], result["generation"], result["passphrase_wrap"]) == (
+            "rotate",
+            2,
+            "kept",
+        )
+
+        rewrapped = _detached(
+            run, "rewrap", "--identity-file", operator, "--new-passphrase-file", newpass
+        )
+        result = _finished(run, rewrapped)["result"]
+        assert (result["action"], result["passphrase_wrap"]) == ("rewrap", "changed")
+        assert run.keys("show").stdout.count("generation") == 2
+        chown_tree(root)
+        source.cluster.sql("insert into marks values (2, 'after the rotation')")
+        new = source.backup()
+
+        for backup_id, marks in ((old, [1]), (new, [1, 2])):
+            target = new_target()
+            try:
+                done = restore(dest, target, backup_id, "--encryption-passphrase-file", newpass)
+                run.outputs += [done.stdout, done.stderr]
+                with restored_server(target, source.cluster.bindir) as server:
+                    wait_for_recovery_end(server)
+                    assert server.one("select count(*) from pgbench_accounts") == 100_000
+                    rows = server.sql("select id from marks order by id")
+                    assert [r[0] for r in rows][: len(marks)] == marks
+            finally:
+                target.drop()
+    finally:
+        source.cluster.drop()
+
+    files = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
+    assert any(p.parent.name == "workers" for p in files), files  # the processes' own logs
+    for secret in (PASSPHRASE, NEW_PASSPHRASE, operator_secret):
+        for where, text in seen.items():
+            assert secret.encode() not in text, where
+        for text in run.outputs:
+            assert secret not in text
+        for path in files:
+            assert secret.encode() not in path.read_bytes(), path

@@ -3,13 +3,15 @@
 A canary is given as an environment variable (S3 keys and session token, the encryption
 passphrase), in a URL's query string, as a PostgreSQL password in a connection string, in
 a credentials file (archive_command's) and in an Azure connection string. Every command
-then runs with -vv (the SDKs' own debug logging too); its output, the job store, the
-server logs, the spool's pusher log, every object written to the bucket, the restored data
-directory (postgresql.auto.conf) and `ps` sampled while they run must not hold any of them.
+then runs with -vv (the SDKs' own debug logging too), a detached `keys rotate` among them;
+its output, the job store (the detached job's worker log too), the server logs, the
+spool's pusher log, every object written to the bucket, the restored data directory
+(postgresql.auto.conf) and `ps` sampled while they run must not hold any of them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -145,6 +147,17 @@ def test_no_canary_secret_leaves_pgvault(
     cloud = [*dest.cli_args, "-vv"]
     with PsSampler() as ps:
         run("keys init", "keys", "init", *cloud, dest.url, SERVER)
+        # A detached key change: its process gets the passphrase through its pipe.
+        rotation = run("keys rotate", "keys", "rotate", "--detach", *cloud, dest.url, SERVER)
+
+        def rotated() -> bool:
+            shown = json.loads(
+                run("jobs show", "jobs", "show", rotation.strip(), "--format", "json")
+            )
+            assert shown["state"] not in ("failed", "cancelled"), shown
+            return bool(shown["state"] == "succeeded")
+
+        wait_for(rotated, timeout=120)
         credentials = _credentials_file(world_dir("pgvault-canary-creds-"))
         archiving = ["--zstd", "--credentials-file", credentials, "-vv"]
         source = cluster_factory(

@@ -414,6 +414,7 @@ def _command_cases(world: World) -> Iterator[Case]:
         ("rotate", ("--new-passphrase-file", "/p")),
         ("rotate", ("--no-recipients",)),
         ("rotate", ("--encrypt-to", "age1qqqq")),
+        ("show", ("--detach",)),  # show is no job
     ):
         yield Case(("keys", action, world.url, SERVER, *flags), 3, "keys flag", flags[0])
     yield Case(("verify", world.url, SERVER, BACKUP_ID, "--pg-bindir", "/x"), 3, "drill only")

@@ -3,7 +3,8 @@
 One nginx serves plain http on `port` and https on `tls_port` with a certificate from a CA
 made here (`ca_file`). Trees with their own behaviour: /auth/ needs basic auth, /small/
 takes request bodies up to 64 KiB, /quota/ answers every PUT 507 Insufficient Storage as
-a server over its quota does, /stall/ drops a request body silent for 3 s. Debian's
+a server over its quota does, /stall/ drops a request body silent for 3 s and a
+kept-alive connection idle for 2 s. Debian's
 packages: nginx and libnginx-mod-http-dav-ext (scripts/bootstrap.sh installs them).
 """
 
@@ -60,6 +61,7 @@ http {{
     }}
     location /stall/ {{
       client_body_timeout 3s;
+      keepalive_timeout 2s;
       dav_methods PUT DELETE MKCOL COPY MOVE;
       dav_ext_methods PROPFIND OPTIONS;
     }}

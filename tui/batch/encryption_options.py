@@ -68,14 +68,17 @@ def add_unlock(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_unlock(args: argparse.Namespace) -> Credentials:
-    """The passphrase and identities the flags give, else those of the environment."""
+def read_unlock(args: argparse.Namespace, piped: bool = False) -> Credentials:
+    """The passphrase and identities the flags give, else those of the environment.
+
+    `piped`: the caller puts them in its job's request (keys), which a detached process
+    reads from its pipe; the others' detached jobs read the environment they inherit."""
     from core.crypto import read_identity_file, read_passphrase_file
     from core.encryption import Credentials, credentials_from_env
 
     path = getattr(args, "encryption_passphrase_file", None)
     files = getattr(args, "identity_file", None) or []
-    if (path or files) and getattr(args, "detach", False):
+    if (path or files) and getattr(args, "detach", False) and not piped:
         raise InputError(
             "--detach with --encryption-passphrase-file or --identity-file is not available: "
             "a detached job reads PGVAULT_ENCRYPTION_PASSPHRASE or PGVAULT_ENCRYPTION_IDENTITY"

@@ -4,8 +4,9 @@ init creates the server's key file (then every backup and WAL file of it is encr
 show prints its generations and who can unlock it; rotate starts a new data key; rewrap
 changes the passphrase (--new-passphrase-file, --drop-passphrase) or the operator
 recipients (--encrypt-to, --no-recipients). Every change runs as a `keys` job (`jobs list`
-shows what changed, never a secret); show writes nothing and is no job. No secret is ever
-taken from argv or printed.
+shows what changed, never a secret), `--detach` in the background as every job command;
+show writes nothing and is no job. No secret is ever taken from argv or printed: a detached
+change reads its secret files here and hands them to its process through the job's pipe.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from core.errors import ExitCode
 from tui.batch.encryption_options import add_passphrase_file, add_unlock, read_unlock
-from tui.batch.jobrun import run_as_job
+from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.main import Context
 from tui.batch.options import add_cloud, add_general, destination_from, refuse_given
 
@@ -35,6 +36,7 @@ ACTION_FLAGS = {
     "no_recipients": ("rewrap",),
     "encryption_passphrase_file": ("init", "rotate", "rewrap"),
     "identity_file": ("rotate", "rewrap"),
+    "detach": ("init", "rotate", "rewrap"),
 }
 
 
@@ -60,6 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-recipients", action="store_true", help="rewrap: remove the operator recipients"
     )
+    add_job_options(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -101,8 +104,8 @@ def _change(args: argparse.Namespace, ctx: Context) -> int:
     )
     validate_request(request)  # bad input is exit 3 before any secret is read
     job = run_as_job(args, ctx, KEYS, _with_secrets(args, request), must_record=True)
-    assert job is not None  # noqa: S101 - keys has no --detach
-    print("\n".join(job.result_as(KeysJobResult).lines))
+    if job is not None:  # else detached: the job id is printed
+        print("\n".join(job.result_as(KeysJobResult).lines))
     return ExitCode.OK
 
 
@@ -114,5 +117,5 @@ def _with_secrets(args: argparse.Namespace, request: KeysRequest) -> KeysRequest
         path = args.encryption_passphrase_file
         passphrase = read_passphrase_file(Path(path)) if path else passphrase_from_env()
         return replace(request, passphrase=passphrase)
-    held = read_unlock(args)
+    held = read_unlock(args, piped=True)  # the request carries them to a detached process
     return replace(request, passphrase=held.passphrase, identities=held.identities)

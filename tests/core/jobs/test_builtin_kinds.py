@@ -78,3 +78,26 @@ def test_the_stored_keys_request_keeps_what_changes_and_no_secret() -> None:
     assert (info.server, info.destination) == ("pg-main", "s3://bucket/pfx")
     assert info.description == "keys rewrap of pg-main in s3://bucket/pfx"
     assert KEYS.resume is None  # a key change is one write: run it again
+
+
+def test_a_keys_request_reaches_a_detached_process_whole() -> None:
+    """What a detached `keys` job's process reads from its pipe: every secret (the
+    identities' raw bytes too, which JSON cannot hold as such) comes back equal."""
+    from core.crypto import Passphrase, generate_identity
+    from core.keyjob import KEYS
+    from core.keyring import KeysRequest
+
+    operators = (generate_identity(), generate_identity())
+    request = KeysRequest(
+        action="rewrap",
+        location=parse_location(
+            "s3://bucket/pfx?AWS_ACCESS_KEY_ID=id&AWS_SECRET_ACCESS_KEY=sekritsekrit"
+        ),
+        server="pg-main",
+        passphrase=Passphrase("the old passphrase 3c", log_n=12),
+        new_passphrase=Passphrase("the new passphrase 4d"),
+        identities=operators,
+    )
+    piped = decode_request(KEYS, encode_request(KEYS, request))
+    assert piped == request
+    assert [i.secret() for i in piped.identities] == [i.secret() for i in operators]

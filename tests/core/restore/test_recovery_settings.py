@@ -6,7 +6,10 @@ import os
 import shlex
 import subprocess
 
+import pytest
+
 from core.restore.recovery import (
+    capture_credentials,
     command_line,
     conf_value,
     recovery_settings,
@@ -146,3 +149,23 @@ def test_a_restored_debian_configuration_is_named_before_postgresql_refuses_it()
         assert not any("include_dir" in w for w in config_warnings(restored))
     finally:
         shutil.rmtree(restored, ignore_errors=True)
+
+
+def test_restore_command_reaches_a_webdav_server_through_the_restores_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A WebDAV store honours HTTP(S)_PROXY and NO_PROXY; restore_command (run by the
+    server, whose environment may lack them) gets them in its credentials file, as it gets
+    the CA bundle. A proxy's password is a secret where its URL is parsed, not the URL."""
+    from core.credentials_file import NOT_SECRET
+
+    proxy = "http://user:pw-of-the-proxy@127.0.0.1:3128"
+    monkeypatch.setenv("HTTPS_PROXY", proxy)
+    monkeypatch.setenv("no_proxy", ".internal,localhost")
+    location = parse_location("davs://dav.example/backups/pfx")
+    stored, _, _ = capture_credentials(location, StoreConfig(), "file")
+    assert stored.environment["HTTPS_PROXY"] == proxy
+    assert stored.environment["no_proxy"] == ".internal,localhost"
+    assert {"HTTPS_PROXY", "no_proxy"} <= NOT_SECRET
+    s3, _, _ = capture_credentials(parse_location("s3://bucket/pfx"), StoreConfig(), "file")
+    assert "HTTPS_PROXY" not in s3.environment  # boto3 reads the server's own

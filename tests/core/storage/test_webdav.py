@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from core.storage import PutOptions
 from core.storage.webdav_xml import parse_multistatus
 from core.urls import parse_location, public_url
 from tests.support.destinations import TestDestination
+from tests.support.jobs import wait_for
 
 # As Apache mod_dav answers: absolute hrefs, ETags, and the props it lacks in a 404 propstat.
 APACHE = b"""<?xml version="1.0" encoding="utf-8"?>
@@ -65,3 +68,43 @@ def test_a_refused_write_if_absent_leaves_no_temporary_behind(
     on_disk = Path(dest.cleanup_dir or "")
     assert (on_disk / "pfx" / "lock").read_bytes() == b"mine"
     assert [p.name for p in on_disk.rglob("*") if p.is_file()] == ["lock"]
+
+
+def _keepalives() -> set[str]:
+    return {t.name for t in threading.enumerate() if t.name.startswith("dav-keepalive-")}
+
+
+def test_an_uploads_keepalive_ends_with_it_or_with_its_store(
+    make_dest: Callable[..., TestDestination], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A streaming upload sends keepalive bytes while it waits for its parts (here after
+    0.2 s of silence: nginx reads them as leading zeros of the next chunk's size); the
+    thread that sends them ends when the upload completes, is aborted, or its store closes
+    with it unfinished, so that no abandoned request is held open for ever."""
+    monkeypatch.setenv("PGVAULT_DAV_KEEPALIVE", "0.2")
+    others = _keepalives()  # another test's, in this process: not this test's business
+    dest = make_dest("http")
+    data = bytes(range(256)) * 4096  # 1 MiB: two parts of 512 KiB
+    with dest.store() as store:
+        with store.open_writer("kept", chunk_size=512 << 10) as writer:
+            writer.write(data[: 600 << 10])
+            time.sleep(1.5)  # silent: about seven keepalive bytes
+            writer.write(data[600 << 10 :])
+        assert store.get_bytes("kept") == data
+        wait_for(
+            lambda: not _keepalives() - others, timeout=5, what="the completed upload's keepalive"
+        )
+
+        aborted = store.open_writer("aborted", chunk_size=512 << 10)
+        aborted.write(data)
+        assert _keepalives() - others
+        aborted.abort()
+        wait_for(
+            lambda: not _keepalives() - others, timeout=5, what="the aborted upload's keepalive"
+        )
+
+        store.open_writer("dropped", chunk_size=512 << 10).write(data)
+        assert _keepalives() - others
+    wait_for(
+        lambda: not _keepalives() - others, timeout=5, what="the closed store's uploads' keepalive"
+    )
