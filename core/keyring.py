@@ -1,5 +1,8 @@
 """Key management of a server's key file in the store: create, show, rotate, rewrap.
 
+rewrap changes the ways to unwrap in one go; rotate-passphrase, add-recipient and
+remove-recipient are its single changes under the names the encryption issue gives them.
+
 Each change rewrites only `<server>/pgvault.keys`; no object is re-encrypted. A change is
 a `KeysRequest`, run as a `keys` job (core.keyjob) whose record says what changed
 (recipients and generations, never a secret).
@@ -25,7 +28,7 @@ from core.crypto import (
     rotate,
     unlock,
 )
-from core.crypto.keyfile import PASSPHRASE
+from core.crypto.keyfile import PASSPHRASE, RECIPIENTS
 from core.encryption import keyfile_key, load_keyfile, save_keyfile
 from core.errors import InputError, ObjectExists
 from core.secrets import register_secret
@@ -33,7 +36,13 @@ from core.storage import ObjectStore, PutOptions, StoreConfig
 from core.urls import Location
 
 #: the key changes; `show` writes nothing and is no job
-ACTIONS = ("init", "rotate", "rewrap")
+ACTIONS = ("init", "rotate", "rewrap", "rotate-passphrase", "add-recipient", "remove-recipient")
+#: the single changes of rewrap, each with the one input it needs (a tui flag names it)
+NEEDS = {
+    "rotate-passphrase": "a new passphrase",
+    "add-recipient": "a recipient to add (age1...)",
+    "remove-recipient": "a recipient to remove (age1...)",
+}
 KEYS_LOCK = "pgvault.keys.lock"
 #: held for one read, one scrypt and one write: a holder gone this long died
 KEYS_LOCK_TTL = 300
@@ -134,13 +143,15 @@ class KeysRequest:
     location: Location
     server: str
     store_config: StoreConfig = field(default_factory=StoreConfig)
-    #: init: the operator recipients; rewrap: the new ones (age1..., public)
+    #: init: the operator recipients; rewrap: the new ones; add-recipient, remove-recipient:
+    #: those added or removed (age1..., public)
     recipients: tuple[str, ...] = ()
     no_recipients: bool = False  # rewrap: remove the operator recipients
     drop_passphrase: bool = False  # rewrap: remove the passphrase wrap
     #: init: the passphrase to wrap for; rotate, rewrap: the one that unlocks the file
     passphrase: Passphrase | None = field(default=None, repr=False)
-    new_passphrase: Passphrase | None = field(default=None, repr=False)  # rewrap
+    #: rewrap, rotate-passphrase
+    new_passphrase: Passphrase | None = field(default=None, repr=False)
     identities: tuple[X25519Identity, ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
@@ -169,6 +180,13 @@ def validate_request(request: KeysRequest) -> None:
     validate_server_name(request.server)
     for recipient in request.recipients:
         parse_recipient(recipient)
+    if request.action in NEEDS:
+        given = (
+            request.new_passphrase if request.action == "rotate-passphrase" else request.recipients
+        )
+        if not given:
+            raise InputError(f"keys {request.action} needs {NEEDS[request.action]}")
+        return
     if request.action != "rewrap":
         return
     if not (
@@ -195,12 +213,38 @@ def change_keys(store: ObjectStore, request: KeysRequest) -> tuple[KeyFile | Non
         before = _existing(store, server)
         if request.action == "rotate":
             return before, _rotate(store, before, held)
-        change = Rewrap(
-            passphrase=request.new_passphrase,
-            drop_passphrase=request.drop_passphrase,
-            recipients=() if request.no_recipients else (recipients or None),
-        )
-        return before, _rewrap(store, before, held, change)
+        return before, _rewrap(store, before, held, _rewrap_of(request, before, recipients))
+
+
+def _rewrap_of(
+    request: KeysRequest, keyfile: KeyFile, given: tuple[X25519Recipient, ...]
+) -> Rewrap:
+    """The rewrap a change asks for; adding a held recipient or removing an absent one is
+    bad input (exit 3), so that a typo never reads as done."""
+    if request.action == "rotate-passphrase":
+        return Rewrap(passphrase=request.new_passphrase)
+    wrap = keyfile.wrap(RECIPIENTS)
+    current = wrap.recipients if wrap is not None else ()
+    held = {str(r) for r in current}
+    if request.action == "add-recipient":
+        already = [str(r) for r in given if str(r) in held]
+        if already:
+            raise InputError(f"{already[0]} can already unwrap the keys of server {request.server}")
+        return Rewrap(recipients=(*current, *dict.fromkeys(given)))
+    if request.action == "remove-recipient":
+        absent = [str(r) for r in given if str(r) not in held]
+        if absent:
+            raise InputError(
+                f"{absent[0]} is not a recipient of the keys of server {request.server} "
+                "(keys show lists them)"
+            )
+        removed = {str(r) for r in given}
+        return Rewrap(recipients=tuple(r for r in current if str(r) not in removed))
+    return Rewrap(
+        passphrase=request.new_passphrase,
+        drop_passphrase=request.drop_passphrase,
+        recipients=() if request.no_recipients else (given or None),
+    )
 
 
 def show_keys(store: ObjectStore, server: str) -> KeyFile:

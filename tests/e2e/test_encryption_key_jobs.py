@@ -292,3 +292,102 @@ def test_a_detached_key_change_hands_its_secrets_only_through_its_pipe(
             assert secret not in text
         for path in files:
             assert secret.encode() not in path.read_bytes(), path
+
+
+def test_the_single_key_changes_rotate_the_passphrase_and_add_and_remove_recipients(
+    make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    """The issue's own commands: each is one rewrap, recorded as a `keys` job; adding a
+    recipient that already unwraps or removing one that does not is refused (exit 3)."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir(mode=0o700)
+    run = Keys(make_dest("file"), tmp_path / "state")
+    passfile = _secret_file(secrets, "pass", PASSPHRASE)
+    newpass = _secret_file(secrets, "newpass", NEW_PASSPHRASE)
+    first, first_recipient, _ = _operator(secrets, "first.key")
+    _, second_recipient, _ = _operator(secrets, "second.key")
+    assert run.keys("init", "--encryption-passphrase-file", passfile).returncode == 0
+
+    steps = [
+        (
+            "add-recipient",
+            "--encryption-passphrase-file",
+            passfile,
+            "--encrypt-to",
+            first_recipient,
+        ),
+        ("add-recipient", "--identity-file", first, "--encrypt-to", second_recipient),
+        ("rotate-passphrase", "--identity-file", first, "--new-passphrase-file", newpass),
+        (
+            "remove-recipient",
+            "--encryption-passphrase-file",
+            newpass,
+            "--recipient",
+            first_recipient,
+        ),
+    ]
+    for step in steps:
+        done = run.keys(*step)
+        assert done.returncode == 0, done.stderr
+    keyfile = parse_keyfile(run.keyfile_bytes().decode(), SERVER)
+    assert unlock(keyfile, Passphrase(NEW_PASSPHRASE)).identities
+    with pytest.raises(DecryptionFailed):
+        unlock(keyfile, Passphrase(PASSPHRASE))
+    with pytest.raises(DecryptionFailed):
+        unlock(keyfile, None, read_identity_file(Path(first)))
+    assert second_recipient in run.keys("show").stdout
+
+    before = run.keyfile_bytes()
+    for refused, reason in [
+        (
+            (
+                "add-recipient",
+                "--encryption-passphrase-file",
+                newpass,
+                "--encrypt-to",
+                second_recipient,
+            ),
+            "can already unwrap",
+        ),
+        (
+            (
+                "remove-recipient",
+                "--encryption-passphrase-file",
+                newpass,
+                "--recipient",
+                first_recipient,
+            ),
+            "is not a recipient",
+        ),
+        (("rotate-passphrase", "--encryption-passphrase-file", newpass), "needs a new passphrase"),
+        (("add-recipient", "--encryption-passphrase-file", newpass), "needs a recipient to add"),
+        (
+            (
+                "remove-recipient",
+                "--encryption-passphrase-file",
+                newpass,
+                "--encrypt-to",
+                second_recipient,
+            ),
+            "--encrypt-to",
+        ),
+    ]:
+        done = run.keys(*refused)
+        assert done.returncode == 3, (refused, done.stderr)
+        assert reason in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert run.keyfile_bytes() == before
+
+    listed = run.jobs("list", "--kind", "keys", "--format", "json")
+    results = [
+        run.jobs("show", str(j["id"]), "--format", "json").get("result")
+        for j in sorted(listed, key=lambda j: j["id"])
+    ]
+    assert [
+        (r["action"], r["passphrase_wrap"], r["recipients_added"], r["recipients_removed"])
+        for r in results[1:5]
+    ] == [
+        ("add-recipient", "kept", [first_recipient], []),
+        ("add-recipient", "kept", [second_recipient], []),
+        ("rotate-passphrase", "changed", [], []),
+        ("remove-recipient", "kept", [], [first_recipient]),
+    ]

@@ -1,9 +1,11 @@
-"""`pgvault --batch keys init|show|rotate|rewrap [flags] URL SERVER_NAME`.
+"""`pgvault --batch keys ACTION [flags] URL SERVER_NAME`.
 
 init creates the server's key file (then every backup and WAL file of it is encrypted);
 show prints its generations and who can unlock it; rotate starts a new data key; rewrap
 changes the passphrase (--new-passphrase-file, --drop-passphrase) or the operator
-recipients (--encrypt-to, --no-recipients). Every change runs as a `keys` job (`jobs list`
+recipients (--encrypt-to, --no-recipients) in one go, and rotate-passphrase
+(--new-passphrase-file), add-recipient (--encrypt-to) and remove-recipient (--recipient)
+make one of those changes each. Every change runs as a `keys` job (`jobs list`
 shows what changed, never a secret), `--detach` in the background as every job command;
 show writes nothing and is no job. No secret is ever taken from argv or printed: a detached
 change reads its secret files here and hands them to its process through the job's pipe.
@@ -25,18 +27,21 @@ from tui.batch.options import add_cloud, add_general, destination_from, refuse_g
 if TYPE_CHECKING:
     from core.keyring import KeysRequest
 
-ACTIONS = ("init", "show", "rotate", "rewrap")
+ONE_CHANGE = ("rotate-passphrase", "add-recipient", "remove-recipient")
+ACTIONS = ("init", "show", "rotate", "rewrap", *ONE_CHANGE)
+UNLOCKING = ("rotate", "rewrap", *ONE_CHANGE)
 
 
 #: the flags of one action or a few (argparse dests), refused with the others (exit 3)
 ACTION_FLAGS = {
-    "encrypt_to": ("init", "rewrap"),
-    "new_passphrase_file": ("rewrap",),
+    "encrypt_to": ("init", "rewrap", "add-recipient"),
+    "recipient": ("remove-recipient",),
+    "new_passphrase_file": ("rewrap", "rotate-passphrase"),
     "drop_passphrase": ("rewrap",),
     "no_recipients": ("rewrap",),
-    "encryption_passphrase_file": ("init", "rotate", "rewrap"),
-    "identity_file": ("rotate", "rewrap"),
-    "detach": ("init", "rotate", "rewrap"),
+    "encryption_passphrase_file": ("init", *UNLOCKING),
+    "identity_file": UNLOCKING,
+    "detach": ("init", *UNLOCKING),
 }
 
 
@@ -53,7 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="age1...",
-        help="an operator recipient the keys are wrapped for (init, rewrap; repeatable)",
+        help="an operator recipient the keys are wrapped for (init, rewrap, add-recipient; "
+        "repeatable)",
+    )
+    parser.add_argument(
+        "--recipient",
+        action="append",
+        default=None,
+        metavar="age1...",
+        help="remove-recipient: the operator recipient to remove (repeatable)",
     )
     add_passphrase_file(parser, "--new-passphrase-file")
     parser.add_argument(
@@ -93,7 +106,7 @@ def _change(args: argparse.Namespace, ctx: Context) -> int:
         location=where.location,
         server=args.server_name,
         store_config=where.config,
-        recipients=tuple(args.encrypt_to or ()),
+        recipients=tuple(args.encrypt_to or args.recipient or ()),
         no_recipients=args.no_recipients,
         drop_passphrase=args.drop_passphrase,
         new_passphrase=(
