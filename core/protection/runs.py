@@ -21,7 +21,13 @@ from core.errors import InputError, OperationFailed, PgvaultError, ServerBusy, o
 from core.jobs import Job, JobKind, JobState, JobStore
 from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
-from core.protection.claims import abandoned_reason, heartbeat, new_owner, take_over
+from core.protection.claims import (
+    CLAIM_THREAD,
+    abandoned_reason,
+    heartbeat,
+    new_owner,
+    take_over,
+)
 from core.protection.model import (
     BackupInstance,
     RunRecord,
@@ -296,29 +302,40 @@ def _run_logical(
 
 
 def _run_stoppable(jobs: JobStore, kind: JobKind[R], request: R) -> Outcome:
-    """A backup job in the foreground, cancelled (as `jobs cancel` does) when the agent
-    is stopped (core.protection.stopping). Its lines go to its job log; stderr shows them
-    only at -v (the run's end is said in one line, run_claimed)."""
+    """A job in the foreground, cancelled (as `jobs cancel` does) when the agent is stopped
+    (core.protection.stopping). Its lines go to its job log; stderr shows them only at -v
+    (its end is said in one line by the caller); the agent's own lines meanwhile show."""
     try:
-        with _job_lines_in_job_log():
+        with job_lines_in_job_log():
             return run_foreground(jobs, kind, request, on_start=STOP.watch, capture_logging=True)
     finally:
         STOP.forget()
 
 
-class _NotPgvault(logging.Filter):
+#: the agent's own lines (its passes, claims, locks): never held back with a job's
+AGENT_LOGGER = "pgvault.protection"
+
+
+class _JobLinesOff(logging.Filter):
+    """Holds back the running job's own lines: pgvault's, but not the agent's (its logger,
+    or the thread renewing its claim), nor other libraries' (already WARNING and up)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == AGENT_LOGGER or record.name.startswith(AGENT_LOGGER + "."):
+            return True
+        if record.threadName == CLAIM_THREAD:
+            return True
         return not record.name.startswith("pgvault")
 
 
 @contextmanager
-def _job_lines_in_job_log() -> Iterator[None]:
-    """At the default verbosity (or -q), pgvault's own lines stay off stderr meanwhile."""
+def job_lines_in_job_log() -> Iterator[None]:
+    """At the default verbosity (or -q), the job's own lines stay off stderr meanwhile."""
     root = logging.getLogger()
     if root.getEffectiveLevel() < logging.WARNING:  # -v: they show as well
         yield
         return
-    quiet, handlers = _NotPgvault(), list(root.handlers)
+    quiet, handlers = _JobLinesOff(), list(root.handlers)
     for handler in handlers:
         handler.addFilter(quiet)
     try:
@@ -432,6 +449,7 @@ __all__ = [
     "delete_failed_children",
     "delete_logical_in",
     "failure_text",
+    "job_lines_in_job_log",
     "run_claimed",
     "still_in_catalog",
     "take_backup",
