@@ -36,6 +36,7 @@ from core.protection.registry import vault_names
 from core.protection.runs import (
     RunOutcome,
     failure_text,
+    redo_interrupted_copies,
     take_backup,
     take_over_abandoned,
 )
@@ -132,10 +133,13 @@ def _keep_error(
 def _pass_instance(
     vault: OpenVault, jobs: JobStore, instance: BackupInstance, report: PassReport, who: str
 ) -> None:
-    """One instance's part of a pass: its due slot, then its retention."""
+    """One instance's part of a pass: the copies a stopped agent cancelled, its due slot,
+    then its retention."""
     now = report.now
     policy = vault.store.get_policy(instance.policy_name)
-    for outcome in run_due_slot(vault, jobs, instance, policy, now, who):
+    redone = redo_interrupted_copies(vault, jobs, instance)
+    ran = [] if stop_reason() else run_due_slot(vault, jobs, instance, policy, now, who)
+    for outcome in [*redone, *ran]:
         report.runs.append(outcome)
         report.errors += wal_not_locked(vault, instance.server_name, outcome.record, now)
         copied = outcome.secondary_copy

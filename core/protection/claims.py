@@ -68,6 +68,7 @@ def take_over(vaults: VaultStore, record: RunRecord, reason: str, who: str) -> R
         finished=None,
         error=None,
         interrupted=None,
+        copy_interrupted=None,
     )
     vaults.update_run(taken)
     return taken

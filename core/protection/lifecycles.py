@@ -50,6 +50,7 @@ from core.protection.secondary_retention import (
     recorded_at_secondary,
 )
 from core.protection.service import OpenVault
+from core.protection.stopping import stop_reason
 
 log = logging.getLogger("pgvault.protection")
 COPY_IN_PLACE = (
@@ -157,6 +158,8 @@ def apply_retention(
     deleted: list[str] = []
     # an incremental goes before the backups it builds on: a parent is deleted last
     for step in sorted(plan.due, key=lambda s: s.backup_id, reverse=True):
+        if stop_reason() is not None:  # stopped: nothing more is started; the next pass
+            break
         if step.action is Action.COPY:
             outcome = _copy_step(vault, jobs, instance, plan, step, copies)
             results += [outcome] if outcome is not None else []
@@ -279,10 +282,12 @@ def _copy_step(
     base = (instance.name, step.backup_id, str(step.action), str(step.store))
     second = instance.secondary_destination
     if second and second not in copies.get(step.backup_id, ()):
-        error = copy_to_secondary(vault, jobs, instance, step.backup_id).error
-        if error is None:
+        copied = copy_to_secondary(vault, jobs, instance, step.backup_id)
+        if copied.error is None:
             return RetentionOutcome(*base, "done", f"copied to {second}")
-        return RetentionOutcome(*base, "failed", error)
+        if copied.interrupted:  # not recorded as a copy: the step is due again next pass
+            return RetentionOutcome(*base, "failed", f"{copied.error}; the next pass makes it")
+        return RetentionOutcome(*base, "failed", copied.error)
     if _vault_delete_due(plan, step.backup_id):
         return None
     why = f"{COPY_IN_PLACE}; a second copy is in {second}" if second else COPY_IN_PLACE
