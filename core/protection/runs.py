@@ -299,6 +299,9 @@ def copy_to_secondary(
     try:  # stopped as a backup is: cancelled, nothing it left listed as a copy
         outcome = _run_stoppable(jobs, COPY, request)
     except PgvaultError as exc:
+        log.error(
+            "%s: the copy of backup %s to %s failed: %s", instance.name, backup_id, target, exc
+        )
         return SecondaryCopy(target, None, str(exc))
     job = outcome.job
     if job.state is JobState.SUCCEEDED:
@@ -307,7 +310,17 @@ def copy_to_secondary(
     stopped = stop_reason() if job.state is JobState.CANCELLED else None
     if stopped is not None:
         return SecondaryCopy(target, str(job.id), f"cancelled: {stopped}", stopped)
-    return SecondaryCopy(target, str(job.id), job.error or str(outcome.error))
+    error = job.error or str(outcome.error)
+    # its own lines are in its log (job_lines_in_job_log): the end is said in one line
+    log.error(
+        "%s: the copy of backup %s to %s failed: %s (its log: pgvault --batch jobs log %s)",
+        instance.name,
+        backup_id,
+        target,
+        error,
+        job.id,
+    )
+    return SecondaryCopy(target, str(job.id), error)
 
 
 def _run_job(

@@ -125,6 +125,12 @@ def test_immediate_copy_option_makes_the_copy_a_failed_one_missed(
     at = base + timedelta(seconds=10)
     first = pgvault("agent", "--once", "--vault", "v1", "--now", at.isoformat(), env=agent.env)
     assert first.returncode == 1, first.stderr
+    # the copy's own lines are in its job log; each failed copy is said in one line
+    said = first.stderr.strip().splitlines()
+    assert [line.split(" (its log: ")[0] for line in said] == [
+        f"ERROR: {SERVER}: the copy of backup {json.loads(first.stdout)[0]['runs'][0]['backupId']}"
+        f" to {azure.url} failed: container {azure.bucket} does not exist"
+    ] * 2, said
     [report] = json.loads(first.stdout)
     [run] = report["runs"]
     assert run["state"] == "succeeded" and run["secondaryCopy"]["state"] == "failed", run
