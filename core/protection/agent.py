@@ -68,8 +68,11 @@ class PassReport:
 
     @property
     def failed(self) -> bool:
-        """A run failed or an instance could not be handled."""
-        return bool(self.errors) or any(r.record is not None and r.record.error for r in self.runs)
+        """A run failed, an instance could not be handled, or a retention step (a deletion,
+        a copy) failed; a held one is not a failure."""
+        if self.errors or any(r.result == "failed" for r in self.retention):
+            return True
+        return any(r.record is not None and r.record.error for r in self.runs)
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -139,6 +139,17 @@ def test_immediate_copy_option_makes_the_copy_a_failed_one_missed(
     # the retention step tried too (same pass), and failed the same way
     assert [(r["action"], r["result"]) for r in report["retention"]] == [("copy", "failed")]
 
+    # a pass with no slot due whose copy step fails again fails too (exit 1), told once
+    retried = pgvault(
+        "agent", "--once", "--vault", "v1", "--now", (at + timedelta(seconds=2)).isoformat(),
+        env=agent.env,
+    )  # fmt: skip
+    assert retried.returncode == 1, retried.stderr
+    [report] = json.loads(retried.stdout)
+    assert report["runs"] == [] and report["errors"] == []
+    assert [(r["action"], r["result"]) for r in report["retention"]] == [("copy", "failed")]
+    assert len(retried.stderr.strip().splitlines()) == 1, retried.stderr
+
     from azure.storage.blob import BlobServiceClient
 
     with BlobServiceClient.from_connection_string(
@@ -155,4 +166,4 @@ def test_immediate_copy_option_makes_the_copy_a_failed_one_missed(
     third = agent.once(at + timedelta(seconds=20))
     [held] = third["retention"]
     assert held["result"] == "held" and f"a second copy is in {azure.url}" in held["reason"]
-    assert agent.job_kinds() == ["backup", "copy", "copy", "copy"]
+    assert agent.job_kinds() == ["backup", "copy", "copy", "copy", "copy"]

@@ -39,17 +39,16 @@ def _blob_write(request: Request) -> bool:
     return request.method == "PUT" and "restype=" not in request.query
 
 
-def _wait_for_stalled_copy(proxy: FaultProxy, agent: Agent, proc: Any) -> str:
-    """Until the copy job runs and its first write is held; the copy job's ID."""
+def _wait_for_stalled_copy(proxy: FaultProxy, agent: Agent, proc: Any, nth: int = 1) -> str:
+    """Until the `nth` copy job runs and its first write is held; its ID."""
     deadline = time.monotonic() + 180
     while Fault.STALL not in proxy.faults():
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the copy never wrote to the secondary"
         time.sleep(0.1)
     with sqlite3.connect(f"file:{agent.state / 'jobs.db'}?mode=ro", uri=True) as db:
-        ((job_id, state),) = db.execute(
-            "select id, state from jobs where kind = 'copy' order by id"
-        ).fetchall()
+        copies = db.execute("select id, state from jobs where kind = 'copy' order by id")
+        job_id, state = copies.fetchall()[nth - 1]
     assert state == "running"
     return str(job_id)
 
@@ -77,10 +76,11 @@ def _stopped_setup(
     tmp_path: Any,
     policy: dict[str, Any] | None,
     proxy: FaultProxy,
+    create: bool = True,
 ) -> tuple[Cluster, Agent, TestDestination, TestDestination, TestDestination]:
     """A cluster archiving into a local vault whose instance copies to Azurite through the
     proxy: the cluster, the operator, the vault's destination, Azurite, and it proxied."""
-    dest, azure = make_dest("file"), make_dest("azure")
+    dest, azure = make_dest("file"), make_dest("azure", create=create)
     server = archived_server(cluster_factory, dest, pgvault_bin)
     require_password(server.cluster)
     server.cluster.sql("create table probe as select g as id from generate_series(1, 555) g")
@@ -211,5 +211,62 @@ def test_sigint_mid_adhoc_copy_cancels_it_and_the_next_pass_makes_it(
         assert redone["secondaryCopy"]["state"] == "succeeded"
         assert agent.once(before)["runs"] == []
         assert agent.job_kinds() == ["backup", "copy", "copy"]
+    with dest.store() as store:
+        assert read_copies(store, SERVER)[backup] == (azure.url,)
+
+
+def test_sigterm_mid_retention_copy_step_cancels_it_and_the_next_pass_makes_it(
+    make_dest: Callable[..., TestDestination],
+    cluster_factory: Callable[..., Cluster],
+    pgvault_bin: str,
+    emulators: dict[str, Emulator],
+    tmp_path: Any,
+) -> None:
+    """The copy a policy's ImmediateCopyOption step makes again (the one after the backup
+    failed: no container yet), stopped mid-way: the step is reported failed and cancelled,
+    one line names it, exit 1; the next pass's step makes it."""
+    with FaultProxy(
+        emulators["azure"].port, Script([Step(_blob_write, Fault.STALL)]), STALL
+    ) as proxy:
+        _, agent, dest, direct, azure = _stopped_setup(
+            make_dest, cluster_factory, pgvault_bin, emulators, tmp_path,
+            _immediate_copy_policy(), proxy, create=False,
+        )  # fmt: skip
+        base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+        at = base + timedelta(seconds=10)
+        agent.run("agent", "--once", "--vault", "v1", "--now", at.isoformat(), code=1)
+        assert proxy.faults() == []  # nothing was written: the container did not exist
+        from azure.storage.blob import BlobServiceClient
+
+        with BlobServiceClient.from_connection_string(
+            direct.env["AZURE_STORAGE_CONNECTION_STRING"]
+        ) as service:
+            service.create_container(direct.bucket)
+        [backup] = agent.backups()
+
+        later = (at + timedelta(seconds=5)).isoformat()
+        proc = spawn("agent", "--once", "--vault", "v1", "--now", later, env=agent.env)
+        copy_job = _wait_for_stalled_copy(proxy, agent, proc, nth=3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1, (out, err)
+        stopped = "the agent was stopped by SIGTERM"
+        assert err.strip().splitlines() == [
+            f"pgvault agent: {stopped}: cancelled the copy of backup {backup} of {SERVER}, "
+            "made by the next pass"
+        ]
+        [report] = json.loads(out)
+        assert report["runs"] == []
+        assert [(r["action"], r["result"], r["reason"]) for r in report["retention"]] == [
+            ("copy", "failed", f"cancelled: {stopped}; the next pass makes it")
+        ]
+        assert _job(agent, copy_job) == ("cancelled", stopped)
+        _nothing_listed(dest, azure, backup)
+
+        again = agent.once(at + timedelta(seconds=20))
+        assert again["errors"] == []
+        assert [(r["backupId"], r["action"], r["result"]) for r in again["retention"]] == [
+            (backup, "copy", "done")
+        ]
     with dest.store() as store:
         assert read_copies(store, SERVER)[backup] == (azure.url,)
