@@ -377,16 +377,17 @@ def _run_stoppable(jobs: JobStore, kind: JobKind[R], request: R) -> Outcome:
         STOP.forget()
 
 
-#: the agent's own lines (its passes, claims, locks): never held back with a job's
-AGENT_LOGGER = "pgvault.protection"
+#: lines always shown meanwhile: the agent's own (its passes, claims, Object Lock checks),
+#: and the locks it shares with other agents and hosts (a server lock taken over or lost)
+SHOWN_LOGGERS = ("pgvault.protection", "pgvault.lock")
 
 
 class _JobLinesOff(logging.Filter):
-    """Holds back the running job's own lines: pgvault's, but not the agent's (its logger,
-    or the thread renewing its claim), nor other libraries' (already WARNING and up)."""
+    """Holds back the running job's own lines: pgvault's, but not the SHOWN_LOGGERS' nor the
+    claim-renewal thread's (the agent's), nor other libraries' (already WARNING and up)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.name == AGENT_LOGGER or record.name.startswith(AGENT_LOGGER + "."):
+        if any(record.name == n or record.name.startswith(n + ".") for n in SHOWN_LOGGERS):
             return True
         if record.threadName == CLAIM_THREAD:
             return True

@@ -1,7 +1,7 @@
 """While the agent runs a job, the job's own lines stay off stderr at the default verbosity
 (they are in its job log), and the agent's own warnings and errors still reach it: its
-logger's (locks, passes), and the claim-renewal thread's, whatever logger that one goes
-through (the store it renews in)."""
+logger's (passes, claims, Object Lock checks), the claim-renewal thread's whatever logger
+that one goes through (the store it renews in), and the locks' shared with other hosts."""
 
 from __future__ import annotations
 
@@ -50,12 +50,14 @@ def test_the_agents_own_lines_reach_stderr_while_a_job_runs(
             logging.getLogger("pgvault.protection").warning("agent: WAL lock not readable")
             _in_thread(CLAIM_THREAD, "pgvault.storage", "agent: retrying the claim's renewal")
             _in_thread(CLAIM_THREAD, "pgvault.protection", "agent: could not renew the claim")
+            logging.getLogger("pgvault.lock").warning("lock: taking over the stale server lock")
         logging.getLogger("pgvault.backup").warning("after: shown again")
     assert capsys.readouterr().err.splitlines() == [
         "ERROR: agent: the claim was taken over",
         "WARNING: agent: WAL lock not readable",
         "WARNING: agent: retrying the claim's renewal",
         "WARNING: agent: could not renew the claim",
+        "WARNING: lock: taking over the stale server lock",
         "WARNING: after: shown again",
     ]
 
