@@ -68,15 +68,20 @@ def take_over(vaults: VaultStore, record: RunRecord, reason: str, who: str) -> R
         finished=None,
         error=None,
         interrupted=None,
+        copy_interrupted=None,
     )
     vaults.update_run(taken)
     return taken
 
 
+#: the thread that renews a claim: its lines are the agent's, never a job's
+CLAIM_THREAD = "pgvault-claim"
+
+
 @contextmanager
 def heartbeat(vault: OpenVault, record: RunRecord) -> Iterator[None]:
     """Renew the claim's record every RENEW_SECONDS for the block (its holder is alive)."""
-    with renewing(partial(_renew, vault, record), "pgvault-claim"):
+    with renewing(partial(_renew, vault, record), CLAIM_THREAD):
         yield
 
 
@@ -100,4 +105,4 @@ def _renew(vault: OpenVault, record: RunRecord, stop: threading.Event) -> None:
                 log.warning("could not renew the claim of slot %s: %s", utc_text(record.slot), exc)
 
 
-__all__ = ["abandoned_reason", "heartbeat", "new_owner", "take_over"]
+__all__ = ["CLAIM_THREAD", "abandoned_reason", "heartbeat", "new_owner", "take_over"]

@@ -390,12 +390,16 @@ class RunRecord:
     #: a run its agent cancelled when it was stopped (SIGTERM), and why: the claim is
     #: released, and the next pass runs the slot again while it is the newest (stopping.py)
     interrupted: str | None = None
+    #: a SUCCEEDED run whose copy to the secondary its stopped agent cancelled, and why: the
+    #: next pass makes the copy (runs.redo_interrupted_copies)
+    copy_interrupted: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "abandonedClaim": self.abandoned,
             "backupId": self.backup_id,
             "claimedBy": self.claimed_by,
+            "copyInterrupted": self.copy_interrupted,
             "error": redact(self.error) if self.error else None,
             "finished": utc_text(self.finished) if self.finished else None,
             "instance": self.instance,
@@ -431,6 +435,7 @@ class RunRecord:
             owner=owner.value if isinstance(owner.value, dict) else None,
             abandoned=node.child("abandonedClaim").optional_text(),
             interrupted=node.child("interrupted").optional_text(),
+            copy_interrupted=node.child("copyInterrupted").optional_text(),
         )
 
 

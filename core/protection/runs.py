@@ -21,7 +21,13 @@ from core.errors import InputError, OperationFailed, PgvaultError, ServerBusy, o
 from core.jobs import Job, JobKind, JobState, JobStore
 from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
-from core.protection.claims import abandoned_reason, heartbeat, new_owner, take_over
+from core.protection.claims import (
+    CLAIM_THREAD,
+    abandoned_reason,
+    heartbeat,
+    new_owner,
+    take_over,
+)
 from core.protection.model import (
     BackupInstance,
     RunRecord,
@@ -47,10 +53,19 @@ class SecondaryCopy:
     target: str  # a URL without credentials
     job_id: str | None
     error: str | None = None
+    #: a stop signal cancelled it (or came before it started), and which: the next pass
+    #: makes it (redo_interrupted_copies)
+    interrupted: str | None = None
 
     def to_json(self) -> dict[str, object]:
         state = "failed" if self.error else "succeeded"
-        return {"error": self.error, "jobId": self.job_id, "state": state, "target": self.target}
+        return {
+            "error": self.error,
+            "interrupted": self.interrupted,
+            "jobId": self.job_id,
+            "state": state,
+            "target": self.target,
+        }
 
 
 @dataclass(frozen=True)
@@ -169,7 +184,43 @@ def run_claimed(
     copied = None
     if ended.backup_id and instance.secondary_destination:
         copied = copy_to_secondary(vault, jobs, instance, ended.backup_id)
+        if copied.interrupted:  # the backup is DONE, its copy is not: the next pass makes it
+            ended = replace(ended, copy_interrupted=copied.interrupted)
+            vault.store.update_run(ended)
     return RunOutcome(instance.name, slot, trigger, tag, True, ended, copied)
+
+
+def redo_interrupted_copies(
+    vault: OpenVault, jobs: JobStore, instance: BackupInstance
+) -> list[RunOutcome]:
+    """Make the copies to the secondary that a stopped agent cancelled (or did not start)
+    after their backup succeeded, unless the catalog records one there meanwhile or the
+    backup is gone; the run forgets it once tried (a copy failing otherwise is reported,
+    not retried, as any is)."""
+    runs = [r for r in vault.store.runs(instance.name) if r.copy_interrupted and r.backup_id]
+    second = instance.secondary_destination
+    if not runs:
+        return []
+    from core.catalog.copies import read_copies
+
+    recorded = read_copies(vault.store.store, instance.server_name) if second else {}
+    outcomes = []
+    for record in runs:
+        if stop_reason() is not None:
+            break
+        backup_id, copied = record.backup_id or "", None
+        if (
+            second
+            and second not in recorded.get(backup_id, ())
+            and still_in_catalog(vault, instance.server_name, backup_id)
+        ):
+            copied = copy_to_secondary(vault, jobs, instance, backup_id)
+        ended = replace(record, copy_interrupted=copied.interrupted if copied else None)
+        vault.store.update_run(ended)
+        if copied is not None:
+            run = (record.slot, record.trigger, record.tag)
+            outcomes.append(RunOutcome(instance.name, *run, True, ended, copied))
+    return outcomes
 
 
 def take_over_abandoned(
@@ -228,12 +279,16 @@ def copy_to_secondary(
 
     The backup's run stays SUCCEEDED when the copy fails: the backup exists; the failure is
     the pass's error, and `pgvault copy` run again (or the next backup's copy of an
-    incremental's chain) completes it.
+    incremental's chain) completes it. A stop signal cancels it (`interrupted`): the next
+    pass makes it (redo_interrupted_copies).
     """
     from core.copy.job import COPY, CopyRequest
     from core.urls import parse_location
 
     target = instance.secondary_destination or ""
+    stopped = stop_reason()
+    if stopped is not None:  # the stop came as the backup ended: the copy is not started
+        return SecondaryCopy(target, None, f"not made: {stopped}", stopped)
     request = CopyRequest(
         location=vault.location,
         server=instance.server_name,
@@ -241,15 +296,31 @@ def copy_to_secondary(
         backups=(backup_id,),
         store_config=vault.config,
     )
-    try:
-        outcome = run_foreground(jobs, COPY, request, capture_logging=True)
+    try:  # stopped as a backup is: cancelled, nothing it left listed as a copy
+        outcome = _run_stoppable(jobs, COPY, request)
     except PgvaultError as exc:
+        log.error(
+            "%s: the copy of backup %s to %s failed: %s", instance.name, backup_id, target, exc
+        )
         return SecondaryCopy(target, None, str(exc))
     job = outcome.job
     if job.state is JobState.SUCCEEDED:
         log.info("%s: backup %s copied to %s", instance.name, backup_id, target)
         return SecondaryCopy(target, str(job.id))
-    return SecondaryCopy(target, str(job.id), job.error or str(outcome.error))
+    stopped = stop_reason() if job.state is JobState.CANCELLED else None
+    if stopped is not None:
+        return SecondaryCopy(target, str(job.id), f"cancelled: {stopped}", stopped)
+    error = job.error or str(outcome.error)
+    # its own lines are in its log (job_lines_in_job_log): the end is said in one line
+    log.error(
+        "%s: the copy of backup %s to %s failed: %s (its log: pgvault --batch jobs log %s)",
+        instance.name,
+        backup_id,
+        target,
+        error,
+        job.id,
+    )
+    return SecondaryCopy(target, str(job.id), error)
 
 
 def _run_job(
@@ -296,29 +367,41 @@ def _run_logical(
 
 
 def _run_stoppable(jobs: JobStore, kind: JobKind[R], request: R) -> Outcome:
-    """A backup job in the foreground, cancelled (as `jobs cancel` does) when the agent
-    is stopped (core.protection.stopping). Its lines go to its job log; stderr shows them
-    only at -v (the run's end is said in one line, run_claimed)."""
+    """A job in the foreground, cancelled (as `jobs cancel` does) when the agent is stopped
+    (core.protection.stopping). Its lines go to its job log; stderr shows them only at -v
+    (its end is said in one line by the caller); the agent's own lines meanwhile show."""
     try:
-        with _job_lines_in_job_log():
+        with job_lines_in_job_log():
             return run_foreground(jobs, kind, request, on_start=STOP.watch, capture_logging=True)
     finally:
         STOP.forget()
 
 
-class _NotPgvault(logging.Filter):
+#: lines always shown meanwhile: the agent's own (its passes, claims, Object Lock checks),
+#: and the locks it shares with other agents and hosts (a server lock taken over or lost)
+SHOWN_LOGGERS = ("pgvault.protection", "pgvault.lock")
+
+
+class _JobLinesOff(logging.Filter):
+    """Holds back the running job's own lines: pgvault's, but not the SHOWN_LOGGERS' nor the
+    claim-renewal thread's (the agent's), nor other libraries' (already WARNING and up)."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if any(record.name == n or record.name.startswith(n + ".") for n in SHOWN_LOGGERS):
+            return True
+        if record.threadName == CLAIM_THREAD:
+            return True
         return not record.name.startswith("pgvault")
 
 
 @contextmanager
-def _job_lines_in_job_log() -> Iterator[None]:
-    """At the default verbosity (or -q), pgvault's own lines stay off stderr meanwhile."""
+def job_lines_in_job_log() -> Iterator[None]:
+    """At the default verbosity (or -q), the job's own lines stay off stderr meanwhile."""
     root = logging.getLogger()
     if root.getEffectiveLevel() < logging.WARNING:  # -v: they show as well
         yield
         return
-    quiet, handlers = _NotPgvault(), list(root.handlers)
+    quiet, handlers = _JobLinesOff(), list(root.handlers)
     for handler in handlers:
         handler.addFilter(quiet)
     try:
@@ -432,6 +515,8 @@ __all__ = [
     "delete_failed_children",
     "delete_logical_in",
     "failure_text",
+    "job_lines_in_job_log",
+    "redo_interrupted_copies",
     "run_claimed",
     "still_in_catalog",
     "take_backup",

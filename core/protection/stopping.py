@@ -7,7 +7,9 @@ run is recorded failed with the reason and marked interrupted, and the claim is 
 held; the pass then ends without starting anything else, and the command exits. The next
 pass runs an interrupted slot again when it is still the newest due one (runs.take_over_
 abandoned), as it does a slot whose holder was killed; an interrupted ad hoc run is not
-run again (the operator asked for it, and is told).
+run again (the operator asked for it, and is told). A copy to the secondary destination
+running when the signal comes is cancelled the same way: its backup's run stays SUCCEEDED,
+recorded `copy_interrupted`, and the next pass makes the copy (runs.redo_interrupted_copies).
 
 One process runs one agent: the request is process-wide, as a signal is.
 """

@@ -21,7 +21,13 @@ from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from core.errors import InputError, ObjectExists, ObjectNotFound, OperationFailed
+from core.errors import (
+    ContainerNotFound,
+    InputError,
+    ObjectExists,
+    ObjectNotFound,
+    OperationFailed,
+)
 from core.protection.jsondoc import dumps, loads
 from core.protection.model import (
     BackupInstance,
@@ -89,12 +95,15 @@ class VaultStore:
         return True
 
     def load(self) -> Vault:
-        """The stored vault; VaultUnavailable when its vault.json is not there."""
+        """The stored vault; VaultUnavailable when its vault.json is not there (nor its
+        bucket or container: deleted)."""
         key = f"{self.prefix}vault.json"
         try:
             document = self.store.get_bytes(key)
         except ObjectNotFound:
             raise VaultUnavailable(f"there is no {key}") from None
+        except ContainerNotFound as exc:
+            raise VaultUnavailable(str(exc)) from None
         return Vault.from_json(loads(document, f"vault {self.name!r}"))
 
     def delete(self) -> int:

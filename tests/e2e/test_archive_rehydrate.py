@@ -16,7 +16,7 @@ import pytest
 from core.catalog.layout import ServerLayout
 from core.catalog.tier import archive_objects
 from core.jobs import JobStore
-from core.protection.agent import apply_retention
+from core.protection.lifecycles import apply_retention
 from core.protection.model import BackupInstance, Datasource, RunRecord, RunState, RunTrigger, Vault
 from core.protection.policy_read import parse_policy
 from core.protection.registry import entry_for

@@ -9,7 +9,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -170,8 +170,11 @@ def test_agent_runs_slots_once_tags_them_and_deletes_the_expired(
     require_password(server.cluster)
     agent = Agent(dest, tmp_path / "state")
     set_up(agent, server.cluster)
-    # slots on whole minutes, after the instance was created (the injected clock runs ahead)
+    # slots on whole minutes, after the instance was created (the injected clock runs ahead),
+    # all on one day: the first of a day is tagged Daily (FirstOfDay), the next ones Default
     base = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=2)
+    if (base + timedelta(minutes=10)).date() != base.date():  # past midnight: from it
+        base = datetime.combine(base.date() + timedelta(days=1), time(0), UTC)
     second = timedelta(seconds=10)
 
     first = agent.once(base + second)

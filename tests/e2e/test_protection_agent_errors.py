@@ -4,6 +4,7 @@ windows past what Python can represent are refused at input."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import shutil
@@ -11,6 +12,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from core.protection.jsondoc import dumps
 from tests.e2e.test_protection_agent import Agent, pt1m_policy, require_password, set_up
@@ -215,3 +218,55 @@ def test_a_vault_whose_destination_is_gone_is_reported_and_the_others_go_on(
     assert [v["name"] for v in agent.run("vault", "list")] == ["v1"]
     still = pgvault("vault", "delete", "v1", env=agent.env)  # read: its instance refuses it
     assert still.returncode == 3 and "still protects" in still.stderr, still.stderr
+
+
+def _drop_bucket(dest: TestDestination) -> None:
+    """The bucket or container deleted, with what it holds (an operator's cleanup)."""
+    if dest.provider == "azure":
+        from azure.storage.blob import BlobServiceClient
+
+        with BlobServiceClient.from_connection_string(
+            dest.env["AZURE_STORAGE_CONNECTION_STRING"]
+        ) as service:
+            service.delete_container(dest.bucket)
+        return
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=dest.config.endpoint_url, region_name="us-east-1")
+    with contextlib.closing(client):
+        listed = client.list_objects_v2(Bucket=dest.bucket).get("Contents", [])
+        for item in listed:
+            client.delete_object(Bucket=dest.bucket, Key=item["Key"])
+        client.delete_bucket(Bucket=dest.bucket)
+
+
+@pytest.mark.parametrize("provider", ["s3", "azure"])
+def test_a_vault_whose_bucket_was_deleted_is_unavailable_and_forgotten(
+    provider: str, make_dest: Callable[..., TestDestination], tmp_path: Path
+) -> None:
+    """A bucket (container) deleted under a vault is the vault gone, as a directory removed
+    is: reported unavailable (exit 1, one line), and `vault delete` forgets it here."""
+    dest = make_dest(provider)
+    env = {**dest.env, "PGVAULT_STATE_DIR": str(tmp_path / "state")}
+    created = pgvault("vault", "create", "vb", "--destination", dest.url, *dest.cli_args, env=env)
+    assert created.returncode == 0, created.stderr
+    _drop_bucket(dest)
+    unavailable = "vault 'vb' is unavailable: "
+
+    shown = pgvault("vault", "show", "vb", env=env)
+    assert shown.returncode == 1, shown.stderr
+    assert shown.stderr.startswith(f"pgvault vault: error: {unavailable}"), shown.stderr
+    assert len(shown.stderr.strip().splitlines()) == 1
+    result = pgvault("agent", "--once", env=env)
+    assert result.returncode == 1, result.stderr
+    [report] = json.loads(result.stdout)
+    assert [e.startswith(unavailable) for e in report["errors"]] == [True]
+    status = pgvault("status", "--format", "json", env=env)
+    assert [s["health"] for s in json.loads(status.stdout)] == ["unavailable"]
+
+    deleted = pgvault("vault", "delete", "vb", env=env)
+    assert deleted.returncode == 0, deleted.stderr
+    document = json.loads(deleted.stdout)
+    assert (document["deleted"], document["forgotten"], document["objects"]) == ("vb", True, 0)
+    listed = pgvault("vault", "list", env=env)
+    assert json.loads(listed.stdout) == []

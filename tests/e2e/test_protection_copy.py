@@ -125,6 +125,12 @@ def test_immediate_copy_option_makes_the_copy_a_failed_one_missed(
     at = base + timedelta(seconds=10)
     first = pgvault("agent", "--once", "--vault", "v1", "--now", at.isoformat(), env=agent.env)
     assert first.returncode == 1, first.stderr
+    # the copy's own lines are in its job log; each failed copy is said in one line
+    said = first.stderr.strip().splitlines()
+    assert [line.split(" (its log: ")[0] for line in said] == [
+        f"ERROR: {SERVER}: the copy of backup {json.loads(first.stdout)[0]['runs'][0]['backupId']}"
+        f" to {azure.url} failed: container {azure.bucket} does not exist"
+    ] * 2, said
     [report] = json.loads(first.stdout)
     [run] = report["runs"]
     assert run["state"] == "succeeded" and run["secondaryCopy"]["state"] == "failed", run
@@ -132,6 +138,17 @@ def test_immediate_copy_option_makes_the_copy_a_failed_one_missed(
     assert any("copy to" in e for e in report["errors"]), report["errors"]
     # the retention step tried too (same pass), and failed the same way
     assert [(r["action"], r["result"]) for r in report["retention"]] == [("copy", "failed")]
+
+    # a pass with no slot due whose copy step fails again fails too (exit 1), told once
+    retried = pgvault(
+        "agent", "--once", "--vault", "v1", "--now", (at + timedelta(seconds=2)).isoformat(),
+        env=agent.env,
+    )  # fmt: skip
+    assert retried.returncode == 1, retried.stderr
+    [report] = json.loads(retried.stdout)
+    assert report["runs"] == [] and report["errors"] == []
+    assert [(r["action"], r["result"]) for r in report["retention"]] == [("copy", "failed")]
+    assert len(retried.stderr.strip().splitlines()) == 1, retried.stderr
 
     from azure.storage.blob import BlobServiceClient
 
@@ -149,4 +166,4 @@ def test_immediate_copy_option_makes_the_copy_a_failed_one_missed(
     third = agent.once(at + timedelta(seconds=20))
     [held] = third["retention"]
     assert held["result"] == "held" and f"a second copy is in {azure.url}" in held["reason"]
-    assert agent.job_kinds() == ["backup", "copy", "copy", "copy"]
+    assert agent.job_kinds() == ["backup", "copy", "copy", "copy", "copy"]

@@ -6,11 +6,16 @@ import argparse
 import json
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from core.errors import ExitCode
 from tui.batch.main import Context
 from tui.batch.options import add_general, positive_int
 from tui.batch.protection_options import add_vault, instant, now_or, print_json
+
+if TYPE_CHECKING:
+    from core.protection.agent import PassReport
+    from core.protection.runs import RunOutcome
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,25 +65,40 @@ def _passes(args: argparse.Namespace, ctx: Context, wake: threading.Event) -> in
         if wake.wait(args.interval):  # stopped between passes: nothing was running
             reports = []
             break
-    cancelled = [
-        run.instance
-        for report in reports
-        for run in report.runs
-        if run.record is not None and run.record.interrupted
-    ]
-    _say_stopped(cancelled)
+    _say_stopped(reports)
     return ExitCode.FAILED if any(report.failed for report in reports) else ExitCode.OK
 
 
-def _say_stopped(cancelled: list[str]) -> None:
-    """One line on stderr when a signal stopped the agent, naming the backups it cancelled."""
+def _say_stopped(reports: list[PassReport]) -> None:
+    """One line on stderr when a signal stopped the agent, naming the backups and the
+    copies to a secondary it cancelled."""
     from core.protection.stopping import stop_reason
 
     reason = stop_reason()
     if reason is None:
         return
-    said = f": cancelled the backup of {', '.join(cancelled)}, run again by the next pass"
-    print(f"pgvault agent: {reason}{said if cancelled else ''}", file=sys.stderr)
+    runs = [run for report in reports for run in report.runs]
+    said = []
+    backups = [r.instance for r in runs if r.record is not None and r.record.interrupted]
+    if backups:
+        said.append(f"cancelled the backup of {', '.join(backups)}, run again by the next pass")
+    copies = [copy_cancelled(r) for r in runs if r.secondary_copy and r.secondary_copy.interrupted]
+    copies += [
+        f"backup {o.backup_id} of {o.instance}"
+        for report in reports
+        for o in report.retention
+        if o.action == "copy" and o.result == "failed" and reason in (o.reason or "")
+    ]
+    if copies:
+        said.append(f"cancelled the copy of {', '.join(copies)}, made by the next pass")
+    print(f"pgvault agent: {reason}{': ' if said else ''}{'; '.join(said)}", file=sys.stderr)
+
+
+def copy_cancelled(run: RunOutcome) -> str:
+    """`backup B of pg1 to URL`: the copy a stop cancelled (or did not start)."""
+    target = run.secondary_copy.target if run.secondary_copy else "its secondary"
+    backup = run.record.backup_id if run.record else None
+    return f"backup {backup} of {run.instance} to {target}"
 
 
 def _line(documents: list[dict[str, object]]) -> None:

@@ -166,6 +166,7 @@ def _adhoc_backup(args: argparse.Namespace, ctx: Context) -> int:
 
     from core.protection.agent import adhoc
     from core.protection.stopping import stop_on_signals, stop_reason
+    from tui.batch.agent import copy_cancelled
     from tui.batch.protection_options import now_or
 
     with stop_on_signals("adhoc-backup"):  # cancels its backup as `jobs cancel` does
@@ -179,6 +180,12 @@ def _adhoc_backup(args: argparse.Namespace, ctx: Context) -> int:
         )
         return ExitCode.FAILED
     copied = outcome.secondary_copy
+    if copied is not None and copied.interrupted:  # stopped mid-copy: the backup is DONE
+        print(
+            f"pgvault backup-instance: {copied.interrupted}: cancelled the copy of "
+            f"{copy_cancelled(outcome)}, made by the next agent pass",
+            file=sys.stderr,
+        )
     if copied is not None and copied.error:
         return ExitCode.FAILED  # the backup exists; its second copy does not (yet)
     return ExitCode.OK if record is not None and record.backup_id else ExitCode.FAILED

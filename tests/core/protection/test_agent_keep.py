@@ -17,7 +17,7 @@ from core.catalog.layout import ServerLayout
 from core.catalog.owner import lease_body, lease_key, this_process
 from core.catalog.reader import Catalog
 from core.jobs import JobStore
-from core.protection.agent import apply_retention
+from core.protection.lifecycles import apply_retention
 from core.protection.model import BackupInstance, Datasource, RunRecord, RunState, RunTrigger
 from core.protection.model import Vault as VaultRecord
 from core.protection.policy_read import parse_policy

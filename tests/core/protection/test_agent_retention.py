@@ -18,7 +18,8 @@ from core.catalog.listing import list_backups
 from core.catalog.lock import server_lock
 from core.catalog.reader import Catalog
 from core.jobs import JobStore
-from core.protection.agent import COPY_IN_PLACE, RetentionOutcome, apply_retention, run_pass
+from core.protection.agent import run_pass
+from core.protection.lifecycles import COPY_IN_PLACE, RetentionOutcome, apply_retention
 from core.protection.model import (
     BackupInstance,
     Datasource,

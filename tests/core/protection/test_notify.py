@@ -16,7 +16,7 @@ from keyrings.alt.file import PlaintextKeyring
 
 from core.errors import InputError, PgvaultError
 from core.protection import notices
-from core.protection.agent import RetentionOutcome
+from core.protection.lifecycles import RetentionOutcome
 from core.protection.model import (
     BackupInstance,
     Datasource,

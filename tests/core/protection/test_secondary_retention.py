@@ -18,7 +18,7 @@ import pytest
 from core.catalog.copies import read_copies, record_copy
 from core.catalog.reader import Catalog
 from core.jobs import JobStore
-from core.protection.agent import RetentionOutcome, apply_retention, secondary_failures
+from core.protection.lifecycles import RetentionOutcome, apply_retention, secondary_failures
 from core.protection.model import (
     BackupInstance,
     Datasource,
