@@ -29,6 +29,10 @@ def loads(text: str | bytes, what: str) -> Any:
         ) from None
     except UnicodeDecodeError:
         raise InputError(f"{what}: not UTF-8 text") from None
+    except RecursionError:
+        raise InputError(f"{what}: nested too deeply to read") from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise InputError(f"{what}: a number has too many digits to read") from None
 
 
 @dataclass(frozen=True)

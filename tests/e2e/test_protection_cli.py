@@ -227,6 +227,29 @@ BAD_POLICIES = [
 ]
 
 
+#: JSON that parses nowhere in Python: nested deeper than its recursion, an integer of
+#: more digits than it converts (they exited 4, "unexpected error: RecursionError/ValueError")
+UNREADABLE_JSON = (
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply to read"),
+    ('{"policyRules": 1' + "0" * 5000 + "}", "a number has too many digits to read"),
+)
+
+
+@pytest.mark.parametrize("operator", ["file"], indirect=True)
+def test_json_python_cannot_read_is_bad_input(operator: Operator) -> None:
+    operator.create_vault()
+    for text, says in UNREADABLE_JSON:
+        bad = operator.file("unreadable.json", text)
+        for argv in (
+            ("policy", "create", "--vault", "v1", "--name", "p", "--policy", bad),
+            ("policy", "simulate", "--policy", bad, "--from", "2026-01-01", "--days", "7"),
+            ("backup-instance", "create", "--vault", "v1", "--backup-instance", bad),
+        ):
+            error = operator.fails(*argv)
+            assert f"{bad}: {says}" in error and len(error.splitlines()) == 1, error
+    assert operator.run("policy", "list", "--vault", "v1") == []
+
+
 def test_bad_input_exits_3_naming_the_json_path_and_stores_nothing(operator: Operator) -> None:
     operator.create_vault()
     template = json.loads(template_text())
