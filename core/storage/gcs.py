@@ -230,7 +230,10 @@ class GcsStore(ObjectStore):
     def __init__(self, location: Location, config: StoreConfig) -> None:
         super().__init__(location, config)
         self._client = _client(location)
-        self._bucket = self._client.bucket(location.bucket)
+        try:
+            self._bucket = self._client.bucket(location.bucket)
+        except ValueError as exc:  # "Bucket names must start and end with a number or letter."
+            raise errors.InputError(f"gs://{location.bucket}: {exc}") from exc
         timeouts = Timeouts.of(config)
         self._timeout = (timeouts.connect, timeouts.read)
 

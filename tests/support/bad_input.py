@@ -127,6 +127,10 @@ BAD_URLS = (
     "gs://bucket/p?AUTH=specified",
     "azure://",
     "azure://c/p?AZURE_ENDPOINT=ftp://x",
+    # names the store refuses: Azure's HTTP 400 and google-cloud-storage's ValueError
+    "azure://UPPER/p",
+    "https://acct.blob.core.windows.net/a--b/p",
+    "gs://-ab/p",
     "https://",
     "/var/backups",
     "s3://bucket/p with space",
