@@ -5,6 +5,7 @@ and stores nothing."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -248,6 +249,22 @@ def test_json_python_cannot_read_is_bad_input(operator: Operator) -> None:
             error = operator.fails(*argv)
             assert f"{bad}: {says}" in error and len(error.splitlines()) == 1, error
     assert operator.run("policy", "list", "--vault", "v1") == []
+
+
+@pytest.mark.parametrize("operator", ["file"], indirect=True)
+def test_a_fifo_nobody_writes_to_is_read_as_empty_not_waited_on(operator: Operator) -> None:
+    """`--policy FIFO` with no writer hung policy create and backup-instance create."""
+    operator.create_vault()
+    fifo = operator.files / "fifo"
+    os.mkfifo(fifo, 0o600)
+    weekly = "R/2026-12-06T22:00:00+00:00/P1W"
+    for argv in (
+        ("policy", "create", "--vault", "v1", "--name", "p", "--policy", str(fifo)),
+        ("policy", "trigger", "set", "--policy", str(fifo), "--schedule", weekly),
+        ("backup-instance", "create", "--vault", "v1", "--backup-instance", str(fifo)),
+    ):
+        error = operator.fails(*argv)
+        assert f"{fifo}: not valid JSON at line 1 column 1" in error, error
 
 
 def test_bad_input_exits_3_naming_the_json_path_and_stores_nothing(operator: Operator) -> None:
