@@ -267,6 +267,25 @@ def test_a_fifo_nobody_writes_to_is_read_as_empty_not_waited_on(operator: Operat
         assert f"{fifo}: not valid JSON at line 1 column 1" in error, error
 
 
+@pytest.mark.parametrize("operator", ["file"], indirect=True)
+def test_a_vault_registry_that_is_no_registry_is_named_and_kept(operator: Operator) -> None:
+    """vaults.json nested too deeply exited 4 (RecursionError); a list or a "vaults" that is
+    no object read as no vaults at all, and the next `vault create` wrote over it."""
+    operator.create_vault()
+    registry = Path(operator.env["PGVAULT_STATE_DIR"]) / "vaults.json"
+    for text in ("[" * 100_000, "[]", '{"vaults": 5}'):
+        registry.write_text(text)
+        for argv in (
+            ("vault", "list"),
+            ("status",),
+            ("vault", "create", "v2", "--destination", operator.dest.url),
+        ):
+            result = operator.run(*argv, code=1)
+            assert f"{registry} is not" in result.stderr, result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert registry.read_text() == text
+
+
 def test_bad_input_exits_3_naming_the_json_path_and_stores_nothing(operator: Operator) -> None:
     operator.create_vault()
     template = json.loads(template_text())
