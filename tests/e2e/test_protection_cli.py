@@ -286,6 +286,25 @@ def test_a_vault_registry_that_is_no_registry_is_named_and_kept(operator: Operat
         assert registry.read_text() == text
 
 
+@pytest.mark.parametrize("operator", ["file"], indirect=True)
+def test_a_secret_reference_file_that_holds_no_secret_is_bad_input(operator: Operator) -> None:
+    """`--notify file:FIFO` with no writer hung; a file not UTF-8 exited 4
+    (UnicodeDecodeError); a 50 MiB file was read whole."""
+    operator.create_vault()
+    fifo, latin, huge = (operator.files / name for name in ("fifo", "latin", "huge"))
+    os.mkfifo(fifo, 0o600)
+    latin.write_bytes(b"\xff\xfe\n")
+    huge.write_bytes(b"x" * (50 * 1024 * 1024))
+    for path, says in (
+        (fifo, "the secret is empty"),
+        (latin, "the file is not UTF-8 text"),
+        (huge, "the file is larger than 64 KiB"),
+    ):
+        error = operator.fails("vault", "update", "v1", "--notify", f"file:{path}")
+        assert f"secret reference file:{path}: {says}" in error, error
+    assert operator.run("vault", "show", "v1")["notify"] == []
+
+
 def test_bad_input_exits_3_naming_the_json_path_and_stores_nothing(operator: Operator) -> None:
     operator.create_vault()
     template = json.loads(template_text())
