@@ -481,6 +481,11 @@ def _job_cases() -> Iterator[Case]:
         ("--since", "-5h"),
         ("--bogus",),
         ("--kind", "nosuchkind"),
+        # an empty value (an unset shell variable) listed every job
+        ("--state", ""),
+        ("--state", ","),
+        ("--kind", ""),
+        ("--server", " "),
     ):
         yield Case(("jobs", "list", *flags), 3, "jobs list")
     yield Case(("jobs", "explode"), 3, "jobs verb")
