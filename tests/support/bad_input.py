@@ -382,6 +382,11 @@ def _command_cases(world: World) -> Iterator[Case]:
         "WAL dir under a file",
         f"{WAL} is not a directory",
     )
+    # restore_command is one line of postgresql.auto.conf: a line break in the directory it
+    # names (RECOVERY_DIR.pgvault by default) broke it, and restore exited 0
+    control = "the control character"
+    yield Case((*head, world.scratch("new\nline")), 3, "line break in the WAL dir", control)
+    yield Case((*restore, "--wal-restore-dir", world.scratch("cr\rx")), 3, "CR in WAL dir", control)
     delete = ("backup-delete", world.url, SERVER)
     for policy in BAD_POLICIES:
         yield Case((*delete, "-r", policy), 3, "policy")
