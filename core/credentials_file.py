@@ -92,10 +92,15 @@ def write_credentials(
         raise PgvaultError(f"cannot write the credentials file {path}: {exc.strerror}") from None
 
 
+#: far above what `restore` writes (a few URL parameters and variables)
+MAX_SIZE = 1024 * 1024
+
+
 def load_credentials(path: str) -> StoredCredentials:
     """Read and check a credentials file; every value is registered as a secret."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO is refused below, not waited on for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise CredentialsFileError(
             f"cannot read the credentials file {path}: {exc.strerror}"
@@ -113,9 +118,11 @@ def load_credentials(path: str) -> StoredCredentials:
             raise CredentialsFileError(
                 f"the credentials file {path} is accessible to other users: chmod 600 it"
             )
-        raw = b""
-        while chunk := os.read(fd, 65536):
-            raw += chunk
+        if st.st_size > MAX_SIZE:
+            raise CredentialsFileError(
+                f"the credentials file {path} is larger than 1 MiB: not one pgvault wrote"
+            )
+        raw = os.read(fd, MAX_SIZE + 1)
     finally:
         os.close(fd)
     try:
@@ -124,7 +131,7 @@ def load_credentials(path: str) -> StoredCredentials:
             raise ValueError("unknown format")
         url = {str(k): str(v) for k, v in document.get("url", {}).items()}
         environment = {str(k): str(v) for k, v in document.get("environment", {}).items()}
-    except (ValueError, AttributeError) as exc:
+    except (ValueError, AttributeError, RecursionError) as exc:
         raise CredentialsFileError(f"the credentials file {path} is malformed ({exc})") from None
     for name, value in [*url.items(), *environment.items()]:
         if name not in NOT_SECRET:

@@ -85,7 +85,7 @@ class DecryptionFailed(OperationFailed):
 
 
 class PermissionDenied(OperationFailed):
-    """The operating system refused pgvault a local file or directory (EACCES, EPERM)."""
+    """The operating system refused pgvault a local file or directory (EACCES, EPERM, EROFS)."""
 
 
 class NoSpace(OperationFailed):
@@ -136,8 +136,9 @@ class TransientError(CloudConnectionError):
 
 def own_cause(exc: BaseException) -> PgvaultError | None:
     """The PgvaultError `exc` stands for: itself, what it was raised from, or what an SDK
-    wrapped (a Cancelled raised by an upload's gate inside a request); a PermissionError
-    stands for PermissionDenied, a full disk (ENOSPC, EDQUOT) for NoSpace.
+    wrapped (a Cancelled raised by an upload's gate inside a request); a PermissionError or
+    a read-only file system (EROFS) stands for PermissionDenied, a full disk (ENOSPC,
+    EDQUOT) for NoSpace.
 
     What was being handled when `exc` was raised (its __context__) is not its cause: a
     transient error met while handling ObjectExists is a transient error, and a cleanup that
@@ -152,6 +153,8 @@ def own_cause(exc: BaseException) -> PgvaultError | None:
             return permission_denied(current)
         if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
             return no_space(current)
+        if isinstance(current, OSError) and current.errno == errno.EROFS:
+            return permission_denied(current)
         seen.add(id(current))
         current = _wrapped(current) or current.__cause__
     return None
@@ -164,8 +167,9 @@ def _wrapped(exc: BaseException) -> BaseException | None:
     return wrapped if isinstance(wrapped, BaseException) else None
 
 
-def permission_denied(exc: PermissionError) -> PermissionDenied:
-    """One line naming the file, its owner and mode, who pgvault runs as, and what to do."""
+def permission_denied(exc: OSError) -> PermissionDenied:
+    """One line naming the file, its owner and mode, who pgvault runs as, and what to do;
+    on a read-only file system, that (no chmod or chown helps there)."""
     path = exc.filename if isinstance(exc.filename, str) else None
     if path is None:
         return PermissionDenied(f"permission denied: {exc.strerror or exc}")
@@ -174,6 +178,11 @@ def permission_denied(exc: PermissionError) -> PermissionDenied:
     if found is None:
         return PermissionDenied(f"permission denied on {path} (pgvault runs as {me})")
     where, st = found
+    if exc.errno == errno.EROFS or _read_only_mount(where):
+        return PermissionDenied(
+            f"cannot write {path}: {where} is on a read-only file system; remount it "
+            "read-write, or write elsewhere"
+        )
     owner, mode = _user_name(st.st_uid), f"{st.st_mode & 0o7777:04o}"
     about = path if where == path else f"{path}: {where}"
     if owner == me:
@@ -218,6 +227,13 @@ def no_space(exc: OSError) -> NoSpace:
         f"{what} writing in {where} (a file system of {size}, {free} free after the "
         "attempt): free space there, or write elsewhere"
     )
+
+
+def _read_only_mount(path: str) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _nearest_existing(path: str) -> tuple[str, os.stat_result] | None:

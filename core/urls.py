@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlencode, urlsplit
@@ -310,6 +311,23 @@ def _check_bucket(bucket: str, url_hint: str) -> str:
     return bucket
 
 
+#: Azure's rule for a container's name (its HTTP 400 INVALID_RESOURCE_NAME or
+#: OUT_OF_RANGE_INPUT says no more), and its three reserved containers
+_AZURE_CONTAINER = re.compile(r"\$root|\$web|\$logs|[a-z0-9](?:-?[a-z0-9]){2,62}")
+_AZURE_CONTAINER_MAX = 63
+
+
+def _check_container(location: Location) -> Location:
+    if len(location.bucket) > _AZURE_CONTAINER_MAX or not _AZURE_CONTAINER.fullmatch(
+        location.bucket
+    ):
+        raise InputError(
+            f"{location.bucket!r} is not an Azure container name: 3 to 63 lowercase letters, "
+            "digits and single hyphens, starting and ending with a letter or digit"
+        )
+    return location
+
+
 def _s3(netloc: str, path: str, query: dict[str, str]) -> Location:
     _unknown(query, _S3_PARAMS, "s3://")
     bucket = _check_bucket(netloc, f"s3://{netloc}{path}")
@@ -365,16 +383,18 @@ def _azure_short(netloc: str, path: str, query: dict[str, str]) -> Location:
     container = _check_bucket(netloc, f"azure://{netloc}{path}")
     account = query.get("AZURE_ACCOUNT_NAME") or None
     endpoint = parse_endpoint(query.get("AZURE_ENDPOINT") or None, "AZURE_ENDPOINT")
-    return Location(
-        provider=Provider.AZURE,
-        bucket=container,
-        prefix=path.strip("/"),
-        account=account,
-        endpoint=endpoint,
-        credentials=Credentials(
-            azure_account_key=query.get("AZURE_ACCOUNT_KEY"),
-            azure_sas_token=query.get("AZURE_SAS_TOKEN"),
-        ),
+    return _check_container(
+        Location(
+            provider=Provider.AZURE,
+            bucket=container,
+            prefix=path.strip("/"),
+            account=account,
+            endpoint=endpoint,
+            credentials=Credentials(
+                azure_account_key=query.get("AZURE_ACCOUNT_KEY"),
+                azure_sas_token=query.get("AZURE_SAS_TOKEN"),
+            ),
+        )
     )
 
 
@@ -399,13 +419,15 @@ def _azure_http(scheme: str, netloc: str, path: str, query: dict[str, str], url:
             )
         account, container, prefix = segments[0], segments[1], "/".join(segments[2:])
         endpoint = f"{scheme}://{host}/{account}"
-    return Location(
-        provider=Provider.AZURE,
-        bucket=container,
-        prefix=prefix,
-        account=account,
-        endpoint=endpoint,
-        credentials=creds,
+    return _check_container(
+        Location(
+            provider=Provider.AZURE,
+            bucket=container,
+            prefix=prefix,
+            account=account,
+            endpoint=endpoint,
+            credentials=creds,
+        )
     )
 
 

@@ -13,17 +13,30 @@ from core.errors import InputError
 PASSPHRASE_ENV = "PGVAULT_ENCRYPTION_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 
 
+#: far above any passphrase or identity file; what is larger is not one (/dev/zero...)
+MAX_SECRET_FILE = 1024 * 1024
+
+
 def _read_private(path: Path, what: str) -> str:
-    """The text of a file only its owner can access; others are refused, as ssh does."""
+    """The text of a file only its owner can access; others are refused, as ssh does.
+
+    Opened without waiting, so that a FIFO nobody writes to reads as empty instead of
+    hanging; a pipe with a writer (`<(pass show pg)`) is read as it comes."""
     try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise InputError(
-                f"refusing the {what} {path}: group or others can access it (chmod 600 it)"
-            )
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if os.fstat(fd).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise InputError(
+                    f"refusing the {what} {path}: group or others can access it (chmod 600 it)"
+                )
+            os.set_blocking(fd, True)
+            data = fh.read(MAX_SECRET_FILE + 1)
     except OSError as exc:
         raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from None
+    if len(data) > MAX_SECRET_FILE:
+        raise InputError(f"the {what} {path} is larger than 1 MiB: it holds a few lines")
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(f"the {what} {path} is not UTF-8 text") from None
 

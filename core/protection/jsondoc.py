@@ -7,6 +7,7 @@ same document always gives the same bytes (the shape `az` prints).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,25 @@ def dumps(document: Mapping[str, Any] | list[Any]) -> str:
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
+#: far above any policy or instance a person writes; a larger file is not one
+MAX_DOCUMENT = 16 * 1024 * 1024
+
+
+def read_document(path: str, what: str) -> bytes:
+    """The bytes of a file an operator named (`--policy FILE`), or InputError. Opened
+    without waiting: a FIFO nobody writes to reads as empty instead of hanging."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            os.set_blocking(fd, True)
+            data = fh.read(MAX_DOCUMENT + 1)
+    except OSError as exc:
+        raise InputError(f"{what} {path}: cannot read it ({exc.strerror})") from None
+    if len(data) > MAX_DOCUMENT:
+        raise InputError(f"{what} {path}: larger than 16 MiB, not a document to read")
+    return data
+
+
 def loads(text: str | bytes, what: str) -> Any:
     """Parse JSON text, or InputError naming the document, line and column."""
     try:
@@ -29,6 +49,10 @@ def loads(text: str | bytes, what: str) -> Any:
         ) from None
     except UnicodeDecodeError:
         raise InputError(f"{what}: not UTF-8 text") from None
+    except RecursionError:
+        raise InputError(f"{what}: nested too deeply to read") from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise InputError(f"{what}: a number has too many digits to read") from None
 
 
 @dataclass(frozen=True)

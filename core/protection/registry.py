@@ -105,10 +105,14 @@ class Registry:
             raise OperationFailed(f"cannot read {self.path}: {exc.strerror}") from None
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise OperationFailed(f"{self.path} is not valid JSON; fix or remove it") from None
-        vaults = document.get("vaults") if isinstance(document, dict) else None
-        return dict(vaults) if isinstance(vaults, dict) else {}
+        vaults = document.get("vaults", {}) if isinstance(document, dict) else None
+        if not isinstance(vaults, dict):  # never taken for no vaults, then written over
+            raise OperationFailed(
+                f'{self.path} is not a vault registry ({{"vaults": {{...}}}}); fix or remove it'
+            )
+        return dict(vaults)
 
     def _save(self, vaults: dict[str, Any]) -> None:
         """Write the whole file atomically (a temporary file renamed over it)."""

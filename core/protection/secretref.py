@@ -56,17 +56,35 @@ class SecretReference:
         elif self.store_type is SecretStoreType.KEYRING:
             value = _from_keyring(self)
         else:
-            try:
-                with open(self.uri, encoding="utf-8") as handle:
-                    value = handle.read().rstrip("\r\n")
-            except OSError as exc:
-                raise InputError(
-                    f"secret reference {self}: cannot read the file ({exc.strerror})"
-                ) from None
+            value = _from_file(self)
         if not value:
             raise InputError(f"secret reference {self}: the secret is empty")
         register_secret(value)
         return value
+
+
+#: far above any password; a larger file is no secret file
+MAX_SECRET = 64 * 1024
+
+
+def _from_file(reference: SecretReference) -> str:
+    """The file's first MAX_SECRET bytes as text; opened without waiting, so that a FIFO
+    nobody writes to reads as empty instead of hanging the agent."""
+    try:
+        fd = os.open(reference.uri, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            os.set_blocking(fd, True)
+            data = handle.read(MAX_SECRET + 1)
+    except OSError as exc:
+        raise InputError(
+            f"secret reference {reference}: cannot read the file ({exc.strerror})"
+        ) from None
+    if len(data) > MAX_SECRET:
+        raise InputError(f"secret reference {reference}: the file is larger than 64 KiB")
+    try:
+        return data.decode("utf-8").rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise InputError(f"secret reference {reference}: the file is not UTF-8 text") from None
 
 
 def _from_keyring(reference: SecretReference) -> str:

@@ -11,12 +11,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from core.catalog.objectlock import require_object_lock
 from core.errors import InputError
-from core.protection.jsondoc import Node, loads
+from core.protection.jsondoc import Node, loads, read_document
 from core.protection.model import (
     BackupInstance,
     Datasource,
@@ -42,19 +41,11 @@ log = logging.getLogger("pgvault.protection")
 
 def read_json_file(path: str, what: str) -> Any:
     """A JSON file an operator named (`--policy FILE`); InputError when unreadable."""
-    try:
-        text = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"{what} {path}: cannot read it ({exc.strerror})") from None
-    return loads(text, f"{what} {path}")
+    return loads(read_document(path, what), f"{what} {path}")
 
 
 def read_policy_file(path: str) -> BackupPolicy:
-    try:
-        text = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"policy file {path}: cannot read it ({exc.strerror})") from None
-    return parse_input_policy(text, f"policy file {path}")
+    return parse_input_policy(read_document(path, "policy file"), f"policy file {path}")
 
 
 @dataclass(frozen=True)

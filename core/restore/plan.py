@@ -20,6 +20,7 @@ from core.catalog.layout import ServerLayout
 from core.catalog.manifest import ArchiveRecord, FileRecord, PgvaultManifest
 from core.catalog.reader import ArchiveSet, Catalog
 from core.errors import InputError, OperationFailed
+from core.names import check_line_safe
 from core.postgres.server import (
     is_running,
     postmaster_pid,
@@ -167,6 +168,9 @@ def check_request(request: RestoreRequest) -> Paths:
         raise InputError(f"--pgvault-command must be an absolute path, not {pgvault!r}")
     if not os.access(pgvault, os.X_OK) or not os.path.isfile(pgvault):
         raise InputError(f"--pgvault-command {pgvault} is not an executable file")
+    # both go into restore_command, one line of postgresql.auto.conf
+    check_line_safe(wal_dir, "restore_command's directory (--wal-restore-dir)")
+    check_line_safe(pgvault, "--pgvault-command")
     _check_wal_dir(wal_dir)
     return Paths(recovery_dir, rules, wal_dir, pgvault)
 

@@ -121,6 +121,11 @@ ERRORS = ErrorTable(
             (media_common.DataCorruption,),
         ),
         Rule(
+            errors.InputError,
+            "{what}: STORAGE_EMULATOR_HOST is not an http(s):// URL ({exc})",
+            (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL),
+        ),
+        Rule(
             errors.EndpointUnreachable,
             "{what}: cannot reach the GCS endpoint",
             (requests.exceptions.ConnectionError,),
@@ -199,7 +204,12 @@ def _client(location: Location) -> storage.Client:
             raise errors.InputError("CREDENTIALS is not a valid service-account key") from exc
         return storage.Client(project=info.get("project_id"), credentials=credentials)
     with ERRORS.guard("connect to Google Cloud Storage", location.bucket):
-        return storage.Client()
+        try:
+            return storage.Client()
+        except OSError as exc:  # GOOGLE_APPLICATION_CREDENTIALS names a directory...
+            raise errors.InputError(
+                f"cannot read the Google credentials file {exc.filename}: {exc.strerror}"
+            ) from exc
 
 
 class GcsStore(ObjectStore):
@@ -220,7 +230,10 @@ class GcsStore(ObjectStore):
     def __init__(self, location: Location, config: StoreConfig) -> None:
         super().__init__(location, config)
         self._client = _client(location)
-        self._bucket = self._client.bucket(location.bucket)
+        try:
+            self._bucket = self._client.bucket(location.bucket)
+        except ValueError as exc:  # "Bucket names must start and end with a number or letter."
+            raise errors.InputError(f"gs://{location.bucket}: {exc}") from exc
         timeouts = Timeouts.of(config)
         self._timeout = (timeouts.connect, timeouts.read)
 

@@ -29,6 +29,7 @@ from core.errors import (
     ObjectExists,
     ObjectNotFound,
     StorageError,
+    own_cause,
     permission_denied,
 )
 from core.storage.backend import RawStream
@@ -194,8 +195,9 @@ class LocalStore(ObjectStore):
             ) from None
         except FileNotFoundError:
             raise ContainerNotFound(f"directory {self.root} cannot be created") from None
-        except PermissionError as exc:
-            raise permission_denied(exc) from None
+        except OSError as exc:  # refused, a read-only file system, a full disk
+            cause = own_cause(exc)
+            raise cause or ContainerNotFound(f"cannot create {self.root}: {exc.strerror}") from None
 
     def _root_for_reading(self) -> bool:
         """Whether the root exists (a look never creates it, as `ls` would not); a root
@@ -278,7 +280,9 @@ class LocalStore(ObjectStore):
         except PermissionError:
             raise  # core.errors.own_cause names the directory's owner and what to do
         except OSError as exc:
-            raise StorageError(f"cannot create {directory}: {exc.strerror}") from exc
+            raise own_cause(exc) or StorageError(
+                f"cannot create {directory}: {exc.strerror}"
+            ) from exc
         if options.if_absent and os.path.exists(final):
             raise ObjectExists(f"{key} already exists")
         temp = os.path.join(directory, f".{name}.{uuid.uuid4().hex}{PARTIAL}")

@@ -188,8 +188,10 @@ def _client(location: Location, config: StoreConfig) -> Any:
             aws_session_token=creds.aws_session_token,
             region_name=location.region,
         )
-    except bce.ProfileNotFound as exc:
-        raise errors.InputError(f"AWS profile {config.aws_profile!r} not found") from exc
+    except bce.ProfileNotFound as exc:  # -P, or AWS_PROFILE in the environment
+        raise errors.InputError(f"AWS profile {exc.kwargs.get('profile')!r} not found") from exc
+    except bce.ConfigParseError as exc:  # AWS_CONFIG_FILE, ~/.aws/config
+        raise errors.InputError(f"{exc}: fix or move it") from exc
     try:
         client = _boto_client(session, location, config)
     except bce.InvalidRegionError as exc:
@@ -198,6 +200,8 @@ def _client(location: Location, config: StoreConfig) -> Any:
             f"AWS region {session.region_name!r} is not a region name (AWS_REGION in the URL "
             "or the environment, or the profile's region)"
         ) from exc
+    except ValueError as exc:  # an endpoint from AWS_ENDPOINT_URL or the profile
+        raise errors.InputError(f"{exc} (AWS_ENDPOINT_URL or the profile's endpoint_url)") from exc
     # Over plain http SigV4 hashes every body before sending it; that read must not
     # spend the bandwidth budget, or whole parts would burst onto the wire afterwards.
     events = client.meta.events

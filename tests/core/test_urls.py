@@ -86,11 +86,21 @@ def test_file_urls() -> None:
         ("s3://b:99999/p", None, "invalid destination URL"),
         ("s3://b/p?AWS_ENDPOINT=notaurl", None, "AWS_ENDPOINT must be an http"),
         ("azure://c/p?AZURE_ENDPOINT=ftp://h", None, "AZURE_ENDPOINT must be an http"),
+        ("azure://ab/p", None, "'ab' is not an Azure container name"),
+        ("azure://Backups/p", None, "'Backups' is not an Azure container name"),
+        ("https://a.blob.core.windows.net/a--b/p", None, "'a--b' is not an Azure container"),
+        ("http://127.0.0.1:1/acct/-ab-/p", "azure-blob-storage", "'-ab-' is not an Azure"),
+        (f"azure://{'a' * 64}/p", None, "is not an Azure container name"),
     ],
 )
 def test_malformed_urls_are_input_errors(url: str, provider: str | None, message: str) -> None:
     with pytest.raises(InputError, match=message):
         parse_location(url, provider)
+
+
+@pytest.mark.parametrize("name", ["abc", "a-b-c", "0" * 63, "$root", "$web", "$logs"])
+def test_azure_container_names_azure_takes_are_taken(name: str) -> None:
+    assert parse_location(f"azure://{name}/p").bucket == name
 
 
 @pytest.mark.parametrize("url", ["notaurl", "ftp://h", "http://", "http://[::1", "http://h:70000"])

@@ -5,6 +5,7 @@ and stores nothing."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -225,6 +226,83 @@ BAD_POLICIES = [
         "$.policyRules[0].trigger.schedule.repeatingTimeIntervals[0]",
     ),
 ]
+
+
+#: JSON that parses nowhere in Python: nested deeper than its recursion, an integer of
+#: more digits than it converts (they exited 4, "unexpected error: RecursionError/ValueError")
+UNREADABLE_JSON = (
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply to read"),
+    ('{"policyRules": 1' + "0" * 5000 + "}", "a number has too many digits to read"),
+)
+
+
+@pytest.mark.parametrize("operator", ["file"], indirect=True)
+def test_json_python_cannot_read_is_bad_input(operator: Operator) -> None:
+    operator.create_vault()
+    for text, says in UNREADABLE_JSON:
+        bad = operator.file("unreadable.json", text)
+        for argv in (
+            ("policy", "create", "--vault", "v1", "--name", "p", "--policy", bad),
+            ("policy", "simulate", "--policy", bad, "--from", "2026-01-01", "--days", "7"),
+            ("backup-instance", "create", "--vault", "v1", "--backup-instance", bad),
+        ):
+            error = operator.fails(*argv)
+            assert f"{bad}: {says}" in error and len(error.splitlines()) == 1, error
+    assert operator.run("policy", "list", "--vault", "v1") == []
+
+
+@pytest.mark.parametrize("operator", ["file"], indirect=True)
+def test_a_fifo_nobody_writes_to_is_read_as_empty_not_waited_on(operator: Operator) -> None:
+    """`--policy FIFO` with no writer hung policy create and backup-instance create."""
+    operator.create_vault()
+    fifo = operator.files / "fifo"
+    os.mkfifo(fifo, 0o600)
+    weekly = "R/2026-12-06T22:00:00+00:00/P1W"
+    for argv in (
+        ("policy", "create", "--vault", "v1", "--name", "p", "--policy", str(fifo)),
+        ("policy", "trigger", "set", "--policy", str(fifo), "--schedule", weekly),
+        ("backup-instance", "create", "--vault", "v1", "--backup-instance", str(fifo)),
+    ):
+        error = operator.fails(*argv)
+        assert f"{fifo}: not valid JSON at line 1 column 1" in error, error
+
+
+@pytest.mark.parametrize("operator", ["file"], indirect=True)
+def test_a_vault_registry_that_is_no_registry_is_named_and_kept(operator: Operator) -> None:
+    """vaults.json nested too deeply exited 4 (RecursionError); a list or a "vaults" that is
+    no object read as no vaults at all, and the next `vault create` wrote over it."""
+    operator.create_vault()
+    registry = Path(operator.env["PGVAULT_STATE_DIR"]) / "vaults.json"
+    for text in ("[" * 100_000, "[]", '{"vaults": 5}'):
+        registry.write_text(text)
+        for argv in (
+            ("vault", "list"),
+            ("status",),
+            ("vault", "create", "v2", "--destination", operator.dest.url),
+        ):
+            result = operator.run(*argv, code=1)
+            assert f"{registry} is not" in result.stderr, result.stderr
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert registry.read_text() == text
+
+
+@pytest.mark.parametrize("operator", ["file"], indirect=True)
+def test_a_secret_reference_file_that_holds_no_secret_is_bad_input(operator: Operator) -> None:
+    """`--notify file:FIFO` with no writer hung; a file not UTF-8 exited 4
+    (UnicodeDecodeError); a 50 MiB file was read whole."""
+    operator.create_vault()
+    fifo, latin, huge = (operator.files / name for name in ("fifo", "latin", "huge"))
+    os.mkfifo(fifo, 0o600)
+    latin.write_bytes(b"\xff\xfe\n")
+    huge.write_bytes(b"x" * (50 * 1024 * 1024))
+    for path, says in (
+        (fifo, "the secret is empty"),
+        (latin, "the file is not UTF-8 text"),
+        (huge, "the file is larger than 64 KiB"),
+    ):
+        error = operator.fails("vault", "update", "v1", "--notify", f"file:{path}")
+        assert f"secret reference file:{path}: {says}" in error, error
+    assert operator.run("vault", "show", "v1")["notify"] == []
 
 
 def test_bad_input_exits_3_naming_the_json_path_and_stores_nothing(operator: Operator) -> None:

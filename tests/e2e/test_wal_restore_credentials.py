@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from core.credentials_file import StoredCredentials, write_credentials
@@ -31,3 +32,28 @@ def test_an_unusable_credentials_file_stops_recovery(tmp_path: Path) -> None:
     result = pgvault("wal-restore", "--abort-on-error", "--credentials-file", str(readable), *args)
     assert (result.returncode, result.stderr) == (1, "")
     assert not dest.exists()
+
+
+def test_a_fifo_a_huge_or_a_deeply_nested_credentials_file_stops_recovery(
+    tmp_path: Path,
+) -> None:
+    """A FIFO hung restore_command in open(); 50 MiB were read by quadratic appends (more
+    than 20 s); [[[...]]] escaped as RecursionError. Each now exits 255 in one line."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    args = [archive.as_uri(), "pg", SEGMENT, str(tmp_path / "RECOVERYXLOG")]
+    fifo, huge, deep = tmp_path / "fifo", tmp_path / "huge.json", tmp_path / "deep.json"
+    os.mkfifo(fifo, 0o600)
+    huge.write_bytes(b" " * (50 * 1024 * 1024))
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    for path, says in (
+        (fifo, "is not a regular file"),
+        (huge, "is larger than 1 MiB"),
+        (deep, "is malformed"),
+    ):
+        path.chmod(0o600)
+        flags = ["--abort-on-error", "--credentials-file", str(path)]
+        result = pgvault("wal-restore", *flags, *args, timeout=60)
+        assert result.returncode == 255, result.stderr
+        assert says in result.stderr and "unexpected" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -127,6 +127,10 @@ BAD_URLS = (
     "gs://bucket/p?AUTH=specified",
     "azure://",
     "azure://c/p?AZURE_ENDPOINT=ftp://x",
+    # names the store refuses: Azure's HTTP 400 and google-cloud-storage's ValueError
+    "azure://UPPER/p",
+    "https://acct.blob.core.windows.net/a--b/p",
+    "gs://-ab/p",
     "https://",
     "/var/backups",
     "s3://bucket/p with space",
@@ -378,6 +382,11 @@ def _command_cases(world: World) -> Iterator[Case]:
         "WAL dir under a file",
         f"{WAL} is not a directory",
     )
+    # restore_command is one line of postgresql.auto.conf: a line break in the directory it
+    # names (RECOVERY_DIR.pgvault by default) broke it, and restore exited 0
+    control = "the control character"
+    yield Case((*head, world.scratch("new\nline")), 3, "line break in the WAL dir", control)
+    yield Case((*restore, "--wal-restore-dir", world.scratch("cr\rx")), 3, "CR in WAL dir", control)
     delete = ("backup-delete", world.url, SERVER)
     for policy in BAD_POLICIES:
         yield Case((*delete, "-r", policy), 3, "policy")
@@ -478,6 +487,11 @@ def _job_cases() -> Iterator[Case]:
         ("--since", "-5h"),
         ("--bogus",),
         ("--kind", "nosuchkind"),
+        # an empty value (an unset shell variable) listed every job
+        ("--state", ""),
+        ("--state", ","),
+        ("--kind", ""),
+        ("--server", " "),
     ):
         yield Case(("jobs", "list", *flags), 3, "jobs list")
     yield Case(("jobs", "explode"), 3, "jobs verb")

@@ -105,17 +105,13 @@ def parse_since(text: str, now: float | None = None) -> float:
 
 def parse_states(values: list[str] | None) -> tuple[JobState, ...]:
     states: list[JobState] = []
-    for value in values or []:
-        for name in value.split(","):
-            name = name.strip().lower()
-            if not name:
-                continue
-            if name == "active":
-                states += sorted(ACTIVE_STATES)
-            elif name == "finished":
-                states += sorted(FINAL_STATES)
-            else:
-                states.append(_one_state(name))
+    for name in (n.lower() for n in _split(values, "--state")):
+        if name == "active":
+            states += sorted(ACTIVE_STATES)
+        elif name == "finished":
+            states += sorted(FINAL_STATES)
+        else:
+            states.append(_one_state(name))
     return tuple(dict.fromkeys(states))
 
 
@@ -127,15 +123,18 @@ def _one_state(name: str) -> JobState:
         raise InputError(f"unknown job state {name!r} (one of: {names})") from None
 
 
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    return tuple(v.strip() for value in values or [] for v in value.split(",") if v.strip())
+def _split(values: list[str] | None, flag: str) -> tuple[str, ...]:
+    names = tuple(v.strip() for value in values or [] for v in value.split(",") if v.strip())
+    if values and not names:  # --server "" (an unset variable): not every job
+        raise InputError(f"{flag} names nothing")
+    return names
 
 
 def list_jobs(store: JobStore, args: argparse.Namespace) -> int:
     where = JobFilter(
         states=parse_states(args.state),
-        kinds=_split(args.kind),
-        servers=_split(args.server),
+        kinds=_split(args.kind, "--kind"),
+        servers=_split(args.server, "--server"),
         since=parse_since(args.since) if args.since else None,
     )
     jobs = store.list_jobs(where)
