@@ -43,9 +43,9 @@ from core.logical.manifest import (
     TableEntry,
     with_partitions,
 )
-from core.logical.process import run_tool, tool_conninfo
+from core.logical.process import Piped, run_tool, tool_conninfo
 from core.logical.selection import data_files, database_listing, select_entries
-from core.logical.tools import Tool, find_tool
+from core.logical.tools import Tool, find_tool, psql_for
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
 from core.progress import NullReporter, Reporter
@@ -412,30 +412,13 @@ class _Run:
             target.create_schemas(params, into, {t.schema for t in chosen})
         application = f"{target.APP} {self.manifest.backup_id} {os.getpid()}"
         dsn, password = tool_conninfo(params, into, application)
-        argv = [
-            self.tool.path,
-            "-d",
-            dsn,
-            "-j",
-            str(self.request.jobs),
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "--verbose",  # which tables are loaded: the restore's progress (load_log)
-        ]
-        if tables and self.request.clean:
-            target.drop_partitioned(params, into, tables)
-            argv += ["--clean", "--if-exists"]
-        if self.listing is not None:
-            path = os.path.join(os.path.dirname(self.directory), "restore.list")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(self.listing)
-            argv += ["-L", path]
-        log = LoadLog(self.request.jobs == 1, self._data_ids(), self._loaded)
+        argv = self._command(dsn, tables)
+        piped = isinstance(argv, Piped)
+        log = LoadLog(piped or self.request.jobs == 1, self._data_ids(), self._loaded)
         locks = LockWatcher("pg_restore", params, into, application, self.reporter)
         try:
             run_tool(
-                [*argv, self.directory],
+                argv,
                 "pg_restore",
                 self.reporter.checkpoint,
                 password,
@@ -445,13 +428,34 @@ class _Run:
             log.ended()
             locks.finished()
         except OperationFailed as exc:
-            raise _foreign_key_hint(exc, self.request.foreign_keys) from None
+            raise _foreign_key_hint(_unchanged(exc, piped), self.request.foreign_keys) from None
         finally:
             locks.close()
 
+    def _command(self, dsn: str, tables: tuple[TableEntry, ...]) -> list[str] | Piped:
+        """pg_restore -j J into the database; for --clean of tables, pg_restore's script
+        (-f -) run by psql in one transaction with the drops before it: a failure or a kill
+        rolls back, and the old tables stay. One transaction is one session: no -j then."""
+        options = ["--no-owner", "--no-privileges", "--verbose"]  # -v: the progress (load_log)
+        if self.listing is not None:
+            path = os.path.join(os.path.dirname(self.directory), "restore.list")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(self.listing)
+            options += ["-L", path]
+        if not (tables and self.request.clean):
+            argv = [self.tool.path, "-d", dsn, "-j", str(self.request.jobs), "--exit-on-error"]
+            return [*argv, *options, self.directory]
+        source = [self.tool.path, "-f", "-", "--single-transaction", "--clean", "--if-exists"]
+        psql = [psql_for(self.tool, self.request.pg_bindir).path, "-X", "-q", "-d", dsn]
+        psql += ["-v", "ON_ERROR_STOP=1"]
+        drops = target.partitioned_drops(tables)
+        if drops:  # before pg_restore's own BEGIN, which is then a warning and no more
+            psql += ["-c", "begin", *(x for d in drops for x in ("-c", d))]
+        return Piped([*source, *options, self.directory], [*psql, "-f", "-"])
+
     def _data_ids(self) -> dict[str, int]:
         """Dump IDs by table name, which a serial pg_restore logs in place of the IDs."""
-        if self.request.jobs != 1:
+        if self.request.jobs != 1 and not (self.request.tables and self.request.clean):
             return {}
         listing = self.listing
         if listing is None:
@@ -471,6 +475,17 @@ class _Run:
         if claim > 0:
             self.claimed += claim
             self.reporter.advance(claim)
+
+
+def _unchanged(exc: OperationFailed, piped: bool) -> OperationFailed:
+    """A --clean of tables failed in its one transaction: psql's line without its prefix,
+    and what the target holds (nothing changed: the transaction was rolled back)."""
+    if not piped:
+        return exc
+    text = re.sub(r"psql:<stdin>:\d+: ", "", str(exc))
+    return OperationFailed(
+        f"{text} (rolled back: the tables --clean would replace are as they were)"
+    )
 
 
 def _foreign_key_hint(exc: OperationFailed, foreign_keys: bool) -> OperationFailed:

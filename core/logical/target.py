@@ -239,24 +239,15 @@ def create_schemas(params: ConnectionParams, database: str, schemas: set[str]) -
             session.query(f"create schema if not exists {ident(schema)}", what="create schema")
 
 
-def drop_partitioned(
-    params: ConnectionParams, database: str, tables: tuple[TableEntry, ...]
-) -> None:
-    """--clean of a partitioned table restored with its partitions: drop it (its partitions
-    go with it) before pg_restore, whose --clean would first drop each partition's inherited
-    constraints, which PostgreSQL refuses. check_tables has refused what holds it."""
+def partitioned_drops(tables: tuple[TableEntry, ...]) -> list[str]:
+    """--clean of a partitioned table restored with its partitions: DROP it (its partitions
+    go with it) before pg_restore's script, whose --clean would first drop each partition's
+    inherited constraints, which PostgreSQL refuses. In the restore's one transaction.
+    check_tables has refused what holds it."""
     names = {(t.schema, t.name) for t in tables}
     parents = {t.partition_of for t in tables if t.partition_of in names}
     roots = [t for t in tables if (t.schema, t.name) in parents and t.partition_of not in names]
-    if not roots:
-        return
-    with Session(params, application_name=APP, dbname=database) as session:
-        for t in roots:
-            session.query(
-                f"drop table if exists {ident(t.schema)}.{ident(t.name)}",
-                what=f"dropping partitioned table {t.qualified} to replace it",
-            )
-            log.info("dropped partitioned table %s and its partitions to replace them", t.qualified)
+    return [f"drop table if exists {ident(t.schema)}.{ident(t.name)}" for t in roots]
 
 
 def undo(
