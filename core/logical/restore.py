@@ -10,6 +10,7 @@ restoring role owns what it creates (the seed's rule), so roles need not exist.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -44,7 +45,13 @@ from core.logical.manifest import (
     with_partitions,
 )
 from core.logical.process import Piped, run_tool, tool_conninfo
-from core.logical.selection import data_files, database_listing, select_entries
+from core.logical.selection import (
+    Selection,
+    data_files,
+    database_listing,
+    select_entries,
+    toc_partitions,
+)
 from core.logical.tools import Tool, find_tool, psql_for
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
@@ -220,18 +227,20 @@ def run_logical_restore(
             mark_staging(tmp)
             run = _Run(request, manifest, dump, tool, store, reporter, os.path.join(tmp, "dump"))
             run.check_later = load_into != into
+            run.tables, run.new_tables, run.into = tables, new_tables, into
             try:
-                downloaded = run.fetch(tables)
+                downloaded = run.fetch()
                 try:
-                    run.restore_checked(load_into, tables, not tables)
+                    run.restore_checked(load_into, run.tables, not tables)
                 except BaseException:
-                    target.undo(params, load_into, not tables, new_tables)
+                    target.undo(params, load_into, not tables, run.new_tables)
                     raise
             finally:
                 unlink_all(run.linked)
         if load_into != into:
             target.take_name(params, load_into, into, replace)
         reporter.advance(run.restore_share - run.claimed, files=1)  # only now: complete
+    tables, dump = run.tables, run.dump
     return LogicalRestoreResult(
         backup_id=manifest.backup_id,
         database=dump.name,
@@ -274,8 +283,12 @@ class _Run:
     #: of restore_share, what pg_restore's finished items already claimed
     claimed: int = 0
     loaded: int = 0  # tables whose data pg_restore finished loading
+    #: a table restore's tables (with their partitions), those it creates, and its database
+    tables: tuple[TableEntry, ...] = ()
+    new_tables: tuple[TableEntry, ...] = ()
+    into: str = ""
 
-    def fetch(self, tables: tuple[TableEntry, ...]) -> int:
+    def fetch(self) -> int:
         """Download toc.dat, then the data files the restore reads; bytes downloaded."""
         os.makedirs(self.directory)
         self.reporter.phase("download")
@@ -284,26 +297,65 @@ class _Run:
         if not toc:
             raise OperationFailed(f"logical backup {self.manifest.backup_id} has no {TOC}")
         # a table restore downloads toc.dat, then only the chosen tables' files
-        self._check_space(tuple(toc) if tables else self.dump.files)
+        self._check_space(tuple(toc) if self.tables else self.dump.files)
         done = self._get(toc[0])
-        if tables:
-            listed = run_tool(
-                [self.tool.path, "-l", self.directory], "pg_restore -l", self.reporter.checkpoint
-            )
-            selection = select_entries(listed, tables, self.request.foreign_keys)
+        listed = run_tool(  # -v: what each entry depends on
+            [self.tool.path, "-l", "-v", self.directory], "pg_restore -l", self.reporter.checkpoint
+        )
+        self._partitions(listed)
+        if self.tables:
+            selection = self._select(listed)
             self.listing = selection.listing
             files = data_files(files, selection.data_ids)
             self._check_space(tuple(files))
         elif not self.request.foreign_keys or self.dump.patterns:
-            listed = run_tool(
-                [self.tool.path, "-l", self.directory], "pg_restore -l", self.reporter.checkpoint
-            )
             self.listing = database_listing(listed, self.dump.tables, self.request.foreign_keys)
         self.restore_share = sum(f.size for f in files) + done
         self.reporter.set_totals(bytes_total=2 * self.restore_share, files_total=len(files) + 2)
         with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:
             done += sum(pool.map(self._get, files))
         return done
+
+    def _partitions(self, listed: str) -> None:
+        """A logical.json older than partition tracking: each partition's parent from the
+        dump's own TOC, so that a partitioned table comes with its partitions."""
+        derived = toc_partitions(listed, self.dump.tables)
+        if derived is None:
+            return
+        self.dump = dataclasses.replace(self.dump, tables=derived)
+        self.reporter.log(
+            f"logical backup {self.manifest.backup_id} does not record partitions (written "
+            "by an older pgvault): partitioned tables and their partitions taken from its TOC"
+        )
+        if self.tables:
+            self.tables = match_tables(self.dump, self.request.tables)
+            self.new_tables = target.check_tables(
+                self.request.connection,
+                self.into,
+                self.tables,
+                self.request.clean,
+                self.request.foreign_keys,
+            )
+
+    def _select(self, listed: str) -> Selection:
+        """The table restore's entries; a sequence a partition's default uses (its parent's)
+        comes too unless the target has it already (which its default then uses)."""
+        fk = self.request.foreign_keys
+        selection = select_entries(listed, self.tables, fk)
+        existing = target.existing_sequences(self.request.connection, self.into, selection.borrowed)
+        if existing:
+            selection = select_entries(listed, self.tables, fk, existing)
+            for tag in existing:
+                self.reporter.log(
+                    f"sequence {tag.replace(' ', '.', 1)}, which a restored table's column "
+                    "default uses, exists in the target: kept as it is (not restored)"
+                )
+        for tag in selection.borrowed:
+            self.reporter.log(
+                f"restoring sequence {tag.replace(' ', '.', 1)} (a restored table's column "
+                "default uses it; the table owning it is not restored: it is owned by none)"
+            )
+        return selection
 
     def _check_space(self, files: tuple[DumpFile, ...]) -> None:
         """Enough room for what is written: a linked local file takes none."""

@@ -138,6 +138,7 @@ def check_tables(
         if clean:
             held = _referenced(session, existing, tables if foreign_keys else ())
             held += _viewed(session, existing)
+            held += _attached(session, existing, tables)
     if existing and not clean:
         names = ", ".join(t.qualified for t in existing)
         raise InputError(
@@ -147,8 +148,8 @@ def check_tables(
     if held:
         raise InputError(
             f"--clean cannot replace {'; '.join(held)}: pg_restore cannot drop a table another "
-            "table's foreign key references or a view reads; restore the referencing table "
-            "too (--table), or drop that constraint or view first"
+            "table's foreign key references or a view reads, nor a partition alone; restore "
+            "the referencing table too (--table), or drop that constraint or view first"
         )
     return tuple(t for t in tables if t not in existing)
 
@@ -171,6 +172,31 @@ def _referenced(
             f"table {t.qualified} (referenced by foreign key {name} of table {schema}.{rel})"
             for name, schema, rel in rows
             if (schema, rel) not in others
+        ]
+    return held
+
+
+def _attached(
+    session: Session, existing: list[TableEntry], restored: tuple[TableEntry, ...]
+) -> list[str]:
+    """'partition X (of partitioned table Y, which is not restored)': DROP TABLE of a
+    partition keeps its parent, whose keys it inherits, and pg_restore's --clean first
+    drops those keys, which PostgreSQL refuses."""
+    names = {(t.schema, t.name) for t in restored}
+    held = []
+    for t in existing:
+        rows = session.query(
+            "select n.nspname, p.relname from pg_inherits i join pg_class c on c.oid = "
+            "i.inhrelid join pg_class p on p.oid = i.inhparent join pg_namespace n on "
+            "n.oid = p.relnamespace where c.oid = %s::regclass and c.relispartition",
+            (f"{ident(t.schema)}.{ident(t.name)}",),
+        )
+        held += [
+            f"partition {t.qualified} (of partitioned table {schema}.{parent}, which is "
+            "not restored: restore that table, its partitions come with it, or detach "
+            "the partition first)"
+            for schema, parent in rows
+            if (schema, parent) not in names
         ]
     return held
 
@@ -237,6 +263,29 @@ def create_schemas(params: ConnectionParams, database: str, schemas: set[str]) -
     with Session(params, application_name=APP, dbname=database) as session:
         for schema in sorted(schemas):
             session.query(f"create schema if not exists {ident(schema)}", what="create schema")
+
+
+def existing_sequences(
+    params: ConnectionParams, database: str, tags: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Of these 'schema name' tags (pg_restore -l's), those naming a sequence in the
+    database (a space in a schema's name: each way of splitting is tried)."""
+    if not tags:
+        return ()
+    found = []
+    with Session(params, application_name=APP, dbname=database) as session:
+        for tag in tags:
+            splits = [(tag[:i], tag[i + 1 :]) for i, c in enumerate(tag) if c == " "]
+            if any(
+                session.query(
+                    "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                    "where n.nspname = %s and c.relname = %s and c.relkind = 'S'",
+                    split,
+                )
+                for split in splits
+            ):
+                found.append(tag)
+    return tuple(found)
 
 
 def partitioned_drops(tables: tuple[TableEntry, ...]) -> list[str]:

@@ -20,6 +20,7 @@ from tests.support.cli import pgvault, spawn
 from tests.support.destinations import TestDestination, make_destination
 from tests.support.jobs import wait_for
 from tests.support.logical import BINDIRS_ENV, SHOP, make_shop
+from tests.support.pg_versions import versioned_cluster
 from tests.support.postgres import Cluster, make_cluster
 
 pytestmark = pytest.mark.xdist_group("logical-restore-clean")
@@ -41,9 +42,9 @@ class Taken:
     backup_id: str
 
 
-@pytest.fixture(scope="module")
-def taken() -> Iterator[Taken]:
-    cluster = make_cluster()
+@pytest.fixture(scope="module", params=[15, 18], ids=["pg15", "pg18"])
+def taken(request: pytest.FixtureRequest) -> Iterator[Taken]:
+    cluster = make_cluster() if request.param == 15 else versioned_cluster(request.param)
     dest = make_destination("file", {})
     try:
         make_shop(cluster)
@@ -153,3 +154,15 @@ def test_a_killed_clean_database_restore_keeps_the_old_database(taken: Taken) ->
     proc.communicate(timeout=60)
     wait_for(lambda: not copying(pg, loading), what="the restore's session to end")
     assert_old(pg, name)
+
+
+def test_a_partition_restored_alone_brings_its_parents_sequence(taken: Taken) -> None:
+    """Its default is nextval of the sequence sales.events owns (see test_logical_partitions:
+    here on PostgreSQL 18 too)."""
+    pg = taken.cluster
+    pg.sql("create database alone")
+    result = restore(taken, "--table", "sales.events_a", "--into-db", "alone")
+    assert result.returncode == 0, result.stderr
+    assert pg.one("select count(*) from sales.events_a", dbname="alone") == 1000
+    new = "insert into sales.events_a (payload) values ('new') returning id"
+    assert pg.one(new, dbname="alone") == 1001
