@@ -225,6 +225,8 @@ def error_lines(lines: list[str]) -> list[str]:
     for line in lines[first + 1 :]:
         if line.startswith(("DETAIL:", "HINT:")):
             found.append(line)
+        elif line.startswith("LINE ") or line == "^":  # where in the command: it follows
+            continue
         elif line.startswith("Command was:"):
             found.append(line)
             break

@@ -480,7 +480,10 @@ class _Run:
             log.ended()
             locks.finished()
         except OperationFailed as exc:
-            raise _foreign_key_hint(_unchanged(exc, piped), self.request.foreign_keys) from None
+            exc = _unchanged(exc, piped)
+            raise _missing_relation_hint(
+                _foreign_key_hint(exc, self.request.foreign_keys)
+            ) from None
         finally:
             locks.close()
 
@@ -550,6 +553,21 @@ def _foreign_key_hint(exc: OperationFailed, foreign_keys: bool) -> OperationFail
             "that table too, or leave the foreign keys out with --no-foreign-keys)"
         )
     return exc
+
+
+def _missing_relation_hint(exc: OperationFailed) -> OperationFailed:
+    """A CREATE TABLE naming a relation the backup does not hold: the sequence a column
+    default uses (a --table backup of a partition taken before pgvault added the sequence
+    its partitioned table owns), or a table it inherits from."""
+    found = re.search(r'relation "([^"]+)" does not exist; Command was: CREATE TABLE', str(exc))
+    if found is None:
+        return exc
+    return OperationFailed(
+        f"{exc} (the backup does not hold {found[1]}: a sequence a column default of the "
+        "table uses, or a table it inherits from; restore the table with --table into a "
+        f"database that has {found[1]}, or back up again: a --table backup now holds the "
+        "sequences its tables' defaults use)"
+    )
 
 
 #: of a table's share of the restore, what its loaded data claims before the end
