@@ -8,11 +8,14 @@ old tables (or with a new one half-restored), exit 1."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -64,11 +67,24 @@ def taken(request: pytest.FixtureRequest) -> Iterator[Taken]:
         dest.drop()
 
 
-def restore(taken: Taken, *flags: str) -> subprocess.CompletedProcess[str]:
+def restore(taken: Taken, *flags: str, state: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**BINDIRS_ENV, **({"PGVAULT_STATE_DIR": state} if state else {})}
     return pgvault(
         "restore", taken.dest.url, SERVER, taken.backup_id, *taken.cluster.restore_flags(),
-        "--database", SHOP, *flags, env=BINDIRS_ENV,
+        "--database", SHOP, *flags, env=env,
     )  # fmt: skip
+
+
+def restore_job(state: str) -> dict[str, Any]:
+    listed = pgvault("jobs", "list", "--kind", "logical-restore", "--format", "json",
+                     env={"PGVAULT_STATE_DIR": state})  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    (job,) = json.loads(listed.stdout)
+    shown = pgvault("jobs", "show", str(job["id"]), "--format", "json",
+                    env={"PGVAULT_STATE_DIR": state})  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    record: dict[str, Any] = json.loads(shown.stdout)
+    return record
 
 
 def old_target(taken: Taken, name: str) -> None:
@@ -103,10 +119,14 @@ def test_a_clean_table_restore_that_fails_keeps_the_old_tables(taken: Taken, job
     assert "rolled back: the tables --clean would replace are as they were" in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert_old(pg, name)
-    # the same restore without the collision replaces them all
+    # the same restore without the collision replaces them all, its progress counted
     pg.sql("drop table sales.other", dbname=name)
-    result = restore(taken, *flags, "--into-db", name, "--clean", "-J", jobs)
+    state = tempfile.mkdtemp(prefix="pgvault-clean-state-")
+    result = restore(taken, *flags, "--into-db", name, "--clean", "-J", jobs, state=state)
     assert result.returncode == 0, result.stderr
+    job = restore_job(state)
+    assert job["bytes_done"] == job["bytes_total"] and job["phase"] == "done", job
+    assert job["result"]["tables_loaded"] == 3, job  # größe, big, events_a (events: none)
     assert pg.one("select count(*) from sales.events", dbname=name) == 1000
     assert pg.one(f'select count(*) from {GROESSE} where "Menge" = -1', dbname=name) == 0
     assert pg.table_checksums(name)["public.big"] == pg.table_checksums(SHOP)["public.big"]
