@@ -320,8 +320,8 @@ class _Run:
         """A logical.json older than partition tracking: each partition's parent from the
         dump's own TOC, so that a partitioned table comes with its partitions."""
         derived = toc_partitions(listed, self.dump.tables)
-        if derived is None:
-            return
+        if derived is None or not (self.tables or self.dump.patterns):
+            return  # a whole database's restore takes every entry: nothing to choose
         self.dump = dataclasses.replace(self.dump, tables=derived)
         self.reporter.log(
             f"logical backup {self.manifest.backup_id} does not record partitions (written "
