@@ -45,6 +45,12 @@ from core.logical.manifest import (
     with_partitions,
 )
 from core.logical.process import Piped, run_tool, tool_conninfo
+from core.logical.restore_errors import (
+    foreign_key_hint,
+    left_state,
+    missing_relation_hint,
+    rolled_back,
+)
 from core.logical.selection import (
     Selection,
     data_files,
@@ -230,11 +236,7 @@ def run_logical_restore(
             run.tables, run.new_tables, run.into = tables, new_tables, into
             try:
                 downloaded = run.fetch()
-                try:
-                    run.restore_checked(load_into, run.tables, not tables)
-                except BaseException:
-                    target.undo(params, load_into, not tables, run.new_tables)
-                    raise
+                run.restore_or_undo(load_into, not tables)
             finally:
                 unlink_all(run.linked)
         if load_into != into:
@@ -299,29 +301,35 @@ class _Run:
         # a table restore downloads toc.dat, then only the chosen tables' files
         self._check_space(tuple(toc) if self.tables else self.dump.files)
         done = self._get(toc[0])
-        listed = run_tool(  # -v: what each entry depends on
-            [self.tool.path, "-l", "-v", self.directory], "pg_restore -l", self.reporter.checkpoint
-        )
-        self._partitions(listed)
-        if self.tables:
-            selection = self._select(listed)
-            self.listing = selection.listing
-            files = data_files(files, selection.data_ids)
-            self._check_space(tuple(files))
-        elif not self.request.foreign_keys or self.dump.patterns:
-            self.listing = database_listing(listed, self.dump.tables, self.request.foreign_keys)
+        if self.tables or not self.request.foreign_keys or self.dump.patterns:
+            files = self._choose(files)  # a whole database's restore takes every entry
         self.restore_share = sum(f.size for f in files) + done
         self.reporter.set_totals(bytes_total=2 * self.restore_share, files_total=len(files) + 2)
         with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:
             done += sum(pool.map(self._get, files))
         return done
 
+    def _choose(self, files: list[DumpFile]) -> list[DumpFile]:
+        """The entries restored (the -L listing) and the data files they read."""
+        listed = run_tool(  # -v: what each entry depends on
+            [self.tool.path, "-l", "-v", self.directory], "pg_restore -l", self.reporter.checkpoint
+        )
+        self._partitions(listed)
+        if not self.tables:
+            self.listing = database_listing(listed, self.dump.tables, self.request.foreign_keys)
+            return files
+        selection = self._select(listed)
+        self.listing = selection.listing
+        chosen = data_files(files, selection.data_ids)
+        self._check_space(tuple(chosen))
+        return chosen
+
     def _partitions(self, listed: str) -> None:
         """A logical.json older than partition tracking: each partition's parent from the
         dump's own TOC, so that a partitioned table comes with its partitions."""
         derived = toc_partitions(listed, self.dump.tables)
         if derived is None or not (self.tables or self.dump.patterns):
-            return  # a whole database's restore takes every entry: nothing to choose
+            return  # a whole database's entries are all restored: nothing to choose
         self.dump = dataclasses.replace(self.dump, tables=derived)
         self.reporter.log(
             f"logical backup {self.manifest.backup_id} does not record partitions (written "
@@ -480,10 +488,8 @@ class _Run:
             log.ended()
             locks.finished()
         except OperationFailed as exc:
-            exc = _unchanged(exc, piped)
-            raise _missing_relation_hint(
-                _foreign_key_hint(exc, self.request.foreign_keys)
-            ) from None
+            exc = rolled_back(exc, piped)
+            raise missing_relation_hint(foreign_key_hint(exc, self.request.foreign_keys)) from None
         finally:
             locks.close()
 
@@ -508,6 +514,24 @@ class _Run:
             psql += ["-c", "begin", *(x for d in drops for x in ("-c", d))]
         return Piped([*source, *options, self.directory], [*psql, "-f", "-"])
 
+    def restore_or_undo(self, into: str, create_db: bool) -> None:
+        """restore_checked; when it fails, what it made is removed, and its error says
+        what the target holds now."""
+        params = self.request.connection
+        try:
+            self.restore_checked(into, self.tables, create_db)
+        except OperationFailed as exc:
+            undone = target.undo(params, into, create_db, self.new_tables)
+            if type(exc) is not OperationFailed:  # a cancel, a damage, a lost server: as is
+                raise
+            clean = bool(self.tables) and self.request.clean
+            raise left_state(
+                exc, into if create_db else None, undone, clean, self.new_tables
+            ) from None
+        except BaseException:
+            target.undo(params, into, create_db, self.new_tables)
+            raise
+
     def _data_ids(self) -> dict[str, int]:
         """Dump IDs by table name, which a serial pg_restore logs in place of the IDs."""
         if self.request.jobs != 1 and not (self.request.tables and self.request.clean):
@@ -530,44 +554,6 @@ class _Run:
         if claim > 0:
             self.claimed += claim
             self.reporter.advance(claim)
-
-
-def _unchanged(exc: OperationFailed, piped: bool) -> OperationFailed:
-    """A --clean of tables failed in its one transaction: psql's line without its prefix,
-    and what the target holds (nothing changed: the transaction was rolled back)."""
-    if not piped:
-        return exc
-    text = re.sub(r"psql:<stdin>:\d+: ", "", str(exc))
-    return OperationFailed(
-        f"{text} (rolled back: the tables --clean would replace are as they were)"
-    )
-
-
-def _foreign_key_hint(exc: OperationFailed, foreign_keys: bool) -> OperationFailed:
-    """pg_restore's failure, with the way out when a foreign key names a missing table (a
-    --table backup or restore without the table it references)."""
-    # the first line of an ADD CONSTRAINT ... FOREIGN KEY ends at the table's name
-    if foreign_keys and re.search(r"does not exist; Command was: ALTER TABLE ONLY \S+$", str(exc)):
-        return OperationFailed(
-            f"{exc} (a foreign key references a table this restore does not hold: restore "
-            "that table too, or leave the foreign keys out with --no-foreign-keys)"
-        )
-    return exc
-
-
-def _missing_relation_hint(exc: OperationFailed) -> OperationFailed:
-    """A CREATE TABLE naming a relation the backup does not hold: the sequence a column
-    default uses (a --table backup of a partition taken before pgvault added the sequence
-    its partitioned table owns), or a table it inherits from."""
-    found = re.search(r'relation "([^"]+)" does not exist; Command was: CREATE TABLE', str(exc))
-    if found is None:
-        return exc
-    return OperationFailed(
-        f"{exc} (the backup does not hold {found[1]}: a sequence a column default of the "
-        "table uses, or a table it inherits from; restore the table with --table into a "
-        f"database that has {found[1]}, or back up again: a --table backup now holds the "
-        "sequences its tables' defaults use)"
-    )
 
 
 #: of a table's share of the restore, what its loaded data claims before the end

@@ -301,8 +301,9 @@ def partitioned_drops(tables: tuple[TableEntry, ...]) -> list[str]:
 
 def undo(
     params: ConnectionParams, database: str, created_db: bool, tables: tuple[TableEntry, ...]
-) -> None:
-    """Remove what a failed restore made: the database it created, or the new tables."""
+) -> bool:
+    """Remove what a failed restore made: the database it created, or the new tables;
+    whether it is gone."""
     with contextlib.suppress(PgvaultError):
         if created_db:
             with Session(params, application_name=APP) as session:
@@ -314,5 +315,6 @@ def undo(
                         f"drop table if exists {ident(t.schema)}.{ident(t.name)} cascade",
                         what="drop table",
                     )
-        return
+        return True
     log.warning("could not remove what the failed restore made in %s", database)
+    return False

@@ -255,5 +255,6 @@ def test_a_table_backup_lacking_a_relation_its_table_names_says_what_to_add(
         result.stderr
     )
     assert "(the backup does not hold public.base: a sequence a column default" in result.stderr
+    assert "is dropped; the target is as it was)" in result.stderr
     assert result.stderr.count("\n") == 1
     assert "heir_db" not in {r[0] for r in pg.sql("select datname from pg_database")}

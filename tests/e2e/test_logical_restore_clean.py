@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,10 +146,11 @@ def copying(pg: Cluster, name: str) -> bool:
     )
 
 
-def test_a_killed_clean_table_restore_keeps_the_old_tables(taken: Taken) -> None:
+def test_a_killed_clean_table_restore_keeps_the_old_tables(taken: Taken, tmp_path: Path) -> None:
     pg, name = taken.cluster, "clean_killed"
     old_target(taken, name)
     flags = ("--table", "public.big", "--table", GROESSE, "--table", "sales.events")
+    flags += ("--staging-dir", str(tmp_path))  # what the killed restore leaves, away from others
     proc = spawn(
         "restore", taken.dest.url, SERVER, taken.backup_id, *pg.restore_flags(),
         "--database", SHOP, *flags, "--into-db", name, "--clean", env=BINDIRS_ENV,
@@ -160,13 +162,16 @@ def test_a_killed_clean_table_restore_keeps_the_old_tables(taken: Taken) -> None
     assert_old(pg, name)
 
 
-def test_a_killed_clean_database_restore_keeps_the_old_database(taken: Taken) -> None:
+def test_a_killed_clean_database_restore_keeps_the_old_database(
+    taken: Taken, tmp_path: Path
+) -> None:
     """A database is loaded under a temporary name and replaces the old one once complete."""
     pg, name = taken.cluster, "clean_db_killed"
     old_target(taken, name)
     proc = spawn(
         "restore", taken.dest.url, SERVER, taken.backup_id, *pg.restore_flags(),
-        "--database", SHOP, "--new-db-name", name, "--clean", env=BINDIRS_ENV,
+        "--database", SHOP, "--new-db-name", name, "--clean", "--staging-dir", str(tmp_path),
+        env=BINDIRS_ENV,
     )  # fmt: skip
     loading = "pgvault\\_restore\\_%"
     wait_for(lambda: copying(pg, loading), timeout=120, interval=0.02, what="COPY public.big")
