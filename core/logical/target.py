@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from typing import Any
 
 from core.catalog.owner import judge, this_process
@@ -21,6 +22,8 @@ log = logging.getLogger("pgvault.logical")
 APP = "pgvault logical restore"
 #: a database being restored is loaded under this prefix and renamed once complete
 TEMPORARY_PREFIX = "pgvault_restore_"
+#: the database --clean replaces, set aside until the restored one has its name
+REPLACED_PREFIX = "pgvault_replaced_"
 #: its comment names the restoring process, so that a later restore drops a killed one's
 OWNER_COMMENT = "pgvault logical restore in progress, owner: "
 #: NAMEDATALEN - 1: PostgreSQL silently truncates a longer name
@@ -234,29 +237,78 @@ def create_database(params: ConnectionParams, name: str, encoding: str) -> None:
 
 
 def take_name(params: ConnectionParams, loaded: str, name: str, replace: bool) -> None:
-    """The restored database takes its name; with `replace` (--clean) the existing one is
-    dropped first (its sessions ended). Until then a failure drops the restored one."""
+    """The restored database takes its name. With `replace` (--clean) the existing one is
+    first set aside (closed to new sessions, its sessions ended, renamed) and dropped only
+    once the restored one has its name: a failure on the way puts it back as it was."""
     with Session(params, application_name=APP) as session:
-        try:
-            if replace:
-                session.query(
-                    f"drop database {ident(name)} with (force)", what=f"dropping database {name}"
-                )
-        except BaseException:
-            undo(params, loaded, True, ())
-            raise
+        aside = _set_aside(session, params, name, loaded) if replace else None
         try:
             session.query(
                 f"alter database {ident(loaded)} rename to {ident(name)}",
                 what=f"renaming database {loaded} to {name}",
             )
         except PgvaultError as exc:
-            if replace:  # the old one is gone: keep the restored copy, naming it
-                raise OperationFailed(f"{exc}; the restored database is {loaded}") from None
-            undo(params, loaded, True, ())
-            raise
+            copy = "dropped" if undo(params, loaded, True, ()) else f"left as {loaded}: drop it"
+            if aside is None:
+                raise OperationFailed(f"{exc} (the restored copy is {copy})") from None
+            back = _put_back(session, aside, name)
+            raise OperationFailed(f"{exc} ({back}; the restored copy is {copy})") from None
         # after the rename: a restore killed before it leaves a database still marked
         session.query(f"comment on database {ident(name)} is null", what="comment")
+        if aside is not None:
+            try:
+                session.query(f"drop database {ident(aside)} with (force)", what="drop")
+            except PgvaultError as exc:
+                log.warning("the replaced database is left as %s (drop it): %s", aside, exc)
+
+
+def _set_aside(session: Session, params: ConnectionParams, name: str, loaded: str) -> str:
+    """The database --clean replaces, renamed out of the way (new sessions refused, its
+    own ended); its new name. A failure leaves it as it was and drops the restored copy."""
+    aside = REPLACED_PREFIX + loaded.removeprefix(TEMPORARY_PREFIX)
+    try:
+        session.query(f"alter database {ident(name)} allow_connections false", what="close")
+        _rename_alone(session, name, aside)
+    except BaseException:
+        with contextlib.suppress(PgvaultError):
+            session.query(f"alter database {ident(name)} allow_connections true", what="open")
+        undo(params, loaded, True, ())
+        raise
+    return aside
+
+
+def _rename_alone(session: Session, name: str, new: str) -> None:
+    """Rename a database once its sessions are ended (one may still be ending: 3 tries)."""
+    for attempt in range(3):
+        session.query(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where datname = %s and pid <> pg_backend_pid()",
+            (name,),
+            what=f"ending the sessions of database {name}",
+        )
+        try:
+            session.query(
+                f"alter database {ident(name)} rename to {ident(new)}",
+                what=f"setting database {name} aside",
+            )
+            return
+        except PgvaultError:
+            if attempt == 2:  # noqa: PLR2004 - the last of 3
+                raise
+            time.sleep(1)
+
+
+def _put_back(session: Session, aside: str, name: str) -> str:
+    """The set-aside database under its name again, open to sessions; what it says."""
+    try:
+        session.query(f"alter database {ident(aside)} rename to {ident(name)}", what="rename")
+        session.query(f"alter database {ident(name)} allow_connections true", what="open")
+    except PgvaultError as exc:
+        return (
+            f"the existing database {name} is left as {aside}, closed to new sessions "
+            f"({exc}): rename it back and ALTER DATABASE ... ALLOW_CONNECTIONS true"
+        )
+    return f"the existing database {name} is as it was"
 
 
 def create_schemas(params: ConnectionParams, database: str, schemas: set[str]) -> None:

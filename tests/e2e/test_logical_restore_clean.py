@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 
 from tests.support.cli import pgvault, spawn
@@ -191,3 +192,60 @@ def test_a_partition_restored_alone_brings_its_parents_sequence(taken: Taken) ->
     assert pg.one("select count(*) from sales.events_a", dbname="alone") == 1000
     new = "insert into sales.events_a (payload) values ('new') returning id"
     assert pg.one(new, dbname="alone") == 1001
+
+
+def test_a_clean_database_restore_that_cannot_take_the_name_keeps_the_old_one(
+    taken: Taken, tmp_path: Path
+) -> None:
+    """A session on the database being loaded (a monitoring agent that connects to every
+    database) makes its rename fail: the old database was dropped first, and the restore
+    failed with the old one gone and the copy under its temporary name."""
+    pg, name = taken.cluster, "clean_db_held"
+    old_target(taken, name)
+    proc = spawn(
+        "restore", taken.dest.url, SERVER, taken.backup_id, *pg.restore_flags(),
+        "--database", SHOP, "--new-db-name", name, "--clean", "--staging-dir", str(tmp_path),
+        env=BINDIRS_ENV,
+    )  # fmt: skip
+    loading = wait_for(lambda: temporary(pg), timeout=120, what="the database being loaded")
+    held = pg.connect(loading)
+    try:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 1, err
+        *_, last = err.strip().splitlines()  # (a warning before: the copy is not dropped)
+        assert f"the existing database {name} is as it was" in last, err
+        assert f"the restored copy is left as {loading}: drop it)" in last
+        assert "Traceback" not in err
+        assert_old(pg, name)
+        assert pg.one("select datallowconn from pg_database where datname = %s", (name,))
+        assert [d for d in databases(pg) if d.startswith("pgvault_replaced_")] == []
+    finally:
+        held.close()
+        pg.sql(f'drop database if exists "{loading}" with (force)')
+
+
+def temporary(pg: Cluster) -> str | None:
+    """The database a restore is loading, once it exists."""
+    rows = pg.sql("select datname from pg_database where datname like 'pgvault\\_restore\\_%'")
+    return str(rows[0][0]) if rows else None
+
+
+def databases(pg: Cluster) -> set[str]:
+    return {r[0] for r in pg.sql("select datname from pg_database")}
+
+
+def test_a_clean_database_restore_ends_the_old_ones_sessions(taken: Taken) -> None:
+    """The old database is set aside (its sessions ended) and dropped once replaced."""
+    pg, name = taken.cluster, "clean_db_busy"
+    old_target(taken, name)
+    session = pg.connect(name)
+    try:
+        result = restore(taken, "--new-db-name", name, "--clean")
+        assert result.returncode == 0, result.stderr
+        with pytest.raises(psycopg2.OperationalError):  # ended
+            session.cursor().execute("select 1")
+    finally:
+        session.close()
+    assert pg.one(f'select count(*) from {GROESSE} where "Menge" = -1', dbname=name) == 0
+    assert pg.one("select datallowconn from pg_database where datname = %s", (name,))
+    assert [d for d in databases(pg) if d.startswith("pgvault_")] == []
