@@ -34,6 +34,7 @@ from core.logical.attempt import (
 from core.logical.dumper import DumpSpec, compression_flag, dump_and_upload
 from core.logical.inventory import (
     DatabaseFacts,
+    borrowed_sequences,
     database_facts,
     list_databases,
     relations,
@@ -205,7 +206,7 @@ def _dump_database(
         connection=request.connection,
         database=facts.name,
         application_name=application_name(backup_id),
-        patterns=_dump_patterns(request.tables, tables),
+        patterns=_dump_patterns(request, facts.name, tables),
         jobs=request.jobs,
         compression=request.compression,
         staging_dir=request.staging_dir,
@@ -226,12 +227,21 @@ def _dump_database(
     )
 
 
-def _dump_patterns(patterns: tuple[str, ...], tables: tuple[TableEntry, ...]) -> tuple[str, ...]:
-    """pg_dump's -t: the operator's patterns and each partition of a partitioned table they
-    name (pg_dump -t of a partitioned table dumps it empty, without its partitions)."""
+def _dump_patterns(
+    request: LogicalBackupRequest, database: str, tables: tuple[TableEntry, ...]
+) -> tuple[str, ...]:
+    """pg_dump's -t: the operator's patterns, each partition of a partitioned table they
+    name (pg_dump -t of a partitioned table dumps it empty, without its partitions), and
+    the sequences their defaults use that they do not own (a partition's parent's)."""
+    patterns = request.tables
     if not patterns:
         return ()
-    return patterns + tuple(t.pattern for t in tables if t.partition_of is not None)
+    borrowed = borrowed_sequences(request.connection, database, tables)
+    return (
+        patterns
+        + tuple(t.pattern for t in tables if t.partition_of is not None)
+        + tuple(TableEntry(s, n, None, 0).pattern for s, n in borrowed)
+    )
 
 
 def _globals(

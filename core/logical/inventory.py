@@ -39,6 +39,17 @@ where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
   and n.nspname !~ '^pg_toast' and n.nspname !~ '^pg_temp'
 order by 1, 2
 """  # noqa: S608 - fixed fragments, no input
+#: the sequences the column defaults of some tables use (nextval), owned by them or not
+_DEFAULT_SEQUENCES = """
+select distinct sn.nspname, s.relname
+from pg_attrdef ad
+join pg_depend d on d.classid = 'pg_attrdef'::regclass and d.objid = ad.oid
+     and d.refclassid = 'pg_class'::regclass
+join pg_class s on s.oid = d.refobjid and s.relkind = 'S'
+join pg_namespace sn on sn.oid = s.relnamespace
+where ad.adrelid = any(%s::regclass[])
+order by 1, 2
+"""
 TABLE_KINDS = ("r", "p")
 _KINDS = {
     "r": "table",
@@ -193,3 +204,16 @@ def select_tables(
         chosen.update({r.entry.qualified: r.entry for r in tables})
     every = tuple(r.entry for r in found if r.kind in TABLE_KINDS)
     return with_partitions(tuple(chosen.values()), every)
+
+
+def borrowed_sequences(
+    params: ConnectionParams, database: str, tables: tuple[TableEntry, ...]
+) -> tuple[tuple[str, str], ...]:
+    """(schema, name) of the sequences the tables' column defaults use that none of them
+    owns: a partition's default uses its parent's. pg_dump -t dumps a table's owned
+    sequences only, and a restore fails on a default naming a sequence it lacks."""
+    owned = {s for t in tables for s in t.sequences}
+    names = [t.pattern for t in tables]
+    with Session(params, application_name="pgvault logical", dbname=database) as session:
+        rows = session.query(_DEFAULT_SEQUENCES, (names,), what="listing the sequences used")
+    return tuple((str(a), str(b)) for a, b in rows if (a, b) not in owned)

@@ -11,6 +11,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO
 
 import psycopg2.extensions
 
@@ -110,8 +112,16 @@ class _Tail:
                 self.on_line(line.decode(errors="replace"))
 
 
+@dataclass(frozen=True)
+class Piped:
+    """A tool reading what another writes (psql running pg_restore -f -'s script)."""
+
+    source: Sequence[str]
+    tool: Sequence[str]
+
+
 def run_tool(
-    argv: Sequence[str],
+    argv: Sequence[str] | Piped,
     what: str,
     checkpoint: Callable[[], None],
     password: str | None = None,
@@ -120,48 +130,89 @@ def run_tool(
 ) -> str:
     """The tool's stdout; OperationFailed with its last error lines when it fails. `watch`
     runs beside `checkpoint` while the tool runs (a LockWatcher's look); `on_stderr` hears
-    each line the tool writes to stderr, as it runs."""
+    each line the tool writes to stderr, as it runs. A Piped tool and its source run in one
+    process group, and both must succeed."""
     env = dict(os.environ)
     if password is not None:
         env["PGPASSWORD"] = password
+    piped = argv if isinstance(argv, Piped) else Piped((), argv)
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(  # noqa: S603 - a PostgreSQL tool, arguments we built
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            env=env,
-            process_group=0,
-            preexec_fn=die_with_parent,  # one prctl call, no locks taken
-        )
+        procs = _start(piped.tool, piped.source or None, out, err, env)
         tail = _Tail(err.fileno(), on_stderr)
         tool_watch = ToolWatch(checkpoint, watch or (lambda: None))
         try:
-            held = False
-            while True:
-                try:
-                    proc.wait(timeout=POLL)
-                    break
-                except subprocess.TimeoutExpired:
-                    if tool_watch.error is not None:
-                        raise tool_watch.error from None
-                    held = hold(proc.pid, held, tool_watch.paused)  # a paused job's tool
-                    tail.look()
+            _wait(procs, tool_watch, tail)
         finally:
             tool_watch.stop()
-            if proc.poll() is None:
+            if any(p.poll() is None for p in procs):
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                    os.killpg(procs[0].pid, signal.SIGKILL)
+            for p in procs:
+                p.wait()
         tail.look()  # what came after the last look
         out.seek(0)
         err.seek(0)
         stdout = out.read().decode("utf-8", errors="replace")
         lines = [x.strip() for x in err.read().decode(errors="replace").splitlines() if x.strip()]
-    if proc.returncode != 0:
-        detail = "; ".join(error_lines(lines)) or f"exit code {proc.returncode}"
+    failed = next((p.returncode for p in reversed(procs) if p.returncode != 0), None)
+    if failed is not None:
+        detail = "; ".join(error_lines(lines)) or f"exit code {failed}"
         raise OperationFailed(f"{what} failed: {detail}")
     return stdout
+
+
+def _start(
+    argv: Sequence[str],
+    source: Sequence[str] | None,
+    out: IO[bytes],
+    err: IO[bytes],
+    env: dict[str, str],
+) -> list[subprocess.Popen[bytes]]:
+    """The tool (after its source, when it has one), each in the first one's process group
+    and killed when pgvault is (one prctl call before exec, no locks taken)."""
+    procs: list[subprocess.Popen[bytes]] = []
+    if source is not None:
+        procs.append(
+            subprocess.Popen(  # noqa: S603 - a PostgreSQL tool, arguments we built
+                list(source),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                env=env,
+                process_group=0,
+                preexec_fn=die_with_parent,
+            )
+        )
+    stdin = procs[0].stdout if procs else subprocess.DEVNULL
+    procs.append(
+        subprocess.Popen(  # noqa: S603 - a PostgreSQL tool, arguments we built
+            list(argv),
+            stdin=stdin,
+            stdout=out,
+            stderr=err,
+            env=env,
+            process_group=procs[0].pid if procs else 0,
+            preexec_fn=die_with_parent,
+        )
+    )
+    if procs[0].stdout is not None and len(procs) > 1:
+        procs[0].stdout.close()  # the tool's copy is the only one: a dead tool stops the source
+    return procs
+
+
+def _wait(procs: list[subprocess.Popen[bytes]], tool_watch: ToolWatch, tail: _Tail) -> None:
+    """Until every process has ended; a cancel (the watch's error) raises at once."""
+    held = False
+    for proc in procs:
+        while True:
+            try:
+                proc.wait(timeout=POLL)
+                break
+            except subprocess.TimeoutExpired:
+                if tool_watch.error is not None:
+                    raise tool_watch.error from None
+                held = hold(procs[0].pid, held, tool_watch.paused)  # a paused job's tool
+                tail.look()
 
 
 def error_lines(lines: list[str]) -> list[str]:
@@ -174,6 +225,8 @@ def error_lines(lines: list[str]) -> list[str]:
     for line in lines[first + 1 :]:
         if line.startswith(("DETAIL:", "HINT:")):
             found.append(line)
+        elif line.startswith("LINE ") or line == "^":  # where in the command: it follows
+            continue
         elif line.startswith("Command was:"):
             found.append(line)
             break

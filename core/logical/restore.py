@@ -10,6 +10,7 @@ restoring role owns what it creates (the seed's rule), so roles need not exist.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -43,9 +44,21 @@ from core.logical.manifest import (
     TableEntry,
     with_partitions,
 )
-from core.logical.process import run_tool, tool_conninfo
-from core.logical.selection import data_files, database_listing, select_entries
-from core.logical.tools import Tool, find_tool
+from core.logical.process import Piped, run_tool, tool_conninfo
+from core.logical.restore_errors import (
+    foreign_key_hint,
+    left_state,
+    missing_relation_hint,
+    rolled_back,
+)
+from core.logical.selection import (
+    Selection,
+    data_files,
+    database_listing,
+    select_entries,
+    toc_partitions,
+)
+from core.logical.tools import Tool, find_tool, psql_for
 from core.postgres.connection import ConnectionParams
 from core.postgres.versions import major
 from core.progress import NullReporter, Reporter
@@ -220,18 +233,16 @@ def run_logical_restore(
             mark_staging(tmp)
             run = _Run(request, manifest, dump, tool, store, reporter, os.path.join(tmp, "dump"))
             run.check_later = load_into != into
+            run.tables, run.new_tables, run.into = tables, new_tables, into
             try:
-                downloaded = run.fetch(tables)
-                try:
-                    run.restore_checked(load_into, tables, not tables)
-                except BaseException:
-                    target.undo(params, load_into, not tables, new_tables)
-                    raise
+                downloaded = run.fetch()
+                run.restore_or_undo(load_into, not tables)
             finally:
                 unlink_all(run.linked)
         if load_into != into:
             target.take_name(params, load_into, into, replace)
         reporter.advance(run.restore_share - run.claimed, files=1)  # only now: complete
+    tables, dump = run.tables, run.dump
     return LogicalRestoreResult(
         backup_id=manifest.backup_id,
         database=dump.name,
@@ -274,8 +285,12 @@ class _Run:
     #: of restore_share, what pg_restore's finished items already claimed
     claimed: int = 0
     loaded: int = 0  # tables whose data pg_restore finished loading
+    #: a table restore's tables (with their partitions), those it creates, and its database
+    tables: tuple[TableEntry, ...] = ()
+    new_tables: tuple[TableEntry, ...] = ()
+    into: str = ""
 
-    def fetch(self, tables: tuple[TableEntry, ...]) -> int:
+    def fetch(self) -> int:
         """Download toc.dat, then the data files the restore reads; bytes downloaded."""
         os.makedirs(self.directory)
         self.reporter.phase("download")
@@ -284,26 +299,71 @@ class _Run:
         if not toc:
             raise OperationFailed(f"logical backup {self.manifest.backup_id} has no {TOC}")
         # a table restore downloads toc.dat, then only the chosen tables' files
-        self._check_space(tuple(toc) if tables else self.dump.files)
+        self._check_space(tuple(toc) if self.tables else self.dump.files)
         done = self._get(toc[0])
-        if tables:
-            listed = run_tool(
-                [self.tool.path, "-l", self.directory], "pg_restore -l", self.reporter.checkpoint
-            )
-            selection = select_entries(listed, tables, self.request.foreign_keys)
-            self.listing = selection.listing
-            files = data_files(files, selection.data_ids)
-            self._check_space(tuple(files))
-        elif not self.request.foreign_keys or self.dump.patterns:
-            listed = run_tool(
-                [self.tool.path, "-l", self.directory], "pg_restore -l", self.reporter.checkpoint
-            )
-            self.listing = database_listing(listed, self.dump.tables, self.request.foreign_keys)
+        if self.tables or not self.request.foreign_keys or self.dump.patterns:
+            files = self._choose(files)  # a whole database's restore takes every entry
         self.restore_share = sum(f.size for f in files) + done
         self.reporter.set_totals(bytes_total=2 * self.restore_share, files_total=len(files) + 2)
         with ThreadPoolExecutor(self.request.jobs, thread_name_prefix="pgvault-logical") as pool:
             done += sum(pool.map(self._get, files))
         return done
+
+    def _choose(self, files: list[DumpFile]) -> list[DumpFile]:
+        """The entries restored (the -L listing) and the data files they read."""
+        listed = run_tool(  # -v: what each entry depends on
+            [self.tool.path, "-l", "-v", self.directory], "pg_restore -l", self.reporter.checkpoint
+        )
+        self._partitions(listed)
+        if not self.tables:
+            self.listing = database_listing(listed, self.dump.tables, self.request.foreign_keys)
+            return files
+        selection = self._select(listed)
+        self.listing = selection.listing
+        chosen = data_files(files, selection.data_ids)
+        self._check_space(tuple(chosen))
+        return chosen
+
+    def _partitions(self, listed: str) -> None:
+        """A logical.json older than partition tracking: each partition's parent from the
+        dump's own TOC, so that a partitioned table comes with its partitions."""
+        derived = toc_partitions(listed, self.dump.tables)
+        if derived is None or not (self.tables or self.dump.patterns):
+            return  # a whole database's entries are all restored: nothing to choose
+        self.dump = dataclasses.replace(self.dump, tables=derived)
+        self.reporter.log(
+            f"logical backup {self.manifest.backup_id} does not record partitions (written "
+            "by an older pgvault): partitioned tables and their partitions taken from its TOC"
+        )
+        if self.tables:
+            self.tables = match_tables(self.dump, self.request.tables)
+            self.new_tables = target.check_tables(
+                self.request.connection,
+                self.into,
+                self.tables,
+                self.request.clean,
+                self.request.foreign_keys,
+            )
+
+    def _select(self, listed: str) -> Selection:
+        """The table restore's entries; a sequence a partition's default uses (its parent's)
+        comes too unless the target has it already (which its default then uses)."""
+        fk = self.request.foreign_keys
+        selection = select_entries(listed, self.tables, fk)
+        existing = target.existing_sequences(self.request.connection, self.into, selection.borrowed)
+        if existing:
+            selection = select_entries(listed, self.tables, fk, existing)
+            for tag in existing:
+                self.reporter.log(
+                    f"sequence {tag.replace(' ', '.', 1)}, which a restored table's column "
+                    "default uses, exists in the target: kept as it is (not restored)"
+                )
+        for tag in selection.borrowed:
+            self.reporter.log(
+                f"restoring sequence {tag.replace(' ', '.', 1)} (a restored table's column "
+                "default uses it; the table owning it is not restored: it is owned by none)"
+            )
+        return selection
 
     def _check_space(self, files: tuple[DumpFile, ...]) -> None:
         """Enough room for what is written: a linked local file takes none."""
@@ -412,30 +472,13 @@ class _Run:
             target.create_schemas(params, into, {t.schema for t in chosen})
         application = f"{target.APP} {self.manifest.backup_id} {os.getpid()}"
         dsn, password = tool_conninfo(params, into, application)
-        argv = [
-            self.tool.path,
-            "-d",
-            dsn,
-            "-j",
-            str(self.request.jobs),
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "--verbose",  # which tables are loaded: the restore's progress (load_log)
-        ]
-        if tables and self.request.clean:
-            target.drop_partitioned(params, into, tables)
-            argv += ["--clean", "--if-exists"]
-        if self.listing is not None:
-            path = os.path.join(os.path.dirname(self.directory), "restore.list")
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(self.listing)
-            argv += ["-L", path]
-        log = LoadLog(self.request.jobs == 1, self._data_ids(), self._loaded)
+        argv = self._command(dsn, tables)
+        piped = isinstance(argv, Piped)
+        log = LoadLog(piped or self.request.jobs == 1, self._data_ids(), self._loaded)
         locks = LockWatcher("pg_restore", params, into, application, self.reporter)
         try:
             run_tool(
-                [*argv, self.directory],
+                argv,
                 "pg_restore",
                 self.reporter.checkpoint,
                 password,
@@ -445,13 +488,53 @@ class _Run:
             log.ended()
             locks.finished()
         except OperationFailed as exc:
-            raise _foreign_key_hint(exc, self.request.foreign_keys) from None
+            exc = rolled_back(exc, piped)
+            raise missing_relation_hint(foreign_key_hint(exc, self.request.foreign_keys)) from None
         finally:
             locks.close()
 
+    def _command(self, dsn: str, tables: tuple[TableEntry, ...]) -> list[str] | Piped:
+        """pg_restore -j J into the database; for --clean of tables, pg_restore's script
+        (-f -) run by psql in one transaction with the drops before it: a failure or a kill
+        rolls back, and the old tables stay. One transaction is one session: no -j then."""
+        options = ["--no-owner", "--no-privileges", "--verbose"]  # -v: the progress (load_log)
+        if self.listing is not None:
+            path = os.path.join(os.path.dirname(self.directory), "restore.list")
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(self.listing)
+            options += ["-L", path]
+        if not (tables and self.request.clean):
+            argv = [self.tool.path, "-d", dsn, "-j", str(self.request.jobs), "--exit-on-error"]
+            return [*argv, *options, self.directory]
+        source = [self.tool.path, "-f", "-", "--single-transaction", "--clean", "--if-exists"]
+        psql = [psql_for(self.tool, self.request.pg_bindir).path, "-X", "-q", "-d", dsn]
+        psql += ["-v", "ON_ERROR_STOP=1"]
+        drops = target.partitioned_drops(tables)
+        if drops:  # before pg_restore's own BEGIN, which is then a warning and no more
+            psql += ["-c", "begin", *(x for d in drops for x in ("-c", d))]
+        return Piped([*source, *options, self.directory], [*psql, "-f", "-"])
+
+    def restore_or_undo(self, into: str, create_db: bool) -> None:
+        """restore_checked; when it fails, what it made is removed, and its error says
+        what the target holds now."""
+        params = self.request.connection
+        try:
+            self.restore_checked(into, self.tables, create_db)
+        except OperationFailed as exc:
+            undone = target.undo(params, into, create_db, self.new_tables)
+            if type(exc) is not OperationFailed:  # a cancel, a damage, a lost server: as is
+                raise
+            clean = bool(self.tables) and self.request.clean
+            raise left_state(
+                exc, into if create_db else None, undone, clean, self.new_tables
+            ) from None
+        except BaseException:
+            target.undo(params, into, create_db, self.new_tables)
+            raise
+
     def _data_ids(self) -> dict[str, int]:
         """Dump IDs by table name, which a serial pg_restore logs in place of the IDs."""
-        if self.request.jobs != 1:
+        if self.request.jobs != 1 and not (self.request.tables and self.request.clean):
             return {}
         listing = self.listing
         if listing is None:
@@ -471,18 +554,6 @@ class _Run:
         if claim > 0:
             self.claimed += claim
             self.reporter.advance(claim)
-
-
-def _foreign_key_hint(exc: OperationFailed, foreign_keys: bool) -> OperationFailed:
-    """pg_restore's failure, with the way out when a foreign key names a missing table (a
-    --table backup or restore without the table it references)."""
-    # the first line of an ADD CONSTRAINT ... FOREIGN KEY ends at the table's name
-    if foreign_keys and re.search(r"does not exist; Command was: ALTER TABLE ONLY \S+$", str(exc)):
-        return OperationFailed(
-            f"{exc} (a foreign key references a table this restore does not hold: restore "
-            "that table too, or leave the foreign keys out with --no-foreign-keys)"
-        )
-    return exc
 
 
 #: of a table's share of the restore, what its loaded data claims before the end

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from typing import Any
 
 from core.catalog.owner import judge, this_process
@@ -21,6 +22,8 @@ log = logging.getLogger("pgvault.logical")
 APP = "pgvault logical restore"
 #: a database being restored is loaded under this prefix and renamed once complete
 TEMPORARY_PREFIX = "pgvault_restore_"
+#: the database --clean replaces, set aside until the restored one has its name
+REPLACED_PREFIX = "pgvault_replaced_"
 #: its comment names the restoring process, so that a later restore drops a killed one's
 OWNER_COMMENT = "pgvault logical restore in progress, owner: "
 #: NAMEDATALEN - 1: PostgreSQL silently truncates a longer name
@@ -138,6 +141,7 @@ def check_tables(
         if clean:
             held = _referenced(session, existing, tables if foreign_keys else ())
             held += _viewed(session, existing)
+            held += _attached(session, existing, tables)
     if existing and not clean:
         names = ", ".join(t.qualified for t in existing)
         raise InputError(
@@ -147,8 +151,8 @@ def check_tables(
     if held:
         raise InputError(
             f"--clean cannot replace {'; '.join(held)}: pg_restore cannot drop a table another "
-            "table's foreign key references or a view reads; restore the referencing table "
-            "too (--table), or drop that constraint or view first"
+            "table's foreign key references or a view reads, nor a partition alone; restore "
+            "the referencing table too (--table), or drop that constraint or view first"
         )
     return tuple(t for t in tables if t not in existing)
 
@@ -171,6 +175,31 @@ def _referenced(
             f"table {t.qualified} (referenced by foreign key {name} of table {schema}.{rel})"
             for name, schema, rel in rows
             if (schema, rel) not in others
+        ]
+    return held
+
+
+def _attached(
+    session: Session, existing: list[TableEntry], restored: tuple[TableEntry, ...]
+) -> list[str]:
+    """'partition X (of partitioned table Y, which is not restored)': DROP TABLE of a
+    partition keeps its parent, whose keys it inherits, and pg_restore's --clean first
+    drops those keys, which PostgreSQL refuses."""
+    names = {(t.schema, t.name) for t in restored}
+    held = []
+    for t in existing:
+        rows = session.query(
+            "select n.nspname, p.relname from pg_inherits i join pg_class c on c.oid = "
+            "i.inhrelid join pg_class p on p.oid = i.inhparent join pg_namespace n on "
+            "n.oid = p.relnamespace where c.oid = %s::regclass and c.relispartition",
+            (f"{ident(t.schema)}.{ident(t.name)}",),
+        )
+        held += [
+            f"partition {t.qualified} (of partitioned table {schema}.{parent}, which is "
+            "not restored: restore that table, its partitions come with it, or detach "
+            "the partition first)"
+            for schema, parent in rows
+            if (schema, parent) not in names
         ]
     return held
 
@@ -208,29 +237,78 @@ def create_database(params: ConnectionParams, name: str, encoding: str) -> None:
 
 
 def take_name(params: ConnectionParams, loaded: str, name: str, replace: bool) -> None:
-    """The restored database takes its name; with `replace` (--clean) the existing one is
-    dropped first (its sessions ended). Until then a failure drops the restored one."""
+    """The restored database takes its name. With `replace` (--clean) the existing one is
+    first set aside (closed to new sessions, its sessions ended, renamed) and dropped only
+    once the restored one has its name: a failure on the way puts it back as it was."""
     with Session(params, application_name=APP) as session:
-        try:
-            if replace:
-                session.query(
-                    f"drop database {ident(name)} with (force)", what=f"dropping database {name}"
-                )
-        except BaseException:
-            undo(params, loaded, True, ())
-            raise
+        aside = _set_aside(session, params, name, loaded) if replace else None
         try:
             session.query(
                 f"alter database {ident(loaded)} rename to {ident(name)}",
                 what=f"renaming database {loaded} to {name}",
             )
         except PgvaultError as exc:
-            if replace:  # the old one is gone: keep the restored copy, naming it
-                raise OperationFailed(f"{exc}; the restored database is {loaded}") from None
-            undo(params, loaded, True, ())
-            raise
+            copy = "dropped" if undo(params, loaded, True, ()) else f"left as {loaded}: drop it"
+            if aside is None:
+                raise OperationFailed(f"{exc} (the restored copy is {copy})") from None
+            back = _put_back(session, aside, name)
+            raise OperationFailed(f"{exc} ({back}; the restored copy is {copy})") from None
         # after the rename: a restore killed before it leaves a database still marked
         session.query(f"comment on database {ident(name)} is null", what="comment")
+        if aside is not None:
+            try:
+                session.query(f"drop database {ident(aside)} with (force)", what="drop")
+            except PgvaultError as exc:
+                log.warning("the replaced database is left as %s (drop it): %s", aside, exc)
+
+
+def _set_aside(session: Session, params: ConnectionParams, name: str, loaded: str) -> str:
+    """The database --clean replaces, renamed out of the way (new sessions refused, its
+    own ended); its new name. A failure leaves it as it was and drops the restored copy."""
+    aside = REPLACED_PREFIX + loaded.removeprefix(TEMPORARY_PREFIX)
+    try:
+        session.query(f"alter database {ident(name)} allow_connections false", what="close")
+        _rename_alone(session, name, aside)
+    except BaseException:
+        with contextlib.suppress(PgvaultError):
+            session.query(f"alter database {ident(name)} allow_connections true", what="open")
+        undo(params, loaded, True, ())
+        raise
+    return aside
+
+
+def _rename_alone(session: Session, name: str, new: str) -> None:
+    """Rename a database once its sessions are ended (one may still be ending: 3 tries)."""
+    for attempt in range(3):
+        session.query(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where datname = %s and pid <> pg_backend_pid()",
+            (name,),
+            what=f"ending the sessions of database {name}",
+        )
+        try:
+            session.query(
+                f"alter database {ident(name)} rename to {ident(new)}",
+                what=f"setting database {name} aside",
+            )
+            return
+        except PgvaultError:
+            if attempt == 2:  # noqa: PLR2004 - the last of 3
+                raise
+            time.sleep(1)
+
+
+def _put_back(session: Session, aside: str, name: str) -> str:
+    """The set-aside database under its name again, open to sessions; what it says."""
+    try:
+        session.query(f"alter database {ident(aside)} rename to {ident(name)}", what="rename")
+        session.query(f"alter database {ident(name)} allow_connections true", what="open")
+    except PgvaultError as exc:
+        return (
+            f"the existing database {name} is left as {aside}, closed to new sessions "
+            f"({exc}): rename it back and ALTER DATABASE ... ALLOW_CONNECTIONS true"
+        )
+    return f"the existing database {name} is as it was"
 
 
 def create_schemas(params: ConnectionParams, database: str, schemas: set[str]) -> None:
@@ -239,30 +317,45 @@ def create_schemas(params: ConnectionParams, database: str, schemas: set[str]) -
             session.query(f"create schema if not exists {ident(schema)}", what="create schema")
 
 
-def drop_partitioned(
-    params: ConnectionParams, database: str, tables: tuple[TableEntry, ...]
-) -> None:
-    """--clean of a partitioned table restored with its partitions: drop it (its partitions
-    go with it) before pg_restore, whose --clean would first drop each partition's inherited
-    constraints, which PostgreSQL refuses. check_tables has refused what holds it."""
+def existing_sequences(
+    params: ConnectionParams, database: str, tags: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Of these 'schema name' tags (pg_restore -l's), those naming a sequence in the
+    database (a space in a schema's name: each way of splitting is tried)."""
+    if not tags:
+        return ()
+    found = []
+    with Session(params, application_name=APP, dbname=database) as session:
+        for tag in tags:
+            splits = [(tag[:i], tag[i + 1 :]) for i, c in enumerate(tag) if c == " "]
+            if any(
+                session.query(
+                    "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                    "where n.nspname = %s and c.relname = %s and c.relkind = 'S'",
+                    split,
+                )
+                for split in splits
+            ):
+                found.append(tag)
+    return tuple(found)
+
+
+def partitioned_drops(tables: tuple[TableEntry, ...]) -> list[str]:
+    """--clean of a partitioned table restored with its partitions: DROP it (its partitions
+    go with it) before pg_restore's script, whose --clean would first drop each partition's
+    inherited constraints, which PostgreSQL refuses. In the restore's one transaction.
+    check_tables has refused what holds it."""
     names = {(t.schema, t.name) for t in tables}
     parents = {t.partition_of for t in tables if t.partition_of in names}
     roots = [t for t in tables if (t.schema, t.name) in parents and t.partition_of not in names]
-    if not roots:
-        return
-    with Session(params, application_name=APP, dbname=database) as session:
-        for t in roots:
-            session.query(
-                f"drop table if exists {ident(t.schema)}.{ident(t.name)}",
-                what=f"dropping partitioned table {t.qualified} to replace it",
-            )
-            log.info("dropped partitioned table %s and its partitions to replace them", t.qualified)
+    return [f"drop table if exists {ident(t.schema)}.{ident(t.name)}" for t in roots]
 
 
 def undo(
     params: ConnectionParams, database: str, created_db: bool, tables: tuple[TableEntry, ...]
-) -> None:
-    """Remove what a failed restore made: the database it created, or the new tables."""
+) -> bool:
+    """Remove what a failed restore made: the database it created, or the new tables;
+    whether it is gone."""
     with contextlib.suppress(PgvaultError):
         if created_db:
             with Session(params, application_name=APP) as session:
@@ -274,5 +367,6 @@ def undo(
                         f"drop table if exists {ident(t.schema)}.{ident(t.name)} cascade",
                         what="drop table",
                     )
-        return
+        return True
     log.warning("could not remove what the failed restore made in %s", database)
+    return False

@@ -80,3 +80,12 @@ def _from_bindir(name: str, minimum: int, bindir: str) -> Tool:
             f"{tool.path} is PostgreSQL {tool.major}: this needs PostgreSQL {minimum} or later"
         )
     return tool
+
+
+def psql_for(restore: Tool, bindir: str | None = None) -> Tool:
+    """The psql that runs this pg_restore's script: its own directory's, else one of its
+    major or later (an older psql does not know the meta-commands a newer script holds)."""
+    tool = probe(os.path.join(os.path.dirname(restore.path), "psql"))
+    if tool is not None and tool.major >= restore.major:
+        return tool
+    return find_tool("psql", restore.major, restore.major, bindir)

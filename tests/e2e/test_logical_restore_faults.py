@@ -178,6 +178,11 @@ def test_pg_restores_error_line_is_the_message_and_the_table_is_removed(taken: T
     assert result.returncode == 1, result.stderr
     assert 'ERROR:  relation "orders_customer" already exists' in result.stderr
     assert "Command was: CREATE INDEX orders_customer" in result.stderr
+    # what the target holds now
+    assert "(the tables it created are dropped (sales.orders); the others are as they were)" in (
+        result.stderr
+    )
+    assert result.stderr.count("\n") == 1
     assert pg.one("select to_regclass('sales.orders')", dbname="clash") is None
 
 

@@ -123,7 +123,9 @@ def add_restore_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--clean",
         action="store_true",
-        help="replace an existing database's or table's objects instead of refusing",
+        help="replace an existing database (once the new one is complete) or existing tables "
+        "(in one transaction: a failure or a kill leaves them as they were; pg_restore then "
+        "runs serially, -J does not apply) instead of refusing",
     )
     group.add_argument(
         "--no-foreign-keys",

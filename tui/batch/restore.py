@@ -103,7 +103,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--jobs",
         type=positive_int,
         default=DEFAULT_JOBS,
-        help=f"ranged downloads in flight, over every archive (default: {DEFAULT_JOBS})",
+        help=f"ranged downloads in flight, over every archive (default: {DEFAULT_JOBS}); also a "
+        "logical restore's pg_restore -j (not --table --clean: one transaction, serial)",
     )
     parser.add_argument(
         "--max-bandwidth",

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
 from core.errors import InputError
 from core.logical.inventory import Relation, pattern_parts, select_tables
 from core.logical.manifest import DumpFile, TableEntry
-from core.logical.selection import data_files, select_entries
+from core.logical.selection import ABSENT_PARENT, data_files, select_entries, toc_partitions
 
 ORDERS = TableEntry(
     "sales", "orders", 2000, 8192, ("orders_customer", "orders_pkey"), (("sales", "orders_id_seq"),)
@@ -95,3 +96,50 @@ def test_a_pattern_matching_nothing_is_bad_input() -> None:
         select_tables(found, ("orders",), "shop")  # not on the search path
     with pytest.raises(InputError, match=r"no table matches 'public\.orders'"):
         select_tables(found, ("sales.orders", "public.orders"), "shop")
+
+
+# `pg_restore -l -v` of a partitioned table with a serial key (PostgreSQL 15 and 18 alike):
+# the partition's TABLE depends on its parent's sequence, its ATTACH on both tables
+VERBOSE = """;
+223; 1259 16432 TABLE sales events postgres
+;\tdepends on: 6
+222; 1259 16431 SEQUENCE sales events_id_seq postgres
+;\tdepends on: 223 6
+3424; 0 0 SEQUENCE OWNED BY sales events_id_seq postgres
+;\tdepends on: 222
+224; 1259 16439 TABLE sales events_a postgres
+;\tdepends on: 222 223 6
+3233; 0 0 TABLE ATTACH sales events_a postgres
+;\tdepends on: 224 223
+3412; 0 16439 TABLE DATA sales events_a postgres
+;\tdepends on: 224
+3426; 0 0 SEQUENCE SET sales events_id_seq postgres
+;\tdepends on: 222
+"""
+EVENTS = TableEntry("sales", "events", 0, 0, ("events_pkey",), (("sales", "events_id_seq"),))
+EVENTS_A = TableEntry("sales", "events_a", 1000, 8192, ("events_a_pkey",))
+
+
+def test_a_partition_alone_borrows_its_parents_sequence_without_owned_by() -> None:
+    selection = select_entries(VERBOSE, [EVENTS_A])
+    ids = [line.split(" ", 1)[0] for line in kept(selection.listing)]
+    assert ids == ["222;", "224;", "3412;", "3426;"]  # not 3424 (OWNED BY), not 3233 (ATTACH)
+    assert selection.borrowed == ("sales events_id_seq",)
+    kept_out = select_entries(VERBOSE, [EVENTS_A], keep_out=["sales events_id_seq"])
+    assert [line.split(" ", 1)[0] for line in kept(kept_out.listing)] == ["224;", "3412;"]
+    assert kept_out.borrowed == ()
+    # with its parent, the sequence is the parent's own: nothing borrowed
+    both = select_entries(VERBOSE, [EVENTS, replace(EVENTS_A, partition_of=("sales", "events"))])
+    assert both.borrowed == () and "3424;" in {x.split(" ", 1)[0] for x in kept(both.listing)}
+
+
+def test_partitions_come_from_the_toc_when_the_manifest_lacks_them() -> None:
+    derived = toc_partitions(VERBOSE, (EVENTS, EVENTS_A))
+    assert derived is not None
+    assert [t.partition_of for t in derived] == [None, ("sales", "events")]
+    # a --table backup of the partition alone: its ATTACH depends on no table it holds
+    alone = VERBOSE.replace(";\tdepends on: 224 223", ";\tdepends on: 224")
+    assert toc_partitions(alone, (EVENTS_A,)) == (replace(EVENTS_A, partition_of=ABSENT_PARENT),)
+    # recorded already, or no partition: nothing derived
+    assert toc_partitions(VERBOSE, derived) is None
+    assert toc_partitions(LISTING, (ORDERS, LINES)) is None
