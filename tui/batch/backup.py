@@ -7,7 +7,7 @@ import os
 import sys
 
 from core.errors import ExitCode, InputError
-from tui.batch.encryption_options import add_unlock, apply_unlock
+from tui.batch.encryption_options import add_unlock, apply_unlock, check_backup_key
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.logical import add_backup_arguments
 from tui.batch.logical import run_backup as run_logical
@@ -201,6 +201,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     )
     if args.database or args.table or args.all_databases:
         apply_unlock(args)
+        check_backup_key(args, where, args.server_name)
         return run_logical(args, ctx, where)
     _refuse_logical(args)
     from core.backup.request import make_backup_request
@@ -230,6 +231,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         where.check()
         return ExitCode.OK
     apply_unlock(args)
+    check_backup_key(args, where, args.server_name)
     from core.backup.job import BACKUP
     from core.jobs.results import BackupJobResult
 
