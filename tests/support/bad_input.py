@@ -428,6 +428,12 @@ def _command_cases(world: World) -> Iterator[Case]:
         yield Case(("keys", action, world.url, SERVER, *flags), 3, "keys flag", flags[0])
     yield Case(("verify", world.url, SERVER, BACKUP_ID, "--pg-bindir", "/x"), 3, "drill only")
     yield Case(("check-wal-archive", world.url, SERVER, "--gaps", "--timeline", "2"), 3, "gaps")
+    yield Case(
+        ("check-wal-archive", world.url, SERVER, "--repair", "--timeline", "2"),
+        3,
+        "repair",
+        "--repair and --timeline",  # the flag typed, not --gaps which it implies
+    )
     yield from _wal_and_tier_cases(world)
 
 

@@ -96,9 +96,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     from core.wal.errors import ArchiveGaps
     from core.wal.gaps import archive_gaps
 
+    if (args.gaps or args.repair) and args.timeline is not None:
+        given = "--repair" if args.repair else "--gaps"
+        raise InputError(f"{given} and --timeline answer different questions: use one")
     args.gaps = args.gaps or args.repair
-    if args.gaps and args.timeline is not None:
-        raise InputError("--gaps and --timeline answer different questions: use one")
     _refuse_repair_flags(args)
     where = destination_from(args)
     repaired = _repair(args, ctx, where) if args.repair else None
