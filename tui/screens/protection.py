@@ -27,7 +27,7 @@ from tui.widgets.topbar import TopBar
 
 COLUMNS = (
     Col("instance", "INSTANCE", 12),
-    Col("health", "HEALTH", 8),
+    Col("health", "HEALTH", len(UNAVAILABLE)),  # its longest word: healthy ... unavailable
     Col("policy", "POLICY", 10),
     Col("last", "LAST SUCCESS", 12),
     Col("next", "NEXT DUE", 11),
