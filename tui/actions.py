@@ -19,7 +19,14 @@ from textual.timer import Timer
 from core.errors import PgvaultError
 from core.jobs import Job, JobStore, reachable
 from core.logical.attempt import UNFINISHED
-from tui.adapter import BackupRef, DestinationView, HeldKeys, display_url, load_destination
+from tui.adapter import (
+    BackupRef,
+    DestinationView,
+    HeldKeys,
+    display_url,
+    list_server,
+    load_destination,
+)
 from tui.feed import JobFeed
 from tui.messages import DemoProgress
 from tui.modals.confirm import ConfirmScreen
@@ -277,7 +284,13 @@ class ConsoleActions:
         server = view.server(ref.server) if view is not None and view.loaded else None
         listed = server.backups if server is not None and not server.error else None
         self.app.push_screen(
-            RestoreScreen(ref, state.config.state_dir, state.job_environment, listed),
+            RestoreScreen(
+                ref,
+                state.config.state_dir,
+                state.job_environment,
+                listed,
+                lambda: list_server(ref.url, ref.server),
+            ),
             lambda job_id: self.job_started(job_id, "restore"),
         )
 

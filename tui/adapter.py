@@ -315,6 +315,13 @@ def load_destination(url: str, demo: bool = False) -> DestinationView:
     return DestinationView(url, label, tuple(servers), loaded=True, demo=demo)
 
 
+def list_server(url: str, server: str) -> tuple[BackupInfo, ...]:
+    """One server's backups as the catalog view lists them (blocks: run in a thread)."""
+    with open_for_browsing(url) as store:
+        catalog = Catalog(store, server)
+        return shown_backups(catalog, tuple(catalog.backups()))
+
+
 @dataclass(frozen=True)
 class HeldKeys:
     """A server's keys the operator unlocked in this console: never shown, never stored."""

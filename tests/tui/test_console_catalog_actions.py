@@ -7,11 +7,17 @@ jobs they record: the fixed catalog's objects are not real backups.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+from textual.widgets import Input
+
+from core.catalog.backup_info import BackupInfo
 from core.catalog.layout import ServerLayout
+from core.errors import OperationFailed
 from core.jobs import Job, JobFilter, JobState, JobStore
 from tests.support.console import loaded, make_app, open_catalog_on, palette_titles, settle
+from tui.adapter import list_server
 from tui.config import MUTATING
 from tui.modals.confirm import ConfirmScreen
 from tui.modals.help import HelpScreen
@@ -82,9 +88,19 @@ async def test_verify_asks_and_y_starts_a_verify_job(fixed_state: str, fixed_cat
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen))
 
 
-async def test_restore_form_checks_its_fields_and_starts_a_restore_job(
+def error_of(form: RestoreScreen, field: str) -> str:
+    label = form.query_one(f"#{field}-error")
+    return str(label.render()) if label.display else ""
+
+
+async def test_restore_form_says_each_bad_field_under_it_and_starts_a_restore_job(
     fixed_state: str, fixed_catalog: str, tmp_path: Path
 ) -> None:
+    """The physical restore form said the errors of Into, WAL dir, Port, Bandwidth cap and
+    Point in time in its status line only, one per Start. As the other job forms, each is now
+    said under its field (typed ones as typed), every one at Start, the first focused and in
+    view at 80x24; the errors core finds at Start (Into not empty, a target before the
+    backup's end) go under their field too."""
     app = make_app(fixed_state, fixed_catalog)
     async with app.run_test(size=(80, 24)) as pilot:
         await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
@@ -96,35 +112,67 @@ async def test_restore_form_checks_its_fields_and_starts_a_restore_job(
         assert isinstance(form, RestoreScreen)
         assert form.value("backup") == DONE_ID
         status = form.query_one("#form-status")
+        body = form.query_one("#form-body")
 
         await pilot.press("ctrl+s")  # no directory
-        await settle(pilot, lambda: "directory" in str(status.render()))
-        form.query_one("#directory").value = str(tmp_path / "restored")  # type: ignore[attr-defined]
-        form.query_one("#time").value = "yesterday"  # type: ignore[attr-defined]
+        await settle(pilot, lambda: "Fix the fields" in str(status.render()))
+        assert "give the directory" in error_of(form, "directory")
+        assert form.focused is form.query_one("#directory")
+
+        # Typed: Port's error shows as it is typed, under it.
+        form.set_focus(form.query_one("#port"))
+        await pilot.press(*"70000")
+        await settle(pilot, lambda: "from 1 to 65535" in error_of(form, "port"))
+
+        full = tmp_path / "full"
+        full.mkdir()
+        (full / "PG_VERSION").write_text("15\n")
+        values = {
+            "directory": str(full),
+            "wal_restore_dir": str(full / "wal"),
+            "bandwidth": "fast",
+            "time": "yesterday",
+        }
+        for field, value in values.items():
+            form.query_one(f"#{field}").value = value  # type: ignore[attr-defined]
+        form.set_focus(form.query_one("#directory"))
         await pilot.press("ctrl+s")
-        await settle(pilot, lambda: "invalid target time" in str(status.render()))
+        await settle(pilot, lambda: "Fix the fields" in str(status.render()))
+        assert "outside Into" in error_of(form, "wal_restore_dir")
+        assert "from 1 to 65535" in error_of(form, "port")
+        assert "fast" in error_of(form, "bandwidth")
+        assert "invalid target time" in error_of(form, "time")
+        assert not error_of(form, "directory")
+        wal_dir = form.query_one("#wal_restore_dir")
+        assert form.focused is wal_dir
+        await pilot.pause(0.3)
+        assert body.region.contains_region(wal_dir.region), (body.region, wal_dir.region)
         assert jobs_of(fixed_state, "restore") == []
 
-        # Before this backup's end: said in the form, not by a job that fails at once.
+        # Before this backup's end: said under Point in time (core's check at Start).
         assert "e.g. 2026-03-13 02:" in form.query_one("#time").placeholder  # type: ignore[attr-defined]
-        form.query_one("#time").value = "2026-03-13 01:00:00+00:00"  # type: ignore[attr-defined]
+        for field, value in (
+            ("wal_restore_dir", ""),
+            ("port", "5434"),
+            ("bandwidth", "20MB"),
+            ("time", "2026-03-13 01:00:00+00:00"),
+        ):
+            form.query_one(f"#{field}").value = value  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
-        await settle(pilot, lambda: "after the recovery target" in str(status.render()))
+        await settle(pilot, lambda: "after the recovery target" in error_of(form, "time"))
+        assert form.focused is form.query_one("#time")
+        assert "Fix the fields" in str(status.render())
         assert jobs_of(fixed_state, "restore") == []
 
+        # Into not empty: found as the job starts, said under Into.
         form.query_one("#time").value = "2026-03-13 12:00:00+00:00"  # type: ignore[attr-defined]
-        form.query_one("#port").value = "70000"  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
-        await settle(pilot, lambda: "from 1 to 65535" in str(status.render()))
+        await settle(pilot, lambda: "is not empty" in error_of(form, "directory"), timeout=20)
+        assert "--delta" not in error_of(form, "directory")  # the form's words
+        assert form.focused is form.query_one("#directory")
         assert jobs_of(fixed_state, "restore") == []
 
-        form.query_one("#port").value = "5434"  # type: ignore[attr-defined]
-        form.query_one("#bandwidth").value = "fast"  # type: ignore[attr-defined]
-        await pilot.press("ctrl+s")
-        await settle(pilot, lambda: "fast" in str(status.render()))
-        assert jobs_of(fixed_state, "restore") == []
-
-        form.query_one("#bandwidth").value = "20MB"  # type: ignore[attr-defined]
+        form.query_one("#directory").value = str(tmp_path / "restored")  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
         (job,) = jobs_of(fixed_state, "restore")
@@ -219,10 +267,9 @@ async def test_the_restore_form_restores_over_a_directory_with_delta(
         await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
         form = app.screen
         assert isinstance(form, RestoreScreen)
-        status = form.query_one("#form-status")
         form.query_one("#directory").value = str(existing)  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
-        await settle(pilot, lambda: "is not empty" in str(status.render()))
+        await settle(pilot, lambda: "is not empty" in error_of(form, "directory"), timeout=20)
         assert jobs_of(fixed_state, "restore") == []
 
         form.query_one("#delta").value = True  # type: ignore[attr-defined]
@@ -279,11 +326,12 @@ async def test_the_restore_form_names_its_own_wal_dir_field(
         await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
         form = app.screen
         assert isinstance(form, RestoreScreen)
-        status = form.query_one("#form-status")
         form.query_one("#directory").value = str(tmp_path / "restored")  # type: ignore[attr-defined]
         await pilot.press("ctrl+s")
-        await settle(pilot, lambda: "is not a directory" in str(status.render()), timeout=20)
-        said = str(status.render())
+        await settle(
+            pilot, lambda: "is not a directory" in error_of(form, "wal_restore_dir"), timeout=20
+        )
+        said = error_of(form, "wal_restore_dir")  # under the field it is about
         assert "(the WAL dir field)" in said and "--" not in said, said
         assert jobs_of(fixed_state, "restore") == []
 
@@ -372,3 +420,93 @@ async def test_a_backup_the_catalog_does_not_list_is_refused_in_the_restore_form
         await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
         (job,) = jobs_of(fixed_state, "restore")
         assert job.options.get("backup") == "before-upgrade"
+
+
+def take_backup_since(world: Path, backup_id: str, name: str) -> None:
+    """A backup another host (or cron) took after the console listed the catalog: a copy of
+    the DONE backup under a new ID and name."""
+    layout = ServerLayout("pg-main")
+    catalog = world / "catalog"
+    source = catalog / layout.backup_prefix(DONE_ID)
+    copy = catalog / layout.backup_prefix(backup_id)
+    shutil.copytree(source, copy)
+    info = copy / Path(layout.backup_info(backup_id)).name
+    text = info.read_text().replace(DONE_ID, backup_id).replace("before-upgrade", name)
+    info.write_text(text)
+
+
+async def test_a_backup_taken_since_the_listing_is_found_when_the_form_starts(
+    fixed_state: str, fixed_catalog: str, console_world: Path, tmp_path: Path
+) -> None:
+    """The Backup check used the console's last listing: a backup taken since (cron, another
+    host) was refused until the operator pressed R. The form now lists the server again
+    once, off the UI thread, before refusing a Backup its listing lacks; a name still not
+    there is refused under Backup."""
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
+        take_backup_since(console_world, "20260315T020000", "after-upgrade")
+
+        async def start_with(typed: str) -> RestoreScreen:
+            await pilot.press("r")
+            await settle(pilot, lambda: isinstance(app.screen, RestoreScreen))
+            form = app.screen
+            assert isinstance(form, RestoreScreen)
+            form.query_one("#directory", Input).value = str(tmp_path / "restored")
+            form.query_one("#backup", Input).value = typed
+            await pilot.press("ctrl+s")
+            return form
+
+        typo = await start_with("after-upgrad")
+        await settle(pilot, lambda: "no backup 'after-upgrad'" in error_of(typo, "backup"))
+        assert typo.focused is typo.query_one("#backup")
+        assert jobs_of(fixed_state, "restore") == []
+        await pilot.press("escape")
+        await settle(pilot, lambda: isinstance(app.screen, CatalogScreen))
+
+        await start_with("after-upgrade")
+        await settle(pilot, lambda: isinstance(app.screen, JobsScreen), timeout=20)
+        (job,) = jobs_of(fixed_state, "restore")
+        assert job.options.get("backup") == "after-upgrade"
+
+
+async def test_without_a_listing_the_form_says_the_backup_was_not_checked(
+    fixed_state: str, fixed_catalog: str, tmp_path: Path
+) -> None:
+    """With no listing of the server (not loaded yet, or a listing error) the form took any
+    Backup silently. It lists the server at Start; when that fails too it says, under Backup,
+    that the check was skipped, and a second Start restores it unchecked."""
+
+    def unreachable() -> tuple[BackupInfo, ...]:  # the store failing as the form lists it
+        raise OperationFailed("cannot reach the destination: connection refused")
+
+    app = make_app(fixed_state, fixed_catalog)
+    async with app.run_test(size=(80, 24)) as pilot:
+        catalog = await open_catalog_on(app, pilot, f"pg-main/{DONE_ID}")
+        ref = catalog.current_backup()
+        assert ref is not None
+        form = RestoreScreen(ref, fixed_state, None, None, unreachable)
+        app.push_screen(form)
+        await settle(pilot, lambda: form.is_mounted and form.focused is not None)
+        form.query_one("#directory", Input).value = str(tmp_path / "restored")
+        form.query_one("#backup", Input).value = "before-upgrade"
+        await pilot.press("ctrl+s")
+        error = form.query_one("#backup-error")
+        await settle(pilot, lambda: "not checked" in str(error.render()))
+        assert "connection refused" in str(error.render()) and error.display
+        assert jobs_of(fixed_state, "restore") == []
+        await pilot.press("ctrl+s")
+        await settle(pilot, lambda: len(jobs_of(fixed_state, "restore")) == 1, timeout=20)
+
+        # With a listing that works, a Backup the server lacks is refused, not unchecked.
+        listed = RestoreScreen(
+            ref, fixed_state, None, None, lambda: list_server(ref.url, "pg-main")
+        )
+        app.push_screen(listed)
+        await settle(pilot, lambda: listed.is_mounted and listed.focused is not None)
+        listed.query_one("#directory", Input).value = str(tmp_path / "other")
+        listed.query_one("#backup", Input).value = "no-such-name"
+        await pilot.press("ctrl+s")
+        said = listed.query_one("#backup-error")
+        await settle(pilot, lambda: "no backup 'no-such-name'" in str(said.render()))
+        assert len(jobs_of(fixed_state, "restore")) == 1

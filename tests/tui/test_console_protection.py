@@ -213,6 +213,25 @@ async def test_a_vault_whose_destination_is_gone_is_one_unavailable_row(
         assert "unmounted" in shown  # the reason names its destination
 
 
+async def test_an_unavailable_vaults_health_is_not_cut_at_80x24(fixed_state: str) -> None:
+    """Seen in tmux, at 80x24 and at 200x50 alike: an unavailable vault's row read
+    'unavaila' (HEALTH was 8 columns wide). Every health word shows whole, and every
+    other column still fits an 80-column terminal."""
+    write_vault(fixed_state)
+    Registry(fixed_state).add(VaultEntry("lost", f"file://{FIXED / 'unmounted'}"))
+    app = make_app(fixed_state)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("4")
+        await settle(cast("Pilot[object]", pilot), loaded(app))
+        screen = app.screen
+        assert isinstance(screen, ProtectionScreen)
+        table = screen.query_one("#protection-table", DataTable)
+        await pilot.pause(0.2)
+        widths = {str(c.key.value): c.get_render_width(table) for c in table.ordered_columns}
+        assert widths["health"] - 2 * table.cell_padding >= len("unavailable"), widths
+        assert "rpo" in widths and sum(widths.values()) <= 80, widths
+
+
 async def test_the_view_reads_the_vaults_again_while_shown(
     fixed_state: str, monkeypatch: Any
 ) -> None:
@@ -243,3 +262,12 @@ async def test_the_view_reads_the_vaults_again_while_shown(
             return item is not None and str(item.health) == "healthy"
 
         await settle(cast("Pilot[object]", pilot), billing_healthy)
+
+
+def test_the_help_says_what_the_rpo_column_measures() -> None:
+    """Seen in tmux: the RPO column read 10s, 20s, 30s minutes after the newest backup (WAL
+    archived since counts, as status computes it) while the view's help said RPO was the age
+    of the newest backup."""
+    text = ProtectionScreen.HELP_TEXT
+    assert "age of the newest backup)" not in text
+    assert "the newest WAL archived after it" in text

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Input, Static
+from textual.widgets import Input, Label, Static
 
 from core.jobs import Job, JobFilter, JobState, JobStore
 from core.jobs.results import WalRepairJobResult
 from tests.support.console import loaded, make_app, settle
 from tui.app import PgvaultApp
-from tui.modals.wal_repair import WalRepairScreen
+from tui.modals.wal_repair import RepairDefaults, WalRepairScreen, repair_defaults
 from tui.screens.jobs import JobsScreen
 from tui.screens.wal import WalScreen
 from tui.widgets.table import ResponsiveTable
@@ -58,8 +58,10 @@ async def test_a_starts_the_repair_job_and_a_missing_segment_is_reported_lost(
         form = app.screen
         form.query_one("#pgdata", Input).value = str(tmp_path)  # no pg_wal in it
         await pilot.press("ctrl+s")
-        status = form.query_one("#form-status", Static)
-        await settle(pilot, lambda: "not a PostgreSQL data directory" in str(status.render()))
+        error = form.query_one("#pgdata-error", Label)
+        # Under the field it is about (it said so in the status line only).
+        await settle(pilot, lambda: "not a PostgreSQL data directory" in str(error.render()))
+        assert error.display and form.focused is form.query_one("#pgdata")
         assert repair_jobs(fixed_state) == []  # refused before any job was recorded
 
         (tmp_path / "pg_wal").mkdir()
@@ -91,8 +93,8 @@ async def test_a_port_that_is_no_number_is_refused_in_the_form(
     fixed_state: str, fixed_catalog: str
 ) -> None:
     """Seen in tmux: Port `abc` started a wal-repair job that failed at once ("invalid
-    integer value "abc" for connection option "port""); the form says so, as the new
-    backup and logical restore forms do, and records no job."""
+    integer value "abc" for connection option "port""); the form says so, under Port (it
+    said it in the status line only), as the other job forms do, and records no job."""
     app = make_app(fixed_state, fixed_catalog)
     async with app.run_test(size=(120, 36)) as pilot:
         await open_wal(app, pilot)
@@ -101,9 +103,39 @@ async def test_a_port_that_is_no_number_is_refused_in_the_form(
         form = app.screen
         form.query_one("#pgdata", Input).value = ""
         form.query_one("#port", Input).value = "abc"
+        error = form.query_one("#port-error", Label)
+        await settle(pilot, lambda: "from 1 to 65535" in str(error.render()))  # as typed
         await pilot.press("ctrl+s")
         status = form.query_one("#form-status", Static)
-        await settle(pilot, lambda: "from 1 to 65535" in str(status.render()))
+        await settle(pilot, lambda: "Fix the fields" in str(status.render()))
+        assert error.display and form.focused is form.query_one("#port")
         await pilot.pause(0.5)
         assert isinstance(app.screen, WalRepairScreen)
         assert repair_jobs(fixed_state) == []
+
+
+def test_an_agent_backups_conninfo_prefills_the_repair_forms_fields() -> None:
+    """Seen in tmux: after a backup the protection agent (or adhoc-backup) took, the repair
+    form's Database field held the instance's whole datasource conninfo ("user=postgres
+    dbname=postgres host=/tmp/x port=55436") and Host and Port were empty. The fields now
+    get its parts; a password in it is never shown."""
+    conninfo = "user=postgres dbname=appdb host=/tmp/sock port=55436 password=s3cret"
+    job = Job(
+        id=7,
+        kind="backup",
+        state=JobState.SUCCEEDED,
+        server="pg-main",
+        options={"connection": {"dbname": conninfo, "host": None, "port": None, "user": None}},
+    )
+    assert repair_defaults([job], "pg-main") == RepairDefaults(
+        "/tmp/sock", "55436", "postgres", "appdb"
+    )
+    # Fields given on their own still win over the conninfo's.
+    job = Job(
+        id=8,
+        kind="backup",
+        state=JobState.SUCCEEDED,
+        server="pg-main",
+        options={"connection": {"dbname": "appdb", "host": "db1", "port": "5433", "user": "u"}},
+    )
+    assert repair_defaults([job], "pg-main") == RepairDefaults("db1", "5433", "u", "appdb")

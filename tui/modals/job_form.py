@@ -202,6 +202,9 @@ class JobFormScreen(FormScreen[int | None]):
 
     #: fields whose error shows even while they are empty (empty is fine in the others)
     REQUIRED: frozenset[str] = frozenset()
+    #: words of an error (an option core names, a phrase) -> the field it is about: an error
+    #: of build_request's, or of the job's start, naming one shows under that field
+    ERROR_FIELDS: Mapping[str, str] = {}
 
     @abstractmethod
     def build_request(self) -> Any:
@@ -241,6 +244,30 @@ class JobFormScreen(FormScreen[int | None]):
         label.update(Text("; ".join(result.failure_descriptions)))
         label.display = True
 
+    def error_field(self, message: str) -> Input | None:
+        """The field an error is about: the one whose words it names first (None: none)."""
+        named = [(message.find(words), field) for words, field in self.ERROR_FIELDS.items()]
+        for _, field_id in sorted((at, field) for at, field in named if at >= 0):
+            fields = self.query(f"#{field_id}")
+            if fields and self.query(f"#{field_id}-error"):
+                return fields.first(Input)
+        return None
+
+    def refuse(self, message: str, prefix: str = "") -> None:
+        """An error of the form's, in its words: under the field it is about (focused, in
+        view), else in the status line after `prefix`."""
+        said = in_form_words(message, self.OPTION_FIELDS)
+        status = self.query_one("#form-status", Static)
+        widget = self.error_field(message)
+        if widget is None:
+            status.update(Text(f"{prefix}{said}", style="bold red"))
+            return
+        label = self.query_one(f"#{widget.id}-error", Label)
+        label.update(Text(said))
+        label.display = True
+        widget.focus()
+        status.update(Text("Fix the fields marked above.", style="bold red"))
+
     def on_input_changed(self, event: Input.Changed) -> None:
         self.show_field_error(event.input, event.validation_result)
         self.query_one("#form-status", Static).update("")
@@ -271,7 +298,7 @@ class JobFormScreen(FormScreen[int | None]):
         try:
             request = self.build_request()
         except PgvaultError as exc:
-            status.update(Text(in_form_words(str(exc), self.OPTION_FIELDS), style="bold red"))
+            self.refuse(str(exc))
             return
         self.starting = True
         self.query_one("#start", Button).disabled = True
@@ -303,7 +330,4 @@ class JobFormScreen(FormScreen[int | None]):
             self.starting = False
             self.query_one("#start", Button).disabled = False
             error = describe_error(event.worker.error or RuntimeError("failed"))
-            message = in_form_words(error, self.OPTION_FIELDS)
-            self.query_one("#form-status", Static).update(
-                Text(f"cannot start: {message}", style="bold red")
-            )
+            self.refuse(error, "cannot start: ")

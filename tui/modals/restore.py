@@ -10,13 +10,15 @@ view, where it appears.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
-from textual.widgets import Checkbox, Input, Label
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.validation import Validator
+from textual.widgets import Checkbox, Input, Label, Static
 
 from core.backup.request import parse_bandwidth, parse_port
 from core.catalog.backup_info import DONE, BackupInfo
@@ -26,10 +28,11 @@ from core.catalog.reader import LAST_FAILED, LATEST, OLDEST
 from core.errors import InputError
 from core.restore import RestoreRequest, default_pgvault_command, make_target
 from core.restore.job import RESTORE
+from core.restore.plan import inside, missing_dir
 from core.restore.targets import require_ended_before
 from core.storage import StoreConfig
 from core.urls import parse_location
-from tui.adapter import BackupRef
+from tui.adapter import BackupRef, describe_error
 from tui.config import RESTORE_JOBS
 from tui.modals.job_form import JobFormScreen, JobKeys, Parsed
 
@@ -78,6 +81,21 @@ def build_restore_request(
     )
 
 
+def _shortcut(reference: str) -> bool:
+    return reference == "auto" or reference in (*LATEST, *OLDEST, LAST_FAILED)
+
+
+def unlisted(ref: BackupRef, backup: str, listed: Sequence[BackupInfo] | None) -> bool:
+    """True when the Backup field names an ID or a name the listing (None: none) lacks."""
+    reference = backup.strip()
+    if not reference or _shortcut(reference):
+        return False
+    if listed is None:
+        return True
+    by_id = BACKUP_ID_RE.match(reference) is not None
+    return not any((b.backup_id if by_id else b.backup_name) == reference for b in listed)
+
+
 def listed_backup(ref: BackupRef, backup: str, listed: Sequence[BackupInfo] | None) -> str:
     """The Backup field's reference, refused (InputError) when the catalog's listing of the
     server has no DONE backup by that ID or name: said in the form, not by a job that fails
@@ -85,8 +103,7 @@ def listed_backup(ref: BackupRef, backup: str, listed: Sequence[BackupInfo] | No
     reference = backup.strip()
     if not reference:
         raise InputError("name the backup: an ID, a name, latest, or auto with a time")
-    shortcut = reference == "auto" or reference in (*LATEST, *OLDEST, LAST_FAILED)
-    if listed is None or shortcut:
+    if listed is None or _shortcut(reference):
         return reference
     by_id = BACKUP_ID_RE.match(reference) is not None
     found = [b for b in listed if (b.backup_id if by_id else b.backup_name) == reference]
@@ -104,12 +121,36 @@ def listed_backup(ref: BackupRef, backup: str, listed: Sequence[BackupInfo] | No
     return reference
 
 
-#: the form's text fields after Backup: (id, label, placeholder)
-FIELDS = (
-    ("directory", "Into", "an empty or new directory, e.g. /var/lib/pgsql/restored"),
-    ("wal_restore_dir", "WAL dir", "restore_command's, outside Into (empty: INTO.pgvault)"),
-    ("port", "Port", "the restored server's (empty: the source's)"),
-    ("bandwidth", "Bandwidth cap", "on downloads, bytes/s, e.g. 20MB (empty: no limit)"),
+def _into(text: str) -> str:
+    """The Into field, as far as it is cheap to check while typed (its contents: at Start)."""
+    if not text.strip():
+        raise InputError("give the directory to restore into (empty or new)")
+    path = _path(text)
+    if path == "/":
+        raise InputError("the recovery directory cannot be /")
+    missing_dir(path, "the recovery directory")
+    return path
+
+
+#: the form's text fields after Backup: (id, label, placeholder, its parser: empty is fine
+#: but in Into); Point in time's placeholder is the backup's end
+FIELDS: tuple[tuple[str, str, str, Callable[[str], object]], ...] = (
+    ("directory", "Into", "an empty or new directory, e.g. /var/lib/pgsql/restored", _into),
+    (
+        "wal_restore_dir",
+        "WAL dir",
+        "restore_command's, outside Into (empty: INTO.pgvault)",
+        _path,
+    ),
+    ("port", "Port", "the restored server's (empty: the source's)", parse_port),
+    (
+        "bandwidth",
+        "Bandwidth cap",
+        "on downloads, bytes/s, e.g. 20MB (empty: no limit)",
+        parse_bandwidth,
+    ),
+    ("tablespaces", "Tablespaces", "", parse_relocations),
+    ("time", "Point in time", "", lambda text: make_target(time=text.strip())),
 )
 
 
@@ -133,8 +174,21 @@ class RestoreScreen(JobFormScreen):
         "--target-immediate": "Stop",
         "--delta": "Delta",
     }
+    ERROR_FIELDS = {
+        "name the backup": "backup",
+        "the recovery directory": "directory",
+        "give the directory": "directory",
+        "restore_command's": "wal_restore_dir",
+        "--wal-restore-dir": "wal_restore_dir",
+        "--port": "port",
+        "--max-bandwidth": "bandwidth",
+        "tablespace": "tablespaces",
+        "--target-time": "time",
+        "target time": "time",
+        "recovery target": "time",
+    }
 
-    REQUIRED = frozenset({"backup"})
+    REQUIRED = frozenset({"backup", "directory"})
 
     def __init__(
         self,
@@ -142,16 +196,44 @@ class RestoreScreen(JobFormScreen):
         state_dir: str | None,
         keys: JobKeys | None = None,
         listed: Sequence[BackupInfo] | None = None,
+        relist: Callable[[], Sequence[BackupInfo]] | None = None,
     ) -> None:
         super().__init__(state_dir, keys)
         self.ref = ref
         #: the server's backups as the catalog lists them (None: the Backup field unchecked)
         self.listed = tuple(listed) if listed is not None else None
+        #: lists the server again (blocks: run off the UI thread), once, for a Backup the
+        #: listing lacks (a backup taken since) or when there is no listing
+        self.relist = relist
+        self.relisted = False
+
+    def _validators(self, field_id: str, parse: Callable[[str], object]) -> list[Validator]:
+        if field_id == "wal_restore_dir":
+            return [Parsed(self._wal_dir, optional=True)]
+        return [Parsed(parse, optional=field_id not in self.REQUIRED)]
+
+    def _wal_dir(self, text: str) -> str:
+        """restore_command's directory, outside Into (a cheap check of core's rule)."""
+        path, into = _path(text), self.value("directory")
+        if into.strip() and (inside(path, _path(into)) or inside(_path(into), path)):
+            raise InputError(
+                f"restore_command's directory {path} must be outside Into ({_path(into)}): "
+                "whatever is inside would be copied into every later backup"
+            )
+        return path
+
+    def _placeholder(self, field_id: str, default: str) -> str:
+        if field_id == "tablespaces":
+            names = [t.name for t in self.ref.info.tablespaces or ()]
+            return " ".join(f"{name}:DIR" for name in names) + " (empty: where they were)"
+        if field_id == "time":
+            return _time_placeholder(self.ref.info.end_time)
+        return default
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="form"):
             yield Label(f"Restore from {self.ref.server}", id="dialog-title")
-            with Grid(id="form-grid"):
+            with VerticalScroll(id="form-body"), Grid(id="form-grid"):
                 yield Label("Backup", classes="form-label")
                 yield from self.checked_field(
                     "backup",
@@ -159,24 +241,15 @@ class RestoreScreen(JobFormScreen):
                     value=self.ref.info.backup_id,
                     placeholder="an ID, a name, latest, or auto (with a time)",
                 )
-                for field_id, label, placeholder in FIELDS:
+                for field_id, label, placeholder, parse in FIELDS:
+                    if field_id == "tablespaces" and not self.ref.info.tablespaces:
+                        continue
                     yield Label(label, classes="form-label")
-                    yield Input(placeholder=placeholder, id=field_id, compact=True)
-                names = [t.name for t in self.ref.info.tablespaces or ()]
-                if names:
-                    yield Label("Tablespaces", classes="form-label")
-                    yield Input(
-                        placeholder=" ".join(f"{name}:DIR" for name in names)
-                        + " (empty: where they were)",
-                        id="tablespaces",
-                        compact=True,
+                    yield from self.checked_field(
+                        field_id,
+                        self._validators(field_id, parse),
+                        placeholder=self._placeholder(field_id, placeholder),
                     )
-                yield Label("Point in time", classes="form-label")
-                yield Input(
-                    placeholder=_time_placeholder(self.ref.info.end_time),
-                    id="time",
-                    compact=True,
-                )
                 yield Label("Stop", classes="form-label")
                 yield Checkbox(
                     "at the end of the backup (no WAL replayed after it)", id="immediate"
@@ -194,6 +267,60 @@ class RestoreScreen(JobFormScreen):
 
     def on_mount(self) -> None:
         self.focus_first(self.query_one("#directory", Input))
+
+    # ---- the Backup field against a fresh listing -------------------------------------------
+
+    def action_submit(self) -> None:
+        """A Backup the listing lacks (or with no listing) is looked for in the server's
+        catalog once, off the UI thread, before the form refuses it (or says it is not
+        checked); then the form's checks and start as every job form's."""
+        if self.starting:
+            return
+        if (
+            self.relist is not None
+            and not self.relisted
+            and unlisted(self.ref, self.value("backup"), self.listed)
+        ):
+            self.relisted = True
+            self.starting = True  # nothing more is taken meanwhile
+            self.query_one("#form-status", Static).update(
+                Text(f"listing server {self.ref.server} again ...", style="bold")
+            )
+            self.run_worker(self._list_again, thread=True, exit_on_error=False, group="relist")
+            return
+        super().action_submit()
+
+    def _list_again(self) -> None:
+        relist = self.relist
+        if relist is None:
+            return
+        try:
+            listed: Sequence[BackupInfo] | None = relist()
+            error = ""
+        except Exception as exc:  # said under Backup: the check could not be made
+            listed, error = None, describe_error(exc)
+        self.app.call_from_thread(self._listed_again, listed, error)
+
+    def _listed_again(self, listed: Sequence[BackupInfo] | None, error: str) -> None:
+        self.starting = False
+        self.query_one("#form-status", Static).update("")
+        if listed is not None:
+            self.listed = tuple(listed)
+            self.action_submit()
+            return
+        if self.listed is not None:
+            self.action_submit()  # refused by the listing it has (it lists no such backup)
+            return
+        # No listing at all: said once, under Backup; Start again restores it unchecked.
+        label = self.query_one("#backup-error", Label)
+        label.update(
+            Text(
+                f"not checked: server {self.ref.server} could not be listed ({error}); "
+                "Start again to restore it unchecked"
+            )
+        )
+        label.display = True
+        self.query_one("#backup", Input).focus()
 
     def value(self, field_id: str) -> str:
         return self.query_one(f"#{field_id}", Input).value

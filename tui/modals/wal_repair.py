@@ -11,9 +11,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import psycopg2
+import psycopg2.extensions
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
-from textual.widgets import Input, Label, Static
+from textual.containers import Grid, Vertical, VerticalScroll
+from textual.widgets import Input, Label
 
 from core.backup.request import parse_port
 from core.jobs import Job
@@ -21,7 +23,7 @@ from core.postgres.connection import ConnectionParams
 from core.urls import parse_location
 from core.wal.repair import RepairRequest
 from core.wal.repair_job import WAL_REPAIR
-from tui.modals.job_form import JobFormScreen
+from tui.modals.job_form import JobFormScreen, Parsed
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,18 @@ def repair_defaults(jobs: Sequence[Job], server: str) -> RepairDefaults:
     )
     if not backups:
         return RepairDefaults()
-    connection = backups[-1].options.get("connection") or {}
+    connection = dict(backups[-1].options.get("connection") or {})
+    dbname = str(connection.get("dbname") or "")
+    if ConnectionParams(dbname=dbname).dbname_is_conninfo and dbname:
+        # The agent's backups name the server by its datasource, a whole conninfo string
+        # in dbname: the fields get its parts (never a password), not the string in Database.
+        try:
+            parts = psycopg2.extensions.parse_dsn(dbname)
+        except psycopg2.ProgrammingError:
+            parts = {}
+        connection["dbname"] = parts.get("dbname", "")
+        for key in ("host", "port", "user"):
+            connection[key] = connection.get(key) or parts.get(key)
     return RepairDefaults(
         *(str(connection.get(k) or "") for k in ("host", "port", "user", "dbname"))
     )
@@ -74,6 +87,12 @@ class WalRepairScreen(JobFormScreen):
         "--user": "User",
         "--dbname": "Database",
     }
+    ERROR_FIELDS = {
+        "--pgdata": "pgdata",
+        "data directory": "pgdata",
+        "--port": "port",
+        "port '": "port",
+    }
 
     def __init__(
         self, url: str, label: str, server: str, defaults: RepairDefaults, state_dir: str | None
@@ -88,21 +107,26 @@ class WalRepairScreen(JobFormScreen):
         d = self.defaults
         with Vertical(id="dialog", classes="form"):
             yield Label(f"Repair the WAL archive of {self.server}", id="dialog-title")
-            with Grid(id="form-grid"):
-                yield Label("Data directory", classes="form-label")
-                yield Input(
-                    placeholder="the server's PGDATA on this host (empty: connect)",
-                    id="pgdata",
-                    compact=True,
-                )
-                yield Label("Host", classes="form-label")
-                yield Input(d.host, placeholder="host or socket directory", id="host", compact=True)
-                yield Label("Port", classes="form-label")
-                yield Input(d.port, placeholder="5432", id="port", compact=True)
-                yield Label("User", classes="form-label")
-                yield Input(d.user, placeholder="postgres", id="user", compact=True)
-                yield Label("Database", classes="form-label")
-                yield Input(d.dbname, placeholder="postgres", id="dbname", compact=True)
+            with VerticalScroll(id="form-body"), Grid(id="form-grid"):
+                for field_id, label, value, placeholder in (
+                    (
+                        "pgdata",
+                        "Data directory",
+                        "",
+                        "the server's PGDATA on this host (empty: connect)",
+                    ),
+                    ("host", "Host", d.host, "host or socket directory"),
+                    ("port", "Port", d.port, "5432"),
+                    ("user", "User", d.user, "postgres"),
+                    ("dbname", "Database", d.dbname, "postgres"),
+                ):
+                    yield Label(label, classes="form-label")
+                    yield from self.checked_field(
+                        field_id,
+                        [Parsed(parse_port, optional=True)] if field_id == "port" else [],
+                        value=value,
+                        placeholder=placeholder,
+                    )
             yield from self.form_footer(
                 "Start repair",
                 f"in {self.label}: every missing segment still in pg_wal is archived again as "
@@ -118,6 +142,3 @@ class WalRepairScreen(JobFormScreen):
     def build_request(self) -> RepairRequest:
         names = ("pgdata", "host", "port", "user", "dbname")
         return build_repair_request(self.url, self.server, {f: self.value(f) for f in names})
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        self.query_one("#form-status", Static).update("")

@@ -27,7 +27,7 @@ from tui.widgets.topbar import TopBar
 
 COLUMNS = (
     Col("instance", "INSTANCE", 12),
-    Col("health", "HEALTH", 8),
+    Col("health", "HEALTH", len(UNAVAILABLE)),  # its longest word: healthy ... unavailable
     Col("policy", "POLICY", 10),
     Col("last", "LAST SUCCESS", 12),
     Col("next", "NEXT DUE", 11),
@@ -132,7 +132,8 @@ class ProtectionScreen(ConsoleScreen):
     HELP_TEXT = (
         "Every backup instance of every vault this host knows (`pgvault --batch vault list`): "
         "its health from thresholds derived from its schedule, the last successful backup, "
-        "the next slot and the RPO (the age of the newest backup). The agent "
+        "the next slot and the RPO (the age of the newest restorable point: the last "
+        "backup's end, or the newest WAL archived after it). The agent "
         "(`pgvault --batch agent`) takes the backups. `s` stops protecting the highlighted "
         "instance (the agent skips it; its backups stay), `r` resumes it."
     )
