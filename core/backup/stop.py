@@ -69,11 +69,12 @@ def _wait_for_archiving(state: BackupState, stop: BackupStop) -> None:
             seen, failure = failure, archiving_failure(state)
             if failure is not None and (seen is None or seen.wal != failure.wal):
                 warned = waited
-                # The phase is what the jobs view and `jobs list` show of a running job.
-                state.enter(f"waiting for WAL archiving: archive_command fails on {failure.wal}")
+                # Said before the phase changes: whoever sees the phase (the jobs view, `jobs
+                # list`, a test) has had the line.
                 state.log(
                     f"waiting for {last} to be archived: {failure.describe()}", logging.WARNING
                 )
+                state.enter(f"waiting for WAL archiving: archive_command fails on {failure.wal}")
             elif failure is None and seen is not None:
                 state.enter(STOPPING)
         if waited - warned >= WARN_EVERY:

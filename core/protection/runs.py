@@ -368,8 +368,8 @@ def _run_logical(
 
 def _run_stoppable(jobs: JobStore, kind: JobKind[R], request: R) -> Outcome:
     """A job in the foreground, cancelled (as `jobs cancel` does) when the agent is stopped
-    (core.protection.stopping). Its lines go to its job log; stderr shows them only at -v
-    (its end is said in one line by the caller); the agent's own lines meanwhile show."""
+    (core.protection.stopping). Its lines go to its job log; stderr shows its warnings, and
+    its errors only at -v (its end is said in one line by the caller)."""
     try:
         with job_lines_in_job_log():
             return run_foreground(jobs, kind, request, on_start=STOP.watch, capture_logging=True)
@@ -383,20 +383,24 @@ SHOWN_LOGGERS = ("pgvault.protection", "pgvault.lock")
 
 
 class _JobLinesOff(logging.Filter):
-    """Holds back the running job's own lines: pgvault's, but not the SHOWN_LOGGERS' nor the
-    claim-renewal thread's (the agent's), nor other libraries' (already WARNING and up)."""
+    """Holds back the running job's errors (its end, said in one line by the caller) and,
+    once the agent is stopping, all its lines (the stop is said in one line too). Its
+    warnings before that show: an operator waiting on `adhoc-backup` must see that
+    archive_command fails. The SHOWN_LOGGERS', the claim-renewal thread's (the agent's) and
+    other libraries' lines always show."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if any(record.name == n or record.name.startswith(n + ".") for n in SHOWN_LOGGERS):
             return True
-        if record.threadName == CLAIM_THREAD:
+        if record.threadName == CLAIM_THREAD or not record.name.startswith("pgvault"):
             return True
-        return not record.name.startswith("pgvault")
+        return record.levelno < logging.ERROR and stop_reason() is None
 
 
 @contextmanager
 def job_lines_in_job_log() -> Iterator[None]:
-    """At the default verbosity (or -q), the job's own lines stay off stderr meanwhile."""
+    """At the default verbosity (or -q), the job's errors, and its lines once the agent is
+    stopping, stay off stderr meanwhile (_JobLinesOff)."""
     root = logging.getLogger()
     if root.getEffectiveLevel() < logging.WARNING:  # -v: they show as well
         yield

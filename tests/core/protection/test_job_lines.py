@@ -1,7 +1,10 @@
-"""While the agent runs a job, the job's own lines stay off stderr at the default verbosity
-(they are in its job log), and the agent's own warnings and errors still reach it: its
-logger's (passes, claims, Object Lock checks), the claim-renewal thread's whatever logger
-that one goes through (the store it renews in), and the locks' shared with other hosts."""
+"""While the agent runs a job, the job's errors stay off stderr at the default verbosity
+(they are in its job log, and the agent says the job's end in one line), and so do all its
+lines once the agent is stopping; its warnings show (an operator waiting on adhoc-backup
+must see that archive_command fails). The agent's own warnings and errors always reach
+stderr: its logger's (passes, claims, Object Lock checks), the claim-renewal thread's
+whatever logger that one goes through (the store it renews in), and the locks' shared with
+other hosts."""
 
 from __future__ import annotations
 
@@ -53,6 +56,8 @@ def test_the_agents_own_lines_reach_stderr_while_a_job_runs(
             logging.getLogger("pgvault.lock").warning("lock: taking over the stale server lock")
         logging.getLogger("pgvault.backup").warning("after: shown again")
     assert capsys.readouterr().err.splitlines() == [
+        "WARNING: job: archive_command fails",
+        "WARNING: job: retrying an upload",
         "ERROR: agent: the claim was taken over",
         "WARNING: agent: WAL lock not readable",
         "WARNING: agent: retrying the claim's renewal",
@@ -70,3 +75,18 @@ def test_at_v_the_jobs_lines_show_as_well(capsys: pytest.CaptureFixture[str]) ->
         "WARNING: job: archive_command fails",
         "ERROR: agent: the claim was taken over",
     ]
+
+
+def test_once_the_agent_is_stopping_the_jobs_lines_stay_in_its_log(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from core.protection.stopping import STOP
+
+    with cli_logging(0), job_lines_in_job_log():
+        STOP.request("the agent was stopped by SIGTERM")
+        try:
+            logging.getLogger("pgvault.backup").warning("job: cancelled while uploading")
+            logging.getLogger("pgvault.protection").warning("agent: releasing the claim")
+        finally:
+            STOP.reset()
+    assert capsys.readouterr().err.splitlines() == ["WARNING: agent: releasing the claim"]
