@@ -7,12 +7,13 @@ import os
 import sys
 
 from core.errors import ExitCode, InputError
-from tui.batch.encryption_options import add_unlock, apply_unlock, check_backup_key
+from tui.batch.encryption_options import add_unlock, apply_unlock
 from tui.batch.jobrun import add_job_options, run_as_job
 from tui.batch.logical import add_backup_arguments
 from tui.batch.logical import run_backup as run_logical
 from tui.batch.main import Context
 from tui.batch.options import (
+    Destination,
     add_cloud,
     add_general,
     add_tags,
@@ -201,7 +202,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     )
     if args.database or args.table or args.all_databases:
         apply_unlock(args)
-        check_backup_key(args, where, args.server_name)
+        _check_backup_key(args, where, args.server_name)
         return run_logical(args, ctx, where)
     _refuse_logical(args)
     from core.backup.request import make_backup_request
@@ -231,7 +232,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         where.check()
         return ExitCode.OK
     apply_unlock(args)
-    check_backup_key(args, where, args.server_name)
+    _check_backup_key(args, where, args.server_name)
     from core.backup.job import BACKUP
     from core.jobs.results import BackupJobResult
 
@@ -256,3 +257,29 @@ def _refuse_logical(args: argparse.Namespace) -> None:
     ]
     if used:
         raise InputError(f"{', '.join(used)}: only for a logical backup (--database NAME)")
+
+
+def _check_backup_key(args: argparse.Namespace, where: Destination, server: str) -> None:
+    """A key file or identity given to a backup is checked, not ignored: a backup is
+    encrypted by the server's key file (`keys init`), never by a passphrase alone, and a key
+    that does not open that file is as wrong here as in a restore (one scrypt, kept for the
+    job: an incremental reads its parent with it)."""
+    flag = (
+        "--encryption-passphrase-file"
+        if getattr(args, "encryption_passphrase_file", None)
+        else "--identity-file"
+        if getattr(args, "identity_file", None)
+        else None
+    )
+    if flag is None:
+        return
+    from core.encryption import keyfile_key, load_keyfile, unlocked_keys
+
+    with where.open() as store:
+        if load_keyfile(store, server) is None:
+            raise InputError(
+                f"server {server} has no key file ({keyfile_key(server)}), so {flag} would "
+                "encrypt nothing: run `pgvault --batch keys init` first to encrypt its backups "
+                "and WAL, or leave the flag out"
+            )
+        unlocked_keys(store, server)

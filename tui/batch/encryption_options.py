@@ -17,7 +17,6 @@ from core.errors import InputError
 
 if TYPE_CHECKING:
     from core.encryption import Credentials
-    from tui.batch.options import Destination
 
 
 class _Refused(argparse.Action):
@@ -95,29 +94,3 @@ def apply_unlock(args: argparse.Namespace) -> None:
     from core.encryption import use_credentials
 
     use_credentials(read_unlock(args))
-
-
-def check_backup_key(args: argparse.Namespace, where: Destination, server: str) -> None:
-    """A key file or identity given to a backup is checked, not ignored: a backup is
-    encrypted by the server's key file (`keys init`), never by a passphrase alone, and a key
-    that does not open that file is as wrong here as in a restore (one scrypt, kept for the
-    job: an incremental reads its parent with it)."""
-    flag = (
-        "--encryption-passphrase-file"
-        if getattr(args, "encryption_passphrase_file", None)
-        else "--identity-file"
-        if getattr(args, "identity_file", None)
-        else None
-    )
-    if flag is None:
-        return
-    from core.encryption import keyfile_key, load_keyfile, unlocked_keys
-
-    with where.open() as store:
-        if load_keyfile(store, server) is None:
-            raise InputError(
-                f"server {server} has no key file ({keyfile_key(server)}), so {flag} would "
-                "encrypt nothing: run `pgvault --batch keys init` first to encrypt its backups "
-                "and WAL, or leave the flag out"
-            )
-        unlocked_keys(store, server)
