@@ -128,3 +128,44 @@ def test_sigkill_mid_copy_leaves_it_unmade_and_the_next_pass_makes_it(
             assert restored.one("select count(*) from probe") == 555
     finally:
         target.drop()
+
+
+def test_sigkill_mid_adhoc_copy_and_the_next_agent_pass_makes_it(
+    make_dest: Callable[..., TestDestination],
+    cluster_factory: Callable[..., Cluster],
+    pgvault_bin: str,
+    emulators: dict[str, Emulator],
+    tmp_path: Any,
+) -> None:
+    """adhoc-backup under a policy without a copy rule, killed mid-copy: the next agent pass
+    makes that copy (no slot due), once (on the old code no pass ever made it)."""
+    with FaultProxy(
+        emulators["azure"].port, Script([Step(_blob_write, Fault.STALL)]), STALL
+    ) as proxy:
+        _, agent, dest, _, azure = _stopped_setup(
+            make_dest, cluster_factory, pgvault_bin, emulators, tmp_path, None, proxy
+        )
+        adhoc = ("backup-instance", "adhoc-backup", "--vault", "v1", "--name", SERVER)
+        proc = _spawn_group(*adhoc, "--rule-name", "Daily", env=agent.env)
+        _wait_for_stalled_copy(proxy, agent, proc)
+        _kill(proc)
+        [backup] = agent.backups()
+        shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
+        [run] = shown["runs"]
+        assert (run["trigger"], run["state"]) == ("OnDemandBackup", "succeeded")
+        assert run["copyInterrupted"].startswith("killed: the process making the copy"), run
+
+        before = datetime.now(UTC) - timedelta(minutes=5)  # no slot is due yet
+        again = agent.once(before)
+        assert again["errors"] == []
+        [redone] = again["runs"]
+        assert (redone["backupId"], redone["copyInterrupted"], redone["copyStarted"]) == (
+            backup,
+            None,
+            None,
+        )
+        assert redone["secondaryCopy"]["state"] == "succeeded"
+        assert agent.once(before)["runs"] == []
+        assert agent.job_kinds() == ["backup", "copy", "copy"]
+    with dest.store() as store:
+        assert read_copies(store, SERVER)[backup] == (azure.url,)
