@@ -69,6 +69,7 @@ def take_over(vaults: VaultStore, record: RunRecord, reason: str, who: str) -> R
         error=None,
         interrupted=None,
         copy_interrupted=None,
+        copy_started=None,
     )
     vaults.update_run(taken)
     return taken

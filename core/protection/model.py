@@ -393,6 +393,10 @@ class RunRecord:
     #: a SUCCEEDED run whose copy to the secondary its stopped agent cancelled, and why: the
     #: next pass makes the copy (runs.redo_interrupted_copies)
     copy_interrupted: str | None = None
+    #: a SUCCEEDED run's copy to the secondary while it is being made: the process making it
+    #: (host, pid, pidStart, as the job store records a job's) and a token; cleared when the
+    #: copy ends. Left by a killed process: the next pass makes the copy (runs.copy_killed)
+    copy_started: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -400,6 +404,7 @@ class RunRecord:
             "backupId": self.backup_id,
             "claimedBy": self.claimed_by,
             "copyInterrupted": self.copy_interrupted,
+            "copyStarted": self.copy_started,
             "error": redact(self.error) if self.error else None,
             "finished": utc_text(self.finished) if self.finished else None,
             "instance": self.instance,
@@ -420,6 +425,7 @@ class RunRecord:
         node.object_type("PgvaultRun")
         finished = node.child("finished")
         owner = node.child("owner")
+        started = node.child("copyStarted").value
         return cls(
             instance=node.child("instance").text(),
             slot=parse_time(node.child("slot")),
@@ -436,6 +442,7 @@ class RunRecord:
             abandoned=node.child("abandonedClaim").optional_text(),
             interrupted=node.child("interrupted").optional_text(),
             copy_interrupted=node.child("copyInterrupted").optional_text(),
+            copy_started=started if isinstance(started, dict) else None,
         )
 
 

@@ -18,7 +18,7 @@ import psycopg2
 import psycopg2.extensions
 
 from core.errors import InputError, OperationFailed, PgvaultError, ServerBusy, own_cause
-from core.jobs import Job, JobKind, JobState, JobStore
+from core.jobs import ACTIVE_STATES, Job, JobFilter, JobKind, JobState, JobStore, reap_if_gone
 from core.jobs.runner import Outcome, run_foreground
 from core.postgres.connection import ConnectionParams
 from core.protection.claims import (
@@ -28,6 +28,7 @@ from core.protection.claims import (
     new_owner,
     take_over,
 )
+from core.protection.copy_owner import copy_killed, copy_owner
 from core.protection.model import (
     BackupInstance,
     RunRecord,
@@ -173,6 +174,9 @@ def run_claimed(
             error=f"cancelled: {stopped}" if stopped else job.error or str(outcome.error),
             interrupted=stopped,
         )
+    copying = bool(ended.backup_id and instance.secondary_destination)
+    if copying:  # said before the copy starts: a killed copy is found by the next pass
+        ended = replace(ended, copy_started=copy_owner())
     vault.store.update_run(ended)
     if ended.state is RunState.FAILED and not ended.interrupted:  # its own lines: its log
         log.error(
@@ -182,11 +186,11 @@ def run_claimed(
             ended.job_id,
         )
     copied = None
-    if ended.backup_id and instance.secondary_destination:
-        copied = copy_to_secondary(vault, jobs, instance, ended.backup_id)
-        if copied.interrupted:  # the backup is DONE, its copy is not: the next pass makes it
-            ended = replace(ended, copy_interrupted=copied.interrupted)
-            vault.store.update_run(ended)
+    if copying:
+        copied = copy_to_secondary(vault, jobs, instance, ended.backup_id or "")
+        # interrupted: the backup is DONE, its copy is not: the next pass makes it
+        ended = replace(ended, copy_started=None, copy_interrupted=copied.interrupted)
+        vault.store.update_run(ended)
     return RunOutcome(instance.name, slot, trigger, tag, True, ended, copied)
 
 
@@ -194,10 +198,15 @@ def redo_interrupted_copies(
     vault: OpenVault, jobs: JobStore, instance: BackupInstance
 ) -> list[RunOutcome]:
     """Make the copies to the secondary that a stopped agent cancelled (or did not start)
-    after their backup succeeded, unless the catalog records one there meanwhile or the
-    backup is gone; the run forgets it once tried (a copy failing otherwise is reported,
+    after their backup succeeded, or whose process was killed (copy_killed; once: the agent
+    winning the takeover marker makes it), unless the catalog records one there meanwhile or
+    the backup is gone; the run forgets it once tried (a copy failing otherwise is reported,
     not retried, as any is)."""
-    runs = [r for r in vault.store.runs(instance.name) if r.copy_interrupted and r.backup_id]
+    runs = [
+        r
+        for r in vault.store.runs(instance.name)
+        if r.backup_id and (r.copy_interrupted or copy_killed(r))
+    ]
     second = instance.secondary_destination
     if not runs:
         return []
@@ -208,19 +217,43 @@ def redo_interrupted_copies(
     for record in runs:
         if stop_reason() is not None:
             break
+        if not record.copy_interrupted and not _killed_and_taken(vault, jobs, record):
+            continue
         backup_id, copied = record.backup_id or "", None
         if (
             second
             and second not in recorded.get(backup_id, ())
             and still_in_catalog(vault, instance.server_name, backup_id)
         ):
+            vault.store.update_run(replace(record, copy_started=copy_owner()))
             copied = copy_to_secondary(vault, jobs, instance, backup_id)
-        ended = replace(record, copy_interrupted=copied.interrupted if copied else None)
+        interrupted = copied.interrupted if copied else None
+        ended = replace(record, copy_interrupted=interrupted, copy_started=None)
         vault.store.update_run(ended)
         if copied is not None:
             run = (record.slot, record.trigger, record.tag)
             outcomes.append(RunOutcome(instance.name, *run, True, ended, copied))
     return outcomes
+
+
+def _killed_and_taken(vault: OpenVault, jobs: JobStore, record: RunRecord) -> bool:
+    """A run whose copy was killed (copy_killed) and this agent won the right to make it
+    again; its dead copy job in this job store is marked failed at once."""
+    killed = copy_killed(record)
+    if killed is None:
+        return False
+    token = str((record.copy_started or {}).get("token") or "unknown")
+    if not vault.store.claim_takeover(record, f"copy-{token}"):
+        return False  # another agent's pass makes it
+    for job in jobs.list_jobs(JobFilter(states=tuple(ACTIVE_STATES), kinds=("copy",))):
+        reap_if_gone(jobs, job.id)
+    log.warning(
+        "%s: the copy of backup %s to the secondary was %s: making it again",
+        record.instance,
+        record.backup_id,
+        killed,
+    )
+    return True
 
 
 def take_over_abandoned(

@@ -327,9 +327,16 @@ def list_instances(state_dir: str | None, vault: str) -> list[dict[str, Any]]:
 
 
 def show_instance(state_dir: str | None, vault: str, name: str) -> dict[str, Any]:
+    """The instance and its runs; a run whose copy to the secondary was killed shows that
+    copy not made (`copyInterrupted`) until the next pass makes it."""
+    from core.protection.copy_owner import copy_killed
+
     with opened_vault(state_dir, vault) as opened:
         document = opened.store.get_instance(name).to_json()
-        document["runs"] = [run.to_json() for run in opened.store.runs(name)]
+        document["runs"] = [
+            {**run.to_json(), "copyInterrupted": run.copy_interrupted or copy_killed(run)}
+            for run in opened.store.runs(name)
+        ]
     return document
 
 

@@ -9,7 +9,8 @@ pass runs an interrupted slot again when it is still the newest due one (runs.ta
 abandoned), as it does a slot whose holder was killed; an interrupted ad hoc run is not
 run again (the operator asked for it, and is told). A copy to the secondary destination
 running when the signal comes is cancelled the same way: its backup's run stays SUCCEEDED,
-recorded `copy_interrupted`, and the next pass makes the copy (runs.redo_interrupted_copies).
+recorded `copy_interrupted`, and the next pass makes the copy (runs.redo_interrupted_copies);
+so it does when a kill left no such record (copy_owner.copy_killed).
 
 One process runs one agent: the request is process-wide, as a signal is.
 """
