@@ -126,7 +126,10 @@ class Bursts:
     `density`: a write meets one of `write_faults` (by default sent on and its answer lost:
     its retry meets the stored object), anything else one of `faults` (by default answered
     503 SlowDown or reset). The first `outage` requests are all answered 503 (the store
-    throttles as archiving starts).
+    throttles as archiving starts). With `lose_first_write`, the first object write after the
+    outage meets the first of `write_faults` whatever the channel: which requests the storms
+    hit depends on timing (PostgreSQL's archiver, the store's retries under load), and a run
+    must not go without a lost answer.
     """
 
     seed: int
@@ -136,6 +139,7 @@ class Bursts:
     outage: int = 0
     faults: tuple[Fault, ...] = (Fault.UNAVAILABLE, Fault.RESET)
     write_faults: tuple[Fault, ...] = (Fault.LOSE_ANSWER,)
+    lose_first_write: bool = False
     _stormy: bool = field(init=False, default=False)
     _random: random.Random = field(init=False)
 
@@ -146,6 +150,9 @@ class Bursts:
         if self.outage > 0:
             self.outage -= 1
             return Fault.UNAVAILABLE
+        if self.lose_first_write and is_object_write(request):
+            self.lose_first_write = False
+            return self.write_faults[0]
         draw = self._random.random
         self._stormy = draw() >= self.calm if self._stormy else draw() < self.onset
         if not self._stormy or draw() >= self.density:
