@@ -88,6 +88,13 @@ def test_the_gap_check_lists_what_each_backup_lacks(
     make_dest: Callable[..., TestDestination], pgvault_bin: str, wal_sample: WalSample
 ) -> None:
     dest = make_dest("gcs")
+    # A server with nothing archived (a misspelt name in a monitoring check) does not pass.
+    empty = ["check-wal-archive", "--gaps", *dest.cli_args, dest.url, "pg1"]
+    result = pgvault_run(pgvault_bin, *empty, env=dest.env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "nothing is archived for server pg1" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
     _archive(pgvault_bin, dest, wal_sample)
     first, second, third = wal_sample.segments
     fourth = Segment.parse(third).next().name()

@@ -4,9 +4,10 @@ Without --gaps, barman-cloud-check-wal-archive's check: exit 0 when a new server
 into this server name (an empty archive, or with --timeline N nothing on timeline N or
 later), 1 when it must not. Unlike barman-cloud it never creates the bucket. With --gaps,
 the gap check: every backup's WAL is present, and no hole follows it; each gap is listed
-with the backups it cuts. With --repair, a `wal-repair` job first archives again the
-missing segments the server still holds in its pg_wal (core.wal.repair); what it cannot
-find is reported as a lost recovery range (exit 1).
+with the backups it cuts (a server with neither WAL nor backups there is exit 1: a
+misspelt name must not pass a monitoring check). With --repair, a `wal-repair` job first
+archives again the missing segments the server still holds in its pg_wal
+(core.wal.repair); what it cannot find is reported as a lost recovery range (exit 1).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ExitCode, InputError, PgvaultError
+from core.errors import ExitCode, InputError, OperationFailed, PgvaultError
 from tui.batch.catalog_options import add_format
 from tui.batch.jobrun import add_job_options
 from tui.batch.main import Context
@@ -114,6 +115,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if not args.gaps:
             return _usable(args, archived)
         backups = Catalog(store, args.server_name).backups()
+        if not archived and not backups:
+            # A monitoring check of a misspelt server would pass for ever.
+            raise OperationFailed(
+                f"nothing is archived for server {args.server_name} in "
+                f"{where.location.display()}: no WAL and no backup (is the server name right?)"
+            )
         coverage = check_backups(backups, archived, read_histories(store, archived))
     sizes = [b.xlog_segment_size for b in backups if b.xlog_segment_size]
     gaps = archive_gaps(archived, coverage, sizes[-1] if sizes else DEFAULT_SEGMENT_SIZE)
