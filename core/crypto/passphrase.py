@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.crypto.keys import DEFAULT_LOG_N, Passphrase, X25519Identity, parse_identity_file
 from core.errors import InputError
+from core.named_files import read_named_file
 
 PASSPHRASE_ENV = "PGVAULT_ENCRYPTION_PASSPHRASE"  # noqa: S105 - a variable name, not a secret
 
@@ -18,19 +19,17 @@ MAX_SECRET_FILE = 1024 * 1024
 
 
 def _read_private(path: Path, what: str) -> str:
-    """The text of a file only its owner can access; others are refused, as ssh does.
+    """The text of a file only its owner can access; others are refused, as ssh does (a FIFO
+    nobody writes to reads as empty, a pipe with a writer as it comes: core.named_files)."""
 
-    Opened without waiting, so that a FIFO nobody writes to reads as empty instead of
-    hanging; a pipe with a writer (`<(pass show pg)`) is read as it comes."""
+    def owner_only(status: os.stat_result) -> None:
+        if status.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise InputError(
+                f"refusing the {what} {path}: group or others can access it (chmod 600 it)"
+            )
+
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as fh:
-            if os.fstat(fd).st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise InputError(
-                    f"refusing the {what} {path}: group or others can access it (chmod 600 it)"
-                )
-            os.set_blocking(fd, True)
-            data = fh.read(MAX_SECRET_FILE + 1)
+        data = read_named_file(path, MAX_SECRET_FILE, owner_only)
     except OSError as exc:
         raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from None
     if len(data) > MAX_SECRET_FILE:

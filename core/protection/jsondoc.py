@@ -7,12 +7,12 @@ same document always gives the same bytes (the shape `az` prints).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core.errors import InputError
+from core.named_files import read_named_file
 
 
 def dumps(document: Mapping[str, Any] | list[Any]) -> str:
@@ -25,13 +25,10 @@ MAX_DOCUMENT = 16 * 1024 * 1024
 
 
 def read_document(path: str, what: str) -> bytes:
-    """The bytes of a file an operator named (`--policy FILE`), or InputError. Opened
-    without waiting: a FIFO nobody writes to reads as empty instead of hanging."""
+    """The bytes of a file an operator named (`--policy FILE`), or InputError (a FIFO
+    nobody writes to reads as empty: core.named_files)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as fh:
-            os.set_blocking(fd, True)
-            data = fh.read(MAX_DOCUMENT + 1)
+        data = read_named_file(path, MAX_DOCUMENT)
     except OSError as exc:
         raise InputError(f"{what} {path}: cannot read it ({exc.strerror})") from None
     if len(data) > MAX_DOCUMENT:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.errors import InputError
+from core.named_files import read_named_file
 from core.secrets import register_secret
 
 
@@ -68,13 +69,10 @@ MAX_SECRET = 64 * 1024
 
 
 def _from_file(reference: SecretReference) -> str:
-    """The file's first MAX_SECRET bytes as text; opened without waiting, so that a FIFO
-    nobody writes to reads as empty instead of hanging the agent."""
+    """The file as text (a FIFO nobody writes to reads as empty instead of hanging the
+    agent: core.named_files)."""
     try:
-        fd = os.open(reference.uri, os.O_RDONLY | os.O_NONBLOCK)
-        with os.fdopen(fd, "rb") as handle:
-            os.set_blocking(fd, True)
-            data = handle.read(MAX_SECRET + 1)
+        data = read_named_file(reference.uri, MAX_SECRET)
     except OSError as exc:
         raise InputError(
             f"secret reference {reference}: cannot read the file ({exc.strerror})"
