@@ -11,7 +11,6 @@ The copy is held mid-way by a proxy in front of Azurite that stalls its first ob
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -28,14 +27,14 @@ from tests.e2e.test_protection_copy_stopped import (
     _nothing_listed,
     _stopped_setup,
     _wait_for_stalled_copy,
+    the_copy_restores,
 )
 from tests.support.catalog import SERVER
 from tests.support.cli import PGVAULT
 from tests.support.destinations import TestDestination
 from tests.support.emulators import Emulator
 from tests.support.fault_proxy import Fault, FaultProxy, Script, Step
-from tests.support.pitr import new_target, restore, restored_server
-from tests.support.postgres import Cluster, wait_for_recovery_end
+from tests.support.postgres import Cluster
 
 
 def _spawn_group(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
@@ -115,19 +114,7 @@ def test_sigkill_mid_copy_leaves_it_unmade_and_the_next_pass_makes_it(
         shown = agent.run("backup-instance", "show", "--vault", "v1", "--name", SERVER)
         assert [(r["copyInterrupted"], r["copyStarted"]) for r in shown["runs"]] == [(None, None)]
 
-    with dest.store() as store:
-        assert read_copies(store, SERVER)[backup] == (azure.url,)
-    bindir = cluster.bindir
-    cluster.drop()
-    shutil.rmtree(dest.bucket)  # the primary is lost: the copy restores
-    target = new_target()
-    try:
-        restore(direct, target, backup)
-        with restored_server(target, bindir) as restored:
-            wait_for_recovery_end(restored)
-            assert restored.one("select count(*) from probe") == 555
-    finally:
-        target.drop()
+    the_copy_restores(cluster, dest, direct, azure, backup)
 
 
 def test_sigkill_mid_adhoc_copy_and_the_next_agent_pass_makes_it(

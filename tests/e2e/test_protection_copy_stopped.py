@@ -95,6 +95,29 @@ def _stopped_setup(
     return server.cluster, agent, dest, azure, proxied
 
 
+def the_copy_restores(
+    cluster: Cluster,
+    dest: TestDestination,
+    direct: TestDestination,
+    azure: TestDestination,
+    backup: str,
+) -> None:
+    """The copy is listed; with the primary lost, it restores and starts with the rows."""
+    with dest.store() as store:
+        assert read_copies(store, SERVER)[backup] == (azure.url,)
+    bindir = cluster.bindir
+    cluster.drop()
+    shutil.rmtree(dest.bucket)  # the primary is lost: the copy restores
+    target = new_target()
+    try:
+        restore(direct, target, backup)
+        with restored_server(target, bindir) as restored:
+            wait_for_recovery_end(restored)
+            assert restored.one("select count(*) from probe") == 555
+    finally:
+        target.drop()
+
+
 def test_sigterm_mid_copy_cancels_it_and_the_next_pass_makes_it(
     make_dest: Callable[..., TestDestination],
     cluster_factory: Callable[..., Cluster],
@@ -152,19 +175,7 @@ def test_sigterm_mid_copy_cancels_it_and_the_next_pass_makes_it(
         assert agent.job_kinds() == ["backup", "copy", "copy"]
         assert agent.once(at + timedelta(seconds=20))["runs"] == []  # once, not every pass
 
-    with dest.store() as store:
-        assert read_copies(store, SERVER)[backup] == (azure.url,)
-    bindir = cluster.bindir
-    cluster.drop()
-    shutil.rmtree(dest.bucket)  # the primary is lost: the copy restores
-    target = new_target()
-    try:
-        restore(direct, target, backup)
-        with restored_server(target, bindir) as restored:
-            wait_for_recovery_end(restored)
-            assert restored.one("select count(*) from probe") == 555
-    finally:
-        target.drop()
+    the_copy_restores(cluster, dest, direct, azure, backup)
 
 
 def test_sigint_mid_adhoc_copy_cancels_it_and_the_next_pass_makes_it(
